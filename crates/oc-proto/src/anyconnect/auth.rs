@@ -1,0 +1,856 @@
+//! The XML aggregate-auth exchange, from the `init` POST to the `webvpn` cookie.
+//!
+//! [`AuthExchange`] builds each request and reads each response; the shell moves the bytes
+//! and fills the forms (from the command line, a terminal or a front end).
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::QName;
+use quick_xml::Reader;
+use thiserror::Error;
+
+use crate::http::{Request, Response};
+use crate::url::ServerUrl;
+
+/// A form field's type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldKind {
+    Text,
+    Password,
+    Hidden,
+    Select(Vec<SelectOption>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SelectOption {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormField {
+    pub name: String,
+    pub label: String,
+    pub kind: FieldKind,
+    /// Hidden fields carry their value; others may carry a default.
+    pub value: Option<String>,
+    /// Cisco's marker for a second-factor field.
+    pub second_auth: bool,
+}
+
+/// One `auth-request` as the user sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthForm {
+    /// `auth id`: `main`, `challenge`, `success`, ...
+    pub id: String,
+    pub title: Option<String>,
+    pub banner: Option<String>,
+    pub message: Option<String>,
+    pub error: Option<String>,
+    pub action: Option<String>,
+    pub method: Option<String>,
+    pub fields: Vec<FormField>,
+}
+
+impl AuthForm {
+    /// The field that chooses the authentication group, if the form has one.
+    pub fn group_field(&self) -> Option<&FormField> {
+        self.fields
+            .iter()
+            .find(|f| f.name == GROUP_FIELD && matches!(f.kind, FieldKind::Select(_)))
+    }
+}
+
+/// Name of the select that picks the authentication group.
+pub const GROUP_FIELD: &str = "group_list";
+
+/// Everything we use from one `config-auth` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuthDocument {
+    pub doc_type: Option<String>,
+    pub form: AuthForm,
+    /// The `<opaque>` element, verbatim, to be echoed in every later reply.
+    pub opaque: Option<String>,
+    pub session_token: Option<String>,
+    pub authentication_complete: bool,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("server's authentication XML is malformed: {0}")]
+    BadXml(String),
+    #[error("server's answer is not AnyConnect XML (no <auth> element); the legacy HTML form mode is not supported yet")]
+    NotXml,
+    #[error("authentication failed: server answered HTTP {status} {reason}")]
+    Rejected { status: u16, reason: String },
+    #[error("unexpected HTTP {status} {reason} during authentication")]
+    Http { status: u16, reason: String },
+    #[error("server redirected to {0}, another host; cross-host redirects are not supported yet")]
+    ForeignRedirect(String),
+    #[error("redirect without a usable Location header")]
+    BadRedirect,
+    #[error("server reported: {0}")]
+    Server(String),
+    #[error("authentication finished but the server sent no webvpn cookie")]
+    NoCookie,
+    #[error("gave up after {0} authentication rounds without success")]
+    TooManyRounds(u32),
+    #[error("form has too many {0} (limit {1})")]
+    TooLarge(&'static str, usize),
+}
+
+const MAX_FIELDS: usize = 64;
+const MAX_OPTIONS: usize = 1024;
+const MAX_ROUNDS: u32 = 16;
+const MAX_GROUP_RESTARTS: u8 = 5;
+
+/// Parses one `config-auth` document (or a bare `<auth>` from old servers).
+pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
+    let mut reader = Reader::from_str(xml);
+    reader.config_mut().trim_text(false);
+    let mut doc = AuthDocument::default();
+    let mut seen_auth = false;
+    let mut stack: Vec<String> = Vec::new();
+    let mut text = String::new();
+    let mut option_value: Option<String> = None;
+    let bad = |e: &dyn std::fmt::Display| AuthError::BadXml(e.to_string());
+    loop {
+        let event = reader.read_event().map_err(|e| bad(&e))?;
+        match event {
+            Event::Start(start) => {
+                let name = start.name().0.to_string();
+                if name == "opaque" {
+                    let span = reader.read_to_end(QName("opaque")).map_err(|e| bad(&e))?;
+                    let inner = usize::try_from(span.start)
+                        .ok()
+                        .zip(usize::try_from(span.end).ok())
+                        .and_then(|(s, e)| xml.get(s..e))
+                        .unwrap_or_default();
+                    doc.opaque = Some(format!("<{}>{inner}</opaque>", &*start));
+                    continue;
+                }
+                if name == "auth" {
+                    seen_auth = true;
+                }
+                open_element(&mut doc, &start, &mut option_value)?;
+                stack.push(name);
+                text.clear();
+            }
+            Event::Empty(start) => {
+                if start.name().0 == "opaque" {
+                    doc.opaque = Some(format!("<{}/>", &*start));
+                    continue;
+                }
+                if start.name().0 == "auth" {
+                    seen_auth = true;
+                }
+                open_element(&mut doc, &start, &mut option_value)?;
+                if start.name().0 == "option" {
+                    close_option(&mut doc, &mut option_value, "")?;
+                }
+            }
+            Event::Text(t) => text.push_str(&t.xml10_content()),
+            Event::CData(c) => text.push_str(&c.xml10_content()),
+            Event::GeneralRef(r) => push_reference(&mut text, &r),
+            Event::End(end) => {
+                let name = end.name().0.to_string();
+                let parent = stack.len().checked_sub(2).and_then(|i| stack.get(i));
+                let in_auth = parent.is_some_and(|p| p == "auth");
+                let value = text.trim().to_string();
+                match name.as_str() {
+                    "banner" if in_auth => doc.form.banner = Some(value),
+                    "message" if in_auth => {
+                        doc.form.message = Some(fill_params(&value, &doc.form.message))
+                    }
+                    "error" if in_auth => doc.form.error = Some(value),
+                    "title" if in_auth => doc.form.title = Some(value),
+                    "session-token" => doc.session_token = Some(value),
+                    "option" => close_option(&mut doc, &mut option_value, &value)?,
+                    _ => {}
+                }
+                stack.pop();
+                text.clear();
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    if !seen_auth {
+        return Err(AuthError::NotXml);
+    }
+    Ok(doc)
+}
+
+/// `message` may hold `%s` placeholders filled from its `param1`/`param2` attributes, which
+/// [`open_element`] stashed in the previous message value.
+fn fill_params(text: &str, stashed: &Option<String>) -> String {
+    let mut out = text.to_string();
+    if let Some(params) = stashed {
+        for param in params.split('\u{0}').filter(|p| !p.is_empty()) {
+            out = out.replacen("%s", param, 1);
+        }
+    }
+    out
+}
+
+fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
+    start
+        .attributes()
+        .flatten()
+        .find(|a| a.key.0 == name)
+        .map(|a| {
+            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                .map(Cow::into_owned)
+                .unwrap_or_else(|_| a.value.into_owned())
+        })
+}
+
+fn open_element(
+    doc: &mut AuthDocument,
+    start: &BytesStart<'_>,
+    option_value: &mut Option<String>,
+) -> Result<(), AuthError> {
+    let form = &mut doc.form;
+    match start.name().0 {
+        "config-auth" => doc.doc_type = attr(start, "type"),
+        "auth" => form.id = attr(start, "id").unwrap_or_default(),
+        "authentication-complete" => doc.authentication_complete = true,
+        "form" => {
+            form.method = attr(start, "method");
+            form.action = attr(start, "action");
+        }
+        "message" => {
+            let params: Vec<String> = ["param1", "param2"]
+                .iter()
+                .filter_map(|p| attr(start, p))
+                .collect();
+            form.message = Some(params.join("\u{0}"));
+        }
+        "input" => {
+            let kind = match attr(start, "type").as_deref() {
+                Some("text") => FieldKind::Text,
+                Some("password") => FieldKind::Password,
+                Some("hidden") => FieldKind::Hidden,
+                // submit, reset, sso and unknown types are not ours to fill.
+                _ => return Ok(()),
+            };
+            push_field(form, start, kind)?;
+        }
+        "select" => push_field(form, start, FieldKind::Select(Vec::new()))?,
+        "option" => *option_value = Some(attr(start, "value").unwrap_or_default()),
+        _ => {}
+    }
+    Ok(())
+}
+
+fn push_field(
+    form: &mut AuthForm,
+    start: &BytesStart<'_>,
+    kind: FieldKind,
+) -> Result<(), AuthError> {
+    if form.fields.len() >= MAX_FIELDS {
+        return Err(AuthError::TooLarge("fields", MAX_FIELDS));
+    }
+    let name = attr(start, "name").unwrap_or_default();
+    let label = attr(start, "label").unwrap_or_else(|| format!("{name}:"));
+    form.fields.push(FormField {
+        label,
+        kind,
+        value: attr(start, "value"),
+        second_auth: attr(start, "second-auth").is_some_and(|v| v == "1"),
+        name,
+    });
+    Ok(())
+}
+
+fn close_option(
+    doc: &mut AuthDocument,
+    option_value: &mut Option<String>,
+    label: &str,
+) -> Result<(), AuthError> {
+    let value = option_value.take().unwrap_or_default();
+    let Some(FieldKind::Select(options)) = doc.form.fields.last_mut().map(|f| &mut f.kind) else {
+        return Ok(());
+    };
+    if options.len() >= MAX_OPTIONS {
+        return Err(AuthError::TooLarge("select options", MAX_OPTIONS));
+    }
+    // `<option>NAME</option>` with no value attribute means the value is the text.
+    let value = if value.is_empty() {
+        label.to_string()
+    } else {
+        value
+    };
+    options.push(SelectOption {
+        label: if label.is_empty() {
+            value.clone()
+        } else {
+            label.to_string()
+        },
+        value,
+    });
+    Ok(())
+}
+
+fn push_reference(text: &mut String, r: &BytesRef<'_>) {
+    if let Ok(Some(c)) = r.resolve_char_ref() {
+        text.push(c);
+        return;
+    }
+    let name = r.xml10_content();
+    match quick_xml::escape::resolve_predefined_entity(&name) {
+        Some(s) => text.push_str(s),
+        None => {
+            text.push('&');
+            text.push_str(&name);
+            text.push(';');
+        }
+    }
+}
+
+fn escape(text: &str) -> Cow<'_, str> {
+    quick_xml::escape::escape(text)
+}
+
+/// How this client introduces itself in every XML body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// `<version who="vpn">`, openconnect's `--version-string`.
+    pub version: String,
+    /// `<device-id>`, from `--os`.
+    pub device_id: String,
+}
+
+fn xml_header(out: &mut String, id: &ClientIdentity, kind: &str) {
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    out.push_str(&format!(
+        "<config-auth client=\"vpn\" type=\"{kind}\" aggregate-auth-version=\"2\">"
+    ));
+    out.push_str(&format!(
+        "<version who=\"vpn\">{}</version><device-id>{}</device-id>",
+        escape(&id.version),
+        escape(&id.device_id)
+    ));
+}
+
+/// The `init` body.
+pub fn init_xml(id: &ClientIdentity, group_access: &str, group: Option<&str>) -> String {
+    let mut out = String::new();
+    xml_header(&mut out, id, "init");
+    out.push_str(&format!(
+        "<group-access>{}</group-access>",
+        escape(group_access)
+    ));
+    if let Some(g) = group {
+        out.push_str(&format!("<group-select>{}</group-select>", escape(g)));
+    }
+    out.push_str("</config-auth>");
+    out
+}
+
+/// The `auth-reply` body for filled-in answers (`name`, `value`), following openconnect's
+/// mapping: the group select becomes `<group-select>`, PIN/answer fields are sent as
+/// `<password>`, verification copies are dropped.
+pub fn reply_xml(
+    id: &ClientIdentity,
+    opaque: Option<&str>,
+    answers: &[(String, String)],
+) -> String {
+    let mut out = String::new();
+    xml_header(&mut out, id, "auth-reply");
+    if let Some(o) = opaque {
+        out.push_str(o);
+    }
+    out.push_str("<auth>");
+    let mut group = None;
+    for (name, value) in answers {
+        let tag = match name.as_str() {
+            GROUP_FIELD => {
+                group = Some(value);
+                continue;
+            }
+            "verify_pin" | "verify_password" => continue,
+            "answer" | "whichpin" | "new_password" => "password",
+            other if is_xml_name(other) => other,
+            _ => continue,
+        };
+        out.push_str(&format!("<{tag}>{}</{tag}>", escape(value)));
+    }
+    out.push_str("</auth>");
+    if let Some(g) = group {
+        out.push_str(&format!("<group-select>{}</group-select>", escape(g)));
+    }
+    out.push_str("</config-auth>");
+    out
+}
+
+/// Field names come from the server; only plain names may become element names.
+fn is_xml_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// Settings for one authentication.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSettings {
+    pub url: ServerUrl,
+    pub user_agent: String,
+    pub identity: ClientIdentity,
+    /// `--authgroup`: the group to ask for up front.
+    pub group: Option<String>,
+}
+
+/// What to do after a response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    /// Show this form; answer it with [`AuthExchange::reply`].
+    Form(AuthForm),
+    /// Send this request next (redirect, restart).
+    Send(Request),
+    Success(AuthSuccess),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthSuccess {
+    /// The `webvpn` cookie value.
+    pub cookie: String,
+    pub banner: Option<String>,
+    pub message: Option<String>,
+}
+
+/// The client side of the aggregate-auth exchange.
+#[derive(Debug, Clone)]
+pub struct AuthExchange {
+    settings: AuthSettings,
+    cookies: Vec<(String, String)>,
+    path: String,
+    opaque: Option<String>,
+    rounds: u32,
+    group_restarts: u8,
+}
+
+impl AuthExchange {
+    pub fn new(settings: AuthSettings) -> Self {
+        let path = settings.url.request_path();
+        Self {
+            settings,
+            cookies: Vec::new(),
+            path,
+            opaque: None,
+            rounds: 0,
+            group_restarts: 0,
+        }
+    }
+
+    /// The first request: the XML `init` POST to the URL's path.
+    pub fn init_request(&mut self) -> Request {
+        self.opaque = None;
+        let body = init_xml(
+            &self.settings.identity,
+            &self.settings.url.to_string(),
+            self.settings.group.as_deref(),
+        );
+        self.post(body)
+    }
+
+    fn post(&self, body: String) -> Request {
+        let pad = 64 * (1 + body.len() / 64) - body.len();
+        let mut req = Request::new("POST", &self.path)
+            .header("Host", self.settings.url.host_header())
+            .header("User-Agent", &self.settings.user_agent);
+        if !self.cookies.is_empty() {
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(n, v)| format!("{n}={v}"))
+                .collect();
+            req = req.header("Cookie", jar.join("; "));
+        }
+        req = req
+            .header("Accept", "*/*")
+            .header("Accept-Encoding", "identity")
+            .header("X-Transcend-Version", "1")
+            .header("X-Aggregate-Auth", "1")
+            .header("X-Pad", "0".repeat(pad))
+            .header("Content-Type", "application/xml; charset=utf-8");
+        req.body = body.into_bytes();
+        req
+    }
+
+    fn store_cookies(&mut self, resp: &Response) {
+        for (name, value) in resp.head.set_cookies() {
+            self.cookies.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    /// The current value of a cookie the server set.
+    pub fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn handle_response(&mut self, resp: &Response) -> Result<AuthStep, AuthError> {
+        self.rounds += 1;
+        if self.rounds > MAX_ROUNDS {
+            return Err(AuthError::TooManyRounds(MAX_ROUNDS));
+        }
+        self.store_cookies(resp);
+        let status = resp.head.status;
+        let reason = resp.head.reason.clone();
+        match status {
+            200 => {}
+            301 | 302 | 303 | 307 | 308 => return self.follow_redirect(resp),
+            401 | 403 => return Err(AuthError::Rejected { status, reason }),
+            _ => return Err(AuthError::Http { status, reason }),
+        }
+        let body = String::from_utf8_lossy(&resp.body);
+        let doc = parse_auth_document(&body)?;
+        if doc.form.id == "success" || doc.authentication_complete {
+            let cookie = doc
+                .session_token
+                .clone()
+                .filter(|t| !t.is_empty())
+                .or_else(|| self.cookie("webvpn").map(str::to_string))
+                .ok_or(AuthError::NoCookie)?;
+            return Ok(AuthStep::Success(AuthSuccess {
+                cookie,
+                banner: doc.form.banner,
+                message: doc.form.message,
+            }));
+        }
+        if doc.opaque.is_some() {
+            self.opaque = doc.opaque;
+        }
+        if let Some(action) = &doc.form.action {
+            self.path = self.resolve_path(action)?;
+        }
+        if doc.form.fields.is_empty() {
+            let text = doc
+                .form
+                .error
+                .or(doc.form.message)
+                .unwrap_or_else(|| "authentication form has no fields to fill".to_string());
+            return Err(AuthError::Server(text));
+        }
+        Ok(AuthStep::Form(doc.form))
+    }
+
+    /// Builds the reply to `form`. Choosing a group other than the one asked for restarts
+    /// from `init` with that group, as openconnect does (the server's form may differ per
+    /// group).
+    pub fn reply(&mut self, answers: &[(String, String)]) -> Request {
+        let chosen = answers
+            .iter()
+            .find(|(n, _)| n == GROUP_FIELD)
+            .map(|(_, v)| v);
+        if let Some(group) = chosen {
+            if self.settings.group.as_ref() != Some(group)
+                && self.group_restarts < MAX_GROUP_RESTARTS
+            {
+                self.group_restarts += 1;
+                self.settings.group = Some(group.clone());
+                return self.init_request();
+            }
+        }
+        let body = reply_xml(&self.settings.identity, self.opaque.as_deref(), answers);
+        self.post(body)
+    }
+
+    fn resolve_path(&self, location: &str) -> Result<String, AuthError> {
+        if location.starts_with('/') {
+            return Ok(location.to_string());
+        }
+        if location.contains("://") {
+            let target = ServerUrl::parse(location).map_err(|_| AuthError::BadRedirect)?;
+            if !target.host.eq_ignore_ascii_case(&self.settings.url.host)
+                || target.port != self.settings.url.port
+            {
+                return Err(AuthError::ForeignRedirect(location.to_string()));
+            }
+            return Ok(target.request_path());
+        }
+        // Relative to the current path's directory.
+        let dir = self
+            .path
+            .rsplit_once('/')
+            .map(|(d, _)| d)
+            .unwrap_or_default();
+        Ok(format!("{dir}/{location}"))
+    }
+
+    fn follow_redirect(&mut self, resp: &Response) -> Result<AuthStep, AuthError> {
+        let location = resp.head.header("Location").ok_or(AuthError::BadRedirect)?;
+        self.path = self.resolve_path(location)?;
+        Ok(AuthStep::Send(self.init_request()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::http::{Header, ResponseHead};
+
+    const OCSERV_FORM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<config-auth client="vpn" type="auth-request">
+<version who="sg">0.1(1)</version>
+<auth id="main">
+<banner>Pre &amp; login</banner>
+<message>Please enter your username and password.</message>
+<form method="post" action="/auth">
+<input type="text" name="username" label="Username:" />
+<input type="password" name="password" label="Password:" />
+<select name="group_list" label="Group:">
+<option value="eng">Engineering</option>
+<option>sales</option>
+</select>
+</form></auth>
+</config-auth>"#;
+
+    fn identity() -> ClientIdentity {
+        ClientIdentity {
+            version: "v9.01".into(),
+            device_id: "linux-64".into(),
+        }
+    }
+
+    fn response(status: u16, cookies: &[&str], body: &str) -> Response {
+        Response {
+            head: ResponseHead {
+                status,
+                reason: "R".into(),
+                headers: cookies
+                    .iter()
+                    .map(|c| Header {
+                        name: "Set-Cookie".into(),
+                        value: c.to_string(),
+                    })
+                    .collect(),
+            },
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    fn exchange() -> AuthExchange {
+        AuthExchange::new(AuthSettings {
+            url: ServerUrl::parse("vpn.example:4443/eng").unwrap(),
+            user_agent: "UA".into(),
+            identity: identity(),
+            group: Some("eng".into()),
+        })
+    }
+
+    #[test]
+    fn parses_ocserv_form() {
+        let doc = parse_auth_document(OCSERV_FORM).unwrap();
+        assert_eq!(doc.doc_type.as_deref(), Some("auth-request"));
+        let f = &doc.form;
+        assert_eq!(f.id, "main");
+        assert_eq!(f.banner.as_deref(), Some("Pre & login"));
+        assert_eq!(f.action.as_deref(), Some("/auth"));
+        assert_eq!(f.fields.len(), 3);
+        assert_eq!(f.fields[1].kind, FieldKind::Password);
+        let FieldKind::Select(opts) = &f.group_field().unwrap().kind else {
+            panic!("not a select")
+        };
+        assert_eq!(
+            opts[0],
+            SelectOption {
+                value: "eng".into(),
+                label: "Engineering".into()
+            }
+        );
+        assert_eq!(
+            opts[1],
+            SelectOption {
+                value: "sales".into(),
+                label: "sales".into()
+            }
+        );
+    }
+
+    #[test]
+    fn opaque_is_kept_verbatim_and_params_fill() {
+        let xml = r#"<config-auth type="auth-request"><opaque is-for="sg"><tunnel-group>g</tunnel-group><x a="1"/></opaque>
+<auth id="challenge"><message param1="SMS">Enter the %s code</message>
+<form><input type="password" name="answer" label="Code:"/><input type="hidden" name="h" value="v"/><input type="submit" name="s"/></form></auth></config-auth>"#;
+        let doc = parse_auth_document(xml).unwrap();
+        assert_eq!(
+            doc.opaque.as_deref(),
+            Some(r#"<opaque is-for="sg"><tunnel-group>g</tunnel-group><x a="1"/></opaque>"#)
+        );
+        assert_eq!(doc.form.message.as_deref(), Some("Enter the SMS code"));
+        assert_eq!(doc.form.fields.len(), 2);
+        assert_eq!(doc.form.fields[1].value.as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn malformed_and_foreign_documents() {
+        assert!(matches!(
+            parse_auth_document("<auth><a></b></auth>"),
+            Err(AuthError::BadXml(_))
+        ));
+        assert_eq!(
+            parse_auth_document("<html>login</html>"),
+            Err(AuthError::NotXml)
+        );
+        let many: String = (0..100)
+            .map(|i| format!("<input type=\"text\" name=\"f{i}\"/>"))
+            .collect();
+        let xml = format!("<auth id=\"main\"><form>{many}</form></auth>");
+        assert_eq!(
+            parse_auth_document(&xml),
+            Err(AuthError::TooLarge("fields", 64))
+        );
+    }
+
+    #[test]
+    fn init_request_shape() {
+        let mut ex = exchange();
+        let req = ex.init_request();
+        assert_eq!(req.path, "/eng");
+        let body = String::from_utf8(req.body.clone()).unwrap();
+        assert!(body.contains(r#"type="init""#));
+        assert!(body.contains("<group-access>https://vpn.example:4443/eng</group-access>"));
+        assert!(body.contains("<group-select>eng</group-select>"));
+        let pad = req
+            .headers
+            .iter()
+            .find(|(n, _)| n == "X-Pad")
+            .unwrap()
+            .1
+            .len();
+        assert_eq!((body.len() + pad) % 64, 0);
+        assert!(pad >= 1);
+    }
+
+    #[test]
+    fn full_exchange_to_cookie() {
+        let mut ex = exchange();
+        ex.init_request();
+        let step = ex
+            .handle_response(&response(200, &["webvpncontext=ctx; Secure"], OCSERV_FORM))
+            .unwrap();
+        let AuthStep::Form(form) = step else {
+            panic!("expected a form")
+        };
+        assert_eq!(form.fields[0].name, "username");
+        let req = ex.reply(&[
+            ("username".into(), "alice<".into()),
+            ("password".into(), "pw".into()),
+            (GROUP_FIELD.into(), "eng".into()),
+        ]);
+        assert_eq!(req.path, "/auth");
+        assert!(req
+            .headers
+            .contains(&("Cookie".into(), "webvpncontext=ctx".into())));
+        let body = String::from_utf8(req.body).unwrap();
+        assert!(body.contains("<auth><username>alice&lt;</username><password>pw</password></auth><group-select>eng</group-select>"));
+        let done = r#"<config-auth type="complete"><auth id="success"><banner>Hi</banner></auth></config-auth>"#;
+        let step = ex
+            .handle_response(&response(
+                200,
+                &["webvpn=COOKIE==; Secure", "webvpnc=; expires=Thu"],
+                done,
+            ))
+            .unwrap();
+        assert_eq!(
+            step,
+            AuthStep::Success(AuthSuccess {
+                cookie: "COOKIE==".into(),
+                banner: Some("Hi".into()),
+                message: None
+            })
+        );
+    }
+
+    #[test]
+    fn choosing_another_group_restarts() {
+        let mut ex = exchange();
+        ex.handle_response(&response(200, &[], OCSERV_FORM))
+            .unwrap();
+        let req = ex.reply(&[(GROUP_FIELD.into(), "sales".into())]);
+        let body = String::from_utf8(req.body).unwrap();
+        assert!(body.contains(r#"type="init""#));
+        assert!(body.contains("<group-select>sales</group-select>"));
+    }
+
+    #[test]
+    fn failures() {
+        let mut ex = exchange();
+        assert!(matches!(
+            ex.handle_response(&response(401, &[], "")),
+            Err(AuthError::Rejected { status: 401, .. })
+        ));
+        let no_cookie = r#"<auth id="success"/>"#;
+        assert_eq!(
+            ex.handle_response(&response(200, &[], no_cookie)),
+            Err(AuthError::NoCookie)
+        );
+        let err_form = r#"<auth id="main"><error>Certificate Validation Failure</error></auth>"#;
+        assert_eq!(
+            ex.handle_response(&response(200, &[], err_form)),
+            Err(AuthError::Server("Certificate Validation Failure".into()))
+        );
+        let mut redirect = response(302, &[], "");
+        redirect.head.headers.push(Header {
+            name: "Location".into(),
+            value: "https://evil.example/".into(),
+        });
+        assert!(matches!(
+            ex.handle_response(&redirect),
+            Err(AuthError::ForeignRedirect(_))
+        ));
+        for _ in 0..20 {
+            let _ = ex.handle_response(&response(200, &[], OCSERV_FORM));
+        }
+        assert_eq!(
+            ex.handle_response(&response(200, &[], OCSERV_FORM)),
+            Err(AuthError::TooManyRounds(16))
+        );
+    }
+
+    #[test]
+    fn same_host_redirect_is_followed() {
+        let mut ex = exchange();
+        let mut redirect = response(302, &[], "");
+        redirect.head.headers.push(Header {
+            name: "Location".into(),
+            value: "/+webvpn+/index.html".into(),
+        });
+        let AuthStep::Send(req) = ex.handle_response(&redirect).unwrap() else {
+            panic!()
+        };
+        assert_eq!(req.path, "/+webvpn+/index.html");
+    }
+
+    #[test]
+    fn reply_drops_hostile_names() {
+        let body = reply_xml(
+            &identity(),
+            None,
+            &[
+                ("a><b".into(), "x".into()),
+                ("verify_pin".into(), "1".into()),
+                ("answer".into(), "42".into()),
+            ],
+        );
+        assert!(body.contains("<auth><password>42</password></auth>"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(s in ".{0,400}") {
+            let _ = parse_auth_document(&s);
+        }
+    }
+}

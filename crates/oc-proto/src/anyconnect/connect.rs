@@ -1,0 +1,529 @@
+//! The tunnel request (`CONNECT /CSCOSSLC/tunnel`) and what the server grants in its answer.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+use thiserror::Error;
+
+use crate::http::{Request, ResponseHead};
+
+use super::session::Timers;
+
+/// What the client asks for in its CONNECT request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectRequest {
+    /// `Host:` header value.
+    pub host: String,
+    pub user_agent: String,
+    /// The `webvpn` cookie value.
+    pub cookie: String,
+    /// Our host name, sent as `X-CSTP-Hostname`.
+    pub local_hostname: String,
+    /// Link MTU towards the server (`X-CSTP-Base-MTU`).
+    pub base_mtu: u16,
+    /// Tunnel MTU we would like (`X-CSTP-MTU`).
+    pub mtu: u16,
+    pub ipv6: bool,
+    /// Addresses from the previous connection, on reconnect.
+    pub previous_addresses: Vec<IpAddr>,
+    /// DTLS offer; `None` with `--no-dtls`.
+    pub dtls: Option<DtlsOffer>,
+}
+
+/// The DTLS part of a CONNECT request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsOffer {
+    /// 48 random bytes for legacy (resumption) DTLS, sent as upper-case hex.
+    pub master_secret: [u8; 48],
+    /// `X-DTLS-CipherSuite` value.
+    pub ciphers: String,
+    /// `X-DTLS12-CipherSuite` value.
+    pub dtls12_ciphers: String,
+}
+
+impl ConnectRequest {
+    pub fn to_request(&self) -> Request {
+        let mut req = Request::new("CONNECT", "/CSCOSSLC/tunnel")
+            .header("Host", &self.host)
+            .header("User-Agent", &self.user_agent)
+            .header("Cookie", format!("webvpn={}", self.cookie))
+            .header("X-CSTP-Version", "1")
+            .header("X-CSTP-Hostname", &self.local_hostname)
+            .header("X-CSTP-Protocol", "Copyright (c) 2004 Cisco Systems, Inc.")
+            .header("X-CSTP-Base-MTU", self.base_mtu.to_string());
+        if self.mtu != 0 {
+            req = req.header("X-CSTP-MTU", self.mtu.to_string());
+        }
+        req = req.header(
+            "X-CSTP-Address-Type",
+            if self.ipv6 { "IPv6,IPv4" } else { "IPv4" },
+        );
+        for addr in &self.previous_addresses {
+            req = req.header("X-CSTP-Address", addr.to_string());
+        }
+        if self.ipv6 {
+            req = req.header("X-CSTP-Full-IPv6-Capability", "true");
+        }
+        if let Some(dtls) = &self.dtls {
+            let hex: String = dtls
+                .master_secret
+                .iter()
+                .map(|b| format!("{b:02X}"))
+                .collect();
+            req = req
+                .header("X-DTLS-Master-Secret", hex)
+                .header("X-DTLS-CipherSuite", &dtls.ciphers)
+                .header("X-DTLS12-CipherSuite", &dtls.dtls12_ciphers);
+        }
+        req
+    }
+}
+
+/// The tunnel MTU openconnect requests for a link MTU: room for the worst-case DTLS
+/// overhead (type byte, record header, SHA-1 MAC, IV, padding), UDP and IP.
+pub fn default_tunnel_mtu(base_mtu: u16, server_is_ipv6: bool) -> u16 {
+    let ip = if server_is_ipv6 { 40 } else { 20 };
+    base_mtu.saturating_sub(82 + 8 + ip)
+}
+
+/// Why the CONNECT response cannot start a tunnel.
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum ConnectError {
+    #[error("server rejected the cookie (HTTP {status} {reason})")]
+    CookieRejected { status: u16, reason: String },
+    #[error("server refused the tunnel: HTTP {status} {reason}{}", x_reason.as_ref().map(|r| format!(" ({r})")).unwrap_or_default())]
+    Refused {
+        status: u16,
+        reason: String,
+        x_reason: Option<String>,
+    },
+    #[error("no MTU received from the server (X-CSTP-MTU)")]
+    NoMtu,
+    #[error("no IP address received from the server (X-CSTP-Address)")]
+    NoAddress,
+    #[error("invalid {header} value {value:?}: {expected}")]
+    BadHeader {
+        header: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("server wants content encoding {0:?}, which this client does not support yet")]
+    UnsupportedEncoding(String),
+}
+
+/// The DTLS parameters granted by the server (used by the DTLS channel).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DtlsGrant {
+    pub port: Option<u16>,
+    /// `X-DTLS-App-ID` (PSK mode) as raw bytes.
+    pub app_id: Option<Vec<u8>>,
+    /// `X-DTLS-Session-ID` (legacy mode) as raw bytes.
+    pub session_id: Option<Vec<u8>>,
+    pub cipher_suite: Option<String>,
+    pub dtls12_cipher_suite: Option<String>,
+    pub mtu: Option<u16>,
+    pub timers: Timers,
+}
+
+/// Tunnel settings from a successful CONNECT response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TunnelConfig {
+    pub mtu: u16,
+    pub base_mtu: Option<u16>,
+    pub ipv4: Option<Ipv4Addr>,
+    /// The netmask as the server sent it (may be absent or non-contiguous).
+    pub ipv4_netmask: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Net>,
+    /// `X-CSTP-DNS` servers, in header order (either family).
+    pub dns: Vec<IpAddr>,
+    /// `X-CSTP-DNS-IP6` servers (Cisco's spelling for IPv6).
+    pub dns_ip6: Vec<Ipv6Addr>,
+    pub nbns: Vec<IpAddr>,
+    pub default_domain: Option<String>,
+    pub split_dns: Vec<String>,
+    pub split_include4: Vec<Ipv4Net>,
+    pub split_exclude4: Vec<Ipv4Net>,
+    pub split_include6: Vec<Ipv6Net>,
+    pub split_exclude6: Vec<Ipv6Net>,
+    pub banner: Option<String>,
+    pub proxy_pac: Option<String>,
+    pub idle_timeout: Option<Duration>,
+    pub session_timeout: Option<Duration>,
+    pub rekey_method: Option<String>,
+    pub cstp_timers: Timers,
+    pub dtls: DtlsGrant,
+    pub server_name: Option<String>,
+    /// Every `X-CSTP-*` header, for `CISCO_CSTP_OPTIONS`.
+    pub cstp_options: Vec<(String, String)>,
+    /// Entries we skipped, each with the reason, for the log.
+    pub warnings: Vec<String>,
+}
+
+impl TunnelConfig {
+    /// Reads a CONNECT response. `forced_dpd` (`--force-dpd`) overrides the server's DPD.
+    pub fn from_response(
+        head: &ResponseHead,
+        forced_dpd: Option<Duration>,
+    ) -> Result<Self, ConnectError> {
+        if head.status != 200 {
+            if head.status == 401 || head.status == 403 {
+                return Err(ConnectError::CookieRejected {
+                    status: head.status,
+                    reason: head.reason.clone(),
+                });
+            }
+            return Err(ConnectError::Refused {
+                status: head.status,
+                reason: head.reason.clone(),
+                x_reason: head.header("X-Reason").map(str::to_string),
+            });
+        }
+        let mut cfg = TunnelConfig::default();
+        let mut cstp_mtu = 0u16;
+        for h in &head.headers {
+            let name = h.name.to_ascii_lowercase();
+            let value = h.value.as_str();
+            if name.starts_with("x-cstp-") {
+                cfg.cstp_options.push((h.name.clone(), h.value.clone()));
+            }
+            match name.as_str() {
+                "x-cstp-mtu" => cstp_mtu = parse_num(value, "X-CSTP-MTU")?,
+                "x-dtls-mtu" => cfg.dtls.mtu = Some(parse_num(value, "X-DTLS-MTU")?),
+                "x-cstp-base-mtu" => cfg.base_mtu = Some(parse_num(value, "X-CSTP-Base-MTU")?),
+                "x-cstp-address" => match value.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(a)) => cfg.ipv4 = Some(a),
+                    // Legacy IPv6 form: address here, prefix in X-CSTP-Netmask.
+                    Ok(IpAddr::V6(a)) if cfg.ipv6.is_none() => {
+                        cfg.ipv6 = Ipv6Net::new(a, 128).ok();
+                    }
+                    Ok(IpAddr::V6(_)) => {}
+                    Err(_) => return Err(bad("X-CSTP-Address", value, "an IP address")),
+                },
+                "x-cstp-netmask" => {
+                    if let Ok(mask) = value.parse::<Ipv4Addr>() {
+                        cfg.ipv4_netmask = Some(mask);
+                    } else if let Some((_, len)) = value.split_once('/') {
+                        let len: u8 = len.parse().map_err(|_| {
+                            bad("X-CSTP-Netmask", value, "a netmask or IPv6 prefix")
+                        })?;
+                        if let Some(net) = cfg.ipv6 {
+                            cfg.ipv6 = Ipv6Net::new(net.addr(), len).ok();
+                        }
+                    } else {
+                        return Err(bad("X-CSTP-Netmask", value, "a netmask"));
+                    }
+                }
+                "x-cstp-address-ip6" => {
+                    cfg.ipv6 = Some(
+                        value
+                            .parse::<Ipv6Net>()
+                            .map_err(|_| bad("X-CSTP-Address-IP6", value, "addr/prefix"))?,
+                    );
+                }
+                "x-cstp-dns" => push_addr(&mut cfg.dns, &mut cfg.warnings, "X-CSTP-DNS", value),
+                "x-cstp-dns-ip6" => match value.parse() {
+                    Ok(a) => cfg.dns_ip6.push(a),
+                    Err(_) => cfg.warnings.push(format!(
+                        "ignoring X-CSTP-DNS-IP6 {value:?}: not an IPv6 address"
+                    )),
+                },
+                "x-cstp-nbns" => push_addr(&mut cfg.nbns, &mut cfg.warnings, "X-CSTP-NBNS", value),
+                "x-cstp-default-domain" => cfg.default_domain = Some(value.to_string()),
+                "x-cstp-split-dns" => cfg.split_dns.push(value.to_string()),
+                "x-cstp-split-include" => {
+                    push_route(&mut cfg, value, true);
+                }
+                "x-cstp-split-exclude" => {
+                    push_route(&mut cfg, value, false);
+                }
+                "x-cstp-split-include-ip6" => push_route6(&mut cfg, value, true),
+                "x-cstp-split-exclude-ip6" => push_route6(&mut cfg, value, false),
+                "x-cstp-banner" => cfg.banner = Some(value.to_string()),
+                "x-cstp-msie-proxy-pac-url" => cfg.proxy_pac = Some(value.to_string()),
+                "x-cstp-idle-timeout" => cfg.idle_timeout = seconds(value),
+                "x-cstp-session-timeout" => cfg.session_timeout = seconds(value),
+                "x-cstp-dpd" => cfg.cstp_timers.dpd = seconds(value),
+                "x-cstp-keepalive" => cfg.cstp_timers.keepalive = seconds(value),
+                "x-cstp-rekey-time" => cfg.cstp_timers.rekey = seconds(value),
+                "x-cstp-rekey-method" => cfg.rekey_method = Some(value.to_string()),
+                "x-cstp-server-name" => cfg.server_name = Some(value.to_string()),
+                "x-cstp-content-encoding" | "x-dtls-content-encoding" => {
+                    return Err(ConnectError::UnsupportedEncoding(value.to_string()));
+                }
+                "x-dtls-port" => cfg.dtls.port = Some(parse_num(value, "X-DTLS-Port")?),
+                "x-dtls-app-id" => cfg.dtls.app_id = Some(parse_hex(value, "X-DTLS-App-ID")?),
+                "x-dtls-session-id" => {
+                    let id = parse_hex(value, "X-DTLS-Session-ID")?;
+                    if id.len() != 32 {
+                        return Err(bad("X-DTLS-Session-ID", value, "64 hex digits"));
+                    }
+                    cfg.dtls.session_id = Some(id);
+                }
+                "x-dtls-ciphersuite" => cfg.dtls.cipher_suite = Some(value.to_string()),
+                "x-dtls12-ciphersuite" => cfg.dtls.dtls12_cipher_suite = Some(value.to_string()),
+                "x-dtls-dpd" => cfg.dtls.timers.dpd = seconds(value),
+                "x-dtls-keepalive" => cfg.dtls.timers.keepalive = seconds(value),
+                "x-dtls-rekey-time" => cfg.dtls.timers.rekey = seconds(value),
+                _ => {}
+            }
+        }
+        if let Some(dpd) = forced_dpd {
+            cfg.cstp_timers.dpd = Some(dpd);
+            cfg.dtls.timers.dpd = Some(dpd);
+        }
+        cfg.mtu = cstp_mtu.max(cfg.dtls.mtu.unwrap_or(0));
+        if cfg.mtu == 0 {
+            return Err(ConnectError::NoMtu);
+        }
+        if cfg.ipv4.is_none() && cfg.ipv6.is_none() {
+            return Err(ConnectError::NoAddress);
+        }
+        Ok(cfg)
+    }
+
+    /// The IPv4 netmask when it is contiguous, with its prefix length.
+    pub fn ipv4_net(&self) -> Option<Ipv4Net> {
+        let addr = self.ipv4?;
+        let mask = self.ipv4_netmask?;
+        let len = Ipv4Net::with_netmask(addr, mask).ok()?.prefix_len();
+        Ipv4Net::new(addr, len).ok()
+    }
+}
+
+fn bad(header: &'static str, value: &str, expected: &'static str) -> ConnectError {
+    ConnectError::BadHeader {
+        header,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+fn parse_num<T: std::str::FromStr>(value: &str, header: &'static str) -> Result<T, ConnectError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad(header, value, "a number"))
+}
+
+fn parse_hex(value: &str, header: &'static str) -> Result<Vec<u8>, ConnectError> {
+    let value = value.trim();
+    if !value.len().is_multiple_of(2) || value.len() > 128 {
+        return Err(bad(header, value, "an even number of hex digits"));
+    }
+    (0..value.len())
+        .step_by(2)
+        .map(|i| {
+            value
+                .get(i..i + 2)
+                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                .ok_or_else(|| bad(header, value, "hex digits"))
+        })
+        .collect()
+}
+
+/// A timer value in seconds; 0, `none` or junk mean "off", as openconnect's `atol` reads it.
+fn seconds(value: &str) -> Option<Duration> {
+    match value.trim().parse::<u64>() {
+        Ok(0) | Err(_) => None,
+        Ok(n) => Some(Duration::from_secs(n)),
+    }
+}
+
+fn push_addr(list: &mut Vec<IpAddr>, warnings: &mut Vec<String>, header: &str, value: &str) {
+    match value.trim().parse() {
+        Ok(a) => list.push(a),
+        Err(_) => warnings.push(format!("ignoring {header} {value:?}: not an IP address")),
+    }
+}
+
+/// IPv4 routes come as `net/len`, `net/a.b.c.d` or a bare address; IPv6 ones may arrive in
+/// the non-`-IP6` header too. Host bits are cleared, as the script expects a network.
+fn push_route(cfg: &mut TunnelConfig, value: &str, include: bool) {
+    if value.contains(':') {
+        return push_route6(cfg, value, include);
+    }
+    let (addr, mask) = value.split_once('/').unwrap_or((value, "32"));
+    let net = addr.trim().parse::<Ipv4Addr>().ok().and_then(|addr| {
+        if let Ok(len) = mask.parse::<u8>() {
+            Ipv4Net::new(addr, len).ok()
+        } else {
+            let mask = mask.parse::<Ipv4Addr>().ok()?;
+            Ipv4Net::with_netmask(addr, mask).ok()
+        }
+    });
+    match net {
+        Some(net) if include => cfg.split_include4.push(net.trunc()),
+        Some(net) => cfg.split_exclude4.push(net.trunc()),
+        None => cfg.warnings.push(format!(
+            "ignoring split route {value:?}: not a valid IPv4 network"
+        )),
+    }
+}
+
+fn push_route6(cfg: &mut TunnelConfig, value: &str, include: bool) {
+    let net = value
+        .parse::<Ipv6Net>()
+        .or_else(|_| value.parse::<Ipv6Addr>().map(Ipv6Net::from));
+    match net {
+        Ok(net) if include => cfg.split_include6.push(net.trunc()),
+        Ok(net) => cfg.split_exclude6.push(net.trunc()),
+        Err(_) => cfg.warnings.push(format!(
+            "ignoring split route {value:?}: not a valid IPv6 network"
+        )),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::http::{Limits, ResponseReader};
+
+    fn head(text: &str) -> ResponseHead {
+        let mut r = ResponseReader::new(Limits::default(), true);
+        r.feed(text.replace('\n', "\r\n").as_bytes()).unwrap();
+        r.poll().unwrap().unwrap().head
+    }
+
+    const OCSERV: &str = "HTTP/1.1 200 CONNECTED
+X-CSTP-Version: 1
+X-CSTP-Server-Name: ocserv 1.1.6
+X-CSTP-DPD: 90
+X-CSTP-Default-Domain: example.com
+X-CSTP-Address: 198.18.100.7
+X-CSTP-Netmask: 255.255.255.0
+X-CSTP-Address-IP6: fd00:1::7/64
+X-CSTP-DNS: 198.18.1.53
+X-CSTP-DNS: fd00::53
+X-CSTP-Split-DNS: corp.example
+X-CSTP-Split-Include: 10.1.2.3/255.255.0.0
+X-CSTP-Split-Include: 198.19.0.0/16
+X-CSTP-Split-Include: bogus
+X-CSTP-Split-Include-IP6: fd00:2::1/48
+X-CSTP-Split-Exclude: 10.1.9.0/24
+X-CSTP-Tunnel-All-DNS: false
+X-CSTP-Keepalive: 32400
+X-CSTP-Idle-Timeout: none
+X-CSTP-Rekey-Time: 172800
+X-CSTP-Rekey-Method: ssl
+X-CSTP-Session-Timeout: none
+X-DTLS-DPD: 90
+X-DTLS-Port: 443
+X-DTLS-Keepalive: 32400
+X-DTLS-App-ID: 0102030405060708091011121314151617181920212223242526272829303132
+X-DTLS-CipherSuite: PSK-NEGOTIATE
+X-CSTP-Base-MTU: 1500
+X-CSTP-MTU: 1434
+X-CSTP-Banner: Welcome%0Ain
+
+";
+
+    #[test]
+    fn ocserv_response() {
+        let cfg = TunnelConfig::from_response(&head(OCSERV), None).unwrap();
+        assert_eq!(cfg.mtu, 1434);
+        assert_eq!(cfg.ipv4, Some(Ipv4Addr::new(198, 18, 100, 7)));
+        assert_eq!(cfg.ipv4_net().unwrap().to_string(), "198.18.100.7/24");
+        assert_eq!(cfg.ipv6.unwrap().to_string(), "fd00:1::7/64");
+        assert_eq!(cfg.dns.len(), 2);
+        assert_eq!(
+            cfg.split_include4
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
+            vec!["10.1.0.0/16", "198.19.0.0/16"]
+        );
+        assert_eq!(cfg.split_include6[0].to_string(), "fd00:2::/48");
+        assert_eq!(cfg.split_exclude4[0].to_string(), "10.1.9.0/24");
+        assert_eq!(cfg.warnings.len(), 1);
+        assert_eq!(cfg.cstp_timers.dpd, Some(Duration::from_secs(90)));
+        assert_eq!(cfg.idle_timeout, None);
+        assert_eq!(cfg.dtls.app_id.as_ref().unwrap().len(), 32);
+        assert_eq!(cfg.banner.as_deref(), Some("Welcome%0Ain"));
+        assert!(cfg
+            .cstp_options
+            .contains(&("X-CSTP-Tunnel-All-DNS".into(), "false".into())));
+        let forced = TunnelConfig::from_response(&head(OCSERV), Some(Duration::from_secs(5)));
+        assert_eq!(
+            forced.unwrap().cstp_timers.dpd,
+            Some(Duration::from_secs(5))
+        );
+    }
+
+    #[test]
+    fn legacy_ipv6_form() {
+        let cfg = TunnelConfig::from_response(
+            &head("HTTP/1.1 200 OK\nX-CSTP-MTU: 1300\nX-CSTP-Address: fd00::5\nX-CSTP-Netmask: fd00::/64\n\n"),
+            None,
+        )
+        .unwrap();
+        assert_eq!(cfg.ipv6.unwrap().to_string(), "fd00::5/64");
+        assert_eq!(cfg.ipv4, None);
+    }
+
+    #[test]
+    fn required_fields_and_errors() {
+        let no_mtu = head("HTTP/1.1 200 OK\nX-CSTP-Address: 1.2.3.4\n\n");
+        assert_eq!(
+            TunnelConfig::from_response(&no_mtu, None),
+            Err(ConnectError::NoMtu)
+        );
+        let no_addr = head("HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\n\n");
+        assert_eq!(
+            TunnelConfig::from_response(&no_addr, None),
+            Err(ConnectError::NoAddress)
+        );
+        let rejected = head("HTTP/1.1 401 Cookie is not acceptable\n\n");
+        assert!(matches!(
+            TunnelConfig::from_response(&rejected, None),
+            Err(ConnectError::CookieRejected { status: 401, .. })
+        ));
+        let refused =
+            head("HTTP/1.1 503 Service Unavailable\nX-Reason: Server configuration error\n\n");
+        let err = TunnelConfig::from_response(&refused, None).unwrap_err();
+        assert!(err.to_string().contains("Server configuration error"));
+        let bad_id = head("HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\nX-CSTP-Address: 1.2.3.4\nX-DTLS-Session-ID: abcd\n\n");
+        assert!(matches!(
+            TunnelConfig::from_response(&bad_id, None),
+            Err(ConnectError::BadHeader {
+                header: "X-DTLS-Session-ID",
+                ..
+            })
+        ));
+        let bad_mtu = head("HTTP/1.1 200 OK\nX-CSTP-MTU: lots\n\n");
+        assert!(matches!(
+            TunnelConfig::from_response(&bad_mtu, None),
+            Err(ConnectError::BadHeader { .. })
+        ));
+    }
+
+    #[test]
+    fn request_headers() {
+        let req = ConnectRequest {
+            host: "vpn:8443".into(),
+            user_agent: "UA".into(),
+            cookie: "abc=".into(),
+            local_hostname: "laptop".into(),
+            base_mtu: 1500,
+            mtu: default_tunnel_mtu(1500, false),
+            ipv6: true,
+            previous_addresses: vec!["198.18.0.9".parse().unwrap()],
+            dtls: Some(DtlsOffer {
+                master_secret: [0xab; 48],
+                ciphers: "PSK-NEGOTIATE".into(),
+                dtls12_ciphers: "AES128-GCM-SHA256".into(),
+            }),
+        }
+        .to_request();
+        let mut out = Vec::new();
+        req.emit(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn:8443\r\n"));
+        assert!(text.contains("Cookie: webvpn=abc=\r\n"));
+        assert!(text.contains("X-CSTP-MTU: 1390\r\n"));
+        assert!(text.contains("X-CSTP-Address-Type: IPv6,IPv4\r\n"));
+        assert!(text.contains("X-CSTP-Address: 198.18.0.9\r\n"));
+        assert!(text.contains(&format!("X-DTLS-Master-Secret: {}\r\n", "AB".repeat(48))));
+    }
+}

@@ -1,0 +1,440 @@
+//! The running tunnel, without I/O: liveness timers, control frames and disconnects.
+//!
+//! Data packets do not pass through this object's buffers: the shell frames outgoing packets
+//! itself (see [`super::frame::cstp_header`]) and receives incoming ones through the callback
+//! of [`Session::handle_cstp`]. The session only learns *that* traffic flowed, which is all
+//! DPD and keepalive need. Control frames it wants sent come out of
+//! [`Session::poll_transmit`]; decisions (peer dead, server disconnect, rekey due) come out of
+//! [`Session::poll_event`]. Each channel (CSTP now, DTLS later) keeps its own [`Liveness`].
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::frame::{emit_cstp, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER};
+
+/// The transport a frame travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Channel {
+    Cstp,
+    Dtls,
+}
+
+/// Timer settings for one channel, from the CONNECT response or the user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timers {
+    pub dpd: Option<Duration>,
+    pub keepalive: Option<Duration>,
+    pub rekey: Option<Duration>,
+}
+
+/// What a channel's timers ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LivenessAction {
+    SendDpd,
+    SendKeepalive,
+    Rekey,
+    Dead,
+}
+
+/// Dead-peer detection and keepalive for one channel, as openconnect runs them: a DPD
+/// request after `dpd` of silence, repeated every `dpd / 2`, and the peer declared dead after
+/// `2 * dpd` without anything received; a keepalive after `keepalive` without sending.
+#[derive(Debug, Clone)]
+pub struct Liveness {
+    timers: Timers,
+    started: Instant,
+    last_rx: Instant,
+    last_tx: Instant,
+    last_dpd: Option<Instant>,
+    rekey_done: bool,
+}
+
+impl Liveness {
+    pub fn new(timers: Timers, now: Instant) -> Self {
+        Self {
+            timers,
+            started: now,
+            last_rx: now,
+            last_tx: now,
+            last_dpd: None,
+            rekey_done: false,
+        }
+    }
+
+    pub fn on_receive(&mut self, now: Instant) {
+        self.last_rx = now;
+    }
+
+    pub fn on_send(&mut self, now: Instant) {
+        self.last_tx = now;
+    }
+
+    /// The earliest instant at which [`Liveness::check`] may have something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let dpd = self.timers.dpd.map(|d| {
+            let first = self.last_rx + d;
+            match self.last_dpd {
+                Some(sent) if sent >= self.last_rx => (sent + d / 2).min(self.last_rx + d * 2),
+                _ => first,
+            }
+        });
+        let keepalive = self.timers.keepalive.map(|k| self.last_tx + k);
+        let rekey = match (self.timers.rekey, self.rekey_done) {
+            (Some(r), false) => Some(self.started + r),
+            _ => None,
+        };
+        [dpd, keepalive, rekey].into_iter().flatten().min()
+    }
+
+    /// What is due at `now`, most urgent first. Records a DPD or keepalive as sent.
+    pub fn check(&mut self, now: Instant) -> Option<LivenessAction> {
+        if let Some(dpd) = self.timers.dpd {
+            if now >= self.last_rx + dpd * 2 {
+                return Some(LivenessAction::Dead);
+            }
+            let due = match self.last_dpd {
+                Some(sent) if sent >= self.last_rx => now >= sent + dpd / 2,
+                _ => now >= self.last_rx + dpd,
+            };
+            if due {
+                self.last_dpd = Some(now);
+                self.last_tx = now;
+                return Some(LivenessAction::SendDpd);
+            }
+        }
+        if let Some(rekey) = self.timers.rekey {
+            if !self.rekey_done && now >= self.started + rekey {
+                self.rekey_done = true;
+                return Some(LivenessAction::Rekey);
+            }
+        }
+        if let Some(keepalive) = self.timers.keepalive {
+            if now >= self.last_tx + keepalive {
+                self.last_tx = now;
+                return Some(LivenessAction::SendKeepalive);
+            }
+        }
+        None
+    }
+}
+
+/// Something the shell must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Nothing heard from the peer on this channel for twice the DPD interval.
+    PeerDead(Channel),
+    /// The server ended the session (DISCONNECT or TERMINATE frame), with its reason text.
+    ServerDisconnect(String),
+    /// The rekey interval elapsed on this channel.
+    RekeyDue(Channel),
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum SessionError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("received a compressed packet but no compression was negotiated")]
+    UnexpectedCompression,
+    #[error("unknown packet type 0x{0:02x} received on the CSTP channel")]
+    UnknownPacket(u8),
+}
+
+/// One tunnel's control state.
+#[derive(Debug)]
+pub struct Session {
+    cstp: Liveness,
+    decoder: CstpDecoder,
+    control_out: VecDeque<(Channel, Vec<u8>)>,
+    events: VecDeque<Event>,
+    closed: bool,
+}
+
+impl Session {
+    pub fn new(cstp_timers: Timers, now: Instant) -> Self {
+        Self {
+            cstp: Liveness::new(cstp_timers, now),
+            decoder: CstpDecoder::new(),
+            control_out: VecDeque::new(),
+            events: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    /// Feeds bytes read from the TLS connection. Each data packet is passed to `on_packet`
+    /// (the caller writes it to the tun device).
+    pub fn handle_cstp(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        mut on_packet: impl FnMut(&[u8]),
+    ) -> Result<(), SessionError> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.cstp.on_receive(now);
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = decoder.decode(bytes, |frame: Frame<'_>| {
+            self.handle_frame(Channel::Cstp, frame, &mut on_packet)
+        });
+        self.decoder = decoder;
+        result
+    }
+
+    fn handle_frame(
+        &mut self,
+        channel: Channel,
+        frame: Frame<'_>,
+        on_packet: &mut impl FnMut(&[u8]),
+    ) -> Result<(), SessionError> {
+        match frame.packet_type() {
+            Some(PacketType::Data) => on_packet(frame.payload),
+            Some(PacketType::DpdRequest) => {
+                // openconnect answers with an empty response; the server echoes probes.
+                self.queue(channel, PacketType::DpdResponse, &[]);
+            }
+            Some(PacketType::DpdResponse | PacketType::Keepalive) => {}
+            Some(PacketType::Disconnect | PacketType::Terminate) => {
+                self.closed = true;
+                self.events
+                    .push_back(Event::ServerDisconnect(disconnect_reason(frame.payload)));
+            }
+            Some(PacketType::Compressed) => return Err(SessionError::UnexpectedCompression),
+            None => return Err(SessionError::UnknownPacket(frame.code)),
+        }
+        Ok(())
+    }
+
+    /// The shell sent a data packet on this channel.
+    pub fn on_data_sent(&mut self, channel: Channel, now: Instant) {
+        if channel == Channel::Cstp {
+            self.cstp.on_send(now);
+        }
+    }
+
+    /// Ends the session from our side: a DISCONNECT with Cisco's "user" reason and `reason`
+    /// as text, which makes ocserv drop the session and its cookie.
+    pub fn disconnect(&mut self, reason: &str) {
+        let mut payload = Vec::with_capacity(1 + reason.len());
+        payload.push(DISCONNECT_USER);
+        payload.extend_from_slice(reason.as_bytes());
+        self.control_out.clear();
+        self.queue(Channel::Cstp, PacketType::Disconnect, &payload);
+        self.closed = true;
+    }
+
+    /// Control bytes to send next (already framed for their channel).
+    pub fn poll_transmit(&mut self) -> Option<(Channel, Vec<u8>)> {
+        self.control_out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`Session::handle_timeout`] should next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        self.cstp.next_deadline()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        while let Some(action) = self.cstp.check(now) {
+            match action {
+                LivenessAction::SendDpd => self.queue(Channel::Cstp, PacketType::DpdRequest, &[]),
+                LivenessAction::SendKeepalive => {
+                    self.queue(Channel::Cstp, PacketType::Keepalive, &[]);
+                }
+                LivenessAction::Rekey => self.events.push_back(Event::RekeyDue(Channel::Cstp)),
+                LivenessAction::Dead => {
+                    self.closed = true;
+                    self.events.push_back(Event::PeerDead(Channel::Cstp));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn queue(&mut self, channel: Channel, ptype: PacketType, payload: &[u8]) {
+        let mut out = Vec::with_capacity(8 + payload.len());
+        if channel == Channel::Cstp {
+            // Control payloads are tiny; the only failure is a payload over 64 KiB.
+            if emit_cstp(ptype, payload, &mut out).is_err() {
+                return;
+            }
+        } else {
+            out.push(ptype.code());
+            out.extend_from_slice(payload);
+        }
+        self.control_out.push_back((channel, out));
+    }
+}
+
+/// openconnect's wording: the reason byte and text when the server sent them.
+fn disconnect_reason(payload: &[u8]) -> String {
+    match payload.split_first() {
+        Some((code, text)) if !text.is_empty() => format!(
+            "reason 0x{code:02x}: {}",
+            String::from_utf8_lossy(text).trim_end_matches('\0')
+        ),
+        Some((code, _)) => format!("reason 0x{code:02x}"),
+        None => "no reason given".to_string(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::anyconnect::frame::cstp_header;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn timers(dpd: u64, keepalive: u64) -> Timers {
+        Timers {
+            dpd: Some(S * dpd as u32),
+            keepalive: Some(S * keepalive as u32),
+            rekey: None,
+        }
+    }
+
+    fn drain(s: &mut Session) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| s.poll_transmit().map(|(_, b)| b)).collect()
+    }
+
+    fn frame(ptype: PacketType, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        emit_cstp(ptype, payload, &mut v).unwrap();
+        v
+    }
+
+    #[test]
+    fn dpd_schedule_then_dead() {
+        let t0 = Instant::now();
+        let mut s = Session::new(timers(30, 1000), t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + S * 30));
+        s.handle_timeout(t0 + S * 29);
+        assert!(drain(&mut s).is_empty());
+        s.handle_timeout(t0 + S * 30);
+        assert_eq!(drain(&mut s), vec![frame(PacketType::DpdRequest, &[])]);
+        // Repeated every dpd/2 while unanswered.
+        assert_eq!(s.poll_timeout(), Some(t0 + S * 45));
+        s.handle_timeout(t0 + S * 45);
+        assert_eq!(drain(&mut s).len(), 1);
+        assert_eq!(s.poll_timeout(), Some(t0 + S * 60));
+        s.handle_timeout(t0 + S * 60);
+        assert_eq!(s.poll_event(), Some(Event::PeerDead(Channel::Cstp)));
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn traffic_defers_dpd() {
+        let t0 = Instant::now();
+        let mut s = Session::new(timers(30, 1000), t0);
+        s.handle_cstp(&frame(PacketType::DpdResponse, &[]), t0 + S * 25, |_| {})
+            .unwrap();
+        s.handle_timeout(t0 + S * 30);
+        assert!(drain(&mut s).is_empty());
+        assert_eq!(s.poll_timeout(), Some(t0 + S * 55));
+        s.handle_timeout(t0 + S * 70);
+        assert_eq!(s.poll_event(), None);
+    }
+
+    #[test]
+    fn keepalive_only_when_idle() {
+        let t0 = Instant::now();
+        let mut s = Session::new(
+            Timers {
+                keepalive: Some(S * 20),
+                ..Timers::default()
+            },
+            t0,
+        );
+        s.on_data_sent(Channel::Cstp, t0 + S * 15);
+        s.handle_timeout(t0 + S * 20);
+        assert!(drain(&mut s).is_empty());
+        s.handle_timeout(t0 + S * 35);
+        assert_eq!(drain(&mut s), vec![frame(PacketType::Keepalive, &[])]);
+        assert_eq!(s.poll_timeout(), Some(t0 + S * 55));
+    }
+
+    #[test]
+    fn rekey_fires_once() {
+        let t0 = Instant::now();
+        let mut s = Session::new(
+            Timers {
+                rekey: Some(S * 100),
+                ..Timers::default()
+            },
+            t0,
+        );
+        s.handle_timeout(t0 + S * 100);
+        assert_eq!(s.poll_event(), Some(Event::RekeyDue(Channel::Cstp)));
+        s.handle_timeout(t0 + S * 300);
+        assert_eq!(s.poll_event(), None);
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn data_control_and_disconnect() {
+        let t0 = Instant::now();
+        let mut s = Session::new(Timers::default(), t0);
+        let mut stream = frame(PacketType::Data, b"\x45packet");
+        stream.extend(frame(PacketType::DpdRequest, b"pad"));
+        stream.extend(frame(PacketType::Keepalive, &[]));
+        stream.extend(frame(PacketType::Disconnect, b"\xb0bye"));
+        let mut packets = Vec::new();
+        s.handle_cstp(&stream, t0, |p| packets.push(p.to_vec()))
+            .unwrap();
+        assert_eq!(packets, vec![b"\x45packet".to_vec()]);
+        assert_eq!(drain(&mut s), vec![frame(PacketType::DpdResponse, &[])]);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::ServerDisconnect("reason 0xb0: bye".into()))
+        );
+        assert_eq!(s.poll_timeout(), None);
+    }
+
+    #[test]
+    fn empty_server_disconnect() {
+        let mut s = Session::new(Timers::default(), Instant::now());
+        s.handle_cstp(&frame(PacketType::Terminate, &[]), Instant::now(), |_| {})
+            .unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::ServerDisconnect("no reason given".into()))
+        );
+    }
+
+    #[test]
+    fn our_disconnect_frame() {
+        let mut s = Session::new(timers(30, 20), Instant::now());
+        s.disconnect("Aborted by caller");
+        let out = drain(&mut s);
+        let mut want = cstp_header(PacketType::Disconnect, 18).unwrap().to_vec();
+        want.push(0xb0);
+        want.extend_from_slice(b"Aborted by caller");
+        assert_eq!(out, vec![want]);
+    }
+
+    #[test]
+    fn hostile_frames_are_errors() {
+        let t0 = Instant::now();
+        let mut s = Session::new(Timers::default(), t0);
+        let err = s
+            .handle_cstp(&frame(PacketType::Compressed, b"x"), t0, |_| {})
+            .unwrap_err();
+        assert_eq!(err, SessionError::UnexpectedCompression);
+        let mut s = Session::new(Timers::default(), t0);
+        let err = s
+            .handle_cstp(b"STF\x01\x00\x00\x02\x00", t0, |_| {})
+            .unwrap_err();
+        assert_eq!(err, SessionError::UnknownPacket(2));
+    }
+}

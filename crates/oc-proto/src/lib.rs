@@ -1,0 +1,9 @@
+//! Sans-IO protocol cores for ferroconnect.
+//!
+//! Nothing in this crate opens a socket, reads a clock or touches a file: callers feed bytes
+//! and the current time in, and take bytes, deadlines and events out. That keeps every
+//! protocol decision testable with a simulated clock and an in-memory link.
+
+pub mod anyconnect;
+pub mod http;
+pub mod url;

@@ -1,0 +1,171 @@
+//! The server argument: `[https://]host[:port][/path]`, as openconnect accepts it.
+
+use std::fmt;
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum UrlError {
+    #[error("server URL is empty")]
+    Empty,
+    #[error("protocol {0:?} is not supported in server URL (use https://)")]
+    Scheme(String),
+    #[error("server URL {0:?} has no host name")]
+    NoHost(String),
+    #[error("invalid port {port:?} in server URL {url:?}")]
+    Port { url: String, port: String },
+    #[error("unterminated IPv6 address in server URL {0:?}")]
+    Bracket(String),
+    #[error("server URL {0:?} contains whitespace or control characters")]
+    BadCharacter(String),
+}
+
+/// A parsed server URL. `path` has no leading slash (`""` for the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerUrl {
+    pub host: String,
+    pub port: u16,
+    pub path: String,
+}
+
+impl ServerUrl {
+    pub fn parse(input: &str) -> Result<Self, UrlError> {
+        let input = input.trim();
+        if input.is_empty() {
+            return Err(UrlError::Empty);
+        }
+        if input.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(UrlError::BadCharacter(input.to_string()));
+        }
+        let rest = match input.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => rest,
+            Some((scheme, _)) => return Err(UrlError::Scheme(scheme.to_string())),
+            None => input,
+        };
+        let (authority, path) = match rest.find(['/', '?']) {
+            Some(i) => (&rest[..i], rest[i..].trim_start_matches('/')),
+            None => (rest, ""),
+        };
+        let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| UrlError::Bracket(input.to_string()))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(UrlError::NoHost(input.to_string()));
+        }
+        let port = match port {
+            None => 443,
+            Some(p) => match p.parse::<u16>() {
+                Ok(n) if n != 0 => n,
+                _ => {
+                    return Err(UrlError::Port {
+                        url: input.to_string(),
+                        port: p.to_string(),
+                    })
+                }
+            },
+        };
+        Ok(Self {
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+        })
+    }
+
+    /// The host as it goes in a URL or `Host:` header: IPv6 literals in brackets.
+    pub fn host_for_url(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        }
+    }
+
+    /// The `Host:` header value: the port only when it is not 443.
+    pub fn host_header(&self) -> String {
+        if self.port == 443 {
+            self.host_for_url()
+        } else {
+            format!("{}:{}", self.host_for_url(), self.port)
+        }
+    }
+
+    /// `https://host[:port]/` with no path, as openconnect prints `CONNECT_URL`.
+    pub fn base_url(&self) -> String {
+        format!("https://{}/", self.host_header())
+    }
+
+    /// The request path for this URL: `/` plus the path.
+    pub fn request_path(&self) -> String {
+        format!("/{}", self.path)
+    }
+}
+
+impl fmt::Display for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "https://{}/{}", self.host_header(), self.path)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let u = ServerUrl::parse("vpn.example.com").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("vpn.example.com", 443, "")
+        );
+        let u = ServerUrl::parse("https://vpn:8443/sales").unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.path.as_str()),
+            ("vpn", 8443, "sales")
+        );
+        assert_eq!(u.host_header(), "vpn:8443");
+        assert_eq!(u.base_url(), "https://vpn:8443/");
+        assert_eq!(u.to_string(), "https://vpn:8443/sales");
+        let u = ServerUrl::parse("[2001:db8::1]:444/g").unwrap();
+        assert_eq!(u.host, "2001:db8::1");
+        assert_eq!(u.host_header(), "[2001:db8::1]:444");
+        let u = ServerUrl::parse("HTTPS://h/").unwrap();
+        assert_eq!(u.path, "");
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(ServerUrl::parse(""), Err(UrlError::Empty));
+        assert!(matches!(
+            ServerUrl::parse("http://h"),
+            Err(UrlError::Scheme(_))
+        ));
+        assert!(matches!(
+            ServerUrl::parse("h:0"),
+            Err(UrlError::Port { .. })
+        ));
+        assert!(matches!(
+            ServerUrl::parse("h:99999"),
+            Err(UrlError::Port { .. })
+        ));
+        assert!(matches!(
+            ServerUrl::parse("https://:443"),
+            Err(UrlError::NoHost(_))
+        ));
+        assert!(matches!(
+            ServerUrl::parse("[::1"),
+            Err(UrlError::Bracket(_))
+        ));
+        assert!(matches!(
+            ServerUrl::parse("a b"),
+            Err(UrlError::BadCharacter(_))
+        ));
+    }
+}
