@@ -1,1 +1,464 @@
+//! OpenSSL glue: the client TLS context, server-certificate pins (`--servercert`), client
+//! certificates (PEM and PKCS#12) and the async TLS stream.
+//!
+//! This is the one crate allowed `unsafe` (for the DTLS session tricks OpenSSL has no safe
+//! API for); each block carries a `// SAFETY:` comment. The TLS client below needs none.
 
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use base64::Engine;
+use openssl::hash::{hash, MessageDigest};
+use openssl::pkcs12::Pkcs12;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::x509::{X509Ref, X509VerifyResult, X509};
+use thiserror::Error;
+use tokio::net::TcpStream;
+
+pub use tokio_openssl::SslStream;
+
+/// The TLS stream type the client uses for CSTP.
+pub type TlsStream = SslStream<TcpStream>;
+
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("invalid --servercert {value:?}: {why}")]
+    BadPin { value: String, why: &'static str },
+    #[error("cannot read {what} {path}: {source}")]
+    Read {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot load {what} from {path}: {why}")]
+    Load {
+        what: &'static str,
+        path: PathBuf,
+        why: String,
+    },
+    #[error("TLS setup failed: {0}")]
+    Setup(#[from] openssl::error::ErrorStack),
+    #[error("TLS handshake with {peer} failed: {why}")]
+    Handshake { peer: String, why: String },
+    #[error("server certificate verification failed: {reason}\nTo trust this server, add to the command line:\n    --servercert {pin}")]
+    NotTrusted { reason: String, pin: String },
+    #[error("server certificate does not match any --servercert pin; its key is {pin}")]
+    PinMismatch { pin: String },
+    #[error("server sent no certificate")]
+    NoPeerCertificate,
+}
+
+/// One `--servercert` value.
+#[derive(Clone, PartialEq, Eq)]
+pub enum CertPin {
+    /// `sha1:<hex>`: SHA-1 of the SubjectPublicKeyInfo.
+    Sha1Spki(String),
+    /// `sha256:<hex>`: SHA-256 of the SubjectPublicKeyInfo.
+    Sha256Spki(String),
+    /// `pin-sha256:<base64>`: SHA-256 of the SubjectPublicKeyInfo.
+    PinSha256(String),
+    /// Bare hex: SHA-1 of the whole certificate (openconnect's legacy form).
+    Sha1Cert(String),
+}
+
+impl fmt::Debug for CertPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_string())
+    }
+}
+
+impl fmt::Display for CertPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Sha1Spki(h) => write!(f, "sha1:{h}"),
+            Self::Sha256Spki(h) => write!(f, "sha256:{h}"),
+            Self::PinSha256(b) => write!(f, "pin-sha256:{b}"),
+            Self::Sha1Cert(h) => write!(f, "{h}"),
+        }
+    }
+}
+
+impl CertPin {
+    /// Parses a pin. Like openconnect, a pin may be a prefix of the fingerprint (at least 4
+    /// characters); hex is case-insensitive, base64 is not.
+    pub fn parse(value: &str) -> Result<Self, TlsError> {
+        let bad = |why| TlsError::BadPin {
+            value: value.to_string(),
+            why,
+        };
+        let (kind, body) = match value.split_once(':') {
+            Some((kind, body)) => (Some(kind), body),
+            None => (None, value),
+        };
+        if body.len() < 4 {
+            return Err(bad("a pin needs at least 4 characters"));
+        }
+        let hex = |max: usize| -> Result<String, TlsError> {
+            if !body.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(bad("expected hexadecimal digits"));
+            }
+            if body.len() > max {
+                return Err(bad("longer than the fingerprint"));
+            }
+            Ok(body.to_ascii_lowercase())
+        };
+        Ok(match kind.map(str::to_ascii_lowercase).as_deref() {
+            None => Self::Sha1Cert(hex(40)?),
+            Some("sha1") => Self::Sha1Spki(hex(40)?),
+            Some("sha256") => Self::Sha256Spki(hex(64)?),
+            Some("pin-sha256") => {
+                let ok = body
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '='));
+                if !ok {
+                    return Err(bad("expected base64"));
+                }
+                Self::PinSha256(body.to_string())
+            }
+            Some(_) => return Err(bad("unknown hash; use sha1:, sha256: or pin-sha256:")),
+        })
+    }
+
+    pub fn matches(&self, cert: &X509Ref) -> Result<bool, TlsError> {
+        let fingerprint = match self {
+            Self::Sha1Spki(_) => hex_lower(&hash(MessageDigest::sha1(), &spki_der(cert)?)?),
+            Self::Sha256Spki(_) => hex_lower(&hash(MessageDigest::sha256(), &spki_der(cert)?)?),
+            Self::PinSha256(_) => pin_sha256_base64(cert)?,
+            Self::Sha1Cert(_) => hex_lower(&cert.digest(MessageDigest::sha1())?),
+        };
+        let (Self::Sha1Spki(p) | Self::Sha256Spki(p) | Self::PinSha256(p) | Self::Sha1Cert(p)) =
+            self;
+        Ok(fingerprint.starts_with(p.as_str()))
+    }
+}
+
+fn spki_der(cert: &X509Ref) -> Result<Vec<u8>, TlsError> {
+    Ok(cert.public_key()?.public_key_to_der()?)
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn pin_sha256_base64(cert: &X509Ref) -> Result<String, TlsError> {
+    let digest = hash(MessageDigest::sha256(), &spki_der(cert)?)?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+/// `pin-sha256:<base64>` for a certificate: what openconnect prints as `FINGERPRINT`.
+pub fn fingerprint(cert: &X509Ref) -> Result<String, TlsError> {
+    Ok(format!("pin-sha256:{}", pin_sha256_base64(cert)?))
+}
+
+/// A client certificate and its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCertSpec {
+    /// `-c`: PEM certificate (chain) or PKCS#12 file.
+    pub cert: PathBuf,
+    /// `-k`: PEM key file; defaults to the certificate file.
+    pub key: Option<PathBuf>,
+    /// `-p`: key or PKCS#12 password.
+    pub password: Option<String>,
+}
+
+struct LoadedCert {
+    cert: X509,
+    chain: Vec<X509>,
+    key: PKey<Private>,
+}
+
+fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        what,
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsError> {
+    let data = read(&spec.cert, "certificate")?;
+    let load_err = |what, path: &Path, why: String| TlsError::Load {
+        what,
+        path: path.to_path_buf(),
+        why,
+    };
+    let password = spec.password.as_deref().unwrap_or("");
+    if !data.starts_with(b"-----") && !data.windows(5).any(|w| w == b"-----") {
+        // Binary: PKCS#12.
+        let parsed = Pkcs12::from_der(&data)
+            .and_then(|p| p.parse2(password))
+            .map_err(|e| {
+                load_err(
+                    "PKCS#12 certificate",
+                    &spec.cert,
+                    format!("{e} (wrong or missing -p password?)"),
+                )
+            })?;
+        let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
+            return Err(load_err(
+                "PKCS#12 certificate",
+                &spec.cert,
+                "the file has no certificate or no key".into(),
+            ));
+        };
+        let chain = parsed.ca.map(|s| s.into_iter().collect()).unwrap_or_default();
+        return Ok(LoadedCert { cert, chain, key });
+    }
+    let mut certs = X509::stack_from_pem(&data)
+        .map_err(|e| load_err("certificate", &spec.cert, e.to_string()))?
+        .into_iter();
+    let cert = certs.next().ok_or_else(|| {
+        load_err("certificate", &spec.cert, "no PEM certificate found".into())
+    })?;
+    let key_path = spec.key.as_deref().unwrap_or(&spec.cert);
+    let key_pem = read(key_path, "private key")?;
+    let key = match &spec.password {
+        Some(p) => PKey::private_key_from_pem_passphrase(&key_pem, p.as_bytes()),
+        None => PKey::private_key_from_pem(&key_pem),
+    }
+    .map_err(|e| {
+        load_err(
+            "private key",
+            key_path,
+            format!("{e} (is it encrypted? give its password with -p)"),
+        )
+    })?;
+    Ok(LoadedCert {
+        cert,
+        chain: certs.collect(),
+        key,
+    })
+}
+
+/// How to verify and present ourselves to the server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsClientConfig {
+    /// `--cafile`: extra trusted CAs.
+    pub ca_file: Option<PathBuf>,
+    /// `--no-system-trust` turns this off.
+    pub system_trust: bool,
+    /// `--servercert`: when any is given, only these pins decide.
+    pub pins: Vec<CertPin>,
+    pub client_cert: Option<ClientCertSpec>,
+    /// `--sni`: the name to send instead of the host name.
+    pub sni: Option<String>,
+}
+
+/// A reusable client context.
+pub struct TlsClient {
+    connector: SslConnector,
+    config: TlsClientConfig,
+}
+
+impl fmt::Debug for TlsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsClient").field("config", &self.config).finish()
+    }
+}
+
+/// What we learnt about the server during the handshake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerInfo {
+    /// `pin-sha256:...` of the server certificate.
+    pub fingerprint: String,
+    pub version: String,
+    pub cipher: String,
+}
+
+impl TlsClient {
+    pub fn new(config: TlsClientConfig) -> Result<Self, TlsError> {
+        let mut builder = SslConnector::builder(SslMethod::tls_client())?;
+        // Verification happens after the handshake (see `connect`), so that a pin can
+        // override the chain and a failure can name the pin to use.
+        builder.set_verify(SslVerifyMode::NONE);
+        if !config.system_trust {
+            builder.set_cert_store(openssl::x509::store::X509StoreBuilder::new()?.build());
+        }
+        if let Some(ca) = &config.ca_file {
+            read(ca, "CA file")?;
+            builder.set_ca_file(ca).map_err(|e| TlsError::Load {
+                what: "CA certificates",
+                path: ca.clone(),
+                why: e.to_string(),
+            })?;
+        }
+        if let Some(spec) = &config.client_cert {
+            let loaded = load_client_cert(spec)?;
+            builder.set_certificate(&loaded.cert)?;
+            for extra in loaded.chain {
+                builder.add_extra_chain_cert(extra)?;
+            }
+            builder.set_private_key(&loaded.key)?;
+            builder.check_private_key().map_err(|e| TlsError::Load {
+                what: "private key",
+                path: spec.key.clone().unwrap_or_else(|| spec.cert.clone()),
+                why: format!("it does not match the certificate ({e})"),
+            })?;
+        }
+        Ok(Self {
+            connector: builder.build(),
+            config,
+        })
+    }
+
+    /// Runs the TLS handshake on `tcp` and checks the server certificate against `host`
+    /// (or the pins).
+    pub async fn connect(&self, tcp: TcpStream, host: &str) -> Result<(TlsStream, PeerInfo), TlsError> {
+        let mut conf = self.connector.configure()?;
+        if self.config.sni.is_some() {
+            conf.set_use_server_name_indication(false);
+        }
+        let mut ssl = conf.into_ssl(host)?;
+        if let Some(sni) = &self.config.sni {
+            ssl.set_hostname(sni)?;
+        }
+        let mut stream = SslStream::new(ssl, tcp)?;
+        Pin::new(&mut stream)
+            .connect()
+            .await
+            .map_err(|e| TlsError::Handshake {
+                peer: host.to_string(),
+                why: describe_ssl_error(&e),
+            })?;
+        let info = self.verify(&stream)?;
+        Ok((stream, info))
+    }
+
+    fn verify(&self, stream: &TlsStream) -> Result<PeerInfo, TlsError> {
+        let ssl = stream.ssl();
+        let cert = ssl.peer_certificate().ok_or(TlsError::NoPeerCertificate)?;
+        let fingerprint = fingerprint(&cert)?;
+        if !self.config.pins.is_empty() {
+            let mut matched = false;
+            for pin in &self.config.pins {
+                matched |= pin.matches(&cert)?;
+            }
+            if !matched {
+                return Err(TlsError::PinMismatch { pin: fingerprint });
+            }
+        } else {
+            let result = ssl.verify_result();
+            if result != X509VerifyResult::OK {
+                return Err(TlsError::NotTrusted {
+                    reason: result.error_string().to_string(),
+                    pin: fingerprint,
+                });
+            }
+        }
+        Ok(PeerInfo {
+            fingerprint,
+            version: ssl.version_str().to_string(),
+            cipher: ssl
+                .current_cipher()
+                .map(|c| c.name().to_string())
+                .unwrap_or_default(),
+        })
+    }
+}
+
+fn describe_ssl_error(e: &openssl::ssl::Error) -> String {
+    if let Some(io) = e.io_error() {
+        return io.to_string();
+    }
+    match e.ssl_error() {
+        Some(stack) => stack
+            .errors()
+            .iter()
+            .map(|er| er.reason().unwrap_or("unknown error").to_string())
+            .collect::<Vec<_>>()
+            .join("; "),
+        None => match e.code() {
+            openssl::ssl::ErrorCode::ZERO_RETURN | openssl::ssl::ErrorCode::SYSCALL => {
+                "connection closed by the server".into()
+            }
+            code => format!("SSL error code {}", code.as_raw()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::asn1::Asn1Time;
+    use openssl::bn::BigNum;
+    use openssl::rsa::Rsa;
+    use openssl::x509::X509NameBuilder;
+
+    fn self_signed() -> X509 {
+        let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "test").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap())
+            .unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        b.build()
+    }
+
+    #[test]
+    fn pin_forms_match_by_prefix() {
+        let cert = self_signed();
+        let spki = spki_der(&cert).unwrap();
+        let sha256 = hex_lower(&hash(MessageDigest::sha256(), &spki).unwrap());
+        let sha1 = hex_lower(&hash(MessageDigest::sha1(), &spki).unwrap());
+        let whole = hex_lower(&cert.digest(MessageDigest::sha1()).unwrap());
+        let b64 = fingerprint(&cert).unwrap();
+        for good in [
+            format!("sha256:{}", sha256.to_uppercase()),
+            format!("sha256:{}", &sha256[..8]),
+            format!("sha1:{sha1}"),
+            whole.clone(),
+            b64.clone(),
+            b64[..20].to_string(),
+        ] {
+            assert!(CertPin::parse(&good).unwrap().matches(&cert).unwrap(), "{good}");
+        }
+        let wrong = format!("sha256:{}", if sha256.starts_with('0') { "1111" } else { "0000" });
+        assert!(!CertPin::parse(&wrong).unwrap().matches(&cert).unwrap());
+        // Case matters for base64.
+        let flipped: String = b64["pin-sha256:".len()..]
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            .collect();
+        if flipped != b64["pin-sha256:".len()..] {
+            let pin = CertPin::parse(&format!("pin-sha256:{flipped}")).unwrap();
+            assert!(!pin.matches(&cert).unwrap());
+        }
+    }
+
+    #[test]
+    fn bad_pins() {
+        for bad in ["sha256:abc", "md5:abcdef", "sha1:xyzw1234", "pin-sha256:ab!c#", &"a".repeat(41)] {
+            assert!(CertPin::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn missing_files_name_the_path() {
+        let err = TlsClient::new(TlsClientConfig {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..TlsClientConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+        let err = TlsClient::new(TlsClientConfig {
+            client_cert: Some(ClientCertSpec {
+                cert: "/nonexistent/c.pem".into(),
+                key: None,
+                password: None,
+            }),
+            ..TlsClientConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/c.pem"), "{err}");
+    }
+}

@@ -1,1 +1,234 @@
+//! The `openconnect` client: command line, login, tunnel main loop and reconnects.
+//!
+//! Protocol decisions live in `oc-proto` (auth exchange, CONNECT, framing, liveness); this
+//! crate moves bytes between the TLS connection, the tun device, the terminal and the
+//! vpnc-script, and maps outcomes to openconnect's messages and exit codes.
 
+pub mod auth_ui;
+pub mod cli;
+pub mod error;
+pub mod log;
+mod tunnel;
+pub mod transport;
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use oc_proto::anyconnect::auth::{AuthExchange, AuthSettings, AuthStep, ClientIdentity};
+use oc_proto::url::ServerUrl;
+use oc_tls::{CertPin, ClientCertSpec, TlsClient, TlsClientConfig};
+use tracing::info;
+
+use crate::auth_ui::{read_stdin_line, FormFiller};
+use crate::cli::{Options, PROTOCOL_VERSION};
+use crate::error::ClientError;
+use crate::transport::Endpoint;
+
+/// Debian's vpnc-scripts location, which openconnect is built with.
+pub const DEFAULT_SCRIPT: &str = "/usr/share/vpnc-scripts/vpnc-script";
+
+/// How a successful run ended; the message is printed and the exit status is 0.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished(pub String);
+
+/// Runs the client as the command line asks.
+pub async fn run(opts: Options) -> Result<Finished, ClientError> {
+    opts.validate()?;
+    let server = opts
+        .server
+        .as_deref()
+        .ok_or_else(|| ClientError::Usage("no server specified".into()))?;
+    let mut url = ServerUrl::parse(server).map_err(|e| ClientError::Usage(e.to_string()))?;
+    if let Some(g) = &opts.usergroup {
+        url.path = g.trim_start_matches('/').to_string();
+    }
+    let endpoint = Endpoint {
+        resolve: opts.resolve_entries()?,
+        tls: TlsClient::new(tls_config(&opts)?)?,
+        url,
+    };
+
+    let (cookie, peer_addr, fingerprint) = match cookie_from_options(&opts)? {
+        Some(c) => (c, None, None),
+        None => {
+            let login = authenticate(&opts, &endpoint).await?;
+            (login.cookie, Some(login.addr), Some(login.fingerprint))
+        }
+    };
+
+    // The `name=value` form keeps a base64 cookie's `=` padding unambiguous when it is fed
+    // back to openconnect or to us.
+    let printable = format!("webvpn={cookie}");
+    if opts.authenticate {
+        print_authenticate(&endpoint, &printable, peer_addr, fingerprint.as_deref());
+        return Ok(Finished(String::new()));
+    }
+    if opts.cookieonly {
+        println!("{printable}");
+        return Ok(Finished(String::new()));
+    }
+    if opts.printcookie {
+        println!("{printable}");
+    }
+    tunnel::run(&opts, &endpoint, cookie).await
+}
+
+fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
+    let pins = opts
+        .servercert
+        .iter()
+        .map(|p| CertPin::parse(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(TlsClientConfig {
+        ca_file: opts.cafile.clone(),
+        system_trust: !opts.no_system_trust,
+        pins,
+        client_cert: opts.certificate.as_ref().map(|c| ClientCertSpec {
+            cert: c.clone(),
+            key: opts.sslkey.clone(),
+            password: opts.key_password.clone(),
+        }),
+        sni: opts.sni.clone(),
+    })
+}
+
+/// The cookie from `-C`/`--cookie-on-stdin`. Accepts the bare `webvpn` value or the
+/// `name=value; name=value` form openconnect prints in some builds.
+fn cookie_from_options(opts: &Options) -> Result<Option<String>, ClientError> {
+    let raw = match (&opts.cookie, opts.cookie_on_stdin) {
+        (Some(c), _) => c.clone(),
+        (None, true) => read_stdin_line("reading the cookie from standard input")?,
+        (None, false) => return Ok(None),
+    };
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(ClientError::Usage("the cookie is empty".into()));
+    }
+    let webvpn = raw
+        .split(';')
+        .map(str::trim)
+        .find_map(|part| part.strip_prefix("webvpn="))
+        .unwrap_or(raw);
+    Ok(Some(webvpn.to_string()))
+}
+
+pub(crate) fn user_agent(opts: &Options) -> String {
+    opts.useragent.clone().unwrap_or_else(|| {
+        format!(
+            "Open AnyConnect VPN Agent {}",
+            opts.version_string.as_deref().unwrap_or(PROTOCOL_VERSION)
+        )
+    })
+}
+
+struct Login {
+    cookie: String,
+    addr: IpAddr,
+    fingerprint: String,
+}
+
+async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, ClientError> {
+    let mut filler = FormFiller {
+        user: opts.user.clone(),
+        password: if opts.passwd_on_stdin {
+            Some(read_stdin_line("reading the password from standard input")?)
+        } else {
+            None
+        },
+        authgroup: opts.authgroup.clone(),
+        entries: opts.form_entries()?,
+        non_interactive: opts.non_inter,
+    };
+    let mut exchange = AuthExchange::new(AuthSettings {
+        url: endpoint.url.clone(),
+        user_agent: user_agent(opts),
+        identity: ClientIdentity {
+            version: opts
+                .version_string
+                .clone()
+                .unwrap_or_else(|| PROTOCOL_VERSION.to_string()),
+            device_id: opts.os.clone().unwrap_or_else(|| "linux-64".to_string()),
+        },
+        group: opts.authgroup.clone(),
+    });
+    let mut conn = endpoint.connect().await?;
+    let mut request = exchange.init_request();
+    loop {
+        if conn.closed {
+            conn = endpoint.connect().await?;
+        }
+        let (response, _) = conn.exchange(&request, false).await?;
+        match exchange.handle_response(&response)? {
+            AuthStep::Form(form) => request = exchange.reply(&filler.fill(&form)?),
+            AuthStep::Send(next) => request = next,
+            AuthStep::Success(done) => {
+                if let Some(b) = &done.banner {
+                    info!("{b}");
+                }
+                return Ok(Login {
+                    cookie: done.cookie,
+                    addr: conn.addr.ip(),
+                    fingerprint: conn.peer.fingerprint.clone(),
+                });
+            }
+        }
+    }
+}
+
+/// `--authenticate` output, quoted the way openconnect quotes it (single quotes, no
+/// escaping) so `eval` in NetworkManager's helper works the same.
+fn print_authenticate(
+    endpoint: &Endpoint,
+    cookie: &str,
+    addr: Option<IpAddr>,
+    fingerprint: Option<&str>,
+) {
+    let host = match addr {
+        Some(IpAddr::V6(a)) => format!("[{a}]"),
+        Some(a) => a.to_string(),
+        None => endpoint.url.host_for_url(),
+    };
+    println!("COOKIE='{cookie}'");
+    println!("HOST='{host}'");
+    println!("CONNECT_URL='{}'", endpoint.url.base_url());
+    println!("FINGERPRINT='{}'", fingerprint.unwrap_or_default());
+    match addr {
+        Some(a) => println!("RESOLVE='{}:{a}'", endpoint.url.host),
+        None => print!("RESOLVE="),
+    }
+}
+
+/// Interval between reconnect attempts: 10 s, growing by 10 s, at most 100 s.
+pub(crate) fn next_reconnect_interval(current: Duration) -> Duration {
+    (current + Duration::from_secs(10)).min(Duration::from_secs(100))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(args: &[&str]) -> Options {
+        let mut v = vec!["openconnect".into()];
+        v.extend(args.iter().map(std::ffi::OsString::from));
+        Options::from_args(v).unwrap()
+    }
+
+    #[test]
+    fn cookie_forms() {
+        let c = cookie_from_options(&opts(&["-C", "abc+/=", "vpn"])).unwrap();
+        assert_eq!(c.as_deref(), Some("abc+/="));
+        let c = cookie_from_options(&opts(&["-C", "openconnect_strapkey=KEY==; webvpn=abc=", "vpn"]));
+        assert_eq!(c.unwrap().as_deref(), Some("abc="));
+        assert!(cookie_from_options(&opts(&["-C", "  ", "vpn"])).is_err());
+    }
+
+    #[test]
+    fn user_agent_and_interval() {
+        assert_eq!(user_agent(&opts(&["vpn"])), "Open AnyConnect VPN Agent v9.21");
+        assert_eq!(user_agent(&opts(&["--useragent", "X/1", "vpn"])), "X/1");
+        let mut d = Duration::ZERO;
+        let seq: Vec<u64> = (0..12).map(|_| { d = next_reconnect_interval(d); d.as_secs() }).collect();
+        assert_eq!(seq[..3], [10, 20, 30]);
+        assert_eq!(seq[11], 100);
+    }
+}

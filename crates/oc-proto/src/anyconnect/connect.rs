@@ -135,10 +135,8 @@ pub struct TunnelConfig {
     /// The netmask as the server sent it (may be absent or non-contiguous).
     pub ipv4_netmask: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Net>,
-    /// `X-CSTP-DNS` servers, in header order (either family).
+    /// `X-CSTP-DNS` and `X-CSTP-DNS-IP6` servers, in header order.
     pub dns: Vec<IpAddr>,
-    /// `X-CSTP-DNS-IP6` servers (Cisco's spelling for IPv6).
-    pub dns_ip6: Vec<Ipv6Addr>,
     pub nbns: Vec<IpAddr>,
     pub default_domain: Option<String>,
     pub split_dns: Vec<String>,
@@ -222,14 +220,13 @@ impl TunnelConfig {
                     );
                 }
                 "x-cstp-dns" => push_addr(&mut cfg.dns, &mut cfg.warnings, "X-CSTP-DNS", value),
-                "x-cstp-dns-ip6" => match value.parse() {
-                    Ok(a) => cfg.dns_ip6.push(a),
-                    Err(_) => cfg.warnings.push(format!(
-                        "ignoring X-CSTP-DNS-IP6 {value:?}: not an IPv6 address"
-                    )),
-                },
+                "x-cstp-dns-ip6" => {
+                    push_addr(&mut cfg.dns, &mut cfg.warnings, "X-CSTP-DNS-IP6", value)
+                }
                 "x-cstp-nbns" => push_addr(&mut cfg.nbns, &mut cfg.warnings, "X-CSTP-NBNS", value),
-                "x-cstp-default-domain" => cfg.default_domain = Some(value.to_string()),
+                "x-cstp-default-domain" => {
+                    cfg.default_domain = Some(value.replace([',', ';'], " "))
+                }
                 "x-cstp-split-dns" => cfg.split_dns.push(value.to_string()),
                 "x-cstp-split-include" => {
                     push_route(&mut cfg, value, true);

@@ -1,0 +1,471 @@
+//! The command line, flag for flag with openconnect 9.x, and its `--config` file format.
+
+use std::ffi::OsString;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+use crate::error::ClientError;
+
+/// The version we report in the XML `<version>` element and the User-Agent.
+pub const PROTOCOL_VERSION: &str = "v9.21";
+
+const ABOUT: &str = "\
+Connect to an AnyConnect-compatible SSL VPN (Cisco ASA/FTD, ocserv) and bring up a tun device \
+configured by a vpnc-compatible script. Command line, script environment, cookie output and \
+exit codes follow openconnect 9.x, so NetworkManager and existing scripts can use this client.";
+
+const AFTER: &str = "\
+EXIT STATUS
+    0  --authenticate/--cookieonly succeeded, or the session ended on SIGINT/SIGTERM
+       (logged off) or SIGHUP (detached, cookie still valid)
+    1  usage error, authentication failure, TLS/certificate failure, server terminated the
+       session, reconnect timeout, or any other error
+    2  the server rejected the cookie (also when a reconnect returns different addresses)
+
+SIGNALS
+    SIGINT, SIGTERM  send a logoff (DISCONNECT) so the server frees the session, run the
+                     script with reason=disconnect, exit 0
+    SIGHUP           close without logoff (the cookie stays usable), exit 0
+    SIGUSR2          drop the connection and reconnect at once with the cookie
+    SIGUSR1          print connection statistics
+
+SERVER CERTIFICATES
+    The server certificate is checked against the system CAs (unless --no-system-trust) and
+    --cafile. --servercert pins a certificate instead: sha256:<hex> or sha1:<hex> of the
+    public key, pin-sha256:<base64> as printed in FINGERPRINT, or bare hex for SHA-1 of the
+    whole certificate; a prefix of at least 4 characters is enough.
+
+NOT YET SUPPORTED
+    Protocols other than anyconnect, DTLS (--no-dtls is implied), compression, proxies,
+    software tokens and CSD wrappers are refused with an error naming the option.";
+
+/// openconnect 9.x options this version refuses with a clear message.
+const UNSUPPORTED: &[(&str, Option<char>)] = &[
+    ("proxy", Some('P')),
+    ("proxy-auth", None),
+    ("no-proxy", None),
+    ("libproxy", None),
+    ("token-mode", None),
+    ("token-secret", None),
+    ("csd-user", None),
+    ("csd-wrapper", None),
+    ("dtls-ciphers", None),
+    ("dtls12-ciphers", None),
+    ("dtls-local-port", None),
+    ("compression", None),
+    ("deflate", Some('d')),
+    ("no-deflate", Some('D')),
+    ("xmlconfig", Some('x')),
+    ("no-xmlpost", None),
+    ("script-tun", Some('S')),
+    ("juniper", None),
+    ("http-auth", None),
+    ("external-browser", None),
+    ("mca-certificate", None),
+    ("mca-key", None),
+    ("mca-key-password", None),
+    ("no-passwd", None),
+    ("pfs", None),
+    ("allow-insecure-crypto", None),
+    ("cert-expire-warning", Some('e')),
+    ("dump-http-traffic", None),
+    ("no-http-keepalive", None),
+    ("multicert", None),
+    ("server-bundle", None),
+    ("trojan-interval", None),
+    ("gnutls-debug", None),
+];
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "openconnect",
+    about = "AnyConnect-compatible SSL VPN client (ferroconnect)",
+    long_about = ABOUT,
+    after_long_help = AFTER,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
+pub struct Options {
+    /// VPN server: [https://]host[:port][/group]
+    #[arg(value_name = "SERVER")]
+    pub server: Option<String>,
+
+    /// Read further options from FILE (one long option per line, without dashes)
+    #[arg(long, value_name = "FILE", help_heading = "General")]
+    pub config: Option<PathBuf>,
+    /// VPN protocol; only "anyconnect" is supported so far
+    #[arg(long, value_name = "PROTO", help_heading = "General")]
+    pub protocol: Option<String>,
+    /// More output (repeat for more)
+    #[arg(short, long, action = ArgAction::Count, help_heading = "General")]
+    pub verbose: u8,
+    /// Less output (errors only)
+    #[arg(short, long, help_heading = "General")]
+    pub quiet: bool,
+    /// Prefix every progress message with a timestamp
+    #[arg(long, help_heading = "General")]
+    pub timestamp: bool,
+    /// Log progress to syslog instead of the terminal
+    #[arg(short = 'l', long, help_heading = "General")]
+    pub syslog: bool,
+    /// Continue in the background once the tunnel is up
+    #[arg(short, long, help_heading = "General")]
+    pub background: bool,
+    /// Write the process id to FILE (removed on exit)
+    #[arg(long, value_name = "FILE", help_heading = "General")]
+    pub pid_file: Option<PathBuf>,
+    /// Drop privileges to USER once the tun device exists
+    #[arg(short = 'U', long, value_name = "USER", help_heading = "General")]
+    pub setuid: Option<String>,
+    /// Print help
+    #[arg(short, long, action = ArgAction::HelpLong, help_heading = "General")]
+    pub help: Option<bool>,
+    /// Print version
+    #[arg(short = 'V', long, help_heading = "General")]
+    pub version: bool,
+
+    /// Login username
+    #[arg(short, long, value_name = "NAME", help_heading = "Authentication")]
+    pub user: Option<String>,
+    /// Login group (the URL path to POST to)
+    #[arg(short = 'g', long, value_name = "GROUP", help_heading = "Authentication")]
+    pub usergroup: Option<String>,
+    /// Choose the authentication group from the login form
+    #[arg(long, value_name = "GROUP", help_heading = "Authentication")]
+    pub authgroup: Option<String>,
+    /// Answer a form field: FORM:FIELD=VALUE (FORM is the auth id, e.g. main)
+    #[arg(short = 'F', long = "form-entry", value_name = "FORM:OPT=VALUE", help_heading = "Authentication")]
+    pub form_entry: Vec<String>,
+    /// Read the password from standard input
+    #[arg(long, help_heading = "Authentication")]
+    pub passwd_on_stdin: bool,
+    /// Never ask the user anything; fail instead
+    #[arg(long, help_heading = "Authentication")]
+    pub non_inter: bool,
+    /// Client certificate: PEM (with chain) or PKCS#12
+    #[arg(short = 'c', long, value_name = "CERT", help_heading = "Authentication")]
+    pub certificate: Option<PathBuf>,
+    /// Private key for the certificate (PEM); defaults to CERT
+    #[arg(short = 'k', long, value_name = "KEY", help_heading = "Authentication")]
+    pub sslkey: Option<PathBuf>,
+    /// Password for the key or PKCS#12 file
+    #[arg(short = 'p', long, value_name = "PASS", help_heading = "Authentication")]
+    pub key_password: Option<String>,
+    /// Use this webvpn cookie instead of logging in
+    #[arg(short = 'C', long, value_name = "COOKIE", help_heading = "Authentication")]
+    pub cookie: Option<String>,
+    /// Read the cookie from standard input
+    #[arg(long, help_heading = "Authentication")]
+    pub cookie_on_stdin: bool,
+    /// Log in, print the cookie and exit
+    #[arg(long, help_heading = "Authentication")]
+    pub cookieonly: bool,
+    /// Print the cookie, then connect
+    #[arg(long, help_heading = "Authentication")]
+    pub printcookie: bool,
+    /// Log in, print COOKIE, HOST, CONNECT_URL, FINGERPRINT and RESOLVE for a shell, exit
+    #[arg(long, help_heading = "Authentication")]
+    pub authenticate: bool,
+
+    /// Accept the server certificate whose key matches this pin (repeatable)
+    #[arg(long, value_name = "PIN", help_heading = "Server validation")]
+    pub servercert: Vec<String>,
+    /// Trust the CAs in FILE as well
+    #[arg(long, value_name = "FILE", help_heading = "Server validation")]
+    pub cafile: Option<PathBuf>,
+    /// Do not trust the system's CAs
+    #[arg(long, help_heading = "Server validation")]
+    pub no_system_trust: bool,
+    /// Send NAME as TLS server name indication
+    #[arg(long, value_name = "NAME", help_heading = "Server validation")]
+    pub sni: Option<String>,
+    /// Use IP for HOST instead of looking it up: HOST:IP
+    #[arg(long, value_name = "HOST:IP", help_heading = "Server validation")]
+    pub resolve: Vec<String>,
+
+    /// Replace the whole HTTP User-Agent
+    #[arg(long, value_name = "STRING", help_heading = "Identity")]
+    pub useragent: Option<String>,
+    /// Version reported to the server
+    #[arg(long, value_name = "STRING", help_heading = "Identity")]
+    pub version_string: Option<String>,
+    /// OS reported: linux, linux-64, win, mac-intel, android, apple-ios
+    #[arg(long, value_name = "OS", help_heading = "Identity")]
+    pub os: Option<String>,
+    /// Host name reported to the server
+    #[arg(long, value_name = "NAME", help_heading = "Identity")]
+    pub local_hostname: Option<String>,
+
+    /// Tun device name (default: kernel's choice, tunN)
+    #[arg(short, long, value_name = "IFNAME", help_heading = "Networking")]
+    pub interface: Option<String>,
+    /// vpnc-compatible script, run with /bin/sh -c
+    #[arg(short, long, value_name = "SCRIPT", help_heading = "Networking")]
+    pub script: Option<String>,
+    /// Request tunnel MTU
+    #[arg(short, long, value_name = "MTU", help_heading = "Networking")]
+    pub mtu: Option<u16>,
+    /// Link MTU towards the server (default: from TCP, else 1406)
+    #[arg(long, value_name = "MTU", help_heading = "Networking")]
+    pub base_mtu: Option<u16>,
+    /// Do not ask for IPv6
+    #[arg(long, help_heading = "Networking")]
+    pub disable_ipv6: bool,
+    /// Do not use DTLS (this version always carries data over TLS)
+    #[arg(long, help_heading = "Networking")]
+    pub no_dtls: bool,
+    /// Give up reconnecting after this many seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300, help_heading = "Networking")]
+    pub reconnect_timeout: u64,
+    /// Use this DPD interval instead of the server's
+    #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
+    pub force_dpd: Option<u64>,
+}
+
+impl Options {
+    /// Parses the process arguments, expanding `--config` files in place.
+    pub fn from_args(args: Vec<OsString>) -> Result<Self, clap::Error> {
+        let expanded = match expand_config_files(args) {
+            Ok(a) => a,
+            Err(msg) => {
+                return Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{msg}\n")));
+            }
+        };
+        if let Some(msg) = find_unsupported(&expanded) {
+            return Err(clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")));
+        }
+        Self::try_parse_from(expanded)
+    }
+
+    /// openconnect's verbosity: 0 errors, 1 info (default), 2 debug, 3 trace.
+    pub fn log_level(&self) -> u8 {
+        if self.quiet {
+            0
+        } else {
+            (1 + self.verbose).min(3)
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ClientError> {
+        if let Some(p) = &self.protocol {
+            if !p.eq_ignore_ascii_case("anyconnect") {
+                return Err(ClientError::Usage(format!(
+                    "protocol {p:?} is not supported yet (only anyconnect)"
+                )));
+            }
+        }
+        if let Some(os) = &self.os {
+            const OSES: &[&str] = &["linux", "linux-64", "win", "mac-intel", "android", "apple-ios"];
+            if !OSES.contains(&os.as_str()) {
+                return Err(ClientError::Usage(format!(
+                    "invalid OS identity {os:?}; use one of {}",
+                    OSES.join(", ")
+                )));
+            }
+        }
+        if self.cookie.is_some() && self.cookie_on_stdin {
+            return Err(ClientError::Usage("--cookie and --cookie-on-stdin are exclusive".into()));
+        }
+        if self.passwd_on_stdin && self.cookie_on_stdin {
+            return Err(ClientError::Usage(
+                "--passwd-on-stdin and --cookie-on-stdin both read standard input".into(),
+            ));
+        }
+        for (flag, v) in [("--mtu", self.mtu), ("--base-mtu", self.base_mtu)] {
+            if let Some(v) = v {
+                if v < 576 {
+                    return Err(ClientError::Usage(format!("{flag} {v} is too small (minimum 576)")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `-F form:opt=value` entries.
+    pub fn form_entries(&self) -> Result<Vec<(String, String, String)>, ClientError> {
+        self.form_entry
+            .iter()
+            .map(|e| {
+                let parsed = e
+                    .split_once(':')
+                    .and_then(|(form, rest)| rest.split_once('=').map(|(o, v)| (form, o, v)));
+                match parsed {
+                    Some((form, opt, value)) if !form.is_empty() && !opt.is_empty() => {
+                        Ok((form.to_string(), opt.to_string(), value.to_string()))
+                    }
+                    _ => Err(ClientError::Usage(format!(
+                        "invalid form entry {e:?}: expected FORM:OPT=VALUE"
+                    ))),
+                }
+            })
+            .collect()
+    }
+
+    /// `--resolve host:ip` entries.
+    pub fn resolve_entries(&self) -> Result<Vec<(String, IpAddr)>, ClientError> {
+        self.resolve
+            .iter()
+            .map(|e| {
+                let (host, ip) = e.split_once(':').ok_or_else(|| {
+                    ClientError::Usage(format!("invalid --resolve {e:?}: expected HOST:IP"))
+                })?;
+                let ip = ip.trim_start_matches('[').trim_end_matches(']');
+                let ip = ip.parse().map_err(|_| {
+                    ClientError::Usage(format!("invalid --resolve {e:?}: {ip:?} is not an IP address"))
+                })?;
+                Ok((host.to_string(), ip))
+            })
+            .collect()
+    }
+}
+
+/// Names an openconnect option this version does not implement yet, if present.
+fn find_unsupported(args: &[OsString]) -> Option<String> {
+    for arg in args.iter().skip(1).filter_map(|a| a.to_str()) {
+        if arg == "--" {
+            break;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or_default();
+            if UNSUPPORTED.iter().any(|(n, _)| *n == name) {
+                return Some(format!("openconnect option --{name} is not supported by this version yet"));
+            }
+        } else if let Some(shorts) = arg.strip_prefix('-') {
+            // Only the first letter of a cluster is a flag for sure; later letters may be a
+            // value (-uNAME).
+            if let Some(c) = shorts.chars().next() {
+                if let Some((n, _)) = UNSUPPORTED.iter().find(|(_, s)| *s == Some(c)) {
+                    return Some(format!(
+                        "openconnect option -{c} (--{n}) is not supported by this version yet"
+                    ));
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Replaces `--config FILE` / `--config=FILE` with the options in FILE, where it stands.
+fn expand_config_files(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut iter = args.into_iter();
+    while let Some(arg) = iter.next() {
+        let path = match arg.to_str() {
+            Some("--config") => Some(
+                iter.next()
+                    .ok_or_else(|| "option --config needs a file name".to_string())?,
+            ),
+            Some(a) if a.starts_with("--config=") => Some(OsString::from(&a["--config=".len()..])),
+            _ => None,
+        };
+        match path {
+            Some(p) => {
+                let p = PathBuf::from(p);
+                let text = std::fs::read_to_string(&p)
+                    .map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
+                out.extend(parse_config_file(&text, &p.display().to_string())?);
+            }
+            None => out.push(arg),
+        }
+    }
+    Ok(out)
+}
+
+/// openconnect's config format: one long option per line, no dashes, its value after `=`
+/// or whitespace, kept as written; `#` starts a comment line.
+fn parse_config_file(text: &str, file: &str) -> Result<Vec<OsString>, String> {
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start_matches([' ', '\t', '\r']).trim_end_matches('\r');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let end = line
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(line.len());
+        let (name, rest) = line.split_at(end);
+        if name.starts_with('-') || name.is_empty() {
+            return Err(format!("{file}:{}: unrecognised option {name:?} (write the long name without dashes)", i + 1));
+        }
+        if name == "config" {
+            return Err(format!("{file}:{}: 'config' cannot be used inside a config file", i + 1));
+        }
+        let value = rest
+            .strip_prefix('=')
+            .unwrap_or_else(|| rest.trim_start_matches([' ', '\t']));
+        if value.is_empty() && !rest.starts_with('=') {
+            out.push(OsString::from(format!("--{name}")));
+        } else {
+            out.push(OsString::from(format!("--{name}={value}")));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn openconnect_style_command_line() {
+        let o = Options::from_args(args(&[
+            "openconnect", "-u", "alice", "--passwd-on-stdin", "--servercert", "pin-sha256:AAAA",
+            "-F", "main:group_list=eng", "-vv", "--reconnect-timeout", "60", "https://vpn/eng",
+        ]))
+        .unwrap();
+        assert_eq!(o.user.as_deref(), Some("alice"));
+        assert_eq!(o.log_level(), 3);
+        assert_eq!(o.reconnect_timeout, 60);
+        assert_eq!(o.server.as_deref(), Some("https://vpn/eng"));
+        assert_eq!(
+            o.form_entries().unwrap(),
+            vec![("main".into(), "group_list".into(), "eng".into())]
+        );
+    }
+
+    #[test]
+    fn config_file_expands_in_place() {
+        let dir = std::env::temp_dir().join(format!("oc-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("conf");
+        std::fs::write(&f, "# comment\n  user=bob\nno-dtls\nservercert sha256:abcd\n\nmtu=1300\r\n").unwrap();
+        let o = Options::from_args(args(&["openconnect", "--config", f.to_str().unwrap(), "-u", "carol", "vpn"]))
+            .unwrap();
+        // Later command-line options win over the file's.
+        assert_eq!(o.user.as_deref(), Some("carol"));
+        assert!(o.no_dtls);
+        assert_eq!(o.servercert, vec!["sha256:abcd".to_string()]);
+        assert_eq!(o.mtu, Some(1300));
+        std::fs::write(&f, "--user=x\n").unwrap();
+        let err = Options::from_args(args(&["openconnect", "--config", f.to_str().unwrap()])).unwrap_err();
+        assert!(err.to_string().contains("conf:1"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn unsupported_options_are_named() {
+        let err = Options::from_args(args(&["openconnect", "--token-mode=totp", "vpn"])).unwrap_err();
+        assert!(err.to_string().contains("--token-mode"), "{err}");
+        let err = Options::from_args(args(&["openconnect", "-d", "vpn"])).unwrap_err();
+        assert!(err.to_string().contains("--deflate"), "{err}");
+        let o = Options::from_args(args(&["openconnect", "--protocol=gp", "vpn"])).unwrap();
+        assert!(o.validate().unwrap_err().to_string().contains("gp"));
+        let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
+        assert!(o.validate().is_err());
+    }
+
+    #[test]
+    fn bad_entries() {
+        let o = Options::from_args(args(&["openconnect", "-F", "nocolon", "--resolve", "h:notip", "vpn"])).unwrap();
+        assert!(o.form_entries().is_err());
+        assert!(o.resolve_entries().is_err());
+        let o = Options::from_args(args(&["openconnect", "--resolve", "vpn.example:[2001:db8::1]", "vpn"])).unwrap();
+        assert_eq!(o.resolve_entries().unwrap()[0].1, "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+}

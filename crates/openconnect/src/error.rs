@@ -1,0 +1,90 @@
+//! The client's errors and the exit codes openconnect gives them.
+
+use std::net::SocketAddr;
+
+use oc_proto::anyconnect::auth::AuthError;
+use oc_proto::anyconnect::connect::ConnectError;
+use oc_proto::anyconnect::session::SessionError;
+use oc_proto::http::HttpError;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("failed to resolve host {host:?}: {why}")]
+    Resolve { host: String, why: String },
+    #[error("failed to connect to {addr}: {why}")]
+    Connect { addr: SocketAddr, why: String },
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+    #[error(transparent)]
+    Tls(#[from] oc_tls::TlsError),
+    #[error("bad HTTP response from server: {0}")]
+    Http(#[from] HttpError),
+    #[error("I/O error while {what}: {source}")]
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{0}\nFailed to complete authentication")]
+    Auth(#[from] AuthError),
+    #[error("{0}; failed to complete authentication")]
+    AuthAborted(String),
+    #[error("cookie was rejected by server; exiting ({0})")]
+    CookieRejected(String),
+    #[error("reconnect gave different addresses ({0}); treating the cookie as rejected")]
+    AddressChanged(String),
+    #[error("{0}")]
+    Tunnel(ConnectError),
+    #[error("protocol error on the tunnel: {0}")]
+    Session(#[from] SessionError),
+    #[error("session terminated by server ({0}); exiting")]
+    ServerTerminated(String),
+    #[error("reconnect failed for {secs}s ({last}); exiting")]
+    ReconnectTimeout { secs: u64, last: String },
+    #[error(transparent)]
+    Tun(#[from] oc_net::TunError),
+    #[error(transparent)]
+    Script(#[from] oc_net::ScriptError),
+    #[error("{0}")]
+    System(String),
+}
+
+impl ClientError {
+    /// openconnect's exit status: 2 when the cookie was rejected, 1 for everything else.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::CookieRejected(_) | Self::AddressChanged(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// Whether a reconnect may help (the server or the path had a hiccup).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. }
+                | Self::Timeout(_)
+                | Self::Io { .. }
+                | Self::Http(_)
+                | Self::Resolve { .. }
+        ) || matches!(self, Self::Tls(oc_tls::TlsError::Handshake { .. }))
+            || matches!(self, Self::Tunnel(ConnectError::Refused { .. }))
+    }
+
+    pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Self::Io { what, source }
+    }
+}
+
+impl From<ConnectError> for ClientError {
+    fn from(e: ConnectError) -> Self {
+        match e {
+            ConnectError::CookieRejected { status, reason } => {
+                Self::CookieRejected(format!("HTTP {status} {reason}"))
+            }
+            other => Self::Tunnel(other),
+        }
+    }
+}

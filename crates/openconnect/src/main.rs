@@ -1,0 +1,53 @@
+//! `openconnect`: AnyConnect-compatible VPN client.
+
+use std::process::ExitCode;
+
+use openconnect::cli::{Options, PROTOCOL_VERSION};
+use openconnect::log::{self, LogSettings};
+
+fn main() -> ExitCode {
+    let opts = match Options::from_args(std::env::args_os().collect()) {
+        Ok(o) => o,
+        Err(e) => {
+            let _ = e.print();
+            // openconnect exits 1 on usage errors; help goes to stdout and exits 0.
+            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+        }
+    };
+    if opts.version {
+        println!(
+            "OpenConnect version {PROTOCOL_VERSION} (ferroconnect {})",
+            env!("CARGO_PKG_VERSION")
+        );
+        println!("Using OpenSSL. Features present: TLS, client certificates");
+        println!("Supported protocols: anyconnect (default)");
+        return ExitCode::SUCCESS;
+    }
+    log::init(LogSettings {
+        level: opts.log_level(),
+        timestamp: opts.timestamp,
+        syslog: opts.syslog,
+        stdout_reserved: opts.authenticate || opts.cookieonly || opts.printcookie,
+    });
+    // One thread: the client runs one tunnel, and `-b` forks after start-up, which is only
+    // sound while the process has a single thread.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the event loop: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(openconnect::run(opts)) {
+        Ok(done) => {
+            if !done.0.is_empty() {
+                tracing::info!("{}", done.0);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}

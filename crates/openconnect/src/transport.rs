@@ -1,0 +1,153 @@
+//! One HTTPS connection to the VPN server: TCP, TLS, and bounded HTTP exchanges on top.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use oc_proto::http::{Limits, Request, Response, ResponseReader};
+use oc_proto::url::ServerUrl;
+use oc_tls::{PeerInfo, TlsClient, TlsStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{debug, info};
+
+use crate::error::ClientError;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where and how to reach the server.
+#[derive(Debug)]
+pub struct Endpoint {
+    pub url: ServerUrl,
+    /// `--resolve host:ip` overrides for name lookup.
+    pub resolve: Vec<(String, IpAddr)>,
+    pub tls: TlsClient,
+}
+
+impl Endpoint {
+    /// Addresses for the server: `--resolve` first, else the system resolver.
+    pub fn addresses(&self) -> Result<Vec<SocketAddr>, ClientError> {
+        let port = self.url.port;
+        if let Ok(ip) = self.url.host.parse::<IpAddr>() {
+            return Ok(vec![SocketAddr::new(ip, port)]);
+        }
+        let forced: Vec<SocketAddr> = self
+            .resolve
+            .iter()
+            .filter(|(h, _)| h.eq_ignore_ascii_case(&self.url.host))
+            .map(|(_, ip)| SocketAddr::new(*ip, port))
+            .collect();
+        if !forced.is_empty() {
+            return Ok(forced);
+        }
+        // Blocking lookup on purpose: the client does nothing else meanwhile, and it keeps
+        // the runtime free of helper threads (see `-b`).
+        let found: Vec<SocketAddr> = (self.url.host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| ClientError::Resolve {
+                host: self.url.host.clone(),
+                why: e.to_string(),
+            })?
+            .collect();
+        if found.is_empty() {
+            return Err(ClientError::Resolve {
+                host: self.url.host.clone(),
+                why: "no addresses".into(),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Opens TCP and TLS to the first address that answers.
+    pub async fn connect(&self) -> Result<HttpsConnection, ClientError> {
+        let mut last_err = None;
+        for addr in self.addresses()? {
+            debug!("Attempting to connect to server {addr}");
+            let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => tcp,
+                Ok(Err(e)) => {
+                    last_err = Some(ClientError::Connect {
+                        addr,
+                        why: e.to_string(),
+                    });
+                    continue;
+                }
+                Err(_) => {
+                    last_err = Some(ClientError::Connect {
+                        addr,
+                        why: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+                    });
+                    continue;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            info!("Connected to {addr}");
+            let (tls, peer) = tokio::time::timeout(
+                RESPONSE_TIMEOUT,
+                self.tls.connect(tcp, &self.url.host),
+            )
+            .await
+            .map_err(|_| ClientError::Timeout("the TLS handshake"))??;
+            info!("SSL negotiation with {} ({}, {})", self.url.host, peer.version, peer.cipher);
+            return Ok(HttpsConnection {
+                tls,
+                peer,
+                addr,
+                closed: false,
+            });
+        }
+        Err(last_err.unwrap_or(ClientError::Resolve {
+            host: self.url.host.clone(),
+            why: "no addresses".into(),
+        }))
+    }
+}
+
+/// A TLS connection speaking HTTP/1.1.
+#[derive(Debug)]
+pub struct HttpsConnection {
+    pub tls: TlsStream,
+    pub peer: PeerInfo,
+    pub addr: SocketAddr,
+    /// The server said it will close after the last response.
+    pub closed: bool,
+}
+
+impl HttpsConnection {
+    /// Sends `req` and reads the whole response. `head_only` is for CONNECT, whose body is
+    /// the tunnel; the bytes after the header are returned with the response.
+    pub async fn exchange(
+        &mut self,
+        req: &Request,
+        head_only: bool,
+    ) -> Result<(Response, Vec<u8>), ClientError> {
+        let mut out = Vec::with_capacity(512 + req.body.len());
+        req.emit(&mut out);
+        debug!("> {} {}", req.method, req.path);
+        self.tls.write_all(&out).await.map_err(ClientError::io("sending the request"))?;
+        let mut reader = ResponseReader::new(Limits::default(), head_only);
+        let mut buf = vec![0u8; 16 * 1024];
+        let read = async {
+            loop {
+                if let Some(resp) = reader.poll()? {
+                    return Ok::<_, ClientError>(resp);
+                }
+                let n = self
+                    .tls
+                    .read(&mut buf)
+                    .await
+                    .map_err(ClientError::io("reading the response"))?;
+                if n == 0 {
+                    return Ok(reader.finish_eof()?);
+                }
+                reader.feed(buf.get(..n).unwrap_or_default())?;
+            }
+        };
+        let resp = tokio::time::timeout(RESPONSE_TIMEOUT, read)
+            .await
+            .map_err(|_| ClientError::Timeout("the server's HTTP response"))??;
+        debug!("< HTTP {} {}", resp.head.status, resp.head.reason);
+        self.closed = resp.head.wants_close();
+        Ok((resp, reader.take_rest()))
+    }
+}

@@ -1,0 +1,464 @@
+//! The running tunnel: CONNECT, tun device and scripts, the packet loop, signals and
+//! reconnects.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{getsockopt, sockopt};
+use oc_net::{open_tun, run_script, Reason, ScriptContext};
+use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, TunnelConfig};
+use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN, CSTP_MAX_PAYLOAD};
+use oc_proto::anyconnect::session::{Event, Session};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tracing::{debug, error, info, warn};
+use tun_rs::AsyncDevice;
+
+use crate::cli::Options;
+use crate::error::ClientError;
+use crate::transport::{Endpoint, HttpsConnection};
+use crate::{next_reconnect_interval, user_agent, Finished, DEFAULT_SCRIPT};
+
+/// Link MTU when the TCP connection tells us nothing (openconnect's fallback).
+const FALLBACK_BASE_MTU: u16 = 1406;
+
+struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    usr1: Signal,
+    usr2: Signal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sig {
+    Cancel,
+    Detach,
+    Stats,
+    Reconnect,
+}
+
+impl Signals {
+    fn new() -> Result<Self, ClientError> {
+        let make = |kind| {
+            signal(kind).map_err(|e| ClientError::System(format!("cannot install signal handler: {e}")))
+        };
+        Ok(Self {
+            int: make(SignalKind::interrupt())?,
+            term: make(SignalKind::terminate())?,
+            hup: make(SignalKind::hangup())?,
+            usr1: make(SignalKind::user_defined1())?,
+            usr2: make(SignalKind::user_defined2())?,
+        })
+    }
+
+    async fn recv(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.int.recv() => Sig::Cancel,
+            _ = self.term.recv() => Sig::Cancel,
+            _ = self.hup.recv() => Sig::Detach,
+            _ = self.usr1.recv() => Sig::Stats,
+            _ = self.usr2.recv() => Sig::Reconnect,
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Stats {
+    tx_packets: u64,
+    tx_bytes: u64,
+    rx_packets: u64,
+    rx_bytes: u64,
+    tun_drops: u64,
+}
+
+/// Why the packet loop stopped.
+enum Stop {
+    Cancelled,
+    Detached,
+    /// Try to reconnect with the cookie.
+    Lost(String),
+}
+
+struct Tunnel<'a> {
+    opts: &'a Options,
+    endpoint: &'a Endpoint,
+    cookie: String,
+    script: String,
+    tun: AsyncDevice,
+    tundev: String,
+    config: TunnelConfig,
+    conn: HttpsConnection,
+    session: Session,
+    /// CSTP bytes that arrived with the CONNECT response.
+    pending: Vec<u8>,
+    stats: Stats,
+    pid_file: Option<PathBuf>,
+}
+
+pub(crate) async fn run(opts: &Options, endpoint: &Endpoint, cookie: String) -> Result<Finished, ClientError> {
+    let script = opts.script.clone().unwrap_or_else(|| DEFAULT_SCRIPT.to_string());
+    let (conn, config, pending) = connect_tunnel(opts, endpoint, &cookie, &[]).await?;
+    let gateway = conn.addr.ip();
+
+    let mut ctx = ScriptContext {
+        tundev: opts.interface.as_deref(),
+        gateway: Some(gateway),
+        pid: std::process::id(),
+        log_level: opts.log_level(),
+        tunnel: None,
+    };
+    run_script_logged(&script, Reason::PreInit, &ctx);
+    let (tun, tundev) = open_tun(opts.interface.as_deref())?;
+    ctx.tundev = Some(&tundev);
+    ctx.tunnel = Some(&config);
+    run_script_logged(&script, Reason::Connect, &ctx);
+    announce(&config, &tundev);
+
+    if let Some(user) = &opts.setuid {
+        drop_privileges(user)?;
+    }
+    if opts.background {
+        nix::unistd::daemon(true, true)
+            .map_err(|e| ClientError::System(format!("cannot continue in background: {e}")))?;
+        info!("Continuing in background; pid {}", std::process::id());
+    }
+    let pid_file = opts.pid_file.clone();
+    if let Some(p) = &pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .map_err(|e| ClientError::System(format!("cannot write pid file {}: {e}", p.display())))?;
+    }
+
+    let session = Session::new(config.cstp_timers, Instant::now());
+    let mut tunnel = Tunnel {
+        opts,
+        endpoint,
+        cookie,
+        script,
+        tun,
+        tundev,
+        config,
+        conn,
+        session,
+        pending,
+        stats: Stats::default(),
+        pid_file,
+    };
+    let result = tunnel.main_loop().await;
+    tunnel.finish();
+    result
+}
+
+/// Opens a TLS connection and asks for the tunnel with the cookie.
+async fn connect_tunnel(
+    opts: &Options,
+    endpoint: &Endpoint,
+    cookie: &str,
+    previous: &[IpAddr],
+) -> Result<(HttpsConnection, TunnelConfig, Vec<u8>), ClientError> {
+    let mut conn = endpoint.connect().await?;
+    let server_v6 = conn.addr.is_ipv6();
+    let base_mtu = opts.base_mtu.unwrap_or_else(|| link_mtu(&conn, server_v6));
+    let request = ConnectRequest {
+        host: endpoint.url.host_header(),
+        user_agent: user_agent(opts),
+        cookie: cookie.to_string(),
+        local_hostname: opts.local_hostname.clone().unwrap_or_else(local_hostname),
+        base_mtu,
+        mtu: opts.mtu.unwrap_or_else(|| default_tunnel_mtu(base_mtu, server_v6)),
+        ipv6: !opts.disable_ipv6,
+        previous_addresses: previous.to_vec(),
+        dtls: None,
+    };
+    let (response, rest) = conn.exchange(&request.to_request(), true).await?;
+    let forced_dpd = opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs);
+    let config = TunnelConfig::from_response(&response.head, forced_dpd)?;
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    info!(
+        "Got CONNECT response: HTTP/1.1 {} {}",
+        response.head.status, response.head.reason
+    );
+    Ok((conn, config, rest))
+}
+
+/// The link MTU from the TCP connection's MSS, with openconnect's floor and fallback.
+fn link_mtu(conn: &HttpsConnection, v6: bool) -> u16 {
+    let tcp = conn.tls.get_ref();
+    match getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg) {
+        Ok(mss) if mss > 0 => {
+            let headers = if v6 { 60 } else { 40 };
+            u16::try_from(mss + headers).unwrap_or(FALLBACK_BASE_MTU).max(1280)
+        }
+        _ => FALLBACK_BASE_MTU,
+    }
+}
+
+fn local_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+fn announce(config: &TunnelConfig, tundev: &str) {
+    let mut addrs = Vec::new();
+    if let Some(a) = config.ipv4 {
+        addrs.push(a.to_string());
+    }
+    if let Some(a) = config.ipv6 {
+        addrs.push(a.addr().to_string());
+    }
+    info!(
+        "Connected {tundev} as {}, using SSL, with DTLS disabled (MTU {})",
+        addrs.join(" + "),
+        config.mtu
+    );
+}
+
+fn run_script_logged(script: &str, reason: Reason, ctx: &ScriptContext<'_>) {
+    match run_script(script, reason, ctx) {
+        Ok(status) if !status.success() => {
+            error!("Script '{script}' returned error {}", status.code().unwrap_or(-1));
+        }
+        Ok(_) => {}
+        Err(e) => error!("{e}"),
+    }
+}
+
+fn drop_privileges(name: &str) -> Result<(), ClientError> {
+    use nix::unistd::{initgroups, setgid, setuid, User};
+    let user = User::from_name(name)
+        .map_err(|e| ClientError::System(format!("cannot look up user {name:?}: {e}")))?
+        .ok_or_else(|| ClientError::Usage(format!("invalid user {name:?} for --setuid")))?;
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| ClientError::Usage(format!("invalid user {name:?} for --setuid")))?;
+    initgroups(&cname, user.gid)
+        .and_then(|()| setgid(user.gid))
+        .and_then(|()| setuid(user.uid))
+        .map_err(|e| ClientError::System(format!("failed to drop privileges to {name}: {e}")))
+}
+
+impl Tunnel<'_> {
+    fn script_context(&self) -> ScriptContext<'_> {
+        ScriptContext {
+            tundev: Some(&self.tundev),
+            gateway: Some(self.conn.addr.ip()),
+            pid: std::process::id(),
+            log_level: self.opts.log_level(),
+            tunnel: Some(&self.config),
+        }
+    }
+
+    fn finish(&mut self) {
+        run_script_logged(&self.script, Reason::Disconnect, &self.script_context());
+        if let Some(p) = &self.pid_file {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+
+    async fn main_loop(&mut self) -> Result<Finished, ClientError> {
+        let mut signals = Signals::new()?;
+        loop {
+            let stop = self.packet_loop(&mut signals).await?;
+            match stop {
+                Stop::Cancelled => {
+                    info!("User cancelled (SIGINT/SIGTERM), sending logoff");
+                    self.session.disconnect("Aborted by caller");
+                    let _ = self.flush_control().await;
+                    let _ = self.conn.tls.shutdown().await;
+                    return Ok(Finished("User cancelled (SIGINT/SIGTERM); exiting.".into()));
+                }
+                Stop::Detached => {
+                    let _ = self.conn.tls.shutdown().await;
+                    return Ok(Finished("User detached from session (SIGHUP); exiting.".into()));
+                }
+                Stop::Lost(why) => {
+                    if let Some(done) = self.reconnect(&why, &mut signals).await? {
+                        return Ok(done);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Moves packets until something ends this connection.
+    async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
+        let mut up = vec![0u8; CSTP_HEADER_LEN + CSTP_MAX_PAYLOAD];
+        let mut down = vec![0u8; 64 * 1024];
+        let pending = std::mem::take(&mut self.pending);
+        self.handle_cstp(&pending)?;
+        loop {
+            if let Some(stop) = self.after_input().await? {
+                return Ok(stop);
+            }
+            let deadline = self.session.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                sig = signals.recv() => match sig {
+                    Sig::Cancel => return Ok(Stop::Cancelled),
+                    Sig::Detach => return Ok(Stop::Detached),
+                    Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
+                    Sig::Stats => self.print_stats(),
+                },
+                read = self.tun.recv(up.get_mut(CSTP_HEADER_LEN..).unwrap_or_default()) => {
+                    let n = read.map_err(ClientError::io("reading from the tun device"))?;
+                    if let Err(e) = self.send_packet(&mut up, n).await {
+                        return Ok(Stop::Lost(e.to_string()));
+                    }
+                }
+                read = self.conn.tls.read(&mut down) => match read {
+                    Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
+                    Ok(n) => self.handle_cstp(down.get(..n).unwrap_or_default())?,
+                    Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
+                },
+                () = sleep => self.session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+
+    /// Sends control frames the session queued and acts on its events.
+    async fn after_input(&mut self) -> Result<Option<Stop>, ClientError> {
+        if let Err(e) = self.flush_control().await {
+            return Ok(Some(Stop::Lost(e.to_string())));
+        }
+        while let Some(event) = self.session.poll_event() {
+            match event {
+                Event::ServerDisconnect(reason) => {
+                    return Err(ClientError::ServerTerminated(reason));
+                }
+                Event::PeerDead(_) => {
+                    return Ok(Some(Stop::Lost("CSTP Dead Peer Detection detected dead peer!".into())));
+                }
+                Event::RekeyDue(_) => {
+                    return Ok(Some(Stop::Lost("rekey due (new tunnel)".into())));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    async fn flush_control(&mut self) -> Result<(), ClientError> {
+        while let Some((_, bytes)) = self.session.poll_transmit() {
+            self.conn
+                .tls
+                .write_all(&bytes)
+                .await
+                .map_err(ClientError::io("sending on the TLS connection"))?;
+        }
+        Ok(())
+    }
+
+    /// `up` holds a packet of `len` bytes after room for the CSTP header.
+    async fn send_packet(&mut self, up: &mut [u8], len: usize) -> Result<(), ClientError> {
+        let header = cstp_header(PacketType::Data, len).map_err(oc_proto::anyconnect::session::SessionError::from)?;
+        let frame = up.get_mut(..CSTP_HEADER_LEN + len).unwrap_or_default();
+        if let Some(h) = frame.get_mut(..CSTP_HEADER_LEN) {
+            h.copy_from_slice(&header);
+        }
+        self.conn
+            .tls
+            .write_all(frame)
+            .await
+            .map_err(ClientError::io("sending on the TLS connection"))?;
+        self.session.on_data_sent(oc_proto::anyconnect::session::Channel::Cstp, Instant::now());
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
+        Ok(())
+    }
+
+    fn handle_cstp(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let tun = &self.tun;
+        let stats = &mut self.stats;
+        self.session.handle_cstp(bytes, Instant::now(), |packet| {
+            stats.rx_packets += 1;
+            stats.rx_bytes += packet.len() as u64;
+            // A full tun queue drops the packet, as a router would.
+            if tun.try_send(packet).is_err() {
+                stats.tun_drops += 1;
+            }
+        })?;
+        Ok(())
+    }
+
+    fn print_stats(&self) {
+        let s = self.stats;
+        info!(
+            "TX: {} packets ({} bytes), RX: {} packets ({} bytes), tun drops: {}; SSL {} {}",
+            s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes, s.tun_drops,
+            self.conn.peer.version, self.conn.peer.cipher
+        );
+    }
+
+    fn previous_addresses(&self) -> Vec<IpAddr> {
+        let mut v = Vec::new();
+        if let Some(a) = self.config.ipv4 {
+            v.push(IpAddr::V4(a));
+        }
+        if let Some(a) = self.config.ipv6 {
+            v.push(IpAddr::V6(a.addr()));
+        }
+        v
+    }
+
+    /// Reconnects with the cookie, keeping the tun device. Returns `Some` when a signal
+    /// ended the wait instead.
+    async fn reconnect(&mut self, why: &str, signals: &mut Signals) -> Result<Option<Finished>, ClientError> {
+        warn!("{why}; reconnecting");
+        run_script_logged(&self.script, Reason::AttemptReconnect, &self.script_context());
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.opts.reconnect_timeout);
+        let mut interval = Duration::ZERO;
+        loop {
+            let previous = self.previous_addresses();
+            match connect_tunnel(self.opts, self.endpoint, &self.cookie, &previous).await {
+                Ok((conn, config, pending)) => {
+                    if config.ipv4 != self.config.ipv4 || config.ipv6 != self.config.ipv6 {
+                        return Err(ClientError::AddressChanged(format!(
+                            "had {:?}/{:?}, got {:?}/{:?}",
+                            self.config.ipv4, self.config.ipv6, config.ipv4, config.ipv6
+                        )));
+                    }
+                    self.conn = conn;
+                    self.session = Session::new(config.cstp_timers, Instant::now());
+                    self.config = config;
+                    self.pending = pending;
+                    info!("Reconnected");
+                    run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
+                    return Ok(None);
+                }
+                Err(e) if !e.is_transient() => return Err(e),
+                Err(e) => {
+                    let elapsed = started.elapsed();
+                    if elapsed >= limit {
+                        return Err(ClientError::ReconnectTimeout {
+                            secs: limit.as_secs(),
+                            last: e.to_string(),
+                        });
+                    }
+                    interval = next_reconnect_interval(interval);
+                    let wait = interval.min(limit - elapsed);
+                    warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        sig = signals.recv() => match sig {
+                            Sig::Cancel => return Ok(Some(Finished("User cancelled (SIGINT/SIGTERM); exiting.".into()))),
+                            Sig::Detach => return Ok(Some(Finished("User detached from session (SIGHUP); exiting.".into()))),
+                            Sig::Stats => self.print_stats(),
+                            Sig::Reconnect => debug!("already reconnecting"),
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
