@@ -1,0 +1,408 @@
+//! A test bed of network namespaces with real peers.
+//!
+//! Each [`Lab`] owns a server namespace and a client namespace joined by a veth pair, with a
+//! "host behind the server" address on the server's loopback. Names and the 198.18.N.0/24
+//! subnet are unique per lab, so tests run in parallel. Dropping the lab kills the processes
+//! it started and deletes its namespaces, also when a test fails.
+
+// Test support: a failed set-up step should stop the test with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::rsa::Rsa;
+use openssl::x509::extension::{BasicConstraints, SubjectAlternativeName};
+use openssl::x509::{X509NameBuilder, X509};
+
+static NEXT_SUBNET: AtomicU8 = AtomicU8::new(10);
+
+/// Where the workspace's binaries are.
+pub fn bin(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    let path = target.join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bins` first (the test script does)",
+        path.display()
+    );
+    path
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A test PKI: CA, and a server certificate for `vpn.test` and the server address.
+#[derive(Debug)]
+pub struct Pki {
+    pub ca_pem: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+}
+
+fn key() -> PKey<Private> {
+    PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+}
+
+fn cert(cn: &str, pubkey: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, san: Option<&str>) -> X509 {
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    let serial = BigNum::from_u32(rand_u32()).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_pubkey(pubkey).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    match issuer {
+        None => {
+            b.set_issuer_name(&name).unwrap();
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+            b.sign(pubkey, MessageDigest::sha256()).unwrap();
+        }
+        Some((ca, ca_key)) => {
+            b.set_issuer_name(ca.subject_name()).unwrap();
+            if let Some(ip) = san {
+                let ext = SubjectAlternativeName::new()
+                    .dns("vpn.test")
+                    .ip(ip)
+                    .build(&b.x509v3_context(Some(ca), None))
+                    .unwrap();
+                b.append_extension(ext).unwrap();
+            }
+            b.sign(ca_key, MessageDigest::sha256()).unwrap();
+        }
+    }
+    b.build()
+}
+
+fn rand_u32() -> u32 {
+    let mut buf = [0u8; 4];
+    openssl::rand::rand_bytes(&mut buf).unwrap();
+    u32::from_le_bytes(buf) >> 1
+}
+
+impl Pki {
+    pub fn create(dir: &Path, server_ip: &str) -> Self {
+        let ca_key = key();
+        let ca = cert("ferroconnect test CA", &ca_key, None, None);
+        let srv_key = key();
+        let srv = cert("vpn.test", &srv_key, Some((&ca, &ca_key)), Some(server_ip));
+        let pki = Self {
+            ca_pem: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+        };
+        fs::write(&pki.ca_pem, ca.to_pem().unwrap()).unwrap();
+        fs::write(&pki.server_cert, srv.to_pem().unwrap()).unwrap();
+        fs::write(&pki.server_key, srv_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        pki
+    }
+}
+
+/// Two namespaces joined by a veth pair, and what runs in them.
+#[derive(Debug)]
+pub struct Lab {
+    pub name: String,
+    pub server_ns: String,
+    pub client_ns: String,
+    /// 198.18.N.1 (server) and .2 (client).
+    pub server_ip: String,
+    pub client_ip: String,
+    /// Address on the server's loopback, reachable only through the tunnel.
+    pub behind_ip: String,
+    /// VPN address pool.
+    pub pool: String,
+    pub dir: PathBuf,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    pub fn new(test: &str) -> Self {
+        assert!(
+            nix_is_root(),
+            "interop tests need root (network namespaces, tun devices); run them via scripts/test.sh"
+        );
+        let n = NEXT_SUBNET.fetch_add(1, Ordering::SeqCst);
+        let tag = format!("{}{}", std::process::id() % 10000, n);
+        let name = format!("fc{tag}");
+        let dir = std::env::temp_dir().join(format!("ferroconnect-{test}-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let lab = Self {
+            server_ns: format!("{name}s"),
+            client_ns: format!("{name}c"),
+            server_ip: format!("198.18.{n}.1"),
+            client_ip: format!("198.18.{n}.2"),
+            behind_ip: format!("198.19.{n}.1"),
+            pool: format!("198.19.{}.0", 100 + n),
+            name,
+            dir,
+            children: Vec::new(),
+        };
+        let (s, c, v) = (&lab.server_ns, &lab.client_ns, &lab.name);
+        sh(&format!(
+            "ip netns add {s} && ip netns add {c} && \
+             ip link add {v}a type veth peer name {v}b && \
+             ip link set {v}a netns {s} && ip link set {v}b netns {c} && \
+             ip -n {s} addr add {}/24 dev {v}a && ip -n {s} link set {v}a up && ip -n {s} link set lo up && \
+             ip -n {c} addr add {}/24 dev {v}b && ip -n {c} link set {v}b up && ip -n {c} link set lo up && \
+             ip -n {s} addr add {}/32 dev lo",
+            lab.server_ip, lab.client_ip, lab.behind_ip
+        ));
+        lab
+    }
+
+    /// Starts Debian's ocserv in the server namespace with password auth for `users`
+    /// (name, password) and returns its config path once it listens.
+    pub fn start_ocserv(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
+        let passwd = self.dir.join("ocpasswd");
+        for (user, pass) in users {
+            let mut child = Command::new("ocpasswd")
+                .arg("-c")
+                .arg(&passwd)
+                .arg(user)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("ocpasswd (apt-get install ocserv)");
+            write!(child.stdin.take().unwrap(), "{pass}\n{pass}\n").unwrap();
+            assert!(child.wait().unwrap().success());
+        }
+        let d = self.dir.display();
+        let config = format!(
+            "auth = \"plain[passwd={passwd}]\"\n\
+             listen-host = {ip}\n\
+             tcp-port = 443\n\
+             server-cert = {cert}\n\
+             server-key = {key}\n\
+             socket-file = {d}/ocserv.sock\n\
+             occtl-socket-file = {d}/occtl.sock\n\
+             use-occtl = true\n\
+             pid-file = {d}/ocserv.pid\n\
+             device = {tun}v\n\
+             ipv4-network = {pool}\n\
+             ipv4-netmask = 255.255.255.0\n\
+             route = {behind}/24\n\
+             dns = 198.19.0.53\n\
+             default-domain = example.test\n\
+             max-clients = 16\n\
+             max-same-clients = 4\n\
+             keepalive = 32400\n\
+             dpd = 90\n\
+             mobile-dpd = 1800\n\
+             cookie-timeout = 300\n\
+             isolate-workers = false\n\
+             predictable-ips = true\n\
+             banner = \"Welcome to the test VPN\"\n{extra}",
+            passwd = passwd.display(),
+            ip = self.server_ip,
+            cert = pki.server_cert.display(),
+            key = pki.server_key.display(),
+            tun = self.name,
+            pool = self.pool,
+            behind = self.behind_ip,
+        );
+        let path = self.dir.join("ocserv.conf");
+        fs::write(&path, config).unwrap();
+        let log = fs::File::create(self.dir.join("ocserv.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.server_ns, "ocserv", "-f", "-d", "2", "-c"])
+            .arg(&path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("ocserv (apt-get install ocserv)");
+        self.children.push(child);
+        self.wait_for_log("ocserv.log", "initialized ocserv", Duration::from_secs(15));
+        path
+    }
+
+    pub fn log(&self, file: &str) -> String {
+        fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+
+    /// Waits until `file` in the lab directory contains `needle`.
+    pub fn wait_for_log(&self, file: &str, needle: &str, limit: Duration) -> String {
+        wait_until(limit, || {
+            let text = self.log(file);
+            text.contains(needle).then_some(text)
+        })
+        .unwrap_or_else(|| panic!("{file} never showed {needle:?}:\n{}", self.log(file)))
+    }
+
+    /// A script for `-s` that records each run's environment, then runs Debian's
+    /// vpnc-script unchanged.
+    pub fn recording_script(&self) -> String {
+        let path = self.dir.join("script.sh");
+        let d = self.dir.display();
+        fs::write(
+            &path,
+            format!(
+                "#!/bin/sh\necho \"$reason\" >> {d}/reasons\nenv | sort > {d}/env.$reason\n\
+                 exec /usr/share/vpnc-scripts/vpnc-script\n"
+            ),
+        )
+        .unwrap();
+        sh(&format!("chmod +x {}", path.display()));
+        path.display().to_string()
+    }
+
+    /// Our client in the client namespace.
+    pub fn client_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.client_ns]).arg(bin("openconnect")).args(args);
+        cmd
+    }
+
+    /// Runs our client to completion with `stdin` and a time limit.
+    pub fn run_client(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
+        let mut child = self
+            .client_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let started = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "client did not finish within {limit:?}:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts our client in the background, logging to `client.log`.
+    pub fn spawn_client(&mut self, args: &[&str], stdin: &str) -> u32 {
+        let log = fs::File::create(self.dir.join("client.log")).unwrap();
+        let mut child = self
+            .client_command(args)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// The exit status of the last spawned client once it ends (within `limit`).
+    pub fn wait_client(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.children.last_mut()?;
+        let status = wait_until(limit, || child.try_wait().ok().flatten())?;
+        status.code()
+    }
+
+    /// Sends a signal to our client (the `ip netns exec` wrapper execs it, so the pid is the
+    /// client's own).
+    pub fn signal_client(&self, pid: u32, sig: &str) {
+        sh(&format!("kill -{sig} {pid}"));
+    }
+
+    pub fn in_client(&self, cmd: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.client_ns, "sh", "-c", cmd])
+            .output()
+            .unwrap()
+    }
+
+    pub fn in_server(&self, cmd: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", &self.server_ns, "sh", "-c", cmd])
+            .output()
+            .unwrap()
+    }
+
+    /// Pings the host behind the server from the client namespace, retrying while the
+    /// tunnel comes up.
+    pub fn ping_behind(&self, limit: Duration) -> bool {
+        wait_until(limit, || {
+            let out = self.in_client(&format!("ping -c 1 -W 1 {}", self.behind_ip));
+            out.status.success().then_some(())
+        })
+        .is_some()
+    }
+
+    pub fn occtl(&self, args: &str) -> String {
+        let out = self.in_server(&format!("occtl -s {}/occtl.sock {args}", self.dir.display()));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn nix_is_root() -> bool {
+    sh("id -u").trim() == "0"
+}
+
+/// Polls `f` every 100 ms until it returns `Some` or `limit` passes.
+pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if started.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            // SIGTERM first so ocserv and our client clean up their own state.
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+        }
+        for child in &mut self.children {
+            if wait_until(Duration::from_secs(3), || child.try_wait().ok().flatten()).is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        // ocserv's workers and sec-mod are its children: anything left in the namespaces
+        // goes with them.
+        for ns in [&self.server_ns, &self.client_ns] {
+            let _ = Command::new("sh")
+                .arg("-c")
+                .arg(format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}"))
+                .status();
+        }
+        if std::env::var_os("KEEP_LAB").is_none() && !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
