@@ -148,7 +148,10 @@ fn push_v4_routes(env: &mut Vec<(String, String)>, prefix: &str, routes: &[Ipv4N
     for (i, net) in routes.iter().rev().enumerate() {
         env.push((format!("{prefix}_{i}_ADDR"), net.network().to_string()));
         env.push((format!("{prefix}_{i}_MASK"), net.netmask().to_string()));
-        env.push((format!("{prefix}_{i}_MASKLEN"), net.prefix_len().to_string()));
+        env.push((
+            format!("{prefix}_{i}_MASKLEN"),
+            net.prefix_len().to_string(),
+        ));
     }
 }
 
@@ -159,7 +162,10 @@ fn push_v6_routes(env: &mut Vec<(String, String)>, prefix: &str, routes: &[Ipv6N
     env.push((prefix.to_string(), routes.len().to_string()));
     for (i, net) in routes.iter().rev().enumerate() {
         env.push((format!("{prefix}_{i}_ADDR"), net.network().to_string()));
-        env.push((format!("{prefix}_{i}_MASKLEN"), net.prefix_len().to_string()));
+        env.push((
+            format!("{prefix}_{i}_MASKLEN"),
+            net.prefix_len().to_string(),
+        ));
     }
 }
 
@@ -221,9 +227,14 @@ pub fn run_script(
 }
 
 fn is_numbered_route_var(name: &str) -> bool {
-    ["CISCO_SPLIT_INC_", "CISCO_SPLIT_EXC_", "CISCO_IPV6_SPLIT_INC_", "CISCO_IPV6_SPLIT_EXC_"]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "CISCO_SPLIT_INC_",
+        "CISCO_SPLIT_EXC_",
+        "CISCO_IPV6_SPLIT_INC_",
+        "CISCO_IPV6_SPLIT_EXC_",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 #[cfg(test)]
@@ -241,11 +252,17 @@ mod tests {
             dns: vec!["198.18.1.53".parse().unwrap(), "fd00::53".parse().unwrap()],
             default_domain: Some("example.com".into()),
             split_dns: vec!["a.example".into(), "b.example".into()],
-            split_include4: vec!["10.1.0.0/16".parse().unwrap(), "198.19.0.0/16".parse().unwrap()],
+            split_include4: vec![
+                "10.1.0.0/16".parse().unwrap(),
+                "198.19.0.0/16".parse().unwrap(),
+            ],
             split_include6: vec!["fd00:2::/48".parse().unwrap()],
             banner: Some("Line one%0ALine two".into()),
             idle_timeout: Some(std::time::Duration::from_secs(1200)),
-            cstp_options: vec![("X-CSTP-Keep".into(), "true".into()), ("X-CSTP-DPD".into(), "90".into())],
+            cstp_options: vec![
+                ("X-CSTP-Keep".into(), "true".into()),
+                ("X-CSTP-DPD".into(), "90".into()),
+            ],
             ..TunnelConfig::default()
         }
     }
@@ -277,7 +294,10 @@ mod tests {
         assert_eq!(get("CISCO_IPV6_SPLIT_INC_0_MASKLEN"), Some("48"));
         assert_eq!(get("CISCO_BANNER"), Some("Line one\nLine two"));
         assert_eq!(get("IDLE_TIMEOUT"), Some("1200"));
-        assert_eq!(get("CISCO_CSTP_OPTIONS"), Some("X-CSTP-Keep=true\nX-CSTP-DPD=90"));
+        assert_eq!(
+            get("CISCO_CSTP_OPTIONS"),
+            Some("X-CSTP-Keep=true\nX-CSTP-DPD=90")
+        );
         assert_eq!(get("CISCO_SPLIT_EXC"), None);
     }
 

@@ -203,15 +203,18 @@ fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsError> {
                 "the file has no certificate or no key".into(),
             ));
         };
-        let chain = parsed.ca.map(|s| s.into_iter().collect()).unwrap_or_default();
+        let chain = parsed
+            .ca
+            .map(|s| s.into_iter().collect())
+            .unwrap_or_default();
         return Ok(LoadedCert { cert, chain, key });
     }
     let mut certs = X509::stack_from_pem(&data)
         .map_err(|e| load_err("certificate", &spec.cert, e.to_string()))?
         .into_iter();
-    let cert = certs.next().ok_or_else(|| {
-        load_err("certificate", &spec.cert, "no PEM certificate found".into())
-    })?;
+    let cert = certs
+        .next()
+        .ok_or_else(|| load_err("certificate", &spec.cert, "no PEM certificate found".into()))?;
     let key_path = spec.key.as_deref().unwrap_or(&spec.cert);
     let key_pem = read(key_path, "private key")?;
     let key = match &spec.password {
@@ -254,7 +257,9 @@ pub struct TlsClient {
 
 impl fmt::Debug for TlsClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsClient").field("config", &self.config).finish()
+        f.debug_struct("TlsClient")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -305,7 +310,11 @@ impl TlsClient {
 
     /// Runs the TLS handshake on `tcp` and checks the server certificate against `host`
     /// (or the pins).
-    pub async fn connect(&self, tcp: TcpStream, host: &str) -> Result<(TlsStream, PeerInfo), TlsError> {
+    pub async fn connect(
+        &self,
+        tcp: TcpStream,
+        host: &str,
+    ) -> Result<(TlsStream, PeerInfo), TlsError> {
         let mut conf = self.connector.configure()?;
         if self.config.sni.is_some() {
             conf.set_use_server_name_indication(false);
@@ -398,8 +407,10 @@ mod tests {
         b.set_subject_name(&name).unwrap();
         b.set_issuer_name(&name).unwrap();
         b.set_pubkey(&key).unwrap();
-        b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-        b.set_not_after(&Asn1Time::days_from_now(1).unwrap()).unwrap();
+        b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         b.build()
     }
@@ -420,14 +431,30 @@ mod tests {
             b64.clone(),
             b64[..20].to_string(),
         ] {
-            assert!(CertPin::parse(&good).unwrap().matches(&cert).unwrap(), "{good}");
+            assert!(
+                CertPin::parse(&good).unwrap().matches(&cert).unwrap(),
+                "{good}"
+            );
         }
-        let wrong = format!("sha256:{}", if sha256.starts_with('0') { "1111" } else { "0000" });
+        let wrong = format!(
+            "sha256:{}",
+            if sha256.starts_with('0') {
+                "1111"
+            } else {
+                "0000"
+            }
+        );
         assert!(!CertPin::parse(&wrong).unwrap().matches(&cert).unwrap());
         // Case matters for base64.
         let flipped: String = b64["pin-sha256:".len()..]
             .chars()
-            .map(|c| if c.is_ascii_lowercase() { c.to_ascii_uppercase() } else { c.to_ascii_lowercase() })
+            .map(|c| {
+                if c.is_ascii_lowercase() {
+                    c.to_ascii_uppercase()
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
             .collect();
         if flipped != b64["pin-sha256:".len()..] {
             let pin = CertPin::parse(&format!("pin-sha256:{flipped}")).unwrap();
@@ -437,7 +464,13 @@ mod tests {
 
     #[test]
     fn bad_pins() {
-        for bad in ["sha256:abc", "md5:abcdef", "sha1:xyzw1234", "pin-sha256:ab!c#", &"a".repeat(41)] {
+        for bad in [
+            "sha256:abc",
+            "md5:abcdef",
+            "sha1:xyzw1234",
+            "pin-sha256:ab!c#",
+            &"a".repeat(41),
+        ] {
             assert!(CertPin::parse(bad).is_err(), "{bad}");
         }
     }

@@ -81,7 +81,11 @@ impl FormFiller {
             }
             return Err(ClientError::AuthAborted(format!(
                 "group {w:?} is not offered by the server (choices: {})",
-                options.iter().map(|o| o.label.as_str()).collect::<Vec<_>>().join(", ")
+                options
+                    .iter()
+                    .map(|o| o.label.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         let first = options
@@ -96,7 +100,9 @@ impl FormFiller {
             .iter()
             .find(|o| o.label == answer || o.value == answer)
             .map(|o| o.value.clone())
-            .ok_or_else(|| ClientError::AuthAborted(format!("{answer:?} is not one of the choices")))
+            .ok_or_else(|| {
+                ClientError::AuthAborted(format!("{answer:?} is not one of the choices"))
+            })
     }
 
     fn ask(&self, label: &str, secret: bool) -> Result<String, ClientError> {
@@ -206,6 +212,10 @@ mod tests {
         assert_eq!(answers[0].1, "bob");
         assert_eq!(answers[3].1, "a", "first group by default");
         f.authgroup = Some("zzz".into());
-        assert!(f.fill(&form(LOGIN)).unwrap_err().to_string().contains("zzz"));
+        assert!(f
+            .fill(&form(LOGIN))
+            .unwrap_err()
+            .to_string()
+            .contains("zzz"));
     }
 }

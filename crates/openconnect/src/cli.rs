@@ -130,13 +130,23 @@ pub struct Options {
     #[arg(short, long, value_name = "NAME", help_heading = "Authentication")]
     pub user: Option<String>,
     /// Login group (the URL path to POST to)
-    #[arg(short = 'g', long, value_name = "GROUP", help_heading = "Authentication")]
+    #[arg(
+        short = 'g',
+        long,
+        value_name = "GROUP",
+        help_heading = "Authentication"
+    )]
     pub usergroup: Option<String>,
     /// Choose the authentication group from the login form
     #[arg(long, value_name = "GROUP", help_heading = "Authentication")]
     pub authgroup: Option<String>,
     /// Answer a form field: FORM:FIELD=VALUE (FORM is the auth id, e.g. main)
-    #[arg(short = 'F', long = "form-entry", value_name = "FORM:OPT=VALUE", help_heading = "Authentication")]
+    #[arg(
+        short = 'F',
+        long = "form-entry",
+        value_name = "FORM:OPT=VALUE",
+        help_heading = "Authentication"
+    )]
     pub form_entry: Vec<String>,
     /// Read the password from standard input
     #[arg(long, help_heading = "Authentication")]
@@ -145,16 +155,31 @@ pub struct Options {
     #[arg(long, help_heading = "Authentication")]
     pub non_inter: bool,
     /// Client certificate: PEM (with chain) or PKCS#12
-    #[arg(short = 'c', long, value_name = "CERT", help_heading = "Authentication")]
+    #[arg(
+        short = 'c',
+        long,
+        value_name = "CERT",
+        help_heading = "Authentication"
+    )]
     pub certificate: Option<PathBuf>,
     /// Private key for the certificate (PEM); defaults to CERT
     #[arg(short = 'k', long, value_name = "KEY", help_heading = "Authentication")]
     pub sslkey: Option<PathBuf>,
     /// Password for the key or PKCS#12 file
-    #[arg(short = 'p', long, value_name = "PASS", help_heading = "Authentication")]
+    #[arg(
+        short = 'p',
+        long,
+        value_name = "PASS",
+        help_heading = "Authentication"
+    )]
     pub key_password: Option<String>,
     /// Use this webvpn cookie instead of logging in
-    #[arg(short = 'C', long, value_name = "COOKIE", help_heading = "Authentication")]
+    #[arg(
+        short = 'C',
+        long,
+        value_name = "COOKIE",
+        help_heading = "Authentication"
+    )]
     pub cookie: Option<String>,
     /// Read the cookie from standard input
     #[arg(long, help_heading = "Authentication")]
@@ -217,7 +242,12 @@ pub struct Options {
     #[arg(long, help_heading = "Networking")]
     pub no_dtls: bool,
     /// Give up reconnecting after this many seconds
-    #[arg(long, value_name = "SECONDS", default_value_t = 300, help_heading = "Networking")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 300,
+        help_heading = "Networking"
+    )]
     pub reconnect_timeout: u64,
     /// Use this DPD interval instead of the server's
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
@@ -230,11 +260,17 @@ impl Options {
         let expanded = match expand_config_files(args) {
             Ok(a) => a,
             Err(msg) => {
-                return Err(clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("{msg}\n")));
+                return Err(clap::Error::raw(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!("{msg}\n"),
+                ));
             }
         };
         if let Some(msg) = find_unsupported(&expanded) {
-            return Err(clap::Error::raw(clap::error::ErrorKind::ArgumentConflict, format!("{msg}\n")));
+            return Err(clap::Error::raw(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{msg}\n"),
+            ));
         }
         Self::try_parse_from(expanded)
     }
@@ -257,7 +293,14 @@ impl Options {
             }
         }
         if let Some(os) = &self.os {
-            const OSES: &[&str] = &["linux", "linux-64", "win", "mac-intel", "android", "apple-ios"];
+            const OSES: &[&str] = &[
+                "linux",
+                "linux-64",
+                "win",
+                "mac-intel",
+                "android",
+                "apple-ios",
+            ];
             if !OSES.contains(&os.as_str()) {
                 return Err(ClientError::Usage(format!(
                     "invalid OS identity {os:?}; use one of {}",
@@ -266,7 +309,9 @@ impl Options {
             }
         }
         if self.cookie.is_some() && self.cookie_on_stdin {
-            return Err(ClientError::Usage("--cookie and --cookie-on-stdin are exclusive".into()));
+            return Err(ClientError::Usage(
+                "--cookie and --cookie-on-stdin are exclusive".into(),
+            ));
         }
         if self.passwd_on_stdin && self.cookie_on_stdin {
             return Err(ClientError::Usage(
@@ -276,7 +321,9 @@ impl Options {
         for (flag, v) in [("--mtu", self.mtu), ("--base-mtu", self.base_mtu)] {
             if let Some(v) = v {
                 if v < 576 {
-                    return Err(ClientError::Usage(format!("{flag} {v} is too small (minimum 576)")));
+                    return Err(ClientError::Usage(format!(
+                        "{flag} {v} is too small (minimum 576)"
+                    )));
                 }
             }
         }
@@ -313,7 +360,9 @@ impl Options {
                 })?;
                 let ip = ip.trim_start_matches('[').trim_end_matches(']');
                 let ip = ip.parse().map_err(|_| {
-                    ClientError::Usage(format!("invalid --resolve {e:?}: {ip:?} is not an IP address"))
+                    ClientError::Usage(format!(
+                        "invalid --resolve {e:?}: {ip:?} is not an IP address"
+                    ))
                 })?;
                 Ok((host.to_string(), ip))
             })
@@ -330,7 +379,9 @@ fn find_unsupported(args: &[OsString]) -> Option<String> {
         if let Some(long) = arg.strip_prefix("--") {
             let name = long.split('=').next().unwrap_or_default();
             if UNSUPPORTED.iter().any(|(n, _)| *n == name) {
-                return Some(format!("openconnect option --{name} is not supported by this version yet"));
+                return Some(format!(
+                    "openconnect option --{name} is not supported by this version yet"
+                ));
             }
         } else if let Some(shorts) = arg.strip_prefix('-') {
             // Only the first letter of a cluster is a flag for sure; later letters may be a
@@ -378,7 +429,9 @@ fn expand_config_files(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
 fn parse_config_file(text: &str, file: &str) -> Result<Vec<OsString>, String> {
     let mut out = Vec::new();
     for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim_start_matches([' ', '\t', '\r']).trim_end_matches('\r');
+        let line = raw
+            .trim_start_matches([' ', '\t', '\r'])
+            .trim_end_matches('\r');
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -387,10 +440,16 @@ fn parse_config_file(text: &str, file: &str) -> Result<Vec<OsString>, String> {
             .unwrap_or(line.len());
         let (name, rest) = line.split_at(end);
         if name.starts_with('-') || name.is_empty() {
-            return Err(format!("{file}:{}: unrecognised option {name:?} (write the long name without dashes)", i + 1));
+            return Err(format!(
+                "{file}:{}: unrecognised option {name:?} (write the long name without dashes)",
+                i + 1
+            ));
         }
         if name == "config" {
-            return Err(format!("{file}:{}: 'config' cannot be used inside a config file", i + 1));
+            return Err(format!(
+                "{file}:{}: 'config' cannot be used inside a config file",
+                i + 1
+            ));
         }
         let value = rest
             .strip_prefix('=')
@@ -415,8 +474,18 @@ mod tests {
     #[test]
     fn openconnect_style_command_line() {
         let o = Options::from_args(args(&[
-            "openconnect", "-u", "alice", "--passwd-on-stdin", "--servercert", "pin-sha256:AAAA",
-            "-F", "main:group_list=eng", "-vv", "--reconnect-timeout", "60", "https://vpn/eng",
+            "openconnect",
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "--servercert",
+            "pin-sha256:AAAA",
+            "-F",
+            "main:group_list=eng",
+            "-vv",
+            "--reconnect-timeout",
+            "60",
+            "https://vpn/eng",
         ]))
         .unwrap();
         assert_eq!(o.user.as_deref(), Some("alice"));
@@ -434,23 +503,36 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("oc-cli-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("conf");
-        std::fs::write(&f, "# comment\n  user=bob\nno-dtls\nservercert sha256:abcd\n\nmtu=1300\r\n").unwrap();
-        let o = Options::from_args(args(&["openconnect", "--config", f.to_str().unwrap(), "-u", "carol", "vpn"]))
-            .unwrap();
+        std::fs::write(
+            &f,
+            "# comment\n  user=bob\nno-dtls\nservercert sha256:abcd\n\nmtu=1300\r\n",
+        )
+        .unwrap();
+        let o = Options::from_args(args(&[
+            "openconnect",
+            "--config",
+            f.to_str().unwrap(),
+            "-u",
+            "carol",
+            "vpn",
+        ]))
+        .unwrap();
         // Later command-line options win over the file's.
         assert_eq!(o.user.as_deref(), Some("carol"));
         assert!(o.no_dtls);
         assert_eq!(o.servercert, vec!["sha256:abcd".to_string()]);
         assert_eq!(o.mtu, Some(1300));
         std::fs::write(&f, "--user=x\n").unwrap();
-        let err = Options::from_args(args(&["openconnect", "--config", f.to_str().unwrap()])).unwrap_err();
+        let err = Options::from_args(args(&["openconnect", "--config", f.to_str().unwrap()]))
+            .unwrap_err();
         assert!(err.to_string().contains("conf:1"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn unsupported_options_are_named() {
-        let err = Options::from_args(args(&["openconnect", "--token-mode=totp", "vpn"])).unwrap_err();
+        let err =
+            Options::from_args(args(&["openconnect", "--token-mode=totp", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--token-mode"), "{err}");
         let err = Options::from_args(args(&["openconnect", "-d", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--deflate"), "{err}");
@@ -462,10 +544,27 @@ mod tests {
 
     #[test]
     fn bad_entries() {
-        let o = Options::from_args(args(&["openconnect", "-F", "nocolon", "--resolve", "h:notip", "vpn"])).unwrap();
+        let o = Options::from_args(args(&[
+            "openconnect",
+            "-F",
+            "nocolon",
+            "--resolve",
+            "h:notip",
+            "vpn",
+        ]))
+        .unwrap();
         assert!(o.form_entries().is_err());
         assert!(o.resolve_entries().is_err());
-        let o = Options::from_args(args(&["openconnect", "--resolve", "vpn.example:[2001:db8::1]", "vpn"])).unwrap();
-        assert_eq!(o.resolve_entries().unwrap()[0].1, "2001:db8::1".parse::<IpAddr>().unwrap());
+        let o = Options::from_args(args(&[
+            "openconnect",
+            "--resolve",
+            "vpn.example:[2001:db8::1]",
+            "vpn",
+        ]))
+        .unwrap();
+        assert_eq!(
+            o.resolve_entries().unwrap()[0].1,
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
     }
 }

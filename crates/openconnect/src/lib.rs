@@ -8,8 +8,8 @@ pub mod auth_ui;
 pub mod cli;
 pub mod error;
 pub mod log;
-mod tunnel;
 pub mod transport;
+mod tunnel;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -217,17 +217,29 @@ mod tests {
     fn cookie_forms() {
         let c = cookie_from_options(&opts(&["-C", "abc+/=", "vpn"])).unwrap();
         assert_eq!(c.as_deref(), Some("abc+/="));
-        let c = cookie_from_options(&opts(&["-C", "openconnect_strapkey=KEY==; webvpn=abc=", "vpn"]));
+        let c = cookie_from_options(&opts(&[
+            "-C",
+            "openconnect_strapkey=KEY==; webvpn=abc=",
+            "vpn",
+        ]));
         assert_eq!(c.unwrap().as_deref(), Some("abc="));
         assert!(cookie_from_options(&opts(&["-C", "  ", "vpn"])).is_err());
     }
 
     #[test]
     fn user_agent_and_interval() {
-        assert_eq!(user_agent(&opts(&["vpn"])), "Open AnyConnect VPN Agent v9.21");
+        assert_eq!(
+            user_agent(&opts(&["vpn"])),
+            "Open AnyConnect VPN Agent v9.21"
+        );
         assert_eq!(user_agent(&opts(&["--useragent", "X/1", "vpn"])), "X/1");
         let mut d = Duration::ZERO;
-        let seq: Vec<u64> = (0..12).map(|_| { d = next_reconnect_interval(d); d.as_secs() }).collect();
+        let seq: Vec<u64> = (0..12)
+            .map(|_| {
+                d = next_reconnect_interval(d);
+                d.as_secs()
+            })
+            .collect();
         assert_eq!(seq[..3], [10, 20, 30]);
         assert_eq!(seq[11], 100);
     }

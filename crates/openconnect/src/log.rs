@@ -77,7 +77,10 @@ pub enum Output {
     Stdout,
     Stderr,
     /// Collects one message and sends it to /dev/log when dropped.
-    Syslog { priority: u8, line: Vec<u8> },
+    Syslog {
+        priority: u8,
+        line: Vec<u8>,
+    },
 }
 
 impl Write for Output {

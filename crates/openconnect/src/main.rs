@@ -11,7 +11,11 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             // openconnect exits 1 on usage errors; help goes to stdout and exits 0.
-            return if e.use_stderr() { ExitCode::from(1) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     if opts.version {
@@ -31,7 +35,10 @@ fn main() -> ExitCode {
     });
     // One thread: the client runs one tunnel, and `-b` forks after start-up, which is only
     // sound while the process has a single thread.
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("cannot start the event loop: {e}");

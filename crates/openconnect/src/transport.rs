@@ -82,13 +82,14 @@ impl Endpoint {
             };
             let _ = tcp.set_nodelay(true);
             info!("Connected to {addr}");
-            let (tls, peer) = tokio::time::timeout(
-                RESPONSE_TIMEOUT,
-                self.tls.connect(tcp, &self.url.host),
-            )
-            .await
-            .map_err(|_| ClientError::Timeout("the TLS handshake"))??;
-            info!("SSL negotiation with {} ({}, {})", self.url.host, peer.version, peer.cipher);
+            let (tls, peer) =
+                tokio::time::timeout(RESPONSE_TIMEOUT, self.tls.connect(tcp, &self.url.host))
+                    .await
+                    .map_err(|_| ClientError::Timeout("the TLS handshake"))??;
+            info!(
+                "SSL negotiation with {} ({}, {})",
+                self.url.host, peer.version, peer.cipher
+            );
             return Ok(HttpsConnection {
                 tls,
                 peer,
@@ -124,7 +125,10 @@ impl HttpsConnection {
         let mut out = Vec::with_capacity(512 + req.body.len());
         req.emit(&mut out);
         debug!("> {} {}", req.method, req.path);
-        self.tls.write_all(&out).await.map_err(ClientError::io("sending the request"))?;
+        self.tls
+            .write_all(&out)
+            .await
+            .map_err(ClientError::io("sending the request"))?;
         let mut reader = ResponseReader::new(Limits::default(), head_only);
         let mut buf = vec![0u8; 16 * 1024];
         let read = async {

@@ -43,7 +43,8 @@ enum Sig {
 impl Signals {
     fn new() -> Result<Self, ClientError> {
         let make = |kind| {
-            signal(kind).map_err(|e| ClientError::System(format!("cannot install signal handler: {e}")))
+            signal(kind)
+                .map_err(|e| ClientError::System(format!("cannot install signal handler: {e}")))
         };
         Ok(Self {
             int: make(SignalKind::interrupt())?,
@@ -98,8 +99,15 @@ struct Tunnel<'a> {
     pid_file: Option<PathBuf>,
 }
 
-pub(crate) async fn run(opts: &Options, endpoint: &Endpoint, cookie: String) -> Result<Finished, ClientError> {
-    let script = opts.script.clone().unwrap_or_else(|| DEFAULT_SCRIPT.to_string());
+pub(crate) async fn run(
+    opts: &Options,
+    endpoint: &Endpoint,
+    cookie: String,
+) -> Result<Finished, ClientError> {
+    let script = opts
+        .script
+        .clone()
+        .unwrap_or_else(|| DEFAULT_SCRIPT.to_string());
     let (conn, config, pending) = connect_tunnel(opts, endpoint, &cookie, &[]).await?;
     let gateway = conn.addr.ip();
 
@@ -127,8 +135,9 @@ pub(crate) async fn run(opts: &Options, endpoint: &Endpoint, cookie: String) -> 
     }
     let pid_file = opts.pid_file.clone();
     if let Some(p) = &pid_file {
-        std::fs::write(p, format!("{}\n", std::process::id()))
-            .map_err(|e| ClientError::System(format!("cannot write pid file {}: {e}", p.display())))?;
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
+            ClientError::System(format!("cannot write pid file {}: {e}", p.display()))
+        })?;
     }
 
     let session = Session::new(config.cstp_timers, Instant::now());
@@ -167,7 +176,9 @@ async fn connect_tunnel(
         cookie: cookie.to_string(),
         local_hostname: opts.local_hostname.clone().unwrap_or_else(local_hostname),
         base_mtu,
-        mtu: opts.mtu.unwrap_or_else(|| default_tunnel_mtu(base_mtu, server_v6)),
+        mtu: opts
+            .mtu
+            .unwrap_or_else(|| default_tunnel_mtu(base_mtu, server_v6)),
         ipv6: !opts.disable_ipv6,
         previous_addresses: previous.to_vec(),
         dtls: None,
@@ -191,7 +202,9 @@ fn link_mtu(conn: &HttpsConnection, v6: bool) -> u16 {
     match getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg) {
         Ok(mss) if mss > 0 => {
             let headers = if v6 { 60 } else { 40 };
-            u16::try_from(mss + headers).unwrap_or(FALLBACK_BASE_MTU).max(1280)
+            u16::try_from(mss + headers)
+                .unwrap_or(FALLBACK_BASE_MTU)
+                .max(1280)
         }
         _ => FALLBACK_BASE_MTU,
     }
@@ -223,7 +236,10 @@ fn announce(config: &TunnelConfig, tundev: &str) {
 fn run_script_logged(script: &str, reason: Reason, ctx: &ScriptContext<'_>) {
     match run_script(script, reason, ctx) {
         Ok(status) if !status.success() => {
-            error!("Script '{script}' returned error {}", status.code().unwrap_or(-1));
+            error!(
+                "Script '{script}' returned error {}",
+                status.code().unwrap_or(-1)
+            );
         }
         Ok(_) => {}
         Err(e) => error!("{e}"),
@@ -275,7 +291,9 @@ impl Tunnel<'_> {
                 }
                 Stop::Detached => {
                     let _ = self.conn.tls.shutdown().await;
-                    return Ok(Finished("User detached from session (SIGHUP); exiting.".into()));
+                    return Ok(Finished(
+                        "User detached from session (SIGHUP); exiting.".into(),
+                    ));
                 }
                 Stop::Lost(why) => {
                     if let Some(done) = self.reconnect(&why, &mut signals).await? {
@@ -331,13 +349,16 @@ impl Tunnel<'_> {
         if let Err(e) = self.flush_control().await {
             return Ok(Some(Stop::Lost(e.to_string())));
         }
-        while let Some(event) = self.session.poll_event() {
+        // Every event ends this connection, so the first one decides.
+        if let Some(event) = self.session.poll_event() {
             match event {
                 Event::ServerDisconnect(reason) => {
                     return Err(ClientError::ServerTerminated(reason));
                 }
                 Event::PeerDead(_) => {
-                    return Ok(Some(Stop::Lost("CSTP Dead Peer Detection detected dead peer!".into())));
+                    return Ok(Some(Stop::Lost(
+                        "CSTP Dead Peer Detection detected dead peer!".into(),
+                    )));
                 }
                 Event::RekeyDue(_) => {
                     return Ok(Some(Stop::Lost("rekey due (new tunnel)".into())));
@@ -360,7 +381,8 @@ impl Tunnel<'_> {
 
     /// `up` holds a packet of `len` bytes after room for the CSTP header.
     async fn send_packet(&mut self, up: &mut [u8], len: usize) -> Result<(), ClientError> {
-        let header = cstp_header(PacketType::Data, len).map_err(oc_proto::anyconnect::session::SessionError::from)?;
+        let header = cstp_header(PacketType::Data, len)
+            .map_err(oc_proto::anyconnect::session::SessionError::from)?;
         let frame = up.get_mut(..CSTP_HEADER_LEN + len).unwrap_or_default();
         if let Some(h) = frame.get_mut(..CSTP_HEADER_LEN) {
             h.copy_from_slice(&header);
@@ -370,7 +392,8 @@ impl Tunnel<'_> {
             .write_all(frame)
             .await
             .map_err(ClientError::io("sending on the TLS connection"))?;
-        self.session.on_data_sent(oc_proto::anyconnect::session::Channel::Cstp, Instant::now());
+        self.session
+            .on_data_sent(oc_proto::anyconnect::session::Channel::Cstp, Instant::now());
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
         Ok(())
@@ -394,8 +417,13 @@ impl Tunnel<'_> {
         let s = self.stats;
         info!(
             "TX: {} packets ({} bytes), RX: {} packets ({} bytes), tun drops: {}; SSL {} {}",
-            s.tx_packets, s.tx_bytes, s.rx_packets, s.rx_bytes, s.tun_drops,
-            self.conn.peer.version, self.conn.peer.cipher
+            s.tx_packets,
+            s.tx_bytes,
+            s.rx_packets,
+            s.rx_bytes,
+            s.tun_drops,
+            self.conn.peer.version,
+            self.conn.peer.cipher
         );
     }
 
@@ -412,9 +440,17 @@ impl Tunnel<'_> {
 
     /// Reconnects with the cookie, keeping the tun device. Returns `Some` when a signal
     /// ended the wait instead.
-    async fn reconnect(&mut self, why: &str, signals: &mut Signals) -> Result<Option<Finished>, ClientError> {
+    async fn reconnect(
+        &mut self,
+        why: &str,
+        signals: &mut Signals,
+    ) -> Result<Option<Finished>, ClientError> {
         warn!("{why}; reconnecting");
-        run_script_logged(&self.script, Reason::AttemptReconnect, &self.script_context());
+        run_script_logged(
+            &self.script,
+            Reason::AttemptReconnect,
+            &self.script_context(),
+        );
         let started = Instant::now();
         let limit = Duration::from_secs(self.opts.reconnect_timeout);
         let mut interval = Duration::ZERO;

@@ -63,22 +63,33 @@ fn key() -> PKey<Private> {
     PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
 }
 
-fn cert(cn: &str, pubkey: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>, san: Option<&str>) -> X509 {
+fn cert(
+    cn: &str,
+    pubkey: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    san: Option<&str>,
+) -> X509 {
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", cn).unwrap();
     let name = name.build();
     let mut b = X509::builder().unwrap();
     b.set_version(2).unwrap();
-    let serial = BigNum::from_u32(rand_u32()).unwrap().to_asn1_integer().unwrap();
+    let serial = BigNum::from_u32(rand_u32())
+        .unwrap()
+        .to_asn1_integer()
+        .unwrap();
     b.set_serial_number(&serial).unwrap();
     b.set_subject_name(&name).unwrap();
     b.set_pubkey(pubkey).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap()).unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap()).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
     match issuer {
         None => {
             b.set_issuer_name(&name).unwrap();
-            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
+            b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
+                .unwrap();
             b.sign(pubkey, MessageDigest::sha256()).unwrap();
         }
         Some((ca, ca_key)) => {
@@ -228,7 +239,16 @@ impl Lab {
         fs::write(&path, config).unwrap();
         let log = fs::File::create(self.dir.join("ocserv.log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.server_ns, "ocserv", "-f", "-d", "2", "-c"])
+            .args([
+                "netns",
+                "exec",
+                &self.server_ns,
+                "ocserv",
+                "-f",
+                "-d",
+                "2",
+                "-c",
+            ])
             .arg(&path)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -272,7 +292,9 @@ impl Lab {
     /// Our client in the client namespace.
     pub fn client_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.client_ns]).arg(bin("openconnect")).args(args);
+        cmd.args(["netns", "exec", &self.client_ns])
+            .arg(bin("openconnect"))
+            .args(args);
         cmd
     }
 
@@ -285,7 +307,12 @@ impl Lab {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let started = Instant::now();
         loop {
             if child.try_wait().unwrap().is_some() {
@@ -314,7 +341,12 @@ impl Lab {
             .stderr(log)
             .spawn()
             .unwrap();
-        child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
         let pid = child.id();
         self.children.push(child);
         pid
@@ -358,7 +390,10 @@ impl Lab {
     }
 
     pub fn occtl(&self, args: &str) -> String {
-        let out = self.in_server(&format!("occtl -s {}/occtl.sock {args}", self.dir.display()));
+        let out = self.in_server(&format!(
+            "occtl -s {}/occtl.sock {args}",
+            self.dir.display()
+        ));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 }
@@ -385,7 +420,10 @@ impl Drop for Lab {
     fn drop(&mut self) {
         for child in &mut self.children {
             // SIGTERM first so ocserv and our client clean up their own state.
-            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let _ = Command::new("kill")
+                .arg(child.id().to_string())
+                .stderr(Stdio::null())
+                .status();
         }
         for child in &mut self.children {
             if wait_until(Duration::from_secs(3), || child.try_wait().ok().flatten()).is_none() {
@@ -398,7 +436,9 @@ impl Drop for Lab {
         for ns in [&self.server_ns, &self.client_ns] {
             let _ = Command::new("sh")
                 .arg("-c")
-                .arg(format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}"))
+                .arg(format!(
+                    "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}"
+                ))
                 .status();
         }
         if std::env::var_os("KEEP_LAB").is_none() && !std::thread::panicking() {

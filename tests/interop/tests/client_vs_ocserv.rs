@@ -40,34 +40,78 @@ fn login_tunnel_ping_and_logoff() {
     let url = format!("https://{}/", lab.server_ip);
     let ca = pki.ca_pem.display().to_string();
     let pid = lab.spawn_client(
-        &["-u", "alice", "--passwd-on-stdin", "--non-inter", "--cafile", &ca, "-s", &script, &url],
+        &[
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-s",
+            &script,
+            &url,
+        ],
         "secret\n",
     );
-    assert!(lab.ping_behind(SECS(20)), "no ping over the tunnel:\n{}", lab.log("client.log"));
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "no ping over the tunnel:\n{}",
+        lab.log("client.log")
+    );
 
     // Address, routes and DNS came from ocserv through the stock vpnc-script.
     let env = env_file(&lab, "connect");
-    let vpn_ip = env.get("INTERNAL_IP4_ADDRESS").expect("INTERNAL_IP4_ADDRESS").clone();
-    assert!(vpn_ip.starts_with(&lab.pool[..lab.pool.len() - 1]), "{vpn_ip} not in {}", lab.pool);
+    let vpn_ip = env
+        .get("INTERNAL_IP4_ADDRESS")
+        .expect("INTERNAL_IP4_ADDRESS")
+        .clone();
+    assert!(
+        vpn_ip.starts_with(&lab.pool[..lab.pool.len() - 1]),
+        "{vpn_ip} not in {}",
+        lab.pool
+    );
     assert_eq!(env.get("VPNGATEWAY"), Some(&lab.server_ip));
     assert_eq!(env.get("CISCO_SPLIT_INC"), Some(&"1".to_string()));
     let behind_net = format!("{}0", &lab.behind_ip[..lab.behind_ip.len() - 1]);
     assert_eq!(env.get("CISCO_SPLIT_INC_0_ADDR"), Some(&behind_net));
-    assert_eq!(env.get("INTERNAL_IP4_DNS"), Some(&"198.19.0.53".to_string()));
-    assert_eq!(env.get("CISCO_DEF_DOMAIN"), Some(&"example.test".to_string()));
+    assert_eq!(
+        env.get("INTERNAL_IP4_DNS"),
+        Some(&"198.19.0.53".to_string())
+    );
+    assert_eq!(
+        env.get("CISCO_DEF_DOMAIN"),
+        Some(&"example.test".to_string())
+    );
     // Multi-line: one X-CSTP header per line.
-    assert!(env.get("CISCO_CSTP_OPTIONS").is_some_and(|o| o.starts_with("X-CSTP-")));
+    assert!(env
+        .get("CISCO_CSTP_OPTIONS")
+        .is_some_and(|o| o.starts_with("X-CSTP-")));
     assert!(lab.log("env.connect").contains("\nX-CSTP-DPD=90\n"));
     let tundev = env.get("TUNDEV").expect("TUNDEV").clone();
     let addr = lab.in_client(&format!("ip -4 addr show dev {tundev}"));
-    assert!(text(&addr).contains(&vpn_ip), "tun has no VPN address: {}", text(&addr));
+    assert!(
+        text(&addr).contains(&vpn_ip),
+        "tun has no VPN address: {}",
+        text(&addr)
+    );
 
     // The server lists the session; SIGINT logs off and the server forgets it.
     assert!(lab.occtl("show users").contains("alice"));
     lab.signal_client(pid, "INT");
-    assert_eq!(lab.wait_client(SECS(10)), Some(0), "{}", lab.log("client.log"));
-    let gone = wait_until(SECS(5), || (!lab.occtl("show users").contains("alice")).then_some(()));
-    assert!(gone.is_some(), "ocserv still lists the user: {}", lab.occtl("show users"));
+    assert_eq!(
+        lab.wait_client(SECS(10)),
+        Some(0),
+        "{}",
+        lab.log("client.log")
+    );
+    let gone = wait_until(SECS(5), || {
+        (!lab.occtl("show users").contains("alice")).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "ocserv still lists the user: {}",
+        lab.occtl("show users")
+    );
     lab.wait_for_log("ocserv.log", "user disconnected", SECS(5));
     assert_eq!(lab.log("reasons"), "pre-init\nconnect\ndisconnect\n");
     assert!(lab.log("client.log").contains("User cancelled"));
@@ -78,10 +122,24 @@ fn wrong_password_fails_then_good_login_works() {
     let (lab, pki) = lab_with_ocserv("badpass");
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
-    let args = ["-u", "alice", "--passwd-on-stdin", "--non-inter", "--cafile", &ca, "--authenticate", &url];
+    let args = [
+        "-u",
+        "alice",
+        "--passwd-on-stdin",
+        "--non-inter",
+        "--cafile",
+        &ca,
+        "--authenticate",
+        &url,
+    ];
     let bad = lab.run_client(&args, "wrong\n", SECS(30));
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
-    assert!(text(&bad).contains("Failed to complete authentication") || text(&bad).contains("failed to complete authentication"), "{}", text(&bad));
+    assert!(
+        text(&bad).contains("Failed to complete authentication")
+            || text(&bad).contains("failed to complete authentication"),
+        "{}",
+        text(&bad)
+    );
 
     let good = lab.run_client(&args, "secret\n", SECS(30));
     assert_eq!(good.status.code(), Some(0), "{}", text(&good));
@@ -98,7 +156,16 @@ fn authenticate_then_cookie_on_stdin() {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let auth = lab.run_client(
-        &["-u", "alice", "--passwd-on-stdin", "--non-inter", "--cafile", &ca, "--authenticate", &url],
+        &[
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "--authenticate",
+            &url,
+        ],
         "secret\n",
         SECS(30),
     );
@@ -116,10 +183,21 @@ fn authenticate_then_cookie_on_stdin() {
     // As NetworkManager does: the cookie on stdin, the server pinned by FINGERPRINT.
     let script = lab.recording_script();
     lab.spawn_client(
-        &["--cookie-on-stdin", "--servercert", &fingerprint, "-s", &script, &value("CONNECT_URL")],
+        &[
+            "--cookie-on-stdin",
+            "--servercert",
+            &fingerprint,
+            "-s",
+            &script,
+            &value("CONNECT_URL"),
+        ],
         &format!("{cookie}\n"),
     );
-    assert!(lab.ping_behind(SECS(20)), "no ping with the cookie:\n{}", lab.log("client.log"));
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "no ping with the cookie:\n{}",
+        lab.log("client.log")
+    );
 }
 
 #[test]
@@ -127,12 +205,36 @@ fn server_certificate_checks() {
     let (lab, pki) = lab_with_ocserv("servercert");
     let url = format!("https://{}/", lab.server_ip);
     // Unknown CA: refused, and the message names the pin to use.
-    let out = lab.run_client(&["--non-inter", "--authenticate", "-u", "alice", "--passwd-on-stdin", &url], "secret\n", SECS(30));
+    let out = lab.run_client(
+        &[
+            "--non-inter",
+            "--authenticate",
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            &url,
+        ],
+        "secret\n",
+        SECS(30),
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("--servercert pin-sha256:"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--servercert pin-sha256:"),
+        "{}",
+        text(&out)
+    );
     // A wrong pin: refused.
     let out = lab.run_client(
-        &["--non-inter", "--authenticate", "--servercert", "sha256:00000000", "-u", "alice", "--passwd-on-stdin", &url],
+        &[
+            "--non-inter",
+            "--authenticate",
+            "--servercert",
+            "sha256:00000000",
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            &url,
+        ],
         "secret\n",
         SECS(30),
     );
@@ -142,7 +244,18 @@ fn server_certificate_checks() {
     let ca = pki.ca_pem.display().to_string();
     let resolve = format!("other.test:{}", lab.server_ip);
     let out = lab.run_client(
-        &["--non-inter", "--authenticate", "--cafile", &ca, "--resolve", &resolve, "-u", "alice", "--passwd-on-stdin", "https://other.test/"],
+        &[
+            "--non-inter",
+            "--authenticate",
+            "--cafile",
+            &ca,
+            "--resolve",
+            &resolve,
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "https://other.test/",
+        ],
         "secret\n",
         SECS(30),
     );
@@ -151,12 +264,24 @@ fn server_certificate_checks() {
     // The right name through --resolve: accepted.
     let resolve = format!("vpn.test:{}", lab.server_ip);
     let out = lab.run_client(
-        &["--non-inter", "--authenticate", "--cafile", &ca, "--resolve", &resolve, "-u", "alice", "--passwd-on-stdin", "https://vpn.test/"],
+        &[
+            "--non-inter",
+            "--authenticate",
+            "--cafile",
+            &ca,
+            "--resolve",
+            &resolve,
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "https://vpn.test/",
+        ],
         "secret\n",
         SECS(30),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("RESOLVE='vpn.test:{}'", lab.server_ip)));
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains(&format!("RESOLVE='vpn.test:{}'", lab.server_ip)));
 }
 
 #[test]
@@ -177,19 +302,45 @@ fn tcp_loss_reconnects_with_cookie_and_server_kick_exits_1() {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(
-        &["-u", "alice", "--passwd-on-stdin", "--non-inter", "--cafile", &ca, "-s", &script, &url],
+        &[
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-s",
+            &script,
+            &url,
+        ],
         "secret\n",
     );
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
-    let first_ip = env_file(&lab, "connect").get("INTERNAL_IP4_ADDRESS").cloned();
+    let first_ip = env_file(&lab, "connect")
+        .get("INTERNAL_IP4_ADDRESS")
+        .cloned();
 
     // Kill the TCP connection under the client; it reconnects with its cookie.
     let killed = lab.in_client(&format!("ss -K dst {} dport = 443", lab.server_ip));
     assert!(killed.status.success(), "{}", text(&killed));
     lab.wait_for_log("reasons", "reconnect\nreconnect", SECS(30));
-    assert!(lab.log("reasons").contains("attempt-reconnect\nreconnect\n"), "{}", lab.log("reasons"));
-    assert_eq!(env_file(&lab, "reconnect").get("INTERNAL_IP4_ADDRESS").cloned(), first_ip);
-    assert!(lab.ping_behind(SECS(20)), "no traffic after reconnect:\n{}", lab.log("client.log"));
+    assert!(
+        lab.log("reasons")
+            .contains("attempt-reconnect\nreconnect\n"),
+        "{}",
+        lab.log("reasons")
+    );
+    assert_eq!(
+        env_file(&lab, "reconnect")
+            .get("INTERNAL_IP4_ADDRESS")
+            .cloned(),
+        first_ip
+    );
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "no traffic after reconnect:\n{}",
+        lab.log("client.log")
+    );
 
     // An admin kick ends the session with status 1 and no reconnect.
     let users = lab.occtl("show users");
@@ -200,8 +351,17 @@ fn tcp_loss_reconnects_with_cookie_and_server_kick_exits_1() {
         .unwrap_or_else(|| panic!("alice not in {users}"))
         .to_string();
     lab.occtl(&format!("disconnect id {id}"));
-    assert_eq!(lab.wait_client(SECS(15)), Some(1), "{}", lab.log("client.log"));
-    assert!(lab.log("client.log").contains("terminated by server"), "{}", lab.log("client.log"));
+    assert_eq!(
+        lab.wait_client(SECS(15)),
+        Some(1),
+        "{}",
+        lab.log("client.log")
+    );
+    assert!(
+        lab.log("client.log").contains("terminated by server"),
+        "{}",
+        lab.log("client.log")
+    );
 }
 
 #[test]

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what building and testing ferroconnect needs, when it is missing.
+# Sourced by scripts/test.sh and scripts/demo.sh; safe to run on its own.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "ferroconnect's tests and demo create network namespaces and tun devices: run as root" >&2
+    exit 1
+fi
+
+packages=(ocserv openconnect vpnc-scripts iperf3 libssl-dev pkg-config iproute2 iputils-ping gnutls-bin)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "Installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The package may start a system ocserv on hosts with an init system; ours use their own
+# namespaces and ports, so it does no harm, but it is not needed either.
+[ -e /dev/net/tun ] || { mkdir -p /dev/net && mknod /dev/net/tun c 10 200; }
