@@ -85,7 +85,8 @@ const UNSUPPORTED: &[(&str, Option<char>)] = &[
     long_about = ABOUT,
     after_long_help = AFTER,
     disable_help_flag = true,
-    disable_version_flag = true
+    disable_version_flag = true,
+    args_override_self = true
 )]
 pub struct Options {
     /// VPN server: [https://]host[:port][/group]
@@ -514,13 +515,19 @@ mod tests {
             f.to_str().unwrap(),
             "-u",
             "carol",
+            "--servercert",
+            "sha1:1234",
             "vpn",
         ]))
         .unwrap();
         // Later command-line options win over the file's.
         assert_eq!(o.user.as_deref(), Some("carol"));
         assert!(o.no_dtls);
-        assert_eq!(o.servercert, vec!["sha256:abcd".to_string()]);
+        // Repeatable options accumulate.
+        assert_eq!(
+            o.servercert,
+            vec!["sha256:abcd".to_string(), "sha1:1234".to_string()]
+        );
         assert_eq!(o.mtu, Some(1300));
         std::fs::write(&f, "--user=x\n").unwrap();
         let err = Options::from_args(args(&["openconnect", "--config", f.to_str().unwrap()]))
