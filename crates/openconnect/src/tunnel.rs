@@ -97,6 +97,9 @@ struct Tunnel<'a> {
     pending: Vec<u8>,
     stats: Stats,
     pid_file: Option<PathBuf>,
+    /// `VPNPID` as the connect script saw it. Kept after `-b` forks, because vpnc-script
+    /// names its DNS and route backups after it and must find them on disconnect.
+    script_pid: u32,
 }
 
 pub(crate) async fn run(
@@ -111,10 +114,11 @@ pub(crate) async fn run(
     let (conn, config, pending) = connect_tunnel(opts, endpoint, &cookie, &[]).await?;
     let gateway = conn.addr.ip();
 
+    let script_pid = std::process::id();
     let mut ctx = ScriptContext {
         tundev: opts.interface.as_deref(),
         gateway: Some(gateway),
-        pid: std::process::id(),
+        pid: script_pid,
         log_level: opts.log_level(),
         tunnel: None,
     };
@@ -154,6 +158,7 @@ pub(crate) async fn run(
         pending,
         stats: Stats::default(),
         pid_file,
+        script_pid,
     };
     let result = tunnel.main_loop().await;
     tunnel.finish();
@@ -264,7 +269,7 @@ impl Tunnel<'_> {
         ScriptContext {
             tundev: Some(&self.tundev),
             gateway: Some(self.conn.addr.ip()),
-            pid: std::process::id(),
+            pid: self.script_pid,
             log_level: self.opts.log_level(),
             tunnel: Some(&self.config),
         }

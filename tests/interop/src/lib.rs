@@ -57,6 +57,8 @@ pub struct Pki {
     pub ca_pem: PathBuf,
     pub server_cert: PathBuf,
     pub server_key: PathBuf,
+    ca: X509,
+    ca_key: PKey<Private>,
 }
 
 fn key() -> PKey<Private> {
@@ -124,11 +126,40 @@ impl Pki {
             ca_pem: dir.join("ca.pem"),
             server_cert: dir.join("server.pem"),
             server_key: dir.join("server.key"),
+            ca,
+            ca_key,
         };
-        fs::write(&pki.ca_pem, ca.to_pem().unwrap()).unwrap();
+        fs::write(&pki.ca_pem, pki.ca.to_pem().unwrap()).unwrap();
         fs::write(&pki.server_cert, srv.to_pem().unwrap()).unwrap();
         fs::write(&pki.server_key, srv_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
         pki
+    }
+
+    /// A client certificate for `cn`, as PEM certificate + key and as PKCS#12 protected by
+    /// `p12_password`: (cert, key, p12).
+    pub fn client_cert(
+        &self,
+        dir: &Path,
+        cn: &str,
+        p12_password: &str,
+    ) -> (PathBuf, PathBuf, PathBuf) {
+        let key = key();
+        let cert = cert(cn, &key, Some((&self.ca, &self.ca_key)), None);
+        let paths = (
+            dir.join(format!("{cn}.pem")),
+            dir.join(format!("{cn}.key")),
+            dir.join(format!("{cn}.p12")),
+        );
+        fs::write(&paths.0, cert.to_pem().unwrap()).unwrap();
+        fs::write(&paths.1, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let p12 = openssl::pkcs12::Pkcs12::builder()
+            .name(cn)
+            .pkey(&key)
+            .cert(&cert)
+            .build2(p12_password)
+            .unwrap();
+        fs::write(&paths.2, p12.to_der().unwrap()).unwrap();
+        paths
     }
 }
 
@@ -172,6 +203,13 @@ impl Lab {
             dir,
             children: Vec::new(),
         };
+        // `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf, so
+        // the vpnc-script's DNS changes stay inside the lab instead of hitting the host.
+        for ns in [&lab.server_ns, &lab.client_ns] {
+            let etc = Path::new("/etc/netns").join(ns);
+            fs::create_dir_all(&etc).unwrap();
+            fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        }
         let (s, c, v) = (&lab.server_ns, &lab.client_ns, &lab.name);
         sh(&format!(
             "ip netns add {s} && ip netns add {c} && \
@@ -189,6 +227,7 @@ impl Lab {
     /// (name, password) and returns its config path once it listens.
     pub fn start_ocserv(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
         let passwd = self.dir.join("ocpasswd");
+        let auth = format!("plain[passwd={}]", passwd.display());
         for (user, pass) in users {
             let mut child = Command::new("ocpasswd")
                 .arg("-c")
@@ -201,9 +240,14 @@ impl Lab {
             write!(child.stdin.take().unwrap(), "{pass}\n{pass}\n").unwrap();
             assert!(child.wait().unwrap().success());
         }
+        self.start_ocserv_with_auth(pki, &auth, extra)
+    }
+
+    /// Starts ocserv with the given `auth` method (e.g. `certificate`).
+    pub fn start_ocserv_with_auth(&mut self, pki: &Pki, auth: &str, extra: &str) -> PathBuf {
         let d = self.dir.display();
         let config = format!(
-            "auth = \"plain[passwd={passwd}]\"\n\
+            "auth = \"{auth}\"\n\
              listen-host = {ip}\n\
              tcp-port = 443\n\
              server-cert = {cert}\n\
@@ -227,7 +271,6 @@ impl Lab {
              isolate-workers = false\n\
              predictable-ips = true\n\
              banner = \"Welcome to the test VPN\"\n{extra}",
-            passwd = passwd.display(),
             ip = self.server_ip,
             cert = pki.server_cert.display(),
             key = pki.server_key.display(),
@@ -418,28 +461,40 @@ pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
 
 impl Drop for Lab {
     fn drop(&mut self) {
-        for child in &mut self.children {
-            // SIGTERM first so ocserv and our client clean up their own state.
+        // SIGTERM first, so our client runs its disconnect script (restoring DNS) and ocserv
+        // cleans up; the client namespace may also hold a daemon started with -b.
+        for child in &self.children {
             let _ = Command::new("kill")
                 .arg(child.id().to_string())
                 .stderr(Stdio::null())
                 .status();
         }
         for child in &mut self.children {
-            if wait_until(Duration::from_secs(3), || child.try_wait().ok().flatten()).is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            let _ = wait_until(Duration::from_secs(5), || child.try_wait().ok().flatten());
         }
-        // ocserv's workers and sec-mod are its children: anything left in the namespaces
-        // goes with them.
+        // Then whatever else runs in the client namespace (a daemon from -b), once its own
+        // scripts have had their turn.
+        let term = format!("ip netns pids {} | xargs -r kill", self.client_ns);
+        let _ = Command::new("sh").arg("-c").arg(&term).status();
+        let settled = wait_until(Duration::from_secs(5), || {
+            let left = Command::new("ip")
+                .args(["netns", "pids", &self.client_ns])
+                .output()
+                .ok()?;
+            left.stdout.is_empty().then_some(())
+        });
+        if settled.is_none() {
+            eprintln!("lab {}: client processes ignored SIGTERM", self.name);
+        }
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // ocserv's workers and sec-mod are its children: anything left goes now.
         for ns in [&self.server_ns, &self.client_ns] {
-            let _ = Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}"
-                ))
-                .status();
+            let cleanup = format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}");
+            let _ = Command::new("sh").arg("-c").arg(cleanup).status();
+            let _ = fs::remove_dir_all(Path::new("/etc/netns").join(ns));
         }
         if std::env::var_os("KEEP_LAB").is_none() && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.dir);

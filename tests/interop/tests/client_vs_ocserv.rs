@@ -373,3 +373,149 @@ fn unreachable_server_fails_fast() {
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("failed to connect"), "{}", text(&out));
 }
+
+#[test]
+fn background_pidfile_sigusr2_and_sighup_keeps_cookie() {
+    let (mut lab, pki) = lab_with_ocserv("signals");
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let auth = lab.run_client(
+        &[
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "--cookieonly",
+            &url,
+        ],
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
+    let cookie = String::from_utf8_lossy(&auth.stdout).trim().to_string();
+    assert!(cookie.starts_with("webvpn="), "{cookie}");
+
+    let script = lab.recording_script();
+    let pid_file = lab.dir.join("oc.pid").display().to_string();
+    let args = [
+        "--cookie-on-stdin",
+        "--cafile",
+        &ca,
+        "-s",
+        &script,
+        "-b",
+        "--pid-file",
+        &pid_file,
+        &url,
+    ];
+    lab.spawn_client(&args, &format!("{cookie}\n"));
+    // The foreground process exits 0 once the tunnel is up; the daemon carries on.
+    assert_eq!(
+        lab.wait_client(SECS(20)),
+        Some(0),
+        "{}",
+        lab.log("client.log")
+    );
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    let pid = lab.log("oc.pid").trim().parse::<u32>().expect("pid file");
+    assert!(lab.log("client.log").contains("Continuing in background"));
+
+    // SIGUSR2: drop the connection and reconnect with the cookie.
+    lab.signal_client(pid, "USR2");
+    lab.wait_for_log("reasons", "attempt-reconnect\nreconnect\n", SECS(20));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+
+    // SIGHUP: leave without logging off; the pid file goes, the cookie stays valid.
+    lab.signal_client(pid, "HUP");
+    let gone = wait_until(SECS(10), || {
+        (!lab.dir.join("oc.pid").exists()).then_some(())
+    });
+    assert!(gone.is_some(), "{}", lab.log("client.log"));
+    assert!(
+        lab.log("client.log").contains("User detached"),
+        "{}",
+        lab.log("client.log")
+    );
+    assert!(lab.log("reasons").ends_with("disconnect\n"));
+    lab.spawn_client(
+        &["--cookie-on-stdin", "--cafile", &ca, "-s", &script, &url],
+        &format!("{cookie}\n"),
+    );
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "cookie not reusable after SIGHUP:\n{}",
+        lab.log("client.log")
+    );
+}
+
+#[test]
+fn client_certificate_login_pem_and_pkcs12() {
+    let mut lab = Lab::new("clientcert");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let extra = format!(
+        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
+        pki.ca_pem.display()
+    );
+    lab.start_ocserv_with_auth(&pki, "certificate", &extra);
+    let (cert, key, p12) = pki.client_cert(&lab.dir, "alice", "p12pass");
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let pem = lab.run_client(
+        &[
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-c",
+            &cert.display().to_string(),
+            "-k",
+            &key.display().to_string(),
+            "--authenticate",
+            &url,
+        ],
+        "",
+        SECS(30),
+    );
+    assert_eq!(
+        pem.status.code(),
+        Some(0),
+        "{}\n{}",
+        text(&pem),
+        lab.log("ocserv.log")
+    );
+    let script = lab.recording_script();
+    lab.spawn_client(
+        &[
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-c",
+            &p12.display().to_string(),
+            "-p",
+            "p12pass",
+            "-s",
+            &script,
+            &url,
+        ],
+        "",
+    );
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    assert!(lab.occtl("show users").contains("alice"));
+    // A wrong PKCS#12 password is a clear local error.
+    let bad = lab.run_client(
+        &[
+            "--non-inter",
+            "-c",
+            &p12.display().to_string(),
+            "-p",
+            "nope",
+            "--authenticate",
+            &url,
+        ],
+        "",
+        SECS(10),
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad).contains("PKCS#12"), "{}", text(&bad));
+}
