@@ -341,21 +341,22 @@ impl Lab {
         cmd
     }
 
-    /// Runs our client to completion with `stdin` and a time limit.
-    pub fn run_client(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
+    fn start_client(&self, args: &[&str], stdin: &str, stdout: Stdio, stderr: Stdio) -> Child {
         let mut child = self
             .client_command(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).unwrap();
         child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+    }
+
+    /// Runs our client to completion with `stdin` and a time limit.
+    pub fn run_client(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
+        let mut child = self.start_client(args, stdin, Stdio::piped(), Stdio::piped());
         let started = Instant::now();
         loop {
             if child.try_wait().unwrap().is_some() {
@@ -377,19 +378,7 @@ impl Lab {
     /// Starts our client in the background, logging to `client.log`.
     pub fn spawn_client(&mut self, args: &[&str], stdin: &str) -> u32 {
         let log = fs::File::create(self.dir.join("client.log")).unwrap();
-        let mut child = self
-            .client_command(args)
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
+        let child = self.start_client(args, stdin, log.try_clone().unwrap().into(), log.into());
         let pid = child.id();
         self.children.push(child);
         pid

@@ -25,6 +25,20 @@ fn lab_with_ocserv(test: &str) -> (Lab, Pki) {
     (lab, pki)
 }
 
+/// Password login as alice, trusting the lab CA, then `rest`.
+fn login_args<'a>(ca: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-u",
+        "alice",
+        "--passwd-on-stdin",
+        "--non-inter",
+        "--cafile",
+        ca,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {
     lab.log(&format!("env.{reason}"))
         .lines()
@@ -39,20 +53,7 @@ fn login_tunnel_ping_and_logoff() {
     let script = lab.recording_script();
     let url = format!("https://{}/", lab.server_ip);
     let ca = pki.ca_pem.display().to_string();
-    let pid = lab.spawn_client(
-        &[
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            "-s",
-            &script,
-            &url,
-        ],
-        "secret\n",
-    );
+    let pid = lab.spawn_client(&login_args(&ca, &["-s", &script, &url]), "secret\n");
     assert!(
         lab.ping_behind(SECS(20)),
         "no ping over the tunnel:\n{}",
@@ -156,16 +157,7 @@ fn authenticate_then_cookie_on_stdin() {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let auth = lab.run_client(
-        &[
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            "--authenticate",
-            &url,
-        ],
+        &login_args(&ca, &["--authenticate", &url]),
         "secret\n",
         SECS(30),
     );
@@ -301,20 +293,7 @@ fn tcp_loss_reconnects_with_cookie_and_server_kick_exits_1() {
     let script = lab.recording_script();
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
-    lab.spawn_client(
-        &[
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            "-s",
-            &script,
-            &url,
-        ],
-        "secret\n",
-    );
+    lab.spawn_client(&login_args(&ca, &["-s", &script, &url]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     let first_ip = env_file(&lab, "connect")
         .get("INTERNAL_IP4_ADDRESS")
@@ -380,16 +359,7 @@ fn background_pidfile_sigusr2_and_sighup_keeps_cookie() {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let auth = lab.run_client(
-        &[
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            "--cookieonly",
-            &url,
-        ],
+        &login_args(&ca, &["--cookieonly", &url]),
         "secret\n",
         SECS(30),
     );
