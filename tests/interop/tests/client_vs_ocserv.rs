@@ -489,3 +489,41 @@ fn client_certificate_login_pem_and_pkcs12() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad).contains("PKCS#12"), "{}", text(&bad));
 }
+
+#[test]
+fn interactive_prompts_on_a_terminal() {
+    let (lab, pki) = lab_with_ocserv("interactive");
+    // `script` gives the client a pseudo-terminal; the answers are typed into it.
+    let client = format!(
+        "ip netns exec {} {} --cafile {} --authenticate https://{}/",
+        lab.client_ns,
+        ferroconnect_interop::bin("openconnect").display(),
+        pki.ca_pem.display(),
+        lab.server_ip
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &client, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux)");
+    let mut input = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut input, b"alice\n").unwrap();
+    std::thread::sleep(SECS(2));
+    std::io::Write::write_all(&mut input, b"secret\n").unwrap();
+    let done = wait_until(SECS(20), || child.try_wait().ok().flatten());
+    drop(input);
+    if done.is_none() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let shown = text(&out);
+    assert!(shown.contains("Username:"), "{shown}");
+    assert!(shown.contains("Password:"), "{shown}");
+    assert!(
+        !shown.contains("secret"),
+        "the password was echoed: {shown}"
+    );
+    assert!(shown.contains("COOKIE='webvpn="), "{shown}");
+}
