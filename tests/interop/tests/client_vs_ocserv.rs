@@ -195,20 +195,19 @@ fn authenticate_then_cookie_on_stdin() {
 #[test]
 fn server_certificate_checks() {
     let (lab, pki) = lab_with_ocserv("servercert");
-    let url = format!("https://{}/", lab.server_ip);
-    // Unknown CA: refused, and the message names the pin to use.
-    let out = lab.run_client(
-        &[
+    let authenticate = |extra: &[&str], url: &str| {
+        let base = [
             "--non-inter",
             "--authenticate",
             "-u",
             "alice",
             "--passwd-on-stdin",
-            &url,
-        ],
-        "secret\n",
-        SECS(30),
-    );
+        ];
+        lab.run_client(&[&base[..], extra, &[url]].concat(), "secret\n", SECS(30))
+    };
+    let url = format!("https://{}/", lab.server_ip);
+    // Unknown CA: refused, and the message names the pin to use.
+    let out = authenticate(&[], &url);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         text(&out).contains("--servercert pin-sha256:"),
@@ -216,64 +215,27 @@ fn server_certificate_checks() {
         text(&out)
     );
     // A wrong pin: refused.
-    let out = lab.run_client(
-        &[
-            "--non-inter",
-            "--authenticate",
-            "--servercert",
-            "sha256:00000000",
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            &url,
-        ],
-        "secret\n",
-        SECS(30),
-    );
+    let out = authenticate(&["--servercert", "sha256:00000000"], &url);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("does not match"), "{}", text(&out));
     // The right CA, but the wrong host name (SAN has vpn.test and the IP only).
     let ca = pki.ca_pem.display().to_string();
     let resolve = format!("other.test:{}", lab.server_ip);
-    let out = lab.run_client(
-        &[
-            "--non-inter",
-            "--authenticate",
-            "--cafile",
-            &ca,
-            "--resolve",
-            &resolve,
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "https://other.test/",
-        ],
-        "secret\n",
-        SECS(30),
+    let out = authenticate(
+        &["--cafile", &ca, "--resolve", &resolve],
+        "https://other.test/",
     );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(text(&out).contains("verification failed"), "{}", text(&out));
     // The right name through --resolve: accepted.
     let resolve = format!("vpn.test:{}", lab.server_ip);
-    let out = lab.run_client(
-        &[
-            "--non-inter",
-            "--authenticate",
-            "--cafile",
-            &ca,
-            "--resolve",
-            &resolve,
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "https://vpn.test/",
-        ],
-        "secret\n",
-        SECS(30),
+    let out = authenticate(
+        &["--cafile", &ca, "--resolve", &resolve],
+        "https://vpn.test/",
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains(&format!("RESOLVE='vpn.test:{}'", lab.server_ip)));
+    let resolved = format!("RESOLVE='vpn.test:{}'", lab.server_ip);
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&resolved));
 }
 
 #[test]
