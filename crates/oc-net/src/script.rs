@@ -141,31 +141,37 @@ pub fn script_env(reason: Reason, ctx: &ScriptContext<'_>) -> Vec<(String, Strin
 }
 
 fn push_v4_routes(env: &mut Vec<(String, String)>, prefix: &str, routes: &[Ipv4Net]) {
-    if routes.is_empty() {
-        return;
-    }
-    env.push((prefix.to_string(), routes.len().to_string()));
-    for (i, net) in routes.iter().rev().enumerate() {
-        env.push((format!("{prefix}_{i}_ADDR"), net.network().to_string()));
-        env.push((format!("{prefix}_{i}_MASK"), net.netmask().to_string()));
-        env.push((
-            format!("{prefix}_{i}_MASKLEN"),
-            net.prefix_len().to_string(),
-        ));
-    }
+    let entries = routes.iter().map(|n| {
+        let mask = n.netmask().to_string();
+        (n.network().to_string(), Some(mask), n.prefix_len())
+    });
+    push_routes(env, prefix, entries);
 }
 
 fn push_v6_routes(env: &mut Vec<(String, String)>, prefix: &str, routes: &[Ipv6Net]) {
-    if routes.is_empty() {
+    let entries = routes
+        .iter()
+        .map(|n| (n.network().to_string(), None, n.prefix_len()));
+    push_routes(env, prefix, entries);
+}
+
+/// `PREFIX` = count, then `PREFIX_<i>_ADDR`, `_MASK` (IPv4 only), `_MASKLEN`, numbered from
+/// the last route received.
+fn push_routes(
+    env: &mut Vec<(String, String)>,
+    prefix: &str,
+    routes: impl DoubleEndedIterator<Item = (String, Option<String>, u8)> + ExactSizeIterator,
+) {
+    if routes.len() == 0 {
         return;
     }
     env.push((prefix.to_string(), routes.len().to_string()));
-    for (i, net) in routes.iter().rev().enumerate() {
-        env.push((format!("{prefix}_{i}_ADDR"), net.network().to_string()));
-        env.push((
-            format!("{prefix}_{i}_MASKLEN"),
-            net.prefix_len().to_string(),
-        ));
+    for (i, (addr, mask, len)) in routes.rev().enumerate() {
+        env.push((format!("{prefix}_{i}_ADDR"), addr));
+        if let Some(mask) = mask {
+            env.push((format!("{prefix}_{i}_MASK"), mask));
+        }
+        env.push((format!("{prefix}_{i}_MASKLEN"), len.to_string()));
     }
 }
 

@@ -236,7 +236,7 @@ impl ResponseReader {
             },
             BodyFraming::UntilClose => return Ok(None),
         };
-        Ok(Some(self.complete(head_len + consumed, body)))
+        Ok(self.complete(head_len + consumed, body))
     }
 
     /// The peer closed the connection: completes a body delimited by close, or explains what
@@ -251,7 +251,7 @@ impl ResponseReader {
                 let head_len = *head_len;
                 let body = self.buf.get(head_len..).unwrap_or_default().to_vec();
                 let end = self.buf.len();
-                Ok(self.complete(end, body))
+                self.complete(end, body).ok_or(HttpError::TruncatedHead)
             }
             Some((_, head_len, BodyFraming::Length(n))) => Err(HttpError::TruncatedBody {
                 got: self.buf.len().saturating_sub(*head_len),
@@ -268,20 +268,10 @@ impl ResponseReader {
         std::mem::take(&mut self.buf)
     }
 
-    fn complete(&mut self, end: usize, body: Vec<u8>) -> Response {
-        let (head, _, _) = self.head.take().unwrap_or_else(|| {
-            (
-                ResponseHead {
-                    status: 0,
-                    reason: String::new(),
-                    headers: Vec::new(),
-                },
-                0,
-                BodyFraming::None,
-            )
-        });
+    fn complete(&mut self, end: usize, body: Vec<u8>) -> Option<Response> {
+        let (head, _, _) = self.head.take()?;
         self.buf.drain(..end.min(self.buf.len()));
-        Response { head, body }
+        Some(Response { head, body })
     }
 
     fn parse_head(&mut self) -> Result<(), HttpError> {

@@ -434,6 +434,21 @@ fn nix_is_root() -> bool {
     sh("id -u").trim() == "0"
 }
 
+/// Our client's arguments for a password login as alice (password on stdin), trusting the
+/// lab CA, followed by `rest`.
+pub fn login_args<'a>(ca: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "-u",
+        "alice",
+        "--passwd-on-stdin",
+        "--non-inter",
+        "--cafile",
+        ca,
+    ];
+    args.extend_from_slice(rest);
+    args
+}
+
 /// Polls `f` every 100 ms until it returns `Some` or `limit` passes.
 pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let started = Instant::now();

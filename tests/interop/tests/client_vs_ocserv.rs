@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroconnect_interop::{wait_until, Lab, Pki};
+use ferroconnect_interop::{login_args, wait_until, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -23,20 +23,6 @@ fn lab_with_ocserv(test: &str) -> (Lab, Pki) {
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     lab.start_ocserv(&pki, &[("alice", "secret")], "");
     (lab, pki)
-}
-
-/// Password login as alice, trusting the lab CA, then `rest`.
-fn login_args<'a>(ca: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
-    let mut args = vec![
-        "-u",
-        "alice",
-        "--passwd-on-stdin",
-        "--non-inter",
-        "--cafile",
-        ca,
-    ];
-    args.extend_from_slice(rest);
-    args
 }
 
 fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {

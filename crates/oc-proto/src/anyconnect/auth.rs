@@ -114,6 +114,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
     let mut stack: Vec<String> = Vec::new();
     let mut text = String::new();
     let mut option_value: Option<String> = None;
+    let mut message_params: Vec<String> = Vec::new();
     let bad = |e: &dyn std::fmt::Display| AuthError::BadXml(e.to_string());
     loop {
         let event = reader.read_event().map_err(|e| bad(&e))?;
@@ -132,6 +133,12 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                 }
                 if name == "auth" {
                     seen_auth = true;
+                }
+                if name == "message" {
+                    message_params = ["param1", "param2"]
+                        .iter()
+                        .filter_map(|p| attr(&start, p))
+                        .collect();
                 }
                 open_element(&mut doc, &start, &mut option_value)?;
                 stack.push(name);
@@ -161,7 +168,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                 match name.as_str() {
                     "banner" if in_auth => doc.form.banner = Some(value),
                     "message" if in_auth => {
-                        doc.form.message = Some(fill_params(&value, &doc.form.message))
+                        doc.form.message = Some(fill_params(&value, &message_params))
                     }
                     "error" if in_auth => doc.form.error = Some(value),
                     "title" if in_auth => doc.form.title = Some(value),
@@ -182,16 +189,11 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
     Ok(doc)
 }
 
-/// `message` may hold `%s` placeholders filled from its `param1`/`param2` attributes, which
-/// [`open_element`] stashed in the previous message value.
-fn fill_params(text: &str, stashed: &Option<String>) -> String {
-    let mut out = text.to_string();
-    if let Some(params) = stashed {
-        for param in params.split('\u{0}').filter(|p| !p.is_empty()) {
-            out = out.replacen("%s", param, 1);
-        }
-    }
-    out
+/// `message` may hold `%s` placeholders filled from its `param1`/`param2` attributes.
+fn fill_params(text: &str, params: &[String]) -> String {
+    params
+        .iter()
+        .fold(text.to_string(), |out, param| out.replacen("%s", param, 1))
 }
 
 fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
@@ -219,13 +221,6 @@ fn open_element(
         "form" => {
             form.method = attr(start, "method");
             form.action = attr(start, "action");
-        }
-        "message" => {
-            let params: Vec<String> = ["param1", "param2"]
-                .iter()
-                .filter_map(|p| attr(start, p))
-                .collect();
-            form.message = Some(params.join("\u{0}"));
         }
         "input" => {
             let kind = match attr(start, "type").as_deref() {

@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ferroconnect_interop::{Lab, Pki};
+use ferroconnect_interop::{login_args, Lab, Pki};
 
 fn step(text: &str) {
     println!("\n=== {text}");
@@ -24,18 +24,7 @@ fn main() {
     step("our openconnect logs in as alice and brings up the tunnel");
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
-    let pid = lab.spawn_client(
-        &[
-            "-u",
-            "alice",
-            "--passwd-on-stdin",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            &url,
-        ],
-        "secret\n",
-    );
+    let pid = lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
     if !lab.ping_behind(Duration::from_secs(20)) {
         panic!("the tunnel did not come up:\n{}", lab.log("client.log"));
     }
