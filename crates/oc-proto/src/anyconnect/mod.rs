@@ -5,9 +5,14 @@
 //!   response;
 //! - [`frame`]: packet framing on the CSTP (TLS) and DTLS channels;
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
-//!   tunnel, driven by a caller-supplied clock.
+//!   tunnel, driven by a caller-supplied clock;
+//! - [`server_auth`], [`server_connect`], [`server_session`]: the same exchange from the
+//!   server's side.
 
 pub mod auth;
 pub mod connect;
 pub mod frame;
+pub mod server_auth;
+pub mod server_connect;
+pub mod server_session;
 pub mod session;

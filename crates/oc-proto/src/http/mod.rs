@@ -1,8 +1,11 @@
-//! A small, strict HTTP/1.1 codec for the client side of the AnyConnect exchange.
+//! A small, strict HTTP/1.1 codec for the AnyConnect exchange. This module holds the client
+//! side; [`server`] parses requests and builds responses for the server.
 //!
 //! Requests are built into a caller's buffer; responses are parsed incrementally from bytes
 //! fed in by the I/O shell. Every size is bounded ([`Limits`]): a hostile or broken server
 //! can make a response fail with a precise error, never make us buffer without end.
+
+pub mod server;
 
 use thiserror::Error;
 

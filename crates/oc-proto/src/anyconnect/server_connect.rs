@@ -1,0 +1,395 @@
+//! The server side of `CONNECT /CSCOSSLC/tunnel`: what the client asked for, and the
+//! response that grants the tunnel, with the headers ocserv sends in the order it sends
+//! them (Cisco clients are known to work with exactly that set).
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use ipnet::{IpNet, Ipv6Net};
+
+use crate::http::server::{ServerRequest, ServerResponse};
+
+/// The request targets that open a tunnel.
+pub fn is_tunnel_target(path: &str) -> bool {
+    path == "/CSCOSSLC/tunnel" || path == "CSCOSSLC/tunnel"
+}
+
+/// Smallest link MTU accepted from a client; IPv6 needs 1280 on the tunnel itself.
+const MIN_LINK_MTU: u32 = 800;
+const MIN_IPV6_MTU: u32 = 1280;
+
+/// The client's tunnel request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientConnect {
+    /// The `webvpn` cookie value.
+    pub cookie: Option<String>,
+    /// `X-CSTP-Hostname`, reduced to a safe host label.
+    pub hostname: Option<String>,
+    pub base_mtu: Option<u32>,
+    pub mtu: Option<u32>,
+    /// From `X-CSTP-Address-Type`; both true when the header is absent.
+    pub wants_ipv4: bool,
+    pub wants_ipv6: bool,
+    /// `X-CSTP-Full-IPv6-Capability: true`.
+    pub full_ipv6: bool,
+    pub user_agent: String,
+    /// `X-AnyConnect-Identifier-DeviceType` / `-Platform`.
+    pub device_type: Option<String>,
+    pub platform: Option<String>,
+}
+
+impl ClientConnect {
+    pub fn from_request(req: &ServerRequest) -> Self {
+        let (wants_ipv4, wants_ipv6) = match req.header("X-CSTP-Address-Type") {
+            Some(types) => (
+                types.split(',').any(|t| t.trim().eq_ignore_ascii_case("IPv4")),
+                types.split(',').any(|t| t.trim().eq_ignore_ascii_case("IPv6")),
+            ),
+            None => (true, true),
+        };
+        let number = |name: &str| req.header(name).and_then(|v| v.trim().parse::<u32>().ok());
+        Self {
+            cookie: req.cookie("webvpn").map(str::to_string),
+            hostname: req.header("X-CSTP-Hostname").and_then(sanitise_hostname),
+            base_mtu: number("X-CSTP-Base-MTU"),
+            mtu: number("X-CSTP-MTU"),
+            wants_ipv4,
+            wants_ipv6,
+            full_ipv6: req
+                .header("X-CSTP-Full-IPv6-Capability")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            user_agent: truncate(req.header("User-Agent").unwrap_or_default(), 63),
+            device_type: req
+                .header("X-AnyConnect-Identifier-DeviceType")
+                .map(|v| truncate(v, 63)),
+            platform: req
+                .header("X-AnyConnect-Identifier-Platform")
+                .map(|v| truncate(v, 63)),
+        }
+    }
+
+    /// Mobile clients get `mobile-dpd` and `mobile-idle-timeout`, as in ocserv.
+    pub fn is_mobile(&self) -> bool {
+        self.platform
+            .as_deref()
+            .is_some_and(|p| p.starts_with("apple-ios") || p.starts_with("android"))
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.get(..end).unwrap_or_default().to_string()
+}
+
+/// The host label of a client-supplied hostname (domain stripped, as ocserv does), or
+/// `None` when it is not a plausible name: it lands in scripts and logs.
+fn sanitise_hostname(raw: &str) -> Option<String> {
+    let label = raw.trim().split('.').next()?;
+    let ok = !label.is_empty()
+        && label.len() <= 63
+        && label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    ok.then(|| label.to_string())
+}
+
+/// How the user agent affects the response (ocserv's agent classes that matter here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentKind {
+    /// Cisco AnyConnect / Secure Client: IPv6 DNS goes in `X-CSTP-DNS-IP6`.
+    Cisco,
+    Other,
+}
+
+impl AgentKind {
+    pub fn from_user_agent(ua: &str) -> Self {
+        let lower = ua.to_ascii_lowercase();
+        if lower.starts_with("cisco anyconnect") || lower.starts_with("anyconnect ") {
+            Self::Cisco
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// Everything the server grants in its `200 CONNECTED` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TunnelGrant {
+    pub hostname: Option<String>,
+    pub dpd: Option<u32>,
+    pub default_domain: Option<String>,
+    /// Client address and pool netmask.
+    pub ipv4: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// Client address with the prefix it owns.
+    pub ipv6: Option<Ipv6Net>,
+    /// The pool the IPv6 address comes from (legacy form's netmask header).
+    pub ipv6_network: Option<Ipv6Net>,
+    pub full_ipv6: bool,
+    pub cisco_agent: bool,
+    pub dns: Vec<IpAddr>,
+    pub nbns: Vec<IpAddr>,
+    pub split_dns: Vec<String>,
+    pub routes: Vec<IpNet>,
+    pub no_routes: Vec<IpNet>,
+    pub default_route: bool,
+    pub tunnel_all_dns: bool,
+    pub keepalive: u32,
+    pub idle_timeout: Option<u32>,
+    pub rekey_time: Option<u32>,
+    pub rekey_method: &'static str,
+    pub session_timeout: Option<u32>,
+    pub session_remaining: Option<u32>,
+    pub base_mtu: u32,
+    pub mtu: u32,
+    pub banner: Option<String>,
+    /// Configured `custom-header` lines, already substituted.
+    pub custom_headers: Vec<(String, String)>,
+}
+
+/// Link and data MTU for a CSTP-only tunnel. `configured` is the `mtu` key (the tun MTU
+/// ceiling, default 1500); the client's `X-CSTP-Base-MTU` lowers it when plausible.
+/// The data MTU leaves room for the worst DTLS record overhead (CBC + SHA-1, 65 bytes) plus
+/// IP and UDP headers, so the same figure stays valid when DTLS joins.
+pub fn tunnel_mtu(configured: Option<u32>, client: &ClientConnect, ipv6_peer: bool) -> (u32, u32) {
+    let mut link = configured.unwrap_or(1500);
+    if let Some(base) = client.base_mtu.filter(|b| *b >= MIN_LINK_MTU) {
+        link = link.min(base);
+    }
+    let ip_udp = if ipv6_peer { 40 + 8 } else { 20 + 8 };
+    let mut data = link.saturating_sub(ip_udp + 65 + 1);
+    if let Some(asked) = client.mtu.filter(|m| *m >= MIN_LINK_MTU - 100) {
+        data = data.min(asked);
+    }
+    (link, data)
+}
+
+/// True when a data MTU is too small to carry IPv6.
+pub fn mtu_allows_ipv6(data_mtu: u32) -> bool {
+    data_mtu >= MIN_IPV6_MTU
+}
+
+impl TunnelGrant {
+    pub fn to_response(&self) -> ServerResponse {
+        let mut r = ServerResponse::new(200, "CONNECTED");
+        r.tunnel = true;
+        let mut h = |name: &str, value: String| r.push_header(name, value);
+        h("X-CSTP-Version", "1".into());
+        h("X-CSTP-Server-Name", "ocserv".into());
+        if let Some(host) = &self.hostname {
+            h("X-CSTP-Hostname", host.clone());
+        }
+        if let Some(dpd) = self.dpd.filter(|d| *d > 0) {
+            h("X-CSTP-DPD", dpd.to_string());
+        }
+        if let Some(domain) = &self.default_domain {
+            h("X-CSTP-Default-Domain", domain.clone());
+        }
+        if let Some((addr, mask)) = self.ipv4 {
+            h("X-CSTP-Address", addr.to_string());
+            h("X-CSTP-Netmask", mask.to_string());
+        }
+        if let Some(v6) = self.ipv6 {
+            if self.full_ipv6 {
+                h("X-CSTP-Address-IP6", v6.to_string());
+            } else {
+                h("X-CSTP-Address", v6.addr().to_string());
+                h(
+                    "X-CSTP-Netmask",
+                    self.ipv6_network.unwrap_or(v6).trunc().to_string(),
+                );
+            }
+        }
+        for dns in &self.dns {
+            let name = if dns.is_ipv6() && self.cisco_agent {
+                "X-CSTP-DNS-IP6"
+            } else {
+                "X-CSTP-DNS"
+            };
+            if dns.is_ipv4() || self.ipv6.is_some() {
+                h(name, dns.to_string());
+            }
+        }
+        for nbns in &self.nbns {
+            h("X-CSTP-NBNS", nbns.to_string());
+        }
+        for domain in &self.split_dns {
+            h("X-CSTP-Split-DNS", domain.clone());
+        }
+        if !self.default_route {
+            for route in &self.routes {
+                route_header(&mut h, "Include", route, self.full_ipv6);
+            }
+        }
+        h(
+            "X-CSTP-Tunnel-All-DNS",
+            (self.tunnel_all_dns || self.default_route).to_string(),
+        );
+        h("X-CSTP-Client-Bypass-Protocol", "false".into());
+        for route in &self.no_routes {
+            route_header(&mut h, "Exclude", route, self.full_ipv6);
+        }
+        h("X-CSTP-Keepalive", self.keepalive.to_string());
+        h("X-CSTP-Idle-Timeout", seconds_or_none(self.idle_timeout));
+        h("X-CSTP-Smartcard-Removal-Disconnect", "true".into());
+        if let Some(rekey) = self.rekey_time.filter(|t| *t > 0) {
+            h("X-CSTP-Rekey-Time", rekey.to_string());
+            h("X-CSTP-Rekey-Method", self.rekey_method.into());
+        }
+        h("X-CSTP-Session-Timeout", seconds_or_none(self.session_timeout));
+        if let Some(remaining) = self.session_remaining {
+            h("X-CSTP-Session-Timeout-Remaining", remaining.to_string());
+        }
+        h("X-CSTP-Disconnected-Timeout", "none".into());
+        h("X-CSTP-Keep", "true".into());
+        h("X-CSTP-TCP-Keepalive", "true".into());
+        h("X-CSTP-License", "accept".into());
+        for (name, value) in &self.custom_headers {
+            h(name, value.clone());
+        }
+        h("X-CSTP-Base-MTU", self.base_mtu.to_string());
+        h("X-CSTP-MTU", self.mtu.to_string());
+        if let Some(banner) = &self.banner {
+            h("X-CSTP-Banner", banner.replace('\n', " "));
+        }
+        r
+    }
+}
+
+fn seconds_or_none(value: Option<u32>) -> String {
+    match value.filter(|v| *v > 0) {
+        Some(v) => v.to_string(),
+        None => "none".into(),
+    }
+}
+
+fn route_header(h: &mut impl FnMut(&str, String), kind: &str, route: &IpNet, full_ipv6: bool) {
+    match route {
+        IpNet::V4(net) => h(
+            &format!("X-CSTP-Split-{kind}"),
+            format!("{}/{}", net.network(), net.netmask()),
+        ),
+        // Without full IPv6 capability the client cannot install IPv6 routes.
+        IpNet::V6(net) if full_ipv6 => h(&format!("X-CSTP-Split-{kind}-IP6"), net.to_string()),
+        IpNet::V6(_) => {}
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::anyconnect::connect::TunnelConfig;
+    use crate::http::server::RequestReader;
+    use crate::http::{Limits, ResponseReader};
+
+    fn request(text: &str) -> ServerRequest {
+        let mut r = RequestReader::new(Default::default());
+        r.feed(text.as_bytes()).unwrap();
+        r.poll().unwrap().unwrap()
+    }
+
+    #[test]
+    fn reads_openconnect_connect() {
+        let req = request(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn\r\nUser-Agent: Open AnyConnect VPN Agent v9.01\r\nCookie: webvpn=abc=\r\nX-CSTP-Hostname: laptop.example.com\r\nX-CSTP-Base-MTU: 1400\r\nX-CSTP-Address-Type: IPv6,IPv4\r\nX-CSTP-Full-IPv6-Capability: true\r\n\r\n",
+        );
+        let c = ClientConnect::from_request(&req);
+        assert_eq!(c.cookie.as_deref(), Some("abc="));
+        assert_eq!(c.hostname.as_deref(), Some("laptop"));
+        assert_eq!(c.base_mtu, Some(1400));
+        assert!(c.wants_ipv4 && c.wants_ipv6 && c.full_ipv6);
+        assert!(!c.is_mobile());
+        let hostile = request(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-Hostname: $(reboot)\r\nX-CSTP-Address-Type: IPv4\r\n\r\n",
+        );
+        let c = ClientConnect::from_request(&hostile);
+        assert_eq!(c.hostname, None);
+        assert!(c.wants_ipv4 && !c.wants_ipv6);
+    }
+
+    #[test]
+    fn mtu_from_base_and_config() {
+        let client = ClientConnect {
+            base_mtu: Some(1400),
+            ..Default::default()
+        };
+        assert_eq!(tunnel_mtu(None, &client, false), (1400, 1306));
+        assert_eq!(tunnel_mtu(Some(1300), &client, false).0, 1300);
+        let tiny = ClientConnect {
+            base_mtu: Some(100),
+            ..Default::default()
+        };
+        assert_eq!(tunnel_mtu(None, &tiny, false).0, 1500);
+        assert!(!mtu_allows_ipv6(1200));
+    }
+
+    #[test]
+    fn response_is_understood_by_our_client() {
+        let grant = TunnelGrant {
+            hostname: Some("laptop".into()),
+            dpd: Some(90),
+            ipv4: Some(("10.1.0.5".parse().unwrap(), "255.255.255.0".parse().unwrap())),
+            ipv6: Some("fd00::5/128".parse().unwrap()),
+            full_ipv6: true,
+            dns: vec!["10.1.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
+            split_dns: vec!["corp.example".into()],
+            routes: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+            no_routes: vec!["192.0.2.128/25".parse().unwrap()],
+            keepalive: 32400,
+            idle_timeout: None,
+            rekey_time: Some(172800),
+            rekey_method: "new-tunnel",
+            base_mtu: 1400,
+            mtu: 1306,
+            banner: Some("hello".into()),
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        grant.to_response().emit(&mut bytes);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 CONNECTED\r\nX-CSTP-Version: 1\r\n"));
+        assert!(!text.contains("Content-Length"));
+        assert!(text.contains("X-CSTP-Idle-Timeout: none\r\n"));
+        let mut reader = ResponseReader::new(Limits::default(), true);
+        reader.feed(&bytes).unwrap();
+        let head = reader.poll().unwrap().unwrap().head;
+        let cfg = TunnelConfig::from_response(&head, None).unwrap();
+        assert_eq!(cfg.mtu, 1306);
+        assert_eq!(cfg.ipv4, Some("10.1.0.5".parse().unwrap()));
+        assert_eq!(cfg.ipv6, Some("fd00::5/128".parse().unwrap()));
+        assert_eq!(cfg.dns.len(), 2);
+        assert_eq!(cfg.split_include4, vec!["192.0.2.0/24".parse().unwrap()]);
+        assert_eq!(cfg.split_include6, vec!["2001:db8::/32".parse().unwrap()]);
+        assert_eq!(cfg.split_exclude4, vec!["192.0.2.128/25".parse().unwrap()]);
+        assert_eq!(cfg.banner.as_deref(), Some("hello"));
+    }
+
+    #[test]
+    fn default_route_sends_no_includes_and_cisco_gets_dns_ip6() {
+        let grant = TunnelGrant {
+            ipv6: Some("fd00::5/128".parse().unwrap()),
+            full_ipv6: true,
+            cisco_agent: true,
+            default_route: true,
+            routes: vec!["192.0.2.0/24".parse().unwrap()],
+            dns: vec!["fd00::1".parse().unwrap()],
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        grant.to_response().emit(&mut bytes);
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(!text.contains("Split-Include"));
+        assert!(text.contains("X-CSTP-Tunnel-All-DNS: true"));
+        assert!(text.contains("X-CSTP-DNS-IP6: fd00::1"));
+        assert_eq!(
+            AgentKind::from_user_agent("Cisco AnyConnect VPN Agent for Windows 4.10"),
+            AgentKind::Cisco
+        );
+        assert_eq!(
+            AgentKind::from_user_agent("Open AnyConnect VPN Agent v9.01"),
+            AgentKind::Other
+        );
+    }
+}

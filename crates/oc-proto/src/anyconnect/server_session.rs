@@ -1,0 +1,350 @@
+//! A tunnel as the server sees it: control frames, dead-peer detection and the idle and
+//! session timeouts, driven by a caller-supplied clock.
+//!
+//! The rules follow ocserv: a client silent for more than twice its DPD interval is probed
+//! with DPD requests, and dropped after three times the interval; the idle timeout counts
+//! only real traffic (ICMP and IGMP don't keep a session alive); the session timeout is an
+//! absolute deadline that survives reconnects, so the shell passes it in.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::frame::{cstp_header, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER};
+
+/// Why the session ended, as the shell should log and account it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// The client sent DISCONNECT. `user_requested` is Cisco's 0xb0 reason: the user logged
+    /// off, so the cookie must be invalidated (unless persistent cookies are configured).
+    ClientDisconnect { user_requested: bool, reason: String },
+    /// Nothing received for three DPD intervals.
+    DpdTimeout,
+    IdleTimeout,
+    SessionTimeout,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerTimers {
+    pub dpd: Option<Duration>,
+    pub idle_timeout: Option<Duration>,
+    /// When the session as a whole expires (`session-timeout` from its first login).
+    pub session_deadline: Option<Instant>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ServerSessionError {
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error("client sent a compressed packet but no compression was negotiated")]
+    UnexpectedCompression,
+    #[error("client sent unknown CSTP packet type 0x{0:02x}")]
+    UnknownPacket(u8),
+}
+
+#[derive(Debug)]
+pub struct ServerSession {
+    timers: ServerTimers,
+    decoder: CstpDecoder,
+    last_rx: Instant,
+    last_activity: Instant,
+    next_probe: Option<Instant>,
+    out: VecDeque<Vec<u8>>,
+    events: VecDeque<ServerEvent>,
+    closed: bool,
+}
+
+/// True when a tunnelled IP packet counts as activity for the idle timeout.
+pub fn counts_as_activity(packet: &[u8]) -> bool {
+    match packet.first().map(|b| b >> 4) {
+        // IPv4 protocol byte: ICMP 1, IGMP 2.
+        Some(4) => !matches!(packet.get(9), Some(1 | 2)),
+        // IPv6 next header: ICMPv6 58 (extension headers are rare enough to ignore here).
+        Some(6) => packet.get(6) != Some(&58),
+        _ => false,
+    }
+}
+
+impl ServerSession {
+    pub fn new(timers: ServerTimers, now: Instant) -> Self {
+        Self {
+            timers,
+            decoder: CstpDecoder::new(),
+            last_rx: now,
+            last_activity: now,
+            next_probe: None,
+            out: VecDeque::new(),
+            events: VecDeque::new(),
+            closed: false,
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Feeds bytes read from the TLS connection; each data packet goes to `on_packet`.
+    pub fn handle_cstp(
+        &mut self,
+        bytes: &[u8],
+        now: Instant,
+        mut on_packet: impl FnMut(&[u8]),
+    ) -> Result<(), ServerSessionError> {
+        if bytes.is_empty() || self.closed {
+            return Ok(());
+        }
+        self.last_rx = now;
+        self.next_probe = None;
+        let mut decoder = std::mem::take(&mut self.decoder);
+        let result = decoder.decode(bytes, |frame: Frame<'_>| {
+            self.handle_frame(frame, now, &mut on_packet)
+        });
+        self.decoder = decoder;
+        result
+    }
+
+    fn handle_frame(
+        &mut self,
+        frame: Frame<'_>,
+        now: Instant,
+        on_packet: &mut impl FnMut(&[u8]),
+    ) -> Result<(), ServerSessionError> {
+        if self.closed {
+            return Ok(());
+        }
+        match frame.packet_type() {
+            Some(PacketType::Data) => {
+                if counts_as_activity(frame.payload) {
+                    self.last_activity = now;
+                }
+                on_packet(frame.payload);
+            }
+            // The payload is echoed: clients use padded probes to measure the path MTU.
+            Some(PacketType::DpdRequest) => self.queue(PacketType::DpdResponse, frame.payload),
+            Some(PacketType::DpdResponse | PacketType::Keepalive) => {}
+            Some(PacketType::Disconnect | PacketType::Terminate) => {
+                let user_requested = frame.payload.first() == Some(&DISCONNECT_USER);
+                let text = frame.payload.get(1..).unwrap_or_default();
+                self.finish(ServerEvent::ClientDisconnect {
+                    user_requested,
+                    reason: String::from_utf8_lossy(text).chars().take(128).collect(),
+                });
+            }
+            Some(PacketType::Compressed) => return Err(ServerSessionError::UnexpectedCompression),
+            None => return Err(ServerSessionError::UnknownPacket(frame.code)),
+        }
+        Ok(())
+    }
+
+    /// A data packet from the tun device was sent to this client.
+    pub fn on_packet_sent(&mut self, packet: &[u8], now: Instant) {
+        if counts_as_activity(packet) {
+            self.last_activity = now;
+        }
+    }
+
+    /// Ends the session from the server side (admin kick, shutdown): a DISCONNECT frame.
+    pub fn disconnect(&mut self) {
+        if self.closed {
+            return;
+        }
+        self.out.clear();
+        self.queue(PacketType::Disconnect, &[]);
+        self.closed = true;
+    }
+
+    /// Framed control bytes to send on the TLS connection.
+    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+        self.out.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<ServerEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        let dpd = self.timers.dpd.map(|d| {
+            let dead = self.last_rx + d * 3;
+            match self.next_probe {
+                Some(probe) => probe.min(dead),
+                None => self.last_rx + d * 2,
+            }
+        });
+        let idle = self.timers.idle_timeout.map(|t| self.last_activity + t);
+        [dpd, idle, self.timers.session_deadline]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed {
+            return;
+        }
+        if self.timers.session_deadline.is_some_and(|d| now >= d) {
+            self.finish(ServerEvent::SessionTimeout);
+            return;
+        }
+        if self
+            .timers
+            .idle_timeout
+            .is_some_and(|t| now >= self.last_activity + t)
+        {
+            self.finish(ServerEvent::IdleTimeout);
+            return;
+        }
+        if let Some(dpd) = self.timers.dpd {
+            let silent = now.saturating_duration_since(self.last_rx);
+            if silent >= dpd * 3 {
+                self.finish(ServerEvent::DpdTimeout);
+            } else if silent >= dpd * 2 && self.next_probe.is_none_or(|p| now >= p) {
+                self.queue(PacketType::DpdRequest, &[]);
+                self.next_probe = Some(now + (dpd / 2).max(Duration::from_secs(1)));
+            }
+        }
+    }
+
+    fn finish(&mut self, event: ServerEvent) {
+        self.closed = true;
+        self.events.push_back(event);
+    }
+
+    fn queue(&mut self, ptype: PacketType, payload: &[u8]) {
+        if let Ok(header) = cstp_header(ptype, payload.len()) {
+            let mut frame = Vec::with_capacity(header.len() + payload.len());
+            frame.extend_from_slice(&header);
+            frame.extend_from_slice(payload);
+            self.out.push_back(frame);
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::anyconnect::frame::emit_cstp;
+
+    fn frame(ptype: PacketType, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        emit_cstp(ptype, payload, &mut out).unwrap();
+        out
+    }
+
+    fn udp_packet() -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[9] = 17;
+        p
+    }
+
+    #[test]
+    fn echoes_dpd_and_delivers_data() {
+        let t0 = Instant::now();
+        let mut s = ServerSession::new(ServerTimers::default(), t0);
+        let mut input = frame(PacketType::DpdRequest, b"probe");
+        input.extend(frame(PacketType::Data, &udp_packet()));
+        let mut got = Vec::new();
+        s.handle_cstp(&input, t0, |p| got.push(p.to_vec())).unwrap();
+        assert_eq!(got, vec![udp_packet()]);
+        assert_eq!(
+            s.poll_transmit().unwrap(),
+            frame(PacketType::DpdResponse, b"probe")
+        );
+    }
+
+    #[test]
+    fn user_disconnect_and_kick() {
+        let t0 = Instant::now();
+        let mut s = ServerSession::new(ServerTimers::default(), t0);
+        s.handle_cstp(
+            &frame(PacketType::Disconnect, b"\xb0Aborted by caller"),
+            t0,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(
+            s.poll_event(),
+            Some(ServerEvent::ClientDisconnect {
+                user_requested: true,
+                reason: "Aborted by caller".into()
+            })
+        );
+        let mut kicked = ServerSession::new(ServerTimers::default(), t0);
+        kicked.disconnect();
+        assert_eq!(
+            kicked.poll_transmit().unwrap(),
+            frame(PacketType::Disconnect, &[])
+        );
+        assert!(kicked.is_closed() && kicked.poll_timeout().is_none());
+    }
+
+    #[test]
+    fn dpd_probes_then_drops() {
+        let t0 = Instant::now();
+        let dpd = Duration::from_secs(10);
+        let timers = ServerTimers {
+            dpd: Some(dpd),
+            ..Default::default()
+        };
+        let mut s = ServerSession::new(timers, t0);
+        assert_eq!(s.poll_timeout(), Some(t0 + dpd * 2));
+        s.handle_timeout(t0 + dpd * 2);
+        assert_eq!(
+            s.poll_transmit().unwrap(),
+            frame(PacketType::DpdRequest, &[])
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(25)));
+        // An answer resets everything.
+        s.handle_cstp(&frame(PacketType::DpdResponse, &[]), t0 + dpd * 2, |_| {})
+            .unwrap();
+        assert_eq!(s.poll_timeout(), Some(t0 + dpd * 4));
+        let mut now = t0 + dpd * 2;
+        while let Some(deadline) = s.poll_timeout() {
+            now = deadline;
+            s.handle_timeout(now);
+        }
+        assert_eq!(now, t0 + dpd * 5);
+        assert_eq!(s.poll_event(), Some(ServerEvent::DpdTimeout));
+    }
+
+    #[test]
+    fn idle_ignores_ping_and_session_deadline_wins() {
+        let t0 = Instant::now();
+        let timers = ServerTimers {
+            idle_timeout: Some(Duration::from_secs(60)),
+            session_deadline: Some(t0 + Duration::from_secs(100)),
+            ..Default::default()
+        };
+        let mut s = ServerSession::new(timers, t0);
+        let mut ping = udp_packet();
+        ping[9] = 1;
+        s.on_packet_sent(&ping, t0 + Duration::from_secs(50));
+        s.handle_timeout(t0 + Duration::from_secs(60));
+        assert_eq!(s.poll_event(), Some(ServerEvent::IdleTimeout));
+
+        let mut busy = ServerSession::new(timers_with_deadline(t0), t0);
+        busy.on_packet_sent(&udp_packet(), t0 + Duration::from_secs(50));
+        busy.handle_timeout(t0 + Duration::from_secs(60));
+        assert_eq!(busy.poll_event(), None);
+        busy.handle_timeout(t0 + Duration::from_secs(100));
+        assert_eq!(busy.poll_event(), Some(ServerEvent::SessionTimeout));
+    }
+
+    fn timers_with_deadline(t0: Instant) -> ServerTimers {
+        ServerTimers {
+            idle_timeout: Some(Duration::from_secs(60)),
+            session_deadline: Some(t0 + Duration::from_secs(100)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let t0 = Instant::now();
+        let mut s = ServerSession::new(ServerTimers::default(), t0);
+        assert!(s.handle_cstp(b"GET / HTTP/1.1\r\n", t0, |_| {}).is_err());
+    }
+}
