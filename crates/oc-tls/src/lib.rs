@@ -1,4 +1,4 @@
-//! OpenSSL glue: the client TLS context, server-certificate pins (`--servercert`), client
+//! OpenSSL glue: the client TLS context, the server context ([`server`]), server-certificate pins (`--servercert`), client
 //! certificates (PEM and PKCS#12) and the async TLS stream.
 //!
 //! This is the one crate allowed `unsafe` (for the DTLS session tricks OpenSSL has no safe
@@ -16,6 +16,8 @@ use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use thiserror::Error;
 use tokio::net::TcpStream;
+
+pub mod server;
 
 pub use tokio_openssl::SslStream;
 
@@ -169,7 +171,7 @@ struct LoadedCert {
     key: PKey<Private>,
 }
 
-fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
+pub(crate) fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         what,
         path: path.to_path_buf(),
@@ -367,7 +369,7 @@ impl TlsClient {
     }
 }
 
-fn describe_ssl_error(e: &openssl::ssl::Error) -> String {
+pub(crate) fn describe_ssl_error(e: &openssl::ssl::Error) -> String {
     if let Some(io) = e.io_error() {
         return io.to_string();
     }

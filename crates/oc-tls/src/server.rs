@@ -1,0 +1,285 @@
+//! The server TLS context: certificate and key, optional client-certificate request, and
+//! ocserv's GnuTLS `tls-priorities` strings mapped onto OpenSSL settings.
+
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+
+use openssl::nid::Nid;
+use openssl::ssl::{SslAcceptor, SslMethod, SslOptions, SslVerifyMode, SslVersion};
+use openssl::x509::{X509Ref, X509VerifyResult, X509};
+use tokio::net::TcpStream;
+
+use crate::{describe_ssl_error, read, SslStream, TlsError, TlsStream};
+
+/// What the server presents and asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsServerConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA that signs client certificates (`ca-cert`).
+    pub ca: Option<PathBuf>,
+    /// Ask clients for a certificate (certificate authentication is configured).
+    pub request_client_cert: bool,
+    /// ocserv's `tls-priorities` (a GnuTLS priority string).
+    pub priorities: Option<String>,
+}
+
+/// OpenSSL settings derived from a GnuTLS priority string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsPolicy {
+    pub min_version: SslVersion,
+    pub max_version: Option<SslVersion>,
+    pub server_preference: bool,
+    /// TLS 1.2 cipher list, when the base keyword asks for something other than defaults.
+    pub cipher_list: Option<&'static str>,
+    /// Tokens we could not map, for a warning.
+    pub ignored: Vec<String>,
+}
+
+impl Default for TlsPolicy {
+    fn default() -> Self {
+        Self {
+            // ocserv's default priorities drop SSL 3.0, TLS 1.0 and 1.1.
+            min_version: SslVersion::TLS1_2,
+            max_version: None,
+            server_preference: false,
+            cipher_list: None,
+            ignored: Vec::new(),
+        }
+    }
+}
+
+fn version_of(token: &str) -> Option<(u8, SslVersion)> {
+    Some(match token {
+        "TLS1.0" => (0, SslVersion::TLS1),
+        "TLS1.1" => (1, SslVersion::TLS1_1),
+        "TLS1.2" => (2, SslVersion::TLS1_2),
+        "TLS1.3" => (3, SslVersion::TLS1_3),
+        _ => return None,
+    })
+}
+
+/// Maps a GnuTLS priority string (`NORMAL:%SERVER_PRECEDENCE:-VERS-TLS1.3`, ...) to OpenSSL
+/// settings: the protocol versions left enabled, server cipher preference, and the strength
+/// class of the base keyword. Versions below TLS 1.2 stay off even if the string enables
+/// them, since no current client needs them.
+pub fn map_priorities(priorities: &str) -> TlsPolicy {
+    let mut policy = TlsPolicy::default();
+    let mut enabled = [false, false, true, true];
+    for token in priorities.split(':').map(str::trim).filter(|t| !t.is_empty()) {
+        match token {
+            "NORMAL" | "PFS" | "PERFORMANCE" | "SYSTEM" => {}
+            "SECURE128" | "SECURE192" => policy.cipher_list = Some("HIGH:!aNULL:!MD5:!3DES"),
+            "SECURE256" | "SUITEB192" => {
+                policy.cipher_list = Some("AESGCM+AES256:CHACHA20:HIGH:!aNULL:!MD5:!3DES:!AES128")
+            }
+            "%SERVER_PRECEDENCE" => policy.server_preference = true,
+            "%COMPAT" | "%NO_EXTENSIONS" | "%SAFE_RENEGOTIATION" | "%UNSAFE_RENEGOTIATION" => {}
+            t if t.starts_with("-VERS-") || t.starts_with("+VERS-") => {
+                let on = t.starts_with('+');
+                match t.get(6..) {
+                    Some("ALL") | Some("TLS-ALL") => enabled = [on; 4],
+                    Some("SSL3.0") | Some("DTLS-ALL") | Some("DTLS1.0") | Some("DTLS1.2") => {}
+                    Some(v) => match version_of(v) {
+                        Some((i, _)) => {
+                            if let Some(slot) = enabled.get_mut(usize::from(i)) {
+                                *slot = on;
+                            }
+                        }
+                        None => policy.ignored.push(t.to_string()),
+                    },
+                    None => policy.ignored.push(t.to_string()),
+                }
+            }
+            // Cipher, MAC, group and signature tokens: OpenSSL's defaults are already the
+            // modern set GnuTLS's NORMAL describes.
+            t if t.starts_with('-') || t.starts_with('+') || t.starts_with('!') => {}
+            other => policy.ignored.push(other.to_string()),
+        }
+    }
+    let versions = ["TLS1.0", "TLS1.1", "TLS1.2", "TLS1.3"];
+    let lowest = enabled.iter().position(|on| *on).unwrap_or(2).max(2);
+    let highest = enabled.iter().rposition(|on| *on).unwrap_or(3).max(lowest);
+    if let Some((_, v)) = versions.get(lowest).and_then(|t| version_of(t)) {
+        policy.min_version = v;
+    }
+    if highest < 3 {
+        policy.max_version = versions.get(highest).and_then(|t| version_of(t)).map(|(_, v)| v);
+    }
+    policy
+}
+
+/// A reusable server context.
+pub struct TlsServer {
+    acceptor: SslAcceptor,
+    /// The server certificate, for the `webvpnc` cookie hash and logs.
+    pub certificate: X509,
+    pub policy: TlsPolicy,
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer").field("policy", &self.policy).finish()
+    }
+}
+
+fn load_error(what: &'static str, path: &Path, why: impl ToString) -> TlsError {
+    TlsError::Load {
+        what,
+        path: path.to_path_buf(),
+        why: why.to_string(),
+    }
+}
+
+impl TlsServer {
+    pub fn new(config: &TlsServerConfig) -> Result<Self, TlsError> {
+        let policy = config
+            .priorities
+            .as_deref()
+            .map(map_priorities)
+            .unwrap_or_default();
+        let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+        builder.set_min_proto_version(Some(policy.min_version))?;
+        builder.set_max_proto_version(policy.max_version)?;
+        if policy.server_preference {
+            builder.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
+        } else {
+            builder.clear_options(SslOptions::CIPHER_SERVER_PREFERENCE);
+        }
+        if let Some(list) = policy.cipher_list {
+            builder.set_cipher_list(list)?;
+        }
+        let pem = read(&config.cert, "server certificate")?;
+        let mut chain = X509::stack_from_pem(&pem)
+            .map_err(|e| load_error("server certificate", &config.cert, e))?
+            .into_iter();
+        let certificate = chain.next().ok_or_else(|| {
+            load_error("server certificate", &config.cert, "no PEM certificate found")
+        })?;
+        builder.set_certificate(&certificate)?;
+        for extra in chain {
+            builder.add_extra_chain_cert(extra)?;
+        }
+        let key_pem = read(&config.key, "server key")?;
+        let key = openssl::pkey::PKey::private_key_from_pem(&key_pem)
+            .map_err(|e| load_error("server key", &config.key, e))?;
+        builder.set_private_key(&key)?;
+        builder.check_private_key().map_err(|e| {
+            load_error(
+                "server key",
+                &config.key,
+                format!("it does not match the certificate in {} ({e})", config.cert.display()),
+            )
+        })?;
+        if let Some(ca) = &config.ca {
+            read(ca, "CA certificate")?;
+            builder
+                .set_ca_file(ca)
+                .map_err(|e| load_error("CA certificate", ca, e))?;
+        }
+        if config.request_client_cert {
+            // Ask, but let the handshake finish without one or with a bad one: the auth
+            // layer then answers with a clear reason instead of a bare TLS alert.
+            builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+            if let Some(ca) = &config.ca {
+                let names = X509::stack_from_pem(&read(ca, "CA certificate")?)
+                    .map_err(|e| load_error("CA certificate", ca, e))?;
+                let mut stack = openssl::stack::Stack::new()?;
+                for name in names {
+                    stack.push(name.subject_name().to_owned()?)?;
+                }
+                builder.set_client_ca_list(stack);
+            }
+        } else {
+            builder.set_verify(SslVerifyMode::NONE);
+        }
+        Ok(Self {
+            acceptor: builder.build(),
+            certificate,
+            policy,
+        })
+    }
+
+    /// Runs the server handshake.
+    pub async fn accept(&self, tcp: TcpStream, peer: &str) -> Result<TlsStream, TlsError> {
+        let ssl = openssl::ssl::Ssl::new(self.acceptor.context())?;
+        let mut stream = SslStream::new(ssl, tcp)?;
+        Pin::new(&mut stream)
+            .accept()
+            .await
+            .map_err(|e| TlsError::Handshake {
+                peer: peer.to_string(),
+                why: describe_ssl_error(&e),
+            })?;
+        Ok(stream)
+    }
+}
+
+/// The client certificate of a connection, if it sent one that chains to our CA.
+pub fn verified_client_cert(stream: &TlsStream) -> Result<Option<X509>, String> {
+    let ssl = stream.ssl();
+    let Some(cert) = ssl.peer_certificate() else {
+        return Ok(None);
+    };
+    let result = ssl.verify_result();
+    if result != X509VerifyResult::OK {
+        return Err(result.error_string().to_string());
+    }
+    Ok(Some(cert))
+}
+
+/// Values of a certificate field named by ocserv's `cert-user-oid`/`cert-group-oid`: a
+/// dotted OID in the subject, or `SAN(rfc822name)` for e-mail alternative names.
+pub fn cert_field(cert: &X509Ref, oid: &str) -> Vec<String> {
+    if oid.eq_ignore_ascii_case("SAN(rfc822name)") {
+        return cert
+            .subject_alt_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.email().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    let Ok(wanted) = openssl::asn1::Asn1Object::from_str(oid) else {
+        return Vec::new();
+    };
+    let wanted_nid = wanted.nid();
+    cert.subject_name()
+        .entries()
+        .filter(|e| {
+            let obj = e.object();
+            if wanted_nid != Nid::UNDEF {
+                obj.nid() == wanted_nid
+            } else {
+                obj.to_string() == oid
+            }
+        })
+        .filter_map(|e| e.data().to_string().ok())
+        .collect()
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maps_ocserv_priority_strings() {
+        let p = map_priorities("NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-TLS1.3");
+        assert_eq!(p.min_version, SslVersion::TLS1_2);
+        assert_eq!(p.max_version, Some(SslVersion::TLS1_2));
+        assert!(p.server_preference);
+        assert!(p.ignored.is_empty());
+        let p = map_priorities("SECURE256:-VERS-TLS-ALL:+VERS-TLS1.3:+AES-256-GCM");
+        assert_eq!(p.min_version, SslVersion::TLS1_3);
+        assert_eq!(p.max_version, None);
+        assert!(p.cipher_list.is_some());
+        let p = map_priorities("NORMAL:WHATEVER");
+        assert_eq!(p.ignored, vec!["WHATEVER".to_string()]);
+        // Old versions are never enabled.
+        let p = map_priorities("NORMAL:+VERS-TLS1.0");
+        assert_eq!(p.min_version, SslVersion::TLS1_2);
+    }
+}
