@@ -5,6 +5,7 @@
 //! keep that contract byte for byte so Debian's stock `vpnc-script`, NetworkManager and
 //! users' own scripts work unchanged.
 
+pub mod log;
 pub mod script;
 pub mod tun;
 

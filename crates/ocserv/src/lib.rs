@@ -1,4 +1,14 @@
 //! The ferroconnect server: an ocserv-compatible AnyConnect VPN server in one async process.
+//!
+//! Sans-IO parts: [`config`] (ocserv.conf), [`passwd`] (ocpasswd files), [`auth`] (the login
+//! conversation), [`pool`] (address leases), [`sessions`] (cookies), [`ban`] (ban points).
+//! I/O: [`server`] (sockets, TLS, tun, tunnels) and [`script`] (connect/disconnect scripts).
 
+pub mod auth;
+pub mod ban;
 pub mod config;
 pub mod passwd;
+pub mod pool;
+pub mod script;
+pub mod server;
+pub mod sessions;

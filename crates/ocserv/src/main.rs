@@ -1,1 +1,276 @@
-fn main() {}
+//! `ocserv`: the command line, daemonising, privileges, signals; the server itself is in
+//! `ocserv::server`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use oc_net::log::{self, LogSettings};
+use ocserv::config;
+use ocserv::server::{create_tun, describe_pools, Runtime, Server};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+const ABOUT: &str = "AnyConnect-compatible VPN server (ferroconnect), compatible with ocserv 1.x";
+
+const LONG_ABOUT: &str = "\
+AnyConnect-compatible SSL VPN server. Reads an ocserv.conf, authenticates Cisco AnyConnect \
+and OpenConnect clients (password file made by ocpasswd, and/or client certificates), \
+hands each an address from the configured pools and forwards their packets over TLS (CSTP) \
+through one tun device.
+
+All sessions are served by this one process; the tun device is named after the `device` \
+key (vpns0, ...) and is shared by every client. Configuration keys follow ocserv(8); keys \
+not supported yet are named in a warning (and refused by -t when they affect security).";
+
+const AFTER_HELP: &str = "\
+SIGNALS
+    SIGHUP    reload the configuration, certificates and per-user/group files; connected
+              users keep their sessions, new connections get the new settings
+    SIGTERM, SIGINT
+              shut down: every client is sent a disconnect, the tun device is removed
+
+EXIT STATUS
+    0  clean shutdown, or -t found no errors
+    1  configuration errors (each listed with file and line), or startup failure
+
+EXAMPLES
+    ocserv -t -c /etc/ocserv/ocserv.conf     check a configuration and exit
+    ocserv -f -d 1 -c /etc/ocserv/ocserv.conf   run in the foreground, logging to stderr
+    ocpasswd -c /etc/ocserv/ocpasswd alice    add a user to the password file";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ocserv",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    after_help = AFTER_HELP,
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(short = 'c', long = "config", value_name = "FILE", default_value = "/etc/ocserv/ocserv.conf")]
+    config: PathBuf,
+    /// Stay in the foreground (log to stderr).
+    #[arg(short = 'f', long = "foreground")]
+    foreground: bool,
+    /// Debug level: 1 basic, 2 info, 3 debug, 4 and above trace (ocserv's HTTP/TLS levels).
+    #[arg(short = 'd', long = "debug", value_name = "N")]
+    debug: Option<u8>,
+    /// Check the configuration, list every problem with file and line, and exit (0 = valid).
+    #[arg(short = 't', long = "test-config")]
+    test_config: bool,
+    /// Write the process id to this file (overrides `pid-file`).
+    #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// Log to stderr even when running in the background.
+    #[arg(long = "log-stderr")]
+    log_stderr: bool,
+    /// Log to syslog even in the foreground.
+    #[arg(long = "syslog")]
+    syslog: bool,
+    /// Print the version and exit.
+    #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
+    version: (),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if cli.test_config {
+        return test_config(&cli.config);
+    }
+    let daemon = !cli.foreground;
+    log::init(LogSettings {
+        program: "ocserv",
+        level: match cli.debug.unwrap_or(1) {
+            0..=2 => 1,
+            3 => 2,
+            _ => 3,
+        },
+        timestamp: true,
+        syslog: cli.syslog || (daemon && !cli.log_stderr),
+        stdout_reserved: true,
+    });
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn test_config(path: &std::path::Path) -> ExitCode {
+    match config::load(path, true) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!("{}: configuration is valid", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let (runtime, warnings) = Runtime::load(&cli.config)?;
+    for w in &warnings {
+        warn!("{w}");
+    }
+    let config = &runtime.config;
+    let Some(port) = config.tcp_port else {
+        bail!("{}: tcp-port is not set", cli.config.display());
+    };
+    let hosts: Vec<String> = match &config.listen_host {
+        Some(h) => vec![h.clone()],
+        None => vec!["::".into()],
+    };
+    // Everything that needs root happens before privileges are dropped.
+    let mut listeners = Vec::new();
+    for host in &hosts {
+        let addr = format!("{}:{port}", bracket(host));
+        let listener = bind(&addr).with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push(listener);
+    }
+    let port_note = format!("listening on TCP port {port}");
+    if !cli.foreground {
+        nix::unistd::daemon(false, cli.log_stderr).context("cannot run in the background")?;
+    }
+    let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+    if let Some(path) = &pid_file {
+        std::fs::write(path, format!("{}\n", std::process::id()))
+            .with_context(|| format!("cannot write pid file {}", path.display()))?;
+    }
+    // The tun device registers with the async runtime, so it is made inside it (and after
+    // forking into the background, which must happen before any thread exists).
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = tokio.block_on(async {
+        let (tun, tun_name) = create_tun(&runtime.config)?;
+        info!(
+            "{port_note}; tun device {tun_name} with {}",
+            describe_pools(&runtime.config)
+        );
+        drop_privileges(
+            runtime.config.run_as_user.as_deref(),
+            runtime.config.run_as_group.as_deref(),
+        )?;
+        serve(cli.config.clone(), runtime, tun, tun_name, listeners).await
+    });
+    if let Some(path) = &pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+async fn serve(
+    config_path: PathBuf,
+    runtime: Runtime,
+    tun: tun_rs::AsyncDevice,
+    tun_name: String,
+    listeners: Vec<std::net::TcpListener>,
+) -> anyhow::Result<()> {
+    let server = Server::new(runtime, tun, tun_name);
+    let mut tasks = Vec::new();
+    for l in listeners {
+        let listener = tokio::net::TcpListener::from_std(l)?;
+        tasks.push(tokio::spawn(server.clone().run_listener(listener)));
+    }
+    let tun_task = tokio::spawn(server.clone().run_tun_reader());
+    notify_ready();
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload(&server, &config_path),
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    info!("shutting down; disconnecting {} clients", server.active());
+    server.shut_down();
+    server.drained().await;
+    for t in tasks {
+        t.abort();
+    }
+    tun_task.abort();
+    drop(server);
+    Ok(())
+}
+
+fn reload(server: &Arc<Server>, path: &std::path::Path) {
+    match Runtime::load(path) {
+        Ok((runtime, warnings)) => {
+            for w in &warnings {
+                warn!("{w}");
+            }
+            server.reload(runtime);
+            info!("configuration reloaded from {}", path.display());
+        }
+        Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+    }
+}
+
+/// Tells systemd (Type=notify) that we are listening.
+fn notify_ready() {
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = path.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|addr| sock.send_to_addr(b"READY=1\n", &addr))
+    } else {
+        sock.send_to(b"READY=1\n", &path)
+    };
+    if let Err(e) = sent {
+        warn!("sd_notify: {e}");
+    }
+}
+
+fn drop_privileges(user: Option<&str>, group: Option<&str>) -> anyhow::Result<()> {
+    use nix::unistd::{setgid, setgroups, setuid, Group, User};
+    if let Some(group) = group {
+        let g = Group::from_name(group)?.with_context(|| format!("run-as-group: no group {group}"))?;
+        setgroups(&[g.gid]).context("setgroups")?;
+        setgid(g.gid).context("setgid")?;
+    }
+    if let Some(user) = user {
+        let u = User::from_name(user)?.with_context(|| format!("run-as-user: no user {user}"))?;
+        if group.is_none() {
+            setgroups(&[u.gid]).context("setgroups")?;
+            setgid(u.gid).context("setgid")?;
+        }
+        setuid(u.uid).context("setuid")?;
+        info!("running as user {user}");
+    }
+    Ok(())
+}

@@ -7,7 +7,6 @@
 pub mod auth_ui;
 pub mod cli;
 pub mod error;
-pub mod log;
 pub mod transport;
 mod tunnel;
 

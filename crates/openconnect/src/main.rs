@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use openconnect::cli::{Options, PROTOCOL_VERSION};
-use openconnect::log::{self, LogSettings};
+use oc_net::log::{self, LogSettings};
 
 fn main() -> ExitCode {
     let opts = match Options::from_args(std::env::args_os().collect()) {
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     log::init(LogSettings {
+        program: "openconnect",
         level: opts.log_level(),
         timestamp: opts.timestamp,
         syslog: opts.syslog,

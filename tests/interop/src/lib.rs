@@ -177,7 +177,18 @@ pub struct Lab {
     /// VPN address pool.
     pub pool: String,
     pub dir: PathBuf,
+    /// The client binary `client_command` runs: ours unless [`Lab::use_real_client`].
+    pub client_bin: PathBuf,
     children: Vec<Child>,
+}
+
+/// Which server a lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerKind {
+    /// Debian's ocserv.
+    Debian,
+    /// Our `ocserv`.
+    Ours,
 }
 
 impl Lab {
@@ -201,6 +212,7 @@ impl Lab {
             pool: format!("198.19.{}.0", 100 + n),
             name,
             dir,
+            client_bin: bin("openconnect"),
             children: Vec::new(),
         };
         // `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf, so
@@ -226,10 +238,21 @@ impl Lab {
     /// Starts Debian's ocserv in the server namespace with password auth for `users`
     /// (name, password) and returns its config path once it listens.
     pub fn start_ocserv(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
+        let auth = self.make_passwd(Path::new("ocpasswd"), users);
+        self.start_ocserv_with_auth(pki, &auth, extra)
+    }
+
+    /// Starts our server the same way, with the password file made by our `ocpasswd`.
+    pub fn start_our_server(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
+        let auth = self.make_passwd(&bin("ocpasswd"), users);
+        self.start_server(ServerKind::Ours, pki, &auth, extra)
+    }
+
+    /// Writes `ocpasswd` in the lab directory with `tool` and returns the `auth` value.
+    fn make_passwd(&self, tool: &Path, users: &[(&str, &str)]) -> String {
         let passwd = self.dir.join("ocpasswd");
-        let auth = format!("plain[passwd={}]", passwd.display());
         for (user, pass) in users {
-            let mut child = Command::new("ocpasswd")
+            let mut child = Command::new(tool)
                 .arg("-c")
                 .arg(&passwd)
                 .arg(user)
@@ -240,13 +263,18 @@ impl Lab {
             write!(child.stdin.take().unwrap(), "{pass}\n{pass}\n").unwrap();
             assert!(child.wait().unwrap().success());
         }
-        self.start_ocserv_with_auth(pki, &auth, extra)
+        format!("plain[passwd={}]", passwd.display())
     }
 
     /// Starts ocserv with the given `auth` method (e.g. `certificate`).
     pub fn start_ocserv_with_auth(&mut self, pki: &Pki, auth: &str, extra: &str) -> PathBuf {
+        self.start_server(ServerKind::Debian, pki, auth, extra)
+    }
+
+    /// The lab's ocserv.conf (the same for both servers), with `extra` lines appended.
+    pub fn server_config(&self, pki: &Pki, auth: &str, extra: &str) -> String {
         let d = self.dir.display();
-        let config = format!(
+        format!(
             "auth = \"{auth}\"\n\
              listen-host = {ip}\n\
              tcp-port = 443\n\
@@ -277,29 +305,41 @@ impl Lab {
             tun = self.name,
             pool = self.pool,
             behind = self.behind_ip,
-        );
+        )
+    }
+
+    /// Starts a server of `kind` with the lab configuration and returns the config path once
+    /// it listens.
+    pub fn start_server(&mut self, kind: ServerKind, pki: &Pki, auth: &str, extra: &str) -> PathBuf {
         let path = self.dir.join("ocserv.conf");
-        fs::write(&path, config).unwrap();
+        fs::write(&path, self.server_config(pki, auth, extra)).unwrap();
         let log = fs::File::create(self.dir.join("ocserv.log")).unwrap();
+        let (program, ready) = match kind {
+            ServerKind::Debian => (PathBuf::from("ocserv"), "initialized ocserv"),
+            ServerKind::Ours => (bin("ocserv"), "listening on TCP port"),
+        };
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.server_ns,
-                "ocserv",
-                "-f",
-                "-d",
-                "2",
-                "-c",
-            ])
+            .args(["netns", "exec", &self.server_ns])
+            .arg(&program)
+            .args(["-f", "-d", "2", "-c"])
             .arg(&path)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
             .expect("ocserv (apt-get install ocserv)");
         self.children.push(child);
-        self.wait_for_log("ocserv.log", "initialized ocserv", Duration::from_secs(15));
+        self.wait_for_log("ocserv.log", ready, Duration::from_secs(15));
         path
+    }
+
+    /// The pid of the server started last (the `ip netns exec` wrapper execs it).
+    pub fn server_pid(&self) -> u32 {
+        self.children.first().map(Child::id).unwrap_or_default()
+    }
+
+    /// From now on `client_command` runs Debian's openconnect instead of ours.
+    pub fn use_real_client(&mut self) {
+        self.client_bin = PathBuf::from("/usr/sbin/openconnect");
     }
 
     pub fn log(&self, file: &str) -> String {
@@ -336,7 +376,7 @@ impl Lab {
     pub fn client_command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.client_ns])
-            .arg(bin("openconnect"))
+            .arg(&self.client_bin)
             .args(args);
         cmd
     }
@@ -377,7 +417,12 @@ impl Lab {
 
     /// Starts our client in the background, logging to `client.log`.
     pub fn spawn_client(&mut self, args: &[&str], stdin: &str) -> u32 {
-        let log = fs::File::create(self.dir.join("client.log")).unwrap();
+        self.spawn_client_logged(args, stdin, "client.log")
+    }
+
+    /// Starts the client in the background, logging to `log` in the lab directory.
+    pub fn spawn_client_logged(&mut self, args: &[&str], stdin: &str, log: &str) -> u32 {
+        let log = fs::File::create(self.dir.join(log)).unwrap();
         let child = self.start_client(args, stdin, log.try_clone().unwrap().into(), log.into());
         let pid = child.id();
         self.children.push(child);

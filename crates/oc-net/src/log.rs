@@ -1,6 +1,6 @@
-//! Progress output as openconnect prints it: information on stdout, errors on stderr (or
-//! everything on stderr when stdout carries machine-readable output), optional timestamps,
-//! or syslog with `-l`.
+//! Log output shared by the binaries, as openconnect and ocserv print it: information on
+//! stdout, errors on stderr (or everything on stderr when stdout carries machine-readable
+//! output), optional timestamps, or syslog (`-l`, or a daemonised server).
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
@@ -10,6 +10,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 #[derive(Debug, Clone, Copy)]
 pub struct LogSettings {
+    /// Program name for syslog lines.
+    pub program: &'static str,
     /// 0 errors, 1 info, 2 debug, 3 trace.
     pub level: u8,
     pub timestamp: bool,
@@ -60,6 +62,7 @@ impl<'a> MakeWriter<'a> for Sink {
                 _ => 7,
             };
             return Output::Syslog {
+                program: self.settings.program,
                 priority,
                 line: Vec::new(),
             };
@@ -78,6 +81,7 @@ pub enum Output {
     Stderr,
     /// Collects one message and sends it to /dev/log when dropped.
     Syslog {
+        program: &'static str,
         priority: u8,
         line: Vec<u8>,
     },
@@ -106,12 +110,18 @@ impl Write for Output {
 
 impl Drop for Output {
     fn drop(&mut self) {
-        if let Self::Syslog { priority, line } = self {
+        if let Self::Syslog {
+            program,
+            priority,
+            line,
+        } = self
+        {
             // Facility LOG_DAEMON (3 << 3). A lost log line is not worth failing over.
             let text = String::from_utf8_lossy(line);
             let msg = format!(
-                "<{}>openconnect[{}]: {}",
+                "<{}>{}[{}]: {}",
                 24 + u32::from(*priority),
+                program,
                 std::process::id(),
                 text.trim_end()
             );

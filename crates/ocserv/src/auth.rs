@@ -1,0 +1,446 @@
+//! The login conversation of one connection, without I/O: which form to show next, when to
+//! check a password (the shell does that off the async loop, it costs a SHA-crypt), and
+//! the final verdict with user and group.
+//!
+//! Method selection follows ocserv: the `auth` lines must all pass (e.g. certificate *and*
+//! password); `enable-auth` lines are alternatives tried when the client cannot satisfy
+//! the primary set (typically: no certificate, so fall back to a password).
+
+use std::path::PathBuf;
+
+use oc_proto::anyconnect::server_auth::{ClientAuth, FormInputs, LoginForm};
+
+use crate::config::AuthMethod;
+use crate::passwd::PlainAuth;
+
+/// Password attempts per connection before the final 401 (ocserv's plain module allows 3).
+pub const MAX_PASSWORD_ATTEMPTS: u32 = 3;
+/// ocserv's limit for user and group names.
+pub const MAX_NAME_BYTES: usize = 63;
+
+pub const FIRST_MESSAGE: &str = "Please enter your username and password.";
+pub const PASSWORD_MESSAGE: &str = "Please enter your password.";
+pub const RETRY_MESSAGE: &str = "Login failed.\nPlease enter your password.";
+
+/// What the client certificate says about the user.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CertIdentity {
+    pub user: Option<String>,
+    pub groups: Vec<String>,
+}
+
+/// The client certificate situation of this connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertStatus {
+    None,
+    Invalid(String),
+    Valid(CertIdentity),
+}
+
+/// How forms look on this server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FormSettings {
+    pub pre_login_banner: Option<String>,
+    /// `(value, label)` options of the group list; empty = no list.
+    pub groups: Vec<(String, String)>,
+    /// `default-select-group`: the option meaning "my default group".
+    pub default_group: Option<String>,
+}
+
+/// The next thing the shell must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthStep {
+    Form(LoginForm),
+    /// Verify `password` for `user` against this password file, then call
+    /// [`Conversation::password_checked`].
+    CheckPassword {
+        passwd: PathBuf,
+        user: String,
+        password: String,
+    },
+    Success {
+        user: String,
+        group: Option<String>,
+    },
+    /// Answer `401 <reason>` and close.
+    Failed { reason: &'static str },
+}
+
+#[derive(Debug)]
+pub struct Conversation {
+    passwd: Option<PathBuf>,
+    cert: Option<CertIdentity>,
+    /// Set when no method set can work (e.g. certificate required but missing).
+    unusable: Option<&'static str>,
+    username: Option<String>,
+    group: Option<String>,
+    attempts: u32,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_BYTES && !name.chars().any(char::is_control)
+}
+
+impl Conversation {
+    /// Picks the first method set this client can satisfy.
+    pub fn new(primary: &[AuthMethod], alternatives: &[AuthMethod], cert: CertStatus) -> Self {
+        let mut candidates: Vec<Vec<&AuthMethod>> = vec![primary.iter().collect()];
+        candidates.extend(alternatives.iter().map(|m| vec![m]));
+        let mut unusable = Some("Authentication failed");
+        let mut chosen = None;
+        for set in candidates.into_iter().filter(|s| !s.is_empty()) {
+            let wants_cert = set.iter().any(|m| matches!(m, AuthMethod::Certificate));
+            if wants_cert {
+                match &cert {
+                    CertStatus::None => {
+                        unusable = Some("No certificate");
+                        continue;
+                    }
+                    CertStatus::Invalid(_) => {
+                        unusable = Some("Could not read certificate");
+                        continue;
+                    }
+                    CertStatus::Valid(id) if id.user.is_none() => {
+                        unusable = Some("Could not read certificate");
+                        continue;
+                    }
+                    CertStatus::Valid(_) => {}
+                }
+            }
+            chosen = Some((wants_cert, set));
+            unusable = None;
+            break;
+        }
+        let (passwd, cert) = match chosen {
+            Some((wants_cert, set)) => (
+                set.iter().find_map(|m| match m {
+                    AuthMethod::Plain { passwd, .. } => Some(passwd.clone()),
+                    AuthMethod::Certificate => None,
+                }),
+                match (&cert, wants_cert) {
+                    (CertStatus::Valid(id), true) => Some(id.clone()),
+                    _ => None,
+                },
+            ),
+            None => (None, None),
+        };
+        Self {
+            passwd,
+            cert,
+            unusable,
+            username: None,
+            group: None,
+            attempts: 0,
+        }
+    }
+
+    /// A POST (or GET) to an auth URL arrived with this content.
+    pub fn on_post(&mut self, msg: &ClientAuth, forms: &FormSettings) -> AuthStep {
+        if let Some(reason) = self.unusable {
+            return AuthStep::Failed { reason };
+        }
+        if let Some(group) = msg.group.as_deref().filter(|g| !g.is_empty()) {
+            if !valid_name(group) {
+                return AuthStep::Failed {
+                    reason: "Authentication failed",
+                };
+            }
+            let is_default = forms.default_group.as_deref() == Some(group);
+            self.group = (!is_default).then(|| canonical_group(group, forms));
+        }
+        let Some(passwd) = self.passwd.clone() else {
+            // Certificate only: no form at all.
+            return self.finish(Vec::new());
+        };
+        if self.username.is_none() {
+            if let Some(cert_user) = self.cert.as_ref().and_then(|c| c.user.clone()) {
+                // Certificate plus password: the certificate names the user.
+                self.username = Some(cert_user);
+            }
+        }
+        if let Some(user) = msg.username.as_deref().filter(|u| !u.is_empty()) {
+            if !valid_name(user) {
+                return AuthStep::Failed {
+                    reason: "Authentication failed",
+                };
+            }
+            match &self.username {
+                None => self.username = Some(user.to_string()),
+                Some(known) if known != user => {
+                    return AuthStep::Failed {
+                        reason: "Authentication failed",
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(user) = self.username.clone() else {
+            return AuthStep::Form(self.form(forms, FIRST_MESSAGE, FormInputs::UsernamePassword));
+        };
+        match msg.password.clone() {
+            Some(password) => AuthStep::CheckPassword {
+                passwd,
+                user,
+                password,
+            },
+            None => AuthStep::Form(self.form(forms, PASSWORD_MESSAGE, password_input())),
+        }
+    }
+
+    /// The shell checked the password it was asked to.
+    pub fn password_checked(&mut self, result: PlainAuth, forms: &FormSettings) -> AuthStep {
+        match result {
+            PlainAuth::Accepted { groups } => self.finish(groups),
+            PlainAuth::Rejected => {
+                self.attempts += 1;
+                if self.attempts >= MAX_PASSWORD_ATTEMPTS {
+                    AuthStep::Failed {
+                        reason: "Authentication failed",
+                    }
+                } else {
+                    AuthStep::Form(self.form(forms, RETRY_MESSAGE, password_input()))
+                }
+            }
+        }
+    }
+
+    /// Number of wrong passwords so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+
+    fn finish(&mut self, password_groups: Vec<String>) -> AuthStep {
+        let user = match (&self.username, self.cert.as_ref().and_then(|c| c.user.clone())) {
+            (Some(u), _) => u.clone(),
+            (None, Some(u)) => u,
+            (None, None) => {
+                return AuthStep::Failed {
+                    reason: "Authentication failed",
+                }
+            }
+        };
+        let mut allowed = password_groups;
+        if let Some(cert) = &self.cert {
+            allowed.extend(cert.groups.iter().cloned());
+        }
+        let group = match self.group.take() {
+            Some(g) if allowed.contains(&g) => Some(g),
+            // A group the user is not a member of would hand out that group's settings.
+            Some(_) => {
+                return AuthStep::Failed {
+                    reason: "Authentication failed",
+                }
+            }
+            None => allowed.first().cloned(),
+        };
+        AuthStep::Success { user, group }
+    }
+
+    fn form(&self, forms: &FormSettings, message: &str, inputs: FormInputs) -> LoginForm {
+        let mut groups = forms.groups.clone();
+        if let Some(default) = &forms.default_group {
+            groups.insert(0, (default.clone(), default.clone()));
+        }
+        // The group the client already asked for goes first, as ocserv does.
+        if let Some(pos) = self
+            .group
+            .as_ref()
+            .and_then(|g| groups.iter().position(|(v, _)| v == g))
+        {
+            let chosen = groups.remove(pos);
+            groups.insert(0, chosen);
+        }
+        LoginForm {
+            banner: forms.pre_login_banner.clone(),
+            message: message.to_string(),
+            inputs,
+            groups,
+            action: "/auth".into(),
+        }
+    }
+}
+
+fn password_input() -> FormInputs {
+    FormInputs::Password {
+        name: "password".into(),
+        label: "Password:".into(),
+    }
+}
+
+/// Maps a friendly group label back to its name.
+fn canonical_group(requested: &str, forms: &FormSettings) -> String {
+    forms
+        .groups
+        .iter()
+        .find(|(value, label)| value == requested || label == requested)
+        .map(|(value, _)| value.clone())
+        .unwrap_or_else(|| requested.to_string())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn plain() -> AuthMethod {
+        AuthMethod::Plain {
+            passwd: "/etc/ocserv/ocpasswd".into(),
+            otp: None,
+        }
+    }
+
+    fn post(user: Option<&str>, password: Option<&str>, group: Option<&str>) -> ClientAuth {
+        ClientAuth {
+            is_init: user.is_none() && password.is_none(),
+            username: user.map(str::to_string),
+            password: password.map(str::to_string),
+            group: group.map(str::to_string),
+        }
+    }
+
+    fn forms() -> FormSettings {
+        FormSettings {
+            pre_login_banner: Some("Authorised use only".into()),
+            groups: vec![("staff".into(), "Staff".into()), ("ops".into(), "ops".into())],
+            default_group: None,
+        }
+    }
+
+    #[test]
+    fn password_login_with_retries() {
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        let AuthStep::Form(first) = c.on_post(&post(None, None, None), &forms()) else {
+            panic!("expected the login form");
+        };
+        assert_eq!(first.inputs, FormInputs::UsernamePassword);
+        assert_eq!(first.banner.as_deref(), Some("Authorised use only"));
+        let step = c.on_post(&post(Some("alice"), Some("wrong"), None), &forms());
+        assert!(matches!(step, AuthStep::CheckPassword { ref user, .. } if user == "alice"));
+        let AuthStep::Form(retry) = c.password_checked(PlainAuth::Rejected, &forms()) else {
+            panic!("expected a retry form");
+        };
+        assert_eq!(retry.message, RETRY_MESSAGE);
+        assert!(matches!(retry.inputs, FormInputs::Password { .. }));
+        // The retry posts only the password.
+        let step = c.on_post(&post(None, Some("right"), None), &forms());
+        assert!(matches!(step, AuthStep::CheckPassword { ref password, .. } if password == "right"));
+        let done = c.password_checked(
+            PlainAuth::Accepted {
+                groups: vec!["staff".into()],
+            },
+            &forms(),
+        );
+        assert_eq!(
+            done,
+            AuthStep::Success {
+                user: "alice".into(),
+                group: Some("staff".into())
+            }
+        );
+    }
+
+    #[test]
+    fn third_wrong_password_fails() {
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        for _ in 0..2 {
+            c.on_post(&post(Some("bob"), Some("x"), None), &forms());
+            assert!(matches!(
+                c.password_checked(PlainAuth::Rejected, &forms()),
+                AuthStep::Form(_)
+            ));
+        }
+        c.on_post(&post(None, Some("x"), None), &forms());
+        assert_eq!(
+            c.password_checked(PlainAuth::Rejected, &forms()),
+            AuthStep::Failed {
+                reason: "Authentication failed"
+            }
+        );
+    }
+
+    #[test]
+    fn group_membership_is_enforced() {
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        c.on_post(&post(Some("bob"), Some("pw"), Some("Staff")), &forms());
+        let step = c.password_checked(
+            PlainAuth::Accepted {
+                groups: vec!["ops".into()],
+            },
+            &forms(),
+        );
+        assert!(matches!(step, AuthStep::Failed { .. }));
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        // Friendly name maps back to the canonical one.
+        c.on_post(&post(Some("bob"), Some("pw"), Some("Staff")), &forms());
+        let step = c.password_checked(
+            PlainAuth::Accepted {
+                groups: vec!["staff".into()],
+            },
+            &forms(),
+        );
+        assert!(matches!(step, AuthStep::Success { group: Some(ref g), .. } if g == "staff"));
+    }
+
+    #[test]
+    fn certificate_only_and_fallback() {
+        let id = CertIdentity {
+            user: Some("carol".into()),
+            groups: vec!["eng".into()],
+        };
+        let mut c = Conversation::new(
+            &[AuthMethod::Certificate],
+            &[],
+            CertStatus::Valid(id.clone()),
+        );
+        assert_eq!(
+            c.on_post(&post(None, None, None), &forms()),
+            AuthStep::Success {
+                user: "carol".into(),
+                group: Some("eng".into())
+            }
+        );
+        let mut missing = Conversation::new(&[AuthMethod::Certificate], &[], CertStatus::None);
+        assert_eq!(
+            missing.on_post(&post(None, None, None), &forms()),
+            AuthStep::Failed {
+                reason: "No certificate"
+            }
+        );
+        // enable-auth = plain as the alternative.
+        let mut alt = Conversation::new(&[AuthMethod::Certificate], &[plain()], CertStatus::None);
+        assert!(matches!(
+            alt.on_post(&post(None, None, None), &forms()),
+            AuthStep::Form(_)
+        ));
+        // certificate + password: the user comes from the certificate, a different typed
+        // name is refused.
+        let mut both = Conversation::new(
+            &[AuthMethod::Certificate, plain()],
+            &[],
+            CertStatus::Valid(id),
+        );
+        assert!(matches!(
+            both.on_post(&post(None, None, None), &forms()),
+            AuthStep::Form(LoginForm { inputs: FormInputs::Password { .. }, .. })
+        ));
+        assert!(matches!(
+            both.on_post(&post(Some("mallory"), Some("pw"), None), &forms()),
+            AuthStep::Failed { .. }
+        ));
+    }
+
+    #[test]
+    fn hostile_names_refused() {
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        let long = "a".repeat(64);
+        assert!(matches!(
+            c.on_post(&post(Some(&long), Some("pw"), None), &forms()),
+            AuthStep::Failed { .. }
+        ));
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        assert!(matches!(
+            c.on_post(&post(Some("a\nb"), Some("pw"), None), &forms()),
+            AuthStep::Failed { .. }
+        ));
+    }
+}

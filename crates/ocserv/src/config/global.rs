@@ -1,0 +1,970 @@
+//! The main config file: keys, defaults, cross-checks and the `-t` file checks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::lexer::{self, Entry};
+use super::net::{self, boolean, num, secs, NetBuilder, Scope};
+use super::{
+    defaults, overrides, value, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded,
+    NetSettings, RekeyMethod,
+};
+
+/// Keys that may be given several times (each line adds a value). Any other key given twice
+/// is warned about: the later line wins, as in ocserv.
+pub(super) const MULTI_KEYS: &[&str] = &[
+    "auth",
+    "enable-auth",
+    "route",
+    "no-route",
+    "iroute",
+    "dns",
+    "ipv4-dns",
+    "ipv6-dns",
+    "nbns",
+    "ipv4-nbns",
+    "ipv6-nbns",
+    "split-dns",
+    "select-group",
+    "custom-header",
+    "server-cert",
+    "server-key",
+    "kkdcp",
+];
+
+/// Main-config keys handled by [`Draft::handle`] (the [`NetSettings`] ones are in
+/// [`net::GLOBAL_NET_KEYS`]).
+const GLOBAL_KEYS: &[&str] = &[
+    "auth",
+    "enable-auth",
+    "tcp-port",
+    "udp-port",
+    "listen-host",
+    "server-cert",
+    "server-key",
+    "ca-cert",
+    "cert-user-oid",
+    "cert-group-oid",
+    "device",
+    "predictable-ips",
+    "ping-leases",
+    "cookie-timeout",
+    "persistent-cookies",
+    "max-clients",
+    "rate-limit-ms",
+    "auth-timeout",
+    "min-reauth-time",
+    "max-ban-score",
+    "ban-reset-time",
+    "ban-points-wrong-password",
+    "ban-points-connection",
+    "banner",
+    "pre-login-banner",
+    "select-group",
+    "auto-select-group",
+    "default-select-group",
+    "select-group-by-url",
+    "config-per-user",
+    "config-per-group",
+    "default-user-config",
+    "default-group-config",
+    "connect-script",
+    "disconnect-script",
+    "host-update-script",
+    "tls-priorities",
+    "isolate-workers",
+    "use-seccomp",
+    "run-as-user",
+    "run-as-group",
+    "pid-file",
+    "socket-file",
+    "occtl-socket-file",
+    "use-occtl",
+    "use-dbus",
+    "cisco-client-compat",
+    "always-require-cert",
+    "dtls-legacy",
+    "dtls-psk",
+    "match-tls-dtls-ciphers",
+    "rekey-time",
+    "rekey-method",
+    "switch-to-tcp-timeout",
+    "try-mtu-discovery",
+    "compression",
+    "no-compress-limit",
+    "server-stats-reset-time",
+    "custom-header",
+    "user-profile",
+];
+
+const FALSE: &[&str] = &["false", "no"];
+
+/// An ocserv key we know but do not implement yet.
+#[derive(Debug)]
+pub(super) struct Unsupported {
+    pub(super) key: &'static str,
+    /// Values (any case) that ask for what we do anyway, e.g. `false` for a feature switch;
+    /// these are accepted without a warning.
+    pub(super) inert: &'static [&'static str],
+    /// If ignoring the key leaves something unenforced that the administrator asked for:
+    /// what. Such keys are errors under `-t`.
+    pub(super) insecure: Option<&'static str>,
+}
+
+const fn plain(key: &'static str) -> Unsupported {
+    Unsupported {
+        key,
+        inert: &[],
+        insecure: None,
+    }
+}
+
+const fn switch(key: &'static str) -> Unsupported {
+    Unsupported {
+        key,
+        inert: FALSE,
+        insecure: None,
+    }
+}
+
+/// Known ocserv 1.x main-config keys we do not implement yet.
+pub(super) const UNSUPPORTED: &[Unsupported] = &[
+    plain("acct"),
+    plain("udp-listen-host"),
+    switch("listen-host-is-dyndns"),
+    Unsupported {
+        key: "listen-netns",
+        inert: &[],
+        insecure: Some("the server would listen in the current network namespace instead"),
+    },
+    Unsupported {
+        key: "listen-proxy-proto",
+        inert: FALSE,
+        insecure: Some(
+            "client addresses would be the proxy's, so bans and per-address limits would hit \
+             the proxy",
+        ),
+    },
+    plain("dh-params"),
+    plain("pin-file"),
+    plain("srk-pin-file"),
+    plain("key-pin"),
+    plain("srk-pin"),
+    plain("sec-mod-scale"),
+    switch("debug-no-secmod-stats"),
+    plain("chroot-dir"),
+    plain("log-level"),
+    switch("append-routes"),
+    plain("kkdcp"),
+    plain("compression-algo-priority"),
+    switch("use-utmp"),
+    plain("net-priority"),
+    plain("output-buffer"),
+    plain("cgroup"),
+    plain("proxy-url"),
+    plain("route-add-cmd"),
+    plain("route-del-cmd"),
+    switch("expose-iroutes"),
+    Unsupported {
+        key: "server-drain-ms",
+        inert: &["0"],
+        insecure: None,
+    },
+    plain("ban-points-kkdcp"),
+    switch("client-bypass-protocol"),
+    switch("cisco-svc-client-compat"),
+    plain("included-http-headers"),
+    plain("session-control"),
+    Unsupported {
+        key: "camouflage",
+        inert: FALSE,
+        insecure: Some("the VPN would answer clients that do not know the camouflage secret"),
+    },
+    plain("camouflage_secret"),
+    plain("camouflage_realm"),
+    Unsupported {
+        key: "crl",
+        inert: &[],
+        insecure: Some("revoked client certificates would be accepted"),
+    },
+    Unsupported {
+        key: "ocsp-response",
+        inert: &[],
+        insecure: Some("no OCSP status would be stapled to the server certificate"),
+    },
+    Unsupported {
+        key: "restrict-user-to-ports",
+        inert: &[],
+        insecure: Some("users would not be firewalled to these ports"),
+    },
+];
+
+/// Reports `e` if it is a known-but-unsupported key of `table`; returns whether it was one.
+pub(super) fn unsupported(table: &[Unsupported], e: &Entry, d: &mut Diag) -> bool {
+    let Some(u) = table.iter().find(|u| u.key == e.key) else {
+        return false;
+    };
+    if u.inert.iter().any(|v| v.eq_ignore_ascii_case(&e.value)) {
+        return true;
+    }
+    match u.insecure {
+        Some(consequence) => d.insecure(e.line, u.key, consequence),
+        None => d.warn(e.line, format!("not supported yet: {}; ignored", u.key)),
+    }
+    true
+}
+
+/// Warns about an unknown key, suggesting a known one it may be a misspelling of.
+pub(super) fn unknown(e: &Entry, d: &mut Diag, known: &[&[&str]]) {
+    let norm = |k: &str| k.to_ascii_lowercase().replace('_', "-");
+    let wanted = norm(&e.key);
+    let suggestion = known
+        .iter()
+        .flat_map(|list| list.iter())
+        .find(|k| norm(k) == wanted);
+    match suggestion {
+        Some(k) => d.warn(
+            e.line,
+            format!("unknown key {:?} (ignored); did you mean {k}?", e.key),
+        ),
+        None => d.warn(e.line, format!("unknown key {:?} (ignored)", e.key)),
+    }
+}
+
+/// Every main-config key we recognise (for suggestions and tests).
+pub(super) fn all_keys() -> Vec<&'static str> {
+    let mut keys: Vec<&'static str> = GLOBAL_KEYS.to_vec();
+    keys.extend_from_slice(net::GLOBAL_NET_KEYS);
+    keys.extend(UNSUPPORTED.iter().map(|u| u.key));
+    keys.push("listen-clear-file");
+    keys
+}
+
+pub(super) fn parse(text: &str, mut d: Diag) -> Result<Loaded, ConfigError> {
+    let entries = lexer::lex(text, &mut d);
+    let mut draft = Draft::default();
+    let mut net = NetBuilder::default();
+    let mut lines: BTreeMap<String, usize> = BTreeMap::new();
+    let unsupported_keys: Vec<&str> = UNSUPPORTED.iter().map(|u| u.key).collect();
+    let known: [&[&str]; 4] = [
+        GLOBAL_KEYS,
+        net::GLOBAL_NET_KEYS,
+        net::OVERRIDE_ONLY_KEYS,
+        &unsupported_keys,
+    ];
+
+    for e in &entries {
+        if !MULTI_KEYS.contains(&e.key.as_str()) {
+            if let Some(prev) = lines.get(&e.key) {
+                d.warn(
+                    e.line,
+                    format!("{} is set again; this replaces the value on line {prev}", e.key),
+                );
+            }
+        }
+        lines.insert(e.key.clone(), e.line);
+        if net.handle(e, Scope::Global, &mut d) || draft.handle(e, &mut d) {
+            continue;
+        }
+        if e.key == "listen-clear-file" {
+            d.error(
+                e.line,
+                "listen-clear-file was removed in ocserv 1.1.2 and is not supported",
+            );
+            continue;
+        }
+        if !unsupported(UNSUPPORTED, e, &mut d) {
+            unknown(e, &mut d, &known);
+        }
+    }
+    let net = net.finish(Scope::Global, &mut d);
+    draft.finish(net, lines, d)
+}
+
+/// The main-config values as read, before defaults and cross-checks.
+#[derive(Debug, Default)]
+struct Draft {
+    auth: Vec<(AuthMethod, usize)>,
+    enable_auth: Vec<(AuthMethod, usize)>,
+    tcp_port: Option<u16>,
+    udp_port: Option<u16>,
+    listen_host: Option<String>,
+    server_certs: Vec<(PathBuf, usize)>,
+    server_keys: Vec<(PathBuf, usize)>,
+    ca_cert: Option<PathBuf>,
+    cert_user_oid: Option<CertOid>,
+    cert_group_oid: Option<CertOid>,
+    device: Option<String>,
+    predictable_ips: Option<bool>,
+    ping_leases: Option<bool>,
+    cookie_timeout: Option<u32>,
+    persistent_cookies: Option<bool>,
+    max_clients: Option<u32>,
+    rate_limit_ms: Option<u64>,
+    auth_timeout: Option<u32>,
+    min_reauth_time: Option<u32>,
+    max_ban_score: Option<u32>,
+    ban_reset_time: Option<u32>,
+    ban_points_wrong_password: Option<u32>,
+    ban_points_connection: Option<u32>,
+    banner: Option<String>,
+    pre_login_banner: Option<String>,
+    select_groups: Vec<(String, Option<String>)>,
+    auto_select_group: Option<bool>,
+    default_select_group: Option<String>,
+    select_group_by_url: Option<bool>,
+    config_per_user: Option<PathBuf>,
+    config_per_group: Option<PathBuf>,
+    default_user_config: Option<PathBuf>,
+    default_group_config: Option<PathBuf>,
+    connect_script: Option<PathBuf>,
+    disconnect_script: Option<PathBuf>,
+    host_update_script: Option<PathBuf>,
+    tls_priorities: Option<String>,
+    isolate_workers: Option<bool>,
+    run_as_user: Option<String>,
+    run_as_group: Option<String>,
+    pid_file: Option<PathBuf>,
+    socket_file: Option<PathBuf>,
+    occtl_socket_file: Option<PathBuf>,
+    use_occtl: Option<bool>,
+    cisco_client_compat: Option<bool>,
+    dtls_legacy: Option<bool>,
+    dtls_psk: Option<bool>,
+    match_tls_dtls_ciphers: Option<bool>,
+    rekey_time: Option<u32>,
+    rekey_method: Option<RekeyMethod>,
+    switch_to_tcp_timeout: Option<u32>,
+    try_mtu_discovery: Option<bool>,
+    compression: Option<bool>,
+    no_compress_limit: Option<u32>,
+    server_stats_reset_time: Option<u32>,
+    custom_headers: Vec<String>,
+    user_profile: Option<PathBuf>,
+}
+
+fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *slot = v;
+    }
+}
+
+/// A path value (taken as written; ocserv resolves relative paths against its cwd).
+fn path(e: &Entry, d: &mut Diag) -> Option<PathBuf> {
+    if e.value.is_empty() {
+        d.error(e.line, format!("{}: expected a path, got an empty value", e.key));
+        None
+    } else {
+        Some(PathBuf::from(&e.value))
+    }
+}
+
+/// A non-empty single-word value (user names, group names, hosts).
+fn word(e: &Entry, d: &mut Diag, what: &str) -> Option<String> {
+    if e.value.is_empty() || e.value.contains(char::is_whitespace) {
+        d.error(e.line, format!("{}: expected {what}, got {:?}", e.key, e.value));
+        None
+    } else {
+        Some(e.value.clone())
+    }
+}
+
+/// Key files given as a URL (PKCS#11, TPM) rather than a path.
+fn is_key_url(v: &str) -> bool {
+    ["pkcs11:", "tpmkey:", "tpm2:", "system:"]
+        .iter()
+        .any(|p| v.starts_with(p))
+}
+
+impl Draft {
+    fn handle(&mut self, e: &Entry, d: &mut Diag) -> bool {
+        let line = e.line;
+        let v = e.value.as_str();
+        match e.key.as_str() {
+            "auth" | "enable-auth" => match value::parse_auth(v) {
+                Ok(m) => {
+                    if e.key == "auth" {
+                        self.auth.push((m, line));
+                    } else {
+                        self.enable_auth.push((m, line));
+                    }
+                }
+                Err(m) => d.error(line, format!("{}: {m}", e.key)),
+            },
+            "tcp-port" => set(&mut self.tcp_port, port(e, d)),
+            "udp-port" => set(&mut self.udp_port, port(e, d)),
+            "listen-host" => set(&mut self.listen_host, word(e, d, "an address or host name")),
+            "server-cert" | "server-key" => {
+                if is_key_url(v) {
+                    d.error(
+                        line,
+                        format!(
+                            "{}: PKCS#11 / TPM URLs are not supported yet; give a file",
+                            e.key
+                        ),
+                    );
+                } else if let Some(p) = path(e, d) {
+                    if e.key == "server-cert" {
+                        self.server_certs.push((p, line));
+                    } else {
+                        self.server_keys.push((p, line));
+                    }
+                }
+            }
+            "ca-cert" => set(&mut self.ca_cert, path(e, d)),
+            "cert-user-oid" | "cert-group-oid" => match value::parse_oid(v) {
+                Ok(oid) => {
+                    if e.key == "cert-user-oid" {
+                        self.cert_user_oid = Some(oid);
+                    } else {
+                        self.cert_group_oid = Some(oid);
+                    }
+                }
+                Err(m) => d.error(line, format!("{}: {m}", e.key)),
+            },
+            "device" => match value::parse_device(v) {
+                Ok(dev) => {
+                    if dev.len() > 12 {
+                        d.warn(
+                            line,
+                            format!(
+                                "device name {dev:?} leaves room for only {} digit(s) of device \
+                                 number (interface names have at most 15 characters)",
+                                15 - dev.len()
+                            ),
+                        );
+                    }
+                    self.device = Some(dev);
+                }
+                Err(m) => d.error(line, format!("device: {m}")),
+            },
+            "predictable-ips" => set(&mut self.predictable_ips, boolean(e, d)),
+            "ping-leases" => set(&mut self.ping_leases, boolean(e, d)),
+            "cookie-timeout" => set(&mut self.cookie_timeout, secs(e, d)),
+            "persistent-cookies" => set(&mut self.persistent_cookies, boolean(e, d)),
+            "max-clients" => set(
+                &mut self.max_clients,
+                num(e, d, "a number of clients (0 = unlimited)"),
+            ),
+            "rate-limit-ms" => set(&mut self.rate_limit_ms, num(e, d, "a number of milliseconds")),
+            "auth-timeout" => set(&mut self.auth_timeout, secs(e, d)),
+            "min-reauth-time" => set(&mut self.min_reauth_time, secs(e, d)),
+            "max-ban-score" => set(&mut self.max_ban_score, num(e, d, "a score (0 = no banning)")),
+            "ban-reset-time" => set(&mut self.ban_reset_time, secs(e, d)),
+            "ban-points-wrong-password" => {
+                set(&mut self.ban_points_wrong_password, num(e, d, "a number of points"));
+            }
+            "ban-points-connection" => {
+                set(&mut self.ban_points_connection, num(e, d, "a number of points"));
+            }
+            "banner" => self.banner = Some(v.to_owned()),
+            "pre-login-banner" => self.pre_login_banner = Some(v.to_owned()),
+            "select-group" => match value::parse_select_group(v) {
+                Ok(g) => {
+                    if self.select_groups.iter().any(|(n, _)| *n == g.0) {
+                        d.warn(line, format!("select-group {} is listed twice", g.0));
+                    } else {
+                        self.select_groups.push(g);
+                    }
+                }
+                Err(m) => d.error(line, format!("select-group: {m}")),
+            },
+            "auto-select-group" => set(&mut self.auto_select_group, boolean(e, d)),
+            "default-select-group" => {
+                set(&mut self.default_select_group, word(e, d, "a group name"));
+            }
+            "select-group-by-url" => set(&mut self.select_group_by_url, boolean(e, d)),
+            "config-per-user" => set(&mut self.config_per_user, path(e, d)),
+            "config-per-group" => set(&mut self.config_per_group, path(e, d)),
+            "default-user-config" => set(&mut self.default_user_config, path(e, d)),
+            "default-group-config" => set(&mut self.default_group_config, path(e, d)),
+            "connect-script" => set(&mut self.connect_script, path(e, d)),
+            "disconnect-script" => set(&mut self.disconnect_script, path(e, d)),
+            "host-update-script" => set(&mut self.host_update_script, path(e, d)),
+            "tls-priorities" => {
+                if v.is_empty() {
+                    d.error(line, "tls-priorities: expected a priority string, got an empty value");
+                } else {
+                    self.tls_priorities = Some(v.to_owned());
+                }
+            }
+            "isolate-workers" => set(&mut self.isolate_workers, boolean(e, d)),
+            "use-seccomp" => {
+                d.warn(line, "use-seccomp is the old name of isolate-workers");
+                set(&mut self.isolate_workers, boolean(e, d));
+            }
+            "run-as-user" => set(&mut self.run_as_user, word(e, d, "a user name")),
+            "run-as-group" => set(&mut self.run_as_group, word(e, d, "a group name")),
+            "pid-file" => set(&mut self.pid_file, path(e, d)),
+            "socket-file" => set(&mut self.socket_file, path(e, d)),
+            "occtl-socket-file" => set(&mut self.occtl_socket_file, path(e, d)),
+            "use-occtl" => set(&mut self.use_occtl, boolean(e, d)),
+            "use-dbus" => {
+                d.warn(line, "use-dbus is the old name of use-occtl");
+                set(&mut self.use_occtl, boolean(e, d));
+            }
+            "cisco-client-compat" => set(&mut self.cisco_client_compat, boolean(e, d)),
+            "always-require-cert" => {
+                // Replaced by cisco-client-compat (with the opposite meaning) in ocserv 0.11.
+                d.warn(line, "always-require-cert was replaced by cisco-client-compat");
+                if boolean(e, d) == Some(false) {
+                    self.cisco_client_compat = Some(true);
+                }
+            }
+            "dtls-legacy" => set(&mut self.dtls_legacy, boolean(e, d)),
+            "dtls-psk" => set(&mut self.dtls_psk, boolean(e, d)),
+            "match-tls-dtls-ciphers" => set(&mut self.match_tls_dtls_ciphers, boolean(e, d)),
+            "rekey-time" => set(&mut self.rekey_time, secs(e, d)),
+            "rekey-method" => match v {
+                "ssl" => self.rekey_method = Some(RekeyMethod::Ssl),
+                "new-tunnel" => self.rekey_method = Some(RekeyMethod::NewTunnel),
+                _ => d.error(
+                    line,
+                    format!("rekey-method: expected ssl or new-tunnel, got {v:?}"),
+                ),
+            },
+            "switch-to-tcp-timeout" => set(&mut self.switch_to_tcp_timeout, secs(e, d)),
+            "try-mtu-discovery" => set(&mut self.try_mtu_discovery, boolean(e, d)),
+            "compression" => set(&mut self.compression, boolean(e, d)),
+            "no-compress-limit" => {
+                if let Some(n) = num::<u32>(e, d, "a number of bytes") {
+                    if n < defaults::MIN_NO_COMPRESS_LIMIT {
+                        d.warn(
+                            line,
+                            format!(
+                                "no-compress-limit {n} is below the minimum; using {}",
+                                defaults::MIN_NO_COMPRESS_LIMIT
+                            ),
+                        );
+                        self.no_compress_limit = Some(defaults::MIN_NO_COMPRESS_LIMIT);
+                    } else {
+                        self.no_compress_limit = Some(n);
+                    }
+                }
+            }
+            "server-stats-reset-time" => set(&mut self.server_stats_reset_time, secs(e, d)),
+            "custom-header" => {
+                if v.split_once(':').is_some_and(|(name, _)| {
+                    !name.is_empty() && !name.contains(char::is_whitespace)
+                }) {
+                    self.custom_headers.push(v.to_owned());
+                } else {
+                    d.error(
+                        line,
+                        format!("custom-header: expected \"Name: value\", got {v:?}"),
+                    );
+                }
+            }
+            "user-profile" => set(&mut self.user_profile, path(e, d)),
+            _ => return false,
+        }
+        true
+    }
+
+    fn finish(
+        self,
+        mut net: NetSettings,
+        lines: BTreeMap<String, usize>,
+        mut d: Diag,
+    ) -> Result<Loaded, ConfigError> {
+        let line_of = |key: &str| lines.get(key).copied().unwrap_or(0);
+
+        // Required keys (ocserv refuses to start without them too).
+        if self.auth.is_empty() {
+            d.error(
+                0,
+                "no auth method: add e.g. auth = \"plain[passwd=/etc/ocserv/ocpasswd]\"",
+            );
+        }
+        if self.server_certs.is_empty() {
+            d.error(0, "server-cert is required");
+        }
+        if self.server_keys.is_empty() {
+            d.error(0, "server-key is required");
+        }
+        if self.tcp_port.is_none() {
+            d.error(0, "tcp-port is required");
+        }
+        if net.ipv4_network.is_none()
+            && net.ipv6_network.is_none()
+            && line_of("ipv4-network") == 0
+            && line_of("ipv6-network") == 0
+        {
+            d.error(
+                0,
+                "no addresses to hand out: set ipv4-network and/or ipv6-network",
+            );
+        }
+
+        if self.server_certs.len() != self.server_keys.len()
+            && !self.server_certs.is_empty()
+            && !self.server_keys.is_empty()
+        {
+            d.error(
+                line_of("server-key"),
+                format!(
+                    "{} server-cert lines but {} server-key lines; each certificate needs its key",
+                    self.server_certs.len(),
+                    self.server_keys.len()
+                ),
+            );
+        } else if self.server_certs.len() > 1 {
+            if let Some((_, line)) = self.server_certs.get(1) {
+                d.warn(
+                    *line,
+                    "several server-cert/server-key pairs are not supported yet; only the first \
+                     pair is used",
+                );
+            }
+        }
+
+        // Two password methods cannot both ask for the password (ocserv rejects this too).
+        let plain_auth = self
+            .auth
+            .iter()
+            .filter(|(m, _)| matches!(m, AuthMethod::Plain { .. }))
+            .count();
+        if plain_auth > 1 {
+            if let Some((_, line)) = self
+                .auth
+                .iter()
+                .filter(|(m, _)| matches!(m, AuthMethod::Plain { .. }))
+                .nth(1)
+            {
+                d.error(*line, "auth: only one password method can be required");
+            }
+        }
+        if plain_auth > 0 {
+            for (m, line) in &self.enable_auth {
+                if matches!(m, AuthMethod::Plain { .. }) {
+                    d.error(
+                        *line,
+                        "enable-auth: a password method cannot be added as an alternative to \
+                         the password method in auth",
+                    );
+                }
+            }
+        }
+
+        // Certificate authentication needs a CA to verify against and a field to name the user.
+        let cert_line = self
+            .auth
+            .iter()
+            .chain(&self.enable_auth)
+            .find(|(m, _)| *m == AuthMethod::Certificate)
+            .map(|(_, line)| *line);
+        if let Some(line) = cert_line {
+            if self.ca_cert.is_none() {
+                d.error(line, "certificate authentication needs ca-cert");
+            }
+            if self.cert_user_oid.is_none() {
+                d.error(
+                    line,
+                    "certificate authentication needs cert-user-oid (e.g. 2.5.4.3 for the CN)",
+                );
+            }
+        }
+
+        // DTLS options, as ocserv's check_cfg combines them.
+        let cisco_client_compat = self.cisco_client_compat.unwrap_or(false);
+        let mut dtls_legacy = self.dtls_legacy.unwrap_or(true);
+        if cisco_client_compat && !dtls_legacy {
+            d.warn(
+                line_of("dtls-legacy"),
+                "cisco-client-compat = true implies dtls-legacy = true; enabling it",
+            );
+            dtls_legacy = true;
+        }
+        let match_tls_dtls_ciphers = self.match_tls_dtls_ciphers.unwrap_or(false);
+        if match_tls_dtls_ciphers && dtls_legacy {
+            d.error(
+                line_of("match-tls-dtls-ciphers"),
+                "match-tls-dtls-ciphers cannot be used with dtls-legacy (on by default, and \
+                 implied by cisco-client-compat); set dtls-legacy = false",
+            );
+        }
+
+        if let Some(group) = &self.default_select_group {
+            if !self.select_groups.is_empty() && !self.select_groups.iter().any(|(n, _)| n == group)
+            {
+                // ocserv adds it as an extra "group" meaning "my default group"; fine, but
+                // worth knowing it is not one of the listed ones.
+                d.warn(
+                    line_of("default-select-group"),
+                    format!(
+                        "default-select-group {group} is not one of the select-group entries; \
+                         it selects the user's default group"
+                    ),
+                );
+            }
+        }
+
+        // Defaults ocserv fills in.
+        let dpd = *net.dpd.get_or_insert(defaults::DPD);
+        match net.mobile_dpd {
+            None => net.mobile_dpd = Some(defaults::MOBILE_DPD),
+            // ocserv: mobile-dpd = 0 means "same as dpd".
+            Some(0) => net.mobile_dpd = Some(dpd),
+            Some(_) => {}
+        }
+        net.keepalive.get_or_insert(defaults::KEEPALIVE);
+        net.tunnel_all_dns.get_or_insert(false);
+        net.ipv6_subnet_prefix
+            .get_or_insert(defaults::IPV6_SUBNET_PREFIX);
+        net.max_same_clients.get_or_insert(0);
+        net.restrict_user_to_routes.get_or_insert(false);
+        net.deny_roaming.get_or_insert(false);
+        if net.mobile_idle_timeout.is_none() {
+            net.mobile_idle_timeout = net.idle_timeout;
+        }
+
+        if d.test_mode {
+            self.check_files(&lines, &mut d);
+        }
+
+        let mut server_certs = self.server_certs.into_iter();
+        let mut server_keys = self.server_keys.into_iter();
+        let config = Config {
+            path: d.file.clone(),
+            auth: self.auth.into_iter().map(|(m, _)| m).collect(),
+            enable_auth: self.enable_auth.into_iter().map(|(m, _)| m).collect(),
+            tcp_port: self.tcp_port,
+            udp_port: self.udp_port,
+            listen_host: self.listen_host,
+            server_cert: server_certs.next().map(|(p, _)| p).unwrap_or_default(),
+            server_key: server_keys.next().map(|(p, _)| p).unwrap_or_default(),
+            ca_cert: self.ca_cert,
+            cert_user_oid: self.cert_user_oid,
+            cert_group_oid: self.cert_group_oid,
+            device: self
+                .device
+                .unwrap_or_else(|| defaults::DEVICE.to_owned()),
+            net,
+            predictable_ips: self.predictable_ips.unwrap_or(true),
+            ping_leases: self.ping_leases.unwrap_or(false),
+            cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),
+            persistent_cookies: self.persistent_cookies.unwrap_or(false),
+            max_clients: self.max_clients.unwrap_or(0),
+            rate_limit_ms: self.rate_limit_ms.unwrap_or(0),
+            auth_timeout: self.auth_timeout.unwrap_or(defaults::AUTH_TIMEOUT),
+            min_reauth_time: self.min_reauth_time.unwrap_or(defaults::MIN_REAUTH_TIME),
+            max_ban_score: self.max_ban_score.unwrap_or(defaults::MAX_BAN_SCORE),
+            ban_reset_time: self.ban_reset_time.unwrap_or(defaults::BAN_RESET_TIME),
+            ban_points_wrong_password: self
+                .ban_points_wrong_password
+                .unwrap_or(defaults::BAN_POINTS_WRONG_PASSWORD),
+            ban_points_connection: self
+                .ban_points_connection
+                .unwrap_or(defaults::BAN_POINTS_CONNECTION),
+            banner: self.banner,
+            pre_login_banner: self.pre_login_banner,
+            select_groups: self.select_groups,
+            auto_select_group: self.auto_select_group.unwrap_or(false),
+            default_select_group: self.default_select_group,
+            select_group_by_url: self.select_group_by_url.unwrap_or(false),
+            config_per_user: self.config_per_user,
+            config_per_group: self.config_per_group,
+            default_user_config: self.default_user_config,
+            default_group_config: self.default_group_config,
+            connect_script: self.connect_script,
+            disconnect_script: self.disconnect_script,
+            host_update_script: self.host_update_script,
+            tls_priorities: self.tls_priorities,
+            isolate_workers: self.isolate_workers.unwrap_or(false),
+            run_as_user: self.run_as_user,
+            run_as_group: self.run_as_group,
+            pid_file: self.pid_file,
+            socket_file: self.socket_file,
+            occtl_socket_file: self.occtl_socket_file,
+            use_occtl: self.use_occtl.unwrap_or(false),
+            cisco_client_compat,
+            dtls_legacy,
+            dtls_psk: self.dtls_psk.unwrap_or(true),
+            match_tls_dtls_ciphers,
+            rekey_time: self.rekey_time.unwrap_or(defaults::REKEY_TIME),
+            rekey_method: self.rekey_method.unwrap_or_default(),
+            switch_to_tcp_timeout: self
+                .switch_to_tcp_timeout
+                .unwrap_or(defaults::SWITCH_TO_TCP_TIMEOUT),
+            try_mtu_discovery: self.try_mtu_discovery.unwrap_or(false),
+            compression: self.compression.unwrap_or(false),
+            no_compress_limit: self
+                .no_compress_limit
+                .unwrap_or(defaults::NO_COMPRESS_LIMIT),
+            server_stats_reset_time: self
+                .server_stats_reset_time
+                .unwrap_or(defaults::SERVER_STATS_RESET_TIME),
+            custom_headers: self.custom_headers,
+            user_profile: self.user_profile,
+            key_lines: lines,
+        };
+
+        if d.errors.is_empty() {
+            Ok(Loaded {
+                config,
+                warnings: d.warnings,
+            })
+        } else {
+            Err(ConfigError::Invalid(d.errors))
+        }
+    }
+
+    /// `-t`: everything the config points at must exist (and scripts must be executable);
+    /// per-user/group files are validated too, since at run time a broken one only shows up
+    /// when that user logs in.
+    fn check_files(&self, lines: &BTreeMap<String, usize>, d: &mut Diag) {
+        let line_of = |key: &str| lines.get(key).copied().unwrap_or(0);
+        for (p, line) in &self.server_certs {
+            check_path(d, *line, "server-cert", p, Kind::File);
+        }
+        for (p, line) in &self.server_keys {
+            check_path(d, *line, "server-key", p, Kind::File);
+        }
+        for (m, line) in self.auth.iter().chain(&self.enable_auth) {
+            if let AuthMethod::Plain { passwd, otp } = m {
+                check_path(d, *line, "passwd", passwd, Kind::File);
+                if let Some(otp) = otp {
+                    check_path(d, *line, "otp", otp, Kind::File);
+                }
+            }
+        }
+        let files = [
+            ("ca-cert", &self.ca_cert, Kind::File),
+            ("connect-script", &self.connect_script, Kind::Exec),
+            ("disconnect-script", &self.disconnect_script, Kind::Exec),
+            ("host-update-script", &self.host_update_script, Kind::Exec),
+            ("config-per-user", &self.config_per_user, Kind::Dir),
+            ("config-per-group", &self.config_per_group, Kind::Dir),
+            ("default-user-config", &self.default_user_config, Kind::File),
+            ("default-group-config", &self.default_group_config, Kind::File),
+            ("user-profile", &self.user_profile, Kind::File),
+        ];
+        for (key, p, kind) in files {
+            if let Some(p) = p {
+                check_path(d, line_of(key), key, p, kind);
+            }
+        }
+        for key in ["config-per-user", "config-per-group"] {
+            let dir = if key == "config-per-user" {
+                &self.config_per_user
+            } else {
+                &self.config_per_group
+            };
+            if let Some(dir) = dir {
+                check_override_dir(d, line_of(key), key, dir);
+            }
+        }
+        for (key, file) in [
+            ("default-user-config", &self.default_user_config),
+            ("default-group-config", &self.default_group_config),
+        ] {
+            if let Some(file) = file {
+                check_override_file(d, line_of(key), key, file);
+            }
+        }
+        if let Some(user) = &self.run_as_user {
+            match nix::unistd::User::from_name(user) {
+                Ok(Some(_)) => {}
+                Ok(None) => d.error(line_of("run-as-user"), format!("run-as-user: no user {user}")),
+                Err(e) => d.error(
+                    line_of("run-as-user"),
+                    format!("run-as-user: cannot look up {user}: {e}"),
+                ),
+            }
+        }
+        if let Some(group) = &self.run_as_group {
+            match nix::unistd::Group::from_name(group) {
+                Ok(Some(_)) => {}
+                Ok(None) => d.error(
+                    line_of("run-as-group"),
+                    format!("run-as-group: no group {group}"),
+                ),
+                Err(e) => d.error(
+                    line_of("run-as-group"),
+                    format!("run-as-group: cannot look up {group}: {e}"),
+                ),
+            }
+        }
+    }
+}
+
+fn port(e: &Entry, d: &mut Diag) -> Option<u16> {
+    value::parse_port(&e.value)
+        .map_err(|m| d.error(e.line, format!("{}: {m}", e.key)))
+        .ok()
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    File,
+    Dir,
+    Exec,
+}
+
+fn check_path(d: &mut Diag, line: usize, key: &str, p: &Path, kind: Kind) {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = p.display();
+    match std::fs::metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            d.error(line, format!("{key}: {shown} does not exist"));
+        }
+        Err(e) => d.error(line, format!("{key}: cannot access {shown}: {e}")),
+        Ok(m) => match kind {
+            Kind::Dir if !m.is_dir() => {
+                d.error(line, format!("{key}: {shown} is not a directory"));
+            }
+            Kind::File | Kind::Exec if !m.is_file() => {
+                d.error(line, format!("{key}: {shown} is not a regular file"));
+            }
+            Kind::Exec if m.permissions().mode() & 0o111 == 0 => {
+                d.error(line, format!("{key}: {shown} is not executable"));
+            }
+            _ => {}
+        },
+    }
+}
+
+/// Validates every per-user/group file in `dir` (names starting with '.' are never looked
+/// up, so they are skipped).
+fn check_override_dir(d: &mut Diag, line: usize, key: &str, dir: &Path) {
+    let Ok(read) = std::fs::read_dir(dir) else {
+        // check_path has reported why.
+        return;
+    };
+    let mut names: Vec<PathBuf> = Vec::new();
+    for entry in read {
+        match entry {
+            Ok(entry) => {
+                if entry.file_name().to_string_lossy().starts_with('.') {
+                    continue;
+                }
+                let p = entry.path();
+                if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
+                    names.push(p);
+                }
+            }
+            Err(e) => {
+                d.error(line, format!("{key}: cannot list {}: {e}", dir.display()));
+                return;
+            }
+        }
+    }
+    names.sort();
+    for p in names {
+        check_override_file(d, line, key, &p);
+    }
+}
+
+fn check_override_file(d: &mut Diag, line: usize, key: &str, file: &Path) {
+    match super::read_capped(file) {
+        Ok(bytes) => {
+            let mut sub = Diag::new(file, true);
+            let text = super::decode(&bytes, &mut sub);
+            overrides::check(&text, &mut sub);
+            d.merge(sub);
+        }
+        // A missing file was reported by check_path.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => d.error(line, format!("{key}: cannot read {}: {e}", file.display())),
+    }
+}

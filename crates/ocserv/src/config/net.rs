@@ -1,0 +1,468 @@
+//! The keys shared by the main config and per-user/group files ([`NetSettings`]).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::lexer::Entry;
+use super::value::{self, Route};
+use super::{defaults, Diag, NetSettings};
+
+/// Which kind of file is being read: some keys are only meaningful in one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Scope {
+    /// `ocserv.conf`.
+    Global,
+    /// A config-per-user / config-per-group / default-*-config file.
+    Override,
+}
+
+/// Keys [`NetBuilder::handle`] takes in the main config.
+pub(super) const GLOBAL_NET_KEYS: &[&str] = &[
+    "route",
+    "no-route",
+    "dns",
+    "ipv4-dns",
+    "ipv6-dns",
+    "nbns",
+    "ipv4-nbns",
+    "ipv6-nbns",
+    "split-dns",
+    "default-domain",
+    "tunnel-all-dns",
+    "ipv4-network",
+    "ipv4-netmask",
+    "ipv6-network",
+    "ipv6-prefix",
+    "ipv6-subnet-prefix",
+    "mtu",
+    "dpd",
+    "mobile-dpd",
+    "keepalive",
+    "idle-timeout",
+    "mobile-idle-timeout",
+    "session-timeout",
+    "max-same-clients",
+    "restrict-user-to-routes",
+    "deny-roaming",
+    "rx-data-per-sec",
+    "tx-data-per-sec",
+    "stats-report-time",
+];
+
+/// Keys that only mean something in per-user/group files.
+pub(super) const OVERRIDE_ONLY_KEYS: &[&str] = &[
+    "iroute",
+    "explicit-ipv4",
+    "explicit-ipv6",
+    "hostname",
+    "no-udp",
+];
+
+/// Keys the main config has that per-user/group files may not set (ocserv ignores them there).
+const GLOBAL_ONLY_NET_KEYS: &[&str] = &["ipv6-prefix"];
+
+/// Accumulates the [`NetSettings`] keys of one file; [`NetBuilder::finish`] combines the
+/// keys that depend on each other (network + netmask, routes + default).
+#[derive(Debug, Default)]
+pub(super) struct NetBuilder {
+    s: NetSettings,
+    routes: Vec<IpNet>,
+    any_route: bool,
+    default_route_line: Option<usize>,
+    route_lines: Vec<(usize, IpNet)>,
+    v4_net: Option<(Ipv4Addr, Option<u8>, usize)>,
+    v4_mask: Option<(u8, usize)>,
+    v6_net: Option<(Ipv6Addr, Option<u8>, usize)>,
+    v6_prefix: Option<(u8, usize)>,
+    subnet_prefix_line: usize,
+}
+
+fn push<T>(list: &mut Option<Vec<T>>, item: T) {
+    list.get_or_insert_with(Vec::new).push(item);
+}
+
+impl NetBuilder {
+    /// Handles `e` if it is one of the [`NetSettings`] keys; returns false if it is not.
+    pub(super) fn handle(&mut self, e: &Entry, scope: Scope, d: &mut Diag) -> bool {
+        let key = e.key.as_str();
+        if scope == Scope::Global && OVERRIDE_ONLY_KEYS.contains(&key) {
+            d.warn(
+                e.line,
+                format!(
+                    "{key} is only used in config-per-user / config-per-group files; ignored here"
+                ),
+            );
+            return true;
+        }
+        if scope == Scope::Override && GLOBAL_ONLY_NET_KEYS.contains(&key) {
+            d.warn(
+                e.line,
+                format!(
+                    "{key} cannot be set per user or group (write ipv6-network = ADDR/LEN); ignored"
+                ),
+            );
+            return true;
+        }
+        let line = e.line;
+        let v = e.value.as_str();
+        match key {
+            "route" => self.route(e, d),
+            "no-route" | "iroute" => match value::parse_route(v) {
+                Ok(Route::Default) => {
+                    d.error(line, format!("{key}: 'default' is only valid for route"));
+                }
+                Ok(Route::Net { net, given }) => {
+                    warn_host_bits(d, line, key, net, given);
+                    if key == "no-route" {
+                        push(&mut self.s.no_routes, net);
+                    } else {
+                        push(&mut self.s.iroutes, net);
+                    }
+                }
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "dns" | "ipv4-dns" | "ipv6-dns" | "nbns" | "ipv4-nbns" | "ipv6-nbns" => {
+                match value::parse_ip(v) {
+                    Ok(ip) => {
+                        if (key.starts_with("ipv4-") && !ip.is_ipv4())
+                            || (key.starts_with("ipv6-") && !ip.is_ipv6())
+                        {
+                            d.warn(line, format!("{key} has an address of the other family: {ip}"));
+                        }
+                        if key.ends_with("dns") {
+                            push(&mut self.s.dns, ip);
+                        } else {
+                            push(&mut self.s.nbns, ip);
+                        }
+                    }
+                    Err(m) => d.error(line, format!("{key}: {m}")),
+                }
+            }
+            "split-dns" => match value::parse_domain(v) {
+                Ok(dom) => push(&mut self.s.split_dns, dom),
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "default-domain" => {
+                if v.is_empty() {
+                    d.error(line, format!("{key}: expected a domain name, got an empty value"));
+                } else {
+                    self.s.default_domain = Some(v.to_owned());
+                }
+            }
+            "tunnel-all-dns" => set_bool(&mut self.s.tunnel_all_dns, e, d),
+            // ocserv 1.x's per-user parser spells it with underscores (its documentation
+            // does not), so per-user files in the wild may use either.
+            "tunnel_all_dns" if scope == Scope::Override => {
+                set_bool(&mut self.s.tunnel_all_dns, e, d);
+            }
+            "restrict-user-to-routes" => {
+                let b = boolean(e, d);
+                set(&mut self.s.restrict_user_to_routes, b);
+                if b == Some(true) {
+                    d.insecure(
+                        line,
+                        "restrict-user-to-routes = true",
+                        "users are not firewalled to their routes",
+                    );
+                }
+            }
+            "deny-roaming" => {
+                let b = boolean(e, d);
+                set(&mut self.s.deny_roaming, b);
+                if b == Some(true) {
+                    d.insecure(
+                        line,
+                        "deny-roaming = true",
+                        "cookies are accepted from any client address",
+                    );
+                }
+            }
+            "no-udp" => set_bool(&mut self.s.no_udp, e, d),
+            "ipv4-network" => match value::parse_ipv4_network(v) {
+                Ok((addr, len)) => self.v4_net = Some((addr, len, line)),
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "ipv4-netmask" => match value::parse_netmask(v) {
+                Ok(len) => self.v4_mask = Some((len, line)),
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "ipv6-network" => match value::parse_ipv6_network(v) {
+                Ok((addr, len)) => self.v6_net = Some((addr, len, line)),
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "ipv6-prefix" => match value::parse_ipv6_prefix(v) {
+                Ok(len) => self.v6_prefix = Some((len, line)),
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "ipv6-subnet-prefix" => match value::parse_ipv6_prefix(v) {
+                Ok(len) => {
+                    self.s.ipv6_subnet_prefix = Some(len);
+                    self.subnet_prefix_line = line;
+                }
+                Err(m) => d.error(line, format!("{key}: {m}")),
+            },
+            "explicit-ipv4" => match v.parse::<Ipv4Addr>() {
+                Ok(ip) => self.s.explicit_ipv4 = Some(ip),
+                Err(_) => d.error(line, format!("{key}: expected an IPv4 address, got {v:?}")),
+            },
+            "explicit-ipv6" => match v.parse::<Ipv6Addr>() {
+                Ok(ip) => self.s.explicit_ipv6 = Some(ip),
+                Err(_) => d.error(line, format!("{key}: expected an IPv6 address, got {v:?}")),
+            },
+            "mtu" => {
+                if let Some(mtu) = num::<u32>(e, d, "an MTU in bytes") {
+                    if (68..=65535).contains(&mtu) {
+                        self.s.mtu = Some(mtu);
+                    } else {
+                        d.error(line, format!("{key}: expected an MTU of 68-65535 bytes, got {mtu}"));
+                    }
+                }
+            }
+            "dpd" => set(&mut self.s.dpd, secs(e, d)),
+            "mobile-dpd" => set(&mut self.s.mobile_dpd, secs(e, d)),
+            "keepalive" => set(&mut self.s.keepalive, secs(e, d)),
+            "idle-timeout" => set(&mut self.s.idle_timeout, secs(e, d)),
+            "mobile-idle-timeout" => set(&mut self.s.mobile_idle_timeout, secs(e, d)),
+            "session-timeout" => set(&mut self.s.session_timeout, secs(e, d)),
+            "stats-report-time" => set(&mut self.s.stats_report_time, secs(e, d)),
+            "max-same-clients" => set(
+                &mut self.s.max_same_clients,
+                num(e, d, "a number of sessions (0 = unlimited)"),
+            ),
+            "rx-data-per-sec" => set(
+                &mut self.s.rx_data_per_sec,
+                num(e, d, "a number of bytes per second"),
+            ),
+            "tx-data-per-sec" => set(
+                &mut self.s.tx_data_per_sec,
+                num(e, d, "a number of bytes per second"),
+            ),
+            "hostname" => {
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    d.error(line, format!("{key}: expected a host name, got {v:?}"));
+                } else {
+                    self.s.hostname = Some(v.to_owned());
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn route(&mut self, e: &Entry, d: &mut Diag) {
+        let line = e.line;
+        match value::parse_route(&e.value) {
+            Ok(Route::Default) => {
+                self.default_route_line.get_or_insert(line);
+            }
+            Ok(Route::Net { net, given }) => {
+                warn_host_bits(d, line, "route", net, given);
+                self.any_route = true;
+                if self.routes.contains(&net) {
+                    d.warn(line, format!("route {net} is listed twice"));
+                } else {
+                    self.routes.push(net);
+                    self.route_lines.push((line, net));
+                }
+            }
+            Err(m) => d.error(line, format!("route: {m}")),
+        }
+    }
+
+    /// The settings of this file. In the global scope, lists that were not given are empty
+    /// and no routes at all means a default route (ocserv sends no split-include then, so
+    /// clients route everything through the VPN).
+    pub(super) fn finish(mut self, scope: Scope, d: &mut Diag) -> NetSettings {
+        // Routes.
+        if let Some(default_line) = self.default_route_line {
+            for (line, net) in &self.route_lines {
+                d.warn(
+                    *line,
+                    format!(
+                        "route {net} is ignored: route = default on line {default_line} sends \
+                         all traffic through the VPN"
+                    ),
+                );
+            }
+            self.s.routes = Some(Vec::new());
+            self.s.default_route = Some(true);
+        } else if self.any_route {
+            self.s.routes = Some(std::mem::take(&mut self.routes));
+            self.s.default_route = Some(false);
+        } else if scope == Scope::Global {
+            self.s.routes = Some(Vec::new());
+            self.s.default_route = Some(true);
+        }
+
+        // IPv4 pool.
+        match (self.v4_net, self.v4_mask) {
+            (Some((addr, len, net_line)), mask) => {
+                let len = match (len, mask) {
+                    (Some(a), Some((b, mask_line))) if a != b => {
+                        d.error(
+                            mask_line,
+                            format!(
+                                "ipv4-netmask (/{b}) disagrees with the prefix length in \
+                                 ipv4-network on line {net_line} (/{a})"
+                            ),
+                        );
+                        None
+                    }
+                    (Some(a), _) => Some(a),
+                    (None, Some((b, _))) => Some(b),
+                    (None, None) => {
+                        d.error(
+                            net_line,
+                            "ipv4-network has no netmask: write ipv4-network = ADDR/LEN or add \
+                             an ipv4-netmask line",
+                        );
+                        None
+                    }
+                };
+                if let Some(len) = len {
+                    match Ipv4Net::new(addr, len) {
+                        Ok(net) => {
+                            let trunc = net.trunc();
+                            if trunc.addr() != addr {
+                                d.warn(
+                                    net_line,
+                                    format!(
+                                        "ipv4-network {net} has host bits set; using {trunc}"
+                                    ),
+                                );
+                            }
+                            if len > 30 {
+                                d.warn(
+                                    net_line,
+                                    format!(
+                                        "ipv4-network {trunc} is too small to lease addresses to \
+                                         clients (use /30 or larger)"
+                                    ),
+                                );
+                            }
+                            self.s.ipv4_network = Some(trunc);
+                        }
+                        Err(e) => d.error(net_line, format!("ipv4-network: {e}")),
+                    }
+                }
+            }
+            (None, Some((_, mask_line))) => {
+                d.warn(mask_line, "ipv4-netmask without ipv4-network is ignored");
+            }
+            (None, None) => {}
+        }
+
+        // IPv6 pool.
+        if let Some((addr, len, net_line)) = self.v6_net {
+            let len = match (len, self.v6_prefix) {
+                (Some(a), Some((b, prefix_line))) if a != b => {
+                    d.error(
+                        prefix_line,
+                        format!(
+                            "ipv6-prefix ({b}) disagrees with the prefix length in ipv6-network \
+                             on line {net_line} (/{a})"
+                        ),
+                    );
+                    None
+                }
+                (Some(a), _) => Some(a),
+                (None, Some((b, _))) => Some(b),
+                (None, None) => {
+                    d.error(
+                        net_line,
+                        "ipv6-network has no prefix length: write ipv6-network = ADDR/LEN",
+                    );
+                    None
+                }
+            };
+            if let Some(len) = len {
+                match Ipv6Net::new(addr, len) {
+                    Ok(net) => {
+                        let trunc = net.trunc();
+                        if trunc.addr() != addr {
+                            d.warn(
+                                net_line,
+                                format!("ipv6-network {net} has host bits set; using {trunc}"),
+                            );
+                        }
+                        let subnet = match (scope, self.s.ipv6_subnet_prefix) {
+                            (_, Some(p)) => Some(p),
+                            (Scope::Global, None) => Some(defaults::IPV6_SUBNET_PREFIX),
+                            (Scope::Override, None) => None,
+                        };
+                        if let Some(subnet) = subnet {
+                            if len >= subnet {
+                                let line = if self.subnet_prefix_line != 0 {
+                                    self.subnet_prefix_line
+                                } else {
+                                    net_line
+                                };
+                                d.error(
+                                    line,
+                                    format!(
+                                        "ipv6-subnet-prefix ({subnet}) must be longer than the \
+                                         ipv6-network prefix (/{len})"
+                                    ),
+                                );
+                            }
+                        }
+                        self.s.ipv6_network = Some(trunc);
+                    }
+                    Err(e) => d.error(net_line, format!("ipv6-network: {e}")),
+                }
+            }
+        } else if let Some((_, line)) = self.v6_prefix {
+            d.warn(line, "ipv6-prefix without ipv6-network is ignored");
+        }
+
+        if scope == Scope::Global {
+            self.s.no_routes.get_or_insert_with(Vec::new);
+            self.s.dns.get_or_insert_with(Vec::new);
+            self.s.nbns.get_or_insert_with(Vec::new);
+            self.s.split_dns.get_or_insert_with(Vec::new);
+        }
+        self.s
+    }
+}
+
+fn warn_host_bits(d: &mut Diag, line: usize, key: &str, net: IpNet, given: Option<IpNet>) {
+    if let Some(given) = given {
+        d.warn(
+            line,
+            format!(
+                "{key} {given} has host bits set; using {net} (did you mean {net}? Cisco clients \
+                 reject routes with host bits set)"
+            ),
+        );
+    }
+}
+
+fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+    if v.is_some() {
+        *slot = v;
+    }
+}
+
+fn set_bool(slot: &mut Option<bool>, e: &Entry, d: &mut Diag) {
+    set(slot, boolean(e, d));
+}
+
+/// `e`'s value as a boolean, or an error naming the key.
+pub(super) fn boolean(e: &Entry, d: &mut Diag) -> Option<bool> {
+    value::parse_bool(&e.value)
+        .map_err(|m| d.error(e.line, format!("{}: {m}", e.key)))
+        .ok()
+}
+
+/// `e`'s value as a number of seconds.
+pub(super) fn secs(e: &Entry, d: &mut Diag) -> Option<u32> {
+    num(e, d, "a number of seconds")
+}
+
+/// `e`'s value as a number; `what` says what kind.
+pub(super) fn num<T: std::str::FromStr>(e: &Entry, d: &mut Diag, what: &str) -> Option<T> {
+    value::parse_uint(&e.value, what)
+        .map_err(|m| d.error(e.line, format!("{}: {m}", e.key)))
+        .ok()
+}

@@ -1,0 +1,225 @@
+//! `connect-script` / `disconnect-script`: the environment ocserv gives them, and running
+//! them off the packet path with a time limit.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use thiserror::Error;
+
+use crate::config::NetSettings;
+use crate::pool::Lease;
+
+/// A script that has not finished by then is killed and counts as failed.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptReason {
+    Connect,
+    Disconnect,
+}
+
+/// Everything the environment is made from.
+#[derive(Debug, Clone)]
+pub struct ScriptInfo<'a> {
+    pub id: u64,
+    pub user: &'a str,
+    pub group: Option<&'a str>,
+    pub hostname: Option<&'a str>,
+    pub device: &'a str,
+    pub user_agent: &'a str,
+    pub device_type: Option<&'a str>,
+    pub platform: Option<&'a str>,
+    pub remote: IpAddr,
+    pub local: IpAddr,
+    pub server_v4: Option<IpAddr>,
+    pub server_v6: Option<IpAddr>,
+    pub lease: Lease,
+    pub settings: &'a NetSettings,
+    /// Bytes from and to the client and seconds connected (disconnect only).
+    pub stats: Option<(u64, u64, u64)>,
+}
+
+fn joined<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    items.map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
+}
+
+fn routes_env(env: &mut Vec<(String, String)>, name: &str, routes: &[IpNet]) {
+    env.push((name.to_string(), joined(routes.iter())));
+    env.push((
+        format!("{name}4"),
+        joined(routes.iter().filter(|r| matches!(r, IpNet::V4(_)))),
+    ));
+    env.push((
+        format!("{name}6"),
+        joined(routes.iter().filter(|r| matches!(r, IpNet::V6(_)))),
+    ));
+}
+
+/// The variables ocserv sets for its scripts.
+pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    let mut set = |k: &str, v: String| env.push((k.to_string(), v));
+    set(
+        "REASON",
+        match reason {
+            ScriptReason::Connect => "connect",
+            ScriptReason::Disconnect => "disconnect",
+        }
+        .into(),
+    );
+    set("ID", info.id.to_string());
+    set("USERNAME", info.user.into());
+    set("GROUPNAME", info.group.unwrap_or_default().into());
+    set("VHOST", "default".into());
+    set("HOSTNAME", info.hostname.unwrap_or_default().into());
+    set("REMOTE_HOSTNAME", info.hostname.unwrap_or_default().into());
+    set("DEVICE", info.device.into());
+    set("USER_AGENT", info.user_agent.into());
+    set("DEVICE_TYPE", info.device_type.unwrap_or_default().into());
+    set("DEVICE_PLATFORM", info.platform.unwrap_or_default().into());
+    set("IP_REAL", info.remote.to_string());
+    set("IP_REAL_LOCAL", info.local.to_string());
+    if let (Some(local), Some(remote)) = (info.server_v4, info.lease.v4) {
+        set("IP_LOCAL", local.to_string());
+        set("IP_REMOTE", remote.to_string());
+    }
+    if let (Some(local), Some(remote)) = (info.server_v6, info.lease.v6) {
+        set("IPV6_LOCAL", local.to_string());
+        set("IPV6_REMOTE", remote.addr().to_string());
+        set("IPV6_PREFIX", remote.prefix_len().to_string());
+    }
+    if let Some((bytes_in, bytes_out, duration)) = info.stats {
+        set("STATS_BYTES_IN", bytes_in.to_string());
+        set("STATS_BYTES_OUT", bytes_out.to_string());
+        set("STATS_DURATION", duration.to_string());
+    }
+    let s = info.settings;
+    if s.default_route == Some(true) {
+        routes_env(&mut env, "OCSERV_ROUTES", &[]);
+    } else {
+        routes_env(&mut env, "OCSERV_ROUTES", s.routes.as_deref().unwrap_or_default());
+    }
+    routes_env(
+        &mut env,
+        "OCSERV_NO_ROUTES",
+        s.no_routes.as_deref().unwrap_or_default(),
+    );
+    let dns = s.dns.as_deref().unwrap_or_default();
+    env.push(("OCSERV_DNS".into(), joined(dns.iter())));
+    env.push(("OCSERV_DNS4".into(), joined(dns.iter().filter(|d| d.is_ipv4()))));
+    env.push(("OCSERV_DNS6".into(), joined(dns.iter().filter(|d| d.is_ipv6()))));
+    if s.restrict_user_to_routes == Some(true) {
+        env.push(("OCSERV_RESTRICT_TO_ROUTES".into(), "1".into()));
+    }
+    env
+}
+
+#[derive(Debug, Error)]
+pub enum ScriptError {
+    #[error("cannot start script {path}: {source}")]
+    Spawn {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("script {path} exited with {status}")]
+    Failed { path: String, status: String },
+    #[error("script {path} did not finish within {}s and was killed", SCRIPT_TIMEOUT.as_secs())]
+    Timeout { path: String },
+}
+
+/// Runs `path` through `/bin/sh -c` (as ocserv does) with `env` added; its output goes to
+/// our stderr. Fails on a non-zero exit or after [`SCRIPT_TIMEOUT`].
+pub async fn run(path: &Path, env: &[(String, String)]) -> Result<(), ScriptError> {
+    let shown = path.display().to_string();
+    let mut child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(path.as_os_str())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| ScriptError::Spawn {
+            path: shown.clone(),
+            source,
+        })?;
+    match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait()).await {
+        Ok(Ok(status)) if status.success() => Ok(()),
+        Ok(Ok(status)) => Err(ScriptError::Failed {
+            path: shown,
+            status: status.to_string(),
+        }),
+        Ok(Err(source)) => Err(ScriptError::Spawn {
+            path: shown,
+            source,
+        }),
+        Err(_) => Err(ScriptError::Timeout { path: shown }),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_matches_ocserv_names() {
+        let settings = NetSettings {
+            routes: Some(vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]),
+            dns: Some(vec!["10.0.0.53".parse().unwrap()]),
+            restrict_user_to_routes: Some(true),
+            ..Default::default()
+        };
+        let info = ScriptInfo {
+            id: 7,
+            user: "alice",
+            group: Some("staff"),
+            hostname: Some("laptop"),
+            device: "vpns0",
+            user_agent: "Open AnyConnect VPN Agent v9.01",
+            device_type: None,
+            platform: None,
+            remote: "198.18.0.2".parse().unwrap(),
+            local: "198.18.0.1".parse().unwrap(),
+            server_v4: Some("10.9.0.1".parse().unwrap()),
+            server_v6: None,
+            lease: Lease {
+                v4: Some("10.9.0.5".parse().unwrap()),
+                v6: None,
+            },
+            settings: &settings,
+            stats: Some((100, 200, 3)),
+        };
+        let env = script_env(ScriptReason::Disconnect, &info);
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("REASON"), Some("disconnect"));
+        assert_eq!(get("USERNAME"), Some("alice"));
+        assert_eq!(get("GROUPNAME"), Some("staff"));
+        assert_eq!(get("IP_REMOTE"), Some("10.9.0.5"));
+        assert_eq!(get("IP_LOCAL"), Some("10.9.0.1"));
+        assert_eq!(get("OCSERV_ROUTES"), Some("10.0.0.0/8 fd00::/8"));
+        assert_eq!(get("OCSERV_ROUTES4"), Some("10.0.0.0/8"));
+        assert_eq!(get("OCSERV_ROUTES6"), Some("fd00::/8"));
+        assert_eq!(get("OCSERV_DNS4"), Some("10.0.0.53"));
+        assert_eq!(get("OCSERV_RESTRICT_TO_ROUTES"), Some("1"));
+        assert_eq!(get("STATS_BYTES_OUT"), Some("200"));
+        assert_eq!(get("IPV6_REMOTE"), None);
+    }
+
+    #[tokio::test]
+    async fn exit_status_is_reported() {
+        let dir = std::env::temp_dir().join(format!("fc-script-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let script = dir.join("s.sh");
+        std::fs::write(&script, "#!/bin/sh\n[ \"$USERNAME\" = alice ]\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let ok = vec![("USERNAME".to_string(), "alice".to_string())];
+        assert!(run(&script, &ok).await.is_ok());
+        let bad = vec![("USERNAME".to_string(), "bob".to_string())];
+        assert!(matches!(run(&script, &bad).await, Err(ScriptError::Failed { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

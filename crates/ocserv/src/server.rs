@@ -1,0 +1,1247 @@
+//! The I/O shell of the server: accepting connections, TLS, the HTTP login phase, tunnels,
+//! and the one tun device all sessions share.
+//!
+//! Protocol decisions live in `oc-proto` (HTTP, XML, CONNECT, CSTP session) and in the
+//! sans-IO modules of this crate (auth conversation, pool, sessions, bans); this module
+//! moves bytes between them, sockets, the tun device and scripts.
+//!
+//! Unlike ocserv (a process and a tun device per client), every session lives in this one
+//! process and shares one tun device: packets read from it are dispatched to the session
+//! that owns the destination address.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN};
+use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
+use oc_proto::anyconnect::server_connect::{
+    is_tunnel_target, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect, TunnelGrant,
+};
+use oc_proto::anyconnect::server_session::{ServerEvent, ServerSession, ServerTimers};
+use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
+use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfig};
+use oc_tls::TlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
+use tun_rs::AsyncDevice;
+
+use crate::auth::{AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
+use crate::ban::{BanList, BanPolicy};
+use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem, RekeyMethod};
+use crate::passwd::{check_plain, PasswdFile, PlainAuth};
+use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
+use crate::script::{self, ScriptInfo, ScriptReason};
+use crate::sessions::{SessionStore, COOKIE_BYTES};
+
+/// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
+const MAX_REQUESTS: usize = 16;
+/// Packets queued from the tun device towards one client before new ones are dropped.
+const SESSION_QUEUE: usize = 512;
+/// Largest CSTP read at once.
+const READ_BUF: usize = 64 * 1024;
+/// How long shutdown waits for sessions to say goodbye.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] oc_tls::TlsError),
+    #[error("cannot create the tun device: {0}")]
+    Tun(String),
+}
+
+/// The parts that SIGHUP reloads. Running sessions keep what they started with.
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Config,
+    pub tls: TlsServer,
+    pub forms: FormSettings,
+}
+
+impl Runtime {
+    /// Loads the configuration and everything it references.
+    pub fn load(path: &std::path::Path) -> Result<(Self, Vec<Problem>), ServerError> {
+        let loaded = config::load(path, false)?;
+        let config = loaded.config;
+        let uses_cert = config
+            .auth
+            .iter()
+            .chain(config.enable_auth.iter())
+            .any(|m| matches!(m, AuthMethod::Certificate));
+        let tls = TlsServer::new(&TlsServerConfig {
+            cert: config.server_cert.clone(),
+            key: config.server_key.clone(),
+            ca: config.ca_cert.clone(),
+            request_client_cert: uses_cert,
+            priorities: config.tls_priorities.clone(),
+        })?;
+        let mut warnings = loaded.warnings;
+        for token in &tls.policy.ignored {
+            warnings.push(Problem {
+                file: config.path.clone(),
+                line: 0,
+                message: format!("tls-priorities: {token} has no OpenSSL equivalent; ignored"),
+            });
+        }
+        let forms = form_settings(&config);
+        Ok((
+            Self {
+                config,
+                tls,
+                forms,
+            },
+            warnings,
+        ))
+    }
+}
+
+fn form_settings(config: &Config) -> FormSettings {
+    let mut groups: Vec<(String, String)> = config
+        .select_groups
+        .iter()
+        .map(|(name, label)| (name.clone(), label.clone().unwrap_or_else(|| name.clone())))
+        .collect();
+    if config.auto_select_group {
+        for passwd in config.auth.iter().chain(config.enable_auth.iter()) {
+            if let AuthMethod::Plain { passwd, .. } = passwd {
+                if let Ok(file) = PasswdFile::load(passwd) {
+                    for group in file.all_groups() {
+                        if !groups.iter().any(|(g, _)| *g == group) {
+                            groups.push((group.clone(), group));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    FormSettings {
+        pre_login_banner: config.pre_login_banner.clone(),
+        groups,
+        default_group: config.default_select_group.clone(),
+    }
+}
+
+/// Why a tunnel ended, which decides what happens to the session's cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kick {
+    /// The same session connected again elsewhere: just go.
+    Replaced,
+    /// Server shutdown: tell the client, end the session.
+    Shutdown,
+}
+
+struct Route {
+    conn: u64,
+    tx: mpsc::Sender<Vec<u8>>,
+}
+
+struct State {
+    sessions: SessionStore,
+    pool: AddressPool,
+    bans: BanList,
+    /// Live tunnels: connection id -> how to stop it.
+    tunnels: HashMap<u64, watch::Sender<Option<Kick>>>,
+    /// Networks with a kernel route to the tun device.
+    routed: Vec<IpNet>,
+}
+
+pub struct Server {
+    runtime: RwLock<Arc<Runtime>>,
+    state: Mutex<State>,
+    routes: RwLock<HashMap<IpAddr, Route>>,
+    /// Prefix lengths of IPv6 client leases currently routed (usually just one).
+    v6_prefixes: RwLock<Vec<u8>>,
+    tun: Arc<AsyncDevice>,
+    pub tun_name: String,
+    next_conn: AtomicU64,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("tun", &self.tun_name).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read_lock<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn write_lock<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn ban_policy(config: &Config) -> BanPolicy {
+    BanPolicy {
+        max_score: config.max_ban_score,
+        reset_after: Duration::from_secs(u64::from(config.ban_reset_time)),
+    }
+}
+
+/// Creates the shared tun device with the server's address in each global pool.
+pub fn create_tun(config: &Config) -> Result<(AsyncDevice, String), ServerError> {
+    let pattern = format!("{}%d", config.device);
+    let (device, name) =
+        oc_net::open_tun(Some(&pattern)).map_err(|e| ServerError::Tun(e.to_string()))?;
+    let tun_err = |e: std::io::Error| ServerError::Tun(format!("{name}: {e}"));
+    if let Some(net) = config.net.ipv4_network {
+        device
+            .set_network_address(server_address_v4(net), net.prefix_len(), None)
+            .map_err(tun_err)?;
+    }
+    if let Some(net) = config.net.ipv6_network {
+        device
+            .add_address_v6(server_address_v6(net), net.prefix_len())
+            .map_err(tun_err)?;
+    }
+    device
+        .set_mtu(config.net.mtu.unwrap_or(1500).clamp(576, 65535) as u16)
+        .map_err(tun_err)?;
+    device.enabled(true).map_err(tun_err)?;
+    Ok((device, name))
+}
+
+/// Where the destination address of an IP packet sits.
+fn destination(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+fn source(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+fn truncate_v6(addr: Ipv6Addr, prefix: u8) -> Option<IpAddr> {
+    Ipv6Net::new(addr, prefix)
+        .ok()
+        .map(|n| IpAddr::V6(n.network()))
+}
+
+impl Server {
+    pub fn new(runtime: Runtime, tun: AsyncDevice, tun_name: String) -> Arc<Self> {
+        let config = &runtime.config;
+        let state = State {
+            sessions: SessionStore::new(Duration::from_secs(u64::from(config.cookie_timeout))),
+            pool: AddressPool::new(),
+            bans: BanList::new(ban_policy(config)),
+            tunnels: HashMap::new(),
+            routed: config
+                .net
+                .ipv4_network
+                .map(IpNet::V4)
+                .into_iter()
+                .chain(config.net.ipv6_network.map(IpNet::V6))
+                .collect(),
+        };
+        let (shutdown, _) = watch::channel(false);
+        Arc::new(Self {
+            runtime: RwLock::new(Arc::new(runtime)),
+            state: Mutex::new(state),
+            routes: RwLock::new(HashMap::new()),
+            v6_prefixes: RwLock::new(Vec::new()),
+            tun: Arc::new(tun),
+            tun_name,
+            next_conn: AtomicU64::new(1),
+            shutdown,
+        })
+    }
+
+    pub fn runtime(&self) -> Arc<Runtime> {
+        read_lock(&self.runtime).clone()
+    }
+
+    /// SIGHUP: swaps in a new configuration and TLS context. Connected users keep running.
+    pub fn reload(&self, runtime: Runtime) {
+        let config = &runtime.config;
+        {
+            let mut state = lock(&self.state);
+            state
+                .sessions
+                .set_cookie_timeout(Duration::from_secs(u64::from(config.cookie_timeout)));
+            state.bans.set_policy(ban_policy(config));
+        }
+        *write_lock(&self.runtime) = Arc::new(runtime);
+    }
+
+    /// Starts server shutdown: every tunnel says goodbye to its client.
+    pub fn shut_down(&self) {
+        self.shutdown.send_replace(true);
+        for kick in lock(&self.state).tunnels.values() {
+            kick.send_replace(Some(Kick::Shutdown));
+        }
+    }
+
+    /// Waits until all tunnels are gone, at most [`SHUTDOWN_GRACE`].
+    pub async fn drained(&self) {
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while Instant::now() < deadline && !lock(&self.state).tunnels.is_empty() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Number of live tunnels.
+    pub fn active(&self) -> usize {
+        lock(&self.state).tunnels.len()
+    }
+
+    /// Reads packets from the tun device and hands each to the session owning its
+    /// destination. Runs for the life of the server.
+    pub async fn run_tun_reader(self: Arc<Self>) {
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let n = match self.tun.recv(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!("reading from {}: {e}", self.tun_name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let Some(packet) = buf.get(..n) else { continue };
+            let Some(dst) = destination(packet) else {
+                continue;
+            };
+            let routes = read_lock(&self.routes);
+            let route = match dst {
+                IpAddr::V4(_) => routes.get(&dst),
+                IpAddr::V6(v6) => read_lock(&self.v6_prefixes)
+                    .iter()
+                    .find_map(|p| truncate_v6(v6, *p).and_then(|k| routes.get(&k))),
+            };
+            if let Some(route) = route {
+                // A full queue means the client is slower than the traffic: drop, as a
+                // router would, rather than stall every other session.
+                let _ = route.tx.try_send(packet.to_vec());
+            }
+        }
+    }
+
+    /// Accepts connections on one listener until shutdown.
+    pub async fn run_listener(self: Arc<Self>, listener: TcpListener) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut last_accept = Instant::now() - Duration::from_secs(1);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let rate = Duration::from_millis(self.runtime().config.rate_limit_ms);
+            let since = last_accept.elapsed();
+            if since < rate {
+                tokio::time::sleep(rate - since).await;
+            }
+            last_accept = Instant::now();
+            let server = self.clone();
+            tokio::spawn(async move { server.handle_connection(tcp, peer).await });
+        }
+    }
+
+    async fn handle_connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        let rt = self.runtime();
+        let config = &rt.config;
+        let now = Instant::now();
+        {
+            let mut state = lock(&self.state);
+            if state.bans.is_banned(peer.ip(), now) {
+                debug!("{peer}: refused, address is banned");
+                return;
+            }
+            state
+                .bans
+                .add(peer.ip(), config.ban_points_connection, now);
+        }
+        let local = tcp.local_addr().map(|a| a.ip()).ok();
+        let _ = tcp.set_nodelay(true);
+        let auth_deadline =
+            tokio::time::Instant::now() + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
+        let stream = match tokio::time::timeout_at(auth_deadline, rt.tls.accept(tcp, &peer.to_string()))
+            .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                debug!("{e}");
+                return;
+            }
+            Err(_) => {
+                debug!("{peer}: TLS handshake timed out");
+                return;
+            }
+        };
+        let cert = cert_status(&stream, config);
+        let login = tokio::time::timeout_at(
+            auth_deadline,
+            self.clone().http_phase(stream, peer, rt.clone(), cert),
+        )
+        .await;
+        match login {
+            Ok(Some((stream, request, pending))) => {
+                let local = local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                self.tunnel(stream, peer, local, rt, request, pending).await;
+            }
+            Ok(None) => {}
+            Err(_) => info!("{peer}: authentication not completed within auth-timeout; closed"),
+        }
+    }
+
+    /// Serves HTTP requests until a CONNECT (returned) or the connection ends.
+    async fn http_phase(
+        self: Arc<Self>,
+        mut stream: TlsStream,
+        peer: SocketAddr,
+        rt: Arc<Runtime>,
+        cert: CertStatus,
+    ) -> Option<(TlsStream, ServerRequest, Vec<u8>)> {
+        let config = &rt.config;
+        let mut conversation = Conversation::new(&config.auth, &config.enable_auth, cert);
+        let mut reader = RequestReader::new(RequestLimits::default());
+        let mut buf = vec![0u8; 16 * 1024];
+        let context_cookie = random_cookie_text();
+        for _ in 0..MAX_REQUESTS {
+            let request = loop {
+                match reader.poll() {
+                    Ok(Some(r)) => break r,
+                    Ok(None) => {}
+                    Err(e) => {
+                        refuse(&mut stream, peer, &e.to_string(), e.status()).await;
+                        return None;
+                    }
+                }
+                let n = match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => n,
+                };
+                if let Err(e) = reader.feed(buf.get(..n).unwrap_or_default()) {
+                    refuse(&mut stream, peer, &e.to_string(), e.status()).await;
+                    return None;
+                }
+            };
+            let path = request.path().to_string();
+            debug!("{peer}: {:?} {path}", request.method);
+            match request.method {
+                Method::Connect if is_tunnel_target(&path) => {
+                    return Some((stream, request, Vec::new()));
+                }
+                Method::Get if path == "/logout" => {
+                    let resp = ServerResponse::new(200, "OK")
+                        .header("Content-Type", "text/html; charset=utf-8")
+                        .body("<html></html>");
+                    if send(&mut stream, &resp).await.is_err() {
+                        return None;
+                    }
+                }
+                Method::Get | Method::Post if is_auth_path(&path) || request.method == Method::Post => {
+                    let msg = if request.method == Method::Post {
+                        parse_client_auth(&request.body)
+                    } else {
+                        ClientAuth::default()
+                    };
+                    let mut step = conversation.on_post(&msg, &rt.forms);
+                    if let AuthStep::CheckPassword {
+                        passwd,
+                        user,
+                        password,
+                    } = step
+                    {
+                        let result = check_password(passwd, user.clone(), password).await;
+                        if result == PlainAuth::Rejected {
+                            let points = config.ban_points_wrong_password;
+                            if lock(&self.state).bans.add(peer.ip(), points, Instant::now()) {
+                                info!("{peer}: banned after repeated failed logins");
+                            }
+                            info!("{peer}: wrong password for user '{user}'");
+                        }
+                        step = conversation.password_checked(result, &rt.forms);
+                    }
+                    match step {
+                        AuthStep::Form(form) => {
+                            let resp = xml_response(form.to_xml())
+                                .header("Set-Cookie", format!("webvpncontext={context_cookie}; Secure; HttpOnly"));
+                            if send(&mut stream, &resp).await.is_err() {
+                                return None;
+                            }
+                        }
+                        AuthStep::Success { user, group } => {
+                            let cookie = self.create_session(&user, group.as_deref(), config);
+                            info!(
+                                "{peer}: user '{user}' authenticated{}",
+                                group.as_deref().map(|g| format!(" (group {g})")).unwrap_or_default()
+                            );
+                            let resp = xml_response(complete_xml(config.banner.as_deref()))
+                                .header("Set-Cookie", format!("webvpncontext={context_cookie}; Secure; HttpOnly"))
+                                .header("Set-Cookie", format!("webvpn={cookie}; Secure; HttpOnly"))
+                                .header(
+                                    "Set-Cookie",
+                                    "webvpnc=; expires=Thu, 01 Jan 1970 22:00:00 GMT; path=/; Secure; HttpOnly",
+                                );
+                            if send(&mut stream, &resp).await.is_err() {
+                                return None;
+                            }
+                        }
+                        AuthStep::Failed { reason } => {
+                            info!("{peer}: authentication failed: {reason}");
+                            let resp = ServerResponse::new(401, reason);
+                            let _ = send(&mut stream, &resp).await;
+                            let _ = stream.shutdown().await;
+                            return None;
+                        }
+                        AuthStep::CheckPassword { .. } => return None,
+                    }
+                }
+                _ => {
+                    let resp = ServerResponse::new(404, "Not Found").header("Connection", "close");
+                    let _ = send(&mut stream, &resp).await;
+                    return None;
+                }
+            }
+        }
+        debug!("{peer}: too many requests on one connection");
+        None
+    }
+
+    fn create_session(&self, user: &str, group: Option<&str>, config: &Config) -> String {
+        let mut raw = [0u8; COOKIE_BYTES];
+        random_fill(&mut raw);
+        let settings = effective_settings(config, user, group);
+        let timeout = settings
+            .session_timeout
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(u64::from(t)));
+        let mut state = lock(&self.state);
+        let now = Instant::now();
+        for ended in state.sessions.expire(now) {
+            if let Some(lease) = ended.lease {
+                state.pool.release(&lease);
+            }
+        }
+        state
+            .sessions
+            .create(raw, user, group, timeout, now, SystemTime::now())
+    }
+
+    async fn tunnel(
+        self: Arc<Self>,
+        mut stream: TlsStream,
+        peer: SocketAddr,
+        local: IpAddr,
+        rt: Arc<Runtime>,
+        request: ServerRequest,
+        _pending: Vec<u8>,
+    ) {
+        let config = &rt.config;
+        let client = ClientConnect::from_request(&request);
+        let Some(cookie) = client.cookie.clone() else {
+            refuse(&mut stream, peer, "CONNECT without a cookie", (503, "Service Unavailable")).await;
+            return;
+        };
+        let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let opened = match self.open_tunnel(&cookie, conn, &client, config) {
+            Ok(o) => o,
+            Err((status, why)) => {
+                info!("{peer}: tunnel refused: {why}");
+                let mut resp = ServerResponse::new(status.0, status.1);
+                if status.0 == 503 {
+                    resp.push_header("X-Reason", why.clone());
+                }
+                let _ = send(&mut stream, &resp).await;
+                let _ = stream.shutdown().await;
+                return;
+            }
+        };
+        let Opened {
+            raw,
+            session_id,
+            user,
+            group,
+            lease,
+            settings,
+            deadline,
+            reused,
+            kick_rx,
+        } = opened;
+        let server_v4 = settings.ipv4_network.map(|n| IpAddr::V4(server_address_v4(n)));
+        let server_v6 = settings.ipv6_network.map(|n| IpAddr::V6(server_address_v6(n)));
+        let info = |stats| ScriptInfo {
+            id: session_id,
+            user: &user,
+            group: group.as_deref(),
+            hostname: client.hostname.as_deref(),
+            device: &self.tun_name,
+            user_agent: &client.user_agent,
+            device_type: client.device_type.as_deref(),
+            platform: client.platform.as_deref(),
+            remote: peer.ip(),
+            local,
+            server_v4,
+            server_v6,
+            lease,
+            settings: &settings,
+            stats,
+        };
+        if let Some(path) = &config.connect_script {
+            let env = script::script_env(ScriptReason::Connect, &info(None));
+            if let Err(e) = script::run(path, &env).await {
+                warn!("{peer}: user '{user}': connect-script refused the session: {e}");
+                self.close_tunnel(&raw, conn, false, reused);
+                let resp = ServerResponse::new(503, "Service Unavailable")
+                    .header("X-Reason", "Server configuration error");
+                let _ = send(&mut stream, &resp).await;
+                return;
+            }
+        }
+
+        let ipv6_peer = peer.is_ipv6();
+        let (base_mtu, mut mtu) = tunnel_mtu(settings.mtu, &client, ipv6_peer);
+        let mut lease_v6 = lease.v6;
+        if !mtu_allows_ipv6(mtu) {
+            lease_v6 = None;
+        }
+        mtu = mtu.max(576);
+        let mobile = client.is_mobile();
+        let dpd = if mobile { settings.mobile_dpd } else { settings.dpd }.filter(|d| *d > 0);
+        let idle = if mobile {
+            settings.mobile_idle_timeout
+        } else {
+            settings.idle_timeout
+        }
+        .filter(|t| *t > 0);
+        let now = Instant::now();
+        let grant = TunnelGrant {
+            hostname: settings.hostname.clone().or(client.hostname.clone()),
+            dpd,
+            default_domain: settings.default_domain.clone(),
+            ipv4: lease
+                .v4
+                .filter(|_| client.wants_ipv4)
+                .zip(settings.ipv4_network.map(|n| n.netmask())),
+            ipv6: lease_v6.filter(|_| client.wants_ipv6),
+            ipv6_network: settings.ipv6_network,
+            full_ipv6: client.full_ipv6,
+            cisco_agent: AgentKind::from_user_agent(&client.user_agent) == AgentKind::Cisco,
+            dns: settings.dns.clone().unwrap_or_default(),
+            nbns: settings.nbns.clone().unwrap_or_default(),
+            split_dns: settings.split_dns.clone().unwrap_or_default(),
+            routes: settings.routes.clone().unwrap_or_default(),
+            no_routes: settings.no_routes.clone().unwrap_or_default(),
+            default_route: settings.default_route.unwrap_or(false)
+                || settings.routes.as_ref().is_none_or(|r| r.is_empty()),
+            tunnel_all_dns: settings.tunnel_all_dns.unwrap_or(false),
+            keepalive: settings.keepalive.unwrap_or(32400),
+            idle_timeout: idle,
+            rekey_time: Some(config.rekey_time).filter(|t| *t > 0),
+            // Renegotiation is not offered on TLS 1.3 or by us: the client reconnects with
+            // its cookie, which openconnect and Cisco clients both support.
+            rekey_method: match config.rekey_method {
+                RekeyMethod::Ssl | RekeyMethod::NewTunnel => "new-tunnel",
+            },
+            session_timeout: settings.session_timeout.filter(|t| *t > 0),
+            session_remaining: deadline
+                .map(|d| d.saturating_duration_since(now).as_secs().min(u64::from(u32::MAX)) as u32),
+            base_mtu,
+            mtu,
+            banner: config.banner.clone(),
+            custom_headers: custom_headers(&config.custom_headers, &user, group.as_deref()),
+        };
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        self.add_routes(conn, &lease, &settings, tx);
+        let mut out = Vec::new();
+        grant.to_response().emit(&mut out);
+        info!(
+            "{peer}: user '{user}' tunnel up{}: {}{}",
+            if reused { " (session reused)" } else { "" },
+            lease.v4.map(|a| a.to_string()).unwrap_or_default(),
+            lease_v6.map(|a| format!(" {a}")).unwrap_or_default(),
+        );
+        let timers = ServerTimers {
+            dpd: dpd.map(|d| Duration::from_secs(u64::from(d))),
+            idle_timeout: idle.map(|t| Duration::from_secs(u64::from(t))),
+            session_deadline: deadline,
+        };
+        let filter = PacketFilter {
+            v4: lease.v4,
+            v6: lease_v6,
+            restrict: settings
+                .restrict_user_to_routes
+                .unwrap_or(false)
+                .then(|| settings.routes.clone().unwrap_or_default()),
+            iroutes: settings.iroutes.clone().unwrap_or_default(),
+        };
+        let started = Instant::now();
+        let outcome = if stream.write_all(&out).await.is_ok() {
+            self.packet_loop(&mut stream, ServerSession::new(timers, now), rx, kick_rx, &filter)
+                .await
+        } else {
+            Outcome::default()
+        };
+        let keep = match outcome.end {
+            End::UserLogout => config.persistent_cookies,
+            End::Kicked(Kick::Shutdown) | End::Timeout => false,
+            End::Kicked(Kick::Replaced) | End::Lost => true,
+        };
+        self.remove_routes(conn, &lease, &settings);
+        let ended = self.close_tunnel(&raw, conn, keep, true);
+        info!(
+            "{peer}: user '{user}' tunnel closed ({}); session {}",
+            outcome.why,
+            if ended { "ended" } else { "kept for reconnect" }
+        );
+        if let Some(path) = &config.disconnect_script {
+            let stats = Some((outcome.bytes_in, outcome.bytes_out, started.elapsed().as_secs()));
+            let env = script::script_env(ScriptReason::Disconnect, &info(stats));
+            if let Err(e) = script::run(path, &env).await {
+                warn!("user '{user}': disconnect-script: {e}");
+            }
+        }
+    }
+
+    /// Session lookup, limits and address lease for a CONNECT.
+    fn open_tunnel(
+        &self,
+        cookie: &str,
+        conn: u64,
+        client: &ClientConnect,
+        config: &Config,
+    ) -> Result<Opened, ((u16, &'static str), String)> {
+        let cookie_refused = (401, "Cookie is not acceptable");
+        let now = Instant::now();
+        let (raw, user, group, existing_lease, deadline, session_id) = {
+            let mut state = lock(&self.state);
+            let (raw, record) = state
+                .sessions
+                .get_for_connect(cookie, now)
+                .map_err(|e| (cookie_refused, e.to_string()))?;
+            (
+                raw,
+                record.user.clone(),
+                record.group.clone(),
+                record.lease,
+                record.deadline,
+                record.id,
+            )
+        };
+        let settings = effective_settings(config, &user, group.as_deref());
+        let mut state = lock(&self.state);
+        let max_same = settings.max_same_clients.unwrap_or(0);
+        if max_same > 0 && state.sessions.active_for_user(&user, &raw) >= max_same as usize {
+            return Err((
+                cookie_refused,
+                format!("user '{user}' already has {max_same} sessions (max-same-clients)"),
+            ));
+        }
+        let already_attached = state.sessions.get(&raw).is_some_and(|r| r.attached.is_some());
+        if config.max_clients > 0
+            && !already_attached
+            && state.tunnels.len() >= config.max_clients as usize
+        {
+            return Err((
+                (503, "Service Unavailable"),
+                format!("server is full ({} clients, max-clients)", config.max_clients),
+            ));
+        }
+        let reused = existing_lease.is_some();
+        let lease = match existing_lease {
+            Some(l) => l,
+            None => {
+                let mut seed = [0u8; 8];
+                random_fill(&mut seed);
+                let request = LeaseRequest {
+                    user: &user,
+                    v4: settings.ipv4_network.filter(|_| client.wants_ipv4 || !client.wants_ipv6),
+                    v6: settings
+                        .ipv6_network
+                        .filter(|_| client.wants_ipv6)
+                        .map(|n| (n, settings.ipv6_subnet_prefix.unwrap_or(128))),
+                    predictable: config.predictable_ips,
+                    seed: u64::from_le_bytes(seed),
+                    explicit_v4: settings.explicit_ipv4,
+                    explicit_v6: settings.explicit_ipv6,
+                };
+                let lease = state.pool.lease(&request).map_err(|e| {
+                    ((503, "Service Unavailable"), e.to_string())
+                })?;
+                if lease.v4.is_none() && lease.v6.is_none() {
+                    return Err((
+                        (503, "Service Unavailable"),
+                        "no address family in common with the client".into(),
+                    ));
+                }
+                lease
+            }
+        };
+        if let Some(record) = state.sessions.get_mut(&raw) {
+            record.lease = Some(lease);
+        }
+        let (kick_tx, kick_rx) = watch::channel(None);
+        if let Some(old) = state.sessions.attach(&raw, conn) {
+            if let Some(kick) = state.tunnels.get(&old) {
+                kick.send_replace(Some(Kick::Replaced));
+            }
+        }
+        state.tunnels.insert(conn, kick_tx);
+        for net in [
+            settings.ipv4_network.map(IpNet::V4),
+            settings.ipv6_network.map(IpNet::V6),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if !state.routed.contains(&net) {
+                add_kernel_route(&self.tun_name, net);
+                state.routed.push(net);
+            }
+        }
+        Ok(Opened {
+            raw,
+            session_id,
+            user,
+            group,
+            lease,
+            settings,
+            deadline,
+            reused,
+            kick_rx,
+        })
+    }
+
+    /// Detaches connection `conn`; returns true when the session ended (lease released).
+    fn close_tunnel(&self, raw: &[u8; COOKIE_BYTES], conn: u64, keep: bool, registered: bool) -> bool {
+        let mut state = lock(&self.state);
+        if registered {
+            state.tunnels.remove(&conn);
+        }
+        match state.sessions.detach(raw, conn, keep, Instant::now()) {
+            Some(record) => {
+                if let Some(lease) = record.lease {
+                    state.pool.release(&lease);
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn add_routes(&self, conn: u64, lease: &Lease, settings: &NetSettings, tx: mpsc::Sender<Vec<u8>>) {
+        let mut routes = write_lock(&self.routes);
+        if let Some(v4) = lease.v4 {
+            routes.insert(IpAddr::V4(v4), Route { conn, tx: tx.clone() });
+        }
+        if let Some(v6) = lease.v6 {
+            routes.insert(IpAddr::V6(v6.network()), Route { conn, tx: tx.clone() });
+            let mut prefixes = write_lock(&self.v6_prefixes);
+            if !prefixes.contains(&v6.prefix_len()) {
+                prefixes.push(v6.prefix_len());
+            }
+        }
+        for net in settings.iroutes.as_deref().unwrap_or_default() {
+            // iroutes are networks behind the client: reachable through its tunnel.
+            if let IpNet::V4(n) = net {
+                for host in n.hosts().take(4096) {
+                    routes.insert(IpAddr::V4(host), Route { conn, tx: tx.clone() });
+                }
+            }
+            add_kernel_route(&self.tun_name, *net);
+        }
+    }
+
+    fn remove_routes(&self, conn: u64, lease: &Lease, settings: &NetSettings) {
+        let mut routes = write_lock(&self.routes);
+        let mut drop_if_mine = |key: IpAddr| {
+            if routes.get(&key).is_some_and(|r| r.conn == conn) {
+                routes.remove(&key);
+            }
+        };
+        if let Some(v4) = lease.v4 {
+            drop_if_mine(IpAddr::V4(v4));
+        }
+        if let Some(v6) = lease.v6 {
+            drop_if_mine(IpAddr::V6(v6.network()));
+        }
+        for net in settings.iroutes.as_deref().unwrap_or_default() {
+            if let IpNet::V4(n) = net {
+                for host in n.hosts().take(4096) {
+                    drop_if_mine(IpAddr::V4(host));
+                }
+            }
+        }
+    }
+
+    async fn packet_loop(
+        &self,
+        stream: &mut TlsStream,
+        mut session: ServerSession,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+        mut kick: watch::Receiver<Option<Kick>>,
+        filter: &PacketFilter,
+    ) -> Outcome {
+        let mut buf = vec![0u8; READ_BUF];
+        let mut out: Vec<u8> = Vec::with_capacity(READ_BUF);
+        let mut outcome = Outcome::default();
+        loop {
+            while let Some(frame) = session.poll_transmit() {
+                if stream.write_all(&frame).await.is_err() {
+                    outcome.why = "TLS write failed".into();
+                    return outcome;
+                }
+            }
+            if let Some(event) = session.poll_event() {
+                (outcome.end, outcome.why) = match event {
+                    ServerEvent::ClientDisconnect {
+                        user_requested: true,
+                        reason,
+                    } => (End::UserLogout, format!("user disconnected: {reason}")),
+                    ServerEvent::ClientDisconnect { reason, .. } => {
+                        (End::Lost, format!("client disconnected: {reason}"))
+                    }
+                    ServerEvent::DpdTimeout => (End::Lost, "DPD timeout".into()),
+                    ServerEvent::IdleTimeout => (End::Timeout, "idle timeout".into()),
+                    ServerEvent::SessionTimeout => (End::Timeout, "session timeout".into()),
+                };
+                let _ = stream.shutdown().await;
+                return outcome;
+            }
+            let deadline = session
+                .poll_timeout()
+                .map(tokio::time::Instant::from_std)
+                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                read = stream.read(&mut buf) => {
+                    let n = match read {
+                        Ok(0) => { outcome.why = "connection closed by client".into(); return outcome; }
+                        Err(e) => { outcome.why = format!("TLS read failed: {e}"); return outcome; }
+                        Ok(n) => n,
+                    };
+                    let tun = &self.tun;
+                    let bytes_in = &mut outcome.bytes_in;
+                    let result = session.handle_cstp(buf.get(..n).unwrap_or_default(), Instant::now(), |packet| {
+                        if filter.allows(packet) {
+                            *bytes_in += packet.len() as u64;
+                            let _ = tun.try_send(packet);
+                        }
+                    });
+                    if let Err(e) = result {
+                        outcome.why = format!("protocol error: {e}");
+                        return outcome;
+                    }
+                }
+                packet = rx.recv() => {
+                    let Some(packet) = packet else { return outcome };
+                    out.clear();
+                    let now = Instant::now();
+                    let mut next = Some(packet);
+                    // Batch what is already queued into one TLS write.
+                    while let Some(p) = next.take() {
+                        if let Ok(header) = cstp_header(PacketType::Data, p.len()) {
+                            out.extend_from_slice(&header);
+                            out.extend_from_slice(&p);
+                            outcome.bytes_out += p.len() as u64;
+                            session.on_packet_sent(&p, now);
+                        }
+                        if out.len() < READ_BUF - CSTP_HEADER_LEN - 2048 {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    if stream.write_all(&out).await.is_err() {
+                        outcome.why = "TLS write failed".into();
+                        return outcome;
+                    }
+                }
+                changed = kick.changed() => {
+                    let reason = if changed.is_ok() { *kick.borrow() } else { None };
+                    match reason {
+                        Some(Kick::Replaced) | None => {
+                            outcome.end = End::Kicked(Kick::Replaced);
+                            outcome.why = "replaced by a newer connection of the same session".into();
+                        }
+                        Some(Kick::Shutdown) => {
+                            session.disconnect();
+                            while let Some(frame) = session.poll_transmit() {
+                                let _ = stream.write_all(&frame).await;
+                            }
+                            let _ = stream.shutdown().await;
+                            outcome.end = End::Kicked(Kick::Shutdown);
+                            outcome.why = "server shutting down".into();
+                        }
+                    }
+                    return outcome;
+                }
+                _ = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+            }
+        }
+    }
+}
+
+struct Opened {
+    raw: [u8; COOKIE_BYTES],
+    session_id: u64,
+    user: String,
+    group: Option<String>,
+    lease: Lease,
+    settings: NetSettings,
+    deadline: Option<Instant>,
+    reused: bool,
+    kick_rx: watch::Receiver<Option<Kick>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum End {
+    UserLogout,
+    Timeout,
+    Kicked(Kick),
+    /// Connection lost or broken: the client may come back with its cookie.
+    #[default]
+    Lost,
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    end: End,
+    why: String,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// What a client may send into the network: only from its own addresses (or networks
+/// behind it), and with `restrict-user-to-routes` only to its routes.
+struct PacketFilter {
+    v4: Option<Ipv4Addr>,
+    v6: Option<Ipv6Net>,
+    restrict: Option<Vec<IpNet>>,
+    iroutes: Vec<IpNet>,
+}
+
+impl PacketFilter {
+    fn allows(&self, packet: &[u8]) -> bool {
+        let Some(src) = source(packet) else {
+            return false;
+        };
+        let own = match src {
+            IpAddr::V4(a) => self.v4 == Some(a),
+            IpAddr::V6(a) => self.v6.is_some_and(|n| n.contains(&a)),
+        } || self.iroutes.iter().any(|n| n.contains(&src));
+        if !own {
+            return false;
+        }
+        match (&self.restrict, destination(packet)) {
+            (None, _) => true,
+            (Some(routes), Some(dst)) => routes.iter().any(|r| r.contains(&dst)),
+            (Some(_), None) => false,
+        }
+    }
+}
+
+fn is_auth_path(path: &str) -> bool {
+    ["/", "/auth", "/VPN"].contains(&path)
+}
+
+fn xml_response(body: String) -> ServerResponse {
+    ServerResponse::new(200, "OK")
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-Transcend-Version", "1")
+        .body(body)
+}
+
+async fn send(stream: &mut TlsStream, resp: &ServerResponse) -> std::io::Result<()> {
+    let mut out = Vec::new();
+    resp.emit(&mut out);
+    stream.write_all(&out).await
+}
+
+async fn refuse(stream: &mut TlsStream, peer: SocketAddr, why: &str, status: (u16, &str)) {
+    info!("{peer}: request refused: {why}");
+    let resp = ServerResponse::new(status.0, status.1).header("Connection", "close");
+    let _ = send(stream, &resp).await;
+    let _ = stream.shutdown().await;
+}
+
+fn random_fill(buf: &mut [u8]) {
+    if openssl::rand::rand_bytes(buf).is_err() {
+        // OpenSSL's CSPRNG failing is not recoverable in a security product.
+        std::process::abort();
+    }
+}
+
+fn random_cookie_text() -> String {
+    let mut raw = [0u8; COOKIE_BYTES];
+    random_fill(&mut raw);
+    crate::sessions::encode_cookie(&raw)
+}
+
+async fn check_password(passwd: std::path::PathBuf, user: String, password: String) -> PlainAuth {
+    // SHA-crypt costs milliseconds of CPU: keep it off the packet path.
+    tokio::task::spawn_blocking(move || match PasswdFile::load(&passwd) {
+        Ok(file) => check_plain(&file, &user, &password),
+        Err(e) => {
+            warn!("{e}");
+            PlainAuth::Rejected
+        }
+    })
+    .await
+    .unwrap_or(PlainAuth::Rejected)
+}
+
+fn cert_status(stream: &TlsStream, config: &Config) -> CertStatus {
+    match verified_client_cert(stream) {
+        Ok(None) => CertStatus::None,
+        Err(why) => {
+            debug!("client certificate rejected: {why}");
+            CertStatus::Invalid(why)
+        }
+        Ok(Some(cert)) => {
+            let field = |oid: &Option<CertOid>| -> Vec<String> {
+                match oid {
+                    Some(CertOid::Oid(o)) => cert_field(&cert, o),
+                    Some(CertOid::SanRfc822Name) => cert_field(&cert, "SAN(rfc822name)"),
+                    None => Vec::new(),
+                }
+            };
+            CertStatus::Valid(CertIdentity {
+                user: field(&config.cert_user_oid).into_iter().next(),
+                groups: field(&config.cert_group_oid),
+            })
+        }
+    }
+}
+
+/// Global settings overlaid with the group's then the user's file (ocserv's precedence),
+/// or the default files when a user or group has none.
+pub fn effective_settings(config: &Config, user: &str, group: Option<&str>) -> NetSettings {
+    let mut settings = config.net.clone();
+    let mut apply = |dir: &Option<std::path::PathBuf>, name: Option<&str>, default: &Option<std::path::PathBuf>| {
+        let loaded = match (dir, name) {
+            (Some(dir), Some(name)) => match config::load_override(dir, name) {
+                Ok(found) => found,
+                Err(e) => {
+                    warn!("{e}");
+                    None
+                }
+            },
+            _ => None,
+        };
+        let loaded = match (loaded, default) {
+            (Some(found), _) => Some(found),
+            (None, Some(path)) if dir.is_some() => config::load_override_file(path)
+                .map_err(|e| warn!("{e}"))
+                .ok(),
+            _ => None,
+        };
+        if let Some((over, problems)) = loaded {
+            for p in problems {
+                warn!("{p}");
+            }
+            settings = settings.overlay(&over);
+        }
+    };
+    apply(&config.config_per_group, group, &config.default_group_config);
+    apply(&config.config_per_user, Some(user), &config.default_user_config);
+    settings
+}
+
+/// `custom-header` lines as `(name, value)`, with `%{U}` and `%{G}` substituted.
+fn custom_headers(lines: &[String], user: &str, group: Option<&str>) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|line| {
+            let line = line.replace("%{U}", user).replace("%{G}", group.unwrap_or_default());
+            let (name, value) = line.split_once(':')?;
+            Some((name.trim().to_string(), value.trim().to_string()))
+        })
+        .collect()
+}
+
+fn add_kernel_route(device: &str, net: IpNet) {
+    let family = if matches!(net, IpNet::V4(_)) { "-4" } else { "-6" };
+    let status = std::process::Command::new("ip")
+        .args([family, "route", "replace", &net.to_string(), "dev", device])
+        .stderr(std::process::Stdio::null())
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        warn!("could not route {net} to {device} (running without privileges?)");
+    }
+}
+
+/// The IPv4 pool as the kernel sees it on the tun device.
+pub fn describe_pools(config: &Config) -> String {
+    let v4 = config.net.ipv4_network.map(|n: Ipv4Net| n.to_string());
+    let v6 = config.net.ipv6_network.map(|n| n.to_string());
+    [v4, v6].into_iter().flatten().collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn v4_packet(src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+        let mut p = vec![0u8; 20];
+        p[0] = 0x45;
+        p[12..16].copy_from_slice(&src);
+        p[16..20].copy_from_slice(&dst);
+        p
+    }
+
+    #[test]
+    fn filter_blocks_spoofing_and_restricts_routes() {
+        let filter = PacketFilter {
+            v4: Some("10.9.0.5".parse().unwrap()),
+            v6: None,
+            restrict: Some(vec!["192.0.2.0/24".parse().unwrap()]),
+            iroutes: vec!["172.16.0.0/24".parse().unwrap()],
+        };
+        assert!(filter.allows(&v4_packet([10, 9, 0, 5], [192, 0, 2, 7])));
+        assert!(!filter.allows(&v4_packet([10, 9, 0, 6], [192, 0, 2, 7])));
+        assert!(!filter.allows(&v4_packet([10, 9, 0, 5], [8, 8, 8, 8])));
+        assert!(filter.allows(&v4_packet([172, 16, 0, 9], [192, 0, 2, 7])));
+        assert!(!filter.allows(b"garbage"));
+        assert_eq!(
+            destination(&v4_packet([1, 1, 1, 1], [2, 2, 2, 2])),
+            Some("2.2.2.2".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn custom_headers_substitute_user_and_group() {
+        let lines = ["X-My-User: %{U}/%{G}".to_string(), "broken".to_string()];
+        assert_eq!(
+            custom_headers(&lines, "alice", Some("staff")),
+            vec![("X-My-User".to_string(), "alice/staff".to_string())]
+        );
+    }
+}

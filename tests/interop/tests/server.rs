@@ -1,0 +1,411 @@
+//! Our `ocserv` in network namespaces with real tun devices, against Debian's openconnect
+//! and against our own client: every scenario runs with both.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ferroconnect_interop::{login_args, sh, wait_until, Lab, Pki};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Client {
+    Debian,
+    Ours,
+}
+
+fn lab(test: &str, client: Client, extra: &str) -> (Lab, Pki) {
+    let mut lab = Lab::new(test);
+    if client == Client::Debian {
+        lab.use_real_client();
+    }
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(&pki, &[("alice", "secret"), ("bob", "hunter2")], extra);
+    (lab, pki)
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {
+    lab.log(&format!("env.{reason}"))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The tunnel address the client's script was given.
+fn vpn_address(lab: &Lab) -> String {
+    wait_until(SECS(15), || {
+        env_file(lab, "connect").get("INTERNAL_IP4_ADDRESS").cloned()
+    })
+    .unwrap_or_else(|| panic!("no connect script run:\n{}", lab.log("client.log")))
+}
+
+fn url(lab: &Lab) -> String {
+    format!("https://{}/", lab.server_ip)
+}
+
+fn password_login_and_ping(client: Client) {
+    let (mut lab, pki) = lab("srv-login", client, "");
+    let script = lab.recording_script();
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let pid = lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "no ping over the tunnel:\nclient:\n{}\nserver:\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    let env = env_file(&lab, "connect");
+    let ip = vpn_address(&lab);
+    assert!(ip.starts_with(&lab.pool[..lab.pool.len() - 1]), "{ip} not in {}", lab.pool);
+    assert_eq!(env.get("CISCO_DEF_DOMAIN").map(String::as_str), Some("example.test"));
+    assert_eq!(env.get("INTERNAL_IP4_DNS").map(String::as_str), Some("198.19.0.53"));
+    assert_eq!(env.get("CISCO_SPLIT_INC").map(String::as_str), Some("1"));
+    assert_eq!(
+        env.get("CISCO_SPLIT_INC_0_ADDR"),
+        Some(&format!("{}0", &lab.behind_ip[..lab.behind_ip.len() - 1]))
+    );
+    assert_eq!(
+        env.get("CISCO_BANNER").map(String::as_str),
+        Some("Welcome to the test VPN")
+    );
+    // Logoff: the client exits 0 and the server logs the user's disconnect.
+    lab.signal_client(pid, "INT");
+    assert_eq!(lab.wait_client(SECS(10)), Some(0), "{}", lab.log("client.log"));
+    lab.wait_for_log("ocserv.log", "user disconnected", SECS(10));
+}
+
+#[test]
+fn debian_client_password_login_and_ping() {
+    password_login_and_ping(Client::Debian);
+}
+
+#[test]
+fn our_client_password_login_and_ping() {
+    password_login_and_ping(Client::Ours);
+}
+
+fn wrong_password_then_right(client: Client) {
+    let (lab, pki) = lab("srv-badpw", client, "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let wrong = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "nope\n",
+        SECS(30),
+    );
+    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert!(
+        lab.log("ocserv.log").contains("wrong password for user 'alice'"),
+        "{}",
+        lab.log("ocserv.log")
+    );
+    let good = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    assert!(String::from_utf8_lossy(&good.stdout).contains("COOKIE='"));
+}
+
+#[test]
+fn debian_client_wrong_password_then_right() {
+    wrong_password_then_right(Client::Debian);
+}
+
+#[test]
+fn our_client_wrong_password_then_right() {
+    wrong_password_then_right(Client::Ours);
+}
+
+fn certificate_login(client: Client) {
+    let mut lab = Lab::new("srv-cert");
+    if client == Client::Debian {
+        lab.use_real_client();
+    }
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let extra = format!(
+        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
+        pki.ca_pem.display()
+    );
+    lab.start_server(
+        ferroconnect_interop::ServerKind::Ours,
+        &pki,
+        "certificate",
+        &extra,
+    );
+    let (cert, key, _) = pki.client_cert(&lab.dir, "carol", "p12pass");
+    let script = lab.recording_script();
+    let ca = pki.ca_pem.display().to_string();
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let u = url(&lab);
+    lab.spawn_client(
+        &["--non-inter", "--cafile", &ca, "-c", &cert, "-k", &key, "-s", &script, &u],
+        "",
+    );
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "no ping with a certificate login:\n{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    assert!(lab.log("ocserv.log").contains("user 'carol' authenticated"));
+    // Without a certificate: refused.
+    let out = lab.run_client(&["--non-inter", "--cafile", &ca, "--authenticate", &u], "", SECS(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+#[test]
+fn debian_client_certificate_login() {
+    certificate_login(Client::Debian);
+}
+
+#[test]
+fn our_client_certificate_login() {
+    certificate_login(Client::Ours);
+}
+
+fn two_clients_get_different_addresses(client: Client) {
+    let (mut lab, pki) = lab("srv-two", client, "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    // Two clients in the one client namespace would fight over routes; give the second its
+    // own namespace on the same link.
+    let second_ns = format!("{}2", lab.client_ns);
+    let second_ip = format!("{}3", &lab.client_ip[..lab.client_ip.len() - 1]);
+    sh(&format!(
+        "ip netns add {second_ns} && ip link add {n}x type veth peer name {n}y && \
+         ip link set {n}x netns {s} && ip link set {n}y netns {second_ns} && \
+         ip -n {s} link add {n}br type bridge && ip -n {s} link set {n}br up && \
+         ip -n {s} link set {n}x master {n}br && ip -n {s} link set {n}x up && \
+         ip -n {second_ns} addr add {second_ip}/24 dev {n}y && ip -n {second_ns} link set {n}y up && \
+         ip -n {second_ns} link set lo up && mkdir -p /etc/netns/{second_ns} && \
+         echo 'nameserver 127.0.0.1' > /etc/netns/{second_ns}/resolv.conf",
+        n = lab.name,
+        s = lab.server_ns,
+    ));
+    let _cleanup = NsGuard(second_ns.clone());
+    // Move the server's address onto the bridge so both client namespaces reach it.
+    sh(&format!(
+        "ip -n {s} addr del {ip}/24 dev {n}a && ip -n {s} link set {n}a master {n}br && \
+         ip -n {s} addr add {ip}/24 dev {n}br",
+        s = lab.server_ns,
+        n = lab.name,
+        ip = lab.server_ip
+    ));
+    let script = lab.recording_script();
+    lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let first = vpn_address(&lab);
+
+    let second_log = lab.dir.join("client2.log");
+    let mut args = vec![
+        "netns".to_string(),
+        "exec".into(),
+        second_ns.clone(),
+        lab.client_bin.display().to_string(),
+    ];
+    args.extend(
+        ["-u", "bob", "--passwd-on-stdin", "--non-inter", "--cafile", &ca, "-s"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    let script2 = lab.dir.join("script2.sh");
+    std::fs::write(
+        &script2,
+        format!(
+            "#!/bin/sh\nenv | sort > {}/env2.$reason\nexec /usr/share/vpnc-scripts/vpnc-script\n",
+            lab.dir.display()
+        ),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", script2.display()));
+    args.push(script2.display().to_string());
+    args.push(u.clone());
+    let mut second = std::process::Command::new("ip")
+        .args(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::fs::File::create(&second_log).unwrap())
+        .stderr(std::fs::File::create(lab.dir.join("client2.err")).unwrap())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    second.stdin.take().unwrap().write_all(b"hunter2\n").unwrap();
+    let ping2 = wait_until(SECS(20), || {
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", &second_ns, "ping", "-c", "1", "-W", "1", &lab.behind_ip])
+            .output()
+            .ok()?;
+        out.status.success().then_some(())
+    });
+    let second_ip_vpn = lab
+        .log("env2.connect")
+        .lines()
+        .find_map(|l| l.strip_prefix("INTERNAL_IP4_ADDRESS=").map(str::to_string));
+    let _ = second.kill();
+    let _ = second.wait();
+    assert!(
+        ping2.is_some(),
+        "second client cannot ping:\n{}\n{}\n{}",
+        lab.log("client2.log"),
+        lab.log("client2.err"),
+        lab.log("ocserv.log")
+    );
+    let second_vpn = second_ip_vpn.expect("second client got an address");
+    assert_ne!(first, second_vpn, "both clients got {first}");
+    // The first client still works.
+    assert!(lab.ping_behind(SECS(10)));
+}
+
+struct NsGuard(String);
+
+impl Drop for NsGuard {
+    fn drop(&mut self) {
+        let ns = &self.0;
+        let _ = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}; rm -rf /etc/netns/{ns}"
+            ))
+            .status();
+    }
+}
+
+#[test]
+fn debian_clients_get_different_addresses() {
+    two_clients_get_different_addresses(Client::Debian);
+}
+
+#[test]
+fn our_clients_get_different_addresses() {
+    two_clients_get_different_addresses(Client::Ours);
+}
+
+fn cookie_reconnect_keeps_address(client: Client) {
+    let (mut lab, pki) = lab("srv-cookie", client, "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let auth = lab.run_client(&login_args(&ca, &["--authenticate", &u]), "secret\n", SECS(30));
+    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
+    let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
+    let cookie = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("COOKIE='"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("COOKIE line")
+        .to_string();
+    let script = lab.recording_script();
+    let connect = |lab: &mut Lab| {
+        let _ = std::fs::remove_file(lab.dir.join("env.connect"));
+        let pid = lab.spawn_client(
+            &["--cookie-on-stdin", "--non-inter", "--cafile", &ca, "-s", &script, &u],
+            &format!("{cookie}\n"),
+        );
+        assert!(lab.ping_behind(SECS(20)), "{}\n{}", lab.log("client.log"), lab.log("ocserv.log"));
+        (pid, vpn_address(lab))
+    };
+    let (pid, first) = connect(&mut lab);
+    // SIGHUP: the client leaves without logging off, so the cookie stays valid.
+    lab.signal_client(pid, "HUP");
+    assert_eq!(lab.wait_client(SECS(10)), Some(0), "{}", lab.log("client.log"));
+    let (pid, again) = connect(&mut lab);
+    assert_eq!(first, again, "a reconnect with the cookie must keep the address");
+    assert!(lab.log("ocserv.log").contains("session reused"));
+    // A logoff ends the session: the cookie no longer opens a tunnel (exit 2).
+    lab.signal_client(pid, "INT");
+    assert_eq!(lab.wait_client(SECS(10)), Some(0));
+    let refused = lab.run_client(
+        &["--cookie-on-stdin", "--non-inter", "--cafile", &ca, &u],
+        &format!("{cookie}\n"),
+        SECS(30),
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+}
+
+#[test]
+fn debian_client_cookie_reconnect_keeps_address() {
+    cookie_reconnect_keeps_address(Client::Debian);
+}
+
+#[test]
+fn our_client_cookie_reconnect_keeps_address() {
+    cookie_reconnect_keeps_address(Client::Ours);
+}
+
+fn sighup_serves_new_routes(client: Client) {
+    let (mut lab, pki) = lab("srv-hup", client, "");
+    let script = lab.recording_script();
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    assert_eq!(
+        env_file(&lab, "connect").get("CISCO_SPLIT_INC").map(String::as_str),
+        Some("1")
+    );
+    // Add a route and reload.
+    let config_path = lab.dir.join("ocserv.conf");
+    let mut config = std::fs::read_to_string(&config_path).unwrap();
+    config.push_str("route = 203.0.113.0/24\n");
+    std::fs::write(&config_path, config).unwrap();
+    sh(&format!("kill -HUP {}", lab.server_pid()));
+    lab.wait_for_log("ocserv.log", "configuration reloaded", SECS(10));
+    // The connected user keeps working.
+    assert!(lab.ping_behind(SECS(10)), "first client lost its tunnel on reload");
+    // The next client gets both routes.
+    let out = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(out.status.code(), Some(0));
+    let cookie = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("COOKIE='").and_then(|c| c.strip_suffix('\'')))
+        .unwrap()
+        .to_string();
+    // Connect the second session from the server namespace's point of view: the split
+    // routes are what the CONNECT response lists, so dump them with a no-op script.
+    let dump = lab.dir.join("dump.sh");
+    std::fs::write(
+        &dump,
+        format!("#!/bin/sh\n[ \"$reason\" = connect ] && env | sort > {}/env2.connect\nexit 0\n", lab.dir.display()),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", dump.display()));
+    let dump = dump.display().to_string();
+    lab.spawn_client_logged(
+        &["--cookie-on-stdin", "--non-inter", "--cafile", &ca, "-s", &dump, "-i", "tunx", &u],
+        &format!("{cookie}\n"),
+        "client2.log",
+    );
+    let env2 = wait_until(SECS(15), || {
+        let text = lab.log("env2.connect");
+        (!text.is_empty()).then_some(text)
+    })
+    .unwrap_or_else(|| panic!("second client never connected:\n{}", lab.log("client2.log")));
+    assert!(env2.contains("CISCO_SPLIT_INC=2"), "{env2}");
+    assert!(env2.contains("=203.0.113.0"), "{env2}");
+}
+
+#[test]
+fn debian_client_sighup_serves_new_routes() {
+    sighup_serves_new_routes(Client::Debian);
+}
+
+#[test]
+fn our_client_sighup_serves_new_routes() {
+    sighup_serves_new_routes(Client::Ours);
+}
