@@ -66,7 +66,11 @@ fn version_of(token: &str) -> Option<(u8, SslVersion)> {
 pub fn map_priorities(priorities: &str) -> TlsPolicy {
     let mut policy = TlsPolicy::default();
     let mut enabled = [false, false, true, true];
-    for token in priorities.split(':').map(str::trim).filter(|t| !t.is_empty()) {
+    for token in priorities
+        .split(':')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
         match token {
             "NORMAL" | "PFS" | "PERFORMANCE" | "SYSTEM" => {}
             "SECURE128" | "SECURE192" => policy.cipher_list = Some("HIGH:!aNULL:!MD5:!3DES"),
@@ -104,7 +108,10 @@ pub fn map_priorities(priorities: &str) -> TlsPolicy {
         policy.min_version = v;
     }
     if highest < 3 {
-        policy.max_version = versions.get(highest).and_then(|t| version_of(t)).map(|(_, v)| v);
+        policy.max_version = versions
+            .get(highest)
+            .and_then(|t| version_of(t))
+            .map(|(_, v)| v);
     }
     policy
 }
@@ -119,7 +126,9 @@ pub struct TlsServer {
 
 impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsServer").field("policy", &self.policy).finish()
+        f.debug_struct("TlsServer")
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
@@ -154,7 +163,11 @@ impl TlsServer {
             .map_err(|e| load_error("server certificate", &config.cert, e))?
             .into_iter();
         let certificate = chain.next().ok_or_else(|| {
-            load_error("server certificate", &config.cert, "no PEM certificate found")
+            load_error(
+                "server certificate",
+                &config.cert,
+                "no PEM certificate found",
+            )
         })?;
         builder.set_certificate(&certificate)?;
         for extra in chain {
@@ -168,7 +181,10 @@ impl TlsServer {
             load_error(
                 "server key",
                 &config.key,
-                format!("it does not match the certificate in {} ({e})", config.cert.display()),
+                format!(
+                    "it does not match the certificate in {} ({e})",
+                    config.cert.display()
+                ),
             )
         })?;
         if let Some(ca) = &config.ca {
@@ -267,7 +283,9 @@ mod tests {
 
     #[test]
     fn maps_ocserv_priority_strings() {
-        let p = map_priorities("NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-TLS1.3");
+        let p = map_priorities(
+            "NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-TLS1.3",
+        );
         assert_eq!(p.min_version, SslVersion::TLS1_2);
         assert_eq!(p.max_version, Some(SslVersion::TLS1_2));
         assert!(p.server_preference);

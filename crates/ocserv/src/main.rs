@@ -52,7 +52,12 @@ EXAMPLES
 )]
 struct Cli {
     /// Configuration file.
-    #[arg(short = 'c', long = "config", value_name = "FILE", default_value = "/etc/ocserv/ocserv.conf")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        value_name = "FILE",
+        default_value = "/etc/ocserv/ocserv.conf"
+    )]
     config: PathBuf,
     /// Stay in the foreground (log to stderr).
     #[arg(short = 'f', long = "foreground")]
@@ -259,7 +264,8 @@ fn notify_ready() {
 fn drop_privileges(user: Option<&str>, group: Option<&str>) -> anyhow::Result<()> {
     use nix::unistd::{setgid, setgroups, setuid, Group, User};
     if let Some(group) = group {
-        let g = Group::from_name(group)?.with_context(|| format!("run-as-group: no group {group}"))?;
+        let g =
+            Group::from_name(group)?.with_context(|| format!("run-as-group: no group {group}"))?;
         setgroups(&[g.gid]).context("setgroups")?;
         setgid(g.gid).context("setgid")?;
     }

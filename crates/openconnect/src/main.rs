@@ -2,8 +2,8 @@
 
 use std::process::ExitCode;
 
-use openconnect::cli::{Options, PROTOCOL_VERSION};
 use oc_net::log::{self, LogSettings};
+use openconnect::cli::{Options, PROTOCOL_VERSION};
 
 fn main() -> ExitCode {
     let opts = match Options::from_args(std::env::args_os().collect()) {

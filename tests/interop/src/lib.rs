@@ -179,6 +179,8 @@ pub struct Lab {
     pub dir: PathBuf,
     /// The client binary `client_command` runs: ours unless [`Lab::use_real_client`].
     pub client_bin: PathBuf,
+    /// Extra environment for the server process.
+    pub server_env: Vec<(String, String)>,
     children: Vec<Child>,
 }
 
@@ -213,6 +215,7 @@ impl Lab {
             name,
             dir,
             client_bin: bin("openconnect"),
+            server_env: Vec::new(),
             children: Vec::new(),
         };
         // `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf, so
@@ -310,7 +313,13 @@ impl Lab {
 
     /// Starts a server of `kind` with the lab configuration and returns the config path once
     /// it listens.
-    pub fn start_server(&mut self, kind: ServerKind, pki: &Pki, auth: &str, extra: &str) -> PathBuf {
+    pub fn start_server(
+        &mut self,
+        kind: ServerKind,
+        pki: &Pki,
+        auth: &str,
+        extra: &str,
+    ) -> PathBuf {
         let path = self.dir.join("ocserv.conf");
         fs::write(&path, self.server_config(pki, auth, extra)).unwrap();
         let log = fs::File::create(self.dir.join("ocserv.log")).unwrap();
@@ -323,6 +332,7 @@ impl Lab {
             .arg(&program)
             .args(["-f", "-d", "2", "-c"])
             .arg(&path)
+            .envs(self.server_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

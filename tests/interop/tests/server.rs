@@ -45,7 +45,9 @@ fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {
 /// The tunnel address the client's script was given.
 fn vpn_address(lab: &Lab) -> String {
     wait_until(SECS(15), || {
-        env_file(lab, "connect").get("INTERNAL_IP4_ADDRESS").cloned()
+        env_file(lab, "connect")
+            .get("INTERNAL_IP4_ADDRESS")
+            .cloned()
     })
     .unwrap_or_else(|| panic!("no connect script run:\n{}", lab.log("client.log")))
 }
@@ -68,9 +70,19 @@ fn password_login_and_ping(client: Client) {
     );
     let env = env_file(&lab, "connect");
     let ip = vpn_address(&lab);
-    assert!(ip.starts_with(&lab.pool[..lab.pool.len() - 1]), "{ip} not in {}", lab.pool);
-    assert_eq!(env.get("CISCO_DEF_DOMAIN").map(String::as_str), Some("example.test"));
-    assert_eq!(env.get("INTERNAL_IP4_DNS").map(String::as_str), Some("198.19.0.53"));
+    assert!(
+        ip.starts_with(&lab.pool[..lab.pool.len() - 1]),
+        "{ip} not in {}",
+        lab.pool
+    );
+    assert_eq!(
+        env.get("CISCO_DEF_DOMAIN").map(String::as_str),
+        Some("example.test")
+    );
+    assert_eq!(
+        env.get("INTERNAL_IP4_DNS").map(String::as_str),
+        Some("198.19.0.53")
+    );
     assert_eq!(env.get("CISCO_SPLIT_INC").map(String::as_str), Some("1"));
     assert_eq!(
         env.get("CISCO_SPLIT_INC_0_ADDR"),
@@ -82,7 +94,12 @@ fn password_login_and_ping(client: Client) {
     );
     // Logoff: the client exits 0 and the server logs the user's disconnect.
     lab.signal_client(pid, "INT");
-    assert_eq!(lab.wait_client(SECS(10)), Some(0), "{}", lab.log("client.log"));
+    assert_eq!(
+        lab.wait_client(SECS(10)),
+        Some(0),
+        "{}",
+        lab.log("client.log")
+    );
     lab.wait_for_log("ocserv.log", "user disconnected", SECS(10));
 }
 
@@ -107,7 +124,8 @@ fn wrong_password_then_right(client: Client) {
     );
     assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
     assert!(
-        lab.log("ocserv.log").contains("wrong password for user 'alice'"),
+        lab.log("ocserv.log")
+            .contains("wrong password for user 'alice'"),
         "{}",
         lab.log("ocserv.log")
     );
@@ -152,7 +170,18 @@ fn certificate_login(client: Client) {
     let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let u = url(&lab);
     lab.spawn_client(
-        &["--non-inter", "--cafile", &ca, "-c", &cert, "-k", &key, "-s", &script, &u],
+        &[
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-c",
+            &cert,
+            "-k",
+            &key,
+            "-s",
+            &script,
+            &u,
+        ],
         "",
     );
     assert!(
@@ -163,7 +192,11 @@ fn certificate_login(client: Client) {
     );
     assert!(lab.log("ocserv.log").contains("user 'carol' authenticated"));
     // Without a certificate: refused.
-    let out = lab.run_client(&["--non-inter", "--cafile", &ca, "--authenticate", &u], "", SECS(30));
+    let out = lab.run_client(
+        &["--non-inter", "--cafile", &ca, "--authenticate", &u],
+        "",
+        SECS(30),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
@@ -218,9 +251,17 @@ fn two_clients_get_different_addresses(client: Client) {
         lab.client_bin.display().to_string(),
     ];
     args.extend(
-        ["-u", "bob", "--passwd-on-stdin", "--non-inter", "--cafile", &ca, "-s"]
-            .iter()
-            .map(|s| s.to_string()),
+        [
+            "-u",
+            "bob",
+            "--passwd-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-s",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
     );
     let script2 = lab.dir.join("script2.sh");
     std::fs::write(
@@ -242,10 +283,25 @@ fn two_clients_get_different_addresses(client: Client) {
         .spawn()
         .unwrap();
     use std::io::Write;
-    second.stdin.take().unwrap().write_all(b"hunter2\n").unwrap();
+    second
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hunter2\n")
+        .unwrap();
     let ping2 = wait_until(SECS(20), || {
         let out = std::process::Command::new("ip")
-            .args(["netns", "exec", &second_ns, "ping", "-c", "1", "-W", "1", &lab.behind_ip])
+            .args([
+                "netns",
+                "exec",
+                &second_ns,
+                "ping",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                &lab.behind_ip,
+            ])
             .output()
             .ok()?;
         out.status.success().then_some(())
@@ -297,7 +353,11 @@ fn cookie_reconnect_keeps_address(client: Client) {
     let (mut lab, pki) = lab("srv-cookie", client, "");
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
-    let auth = lab.run_client(&login_args(&ca, &["--authenticate", &u]), "secret\n", SECS(30));
+    let auth = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
     assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
     let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
     let cookie = stdout
@@ -310,18 +370,39 @@ fn cookie_reconnect_keeps_address(client: Client) {
     let connect = |lab: &mut Lab| {
         let _ = std::fs::remove_file(lab.dir.join("env.connect"));
         let pid = lab.spawn_client(
-            &["--cookie-on-stdin", "--non-inter", "--cafile", &ca, "-s", &script, &u],
+            &[
+                "--cookie-on-stdin",
+                "--non-inter",
+                "--cafile",
+                &ca,
+                "-s",
+                &script,
+                &u,
+            ],
             &format!("{cookie}\n"),
         );
-        assert!(lab.ping_behind(SECS(20)), "{}\n{}", lab.log("client.log"), lab.log("ocserv.log"));
+        assert!(
+            lab.ping_behind(SECS(20)),
+            "{}\n{}",
+            lab.log("client.log"),
+            lab.log("ocserv.log")
+        );
         (pid, vpn_address(lab))
     };
     let (pid, first) = connect(&mut lab);
     // SIGHUP: the client leaves without logging off, so the cookie stays valid.
     lab.signal_client(pid, "HUP");
-    assert_eq!(lab.wait_client(SECS(10)), Some(0), "{}", lab.log("client.log"));
+    assert_eq!(
+        lab.wait_client(SECS(10)),
+        Some(0),
+        "{}",
+        lab.log("client.log")
+    );
     let (pid, again) = connect(&mut lab);
-    assert_eq!(first, again, "a reconnect with the cookie must keep the address");
+    assert_eq!(
+        first, again,
+        "a reconnect with the cookie must keep the address"
+    );
     assert!(lab.log("ocserv.log").contains("session reused"));
     // A logoff ends the session: the cookie no longer opens a tunnel (exit 2).
     lab.signal_client(pid, "INT");
@@ -352,7 +433,9 @@ fn sighup_serves_new_routes(client: Client) {
     lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     assert_eq!(
-        env_file(&lab, "connect").get("CISCO_SPLIT_INC").map(String::as_str),
+        env_file(&lab, "connect")
+            .get("CISCO_SPLIT_INC")
+            .map(String::as_str),
         Some("1")
     );
     // Add a route and reload.
@@ -363,7 +446,10 @@ fn sighup_serves_new_routes(client: Client) {
     sh(&format!("kill -HUP {}", lab.server_pid()));
     lab.wait_for_log("ocserv.log", "configuration reloaded", SECS(10));
     // The connected user keeps working.
-    assert!(lab.ping_behind(SECS(10)), "first client lost its tunnel on reload");
+    assert!(
+        lab.ping_behind(SECS(10)),
+        "first client lost its tunnel on reload"
+    );
     // The next client gets both routes.
     let out = lab.run_client(
         &login_args(&ca, &["--authenticate", &u]),
@@ -373,7 +459,10 @@ fn sighup_serves_new_routes(client: Client) {
     assert_eq!(out.status.code(), Some(0));
     let cookie = String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='").and_then(|c| c.strip_suffix('\'')))
+        .find_map(|l| {
+            l.strip_prefix("COOKIE='")
+                .and_then(|c| c.strip_suffix('\''))
+        })
         .unwrap()
         .to_string();
     // Connect the second session from the server namespace's point of view: the split
@@ -381,13 +470,26 @@ fn sighup_serves_new_routes(client: Client) {
     let dump = lab.dir.join("dump.sh");
     std::fs::write(
         &dump,
-        format!("#!/bin/sh\n[ \"$reason\" = connect ] && env | sort > {}/env2.connect\nexit 0\n", lab.dir.display()),
+        format!(
+            "#!/bin/sh\n[ \"$reason\" = connect ] && env | sort > {}/env2.connect\nexit 0\n",
+            lab.dir.display()
+        ),
     )
     .unwrap();
     sh(&format!("chmod +x {}", dump.display()));
     let dump = dump.display().to_string();
     lab.spawn_client_logged(
-        &["--cookie-on-stdin", "--non-inter", "--cafile", &ca, "-s", &dump, "-i", "tunx", &u],
+        &[
+            "--cookie-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-s",
+            &dump,
+            "-i",
+            "tunx",
+            &u,
+        ],
         &format!("{cookie}\n"),
         "client2.log",
     );
@@ -408,4 +510,128 @@ fn debian_client_sighup_serves_new_routes() {
 #[test]
 fn our_client_sighup_serves_new_routes() {
     sighup_serves_new_routes(Client::Ours);
+}
+
+#[test]
+fn scripts_get_ocserv_environment_and_sigterm_tells_clients() {
+    let mut lab = Lab::new("srv-scripts");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let d = lab.dir.display().to_string();
+    for reason in ["connect", "disconnect"] {
+        let path = lab.dir.join(format!("{reason}.sh"));
+        std::fs::write(
+            &path,
+            format!("#!/bin/sh\nenv | sort > {d}/server-env.{reason}\n"),
+        )
+        .unwrap();
+        sh(&format!("chmod +x {}", path.display()));
+    }
+    let extra = format!("connect-script = {d}/connect.sh\ndisconnect-script = {d}/disconnect.sh\n");
+    lab.start_our_server(&pki, &[("alice", "secret")], &extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let script = lab.recording_script();
+    lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let env: HashMap<String, String> = lab
+        .log("server-env.connect")
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let client_vpn_ip = vpn_address(&lab);
+    assert_eq!(env.get("REASON").map(String::as_str), Some("connect"));
+    assert_eq!(env.get("USERNAME").map(String::as_str), Some("alice"));
+    assert_eq!(env.get("IP_REAL"), Some(&lab.client_ip));
+    assert_eq!(env.get("IP_REAL_LOCAL"), Some(&lab.server_ip));
+    assert_eq!(env.get("IP_REMOTE"), Some(&client_vpn_ip));
+    assert_eq!(
+        env.get("OCSERV_ROUTES4"),
+        Some(&format!(
+            "{}0/24",
+            &lab.behind_ip[..lab.behind_ip.len() - 1]
+        ))
+    );
+    assert!(env.get("DEVICE").is_some_and(|d| d.starts_with(&lab.name)));
+    assert!(env
+        .get("USER_AGENT")
+        .is_some_and(|ua| ua.contains("AnyConnect")));
+
+    // SIGTERM: the client is told (it exits 1, "terminated by server"), the disconnect
+    // script runs with statistics, and the tun device goes away.
+    let device = env.get("DEVICE").unwrap().clone();
+    sh(&format!("kill -TERM {}", lab.server_pid()));
+    assert_eq!(
+        lab.wait_client(SECS(15)),
+        Some(1),
+        "{}",
+        lab.log("client.log")
+    );
+    let bye = wait_until(SECS(10), || {
+        let text = lab.log("server-env.disconnect");
+        (!text.is_empty()).then_some(text)
+    })
+    .expect("disconnect script ran");
+    assert!(bye.contains("REASON=disconnect"));
+    let bytes_in: u64 = bye
+        .lines()
+        .find_map(|l| l.strip_prefix("STATS_BYTES_IN="))
+        .and_then(|v| v.parse().ok())
+        .expect("STATS_BYTES_IN");
+    assert!(bytes_in > 0, "the ping's bytes were counted");
+    let gone = wait_until(SECS(10), || {
+        let out = lab.in_server(&format!("ip link show {device}"));
+        (!out.status.success()).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "tun device {device} still exists after shutdown"
+    );
+}
+
+#[test]
+fn sd_notify_ready_pid_file_and_test_mode() {
+    use std::os::unix::net::UnixDatagram;
+    let mut lab = Lab::new("srv-notify");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let socket_path = lab.dir.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(SECS(15))).unwrap();
+    lab.server_env
+        .push(("NOTIFY_SOCKET".into(), socket_path.display().to_string()));
+    lab.start_our_server(&pki, &[("alice", "secret")], "");
+    let mut buf = [0u8; 64];
+    let n = socket.recv(&mut buf).expect("READY=1 from the server");
+    assert_eq!(&buf[..n], b"READY=1\n");
+    let pid = std::fs::read_to_string(lab.dir.join("ocserv.pid")).unwrap();
+    assert_eq!(pid.trim(), lab.server_pid().to_string());
+
+    // -t: valid file exits 0; broken values are listed with file and line, exit 1.
+    let config = lab.dir.join("ocserv.conf");
+    let ok = std::process::Command::new(ferroconnect_interop::bin("ocserv"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", text(&ok));
+    let broken = lab.dir.join("broken.conf");
+    let mut body = std::fs::read_to_string(&config).unwrap();
+    body.push_str("dpd = soon\nroute = 10.0.0.0/99\n");
+    std::fs::write(&broken, &body).unwrap();
+    let bad = std::process::Command::new(ferroconnect_interop::bin("ocserv"))
+        .arg("-t")
+        .arg("-c")
+        .arg(&broken)
+        .output()
+        .unwrap();
+    let report = text(&bad);
+    assert_eq!(bad.status.code(), Some(1), "{report}");
+    let lines = body.lines().count();
+    assert!(
+        report.contains(&format!("broken.conf:{}", lines - 1)),
+        "{report}"
+    );
+    assert!(report.contains(&format!("broken.conf:{lines}")), "{report}");
 }

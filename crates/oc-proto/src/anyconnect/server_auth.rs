@@ -256,10 +256,7 @@ mod tests {
     #[test]
     fn secondary_password_and_form_encoding() {
         let xml = b"<config-auth><auth><secondary_password>123456</secondary_password></auth></config-auth>";
-        assert_eq!(
-            parse_client_auth(xml).password.as_deref(),
-            Some("123456")
-        );
+        assert_eq!(parse_client_auth(xml).password.as_deref(), Some("123456"));
         let form = b"username=bob%40corp&password=a+b%26c&group_list=ops";
         let got = parse_client_auth(form);
         assert_eq!(got.username.as_deref(), Some("bob@corp"));

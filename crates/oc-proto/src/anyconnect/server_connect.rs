@@ -41,8 +41,12 @@ impl ClientConnect {
     pub fn from_request(req: &ServerRequest) -> Self {
         let (wants_ipv4, wants_ipv6) = match req.header("X-CSTP-Address-Type") {
             Some(types) => (
-                types.split(',').any(|t| t.trim().eq_ignore_ascii_case("IPv4")),
-                types.split(',').any(|t| t.trim().eq_ignore_ascii_case("IPv6")),
+                types
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("IPv4")),
+                types
+                    .split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("IPv6")),
             ),
             None => (true, true),
         };
@@ -237,7 +241,10 @@ impl TunnelGrant {
             h("X-CSTP-Rekey-Time", rekey.to_string());
             h("X-CSTP-Rekey-Method", self.rekey_method.into());
         }
-        h("X-CSTP-Session-Timeout", seconds_or_none(self.session_timeout));
+        h(
+            "X-CSTP-Session-Timeout",
+            seconds_or_none(self.session_timeout),
+        );
         if let Some(remaining) = self.session_remaining {
             h("X-CSTP-Session-Timeout-Remaining", remaining.to_string());
         }
@@ -330,12 +337,18 @@ mod tests {
         let grant = TunnelGrant {
             hostname: Some("laptop".into()),
             dpd: Some(90),
-            ipv4: Some(("10.1.0.5".parse().unwrap(), "255.255.255.0".parse().unwrap())),
+            ipv4: Some((
+                "10.1.0.5".parse().unwrap(),
+                "255.255.255.0".parse().unwrap(),
+            )),
             ipv6: Some("fd00::5/128".parse().unwrap()),
             full_ipv6: true,
             dns: vec!["10.1.0.1".parse().unwrap(), "fd00::1".parse().unwrap()],
             split_dns: vec!["corp.example".into()],
-            routes: vec!["192.0.2.0/24".parse().unwrap(), "2001:db8::/32".parse().unwrap()],
+            routes: vec![
+                "192.0.2.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ],
             no_routes: vec!["192.0.2.128/25".parse().unwrap()],
             keepalive: 32400,
             idle_timeout: None,

@@ -16,7 +16,10 @@ use super::frame::{cstp_header, CstpDecoder, Frame, FrameError, PacketType, DISC
 pub enum ServerEvent {
     /// The client sent DISCONNECT. `user_requested` is Cisco's 0xb0 reason: the user logged
     /// off, so the cookie must be invalidated (unless persistent cookies are configured).
-    ClientDisconnect { user_requested: bool, reason: String },
+    ClientDisconnect {
+        user_requested: bool,
+        reason: String,
+    },
     /// Nothing received for three DPD intervals.
     DpdTimeout,
     IdleTimeout,

@@ -64,9 +64,9 @@ impl RequestError {
     /// The HTTP status (code and reason) to answer with before closing.
     pub fn status(&self) -> (u16, &'static str) {
         match self {
-            Self::HeadTooLarge { .. } | Self::TooManyHeaders { .. } | Self::CookieTooLong { .. } => {
-                (431, "Request Header Fields Too Large")
-            }
+            Self::HeadTooLarge { .. }
+            | Self::TooManyHeaders { .. }
+            | Self::CookieTooLong { .. } => (431, "Request Header Fields Too Large"),
             Self::TargetTooLong { .. } => (414, "URI Too Long"),
             Self::BodyTooLarge { .. } => (413, "Content Too Large"),
             _ => (400, "Bad Request"),
@@ -203,7 +203,9 @@ impl RequestReader {
             Err(e) => return Err(RequestError::Malformed(e.to_string())),
         };
         if parsed.version != Some(1) {
-            return Err(RequestError::Malformed("only HTTP/1.1 is spoken here".into()));
+            return Err(RequestError::Malformed(
+                "only HTTP/1.1 is spoken here".into(),
+            ));
         }
         let target = parsed.path.unwrap_or_default();
         if target.len() > self.limits.max_target_bytes {
@@ -222,8 +224,7 @@ impl RequestReader {
             let value = std::str::from_utf8(h.value)
                 .map_err(|_| RequestError::Malformed(format!("header {} is not UTF-8", h.name)))?
                 .trim();
-            if h.name.eq_ignore_ascii_case("Cookie") && value.len() > self.limits.max_cookie_bytes
-            {
+            if h.name.eq_ignore_ascii_case("Cookie") && value.len() > self.limits.max_cookie_bytes {
                 return Err(RequestError::CookieTooLong {
                     limit: self.limits.max_cookie_bytes,
                 });
@@ -388,7 +389,12 @@ mod tests {
             ),
         ];
         for (input, want) in cases {
-            assert_eq!(parse(input).unwrap_err(), *want, "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse(input).unwrap_err(),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
         assert!(matches!(
             parse(b"GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n"),
@@ -405,7 +411,10 @@ mod tests {
         let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(300));
         let err = parse(long_target.as_bytes()).unwrap_err();
         assert_eq!(err.status().0, 414);
-        let big_cookie = format!("GET / HTTP/1.1\r\nCookie: webvpn={}\r\n\r\n", "a".repeat(5000));
+        let big_cookie = format!(
+            "GET / HTTP/1.1\r\nCookie: webvpn={}\r\n\r\n",
+            "a".repeat(5000)
+        );
         assert_eq!(parse(big_cookie.as_bytes()).unwrap_err().status().0, 431);
         let big_body = b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n";
         assert_eq!(parse(big_body).unwrap_err().status().0, 413);

@@ -78,7 +78,12 @@ struct Args {
     passwd: Option<PathBuf>,
 
     /// User's group name(s), comma-separated (written as given)
-    #[arg(short = 'g', long = "groupname", visible_alias = "group", value_name = "GROUPS")]
+    #[arg(
+        short = 'g',
+        long = "groupname",
+        visible_alias = "group",
+        value_name = "GROUPS"
+    )]
     groupname: Option<String>,
 
     /// Delete user
@@ -161,10 +166,7 @@ fn run(args: &Args) -> Result<(), Failure> {
     };
     let group_field = match (&args.groupname, file.find(&args.username)) {
         (Some(g), _) => g.clone(),
-        (None, _) => file
-            .group_field(&args.username)
-            .unwrap_or("*")
-            .to_string(),
+        (None, _) => file.group_field(&args.username).unwrap_or("*").to_string(),
     };
     file.set_line(&args.username, &group_field, &hash)?;
     lock.commit(&file)?;
@@ -328,7 +330,9 @@ impl<'a, F: AsFd> EchoOff<'a, F> {
         let saved = termios::tcgetattr(term.as_fd()).ok();
         if let Some(orig) = &saved {
             let mut quiet = orig.clone();
-            quiet.local_flags.remove(LocalFlags::ECHO | LocalFlags::ISIG);
+            quiet
+                .local_flags
+                .remove(LocalFlags::ECHO | LocalFlags::ISIG);
             let _ = termios::tcsetattr(term.as_fd(), SetArg::TCSAFLUSH, &quiet);
         }
         EchoOff { term, saved }
