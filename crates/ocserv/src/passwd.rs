@@ -147,7 +147,10 @@ impl fmt::Debug for PasswdFile {
         f.debug_struct("PasswdFile")
             .field("path", &self.path)
             .field("lines", &self.lines.len())
-            .field("users", &self.entries().map(|e| &e.user).collect::<Vec<_>>())
+            .field(
+                "users",
+                &self.entries().map(|e| &e.user).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -829,7 +832,9 @@ pub fn hash_password(password: &str) -> Result<String, PasswdError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlainAuth {
     /// The password matched; the user's groups from the file (possibly none).
-    Accepted { groups: Vec<String> },
+    Accepted {
+        groups: Vec<String>,
+    },
     Rejected,
 }
 
@@ -1117,7 +1122,10 @@ mod tests {
         let dave = f.find("dave").unwrap();
         assert!(dave.groups.is_empty() && !dave.has_password());
         let eve = f.find("eve").unwrap();
-        assert_eq!((eve.groups.as_slice(), eve.hash.as_str()), (&["g1".to_string()][..], "h"));
+        assert_eq!(
+            (eve.groups.as_slice(), eve.hash.as_str()),
+            (&["g1".to_string()][..], "h")
+        );
         assert!(f.find("nobody").is_none());
         assert_eq!(f.group_field("carol"), Some("a, b ,  staff ,x,,*"));
         assert_eq!(f.group_field("alice"), Some("*"));
@@ -1305,7 +1313,10 @@ mod tests {
     fn debug_hides_the_hash() {
         let f = parse("alice:*:$5$secret$hash\n");
         let shown = format!("{f:?}");
-        assert!(shown.contains("alice") && !shown.contains("secret"), "{shown}");
+        assert!(
+            shown.contains("alice") && !shown.contains("secret"),
+            "{shown}"
+        );
         let e = format!("{:?}", f.find("alice").unwrap());
         assert!(!e.contains("secret"), "{e}");
     }
@@ -1317,10 +1328,8 @@ mod tests {
                 .duration_since(std::time::UNIX_EPOCH)
                 .unwrap()
                 .as_nanos();
-            let d = std::env::temp_dir().join(format!(
-                "ferro-passwd-{tag}-{}-{nanos}",
-                std::process::id()
-            ));
+            let d = std::env::temp_dir()
+                .join(format!("ferro-passwd-{tag}-{}-{nanos}", std::process::id()));
             fs::create_dir(&d).unwrap();
             TempDir(d)
         }
@@ -1386,7 +1395,9 @@ mod tests {
         fs::remove_file(dir.0.join("ocpasswd.tmp")).unwrap();
 
         // Missing directory.
-        let e = PasswdFile::empty(&dir.0.join("no/such/file")).save().unwrap_err();
+        let e = PasswdFile::empty(&dir.0.join("no/such/file"))
+            .save()
+            .unwrap_err();
         assert!(e.to_string().contains("no/such/file.tmp"), "{e}");
     }
 

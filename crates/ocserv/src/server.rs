@@ -92,14 +92,7 @@ impl Runtime {
             });
         }
         let forms = form_settings(&config);
-        Ok((
-            Self {
-                config,
-                tls,
-                forms,
-            },
-            warnings,
-        ))
+        Ok((Self { config, tls, forms }, warnings))
     }
 }
 
@@ -167,7 +160,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("tun", &self.tun_name).finish()
+        f.debug_struct("Server")
+            .field("tun", &self.tun_name)
+            .finish()
     }
 }
 
@@ -382,30 +377,29 @@ impl Server {
         {
             let mut state = lock(&self.state);
             if state.bans.is_banned(peer.ip(), now) {
-                debug!("{peer}: refused, address is banned");
+                info!("{peer}: connection refused, address is banned");
                 return;
             }
-            state
-                .bans
-                .add(peer.ip(), config.ban_points_connection, now);
+            state.bans.add(peer.ip(), config.ban_points_connection, now);
         }
         let local = tcp.local_addr().map(|a| a.ip()).ok();
         let _ = tcp.set_nodelay(true);
-        let auth_deadline =
-            tokio::time::Instant::now() + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
-        let stream = match tokio::time::timeout_at(auth_deadline, rt.tls.accept(tcp, &peer.to_string()))
-            .await
-        {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => {
-                debug!("{e}");
-                return;
-            }
-            Err(_) => {
-                debug!("{peer}: TLS handshake timed out");
-                return;
-            }
-        };
+        let auth_deadline = tokio::time::Instant::now()
+            + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
+        let stream =
+            match tokio::time::timeout_at(auth_deadline, rt.tls.accept(tcp, &peer.to_string()))
+                .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    debug!("{e}");
+                    return;
+                }
+                Err(_) => {
+                    info!("{peer}: no TLS handshake within auth-timeout; closed");
+                    return;
+                }
+            };
         let cert = cert_status(&stream, config);
         let login = tokio::time::timeout_at(
             auth_deadline,
@@ -468,7 +462,9 @@ impl Server {
                         return None;
                     }
                 }
-                Method::Get | Method::Post if is_auth_path(&path) || request.method == Method::Post => {
+                Method::Get | Method::Post
+                    if is_auth_path(&path) || request.method == Method::Post =>
+                {
                     let msg = if request.method == Method::Post {
                         parse_client_auth(&request.body)
                     } else {
@@ -484,7 +480,10 @@ impl Server {
                         let result = check_password(passwd, user.clone(), password).await;
                         if result == PlainAuth::Rejected {
                             let points = config.ban_points_wrong_password;
-                            if lock(&self.state).bans.add(peer.ip(), points, Instant::now()) {
+                            if lock(&self.state)
+                                .bans
+                                .add(peer.ip(), points, Instant::now())
+                            {
                                 info!("{peer}: banned after repeated failed logins");
                             }
                             info!("{peer}: wrong password for user '{user}'");
@@ -493,8 +492,10 @@ impl Server {
                     }
                     match step {
                         AuthStep::Form(form) => {
-                            let resp = xml_response(form.to_xml())
-                                .header("Set-Cookie", format!("webvpncontext={context_cookie}; Secure; HttpOnly"));
+                            let resp = xml_response(form.to_xml()).header(
+                                "Set-Cookie",
+                                format!("webvpncontext={context_cookie}; Secure; HttpOnly"),
+                            );
                             if send(&mut stream, &resp).await.is_err() {
                                 return None;
                             }
@@ -503,7 +504,10 @@ impl Server {
                             let cookie = self.create_session(&user, group.as_deref(), config);
                             info!(
                                 "{peer}: user '{user}' authenticated{}",
-                                group.as_deref().map(|g| format!(" (group {g})")).unwrap_or_default()
+                                group
+                                    .as_deref()
+                                    .map(|g| format!(" (group {g})"))
+                                    .unwrap_or_default()
                             );
                             let resp = xml_response(complete_xml(config.banner.as_deref()))
                                 .header("Set-Cookie", format!("webvpncontext={context_cookie}; Secure; HttpOnly"))
@@ -569,7 +573,13 @@ impl Server {
         let config = &rt.config;
         let client = ClientConnect::from_request(&request);
         let Some(cookie) = client.cookie.clone() else {
-            refuse(&mut stream, peer, "CONNECT without a cookie", (503, "Service Unavailable")).await;
+            refuse(
+                &mut stream,
+                peer,
+                "CONNECT without a cookie",
+                (503, "Service Unavailable"),
+            )
+            .await;
             return;
         };
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -597,8 +607,12 @@ impl Server {
             reused,
             kick_rx,
         } = opened;
-        let server_v4 = settings.ipv4_network.map(|n| IpAddr::V4(server_address_v4(n)));
-        let server_v6 = settings.ipv6_network.map(|n| IpAddr::V6(server_address_v6(n)));
+        let server_v4 = settings
+            .ipv4_network
+            .map(|n| IpAddr::V4(server_address_v4(n)));
+        let server_v6 = settings
+            .ipv6_network
+            .map(|n| IpAddr::V6(server_address_v6(n)));
         let info = |stats| ScriptInfo {
             id: session_id,
             user: &user,
@@ -636,7 +650,12 @@ impl Server {
         }
         mtu = mtu.max(576);
         let mobile = client.is_mobile();
-        let dpd = if mobile { settings.mobile_dpd } else { settings.dpd }.filter(|d| *d > 0);
+        let dpd = if mobile {
+            settings.mobile_dpd
+        } else {
+            settings.dpd
+        }
+        .filter(|d| *d > 0);
         let idle = if mobile {
             settings.mobile_idle_timeout
         } else {
@@ -673,8 +692,11 @@ impl Server {
                 RekeyMethod::Ssl | RekeyMethod::NewTunnel => "new-tunnel",
             },
             session_timeout: settings.session_timeout.filter(|t| *t > 0),
-            session_remaining: deadline
-                .map(|d| d.saturating_duration_since(now).as_secs().min(u64::from(u32::MAX)) as u32),
+            session_remaining: deadline.map(|d| {
+                d.saturating_duration_since(now)
+                    .as_secs()
+                    .min(u64::from(u32::MAX)) as u32
+            }),
             base_mtu,
             mtu,
             banner: config.banner.clone(),
@@ -706,8 +728,14 @@ impl Server {
         };
         let started = Instant::now();
         let outcome = if stream.write_all(&out).await.is_ok() {
-            self.packet_loop(&mut stream, ServerSession::new(timers, now), rx, kick_rx, &filter)
-                .await
+            self.packet_loop(
+                &mut stream,
+                ServerSession::new(timers, now),
+                rx,
+                kick_rx,
+                &filter,
+            )
+            .await
         } else {
             Outcome::default()
         };
@@ -724,7 +752,11 @@ impl Server {
             if ended { "ended" } else { "kept for reconnect" }
         );
         if let Some(path) = &config.disconnect_script {
-            let stats = Some((outcome.bytes_in, outcome.bytes_out, started.elapsed().as_secs()));
+            let stats = Some((
+                outcome.bytes_in,
+                outcome.bytes_out,
+                started.elapsed().as_secs(),
+            ));
             let env = script::script_env(ScriptReason::Disconnect, &info(stats));
             if let Err(e) = script::run(path, &env).await {
                 warn!("user '{user}': disconnect-script: {e}");
@@ -766,14 +798,20 @@ impl Server {
                 format!("user '{user}' already has {max_same} sessions (max-same-clients)"),
             ));
         }
-        let already_attached = state.sessions.get(&raw).is_some_and(|r| r.attached.is_some());
+        let already_attached = state
+            .sessions
+            .get(&raw)
+            .is_some_and(|r| r.attached.is_some());
         if config.max_clients > 0
             && !already_attached
             && state.tunnels.len() >= config.max_clients as usize
         {
             return Err((
                 (503, "Service Unavailable"),
-                format!("server is full ({} clients, max-clients)", config.max_clients),
+                format!(
+                    "server is full ({} clients, max-clients)",
+                    config.max_clients
+                ),
             ));
         }
         let reused = existing_lease.is_some();
@@ -784,7 +822,9 @@ impl Server {
                 random_fill(&mut seed);
                 let request = LeaseRequest {
                     user: &user,
-                    v4: settings.ipv4_network.filter(|_| client.wants_ipv4 || !client.wants_ipv6),
+                    v4: settings
+                        .ipv4_network
+                        .filter(|_| client.wants_ipv4 || !client.wants_ipv6),
                     v6: settings
                         .ipv6_network
                         .filter(|_| client.wants_ipv6)
@@ -794,9 +834,10 @@ impl Server {
                     explicit_v4: settings.explicit_ipv4,
                     explicit_v6: settings.explicit_ipv6,
                 };
-                let lease = state.pool.lease(&request).map_err(|e| {
-                    ((503, "Service Unavailable"), e.to_string())
-                })?;
+                let lease = state
+                    .pool
+                    .lease(&request)
+                    .map_err(|e| ((503, "Service Unavailable"), e.to_string()))?;
                 if lease.v4.is_none() && lease.v6.is_none() {
                     return Err((
                         (503, "Service Unavailable"),
@@ -842,7 +883,13 @@ impl Server {
     }
 
     /// Detaches connection `conn`; returns true when the session ended (lease released).
-    fn close_tunnel(&self, raw: &[u8; COOKIE_BYTES], conn: u64, keep: bool, registered: bool) -> bool {
+    fn close_tunnel(
+        &self,
+        raw: &[u8; COOKIE_BYTES],
+        conn: u64,
+        keep: bool,
+        registered: bool,
+    ) -> bool {
         let mut state = lock(&self.state);
         if registered {
             state.tunnels.remove(&conn);
@@ -858,13 +905,31 @@ impl Server {
         }
     }
 
-    fn add_routes(&self, conn: u64, lease: &Lease, settings: &NetSettings, tx: mpsc::Sender<Vec<u8>>) {
+    fn add_routes(
+        &self,
+        conn: u64,
+        lease: &Lease,
+        settings: &NetSettings,
+        tx: mpsc::Sender<Vec<u8>>,
+    ) {
         let mut routes = write_lock(&self.routes);
         if let Some(v4) = lease.v4 {
-            routes.insert(IpAddr::V4(v4), Route { conn, tx: tx.clone() });
+            routes.insert(
+                IpAddr::V4(v4),
+                Route {
+                    conn,
+                    tx: tx.clone(),
+                },
+            );
         }
         if let Some(v6) = lease.v6 {
-            routes.insert(IpAddr::V6(v6.network()), Route { conn, tx: tx.clone() });
+            routes.insert(
+                IpAddr::V6(v6.network()),
+                Route {
+                    conn,
+                    tx: tx.clone(),
+                },
+            );
             let mut prefixes = write_lock(&self.v6_prefixes);
             if !prefixes.contains(&v6.prefix_len()) {
                 prefixes.push(v6.prefix_len());
@@ -874,7 +939,13 @@ impl Server {
             // iroutes are networks behind the client: reachable through its tunnel.
             if let IpNet::V4(n) = net {
                 for host in n.hosts().take(4096) {
-                    routes.insert(IpAddr::V4(host), Route { conn, tx: tx.clone() });
+                    routes.insert(
+                        IpAddr::V4(host),
+                        Route {
+                            conn,
+                            tx: tx.clone(),
+                        },
+                    );
                 }
             }
             add_kernel_route(&self.tun_name, *net);
@@ -1144,7 +1215,9 @@ fn cert_status(stream: &TlsStream, config: &Config) -> CertStatus {
 /// or the default files when a user or group has none.
 pub fn effective_settings(config: &Config, user: &str, group: Option<&str>) -> NetSettings {
     let mut settings = config.net.clone();
-    let mut apply = |dir: &Option<std::path::PathBuf>, name: Option<&str>, default: &Option<std::path::PathBuf>| {
+    let mut apply = |dir: &Option<std::path::PathBuf>,
+                     name: Option<&str>,
+                     default: &Option<std::path::PathBuf>| {
         let loaded = match (dir, name) {
             (Some(dir), Some(name)) => match config::load_override(dir, name) {
                 Ok(found) => found,
@@ -1169,8 +1242,16 @@ pub fn effective_settings(config: &Config, user: &str, group: Option<&str>) -> N
             settings = settings.overlay(&over);
         }
     };
-    apply(&config.config_per_group, group, &config.default_group_config);
-    apply(&config.config_per_user, Some(user), &config.default_user_config);
+    apply(
+        &config.config_per_group,
+        group,
+        &config.default_group_config,
+    );
+    apply(
+        &config.config_per_user,
+        Some(user),
+        &config.default_user_config,
+    );
     settings
 }
 
@@ -1179,7 +1260,9 @@ fn custom_headers(lines: &[String], user: &str, group: Option<&str>) -> Vec<(Str
     lines
         .iter()
         .filter_map(|line| {
-            let line = line.replace("%{U}", user).replace("%{G}", group.unwrap_or_default());
+            let line = line
+                .replace("%{U}", user)
+                .replace("%{G}", group.unwrap_or_default());
             let (name, value) = line.split_once(':')?;
             Some((name.trim().to_string(), value.trim().to_string()))
         })
@@ -1187,7 +1270,11 @@ fn custom_headers(lines: &[String], user: &str, group: Option<&str>) -> Vec<(Str
 }
 
 fn add_kernel_route(device: &str, net: IpNet) {
-    let family = if matches!(net, IpNet::V4(_)) { "-4" } else { "-6" };
+    let family = if matches!(net, IpNet::V4(_)) {
+        "-4"
+    } else {
+        "-6"
+    };
     let status = std::process::Command::new("ip")
         .args([family, "route", "replace", &net.to_string(), "dev", device])
         .stderr(std::process::Stdio::null())
@@ -1201,7 +1288,11 @@ fn add_kernel_route(device: &str, net: IpNet) {
 pub fn describe_pools(config: &Config) -> String {
     let v4 = config.net.ipv4_network.map(|n: Ipv4Net| n.to_string());
     let v6 = config.net.ipv6_network.map(|n| n.to_string());
-    [v4, v6].into_iter().flatten().collect::<Vec<_>>().join(", ")
+    [v4, v6]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 #[cfg(test)]

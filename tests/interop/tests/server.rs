@@ -635,3 +635,76 @@ fn sd_notify_ready_pid_file_and_test_mode() {
     );
     assert!(report.contains(&format!("broken.conf:{lines}")), "{report}");
 }
+
+#[test]
+fn pre_auth_limits_and_ban_points() {
+    let extra = "max-ban-score = 20\nban-points-wrong-password = 10\nban-reset-time = 300\nauth-timeout = 3\n";
+    let (lab, pki) = lab("srv-limits", Client::Ours, extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    // An oversized header is answered with 431 and the connection closed.
+    let big = "a".repeat(20_000);
+    let out = lab.in_client(&format!(
+        "printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nX-Big: {big}\\r\\n\\r\\n' | \
+         timeout 10 openssl s_client -quiet -connect {}:443 2>/dev/null",
+        lab.server_ip
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 431"),
+        "{}",
+        text(&out)
+    );
+    // A smuggling attempt gets 400.
+    let out = lab.in_client(&format!(
+        "printf 'POST / HTTP/1.1\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\nabc' | \
+         timeout 10 openssl s_client -quiet -connect {}:443 2>/dev/null",
+        lab.server_ip
+    ));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 400"),
+        "{}",
+        text(&out)
+    );
+    // A connection that never even starts TLS is cut at auth-timeout (3 s here).
+    let out = lab.in_client(&format!(
+        "timeout 20 bash -c 'exec 3<>/dev/tcp/{}/443; cat <&3 >/dev/null'; echo $?",
+        lab.server_ip
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "0",
+        "server did not close the idle connection"
+    );
+    assert!(
+        lab.log("ocserv.log").contains("auth-timeout"),
+        "{}",
+        lab.log("ocserv.log")
+    );
+
+    // Two wrong passwords (10 points each, plus 1 per connection) pass max-ban-score 20: the
+    // next attempt is refused even with the right password.
+    for _ in 0..2 {
+        let out = lab.run_client(
+            &login_args(&ca, &["--authenticate", &u]),
+            "wrong\n",
+            SECS(30),
+        );
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    }
+    let out = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "banned address got in: {}",
+        text(&out)
+    );
+    assert!(
+        lab.log("ocserv.log").contains("address is banned"),
+        "{}",
+        lab.log("ocserv.log")
+    );
+}
