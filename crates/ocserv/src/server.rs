@@ -601,12 +601,17 @@ impl Server {
             session_id,
             user,
             group,
-            lease,
+            mut lease,
             settings,
             deadline,
             reused,
             kick_rx,
         } = opened;
+        if config.ping_leases && !reused {
+            lease = self
+                .vet_lease(&raw, lease, &user, &settings, &client, config)
+                .await;
+        }
         let server_v4 = settings
             .ipv4_network
             .map(|n| IpAddr::V4(server_address_v4(n)));
@@ -818,22 +823,7 @@ impl Server {
         let lease = match existing_lease {
             Some(l) => l,
             None => {
-                let mut seed = [0u8; 8];
-                random_fill(&mut seed);
-                let request = LeaseRequest {
-                    user: &user,
-                    v4: settings
-                        .ipv4_network
-                        .filter(|_| client.wants_ipv4 || !client.wants_ipv6),
-                    v6: settings
-                        .ipv6_network
-                        .filter(|_| client.wants_ipv6)
-                        .map(|n| (n, settings.ipv6_subnet_prefix.unwrap_or(128))),
-                    predictable: config.predictable_ips,
-                    seed: u64::from_le_bytes(seed),
-                    explicit_v4: settings.explicit_ipv4,
-                    explicit_v6: settings.explicit_ipv6,
-                };
+                let request = lease_request(&user, &settings, client, config);
                 let lease = state
                     .pool
                     .lease(&request)
@@ -880,6 +870,44 @@ impl Server {
             reused,
             kick_rx,
         })
+    }
+
+    /// `ping-leases`: an IPv4 address that answers a ping is in use elsewhere on the
+    /// network. It stays out of the pool (until restart) and the session gets another one.
+    async fn vet_lease(
+        &self,
+        raw: &[u8; COOKIE_BYTES],
+        mut lease: Lease,
+        user: &str,
+        settings: &NetSettings,
+        client: &ClientConnect,
+        config: &Config,
+    ) -> Lease {
+        for _ in 0..4 {
+            let Some(addr) = lease.v4 else { return lease };
+            if !answers_ping(addr).await {
+                return lease;
+            }
+            warn!("{addr} answers pings, so it is in use elsewhere (ping-leases); not leasing it");
+            let mut state = lock(&self.state);
+            let request = LeaseRequest {
+                v6: None,
+                ..lease_request(user, settings, client, config)
+            };
+            match state.pool.lease(&request) {
+                Ok(fresh) => {
+                    lease.v4 = fresh.v4;
+                    if let Some(record) = state.sessions.get_mut(raw) {
+                        record.lease = Some(lease);
+                    }
+                }
+                Err(e) => {
+                    warn!("{e}");
+                    return lease;
+                }
+            }
+        }
+        lease
     }
 
     /// Detaches connection `conn`; returns true when the session ended (lease released).
@@ -1253,6 +1281,40 @@ pub fn effective_settings(config: &Config, user: &str, group: Option<&str>) -> N
         &config.default_user_config,
     );
     settings
+}
+
+fn lease_request<'a>(
+    user: &'a str,
+    settings: &NetSettings,
+    client: &ClientConnect,
+    config: &Config,
+) -> LeaseRequest<'a> {
+    let mut seed = [0u8; 8];
+    random_fill(&mut seed);
+    LeaseRequest {
+        user,
+        v4: settings
+            .ipv4_network
+            .filter(|_| client.wants_ipv4 || !client.wants_ipv6),
+        v6: settings
+            .ipv6_network
+            .filter(|_| client.wants_ipv6)
+            .map(|n| (n, settings.ipv6_subnet_prefix.unwrap_or(128))),
+        predictable: config.predictable_ips,
+        seed: u64::from_le_bytes(seed),
+        explicit_v4: settings.explicit_ipv4,
+        explicit_v6: settings.explicit_ipv6,
+    }
+}
+
+async fn answers_ping(addr: Ipv4Addr) -> bool {
+    tokio::process::Command::new("ping")
+        .args(["-c", "1", "-W", "1", "-q", &addr.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
 }
 
 /// `custom-header` lines as `(name, value)`, with `%{U}` and `%{G}` substituted.

@@ -708,3 +708,33 @@ fn pre_auth_limits_and_ban_points() {
         lab.log("ocserv.log")
     );
 }
+
+#[test]
+fn ping_leases_skips_addresses_in_use() {
+    let (mut lab, pki) = lab("srv-ping", Client::Ours, "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let script = lab.recording_script();
+    let pid = lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let predicted = vpn_address(&lab);
+    lab.signal_client(pid, "INT");
+    assert_eq!(lab.wait_client(SECS(10)), Some(0));
+    // Someone else on the server's network now uses alice's usual address.
+    sh(&format!(
+        "ip -n {} addr add {predicted}/32 dev lo",
+        lab.server_ns
+    ));
+    let config_path = lab.dir.join("ocserv.conf");
+    let mut config = std::fs::read_to_string(&config_path).unwrap();
+    config.push_str("ping-leases = true\n");
+    std::fs::write(&config_path, config).unwrap();
+    sh(&format!("kill -HUP {}", lab.server_pid()));
+    lab.wait_for_log("ocserv.log", "configuration reloaded", SECS(10));
+    let _ = std::fs::remove_file(lab.dir.join("env.connect"));
+    lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let got = vpn_address(&lab);
+    assert_ne!(got, predicted, "an address answering pings was leased");
+    assert!(lab.log("ocserv.log").contains("answers pings"));
+}
