@@ -738,3 +738,50 @@ fn ping_leases_skips_addresses_in_use() {
     assert_ne!(got, predicted, "an address answering pings was leased");
     assert!(lab.log("ocserv.log").contains("answers pings"));
 }
+
+#[test]
+fn privileges_dropped_after_setup() {
+    let mut lab = Lab::new("srv-priv");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    // The unprivileged server still reads the password file per login (so ocpasswd
+    // changes apply at once): make it readable by the run-as group, as the README says.
+    let passwd = lab.dir.join("ocpasswd");
+    let auth = format!("plain[passwd={}]", passwd.display());
+    let mut child = std::process::Command::new(ferroconnect_interop::bin("ocpasswd"))
+        .arg("-c")
+        .arg(&passwd)
+        .arg("alice")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"secret\nsecret\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    sh(&format!(
+        "chgrp nogroup {p} && chmod 640 {p} && chmod 755 {d}",
+        p = passwd.display(),
+        d = lab.dir.display()
+    ));
+    lab.start_server(
+        ferroconnect_interop::ServerKind::Ours,
+        &pki,
+        &auth,
+        "run-as-user = nobody\nrun-as-group = nogroup\n",
+    );
+    let user = sh(&format!("ps -o user= -p {}", lab.server_pid()));
+    assert_eq!(user.trim(), "nobody");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+}
