@@ -1,4 +1,5 @@
-//! The README demo: a real ocserv and our client in network namespaces, traffic across.
+//! The README demo in network namespaces: Debian's ocserv with our client, then our ocserv
+//! with Debian's openconnect, traffic across each.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -12,16 +13,44 @@ fn step(text: &str) {
 }
 
 fn main() {
+    step("Part 1: Debian's ocserv, our openconnect client");
     let mut lab = Lab::new("demo");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    step(&format!(
-        "server namespace {} ({}), client namespace {} ({}), host behind the VPN at {}",
-        lab.server_ns, lab.server_ip, lab.client_ns, lab.client_ip, lab.behind_ip
-    ));
+    describe(&lab);
     lab.start_ocserv(&pki, &[("alice", "secret")], "");
     println!("Debian's ocserv is listening on https://{}/", lab.server_ip);
+    let pid = show_tunnel(&mut lab, &pki, "our openconnect");
+    step("ocserv's view (occtl show users)");
+    print!("{}", lab.occtl("show users"));
+    log_off(&mut lab, pid);
+    drop(lab);
 
-    step("our openconnect logs in as alice and brings up the tunnel");
+    step("Part 2: our ocserv (password file made by our ocpasswd), Debian's openconnect client");
+    let mut lab = Lab::new("demo2");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    describe(&lab);
+    lab.start_our_server(&pki, &[("alice", "secret")], "");
+    println!("our ocserv is listening on https://{}/", lab.server_ip);
+    let pid = show_tunnel(&mut lab, &pki, "Debian's openconnect");
+    step("our server's log");
+    print!("{}", lab.log("ocserv.log"));
+    log_off(&mut lab, pid);
+    println!("\nDemo finished; namespaces removed.");
+}
+
+fn describe(lab: &Lab) {
+    println!(
+        "server namespace {} ({}), client namespace {} ({}), host behind the VPN at {}",
+        lab.server_ns, lab.server_ip, lab.client_ns, lab.client_ip, lab.behind_ip
+    );
+}
+
+/// Brings the tunnel up with `client` and shows traffic; returns the client pid.
+fn show_tunnel(lab: &mut Lab, pki: &Pki, client: &str) -> u32 {
+    step(&format!(
+        "{client} logs in as alice and brings up the tunnel"
+    ));
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let pid = lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
@@ -60,10 +89,10 @@ fn main() {
     print!("{}", String::from_utf8_lossy(&iperf.stdout));
     let _ = server.kill();
     let _ = server.wait();
+    pid
+}
 
-    step("ocserv's view (occtl show users)");
-    print!("{}", lab.occtl("show users"));
-
+fn log_off(lab: &mut Lab, pid: u32) {
     step("SIGINT: the client logs off and exits");
     lab.signal_client(pid, "INT");
     let code = lab.wait_client(Duration::from_secs(10));
@@ -72,5 +101,4 @@ fn main() {
         lab.log("client.log").lines().last().unwrap_or_default()
     );
     println!("\nclient exit status: {code:?}");
-    println!("\nDemo finished; namespaces removed.");
 }
