@@ -258,7 +258,10 @@ pub(super) fn parse(text: &str, mut d: Diag) -> Result<Loaded, ConfigError> {
             if let Some(prev) = lines.get(&e.key) {
                 d.warn(
                     e.line,
-                    format!("{} is set again; this replaces the value on line {prev}", e.key),
+                    format!(
+                        "{} is set again; this replaces the value on line {prev}",
+                        e.key
+                    ),
                 );
             }
         }
@@ -352,7 +355,10 @@ fn set<T>(slot: &mut Option<T>, v: Option<T>) {
 /// A path value (taken as written; ocserv resolves relative paths against its cwd).
 fn path(e: &Entry, d: &mut Diag) -> Option<PathBuf> {
     if e.value.is_empty() {
-        d.error(e.line, format!("{}: expected a path, got an empty value", e.key));
+        d.error(
+            e.line,
+            format!("{}: expected a path, got an empty value", e.key),
+        );
         None
     } else {
         Some(PathBuf::from(&e.value))
@@ -362,7 +368,10 @@ fn path(e: &Entry, d: &mut Diag) -> Option<PathBuf> {
 /// A non-empty single-word value (user names, group names, hosts).
 fn word(e: &Entry, d: &mut Diag, what: &str) -> Option<String> {
     if e.value.is_empty() || e.value.contains(char::is_whitespace) {
-        d.error(e.line, format!("{}: expected {what}, got {:?}", e.key, e.value));
+        d.error(
+            e.line,
+            format!("{}: expected {what}, got {:?}", e.key, e.value),
+        );
         None
     } else {
         Some(e.value.clone())
@@ -446,16 +455,28 @@ impl Draft {
                 &mut self.max_clients,
                 num(e, d, "a number of clients (0 = unlimited)"),
             ),
-            "rate-limit-ms" => set(&mut self.rate_limit_ms, num(e, d, "a number of milliseconds")),
+            "rate-limit-ms" => set(
+                &mut self.rate_limit_ms,
+                num(e, d, "a number of milliseconds"),
+            ),
             "auth-timeout" => set(&mut self.auth_timeout, secs(e, d)),
             "min-reauth-time" => set(&mut self.min_reauth_time, secs(e, d)),
-            "max-ban-score" => set(&mut self.max_ban_score, num(e, d, "a score (0 = no banning)")),
+            "max-ban-score" => set(
+                &mut self.max_ban_score,
+                num(e, d, "a score (0 = no banning)"),
+            ),
             "ban-reset-time" => set(&mut self.ban_reset_time, secs(e, d)),
             "ban-points-wrong-password" => {
-                set(&mut self.ban_points_wrong_password, num(e, d, "a number of points"));
+                set(
+                    &mut self.ban_points_wrong_password,
+                    num(e, d, "a number of points"),
+                );
             }
             "ban-points-connection" => {
-                set(&mut self.ban_points_connection, num(e, d, "a number of points"));
+                set(
+                    &mut self.ban_points_connection,
+                    num(e, d, "a number of points"),
+                );
             }
             "banner" => self.banner = Some(v.to_owned()),
             "pre-login-banner" => self.pre_login_banner = Some(v.to_owned()),
@@ -483,7 +504,10 @@ impl Draft {
             "host-update-script" => set(&mut self.host_update_script, path(e, d)),
             "tls-priorities" => {
                 if v.is_empty() {
-                    d.error(line, "tls-priorities: expected a priority string, got an empty value");
+                    d.error(
+                        line,
+                        "tls-priorities: expected a priority string, got an empty value",
+                    );
                 } else {
                     self.tls_priorities = Some(v.to_owned());
                 }
@@ -506,7 +530,10 @@ impl Draft {
             "cisco-client-compat" => set(&mut self.cisco_client_compat, boolean(e, d)),
             "always-require-cert" => {
                 // Replaced by cisco-client-compat (with the opposite meaning) in ocserv 0.11.
-                d.warn(line, "always-require-cert was replaced by cisco-client-compat");
+                d.warn(
+                    line,
+                    "always-require-cert was replaced by cisco-client-compat",
+                );
                 if boolean(e, d) == Some(false) {
                     self.cisco_client_compat = Some(true);
                 }
@@ -736,9 +763,7 @@ impl Draft {
             ca_cert: self.ca_cert,
             cert_user_oid: self.cert_user_oid,
             cert_group_oid: self.cert_group_oid,
-            device: self
-                .device
-                .unwrap_or_else(|| defaults::DEVICE.to_owned()),
+            device: self.device.unwrap_or_else(|| defaults::DEVICE.to_owned()),
             net,
             predictable_ips: self.predictable_ips.unwrap_or(true),
             ping_leases: self.ping_leases.unwrap_or(false),
@@ -836,7 +861,11 @@ impl Draft {
             ("config-per-user", &self.config_per_user, Kind::Dir),
             ("config-per-group", &self.config_per_group, Kind::Dir),
             ("default-user-config", &self.default_user_config, Kind::File),
-            ("default-group-config", &self.default_group_config, Kind::File),
+            (
+                "default-group-config",
+                &self.default_group_config,
+                Kind::File,
+            ),
             ("user-profile", &self.user_profile, Kind::File),
         ];
         for (key, p, kind) in files {
@@ -865,7 +894,10 @@ impl Draft {
         if let Some(user) = &self.run_as_user {
             match nix::unistd::User::from_name(user) {
                 Ok(Some(_)) => {}
-                Ok(None) => d.error(line_of("run-as-user"), format!("run-as-user: no user {user}")),
+                Ok(None) => d.error(
+                    line_of("run-as-user"),
+                    format!("run-as-user: no user {user}"),
+                ),
                 Err(e) => d.error(
                     line_of("run-as-user"),
                     format!("run-as-user: cannot look up {user}: {e}"),

@@ -154,8 +154,7 @@ fn looks_like_setting(s: &str) -> bool {
             let k = k.trim();
             !k.is_empty()
                 && k.chars().any(|c| c.is_ascii_alphabetic())
-                && k
-                    .chars()
+                && k.chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         }
         None => false,

@@ -128,7 +128,10 @@ impl NetBuilder {
                         if (key.starts_with("ipv4-") && !ip.is_ipv4())
                             || (key.starts_with("ipv6-") && !ip.is_ipv6())
                         {
-                            d.warn(line, format!("{key} has an address of the other family: {ip}"));
+                            d.warn(
+                                line,
+                                format!("{key} has an address of the other family: {ip}"),
+                            );
                         }
                         if key.ends_with("dns") {
                             push(&mut self.s.dns, ip);
@@ -145,7 +148,10 @@ impl NetBuilder {
             },
             "default-domain" => {
                 if v.is_empty() {
-                    d.error(line, format!("{key}: expected a domain name, got an empty value"));
+                    d.error(
+                        line,
+                        format!("{key}: expected a domain name, got an empty value"),
+                    );
                 } else {
                     self.s.default_domain = Some(v.to_owned());
                 }
@@ -215,7 +221,10 @@ impl NetBuilder {
                     if (68..=65535).contains(&mtu) {
                         self.s.mtu = Some(mtu);
                     } else {
-                        d.error(line, format!("{key}: expected an MTU of 68-65535 bytes, got {mtu}"));
+                        d.error(
+                            line,
+                            format!("{key}: expected an MTU of 68-65535 bytes, got {mtu}"),
+                        );
                     }
                 }
             }
@@ -327,9 +336,7 @@ impl NetBuilder {
                             if trunc.addr() != addr {
                                 d.warn(
                                     net_line,
-                                    format!(
-                                        "ipv4-network {net} has host bits set; using {trunc}"
-                                    ),
+                                    format!("ipv4-network {net} has host bits set; using {trunc}"),
                                 );
                             }
                             if len > 30 {

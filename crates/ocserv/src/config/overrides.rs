@@ -67,7 +67,10 @@ fn run(text: &str, d: &mut Diag) -> NetSettings {
             if let Some(prev) = lines.get(e.key.as_str()) {
                 d.warn(
                     e.line,
-                    format!("{} is set again; this replaces the value on line {prev}", e.key),
+                    format!(
+                        "{} is set again; this replaces the value on line {prev}",
+                        e.key
+                    ),
                 );
             }
         }

@@ -180,7 +180,13 @@ fn minimal_config_gets_ocserv_defaults() {
 #[test]
 fn missing_required_keys_are_all_reported() {
     let p = errors_of(parse("", file(), false), "empty");
-    for needle in ["auth", "server-cert", "server-key", "tcp-port", "ipv4-network"] {
+    for needle in [
+        "auth",
+        "server-cert",
+        "server-key",
+        "tcp-port",
+        "ipv4-network",
+    ] {
         assert_has(&p, 0, needle);
     }
     assert_eq!(p.len(), 5, "{p:#?}");
@@ -213,7 +219,9 @@ fn problem_display() {
         "/etc/ocserv/ocserv.conf:12: dpd: expected a number of seconds, got \"x\""
     );
     let whole = Problem { line: 0, ..p };
-    assert!(whole.to_string().starts_with("/etc/ocserv/ocserv.conf: dpd"));
+    assert!(whole
+        .to_string()
+        .starts_with("/etc/ocserv/ocserv.conf: dpd"));
 }
 
 #[test]
@@ -262,7 +270,9 @@ const GOOD: &[(&str, Check)] = &[
     ("ban-points-wrong-password = 3", |c| {
         c.ban_points_wrong_password == 3
     }),
-    ("ban-points-connection = 2", |c| c.ban_points_connection == 2),
+    ("ban-points-connection = 2", |c| {
+        c.ban_points_connection == 2
+    }),
     ("banner = \"Welcome to the VPN\"", |c| {
         c.banner.as_deref() == Some("Welcome to the VPN")
     }),
@@ -286,9 +296,10 @@ const GOOD: &[(&str, Check)] = &[
     ("config-per-group = groups", |c| {
         c.config_per_group == Some("groups".into())
     }),
-    ("default-user-config = /etc/ocserv/defaults/user.conf", |c| {
-        c.default_user_config == Some("/etc/ocserv/defaults/user.conf".into())
-    }),
+    (
+        "default-user-config = /etc/ocserv/defaults/user.conf",
+        |c| c.default_user_config == Some("/etc/ocserv/defaults/user.conf".into()),
+    ),
     ("default-group-config = ../group.conf", |c| {
         c.default_group_config == Some("../group.conf".into())
     }),
@@ -332,7 +343,9 @@ const GOOD: &[(&str, Check)] = &[
         c.rekey_method == RekeyMethod::NewTunnel
     }),
     ("rekey-method = ssl", |c| c.rekey_method == RekeyMethod::Ssl),
-    ("switch-to-tcp-timeout = 0", |c| c.switch_to_tcp_timeout == 0),
+    ("switch-to-tcp-timeout = 0", |c| {
+        c.switch_to_tcp_timeout == 0
+    }),
     ("try-mtu-discovery = true", |c| c.try_mtu_discovery),
     ("compression = true", |c| c.compression),
     ("no-compress-limit = 512", |c| c.no_compress_limit == 512),
@@ -345,9 +358,10 @@ const GOOD: &[(&str, Check)] = &[
     ("user-profile = profile.xml", |c| {
         c.user_profile == Some("profile.xml".into())
     }),
-    ("enable-auth = certificate\nca-cert = /ca.pem\ncert-user-oid = 2.5.4.3", |c| {
-        c.enable_auth == vec![AuthMethod::Certificate]
-    }),
+    (
+        "enable-auth = certificate\nca-cert = /ca.pem\ncert-user-oid = 2.5.4.3",
+        |c| c.enable_auth == vec![AuthMethod::Certificate],
+    ),
     // NetSettings keys.
     ("route = 10.0.0.0/8", |c| {
         c.net.routes == Some(vec![net("10.0.0.0/8")]) && c.net.default_route == Some(false)
@@ -385,9 +399,15 @@ const GOOD: &[(&str, Check)] = &[
     ("default-domain = \"example.com one.example.com\"", |c| {
         c.net.default_domain.as_deref() == Some("example.com one.example.com")
     }),
-    ("tunnel-all-dns = true", |c| c.net.tunnel_all_dns == Some(true)),
+    ("tunnel-all-dns = true", |c| {
+        c.net.tunnel_all_dns == Some(true)
+    }),
+    // (The sample config's example; it has host bits set, which are cleared with a warning.)
     ("ipv6-network = fda9:4efe:7e3b:03ea::/48", |c| {
-        c.net.ipv6_network == Some("fda9:4efe:7e3b:3ea::/48".parse().unwrap())
+        c.net.ipv6_network == Some("fda9:4efe:7e3b::/48".parse().unwrap())
+    }),
+    ("ipv6-network = fda9:4efe:7e3b:03ea::/64", |c| {
+        c.net.ipv6_network == Some("fda9:4efe:7e3b:3ea::/64".parse().unwrap())
     }),
     ("ipv6-network = fd00::/48\nipv6-subnet-prefix = 64", |c| {
         c.net.ipv6_subnet_prefix == Some(64)
@@ -405,15 +425,27 @@ const GOOD: &[(&str, Check)] = &[
     ("mobile-idle-timeout = 2400", |c| {
         c.net.mobile_idle_timeout == Some(2400)
     }),
-    ("session-timeout = 86400", |c| c.net.session_timeout == Some(86400)),
-    ("max-same-clients = 2", |c| c.net.max_same_clients == Some(2)),
+    ("session-timeout = 86400", |c| {
+        c.net.session_timeout == Some(86400)
+    }),
+    ("max-same-clients = 2", |c| {
+        c.net.max_same_clients == Some(2)
+    }),
     ("restrict-user-to-routes = false", |c| {
         c.net.restrict_user_to_routes == Some(false)
     }),
-    ("deny-roaming = false", |c| c.net.deny_roaming == Some(false)),
-    ("rx-data-per-sec = 40000", |c| c.net.rx_data_per_sec == Some(40000)),
-    ("tx-data-per-sec = 50000", |c| c.net.tx_data_per_sec == Some(50000)),
-    ("stats-report-time = 360", |c| c.net.stats_report_time == Some(360)),
+    ("deny-roaming = false", |c| {
+        c.net.deny_roaming == Some(false)
+    }),
+    ("rx-data-per-sec = 40000", |c| {
+        c.net.rx_data_per_sec == Some(40000)
+    }),
+    ("tx-data-per-sec = 50000", |c| {
+        c.net.tx_data_per_sec == Some(50000)
+    }),
+    ("stats-report-time = 360", |c| {
+        c.net.stats_report_time == Some(360)
+    }),
     ("ipv4-network = 10.1.0.0\nipv4-netmask = 255.255.0.0", |c| {
         c.net.ipv4_network == Some(net4("10.1.0.0/16"))
     }),
@@ -439,7 +471,10 @@ fn every_key_parses_a_good_value() {
 const BAD: &[(&str, &str)] = &[
     ("auth = pam", "auth: auth method pam is not supported yet"),
     ("auth = \"pam[gid-min=1000]\"", "pam is not supported yet"),
-    ("auth = \"radius[config=/etc/radiusclient/radiusclient.conf]\"", "radius"),
+    (
+        "auth = \"radius[config=/etc/radiusclient/radiusclient.conf]\"",
+        "radius",
+    ),
     ("auth = gssapi", "gssapi is not supported yet"),
     ("auth = oidc[config=/x]", "oidc is not supported yet"),
     ("auth = password", "unknown auth method"),
@@ -448,7 +483,10 @@ const BAD: &[(&str, &str)] = &[
     ("auth = \"plain[otp=/x]\"", "OTP only"),
     ("auth = \"plain[passwd=/x\"", "missing ']'"),
     ("auth = certificate[x=1]", "certificate takes no options"),
-    ("enable-auth = radius", "enable-auth: auth method radius is not supported yet"),
+    (
+        "enable-auth = radius",
+        "enable-auth: auth method radius is not supported yet",
+    ),
     ("tcp-port = 0", "tcp-port: expected a port number"),
     ("udp-port = https", "udp-port: expected a port number"),
     ("udp-port = 70000", "udp-port: expected a port number"),
@@ -457,97 +495,268 @@ const BAD: &[(&str, &str)] = &[
     ("server-key = \"\"", "server-key: expected a path"),
     ("ca-cert = \"\"", "ca-cert: expected a path"),
     ("cert-user-oid = CN", "cert-user-oid: expected a dotted OID"),
-    ("cert-group-oid = 2..5", "cert-group-oid: expected a dotted OID"),
+    (
+        "cert-group-oid = 2..5",
+        "cert-group-oid: expected a dotted OID",
+    ),
     ("device = vpn-devices-are-long", "device: device name"),
     ("device = vpn/x", "device: device name"),
-    ("predictable-ips = maybe", "predictable-ips: expected true or false, got \"maybe\""),
+    (
+        "predictable-ips = maybe",
+        "predictable-ips: expected true or false, got \"maybe\"",
+    ),
     ("ping-leases = 1", "ping-leases: expected true or false"),
-    ("cookie-timeout = abc", "cookie-timeout: expected a number of seconds, got \"abc\""),
-    ("cookie-timeout = -1", "cookie-timeout: expected a number of seconds"),
-    ("persistent-cookies = on", "persistent-cookies: expected true or false"),
+    (
+        "cookie-timeout = abc",
+        "cookie-timeout: expected a number of seconds, got \"abc\"",
+    ),
+    (
+        "cookie-timeout = -1",
+        "cookie-timeout: expected a number of seconds",
+    ),
+    (
+        "persistent-cookies = on",
+        "persistent-cookies: expected true or false",
+    ),
     ("max-clients = many", "max-clients: expected a number"),
-    ("rate-limit-ms = 1.5", "rate-limit-ms: expected a number of milliseconds"),
-    ("auth-timeout = 4m", "auth-timeout: expected a number of seconds"),
-    ("min-reauth-time = x", "min-reauth-time: expected a number of seconds"),
+    (
+        "rate-limit-ms = 1.5",
+        "rate-limit-ms: expected a number of milliseconds",
+    ),
+    (
+        "auth-timeout = 4m",
+        "auth-timeout: expected a number of seconds",
+    ),
+    (
+        "min-reauth-time = x",
+        "min-reauth-time: expected a number of seconds",
+    ),
     ("max-ban-score = x", "max-ban-score: expected a score"),
-    ("ban-reset-time = x", "ban-reset-time: expected a number of seconds"),
-    ("ban-points-wrong-password = x", "ban-points-wrong-password: expected a number"),
-    ("ban-points-connection = x", "ban-points-connection: expected a number"),
+    (
+        "ban-reset-time = x",
+        "ban-reset-time: expected a number of seconds",
+    ),
+    (
+        "ban-points-wrong-password = x",
+        "ban-points-wrong-password: expected a number",
+    ),
+    (
+        "ban-points-connection = x",
+        "ban-points-connection: expected a number",
+    ),
     ("select-group = \"g[Friendly\"", "select-group: missing ']'"),
-    ("select-group = [Friendly]", "select-group: expected a group name"),
-    ("auto-select-group = 2", "auto-select-group: expected true or false"),
-    ("default-select-group = \"\"", "default-select-group: expected a group name"),
-    ("select-group-by-url = x", "select-group-by-url: expected true or false"),
+    (
+        "select-group = [Friendly]",
+        "select-group: expected a group name",
+    ),
+    (
+        "auto-select-group = 2",
+        "auto-select-group: expected true or false",
+    ),
+    (
+        "default-select-group = \"\"",
+        "default-select-group: expected a group name",
+    ),
+    (
+        "select-group-by-url = x",
+        "select-group-by-url: expected true or false",
+    ),
     ("config-per-user = \"\"", "config-per-user: expected a path"),
-    ("config-per-group = \"\"", "config-per-group: expected a path"),
-    ("default-user-config = \"\"", "default-user-config: expected a path"),
-    ("default-group-config = \"\"", "default-group-config: expected a path"),
+    (
+        "config-per-group = \"\"",
+        "config-per-group: expected a path",
+    ),
+    (
+        "default-user-config = \"\"",
+        "default-user-config: expected a path",
+    ),
+    (
+        "default-group-config = \"\"",
+        "default-group-config: expected a path",
+    ),
     ("connect-script = \"\"", "connect-script: expected a path"),
-    ("disconnect-script = \"\"", "disconnect-script: expected a path"),
-    ("host-update-script = \"\"", "host-update-script: expected a path"),
-    ("tls-priorities = \"\"", "tls-priorities: expected a priority string"),
-    ("isolate-workers = 1", "isolate-workers: expected true or false"),
+    (
+        "disconnect-script = \"\"",
+        "disconnect-script: expected a path",
+    ),
+    (
+        "host-update-script = \"\"",
+        "host-update-script: expected a path",
+    ),
+    (
+        "tls-priorities = \"\"",
+        "tls-priorities: expected a priority string",
+    ),
+    (
+        "isolate-workers = 1",
+        "isolate-workers: expected true or false",
+    ),
     ("run-as-user = \"a b\"", "run-as-user: expected a user name"),
     ("run-as-group = \"\"", "run-as-group: expected a group name"),
     ("pid-file = \"\"", "pid-file: expected a path"),
     ("socket-file = \"\"", "socket-file: expected a path"),
-    ("occtl-socket-file = \"\"", "occtl-socket-file: expected a path"),
+    (
+        "occtl-socket-file = \"\"",
+        "occtl-socket-file: expected a path",
+    ),
     ("use-occtl = enabled", "use-occtl: expected true or false"),
-    ("cisco-client-compat = y", "cisco-client-compat: expected true or false"),
+    (
+        "cisco-client-compat = y",
+        "cisco-client-compat: expected true or false",
+    ),
     ("dtls-legacy = x", "dtls-legacy: expected true or false"),
     ("dtls-psk = x", "dtls-psk: expected true or false"),
-    ("match-tls-dtls-ciphers = x", "match-tls-dtls-ciphers: expected true or false"),
-    ("rekey-time = 2d", "rekey-time: expected a number of seconds"),
-    ("rekey-method = tls", "rekey-method: expected ssl or new-tunnel"),
-    ("switch-to-tcp-timeout = x", "switch-to-tcp-timeout: expected a number of seconds"),
-    ("try-mtu-discovery = x", "try-mtu-discovery: expected true or false"),
+    (
+        "match-tls-dtls-ciphers = x",
+        "match-tls-dtls-ciphers: expected true or false",
+    ),
+    (
+        "rekey-time = 2d",
+        "rekey-time: expected a number of seconds",
+    ),
+    (
+        "rekey-method = tls",
+        "rekey-method: expected ssl or new-tunnel",
+    ),
+    (
+        "switch-to-tcp-timeout = x",
+        "switch-to-tcp-timeout: expected a number of seconds",
+    ),
+    (
+        "try-mtu-discovery = x",
+        "try-mtu-discovery: expected true or false",
+    ),
     ("compression = lz4", "compression: expected true or false"),
-    ("no-compress-limit = x", "no-compress-limit: expected a number of bytes"),
-    ("server-stats-reset-time = x", "server-stats-reset-time: expected a number of seconds"),
-    ("custom-header = \"no colon here\"", "custom-header: expected \"Name: value\""),
+    (
+        "no-compress-limit = x",
+        "no-compress-limit: expected a number of bytes",
+    ),
+    (
+        "server-stats-reset-time = x",
+        "server-stats-reset-time: expected a number of seconds",
+    ),
+    (
+        "custom-header = \"no colon here\"",
+        "custom-header: expected \"Name: value\"",
+    ),
     ("user-profile = \"\"", "user-profile: expected a path"),
     ("route = 10.0.0.0", "route: expected a network"),
-    ("route = 10.0.0.0/33", "route: prefix length 33 is out of range 0-32"),
-    ("route = 10.0.0.0/255.0.255.0", "route: netmask 255.0.255.0 is not contiguous"),
-    ("route = fd00::/255.255.0.0", "route: an IPv6 network needs a prefix length"),
-    ("route = fd00::/129", "route: prefix length 129 is out of range 0-128"),
-    ("route = nowhere/8", "route: expected an IP address before '/'"),
-    ("no-route = default", "no-route: 'default' is only valid for route"),
+    (
+        "route = 10.0.0.0/33",
+        "route: prefix length 33 is out of range 0-32",
+    ),
+    (
+        "route = 10.0.0.0/255.0.255.0",
+        "route: netmask 255.0.255.0 is not contiguous",
+    ),
+    (
+        "route = fd00::/255.255.0.0",
+        "route: an IPv6 network needs a prefix length",
+    ),
+    (
+        "route = fd00::/129",
+        "route: prefix length 129 is out of range 0-128",
+    ),
+    (
+        "route = nowhere/8",
+        "route: expected an IP address before '/'",
+    ),
+    (
+        "no-route = default",
+        "no-route: 'default' is only valid for route",
+    ),
     ("no-route = 10.0.0.0", "no-route: expected a network"),
-    ("dns = local", "dns: the 'local' keyword is no longer supported"),
+    (
+        "dns = local",
+        "dns: the 'local' keyword is no longer supported",
+    ),
     ("dns = 1.2.3", "dns: expected an IP address"),
     ("ipv4-dns = x", "ipv4-dns: expected an IP address"),
     ("ipv6-dns = x", "ipv6-dns: expected an IP address"),
     ("nbns = x", "nbns: expected an IP address"),
     ("ipv4-nbns = x", "ipv4-nbns: expected an IP address"),
     ("ipv6-nbns = x", "ipv6-nbns: expected an IP address"),
-    ("split-dns = \"a.com b.com\"", "split-dns: expected one domain name"),
+    (
+        "split-dns = \"a.com b.com\"",
+        "split-dns: expected one domain name",
+    ),
     ("split-dns = \"\"", "split-dns: expected a domain name"),
-    ("default-domain = \"\"", "default-domain: expected a domain name"),
-    ("tunnel-all-dns = x", "tunnel-all-dns: expected true or false"),
-    ("ipv4-network = 192.168.1", "ipv4-network: expected an IPv4 network"),
-    ("ipv4-netmask = 255.0.255.0", "ipv4-netmask: netmask 255.0.255.0 is not contiguous"),
+    (
+        "default-domain = \"\"",
+        "default-domain: expected a domain name",
+    ),
+    (
+        "tunnel-all-dns = x",
+        "tunnel-all-dns: expected true or false",
+    ),
+    (
+        "ipv4-network = 192.168.1",
+        "ipv4-network: expected an IPv4 network",
+    ),
+    (
+        "ipv4-netmask = 255.0.255.0",
+        "ipv4-netmask: netmask 255.0.255.0 is not contiguous",
+    ),
     ("ipv4-netmask = 24", "ipv4-netmask: expected a netmask"),
-    ("ipv6-network = zz::/48", "ipv6-network: expected an IPv6 network"),
-    ("ipv6-prefix = 5", "ipv6-prefix: expected an IPv6 prefix length (11-128)"),
-    ("ipv6-subnet-prefix = 200", "ipv6-subnet-prefix: expected an IPv6 prefix length"),
+    (
+        "ipv6-network = zz::/48",
+        "ipv6-network: expected an IPv6 network",
+    ),
+    (
+        "ipv6-prefix = 5",
+        "ipv6-prefix: expected an IPv6 prefix length (11-128)",
+    ),
+    (
+        "ipv6-subnet-prefix = 200",
+        "ipv6-subnet-prefix: expected an IPv6 prefix length",
+    ),
     ("mtu = 10", "mtu: expected an MTU of 68-65535 bytes"),
     ("mtu = big", "mtu: expected an MTU in bytes"),
     ("dpd = x", "dpd: expected a number of seconds"),
     ("mobile-dpd = x", "mobile-dpd: expected a number of seconds"),
     ("keepalive = x", "keepalive: expected a number of seconds"),
-    ("idle-timeout = x", "idle-timeout: expected a number of seconds"),
-    ("mobile-idle-timeout = x", "mobile-idle-timeout: expected a number of seconds"),
-    ("session-timeout = x", "session-timeout: expected a number of seconds"),
-    ("max-same-clients = x", "max-same-clients: expected a number"),
-    ("restrict-user-to-routes = x", "restrict-user-to-routes: expected true or false"),
+    (
+        "idle-timeout = x",
+        "idle-timeout: expected a number of seconds",
+    ),
+    (
+        "mobile-idle-timeout = x",
+        "mobile-idle-timeout: expected a number of seconds",
+    ),
+    (
+        "session-timeout = x",
+        "session-timeout: expected a number of seconds",
+    ),
+    (
+        "max-same-clients = x",
+        "max-same-clients: expected a number",
+    ),
+    (
+        "restrict-user-to-routes = x",
+        "restrict-user-to-routes: expected true or false",
+    ),
     ("deny-roaming = x", "deny-roaming: expected true or false"),
-    ("rx-data-per-sec = -5", "rx-data-per-sec: expected a number of bytes per second"),
-    ("tx-data-per-sec = 1e6", "tx-data-per-sec: expected a number of bytes per second"),
-    ("stats-report-time = x", "stats-report-time: expected a number of seconds"),
+    (
+        "rx-data-per-sec = -5",
+        "rx-data-per-sec: expected a number of bytes per second",
+    ),
+    (
+        "tx-data-per-sec = 1e6",
+        "tx-data-per-sec: expected a number of bytes per second",
+    ),
+    (
+        "stats-report-time = x",
+        "stats-report-time: expected a number of seconds",
+    ),
     ("dpd = 99999999999", "too large"),
-    ("listen-clear-file = /run/x", "listen-clear-file was removed"),
-    ("banner = \"a\" b", "unexpected text after the closing quote"),
+    (
+        "listen-clear-file = /run/x",
+        "listen-clear-file was removed",
+    ),
+    (
+        "banner = \"a\" b",
+        "unexpected text after the closing quote",
+    ),
     ("banner = \"a\rb\"", "control character"),
     ("just some words", "expected KEY = VALUE"),
     ("= value", "missing key"),
@@ -588,7 +797,11 @@ fn quotes_comments_and_whitespace() {
                 default-select-group =#grp\n");
     let c = &l.config;
     assert_eq!(c.banner.as_deref(), Some("Hello # world"));
-    assert_has(&l.warnings, L + 3, "ocserv 1.x would treat it as the start of a comment");
+    assert_has(
+        &l.warnings,
+        L + 3,
+        "ocserv 1.x would treat it as the start of a comment",
+    );
     assert_eq!(c.net.dns, Some(vec!["1.1.1.1".parse().unwrap()]));
     assert_eq!(c.net.default_domain.as_deref(), Some("example.com"));
     assert_eq!(c.pre_login_banner.as_deref(), Some("unbalanced"));
@@ -616,14 +829,16 @@ fn crlf_and_bom_are_accepted() {
 
 #[test]
 fn repeated_keys_accumulate_or_replace() {
-    let l = ok("route = 10.0.0.0/8\nroute = 172.16.0.0/12\nroute = 192.168.0.0/16\n\
+    let l = ok(
+        "route = 10.0.0.0/8\nroute = 172.16.0.0/12\nroute = 192.168.0.0/16\n\
                 dns = 192.168.1.1\ndns = fc00::4be0\n\
                 select-group = group1\nselect-group = group2[My special group]\n\
                 custom-header = \"X-A: 1\"\ncustom-header = \"X-B: 2\"\n\
                 split-dns = a.example\nsplit-dns = b.example\n\
                 nbns = 10.0.0.1\nnbns = 10.0.0.2\n\
                 no-route = 10.1.0.0/16\nno-route = 10.2.0.0/16\n\
-                dpd = 10\ndpd = 20\n");
+                dpd = 10\ndpd = 20\n",
+    );
     let c = &l.config;
     assert_eq!(
         c.net.routes,
@@ -641,7 +856,11 @@ fn repeated_keys_accumulate_or_replace() {
     assert_eq!(c.net.no_routes.as_ref().map(Vec::len), Some(2));
     // A scalar given twice: the last wins, with a warning naming both lines.
     assert_eq!(c.net.dpd, Some(20));
-    assert_has(&l.warnings, L + 16, "dpd is set again; this replaces the value on line 21");
+    assert_has(
+        &l.warnings,
+        L + 16,
+        "dpd is set again; this replaces the value on line 21",
+    );
     assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
 }
 
@@ -668,10 +887,7 @@ fn indented_setting_is_an_error() {
 
 #[test]
 fn indentation_at_the_top_is_fine() {
-    let text = BASE
-        .lines()
-        .map(|l| format!("  {l}\n"))
-        .collect::<String>();
+    let text = BASE.lines().map(|l| format!("  {l}\n")).collect::<String>();
     // Only the first line can be indented without continuing a key.
     let p = errors_of(parse(&text, file(), false), "indented");
     assert_has(&p, 2, "indented setting");
@@ -683,7 +899,11 @@ fn indentation_at_the_top_is_fine() {
 fn key_name_lookup_is_exact() {
     let l = ok("DPD = 10\n");
     assert_eq!(l.config.net.dpd, Some(90));
-    assert_has(&l.warnings, L, "unknown key \"DPD\" (ignored); did you mean dpd?");
+    assert_has(
+        &l.warnings,
+        L,
+        "unknown key \"DPD\" (ignored); did you mean dpd?",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -705,8 +925,10 @@ fn route_host_bits_are_cleared_with_a_warning() {
 
 #[test]
 fn route_netmask_forms() {
-    let c = cfg("route = 10.10.10.0/255.255.255.0\nroute = 192.168.0.0/255.255.0.0\n\
-                 route = fef4:db8:1000:1001::/64\nroute = 172.16.0.0 / 12\n");
+    let c = cfg(
+        "route = 10.10.10.0/255.255.255.0\nroute = 192.168.0.0/255.255.0.0\n\
+                 route = fef4:db8:1000:1001::/64\nroute = 172.16.0.0 / 12\n",
+    );
     assert_eq!(
         c.net.routes,
         Some(vec![
@@ -725,7 +947,11 @@ fn route_default_wins_over_other_routes() {
         let l = ok(&format!("route = 10.0.0.0/8\nroute = {default}\n"));
         assert_eq!(l.config.net.routes, Some(vec![]), "{default}");
         assert_eq!(l.config.net.default_route, Some(true));
-        assert_has(&l.warnings, L, "route 10.0.0.0/8 is ignored: route = default on line 7");
+        assert_has(
+            &l.warnings,
+            L,
+            "route 10.0.0.0/8 is ignored: route = default on line 7",
+        );
     }
 }
 
@@ -763,7 +989,11 @@ fn ipv4_network_forms() {
 #[test]
 fn ipv4_network_problems() {
     let p = errs("ipv4-network = 10.1.0.0/16\nipv4-netmask = 255.255.255.0\n");
-    assert_has(&p, L + 1, "disagrees with the prefix length in ipv4-network on line 6");
+    assert_has(
+        &p,
+        L + 1,
+        "disagrees with the prefix length in ipv4-network on line 6",
+    );
     let p = errs("ipv4-network = 10.1.0.0\n");
     assert_has(&p, L, "ipv4-network has no netmask");
 
@@ -775,13 +1005,20 @@ fn ipv4_network_problems() {
 #[test]
 fn ipv6_network_checks() {
     let c = cfg("ipv6-network = fd00::1/48\n");
-    assert_eq!(c.net.ipv6_network, Some("fd00::/48".parse::<Ipv6Net>().unwrap()));
+    assert_eq!(
+        c.net.ipv6_network,
+        Some("fd00::/48".parse::<Ipv6Net>().unwrap())
+    );
     assert_eq!(c.net.ipv6_subnet_prefix, Some(128));
 
     let p = errs("ipv6-network = fd00::\n");
     assert_has(&p, L, "ipv6-network has no prefix length");
     let p = errs("ipv6-network = fd00::/64\nipv6-subnet-prefix = 64\n");
-    assert_has(&p, L + 1, "must be longer than the ipv6-network prefix (/64)");
+    assert_has(
+        &p,
+        L + 1,
+        "must be longer than the ipv6-network prefix (/64)",
+    );
     let p = errs("ipv6-network = fd00::/128\n");
     assert_has(&p, L, "ipv6-subnet-prefix (128) must be longer");
     let p = errs("ipv6-network = fd00::/48\nipv6-prefix = 56\n");
@@ -791,7 +1028,11 @@ fn ipv6_network_checks() {
 #[test]
 fn dns_family_aliases_warn_on_mismatch() {
     let l = ok("ipv4-dns = fd00::1\n");
-    assert_has(&l.warnings, L, "ipv4-dns has an address of the other family");
+    assert_has(
+        &l.warnings,
+        L,
+        "ipv4-dns has an address of the other family",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -842,21 +1083,29 @@ fn per_user_only_keys_are_ignored_globally() {
 
 #[test]
 fn unsupported_keys_warn_by_name() {
-    let l = ok("chroot-dir = /var/lib/ocserv\nlog-level = 1\ndh-params = /dh.pem\n\
+    let l = ok(
+        "chroot-dir = /var/lib/ocserv\nlog-level = 1\ndh-params = /dh.pem\n\
                 client-bypass-protocol = false\nuse-utmp = false\nlisten-proxy-proto = false\n\
-                camouflage = false\nclient-bypass-protocol = true\n");
+                camouflage = false\nclient-bypass-protocol = true\n",
+    );
     assert_has(&l.warnings, L, "not supported yet: chroot-dir");
     assert_has(&l.warnings, L + 1, "not supported yet: log-level");
     assert_has(&l.warnings, L + 2, "not supported yet: dh-params");
     // Setting a feature we lack to "off" asks for what we do anyway: no warning.
     for line in L + 3..L + 7 {
         assert!(
-            !l.warnings.iter().any(|w| w.line == line && w.message.contains("not supported")),
+            !l.warnings
+                .iter()
+                .any(|w| w.line == line && w.message.contains("not supported")),
             "line {line}: {:?}",
             l.warnings
         );
     }
-    assert_has(&l.warnings, L + 7, "not supported yet: client-bypass-protocol");
+    assert_has(
+        &l.warnings,
+        L + 7,
+        "not supported yet: client-bypass-protocol",
+    );
 }
 
 /// Security-relevant settings we cannot enforce: warnings at run time, errors under `-t`.
@@ -1052,7 +1301,10 @@ fn per_user_file_sets_only_what_it_has() {
     assert_eq!(s.split_dns, Some(vec!["corp.example".to_owned()]));
     assert_eq!(s.ipv4_network, Some(net4("10.20.0.0/24")));
     assert_eq!(s.explicit_ipv4, Some(Ipv4Addr::new(10, 20, 0, 7)));
-    assert_eq!(s.explicit_ipv6, Some("fd00:20::7".parse::<Ipv6Addr>().unwrap()));
+    assert_eq!(
+        s.explicit_ipv6,
+        Some("fd00:20::7".parse::<Ipv6Addr>().unwrap())
+    );
     assert_eq!(s.dpd, Some(15));
     assert_eq!(s.keepalive, Some(20));
     assert_eq!(s.max_same_clients, Some(1));
@@ -1100,8 +1352,8 @@ fn per_user_file_errors_fail_it() {
 
 #[test]
 fn overlay_replaces_only_what_is_set() {
-    let global = cfg("route = 10.0.0.0/8\ndns = 192.168.1.1\nnbns = 192.168.1.3\nidle-timeout = 100\n")
-        .net;
+    let global =
+        cfg("route = 10.0.0.0/8\ndns = 192.168.1.1\nnbns = 192.168.1.3\nidle-timeout = 100\n").net;
     let (user, _) = parse_override(USER_FILE, Path::new("alice")).unwrap();
     let eff = global.overlay(&user);
     // Lists present in the user file replace the global ones (ocserv's rule).
@@ -1171,7 +1423,10 @@ fn load_override_file_reports_io_and_errors() {
         other => panic!("{other:?}"),
     }
     let big = dir.file("big", &"# padding\n".repeat(200_000));
-    assert!(matches!(load_override_file(&big), Err(ConfigError::Io { .. })));
+    assert!(matches!(
+        load_override_file(&big),
+        Err(ConfigError::Io { .. })
+    ));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1181,7 +1436,9 @@ fn load_override_file_reports_io_and_errors() {
 fn load_missing_file_is_io_error() {
     let e = load(Path::new("/nonexistent/ferroconnect/ocserv.conf"), false).unwrap_err();
     assert!(matches!(e, ConfigError::Io { .. }));
-    assert!(e.to_string().starts_with("cannot read /nonexistent/ferroconnect/ocserv.conf"));
+    assert!(e
+        .to_string()
+        .starts_with("cannot read /nonexistent/ferroconnect/ocserv.conf"));
 }
 
 #[test]
@@ -1257,8 +1514,7 @@ fn test_mode_reports_missing_files_at_their_lines() {
     );
     std::fs::remove_file(dir.0.join("key.pem")).unwrap();
     std::fs::remove_file(dir.0.join("passwd")).unwrap();
-    std::fs::set_permissions(dir.0.join("ca.pem"), std::fs::Permissions::from_mode(0o644))
-        .unwrap();
+    std::fs::set_permissions(dir.0.join("ca.pem"), std::fs::Permissions::from_mode(0o644)).unwrap();
     dir.file("users/bob", "dpd = soon\n");
 
     let Err(ConfigError::Invalid(p)) = load(&conf, true) else {
@@ -1277,7 +1533,8 @@ fn test_mode_reports_missing_files_at_their_lines() {
     // The broken per-user file is reported with its own path and line.
     let bob = dir.0.join("users/bob");
     assert!(
-        p.iter().any(|x| x.file == bob && x.line == 1 && x.message.contains("dpd")),
+        p.iter()
+            .any(|x| x.file == bob && x.line == 1 && x.message.contains("dpd")),
         "{p:#?}"
     );
     // Without -t the files are not looked at.

@@ -118,9 +118,9 @@ pub(super) fn parse_ipv4_network(v: &str) -> Result<(Ipv4Addr, Option<u8>), Stri
         Some((a, l)) => (a.trim(), Some(l.trim())),
         None => (v, None),
     };
-    let addr: Ipv4Addr = addr_s.parse().map_err(|_| {
-        format!("expected an IPv4 network such as 192.168.1.0/24, got {v:?}")
-    })?;
+    let addr: Ipv4Addr = addr_s
+        .parse()
+        .map_err(|_| format!("expected an IPv4 network such as 192.168.1.0/24, got {v:?}"))?;
     let len = len_s.map(|l| parse_len(true, l)).transpose()?;
     Ok((addr, len))
 }
@@ -131,9 +131,9 @@ pub(super) fn parse_ipv6_network(v: &str) -> Result<(Ipv6Addr, Option<u8>), Stri
         Some((a, l)) => (a.trim(), Some(l.trim())),
         None => (v, None),
     };
-    let addr: Ipv6Addr = addr_s.parse().map_err(|_| {
-        format!("expected an IPv6 network such as fd00:1234::/48, got {v:?}")
-    })?;
+    let addr: Ipv6Addr = addr_s
+        .parse()
+        .map_err(|_| format!("expected an IPv6 network such as fd00:1234::/48, got {v:?}"))?;
     let len = len_s.map(|l| parse_len(false, l)).transpose()?;
     Ok((addr, len))
 }
@@ -142,9 +142,7 @@ pub(super) fn parse_ipv6_network(v: &str) -> Result<(Ipv6Addr, Option<u8>), Stri
 pub(super) fn parse_ipv6_prefix(v: &str) -> Result<u8, String> {
     let n: u32 = parse_uint(v, "an IPv6 prefix length (11-128)")?;
     if !(11..=128).contains(&n) {
-        return Err(format!(
-            "expected an IPv6 prefix length (11-128), got {n}"
-        ));
+        return Err(format!("expected an IPv6 prefix length (11-128), got {n}"));
     }
     u8::try_from(n).map_err(|_| format!("expected an IPv6 prefix length (11-128), got {n}"))
 }
@@ -259,7 +257,10 @@ fn parse_plain(options: &str) -> Result<AuthMethod, String> {
     let mut otp = None;
     for opt in options.split(',') {
         let Some((k, val)) = opt.split_once('=') else {
-            return Err(format!("expected name=value in plain[...], got {:?}", opt.trim()));
+            return Err(format!(
+                "expected name=value in plain[...], got {:?}",
+                opt.trim()
+            ));
         };
         let (k, val) = (k.trim(), val.trim());
         if val.is_empty() {
@@ -270,16 +271,14 @@ fn parse_plain(options: &str) -> Result<AuthMethod, String> {
         } else if k.eq_ignore_ascii_case("otp") {
             otp = Some(PathBuf::from(val));
         } else {
-            return Err(format!(
-                "unknown plain option {k:?} (known: passwd, otp)"
-            ));
+            return Err(format!("unknown plain option {k:?} (known: passwd, otp)"));
         }
     }
     match passwd {
         Some(passwd) => Ok(AuthMethod::Plain { passwd, otp }),
-        None => Err(
-            "plain without passwd= (OTP only) is not supported yet; add passwd=FILE".into(),
-        ),
+        None => {
+            Err("plain without passwd= (OTP only) is not supported yet; add passwd=FILE".into())
+        }
     }
 }
 
