@@ -183,7 +183,11 @@ impl AddressPool {
         if usable == 0 {
             return Err(PoolError::ExhaustedV6(net));
         }
-        let step = if prefix == 128 { 1u128 } else { 1u128 << (128 - u32::from(prefix)) };
+        let step = if prefix == 128 {
+            1u128
+        } else {
+            1u128 << (128 - u32::from(prefix))
+        };
         let first = if prefix == 128 { 2u128 } else { 1u128 };
         let base = u128::from(net.network());
         for i in 0..usable.min(MAX_PROBES) {
@@ -253,8 +257,20 @@ mod tests {
         a.release(&first);
         assert_eq!(a.lease(&big("alice")).unwrap(), first);
         // Random starts differ with the seed.
-        let r1 = AddressPool::new().lease(&LeaseRequest { seed: 1, ..big("x") }).unwrap();
-        let r2 = AddressPool::new().lease(&LeaseRequest { seed: 2, ..big("x") }).unwrap();
+        let r1 = AddressPool::new()
+            .lease(&LeaseRequest {
+                seed: 1,
+                predictable: false,
+                ..big("x")
+            })
+            .unwrap();
+        let r2 = AddressPool::new()
+            .lease(&LeaseRequest {
+                seed: 2,
+                predictable: false,
+                ..big("x")
+            })
+            .unwrap();
         assert_ne!(r1.v4, r2.v4);
     }
 
@@ -275,7 +291,10 @@ mod tests {
             v6: Some(("fd00:1::/64".parse().unwrap(), 48)),
             ..r
         };
-        assert!(matches!(pool.lease(&bad), Err(PoolError::BadV6Prefix { .. })));
+        assert!(matches!(
+            pool.lease(&bad),
+            Err(PoolError::BadV6Prefix { .. })
+        ));
         let explicit = LeaseRequest {
             explicit_v4: Some("10.9.0.5".parse().unwrap()),
             ..req("bob", true, 0)
@@ -286,6 +305,9 @@ mod tests {
         );
         assert!(pool.lease(&explicit).is_err());
         assert!(pool.is_leased("10.9.0.5".parse().unwrap()));
-        assert_eq!(server_address_v4("10.9.0.0/24".parse().unwrap()).to_string(), "10.9.0.1");
+        assert_eq!(
+            server_address_v4("10.9.0.0/24".parse().unwrap()).to_string(),
+            "10.9.0.1"
+        );
     }
 }

@@ -596,21 +596,19 @@ impl Draft {
     ) -> Result<Loaded, ConfigError> {
         let line_of = |key: &str| lines.get(key).copied().unwrap_or(0);
 
-        // Required keys (ocserv refuses to start without them too).
-        if self.auth.is_empty() {
+        // Required keys (ocserv refuses to start without them too). A key that is present
+        // but invalid has its own error already.
+        let missing = |key: &str| line_of(key) == 0;
+        if self.auth.is_empty() && missing("auth") {
             d.error(
                 0,
                 "no auth method: add e.g. auth = \"plain[passwd=/etc/ocserv/ocpasswd]\"",
             );
         }
-        if self.server_certs.is_empty() {
-            d.error(0, "server-cert is required");
-        }
-        if self.server_keys.is_empty() {
-            d.error(0, "server-key is required");
-        }
-        if self.tcp_port.is_none() {
-            d.error(0, "tcp-port is required");
+        for key in ["server-cert", "server-key", "tcp-port"] {
+            if missing(key) {
+                d.error(0, format!("{key} is required"));
+            }
         }
         if net.ipv4_network.is_none()
             && net.ipv6_network.is_none()
@@ -824,6 +822,12 @@ impl Draft {
             key_lines: lines,
         };
 
+        // Report in file order: this file's lines, then whole-file problems, then other
+        // files (per-user/group files checked under -t).
+        let main_file = d.file.clone();
+        let order = |p: &super::Problem| (p.file != main_file, p.line == 0, p.line);
+        d.errors.sort_by_key(order);
+        d.warnings.sort_by_key(order);
         if d.errors.is_empty() {
             Ok(Loaded {
                 config,
