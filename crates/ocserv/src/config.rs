@@ -4,7 +4,7 @@
 //!
 //! - `key = value` (ocserv's inih also accepts `key: value`, so do we);
 //! - `#` or `;` at the start of a line is a comment; `#` after whitespace ends the value
-//!   (an inline comment) — except inside double quotes, see [`lexer`];
+//!   (an inline comment) — except inside double quotes (see the `lexer` module);
 //! - a value may be wrapped in double quotes, which are removed;
 //! - an *indented* line continues the previous key: it is one more value of that key;
 //! - `[vhost:NAME]` starts a virtual-host section (not supported yet: warned about and skipped).

@@ -439,7 +439,7 @@ impl Draft {
                             format!(
                                 "device name {dev:?} leaves room for only {} digit(s) of device \
                                  number (interface names have at most 15 characters)",
-                                15 - dev.len()
+                                15usize.saturating_sub(dev.len())
                             ),
                         );
                     }

@@ -162,17 +162,8 @@ impl NetBuilder {
             "tunnel_all_dns" if scope == Scope::Override => {
                 set_bool(&mut self.s.tunnel_all_dns, e, d);
             }
-            "restrict-user-to-routes" => {
-                let b = boolean(e, d);
-                set(&mut self.s.restrict_user_to_routes, b);
-                if b == Some(true) {
-                    d.insecure(
-                        line,
-                        "restrict-user-to-routes = true",
-                        "users are not firewalled to their routes",
-                    );
-                }
-            }
+            // Enforced by the server's packet filter (not by ocserv-fw as in ocserv).
+            "restrict-user-to-routes" => set_bool(&mut self.s.restrict_user_to_routes, e, d),
             "deny-roaming" => {
                 let b = boolean(e, d);
                 set(&mut self.s.deny_roaming, b);

@@ -434,6 +434,9 @@ const GOOD: &[(&str, Check)] = &[
     ("restrict-user-to-routes = false", |c| {
         c.net.restrict_user_to_routes == Some(false)
     }),
+    ("restrict-user-to-routes = true", |c| {
+        c.net.restrict_user_to_routes == Some(true)
+    }),
     ("deny-roaming = false", |c| {
         c.net.deny_roaming == Some(false)
     }),
@@ -1114,7 +1117,6 @@ const INSECURE: &[&str] = &[
     "ocsp-response = /etc/ocserv/ocsp.der",
     "restrict-user-to-ports = \"tcp(443), tcp(80)\"",
     "deny-roaming = true",
-    "restrict-user-to-routes = true",
     "camouflage = true",
     "listen-proxy-proto = true",
     "listen-netns = foo",
