@@ -63,7 +63,9 @@ pub enum AuthStep {
         group: Option<String>,
     },
     /// Answer `401 <reason>` and close.
-    Failed { reason: &'static str },
+    Failed {
+        reason: &'static str,
+    },
 }
 
 #[derive(Debug)]
@@ -210,7 +212,10 @@ impl Conversation {
     }
 
     fn finish(&mut self, password_groups: Vec<String>) -> AuthStep {
-        let user = match (&self.username, self.cert.as_ref().and_then(|c| c.user.clone())) {
+        let user = match (
+            &self.username,
+            self.cert.as_ref().and_then(|c| c.user.clone()),
+        ) {
             (Some(u), _) => u.clone(),
             (None, Some(u)) => u,
             (None, None) => {
@@ -301,7 +306,10 @@ mod tests {
     fn forms() -> FormSettings {
         FormSettings {
             pre_login_banner: Some("Authorised use only".into()),
-            groups: vec![("staff".into(), "Staff".into()), ("ops".into(), "ops".into())],
+            groups: vec![
+                ("staff".into(), "Staff".into()),
+                ("ops".into(), "ops".into()),
+            ],
             default_group: None,
         }
     }
@@ -323,7 +331,9 @@ mod tests {
         assert!(matches!(retry.inputs, FormInputs::Password { .. }));
         // The retry posts only the password.
         let step = c.on_post(&post(None, Some("right"), None), &forms());
-        assert!(matches!(step, AuthStep::CheckPassword { ref password, .. } if password == "right"));
+        assert!(
+            matches!(step, AuthStep::CheckPassword { ref password, .. } if password == "right")
+        );
         let done = c.password_checked(
             PlainAuth::Accepted {
                 groups: vec!["staff".into()],
@@ -421,7 +431,10 @@ mod tests {
         );
         assert!(matches!(
             both.on_post(&post(None, None, None), &forms()),
-            AuthStep::Form(LoginForm { inputs: FormInputs::Password { .. }, .. })
+            AuthStep::Form(LoginForm {
+                inputs: FormInputs::Password { .. },
+                ..
+            })
         ));
         assert!(matches!(
             both.on_post(&post(Some("mallory"), Some("pw"), None), &forms()),

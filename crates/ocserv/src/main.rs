@@ -111,7 +111,8 @@ fn main() -> ExitCode {
 fn test_config(path: &std::path::Path) -> ExitCode {
     match config::load(path, true) {
         Ok(loaded) => {
-            for w in &loaded.warnings {
+            let pending = ocserv::server::not_yet_used(&loaded.config);
+            for w in loaded.warnings.iter().chain(pending.iter()) {
                 eprintln!("warning: {w}");
             }
             println!("{}: configuration is valid", path.display());

@@ -99,7 +99,11 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
     if s.default_route == Some(true) {
         routes_env(&mut env, "OCSERV_ROUTES", &[]);
     } else {
-        routes_env(&mut env, "OCSERV_ROUTES", s.routes.as_deref().unwrap_or_default());
+        routes_env(
+            &mut env,
+            "OCSERV_ROUTES",
+            s.routes.as_deref().unwrap_or_default(),
+        );
     }
     routes_env(
         &mut env,
@@ -108,8 +112,14 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
     );
     let dns = s.dns.as_deref().unwrap_or_default();
     env.push(("OCSERV_DNS".into(), joined(dns.iter())));
-    env.push(("OCSERV_DNS4".into(), joined(dns.iter().filter(|d| d.is_ipv4()))));
-    env.push(("OCSERV_DNS6".into(), joined(dns.iter().filter(|d| d.is_ipv6()))));
+    env.push((
+        "OCSERV_DNS4".into(),
+        joined(dns.iter().filter(|d| d.is_ipv4())),
+    ));
+    env.push((
+        "OCSERV_DNS6".into(),
+        joined(dns.iter().filter(|d| d.is_ipv6())),
+    ));
     if s.restrict_user_to_routes == Some(true) {
         env.push(("OCSERV_RESTRICT_TO_ROUTES".into(), "1".into()));
     }
@@ -167,7 +177,10 @@ mod tests {
     #[test]
     fn environment_matches_ocserv_names() {
         let settings = NetSettings {
-            routes: Some(vec!["10.0.0.0/8".parse().unwrap(), "fd00::/8".parse().unwrap()]),
+            routes: Some(vec![
+                "10.0.0.0/8".parse().unwrap(),
+                "fd00::/8".parse().unwrap(),
+            ]),
             dns: Some(vec!["10.0.0.53".parse().unwrap()]),
             restrict_user_to_routes: Some(true),
             ..Default::default()
@@ -219,7 +232,10 @@ mod tests {
         let ok = vec![("USERNAME".to_string(), "alice".to_string())];
         assert!(run(&script, &ok).await.is_ok());
         let bad = vec![("USERNAME".to_string(), "bob".to_string())];
-        assert!(matches!(run(&script, &bad).await, Err(ScriptError::Failed { .. })));
+        assert!(matches!(
+            run(&script, &bad).await,
+            Err(ScriptError::Failed { .. })
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -91,9 +91,60 @@ impl Runtime {
                 message: format!("tls-priorities: {token} has no OpenSSL equivalent; ignored"),
             });
         }
+        warnings.extend(not_yet_used(&config));
         let forms = form_settings(&config);
         Ok((Self { config, tls, forms }, warnings))
     }
+}
+
+/// Keys that parse but whose feature this server does not have yet: each gets a warning at
+/// its line, so nobody believes a limit or a channel is active when it is not.
+pub fn not_yet_used(config: &Config) -> Vec<Problem> {
+    let set = |key: &str| config.key_lines.contains_key(key);
+    let mut out = Vec::new();
+    let mut note =
+        |key: &str, what: &str| out.push(config.problem_at(key, format!("{key}: {what}")));
+    if config.udp_port.is_some() {
+        note(
+            "udp-port",
+            "DTLS is not supported yet; all traffic goes over TLS",
+        );
+    }
+    if config.compression {
+        note(
+            "compression",
+            "compression is not supported yet; packets go uncompressed",
+        );
+    }
+    for key in ["rx-data-per-sec", "tx-data-per-sec"] {
+        if set(key) {
+            note(key, "bandwidth limits are not enforced yet");
+        }
+    }
+    if config.host_update_script.is_some() {
+        note(
+            "host-update-script",
+            "not supported yet; the script is never run",
+        );
+    }
+    if config.user_profile.is_some() {
+        note("user-profile", "profile downloads are not supported yet");
+    }
+    if config.select_group_by_url {
+        note(
+            "select-group-by-url",
+            "not supported yet; groups come from the login form",
+        );
+    }
+    if config.use_occtl || config.occtl_socket_file.is_some() {
+        let key = if set("use-occtl") {
+            "use-occtl"
+        } else {
+            "occtl-socket-file"
+        };
+        note(key, "the occtl control socket is not supported yet");
+    }
+    out
 }
 
 fn form_settings(config: &Config) -> FormSettings {
@@ -501,7 +552,20 @@ impl Server {
                             }
                         }
                         AuthStep::Success { user, group } => {
-                            let cookie = self.create_session(&user, group.as_deref(), config);
+                            let cookie = match self.create_session(&user, group.as_deref(), config)
+                            {
+                                Ok(cookie) => cookie,
+                                Err(e) => {
+                                    warn!("{peer}: user '{user}' refused: {e}");
+                                    let _ = send(
+                                        &mut stream,
+                                        &ServerResponse::new(401, "Internal error"),
+                                    )
+                                    .await;
+                                    let _ = stream.shutdown().await;
+                                    return None;
+                                }
+                            };
                             info!(
                                 "{peer}: user '{user}' authenticated{}",
                                 group
@@ -541,10 +605,15 @@ impl Server {
         None
     }
 
-    fn create_session(&self, user: &str, group: Option<&str>, config: &Config) -> String {
+    fn create_session(
+        &self,
+        user: &str,
+        group: Option<&str>,
+        config: &Config,
+    ) -> Result<String, config::ConfigError> {
         let mut raw = [0u8; COOKIE_BYTES];
         random_fill(&mut raw);
-        let settings = effective_settings(config, user, group);
+        let settings = effective_settings(config, user, group)?;
         let timeout = settings
             .session_timeout
             .filter(|t| *t > 0)
@@ -556,9 +625,9 @@ impl Server {
                 state.pool.release(&lease);
             }
         }
-        state
+        Ok(state
             .sessions
-            .create(raw, user, group, timeout, now, SystemTime::now())
+            .create(raw, user, group, timeout, now, SystemTime::now()))
     }
 
     async fn tunnel(
@@ -585,11 +654,11 @@ impl Server {
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
         let opened = match self.open_tunnel(&cookie, conn, &client, config) {
             Ok(o) => o,
-            Err((status, why)) => {
-                info!("{peer}: tunnel refused: {why}");
-                let mut resp = ServerResponse::new(status.0, status.1);
-                if status.0 == 503 {
-                    resp.push_header("X-Reason", why.clone());
+            Err(refusal) => {
+                info!("{peer}: tunnel refused: {}", refusal.detail);
+                let mut resp = ServerResponse::new(refusal.status, refusal.reason);
+                if let Some(why) = refusal.x_reason {
+                    resp.push_header("X-Reason", why);
                 }
                 let _ = send(&mut stream, &resp).await;
                 let _ = stream.shutdown().await;
@@ -725,10 +794,14 @@ impl Server {
         let filter = PacketFilter {
             v4: lease.v4,
             v6: lease_v6,
-            restrict: settings
-                .restrict_user_to_routes
-                .unwrap_or(false)
-                .then(|| settings.routes.clone().unwrap_or_default()),
+            restrict: settings.restrict_user_to_routes.unwrap_or(false).then(|| {
+                let routes = if settings.default_route == Some(true) {
+                    Vec::new()
+                } else {
+                    settings.routes.clone().unwrap_or_default()
+                };
+                (routes, settings.no_routes.clone().unwrap_or_default())
+            }),
             iroutes: settings.iroutes.clone().unwrap_or_default(),
         };
         let started = Instant::now();
@@ -776,15 +849,14 @@ impl Server {
         conn: u64,
         client: &ClientConnect,
         config: &Config,
-    ) -> Result<Opened, ((u16, &'static str), String)> {
-        let cookie_refused = (401, "Cookie is not acceptable");
+    ) -> Result<Opened, Refusal> {
         let now = Instant::now();
         let (raw, user, group, existing_lease, deadline, session_id) = {
             let mut state = lock(&self.state);
             let (raw, record) = state
                 .sessions
                 .get_for_connect(cookie, now)
-                .map_err(|e| (cookie_refused, e.to_string()))?;
+                .map_err(|e| Refusal::cookie(e.to_string()))?;
             (
                 raw,
                 record.user.clone(),
@@ -794,14 +866,14 @@ impl Server {
                 record.id,
             )
         };
-        let settings = effective_settings(config, &user, group.as_deref());
+        let settings = effective_settings(config, &user, group.as_deref())
+            .map_err(|e| Refusal::unavailable("Server configuration error", e.to_string()))?;
         let mut state = lock(&self.state);
         let max_same = settings.max_same_clients.unwrap_or(0);
         if max_same > 0 && state.sessions.active_for_user(&user, &raw) >= max_same as usize {
-            return Err((
-                cookie_refused,
-                format!("user '{user}' already has {max_same} sessions (max-same-clients)"),
-            ));
+            return Err(Refusal::cookie(format!(
+                "user '{user}' already has {max_same} sessions (max-same-clients)"
+            )));
         }
         let already_attached = state
             .sessions
@@ -811,12 +883,9 @@ impl Server {
             && !already_attached
             && state.tunnels.len() >= config.max_clients as usize
         {
-            return Err((
-                (503, "Service Unavailable"),
-                format!(
-                    "server is full ({} clients, max-clients)",
-                    config.max_clients
-                ),
+            return Err(Refusal::unavailable(
+                "Server is full",
+                format!("{} clients connected (max-clients)", config.max_clients),
             ));
         }
         let reused = existing_lease.is_some();
@@ -827,10 +896,10 @@ impl Server {
                 let lease = state
                     .pool
                     .lease(&request)
-                    .map_err(|e| ((503, "Service Unavailable"), e.to_string()))?;
+                    .map_err(|e| Refusal::unavailable("Server error", e.to_string()))?;
                 if lease.v4.is_none() && lease.v6.is_none() {
-                    return Err((
-                        (503, "Service Unavailable"),
+                    return Err(Refusal::unavailable(
+                        "Server configuration error",
                         "no address family in common with the client".into(),
                     ));
                 }
@@ -1107,6 +1176,35 @@ impl Server {
     }
 }
 
+/// A CONNECT we refuse: what the client is told (no internal detail) and what we log.
+struct Refusal {
+    status: u16,
+    reason: &'static str,
+    x_reason: Option<&'static str>,
+    detail: String,
+}
+
+impl Refusal {
+    /// openconnect treats 401 on CONNECT as "cookie rejected" (exit 2).
+    fn cookie(detail: String) -> Self {
+        Self {
+            status: 401,
+            reason: "Cookie is not acceptable",
+            x_reason: None,
+            detail,
+        }
+    }
+
+    fn unavailable(x_reason: &'static str, detail: String) -> Self {
+        Self {
+            status: 503,
+            reason: "Service Unavailable",
+            x_reason: Some(x_reason),
+            detail,
+        }
+    }
+}
+
 struct Opened {
     raw: [u8; COOKIE_BYTES],
     session_id: u64,
@@ -1142,7 +1240,8 @@ struct Outcome {
 struct PacketFilter {
     v4: Option<Ipv4Addr>,
     v6: Option<Ipv6Net>,
-    restrict: Option<Vec<IpNet>>,
+    /// `restrict-user-to-routes`: the routes (empty = default route) and the no-routes.
+    restrict: Option<(Vec<IpNet>, Vec<IpNet>)>,
     iroutes: Vec<IpNet>,
 }
 
@@ -1160,7 +1259,10 @@ impl PacketFilter {
         }
         match (&self.restrict, destination(packet)) {
             (None, _) => true,
-            (Some(routes), Some(dst)) => routes.iter().any(|r| r.contains(&dst)),
+            (Some((routes, no_routes)), Some(dst)) => {
+                (routes.is_empty() || routes.iter().any(|r| r.contains(&dst)))
+                    && !no_routes.iter().any(|r| r.contains(&dst))
+            }
             (Some(_), None) => false,
         }
     }
@@ -1241,46 +1343,45 @@ fn cert_status(stream: &TlsStream, config: &Config) -> CertStatus {
 
 /// Global settings overlaid with the group's then the user's file (ocserv's precedence),
 /// or the default files when a user or group has none.
-pub fn effective_settings(config: &Config, user: &str, group: Option<&str>) -> NetSettings {
+/// Global settings overlaid with the group's then the user's file (ocserv's precedence),
+/// or the default files when a user or group has none. A broken file refuses the login:
+/// falling back to the global settings would hand out what the file meant to restrict.
+pub fn effective_settings(
+    config: &Config,
+    user: &str,
+    group: Option<&str>,
+) -> Result<NetSettings, config::ConfigError> {
     let mut settings = config.net.clone();
-    let mut apply = |dir: &Option<std::path::PathBuf>,
-                     name: Option<&str>,
-                     default: &Option<std::path::PathBuf>| {
-        let loaded = match (dir, name) {
-            (Some(dir), Some(name)) => match config::load_override(dir, name) {
-                Ok(found) => found,
-                Err(e) => {
-                    warn!("{e}");
-                    None
-                }
-            },
+    let layers = [
+        (
+            &config.config_per_group,
+            group,
+            &config.default_group_config,
+        ),
+        (
+            &config.config_per_user,
+            Some(user),
+            &config.default_user_config,
+        ),
+    ];
+    for (dir, name, default) in layers {
+        let found = match (dir, name) {
+            (Some(dir), Some(name)) => config::load_override(dir, name)?,
             _ => None,
         };
-        let loaded = match (loaded, default) {
+        let found = match (found, default) {
             (Some(found), _) => Some(found),
-            (None, Some(path)) if dir.is_some() => config::load_override_file(path)
-                .map_err(|e| warn!("{e}"))
-                .ok(),
+            (None, Some(path)) if dir.is_some() => Some(config::load_override_file(path)?),
             _ => None,
         };
-        if let Some((over, problems)) = loaded {
+        if let Some((over, problems)) = found {
             for p in problems {
                 warn!("{p}");
             }
             settings = settings.overlay(&over);
         }
-    };
-    apply(
-        &config.config_per_group,
-        group,
-        &config.default_group_config,
-    );
-    apply(
-        &config.config_per_user,
-        Some(user),
-        &config.default_user_config,
-    );
-    settings
+    }
+    Ok(settings)
 }
 
 fn lease_request<'a>(
@@ -1375,8 +1476,25 @@ mod tests {
         let filter = PacketFilter {
             v4: Some("10.9.0.5".parse().unwrap()),
             v6: None,
-            restrict: Some(vec!["192.0.2.0/24".parse().unwrap()]),
+            restrict: Some((
+                vec!["192.0.2.0/24".parse().unwrap()],
+                vec!["192.0.2.128/25".parse().unwrap()],
+            )),
             iroutes: vec!["172.16.0.0/24".parse().unwrap()],
+        };
+        assert!(!filter.allows(&v4_packet([10, 9, 0, 5], [192, 0, 2, 200])));
+        let everywhere_but = PacketFilter {
+            restrict: Some((Vec::new(), vec!["10.0.0.0/8".parse().unwrap()])),
+            ..filter
+        };
+        assert!(everywhere_but.allows(&v4_packet([10, 9, 0, 5], [8, 8, 8, 8])));
+        assert!(!everywhere_but.allows(&v4_packet([10, 9, 0, 5], [10, 1, 1, 1])));
+        let filter = PacketFilter {
+            restrict: Some((
+                vec!["192.0.2.0/24".parse().unwrap()],
+                vec!["192.0.2.128/25".parse().unwrap()],
+            )),
+            ..everywhere_but
         };
         assert!(filter.allows(&v4_packet([10, 9, 0, 5], [192, 0, 2, 7])));
         assert!(!filter.allows(&v4_packet([10, 9, 0, 6], [192, 0, 2, 7])));

@@ -195,7 +195,10 @@ impl SessionStore {
     }
 
     pub fn active(&self) -> usize {
-        self.sessions.values().filter(|r| r.attached.is_some()).count()
+        self.sessions
+            .values()
+            .filter(|r| r.attached.is_some())
+            .count()
     }
 
     pub fn len(&self) -> usize {

@@ -785,3 +785,50 @@ fn privileges_dropped_after_setup() {
         lab.log("ocserv.log")
     );
 }
+
+#[test]
+fn per_user_file_overrides_and_broken_file_refuses() {
+    let mut lab = Lab::new("srv-peruser");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let users = lab.dir.join("users");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(
+        users.join("alice"),
+        format!(
+            "route = {}/32\nroute = 203.0.113.0/24\ndns = 198.19.0.54\n",
+            lab.behind_ip
+        ),
+    )
+    .unwrap();
+    let extra = format!("config-per-user = {}/\n", users.display());
+    lab.start_our_server(&pki, &[("alice", "secret")], &extra);
+    let script = lab.recording_script();
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let pid = lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let env = env_file(&lab, "connect");
+    assert_eq!(
+        env.get("CISCO_SPLIT_INC").map(String::as_str),
+        Some("2"),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("INTERNAL_IP4_DNS").map(String::as_str),
+        Some("198.19.0.54")
+    );
+    lab.signal_client(pid, "INT");
+    assert_eq!(lab.wait_client(SECS(10)), Some(0));
+
+    // A broken per-user file refuses the login instead of falling back to the global
+    // settings (which the file may have meant to restrict).
+    std::fs::write(users.join("alice"), "route = not-a-route\n").unwrap();
+    let out = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let log = lab.log("ocserv.log");
+    assert!(log.contains("refused") && log.contains("alice:1"), "{log}");
+}
