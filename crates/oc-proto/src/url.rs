@@ -113,6 +113,35 @@ impl fmt::Display for ServerUrl {
     }
 }
 
+/// Decodes `%XX` escapes; malformed escapes stay as they are. With `plus_is_space`
+/// (form-encoded bodies) `+` becomes a space.
+pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (b'%', Some(decoded)) => {
+                out.push(decoded);
+                i += 3;
+            }
+            (b'+', _) if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -167,5 +196,14 @@ mod tests {
             ServerUrl::parse("a b"),
             Err(UrlError::BadCharacter(_))
         ));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("100%", false), "100%");
+        assert_eq!(percent_decode("a%2", false), "a%2");
+        assert_eq!(percent_decode("%zz%41", false), "%zzA");
+        assert_eq!(percent_decode("a+b%2B", true), "a b+");
+        assert_eq!(percent_decode("a+b", false), "a+b");
     }
 }

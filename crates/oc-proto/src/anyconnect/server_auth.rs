@@ -10,6 +10,8 @@
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
+use crate::url::percent_decode;
+
 /// Longest value kept from a client field; longer input is cut here, and the caller applies
 /// its own, tighter limits (ocserv allows 63 bytes for user and group names).
 const MAX_VALUE_CHARS: usize = 1024;
@@ -109,9 +111,9 @@ fn parse_form(text: &str) -> ClientAuth {
     let mut out = ClientAuth::default();
     for pair in text.split('&') {
         let (name, raw) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(name);
+        let name = percent_decode(name, true);
         let mut v = String::new();
-        push_bounded(&mut v, &percent_decode(raw));
+        push_bounded(&mut v, &percent_decode(raw, true));
         match name.as_str() {
             "username" if out.username.is_none() => out.username = Some(v),
             "group_list" if out.group.is_none() => out.group = Some(v),
@@ -120,33 +122,6 @@ fn parse_form(text: &str) -> ClientAuth {
         }
     }
     out
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (b'%', Some(decoded)) => {
-                out.push(decoded);
-                i += 3;
-            }
-            (b'+', _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            _ => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Which inputs a login form asks for.

@@ -97,18 +97,12 @@ impl ServerRequest {
     /// The first header with exactly this name. ocserv matches header names
     /// case-sensitively; clients all use the canonical spelling, so we accept either case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        super::find_header(&self.headers, name)
     }
 
     /// Every header with this name, in order.
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers
-            .iter()
-            .filter(move |h| h.name.eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str())
+        super::headers_named(&self.headers, name)
     }
 
     /// The value of cookie `name` from the `Cookie` headers.
