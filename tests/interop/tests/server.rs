@@ -832,3 +832,92 @@ fn per_user_file_overrides_and_broken_file_refuses() {
     let log = lab.log("ocserv.log");
     assert!(log.contains("refused") && log.contains("alice:1"), "{log}");
 }
+
+fn group_selection_and_ipv6(client: Client) {
+    let mut lab = Lab::new("srv-group");
+    if client == Client::Debian {
+        lab.use_real_client();
+    }
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    // alice belongs to two groups; the form lists both with friendly names.
+    let passwd = lab.dir.join("ocpasswd");
+    let mut child = std::process::Command::new(ferroconnect_interop::bin("ocpasswd"))
+        .arg("-c")
+        .arg(&passwd)
+        .args(["-g", "staff,ops", "alice"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"secret\nsecret\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let d = lab.dir.display().to_string();
+    let connect = lab.dir.join("connect.sh");
+    std::fs::write(
+        &connect,
+        format!("#!/bin/sh\nenv | sort > {d}/server-env.connect\n"),
+    )
+    .unwrap();
+    sh(&format!("chmod +x {}", connect.display()));
+    let n = lab.behind_ip.split('.').nth(2).unwrap().to_string();
+    let behind6 = format!("fd00:b{n}::1");
+    sh(&format!(
+        "ip -n {} addr add {behind6}/128 dev lo",
+        lab.server_ns
+    ));
+    let extra = format!(
+        "select-group = staff[Staff members]\nselect-group = ops[Operations]\n\
+         ipv6-network = fd00:a{n}::/64\nroute = fd00:b{n}::/64\n\
+         connect-script = {}\n",
+        connect.display()
+    );
+    lab.start_server(
+        ferroconnect_interop::ServerKind::Ours,
+        &pki,
+        &format!("plain[passwd={}]", passwd.display()),
+        &extra,
+    );
+    let script = lab.recording_script();
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(
+        &login_args(&ca, &["--authgroup", "Operations", "-s", &script, &u]),
+        "secret\n",
+    );
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    let server_env = lab.log("server-env.connect");
+    assert!(server_env.contains("GROUPNAME=ops\n"), "{server_env}");
+    let env = env_file(&lab, "connect");
+    let v6 = env.get("INTERNAL_IP6_ADDRESS").cloned().unwrap_or_default();
+    assert!(
+        v6.starts_with(&format!("fd00:a{n}:")),
+        "no IPv6 address: {env:?}"
+    );
+    let ping6 = wait_until(SECS(10), || {
+        lab.in_client(&format!("ping -6 -c 1 -W 1 {behind6}"))
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(ping6.is_some(), "no IPv6 ping over the tunnel: {env:?}");
+}
+
+#[test]
+fn debian_client_group_selection_and_ipv6() {
+    group_selection_and_ipv6(Client::Debian);
+}
+
+#[test]
+fn our_client_group_selection_and_ipv6() {
+    group_selection_and_ipv6(Client::Ours);
+}

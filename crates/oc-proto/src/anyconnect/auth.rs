@@ -426,6 +426,8 @@ pub struct AuthExchange {
     opaque: Option<String>,
     rounds: u32,
     group_restarts: u8,
+    /// Options of the last form's group list, to tell a label from a different group.
+    group_options: Vec<SelectOption>,
 }
 
 impl AuthExchange {
@@ -438,6 +440,7 @@ impl AuthExchange {
             opaque: None,
             rounds: 0,
             group_restarts: 0,
+            group_options: Vec::new(),
         }
     }
 
@@ -536,6 +539,10 @@ impl AuthExchange {
                 .unwrap_or_else(|| "authentication form has no fields to fill".to_string());
             return Err(AuthError::Server(text));
         }
+        self.group_options = match doc.form.group_field().map(|f| &f.kind) {
+            Some(FieldKind::Select(options)) => options.clone(),
+            _ => Vec::new(),
+        };
         Ok(AuthStep::Form(doc.form))
     }
 
@@ -548,9 +555,15 @@ impl AuthExchange {
             .find(|(n, _)| n == GROUP_FIELD)
             .map(|(_, v)| v);
         if let Some(group) = chosen {
-            if self.settings.group.as_ref() != Some(group)
-                && self.group_restarts < MAX_GROUP_RESTARTS
-            {
+            // The group asked for in `init` may have been the option's label.
+            let asked_for = self.settings.group.as_ref().is_some_and(|asked| {
+                asked == group
+                    || self
+                        .group_options
+                        .iter()
+                        .any(|o| &o.value == group && &o.label == asked)
+            });
+            if !asked_for && self.group_restarts < MAX_GROUP_RESTARTS {
                 self.group_restarts += 1;
                 self.settings.group = Some(group.clone());
                 return self.init_request();
@@ -777,6 +790,19 @@ mod tests {
         let body = String::from_utf8(req.body).unwrap();
         assert!(body.contains(r#"type="init""#));
         assert!(body.contains("<group-select>sales</group-select>"));
+    }
+
+    #[test]
+    fn group_asked_by_label_does_not_restart() {
+        let mut ex = AuthExchange::new(AuthSettings {
+            group: Some("Engineering".into()),
+            ..exchange().settings
+        });
+        ex.handle_response(&response(200, &[], OCSERV_FORM))
+            .unwrap();
+        let req = ex.reply(&[(GROUP_FIELD.into(), "eng".into())]);
+        let body = String::from_utf8(req.body).unwrap();
+        assert!(body.contains(r#"type="auth-reply""#), "{body}");
     }
 
     #[test]
