@@ -4,27 +4,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::lexer::{self, Entry};
-use super::net::{self, boolean, num, secs, NetBuilder, Scope};
+use super::net::{self, boolean, checked, num, secs, set, NetBuilder, Scope};
 use super::{
     defaults, overrides, value, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded,
     NetSettings, RekeyMethod,
 };
 
-/// Keys that may be given several times (each line adds a value). Any other key given twice
-/// is warned about: the later line wins, as in ocserv.
-pub(super) const MULTI_KEYS: &[&str] = &[
+/// Main-config keys that may be given several times (each line adds a value); the
+/// [`NetSettings`] lists are in [`net::is_list`].
+const MULTI_KEYS: &[&str] = &[
     "auth",
     "enable-auth",
-    "route",
-    "no-route",
-    "iroute",
-    "dns",
-    "ipv4-dns",
-    "ipv6-dns",
-    "nbns",
-    "ipv4-nbns",
-    "ipv6-nbns",
-    "split-dns",
     "select-group",
     "custom-header",
     "server-cert",
@@ -231,10 +221,26 @@ pub(super) fn unknown(e: &Entry, d: &mut Diag, known: &[&[&str]]) {
     }
 }
 
+/// Records that `e`'s key was set on `e`'s line. A key that takes one value and was set
+/// before is warned about: the later line wins, as in ocserv.
+pub(super) fn note_line(lines: &mut BTreeMap<String, usize>, e: &Entry, d: &mut Diag) {
+    let multi = MULTI_KEYS.contains(&e.key.as_str()) || net::is_list(&e.key);
+    if let (false, Some(prev)) = (multi, lines.get(&e.key)) {
+        d.warn(
+            e.line,
+            format!(
+                "{} is set again; this replaces the value on line {prev}",
+                e.key
+            ),
+        );
+    }
+    lines.insert(e.key.clone(), e.line);
+}
+
 /// Every main-config key we recognise (for suggestions and tests).
 pub(super) fn all_keys() -> Vec<&'static str> {
     let mut keys: Vec<&'static str> = GLOBAL_KEYS.to_vec();
-    keys.extend_from_slice(net::GLOBAL_NET_KEYS);
+    keys.extend(net::GLOBAL_NET_KEYS.concat());
     keys.extend(UNSUPPORTED.iter().map(|u| u.key));
     keys.push("listen-clear-file");
     keys
@@ -246,26 +252,12 @@ pub(super) fn parse(text: &str, mut d: Diag) -> Result<Loaded, ConfigError> {
     let mut net = NetBuilder::default();
     let mut lines: BTreeMap<String, usize> = BTreeMap::new();
     let unsupported_keys: Vec<&str> = UNSUPPORTED.iter().map(|u| u.key).collect();
-    let known: [&[&str]; 4] = [
-        GLOBAL_KEYS,
-        net::GLOBAL_NET_KEYS,
-        net::OVERRIDE_ONLY_KEYS,
-        &unsupported_keys,
-    ];
+    let mut known: Vec<&[&str]> = vec![GLOBAL_KEYS];
+    known.extend_from_slice(net::GLOBAL_NET_KEYS);
+    known.extend([net::OVERRIDE_ONLY_KEYS, &unsupported_keys]);
 
     for e in &entries {
-        if !MULTI_KEYS.contains(&e.key.as_str()) {
-            if let Some(prev) = lines.get(&e.key) {
-                d.warn(
-                    e.line,
-                    format!(
-                        "{} is set again; this replaces the value on line {prev}",
-                        e.key
-                    ),
-                );
-            }
-        }
-        lines.insert(e.key.clone(), e.line);
+        note_line(&mut lines, e, &mut d);
         if net.handle(e, Scope::Global, &mut d) || draft.handle(e, &mut d) {
             continue;
         }
@@ -346,12 +338,6 @@ struct Draft {
     user_profile: Option<PathBuf>,
 }
 
-fn set<T>(slot: &mut Option<T>, v: Option<T>) {
-    if v.is_some() {
-        *slot = v;
-    }
-}
-
 /// A path value (taken as written; ocserv resolves relative paths against its cwd).
 fn path(e: &Entry, d: &mut Diag) -> Option<PathBuf> {
     if e.value.is_empty() {
@@ -390,16 +376,15 @@ impl Draft {
         let line = e.line;
         let v = e.value.as_str();
         match e.key.as_str() {
-            "auth" | "enable-auth" => match value::parse_auth(v) {
-                Ok(m) => {
+            "auth" | "enable-auth" => {
+                if let Some(m) = checked(e, d, value::parse_auth(v)) {
                     if e.key == "auth" {
                         self.auth.push((m, line));
                     } else {
                         self.enable_auth.push((m, line));
                     }
                 }
-                Err(m) => d.error(line, format!("{}: {m}", e.key)),
-            },
+            }
             "tcp-port" => set(&mut self.tcp_port, port(e, d)),
             "udp-port" => set(&mut self.udp_port, port(e, d)),
             "listen-host" => set(&mut self.listen_host, word(e, d, "an address or host name")),
@@ -421,16 +406,8 @@ impl Draft {
                 }
             }
             "ca-cert" => set(&mut self.ca_cert, path(e, d)),
-            "cert-user-oid" | "cert-group-oid" => match value::parse_oid(v) {
-                Ok(oid) => {
-                    if e.key == "cert-user-oid" {
-                        self.cert_user_oid = Some(oid);
-                    } else {
-                        self.cert_group_oid = Some(oid);
-                    }
-                }
-                Err(m) => d.error(line, format!("{}: {m}", e.key)),
-            },
+            "cert-user-oid" => set(&mut self.cert_user_oid, checked(e, d, value::parse_oid(v))),
+            "cert-group-oid" => set(&mut self.cert_group_oid, checked(e, d, value::parse_oid(v))),
             "device" => match value::parse_device(v) {
                 Ok(dev) => {
                     if dev.len() > 12 {
@@ -877,12 +854,10 @@ impl Draft {
                 check_path(d, line_of(key), key, p, kind);
             }
         }
-        for key in ["config-per-user", "config-per-group"] {
-            let dir = if key == "config-per-user" {
-                &self.config_per_user
-            } else {
-                &self.config_per_group
-            };
+        for (key, dir) in [
+            ("config-per-user", &self.config_per_user),
+            ("config-per-group", &self.config_per_group),
+        ] {
             if let Some(dir) = dir {
                 check_override_dir(d, line_of(key), key, dir);
             }
@@ -896,38 +871,47 @@ impl Draft {
             }
         }
         if let Some(user) = &self.run_as_user {
-            match nix::unistd::User::from_name(user) {
-                Ok(Some(_)) => {}
-                Ok(None) => d.error(
-                    line_of("run-as-user"),
-                    format!("run-as-user: no user {user}"),
-                ),
-                Err(e) => d.error(
-                    line_of("run-as-user"),
-                    format!("run-as-user: cannot look up {user}: {e}"),
-                ),
-            }
+            check_account(
+                d,
+                line_of("run-as-user"),
+                "run-as-user",
+                "user",
+                user,
+                |n| nix::unistd::User::from_name(n).map(|u| u.is_some()),
+            );
         }
         if let Some(group) = &self.run_as_group {
-            match nix::unistd::Group::from_name(group) {
-                Ok(Some(_)) => {}
-                Ok(None) => d.error(
-                    line_of("run-as-group"),
-                    format!("run-as-group: no group {group}"),
-                ),
-                Err(e) => d.error(
-                    line_of("run-as-group"),
-                    format!("run-as-group: cannot look up {group}: {e}"),
-                ),
-            }
+            check_account(
+                d,
+                line_of("run-as-group"),
+                "run-as-group",
+                "group",
+                group,
+                |n| nix::unistd::Group::from_name(n).map(|g| g.is_some()),
+            );
         }
     }
 }
 
 fn port(e: &Entry, d: &mut Diag) -> Option<u16> {
-    value::parse_port(&e.value)
-        .map_err(|m| d.error(e.line, format!("{}: {m}", e.key)))
-        .ok()
+    checked(e, d, value::parse_port(&e.value))
+}
+
+/// `-t`: `name` (the value of `key`) must be an existing `what` (user or group); `exists`
+/// looks it up.
+fn check_account(
+    d: &mut Diag,
+    line: usize,
+    key: &str,
+    what: &str,
+    name: &str,
+    exists: impl FnOnce(&str) -> nix::Result<bool>,
+) {
+    match exists(name) {
+        Ok(true) => {}
+        Ok(false) => d.error(line, format!("{key}: no {what} {name}")),
+        Err(e) => d.error(line, format!("{key}: cannot look up {name}: {e}")),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

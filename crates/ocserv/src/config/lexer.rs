@@ -131,19 +131,11 @@ fn section_ignored(name: &str, line: usize, d: &mut Diag) -> bool {
 /// `key` and the raw value text after the separator. The separator is the first `=` or `:`;
 /// a `#` after whitespace before it starts a comment (so there is no separator).
 fn split_key(s: &str) -> Option<(&str, &str)> {
-    let mut prev_ws = false;
-    for (i, c) in s.char_indices() {
-        if c == '=' || c == ':' {
-            let key = s.get(..i)?.trim_end();
-            let rest = s.get(i + c.len_utf8()..)?;
-            return Some((key, rest));
-        }
-        if c == '#' && prev_ws {
-            return None;
-        }
-        prev_ws = c.is_whitespace();
-    }
-    None
+    // Searched for in the text before any comment, but the value is cut from `s`: a `#` in a
+    // quoted value is not a comment, which only `clean_value` can tell.
+    let i = strip_comment(s).find(['=', ':'])?;
+    // Both separators are one byte long.
+    Some((s.get(..i)?.trim_end(), s.get(i + 1..)?))
 }
 
 /// Whether an indented line reads like `key = value` rather than a continued value. Only `=`

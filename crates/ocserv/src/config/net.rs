@@ -1,8 +1,10 @@
 //! The keys shared by the main config and per-user/group files ([`NetSettings`]).
 
+use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
 
-use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net, PrefixLenError};
 
 use super::lexer::Entry;
 use super::value::{self, Route};
@@ -17,8 +19,9 @@ pub(super) enum Scope {
     Override,
 }
 
-/// Keys [`NetBuilder::handle`] takes in the main config.
-pub(super) const GLOBAL_NET_KEYS: &[&str] = &[
+/// [`NetSettings`] keys of both kinds of file that are lists: each line adds a value (see
+/// [`is_list`]).
+const LIST_KEYS: &[&str] = &[
     "route",
     "no-route",
     "dns",
@@ -28,6 +31,10 @@ pub(super) const GLOBAL_NET_KEYS: &[&str] = &[
     "ipv4-nbns",
     "ipv6-nbns",
     "split-dns",
+];
+
+/// The keys [`NetBuilder::handle`] takes in the main config besides [`LIST_KEYS`].
+const SINGLE_KEYS: &[&str] = &[
     "default-domain",
     "tunnel-all-dns",
     "ipv4-network",
@@ -50,6 +57,9 @@ pub(super) const GLOBAL_NET_KEYS: &[&str] = &[
     "stats-report-time",
 ];
 
+/// Keys [`NetBuilder::handle`] takes in the main config.
+pub(super) const GLOBAL_NET_KEYS: &[&[&str]] = &[LIST_KEYS, SINGLE_KEYS];
+
 /// Keys that only mean something in per-user/group files.
 pub(super) const OVERRIDE_ONLY_KEYS: &[&str] = &[
     "iroute",
@@ -62,6 +72,144 @@ pub(super) const OVERRIDE_ONLY_KEYS: &[&str] = &[
 /// Keys the main config has that per-user/group files may not set (ocserv ignores them there).
 const GLOBAL_ONLY_NET_KEYS: &[&str] = &["ipv6-prefix"];
 
+/// Whether `key` is a [`NetSettings`] list, which may be given on several lines.
+pub(super) fn is_list(key: &str) -> bool {
+    // `iroute` is the one list among the per-user/group-only keys.
+    LIST_KEYS.contains(&key) || key == "iroute"
+}
+
+/// What differs between the IPv4 and the IPv6 address pool. Their keys come in pairs that
+/// work the same way (`ipv4-network` with `ipv4-netmask`, `ipv6-network` with
+/// `ipv6-prefix`), so [`Pool`] and [`value::parse_network`] check both; only the names and
+/// messages differ.
+pub(super) trait Family: Copy + PartialEq + FromStr {
+    /// [`Ipv4Net`] / [`Ipv6Net`].
+    type Net: Copy + fmt::Display;
+    /// Whether a dotted netmask may stand for the prefix length.
+    const IS_V4: bool;
+    /// What a network value looks like, for parse errors.
+    const EXPECTED: &'static str;
+    /// `ipv4-network` / `ipv6-network`.
+    const NETWORK_KEY: &'static str;
+    /// The key that can give the prefix length on a line of its own.
+    const LEN_KEY: &'static str;
+    /// Put before a length from [`Self::LEN_KEY`] in messages: a netmask is shown as `/24`,
+    /// `ipv6-prefix` as written.
+    const LEN_SIGIL: &'static str;
+    /// The error for a network without a prefix length.
+    const NO_LEN: &'static str;
+    /// `addr/len`.
+    fn net(addr: Self, len: u8) -> Result<Self::Net, PrefixLenError>;
+    /// `net` with its host bits cleared.
+    fn trunc(net: Self::Net) -> Self::Net;
+    /// `net`'s address, host bits included.
+    fn addr(net: Self::Net) -> Self;
+}
+
+impl Family for Ipv4Addr {
+    type Net = Ipv4Net;
+    const IS_V4: bool = true;
+    const EXPECTED: &'static str = "an IPv4 network such as 192.168.1.0/24";
+    const NETWORK_KEY: &'static str = "ipv4-network";
+    const LEN_KEY: &'static str = "ipv4-netmask";
+    const LEN_SIGIL: &'static str = "/";
+    const NO_LEN: &'static str = "ipv4-network has no netmask: write ipv4-network = ADDR/LEN or \
+                                  add an ipv4-netmask line";
+    fn net(addr: Self, len: u8) -> Result<Ipv4Net, PrefixLenError> {
+        Ipv4Net::new(addr, len)
+    }
+    fn trunc(net: Ipv4Net) -> Ipv4Net {
+        net.trunc()
+    }
+    fn addr(net: Ipv4Net) -> Self {
+        net.addr()
+    }
+}
+
+impl Family for Ipv6Addr {
+    type Net = Ipv6Net;
+    const IS_V4: bool = false;
+    const EXPECTED: &'static str = "an IPv6 network such as fd00:1234::/48";
+    const NETWORK_KEY: &'static str = "ipv6-network";
+    const LEN_KEY: &'static str = "ipv6-prefix";
+    const LEN_SIGIL: &'static str = "";
+    const NO_LEN: &'static str = "ipv6-network has no prefix length: write ipv6-network = ADDR/LEN";
+    fn net(addr: Self, len: u8) -> Result<Ipv6Net, PrefixLenError> {
+        Ipv6Net::new(addr, len)
+    }
+    fn trunc(net: Ipv6Net) -> Ipv6Net {
+        net.trunc()
+    }
+    fn addr(net: Ipv6Net) -> Self {
+        net.addr()
+    }
+}
+
+/// One address pool as read: [`Family::NETWORK_KEY`] (address, prefix length if given, line)
+/// and [`Family::LEN_KEY`] (prefix length, line). The two may come in either order, so they
+/// are only combined in [`Pool::finish`].
+#[derive(Debug)]
+struct Pool<A> {
+    net: Option<(A, Option<u8>, usize)>,
+    len: Option<(u8, usize)>,
+}
+
+impl<A> Default for Pool<A> {
+    fn default() -> Self {
+        Pool {
+            net: None,
+            len: None,
+        }
+    }
+}
+
+impl<A: Family> Pool<A> {
+    /// The network with its host bits cleared, its prefix length and its line; `None` if
+    /// none was given or it is unusable (reported).
+    fn finish(self, d: &mut Diag) -> Option<(A::Net, u8, usize)> {
+        let Some((addr, len, net_line)) = self.net else {
+            if let Some((_, len_line)) = self.len {
+                d.warn(
+                    len_line,
+                    format!("{} without {} is ignored", A::LEN_KEY, A::NETWORK_KEY),
+                );
+            }
+            return None;
+        };
+        let len = match (len, self.len) {
+            (Some(a), Some((b, len_line))) if a != b => {
+                d.error(
+                    len_line,
+                    format!(
+                        "{} ({}{b}) disagrees with the prefix length in {} on line {net_line} \
+                         (/{a})",
+                        A::LEN_KEY,
+                        A::LEN_SIGIL,
+                        A::NETWORK_KEY
+                    ),
+                );
+                return None;
+            }
+            (Some(a), _) | (None, Some((a, _))) => a,
+            (None, None) => {
+                d.error(net_line, A::NO_LEN);
+                return None;
+            }
+        };
+        let net = A::net(addr, len)
+            .map_err(|e| d.error(net_line, format!("{}: {e}", A::NETWORK_KEY)))
+            .ok()?;
+        let trunc = A::trunc(net);
+        if A::addr(trunc) != addr {
+            d.warn(
+                net_line,
+                format!("{} {net} has host bits set; using {trunc}", A::NETWORK_KEY),
+            );
+        }
+        Some((trunc, len, net_line))
+    }
+}
+
 /// Accumulates the [`NetSettings`] keys of one file; [`NetBuilder::finish`] combines the
 /// keys that depend on each other (network + netmask, routes + default).
 #[derive(Debug, Default)]
@@ -71,10 +219,8 @@ pub(super) struct NetBuilder {
     any_route: bool,
     default_route_line: Option<usize>,
     route_lines: Vec<(usize, IpNet)>,
-    v4_net: Option<(Ipv4Addr, Option<u8>, usize)>,
-    v4_mask: Option<(u8, usize)>,
-    v6_net: Option<(Ipv6Addr, Option<u8>, usize)>,
-    v6_prefix: Option<(u8, usize)>,
+    v4: Pool<Ipv4Addr>,
+    v6: Pool<Ipv6Addr>,
     subnet_prefix_line: usize,
 }
 
@@ -176,22 +322,26 @@ impl NetBuilder {
                 }
             }
             "no-udp" => set_bool(&mut self.s.no_udp, e, d),
-            "ipv4-network" => match value::parse_ipv4_network(v) {
-                Ok((addr, len)) => self.v4_net = Some((addr, len, line)),
-                Err(m) => d.error(line, format!("{key}: {m}")),
-            },
-            "ipv4-netmask" => match value::parse_netmask(v) {
-                Ok(len) => self.v4_mask = Some((len, line)),
-                Err(m) => d.error(line, format!("{key}: {m}")),
-            },
-            "ipv6-network" => match value::parse_ipv6_network(v) {
-                Ok((addr, len)) => self.v6_net = Some((addr, len, line)),
-                Err(m) => d.error(line, format!("{key}: {m}")),
-            },
-            "ipv6-prefix" => match value::parse_ipv6_prefix(v) {
-                Ok(len) => self.v6_prefix = Some((len, line)),
-                Err(m) => d.error(line, format!("{key}: {m}")),
-            },
+            "ipv4-network" => {
+                if let Some((addr, len)) = checked(e, d, value::parse_network(v)) {
+                    self.v4.net = Some((addr, len, line));
+                }
+            }
+            "ipv4-netmask" => {
+                if let Some(len) = checked(e, d, value::parse_netmask(v)) {
+                    self.v4.len = Some((len, line));
+                }
+            }
+            "ipv6-network" => {
+                if let Some((addr, len)) = checked(e, d, value::parse_network(v)) {
+                    self.v6.net = Some((addr, len, line));
+                }
+            }
+            "ipv6-prefix" => {
+                if let Some(len) = checked(e, d, value::parse_ipv6_prefix(v)) {
+                    self.v6.len = Some((len, line));
+                }
+            }
             "ipv6-subnet-prefix" => match value::parse_ipv6_prefix(v) {
                 Ok(len) => {
                     self.s.ipv6_subnet_prefix = Some(len);
@@ -296,122 +446,43 @@ impl NetBuilder {
         }
 
         // IPv4 pool.
-        match (self.v4_net, self.v4_mask) {
-            (Some((addr, len, net_line)), mask) => {
-                let len = match (len, mask) {
-                    (Some(a), Some((b, mask_line))) if a != b => {
-                        d.error(
-                            mask_line,
-                            format!(
-                                "ipv4-netmask (/{b}) disagrees with the prefix length in \
-                                 ipv4-network on line {net_line} (/{a})"
-                            ),
-                        );
-                        None
-                    }
-                    (Some(a), _) => Some(a),
-                    (None, Some((b, _))) => Some(b),
-                    (None, None) => {
-                        d.error(
-                            net_line,
-                            "ipv4-network has no netmask: write ipv4-network = ADDR/LEN or add \
-                             an ipv4-netmask line",
-                        );
-                        None
-                    }
-                };
-                if let Some(len) = len {
-                    match Ipv4Net::new(addr, len) {
-                        Ok(net) => {
-                            let trunc = net.trunc();
-                            if trunc.addr() != addr {
-                                d.warn(
-                                    net_line,
-                                    format!("ipv4-network {net} has host bits set; using {trunc}"),
-                                );
-                            }
-                            if len > 30 {
-                                d.warn(
-                                    net_line,
-                                    format!(
-                                        "ipv4-network {trunc} is too small to lease addresses to \
-                                         clients (use /30 or larger)"
-                                    ),
-                                );
-                            }
-                            self.s.ipv4_network = Some(trunc);
-                        }
-                        Err(e) => d.error(net_line, format!("ipv4-network: {e}")),
-                    }
-                }
+        if let Some((net, len, net_line)) = self.v4.finish(d) {
+            if len > 30 {
+                d.warn(
+                    net_line,
+                    format!(
+                        "ipv4-network {net} is too small to lease addresses to clients (use /30 \
+                         or larger)"
+                    ),
+                );
             }
-            (None, Some((_, mask_line))) => {
-                d.warn(mask_line, "ipv4-netmask without ipv4-network is ignored");
-            }
-            (None, None) => {}
+            self.s.ipv4_network = Some(net);
         }
 
         // IPv6 pool.
-        if let Some((addr, len, net_line)) = self.v6_net {
-            let len = match (len, self.v6_prefix) {
-                (Some(a), Some((b, prefix_line))) if a != b => {
+        if let Some((net, len, net_line)) = self.v6.finish(d) {
+            let subnet = match (scope, self.s.ipv6_subnet_prefix) {
+                (_, Some(p)) => Some(p),
+                (Scope::Global, None) => Some(defaults::IPV6_SUBNET_PREFIX),
+                (Scope::Override, None) => None,
+            };
+            if let Some(subnet) = subnet {
+                if len >= subnet {
+                    let line = if self.subnet_prefix_line != 0 {
+                        self.subnet_prefix_line
+                    } else {
+                        net_line
+                    };
                     d.error(
-                        prefix_line,
+                        line,
                         format!(
-                            "ipv6-prefix ({b}) disagrees with the prefix length in ipv6-network \
-                             on line {net_line} (/{a})"
+                            "ipv6-subnet-prefix ({subnet}) must be longer than the ipv6-network \
+                             prefix (/{len})"
                         ),
                     );
-                    None
-                }
-                (Some(a), _) => Some(a),
-                (None, Some((b, _))) => Some(b),
-                (None, None) => {
-                    d.error(
-                        net_line,
-                        "ipv6-network has no prefix length: write ipv6-network = ADDR/LEN",
-                    );
-                    None
-                }
-            };
-            if let Some(len) = len {
-                match Ipv6Net::new(addr, len) {
-                    Ok(net) => {
-                        let trunc = net.trunc();
-                        if trunc.addr() != addr {
-                            d.warn(
-                                net_line,
-                                format!("ipv6-network {net} has host bits set; using {trunc}"),
-                            );
-                        }
-                        let subnet = match (scope, self.s.ipv6_subnet_prefix) {
-                            (_, Some(p)) => Some(p),
-                            (Scope::Global, None) => Some(defaults::IPV6_SUBNET_PREFIX),
-                            (Scope::Override, None) => None,
-                        };
-                        if let Some(subnet) = subnet {
-                            if len >= subnet {
-                                let line = if self.subnet_prefix_line != 0 {
-                                    self.subnet_prefix_line
-                                } else {
-                                    net_line
-                                };
-                                d.error(
-                                    line,
-                                    format!(
-                                        "ipv6-subnet-prefix ({subnet}) must be longer than the \
-                                         ipv6-network prefix (/{len})"
-                                    ),
-                                );
-                            }
-                        }
-                        self.s.ipv6_network = Some(trunc);
-                    }
-                    Err(e) => d.error(net_line, format!("ipv6-network: {e}")),
                 }
             }
-        } else if let Some((_, line)) = self.v6_prefix {
-            d.warn(line, "ipv6-prefix without ipv6-network is ignored");
+            self.s.ipv6_network = Some(net);
         }
 
         if scope == Scope::Global {
@@ -436,7 +507,9 @@ fn warn_host_bits(d: &mut Diag, line: usize, key: &str, net: IpNet, given: Optio
     }
 }
 
-fn set<T>(slot: &mut Option<T>, v: Option<T>) {
+/// Stores `v` in `slot` if there is one (an invalid value has been reported and leaves the
+/// slot as it was).
+pub(super) fn set<T>(slot: &mut Option<T>, v: Option<T>) {
     if v.is_some() {
         *slot = v;
     }
@@ -446,11 +519,17 @@ fn set_bool(slot: &mut Option<bool>, e: &Entry, d: &mut Diag) {
     set(slot, boolean(e, d));
 }
 
-/// `e`'s value as a boolean, or an error naming the key.
-pub(super) fn boolean(e: &Entry, d: &mut Diag) -> Option<bool> {
-    value::parse_bool(&e.value)
+/// The value parsed from `e`, or `None` after reporting the parser's message as an error at
+/// `e`'s line, naming the key.
+pub(super) fn checked<T>(e: &Entry, d: &mut Diag, parsed: Result<T, String>) -> Option<T> {
+    parsed
         .map_err(|m| d.error(e.line, format!("{}: {m}", e.key)))
         .ok()
+}
+
+/// `e`'s value as a boolean, or an error naming the key.
+pub(super) fn boolean(e: &Entry, d: &mut Diag) -> Option<bool> {
+    checked(e, d, value::parse_bool(&e.value))
 }
 
 /// `e`'s value as a number of seconds.
@@ -459,8 +538,6 @@ pub(super) fn secs(e: &Entry, d: &mut Diag) -> Option<u32> {
 }
 
 /// `e`'s value as a number; `what` says what kind.
-pub(super) fn num<T: std::str::FromStr>(e: &Entry, d: &mut Diag, what: &str) -> Option<T> {
-    value::parse_uint(&e.value, what)
-        .map_err(|m| d.error(e.line, format!("{}: {m}", e.key)))
-        .ok()
+pub(super) fn num<T: FromStr>(e: &Entry, d: &mut Diag, what: &str) -> Option<T> {
+    checked(e, d, value::parse_uint(&e.value, what))
 }

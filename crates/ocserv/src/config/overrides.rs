@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::global::{self, Unsupported, MULTI_KEYS};
+use super::global::{self, Unsupported};
 use super::lexer;
 use super::net::{self, NetBuilder, Scope};
 use super::{ConfigError, Diag, NetSettings, Problem};
@@ -53,28 +53,14 @@ pub(super) fn check(text: &str, d: &mut Diag) {
 fn run(text: &str, d: &mut Diag) -> NetSettings {
     let entries = lexer::lex(text, d);
     let mut net = NetBuilder::default();
-    let mut lines: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut lines: BTreeMap<String, usize> = BTreeMap::new();
     let global_keys = global::all_keys();
     let unsupported_keys: Vec<&str> = UNSUPPORTED.iter().map(|u| u.key).collect();
-    let known: [&[&str]; 3] = [
-        net::GLOBAL_NET_KEYS,
-        net::OVERRIDE_ONLY_KEYS,
-        &unsupported_keys,
-    ];
+    let mut known: Vec<&[&str]> = net::GLOBAL_NET_KEYS.to_vec();
+    known.extend([net::OVERRIDE_ONLY_KEYS, &unsupported_keys]);
 
     for e in &entries {
-        if !MULTI_KEYS.contains(&e.key.as_str()) {
-            if let Some(prev) = lines.get(e.key.as_str()) {
-                d.warn(
-                    e.line,
-                    format!(
-                        "{} is set again; this replaces the value on line {prev}",
-                        e.key
-                    ),
-                );
-            }
-        }
-        lines.insert(&e.key, e.line);
+        global::note_line(&mut lines, e, d);
         if net.handle(e, Scope::Override, d) || global::unsupported(UNSUPPORTED, e, d) {
             continue;
         }

@@ -5,12 +5,13 @@
 //! reject what ocserv would silently misread, since a typo in `dpd` or `deny-roaming` should
 //! not quietly become 0 or false.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use ipnet::IpNet;
 
+use super::net::Family;
 use super::{AuthMethod, CertOid};
 
 /// `true`/`yes` or `false`/`no`, any case (ocserv's spellings of true; it reads anything else
@@ -112,29 +113,18 @@ pub(super) fn parse_route(v: &str) -> Result<Route, String> {
     })
 }
 
-/// `ipv4-network`: `a.b.c.d`, `a.b.c.d/len` or `a.b.c.d/a.b.c.d`.
-pub(super) fn parse_ipv4_network(v: &str) -> Result<(Ipv4Addr, Option<u8>), String> {
+/// `ipv4-network` (`a.b.c.d`, `a.b.c.d/len` or `a.b.c.d/a.b.c.d`) or `ipv6-network` (`x::` or
+/// `x::/len`): the address, and the prefix length if one is given (it may come from
+/// `ipv4-netmask` / `ipv6-prefix` instead).
+pub(super) fn parse_network<A: Family>(v: &str) -> Result<(A, Option<u8>), String> {
     let (addr_s, len_s) = match v.split_once('/') {
         Some((a, l)) => (a.trim(), Some(l.trim())),
         None => (v, None),
     };
-    let addr: Ipv4Addr = addr_s
+    let addr: A = addr_s
         .parse()
-        .map_err(|_| format!("expected an IPv4 network such as 192.168.1.0/24, got {v:?}"))?;
-    let len = len_s.map(|l| parse_len(true, l)).transpose()?;
-    Ok((addr, len))
-}
-
-/// `ipv6-network`: `x::` or `x::/len`.
-pub(super) fn parse_ipv6_network(v: &str) -> Result<(Ipv6Addr, Option<u8>), String> {
-    let (addr_s, len_s) = match v.split_once('/') {
-        Some((a, l)) => (a.trim(), Some(l.trim())),
-        None => (v, None),
-    };
-    let addr: Ipv6Addr = addr_s
-        .parse()
-        .map_err(|_| format!("expected an IPv6 network such as fd00:1234::/48, got {v:?}"))?;
-    let len = len_s.map(|l| parse_len(false, l)).transpose()?;
+        .map_err(|_| format!("expected {}, got {v:?}", A::EXPECTED))?;
+    let len = len_s.map(|l| parse_len(A::IS_V4, l)).transpose()?;
     Ok((addr, len))
 }
 
@@ -187,21 +177,25 @@ pub(super) fn parse_oid(v: &str) -> Result<CertOid, String> {
     ))
 }
 
+/// `name` or `name[inner]` (the form of `select-group` and `auth` values): both parts
+/// trimmed; nothing may follow the `]`.
+fn split_brackets(v: &str) -> Result<(&str, Option<&str>), String> {
+    let Some((name, rest)) = v.split_once('[') else {
+        return Ok((v.trim(), None));
+    };
+    let Some((inner, after)) = rest.split_once(']') else {
+        return Err(format!("missing ']' in {v:?}"));
+    };
+    if !after.trim().is_empty() {
+        return Err(format!("unexpected text after ']' in {v:?}"));
+    }
+    Ok((name.trim(), Some(inner.trim())))
+}
+
 /// `select-group = name[Friendly name]`.
 pub(super) fn parse_select_group(v: &str) -> Result<(String, Option<String>), String> {
-    let (name, friendly) = match v.split_once('[') {
-        None => (v.trim(), None),
-        Some((name, rest)) => {
-            let Some((inner, after)) = rest.split_once(']') else {
-                return Err(format!("missing ']' in {v:?}"));
-            };
-            if !after.trim().is_empty() {
-                return Err(format!("unexpected text after ']' in {v:?}"));
-            }
-            let inner = inner.trim();
-            (name.trim(), (!inner.is_empty()).then(|| inner.to_owned()))
-        }
-    };
+    let (name, inner) = split_brackets(v)?;
+    let friendly = inner.filter(|i| !i.is_empty()).map(str::to_owned);
     if name.is_empty() {
         return Err(format!("expected a group name, got {v:?}"));
     }
@@ -214,18 +208,7 @@ const UNSUPPORTED_AUTH: &[&str] = &["pam", "radius", "gssapi", "oidc"];
 /// `auth` / `enable-auth`: `plain[passwd=FILE,otp=FILE]`, legacy `plain[FILE]`,
 /// `certificate`.
 pub(super) fn parse_auth(v: &str) -> Result<AuthMethod, String> {
-    let (name, options) = match v.split_once('[') {
-        None => (v.trim(), None),
-        Some((name, rest)) => {
-            let Some((inner, after)) = rest.split_once(']') else {
-                return Err(format!("missing ']' in {v:?}"));
-            };
-            if !after.trim().is_empty() {
-                return Err(format!("unexpected text after ']' in {v:?}"));
-            }
-            (name.trim(), Some(inner.trim()))
-        }
-    };
+    let (name, options) = split_brackets(v)?;
     let lower = name.to_ascii_lowercase();
     match lower.as_str() {
         "plain" => parse_plain(options.unwrap_or_default()),
