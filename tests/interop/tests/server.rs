@@ -921,3 +921,46 @@ fn debian_client_group_selection_and_ipv6() {
 fn our_client_group_selection_and_ipv6() {
     group_selection_and_ipv6(Client::Ours);
 }
+
+#[test]
+fn max_same_clients_refuses_a_second_tunnel() {
+    let (mut lab, pki) = lab("srv-same", Client::Ours, "max-same-clients = 1\n");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    // A second login works, but its tunnel would be alice's second one.
+    let out = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let cookie = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("COOKIE='")
+                .and_then(|c| c.strip_suffix('\''))
+        })
+        .unwrap()
+        .to_string();
+    let second = lab.run_client(
+        &[
+            "--cookie-on-stdin",
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-i",
+            "tunx",
+            &u,
+        ],
+        &format!("{cookie}\n"),
+        SECS(30),
+    );
+    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert!(lab.log("ocserv.log").contains("max-same-clients"));
+    assert!(
+        lab.ping_behind(SECS(5)),
+        "the first tunnel must keep working"
+    );
+}
