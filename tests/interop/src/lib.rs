@@ -241,23 +241,25 @@ impl Lab {
     /// Starts Debian's ocserv in the server namespace with password auth for `users`
     /// (name, password) and returns its config path once it listens.
     pub fn start_ocserv(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
-        let auth = self.make_passwd(Path::new("ocpasswd"), users);
+        let auth = self.make_passwd(Path::new("ocpasswd"), users, None);
         self.start_ocserv_with_auth(pki, &auth, extra)
     }
 
     /// Starts our server the same way, with the password file made by our `ocpasswd`.
     pub fn start_our_server(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
-        let auth = self.make_passwd(&bin("ocpasswd"), users);
+        let auth = self.make_passwd(&bin("ocpasswd"), users, None);
         self.start_server(ServerKind::Ours, pki, &auth, extra)
     }
 
-    /// Writes `ocpasswd` in the lab directory with `tool` and returns the `auth` value.
-    fn make_passwd(&self, tool: &Path, users: &[(&str, &str)]) -> String {
+    /// Writes `ocpasswd` in the lab directory with `tool` (users in `groups` when given)
+    /// and returns the `auth` value.
+    pub fn make_passwd(&self, tool: &Path, users: &[(&str, &str)], groups: Option<&str>) -> String {
         let passwd = self.dir.join("ocpasswd");
         for (user, pass) in users {
             let mut child = Command::new(tool)
                 .arg("-c")
                 .arg(&passwd)
+                .args(groups.map(|g| ["-g", g]).into_iter().flatten())
                 .arg(user)
                 .stdin(Stdio::piped())
                 .stdout(Stdio::null())

@@ -10,6 +10,21 @@ use ferroconnect_interop::{login_args, sh, wait_until, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
+/// Runs a scenario as two tests: with Debian's openconnect and with ours.
+macro_rules! with_both_clients {
+    ($scenario:ident: $debian:ident, $ours:ident) => {
+        #[test]
+        fn $debian() {
+            $scenario(Client::Debian);
+        }
+
+        #[test]
+        fn $ours() {
+            $scenario(Client::Ours);
+        }
+    };
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Client {
     Debian,
@@ -50,6 +65,21 @@ fn vpn_address(lab: &Lab) -> String {
             .cloned()
     })
     .unwrap_or_else(|| panic!("no connect script run:\n{}", lab.log("client.log")))
+}
+
+/// Logs alice in with `--authenticate` and returns the cookie it printed.
+fn authenticate(lab: &Lab, ca: &str, url: &str) -> String {
+    let out = lab.run_client(
+        &login_args(ca, &["--authenticate", url]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
+        .expect("COOKIE line")
+        .to_string()
 }
 
 fn url(lab: &Lab) -> String {
@@ -103,15 +133,7 @@ fn password_login_and_ping(client: Client) {
     lab.wait_for_log("ocserv.log", "user disconnected", SECS(10));
 }
 
-#[test]
-fn debian_client_password_login_and_ping() {
-    password_login_and_ping(Client::Debian);
-}
-
-#[test]
-fn our_client_password_login_and_ping() {
-    password_login_and_ping(Client::Ours);
-}
+with_both_clients!(password_login_and_ping: debian_client_password_login_and_ping, our_client_password_login_and_ping);
 
 fn wrong_password_then_right(client: Client) {
     let (lab, pki) = lab("srv-badpw", client, "");
@@ -138,15 +160,7 @@ fn wrong_password_then_right(client: Client) {
     assert!(String::from_utf8_lossy(&good.stdout).contains("COOKIE='"));
 }
 
-#[test]
-fn debian_client_wrong_password_then_right() {
-    wrong_password_then_right(Client::Debian);
-}
-
-#[test]
-fn our_client_wrong_password_then_right() {
-    wrong_password_then_right(Client::Ours);
-}
+with_both_clients!(wrong_password_then_right: debian_client_wrong_password_then_right, our_client_wrong_password_then_right);
 
 fn certificate_login(client: Client) {
     let mut lab = Lab::new("srv-cert");
@@ -200,15 +214,7 @@ fn certificate_login(client: Client) {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
 }
 
-#[test]
-fn debian_client_certificate_login() {
-    certificate_login(Client::Debian);
-}
-
-#[test]
-fn our_client_certificate_login() {
-    certificate_login(Client::Ours);
-}
+with_both_clients!(certificate_login: debian_client_certificate_login, our_client_certificate_login);
 
 fn two_clients_get_different_addresses(client: Client) {
     let (mut lab, pki) = lab("srv-two", client, "");
@@ -339,33 +345,13 @@ impl Drop for NsGuard {
     }
 }
 
-#[test]
-fn debian_clients_get_different_addresses() {
-    two_clients_get_different_addresses(Client::Debian);
-}
-
-#[test]
-fn our_clients_get_different_addresses() {
-    two_clients_get_different_addresses(Client::Ours);
-}
+with_both_clients!(two_clients_get_different_addresses: debian_clients_get_different_addresses, our_clients_get_different_addresses);
 
 fn cookie_reconnect_keeps_address(client: Client) {
     let (mut lab, pki) = lab("srv-cookie", client, "");
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
-    let auth = lab.run_client(
-        &login_args(&ca, &["--authenticate", &u]),
-        "secret\n",
-        SECS(30),
-    );
-    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
-    let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
-    let cookie = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='"))
-        .and_then(|l| l.strip_suffix('\''))
-        .expect("COOKIE line")
-        .to_string();
+    let cookie = authenticate(&lab, &ca, &u);
     let script = lab.recording_script();
     let connect = |lab: &mut Lab| {
         let _ = std::fs::remove_file(lab.dir.join("env.connect"));
@@ -415,15 +401,7 @@ fn cookie_reconnect_keeps_address(client: Client) {
     assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
 }
 
-#[test]
-fn debian_client_cookie_reconnect_keeps_address() {
-    cookie_reconnect_keeps_address(Client::Debian);
-}
-
-#[test]
-fn our_client_cookie_reconnect_keeps_address() {
-    cookie_reconnect_keeps_address(Client::Ours);
-}
+with_both_clients!(cookie_reconnect_keeps_address: debian_client_cookie_reconnect_keeps_address, our_client_cookie_reconnect_keeps_address);
 
 fn sighup_serves_new_routes(client: Client) {
     let (mut lab, pki) = lab("srv-hup", client, "");
@@ -451,20 +429,7 @@ fn sighup_serves_new_routes(client: Client) {
         "first client lost its tunnel on reload"
     );
     // The next client gets both routes.
-    let out = lab.run_client(
-        &login_args(&ca, &["--authenticate", &u]),
-        "secret\n",
-        SECS(30),
-    );
-    assert_eq!(out.status.code(), Some(0));
-    let cookie = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("COOKIE='")
-                .and_then(|c| c.strip_suffix('\''))
-        })
-        .unwrap()
-        .to_string();
+    let cookie = authenticate(&lab, &ca, &u);
     // Connect the second session from the server namespace's point of view: the split
     // routes are what the CONNECT response lists, so dump them with a no-op script.
     let dump = lab.dir.join("dump.sh");
@@ -502,15 +467,7 @@ fn sighup_serves_new_routes(client: Client) {
     assert!(env2.contains("=203.0.113.0"), "{env2}");
 }
 
-#[test]
-fn debian_client_sighup_serves_new_routes() {
-    sighup_serves_new_routes(Client::Debian);
-}
-
-#[test]
-fn our_client_sighup_serves_new_routes() {
-    sighup_serves_new_routes(Client::Ours);
-}
+with_both_clients!(sighup_serves_new_routes: debian_client_sighup_serves_new_routes, our_client_sighup_serves_new_routes);
 
 #[test]
 fn scripts_get_ocserv_environment_and_sigterm_tells_clients() {
@@ -745,23 +702,12 @@ fn privileges_dropped_after_setup() {
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     // The unprivileged server still reads the password file per login (so ocpasswd
     // changes apply at once): make it readable by the run-as group, as the README says.
+    let auth = lab.make_passwd(
+        &ferroconnect_interop::bin("ocpasswd"),
+        &[("alice", "secret")],
+        None,
+    );
     let passwd = lab.dir.join("ocpasswd");
-    let auth = format!("plain[passwd={}]", passwd.display());
-    let mut child = std::process::Command::new(ferroconnect_interop::bin("ocpasswd"))
-        .arg("-c")
-        .arg(&passwd)
-        .arg("alice")
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"secret\nsecret\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
     sh(&format!(
         "chgrp nogroup {p} && chmod 640 {p} && chmod 755 {d}",
         p = passwd.display(),
@@ -840,22 +786,11 @@ fn group_selection_and_ipv6(client: Client) {
     }
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     // alice belongs to two groups; the form lists both with friendly names.
-    let passwd = lab.dir.join("ocpasswd");
-    let mut child = std::process::Command::new(ferroconnect_interop::bin("ocpasswd"))
-        .arg("-c")
-        .arg(&passwd)
-        .args(["-g", "staff,ops", "alice"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"secret\nsecret\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let auth = lab.make_passwd(
+        &ferroconnect_interop::bin("ocpasswd"),
+        &[("alice", "secret")],
+        Some("staff,ops"),
+    );
     let d = lab.dir.display().to_string();
     let connect = lab.dir.join("connect.sh");
     std::fs::write(
@@ -876,12 +811,7 @@ fn group_selection_and_ipv6(client: Client) {
          connect-script = {}\n",
         connect.display()
     );
-    lab.start_server(
-        ferroconnect_interop::ServerKind::Ours,
-        &pki,
-        &format!("plain[passwd={}]", passwd.display()),
-        &extra,
-    );
+    lab.start_server(ferroconnect_interop::ServerKind::Ours, &pki, &auth, &extra);
     let script = lab.recording_script();
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
@@ -912,15 +842,7 @@ fn group_selection_and_ipv6(client: Client) {
     assert!(ping6.is_some(), "no IPv6 ping over the tunnel: {env:?}");
 }
 
-#[test]
-fn debian_client_group_selection_and_ipv6() {
-    group_selection_and_ipv6(Client::Debian);
-}
-
-#[test]
-fn our_client_group_selection_and_ipv6() {
-    group_selection_and_ipv6(Client::Ours);
-}
+with_both_clients!(group_selection_and_ipv6: debian_client_group_selection_and_ipv6, our_client_group_selection_and_ipv6);
 
 #[test]
 fn max_same_clients_refuses_a_second_tunnel() {
@@ -930,20 +852,7 @@ fn max_same_clients_refuses_a_second_tunnel() {
     lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     // A second login works, but its tunnel would be alice's second one.
-    let out = lab.run_client(
-        &login_args(&ca, &["--authenticate", &u]),
-        "secret\n",
-        SECS(30),
-    );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let cookie = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("COOKIE='")
-                .and_then(|c| c.strip_suffix('\''))
-        })
-        .unwrap()
-        .to_string();
+    let cookie = authenticate(&lab, &ca, &u);
     let second = lab.run_client(
         &[
             "--cookie-on-stdin",
