@@ -593,6 +593,16 @@ fn sd_notify_ready_pid_file_and_test_mode() {
     assert!(report.contains(&format!("broken.conf:{lines}")), "{report}");
 }
 
+/// Sends `request` (printf escapes allowed) over TLS from the client namespace and returns
+/// the server's answer.
+fn raw_request(lab: &Lab, request: &str) -> String {
+    let out = lab.in_client(&format!(
+        "printf '{request}' | timeout 10 openssl s_client -quiet -connect {}:443 2>/dev/null",
+        lab.server_ip
+    ));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[test]
 fn pre_auth_limits_and_ban_points() {
     let extra = "max-ban-score = 20\nban-points-wrong-password = 10\nban-reset-time = 300\nauth-timeout = 3\n";
@@ -601,27 +611,17 @@ fn pre_auth_limits_and_ban_points() {
     let u = url(&lab);
     // An oversized header is answered with 431 and the connection closed.
     let big = "a".repeat(20_000);
-    let out = lab.in_client(&format!(
-        "printf 'GET / HTTP/1.1\\r\\nHost: x\\r\\nX-Big: {big}\\r\\n\\r\\n' | \
-         timeout 10 openssl s_client -quiet -connect {}:443 2>/dev/null",
-        lab.server_ip
-    ));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 431"),
-        "{}",
-        text(&out)
+    let answer = raw_request(
+        &lab,
+        &format!("GET / HTTP/1.1\\r\\nHost: x\\r\\nX-Big: {big}\\r\\n\\r\\n"),
     );
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
     // A smuggling attempt gets 400.
-    let out = lab.in_client(&format!(
-        "printf 'POST / HTTP/1.1\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\nabc' | \
-         timeout 10 openssl s_client -quiet -connect {}:443 2>/dev/null",
-        lab.server_ip
-    ));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).starts_with("HTTP/1.1 400"),
-        "{}",
-        text(&out)
+    let answer = raw_request(
+        &lab,
+        "POST / HTTP/1.1\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\nabc",
     );
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
     // A connection that never even starts TLS is cut at auth-timeout (3 s here).
     let out = lab.in_client(&format!(
         "timeout 20 bash -c 'exec 3<>/dev/tcp/{}/443; cat <&3 >/dev/null'; echo $?",
