@@ -708,7 +708,7 @@ impl Server {
             let env = script::script_env(ScriptReason::Connect, &info(None));
             if let Err(e) = script::run(path, &env).await {
                 warn!("{peer}: user '{user}': connect-script refused the session: {e}");
-                self.close_tunnel(&raw, conn, false, reused);
+                self.close_tunnel(&raw, conn, false);
                 let resp = ServerResponse::new(503, "Service Unavailable")
                     .header("X-Reason", "Server configuration error");
                 let _ = send(&mut stream, &resp).await;
@@ -823,7 +823,7 @@ impl Server {
             End::Kicked(Kick::Replaced) | End::Lost => true,
         };
         self.remove_routes(conn, &lease, &settings);
-        let ended = self.close_tunnel(&raw, conn, keep, true);
+        let ended = self.close_tunnel(&raw, conn, keep);
         info!(
             "{peer}: user '{user}' tunnel closed ({}); session {}",
             outcome.why,
@@ -980,17 +980,9 @@ impl Server {
     }
 
     /// Detaches connection `conn`; returns true when the session ended (lease released).
-    fn close_tunnel(
-        &self,
-        raw: &[u8; COOKIE_BYTES],
-        conn: u64,
-        keep: bool,
-        registered: bool,
-    ) -> bool {
+    fn close_tunnel(&self, raw: &[u8; COOKIE_BYTES], conn: u64, keep: bool) -> bool {
         let mut state = lock(&self.state);
-        if registered {
-            state.tunnels.remove(&conn);
-        }
+        state.tunnels.remove(&conn);
         match state.sessions.detach(raw, conn, keep, Instant::now()) {
             Some(record) => {
                 if let Some(lease) = record.lease {

@@ -873,3 +873,33 @@ fn max_same_clients_refuses_a_second_tunnel() {
         "the first tunnel must keep working"
     );
 }
+
+#[test]
+fn connect_script_refusal_frees_the_slot() {
+    let mut lab = Lab::new("srv-deny");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let d = lab.dir.display().to_string();
+    let script = lab.dir.join("gate.sh");
+    std::fs::write(&script, format!("#!/bin/sh\n[ ! -e {d}/deny ]\n")).unwrap();
+    sh(&format!("chmod +x {} && touch {d}/deny", script.display()));
+    let extra = format!("connect-script = {}\nmax-clients = 1\n", script.display());
+    lab.start_our_server(&pki, &[("alice", "secret")], &extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let refused = lab.run_client(&login_args(&ca, &[&u]), "secret\n", SECS(30));
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(
+        lab.log("ocserv.log").contains("connect-script refused"),
+        "{}",
+        lab.log("ocserv.log")
+    );
+    // The refused attempt must not keep the only slot (max-clients = 1).
+    std::fs::remove_file(lab.dir.join("deny")).unwrap();
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+}
