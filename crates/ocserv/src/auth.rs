@@ -79,7 +79,9 @@ pub struct Conversation {
     attempts: u32,
 }
 
-fn valid_name(name: &str) -> bool {
+/// A user or group name we accept: non-empty, at most [`MAX_NAME_BYTES`], no control
+/// characters (names end up in logs, scripts and headers).
+pub fn valid_name(name: &str) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME_BYTES && !name.chars().any(char::is_control)
 }
 
@@ -204,11 +206,6 @@ impl Conversation {
                 }
             }
         }
-    }
-
-    /// Number of wrong passwords so far.
-    pub fn attempts(&self) -> u32 {
-        self.attempts
     }
 
     fn finish(&mut self, password_groups: Vec<String>) -> AuthStep {

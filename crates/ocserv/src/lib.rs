@@ -1,7 +1,7 @@
 //! The ferroconnect server: an ocserv-compatible AnyConnect VPN server in one async process.
 //!
 //! Sans-IO parts: [`config`] (ocserv.conf), [`passwd`] (ocpasswd files), [`auth`] (the login
-//! conversation), [`pool`] (address leases), [`sessions`] (cookies), [`ban`] (ban points).
+//! conversation), [`pool`] (address leases), [`sessions`] (cookies), [`ban`] (ban points), [`routes`] (which tunnel owns an address).
 //! I/O: [`server`] (sockets, TLS, tun, tunnels) and [`script`] (connect/disconnect scripts).
 
 pub mod auth;
@@ -9,6 +9,7 @@ pub mod ban;
 pub mod config;
 pub mod passwd;
 pub mod pool;
+pub mod routes;
 pub mod script;
 pub mod server;
 pub mod sessions;

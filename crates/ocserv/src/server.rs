@@ -31,11 +31,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tun_rs::AsyncDevice;
 
-use crate::auth::{AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
+use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
 use crate::ban::{BanList, BanPolicy};
 use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem, RekeyMethod};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
+use crate::routes::RouteTable;
 use crate::script::{self, ScriptInfo, ScriptReason};
 use crate::sessions::{SessionStore, COOKIE_BYTES};
 
@@ -45,6 +46,13 @@ const MAX_REQUESTS: usize = 16;
 const SESSION_QUEUE: usize = 512;
 /// Largest CSTP read at once.
 const READ_BUF: usize = 64 * 1024;
+/// A client that accepts no data for this long is gone: the write is abandoned, so a
+/// stalled peer cannot freeze its tunnel's timers or hold its slot.
+const WRITE_LIMIT: Duration = Duration::from_secs(30);
+/// Time allowed for a goodbye (DISCONNECT, TLS close) to a client.
+const GOODBYE_LIMIT: Duration = Duration::from_secs(2);
+/// Queued packets sent per wake-up before the task looks at its other inputs again.
+const MAX_BATCH: usize = 64;
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -182,11 +190,6 @@ enum Kick {
     Shutdown,
 }
 
-struct Route {
-    conn: u64,
-    tx: mpsc::Sender<Vec<u8>>,
-}
-
 struct State {
     sessions: SessionStore,
     pool: AddressPool,
@@ -200,13 +203,29 @@ struct State {
 pub struct Server {
     runtime: RwLock<Arc<Runtime>>,
     state: Mutex<State>,
-    routes: RwLock<HashMap<IpAddr, Route>>,
-    /// Prefix lengths of IPv6 client leases currently routed (usually just one).
-    v6_prefixes: RwLock<Vec<u8>>,
+    routes: RwLock<RouteTable<mpsc::Sender<Vec<u8>>>>,
     tun: Arc<AsyncDevice>,
     pub tun_name: String,
     next_conn: AtomicU64,
+    /// Tunnel tasks not finished yet, disconnect scripts included (shutdown waits).
+    tunnel_tasks: AtomicU64,
     shutdown: watch::Sender<bool>,
+}
+
+/// Counts a tunnel task from its start until its disconnect script has run.
+struct TaskGuard<'a>(&'a AtomicU64);
+
+impl<'a> TaskGuard<'a> {
+    fn new(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for TaskGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for Server {
@@ -288,12 +307,6 @@ fn source(packet: &[u8]) -> Option<IpAddr> {
     }
 }
 
-fn truncate_v6(addr: Ipv6Addr, prefix: u8) -> Option<IpAddr> {
-    Ipv6Net::new(addr, prefix)
-        .ok()
-        .map(|n| IpAddr::V6(n.network()))
-}
-
 impl Server {
     pub fn new(runtime: Runtime, tun: AsyncDevice, tun_name: String) -> Arc<Self> {
         let config = &runtime.config;
@@ -314,11 +327,11 @@ impl Server {
         Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             state: Mutex::new(state),
-            routes: RwLock::new(HashMap::new()),
-            v6_prefixes: RwLock::new(Vec::new()),
+            routes: RwLock::new(RouteTable::default()),
             tun: Arc::new(tun),
             tun_name,
             next_conn: AtomicU64::new(1),
+            tunnel_tasks: AtomicU64::new(0),
             shutdown,
         })
     }
@@ -348,10 +361,11 @@ impl Server {
         }
     }
 
-    /// Waits until all tunnels are gone, at most [`SHUTDOWN_GRACE`].
+    /// Waits until all tunnels are gone and their disconnect scripts have run, at most
+    /// [`SHUTDOWN_GRACE`] plus one script time limit.
     pub async fn drained(&self) {
-        let deadline = Instant::now() + SHUTDOWN_GRACE;
-        while Instant::now() < deadline && !lock(&self.state).tunnels.is_empty() {
+        let deadline = Instant::now() + SHUTDOWN_GRACE + script::SCRIPT_TIMEOUT;
+        while Instant::now() < deadline && self.tunnel_tasks.load(Ordering::SeqCst) > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -379,16 +393,10 @@ impl Server {
                 continue;
             };
             let routes = read_lock(&self.routes);
-            let route = match dst {
-                IpAddr::V4(_) => routes.get(&dst),
-                IpAddr::V6(v6) => read_lock(&self.v6_prefixes)
-                    .iter()
-                    .find_map(|p| truncate_v6(v6, *p).and_then(|k| routes.get(&k))),
-            };
-            if let Some(route) = route {
+            if let Some(tx) = routes.lookup(dst) {
                 // A full queue means the client is slower than the traffic: drop, as a
                 // router would, rather than stall every other session.
-                let _ = route.tx.try_send(packet.to_vec());
+                let _ = tx.try_send(packet.to_vec());
             }
         }
     }
@@ -396,7 +404,7 @@ impl Server {
     /// Accepts connections on one listener until shutdown.
     pub async fn run_listener(self: Arc<Self>, listener: TcpListener) {
         let mut shutdown = self.shutdown.subscribe();
-        let mut last_accept = Instant::now() - Duration::from_secs(1);
+        let mut last_accept: Option<Instant> = None;
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
@@ -411,11 +419,12 @@ impl Server {
                 }
             };
             let rate = Duration::from_millis(self.runtime().config.rate_limit_ms);
-            let since = last_accept.elapsed();
-            if since < rate {
-                tokio::time::sleep(rate - since).await;
+            if let Some(since) = last_accept.map(|t| t.elapsed()) {
+                if since < rate {
+                    tokio::time::sleep(rate - since).await;
+                }
             }
-            last_accept = Instant::now();
+            last_accept = Some(Instant::now());
             let server = self.clone();
             tokio::spawn(async move { server.handle_connection(tcp, peer).await });
         }
@@ -458,9 +467,9 @@ impl Server {
         )
         .await;
         match login {
-            Ok(Some((stream, request, pending))) => {
+            Ok(Some((stream, request))) => {
                 let local = local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                self.tunnel(stream, peer, local, rt, request, pending).await;
+                self.tunnel(stream, peer, local, rt, request).await;
             }
             Ok(None) => {}
             Err(_) => info!("{peer}: authentication not completed within auth-timeout; closed"),
@@ -474,7 +483,7 @@ impl Server {
         peer: SocketAddr,
         rt: Arc<Runtime>,
         cert: CertStatus,
-    ) -> Option<(TlsStream, ServerRequest, Vec<u8>)> {
+    ) -> Option<(TlsStream, ServerRequest)> {
         let config = &rt.config;
         let mut conversation = Conversation::new(&config.auth, &config.enable_auth, cert);
         let mut reader = RequestReader::new(RequestLimits::default());
@@ -503,7 +512,7 @@ impl Server {
             debug!("{peer}: {:?} {path}", request.method);
             match request.method {
                 Method::Connect if is_tunnel_target(&path) => {
-                    return Some((stream, request, Vec::new()));
+                    return Some((stream, request));
                 }
                 Method::Get if path == "/logout" => {
                     let resp = ServerResponse::new(200, "OK")
@@ -637,7 +646,6 @@ impl Server {
         local: IpAddr,
         rt: Arc<Runtime>,
         request: ServerRequest,
-        _pending: Vec<u8>,
     ) {
         let config = &rt.config;
         let client = ClientConnect::from_request(&request);
@@ -652,6 +660,7 @@ impl Server {
             return;
         };
         let conn = self.next_conn.fetch_add(1, Ordering::Relaxed);
+        let _task = TaskGuard::new(&self.tunnel_tasks);
         let opened = match self.open_tunnel(&cookie, conn, &client, config) {
             Ok(o) => o,
             Err(refusal) => {
@@ -666,6 +675,7 @@ impl Server {
             }
         };
         let Opened {
+            new_routes,
             raw,
             session_id,
             user,
@@ -676,6 +686,9 @@ impl Server {
             reused,
             kick_rx,
         } = opened;
+        for net in new_routes {
+            add_kernel_route(&self.tun_name, net).await;
+        }
         if config.ping_leases && !reused {
             lease = self
                 .vet_lease(&raw, lease, &user, &settings, &client, config)
@@ -718,10 +731,14 @@ impl Server {
 
         let ipv6_peer = peer.is_ipv6();
         let (base_mtu, mut mtu) = tunnel_mtu(settings.mtu, &client, ipv6_peer);
-        let mut lease_v6 = lease.v6;
-        if !mtu_allows_ipv6(mtu) {
-            lease_v6 = None;
-        }
+        // What the client actually gets: the families it asked for, and no IPv6 on a
+        // tunnel too small to carry it. Routes and the packet filter follow this.
+        let granted = Lease {
+            v4: lease.v4.filter(|_| client.wants_ipv4),
+            v6: lease
+                .v6
+                .filter(|_| client.wants_ipv6 && mtu_allows_ipv6(mtu)),
+        };
         mtu = mtu.max(576);
         let mobile = client.is_mobile();
         let dpd = if mobile {
@@ -741,11 +758,8 @@ impl Server {
             hostname: settings.hostname.clone().or(client.hostname.clone()),
             dpd,
             default_domain: settings.default_domain.clone(),
-            ipv4: lease
-                .v4
-                .filter(|_| client.wants_ipv4)
-                .zip(settings.ipv4_network.map(|n| n.netmask())),
-            ipv6: lease_v6.filter(|_| client.wants_ipv6),
+            ipv4: granted.v4.zip(settings.ipv4_network.map(|n| n.netmask())),
+            ipv6: granted.v6,
             ipv6_network: settings.ipv6_network,
             full_ipv6: client.full_ipv6,
             cisco_agent: AgentKind::from_user_agent(&client.user_agent) == AgentKind::Cisco,
@@ -777,14 +791,14 @@ impl Server {
             custom_headers: custom_headers(&config.custom_headers, &user, group.as_deref()),
         };
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
-        self.add_routes(conn, &lease, &settings, tx);
+        self.add_routes(conn, &granted, &settings, tx);
         let mut out = Vec::new();
         grant.to_response().emit(&mut out);
         info!(
             "{peer}: user '{user}' tunnel up{}: {}{}",
             if reused { " (session reused)" } else { "" },
             lease.v4.map(|a| a.to_string()).unwrap_or_default(),
-            lease_v6.map(|a| format!(" {a}")).unwrap_or_default(),
+            granted.v6.map(|a| format!(" {a}")).unwrap_or_default(),
         );
         let timers = ServerTimers {
             dpd: dpd.map(|d| Duration::from_secs(u64::from(d))),
@@ -792,8 +806,8 @@ impl Server {
             session_deadline: deadline,
         };
         let filter = PacketFilter {
-            v4: lease.v4,
-            v6: lease_v6,
+            v4: granted.v4,
+            v6: granted.v6,
             restrict: settings.restrict_user_to_routes.unwrap_or(false).then(|| {
                 let routes = if settings.default_route == Some(true) {
                     Vec::new()
@@ -819,10 +833,10 @@ impl Server {
         };
         let keep = match outcome.end {
             End::UserLogout => config.persistent_cookies,
-            End::Kicked(Kick::Shutdown) | End::Timeout => false,
+            End::Kicked(Kick::Shutdown) | End::SessionOver => false,
             End::Kicked(Kick::Replaced) | End::Lost => true,
         };
-        self.remove_routes(conn, &lease, &settings);
+        self.remove_routes(conn, &granted, &settings);
         let ended = self.close_tunnel(&raw, conn, keep);
         info!(
             "{peer}: user '{user}' tunnel closed ({}); session {}",
@@ -850,25 +864,37 @@ impl Server {
         client: &ClientConnect,
         config: &Config,
     ) -> Result<Opened, Refusal> {
-        let now = Instant::now();
-        let (raw, user, group, existing_lease, deadline, session_id) = {
+        if *self.shutdown.borrow() {
+            return Err(Refusal::unavailable(
+                "Server is shutting down",
+                "shutdown".into(),
+            ));
+        }
+        let (user, group) = {
             let mut state = lock(&self.state);
-            let (raw, record) = state
+            let (_, record) = state
                 .sessions
-                .get_for_connect(cookie, now)
+                .get_for_connect(cookie, Instant::now())
                 .map_err(|e| Refusal::cookie(e.to_string()))?;
-            (
-                raw,
-                record.user.clone(),
-                record.group.clone(),
-                record.lease,
-                record.deadline,
-                record.id,
-            )
+            (record.user.clone(), record.group.clone())
         };
+        // Per-user files are read without holding the lock.
         let settings = effective_settings(config, &user, group.as_deref())
             .map_err(|e| Refusal::unavailable("Server configuration error", e.to_string()))?;
         let mut state = lock(&self.state);
+        // The session may have ended meanwhile (logout on another connection, expiry):
+        // look again, under the lock that covers everything below.
+        let now = Instant::now();
+        for ended in state.sessions.expire(now) {
+            if let Some(lease) = ended.lease {
+                state.pool.release(&lease);
+            }
+        }
+        let (raw, record) = state
+            .sessions
+            .get_for_connect(cookie, now)
+            .map_err(|e| Refusal::cookie(e.to_string()))?;
+        let (existing_lease, deadline, session_id) = (record.lease, record.deadline, record.id);
         let max_same = settings.max_same_clients.unwrap_or(0);
         if max_same > 0 && state.sessions.active_for_user(&user, &raw) >= max_same as usize {
             return Err(Refusal::cookie(format!(
@@ -916,19 +942,23 @@ impl Server {
             }
         }
         state.tunnels.insert(conn, kick_tx);
-        for net in [
+        let mut new_routes = Vec::new();
+        let kernel_routed = [
             settings.ipv4_network.map(IpNet::V4),
             settings.ipv6_network.map(IpNet::V6),
-        ]
-        .into_iter()
-        .flatten()
+        ];
+        for net in kernel_routed
+            .into_iter()
+            .flatten()
+            .chain(settings.iroutes.iter().flatten().copied())
         {
             if !state.routed.contains(&net) {
-                add_kernel_route(&self.tun_name, net);
                 state.routed.push(net);
+                new_routes.push(net);
             }
         }
         Ok(Opened {
+            new_routes,
             raw,
             session_id,
             user,
@@ -994,6 +1024,19 @@ impl Server {
         }
     }
 
+    /// The networks a tunnel owns: its addresses and the iroutes behind it.
+    fn owned_networks(lease: &Lease, settings: &NetSettings) -> Vec<IpNet> {
+        let mut nets: Vec<IpNet> = Vec::new();
+        if let Some(v4) = lease.v4 {
+            nets.push(IpNet::V4(Ipv4Net::from(v4)));
+        }
+        if let Some(v6) = lease.v6 {
+            nets.push(IpNet::V6(v6));
+        }
+        nets.extend(settings.iroutes.iter().flatten().copied());
+        nets
+    }
+
     fn add_routes(
         &self,
         conn: u64,
@@ -1002,64 +1045,15 @@ impl Server {
         tx: mpsc::Sender<Vec<u8>>,
     ) {
         let mut routes = write_lock(&self.routes);
-        if let Some(v4) = lease.v4 {
-            routes.insert(
-                IpAddr::V4(v4),
-                Route {
-                    conn,
-                    tx: tx.clone(),
-                },
-            );
-        }
-        if let Some(v6) = lease.v6 {
-            routes.insert(
-                IpAddr::V6(v6.network()),
-                Route {
-                    conn,
-                    tx: tx.clone(),
-                },
-            );
-            let mut prefixes = write_lock(&self.v6_prefixes);
-            if !prefixes.contains(&v6.prefix_len()) {
-                prefixes.push(v6.prefix_len());
-            }
-        }
-        for net in settings.iroutes.as_deref().unwrap_or_default() {
-            // iroutes are networks behind the client: reachable through its tunnel.
-            if let IpNet::V4(n) = net {
-                for host in n.hosts().take(4096) {
-                    routes.insert(
-                        IpAddr::V4(host),
-                        Route {
-                            conn,
-                            tx: tx.clone(),
-                        },
-                    );
-                }
-            }
-            add_kernel_route(&self.tun_name, *net);
+        for net in Self::owned_networks(lease, settings) {
+            routes.insert(net, conn, tx.clone());
         }
     }
 
     fn remove_routes(&self, conn: u64, lease: &Lease, settings: &NetSettings) {
         let mut routes = write_lock(&self.routes);
-        let mut drop_if_mine = |key: IpAddr| {
-            if routes.get(&key).is_some_and(|r| r.conn == conn) {
-                routes.remove(&key);
-            }
-        };
-        if let Some(v4) = lease.v4 {
-            drop_if_mine(IpAddr::V4(v4));
-        }
-        if let Some(v6) = lease.v6 {
-            drop_if_mine(IpAddr::V6(v6.network()));
-        }
-        for net in settings.iroutes.as_deref().unwrap_or_default() {
-            if let IpNet::V4(n) = net {
-                for host in n.hosts().take(4096) {
-                    drop_if_mine(IpAddr::V4(host));
-                }
-            }
+        for net in Self::owned_networks(lease, settings) {
+            routes.remove(net, conn);
         }
     }
 
@@ -1072,12 +1066,14 @@ impl Server {
         filter: &PacketFilter,
     ) -> Outcome {
         let mut buf = vec![0u8; READ_BUF];
-        let mut out: Vec<u8> = Vec::with_capacity(READ_BUF);
+        let mut frame: Vec<u8> = Vec::with_capacity(CSTP_HEADER_LEN + 2048);
         let mut outcome = Outcome::default();
+        let timer = tokio::time::sleep(Duration::from_secs(3600));
+        tokio::pin!(timer);
         loop {
-            while let Some(frame) = session.poll_transmit() {
-                if stream.write_all(&frame).await.is_err() {
-                    outcome.why = "TLS write failed".into();
+            while let Some(control) = session.poll_transmit() {
+                if write_limited(stream, &control, WRITE_LIMIT).await.is_err() {
+                    outcome.why = "TLS write failed or stalled".into();
                     return outcome;
                 }
             }
@@ -1091,16 +1087,18 @@ impl Server {
                         (End::Lost, format!("client disconnected: {reason}"))
                     }
                     ServerEvent::DpdTimeout => (End::Lost, "DPD timeout".into()),
-                    ServerEvent::IdleTimeout => (End::Timeout, "idle timeout".into()),
-                    ServerEvent::SessionTimeout => (End::Timeout, "session timeout".into()),
+                    // As in ocserv, an idle client may come back with its cookie.
+                    ServerEvent::IdleTimeout => (End::Lost, "idle timeout".into()),
+                    ServerEvent::SessionTimeout => (End::SessionOver, "session timeout".into()),
                 };
-                let _ = stream.shutdown().await;
+                let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
                 return outcome;
             }
             let deadline = session
                 .poll_timeout()
                 .map(tokio::time::Instant::from_std)
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            timer.as_mut().reset(deadline);
             tokio::select! {
                 read = stream.read(&mut buf) => {
                     let n = match read {
@@ -1123,24 +1121,26 @@ impl Server {
                 }
                 packet = rx.recv() => {
                     let Some(packet) = packet else { return outcome };
-                    out.clear();
                     let now = Instant::now();
                     let mut next = Some(packet);
-                    // Batch what is already queued into one TLS write.
+                    let mut sent = 0;
+                    // Drain what is already queued, one frame per TLS record: openconnect
+                    // reads exactly one CSTP frame per record.
                     while let Some(p) = next.take() {
-                        if let Ok(header) = cstp_header(PacketType::Data, p.len()) {
-                            out.extend_from_slice(&header);
-                            out.extend_from_slice(&p);
-                            outcome.bytes_out += p.len() as u64;
-                            session.on_packet_sent(&p, now);
+                        let Ok(header) = cstp_header(PacketType::Data, p.len()) else { continue };
+                        frame.clear();
+                        frame.extend_from_slice(&header);
+                        frame.extend_from_slice(&p);
+                        if write_limited(stream, &frame, WRITE_LIMIT).await.is_err() {
+                            outcome.why = "TLS write failed or stalled".into();
+                            return outcome;
                         }
-                        if out.len() < READ_BUF - CSTP_HEADER_LEN - 2048 {
+                        outcome.bytes_out += p.len() as u64;
+                        session.on_packet_sent(&p, now);
+                        sent += 1;
+                        if sent < MAX_BATCH {
                             next = rx.try_recv().ok();
                         }
-                    }
-                    if stream.write_all(&out).await.is_err() {
-                        outcome.why = "TLS write failed".into();
-                        return outcome;
                     }
                 }
                 changed = kick.changed() => {
@@ -1152,17 +1152,17 @@ impl Server {
                         }
                         Some(Kick::Shutdown) => {
                             session.disconnect();
-                            while let Some(frame) = session.poll_transmit() {
-                                let _ = stream.write_all(&frame).await;
+                            while let Some(control) = session.poll_transmit() {
+                                let _ = write_limited(stream, &control, GOODBYE_LIMIT).await;
                             }
-                            let _ = stream.shutdown().await;
+                            let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
                             outcome.end = End::Kicked(Kick::Shutdown);
                             outcome.why = "server shutting down".into();
                         }
                     }
                     return outcome;
                 }
-                _ = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
+                _ = &mut timer => session.handle_timeout(Instant::now()),
             }
         }
     }
@@ -1198,6 +1198,8 @@ impl Refusal {
 }
 
 struct Opened {
+    /// Networks that need a kernel route to the tun device (first use).
+    new_routes: Vec<IpNet>,
     raw: [u8; COOKIE_BYTES],
     session_id: u64,
     user: String,
@@ -1212,7 +1214,8 @@ struct Opened {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 enum End {
     UserLogout,
-    Timeout,
+    /// `session-timeout`: the session and its cookie end.
+    SessionOver,
     Kicked(Kick),
     /// Connection lost or broken: the client may come back with its cookie.
     #[default]
@@ -1271,6 +1274,17 @@ fn xml_response(body: String) -> ServerResponse {
         .body(body)
 }
 
+async fn write_limited(
+    stream: &mut TlsStream,
+    bytes: &[u8],
+    limit: Duration,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(limit, stream.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
 async fn send(stream: &mut TlsStream, resp: &ServerResponse) -> std::io::Result<()> {
     let mut out = Vec::new();
     resp.emit(&mut out);
@@ -1325,9 +1339,16 @@ fn cert_status(stream: &TlsStream, config: &Config) -> CertStatus {
                     None => Vec::new(),
                 }
             };
+            // Certificate fields reach logs and scripts: same rules as typed names.
             CertStatus::Valid(CertIdentity {
-                user: field(&config.cert_user_oid).into_iter().next(),
-                groups: field(&config.cert_group_oid),
+                user: field(&config.cert_user_oid)
+                    .into_iter()
+                    .next()
+                    .filter(|u| valid_name(u)),
+                groups: field(&config.cert_group_oid)
+                    .into_iter()
+                    .filter(|g| valid_name(g))
+                    .collect(),
             })
         }
     }
@@ -1424,16 +1445,17 @@ fn custom_headers(lines: &[String], user: &str, group: Option<&str>) -> Vec<(Str
         .collect()
 }
 
-fn add_kernel_route(device: &str, net: IpNet) {
+async fn add_kernel_route(device: &str, net: IpNet) {
     let family = if matches!(net, IpNet::V4(_)) {
         "-4"
     } else {
         "-6"
     };
-    let status = std::process::Command::new("ip")
+    let status = tokio::process::Command::new("ip")
         .args([family, "route", "replace", &net.to_string(), "dev", device])
         .stderr(std::process::Stdio::null())
-        .status();
+        .status()
+        .await;
     if !status.is_ok_and(|s| s.success()) {
         warn!("could not route {net} to {device} (running without privileges?)");
     }

@@ -166,11 +166,6 @@ impl SessionStore {
         }
     }
 
-    /// Ends a session regardless of its state (admin action, shutdown).
-    pub fn remove(&mut self, raw: &[u8; COOKIE_BYTES]) -> Option<SessionRecord> {
-        self.sessions.remove(raw)
-    }
-
     /// Drops unattached sessions whose cookie expired and returns them.
     pub fn expire(&mut self, now: Instant) -> Vec<SessionRecord> {
         let dead: Vec<_> = self
@@ -191,13 +186,6 @@ impl SessionStore {
         self.sessions
             .iter()
             .filter(|(k, r)| *k != except && r.user == user && r.attached.is_some())
-            .count()
-    }
-
-    pub fn active(&self) -> usize {
-        self.sessions
-            .values()
-            .filter(|r| r.attached.is_some())
             .count()
     }
 

@@ -129,7 +129,12 @@ impl ServerSession {
                 let text = frame.payload.get(1..).unwrap_or_default();
                 self.finish(ServerEvent::ClientDisconnect {
                     user_requested,
-                    reason: String::from_utf8_lossy(text).chars().take(128).collect(),
+                    // Client text goes to logs: no control characters, bounded length.
+                    reason: String::from_utf8_lossy(text)
+                        .chars()
+                        .take(128)
+                        .map(|c| if c.is_control() { '.' } else { c })
+                        .collect(),
                 });
             }
             Some(PacketType::Compressed) => return Err(ServerSessionError::UnexpectedCompression),
