@@ -903,3 +903,52 @@ fn connect_script_refusal_frees_the_slot() {
         lab.log("ocserv.log")
     );
 }
+
+fn bulk_transfer_both_ways(client: Client) {
+    let (mut lab, pki) = lab("srv-iperf", client, "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    for reverse in [false, true] {
+        let mut server = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.server_ns,
+                "iperf3",
+                "-s",
+                "-1",
+                "-B",
+                &lab.behind_ip,
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let out = lab.in_client(&format!(
+            "iperf3 -c {} -t 2 -J {}",
+            lab.behind_ip,
+            if reverse { "-R" } else { "" }
+        ));
+        let _ = server.kill();
+        let _ = server.wait();
+        let report = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "iperf3 failed (reverse={reverse}):\n{report}"
+        );
+        assert!(report.contains("\"sum_received\""), "{report}");
+    }
+    // Bulk traffic must not break the framing: no protocol errors, no reconnects.
+    let server_log = lab.log("ocserv.log");
+    assert!(!server_log.contains("protocol error"), "{server_log}");
+    assert_eq!(server_log.matches("tunnel up").count(), 1, "{server_log}");
+    let client_log = lab.log("client.log");
+    assert!(
+        !client_log.to_lowercase().contains("reconnect"),
+        "{client_log}"
+    );
+}
+
+with_both_clients!(bulk_transfer_both_ways: debian_client_bulk_transfer_both_ways, our_client_bulk_transfer_both_ways);
