@@ -38,7 +38,7 @@ use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
 use crate::routes::RouteTable;
 use crate::script::{self, ScriptInfo, ScriptReason};
-use crate::sessions::{SessionStore, COOKIE_BYTES};
+use crate::sessions::{CookieError, SessionStore, COOKIE_BYTES};
 
 /// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
 const MAX_REQUESTS: usize = 16;
@@ -53,6 +53,11 @@ const WRITE_LIMIT: Duration = Duration::from_secs(30);
 const GOODBYE_LIMIT: Duration = Duration::from_secs(2);
 /// Queued packets sent per wake-up before the task looks at its other inputs again.
 const MAX_BATCH: usize = 64;
+/// Connections allowed at once before login (each may hold up to 16 KiB of header, a
+/// 256 KiB body and TLS state for `auth-timeout`).
+const MAX_PRELOGIN: usize = 1024;
+/// Password checks running at once.
+const MAX_PASSWORD_CHECKS: usize = 4;
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
@@ -207,6 +212,10 @@ pub struct Server {
     tun: Arc<AsyncDevice>,
     pub tun_name: String,
     next_conn: AtomicU64,
+    /// Connections not yet logged in; past the limit new ones are closed at once.
+    prelogin: Arc<tokio::sync::Semaphore>,
+    /// Concurrent SHA-crypt checks, so a password flood cannot take every CPU.
+    password_checks: Arc<tokio::sync::Semaphore>,
     /// Tunnel tasks not finished yet, disconnect scripts included (shutdown waits).
     tunnel_tasks: AtomicU64,
     shutdown: watch::Sender<bool>,
@@ -331,6 +340,8 @@ impl Server {
             tun: Arc::new(tun),
             tun_name,
             next_conn: AtomicU64::new(1),
+            prelogin: Arc::new(tokio::sync::Semaphore::new(MAX_PRELOGIN)),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
             tunnel_tasks: AtomicU64::new(0),
             shutdown,
         })
@@ -343,6 +354,24 @@ impl Server {
     /// SIGHUP: swaps in a new configuration and TLS context. Connected users keep running.
     pub fn reload(&self, runtime: Runtime) {
         let config = &runtime.config;
+        let old = self.runtime();
+        let restart_only = [
+            ("tcp-port", old.config.tcp_port != config.tcp_port),
+            ("listen-host", old.config.listen_host != config.listen_host),
+            ("device", old.config.device != config.device),
+            ("run-as-user", old.config.run_as_user != config.run_as_user),
+        ];
+        for (key, changed) in restart_only {
+            if changed {
+                warn!(
+                    "{}",
+                    config.problem_at(
+                        key,
+                        format!("{key} changed: takes effect only after a restart")
+                    )
+                );
+            }
+        }
         {
             let mut state = lock(&self.state);
             state
@@ -442,6 +471,10 @@ impl Server {
             }
             state.bans.add(peer.ip(), config.ban_points_connection, now);
         }
+        let Ok(prelogin) = self.prelogin.clone().try_acquire_owned() else {
+            warn!("{peer}: closed, {MAX_PRELOGIN} connections are already logging in");
+            return;
+        };
         let local = tcp.local_addr().map(|a| a.ip()).ok();
         let _ = tcp.set_nodelay(true);
         let auth_deadline = tokio::time::Instant::now()
@@ -468,6 +501,7 @@ impl Server {
         .await;
         match login {
             Ok(Some((stream, request))) => {
+                drop(prelogin);
                 let local = local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 self.tunnel(stream, peer, local, rt, request).await;
             }
@@ -537,7 +571,10 @@ impl Server {
                         password,
                     } = step
                     {
-                        let result = check_password(passwd, user.clone(), password).await;
+                        let result = {
+                            let _slot = self.password_checks.acquire().await;
+                            check_password(passwd, user.clone(), password).await
+                        };
                         if result == PlainAuth::Rejected {
                             let points = config.ban_points_wrong_password;
                             if lock(&self.state)
@@ -875,7 +912,7 @@ impl Server {
             let (_, record) = state
                 .sessions
                 .get_for_connect(cookie, Instant::now())
-                .map_err(|e| Refusal::cookie(e.to_string()))?;
+                .map_err(cookie_refusal)?;
             (record.user.clone(), record.group.clone())
         };
         // Per-user files are read without holding the lock.
@@ -893,7 +930,7 @@ impl Server {
         let (raw, record) = state
             .sessions
             .get_for_connect(cookie, now)
-            .map_err(|e| Refusal::cookie(e.to_string()))?;
+            .map_err(cookie_refusal)?;
         let (existing_lease, deadline, session_id) = (record.lease, record.deadline, record.id);
         let max_same = settings.max_same_clients.unwrap_or(0);
         if max_same > 0 && state.sessions.active_for_user(&user, &raw) >= max_same as usize {
@@ -1194,6 +1231,14 @@ impl Refusal {
             x_reason: Some(x_reason),
             detail,
         }
+    }
+}
+
+/// ocserv answers an undecodable cookie with 503 and an unknown or expired one with 401.
+fn cookie_refusal(e: CookieError) -> Refusal {
+    match e {
+        CookieError::Malformed => Refusal::unavailable("Server error", e.to_string()),
+        _ => Refusal::cookie(e.to_string()),
     }
 }
 

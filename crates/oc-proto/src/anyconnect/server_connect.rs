@@ -75,6 +75,7 @@ impl ClientConnect {
     pub fn is_mobile(&self) -> bool {
         self.platform
             .as_deref()
+            .map(str::to_ascii_lowercase)
             .is_some_and(|p| p.starts_with("apple-ios") || p.starts_with("android"))
     }
 }
