@@ -478,6 +478,30 @@ impl Lab {
         .is_some()
     }
 
+    /// Runs one iperf3 client in the client namespace against a one-shot iperf3 server on
+    /// the host behind the VPN, with extra client `args`; returns the client's output.
+    pub fn iperf(&self, args: &str) -> Output {
+        let mut server = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.server_ns,
+                "iperf3",
+                "-s",
+                "-1",
+                "-B",
+                &self.behind_ip,
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("iperf3 (apt-get install iperf3)");
+        std::thread::sleep(Duration::from_millis(400));
+        let out = self.in_client(&format!("iperf3 -c {} {args}", self.behind_ip));
+        let _ = server.kill();
+        let _ = server.wait();
+        out
+    }
+
     pub fn occtl(&self, args: &str) -> String {
         let out = self.in_server(&format!(
             "occtl -s {}/occtl.sock {args}",

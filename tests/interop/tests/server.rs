@@ -911,28 +911,7 @@ fn bulk_transfer_both_ways(client: Client) {
     lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     for reverse in [false, true] {
-        let mut server = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &lab.server_ns,
-                "iperf3",
-                "-s",
-                "-1",
-                "-B",
-                &lab.behind_ip,
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
-        let out = lab.in_client(&format!(
-            "iperf3 -c {} -t 2 -J {}",
-            lab.behind_ip,
-            if reverse { "-R" } else { "" }
-        ));
-        let _ = server.kill();
-        let _ = server.wait();
+        let out = lab.iperf(&format!("-t 2 -J {}", if reverse { "-R" } else { "" }));
         let report = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(
             out.status.success(),

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Command;
 use std::time::Duration;
 
 use ferroconnect_interop::{login_args, Lab, Pki};
@@ -70,25 +69,8 @@ fn show_tunnel(lab: &mut Lab, pki: &Pki, client: &str) -> u32 {
     print!("{}", String::from_utf8_lossy(&ping.stdout));
 
     step("iperf3 for 3 seconds through the tunnel (CSTP over TLS)");
-    let mut server = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.server_ns,
-            "iperf3",
-            "-s",
-            "-1",
-            "-B",
-            &lab.behind_ip,
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("iperf3");
-    std::thread::sleep(Duration::from_millis(500));
-    let iperf = lab.in_client(&format!("iperf3 -c {} -t 3", lab.behind_ip));
+    let iperf = lab.iperf("-t 3");
     print!("{}", String::from_utf8_lossy(&iperf.stdout));
-    let _ = server.kill();
-    let _ = server.wait();
     pid
 }
 
