@@ -44,8 +44,10 @@ use crate::sessions::{CookieError, SessionStore, COOKIE_BYTES};
 const MAX_REQUESTS: usize = 16;
 /// Packets queued from the tun device towards one client before new ones are dropped.
 const SESSION_QUEUE: usize = 512;
-/// Largest CSTP read at once.
-const READ_BUF: usize = 64 * 1024;
+/// Bytes read from TLS at once: one TLS record holds at most 16 KiB of plaintext, so a
+/// larger buffer would only cost memory in every session (frames spanning reads are
+/// reassembled by the decoder).
+const READ_BUF: usize = 16 * 1024;
 /// A client that accepts no data for this long is gone: the write is abandoned, so a
 /// stalled peer cannot freeze its tunnel's timers or hold its slot.
 const WRITE_LIMIT: Duration = Duration::from_secs(30);
