@@ -1,8 +1,8 @@
 //! OpenSSL glue: the client TLS context, the server context ([`server`]), server-certificate pins (`--servercert`), client
 //! certificates (PEM and PKCS#12) and the async TLS stream.
 //!
-//! This is the one crate allowed `unsafe` (for the DTLS session tricks OpenSSL has no safe
-//! API for); each block carries a `// SAFETY:` comment. The TLS client below needs none.
+//! This is the one crate allowed `unsafe` (for the DTLS calls OpenSSL has no safe API
+//! for, all in `dtls/ffi.rs`); each block carries a `// SAFETY:` comment.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,6 +17,7 @@ use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use thiserror::Error;
 use tokio::net::TcpStream;
 
+pub mod dtls;
 pub mod server;
 
 pub use tokio_openssl::SslStream;
