@@ -73,8 +73,10 @@ impl ConnectRequest {
                 .collect();
             req = req
                 .header("X-DTLS-Master-Secret", hex)
-                .header("X-DTLS-CipherSuite", &dtls.ciphers)
-                .header("X-DTLS12-CipherSuite", &dtls.dtls12_ciphers);
+                .header("X-DTLS-CipherSuite", &dtls.ciphers);
+            if !dtls.dtls12_ciphers.is_empty() {
+                req = req.header("X-DTLS12-CipherSuite", &dtls.dtls12_ciphers);
+            }
         }
         req
     }

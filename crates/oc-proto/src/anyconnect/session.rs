@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::frame::{emit_cstp, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER};
+use super::frame::{
+    emit_cstp, parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER,
+};
 
 /// The transport a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,6 +55,13 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn new(timers: Timers, now: Instant) -> Self {
+        // A zero interval would be due forever: treat it as "off", as openconnect does.
+        let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        let timers = Timers {
+            dpd: nonzero(timers.dpd),
+            keepalive: nonzero(timers.keepalive),
+            rekey: nonzero(timers.rekey),
+        };
         Self {
             timers,
             started: now,
@@ -145,6 +154,8 @@ pub enum SessionError {
 #[derive(Debug)]
 pub struct Session {
     cstp: Liveness,
+    /// Present while the DTLS channel is up.
+    dtls: Option<Liveness>,
     decoder: CstpDecoder,
     control_out: VecDeque<(Channel, Vec<u8>)>,
     events: VecDeque<Event>,
@@ -155,6 +166,7 @@ impl Session {
     pub fn new(cstp_timers: Timers, now: Instant) -> Self {
         Self {
             cstp: Liveness::new(cstp_timers, now),
+            dtls: None,
             decoder: CstpDecoder::new(),
             control_out: VecDeque::new(),
             events: VecDeque::new(),
@@ -206,10 +218,52 @@ impl Session {
         Ok(())
     }
 
+    /// The DTLS channel came up: from now on it has its own DPD and keepalive.
+    pub fn start_dtls(&mut self, timers: Timers, now: Instant) {
+        let timers = Timers {
+            rekey: None,
+            ..timers
+        };
+        self.dtls = Some(Liveness::new(timers, now));
+    }
+
+    /// The DTLS channel is gone (dead peer, error, reconnect): its queued control frames too.
+    pub fn stop_dtls(&mut self) {
+        self.dtls = None;
+        self.control_out
+            .retain(|(channel, _)| *channel == Channel::Cstp);
+    }
+
+    pub fn dtls_up(&self) -> bool {
+        self.dtls.is_some()
+    }
+
+    /// Feeds one decrypted DTLS record (type byte + payload).
+    pub fn handle_dtls(
+        &mut self,
+        record: &[u8],
+        now: Instant,
+        mut on_packet: impl FnMut(&[u8]),
+    ) -> Result<(), SessionError> {
+        let Some(liveness) = self.dtls.as_mut() else {
+            return Ok(());
+        };
+        liveness.on_receive(now);
+        match parse_dtls(record) {
+            Some(frame) => self.handle_frame(Channel::Dtls, frame, &mut on_packet),
+            None => Ok(()),
+        }
+    }
+
     /// The shell sent a data packet on this channel.
     pub fn on_data_sent(&mut self, channel: Channel, now: Instant) {
-        if channel == Channel::Cstp {
-            self.cstp.on_send(now);
+        match channel {
+            Channel::Cstp => self.cstp.on_send(now),
+            Channel::Dtls => {
+                if let Some(l) = self.dtls.as_mut() {
+                    l.on_send(now);
+                }
+            }
         }
     }
 
@@ -238,12 +292,32 @@ impl Session {
         if self.closed {
             return None;
         }
-        self.cstp.next_deadline()
+        [
+            self.cstp.next_deadline(),
+            self.dtls.as_ref().and_then(Liveness::next_deadline),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed {
             return;
+        }
+        while let Some(action) = self.dtls.as_mut().and_then(|l| l.check(now)) {
+            match action {
+                LivenessAction::SendDpd => self.queue(Channel::Dtls, PacketType::DpdRequest, &[]),
+                LivenessAction::SendKeepalive => {
+                    self.queue(Channel::Dtls, PacketType::Keepalive, &[]);
+                }
+                LivenessAction::Rekey => {}
+                // A dead DTLS channel is not a dead tunnel: traffic falls back to CSTP.
+                LivenessAction::Dead => {
+                    self.stop_dtls();
+                    self.events.push_back(Event::PeerDead(Channel::Dtls));
+                }
+            }
         }
         while let Some(action) = self.cstp.check(now) {
             match action {
@@ -436,5 +510,37 @@ mod tests {
             .handle_cstp(b"STF\x01\x00\x00\x02\x00", t0, |_| {})
             .unwrap_err();
         assert_eq!(err, SessionError::UnknownPacket(2));
+    }
+
+    #[test]
+    fn dtls_channel_has_its_own_liveness_and_falls_back() {
+        let t0 = Instant::now();
+        let mut s = Session::new(timers(30, 0), t0);
+        s.start_dtls(timers(10, 0), t0);
+        assert!(s.dtls_up());
+        // A DPD request over DTLS is answered over DTLS; data reaches the tun.
+        let mut got = Vec::new();
+        s.handle_dtls(&[PacketType::DpdRequest.code()], t0, |p| {
+            got.push(p.to_vec())
+        })
+        .unwrap();
+        s.handle_dtls(&[0x00, 0x45, 0x00], t0, |p| got.push(p.to_vec()))
+            .unwrap();
+        assert_eq!(got, vec![vec![0x45, 0x00]]);
+        assert_eq!(
+            s.poll_transmit(),
+            Some((Channel::Dtls, vec![PacketType::DpdResponse.code()]))
+        );
+        s.handle_timeout(t0 + 10 * S);
+        assert_eq!(
+            s.poll_transmit(),
+            Some((Channel::Dtls, vec![PacketType::DpdRequest.code()]))
+        );
+        // Twice the DTLS DPD without an answer: DTLS is dead, the tunnel is not.
+        s.handle_timeout(t0 + 20 * S);
+        assert_eq!(s.poll_event(), Some(Event::PeerDead(Channel::Dtls)));
+        assert!(!s.dtls_up());
+        assert!(s.poll_timeout().is_some());
+        assert_eq!(s.poll_transmit(), None);
     }
 }
