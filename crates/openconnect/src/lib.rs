@@ -6,6 +6,7 @@
 
 pub mod auth_ui;
 pub mod cli;
+mod dtls;
 pub mod error;
 pub mod transport;
 mod tunnel;

@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt};
 use oc_net::{open_tun, run_script, Reason, ScriptContext};
-use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, TunnelConfig};
+use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, DtlsOffer, TunnelConfig};
 use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN, CSTP_MAX_PAYLOAD};
-use oc_proto::anyconnect::session::{Event, Session};
+use oc_proto::anyconnect::session::{Channel, Event, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
 use tun_rs::AsyncDevice;
 
 use crate::cli::Options;
+use crate::dtls::{recv_udp, DtlsLink};
 use crate::error::ClientError;
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::{next_reconnect_interval, user_agent, Finished, DEFAULT_SCRIPT};
@@ -93,6 +94,7 @@ struct Tunnel<'a> {
     config: TunnelConfig,
     conn: HttpsConnection,
     session: Session,
+    dtls: DtlsLink,
     /// CSTP bytes that arrived with the CONNECT response.
     pending: Vec<u8>,
     stats: Stats,
@@ -111,7 +113,9 @@ pub(crate) async fn run(
         .script
         .clone()
         .unwrap_or_else(|| DEFAULT_SCRIPT.to_string());
-    let (conn, config, pending) = connect_tunnel(opts, endpoint, &cookie, &[]).await?;
+    let mut dtls = DtlsLink::new(!opts.no_dtls, None);
+    let (conn, config, pending) =
+        connect_tunnel(opts, endpoint, &cookie, &[], dtls.offer()).await?;
     let gateway = conn.addr.ip();
 
     let script_pid = std::process::id();
@@ -127,7 +131,8 @@ pub(crate) async fn run(
     ctx.tundev = Some(&tundev);
     ctx.tunnel = Some(&config);
     run_script_logged(&script, Reason::Connect, &ctx);
-    announce(&config, &tundev);
+    let dtls_started = dtls.begin(conn.tls.ssl(), gateway, &config).await;
+    announce(&config, &tundev, dtls_started);
 
     if let Some(user) = &opts.setuid {
         drop_privileges(user)?;
@@ -155,6 +160,7 @@ pub(crate) async fn run(
         config,
         conn,
         session,
+        dtls,
         pending,
         stats: Stats::default(),
         pid_file,
@@ -171,6 +177,7 @@ async fn connect_tunnel(
     endpoint: &Endpoint,
     cookie: &str,
     previous: &[IpAddr],
+    dtls: Option<DtlsOffer>,
 ) -> Result<(HttpsConnection, TunnelConfig, Vec<u8>), ClientError> {
     let mut conn = endpoint.connect().await?;
     let server_v6 = conn.addr.is_ipv6();
@@ -186,7 +193,7 @@ async fn connect_tunnel(
             .unwrap_or_else(|| default_tunnel_mtu(base_mtu, server_v6)),
         ipv6: !opts.disable_ipv6,
         previous_addresses: previous.to_vec(),
-        dtls: None,
+        dtls,
     };
     let (response, rest) = conn.exchange(&request.to_request(), true).await?;
     let forced_dpd = opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs);
@@ -223,7 +230,7 @@ fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-fn announce(config: &TunnelConfig, tundev: &str) {
+fn announce(config: &TunnelConfig, tundev: &str, dtls: bool) {
     let mut addrs = Vec::new();
     if let Some(a) = config.ipv4 {
         addrs.push(a.to_string());
@@ -232,8 +239,9 @@ fn announce(config: &TunnelConfig, tundev: &str) {
         addrs.push(a.addr().to_string());
     }
     info!(
-        "Connected {tundev} as {}, using SSL, with DTLS disabled (MTU {})",
+        "Connected {tundev} as {}, using SSL, with DTLS {} (MTU {})",
         addrs.join(" + "),
+        if dtls { "in progress" } else { "disabled" },
         config.mtu
     );
 }
@@ -313,13 +321,17 @@ impl Tunnel<'_> {
     async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
         let mut up = vec![0u8; CSTP_HEADER_LEN + CSTP_MAX_PAYLOAD];
         let mut down = vec![0u8; 64 * 1024];
+        let mut datagram = vec![0u8; 64 * 1024];
         let pending = std::mem::take(&mut self.pending);
         self.handle_cstp(&pending)?;
         loop {
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
             }
-            let deadline = self.session.poll_timeout();
+            let deadline = [self.session.poll_timeout(), self.dtls.deadline()]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -344,7 +356,15 @@ impl Tunnel<'_> {
                     Ok(n) => self.handle_cstp(down.get(..n).unwrap_or_default())?,
                     Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
                 },
-                () = sleep => self.session.handle_timeout(Instant::now()),
+                read = recv_udp(self.dtls.socket(), &mut datagram) => match read {
+                    Ok(n) => self.handle_datagram(datagram.get(..n).unwrap_or_default()).await,
+                    Err(e) => self.dtls.lost(&mut self.session, &format!("UDP receive failed: {e}")),
+                },
+                () = sleep => {
+                    let now = Instant::now();
+                    self.session.handle_timeout(now);
+                    self.dtls.on_deadline(now).await;
+                }
             }
         }
     }
@@ -360,7 +380,11 @@ impl Tunnel<'_> {
                 Event::ServerDisconnect(reason) => {
                     return Err(ClientError::ServerTerminated(reason));
                 }
-                Event::PeerDead(_) => {
+                Event::PeerDead(Channel::Dtls) => {
+                    warn!("DTLS Dead Peer Detection detected dead peer!");
+                    self.dtls.lost(&mut self.session, "dead peer");
+                }
+                Event::PeerDead(Channel::Cstp) => {
                     return Ok(Some(Stop::Lost(
                         "CSTP Dead Peer Detection detected dead peer!".into(),
                     )));
@@ -374,18 +398,45 @@ impl Tunnel<'_> {
     }
 
     async fn flush_control(&mut self) -> Result<(), ClientError> {
-        while let Some((_, bytes)) = self.session.poll_transmit() {
-            self.conn
-                .tls
-                .write_all(&bytes)
-                .await
-                .map_err(ClientError::io("sending on the TLS connection"))?;
+        while let Some((channel, bytes)) = self.session.poll_transmit() {
+            match channel {
+                Channel::Cstp => self
+                    .conn
+                    .tls
+                    .write_all(&bytes)
+                    .await
+                    .map_err(ClientError::io("sending on the TLS connection"))?,
+                Channel::Dtls => {
+                    if let Err(e) = self.dtls.send_record(&bytes).await {
+                        self.dtls.lost(&mut self.session, &e);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
     /// `up` holds a packet of `len` bytes after room for the CSTP header.
     async fn send_packet(&mut self, up: &mut [u8], len: usize) -> Result<(), ClientError> {
+        if self.dtls.carries(len) {
+            // DTLS framing is one type byte, written just in front of the packet.
+            if let Some(t) = up.get_mut(CSTP_HEADER_LEN - 1) {
+                *t = PacketType::Data.code();
+            }
+            let record = up
+                .get(CSTP_HEADER_LEN - 1..CSTP_HEADER_LEN + len)
+                .unwrap_or_default();
+            match self.dtls.send_record(record).await {
+                Ok(()) => {
+                    self.session.on_data_sent(Channel::Dtls, Instant::now());
+                    self.stats.tx_packets += 1;
+                    self.stats.tx_bytes += len as u64;
+                    return Ok(());
+                }
+                // The packet goes over CSTP instead.
+                Err(e) => self.dtls.lost(&mut self.session, &e),
+            }
+        }
         let header = cstp_header(PacketType::Data, len)
             .map_err(oc_proto::anyconnect::session::SessionError::from)?;
         let frame = up.get_mut(..CSTP_HEADER_LEN + len).unwrap_or_default();
@@ -397,11 +448,24 @@ impl Tunnel<'_> {
             .write_all(frame)
             .await
             .map_err(ClientError::io("sending on the TLS connection"))?;
-        self.session
-            .on_data_sent(oc_proto::anyconnect::session::Channel::Cstp, Instant::now());
+        self.session.on_data_sent(Channel::Cstp, Instant::now());
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
         Ok(())
+    }
+
+    async fn handle_datagram(&mut self, datagram: &[u8]) {
+        let tun = &self.tun;
+        let stats = &mut self.stats;
+        self.dtls
+            .on_datagram(datagram, &mut self.session, |packet| {
+                stats.rx_packets += 1;
+                stats.rx_bytes += packet.len() as u64;
+                if tun.try_send(packet).is_err() {
+                    stats.tun_drops += 1;
+                }
+            })
+            .await;
     }
 
     fn handle_cstp(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
@@ -421,14 +485,15 @@ impl Tunnel<'_> {
     fn print_stats(&self) {
         let s = self.stats;
         info!(
-            "TX: {} packets ({} bytes), RX: {} packets ({} bytes), tun drops: {}; SSL {} {}",
+            "TX: {} packets ({} bytes), RX: {} packets ({} bytes), tun drops: {}; SSL {} {}; DTLS {}",
             s.tx_packets,
             s.tx_bytes,
             s.rx_packets,
             s.rx_bytes,
             s.tun_drops,
             self.conn.peer.version,
-            self.conn.peer.cipher
+            self.conn.peer.cipher,
+            self.dtls.status()
         );
     }
 
@@ -461,7 +526,8 @@ impl Tunnel<'_> {
         let mut interval = Duration::ZERO;
         loop {
             let previous = self.previous_addresses();
-            match connect_tunnel(self.opts, self.endpoint, &self.cookie, &previous).await {
+            let offer = self.dtls.offer();
+            match connect_tunnel(self.opts, self.endpoint, &self.cookie, &previous, offer).await {
                 Ok((conn, config, pending)) => {
                     if config.ipv4 != self.config.ipv4 || config.ipv6 != self.config.ipv6 {
                         return Err(ClientError::AddressChanged(format!(
@@ -473,6 +539,10 @@ impl Tunnel<'_> {
                     self.session = Session::new(config.cstp_timers, Instant::now());
                     self.config = config;
                     self.pending = pending;
+                    let gateway = self.conn.addr.ip();
+                    self.dtls
+                        .begin(self.conn.tls.ssl(), gateway, &self.config)
+                        .await;
                     info!("Reconnected");
                     run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
                     return Ok(None);

@@ -1,0 +1,335 @@
+//! The client's DTLS data channel: PSK-NEGOTIATE over a connected UDP socket, with the
+//! handshake time limit, the periodic retry and the choice between DTLS and CSTP for each
+//! packet. CSTP carries everything until DTLS is up, and again whenever it goes down.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use oc_proto::anyconnect::connect::{DtlsOffer, TunnelConfig};
+use oc_proto::anyconnect::session::Session;
+use oc_tls::dtls::{psk_client_context, psk_from_tls, DtlsChannel, DtlsState, PSK_LEN};
+use openssl::ssl::{SslContext, SslRef};
+use tokio::net::UdpSocket;
+use tracing::{debug, info, warn};
+
+/// How long a DTLS handshake may take before the tunnel settles for CSTP (openconnect: 12 s).
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(12);
+/// Pause before trying DTLS again after a failure (openconnect's `dtls_attempt_period`).
+const RETRY_PERIOD: Duration = Duration::from_secs(60);
+/// The cipher offer: PSK-NEGOTIATE only (the legacy resumption modes are not built yet).
+const OFFER: &str = "PSK-NEGOTIATE";
+
+struct Grant {
+    server: SocketAddr,
+    app_id: Vec<u8>,
+    key: [u8; PSK_LEN],
+    timers: oc_proto::anyconnect::session::Timers,
+    link_mtu: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Off,
+    Handshake { give_up: Instant },
+    Up,
+    Retry { at: Instant },
+}
+
+pub(crate) struct DtlsLink {
+    enabled: bool,
+    local_port: Option<u16>,
+    ctx: Option<SslContext>,
+    grant: Option<Grant>,
+    socket: Option<UdpSocket>,
+    channel: Option<DtlsChannel>,
+    phase: Phase,
+    /// Largest tunnel packet DTLS carries (bigger ones go over CSTP).
+    data_mtu: usize,
+    buf: Vec<u8>,
+}
+
+impl DtlsLink {
+    pub(crate) fn new(enabled: bool, local_port: Option<u16>) -> Self {
+        Self {
+            enabled,
+            local_port,
+            ctx: None,
+            grant: None,
+            socket: None,
+            channel: None,
+            phase: Phase::Off,
+            data_mtu: 0,
+            buf: vec![0u8; 64 * 1024],
+        }
+    }
+
+    /// What to put in the CONNECT request (`None` with `--no-dtls`).
+    pub(crate) fn offer(&self) -> Option<DtlsOffer> {
+        if !self.enabled {
+            return None;
+        }
+        let mut master_secret = [0u8; 48];
+        // ocserv still expects the legacy master secret header next to PSK-NEGOTIATE.
+        openssl::rand::rand_bytes(&mut master_secret).ok()?;
+        Some(DtlsOffer {
+            master_secret,
+            ciphers: OFFER.into(),
+            dtls12_ciphers: String::new(),
+        })
+    }
+
+    /// Starts DTLS for a fresh CSTP connection if the server granted PSK-NEGOTIATE.
+    /// Returns whether an attempt is under way.
+    pub(crate) async fn begin(
+        &mut self,
+        tls: &SslRef,
+        server: IpAddr,
+        config: &TunnelConfig,
+    ) -> bool {
+        self.stop(false);
+        self.grant = None;
+        if !self.enabled {
+            return false;
+        }
+        let grant = &config.dtls;
+        let psk = grant
+            .cipher_suite
+            .as_deref()
+            .is_some_and(|c| c.eq_ignore_ascii_case(OFFER));
+        let (Some(app_id), Some(port), true) = (grant.app_id.clone(), grant.port, psk) else {
+            debug!("server granted no PSK-NEGOTIATE DTLS; using CSTP only");
+            return false;
+        };
+        let key = match psk_from_tls(tls) {
+            Ok(k) => k,
+            Err(e) => {
+                warn!("cannot derive the DTLS key: {e}");
+                return false;
+            }
+        };
+        self.grant = Some(Grant {
+            server: SocketAddr::new(server, port),
+            app_id,
+            key,
+            timers: grant.timers,
+            link_mtu: u32::from(config.base_mtu.unwrap_or(1406)),
+        });
+        self.attempt().await;
+        true
+    }
+
+    async fn attempt(&mut self) {
+        let Some(grant) = &self.grant else { return };
+        let (server, key, app_id, link_mtu) = (
+            grant.server,
+            grant.key,
+            grant.app_id.clone(),
+            grant.link_mtu,
+        );
+        if self.ctx.is_none() {
+            match psk_client_context() {
+                Ok(ctx) => self.ctx = Some(ctx),
+                Err(e) => return self.fail(&e.to_string()),
+            }
+        }
+        let Some(ctx) = self.ctx.as_ref() else { return };
+        let unspecified = match server {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let local = SocketAddr::new(unspecified, self.local_port.unwrap_or(0));
+        let socket = match UdpSocket::bind(local).await {
+            Ok(s) => s,
+            Err(e) => return self.fail(&format!("cannot bind UDP {local}: {e}")),
+        };
+        if let Err(e) = socket.connect(server).await {
+            return self.fail(&format!("cannot reach {server} over UDP: {e}"));
+        }
+        let channel = match DtlsChannel::psk_client(ctx, &key, &app_id, link_mtu, server.is_ipv6())
+        {
+            Ok(c) => c,
+            Err(e) => return self.fail(&e.to_string()),
+        };
+        self.socket = Some(socket);
+        self.channel = Some(channel);
+        self.phase = Phase::Handshake {
+            give_up: Instant::now() + HANDSHAKE_LIMIT,
+        };
+        if let Err(e) = self.flush().await {
+            self.fail(&format!("sending the DTLS handshake: {e}"));
+        }
+    }
+
+    fn fail(&mut self, why: &str) {
+        warn!(
+            "DTLS: {why}; using CSTP, retrying DTLS in {}s",
+            RETRY_PERIOD.as_secs()
+        );
+        self.stop(true);
+    }
+
+    /// Drops the channel; with `retry` a new handshake is attempted after the retry period.
+    pub(crate) fn stop(&mut self, retry: bool) {
+        if let Some(mut channel) = self.channel.take() {
+            channel.close();
+        }
+        self.socket = None;
+        self.data_mtu = 0;
+        self.phase = if retry && self.grant.is_some() {
+            Phase::Retry {
+                at: Instant::now() + RETRY_PERIOD,
+            }
+        } else {
+            Phase::Off
+        };
+    }
+
+    pub(crate) fn socket(&self) -> Option<&UdpSocket> {
+        self.socket.as_ref()
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.phase == Phase::Up
+    }
+
+    /// True when a tunnel packet of `len` bytes fits one DTLS record.
+    pub(crate) fn carries(&self, len: usize) -> bool {
+        self.is_up() && len < self.data_mtu
+    }
+
+    pub(crate) fn status(&self) -> &'static str {
+        match self.phase {
+            Phase::Off => "disabled",
+            Phase::Handshake { .. } => "in progress",
+            Phase::Up => "connected",
+            Phase::Retry { .. } => "waiting to retry",
+        }
+    }
+
+    /// When [`DtlsLink::on_deadline`] should run.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Handshake { give_up } => {
+                let retransmit = self
+                    .channel
+                    .as_ref()
+                    .and_then(DtlsChannel::poll_timeout)
+                    .map(|d| Instant::now() + d);
+                Some(retransmit.map_or(give_up, |r| r.min(give_up)))
+            }
+            Phase::Retry { at } => Some(at),
+            Phase::Off | Phase::Up => None,
+        }
+    }
+
+    pub(crate) async fn on_deadline(&mut self, now: Instant) {
+        match self.phase {
+            Phase::Handshake { give_up } if now >= give_up => {
+                self.fail("handshake timed out");
+            }
+            Phase::Handshake { .. } => {
+                let retransmitted = match self.channel.as_mut() {
+                    Some(channel) => channel.handle_timeout(),
+                    None => Ok(()),
+                };
+                match retransmitted {
+                    Ok(()) => {
+                        if let Err(e) = self.flush().await {
+                            self.fail(&format!("sending on UDP: {e}"));
+                        }
+                    }
+                    Err(e) => self.fail(&e.to_string()),
+                }
+            }
+            Phase::Retry { at } if now >= at => self.attempt().await,
+            _ => {}
+        }
+    }
+
+    /// A datagram arrived on the UDP socket.
+    pub(crate) async fn on_datagram(
+        &mut self,
+        datagram: &[u8],
+        session: &mut Session,
+        on_packet: impl FnMut(&[u8]),
+    ) {
+        let Some(channel) = self.channel.as_mut() else {
+            return;
+        };
+        if let Err(e) = channel.handle_datagram(datagram) {
+            self.fail(&e.to_string());
+            return;
+        }
+        if matches!(self.phase, Phase::Handshake { .. })
+            && channel.state() == DtlsState::Established
+        {
+            self.phase = Phase::Up;
+            self.data_mtu = channel.data_mtu().saturating_sub(1);
+            if let Some(grant) = &self.grant {
+                session.start_dtls(grant.timers, Instant::now());
+            }
+            info!(
+                "Established DTLS connection (using OpenSSL). Ciphersuite DTLSv1.2-{}.",
+                channel.cipher()
+            );
+        }
+        if let Err(e) = self.flush().await {
+            self.fail(&format!("sending on UDP: {e}"));
+            return;
+        }
+        self.drain(session, on_packet);
+    }
+
+    fn drain(&mut self, session: &mut Session, mut on_packet: impl FnMut(&[u8])) {
+        let Some(channel) = self.channel.as_mut() else {
+            return;
+        };
+        loop {
+            match channel.recv(&mut self.buf) {
+                Ok(Some(n)) => {
+                    let record = self.buf.get(..n).unwrap_or_default();
+                    if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
+                        debug!("DTLS record ignored: {e}");
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    session.stop_dtls();
+                    self.fail(&e.to_string());
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends one record (type byte + payload) over DTLS.
+    pub(crate) async fn send_record(&mut self, record: &[u8]) -> Result<(), String> {
+        let channel = self.channel.as_mut().ok_or("DTLS is not up")?;
+        channel.send(record).map_err(|e| e.to_string())?;
+        self.flush().await.map_err(|e| e.to_string())
+    }
+
+    async fn flush(&mut self) -> std::io::Result<()> {
+        let (Some(channel), Some(socket)) = (self.channel.as_mut(), self.socket.as_ref()) else {
+            return Ok(());
+        };
+        while let Some(datagram) = channel.poll_transmit() {
+            socket.send(&datagram).await?;
+        }
+        Ok(())
+    }
+
+    /// The DTLS channel failed while sending (or DPD declared it dead): back to CSTP.
+    pub(crate) fn lost(&mut self, session: &mut Session, why: &str) {
+        session.stop_dtls();
+        self.fail(why);
+    }
+}
+
+/// Receives on the DTLS socket, or waits forever when there is none.
+pub(crate) async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match socket {
+        Some(s) => s.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
