@@ -3,6 +3,7 @@
 //! - [`auth`]: the XML aggregate-auth exchange that ends with the `webvpn` cookie;
 //! - [`connect`]: the `CONNECT /CSCOSSLC/tunnel` request and the tunnel parameters in its
 //!   response;
+//! - [`dtls_hello`]: the tunnel id in a DTLS ClientHello (server-side dispatch);
 //! - [`frame`]: packet framing on the CSTP (TLS) and DTLS channels;
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
 //!   tunnel, driven by a caller-supplied clock;
@@ -11,6 +12,7 @@
 
 pub mod auth;
 pub mod connect;
+pub mod dtls_hello;
 pub mod frame;
 pub mod server_auth;
 pub mod server_connect;

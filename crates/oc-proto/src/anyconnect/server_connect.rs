@@ -35,6 +35,8 @@ pub struct ClientConnect {
     /// `X-AnyConnect-Identifier-DeviceType` / `-Platform`.
     pub device_type: Option<String>,
     pub platform: Option<String>,
+    /// `PSK-NEGOTIATE` is among the DTLS suites the client offered.
+    pub dtls_psk: bool,
 }
 
 impl ClientConnect {
@@ -68,6 +70,12 @@ impl ClientConnect {
             platform: req
                 .header("X-AnyConnect-Identifier-Platform")
                 .map(|v| truncate(v, 63)),
+            dtls_psk: ["X-DTLS-CipherSuite", "X-DTLS12-CipherSuite"]
+                .iter()
+                .any(|h| {
+                    req.header(h)
+                        .is_some_and(|v| v.split(':').any(|t| t.trim() == "PSK-NEGOTIATE"))
+                }),
         }
     }
 
@@ -151,6 +159,17 @@ pub struct TunnelGrant {
     pub banner: Option<String>,
     /// Configured `custom-header` lines, already substituted.
     pub custom_headers: Vec<(String, String)>,
+    pub dtls: Option<DtlsPskGrant>,
+}
+
+/// The DTLS part of the grant in PSK-NEGOTIATE mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DtlsPskGrant {
+    pub port: u16,
+    /// The id the client puts in its ClientHello (`X-DTLS-App-ID`).
+    pub app_id: [u8; 32],
+    pub dpd: Option<u32>,
+    pub keepalive: u32,
 }
 
 /// Link and data MTU for a CSTP-only tunnel. `configured` is the `mtu` key (the tun MTU
@@ -256,6 +275,18 @@ impl TunnelGrant {
         for (name, value) in &self.custom_headers {
             h(name, value.clone());
         }
+        if let Some(dtls) = &self.dtls {
+            if let Some(dpd) = dtls.dpd.filter(|d| *d > 0) {
+                h("X-DTLS-DPD", dpd.to_string());
+            }
+            h("X-DTLS-Port", dtls.port.to_string());
+            h("X-DTLS-Keepalive", dtls.keepalive.to_string());
+            h(
+                "X-DTLS-App-ID",
+                dtls.app_id.iter().map(|b| format!("{b:02x}")).collect(),
+            );
+            h("X-DTLS-CipherSuite", "PSK-NEGOTIATE".into());
+        }
         h("X-CSTP-Base-MTU", self.base_mtu.to_string());
         h("X-CSTP-MTU", self.mtu.to_string());
         if let Some(banner) = &self.banner {
@@ -301,13 +332,13 @@ mod tests {
     #[test]
     fn reads_openconnect_connect() {
         let req = request(
-            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn\r\nUser-Agent: Open AnyConnect VPN Agent v9.01\r\nCookie: webvpn=abc=\r\nX-CSTP-Hostname: laptop.example.com\r\nX-CSTP-Base-MTU: 1400\r\nX-CSTP-Address-Type: IPv6,IPv4\r\nX-CSTP-Full-IPv6-Capability: true\r\n\r\n",
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn\r\nUser-Agent: Open AnyConnect VPN Agent v9.01\r\nCookie: webvpn=abc=\r\nX-CSTP-Hostname: laptop.example.com\r\nX-CSTP-Base-MTU: 1400\r\nX-CSTP-Address-Type: IPv6,IPv4\r\nX-CSTP-Full-IPv6-Capability: true\r\nX-DTLS-CipherSuite: OC-DTLS1_2-AES128-GCM:PSK-NEGOTIATE\r\n\r\n",
         );
         let c = ClientConnect::from_request(&req);
         assert_eq!(c.cookie.as_deref(), Some("abc="));
         assert_eq!(c.hostname.as_deref(), Some("laptop"));
         assert_eq!(c.base_mtu, Some(1400));
-        assert!(c.wants_ipv4 && c.wants_ipv6 && c.full_ipv6);
+        assert!(c.wants_ipv4 && c.wants_ipv6 && c.full_ipv6 && c.dtls_psk);
         assert!(!c.is_mobile());
         let hostile = request(
             "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-Hostname: $(reboot)\r\nX-CSTP-Address-Type: IPv4\r\n\r\n",
@@ -358,6 +389,12 @@ mod tests {
             base_mtu: 1400,
             mtu: 1306,
             banner: Some("hello".into()),
+            dtls: Some(DtlsPskGrant {
+                port: 443,
+                app_id: [0xab; 32],
+                dpd: Some(30),
+                keepalive: 20,
+            }),
             ..Default::default()
         };
         let mut bytes = Vec::new();
@@ -378,6 +415,9 @@ mod tests {
         assert_eq!(cfg.split_include6, vec!["2001:db8::/32".parse().unwrap()]);
         assert_eq!(cfg.split_exclude4, vec!["192.0.2.128/25".parse().unwrap()]);
         assert_eq!(cfg.banner.as_deref(), Some("hello"));
+        assert_eq!(cfg.dtls.port, Some(443));
+        assert_eq!(cfg.dtls.app_id, Some(vec![0xab; 32]));
+        assert_eq!(cfg.dtls.cipher_suite.as_deref(), Some("PSK-NEGOTIATE"));
     }
 
     #[test]

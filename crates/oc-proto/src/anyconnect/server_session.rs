@@ -9,7 +9,10 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::frame::{cstp_header, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER};
+use super::frame::{
+    cstp_header, parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER,
+};
+use super::session::Channel;
 
 /// Why the session ended, as the shell should log and account it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +54,8 @@ pub struct ServerSession {
     last_rx: Instant,
     last_activity: Instant,
     next_probe: Option<Instant>,
-    out: VecDeque<Vec<u8>>,
+    /// Framed control bytes per channel (CSTP frames, or DTLS type byte + payload).
+    out: VecDeque<(Channel, Vec<u8>)>,
     events: VecDeque<ServerEvent>,
     closed: bool,
 }
@@ -99,14 +103,33 @@ impl ServerSession {
         self.next_probe = None;
         let mut decoder = std::mem::take(&mut self.decoder);
         let result = decoder.decode(bytes, |frame: Frame<'_>| {
-            self.handle_frame(frame, now, &mut on_packet)
+            self.handle_frame(Channel::Cstp, frame, now, &mut on_packet)
         });
         self.decoder = decoder;
         result
     }
 
+    /// Feeds one decrypted DTLS record (type byte + payload).
+    pub fn handle_dtls(
+        &mut self,
+        record: &[u8],
+        now: Instant,
+        mut on_packet: impl FnMut(&[u8]),
+    ) -> Result<(), ServerSessionError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.last_rx = now;
+        self.next_probe = None;
+        match parse_dtls(record) {
+            Some(frame) => self.handle_frame(Channel::Dtls, frame, now, &mut on_packet),
+            None => Ok(()),
+        }
+    }
+
     fn handle_frame(
         &mut self,
+        channel: Channel,
         frame: Frame<'_>,
         now: Instant,
         on_packet: &mut impl FnMut(&[u8]),
@@ -122,7 +145,9 @@ impl ServerSession {
                 on_packet(frame.payload);
             }
             // The payload is echoed: clients use padded probes to measure the path MTU.
-            Some(PacketType::DpdRequest) => self.queue(PacketType::DpdResponse, frame.payload),
+            Some(PacketType::DpdRequest) => {
+                self.queue(channel, PacketType::DpdResponse, frame.payload);
+            }
             Some(PacketType::DpdResponse | PacketType::Keepalive) => {}
             Some(PacketType::Disconnect | PacketType::Terminate) => {
                 let user_requested = frame.payload.first() == Some(&DISCONNECT_USER);
@@ -156,12 +181,12 @@ impl ServerSession {
             return;
         }
         self.out.clear();
-        self.queue(PacketType::Disconnect, &[]);
+        self.queue(Channel::Cstp, PacketType::Disconnect, &[]);
         self.closed = true;
     }
 
-    /// Framed control bytes to send on the TLS connection.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    /// Control bytes to send next, and the channel they go on.
+    pub fn poll_transmit(&mut self) -> Option<(Channel, Vec<u8>)> {
         self.out.pop_front()
     }
 
@@ -208,7 +233,7 @@ impl ServerSession {
             if silent >= dpd * 3 {
                 self.finish(ServerEvent::DpdTimeout);
             } else if silent >= dpd * 2 && self.next_probe.is_none_or(|p| now >= p) {
-                self.queue(PacketType::DpdRequest, &[]);
+                self.queue(Channel::Cstp, PacketType::DpdRequest, &[]);
                 self.next_probe = Some(now + (dpd / 2).max(Duration::from_secs(1)));
             }
         }
@@ -219,13 +244,17 @@ impl ServerSession {
         self.events.push_back(event);
     }
 
-    fn queue(&mut self, ptype: PacketType, payload: &[u8]) {
-        if let Ok(header) = cstp_header(ptype, payload.len()) {
-            let mut frame = Vec::with_capacity(header.len() + payload.len());
-            frame.extend_from_slice(&header);
-            frame.extend_from_slice(payload);
-            self.out.push_back(frame);
+    fn queue(&mut self, channel: Channel, ptype: PacketType, payload: &[u8]) {
+        let mut frame = Vec::with_capacity(8 + payload.len());
+        match channel {
+            Channel::Cstp => match cstp_header(ptype, payload.len()) {
+                Ok(header) => frame.extend_from_slice(&header),
+                Err(_) => return,
+            },
+            Channel::Dtls => frame.push(ptype.code()),
         }
+        frame.extend_from_slice(payload);
+        self.out.push_back((channel, frame));
     }
 }
 
@@ -259,7 +288,7 @@ mod tests {
         assert_eq!(got, vec![udp_packet()]);
         assert_eq!(
             s.poll_transmit().unwrap(),
-            frame(PacketType::DpdResponse, b"probe")
+            (Channel::Cstp, frame(PacketType::DpdResponse, b"probe"))
         );
     }
 
@@ -284,7 +313,7 @@ mod tests {
         kicked.disconnect();
         assert_eq!(
             kicked.poll_transmit().unwrap(),
-            frame(PacketType::Disconnect, &[])
+            (Channel::Cstp, frame(PacketType::Disconnect, &[]))
         );
         assert!(kicked.is_closed() && kicked.poll_timeout().is_none());
     }
@@ -302,7 +331,7 @@ mod tests {
         s.handle_timeout(t0 + dpd * 2);
         assert_eq!(
             s.poll_transmit().unwrap(),
-            frame(PacketType::DpdRequest, &[])
+            (Channel::Cstp, frame(PacketType::DpdRequest, &[]))
         );
         assert_eq!(s.poll_timeout(), Some(t0 + Duration::from_secs(25)));
         // An answer resets everything.
@@ -354,5 +383,32 @@ mod tests {
         let t0 = Instant::now();
         let mut s = ServerSession::new(ServerTimers::default(), t0);
         assert!(s.handle_cstp(b"GET / HTTP/1.1\r\n", t0, |_| {}).is_err());
+    }
+
+    #[test]
+    fn dtls_records_share_the_session() {
+        let t0 = Instant::now();
+        let mut s = ServerSession::new(ServerTimers::default(), t0);
+        let mut got = Vec::new();
+        let mut data = vec![PacketType::Data.code()];
+        data.extend(udp_packet());
+        s.handle_dtls(&data, t0, |p| got.push(p.to_vec())).unwrap();
+        assert_eq!(got, vec![udp_packet()]);
+        // MTU probes are echoed on the channel they came on.
+        s.handle_dtls(&[PacketType::DpdRequest.code(), 1, 2, 3], t0, |_| {})
+            .unwrap();
+        assert_eq!(
+            s.poll_transmit(),
+            Some((Channel::Dtls, vec![PacketType::DpdResponse.code(), 1, 2, 3]))
+        );
+        s.handle_dtls(&[PacketType::Disconnect.code(), 0xb0], t0, |_| {})
+            .unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(ServerEvent::ClientDisconnect {
+                user_requested: true,
+                ..
+            })
+        ));
     }
 }
