@@ -13,3 +13,4 @@ pub mod routes;
 pub mod script;
 pub mod server;
 pub mod sessions;
+pub mod udp;

@@ -145,7 +145,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let listener = bind(&addr).with_context(|| format!("cannot listen on {addr}"))?;
         listeners.push(listener);
     }
-    let port_note = format!("listening on TCP port {port}");
+    // One UDP socket for every session's DTLS, on the first listen address.
+    let udp = match config.udp_port {
+        Some(udp_port) => {
+            let addr = format!(
+                "{}:{udp_port}",
+                bracket(&hosts.first().cloned().unwrap_or_default())
+            );
+            let socket = std::net::UdpSocket::bind(&addr)
+                .with_context(|| format!("cannot listen on UDP {addr}"))?;
+            socket.set_nonblocking(true)?;
+            Some(socket)
+        }
+        None => None,
+    };
+    let port_note = match config.udp_port {
+        Some(u) => format!("listening on TCP port {port} and UDP port {u}"),
+        None => format!("listening on TCP port {port}"),
+    };
     if !cli.foreground {
         nix::unistd::daemon(false, cli.log_stderr).context("cannot run in the background")?;
     }
@@ -170,7 +187,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.config.run_as_user.as_deref(),
             runtime.config.run_as_group.as_deref(),
         )?;
-        serve(cli.config.clone(), runtime, tun, tun_name, listeners).await
+        serve(cli.config.clone(), runtime, tun, tun_name, listeners, udp).await
     });
     if let Some(path) = &pid_file {
         let _ = std::fs::remove_file(path);
@@ -198,14 +215,17 @@ async fn serve(
     tun: tun_rs::AsyncDevice,
     tun_name: String,
     listeners: Vec<std::net::TcpListener>,
+    udp: Option<std::net::UdpSocket>,
 ) -> anyhow::Result<()> {
-    let server = Server::new(runtime, tun, tun_name);
+    let udp = udp.map(tokio::net::UdpSocket::from_std).transpose()?;
+    let server = Server::new(runtime, tun, tun_name, udp)?;
     let mut tasks = Vec::new();
     for l in listeners {
         let listener = tokio::net::TcpListener::from_std(l)?;
         tasks.push(tokio::spawn(server.clone().run_listener(listener)));
     }
     let tun_task = tokio::spawn(server.clone().run_tun_reader());
+    tasks.push(tokio::spawn(server.clone().run_udp_dispatcher()));
     notify_ready();
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;

@@ -19,14 +19,18 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN};
 use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
 use oc_proto::anyconnect::server_connect::{
-    is_tunnel_target, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect, TunnelGrant,
+    is_tunnel_target, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect, DtlsPskGrant,
+    TunnelGrant,
 };
 use oc_proto::anyconnect::server_session::{ServerEvent, ServerSession, ServerTimers};
+use oc_proto::anyconnect::session::Channel;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
+use oc_tls::dtls::{psk_from_tls, psk_server_context};
 use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfig};
 use oc_tls::TlsStream;
+use openssl::ssl::SslContext;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 use tun_rs::AsyncDevice;
@@ -39,6 +43,8 @@ use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, Leas
 use crate::routes::RouteTable;
 use crate::script::{self, ScriptInfo, ScriptReason};
 use crate::sessions::{CookieError, SessionStore, COOKIE_BYTES};
+use crate::udp::{self, DtlsId, DtlsRegistry, TunnelDtls, UdpCounters};
+use oc_proto::anyconnect::dtls_hello::DTLS_ID_LEN;
 
 /// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
 const MAX_REQUESTS: usize = 16;
@@ -71,6 +77,8 @@ pub enum ServerError {
     Tls(#[from] oc_tls::TlsError),
     #[error("cannot create the tun device: {0}")]
     Tun(String),
+    #[error("cannot set up DTLS: {0}")]
+    Dtls(String),
 }
 
 /// The parts that SIGHUP reloads. Running sessions keep what they started with.
@@ -213,6 +221,11 @@ pub struct Server {
     routes: RwLock<RouteTable<mpsc::Sender<Vec<u8>>>>,
     tun: Arc<AsyncDevice>,
     pub tun_name: String,
+    /// The shared DTLS socket (`udp-port`), its dispatcher table and counters.
+    udp: Option<Arc<UdpSocket>>,
+    dtls_ctx: Option<SslContext>,
+    dtls_registry: Arc<Mutex<DtlsRegistry>>,
+    pub udp_counters: Arc<UdpCounters>,
     next_conn: AtomicU64,
     /// Connections not yet logged in; past the limit new ones are closed at once.
     prelogin: Arc<tokio::sync::Semaphore>,
@@ -319,8 +332,17 @@ fn source(packet: &[u8]) -> Option<IpAddr> {
 }
 
 impl Server {
-    pub fn new(runtime: Runtime, tun: AsyncDevice, tun_name: String) -> Arc<Self> {
+    pub fn new(
+        runtime: Runtime,
+        tun: AsyncDevice,
+        tun_name: String,
+        udp: Option<UdpSocket>,
+    ) -> Result<Arc<Self>, ServerError> {
         let config = &runtime.config;
+        let dtls_ctx = match &udp {
+            Some(_) => Some(psk_server_context().map_err(|e| ServerError::Dtls(e.to_string()))?),
+            None => None,
+        };
         let state = State {
             sessions: SessionStore::new(Duration::from_secs(u64::from(config.cookie_timeout))),
             pool: AddressPool::new(),
@@ -335,18 +357,22 @@ impl Server {
                 .collect(),
         };
         let (shutdown, _) = watch::channel(false);
-        Arc::new(Self {
+        Ok(Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             state: Mutex::new(state),
             routes: RwLock::new(RouteTable::default()),
             tun: Arc::new(tun),
             tun_name,
+            udp: udp.map(Arc::new),
+            dtls_ctx,
+            dtls_registry: Arc::new(Mutex::new(DtlsRegistry::default())),
+            udp_counters: Arc::new(UdpCounters::default()),
             next_conn: AtomicU64::new(1),
             prelogin: Arc::new(tokio::sync::Semaphore::new(MAX_PRELOGIN)),
             password_checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
             tunnel_tasks: AtomicU64::new(0),
             shutdown,
-        })
+        }))
     }
 
     pub fn runtime(&self) -> Arc<Runtime> {
@@ -429,6 +455,18 @@ impl Server {
                 // router would, rather than stall every other session.
                 let _ = tx.try_send(packet.to_vec());
             }
+        }
+    }
+
+    /// Dispatches datagrams of the shared UDP port to their tunnels (when `udp-port` is set).
+    pub async fn run_udp_dispatcher(self: Arc<Self>) {
+        if let Some(socket) = self.udp.clone() {
+            udp::run_dispatcher(
+                socket,
+                self.dtls_registry.clone(),
+                self.udp_counters.clone(),
+            )
+            .await;
         }
     }
 
@@ -828,7 +866,18 @@ impl Server {
             mtu,
             banner: config.banner.clone(),
             custom_headers: custom_headers(&config.custom_headers, &user, group.as_deref()),
+            dtls: None,
         };
+        let mut grant = grant;
+        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu);
+        if let Some((id, _)) = &dtls {
+            grant.dtls = Some(DtlsPskGrant {
+                port: config.udp_port.unwrap_or_default(),
+                app_id: *id,
+                dpd,
+                keepalive: grant.keepalive,
+            });
+        }
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         self.add_routes(conn, &granted, &settings, tx);
         let mut out = Vec::new();
@@ -865,6 +914,7 @@ impl Server {
                 rx,
                 kick_rx,
                 &filter,
+                dtls.as_mut().map(|(_, d)| d),
             )
             .await
         } else {
@@ -876,6 +926,9 @@ impl Server {
             End::Kicked(Kick::Replaced) | End::Lost => true,
         };
         self.remove_routes(conn, &granted, &settings);
+        if let Some((id, _)) = &dtls {
+            lock(&self.dtls_registry).unregister(id);
+        }
         let ended = self.close_tunnel(&raw, conn, keep);
         info!(
             "{peer}: user '{user}' tunnel closed ({}); session {}",
@@ -1010,6 +1063,38 @@ impl Server {
         })
     }
 
+    /// DTLS for this tunnel when the server listens on UDP, PSK-NEGOTIATE is enabled and
+    /// offered, and the user is not `no-udp`: a fresh id registered with the dispatcher.
+    fn offer_dtls(
+        &self,
+        stream: &TlsStream,
+        client: &ClientConnect,
+        settings: &NetSettings,
+        config: &Config,
+        link_mtu: u32,
+    ) -> Option<(DtlsId, TunnelDtls)> {
+        let (socket, ctx) = (self.udp.as_ref()?, self.dtls_ctx.as_ref()?);
+        if !config.dtls_psk || !client.dtls_psk || settings.no_udp == Some(true) {
+            return None;
+        }
+        let key = match psk_from_tls(stream.ssl()) {
+            Ok(k) => k,
+            Err(e) => {
+                warn!("cannot derive the DTLS key: {e}");
+                return None;
+            }
+        };
+        let mut id = [0u8; DTLS_ID_LEN];
+        random_fill(&mut id);
+        let (tx, rx) = mpsc::channel(udp::TUNNEL_QUEUE);
+        lock(&self.dtls_registry).register(id, tx);
+        let switch = Duration::from_secs(u64::from(config.switch_to_tcp_timeout.max(1)));
+        Some((
+            id,
+            TunnelDtls::new(ctx.clone(), key, socket.clone(), rx, link_mtu, switch),
+        ))
+    }
+
     /// `ping-leases`: an IPv4 address that answers a ping is in use elsewhere on the
     /// network. It stays out of the pool (until restart) and the session gets another one.
     async fn vet_lease(
@@ -1103,6 +1188,7 @@ impl Server {
         mut rx: mpsc::Receiver<Vec<u8>>,
         mut kick: watch::Receiver<Option<Kick>>,
         filter: &PacketFilter,
+        mut dtls: Option<&mut TunnelDtls>,
     ) -> Outcome {
         let mut buf = vec![0u8; READ_BUF];
         let mut frame: Vec<u8> = Vec::with_capacity(CSTP_HEADER_LEN + 2048);
@@ -1110,7 +1196,16 @@ impl Server {
         let timer = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(timer);
         loop {
-            while let Some(control) = session.poll_transmit() {
+            while let Some((channel, control)) = session.poll_transmit() {
+                if channel == Channel::Dtls {
+                    if let Some(d) = dtls.as_deref_mut() {
+                        if d.send_record(&control).await {
+                            continue;
+                        }
+                    }
+                    // No DTLS to answer on: a DTLS probe answer is simply lost.
+                    continue;
+                }
                 if write_limited(stream, &control, WRITE_LIMIT).await.is_err() {
                     outcome.why = "TLS write failed or stalled".into();
                     return outcome;
@@ -1133,10 +1228,15 @@ impl Server {
                 let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
                 return outcome;
             }
-            let deadline = session
-                .poll_timeout()
-                .map(tokio::time::Instant::from_std)
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let deadline = [
+                session.poll_timeout(),
+                dtls.as_deref().and_then(TunnelDtls::deadline),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
             timer.as_mut().reset(deadline);
             tokio::select! {
                 read = stream.read(&mut buf) => {
@@ -1158,6 +1258,18 @@ impl Server {
                         return outcome;
                     }
                 }
+                datagram = udp::recv(dtls.as_deref_mut()) => {
+                    let (Some((peer, datagram)), Some(d)) = (datagram, dtls.as_deref_mut()) else { continue };
+                    let tun = &self.tun;
+                    let bytes_in = &mut outcome.bytes_in;
+                    d.on_datagram(peer, &datagram, &mut session, |packet| {
+                        if filter.allows(packet) {
+                            *bytes_in += packet.len() as u64;
+                            let _ = tun.try_send(packet);
+                        }
+                    })
+                    .await;
+                }
                 packet = rx.recv() => {
                     let Some(packet) = packet else { return outcome };
                     let now = Instant::now();
@@ -1166,6 +1278,21 @@ impl Server {
                     // Drain what is already queued, one frame per TLS record: openconnect
                     // reads exactly one CSTP frame per record.
                     while let Some(p) = next.take() {
+                        if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(p.len(), now)) {
+                            // DTLS framing: one type byte in front of the packet.
+                            frame.clear();
+                            frame.push(PacketType::Data.code());
+                            frame.extend_from_slice(&p);
+                            if d.send_record(&frame).await {
+                                outcome.bytes_out += p.len() as u64;
+                                session.on_packet_sent(&p, now);
+                                sent += 1;
+                                if sent < MAX_BATCH {
+                                    next = rx.try_recv().ok();
+                                }
+                                continue;
+                            }
+                        }
                         let Ok(header) = cstp_header(PacketType::Data, p.len()) else { continue };
                         frame.clear();
                         frame.extend_from_slice(&header);
@@ -1191,8 +1318,10 @@ impl Server {
                         }
                         Some(Kick::Shutdown) => {
                             session.disconnect();
-                            while let Some(control) = session.poll_transmit() {
-                                let _ = write_limited(stream, &control, GOODBYE_LIMIT).await;
+                            while let Some((channel, control)) = session.poll_transmit() {
+                                if channel == Channel::Cstp {
+                                    let _ = write_limited(stream, &control, GOODBYE_LIMIT).await;
+                                }
                             }
                             let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
                             outcome.end = End::Kicked(Kick::Shutdown);
@@ -1201,7 +1330,12 @@ impl Server {
                     }
                     return outcome;
                 }
-                _ = &mut timer => session.handle_timeout(Instant::now()),
+                _ = &mut timer => {
+                    session.handle_timeout(Instant::now());
+                    if let Some(d) = dtls.as_deref_mut() {
+                        d.on_deadline().await;
+                    }
+                }
             }
         }
     }

@@ -478,6 +478,26 @@ impl Lab {
         .is_some()
     }
 
+    /// `Udp: InDatagrams` of the client namespace (/proc/net/snmp is per namespace): how
+    /// many UDP datagrams it received, to prove traffic went over DTLS.
+    pub fn client_udp_in(&self) -> u64 {
+        let out = self.in_client("cat /proc/net/snmp");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+        let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+            panic!("no Udp lines in /proc/net/snmp:\n{text}");
+        };
+        let index = names
+            .split_whitespace()
+            .position(|n| n == "InDatagrams")
+            .expect("InDatagrams column");
+        values
+            .split_whitespace()
+            .nth(index)
+            .and_then(|v| v.parse().ok())
+            .expect("InDatagrams value")
+    }
+
     /// Runs one iperf3 client in the client namespace against a one-shot iperf3 server on
     /// the host behind the VPN, with extra client `args`; returns the client's output.
     pub fn iperf(&self, args: &str) -> Output {

@@ -476,24 +476,6 @@ fn interactive_prompts_on_a_terminal() {
     assert!(shown.contains("COOKIE='webvpn="), "{shown}");
 }
 
-/// `Udp: InDatagrams` of a namespace (/proc/net/snmp is per network namespace).
-fn udp_in_datagrams(lab: &Lab) -> u64 {
-    let out = lab.in_client("cat /proc/net/snmp");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
-    let index = names
-        .split_whitespace()
-        .position(|n| n == "InDatagrams")
-        .unwrap();
-    values
-        .split_whitespace()
-        .nth(index)
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 #[test]
 fn dtls_psk_with_ocserv_carries_the_traffic() {
     let mut lab = Lab::new("dtls-psk");
@@ -504,10 +486,10 @@ fn dtls_psk_with_ocserv_carries_the_traffic() {
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
-    let before = udp_in_datagrams(&lab);
+    let before = lab.client_udp_in();
     let out = lab.in_client(&format!("ping -c 20 -i 0.05 {}", lab.behind_ip));
     assert!(out.status.success(), "{}", text(&out));
-    let after = udp_in_datagrams(&lab);
+    let after = lab.client_udp_in();
     assert!(
         after - before >= 20,
         "replies did not come over UDP ({before} -> {after})\n{}",

@@ -931,3 +931,31 @@ fn bulk_transfer_both_ways(client: Client) {
 }
 
 with_both_clients!(bulk_transfer_both_ways: debian_client_bulk_transfer_both_ways, our_client_bulk_transfer_both_ways);
+
+fn dtls_psk_carries_the_traffic(client: Client) {
+    let (mut lab, pki) = lab("srv-dtls", client, "udp-port = 443\n");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
+    lab.wait_for_log("client.log", "Established DTLS connection", SECS(10));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    let before = lab.client_udp_in();
+    let out = lab.in_client(&format!("ping -c 20 -i 0.05 {}", lab.behind_ip));
+    assert!(out.status.success(), "{}", text(&out));
+    let after = lab.client_udp_in();
+    assert!(
+        after - before >= 20,
+        "replies did not come over UDP ({before} -> {after})\n{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    // Bulk TCP over DTLS both ways.
+    for reverse in ["", "-R"] {
+        let out = lab.iperf(&format!("-t 2 {reverse}"));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert!(lab.client_udp_in() - after > 1000, "iperf3 did not use UDP");
+}
+
+with_both_clients!(dtls_psk_carries_the_traffic: debian_client_dtls_psk, our_client_dtls_psk);
