@@ -127,10 +127,10 @@ pub fn not_yet_used(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut note =
         |key: &str, what: &str| out.push(config.problem_at(key, format!("{key}: {what}")));
-    if config.udp_port.is_some() {
+    if config.udp_port.is_some() && !config.dtls_psk {
         note(
-            "udp-port",
-            "DTLS is not supported yet; all traffic goes over TLS",
+            "dtls-psk",
+            "legacy (resumption) DTLS is not supported yet; without PSK-NEGOTIATE traffic stays on TLS",
         );
     }
     if config.compression {
