@@ -37,9 +37,15 @@ SERVER CERTIFICATES
     public key, pin-sha256:<base64> as printed in FINGERPRINT, or bare hex for SHA-1 of the
     whole certificate; a prefix of at least 4 characters is enough.
 
+DTLS
+    Data goes over DTLS (UDP) when the server grants PSK-NEGOTIATE (ocserv's default), over
+    TLS until DTLS is up and whenever it fails (retried every 60 s). --no-dtls keeps
+    everything on TLS.
+
 NOT YET SUPPORTED
-    Protocols other than anyconnect, DTLS (--no-dtls is implied), compression, proxies,
-    software tokens and CSD wrappers are refused with an error naming the option.";
+    Protocols other than anyconnect, legacy DTLS (--dtls-ciphers, --dtls12-ciphers),
+    compression, proxies, software tokens and CSD wrappers are refused with an error naming
+    the option.";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
