@@ -115,7 +115,6 @@ pub struct TunnelDtls {
     switch_to_tcp: Duration,
     last_rx: Option<Instant>,
     data_mtu: usize,
-    buf: Vec<u8>,
 }
 
 impl std::fmt::Debug for TunnelDtls {
@@ -145,7 +144,6 @@ impl TunnelDtls {
             switch_to_tcp,
             last_rx: None,
             data_mtu: 0,
-            buf: vec![0u8; 65536],
         }
     }
 
@@ -213,21 +211,14 @@ impl TunnelDtls {
         let Some((_, channel)) = self.channel.as_mut() else {
             return;
         };
-        loop {
-            match channel.recv(&mut self.buf) {
-                Ok(Some(n)) => {
-                    let record = self.buf.get(..n).unwrap_or_default();
-                    if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
-                        debug!("DTLS record ignored: {e}");
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    debug!("DTLS channel closed: {e}");
-                    self.channel = None;
-                    return;
-                }
+        let result = channel.drain(|record| {
+            if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
+                debug!("DTLS record ignored: {e}");
             }
+        });
+        if let Err(e) = result {
+            debug!("DTLS channel closed: {e}");
+            self.channel = None;
         }
     }
 
@@ -285,16 +276,13 @@ pub async fn recv(dtls: Option<&mut TunnelDtls>) -> Option<Datagram> {
 mod tests {
     use super::*;
 
+    /// A real ClientHello naming `id`, from our DTLS client.
     fn hello(id: &DtlsId) -> Vec<u8> {
-        let mut d = vec![0u8; 120];
-        d[0] = 22;
-        d[1] = 0xfe;
-        d[2] = 0xfd;
-        d[13] = 1;
-        d[27] = 1;
-        d[59] = 32;
-        d[60..92].copy_from_slice(id);
-        d
+        let ctx = oc_tls::dtls::psk_client_context().unwrap();
+        DtlsChannel::psk_client(&ctx, &[1; PSK_LEN], id, 1500, false)
+            .unwrap()
+            .poll_transmit()
+            .unwrap()
     }
 
     #[test]

@@ -45,7 +45,6 @@ pub(crate) struct DtlsLink {
     phase: Phase,
     /// Largest tunnel packet DTLS carries (bigger ones go over CSTP).
     data_mtu: usize,
-    buf: Vec<u8>,
 }
 
 impl DtlsLink {
@@ -59,7 +58,6 @@ impl DtlsLink {
             channel: None,
             phase: Phase::Off,
             data_mtu: 0,
-            buf: vec![0u8; 64 * 1024],
         }
     }
 
@@ -284,21 +282,14 @@ impl DtlsLink {
         let Some(channel) = self.channel.as_mut() else {
             return;
         };
-        loop {
-            match channel.recv(&mut self.buf) {
-                Ok(Some(n)) => {
-                    let record = self.buf.get(..n).unwrap_or_default();
-                    if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
-                        debug!("DTLS record ignored: {e}");
-                    }
-                }
-                Ok(None) => return,
-                Err(e) => {
-                    session.stop_dtls();
-                    self.fail(&e.to_string());
-                    return;
-                }
+        let result = channel.drain(|record| {
+            if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
+                debug!("DTLS record ignored: {e}");
             }
+        });
+        if let Err(e) = result {
+            session.stop_dtls();
+            self.fail(&e.to_string());
         }
     }
 

@@ -498,6 +498,25 @@ impl Lab {
             .expect("InDatagrams value")
     }
 
+    /// Sends `count` pings to the host behind the VPN and asserts every reply arrived as a
+    /// UDP datagram in the client namespace (that is, over DTLS).
+    pub fn assert_pings_over_udp(&self, count: u32) {
+        let before = self.client_udp_in();
+        let out = self.in_client(&format!("ping -c {count} -i 0.05 {}", self.behind_ip));
+        assert!(
+            out.status.success(),
+            "ping failed:\n{}",
+            self.log("client.log")
+        );
+        let after = self.client_udp_in();
+        assert!(
+            after - before >= u64::from(count),
+            "replies did not come over UDP ({before} -> {after})\nclient:\n{}\nserver:\n{}",
+            self.log("client.log"),
+            self.log("ocserv.log")
+        );
+    }
+
     /// Runs one iperf3 client in the client namespace against a one-shot iperf3 server on
     /// the host behind the VPN, with extra client `args`; returns the client's output.
     pub fn iperf(&self, args: &str) -> Output {

@@ -486,15 +486,7 @@ fn dtls_psk_with_ocserv_carries_the_traffic() {
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
-    let before = lab.client_udp_in();
-    let out = lab.in_client(&format!("ping -c 20 -i 0.05 {}", lab.behind_ip));
-    assert!(out.status.success(), "{}", text(&out));
-    let after = lab.client_udp_in();
-    assert!(
-        after - before >= 20,
-        "replies did not come over UDP ({before} -> {after})\n{}",
-        lab.log("client.log")
-    );
+    lab.assert_pings_over_udp(20);
     let log = lab.log("ocserv.log");
     assert!(log.contains("DTLS"), "{log}");
 }

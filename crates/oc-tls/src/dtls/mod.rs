@@ -179,6 +179,8 @@ pub enum DtlsState {
 pub struct DtlsChannel {
     stream: SslStream<DatagramPipe>,
     state: DtlsState,
+    /// One decrypted record at a time (a DTLS record carries at most 16 KiB).
+    record: Vec<u8>,
 }
 
 impl std::fmt::Debug for DtlsChannel {
@@ -220,6 +222,7 @@ impl DtlsChannel {
         Ok(Self {
             stream,
             state: DtlsState::Handshaking,
+            record: vec![0u8; 16 * 1024 + 256],
         })
     }
 
@@ -343,6 +346,21 @@ impl DtlsChannel {
             }
             Err(e) => Err(DtlsError::Record(e.to_string())),
         }
+    }
+
+    /// Decrypts every complete record waiting and hands each to `on_record`. An error means
+    /// the channel is finished (closed by the peer, or broken).
+    pub fn drain(&mut self, mut on_record: impl FnMut(&[u8])) -> Result<(), DtlsError> {
+        let mut record = std::mem::take(&mut self.record);
+        let result = loop {
+            match self.recv(&mut record) {
+                Ok(Some(n)) => on_record(record.get(..n).unwrap_or_default()),
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.record = record;
+        result
     }
 
     /// Largest payload one record can carry.
