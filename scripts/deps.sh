@@ -8,7 +8,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
-packages=(ocserv openconnect vpnc-scripts iperf3 libssl-dev pkg-config iproute2 iputils-ping gnutls-bin)
+packages=(ocserv openconnect vpnc-scripts iperf3 libssl-dev pkg-config iproute2 iputils-ping gnutls-bin nftables)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

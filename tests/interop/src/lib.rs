@@ -517,6 +517,26 @@ impl Lab {
         );
     }
 
+    /// Drops all UDP in and out of the client namespace (nftables), as a hostile network
+    /// would; [`Lab::unblock_udp`] lifts it.
+    pub fn block_udp(&self) {
+        let ns = &self.client_ns;
+        sh(&format!(
+            "ip netns exec {ns} nft add table inet fcblock && \
+             ip netns exec {ns} nft add chain inet fcblock in '{{ type filter hook input priority 0; }}' && \
+             ip netns exec {ns} nft add chain inet fcblock out '{{ type filter hook output priority 0; }}' && \
+             ip netns exec {ns} nft add rule inet fcblock in meta l4proto udp drop && \
+             ip netns exec {ns} nft add rule inet fcblock out meta l4proto udp drop"
+        ));
+    }
+
+    pub fn unblock_udp(&self) {
+        sh(&format!(
+            "ip netns exec {} nft delete table inet fcblock",
+            self.client_ns
+        ));
+    }
+
     /// Runs one iperf3 client in the client namespace against a one-shot iperf3 server on
     /// the host behind the VPN, with extra client `args`; returns the client's output.
     pub fn iperf(&self, args: &str) -> Output {

@@ -951,3 +951,36 @@ fn dtls_psk_carries_the_traffic(client: Client) {
 }
 
 with_both_clients!(dtls_psk_carries_the_traffic: debian_client_dtls_psk, our_client_dtls_psk);
+
+fn dtls_blocked_mid_session_falls_back_to_tls(client: Client) {
+    // Short timers so the loss of UDP is noticed within seconds.
+    let extra = "udp-port = 443\ndpd = 3\nswitch-to-tcp-timeout = 3\n";
+    let (mut lab, pki) = lab("srv-dtls-block", client, extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    lab.assert_pings_over_udp(5);
+    lab.block_udp();
+    // The tunnel keeps working over TLS once both sides notice.
+    let back = wait_until(SECS(30), || {
+        lab.in_client(&format!("ping -c 3 -i 0.2 -W 1 {}", lab.behind_ip))
+            .status
+            .success()
+            .then_some(())
+    });
+    assert!(
+        back.is_some(),
+        "no traffic over TLS with UDP blocked:\nclient:\n{}\nserver:\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    // And a TCP transfer runs over TLS without the tunnel being re-established.
+    let out = lab.iperf("-t 2");
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+    lab.unblock_udp();
+}
+
+with_both_clients!(dtls_blocked_mid_session_falls_back_to_tls: debian_client_dtls_blocked_falls_back, our_client_dtls_blocked_falls_back);
