@@ -9,10 +9,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::frame::{
-    cstp_header, parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER,
-};
-use super::session::Channel;
+use super::frame::{parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER};
+use super::session::{control_frame, Channel};
 
 /// Why the session ended, as the shell should log and account it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,16 +243,9 @@ impl ServerSession {
     }
 
     fn queue(&mut self, channel: Channel, ptype: PacketType, payload: &[u8]) {
-        let mut frame = Vec::with_capacity(8 + payload.len());
-        match channel {
-            Channel::Cstp => match cstp_header(ptype, payload.len()) {
-                Ok(header) => frame.extend_from_slice(&header),
-                Err(_) => return,
-            },
-            Channel::Dtls => frame.push(ptype.code()),
+        if let Some(frame) = control_frame(channel, ptype, payload) {
+            self.out.push_back((channel, frame));
         }
-        frame.extend_from_slice(payload);
-        self.out.push_back((channel, frame));
     }
 }
 

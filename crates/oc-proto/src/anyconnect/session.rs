@@ -336,18 +336,24 @@ impl Session {
     }
 
     fn queue(&mut self, channel: Channel, ptype: PacketType, payload: &[u8]) {
-        let mut out = Vec::with_capacity(8 + payload.len());
-        if channel == Channel::Cstp {
-            // Control payloads are tiny; the only failure is a payload over 64 KiB.
-            if emit_cstp(ptype, payload, &mut out).is_err() {
-                return;
-            }
-        } else {
+        if let Some(frame) = control_frame(channel, ptype, payload) {
+            self.control_out.push_back((channel, frame));
+        }
+    }
+}
+
+/// A control packet framed for its channel: the 8-byte CSTP header, or the one DTLS type
+/// byte, in front of `payload`. `None` only for a payload over 64 KiB.
+pub fn control_frame(channel: Channel, ptype: PacketType, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(8 + payload.len());
+    match channel {
+        Channel::Cstp => emit_cstp(ptype, payload, &mut out).ok()?,
+        Channel::Dtls => {
             out.push(ptype.code());
             out.extend_from_slice(payload);
         }
-        self.control_out.push_back((channel, out));
     }
+    Some(out)
 }
 
 /// openconnect's wording: the reason byte and text when the server sent them.
