@@ -75,10 +75,6 @@ impl AddressPool {
         Self::default()
     }
 
-    pub fn leased_count(&self) -> usize {
-        self.v4.len().max(self.v6.len())
-    }
-
     /// Leases an address of each configured family, or nothing at all.
     pub fn lease(&mut self, req: &LeaseRequest<'_>) -> Result<Lease, PoolError> {
         let start = if req.predictable {

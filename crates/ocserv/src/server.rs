@@ -37,7 +37,7 @@ use tun_rs::AsyncDevice;
 
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
 use crate::ban::{BanList, BanPolicy};
-use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem, RekeyMethod};
+use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
 use crate::routes::RouteTable;
@@ -433,11 +433,17 @@ impl Server {
     }
 
     /// Reads packets from the tun device and hands each to the session owning its
-    /// destination. Runs for the life of the server.
+    /// destination. Runs for the life of the server. A queued packet keeps
+    /// [`CSTP_HEADER_LEN`] bytes of headroom, so the tunnel frames it in place (CSTP header,
+    /// or the DTLS type byte) without copying it again.
     pub async fn run_tun_reader(self: Arc<Self>) {
-        let mut buf = vec![0u8; 65536];
+        let mut buf = vec![0u8; CSTP_HEADER_LEN + 65536];
         loop {
-            let n = match self.tun.recv(&mut buf).await {
+            let read = match buf.get_mut(CSTP_HEADER_LEN..) {
+                Some(room) => self.tun.recv(room).await,
+                None => return,
+            };
+            let n = match read {
                 Ok(n) => n,
                 Err(e) => {
                     warn!("reading from {}: {e}", self.tun_name);
@@ -445,15 +451,17 @@ impl Server {
                     continue;
                 }
             };
-            let Some(packet) = buf.get(..n) else { continue };
-            let Some(dst) = destination(packet) else {
+            let Some(framed) = buf.get(..CSTP_HEADER_LEN + n) else {
+                continue;
+            };
+            let Some(dst) = framed.get(CSTP_HEADER_LEN..).and_then(destination) else {
                 continue;
             };
             let routes = read_lock(&self.routes);
             if let Some(tx) = routes.lookup(dst) {
                 // A full queue means the client is slower than the traffic: drop, as a
                 // router would, rather than stall every other session.
-                let _ = tx.try_send(packet.to_vec());
+                let _ = tx.try_send(framed.to_vec());
             }
         }
     }
@@ -643,12 +651,8 @@ impl Server {
                                 Ok(cookie) => cookie,
                                 Err(e) => {
                                     warn!("{peer}: user '{user}' refused: {e}");
-                                    let _ = send(
-                                        &mut stream,
-                                        &ServerResponse::new(401, "Internal error"),
-                                    )
-                                    .await;
-                                    let _ = stream.shutdown().await;
+                                    let resp = ServerResponse::new(401, "Internal error");
+                                    answer_and_close(&mut stream, &resp).await;
                                     return None;
                                 }
                             };
@@ -672,9 +676,7 @@ impl Server {
                         }
                         AuthStep::Failed { reason } => {
                             info!("{peer}: authentication failed: {reason}");
-                            let resp = ServerResponse::new(401, reason);
-                            let _ = send(&mut stream, &resp).await;
-                            let _ = stream.shutdown().await;
+                            answer_and_close(&mut stream, &ServerResponse::new(401, reason)).await;
                             return None;
                         }
                         AuthStep::CheckPassword { .. } => return None,
@@ -746,8 +748,7 @@ impl Server {
                 if let Some(why) = refusal.x_reason {
                     resp.push_header("X-Reason", why);
                 }
-                let _ = send(&mut stream, &resp).await;
-                let _ = stream.shutdown().await;
+                answer_and_close(&mut stream, &resp).await;
                 return;
             }
         };
@@ -801,7 +802,7 @@ impl Server {
                 self.close_tunnel(&raw, conn, false);
                 let resp = ServerResponse::new(503, "Service Unavailable")
                     .header("X-Reason", "Server configuration error");
-                let _ = send(&mut stream, &resp).await;
+                answer_and_close(&mut stream, &resp).await;
                 return;
             }
         }
@@ -831,6 +832,16 @@ impl Server {
         }
         .filter(|t| *t > 0);
         let now = Instant::now();
+        // No split routes means everything goes through the tunnel.
+        let default_route = settings.default_route.unwrap_or(false)
+            || settings.routes.as_ref().is_none_or(|r| r.is_empty());
+        let routes = if default_route {
+            Vec::new()
+        } else {
+            settings.routes.clone().unwrap_or_default()
+        };
+        let keepalive = settings.keepalive.unwrap_or(config::defaults::KEEPALIVE);
+        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu);
         let grant = TunnelGrant {
             hostname: settings.hostname.clone().or(client.hostname.clone()),
             dpd,
@@ -843,19 +854,17 @@ impl Server {
             dns: settings.dns.clone().unwrap_or_default(),
             nbns: settings.nbns.clone().unwrap_or_default(),
             split_dns: settings.split_dns.clone().unwrap_or_default(),
-            routes: settings.routes.clone().unwrap_or_default(),
+            routes: routes.clone(),
             no_routes: settings.no_routes.clone().unwrap_or_default(),
-            default_route: settings.default_route.unwrap_or(false)
-                || settings.routes.as_ref().is_none_or(|r| r.is_empty()),
+            default_route,
             tunnel_all_dns: settings.tunnel_all_dns.unwrap_or(false),
-            keepalive: settings.keepalive.unwrap_or(32400),
+            keepalive,
             idle_timeout: idle,
             rekey_time: Some(config.rekey_time).filter(|t| *t > 0),
-            // Renegotiation is not offered on TLS 1.3 or by us: the client reconnects with
-            // its cookie, which openconnect and Cisco clients both support.
-            rekey_method: match config.rekey_method {
-                RekeyMethod::Ssl | RekeyMethod::NewTunnel => "new-tunnel",
-            },
+            // `rekey-method = ssl` is announced as new-tunnel too: we do not renegotiate
+            // TLS; the client reconnects with its cookie (openconnect and Cisco clients both
+            // support that).
+            rekey_method: "new-tunnel",
             session_timeout: settings.session_timeout.filter(|t| *t > 0),
             session_remaining: deadline.map(|d| {
                 d.saturating_duration_since(now)
@@ -866,18 +875,13 @@ impl Server {
             mtu,
             banner: config.banner.clone(),
             custom_headers: custom_headers(&config.custom_headers, &user, group.as_deref()),
-            dtls: None,
-        };
-        let mut grant = grant;
-        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu);
-        if let Some((id, _)) = &dtls {
-            grant.dtls = Some(DtlsPskGrant {
+            dtls: dtls.as_ref().map(|(id, _)| DtlsPskGrant {
                 port: config.udp_port.unwrap_or_default(),
                 app_id: *id,
                 dpd,
-                keepalive: grant.keepalive,
-            });
-        }
+                keepalive,
+            }),
+        };
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         self.add_routes(conn, &granted, &settings, tx);
         let mut out = Vec::new();
@@ -885,7 +889,7 @@ impl Server {
         info!(
             "{peer}: user '{user}' tunnel up{}: {}{}",
             if reused { " (session reused)" } else { "" },
-            lease.v4.map(|a| a.to_string()).unwrap_or_default(),
+            granted.v4.map(|a| a.to_string()).unwrap_or_default(),
             granted.v6.map(|a| format!(" {a}")).unwrap_or_default(),
         );
         let timers = ServerTimers {
@@ -896,14 +900,10 @@ impl Server {
         let filter = PacketFilter {
             v4: granted.v4,
             v6: granted.v6,
-            restrict: settings.restrict_user_to_routes.unwrap_or(false).then(|| {
-                let routes = if settings.default_route == Some(true) {
-                    Vec::new()
-                } else {
-                    settings.routes.clone().unwrap_or_default()
-                };
-                (routes, settings.no_routes.clone().unwrap_or_default())
-            }),
+            restrict: settings
+                .restrict_user_to_routes
+                .unwrap_or(false)
+                .then(|| (routes, settings.no_routes.clone().unwrap_or_default())),
             iroutes: settings.iroutes.clone().unwrap_or_default(),
         };
         let started = Instant::now();
@@ -1191,7 +1191,6 @@ impl Server {
         mut dtls: Option<&mut TunnelDtls>,
     ) -> Outcome {
         let mut buf = vec![0u8; READ_BUF];
-        let mut frame: Vec<u8> = Vec::with_capacity(CSTP_HEADER_LEN + 2048);
         let mut outcome = Outcome::default();
         let timer = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(timer);
@@ -1259,7 +1258,11 @@ impl Server {
                     }
                 }
                 datagram = udp::recv(dtls.as_deref_mut()) => {
-                    let (Some((peer, datagram)), Some(d)) = (datagram, dtls.as_deref_mut()) else { continue };
+                    let (Some((peer, datagram)), Some(d)) = (datagram, dtls.as_deref_mut()) else {
+                        // The dispatcher dropped this tunnel: stop listening for datagrams.
+                        dtls = None;
+                        continue;
+                    };
                     let tun = &self.tun;
                     let bytes_in = &mut outcome.bytes_in;
                     d.on_datagram(peer, &datagram, &mut session, |packet| {
@@ -1277,32 +1280,29 @@ impl Server {
                     let mut sent = 0;
                     // Drain what is already queued, one frame per TLS record: openconnect
                     // reads exactly one CSTP frame per record.
-                    while let Some(p) = next.take() {
-                        if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(p.len(), now)) {
-                            // DTLS framing: one type byte in front of the packet.
-                            frame.clear();
-                            frame.push(PacketType::Data.code());
-                            frame.extend_from_slice(&p);
-                            if d.send_record(&frame).await {
-                                outcome.bytes_out += p.len() as u64;
-                                session.on_packet_sent(&p, now);
-                                sent += 1;
-                                if sent < MAX_BATCH {
-                                    next = rx.try_recv().ok();
-                                }
-                                continue;
+                    while let Some(mut framed) = next.take() {
+                        let len = framed.len().saturating_sub(CSTP_HEADER_LEN);
+                        let mut sent_dtls = false;
+                        if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(len, now)) {
+                            // DTLS framing: the type byte just in front of the packet.
+                            if let Some(t) = framed.get_mut(CSTP_HEADER_LEN - 1) {
+                                *t = PacketType::Data.code();
+                            }
+                            let record = framed.get(CSTP_HEADER_LEN - 1..).unwrap_or_default();
+                            sent_dtls = d.send_record(record).await;
+                        }
+                        if !sent_dtls {
+                            let Ok(header) = cstp_header(PacketType::Data, len) else { continue };
+                            if let Some(h) = framed.get_mut(..CSTP_HEADER_LEN) {
+                                h.copy_from_slice(&header);
+                            }
+                            if write_limited(stream, &framed, WRITE_LIMIT).await.is_err() {
+                                outcome.why = "TLS write failed or stalled".into();
+                                return outcome;
                             }
                         }
-                        let Ok(header) = cstp_header(PacketType::Data, p.len()) else { continue };
-                        frame.clear();
-                        frame.extend_from_slice(&header);
-                        frame.extend_from_slice(&p);
-                        if write_limited(stream, &frame, WRITE_LIMIT).await.is_err() {
-                            outcome.why = "TLS write failed or stalled".into();
-                            return outcome;
-                        }
-                        outcome.bytes_out += p.len() as u64;
-                        session.on_packet_sent(&p, now);
+                        outcome.bytes_out += len as u64;
+                        session.on_packet_sent(framed.get(CSTP_HEADER_LEN..).unwrap_or_default(), now);
                         sent += 1;
                         if sent < MAX_BATCH {
                             next = rx.try_recv().ok();
@@ -1475,8 +1475,15 @@ async fn send(stream: &mut TlsStream, resp: &ServerResponse) -> std::io::Result<
 async fn refuse(stream: &mut TlsStream, peer: SocketAddr, why: &str, status: (u16, &str)) {
     info!("{peer}: request refused: {why}");
     let resp = ServerResponse::new(status.0, status.1).header("Connection", "close");
-    let _ = send(stream, &resp).await;
-    let _ = stream.shutdown().await;
+    answer_and_close(stream, &resp).await;
+}
+
+/// Sends a final answer and closes the TLS connection, without waiting on a stalled peer.
+async fn answer_and_close(stream: &mut TlsStream, resp: &ServerResponse) {
+    let mut out = Vec::new();
+    resp.emit(&mut out);
+    let _ = write_limited(stream, &out, GOODBYE_LIMIT).await;
+    let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
 }
 
 fn random_fill(buf: &mut [u8]) {
@@ -1642,7 +1649,7 @@ async fn add_kernel_route(device: &str, net: IpNet) {
     }
 }
 
-/// The IPv4 pool as the kernel sees it on the tun device.
+/// The global address pools, for the start-up log line.
 pub fn describe_pools(config: &Config) -> String {
     let v4 = config.net.ipv4_network.map(|n: Ipv4Net| n.to_string());
     let v6 = config.net.ipv6_network.map(|n| n.to_string());
