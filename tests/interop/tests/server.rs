@@ -984,3 +984,54 @@ fn dtls_blocked_mid_session_falls_back_to_tls(client: Client) {
 }
 
 with_both_clients!(dtls_blocked_mid_session_falls_back_to_tls: debian_client_dtls_blocked_falls_back, our_client_dtls_blocked_falls_back);
+
+fn session_timeout_ends_the_session(client: Client) {
+    let (mut lab, pki) = lab("srv-stimeout", client, "session-timeout = 4\n");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    // The server closes the tunnel and refuses the cookie: the client's reconnect gets
+    // 401 and it exits 2, as with ocserv.
+    assert_eq!(
+        lab.wait_client(SECS(30)),
+        Some(2),
+        "{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    assert!(lab.log("ocserv.log").contains("session timeout"));
+}
+
+with_both_clients!(session_timeout_ends_the_session: debian_client_session_timeout, our_client_session_timeout);
+
+fn idle_timeout_keeps_the_cookie(client: Client) {
+    let (mut lab, pki) = lab("srv-idle", client, "idle-timeout = 3\n");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    lab.wait_for_log("ocserv.log", "tunnel up", SECS(10));
+    // Pings do not count as activity: the server drops the idle tunnel, the client comes
+    // back with its cookie and gets the same session.
+    lab.wait_for_log("ocserv.log", "idle timeout", SECS(20));
+    lab.wait_for_log("ocserv.log", "session reused", SECS(40));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+}
+
+with_both_clients!(idle_timeout_keeps_the_cookie: debian_client_idle_timeout, our_client_idle_timeout);
+
+#[test]
+fn tls_priorities_limit_the_protocol_version() {
+    let extra = "tls-priorities = \"NORMAL:%SERVER_PRECEDENCE:%COMPAT:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-VERS-TLS1.3\"\n";
+    let (lab, pki) = lab("srv-prio", Client::Debian, extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let out = lab.run_client(
+        &login_args(&ca, &["--authenticate", &u]),
+        "secret\n",
+        SECS(30),
+    );
+    let report = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report.contains("(TLS1.2)"), "{report}");
+}
