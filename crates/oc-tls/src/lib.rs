@@ -2,7 +2,7 @@
 //! certificates (PEM and PKCS#12) and the async TLS stream.
 //!
 //! This is the one crate allowed `unsafe` (for the DTLS calls OpenSSL has no safe API
-//! for, all in `dtls/ffi.rs`); each block carries a `// SAFETY:` comment.
+//! and the TLS 1.3 key update, all in `ffi.rs`); each block carries a `// SAFETY:` comment.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,12 +18,20 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 
 pub mod dtls;
+mod ffi;
 pub mod server;
 
 pub use tokio_openssl::SslStream;
 
 /// The TLS stream type the client uses for CSTP.
 pub type TlsStream = SslStream<TcpStream>;
+
+/// The in-place rekey of a running TLS session (`X-CSTP-Rekey-Method: ssl`): a TLS 1.3
+/// KeyUpdate, sent with the next write. False when the session is older than TLS 1.3
+/// (renegotiation is not offered; the caller opens a new tunnel instead).
+pub fn rekey_in_place(ssl: &openssl::ssl::SslRef) -> bool {
+    ssl.version2() == Some(openssl::ssl::SslVersion::TLS1_3) && ffi::request_key_update(ssl)
+}
 
 #[derive(Debug, Error)]
 pub enum TlsError {

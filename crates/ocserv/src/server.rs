@@ -16,19 +16,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use oc_proto::anyconnect::dtls_cipher::{select_legacy, Bulk};
 use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN};
 use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
 use oc_proto::anyconnect::server_connect::{
-    is_tunnel_target, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect, DtlsPskGrant,
-    TunnelGrant,
+    is_tunnel_target, legacy_data_mtu, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect,
+    DtlsGrant, DtlsMode, TunnelGrant,
 };
 use oc_proto::anyconnect::server_session::{ServerEvent, ServerSession, ServerTimers};
 use oc_proto::anyconnect::session::Channel;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
-use oc_tls::dtls::{psk_from_tls, psk_server_context};
+use oc_tls::dtls::{psk_from_tls, LegacyCipher};
 use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfig};
 use oc_tls::TlsStream;
-use openssl::ssl::SslContext;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
@@ -37,13 +37,15 @@ use tun_rs::AsyncDevice;
 
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
 use crate::ban::{BanList, BanPolicy};
-use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem};
+use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem, RekeyMethod};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
 use crate::routes::RouteTable;
 use crate::script::{self, ScriptInfo, ScriptReason};
 use crate::sessions::{CookieError, SessionStore, COOKIE_BYTES};
-use crate::udp::{self, DtlsId, DtlsRegistry, TunnelDtls, UdpCounters};
+use crate::udp::{
+    self, psk_cipher_matching, DtlsContexts, DtlsId, DtlsRegistry, Keying, TunnelDtls, UdpCounters,
+};
 use oc_proto::anyconnect::dtls_hello::DTLS_ID_LEN;
 
 /// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
@@ -127,12 +129,6 @@ pub fn not_yet_used(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut note =
         |key: &str, what: &str| out.push(config.problem_at(key, format!("{key}: {what}")));
-    if config.udp_port.is_some() && !config.dtls_psk {
-        note(
-            "dtls-psk",
-            "legacy (resumption) DTLS is not supported yet; without PSK-NEGOTIATE traffic stays on TLS",
-        );
-    }
     if config.compression {
         note(
             "compression",
@@ -223,7 +219,8 @@ pub struct Server {
     pub tun_name: String,
     /// The shared DTLS socket (`udp-port`), its dispatcher table and counters.
     udp: Option<Arc<UdpSocket>>,
-    dtls_ctx: Option<SslContext>,
+    /// DTLS contexts, one per mode (present when the server listens on UDP).
+    dtls_ctx: Option<DtlsContexts>,
     dtls_registry: Arc<Mutex<DtlsRegistry>>,
     pub udp_counters: Arc<UdpCounters>,
     next_conn: AtomicU64,
@@ -340,7 +337,7 @@ impl Server {
     ) -> Result<Arc<Self>, ServerError> {
         let config = &runtime.config;
         let dtls_ctx = match &udp {
-            Some(_) => Some(psk_server_context().map_err(|e| ServerError::Dtls(e.to_string()))?),
+            Some(_) => Some(DtlsContexts::new().map_err(|e| ServerError::Dtls(e.to_string()))?),
             None => None,
         };
         let state = State {
@@ -841,7 +838,7 @@ impl Server {
             settings.routes.clone().unwrap_or_default()
         };
         let keepalive = settings.keepalive.unwrap_or(config::defaults::KEEPALIVE);
-        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu);
+        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu, ipv6_peer);
         let grant = TunnelGrant {
             hostname: settings.hostname.clone().or(client.hostname.clone()),
             dpd,
@@ -861,10 +858,17 @@ impl Server {
             keepalive,
             idle_timeout: idle,
             rekey_time: Some(config.rekey_time).filter(|t| *t > 0),
-            // `rekey-method = ssl` is announced as new-tunnel too: we do not renegotiate
-            // TLS; the client reconnects with its cookie (openconnect and Cisco clients both
-            // support that).
-            rekey_method: "new-tunnel",
+            // `rekey-method = ssl` needs an in-place rekey: a TLS 1.3 KeyUpdate, which
+            // OpenSSL answers by itself. We do not renegotiate TLS 1.2, so there the client
+            // is told to open a new tunnel (as ocserv does for peers without safe
+            // renegotiation).
+            rekey_method: if config.rekey_method == RekeyMethod::Ssl
+                && stream.ssl().version2() == Some(openssl::ssl::SslVersion::TLS1_3)
+            {
+                "ssl"
+            } else {
+                "new-tunnel"
+            },
             session_timeout: settings.session_timeout.filter(|t| *t > 0),
             session_remaining: deadline.map(|d| {
                 d.saturating_duration_since(now)
@@ -875,11 +879,14 @@ impl Server {
             mtu,
             banner: config.banner.clone(),
             custom_headers: custom_headers(&config.custom_headers, &user, group.as_deref()),
-            dtls: dtls.as_ref().map(|(id, _)| DtlsPskGrant {
+            dtls: dtls.as_ref().map(|(id, mode, _)| DtlsGrant {
                 port: config.udp_port.unwrap_or_default(),
-                app_id: *id,
+                id: *id,
                 dpd,
                 keepalive,
+                rekey_time: Some(config.rekey_time).filter(|t| *t > 0),
+                rekey_ssl: config.rekey_method == RekeyMethod::Ssl,
+                mode: mode.clone(),
             }),
         };
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
@@ -914,7 +921,7 @@ impl Server {
                 rx,
                 kick_rx,
                 &filter,
-                dtls.as_mut().map(|(_, d)| d),
+                dtls.as_mut().map(|(_, _, d)| d),
             )
             .await
         } else {
@@ -926,7 +933,7 @@ impl Server {
             End::Kicked(Kick::Replaced) | End::Lost => true,
         };
         self.remove_routes(conn, &granted, &settings);
-        if let Some((id, _)) = &dtls {
+        if let Some((id, _, _)) = &dtls {
             lock(&self.dtls_registry).unregister(id);
         }
         let ended = self.close_tunnel(&raw, conn, keep);
@@ -1063,8 +1070,10 @@ impl Server {
         })
     }
 
-    /// DTLS for this tunnel when the server listens on UDP, PSK-NEGOTIATE is enabled and
-    /// offered, and the user is not `no-udp`: a fresh id registered with the dispatcher.
+    /// DTLS for this tunnel, chosen as ocserv does: PSK-NEGOTIATE when enabled (`dtls-psk`)
+    /// and offered; otherwise, with `dtls-legacy`, the best legacy suite offered, resuming
+    /// the client's master secret. Nothing when the server has no UDP port or the user is
+    /// `no-udp`. The fresh id is registered with the dispatcher.
     fn offer_dtls(
         &self,
         stream: &TlsStream,
@@ -1072,26 +1081,77 @@ impl Server {
         settings: &NetSettings,
         config: &Config,
         link_mtu: u32,
-    ) -> Option<(DtlsId, TunnelDtls)> {
-        let (socket, ctx) = (self.udp.as_ref()?, self.dtls_ctx.as_ref()?);
-        if !config.dtls_psk || !client.dtls_psk || settings.no_udp == Some(true) {
+        ipv6_peer: bool,
+    ) -> Option<(DtlsId, DtlsMode, TunnelDtls)> {
+        let (socket, contexts) = (self.udp.as_ref()?, self.dtls_ctx.as_ref()?);
+        if settings.no_udp == Some(true) {
             return None;
         }
-        let key = match psk_from_tls(stream.ssl()) {
-            Ok(k) => k,
-            Err(e) => {
-                warn!("cannot derive the DTLS key: {e}");
-                return None;
-            }
-        };
         let mut id = [0u8; DTLS_ID_LEN];
         random_fill(&mut id);
+        let tls_cipher = stream
+            .ssl()
+            .current_cipher()
+            .map(|c| c.name())
+            .unwrap_or_default();
+        let bulk = Bulk::from_openssl_name(tls_cipher);
+        let (mode, keying) = if config.dtls_psk && client.dtls_psk {
+            let key = match psk_from_tls(stream.ssl()) {
+                Ok(k) => k,
+                Err(e) => {
+                    warn!("cannot derive the DTLS key: {e}");
+                    return None;
+                }
+            };
+            // match-tls-dtls-ciphers: the DTLS suite follows the TLS session's cipher.
+            let ciphers = config
+                .match_tls_dtls_ciphers
+                .then(|| psk_cipher_matching(bulk))
+                .flatten();
+            (
+                DtlsMode::Psk,
+                Keying::Psk {
+                    ctx: contexts.psk.clone(),
+                    key,
+                    ciphers,
+                },
+            )
+        } else if config.dtls_legacy {
+            let suite = select_legacy(
+                client.dtls_ciphers.as_deref(),
+                client.dtls12_ciphers.as_deref(),
+                bulk,
+            )?;
+            let master_secret = client.master_secret?;
+            let cipher = LegacyCipher::from_header_name(suite.name)?;
+            (
+                DtlsMode::Legacy {
+                    suite,
+                    data_mtu: legacy_data_mtu(link_mtu, ipv6_peer),
+                },
+                Keying::Legacy {
+                    ctx: contexts.legacy.clone(),
+                    session_id: id,
+                    master_secret,
+                    cipher,
+                },
+            )
+        } else {
+            return None;
+        };
+        match &mode {
+            DtlsMode::Psk => info!("DTLS ciphersuite: PSK-NEGOTIATE"),
+            DtlsMode::Legacy { suite, .. } => {
+                info!("DTLS ciphersuite: {} (legacy resumption)", suite.name);
+            }
+        }
         let (tx, rx) = mpsc::channel(udp::TUNNEL_QUEUE);
         lock(&self.dtls_registry).register(id, tx);
         let switch = Duration::from_secs(u64::from(config.switch_to_tcp_timeout.max(1)));
         Some((
             id,
-            TunnelDtls::new(ctx.clone(), key, socket.clone(), rx, link_mtu, switch),
+            mode,
+            TunnelDtls::new(keying, socket.clone(), rx, link_mtu, switch),
         ))
     }
 

@@ -12,9 +12,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oc_proto::anyconnect::dtls_cipher::Bulk;
 use oc_proto::anyconnect::dtls_hello::{client_hello_id, DTLS_ID_LEN};
 use oc_proto::anyconnect::server_session::ServerSession;
-use oc_tls::dtls::{DtlsChannel, DtlsState, PSK_LEN};
+use oc_tls::dtls::{
+    legacy_server_context, psk_server_context, DtlsChannel, DtlsError, DtlsState, LegacyCipher,
+    PSK_LEN,
+};
 use openssl::ssl::SslContext;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -103,10 +107,72 @@ pub async fn run_dispatcher(
     }
 }
 
-/// One tunnel's DTLS channel (PSK-NEGOTIATE).
+/// The server's DTLS contexts, built once.
+#[allow(missing_debug_implementations)]
+pub struct DtlsContexts {
+    pub psk: SslContext,
+    pub legacy: SslContext,
+}
+
+impl DtlsContexts {
+    pub fn new() -> Result<Self, DtlsError> {
+        Ok(Self {
+            psk: psk_server_context()?,
+            legacy: legacy_server_context()?,
+        })
+    }
+}
+
+/// How a tunnel's DTLS channels are keyed (no `Debug`: it holds keys).
+#[allow(missing_debug_implementations)]
+pub enum Keying {
+    /// PSK-NEGOTIATE, optionally limited to one suite (`match-tls-dtls-ciphers`).
+    Psk {
+        ctx: SslContext,
+        key: [u8; PSK_LEN],
+        ciphers: Option<&'static str>,
+    },
+    /// Resumption of the client's master secret under the granted session id.
+    Legacy {
+        ctx: SslContext,
+        session_id: DtlsId,
+        master_secret: [u8; 48],
+        cipher: LegacyCipher,
+    },
+}
+
+impl Keying {
+    fn channel(&self, link_mtu: u32, ipv6: bool) -> Result<DtlsChannel, DtlsError> {
+        match self {
+            Keying::Psk { ctx, key, ciphers } => {
+                DtlsChannel::psk_server(ctx, key, *ciphers, link_mtu, ipv6)
+            }
+            Keying::Legacy {
+                ctx,
+                session_id,
+                master_secret,
+                cipher,
+            } => {
+                DtlsChannel::legacy_server(ctx, session_id, master_secret, *cipher, link_mtu, ipv6)
+            }
+        }
+    }
+}
+
+/// The PSK suite with the TLS session's bulk cipher, for `match-tls-dtls-ciphers`.
+pub fn psk_cipher_matching(tls: Bulk) -> Option<&'static str> {
+    match tls {
+        Bulk::Aes256Gcm => Some("PSK-AES256-GCM-SHA384"),
+        Bulk::Aes128Gcm => Some("PSK-AES128-GCM-SHA256"),
+        // TLS_CHACHA20_POLY1305_SHA256 is the only other TLS 1.3 suite.
+        Bulk::Other => Some("PSK-CHACHA20-POLY1305"),
+        Bulk::Aes128CbcSha1 | Bulk::Aes256CbcSha1 => None,
+    }
+}
+
+/// One tunnel's DTLS channel.
 pub struct TunnelDtls {
-    ctx: SslContext,
-    key: [u8; PSK_LEN],
+    keying: Keying,
     socket: Arc<UdpSocket>,
     rx: mpsc::Receiver<Datagram>,
     channel: Option<(SocketAddr, DtlsChannel)>,
@@ -127,16 +193,14 @@ impl std::fmt::Debug for TunnelDtls {
 
 impl TunnelDtls {
     pub fn new(
-        ctx: SslContext,
-        key: [u8; PSK_LEN],
+        keying: Keying,
         socket: Arc<UdpSocket>,
         rx: mpsc::Receiver<Datagram>,
         link_mtu: u32,
         switch_to_tcp: Duration,
     ) -> Self {
         Self {
-            ctx,
-            key,
+            keying,
             socket,
             rx,
             channel: None,
@@ -178,7 +242,7 @@ impl TunnelDtls {
             .is_some_and(|(p, c)| *p == peer && c.state() == DtlsState::Handshaking);
         if hello && !same_handshake {
             // A (re)handshake: a fresh association replaces the old one.
-            match DtlsChannel::psk_server(&self.ctx, &self.key, self.link_mtu, peer.is_ipv6()) {
+            match self.keying.channel(self.link_mtu, peer.is_ipv6()) {
                 Ok(c) => self.channel = Some((peer, c)),
                 Err(e) => {
                     warn!("{peer}: cannot start DTLS: {e}");

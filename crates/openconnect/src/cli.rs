@@ -38,14 +38,20 @@ SERVER CERTIFICATES
     whole certificate; a prefix of at least 4 characters is enough.
 
 DTLS
-    Data goes over DTLS (UDP) when the server grants PSK-NEGOTIATE (ocserv's default), over
-    TLS until DTLS is up and whenever it fails (retried every 60 s). --no-dtls keeps
-    everything on TLS.
+    Data goes over DTLS (UDP) once it is up; TLS carries it until then, whenever DTLS fails
+    (retried every 60 s) and for packets too large for a DTLS record. The client offers
+    PSK-NEGOTIATE (a key derived from the TLS session; ocserv's default) and the legacy
+    AnyConnect suites, in which the server resumes a session from the master secret sent
+    with the CONNECT request: OC-DTLS1_2-AES256-GCM, OC-DTLS1_2-AES128-GCM (DTLS 1.2),
+    AES256-SHA, AES128-SHA (Cisco's pre-standard DTLS 1.0) and, for X-DTLS12-CipherSuite,
+    AES256-GCM-SHA384, AES128-GCM-SHA256. --dtls-ciphers and --dtls12-ciphers replace the
+    offer (only the lists given are sent). A legacy handshake that is not a resumption is
+    refused as a possible man in the middle, and DTLS stays off. The server's DTLS rekey
+    interval starts a fresh handshake. --no-dtls keeps everything on TLS.
 
 NOT YET SUPPORTED
-    Protocols other than anyconnect, legacy DTLS (--dtls-ciphers, --dtls12-ciphers),
-    compression, proxies, software tokens and CSD wrappers are refused with an error naming
-    the option.";
+    Protocols other than anyconnect, compression, proxies, software tokens and CSD wrappers
+    are refused with an error naming the option.";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
@@ -57,9 +63,6 @@ const UNSUPPORTED: &[(&str, Option<char>)] = &[
     ("token-secret", None),
     ("csd-user", None),
     ("csd-wrapper", None),
-    ("dtls-ciphers", None),
-    ("dtls12-ciphers", None),
-    ("dtls-local-port", None),
     ("compression", None),
     ("deflate", Some('d')),
     ("no-deflate", Some('D')),
@@ -245,9 +248,19 @@ pub struct Options {
     /// Do not ask for IPv6
     #[arg(long, help_heading = "Networking")]
     pub disable_ipv6: bool,
-    /// Do not use DTLS (this version always carries data over TLS)
+    /// Do not use DTLS; all data goes over TLS
     #[arg(long, help_heading = "Networking")]
     pub no_dtls: bool,
+    /// Offer exactly this X-DTLS-CipherSuite list (e.g. OC-DTLS1_2-AES256-GCM, AES128-SHA,
+    /// PSK-NEGOTIATE)
+    #[arg(long, value_name = "LIST", help_heading = "Networking")]
+    pub dtls_ciphers: Option<String>,
+    /// Offer exactly this X-DTLS12-CipherSuite list (e.g. AES256-GCM-SHA384)
+    #[arg(long, value_name = "LIST", help_heading = "Networking")]
+    pub dtls12_ciphers: Option<String>,
+    /// Local UDP port for DTLS (default: any)
+    #[arg(long, value_name = "PORT", help_heading = "Networking")]
+    pub dtls_local_port: Option<u16>,
     /// Give up reconnecting after this many seconds
     #[arg(
         long,

@@ -1,13 +1,19 @@
-//! The client's DTLS data channel: PSK-NEGOTIATE over a connected UDP socket, with the
-//! handshake time limit, the periodic retry and the choice between DTLS and CSTP for each
-//! packet. CSTP carries everything until DTLS is up, and again whenever it goes down.
+//! The client's DTLS data channel over a connected UDP socket: PSK-NEGOTIATE or legacy
+//! (resumption of the master secret sent with CONNECT), with the handshake time limit,
+//! the periodic retry, the rekey and the choice between DTLS and CSTP for each packet.
+//! CSTP carries everything until DTLS is up, and again whenever it goes down.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use oc_proto::anyconnect::connect::{DtlsOffer, TunnelConfig};
+use oc_proto::anyconnect::dtls_cipher::{
+    offers_psk, DEFAULT_DTLS12_CIPHERS, DEFAULT_DTLS_CIPHERS, PSK_NEGOTIATE,
+};
 use oc_proto::anyconnect::session::Session;
-use oc_tls::dtls::{psk_client_context, psk_from_tls, DtlsChannel, DtlsState, PSK_LEN};
+use oc_tls::dtls::{
+    psk_client_context, psk_from_tls, DtlsChannel, DtlsError, DtlsState, LegacyCipher, PSK_LEN,
+};
 use openssl::ssl::{SslContext, SslRef};
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
@@ -16,13 +22,25 @@ use tracing::{debug, info, warn};
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(12);
 /// Pause before trying DTLS again after a failure (openconnect's `dtls_attempt_period`).
 const RETRY_PERIOD: Duration = Duration::from_secs(60);
-/// The cipher offer: PSK-NEGOTIATE only (the legacy resumption modes are not built yet).
-const OFFER: &str = "PSK-NEGOTIATE";
+
+/// How the granted channel is keyed.
+#[derive(Clone)]
+enum Mode {
+    Psk {
+        app_id: Vec<u8>,
+        key: [u8; PSK_LEN],
+    },
+    Legacy {
+        session_id: Vec<u8>,
+        cipher: LegacyCipher,
+        /// `X-DTLS-MTU`: the largest packet the server takes over DTLS.
+        server_mtu: Option<u16>,
+    },
+}
 
 struct Grant {
     server: SocketAddr,
-    app_id: Vec<u8>,
-    key: [u8; PSK_LEN],
+    mode: Mode,
     timers: oc_proto::anyconnect::session::Timers,
     link_mtu: u32,
 }
@@ -35,9 +53,20 @@ enum Phase {
     Retry { at: Instant },
 }
 
+/// The DTLS command-line choices.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DtlsSettings {
+    pub(crate) enabled: bool,
+    pub(crate) local_port: Option<u16>,
+    /// `--dtls-ciphers` / `--dtls12-ciphers`: when either is given, only those lists go out.
+    pub(crate) ciphers: Option<String>,
+    pub(crate) dtls12_ciphers: Option<String>,
+}
+
 pub(crate) struct DtlsLink {
-    enabled: bool,
-    local_port: Option<u16>,
+    settings: DtlsSettings,
+    /// The master secret of the last CONNECT offer (legacy mode resumes it).
+    master_secret: [u8; 48],
     ctx: Option<SslContext>,
     grant: Option<Grant>,
     socket: Option<UdpSocket>,
@@ -48,10 +77,10 @@ pub(crate) struct DtlsLink {
 }
 
 impl DtlsLink {
-    pub(crate) fn new(enabled: bool, local_port: Option<u16>) -> Self {
+    pub(crate) fn new(settings: DtlsSettings) -> Self {
         Self {
-            enabled,
-            local_port,
+            settings,
+            master_secret: [0; 48],
             ctx: None,
             grant: None,
             socket: None,
@@ -61,23 +90,30 @@ impl DtlsLink {
         }
     }
 
-    /// What to put in the CONNECT request (`None` with `--no-dtls`).
-    pub(crate) fn offer(&self) -> Option<DtlsOffer> {
-        if !self.enabled {
+    /// What to put in the CONNECT request (`None` with `--no-dtls`). Each call draws a
+    /// fresh master secret, kept for a legacy grant.
+    pub(crate) fn offer(&mut self) -> Option<DtlsOffer> {
+        if !self.settings.enabled {
             return None;
         }
-        let mut master_secret = [0u8; 48];
-        // ocserv still expects the legacy master secret header next to PSK-NEGOTIATE.
-        openssl::rand::rand_bytes(&mut master_secret).ok()?;
+        openssl::rand::rand_bytes(&mut self.master_secret).ok()?;
+        let (ciphers, dtls12_ciphers) =
+            match (&self.settings.ciphers, &self.settings.dtls12_ciphers) {
+                (None, None) => (DEFAULT_DTLS_CIPHERS.into(), DEFAULT_DTLS12_CIPHERS.into()),
+                (c, c12) => (
+                    c.clone().unwrap_or_default(),
+                    c12.clone().unwrap_or_default(),
+                ),
+            };
         Some(DtlsOffer {
-            master_secret,
-            ciphers: OFFER.into(),
-            dtls12_ciphers: String::new(),
+            master_secret: self.master_secret,
+            ciphers,
+            dtls12_ciphers,
         })
     }
 
-    /// Starts DTLS for a fresh CSTP connection if the server granted PSK-NEGOTIATE.
-    /// Returns whether an attempt is under way.
+    /// Starts DTLS for a fresh CSTP connection if the server granted it. Returns whether an
+    /// attempt is under way.
     pub(crate) async fn begin(
         &mut self,
         tls: &SslRef,
@@ -86,29 +122,50 @@ impl DtlsLink {
     ) -> bool {
         self.stop(false);
         self.grant = None;
-        if !self.enabled {
+        if !self.settings.enabled {
             return false;
         }
         let grant = &config.dtls;
-        let psk = grant
-            .cipher_suite
-            .as_deref()
-            .is_some_and(|c| c.eq_ignore_ascii_case(OFFER));
-        let (Some(app_id), Some(port), true) = (grant.app_id.clone(), grant.port, psk) else {
-            debug!("server granted no PSK-NEGOTIATE DTLS; using CSTP only");
+        let Some(port) = grant.port else {
+            debug!("server granted no DTLS port; using CSTP only");
             return false;
         };
-        let key = match psk_from_tls(tls) {
-            Ok(k) => k,
-            Err(e) => {
-                warn!("cannot derive the DTLS key: {e}");
+        let psk = grant.cipher_suite.as_deref().is_some_and(offers_psk);
+        let mode = match (psk, &grant.app_id, &grant.session_id) {
+            (true, Some(app_id), _) => match psk_from_tls(tls) {
+                Ok(key) => Mode::Psk {
+                    app_id: app_id.clone(),
+                    key,
+                },
+                Err(e) => {
+                    warn!("cannot derive the DTLS key: {e}");
+                    return false;
+                }
+            },
+            (false, _, Some(session_id)) => {
+                let name = grant
+                    .dtls12_cipher_suite
+                    .as_deref()
+                    .or(grant.cipher_suite.as_deref())
+                    .unwrap_or_default();
+                let Some(cipher) = LegacyCipher::from_header_name(name) else {
+                    warn!("server chose DTLS cipher {name:?}, which this client cannot use; using CSTP only");
+                    return false;
+                };
+                Mode::Legacy {
+                    session_id: session_id.clone(),
+                    cipher,
+                    server_mtu: grant.mtu,
+                }
+            }
+            _ => {
+                debug!("server granted no usable DTLS mode; using CSTP only");
                 return false;
             }
         };
         self.grant = Some(Grant {
             server: SocketAddr::new(server, port),
-            app_id,
-            key,
+            mode,
             timers: grant.timers,
             link_mtu: u32::from(config.base_mtu.unwrap_or(1406)),
         });
@@ -118,24 +175,12 @@ impl DtlsLink {
 
     async fn attempt(&mut self) {
         let Some(grant) = &self.grant else { return };
-        let (server, key, app_id, link_mtu) = (
-            grant.server,
-            grant.key,
-            grant.app_id.clone(),
-            grant.link_mtu,
-        );
-        if self.ctx.is_none() {
-            match psk_client_context() {
-                Ok(ctx) => self.ctx = Some(ctx),
-                Err(e) => return self.fail(&e.to_string()),
-            }
-        }
-        let Some(ctx) = self.ctx.as_ref() else { return };
+        let (server, link_mtu, mode) = (grant.server, grant.link_mtu, grant.mode.clone());
         let unspecified = match server {
             SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
-        let local = SocketAddr::new(unspecified, self.local_port.unwrap_or(0));
+        let local = SocketAddr::new(unspecified, self.settings.local_port.unwrap_or(0));
         let socket = match UdpSocket::bind(local).await {
             Ok(s) => s,
             Err(e) => return self.fail(&format!("cannot bind UDP {local}: {e}")),
@@ -143,8 +188,28 @@ impl DtlsLink {
         if let Err(e) = socket.connect(server).await {
             return self.fail(&format!("cannot reach {server} over UDP: {e}"));
         }
-        let channel = match DtlsChannel::psk_client(ctx, &key, &app_id, link_mtu, server.is_ipv6())
-        {
+        let channel = match mode {
+            Mode::Psk { app_id, key } => {
+                if self.ctx.is_none() {
+                    match psk_client_context() {
+                        Ok(ctx) => self.ctx = Some(ctx),
+                        Err(e) => return self.fail(&e.to_string()),
+                    }
+                }
+                let Some(ctx) = self.ctx.as_ref() else { return };
+                DtlsChannel::psk_client(ctx, &key, &app_id, link_mtu, server.is_ipv6())
+            }
+            Mode::Legacy {
+                session_id, cipher, ..
+            } => DtlsChannel::legacy_client(
+                &session_id,
+                &self.master_secret,
+                cipher,
+                link_mtu,
+                server.is_ipv6(),
+            ),
+        };
+        let channel = match channel {
             Ok(c) => c,
             Err(e) => return self.fail(&e.to_string()),
         };
@@ -155,6 +220,17 @@ impl DtlsLink {
         };
         if let Err(e) = self.flush().await {
             self.fail(&format!("sending the DTLS handshake: {e}"));
+        }
+    }
+
+    /// A handshake error: a legacy session the server did not resume means someone else
+    /// answered, so DTLS stays off for this connection (openconnect's rule).
+    fn handshake_failed(&mut self, error: &DtlsError) {
+        if matches!(error, DtlsError::NotResumed(_)) {
+            warn!("DTLS: {error}; DTLS disabled for this connection");
+            self.stop(false);
+        } else {
+            self.fail(&error.to_string());
         }
     }
 
@@ -236,7 +312,7 @@ impl DtlsLink {
                             self.fail(&format!("sending on UDP: {e}"));
                         }
                     }
-                    Err(e) => self.fail(&e.to_string()),
+                    Err(e) => self.handshake_failed(&e),
                 }
             }
             Phase::Retry { at } if now >= at => self.attempt().await,
@@ -255,7 +331,7 @@ impl DtlsLink {
             return;
         };
         if let Err(e) = channel.handle_datagram(datagram) {
-            self.fail(&e.to_string());
+            self.handshake_failed(&e);
             return;
         }
         if matches!(self.phase, Phase::Handshake { .. })
@@ -263,12 +339,24 @@ impl DtlsLink {
         {
             self.phase = Phase::Up;
             self.data_mtu = channel.data_mtu().saturating_sub(1);
+            let mut mode = PSK_NEGOTIATE;
             if let Some(grant) = &self.grant {
                 session.start_dtls(grant.timers, Instant::now());
+                if let Mode::Legacy {
+                    cipher, server_mtu, ..
+                } = &grant.mode
+                {
+                    mode = cipher.header_name();
+                    if let Some(limit) = server_mtu.filter(|m| *m > 0) {
+                        self.data_mtu = self.data_mtu.min(usize::from(limit));
+                    }
+                }
             }
             info!(
-                "Established DTLS connection (using OpenSSL). Ciphersuite DTLSv1.2-{}.",
-                channel.cipher()
+                "Established DTLS connection (using OpenSSL). Ciphersuite {}-{} ({mode}), data MTU {}.",
+                channel.version(),
+                channel.cipher(),
+                self.data_mtu
             );
         }
         if let Err(e) = self.flush().await {
@@ -308,6 +396,18 @@ impl DtlsLink {
             socket.send(&datagram).await?;
         }
         Ok(())
+    }
+
+    /// The rekey interval elapsed: a fresh handshake on a new socket replaces the channel
+    /// (CSTP carries the traffic for the moment it takes).
+    pub(crate) async fn rekey(&mut self, session: &mut Session) {
+        if self.grant.is_none() {
+            return;
+        }
+        info!("DTLS rekey due; starting a new DTLS handshake");
+        session.stop_dtls();
+        self.stop(false);
+        self.attempt().await;
     }
 
     /// The DTLS channel failed while sending (or DPD declared it dead): back to CSTP.

@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 use tun_rs::AsyncDevice;
 
 use crate::cli::Options;
-use crate::dtls::{recv_udp, DtlsLink};
+use crate::dtls::{recv_udp, DtlsLink, DtlsSettings};
 use crate::error::ClientError;
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::{next_reconnect_interval, user_agent, Finished, DEFAULT_SCRIPT};
@@ -113,7 +113,12 @@ pub(crate) async fn run(
         .script
         .clone()
         .unwrap_or_else(|| DEFAULT_SCRIPT.to_string());
-    let mut dtls = DtlsLink::new(!opts.no_dtls, None);
+    let mut dtls = DtlsLink::new(DtlsSettings {
+        enabled: !opts.no_dtls,
+        local_port: opts.dtls_local_port,
+        ciphers: opts.dtls_ciphers.clone(),
+        dtls12_ciphers: opts.dtls12_ciphers.clone(),
+    });
     let (conn, config, pending) =
         connect_tunnel(opts, endpoint, &cookie, &[], dtls.offer()).await?;
     let gateway = conn.addr.ip();
@@ -389,8 +394,14 @@ impl Tunnel<'_> {
                         "CSTP Dead Peer Detection detected dead peer!".into(),
                     )));
                 }
-                Event::RekeyDue(_) => {
-                    return Ok(Some(Stop::Lost("rekey due (new tunnel)".into())));
+                Event::RekeyDue(Channel::Dtls) => self.dtls.rekey(&mut self.session).await,
+                Event::RekeyDue(Channel::Cstp) => {
+                    let in_place = self.config.rekey_method.as_deref() == Some("ssl");
+                    if in_place && oc_tls::rekey_in_place(self.conn.tls.ssl()) {
+                        info!("CSTP rekey due; TLS 1.3 key update");
+                    } else {
+                        return Ok(Some(Stop::Lost("rekey due (new tunnel)".into())));
+                    }
                 }
             }
         }

@@ -367,6 +367,19 @@ impl Lab {
         .unwrap_or_else(|| panic!("{file} never showed {needle:?}:\n{}", self.log(file)))
     }
 
+    /// Waits until `needle` occurs at least `count` times in `file`.
+    pub fn wait_for_log_count(&self, file: &str, needle: &str, count: usize, limit: Duration) {
+        wait_until(limit, || {
+            (self.log(file).matches(needle).count() >= count).then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{file} never showed {needle:?} {count} times:\n{}",
+                self.log(file)
+            )
+        })
+    }
+
     /// A script for `-s` that records each run's environment, then runs Debian's
     /// vpnc-script unchanged.
     pub fn recording_script(&self) -> String {
@@ -559,6 +572,16 @@ impl Lab {
         let _ = server.kill();
         let _ = server.wait();
         out
+    }
+
+    /// Runs [`Lab::iperf`] with `args` while `during` runs on this thread (e.g. blocking
+    /// UDP mid-transfer); returns iperf3's output.
+    pub fn iperf_while(&self, args: &str, during: impl FnOnce()) -> Output {
+        std::thread::scope(|scope| {
+            let transfer = scope.spawn(|| self.iperf(args));
+            during();
+            transfer.join().expect("iperf3 thread")
+        })
     }
 
     pub fn occtl(&self, args: &str) -> String {

@@ -962,25 +962,124 @@ fn dtls_blocked_mid_session_falls_back_to_tls(client: Client) {
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
     lab.assert_pings_over_udp(5);
-    lab.block_udp();
-    // The tunnel keeps working over TLS once both sides notice.
-    let back = wait_until(SECS(30), || {
-        lab.in_client(&format!("ping -c 3 -i 0.2 -W 1 {}", lab.behind_ip))
-            .status
-            .success()
-            .then_some(())
+    // A TCP transfer running while UDP disappears finishes: the tunnel moves to TLS
+    // under it and TCP retransmits what was lost on the way.
+    let out = lab.iperf_while("-t 12", || {
+        std::thread::sleep(SECS(3));
+        lab.block_udp();
     });
     assert!(
-        back.is_some(),
-        "no traffic over TLS with UDP blocked:\nclient:\n{}\nserver:\n{}",
+        out.status.success(),
+        "transfer died when UDP was blocked:\n{}\nclient:\n{}\nserver:\n{}",
+        text(&out),
         lab.log("client.log"),
         lab.log("ocserv.log")
     );
-    // And a TCP transfer runs over TLS without the tunnel being re-established.
-    let out = lab.iperf("-t 2");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        lab.in_client(&format!("ping -c 3 -i 0.2 -W 1 {}", lab.behind_ip))
+            .status
+            .success(),
+        "no traffic over TLS with UDP blocked"
+    );
     assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+    // Unblocked, the client's periodic retry (60 s) brings DTLS back.
     lab.unblock_udp();
+    lab.wait_for_log_count("ocserv.log", "DTLS established", 2, SECS(100));
+    assert!(lab.ping_behind(SECS(10)));
+    lab.assert_pings_over_udp(10);
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+}
+
+fn dtls_legacy_carries_the_traffic(client: Client) {
+    let (mut lab, pki) = lab(
+        "srv-dtls-legacy",
+        client,
+        "udp-port = 443\ndtls-psk = false\n",
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    let log = lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
+    assert!(log.contains("(legacy resumption)"), "{log}");
+    assert!(!log.contains("DTLS established (PSK"), "{log}");
+    lab.wait_for_log("client.log", "Established DTLS connection", SECS(10));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    lab.assert_pings_over_udp(20);
+    let after = lab.client_udp_in();
+    for reverse in ["", "-R"] {
+        let out = lab.iperf(&format!("-t 2 {reverse}"));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert!(lab.client_udp_in() - after > 1000, "iperf3 did not use UDP");
+}
+
+with_both_clients!(dtls_legacy_carries_the_traffic: debian_client_dtls_legacy, our_client_dtls_legacy);
+
+/// Cisco's pre-standard DTLS 1.0 (the CBC suites) has no OpenSSL server: a client that
+/// offers only those gets a tunnel without DTLS, and traffic goes over TLS.
+#[test]
+fn cbc_only_dtls_offer_gets_tls_only() {
+    let (mut lab, pki) = lab(
+        "srv-dtls-cbc",
+        Client::Debian,
+        "udp-port = 443\ndtls-psk = false\n",
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(
+        &login_args(&ca, &["--dtls-ciphers", "AES128-SHA", &u]),
+        "secret\n",
+    );
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let log = lab.log("ocserv.log");
+    assert!(!log.contains("DTLS ciphersuite"), "{log}");
+    let before = lab.client_udp_in();
+    let out = lab.in_client(&format!("ping -c 5 -i 0.1 {}", lab.behind_ip));
+    assert!(out.status.success());
+    assert!(
+        lab.client_udp_in() - before < 5,
+        "no DTLS was granted, yet UDP carried pings"
+    );
+}
+
+/// `dtls-legacy = false` and a client without PSK-NEGOTIATE: no DTLS, TLS works.
+#[test]
+fn dtls_legacy_off_and_no_psk_offer_gets_tls_only() {
+    let extra = "udp-port = 443\ndtls-legacy = false\n";
+    let (mut lab, pki) = lab("srv-dtls-nolegacy", Client::Ours, extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(
+        &login_args(&ca, &["--dtls-ciphers", "OC-DTLS1_2-AES256-GCM", &u]),
+        "secret\n",
+    );
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    assert!(!lab.log("ocserv.log").contains("DTLS ciphersuite"));
+    assert!(!lab.log("client.log").contains("Established DTLS"));
+}
+
+/// Our client asking for one legacy suite gets exactly that one from our server, and
+/// the DTLS rekey interval replaces the channel without disturbing the tunnel.
+#[test]
+fn chosen_legacy_suite_and_dtls_rekey() {
+    let extra = "udp-port = 443\nrekey-time = 6\n";
+    let (mut lab, pki) = lab("srv-dtls-rekey", Client::Ours, extra);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(
+        &login_args(&ca, &["--dtls-ciphers", "OC-DTLS1_2-AES128-GCM", &u]),
+        "secret\n",
+    );
+    let log = lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
+    assert!(log.contains("AES128-GCM-SHA256"), "{log}");
+    assert!(lab
+        .log("ocserv.log")
+        .contains("DTLS ciphersuite: OC-DTLS1_2-AES128-GCM (legacy resumption)"));
+    // X-DTLS-Rekey-Time is rekey-time + 10 s: a second handshake after ~16 s.
+    lab.wait_for_log_count("client.log", "Established DTLS connection", 2, SECS(40));
+    assert!(lab.log("client.log").contains("DTLS rekey due"));
+    lab.assert_pings_over_udp(10);
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
 }
 
 with_both_clients!(dtls_blocked_mid_session_falls_back_to_tls: debian_client_dtls_blocked_falls_back, our_client_dtls_blocked_falls_back);

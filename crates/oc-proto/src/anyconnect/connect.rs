@@ -36,9 +36,9 @@ pub struct ConnectRequest {
 pub struct DtlsOffer {
     /// 48 random bytes for legacy (resumption) DTLS, sent as upper-case hex.
     pub master_secret: [u8; 48],
-    /// `X-DTLS-CipherSuite` value.
+    /// `X-DTLS-CipherSuite` value (not sent when empty).
     pub ciphers: String,
-    /// `X-DTLS12-CipherSuite` value.
+    /// `X-DTLS12-CipherSuite` value (not sent when empty).
     pub dtls12_ciphers: String,
 }
 
@@ -71,9 +71,10 @@ impl ConnectRequest {
                 .iter()
                 .map(|b| format!("{b:02X}"))
                 .collect();
-            req = req
-                .header("X-DTLS-Master-Secret", hex)
-                .header("X-DTLS-CipherSuite", &dtls.ciphers);
+            req = req.header("X-DTLS-Master-Secret", hex);
+            if !dtls.ciphers.is_empty() {
+                req = req.header("X-DTLS-CipherSuite", &dtls.ciphers);
+            }
             if !dtls.dtls12_ciphers.is_empty() {
                 req = req.header("X-DTLS12-CipherSuite", &dtls.dtls12_ciphers);
             }
@@ -126,6 +127,8 @@ pub struct DtlsGrant {
     pub dtls12_cipher_suite: Option<String>,
     pub mtu: Option<u16>,
     pub timers: Timers,
+    /// `X-DTLS-Rekey-Method` (`ssl`: re-handshake DTLS in place; otherwise a new tunnel).
+    pub rekey_method: Option<String>,
 }
 
 /// Tunnel settings from a successful CONNECT response.
@@ -264,6 +267,7 @@ impl TunnelConfig {
                 "x-dtls-dpd" => cfg.dtls.timers.dpd = seconds(value),
                 "x-dtls-keepalive" => cfg.dtls.timers.keepalive = seconds(value),
                 "x-dtls-rekey-time" => cfg.dtls.timers.rekey = seconds(value),
+                "x-dtls-rekey-method" => cfg.dtls.rekey_method = Some(value.to_string()),
                 _ => {}
             }
         }

@@ -3,6 +3,7 @@
 //! - [`auth`]: the XML aggregate-auth exchange that ends with the `webvpn` cookie;
 //! - [`connect`]: the `CONNECT /CSCOSSLC/tunnel` request and the tunnel parameters in its
 //!   response;
+//! - [`dtls_cipher`]: DTLS suite offers and ocserv's choice among them;
 //! - [`dtls_hello`]: the tunnel id in a DTLS ClientHello (server-side dispatch);
 //! - [`frame`]: packet framing on the CSTP (TLS) and DTLS channels;
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
@@ -12,6 +13,7 @@
 
 pub mod auth;
 pub mod connect;
+pub mod dtls_cipher;
 pub mod dtls_hello;
 pub mod frame;
 pub mod server_auth;

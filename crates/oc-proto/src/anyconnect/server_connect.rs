@@ -8,6 +8,8 @@ use ipnet::{IpNet, Ipv6Net};
 
 use crate::http::server::{ServerRequest, ServerResponse};
 
+use super::dtls_cipher::{offers_psk, LegacySuite, PSK_NEGOTIATE};
+
 /// The request targets that open a tunnel.
 pub fn is_tunnel_target(path: &str) -> bool {
     path == "/CSCOSSLC/tunnel" || path == "CSCOSSLC/tunnel"
@@ -37,6 +39,11 @@ pub struct ClientConnect {
     pub platform: Option<String>,
     /// `PSK-NEGOTIATE` is among the DTLS suites the client offered.
     pub dtls_psk: bool,
+    /// `X-DTLS-CipherSuite` and `X-DTLS12-CipherSuite` as sent.
+    pub dtls_ciphers: Option<String>,
+    pub dtls12_ciphers: Option<String>,
+    /// `X-DTLS-Master-Secret`, for legacy (resumption) DTLS; `None` unless 96 hex digits.
+    pub master_secret: Option<[u8; 48]>,
 }
 
 impl ClientConnect {
@@ -72,10 +79,10 @@ impl ClientConnect {
                 .map(|v| truncate(v, 63)),
             dtls_psk: ["X-DTLS-CipherSuite", "X-DTLS12-CipherSuite"]
                 .iter()
-                .any(|h| {
-                    req.header(h)
-                        .is_some_and(|v| v.split(':').any(|t| t.trim() == "PSK-NEGOTIATE"))
-                }),
+                .any(|h| req.header(h).is_some_and(offers_psk)),
+            dtls_ciphers: req.header("X-DTLS-CipherSuite").map(str::to_string),
+            dtls12_ciphers: req.header("X-DTLS12-CipherSuite").map(str::to_string),
+            master_secret: req.header("X-DTLS-Master-Secret").and_then(master_secret),
         }
     }
 
@@ -86,6 +93,19 @@ impl ClientConnect {
             .map(str::to_ascii_lowercase)
             .is_some_and(|p| p.starts_with("apple-ios") || p.starts_with("android"))
     }
+}
+
+fn master_secret(hex: &str) -> Option<[u8; 48]> {
+    let hex = hex.trim().as_bytes();
+    if hex.len() != 96 {
+        return None;
+    }
+    let mut out = [0u8; 48];
+    for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
+        let text = std::str::from_utf8(pair).ok()?;
+        *byte = u8::from_str_radix(text, 16).ok()?;
+    }
+    Some(out)
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -159,17 +179,44 @@ pub struct TunnelGrant {
     pub banner: Option<String>,
     /// Configured `custom-header` lines, already substituted.
     pub custom_headers: Vec<(String, String)>,
-    pub dtls: Option<DtlsPskGrant>,
+    pub dtls: Option<DtlsGrant>,
 }
 
-/// The DTLS part of the grant in PSK-NEGOTIATE mode.
+/// The DTLS part of the grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DtlsPskGrant {
+pub struct DtlsGrant {
     pub port: u16,
-    /// The id the client puts in its ClientHello (`X-DTLS-App-ID`).
-    pub app_id: [u8; 32],
+    /// The id the client puts in its ClientHello: `X-DTLS-App-ID` in PSK mode,
+    /// `X-DTLS-Session-ID` in legacy mode.
+    pub id: [u8; 32],
     pub dpd: Option<u32>,
     pub keepalive: u32,
+    /// `rekey-time`; the client is told 10 s more, as ocserv does, so that a TLS rekey
+    /// at the same interval goes first.
+    pub rekey_time: Option<u32>,
+    /// `rekey-method = ssl`: the client re-handshakes DTLS in place (ours answers that
+    /// with a fresh handshake).
+    pub rekey_ssl: bool,
+    pub mode: DtlsMode,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DtlsMode {
+    /// PSK-NEGOTIATE.
+    Psk,
+    /// Resumption of the client's master secret with this suite; the DTLS data MTU is
+    /// announced (`X-DTLS-MTU`), since the client cannot derive it.
+    Legacy {
+        suite: &'static LegacySuite,
+        data_mtu: u32,
+    },
+}
+
+/// Data MTU of a legacy DTLS 1.2 AES-GCM channel over a link MTU: IP and UDP headers, the
+/// 13-byte record header, 8-byte explicit nonce, 16-byte tag and the AnyConnect type byte.
+pub fn legacy_data_mtu(link_mtu: u32, ipv6_peer: bool) -> u32 {
+    let ip_udp = if ipv6_peer { 40 + 8 } else { 20 + 8 };
+    link_mtu.saturating_sub(ip_udp + 13 + 8 + 16 + 1)
 }
 
 /// Link and data MTU for a CSTP-only tunnel. `configured` is the `mtu` key (the tun MTU
@@ -280,12 +327,25 @@ impl TunnelGrant {
                 h("X-DTLS-DPD", dpd.to_string());
             }
             h("X-DTLS-Port", dtls.port.to_string());
+            if let Some(rekey) = dtls.rekey_time.filter(|t| *t > 0) {
+                h("X-DTLS-Rekey-Time", rekey.saturating_add(10).to_string());
+                if dtls.rekey_ssl {
+                    h("X-DTLS-Rekey-Method", "ssl".into());
+                }
+            }
             h("X-DTLS-Keepalive", dtls.keepalive.to_string());
-            h(
-                "X-DTLS-App-ID",
-                dtls.app_id.iter().map(|b| format!("{b:02x}")).collect(),
-            );
-            h("X-DTLS-CipherSuite", "PSK-NEGOTIATE".into());
+            let id: String = dtls.id.iter().map(|b| format!("{b:02x}")).collect();
+            match &dtls.mode {
+                DtlsMode::Psk => {
+                    h("X-DTLS-App-ID", id);
+                    h("X-DTLS-CipherSuite", PSK_NEGOTIATE.into());
+                }
+                DtlsMode::Legacy { suite, data_mtu } => {
+                    h("X-DTLS-Session-ID", id);
+                    h(suite.header(), suite.name.into());
+                    h("X-DTLS-MTU", data_mtu.to_string());
+                }
+            }
         }
         h("X-CSTP-Base-MTU", self.base_mtu.to_string());
         h("X-CSTP-MTU", self.mtu.to_string());
@@ -389,11 +449,14 @@ mod tests {
             base_mtu: 1400,
             mtu: 1306,
             banner: Some("hello".into()),
-            dtls: Some(DtlsPskGrant {
+            dtls: Some(DtlsGrant {
                 port: 443,
-                app_id: [0xab; 32],
+                id: [0xab; 32],
                 dpd: Some(30),
                 keepalive: 20,
+                rekey_time: Some(100),
+                rekey_ssl: true,
+                mode: DtlsMode::Psk,
             }),
             ..Default::default()
         };
@@ -418,6 +481,88 @@ mod tests {
         assert_eq!(cfg.dtls.port, Some(443));
         assert_eq!(cfg.dtls.app_id, Some(vec![0xab; 32]));
         assert_eq!(cfg.dtls.cipher_suite.as_deref(), Some("PSK-NEGOTIATE"));
+        assert_eq!(
+            cfg.dtls.timers.rekey,
+            Some(std::time::Duration::from_secs(110))
+        );
+        assert_eq!(cfg.dtls.rekey_method.as_deref(), Some("ssl"));
+    }
+
+    #[test]
+    fn legacy_grant_names_session_suite_and_mtu_in_ocserv_order() {
+        let suite = crate::anyconnect::dtls_cipher::select_legacy(
+            None,
+            Some("AES256-GCM-SHA384"),
+            crate::anyconnect::dtls_cipher::Bulk::Other,
+        )
+        .unwrap();
+        let grant = TunnelGrant {
+            ipv4: Some((
+                "10.1.0.5".parse().unwrap(),
+                "255.255.255.0".parse().unwrap(),
+            )),
+            mtu: 1306,
+            dtls: Some(DtlsGrant {
+                port: 4443,
+                id: [0x01; 32],
+                dpd: None,
+                keepalive: 20,
+                rekey_time: None,
+                rekey_ssl: false,
+                mode: DtlsMode::Legacy {
+                    suite,
+                    data_mtu: legacy_data_mtu(1500, false),
+                },
+            }),
+            ..Default::default()
+        };
+        let mut bytes = Vec::new();
+        grant.to_response().emit(&mut bytes);
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let port = text.find("X-DTLS-Port: 4443\r\n").unwrap();
+        let sid = text
+            .find(&format!("X-DTLS-Session-ID: {}\r\n", "01".repeat(32)))
+            .unwrap();
+        let cs = text
+            .find("X-DTLS12-CipherSuite: AES256-GCM-SHA384\r\n")
+            .unwrap();
+        let mtu = text.find("X-DTLS-MTU: 1434\r\n").unwrap();
+        assert!(port < sid && sid < cs && cs < mtu);
+        assert!(!text.contains("App-ID") && !text.contains("Rekey"));
+        let mut reader = ResponseReader::new(Limits::default(), true);
+        reader.feed(&bytes).unwrap();
+        let cfg = TunnelConfig::from_response(&reader.poll().unwrap().unwrap().head, None).unwrap();
+        assert_eq!(cfg.dtls.session_id, Some(vec![1; 32]));
+        assert_eq!(cfg.dtls.mtu, Some(1434));
+        // openconnect raises the tunnel MTU to the DTLS one.
+        assert_eq!(cfg.mtu, 1434);
+    }
+
+    #[test]
+    fn master_secret_must_be_96_hex_digits() {
+        let secret = "0A".repeat(48);
+        let req = request(&format!(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-DTLS-Master-Secret: {secret}\r\nX-DTLS-CipherSuite: AES128-SHA\r\n\r\n"
+        ));
+        let c = ClientConnect::from_request(&req);
+        assert_eq!(c.master_secret, Some([0x0a; 48]));
+        assert!(!c.dtls_psk);
+        assert_eq!(c.dtls_ciphers.as_deref(), Some("AES128-SHA"));
+        for bad in [
+            "0A".repeat(47),
+            "ZZ".repeat(48),
+            format!("{secret}00"),
+            "é".repeat(48),
+        ] {
+            let req = request(&format!(
+                "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-DTLS-Master-Secret: {bad}\r\n\r\n"
+            ));
+            assert_eq!(
+                ClientConnect::from_request(&req).master_secret,
+                None,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -46,11 +46,11 @@ pub enum LivenessAction {
 #[derive(Debug, Clone)]
 pub struct Liveness {
     timers: Timers,
-    started: Instant,
     last_rx: Instant,
     last_tx: Instant,
     last_dpd: Option<Instant>,
-    rekey_done: bool,
+    /// When the next rekey is due (re-armed each time: an in-place rekey repeats).
+    rekey_at: Option<Instant>,
 }
 
 impl Liveness {
@@ -64,11 +64,10 @@ impl Liveness {
         };
         Self {
             timers,
-            started: now,
             last_rx: now,
             last_tx: now,
             last_dpd: None,
-            rekey_done: false,
+            rekey_at: timers.rekey.map(|r| now + r),
         }
     }
 
@@ -90,11 +89,7 @@ impl Liveness {
             }
         });
         let keepalive = self.timers.keepalive.map(|k| self.last_tx + k);
-        let rekey = match (self.timers.rekey, self.rekey_done) {
-            (Some(r), false) => Some(self.started + r),
-            _ => None,
-        };
-        [dpd, keepalive, rekey].into_iter().flatten().min()
+        [dpd, keepalive, self.rekey_at].into_iter().flatten().min()
     }
 
     /// What is due at `now`, most urgent first. Records a DPD or keepalive as sent.
@@ -113,9 +108,9 @@ impl Liveness {
                 return Some(LivenessAction::SendDpd);
             }
         }
-        if let Some(rekey) = self.timers.rekey {
-            if !self.rekey_done && now >= self.started + rekey {
-                self.rekey_done = true;
+        if let (Some(at), Some(rekey)) = (self.rekey_at, self.timers.rekey) {
+            if now >= at {
+                self.rekey_at = Some(now + rekey);
                 return Some(LivenessAction::Rekey);
             }
         }
@@ -220,10 +215,6 @@ impl Session {
 
     /// The DTLS channel came up: from now on it has its own DPD and keepalive.
     pub fn start_dtls(&mut self, timers: Timers, now: Instant) {
-        let timers = Timers {
-            rekey: None,
-            ..timers
-        };
         self.dtls = Some(Liveness::new(timers, now));
     }
 
@@ -311,7 +302,7 @@ impl Session {
                 LivenessAction::SendKeepalive => {
                     self.queue(Channel::Dtls, PacketType::Keepalive, &[]);
                 }
-                LivenessAction::Rekey => {}
+                LivenessAction::Rekey => self.events.push_back(Event::RekeyDue(Channel::Dtls)),
                 // A dead DTLS channel is not a dead tunnel: traffic falls back to CSTP.
                 LivenessAction::Dead => {
                     self.stop_dtls();
@@ -445,7 +436,7 @@ mod tests {
     }
 
     #[test]
-    fn rekey_fires_once() {
+    fn rekey_fires_once_per_interval() {
         let t0 = Instant::now();
         let mut s = Session::new(
             Timers {
@@ -456,9 +447,32 @@ mod tests {
         );
         s.handle_timeout(t0 + S * 100);
         assert_eq!(s.poll_event(), Some(Event::RekeyDue(Channel::Cstp)));
-        s.handle_timeout(t0 + S * 300);
+        s.handle_timeout(t0 + S * 150);
         assert_eq!(s.poll_event(), None);
-        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(s.poll_timeout(), Some(t0 + S * 200));
+        s.handle_timeout(t0 + S * 200);
+        assert_eq!(s.poll_event(), Some(Event::RekeyDue(Channel::Cstp)));
+    }
+
+    #[test]
+    fn dtls_rekey_counts_from_the_dtls_handshake() {
+        let t0 = Instant::now();
+        let mut s = Session::new(Timers::default(), t0);
+        s.start_dtls(
+            Timers {
+                rekey: Some(S * 16),
+                ..Timers::default()
+            },
+            t0 + S * 4,
+        );
+        s.handle_timeout(t0 + S * 16);
+        assert_eq!(s.poll_event(), None);
+        s.handle_timeout(t0 + S * 20);
+        assert_eq!(s.poll_event(), Some(Event::RekeyDue(Channel::Dtls)));
+        // A new handshake restarts the interval; none without DTLS.
+        s.stop_dtls();
+        s.handle_timeout(t0 + S * 100);
+        assert_eq!(s.poll_event(), None);
     }
 
     #[test]

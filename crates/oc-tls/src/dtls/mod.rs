@@ -10,9 +10,19 @@
 //! exported from the CSTP TLS session with the label `EXPORTER-openconnect-psk`
 //! ([`psk_from_tls`]), and the client names its tunnel by putting the server's App-ID in
 //! the ClientHello `session_id`, which takes a fake session offered for resumption.
+//!
+//! Legacy (resumption) mode: the client sent a 48-byte master secret in the CONNECT
+//! request, the server answered a session id and a cipher, and the DTLS handshake resumes
+//! that session (abbreviated handshake, no certificates). See [`DtlsChannel::legacy_client`]
+//! and [`DtlsChannel::legacy_server`].
 
-mod ffi;
+mod legacy;
 
+pub use legacy::{
+    legacy_server_context, LegacyCipher, LEGACY_MASTER_SECRET_LEN, LEGACY_SESSION_ID_LEN,
+};
+
+use crate::ffi;
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::sync::OnceLock;
@@ -44,12 +54,17 @@ pub enum DtlsError {
     Setup(#[from] openssl::error::ErrorStack),
     #[error("DTLS handshake failed: {0}")]
     Handshake(String),
+    /// A legacy handshake that was not the expected resumption.
+    #[error("{0}")]
+    NotResumed(&'static str),
     #[error("DTLS handshake gave up after too many retransmissions")]
     HandshakeTimeout,
     #[error("DTLS record could not be processed: {0}")]
     Record(String),
     #[error("DTLS peer closed the channel")]
     Closed,
+    #[error("legacy DTLS cipher {0} is client-only (OpenSSL has no DTLS1_BAD_VER server)")]
+    UnsupportedCipher(&'static str),
 }
 
 /// One queue per direction; one read or write is one datagram.
@@ -157,8 +172,17 @@ fn session_der(protocol: u16, cipher: u16, session_id: &[u8], master_key: &[u8])
         out.push(bytes.len() as u8);
         out.extend_from_slice(bytes);
     }
-    let mut body = vec![0x02, 0x01, 0x01, 0x02, 0x03, 0x00];
-    body.extend_from_slice(&protocol.to_be_bytes());
+    // version 1, then the protocol version as a minimal (DER) non-negative INTEGER:
+    // 0xFEFD needs a 0x00 pad byte, 0x0100 (DTLS1_BAD_VER) must not have one.
+    let mut body = vec![0x02, 0x01, 0x01];
+    let mut int = vec![0x00];
+    int.extend_from_slice(&protocol.to_be_bytes());
+    while int.len() > 1 && int.first() == Some(&0) && int.get(1).is_some_and(|b| b & 0x80 == 0) {
+        int.remove(0);
+    }
+    body.push(0x02);
+    body.push(int.len() as u8);
+    body.extend_from_slice(&int);
     octets(&mut body, &cipher.to_be_bytes());
     octets(&mut body, session_id);
     octets(&mut body, master_key);
@@ -181,6 +205,8 @@ pub struct DtlsChannel {
     state: DtlsState,
     /// One decrypted record at a time (a DTLS record carries at most 16 KiB).
     record: Vec<u8>,
+    /// Legacy mode: the handshake must be a resumption; the message explains a failure.
+    require_resumption: Option<&'static str>,
 }
 
 impl std::fmt::Debug for DtlsChannel {
@@ -200,15 +226,14 @@ fn record_mtu(link_mtu: u32, ipv6: bool) -> u32 {
 
 impl DtlsChannel {
     /// `offer` is the session a client puts in its ClientHello (`None` on the server).
-    fn new(
-        ctx: &SslContext,
-        key: &[u8; PSK_LEN],
+    /// Wraps a configured `ssl`: client (connect state) if `offer` is given, else server.
+    fn from_ssl(
+        mut ssl: Ssl,
         link_mtu: u32,
         ipv6: bool,
         offer: Option<&SslSession>,
+        require_resumption: Option<&'static str>,
     ) -> Result<Self, DtlsError> {
-        let mut ssl = Ssl::new(ctx)?;
-        ssl.set_ex_data(psk_index()?, *key);
         // With NO_QUERY_MTU OpenSSL takes this MTU instead of asking the (pipe) BIO.
         ssl.set_mtu(record_mtu(link_mtu, ipv6))?;
         match offer {
@@ -223,6 +248,7 @@ impl DtlsChannel {
             stream,
             state: DtlsState::Handshaking,
             record: vec![0u8; 16 * 1024 + 256],
+            require_resumption,
         })
     }
 
@@ -247,19 +273,33 @@ impl DtlsChannel {
         // replaces it and the App-ID never reaches the server.
         let der = session_der(0xfefd, PSK_SESSION_CIPHER, app_id, &master);
         let session = SslSession::from_der(&der)?;
-        let mut channel = Self::new(ctx, key, link_mtu, ipv6, Some(&session))?;
+        let mut ssl = Ssl::new(ctx)?;
+        ssl.set_ex_data(psk_index()?, *key);
+        let mut channel = Self::from_ssl(ssl, link_mtu, ipv6, Some(&session), None)?;
         channel.drive_handshake()?;
         Ok(channel)
     }
 
-    /// The server side of a PSK-NEGOTIATE association.
+    /// The server side of a PSK-NEGOTIATE association; `ciphers` narrows the context's
+    /// suites for this association (OpenSSL cipher-list syntax).
     pub fn psk_server(
         ctx: &SslContext,
         key: &[u8; PSK_LEN],
+        ciphers: Option<&str>,
         link_mtu: u32,
         ipv6: bool,
     ) -> Result<Self, DtlsError> {
-        Self::new(ctx, key, link_mtu, ipv6, None)
+        let mut ssl = Ssl::new(ctx)?;
+        if let Some(list) = ciphers {
+            ssl.set_cipher_list(list)?;
+        }
+        ssl.set_ex_data(psk_index()?, *key);
+        Self::from_ssl(ssl, link_mtu, ipv6, None, None)
+    }
+
+    /// The negotiated protocol, e.g. `DTLSv1.2` (`DTLSv0.9` for Cisco's pre-standard one).
+    pub fn version(&self) -> &'static str {
+        self.stream.ssl().version_str()
     }
 
     pub fn state(&self) -> DtlsState {
@@ -268,10 +308,16 @@ impl DtlsChannel {
 
     fn drive_handshake(&mut self) -> Result<(), DtlsError> {
         match self.stream.do_handshake() {
-            Ok(()) => {
-                self.state = DtlsState::Established;
-                Ok(())
-            }
+            Ok(()) => match self.require_resumption {
+                Some(why) if !self.stream.ssl().session_reused() => {
+                    self.state = DtlsState::Closed;
+                    Err(DtlsError::NotResumed(why))
+                }
+                _ => {
+                    self.state = DtlsState::Established;
+                    Ok(())
+                }
+            },
             Err(e) if e.code() == ErrorCode::WANT_READ || e.code() == ErrorCode::WANT_WRITE => {
                 Ok(())
             }
@@ -410,7 +456,8 @@ mod tests {
                 .unwrap();
         let hello = client.poll_transmit().unwrap();
         let mut server =
-            DtlsChannel::psk_server(&psk_server_context().unwrap(), &key, 1500, false).unwrap();
+            DtlsChannel::psk_server(&psk_server_context().unwrap(), &key, None, 1500, false)
+                .unwrap();
         server.handle_datagram(&hello).unwrap();
         for _ in 0..10 {
             if shuttle(&mut server, &mut client) + shuttle(&mut client, &mut server) == 0 {
@@ -467,9 +514,14 @@ mod tests {
             false,
         )
         .unwrap();
-        let mut server =
-            DtlsChannel::psk_server(&psk_server_context().unwrap(), &[9u8; PSK_LEN], 1500, false)
-                .unwrap();
+        let mut server = DtlsChannel::psk_server(
+            &psk_server_context().unwrap(),
+            &[9u8; PSK_LEN],
+            None,
+            1500,
+            false,
+        )
+        .unwrap();
         server.handle_datagram(b"not dtls at all").unwrap();
         for _ in 0..10 {
             while let Some(d) = client.poll_transmit() {
