@@ -112,23 +112,17 @@ impl DtlsLink {
         })
     }
 
-    /// Starts DTLS for a fresh CSTP connection if the server granted it. Returns whether an
-    /// attempt is under way.
-    pub(crate) async fn begin(
-        &mut self,
-        tls: &SslRef,
-        server: IpAddr,
-        config: &TunnelConfig,
-    ) -> bool {
+    /// Starts DTLS for a fresh CSTP connection if the server granted it.
+    pub(crate) async fn begin(&mut self, tls: &SslRef, server: IpAddr, config: &TunnelConfig) {
         self.stop(false);
         self.grant = None;
         if !self.settings.enabled {
-            return false;
+            return;
         }
         let grant = &config.dtls;
         let Some(port) = grant.port else {
             debug!("server granted no DTLS port; using CSTP only");
-            return false;
+            return;
         };
         let psk = grant.cipher_suite.as_deref().is_some_and(offers_psk);
         let mode = match (psk, &grant.app_id, &grant.session_id) {
@@ -139,7 +133,7 @@ impl DtlsLink {
                 },
                 Err(e) => {
                     warn!("cannot derive the DTLS key: {e}");
-                    return false;
+                    return;
                 }
             },
             (false, _, Some(session_id)) => {
@@ -150,7 +144,7 @@ impl DtlsLink {
                     .unwrap_or_default();
                 let Some(cipher) = LegacyCipher::from_header_name(name) else {
                     warn!("server chose DTLS cipher {name:?}, which this client cannot use; using CSTP only");
-                    return false;
+                    return;
                 };
                 Mode::Legacy {
                     session_id: session_id.clone(),
@@ -160,7 +154,7 @@ impl DtlsLink {
             }
             _ => {
                 debug!("server granted no usable DTLS mode; using CSTP only");
-                return false;
+                return;
             }
         };
         self.grant = Some(Grant {
@@ -170,7 +164,6 @@ impl DtlsLink {
             link_mtu: u32::from(config.base_mtu.unwrap_or(1406)),
         });
         self.attempt().await;
-        true
     }
 
     async fn attempt(&mut self) {

@@ -136,8 +136,8 @@ pub(crate) async fn run(
     ctx.tundev = Some(&tundev);
     ctx.tunnel = Some(&config);
     run_script_logged(&script, Reason::Connect, &ctx);
-    let dtls_started = dtls.begin(conn.tls.ssl(), gateway, &config).await;
-    announce(&config, &tundev, dtls_started);
+    dtls.begin(conn.tls.ssl(), gateway, &config).await;
+    announce(&config, &tundev, dtls.status());
 
     if let Some(user) = &opts.setuid {
         drop_privileges(user)?;
@@ -235,7 +235,7 @@ fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-fn announce(config: &TunnelConfig, tundev: &str, dtls: bool) {
+fn announce(config: &TunnelConfig, tundev: &str, dtls: &str) {
     let mut addrs = Vec::new();
     if let Some(a) = config.ipv4 {
         addrs.push(a.to_string());
@@ -246,7 +246,7 @@ fn announce(config: &TunnelConfig, tundev: &str, dtls: bool) {
     info!(
         "Connected {tundev} as {}, using SSL, with DTLS {} (MTU {})",
         addrs.join(" + "),
-        if dtls { "in progress" } else { "disabled" },
+        dtls,
         config.mtu
     );
 }

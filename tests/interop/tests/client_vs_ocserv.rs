@@ -490,3 +490,72 @@ fn dtls_psk_with_ocserv_carries_the_traffic() {
     let log = lab.log("ocserv.log");
     assert!(log.contains("DTLS"), "{log}");
 }
+
+/// Legacy DTLS against ocserv with `dtls-psk = false`: `cipher_args` picks the suite (none:
+/// our default offer, which ocserv answers from X-DTLS12-CipherSuite), and `expect` is
+/// what our client must log for the established channel.
+fn legacy_dtls_with_ocserv(test: &str, cipher_args: &[&str], expect: &str) {
+    let mut lab = Lab::new(test);
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_ocserv(
+        &pki,
+        &[("alice", "secret")],
+        "udp-port = 443\ndtls-psk = false\n",
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let mut rest = cipher_args.to_vec();
+    rest.push(&url);
+    lab.spawn_client(&login_args(&ca, &rest), "secret\n");
+    let log = lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
+    assert!(log.contains(expect), "{log}");
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    lab.assert_pings_over_udp(20);
+    let after = lab.client_udp_in();
+    for reverse in ["", "-R"] {
+        let out = lab.iperf(&format!("-t 2 {reverse}"));
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    assert!(lab.client_udp_in() - after > 1000, "iperf3 did not use UDP");
+    let server = lab.log("ocserv.log");
+    assert!(!server.contains("PSK-NEGOTIATE"), "{server}");
+}
+
+#[test]
+fn dtls_legacy_gcm_with_ocserv() {
+    legacy_dtls_with_ocserv(
+        "dtls-legacy-gcm",
+        &[],
+        "DTLSv1.2-AES256-GCM-SHA384 (OC-DTLS1_2-AES256-GCM)",
+    );
+}
+
+#[test]
+fn dtls_legacy_cbc_bad_ver_with_ocserv() {
+    legacy_dtls_with_ocserv(
+        "dtls-legacy-cbc",
+        &["--dtls-ciphers", "AES128-SHA"],
+        "AES128-SHA (AES128-SHA)",
+    );
+}
+
+/// With UDP blocked from the start the tunnel comes up over TLS after the DTLS attempt
+/// gives up; once UDP is allowed again, the periodic retry brings DTLS in.
+#[test]
+fn dtls_blocked_then_recovered_with_ocserv() {
+    let mut lab = Lab::new("dtls-recover");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_ocserv(&pki, &[("alice", "secret")], "udp-port = 443\n");
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.block_udp();
+    lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    lab.wait_for_log("client.log", "retrying DTLS in 60s", SECS(20));
+    let out = lab.iperf("-t 2");
+    assert!(out.status.success(), "{}", text(&out));
+    lab.unblock_udp();
+    lab.wait_for_log("client.log", "Established DTLS connection", SECS(80));
+    lab.assert_pings_over_udp(10);
+    assert!(!lab.log("client.log").contains("Reconnected"));
+}
