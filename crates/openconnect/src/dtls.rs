@@ -20,6 +20,8 @@ use tracing::{debug, info, warn};
 
 /// How long a DTLS handshake may take before the tunnel settles for CSTP (openconnect: 12 s).
 const HANDSHAKE_LIMIT: Duration = Duration::from_secs(12);
+/// Smallest DTLS packet size path-MTU detection settles for (the IPv4 minimum).
+const MIN_PROBE_MTU: usize = 576;
 /// Pause before trying DTLS again after a failure (openconnect's `dtls_attempt_period`).
 const RETRY_PERIOD: Duration = Duration::from_secs(60);
 
@@ -259,9 +261,20 @@ impl DtlsLink {
         self.phase == Phase::Up
     }
 
-    /// True when a tunnel packet of `len` bytes fits one DTLS record.
+    /// True when a tunnel packet of `len` bytes fits one DTLS record on this path.
     pub(crate) fn carries(&self, len: usize) -> bool {
-        self.is_up() && len < self.data_mtu
+        self.is_up() && len <= self.data_mtu
+    }
+
+    /// Path-MTU detection found the largest packet DTLS gets across; bigger ones go over
+    /// TLS from now on.
+    pub(crate) fn path_mtu_found(&mut self, mtu: usize) {
+        if mtu < self.data_mtu {
+            info!("Detected MTU of {mtu} bytes (was {})", self.data_mtu);
+            self.data_mtu = mtu;
+        } else {
+            debug!("DTLS path carries the full {} bytes", self.data_mtu);
+        }
     }
 
     pub(crate) fn status(&self) -> &'static str {
@@ -351,6 +364,8 @@ impl DtlsLink {
                 channel.cipher(),
                 self.data_mtu
             );
+            // Find what the path really carries: the link MTU is a guess.
+            session.start_mtu_probe(MIN_PROBE_MTU, self.data_mtu, Instant::now());
         }
         if let Err(e) = self.flush().await {
             self.fail(&format!("sending on UDP: {e}"));

@@ -379,8 +379,8 @@ impl Tunnel<'_> {
         if let Err(e) = self.flush_control().await {
             return Ok(Some(Stop::Lost(e.to_string())));
         }
-        // Every event ends this connection, so the first one decides.
-        if let Some(event) = self.session.poll_event() {
+        // Events that end this connection return at once; the others are handled in turn.
+        while let Some(event) = self.session.poll_event() {
             match event {
                 Event::ServerDisconnect(reason) => {
                     return Err(ClientError::ServerTerminated(reason));
@@ -395,6 +395,7 @@ impl Tunnel<'_> {
                     )));
                 }
                 Event::RekeyDue(Channel::Dtls) => self.dtls.rekey(&mut self.session).await,
+                Event::DtlsMtu(mtu) => self.dtls.path_mtu_found(mtu),
                 Event::RekeyDue(Channel::Cstp) => {
                     let in_place = self.config.rekey_method.as_deref() == Some("ssl");
                     if in_place && oc_tls::rekey_in_place(self.conn.tls.ssl()) {

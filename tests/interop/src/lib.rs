@@ -543,6 +543,17 @@ impl Lab {
         ));
     }
 
+    /// Drops UDP datagrams arriving in the server namespace whose IP packet is longer than
+    /// `max_ip_len` bytes: a path-MTU black hole on the way up (no ICMP, no local error).
+    pub fn black_hole_large_udp(&self, max_ip_len: u32) {
+        let ns = &self.server_ns;
+        sh(&format!(
+            "ip netns exec {ns} nft add table inet fcmtu && \
+             ip netns exec {ns} nft add chain inet fcmtu in '{{ type filter hook input priority 0; }}' && \
+             ip netns exec {ns} nft add rule inet fcmtu in meta l4proto udp ip length '>' {max_ip_len} drop"
+        ));
+    }
+
     pub fn unblock_udp(&self) {
         sh(&format!(
             "ip netns exec {} nft delete table inet fcblock",

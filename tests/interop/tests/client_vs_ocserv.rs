@@ -559,3 +559,27 @@ fn dtls_blocked_then_recovered_with_ocserv() {
     lab.assert_pings_over_udp(10);
     assert!(!lab.log("client.log").contains("Reconnected"));
 }
+
+/// A path that silently drops large UDP datagrams: path-MTU detection finds the limit,
+/// and packets above it go over TLS instead of vanishing.
+#[test]
+fn dtls_path_mtu_detection_with_ocserv() {
+    let mut lab = Lab::new("dtls-pmtu");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_ocserv(&pki, &[("alice", "secret")], "udp-port = 443\n");
+    lab.black_hole_large_udp(1200);
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    // 1200 - 20 (IP) - 8 (UDP) - 37 (DTLS 1.2 AES-GCM record) - 1 (type byte).
+    let log = lab.wait_for_log("client.log", "Detected MTU of", SECS(30));
+    assert!(log.contains("Detected MTU of 1134 bytes"), "{log}");
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    lab.assert_pings_over_udp(10);
+    // Pings larger than the path carries still answer (over TLS).
+    let out = lab.in_client(&format!("ping -c 3 -s 1300 -W 2 {}", lab.behind_ip));
+    assert!(out.status.success(), "{}", text(&out));
+    // Full-size TCP segments upstream: without the fallback they would all be lost.
+    let out = lab.iperf("-t 2");
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -1134,3 +1134,21 @@ fn tls_priorities_limit_the_protocol_version() {
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert!(report.contains("(TLS1.2)"), "{report}");
 }
+
+/// Our server echoes DPD probes, so our client's path-MTU detection works against it, and
+/// packets above the detected size go over TLS.
+#[test]
+fn dtls_path_mtu_detection_against_our_server() {
+    let (mut lab, pki) = lab("srv-dtls-pmtu", Client::Ours, "udp-port = 443\n");
+    lab.black_hole_large_udp(1200);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    let log = lab.wait_for_log("client.log", "Detected MTU of", SECS(30));
+    assert!(log.contains("Detected MTU of 1134 bytes"), "{log}");
+    lab.assert_pings_over_udp(10);
+    let out = lab.in_client(&format!("ping -c 3 -s 1300 -W 2 {}", lab.behind_ip));
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lab.iperf("-t 2");
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -5,6 +5,7 @@
 //!   response;
 //! - [`dtls_cipher`]: DTLS suite offers and ocserv's choice among them;
 //! - [`dtls_hello`]: the tunnel id in a DTLS ClientHello (server-side dispatch);
+//! - [`mtu_probe`]: path-MTU detection over DTLS with echoed DPD probes;
 //! - [`frame`]: packet framing on the CSTP (TLS) and DTLS channels;
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
 //!   tunnel, driven by a caller-supplied clock;
@@ -16,6 +17,7 @@ pub mod connect;
 pub mod dtls_cipher;
 pub mod dtls_hello;
 pub mod frame;
+pub mod mtu_probe;
 pub mod server_auth;
 pub mod server_connect;
 pub mod server_session;

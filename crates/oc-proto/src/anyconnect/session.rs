@@ -15,6 +15,7 @@ use thiserror::Error;
 use super::frame::{
     emit_cstp, parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER,
 };
+use super::mtu_probe::MtuProbe;
 
 /// The transport a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -133,6 +134,8 @@ pub enum Event {
     ServerDisconnect(String),
     /// The rekey interval elapsed on this channel.
     RekeyDue(Channel),
+    /// Path-MTU detection finished: DTLS carries packets up to this many bytes.
+    DtlsMtu(usize),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -151,6 +154,8 @@ pub struct Session {
     cstp: Liveness,
     /// Present while the DTLS channel is up.
     dtls: Option<Liveness>,
+    /// A path-MTU search running on the DTLS channel.
+    mtu_probe: Option<MtuProbe>,
     decoder: CstpDecoder,
     control_out: VecDeque<(Channel, Vec<u8>)>,
     events: VecDeque<Event>,
@@ -162,6 +167,7 @@ impl Session {
         Self {
             cstp: Liveness::new(cstp_timers, now),
             dtls: None,
+            mtu_probe: None,
             decoder: CstpDecoder::new(),
             control_out: VecDeque::new(),
             events: VecDeque::new(),
@@ -201,7 +207,12 @@ impl Session {
                 // openconnect answers with an empty response; the server echoes probes.
                 self.queue(channel, PacketType::DpdResponse, &[]);
             }
-            Some(PacketType::DpdResponse | PacketType::Keepalive) => {}
+            Some(PacketType::DpdResponse) => {
+                if let (Channel::Dtls, Some(probe)) = (channel, self.mtu_probe.as_mut()) {
+                    probe.on_response(frame.payload);
+                }
+            }
+            Some(PacketType::Keepalive) => {}
             Some(PacketType::Disconnect | PacketType::Terminate) => {
                 self.closed = true;
                 self.events
@@ -218,9 +229,33 @@ impl Session {
         self.dtls = Some(Liveness::new(timers, now));
     }
 
+    /// Searches for the largest packet DTLS carries on this path, between `min` and `max`
+    /// bytes; the answer comes as [`Event::DtlsMtu`].
+    pub fn start_mtu_probe(&mut self, min: usize, max: usize, now: Instant) {
+        if self.dtls.is_some() {
+            self.mtu_probe = Some(MtuProbe::new(min, max, now));
+            self.run_mtu_probe(now);
+        }
+    }
+
+    fn run_mtu_probe(&mut self, now: Instant) {
+        let Some(probe) = self.mtu_probe.as_mut() else {
+            return;
+        };
+        let payload = probe.poll_probe(now);
+        if let Some(mtu) = probe.result() {
+            self.mtu_probe = None;
+            self.events.push_back(Event::DtlsMtu(mtu));
+        }
+        if let Some(payload) = payload {
+            self.queue(Channel::Dtls, PacketType::DpdRequest, &payload);
+        }
+    }
+
     /// The DTLS channel is gone (dead peer, error, reconnect): its queued control frames too.
     pub fn stop_dtls(&mut self) {
         self.dtls = None;
+        self.mtu_probe = None;
         self.control_out
             .retain(|(channel, _)| *channel == Channel::Cstp);
     }
@@ -240,10 +275,13 @@ impl Session {
             return Ok(());
         };
         liveness.on_receive(now);
-        match parse_dtls(record) {
+        let result = match parse_dtls(record) {
             Some(frame) => self.handle_frame(Channel::Dtls, frame, &mut on_packet),
             None => Ok(()),
-        }
+        };
+        // An echoed probe moves the MTU search on at once.
+        self.run_mtu_probe(now);
+        result
     }
 
     /// The shell sent a data packet on this channel.
@@ -286,6 +324,7 @@ impl Session {
         [
             self.cstp.next_deadline(),
             self.dtls.as_ref().and_then(Liveness::next_deadline),
+            self.mtu_probe.as_ref().and_then(MtuProbe::poll_timeout),
         ]
         .into_iter()
         .flatten()
@@ -296,6 +335,7 @@ impl Session {
         if self.closed {
             return;
         }
+        self.run_mtu_probe(now);
         while let Some(action) = self.dtls.as_mut().and_then(|l| l.check(now)) {
             match action {
                 LivenessAction::SendDpd => self.queue(Channel::Dtls, PacketType::DpdRequest, &[]),
@@ -473,6 +513,24 @@ mod tests {
         s.stop_dtls();
         s.handle_timeout(t0 + S * 100);
         assert_eq!(s.poll_event(), None);
+    }
+
+    #[test]
+    fn mtu_probe_runs_on_dtls_and_reports() {
+        let t0 = Instant::now();
+        let mut s = Session::new(Timers::default(), t0);
+        s.start_dtls(Timers::default(), t0);
+        s.start_mtu_probe(576, 1400, t0);
+        let (channel, probe) = s.poll_transmit().unwrap();
+        assert_eq!(channel, Channel::Dtls);
+        assert_eq!(probe[0], PacketType::DpdRequest.code());
+        assert_eq!(probe.len(), 1 + 1400);
+        // The server echoes the payload in a DPD response.
+        let mut echo = probe.clone();
+        echo[0] = PacketType::DpdResponse.code();
+        s.handle_dtls(&echo, t0, |_| {}).unwrap();
+        assert_eq!(s.poll_event(), Some(Event::DtlsMtu(1400)));
+        assert!(s.poll_transmit().is_none());
     }
 
     #[test]
