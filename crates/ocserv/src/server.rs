@@ -1151,7 +1151,14 @@ impl Server {
         Some((
             id,
             mode,
-            TunnelDtls::new(keying, socket.clone(), rx, link_mtu, switch),
+            TunnelDtls::new(
+                keying,
+                socket.clone(),
+                (id, rx),
+                self.dtls_registry.clone(),
+                link_mtu,
+                switch,
+            ),
         ))
     }
 

@@ -2,9 +2,9 @@
 //!
 //! A dispatcher task reads every datagram. A DTLS ClientHello names its tunnel by the id the
 //! CONNECT answer granted (`X-DTLS-App-ID`), which maps the sender's address to that tunnel;
-//! later datagrams follow the address. Anything else is dropped and counted, without
-//! logging per datagram. Each tunnel runs its own [`TunnelDtls`] on the datagrams it is
-//! given, and sends through the shared socket.
+//! later datagrams follow the address. Anything else is dropped and counted by reason, without
+//! logging per datagram (a summary line every 10 s at most). Each tunnel runs its own
+//! [`TunnelDtls`] on the datagrams it is given, and sends through the shared socket.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +22,8 @@ use oc_tls::dtls::{
 use openssl::ssl::SslContext;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
 /// A datagram and who sent it.
@@ -29,20 +31,43 @@ pub type Datagram = (SocketAddr, Vec<u8>);
 pub type DtlsId = [u8; DTLS_ID_LEN];
 
 /// Datagrams queued towards one tunnel before new ones are dropped.
-pub const TUNNEL_QUEUE: usize = 256;
+pub const TUNNEL_QUEUE: usize = 1024;
 /// Smallest datagram that can be a DTLS record (its header alone is 13 bytes).
 const MIN_DATAGRAM: usize = 13;
+/// Largest datagram that can be a DTLS record: the 13-byte header and at most 2^14 + 2048
+/// bytes of ciphertext (RFC 6347). Clients keep their datagrams under the path MTU, so
+/// anything longer is junk and is dropped before the registry is even looked at.
+const MAX_DATAGRAM: usize = 13 + (1 << 14) + 2048;
+/// How often the dispatcher logs what it dropped (only when it dropped something).
+pub const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
-/// Which tunnel owns which DTLS id and which client address.
+/// Which tunnel owns which DTLS id and which client addresses: the address of its
+/// established channel (active) and of a handshake in progress (pending). A new handshake
+/// never takes the active address away; only its completion does (a replayed or spoofed
+/// ClientHello cannot finish a handshake without the key).
 #[derive(Debug, Default)]
 pub struct DtlsRegistry {
-    by_id: HashMap<DtlsId, mpsc::Sender<Datagram>>,
+    by_id: HashMap<DtlsId, Owner>,
     by_addr: HashMap<SocketAddr, DtlsId>,
+}
+
+#[derive(Debug)]
+struct Owner {
+    tx: mpsc::Sender<Datagram>,
+    active: Option<SocketAddr>,
+    pending: Option<SocketAddr>,
 }
 
 impl DtlsRegistry {
     pub fn register(&mut self, id: DtlsId, tx: mpsc::Sender<Datagram>) {
-        self.by_id.insert(id, tx);
+        self.by_id.insert(
+            id,
+            Owner {
+                tx,
+                active: None,
+                pending: None,
+            },
+        );
     }
 
     pub fn unregister(&mut self, id: &DtlsId) {
@@ -50,39 +75,180 @@ impl DtlsRegistry {
         self.by_addr.retain(|_, owner| owner != id);
     }
 
-    /// The queue for a datagram from `peer`, learning the address from a ClientHello.
+    /// The handshake from `peer` completed: it becomes the tunnel's only address.
+    pub fn promote(&mut self, id: &DtlsId, peer: SocketAddr) {
+        let Some(owner) = self.by_id.get_mut(id) else {
+            return;
+        };
+        for old in [owner.active, owner.pending].into_iter().flatten() {
+            if old != peer {
+                self.by_addr.remove(&old);
+            }
+        }
+        owner.active = Some(peer);
+        owner.pending = None;
+        self.by_addr.insert(peer, *id);
+    }
+
+    /// The queue for a datagram from `peer`, learning a pending address from a ClientHello.
     fn route(&mut self, peer: SocketAddr, datagram: &[u8]) -> Option<&mpsc::Sender<Datagram>> {
         if let Some(id) = client_hello_id(datagram) {
             let id: DtlsId = id.try_into().ok()?;
-            if self.by_id.contains_key(&id) {
-                // A new handshake moves the tunnel to this address (e.g. after NAT rebinding).
-                self.by_addr.retain(|_, owner| *owner != id);
+            let owner = self.by_id.get_mut(&id)?;
+            if owner.active != Some(peer) && owner.pending != Some(peer) {
+                // One pending address per tunnel: the previous one is forgotten.
+                if let Some(old) = owner.pending.replace(peer) {
+                    self.by_addr.remove(&old);
+                }
                 self.by_addr.insert(peer, id);
-                return self.by_id.get(&id);
             }
-            return None;
+            return self.by_id.get(&id).map(|o| &o.tx);
         }
         let id = self.by_addr.get(&peer)?;
-        self.by_id.get(id)
+        self.by_id.get(id).map(|o| &o.tx)
     }
 }
 
-/// What the UDP port saw, for logs and (later) metrics.
+/// What the UDP port saw, for logs and (later) metrics: datagrams handed to a tunnel, and
+/// the dropped ones by reason.
 #[derive(Debug, Default)]
 pub struct UdpCounters {
     pub delivered: AtomicU64,
-    pub dropped: AtomicU64,
+    /// Shorter than a DTLS record header (`MIN_DATAGRAM`, 13 bytes).
+    pub too_short: AtomicU64,
+    /// Longer than any DTLS record (`MAX_DATAGRAM`).
+    pub oversized: AtomicU64,
+    /// From an address no tunnel owns, and not a ClientHello naming a registered tunnel
+    /// (or its tunnel is going away).
+    pub unmatched: AtomicU64,
+    /// The tunnel's queue ([`TUNNEL_QUEUE`]) was full.
+    pub queue_full: AtomicU64,
+}
+
+/// What became of one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Delivered,
+    TooShort,
+    Oversized,
+    Unmatched,
+    QueueFull,
+}
+
+impl UdpCounters {
+    pub fn count(&self, fate: Fate) {
+        let counter = match fate {
+            Fate::Delivered => &self.delivered,
+            Fate::TooShort => &self.too_short,
+            Fate::Oversized => &self.oversized,
+            Fate::Unmatched => &self.unmatched,
+            Fate::QueueFull => &self.queue_full,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn snapshot(&self) -> UdpStats {
+        UdpStats {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            too_short: self.too_short.load(Ordering::Relaxed),
+            oversized: self.oversized.load(Ordering::Relaxed),
+            unmatched: self.unmatched.load(Ordering::Relaxed),
+            queue_full: self.queue_full.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The counters at one moment, or their change over a period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UdpStats {
+    pub delivered: u64,
+    pub too_short: u64,
+    pub oversized: u64,
+    pub unmatched: u64,
+    pub queue_full: u64,
+}
+
+impl UdpStats {
+    pub fn dropped(&self) -> u64 {
+        self.too_short + self.oversized + self.unmatched + self.queue_full
+    }
+
+    /// What changed since `earlier`.
+    pub fn since(&self, earlier: &UdpStats) -> UdpStats {
+        UdpStats {
+            delivered: self.delivered.wrapping_sub(earlier.delivered),
+            too_short: self.too_short.wrapping_sub(earlier.too_short),
+            oversized: self.oversized.wrapping_sub(earlier.oversized),
+            unmatched: self.unmatched.wrapping_sub(earlier.unmatched),
+            queue_full: self.queue_full.wrapping_sub(earlier.queue_full),
+        }
+    }
+
+    /// The log line for a change over `period`, or `None` when nothing was dropped.
+    pub fn summary(&self, period: Duration) -> Option<String> {
+        let dropped = self.dropped();
+        (dropped > 0).then(|| {
+            let secs = (period.as_millis() + 500) / 1000;
+            format!(
+                "UDP port: dropped {dropped} datagrams in the last {secs}s (unmatched {}, \
+                 too short {}, oversized {}, queue full {}); {} delivered",
+                self.unmatched, self.too_short, self.oversized, self.queue_full, self.delivered
+            )
+        })
+    }
+}
+
+/// Hands one datagram to its tunnel's queue, or says why not. Nothing is allocated unless
+/// the datagram is delivered, and nothing waits: a full queue drops the datagram rather
+/// than stall every other session.
+fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, datagram: &[u8]) -> Fate {
+    if datagram.len() < MIN_DATAGRAM {
+        return Fate::TooShort;
+    }
+    if datagram.len() > MAX_DATAGRAM {
+        return Fate::Oversized;
+    }
+    let mut reg = lock_registry(registry);
+    let Some(tx) = reg.route(peer, datagram) else {
+        return Fate::Unmatched;
+    };
+    let fate = match tx.try_reserve() {
+        Ok(permit) => {
+            permit.send((peer, datagram.to_vec()));
+            Fate::Delivered
+        }
+        Err(TrySendError::Full(())) => Fate::QueueFull,
+        Err(TrySendError::Closed(())) => Fate::Unmatched,
+    };
+    fate
 }
 
 /// Reads the shared socket and hands each datagram to its tunnel. Runs for the server's life.
+/// Every [`SUMMARY_EVERY`] it logs one line on what it dropped, if it dropped anything.
 pub async fn run_dispatcher(
     socket: Arc<UdpSocket>,
     registry: Arc<Mutex<DtlsRegistry>>,
     counters: Arc<UdpCounters>,
 ) {
     let mut buf = vec![0u8; 65536];
+    let start = tokio::time::Instant::now() + SUMMARY_EVERY;
+    let mut summary = tokio::time::interval_at(start, SUMMARY_EVERY);
+    summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut last = (tokio::time::Instant::now(), counters.snapshot());
     loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
+        let received = tokio::select! {
+            biased;
+            now = summary.tick() => {
+                let stats = counters.snapshot();
+                if let Some(line) = stats.since(&last.1).summary(now - last.0) {
+                    info!("{line}");
+                }
+                last = (now, stats);
+                continue;
+            }
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let (n, peer) = match received {
             Ok(r) => r,
             Err(e) => {
                 debug!("UDP receive: {e}");
@@ -91,19 +257,7 @@ pub async fn run_dispatcher(
             }
         };
         let datagram = buf.get(..n).unwrap_or_default();
-        let delivered = n >= MIN_DATAGRAM && {
-            let mut reg = registry
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            reg.route(peer, datagram)
-                .is_some_and(|tx| tx.try_send((peer, datagram.to_vec())).is_ok())
-        };
-        let counter = if delivered {
-            &counters.delivered
-        } else {
-            &counters.dropped
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counters.count(dispatch(&registry, peer, datagram));
     }
 }
 
@@ -170,12 +324,16 @@ pub fn psk_cipher_matching(tls: Bulk) -> Option<&'static str> {
     }
 }
 
-/// One tunnel's DTLS channel.
+/// One tunnel's DTLS channel, with room for a second handshake (a rekey, or the client
+/// moving to a new address) that replaces it only once complete.
 pub struct TunnelDtls {
     keying: Keying,
     socket: Arc<UdpSocket>,
     rx: mpsc::Receiver<Datagram>,
-    channel: Option<(SocketAddr, DtlsChannel)>,
+    id: DtlsId,
+    registry: Arc<Mutex<DtlsRegistry>>,
+    active: Option<(SocketAddr, DtlsChannel)>,
+    pending: Option<(SocketAddr, DtlsChannel)>,
     link_mtu: u32,
     /// Data goes over UDP only while the client was heard on it this recently.
     switch_to_tcp: Duration,
@@ -186,16 +344,23 @@ pub struct TunnelDtls {
 impl std::fmt::Debug for TunnelDtls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TunnelDtls")
-            .field("peer", &self.channel.as_ref().map(|(p, _)| *p))
+            .field("active", &self.active.as_ref().map(|(p, _)| *p))
+            .field("pending", &self.pending.as_ref().map(|(p, _)| *p))
             .finish()
     }
+}
+
+/// DTLS content types that belong to a handshake (handshake, change_cipher_spec).
+fn is_handshake_record(datagram: &[u8]) -> bool {
+    matches!(datagram.first(), Some(22 | 20))
 }
 
 impl TunnelDtls {
     pub fn new(
         keying: Keying,
         socket: Arc<UdpSocket>,
-        rx: mpsc::Receiver<Datagram>,
+        (id, rx): (DtlsId, mpsc::Receiver<Datagram>),
+        registry: Arc<Mutex<DtlsRegistry>>,
         link_mtu: u32,
         switch_to_tcp: Duration,
     ) -> Self {
@@ -203,7 +368,10 @@ impl TunnelDtls {
             keying,
             socket,
             rx,
-            channel: None,
+            id,
+            registry,
+            active: None,
+            pending: None,
             link_mtu,
             switch_to_tcp,
             last_rx: None,
@@ -218,14 +386,10 @@ impl TunnelDtls {
 
     /// True when a tunnel packet of `len` bytes should go over DTLS now.
     pub fn carries(&self, len: usize, now: Instant) -> bool {
-        let established = self
-            .channel
-            .as_ref()
-            .is_some_and(|(_, c)| c.state() == DtlsState::Established);
         let recent = self
             .last_rx
             .is_some_and(|t| now.saturating_duration_since(t) < self.switch_to_tcp);
-        established && recent && len < self.data_mtu
+        self.active.is_some() && recent && len < self.data_mtu
     }
 
     pub async fn on_datagram(
@@ -235,60 +399,78 @@ impl TunnelDtls {
         session: &mut ServerSession,
         on_packet: impl FnMut(&[u8]),
     ) {
-        let hello = client_hello_id(datagram).is_some();
-        let same_handshake = self
-            .channel
-            .as_ref()
-            .is_some_and(|(p, c)| *p == peer && c.state() == DtlsState::Handshaking);
-        if hello && !same_handshake {
-            // A (re)handshake: a fresh association replaces the old one.
+        let active_peer = self.active.as_ref().map(|(p, _)| *p);
+        let pending_peer = self.pending.as_ref().map(|(p, _)| *p);
+        if client_hello_id(datagram).is_some() && pending_peer != Some(peer) {
+            // A new handshake goes into the pending slot; the active channel keeps
+            // carrying traffic until it completes.
             match self.keying.channel(self.link_mtu, peer.is_ipv6()) {
-                Ok(c) => self.channel = Some((peer, c)),
+                Ok(c) => self.pending = Some((peer, c)),
                 Err(e) => {
                     warn!("{peer}: cannot start DTLS: {e}");
                     return;
                 }
             }
         }
-        let Some((chan_peer, channel)) = self.channel.as_mut() else {
-            return;
-        };
-        if *chan_peer != peer {
-            return;
+        let to_pending = self.pending.as_ref().is_some_and(|(p, _)| *p == peer)
+            && (active_peer != Some(peer) || is_handshake_record(datagram));
+        if to_pending {
+            self.feed_pending(peer, datagram);
+        } else if active_peer == Some(peer) {
+            if let Some((_, channel)) = self.active.as_mut() {
+                if let Err(e) = channel.handle_datagram(datagram) {
+                    debug!("{peer}: DTLS record dropped: {e}");
+                }
+            }
         }
-        let was_handshaking = channel.state() == DtlsState::Handshaking;
-        if let Err(e) = channel.handle_datagram(datagram) {
-            debug!("{peer}: DTLS handshake failed: {e}");
-            self.channel = None;
-            return;
-        }
-        if was_handshaking && channel.state() == DtlsState::Established {
-            self.data_mtu = channel.data_mtu().saturating_sub(1);
-            info!("{peer}: DTLS established ({})", channel.cipher());
-        }
-        self.last_rx = Some(Instant::now());
         self.flush().await;
         self.drain(session, on_packet);
     }
 
-    fn drain(&mut self, session: &mut ServerSession, mut on_packet: impl FnMut(&[u8])) {
-        let Some((_, channel)) = self.channel.as_mut() else {
+    fn feed_pending(&mut self, peer: SocketAddr, datagram: &[u8]) {
+        let Some((_, channel)) = self.pending.as_mut() else {
             return;
         };
+        if let Err(e) = channel.handle_datagram(datagram) {
+            debug!("{peer}: DTLS handshake failed: {e}");
+            self.pending = None;
+            return;
+        }
+        if channel.state() == DtlsState::Established {
+            self.data_mtu = channel.data_mtu().saturating_sub(1);
+            info!("{peer}: DTLS established ({})", channel.cipher());
+            if let Some((_, mut old)) = self.active.take() {
+                old.close();
+            }
+            self.active = self.pending.take();
+            self.last_rx = Some(Instant::now());
+            lock_registry(&self.registry).promote(&self.id, peer);
+        }
+    }
+
+    fn drain(&mut self, session: &mut ServerSession, mut on_packet: impl FnMut(&[u8])) {
+        let Some((_, channel)) = self.active.as_mut() else {
+            return;
+        };
+        let mut heard = false;
         let result = channel.drain(|record| {
+            heard = true;
             if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
                 debug!("DTLS record ignored: {e}");
             }
         });
+        if heard {
+            self.last_rx = Some(Instant::now());
+        }
         if let Err(e) = result {
             debug!("DTLS channel closed: {e}");
-            self.channel = None;
+            self.active = None;
         }
     }
 
     /// Encrypts one record (type byte + payload) and sends it.
     pub async fn send_record(&mut self, record: &[u8]) -> bool {
-        let Some((_, channel)) = self.channel.as_mut() else {
+        let Some((_, channel)) = self.active.as_mut() else {
             return false;
         };
         if channel.send(record).is_err() {
@@ -299,32 +481,46 @@ impl TunnelDtls {
     }
 
     async fn flush(&mut self) {
-        let Some((peer, channel)) = self.channel.as_mut() else {
-            return;
-        };
-        while let Some(datagram) = channel.poll_transmit() {
-            // UDP is lossy by nature: a failed send is a lost datagram, nothing more.
-            let _ = self.socket.send_to(&datagram, *peer).await;
+        for (peer, channel) in [self.active.as_mut(), self.pending.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            while let Some(datagram) = channel.poll_transmit() {
+                // UDP is lossy by nature: a failed send is a lost datagram, nothing more.
+                let _ = self.socket.send_to(&datagram, *peer).await;
+            }
         }
     }
 
-    /// When the handshake wants a retransmission.
+    /// When a handshake wants a retransmission.
     pub fn deadline(&self) -> Option<Instant> {
-        self.channel
-            .as_ref()
-            .and_then(|(_, c)| c.poll_timeout())
+        [self.active.as_ref(), self.pending.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|(_, c)| c.poll_timeout())
+            .min()
             .map(|d| Instant::now() + d)
     }
 
     pub async fn on_deadline(&mut self) {
-        if let Some((_, channel)) = self.channel.as_mut() {
+        if let Some((_, channel)) = self.pending.as_mut() {
             if channel.handle_timeout().is_err() {
-                self.channel = None;
-                return;
+                self.pending = None;
+            }
+        }
+        if let Some((_, channel)) = self.active.as_mut() {
+            if channel.handle_timeout().is_err() {
+                self.active = None;
             }
         }
         self.flush().await;
     }
+}
+
+fn lock_registry(registry: &Mutex<DtlsRegistry>) -> std::sync::MutexGuard<'_, DtlsRegistry> {
+    registry
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits for the next datagram of a tunnel's DTLS channel, or forever without one.
@@ -371,8 +567,87 @@ mod tests {
         // The client moved: the old address no longer routes.
         assert!(reg.route(b, &hello(&id)).is_some());
         assert!(reg.route(a, &[23u8; 40]).is_none());
+        // Once a's handshake completed, a hello from elsewhere (a replay, or a rekey from a
+        // new port) does not take the tunnel away from a until it completes itself.
+        reg.promote(&id, a);
+        assert!(reg.route(b, &hello(&id)).is_some());
+        assert!(reg.route(a, &[23u8; 40]).is_some());
+        assert!(reg.route(b, &[23u8; 40]).is_some());
+        reg.promote(&id, b);
+        assert!(reg.route(a, &[23u8; 40]).is_none());
         reg.unregister(&id);
         assert!(reg.route(b, &[23u8; 40]).is_none());
         assert!(reg.route(b, &hello(&id)).is_none());
+    }
+
+    #[test]
+    fn dispatch_counts_each_drop_by_reason() {
+        let registry = Mutex::new(DtlsRegistry::default());
+        let (tx, mut rx) = mpsc::channel(1);
+        let id = [7u8; 32];
+        registry.lock().unwrap().register(id, tx);
+        let a: SocketAddr = "198.18.0.2:5000".parse().unwrap();
+        let counters = UdpCounters::default();
+        let send = |datagram: &[u8]| {
+            let fate = dispatch(&registry, a, datagram);
+            counters.count(fate);
+            fate
+        };
+        assert_eq!(send(&[22u8; 12]), Fate::TooShort);
+        assert_eq!(send(&vec![23u8; MAX_DATAGRAM + 1]), Fate::Oversized);
+        assert_eq!(send(&[23u8; 40]), Fate::Unmatched);
+        assert_eq!(send(&hello(&[8u8; 32])), Fate::Unmatched);
+        assert_eq!(send(&hello(&id)), Fate::Delivered);
+        // The queue holds one datagram: the next is dropped, not waited for.
+        assert_eq!(send(&vec![23u8; MAX_DATAGRAM]), Fate::QueueFull);
+        assert!(rx.try_recv().is_ok());
+        assert_eq!(send(&[23u8; MIN_DATAGRAM]), Fate::Delivered);
+        // A tunnel going away: its datagrams have nowhere to go.
+        drop(rx);
+        assert_eq!(send(&[23u8; 40]), Fate::Unmatched);
+        let stats = counters.snapshot();
+        assert_eq!(
+            stats,
+            UdpStats {
+                delivered: 2,
+                too_short: 1,
+                oversized: 1,
+                unmatched: 3,
+                queue_full: 1,
+            }
+        );
+        assert_eq!(stats.dropped(), 6);
+    }
+
+    #[test]
+    fn summary_reports_the_change_and_only_drops() {
+        let before = UdpStats {
+            delivered: 100,
+            too_short: 5,
+            oversized: 1,
+            unmatched: 7,
+            queue_full: 0,
+        };
+        let after = UdpStats {
+            delivered: 912,
+            too_short: 205,
+            oversized: 35,
+            unmatched: 10007,
+            queue_full: 0,
+        };
+        let change = after.since(&before);
+        assert_eq!(change.dropped(), 10234);
+        assert_eq!(
+            change.summary(Duration::from_millis(10_003)).unwrap(),
+            "UDP port: dropped 10234 datagrams in the last 10s (unmatched 10000, too short 200, \
+             oversized 34, queue full 0); 812 delivered"
+        );
+        // Traffic without drops is not worth a line.
+        let quiet = UdpStats {
+            delivered: 5000,
+            ..after
+        };
+        assert_eq!(quiet.since(&after).summary(SUMMARY_EVERY), None);
+        assert_eq!(UdpStats::default().summary(SUMMARY_EVERY), None);
     }
 }

@@ -44,6 +44,9 @@ const PSK_CIPHERS: &str = "PSK-AES256-GCM-SHA384:PSK-AES128-GCM-SHA256:PSK-CHACH
 const PSK_SESSION_CIPHER: u16 = 0x00a9;
 /// Encrypt-then-MAC is not in the `openssl` crate's option names; openconnect disables it.
 const NO_ENCRYPT_THEN_MAC: SslOptions = SslOptions::from_bits_retain(1 << 19);
+/// `SSL_OP_ALLOW_CLIENT_RENEGOTIATION` (OpenSSL 3 refuses client-initiated renegotiation
+/// without it); not in the `openssl` crate's option names.
+const ALLOW_CLIENT_RENEGOTIATION: SslOptions = SslOptions::from_bits_retain(1 << 8);
 /// Datagrams waiting in each direction before the oldest are dropped (a peer cannot make
 /// us queue without bound).
 const MAX_QUEUED: usize = 64;
@@ -160,6 +163,12 @@ pub fn psk_client_context() -> Result<SslContext, DtlsError> {
 pub fn psk_server_context() -> Result<SslContext, DtlsError> {
     let mut b = psk_builder(SslMethod::dtls_server())?;
     b.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
+    // openconnect's GnuTLS build rekeys DTLS by renegotiating in place, without the
+    // renegotiation_info extension (its DTLS hello carries no extensions). Allowing it is
+    // safe here: the attack on unsafe renegotiation needs a session of the attacker's own,
+    // and every session on this context needs the PSK exported from the victim's TLS.
+    b.clear_options(SslOptions::NO_RENEGOTIATION);
+    b.set_options(SslOptions::ALLOW_UNSAFE_LEGACY_RENEGOTIATION | ALLOW_CLIENT_RENEGOTIATION);
     b.set_psk_server_callback(|ssl, _identity, psk| copy_key(ssl, psk));
     Ok(b.build())
 }
