@@ -530,6 +530,25 @@ impl Lab {
         );
     }
 
+    /// 20 pings, then a short iperf3 run each way, all over UDP (DTLS).
+    pub fn assert_traffic_over_udp(&self) {
+        self.assert_pings_over_udp(20);
+        let before = self.client_udp_in();
+        for reverse in ["", "-R"] {
+            let out = self.iperf(&format!("-t 2 {reverse}"));
+            assert!(
+                out.status.success(),
+                "iperf3 {reverse} failed:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert!(
+            self.client_udp_in() - before > 1000,
+            "iperf3 did not use UDP"
+        );
+    }
+
     /// Drops all UDP in and out of the client namespace (nftables), as a hostile network
     /// would; [`Lab::unblock_udp`] lifts it.
     pub fn block_udp(&self) {
