@@ -350,9 +350,11 @@ impl std::fmt::Debug for TunnelDtls {
     }
 }
 
-/// DTLS content types that belong to a handshake (handshake, change_cipher_spec).
-fn is_handshake_record(datagram: &[u8]) -> bool {
-    matches!(datagram.first(), Some(22 | 20))
+/// A record in epoch 0: a handshake starting from scratch. Renegotiation on the live
+/// channel runs in a later epoch, so it stays with that channel even when a (possibly
+/// replayed) hello opened a pending handshake from the same address.
+fn is_epoch_zero(datagram: &[u8]) -> bool {
+    datagram.get(3..5) == Some(&[0, 0][..])
 }
 
 impl TunnelDtls {
@@ -413,7 +415,7 @@ impl TunnelDtls {
             }
         }
         let to_pending = self.pending.as_ref().is_some_and(|(p, _)| *p == peer)
-            && (active_peer != Some(peer) || is_handshake_record(datagram));
+            && (active_peer != Some(peer) || is_epoch_zero(datagram));
         if to_pending {
             self.feed_pending(peer, datagram);
         } else if active_peer == Some(peer) {
