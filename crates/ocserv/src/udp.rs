@@ -26,6 +26,8 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::MissedTickBehavior;
 use tracing::{debug, info, warn};
 
+use crate::server::lock;
+
 /// A datagram and who sent it.
 pub type Datagram = (SocketAddr, Vec<u8>);
 pub type DtlsId = [u8; DTLS_ID_LEN];
@@ -208,7 +210,7 @@ fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, datagram: &[u8]) -
     if datagram.len() > MAX_DATAGRAM {
         return Fate::Oversized;
     }
-    let mut reg = lock_registry(registry);
+    let mut reg = lock(registry);
     let Some(tx) = reg.route(peer, datagram) else {
         return Fate::Unmatched;
     };
@@ -446,7 +448,7 @@ impl TunnelDtls {
             }
             self.active = self.pending.take();
             self.last_rx = Some(Instant::now());
-            lock_registry(&self.registry).promote(&self.id, peer);
+            lock(&self.registry).promote(&self.id, peer);
         }
     }
 
@@ -517,12 +519,6 @@ impl TunnelDtls {
         }
         self.flush().await;
     }
-}
-
-fn lock_registry(registry: &Mutex<DtlsRegistry>) -> std::sync::MutexGuard<'_, DtlsRegistry> {
-    registry
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Waits for the next datagram of a tunnel's DTLS channel, or forever without one.

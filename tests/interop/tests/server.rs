@@ -82,6 +82,15 @@ fn authenticate(lab: &Lab, ca: &str, url: &str) -> String {
         .to_string()
 }
 
+/// Starts a client (per the lab) logging in as alice, with `extra` options before the URL.
+fn connect_alice(lab: &mut Lab, pki: &Pki, extra: &[&str]) {
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(lab);
+    let mut rest = extra.to_vec();
+    rest.push(&u);
+    lab.spawn_client(&login_args(&ca, &rest), "secret\n");
+}
+
 fn url(lab: &Lab) -> String {
     format!("https://{}/", lab.server_ip)
 }
@@ -721,9 +730,7 @@ fn privileges_dropped_after_setup() {
     );
     let user = sh(&format!("ps -o user= -p {}", lab.server_pid()));
     assert_eq!(user.trim(), "nobody");
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     assert!(
         lab.ping_behind(SECS(20)),
         "{}\n{}",
@@ -847,9 +854,9 @@ with_both_clients!(group_selection_and_ipv6: debian_client_group_selection_and_i
 #[test]
 fn max_same_clients_refuses_a_second_tunnel() {
     let (mut lab, pki) = lab("srv-same", Client::Ours, "max-same-clients = 1\n");
+    connect_alice(&mut lab, &pki, &[]);
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     // A second login works, but its tunnel would be alice's second one.
     let cookie = authenticate(&lab, &ca, &u);
@@ -906,9 +913,7 @@ fn connect_script_refusal_frees_the_slot() {
 
 fn bulk_transfer_both_ways(client: Client) {
     let (mut lab, pki) = lab("srv-iperf", client, "");
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     for reverse in [false, true] {
         let out = lab.iperf(&format!("-t 2 -J {}", if reverse { "-R" } else { "" }));
@@ -934,9 +939,7 @@ with_both_clients!(bulk_transfer_both_ways: debian_client_bulk_transfer_both_way
 
 fn dtls_psk_carries_the_traffic(client: Client) {
     let (mut lab, pki) = lab("srv-dtls", client, "udp-port = 443\n");
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(10));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
@@ -949,9 +952,7 @@ fn dtls_blocked_mid_session_falls_back_to_tls(client: Client) {
     // Short timers so the loss of UDP is noticed within seconds.
     let extra = "udp-port = 443\ndpd = 3\nswitch-to-tcp-timeout = 3\n";
     let (mut lab, pki) = lab("srv-dtls-block", client, extra);
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
     lab.assert_pings_over_udp(5);
@@ -989,9 +990,7 @@ fn dtls_legacy_carries_the_traffic(client: Client) {
         client,
         "udp-port = 443\ndtls-psk = false\n",
     );
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     let log = lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
     assert!(log.contains("(legacy resumption)"), "{log}");
     assert!(!log.contains("DTLS established (PSK"), "{log}");
@@ -1011,12 +1010,7 @@ fn cbc_only_dtls_offer_gets_tls_only() {
         Client::Debian,
         "udp-port = 443\ndtls-psk = false\n",
     );
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(
-        &login_args(&ca, &["--dtls-ciphers", "AES128-SHA", &u]),
-        "secret\n",
-    );
+    connect_alice(&mut lab, &pki, &["--dtls-ciphers", "AES128-SHA"]);
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     let log = lab.log("ocserv.log");
     assert!(!log.contains("DTLS ciphersuite"), "{log}");
@@ -1034,12 +1028,7 @@ fn cbc_only_dtls_offer_gets_tls_only() {
 fn dtls_legacy_off_and_no_psk_offer_gets_tls_only() {
     let extra = "udp-port = 443\ndtls-legacy = false\n";
     let (mut lab, pki) = lab("srv-dtls-nolegacy", Client::Ours, extra);
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(
-        &login_args(&ca, &["--dtls-ciphers", "OC-DTLS1_2-AES256-GCM", &u]),
-        "secret\n",
-    );
+    connect_alice(&mut lab, &pki, &["--dtls-ciphers", "OC-DTLS1_2-AES256-GCM"]);
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     assert!(!lab.log("ocserv.log").contains("DTLS ciphersuite"));
     assert!(!lab.log("client.log").contains("Established DTLS"));
@@ -1051,12 +1040,7 @@ fn dtls_legacy_off_and_no_psk_offer_gets_tls_only() {
 fn chosen_legacy_suite_and_dtls_rekey() {
     let extra = "udp-port = 443\nrekey-time = 6\n";
     let (mut lab, pki) = lab("srv-dtls-rekey", Client::Ours, extra);
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(
-        &login_args(&ca, &["--dtls-ciphers", "OC-DTLS1_2-AES128-GCM", &u]),
-        "secret\n",
-    );
+    connect_alice(&mut lab, &pki, &["--dtls-ciphers", "OC-DTLS1_2-AES128-GCM"]);
     let log = lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     assert!(log.contains("AES128-GCM-SHA256"), "{log}");
     assert!(lab
@@ -1073,9 +1057,7 @@ with_both_clients!(dtls_blocked_mid_session_falls_back_to_tls: debian_client_dtl
 
 fn session_timeout_ends_the_session(client: Client) {
     let (mut lab, pki) = lab("srv-stimeout", client, "session-timeout = 4\n");
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
     // The server closes the tunnel and refuses the cookie: the client's reconnect gets
     // 401 and it exits 2, as with ocserv.
@@ -1093,9 +1075,7 @@ with_both_clients!(session_timeout_ends_the_session: debian_client_session_timeo
 
 fn idle_timeout_keeps_the_cookie(client: Client) {
     let (mut lab, pki) = lab("srv-idle", client, "idle-timeout = 3\n");
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     lab.wait_for_log("ocserv.log", "tunnel up", SECS(10));
     // Pings do not count as activity: the server drops the idle tunnel, the client comes
     // back with its cookie and gets the same session.
@@ -1128,9 +1108,7 @@ fn tls_priorities_limit_the_protocol_version() {
 fn dtls_path_mtu_detection_against_our_server() {
     let (mut lab, pki) = lab("srv-dtls-pmtu", Client::Ours, "udp-port = 443\n");
     lab.black_hole_large_udp(1200);
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     let log = lab.wait_for_log("client.log", "Detected MTU of", SECS(30));
     assert!(log.contains("Detected MTU of 1134 bytes"), "{log}");
     lab.assert_pings_over_udp(10);
@@ -1144,9 +1122,7 @@ fn dtls_path_mtu_detection_against_our_server() {
 /// without the tunnel being re-established.
 fn rekey_keeps_the_tunnel(client: Client) {
     let (mut lab, pki) = lab("srv-rekey", client, "udp-port = 443\nrekey-time = 5\n");
-    let ca = pki.ca_pem.display().to_string();
-    let u = url(&lab);
-    lab.spawn_client(&login_args(&ca, &[&u]), "secret\n");
+    connect_alice(&mut lab, &pki, &[]);
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     std::thread::sleep(SECS(12));
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
