@@ -83,8 +83,7 @@ pub fn totp(algorithm: Algorithm, key: &[u8], unix_time: u64, period: u64, digit
 /// Compares two codes in time independent of where they differ.
 pub fn codes_equal(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
@@ -112,8 +111,7 @@ mod tests {
     fn rfc6238_appendix_b() {
         let sha1 = b"12345678901234567890".as_slice();
         let sha256 = b"12345678901234567890123456789012".as_slice();
-        let sha512 =
-            b"1234567890123456789012345678901234567890123456789012345678901234".as_slice();
+        let sha512 = b"1234567890123456789012345678901234567890123456789012345678901234".as_slice();
         let table: [(u64, &str, &str, &str); 6] = [
             (59, "94287082", "46119246", "90693936"),
             (1111111109, "07081804", "68084774", "25091201"),
@@ -124,10 +122,22 @@ mod tests {
         ];
         for (time, c1, c256, c512) in table {
             assert_eq!(totp(Algorithm::Sha1, sha1, time, 30, 8), c1, "t={time}");
-            assert_eq!(totp(Algorithm::Sha256, sha256, time, 30, 8), c256, "t={time}");
-            assert_eq!(totp(Algorithm::Sha512, sha512, time, 30, 8), c512, "t={time}");
+            assert_eq!(
+                totp(Algorithm::Sha256, sha256, time, 30, 8),
+                c256,
+                "t={time}"
+            );
+            assert_eq!(
+                totp(Algorithm::Sha512, sha512, time, 30, 8),
+                c512,
+                "t={time}"
+            );
             // Six digits are the low six of the eight.
-            assert_eq!(totp(Algorithm::Sha1, sha1, time, 30, 6), c1[2..], "t={time}");
+            assert_eq!(
+                totp(Algorithm::Sha1, sha1, time, 30, 6),
+                c1[2..],
+                "t={time}"
+            );
         }
     }
 

@@ -8,6 +8,7 @@ use oc_proto::anyconnect::auth::{AuthForm, FieldKind, FormField, GROUP_FIELD};
 use tracing::{error, info};
 
 use crate::error::ClientError;
+use crate::token::SoftToken;
 
 /// What the user gave us up front.
 #[derive(Debug, Default)]
@@ -19,6 +20,8 @@ pub struct FormFiller {
     /// `-F` entries: (form id, field name, value).
     pub entries: Vec<(String, String, String)>,
     pub non_interactive: bool,
+    /// `--token-mode`: fills the password fields its codes belong in.
+    pub token: Option<SoftToken>,
 }
 
 impl FormFiller {
@@ -57,6 +60,19 @@ impl FormFiller {
                     }
                 }
                 self.ask(&field.label, false)
+            }
+            FieldKind::Password if self.token.as_ref().is_some_and(|t| t.fills(form, field)) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let code = match self.token.as_mut() {
+                    Some(token) => token.next_code(now)?,
+                    None => None,
+                };
+                match code {
+                    Some(code) => Ok(code),
+                    None => self.ask(&field.label, true),
+                }
             }
             FieldKind::Password => match self.password.take() {
                 Some(p) => Ok(p),

@@ -49,9 +49,30 @@ DTLS
     refused as a possible man in the middle, and DTLS stays off. The server's DTLS rekey
     interval starts a fresh handshake. --no-dtls keeps everything on TLS.
 
+SOFTWARE TOKENS
+    --token-mode fills one-time codes into login forms: RSA SecurID codes go into the
+    primary password field (password or answer), OATH codes (totp, hotp, yubioath) into
+    secondary_password, any password field of a challenge form, or the one password
+    field of a form whose message asks for an OTP (ocserv's second factor). A code is tried
+    twice (TOTP: now, then the next 30 s step); if the server still rejects it, the field is
+    asked for on the terminal.
+    totp, hotp: --token-secret is the key as raw text, base32:KEY (any case, spaces and
+      padding optional) or 0xHEX, optionally after sha1:, sha256: or sha512:; HOTP keys take
+      ,COUNTER at the end. Also accepted: otpauth://totp/... and otpauth://hotp/... URIs
+      (secret, algorithm, digits, period, counter) and PSKC XML. @FILE or /FILE reads the
+      secret from a file; for HOTP the advanced counter is written back to the file (same
+      form, atomic rename) after each code.
+    rsa: --token-secret is any token stoken imports: a numeric CTF string (with or without
+      dashes), a base64 v3 string, an Android/iPhone URI, an .sdtid XML file or a stoken rc
+      file (@FILE or /FILE); without it, ~/.stokenrc is read. A token password, device ID
+      or PIN the token needs is asked for (a PIN saved by `stoken setpin` is used).
+    yubioath: --token-secret names the credential on the YubiKey (default: the first one),
+      reached through PC/SC (pcscd); a password-protected key asks for its password.
+    Token secrets are never logged.
+
 NOT YET SUPPORTED
-    Protocols other than anyconnect, compression, proxies, software tokens and CSD wrappers
-    are refused with an error naming the option.";
+    Protocols other than anyconnect, compression, proxies and CSD wrappers are refused with
+    an error naming the option.";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
@@ -59,8 +80,6 @@ const UNSUPPORTED: &[(&str, Option<char>)] = &[
     ("proxy-auth", None),
     ("no-proxy", None),
     ("libproxy", None),
-    ("token-mode", None),
-    ("token-secret", None),
     ("csd-user", None),
     ("csd-wrapper", None),
     ("compression", None),
@@ -203,6 +222,12 @@ pub struct Options {
     /// Log in, print COOKIE, HOST, CONNECT_URL, FINGERPRINT and RESOLVE for a shell, exit
     #[arg(long, help_heading = "Authentication")]
     pub authenticate: bool,
+    /// Software token type: rsa, totp, hotp or yubioath (see SOFTWARE TOKENS)
+    #[arg(long, value_name = "MODE", help_heading = "Authentication")]
+    pub token_mode: Option<String>,
+    /// Token secret, SECRET[,COUNTER], @FILE or /FILE (see SOFTWARE TOKENS)
+    #[arg(long, value_name = "SECRET", help_heading = "Authentication")]
+    pub token_secret: Option<String>,
 
     /// Accept the server certificate whose key matches this pin (repeatable)
     #[arg(long, value_name = "PIN", help_heading = "Server validation")]
@@ -557,9 +582,8 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_named() {
-        let err =
-            Options::from_args(args(&["openconnect", "--token-mode=totp", "vpn"])).unwrap_err();
-        assert!(err.to_string().contains("--token-mode"), "{err}");
+        let err = Options::from_args(args(&["openconnect", "--proxy=p:1", "vpn"])).unwrap_err();
+        assert!(err.to_string().contains("--proxy"), "{err}");
         let err = Options::from_args(args(&["openconnect", "-d", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--deflate"), "{err}");
         let o = Options::from_args(args(&["openconnect", "--protocol=gp", "vpn"])).unwrap();

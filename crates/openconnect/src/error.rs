@@ -49,6 +49,8 @@ pub enum ClientError {
     Script(#[from] oc_net::ScriptError),
     #[error("{0}")]
     System(String),
+    #[error("software token: {0}")]
+    Token(#[from] oc_otp::OtpError),
 }
 
 impl ClientError {

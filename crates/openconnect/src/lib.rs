@@ -8,6 +8,7 @@ pub mod auth_ui;
 pub mod cli;
 mod dtls;
 pub mod error;
+pub mod token;
 pub mod transport;
 mod tunnel;
 
@@ -22,6 +23,7 @@ use tracing::info;
 use crate::auth_ui::{read_stdin_line, FormFiller};
 use crate::cli::{Options, PROTOCOL_VERSION};
 use crate::error::ClientError;
+use crate::token::SoftToken;
 use crate::transport::Endpoint;
 
 /// Debian's vpnc-scripts location, which openconnect is built with.
@@ -138,6 +140,11 @@ async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, Clie
         authgroup: opts.authgroup.clone(),
         entries: opts.form_entries()?,
         non_interactive: opts.non_inter,
+        token: opts
+            .token_mode
+            .as_deref()
+            .map(|mode| SoftToken::from_options(mode, opts.token_secret.as_deref()))
+            .transpose()?,
     };
     let mut exchange = AuthExchange::new(AuthSettings {
         url: endpoint.url.clone(),

@@ -1,0 +1,360 @@
+//! Software tokens (`--token-mode`, `--token-secret`): where the secret comes from and goes
+//! back to, which form field a code fills, and the two automatic tries openconnect allows
+//! before it asks the user instead. The codes themselves come from `oc-otp`.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use oc_otp::secret::{OathKind, OathSecret};
+use oc_otp::OtpError;
+use oc_proto::anyconnect::auth::{AuthForm, FieldKind, FormField};
+use tracing::{debug, info};
+
+use crate::error::ClientError;
+
+/// Token files are small; anything bigger is a mistake, not a token.
+const MAX_TOKEN_FILE: u64 = 1 << 20;
+
+/// Automatic codes per login before the field is asked for (avoids account lockouts).
+const AUTOMATIC_TRIES: u32 = 2;
+
+/// `--token-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMode {
+    Rsa,
+    Totp,
+    Hotp,
+    YubiOath,
+}
+
+impl TokenMode {
+    pub fn parse(text: &str) -> Result<Self, ClientError> {
+        match text {
+            "rsa" | "stoken" => Ok(Self::Rsa),
+            "totp" => Ok(Self::Totp),
+            "hotp" => Ok(Self::Hotp),
+            "yubioath" => Ok(Self::YubiOath),
+            other => Err(ClientError::Usage(format!(
+                "invalid software token mode {other:?} (use rsa, totp, hotp or yubioath)"
+            ))),
+        }
+    }
+
+    fn is_oath(self) -> bool {
+        !matches!(self, Self::Rsa)
+    }
+}
+
+/// Where the secret text came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    Inline,
+    /// `@FILE` or `/FILE`; the white space after the secret is kept on write-back.
+    File {
+        path: PathBuf,
+        trailing: String,
+    },
+}
+
+#[derive(Debug)]
+enum Generator {
+    Oath(OathSecret),
+}
+
+/// A software token set up from the command line.
+#[derive(Debug)]
+pub struct SoftToken {
+    mode: TokenMode,
+    source: Source,
+    generator: Generator,
+    tries: u32,
+    /// TOTP: the time of the first code; the second try uses the next step after it.
+    first_time: Option<u64>,
+    bypassed: bool,
+}
+
+/// `@FILE` or `/FILE` name a file; anything else is the secret itself.
+fn file_reference(secret: &str) -> Option<PathBuf> {
+    if let Some(path) = secret.strip_prefix('@') {
+        Some(PathBuf::from(path))
+    } else if secret.starts_with('/') {
+        Some(PathBuf::from(secret))
+    } else {
+        None
+    }
+}
+
+fn read_token_file(path: &Path) -> Result<String, ClientError> {
+    let meta = fs::metadata(path).map_err(|e| {
+        ClientError::Usage(format!("cannot read token file {}: {e}", path.display()))
+    })?;
+    if meta.len() > MAX_TOKEN_FILE {
+        return Err(ClientError::Usage(format!(
+            "token file {} is {} bytes; a token file is at most {MAX_TOKEN_FILE}",
+            path.display(),
+            meta.len()
+        )));
+    }
+    fs::read_to_string(path)
+        .map_err(|e| ClientError::Usage(format!("cannot read token file {}: {e}", path.display())))
+}
+
+/// Replaces `path`'s contents in one step: a sibling temporary file, then a rename, so a
+/// crash leaves the old or the new token, never half of one.
+fn write_atomically(path: &Path, contents: &str) -> Result<(), ClientError> {
+    let target = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "token".into());
+    let temp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&temp)?;
+        if let Ok(meta) = fs::metadata(&target) {
+            file.set_permissions(meta.permissions())?;
+        }
+        file.write_all(contents.as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&temp, &target)
+    })();
+    result.map_err(|e| {
+        let _ = fs::remove_file(&temp);
+        ClientError::System(format!(
+            "cannot write the token back to {}: {e}",
+            target.display()
+        ))
+    })
+}
+
+impl SoftToken {
+    /// Sets up the token from `--token-mode` and `--token-secret`.
+    pub fn from_options(mode: &str, secret: Option<&str>) -> Result<Self, ClientError> {
+        let mode = TokenMode::parse(mode)?;
+        let (text, source) = match secret.map(|s| (s, file_reference(s))) {
+            Some((_, Some(path))) => {
+                let text = read_token_file(&path)?;
+                let trailing = text[text.trim_end().len()..].to_string();
+                (Some(text), Source::File { path, trailing })
+            }
+            Some((inline, None)) => (Some(inline.to_string()), Source::Inline),
+            None => (None, Source::Inline),
+        };
+        let generator = match mode {
+            TokenMode::Totp | TokenMode::Hotp => {
+                let kind = if mode == TokenMode::Totp {
+                    OathKind::Totp
+                } else {
+                    OathKind::Hotp
+                };
+                let text = text.ok_or_else(|| {
+                    ClientError::Usage(format!("--token-mode={} needs --token-secret", kind.name()))
+                })?;
+                Generator::Oath(OathSecret::parse(&text, kind).map_err(OtpError::from)?)
+            }
+            TokenMode::Rsa | TokenMode::YubiOath => {
+                return Err(ClientError::Usage(
+                    "this token mode is being written".into(),
+                ))
+            }
+        };
+        Ok(Self {
+            mode,
+            source,
+            generator,
+            tries: 0,
+            first_time: None,
+            bypassed: false,
+        })
+    }
+
+    pub fn mode(&self) -> TokenMode {
+        self.mode
+    }
+
+    /// Whether a code belongs in `field` (a password field), as openconnect places them:
+    /// SecurID in the primary password ("password" or "answer"), OATH in
+    /// "secondary_password" or any password field of a "challenge" form. Beyond
+    /// openconnect, OATH also fills the single password field of a form whose message asks
+    /// for an OTP, which is how ocserv asks for its second factor.
+    pub fn fills(&self, form: &AuthForm, field: &FormField) -> bool {
+        if self.bypassed || field.kind != FieldKind::Password {
+            return false;
+        }
+        if !self.mode.is_oath() {
+            return field.name == "password" || field.name == "answer";
+        }
+        if field.name == "secondary_password" || form.id == "challenge" {
+            return true;
+        }
+        let asks_for_otp = form.message.as_deref().is_some_and(|m| {
+            m.contains("OTP") || m.to_ascii_lowercase().contains("one-time password")
+        });
+        let password_fields = form
+            .fields
+            .iter()
+            .filter(|f| f.kind == FieldKind::Password)
+            .count();
+        asks_for_otp && password_fields == 1
+    }
+
+    /// The next code for a field [`Self::fills`] accepted, or `None` once the server has
+    /// rejected two codes (the caller asks the user from then on).
+    pub fn next_code(&mut self, now: u64) -> Result<Option<String>, ClientError> {
+        if self.tries >= AUTOMATIC_TRIES {
+            if !self.bypassed {
+                info!("Server is rejecting the soft token; switching to manual entry");
+                self.bypassed = true;
+            }
+            return Ok(None);
+        }
+        let code = match &mut self.generator {
+            Generator::Oath(secret) => match secret.kind() {
+                OathKind::Totp => {
+                    info!("Generating OATH TOTP token code");
+                    let time = match self.first_time {
+                        None => {
+                            self.first_time = Some(now);
+                            now
+                        }
+                        Some(first) => first.saturating_add(secret.period()),
+                    };
+                    secret.totp(time)
+                }
+                OathKind::Hotp => {
+                    info!("Generating OATH HOTP token code");
+                    if let Source::File { path, .. } = &self.source {
+                        // Another process may have used the token since we read it.
+                        let text = read_token_file(path)?;
+                        *secret =
+                            OathSecret::parse(&text, OathKind::Hotp).map_err(OtpError::from)?;
+                    }
+                    let code = secret.next_hotp();
+                    if let Source::File { path, trailing } = &self.source {
+                        write_atomically(path, &format!("{}{trailing}", secret.render()))?;
+                        debug!(
+                            "HOTP counter {} saved to {}",
+                            secret.counter(),
+                            path.display()
+                        );
+                    }
+                    code
+                }
+            },
+        };
+        self.tries += 1;
+        Ok(Some(code))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use oc_proto::anyconnect::auth::parse_auth_document;
+
+    fn form(xml: &str) -> AuthForm {
+        parse_auth_document(xml).unwrap().form
+    }
+
+    const RFC_HEX: &str = "0x3132333435363738393031323334353637383930";
+
+    #[test]
+    fn modes() {
+        assert_eq!(TokenMode::parse("yubioath").unwrap(), TokenMode::YubiOath);
+        let err = TokenMode::parse("oidc").unwrap_err().to_string();
+        assert!(err.contains("oidc") && err.contains("rsa, totp"), "{err}");
+        let err = SoftToken::from_options("totp", None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--token-secret"), "{err}");
+        let err = SoftToken::from_options("totp", Some("base32:AB1C"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("position 3"), "{err}");
+        assert!(!err.contains("AB1C"), "secret in message: {err}");
+    }
+
+    #[test]
+    fn placement_follows_openconnect_plus_ocserv_otp_forms() {
+        let totp = SoftToken::from_options("totp", Some(RFC_HEX)).unwrap();
+        let login = form(
+            r#"<auth id="main"><message>Please enter your username and password.</message><form>
+            <input type="text" name="username" label="Username:"/>
+            <input type="password" name="password" label="Password:"/></form></auth>"#,
+        );
+        assert!(!totp.fills(&login, &login.fields[1]));
+        let second = form(
+            r#"<auth id="main"><form><input type="password" name="password" label="Password:"/>
+            <input type="password" name="secondary_password" label="Password1:"/></form></auth>"#,
+        );
+        assert!(!totp.fills(&second, &second.fields[0]));
+        assert!(totp.fills(&second, &second.fields[1]));
+        let challenge = form(
+            r#"<auth id="challenge"><form><input type="password" name="answer" label="Code:"/></form></auth>"#,
+        );
+        assert!(totp.fills(&challenge, &challenge.fields[0]));
+        let ocserv_otp = form(
+            r#"<auth id="main"><message>Please enter your OTP password.</message><form>
+            <input type="password" name="password" label="Password:"/></form></auth>"#,
+        );
+        assert!(totp.fills(&ocserv_otp, &ocserv_otp.fields[0]));
+    }
+
+    #[test]
+    fn totp_tries_now_then_the_next_step_then_gives_up() {
+        let mut token = SoftToken::from_options("totp", Some(RFC_HEX)).unwrap();
+        let key = b"12345678901234567890";
+        let sha1 = oc_otp::oath::Algorithm::Sha1;
+        assert_eq!(
+            token.next_code(59).unwrap().unwrap(),
+            oc_otp::oath::totp(sha1, key, 59, 30, 6)
+        );
+        assert_eq!(
+            token.next_code(60).unwrap().unwrap(),
+            oc_otp::oath::totp(sha1, key, 89, 30, 6)
+        );
+        assert_eq!(token.next_code(61).unwrap(), None);
+        let ocserv_otp = form(
+            r#"<auth id="main"><message>Please enter your OTP password.</message><form>
+            <input type="password" name="password" label="Password:"/></form></auth>"#,
+        );
+        assert!(!token.fills(&ocserv_otp, &ocserv_otp.fields[0]), "bypassed");
+    }
+
+    #[test]
+    fn hotp_file_is_written_back_in_its_form() {
+        let dir = std::env::temp_dir().join(format!("fc-token-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("hotp");
+        fs::write(&file, format!("sha1:{RFC_HEX},3\n")).unwrap();
+        let arg = format!("@{}", file.display());
+        let mut token = SoftToken::from_options("hotp", Some(&arg)).unwrap();
+        assert_eq!(token.next_code(0).unwrap().unwrap(), "969429");
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("sha1:{RFC_HEX},4\n")
+        );
+        // Someone else used the token meanwhile: we continue from the file.
+        fs::write(&file, format!("sha1:{RFC_HEX},7\n")).unwrap();
+        assert_eq!(token.next_code(0).unwrap().unwrap(), "162583");
+        assert_eq!(
+            fs::read_to_string(&file).unwrap(),
+            format!("sha1:{RFC_HEX},8\n")
+        );
+        // Absolute paths work without '@'.
+        let mut by_path = SoftToken::from_options("hotp", Some(file.to_str().unwrap())).unwrap();
+        assert_eq!(by_path.next_code(0).unwrap().unwrap(), "399871");
+        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary files left");
+        fs::remove_dir_all(&dir).unwrap();
+        let err = SoftToken::from_options("hotp", Some("@/nonexistent/x"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/x"), "{err}");
+    }
+}

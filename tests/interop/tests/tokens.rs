@@ -1,0 +1,158 @@
+//! One-time passwords end to end: `--token-mode` clients (ours and Debian's openconnect)
+//! against servers asking for an OTP after the password (Debian's ocserv with liboath, and
+//! ours), in network namespaces with real tunnels.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ferroconnect_interop::{bin, login_args, Lab, Pki, ServerKind};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// RFC 4226's test key, as hex (users file) and base32 (`--token-secret`).
+const KEY_HEX: &str = "3132333435363738393031323334353637383930";
+const KEY_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A server of `kind` asking alice (password "secret") for a password and then an OTP
+/// from the liboath users file holding `otp_line`. Returns the lab, PKI and users file.
+fn otp_lab(test: &str, kind: ServerKind, otp_line: &str) -> (Lab, Pki, PathBuf) {
+    let mut lab = Lab::new(test);
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let tool = match kind {
+        ServerKind::Debian => PathBuf::from("ocpasswd"),
+        ServerKind::Ours => bin("ocpasswd"),
+    };
+    let passwd = lab.make_passwd(&tool, &[("alice", "secret")], None);
+    let users = lab.dir.join("users.oath");
+    std::fs::write(&users, format!("# OTP users\n{otp_line}\n")).unwrap();
+    let auth = passwd.replace(']', &format!(",otp={}]", users.display()));
+    lab.start_server(kind, &pki, &auth, "");
+    (lab, pki, users)
+}
+
+fn users_line(users: &Path) -> String {
+    std::fs::read_to_string(users)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains("alice"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The moving factor and code liboath (or we) stored for alice after a login: HOTP keeps
+/// the counter it accepted, TOTP keeps 0 and the code.
+fn stored(users: &Path) -> (u64, String) {
+    let line = users_line(users);
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    match (fields.get(4).and_then(|c| c.parse().ok()), fields.get(5)) {
+        (Some(counter), Some(code)) => (counter, code.to_string()),
+        _ => panic!("no counter and code in {line:?}"),
+    }
+}
+
+/// The code of the RFC key at an HOTP counter or TOTP step.
+fn oath_code(counter: u64) -> String {
+    oc_otp::oath::hotp(
+        oc_otp::oath::Algorithm::Sha1,
+        b"12345678901234567890",
+        counter,
+        6,
+    )
+}
+
+fn assert_tunnel(lab: &Lab) {
+    assert!(
+        lab.ping_behind(SECS(20)),
+        "no ping over the tunnel:\nclient:\n{}\nserver:\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+}
+
+#[test]
+fn our_totp_client_logs_into_debian_ocserv_with_an_otp_file() {
+    let (mut lab, pki, users) = otp_lab(
+        "tok-totp-oc",
+        ServerKind::Debian,
+        &format!("HOTP/T30 alice - {KEY_HEX}"),
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let secret = format!("base32:{}", KEY_BASE32.to_lowercase());
+    let before = now() / 30;
+    lab.spawn_client(
+        &login_args(
+            &ca,
+            &["--token-mode", "totp", "--token-secret", &secret, &url],
+        ),
+        "secret\n",
+    );
+    assert_tunnel(&lab);
+    assert!(lab
+        .log("client.log")
+        .contains("Generating OATH TOTP token code"));
+    // liboath stored the code it accepted: the one for the current step.
+    let (_, code) = stored(&users);
+    assert!(
+        (before..=now() / 30).any(|step| oath_code(step) == code),
+        "{code} is not the code of a step since {before}: {}",
+        users_line(&users)
+    );
+}
+
+#[test]
+fn our_hotp_client_advances_its_counter_file_against_debian_ocserv() {
+    let (lab, pki, users) = otp_lab(
+        "tok-hotp-oc",
+        ServerKind::Debian,
+        &format!("HOTP alice - {KEY_HEX} 0"),
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let token = lab.dir.join("hotp.token");
+    std::fs::write(&token, format!("0x{KEY_HEX},5\n")).unwrap();
+    let secret = format!("@{}", token.display());
+    let args = [
+        "--token-mode",
+        "hotp",
+        "--token-secret",
+        &secret,
+        "--authenticate",
+        &url,
+    ];
+    let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("COOKIE="), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&token).unwrap(),
+        format!("0x{KEY_HEX},6\n"),
+        "counter written back in the same form"
+    );
+    // liboath's look-ahead found counter 5 and stored it.
+    assert_eq!(stored(&users), (5, oath_code(5)), "{}", users_line(&users));
+    // The next login uses counter 6 from the file.
+    let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        std::fs::read_to_string(&token).unwrap(),
+        format!("0x{KEY_HEX},7\n")
+    );
+    assert_eq!(stored(&users).0, 6);
+}
