@@ -21,6 +21,11 @@ pub const MAX_NAME_BYTES: usize = 63;
 pub const FIRST_MESSAGE: &str = "Please enter your username and password.";
 pub const PASSWORD_MESSAGE: &str = "Please enter your password.";
 pub const RETRY_MESSAGE: &str = "Login failed.\nPlease enter your password.";
+/// ocserv's prompt for the one-time password.
+pub const OTP_MESSAGE: &str = "Please enter your OTP password.";
+/// The first form when the method has no password file: the code goes in the password
+/// field (a `--token-mode` client recognises the OTP in the message).
+pub const FIRST_OTP_MESSAGE: &str = "Please enter your username and OTP password.";
 
 /// What the client certificate says about the user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,6 +63,13 @@ pub enum AuthStep {
         user: String,
         password: String,
     },
+    /// Verify the one-time `code` for `user` against this liboath users file, then call
+    /// [`Conversation::otp_checked`].
+    CheckOtp {
+        otp: PathBuf,
+        user: String,
+        code: String,
+    },
     Success {
         user: String,
         group: Option<String>,
@@ -68,9 +80,32 @@ pub enum AuthStep {
     },
 }
 
-#[derive(Debug)]
-pub struct Conversation {
+/// The password part of the chosen method.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Plain {
     passwd: Option<PathBuf>,
+    otp: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Conversation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversation")
+            .field("plain", &self.plain)
+            .field("otp_due", &self.otp_due.is_some())
+            .field("username", &self.username)
+            .field("group", &self.group)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Conversation {
+    plain: Option<Plain>,
+    /// The password while it is being checked: when the user's entry has no password, the
+    /// same answer is their one-time password (ocserv's OTP-only users).
+    pending_secret: Option<String>,
+    /// Set once the password part passed and the OTP is due: the groups it gave.
+    otp_due: Option<Vec<String>>,
     cert: Option<CertIdentity>,
     /// Set when no method set can work (e.g. certificate required but missing).
     unusable: Option<&'static str>,
@@ -115,10 +150,13 @@ impl Conversation {
             unusable = None;
             break;
         }
-        let (passwd, cert) = match chosen {
+        let (plain, cert) = match chosen {
             Some((wants_cert, set)) => (
                 set.iter().find_map(|m| match m {
-                    AuthMethod::Plain { passwd, .. } => Some(passwd.clone()),
+                    AuthMethod::Plain { passwd, otp } => Some(Plain {
+                        passwd: passwd.clone(),
+                        otp: otp.clone(),
+                    }),
                     AuthMethod::Certificate => None,
                 }),
                 match (&cert, wants_cert) {
@@ -129,7 +167,9 @@ impl Conversation {
             None => (None, None),
         };
         Self {
-            passwd,
+            plain,
+            pending_secret: None,
+            otp_due: None,
             cert,
             unusable,
             username: None,
@@ -152,7 +192,7 @@ impl Conversation {
             let is_default = forms.default_group.as_deref() == Some(group);
             self.group = (!is_default).then(|| canonical_group(group, forms));
         }
-        let Some(passwd) = self.passwd.clone() else {
+        let Some(plain) = self.plain.clone() else {
             // Certificate only: no form at all.
             return self.finish(Vec::new());
         };
@@ -179,23 +219,90 @@ impl Conversation {
             }
         }
         let Some(user) = self.username.clone() else {
-            return AuthStep::Form(self.form(forms, FIRST_MESSAGE, FormInputs::UsernamePassword));
+            let message = if plain.passwd.is_some() {
+                FIRST_MESSAGE
+            } else {
+                FIRST_OTP_MESSAGE
+            };
+            return AuthStep::Form(self.form(forms, message, FormInputs::UsernamePassword));
         };
-        match msg.password.clone() {
-            Some(password) => AuthStep::CheckPassword {
-                passwd,
-                user,
-                password,
+        let Some(answer) = msg.password.clone() else {
+            // A post without a secret: ask for whatever is due.
+            return if self.otp_due.is_some() {
+                AuthStep::Form(self.form(forms, OTP_MESSAGE, otp_input()))
+            } else {
+                AuthStep::Form(self.form(forms, PASSWORD_MESSAGE, password_input()))
+            };
+        };
+        if self.otp_due.is_some() {
+            return match plain.otp {
+                Some(otp) => AuthStep::CheckOtp {
+                    otp,
+                    user,
+                    code: answer,
+                },
+                None => AuthStep::Failed {
+                    reason: "Authentication failed",
+                },
+            };
+        }
+        match (plain.passwd, plain.otp) {
+            (Some(passwd), otp) => {
+                if otp.is_some() {
+                    // Kept in case the entry has no password: then this is the OTP.
+                    self.pending_secret = Some(answer.clone());
+                }
+                AuthStep::CheckPassword {
+                    passwd,
+                    user,
+                    password: answer,
+                }
+            }
+            (None, Some(otp)) => {
+                self.otp_due = Some(Vec::new());
+                AuthStep::CheckOtp {
+                    otp,
+                    user,
+                    code: answer,
+                }
+            }
+            (None, None) => AuthStep::Failed {
+                reason: "Authentication failed",
             },
-            None => AuthStep::Form(self.form(forms, PASSWORD_MESSAGE, password_input())),
+        }
+    }
+
+    /// The shell checked the one-time password it was asked to. ocserv allows one try.
+    pub fn otp_checked(&mut self, accepted: bool) -> AuthStep {
+        match self.otp_due.take() {
+            Some(groups) if accepted => self.finish(groups),
+            _ => AuthStep::Failed {
+                reason: "Authentication failed",
+            },
         }
     }
 
     /// The shell checked the password it was asked to.
     pub fn password_checked(&mut self, result: PlainAuth, forms: &FormSettings) -> AuthStep {
-        match result {
-            PlainAuth::Accepted { groups } => self.finish(groups),
-            PlainAuth::Rejected => {
+        let pending = self.pending_secret.take();
+        let otp = self.plain.as_ref().and_then(|p| p.otp.clone());
+        let user = self.username.clone().unwrap_or_default();
+        match (result, otp) {
+            (PlainAuth::Accepted { groups }, None) => self.finish(groups),
+            (PlainAuth::Accepted { groups }, Some(_)) => {
+                self.otp_due = Some(groups);
+                AuthStep::Form(self.form(forms, OTP_MESSAGE, otp_input()))
+            }
+            // No password in the entry: what was typed is the one-time password.
+            (PlainAuth::NoPasswordSet { groups }, Some(otp)) => {
+                self.otp_due = Some(groups);
+                AuthStep::CheckOtp {
+                    otp,
+                    user,
+                    code: pending.unwrap_or_default(),
+                }
+            }
+            (PlainAuth::Rejected | PlainAuth::NoPasswordSet { .. }, _) => {
                 self.attempts += 1;
                 if self.attempts >= MAX_PASSWORD_ATTEMPTS {
                     AuthStep::Failed {
@@ -269,6 +376,15 @@ fn password_input() -> FormInputs {
     }
 }
 
+/// ocserv names the OTP field `password` too; `secondary_password` is where openconnect's
+/// `--token-mode` puts OATH codes, so a token client logs in without help.
+fn otp_input() -> FormInputs {
+    FormInputs::Password {
+        name: "secondary_password".into(),
+        label: "OTP:".into(),
+    }
+}
+
 /// Maps a friendly group label back to its name.
 fn canonical_group(requested: &str, forms: &FormSettings) -> String {
     forms
@@ -286,7 +402,7 @@ mod tests {
 
     fn plain() -> AuthMethod {
         AuthMethod::Plain {
-            passwd: "/etc/ocserv/ocpasswd".into(),
+            passwd: Some("/etc/ocserv/ocpasswd".into()),
             otp: None,
         }
     }
@@ -437,6 +553,105 @@ mod tests {
             both.on_post(&post(Some("mallory"), Some("pw"), None), &forms()),
             AuthStep::Failed { .. }
         ));
+    }
+
+    fn with_otp(passwd: bool) -> AuthMethod {
+        AuthMethod::Plain {
+            passwd: passwd.then(|| "/etc/ocserv/ocpasswd".into()),
+            otp: Some("/etc/ocserv/users.oath".into()),
+        }
+    }
+
+    fn check_otp(step: &AuthStep) -> (&str, &str) {
+        match step {
+            AuthStep::CheckOtp { user, code, otp } => {
+                assert_eq!(otp, &PathBuf::from("/etc/ocserv/users.oath"));
+                (user.as_str(), code.as_str())
+            }
+            other => panic!("expected an OTP check, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn password_then_otp() {
+        let mut c = Conversation::new(&[with_otp(true)], &[], CertStatus::None);
+        let step = c.on_post(&post(Some("alice"), Some("pw"), None), &forms());
+        assert!(matches!(step, AuthStep::CheckPassword { .. }));
+        let groups = vec!["staff".into()];
+        let AuthStep::Form(otp_form) =
+            c.password_checked(PlainAuth::Accepted { groups }, &forms())
+        else {
+            panic!("expected the OTP form");
+        };
+        assert_eq!(otp_form.message, OTP_MESSAGE);
+        assert_eq!(
+            otp_form.inputs,
+            FormInputs::Password {
+                name: "secondary_password".into(),
+                label: "OTP:".into()
+            }
+        );
+        // A post without the code shows the OTP form again, not the password form.
+        let AuthStep::Form(again) = c.on_post(&post(None, None, None), &forms()) else {
+            panic!("expected the OTP form again");
+        };
+        assert_eq!(again.message, OTP_MESSAGE);
+        let step = c.on_post(&post(None, Some("123456"), None), &forms());
+        assert_eq!(check_otp(&step), ("alice", "123456"));
+        assert_eq!(
+            c.otp_checked(true),
+            AuthStep::Success {
+                user: "alice".into(),
+                group: Some("staff".into())
+            }
+        );
+    }
+
+    #[test]
+    fn a_wrong_otp_ends_the_login() {
+        let mut c = Conversation::new(&[with_otp(true)], &[], CertStatus::None);
+        c.on_post(&post(Some("alice"), Some("pw"), None), &forms());
+        c.password_checked(PlainAuth::Accepted { groups: vec![] }, &forms());
+        c.on_post(&post(None, Some("000000"), None), &forms());
+        assert_eq!(
+            c.otp_checked(false),
+            AuthStep::Failed {
+                reason: "Authentication failed"
+            }
+        );
+        // A wrong password before the OTP still gets ocserv's retries.
+        let mut c = Conversation::new(&[with_otp(true)], &[], CertStatus::None);
+        c.on_post(&post(Some("alice"), Some("bad"), None), &forms());
+        let AuthStep::Form(retry) = c.password_checked(PlainAuth::Rejected, &forms()) else {
+            panic!("expected a retry");
+        };
+        assert_eq!(retry.message, RETRY_MESSAGE);
+    }
+
+    #[test]
+    fn users_without_a_password_give_the_otp_at_once() {
+        // An entry with an empty password: the typed secret is the OTP.
+        let mut c = Conversation::new(&[with_otp(true)], &[], CertStatus::None);
+        c.on_post(&post(Some("otto"), Some("654321"), None), &forms());
+        let step = c.password_checked(PlainAuth::NoPasswordSet { groups: vec![] }, &forms());
+        assert_eq!(check_otp(&step), ("otto", "654321"));
+        assert!(matches!(c.otp_checked(true), AuthStep::Success { .. }));
+        // Without an OTP file such an entry cannot log in.
+        let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+        c.on_post(&post(Some("otto"), Some("x"), None), &forms());
+        assert!(matches!(
+            c.password_checked(PlainAuth::NoPasswordSet { groups: vec![] }, &forms()),
+            AuthStep::Form(LoginForm { ref message, .. }) if message == RETRY_MESSAGE
+        ));
+        // plain[otp=FILE]: no password file at all.
+        let mut c = Conversation::new(&[with_otp(false)], &[], CertStatus::None);
+        let AuthStep::Form(first) = c.on_post(&post(None, None, None), &forms()) else {
+            panic!("expected the first form");
+        };
+        assert_eq!(first.message, FIRST_OTP_MESSAGE);
+        let step = c.on_post(&post(Some("otto"), Some("111111"), None), &forms());
+        assert_eq!(check_otp(&step), ("otto", "111111"));
+        assert!(matches!(c.otp_checked(true), AuthStep::Success { .. }));
     }
 
     #[test]

@@ -131,11 +131,12 @@ pub struct Loaded {
 /// One `auth` / `enable-auth` method.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AuthMethod {
-    /// `plain[passwd=FILE,otp=FILE]` (or the legacy `plain[FILE]`): an ocpasswd file.
+    /// `plain[passwd=FILE,otp=FILE]` (or the legacy `plain[FILE]`): an ocpasswd file, a
+    /// liboath users file for a one-time password after it, or both (at least one).
     Plain {
         /// The ocpasswd file.
-        passwd: PathBuf,
-        /// An optional HOTP/TOTP users file (mod-authn-otp format).
+        passwd: Option<PathBuf>,
+        /// The HOTP/TOTP users file (liboath format).
         otp: Option<PathBuf>,
     },
     /// `certificate`: a client certificate signed by `ca-cert`.

@@ -110,7 +110,7 @@ impl PasswdEntry {
     }
 
     /// Whether the entry has a password at all. ocserv lets an empty password field stand
-    /// for "OTP only"; [`check_plain`] rejects such users.
+    /// for "OTP only"; [`check_plain`] reports such users as [`PlainAuth::NoPasswordSet`].
     pub fn has_password(&self) -> bool {
         !self.hash.is_empty()
     }
@@ -584,45 +584,57 @@ impl PasswdLock {
                 source: io::Error::other("lock already released"),
             });
         };
-        let write_err = |source| PasswdError::Write {
-            path: self.tmp_path.clone(),
-            source,
-        };
-        tmp.write_all(contents.to_text().as_bytes())
-            .map_err(write_err)?;
-        if let Ok(old) = fs::metadata(&self.path) {
-            tmp.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
-                .map_err(write_err)?;
-            let mine = tmp.metadata().map_err(write_err)?;
-            if mine.uid() != old.uid() || mine.gid() != old.gid() {
-                // Root editing a file owned by the server's user keeps that owner; anyone
-                // else cannot give files away and keeps the file as their own.
-                match std::os::unix::fs::fchown(&*tmp, Some(old.uid()), Some(old.gid())) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
-                    Err(e) => return Err(write_err(e)),
-                }
-                // chown may clear set-id bits; restore the mode.
-                tmp.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
-                    .map_err(write_err)?;
-            }
-        }
-        tmp.sync_all().map_err(write_err)?;
-        fs::rename(&self.tmp_path, &self.path).map_err(|source| PasswdError::Replace {
-            path: self.path.clone(),
-            source,
-        })?;
+        replace_file(tmp, &self.tmp_path, &self.path, contents.to_text().as_bytes())?;
         self.tmp = None;
-        // Make the rename durable; some file systems cannot fsync a directory.
-        let dir = match self.path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
         Ok(())
     }
+}
+
+/// Finishes replacing `path` with `contents` through the temporary file `tmp` (already
+/// created next to it): writes, copies the old file's mode (and owner, where permitted),
+/// fsyncs and renames it over `path`, then makes the rename durable.
+pub(crate) fn replace_file(
+    tmp: &mut File,
+    tmp_path: &Path,
+    path: &Path,
+    contents: &[u8],
+) -> Result<(), PasswdError> {
+    let write_err = |source| PasswdError::Write {
+        path: tmp_path.to_path_buf(),
+        source,
+    };
+    tmp.write_all(contents).map_err(write_err)?;
+    if let Ok(old) = fs::metadata(path) {
+        tmp.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
+            .map_err(write_err)?;
+        let mine = tmp.metadata().map_err(write_err)?;
+        if mine.uid() != old.uid() || mine.gid() != old.gid() {
+            // Root editing a file owned by the server's user keeps that owner; anyone
+            // else cannot give files away and keeps the file as their own.
+            match std::os::unix::fs::fchown(&*tmp, Some(old.uid()), Some(old.gid())) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+                Err(e) => return Err(write_err(e)),
+            }
+            // chown may clear set-id bits; restore the mode.
+            tmp.set_permissions(fs::Permissions::from_mode(old.mode() & 0o7777))
+                .map_err(write_err)?;
+        }
+    }
+    tmp.sync_all().map_err(write_err)?;
+    fs::rename(tmp_path, path).map_err(|source| PasswdError::Replace {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    // Make the rename durable; some file systems cannot fsync a directory.
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 impl Drop for PasswdLock {
@@ -835,6 +847,10 @@ pub enum PlainAuth {
     Accepted {
         groups: Vec<String>,
     },
+    /// The user's entry has no password (ocserv: the one-time password alone decides).
+    NoPasswordSet {
+        groups: Vec<String>,
+    },
     Rejected,
 }
 
@@ -858,7 +874,7 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidUsername => "invalid user name",
             RejectReason::UnknownUser => "no such user",
             RejectReason::Locked => "account locked",
-            RejectReason::NoPassword => "empty password field (OTP-only entries are not supported)",
+            RejectReason::NoPassword => "empty password field (only a one-time password can log this user in)",
             RejectReason::UnsupportedHash => "unsupported password hash (only $5$ and $6$)",
             RejectReason::WrongPassword => "wrong password",
         })
@@ -913,6 +929,12 @@ pub fn check_plain_reason(
 pub fn check_plain(file: &PasswdFile, user: &str, password: &str) -> PlainAuth {
     match check_plain_reason(file, user, password) {
         Ok(groups) => PlainAuth::Accepted { groups },
+        Err(RejectReason::NoPassword) => match file.find(user) {
+            Some(entry) => PlainAuth::NoPasswordSet {
+                groups: entry.groups.clone(),
+            },
+            None => PlainAuth::Rejected,
+        },
         Err(_) => PlainAuth::Rejected,
     }
 }
@@ -1296,6 +1318,10 @@ mod tests {
         assert_eq!(r("a:b", "a-pass"), RejectReason::InvalidUsername);
         assert_eq!(r("carol", ""), RejectReason::NoPassword);
         assert_eq!(r("carol", "x"), RejectReason::NoPassword);
+        assert_eq!(
+            check_plain(&f, "carol", "123456"),
+            PlainAuth::NoPasswordSet { groups: vec![] }
+        );
         assert_eq!(r("dave", "x"), RejectReason::UnsupportedHash);
         assert_eq!(r("eve", "e-pass"), RejectReason::Locked);
         assert_eq!(

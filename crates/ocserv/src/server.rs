@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use oc_proto::anyconnect::dtls_cipher::{select_legacy, Bulk};
@@ -38,6 +38,7 @@ use tun_rs::AsyncDevice;
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
 use crate::ban::{BanList, BanPolicy};
 use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem, RekeyMethod};
+use crate::otp::{self, OtpOutcome};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
 use crate::routes::RouteTable;
@@ -174,7 +175,11 @@ fn form_settings(config: &Config) -> FormSettings {
         .collect();
     if config.auto_select_group {
         for passwd in config.auth.iter().chain(config.enable_auth.iter()) {
-            if let AuthMethod::Plain { passwd, .. } = passwd {
+            if let AuthMethod::Plain {
+                passwd: Some(passwd),
+                ..
+            } = passwd
+            {
                 if let Ok(file) = PasswdFile::load(passwd) {
                     for group in file.all_groups() {
                         if !groups.iter().any(|(g, _)| *g == group) {
@@ -632,6 +637,23 @@ impl Server {
                         }
                         step = conversation.password_checked(result, &rt.forms);
                     }
+                    if let AuthStep::CheckOtp { otp, user, code } = step {
+                        let outcome = {
+                            let _slot = self.password_checks.acquire().await;
+                            check_otp(otp, user.clone(), code).await
+                        };
+                        if let OtpOutcome::Refused(why) = &outcome {
+                            let points = config.ban_points_wrong_password;
+                            if lock(&self.state)
+                                .bans
+                                .add(peer.ip(), points, Instant::now())
+                            {
+                                info!("{peer}: banned after repeated failed logins");
+                            }
+                            info!("{peer}: OTP auth failed for '{user}': {why}");
+                        }
+                        step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
+                    }
                     match step {
                         AuthStep::Form(form) => {
                             let resp = xml_response(form.to_xml()).header(
@@ -676,7 +698,7 @@ impl Server {
                             answer_and_close(&mut stream, &ServerResponse::new(401, reason)).await;
                             return None;
                         }
-                        AuthStep::CheckPassword { .. } => return None,
+                        AuthStep::CheckPassword { .. } | AuthStep::CheckOtp { .. } => return None,
                     }
                 }
                 _ => {
@@ -1564,6 +1586,17 @@ fn random_cookie_text() -> String {
     let mut raw = [0u8; COOKIE_BYTES];
     random_fill(&mut raw);
     crate::sessions::encode_cookie(&raw)
+}
+
+async fn check_otp(otp: std::path::PathBuf, user: String, code: String) -> OtpOutcome {
+    tokio::task::spawn_blocking(move || {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        otp::check_and_record(&otp, &user, &code, now)
+    })
+    .await
+    .unwrap_or_else(|e| OtpOutcome::Refused(format!("OTP check failed: {e}")))
 }
 
 async fn check_password(passwd: std::path::PathBuf, user: String, password: String) -> PlainAuth {

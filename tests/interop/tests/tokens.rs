@@ -156,3 +156,113 @@ fn our_hotp_client_advances_its_counter_file_against_debian_ocserv() {
     );
     assert_eq!(stored(&users).0, 6);
 }
+
+#[test]
+fn debian_openconnect_totp_logs_into_our_server() {
+    let (mut lab, pki, users) = otp_lab(
+        "tok-totp-ours",
+        ServerKind::Ours,
+        &format!("HOTP/T30 alice - {KEY_HEX}"),
+    );
+    lab.use_real_client();
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let secret = format!("base32:{KEY_BASE32}");
+    let before = now() / 30;
+    lab.spawn_client(
+        &login_args(
+            &ca,
+            &["--token-mode", "totp", "--token-secret", &secret, &url],
+        ),
+        "secret\n",
+    );
+    assert_tunnel(&lab);
+    // The code was recorded in liboath's format: counter, code and timestamp.
+    let (_, code) = stored(&users);
+    assert!(
+        (before..=now() / 30).any(|step| oath_code(step) == code),
+        "{code} is not the code of a step since {before}: {}",
+        users_line(&users)
+    );
+    assert!(users_line(&users).ends_with('L'), "{}", users_line(&users));
+}
+
+#[test]
+fn our_hotp_client_logs_into_our_server_and_both_counters_move() {
+    let (lab, pki, users) = otp_lab(
+        "tok-hotp-ours",
+        ServerKind::Ours,
+        &format!("HOTP alice - {KEY_HEX} 0"),
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let token = lab.dir.join("hotp.uri");
+    std::fs::write(
+        &token,
+        format!("otpauth://hotp/ACME:alice?secret={KEY_BASE32}&counter=2"),
+    )
+    .unwrap();
+    let secret = format!("@{}", token.display());
+    let args = [
+        "--token-mode",
+        "hotp",
+        "--token-secret",
+        &secret,
+        "--authenticate",
+        &url,
+    ];
+    for expected in [2, 3] {
+        let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(stored(&users), (expected, oath_code(expected)));
+        assert_eq!(
+            std::fs::read_to_string(&token).unwrap(),
+            format!(
+                "otpauth://hotp/ACME:alice?secret={KEY_BASE32}&counter={}",
+                expected + 1
+            )
+        );
+    }
+}
+
+#[test]
+fn our_server_refuses_a_reused_code() {
+    let (mut lab, pki, users) = otp_lab(
+        "tok-replay",
+        ServerKind::Ours,
+        &format!("HOTP/T30 alice - {KEY_HEX}"),
+    );
+    lab.use_real_client();
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let entry = format!("main:secondary_password={}", oath_code(now() / 30));
+    let args = ["-F", &entry, "--authenticate", &url];
+    let first = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+    assert!(first.status.success(), "{}", text(&first));
+    let recorded = users_line(&users);
+    let second = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(!text(&second).contains("COOKIE="), "{}", text(&second));
+    lab.wait_for_log(
+        "ocserv.log",
+        "OTP auth failed for 'alice': The OTP has been replayed",
+        SECS(5),
+    );
+    assert_eq!(
+        users_line(&users),
+        recorded,
+        "a refused code changes nothing"
+    );
+    // A wrong code is refused as well, with its own reason.
+    let wrong = format!(
+        "main:secondary_password={:06}",
+        (oath_code(now() / 30).parse::<u32>().unwrap() + 1) % 1_000_000
+    );
+    let out = lab.run_client(
+        &login_args(&ca, &["-F", &wrong, "--authenticate", &url]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    lab.wait_for_log("ocserv.log", "The OTP is not valid", SECS(5));
+}

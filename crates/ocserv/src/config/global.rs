@@ -828,7 +828,9 @@ impl Draft {
         }
         for (m, line) in self.auth.iter().chain(&self.enable_auth) {
             if let AuthMethod::Plain { passwd, otp } = m {
-                check_path(d, *line, "passwd", passwd, Kind::File);
+                if let Some(passwd) = passwd {
+                    check_path(d, *line, "passwd", passwd, Kind::File);
+                }
                 if let Some(otp) = otp {
                     check_path(d, *line, "otp", otp, Kind::File);
                 }

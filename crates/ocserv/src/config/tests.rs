@@ -109,7 +109,7 @@ fn minimal_config_gets_ocserv_defaults() {
     assert_eq!(
         c.auth,
         vec![AuthMethod::Plain {
-            passwd: "/etc/ocserv/passwd".into(),
+            passwd: Some("/etc/ocserv/passwd".into()),
             otp: None
         }]
     );
@@ -483,7 +483,7 @@ const BAD: &[(&str, &str)] = &[
     ("auth = password", "unknown auth method"),
     ("auth = plain", "plain needs a password file"),
     ("auth = \"plain[passwd=/x,foo=1]\"", "unknown plain option"),
-    ("auth = \"plain[otp=/x]\"", "OTP only"),
+    ("auth = \"plain[passwd=,otp=]\"", "empty value"),
     ("auth = \"plain[passwd=/x\"", "missing ']'"),
     ("auth = certificate[x=1]", "certificate takes no options"),
     (
@@ -1186,13 +1186,22 @@ fn auth_forms() {
         c.auth,
         vec![
             AuthMethod::Plain {
-                passwd: "./p".into(),
+                passwd: Some("./p".into()),
                 otp: Some("/etc/ocserv/users.otp".into())
             },
             AuthMethod::Certificate
         ]
     );
     assert_eq!(c.enable_auth, vec![AuthMethod::Certificate]);
+    let otp_only = text.replace("passwd = ./p , ", "");
+    let c = parse(&otp_only, file(), false).unwrap().config;
+    assert_eq!(
+        c.auth[0],
+        AuthMethod::Plain {
+            passwd: None,
+            otp: Some("/etc/ocserv/users.otp".into())
+        }
+    );
 
     let legacy = BASE.replace(
         "plain[passwd=/etc/ocserv/passwd]",
@@ -1202,7 +1211,7 @@ fn auth_forms() {
     assert_eq!(
         c.auth,
         vec![AuthMethod::Plain {
-            passwd: "/etc/ocserv/ocpasswd".into(),
+            passwd: Some("/etc/ocserv/ocpasswd".into()),
             otp: None
         }]
     );

@@ -232,7 +232,7 @@ fn parse_plain(options: &str) -> Result<AuthMethod, String> {
     if options.starts_with('/') || options.starts_with('.') {
         // Pre-0.11 form: plain[/etc/ocserv/ocpasswd].
         return Ok(AuthMethod::Plain {
-            passwd: PathBuf::from(options),
+            passwd: Some(PathBuf::from(options)),
             otp: None,
         });
     }
@@ -257,12 +257,10 @@ fn parse_plain(options: &str) -> Result<AuthMethod, String> {
             return Err(format!("unknown plain option {k:?} (known: passwd, otp)"));
         }
     }
-    match passwd {
-        Some(passwd) => Ok(AuthMethod::Plain { passwd, otp }),
-        None => {
-            Err("plain without passwd= (OTP only) is not supported yet; add passwd=FILE".into())
-        }
+    if passwd.is_none() && otp.is_none() {
+        return Err("plain needs passwd=FILE, otp=FILE or both".into());
     }
+    Ok(AuthMethod::Plain { passwd, otp })
 }
 
 /// A tun device name prefix: the kernel limit is 15 bytes including the digits we append.
