@@ -104,7 +104,10 @@ fn check_locked(path: &Path, user: &str, code: &str, now: u64) -> Result<OtpOutc
     let acceptance = match file.verify(user, code, now, &POLICY) {
         Verdict::Accepted(acceptance) => acceptance,
         Verdict::MalformedLine(problem) => {
-            return Ok(OtpOutcome::Refused(format!("{}:{problem}", path.display())))
+            return Ok(OtpOutcome::Refused(format!(
+                "{}: {problem}",
+                path.display()
+            )))
         }
         refused => return Ok(OtpOutcome::Refused(refused.liboath_message().to_string())),
     };
@@ -150,7 +153,10 @@ mod tests {
         let users = d.join("users");
         fs::write(&users, format!("# comment\nHOTP bob - {KEY_HEX} 0\n")).unwrap();
         let code = hotp(Algorithm::Sha1, KEY, 3, 6);
-        assert_eq!(check_and_record(&users, "bob", &code, 0), OtpOutcome::Accepted);
+        assert_eq!(
+            check_and_record(&users, "bob", &code, 0),
+            OtpOutcome::Accepted
+        );
         let text = fs::read_to_string(&users).unwrap();
         assert!(text.starts_with("# comment\n"), "{text}");
         let fields: Vec<&str> = text.lines().nth(1).unwrap().split_whitespace().collect();

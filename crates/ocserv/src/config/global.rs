@@ -833,6 +833,7 @@ impl Draft {
                 }
                 if let Some(otp) = otp {
                     check_path(d, *line, "otp", otp, Kind::File);
+                    check_users_file(d, *line, otp);
                 }
             }
         }
@@ -943,6 +944,17 @@ fn check_path(d: &mut Diag, line: usize, key: &str, p: &Path, kind: Kind) {
             }
             _ => {}
         },
+    }
+}
+
+/// Warns about lines of a liboath users file that liboath would skip or fail on.
+fn check_users_file(d: &mut Diag, line: usize, path: &Path) {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        // check_path has reported why.
+        return;
+    };
+    for problem in oc_otp::usersfile::UsersFile::parse_lenient(&text).problems() {
+        d.warn(line, format!("otp: {}: {problem}", path.display()));
     }
 }
 

@@ -1553,6 +1553,32 @@ fn test_mode_reports_missing_files_at_their_lines() {
 }
 
 #[test]
+fn test_mode_warns_about_bad_otp_lines() {
+    let dir = TempDir::new("tmode-otp");
+    let conf = test_mode_setup(&dir, "");
+    let d = dir.0.display().to_string();
+    let users = dir.file(
+        "users.oath",
+        "HOTP/T30 alice - 3132333435363738393031323334353637383930
+HOTP/X bob - 00
+",
+    );
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        &format!("plain[passwd={d}/passwd]"),
+        &format!("plain[passwd={d}/passwd,otp={}]", users.display()),
+    );
+    std::fs::write(&conf, text).unwrap();
+    let l = load(&conf, true).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        l.warnings.iter().any(|w| w.line == 1
+            && w.message
+                .contains("users.oath: line 2: unknown token type HOTP/X")),
+        "{:?}",
+        l.warnings
+    );
+}
+
+#[test]
 fn test_mode_checks_run_as_user() {
     let dir = TempDir::new("tmode-user");
     let conf = test_mode_setup(&dir, "run-as-user = no-such-user-ferroconnect\n");
