@@ -17,7 +17,8 @@ const ABOUT: &str = "AnyConnect-compatible VPN server (ferroconnect), compatible
 
 const LONG_ABOUT: &str = "\
 AnyConnect-compatible SSL VPN server. Reads an ocserv.conf, authenticates Cisco AnyConnect \
-and OpenConnect clients (password file made by ocpasswd, and/or client certificates), \
+and OpenConnect clients (password file made by ocpasswd, one-time passwords from a liboath \
+users file, and/or client certificates), \
 hands each an address from the configured pools and forwards their packets over TLS (CSTP) \
 through one tun device.
 
@@ -31,6 +32,13 @@ SIGNALS
               users keep their sessions, new connections get the new settings
     SIGTERM, SIGINT
               shut down: every client is sent a disconnect, the tun device is removed
+
+ONE-TIME PASSWORDS
+    auth = \"plain[passwd=/etc/ocserv/ocpasswd,otp=/etc/ocserv/users.oath]\" asks for a
+    code after the password; plain[otp=FILE] takes the code in place of the password. The
+    users file is liboath's (HOTP, HOTP/T30, HOTP/T60/8 ... lines: TYPE USER PIN HEXKEY
+    [COUNTER [LASTOTP [TIME]]]); each used code is recorded there, so it cannot be used again.
+    HOTP looks 20 counters ahead; TOTP allows two steps of clock drift each way.
 
 EXIT STATUS
     0  clean shutdown, or -t found no errors
