@@ -65,8 +65,16 @@ impl FormFiller {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
-                let code = match self.token.as_mut() {
-                    Some(token) => token.next_code(now)?,
+                let Self {
+                    token,
+                    entries,
+                    non_interactive,
+                    ..
+                } = self;
+                let code = match token.as_mut() {
+                    Some(token) => token.next_code(now, &mut |form, name, label| {
+                        answer_secret(entries, *non_interactive, form, name, label)
+                    })?,
                     None => None,
                 };
                 match code {
@@ -129,6 +137,27 @@ impl FormFiller {
         }
         prompt(label, secret)
     }
+}
+
+/// A secret a software token needs (PIN, token password), as openconnect asks for it: a
+/// `-F FORM:FIELD=VALUE` entry for its form, else the terminal (without echo).
+pub fn answer_secret(
+    entries: &[(String, String, String)],
+    non_interactive: bool,
+    form: &str,
+    field: &str,
+    label: &str,
+) -> Result<String, ClientError> {
+    if let Some((_, _, value)) = entries.iter().find(|(f, n, _)| f == form && n == field) {
+        return Ok(value.clone());
+    }
+    if non_interactive {
+        return Err(ClientError::AuthAborted(format!(
+            "the software token needs {label:?} but --non-inter forbids asking \
+             (give it with -F {form}:{field}=VALUE)"
+        )));
+    }
+    prompt(label, true)
 }
 
 /// Asks on stderr and reads a line from stdin, without echo for secrets on a terminal.

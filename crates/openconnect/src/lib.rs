@@ -11,6 +11,7 @@ pub mod error;
 pub mod token;
 pub mod transport;
 mod tunnel;
+pub mod yubikey;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -20,7 +21,7 @@ use oc_proto::url::ServerUrl;
 use oc_tls::{CertPin, ClientCertSpec, TlsClient, TlsClientConfig};
 use tracing::info;
 
-use crate::auth_ui::{read_stdin_line, FormFiller};
+use crate::auth_ui::{answer_secret, read_stdin_line, FormFiller};
 use crate::cli::{Options, PROTOCOL_VERSION};
 use crate::error::ClientError;
 use crate::token::SoftToken;
@@ -130,6 +131,15 @@ struct Login {
 }
 
 async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, ClientError> {
+    let entries = opts.form_entries()?;
+    let token = match opts.token_mode.as_deref() {
+        Some(mode) => Some(SoftToken::from_options(
+            mode,
+            opts.token_secret.as_deref(),
+            &mut |form, field, label| answer_secret(&entries, opts.non_inter, form, field, label),
+        )?),
+        None => None,
+    };
     let mut filler = FormFiller {
         user: opts.user.clone(),
         password: if opts.passwd_on_stdin {
@@ -138,13 +148,9 @@ async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, Clie
             None
         },
         authgroup: opts.authgroup.clone(),
-        entries: opts.form_entries()?,
+        entries,
         non_interactive: opts.non_inter,
-        token: opts
-            .token_mode
-            .as_deref()
-            .map(|mode| SoftToken::from_options(mode, opts.token_secret.as_deref()))
-            .transpose()?,
+        token,
     };
     let mut exchange = AuthExchange::new(AuthSettings {
         url: endpoint.url.clone(),

@@ -9,9 +9,14 @@ use std::path::{Path, PathBuf};
 use oc_otp::secret::{OathKind, OathSecret};
 use oc_otp::OtpError;
 use oc_proto::anyconnect::auth::{AuthForm, FieldKind, FormField};
-use tracing::{debug, info};
+use tracing::{debug, error, info, warn};
 
 use crate::error::ClientError;
+use crate::yubikey::{self, YubiKeyOath};
+
+/// Asks for a secret the token itself needs: (form id, field name, label) -> answer. The
+/// login's `-F` entries and the terminal stand behind it, as openconnect's token forms.
+pub type AskSecret<'a> = dyn FnMut(&str, &str, &str) -> Result<String, ClientError> + 'a;
 
 /// Token files are small; anything bigger is a mistake, not a token.
 const MAX_TOKEN_FILE: u64 = 1 << 20;
@@ -60,6 +65,24 @@ enum Source {
 #[derive(Debug)]
 enum Generator {
     Oath(OathSecret),
+    YubiKey(YubiKeyOath),
+}
+
+/// The YubiKey's PIN through `ask`, as openconnect's PIN form.
+fn yubikey_pin<'a, 'b>(
+    ask: &'a mut AskSecret<'b>,
+) -> impl FnMut(yubikey::PinRequest<'_>) -> Result<String, ClientError> + use<'a, 'b> {
+    move |request| {
+        if request.retry {
+            warn!("Wrong PIN for the YubiKey in {}", request.reader);
+        }
+        info!("{}", yubikey::PIN_MESSAGE);
+        ask(
+            yubikey::PIN_FORM_ID,
+            yubikey::PIN_FIELD_NAME,
+            yubikey::PIN_LABEL,
+        )
+    }
 }
 
 /// A software token set up from the command line.
@@ -133,8 +156,24 @@ fn write_atomically(path: &Path, contents: &str) -> Result<(), ClientError> {
 
 impl SoftToken {
     /// Sets up the token from `--token-mode` and `--token-secret`.
-    pub fn from_options(mode: &str, secret: Option<&str>) -> Result<Self, ClientError> {
+    /// For a YubiKey the key is looked for now (asking for its PIN if locked), as
+    /// openconnect does, so a missing key fails before the login starts.
+    pub fn from_options(
+        mode: &str,
+        secret: Option<&str>,
+        ask: &mut AskSecret<'_>,
+    ) -> Result<Self, ClientError> {
         let mode = TokenMode::parse(mode)?;
+        if mode == TokenMode::YubiOath {
+            let mut token = YubiKeyOath::new(secret);
+            let credential = token.probe(&mut yubikey_pin(ask))?;
+            info!(
+                "Using YubiKey credential {} ({})",
+                credential.name(),
+                credential.kind()
+            );
+            return Ok(Self::new(mode, Source::Inline, Generator::YubiKey(token)));
+        }
         let (text, source) = match secret.map(|s| (s, file_reference(s))) {
             Some((_, Some(path))) => {
                 let text = read_token_file(&path)?;
@@ -162,14 +201,18 @@ impl SoftToken {
                 ))
             }
         };
-        Ok(Self {
+        Ok(Self::new(mode, source, generator))
+    }
+
+    fn new(mode: TokenMode, source: Source, generator: Generator) -> Self {
+        Self {
             mode,
             source,
             generator,
             tries: 0,
             first_time: None,
             bypassed: false,
-        })
+        }
     }
 
     pub fn mode(&self) -> TokenMode {
@@ -204,7 +247,11 @@ impl SoftToken {
 
     /// The next code for a field [`Self::fills`] accepted, or `None` once the server has
     /// rejected two codes (the caller asks the user from then on).
-    pub fn next_code(&mut self, now: u64) -> Result<Option<String>, ClientError> {
+    pub fn next_code(
+        &mut self,
+        now: u64,
+        ask: &mut AskSecret<'_>,
+    ) -> Result<Option<String>, ClientError> {
         if self.tries >= AUTOMATIC_TRIES {
             if !self.bypassed {
                 info!("Server is rejecting the soft token; switching to manual entry");
@@ -245,6 +292,23 @@ impl SoftToken {
                     code
                 }
             },
+            Generator::YubiKey(token) => {
+                // TOTP credentials: the second try is the next step, as for soft TOTP.
+                let period = token.credential().map_or(30, |c| c.period());
+                let time = match self.first_time {
+                    None => *self.first_time.insert(now),
+                    Some(first) => first.saturating_add(period),
+                };
+                match token.code(time, &mut yubikey_pin(ask)) {
+                    Ok(code) => code,
+                    Err(e) => {
+                        // As openconnect: a token failure means typing the code instead.
+                        error!("{e}");
+                        self.bypassed = true;
+                        return Ok(None);
+                    }
+                }
+            }
         };
         self.tries += 1;
         Ok(Some(code))
@@ -263,16 +327,20 @@ mod tests {
 
     const RFC_HEX: &str = "0x3132333435363738393031323334353637383930";
 
+    fn no_ask(form: &str, field: &str, _: &str) -> Result<String, ClientError> {
+        panic!("unexpected question {form}:{field}")
+    }
+
     #[test]
     fn modes() {
         assert_eq!(TokenMode::parse("yubioath").unwrap(), TokenMode::YubiOath);
         let err = TokenMode::parse("oidc").unwrap_err().to_string();
         assert!(err.contains("oidc") && err.contains("rsa, totp"), "{err}");
-        let err = SoftToken::from_options("totp", None)
+        let err = SoftToken::from_options("totp", None, &mut no_ask)
             .unwrap_err()
             .to_string();
         assert!(err.contains("--token-secret"), "{err}");
-        let err = SoftToken::from_options("totp", Some("base32:AB1C"))
+        let err = SoftToken::from_options("totp", Some("base32:AB1C"), &mut no_ask)
             .unwrap_err()
             .to_string();
         assert!(err.contains("position 3"), "{err}");
@@ -281,7 +349,7 @@ mod tests {
 
     #[test]
     fn placement_follows_openconnect_plus_ocserv_otp_forms() {
-        let totp = SoftToken::from_options("totp", Some(RFC_HEX)).unwrap();
+        let totp = SoftToken::from_options("totp", Some(RFC_HEX), &mut no_ask).unwrap();
         let login = form(
             r#"<auth id="main"><message>Please enter your username and password.</message><form>
             <input type="text" name="username" label="Username:"/>
@@ -307,18 +375,18 @@ mod tests {
 
     #[test]
     fn totp_tries_now_then_the_next_step_then_gives_up() {
-        let mut token = SoftToken::from_options("totp", Some(RFC_HEX)).unwrap();
+        let mut token = SoftToken::from_options("totp", Some(RFC_HEX), &mut no_ask).unwrap();
         let key = b"12345678901234567890";
         let sha1 = oc_otp::oath::Algorithm::Sha1;
         assert_eq!(
-            token.next_code(59).unwrap().unwrap(),
+            token.next_code(59, &mut no_ask).unwrap().unwrap(),
             oc_otp::oath::totp(sha1, key, 59, 30, 6)
         );
         assert_eq!(
-            token.next_code(60).unwrap().unwrap(),
+            token.next_code(60, &mut no_ask).unwrap().unwrap(),
             oc_otp::oath::totp(sha1, key, 89, 30, 6)
         );
-        assert_eq!(token.next_code(61).unwrap(), None);
+        assert_eq!(token.next_code(61, &mut no_ask).unwrap(), None);
         let ocserv_otp = form(
             r#"<auth id="main"><message>Please enter your OTP password.</message><form>
             <input type="password" name="password" label="Password:"/></form></auth>"#,
@@ -333,26 +401,30 @@ mod tests {
         let file = dir.join("hotp");
         fs::write(&file, format!("sha1:{RFC_HEX},3\n")).unwrap();
         let arg = format!("@{}", file.display());
-        let mut token = SoftToken::from_options("hotp", Some(&arg)).unwrap();
-        assert_eq!(token.next_code(0).unwrap().unwrap(), "969429");
+        let mut token = SoftToken::from_options("hotp", Some(&arg), &mut no_ask).unwrap();
+        assert_eq!(token.next_code(0, &mut no_ask).unwrap().unwrap(), "969429");
         assert_eq!(
             fs::read_to_string(&file).unwrap(),
             format!("sha1:{RFC_HEX},4\n")
         );
         // Someone else used the token meanwhile: we continue from the file.
         fs::write(&file, format!("sha1:{RFC_HEX},7\n")).unwrap();
-        assert_eq!(token.next_code(0).unwrap().unwrap(), "162583");
+        assert_eq!(token.next_code(0, &mut no_ask).unwrap().unwrap(), "162583");
         assert_eq!(
             fs::read_to_string(&file).unwrap(),
             format!("sha1:{RFC_HEX},8\n")
         );
         // Absolute paths work without '@'.
-        let mut by_path = SoftToken::from_options("hotp", Some(file.to_str().unwrap())).unwrap();
-        assert_eq!(by_path.next_code(0).unwrap().unwrap(), "399871");
+        let mut by_path =
+            SoftToken::from_options("hotp", Some(file.to_str().unwrap()), &mut no_ask).unwrap();
+        assert_eq!(
+            by_path.next_code(0, &mut no_ask).unwrap().unwrap(),
+            "399871"
+        );
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary files left");
         fs::remove_dir_all(&dir).unwrap();
-        let err = SoftToken::from_options("hotp", Some("@/nonexistent/x"))
+        let err = SoftToken::from_options("hotp", Some("@/nonexistent/x"), &mut no_ask)
             .unwrap_err()
             .to_string();
         assert!(err.contains("/nonexistent/x"), "{err}");

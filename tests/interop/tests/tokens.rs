@@ -266,3 +266,23 @@ fn our_server_refuses_a_reused_code() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     lab.wait_for_log("ocserv.log", "The OTP is not valid", SECS(5));
 }
+
+#[test]
+fn yubioath_without_a_pcsc_service_fails_before_logging_in() {
+    let out = std::process::Command::new(bin("openconnect"))
+        .args([
+            "--token-mode",
+            "yubioath",
+            "--non-inter",
+            "https://192.0.2.1/",
+        ])
+        .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach the PC/SC service (is pcscd running?)"),
+        "{}",
+        text(&out)
+    );
+}
