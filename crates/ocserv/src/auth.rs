@@ -578,8 +578,7 @@ mod tests {
         let step = c.on_post(&post(Some("alice"), Some("pw"), None), &forms());
         assert!(matches!(step, AuthStep::CheckPassword { .. }));
         let groups = vec!["staff".into()];
-        let AuthStep::Form(otp_form) =
-            c.password_checked(PlainAuth::Accepted { groups }, &forms())
+        let AuthStep::Form(otp_form) = c.password_checked(PlainAuth::Accepted { groups }, &forms())
         else {
             panic!("expected the OTP form");
         };

@@ -584,7 +584,12 @@ impl PasswdLock {
                 source: io::Error::other("lock already released"),
             });
         };
-        replace_file(tmp, &self.tmp_path, &self.path, contents.to_text().as_bytes())?;
+        replace_file(
+            tmp,
+            &self.tmp_path,
+            &self.path,
+            contents.to_text().as_bytes(),
+        )?;
         self.tmp = None;
         Ok(())
     }
@@ -874,7 +879,9 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidUsername => "invalid user name",
             RejectReason::UnknownUser => "no such user",
             RejectReason::Locked => "account locked",
-            RejectReason::NoPassword => "empty password field (only a one-time password can log this user in)",
+            RejectReason::NoPassword => {
+                "empty password field (only a one-time password can log this user in)"
+            }
             RejectReason::UnsupportedHash => "unsupported password hash (only $5$ and $6$)",
             RejectReason::WrongPassword => "wrong password",
         })

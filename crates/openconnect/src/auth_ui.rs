@@ -72,7 +72,7 @@ impl FormFiller {
                     ..
                 } = self;
                 let code = match token.as_mut() {
-                    Some(token) => token.next_code(now, &mut |form, name, label| {
+                    Some(token) => token.next_code(form, now, &mut |form, name, label| {
                         answer_secret(entries, *non_interactive, form, name, label)
                     })?,
                     None => None,

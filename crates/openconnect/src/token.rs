@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use oc_otp::secret::{OathKind, OathSecret};
+use oc_otp::securid::{validate_pin, PinMode, SecurIdError, SecurIdToken};
 use oc_otp::OtpError;
 use oc_proto::anyconnect::auth::{AuthForm, FieldKind, FormField};
 use tracing::{debug, error, info, warn};
@@ -66,6 +67,112 @@ enum Source {
 enum Generator {
     Oath(OathSecret),
     YubiKey(YubiKeyOath),
+    SecurId(SecurIdToken, SecurIdPin),
+}
+
+/// The PIN of a SecurID token, as openconnect keeps it.
+#[derive(Default)]
+struct SecurIdPin {
+    /// What the user typed (none: the token's saved PIN, or no PIN).
+    typed: Option<String>,
+}
+
+impl std::fmt::Debug for SecurIdPin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.typed.is_some() {
+            "<typed PIN>"
+        } else {
+            "<none>"
+        })
+    }
+}
+
+/// Form id of the questions a SecurID token asks (`-F stoken:devid=...`, `stoken:password=`,
+/// `stoken:pin=`).
+pub const STOKEN_FORM: &str = "stoken";
+/// Questions asked before giving up on a token secret (wrong password, bad PIN format).
+const SECRET_QUESTIONS: u32 = 3;
+
+/// Unlocks a password- or device-bound token as openconnect does ("Enter credentials to
+/// unlock software token."). `Ok(false)`: the user left everything empty (token bypassed).
+fn unlock_securid(token: &mut SecurIdToken, ask: &mut AskSecret<'_>) -> Result<bool, ClientError> {
+    if !token.needs_password() && !token.needs_devid() {
+        return Ok(true);
+    }
+    info!("Enter credentials to unlock software token.");
+    for _ in 0..SECRET_QUESTIONS {
+        let devid = match token.needs_devid() {
+            true => Some(ask(STOKEN_FORM, "devid", "Device ID:")?),
+            false => None,
+        };
+        let password = match token.needs_password() {
+            true => Some(ask(STOKEN_FORM, "password", "Password:")?),
+            false => None,
+        };
+        let answers = [&devid, &password];
+        if answers
+            .iter()
+            .all(|a| a.as_deref().is_none_or(str::is_empty))
+        {
+            info!("User bypassed soft token.");
+            return Ok(false);
+        }
+        if answers.iter().any(|a| a.as_deref() == Some("")) {
+            info!("All fields are required; try again.");
+            continue;
+        }
+        match token.decrypt(password.as_deref(), devid.as_deref()) {
+            Ok(()) => return Ok(true),
+            Err(SecurIdError::WrongPassword | SecurIdError::WrongDevid) => {
+                info!("Incorrect device ID or password; try again.");
+            }
+            Err(e) => return Err(OtpError::from(e).into()),
+        }
+    }
+    Err(ClientError::AuthAborted(
+        "could not unlock the SecurID token (wrong device ID or password)".into(),
+    ))
+}
+
+/// Asks for the PIN when the token mixes one in and has none saved, or (optionally, may be
+/// empty) when the server wants it typed in front of the code, as openconnect does.
+fn securid_pin(token: &SecurIdToken, ask: &mut AskSecret<'_>) -> Result<SecurIdPin, ClientError> {
+    let prepend = token.pin_mode() == Some(PinMode::Prepend);
+    if !prepend && !token.needs_pin() {
+        return Ok(SecurIdPin::default());
+    }
+    info!("Enter software token PIN.");
+    for _ in 0..SECRET_QUESTIONS {
+        let pin = ask(STOKEN_FORM, "pin", "PIN:")?;
+        if pin.is_empty() {
+            if prepend {
+                return Ok(SecurIdPin::default());
+            }
+            info!("All fields are required; try again.");
+            continue;
+        }
+        if !prepend && validate_pin(&pin).is_err() {
+            info!("Invalid PIN format; try again.");
+            continue;
+        }
+        return Ok(SecurIdPin { typed: Some(pin) });
+    }
+    Err(ClientError::AuthAborted(
+        "no usable SecurID PIN (4 to 8 digits)".into(),
+    ))
+}
+
+/// `~/.stokenrc`, stoken's default token store.
+fn default_stokenrc() -> Result<String, ClientError> {
+    let home = std::env::var_os("HOME")
+        .ok_or_else(|| ClientError::Usage("HOME is not set; cannot find ~/.stokenrc".into()))?;
+    let path = PathBuf::from(home).join(".stokenrc");
+    read_token_file(&path).map_err(|_| {
+        ClientError::Usage(format!(
+            "Can't open ~/.stokenrc file ({}); give the token with --token-secret",
+            path.display()
+        ))
+    })
 }
 
 /// The YubiKey's PIN through `ask`, as openconnect's PIN form.
@@ -164,17 +271,9 @@ impl SoftToken {
         ask: &mut AskSecret<'_>,
     ) -> Result<Self, ClientError> {
         let mode = TokenMode::parse(mode)?;
-        if mode == TokenMode::YubiOath {
-            let mut token = YubiKeyOath::new(secret);
-            let credential = token.probe(&mut yubikey_pin(ask))?;
-            info!(
-                "Using YubiKey credential {} ({})",
-                credential.name(),
-                credential.kind()
-            );
-            return Ok(Self::new(mode, Source::Inline, Generator::YubiKey(token)));
-        }
-        let (text, source) = match secret.map(|s| (s, file_reference(s))) {
+        // A YubiKey's secret is its credential's name, never a file.
+        let file_secret = secret.filter(|_| mode != TokenMode::YubiOath);
+        let (text, source) = match file_secret.map(|s| (s, file_reference(s))) {
             Some((_, Some(path))) => {
                 let text = read_token_file(&path)?;
                 let trailing = text[text.trim_end().len()..].to_string();
@@ -195,10 +294,33 @@ impl SoftToken {
                 })?;
                 Generator::Oath(OathSecret::parse(&text, kind).map_err(OtpError::from)?)
             }
-            TokenMode::Rsa | TokenMode::YubiOath => {
-                return Err(ClientError::Usage(
-                    "this token mode is being written".into(),
-                ))
+            TokenMode::YubiOath => {
+                let mut token = YubiKeyOath::new(secret);
+                let credential = token.probe(&mut yubikey_pin(ask))?;
+                info!(
+                    "Using YubiKey credential {} ({})",
+                    credential.name(),
+                    credential.kind()
+                );
+                Generator::YubiKey(token)
+            }
+            TokenMode::Rsa => {
+                let text = match text {
+                    Some(t) => t,
+                    None => default_stokenrc()?,
+                };
+                let mut token = SecurIdToken::import(&text).map_err(OtpError::from)?;
+                if !unlock_securid(&mut token, ask)? {
+                    let mut bypassed = Self::new(
+                        mode,
+                        source,
+                        Generator::SecurId(token, SecurIdPin::default()),
+                    );
+                    bypassed.bypassed = true;
+                    return Ok(bypassed);
+                }
+                let pin = securid_pin(&token, ask)?;
+                Generator::SecurId(token, pin)
             }
         };
         Ok(Self::new(mode, source, generator))
@@ -245,14 +367,22 @@ impl SoftToken {
         asks_for_otp && password_fields == 1
     }
 
-    /// The next code for a field [`Self::fills`] accepted, or `None` once the server has
-    /// rejected two codes (the caller asks the user from then on).
+    /// The next code for a field [`Self::fills`] accepted in `form`, or `None` once the
+    /// server has rejected two codes (the caller asks the user from then on). SecurID makes
+    /// a second code only when the server asks for the "next tokencode", as openconnect.
     pub fn next_code(
         &mut self,
+        form: &AuthForm,
         now: u64,
         ask: &mut AskSecret<'_>,
     ) -> Result<Option<String>, ClientError> {
-        if self.tries >= AUTOMATIC_TRIES {
+        let wants_next = form
+            .message
+            .as_deref()
+            .is_some_and(|m| m.to_ascii_lowercase().contains("next tokencode"));
+        let securid_gives_up =
+            matches!(self.generator, Generator::SecurId(..)) && self.tries == 1 && !wants_next;
+        if self.tries >= AUTOMATIC_TRIES || securid_gives_up {
             if !self.bypassed {
                 info!("Server is rejecting the soft token; switching to manual entry");
                 self.bypassed = true;
@@ -292,6 +422,17 @@ impl SoftToken {
                     code
                 }
             },
+            Generator::SecurId(token, pin) => {
+                info!("Generating RSA token code");
+                let interval = u64::from(token.interval().unwrap_or(60));
+                let time = match self.first_time {
+                    None => *self.first_time.insert(now),
+                    Some(first) => first.saturating_add(interval),
+                };
+                token
+                    .passcode(time, pin.typed.as_deref())
+                    .map_err(OtpError::from)?
+            }
             Generator::YubiKey(token) => {
                 // TOTP credentials: the second try is the next step, as for soft TOTP.
                 let period = token.credential().map_or(30, |c| c.period());
@@ -329,6 +470,107 @@ mod tests {
 
     fn no_ask(form: &str, field: &str, _: &str) -> Result<String, ClientError> {
         panic!("unexpected question {form}:{field}")
+    }
+
+    fn any_form() -> AuthForm {
+        form(
+            r#"<auth id="main"><form><input type="password" name="password" label="Password:"/></form></auth>"#,
+        )
+    }
+
+    /// A SecurID token string (stoken's v2 format) with this PIN mode and protection.
+    fn securid_string(pin_mode: u8, password: Option<&str>) -> String {
+        let token = SecurIdToken::from_params(&oc_otp::securid::TokenParams {
+            serial: "123456789012".into(),
+            seed: *b"0123456789abcdef",
+            digits: 8,
+            interval: 60,
+            pin_mode,
+            expiry_days: 16000,
+        })
+        .unwrap();
+        token.export_v2(password, None, false).unwrap()
+    }
+
+    #[test]
+    fn securid_unlocks_asks_the_pin_and_fills_the_primary_password() {
+        let text = securid_string(3, Some("tokenpw"));
+        let mut asked = Vec::new();
+        let mut answers = |form: &str, field: &str, _: &str| {
+            asked.push(format!("{form}:{field}"));
+            Ok(match field {
+                "password" => "tokenpw".to_string(),
+                _ => "1234".to_string(),
+            })
+        };
+        let mut token = SoftToken::from_options("rsa", Some(&text), &mut answers).unwrap();
+        assert_eq!(asked, ["stoken:password", "stoken:pin"]);
+        let login = any_form();
+        assert!(token.fills(&login, &login.fields[0]));
+        let secondary = form(
+            r#"<auth id="main"><form><input type="password" name="secondary_password" label="P:"/></form></auth>"#,
+        );
+        assert!(
+            !token.fills(&secondary, &secondary.fields[0]),
+            "OATH's field"
+        );
+        let mut expected = SecurIdToken::import(&text).unwrap();
+        expected.decrypt(Some("tokenpw"), None).unwrap();
+        assert_eq!(
+            token
+                .next_code(&login, 1_700_000_000, &mut no_ask)
+                .unwrap()
+                .unwrap(),
+            expected.code(1_700_000_000, Some("1234")).unwrap()
+        );
+        // A second code only when the server asks for the next tokencode.
+        let next = form(
+            r#"<auth id="main"><message>Please enter the next tokencode</message><form><input type="password" name="password" label="Password:"/></form></auth>"#,
+        );
+        assert_eq!(
+            token
+                .next_code(&next, 1_700_000_005, &mut no_ask)
+                .unwrap()
+                .unwrap(),
+            expected.code(1_700_000_060, Some("1234")).unwrap()
+        );
+        assert_eq!(token.next_code(&next, 0, &mut no_ask).unwrap(), None);
+    }
+
+    #[test]
+    fn securid_prepends_a_typed_pin_and_stops_without_next_tokencode() {
+        let text = securid_string(0, None);
+        let mut token =
+            SoftToken::from_options("rsa", Some(&text), &mut |_, _, _| Ok("9876".into())).unwrap();
+        let code = SecurIdToken::import(&text)
+            .unwrap()
+            .code(1_700_000_000, None)
+            .unwrap();
+        assert_eq!(
+            token
+                .next_code(&any_form(), 1_700_000_000, &mut no_ask)
+                .unwrap()
+                .unwrap(),
+            format!("9876{code}")
+        );
+        assert_eq!(
+            token
+                .next_code(&any_form(), 1_700_000_000, &mut no_ask)
+                .unwrap(),
+            None
+        );
+        // Wrong token password three times: a clear error. All fields empty: bypassed.
+        let locked = securid_string(0, Some("right"));
+        let err = SoftToken::from_options("rsa", Some(&locked), &mut |_, _, _| Ok("wrong".into()))
+            .unwrap_err();
+        assert!(err.to_string().contains("could not unlock"), "{err}");
+        let bypassed =
+            SoftToken::from_options("rsa", Some(&locked), &mut |_, _, _| Ok(String::new()))
+                .unwrap();
+        let login = any_form();
+        assert!(!bypassed.fills(&login, &login.fields[0]));
+        let err = SoftToken::from_options("rsa", Some("12345"), &mut no_ask).unwrap_err();
+        assert!(err.to_string().contains("SecurID"), "{err}");
     }
 
     #[test]
@@ -379,14 +621,20 @@ mod tests {
         let key = b"12345678901234567890";
         let sha1 = oc_otp::oath::Algorithm::Sha1;
         assert_eq!(
-            token.next_code(59, &mut no_ask).unwrap().unwrap(),
+            token
+                .next_code(&any_form(), 59, &mut no_ask)
+                .unwrap()
+                .unwrap(),
             oc_otp::oath::totp(sha1, key, 59, 30, 6)
         );
         assert_eq!(
-            token.next_code(60, &mut no_ask).unwrap().unwrap(),
+            token
+                .next_code(&any_form(), 60, &mut no_ask)
+                .unwrap()
+                .unwrap(),
             oc_otp::oath::totp(sha1, key, 89, 30, 6)
         );
-        assert_eq!(token.next_code(61, &mut no_ask).unwrap(), None);
+        assert_eq!(token.next_code(&any_form(), 61, &mut no_ask).unwrap(), None);
         let ocserv_otp = form(
             r#"<auth id="main"><message>Please enter your OTP password.</message><form>
             <input type="password" name="password" label="Password:"/></form></auth>"#,
@@ -402,14 +650,26 @@ mod tests {
         fs::write(&file, format!("sha1:{RFC_HEX},3\n")).unwrap();
         let arg = format!("@{}", file.display());
         let mut token = SoftToken::from_options("hotp", Some(&arg), &mut no_ask).unwrap();
-        assert_eq!(token.next_code(0, &mut no_ask).unwrap().unwrap(), "969429");
+        assert_eq!(
+            token
+                .next_code(&any_form(), 0, &mut no_ask)
+                .unwrap()
+                .unwrap(),
+            "969429"
+        );
         assert_eq!(
             fs::read_to_string(&file).unwrap(),
             format!("sha1:{RFC_HEX},4\n")
         );
         // Someone else used the token meanwhile: we continue from the file.
         fs::write(&file, format!("sha1:{RFC_HEX},7\n")).unwrap();
-        assert_eq!(token.next_code(0, &mut no_ask).unwrap().unwrap(), "162583");
+        assert_eq!(
+            token
+                .next_code(&any_form(), 0, &mut no_ask)
+                .unwrap()
+                .unwrap(),
+            "162583"
+        );
         assert_eq!(
             fs::read_to_string(&file).unwrap(),
             format!("sha1:{RFC_HEX},8\n")
@@ -418,7 +678,10 @@ mod tests {
         let mut by_path =
             SoftToken::from_options("hotp", Some(file.to_str().unwrap()), &mut no_ask).unwrap();
         assert_eq!(
-            by_path.next_code(0, &mut no_ask).unwrap().unwrap(),
+            by_path
+                .next_code(&any_form(), 0, &mut no_ask)
+                .unwrap()
+                .unwrap(),
             "399871"
         );
         let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().collect();

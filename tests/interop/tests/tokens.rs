@@ -286,3 +286,76 @@ fn yubioath_without_a_pcsc_service_fails_before_logging_in() {
         text(&out)
     );
 }
+
+/// Runs Debian's `stoken` with HOME in `home`; the last line of its output.
+fn stoken(home: &Path, args: &[&str]) -> String {
+    let out = std::process::Command::new("stoken")
+        .args(args)
+        .env("HOME", home)
+        .output()
+        .expect("stoken (apt-get install stoken)");
+    assert!(out.status.success(), "stoken {args:?}: {}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn our_rsa_client_logs_in_with_the_code_stoken_computes() {
+    let mut lab = Lab::new("tok-rsa");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(&pki, &[("alice", "placeholder")], "");
+    // A token without PIN (mode 0), stored in ~/.stokenrc by stoken itself.
+    let token = oc_otp::securid::SecurIdToken::from_params(&oc_otp::securid::TokenParams {
+        serial: "000123456789".into(),
+        seed: *b"ferroconnect-key",
+        digits: 8,
+        interval: 60,
+        pin_mode: 0,
+        expiry_days: 16000,
+    })
+    .unwrap()
+    .export_v2(None, None, false)
+    .unwrap();
+    let home = lab.dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    stoken(&home, &["import", &format!("--token={token}"), "--force"]);
+    // Stay inside one 60 s interval from computing the code to logging in.
+    while now() % 60 > 40 {
+        std::thread::sleep(SECS(1));
+    }
+    let code = stoken(&home, &["tokencode", "--force"]);
+    assert_eq!(code.len(), 8, "{code}");
+    lab.make_passwd(&bin("ocpasswd"), &[("alice", &code)], None);
+
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let args = [
+        "-u",
+        "alice",
+        "--non-inter",
+        "--cafile",
+        &ca,
+        "--token-mode",
+        "rsa",
+        "-F",
+        "stoken:pin=",
+        "--authenticate",
+        &url,
+    ];
+    let out = lab
+        .client_command(&args)
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("COOKIE="), "{}", text(&out));
+    assert!(
+        text(&out).contains("Generating RSA token code"),
+        "{}",
+        text(&out)
+    );
+}
