@@ -12,6 +12,7 @@
 //! Nothing here reads a clock, a file or a device: times, file contents and card
 //! responses come in as arguments; new file contents and APDUs go out.
 
+pub mod calendar;
 pub mod error;
 pub mod oath;
 pub mod secret;

@@ -66,6 +66,7 @@
 
 use std::fmt;
 
+use crate::calendar::civil_from_days;
 use crate::oath::{codes_equal, hotp, Algorithm};
 
 /// The largest secret liboath's users file holds, in bytes.
@@ -843,26 +844,6 @@ pub fn format_timestamp(unix: u64, utc_offset_seconds: i32) -> Option<String> {
         seconds_of_day / 60 % 60,
         seconds_of_day % 60
     ))
-}
-
-/// Proleptic Gregorian date of a day count from 1970-01-01 (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097); // 0..=146096
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153; // March-based month 0..=11
-    let day = day_of_year - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // day is 1..=31 and month 1..=12, so the conversions cannot fail.
-    (
-        year,
-        u32::try_from(month).unwrap_or(1),
-        u32::try_from(day).unwrap_or(1),
-    )
 }
 
 /// liboath takes the digit count from the code's length: 6, 7 or 8.

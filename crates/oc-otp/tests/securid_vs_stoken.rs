@@ -239,7 +239,7 @@ fn import_and_unlock(home: &Home, case: &Case<'_>, input: &str) -> SecurIdToken 
     );
     // "Expiration date : YYYY/MM/DD" is the day after the last valid one, at 00:00 UTC.
     let exp = token.expires_unix().unwrap();
-    let (y, m, d) = civil(exp.div_euclid(86_400));
+    let (y, m, d) = oc_otp::calendar::civil_from_days(exp.div_euclid(86_400));
     assert_eq!(
         field(&show, "Expiration date"),
         format!("{y:04}/{m:02}/{d:02}"),
@@ -247,18 +247,6 @@ fn import_and_unlock(home: &Home, case: &Case<'_>, input: &str) -> SecurIdToken 
         case.name
     );
     token
-}
-
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// A fresh random token from stoken (8 digits, 60 s, PIN mode 3).

@@ -626,13 +626,7 @@ impl Server {
                             check_password(passwd, user.clone(), password).await
                         };
                         if result == PlainAuth::Rejected {
-                            let points = config.ban_points_wrong_password;
-                            if lock(&self.state)
-                                .bans
-                                .add(peer.ip(), points, Instant::now())
-                            {
-                                info!("{peer}: banned after repeated failed logins");
-                            }
+                            self.add_failed_login_points(peer, config);
                             info!("{peer}: wrong password for user '{user}'");
                         }
                         step = conversation.password_checked(result, &rt.forms);
@@ -643,13 +637,7 @@ impl Server {
                             check_otp(otp, user.clone(), code).await
                         };
                         if let OtpOutcome::Refused(why) = &outcome {
-                            let points = config.ban_points_wrong_password;
-                            if lock(&self.state)
-                                .bans
-                                .add(peer.ip(), points, Instant::now())
-                            {
-                                info!("{peer}: banned after repeated failed logins");
-                            }
+                            self.add_failed_login_points(peer, config);
                             info!("{peer}: OTP auth failed for '{user}': {why}");
                         }
                         step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
@@ -710,6 +698,17 @@ impl Server {
         }
         debug!("{peer}: too many requests on one connection");
         None
+    }
+
+    /// `ban-points-wrong-password` for a refused password or one-time password.
+    fn add_failed_login_points(&self, peer: SocketAddr, config: &Config) {
+        let points = config.ban_points_wrong_password;
+        if lock(&self.state)
+            .bans
+            .add(peer.ip(), points, Instant::now())
+        {
+            info!("{peer}: banned after repeated failed logins");
+        }
     }
 
     fn create_session(

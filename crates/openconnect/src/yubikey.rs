@@ -47,6 +47,19 @@ fn yk(e: YubiKeyError) -> ClientError {
     ClientError::Token(OtpError::YubiKey(e))
 }
 
+/// Maps a PC/SC failure while `what`, telling "pcscd is not running" apart.
+fn service_error(what: &'static str) -> impl Fn(pcsc::Error) -> ClientError {
+    move |e| match e {
+        pcsc::Error::NoService | pcsc::Error::ServiceStopped => {
+            yk(YubiKeyError::ServiceUnavailable(e.to_string()))
+        }
+        e => yk(YubiKeyError::Pcsc {
+            what,
+            why: e.to_string(),
+        }),
+    }
+}
+
 /// Why one reader did not give a code.
 enum Failure {
     /// Not the card we want (or unusable): note why and try the next reader.
@@ -138,25 +151,12 @@ impl YubiKeyOath {
     }
 
     fn run(&mut self, goal: Goal, ask_pin: &mut AskPin<'_>) -> Result<Outcome, ClientError> {
-        let ctx = Context::establish(Scope::User).map_err(|e| match e {
-            pcsc::Error::NoService | pcsc::Error::ServiceStopped => {
-                yk(YubiKeyError::ServiceUnavailable(e.to_string()))
-            }
-            e => yk(YubiKeyError::Pcsc {
-                what: "establishing a context",
-                why: e.to_string(),
-            }),
-        })?;
+        let ctx =
+            Context::establish(Scope::User).map_err(service_error("establishing a context"))?;
         debug!("Established PC/SC context");
-        let mut readers = ctx.list_readers_owned().map_err(|e| match e {
-            pcsc::Error::NoService | pcsc::Error::ServiceStopped => {
-                yk(YubiKeyError::ServiceUnavailable(e.to_string()))
-            }
-            e => yk(YubiKeyError::Pcsc {
-                what: "listing the readers",
-                why: e.to_string(),
-            }),
-        })?;
+        let mut readers = ctx
+            .list_readers_owned()
+            .map_err(service_error("listing the readers"))?;
         if readers.is_empty() {
             return Err(yk(YubiKeyError::NoReader));
         }

@@ -86,6 +86,23 @@ fn assert_tunnel(lab: &Lab) {
     );
 }
 
+/// Starts the lab's client as alice with `--token-mode totp` and waits for the tunnel;
+/// returns the TOTP step before it started.
+fn connect_totp_client(lab: &mut Lab, pki: &Pki, secret: &str) -> u64 {
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let before = now() / 30;
+    lab.spawn_client(
+        &login_args(
+            &ca,
+            &["--token-mode", "totp", "--token-secret", secret, &url],
+        ),
+        "secret\n",
+    );
+    assert_tunnel(lab);
+    before
+}
+
 #[test]
 fn our_totp_client_logs_into_debian_ocserv_with_an_otp_file() {
     let (mut lab, pki, users) = otp_lab(
@@ -93,18 +110,11 @@ fn our_totp_client_logs_into_debian_ocserv_with_an_otp_file() {
         ServerKind::Debian,
         &format!("HOTP/T30 alice - {KEY_HEX}"),
     );
-    let ca = pki.ca_pem.display().to_string();
-    let url = format!("https://{}/", lab.server_ip);
-    let secret = format!("base32:{}", KEY_BASE32.to_lowercase());
-    let before = now() / 30;
-    lab.spawn_client(
-        &login_args(
-            &ca,
-            &["--token-mode", "totp", "--token-secret", &secret, &url],
-        ),
-        "secret\n",
+    let before = connect_totp_client(
+        &mut lab,
+        &pki,
+        &format!("base32:{}", KEY_BASE32.to_lowercase()),
     );
-    assert_tunnel(&lab);
     assert!(lab
         .log("client.log")
         .contains("Generating OATH TOTP token code"));
@@ -165,18 +175,7 @@ fn debian_openconnect_totp_logs_into_our_server() {
         &format!("HOTP/T30 alice - {KEY_HEX}"),
     );
     lab.use_real_client();
-    let ca = pki.ca_pem.display().to_string();
-    let url = format!("https://{}/", lab.server_ip);
-    let secret = format!("base32:{KEY_BASE32}");
-    let before = now() / 30;
-    lab.spawn_client(
-        &login_args(
-            &ca,
-            &["--token-mode", "totp", "--token-secret", &secret, &url],
-        ),
-        "secret\n",
-    );
-    assert_tunnel(&lab);
+    let before = connect_totp_client(&mut lab, &pki, &format!("base32:{KEY_BASE32}"));
     // The code was recorded in liboath's format: counter, code and timestamp.
     let (_, code) = stored(&users);
     assert!(

@@ -1,6 +1,7 @@
 //! Tokencode computation from a decrypted seed, the serial number and the time.
 
 use super::crypto::{aes128_encrypt, Block};
+use crate::calendar::civil_from_days;
 
 /// Broken-down UTC time, the fields the tokencode algorithm uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -11,32 +12,6 @@ pub(crate) struct UtcTime {
     pub hour: u32,
     pub minute: u32,
     pub second: u32,
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days since 1970-01-01 of a (year, month 1-12, day 1-31) date.
-pub(crate) fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 pub(crate) fn utc(unix_time: u64) -> UtcTime {
@@ -129,26 +104,6 @@ pub(crate) fn mix_pin(mut code: u32, digits: usize, pin: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_round_trip() {
-        for days in [
-            -1_000_000i64,
-            -1,
-            0,
-            1,
-            10_957,
-            20_000,
-            2_932_896,
-            50_000_000,
-        ] {
-            let (y, m, d) = civil_from_days(days);
-            assert_eq!(days_from_civil(y, m, d), days, "{days}");
-        }
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(10_957), (2000, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-    }
 
     #[test]
     fn utc_fields() {

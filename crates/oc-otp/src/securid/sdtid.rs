@@ -5,12 +5,12 @@
 
 use quick_xml::events::Event;
 
-use super::code::days_from_civil;
 use super::crypto::{aes128_encrypt, base64_decode_relaxed, xor_into, Block};
 use super::ctf::{
     DIGIT_MASK, DIGIT_SHIFT, FL_128BIT, FL_APPSEEDS, FL_FEAT4, FL_TIMESEEDS, PINMODE_SHIFT,
 };
 use super::SecurIdError;
+use crate::calendar::days_from_civil;
 
 const BATCH_MAC_IV: Block = [
     0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6, 0xab, 0xf7, 0x15, 0x88, 0x09, 0xcf, 0x4f, 0x3c,
