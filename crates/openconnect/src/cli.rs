@@ -54,8 +54,8 @@ SOFTWARE TOKENS
     primary password field (password or answer), OATH codes (totp, hotp, yubioath) into
     secondary_password, any password field of a challenge form, or the one password
     field of a form whose message asks for an OTP (ocserv's second factor). A code is tried
-    twice (TOTP: now, then the next 30 s step); if the server still rejects it, the field is
-    asked for on the terminal.
+    twice (TOTP: now, then the next step; SecurID: the next tokencode only when the server
+    asks for it); if the server still rejects it, the field is asked for on the terminal.
     totp, hotp: --token-secret is the key as raw text, base32:KEY (any case, spaces and
       padding optional) or 0xHEX, optionally after sha1:, sha256: or sha512:; HOTP keys take
       ,COUNTER at the end. Also accepted: otpauth://totp/... and otpauth://hotp/... URIs
@@ -65,9 +65,11 @@ SOFTWARE TOKENS
     rsa: --token-secret is any token stoken imports: a numeric CTF string (with or without
       dashes), a base64 v3 string, an Android/iPhone URI, an .sdtid XML file or a stoken rc
       file (@FILE or /FILE); without it, ~/.stokenrc is read. A token password, device ID
-      or PIN the token needs is asked for (a PIN saved by `stoken setpin` is used).
+      or PIN the token needs is asked for (a PIN saved by `stoken setpin` is used), or
+      taken from -F stoken:devid=..., -F stoken:password=..., -F stoken:pin=... .
     yubioath: --token-secret names the credential on the YubiKey (default: the first one),
-      reached through PC/SC (pcscd); a password-protected key asks for its password.
+      reached through PC/SC (pcscd); a protected key asks for its PIN (or takes
+      -F yubikey_oath_pin:yubikey_pin=...).
     Token secrets are never logged.
 
 NOT YET SUPPORTED
