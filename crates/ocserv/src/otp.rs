@@ -5,16 +5,15 @@
 //! The lock is the one liboath (and so pam_oath) takes: an fcntl write lock on `FILE.lock`.
 //! The new text goes to `FILE.new` and is renamed over `FILE`, again as liboath does.
 
-use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::fcntl::{fcntl, FcntlArg};
 use oc_otp::usersfile::{Policy, UsersFile, Verdict};
 
-use crate::passwd::replace_file;
+use crate::passwd::{replace_file, sibling};
 
 /// How codes are checked. ocserv passes liboath a window of 20 for both kinds; for TOTP
 /// that means codes from 10 minutes ago stay good, so ours allows two steps (one minute)
@@ -35,12 +34,6 @@ pub enum OtpOutcome {
     Accepted,
     /// Refused, with the reason for the server's log (liboath's wording where it has one).
     Refused(String),
-}
-
-fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let mut name = OsString::from(path.as_os_str());
-    name.push(suffix);
-    PathBuf::from(name)
 }
 
 /// Holds liboath's write lock on `FILE.lock` until dropped (closing the file releases it).
@@ -136,6 +129,7 @@ fn check_locked(path: &Path, user: &str, code: &str, now: u64) -> Result<OtpOutc
 mod tests {
     use super::*;
     use oc_otp::oath::{hotp, Algorithm};
+    use std::path::PathBuf;
 
     const KEY: &[u8] = b"12345678901234567890";
     const KEY_HEX: &str = "3132333435363738393031323334353637383930";

@@ -539,9 +539,7 @@ pub struct PasswdLock {
 impl PasswdLock {
     /// Creates `path` + `.tmp` (mode 0600); [`PasswdError::Locked`] if it already exists.
     pub fn acquire(path: &Path) -> Result<Self, PasswdError> {
-        let mut tmp_name = OsString::from(path.as_os_str());
-        tmp_name.push(".tmp");
-        let tmp_path = PathBuf::from(tmp_name);
+        let tmp_path = sibling(path, ".tmp");
         let tmp = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -593,6 +591,13 @@ impl PasswdLock {
         self.tmp = None;
         Ok(())
     }
+}
+
+/// `path` with `suffix` appended to its file name (`FILE.tmp`, `FILE.lock`, ...).
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = OsString::from(path.as_os_str());
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// Finishes replacing `path` with `contents` through the temporary file `tmp` (already

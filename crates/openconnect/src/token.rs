@@ -46,10 +46,6 @@ impl TokenMode {
             ))),
         }
     }
-
-    fn is_oath(self) -> bool {
-        !matches!(self, Self::Rsa)
-    }
 }
 
 /// Where the secret text came from.
@@ -195,13 +191,21 @@ fn yubikey_pin<'a, 'b>(
 /// A software token set up from the command line.
 #[derive(Debug)]
 pub struct SoftToken {
-    mode: TokenMode,
     source: Source,
     generator: Generator,
     tries: u32,
-    /// TOTP: the time of the first code; the second try uses the next step after it.
+    /// Time-based tokens: the time of the first code; the second try uses the next step.
     first_time: Option<u64>,
     bypassed: bool,
+}
+
+/// The time a time-based code is made for: now on the first try, one step after the first
+/// try's time on the second (openconnect's "next tokencode").
+fn attempt_time(first: &mut Option<u64>, now: u64, step: u64) -> u64 {
+    match *first {
+        None => *first.insert(now),
+        Some(first) => first.saturating_add(step),
+    }
 }
 
 /// `@FILE` or `/FILE` name a file; anything else is the secret itself.
@@ -311,11 +315,8 @@ impl SoftToken {
                 };
                 let mut token = SecurIdToken::import(&text).map_err(OtpError::from)?;
                 if !unlock_securid(&mut token, ask)? {
-                    let mut bypassed = Self::new(
-                        mode,
-                        source,
-                        Generator::SecurId(token, SecurIdPin::default()),
-                    );
+                    let mut bypassed =
+                        Self::new(source, Generator::SecurId(token, SecurIdPin::default()));
                     bypassed.bypassed = true;
                     return Ok(bypassed);
                 }
@@ -323,22 +324,17 @@ impl SoftToken {
                 Generator::SecurId(token, pin)
             }
         };
-        Ok(Self::new(mode, source, generator))
+        Ok(Self::new(source, generator))
     }
 
-    fn new(mode: TokenMode, source: Source, generator: Generator) -> Self {
+    fn new(source: Source, generator: Generator) -> Self {
         Self {
-            mode,
             source,
             generator,
             tries: 0,
             first_time: None,
             bypassed: false,
         }
-    }
-
-    pub fn mode(&self) -> TokenMode {
-        self.mode
     }
 
     /// Whether a code belongs in `field` (a password field), as openconnect places them:
@@ -350,7 +346,7 @@ impl SoftToken {
         if self.bypassed || field.kind != FieldKind::Password {
             return false;
         }
-        if !self.mode.is_oath() {
+        if matches!(self.generator, Generator::SecurId(..)) {
             return field.name == "password" || field.name == "answer";
         }
         if field.name == "secondary_password" || form.id == "challenge" {
@@ -393,14 +389,7 @@ impl SoftToken {
             Generator::Oath(secret) => match secret.kind() {
                 OathKind::Totp => {
                     info!("Generating OATH TOTP token code");
-                    let time = match self.first_time {
-                        None => {
-                            self.first_time = Some(now);
-                            now
-                        }
-                        Some(first) => first.saturating_add(secret.period()),
-                    };
-                    secret.totp(time)
+                    secret.totp(attempt_time(&mut self.first_time, now, secret.period()))
                 }
                 OathKind::Hotp => {
                     info!("Generating OATH HOTP token code");
@@ -425,10 +414,7 @@ impl SoftToken {
             Generator::SecurId(token, pin) => {
                 info!("Generating RSA token code");
                 let interval = u64::from(token.interval().unwrap_or(60));
-                let time = match self.first_time {
-                    None => *self.first_time.insert(now),
-                    Some(first) => first.saturating_add(interval),
-                };
+                let time = attempt_time(&mut self.first_time, now, interval);
                 token
                     .passcode(time, pin.typed.as_deref())
                     .map_err(OtpError::from)?
@@ -436,10 +422,7 @@ impl SoftToken {
             Generator::YubiKey(token) => {
                 // TOTP credentials: the second try is the next step, as for soft TOTP.
                 let period = token.credential().map_or(30, |c| c.period());
-                let time = match self.first_time {
-                    None => *self.first_time.insert(now),
-                    Some(first) => first.saturating_add(period),
-                };
+                let time = attempt_time(&mut self.first_time, now, period);
                 match token.code(time, &mut yubikey_pin(ask)) {
                     Ok(code) => code,
                     Err(e) => {
