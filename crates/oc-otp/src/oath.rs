@@ -39,10 +39,14 @@ pub const DIGITS: std::ops::RangeInclusive<u32> = 6..=10;
 /// The standard TOTP time step.
 pub const DEFAULT_PERIOD: u64 = 30;
 
-fn hmac_digest(algorithm: Algorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
+/// HMAC of `message` under `key` with `algorithm`'s hash (the one HMAC of this crate:
+/// OATH codes, the YubiKey's challenge responses, SecurID v3 MACs).
+pub fn hmac(algorithm: Algorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
     fn run<M: Mac + KeyInit>(key: &[u8], message: &[u8]) -> Vec<u8> {
-        // HMAC takes keys of any length, so this cannot fail.
-        let mut mac = <M as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+        // HMAC takes keys of any length, so the empty fallback is never taken.
+        let Ok(mut mac) = <M as KeyInit>::new_from_slice(key) else {
+            return Vec::new();
+        };
         mac.update(message);
         mac.finalize().into_bytes().to_vec()
     }
@@ -57,15 +61,13 @@ fn hmac_digest(algorithm: Algorithm, key: &[u8], message: &[u8]) -> Vec<u8> {
 /// `digits` outside [`DIGITS`] is clamped into it.
 pub fn hotp(algorithm: Algorithm, key: &[u8], counter: u64, digits: u32) -> String {
     let digits = digits.clamp(*DIGITS.start(), *DIGITS.end());
-    let digest = hmac_digest(algorithm, key, &counter.to_be_bytes());
+    let digest = hmac(algorithm, key, &counter.to_be_bytes());
     // Dynamic truncation: the low nibble of the last byte picks 4 bytes.
-    let offset = usize::from(digest[digest.len() - 1] & 0x0f);
-    let word = u32::from_be_bytes([
-        digest[offset] & 0x7f,
-        digest[offset + 1],
-        digest[offset + 2],
-        digest[offset + 3],
-    ]);
+    let offset = digest.last().map_or(0, |b| usize::from(b & 0x0f));
+    let word = match digest.get(offset..offset + 4) {
+        Some(&[a, b, c, d]) => u32::from_be_bytes([a & 0x7f, b, c, d]),
+        _ => 0,
+    };
     let value = u64::from(word) % 10u64.pow(digits);
     format!("{value:0width$}", width = digits as usize)
 }

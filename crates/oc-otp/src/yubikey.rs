@@ -20,10 +20,9 @@
 //! non-30-second period) is calculated with period NN, and the key's answer to our own
 //! VALIDATE challenge is checked, as yubikey-manager does.
 
-use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 
-use crate::oath::{totp_step, Algorithm, DEFAULT_PERIOD};
+use crate::oath::{self, totp_step, Algorithm, DEFAULT_PERIOD};
 
 /// The OATH applet's application identifier.
 pub const AID: [u8; 7] = [0xa0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01];
@@ -401,13 +400,11 @@ impl PasswordKey {
 
     /// HMAC-SHA1 of `challenge` under this key.
     pub fn respond(&self, challenge: &[u8]) -> [u8; SHA1_LEN] {
-        // HMAC takes keys of any length, so the fallback is never used.
-        let Ok(mut mac) = <Hmac<Sha1> as KeyInit>::new_from_slice(&self.0) else {
-            return [0; SHA1_LEN];
-        };
-        mac.update(challenge);
         let mut out = [0; SHA1_LEN];
-        out.copy_from_slice(&mac.finalize().into_bytes());
+        let digest = oath::hmac(Algorithm::Sha1, &self.0, challenge);
+        if let Some(bytes) = digest.get(..SHA1_LEN) {
+            out.copy_from_slice(bytes);
+        }
         out
     }
 }
@@ -1040,6 +1037,7 @@ impl OathExchange {
 mod tests {
     use super::*;
     use crate::oath::{hotp, totp};
+    use hmac::{Hmac, KeyInit, Mac};
     use proptest::prelude::*;
 
     const SALT: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];

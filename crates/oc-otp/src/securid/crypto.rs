@@ -2,9 +2,9 @@
 //! the AES-based hash RSA uses for checksums and key derivation, SHA-256 helpers and the
 //! lenient base64 decoder `stoken` relies on (libtomcrypt's "relaxed" mode).
 
+use crate::oath::{self, Algorithm};
 use aes::cipher::{BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use aes::{Aes128, Aes256};
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 pub(crate) type Block = [u8; 16];
@@ -103,14 +103,12 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 }
 
 pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length; the fallback is never taken.
-    match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
-        Ok(mut mac) => {
-            mac.update(data);
-            mac.finalize().into_bytes().into()
-        }
-        Err(_) => [0u8; 32],
+    let mut out = [0u8; 32];
+    let digest = oath::hmac(Algorithm::Sha256, key, data);
+    if let Some(bytes) = digest.get(..32) {
+        out.copy_from_slice(bytes);
     }
+    out
 }
 
 pub(crate) fn pbkdf2_sha256(password: &[u8], salt: &[u8], rounds: u32) -> [u8; 32] {
