@@ -358,3 +358,99 @@ fn our_rsa_client_logs_in_with_the_code_stoken_computes() {
         text(&out)
     );
 }
+
+/// A PSKC file goes back and forth between Debian's openconnect (libpskc reads it and writes
+/// the new counter) and ours (reads libpskc's output, writes the next counter).
+#[test]
+fn pskc_hotp_file_shared_by_debian_openconnect_and_ours() {
+    let (mut lab, pki, users) = otp_lab(
+        "tok-pskc",
+        ServerKind::Ours,
+        &format!("HOTP alice - {KEY_HEX} 0"),
+    );
+    let pskc = lab.dir.join("token.pskc");
+    std::fs::write(
+        &pskc,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <KeyContainer Version=\"1.0\" xmlns=\"urn:ietf:params:xml:ns:keyprov:pskc\">\
+         <KeyPackage><Key Id=\"1\" Algorithm=\"urn:ietf:params:xml:ns:keyprov:pskc:hotp\">\
+         <AlgorithmParameters><ResponseFormat Length=\"6\" Encoding=\"DECIMAL\"/></AlgorithmParameters>\
+         <Data><Secret><PlainValue>MTIzNDU2Nzg5MDEyMzQ1Njc4OTA=</PlainValue></Secret>\
+         <Counter><PlainValue>0</PlainValue></Counter></Data></Key></KeyPackage></KeyContainer>\n",
+    )
+    .unwrap();
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let secret = format!("@{}", pskc.display());
+    let args = [
+        "--token-mode",
+        "hotp",
+        "--token-secret",
+        &secret,
+        "--authenticate",
+        &url,
+    ];
+    lab.use_real_client();
+    let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(stored(&users).0, 0);
+    let after_debian = std::fs::read_to_string(&pskc).unwrap();
+    assert!(
+        after_debian.contains("<Counter>") || after_debian.contains(":Counter>"),
+        "{after_debian}"
+    );
+
+    lab.client_bin = bin("openconnect");
+    let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
+    assert!(
+        out.status.success(),
+        "our client on libpskc's file: {}",
+        text(&out)
+    );
+    assert_eq!(stored(&users), (1, oath_code(1)), "{after_debian}");
+    let ours = std::fs::read_to_string(&pskc).unwrap();
+    let mut reread =
+        oc_otp::secret::OathSecret::parse(&ours, oc_otp::secret::OathKind::Hotp).unwrap();
+    assert_eq!(reread.counter(), 2, "{ours}");
+    assert_eq!(reread.next_hotp(), oath_code(2));
+}
+
+/// ocserv's OTP-only users: an entry without a password gives the code as its password.
+#[test]
+fn a_user_without_a_password_logs_in_with_the_code_alone() {
+    let (mut lab, pki, users) = otp_lab(
+        "tok-otp-only",
+        ServerKind::Ours,
+        &format!("HOTP/T30 alice - {KEY_HEX}\nHOTP/T30 otto - {KEY_HEX}"),
+    );
+    let passwd = lab.dir.join("ocpasswd");
+    let mut entries = std::fs::read_to_string(&passwd).unwrap();
+    entries.push_str("otto:*:\n");
+    std::fs::write(&passwd, entries).unwrap();
+    lab.use_real_client();
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let args = [
+        "-u",
+        "otto",
+        "--passwd-on-stdin",
+        "--non-inter",
+        "--cafile",
+        &ca,
+        "--authenticate",
+        &url,
+    ];
+    let code = oath_code(now() / 30);
+    let out = lab.run_client(&args, &format!("{code}\n"), SECS(30));
+    assert!(out.status.success(), "{}", text(&out));
+    let text_now = std::fs::read_to_string(&users).unwrap();
+    assert!(
+        text_now
+            .lines()
+            .any(|l| l.contains("otto") && l.contains(&code)),
+        "{text_now}"
+    );
+    // The same code again is a replay.
+    let out = lab.run_client(&args, &format!("{code}\n"), SECS(30));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
