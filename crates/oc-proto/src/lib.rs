@@ -5,5 +5,6 @@
 //! protocol decision testable with a simulated clock and an in-memory link.
 
 pub mod anyconnect;
+pub mod compress;
 pub mod http;
 pub mod url;
