@@ -391,6 +391,8 @@ pub struct Config {
     pub compression: bool,
     /// `no-compress-limit`, bytes (at least [`defaults::MIN_NO_COMPRESS_LIMIT`]).
     pub no_compress_limit: u32,
+    /// `compression-algo-priority` lines applied to the defaults.
+    pub compression_priorities: oc_proto::compress::Priorities,
     /// `server-stats-reset-time`, seconds.
     pub server_stats_reset_time: u32,
     /// `custom-header` lines, verbatim (`Name: value`).

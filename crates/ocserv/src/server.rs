@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use oc_proto::anyconnect::dtls_cipher::{select_legacy, Bulk};
-use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN};
+use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
 use oc_proto::anyconnect::server_connect::{
     is_tunnel_target, legacy_data_mtu, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect,
@@ -25,6 +25,7 @@ use oc_proto::anyconnect::server_connect::{
 };
 use oc_proto::anyconnect::server_session::{ServerEvent, ServerSession, ServerTimers};
 use oc_proto::anyconnect::session::Channel;
+use oc_proto::compress::TunnelCompression;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
 use oc_tls::dtls::{psk_from_tls, LegacyCipher};
 use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfig};
@@ -130,12 +131,6 @@ pub fn not_yet_used(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut note =
         |key: &str, what: &str| out.push(config.problem_at(key, format!("{key}: {what}")));
-    if config.compression {
-        note(
-            "compression",
-            "compression is not supported yet; packets go uncompressed",
-        );
-    }
     for key in ["rx-data-per-sec", "tx-data-per-sec"] {
         if set(key) {
             note(key, "bandwidth limits are not enforced yet");
@@ -860,6 +855,17 @@ impl Server {
         };
         let keepalive = settings.keepalive.unwrap_or(config::defaults::KEEPALIVE);
         let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu, ipv6_peer);
+        // Off unless `compression = true`: compressing before encrypting leaks plaintext.
+        let choose = |offer: &Option<String>, channel: Channel| {
+            offer
+                .as_deref()
+                .filter(|_| config.compression)
+                .and_then(|o| config.compression_priorities.select(o, channel))
+        };
+        let cstp_compression = choose(&client.cstp_accept_encoding, Channel::Cstp);
+        let dtls_compression = dtls
+            .as_ref()
+            .and_then(|_| choose(&client.dtls_accept_encoding, Channel::Dtls));
         let grant = TunnelGrant {
             hostname: settings.hostname.clone().or(client.hostname.clone()),
             dpd,
@@ -908,8 +914,15 @@ impl Server {
                 rekey_time: Some(config.rekey_time).filter(|t| *t > 0),
                 rekey_ssl: config.rekey_method == RekeyMethod::Ssl,
                 mode: mode.clone(),
+                compression: dtls_compression,
             }),
+            cstp_compression,
         };
+        for (channel, algorithm) in [("DTLS", dtls_compression), ("CSTP", cstp_compression)] {
+            if let Some(a) = algorithm {
+                info!("{peer}: selected {channel} compression method {a}");
+            }
+        }
         let (tx, rx) = mpsc::channel(SESSION_QUEUE);
         self.add_routes(conn, &granted, &settings, tx);
         let mut out = Vec::new();
@@ -936,9 +949,16 @@ impl Server {
         };
         let started = Instant::now();
         let outcome = if stream.write_all(&out).await.is_ok() {
+            let compression = TunnelCompression::new(
+                cstp_compression,
+                dtls_compression,
+                // ocserv compresses packets longer than the limit.
+                config.no_compress_limit as usize + 1,
+                mtu as usize,
+            );
             self.packet_loop(
                 &mut stream,
-                ServerSession::new(timers, now),
+                ServerSession::new(timers, now).with_compression(compression),
                 rx,
                 kick_rx,
                 &filter,
@@ -1372,19 +1392,20 @@ impl Server {
                         let len = framed.len().saturating_sub(CSTP_HEADER_LEN);
                         let mut sent_dtls = false;
                         if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(len, now)) {
-                            // DTLS framing: the type byte just in front of the packet.
-                            if let Some(t) = framed.get_mut(CSTP_HEADER_LEN - 1) {
-                                *t = PacketType::Data.code();
+                            match session.compression().encode_packet(Channel::Dtls, &mut framed) {
+                                Ok(record) => sent_dtls = d.send_record(record).await,
+                                Err(e) => debug!("{e}; sending over CSTP instead"),
                             }
-                            let record = framed.get(CSTP_HEADER_LEN - 1..).unwrap_or_default();
-                            sent_dtls = d.send_record(record).await;
                         }
                         if !sent_dtls {
-                            let Ok(header) = cstp_header(PacketType::Data, len) else { continue };
-                            if let Some(h) = framed.get_mut(..CSTP_HEADER_LEN) {
-                                h.copy_from_slice(&header);
-                            }
-                            if write_limited(stream, &framed, WRITE_LIMIT).await.is_err() {
+                            let frame = match session.compression().encode_packet(Channel::Cstp, &mut framed) {
+                                Ok(frame) => frame,
+                                Err(e) => {
+                                    outcome.why = format!("protocol error: {e}");
+                                    return outcome;
+                                }
+                            };
+                            if write_limited(stream, frame, WRITE_LIMIT).await.is_err() {
                                 outcome.why = "TLS write failed or stalled".into();
                                 return outcome;
                             }

@@ -72,9 +72,17 @@ SOFTWARE TOKENS
       -F yubikey_oath_pin:yubikey_pin=...).
     Token secrets are never logged.
 
+COMPRESSION
+    By default the client offers the stateless algorithms, LZ4 (oc-lz4) and LZS, on both
+    channels; the server decides. --compression all (or -d) also offers deflate on TLS, a
+    stream compressor whose state spans packets; --compression none (or -D) offers nothing.
+    Packets under 40 bytes and packets that do not shrink are sent as they are. Compressing
+    before encrypting lets someone who can inject traffic and watch packet sizes guess
+    secrets in the same stream (CRIME/VORACLE); use none where that matters.
+
 NOT YET SUPPORTED
-    Protocols other than anyconnect, compression, proxies and CSD wrappers are refused with
-    an error naming the option.";
+    Protocols other than anyconnect, proxies and CSD wrappers are refused with an error
+    naming the option.";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
@@ -84,9 +92,6 @@ const UNSUPPORTED: &[(&str, Option<char>)] = &[
     ("libproxy", None),
     ("csd-user", None),
     ("csd-wrapper", None),
-    ("compression", None),
-    ("deflate", Some('d')),
-    ("no-deflate", Some('D')),
     ("xmlconfig", Some('x')),
     ("no-xmlpost", None),
     ("script-tun", Some('S')),
@@ -299,6 +304,39 @@ pub struct Options {
     /// Use this DPD interval instead of the server's
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
     pub force_dpd: Option<u64>,
+    /// Compression to offer: stateless (LZ4, LZS; default), all (also deflate) or none
+    #[arg(
+        long,
+        value_name = "MODE",
+        value_enum,
+        help_heading = "Networking",
+        overrides_with_all = ["deflate", "no_deflate"]
+    )]
+    pub compression: Option<CompressionMode>,
+    /// Same as --compression all
+    #[arg(
+        short = 'd',
+        long,
+        help_heading = "Networking",
+        overrides_with_all = ["compression", "no_deflate"]
+    )]
+    pub deflate: bool,
+    /// Same as --compression none
+    #[arg(
+        short = 'D',
+        long,
+        help_heading = "Networking",
+        overrides_with_all = ["compression", "deflate"]
+    )]
+    pub no_deflate: bool,
+}
+
+/// `--compression` values, as openconnect spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompressionMode {
+    Stateless,
+    All,
+    None,
 }
 
 impl Options {
@@ -320,6 +358,22 @@ impl Options {
             ));
         }
         Self::try_parse_from(expanded)
+    }
+
+    /// The compression offer; the last of --compression, -d and -D wins.
+    pub fn compression_mode(&self) -> oc_proto::compress::Mode {
+        use oc_proto::compress::Mode;
+        if self.deflate {
+            return Mode::All;
+        }
+        if self.no_deflate {
+            return Mode::None;
+        }
+        match self.compression {
+            Some(CompressionMode::All) => Mode::All,
+            Some(CompressionMode::None) => Mode::None,
+            Some(CompressionMode::Stateless) | None => Mode::Stateless,
+        }
     }
 
     /// openconnect's verbosity: 0 errors, 1 info (default), 2 debug, 3 trace.
@@ -583,11 +637,30 @@ mod tests {
     }
 
     #[test]
+    fn compression_flags_last_one_wins() {
+        use oc_proto::compress::Mode;
+        let mode = |a: &[&str]| {
+            let mut v = vec!["openconnect"];
+            v.extend_from_slice(a);
+            v.push("vpn");
+            Options::from_args(args(&v)).unwrap().compression_mode()
+        };
+        assert_eq!(mode(&[]), Mode::Stateless);
+        assert_eq!(mode(&["-d"]), Mode::All);
+        assert_eq!(mode(&["--deflate"]), Mode::All);
+        assert_eq!(mode(&["-D"]), Mode::None);
+        assert_eq!(mode(&["--compression=all"]), Mode::All);
+        assert_eq!(mode(&["--compression", "none"]), Mode::None);
+        assert_eq!(mode(&["-d", "--compression=stateless"]), Mode::Stateless);
+        assert_eq!(mode(&["--compression=none", "-d"]), Mode::All);
+        assert_eq!(mode(&["-d", "-D"]), Mode::None);
+        assert!(Options::from_args(args(&["openconnect", "--compression=lzo", "vpn"])).is_err());
+    }
+
+    #[test]
     fn unsupported_options_are_named() {
         let err = Options::from_args(args(&["openconnect", "--proxy=p:1", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--proxy"), "{err}");
-        let err = Options::from_args(args(&["openconnect", "-d", "vpn"])).unwrap_err();
-        assert!(err.to_string().contains("--deflate"), "{err}");
         let o = Options::from_args(args(&["openconnect", "--protocol=gp", "vpn"])).unwrap();
         assert!(o.validate().unwrap_err().to_string().contains("gp"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();

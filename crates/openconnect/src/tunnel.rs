@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{getsockopt, sockopt};
 use oc_net::{open_tun, run_script, Reason, ScriptContext};
 use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, DtlsOffer, TunnelConfig};
-use oc_proto::anyconnect::frame::{cstp_header, PacketType, CSTP_HEADER_LEN, CSTP_MAX_PAYLOAD};
+use oc_proto::anyconnect::frame::{CSTP_HEADER_LEN, CSTP_MAX_PAYLOAD};
+use oc_proto::anyconnect::session::SessionError;
 use oc_proto::anyconnect::session::{Channel, Event, Session};
+use oc_proto::compress::{Algorithm, TunnelCompression, CLIENT_MIN_PACKET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
@@ -154,7 +156,7 @@ pub(crate) async fn run(
         })?;
     }
 
-    let session = Session::new(config.cstp_timers, Instant::now());
+    let session = new_session(&config);
     let mut tunnel = Tunnel {
         opts,
         endpoint,
@@ -199,6 +201,7 @@ async fn connect_tunnel(
         ipv6: !opts.disable_ipv6,
         previous_addresses: previous.to_vec(),
         dtls,
+        compression: opts.compression_mode(),
     };
     let (response, rest) = conn.exchange(&request.to_request(), true).await?;
     let forced_dpd = opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs);
@@ -235,6 +238,16 @@ fn local_hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
+/// A fresh protocol session for a new connection, with the compression it negotiated.
+fn new_session(config: &TunnelConfig) -> Session {
+    Session::new(config.cstp_timers, Instant::now()).with_compression(TunnelCompression::new(
+        config.cstp_compression,
+        config.dtls_compression,
+        CLIENT_MIN_PACKET,
+        usize::from(config.mtu),
+    ))
+}
+
 fn announce(config: &TunnelConfig, tundev: &str, dtls: &str) {
     let mut addrs = Vec::new();
     if let Some(a) = config.ipv4 {
@@ -243,9 +256,16 @@ fn announce(config: &TunnelConfig, tundev: &str, dtls: &str) {
     if let Some(a) = config.ipv6 {
         addrs.push(a.addr().to_string());
     }
+    let with = |algorithm: Option<Algorithm>| {
+        algorithm
+            .map(|a| format!(" + {}", a.display_name()))
+            .unwrap_or_default()
+    };
     info!(
-        "Connected {tundev} as {}, using SSL, with DTLS {} (MTU {})",
+        "Connected {tundev} as {}, using SSL{}, with DTLS{} {} (MTU {})",
         addrs.join(" + "),
+        with(config.cstp_compression),
+        with(config.dtls_compression),
         dtls,
         config.mtu
     );
@@ -430,15 +450,17 @@ impl Tunnel<'_> {
 
     /// `up` holds a packet of `len` bytes after room for the CSTP header.
     async fn send_packet(&mut self, up: &mut [u8], len: usize) -> Result<(), ClientError> {
+        let buf = up.get_mut(..CSTP_HEADER_LEN + len).unwrap_or_default();
         if self.dtls.carries(len) {
-            // DTLS framing is one type byte, written just in front of the packet.
-            if let Some(t) = up.get_mut(CSTP_HEADER_LEN - 1) {
-                *t = PacketType::Data.code();
-            }
-            let record = up
-                .get(CSTP_HEADER_LEN - 1..CSTP_HEADER_LEN + len)
-                .unwrap_or_default();
-            match self.dtls.send_record(record).await {
+            let sent = {
+                let record = self
+                    .session
+                    .compression()
+                    .encode_packet(Channel::Dtls, buf)
+                    .map_err(SessionError::from)?;
+                self.dtls.send_record(record).await
+            };
+            match sent {
                 Ok(()) => {
                     self.session.on_data_sent(Channel::Dtls, Instant::now());
                     self.stats.tx_packets += 1;
@@ -449,12 +471,11 @@ impl Tunnel<'_> {
                 Err(e) => self.dtls.lost(&mut self.session, &e),
             }
         }
-        let header = cstp_header(PacketType::Data, len)
-            .map_err(oc_proto::anyconnect::session::SessionError::from)?;
-        let frame = up.get_mut(..CSTP_HEADER_LEN + len).unwrap_or_default();
-        if let Some(h) = frame.get_mut(..CSTP_HEADER_LEN) {
-            h.copy_from_slice(&header);
-        }
+        let frame = self
+            .session
+            .compression()
+            .encode_packet(Channel::Cstp, buf)
+            .map_err(SessionError::from)?;
         self.conn
             .tls
             .write_all(frame)
@@ -548,7 +569,7 @@ impl Tunnel<'_> {
                         )));
                     }
                     self.conn = conn;
-                    self.session = Session::new(config.cstp_timers, Instant::now());
+                    self.session = new_session(&config);
                     self.config = config;
                     self.pending = pending;
                     let gateway = self.conn.addr.ip();

@@ -511,6 +511,23 @@ impl Lab {
             .expect("InDatagrams value")
     }
 
+    /// Bytes received and sent by the client namespace's veth (the underlay: what the VPN
+    /// really put on the wire).
+    pub fn client_link_bytes(&self) -> (u64, u64) {
+        let out = self.in_client("cat /proc/net/dev");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let veth = format!("{}b:", self.name);
+        let fields: Vec<u64> = text
+            .lines()
+            .find_map(|l| l.trim_start().strip_prefix(veth.as_str()))
+            .unwrap_or_else(|| panic!("no {veth} in /proc/net/dev:\n{text}"))
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        // Receive bytes come first, transmit bytes ninth.
+        (fields[0], fields[8])
+    }
+
     /// Sends `count` pings to the host behind the VPN and asserts every reply arrived as a
     /// UDP datagram in the client namespace (that is, over DTLS).
     pub fn assert_pings_over_udp(&self, count: u32) {

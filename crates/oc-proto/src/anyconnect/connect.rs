@@ -6,9 +6,10 @@ use std::time::Duration;
 use ipnet::{Ipv4Net, Ipv6Net};
 use thiserror::Error;
 
+use crate::compress::{self, Algorithm};
 use crate::http::{Request, ResponseHead};
 
-use super::session::Timers;
+use super::session::{Channel, Timers};
 
 /// What the client asks for in its CONNECT request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,8 @@ pub struct ConnectRequest {
     pub previous_addresses: Vec<IpAddr>,
     /// DTLS offer; `None` with `--no-dtls`.
     pub dtls: Option<DtlsOffer>,
+    /// What compression to offer (`--compression`).
+    pub compression: compress::Mode,
 }
 
 /// The DTLS part of a CONNECT request.
@@ -50,8 +53,11 @@ impl ConnectRequest {
             .header("Cookie", format!("webvpn={}", self.cookie))
             .header("X-CSTP-Version", "1")
             .header("X-CSTP-Hostname", &self.local_hostname)
-            .header("X-CSTP-Protocol", "Copyright (c) 2004 Cisco Systems, Inc.")
-            .header("X-CSTP-Base-MTU", self.base_mtu.to_string());
+            .header("X-CSTP-Protocol", "Copyright (c) 2004 Cisco Systems, Inc.");
+        if let Some(offer) = self.compression.offer_header(Channel::Cstp) {
+            req = req.header("X-CSTP-Accept-Encoding", offer);
+        }
+        req = req.header("X-CSTP-Base-MTU", self.base_mtu.to_string());
         if self.mtu != 0 {
             req = req.header("X-CSTP-MTU", self.mtu.to_string());
         }
@@ -77,6 +83,9 @@ impl ConnectRequest {
             }
             if !dtls.dtls12_ciphers.is_empty() {
                 req = req.header("X-DTLS12-CipherSuite", &dtls.dtls12_ciphers);
+            }
+            if let Some(offer) = self.compression.offer_header(Channel::Dtls) {
+                req = req.header("X-DTLS-Accept-Encoding", offer);
             }
         }
         req
@@ -111,8 +120,12 @@ pub enum ConnectError {
         value: String,
         expected: &'static str,
     },
-    #[error("server wants content encoding {0:?}, which this client does not support yet")]
-    UnsupportedEncoding(String),
+    #[error("unknown {header} {value:?} (this client knows {known})")]
+    UnknownEncoding {
+        header: &'static str,
+        value: String,
+        known: &'static str,
+    },
 }
 
 /// The DTLS parameters granted by the server (used by the DTLS channel).
@@ -156,6 +169,10 @@ pub struct TunnelConfig {
     pub rekey_method: Option<String>,
     pub cstp_timers: Timers,
     pub dtls: DtlsGrant,
+    /// `X-CSTP-Content-Encoding`: compression the server chose for CSTP.
+    pub cstp_compression: Option<Algorithm>,
+    /// `X-DTLS-Content-Encoding`: compression the server chose for DTLS (stateless only).
+    pub dtls_compression: Option<Algorithm>,
     pub server_name: Option<String>,
     /// Every `X-CSTP-*` header, for `CISCO_CSTP_OPTIONS`.
     pub cstp_options: Vec<(String, String)>,
@@ -250,8 +267,25 @@ impl TunnelConfig {
                 "x-cstp-rekey-time" => cfg.cstp_timers.rekey = seconds(value),
                 "x-cstp-rekey-method" => cfg.rekey_method = Some(value.to_string()),
                 "x-cstp-server-name" => cfg.server_name = Some(value.to_string()),
-                "x-cstp-content-encoding" | "x-dtls-content-encoding" => {
-                    return Err(ConnectError::UnsupportedEncoding(value.to_string()));
+                // openconnect quits on a token it does not know: the server would send
+                // packets we cannot read.
+                "x-cstp-content-encoding" => {
+                    cfg.cstp_compression = Some(Algorithm::from_token(value).ok_or_else(|| {
+                        ConnectError::UnknownEncoding {
+                            header: "X-CSTP-Content-Encoding",
+                            value: value.to_string(),
+                            known: "oc-lz4, lzs, deflate",
+                        }
+                    })?);
+                }
+                "x-dtls-content-encoding" => {
+                    let algorithm = Algorithm::from_token(value).filter(|a| a.is_stateless());
+                    cfg.dtls_compression =
+                        Some(algorithm.ok_or_else(|| ConnectError::UnknownEncoding {
+                            header: "X-DTLS-Content-Encoding",
+                            value: value.to_string(),
+                            known: "oc-lz4, lzs",
+                        })?);
                 }
                 "x-dtls-port" => cfg.dtls.port = Some(parse_num(value, "X-DTLS-Port")?),
                 "x-dtls-app-id" => cfg.dtls.app_id = Some(parse_hex(value, "X-DTLS-App-ID")?),
@@ -517,6 +551,7 @@ X-CSTP-Banner: Welcome%0Ain
                 ciphers: "PSK-NEGOTIATE".into(),
                 dtls12_ciphers: "AES128-GCM-SHA256".into(),
             }),
+            compression: compress::Mode::All,
         }
         .to_request();
         let mut out = Vec::new();
@@ -528,5 +563,35 @@ X-CSTP-Banner: Welcome%0Ain
         assert!(text.contains("X-CSTP-Address-Type: IPv6,IPv4\r\n"));
         assert!(text.contains("X-CSTP-Address: 198.18.0.9\r\n"));
         assert!(text.contains(&format!("X-DTLS-Master-Secret: {}\r\n", "AB".repeat(48))));
+        // openconnect's place for the offers: CSTP before Base-MTU, DTLS after the ciphers.
+        assert!(text
+            .contains("X-CSTP-Accept-Encoding: oc-lz4,lzs,deflate\r\nX-CSTP-Base-MTU: 1500\r\n"));
+        assert!(text.contains(
+            "X-DTLS12-CipherSuite: AES128-GCM-SHA256\r\nX-DTLS-Accept-Encoding: oc-lz4,lzs\r\n"
+        ));
+    }
+
+    #[test]
+    fn content_encodings() {
+        let granted = head("HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\nX-CSTP-Address: 1.2.3.4\nX-DTLS-Content-Encoding: oc-lz4\nX-CSTP-Content-Encoding: deflate\n\n");
+        let cfg = TunnelConfig::from_response(&granted, None).unwrap();
+        assert_eq!(cfg.cstp_compression, Some(Algorithm::Deflate));
+        assert_eq!(cfg.dtls_compression, Some(Algorithm::Lz4));
+        let none = head("HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\nX-CSTP-Address: 1.2.3.4\n\n");
+        let cfg = TunnelConfig::from_response(&none, None).unwrap();
+        assert_eq!((cfg.cstp_compression, cfg.dtls_compression), (None, None));
+        for bad in [
+            "X-CSTP-Content-Encoding: gzip",
+            "X-DTLS-Content-Encoding: deflate",
+        ] {
+            let h = head(&format!(
+                "HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\nX-CSTP-Address: 1.2.3.4\n{bad}\n\n"
+            ));
+            let err = TunnelConfig::from_response(&h, None).unwrap_err();
+            assert!(
+                matches!(err, ConnectError::UnknownEncoding { .. }),
+                "{bad}: {err}"
+            );
+        }
     }
 }

@@ -4,6 +4,8 @@
 
 use thiserror::Error;
 
+use super::session::Channel;
+
 /// Size of the CSTP header in front of every payload.
 pub const CSTP_HEADER_LEN: usize = 8;
 const CSTP_MAGIC: [u8; 4] = *b"STF\x01";
@@ -66,7 +68,7 @@ impl Frame<'_> {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum FrameError {
     #[error("bad CSTP frame header {0:02x?} (expected 'STF' 01)")]
     BadMagic([u8; 4]),
@@ -80,6 +82,33 @@ pub fn cstp_header(ptype: PacketType, len: usize) -> Result<[u8; CSTP_HEADER_LEN
     let [hi, lo] = len16.to_be_bytes();
     let [m0, m1, m2, m3] = CSTP_MAGIC;
     Ok([m0, m1, m2, m3, hi, lo, ptype.code(), 0])
+}
+
+/// Frames a payload that sits at `CSTP_HEADER_LEN` in `buf` (the bytes before it are room
+/// for the header) and returns what to send on `channel`: the whole CSTP frame, or the DTLS
+/// type byte and payload.
+pub fn frame_in_place(
+    channel: Channel,
+    ptype: PacketType,
+    buf: &mut [u8],
+) -> Result<&[u8], FrameError> {
+    let payload_len = buf.len().saturating_sub(CSTP_HEADER_LEN);
+    match channel {
+        Channel::Cstp => {
+            let header = cstp_header(ptype, payload_len)?;
+            if let Some(room) = buf.get_mut(..CSTP_HEADER_LEN) {
+                room.copy_from_slice(&header);
+            }
+            Ok(buf)
+        }
+        Channel::Dtls => {
+            let record = buf.get_mut(CSTP_HEADER_LEN - 1..).unwrap_or_default();
+            if let Some(t) = record.first_mut() {
+                *t = ptype.code();
+            }
+            Ok(record)
+        }
+    }
 }
 
 /// Appends a whole CSTP frame (header and payload) to `out`.
@@ -179,6 +208,22 @@ pub fn parse_dtls(record: &[u8]) -> Option<Frame<'_>> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn framing_in_place_for_each_channel() {
+        let mut buf = *b"........payload";
+        assert_eq!(
+            frame_in_place(Channel::Cstp, PacketType::Compressed, &mut buf).unwrap(),
+            b"STF\x01\x00\x07\x08\x00payload"
+        );
+        let mut buf = *b"........payload";
+        assert_eq!(
+            frame_in_place(Channel::Dtls, PacketType::Data, &mut buf).unwrap(),
+            b"\x00payload"
+        );
+        let mut huge = vec![0u8; CSTP_HEADER_LEN + CSTP_MAX_PAYLOAD + 1];
+        assert!(frame_in_place(Channel::Cstp, PacketType::Data, &mut huge).is_err());
+    }
 
     fn collect(dec: &mut CstpDecoder, input: &[u8]) -> Result<Vec<(u8, Vec<u8>)>, FrameError> {
         let mut out = Vec::new();

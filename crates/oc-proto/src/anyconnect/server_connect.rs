@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::{IpNet, Ipv6Net};
 
+use crate::compress::Algorithm;
 use crate::http::server::{ServerRequest, ServerResponse};
 
 use super::dtls_cipher::{offers_psk, LegacySuite, PSK_NEGOTIATE};
@@ -44,6 +45,9 @@ pub struct ClientConnect {
     pub dtls12_ciphers: Option<String>,
     /// `X-DTLS-Master-Secret`, for legacy (resumption) DTLS; `None` unless 96 hex digits.
     pub master_secret: Option<[u8; 48]>,
+    /// `X-CSTP-Accept-Encoding` and `X-DTLS-Accept-Encoding` as sent (compression offers).
+    pub cstp_accept_encoding: Option<String>,
+    pub dtls_accept_encoding: Option<String>,
 }
 
 impl ClientConnect {
@@ -83,6 +87,8 @@ impl ClientConnect {
             dtls_ciphers: req.header("X-DTLS-CipherSuite").map(str::to_string),
             dtls12_ciphers: req.header("X-DTLS12-CipherSuite").map(str::to_string),
             master_secret: req.header("X-DTLS-Master-Secret").and_then(master_secret),
+            cstp_accept_encoding: req.header("X-CSTP-Accept-Encoding").map(str::to_string),
+            dtls_accept_encoding: req.header("X-DTLS-Accept-Encoding").map(str::to_string),
         }
     }
 
@@ -180,6 +186,8 @@ pub struct TunnelGrant {
     /// Configured `custom-header` lines, already substituted.
     pub custom_headers: Vec<(String, String)>,
     pub dtls: Option<DtlsGrant>,
+    /// Compression chosen for CSTP (`X-CSTP-Content-Encoding`).
+    pub cstp_compression: Option<Algorithm>,
 }
 
 /// The DTLS part of the grant.
@@ -198,6 +206,8 @@ pub struct DtlsGrant {
     /// with a fresh handshake).
     pub rekey_ssl: bool,
     pub mode: DtlsMode,
+    /// Compression chosen for DTLS (`X-DTLS-Content-Encoding`).
+    pub compression: Option<Algorithm>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -352,6 +362,12 @@ impl TunnelGrant {
         if let Some(banner) = &self.banner {
             h("X-CSTP-Banner", banner.replace('\n', " "));
         }
+        if let Some(algorithm) = self.dtls.as_ref().and_then(|d| d.compression) {
+            h("X-DTLS-Content-Encoding", algorithm.token().into());
+        }
+        if let Some(algorithm) = self.cstp_compression {
+            h("X-CSTP-Content-Encoding", algorithm.token().into());
+        }
         r
     }
 }
@@ -392,7 +408,7 @@ mod tests {
     #[test]
     fn reads_openconnect_connect() {
         let req = request(
-            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn\r\nUser-Agent: Open AnyConnect VPN Agent v9.01\r\nCookie: webvpn=abc=\r\nX-CSTP-Hostname: laptop.example.com\r\nX-CSTP-Base-MTU: 1400\r\nX-CSTP-Address-Type: IPv6,IPv4\r\nX-CSTP-Full-IPv6-Capability: true\r\nX-DTLS-CipherSuite: OC-DTLS1_2-AES128-GCM:PSK-NEGOTIATE\r\n\r\n",
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nHost: vpn\r\nUser-Agent: Open AnyConnect VPN Agent v9.01\r\nCookie: webvpn=abc=\r\nX-CSTP-Hostname: laptop.example.com\r\nX-CSTP-Accept-Encoding: oc-lz4,lzs,deflate\r\nX-CSTP-Base-MTU: 1400\r\nX-CSTP-Address-Type: IPv6,IPv4\r\nX-CSTP-Full-IPv6-Capability: true\r\nX-DTLS-CipherSuite: OC-DTLS1_2-AES128-GCM:PSK-NEGOTIATE\r\n\r\n",
         );
         let c = ClientConnect::from_request(&req);
         assert_eq!(c.cookie.as_deref(), Some("abc="));
@@ -400,6 +416,11 @@ mod tests {
         assert_eq!(c.base_mtu, Some(1400));
         assert!(c.wants_ipv4 && c.wants_ipv6 && c.full_ipv6 && c.dtls_psk);
         assert!(!c.is_mobile());
+        assert_eq!(
+            c.cstp_accept_encoding.as_deref(),
+            Some("oc-lz4,lzs,deflate")
+        );
+        assert_eq!(c.dtls_accept_encoding, None);
         let hostile = request(
             "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-CSTP-Hostname: $(reboot)\r\nX-CSTP-Address-Type: IPv4\r\n\r\n",
         );
@@ -457,7 +478,9 @@ mod tests {
                 rekey_time: Some(100),
                 rekey_ssl: true,
                 mode: DtlsMode::Psk,
+                compression: Some(Algorithm::Lz4),
             }),
+            cstp_compression: Some(Algorithm::Lzs),
             ..Default::default()
         };
         let mut bytes = Vec::new();
@@ -486,6 +509,12 @@ mod tests {
             Some(std::time::Duration::from_secs(110))
         );
         assert_eq!(cfg.dtls.rekey_method.as_deref(), Some("ssl"));
+        // ocserv's order: DTLS encoding, then CSTP encoding, after the banner.
+        assert!(text.ends_with(
+            "X-CSTP-Banner: hello\r\nX-DTLS-Content-Encoding: oc-lz4\r\nX-CSTP-Content-Encoding: lzs\r\n\r\n"
+        ));
+        assert_eq!(cfg.dtls_compression, Some(Algorithm::Lz4));
+        assert_eq!(cfg.cstp_compression, Some(Algorithm::Lzs));
     }
 
     #[test]
@@ -513,6 +542,7 @@ mod tests {
                     suite,
                     data_mtu: legacy_data_mtu(1500, false),
                 },
+                compression: None,
             }),
             ..Default::default()
         };

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::frame::{parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER};
 use super::session::{control_frame, Channel};
+use crate::compress::{CompressError, TunnelCompression};
 
 /// Why the session ended, as the shell should log and account it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,8 +40,8 @@ pub struct ServerTimers {
 pub enum ServerSessionError {
     #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("client sent a compressed packet but no compression was negotiated")]
-    UnexpectedCompression,
+    #[error(transparent)]
+    Compression(#[from] CompressError),
     #[error("client sent unknown CSTP packet type 0x{0:02x}")]
     UnknownPacket(u8),
 }
@@ -52,6 +53,7 @@ pub struct ServerSession {
     last_rx: Instant,
     last_activity: Instant,
     next_probe: Option<Instant>,
+    compression: TunnelCompression,
     /// Framed control bytes per channel (CSTP frames, or DTLS type byte + payload).
     out: VecDeque<(Channel, Vec<u8>)>,
     events: VecDeque<ServerEvent>,
@@ -77,10 +79,22 @@ impl ServerSession {
             last_rx: now,
             last_activity: now,
             next_probe: None,
+            compression: TunnelCompression::default(),
             out: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
         }
+    }
+
+    /// Uses the compression negotiated in this CONNECT.
+    pub fn with_compression(mut self, compression: TunnelCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Compresses outgoing packets (see [`TunnelCompression::compress`]).
+    pub fn compression(&mut self) -> &mut TunnelCompression {
+        &mut self.compression
     }
 
     pub fn is_closed(&self) -> bool {
@@ -142,6 +156,13 @@ impl ServerSession {
                 }
                 on_packet(frame.payload);
             }
+            Some(PacketType::Compressed) => {
+                let packet = self.compression.decompress(channel, frame.payload)?;
+                if counts_as_activity(packet) {
+                    self.last_activity = now;
+                }
+                on_packet(packet);
+            }
             // The payload is echoed: clients use padded probes to measure the path MTU.
             Some(PacketType::DpdRequest) => {
                 self.queue(channel, PacketType::DpdResponse, frame.payload);
@@ -160,7 +181,6 @@ impl ServerSession {
                         .collect(),
                 });
             }
-            Some(PacketType::Compressed) => return Err(ServerSessionError::UnexpectedCompression),
             None => return Err(ServerSessionError::UnknownPacket(frame.code)),
         }
         Ok(())
@@ -259,6 +279,43 @@ mod tests {
         let mut out = Vec::new();
         emit_cstp(ptype, payload, &mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn compressed_packets_reach_the_tun_and_count_as_activity() {
+        use crate::compress::Algorithm;
+        let t0 = Instant::now();
+        let timers = ServerTimers {
+            idle_timeout: Some(Duration::from_secs(60)),
+            ..ServerTimers::default()
+        };
+        let mut packet = udp_packet();
+        packet.extend_from_slice(&[b'z'; 300]);
+        let mut client = TunnelCompression::new(Some(Algorithm::Lz4), None, 0, 1400);
+        let payload = client.compress(Channel::Cstp, &packet).unwrap().unwrap()[8..].to_vec();
+        let mut s = ServerSession::new(timers, t0).with_compression(TunnelCompression::new(
+            Some(Algorithm::Lz4),
+            None,
+            257,
+            1400,
+        ));
+        let later = t0 + Duration::from_secs(50);
+        let mut got = Vec::new();
+        s.handle_cstp(&frame(PacketType::Compressed, &payload), later, |p| {
+            got.push(p.to_vec())
+        })
+        .unwrap();
+        assert_eq!(got, vec![packet]);
+        // Activity at 50 s: not idle at 100 s.
+        s.handle_timeout(t0 + Duration::from_secs(100));
+        assert!(s.poll_event().is_none());
+        // Nothing negotiated on DTLS: a compressed record there is a protocol error.
+        let mut record = vec![PacketType::Compressed.code()];
+        record.extend_from_slice(&payload);
+        assert!(matches!(
+            s.handle_dtls(&record, later, |_| {}),
+            Err(ServerSessionError::Compression(_))
+        ));
     }
 
     fn udp_packet() -> Vec<u8> {

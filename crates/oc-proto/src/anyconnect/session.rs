@@ -16,6 +16,7 @@ use super::frame::{
     emit_cstp, parse_dtls, CstpDecoder, Frame, FrameError, PacketType, DISCONNECT_USER,
 };
 use super::mtu_probe::MtuProbe;
+use crate::compress::{CompressError, TunnelCompression};
 
 /// The transport a frame travels on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,8 +143,8 @@ pub enum Event {
 pub enum SessionError {
     #[error(transparent)]
     Frame(#[from] FrameError),
-    #[error("received a compressed packet but no compression was negotiated")]
-    UnexpectedCompression,
+    #[error(transparent)]
+    Compression(#[from] CompressError),
     #[error("unknown packet type 0x{0:02x} received on the CSTP channel")]
     UnknownPacket(u8),
 }
@@ -157,6 +158,7 @@ pub struct Session {
     /// A path-MTU search running on the DTLS channel.
     mtu_probe: Option<MtuProbe>,
     decoder: CstpDecoder,
+    compression: TunnelCompression,
     control_out: VecDeque<(Channel, Vec<u8>)>,
     events: VecDeque<Event>,
     closed: bool,
@@ -169,10 +171,23 @@ impl Session {
             dtls: None,
             mtu_probe: None,
             decoder: CstpDecoder::new(),
+            compression: TunnelCompression::default(),
             control_out: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
         }
+    }
+
+    /// Uses the compression negotiated for this connection (a new connection starts fresh,
+    /// which resets deflate's streams as the peers expect).
+    pub fn with_compression(mut self, compression: TunnelCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Compresses outgoing packets (see [`TunnelCompression::compress`]).
+    pub fn compression(&mut self) -> &mut TunnelCompression {
+        &mut self.compression
     }
 
     /// Feeds bytes read from the TLS connection. Each data packet is passed to `on_packet`
@@ -218,7 +233,9 @@ impl Session {
                 self.events
                     .push_back(Event::ServerDisconnect(disconnect_reason(frame.payload)));
             }
-            Some(PacketType::Compressed) => return Err(SessionError::UnexpectedCompression),
+            Some(PacketType::Compressed) => {
+                on_packet(self.compression.decompress(channel, frame.payload)?);
+            }
             None => return Err(SessionError::UnknownPacket(frame.code)),
         }
         Ok(())
@@ -582,12 +599,49 @@ mod tests {
         let err = s
             .handle_cstp(&frame(PacketType::Compressed, b"x"), t0, |_| {})
             .unwrap_err();
-        assert_eq!(err, SessionError::UnexpectedCompression);
+        assert_eq!(
+            err,
+            SessionError::Compression(CompressError::NotNegotiated(Channel::Cstp))
+        );
         let mut s = Session::new(Timers::default(), t0);
         let err = s
             .handle_cstp(b"STF\x01\x00\x00\x02\x00", t0, |_| {})
             .unwrap_err();
         assert_eq!(err, SessionError::UnknownPacket(2));
+    }
+
+    #[test]
+    fn compressed_frames_are_decompressed_on_their_channel() {
+        use crate::compress::Algorithm;
+        let t0 = Instant::now();
+        let packet = b"compressible compressible compressible compressible".to_vec();
+        let mut peer = TunnelCompression::new(Some(Algorithm::Lzs), Some(Algorithm::Lz4), 0, 1400);
+        let cstp_frame = frame(
+            PacketType::Compressed,
+            &peer.compress(Channel::Cstp, &packet).unwrap().unwrap()[8..],
+        );
+        let mut dtls_record = vec![PacketType::Compressed.code()];
+        dtls_record
+            .extend_from_slice(&peer.compress(Channel::Dtls, &packet).unwrap().unwrap()[8..]);
+        let mut s = Session::new(Timers::default(), t0).with_compression(TunnelCompression::new(
+            Some(Algorithm::Lzs),
+            Some(Algorithm::Lz4),
+            0,
+            1400,
+        ));
+        s.start_dtls(Timers::default(), t0);
+        let mut got = Vec::new();
+        s.handle_cstp(&cstp_frame, t0, |p| got.push(p.to_vec()))
+            .unwrap();
+        s.handle_dtls(&dtls_record, t0, |p| got.push(p.to_vec()))
+            .unwrap();
+        assert_eq!(got, vec![packet.clone(), packet]);
+        // LZ4 bytes are not an LZS block.
+        let mut wrong = dtls_record.clone();
+        wrong[0] = PacketType::Compressed.code();
+        assert!(s
+            .handle_cstp(&frame(PacketType::Compressed, &wrong[1..]), t0, |_| {})
+            .is_err());
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub mod lzs;
 
 use thiserror::Error;
 
-use crate::anyconnect::frame::CSTP_HEADER_LEN;
+use crate::anyconnect::frame::{frame_in_place, FrameError, PacketType, CSTP_HEADER_LEN};
 use crate::anyconnect::session::Channel;
 
 /// The compression algorithms AnyConnect peers negotiate.
@@ -57,7 +57,7 @@ impl Algorithm {
         match self {
             Self::Lz4 => "LZ4",
             Self::Lzs => "LZS",
-            Self::Deflate => "deflate",
+            Self::Deflate => "Deflate",
         }
     }
 }
@@ -197,6 +197,8 @@ pub enum CompressError {
     Lzs(#[from] lzs::LzsError),
     #[error(transparent)]
     Deflate(#[from] deflate::DeflateError),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
 }
 
 /// Decompressed packets may exceed the tunnel MTU (some servers send such packets);
@@ -362,6 +364,21 @@ impl TunnelCompression {
         Ok(out.get_mut(..CSTP_HEADER_LEN + compressed_len))
     }
 
+    /// Turns the packet in `buf` (after `CSTP_HEADER_LEN` bytes of room) into the bytes to
+    /// send on `channel`: a COMPRESSED frame when compression applies, else a DATA frame
+    /// written in place.
+    pub fn encode_packet<'a>(
+        &'a mut self,
+        channel: Channel,
+        buf: &'a mut [u8],
+    ) -> Result<&'a [u8], CompressError> {
+        let packet = buf.get(CSTP_HEADER_LEN..).unwrap_or_default();
+        Ok(match self.compress(channel, packet)? {
+            Some(compressed) => frame_in_place(channel, PacketType::Compressed, compressed)?,
+            None => frame_in_place(channel, PacketType::Data, buf)?,
+        })
+    }
+
     /// Decompresses the payload of a COMPRESSED frame received on `channel`.
     pub fn decompress(&mut self, channel: Channel, payload: &[u8]) -> Result<&[u8], CompressError> {
         let codec = match channel {
@@ -514,6 +531,25 @@ mod tests {
             none.decompress(Channel::Dtls, b"x").unwrap_err(),
             CompressError::NotNegotiated(Channel::Dtls)
         );
+    }
+
+    #[test]
+    fn packets_are_framed_compressed_or_plain() {
+        let mut t = TunnelCompression::new(Some(Algorithm::Lzs), None, 40, 1400);
+        let mut buf = vec![0u8; CSTP_HEADER_LEN];
+        buf.extend_from_slice(&text_packet(400));
+        let frame = t.encode_packet(Channel::Cstp, &mut buf).unwrap().to_vec();
+        assert_eq!(frame[..4], *b"STF\x01");
+        assert_eq!(frame[6], PacketType::Compressed.code());
+        assert_eq!(
+            usize::from(u16::from_be_bytes([frame[4], frame[5]])),
+            frame.len() - CSTP_HEADER_LEN
+        );
+        assert!(frame.len() < 200);
+        // Nothing negotiated on DTLS: a DATA record, the packet itself after the type byte.
+        let record = t.encode_packet(Channel::Dtls, &mut buf).unwrap();
+        assert_eq!(record[0], PacketType::Data.code());
+        assert_eq!(record[1..], text_packet(400)[..]);
     }
 
     #[test]

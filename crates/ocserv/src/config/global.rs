@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use oc_proto::compress::Priorities;
+
 use super::lexer::{self, Entry};
 use super::net::{self, boolean, checked, num, secs, set, NetBuilder, Scope};
 use super::{
@@ -17,6 +19,7 @@ const MULTI_KEYS: &[&str] = &[
     "enable-auth",
     "select-group",
     "custom-header",
+    "compression-algo-priority",
     "server-cert",
     "server-key",
     "kkdcp",
@@ -82,6 +85,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "try-mtu-discovery",
     "compression",
     "no-compress-limit",
+    "compression-algo-priority",
     "server-stats-reset-time",
     "custom-header",
     "user-profile",
@@ -146,7 +150,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("log-level"),
     switch("append-routes"),
     plain("kkdcp"),
-    plain("compression-algo-priority"),
     switch("use-utmp"),
     plain("net-priority"),
     plain("output-buffer"),
@@ -333,6 +336,7 @@ struct Draft {
     try_mtu_discovery: Option<bool>,
     compression: Option<bool>,
     no_compress_limit: Option<u32>,
+    compression_priorities: Priorities,
     server_stats_reset_time: Option<u32>,
     custom_headers: Vec<String>,
     user_profile: Option<PathBuf>,
@@ -544,6 +548,12 @@ impl Draft {
                     } else {
                         self.no_compress_limit = Some(n);
                     }
+                }
+            }
+            // ocserv warns about a bad setting and keeps its defaults.
+            "compression-algo-priority" => {
+                if let Err(why) = self.compression_priorities.apply(v) {
+                    d.warn(line, format!("compression-algo-priority: {why}; ignored"));
                 }
             }
             "server-stats-reset-time" => set(&mut self.server_stats_reset_time, secs(e, d)),
@@ -791,6 +801,7 @@ impl Draft {
             no_compress_limit: self
                 .no_compress_limit
                 .unwrap_or(defaults::NO_COMPRESS_LIMIT),
+            compression_priorities: self.compression_priorities,
             server_stats_reset_time: self
                 .server_stats_reset_time
                 .unwrap_or(defaults::SERVER_STATS_RESET_TIME),
