@@ -20,7 +20,7 @@ AnyConnect-compatible SSL VPN server. Reads an ocserv.conf, authenticates Cisco 
 and OpenConnect clients (password file made by ocpasswd, one-time passwords from a liboath \
 users file, and/or client certificates), \
 hands each an address from the configured pools and forwards their packets over TLS (CSTP) \
-through one tun device.
+or DTLS through one tun device.
 
 All sessions are served by this one process; the tun device is named after the `device` \
 key (vpns0, ...) and is shared by every client. Configuration keys follow ocserv(8); keys \
@@ -39,6 +39,18 @@ ONE-TIME PASSWORDS
     users file is liboath's (HOTP, HOTP/T30, HOTP/T60/8 ... lines: TYPE USER PIN HEXKEY
     [COUNTER [LASTOTP [TIME]]]); each used code is recorded there, so it cannot be used again.
     HOTP looks 20 counters ahead; TOTP allows two steps of clock drift each way.
+
+COMPRESSION
+    Off by default. compression = true lets clients that offer it compress packets:
+    oc-lz4 and lzs on both channels (stateless, one packet at a time), deflate on TLS only
+    (one stream per connection). Among the client's offers the highest
+    compression-algo-priority wins (defaults oc-lz4:90, lzs:80, deflate:70; one
+    ALGORITHM:PRIORITY per line, e.g. compression-algo-priority = lzs:95). Packets of at
+    most no-compress-limit bytes (default 256, minimum 64) and packets that do not shrink
+    are sent as they are, which keeps small interactive packets fast. Trade-off:
+    compressing before encrypting lets an attacker who can inject traffic and watch packet
+    sizes recover secrets from the same stream (CRIME/VORACLE); enable it only for slow
+    links carrying compressible data.
 
 EXIT STATUS
     0  clean shutdown, or -t found no errors

@@ -1690,3 +1690,25 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn compression_algo_priority_lines_add_up_and_bad_ones_warn() {
+    use oc_proto::anyconnect::session::Channel;
+    use oc_proto::compress::Algorithm;
+    let l = ok("compression = true\n\
+                compression-algo-priority = lzs:95\n\
+                compression-algo-priority = deflate:99\n\
+                compression-algo-priority = lzo:5\n\
+                compression-algo-priority = oc-lz4\n");
+    let p = l.config.compression_priorities;
+    assert_eq!(p.select("oc-lz4,lzs", Channel::Dtls), Some(Algorithm::Lzs));
+    assert_eq!(
+        p.select("oc-lz4,lzs,deflate", Channel::Cstp),
+        Some(Algorithm::Deflate)
+    );
+    assert_has(&l.warnings, L + 3, "unknown compression algorithm \"lzo\"");
+    assert_has(&l.warnings, L + 4, "expected ALGORITHM:PRIORITY");
+    // No warning for the valid lines, and no "not supported" note for compression itself.
+    assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
+    assert!(crate::server::not_yet_used(&l.config).is_empty());
+}
