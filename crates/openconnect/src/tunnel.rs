@@ -416,6 +416,7 @@ impl Tunnel<'_> {
                 }
                 Event::RekeyDue(Channel::Dtls) => self.dtls.rekey(&mut self.session).await,
                 Event::DtlsMtu(mtu) => self.dtls.path_mtu_found(mtu),
+                Event::BadCompressedPacket(e) => warn!("{e}; packet dropped"),
                 Event::RekeyDue(Channel::Cstp) => {
                     let in_place = self.config.rekey_method.as_deref() == Some("ssl");
                     if in_place && oc_tls::rekey_in_place(self.conn.tls.ssl()) {

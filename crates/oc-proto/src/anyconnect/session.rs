@@ -137,6 +137,9 @@ pub enum Event {
     RekeyDue(Channel),
     /// Path-MTU detection finished: DTLS carries packets up to this many bytes.
     DtlsMtu(usize),
+    /// A compressed packet of a stateless algorithm did not decompress; it was dropped and
+    /// the tunnel goes on, as openconnect does. (A broken deflate stream is an error.)
+    BadCompressedPacket(CompressError),
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -234,7 +237,13 @@ impl Session {
                     .push_back(Event::ServerDisconnect(disconnect_reason(frame.payload)));
             }
             Some(PacketType::Compressed) => {
-                on_packet(self.compression.decompress(channel, frame.payload)?);
+                match self.compression.decompress(channel, frame.payload) {
+                    Ok(packet) => on_packet(packet),
+                    Err(e @ (CompressError::Lzs(_) | CompressError::Lz4(_))) => {
+                        self.events.push_back(Event::BadCompressedPacket(e));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             None => return Err(SessionError::UnknownPacket(frame.code)),
         }
@@ -636,12 +645,15 @@ mod tests {
         s.handle_dtls(&dtls_record, t0, |p| got.push(p.to_vec()))
             .unwrap();
         assert_eq!(got, vec![packet.clone(), packet]);
-        // LZ4 bytes are not an LZS block.
-        let mut wrong = dtls_record.clone();
-        wrong[0] = PacketType::Compressed.code();
-        assert!(s
-            .handle_cstp(&frame(PacketType::Compressed, &wrong[1..]), t0, |_| {})
-            .is_err());
+        // Garbage in an LZS frame: that packet is dropped and reported, the tunnel goes on.
+        s.handle_cstp(&frame(PacketType::Compressed, &[0xff; 3]), t0, |_| {
+            panic!("nothing to deliver")
+        })
+        .unwrap();
+        assert!(matches!(
+            s.poll_event(),
+            Some(Event::BadCompressedPacket(CompressError::Lzs(_)))
+        ));
     }
 
     #[test]
