@@ -1,12 +1,29 @@
 //! Log output shared by the binaries, as openconnect and ocserv print it: information on
 //! stdout, errors on stderr (or everything on stderr when stdout carries machine-readable
 //! output), optional timestamps, or syslog (`-l`, or a daemonised server).
+//!
+//! Two formats: `text` is the message alone, one line per event, as the C programs print
+//! (spans such as the server's per-session one are not shown); `json` is one JSON object
+//! per line with a timestamp, level, the message and its fields, and the spans it happened
+//! in (user and session id for a server session).
 
+use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
 
-use tracing::{Level, Metadata};
-use tracing_subscriber::fmt::MakeWriter;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, MakeWriter};
+use tracing_subscriber::registry::LookupSpan;
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct LogSettings {
@@ -18,6 +35,7 @@ pub struct LogSettings {
     pub syslog: bool,
     /// Keep stdout for `--authenticate`/`--cookieonly` output.
     pub stdout_reserved: bool,
+    pub format: LogFormat,
 }
 
 pub fn init(settings: LogSettings) {
@@ -30,14 +48,46 @@ pub fn init(settings: LogSettings) {
     let sink = Sink { settings };
     let builder = tracing_subscriber::fmt()
         .with_max_level(max)
-        .with_target(false)
-        .with_level(false)
         .with_ansi(false)
         .with_writer(sink);
-    if settings.timestamp && !settings.syslog {
-        builder.init();
-    } else {
-        builder.without_time().init();
+    match settings.format {
+        LogFormat::Json => builder
+            .json()
+            .with_target(false)
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        LogFormat::Text => builder
+            .event_format(Plain {
+                timestamp: settings.timestamp && !settings.syslog,
+            })
+            .init(),
+    }
+}
+
+/// The message and its fields, optionally after a timestamp; no level, target or spans.
+#[derive(Debug, Clone, Copy)]
+struct Plain {
+    timestamp: bool,
+}
+
+impl<S, N> FormatEvent<S, N> for Plain
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        if self.timestamp {
+            SystemTime.format_time(&mut writer)?;
+            writer.write_char(' ')?;
+        }
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
     }
 }
 

@@ -79,6 +79,30 @@ impl BanList {
         }
     }
 
+    /// Forgets an address's points (occtl `unban ip`); false when it was not banned.
+    pub fn unban(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let banned = self.is_banned(ip, now);
+        self.entries.remove(&ip);
+        banned
+    }
+
+    /// Every address with live points, and whether it is banned.
+    pub fn entries(&self, now: Instant) -> Vec<BanEntry> {
+        self.entries
+            .iter()
+            .filter(|(_, e)| now.saturating_duration_since(e.last) < self.policy.reset_after)
+            .map(|(ip, e)| BanEntry {
+                ip: *ip,
+                score: e.score,
+                banned: self.is_banned(*ip, now),
+                resets_in: self
+                    .policy
+                    .reset_after
+                    .saturating_sub(now.saturating_duration_since(e.last)),
+            })
+            .collect()
+    }
+
     pub fn banned(&self, now: Instant) -> Vec<(IpAddr, u32)> {
         self.entries
             .keys()
@@ -86,6 +110,16 @@ impl BanList {
             .map(|ip| (*ip, self.current(*ip, now)))
             .collect()
     }
+}
+
+/// One address in the ban table, as occtl shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BanEntry {
+    pub ip: IpAddr,
+    pub score: u32,
+    pub banned: bool,
+    /// Until the points lapse (and a ban with them).
+    pub resets_in: Duration,
 }
 
 #[cfg(test)]
@@ -115,5 +149,29 @@ mod tests {
             ..policy
         });
         assert!(!off.add(ip, 1000, t0));
+    }
+
+    #[test]
+    fn entries_list_points_and_unban_clears_them() {
+        let mut bans = BanList::new(BanPolicy {
+            max_score: 30,
+            reset_after: Duration::from_secs(100),
+        });
+        let t0 = Instant::now();
+        let (a, b): (IpAddr, IpAddr) = ("198.18.0.9".parse().unwrap(), "::1".parse().unwrap());
+        bans.add(a, 40, t0);
+        bans.add(b, 10, t0);
+        let mut e = bans.entries(t0 + Duration::from_secs(10));
+        e.sort_by_key(|e| e.score);
+        assert_eq!((e[0].ip, e[0].score, e[0].banned), (b, 10, false));
+        assert_eq!((e[1].ip, e[1].banned), (a, true));
+        assert_eq!(e[1].resets_in, Duration::from_secs(90));
+        assert!(bans.unban(a, t0));
+        assert!(!bans.is_banned(a, t0));
+        assert!(!bans.unban(b, t0), "b had points but was not banned");
+        assert!(bans.entries(t0).is_empty());
+        // Lapsed points are not listed.
+        bans.add(a, 5, t0);
+        assert!(bans.entries(t0 + Duration::from_secs(100)).is_empty());
     }
 }

@@ -363,6 +363,8 @@ pub struct Config {
     pub run_as_user: Option<String>,
     /// `run-as-group`.
     pub run_as_group: Option<String>,
+    /// `metrics-listen` (ours, not ocserv's): where to serve Prometheus metrics over HTTP.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `pid-file`.
     pub pid_file: Option<PathBuf>,
     /// `socket-file`.

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod ban;
 pub mod config;
+pub mod metrics;
 pub mod otp;
 pub mod passwd;
 pub mod pool;

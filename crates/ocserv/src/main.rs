@@ -9,7 +9,7 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use oc_net::log::{self, LogSettings};
 use ocserv::config;
-use ocserv::server::{create_tun, describe_pools, Runtime, Server};
+use ocserv::server::{create_tun, describe_pools, AdminRequest, Runtime, Server};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing::{error, info, warn};
 
@@ -97,6 +97,10 @@ struct Cli {
     /// Log to syslog even in the foreground.
     #[arg(long = "syslog")]
     syslog: bool,
+    /// Log format: text, or json (one object per line with timestamp, level, message and
+    /// the session's user and id)
+    #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
+    log_format: log::LogFormat,
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: (),
@@ -118,6 +122,7 @@ fn main() -> ExitCode {
         timestamp: true,
         syslog: cli.syslog || (daemon && !cli.log_stderr),
         stdout_reserved: true,
+        format: cli.log_format,
     });
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,6 +184,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let metrics = match config.metrics_listen {
+        Some(addr) => Some(
+            bind(&addr.to_string())
+                .with_context(|| format!("cannot listen on {addr} (metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let control = if config.use_occtl {
+        let path = config
+            .occtl_socket_file
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_OCCTL_SOCKET));
+        Some((bind_control(&path)?, path))
+    } else {
+        None
+    };
     let port_note = match config.udp_port {
         Some(u) => format!("listening on TCP port {port} and UDP port {u}"),
         None => format!("listening on TCP port {port}"),
@@ -207,7 +228,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime.config.run_as_user.as_deref(),
             runtime.config.run_as_group.as_deref(),
         )?;
-        serve(cli.config.clone(), runtime, tun, tun_name, listeners, udp).await
+        let sockets = Sockets {
+            tcp: listeners,
+            udp,
+            metrics,
+            control,
+        };
+        serve(cli.config.clone(), runtime, tun, tun_name, sockets).await
     });
     if let Some(path) = &pid_file {
         let _ = std::fs::remove_file(path);
@@ -229,32 +256,98 @@ fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
     Ok(listener)
 }
 
+/// Sockets opened before privileges are dropped.
+struct Sockets {
+    tcp: Vec<std::net::TcpListener>,
+    udp: Option<std::net::UdpSocket>,
+    metrics: Option<std::net::TcpListener>,
+    /// occtl's control socket and its path.
+    control: Option<(std::os::unix::net::UnixListener, PathBuf)>,
+}
+
+/// ocserv's default `occtl-socket-file`.
+const DEFAULT_OCCTL_SOCKET: &str = "/var/run/occtl.socket";
+
+/// Binds the control socket, readable and writable by root only (occtl needs root, as
+/// with ocserv). A socket left by an earlier run is replaced; any other file is an error.
+fn bind_control(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if !meta.file_type().is_socket() {
+            bail!(
+                "occtl-socket-file {} exists and is not a socket; not replacing it",
+                path.display()
+            );
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the old socket {}", path.display()))?;
+    }
+    // No window in which others could connect: create it under a tight umask.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    nix::sys::stat::umask(old);
+    let listener =
+        bound.with_context(|| format!("cannot create the control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
 async fn serve(
     config_path: PathBuf,
     runtime: Runtime,
     tun: tun_rs::AsyncDevice,
     tun_name: String,
-    listeners: Vec<std::net::TcpListener>,
-    udp: Option<std::net::UdpSocket>,
+    sockets: Sockets,
 ) -> anyhow::Result<()> {
-    let udp = udp.map(tokio::net::UdpSocket::from_std).transpose()?;
+    let udp = sockets
+        .udp
+        .map(tokio::net::UdpSocket::from_std)
+        .transpose()?;
     let server = Server::new(runtime, tun, tun_name, udp)?;
     let mut tasks = Vec::new();
-    for l in listeners {
+    for l in sockets.tcp {
         let listener = tokio::net::TcpListener::from_std(l)?;
         tasks.push(tokio::spawn(server.clone().run_listener(listener)));
     }
+    if let Some(l) = sockets.metrics {
+        let listener = tokio::net::TcpListener::from_std(l)?;
+        tasks.push(tokio::spawn(server.clone().run_metrics(listener)));
+    }
+    let control_path = match sockets.control {
+        Some((l, path)) => {
+            let listener = tokio::net::UnixListener::from_std(l)?;
+            tasks.push(tokio::spawn(server.clone().run_control(listener)));
+            Some(path)
+        }
+        None => None,
+    };
     let tun_task = tokio::spawn(server.clone().run_tun_reader());
     tasks.push(tokio::spawn(server.clone().run_udp_dispatcher()));
     notify_ready();
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut admin = server.admin_requests();
     loop {
         tokio::select! {
             _ = hup.recv() => reload(&server, &config_path),
             _ = term.recv() => break,
             _ = int.recv() => break,
+            changed = admin.changed() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let request = *admin.borrow_and_update();
+                match request {
+                    Some(AdminRequest::Reload) => reload(&server, &config_path),
+                    Some(AdminRequest::Stop) => {
+                        info!("occtl asked the server to stop");
+                        break;
+                    }
+                    None => {}
+                }
+            }
         }
     }
     info!("shutting down; disconnecting {} clients", server.active());
@@ -265,6 +358,9 @@ async fn serve(
     }
     tun_task.abort();
     drop(server);
+    if let Some(path) = control_path {
+        let _ = std::fs::remove_file(path);
+    }
     Ok(())
 }
 

@@ -109,6 +109,11 @@ impl AddressPool {
         }
     }
 
+    /// Leased IPv4 addresses and IPv6 prefixes.
+    pub fn leased(&self) -> (usize, usize) {
+        (self.v4.len(), self.v6.len())
+    }
+
     pub fn is_leased(&self, addr: IpAddr) -> bool {
         match addr {
             IpAddr::V4(a) => self.v4.contains(&a),

@@ -32,13 +32,18 @@ use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfi
 use oc_tls::TlsStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch};
-use tracing::{debug, info, warn};
+use tokio::sync::{broadcast, mpsc, watch};
+use tracing::{debug, info, warn, Instrument};
 use tun_rs::AsyncDevice;
 
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation, FormSettings};
 use crate::ban::{BanList, BanPolicy};
+mod admin;
+
+use oc_ctl::model::{Event, UserInfo};
+
 use crate::config::{self, AuthMethod, CertOid, Config, NetSettings, Problem, RekeyMethod};
+use crate::metrics::{AuthFailure, Direction, Metrics, Transport, TunnelMeters};
 use crate::otp::{self, OtpOutcome};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::pool::{server_address_v4, server_address_v6, AddressPool, Lease, LeaseRequest};
@@ -72,6 +77,8 @@ const MAX_PRELOGIN: usize = 1024;
 const MAX_PASSWORD_CHECKS: usize = 4;
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// Connect/disconnect events kept for a slow `occtl show events` reader.
+const EVENT_BACKLOG: usize = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -151,14 +158,6 @@ pub fn not_yet_used(config: &Config) -> Vec<Problem> {
             "not supported yet; groups come from the login form",
         );
     }
-    if config.use_occtl || config.occtl_socket_file.is_some() {
-        let key = if set("use-occtl") {
-            "use-occtl"
-        } else {
-            "occtl-socket-file"
-        };
-        note(key, "the occtl control socket is not supported yet");
-    }
     out
 }
 
@@ -199,14 +198,24 @@ enum Kick {
     Replaced,
     /// Server shutdown: tell the client, end the session.
     Shutdown,
+    /// An administrator (occtl `disconnect`, `terminate session`): tell the client, end the
+    /// session and its cookie.
+    Admin,
+}
+
+/// A tunnel being served.
+struct LiveTunnel {
+    kick: watch::Sender<Option<Kick>>,
+    /// What occtl shows, once the tunnel is up (byte counts come from the meters).
+    view: Option<(UserInfo, TunnelMeters)>,
 }
 
 struct State {
     sessions: SessionStore,
     pool: AddressPool,
     bans: BanList,
-    /// Live tunnels: connection id -> how to stop it.
-    tunnels: HashMap<u64, watch::Sender<Option<Kick>>>,
+    /// Live tunnels by connection id.
+    tunnels: HashMap<u64, LiveTunnel>,
     /// Networks with a kernel route to the tun device.
     routed: Vec<IpNet>,
 }
@@ -231,6 +240,20 @@ pub struct Server {
     /// Tunnel tasks not finished yet, disconnect scripts included (shutdown waits).
     tunnel_tasks: AtomicU64,
     shutdown: watch::Sender<bool>,
+    pub metrics: Metrics,
+    /// Connects and disconnects, for `occtl show events`.
+    events: broadcast::Sender<Event>,
+    /// occtl's `reload` and `stop now`, acted on by the main task.
+    admin_requests: watch::Sender<Option<AdminRequest>>,
+    started: SystemTime,
+    totals: Mutex<Totals>,
+}
+
+/// What occtl asks of the process as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminRequest {
+    Reload,
+    Stop,
 }
 
 /// Counts a tunnel task from its start until its disconnect script has run.
@@ -369,6 +392,11 @@ impl Server {
             password_checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
             tunnel_tasks: AtomicU64::new(0),
             shutdown,
+            metrics: Metrics::new(),
+            events: broadcast::channel(EVENT_BACKLOG).0,
+            admin_requests: watch::channel(None).0,
+            started: SystemTime::now(),
+            totals: Mutex::new(Totals::default()),
         }))
     }
 
@@ -410,8 +438,8 @@ impl Server {
     /// Starts server shutdown: every tunnel says goodbye to its client.
     pub fn shut_down(&self) {
         self.shutdown.send_replace(true);
-        for kick in lock(&self.state).tunnels.values() {
-            kick.send_replace(Some(Kick::Shutdown));
+        for tunnel in lock(&self.state).tunnels.values() {
+            tunnel.kick.send_replace(Some(Kick::Shutdown));
         }
     }
 
@@ -422,6 +450,11 @@ impl Server {
         while Instant::now() < deadline && self.tunnel_tasks.load(Ordering::SeqCst) > 0 {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// occtl's `reload` and `stop now` requests.
+    pub fn admin_requests(&self) -> watch::Receiver<Option<AdminRequest>> {
+        self.admin_requests.subscribe()
     }
 
     /// Number of live tunnels.
@@ -500,7 +533,15 @@ impl Server {
             }
             last_accept = Some(Instant::now());
             let server = self.clone();
-            tokio::spawn(async move { server.handle_connection(tcp, peer).await });
+            // In JSON logs every line of this connection carries the peer, and once logged
+            // in the user and session id.
+            let span = tracing::info_span!(
+                "connection",
+                %peer,
+                user = tracing::field::Empty,
+                session = tracing::field::Empty
+            );
+            tokio::spawn(server.handle_connection(tcp, peer).instrument(span));
         }
     }
 
@@ -508,14 +549,11 @@ impl Server {
         let rt = self.runtime();
         let config = &rt.config;
         let now = Instant::now();
-        {
-            let mut state = lock(&self.state);
-            if state.bans.is_banned(peer.ip(), now) {
-                info!("{peer}: connection refused, address is banned");
-                return;
-            }
-            state.bans.add(peer.ip(), config.ban_points_connection, now);
+        if lock(&self.state).bans.is_banned(peer.ip(), now) {
+            info!("{peer}: connection refused, address is banned");
+            return;
         }
+        self.add_ban_points(peer, config.ban_points_connection);
         let Ok(prelogin) = self.prelogin.clone().try_acquire_owned() else {
             warn!("{peer}: closed, {MAX_PRELOGIN} connections are already logging in");
             return;
@@ -524,6 +562,7 @@ impl Server {
         let _ = tcp.set_nodelay(true);
         let auth_deadline = tokio::time::Instant::now()
             + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
+        let handshake_started = Instant::now();
         let stream =
             match tokio::time::timeout_at(auth_deadline, rt.tls.accept(tcp, &peer.to_string()))
                 .await
@@ -535,13 +574,15 @@ impl Server {
                 }
                 Err(_) => {
                     info!("{peer}: no TLS handshake within auth-timeout; closed");
+                    self.metrics.auth_failed(AuthFailure::Timeout);
                     return;
                 }
             };
+        self.metrics.handshake_took(handshake_started.elapsed());
         let cert = cert_status(&stream, config);
         let login = tokio::time::timeout_at(
             auth_deadline,
-            self.clone().http_phase(stream, peer, rt.clone(), cert),
+            self.clone().http_phase(stream, peer, rt.clone(), cert, now),
         )
         .await;
         match login {
@@ -551,7 +592,10 @@ impl Server {
                 self.tunnel(stream, peer, local, rt, request).await;
             }
             Ok(None) => {}
-            Err(_) => info!("{peer}: authentication not completed within auth-timeout; closed"),
+            Err(_) => {
+                info!("{peer}: authentication not completed within auth-timeout; closed");
+                self.metrics.auth_failed(AuthFailure::Timeout);
+            }
         }
     }
 
@@ -562,6 +606,7 @@ impl Server {
         peer: SocketAddr,
         rt: Arc<Runtime>,
         cert: CertStatus,
+        accepted: Instant,
     ) -> Option<(TlsStream, ServerRequest)> {
         let config = &rt.config;
         let mut conversation = Conversation::new(&config.auth, &config.enable_auth, cert);
@@ -621,7 +666,8 @@ impl Server {
                             check_password(passwd, user.clone(), password).await
                         };
                         if result == PlainAuth::Rejected {
-                            self.add_failed_login_points(peer, config);
+                            self.metrics.auth_failed(AuthFailure::Password);
+                            self.add_ban_points(peer, config.ban_points_wrong_password);
                             info!("{peer}: wrong password for user '{user}'");
                         }
                         step = conversation.password_checked(result, &rt.forms);
@@ -632,7 +678,8 @@ impl Server {
                             check_otp(otp, user.clone(), code).await
                         };
                         if let OtpOutcome::Refused(why) = &outcome {
-                            self.add_failed_login_points(peer, config);
+                            self.metrics.auth_failed(AuthFailure::Otp);
+                            self.add_ban_points(peer, config.ban_points_wrong_password);
                             info!("{peer}: OTP auth failed for '{user}': {why}");
                         }
                         step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
@@ -648,6 +695,7 @@ impl Server {
                             }
                         }
                         AuthStep::Success { user, group } => {
+                            lock(&self.totals).logged_in(accepted.elapsed());
                             let cookie = match self.create_session(&user, group.as_deref(), config)
                             {
                                 Ok(cookie) => cookie,
@@ -678,6 +726,7 @@ impl Server {
                         }
                         AuthStep::Failed { reason } => {
                             info!("{peer}: authentication failed: {reason}");
+                            self.metrics.auth_failed(AuthFailure::Other);
                             answer_and_close(&mut stream, &ServerResponse::new(401, reason)).await;
                             return None;
                         }
@@ -695,13 +744,16 @@ impl Server {
         None
     }
 
-    /// `ban-points-wrong-password` for a refused password or one-time password.
-    fn add_failed_login_points(&self, peer: SocketAddr, config: &Config) {
-        let points = config.ban_points_wrong_password;
-        if lock(&self.state)
-            .bans
-            .add(peer.ip(), points, Instant::now())
-        {
+    /// Ban points for a connection or a refused password or one-time password.
+    fn add_ban_points(&self, peer: SocketAddr, points: u32) {
+        let now = Instant::now();
+        let newly_banned = {
+            let mut state = lock(&self.state);
+            let before = state.bans.is_banned(peer.ip(), now);
+            state.bans.add(peer.ip(), points, now) && !before
+        };
+        if newly_banned {
+            self.metrics.bans.inc();
             info!("{peer}: banned after repeated failed logins");
         }
     }
@@ -757,6 +809,9 @@ impl Server {
             Ok(o) => o,
             Err(refusal) => {
                 info!("{peer}: tunnel refused: {}", refusal.detail);
+                if refusal.status == 401 {
+                    self.metrics.auth_failed(AuthFailure::Cookie);
+                }
                 let mut resp = ServerResponse::new(refusal.status, refusal.reason);
                 if let Some(why) = refusal.x_reason {
                     resp.push_header("X-Reason", why);
@@ -777,6 +832,9 @@ impl Server {
             reused,
             kick_rx,
         } = opened;
+        let span = tracing::Span::current();
+        span.record("user", user.as_str());
+        span.record("session", session_id);
         for net in new_routes {
             add_kernel_route(&self.tun_name, net).await;
         }
@@ -933,6 +991,70 @@ impl Server {
             granted.v4.map(|a| a.to_string()).unwrap_or_default(),
             granted.v6.map(|a| format!(" {a}")).unwrap_or_default(),
         );
+        let meters = self.metrics.tunnel_meters(&user);
+        let view = {
+            let texts = |list: &Option<Vec<IpAddr>>| {
+                list.iter().flatten().map(ToString::to_string).collect()
+            };
+            let nets = |list: &[IpNet]| list.iter().map(ToString::to_string).collect();
+            let (sid, session_started_at) = lock(&self.state)
+                .sessions
+                .get(&raw)
+                .map(|r| (r.sid.clone(), unix_seconds(r.created_wall)))
+                .unwrap_or_default();
+            UserInfo {
+                id: conn,
+                username: user.clone(),
+                groupname: group.clone().unwrap_or_default(),
+                state: oc_ctl::model::state::CONNECTED.into(),
+                vhost: "default".into(),
+                device: self.tun_name.clone(),
+                mtu: Some(mtu),
+                remote_ip: peer.ip().to_string(),
+                local_device_ip: local.to_string(),
+                ipv4: granted.v4.map(|a| a.to_string()),
+                ptp_ipv4: server_v4
+                    .filter(|_| granted.v4.is_some())
+                    .map(|a| a.to_string()),
+                ipv6: granted.v6.map(|a| a.addr().to_string()),
+                ptp_ipv6: server_v6
+                    .filter(|_| granted.v6.is_some())
+                    .map(|a| a.to_string()),
+                user_agent: client.user_agent.clone(),
+                dpd: dpd.unwrap_or_default(),
+                keepalive,
+                hostname: client.hostname.clone().unwrap_or_default(),
+                connected_at: unix_seconds(SystemTime::now()),
+                session_started_at,
+                session: sid.chars().take(6).collect(),
+                full_session: sid,
+                tls_ciphersuite: stream
+                    .ssl()
+                    .current_cipher()
+                    .map(|c| c.name().to_string())
+                    .unwrap_or_default(),
+                dtls_cipher: match dtls.as_ref().map(|(_, mode, _)| mode) {
+                    Some(DtlsMode::Legacy { suite, .. }) => suite.name.into(),
+                    Some(DtlsMode::Psk) => "PSK-NEGOTIATE".into(),
+                    None => "(no-dtls)".into(),
+                },
+                cstp_compression: cstp_compression.map(|a| a.token().to_string()),
+                dtls_compression: dtls_compression.map(|a| a.token().to_string()),
+                dns: texts(&settings.dns),
+                nbns: texts(&settings.nbns),
+                split_dns: settings.split_dns.clone().unwrap_or_default(),
+                routes: nets(&routes),
+                default_route,
+                no_routes: nets(settings.no_routes.as_deref().unwrap_or_default()),
+                iroutes: nets(settings.iroutes.as_deref().unwrap_or_default()),
+                restricted_to_routes: settings.restrict_user_to_routes.unwrap_or(false),
+                ..UserInfo::default()
+            }
+        };
+        if let Some(live) = lock(&self.state).tunnels.get_mut(&conn) {
+            live.view = Some((view.clone(), meters.clone()));
+        }
+        let _ = self.events.send(Event::Connect { user: view.clone() });
         let timers = ServerTimers {
             dpd: dpd.map(|d| Duration::from_secs(u64::from(d))),
             idle_timeout: idle.map(|t| Duration::from_secs(u64::from(t))),
@@ -948,6 +1070,7 @@ impl Server {
             iroutes: settings.iroutes.clone().unwrap_or_default(),
         };
         let started = Instant::now();
+        self.metrics.sessions_opened.inc();
         let outcome = if stream.write_all(&out).await.is_ok() {
             let compression = TunnelCompression::new(
                 cstp_compression,
@@ -961,8 +1084,11 @@ impl Server {
                 ServerSession::new(timers, now).with_compression(compression),
                 rx,
                 kick_rx,
-                &filter,
                 dtls.as_mut().map(|(_, _, d)| d),
+                Traffic {
+                    filter: &filter,
+                    meters: &meters,
+                },
             )
             .await
         } else {
@@ -970,7 +1096,7 @@ impl Server {
         };
         let keep = match outcome.end {
             End::UserLogout => config.persistent_cookies,
-            End::Kicked(Kick::Shutdown) | End::SessionOver => false,
+            End::Kicked(Kick::Shutdown | Kick::Admin) | End::SessionOver => false,
             End::Kicked(Kick::Replaced) | End::Lost => true,
         };
         self.remove_routes(conn, &granted, &settings);
@@ -978,17 +1104,22 @@ impl Server {
             lock(&self.dtls_registry).unregister(id);
         }
         let ended = self.close_tunnel(&raw, conn, keep);
+        lock(&self.totals).tunnel_ended(outcome.closed, started.elapsed(), mtu);
+        let _ = self.events.send(Event::Disconnect {
+            user: UserInfo {
+                rx_bytes: meters.rx(),
+                tx_bytes: meters.tx(),
+                ..view
+            },
+            reason: outcome.why.clone(),
+        });
         info!(
             "{peer}: user '{user}' tunnel closed ({}); session {}",
             outcome.why,
             if ended { "ended" } else { "kept for reconnect" }
         );
         if let Some(path) = &config.disconnect_script {
-            let stats = Some((
-                outcome.bytes_in,
-                outcome.bytes_out,
-                started.elapsed().as_secs(),
-            ));
+            let stats = Some((meters.rx(), meters.tx(), started.elapsed().as_secs()));
             let env = script::script_env(ScriptReason::Disconnect, &info(stats));
             if let Err(e) = script::run(path, &env).await {
                 warn!("user '{user}': disconnect-script: {e}");
@@ -1077,11 +1208,17 @@ impl Server {
         }
         let (kick_tx, kick_rx) = watch::channel(None);
         if let Some(old) = state.sessions.attach(&raw, conn) {
-            if let Some(kick) = state.tunnels.get(&old) {
-                kick.send_replace(Some(Kick::Replaced));
+            if let Some(tunnel) = state.tunnels.get(&old) {
+                tunnel.kick.send_replace(Some(Kick::Replaced));
             }
         }
-        state.tunnels.insert(conn, kick_tx);
+        state.tunnels.insert(
+            conn,
+            LiveTunnel {
+                kick: kick_tx,
+                view: None,
+            },
+        );
         let mut new_routes = Vec::new();
         let kernel_routed = [
             settings.ipv4_network.map(IpNet::V4),
@@ -1295,11 +1432,14 @@ impl Server {
         mut session: ServerSession,
         mut rx: mpsc::Receiver<Vec<u8>>,
         mut kick: watch::Receiver<Option<Kick>>,
-        filter: &PacketFilter,
         mut dtls: Option<&mut TunnelDtls>,
+        traffic: Traffic<'_>,
     ) -> Outcome {
+        let Traffic { filter, meters } = traffic;
         let mut buf = vec![0u8; READ_BUF];
         let mut outcome = Outcome::default();
+        // Whether DTLS carried data when last checked, to count fallbacks to TLS.
+        let mut dtls_live = false;
         let timer = tokio::time::sleep(Duration::from_secs(3600));
         tokio::pin!(timer);
         loop {
@@ -1315,22 +1455,35 @@ impl Server {
                 }
                 if write_limited(stream, &control, WRITE_LIMIT).await.is_err() {
                     outcome.why = "TLS write failed or stalled".into();
+                    outcome.closed = ClosedAs::Error;
                     return outcome;
                 }
             }
             if let Some(event) = session.poll_event() {
-                (outcome.end, outcome.why) = match event {
+                (outcome.end, outcome.why, outcome.closed) = match event {
                     ServerEvent::ClientDisconnect {
                         user_requested: true,
                         reason,
-                    } => (End::UserLogout, format!("user disconnected: {reason}")),
-                    ServerEvent::ClientDisconnect { reason, .. } => {
-                        (End::Lost, format!("client disconnected: {reason}"))
+                    } => (
+                        End::UserLogout,
+                        format!("user disconnected: {reason}"),
+                        ClosedAs::Normal,
+                    ),
+                    ServerEvent::ClientDisconnect { reason, .. } => (
+                        End::Lost,
+                        format!("client disconnected: {reason}"),
+                        ClosedAs::Normal,
+                    ),
+                    ServerEvent::DpdTimeout => {
+                        (End::Lost, "DPD timeout".into(), ClosedAs::TimedOut)
                     }
-                    ServerEvent::DpdTimeout => (End::Lost, "DPD timeout".into()),
                     // As in ocserv, an idle client may come back with its cookie.
-                    ServerEvent::IdleTimeout => (End::Lost, "idle timeout".into()),
-                    ServerEvent::SessionTimeout => (End::SessionOver, "session timeout".into()),
+                    ServerEvent::IdleTimeout => (End::Lost, "idle timeout".into(), ClosedAs::Idle),
+                    ServerEvent::SessionTimeout => (
+                        End::SessionOver,
+                        "session timeout".into(),
+                        ClosedAs::TimedOut,
+                    ),
                 };
                 let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
                 return outcome;
@@ -1349,19 +1502,23 @@ impl Server {
                 read = stream.read(&mut buf) => {
                     let n = match read {
                         Ok(0) => { outcome.why = "connection closed by client".into(); return outcome; }
-                        Err(e) => { outcome.why = format!("TLS read failed: {e}"); return outcome; }
+                        Err(e) => {
+                            outcome.why = format!("TLS read failed: {e}");
+                            outcome.closed = ClosedAs::Error;
+                            return outcome;
+                        }
                         Ok(n) => n,
                     };
                     let tun = &self.tun;
-                    let bytes_in = &mut outcome.bytes_in;
                     let result = session.handle_cstp(buf.get(..n).unwrap_or_default(), Instant::now(), |packet| {
                         if filter.allows(packet) {
-                            *bytes_in += packet.len() as u64;
+                            meters.count(Direction::Rx, Transport::Tls, packet.len());
                             let _ = tun.try_send(packet);
                         }
                     });
                     if let Err(e) = result {
                         outcome.why = format!("protocol error: {e}");
+                        outcome.closed = ClosedAs::Error;
                         return outcome;
                     }
                 }
@@ -1372,10 +1529,9 @@ impl Server {
                         continue;
                     };
                     let tun = &self.tun;
-                    let bytes_in = &mut outcome.bytes_in;
                     d.on_datagram(peer, &datagram, &mut session, |packet| {
                         if filter.allows(packet) {
-                            *bytes_in += packet.len() as u64;
+                            meters.count(Direction::Rx, Transport::Dtls, packet.len());
                             let _ = tun.try_send(packet);
                         }
                     })
@@ -1384,6 +1540,11 @@ impl Server {
                 packet = rx.recv() => {
                     let Some(packet) = packet else { return outcome };
                     let now = Instant::now();
+                    let live = dtls.as_deref().is_some_and(|d| d.is_live(now));
+                    if dtls_live && !live {
+                        self.metrics.dtls_fallbacks.inc();
+                    }
+                    dtls_live = live;
                     let mut next = Some(packet);
                     let mut sent = 0;
                     // Drain what is already queued, one frame per TLS record: openconnect
@@ -1402,15 +1563,20 @@ impl Server {
                                 Ok(frame) => frame,
                                 Err(e) => {
                                     outcome.why = format!("protocol error: {e}");
+                                    outcome.closed = ClosedAs::Error;
+                        outcome.closed = ClosedAs::Error;
                                     return outcome;
                                 }
                             };
                             if write_limited(stream, frame, WRITE_LIMIT).await.is_err() {
                                 outcome.why = "TLS write failed or stalled".into();
+                                outcome.closed = ClosedAs::Error;
+                    outcome.closed = ClosedAs::Error;
                                 return outcome;
                             }
                         }
-                        outcome.bytes_out += len as u64;
+                        let transport = if sent_dtls { Transport::Dtls } else { Transport::Tls };
+                        meters.count(Direction::Tx, transport, len);
                         session.on_packet_sent(framed.get(CSTP_HEADER_LEN..).unwrap_or_default(), now);
                         sent += 1;
                         if sent < MAX_BATCH {
@@ -1425,7 +1591,7 @@ impl Server {
                             outcome.end = End::Kicked(Kick::Replaced);
                             outcome.why = "replaced by a newer connection of the same session".into();
                         }
-                        Some(Kick::Shutdown) => {
+                        Some(why @ (Kick::Shutdown | Kick::Admin)) => {
                             session.disconnect();
                             while let Some((channel, control)) = session.poll_transmit() {
                                 if channel == Channel::Cstp {
@@ -1433,8 +1599,12 @@ impl Server {
                                 }
                             }
                             let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
-                            outcome.end = End::Kicked(Kick::Shutdown);
-                            outcome.why = "server shutting down".into();
+                            outcome.end = End::Kicked(why);
+                            outcome.why = if why == Kick::Admin {
+                                "disconnected by the administrator".into()
+                            } else {
+                                "server shutting down".into()
+                            };
                         }
                     }
                     return outcome;
@@ -1512,12 +1682,77 @@ enum End {
     Lost,
 }
 
+/// How a tunnel ended, for occtl's session statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum ClosedAs {
+    #[default]
+    Normal,
+    /// DPD or session timeout.
+    TimedOut,
+    Idle,
+    /// Protocol error or a failed read or write.
+    Error,
+}
+
 #[derive(Debug, Default)]
 struct Outcome {
     end: End,
     why: String,
-    bytes_in: u64,
-    bytes_out: u64,
+    closed: ClosedAs,
+}
+
+/// Totals over ended tunnels and logins, for `occtl show status`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    closed: u64,
+    timed_out: u64,
+    timed_out_idle: u64,
+    errors: u64,
+    session_secs: u64,
+    max_session_secs: u64,
+    logins: u64,
+    auth_secs: u64,
+    max_auth_secs: u64,
+    min_mtu: Option<u32>,
+    max_mtu: Option<u32>,
+}
+
+impl Totals {
+    fn tunnel_ended(&mut self, closed: ClosedAs, lasted: Duration, mtu: u32) {
+        self.closed += 1;
+        match closed {
+            ClosedAs::Normal => {}
+            ClosedAs::TimedOut => self.timed_out += 1,
+            ClosedAs::Idle => self.timed_out_idle += 1,
+            ClosedAs::Error => self.errors += 1,
+        }
+        let secs = lasted.as_secs();
+        self.session_secs = self.session_secs.saturating_add(secs);
+        self.max_session_secs = self.max_session_secs.max(secs);
+        self.min_mtu = Some(self.min_mtu.map_or(mtu, |m| m.min(mtu)));
+        self.max_mtu = Some(self.max_mtu.map_or(mtu, |m| m.max(mtu)));
+    }
+
+    fn logged_in(&mut self, took: Duration) {
+        let secs = took.as_secs();
+        self.logins += 1;
+        self.auth_secs = self.auth_secs.saturating_add(secs);
+        self.max_auth_secs = self.max_auth_secs.max(secs);
+    }
+
+    fn avg_session_secs(&self) -> u64 {
+        self.session_secs.checked_div(self.closed).unwrap_or(0)
+    }
+
+    fn avg_auth_secs(&self) -> u64 {
+        self.auth_secs.checked_div(self.logins).unwrap_or(0)
+    }
+}
+
+/// What a tunnel's packets pass through: the filter on the way in, the meters both ways.
+struct Traffic<'a> {
+    filter: &'a PacketFilter,
+    meters: &'a TunnelMeters,
 }
 
 /// What a client may send into the network: only from its own addresses (or networks
@@ -1608,12 +1843,14 @@ fn random_cookie_text() -> String {
     crate::sessions::encode_cookie(&raw)
 }
 
+/// Seconds since the epoch (0 for times before it).
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
 async fn check_otp(otp: std::path::PathBuf, user: String, code: String) -> OtpOutcome {
     tokio::task::spawn_blocking(move || {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        otp::check_and_record(&otp, &user, &code, now)
+        otp::check_and_record(&otp, &user, &code, unix_seconds(SystemTime::now()))
     })
     .await
     .unwrap_or_else(|e| OtpOutcome::Refused(format!("OTP check failed: {e}")))

@@ -32,6 +32,9 @@ pub enum CookieError {
 pub struct SessionRecord {
     /// Small number shown to admins (occtl's ID).
     pub id: u64,
+    /// Public name of the session for occtl (`show session`, `terminate session`): hex of
+    /// a hash of the cookie, so it reveals nothing usable.
+    pub sid: String,
     pub user: String,
     pub group: Option<String>,
     pub created: Instant,
@@ -50,6 +53,15 @@ pub struct SessionStore {
     sessions: HashMap<[u8; COOKIE_BYTES], SessionRecord>,
     next_id: u64,
     cookie_timeout: Duration,
+}
+
+/// A cookie's public id: 16 hex digits of its SHA-256.
+pub fn public_id(raw: &[u8; COOKIE_BYTES]) -> String {
+    openssl::sha::sha256(raw)
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Encodes a cookie the way it travels in `Set-Cookie: webvpn=...`.
@@ -98,6 +110,7 @@ impl SessionStore {
             raw,
             SessionRecord {
                 id,
+                sid: public_id(&raw),
                 user: user.to_string(),
                 group: group.map(str::to_string),
                 created: now,
@@ -179,6 +192,16 @@ impl SessionStore {
         dead.iter()
             .filter_map(|k| self.sessions.remove(k))
             .collect()
+    }
+
+    /// Every session, with its cookie.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8; COOKIE_BYTES], &SessionRecord)> {
+        self.sessions.iter()
+    }
+
+    /// Ends a session at once (occtl's `terminate session`): its cookie stops working.
+    pub fn remove(&mut self, raw: &[u8; COOKIE_BYTES]) -> Option<SessionRecord> {
+        self.sessions.remove(raw)
     }
 
     /// Sessions of `user` holding a connection, other than `except`.

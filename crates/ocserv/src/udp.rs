@@ -388,12 +388,18 @@ impl TunnelDtls {
         self.rx.recv().await
     }
 
-    /// True when a tunnel packet of `len` bytes should go over DTLS now.
-    pub fn carries(&self, len: usize, now: Instant) -> bool {
+    /// True while the DTLS channel is established and the client was heard on it within
+    /// `switch-to-tcp-timeout`.
+    pub fn is_live(&self, now: Instant) -> bool {
         let recent = self
             .last_rx
             .is_some_and(|t| now.saturating_duration_since(t) < self.switch_to_tcp);
-        self.active.is_some() && recent && len < self.data_mtu
+        self.active.is_some() && recent
+    }
+
+    /// True when a tunnel packet of `len` bytes should go over DTLS now.
+    pub fn carries(&self, len: usize, now: Instant) -> bool {
+        self.is_live(now) && len < self.data_mtu
     }
 
     pub async fn on_datagram(

@@ -146,6 +146,16 @@ pub struct Options {
     /// Log progress to syslog instead of the terminal
     #[arg(short = 'l', long, help_heading = "General")]
     pub syslog: bool,
+    /// Log format: text (openconnect's lines) or json (one object per line, with
+    /// timestamp and level)
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_enum,
+        default_value = "text",
+        help_heading = "General"
+    )]
+    pub log_format: oc_net::log::LogFormat,
     /// Continue in the background once the tunnel is up
     #[arg(short, long, help_heading = "General")]
     pub background: bool,

@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         timestamp: opts.timestamp,
         syslog: opts.syslog,
         stdout_reserved: opts.authenticate || opts.cookieonly || opts.printcookie,
+        format: opts.log_format,
     });
     // One thread: the client runs one tunnel, and `-b` forks after start-up, which is only
     // sound while the process has a single thread.

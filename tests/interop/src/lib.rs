@@ -181,6 +181,10 @@ pub struct Lab {
     pub client_bin: PathBuf,
     /// Extra environment for the server process.
     pub server_env: Vec<(String, String)>,
+    /// Extra arguments for the server process (after `-f -d 2`).
+    pub server_args: Vec<String>,
+    /// Client namespaces added by [`Lab::add_client_ns`].
+    extra_ns: Vec<String>,
     children: Vec<Child>,
 }
 
@@ -216,6 +220,8 @@ impl Lab {
             dir,
             client_bin: bin("openconnect"),
             server_env: Vec::new(),
+            server_args: Vec::new(),
+            extra_ns: Vec::new(),
             children: Vec::new(),
         };
         // `ip netns exec` bind-mounts /etc/netns/NS/resolv.conf over /etc/resolv.conf, so
@@ -332,7 +338,9 @@ impl Lab {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.server_ns])
             .arg(&program)
-            .args(["-f", "-d", "2", "-c"])
+            .args(["-f", "-d", "2"])
+            .args(&self.server_args)
+            .arg("-c")
             .arg(&path)
             .envs(self.server_env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
@@ -399,11 +407,75 @@ impl Lab {
 
     /// Our client in the client namespace.
     pub fn client_command(&self, args: &[&str]) -> Command {
+        self.client_command_in(&self.client_ns, args)
+    }
+
+    fn client_command_in(&self, ns: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.client_ns])
+        cmd.args(["netns", "exec", ns])
             .arg(&self.client_bin)
             .args(args);
         cmd
+    }
+
+    /// Adds another client namespace on the same link (the server's side becomes a bridge),
+    /// so two clients can run at once without fighting over routes; the address is
+    /// 198.18.N.(2 + k). Removed with the lab.
+    pub fn add_client_ns(&mut self) -> String {
+        let k = self.extra_ns.len() + 1;
+        let ns = format!("{}{k}", self.client_ns);
+        let ip = format!("{}{}", &self.client_ip[..self.client_ip.len() - 1], 2 + k);
+        let (n, s) = (&self.name, &self.server_ns);
+        if self.extra_ns.is_empty() {
+            // Move the server's address onto a bridge both links join.
+            sh(&format!(
+                "ip -n {s} link add {n}br type bridge && ip -n {s} link set {n}br up && \
+                 ip -n {s} addr del {ip}/24 dev {n}a && ip -n {s} link set {n}a master {n}br && \
+                 ip -n {s} addr add {ip}/24 dev {n}br",
+                ip = self.server_ip
+            ));
+        }
+        sh(&format!(
+            "ip netns add {ns} && ip link add {n}x{k} type veth peer name {n}y{k} && \
+             ip link set {n}x{k} netns {s} && ip link set {n}y{k} netns {ns} && \
+             ip -n {s} link set {n}x{k} master {n}br && ip -n {s} link set {n}x{k} up && \
+             ip -n {ns} addr add {ip}/24 dev {n}y{k} && ip -n {ns} link set {n}y{k} up && \
+             ip -n {ns} link set lo up"
+        ));
+        let etc = Path::new("/etc/netns").join(&ns);
+        fs::create_dir_all(&etc).unwrap();
+        fs::write(etc.join("resolv.conf"), "nameserver 127.0.0.1\n").unwrap();
+        self.extra_ns.push(ns.clone());
+        ns
+    }
+
+    /// Starts the client in namespace `ns`, logging to `log` in the lab directory.
+    pub fn spawn_client_in(&mut self, ns: &str, args: &[&str], stdin: &str, log: &str) -> u32 {
+        let log = fs::File::create(self.dir.join(log)).unwrap();
+        let mut child = self
+            .client_command_in(ns, args)
+            .stdin(Stdio::piped())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let pid = child.id();
+        self.children.push(child);
+        pid
+    }
+
+    /// Runs `cmd` with `sh -c` in namespace `ns`.
+    pub fn in_ns(&self, ns: &str, cmd: &str) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", ns, "sh", "-c", cmd])
+            .output()
+            .unwrap()
     }
 
     fn start_client(&self, args: &[&str], stdin: &str, stdout: Stdio, stderr: Stdio) -> Child {
@@ -468,10 +540,7 @@ impl Lab {
     }
 
     pub fn in_client(&self, cmd: &str) -> Output {
-        Command::new("ip")
-            .args(["netns", "exec", &self.client_ns, "sh", "-c", cmd])
-            .output()
-            .unwrap()
+        self.in_ns(&self.client_ns, cmd)
     }
 
     pub fn in_server(&self, cmd: &str) -> Output {
@@ -631,6 +700,15 @@ impl Lab {
         })
     }
 
+    /// Our occtl against the lab's server socket; the whole output.
+    pub fn our_occtl(&self, args: &str) -> Output {
+        self.in_server(&format!(
+            "{} -n -s {}/occtl.sock {args}",
+            bin("occtl").display(),
+            self.dir.display()
+        ))
+    }
+
     pub fn occtl(&self, args: &str) -> String {
         let out = self.in_server(&format!(
             "occtl -s {}/occtl.sock {args}",
@@ -705,7 +783,10 @@ impl Drop for Lab {
             let _ = child.wait();
         }
         // ocserv's workers and sec-mod are its children: anything left goes now.
-        for ns in [&self.server_ns, &self.client_ns] {
+        for ns in [&self.server_ns, &self.client_ns]
+            .into_iter()
+            .chain(self.extra_ns.iter())
+        {
             let cleanup = format!("ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}");
             let _ = Command::new("sh").arg("-c").arg(cleanup).status();
             let _ = fs::remove_dir_all(Path::new("/etc/netns").join(ns));

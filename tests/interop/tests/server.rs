@@ -229,55 +229,13 @@ fn two_clients_get_different_addresses(client: Client) {
     let (mut lab, pki) = lab("srv-two", client, "");
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
-    // Two clients in the one client namespace would fight over routes; give the second its
-    // own namespace on the same link.
-    let second_ns = format!("{}2", lab.client_ns);
-    let second_ip = format!("{}3", &lab.client_ip[..lab.client_ip.len() - 1]);
-    sh(&format!(
-        "ip netns add {second_ns} && ip link add {n}x type veth peer name {n}y && \
-         ip link set {n}x netns {s} && ip link set {n}y netns {second_ns} && \
-         ip -n {s} link add {n}br type bridge && ip -n {s} link set {n}br up && \
-         ip -n {s} link set {n}x master {n}br && ip -n {s} link set {n}x up && \
-         ip -n {second_ns} addr add {second_ip}/24 dev {n}y && ip -n {second_ns} link set {n}y up && \
-         ip -n {second_ns} link set lo up && mkdir -p /etc/netns/{second_ns} && \
-         echo 'nameserver 127.0.0.1' > /etc/netns/{second_ns}/resolv.conf",
-        n = lab.name,
-        s = lab.server_ns,
-    ));
-    let _cleanup = NsGuard(second_ns.clone());
-    // Move the server's address onto the bridge so both client namespaces reach it.
-    sh(&format!(
-        "ip -n {s} addr del {ip}/24 dev {n}a && ip -n {s} link set {n}a master {n}br && \
-         ip -n {s} addr add {ip}/24 dev {n}br",
-        s = lab.server_ns,
-        n = lab.name,
-        ip = lab.server_ip
-    ));
+    // Two clients in the one client namespace would fight over routes.
+    let second_ns = lab.add_client_ns();
     let script = lab.recording_script();
     lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     let first = vpn_address(&lab);
 
-    let second_log = lab.dir.join("client2.log");
-    let mut args = vec![
-        "netns".to_string(),
-        "exec".into(),
-        second_ns.clone(),
-        lab.client_bin.display().to_string(),
-    ];
-    args.extend(
-        [
-            "-u",
-            "bob",
-            "--passwd-on-stdin",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            "-s",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
     let script2 = lab.dir.join("script2.sh");
     std::fs::write(
         &script2,
@@ -288,70 +246,37 @@ fn two_clients_get_different_addresses(client: Client) {
     )
     .unwrap();
     sh(&format!("chmod +x {}", script2.display()));
-    args.push(script2.display().to_string());
-    args.push(u.clone());
-    let mut second = std::process::Command::new("ip")
-        .args(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::fs::File::create(&second_log).unwrap())
-        .stderr(std::fs::File::create(lab.dir.join("client2.err")).unwrap())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    second
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"hunter2\n")
-        .unwrap();
+    let script2 = script2.display().to_string();
+    let bob = [
+        "-u",
+        "bob",
+        "--passwd-on-stdin",
+        "--non-inter",
+        "--cafile",
+        &ca,
+        "-s",
+        &script2,
+        &u,
+    ];
+    lab.spawn_client_in(&second_ns, &bob, "hunter2\n", "client2.log");
     let ping2 = wait_until(SECS(20), || {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &second_ns,
-                "ping",
-                "-c",
-                "1",
-                "-W",
-                "1",
-                &lab.behind_ip,
-            ])
-            .output()
-            .ok()?;
+        let out = lab.in_ns(&second_ns, &format!("ping -c 1 -W 1 {}", lab.behind_ip));
         out.status.success().then_some(())
     });
     let second_ip_vpn = lab
         .log("env2.connect")
         .lines()
         .find_map(|l| l.strip_prefix("INTERNAL_IP4_ADDRESS=").map(str::to_string));
-    let _ = second.kill();
-    let _ = second.wait();
     assert!(
         ping2.is_some(),
-        "second client cannot ping:\n{}\n{}\n{}",
+        "second client cannot ping:\n{}\n{}",
         lab.log("client2.log"),
-        lab.log("client2.err"),
         lab.log("ocserv.log")
     );
     let second_vpn = second_ip_vpn.expect("second client got an address");
     assert_ne!(first, second_vpn, "both clients got {first}");
     // The first client still works.
     assert!(lab.ping_behind(SECS(10)));
-}
-
-struct NsGuard(String);
-
-impl Drop for NsGuard {
-    fn drop(&mut self) {
-        let ns = &self.0;
-        let _ = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "ip netns pids {ns} | xargs -r kill -9; ip netns del {ns}; rm -rf /etc/netns/{ns}"
-            ))
-            .status();
-    }
 }
 
 with_both_clients!(two_clients_get_different_addresses: debian_clients_get_different_addresses, our_clients_get_different_addresses);

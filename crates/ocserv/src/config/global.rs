@@ -69,6 +69,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "use-seccomp",
     "run-as-user",
     "run-as-group",
+    "metrics-listen",
     "pid-file",
     "socket-file",
     "occtl-socket-file",
@@ -322,6 +323,7 @@ struct Draft {
     isolate_workers: Option<bool>,
     run_as_user: Option<String>,
     run_as_group: Option<String>,
+    metrics_listen: Option<std::net::SocketAddr>,
     pid_file: Option<PathBuf>,
     socket_file: Option<PathBuf>,
     occtl_socket_file: Option<PathBuf>,
@@ -500,6 +502,16 @@ impl Draft {
             }
             "run-as-user" => set(&mut self.run_as_user, word(e, d, "a user name")),
             "run-as-group" => set(&mut self.run_as_group, word(e, d, "a group name")),
+            "metrics-listen" => match v.parse::<std::net::SocketAddr>() {
+                Ok(addr) => self.metrics_listen = Some(addr),
+                Err(_) => d.error(
+                    line,
+                    format!(
+                        "metrics-listen: expected ADDRESS:PORT (e.g. 127.0.0.1:9616 or \
+                         [::1]:9616), got {v:?}"
+                    ),
+                ),
+            },
             "pid-file" => set(&mut self.pid_file, path(e, d)),
             "socket-file" => set(&mut self.socket_file, path(e, d)),
             "occtl-socket-file" => set(&mut self.occtl_socket_file, path(e, d)),
@@ -783,6 +795,7 @@ impl Draft {
             isolate_workers: self.isolate_workers.unwrap_or(false),
             run_as_user: self.run_as_user,
             run_as_group: self.run_as_group,
+            metrics_listen: self.metrics_listen,
             pid_file: self.pid_file,
             socket_file: self.socket_file,
             occtl_socket_file: self.occtl_socket_file,
