@@ -870,7 +870,7 @@ impl Server {
             let env = script::script_env(ScriptReason::Connect, &info(None));
             if let Err(e) = script::run(path, &env).await {
                 warn!("{peer}: user '{user}': connect-script refused the session: {e}");
-                self.close_tunnel(&raw, conn, false);
+                self.close_tunnel(&raw, conn, false, (0, 0));
                 let resp = ServerResponse::new(503, "Service Unavailable")
                     .header("X-Reason", "Server configuration error");
                 answer_and_close(&mut stream, &resp).await;
@@ -1088,6 +1088,13 @@ impl Server {
                 Traffic {
                     filter: &filter,
                     meters: &meters,
+                    report: settings
+                        .stats_report_time
+                        .filter(|t| *t > 0)
+                        .map(|t| Report {
+                            every: Duration::from_secs(u64::from(t)),
+                            cookie: raw,
+                        }),
                 },
             )
             .await
@@ -1103,7 +1110,8 @@ impl Server {
         if let Some((id, _, _)) = &dtls {
             lock(&self.dtls_registry).unregister(id);
         }
-        let ended = self.close_tunnel(&raw, conn, keep);
+        let (ended, session_bytes) =
+            self.close_tunnel(&raw, conn, keep, (meters.rx(), meters.tx()));
         lock(&self.totals).tunnel_ended(outcome.closed, started.elapsed(), mtu);
         let _ = self.events.send(Event::Disconnect {
             user: UserInfo {
@@ -1114,9 +1122,13 @@ impl Server {
             reason: outcome.why.clone(),
         });
         info!(
+            rx_bytes = meters.rx(),
+            tx_bytes = meters.tx(),
+            session_rx_bytes = session_bytes.0,
+            session_tx_bytes = session_bytes.1,
             "{peer}: user '{user}' tunnel closed ({}); session {}",
             outcome.why,
-            if ended { "ended" } else { "kept for reconnect" }
+            if ended { "ended" } else { "kept for reconnect" },
         );
         if let Some(path) = &config.disconnect_script {
             let stats = Some((meters.rx(), meters.tx(), started.elapsed().as_secs()));
@@ -1379,17 +1391,28 @@ impl Server {
     }
 
     /// Detaches connection `conn`; returns true when the session ended (lease released).
-    fn close_tunnel(&self, raw: &[u8; COOKIE_BYTES], conn: u64, keep: bool) -> bool {
+    /// A connection of the session ended after moving `bytes` (in, out). Returns whether
+    /// the session ended with it, and the session's byte totals so far.
+    fn close_tunnel(
+        &self,
+        raw: &[u8; COOKIE_BYTES],
+        conn: u64,
+        keep: bool,
+        bytes: (u64, u64),
+    ) -> (bool, (u64, u64)) {
         let mut state = lock(&self.state);
         state.tunnels.remove(&conn);
-        match state.sessions.detach(raw, conn, keep, Instant::now()) {
+        match state
+            .sessions
+            .detach(raw, conn, keep, Instant::now(), bytes)
+        {
             Some(record) => {
                 if let Some(lease) = record.lease {
                     state.pool.release(&lease);
                 }
-                true
+                (true, record.carried)
             }
-            None => false,
+            None => (false, state.sessions.get(raw).map_or(bytes, |r| r.carried)),
         }
     }
 
@@ -1435,7 +1458,12 @@ impl Server {
         mut dtls: Option<&mut TunnelDtls>,
         traffic: Traffic<'_>,
     ) -> Outcome {
-        let Traffic { filter, meters } = traffic;
+        let Traffic {
+            filter,
+            meters,
+            report,
+        } = traffic;
+        let mut next_report = report.map(|r| Instant::now() + r.every);
         let mut buf = vec![0u8; READ_BUF];
         let mut outcome = Outcome::default();
         // Whether DTLS carried data when last checked, to count fallbacks to TLS.
@@ -1491,6 +1519,7 @@ impl Server {
             let deadline = [
                 session.poll_timeout(),
                 dtls.as_deref().and_then(TunnelDtls::deadline),
+                next_report,
             ]
             .into_iter()
             .flatten()
@@ -1538,7 +1567,12 @@ impl Server {
                     .await;
                 }
                 packet = rx.recv() => {
-                    let Some(packet) = packet else { return outcome };
+                    let Some(packet) = packet else {
+                        // The route now feeds a newer connection of this session.
+                        outcome.end = End::Kicked(Kick::Replaced);
+                        outcome.why = "replaced by a newer connection of the same session".into();
+                        return outcome;
+                    };
                     let now = Instant::now();
                     let live = dtls.as_deref().is_some_and(|d| d.is_live(now));
                     if dtls_live && !live {
@@ -1610,7 +1644,24 @@ impl Server {
                     return outcome;
                 }
                 _ = &mut timer => {
-                    session.handle_timeout(Instant::now());
+                    let now = Instant::now();
+                    if let (Some(at), Some(r)) = (next_report, report) {
+                        if now >= at {
+                            next_report = Some(now + r.every);
+                            let carried = lock(&self.state)
+                                .sessions
+                                .get(&r.cookie)
+                                .map_or((0, 0), |s| s.carried);
+                            info!(
+                                rx_bytes = meters.rx(),
+                                tx_bytes = meters.tx(),
+                                session_rx_bytes = carried.0 + meters.rx(),
+                                session_tx_bytes = carried.1 + meters.tx(),
+                                "interim accounting"
+                            );
+                        }
+                    }
+                    session.handle_timeout(now);
                     if let Some(d) = dtls.as_deref_mut() {
                         d.on_deadline().await;
                     }
@@ -1749,10 +1800,21 @@ impl Totals {
     }
 }
 
-/// What a tunnel's packets pass through: the filter on the way in, the meters both ways.
+/// What a tunnel's packets pass through: the filter on the way in, the meters both ways,
+/// and the interim accounting report (`stats-report-time`).
 struct Traffic<'a> {
     filter: &'a PacketFilter,
     meters: &'a TunnelMeters,
+    report: Option<Report>,
+}
+
+/// Every `every`, the tunnel logs its byte counts and its session's (those of its ended
+/// connections, kept with the session `cookie`, plus this one's), so accounting survives
+/// reconnects.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    every: Duration,
+    cookie: [u8; COOKIE_BYTES],
 }
 
 /// What a client may send into the network: only from its own addresses (or networks

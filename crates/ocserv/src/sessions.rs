@@ -46,6 +46,9 @@ pub struct SessionRecord {
     /// Absolute end of the session (`session-timeout`), if any.
     pub deadline: Option<Instant>,
     pub lease: Option<Lease>,
+    /// Bytes (from the client, to the client) moved by this session's earlier connections,
+    /// so accounting survives reconnects.
+    pub carried: (u64, u64),
 }
 
 #[derive(Debug)]
@@ -119,6 +122,7 @@ impl SessionStore {
                 expires: now + self.cookie_timeout,
                 deadline: session_timeout.map(|t| now + t),
                 lease: None,
+                carried: (0, 0),
             },
         );
         encode_cookie(&raw)
@@ -156,17 +160,21 @@ impl SessionStore {
         record.attached.replace(conn).filter(|old| *old != conn)
     }
 
-    /// Connection `conn` ended. With `keep` the session waits `cookie-timeout` for a
-    /// reconnect; otherwise it ends now. Returns the record when it ended (so the caller
-    /// releases its lease). A connection that was already replaced changes nothing.
+    /// Connection `conn` ended after moving `bytes` (in, out), which are added to the
+    /// session's totals. With `keep` the session waits `cookie-timeout` for a reconnect;
+    /// otherwise it ends now. Returns the record when it ended (so the caller releases its
+    /// lease). A connection that was already replaced only adds its bytes.
     pub fn detach(
         &mut self,
         raw: &[u8; COOKIE_BYTES],
         conn: u64,
         keep: bool,
         now: Instant,
+        bytes: (u64, u64),
     ) -> Option<SessionRecord> {
         let record = self.sessions.get_mut(raw)?;
+        record.carried.0 = record.carried.0.saturating_add(bytes.0);
+        record.carried.1 = record.carried.1.saturating_add(bytes.1);
         if record.attached != Some(conn) {
             return None;
         }
@@ -256,16 +264,19 @@ mod tests {
         // Attached sessions never expire by cookie timeout.
         assert!(s.expire(t0 + 60 * MIN).is_empty());
         // Connection dropped without logout: reusable for cookie-timeout.
-        assert!(s.detach(&raw, 10, true, t0 + 60 * MIN).is_none());
+        assert!(s
+            .detach(&raw, 10, true, t0 + 60 * MIN, (100, 200))
+            .is_none());
         assert!(s.get_for_connect(&cookie, t0 + 64 * MIN).is_ok());
         assert_eq!(s.attach(&raw, 11), None);
-        // A second connection takes over; the first one's end changes nothing.
+        // A second connection takes over; the first one's end only adds its bytes.
         assert_eq!(s.attach(&raw, 12), Some(11));
-        assert!(s.detach(&raw, 11, false, t0 + 65 * MIN).is_none());
+        assert!(s.detach(&raw, 11, false, t0 + 65 * MIN, (10, 20)).is_none());
         assert_eq!(s.active_for_user("alice", &[0; 32]), 1);
-        // User logout ends it.
-        let ended = s.detach(&raw, 12, false, t0 + 66 * MIN).unwrap();
+        // User logout ends it; its bytes are those of all three connections.
+        let ended = s.detach(&raw, 12, false, t0 + 66 * MIN, (1, 2)).unwrap();
         assert_eq!(ended.group.as_deref(), Some("staff"));
+        assert_eq!(ended.carried, (111, 222));
         assert_eq!(
             s.get_for_connect(&cookie, t0 + 66 * MIN).unwrap_err(),
             CookieError::Unknown
@@ -278,7 +289,7 @@ mod tests {
         let cookie = s.create([3; 32], "bob", None, Some(10 * MIN), t0, SystemTime::now());
         let raw = decode_cookie(&cookie).unwrap();
         s.attach(&raw, 1);
-        s.detach(&raw, 1, true, t0 + 9 * MIN);
+        s.detach(&raw, 1, true, t0 + 9 * MIN, (0, 0));
         assert_eq!(
             s.get_for_connect(&cookie, t0 + 10 * MIN).unwrap_err(),
             CookieError::SessionTimeout

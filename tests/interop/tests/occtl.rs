@@ -327,3 +327,65 @@ fn bans_are_listed_and_lifted() {
         "{status}"
     );
 }
+
+/// The JSON log records of `ocserv.log` whose message contains `needle`: their fields.
+fn log_records(lab: &Lab, needle: &str) -> Vec<Value> {
+    lab.log("ocserv.log")
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            v["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains(needle))
+        })
+        .map(|v| v["fields"].clone())
+        .collect()
+}
+
+#[test]
+fn session_accounting_survives_a_reconnect() {
+    let (mut lab, pki) = start("occtl-accounting", "stats-report-time = 1\n");
+    lab.client_bin = bin("openconnect");
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let pid = lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let ping = || {
+        let out = lab.in_client(&format!("ping -c 3 -i 0.1 -s 1000 {}", lab.behind_ip));
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    ping();
+    lab.signal_client(pid, "USR2");
+    lab.wait_for_log("ocserv.log", "(session reused)", SECS(20));
+    assert!(lab.ping_behind(SECS(20)));
+    ping();
+    // An interim record of the second connection counts both connections' bytes.
+    let both = wait_until(SECS(10), || {
+        log_records(&lab, "interim accounting")
+            .into_iter()
+            .find(|r| {
+                let rx = r["rx_bytes"].as_u64().unwrap_or(0);
+                let session = r["session_rx_bytes"].as_u64().unwrap_or(0);
+                session >= 6 * 1028 && rx < session && rx >= 3 * 1028
+            })
+    });
+    assert!(
+        both.is_some(),
+        "no interim record covering both connections:\n{}",
+        lab.log("ocserv.log")
+    );
+    lab.signal_client(pid, "INT");
+    assert_eq!(lab.wait_client(SECS(15)), Some(0));
+    let closed = wait_until(SECS(5), || {
+        log_records(&lab, "session ended").into_iter().next()
+    })
+    .unwrap_or_else(|| panic!("no session end record:\n{}", lab.log("ocserv.log")));
+    assert!(
+        closed["session_rx_bytes"].as_u64().unwrap() >= 6 * 1028,
+        "{closed}"
+    );
+    assert!(
+        closed["session_tx_bytes"].as_u64().unwrap() >= 6 * 1028,
+        "{closed}"
+    );
+}
