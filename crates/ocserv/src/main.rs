@@ -52,6 +52,16 @@ COMPRESSION
     sizes recover secrets from the same stream (CRIME/VORACLE); enable it only for slow
     links carrying compressible data.
 
+CONTROL, METRICS, LOGS
+    use-occtl = true opens occtl-socket-file (default /var/run/occtl.socket, root only) for
+    occtl (show users/status/sessions/ip bans/events, disconnect, terminate, unban,
+    reload, stop now; -j for JSON). metrics-listen = 127.0.0.1:9616 serves Prometheus
+    metrics at /metrics (sessions, auth failures by reason, bans, bytes and packets per
+    direction and transport, DTLS fallbacks, TLS handshake times, pool leases, bytes per
+    user for at most 256 users). --log-format json writes one JSON object per line, each
+    in a span with the peer, user and session id; stats-report-time adds interim byte
+    counts per tunnel, with session totals that survive reconnects.
+
 EXIT STATUS
     0  clean shutdown, or -t found no errors
     1  configuration errors (each listed with file and line), or startup failure
