@@ -147,6 +147,20 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
     assert!(table.contains("alice") && table.contains("bob"), "{table}");
     let shown = occtl_json(&lab, &format!("show id {}", a["ID"]));
     assert_eq!(shown[0]["Username"], "alice");
+    assert!(occtl_json(&lab, "show iroutes")
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // Without a command occtl reads commands (here from a pipe instead of a terminal).
+    let prompt = lab.in_server(&format!(
+        "printf 'show users\\nshow id {}\\nexit\\n' | {} -n -s {}/occtl.sock",
+        b["ID"],
+        bin("occtl").display(),
+        lab.dir.display()
+    ));
+    let prompt_out = text(&prompt);
+    assert!(prompt.status.success(), "{prompt_out}");
+    assert!(prompt_out.matches("bob").count() >= 2, "{prompt_out}");
 
     // Byte counts grow with traffic.
     let before = raw_rx(a);
@@ -348,7 +362,11 @@ fn session_accounting_survives_a_reconnect() {
     lab.client_bin = bin("openconnect");
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
-    let pid = lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    // Our client with JSON logs: every line it writes is one JSON object.
+    let pid = lab.spawn_client(
+        &login_args(&ca, &["--log-format", "json", &url]),
+        "secret\n",
+    );
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     let ping = || {
         let out = lab.in_client(&format!("ping -c 3 -i 0.1 -s 1000 {}", lab.behind_ip));
