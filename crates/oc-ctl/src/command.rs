@@ -460,87 +460,95 @@ mod tests {
         }
     }
 
+    /// The name of the [`CtlError`] variant `line` fails with.
+    fn err_kind(line: &str) -> String {
+        let e = p(line).unwrap_err();
+        format!("{e:?}")
+            .split([' ', '('])
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     #[test]
     fn all_remote_commands() {
-        assert_eq!(remote("show status"), Request::ShowStatus);
-        assert_eq!(remote("show users"), Request::ShowUsers);
-        assert_eq!(remote("show user alice"), Request::ShowUser("alice".into()));
-        assert_eq!(remote("show id 42"), Request::ShowId(42));
-        assert_eq!(
-            remote("show sessions all"),
-            Request::ShowSessions { valid_only: false }
-        );
-        assert_eq!(
-            remote("show sessions valid"),
-            Request::ShowSessions { valid_only: true }
-        );
-        assert_eq!(
-            remote("show session AbC12"),
-            Request::ShowSession("AbC12".into())
-        );
-        assert_eq!(remote("show ip bans"), Request::ShowIpBans);
-        assert_eq!(remote("show ip ban points"), Request::ShowIpBanPoints);
-        assert_eq!(remote("show iroutes"), Request::ShowIroutes);
-        assert_eq!(remote("show events"), Request::ShowEvents);
-        assert_eq!(
-            remote("disconnect user bob"),
-            Request::DisconnectUser("bob".into())
-        );
-        assert_eq!(remote("disconnect id 7"), Request::DisconnectId(7));
-        assert_eq!(
-            remote("terminate user bob"),
-            Request::TerminateUser("bob".into())
-        );
-        assert_eq!(remote("terminate id 7"), Request::TerminateId(7));
-        assert_eq!(
-            remote("terminate session xYz"),
-            Request::TerminateSession("xYz".into())
-        );
-        assert_eq!(
-            remote("unban ip 192.0.2.1"),
-            Request::UnbanIp("192.0.2.1".into())
-        );
-        assert_eq!(remote("reload"), Request::Reload);
-        assert_eq!(remote("stop now"), Request::StopNow);
+        let cases = [
+            ("show status", Request::ShowStatus),
+            ("show users", Request::ShowUsers),
+            ("show user alice", Request::ShowUser("alice".into())),
+            ("show id 42", Request::ShowId(42)),
+            (
+                "show sessions all",
+                Request::ShowSessions { valid_only: false },
+            ),
+            (
+                "show sessions valid",
+                Request::ShowSessions { valid_only: true },
+            ),
+            ("show session AbC12", Request::ShowSession("AbC12".into())),
+            ("show ip bans", Request::ShowIpBans),
+            ("show ip ban points", Request::ShowIpBanPoints),
+            ("show iroutes", Request::ShowIroutes),
+            ("show events", Request::ShowEvents),
+            ("disconnect user bob", Request::DisconnectUser("bob".into())),
+            ("disconnect id 7", Request::DisconnectId(7)),
+            ("terminate user bob", Request::TerminateUser("bob".into())),
+            ("terminate id 7", Request::TerminateId(7)),
+            (
+                "terminate session xYz",
+                Request::TerminateSession("xYz".into()),
+            ),
+            ("unban ip 192.0.2.1", Request::UnbanIp("192.0.2.1".into())),
+            ("reload", Request::Reload),
+            ("stop now", Request::StopNow),
+        ];
+        for (line, want) in cases {
+            assert_eq!(remote(line), want, "{line:?}");
+        }
     }
 
     #[test]
     fn words_form_and_aliases() {
-        assert_eq!(
-            parse_words(&["show", "ip", "ban", "points"]).unwrap(),
-            Command::Remote(Request::ShowIpBanPoints)
-        );
-        assert_eq!(
-            parse_words(&["disconnect", "user", "alice"]).unwrap(),
-            Command::Remote(Request::DisconnectUser("alice".into()))
-        );
-        assert_eq!(
-            parse_words(&["show", "cookies", "all"]).unwrap(),
-            Command::Remote(Request::ShowSessions { valid_only: false })
-        );
-        assert_eq!(
-            parse_words(&["show", "cookies", "valid"]).unwrap(),
-            Command::Remote(Request::ShowSessions { valid_only: true })
-        );
-        assert_eq!(
-            parse_words(&["stop", "now"]).unwrap(),
-            Command::Remote(Request::StopNow)
-        );
-        assert_eq!(
-            parse_words(&["show users"]).unwrap(),
-            Command::Remote(Request::ShowUsers)
-        );
+        let cases: [(&[&str], Request); 6] = [
+            (&["show", "ip", "ban", "points"], Request::ShowIpBanPoints),
+            (
+                &["disconnect", "user", "alice"],
+                Request::DisconnectUser("alice".into()),
+            ),
+            (
+                &["show", "cookies", "all"],
+                Request::ShowSessions { valid_only: false },
+            ),
+            (
+                &["show", "cookies", "valid"],
+                Request::ShowSessions { valid_only: true },
+            ),
+            (&["stop", "now"], Request::StopNow),
+            (&["show users"], Request::ShowUsers),
+        ];
+        for (words, want) in cases {
+            assert_eq!(
+                parse_words(words).unwrap(),
+                Command::Remote(want),
+                "{words:?}"
+            );
+        }
     }
 
     #[test]
     fn local_commands() {
-        assert_eq!(p("help").unwrap(), Command::Help);
-        assert_eq!(p("?").unwrap(), Command::Help);
-        assert_eq!(p("exit").unwrap(), Command::Exit);
-        assert_eq!(p("quit").unwrap(), Command::Exit);
-        assert_eq!(p("reset").unwrap(), Command::Reset);
-        assert_eq!(p("show ?").unwrap(), Command::Help);
-        assert_eq!(p("disconnect user ?").unwrap(), Command::Help);
+        let cases = [
+            ("help", Command::Help),
+            ("?", Command::Help),
+            ("exit", Command::Exit),
+            ("quit", Command::Exit),
+            ("reset", Command::Reset),
+            ("show ?", Command::Help),
+            ("disconnect user ?", Command::Help),
+        ];
+        for (line, want) in cases {
+            assert_eq!(p(line).unwrap(), want, "{line:?}");
+        }
     }
 
     #[test]
@@ -560,72 +568,58 @@ mod tests {
 
     #[test]
     fn no_abbreviations_and_word_boundaries() {
-        assert!(matches!(
-            p("sh users"),
-            Err(CtlError::UnknownCommand { .. })
-        ));
-        assert!(matches!(
-            p("show usersX"),
-            Err(CtlError::UnknownCommand { .. })
-        ));
-        assert!(matches!(
-            p("show sessions"),
-            Err(CtlError::IncompleteCommand { .. })
-        ));
+        for (line, kind) in [
+            ("sh users", "UnknownCommand"),
+            ("show usersX", "UnknownCommand"),
+            ("show sessions", "IncompleteCommand"),
+        ] {
+            assert_eq!(err_kind(line), kind, "{line:?}");
+        }
     }
 
     #[test]
     fn error_messages() {
-        assert_eq!(
-            p("disconnect user").unwrap_err().to_string(),
-            "disconnect user needs a user NAME"
-        );
-        assert_eq!(
-            p("show id abc").unwrap_err().to_string(),
-            "show id needs a connection ID (a number above 0, see show users), got 'abc'"
-        );
-        assert!(matches!(
-            p("show id 0"),
-            Err(CtlError::InvalidArgument { .. })
-        ));
-        assert!(matches!(
-            p("disconnect id -3"),
-            Err(CtlError::InvalidArgument { .. })
-        ));
-        assert!(matches!(
-            p("disconnect id +3"),
-            Err(CtlError::InvalidArgument { .. })
-        ));
-        assert_eq!(
-            p("unban ip 300.1.1.1").unwrap_err().to_string(),
-            "unban ip needs an IP address, got '300.1.1.1'"
-        );
-        assert_eq!(
-            p("stop").unwrap_err().to_string(),
-            "stop needs the word 'now' (type: stop now)"
-        );
-        assert!(matches!(
-            p("stop later"),
-            Err(CtlError::InvalidArgument { .. })
-        ));
-        assert_eq!(
-            p("show users extra").unwrap_err().to_string(),
-            "show users takes no argument, got 'extra'"
-        );
-        assert_eq!(
-            p("show foo").unwrap_err().to_string(),
-            "unknown command: show foo: unexpected word 'foo' after 'show'; expected one of: \
-             status, users, ip, iroutes, sessions, session, user, id, events"
-        );
-        assert_eq!(
-            p("frobnicate now").unwrap_err().to_string(),
-            "unknown command: frobnicate now: unexpected word 'frobnicate'; expected one of: \
-             disconnect, terminate, unban, reload, show, stop, reset, help, exit"
-        );
-        assert_eq!(
-            p("show ip").unwrap_err().to_string(),
-            "incomplete command 'show ip': it must be followed by one of: bans, ban points"
-        );
+        let messages = [
+            ("disconnect user", "disconnect user needs a user NAME"),
+            (
+                "show id abc",
+                "show id needs a connection ID (a number above 0, see show users), got 'abc'",
+            ),
+            (
+                "unban ip 300.1.1.1",
+                "unban ip needs an IP address, got '300.1.1.1'",
+            ),
+            ("stop", "stop needs the word 'now' (type: stop now)"),
+            (
+                "show users extra",
+                "show users takes no argument, got 'extra'",
+            ),
+            (
+                "show foo",
+                "unknown command: show foo: unexpected word 'foo' after 'show'; expected one of: \
+                 status, users, ip, iroutes, sessions, session, user, id, events",
+            ),
+            (
+                "frobnicate now",
+                "unknown command: frobnicate now: unexpected word 'frobnicate'; expected one of: \
+                 disconnect, terminate, unban, reload, show, stop, reset, help, exit",
+            ),
+            (
+                "show ip",
+                "incomplete command 'show ip': it must be followed by one of: bans, ban points",
+            ),
+        ];
+        for (line, message) in messages {
+            assert_eq!(p(line).unwrap_err().to_string(), message, "{line:?}");
+        }
+        for line in [
+            "show id 0",
+            "disconnect id -3",
+            "disconnect id +3",
+            "stop later",
+        ] {
+            assert_eq!(err_kind(line), "InvalidArgument", "{line:?}");
+        }
         assert_eq!(p("   ").unwrap_err(), CtlError::EmptyCommand);
         assert_eq!(p("").unwrap_err(), CtlError::EmptyCommand);
     }
@@ -636,19 +630,13 @@ mod tests {
             remote("unban ip 2001:DB8:0:0::1"),
             Request::UnbanIp("2001:db8::1".into())
         );
-        assert!(matches!(
-            p("unban ip 10.0.0.1/24"),
-            Err(CtlError::InvalidArgument { .. })
-        ));
+        assert_eq!(err_kind("unban ip 10.0.0.1/24"), "InvalidArgument");
     }
 
     #[test]
     fn argument_length_cap() {
         let long = "a".repeat(MAX_ARG_LEN + 1);
-        assert!(matches!(
-            p(&format!("show user {long}")),
-            Err(CtlError::ArgumentTooLong { .. })
-        ));
+        assert_eq!(err_kind(&format!("show user {long}")), "ArgumentTooLong");
         let ok = "a".repeat(MAX_ARG_LEN);
         assert_eq!(remote(&format!("show user {ok}")), Request::ShowUser(ok));
     }

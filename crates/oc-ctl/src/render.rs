@@ -290,12 +290,39 @@ fn bool_word(b: bool) -> &'static str {
 // Text building blocks (print.c)
 // ---------------------------------------------------------------------------
 
+/// A key/value sink: ocserv's text block ([`Text`]) or JSON object
+/// ([`Obj`]). Both skip empty strings, so a field sequence written once
+/// against this trait keeps the same keys in the same order in both formats.
+trait Fields {
+    /// `name: value`, skipped when `value` is empty.
+    fn single(&mut self, name: &str, value: &str);
+    /// `name: value` for a number, always printed.
+    fn int(&mut self, name: &str, value: u64);
+    /// `name: value (extra)` as text, `name` and `_name` keys in JSON;
+    /// skipped when `value` is empty.
+    fn ex(&mut self, name: &str, value: &str, extra: &str);
+    /// Two fields, on one text line (each skipped when empty).
+    fn pair(&mut self, name1: &str, value1: &str, name2: &str, value2: &str);
+    /// A list: one text line per entry, always a JSON array.
+    fn list(&mut self, name: &str, values: &[String]);
+    /// The JSON object, for keys only ocserv's JSON has; `None` for text.
+    fn json_only(&mut self) -> Option<&mut Obj> {
+        None
+    }
+    /// A `raw_*` number ocserv adds next to a formatted value in JSON only.
+    fn raw(&mut self, name: &str, value: u64) {
+        if let Some(o) = self.json_only() {
+            o.int(name, value);
+        }
+    }
+}
+
 /// Text key/value block writer with ocserv's rules (empty values skipped).
 struct Text<'a> {
     out: &'a mut String,
 }
 
-impl Text<'_> {
+impl Fields for Text<'_> {
     fn single(&mut self, name: &str, value: &str) {
         if !value.is_empty() {
             let _ = writeln!(self.out, "\t{name}: {}", clean(value));
@@ -340,7 +367,7 @@ impl Text<'_> {
 #[derive(Default)]
 struct Obj(Map<String, Value>);
 
-impl Obj {
+impl Fields for Obj {
     fn single(&mut self, name: &str, value: &str) {
         if !value.is_empty() {
             self.0.insert(name.into(), Value::String(value.into()));
@@ -371,9 +398,32 @@ impl Obj {
         );
     }
 
+    fn json_only(&mut self) -> Option<&mut Obj> {
+        Some(self)
+    }
+}
+
+impl Obj {
     fn value(self) -> Value {
         Value::Object(self.0)
     }
+}
+
+/// A JSON array with one object per item, each filled in by `fill`, in
+/// occtl's layout (`[\n]` when there are none).
+fn objects_json<T>(
+    items: impl IntoIterator<Item = T>,
+    mut fill: impl FnMut(&mut Obj, T),
+) -> String {
+    let arr = items
+        .into_iter()
+        .map(|item| {
+            let mut o = Obj::default();
+            fill(&mut o, item);
+            o.value()
+        })
+        .collect();
+    to_occtl_json(&Value::Array(arr))
 }
 
 // ---------------------------------------------------------------------------
@@ -416,27 +466,27 @@ fn average_speed(bytes: u64, since: u64, now: u64) -> String {
     bytes_to_human(speed, "/s")
 }
 
-fn user_text(out: &mut String, u: &UserInfo, opts: &RenderOptions) {
-    let now = opts.now_unix;
-    let mut t = Text { out };
-    t.int("ID", u.id);
-    t.pair(
+/// `show user` fields from `ID` to the rate limits, both formats.
+fn user_head(f: &mut impl Fields, u: &UserInfo) {
+    f.int("ID", u.id);
+    f.pair(
         "Username",
         or_none(&u.username),
         "Groupname",
         or_none(&u.groupname),
     );
-    t.single("State", or_unknown(&u.state));
-    t.single("vhost", &u.vhost);
+    f.single("State", or_unknown(&u.state));
+    f.single("vhost", &u.vhost);
+    // One text line; in JSON two keys, the MTU as a string (as ocserv).
     match u.mtu {
-        Some(mtu) => t.pair("Device", &u.device, "MTU", &mtu.to_string()),
-        None => t.single("Device", &u.device),
+        Some(mtu) => f.pair("Device", &u.device, "MTU", &mtu.to_string()),
+        None => f.single("Device", &u.device),
     }
-    t.pair("Remote IP", &u.remote_ip, "Location", "unknown");
-    t.single("Local Device IP", &u.local_device_ip);
+    f.pair("Remote IP", &u.remote_ip, "Location", "unknown");
+    f.single("Local Device IP", &u.local_device_ip);
     let ip4 = u.ipv4.as_deref().unwrap_or_default();
     if !ip4.is_empty() {
-        t.pair(
+        f.pair(
             "IPv4",
             ip4,
             "P-t-P IPv4",
@@ -445,15 +495,75 @@ fn user_text(out: &mut String, u: &UserInfo, opts: &RenderOptions) {
     }
     let ip6 = u.ipv6.as_deref().unwrap_or_default();
     if !ip6.is_empty() {
-        t.pair(
+        f.pair(
             "IPv6",
             ip6,
             "P-t-P IPv6",
             u.ptp_ipv6.as_deref().unwrap_or_default(),
         );
     }
-    t.single("User-Agent", &u.user_agent);
-    limits(u, |n1, v1, n2, v2| t.pair(n1, v1, n2, v2));
+    f.single("User-Agent", &u.user_agent);
+    limits(u, |n1, v1, n2, v2| f.pair(n1, v1, n2, v2));
+}
+
+/// `show user` fields from `DPD` to the compression methods, both formats.
+fn user_connection(f: &mut impl Fields, u: &UserInfo, opts: &RenderOptions) {
+    let now = opts.now_unix;
+    f.pair(
+        "DPD",
+        &u.dpd.to_string(),
+        "KeepAlive",
+        &u.keepalive.to_string(),
+    );
+    f.single("Hostname", &u.hostname);
+    f.ex(
+        "Last connected at",
+        &format_date_time(u.connected_at, opts.utc_offset_secs),
+        &time_interval7(now, u.connected_at),
+    );
+    f.ex(
+        "Session started at",
+        &format_date_time(u.session_started_at, opts.utc_offset_secs),
+        &time_interval7(now, u.session_started_at),
+    );
+    f.raw("raw_connected_at", u.connected_at);
+    f.raw("raw_session_started_at", u.session_started_at);
+    if let Some(o) = f.json_only() {
+        o.single("Full session", &u.full_session);
+    }
+    f.single("Session", &u.session);
+    f.single("TLS ciphersuite", &u.tls_ciphersuite);
+    if has_dtls(&u.dtls_cipher) {
+        f.single("DTLS cipher", &u.dtls_cipher);
+    }
+    f.pair(
+        "CSTP compression",
+        u.cstp_compression.as_deref().unwrap_or_default(),
+        "DTLS compression",
+        u.dtls_compression.as_deref().unwrap_or_default(),
+    );
+}
+
+/// `show user` fields from `DNS` to `Restricted to routes`, both formats.
+fn user_network(f: &mut impl Fields, u: &UserInfo) {
+    f.list("DNS", &u.dns);
+    f.list("NBNS", &u.nbns);
+    f.list("Split-DNS-Domains", &u.split_dns);
+    // An empty list prints no text line (and `[]` in JSON).
+    if u.routes.is_empty() && u.default_route {
+        f.single("Routes", "defaultroute");
+    } else {
+        f.list("Routes", &u.routes);
+    }
+    f.list("No-routes", &u.no_routes);
+    f.list("iRoutes", &u.iroutes);
+    f.single("Restricted to routes", bool_word(u.restricted_to_routes));
+}
+
+fn user_text(out: &mut String, u: &UserInfo, opts: &RenderOptions) {
+    let now = opts.now_unix;
+    let mut t = Text { out };
+    user_head(&mut t, u);
     let _ = writeln!(
         t.out,
         "\tRX: {} ({})   TX: {} ({})",
@@ -468,46 +578,9 @@ fn user_text(out: &mut String, u: &UserInfo, opts: &RenderOptions) {
         average_speed(u.rx_bytes, u.connected_at, now),
         average_speed(u.tx_bytes, u.connected_at, now)
     );
-    t.pair(
-        "DPD",
-        &u.dpd.to_string(),
-        "KeepAlive",
-        &u.keepalive.to_string(),
-    );
-    t.single("Hostname", &u.hostname);
-    t.ex(
-        "Last connected at",
-        &format_date_time(u.connected_at, opts.utc_offset_secs),
-        &time_interval7(now, u.connected_at),
-    );
-    t.ex(
-        "Session started at",
-        &format_date_time(u.session_started_at, opts.utc_offset_secs),
-        &time_interval7(now, u.session_started_at),
-    );
-    t.single("Session", &u.session);
-    t.single("TLS ciphersuite", &u.tls_ciphersuite);
-    if has_dtls(&u.dtls_cipher) {
-        t.single("DTLS cipher", &u.dtls_cipher);
-    }
-    t.pair(
-        "CSTP compression",
-        u.cstp_compression.as_deref().unwrap_or_default(),
-        "DTLS compression",
-        u.dtls_compression.as_deref().unwrap_or_default(),
-    );
+    user_connection(&mut t, u, opts);
     t.out.push('\n');
-    t.list("DNS", &u.dns);
-    t.list("NBNS", &u.nbns);
-    t.list("Split-DNS-Domains", &u.split_dns);
-    if !u.routes.is_empty() {
-        t.list("Routes", &u.routes);
-    } else if u.default_route {
-        t.single("Routes", "defaultroute");
-    }
-    t.list("No-routes", &u.no_routes);
-    t.list("iRoutes", &u.iroutes);
-    t.single("Restricted to routes", bool_word(u.restricted_to_routes));
+    user_network(&mut t, u);
     // ocserv prints this line's newline even when there are no entries.
     if !u.restricted_to_ports.is_empty() {
         let ports: Vec<Cow<'_, str>> = u.restricted_to_ports.iter().map(|p| clean(p)).collect();
@@ -545,45 +618,9 @@ pub fn user_details_text(users: &[UserInfo], opts: &RenderOptions) -> String {
     out
 }
 
-fn user_json(u: &UserInfo, opts: &RenderOptions) -> Obj {
+fn user_json(o: &mut Obj, u: &UserInfo, opts: &RenderOptions) {
     let now = opts.now_unix;
-    let mut o = Obj::default();
-    o.int("ID", u.id);
-    o.pair(
-        "Username",
-        or_none(&u.username),
-        "Groupname",
-        or_none(&u.groupname),
-    );
-    o.single("State", or_unknown(&u.state));
-    o.single("vhost", &u.vhost);
-    o.single("Device", &u.device);
-    if let Some(mtu) = u.mtu {
-        // ocserv prints the MTU as a string.
-        o.single("MTU", &mtu.to_string());
-    }
-    o.pair("Remote IP", &u.remote_ip, "Location", "unknown");
-    o.single("Local Device IP", &u.local_device_ip);
-    let ip4 = u.ipv4.as_deref().unwrap_or_default();
-    if !ip4.is_empty() {
-        o.pair(
-            "IPv4",
-            ip4,
-            "P-t-P IPv4",
-            u.ptp_ipv4.as_deref().unwrap_or_default(),
-        );
-    }
-    let ip6 = u.ipv6.as_deref().unwrap_or_default();
-    if !ip6.is_empty() {
-        o.pair(
-            "IPv6",
-            ip6,
-            "P-t-P IPv6",
-            u.ptp_ipv6.as_deref().unwrap_or_default(),
-        );
-    }
-    o.single("User-Agent", &u.user_agent);
-    limits(u, |n1, v1, n2, v2| o.pair(n1, v1, n2, v2));
+    user_head(o, u);
     // ocserv prints the byte counters as strings.
     o.single("RX", &u.rx_bytes.to_string());
     o.single("TX", &u.tx_bytes.to_string());
@@ -597,57 +634,15 @@ fn user_json(u: &UserInfo, opts: &RenderOptions) -> Obj {
         "Average TX",
         &average_speed(u.tx_bytes, u.connected_at, now),
     );
-    o.pair(
-        "DPD",
-        &u.dpd.to_string(),
-        "KeepAlive",
-        &u.keepalive.to_string(),
-    );
-    o.single("Hostname", &u.hostname);
-    o.ex(
-        "Last connected at",
-        &format_date_time(u.connected_at, opts.utc_offset_secs),
-        &time_interval7(now, u.connected_at),
-    );
-    o.ex(
-        "Session started at",
-        &format_date_time(u.session_started_at, opts.utc_offset_secs),
-        &time_interval7(now, u.session_started_at),
-    );
-    o.int("raw_connected_at", u.connected_at);
-    o.int("raw_session_started_at", u.session_started_at);
-    o.single("Full session", &u.full_session);
-    o.single("Session", &u.session);
-    o.single("TLS ciphersuite", &u.tls_ciphersuite);
-    if has_dtls(&u.dtls_cipher) {
-        o.single("DTLS cipher", &u.dtls_cipher);
-    }
-    o.pair(
-        "CSTP compression",
-        u.cstp_compression.as_deref().unwrap_or_default(),
-        "DTLS compression",
-        u.dtls_compression.as_deref().unwrap_or_default(),
-    );
-    o.list("DNS", &u.dns);
-    o.list("NBNS", &u.nbns);
-    o.list("Split-DNS-Domains", &u.split_dns);
-    if u.routes.is_empty() && u.default_route {
-        o.single("Routes", "defaultroute");
-    } else {
-        o.list("Routes", &u.routes);
-    }
-    o.list("No-routes", &u.no_routes);
-    o.list("iRoutes", &u.iroutes);
-    o.single("Restricted to routes", bool_word(u.restricted_to_routes));
+    user_connection(o, u, opts);
+    user_network(o, u);
     o.list("Restricted to ports", &u.restricted_to_ports);
-    o
 }
 
 /// JSON for `show users`, `show user`, `show id` (ocserv's
 /// `common_info_cmd`): an array of user objects, `[]` when empty.
 pub fn users_json(users: &[UserInfo], opts: &RenderOptions) -> String {
-    let arr = users.iter().map(|u| user_json(u, opts).value()).collect();
-    to_occtl_json(&Value::Array(arr))
+    objects_json(users, |o, u| user_json(o, u, opts))
 }
 
 // ---------------------------------------------------------------------------
@@ -657,137 +652,100 @@ pub fn users_json(users: &[UserInfo], opts: &RenderOptions) -> String {
 const STATUS_NOTE: &str = "Note: the printed statistics are not real-time; session time\n\
                            as well as RX and TX data are updated on user disconnect\n";
 
-/// `show status` as text.
-pub fn status_text(s: &ServerStatus, opts: &RenderOptions) -> String {
+/// `show status` fields of the "General info" part, both formats.
+fn status_general(f: &mut impl Fields, s: &ServerStatus, opts: &RenderOptions) {
     let now = opts.now_unix;
-    let mut out = String::from(STATUS_NOTE);
-    out.push_str("\nGeneral info:\n");
-    let mut t = Text { out: &mut out };
-    t.single("Status", "online");
-    t.int("Server PID", u64::from(s.server_pid));
-    t.int("Sec-mod PID", u64::from(s.sec_mod_pid));
-    t.int("Sec-mod instance count", u64::from(s.sec_mod_instances));
-    t.ex(
+    f.single("Status", "online");
+    f.int("Server PID", u64::from(s.server_pid));
+    f.int("Sec-mod PID", u64::from(s.sec_mod_pid));
+    f.int("Sec-mod instance count", u64::from(s.sec_mod_instances));
+    f.ex(
         "Up since",
         &format_date_time(s.up_since, opts.utc_offset_secs),
         &time_interval7(now, s.up_since),
     );
-    t.int("Active sessions", s.active_sessions);
-    t.int("Total sessions", s.total_sessions);
-    t.int("Total authentication failures", s.total_auth_failures);
-    t.int("IPs in ban list", s.ips_in_ban_list);
+    f.raw("raw_up_since", s.up_since);
+    f.raw("uptime", now.saturating_sub(s.up_since));
+    f.int("Active sessions", s.active_sessions);
+    f.int("Total sessions", s.total_sessions);
+    f.int("Total authentication failures", s.total_auth_failures);
+    f.int("IPs in ban list", s.ips_in_ban_list);
     if opts.debug {
-        t.int("Sec-mod client entries", s.secmod_client_entries);
-        t.int("TLS DB entries", s.tls_db_entries);
+        f.int("Sec-mod client entries", s.secmod_client_entries);
+        f.int("TLS DB entries", s.tls_db_entries);
     }
     if let Some(median) = s.latency_median_us {
-        t.single("Median latency", &latency_to_human(median));
-        t.single(
-            "STDEV latency",
-            &latency_to_human(s.latency_stdev_us.unwrap_or(0)),
-        );
+        let stdev = s.latency_stdev_us.unwrap_or(0);
+        f.single("Median latency", &latency_to_human(median));
+        f.raw("raw_median_latency", median);
+        f.single("STDEV latency", &latency_to_human(stdev));
+        f.raw("raw_stdev_latency", stdev);
     }
-    t.out.push_str("\nCurrent stats period:\n");
+}
+
+/// `show status` fields of the "Current stats period" part, both formats.
+fn status_period(f: &mut impl Fields, s: &ServerStatus, opts: &RenderOptions) {
     if s.last_stats_reset > 0 {
-        t.ex(
+        f.ex(
             "Last stats reset",
             &format_date_time(s.last_stats_reset, opts.utc_offset_secs),
-            &time_interval7(now, s.last_stats_reset),
+            &time_interval7(opts.now_unix, s.last_stats_reset),
         );
+        f.raw("raw_last_stats_reset", s.last_stats_reset);
     }
-    t.int("Sessions handled", s.sessions_handled);
-    t.int("Timed out sessions", s.timed_out_sessions);
-    t.int("Timed out (idle) sessions", s.timed_out_idle_sessions);
-    t.int(
+    f.int("Sessions handled", s.sessions_handled);
+    f.int("Timed out sessions", s.timed_out_sessions);
+    f.int("Timed out (idle) sessions", s.timed_out_idle_sessions);
+    f.int(
         "Closed due to error sessions",
         s.closed_due_to_error_sessions,
     );
-    t.int("Authentication failures", s.auth_failures);
-    t.single("Average auth time", &time_interval7(s.avg_auth_time, 0));
-    t.single("Max auth time", &time_interval7(s.max_auth_time, 0));
-    t.single(
-        "Average session time",
-        &time_interval7(s.avg_session_time, 0),
-    );
-    t.single("Max session time", &time_interval7(s.max_session_time, 0));
+    f.int("Authentication failures", s.auth_failures);
+    let times = [
+        ("Average auth time", "raw_avg_auth_time", s.avg_auth_time),
+        ("Max auth time", "raw_max_auth_time", s.max_auth_time),
+        (
+            "Average session time",
+            "raw_avg_session_time",
+            s.avg_session_time,
+        ),
+        (
+            "Max session time",
+            "raw_max_session_time",
+            s.max_session_time,
+        ),
+    ];
+    for (name, raw, secs) in times {
+        f.single(name, &time_interval7(secs, 0));
+        f.raw(raw, secs);
+    }
     if let Some(mtu) = s.min_mtu.filter(|&m| m > 0) {
-        t.int("Min MTU", u64::from(mtu));
+        f.int("Min MTU", u64::from(mtu));
     }
     if let Some(mtu) = s.max_mtu.filter(|&m| m > 0) {
-        t.int("Max MTU", u64::from(mtu));
+        f.int("Max MTU", u64::from(mtu));
     }
-    t.single("RX", &bytes_to_human(s.rx_bytes, ""));
-    t.single("TX", &bytes_to_human(s.tx_bytes, ""));
+    f.single("RX", &bytes_to_human(s.rx_bytes, ""));
+    f.raw("raw_rx", s.rx_bytes);
+    f.single("TX", &bytes_to_human(s.tx_bytes, ""));
+    f.raw("raw_tx", s.tx_bytes);
+}
+
+/// `show status` as text.
+pub fn status_text(s: &ServerStatus, opts: &RenderOptions) -> String {
+    let mut out = String::from(STATUS_NOTE);
+    out.push_str("\nGeneral info:\n");
+    status_general(&mut Text { out: &mut out }, s, opts);
+    out.push_str("\nCurrent stats period:\n");
+    status_period(&mut Text { out: &mut out }, s, opts);
     out
 }
 
 /// `show status` as JSON (one object).
 pub fn status_json(s: &ServerStatus, opts: &RenderOptions) -> String {
-    let now = opts.now_unix;
     let mut o = Obj::default();
-    o.single("Status", "online");
-    o.int("Server PID", u64::from(s.server_pid));
-    o.int("Sec-mod PID", u64::from(s.sec_mod_pid));
-    o.int("Sec-mod instance count", u64::from(s.sec_mod_instances));
-    o.ex(
-        "Up since",
-        &format_date_time(s.up_since, opts.utc_offset_secs),
-        &time_interval7(now, s.up_since),
-    );
-    o.int("raw_up_since", s.up_since);
-    o.int("uptime", now.saturating_sub(s.up_since));
-    o.int("Active sessions", s.active_sessions);
-    o.int("Total sessions", s.total_sessions);
-    o.int("Total authentication failures", s.total_auth_failures);
-    o.int("IPs in ban list", s.ips_in_ban_list);
-    if opts.debug {
-        o.int("Sec-mod client entries", s.secmod_client_entries);
-        o.int("TLS DB entries", s.tls_db_entries);
-    }
-    if let Some(median) = s.latency_median_us {
-        let stdev = s.latency_stdev_us.unwrap_or(0);
-        o.single("Median latency", &latency_to_human(median));
-        o.int("raw_median_latency", median);
-        o.single("STDEV latency", &latency_to_human(stdev));
-        o.int("raw_stdev_latency", stdev);
-    }
-    if s.last_stats_reset > 0 {
-        o.ex(
-            "Last stats reset",
-            &format_date_time(s.last_stats_reset, opts.utc_offset_secs),
-            &time_interval7(now, s.last_stats_reset),
-        );
-        o.int("raw_last_stats_reset", s.last_stats_reset);
-    }
-    o.int("Sessions handled", s.sessions_handled);
-    o.int("Timed out sessions", s.timed_out_sessions);
-    o.int("Timed out (idle) sessions", s.timed_out_idle_sessions);
-    o.int(
-        "Closed due to error sessions",
-        s.closed_due_to_error_sessions,
-    );
-    o.int("Authentication failures", s.auth_failures);
-    o.single("Average auth time", &time_interval7(s.avg_auth_time, 0));
-    o.int("raw_avg_auth_time", s.avg_auth_time);
-    o.single("Max auth time", &time_interval7(s.max_auth_time, 0));
-    o.int("raw_max_auth_time", s.max_auth_time);
-    o.single(
-        "Average session time",
-        &time_interval7(s.avg_session_time, 0),
-    );
-    o.int("raw_avg_session_time", s.avg_session_time);
-    o.single("Max session time", &time_interval7(s.max_session_time, 0));
-    o.int("raw_max_session_time", s.max_session_time);
-    if let Some(mtu) = s.min_mtu.filter(|&m| m > 0) {
-        o.int("Min MTU", u64::from(mtu));
-    }
-    if let Some(mtu) = s.max_mtu.filter(|&m| m > 0) {
-        o.int("Max MTU", u64::from(mtu));
-    }
-    o.single("RX", &bytes_to_human(s.rx_bytes, ""));
-    o.int("raw_rx", s.rx_bytes);
-    o.single("TX", &bytes_to_human(s.tx_bytes, ""));
-    o.int("raw_tx", s.tx_bytes);
+    status_general(&mut o, s, opts);
+    status_period(&mut o, s, opts);
     to_occtl_json(&o.value())
 }
 
@@ -843,22 +801,30 @@ pub fn sessions_table(sessions: &[SessionInfo], valid_only: bool, opts: &RenderO
     out
 }
 
-fn session_text(out: &mut String, s: &SessionInfo, opts: &RenderOptions) {
-    let mut t = Text { out };
-    t.single("Session", &s.session);
-    t.single("Full session ID", &s.full_session);
-    let created = date_or_empty(s.created, opts);
-    let expires = date_or_empty(s.expires, opts);
-    t.pair("Created", &created, "Expires", &expires);
-    t.single("State", or_unknown(&s.state));
-    t.pair(
+/// `show session` fields from `Created` to `Remote IP`, both formats.
+fn session_fields(f: &mut impl Fields, s: &SessionInfo, opts: &RenderOptions) {
+    f.pair(
+        "Created",
+        &date_or_empty(s.created, opts),
+        "Expires",
+        &date_or_empty(s.expires, opts),
+    );
+    f.single("State", or_unknown(&s.state));
+    f.pair(
         "Username",
         or_none(&s.username),
         "Groupname",
         or_none(&s.groupname),
     );
-    t.pair("vhost", &s.vhost, "User-Agent", &s.user_agent);
-    t.pair("Remote IP", &s.remote_ip, "Location", "unknown");
+    f.pair("vhost", &s.vhost, "User-Agent", &s.user_agent);
+    f.pair("Remote IP", &s.remote_ip, "Location", "unknown");
+}
+
+fn session_text(out: &mut String, s: &SessionInfo, opts: &RenderOptions) {
+    let mut t = Text { out };
+    t.single("Session", &s.session);
+    t.single("Full session ID", &s.full_session);
+    session_fields(&mut t, s, opts);
     t.pair(
         "In use",
         bool_word(s.in_use > 0),
@@ -902,29 +868,13 @@ pub fn session_details_text(
     out
 }
 
-fn session_json(s: &SessionInfo, opts: &RenderOptions) -> Value {
-    let mut o = Obj::default();
+fn session_json(o: &mut Obj, s: &SessionInfo, opts: &RenderOptions) {
     o.single("Session", &s.session);
     o.single("Full session", &s.full_session);
-    o.pair(
-        "Created",
-        &date_or_empty(s.created, opts),
-        "Expires",
-        &date_or_empty(s.expires, opts),
-    );
-    o.single("State", or_unknown(&s.state));
-    o.pair(
-        "Username",
-        or_none(&s.username),
-        "Groupname",
-        or_none(&s.groupname),
-    );
-    o.pair("vhost", &s.vhost, "User-Agent", &s.user_agent);
-    o.pair("Remote IP", &s.remote_ip, "Location", "unknown");
+    session_fields(o, s, opts);
     o.int("session_is_open", u64::from(s.session_is_open));
     o.int("tls_auth_ok", u64::from(s.tls_auth_ok));
     o.int("in_use", u64::from(s.in_use));
-    o.value()
 }
 
 /// JSON for `show sessions` and `show session` (ocserv's
@@ -937,13 +887,11 @@ pub fn sessions_json(
     query: Option<&str>,
     opts: &RenderOptions,
 ) -> String {
-    let arr = sessions
+    let listed = sessions
         .iter()
         .filter(|s| !valid_only || s.is_valid())
-        .filter(|s| query.is_none_or(|q| s.matches(q)))
-        .map(|s| session_json(s, opts))
-        .collect();
-    to_occtl_json(&Value::Array(arr))
+        .filter(|s| query.is_none_or(|q| s.matches(q)));
+    objects_json(listed, |o, s| session_json(o, s, opts))
 }
 
 // ---------------------------------------------------------------------------
@@ -978,20 +926,15 @@ pub fn bans_text(bans: &[BanInfo], opts: &RenderOptions) -> String {
 /// `show ip bans` as JSON: `[{"IP", "Since", "_Since", "Score"}]`. As in
 /// ocserv, `Since` holds the time the ban *ends* and `_Since` the time left.
 pub fn bans_json(bans: &[BanInfo], opts: &RenderOptions) -> String {
-    let arr = active_bans(bans, opts.now_unix)
-        .map(|(b, until)| {
-            let mut o = Obj::default();
-            o.single("IP", &b.ip);
-            o.ex(
-                "Since",
-                &format_date_time(until, opts.utc_offset_secs),
-                &time_interval7(until, opts.now_unix),
-            );
-            o.int("Score", u64::from(b.score));
-            o.value()
-        })
-        .collect();
-    to_occtl_json(&Value::Array(arr))
+    objects_json(active_bans(bans, opts.now_unix), |o, (b, until)| {
+        o.single("IP", &b.ip);
+        o.ex(
+            "Since",
+            &format_date_time(until, opts.utc_offset_secs),
+            &time_interval7(until, opts.now_unix),
+        );
+        o.int("Score", u64::from(b.score));
+    })
 }
 
 /// `show ip ban points` as text: every known address with its score.
@@ -1008,16 +951,10 @@ pub fn ban_points_text(bans: &[BanInfo]) -> String {
 
 /// `show ip ban points` as JSON: `[{"IP", "Score"}]`.
 pub fn ban_points_json(bans: &[BanInfo]) -> String {
-    let arr = bans
-        .iter()
-        .map(|b| {
-            let mut o = Obj::default();
-            o.single("IP", &b.ip);
-            o.int("Score", u64::from(b.score));
-            o.value()
-        })
-        .collect();
-    to_occtl_json(&Value::Array(arr))
+    objects_json(bans, |o, b| {
+        o.single("IP", &b.ip);
+        o.int("Score", u64::from(b.score));
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1056,20 +993,14 @@ pub fn iroutes_text(entries: &[IrouteInfo]) -> String {
 /// `show iroutes` as JSON: `[{"ID", "Username", "vhost", "Device", "IP",
 /// "iRoutes": [...]}]`.
 pub fn iroutes_json(entries: &[IrouteInfo]) -> String {
-    let arr = entries
-        .iter()
-        .map(|e| {
-            let mut o = Obj::default();
-            o.int("ID", e.id);
-            o.single("Username", or_none(&e.user));
-            o.single("vhost", &e.vhost);
-            o.single("Device", &e.device);
-            o.single("IP", &e.ip);
-            o.list("iRoutes", &e.iroutes);
-            o.value()
-        })
-        .collect();
-    to_occtl_json(&Value::Array(arr))
+    objects_json(entries, |o, e| {
+        o.int("ID", e.id);
+        o.single("Username", or_none(&e.user));
+        o.single("vhost", &e.vhost);
+        o.single("Device", &e.device);
+        o.single("IP", &e.ip);
+        o.list("iRoutes", &e.iroutes);
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1105,7 +1036,8 @@ pub fn event_text(event: &Event, opts: &RenderOptions) -> String {
 /// (as ocserv prints it) plus `"Event"` and, for disconnects,
 /// `"Disconnect reason"`.
 pub fn event_json(event: &Event, opts: &RenderOptions) -> String {
-    let mut o = user_json(event.user(), opts);
+    let mut o = Obj::default();
+    user_json(&mut o, event.user(), opts);
     match event {
         Event::Connect { .. } => o.single("Event", "connect"),
         Event::Disconnect { reason, .. } => {

@@ -87,9 +87,9 @@ fn assert_iperf(lab: &Lab, what: &str) {
 }
 
 /// Connects a client with `args`, checks the tunnel carries compressed traffic and that
-/// `expect` appears in `log` (the negotiated algorithm as that peer reports it), then
+/// `expect` appears in its log (the negotiated algorithm as the client reports it), then
 /// logs off.
-fn session(lab: &mut Lab, pki: &Pki, args: &[&str], dtls: bool, log: &str, expect: &str) {
+fn session(lab: &mut Lab, pki: &Pki, args: &[&str], dtls: bool, expect: &str) {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let mut rest = args.to_vec();
@@ -99,7 +99,7 @@ fn session(lab: &mut Lab, pki: &Pki, args: &[&str], dtls: bool, log: &str, expec
         lab.wait_for_log("client.log", "Established DTLS connection", SECS(20));
     }
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
-    lab.wait_for_log(log, expect, SECS(10));
+    lab.wait_for_log("client.log", expect, SECS(10));
     let channel = if dtls { "DTLS" } else { "CSTP" };
     assert_pings_compressed(lab, channel);
     if dtls {
@@ -117,33 +117,25 @@ fn session(lab: &mut Lab, pki: &Pki, args: &[&str], dtls: bool, log: &str, expec
 
 const COMPRESSION_ON: &str = "udp-port = 443\ncompression = true\n";
 
+/// A DTLS session whose client reports `dtls_line`, the server's log naming the algorithm
+/// (`server_line`), then a TLS-only session (`--no-dtls`) reporting `tls_line`.
+fn dtls_then_tls(lab: &mut Lab, pki: &Pki, dtls_line: &str, server_line: &str, tls_line: &str) {
+    session(lab, pki, &[], true, dtls_line);
+    lab.wait_for_log("ocserv.log", server_line, SECS(5));
+    session(lab, pki, &["--no-dtls"], false, tls_line);
+}
+
+const LZS_FIRST: &str = "compression-algo-priority = lzs:100\n";
+
 #[test]
 fn our_client_with_debian_ocserv_lzs() {
-    let (mut lab, pki) = start_lab(
-        "compr-oc-lzs",
-        Peer::Debian,
-        Peer::Ours,
-        &format!("{COMPRESSION_ON}compression-algo-priority = lzs:100\n"),
-    );
-    session(
+    let extra = format!("{COMPRESSION_ON}{LZS_FIRST}");
+    let (mut lab, pki) = start_lab("compr-oc-lzs", Peer::Debian, Peer::Ours, &extra);
+    dtls_then_tls(
         &mut lab,
         &pki,
-        &[],
-        true,
-        "client.log",
         "using SSL + LZS, with DTLS + LZS",
-    );
-    lab.wait_for_log(
-        "ocserv.log",
         "selected DTLS compression method lzs",
-        SECS(5),
-    );
-    session(
-        &mut lab,
-        &pki,
-        &["--no-dtls"],
-        false,
-        "client.log",
         "using SSL + LZS,",
     );
 }
@@ -151,49 +143,24 @@ fn our_client_with_debian_ocserv_lzs() {
 #[test]
 fn our_client_with_debian_ocserv_lz4() {
     let (mut lab, pki) = start_lab("compr-oc-lz4", Peer::Debian, Peer::Ours, COMPRESSION_ON);
-    session(
+    dtls_then_tls(
         &mut lab,
         &pki,
-        &[],
-        true,
-        "client.log",
         "using SSL + LZ4, with DTLS + LZ4",
-    );
-    lab.wait_for_log(
-        "ocserv.log",
         "selected CSTP compression method oc-lz4",
-        SECS(5),
-    );
-    session(
-        &mut lab,
-        &pki,
-        &["--no-dtls"],
-        false,
-        "client.log",
         "using SSL + LZ4,",
     );
 }
 
 #[test]
 fn debian_openconnect_with_our_server_lzs() {
-    let (mut lab, pki) = start_lab(
-        "compr-ours-lzs",
-        Peer::Ours,
-        Peer::Debian,
-        &format!("{COMPRESSION_ON}compression-algo-priority = lzs:100\n"),
-    );
-    session(&mut lab, &pki, &[], true, "client.log", "with SSL + LZS");
-    lab.wait_for_log(
-        "ocserv.log",
-        "selected DTLS compression method lzs",
-        SECS(5),
-    );
-    session(
+    let extra = format!("{COMPRESSION_ON}{LZS_FIRST}");
+    let (mut lab, pki) = start_lab("compr-ours-lzs", Peer::Ours, Peer::Debian, &extra);
+    dtls_then_tls(
         &mut lab,
         &pki,
-        &["--no-dtls"],
-        false,
-        "client.log",
+        "with SSL + LZS",
+        "selected DTLS compression method lzs",
         "with SSL + LZS",
     );
 }
@@ -201,18 +168,11 @@ fn debian_openconnect_with_our_server_lzs() {
 #[test]
 fn debian_openconnect_with_our_server_lz4() {
     let (mut lab, pki) = start_lab("compr-ours-lz4", Peer::Ours, Peer::Debian, COMPRESSION_ON);
-    session(&mut lab, &pki, &[], true, "client.log", "and DTLS + LZ4");
-    lab.wait_for_log(
-        "ocserv.log",
-        "selected CSTP compression method oc-lz4",
-        SECS(5),
-    );
-    session(
+    dtls_then_tls(
         &mut lab,
         &pki,
-        &["--no-dtls"],
-        false,
-        "client.log",
+        "and DTLS + LZ4",
+        "selected CSTP compression method oc-lz4",
         "with SSL + LZ4",
     );
 }
@@ -230,7 +190,6 @@ fn deflate_on_tls_both_clients_with_our_server() {
         &pki,
         &["--compression", "all", "--no-dtls"],
         false,
-        "client.log",
         "with SSL + Deflate",
     );
     lab.wait_for_log(
@@ -244,7 +203,6 @@ fn deflate_on_tls_both_clients_with_our_server() {
         &pki,
         &["-d", "--no-dtls"],
         false,
-        "client.log",
         "using SSL + Deflate,",
     );
 }

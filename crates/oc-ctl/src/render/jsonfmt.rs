@@ -47,6 +47,45 @@ impl OcservFormatter {
         }
         Ok(())
     }
+
+    /// Before an array element or object key: inside a `block` container a
+    /// new line indented by `indent` (after a comma unless `first`), inside
+    /// an inline one `, ` between items.
+    fn separator<W: ?Sized + io::Write>(
+        &self,
+        w: &mut W,
+        first: bool,
+        block: Ctx,
+        indent: &[u8],
+    ) -> io::Result<()> {
+        if self.stack.last() == Some(&block) {
+            if !first {
+                w.write_all(b",")?;
+            }
+            w.write_all(b"\n")?;
+            w.write_all(indent)
+        } else if first {
+            Ok(())
+        } else {
+            w.write_all(b", ")
+        }
+    }
+
+    /// Closes the innermost container: with `block_end` if it is a `block`
+    /// one, else with `inline_end`.
+    fn close<W: ?Sized + io::Write>(
+        &mut self,
+        w: &mut W,
+        block: Ctx,
+        block_end: &[u8],
+        inline_end: &[u8],
+    ) -> io::Result<()> {
+        if self.stack.pop() == Some(block) {
+            w.write_all(block_end)
+        } else {
+            w.write_all(inline_end)
+        }
+    }
 }
 
 macro_rules! scalar {
@@ -122,10 +161,7 @@ impl Formatter for OcservFormatter {
     }
 
     fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        match self.stack.pop() {
-            Some(Ctx::TopArray) => w.write_all(b"\n]"),
-            _ => w.write_all(b"]"),
-        }
+        self.close(w, Ctx::TopArray, b"\n]", b"]")
     }
 
     fn begin_array_value<W: ?Sized + io::Write>(
@@ -133,12 +169,7 @@ impl Formatter for OcservFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        match (self.stack.last(), first) {
-            (Some(Ctx::TopArray), true) => w.write_all(b"\n  "),
-            (Some(Ctx::TopArray), false) => w.write_all(b",\n  "),
-            (_, true) => Ok(()),
-            (_, false) => w.write_all(b", "),
-        }
+        self.separator(w, first, Ctx::TopArray, b"  ")
     }
 
     fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
@@ -160,10 +191,7 @@ impl Formatter for OcservFormatter {
     }
 
     fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        match self.stack.pop() {
-            Some(Ctx::Block) => w.write_all(b"\n  }"),
-            _ => w.write_all(b"}"),
-        }
+        self.close(w, Ctx::Block, b"\n  }", b"}")
     }
 
     fn begin_object_key<W: ?Sized + io::Write>(
@@ -171,12 +199,7 @@ impl Formatter for OcservFormatter {
         w: &mut W,
         first: bool,
     ) -> io::Result<()> {
-        match (self.stack.last(), first) {
-            (Some(Ctx::Block), true) => w.write_all(b"\n    "),
-            (Some(Ctx::Block), false) => w.write_all(b",\n    "),
-            (_, true) => Ok(()),
-            (_, false) => w.write_all(b", "),
-        }
+        self.separator(w, first, Ctx::Block, b"    ")
     }
 
     fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {

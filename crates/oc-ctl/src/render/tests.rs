@@ -27,6 +27,16 @@ fn parse(s: &str) -> Value {
     }
 }
 
+/// The keys of the JSON object `v`, in order.
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object().unwrap().keys().map(String::as_str).collect()
+}
+
+/// An [`Output`]'s stdout, stderr and exit status, to compare at once.
+fn parts(o: &Output) -> (&str, &str, i32) {
+    (o.stdout.as_str(), o.stderr.as_str(), o.exit_code)
+}
+
 fn alice() -> UserInfo {
     UserInfo {
         id: 4242,
@@ -268,10 +278,8 @@ fn user_details_several_and_none() {
 fn users_json_keys_order_and_types() {
     let out = users_json(&[alice()], &json());
     let v = parse(&out);
-    let obj = v[0].as_object().unwrap();
-    let keys: Vec<&str> = obj.keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
+        keys(&v[0]),
         [
             "ID",
             "Username",
@@ -481,9 +489,8 @@ fn status_json_keys_and_numbers() {
     assert!(out.starts_with("  {\n    \"Status\":  \"online\",\n    \"Server PID\":  812,\n"));
     assert!(out.ends_with("    \"raw_tx\":  42000\n  }\n"));
     let v = parse(&out);
-    let keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
-        keys,
+        keys(&v),
         [
             "Status",
             "Server PID",
@@ -639,14 +646,8 @@ fn sessions_json_keys_and_filters() {
     let out = sessions_json(&sessions(), false, None, &json());
     let v = parse(&out);
     assert_eq!(v.as_array().unwrap().len(), 2);
-    let keys: Vec<&str> = v[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
     assert_eq!(
-        keys,
+        keys(&v[0]),
         [
             "Session",
             "Full session",
@@ -719,13 +720,7 @@ fn bans_text_matches_ocserv() {
 fn bans_json_forms() {
     let v = parse(&bans_json(&bans(), &json()));
     assert_eq!(v.as_array().unwrap().len(), 1);
-    let keys: Vec<&str> = v[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, ["IP", "Since", "_Since", "Score"]);
+    assert_eq!(keys(&v[0]), ["IP", "Since", "_Since", "Score"]);
     assert_eq!(v[0]["Since"], "2023-11-14 22:33");
     assert_eq!(v[0]["_Since"], "20m:00s");
     assert_eq!(v[0]["Score"], 80);
@@ -763,13 +758,10 @@ fn iroutes_forms() {
     assert_eq!(iroutes_text(&[]), "");
     let out = iroutes_json(&entries);
     let v = parse(&out);
-    let keys: Vec<&str> = v[0]
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
-    assert_eq!(keys, ["ID", "Username", "vhost", "Device", "IP", "iRoutes"]);
+    assert_eq!(
+        keys(&v[0]),
+        ["ID", "Username", "vhost", "Device", "IP", "iRoutes"]
+    );
     assert_eq!(v[0]["iRoutes"][1], "192.168.78.0/24");
     assert_eq!(v[1]["Username"], "(none)");
     assert_eq!(v[1]["iRoutes"], Value::Array(vec![]));
@@ -896,10 +888,7 @@ fn render_dispatch_and_exit_codes() {
         },
         &text(),
     );
-    assert_eq!(
-        (out.stdout.as_str(), out.stderr.as_str(), out.exit_code),
-        ("", "internal\n", 1)
-    );
+    assert_eq!(parts(&out), ("", "internal\n", 1));
 }
 
 #[test]
@@ -978,14 +967,9 @@ fn render_actions_like_ocserv() {
     ];
     for (req, ok, fail) in cases {
         for opts in [text(), json()] {
-            let o = render(&req, &done, &opts);
+            assert_eq!(parts(&render(&req, &done, &opts)), (ok, "", 0));
             assert_eq!(
-                (o.stdout.as_str(), o.stderr.as_str(), o.exit_code),
-                (ok, "", 0)
-            );
-            let o = render(&req, &err, &opts);
-            assert_eq!(
-                (o.stdout.as_str(), o.stderr.as_str(), o.exit_code),
+                parts(&render(&req, &err, &opts)),
                 (fail, "no such user\n", 1)
             );
         }

@@ -208,6 +208,16 @@ pub const MIN_DECOMPRESS_LIMIT: usize = 16 * 1024;
 /// openconnect leaves packets under 40 bytes alone: nothing to gain.
 pub const CLIENT_MIN_PACKET: usize = 40;
 
+/// `len` bytes after the frame header room in `out`, which only ever grows: no clearing
+/// or zeroing per packet.
+fn room_after_header(out: &mut Vec<u8>, len: usize) -> &mut [u8] {
+    if out.len() < CSTP_HEADER_LEN + len {
+        out.resize(CSTP_HEADER_LEN + len, 0);
+    }
+    out.get_mut(CSTP_HEADER_LEN..CSTP_HEADER_LEN + len)
+        .unwrap_or_default()
+}
+
 enum Encoder {
     Lz4,
     Lzs(Box<lzs::Compressor>),
@@ -332,33 +342,29 @@ impl TunnelCompression {
             return Ok(None);
         }
         let out = &mut self.deflated;
-        out.clear();
-        out.resize(CSTP_HEADER_LEN, 0);
         let compressed_len = match &mut codec.encoder {
-            Encoder::Deflate(deflater) => {
-                // Every packet run through the stream must be sent: no shrink test.
-                deflater.compress(packet, out)?;
-                out.len() - CSTP_HEADER_LEN
-            }
             Encoder::Lz4 => {
-                out.resize(
-                    CSTP_HEADER_LEN + lz4_flex::block::get_maximum_output_size(packet.len()),
-                    0,
-                );
-                let room = out.get_mut(CSTP_HEADER_LEN..).unwrap_or_default();
+                let room =
+                    room_after_header(out, lz4_flex::block::get_maximum_output_size(packet.len()));
                 match lz4_flex::block::compress_into(packet, room) {
                     Ok(n) if n < packet.len() => n,
                     _ => return Ok(None),
                 }
             }
+            // Room for one byte less than the packet: anything longer is no gain.
             Encoder::Lzs(compressor) => {
-                // Room for one byte less than the packet: anything longer is no gain.
-                out.resize(CSTP_HEADER_LEN + packet.len().saturating_sub(1), 0);
-                let room = out.get_mut(CSTP_HEADER_LEN..).unwrap_or_default();
+                let room = room_after_header(out, packet.len().saturating_sub(1));
                 match compressor.compress(packet, room) {
                     Some(n) => n,
                     None => return Ok(None),
                 }
+            }
+            Encoder::Deflate(deflater) => {
+                // Every packet run through the stream must be sent: no shrink test.
+                out.truncate(CSTP_HEADER_LEN);
+                out.resize(CSTP_HEADER_LEN, 0);
+                deflater.compress(packet, out)?;
+                out.len() - CSTP_HEADER_LEN
             }
         };
         Ok(out.get_mut(..CSTP_HEADER_LEN + compressed_len))

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use oc_ctl::model::{session_id_matches, BanInfo, IrouteInfo, ServerStatus, SessionInfo, UserInfo};
 use oc_ctl::proto::{decode_request, encode_response, LineBuffer, Request, Response};
+use oc_ctl::CtlError;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
@@ -144,49 +145,13 @@ impl Server {
 
     async fn control_client(&self, mut stream: UnixStream) {
         let mut lines = LineBuffer::for_requests();
-        let mut buf = [0u8; 4096];
         loop {
-            let line = loop {
-                match lines.next_line() {
-                    Ok(Some(line)) => break line,
-                    Ok(None) => {}
-                    Err(e) => {
-                        reply(
-                            &mut stream,
-                            &Response::Error {
-                                message: e.to_string(),
-                            },
-                        )
-                        .await;
-                        return;
-                    }
-                }
-                match tokio::time::timeout(REQUEST_LIMIT, stream.read(&mut buf)).await {
-                    Ok(Ok(n)) if n > 0 => {
-                        if let Err(e) = lines.push(buf.get(..n).unwrap_or_default()) {
-                            reply(
-                                &mut stream,
-                                &Response::Error {
-                                    message: e.to_string(),
-                                },
-                            )
-                            .await;
-                            return;
-                        }
-                    }
-                    _ => return,
-                }
-            };
-            let request = match decode_request(&line) {
-                Ok(r) => r,
+            let request = match read_request(&mut stream, &mut lines).await {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
                 Err(e) => {
-                    reply(
-                        &mut stream,
-                        &Response::Error {
-                            message: e.to_string(),
-                        },
-                    )
-                    .await;
+                    let message = e.to_string();
+                    reply(&mut stream, &Response::Error { message }).await;
                     return;
                 }
             };
@@ -496,6 +461,24 @@ fn done_or_missing(kicked: usize, what: &str, name: &str) -> Response {
     } else {
         Response::Error {
             message: format!("could not disconnect {what} '{name}': not connected"),
+        }
+    }
+}
+
+/// The next request on a control connection; `None` when the client closed it or stayed
+/// silent past [`REQUEST_LIMIT`].
+async fn read_request(
+    stream: &mut UnixStream,
+    lines: &mut LineBuffer,
+) -> Result<Option<Request>, CtlError> {
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(line) = lines.next_line()? {
+            return decode_request(&line).map(Some);
+        }
+        match tokio::time::timeout(REQUEST_LIMIT, stream.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => lines.push(buf.get(..n).unwrap_or_default())?,
+            _ => return Ok(None),
         }
     }
 }
