@@ -142,6 +142,15 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
             .contains("Open AnyConnect"));
     }
     assert_ne!(a["IPv4"], b["IPv4"]);
+    // Each address is the one on that client's tun device.
+    for (ns, u) in [(lab.client_ns.clone(), a), (second.clone(), b)] {
+        let addrs = text(&lab.in_ns(&ns, "ip -o -4 addr show"));
+        let ip = u["IPv4"].as_str().unwrap();
+        assert!(
+            addrs.contains(&format!("inet {ip}/")),
+            "{ip} not in {ns}:\n{addrs}"
+        );
+    }
     // Text output names both too.
     let table = text(&lab.our_occtl("show users"));
     assert!(table.contains("alice") && table.contains("bob"), "{table}");
