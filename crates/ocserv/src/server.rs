@@ -77,6 +77,13 @@ const MAX_PRELOGIN: usize = 1024;
 const MAX_PASSWORD_CHECKS: usize = 4;
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
+/// A TLS handshake must finish within this (or auth-timeout, if shorter).
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// A request must arrive whole within this of its first byte: trickling senders
+/// (slowloris) are cut off.
+const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+/// Connections from one address still logging in; more are closed at once.
+const MAX_PRELOGIN_PER_IP: usize = 32;
 /// Connect/disconnect events kept for a slow `occtl show events` reader.
 const EVENT_BACKLOG: usize = 256;
 
@@ -218,6 +225,8 @@ struct State {
     tunnels: HashMap<u64, LiveTunnel>,
     /// Networks with a kernel route to the tun device.
     routed: Vec<IpNet>,
+    /// Connections logging in, per client address.
+    prelogin_by_ip: HashMap<IpAddr, usize>,
 }
 
 pub struct Server {
@@ -254,6 +263,36 @@ pub struct Server {
 pub enum AdminRequest {
     Reload,
     Stop,
+}
+
+/// One of an address's [`MAX_PRELOGIN_PER_IP`] login slots, given back when dropped.
+struct PreloginSlot<'a> {
+    server: &'a Server,
+    ip: IpAddr,
+}
+
+impl<'a> PreloginSlot<'a> {
+    fn take(server: &'a Server, ip: IpAddr) -> Option<Self> {
+        let mut state = lock(&server.state);
+        let count = state.prelogin_by_ip.entry(ip).or_insert(0);
+        if *count >= MAX_PRELOGIN_PER_IP {
+            return None;
+        }
+        *count += 1;
+        Some(Self { server, ip })
+    }
+}
+
+impl Drop for PreloginSlot<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.server.state);
+        if let Some(count) = state.prelogin_by_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                state.prelogin_by_ip.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// Counts a tunnel task from its start until its disconnect script has run.
@@ -375,6 +414,7 @@ impl Server {
                 .into_iter()
                 .chain(config.net.ipv6_network.map(IpNet::V6))
                 .collect(),
+            prelogin_by_ip: HashMap::new(),
         };
         let (shutdown, _) = watch::channel(false);
         Ok(Arc::new(Self {
@@ -558,26 +598,41 @@ impl Server {
             warn!("{peer}: closed, {MAX_PRELOGIN} connections are already logging in");
             return;
         };
+        let Some(per_ip) = PreloginSlot::take(&self, peer.ip()) else {
+            info!(
+                "{peer}: closed, {MAX_PRELOGIN_PER_IP} connections from this address are \
+                 already logging in"
+            );
+            return;
+        };
         let local = tcp.local_addr().map(|a| a.ip()).ok();
         let _ = tcp.set_nodelay(true);
         let auth_deadline = tokio::time::Instant::now()
             + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
         let handshake_started = Instant::now();
-        let stream =
-            match tokio::time::timeout_at(auth_deadline, rt.tls.accept(tcp, &peer.to_string()))
-                .await
-            {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    debug!("{e}");
-                    return;
-                }
-                Err(_) => {
-                    info!("{peer}: no TLS handshake within auth-timeout; closed");
-                    self.metrics.auth_failed(AuthFailure::Timeout);
-                    return;
-                }
-            };
+        let handshake_deadline = auth_deadline.min(tokio::time::Instant::now() + HANDSHAKE_LIMIT);
+        let stream = match tokio::time::timeout_at(
+            handshake_deadline,
+            rt.tls.accept(tcp, &peer.to_string()),
+        )
+        .await
+        {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                debug!("{e}");
+                return;
+            }
+            Err(_) => {
+                let limit = if handshake_deadline < auth_deadline {
+                    format!("{} s", HANDSHAKE_LIMIT.as_secs())
+                } else {
+                    "auth-timeout".into()
+                };
+                info!("{peer}: no TLS handshake within {limit}; closed");
+                self.metrics.auth_failed(AuthFailure::Timeout);
+                return;
+            }
+        };
         self.metrics.handshake_took(handshake_started.elapsed());
         let cert = cert_status(&stream, config);
         let login = tokio::time::timeout_at(
@@ -588,6 +643,7 @@ impl Server {
         match login {
             Ok(Some((stream, request))) => {
                 drop(prelogin);
+                drop(per_ip);
                 let local = local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 self.tunnel(stream, peer, local, rt, request).await;
             }
@@ -614,6 +670,8 @@ impl Server {
         let mut buf = vec![0u8; 16 * 1024];
         let context_cookie = random_cookie_text();
         for _ in 0..MAX_REQUESTS {
+            // When the current request's first byte arrived.
+            let mut started: Option<tokio::time::Instant> = None;
             let request = loop {
                 match reader.poll() {
                     Ok(Some(r)) => break r,
@@ -623,7 +681,28 @@ impl Server {
                         return None;
                     }
                 }
-                let n = match stream.read(&mut buf).await {
+                if !reader.is_idle() {
+                    started.get_or_insert_with(tokio::time::Instant::now);
+                }
+                let read = match started {
+                    Some(t) => {
+                        match tokio::time::timeout_at(t + REQUEST_LIMIT, stream.read(&mut buf))
+                            .await
+                        {
+                            Ok(read) => read,
+                            Err(_) => {
+                                let why = format!(
+                                    "request not complete within {} s of its first byte",
+                                    REQUEST_LIMIT.as_secs()
+                                );
+                                refuse(&mut stream, peer, &why, (408, "Request Timeout")).await;
+                                return None;
+                            }
+                        }
+                    }
+                    None => stream.read(&mut buf).await,
+                };
+                let n = match read {
                     Ok(0) | Err(_) => return None,
                     Ok(n) => n,
                 };

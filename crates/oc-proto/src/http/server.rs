@@ -64,9 +64,9 @@ impl RequestError {
     /// The HTTP status (code and reason) to answer with before closing.
     pub fn status(&self) -> (u16, &'static str) {
         match self {
-            Self::HeadTooLarge { .. }
-            | Self::TooManyHeaders { .. }
-            | Self::CookieTooLong { .. } => (431, "Request Header Fields Too Large"),
+            Self::HeadTooLarge { .. } | Self::TooManyHeaders { .. } => {
+                (431, "Request Header Fields Too Large")
+            }
             Self::TargetTooLong { .. } => (414, "URI Too Long"),
             Self::BodyTooLarge { .. } => (413, "Content Too Large"),
             _ => (400, "Bad Request"),
@@ -314,6 +314,15 @@ impl ServerResponse {
             out.extend_from_slice(b"\r\n");
         }
         if !self.tunnel {
+            for (name, value) in SECURITY_HEADERS {
+                if !self
+                    .headers
+                    .iter()
+                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
+                {
+                    out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                }
+            }
             out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());
         }
         out.extend_from_slice(b"\r\n");
@@ -321,11 +330,48 @@ impl ServerResponse {
     }
 }
 
+/// Sent with every HTTP answer (not the `200 CONNECTED` tunnel grant, whose header set Cisco
+/// clients expect as ocserv sends it): nothing here is a web page to frame, sniff, cache or
+/// load resources for. AnyConnect and openconnect clients ignore them.
+pub const SECURITY_HEADERS: [(&str, &str); 6] = [
+    (
+        "Strict-Transport-Security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    ("X-Frame-Options", "DENY"),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Content-Security-Policy", "default-src 'none'"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+];
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn security_headers_on_answers_but_not_on_the_tunnel_grant() {
+        let mut out = Vec::new();
+        ServerResponse::new(200, "OK")
+            .header("Cache-Control", "private")
+            .body("x")
+            .emit(&mut out);
+        let text = String::from_utf8(out).unwrap();
+        for (name, value) in SECURITY_HEADERS {
+            if name != "Cache-Control" {
+                assert!(text.contains(&format!("{name}: {value}\r\n")), "{text}");
+            }
+        }
+        // A header the response sets itself is not sent twice.
+        assert_eq!(text.matches("Cache-Control").count(), 1, "{text}");
+        let mut grant = ServerResponse::new(200, "CONNECTED");
+        grant.tunnel = true;
+        let mut out = Vec::new();
+        grant.emit(&mut out);
+        assert_eq!(out, b"HTTP/1.1 200 CONNECTED\r\n\r\n");
+    }
 
     fn parse(input: &[u8]) -> Result<Option<ServerRequest>, RequestError> {
         let mut r = RequestReader::new(RequestLimits::default());
@@ -409,7 +455,8 @@ mod tests {
             "GET / HTTP/1.1\r\nCookie: webvpn={}\r\n\r\n",
             "a".repeat(5000)
         );
-        assert_eq!(parse(big_cookie.as_bytes()).unwrap_err().status().0, 431);
+        // An oversized cookie is a bad request, not just a large header (ocserv's overflow).
+        assert_eq!(parse(big_cookie.as_bytes()).unwrap_err().status().0, 400);
         let big_body = b"POST / HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n";
         assert_eq!(parse(big_body).unwrap_err().status().0, 413);
         let mut r = RequestReader::new(RequestLimits::default());
@@ -424,10 +471,10 @@ mod tests {
             .header("X-CSTP-Hostname", "evil\r\nSet-Cookie: x=y")
             .body("hi")
             .emit(&mut out);
-        assert_eq!(
-            out,
-            b"HTTP/1.1 200 OK\r\nX-CSTP-Hostname: evilSet-Cookie: x=y\r\nContent-Length: 2\r\n\r\nhi"
-        );
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nX-CSTP-Hostname: evilSet-Cookie: x=y\r\n"));
+        assert!(text.ends_with("Content-Length: 2\r\n\r\nhi"));
+        assert_eq!(text.matches("\r\n").count(), 2 + SECURITY_HEADERS.len() + 2);
         let mut tunnel = ServerResponse::new(200, "CONNECTED");
         tunnel.tunnel = true;
         let mut out = Vec::new();
