@@ -7,15 +7,19 @@
 //! counted under `user="_other"`), so a flood of distinct names cannot grow the registry.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
+
+use crate::udp::UdpCounters;
 
 /// Distinct user names with their own byte series.
 pub const MAX_USER_SERIES: usize = 256;
@@ -372,6 +376,12 @@ impl Metrics {
         }
     }
 
+    /// Exposes the shared UDP port's datagram counters (delivered, and dropped by reason).
+    pub fn watch_udp(&mut self, counters: Arc<UdpCounters>) {
+        self.registry
+            .register_collector(Box::new(UdpCollector(counters)));
+    }
+
     /// The OpenMetrics text exposition.
     pub fn encode(&self) -> String {
         let mut out = String::new();
@@ -381,10 +391,39 @@ impl Metrics {
     }
 }
 
+/// Reads the UDP dispatcher's counters at scrape time (they are counted there, per
+/// datagram, without allocation).
+#[derive(Debug)]
+struct UdpCollector(Arc<UdpCounters>);
+
+impl Collector for UdpCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.0.snapshot();
+        let mut metric = encoder.encode_descriptor(
+            "udp_datagrams",
+            "Datagrams on the DTLS port: delivered to a tunnel, or dropped and why",
+            None,
+            MetricType::Counter,
+        )?;
+        for (fate, n) in [
+            ("delivered", s.delivered),
+            ("too_short", s.too_short),
+            ("oversized", s.oversized),
+            ("unmatched", s.unmatched),
+            ("queue_full", s.queue_full),
+        ] {
+            let labels = [("fate", fate)];
+            ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::udp::Fate;
 
     #[test]
     fn counters_show_in_the_exposition() {
@@ -414,6 +453,21 @@ mod tests {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"));
+        let mut with_udp = Metrics::new();
+        let udp = Arc::new(UdpCounters::default());
+        udp.count(Fate::Unmatched);
+        udp.count(Fate::Unmatched);
+        udp.count(Fate::Delivered);
+        with_udp.watch_udp(udp);
+        let text = with_udp.encode();
+        assert!(
+            text.contains("ocserv_udp_datagrams_total{fate=\"unmatched\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ocserv_udp_datagrams_total{fate=\"delivered\"} 1"),
+            "{text}"
+        );
         assert_eq!(m.auth_failures_total(), 3);
         assert_eq!(m.bytes(Direction::Rx), 100);
     }

@@ -417,6 +417,9 @@ impl Server {
             prelogin_by_ip: HashMap::new(),
         };
         let (shutdown, _) = watch::channel(false);
+        let udp_counters = Arc::new(UdpCounters::default());
+        let mut metrics = Metrics::new();
+        metrics.watch_udp(udp_counters.clone());
         Ok(Arc::new(Self {
             runtime: RwLock::new(Arc::new(runtime)),
             state: Mutex::new(state),
@@ -426,13 +429,13 @@ impl Server {
             udp: udp.map(Arc::new),
             dtls_ctx,
             dtls_registry: Arc::new(Mutex::new(DtlsRegistry::default())),
-            udp_counters: Arc::new(UdpCounters::default()),
+            udp_counters,
             next_conn: AtomicU64::new(1),
             prelogin: Arc::new(tokio::sync::Semaphore::new(MAX_PRELOGIN)),
             password_checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
             tunnel_tasks: AtomicU64::new(0),
             shutdown,
-            metrics: Metrics::new(),
+            metrics,
             events: broadcast::channel(EVENT_BACKLOG).0,
             admin_requests: watch::channel(None).0,
             started: SystemTime::now(),
