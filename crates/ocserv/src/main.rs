@@ -260,10 +260,36 @@ fn bracket(host: &str) -> String {
     }
 }
 
+/// Pending connections the kernel queues for accept: std's 128 overflows under a
+/// connection flood, leaving attackers' connections hanging half-open.
+const LISTEN_BACKLOG: i32 = 4096;
+
 fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(addr)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrStorage,
+    };
+    use std::net::ToSocketAddrs;
+    use std::os::fd::AsRawFd;
+    let sa = addr
+        .to_socket_addrs()?
+        .next()
+        .with_context(|| format!("{addr} resolves to no address"))?;
+    let family = if sa.is_ipv6() {
+        AddressFamily::Inet6
+    } else {
+        AddressFamily::Inet
+    };
+    let fd = socket(
+        family,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    bind(fd.as_raw_fd(), &SockaddrStorage::from(sa))?;
+    listen(&fd, Backlog::new(LISTEN_BACKLOG)?)?;
+    Ok(std::net::TcpListener::from(fd))
 }
 
 /// Sockets opened before privileges are dropped.

@@ -596,7 +596,7 @@ impl Server {
             info!("{peer}: connection refused, address is banned");
             return;
         }
-        self.add_ban_points(peer, config.ban_points_connection);
+        self.add_ban_points(peer, config.ban_points_connection, "connections");
         let Ok(prelogin) = self.prelogin.clone().try_acquire_owned() else {
             warn!("{peer}: closed, {MAX_PRELOGIN} connections are already logging in");
             return;
@@ -749,7 +749,11 @@ impl Server {
                         };
                         if result == PlainAuth::Rejected {
                             self.metrics.auth_failed(AuthFailure::Password);
-                            self.add_ban_points(peer, config.ban_points_wrong_password);
+                            self.add_ban_points(
+                                peer,
+                                config.ban_points_wrong_password,
+                                "failed logins",
+                            );
                             info!("{peer}: wrong password for user '{user}'");
                         }
                         step = conversation.password_checked(result, &rt.forms);
@@ -761,7 +765,11 @@ impl Server {
                         };
                         if let OtpOutcome::Refused(why) = &outcome {
                             self.metrics.auth_failed(AuthFailure::Otp);
-                            self.add_ban_points(peer, config.ban_points_wrong_password);
+                            self.add_ban_points(
+                                peer,
+                                config.ban_points_wrong_password,
+                                "failed logins",
+                            );
                             info!("{peer}: OTP auth failed for '{user}': {why}");
                         }
                         step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
@@ -826,8 +834,9 @@ impl Server {
         None
     }
 
-    /// Ban points for a connection or a refused password or one-time password.
-    fn add_ban_points(&self, peer: SocketAddr, points: u32) {
+    /// Ban points for a connection or a refused password or one-time password; `for_what`
+    /// names what earned them, for the log.
+    fn add_ban_points(&self, peer: SocketAddr, points: u32, for_what: &str) {
         let now = Instant::now();
         let newly_banned = {
             let mut state = lock(&self.state);
@@ -836,7 +845,7 @@ impl Server {
         };
         if newly_banned {
             self.metrics.bans.inc();
-            info!("{peer}: banned after repeated failed logins");
+            info!("{peer}: banned after repeated {for_what}");
         }
     }
 

@@ -796,3 +796,90 @@ impl Drop for Lab {
         }
     }
 }
+
+/// A `Vm*` line of /proc/PID/status (`VmRSS`, `VmHWM`, ...), in KiB.
+pub fn vm_kib(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().strip_suffix(" kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in:\n{status}"))
+}
+
+/// Whether `pid` runs (and is not a zombie).
+pub fn process_alive(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().chars().next()? != 'Z'))
+        .unwrap_or(false)
+}
+
+/// "N packets transmitted, M received" of ping's output: (N, M).
+pub fn ping_counts(out: &str) -> (u64, u64) {
+    let line = out
+        .lines()
+        .find(|l| l.contains("packets transmitted"))
+        .unwrap_or_else(|| panic!("no ping summary:\n{out}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    (n[0], n[1])
+}
+
+/// One "UDP port: dropped ..." summary line of our server (logged every 10 s at most).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UdpDropSummary {
+    pub dropped: u64,
+    pub unmatched: u64,
+    pub too_short: u64,
+    pub oversized: u64,
+    pub queue_full: u64,
+    pub delivered: u64,
+}
+
+impl std::ops::AddAssign for UdpDropSummary {
+    fn add_assign(&mut self, o: Self) {
+        self.dropped += o.dropped;
+        self.unmatched += o.unmatched;
+        self.too_short += o.too_short;
+        self.oversized += o.oversized;
+        self.queue_full += o.queue_full;
+        self.delivered += o.delivered;
+    }
+}
+
+/// The server's UDP drop summary lines in `log`, in order (a line still being written is
+/// left out).
+pub fn udp_drop_summaries(log: &str) -> Vec<UdpDropSummary> {
+    log.lines()
+        .filter_map(|line| {
+            let rest = line.split_once("UDP port: dropped ")?.1;
+            if !rest.ends_with(" delivered") {
+                return None;
+            }
+            let n: Vec<u64> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter_map(|t| t.parse().ok())
+                .collect();
+            let [dropped, _secs, unmatched, too_short, oversized, queue_full, delivered] = n[..]
+            else {
+                panic!("unexpected summary line: {line}");
+            };
+            assert_eq!(
+                dropped,
+                unmatched + too_short + oversized + queue_full,
+                "{line}"
+            );
+            Some(UdpDropSummary {
+                dropped,
+                unmatched,
+                too_short,
+                oversized,
+                queue_full,
+                delivered,
+            })
+        })
+        .collect()
+}

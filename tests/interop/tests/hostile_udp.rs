@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use ferroconnect_interop::{login_args, sh, wait_until, Lab, Pki};
+use ferroconnect_interop::{
+    login_args, ping_counts, process_alive, sh, udp_drop_summaries, vm_kib, wait_until, Lab, Pki,
+    UdpDropSummary,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -148,67 +151,14 @@ const DELIVERED_KINDS: &[&str] = &[
     "hello_other_port",
 ];
 
-/// One summary line of the dispatcher.
-#[derive(Debug, Default, Clone, Copy)]
-struct Summary {
-    dropped: u64,
-    unmatched: u64,
-    too_short: u64,
-    oversized: u64,
-    queue_full: u64,
-    delivered: u64,
-}
-
 /// The dispatcher's summary lines in `log`, added up, and how many there were.
-fn summaries(log: &str) -> (Summary, usize) {
-    let mut total = Summary::default();
-    let mut lines = 0;
-    for line in log.lines() {
-        let Some(rest) = line.split_once("UDP port: dropped ").map(|(_, r)| r) else {
-            continue;
-        };
-        if !rest.ends_with(" delivered") {
-            continue; // still being written
-        }
-        let n: Vec<u64> = rest
-            .split(|c: char| !c.is_ascii_digit())
-            .filter_map(|t| t.parse().ok())
-            .collect();
-        let [dropped, _secs, unmatched, too_short, oversized, queue_full, delivered] = n[..] else {
-            panic!("unexpected summary line: {line}");
-        };
-        assert_eq!(
-            dropped,
-            unmatched + too_short + oversized + queue_full,
-            "{line}"
-        );
-        total.dropped += dropped;
-        total.unmatched += unmatched;
-        total.too_short += too_short;
-        total.oversized += oversized;
-        total.queue_full += queue_full;
-        total.delivered += delivered;
-        lines += 1;
+fn summaries(log: &str) -> (UdpDropSummary, usize) {
+    let lines = udp_drop_summaries(log);
+    let mut total = UdpDropSummary::default();
+    for line in &lines {
+        total += *line;
     }
-    (total, lines)
-}
-
-/// A `Vm*` line of /proc/PID/status, in KiB.
-fn vm_kib(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().strip_suffix(" kB")?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in:\n{status}"))
-}
-
-/// Whether `pid` runs (and is not a zombie).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().chars().next()? != 'Z'))
-        .unwrap_or(false)
+    (total, lines.len())
 }
 
 /// `Udp:` counters of the server namespace: datagrams the kernel dropped before the
@@ -225,19 +175,6 @@ fn server_udp_rcvbuf_errors(lab: &Lab) -> u64 {
         .position(|n| n == "RcvbufErrors")
         .unwrap();
     values.split_whitespace().nth(at).unwrap().parse().unwrap()
-}
-
-/// "N packets transmitted, M received" of ping's output.
-fn ping_counts(out: &str) -> (u64, u64) {
-    let line = out
-        .lines()
-        .find(|l| l.contains("packets transmitted"))
-        .unwrap_or_else(|| panic!("no ping summary:\n{out}"));
-    let n: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    (n[0], n[1])
 }
 
 #[test]
@@ -376,7 +313,11 @@ fn attack(test: &str, kinds: &str) {
         rss_before, rss_after, peak
     );
 
-    assert!(alive(pid), "the server died:\n{}", lab.log("ocserv.log"));
+    assert!(
+        process_alive(pid),
+        "the server died:\n{}",
+        lab.log("ocserv.log")
+    );
     assert!(
         reported.dropped * 2 >= expected_drops,
         "only {} drops reported of {expected_drops}:\n{log_after}",
@@ -396,7 +337,7 @@ fn attack(test: &str, kinds: &str) {
     let log = lab.log("ocserv.log");
     assert_eq!(log.matches("tunnel up").count(), 1, "{log}");
     assert_eq!(log.matches("DTLS established").count(), 1, "{log}");
-    assert!(alive(pid), "the server died:\n{log}");
+    assert!(process_alive(pid), "the server died:\n{log}");
 }
 
 /// The `"sent"` object of hostile.py's JSON report (flat: kind to count).
