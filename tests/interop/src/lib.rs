@@ -25,12 +25,17 @@ use openssl::x509::{X509NameBuilder, X509};
 
 static NEXT_SUBNET: AtomicU8 = AtomicU8::new(10);
 
-/// Where the workspace's binaries are.
+/// Where the workspace's binaries are: `target/debug`, or `$FERROCONNECT_BIN_DIR` when it is
+/// set (the benchmark points it at `target/release`).
 pub fn bin(name: &str) -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    let path = target.join("debug").join(name);
+    let dir = match std::env::var_os("FERROCONNECT_BIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+            .join("debug"),
+    };
+    let path = dir.join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --bins` first (the test script does)",
