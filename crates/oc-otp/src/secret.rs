@@ -384,6 +384,8 @@ fn percent_decode(text: &str) -> Result<String, SecretError> {
             b'%' => {
                 let hex = text
                     .get(i + 1..i + 3)
+                    // Digits only: from_str_radix would also take a sign ("%+A").
+                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))
                     .and_then(|h| u8::from_str_radix(h, 16).ok())
                     .ok_or_else(|| SecretError::Uri(format!("bad %-escape at byte {}", i + 1)))?;
                 out.push(hex);

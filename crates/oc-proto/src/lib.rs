@@ -6,5 +6,6 @@
 
 pub mod anyconnect;
 pub mod compress;
+pub mod hex;
 pub mod http;
 pub mod url;

@@ -120,10 +120,7 @@ pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        let hex = bytes.get(i + 1..i + 3).and_then(crate::hex::byte);
         match (b, hex) {
             (b'%', Some(decoded)) => {
                 out.push(decoded);

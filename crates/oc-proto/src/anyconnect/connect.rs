@@ -348,15 +348,7 @@ fn parse_hex(value: &str, header: &'static str) -> Result<Vec<u8>, ConnectError>
     if !value.len().is_multiple_of(2) || value.len() > 128 {
         return Err(bad(header, value, "an even number of hex digits"));
     }
-    (0..value.len())
-        .step_by(2)
-        .map(|i| {
-            value
-                .get(i..i + 2)
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-                .ok_or_else(|| bad(header, value, "hex digits"))
-        })
-        .collect()
+    crate::hex::decode(value).ok_or_else(|| bad(header, value, "hex digits"))
 }
 
 /// A timer value in seconds; 0, `none` or junk mean "off", as openconnect's `atol` reads it.
@@ -568,6 +560,33 @@ X-CSTP-Banner: Welcome%0Ain
             .contains("X-CSTP-Accept-Encoding: oc-lz4,lzs,deflate\r\nX-CSTP-Base-MTU: 1500\r\n"));
         assert!(text.contains(
             "X-DTLS12-CipherSuite: AES128-GCM-SHA256\r\nX-DTLS-Accept-Encoding: oc-lz4,lzs\r\n"
+        ));
+    }
+
+    /// Found by the `http_response` fuzz target: `u8::from_str_radix` takes a leading `+`,
+    /// so `+1` passes for the hex byte `01` in the DTLS ids.
+    #[test]
+    fn dtls_ids_refuse_signs() {
+        let app_id = head(
+            "HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\nX-CSTP-Address: 1.2.3.4\nX-DTLS-App-ID: +1\n\n",
+        );
+        assert!(matches!(
+            TunnelConfig::from_response(&app_id, None),
+            Err(ConnectError::BadHeader {
+                header: "X-DTLS-App-ID",
+                ..
+            })
+        ));
+        let session_id = head(&format!(
+            "HTTP/1.1 200 OK\nX-CSTP-MTU: 1400\nX-CSTP-Address: 1.2.3.4\nX-DTLS-Session-ID: {}\n\n",
+            "+1".repeat(32)
+        ));
+        assert!(matches!(
+            TunnelConfig::from_response(&session_id, None),
+            Err(ConnectError::BadHeader {
+                header: "X-DTLS-Session-ID",
+                ..
+            })
         ));
     }
 

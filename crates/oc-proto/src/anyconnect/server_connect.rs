@@ -108,8 +108,7 @@ fn master_secret(hex: &str) -> Option<[u8; 48]> {
     }
     let mut out = [0u8; 48];
     for (byte, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
-        let text = std::str::from_utf8(pair).ok()?;
-        *byte = u8::from_str_radix(text, 16).ok()?;
+        *byte = crate::hex::byte(pair)?;
     }
     Some(out)
 }
@@ -593,6 +592,17 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Found by the `http_request` fuzz target: `u8::from_str_radix` takes a leading `+`,
+    /// so a pair like `+A` passes for a hex byte.
+    #[test]
+    fn master_secret_refuses_signs() {
+        let bad = format!("+A{}", "0A".repeat(47));
+        let req = request(&format!(
+            "CONNECT /CSCOSSLC/tunnel HTTP/1.1\r\nX-DTLS-Master-Secret: {bad}\r\n\r\n"
+        ));
+        assert_eq!(ClientConnect::from_request(&req).master_secret, None);
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct Timers {
     pub rekey: Option<Duration>,
 }
 
+/// The longest DPD, keepalive or rekey interval honoured (30 days): longer ones mean "as
+/// good as never" and would overflow `Instant` arithmetic if taken literally.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// What a channel's timers ask for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LivenessAction {
@@ -57,8 +61,10 @@ pub struct Liveness {
 
 impl Liveness {
     pub fn new(timers: Timers, now: Instant) -> Self {
-        // A zero interval would be due forever: treat it as "off", as openconnect does.
-        let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        // A zero interval would be due forever: treat it as "off", as openconnect does. The
+        // server picks these values: anything beyond MAX_INTERVAL is held there, so the
+        // deadline arithmetic can never overflow.
+        let nonzero = |d: Option<Duration>| d.filter(|d| !d.is_zero()).map(|d| d.min(MAX_INTERVAL));
         let timers = Timers {
             dpd: nonzero(timers.dpd),
             keepalive: nonzero(timers.keepalive),
@@ -686,5 +692,42 @@ mod tests {
         assert!(!s.dtls_up());
         assert!(s.poll_timeout().is_some());
         assert_eq!(s.poll_transmit(), None);
+    }
+
+    /// Found by the `http_response` fuzz target: a server's timer headers go into
+    /// `Instant` arithmetic unchecked, so a huge value panics the client.
+    #[test]
+    fn huge_timers_from_the_server_do_not_panic() {
+        use crate::anyconnect::connect::TunnelConfig;
+        use crate::http::{Limits, ResponseReader};
+        for header in [
+            "X-CSTP-DPD",
+            "X-CSTP-Keepalive",
+            "X-CSTP-Rekey-Time",
+            "X-DTLS-DPD",
+            "X-DTLS-Keepalive",
+            "X-DTLS-Rekey-Time",
+        ] {
+            let text = format!(
+                "HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1400\r\nX-CSTP-Address: 10.0.0.2\r\n\
+                 {header}: 18446744073709551615\r\n\r\n"
+            );
+            let mut reader = ResponseReader::new(Limits::default(), true);
+            reader.feed(text.as_bytes()).unwrap();
+            let head = reader.poll().unwrap().unwrap().head;
+            // Refusing the value is a fix too.
+            let Ok(cfg) = TunnelConfig::from_response(&head, None) else {
+                continue;
+            };
+            let t0 = Instant::now();
+            let mut s = Session::new(cfg.cstp_timers, t0);
+            s.start_dtls(cfg.dtls.timers, t0);
+            let due = s.poll_timeout();
+            s.handle_timeout(t0 + S * 3600);
+            if let Some(due) = due {
+                s.handle_timeout(due);
+            }
+            let _ = s.poll_timeout();
+        }
     }
 }

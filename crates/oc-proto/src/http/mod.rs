@@ -247,7 +247,14 @@ impl ResponseReader {
                 Some(done) => done,
                 None => return Ok(None),
             },
-            BodyFraming::UntilClose => return Ok(None),
+            BodyFraming::UntilClose => {
+                if body_bytes.len() > self.limits.max_body_bytes {
+                    return Err(HttpError::BodyTooLarge {
+                        limit: self.limits.max_body_bytes,
+                    });
+                }
+                return Ok(None);
+            }
         };
         Ok(self.complete(head_len + consumed, body))
     }
@@ -385,8 +392,9 @@ fn decode_chunked(data: &[u8], max: usize) -> Result<Option<(Vec<u8>, usize)>, H
         let line = std::str::from_utf8(rest.get(..line_end).unwrap_or_default())
             .map_err(|_| HttpError::BadChunk("chunk size is not ASCII"))?;
         let size_text = line.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| HttpError::BadChunk("chunk size is not hexadecimal"))?;
+        let size = crate::hex::number(size_text)
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or(HttpError::BadChunk("chunk size is not hexadecimal"))?;
         pos += line_end + 2;
         if size == 0 {
             // Trailer section: lines until an empty one.
@@ -496,6 +504,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err, HttpError::BodyTooLarge { limit: 1024 * 1024 });
+    }
+
+    /// Found by the `http_response` fuzz target: a body delimited by the connection's close
+    /// is only held to the buffer cap (twice the body limit plus the head), not to
+    /// `max_body_bytes`.
+    #[test]
+    fn refuses_oversized_body_delimited_by_close() {
+        let limit = Limits::default().max_body_bytes;
+        let mut input = b"HTTP/1.0 200 OK\r\n\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b'a', limit + 1));
+        let mut r = ResponseReader::new(Limits::default(), false);
+        let result = r.feed(&input).and_then(|()| r.finish_eof());
+        assert_eq!(
+            result.map(|resp| resp.body.len()),
+            Err(HttpError::BodyTooLarge { limit })
+        );
     }
 
     #[test]
