@@ -20,8 +20,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use oc_proto::anyconnect::auth::{
-    init_xml, parse_auth_document, reply_xml, AuthError, AuthExchange, AuthSettings, AuthStep,
-    ClientIdentity, FieldKind, FormField, SelectOption, GROUP_FIELD,
+    init_xml, parse_auth_document, reply_elements, reply_xml, AuthError, AuthExchange,
+    AuthSettings, AuthStep, ClientIdentity, FieldKind, FormField, SelectOption, GROUP_FIELD,
 };
 use oc_proto::anyconnect::server_auth::{
     complete_xml, parse_client_auth, ClientAuth, FormInputs, LoginForm,
@@ -242,37 +242,6 @@ fn init_round_trip(selector: u8, version: &str, group: &str, access: &str, devic
         group: group.map(bounded),
     };
     assert_eq!(got, want, "{xml}");
-}
-
-/// `reply_xml`'s mapping of answers to elements (see its documentation), in order.
-fn reply_elements(answers: &[(String, String)]) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut group = None;
-    for (name, value) in answers {
-        let tag = match name.as_str() {
-            GROUP_FIELD => {
-                group = Some(value);
-                continue;
-            }
-            "verify_pin" | "verify_password" => continue,
-            "answer" | "whichpin" | "new_password" => "password",
-            other if is_xml_name(other) => other,
-            _ => continue,
-        };
-        out.push((tag.to_string(), value.clone()));
-    }
-    if let Some(g) = group {
-        out.push(("group-select".to_string(), g.clone()));
-    }
-    out
-}
-
-fn is_xml_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 fn reply_round_trip(version: &str, device: &str, answers: &[(String, String)]) {

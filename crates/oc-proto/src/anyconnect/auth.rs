@@ -344,9 +344,35 @@ pub fn init_xml(id: &ClientIdentity, group_access: &str, group: Option<&str>) ->
     out
 }
 
-/// The `auth-reply` body for filled-in answers (`name`, `value`), following openconnect's
-/// mapping: the group select becomes `<group-select>`, PIN/answer fields are sent as
-/// `<password>`, verification copies are dropped.
+/// Which XML element carries each filled-in answer (`name`, `value`), in order, following
+/// openconnect's mapping: PIN/answer fields are sent as `password`, verification copies
+/// are dropped, names that are not plain XML names are skipped, and the group select comes
+/// last as `group-select` (outside `<auth>`).
+pub fn reply_elements(answers: &[(String, String)]) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut group = None;
+    for (name, value) in answers {
+        let tag = match name.as_str() {
+            GROUP_FIELD => {
+                group = Some(value.as_str());
+                continue;
+            }
+            "verify_pin" | "verify_password" => continue,
+            "answer" | "whichpin" | "new_password" => "password",
+            other if is_xml_name(other) => other,
+            _ => continue,
+        };
+        out.push((tag, value.as_str()));
+    }
+    if let Some(g) = group {
+        out.push((GROUP_SELECT, g));
+    }
+    out
+}
+
+const GROUP_SELECT: &str = "group-select";
+
+/// The `auth-reply` body for filled-in answers, with the elements of [`reply_elements`].
 pub fn reply_xml(
     id: &ClientIdentity,
     opaque: Option<&str>,
@@ -359,22 +385,16 @@ pub fn reply_xml(
     }
     out.push_str("<auth>");
     let mut group = None;
-    for (name, value) in answers {
-        let tag = match name.as_str() {
-            GROUP_FIELD => {
-                group = Some(value);
-                continue;
-            }
-            "verify_pin" | "verify_password" => continue,
-            "answer" | "whichpin" | "new_password" => "password",
-            other if is_xml_name(other) => other,
-            _ => continue,
-        };
+    for (tag, value) in reply_elements(answers) {
+        if tag == GROUP_SELECT {
+            group = Some(value);
+            continue;
+        }
         out.push_str(&format!("<{tag}>{}</{tag}>", escape(value)));
     }
     out.push_str("</auth>");
     if let Some(g) = group {
-        out.push_str(&format!("<group-select>{}</group-select>", escape(g)));
+        out.push_str(&format!("<{GROUP_SELECT}>{}</{GROUP_SELECT}>", escape(g)));
     }
     out.push_str("</config-auth>");
     out
