@@ -289,6 +289,21 @@ impl Lab {
 
     /// The lab's ocserv.conf (the same for both servers), with `extra` lines appended.
     pub fn server_config(&self, pki: &Pki, auth: &str, extra: &str) -> String {
+        format!(
+            "{}ipv4-network = {}\n\
+             ipv4-netmask = 255.255.255.0\n\
+             max-clients = 16\n\
+             max-same-clients = 4\n\
+             banner = \"Welcome to the test VPN\"\n{extra}",
+            self.server_config_common(pki, auth),
+            self.pool,
+        )
+    }
+
+    /// The ocserv.conf lines every lab server has: where it listens, its certificate and
+    /// files, the route to the host behind it, DNS and timers. Pool and limits are the
+    /// caller's.
+    pub fn server_config_common(&self, pki: &Pki, auth: &str) -> String {
         let d = self.dir.display();
         format!(
             "auth = \"{auth}\"\n\
@@ -301,25 +316,19 @@ impl Lab {
              use-occtl = true\n\
              pid-file = {d}/ocserv.pid\n\
              device = {tun}v\n\
-             ipv4-network = {pool}\n\
-             ipv4-netmask = 255.255.255.0\n\
              route = {behind}/24\n\
              dns = 198.19.0.53\n\
              default-domain = example.test\n\
-             max-clients = 16\n\
-             max-same-clients = 4\n\
              keepalive = 32400\n\
              dpd = 90\n\
              mobile-dpd = 1800\n\
              cookie-timeout = 300\n\
              isolate-workers = false\n\
-             predictable-ips = true\n\
-             banner = \"Welcome to the test VPN\"\n{extra}",
+             predictable-ips = true\n",
             ip = self.server_ip,
             cert = pki.server_cert.display(),
             key = pki.server_key.display(),
             tun = self.name,
-            pool = self.pool,
             behind = self.behind_ip,
         )
     }
@@ -456,23 +465,8 @@ impl Lab {
 
     /// Starts the client in namespace `ns`, logging to `log` in the lab directory.
     pub fn spawn_client_in(&mut self, ns: &str, args: &[&str], stdin: &str, log: &str) -> u32 {
-        let log = fs::File::create(self.dir.join(log)).unwrap();
-        let mut child = self
-            .client_command_in(ns, args)
-            .stdin(Stdio::piped())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let pid = child.id();
-        self.children.push(child);
-        pid
+        let cmd = self.client_command_in(ns, args);
+        self.spawn_logged(cmd, stdin, log)
     }
 
     /// Runs `cmd` with `sh -c` in namespace `ns`.
@@ -483,38 +477,16 @@ impl Lab {
             .unwrap()
     }
 
-    fn start_client(&self, args: &[&str], stdin: &str, stdout: Stdio, stderr: Stdio) -> Child {
-        let mut child = self
-            .client_command(args)
-            .stdin(Stdio::piped())
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).unwrap();
-        child
-    }
-
     /// Runs our client to completion with `stdin` and a time limit.
     pub fn run_client(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
-        let mut child = self.start_client(args, stdin, Stdio::piped(), Stdio::piped());
-        let started = Instant::now();
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if started.elapsed() > limit {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "client did not finish within {limit:?}:\n{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        run_to_end(self.client_command(args), stdin, limit)
+    }
+
+    /// Runs `argv` in namespace `ns` to completion with `stdin` and a time limit.
+    pub fn run_in(&self, ns: &str, argv: &[&str], stdin: &str, limit: Duration) -> Output {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(argv);
+        run_to_end(cmd, stdin, limit)
     }
 
     /// Starts our client in the background, logging to `client.log`.
@@ -524,8 +496,15 @@ impl Lab {
 
     /// Starts the client in the background, logging to `log` in the lab directory.
     pub fn spawn_client_logged(&mut self, args: &[&str], stdin: &str, log: &str) -> u32 {
+        let cmd = self.client_command(args);
+        self.spawn_logged(cmd, stdin, log)
+    }
+
+    /// Starts `cmd` in the background with `stdin`, its output going to `log` in the lab
+    /// directory; it is stopped with the lab.
+    fn spawn_logged(&mut self, cmd: Command, stdin: &str, log: &str) -> u32 {
         let log = fs::File::create(self.dir.join(log)).unwrap();
-        let child = self.start_client(args, stdin, log.try_clone().unwrap().into(), log.into());
+        let child = start(cmd, stdin, log.try_clone().unwrap().into(), log.into());
         let pid = child.id();
         self.children.push(child);
         pid
@@ -720,6 +699,40 @@ impl Lab {
             self.dir.display()
         ));
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Starts `cmd` and writes `stdin` to it.
+fn start(mut cmd: Command, stdin: &str, stdout: Stdio, stderr: Stdio) -> Child {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).unwrap();
+    child
+}
+
+/// Runs `cmd` with `stdin` to completion; a run past `limit` is killed and fails the test.
+fn run_to_end(cmd: Command, stdin: &str, limit: Duration) -> Output {
+    let mut child = start(cmd, stdin, Stdio::piped(), Stdio::piped());
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "command did not finish within {limit:?}:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

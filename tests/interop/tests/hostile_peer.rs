@@ -333,34 +333,6 @@ phases["flood"] = round(time.time() - t2, 2)
 print(json.dumps({"results": results, "phases": phases}))
 "#;
 
-/// Runs `args` in namespace `ns` with `stdin` written to it, killed after `limit`.
-fn run_in_ns(ns: &str, args: &[&str], stdin: &str, limit: Duration) -> std::process::Output {
-    use std::io::Write;
-    let mut child = Command::new("timeout")
-        .args([
-            "-s",
-            "KILL",
-            &limit.as_secs().to_string(),
-            "ip",
-            "netns",
-            "exec",
-            ns,
-        ])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 /// The `webvpn=...` part of a cookie as `--authenticate` prints it.
 fn webvpn_cookie(printed: &str) -> String {
     printed
@@ -424,7 +396,7 @@ fn hostile_peers_do_not_hurt_a_connected_client() {
 
     // Mallory's cookie, from our client in the attacker's namespace.
     let ours = bin("openconnect").display().to_string();
-    let out = run_in_ns(
+    let out = lab.run_in(
         &attacker,
         &[
             &ours,
@@ -477,7 +449,7 @@ fn hostile_peers_do_not_hurt_a_connected_client() {
     let script = lab.dir.join("attack.py");
     std::fs::write(&script, ATTACK_PY).unwrap();
     let attack_started = Instant::now();
-    let out = run_in_ns(
+    let out = lab.run_in(
         &attacker,
         &[
             "/usr/bin/python3",

@@ -699,39 +699,15 @@ fn server_mem(lab: &Lab) -> Mem {
 /// The bench's ocserv.conf (the same for both servers): DTLS on, one user may hold any number
 /// of sessions from a /16 pool, no rate limit and no bans.
 fn server_config(lab: &Lab, pki: &Pki, auth: &str, subnet: u8) -> String {
-    let d = lab.dir.display();
     format!(
-        "auth = \"{auth}\"\n\
-         listen-host = {ip}\n\
-         tcp-port = 443\n\
-         udp-port = 443\n\
-         server-cert = {cert}\n\
-         server-key = {key}\n\
-         socket-file = {d}/ocserv.sock\n\
-         occtl-socket-file = {d}/occtl.sock\n\
-         use-occtl = true\n\
-         pid-file = {d}/ocserv.pid\n\
-         device = {tun}v\n\
+        "{}udp-port = 443\n\
          ipv4-network = 10.{subnet}.0.0\n\
          ipv4-netmask = 255.255.0.0\n\
-         route = {behind}/24\n\
-         dns = 198.19.0.53\n\
-         default-domain = example.test\n\
          max-clients = 4096\n\
          max-same-clients = 0\n\
          rate-limit-ms = 0\n\
-         max-ban-score = 0\n\
-         keepalive = 32400\n\
-         dpd = 90\n\
-         mobile-dpd = 1800\n\
-         cookie-timeout = 300\n\
-         isolate-workers = false\n\
-         predictable-ips = true\n",
-        ip = lab.server_ip,
-        cert = pki.server_cert.display(),
-        key = pki.server_key.display(),
-        tun = lab.name,
-        behind = lab.behind_ip,
+         max-ban-score = 0\n",
+        lab.server_config_common(pki, auth)
     )
 }
 
