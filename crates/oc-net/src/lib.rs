@@ -8,6 +8,8 @@
 pub mod log;
 pub mod script;
 pub mod tun;
+pub mod udp;
 
 pub use script::{run_script, Reason, ScriptContext, ScriptError};
-pub use tun::{open_tun, TunError};
+pub use tun::{open_tun, TunError, TunReader, TunWriter};
+pub use udp::{BatchSocket, RecvBatch, SendBatch};

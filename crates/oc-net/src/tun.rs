@@ -1,36 +1,202 @@
-//! Linux tun devices (layer 3, no packet-information header).
+//! Linux tun devices (layer 3, no packet-information header), with the kernel's offloads.
+//!
+//! The device is opened with `IFF_VNET_HDR` and TSO/USO offloads when the kernel has them:
+//! a read then returns up to 64 KiB of one TCP or UDP flow as a single super-packet, which
+//! [`TunReader`] splits into ordinary packets, and [`TunWriter`] coalesces the packets of a
+//! batch back into super-packets before writing. One system call moves up to ~45 packets
+//! instead of one (see `shared/research/fast-path.md`: 2.1 → 14.6 Gbit/s for a null relay).
+//! Without offload both fall back to one packet per read and write.
+
+use std::io;
 
 use thiserror::Error;
-use tun_rs::{AsyncDevice, DeviceBuilder};
+use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
 
 #[derive(Debug, Error)]
 pub enum TunError {
     #[error("cannot create tun device{}: {source} (are you root, and does /dev/net/tun exist?)", name.as_ref().map(|n| format!(" {n}")).unwrap_or_default())]
     Create {
         name: Option<String>,
-        source: std::io::Error,
+        source: io::Error,
     },
     #[error("tun device name {0:?} is invalid (at most 15 characters, no '/' or spaces)")]
     BadName(String),
 }
 
+/// Largest IP packet a tun device hands over (a super-packet with offload).
+const MAX_PACKET: usize = 65535;
+
 /// Creates a tun device. With no name the kernel picks `tunN`, as for openconnect. Address,
-/// MTU and link state are left to the vpnc-script.
+/// MTU and link state are left to the vpnc-script. Offloads are asked for, and the device is
+/// opened without them if the kernel refuses.
 pub fn open_tun(name: Option<&str>) -> Result<(AsyncDevice, String), TunError> {
     if let Some(n) = name {
         if n.is_empty() || n.len() > 15 || n.contains(['/', ' ', '\0']) {
             return Err(TunError::BadName(n.to_string()));
         }
     }
-    let mut builder = DeviceBuilder::new().inherit_enable_state();
-    if let Some(n) = name {
-        builder = builder.name(n);
-    }
+    let build = |offload: bool| {
+        let mut builder = DeviceBuilder::new().inherit_enable_state().offload(offload);
+        if let Some(n) = name {
+            builder = builder.name(n);
+        }
+        builder.build_async()
+    };
     let err = |source| TunError::Create {
         name: name.map(str::to_string),
         source,
     };
-    let device = builder.build_async().map_err(err)?;
+    let device = match build(true) {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!("tun offload unavailable ({e}); one packet per read and write");
+            build(false).map_err(err)?
+        }
+    };
     let actual = device.name().map_err(err)?;
     Ok((device, actual))
+}
+
+/// Reads packets from a tun device, a batch per read. Each packet is handed out with
+/// `headroom` free bytes in front of it, so the caller can frame it in place.
+pub struct TunReader {
+    headroom: usize,
+    /// One raw read: virtio header and a (super-)packet.
+    raw: Vec<u8>,
+    packets: Vec<Vec<u8>>,
+    sizes: Vec<usize>,
+    count: usize,
+}
+
+impl std::fmt::Debug for TunReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunReader")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl TunReader {
+    pub fn new(headroom: usize) -> Self {
+        Self {
+            headroom,
+            raw: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
+            // Pages are only touched as packets land, so the reserve costs little memory.
+            packets: vec![vec![0; headroom + MAX_PACKET]; IDEAL_BATCH_SIZE],
+            sizes: vec![0; IDEAL_BATCH_SIZE],
+            count: 0,
+        }
+    }
+
+    /// Waits for the next read; returns how many packets it gave.
+    pub async fn recv(&mut self, tun: &AsyncDevice) -> io::Result<usize> {
+        self.count = 0;
+        let n = tun
+            .recv_multiple(
+                &mut self.raw,
+                &mut self.packets,
+                &mut self.sizes,
+                self.headroom,
+            )
+            .await?;
+        self.count = n.min(self.packets.len());
+        Ok(self.count)
+    }
+
+    /// Packet `i` of the last read, with the headroom in front: `headroom + length` bytes.
+    pub fn framed_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        if i >= self.count {
+            return None;
+        }
+        let end = self.headroom + self.sizes.get(i)?;
+        self.packets.get_mut(i)?.get_mut(..end)
+    }
+}
+
+/// Packets waiting to be written to a tun device. [`TunWriter::flush`] coalesces what it
+/// can (TCP and UDP flows, when the device has offload) and writes the rest one by one.
+pub struct TunWriter {
+    packets: Vec<Vec<u8>>,
+    count: usize,
+    /// Made on the first batch of more than one packet: a session that only ever sees
+    /// single packets does not pay for the coalescing tables.
+    gro: Option<Box<GROTable>>,
+}
+
+impl std::fmt::Debug for TunWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunWriter")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl Default for TunWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TunWriter {
+    pub const fn new() -> Self {
+        Self {
+            packets: Vec::new(),
+            count: 0,
+            gro: None,
+        }
+    }
+
+    /// Queues a copy of `packet`. A full batch must be flushed first.
+    pub fn push(&mut self, packet: &[u8]) {
+        if self.count == self.packets.len() {
+            self.packets.push(Vec::new());
+        }
+        if let Some(slot) = self.packets.get_mut(self.count) {
+            slot.clear();
+            // The virtio header goes in front (all zeroes: a plain packet).
+            slot.resize(VIRTIO_NET_HDR_LEN, 0);
+            slot.extend_from_slice(packet);
+            self.count += 1;
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// True when the batch should be written before more packets are queued.
+    pub fn is_full(&self) -> bool {
+        self.count >= IDEAL_BATCH_SIZE
+    }
+
+    /// Writes the queued packets. Packets the kernel refuses are lost, as on any link.
+    pub async fn flush(&mut self, tun: &AsyncDevice) -> io::Result<()> {
+        let count = std::mem::take(&mut self.count);
+        let Some(batch) = self.packets.get_mut(..count) else {
+            return Ok(());
+        };
+        let result = match batch {
+            [] => return Ok(()),
+            [one] if tun.tcp_gso() => tun.send(one).await.map(drop),
+            [one] => tun
+                .send(one.get(VIRTIO_NET_HDR_LEN..).unwrap_or_default())
+                .await
+                .map(drop),
+            many => {
+                let gro = self.gro.get_or_insert_with(Box::default);
+                tun.send_multiple(gro, many, VIRTIO_NET_HDR_LEN)
+                    .await
+                    .map(drop)
+            }
+        };
+        // Keep the slots of an ordinary batch; a burst of small packets or a slot grown
+        // past a super-packet gives its memory back.
+        self.packets.truncate(IDEAL_BATCH_SIZE);
+        for slot in &mut self.packets {
+            if slot.capacity() > VIRTIO_NET_HDR_LEN + MAX_PACKET {
+                *slot = Vec::new();
+            }
+        }
+        result
+    }
 }

@@ -14,6 +14,7 @@ use oc_proto::anyconnect::session::Session;
 use oc_tls::dtls::{
     psk_client_context, psk_from_tls, DtlsChannel, DtlsError, DtlsState, LegacyCipher, PSK_LEN,
 };
+use oc_net::udp::{BatchSocket, RecvBatch, SendBatch};
 use openssl::ssl::{SslContext, SslRef};
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
@@ -24,6 +25,8 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(12);
 const MIN_PROBE_MTU: usize = 576;
 /// Pause before trying DTLS again after a failure (openconnect's `dtls_attempt_period`).
 const RETRY_PERIOD: Duration = Duration::from_secs(60);
+/// Records encrypted before they are sent (the channel's queue holds 64).
+const FLUSH_EVERY: usize = 32;
 
 /// How the granted channel is keyed.
 #[derive(Clone)]
@@ -71,8 +74,12 @@ pub(crate) struct DtlsLink {
     master_secret: [u8; 48],
     ctx: Option<SslContext>,
     grant: Option<Grant>,
-    socket: Option<UdpSocket>,
+    socket: Option<BatchSocket>,
     channel: Option<DtlsChannel>,
+    /// Datagrams on their way out, packed for one send per run of equal sizes.
+    outbox: SendBatch,
+    /// Records encrypted since the last send.
+    queued: usize,
     phase: Phase,
     /// Largest tunnel packet DTLS carries (bigger ones go over CSTP).
     data_mtu: usize,
@@ -87,6 +94,8 @@ impl DtlsLink {
             grant: None,
             socket: None,
             channel: None,
+            outbox: SendBatch::new(),
+            queued: 0,
             phase: Phase::Off,
             data_mtu: 0,
         }
@@ -183,6 +192,10 @@ impl DtlsLink {
         if let Err(e) = socket.connect(server).await {
             return self.fail(&format!("cannot reach {server} over UDP: {e}"));
         }
+        let socket = match BatchSocket::new(socket) {
+            Ok(s) => s,
+            Err(e) => return self.fail(&format!("cannot set up the UDP socket: {e}")),
+        };
         let channel = match mode {
             Mode::Psk { app_id, key } => {
                 if self.ctx.is_none() {
@@ -243,6 +256,7 @@ impl DtlsLink {
             channel.close();
         }
         self.socket = None;
+        self.queued = 0;
         self.data_mtu = 0;
         self.phase = if retry && self.grant.is_some() {
             Phase::Retry {
@@ -253,7 +267,7 @@ impl DtlsLink {
         };
     }
 
-    pub(crate) fn socket(&self) -> Option<&UdpSocket> {
+    pub(crate) fn socket(&self) -> Option<&BatchSocket> {
         self.socket.as_ref()
     }
 
@@ -391,19 +405,37 @@ impl DtlsLink {
 
     /// Sends one record (type byte + payload) over DTLS.
     pub(crate) async fn send_record(&mut self, record: &[u8]) -> Result<(), String> {
-        let channel = self.channel.as_mut().ok_or("DTLS is not up")?;
-        channel.send(record).map_err(|e| e.to_string())?;
+        self.queue_record(record).await?;
         self.flush().await.map_err(|e| e.to_string())
     }
 
-    async fn flush(&mut self) -> std::io::Result<()> {
-        let (Some(channel), Some(socket)) = (self.channel.as_mut(), self.socket.as_ref()) else {
-            return Ok(());
-        };
-        while let Some(datagram) = channel.poll_transmit() {
-            socket.send(&datagram).await?;
+    /// Encrypts one record; it leaves with the next [`DtlsLink::flush`] (or with this call
+    /// when enough are waiting), together with the records queued before it.
+    pub(crate) async fn queue_record(&mut self, record: &[u8]) -> Result<(), String> {
+        let channel = self.channel.as_mut().ok_or("DTLS is not up")?;
+        channel.send(record).map_err(|e| e.to_string())?;
+        self.queued += 1;
+        if self.queued >= FLUSH_EVERY {
+            self.flush().await.map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    /// Sends every datagram the channel has ready.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        self.queued = 0;
+        let (Some(channel), Some(socket), Some(grant)) =
+            (self.channel.as_mut(), self.socket.as_ref(), self.grant.as_ref())
+        else {
+            return Ok(());
+        };
+        let outbox = &mut self.outbox;
+        let max = socket.max_segments();
+        channel.transmit(|datagram| outbox.push(datagram, max));
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        outbox.send(socket, grant.server).await
     }
 
     /// The rekey interval elapsed: a fresh handshake on a new socket replaces the channel
@@ -426,9 +458,12 @@ impl DtlsLink {
 }
 
 /// Receives on the DTLS socket, or waits forever when there is none.
-pub(crate) async fn recv_udp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) async fn recv_udp(
+    socket: Option<&BatchSocket>,
+    batch: &mut RecvBatch,
+) -> std::io::Result<usize> {
     match socket {
-        Some(s) => s.recv(buf).await,
+        Some(s) => batch.recv(s).await,
         None => std::future::pending().await,
     }
 }

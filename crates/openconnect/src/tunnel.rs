@@ -7,9 +7,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt};
-use oc_net::{open_tun, run_script, Reason, ScriptContext};
+use oc_net::udp::{datagrams, RecvBatch};
+use oc_net::{open_tun, run_script, Reason, ScriptContext, TunReader, TunWriter};
 use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, DtlsOffer, TunnelConfig};
-use oc_proto::anyconnect::frame::{CSTP_HEADER_LEN, CSTP_MAX_PAYLOAD};
+use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::session::SessionError;
 use oc_proto::anyconnect::session::{Channel, Event, Session};
 use oc_proto::compress::{Algorithm, TunnelCompression, CLIENT_MIN_PACKET};
@@ -92,6 +93,8 @@ struct Tunnel<'a> {
     cookie: String,
     script: String,
     tun: AsyncDevice,
+    /// Packets for the tun device, written a batch at a time.
+    tun_out: TunWriter,
     tundev: String,
     config: TunnelConfig,
     conn: HttpsConnection,
@@ -163,6 +166,7 @@ pub(crate) async fn run(
         cookie,
         script,
         tun,
+        tun_out: TunWriter::new(),
         tundev,
         config,
         conn,
@@ -344,11 +348,12 @@ impl Tunnel<'_> {
 
     /// Moves packets until something ends this connection.
     async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
-        let mut up = vec![0u8; CSTP_HEADER_LEN + CSTP_MAX_PAYLOAD];
+        let mut up = TunReader::new(CSTP_HEADER_LEN);
         let mut down = vec![0u8; 64 * 1024];
-        let mut datagram = vec![0u8; 64 * 1024];
+        let mut received = RecvBatch::new();
         let pending = std::mem::take(&mut self.pending);
         self.handle_cstp(&pending)?;
+        self.flush_tun().await;
         loop {
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
@@ -370,19 +375,30 @@ impl Tunnel<'_> {
                     Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
                     Sig::Stats => self.print_stats(),
                 },
-                read = self.tun.recv(up.get_mut(CSTP_HEADER_LEN..).unwrap_or_default()) => {
+                read = up.recv(&self.tun) => {
                     let n = read.map_err(ClientError::io("reading from the tun device"))?;
-                    if let Err(e) = self.send_packet(&mut up, n).await {
+                    if let Err(e) = self.send_packets(&mut up, n).await {
                         return Ok(Stop::Lost(e.to_string()));
                     }
                 }
                 read = self.conn.tls.read(&mut down) => match read {
                     Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
-                    Ok(n) => self.handle_cstp(down.get(..n).unwrap_or_default())?,
+                    Ok(n) => {
+                        self.handle_cstp(down.get(..n).unwrap_or_default())?;
+                        self.flush_tun().await;
+                    }
                     Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
                 },
-                read = recv_udp(self.dtls.socket(), &mut datagram) => match read {
-                    Ok(n) => self.handle_datagram(datagram.get(..n).unwrap_or_default()).await,
+                read = recv_udp(self.dtls.socket(), &mut received) => match read {
+                    Ok(n) => {
+                        for i in 0..n {
+                            let Some((_, run, stride)) = received.get(i) else { break };
+                            for datagram in datagrams(run, stride) {
+                                self.handle_datagram(datagram).await;
+                            }
+                        }
+                        self.flush_tun().await;
+                    }
                     Err(e) => self.dtls.lost(&mut self.session, &format!("UDP receive failed: {e}")),
                 },
                 () = sleep => {
@@ -449,9 +465,23 @@ impl Tunnel<'_> {
         Ok(())
     }
 
-    /// `up` holds a packet of `len` bytes after room for the CSTP header.
-    async fn send_packet(&mut self, up: &mut [u8], len: usize) -> Result<(), ClientError> {
-        let buf = up.get_mut(..CSTP_HEADER_LEN + len).unwrap_or_default();
+    /// Sends the packets of one tun read; DTLS records leave together at the end.
+    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+        for i in 0..count {
+            if let Some(framed) = up.framed_mut(i) {
+                self.send_packet(framed).await?;
+            }
+        }
+        if let Err(e) = self.dtls.flush().await {
+            self.dtls
+                .lost(&mut self.session, &format!("sending on UDP: {e}"));
+        }
+        Ok(())
+    }
+
+    /// `buf` holds a packet after room for the CSTP header.
+    async fn send_packet(&mut self, buf: &mut [u8]) -> Result<(), ClientError> {
+        let len = buf.len().saturating_sub(CSTP_HEADER_LEN);
         if self.dtls.carries(len) {
             let sent = {
                 let record = self
@@ -459,7 +489,7 @@ impl Tunnel<'_> {
                     .compression()
                     .encode_packet(Channel::Dtls, buf)
                     .map_err(SessionError::from)?;
-                self.dtls.send_record(record).await
+                self.dtls.queue_record(record).await
             };
             match sent {
                 Ok(()) => {
@@ -489,31 +519,42 @@ impl Tunnel<'_> {
     }
 
     async fn handle_datagram(&mut self, datagram: &[u8]) {
-        let tun = &self.tun;
+        if self.tun_out.is_full() {
+            self.flush_tun().await;
+        }
+        let tun_out = &mut self.tun_out;
         let stats = &mut self.stats;
         self.dtls
             .on_datagram(datagram, &mut self.session, |packet| {
                 stats.rx_packets += 1;
                 stats.rx_bytes += packet.len() as u64;
-                if tun.try_send(packet).is_err() {
-                    stats.tun_drops += 1;
-                }
+                tun_out.push(packet);
             })
             .await;
     }
 
+    /// Decodes CSTP bytes; the packets wait in `tun_out` for [`Tunnel::flush_tun`].
     fn handle_cstp(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        let tun = &self.tun;
+        let tun_out = &mut self.tun_out;
         let stats = &mut self.stats;
         self.session.handle_cstp(bytes, Instant::now(), |packet| {
             stats.rx_packets += 1;
             stats.rx_bytes += packet.len() as u64;
-            // A full tun queue drops the packet, as a router would.
-            if tun.try_send(packet).is_err() {
-                stats.tun_drops += 1;
-            }
+            tun_out.push(packet);
         })?;
         Ok(())
+    }
+
+    /// Writes the received packets to the tun device. A refused write drops them, as a
+    /// router would.
+    async fn flush_tun(&mut self) {
+        if self.tun_out.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tun_out.flush(&self.tun).await {
+            debug!("writing to the tun device: {e}");
+            self.stats.tun_drops += 1;
+        }
     }
 
     fn print_stats(&self) {

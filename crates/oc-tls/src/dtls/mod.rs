@@ -70,11 +70,28 @@ pub enum DtlsError {
     UnsupportedCipher(&'static str),
 }
 
-/// One queue per direction; one read or write is one datagram.
+/// One queue per direction; one read or write is one datagram. Buffers of datagrams that
+/// were read or sent are kept for the next ones, so the packet path does not allocate.
 #[derive(Debug, Default)]
 pub struct DatagramPipe {
     inbound: VecDeque<Vec<u8>>,
     outbound: VecDeque<Vec<u8>>,
+    spare: Vec<Vec<u8>>,
+}
+
+impl DatagramPipe {
+    fn buffer_with(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(bytes);
+        buf
+    }
+
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < MAX_QUEUED {
+            self.spare.push(buf);
+        }
+    }
 }
 
 impl Read for DatagramPipe {
@@ -87,6 +104,7 @@ impl Read for DatagramPipe {
         if let (Some(dst), Some(src)) = (buf.get_mut(..n), datagram.get(..n)) {
             dst.copy_from_slice(src);
         }
+        self.recycle(datagram);
         Ok(n)
     }
 }
@@ -96,7 +114,8 @@ impl Write for DatagramPipe {
         if self.outbound.len() >= MAX_QUEUED {
             self.outbound.pop_front();
         }
-        self.outbound.push_back(buf.to_vec());
+        let datagram = self.buffer_with(buf);
+        self.outbound.push_back(datagram);
         Ok(buf.len())
     }
 
@@ -344,7 +363,8 @@ impl DtlsChannel {
         if pipe.inbound.len() >= MAX_QUEUED {
             pipe.inbound.pop_front();
         }
-        pipe.inbound.push_back(datagram.to_vec());
+        let buf = pipe.buffer_with(datagram);
+        pipe.inbound.push_back(buf);
         if self.state == DtlsState::Handshaking {
             self.drive_handshake()?;
         }
@@ -354,6 +374,16 @@ impl DtlsChannel {
     /// Next datagram to send to the peer.
     pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
         self.stream.get_mut().outbound.pop_front()
+    }
+
+    /// Hands every datagram waiting to be sent to `send`, in order (the packet path: the
+    /// buffers are reused).
+    pub fn transmit(&mut self, mut send: impl FnMut(&[u8])) {
+        let pipe = self.stream.get_mut();
+        while let Some(datagram) = pipe.outbound.pop_front() {
+            send(&datagram);
+            pipe.recycle(datagram);
+        }
     }
 
     /// How long until [`DtlsChannel::handle_timeout`] is due (handshake retransmission).
@@ -511,6 +541,28 @@ mod tests {
         assert_eq!(&buf[..n], b"\x00pong");
         // 1500 - 20 - 8 = 1472 record bytes; GCM costs 13 + 8 + 16.
         assert_eq!(client.data_mtu(), 1472 - 37);
+    }
+
+    #[test]
+    fn transmit_hands_out_records_in_order_and_reuses_buffers() {
+        let (mut client, mut server, _) = pair(&[5u8; 32]);
+        for i in 0..3u8 {
+            client.send(&[0, i]).unwrap();
+        }
+        let mut sent = Vec::new();
+        client.transmit(|d| sent.push(d.to_vec()));
+        assert_eq!(sent.len(), 3);
+        assert!(client.poll_transmit().is_none());
+        let spare = client.stream.get_ref().spare.len();
+        assert!(spare >= 3, "{spare} buffers kept");
+        client.send(&[0, 9]).unwrap();
+        assert_eq!(client.stream.get_ref().spare.len(), spare - 1);
+        let mut buf = [0u8; 64];
+        for (i, d) in sent.iter().enumerate() {
+            server.handle_datagram(d).unwrap();
+            let n = server.recv(&mut buf).unwrap().unwrap();
+            assert_eq!(&buf[..n], &[0, i as u8]);
+        }
     }
 
     #[test]

@@ -38,7 +38,12 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_openssl::SslStream;
 
-const USAGE: &str = "usage: bench [--quick] [--out DIR]   (as root; bench/run.sh builds and runs it)
+const USAGE: &str = "usage: bench [--quick] [--out DIR] [--only PAIR,...] [--profile]
+                                        (as root; bench/run.sh builds and runs it)
+       --only      run just these pairs (theirs, ours, our_client_vs_ocserv,
+                   openconnect_vs_our_server), no scale test
+       --profile   record `perf record` of the client and the server during each
+                   pair's DTLS TCP upload and download into OUT/profile/
        bench loadgen --server IP --user U --pass P --count N --concurrency C \\
                      [--sources IP,IP,...] [--timeout-secs S]   (internal: the scale test's load client)";
 
@@ -68,16 +73,32 @@ struct Settings {
     scale: Vec<usize>,
     concurrency: usize,
     out: PathBuf,
+    /// `--only`: the pairs to run (all when empty); the scale test runs only with all.
+    only: Vec<String>,
+    /// `--profile`: perf recordings of the DTLS TCP runs.
+    profile: bool,
 }
 
 impl Settings {
     fn parse(args: &[String]) -> Result<Self, String> {
         let mut quick = false;
         let mut out = None;
+        let mut only = Vec::new();
+        let mut profile = false;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
                 "--quick" => quick = true,
+                "--profile" => profile = true,
+                "--only" => {
+                    let list = it.next().ok_or("--only needs a list of pairs")?;
+                    for key in list.split(',') {
+                        if !PAIRS.iter().any(|(k, ..)| *k == key) {
+                            return Err(format!("unknown pair {key:?} in --only"));
+                        }
+                        only.push(key.to_string());
+                    }
+                }
                 "--out" => {
                     out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?));
                 }
@@ -95,9 +116,11 @@ impl Settings {
                 reps: 1,
                 iperf_secs: 2,
                 connects: 3,
-                scale: vec![100],
+                scale: if only.is_empty() { vec![100] } else { vec![] },
                 concurrency: 50,
                 out,
+                only,
+                profile,
             }
         } else {
             Self {
@@ -105,9 +128,11 @@ impl Settings {
                 reps: 3,
                 iperf_secs: 4,
                 connects: 5,
-                scale: vec![100, 1000],
+                scale: if only.is_empty() { vec![100, 1000] } else { vec![] },
                 concurrency: 50,
                 out,
+                only,
+                profile,
             }
         })
     }
@@ -650,6 +675,41 @@ fn server_pids(lab: &Lab) -> Vec<u32> {
         .collect()
 }
 
+/// With `--profile`: `perf record` of the client and the server processes until the
+/// returned recorder is dropped, into OUT/profile/NAME.data.
+fn profile(ctx: &Ctx, lab: &Lab, client: u32, name: &str) -> Option<Recorder> {
+    if !ctx.s.profile {
+        return None;
+    }
+    let dir = ctx.s.out.join("profile");
+    fs::create_dir_all(&dir).ok()?;
+    let mut pids = vec![client.to_string()];
+    pids.extend(server_pids(lab).iter().map(u32::to_string));
+    let out = dir.join(format!("{name}.data"));
+    let mut cmd = Command::new("perf");
+    cmd.args(["record", "-q", "-p", &pids.join(","), "-o"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    match Proc::spawn(&mut cmd, "perf record") {
+        Ok(p) => Some(Recorder(p)),
+        Err(e) => {
+            eprintln!("   --profile: {e}");
+            None
+        }
+    }
+}
+
+/// A running `perf record`; dropping it stops the recording (SIGINT, so the file is whole).
+struct Recorder(Proc);
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.0.stop("INT", Duration::from_secs(10));
+    }
+}
+
 /// utime + stime of `pid` (all its threads), in clock ticks.
 fn cpu_ticks(pid: u32) -> Option<u64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -1124,6 +1184,7 @@ fn measure_pair(ctx: &Ctx, lab: &Lab, pki: &Pki, client: Side, server: Side) -> 
                     Err(e) => res.fail(&["ping_avg", "ping_mdev"], &e),
                 }
                 let pid = session.proc.pid();
+                let _perf = profile(ctx, lab, pid, &format!("{key}-up-{rep}"));
                 match guarded("TCP up (DTLS)", || tcp_up_with_cpu(ctx, lab, pid)) {
                     Ok((mbps, cpu)) => {
                         res.record("tcp_up_dtls", Ok(mbps));
@@ -1141,12 +1202,14 @@ fn measure_pair(ctx: &Ctx, lab: &Lab, pki: &Pki, client: Side, server: Side) -> 
                         &e,
                     ),
                 }
+                let perf = profile(ctx, lab, pid, &format!("{key}-down-{rep}"));
                 res.record(
                     "tcp_down_dtls",
                     guarded("TCP down (DTLS)", || {
                         tcp_rate(&iperf_through(ctx, lab, &["-R"])?).map(|r| r.0)
                     }),
                 );
+                drop(perf);
                 match guarded("UDP (DTLS)", || {
                     udp_rate(&iperf_through(
                         ctx,
@@ -1424,6 +1487,10 @@ fn server_lab(ctx: &Ctx, server: Side, report: &mut Report) -> Result<(), String
         };
         let mut srv = start_server(ctx, &lab, server, &config, "server.log")?;
         for (i, client) in clients.into_iter().enumerate() {
+            let key = pair_key(client, server);
+            if !ctx.s.only.is_empty() && !ctx.s.only.iter().any(|k| k == key) {
+                continue;
+            }
             if !srv.alive() {
                 report.notes.push(format!(
                     "{} had exited before the {} pair and was restarted: {}",

@@ -1,0 +1,346 @@
+//! UDP for the DTLS data path, many datagrams per system call.
+//!
+//! Sending: datagrams of one size to one peer leave in a single `sendmsg` with a
+//! `UDP_SEGMENT` (GSO) control message; the kernel cuts them apart, so the peer sees
+//! ordinary datagrams whatever it runs. Receiving: `UDP_GRO` lets the kernel hand over a run
+//! of same-sized datagrams from one peer as one buffer with its stride, and `recvmmsg` fills
+//! several buffers per call. The per-datagram trip through the kernel is what bounds a VPN
+//! on small machines (`shared/research/fast-path.md` §2.3), so this is where the time goes.
+//!
+//! The socket calls go through quinn-udp (libc `sendmsg`/`recvmmsg`), which also turns GSO
+//! off by itself when a device cannot do it.
+
+use std::io::{self, IoSliceMut};
+use std::net::SocketAddr;
+
+use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use tokio::io::Interest;
+use tokio::net::UdpSocket;
+
+/// Largest payload of one UDP send (IPv4: 65535 - 20 - 8).
+const MAX_SEND: usize = 65507;
+/// Buffers filled by one receive call.
+pub const RECV_SLOTS: usize = 8;
+/// Size of each receive buffer: a whole GRO run.
+pub const RECV_SLOT_LEN: usize = 65536;
+
+/// A UDP socket with segmentation offload state.
+pub struct BatchSocket {
+    socket: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl std::fmt::Debug for BatchSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchSocket")
+            .field("socket", &self.socket)
+            .field("max_segments", &self.state.max_gso_segments())
+            .finish()
+    }
+}
+
+impl BatchSocket {
+    /// Turns on what the kernel offers (GRO, packet info) for `socket`.
+    pub fn new(socket: UdpSocket) -> io::Result<Self> {
+        // This also sets the don't-fragment bit (IP_PMTUDISC_PROBE), as ocserv does on its
+        // DTLS sockets; records are sized below the path MTU anyway.
+        let state = UdpSocketState::new((&socket).into())?;
+        Ok(Self { socket, state })
+    }
+
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Most datagrams one send may carry (1 without GSO).
+    pub fn max_segments(&self) -> usize {
+        self.state.max_gso_segments()
+    }
+
+    /// Sends `contents` to `to`: one datagram, or with `segment` several of that size (the
+    /// last may be shorter).
+    pub async fn send(
+        &self,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+    ) -> io::Result<()> {
+        let transmit = Transmit {
+            destination: to,
+            ecn: None,
+            contents,
+            segment_size: segment,
+            src_ip: None,
+        };
+        self.socket
+            .async_io(Interest::WRITABLE, || {
+                self.state.try_send((&self.socket).into(), &transmit)
+            })
+            .await
+    }
+
+    /// Receives into `bufs`; `meta[i]` tells what landed in `bufs[i]` (sender, length and
+    /// the stride of a GRO run). Returns how many buffers were filled.
+    pub async fn recv(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        self.socket
+            .async_io(Interest::READABLE, || {
+                self.state.recv((&self.socket).into(), bufs, meta)
+            })
+            .await
+    }
+}
+
+/// Receive buffers and their descriptions for [`BatchSocket::recv`].
+pub struct RecvBatch {
+    bufs: Vec<Vec<u8>>,
+    meta: Vec<RecvMeta>,
+    count: usize,
+}
+
+impl std::fmt::Debug for RecvBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBatch")
+            .field("count", &self.count)
+            .finish()
+    }
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RecvBatch {
+    pub fn new() -> Self {
+        Self {
+            bufs: vec![vec![0; RECV_SLOT_LEN]; RECV_SLOTS],
+            meta: vec![RecvMeta::default(); RECV_SLOTS],
+            count: 0,
+        }
+    }
+
+    /// Waits for datagrams; returns how many buffers were filled.
+    pub async fn recv(&mut self, socket: &BatchSocket) -> io::Result<usize> {
+        self.count = 0;
+        let mut slices: Vec<IoSliceMut<'_>> =
+            self.bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        let n = socket.recv(&mut slices, &mut self.meta).await?;
+        self.count = n.min(self.meta.len());
+        Ok(self.count)
+    }
+
+    /// Buffer `i` of the last receive: its sender, its bytes and the datagram stride.
+    pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8], usize)> {
+        if i >= self.count {
+            return None;
+        }
+        let meta = self.meta.get(i)?;
+        let bytes = self.bufs.get(i)?.get(..meta.len)?;
+        Some((meta.addr, bytes, meta.stride))
+    }
+}
+
+/// Splits a GRO run into its datagrams: `stride` bytes each, the last may be shorter.
+pub fn datagrams(run: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
+    run.chunks(if stride == 0 { run.len().max(1) } else { stride })
+}
+
+/// A run of datagrams in [`SendBatch`]: `segment` bytes each, the last may be shorter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    start: usize,
+    end: usize,
+    segment: usize,
+    /// A shorter datagram ended the run.
+    closed: bool,
+}
+
+impl Run {
+    fn count(&self) -> usize {
+        (self.end - self.start).div_ceil(self.segment.max(1))
+    }
+}
+
+/// Datagrams for one peer, packed into runs of equal size so each run leaves in one send.
+#[derive(Debug, Default)]
+pub struct SendBatch {
+    bytes: Vec<u8>,
+    runs: Vec<Run>,
+}
+
+impl SendBatch {
+    pub const fn new() -> Self {
+        Self {
+            bytes: Vec::new(),
+            runs: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Appends a datagram; `max_segments` is the socket's GSO limit.
+    pub fn push(&mut self, datagram: &[u8], max_segments: usize) {
+        if datagram.is_empty() {
+            return;
+        }
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(datagram);
+        let end = self.bytes.len();
+        let len = datagram.len();
+        if let Some(run) = self.runs.last_mut() {
+            let joins = !run.closed
+                && len <= run.segment
+                && run.count() < max_segments
+                && end - run.start <= MAX_SEND;
+            if joins {
+                run.end = end;
+                run.closed = len < run.segment;
+                return;
+            }
+        }
+        self.runs.push(Run {
+            start,
+            end,
+            segment: len,
+            closed: false,
+        });
+    }
+
+    /// Sends every run to `to`, then empties the batch (also on error: UDP is lossy, and
+    /// the caller decides whether a failed send matters).
+    pub async fn send(&mut self, socket: &BatchSocket, to: SocketAddr) -> io::Result<()> {
+        let mut result = Ok(());
+        for run in &self.runs {
+            let Some(contents) = self.bytes.get(run.start..run.end) else {
+                continue;
+            };
+            let segment = (run.count() > 1).then_some(run.segment);
+            if let Err(e) = socket.send(to, contents, segment).await {
+                result = Err(e);
+                break;
+            }
+        }
+        self.runs.clear();
+        self.bytes.clear();
+        // A bulk transfer leaves 64 KiB behind; an idle session should not keep it.
+        if self.bytes.capacity() > 2 * MAX_SEND {
+            self.bytes = Vec::new();
+        }
+        result
+    }
+
+    /// The runs as (bytes, segment size), for tests and callers that send themselves.
+    pub fn runs(&self) -> impl Iterator<Item = (&[u8], usize)> {
+        self.runs.iter().filter_map(|r| {
+            self.bytes
+                .get(r.start..r.end)
+                .map(|bytes| (bytes, r.segment))
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn shape(batch: &SendBatch) -> Vec<(usize, usize)> {
+        batch.runs().map(|(b, s)| (b.len(), s)).collect()
+    }
+
+    #[test]
+    fn equal_datagrams_share_a_run_and_a_shorter_one_closes_it() {
+        let mut b = SendBatch::new();
+        for _ in 0..3 {
+            b.push(&[1; 1400], 64);
+        }
+        b.push(&[2; 100], 64);
+        b.push(&[3; 1400], 64);
+        assert_eq!(shape(&b), vec![(4300, 1400), (1400, 1400)]);
+        let runs: Vec<_> = b.runs().collect();
+        assert_eq!(runs[0].0[4200], 2);
+        assert_eq!(runs[1].0[0], 3);
+    }
+
+    #[test]
+    fn a_longer_datagram_starts_a_new_run() {
+        let mut b = SendBatch::new();
+        b.push(&[1; 100], 64);
+        b.push(&[1; 200], 64);
+        assert_eq!(shape(&b), vec![(100, 100), (200, 200)]);
+    }
+
+    #[test]
+    fn runs_respect_the_segment_limit_and_the_send_size() {
+        let mut b = SendBatch::new();
+        for _ in 0..5 {
+            b.push(&[0; 1000], 2);
+        }
+        assert_eq!(shape(&b), vec![(2000, 1000), (2000, 1000), (1000, 1000)]);
+        let mut b = SendBatch::new();
+        for _ in 0..50 {
+            b.push(&[0; 1400], 128);
+        }
+        // 46 datagrams of 1400 bytes pass 65507; the run stops before.
+        assert_eq!(shape(&b), vec![(46 * 1400, 1400), (4 * 1400, 1400)]);
+        assert!(46 * 1400 <= MAX_SEND);
+    }
+
+    #[test]
+    fn without_gso_every_datagram_is_its_own_run() {
+        let mut b = SendBatch::new();
+        b.push(&[0; 10], 1);
+        b.push(&[0; 10], 1);
+        b.push(&[], 1);
+        assert_eq!(shape(&b), vec![(10, 10), (10, 10)]);
+    }
+
+    #[test]
+    fn gro_runs_split_by_stride() {
+        let run: Vec<u8> = (0..250u8).collect();
+        let parts: Vec<_> = datagrams(&run, 100).map(<[u8]>::len).collect();
+        assert_eq!(parts, vec![100, 100, 50]);
+        assert_eq!(datagrams(&run, 0).count(), 1);
+        assert_eq!(datagrams(&[], 100).count(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_arrives_as_separate_datagrams_or_as_one_gro_run() {
+        let rx = BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let tx = BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let to = rx.local_addr().unwrap();
+        let mut batch = SendBatch::new();
+        for i in 0..10u8 {
+            batch.push(&[i; 1200], tx.max_segments());
+        }
+        batch.push(&[99; 7], tx.max_segments());
+        batch.send(&tx, to).await.unwrap();
+        assert!(batch.is_empty());
+        let mut got = Vec::new();
+        let mut recv = RecvBatch::new();
+        while got.len() < 11 {
+            let n = recv.recv(&rx).await.unwrap();
+            for i in 0..n {
+                let (from, bytes, stride) = recv.get(i).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                got.extend(datagrams(bytes, stride).map(<[u8]>::to_vec));
+            }
+        }
+        assert_eq!(got.len(), 11);
+        for (i, d) in got.iter().take(10).enumerate() {
+            assert_eq!(d, &vec![i as u8; 1200]);
+        }
+        assert_eq!(got[10], vec![99; 7]);
+    }
+}
