@@ -32,6 +32,8 @@ use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfi
 use oc_tls::TlsStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use oc_net::udp::BatchSocket;
+use oc_net::{TunReader, TunWriter};
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
 use tun_rs::AsyncDevice;
@@ -236,7 +238,7 @@ pub struct Server {
     tun: Arc<AsyncDevice>,
     pub tun_name: String,
     /// The shared DTLS socket (`udp-port`), its dispatcher table and counters.
-    udp: Option<Arc<UdpSocket>>,
+    udp: Option<Arc<BatchSocket>>,
     /// DTLS contexts, one per mode (present when the server listens on UDP).
     dtls_ctx: Option<DtlsContexts>,
     dtls_registry: Arc<Mutex<DtlsRegistry>>,
@@ -402,6 +404,10 @@ impl Server {
             Some(_) => Some(DtlsContexts::new().map_err(|e| ServerError::Dtls(e.to_string()))?),
             None => None,
         };
+        let udp = udp
+            .map(BatchSocket::new)
+            .transpose()
+            .map_err(|e| ServerError::Dtls(format!("cannot set up the UDP socket: {e}")))?;
         let state = State {
             sessions: SessionStore::new(Duration::from_secs(u64::from(config.cookie_timeout))),
             pool: AddressPool::new(),
@@ -510,13 +516,9 @@ impl Server {
     /// [`CSTP_HEADER_LEN`] bytes of headroom, so the tunnel frames it in place (CSTP header,
     /// or the DTLS type byte) without copying it again.
     pub async fn run_tun_reader(self: Arc<Self>) {
-        let mut buf = vec![0u8; CSTP_HEADER_LEN + 65536];
+        let mut reader = TunReader::new(CSTP_HEADER_LEN);
         loop {
-            let read = match buf.get_mut(CSTP_HEADER_LEN..) {
-                Some(room) => self.tun.recv(room).await,
-                None => return,
-            };
-            let n = match read {
+            let count = match reader.recv(&self.tun).await {
                 Ok(n) => n,
                 Err(e) => {
                     warn!("reading from {}: {e}", self.tun_name);
@@ -524,17 +526,19 @@ impl Server {
                     continue;
                 }
             };
-            let Some(framed) = buf.get(..CSTP_HEADER_LEN + n) else {
-                continue;
-            };
-            let Some(dst) = framed.get(CSTP_HEADER_LEN..).and_then(destination) else {
-                continue;
-            };
             let routes = read_lock(&self.routes);
-            if let Some(tx) = routes.lookup(dst) {
-                // A full queue means the client is slower than the traffic: drop, as a
-                // router would, rather than stall every other session.
-                let _ = tx.try_send(framed.to_vec());
+            for i in 0..count {
+                let Some(framed) = reader.framed_mut(i) else {
+                    continue;
+                };
+                let Some(dst) = framed.get(CSTP_HEADER_LEN..).and_then(destination) else {
+                    continue;
+                };
+                if let Some(tx) = routes.lookup(dst) {
+                    // A full queue means the client is slower than the traffic: drop, as a
+                    // router would, rather than stall every other session.
+                    let _ = tx.try_send(framed.to_vec());
+                }
             }
         }
     }
@@ -1556,6 +1560,7 @@ impl Server {
         } = traffic;
         let mut next_report = report.map(|r| Instant::now() + r.every);
         let mut buf = vec![0u8; READ_BUF];
+        let mut tun_out = TunWriter::new();
         let mut outcome = Outcome::default();
         // Whether DTLS carried data when last checked, to count fallbacks to TLS.
         let mut dtls_live = false;
@@ -1629,33 +1634,39 @@ impl Server {
                         }
                         Ok(n) => n,
                     };
-                    let tun = &self.tun;
                     let result = session.handle_cstp(buf.get(..n).unwrap_or_default(), Instant::now(), |packet| {
                         if filter.allows(packet) {
                             meters.count(Direction::Rx, Transport::Tls, packet.len());
-                            let _ = tun.try_send(packet);
+                            tun_out.push(packet);
                         }
                     });
+                    // A refused write loses the packets, as on any link.
+                    let _ = tun_out.flush(&self.tun).await;
                     if let Err(e) = result {
                         outcome.why = format!("protocol error: {e}");
                         outcome.closed = ClosedAs::Error;
                         return outcome;
                     }
                 }
-                datagram = udp::recv(dtls.as_deref_mut()) => {
-                    let (Some((peer, datagram)), Some(d)) = (datagram, dtls.as_deref_mut()) else {
+                received = udp::recv(dtls.as_deref_mut()) => {
+                    let (Some(received), Some(d)) = (received, dtls.as_deref_mut()) else {
                         // The dispatcher dropped this tunnel: stop listening for datagrams.
                         dtls = None;
                         continue;
                     };
-                    let tun = &self.tun;
-                    d.on_datagram(peer, &datagram, &mut session, |packet| {
-                        if filter.allows(packet) {
-                            meters.count(Direction::Rx, Transport::Dtls, packet.len());
-                            let _ = tun.try_send(packet);
+                    for datagram in received.each() {
+                        if tun_out.is_full() {
+                            let _ = tun_out.flush(&self.tun).await;
                         }
-                    })
-                    .await;
+                        d.on_datagram(received.peer, datagram, &mut session, |packet| {
+                            if filter.allows(packet) {
+                                meters.count(Direction::Rx, Transport::Dtls, packet.len());
+                                tun_out.push(packet);
+                            }
+                        })
+                        .await;
+                    }
+                    let _ = tun_out.flush(&self.tun).await;
                 }
                 packet = rx.recv() => {
                     let Some(packet) = packet else {
@@ -1679,7 +1690,7 @@ impl Server {
                         let mut sent_dtls = false;
                         if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(len, now)) {
                             match session.compression().encode_packet(Channel::Dtls, &mut framed) {
-                                Ok(record) => sent_dtls = d.send_record(record).await,
+                                Ok(record) => sent_dtls = d.queue_record(record).await,
                                 Err(e) => debug!("{e}; sending over CSTP instead"),
                             }
                         }
@@ -1689,14 +1700,12 @@ impl Server {
                                 Err(e) => {
                                     outcome.why = format!("protocol error: {e}");
                                     outcome.closed = ClosedAs::Error;
-                        outcome.closed = ClosedAs::Error;
                                     return outcome;
                                 }
                             };
                             if write_limited(stream, frame, WRITE_LIMIT).await.is_err() {
                                 outcome.why = "TLS write failed or stalled".into();
                                 outcome.closed = ClosedAs::Error;
-                    outcome.closed = ClosedAs::Error;
                                 return outcome;
                             }
                         }
@@ -1707,6 +1716,9 @@ impl Server {
                         if sent < MAX_BATCH {
                             next = rx.try_recv().ok();
                         }
+                    }
+                    if let Some(d) = dtls.as_deref_mut() {
+                        d.flush().await;
                     }
                 }
                 changed = kick.changed() => {

@@ -20,7 +20,7 @@ use oc_tls::dtls::{
     PSK_LEN,
 };
 use openssl::ssl::SslContext;
-use tokio::net::UdpSocket;
+use oc_net::udp::{datagrams, BatchSocket, RecvBatch, SendBatch};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::MissedTickBehavior;
@@ -28,12 +28,27 @@ use tracing::{debug, info, warn};
 
 use crate::server::lock;
 
-/// A datagram and who sent it.
-pub type Datagram = (SocketAddr, Vec<u8>);
+/// Datagrams from one sender: one, or a run of `stride`-byte datagrams (the last may be
+/// shorter) that the kernel received together (GRO).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Datagram {
+    pub peer: SocketAddr,
+    pub bytes: Vec<u8>,
+    pub stride: usize,
+}
+
+impl Datagram {
+    /// The datagrams one by one.
+    pub fn each(&self) -> impl Iterator<Item = &[u8]> {
+        datagrams(&self.bytes, self.stride)
+    }
+}
 pub type DtlsId = [u8; DTLS_ID_LEN];
 
 /// Datagrams queued towards one tunnel before new ones are dropped.
 pub const TUNNEL_QUEUE: usize = 1024;
+/// Records encrypted before they are sent (a channel's queue holds 64).
+const FLUSH_EVERY: usize = 32;
 /// Smallest datagram that can be a DTLS record (its header alone is 13 bytes).
 const MIN_DATAGRAM: usize = 13;
 /// Largest datagram that can be a DTLS record: the 13-byte header and at most 2^14 + 2048
@@ -139,6 +154,11 @@ pub enum Fate {
 
 impl UdpCounters {
     pub fn count(&self, fate: Fate) {
+        self.count_n(fate, 1);
+    }
+
+    /// `n` datagrams that met the same fate (a GRO run).
+    pub fn count_n(&self, fate: Fate, n: u64) {
         let counter = match fate {
             Fate::Delivered => &self.delivered,
             Fate::TooShort => &self.too_short,
@@ -146,7 +166,7 @@ impl UdpCounters {
             Fate::Unmatched => &self.unmatched,
             Fate::QueueFull => &self.queue_full,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn snapshot(&self) -> UdpStats {
@@ -200,23 +220,34 @@ impl UdpStats {
     }
 }
 
-/// Hands one datagram to its tunnel's queue, or says why not. Nothing is allocated unless
-/// the datagram is delivered, and nothing waits: a full queue drops the datagram rather
-/// than stall every other session.
-fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, datagram: &[u8]) -> Fate {
-    if datagram.len() < MIN_DATAGRAM {
+/// Hands one datagram, or a GRO run of `stride`-byte datagrams from one sender, to its
+/// tunnel's queue, or says why not (for the whole run). Nothing is allocated unless the
+/// datagrams are delivered, and nothing waits: a full queue drops them rather than stall
+/// every other session. A run follows its first datagram.
+fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, run: &[u8], stride: usize) -> Fate {
+    let stride = if stride == 0 { run.len() } else { stride };
+    let last = match run.len() % stride {
+        0 => stride,
+        rest => rest,
+    };
+    if run.len() < MIN_DATAGRAM || last < MIN_DATAGRAM {
         return Fate::TooShort;
     }
-    if datagram.len() > MAX_DATAGRAM {
+    if stride > MAX_DATAGRAM {
         return Fate::Oversized;
     }
+    let first = run.get(..stride).unwrap_or(run);
     let mut reg = lock(registry);
-    let Some(tx) = reg.route(peer, datagram) else {
+    let Some(tx) = reg.route(peer, first) else {
         return Fate::Unmatched;
     };
     let fate = match tx.try_reserve() {
         Ok(permit) => {
-            permit.send((peer, datagram.to_vec()));
+            permit.send(Datagram {
+                peer,
+                bytes: run.to_vec(),
+                stride,
+            });
             Fate::Delivered
         }
         Err(TrySendError::Full(())) => Fate::QueueFull,
@@ -228,17 +259,17 @@ fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, datagram: &[u8]) -
 /// Reads the shared socket and hands each datagram to its tunnel. Runs for the server's life.
 /// Every [`SUMMARY_EVERY`] it logs one line on what it dropped, if it dropped anything.
 pub async fn run_dispatcher(
-    socket: Arc<UdpSocket>,
+    socket: Arc<BatchSocket>,
     registry: Arc<Mutex<DtlsRegistry>>,
     counters: Arc<UdpCounters>,
 ) {
-    let mut buf = vec![0u8; 65536];
+    let mut received = RecvBatch::new();
     let start = tokio::time::Instant::now() + SUMMARY_EVERY;
     let mut summary = tokio::time::interval_at(start, SUMMARY_EVERY);
     summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = (tokio::time::Instant::now(), counters.snapshot());
     loop {
-        let received = tokio::select! {
+        let result = tokio::select! {
             biased;
             now = summary.tick() => {
                 let stats = counters.snapshot();
@@ -248,18 +279,23 @@ pub async fn run_dispatcher(
                 last = (now, stats);
                 continue;
             }
-            r = socket.recv_from(&mut buf) => r,
+            r = received.recv(&socket) => r,
         };
-        let (n, peer) = match received {
-            Ok(r) => r,
+        let n = match result {
+            Ok(n) => n,
             Err(e) => {
                 debug!("UDP receive: {e}");
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             }
         };
-        let datagram = buf.get(..n).unwrap_or_default();
-        counters.count(dispatch(&registry, peer, datagram));
+        for i in 0..n {
+            let Some((peer, run, stride)) = received.get(i) else {
+                break;
+            };
+            let count = datagrams(run, stride).count() as u64;
+            counters.count_n(dispatch(&registry, peer, run, stride), count);
+        }
     }
 }
 
@@ -330,7 +366,11 @@ pub fn psk_cipher_matching(tls: Bulk) -> Option<&'static str> {
 /// moving to a new address) that replaces it only once complete.
 pub struct TunnelDtls {
     keying: Keying,
-    socket: Arc<UdpSocket>,
+    socket: Arc<BatchSocket>,
+    /// Datagrams on their way out, packed for one send per run of equal sizes.
+    outbox: SendBatch,
+    /// Records encrypted since the last send.
+    queued: usize,
     rx: mpsc::Receiver<Datagram>,
     id: DtlsId,
     registry: Arc<Mutex<DtlsRegistry>>,
@@ -362,7 +402,7 @@ fn is_epoch_zero(datagram: &[u8]) -> bool {
 impl TunnelDtls {
     pub fn new(
         keying: Keying,
-        socket: Arc<UdpSocket>,
+        socket: Arc<BatchSocket>,
         (id, rx): (DtlsId, mpsc::Receiver<Datagram>),
         registry: Arc<Mutex<DtlsRegistry>>,
         link_mtu: u32,
@@ -371,6 +411,8 @@ impl TunnelDtls {
         Self {
             keying,
             socket,
+            outbox: SendBatch::new(),
+            queued: 0,
             rx,
             id,
             registry,
@@ -480,24 +522,40 @@ impl TunnelDtls {
 
     /// Encrypts one record (type byte + payload) and sends it.
     pub async fn send_record(&mut self, record: &[u8]) -> bool {
+        let queued = self.queue_record(record).await;
+        self.flush().await;
+        queued
+    }
+
+    /// Encrypts one record; it leaves with the next [`TunnelDtls::flush`] (or with this
+    /// call when enough are waiting), in one send with the records queued before it.
+    pub async fn queue_record(&mut self, record: &[u8]) -> bool {
         let Some((_, channel)) = self.active.as_mut() else {
             return false;
         };
         if channel.send(record).is_err() {
             return false;
         }
-        self.flush().await;
+        self.queued += 1;
+        if self.queued >= FLUSH_EVERY {
+            self.flush().await;
+        }
         true
     }
 
-    async fn flush(&mut self) {
+    /// Sends what the channels have ready.
+    pub async fn flush(&mut self) {
+        self.queued = 0;
+        let max = self.socket.max_segments();
         for (peer, channel) in [self.active.as_mut(), self.pending.as_mut()]
             .into_iter()
             .flatten()
         {
-            while let Some(datagram) = channel.poll_transmit() {
+            let outbox = &mut self.outbox;
+            channel.transmit(|datagram| outbox.push(datagram, max));
+            if !outbox.is_empty() {
                 // UDP is lossy by nature: a failed send is a lost datagram, nothing more.
-                let _ = self.socket.send_to(&datagram, *peer).await;
+                let _ = outbox.send(&self.socket, *peer).await;
             }
         }
     }
@@ -562,12 +620,17 @@ mod tests {
         // A hello with a foreign id: dropped.
         assert!(reg.route(a, &hello(&[8u8; 32])).is_none());
         // Our id: mapped, then records from that address follow.
+        let one = Datagram {
+            peer: a,
+            bytes: vec![1],
+            stride: 1,
+        };
         reg.route(a, &hello(&id))
             .unwrap()
-            .try_send((a, vec![1]))
+            .try_send(one.clone())
             .unwrap();
         assert!(reg.route(a, &[23u8; 40]).is_some());
-        assert_eq!(rx.try_recv().unwrap(), (a, vec![1]));
+        assert_eq!(rx.try_recv().unwrap(), one);
         // The client moved: the old address no longer routes.
         assert!(reg.route(b, &hello(&id)).is_some());
         assert!(reg.route(a, &[23u8; 40]).is_none());
@@ -593,7 +656,7 @@ mod tests {
         let a: SocketAddr = "198.18.0.2:5000".parse().unwrap();
         let counters = UdpCounters::default();
         let send = |datagram: &[u8]| {
-            let fate = dispatch(&registry, a, datagram);
+            let fate = dispatch(&registry, a, datagram, datagram.len());
             counters.count(fate);
             fate
         };
@@ -621,6 +684,34 @@ mod tests {
             }
         );
         assert_eq!(stats.dropped(), 6);
+    }
+
+    #[test]
+    fn a_gro_run_goes_whole_to_the_tunnel_of_its_first_datagram() {
+        let registry = Mutex::new(DtlsRegistry::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let id = [7u8; 32];
+        registry.lock().unwrap().register(id, tx);
+        let a: SocketAddr = "198.18.0.2:5000".parse().unwrap();
+        assert_eq!(dispatch(&registry, a, &hello(&id), 0), Fate::Delivered);
+        rx.try_recv().unwrap();
+        let mut run = vec![23u8; 3 * 100];
+        run.extend_from_slice(&[23u8; 20]);
+        assert_eq!(dispatch(&registry, a, &run, 100), Fate::Delivered);
+        let got = rx.try_recv().unwrap();
+        let sizes: Vec<usize> = got.each().map(<[u8]>::len).collect();
+        assert_eq!(sizes, vec![100, 100, 100, 20]);
+        // A run whose last datagram cannot be a record, or whose stride is too long.
+        run.truncate(305);
+        assert_eq!(dispatch(&registry, a, &run, 100), Fate::TooShort);
+        let long = vec![23u8; 2 * (MAX_DATAGRAM + 1)];
+        assert_eq!(
+            dispatch(&registry, a, &long, MAX_DATAGRAM + 1),
+            Fate::Oversized
+        );
+        // From a stranger the whole run is unmatched.
+        let b: SocketAddr = "198.18.0.3:5000".parse().unwrap();
+        assert_eq!(dispatch(&registry, b, &[23u8; 300], 100), Fate::Unmatched);
     }
 
     #[test]
