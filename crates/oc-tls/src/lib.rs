@@ -2,7 +2,8 @@
 //! certificates (PEM and PKCS#12) and the async TLS stream.
 //!
 //! This is the one crate allowed `unsafe` (for the DTLS calls OpenSSL has no safe API
-//! and the TLS 1.3 key update, all in `ffi.rs`); each block carries a `// SAFETY:` comment.
+//! and the TLS 1.3 key update, all in `ffi.rs`, and the `TCP_INFO` read in `os.rs`); each
+//! block carries a `// SAFETY:` comment.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,6 +20,7 @@ use tokio::net::TcpStream;
 
 pub mod dtls;
 mod ffi;
+pub mod os;
 pub mod server;
 
 pub use tokio_openssl::SslStream;

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{getsockopt, sockopt};
 use oc_net::udp::{datagrams, RecvBatch};
 use oc_net::{open_tun, run_script, Reason, ScriptContext, TunReader, TunWriter};
-use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, DtlsOffer, TunnelConfig};
+use oc_proto::anyconnect::connect::{
+    base_mtu_from_tcp, default_tunnel_mtu, ConnectRequest, DtlsOffer, TcpInfoMtu, TunnelConfig,
+};
 use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::session::SessionError;
 use oc_proto::anyconnect::session::{Channel, Event, Session};
@@ -24,9 +26,6 @@ use crate::dtls::{recv_udp, DtlsLink, DtlsSettings};
 use crate::error::ClientError;
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::{next_reconnect_interval, user_agent, Finished, DEFAULT_SCRIPT};
-
-/// Link MTU when the TCP connection tells us nothing (openconnect's fallback).
-const FALLBACK_BASE_MTU: u16 = 1406;
 
 struct Signals {
     int: Signal,
@@ -192,7 +191,7 @@ async fn connect_tunnel(
 ) -> Result<(HttpsConnection, TunnelConfig, Vec<u8>), ClientError> {
     let mut conn = endpoint.connect().await?;
     let server_v6 = conn.addr.is_ipv6();
-    let base_mtu = opts.base_mtu.unwrap_or_else(|| link_mtu(&conn, server_v6));
+    let base_mtu = opts.base_mtu.unwrap_or_else(|| link_mtu(&conn));
     let request = ConnectRequest {
         host: endpoint.url.host_header(),
         user_agent: user_agent(opts),
@@ -220,18 +219,18 @@ async fn connect_tunnel(
     Ok((conn, config, rest))
 }
 
-/// The link MTU from the TCP connection's MSS, with openconnect's floor and fallback.
-fn link_mtu(conn: &HttpsConnection, v6: bool) -> u16 {
+/// The link MTU (`X-CSTP-Base-MTU`) from the TCP connection, as openconnect derives it.
+fn link_mtu(conn: &HttpsConnection) -> u16 {
     let tcp = conn.tls.get_ref();
-    match getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg) {
-        Ok(mss) if mss > 0 => {
-            let headers = if v6 { 60 } else { 40 };
-            u16::try_from(mss + headers)
-                .unwrap_or(FALLBACK_BASE_MTU)
-                .max(1280)
-        }
-        _ => FALLBACK_BASE_MTU,
-    }
+    let info = oc_tls::os::tcp_path_info(tcp.as_fd()).map(|i| TcpInfoMtu {
+        pmtu: i.pmtu,
+        rcv_mss: i.rcv_mss,
+        snd_mss: i.snd_mss,
+    });
+    let maxseg = getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg)
+        .ok()
+        .and_then(|m| u32::try_from(m).ok());
+    base_mtu_from_tcp(info, maxseg)
 }
 
 fn local_hostname() -> String {

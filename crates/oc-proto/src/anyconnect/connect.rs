@@ -99,6 +99,40 @@ pub fn default_tunnel_mtu(base_mtu: u16, server_is_ipv6: bool) -> u16 {
     base_mtu.saturating_sub(82 + 8 + ip)
 }
 
+/// The MTU fields of Linux's `TCP_INFO` for the connection to the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpInfoMtu {
+    /// `tcpi_pmtu`: the path MTU, IP and TCP headers included.
+    pub pmtu: u32,
+    pub rcv_mss: u32,
+    pub snd_mss: u32,
+}
+
+/// openconnect's base MTU (`X-CSTP-Base-MTU`) when `--base-mtu` is not given
+/// (`calculate_dtls_mtu` in cstp.c): the TCP path MTU from `TCP_INFO`; without one, the
+/// smaller MSS less 13, else `TCP_MAXSEG` less 13; 1406 when nothing is known; never
+/// below 1280. The MSS is not the place to start: with TCP timestamps it is 12 bytes short
+/// of MTU - 40, which costs the tunnel those 12 bytes.
+pub fn base_mtu_from_tcp(info: Option<TcpInfoMtu>, maxseg: Option<u32>) -> u16 {
+    // C `int` arithmetic, so a zero MSS gives -13 and then the 1280 floor, as upstream.
+    let mut base: i64 = 0;
+    if let Some(ti) = info {
+        base = i64::from(ti.pmtu);
+        if base == 0 {
+            base = i64::from(ti.rcv_mss.min(ti.snd_mss)) - 13;
+        }
+    }
+    if base == 0 {
+        if let Some(mss) = maxseg {
+            base = i64::from(mss) - 13;
+        }
+    }
+    if base == 0 {
+        base = 1406;
+    }
+    base.clamp(1280, i64::from(u16::MAX)) as u16
+}
+
 /// Why the CONNECT response cannot start a tunnel.
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum ConnectError {
@@ -561,6 +595,68 @@ X-CSTP-Banner: Welcome%0Ain
         assert!(text.contains(
             "X-DTLS12-CipherSuite: AES128-GCM-SHA256\r\nX-DTLS-Accept-Encoding: oc-lz4,lzs\r\n"
         ));
+    }
+
+    #[test]
+    fn base_mtu_follows_openconnect() {
+        // veth MTU 1500, IPv4, TCP timestamps on: pmtu 1500, MSS 1448.
+        let veth4 = TcpInfoMtu {
+            pmtu: 1500,
+            rcv_mss: 1448,
+            snd_mss: 1448,
+        };
+        let base = base_mtu_from_tcp(Some(veth4), Some(1448));
+        assert_eq!(base, 1500);
+        assert_eq!(default_tunnel_mtu(base, false), 1390);
+        // IPv6 over the same link: MSS 1428, same path MTU.
+        let veth6 = TcpInfoMtu {
+            pmtu: 1500,
+            rcv_mss: 1428,
+            snd_mss: 1428,
+        };
+        let base = base_mtu_from_tcp(Some(veth6), Some(1428));
+        assert_eq!(base, 1500);
+        assert_eq!(default_tunnel_mtu(base, true), 1370);
+        // Fallbacks: the smaller MSS less 13, TCP_MAXSEG less 13, 1406, and the 1280 floor.
+        let no_pmtu = TcpInfoMtu {
+            pmtu: 0,
+            rcv_mss: 1448,
+            snd_mss: 1460,
+        };
+        assert_eq!(base_mtu_from_tcp(Some(no_pmtu), Some(1448)), 1435);
+        assert_eq!(base_mtu_from_tcp(None, Some(1448)), 1435);
+        assert_eq!(base_mtu_from_tcp(None, None), 1406);
+        assert_eq!(base_mtu_from_tcp(None, Some(536)), 1280);
+        assert_eq!(
+            base_mtu_from_tcp(Some(TcpInfoMtu::default()), Some(1448)),
+            1280
+        );
+        assert_eq!(
+            base_mtu_from_tcp(
+                Some(TcpInfoMtu {
+                    pmtu: 70000,
+                    ..veth4
+                }),
+                None
+            ),
+            65535
+        );
+    }
+
+    #[test]
+    fn tunnel_mtu_is_the_larger_of_cstp_and_dtls() {
+        // ocserv over IPv6 with PSK: no X-DTLS-MTU, X-CSTP-MTU = 1500 - 48 - 38.
+        let v6 = head("HTTP/1.1 200 OK\nX-CSTP-Address: 10.0.0.2\nX-CSTP-Base-MTU: 1500\nX-CSTP-MTU: 1414\n\n");
+        let cfg = TunnelConfig::from_response(&v6, None).unwrap();
+        assert_eq!((cfg.mtu, cfg.base_mtu), (1414, Some(1500)));
+        // Legacy DTLS: X-DTLS-MTU wins when larger, as in openconnect.
+        let legacy = head(
+            "HTTP/1.1 200 OK\nX-CSTP-Address: 10.0.0.2\nX-DTLS-MTU: 1434\nX-CSTP-MTU: 1400\n\n",
+        );
+        assert_eq!(
+            TunnelConfig::from_response(&legacy, None).unwrap().mtu,
+            1434
+        );
     }
 
     /// Found by the `http_response` fuzz target: `u8::from_str_radix` takes a leading `+`,

@@ -221,28 +221,139 @@ pub enum DtlsMode {
     },
 }
 
-/// Data MTU of a legacy DTLS 1.2 AES-GCM channel over a link MTU: IP and UDP headers, the
-/// 13-byte record header, 8-byte explicit nonce, 16-byte tag and the AnyConnect type byte.
-pub fn legacy_data_mtu(link_mtu: u32, ipv6_peer: bool) -> u32 {
-    let ip_udp = if ipv6_peer { 40 + 8 } else { 20 + 8 };
-    link_mtu.saturating_sub(ip_udp + 13 + 8 + 16 + 1)
+/// ocserv's `CSTP_DTLS_OVERHEAD`: the AnyConnect packet-type byte in front of each DTLS
+/// payload.
+const DTLS_TYPE_BYTE: u32 = 1;
+/// DTLS 1.x record header.
+const DTLS_RECORD_HEADER: u32 = 13;
+/// Record overhead of our DTLS 1.2 AES-GCM suites (PSK and legacy): header, 8-byte explicit
+/// nonce, 16-byte tag. What GnuTLS estimates for any AES-GCM suite.
+pub const DTLS_AES_GCM_OVERHEAD: u32 = DTLS_RECORD_HEADER + 8 + 16;
+/// ocserv's worst case (`MAX_DTLS_CRYPTO_OVERHEAD` less the type byte): DTLS 1.0
+/// AES-128-CBC + HMAC-SHA1 with GnuTLS's maximum padding (header, MAC, IV, full block).
+pub const DTLS_MAX_OVERHEAD: u32 = DTLS_RECORD_HEADER + 20 + 16 + 16;
+
+/// IP and UDP headers in front of a DTLS record (ocserv's `dtls_proto_overhead`); the
+/// address family of the TCP connection is assumed for UDP too.
+fn ip_udp(ipv6_peer: bool) -> u32 {
+    if ipv6_peer {
+        40 + 8
+    } else {
+        20 + 8
+    }
 }
 
-/// Link and data MTU for a CSTP-only tunnel. `configured` is the `mtu` key (the tun MTU
-/// ceiling, default 1500); the client's `X-CSTP-Base-MTU` lowers it when plausible.
-/// The data MTU leaves room for the worst DTLS record overhead (CBC + SHA-1, 65 bytes) plus
-/// IP and UDP headers, so the same figure stays valid when DTLS joins.
+/// DTLS record overhead ocserv derives from the CSTP session's suite (an OpenSSL name such
+/// as `TLS_AES_256_GCM_SHA384` or `ECDHE-RSA-AES128-SHA`): GnuTLS's
+/// `gnutls_est_record_overhead_size(GNUTLS_DTLS1_0, cipher, mac)`, i.e. the 13-byte header
+/// plus explicit nonce and tag for AEAD suites, or MAC plus IV plus a full padding block for
+/// CBC ones. An unknown suite gets ocserv's worst case.
+pub fn dtls_overhead_for_tls_cipher(tls_cipher: &str) -> u32 {
+    let n = tls_cipher.to_ascii_uppercase().replace('_', "-");
+    if n.contains("CHACHA20") {
+        // No explicit nonce, 16-byte Poly1305 tag.
+        DTLS_RECORD_HEADER + 16
+    } else if n.contains("GCM") {
+        DTLS_AES_GCM_OVERHEAD
+    } else if n.contains("CCM-8") || n.contains("CCM8") {
+        DTLS_RECORD_HEADER + 8 + 8
+    } else if n.contains("CCM") {
+        DTLS_RECORD_HEADER + 8 + 16
+    } else if n.contains("AES") {
+        // CBC: MAC, explicit IV and up to a block of padding (16-byte blocks).
+        let mac = if n.ends_with("-SHA384") {
+            48
+        } else if n.ends_with("-SHA256") {
+            32
+        } else if n.ends_with("-SHA") {
+            20
+        } else {
+            return DTLS_MAX_OVERHEAD;
+        };
+        DTLS_RECORD_HEADER + mac + 16 + 16
+    } else {
+        DTLS_MAX_OVERHEAD
+    }
+}
+
+/// The DTLS channel a tunnel is granted, as far as the MTU computation cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtlsPlan<'a> {
+    /// No DTLS: no UDP port, `no-udp`, or nothing the client offered.
+    Off,
+    /// PSK-NEGOTIATE. `tls_cipher` is the CSTP session's suite (OpenSSL name); `pinned`
+    /// when `match-tls-dtls-ciphers` restricts DTLS to the matching PSK suite.
+    Psk { tls_cipher: &'a str, pinned: bool },
+    /// Legacy resumption: our legacy suites are all DTLS 1.2 AES-GCM.
+    Legacy,
+}
+
+impl DtlsPlan<'_> {
+    /// The DTLS record overhead to plan for (without the type byte); `None` without DTLS.
+    ///
+    /// ocserv takes the PSK overhead from the CSTP session's suite whether or not DTLS is
+    /// pinned to it. Unpinned, our PSK list (and the usual client preference) puts AES-GCM
+    /// first, so the estimate never goes below the AES-GCM overhead: a ChaCha20 TLS session
+    /// would otherwise promise 8 bytes the DTLS channel cannot carry.
+    pub fn record_overhead(&self) -> Option<u32> {
+        match *self {
+            DtlsPlan::Off => None,
+            DtlsPlan::Psk { tls_cipher, pinned } => {
+                let upstream = dtls_overhead_for_tls_cipher(tls_cipher);
+                Some(if pinned {
+                    upstream
+                } else {
+                    upstream.max(DTLS_AES_GCM_OVERHEAD)
+                })
+            }
+            DtlsPlan::Legacy => Some(DTLS_AES_GCM_OVERHEAD),
+        }
+    }
+}
+
+/// Data MTU of a legacy DTLS 1.2 AES-GCM channel over a link MTU: IP and UDP headers, the
+/// 13-byte record header, 8-byte explicit nonce, 16-byte tag and the AnyConnect type byte
+/// (ocserv's `X-DTLS-MTU`, `DATA_MTU(link_mtu)`).
+pub fn legacy_data_mtu(link_mtu: u32, ipv6_peer: bool) -> u32 {
+    data_mtu(link_mtu, ipv6_peer, DtlsPlan::Legacy)
+}
+
+/// The link MTU (`X-CSTP-Base-MTU`), as ocserv's `connect_handler` sets it: the `mtu` key
+/// (`configured`; unset means the tun device's, 1500), lowered to the client's
+/// `X-CSTP-Base-MTU`. A client that sends only `X-CSTP-MTU` (old clients: the payload it can
+/// carry) lowers it to that plus IP/UDP and ocserv's worst-case DTLS overhead. When
+/// `X-CSTP-Base-MTU` is present, `X-CSTP-MTU` is ignored, as ocserv does.
+///
+/// Values no real client sends (a link below 800 bytes) are ignored rather than trusted.
+pub fn link_mtu(configured: Option<u32>, client: &ClientConnect, ipv6_peer: bool) -> u32 {
+    let link = configured.filter(|m| *m > 0).unwrap_or(1500);
+    if let Some(base) = client.base_mtu.filter(|b| *b > 0) {
+        if base >= MIN_LINK_MTU {
+            return link.min(base);
+        }
+        return link;
+    }
+    match client.mtu.filter(|m| *m >= MIN_LINK_MTU - 100) {
+        Some(asked) => link.min(asked + ip_udp(ipv6_peer) + DTLS_TYPE_BYTE + DTLS_MAX_OVERHEAD),
+        None => link,
+    }
+}
+
+/// The data MTU (`X-CSTP-MTU`, the tunnel MTU) over a link MTU, ocserv's
+/// `DATA_MTU(ws, link_mtu)`: the link less IP and UDP headers and, when DTLS is granted,
+/// its record overhead and the AnyConnect type byte. Without DTLS only the IP and UDP
+/// headers come off (ocserv leaves its DTLS crypto overhead at zero then).
+pub fn data_mtu(link_mtu: u32, ipv6_peer: bool, dtls: DtlsPlan<'_>) -> u32 {
+    let crypto = dtls.record_overhead().map_or(0, |o| o + DTLS_TYPE_BYTE);
+    link_mtu.saturating_sub(ip_udp(ipv6_peer) + crypto)
+}
+
+/// Link and data MTU for a tunnel whose DTLS channel, if any, runs one of our AES-GCM
+/// suites (ocserv's figures for a TLS session with an AES-GCM suite: PSK or legacy).
+/// [`link_mtu`] and [`data_mtu`] give the exact figures once the DTLS plan is known.
 pub fn tunnel_mtu(configured: Option<u32>, client: &ClientConnect, ipv6_peer: bool) -> (u32, u32) {
-    let mut link = configured.unwrap_or(1500);
-    if let Some(base) = client.base_mtu.filter(|b| *b >= MIN_LINK_MTU) {
-        link = link.min(base);
-    }
-    let ip_udp = if ipv6_peer { 40 + 8 } else { 20 + 8 };
-    let mut data = link.saturating_sub(ip_udp + 65 + 1);
-    if let Some(asked) = client.mtu.filter(|m| *m >= MIN_LINK_MTU - 100) {
-        data = data.min(asked);
-    }
-    (link, data)
+    let link = link_mtu(configured, client, ipv6_peer);
+    (link, data_mtu(link, ipv6_peer, DtlsPlan::Legacy))
 }
 
 /// True when a data MTU is too small to carry IPv6.
@@ -434,14 +545,112 @@ mod tests {
             base_mtu: Some(1400),
             ..Default::default()
         };
-        assert_eq!(tunnel_mtu(None, &client, false), (1400, 1306));
+        assert_eq!(tunnel_mtu(None, &client, false), (1400, 1334));
         assert_eq!(tunnel_mtu(Some(1300), &client, false).0, 1300);
+        // `mtu = 0` in ocserv means unset.
+        assert_eq!(tunnel_mtu(Some(0), &client, false).0, 1400);
         let tiny = ClientConnect {
             base_mtu: Some(100),
+            mtu: Some(50),
             ..Default::default()
         };
         assert_eq!(tunnel_mtu(None, &tiny, false).0, 1500);
         assert!(!mtu_allows_ipv6(1200));
+    }
+
+    /// What openconnect 9 sends over a 1500-byte IPv4 path: the TCP path MTU as
+    /// `X-CSTP-Base-MTU` and `1500 - 82 - 8 - 20` as `X-CSTP-MTU`.
+    fn openconnect_request(base: u32, ipv6: bool) -> ClientConnect {
+        ClientConnect {
+            base_mtu: Some(base),
+            mtu: Some(base - 82 - 8 - if ipv6 { 40 } else { 20 }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mtu_matches_ocserv_over_ipv4() {
+        // ocserv 1.1: link 1500; DATA_MTU = 1500 - (20 + 8) - (1 + 13 + 8 + 16) = 1434,
+        // whatever X-CSTP-MTU asked for (1390).
+        let client = openconnect_request(1500, false);
+        assert_eq!(tunnel_mtu(None, &client, false), (1500, 1434));
+        let link = link_mtu(None, &client, false);
+        for tls in [
+            "TLS_AES_256_GCM_SHA384",
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "TLS_AES_128_GCM_SHA256",
+        ] {
+            for pinned in [false, true] {
+                let plan = DtlsPlan::Psk {
+                    tls_cipher: tls,
+                    pinned,
+                };
+                assert_eq!(data_mtu(link, false, plan), 1434, "{tls}");
+            }
+        }
+        assert_eq!(legacy_data_mtu(link, false), 1434);
+        // No DTLS: ocserv leaves the crypto overhead at zero.
+        assert_eq!(data_mtu(link, false, DtlsPlan::Off), 1472);
+        // A CBC + SHA-1 TLS session: GnuTLS's 13 + 20 + 2 * 16.
+        let cbc = DtlsPlan::Psk {
+            tls_cipher: "ECDHE-RSA-AES256-SHA",
+            pinned: false,
+        };
+        assert_eq!(data_mtu(link, false, cbc), 1500 - 28 - 66);
+        // A client whose base MTU came from the MSS with timestamps (1448 + 40).
+        assert_eq!(
+            tunnel_mtu(None, &openconnect_request(1488, false), false).1,
+            1422
+        );
+        // The `mtu` key still caps the link.
+        assert_eq!(tunnel_mtu(Some(1400), &client, false), (1400, 1334));
+    }
+
+    #[test]
+    fn mtu_matches_ocserv_over_ipv6() {
+        let client = openconnect_request(1500, true);
+        assert_eq!(client.mtu, Some(1370));
+        assert_eq!(tunnel_mtu(None, &client, true), (1500, 1414));
+        assert!(mtu_allows_ipv6(tunnel_mtu(None, &client, true).1));
+        // An old client with only X-CSTP-MTU: link = 1370 + 48 + 66.
+        let old = ClientConnect {
+            mtu: Some(1370),
+            ..Default::default()
+        };
+        assert_eq!(tunnel_mtu(None, &old, true), (1484, 1398));
+        assert_eq!(tunnel_mtu(None, &old, false), (1464, 1398));
+    }
+
+    #[test]
+    fn dtls_overhead_follows_the_tls_suite() {
+        assert_eq!(dtls_overhead_for_tls_cipher("TLS_AES_256_GCM_SHA384"), 37);
+        assert_eq!(
+            dtls_overhead_for_tls_cipher("TLS_CHACHA20_POLY1305_SHA256"),
+            29
+        );
+        assert_eq!(
+            dtls_overhead_for_tls_cipher("ECDHE-RSA-CHACHA20-POLY1305"),
+            29
+        );
+        assert_eq!(dtls_overhead_for_tls_cipher("TLS_AES_128_CCM_SHA256"), 37);
+        assert_eq!(dtls_overhead_for_tls_cipher("TLS_AES_128_CCM_8_SHA256"), 29);
+        assert_eq!(dtls_overhead_for_tls_cipher("AES128-SHA"), 65);
+        assert_eq!(dtls_overhead_for_tls_cipher("ECDHE-RSA-AES128-SHA256"), 77);
+        assert_eq!(dtls_overhead_for_tls_cipher("ECDHE-RSA-AES256-SHA384"), 93);
+        assert_eq!(dtls_overhead_for_tls_cipher(""), DTLS_MAX_OVERHEAD);
+        // ChaCha20 pinned to the TLS suite: ocserv's 1500 - 28 - 30. Unpinned, our PSK
+        // list picks AES-GCM first, so the AES-GCM overhead stands.
+        let chacha = "TLS_CHACHA20_POLY1305_SHA256";
+        let pinned = DtlsPlan::Psk {
+            tls_cipher: chacha,
+            pinned: true,
+        };
+        let free = DtlsPlan::Psk {
+            tls_cipher: chacha,
+            pinned: false,
+        };
+        assert_eq!(data_mtu(1500, false, pinned), 1442);
+        assert_eq!(data_mtu(1500, false, free), 1434);
     }
 
     #[test]
