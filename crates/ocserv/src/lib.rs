@@ -10,6 +10,7 @@ pub mod ban;
 pub mod config;
 pub mod metrics;
 pub mod otp;
+pub mod packets;
 pub mod passwd;
 pub mod pool;
 pub mod routes;

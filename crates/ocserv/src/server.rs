@@ -34,6 +34,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use oc_net::udp::BatchSocket;
 use oc_net::{TunReader, TunWriter};
+
+use crate::packets::PacketBatch;
 use tokio::sync::{broadcast, mpsc, watch};
 use tracing::{debug, info, warn, Instrument};
 use tun_rs::AsyncDevice;
@@ -59,8 +61,9 @@ use oc_proto::anyconnect::dtls_hello::DTLS_ID_LEN;
 
 /// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
 const MAX_REQUESTS: usize = 16;
-/// Packets queued from the tun device towards one client before new ones are dropped.
-const SESSION_QUEUE: usize = 512;
+/// Tun reads' worth of packets queued towards one client before new ones are dropped
+/// (each at most 64 KiB: one super-packet split).
+const SESSION_QUEUE: usize = 128;
 /// Bytes read from TLS at once: one TLS record holds at most 16 KiB of plaintext, so a
 /// larger buffer would only cost memory in every session (frames spanning reads are
 /// reassembled by the decoder).
@@ -234,7 +237,7 @@ struct State {
 pub struct Server {
     runtime: RwLock<Arc<Runtime>>,
     state: Mutex<State>,
-    routes: RwLock<RouteTable<mpsc::Sender<Vec<u8>>>>,
+    routes: RwLock<RouteTable<mpsc::Sender<PacketBatch>>>,
     tun: Arc<AsyncDevice>,
     pub tun_name: String,
     /// The shared DTLS socket (`udp-port`), its dispatcher table and counters.
@@ -527,6 +530,9 @@ impl Server {
                 }
             };
             let routes = read_lock(&self.routes);
+            // A full queue means the client is slower than the traffic: drop, as a router
+            // would, rather than stall every other session.
+            let mut batch: Option<(&mpsc::Sender<PacketBatch>, PacketBatch)> = None;
             for i in 0..count {
                 let Some(framed) = reader.framed_mut(i) else {
                     continue;
@@ -534,11 +540,23 @@ impl Server {
                 let Some(dst) = framed.get(CSTP_HEADER_LEN..).and_then(destination) else {
                     continue;
                 };
-                if let Some(tx) = routes.lookup(dst) {
-                    // A full queue means the client is slower than the traffic: drop, as a
-                    // router would, rather than stall every other session.
-                    let _ = tx.try_send(framed.to_vec());
+                let Some(tx) = routes.lookup(dst) else {
+                    continue;
+                };
+                match &mut batch {
+                    Some((to, packets)) if to.same_channel(tx) => packets.push(framed),
+                    _ => {
+                        if let Some((to, packets)) = batch.take() {
+                            let _ = to.try_send(packets);
+                        }
+                        let mut packets = PacketBatch::default();
+                        packets.push(framed);
+                        batch = Some((tx, packets));
+                    }
                 }
+            }
+            if let Some((to, packets)) = batch {
+                let _ = to.try_send(packets);
             }
         }
     }
@@ -1529,7 +1547,7 @@ impl Server {
         conn: u64,
         lease: &Lease,
         settings: &NetSettings,
-        tx: mpsc::Sender<Vec<u8>>,
+        tx: mpsc::Sender<PacketBatch>,
     ) {
         let mut routes = write_lock(&self.routes);
         for net in Self::owned_networks(lease, settings) {
@@ -1548,7 +1566,7 @@ impl Server {
         &self,
         stream: &mut TlsStream,
         mut session: ServerSession,
-        mut rx: mpsc::Receiver<Vec<u8>>,
+        mut rx: mpsc::Receiver<PacketBatch>,
         mut kick: watch::Receiver<Option<Kick>>,
         mut dtls: Option<&mut TunnelDtls>,
         traffic: Traffic<'_>,
@@ -1685,34 +1703,36 @@ impl Server {
                     let mut sent = 0;
                     // Drain what is already queued, one frame per TLS record: openconnect
                     // reads exactly one CSTP frame per record.
-                    while let Some(mut framed) = next.take() {
-                        let len = framed.len().saturating_sub(CSTP_HEADER_LEN);
-                        let mut sent_dtls = false;
-                        if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(len, now)) {
-                            match session.compression().encode_packet(Channel::Dtls, &mut framed) {
-                                Ok(record) => sent_dtls = d.queue_record(record).await,
-                                Err(e) => debug!("{e}; sending over CSTP instead"),
+                    while let Some(mut batch) = next.take() {
+                        for framed in batch.iter_mut() {
+                            let len = framed.len().saturating_sub(CSTP_HEADER_LEN);
+                            let mut sent_dtls = false;
+                            if let Some(d) = dtls.as_deref_mut().filter(|d| d.carries(len, now)) {
+                                match session.compression().encode_packet(Channel::Dtls, &mut *framed) {
+                                    Ok(record) => sent_dtls = d.queue_record(record).await,
+                                    Err(e) => debug!("{e}; sending over CSTP instead"),
+                                }
                             }
-                        }
-                        if !sent_dtls {
-                            let frame = match session.compression().encode_packet(Channel::Cstp, &mut framed) {
-                                Ok(frame) => frame,
-                                Err(e) => {
-                                    outcome.why = format!("protocol error: {e}");
+                            if !sent_dtls {
+                                let frame = match session.compression().encode_packet(Channel::Cstp, &mut *framed) {
+                                    Ok(frame) => frame,
+                                    Err(e) => {
+                                        outcome.why = format!("protocol error: {e}");
+                                        outcome.closed = ClosedAs::Error;
+                                        return outcome;
+                                    }
+                                };
+                                if write_limited(stream, frame, WRITE_LIMIT).await.is_err() {
+                                    outcome.why = "TLS write failed or stalled".into();
                                     outcome.closed = ClosedAs::Error;
                                     return outcome;
                                 }
-                            };
-                            if write_limited(stream, frame, WRITE_LIMIT).await.is_err() {
-                                outcome.why = "TLS write failed or stalled".into();
-                                outcome.closed = ClosedAs::Error;
-                                return outcome;
                             }
+                            let transport = if sent_dtls { Transport::Dtls } else { Transport::Tls };
+                            meters.count(Direction::Tx, transport, len);
+                            session.on_packet_sent(framed.get(CSTP_HEADER_LEN..).unwrap_or_default(), now);
+                            sent += 1;
                         }
-                        let transport = if sent_dtls { Transport::Dtls } else { Transport::Tls };
-                        meters.count(Direction::Tx, transport, len);
-                        session.on_packet_sent(framed.get(CSTP_HEADER_LEN..).unwrap_or_default(), now);
-                        sent += 1;
                         if sent < MAX_BATCH {
                             next = rx.try_recv().ok();
                         }

@@ -441,7 +441,7 @@ impl TunnelDtls {
 
     /// True when a tunnel packet of `len` bytes should go over DTLS now.
     pub fn carries(&self, len: usize, now: Instant) -> bool {
-        self.is_live(now) && len < self.data_mtu
+        self.is_live(now) && len <= self.data_mtu
     }
 
     pub async fn on_datagram(

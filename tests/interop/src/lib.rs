@@ -600,11 +600,35 @@ impl Lab {
         );
     }
 
-    /// 20 pings, then a short iperf3 run each way, all over UDP (DTLS).
+    /// MTU of the client namespace's tun device.
+    pub fn client_tun_mtu(&self) -> u32 {
+        let out = self.in_client("ip -o link show type tun");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.split_whitespace()
+            .skip_while(|w| *w != "mtu")
+            .nth(1)
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("no tun device with an MTU in the client:\n{text}"))
+    }
+
+    /// 20 pings, 5 of the tunnel's full packet size, then a short iperf3 run each way, all
+    /// over UDP (DTLS): each direction's data reaches the client as datagrams.
     pub fn assert_traffic_over_udp(&self) {
         self.assert_pings_over_udp(20);
+        let full = self.client_tun_mtu() - 28;
         let before = self.client_udp_in();
-        for reverse in ["", "-R"] {
+        let out = self.in_client(&format!(
+            "ping -c 5 -i 0.05 -M do -s {full} {}",
+            self.behind_ip
+        ));
+        assert!(out.status.success(), "full-size ping failed:\n{}", self.log("client.log"));
+        assert!(
+            self.client_udp_in() - before >= 5,
+            "full-size replies did not come over UDP"
+        );
+        // Upload: only the ACKs come back; download: the data itself.
+        for (reverse, least) in [("", 100), ("-R", 1000)] {
+            let before = self.client_udp_in();
             let out = self.iperf(&format!("-t 2 {reverse}"));
             assert!(
                 out.status.success(),
@@ -612,11 +636,12 @@ impl Lab {
                 String::from_utf8_lossy(&out.stdout),
                 String::from_utf8_lossy(&out.stderr)
             );
+            let got = self.client_udp_in() - before;
+            assert!(
+                got > least,
+                "iperf3 {reverse}: only {got} datagrams reached the client (the traffic went over TLS)"
+            );
         }
-        assert!(
-            self.client_udp_in() - before > 1000,
-            "iperf3 did not use UDP"
-        );
     }
 
     /// Drops all UDP in and out of the client namespace (nftables), as a hostile network
