@@ -115,38 +115,25 @@ impl TunReader {
 
 /// Packets waiting to be written to a tun device. [`TunWriter::flush`] coalesces what it
 /// can (TCP and UDP flows, when the device has offload) and writes the rest one by one.
+#[derive(Debug, Default)]
 pub struct TunWriter {
     packets: Vec<Vec<u8>>,
     count: usize,
-    /// Made on the first batch of more than one packet: a session that only ever sees
-    /// single packets does not pay for the coalescing tables.
-    gro: Option<Box<GROTable>>,
 }
 
-impl std::fmt::Debug for TunWriter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TunWriter")
-            .field("count", &self.count)
-            .finish()
-    }
-}
-
-impl Default for TunWriter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The coalescing tables [`TunWriter::flush`] works in. They are large (about a megabyte of
+/// flow slots), so a server keeps a few for all its tunnels rather than one per tunnel.
+pub type Coalescer = GROTable;
 
 impl TunWriter {
     pub const fn new() -> Self {
         Self {
             packets: Vec::new(),
             count: 0,
-            gro: None,
         }
     }
 
-    /// Queues a copy of `packet`. A full batch must be flushed first.
+    /// Queues a copy of `packet`. A full batch should be flushed first.
     pub fn push(&mut self, packet: &[u8]) {
         if self.count == self.packets.len() {
             self.packets.push(Vec::new());
@@ -169,26 +156,18 @@ impl TunWriter {
         self.count >= IDEAL_BATCH_SIZE
     }
 
-    /// Writes the queued packets. Packets the kernel refuses are lost, as on any link.
-    pub async fn flush(&mut self, tun: &AsyncDevice) -> io::Result<()> {
+    /// Writes the queued packets, without waiting: a tun device takes writes at once, and
+    /// packets it refuses are lost, as on any link.
+    pub fn flush(&mut self, tun: &AsyncDevice, coalescer: &mut Coalescer) -> io::Result<()> {
         let count = std::mem::take(&mut self.count);
         let Some(batch) = self.packets.get_mut(..count) else {
             return Ok(());
         };
-        let result = match batch {
-            [] => return Ok(()),
-            [one] if tun.tcp_gso() => tun.send(one).await.map(drop),
-            [one] => tun
-                .send(one.get(VIRTIO_NET_HDR_LEN..).unwrap_or_default())
-                .await
-                .map(drop),
-            many => {
-                let gro = self.gro.get_or_insert_with(Box::default);
-                tun.send_multiple(gro, many, VIRTIO_NET_HDR_LEN)
-                    .await
-                    .map(drop)
-            }
-        };
+        // The device's own (non-blocking) call, not the async wrapper.
+        let device = &**tun;
+        let result = device
+            .send_multiple(coalescer, batch, VIRTIO_NET_HDR_LEN)
+            .map(drop);
         // Keep the slots of an ordinary batch; a burst of small packets or a slot grown
         // past a super-packet gives its memory back.
         self.packets.truncate(IDEAL_BATCH_SIZE);

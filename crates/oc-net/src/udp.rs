@@ -151,7 +151,11 @@ impl RecvBatch {
 
 /// Splits a GRO run into its datagrams: `stride` bytes each, the last may be shorter.
 pub fn datagrams(run: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
-    run.chunks(if stride == 0 { run.len().max(1) } else { stride })
+    run.chunks(if stride == 0 {
+        run.len().max(1)
+    } else {
+        stride
+    })
 }
 
 /// A run of datagrams in [`SendBatch`]: `segment` bytes each, the last may be shorter.
@@ -294,7 +298,7 @@ mod tests {
         }
         // 46 datagrams of 1400 bytes pass 65507; the run stops before.
         assert_eq!(shape(&b), vec![(46 * 1400, 1400), (4 * 1400, 1400)]);
-        assert!(46 * 1400 <= MAX_SEND);
+        const { assert!(46 * 1400 <= MAX_SEND && 47 * 1400 > MAX_SEND) };
     }
 
     #[test]

@@ -470,7 +470,5 @@ fn drop_privileges(user: Option<&str>, group: Option<&str>) -> anyhow::Result<()
 fn worker_threads(configured: Option<u32>) -> usize {
     configured
         .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
-        })
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }

@@ -16,12 +16,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use oc_net::udp::BatchSocket;
+use oc_net::{Coalescer, TunReader, TunWriter};
 use oc_proto::anyconnect::dtls_cipher::{select_legacy, Bulk};
 use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
 use oc_proto::anyconnect::server_connect::{
-    is_tunnel_target, legacy_data_mtu, mtu_allows_ipv6, tunnel_mtu, AgentKind, ClientConnect,
-    DtlsGrant, DtlsMode, TunnelGrant,
+    data_mtu, is_tunnel_target, legacy_data_mtu, link_mtu, mtu_allows_ipv6, AgentKind,
+    ClientConnect, DtlsGrant, DtlsMode, DtlsPlan, TunnelGrant,
 };
 use oc_proto::anyconnect::server_session::{ServerEvent, ServerSession, ServerTimers};
 use oc_proto::anyconnect::session::Channel;
@@ -32,8 +34,6 @@ use oc_tls::server::{cert_field, verified_client_cert, TlsServer, TlsServerConfi
 use oc_tls::TlsStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use oc_net::udp::BatchSocket;
-use oc_net::{TunReader, TunWriter};
 
 use crate::packets::PacketBatch;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -240,6 +240,8 @@ pub struct Server {
     routes: RwLock<RouteTable<mpsc::Sender<PacketBatch>>>,
     tun: Arc<AsyncDevice>,
     pub tun_name: String,
+    /// Coalescing tables for tun writes, shared by the tunnels (see [`Server::write_tun`]).
+    coalescers: Mutex<Vec<Coalescer>>,
     /// The shared DTLS socket (`udp-port`), its dispatcher table and counters.
     udp: Option<Arc<BatchSocket>>,
     /// DTLS contexts, one per mode (present when the server listens on UDP).
@@ -435,6 +437,7 @@ impl Server {
             routes: RwLock::new(RouteTable::default()),
             tun: Arc::new(tun),
             tun_name,
+            coalescers: Mutex::new(Vec::new()),
             udp: udp.map(Arc::new),
             dtls_ctx,
             dtls_registry: Arc::new(Mutex::new(DtlsRegistry::default())),
@@ -559,6 +562,20 @@ impl Server {
                 let _ = to.try_send(packets);
             }
         }
+    }
+
+    /// Writes a tunnel's decoded packets to the tun device, coalesced with one of the shared
+    /// tables (as many exist as tunnels write at the same moment, i.e. about one per worker
+    /// thread, instead of one per tunnel). A refused write loses the packets, as on any link.
+    fn write_tun(&self, out: &mut TunWriter) {
+        if out.is_empty() {
+            return;
+        }
+        let mut coalescer = lock(&self.coalescers).pop().unwrap_or_default();
+        if let Err(e) = out.flush(&self.tun, &mut coalescer) {
+            debug!("writing to {}: {e}", self.tun_name);
+        }
+        lock(&self.coalescers).push(coalescer);
     }
 
     /// Dispatches datagrams of the shared UDP port to their tunnels (when `udp-port` is set).
@@ -992,7 +1009,26 @@ impl Server {
         }
 
         let ipv6_peer = peer.is_ipv6();
-        let (base_mtu, mut mtu) = tunnel_mtu(settings.mtu, &client, ipv6_peer);
+        let base_mtu = link_mtu(settings.mtu, &client, ipv6_peer);
+        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu, ipv6_peer);
+        // ocserv's data MTU: the DTLS record overhead when DTLS is granted, else none.
+        let plan = match dtls.as_ref().map(|(_, mode, _)| mode) {
+            None => DtlsPlan::Off,
+            Some(DtlsMode::Legacy { .. }) => DtlsPlan::Legacy,
+            Some(DtlsMode::Psk) => {
+                let tls_cipher = stream
+                    .ssl()
+                    .current_cipher()
+                    .map(|c| c.name())
+                    .unwrap_or_default();
+                DtlsPlan::Psk {
+                    tls_cipher,
+                    pinned: config.match_tls_dtls_ciphers
+                        && psk_cipher_matching(Bulk::from_openssl_name(tls_cipher)).is_some(),
+                }
+            }
+        };
+        let mut mtu = data_mtu(base_mtu, ipv6_peer, plan);
         // What the client actually gets: the families it asked for, and no IPv6 on a
         // tunnel too small to carry it. Routes and the packet filter follow this.
         let granted = Lease {
@@ -1025,7 +1061,6 @@ impl Server {
             settings.routes.clone().unwrap_or_default()
         };
         let keepalive = settings.keepalive.unwrap_or(config::defaults::KEEPALIVE);
-        let mut dtls = self.offer_dtls(&stream, &client, &settings, config, base_mtu, ipv6_peer);
         // Off unless `compression = true`: compressing before encrypting leaks plaintext.
         let choose = |offer: &Option<String>, channel: Channel| {
             offer
@@ -1658,8 +1693,7 @@ impl Server {
                             tun_out.push(packet);
                         }
                     });
-                    // A refused write loses the packets, as on any link.
-                    let _ = tun_out.flush(&self.tun).await;
+                    self.write_tun(&mut tun_out);
                     if let Err(e) = result {
                         outcome.why = format!("protocol error: {e}");
                         outcome.closed = ClosedAs::Error;
@@ -1674,7 +1708,7 @@ impl Server {
                     };
                     for datagram in received.each() {
                         if tun_out.is_full() {
-                            let _ = tun_out.flush(&self.tun).await;
+                            self.write_tun(&mut tun_out);
                         }
                         d.on_datagram(received.peer, datagram, &mut session, |packet| {
                             if filter.allows(packet) {
@@ -1684,7 +1718,7 @@ impl Server {
                         })
                         .await;
                     }
-                    let _ = tun_out.flush(&self.tun).await;
+                    self.write_tun(&mut tun_out);
                 }
                 packet = rx.recv() => {
                     let Some(packet) = packet else {

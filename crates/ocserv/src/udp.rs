@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use oc_net::udp::{datagrams, BatchSocket, RecvBatch, SendBatch};
 use oc_proto::anyconnect::dtls_cipher::Bulk;
 use oc_proto::anyconnect::dtls_hello::{client_hello_id, DTLS_ID_LEN};
 use oc_proto::anyconnect::frame::PacketType;
@@ -21,7 +22,6 @@ use oc_tls::dtls::{
     PSK_LEN,
 };
 use openssl::ssl::SslContext;
-use oc_net::udp::{datagrams, BatchSocket, RecvBatch, SendBatch};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::MissedTickBehavior;

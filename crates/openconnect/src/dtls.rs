@@ -6,6 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use oc_net::udp::{BatchSocket, RecvBatch, SendBatch};
 use oc_proto::anyconnect::connect::{DtlsOffer, TunnelConfig};
 use oc_proto::anyconnect::dtls_cipher::{
     offers_psk, DEFAULT_DTLS12_CIPHERS, DEFAULT_DTLS_CIPHERS, PSK_NEGOTIATE,
@@ -14,7 +15,6 @@ use oc_proto::anyconnect::session::Session;
 use oc_tls::dtls::{
     psk_client_context, psk_from_tls, DtlsChannel, DtlsError, DtlsState, LegacyCipher, PSK_LEN,
 };
-use oc_net::udp::{BatchSocket, RecvBatch, SendBatch};
 use openssl::ssl::{SslContext, SslRef};
 use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
@@ -424,9 +424,11 @@ impl DtlsLink {
     /// Sends every datagram the channel has ready.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         self.queued = 0;
-        let (Some(channel), Some(socket), Some(grant)) =
-            (self.channel.as_mut(), self.socket.as_ref(), self.grant.as_ref())
-        else {
+        let (Some(channel), Some(socket), Some(grant)) = (
+            self.channel.as_mut(),
+            self.socket.as_ref(),
+            self.grant.as_ref(),
+        ) else {
             return Ok(());
         };
         let outbox = &mut self.outbox;

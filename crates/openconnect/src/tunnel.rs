@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt};
 use oc_net::udp::{datagrams, RecvBatch};
-use oc_net::{open_tun, run_script, Reason, ScriptContext, TunReader, TunWriter};
+use oc_net::{open_tun, run_script, Coalescer, Reason, ScriptContext, TunReader, TunWriter};
 use oc_proto::anyconnect::connect::{
     base_mtu_from_tcp, default_tunnel_mtu, ConnectRequest, DtlsOffer, TcpInfoMtu, TunnelConfig,
 };
@@ -94,6 +94,8 @@ struct Tunnel<'a> {
     tun: AsyncDevice,
     /// Packets for the tun device, written a batch at a time.
     tun_out: TunWriter,
+    /// Made on the first write (about a megabyte of flow tables).
+    coalescer: Option<Box<Coalescer>>,
     tundev: String,
     config: TunnelConfig,
     conn: HttpsConnection,
@@ -166,6 +168,7 @@ pub(crate) async fn run(
         script,
         tun,
         tun_out: TunWriter::new(),
+        coalescer: None,
         tundev,
         config,
         conn,
@@ -227,9 +230,7 @@ fn link_mtu(conn: &HttpsConnection) -> u16 {
         rcv_mss: i.rcv_mss,
         snd_mss: i.snd_mss,
     });
-    let maxseg = getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg)
-        .ok()
-        .and_then(|m| u32::try_from(m).ok());
+    let maxseg = getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg).ok();
     base_mtu_from_tcp(info, maxseg)
 }
 
@@ -352,7 +353,7 @@ impl Tunnel<'_> {
         let mut received = RecvBatch::new();
         let pending = std::mem::take(&mut self.pending);
         self.handle_cstp(&pending)?;
-        self.flush_tun().await;
+        self.flush_tun();
         loop {
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
@@ -384,7 +385,7 @@ impl Tunnel<'_> {
                     Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
                     Ok(n) => {
                         self.handle_cstp(down.get(..n).unwrap_or_default())?;
-                        self.flush_tun().await;
+                        self.flush_tun();
                     }
                     Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
                 },
@@ -396,7 +397,7 @@ impl Tunnel<'_> {
                                 self.handle_datagram(datagram).await;
                             }
                         }
-                        self.flush_tun().await;
+                        self.flush_tun();
                     }
                     Err(e) => self.dtls.lost(&mut self.session, &format!("UDP receive failed: {e}")),
                 },
@@ -519,7 +520,7 @@ impl Tunnel<'_> {
 
     async fn handle_datagram(&mut self, datagram: &[u8]) {
         if self.tun_out.is_full() {
-            self.flush_tun().await;
+            self.flush_tun();
         }
         let tun_out = &mut self.tun_out;
         let stats = &mut self.stats;
@@ -546,11 +547,12 @@ impl Tunnel<'_> {
 
     /// Writes the received packets to the tun device. A refused write drops them, as a
     /// router would.
-    async fn flush_tun(&mut self) {
+    fn flush_tun(&mut self) {
         if self.tun_out.is_empty() {
             return;
         }
-        if let Err(e) = self.tun_out.flush(&self.tun).await {
+        let coalescer = self.coalescer.get_or_insert_with(Box::default);
+        if let Err(e) = self.tun_out.flush(&self.tun, coalescer) {
             debug!("writing to the tun device: {e}");
             self.stats.tun_drops += 1;
         }

@@ -621,7 +621,11 @@ impl Lab {
             "ping -c 5 -i 0.05 -M do -s {full} {}",
             self.behind_ip
         ));
-        assert!(out.status.success(), "full-size ping failed:\n{}", self.log("client.log"));
+        assert!(
+            out.status.success(),
+            "full-size ping failed:\n{}",
+            self.log("client.log")
+        );
         assert!(
             self.client_udp_in() - before >= 5,
             "full-size replies did not come over UDP"

@@ -1072,3 +1072,32 @@ fn rekey_keeps_the_tunnel(client: Client) {
 }
 
 with_both_clients!(rekey_keeps_the_tunnel: debian_client_rekey, our_client_rekey);
+
+/// The tunnel MTU Debian's openconnect ends up with is the same from our server as from
+/// Debian's ocserv, with DTLS (the AES-GCM record overhead comes off) and without (only
+/// IP and UDP headers do).
+#[test]
+fn tunnel_mtu_matches_ocserv() {
+    let mut mtus = Vec::new();
+    for ours in [false, true] {
+        for dtls in [true, false] {
+            let mut lab = Lab::new("srv-mtu");
+            lab.use_real_client();
+            let pki = Pki::create(&lab.dir, &lab.server_ip);
+            if ours {
+                lab.start_our_server(&pki, &[("alice", "secret")], "udp-port = 443\n");
+            } else {
+                lab.start_ocserv(&pki, &[("alice", "secret")], "udp-port = 443\n");
+            }
+            let extra: &[&str] = if dtls { &[] } else { &["--no-dtls"] };
+            connect_alice(&mut lab, &pki, extra);
+            assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+            mtus.push((ours, dtls, lab.client_tun_mtu()));
+        }
+    }
+    let theirs: Vec<u32> = mtus.iter().filter(|m| !m.0).map(|m| m.2).collect();
+    let ours: Vec<u32> = mtus.iter().filter(|m| m.0).map(|m| m.2).collect();
+    assert_eq!(ours, theirs, "(ours, dtls, mtu): {mtus:?}");
+    // Over this 1500-byte IPv4 link: 1500 - 28 - 38 with DTLS, 1500 - 28 without.
+    assert_eq!(theirs, vec![1434, 1472]);
+}

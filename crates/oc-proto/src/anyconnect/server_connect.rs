@@ -348,14 +348,6 @@ pub fn data_mtu(link_mtu: u32, ipv6_peer: bool, dtls: DtlsPlan<'_>) -> u32 {
     link_mtu.saturating_sub(ip_udp(ipv6_peer) + crypto)
 }
 
-/// Link and data MTU for a tunnel whose DTLS channel, if any, runs one of our AES-GCM
-/// suites (ocserv's figures for a TLS session with an AES-GCM suite: PSK or legacy).
-/// [`link_mtu`] and [`data_mtu`] give the exact figures once the DTLS plan is known.
-pub fn tunnel_mtu(configured: Option<u32>, client: &ClientConnect, ipv6_peer: bool) -> (u32, u32) {
-    let link = link_mtu(configured, client, ipv6_peer);
-    (link, data_mtu(link, ipv6_peer, DtlsPlan::Legacy))
-}
-
 /// True when a data MTU is too small to carry IPv6.
 pub fn mtu_allows_ipv6(data_mtu: u32) -> bool {
     data_mtu >= MIN_IPV6_MTU
@@ -505,6 +497,12 @@ fn route_header(h: &mut impl FnMut(&str, String), kind: &str, route: &IpNet, ful
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// Link and data MTU for a tunnel with an AES-GCM DTLS channel (PSK or legacy).
+    fn tunnel_mtu(configured: Option<u32>, client: &ClientConnect, ipv6: bool) -> (u32, u32) {
+        let link = link_mtu(configured, client, ipv6);
+        (link, data_mtu(link, ipv6, DtlsPlan::Legacy))
+    }
     use crate::anyconnect::connect::TunnelConfig;
     use crate::http::server::RequestReader;
     use crate::http::{Limits, ResponseReader};

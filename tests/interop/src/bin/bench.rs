@@ -128,7 +128,11 @@ impl Settings {
                 reps: 3,
                 iperf_secs: 4,
                 connects: 5,
-                scale: if only.is_empty() { vec![100, 1000] } else { vec![] },
+                scale: if only.is_empty() {
+                    vec![100, 1000]
+                } else {
+                    vec![]
+                },
                 concurrency: 50,
                 out,
                 only,
@@ -138,19 +142,31 @@ impl Settings {
     }
 
     fn describe(&self) -> String {
+        let pairs = if self.only.is_empty() {
+            String::new()
+        } else {
+            format!("; only {}", self.only.join(", "))
+        };
+        let scale = if self.scale.is_empty() {
+            "no scale test".to_string()
+        } else {
+            format!(
+                "scale N = {}, {} logins at a time",
+                self.scale
+                    .iter()
+                    .map(usize::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                self.concurrency
+            )
+        };
         format!(
-            "{} ({} repetition{}, iperf3 -t {}, {} connects per pair, scale N = {}, {} logins at a time)",
+            "{} ({} repetition{}, iperf3 -t {}, {} connects per pair, {scale}{pairs})",
             if self.quick { "quick" } else { "full" },
             self.reps,
             if self.reps == 1 { "" } else { "s" },
             self.iperf_secs,
             self.connects,
-            self.scale
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            self.concurrency
         )
     }
 }
