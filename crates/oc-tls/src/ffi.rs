@@ -121,3 +121,12 @@ where
     // none, and `lookup` cannot hand back a session object of its own.
     unsafe { ctx.set_get_session_callback(callback) }
 }
+
+/// OpenSSL's compiled-in directory of hashed CA certificates (`OPENSSLDIR/certs`; on Debian
+/// a link to /etc/ssl/certs).
+pub fn default_cert_dir() -> std::path::PathBuf {
+    // SAFETY: the call takes no arguments and returns a pointer to a static, NUL-terminated
+    // string inside libcrypto, which lives as long as the process; it is copied at once.
+    let dir = unsafe { std::ffi::CStr::from_ptr(openssl_sys::X509_get_default_cert_dir()) };
+    std::path::PathBuf::from(dir.to_string_lossy().into_owned())
+}

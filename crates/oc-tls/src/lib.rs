@@ -6,14 +6,20 @@
 //! block carries a `// SAFETY:` comment.
 
 use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 
 use base64::Engine;
+use openssl::error::ErrorStack;
 use openssl::hash::{hash, MessageDigest};
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
-use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
+use openssl::ssl::{
+    Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode, SslOptions, SslVerifyMode,
+};
+use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
+use openssl::x509::verify::X509CheckFlags;
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use thiserror::Error;
 use tokio::net::TcpStream;
@@ -52,7 +58,7 @@ pub enum TlsError {
         why: String,
     },
     #[error("TLS setup failed: {0}")]
-    Setup(#[from] openssl::error::ErrorStack),
+    Setup(#[from] ErrorStack),
     #[error("TLS handshake with {peer} failed: {why}")]
     Handshake { peer: String, why: String },
     #[error("server certificate verification failed: {reason}\nTo trust this server, add to the command line:\n    --servercert {pin}")]
@@ -264,7 +270,7 @@ pub struct TlsClientConfig {
 
 /// A reusable client context.
 pub struct TlsClient {
-    connector: SslConnector,
+    ctx: SslContext,
     config: TlsClientConfig,
 }
 
@@ -285,14 +291,80 @@ pub struct PeerInfo {
     pub cipher: String,
 }
 
+/// A TLS client context with the `openssl` crate's `SslConnector` defaults (no SSLv2/3, no
+/// compression, its cipher list), but an empty trust store: [`system_trust`] fills it
+/// without the connector's eager load of the whole CA bundle.
+fn client_context() -> Result<SslContextBuilder, ErrorStack> {
+    let mut ctx = SslContextBuilder::new(SslMethod::tls_client())?;
+    let mut options = SslOptions::ALL
+        | SslOptions::NO_COMPRESSION
+        | SslOptions::NO_SSLV2
+        | SslOptions::NO_SSLV3
+        | SslOptions::SINGLE_DH_USE
+        | SslOptions::SINGLE_ECDH_USE;
+    options &= !SslOptions::DONT_INSERT_EMPTY_FRAGMENTS;
+    ctx.set_options(options);
+    ctx.set_mode(
+        SslMode::AUTO_RETRY
+            | SslMode::ACCEPT_MOVING_WRITE_BUFFER
+            | SslMode::ENABLE_PARTIAL_WRITE
+            | SslMode::RELEASE_BUFFERS,
+    );
+    ctx.set_cipher_list("DEFAULT:!aNULL:!eNULL:!MD5:!3DES:!DES:!RC4:!IDEA:!SEED:!aDSS:!SRP:!PSK")?;
+    Ok(ctx)
+}
+
+/// The system's trusted CAs. Where the system keeps a hashed certificate directory
+/// (Debian's /etc/ssl/certs, or `SSL_CERT_DIR`), OpenSSL reads from it only the issuers a
+/// chain needs; parsing the whole bundle file instead costs every start 10-20 ms. Without
+/// hash links, or with `SSL_CERT_FILE` set, the bundle is loaded as OpenSSL would.
+fn system_trust() -> Result<X509Store, ErrorStack> {
+    let dirs = std::env::var("SSL_CERT_DIR")
+        .unwrap_or_else(|_| ffi::default_cert_dir().to_string_lossy().into_owned());
+    trust_store(&dirs, std::env::var_os("SSL_CERT_FILE").is_some())
+}
+
+/// [`system_trust`] for the directories `dirs` (colon-separated); `file_named` when
+/// `SSL_CERT_FILE` asks for a bundle file.
+fn trust_store(dirs: &str, file_named: bool) -> Result<X509Store, ErrorStack> {
+    let mut store = X509StoreBuilder::new()?;
+    let hashed = !file_named && dirs.split(':').any(|d| has_hash_links(Path::new(d)));
+    if hashed {
+        store
+            .add_lookup(X509Lookup::hash_dir())?
+            .add_dir(&dirs, SslFiletype::PEM)?;
+    } else {
+        store.set_default_paths()?;
+    }
+    Ok(store.build())
+}
+
+/// True when `dir` holds OpenSSL's `HASH.N` certificate links (as `c_rehash` and
+/// `update-ca-certificates` make them).
+fn has_hash_links(dir: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        name.split_once('.').is_some_and(|(hash, n)| {
+            hash.len() == 8
+                && hash.bytes().all(|b| b.is_ascii_hexdigit())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        })
+    })
+}
+
 impl TlsClient {
     pub fn new(config: TlsClientConfig) -> Result<Self, TlsError> {
-        let mut builder = SslConnector::builder(SslMethod::tls_client())?;
+        let mut builder = client_context()?;
         // Verification happens after the handshake (see `connect`), so that a pin can
         // override the chain and a failure can name the pin to use.
         builder.set_verify(SslVerifyMode::NONE);
-        if !config.system_trust {
-            builder.set_cert_store(openssl::x509::store::X509StoreBuilder::new()?.build());
+        if config.system_trust {
+            builder.set_cert_store(system_trust()?);
         }
         if let Some(ca) = &config.ca_file {
             read(ca, "CA file")?;
@@ -316,7 +388,7 @@ impl TlsClient {
             })?;
         }
         Ok(Self {
-            connector: builder.build(),
+            ctx: builder.build(),
             config,
         })
     }
@@ -328,13 +400,19 @@ impl TlsClient {
         tcp: TcpStream,
         host: &str,
     ) -> Result<(TlsStream, PeerInfo), TlsError> {
-        let mut conf = self.connector.configure()?;
-        if self.config.sni.is_some() {
-            conf.set_use_server_name_indication(false);
+        let mut ssl = Ssl::new(&self.ctx)?;
+        // SNI names a host, never an address; `--sni` replaces it.
+        match (&self.config.sni, host.parse::<IpAddr>()) {
+            (Some(sni), _) => ssl.set_hostname(sni)?,
+            (None, Err(_)) => ssl.set_hostname(host)?,
+            (None, Ok(_)) => {}
         }
-        let mut ssl = conf.into_ssl(host)?;
-        if let Some(sni) = &self.config.sni {
-            ssl.set_hostname(sni)?;
+        // The certificate must name the host (or address) we connected to.
+        let param = ssl.param_mut();
+        param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+        match host.parse::<IpAddr>() {
+            Ok(ip) => param.set_ip(ip)?,
+            Err(_) => param.set_host(host)?,
         }
         let mut stream = SslStream::new(ssl, tcp)?;
         Pin::new(&mut stream)
@@ -426,6 +504,31 @@ mod tests {
             .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
         b.build()
+    }
+
+    #[test]
+    fn hashed_trust_directory_is_read_on_demand() {
+        let ca = self_signed();
+        let dir = std::env::temp_dir().join(format!("oc-tls-trust-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let verifies = |store: &X509Store| {
+            let chain = openssl::stack::Stack::new().unwrap();
+            let mut ctx = openssl::x509::X509StoreContext::new().unwrap();
+            ctx.init(store, &ca, &chain, |c| c.verify_cert()).unwrap()
+        };
+        // No hash links: not a hashed directory (the bundle file would be loaded instead).
+        std::fs::write(dir.join("test.pem"), ca.to_pem().unwrap()).unwrap();
+        assert!(!has_hash_links(&dir));
+        let name = format!("{:08x}.0", ca.subject_name_hash());
+        std::fs::write(dir.join(&name), ca.to_pem().unwrap()).unwrap();
+        assert!(has_hash_links(&dir));
+        let dirs = format!("/nonexistent:{}", dir.display());
+        assert!(verifies(&trust_store(&dirs, false).unwrap()));
+        // A CA that is not in the directory is not trusted.
+        std::fs::remove_file(dir.join(&name)).unwrap();
+        std::fs::write(dir.join("0badc0de.0"), b"not a certificate").unwrap();
+        assert!(!verifies(&trust_store(&dirs, false).unwrap()));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

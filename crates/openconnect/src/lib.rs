@@ -25,7 +25,7 @@ use crate::auth_ui::{answer_secret, read_stdin_line, FormFiller};
 use crate::cli::{Options, PROTOCOL_VERSION};
 use crate::error::ClientError;
 use crate::token::SoftToken;
-use crate::transport::Endpoint;
+use crate::transport::{Endpoint, HttpsConnection};
 
 /// Debian's vpnc-scripts location, which openconnect is built with.
 pub const DEFAULT_SCRIPT: &str = "/usr/share/vpnc-scripts/vpnc-script";
@@ -51,11 +51,16 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         url,
     };
 
-    let (cookie, peer_addr, fingerprint) = match cookie_from_options(&opts)? {
-        Some(c) => (c, None, None),
+    let (cookie, peer_addr, fingerprint, conn) = match cookie_from_options(&opts)? {
+        Some(c) => (c, None, None, None),
         None => {
             let login = authenticate(&opts, &endpoint).await?;
-            (login.cookie, Some(login.addr), Some(login.fingerprint))
+            (
+                login.cookie,
+                Some(login.addr),
+                Some(login.fingerprint),
+                login.conn,
+            )
         }
     };
 
@@ -73,7 +78,7 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
     if opts.printcookie {
         println!("{printable}");
     }
-    tunnel::run(&opts, &endpoint, cookie).await
+    tunnel::run(&opts, &endpoint, cookie, conn).await
 }
 
 fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
@@ -128,6 +133,9 @@ struct Login {
     cookie: String,
     addr: IpAddr,
     fingerprint: String,
+    /// The login's connection when the server keeps it open: CONNECT goes over it, as
+    /// openconnect does, which saves a TCP and TLS handshake.
+    conn: Option<HttpsConnection>,
 }
 
 async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, ClientError> {
@@ -182,6 +190,7 @@ async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, Clie
                     cookie: done.cookie,
                     addr: conn.addr.ip(),
                     fingerprint: conn.peer.fingerprint.clone(),
+                    conn: (!conn.closed).then_some(conn),
                 });
             }
         }

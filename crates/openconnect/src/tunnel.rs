@@ -110,10 +110,12 @@ struct Tunnel<'a> {
     script_pid: u32,
 }
 
+/// Runs the tunnel; `login` is the login's connection if the server kept it open.
 pub(crate) async fn run(
     opts: &Options,
     endpoint: &Endpoint,
     cookie: String,
+    login: Option<HttpsConnection>,
 ) -> Result<Finished, ClientError> {
     let script = opts
         .script
@@ -126,7 +128,7 @@ pub(crate) async fn run(
         dtls12_ciphers: opts.dtls12_ciphers.clone(),
     });
     let (conn, config, pending) =
-        connect_tunnel(opts, endpoint, &cookie, &[], dtls.offer()).await?;
+        connect_tunnel(opts, endpoint, &cookie, &[], dtls.offer(), login).await?;
     let gateway = conn.addr.ip();
 
     let script_pid = std::process::id();
@@ -184,15 +186,22 @@ pub(crate) async fn run(
     result
 }
 
-/// Opens a TLS connection and asks for the tunnel with the cookie.
+/// Asks for the tunnel with the cookie, over `reuse` (the login's connection) when given,
+/// else over a new TLS connection; also a new one when the reused connection turns out to be
+/// closed.
 async fn connect_tunnel(
     opts: &Options,
     endpoint: &Endpoint,
     cookie: &str,
     previous: &[IpAddr],
     dtls: Option<DtlsOffer>,
+    reuse: Option<HttpsConnection>,
 ) -> Result<(HttpsConnection, TunnelConfig, Vec<u8>), ClientError> {
-    let mut conn = endpoint.connect().await?;
+    let reused = reuse.is_some();
+    let mut conn = match reuse {
+        Some(c) => c,
+        None => endpoint.connect().await?,
+    };
     let server_v6 = conn.addr.is_ipv6();
     let base_mtu = opts.base_mtu.unwrap_or_else(|| link_mtu(&conn));
     let request = ConnectRequest {
@@ -209,7 +218,18 @@ async fn connect_tunnel(
         dtls,
         compression: opts.compression_mode(),
     };
-    let (response, rest) = conn.exchange(&request.to_request(), true).await?;
+    let request = request.to_request();
+    let (response, rest) = match conn.exchange(&request, true).await {
+        Ok(answer) => answer,
+        // A server's refusal is a response; an error here is the connection, which may
+        // have been closed while idle after the login.
+        Err(e) if reused => {
+            debug!("login connection unusable for CONNECT ({e}); opening a new one");
+            conn = endpoint.connect().await?;
+            conn.exchange(&request, true).await?
+        }
+        Err(e) => return Err(e),
+    };
     let forced_dpd = opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs);
     let config = TunnelConfig::from_response(&response.head, forced_dpd)?;
     for w in &config.warnings {
@@ -603,7 +623,16 @@ impl Tunnel<'_> {
         loop {
             let previous = self.previous_addresses();
             let offer = self.dtls.offer();
-            match connect_tunnel(self.opts, self.endpoint, &self.cookie, &previous, offer).await {
+            match connect_tunnel(
+                self.opts,
+                self.endpoint,
+                &self.cookie,
+                &previous,
+                offer,
+                None,
+            )
+            .await
+            {
                 Ok((conn, config, pending)) => {
                     if config.ipv4 != self.config.ipv4 || config.ipv6 != self.config.ipv6 {
                         return Err(ClientError::AddressChanged(format!(

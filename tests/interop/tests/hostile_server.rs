@@ -25,7 +25,7 @@ fn fake_server(pki: &Pki, replies: Vec<Vec<u8>>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     thread::spawn(move || {
-        let mut replies = replies.into_iter();
+        let mut replies = replies.into_iter().peekable();
         // The client may use a fresh connection per phase (auth, then CONNECT).
         for stream in listener.incoming().take(4) {
             let Ok(stream) = stream else { return };
@@ -38,6 +38,12 @@ fn fake_server(pki: &Pki, replies: Vec<Vec<u8>>) -> u16 {
                 }
                 let Some(reply) = replies.next() else { return };
                 if tls.write_all(&reply).is_err() {
+                    break;
+                }
+                // An empty entry closes this connection after the reply before it.
+                if replies.peek().is_some_and(Vec::is_empty) {
+                    replies.next();
+                    let _ = tls.shutdown();
                     break;
                 }
             }
@@ -187,5 +193,36 @@ fn broken_connect_replies_fail_cleanly() {
     let (code, text) = run(&pki, port, &cookie);
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("Server configuration error"), "{text}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// CONNECT goes over the login's connection, as openconnect does; when the server closed it
+/// meanwhile (without saying so), a new connection carries it.
+#[test]
+fn connect_reuses_the_login_connection_or_opens_a_new_one() {
+    let (pki, dir) = pki();
+    let success = http(
+        "200 OK",
+        "Content-Type: text/xml\r\nSet-Cookie: webvpn=COOKIE; Secure\r\n",
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+         type=\"complete\" aggregate-auth-version=\"2\"><auth id=\"success\">\
+         <banner>hi</banner></auth></config-auth>",
+    );
+    // A good CONNECT answer, then bytes that are not CSTP: the client got that far.
+    let mut connected =
+        b"HTTP/1.1 200 CONNECTED\r\nX-CSTP-MTU: 1400\r\nX-CSTP-Address: 198.18.200.2\r\n\r\n"
+            .to_vec();
+    connected.extend_from_slice(b"GARBAGE!GARBAGE!");
+    let port = fake_server(&pki, vec![success.clone(), connected.clone()]);
+    let (code, text) = run(&pki, port, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("bad CSTP frame header"), "{text}");
+    assert_eq!(text.matches("Connected to").count(), 1, "{text}");
+
+    let port = fake_server(&pki, vec![success, Vec::new(), connected]);
+    let (code, text) = run(&pki, port, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("bad CSTP frame header"), "{text}");
+    assert_eq!(text.matches("Connected to").count(), 2, "{text}");
     std::fs::remove_dir_all(dir).unwrap();
 }

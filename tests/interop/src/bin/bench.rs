@@ -910,6 +910,9 @@ fn establish(
     cmd.args(["netns", "exec", &lab.client_ns])
         .arg(client.client_bin(ctx))
         .args(&args)
+        // As on a stock system: a bundle named here makes OpenSSL parse every CA at start
+        // (GnuTLS, in Debian's openconnect, ignores it).
+        .env_remove("SSL_CERT_FILE")
         .stdin(Stdio::piped())
         .stdout(log.try_clone().map_err(|e| e.to_string())?)
         .stderr(log);
