@@ -332,7 +332,7 @@ fn trust_store(dirs: &str, file_named: bool) -> Result<X509Store, ErrorStack> {
     if hashed {
         store
             .add_lookup(X509Lookup::hash_dir())?
-            .add_dir(&dirs, SslFiletype::PEM)?;
+            .add_dir(dirs, SslFiletype::PEM)?;
     } else {
         store.set_default_paths()?;
     }
