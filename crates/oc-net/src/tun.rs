@@ -81,8 +81,11 @@ impl TunReader {
         Self {
             headroom,
             raw: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
-            // Pages are only touched as packets land, so the reserve costs little memory.
-            packets: vec![vec![0; headroom + MAX_PACKET]; IDEAL_BATCH_SIZE],
+            // Each buffer is allocated zeroed on its own (not cloned), so its pages are only
+            // touched as packets land and the reserve costs little memory.
+            packets: (0..IDEAL_BATCH_SIZE)
+                .map(|_| vec![0; headroom + MAX_PACKET])
+                .collect(),
             sizes: vec![0; IDEAL_BATCH_SIZE],
             count: 0,
         }

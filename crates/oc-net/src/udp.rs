@@ -122,7 +122,8 @@ impl Default for RecvBatch {
 impl RecvBatch {
     pub fn new() -> Self {
         Self {
-            bufs: vec![vec![0; RECV_SLOT_LEN]; RECV_SLOTS],
+            // Allocated zeroed one by one (not cloned): pages are touched only when used.
+            bufs: (0..RECV_SLOTS).map(|_| vec![0; RECV_SLOT_LEN]).collect(),
             meta: vec![RecvMeta::default(); RECV_SLOTS],
             count: 0,
         }
@@ -131,8 +132,10 @@ impl RecvBatch {
     /// Waits for datagrams; returns how many buffers were filled.
     pub async fn recv(&mut self, socket: &BatchSocket) -> io::Result<usize> {
         self.count = 0;
-        let mut slices: Vec<IoSliceMut<'_>> =
-            self.bufs.iter_mut().map(|b| IoSliceMut::new(b)).collect();
+        // On the stack: no allocation per receive.
+        let mut bufs = self.bufs.iter_mut();
+        let mut slices: [IoSliceMut<'_>; RECV_SLOTS] =
+            std::array::from_fn(|_| IoSliceMut::new(bufs.next().map_or(&mut [], |b| &mut b[..])));
         let n = socket.recv(&mut slices, &mut self.meta).await?;
         self.count = n.min(self.meta.len());
         Ok(self.count)

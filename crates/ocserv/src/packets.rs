@@ -11,6 +11,14 @@ pub struct PacketBatch {
 }
 
 impl PacketBatch {
+    /// Room for `packets` packets of about `each` bytes (a split super-packet's are equal).
+    pub fn with_capacity(packets: usize, each: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(packets.saturating_mul(each)),
+            ends: Vec::with_capacity(packets),
+        }
+    }
+
     pub fn push(&mut self, framed: &[u8]) {
         self.bytes.extend_from_slice(framed);
         self.ends.push(self.bytes.len());

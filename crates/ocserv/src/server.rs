@@ -552,7 +552,8 @@ impl Server {
                         if let Some((to, packets)) = batch.take() {
                             let _ = to.try_send(packets);
                         }
-                        let mut packets = PacketBatch::default();
+                        // The rest of the read most likely goes to the same tunnel.
+                        let mut packets = PacketBatch::with_capacity(count - i, framed.len());
                         packets.push(framed);
                         batch = Some((tx, packets));
                     }
