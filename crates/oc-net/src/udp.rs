@@ -48,14 +48,6 @@ impl BatchSocket {
         Ok(Self { socket, state })
     }
 
-    pub fn socket(&self) -> &UdpSocket {
-        &self.socket
-    }
-
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
-    }
-
     /// Most datagrams one send may carry (1 without GSO).
     pub fn max_segments(&self) -> usize {
         self.state.max_gso_segments()
@@ -246,15 +238,6 @@ impl SendBatch {
         }
         result
     }
-
-    /// The runs as (bytes, segment size), for tests and callers that send themselves.
-    pub fn runs(&self) -> impl Iterator<Item = (&[u8], usize)> {
-        self.runs.iter().filter_map(|r| {
-            self.bytes
-                .get(r.start..r.end)
-                .map(|bytes| (bytes, r.segment))
-        })
-    }
 }
 
 #[cfg(test)]
@@ -262,8 +245,17 @@ impl SendBatch {
 mod tests {
     use super::*;
 
+    /// The runs as (bytes, segment size).
+    fn runs(batch: &SendBatch) -> Vec<(&[u8], usize)> {
+        batch
+            .runs
+            .iter()
+            .map(|r| (&batch.bytes[r.start..r.end], r.segment))
+            .collect()
+    }
+
     fn shape(batch: &SendBatch) -> Vec<(usize, usize)> {
-        batch.runs().map(|(b, s)| (b.len(), s)).collect()
+        runs(batch).iter().map(|(b, s)| (b.len(), *s)).collect()
     }
 
     #[test]
@@ -275,7 +267,7 @@ mod tests {
         b.push(&[2; 100], 64);
         b.push(&[3; 1400], 64);
         assert_eq!(shape(&b), vec![(4300, 1400), (1400, 1400)]);
-        let runs: Vec<_> = b.runs().collect();
+        let runs = runs(&b);
         assert_eq!(runs[0].0[4200], 2);
         assert_eq!(runs[1].0[0], 3);
     }
@@ -326,7 +318,7 @@ mod tests {
     async fn a_batch_arrives_as_separate_datagrams_or_as_one_gro_run() {
         let rx = BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
         let tx = BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
-        let to = rx.local_addr().unwrap();
+        let to = rx.socket.local_addr().unwrap();
         let mut batch = SendBatch::new();
         for i in 0..10u8 {
             batch.push(&[i; 1200], tx.max_segments());
@@ -340,7 +332,7 @@ mod tests {
             let n = recv.recv(&rx).await.unwrap();
             for i in 0..n {
                 let (from, bytes, stride) = recv.get(i).unwrap();
-                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(from, tx.socket.local_addr().unwrap());
                 got.extend(datagrams(bytes, stride).map(<[u8]>::to_vec));
             }
         }

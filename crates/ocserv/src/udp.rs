@@ -48,8 +48,6 @@ pub type DtlsId = [u8; DTLS_ID_LEN];
 
 /// Datagrams queued towards one tunnel before new ones are dropped.
 pub const TUNNEL_QUEUE: usize = 1024;
-/// Records encrypted before they are sent (a channel's queue holds 64).
-const FLUSH_EVERY: usize = 32;
 /// After a tunnel's first DTLS handshake, a keepalive goes out this much later.
 /// openconnect 9.x brings its tun device up only after a main-loop pass with work to do: when
 /// the whole handshake completes inside its first DTLS call (a fast server), it then sleeps
@@ -375,8 +373,6 @@ pub struct TunnelDtls {
     socket: Arc<BatchSocket>,
     /// Datagrams on their way out, packed for one send per run of equal sizes.
     outbox: SendBatch,
-    /// Records encrypted since the last send.
-    queued: usize,
     rx: mpsc::Receiver<Datagram>,
     id: DtlsId,
     registry: Arc<Mutex<DtlsRegistry>>,
@@ -420,7 +416,6 @@ impl TunnelDtls {
             keying,
             socket,
             outbox: SendBatch::new(),
-            queued: 0,
             rx,
             id,
             registry,
@@ -546,8 +541,7 @@ impl TunnelDtls {
         if channel.send(record).is_err() {
             return false;
         }
-        self.queued += 1;
-        if self.queued >= FLUSH_EVERY {
+        if channel.transmit_due() {
             self.flush().await;
         }
         true
@@ -555,7 +549,6 @@ impl TunnelDtls {
 
     /// Sends what the channels have ready.
     pub async fn flush(&mut self) {
-        self.queued = 0;
         let max = self.socket.max_segments();
         for (peer, channel) in [self.active.as_mut(), self.pending.as_mut()]
             .into_iter()

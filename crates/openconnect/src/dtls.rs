@@ -25,8 +25,6 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(12);
 const MIN_PROBE_MTU: usize = 576;
 /// Pause before trying DTLS again after a failure (openconnect's `dtls_attempt_period`).
 const RETRY_PERIOD: Duration = Duration::from_secs(60);
-/// Records encrypted before they are sent (the channel's queue holds 64).
-const FLUSH_EVERY: usize = 32;
 
 /// How the granted channel is keyed.
 #[derive(Clone)]
@@ -78,8 +76,6 @@ pub(crate) struct DtlsLink {
     channel: Option<DtlsChannel>,
     /// Datagrams on their way out, packed for one send per run of equal sizes.
     outbox: SendBatch,
-    /// Records encrypted since the last send.
-    queued: usize,
     phase: Phase,
     /// Largest tunnel packet DTLS carries (bigger ones go over CSTP).
     data_mtu: usize,
@@ -95,7 +91,6 @@ impl DtlsLink {
             socket: None,
             channel: None,
             outbox: SendBatch::new(),
-            queued: 0,
             phase: Phase::Off,
             data_mtu: 0,
         }
@@ -256,7 +251,6 @@ impl DtlsLink {
             channel.close();
         }
         self.socket = None;
-        self.queued = 0;
         self.data_mtu = 0;
         self.phase = if retry && self.grant.is_some() {
             Phase::Retry {
@@ -414,8 +408,7 @@ impl DtlsLink {
     pub(crate) async fn queue_record(&mut self, record: &[u8]) -> Result<(), String> {
         let channel = self.channel.as_mut().ok_or("DTLS is not up")?;
         channel.send(record).map_err(|e| e.to_string())?;
-        self.queued += 1;
-        if self.queued >= FLUSH_EVERY {
+        if channel.transmit_due() {
             self.flush().await.map_err(|e| e.to_string())?;
         }
         Ok(())
@@ -423,7 +416,6 @@ impl DtlsLink {
 
     /// Sends every datagram the channel has ready.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
-        self.queued = 0;
         let (Some(channel), Some(socket), Some(grant)) = (
             self.channel.as_mut(),
             self.socket.as_ref(),

@@ -376,6 +376,13 @@ impl DtlsChannel {
         self.stream.get_mut().outbound.pop_front()
     }
 
+    /// True when half the outgoing queue is taken (it holds 64 datagrams and then drops the
+    /// oldest), so the shell should send now; until then records encrypted one by one can
+    /// wait to leave together.
+    pub fn transmit_due(&self) -> bool {
+        self.stream.get_ref().outbound.len() >= MAX_QUEUED / 2
+    }
+
     /// Hands every datagram waiting to be sent to `send`, in order (the packet path: the
     /// buffers are reused).
     pub fn transmit(&mut self, mut send: impl FnMut(&[u8])) {
@@ -553,6 +560,15 @@ mod tests {
         client.transmit(|d| sent.push(d.to_vec()));
         assert_eq!(sent.len(), 3);
         assert!(client.poll_transmit().is_none());
+        // Half the queue waiting makes a send due, well before the queue drops anything.
+        for _ in 0..MAX_QUEUED / 2 - 1 {
+            client.send(&[0, 7]).unwrap();
+        }
+        assert!(!client.transmit_due());
+        client.send(&[0, 7]).unwrap();
+        assert!(client.transmit_due());
+        client.transmit(|_| {});
+        assert!(!client.transmit_due());
         let spare = client.stream.get_ref().spare.len();
         assert!(spare >= 3, "{spare} buffers kept");
         client.send(&[0, 9]).unwrap();
