@@ -564,6 +564,30 @@ impl Lab {
             .expect("InDatagrams value")
     }
 
+    /// Starts pinging the host behind the server from the client namespace every `interval`
+    /// (e.g. "0.2"), in the background, until [`Pinging::stop`].
+    pub fn start_pinging(&self, interval: &str) -> Pinging {
+        let log = self.dir.join("ping.log");
+        let out = fs::File::create(&log).expect("create ping.log");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.client_ns,
+                "ping",
+                "-i",
+                interval,
+                "-W",
+                "1",
+            ])
+            .arg(&self.behind_ip)
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ping");
+        Pinging { child, log }
+    }
+
     /// Bytes received and sent by the client namespace's veth (the underlay: what the VPN
     /// really put on the wire).
     pub fn client_link_bytes(&self) -> (u64, u64) {
@@ -785,7 +809,16 @@ pub fn login_args<'a>(ca: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// Polls `f` every 100 ms until it returns `Some` or `limit` passes.
-pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+pub fn wait_until<T>(limit: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    poll_until(limit, Duration::from_millis(100), f)
+}
+
+/// Polls `f` every `step` until it returns `Some` or `limit` passes.
+pub fn poll_until<T>(
+    limit: Duration,
+    step: Duration,
+    mut f: impl FnMut() -> Option<T>,
+) -> Option<T> {
     let started = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -794,7 +827,7 @@ pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         if started.elapsed() > limit {
             return None;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(step);
     }
 }
 
@@ -863,6 +896,22 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// "N packets transmitted, M received" of ping's output: (N, M).
+/// A background ping started by [`Lab::start_pinging`].
+#[derive(Debug)]
+pub struct Pinging {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Pinging {
+    /// Stops it (SIGINT, so ping prints its summary) and returns (sent, answered).
+    pub fn stop(mut self) -> (u64, u64) {
+        sh(&format!("kill -INT {}", self.child.id()));
+        let _ = self.child.wait();
+        ping_counts(&fs::read_to_string(&self.log).unwrap_or_default())
+    }
+}
+
 pub fn ping_counts(out: &str) -> (u64, u64) {
     let line = out
         .lines()

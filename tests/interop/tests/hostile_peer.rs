@@ -4,12 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferroconnect_interop::{
-    bin, login_args, ping_counts, process_alive, sh, udp_drop_summaries, vm_kib, wait_until, Lab,
-    Pki, UdpDropSummary,
+    bin, login_args, process_alive, udp_drop_summaries, vm_kib, wait_until, Lab, Pki,
+    UdpDropSummary,
 };
 use serde_json::{json, Value};
 
@@ -428,23 +427,7 @@ fn hostile_peers_do_not_hurt_a_connected_client() {
     let summaries_before = udp_drop_summaries(&lab.log("ocserv.log")).len();
     let overflows_before = tcp_ext(&lab, "ListenOverflows");
     // Alice pings through it all.
-    let ping_file = std::fs::File::create(lab.dir.join("ping.log")).unwrap();
-    let pinging = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client_ns,
-            "ping",
-            "-i",
-            "0.2",
-            "-W",
-            "1",
-        ])
-        .arg(&lab.behind_ip)
-        .stdout(ping_file)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let pinging = lab.start_pinging("0.2");
 
     let script = lab.dir.join("attack.py");
     std::fs::write(&script, ATTACK_PY).unwrap();
@@ -472,9 +455,7 @@ fn hostile_peers_do_not_hurt_a_connected_client() {
             String::from_utf8_lossy(&out.stdout)
         )
     });
-    sh(&format!("kill -INT {}", pinging.id()));
-    let _ = pinging.wait_with_output().unwrap();
-    let (pings, replies) = ping_counts(&lab.log("ping.log"));
+    let (pings, replies) = pinging.stop();
 
     // The drop summaries covering the datagrams (one every 10 s).
     let udp = of(&report, "udp")[0]["sent"].clone();

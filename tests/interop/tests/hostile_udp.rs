@@ -5,12 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferroconnect_interop::{
-    login_args, ping_counts, process_alive, sh, udp_drop_summaries, vm_kib, wait_until, Lab, Pki,
-    UdpDropSummary,
+    login_args, process_alive, udp_drop_summaries, vm_kib, wait_until, Lab, Pki, UdpDropSummary,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -243,21 +242,7 @@ fn attack(test: &str, kinds: &str) {
     let rcvbuf_before = server_udp_rcvbuf_errors(&lab);
     let (_, lines_before) = summaries(&lab.log("ocserv.log"));
     // The legitimate client keeps pinging through it all.
-    let pinging = Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &lab.client_ns,
-            "ping",
-            "-i",
-            "0.1",
-            "-W",
-            "1",
-        ])
-        .arg(&lab.behind_ip)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let pinging = lab.start_pinging("0.1");
     let started = Instant::now();
     let out = lab.in_client(&format!(
         "python3 {} {} 443 {} {} {kinds}",
@@ -281,9 +266,7 @@ fn attack(test: &str, kinds: &str) {
         .filter(|(k, _)| !DELIVERED_KINDS.contains(&k.as_str()))
         .map(|(_, n)| n)
         .sum();
-    sh(&format!("kill -INT {}", pinging.id()));
-    let ping_out = pinging.wait_with_output().unwrap();
-    let (pings, replies) = ping_counts(&String::from_utf8_lossy(&ping_out.stdout));
+    let (pings, replies) = pinging.stop();
     println!("pings during the attack: {replies}/{pings} answered");
 
     // The next summary line covers the end of the attack.

@@ -26,7 +26,7 @@ use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use ferroconnect_interop::{Lab, Pki};
+use ferroconnect_interop::{poll_until, Lab, Pki};
 use oc_proto::anyconnect::auth::{AuthExchange, AuthSettings, AuthStep, ClientIdentity, FieldKind};
 use oc_proto::anyconnect::connect::ConnectRequest;
 use oc_proto::anyconnect::frame::{emit_cstp, PacketType, CSTP_HEADER_LEN};
@@ -538,20 +538,6 @@ fn signal(target: &str, sig: &str) {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
-}
-
-/// Polls `f` every `step` until it returns `Some` or `limit` passes.
-fn poll_until<T>(limit: Duration, step: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let started = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        if started.elapsed() > limit {
-            return None;
-        }
-        std::thread::sleep(step);
-    }
 }
 
 fn reader<R: Read + Send + 'static>(pipe: Option<R>) -> JoinHandle<Vec<u8>> {
