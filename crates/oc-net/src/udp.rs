@@ -133,24 +133,57 @@ impl RecvBatch {
         Ok(self.count)
     }
 
-    /// Buffer `i` of the last receive: its sender, its bytes and the datagram stride.
+    /// Buffer `i` of the last receive: its sender, its bytes and the datagram stride, as
+    /// the kernel reported them. The stride may be 0 (an empty datagram) or longer than the
+    /// bytes (a single datagram): [`datagrams`] and [`datagram_count`] take both.
     pub fn get(&self, i: usize) -> Option<(SocketAddr, &[u8], usize)> {
         if i >= self.count {
             return None;
         }
         let meta = self.meta.get(i)?;
-        let bytes = self.bufs.get(i)?.get(..meta.len)?;
+        let buf = self.bufs.get(i)?;
+        // The kernel never reports more than it wrote into the buffer; should a length
+        // ever say otherwise, the buffer is all there is.
+        let bytes = buf.get(..meta.len).unwrap_or(buf);
         Some((meta.addr, bytes, meta.stride))
     }
 }
 
-/// Splits a GRO run into its datagrams: `stride` bytes each, the last may be shorter.
-pub fn datagrams(run: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
-    run.chunks(if stride == 0 {
-        run.len().max(1)
+/// The stride a GRO run of `len` bytes is really split at: `stride`, or the whole run when
+/// the kernel gave none (0) or one past its end (a single datagram). Never 0 unless the
+/// run is empty.
+pub fn effective_stride(len: usize, stride: usize) -> usize {
+    if stride == 0 || stride > len {
+        len
     } else {
         stride
-    })
+    }
+}
+
+/// Splits a GRO run into its datagrams: `stride` bytes each, the last may be shorter. An
+/// empty run (an empty datagram) yields nothing: there is nothing in it to read.
+pub fn datagrams(run: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
+    run.chunks(effective_stride(run.len(), stride).max(1))
+}
+
+/// How many datagrams the kernel received in a run of `len` bytes split every `stride`
+/// bytes (for counting them): an empty run is one empty datagram, a stride of 0 or past
+/// the end means one datagram. Never divides by zero, whatever the sizes.
+pub fn datagram_count(len: usize, stride: usize) -> usize {
+    match effective_stride(len, stride) {
+        0 => 1,
+        stride => len.div_ceil(stride),
+    }
+}
+
+/// The length of the last datagram of a run of `len` bytes split every `stride` bytes (the
+/// others are `stride` long): 0 for an empty run.
+pub fn last_datagram_len(len: usize, stride: usize) -> usize {
+    let stride = effective_stride(len, stride);
+    match len.checked_rem(stride) {
+        None | Some(0) => stride,
+        Some(rest) => rest,
+    }
 }
 
 /// A run of datagrams in [`SendBatch`]: `segment` bytes each, the last may be shorter.
@@ -310,8 +343,82 @@ mod tests {
         let run: Vec<u8> = (0..250u8).collect();
         let parts: Vec<_> = datagrams(&run, 100).map(<[u8]>::len).collect();
         assert_eq!(parts, vec![100, 100, 50]);
+        assert_eq!(
+            (datagram_count(250, 100), last_datagram_len(250, 100)),
+            (3, 50)
+        );
+        assert_eq!(
+            (datagram_count(300, 100), last_datagram_len(300, 100)),
+            (3, 100)
+        );
         assert_eq!(datagrams(&run, 0).count(), 1);
         assert_eq!(datagrams(&[], 100).count(), 0);
+    }
+
+    /// What the kernel may report, hostile sizes included: no division by zero, no slice
+    /// past the end, and every datagram counted once.
+    #[test]
+    fn hostile_sizes_split_and_count_without_panicking() {
+        let giant = vec![7u8; MAX_SEND];
+        // (run length, stride) -> (datagrams counted, lengths yielded, last length)
+        let cases: [(usize, usize, usize, Vec<usize>, usize); 9] = [
+            // An empty datagram: the kernel says len 0, stride 0.
+            (0, 0, 1, vec![], 0),
+            // An empty run claiming a stride.
+            (0, 1400, 1, vec![], 0),
+            (1, 1, 1, vec![1], 1),
+            (1, 0, 1, vec![1], 1),
+            (MAX_SEND, MAX_SEND, 1, vec![MAX_SEND], MAX_SEND),
+            // No stride: one datagram.
+            (300, 0, 1, vec![300], 300),
+            // A stride longer than the run (or the whole buffer): one datagram.
+            (300, 1400, 1, vec![300], 300),
+            (300, RECV_SLOT_LEN + 1, 1, vec![300], 300),
+            (3, 1, 3, vec![1, 1, 1], 1),
+        ];
+        for (len, stride, count, lengths, last) in cases {
+            let run = &giant[..len];
+            let got: Vec<usize> = datagrams(run, stride).map(<[u8]>::len).collect();
+            assert_eq!(got, lengths, "len {len} stride {stride}");
+            assert_eq!(
+                datagram_count(len, stride),
+                count,
+                "len {len} stride {stride}"
+            );
+            assert_eq!(
+                last_datagram_len(len, stride),
+                last,
+                "len {len} stride {stride}"
+            );
+        }
+        assert_eq!(datagram_count(usize::MAX, usize::MAX), 1);
+        assert_eq!(datagram_count(usize::MAX, 1), usize::MAX);
+    }
+
+    /// An empty, a 1-byte and a largest datagram through the real socket calls: the kernel
+    /// reports an empty datagram as length 0 with stride 0, and each is one datagram.
+    #[tokio::test]
+    async fn empty_tiny_and_largest_datagrams_arrive_as_one_datagram_each() {
+        let rx = BatchSocket::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let tx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let to = rx.socket.local_addr().unwrap();
+        let giant = vec![5u8; MAX_SEND];
+        for d in [&[][..], &[1][..], &giant[..]] {
+            assert_eq!(tx.send_to(d, to).await.unwrap(), d.len());
+        }
+        let mut seen = Vec::new();
+        let mut recv = RecvBatch::new();
+        while seen.len() < 3 {
+            let n = recv.recv(&rx).await.unwrap();
+            for i in 0..n {
+                let (from, bytes, stride) = recv.get(i).unwrap();
+                assert_eq!(from, tx.local_addr().unwrap());
+                assert_eq!(datagram_count(bytes.len(), stride), 1);
+                seen.push((bytes.len(), stride, datagrams(bytes, stride).count()));
+            }
+        }
+        assert_eq!(seen, vec![(0, 0, 0), (1, 1, 1), (MAX_SEND, MAX_SEND, 1)]);
+        assert!(recv.get(3).is_none());
     }
 
     #[tokio::test]

@@ -19,7 +19,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::udp::UdpCounters;
+use crate::udp::{Fate, UdpCounters};
 
 /// Distinct user names with their own byte series.
 pub const MAX_USER_SERIES: usize = 256;
@@ -405,15 +405,9 @@ impl Collector for UdpCollector {
             None,
             MetricType::Counter,
         )?;
-        for (fate, n) in [
-            ("delivered", s.delivered),
-            ("too_short", s.too_short),
-            ("oversized", s.oversized),
-            ("unmatched", s.unmatched),
-            ("queue_full", s.queue_full),
-        ] {
-            let labels = [("fate", fate)];
-            ConstCounter::new(n).encode(metric.encode_family(&labels)?)?;
+        for fate in Fate::ALL {
+            let labels = [("fate", fate.label())];
+            ConstCounter::new(s.get(fate)).encode(metric.encode_family(&labels)?)?;
         }
         Ok(())
     }
@@ -423,7 +417,6 @@ impl Collector for UdpCollector {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::udp::Fate;
 
     #[test]
     fn counters_show_in_the_exposition() {
@@ -470,6 +463,36 @@ mod tests {
         );
         assert_eq!(m.auth_failures_total(), 3);
         assert_eq!(m.bytes(Direction::Rx), 100);
+    }
+
+    /// Every fate of a UDP datagram has its series, with its exact count, zeros included
+    /// (a scrape before any datagram must read 0, not a missing series).
+    #[test]
+    fn every_udp_fate_is_exposed_exactly() {
+        let mut m = Metrics::new();
+        let udp = Arc::new(UdpCounters::default());
+        m.watch_udp(udp.clone());
+        for fate in Fate::ALL {
+            let line = format!(
+                "ocserv_udp_datagrams_total{{fate=\"{}\"}} 0\n",
+                fate.label()
+            );
+            assert!(m.encode().contains(&line), "{line}");
+        }
+        udp.count_n(Fate::TooShort, 3);
+        udp.count_n(Fate::Oversized, 1);
+        udp.count_n(Fate::QueueFull, 70_000);
+        let text = m.encode();
+        for (fate, n) in [
+            ("delivered", 0),
+            ("too_short", 3),
+            ("oversized", 1),
+            ("unmatched", 0),
+            ("queue_full", 70_000),
+        ] {
+            let line = format!("ocserv_udp_datagrams_total{{fate=\"{fate}\"}} {n}\n");
+            assert!(text.contains(&line), "{line} missing from:\n{text}");
+        }
     }
 
     #[test]

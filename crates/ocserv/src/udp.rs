@@ -12,7 +12,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use oc_net::udp::{datagrams, BatchSocket, RecvBatch, SendBatch};
+use oc_net::udp::{
+    datagram_count, datagrams, effective_stride, last_datagram_len, BatchSocket, RecvBatch,
+    SendBatch,
+};
 use oc_proto::anyconnect::dtls_cipher::Bulk;
 use oc_proto::anyconnect::dtls_hello::{client_hello_id, DTLS_ID_LEN};
 use oc_proto::anyconnect::frame::PacketType;
@@ -25,7 +28,7 @@ use openssl::ssl::SslContext;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::time::MissedTickBehavior;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::server::lock;
 
@@ -130,12 +133,13 @@ impl DtlsRegistry {
     }
 }
 
-/// What the UDP port saw, for logs and (later) metrics: datagrams handed to a tunnel, and
-/// the dropped ones by reason.
+/// What the UDP port saw, for logs and metrics: datagrams handed to a tunnel, and the
+/// dropped ones by reason. Every datagram the dispatcher reads is counted exactly once,
+/// empty ones included.
 #[derive(Debug, Default)]
 pub struct UdpCounters {
     pub delivered: AtomicU64,
-    /// Shorter than a DTLS record header (`MIN_DATAGRAM`, 13 bytes).
+    /// Shorter than a DTLS record header (`MIN_DATAGRAM`, 13 bytes), empty ones included.
     pub too_short: AtomicU64,
     /// Longer than any DTLS record (`MAX_DATAGRAM`).
     pub oversized: AtomicU64,
@@ -154,6 +158,27 @@ pub enum Fate {
     Oversized,
     Unmatched,
     QueueFull,
+}
+
+impl Fate {
+    pub const ALL: [Self; 5] = [
+        Self::Delivered,
+        Self::TooShort,
+        Self::Oversized,
+        Self::Unmatched,
+        Self::QueueFull,
+    ];
+
+    /// The name metrics use (`fate="..."`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::TooShort => "too_short",
+            Self::Oversized => "oversized",
+            Self::Unmatched => "unmatched",
+            Self::QueueFull => "queue_full",
+        }
+    }
 }
 
 impl UdpCounters {
@@ -195,6 +220,17 @@ pub struct UdpStats {
 }
 
 impl UdpStats {
+    /// The datagrams that met `fate`.
+    pub fn get(&self, fate: Fate) -> u64 {
+        match fate {
+            Fate::Delivered => self.delivered,
+            Fate::TooShort => self.too_short,
+            Fate::Oversized => self.oversized,
+            Fate::Unmatched => self.unmatched,
+            Fate::QueueFull => self.queue_full,
+        }
+    }
+
     pub fn dropped(&self) -> u64 {
         self.too_short + self.oversized + self.unmatched + self.queue_full
     }
@@ -228,15 +264,17 @@ impl UdpStats {
 /// tunnel's queue, or says why not (for the whole run). Nothing is allocated unless the
 /// datagrams are delivered, and nothing waits: a full queue drops them rather than stall
 /// every other session. A run follows its first datagram.
+///
+/// Any sizes are taken as the kernel reports them, hostile ones included: an empty datagram
+/// (length and stride 0), a stride of 0 or past the end of the run (one datagram).
 fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, run: &[u8], stride: usize) -> Fate {
-    let stride = if stride == 0 { run.len() } else { stride };
-    let last = match run.len() % stride {
-        0 => stride,
-        rest => rest,
-    };
-    if run.len() < MIN_DATAGRAM || last < MIN_DATAGRAM {
+    // Every datagram of the run is `stride` long but the last, which may be shorter: a run
+    // is too short when its last datagram is (an empty run included), too long when its
+    // stride is.
+    if last_datagram_len(run.len(), stride) < MIN_DATAGRAM {
         return Fate::TooShort;
     }
+    let stride = effective_stride(run.len(), stride);
     if stride > MAX_DATAGRAM {
         return Fate::Oversized;
     }
@@ -260,8 +298,29 @@ fn dispatch(registry: &Mutex<DtlsRegistry>, peer: SocketAddr, run: &[u8], stride
     fate
 }
 
-/// Reads the shared socket and hands each datagram to its tunnel. Runs for the server's life.
-/// Every [`SUMMARY_EVERY`] it logs one line on what it dropped, if it dropped anything.
+/// Dispatches one receive buffer (a datagram or a GRO run) and counts each of its datagrams
+/// under the fate of the run; an empty datagram counts as one.
+fn dispatch_and_count(
+    registry: &Mutex<DtlsRegistry>,
+    counters: &UdpCounters,
+    peer: SocketAddr,
+    run: &[u8],
+    stride: usize,
+) -> Fate {
+    let fate = dispatch(registry, peer, run, stride);
+    let count = u64::try_from(datagram_count(run.len(), stride)).unwrap_or(u64::MAX);
+    counters.count_n(fate, count);
+    fate
+}
+
+/// After a failed receive, the dispatcher waits this long before the next (a persistent
+/// error must not spin a core).
+const RECV_ERROR_PAUSE: Duration = Duration::from_millis(10);
+
+/// Reads the shared socket and hands each datagram to its tunnel. Runs for the server's life:
+/// a failed receive is logged (at most once per [`SUMMARY_EVERY`] at warning level) and the
+/// loop goes on; a bug in handling one datagram (or GRO run) loses it, not the port. Every
+/// [`SUMMARY_EVERY`] it logs one line on what it dropped, if it dropped anything.
 pub async fn run_dispatcher(
     socket: Arc<BatchSocket>,
     registry: Arc<Mutex<DtlsRegistry>>,
@@ -272,6 +331,8 @@ pub async fn run_dispatcher(
     let mut summary = tokio::time::interval_at(start, SUMMARY_EVERY);
     summary.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last = (tokio::time::Instant::now(), counters.snapshot());
+    // Receive errors since the last summary (the first one is a warning).
+    let mut recv_errors = 0u64;
     loop {
         let result = tokio::select! {
             biased;
@@ -280,6 +341,10 @@ pub async fn run_dispatcher(
                 if let Some(line) = stats.since(&last.1).summary(now - last.0) {
                     info!("{line}");
                 }
+                if recv_errors > 1 {
+                    warn!("UDP port: {recv_errors} failed receives in the last period");
+                }
+                recv_errors = 0;
                 last = (now, stats);
                 continue;
             }
@@ -288,17 +353,41 @@ pub async fn run_dispatcher(
         let n = match result {
             Ok(n) => n,
             Err(e) => {
-                debug!("UDP receive: {e}");
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                recv_errors += 1;
+                if recv_errors == 1 {
+                    warn!("UDP port: receive failed (continuing): {e}");
+                } else {
+                    debug!("UDP port: receive failed: {e}");
+                }
+                tokio::time::sleep(RECV_ERROR_PAUSE).await;
                 continue;
             }
         };
-        for i in 0..n {
-            let Some((peer, run, stride)) = received.get(i) else {
-                break;
-            };
-            let count = datagrams(run, stride).count() as u64;
-            counters.count_n(dispatch(&registry, peer, run, stride), count);
+        dispatch_batch(&received, n, &registry, &counters);
+    }
+}
+
+/// Dispatches the `n` buffers of one receive. Should handling one ever panic, the panic is
+/// caught here and logged: that buffer is lost, uncounted, and the dispatcher keeps running
+/// (nothing restarts it, and without it no tunnel has DTLS).
+fn dispatch_batch(
+    received: &RecvBatch,
+    n: usize,
+    registry: &Mutex<DtlsRegistry>,
+    counters: &UdpCounters,
+) {
+    for i in 0..n {
+        let Some((peer, run, stride)) = received.get(i) else {
+            continue;
+        };
+        let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            dispatch_and_count(registry, counters, peer, run, stride)
+        }));
+        if handled.is_err() {
+            error!(
+                "UDP port: bug while dispatching {} bytes (stride {stride}) from {peer}; dropped",
+                run.len()
+            );
         }
     }
 }
@@ -720,6 +809,137 @@ mod tests {
         // From a stranger the whole run is unmatched.
         let b: SocketAddr = "198.18.0.3:5000".parse().unwrap();
         assert_eq!(dispatch(&registry, b, &[23u8; 300], 100), Fate::Unmatched);
+    }
+
+    /// Sizes a hostile sender (or a confused kernel) can produce: each is dropped or
+    /// delivered without a panic, and each datagram is counted once under one reason.
+    #[test]
+    fn hostile_sizes_are_dropped_and_counted_without_panicking() {
+        let registry = Mutex::new(DtlsRegistry::default());
+        let (tx, mut rx) = mpsc::channel(16);
+        let id = [7u8; 32];
+        registry.lock().unwrap().register(id, tx);
+        let a: SocketAddr = "198.18.0.2:5000".parse().unwrap();
+        let stranger: SocketAddr = "198.18.0.3:5000".parse().unwrap();
+        // The tunnel's address is known: short and long datagrams from it still go nowhere.
+        assert_eq!(dispatch(&registry, a, &hello(&id), 0), Fate::Delivered);
+        rx.try_recv().unwrap();
+        let giant = vec![23u8; 65507];
+        let cases: [(SocketAddr, &[u8], usize, Fate, u64); 14] = [
+            // An empty datagram: length 0, stride 0 (the panic: 0 % 0).
+            (stranger, &[], 0, Fate::TooShort, 1),
+            (a, &[], 0, Fate::TooShort, 1),
+            (a, &[], 1400, Fate::TooShort, 1),
+            (stranger, &[1], 1, Fate::TooShort, 1),
+            (a, &[1], 0, Fate::TooShort, 1),
+            (
+                a,
+                &giant[..MIN_DATAGRAM - 1],
+                MIN_DATAGRAM - 1,
+                Fate::TooShort,
+                1,
+            ),
+            // A run of 1-byte datagrams.
+            (a, &giant[..300], 1, Fate::TooShort, 300),
+            // The largest UDP payload, alone or with a stride past it.
+            (stranger, &giant, 65507, Fate::Oversized, 1),
+            (a, &giant, 65507, Fate::Oversized, 1),
+            (a, &giant, 0, Fate::Oversized, 1),
+            (a, &giant, usize::MAX, Fate::Oversized, 1),
+            (
+                a,
+                &giant[..MAX_DATAGRAM + 1],
+                1,
+                Fate::TooShort,
+                MAX_DATAGRAM as u64 + 1,
+            ),
+            // No stride, or one longer than the run (or the receive buffer): one datagram.
+            (stranger, &giant[..300], 0, Fate::Unmatched, 1),
+            (stranger, &giant[..300], 70_000, Fate::Unmatched, 1),
+        ];
+        let counters = UdpCounters::default();
+        let mut want = UdpStats::default();
+        for (peer, run, stride, fate, count) in cases {
+            let got = dispatch_and_count(&registry, &counters, peer, run, stride);
+            assert_eq!(got, fate, "{} bytes, stride {stride}", run.len());
+            match fate {
+                Fate::TooShort => want.too_short += count,
+                Fate::Oversized => want.oversized += count,
+                Fate::Unmatched => want.unmatched += count,
+                Fate::Delivered | Fate::QueueFull => unreachable!(),
+            }
+            assert_eq!(
+                counters.snapshot(),
+                want,
+                "{} bytes, stride {stride}",
+                run.len()
+            );
+        }
+        assert!(rx.try_recv().is_err(), "nothing reached the tunnel");
+        // A record with a stride past its end is delivered as one datagram.
+        let record = &giant[..200];
+        assert_eq!(
+            dispatch_and_count(&registry, &counters, a, record, 70_000),
+            Fate::Delivered
+        );
+        let got = rx.try_recv().unwrap();
+        assert_eq!(got.each().map(<[u8]>::len).collect::<Vec<_>>(), vec![200]);
+        assert_eq!(counters.snapshot().delivered, 1);
+    }
+
+    /// The dispatcher on a real socket: an empty, a 1-byte and a largest datagram sent
+    /// before anything else are counted, and the dispatcher is still there to deliver the
+    /// ClientHello that follows.
+    #[tokio::test]
+    async fn the_dispatcher_survives_empty_tiny_and_giant_datagrams() {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap();
+        let socket = Arc::new(BatchSocket::new(socket).unwrap());
+        let registry = Arc::new(Mutex::new(DtlsRegistry::default()));
+        let counters = Arc::new(UdpCounters::default());
+        let (tx, mut rx) = mpsc::channel(4);
+        let id = [9u8; 32];
+        lock(&registry).register(id, tx);
+        let dispatcher = tokio::spawn(run_dispatcher(socket, registry, counters.clone()));
+        let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        for d in [&[][..], &[0x17][..], &vec![0x17; 65507][..]] {
+            client.send_to(d, port).await.unwrap();
+        }
+        let hello = hello(&id);
+        client.send_to(&hello, port).await.unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the ClientHello was delivered")
+            .unwrap();
+        assert_eq!(got.bytes, hello);
+        assert_eq!(got.peer, client.local_addr().unwrap());
+        assert_eq!(
+            counters.snapshot(),
+            UdpStats {
+                delivered: 1,
+                too_short: 2,
+                oversized: 1,
+                unmatched: 0,
+                queue_full: 0,
+            }
+        );
+        assert!(!dispatcher.is_finished());
+        dispatcher.abort();
+    }
+
+    #[test]
+    fn fates_have_distinct_labels_and_counters() {
+        let counters = UdpCounters::default();
+        for (i, fate) in Fate::ALL.into_iter().enumerate() {
+            counters.count_n(fate, 1 << i);
+        }
+        let stats = counters.snapshot();
+        for (i, fate) in Fate::ALL.into_iter().enumerate() {
+            assert_eq!(stats.get(fate), 1 << i, "{fate:?}");
+        }
+        let labels: std::collections::HashSet<_> = Fate::ALL.map(Fate::label).into();
+        assert_eq!(labels.len(), Fate::ALL.len());
+        assert_eq!(stats.dropped(), 0b11110);
     }
 
     #[test]

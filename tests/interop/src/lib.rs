@@ -924,58 +924,95 @@ pub fn ping_counts(out: &str) -> (u64, u64) {
     (n[0], n[1])
 }
 
-/// One "UDP port: dropped ..." summary line of our server (logged every 10 s at most).
+/// The `ocserv_udp_datagrams_total` counters of our server's `/metrics`: the datagrams its
+/// DTLS port read, by fate (each datagram is counted once).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UdpDropSummary {
-    pub dropped: u64,
-    pub unmatched: u64,
+pub struct UdpFates {
+    pub delivered: u64,
     pub too_short: u64,
     pub oversized: u64,
+    pub unmatched: u64,
     pub queue_full: u64,
-    pub delivered: u64,
 }
 
-impl std::ops::AddAssign for UdpDropSummary {
-    fn add_assign(&mut self, o: Self) {
-        self.dropped += o.dropped;
-        self.unmatched += o.unmatched;
-        self.too_short += o.too_short;
-        self.oversized += o.oversized;
-        self.queue_full += o.queue_full;
-        self.delivered += o.delivered;
+impl UdpFates {
+    /// Dropped by the server, for any reason.
+    pub fn dropped(&self) -> u64 {
+        self.too_short + self.oversized + self.unmatched + self.queue_full
+    }
+
+    /// Every datagram the server read.
+    pub fn total(&self) -> u64 {
+        self.delivered + self.dropped()
+    }
+
+    /// What changed since `earlier`.
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            delivered: self.delivered - earlier.delivered,
+            too_short: self.too_short - earlier.too_short,
+            oversized: self.oversized - earlier.oversized,
+            unmatched: self.unmatched - earlier.unmatched,
+            queue_full: self.queue_full - earlier.queue_full,
+        }
+    }
+
+    /// The counters in a `/metrics` exposition; every fate must be there.
+    pub fn parse(metrics: &str) -> Self {
+        let fate = |name: &str| -> u64 {
+            let series = format!("ocserv_udp_datagrams_total{{fate=\"{name}\"}} ");
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(series.as_str()))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no {series} in the metrics:\n{metrics}"))
+        };
+        Self {
+            delivered: fate("delivered"),
+            too_short: fate("too_short"),
+            oversized: fate("oversized"),
+            unmatched: fate("unmatched"),
+            queue_full: fate("queue_full"),
+        }
     }
 }
 
-/// The server's UDP drop summary lines in `log`, in order (a line still being written is
-/// left out).
-pub fn udp_drop_summaries(log: &str) -> Vec<UdpDropSummary> {
-    log.lines()
-        .filter_map(|line| {
-            let rest = line.split_once("UDP port: dropped ")?.1;
-            if !rest.ends_with(" delivered") {
-                return None;
-            }
-            let n: Vec<u64> = rest
-                .split(|c: char| !c.is_ascii_digit())
-                .filter_map(|t| t.parse().ok())
-                .collect();
-            let [dropped, _secs, unmatched, too_short, oversized, queue_full, delivered] = n[..]
-            else {
-                panic!("unexpected summary line: {line}");
-            };
-            assert_eq!(
-                dropped,
-                unmatched + too_short + oversized + queue_full,
-                "{line}"
-            );
-            Some(UdpDropSummary {
-                dropped,
-                unmatched,
-                too_short,
-                oversized,
-                queue_full,
-                delivered,
-            })
-        })
-        .collect()
+impl Lab {
+    /// Our server's `/metrics` text, from `metrics-listen` at `addr` (host:port) in the
+    /// server namespace.
+    pub fn scrape_metrics(&self, addr: &str) -> String {
+        let out = self.in_server(&format!("curl -sS --max-time 5 http://{addr}/metrics"));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && text.ends_with("# EOF\n"),
+            "scraping {addr} failed: {}{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    /// Our server's UDP datagram counters, from `metrics-listen` at `addr`.
+    pub fn udp_fates(&self, addr: &str) -> UdpFates {
+        UdpFates::parse(&self.scrape_metrics(addr))
+    }
+
+    /// A counter of the `Udp:` lines of the server namespace's /proc/net/snmp
+    /// (`RcvbufErrors`, `InErrors`, ...).
+    pub fn server_udp_snmp(&self, name: &str) -> u64 {
+        let out = self.in_server("cat /proc/net/snmp");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
+        let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
+            panic!("no Udp lines in /proc/net/snmp:\n{text}");
+        };
+        let at = names
+            .split_whitespace()
+            .position(|n| n == name)
+            .unwrap_or_else(|| panic!("no Udp {name} in /proc/net/snmp:\n{text}"));
+        values
+            .split_whitespace()
+            .nth(at)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no Udp {name} value in /proc/net/snmp:\n{text}"))
+    }
 }

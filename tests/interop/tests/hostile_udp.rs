@@ -8,9 +8,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferroconnect_interop::{
-    login_args, process_alive, udp_drop_summaries, vm_kib, wait_until, Lab, Pki, UdpDropSummary,
-};
+use ferroconnect_interop::{login_args, process_alive, vm_kib, wait_until, Lab, Pki, UdpFates};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -141,39 +139,52 @@ print(json.dumps({"sent": sent, "client_port": client_port, "captured": len(caps
 const KINDS: &str = "garbage,tiny,huge,wrong_id,zero_random,replay_other_port,replay_same_port,\
                      spoof_flood,flood";
 
-/// Kinds the dispatcher hands to the tunnel or its full queue, not counted as dropped by it:
-/// they come from the tunnel's address (the DTLS layer drops the replays), or name its id.
-const DELIVERED_KINDS: &[&str] = &[
-    "replay_same_port",
-    "spoof_flood",
-    "hello_same_port",
-    "hello_other_port",
-];
-
-/// The dispatcher's summary lines in `log`, added up, and how many there were.
-fn summaries(log: &str) -> (UdpDropSummary, usize) {
-    let lines = udp_drop_summaries(log);
-    let mut total = UdpDropSummary::default();
-    for line in &lines {
-        total += *line;
+/// The reason the dispatcher drops each kind of hostile datagram for. The kinds not here
+/// come from the tunnel's address or name its id: the dispatcher hands them to the tunnel
+/// (or finds its queue full), and the DTLS layer drops the replays.
+fn drop_reason(kind: &str) -> Option<Reason> {
+    match kind {
+        "tiny" => Some(Reason::TooShort),
+        "huge" => Some(Reason::Oversized),
+        "garbage" | "wrong_id" | "zero_random" | "replay_other_port" | "flood" => {
+            Some(Reason::Unmatched)
+        }
+        _ => None,
     }
-    (total, lines.len())
 }
 
-/// `Udp:` counters of the server namespace: datagrams the kernel dropped before the
-/// server could read them (receive buffer full).
-fn server_udp_rcvbuf_errors(lab: &Lab) -> u64 {
-    let out = lab.in_server("cat /proc/net/snmp");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let mut udp = text.lines().filter(|l| l.starts_with("Udp:"));
-    let (Some(names), Some(values)) = (udp.next(), udp.next()) else {
-        panic!("no Udp lines in /proc/net/snmp:\n{text}");
-    };
-    let at = names
-        .split_whitespace()
-        .position(|n| n == "RcvbufErrors")
-        .unwrap();
-    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reason {
+    TooShort,
+    Oversized,
+    Unmatched,
+}
+
+impl Reason {
+    const ALL: [Self; 3] = [Self::TooShort, Self::Oversized, Self::Unmatched];
+
+    fn of(self, fates: &UdpFates) -> u64 {
+        match self {
+            Self::TooShort => fates.too_short,
+            Self::Oversized => fates.oversized,
+            Self::Unmatched => fates.unmatched,
+        }
+    }
+}
+
+/// Datagrams the server namespace's kernel threw away before the server could read them:
+/// UDP receive errors (the socket's buffer full) and packets dropped on receipt by any of
+/// its interfaces (a full backlog drops fragments of the large ones too).
+fn server_kernel_drops(lab: &Lab) -> u64 {
+    let out = lab.in_server("cat /proc/net/dev");
+    let dev = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "iface: rx_bytes rx_packets rx_errs rx_drop ...": the fourth number is rx_drop.
+    let rx_dropped: u64 = dev
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter_map(|(_, v)| v.split_whitespace().nth(3)?.parse::<u64>().ok())
+        .sum();
+    lab.server_udp_snmp("InErrors") + rx_dropped
 }
 
 #[test]
@@ -197,14 +208,93 @@ fn replayed_client_hello_from_its_own_port_leaves_dtls_alone() {
     attack("hostile-hello-same", "hello_same_port");
 }
 
+/// Where the lab servers of this suite serve `/metrics` (inside the server namespace).
+const METRICS: &str = "127.0.0.1:9616";
+
+/// Sends an empty, a 1-byte and a 65507-byte (the largest IPv4 UDP payload) datagram to
+/// the server's DTLS port from one socket.
+const SIZES_PY: &str = r#"import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for d in (b"", b"\x17", bytes(65507)):
+    assert s.sendto(d, (sys.argv[1], int(sys.argv[2]))) == len(d)
+"#;
+
+/// An empty datagram used to kill the UDP dispatcher (`0 % 0` on its GRO stride), and with
+/// it DTLS for everyone until a restart. Sent before anyone logs in, with a 1-byte and a
+/// largest one: each is counted exactly, and the next client still gets DTLS.
+#[test]
+fn empty_tiny_and_largest_datagrams_before_login_leave_dtls_working() {
+    let mut lab = Lab::new("hostile-udp-sizes");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(
+        &pki,
+        &[("alice", "secret")],
+        &format!("udp-port = 443\nmetrics-listen = {METRICS}\n"),
+    );
+    let pid = lab.server_pid();
+    assert_eq!(lab.udp_fates(METRICS), UdpFates::default());
+    let script = lab.dir.join("sizes.py");
+    std::fs::write(&script, SIZES_PY).unwrap();
+    let out = lab.in_client(&format!(
+        "python3 {} {} 443",
+        script.display(),
+        lab.server_ip
+    ));
+    assert!(
+        out.status.success(),
+        "sizes.py failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Exactly these three, each under its reason.
+    let want = UdpFates {
+        too_short: 2,
+        oversized: 1,
+        ..UdpFates::default()
+    };
+    let counted = wait_until(SECS(5), || {
+        let now = lab.udp_fates(METRICS);
+        (now.total() >= want.total()).then_some(now)
+    })
+    .unwrap_or_else(|| lab.udp_fates(METRICS));
+    assert_eq!(counted, want, "{}", lab.log("ocserv.log"));
+    assert!(
+        process_alive(pid),
+        "the server died:\n{}",
+        lab.log("ocserv.log")
+    );
+
+    // A client logging in now gets DTLS, and its traffic goes over it.
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(&login_args(&ca, &["-v", &url]), "secret\n");
+    lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
+    lab.wait_for_log("client.log", "Established DTLS connection", SECS(10));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    lab.assert_pings_over_udp(5);
+    let after = lab.udp_fates(METRICS).since(&want);
+    assert!(after.delivered >= 5, "DTLS carried nothing: {after:?}");
+    assert_eq!(after.dropped(), 0, "{after:?}");
+    let log = lab.log("ocserv.log");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(!log.contains("bug while dispatching"), "{log}");
+    assert!(process_alive(pid), "the server died:\n{log}");
+}
+
 /// Connects Debian's openconnect over DTLS, has `hostile.py` send `kinds` from the client
 /// namespace while the client pings, and checks the server and the session survived it
-/// and the dispatcher's summary lines counted the drops.
+/// and the server's counters (`/metrics`) account for every datagram: each one it read
+/// is counted once, under the reason its kind calls for, and each one it did not count
+/// was dropped by the kernel before the server could read it.
 fn attack(test: &str, kinds: &str) {
     let mut lab = Lab::new(test);
     lab.use_real_client();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    lab.start_our_server(&pki, &[("alice", "secret")], "udp-port = 443\n");
+    lab.start_our_server(
+        &pki,
+        &[("alice", "secret")],
+        &format!("udp-port = 443\nmetrics-listen = {METRICS}\n"),
+    );
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let dir = lab.dir.clone();
@@ -239,8 +329,9 @@ fn attack(test: &str, kinds: &str) {
 
     let pid = lab.server_pid();
     let rss_before = vm_kib(pid, "VmRSS");
-    let rcvbuf_before = server_udp_rcvbuf_errors(&lab);
-    let (_, lines_before) = summaries(&lab.log("ocserv.log"));
+    let fates_before = lab.udp_fates(METRICS);
+    let read_before = lab.server_udp_snmp("InDatagrams");
+    let kernel_before = server_kernel_drops(&lab);
     // The legitimate client keeps pinging through it all.
     let pinging = lab.start_pinging("0.1");
     let started = Instant::now();
@@ -261,35 +352,41 @@ fn attack(test: &str, kinds: &str) {
     println!("hostile.py ({flood_time:.1?}): {report}");
     let sent: HashMap<String, u64> = parse_sent(&report);
     let total: u64 = sent.values().sum();
-    let expected_drops: u64 = sent
-        .iter()
-        .filter(|(k, _)| !DELIVERED_KINDS.contains(&k.as_str()))
-        .map(|(_, n)| n)
-        .sum();
+    let expected = |reason: Reason| -> u64 {
+        sent.iter()
+            .filter(|(kind, _)| drop_reason(kind) == Some(reason))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let expected_drops: u64 = Reason::ALL.into_iter().map(expected).sum();
     let (pings, replies) = pinging.stop();
     println!("pings during the attack: {replies}/{pings} answered");
 
-    // The next summary line covers the end of the attack.
-    let log_after = wait_until(SECS(12), || {
-        let log = lab.log("ocserv.log");
-        let (sum, lines) = summaries(&log);
-        let covered = expected_drops == 0 || lines > lines_before && sum.dropped >= expected_drops;
-        covered.then_some(log)
+    // Once the server has read what the kernel queued, its counters stop moving and add up
+    // to what the kernel handed it.
+    let settled = |lab: &Lab| {
+        let fates = lab.udp_fates(METRICS).since(&fates_before);
+        let read = lab.server_udp_snmp("InDatagrams") - read_before;
+        (fates, read)
+    };
+    let mut last = settled(&lab);
+    let (fates, read) = wait_until(SECS(10), || {
+        let now = settled(&lab);
+        let still = now == last && now.0.total() == now.1;
+        last = now;
+        still.then_some(now)
     })
-    .unwrap_or_else(|| lab.log("ocserv.log"));
-    let (reported, lines) = summaries(&log_after);
-    let rcvbuf_lost = server_udp_rcvbuf_errors(&lab) - rcvbuf_before;
+    .unwrap_or(last);
+    let kernel_lost = server_kernel_drops(&lab) - kernel_before;
+    let counted_drops: u64 = Reason::ALL.into_iter().map(|r| r.of(&fates)).sum();
     let (rss_after, peak) = (vm_kib(pid, "VmRSS"), vm_kib(pid, "VmHWM"));
     println!(
-        "sent {total} hostile datagrams ({expected_drops} should be dropped by the dispatcher); \
-         {lines} summary lines report {} dropped (unmatched {}, too short {}, oversized {}, \
-         queue full {}; {} delivered); kernel receive-buffer drops {rcvbuf_lost}",
-        reported.dropped,
-        reported.unmatched,
-        reported.too_short,
-        reported.oversized,
-        reported.queue_full,
-        reported.delivered
+        "sent {total} hostile datagrams ({expected_drops} for the dispatcher to drop: too short \
+         {}, oversized {}, unmatched {}); the server read {read} and counted {fates:?}; the \
+         kernel dropped {kernel_lost} before it could read them",
+        expected(Reason::TooShort),
+        expected(Reason::Oversized),
+        expected(Reason::Unmatched),
     );
     println!(
         "server RSS {} KiB before, {} KiB after, peak {} KiB",
@@ -301,15 +398,27 @@ fn attack(test: &str, kinds: &str) {
         "the server died:\n{}",
         lab.log("ocserv.log")
     );
-    assert!(
-        reported.dropped * 2 >= expected_drops,
-        "only {} drops reported of {expected_drops}:\n{log_after}",
-        reported.dropped
+    // Every datagram the server read is counted, once.
+    assert_eq!(
+        fates.total(),
+        read,
+        "the server read {read} datagrams but counted {fates:?}"
     );
+    // None under a reason its kind does not call for, and none twice.
+    for reason in Reason::ALL {
+        assert!(
+            reason.of(&fates) <= expected(reason),
+            "{reason:?}: {} counted, {} sent: {fates:?}",
+            reason.of(&fates),
+            expected(reason)
+        );
+    }
+    // Every one not counted was lost in the kernel, before the server could see it.
     assert!(
-        reported.dropped <= total + 1000,
-        "more drops reported ({}) than datagrams sent ({total})",
-        reported.dropped
+        expected_drops - counted_drops <= kernel_lost,
+        "{expected_drops} datagrams to drop, {counted_drops} counted, and the kernel lost only \
+         {kernel_lost}: {fates:?}\n{}",
+        lab.log("ocserv.log")
     );
     assert!(
         peak.saturating_sub(rss_before) < 32 * 1024,
@@ -320,6 +429,7 @@ fn attack(test: &str, kinds: &str) {
     let log = lab.log("ocserv.log");
     assert_eq!(log.matches("tunnel up").count(), 1, "{log}");
     assert_eq!(log.matches("DTLS established").count(), 1, "{log}");
+    assert!(!log.contains("bug while dispatching"), "{log}");
     assert!(process_alive(pid), "the server died:\n{log}");
 }
 
