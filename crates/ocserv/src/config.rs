@@ -15,9 +15,14 @@
 //!
 //! Unknown keys are warnings (ocserv does the same). Keys ocserv knows but we do not implement
 //! yet are warnings too, unless ignoring them would make the server *less secure* than the
-//! administrator asked for (`crl`, `restrict-user-to-ports`, `deny-roaming = true`, ...): those
-//! are errors under `-t` (`test_mode`) and warnings otherwise. Authentication methods we cannot
-//! perform (`pam`, `radius`, `gssapi`, `oidc`) are always errors: nobody could log in.
+//! administrator asked for (`crl`, `ocsp-response`, `restrict-user-to-ports`,
+//! `deny-roaming = true`, `camouflage = true`, ...): those are errors, always (at start-up, on
+//! reload and under `-t`), each naming its key and line and saying how to proceed (remove the
+//! line, or set the key to its "off" value, which stays accepted). Keys that parse but have no
+//! effect yet (`ban-time`, `try-mtu-discovery = true`, `server-stats-reset-time`,
+//! `cisco-client-compat = true`, per-user `rx-data-per-sec`/`tx-data-per-sec`, ...) are
+//! warnings naming key and line. Authentication methods we cannot perform (`pam`, `radius`,
+//! `gssapi`, `oidc`) are always errors: nobody could log in.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -49,7 +54,7 @@ pub mod defaults {
     pub const COOKIE_TIMEOUT: u32 = 300;
     /// `auth-timeout`, seconds.
     pub const AUTH_TIMEOUT: u32 = 240;
-    /// `min-reauth-time`, seconds (ocserv's `DEFAULT_BAN_TIME`).
+    /// `ban-time` (formerly `min-reauth-time`), seconds (ocserv's `DEFAULT_BAN_TIME`).
     pub const MIN_REAUTH_TIME: u32 = 300;
     /// `max-ban-score`.
     pub const MAX_BAN_SCORE: u32 = 80;
@@ -226,7 +231,7 @@ pub struct NetSettings {
     pub hostname: Option<String>,
     /// `stats-report-time`, seconds.
     pub stats_report_time: Option<u32>,
-    /// `no-udp` (per-user/group only): no DTLS for this user.
+    /// `no-udp`: no DTLS, for everyone (main config) or for this user or group.
     pub no_udp: Option<bool>,
 }
 
@@ -319,7 +324,9 @@ pub struct Config {
     pub rate_limit_ms: u64,
     /// `auth-timeout`, seconds.
     pub auth_timeout: u32,
-    /// `min-reauth-time`, seconds.
+    /// `ban-time` (ocserv 1.5's name; `min-reauth-time` before), seconds: how long ocserv keeps
+    /// an address banned. Not applied as such: a ban here lasts until `ban-reset-time` passes
+    /// without new points, so a `ban-time` longer than `ban-reset-time` is refused at load.
     pub min_reauth_time: u32,
     /// `max-ban-score`; 0 disables banning.
     pub max_ban_score: u32,
@@ -427,8 +434,8 @@ impl Config {
 
 /// Reads and parses the main config. With `test_mode` (`ocserv -t`) it also checks that the
 /// files and directories the config refers to exist, that users and groups exist, and
-/// validates every file in `config-per-user` / `config-per-group`, and unsupported settings
-/// that would weaken security are errors rather than warnings.
+/// validates every file in `config-per-user` / `config-per-group`. Unsupported settings that
+/// would weaken security are errors in both modes.
 pub fn load(path: &Path, test_mode: bool) -> Result<Loaded, ConfigError> {
     let bytes = std::fs::read(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
@@ -581,22 +588,19 @@ impl Diag {
         self.warnings.push(p);
     }
 
-    /// A setting we cannot honour yet whose absence makes the server less strict than the
-    /// administrator asked. `-t` must fail so the administrator finds out before deploying;
-    /// at run time we only warn, so that an existing deployment is not taken down by an
-    /// upgrade (the warning says what is not enforced).
-    fn insecure(&mut self, line: usize, key: &str, consequence: &str) {
-        if self.test_mode {
-            self.error(
-                line,
-                format!("not supported yet: {key}; refusing, since {consequence}"),
-            );
-        } else {
-            self.warn(
-                line,
-                format!("not supported yet: {key}; ignored, so {consequence} (an error with -t)"),
-            );
-        }
+    /// A security-relevant setting we cannot honour: ignoring it would leave something
+    /// unenforced that the administrator asked for, so the file is refused, at start-up, on
+    /// reload and under `-t` alike (ocserv's promise: a security setting is enforced or the
+    /// server does not start). `setting` names the key (and value) as written, `consequence`
+    /// says what would go unenforced, `fix` what the administrator can do instead.
+    fn insecure(&mut self, line: usize, setting: &str, consequence: &str, fix: &str) {
+        self.error(
+            line,
+            format!(
+                "{setting}: not supported; refusing the configuration rather than ignoring it, \
+                 since {consequence}. To proceed, {fix}"
+            ),
+        );
     }
 
     fn merge(&mut self, other: Diag) {

@@ -5,6 +5,7 @@
 //! I/O: [`server`] (sockets, TLS, tun, tunnels), [`script`] (connect/disconnect scripts) and
 //! [`otp`] (the locked check-and-record of one-time passwords in a liboath users file).
 
+pub mod addr;
 pub mod auth;
 pub mod ban;
 pub mod config;

@@ -664,8 +664,8 @@ const DEFAULT_ROUNDS: u32 = 5000;
 const MIN_ROUNDS: u32 = 1000;
 const MAX_ROUNDS: u32 = 999_999_999;
 const SALT_MAX: usize = 16;
-/// Setting used to spend one hash computation on logins that cannot succeed.
-const DUMMY_SETTING: &str = "$5$ferroconnectdum$";
+/// The salt of the dummy setting (16 characters, the most any SHA-crypt salt counts).
+const DUMMY_SALT: &str = "ferroconnectdumm";
 
 /// Output byte order of SHA-256-crypt, as (high, middle, low) triples of digest indexes.
 const SHA256_ORDER: [(usize, usize, usize); 10] = [
@@ -893,11 +893,67 @@ impl fmt::Display for RejectReason {
     }
 }
 
-/// Spends the same work as checking a real entry, so the reply time does not tell whether a
-/// user exists.
-fn dummy_hash(password: &str) {
+/// What a SHA-crypt check costs: the scheme, the rounds (`None` = the default) and the salt
+/// length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct HashKind {
+    scheme: Scheme,
+    rounds: Option<u32>,
+    salt_len: usize,
+}
+
+impl PasswdFile {
+    /// The setting a login that cannot succeed (unknown user, locked account, ...) is hashed
+    /// with, so it costs what checking a real entry of this file costs: the scheme (`$5$` or
+    /// `$6$`), rounds and salt length shared by most of the file's entries (the first of them
+    /// on a tie), with a fixed salt. A file without a usable hash gets ocpasswd's kind:
+    /// `$5$`, default rounds, a 16-character salt.
+    pub fn dummy_setting(&self) -> String {
+        // Each kind with its count, in order of first appearance.
+        let mut kinds: Vec<(HashKind, usize)> = Vec::new();
+        for entry in self.entries() {
+            let hash = entry.hash.strip_prefix('!').unwrap_or(&entry.hash);
+            let Some(s) = parse_setting(hash) else {
+                continue;
+            };
+            let kind = HashKind {
+                scheme: s.scheme,
+                rounds: s.rounds,
+                salt_len: s.salt.len(),
+            };
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, count)) => *count += 1,
+                None => kinds.push((kind, 1)),
+            }
+        }
+        // max_by_key keeps the last maximum; iterate in reverse to keep the first.
+        let kind = kinds.iter().rev().max_by_key(|(_, count)| *count).map_or(
+            HashKind {
+                scheme: Scheme::Sha256,
+                rounds: None,
+                salt_len: SALT_MAX,
+            },
+            |(kind, _)| *kind,
+        );
+        let mut setting = String::from(match kind.scheme {
+            Scheme::Sha256 => "$5$",
+            Scheme::Sha512 => "$6$",
+        });
+        if let Some(r) = kind.rounds {
+            setting.push_str(&format!("rounds={r}$"));
+        }
+        setting.push_str(&DUMMY_SALT[..kind.salt_len.min(SALT_MAX)]);
+        setting.push('$');
+        setting
+    }
+}
+
+/// Spends the same work as checking a real entry of `file`, so the reply time does not tell
+/// whether a user exists.
+fn dummy_hash(file: &PasswdFile, password: &str) {
     let pw = &password.as_bytes()[..password.len().min(MAX_PASSWORD_BYTES)];
-    std::hint::black_box(sha_crypt(std::hint::black_box(pw), DUMMY_SETTING));
+    let setting = file.dummy_setting();
+    std::hint::black_box(sha_crypt(std::hint::black_box(pw), &setting));
 }
 
 /// [`check_plain`] with the reason for a refusal.
@@ -911,7 +967,7 @@ pub fn check_plain_reason(
         return Err(RejectReason::WrongPassword);
     }
     let refuse = |reason| {
-        dummy_hash(password);
+        dummy_hash(file, password);
         Err(reason)
     };
     if check_username(user).is_err() {
@@ -1344,6 +1400,86 @@ mod tests {
         assert_eq!(
             check_plain(&f, "eve", "e-pass"),
             PlainAuth::Accepted { groups: vec![] }
+        );
+    }
+
+    #[test]
+    fn dummy_setting_follows_the_file() {
+        let kind = |text: &str| {
+            let f = parse(text);
+            let d = f.dummy_setting();
+            assert!(is_supported_hash(&d), "{d}");
+            let s = parse_setting(&d).unwrap();
+            (s.scheme, s.rounds, s.salt.len())
+        };
+        // No usable hash: what ocpasswd writes.
+        assert_eq!(kind(""), (Scheme::Sha256, None, 16));
+        assert_eq!(kind("a:*:\nb:*:$1$x$y\n"), (Scheme::Sha256, None, 16));
+        assert_eq!(parse("").dummy_setting(), "$5$ferroconnectdumm$");
+        // One kind: that kind, rounds and salt length included.
+        assert_eq!(
+            kind("a:*:$6$rounds=20000$saltsalt$xyz\n"),
+            (Scheme::Sha512, Some(20000), 8)
+        );
+        assert_eq!(
+            parse("a:*:$6$rounds=20000$saltsalt$xyz\n").dummy_setting(),
+            "$6$rounds=20000$ferrocon$"
+        );
+        assert_eq!(
+            kind("a:*:$5$rounds=80000$0123456789abcdef$x\n"),
+            (Scheme::Sha256, Some(80000), 16)
+        );
+        // The most common kind wins; locked entries count (their cost is the same).
+        assert_eq!(
+            kind(
+                "a:*:$5$0123456789abcdef$x\n\
+                 b:*:$6$rounds=9000$0123456789abcdef$x\n\
+                 c:*:!$6$rounds=9000$0123456789abcdef$x\n\
+                 d:*:\n"
+            ),
+            (Scheme::Sha512, Some(9000), 16)
+        );
+        // A tie goes to the first kind in the file.
+        assert_eq!(
+            kind("a:*:$6$0123456789abcdef$x\nb:*:$5$0123456789abcdef$x\n"),
+            (Scheme::Sha512, None, 16)
+        );
+        // What ocpasswd writes today is what the dummy uses for its files.
+        let mut f = parse("");
+        f.set_line("alice", "*", &hash_password("pw").unwrap())
+            .unwrap();
+        assert_eq!(f.dummy_setting(), "$5$ferroconnectdumm$");
+    }
+
+    #[test]
+    fn unknown_user_costs_what_a_known_one_costs() {
+        // A file whose entries cost 5x the default: the refusal of an unknown user must take
+        // about as long as a wrong password for a known one, not a default-cost hash.
+        let hash = sha_crypt(b"secret", "$6$rounds=25000$0123456789abcdef$").unwrap();
+        let f = parse(&format!("alice:*:{hash}\n"));
+        // The best of two runs (noise only adds time).
+        let best = |run: &dyn Fn()| {
+            (0..2)
+                .map(|_| {
+                    let t = std::time::Instant::now();
+                    run();
+                    t.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let known = best(&|| assert_eq!(check_plain(&f, "alice", "wrong"), PlainAuth::Rejected));
+        let unknown = best(&|| assert_eq!(check_plain(&f, "bob", "wrong"), PlainAuth::Rejected));
+        let default_cost = best(&|| {
+            sha_crypt(b"wrong", "$6$0123456789abcdef$").unwrap();
+        });
+        assert!(
+            unknown * 2 > known && known * 2 > unknown,
+            "known user {known:?}, unknown user {unknown:?}"
+        );
+        assert!(
+            unknown * 2 > default_cost * 5,
+            "unknown user {unknown:?}, a default-cost hash {default_cost:?}"
         );
     }
 

@@ -33,6 +33,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "tcp-port",
     "udp-port",
     "listen-host",
+    "udp-listen-host",
     "server-cert",
     "server-key",
     "ca-cert",
@@ -46,6 +47,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "max-clients",
     "rate-limit-ms",
     "auth-timeout",
+    "ban-time",
     "min-reauth-time",
     "max-ban-score",
     "ban-reset-time",
@@ -100,13 +102,15 @@ const FALSE: &[&str] = &["false", "no"];
 pub(super) struct Unsupported {
     pub(super) key: &'static str,
     /// Values (any case) that ask for what we do anyway, e.g. `false` for a feature switch;
-    /// these are accepted without a warning.
+    /// these are accepted without a warning. For a security-relevant key the first one is
+    /// what the error suggests instead.
     pub(super) inert: &'static [&'static str],
     /// If ignoring the key leaves something unenforced that the administrator asked for:
-    /// what. Such keys are errors under `-t`.
+    /// what. Such keys are errors (with any value but an inert one).
     pub(super) insecure: Option<&'static str>,
 }
 
+/// Ignoring it costs a feature, not security: a warning.
 const fn plain(key: &'static str) -> Unsupported {
     Unsupported {
         key,
@@ -115,6 +119,7 @@ const fn plain(key: &'static str) -> Unsupported {
     }
 }
 
+/// A feature switch that is off by default: a warning when turned on.
 const fn switch(key: &'static str) -> Unsupported {
     Unsupported {
         key,
@@ -123,33 +128,52 @@ const fn switch(key: &'static str) -> Unsupported {
     }
 }
 
-/// Known ocserv 1.x main-config keys we do not implement yet.
+/// Security-relevant: an error unless set to one of `inert`.
+const fn enforcing(
+    key: &'static str,
+    inert: &'static [&'static str],
+    consequence: &'static str,
+) -> Unsupported {
+    Unsupported {
+        key,
+        inert,
+        insecure: Some(consequence),
+    }
+}
+
+/// Known ocserv 1.x main-config keys we do not implement yet (ocserv 1.5's sample.config,
+/// plus keys older releases accepted). The keys we implement are in [`GLOBAL_KEYS`] and
+/// [`net::GLOBAL_NET_KEYS`]; `isolate-workers`, `udp-listen-host` and the ban, MTU, stats
+/// and Cisco settings that parse but are not (fully) applied are handled in [`Draft`].
 pub(super) const UNSUPPORTED: &[Unsupported] = &[
+    // Accounting only records; nothing is enforced through it.
     plain("acct"),
-    plain("udp-listen-host"),
     switch("listen-host-is-dyndns"),
-    Unsupported {
-        key: "listen-netns",
-        inert: &[],
-        insecure: Some("the server would listen in the current network namespace instead"),
-    },
-    Unsupported {
-        key: "listen-proxy-proto",
-        inert: FALSE,
-        insecure: Some(
-            "client addresses would be the proxy's, so bans and per-address limits would hit \
-             the proxy",
-        ),
-    },
+    enforcing(
+        "listen-netns",
+        &[],
+        "the server would listen in the current network namespace instead",
+    ),
+    enforcing(
+        "listen-proxy-proto",
+        FALSE,
+        "client addresses would be the proxy's, so bans and per-address limits would hit the \
+         proxy",
+    ),
     plain("dh-params"),
+    // An encrypted or PKCS #11 key fails to load without its PIN: that already fails closed.
     plain("pin-file"),
     plain("srk-pin-file"),
     plain("key-pin"),
     plain("srk-pin"),
     plain("sec-mod-scale"),
     switch("debug-no-secmod-stats"),
+    // Sandboxing of ocserv's own worker processes, like isolate-workers (which the privilege
+    // separation work covers): a hardening of the server, not a promise to clients.
     plain("chroot-dir"),
+    switch("limit-worker-memory"),
     plain("log-level"),
+    plain("syslog-facility"),
     switch("append-routes"),
     plain("kkdcp"),
     switch("use-utmp"),
@@ -167,32 +191,39 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     },
     plain("ban-points-kkdcp"),
     switch("client-bypass-protocol"),
+    // Would weaken tls-priorities for old IP phones; without it we are stricter.
     switch("cisco-svc-client-compat"),
+    // Advice to browsers (HSTS, framing); it restricts nothing the server allows.
     plain("included-http-headers"),
     plain("session-control"),
-    Unsupported {
-        key: "camouflage",
-        inert: FALSE,
-        insecure: Some("the VPN would answer clients that do not know the camouflage secret"),
-    },
+    enforcing(
+        "camouflage",
+        FALSE,
+        "the VPN would answer clients that do not know the camouflage secret",
+    ),
+    // Only meaningful with camouflage, which is refused unless off.
     plain("camouflage_secret"),
     plain("camouflage_realm"),
-    Unsupported {
-        key: "crl",
-        inert: &[],
-        insecure: Some("revoked client certificates would be accepted"),
-    },
-    Unsupported {
-        key: "ocsp-response",
-        inert: &[],
-        insecure: Some("no OCSP status would be stapled to the server certificate"),
-    },
-    Unsupported {
-        key: "restrict-user-to-ports",
-        inert: &[],
-        insecure: Some("users would not be firewalled to these ports"),
-    },
+    enforcing("crl", &[], "revoked client certificates would be accepted"),
+    enforcing(
+        "ocsp-response",
+        &[],
+        "no OCSP status would be stapled to the server certificate",
+    ),
+    enforcing(
+        "restrict-user-to-ports",
+        &[],
+        "users would not be firewalled to these ports",
+    ),
 ];
+
+/// What an administrator can do about a refused `u`.
+fn remedy(u: &Unsupported) -> String {
+    match u.inert.first() {
+        Some(off) => format!("remove the line or set {} = {off}", u.key),
+        None => "remove the line".to_owned(),
+    }
+}
 
 /// Reports `e` if it is a known-but-unsupported key of `table`; returns whether it was one.
 pub(super) fn unsupported(table: &[Unsupported], e: &Entry, d: &mut Diag) -> bool {
@@ -203,7 +234,14 @@ pub(super) fn unsupported(table: &[Unsupported], e: &Entry, d: &mut Diag) -> boo
         return true;
     }
     match u.insecure {
-        Some(consequence) => d.insecure(e.line, u.key, consequence),
+        Some(consequence) => {
+            let setting = if u.inert.is_empty() {
+                u.key.to_owned()
+            } else {
+                format!("{} = {}", u.key, e.value)
+            };
+            d.insecure(e.line, &setting, consequence, &remedy(u));
+        }
         None => d.warn(e.line, format!("not supported yet: {}; ignored", u.key)),
     }
     true
@@ -289,6 +327,7 @@ struct Draft {
     tcp_port: Option<u16>,
     udp_port: Option<u16>,
     listen_host: Option<String>,
+    udp_listen_host: Option<String>,
     server_certs: Vec<(PathBuf, usize)>,
     server_keys: Vec<(PathBuf, usize)>,
     ca_cert: Option<PathBuf>,
@@ -396,6 +435,10 @@ impl Draft {
             "tcp-port" => set(&mut self.tcp_port, port(e, d)),
             "udp-port" => set(&mut self.udp_port, port(e, d)),
             "listen-host" => set(&mut self.listen_host, word(e, d, "an address or host name")),
+            "udp-listen-host" => set(
+                &mut self.udp_listen_host,
+                word(e, d, "an address or host name"),
+            ),
             "server-cert" | "server-key" => {
                 if is_key_url(v) {
                     d.error(
@@ -445,7 +488,11 @@ impl Draft {
                 num(e, d, "a number of milliseconds"),
             ),
             "auth-timeout" => set(&mut self.auth_timeout, secs(e, d)),
-            "min-reauth-time" => set(&mut self.min_reauth_time, secs(e, d)),
+            "ban-time" => set(&mut self.min_reauth_time, secs(e, d)),
+            "min-reauth-time" => {
+                d.warn(line, "min-reauth-time is the old name of ban-time");
+                set(&mut self.min_reauth_time, secs(e, d));
+            }
             "max-ban-score" => set(
                 &mut self.max_ban_score,
                 num(e, d, "a score (0 = no banning)"),
@@ -714,6 +761,8 @@ impl Draft {
             );
         }
 
+        self.check_not_applied(&lines, &mut d);
+
         if let Some(group) = &self.default_select_group {
             if !self.select_groups.is_empty() && !self.select_groups.iter().any(|(n, _)| n == group)
             {
@@ -843,6 +892,95 @@ impl Draft {
             })
         } else {
             Err(ConfigError::Invalid(d.errors))
+        }
+    }
+
+    /// Settings that parse but are not applied (fully): an error where that would enforce
+    /// less than asked, a warning naming key and line otherwise.
+    fn check_not_applied(&self, lines: &BTreeMap<String, usize>, d: &mut Diag) {
+        let line_of = |key: &str| lines.get(key).copied().unwrap_or(0);
+
+        // udp-listen-host: DTLS listens on the (first) listen-host address, or on all of them
+        // (without udp-port there is no UDP socket to restrict).
+        if let (Some(udp_host), Some(_)) = (&self.udp_listen_host, self.udp_port) {
+            if self.listen_host.as_deref() != Some(udp_host.as_str()) {
+                let listens = match &self.listen_host {
+                    Some(h) => format!("on listen-host ({h})"),
+                    None => "on every address".to_owned(),
+                };
+                d.insecure(
+                    line_of("udp-listen-host"),
+                    "udp-listen-host",
+                    &format!("the DTLS port would listen {listens} instead of only on {udp_host}"),
+                    "remove the line or set listen-host to the same address",
+                );
+            }
+        }
+
+        // ban-time: a ban here lasts until ban-reset-time passes without new points.
+        let max_ban_score = self.max_ban_score.unwrap_or(defaults::MAX_BAN_SCORE);
+        let reset = self.ban_reset_time.unwrap_or(defaults::BAN_RESET_TIME);
+        let ban_key = ["ban-time", "min-reauth-time"]
+            .into_iter()
+            .filter(|k| line_of(k) != 0)
+            .max_by_key(|k| line_of(k));
+        if let (Some(key), Some(ban_time), true) =
+            (ban_key, self.min_reauth_time, max_ban_score > 0)
+        {
+            let line = line_of(key);
+            if ban_time > reset {
+                d.insecure(
+                    line,
+                    &format!("{key} = {ban_time}"),
+                    &format!(
+                        "a ban here ends once ban-reset-time ({reset} s) passes without new \
+                         points, which can be sooner than the {ban_time} s asked"
+                    ),
+                    &format!(
+                        "set {key} to at most ban-reset-time, raise ban-reset-time to \
+                         {ban_time}, or remove the line"
+                    ),
+                );
+            } else {
+                d.warn(
+                    line,
+                    format!(
+                        "{key}: not applied as such; a ban lasts until ban-reset-time ({reset} s) \
+                         passes without new points from the address, at least the {ban_time} s \
+                         asked"
+                    ),
+                );
+            }
+        }
+
+        if self.try_mtu_discovery == Some(true) {
+            d.warn(
+                line_of("try-mtu-discovery"),
+                "try-mtu-discovery: not supported yet; ignored (the server does not probe the \
+                 path MTU; set it to false to silence this)",
+            );
+        }
+        if self.server_stats_reset_time.is_some_and(|t| t != 0) {
+            d.warn(
+                line_of("server-stats-reset-time"),
+                "server-stats-reset-time: not supported yet; ignored (the statistics occtl shows \
+                 count from server start and are never reset)",
+            );
+        }
+        if self.cisco_client_compat == Some(true) {
+            let key = if line_of("cisco-client-compat") != 0 {
+                "cisco-client-compat"
+            } else {
+                "always-require-cert"
+            };
+            d.warn(
+                line_of(key),
+                format!(
+                    "{key}: only partly supported; it implies dtls-legacy = true, but TLS 1.3 is \
+                     not turned off for Cisco clients (add :-VERS-TLS1.3 to tls-priorities if \
+                     they need that)"
+                ),
+            );
         }
     }
 

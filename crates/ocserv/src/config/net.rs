@@ -55,19 +55,16 @@ const SINGLE_KEYS: &[&str] = &[
     "rx-data-per-sec",
     "tx-data-per-sec",
     "stats-report-time",
+    // Per user/group in ocserv 1.x, and global (per vhost) too since 1.4.
+    "no-udp",
 ];
 
 /// Keys [`NetBuilder::handle`] takes in the main config.
 pub(super) const GLOBAL_NET_KEYS: &[&[&str]] = &[LIST_KEYS, SINGLE_KEYS];
 
 /// Keys that only mean something in per-user/group files.
-pub(super) const OVERRIDE_ONLY_KEYS: &[&str] = &[
-    "iroute",
-    "explicit-ipv4",
-    "explicit-ipv6",
-    "hostname",
-    "no-udp",
-];
+pub(super) const OVERRIDE_ONLY_KEYS: &[&str] =
+    &["iroute", "explicit-ipv4", "explicit-ipv6", "hostname"];
 
 /// Keys the main config has that per-user/group files may not set (ocserv ignores them there).
 const GLOBAL_ONLY_NET_KEYS: &[&str] = &["ipv6-prefix"];
@@ -316,8 +313,9 @@ impl NetBuilder {
                 if b == Some(true) {
                     d.insecure(
                         line,
-                        "deny-roaming = true",
-                        "cookies are accepted from any client address",
+                        &format!("deny-roaming = {v}"),
+                        "a cookie would be accepted from any client address",
+                        "remove the line or set deny-roaming = false",
                     );
                 }
             }

@@ -2,7 +2,10 @@
 //!
 //! Same syntax as the main config; only the [`NetSettings`] keys ocserv allows per user or
 //! group are applied. A main-config key here is a warning (ocserv ignores it too), so is an
-//! unknown key.
+//! unknown key. A security-relevant key we cannot enforce (`restrict-user-to-ports`,
+//! `deny-roaming = true`) is an error, which refuses the login of the users the file is for;
+//! keys that parse but are not enforced yet (`rx-data-per-sec`, `tx-data-per-sec`) are
+//! warnings in the list [`parse`] returns, which the caller logs.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +14,7 @@ use super::lexer;
 use super::net::{self, NetBuilder, Scope};
 use super::{ConfigError, Diag, NetSettings, Problem};
 
-/// Per-user/group keys of ocserv we do not implement yet.
+/// Per-user/group keys of ocserv we do not implement yet (ocserv 1.5's sup-config/file.c).
 const UNSUPPORTED: &[Unsupported] = &[
     Unsupported {
         key: "net-priority",
@@ -29,10 +32,29 @@ const UNSUPPORTED: &[Unsupported] = &[
         insecure: None,
     },
     Unsupported {
+        key: "client-bypass-protocol",
+        inert: &["false", "no"],
+        insecure: None,
+    },
+    Unsupported {
         key: "restrict-user-to-ports",
         inert: &[],
         insecure: Some("this user would not be firewalled to these ports"),
     },
+];
+
+/// Per-user/group keys that parse into [`NetSettings`] but are not enforced yet: each gets a
+/// warning at its line (the main config's are reported by the server, which knows what it
+/// applies).
+const NOT_ENFORCED: &[(&str, &str)] = &[
+    (
+        "rx-data-per-sec",
+        "bandwidth limits are not enforced yet; ignored for this user or group",
+    ),
+    (
+        "tx-data-per-sec",
+        "bandwidth limits are not enforced yet; ignored for this user or group",
+    ),
 ];
 
 /// Parses one file; errors fail the whole file.
@@ -61,7 +83,13 @@ fn run(text: &str, d: &mut Diag) -> NetSettings {
 
     for e in &entries {
         global::note_line(&mut lines, e, d);
-        if net.handle(e, Scope::Override, d) || global::unsupported(UNSUPPORTED, e, d) {
+        if net.handle(e, Scope::Override, d) {
+            if let Some((key, what)) = NOT_ENFORCED.iter().find(|(k, _)| *k == e.key) {
+                d.warn(e.line, format!("{key}: {what}"));
+            }
+            continue;
+        }
+        if global::unsupported(UNSUPPORTED, e, d) {
             continue;
         }
         if global_keys.contains(&e.key.as_str()) {
