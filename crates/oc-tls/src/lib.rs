@@ -1,9 +1,12 @@
 //! OpenSSL glue: the client TLS context, the server context ([`server`]), server-certificate pins (`--servercert`), client
 //! certificates (PEM and PKCS#12) and the async TLS stream.
 //!
+//! Server keys can also live in another process ([`remote_key`]: privilege separation).
+//!
 //! This is the one crate allowed `unsafe` (for the DTLS calls OpenSSL has no safe API
-//! and the TLS 1.3 key update, all in `ffi.rs`, and the `TCP_INFO` read in `os.rs`); each
-//! block carries a `// SAFETY:` comment.
+//! and the TLS 1.3 key update, all in `ffi.rs`, the delegated-key methods in
+//! `remote_key/ffi.rs`, and the `TCP_INFO` read in `os.rs`); each block carries a
+//! `// SAFETY:` comment.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -27,6 +30,7 @@ use tokio::net::TcpStream;
 pub mod dtls;
 mod ffi;
 pub mod os;
+pub mod remote_key;
 pub mod server;
 
 pub use tokio_openssl::SslStream;
@@ -67,6 +71,18 @@ pub enum TlsError {
     PinMismatch { pin: String },
     #[error("server sent no certificate")]
     NoPeerCertificate,
+    /// A certificate whose key cannot be held by another process (privilege separation).
+    #[error("the key of certificate {path} ({key_type}) cannot be used with privilege separation: only RSA and ECDSA signatures can be made by another process; use an RSA or ECDSA certificate")]
+    RemoteKeyType {
+        path: PathBuf,
+        key_type: &'static str,
+    },
+    /// The key holder refused a private-key operation.
+    #[error("refused to sign: {0}")]
+    SignRefused(#[from] remote_key::SignRefusal),
+    /// A private-key operation failed inside OpenSSL.
+    #[error("private-key operation failed: {0}")]
+    KeyOperation(ErrorStack),
 }
 
 /// One `--servercert` value.
@@ -466,7 +482,11 @@ pub(crate) fn describe_ssl_error(e: &openssl::ssl::Error) -> String {
         Some(stack) => stack
             .errors()
             .iter()
-            .map(|er| er.reason().unwrap_or("unknown error").to_string())
+            .map(|er| match (er.library_code(), er.data()) {
+                // Our own errors (the remote signer's) carry their text as data.
+                (remote_key::ERR_LIB_USER, Some(data)) if !data.is_empty() => data.to_string(),
+                _ => er.reason().unwrap_or("unknown error").to_string(),
+            })
             .collect::<Vec<_>>()
             .join("; "),
         None => match e.code() {

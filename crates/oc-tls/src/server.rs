@@ -1,14 +1,20 @@
-//! The server TLS context: certificate and key, optional client-certificate request, and
+//! The server TLS context: certificate and key (read from a file, or held by another
+//! process: [`TlsServer::with_remote_keys`]), optional client-certificate request, and
 //! ocserv's GnuTLS `tls-priorities` strings mapped onto OpenSSL settings.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 
 use openssl::nid::Nid;
-use openssl::ssl::{SslAcceptor, SslMethod, SslOptions, SslVerifyMode, SslVersion};
+use openssl::pkey::Id;
+use openssl::ssl::{
+    SslAcceptor, SslAcceptorBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+};
 use openssl::x509::{X509Ref, X509VerifyResult, X509};
 use tokio::net::TcpStream;
 
+use crate::remote_key::{add_chain_cert, cert_chain, remote_private_key, RemoteCert, RemoteSigner};
 use crate::{describe_ssl_error, read, SslStream, TlsError, TlsStream};
 
 /// What the server presents and asks for.
@@ -140,24 +146,71 @@ fn load_error(what: &'static str, path: &Path, why: impl ToString) -> TlsError {
     }
 }
 
+fn policy_of(config: &TlsServerConfig) -> TlsPolicy {
+    config
+        .priorities
+        .as_deref()
+        .map(map_priorities)
+        .unwrap_or_default()
+}
+
+/// A server context with the protocol versions and ciphers of `policy`.
+fn base_builder(policy: &TlsPolicy) -> Result<SslAcceptorBuilder, TlsError> {
+    let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
+    builder.set_min_proto_version(Some(policy.min_version))?;
+    builder.set_max_proto_version(policy.max_version)?;
+    if policy.server_preference {
+        builder.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
+    } else {
+        builder.clear_options(SslOptions::CIPHER_SERVER_PREFERENCE);
+    }
+    if let Some(list) = policy.cipher_list {
+        builder.set_cipher_list(list)?;
+    }
+    Ok(builder)
+}
+
+/// Adds the client-certificate settings of `config` and builds the server.
+fn finish(
+    mut builder: SslAcceptorBuilder,
+    config: &TlsServerConfig,
+    certificate: X509,
+    policy: TlsPolicy,
+) -> Result<TlsServer, TlsError> {
+    if let Some(ca) = &config.ca {
+        read(ca, "CA certificate")?;
+        builder
+            .set_ca_file(ca)
+            .map_err(|e| load_error("CA certificate", ca, e))?;
+    }
+    if config.request_client_cert {
+        // Ask, but let the handshake finish without one or with a bad one: the auth
+        // layer then answers with a clear reason instead of a bare TLS alert.
+        builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+        if let Some(ca) = &config.ca {
+            let names = X509::stack_from_pem(&read(ca, "CA certificate")?)
+                .map_err(|e| load_error("CA certificate", ca, e))?;
+            let mut stack = openssl::stack::Stack::new()?;
+            for name in names {
+                stack.push(name.subject_name().to_owned()?)?;
+            }
+            builder.set_client_ca_list(stack);
+        }
+    } else {
+        builder.set_verify(SslVerifyMode::NONE);
+    }
+    Ok(TlsServer {
+        acceptor: builder.build(),
+        certificate,
+        policy,
+    })
+}
+
 impl TlsServer {
+    /// A context with the certificate and private key read from the files `config` names.
     pub fn new(config: &TlsServerConfig) -> Result<Self, TlsError> {
-        let policy = config
-            .priorities
-            .as_deref()
-            .map(map_priorities)
-            .unwrap_or_default();
-        let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
-        builder.set_min_proto_version(Some(policy.min_version))?;
-        builder.set_max_proto_version(policy.max_version)?;
-        if policy.server_preference {
-            builder.set_options(SslOptions::CIPHER_SERVER_PREFERENCE);
-        } else {
-            builder.clear_options(SslOptions::CIPHER_SERVER_PREFERENCE);
-        }
-        if let Some(list) = policy.cipher_list {
-            builder.set_cipher_list(list)?;
-        }
+        let policy = policy_of(config);
+        let mut builder = base_builder(&policy)?;
         let pem = read(&config.cert, "server certificate")?;
         let mut chain = X509::stack_from_pem(&pem)
             .map_err(|e| load_error("server certificate", &config.cert, e))?
@@ -187,33 +240,69 @@ impl TlsServer {
                 ),
             )
         })?;
-        if let Some(ca) = &config.ca {
-            read(ca, "CA certificate")?;
-            builder
-                .set_ca_file(ca)
-                .map_err(|e| load_error("CA certificate", ca, e))?;
-        }
-        if config.request_client_cert {
-            // Ask, but let the handshake finish without one or with a bad one: the auth
-            // layer then answers with a clear reason instead of a bare TLS alert.
-            builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
-            if let Some(ca) = &config.ca {
-                let names = X509::stack_from_pem(&read(ca, "CA certificate")?)
-                    .map_err(|e| load_error("CA certificate", ca, e))?;
-                let mut stack = openssl::stack::Stack::new()?;
-                for name in names {
-                    stack.push(name.subject_name().to_owned()?)?;
-                }
-                builder.set_client_ca_list(stack);
+        finish(builder, config, certificate, policy)
+    }
+
+    /// A context whose private keys live in another process (privilege separation): each
+    /// certificate's key is an OpenSSL key built from its public key whose signatures
+    /// `signer` makes, as [`SignRequest`](crate::remote_key::SignRequest)s for that
+    /// certificate's key index. `config.cert` and `config.key` are not used; the rest of
+    /// `config` applies as in [`new`](Self::new).
+    ///
+    /// Several certificates may be given, one per key type (RSA, RSA-PSS, ECDSA): OpenSSL
+    /// picks the one the client's signature algorithms allow. Keys that cannot be
+    /// delegated (Ed25519, Ed448, DSA, RSA-PSS with parameters) are refused with an error
+    /// naming the certificate. There is no private decryption, so static-RSA key exchange
+    /// is not available (TLS 1.2 and 1.3 ECDHE suites are unaffected).
+    ///
+    /// The signer is called synchronously inside the handshake, on the thread that drives
+    /// [`accept`](Self::accept); its error fails that handshake.
+    pub fn with_remote_keys(
+        config: &TlsServerConfig,
+        certs: &[RemoteCert],
+        signer: Arc<dyn RemoteSigner>,
+    ) -> Result<Self, TlsError> {
+        let policy = policy_of(config);
+        let mut builder = base_builder(&policy)?;
+        let mut first = None;
+        let mut slots: Vec<(Id, &Path)> = Vec::new();
+        for remote in certs {
+            let path = remote.path.as_path();
+            let mut chain = cert_chain(path, &remote.pem)?.into_iter();
+            let certificate = chain.next().ok_or_else(|| {
+                load_error("server certificate", path, "no PEM certificate found")
+            })?;
+            let key = remote_private_key(&certificate, path, remote.key, signer.clone())?;
+            if let Some((_, other)) = slots.iter().find(|(id, _)| *id == key.id()) {
+                return Err(load_error(
+                    "server certificate",
+                    path,
+                    format!(
+                        "its key type is the same as that of {}; only one certificate per \
+                         key type can be served",
+                        other.display()
+                    ),
+                ));
             }
-        } else {
-            builder.set_verify(SslVerifyMode::NONE);
+            slots.push((key.id(), path));
+            builder.set_certificate(&certificate)?;
+            for extra in chain {
+                add_chain_cert(&mut builder, &extra)?;
+            }
+            builder.set_private_key(&key)?;
+            builder.check_private_key().map_err(|e| {
+                load_error(
+                    "server certificate",
+                    path,
+                    format!("OpenSSL refused its delegated key ({e})"),
+                )
+            })?;
+            first.get_or_insert(certificate);
         }
-        Ok(Self {
-            acceptor: builder.build(),
-            certificate,
-            policy,
-        })
+        let certificate = first.ok_or_else(|| {
+            load_error("server certificate", &config.cert, "no certificate given")
+        })?;
+        finish(builder, config, certificate, policy)
     }
 
     /// Runs the server handshake.
