@@ -11,5 +11,5 @@ pub mod tun;
 pub mod udp;
 
 pub use script::{run_script, Reason, ScriptContext, ScriptError};
-pub use tun::{open_tun, Coalescer, TunError, TunReader, TunWriter};
+pub use tun::{open_tun, open_tun_sync, Coalescer, TunError, TunReader, TunWriter};
 pub use udp::{BatchSocket, RecvBatch, SendBatch};

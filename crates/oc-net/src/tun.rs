@@ -10,7 +10,9 @@
 use std::io;
 
 use thiserror::Error;
-use tun_rs::{AsyncDevice, DeviceBuilder, GROTable, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN};
+use tun_rs::{
+    AsyncDevice, DeviceBuilder, GROTable, SyncDevice, IDEAL_BATCH_SIZE, VIRTIO_NET_HDR_LEN,
+};
 
 #[derive(Debug, Error)]
 pub enum TunError {
@@ -30,6 +32,18 @@ const MAX_PACKET: usize = 65535;
 /// MTU and link state are left to the vpnc-script. Offloads are asked for, and the device is
 /// opened without them if the kernel refuses.
 pub fn open_tun(name: Option<&str>) -> Result<(AsyncDevice, String), TunError> {
+    let (device, actual) = open_tun_sync(name)?;
+    let device = AsyncDevice::new(device).map_err(|source| TunError::Create {
+        name: Some(actual.clone()),
+        source,
+    })?;
+    Ok((device, actual))
+}
+
+/// [`open_tun`] without the async runtime: for a process that creates its device before it
+/// drops privileges and starts its runtime (the server's network process), then wraps it
+/// with `AsyncDevice::new`.
+pub fn open_tun_sync(name: Option<&str>) -> Result<(SyncDevice, String), TunError> {
     if let Some(n) = name {
         if n.is_empty() || n.len() > 15 || n.contains(['/', ' ', '\0']) {
             return Err(TunError::BadName(n.to_string()));
@@ -40,7 +54,7 @@ pub fn open_tun(name: Option<&str>) -> Result<(AsyncDevice, String), TunError> {
         if let Some(n) = name {
             builder = builder.name(n);
         }
-        builder.build_async()
+        builder.build_sync()
     };
     let err = |source| TunError::Create {
         name: name.map(str::to_string),

@@ -8,4 +8,5 @@ pub mod anyconnect;
 pub mod compress;
 pub mod hex;
 pub mod http;
+pub mod ipc;
 pub mod url;

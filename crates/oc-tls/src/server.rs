@@ -24,6 +24,9 @@ pub struct TlsServerConfig {
     pub key: PathBuf,
     /// CA that signs client certificates (`ca-cert`).
     pub ca: Option<PathBuf>,
+    /// The CA file's contents, when read already (by a process that could read it): used
+    /// instead of reading `ca`, which then only names it in messages.
+    pub ca_pem: Option<Vec<u8>>,
     /// Ask clients for a certificate (certificate authentication is configured).
     pub request_client_cert: bool,
     /// ocserv's `tls-priorities` (a GnuTLS priority string).
@@ -177,22 +180,37 @@ fn finish(
     certificate: X509,
     policy: TlsPolicy,
 ) -> Result<TlsServer, TlsError> {
-    if let Some(ca) = &config.ca {
-        read(ca, "CA certificate")?;
-        builder
-            .set_ca_file(ca)
-            .map_err(|e| load_error("CA certificate", ca, e))?;
+    let ca = match (&config.ca, &config.ca_pem) {
+        (Some(path), Some(pem)) => Some((path.as_path(), pem.clone())),
+        (Some(path), None) => Some((path.as_path(), read(path, "CA certificate")?)),
+        (None, _) => None,
+    };
+    let ca_certs = match &ca {
+        Some((path, pem)) => {
+            X509::stack_from_pem(pem).map_err(|e| load_error("CA certificate", path, e))?
+        }
+        None => Vec::new(),
+    };
+    if let Some((path, _)) = &ca {
+        if ca_certs.is_empty() {
+            return Err(load_error(
+                "CA certificate",
+                path,
+                "no PEM certificate found",
+            ));
+        }
+    }
+    for cert in &ca_certs {
+        builder.cert_store_mut().add_cert(cert.clone())?;
     }
     if config.request_client_cert {
         // Ask, but let the handshake finish without one or with a bad one: the auth
         // layer then answers with a clear reason instead of a bare TLS alert.
         builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
-        if let Some(ca) = &config.ca {
-            let names = X509::stack_from_pem(&read(ca, "CA certificate")?)
-                .map_err(|e| load_error("CA certificate", ca, e))?;
+        if !ca_certs.is_empty() {
             let mut stack = openssl::stack::Stack::new()?;
-            for name in names {
-                stack.push(name.subject_name().to_owned()?)?;
+            for cert in &ca_certs {
+                stack.push(cert.subject_name().to_owned()?)?;
             }
             builder.set_client_ca_list(stack);
         }

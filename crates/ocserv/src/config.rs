@@ -377,6 +377,8 @@ pub struct Config {
     pub worker_threads: Option<u32>,
     /// `pid-file`.
     pub pid_file: Option<PathBuf>,
+    /// `chroot-dir`: the network process's root once it has set up.
+    pub chroot_dir: Option<PathBuf>,
     /// `socket-file`.
     pub socket_file: Option<PathBuf>,
     /// `occtl-socket-file`; unset = ocserv's default `/var/run/occtl.socket`.

@@ -1,4 +1,7 @@
-//! The ferroconnect server: an ocserv-compatible AnyConnect VPN server in one async process.
+//! The ferroconnect server: an ocserv-compatible AnyConnect VPN server, privilege-separated
+//! into three processes: [`supervisor`] (the privileged main process), [`secmod`] (keys,
+//! password and OTP files) and [`worker`] (the unprivileged, sandboxed network process,
+//! confined by [`sandbox`]); they talk through [`channel`] in `oc_proto::ipc` messages.
 //!
 //! Sans-IO parts: [`config`] (ocserv.conf), [`passwd`] (ocpasswd files), [`auth`] (the login
 //! conversation), [`pool`] (address leases), [`sessions`] (cookies), [`ban`] (ban points), [`routes`] (which tunnel owns an address).
@@ -8,6 +11,7 @@
 pub mod addr;
 pub mod auth;
 pub mod ban;
+pub mod channel;
 pub mod config;
 pub mod metrics;
 pub mod otp;
@@ -15,7 +19,12 @@ pub mod packets;
 pub mod passwd;
 pub mod pool;
 pub mod routes;
+pub mod sandbox;
 pub mod script;
+pub mod secmod;
 pub mod server;
+pub mod session_service;
 pub mod sessions;
+pub mod supervisor;
 pub mod udp;
+pub mod worker;

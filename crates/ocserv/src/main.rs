@@ -1,17 +1,19 @@
-//! `ocserv`: the command line, daemonising, privileges, signals; the server itself is in
-//! `ocserv::server`.
+//! `ocserv`: the command line, daemonising and the pid file; then the main process
+//! (`ocserv::supervisor`), or, when started by it with `--internal-role`, the security
+//! module (`ocserv::secmod`) or the network process (`ocserv::worker`).
 
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use clap::Parser;
 use oc_net::log::{self, LogSettings};
+use ocserv::channel::Channel;
 use ocserv::config;
-use ocserv::server::{create_tun, describe_pools, AdminRequest, Runtime, Server};
-use tokio::signal::unix::{signal, SignalKind};
-use tracing::{error, info, warn};
+use ocserv::secmod::SecMod;
+use ocserv::supervisor::{Launch, Supervisor};
+use tracing::{error, warn};
 
 const ABOUT: &str = "AnyConnect-compatible VPN server (ferroconnect), compatible with ocserv 1.x";
 
@@ -22,8 +24,11 @@ users file, and/or client certificates), \
 hands each an address from the configured pools and forwards their packets over TLS (CSTP) \
 or DTLS through one tun device.
 
-All sessions are served by this one process; the tun device is named after the `device` \
-key (vpns0, ...) and is shared by every client. Configuration keys follow ocserv(8); keys \
+Privilege-separated as ocserv: a privileged main process (scripts, routes, reload, \
+supervision), a security module that alone holds the private key and reads the password \
+and OTP files, and one network process serving every session as run-as-user, without \
+capabilities (and with a system-call filter when isolate-workers = true). All sessions \
+share one tun device, named after the `device` key (vpns0, ...). Configuration keys follow ocserv(8); keys \
 not supported yet are named in a warning (and refused by -t when they affect security).";
 
 const AFTER_HELP: &str = "\
@@ -32,6 +37,7 @@ SIGNALS
               users keep their sessions, new connections get the new settings
     SIGTERM, SIGINT
               shut down: every client is sent a disconnect, the tun device is removed
+              (send them to the main process: the others take orders from it only)
 
 ONE-TIME PASSWORDS
     auth = \"plain[passwd=/etc/ocserv/ocpasswd,otp=/etc/ocserv/users.oath]\" asks for a
@@ -62,6 +68,17 @@ CONTROL, METRICS, LOGS
     in a span with the peer, user and session id; stats-report-time adds interim byte
     counts per tunnel, with session totals that survive reconnects.
 
+PROCESSES
+    ocserv runs as three processes, as ocserv 1.x does. The main process (this pid, root)
+    runs connect-script/disconnect-script, kernel routes and ping-leases, reloads and
+    supervises. The security module (root, no network) alone reads server-key, the password
+    and OTP files (keep them root:root 0600) and keeps the sessions. The network process
+    serves clients as run-as-user/run-as-group with no capabilities and no_new_privs,
+    chrooted to chroot-dir when set, and under a seccomp allow-list with
+    isolate-workers = true; its TLS handshakes are signed by the security module. A
+    network process that dies is started again (clients reconnect with their cookies); if
+    the security module dies, ocserv exits with status 1.
+
 PERFORMANCE
     worker-threads = N (ours) sets the threads that run sessions; the default is half the
     CPUs, at least one (most of a packet's cost is kernel work, and fewer threads mean
@@ -71,7 +88,8 @@ PERFORMANCE
 
 EXIT STATUS
     0  clean shutdown, or -t found no errors
-    1  configuration errors (each listed with file and line), or startup failure
+    1  configuration errors (each listed with file and line), startup failure, or the
+       security module died
 
 EXAMPLES
     ocserv -t -c /etc/ocserv/ocserv.conf     check a configuration and exit
@@ -121,6 +139,18 @@ struct Cli {
     /// Print the version and exit.
     #[arg(short = 'v', long = "version", action = clap::ArgAction::Version)]
     version: (),
+    /// Set by the main process when it starts the security module or the network process.
+    #[arg(long = "internal-role", value_enum, hide = true)]
+    internal_role: Option<Role>,
+}
+
+/// The processes besides the main one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Role {
+    #[value(name = "secmod")]
+    SecMod,
+    #[value(name = "worker")]
+    Worker,
 }
 
 fn main() -> ExitCode {
@@ -128,7 +158,7 @@ fn main() -> ExitCode {
     if cli.test_config {
         return test_config(&cli.config);
     }
-    let daemon = !cli.foreground;
+    let daemon = !cli.foreground && cli.internal_role.is_none();
     log::init(LogSettings {
         program: "ocserv",
         level: match cli.debug.unwrap_or(1) {
@@ -137,11 +167,16 @@ fn main() -> ExitCode {
             _ => 3,
         },
         timestamp: true,
-        syslog: cli.syslog || (daemon && !cli.log_stderr),
+        syslog: cli.syslog || (!cli.foreground && !cli.log_stderr),
         stdout_reserved: true,
         format: cli.log_format,
     });
-    match run(cli) {
+    let result = match cli.internal_role {
+        Some(Role::SecMod) => run_secmod(&cli),
+        Some(Role::Worker) => run_worker(),
+        None => run_main(cli, daemon),
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             error!("{e:#}");
@@ -167,258 +202,89 @@ fn test_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    let (runtime, warnings) = Runtime::load(&cli.config)?;
-    for w in &warnings {
+/// The channel to the main process, which it passes as our standard input.
+fn channel_from_main(peer: &'static str) -> anyhow::Result<Channel> {
+    let fd = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .context("no channel from the main process on standard input")?;
+    Ok(Channel::new(fd, peer))
+}
+
+fn run_secmod(cli: &Cli) -> anyhow::Result<()> {
+    let control = channel_from_main("main process")?;
+    ocserv::sandbox::harden_privileged().context("security module")?;
+    SecMod::new(cli.config.clone()).serve_main(control)
+}
+
+fn run_worker() -> anyhow::Result<()> {
+    let control = channel_from_main("main process")?;
+    ocserv::worker::run(control)?;
+    Ok(())
+}
+
+/// The command line the other processes get (the same logging, no daemonising).
+fn child_args(cli: &Cli) -> Vec<std::ffi::OsString> {
+    let mut args: Vec<std::ffi::OsString> =
+        vec!["-f".into(), "-c".into(), cli.config.clone().into()];
+    if let Some(d) = cli.debug {
+        args.extend(["-d".into(), d.to_string().into()]);
+    }
+    if cli.syslog || (!cli.foreground && !cli.log_stderr) {
+        args.push("--syslog".into());
+    }
+    let format = match cli.log_format {
+        log::LogFormat::Text => "text",
+        log::LogFormat::Json => "json",
+    };
+    args.extend(["--log-format".into(), format.into()]);
+    args
+}
+
+fn run_main(cli: Cli, daemon: bool) -> anyhow::Result<()> {
+    let loaded = config::load(&cli.config, false)?;
+    for w in loaded
+        .warnings
+        .iter()
+        .chain(ocserv::server::not_yet_used(&loaded.config).iter())
+    {
         warn!("{w}");
     }
-    let config = &runtime.config;
-    let Some(port) = config.tcp_port else {
+    if loaded.config.tcp_port.is_none() {
         bail!("{}: tcp-port is not set", cli.config.display());
-    };
-    let hosts: Vec<String> = match &config.listen_host {
-        Some(h) => vec![h.clone()],
-        None => vec!["::".into()],
-    };
-    // Everything that needs root happens before privileges are dropped.
-    let mut listeners = Vec::new();
-    for host in &hosts {
-        let addr = format!("{}:{port}", bracket(host));
-        let listener = bind(&addr).with_context(|| format!("cannot listen on {addr}"))?;
-        listeners.push(listener);
     }
-    // One UDP socket for every session's DTLS, on the first listen address.
-    let udp = match config.udp_port {
-        Some(udp_port) => {
-            let addr = format!(
-                "{}:{udp_port}",
-                bracket(&hosts.first().cloned().unwrap_or_default())
-            );
-            let socket = std::net::UdpSocket::bind(&addr)
-                .with_context(|| format!("cannot listen on UDP {addr}"))?;
-            socket.set_nonblocking(true)?;
-            Some(socket)
-        }
-        None => None,
-    };
-    let metrics = match config.metrics_listen {
-        Some(addr) => Some(
-            bind(&addr.to_string())
-                .with_context(|| format!("cannot listen on {addr} (metrics-listen)"))?,
-        ),
-        None => None,
-    };
-    let control = if config.use_occtl {
-        let path = config
-            .occtl_socket_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_OCCTL_SOCKET));
-        Some((bind_control(&path)?, path))
-    } else {
-        None
-    };
-    let port_note = match config.udp_port {
-        Some(u) => format!("listening on TCP port {port} and UDP port {u}"),
-        None => format!("listening on TCP port {port}"),
-    };
-    if !cli.foreground {
+    if daemon {
         nix::unistd::daemon(false, cli.log_stderr).context("cannot run in the background")?;
     }
-    let pid_file = cli.pid_file.clone().or_else(|| config.pid_file.clone());
+    let pid_file = cli
+        .pid_file
+        .clone()
+        .or_else(|| loaded.config.pid_file.clone());
     if let Some(path) = &pid_file {
         std::fs::write(path, format!("{}\n", std::process::id()))
             .with_context(|| format!("cannot write pid file {}", path.display()))?;
     }
-    // The tun device registers with the async runtime, so it is made inside it (and after
-    // forking into the background, which must happen before any thread exists).
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(worker_threads(config.worker_threads))
+    let launch = Launch {
+        config_path: cli.config.clone(),
+        args: child_args(&cli),
+    };
+    let occtl_socket = loaded
+        .config
+        .use_occtl
+        .then(|| loaded.config.occtl_socket_file.clone())
+        .map(|p| p.unwrap_or_else(|| PathBuf::from(ocserv::worker::DEFAULT_OCCTL_SOCKET)));
+    let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     let result = tokio.block_on(async {
-        let (tun, tun_name) = create_tun(&runtime.config)?;
-        info!(
-            "{port_note}; tun device {tun_name} with {}",
-            describe_pools(&runtime.config)
-        );
-        drop_privileges(
-            runtime.config.run_as_user.as_deref(),
-            runtime.config.run_as_group.as_deref(),
-        )?;
-        let sockets = Sockets {
-            tcp: listeners,
-            udp,
-            metrics,
-            control,
-        };
-        serve(cli.config.clone(), runtime, tun, tun_name, sockets).await
+        let supervisor = Supervisor::start(launch).await?;
+        supervisor.run(notify_ready).await
     });
-    if let Some(path) = &pid_file {
+    for path in pid_file.iter().chain(occtl_socket.iter()) {
         let _ = std::fs::remove_file(path);
     }
-    result
-}
-
-fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    }
-}
-
-/// Pending connections the kernel queues for accept: std's 128 overflows under a
-/// connection flood, leaving attackers' connections hanging half-open.
-const LISTEN_BACKLOG: i32 = 4096;
-
-fn bind(addr: &str) -> anyhow::Result<std::net::TcpListener> {
-    use nix::sys::socket::{
-        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-        SockaddrStorage,
-    };
-    use std::net::ToSocketAddrs;
-    use std::os::fd::AsRawFd;
-    let sa = addr
-        .to_socket_addrs()?
-        .next()
-        .with_context(|| format!("{addr} resolves to no address"))?;
-    let family = if sa.is_ipv6() {
-        AddressFamily::Inet6
-    } else {
-        AddressFamily::Inet
-    };
-    let fd = socket(
-        family,
-        SockType::Stream,
-        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
-    bind(fd.as_raw_fd(), &SockaddrStorage::from(sa))?;
-    listen(&fd, Backlog::new(LISTEN_BACKLOG)?)?;
-    Ok(std::net::TcpListener::from(fd))
-}
-
-/// Sockets opened before privileges are dropped.
-struct Sockets {
-    tcp: Vec<std::net::TcpListener>,
-    udp: Option<std::net::UdpSocket>,
-    metrics: Option<std::net::TcpListener>,
-    /// occtl's control socket and its path.
-    control: Option<(std::os::unix::net::UnixListener, PathBuf)>,
-}
-
-/// ocserv's default `occtl-socket-file`.
-const DEFAULT_OCCTL_SOCKET: &str = "/var/run/occtl.socket";
-
-/// Binds the control socket, readable and writable by root only (occtl needs root, as
-/// with ocserv). A socket left by an earlier run is replaced; any other file is an error.
-fn bind_control(path: &std::path::Path) -> anyhow::Result<std::os::unix::net::UnixListener> {
-    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
-    if let Ok(meta) = std::fs::symlink_metadata(path) {
-        if !meta.file_type().is_socket() {
-            bail!(
-                "occtl-socket-file {} exists and is not a socket; not replacing it",
-                path.display()
-            );
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove the old socket {}", path.display()))?;
-    }
-    // No window in which others could connect: create it under a tight umask.
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = std::os::unix::net::UnixListener::bind(path);
-    nix::sys::stat::umask(old);
-    let listener =
-        bound.with_context(|| format!("cannot create the control socket {}", path.display()))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
-async fn serve(
-    config_path: PathBuf,
-    runtime: Runtime,
-    tun: tun_rs::AsyncDevice,
-    tun_name: String,
-    sockets: Sockets,
-) -> anyhow::Result<()> {
-    let udp = sockets
-        .udp
-        .map(tokio::net::UdpSocket::from_std)
-        .transpose()?;
-    let server = Server::new(runtime, tun, tun_name, udp)?;
-    let mut tasks = Vec::new();
-    for l in sockets.tcp {
-        let listener = tokio::net::TcpListener::from_std(l)?;
-        tasks.push(tokio::spawn(server.clone().run_listener(listener)));
-    }
-    if let Some(l) = sockets.metrics {
-        let listener = tokio::net::TcpListener::from_std(l)?;
-        tasks.push(tokio::spawn(server.clone().run_metrics(listener)));
-    }
-    let control_path = match sockets.control {
-        Some((l, path)) => {
-            let listener = tokio::net::UnixListener::from_std(l)?;
-            tasks.push(tokio::spawn(server.clone().run_control(listener)));
-            Some(path)
-        }
-        None => None,
-    };
-    let tun_task = tokio::spawn(server.clone().run_tun_reader());
-    tasks.push(tokio::spawn(server.clone().run_udp_dispatcher()));
-    notify_ready();
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut admin = server.admin_requests();
-    loop {
-        tokio::select! {
-            _ = hup.recv() => reload(&server, &config_path),
-            _ = term.recv() => break,
-            _ = int.recv() => break,
-            changed = admin.changed() => {
-                if changed.is_err() {
-                    continue;
-                }
-                let request = *admin.borrow_and_update();
-                match request {
-                    Some(AdminRequest::Reload) => reload(&server, &config_path),
-                    Some(AdminRequest::Stop) => {
-                        info!("occtl asked the server to stop");
-                        break;
-                    }
-                    None => {}
-                }
-            }
-        }
-    }
-    info!("shutting down; disconnecting {} clients", server.active());
-    server.shut_down();
-    server.drained().await;
-    for t in tasks {
-        t.abort();
-    }
-    tun_task.abort();
-    drop(server);
-    if let Some(path) = control_path {
-        let _ = std::fs::remove_file(path);
-    }
-    Ok(())
-}
-
-fn reload(server: &Arc<Server>, path: &std::path::Path) {
-    match Runtime::load(path) {
-        Ok((runtime, warnings)) => {
-            for w in &warnings {
-                warn!("{w}");
-            }
-            server.reload(runtime);
-            info!("configuration reloaded from {}", path.display());
-        }
-        Err(e) => error!("reload failed, keeping the running configuration: {e}"),
-    }
+    Ok(result?)
 }
 
 /// Tells systemd (Type=notify) that we are listening.
@@ -440,35 +306,4 @@ fn notify_ready() {
     if let Err(e) = sent {
         warn!("sd_notify: {e}");
     }
-}
-
-fn drop_privileges(user: Option<&str>, group: Option<&str>) -> anyhow::Result<()> {
-    use nix::unistd::{setgid, setgroups, setuid, Group, User};
-    if let Some(group) = group {
-        let g =
-            Group::from_name(group)?.with_context(|| format!("run-as-group: no group {group}"))?;
-        setgroups(&[g.gid]).context("setgroups")?;
-        setgid(g.gid).context("setgid")?;
-    }
-    if let Some(user) = user {
-        let u = User::from_name(user)?.with_context(|| format!("run-as-user: no user {user}"))?;
-        if group.is_none() {
-            setgroups(&[u.gid]).context("setgroups")?;
-            setgid(u.gid).context("setgid")?;
-        }
-        setuid(u.uid).context("setuid")?;
-        info!("running as user {user}");
-    }
-    Ok(())
-}
-
-/// Threads for the sessions: `worker-threads`, else half the CPUs (at least one). Most of a
-/// packet's cost is kernel work done in the caller's system calls, and a session's packets
-/// cross between tasks (tun reader, UDP port, tunnel): on few cores, fewer threads mean
-/// fewer cross-thread wake-ups (measured on 2 CPUs: one thread moves ~30% more through a
-/// tunnel than two).
-fn worker_threads(configured: Option<u32>) -> usize {
-    configured
-        .and_then(|n| usize::try_from(n).ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)))
 }

@@ -140,33 +140,78 @@ pub enum ScriptError {
 }
 
 /// Runs `path` through `/bin/sh -c` (as ocserv does) with `env` added; its output goes to
-/// our stderr. Fails on a non-zero exit or after [`SCRIPT_TIMEOUT`].
-pub async fn run(path: &Path, env: &[(String, String)]) -> Result<(), ScriptError> {
+/// our stderr. Fails on a non-zero exit or after [`SCRIPT_TIMEOUT`]. The main process runs
+/// it as root, on the thread of the request that asked for it.
+pub fn run(path: &Path, env: &[(String, String)]) -> Result<(), ScriptError> {
     let shown = path.display().to_string();
-    let mut child = tokio::process::Command::new("/bin/sh")
+    let spawn_err = |source| ScriptError::Spawn {
+        path: shown.clone(),
+        source,
+    };
+    let mut child = std::process::Command::new("/bin/sh")
         .arg("-c")
         .arg(path.as_os_str())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::inherit())
-        .kill_on_drop(true)
         .spawn()
+        .map_err(spawn_err)?;
+    let deadline = std::time::Instant::now() + SCRIPT_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().map_err(spawn_err)? {
+            if status.success() {
+                return Ok(());
+            }
+            return Err(ScriptError::Failed {
+                path: shown,
+                status: status.to_string(),
+            });
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(ScriptError::Timeout { path: shown });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Routes `net` to the tun device `device` (`ip route replace`, as root).
+pub fn add_route(device: &str, net: IpNet) -> Result<(), ScriptError> {
+    let family = if matches!(net, IpNet::V4(_)) {
+        "-4"
+    } else {
+        "-6"
+    };
+    let what = format!("ip {family} route replace {net} dev {device}");
+    let status = std::process::Command::new("ip")
+        .args([family, "route", "replace", &net.to_string(), "dev", device])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
         .map_err(|source| ScriptError::Spawn {
-            path: shown.clone(),
+            path: what.clone(),
             source,
         })?;
-    match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait()).await {
-        Ok(Ok(status)) if status.success() => Ok(()),
-        Ok(Ok(status)) => Err(ScriptError::Failed {
-            path: shown,
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ScriptError::Failed {
+            path: what,
             status: status.to_string(),
-        }),
-        Ok(Err(source)) => Err(ScriptError::Spawn {
-            path: shown,
-            source,
-        }),
-        Err(_) => Err(ScriptError::Timeout { path: shown }),
+        })
     }
+}
+
+/// `ping-leases`: whether `addr` answers one ping within a second (in use elsewhere).
+pub fn answers_ping(addr: std::net::Ipv4Addr) -> bool {
+    std::process::Command::new("ping")
+        .args(["-c", "1", "-W", "1", "-q", &addr.to_string()])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 #[cfg(test)]
@@ -219,10 +264,17 @@ mod tests {
         assert_eq!(get("OCSERV_RESTRICT_TO_ROUTES"), Some("1"));
         assert_eq!(get("STATS_BYTES_OUT"), Some("200"));
         assert_eq!(get("IPV6_REMOTE"), None);
+        // Every variable passes the main process's check of script requests.
+        for (name, _) in &env {
+            assert!(
+                oc_proto::ipc::SCRIPT_VARIABLES.contains(&name.as_str()),
+                "{name} would be refused"
+            );
+        }
     }
 
-    #[tokio::test]
-    async fn exit_status_is_reported() {
+    #[test]
+    fn exit_status_is_reported() {
         let dir = std::env::temp_dir().join(format!("fc-script-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let script = dir.join("s.sh");
@@ -230,10 +282,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
         let ok = vec![("USERNAME".to_string(), "alice".to_string())];
-        assert!(run(&script, &ok).await.is_ok());
+        assert!(run(&script, &ok).is_ok());
         let bad = vec![("USERNAME".to_string(), "bob".to_string())];
         assert!(matches!(
-            run(&script, &bad).await,
+            run(&script, &bad),
             Err(ScriptError::Failed { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();

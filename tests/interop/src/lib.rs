@@ -140,6 +140,23 @@ impl Pki {
         pki
     }
 
+    /// Replaces the server certificate and key (same CA, new key) in their files.
+    pub fn renew_server_cert(&self, server_ip: &str) {
+        let srv_key = key();
+        let srv = cert(
+            "vpn.test",
+            &srv_key,
+            Some((&self.ca, &self.ca_key)),
+            Some(server_ip),
+        );
+        fs::write(&self.server_cert, srv.to_pem().unwrap()).unwrap();
+        fs::write(
+            &self.server_key,
+            srv_key.private_key_to_pem_pkcs8().unwrap(),
+        )
+        .unwrap();
+    }
+
     /// A client certificate for `cn`, as PEM certificate + key and as PKCS#12 protected by
     /// `p12_password`: (cert, key, p12).
     pub fn client_cert(
@@ -342,8 +359,15 @@ impl Lab {
         auth: &str,
         extra: &str,
     ) -> PathBuf {
+        let config = self.server_config(pki, auth, extra);
+        self.start_server_with_config(kind, &config)
+    }
+
+    /// Starts a server of `kind` with exactly this configuration text (written to
+    /// `ocserv.conf` in the lab directory) and returns its path once it listens.
+    pub fn start_server_with_config(&mut self, kind: ServerKind, config: &str) -> PathBuf {
         let path = self.dir.join("ocserv.conf");
-        fs::write(&path, self.server_config(pki, auth, extra)).unwrap();
+        fs::write(&path, config).unwrap();
         let log = fs::File::create(self.dir.join("ocserv.log")).unwrap();
         let (program, ready) = match kind {
             ServerKind::Debian => (PathBuf::from("ocserv"), "initialized ocserv"),
@@ -508,6 +532,14 @@ impl Lab {
         let pid = child.id();
         self.children.push(child);
         pid
+    }
+
+    /// The exit status of the server (the first process started) once it ends (within
+    /// `limit`).
+    pub fn wait_server(&mut self, limit: Duration) -> Option<i32> {
+        let child = self.children.first_mut()?;
+        let status = wait_until(limit, || child.try_wait().ok().flatten())?;
+        status.code()
     }
 
     /// The exit status of the last spawned client once it ends (within `limit`).

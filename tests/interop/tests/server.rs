@@ -631,40 +631,6 @@ fn ping_leases_skips_addresses_in_use() {
 }
 
 #[test]
-fn privileges_dropped_after_setup() {
-    let mut lab = Lab::new("srv-priv");
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    // The unprivileged server still reads the password file per login (so ocpasswd
-    // changes apply at once): make it readable by the run-as group, as the README says.
-    let auth = lab.make_passwd(
-        &ferroconnect_interop::bin("ocpasswd"),
-        &[("alice", "secret")],
-        None,
-    );
-    let passwd = lab.dir.join("ocpasswd");
-    sh(&format!(
-        "chgrp nogroup {p} && chmod 640 {p} && chmod 755 {d}",
-        p = passwd.display(),
-        d = lab.dir.display()
-    ));
-    lab.start_server(
-        ferroconnect_interop::ServerKind::Ours,
-        &pki,
-        &auth,
-        "run-as-user = nobody\nrun-as-group = nogroup\n",
-    );
-    let user = sh(&format!("ps -o user= -p {}", lab.server_pid()));
-    assert_eq!(user.trim(), "nobody");
-    connect_alice(&mut lab, &pki, &[]);
-    assert!(
-        lab.ping_behind(SECS(20)),
-        "{}\n{}",
-        lab.log("client.log"),
-        lab.log("ocserv.log")
-    );
-}
-
-#[test]
 fn per_user_file_overrides_and_broken_file_refuses() {
     let mut lab = Lab::new("srv-peruser");
     let pki = Pki::create(&lab.dir, &lab.server_ip);

@@ -10,7 +10,9 @@
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
 //!   tunnel, driven by a caller-supplied clock;
 //! - [`server_auth`], [`server_connect`], [`server_session`]: the same exchange from the
-//!   server's side.
+//!   server's side;
+//! - [`tunnel_plan`]: the server's decisions for one CONNECT (grant, timers, routes, MTU,
+//!   compression, rekey), without I/O or a clock.
 
 pub mod auth;
 pub mod connect;
@@ -22,3 +24,4 @@ pub mod server_auth;
 pub mod server_connect;
 pub mod server_session;
 pub mod session;
+pub mod tunnel_plan;

@@ -334,7 +334,10 @@ pub fn link_mtu(configured: Option<u32>, client: &ClientConnect, ipv6_peer: bool
         return link;
     }
     match client.mtu.filter(|m| *m >= MIN_LINK_MTU - 100) {
-        Some(asked) => link.min(asked + ip_udp(ipv6_peer) + DTLS_TYPE_BYTE + DTLS_MAX_OVERHEAD),
+        // Saturating: the header is the client's, and u32::MAX must not overflow.
+        Some(asked) => {
+            link.min(asked.saturating_add(ip_udp(ipv6_peer) + DTLS_TYPE_BYTE + DTLS_MAX_OVERHEAD))
+        }
         None => link,
     }
 }
@@ -837,5 +840,21 @@ mod tests {
             AgentKind::from_user_agent("Open AnyConnect VPN Agent v9.01"),
             AgentKind::Other
         );
+    }
+
+    #[test]
+    fn huge_mtu_headers_do_not_overflow() {
+        for mtu in [u32::MAX, u32::MAX - 10, 4_000_000_000] {
+            let client = ClientConnect {
+                mtu: Some(mtu),
+                ..ClientConnect::default()
+            };
+            assert_eq!(link_mtu(Some(1400), &client, true), 1400);
+            let client = ClientConnect {
+                base_mtu: Some(mtu),
+                ..ClientConnect::default()
+            };
+            assert_eq!(link_mtu(None, &client, false), 1500);
+        }
     }
 }

@@ -74,6 +74,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "metrics-listen",
     "worker-threads",
     "pid-file",
+    "chroot-dir",
     "socket-file",
     "occtl-socket-file",
     "use-occtl",
@@ -168,9 +169,8 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("srk-pin"),
     plain("sec-mod-scale"),
     switch("debug-no-secmod-stats"),
-    // Sandboxing of ocserv's own worker processes, like isolate-workers (which the privilege
-    // separation work covers): a hardening of the server, not a promise to clients.
-    plain("chroot-dir"),
+    // Sandboxing of ocserv's own worker processes, like isolate-workers: a hardening of the
+    // server, not a promise to clients.
     switch("limit-worker-memory"),
     plain("log-level"),
     plain("syslog-facility"),
@@ -366,6 +366,7 @@ struct Draft {
     metrics_listen: Option<std::net::SocketAddr>,
     worker_threads: Option<u32>,
     pid_file: Option<PathBuf>,
+    chroot_dir: Option<PathBuf>,
     socket_file: Option<PathBuf>,
     occtl_socket_file: Option<PathBuf>,
     use_occtl: Option<bool>,
@@ -566,6 +567,7 @@ impl Draft {
                 num(e, d, "a number of threads (0 = half the CPUs)"),
             ),
             "pid-file" => set(&mut self.pid_file, path(e, d)),
+            "chroot-dir" => set(&mut self.chroot_dir, path(e, d)),
             "socket-file" => set(&mut self.socket_file, path(e, d)),
             "occtl-socket-file" => set(&mut self.occtl_socket_file, path(e, d)),
             "use-occtl" => set(&mut self.use_occtl, boolean(e, d)),
@@ -853,6 +855,7 @@ impl Draft {
             metrics_listen: self.metrics_listen,
             worker_threads: self.worker_threads.filter(|n| *n > 0),
             pid_file: self.pid_file,
+            chroot_dir: self.chroot_dir,
             socket_file: self.socket_file,
             occtl_socket_file: self.occtl_socket_file,
             use_occtl: self.use_occtl.unwrap_or(false),

@@ -16,7 +16,7 @@ use tracing::debug;
 
 use super::{lock, AdminRequest, Kick, Server};
 use crate::metrics::Direction;
-use crate::sessions::COOKIE_BYTES;
+use oc_proto::ipc::{SessionReply, SessionRequest, SessionView};
 
 /// A scrape must arrive and be answered within this time.
 const SCRAPE_LIMIT: Duration = Duration::from_secs(10);
@@ -77,7 +77,7 @@ impl Server {
         };
         let response = match (&request.method, request.path()) {
             (Method::Get, "/metrics") => {
-                self.refresh_gauges();
+                self.refresh_gauges().await;
                 ServerResponse::new(200, "OK")
                     .header(
                         "Content-Type",
@@ -91,12 +91,26 @@ impl Server {
         answer(&mut stream, response).await;
     }
 
+    /// Every session in the session store (the security module).
+    async fn sessions(&self) -> Vec<SessionView> {
+        match self.links.session(SessionRequest::List).await {
+            SessionReply::List(all) => all,
+            other => {
+                debug!("session store: {other:?}");
+                Vec::new()
+            }
+        }
+    }
+
     /// Gauges that are read from the server's state rather than counted as things happen.
-    fn refresh_gauges(&self) {
+    async fn refresh_gauges(&self) {
+        let sessions = self.sessions().await;
+        let leases = sessions.iter().filter_map(|s| s.lease);
+        let v4 = leases.clone().filter(|l| l.v4.is_some()).count();
+        let v6 = leases.filter(|l| l.v6.is_some()).count();
+        self.metrics.set_leases(v4, v6);
         let now = Instant::now();
         let state = lock(&self.state);
-        let (v4, v6) = state.pool.leased();
-        self.metrics.set_leases(v4, v6);
         self.metrics
             .sessions_active
             .set(i64::try_from(state.tunnels.len()).unwrap_or(i64::MAX));
@@ -159,7 +173,7 @@ impl Server {
                 self.stream_events(&mut stream).await;
                 return;
             }
-            let response = self.answer(request);
+            let response = self.answer(request).await;
             if !reply(&mut stream, &response).await {
                 return;
             }
@@ -192,9 +206,9 @@ impl Server {
         }
     }
 
-    fn answer(&self, request: Request) -> Response {
+    async fn answer(&self, request: Request) -> Response {
         match request {
-            Request::ShowStatus => Response::Status(self.ctl_status()),
+            Request::ShowStatus => Response::Status(self.ctl_status().await),
             Request::ShowUsers => Response::Users(self.ctl_users()),
             Request::ShowUser(name) => Response::Users(
                 self.ctl_users()
@@ -210,12 +224,14 @@ impl Server {
             ),
             Request::ShowSessions { valid_only } => Response::Sessions(
                 self.ctl_sessions()
+                    .await
                     .into_iter()
                     .filter(|s| !valid_only || s.is_valid())
                     .collect(),
             ),
             Request::ShowSession(sid) => Response::Sessions(
                 self.ctl_sessions()
+                    .await
                     .into_iter()
                     .filter(|s| s.matches(&sid))
                     .collect(),
@@ -231,18 +247,22 @@ impl Server {
             ),
             Request::ShowEvents => Response::Users(self.ctl_users()),
             Request::DisconnectUser(name) => {
-                done_or_missing(self.kick(|t| t.username == name, false), "user", &name)
+                let kicked = self.kick(|t| t.username == name, false).await;
+                done_or_missing(kicked, "user", &name)
             }
             Request::DisconnectId(id) => {
-                done_or_missing(self.kick(|t| t.id == id, false), "id", &id.to_string())
+                let kicked = self.kick(|t| t.id == id, false).await;
+                done_or_missing(kicked, "id", &id.to_string())
             }
             Request::TerminateUser(name) => {
-                done_or_missing(self.kick(|t| t.username == name, true), "user", &name)
+                let kicked = self.kick(|t| t.username == name, true).await;
+                done_or_missing(kicked, "user", &name)
             }
             Request::TerminateId(id) => {
-                done_or_missing(self.kick(|t| t.id == id, true), "id", &id.to_string())
+                let kicked = self.kick(|t| t.id == id, true).await;
+                done_or_missing(kicked, "id", &id.to_string())
             }
-            Request::TerminateSession(sid) => self.terminate_session(&sid),
+            Request::TerminateSession(sid) => self.terminate_session(&sid).await,
             Request::UnbanIp(ip) => match ip.parse::<IpAddr>() {
                 Ok(addr) if lock(&self.state).bans.unban(addr, Instant::now()) => Response::Done {
                     message: format!("IP '{ip}' was unbanned"),
@@ -286,26 +306,26 @@ impl Server {
         users
     }
 
-    fn ctl_status(&self) -> ServerStatus {
-        self.refresh_gauges();
+    async fn ctl_status(&self) -> ServerStatus {
+        self.refresh_gauges().await;
+        let entries = self.sessions().await.len();
         let totals = *lock(&self.totals);
         let (active, banned) = {
             let state = lock(&self.state);
             (state.tunnels.len(), state.bans.banned(Instant::now()).len())
         };
-        let pid = std::process::id();
         let up_since = super::unix_seconds(self.started);
         ServerStatus {
-            server_pid: pid,
-            // One process does what ocserv's sec-mod does.
-            sec_mod_pid: pid,
+            // The main process, as ocserv shows it (this process is its child).
+            server_pid: nix::unistd::getppid().as_raw().unsigned_abs(),
+            sec_mod_pid: self.runtime().secmod_pid,
             sec_mod_instances: 1,
             up_since,
             active_sessions: active as u64,
             total_sessions: self.metrics.sessions_opened.get(),
             total_auth_failures: self.metrics.auth_failures_total(),
             ips_in_ban_list: banned as u64,
-            secmod_client_entries: lock(&self.state).sessions.iter().count() as u64,
+            secmod_client_entries: entries as u64,
             last_stats_reset: up_since,
             sessions_handled: totals.closed,
             timed_out_sessions: totals.timed_out,
@@ -324,30 +344,28 @@ impl Server {
         }
     }
 
-    fn ctl_sessions(&self) -> Vec<SessionInfo> {
-        let now = Instant::now();
+    async fn ctl_sessions(&self) -> Vec<SessionInfo> {
         let wall = std::time::SystemTime::now();
+        let records = self.sessions().await;
         let state = lock(&self.state);
         let users: std::collections::HashMap<u64, &UserInfo> = state
             .tunnels
             .iter()
             .filter_map(|(conn, t)| t.view.as_ref().map(|(v, _)| (*conn, v)))
             .collect();
-        let mut sessions: Vec<SessionInfo> = state
-            .sessions
+        let mut sessions: Vec<SessionInfo> = records
             .iter()
-            .map(|(_, r)| {
+            .map(|r| {
                 let tunnel = r.attached.and_then(|c| users.get(&c));
-                let valid = r.attached.is_some() || now < r.expires;
-                let expires_in = r.expires.saturating_duration_since(now);
+                let valid = r.attached.is_some() || r.expires_in > 0;
                 SessionInfo {
                     session: r.sid.chars().take(6).collect(),
                     full_session: r.sid.clone(),
                     username: r.user.clone(),
                     groupname: r.group.clone().unwrap_or_default(),
                     vhost: "default".into(),
-                    created: super::unix_seconds(r.created_wall),
-                    expires: super::unix_seconds(wall + expires_in),
+                    created: r.created_unix,
+                    expires: super::unix_seconds(wall + Duration::from_secs(r.expires_in)),
                     state: if valid {
                         oc_ctl::model::state::AUTHENTICATED.into()
                     } else {
@@ -387,63 +405,57 @@ impl Server {
 
     /// Kicks the tunnels whose view matches; with `terminate` also ends their users'
     /// other sessions. Returns how many tunnels were kicked (or sessions ended).
-    fn kick(&self, matches: impl Fn(&UserInfo) -> bool, terminate: bool) -> usize {
-        let mut state = lock(&self.state);
-        let mut kicked = 0;
+    async fn kick(&self, matches: impl Fn(&UserInfo) -> bool, terminate: bool) -> usize {
         let mut users = Vec::new();
-        for tunnel in state.tunnels.values() {
+        for tunnel in lock(&self.state).tunnels.values() {
             if let Some((view, _)) = tunnel.view.as_ref().filter(|(v, _)| matches(v)) {
                 tunnel.kick.send_replace(Some(Kick::Admin));
                 users.push(view.username.clone());
-                kicked += 1;
             }
         }
+        let kicked = users.len();
         if terminate {
-            let idle: Vec<[u8; COOKIE_BYTES]> = state
-                .sessions
-                .iter()
-                .filter(|(_, r)| r.attached.is_none() && users.contains(&r.user))
-                .map(|(k, _)| *k)
-                .collect();
-            for cookie in idle {
-                if let Some(record) = state.sessions.remove(&cookie) {
-                    if let Some(lease) = record.lease {
-                        state.pool.release(&lease);
-                    }
-                }
+            users.dedup();
+            for user in users {
+                let end = SessionRequest::End {
+                    sid: None,
+                    user: Some(user),
+                };
+                self.links.session(end).await;
             }
         }
         kicked
     }
 
     /// Ends the sessions whose id starts with `sid`, and their tunnels.
-    fn terminate_session(&self, sid: &str) -> Response {
-        let mut state = lock(&self.state);
-        let cookies: Vec<[u8; COOKIE_BYTES]> = state
-            .sessions
+    async fn terminate_session(&self, sid: &str) -> Response {
+        let sessions = self.sessions().await;
+        let found: Vec<&SessionView> = sessions
             .iter()
-            .filter(|(_, r)| session_id_matches(&r.sid, sid) || r.sid == sid)
-            .map(|(k, _)| *k)
+            .filter(|r| session_id_matches(&r.sid, sid) || r.sid == sid)
             .collect();
-        if cookies.len() > 1 {
-            return Response::Error {
-                message: format!("session id '{sid}' is ambiguous; give more of it"),
-            };
-        }
-        let Some(cookie) = cookies.first() else {
-            return Response::Error {
-                message: format!("session '{sid}' was not found"),
-            };
-        };
-        let attached = state.sessions.get(cookie).and_then(|r| r.attached);
-        match attached.and_then(|conn| state.tunnels.get(&conn)) {
-            // The tunnel ends the session (and releases its lease) as it closes.
-            Some(tunnel) => {
-                tunnel.kick.send_replace(Some(Kick::Admin));
+        let full = match found.as_slice() {
+            [one] => one.sid.clone(),
+            [] => {
+                return Response::Error {
+                    message: format!("session '{sid}' was not found"),
+                }
             }
-            None => {
-                if let Some(lease) = state.sessions.remove(cookie).and_then(|r| r.lease) {
-                    state.pool.release(&lease);
+            _ => {
+                return Response::Error {
+                    message: format!("session id '{sid}' is ambiguous; give more of it"),
+                }
+            }
+        };
+        let end = SessionRequest::End {
+            sid: Some(full),
+            user: None,
+        };
+        if let SessionReply::Ended { conns, .. } = self.links.session(end).await {
+            let state = lock(&self.state);
+            for conn in conns {
+                if let Some(tunnel) = state.tunnels.get(&conn) {
+                    tunnel.kick.send_replace(Some(Kick::Admin));
                 }
             }
         }

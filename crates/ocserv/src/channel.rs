@@ -1,0 +1,343 @@
+//! The I/O side of the messages between the server's processes (`oc_proto::ipc`): framed
+//! exchanges over blocking Unix stream sockets, with file descriptors passed alongside a
+//! message (SCM_RIGHTS), a pool of channels for concurrent callers, and the serving loop.
+//!
+//! Each channel carries one request and its reply at a time. A channel on which anything
+//! goes wrong (a timeout, a broken frame) is closed rather than reused: its stream may be
+//! out of step, and a fresh exchange on it could pair a request with a stale reply.
+
+use std::io::{IoSlice, IoSliceMut, Read, Write};
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use oc_proto::ipc::{self, IpcError, Message, FRAME_HEADER_LEN};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Most descriptors passed with one message.
+pub const MAX_FDS: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelError {
+    #[error("{peer}: {source}")]
+    Io {
+        peer: &'static str,
+        source: std::io::Error,
+    },
+    #[error("{peer} closed the channel")]
+    Closed { peer: &'static str },
+    #[error("{peer}: {source}")]
+    Message {
+        peer: &'static str,
+        source: IpcError,
+    },
+    #[error("{peer}: no channel free within {0:?}", .waited)]
+    Busy {
+        peer: &'static str,
+        waited: Duration,
+    },
+    #[error("{peer}: every channel failed; the process is gone")]
+    Gone { peer: &'static str },
+}
+
+/// A message and the descriptors that came with it.
+#[derive(Debug)]
+pub struct Received<T> {
+    pub msg: T,
+    pub fds: Vec<OwnedFd>,
+}
+
+/// One end of a socketpair between two of the server's processes.
+#[derive(Debug)]
+pub struct Channel {
+    stream: UnixStream,
+    /// Who is at the other end, for errors.
+    peer: &'static str,
+}
+
+impl Channel {
+    pub fn new(stream: impl Into<UnixStream>, peer: &'static str) -> Self {
+        Self {
+            stream: stream.into(),
+            peer,
+        }
+    }
+
+    /// Both ends of a new socketpair.
+    pub fn pair(near: &'static str, far: &'static str) -> std::io::Result<(Self, Self)> {
+        let (a, b) = UnixStream::pair()?;
+        Ok((Self::new(a, far), Self::new(b, near)))
+    }
+
+    pub fn into_fd(self) -> OwnedFd {
+        self.stream.into()
+    }
+
+    /// Replies take at most this long (a stalled peer is a failed exchange).
+    pub fn set_timeout(&self, limit: Option<Duration>) -> Result<(), ChannelError> {
+        self.stream
+            .set_read_timeout(limit)
+            .and_then(|()| self.stream.set_write_timeout(limit))
+            .map_err(|source| self.io(source))
+    }
+
+    fn io(&self, source: std::io::Error) -> ChannelError {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            return ChannelError::Closed { peer: self.peer };
+        }
+        ChannelError::Io {
+            peer: self.peer,
+            source,
+        }
+    }
+
+    fn message(&self, source: IpcError) -> ChannelError {
+        ChannelError::Message {
+            peer: self.peer,
+            source,
+        }
+    }
+
+    /// Sends one message, with `fds` attached to its first byte.
+    pub fn send<T: Serialize + Message>(
+        &mut self,
+        msg: &T,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<(), ChannelError> {
+        let frame = ipc::encode(msg).map_err(|e| self.message(e))?;
+        let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+        let mut control = SendAncillaryBuffer::new(&mut space);
+        if !fds.is_empty() && !control.push(SendAncillaryMessage::ScmRights(fds)) {
+            return Err(self.io(std::io::Error::other(
+                "too many descriptors for one message",
+            )));
+        }
+        let sent = rustix::net::sendmsg(
+            self.stream.as_fd(),
+            &[IoSlice::new(&frame)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        )
+        .map_err(|e| self.io(e.into()))?;
+        let rest = frame.get(sent..).unwrap_or_default();
+        self.stream.write_all(rest).map_err(|e| self.io(e))
+    }
+
+    /// Receives one message and any descriptors sent with it.
+    pub fn recv<T: DeserializeOwned + Message>(&mut self) -> Result<Received<T>, ChannelError> {
+        let mut header = [0u8; FRAME_HEADER_LEN - 1];
+        let mut fds = Vec::new();
+        let mut got = 0;
+        while got < header.len() {
+            let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
+            let mut control = RecvAncillaryBuffer::new(&mut space);
+            let slice = header.get_mut(got..).unwrap_or_default();
+            let received = rustix::net::recvmsg(
+                self.stream.as_fd(),
+                &mut [IoSliceMut::new(slice)],
+                &mut control,
+                RecvFlags::CMSG_CLOEXEC,
+            )
+            .map_err(|e| self.io(e.into()))?;
+            for message in control.drain() {
+                if let RecvAncillaryMessage::ScmRights(passed) = message {
+                    fds.extend(passed);
+                }
+            }
+            if received.bytes == 0 {
+                return Err(ChannelError::Closed { peer: self.peer });
+            }
+            got += received.bytes;
+        }
+        let len = ipc::frame_len(header).map_err(|e| self.message(e))?;
+        let mut body = vec![0u8; len];
+        self.stream.read_exact(&mut body).map_err(|e| self.io(e))?;
+        let msg = ipc::decode(&body).map_err(|e| self.message(e))?;
+        Ok(Received { msg, fds })
+    }
+
+    /// One request and its reply.
+    pub fn call<Q, R>(&mut self, request: &Q, fds: &[BorrowedFd<'_>]) -> Result<R, ChannelError>
+    where
+        Q: Serialize + Message,
+        R: DeserializeOwned + Message,
+    {
+        self.send(request, fds)?;
+        Ok(self.recv::<R>()?.msg)
+    }
+
+    /// Answers requests with `handler` until the other end closes the channel or sends
+    /// something that is not a request (then the channel is closed: it cannot be trusted
+    /// to be in step any more). Returns why it stopped.
+    pub fn serve<Q, R>(mut self, mut handler: impl FnMut(Received<Q>) -> R) -> ChannelError
+    where
+        Q: DeserializeOwned + Message,
+        R: Serialize + Message,
+    {
+        loop {
+            let request = match self.recv::<Q>() {
+                Ok(r) => r,
+                Err(e) => return e,
+            };
+            let reply = handler(request);
+            if let Err(e) = self.send(&reply, &[]) {
+                return e;
+            }
+        }
+    }
+}
+
+/// Channels to one process shared by many callers: a caller takes a free channel for one
+/// exchange. A channel that fails is dropped; when none are left the peer is gone.
+#[derive(Debug)]
+pub struct ChannelPool {
+    free: Mutex<Vec<Channel>>,
+    returned: Condvar,
+    /// Channels not yet dropped (free or in use).
+    alive: Mutex<usize>,
+    peer: &'static str,
+    /// How long a caller waits for a free channel.
+    wait: Duration,
+}
+
+impl ChannelPool {
+    pub fn new(channels: Vec<Channel>, peer: &'static str, wait: Duration) -> Self {
+        Self {
+            alive: Mutex::new(channels.len()),
+            free: Mutex::new(channels),
+            returned: Condvar::new(),
+            peer,
+            wait,
+        }
+    }
+
+    /// One exchange on a free channel, blocking the calling thread (async callers use
+    /// `spawn_blocking`).
+    pub fn call<Q, R>(&self, request: &Q) -> Result<R, ChannelError>
+    where
+        Q: Serialize + Message,
+        R: DeserializeOwned + Message,
+    {
+        let mut channel = self.take()?;
+        match channel.call(request, &[]) {
+            Ok(reply) => {
+                crate::server::lock(&self.free).push(channel);
+                self.returned.notify_one();
+                Ok(reply)
+            }
+            Err(e) => {
+                *crate::server::lock(&self.alive) -= 1;
+                self.returned.notify_all();
+                Err(e)
+            }
+        }
+    }
+
+    fn take(&self) -> Result<Channel, ChannelError> {
+        let mut free = crate::server::lock(&self.free);
+        loop {
+            if let Some(channel) = free.pop() {
+                return Ok(channel);
+            }
+            if *crate::server::lock(&self.alive) == 0 {
+                return Err(ChannelError::Gone { peer: self.peer });
+            }
+            let (guard, timeout) = self
+                .returned
+                .wait_timeout(free, self.wait)
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            free = guard;
+            if timeout.timed_out() && free.is_empty() {
+                return Err(ChannelError::Busy {
+                    peer: self.peer,
+                    waited: self.wait,
+                });
+            }
+        }
+    }
+
+    /// Whether any channel is left.
+    pub fn is_alive(&self) -> bool {
+        *crate::server::lock(&self.alive) > 0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use oc_proto::ipc::{MainReply, MainRequest};
+
+    #[test]
+    fn requests_and_descriptors_cross_a_socketpair() {
+        let (mut near, far) = Channel::pair("test", "test").unwrap();
+        let server = std::thread::spawn(move || {
+            far.serve(|r: Received<MainRequest>| match r.msg {
+                MainRequest::AddressInUse { .. } => MainReply::Answer(r.fds.len() == 1),
+                _ => MainReply::Done,
+            })
+        });
+        let file = std::fs::File::open("/dev/null").unwrap();
+        let reply: MainReply = near
+            .call(
+                &MainRequest::AddressInUse {
+                    addr: "10.0.0.1".parse().unwrap(),
+                },
+                &[file.as_fd()],
+            )
+            .unwrap();
+        assert_eq!(reply, MainReply::Answer(true));
+        drop(near);
+        assert!(matches!(
+            server.join().unwrap(),
+            ChannelError::Closed { .. }
+        ));
+    }
+
+    #[test]
+    fn empty_frames_and_garbage_close_the_channel() {
+        for garbage in [
+            &[0u8, 0, 0, 0][..],
+            &[0xff, 0xff, 0xff, 0xff],
+            &[0, 0, 0, 1, 99],
+        ] {
+            let (a, b) = UnixStream::pair().unwrap();
+            let far = Channel::new(b, "test");
+            let server =
+                std::thread::spawn(move || far.serve(|_: Received<MainRequest>| MainReply::Done));
+            (&a).write_all(garbage).unwrap();
+            assert!(matches!(
+                server.join().unwrap(),
+                ChannelError::Message { .. }
+            ));
+        }
+    }
+
+    #[test]
+    fn a_pool_fails_over_and_then_reports_the_peer_gone() {
+        let (good, far) = Channel::pair("test", "test").unwrap();
+        let (dead, _gone) = {
+            let (a, b) = Channel::pair("test", "test").unwrap();
+            drop(b);
+            (a, ())
+        };
+        std::thread::spawn(move || far.serve(|_: Received<MainRequest>| MainReply::Done));
+        let pool = ChannelPool::new(vec![good, dead], "test", Duration::from_secs(1));
+        let ask = || {
+            pool.call::<_, MainReply>(&MainRequest::AddressInUse {
+                addr: "10.0.0.1".parse().unwrap(),
+            })
+        };
+        // The dead channel is tried first (last in), fails and is dropped.
+        assert!(ask().is_err());
+        assert_eq!(ask().unwrap(), MainReply::Done);
+        assert!(pool.is_alive());
+    }
+}

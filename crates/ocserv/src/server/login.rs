@@ -1,0 +1,537 @@
+//! Before the tunnel: accepting connections, the TLS handshake, and the HTTP login phase
+//! (the auth conversation, password and OTP checks in the security module, bans, the
+//! session cookie) up to the CONNECT request.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
+use oc_proto::anyconnect::server_connect::is_tunnel_target;
+use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
+use oc_proto::ipc::{PasswordVerdict, SecModReply, SecModRequest, SessionReply, SessionRequest};
+use oc_tls::server::{cert_field, verified_client_cert};
+use oc_tls::TlsStream;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tracing::{debug, info, warn, Instrument};
+
+use super::reply::{answer_and_close, refuse, send};
+use super::{lock, random_fill, Runtime, Server, MAX_PRELOGIN};
+use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation};
+use crate::config::{CertOid, Config};
+use crate::metrics::AuthFailure;
+use crate::otp::OtpOutcome;
+use crate::passwd::PlainAuth;
+use crate::sessions::COOKIE_BYTES;
+
+/// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
+const MAX_REQUESTS: usize = 16;
+/// A TLS handshake must finish within this (or auth-timeout, if shorter).
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
+/// A request must arrive whole within this of its first byte: trickling senders
+/// (slowloris) are cut off.
+const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+/// Connections from one address still logging in; more are closed at once.
+const MAX_PRELOGIN_PER_IP: usize = 32;
+
+/// One of an address's [`MAX_PRELOGIN_PER_IP`] login slots, given back when dropped.
+struct PreloginSlot<'a> {
+    server: &'a Server,
+    ip: IpAddr,
+}
+
+impl<'a> PreloginSlot<'a> {
+    fn take(server: &'a Server, ip: IpAddr) -> Option<Self> {
+        let mut state = lock(&server.state);
+        let count = state.prelogin_by_ip.entry(ip).or_insert(0);
+        if *count >= MAX_PRELOGIN_PER_IP {
+            return None;
+        }
+        *count += 1;
+        Some(Self { server, ip })
+    }
+}
+
+impl Drop for PreloginSlot<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.server.state);
+        if let Some(count) = state.prelogin_by_ip.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                state.prelogin_by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// What answering a login request needs besides the request: who asks, the settings the
+/// connection started with, its `webvpncontext` cookie and when it was accepted.
+struct Login<'a> {
+    peer: SocketAddr,
+    rt: &'a Runtime,
+    context_cookie: &'a str,
+    accepted: Instant,
+}
+
+impl Server {
+    /// Accepts connections on one listener until shutdown.
+    pub async fn run_listener(self: Arc<Self>, listener: TcpListener) {
+        let mut shutdown = self.shutdown.subscribe();
+        let mut last_accept: Option<Instant> = None;
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let (tcp, peer) = match accepted {
+                // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d; logs, bans,
+                // scripts and occtl use a.b.c.d, as ocserv does.
+                Ok((tcp, peer)) => (tcp, crate::addr::canonical_addr(peer)),
+                Err(e) => {
+                    warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let rate = Duration::from_millis(self.runtime().config.rate_limit_ms);
+            if let Some(since) = last_accept.map(|t| t.elapsed()) {
+                if since < rate {
+                    tokio::time::sleep(rate - since).await;
+                }
+            }
+            last_accept = Some(Instant::now());
+            let server = self.clone();
+            // In JSON logs every line of this connection carries the peer, and once logged
+            // in the user and session id.
+            let span = tracing::info_span!(
+                "connection",
+                %peer,
+                user = tracing::field::Empty,
+                session = tracing::field::Empty
+            );
+            tokio::spawn(server.handle_connection(tcp, peer).instrument(span));
+        }
+    }
+
+    async fn handle_connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+        let rt = self.runtime();
+        let config = &rt.config;
+        let now = Instant::now();
+        if lock(&self.state).bans.is_banned(peer.ip(), now) {
+            info!("{peer}: connection refused, address is banned");
+            return;
+        }
+        self.add_ban_points(peer, config.ban_points_connection, "connections");
+        let Ok(prelogin) = self.prelogin.clone().try_acquire_owned() else {
+            warn!("{peer}: closed, {MAX_PRELOGIN} connections are already logging in");
+            return;
+        };
+        let Some(per_ip) = PreloginSlot::take(&self, peer.ip()) else {
+            info!(
+                "{peer}: closed, {MAX_PRELOGIN_PER_IP} connections from this address are \
+                 already logging in"
+            );
+            return;
+        };
+        let local = tcp.local_addr().map(|a| a.ip()).ok();
+        let _ = tcp.set_nodelay(true);
+        let auth_deadline = tokio::time::Instant::now()
+            + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
+        let Some(stream) = self.handshake(tcp, peer, &rt, auth_deadline).await else {
+            return;
+        };
+        let cert = cert_status(&stream, config);
+        let login = tokio::time::timeout_at(
+            auth_deadline,
+            self.clone().http_phase(stream, peer, rt.clone(), cert, now),
+        )
+        .await;
+        match login {
+            Ok(Some((stream, request))) => {
+                drop(prelogin);
+                drop(per_ip);
+                let local = local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                self.tunnel(stream, peer, local, rt, request).await;
+            }
+            Ok(None) => {}
+            Err(_) => {
+                info!("{peer}: authentication not completed within auth-timeout; closed");
+                self.metrics.auth_failed(AuthFailure::Timeout);
+            }
+        }
+    }
+
+    /// The TLS handshake, within [`HANDSHAKE_LIMIT`] and the auth deadline.
+    async fn handshake(
+        &self,
+        tcp: TcpStream,
+        peer: SocketAddr,
+        rt: &Runtime,
+        auth_deadline: tokio::time::Instant,
+    ) -> Option<TlsStream> {
+        let started = Instant::now();
+        let deadline = auth_deadline.min(tokio::time::Instant::now() + HANDSHAKE_LIMIT);
+        match tokio::time::timeout_at(deadline, rt.tls.accept(tcp, &peer.to_string())).await {
+            Ok(Ok(s)) => {
+                self.metrics.handshake_took(started.elapsed());
+                Some(s)
+            }
+            Ok(Err(e)) => {
+                debug!("{e}");
+                None
+            }
+            Err(_) => {
+                let limit = if deadline < auth_deadline {
+                    format!("{} s", HANDSHAKE_LIMIT.as_secs())
+                } else {
+                    "auth-timeout".into()
+                };
+                info!("{peer}: no TLS handshake within {limit}; closed");
+                self.metrics.auth_failed(AuthFailure::Timeout);
+                None
+            }
+        }
+    }
+
+    /// Serves HTTP requests until a CONNECT (returned) or the connection ends.
+    async fn http_phase(
+        self: Arc<Self>,
+        mut stream: TlsStream,
+        peer: SocketAddr,
+        rt: Arc<Runtime>,
+        cert: CertStatus,
+        accepted: Instant,
+    ) -> Option<(TlsStream, ServerRequest)> {
+        let mut conversation = Conversation::new(&rt.config.auth, &rt.config.enable_auth, cert);
+        let mut reader = RequestReader::new(RequestLimits::default());
+        let mut buf = vec![0u8; 16 * 1024];
+        let context_cookie = random_cookie_text();
+        let login = Login {
+            peer,
+            rt: &rt,
+            context_cookie: &context_cookie,
+            accepted,
+        };
+        for _ in 0..MAX_REQUESTS {
+            let request = read_request(&mut stream, &mut reader, &mut buf, peer).await?;
+            let path = request.path().to_string();
+            debug!("{peer}: {:?} {path}", request.method);
+            let go_on = match request.method {
+                Method::Connect if is_tunnel_target(&path) => {
+                    return Some((stream, request));
+                }
+                Method::Get if path == "/logout" => {
+                    let resp = ServerResponse::new(200, "OK")
+                        .header("Content-Type", "text/html; charset=utf-8")
+                        .body("<html></html>");
+                    send(&mut stream, &resp).await.is_ok()
+                }
+                Method::Get | Method::Post
+                    if is_auth_path(&path) || request.method == Method::Post =>
+                {
+                    self.auth_request(&mut stream, &mut conversation, &request, &login)
+                        .await
+                }
+                _ => {
+                    let resp = ServerResponse::new(404, "Not Found").header("Connection", "close");
+                    let _ = send(&mut stream, &resp).await;
+                    false
+                }
+            };
+            if !go_on {
+                return None;
+            }
+        }
+        debug!("{peer}: too many requests on one connection");
+        None
+    }
+
+    /// One step of the login conversation; false when the connection is done.
+    async fn auth_request(
+        &self,
+        stream: &mut TlsStream,
+        conversation: &mut Conversation,
+        request: &ServerRequest,
+        login: &Login<'_>,
+    ) -> bool {
+        let peer = login.peer;
+        let msg = if request.method == Method::Post {
+            parse_client_auth(&request.body)
+        } else {
+            ClientAuth::default()
+        };
+        // Ban points earned on other connections count at once: a client that keeps one
+        // connection open cannot go on guessing.
+        if lock(&self.state).bans.is_banned(peer.ip(), Instant::now()) {
+            info!("{peer}: login attempt refused, address is banned");
+            answer_and_close(stream, &ServerResponse::new(401, "Unauthorized")).await;
+            return false;
+        }
+        let step = conversation.on_post(&msg, &login.rt.forms);
+        let step = self.run_checks(step, conversation, login).await;
+        self.answer_step(stream, step, login).await
+    }
+
+    /// The password and OTP checks a step asks for, and the steps they lead to.
+    async fn run_checks(
+        &self,
+        mut step: AuthStep,
+        conversation: &mut Conversation,
+        login: &Login<'_>,
+    ) -> AuthStep {
+        let (peer, config) = (login.peer, &login.rt.config);
+        if let AuthStep::CheckPassword {
+            passwd,
+            user,
+            password,
+        } = step
+        {
+            let result = {
+                let _slot = self.password_checks.acquire().await;
+                self.check_password(passwd, user.clone(), password).await
+            };
+            if result == PlainAuth::Rejected {
+                self.metrics.auth_failed(AuthFailure::Password);
+                self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
+                info!("{peer}: wrong password for user '{user}'");
+            }
+            step = conversation.password_checked(result, &login.rt.forms);
+        }
+        if let AuthStep::CheckOtp { otp, user, code } = step {
+            let outcome = {
+                let _slot = self.password_checks.acquire().await;
+                self.check_otp(otp, user.clone(), code).await
+            };
+            if let OtpOutcome::Refused(why) = &outcome {
+                self.metrics.auth_failed(AuthFailure::Otp);
+                self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
+                info!("{peer}: OTP auth failed for '{user}': {why}");
+            }
+            step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
+        }
+        step
+    }
+
+    /// Answers a step of the conversation; false when the connection is done.
+    async fn answer_step(&self, stream: &mut TlsStream, step: AuthStep, login: &Login<'_>) -> bool {
+        let peer = login.peer;
+        match step {
+            AuthStep::Form(form) => {
+                let resp = xml_response(form.to_xml()).header(
+                    "Set-Cookie",
+                    format!("webvpncontext={}; Secure; HttpOnly", login.context_cookie),
+                );
+                send(stream, &resp).await.is_ok()
+            }
+            AuthStep::Success { user, group } => {
+                self.logged_in(stream, &user, group.as_deref(), login).await
+            }
+            AuthStep::Failed { reason } => {
+                info!("{peer}: authentication failed: {reason}");
+                self.metrics.auth_failed(AuthFailure::Other);
+                answer_and_close(stream, &ServerResponse::new(401, reason)).await;
+                false
+            }
+            AuthStep::CheckPassword { .. } | AuthStep::CheckOtp { .. } => false,
+        }
+    }
+
+    /// A successful login: a new session and its cookie for the client.
+    async fn logged_in(
+        &self,
+        stream: &mut TlsStream,
+        user: &str,
+        group: Option<&str>,
+        login: &Login<'_>,
+    ) -> bool {
+        let (peer, config) = (login.peer, &login.rt.config);
+        lock(&self.totals).logged_in(login.accepted.elapsed());
+        let cookie = match self.create_session(user, group, config).await {
+            Ok(cookie) => cookie,
+            Err(e) => {
+                warn!("{peer}: user '{user}' refused: {e}");
+                let resp = ServerResponse::new(401, "Internal error");
+                answer_and_close(stream, &resp).await;
+                return false;
+            }
+        };
+        info!(
+            "{peer}: user '{user}' authenticated{}",
+            group.map(|g| format!(" (group {g})")).unwrap_or_default()
+        );
+        let context = login.context_cookie;
+        let resp = xml_response(complete_xml(config.banner.as_deref()))
+            .header(
+                "Set-Cookie",
+                format!("webvpncontext={context}; Secure; HttpOnly"),
+            )
+            .header("Set-Cookie", format!("webvpn={cookie}; Secure; HttpOnly"))
+            .header(
+                "Set-Cookie",
+                "webvpnc=; expires=Thu, 01 Jan 1970 22:00:00 GMT; path=/; Secure; HttpOnly",
+            );
+        send(stream, &resp).await.is_ok()
+    }
+
+    /// Ban points for a connection or a refused password or one-time password; `for_what`
+    /// names what earned them, for the log.
+    fn add_ban_points(&self, peer: SocketAddr, points: u32, for_what: &str) {
+        let now = Instant::now();
+        let newly_banned = {
+            let mut state = lock(&self.state);
+            let before = state.bans.is_banned(peer.ip(), now);
+            state.bans.add(peer.ip(), points, now) && !before
+        };
+        if newly_banned {
+            self.metrics.bans.inc();
+            info!("{peer}: banned after repeated {for_what}");
+        }
+    }
+
+    /// A new session in the session store (the security module); its cookie.
+    async fn create_session(
+        &self,
+        user: &str,
+        group: Option<&str>,
+        config: &Config,
+    ) -> Result<String, String> {
+        let settings = self.user_settings(config, user, group).await?;
+        let create = SessionRequest::Create {
+            user: user.to_string(),
+            group: group.map(str::to_string),
+            timeout: settings.session_timeout,
+        };
+        match self.links.session(create).await {
+            SessionReply::Created { cookie } => Ok(cookie),
+            other => Err(format!("session store: {other:?}")),
+        }
+    }
+
+    /// A password check in the security module.
+    async fn check_password(&self, passwd: PathBuf, user: String, password: String) -> PlainAuth {
+        let request = SecModRequest::CheckPassword {
+            passwd: passwd.display().to_string(),
+            user,
+            password,
+        };
+        match self.links.secmod(request).await {
+            SecModReply::Password(PasswordVerdict::Accepted { groups }) => {
+                PlainAuth::Accepted { groups }
+            }
+            SecModReply::Password(PasswordVerdict::NoPasswordSet { groups }) => {
+                PlainAuth::NoPasswordSet { groups }
+            }
+            _ => PlainAuth::Rejected,
+        }
+    }
+
+    /// An OTP check (and its use recorded) in the security module.
+    async fn check_otp(&self, otp: PathBuf, user: String, code: String) -> OtpOutcome {
+        let request = SecModRequest::CheckOtp {
+            otp: otp.display().to_string(),
+            user,
+            code,
+        };
+        match self.links.secmod(request).await {
+            SecModReply::Otp(None) => OtpOutcome::Accepted,
+            SecModReply::Otp(Some(why)) | SecModReply::Refused(why) => OtpOutcome::Refused(why),
+            other => OtpOutcome::Refused(format!("unexpected answer {other:?}")),
+        }
+    }
+}
+
+/// Reads one whole request; on a malformed, oversized or trickled one the client is told
+/// why and `None` returned, as when the connection ends.
+async fn read_request(
+    stream: &mut TlsStream,
+    reader: &mut RequestReader,
+    buf: &mut [u8],
+    peer: SocketAddr,
+) -> Option<ServerRequest> {
+    // When the current request's first byte arrived.
+    let mut started: Option<tokio::time::Instant> = None;
+    loop {
+        match reader.poll() {
+            Ok(Some(r)) => return Some(r),
+            Ok(None) => {}
+            Err(e) => {
+                refuse(stream, peer, &e.to_string(), e.status()).await;
+                return None;
+            }
+        }
+        if !reader.is_idle() {
+            started.get_or_insert_with(tokio::time::Instant::now);
+        }
+        let read = match started {
+            Some(t) => match tokio::time::timeout_at(t + REQUEST_LIMIT, stream.read(buf)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    let why = format!(
+                        "request not complete within {} s of its first byte",
+                        REQUEST_LIMIT.as_secs()
+                    );
+                    refuse(stream, peer, &why, (408, "Request Timeout")).await;
+                    return None;
+                }
+            },
+            None => stream.read(buf).await,
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        if let Err(e) = reader.feed(buf.get(..n).unwrap_or_default()) {
+            refuse(stream, peer, &e.to_string(), e.status()).await;
+            return None;
+        }
+    }
+}
+
+pub(super) fn cert_status(stream: &TlsStream, config: &Config) -> CertStatus {
+    match verified_client_cert(stream) {
+        Ok(None) => CertStatus::None,
+        Err(why) => {
+            debug!("client certificate rejected: {why}");
+            CertStatus::Invalid(why)
+        }
+        Ok(Some(cert)) => {
+            let field = |oid: &Option<CertOid>| -> Vec<String> {
+                match oid {
+                    Some(CertOid::Oid(o)) => cert_field(&cert, o),
+                    Some(CertOid::SanRfc822Name) => cert_field(&cert, "SAN(rfc822name)"),
+                    None => Vec::new(),
+                }
+            };
+            // Certificate fields reach logs and scripts: same rules as typed names.
+            CertStatus::Valid(CertIdentity {
+                user: field(&config.cert_user_oid)
+                    .into_iter()
+                    .next()
+                    .filter(|u| valid_name(u)),
+                groups: field(&config.cert_group_oid)
+                    .into_iter()
+                    .filter(|g| valid_name(g))
+                    .collect(),
+            })
+        }
+    }
+}
+
+fn is_auth_path(path: &str) -> bool {
+    ["/", "/auth", "/VPN"].contains(&path)
+}
+
+fn xml_response(body: String) -> ServerResponse {
+    ServerResponse::new(200, "OK")
+        .header("Content-Type", "text/xml; charset=utf-8")
+        .header("X-Transcend-Version", "1")
+        .body(body)
+}
+
+fn random_cookie_text() -> String {
+    let mut raw = [0u8; COOKIE_BYTES];
+    random_fill(&mut raw);
+    crate::sessions::encode_cookie(&raw)
+}

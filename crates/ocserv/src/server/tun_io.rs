@@ -1,0 +1,138 @@
+//! The one tun device all tunnels share: creating it, the reader task that dispatches its
+//! packets to the tunnels owning their destinations, and the tunnels' coalesced writes.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_net::{TunReader, TunWriter};
+use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
+use tokio::sync::mpsc;
+use tracing::{debug, warn};
+
+use super::{lock, read_lock, Server, ServerError};
+use crate::config::Config;
+use crate::packets::PacketBatch;
+use crate::pool::{server_address_v4, server_address_v6};
+
+/// Creates the shared tun device with the server's address in each global pool.
+pub fn create_tun(config: &Config) -> Result<(tun_rs::SyncDevice, String), ServerError> {
+    let pattern = format!("{}%d", config.device);
+    let (device, name) =
+        oc_net::open_tun_sync(Some(&pattern)).map_err(|e| ServerError::Tun(e.to_string()))?;
+    let tun_err = |e: std::io::Error| ServerError::Tun(format!("{name}: {e}"));
+    if let Some(net) = config.net.ipv4_network {
+        device
+            .set_network_address(server_address_v4(net), net.prefix_len(), None)
+            .map_err(tun_err)?;
+    }
+    if let Some(net) = config.net.ipv6_network {
+        device
+            .add_address_v6(server_address_v6(net), net.prefix_len())
+            .map_err(tun_err)?;
+    }
+    device
+        .set_mtu(config.net.mtu.unwrap_or(1500).clamp(576, 65535) as u16)
+        .map_err(tun_err)?;
+    device.enabled(true).map_err(tun_err)?;
+    Ok((device, name))
+}
+
+/// Where the destination address of an IP packet sits.
+pub(super) fn destination(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+pub(super) fn source(packet: &[u8]) -> Option<IpAddr> {
+    match packet.first()? >> 4 {
+        4 => {
+            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
+            Some(IpAddr::V4(Ipv4Addr::from(b)))
+        }
+        6 => {
+            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
+            Some(IpAddr::V6(Ipv6Addr::from(b)))
+        }
+        _ => None,
+    }
+}
+
+impl Server {
+    /// Reads packets from the tun device and hands each to the session owning its
+    /// destination. Runs for the life of the server. A queued packet keeps
+    /// [`CSTP_HEADER_LEN`] bytes of headroom, so the tunnel frames it in place (CSTP header,
+    /// or the DTLS type byte) without copying it again.
+    pub async fn run_tun_reader(self: Arc<Self>) {
+        let mut reader = TunReader::new(CSTP_HEADER_LEN);
+        loop {
+            let count = match reader.recv(&self.tun).await {
+                Ok(n) => n,
+                Err(e) => {
+                    warn!("reading from {}: {e}", self.tun_name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            self.dispatch(&mut reader, count);
+        }
+    }
+
+    /// Queues the `count` packets of one read to their tunnels, in one batch per run of
+    /// packets bound for the same tunnel.
+    fn dispatch(&self, reader: &mut TunReader, count: usize) {
+        let routes = read_lock(&self.routes);
+        // A full queue means the client is slower than the traffic: drop, as a router
+        // would, rather than stall every other session.
+        let mut batch: Option<(&mpsc::Sender<PacketBatch>, PacketBatch)> = None;
+        for i in 0..count {
+            let Some(framed) = reader.framed_mut(i) else {
+                continue;
+            };
+            let Some(dst) = framed.get(CSTP_HEADER_LEN..).and_then(destination) else {
+                continue;
+            };
+            let Some(tx) = routes.lookup(dst) else {
+                continue;
+            };
+            match &mut batch {
+                Some((to, packets)) if to.same_channel(tx) => packets.push(framed),
+                _ => {
+                    if let Some((to, packets)) = batch.take() {
+                        let _ = to.try_send(packets);
+                    }
+                    // The rest of the read most likely goes to the same tunnel.
+                    let mut packets = PacketBatch::with_capacity(count - i, framed.len());
+                    packets.push(framed);
+                    batch = Some((tx, packets));
+                }
+            }
+        }
+        if let Some((to, packets)) = batch {
+            let _ = to.try_send(packets);
+        }
+    }
+
+    /// Writes a tunnel's decoded packets to the tun device, coalesced with one of the shared
+    /// tables (as many exist as tunnels write at the same moment, i.e. about one per worker
+    /// thread, instead of one per tunnel). A refused write loses the packets, as on any link.
+    pub(super) fn write_tun(&self, out: &mut TunWriter) {
+        if out.is_empty() {
+            return;
+        }
+        let mut coalescer = lock(&self.coalescers).pop().unwrap_or_default();
+        if let Err(e) = out.flush(&self.tun, &mut coalescer) {
+            debug!("writing to {}: {e}", self.tun_name);
+        }
+        lock(&self.coalescers).push(coalescer);
+    }
+}

@@ -1,0 +1,506 @@
+//! The session store as the security module serves it: cookies ([`SessionStore`]) and
+//! address leases ([`AddressPool`]) together, so both outlive a network process that dies
+//! and clients come back with their cookies and their addresses.
+//!
+//! Without I/O: time and randomness come in as arguments, requests and replies are the
+//! `oc_proto::ipc` session messages.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use oc_proto::ipc::{
+    CookieRefusal, LeaseAsk, LeaseView, SessionReply, SessionRequest, SessionView,
+};
+
+use crate::pool::{AddressPool, Lease, LeaseRequest};
+use crate::sessions::{decode_cookie, CookieError, SessionRecord, SessionStore, COOKIE_BYTES};
+
+/// What a request may use besides the store: the time and fresh randomness.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    pub mono: Instant,
+    pub wall: SystemTime,
+}
+
+#[derive(Debug)]
+pub struct SessionService {
+    store: SessionStore,
+    pool: AddressPool,
+}
+
+fn view(record: &SessionRecord, now: Instant) -> SessionView {
+    SessionView {
+        id: record.id,
+        sid: record.sid.clone(),
+        user: record.user.clone(),
+        group: record.group.clone(),
+        lease: record.lease.map(|l| LeaseView { v4: l.v4, v6: l.v6 }),
+        remaining: record
+            .deadline
+            .map(|d| d.saturating_duration_since(now).as_secs()),
+        created_unix: record
+            .created_wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        attached: record.attached,
+        expires_in: record.expires.saturating_duration_since(now).as_secs(),
+        carried: record.carried,
+    }
+}
+
+fn refusal(e: CookieError) -> SessionReply {
+    SessionReply::Refused(match e {
+        CookieError::Malformed => CookieRefusal::Malformed,
+        CookieError::Unknown => CookieRefusal::Unknown,
+        CookieError::SessionTimeout => CookieRefusal::SessionTimeout,
+    })
+}
+
+fn refused(why: CookieRefusal) -> SessionReply {
+    SessionReply::Refused(why)
+}
+
+fn lease_request<'a>(user: &'a str, ask: &LeaseAsk, seed: u64) -> LeaseRequest<'a> {
+    LeaseRequest {
+        user,
+        v4: ask.v4,
+        v6: ask.v6,
+        predictable: ask.predictable,
+        seed,
+        explicit_v4: ask.explicit_v4,
+        explicit_v6: ask.explicit_v6,
+    }
+}
+
+impl SessionService {
+    pub fn new(cookie_timeout: Duration) -> Self {
+        Self {
+            store: SessionStore::new(cookie_timeout),
+            pool: AddressPool::new(),
+        }
+    }
+
+    pub fn set_cookie_timeout(&mut self, timeout: Duration) {
+        self.store.set_cookie_timeout(timeout);
+    }
+
+    /// The network process was replaced: its connections are gone, so every session they
+    /// held waits for a reconnect (cookie-timeout) with its lease.
+    pub fn detach_all(&mut self, now: Instant) {
+        let held: Vec<([u8; COOKIE_BYTES], u64)> = self
+            .store
+            .iter()
+            .filter_map(|(raw, r)| r.attached.map(|conn| (*raw, conn)))
+            .collect();
+        for (raw, conn) in held {
+            self.store.detach(&raw, conn, true, now, (0, 0));
+        }
+    }
+
+    /// Leased IPv4 addresses and IPv6 prefixes.
+    pub fn leased(&self) -> (usize, usize) {
+        self.pool.leased()
+    }
+
+    fn expire(&mut self, now: Instant) {
+        for ended in self.store.expire(now) {
+            if let Some(lease) = ended.lease {
+                self.pool.release(&lease);
+            }
+        }
+    }
+
+    /// Answers one request; `random` fills buffers with fresh randomness.
+    pub fn handle(
+        &mut self,
+        request: SessionRequest,
+        now: Now,
+        random: &mut dyn FnMut(&mut [u8]),
+    ) -> SessionReply {
+        self.expire(now.mono);
+        match request {
+            SessionRequest::Create {
+                user,
+                group,
+                timeout,
+            } => {
+                let mut raw = [0u8; COOKIE_BYTES];
+                random(&mut raw);
+                let timeout = timeout
+                    .filter(|t| *t > 0)
+                    .map(|t| Duration::from_secs(u64::from(t)));
+                let cookie =
+                    self.store
+                        .create(raw, &user, group.as_deref(), timeout, now.mono, now.wall);
+                SessionReply::Created { cookie }
+            }
+            SessionRequest::Lookup { cookie } => {
+                match self.store.get_for_connect(&cookie, now.mono) {
+                    Ok((_, record)) => SessionReply::Found(view(record, now.mono)),
+                    Err(e) => refusal(e),
+                }
+            }
+            SessionRequest::Attach {
+                cookie,
+                conn,
+                max_same,
+                server_full,
+                lease,
+            } => self.attach(&cookie, conn, max_same, server_full, &lease, now, random),
+            SessionRequest::Relocate {
+                cookie,
+                taken,
+                lease,
+            } => self.relocate(&cookie, taken, &lease, random),
+            SessionRequest::Detach {
+                cookie,
+                conn,
+                keep,
+                bytes,
+            } => self.detach(&cookie, conn, keep, bytes, now.mono),
+            SessionRequest::Carried { cookie } => {
+                let carried = decode_cookie(&cookie)
+                    .ok()
+                    .and_then(|raw| self.store.get(&raw).map(|r| r.carried))
+                    .unwrap_or_default();
+                SessionReply::Carried(carried)
+            }
+            SessionRequest::List => {
+                let mut all: Vec<SessionView> =
+                    self.store.iter().map(|(_, r)| view(r, now.mono)).collect();
+                all.sort_by_key(|s| s.id);
+                SessionReply::List(all)
+            }
+            SessionRequest::End { sid, user } => self.end(sid.as_deref(), user.as_deref()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn attach(
+        &mut self,
+        cookie: &str,
+        conn: u64,
+        max_same: u32,
+        server_full: bool,
+        ask: &LeaseAsk,
+        now: Now,
+        random: &mut dyn FnMut(&mut [u8]),
+    ) -> SessionReply {
+        let (raw, record) = match self.store.get_for_connect(cookie, now.mono) {
+            Ok((raw, record)) => (raw, record.clone()),
+            Err(e) => return refusal(e),
+        };
+        if max_same > 0 && self.store.active_for_user(&record.user, &raw) >= max_same as usize {
+            return refused(CookieRefusal::MaxSame(max_same));
+        }
+        if server_full && record.attached.is_none() {
+            return refused(CookieRefusal::ServerFull);
+        }
+        let reused = record.lease.is_some();
+        let lease = match record.lease {
+            Some(lease) => lease,
+            None => {
+                let mut seed = [0u8; 8];
+                random(&mut seed);
+                let request = lease_request(&record.user, ask, u64::from_le_bytes(seed));
+                match self.pool.lease(&request) {
+                    Ok(l) if l.v4.is_none() && l.v6.is_none() => {
+                        return refused(CookieRefusal::NoFamily)
+                    }
+                    Ok(l) => l,
+                    Err(e) => return refused(CookieRefusal::Pool(e.to_string())),
+                }
+            }
+        };
+        if let Some(r) = self.store.get_mut(&raw) {
+            r.lease = Some(lease);
+        }
+        let replaced = self.store.attach(&raw, conn);
+        match self.store.get(&raw) {
+            Some(r) => SessionReply::Attached {
+                session: view(r, now.mono),
+                reused,
+                replaced,
+            },
+            None => refusal(CookieError::Unknown),
+        }
+    }
+
+    fn relocate(
+        &mut self,
+        cookie: &str,
+        taken: std::net::Ipv4Addr,
+        ask: &LeaseAsk,
+        random: &mut dyn FnMut(&mut [u8]),
+    ) -> SessionReply {
+        let Some(raw) = decode_cookie(cookie).ok() else {
+            return refusal(CookieError::Malformed);
+        };
+        let Some(record) = self.store.get(&raw) else {
+            return refusal(CookieError::Unknown);
+        };
+        let user = record.user.clone();
+        let mut lease = record.lease.unwrap_or_default();
+        if lease.v4 != Some(taken) {
+            return refused(CookieRefusal::Pool(format!(
+                "{taken} is not the session's address"
+            )));
+        }
+        // `taken` stays leased (to nobody) so it is not handed out again.
+        let mut seed = [0u8; 8];
+        random(&mut seed);
+        let request = LeaseRequest {
+            v6: None,
+            ..lease_request(&user, ask, u64::from_le_bytes(seed))
+        };
+        match self.pool.lease(&request) {
+            Ok(fresh) => {
+                lease.v4 = fresh.v4;
+                if let Some(r) = self.store.get_mut(&raw) {
+                    r.lease = Some(lease);
+                }
+                SessionReply::Relocated(LeaseView {
+                    v4: lease.v4,
+                    v6: lease.v6,
+                })
+            }
+            Err(e) => refused(CookieRefusal::Pool(e.to_string())),
+        }
+    }
+
+    fn detach(
+        &mut self,
+        cookie: &str,
+        conn: u64,
+        keep: bool,
+        bytes: (u64, u64),
+        now: Instant,
+    ) -> SessionReply {
+        let Some(raw) = decode_cookie(cookie).ok() else {
+            return refusal(CookieError::Malformed);
+        };
+        match self.store.detach(&raw, conn, keep, now, bytes) {
+            Some(ended) => {
+                if let Some(lease) = ended.lease {
+                    self.pool.release(&lease);
+                }
+                SessionReply::Detached {
+                    ended: true,
+                    carried: ended.carried,
+                }
+            }
+            None => SessionReply::Detached {
+                ended: false,
+                carried: self.store.get(&raw).map_or(bytes, |r| r.carried),
+            },
+        }
+    }
+
+    fn end(&mut self, sid: Option<&str>, user: Option<&str>) -> SessionReply {
+        let doomed: Vec<[u8; COOKIE_BYTES]> = self
+            .store
+            .iter()
+            .filter(|(_, r)| {
+                sid.is_some_and(|s| !s.is_empty() && r.sid.starts_with(s))
+                    || user.is_some_and(|u| r.user == u)
+            })
+            .map(|(raw, _)| *raw)
+            .collect();
+        let mut conns = Vec::new();
+        for raw in &doomed {
+            if let Some(record) = self.store.remove(raw) {
+                conns.extend(record.attached);
+                if let Some(lease) = record.lease {
+                    self.pool.release(&lease);
+                }
+            }
+        }
+        SessionReply::Ended {
+            conns,
+            count: doomed.len(),
+        }
+    }
+}
+
+/// The lease a session view carries, as the pool's type.
+pub fn lease_of(view: &LeaseView) -> Lease {
+    Lease {
+        v4: view.v4,
+        v6: view.v6,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn now(t0: Instant, secs: u64) -> Now {
+        Now {
+            mono: t0 + Duration::from_secs(secs),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn ask() -> LeaseAsk {
+        LeaseAsk {
+            v4: Some("10.9.0.0/24".parse().unwrap()),
+            v6: None,
+            predictable: true,
+            explicit_v4: None,
+            explicit_v6: None,
+        }
+    }
+
+    fn counter() -> impl FnMut(&mut [u8]) {
+        let mut n = 0u8;
+        move |buf: &mut [u8]| {
+            n = n.wrapping_add(1);
+            buf.fill(n);
+        }
+    }
+
+    fn create(s: &mut SessionService, t: Now, rnd: &mut dyn FnMut(&mut [u8])) -> String {
+        let request = SessionRequest::Create {
+            user: "alice".into(),
+            group: None,
+            timeout: None,
+        };
+        match s.handle(request, t, rnd) {
+            SessionReply::Created { cookie } => cookie,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn attach(
+        s: &mut SessionService,
+        cookie: &str,
+        conn: u64,
+        t: Now,
+        rnd: &mut dyn FnMut(&mut [u8]),
+    ) -> SessionReply {
+        let request = SessionRequest::Attach {
+            cookie: cookie.into(),
+            conn,
+            max_same: 0,
+            server_full: false,
+            lease: ask(),
+        };
+        s.handle(request, t, rnd)
+    }
+
+    #[test]
+    fn a_replaced_network_process_leaves_sessions_and_leases_for_reconnects() {
+        let t0 = Instant::now();
+        let mut rnd = counter();
+        let mut s = SessionService::new(Duration::from_secs(300));
+        let cookie = create(&mut s, now(t0, 0), &mut rnd);
+        let SessionReply::Attached {
+            session, reused, ..
+        } = attach(&mut s, &cookie, 1, now(t0, 1), &mut rnd)
+        else {
+            panic!()
+        };
+        assert!(!reused);
+        let first = session.lease.unwrap();
+        // The network process dies: its connection 1 is gone.
+        s.detach_all(t0 + Duration::from_secs(2));
+        let SessionReply::Attached {
+            session,
+            reused,
+            replaced,
+            ..
+        } = attach(&mut s, &cookie, 7, now(t0, 3), &mut rnd)
+        else {
+            panic!()
+        };
+        assert!(reused);
+        assert_eq!(replaced, None);
+        assert_eq!(session.lease.unwrap(), first);
+        assert_eq!(s.leased(), (1, 0));
+    }
+
+    #[test]
+    fn detached_sessions_expire_and_give_their_addresses_back() {
+        let t0 = Instant::now();
+        let mut rnd = counter();
+        let mut s = SessionService::new(Duration::from_secs(300));
+        let cookie = create(&mut s, now(t0, 0), &mut rnd);
+        attach(&mut s, &cookie, 1, now(t0, 1), &mut rnd);
+        let detach = SessionRequest::Detach {
+            cookie: cookie.clone(),
+            conn: 1,
+            keep: true,
+            bytes: (10, 20),
+        };
+        assert_eq!(
+            s.handle(detach, now(t0, 2), &mut rnd),
+            SessionReply::Detached {
+                ended: false,
+                carried: (10, 20)
+            }
+        );
+        assert!(matches!(
+            attach(&mut s, &cookie, 2, now(t0, 400), &mut rnd),
+            SessionReply::Refused(CookieRefusal::Unknown)
+        ));
+        assert_eq!(s.leased(), (0, 0));
+    }
+
+    #[test]
+    fn limits_and_ends() {
+        let t0 = Instant::now();
+        let mut rnd = counter();
+        let mut s = SessionService::new(Duration::from_secs(300));
+        let cookie = create(&mut s, now(t0, 0), &mut rnd);
+        let full = SessionRequest::Attach {
+            cookie: cookie.clone(),
+            conn: 1,
+            max_same: 0,
+            server_full: true,
+            lease: ask(),
+        };
+        assert!(matches!(
+            s.handle(full, now(t0, 1), &mut rnd),
+            SessionReply::Refused(CookieRefusal::ServerFull)
+        ));
+        attach(&mut s, &cookie, 1, now(t0, 1), &mut rnd);
+        let second = create(&mut s, now(t0, 2), &mut rnd);
+        let same = SessionRequest::Attach {
+            cookie: second,
+            conn: 2,
+            max_same: 1,
+            server_full: false,
+            lease: ask(),
+        };
+        assert!(matches!(
+            s.handle(same, now(t0, 3), &mut rnd),
+            SessionReply::Refused(CookieRefusal::MaxSame(1))
+        ));
+        let end = SessionRequest::End {
+            sid: None,
+            user: Some("alice".into()),
+        };
+        assert_eq!(
+            s.handle(end, now(t0, 4), &mut rnd),
+            SessionReply::Ended {
+                conns: vec![1],
+                count: 2
+            }
+        );
+        assert_eq!(s.leased(), (0, 0));
+        assert!(matches!(
+            s.handle(SessionRequest::Lookup { cookie }, now(t0, 5), &mut rnd),
+            SessionReply::Refused(CookieRefusal::Unknown)
+        ));
+        assert!(matches!(
+            s.handle(
+                SessionRequest::Lookup {
+                    cookie: "garbage".into()
+                },
+                now(t0, 5),
+                &mut rnd
+            ),
+            SessionReply::Refused(CookieRefusal::Malformed)
+        ));
+    }
+}

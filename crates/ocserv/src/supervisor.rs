@@ -1,0 +1,518 @@
+//! The main process: privileged, never parses a byte from the network.
+//!
+//! It starts the security module and then the network process (both this same binary,
+//! run again with `--internal-role`), hands them their channels, and then:
+//! - runs the connect and disconnect scripts as root, routes networks to the tun device
+//!   and answers `ping-leases` questions when the network process asks (only those);
+//! - reloads on SIGHUP (and occtl `reload`): configuration, certificates and keys;
+//! - stops on SIGTERM/SIGINT (and occtl `stop now`): the network process says goodbye to
+//!   its clients first;
+//! - supervises: a network process that dies is logged and started again (clients
+//!   reconnect with their cookies); a security module that dies stops the server with a
+//!   failure exit, as ocserv does (upstream's `test-secmod-kill`).
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use oc_proto::ipc::{
+    CommandReply, MainReply, MainRequest, Message, ScriptKind, SecModCommand, SettingsFile,
+    WorkerCommand, WorkerSetup,
+};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+use crate::channel::{Channel, ChannelError, Received};
+use crate::config::{self, AuthMethod, Config};
+use crate::passwd::PasswdFile;
+use crate::script;
+
+/// Channels from the network process to each of the others: its concurrent password
+/// checks and handshakes (sec-mod) and scripts (main) each take one for an exchange.
+const CHANNELS: usize = 8;
+/// A network process that dies this often within [`RESTART_WINDOW`] is not started again.
+const MAX_RESTARTS: usize = 5;
+const RESTART_WINDOW: Duration = Duration::from_secs(60);
+/// How long the network process may take to start serving, or to stop.
+const START_LIMIT: Duration = Duration::from_secs(30);
+const STOP_LIMIT: Duration = Duration::from_secs(20);
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("cannot start the {role}: {source}")]
+    Spawn {
+        role: &'static str,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    #[error("the {role} could not start: {why}")]
+    Refused { role: &'static str, why: String },
+    #[error("the security module exited ({0}); stopping the server")]
+    SecModDied(String),
+    #[error("the network process died {MAX_RESTARTS} times within a minute; giving up")]
+    Crashing,
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+}
+
+/// How the server was started, for starting the other processes the same way.
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub config_path: PathBuf,
+    /// The command line to repeat for the other processes (logging flags).
+    pub args: Vec<OsString>,
+}
+
+/// What the request handlers need: refreshed on reload.
+#[derive(Debug)]
+struct Shared {
+    config: RwLock<Config>,
+    /// The network process's tun device.
+    device: RwLock<String>,
+    /// occtl's reload and stop, for the main loop.
+    admin: mpsc::UnboundedSender<MainRequest>,
+}
+
+struct Child {
+    process: tokio::process::Child,
+    control: Channel,
+}
+
+/// The main process's state.
+pub struct Supervisor {
+    launch: Launch,
+    generation: u32,
+    shared: Arc<Shared>,
+    admin: mpsc::UnboundedReceiver<MainRequest>,
+    secmod: Child,
+    worker: Child,
+    restarts: Vec<Instant>,
+}
+
+impl std::fmt::Debug for Supervisor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The security module's and the network process's `--internal-role` and name.
+const SECMOD: (&str, &str) = ("secmod", "security module");
+const WORKER: (&str, &str) = ("worker", "network process");
+
+fn spawn_role(
+    launch: &Launch,
+    (arg, role): (&str, &'static str),
+) -> Result<Child, SupervisorError> {
+    let (near, far) =
+        Channel::pair("main", role).map_err(|source| SupervisorError::Spawn { role, source })?;
+    let exe = std::env::current_exe().map_err(|source| SupervisorError::Spawn { role, source })?;
+    let process = tokio::process::Command::new(exe)
+        .args(&launch.args)
+        .arg("--internal-role")
+        .arg(arg)
+        .stdin(Stdio::from(far.into_fd()))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| SupervisorError::Spawn { role, source })?;
+    Ok(Child {
+        process,
+        control: near,
+    })
+}
+
+/// What the network process is given to serve with, read here as root.
+fn worker_setup(
+    launch: &Launch,
+    generation: u32,
+    secmod_pid: u32,
+) -> Result<(WorkerSetup, Config), SupervisorError> {
+    let path = &launch.config_path;
+    let read = |p: &Path| {
+        std::fs::read(p).map_err(|source| SupervisorError::Read {
+            path: p.to_path_buf(),
+            source,
+        })
+    };
+    let text = String::from_utf8_lossy(&read(path)?).into_owned();
+    let config = config::parse(&text, path, false)?.config;
+    let setup = WorkerSetup {
+        generation,
+        config_path: path.display().to_string(),
+        config_text: text,
+        cert_chains: vec![read(&config.server_cert)?],
+        ca_pem: config.ca_cert.as_deref().map(read).transpose()?,
+        groups: form_groups(&config),
+        secmod_pid,
+    };
+    Ok((setup, config))
+}
+
+/// The login form's group list: `select-group` lines, and with `auto-select-group` every
+/// group in the password files (which only root can read).
+fn form_groups(config: &Config) -> Vec<(String, String)> {
+    let mut groups: Vec<(String, String)> = config
+        .select_groups
+        .iter()
+        .map(|(name, label)| (name.clone(), label.clone().unwrap_or_else(|| name.clone())))
+        .collect();
+    if config.auto_select_group {
+        for method in config.auth.iter().chain(config.enable_auth.iter()) {
+            if let AuthMethod::Plain {
+                passwd: Some(passwd),
+                ..
+            } = method
+            {
+                match PasswdFile::load(passwd) {
+                    Ok(file) => {
+                        for group in file.all_groups() {
+                            if !groups.iter().any(|(g, _)| *g == group) {
+                                groups.push((group.clone(), group));
+                            }
+                        }
+                    }
+                    Err(e) => warn!("auto-select-group: {e}"),
+                }
+            }
+        }
+    }
+    groups
+}
+
+/// Sends a command to a child process and waits for its answer; a refusal is an error.
+fn command<T: serde::Serialize + Message>(
+    child: &mut Child,
+    role: &'static str,
+    cmd: &T,
+) -> Result<CommandReply, SupervisorError> {
+    child.control.send(cmd, &[])?;
+    let reply = child.control.recv::<CommandReply>()?.msg;
+    if let CommandReply::Failed(why) = reply {
+        return Err(SupervisorError::Refused { role, why });
+    }
+    Ok(reply)
+}
+
+impl Supervisor {
+    /// Starts the security module, then the network process; returns once it serves.
+    pub async fn start(launch: Launch) -> Result<Self, SupervisorError> {
+        let generation = 1;
+        let mut secmod = spawn_role(&launch, SECMOD)?;
+        secmod.control.set_timeout(Some(START_LIMIT))?;
+        command(
+            &mut secmod,
+            "security module",
+            &SecModCommand::Reload { generation },
+        )?;
+        let secmod_pid = secmod.process.id().unwrap_or_default();
+        let (setup, config) = worker_setup(&launch, generation, secmod_pid)?;
+        let (admin_tx, admin) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            config: RwLock::new(config),
+            device: RwLock::new(String::new()),
+            admin: admin_tx,
+        });
+        let worker = start_worker(&launch, &mut secmod, &shared, setup)?;
+        Ok(Self {
+            launch,
+            generation,
+            shared,
+            admin,
+            secmod,
+            worker,
+            restarts: Vec::new(),
+        })
+    }
+
+    /// Runs until a stop signal or request (Ok) or a failure that ends the server.
+    pub async fn run(mut self, ready: impl FnOnce()) -> Result<(), SupervisorError> {
+        ready();
+        let mut hup = signal(SignalKind::hangup()).map_err(SupervisorError::Signals)?;
+        let mut term = signal(SignalKind::terminate()).map_err(SupervisorError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(SupervisorError::Signals)?;
+        loop {
+            tokio::select! {
+                _ = hup.recv() => self.reload(),
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                status = self.secmod.process.wait() => {
+                    let status = describe(status);
+                    error!("the security module exited ({status}); stopping the server");
+                    self.stop_worker();
+                    return Err(SupervisorError::SecModDied(status));
+                }
+                status = self.worker.process.wait() => {
+                    error!("the network process exited ({}); starting a new one", describe(status));
+                    self.restart_worker()?;
+                }
+                request = self.admin.recv() => match request {
+                    Some(MainRequest::Reload) => self.reload(),
+                    Some(MainRequest::Stop) => {
+                        info!("occtl asked the server to stop");
+                        break;
+                    }
+                    _ => {}
+                },
+            }
+        }
+        self.stop_worker();
+        let _ = self.secmod.process.start_kill();
+        let _ = self.secmod.process.wait().await;
+        Ok(())
+    }
+
+    fn restart_worker(&mut self) -> Result<(), SupervisorError> {
+        let now = Instant::now();
+        self.restarts
+            .retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        self.restarts.push(now);
+        if self.restarts.len() >= MAX_RESTARTS {
+            return Err(SupervisorError::Crashing);
+        }
+        let secmod_pid = self.secmod.process.id().unwrap_or_default();
+        let (setup, config) = worker_setup(&self.launch, self.generation, secmod_pid)?;
+        *write(&self.shared.config) = config;
+        self.worker = start_worker(&self.launch, &mut self.secmod, &self.shared, setup)?;
+        info!("network process restarted; clients reconnect with their cookies");
+        Ok(())
+    }
+
+    /// SIGHUP: the new configuration is checked here first; a broken one keeps the
+    /// running set everywhere.
+    fn reload(&mut self) {
+        let generation = self.generation + 1;
+        let secmod_pid = self.secmod.process.id().unwrap_or_default();
+        let (setup, config) = match worker_setup(&self.launch, generation, secmod_pid) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("reload failed, keeping the running configuration: {e}");
+                return;
+            }
+        };
+        if let Err(e) = command(
+            &mut self.secmod,
+            "security module",
+            &SecModCommand::Reload { generation },
+        ) {
+            error!("reload failed, keeping the running configuration: {e}");
+            return;
+        }
+        self.generation = generation;
+        *write(&self.shared.config) = config;
+        match command(
+            &mut self.worker,
+            "network process",
+            &WorkerCommand::Configure(setup),
+        ) {
+            Ok(_) => info!(
+                "configuration reloaded from {}",
+                self.launch.config_path.display()
+            ),
+            Err(e) => error!("the network process could not reload: {e}"),
+        }
+    }
+
+    fn stop_worker(&mut self) {
+        let _ = self.worker.control.set_timeout(Some(STOP_LIMIT));
+        match command(&mut self.worker, "network process", &WorkerCommand::Stop) {
+            Ok(_) => {}
+            Err(e) => warn!("stopping the network process: {e}"),
+        }
+        let _ = self.worker.process.start_kill();
+    }
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn describe(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(s) => s.to_string(),
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+/// Starts a network process with fresh channels to the security module and to us.
+fn start_worker(
+    launch: &Launch,
+    secmod: &mut Child,
+    shared: &Arc<Shared>,
+    setup: WorkerSetup,
+) -> Result<Child, SupervisorError> {
+    let role = "network process";
+    let pairs = |near, far| -> Result<(Vec<Channel>, Vec<Channel>), SupervisorError> {
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for _ in 0..CHANNELS {
+            let (a, b) = Channel::pair(near, far)
+                .map_err(|source| SupervisorError::Spawn { role, source })?;
+            ours.push(a);
+            theirs.push(b);
+        }
+        Ok((ours, theirs))
+    };
+    // Security module <-> network process.
+    let (secmod_ends, worker_secmod_ends) = pairs("security module", "network process")?;
+    let secmod_fds: Vec<OwnedFd> = secmod_ends.into_iter().map(Channel::into_fd).collect();
+    let borrowed: Vec<_> = secmod_fds.iter().map(AsFd::as_fd).collect();
+    secmod.control.send(&SecModCommand::Serve, &borrowed)?;
+    if let CommandReply::Failed(why) = secmod.control.recv::<CommandReply>()?.msg {
+        return Err(SupervisorError::Refused {
+            role: "security module",
+            why,
+        });
+    }
+    drop(secmod_fds);
+    // Main <-> network process.
+    let (main_ends, worker_main_ends) = pairs("main process", "network process")?;
+    for channel in main_ends {
+        let shared = shared.clone();
+        std::thread::Builder::new()
+            .name("main-requests".into())
+            .spawn(move || {
+                let stopped = channel.serve(|r: Received<MainRequest>| handle(&shared, r.msg));
+                if !matches!(stopped, ChannelError::Closed { .. }) {
+                    warn!("main process: a channel from the network process closed: {stopped}");
+                }
+            })
+            .map_err(|source| SupervisorError::Spawn { role, source })?;
+    }
+    let mut worker = spawn_role(launch, WORKER)?;
+    worker.control.set_timeout(Some(START_LIMIT))?;
+    let fds: Vec<OwnedFd> = worker_secmod_ends
+        .into_iter()
+        .chain(worker_main_ends)
+        .map(Channel::into_fd)
+        .collect();
+    let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+    let start = WorkerCommand::Start {
+        setup,
+        secmod_channels: CHANNELS as u32,
+    };
+    worker.control.send(&start, &borrowed)?;
+    drop(fds);
+    match worker.control.recv::<CommandReply>()?.msg {
+        CommandReply::Started { device } => *write(&shared.device) = device,
+        CommandReply::Failed(why) => return Err(SupervisorError::Refused { role, why }),
+        CommandReply::Done => {}
+    }
+    worker.control.set_timeout(None)?;
+    Ok(worker)
+}
+
+/// Longest per-user or per-group file read.
+const MAX_SETTINGS_FILE: u64 = 64 * 1024;
+
+/// The settings file for `name` in `dir` (`config-per-user`/`-group`), or the default file
+/// when there is none for it; nothing without a directory (as ocserv).
+fn settings_file(
+    dir: Option<&Path>,
+    name: Option<&str>,
+    default: Option<&Path>,
+) -> Result<Option<SettingsFile>, String> {
+    let Some(dir) = dir else {
+        return Ok(None);
+    };
+    let own = name.map(|n| dir.join(n));
+    for path in own.iter().map(PathBuf::as_path).chain(default) {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Some(path) != default => continue,
+            Err(e) => return Err(format!("{}: {e}", path.display())),
+        };
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, MAX_SETTINGS_FILE + 1),
+            &mut bytes,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        if bytes.len() as u64 > MAX_SETTINGS_FILE {
+            return Err(format!(
+                "{}: longer than {MAX_SETTINGS_FILE} bytes",
+                path.display()
+            ));
+        }
+        return Ok(Some(SettingsFile {
+            path: path.display().to_string(),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }));
+    }
+    Ok(None)
+}
+
+/// Answers one request of the network process.
+fn handle(shared: &Shared, request: MainRequest) -> MainReply {
+    match request {
+        MainRequest::RunScript { kind, env } => {
+            let path = {
+                let config = read(&shared.config);
+                match kind {
+                    ScriptKind::Connect => config.connect_script.clone(),
+                    ScriptKind::Disconnect => config.disconnect_script.clone(),
+                }
+            };
+            let Some(path) = path else {
+                return MainReply::Done;
+            };
+            match script::run(&path, &env) {
+                Ok(()) => MainReply::Done,
+                Err(e) => MainReply::Failed(e.to_string()),
+            }
+        }
+        MainRequest::AddRoute { net } => {
+            let device = read(&shared.device).clone();
+            match script::add_route(&device, net) {
+                Ok(()) => MainReply::Done,
+                Err(e) => {
+                    warn!("{e}");
+                    MainReply::Failed(e.to_string())
+                }
+            }
+        }
+        MainRequest::AddressInUse { addr } => MainReply::Answer(script::answers_ping(addr)),
+        MainRequest::UserFiles { user, group } => {
+            let config = read(&shared.config);
+            let layer = |dir: &Option<PathBuf>, name: Option<&str>, default: &Option<PathBuf>| {
+                settings_file(dir.as_deref(), name, default.as_deref())
+            };
+            let group = layer(
+                &config.config_per_group,
+                group.as_deref(),
+                &config.default_group_config,
+            );
+            let user = layer(
+                &config.config_per_user,
+                Some(&user),
+                &config.default_user_config,
+            );
+            match (group, user) {
+                (Ok(group), Ok(user)) => MainReply::UserFiles { group, user },
+                (Err(e), _) | (_, Err(e)) => MainReply::Failed(e),
+            }
+        }
+        request @ (MainRequest::Reload | MainRequest::Stop) => {
+            let _ = shared.admin.send(request);
+            MainReply::Done
+        }
+    }
+}
