@@ -300,6 +300,9 @@ pub struct Config {
     pub server_cert: PathBuf,
     /// `server-key` (the first one if several are given).
     pub server_key: PathBuf,
+    /// Every `server-cert`/`server-key` pair, in order (one per key type: the TLS
+    /// handshake picks the one the client's signature algorithms allow, as ocserv does).
+    pub server_pairs: Vec<(PathBuf, PathBuf)>,
     /// `ca-cert`: verifies client certificates.
     pub ca_cert: Option<PathBuf>,
     /// `cert-user-oid`.

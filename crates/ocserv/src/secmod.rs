@@ -59,9 +59,11 @@ impl std::fmt::Debug for SecMod {
 
 /// The keys named by `server-key`, each checked against its certificate.
 pub fn load_keys(config: &Config) -> Result<Vec<PKey<Private>>, String> {
-    let key =
-        load_key_for_cert(&config.server_cert, &config.server_key).map_err(|e| e.to_string())?;
-    Ok(vec![key])
+    config
+        .server_pairs
+        .iter()
+        .map(|(cert, key)| load_key_for_cert(cert, key).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn auth_files(config: &Config) -> (Vec<PathBuf>, Vec<PathBuf>) {

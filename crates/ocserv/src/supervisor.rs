@@ -153,7 +153,11 @@ fn worker_setup(
         generation,
         config_path: path.display().to_string(),
         config_text: text,
-        cert_chains: vec![read(&config.server_cert)?],
+        cert_chains: config
+            .server_pairs
+            .iter()
+            .map(|(cert, _)| read(cert))
+            .collect::<Result<_, _>>()?,
         ca_pem: config.ca_cert.as_deref().map(read).transpose()?,
         groups: form_groups(&config),
         secmod_pid,

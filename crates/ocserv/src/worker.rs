@@ -165,9 +165,10 @@ pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Run
     let certs: Vec<RemoteCert> = setup
         .cert_chains
         .iter()
+        .zip(config.server_pairs.iter().map(|(cert, _)| cert))
         .zip(0u32..)
-        .map(|(pem, key)| RemoteCert {
-            path: config.server_cert.clone(),
+        .map(|((pem, path), key)| RemoteCert {
+            path: path.clone(),
             pem: pem.clone(),
             key,
         })

@@ -140,6 +140,30 @@ impl Pki {
         pki
     }
 
+    /// Another server certificate (same CA and names) for `key`, of any type, written to
+    /// `NAME.pem` and `NAME.key` in `dir`: (certificate, key).
+    pub fn server_cert_for(
+        &self,
+        dir: &Path,
+        name: &str,
+        key: &PKey<Private>,
+        server_ip: &str,
+    ) -> (PathBuf, PathBuf) {
+        let srv = cert(
+            "vpn.test",
+            key,
+            Some((&self.ca, &self.ca_key)),
+            Some(server_ip),
+        );
+        let paths = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        fs::write(&paths.0, srv.to_pem().unwrap()).unwrap();
+        fs::write(&paths.1, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        paths
+    }
+
     /// Replaces the server certificate and key (same CA, new key) in their files.
     pub fn renew_server_cert(&self, server_ip: &str) {
         let srv_key = key();

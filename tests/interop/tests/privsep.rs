@@ -518,3 +518,81 @@ fn certificate_required_on_connect_unless_cisco_client_compat() {
         .log("ocserv.log")
         .contains("no certificate provided for cookie authentication"));
 }
+
+/// Several `server-cert`/`server-key` pairs (RSA and ECDSA, both keys root-only): each
+/// handshake gets the certificate the client's signature algorithms allow, signed by the
+/// security module. A key whose signatures cannot be delegated (Ed25519) stops the server
+/// at start with a message naming its certificate.
+#[test]
+fn rsa_and_ecdsa_pairs_are_chosen_by_signature_algorithms() {
+    let mut lab = Lab::new("privsep-pairs");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let secrets = Secrets::create(&lab, &pki);
+    let ec_key = {
+        use openssl::ec::{EcGroup, EcKey};
+        let group = EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        openssl::pkey::PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+    };
+    let (ec_cert, ec_key_path) =
+        pki.server_cert_for(&lab.dir, "server-ec", &ec_key, &lab.server_ip);
+    std::fs::rename(&ec_key_path, secrets.path("server-ec.key")).unwrap();
+    secrets.lock_down();
+    let auth = format!("plain[passwd={}]", secrets.path("passwd").display());
+    let shipped = std::fs::read_to_string("/etc/ocserv/ocserv.conf").unwrap();
+    let mut config = for_lab(&shipped, &lab, &pki, &secrets, &auth);
+    config = add(&config, "server-cert", &ec_cert.display().to_string());
+    config = add(
+        &config,
+        "server-key",
+        &secrets.path("server-ec.key").display().to_string(),
+    );
+    let path = lab.start_server_with_config(ServerKind::Ours, &config);
+    let served = |sigalgs: &str| {
+        let out = lab.in_client(&format!(
+            "echo | openssl s_client -connect {}:443 -sigalgs {sigalgs} 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256",
+            lab.server_ip
+        ));
+        text(&out).trim().to_string()
+    };
+    assert_eq!(served("ECDSA+SHA256"), file_fingerprint(&ec_cert));
+    assert_eq!(
+        served("RSA-PSS+SHA256:RSA+SHA256"),
+        file_fingerprint(&pki.server_cert)
+    );
+    // And a real client logs in over the ECDSA certificate.
+    lab.use_real_client();
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("ocserv.log"));
+
+    // An Ed25519 pair: refused at start, naming the certificate.
+    let ed_key = openssl::pkey::PKey::generate_ed25519().unwrap();
+    let (ed_cert, ed_key_path) =
+        pki.server_cert_for(&lab.dir, "server-ed", &ed_key, &lab.server_ip);
+    let mut broken = add(&config, "server-cert", &ed_cert.display().to_string());
+    broken = add(&broken, "server-key", &ed_key_path.display().to_string());
+    broken = set(&broken, "tcp-port", "4443");
+    broken = set(&broken, "udp-port", "4443");
+    broken = set(
+        &broken,
+        "pid-file",
+        &format!("{}/ed.pid", lab.dir.display()),
+    );
+    broken = set(
+        &broken,
+        "occtl-socket-file",
+        &format!("{}/ed.socket", lab.dir.display()),
+    );
+    broken = set(&broken, "device", &format!("{}e", lab.name));
+    let ed_config = path.with_file_name("ed.conf");
+    std::fs::write(&ed_config, broken).unwrap();
+    let out = lab.in_server(&format!(
+        "timeout 20 {} -f -c {}",
+        bin("ocserv").display(),
+        ed_config.display()
+    ));
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("server-ed.pem"), "{}", text(&out));
+}

@@ -687,14 +687,6 @@ impl Draft {
                     self.server_keys.len()
                 ),
             );
-        } else if self.server_certs.len() > 1 {
-            if let Some((_, line)) = self.server_certs.get(1) {
-                d.warn(
-                    *line,
-                    "several server-cert/server-key pairs are not supported yet; only the first \
-                     pair is used",
-                );
-            }
         }
 
         // Two password methods cannot both ask for the password (ocserv rejects this too).
@@ -803,6 +795,12 @@ impl Draft {
             self.check_files(&lines, &mut d);
         }
 
+        let server_pairs: Vec<(PathBuf, PathBuf)> = self
+            .server_certs
+            .iter()
+            .zip(&self.server_keys)
+            .map(|((c, _), (k, _))| (c.clone(), k.clone()))
+            .collect();
         let mut server_certs = self.server_certs.into_iter();
         let mut server_keys = self.server_keys.into_iter();
         let config = Config {
@@ -814,6 +812,7 @@ impl Draft {
             listen_host: self.listen_host,
             server_cert: server_certs.next().map(|(p, _)| p).unwrap_or_default(),
             server_key: server_keys.next().map(|(p, _)| p).unwrap_or_default(),
+            server_pairs,
             ca_cert: self.ca_cert,
             cert_user_oid: self.cert_user_oid,
             cert_group_oid: self.cert_group_oid,

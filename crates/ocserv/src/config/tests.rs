@@ -1502,7 +1502,14 @@ fn derived_defaults() {
 fn server_cert_pairs() {
     let l = ok("server-cert = /c2.pem\nserver-key = /k2.pem\n");
     assert_eq!(l.config.server_cert, PathBuf::from("/c.pem"));
-    assert_has(&l.warnings, L, "only the first pair is used");
+    assert_eq!(
+        l.config.server_pairs,
+        vec![
+            (PathBuf::from("/c.pem"), PathBuf::from("/k.pem")),
+            (PathBuf::from("/c2.pem"), PathBuf::from("/k2.pem")),
+        ]
+    );
+    assert!(l.warnings.is_empty(), "{:#?}", l.warnings);
     let p = errs("server-cert = /c2.pem\n");
     assert_has(&p, 4, "2 server-cert lines but 1 server-key lines");
 }
