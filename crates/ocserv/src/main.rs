@@ -171,6 +171,14 @@ fn main() -> ExitCode {
         stdout_reserved: true,
         format: cli.log_format,
     });
+    // A panic anywhere (a connection's task, a channel's thread) is logged where the admin
+    // looks, with the role of the process, besides the standard report on stderr.
+    let role = cli.internal_role;
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        error!("panic in the {}: {info}", role_name(role));
+        report(info);
+    }));
     let result = match cli.internal_role {
         Some(Role::SecMod) => run_secmod(&cli),
         Some(Role::Worker) => run_worker(),
@@ -182,6 +190,14 @@ fn main() -> ExitCode {
             error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn role_name(role: Option<Role>) -> &'static str {
+    match role {
+        None => "main process",
+        Some(Role::SecMod) => "security module",
+        Some(Role::Worker) => "network process",
     }
 }
 

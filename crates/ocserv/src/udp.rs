@@ -549,10 +549,13 @@ impl TunnelDtls {
         if client_hello_id(datagram).is_some() && pending_peer != Some(peer) {
             // A new handshake goes into the pending slot; the active channel keeps
             // carrying traffic until it completes.
-            match self.keying.channel(self.link_mtu, peer.is_ipv6()) {
+            // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d: their packets
+            // carry IPv4 headers, and logs name them a.b.c.d.
+            let shown = crate::addr::canonical_addr(peer);
+            match self.keying.channel(self.link_mtu, shown.is_ipv6()) {
                 Ok(c) => self.pending = Some((peer, c)),
                 Err(e) => {
-                    warn!("{peer}: cannot start DTLS: {e}");
+                    warn!("{shown}: cannot start DTLS: {e}");
                     return;
                 }
             }
@@ -564,7 +567,10 @@ impl TunnelDtls {
         } else if active_peer == Some(peer) {
             if let Some((_, channel)) = self.active.as_mut() {
                 if let Err(e) = channel.handle_datagram(datagram) {
-                    debug!("{peer}: DTLS record dropped: {e}");
+                    debug!(
+                        "{}: DTLS record dropped: {e}",
+                        crate::addr::canonical_addr(peer)
+                    );
                 }
             }
         }
@@ -577,13 +583,20 @@ impl TunnelDtls {
             return;
         };
         if let Err(e) = channel.handle_datagram(datagram) {
-            debug!("{peer}: DTLS handshake failed: {e}");
+            debug!(
+                "{}: DTLS handshake failed: {e}",
+                crate::addr::canonical_addr(peer)
+            );
             self.pending = None;
             return;
         }
         if channel.state() == DtlsState::Established {
             self.data_mtu = channel.data_mtu().saturating_sub(1);
-            info!("{peer}: DTLS established ({})", channel.cipher());
+            info!(
+                "{}: DTLS established ({})",
+                crate::addr::canonical_addr(peer),
+                channel.cipher()
+            );
             match self.active.take() {
                 Some((_, mut old)) => old.close(),
                 None => self.nudge_at = Some(Instant::now() + FIRST_NUDGE),

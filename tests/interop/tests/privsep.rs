@@ -124,7 +124,7 @@ fn for_lab(shipped: &str, lab: &Lab, pki: &Pki, secrets: &Secrets, auth: &str) -
     c = set(&c, "run-as-group", "nogroup");
     c = set(&c, "socket-file", &format!("{d}/ocserv-socket"));
     c = set(&c, "pid-file", &format!("{d}/ocserv.pid"));
-    c = set(&c, "occtl-socket-file", &format!("{d}/occtl.socket"));
+    c = set(&c, "occtl-socket-file", &format!("{d}/occtl.sock"));
     c = set(&c, "device", &format!("{}v", lab.name));
     c = set(&c, "ipv4-network", &lab.pool);
     add(&c, "route", &format!("{}/32", lab.behind_ip))
@@ -222,6 +222,29 @@ fn assert_confined(pid: u32, secrets: &Secrets, seccomp: bool) {
         .output()
         .unwrap();
     assert!(!readable.status.success(), "nobody can read the key");
+}
+
+/// The occtl socket is a boundary of the network process too: a connection that sends
+/// nothing, an empty line, and a line longer than any request each end on their own, and
+/// occtl still gets answers.
+fn hostile_control_socket(lab: &Lab) {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let socket = lab.dir.join("occtl.sock");
+    drop(UnixStream::connect(&socket).unwrap());
+    for input in [b"\n".to_vec(), vec![b'a'; 1 << 20]] {
+        let mut stream = UnixStream::connect(&socket).unwrap();
+        stream.set_read_timeout(Some(SECS(10))).unwrap();
+        // The server may close before the whole line is written.
+        let _ = stream.write_all(&input);
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let mut answer = Vec::new();
+        let _ = stream.read_to_end(&mut answer);
+        assert!(answer.len() < 4096, "an answer of {} bytes", answer.len());
+    }
+    let out = lab.our_occtl("show status");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("sec-mod"), "{}", text(&out));
 }
 
 fn text(out: &std::process::Output) -> String {
