@@ -244,7 +244,7 @@ fn hostile_control_socket(lab: &Lab) {
     }
     let out = lab.our_occtl("show status");
     assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("sec-mod"), "{}", text(&out));
+    assert!(text(&out).contains("Sec-mod PID"), "{}", text(&out));
 }
 
 fn text(out: &std::process::Output) -> String {
@@ -300,6 +300,7 @@ fn debian_stock_config_with_root_only_files() {
         status_field(main_pid, "Uid").split_whitespace().next(),
         Some("0")
     );
+    hostile_control_socket(&lab);
 
     // A password login, checked by the security module against the root-only file.
     let ca = pki.ca_pem.display().to_string();
