@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_proto::ipc::{
-    CommandReply, CookieRefusal, KeyRef, MainReply, MainRequest, SecModReply, SecModRequest,
-    SessionReply, SessionRequest, SignOp, WorkerCommand, WorkerSetup,
+    CommandReply, CookieRefusal, KeyRef, MainReply, MainRequest, Message, SecModReply,
+    SecModRequest, SessionReply, SessionRequest, SignOp, WorkerCommand, WorkerSetup,
 };
 use oc_tls::remote_key::{RemoteCert, RemoteSigner, SignRequest};
 use oc_tls::server::{TlsServer, TlsServerConfig};
@@ -69,17 +69,34 @@ pub struct Links {
 }
 
 impl Links {
-    /// Asks the security module, off the async threads.
-    pub async fn secmod(self: &Arc<Self>, request: SecModRequest) -> SecModReply {
+    /// One exchange with the process `pick` chooses, off the async threads; a failure
+    /// (the process gone, a stalled channel) is logged and answered by `failed`.
+    async fn ask<Q, R>(
+        self: &Arc<Self>,
+        pick: fn(&Links) -> &ChannelPool,
+        request: Q,
+        failed: fn(String) -> R,
+    ) -> R
+    where
+        Q: serde::Serialize + Message + Send + 'static,
+        R: serde::de::DeserializeOwned + Message + Send + 'static,
+    {
         let links = self.clone();
-        tokio::task::spawn_blocking(move || links.secmod.call(&request))
+        let pool = pick(self);
+        let peer = pool.peer();
+        tokio::task::spawn_blocking(move || pick(&links).call(&request))
             .await
             .map_err(|e| e.to_string())
             .and_then(|r| r.map_err(|e| e.to_string()))
             .unwrap_or_else(|e| {
-                error!("security module: {e}");
-                SecModReply::Refused(e)
+                error!("{peer}: {e}");
+                failed(e)
             })
+    }
+
+    /// Asks the security module.
+    pub async fn secmod(self: &Arc<Self>, request: SecModRequest) -> SecModReply {
+        self.ask(|l| &l.secmod, request, SecModReply::Refused).await
     }
 
     /// Asks the session store (in the security module).
@@ -93,17 +110,9 @@ impl Links {
         }
     }
 
-    /// Asks the main process, off the async threads.
+    /// Asks the main process.
     pub async fn main(self: &Arc<Self>, request: MainRequest) -> MainReply {
-        let links = self.clone();
-        tokio::task::spawn_blocking(move || links.main.call(&request))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| {
-                error!("main process: {e}");
-                MainReply::Failed(e)
-            })
+        self.ask(|l| &l.main, request, MainReply::Failed).await
     }
 }
 

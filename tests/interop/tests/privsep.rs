@@ -388,19 +388,48 @@ fn upstream_sample_config_password_and_otp() {
     );
 }
 
-#[test]
-fn upstream_sample_config_certificate_login() {
-    let mut lab = Lab::new("privsep-upstream-cert");
+/// Our server from upstream's sample with certificate authentication (user from the CN)
+/// and Debian's client; the client certificate of carol.
+struct CertLab {
+    lab: Lab,
+    config: String,
+    path: PathBuf,
+    ca: String,
+    cert: String,
+    key: String,
+    url: String,
+}
+
+fn cert_lab(test: &str) -> CertLab {
+    let mut lab = Lab::new(test);
     lab.use_real_client();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let secrets = Secrets::create(&lab, &pki);
     let mut config = for_lab(UPSTREAM_SAMPLE, &lab, &pki, &secrets, "certificate");
     config = set(&config, "cert-user-oid", "2.5.4.3");
-    lab.start_server_with_config(ServerKind::Ours, &config);
+    let path = lab.start_server_with_config(ServerKind::Ours, &config);
     let (cert, key, _) = pki.client_cert(&lab.dir, "carol", "p12pass");
-    let ca = pki.ca_pem.display().to_string();
-    let (cert, key) = (cert.display().to_string(), key.display().to_string());
-    let url = format!("https://{}/", lab.server_ip);
+    CertLab {
+        config,
+        path,
+        ca: pki.ca_pem.display().to_string(),
+        cert: cert.display().to_string(),
+        key: key.display().to_string(),
+        url: format!("https://{}/", lab.server_ip),
+        lab,
+    }
+}
+
+#[test]
+fn upstream_sample_config_certificate_login() {
+    let CertLab {
+        mut lab,
+        ca,
+        cert,
+        key,
+        url,
+        ..
+    } = cert_lab("privsep-upstream-cert");
     lab.spawn_client(
         &[
             "--non-inter",
@@ -482,17 +511,15 @@ fn network_process_restarts_and_security_module_death_stops_the_server() {
 /// refused; upstream's `true` lets the cookie through.
 #[test]
 fn certificate_required_on_connect_unless_cisco_client_compat() {
-    let mut lab = Lab::new("privsep-cert-compat");
-    lab.use_real_client();
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let secrets = Secrets::create(&lab, &pki);
-    let mut config = for_lab(UPSTREAM_SAMPLE, &lab, &pki, &secrets, "certificate");
-    config = set(&config, "cert-user-oid", "2.5.4.3");
-    let path = lab.start_server_with_config(ServerKind::Ours, &config);
-    let (cert, key, _) = pki.client_cert(&lab.dir, "carol", "p12pass");
-    let ca = pki.ca_pem.display().to_string();
-    let (cert, key) = (cert.display().to_string(), key.display().to_string());
-    let url = format!("https://{}/", lab.server_ip);
+    let CertLab {
+        mut lab,
+        config,
+        path,
+        ca,
+        cert,
+        key,
+        url,
+    } = cert_lab("privsep-cert-compat");
     let cookie = |lab: &Lab| {
         let out = lab.run_client(
             &[
