@@ -188,10 +188,12 @@ pub struct LeaseView {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SessionRequest {
-    /// After a successful login.
+    /// After a successful login: `ticket` from the check that completed it (none for a
+    /// certificate login, which only the network process sees).
     Create {
         user: String,
         group: Option<String>,
+        ticket: Option<AuthTicket>,
         /// `session-timeout`, seconds.
         timeout: Option<u32>,
     },
@@ -283,11 +285,23 @@ pub enum PasswordVerdict {
     Rejected,
 }
 
+/// Proof, for creating a session, that the security module checked a user's credentials
+/// (the network process cannot make one up).
+pub type AuthTicket = [u8; 16];
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecModReply {
-    Password(PasswordVerdict),
-    /// `None` accepted, else the reason for the log.
-    Otp(Option<String>),
+    /// With a ticket when the check completes the user's credentials (no OTP to follow).
+    Password {
+        verdict: PasswordVerdict,
+        ticket: Option<AuthTicket>,
+    },
+    /// `refused`: `None` when the code was accepted (then with a ticket), else the reason
+    /// for the log.
+    Otp {
+        refused: Option<String>,
+        ticket: Option<AuthTicket>,
+    },
     Signature(Vec<u8>),
     Session(SessionReply),
     /// The request was refused; the reason is for the log.
@@ -615,9 +629,12 @@ mod tests {
                 digest: vec![7; 32],
             },
         });
-        round_trip(SecModReply::Password(PasswordVerdict::Accepted {
-            groups: vec!["staff".into()],
-        }));
+        round_trip(SecModReply::Password {
+            verdict: PasswordVerdict::Accepted {
+                groups: vec!["staff".into()],
+            },
+            ticket: Some([7; 16]),
+        });
         round_trip(MainRequest::AddRoute {
             net: "10.1.0.0/16".parse().unwrap(),
         });

@@ -267,7 +267,6 @@ impl ChannelPool {
     pub fn peer(&self) -> &'static str {
         self.peer
     }
-
 }
 
 #[cfg(test)]

@@ -8,13 +8,15 @@
 //! the network process is served by its own thread, so a slow SHA-crypt check does not
 //! hold up a handshake's signature.
 
+use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
-    CommandReply, KeyRef, PasswordVerdict, SecModCommand, SecModReply, SecModRequest, SignOp,
+    AuthTicket, CommandReply, CookieRefusal, KeyRef, PasswordVerdict, SecModCommand, SecModReply,
+    SecModRequest, SessionReply, SessionRequest, SignOp,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
@@ -32,19 +34,72 @@ struct KeySet {
     keys: Vec<PKey<Private>>,
 }
 
+/// A `plain` method's password file and OTP users file.
+type PlainFiles = (Option<PathBuf>, Option<PathBuf>);
+
 /// What a reload replaces.
 struct Loaded {
-    /// Password and users files the configuration names: the only ones a request may use.
-    passwd_files: Vec<PathBuf>,
-    otp_files: Vec<PathBuf>,
+    /// The `plain` methods' password and users files: the only ones a request may use.
+    methods: Vec<PlainFiles>,
+    /// A certificate method is configured: its logins are checked by the network process
+    /// (the TLS handshake), so sessions may be created without a ticket.
+    certificate: bool,
     current: KeySet,
     /// The keys before the last reload, for handshakes that started before it.
     previous: Option<KeySet>,
 }
 
+/// How long a ticket for checked credentials waits for its session (auth-timeout's
+/// default is 240 s), and how many wait at once.
+const GRANT_LIFETIME: Duration = Duration::from_secs(600);
+const MAX_GRANTS: usize = 4096;
+
+/// Tickets for checked credentials, until a session is created with one: the network
+/// process cannot create a session for a user whose password nobody checked.
+#[derive(Debug, Default)]
+struct Grants {
+    issued: HashMap<AuthTicket, (String, Instant)>,
+}
+
+impl Grants {
+    fn issue(&mut self, user: &str, now: Instant) -> AuthTicket {
+        self.issued
+            .retain(|_, (_, at)| now.duration_since(*at) < GRANT_LIFETIME);
+        if self.issued.len() >= MAX_GRANTS {
+            let oldest = self
+                .issued
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(t, _)| *t);
+            if let Some(t) = oldest {
+                self.issued.remove(&t);
+            }
+        }
+        let mut ticket = [0u8; 16];
+        fill_random(&mut ticket);
+        self.issued.insert(ticket, (user.to_string(), now));
+        ticket
+    }
+
+    fn redeem(&mut self, ticket: &AuthTicket, user: &str, now: Instant) -> bool {
+        match self.issued.remove(ticket) {
+            Some((owner, at)) => owner == user && now.duration_since(at) < GRANT_LIFETIME,
+            None => false,
+        }
+    }
+}
+
+fn fill_random(buf: &mut [u8]) {
+    if let Err(e) = openssl::rand::rand_bytes(buf) {
+        error!("security module: no randomness: {e}");
+        std::process::abort();
+    }
+}
+
 pub struct SecMod {
     config_path: PathBuf,
     loaded: RwLock<Option<Loaded>>,
+    grants: Mutex<Grants>,
     /// Cookies and leases: they outlive a network process.
     sessions: Mutex<SessionService>,
 }
@@ -66,16 +121,16 @@ pub fn load_keys(config: &Config) -> Result<Vec<PKey<Private>>, String> {
         .collect()
 }
 
-fn auth_files(config: &Config) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut passwd = Vec::new();
-    let mut otp = Vec::new();
-    for method in config.auth.iter().chain(config.enable_auth.iter()) {
-        if let AuthMethod::Plain { passwd: p, otp: o } = method {
-            passwd.extend(p.clone());
-            otp.extend(o.clone());
-        }
-    }
-    (passwd, otp)
+/// The `plain` methods' files, and whether a certificate method is configured.
+fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
+    let all = || config.auth.iter().chain(config.enable_auth.iter());
+    let plain = all()
+        .filter_map(|m| match m {
+            AuthMethod::Plain { passwd, otp } => Some((passwd.clone(), otp.clone())),
+            AuthMethod::Certificate => None,
+        })
+        .collect();
+    (plain, all().any(|m| matches!(m, AuthMethod::Certificate)))
 }
 
 impl SecMod {
@@ -83,6 +138,7 @@ impl SecMod {
         Arc::new(Self {
             config_path,
             loaded: RwLock::new(None),
+            grants: Mutex::new(Grants::default()),
             sessions: Mutex::new(SessionService::new(Duration::from_secs(u64::from(
                 config::defaults::COOKIE_TIMEOUT,
             )))),
@@ -93,7 +149,7 @@ impl SecMod {
     fn reload(&self, generation: u32) -> Result<(), String> {
         let loaded = config::load(&self.config_path, false).map_err(|e| e.to_string())?;
         let keys = load_keys(&loaded.config)?;
-        let (passwd_files, otp_files) = auth_files(&loaded.config);
+        let (methods, certificate) = auth_methods(&loaded.config);
         crate::server::lock(&self.sessions)
             .set_cookie_timeout(Duration::from_secs(u64::from(loaded.config.cookie_timeout)));
         let mut slot = self
@@ -102,8 +158,8 @@ impl SecMod {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let previous = slot.take().map(|l| l.current);
         *slot = Some(Loaded {
-            passwd_files,
-            otp_files,
+            methods,
+            certificate,
             current: KeySet { generation, keys },
             previous,
         });
@@ -153,20 +209,6 @@ impl SecMod {
     }
 
     fn request(&self, request: SecModRequest) -> SecModReply {
-        if let SecModRequest::Session(request) = request {
-            let now = Now {
-                mono: Instant::now(),
-                wall: SystemTime::now(),
-            };
-            let mut random = |buf: &mut [u8]| {
-                if let Err(e) = openssl::rand::rand_bytes(buf) {
-                    error!("security module: no randomness: {e}");
-                    std::process::abort();
-                }
-            };
-            let reply = crate::server::lock(&self.sessions).handle(request, now, &mut random);
-            return SecModReply::Session(reply);
-        }
         let guard = self
             .loaded
             .read()
@@ -180,27 +222,40 @@ impl SecMod {
                 user,
                 password,
             } => {
-                let Some(path) = configured(&loaded.passwd_files, &passwd) else {
-                    warn!("security module: refused a check against {passwd:?}: not a configured password file");
-                    return SecModReply::Refused("not a configured password file".into());
+                let Some((path, otp)) = loaded.methods.iter().find_map(|(p, o)| {
+                    Some((p.as_ref().filter(|p| p.as_os_str() == passwd.as_str())?, o))
+                }) else {
+                    return refuse("a password file", &passwd);
                 };
-                let path = path.to_path_buf();
+                let (path, otp_follows) = (path.clone(), otp.is_some());
                 drop(guard);
-                SecModReply::Password(check_password(&path, &user, &password))
+                let verdict = check_password(&path, &user, &password);
+                let done = matches!(verdict, PasswordVerdict::Accepted { .. }) && !otp_follows;
+                let ticket = done.then(|| self.grant(&user));
+                SecModReply::Password { verdict, ticket }
             }
             SecModRequest::CheckOtp { otp, user, code } => {
-                let Some(path) = configured(&loaded.otp_files, &otp) else {
-                    warn!("security module: refused an OTP check against {otp:?}: not a configured users file");
-                    return SecModReply::Refused("not a configured OTP file".into());
+                let Some(path) = loaded
+                    .methods
+                    .iter()
+                    .find_map(|(_, o)| o.as_ref().filter(|o| o.as_os_str() == otp.as_str()))
+                    .cloned()
+                else {
+                    return refuse("an OTP users file", &otp);
                 };
-                let path = path.to_path_buf();
                 drop(guard);
                 let now = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs());
                 match otp::check_and_record(&path, &user, &code, now) {
-                    OtpOutcome::Accepted => SecModReply::Otp(None),
-                    OtpOutcome::Refused(why) => SecModReply::Otp(Some(why)),
+                    OtpOutcome::Accepted => SecModReply::Otp {
+                        refused: None,
+                        ticket: Some(self.grant(&user)),
+                    },
+                    OtpOutcome::Refused(why) => SecModReply::Otp {
+                        refused: Some(why),
+                        ticket: None,
+                    },
                 }
             }
             SecModRequest::Sign { key, op } => match sign(loaded, key, &op) {
@@ -210,16 +265,44 @@ impl SecMod {
                     SecModReply::Refused(e)
                 }
             },
-            SecModRequest::Session(_) => SecModReply::Refused("handled above".into()),
+            SecModRequest::Session(request) => {
+                let certificate = loaded.certificate;
+                drop(guard);
+                self.session(request, certificate)
+            }
         }
+    }
+
+    fn grant(&self, user: &str) -> AuthTicket {
+        crate::server::lock(&self.grants).issue(user, Instant::now())
+    }
+
+    /// A session request; a new session needs the ticket of a completed credential check
+    /// (unless certificate logins, which only the network process sees, are configured).
+    fn session(&self, request: SessionRequest, certificate: bool) -> SecModReply {
+        let now = Now {
+            mono: Instant::now(),
+            wall: SystemTime::now(),
+        };
+        if let SessionRequest::Create { user, ticket, .. } = &request {
+            let redeemed = ticket
+                .as_ref()
+                .is_some_and(|t| crate::server::lock(&self.grants).redeem(t, user, now.mono));
+            if !redeemed && !certificate {
+                warn!("security module: refused a session for '{user}': no credentials were checked for it");
+                return SecModReply::Session(SessionReply::Refused(CookieRefusal::Unavailable(
+                    "no checked credentials for this user".into(),
+                )));
+            }
+        }
+        let reply = crate::server::lock(&self.sessions).handle(request, now, &mut fill_random);
+        SecModReply::Session(reply)
     }
 }
 
-fn configured<'a>(allowed: &'a [PathBuf], asked: &str) -> Option<&'a Path> {
-    allowed
-        .iter()
-        .find(|p| p.as_os_str() == asked)
-        .map(PathBuf::as_path)
+fn refuse(what: &str, asked: &str) -> SecModReply {
+    warn!("security module: refused a check against {asked:?}: not {what} the configuration names");
+    SecModReply::Refused(format!("not {what} the configuration names"))
 }
 
 fn check_password(path: &Path, user: &str, password: &str) -> PasswordVerdict {

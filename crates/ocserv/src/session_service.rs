@@ -122,6 +122,7 @@ impl SessionService {
                 user,
                 group,
                 timeout,
+                ..
             } => {
                 let mut raw = [0u8; COOKIE_BYTES];
                 random(&mut raw);
@@ -364,6 +365,7 @@ mod tests {
             user: "alice".into(),
             group: None,
             timeout: None,
+            ticket: None,
         };
         match s.handle(request, t, rnd) {
             SessionReply::Created { cookie } => cookie,

@@ -30,6 +30,12 @@ use crate::server::{create_tun, describe_pools, AdminRequest, Runtime, Server};
 
 /// How long a caller waits for a free channel to another process.
 const CHANNEL_WAIT: Duration = Duration::from_secs(30);
+/// The longest the security module takes to answer (a password check waiting for the
+/// others); a channel that stalls longer is dropped rather than holding a thread forever.
+const SECMOD_ANSWER_LIMIT: Duration = Duration::from_secs(30);
+/// The main process runs scripts, which may take `script::SCRIPT_TIMEOUT`.
+const MAIN_ANSWER_LIMIT: Duration =
+    Duration::from_secs(crate::script::SCRIPT_TIMEOUT.as_secs() + 15);
 /// Pending connections the kernel queues for accept: std's 128 overflows under a
 /// connection flood, leaving attackers' connections hanging half-open.
 const LISTEN_BACKLOG: i32 = 4096;
@@ -218,16 +224,19 @@ pub fn run(mut control: Channel) -> Result<(), WorkerError> {
         return Err(WorkerError::NoStart);
     };
     let main_fds = fds.split_off((secmod_channels as usize).min(fds.len()));
-    let pool = |fds: Vec<OwnedFd>, peer| {
-        ChannelPool::new(
-            fds.into_iter().map(|fd| Channel::new(fd, peer)).collect(),
-            peer,
-            CHANNEL_WAIT,
-        )
+    let pool = |fds: Vec<OwnedFd>, peer, limit| -> Result<ChannelPool, ChannelError> {
+        let channels = fds
+            .into_iter()
+            .map(|fd| {
+                let channel = Channel::new(fd, peer);
+                channel.set_timeout(Some(limit)).map(|()| channel)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ChannelPool::new(channels, peer, CHANNEL_WAIT))
     };
     let links = Arc::new(Links {
-        secmod: pool(fds, "security module"),
-        main: pool(main_fds, "main process"),
+        secmod: pool(fds, "security module", SECMOD_ANSWER_LIMIT)?,
+        main: pool(main_fds, "main process", MAIN_ANSWER_LIMIT)?,
     });
     let started = setup_and_confine(&setup, &links);
     let (runtime, sockets, tun) = match started {

@@ -14,8 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oc_proto::ipc::{
-    CommandReply, KeyRef, PasswordVerdict, SecModCommand, SecModReply, SecModRequest, SignOp,
-    MAX_FRAME,
+    CommandReply, CookieRefusal, KeyRef, PasswordVerdict, SecModCommand, SecModReply,
+    SecModRequest, SessionReply, SessionRequest, SignOp, MAX_FRAME,
 };
 use ocserv::channel::Channel;
 use openssl::asn1::Asn1Time;
@@ -154,14 +154,50 @@ fn hostile_frames_close_only_their_channel() {
         user: "alice".into(),
         password: password.into(),
     };
-    assert_eq!(
-        ask(check(&passwd, "secret")),
-        SecModReply::Password(PasswordVerdict::Accepted { groups: vec![] })
-    );
+    let SecModReply::Password {
+        verdict: PasswordVerdict::Accepted { groups },
+        ticket: Some(ticket),
+    } = ask(check(&passwd, "secret"))
+    else {
+        panic!("the right password was not accepted with a ticket");
+    };
+    assert!(groups.is_empty());
     assert_eq!(
         ask(check(&passwd, "wrong")),
-        SecModReply::Password(PasswordVerdict::Rejected)
+        SecModReply::Password {
+            verdict: PasswordVerdict::Rejected,
+            ticket: None
+        }
     );
+    // A session only with the ticket of a completed check, once, for its user.
+    let create = |user: &str, ticket| {
+        SecModRequest::Session(SessionRequest::Create {
+            user: user.into(),
+            group: None,
+            timeout: None,
+            ticket,
+        })
+    };
+    let refused = |reply: SecModReply| {
+        matches!(
+            reply,
+            SecModReply::Session(SessionReply::Refused(CookieRefusal::Unavailable(_)))
+        )
+    };
+    assert!(refused(ask(create("alice", None))));
+    assert!(refused(ask(create("mallory", Some(ticket)))));
+    let SecModReply::Password {
+        ticket: Some(ticket),
+        ..
+    } = ask(check(&passwd, "secret"))
+    else {
+        panic!("no ticket");
+    };
+    assert!(matches!(
+        ask(create("alice", Some(ticket))),
+        SecModReply::Session(SessionReply::Created { .. })
+    ));
+    assert!(refused(ask(create("alice", Some(ticket)))));
     assert!(matches!(
         ask(check(Path::new("/etc/shadow"), "x")),
         SecModReply::Refused(_)

@@ -4,13 +4,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
-use oc_proto::ipc::{PasswordVerdict, SecModReply, SecModRequest, SessionReply, SessionRequest};
+use oc_proto::ipc::{
+    AuthTicket, PasswordVerdict, SecModReply, SecModRequest, SessionReply, SessionRequest,
+};
 use oc_tls::server::{cert_field, verified_client_cert};
 use oc_tls::TlsStream;
 use tokio::io::AsyncReadExt;
@@ -73,6 +75,9 @@ struct Login<'a> {
     rt: &'a Runtime,
     context_cookie: &'a str,
     accepted: Instant,
+    /// The security module's ticket from the check that completed the credentials, for
+    /// creating the session.
+    ticket: Mutex<Option<AuthTicket>>,
 }
 
 impl Server {
@@ -213,6 +218,7 @@ impl Server {
             rt: &rt,
             context_cookie: &context_cookie,
             accepted,
+            ticket: Mutex::new(None),
         };
         for _ in 0..MAX_REQUESTS {
             let request = read_request(&mut stream, &mut reader, &mut buf, peer).await?;
@@ -290,7 +296,8 @@ impl Server {
         {
             let result = {
                 let _slot = self.password_checks.acquire().await;
-                self.check_password(passwd, user.clone(), password).await
+                self.check_password(passwd, user.clone(), password, login)
+                    .await
             };
             if result == PlainAuth::Rejected {
                 self.metrics.auth_failed(AuthFailure::Password);
@@ -302,7 +309,7 @@ impl Server {
         if let AuthStep::CheckOtp { otp, user, code } = step {
             let outcome = {
                 let _slot = self.password_checks.acquire().await;
-                self.check_otp(otp, user.clone(), code).await
+                self.check_otp(otp, user.clone(), code, login).await
             };
             if let OtpOutcome::Refused(why) = &outcome {
                 self.metrics.auth_failed(AuthFailure::Otp);
@@ -348,7 +355,8 @@ impl Server {
     ) -> bool {
         let (peer, config) = (login.peer, &login.rt.config);
         lock(&self.totals).logged_in(login.accepted.elapsed());
-        let cookie = match self.create_session(user, group, config).await {
+        let ticket = lock(&login.ticket).take();
+        let cookie = match self.create_session(user, group, ticket, config).await {
             Ok(cookie) => cookie,
             Err(e) => {
                 warn!("{peer}: user '{user}' refused: {e}");
@@ -395,6 +403,7 @@ impl Server {
         &self,
         user: &str,
         group: Option<&str>,
+        ticket: Option<AuthTicket>,
         config: &Config,
     ) -> Result<String, String> {
         let settings = self.user_settings(config, user, group).await?;
@@ -402,6 +411,7 @@ impl Server {
             user: user.to_string(),
             group: group.map(str::to_string),
             timeout: settings.session_timeout,
+            ticket,
         };
         match self.links.session(create).await {
             SessionReply::Created { cookie } => Ok(cookie),
@@ -409,34 +419,56 @@ impl Server {
         }
     }
 
-    /// A password check in the security module.
-    async fn check_password(&self, passwd: PathBuf, user: String, password: String) -> PlainAuth {
+    /// A password check in the security module; its ticket lands in `login`.
+    async fn check_password(
+        &self,
+        passwd: PathBuf,
+        user: String,
+        password: String,
+        login: &Login<'_>,
+    ) -> PlainAuth {
         let request = SecModRequest::CheckPassword {
             passwd: passwd.display().to_string(),
             user,
             password,
         };
-        match self.links.secmod(request).await {
-            SecModReply::Password(PasswordVerdict::Accepted { groups }) => {
-                PlainAuth::Accepted { groups }
-            }
-            SecModReply::Password(PasswordVerdict::NoPasswordSet { groups }) => {
-                PlainAuth::NoPasswordSet { groups }
-            }
-            _ => PlainAuth::Rejected,
+        let SecModReply::Password { verdict, ticket } = self.links.secmod(request).await else {
+            return PlainAuth::Rejected;
+        };
+        *lock(&login.ticket) = ticket;
+        match verdict {
+            PasswordVerdict::Accepted { groups } => PlainAuth::Accepted { groups },
+            PasswordVerdict::NoPasswordSet { groups } => PlainAuth::NoPasswordSet { groups },
+            PasswordVerdict::Rejected => PlainAuth::Rejected,
         }
     }
 
-    /// An OTP check (and its use recorded) in the security module.
-    async fn check_otp(&self, otp: PathBuf, user: String, code: String) -> OtpOutcome {
+    /// An OTP check (and its use recorded) in the security module; its ticket lands in
+    /// `login`.
+    async fn check_otp(
+        &self,
+        otp: PathBuf,
+        user: String,
+        code: String,
+        login: &Login<'_>,
+    ) -> OtpOutcome {
         let request = SecModRequest::CheckOtp {
             otp: otp.display().to_string(),
             user,
             code,
         };
         match self.links.secmod(request).await {
-            SecModReply::Otp(None) => OtpOutcome::Accepted,
-            SecModReply::Otp(Some(why)) | SecModReply::Refused(why) => OtpOutcome::Refused(why),
+            SecModReply::Otp {
+                refused: None,
+                ticket,
+            } => {
+                *lock(&login.ticket) = ticket;
+                OtpOutcome::Accepted
+            }
+            SecModReply::Otp {
+                refused: Some(why), ..
+            }
+            | SecModReply::Refused(why) => OtpOutcome::Refused(why),
             other => OtpOutcome::Refused(format!("unexpected answer {other:?}")),
         }
     }
