@@ -37,9 +37,11 @@ const CHANNELS: usize = 8;
 /// A network process that dies this often within [`RESTART_WINDOW`] is not started again.
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
-/// How long the network process may take to start serving, or to stop.
+/// How long the network process may take to start serving.
 const START_LIMIT: Duration = Duration::from_secs(30);
-const STOP_LIMIT: Duration = Duration::from_secs(20);
+/// Stopping waits for clients' goodbyes and their disconnect scripts (which may take
+/// `script::SCRIPT_TIMEOUT`).
+const STOP_LIMIT: Duration = Duration::from_secs(script::SCRIPT_TIMEOUT.as_secs() + 15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {

@@ -155,7 +155,17 @@ impl RemoteSigner for SecModSigner {
             generation: self.generation,
             index,
         };
-        match self.links.secmod.call(&SecModRequest::Sign { key, op }) {
+        let request = SecModRequest::Sign { key, op };
+        let call = || self.links.secmod.call(&request);
+        // The handshake waits for the security module; on the multi-threaded runtime the
+        // other connections go on meanwhile (another thread takes over this one's tasks).
+        let reply = match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(call)
+            }
+            _ => call(),
+        };
+        match reply {
             Ok(SecModReply::Signature(signature)) => Ok(signature),
             Ok(SecModReply::Refused(why)) => Err(why),
             Ok(other) => Err(format!("unexpected answer {other:?}")),
