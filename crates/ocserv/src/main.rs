@@ -29,7 +29,8 @@ supervision), a security module that alone holds the private key and reads the p
 and OTP files, and one network process serving every session as run-as-user, without \
 capabilities (and with a system-call filter when isolate-workers = true). All sessions \
 share one tun device, named after the `device` key (vpns0, ...). Configuration keys follow ocserv(8); keys \
-not supported yet are named in a warning (and refused by -t when they affect security).";
+not supported yet are named in a warning, and a security setting that is not enforced stops \
+the server, naming the key and line.";
 
 const AFTER_HELP: &str = "\
 SIGNALS
@@ -257,7 +258,7 @@ fn child_args(cli: &Cli) -> Vec<std::ffi::OsString> {
     args
 }
 
-fn run_main(cli: Cli, daemon: bool) -> anyhow::Result<()> {
+fn run_main(mut cli: Cli, daemon: bool) -> anyhow::Result<()> {
     let loaded = config::load(&cli.config, false)?;
     for w in loaded
         .warnings
@@ -269,9 +270,18 @@ fn run_main(cli: Cli, daemon: bool) -> anyhow::Result<()> {
     if loaded.config.tcp_port.is_none() {
         bail!("{}: tcp-port is not set", cli.config.display());
     }
+    // The security module, the network process and every reload read the configuration
+    // again by this path, after daemon() has moved to /: a relative one must not change
+    // meaning.
+    cli.config = std::path::absolute(&cli.config)
+        .with_context(|| format!("{}: cannot make the path absolute", cli.config.display()))?;
     if daemon {
         nix::unistd::daemon(false, cli.log_stderr).context("cannot run in the background")?;
     }
+    // A process group of our own, as ocserv: the security module and the network process
+    // are in it, so `kill -- -PID` stops all three. Fails only when we already lead a
+    // session (after daemon()), and then we lead our group too.
+    let _ = nix::unistd::setpgid(nix::unistd::Pid::from_raw(0), nix::unistd::Pid::from_raw(0));
     let pid_file = cli
         .pid_file
         .clone()
