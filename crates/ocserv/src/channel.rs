@@ -262,11 +262,119 @@ impl ChannelPool {
             }
         }
     }
+}
 
-    /// The process at the other end, for messages.
-    pub fn peer(&self) -> &'static str {
-        self.peer
+/// A channel of an [`AsyncChannelPool`]: as received, or registered with the runtime.
+#[derive(Debug)]
+enum AsyncSlot {
+    Std(UnixStream),
+    Tokio(tokio::net::UnixStream),
+}
+
+/// Channels used from async code (the network process's tasks): an exchange awaits the
+/// answer without holding a thread. The channels are registered with the runtime on first
+/// use (the pool is made before the runtime exists). Failed channels are dropped, as in
+/// [`ChannelPool`].
+#[derive(Debug)]
+pub struct AsyncChannelPool {
+    free: Mutex<Vec<AsyncSlot>>,
+    /// One permit per channel not yet dropped.
+    slots: tokio::sync::Semaphore,
+    alive: std::sync::atomic::AtomicUsize,
+    peer: &'static str,
+    /// How long an exchange may take, and a caller wait for a free channel.
+    limit: Duration,
+}
+
+impl AsyncChannelPool {
+    pub fn new(channels: Vec<OwnedFd>, peer: &'static str, limit: Duration) -> Self {
+        let count = channels.len();
+        Self {
+            free: Mutex::new(
+                channels
+                    .into_iter()
+                    .map(|fd| AsyncSlot::Std(fd.into()))
+                    .collect(),
+            ),
+            slots: tokio::sync::Semaphore::new(count),
+            alive: std::sync::atomic::AtomicUsize::new(count),
+            peer,
+            limit,
+        }
     }
+
+    /// One exchange on a free channel.
+    pub async fn call<Q, R>(&self, request: &Q) -> Result<R, ChannelError>
+    where
+        Q: Serialize + Message,
+        R: DeserializeOwned + Message,
+    {
+        use std::sync::atomic::Ordering;
+        let peer = self.peer;
+        if self.alive.load(Ordering::SeqCst) == 0 {
+            return Err(ChannelError::Gone { peer });
+        }
+        let permit = tokio::time::timeout(self.limit, self.slots.acquire())
+            .await
+            .map_err(|_| ChannelError::Busy {
+                peer,
+                waited: self.limit,
+            })?
+            .map_err(|_| ChannelError::Gone { peer })?;
+        let slot = crate::server::lock(&self.free).pop();
+        let mut stream = match slot {
+            Some(AsyncSlot::Tokio(stream)) => stream,
+            Some(AsyncSlot::Std(stream)) => stream
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixStream::from_std(stream))
+                .map_err(|source| ChannelError::Io { peer, source })?,
+            None => return Err(ChannelError::Gone { peer }),
+        };
+        let exchange = exchange::<Q, R>(&mut stream, request, peer);
+        let result = match tokio::time::timeout(self.limit, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(ChannelError::Busy {
+                peer,
+                waited: self.limit,
+            }),
+        };
+        if result.is_ok() {
+            crate::server::lock(&self.free).push(AsyncSlot::Tokio(stream));
+        } else {
+            // Out of step or gone: this channel is not used again.
+            permit.forget();
+            self.alive.fetch_sub(1, Ordering::SeqCst);
+        }
+        result
+    }
+}
+
+/// Writes one request frame and reads the reply frame.
+async fn exchange<Q, R>(
+    stream: &mut tokio::net::UnixStream,
+    request: &Q,
+    peer: &'static str,
+) -> Result<R, ChannelError>
+where
+    Q: Serialize + Message,
+    R: DeserializeOwned + Message,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let io = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::UnexpectedEof {
+            ChannelError::Closed { peer }
+        } else {
+            ChannelError::Io { peer, source }
+        }
+    };
+    let message = |source| ChannelError::Message { peer, source };
+    let frame = ipc::encode(request).map_err(message)?;
+    stream.write_all(&frame).await.map_err(io)?;
+    let mut header = [0u8; FRAME_HEADER_LEN - 1];
+    stream.read_exact(&mut header).await.map_err(io)?;
+    let mut body = vec![0u8; ipc::frame_len(header).map_err(message)?];
+    stream.read_exact(&mut body).await.map_err(io)?;
+    ipc::decode(&body).map_err(message)
 }
 
 #[cfg(test)]
@@ -338,5 +446,31 @@ mod tests {
         // The dead channel is tried first (last in), fails and is dropped.
         assert!(ask().is_err());
         assert_eq!(ask().unwrap(), MainReply::Done);
+    }
+
+    #[tokio::test]
+    async fn an_async_pool_answers_and_drops_a_dead_channel() {
+        let (good, far) = UnixStream::pair().unwrap();
+        let (dead, gone) = UnixStream::pair().unwrap();
+        drop(gone);
+        std::thread::spawn(move || {
+            Channel::new(far, "test").serve(|_: Received<MainRequest>| MainReply::Done)
+        });
+        let pool = AsyncChannelPool::new(
+            vec![good.into(), dead.into()],
+            "test",
+            Duration::from_secs(5),
+        );
+        let request = MainRequest::AddressInUse {
+            addr: "10.0.0.1".parse().unwrap(),
+        };
+        // The dead channel is taken first (last in), fails and is dropped.
+        assert!(pool.call::<_, MainReply>(&request).await.is_err());
+        for _ in 0..3 {
+            assert_eq!(
+                pool.call::<_, MainReply>(&request).await.unwrap(),
+                MainReply::Done
+            );
+        }
     }
 }

@@ -31,9 +31,11 @@ use crate::config::{self, AuthMethod, Config};
 use crate::passwd::PasswdFile;
 use crate::script;
 
-/// Channels from the network process to each of the others: its concurrent password
-/// checks and handshakes (sec-mod) and scripts (main) each take one for an exchange.
+/// Channels from the network process to each of the others: its concurrent requests
+/// (credential checks, session store; scripts and routes) each take one for an exchange.
 const CHANNELS: usize = 8;
+/// The security module also gets the network process's signing channels.
+const SECMOD_CHANNELS: usize = CHANNELS + crate::worker::SIGNING_CHANNELS;
 /// A network process that dies this often within [`RESTART_WINDOW`] is not started again.
 const MAX_RESTARTS: usize = 5;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
@@ -366,10 +368,10 @@ fn start_worker(
     setup: WorkerSetup,
 ) -> Result<Child, SupervisorError> {
     let role = "network process";
-    let pairs = |near, far| -> Result<(Vec<Channel>, Vec<Channel>), SupervisorError> {
+    let pairs = |near, far, count| -> Result<(Vec<Channel>, Vec<Channel>), SupervisorError> {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
-        for _ in 0..CHANNELS {
+        for _ in 0..count {
             let (a, b) = Channel::pair(near, far)
                 .map_err(|source| SupervisorError::Spawn { role, source })?;
             ours.push(a);
@@ -378,7 +380,8 @@ fn start_worker(
         Ok((ours, theirs))
     };
     // Security module <-> network process.
-    let (secmod_ends, worker_secmod_ends) = pairs("security module", "network process")?;
+    let (secmod_ends, worker_secmod_ends) =
+        pairs("security module", "network process", SECMOD_CHANNELS)?;
     let secmod_fds: Vec<OwnedFd> = secmod_ends.into_iter().map(Channel::into_fd).collect();
     let borrowed: Vec<_> = secmod_fds.iter().map(AsFd::as_fd).collect();
     secmod.control.send(&SecModCommand::Serve, &borrowed)?;
@@ -390,7 +393,7 @@ fn start_worker(
     }
     drop(secmod_fds);
     // Main <-> network process.
-    let (main_ends, worker_main_ends) = pairs("main process", "network process")?;
+    let (main_ends, worker_main_ends) = pairs("main process", "network process", CHANNELS)?;
     for channel in main_ends {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -413,7 +416,7 @@ fn start_worker(
     let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
     let start = WorkerCommand::Start {
         setup,
-        secmod_channels: CHANNELS as u32,
+        secmod_channels: SECMOD_CHANNELS as u32,
     };
     worker.control.send(&start, &borrowed)?;
     drop(fds);

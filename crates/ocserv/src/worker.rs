@@ -7,14 +7,13 @@
 //! kernel routes and `ping-leases` go to the main process. It holds no private key and
 //! opens no password file.
 
-use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use oc_proto::ipc::{
-    CommandReply, CookieRefusal, KeyRef, MainReply, MainRequest, Message, SecModReply,
-    SecModRequest, SessionReply, SessionRequest, SignOp, WorkerCommand, WorkerSetup,
+    CommandReply, CookieRefusal, KeyRef, MainReply, MainRequest, SecModReply, SecModRequest,
+    SessionReply, SessionRequest, SignOp, WorkerCommand, WorkerSetup,
 };
 use oc_tls::remote_key::{RemoteCert, RemoteSigner, SignRequest};
 use oc_tls::server::{TlsServer, TlsServerConfig};
@@ -23,13 +22,17 @@ use tokio::sync::mpsc;
 use tracing::{error, info, warn};
 
 use crate::auth::FormSettings;
-use crate::channel::{Channel, ChannelError, ChannelPool, Received};
+use crate::channel::{AsyncChannelPool, Channel, ChannelError, ChannelPool, Received};
 use crate::config::{self, AuthMethod, Config};
 use crate::sandbox::{self, Identity};
 use crate::server::{create_tun, describe_pools, AdminRequest, Runtime, Server};
 
-/// How long a caller waits for a free channel to another process.
+/// How long a handshake waits for a free signing channel.
 const CHANNEL_WAIT: Duration = Duration::from_secs(30);
+/// The first channels to the security module serve signatures, asked synchronously from
+/// inside handshakes (at most one per runtime thread at a time); the others serve the
+/// async tasks.
+pub const SIGNING_CHANNELS: usize = 4;
 /// The longest the security module takes to answer (a password check waiting for the
 /// others); a channel that stalls longer is dropped rather than holding a thread forever.
 const SECMOD_ANSWER_LIMIT: Duration = Duration::from_secs(30);
@@ -70,43 +73,25 @@ pub enum WorkerError {
 /// The processes the network process may ask things of.
 #[derive(Debug)]
 pub struct Links {
-    pub secmod: ChannelPool,
-    pub main: ChannelPool,
+    /// Credential checks and the session store, from the async tasks.
+    pub secmod: AsyncChannelPool,
+    /// Signatures, asked synchronously from inside TLS handshakes.
+    pub signer: ChannelPool,
+    pub main: AsyncChannelPool,
 }
 
 impl Links {
-    /// One exchange with the process `pick` chooses, off the async threads; a failure
-    /// (the process gone, a stalled channel) is logged and answered by `failed`.
-    async fn ask<Q, R>(
-        self: &Arc<Self>,
-        pick: fn(&Links) -> &ChannelPool,
-        request: Q,
-        failed: fn(String) -> R,
-    ) -> R
-    where
-        Q: serde::Serialize + Message + Send + 'static,
-        R: serde::de::DeserializeOwned + Message + Send + 'static,
-    {
-        let links = self.clone();
-        let pool = pick(self);
-        let peer = pool.peer();
-        tokio::task::spawn_blocking(move || pick(&links).call(&request))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.to_string()))
-            .unwrap_or_else(|e| {
-                error!("{peer}: {e}");
-                failed(e)
-            })
-    }
-
-    /// Asks the security module.
-    pub async fn secmod(self: &Arc<Self>, request: SecModRequest) -> SecModReply {
-        self.ask(|l| &l.secmod, request, SecModReply::Refused).await
+    /// Asks the security module; a failure (the process gone, a stalled channel) is logged
+    /// and answered as a refusal.
+    pub async fn secmod(&self, request: SecModRequest) -> SecModReply {
+        self.secmod.call(&request).await.unwrap_or_else(|e| {
+            error!("{e}");
+            SecModReply::Refused(e.to_string())
+        })
     }
 
     /// Asks the session store (in the security module).
-    pub async fn session(self: &Arc<Self>, request: SessionRequest) -> SessionReply {
+    pub async fn session(&self, request: SessionRequest) -> SessionReply {
         match self.secmod(SecModRequest::Session(request)).await {
             SecModReply::Session(reply) => reply,
             SecModReply::Refused(why) => SessionReply::Refused(CookieRefusal::Unavailable(why)),
@@ -116,9 +101,12 @@ impl Links {
         }
     }
 
-    /// Asks the main process.
-    pub async fn main(self: &Arc<Self>, request: MainRequest) -> MainReply {
-        self.ask(|l| &l.main, request, MainReply::Failed).await
+    /// Asks the main process; a failure is logged and answered as such.
+    pub async fn main(&self, request: MainRequest) -> MainReply {
+        self.main.call(&request).await.unwrap_or_else(|e| {
+            error!("{e}");
+            MainReply::Failed(e.to_string())
+        })
     }
 }
 
@@ -155,17 +143,7 @@ impl RemoteSigner for SecModSigner {
             generation: self.generation,
             index,
         };
-        let request = SecModRequest::Sign { key, op };
-        let call = || self.links.secmod.call(&request);
-        // The handshake waits for the security module; on the multi-threaded runtime the
-        // other connections go on meanwhile (another thread takes over this one's tasks).
-        let reply = match tokio::runtime::Handle::try_current() {
-            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(call)
-            }
-            _ => call(),
-        };
-        match reply {
+        match self.links.signer.call(&SecModRequest::Sign { key, op }) {
             Ok(SecModReply::Signature(signature)) => Ok(signature),
             Ok(SecModReply::Refused(why)) => Err(why),
             Ok(other) => Err(format!("unexpected answer {other:?}")),
@@ -234,19 +212,20 @@ pub fn run(mut control: Channel) -> Result<(), WorkerError> {
         return Err(WorkerError::NoStart);
     };
     let main_fds = fds.split_off((secmod_channels as usize).min(fds.len()));
-    let pool = |fds: Vec<OwnedFd>, peer, limit| -> Result<ChannelPool, ChannelError> {
-        let channels = fds
-            .into_iter()
-            .map(|fd| {
-                let channel = Channel::new(fd, peer);
-                channel.set_timeout(Some(limit)).map(|()| channel)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(ChannelPool::new(channels, peer, CHANNEL_WAIT))
-    };
+    let secmod_fds = fds.split_off(SIGNING_CHANNELS.min(fds.len()));
+    let signer = fds
+        .into_iter()
+        .map(|fd| {
+            let channel = Channel::new(fd, "security module");
+            channel
+                .set_timeout(Some(SECMOD_ANSWER_LIMIT))
+                .map(|()| channel)
+        })
+        .collect::<Result<_, _>>()?;
     let links = Arc::new(Links {
-        secmod: pool(fds, "security module", SECMOD_ANSWER_LIMIT)?,
-        main: pool(main_fds, "main process", MAIN_ANSWER_LIMIT)?,
+        secmod: AsyncChannelPool::new(secmod_fds, "security module", SECMOD_ANSWER_LIMIT),
+        signer: ChannelPool::new(signer, "security module", CHANNEL_WAIT),
+        main: AsyncChannelPool::new(main_fds, "main process", MAIN_ANSWER_LIMIT),
     });
     let started = setup_and_confine(&setup, &links);
     let (runtime, sockets, tun) = match started {
