@@ -600,6 +600,17 @@ impl Lab {
         .is_some()
     }
 
+    /// Asserts that the host behind the server answers pings through the tunnel within 20 s,
+    /// showing both logs otherwise; `what` says which tunnel.
+    pub fn assert_tunnel(&self, what: &str) {
+        assert!(
+            self.ping_behind(Duration::from_secs(20)),
+            "no tunnel {what}:\n{}\n{}",
+            self.log("client.log"),
+            self.log("ocserv.log")
+        );
+    }
+
     /// `Udp: InDatagrams` of the client namespace (/proc/net/snmp is per namespace): how
     /// many UDP datagrams it received, to prove traffic went over DTLS.
     pub fn client_udp_in(&self) -> u64 {

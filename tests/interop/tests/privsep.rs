@@ -307,12 +307,7 @@ fn debian_stock_config_with_root_only_files() {
     let url = format!("https://{}/", lab.server_ip);
     let client_script = lab.recording_script();
     lab.spawn_client(&login_args(&ca, &["-s", &client_script, &url]), "secret\n");
-    assert!(
-        lab.ping_behind(SECS(20)),
-        "no tunnel:\n{}\n{}",
-        lab.log("client.log"),
-        lab.log("ocserv.log")
-    );
+    lab.assert_tunnel("with a password");
     // The connect script ran as root, with ocserv's variables.
     let uid = wait_until(SECS(10), || {
         Some(lab.log("script.connect.uid")).filter(|s| !s.is_empty())
@@ -366,12 +361,7 @@ fn upstream_sample_config_password_and_otp() {
         ),
         "secret\n",
     );
-    assert!(
-        lab.ping_behind(SECS(20)),
-        "no tunnel with password + OTP:\n{}\n{}",
-        lab.log("client.log"),
-        lab.log("ocserv.log")
-    );
+    lab.assert_tunnel("with password + OTP");
     // The security module recorded the code in the root-only users file.
     let users = std::fs::read_to_string(secrets.path("users.oath")).unwrap();
     assert!(
@@ -443,12 +433,7 @@ fn upstream_sample_config_certificate_login() {
         ],
         "",
     );
-    assert!(
-        lab.ping_behind(SECS(20)),
-        "no tunnel with a certificate:\n{}\n{}",
-        lab.log("client.log"),
-        lab.log("ocserv.log")
-    );
+    lab.assert_tunnel("with a certificate");
     assert!(lab.log("ocserv.log").contains("user 'carol' authenticated"));
 }
 
@@ -466,7 +451,7 @@ fn network_process_restarts_and_security_module_death_stops_the_server() {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
-    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("ocserv.log"));
+    lab.assert_tunnel("with a password");
 
     // The network process dies: the main process says so and starts another; the
     // client reconnects with its cookie.
@@ -548,12 +533,7 @@ fn certificate_required_on_connect_unless_cisco_client_compat() {
         &["--non-inter", "--cafile", &ca, "--cookie-on-stdin", &url],
         &format!("{first}\n"),
     );
-    assert!(
-        lab.ping_behind(SECS(20)),
-        "cookie refused with cisco-client-compat = true:\n{}\n{}",
-        lab.log("client.log"),
-        lab.log("ocserv.log")
-    );
+    lab.assert_tunnel("with a cookie alone and cisco-client-compat = true");
     // false: a cookie without the certificate is refused (openconnect exits 2).
     std::fs::write(&path, set(&config, "cisco-client-compat", "false")).unwrap();
     sh(&format!("kill -HUP {}", lab.server_pid()));
@@ -616,7 +596,7 @@ fn rsa_and_ecdsa_pairs_are_chosen_by_signature_algorithms() {
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
-    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("ocserv.log"));
+    lab.assert_tunnel("over the ECDSA certificate");
 
     // An Ed25519 pair: refused at start, naming the certificate.
     let ed_key = openssl::pkey::PKey::generate_ed25519().unwrap();
