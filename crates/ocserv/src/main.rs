@@ -231,6 +231,14 @@ fn channel_from_main(peer: &'static str) -> anyhow::Result<Channel> {
 fn run_secmod(cli: &Cli) -> anyhow::Result<()> {
     let control = channel_from_main("main process")?;
     ocserv::sandbox::harden_privileged().context("security module")?;
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("security module: signal handling")?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || signals.block_on(ocserv::worker::ignore_signals()))
+        .context("security module: signal thread")?;
     SecMod::new(cli.config.clone()).serve_main(control)
 }
 

@@ -257,8 +257,8 @@ impl Supervisor {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 status = self.secmod.process.wait() => {
+                    // Logged by the caller, with the exit status 1 it leads to.
                     let status = describe(status);
-                    error!("the security module exited ({status}); stopping the server");
                     self.stop_worker();
                     return Err(SupervisorError::SecModDied(status));
                 }

@@ -541,9 +541,10 @@ async fn serve(
     Ok(())
 }
 
-/// The main process decides when this process stops or reloads; signals sent to the
-/// whole process group (Ctrl-C in the foreground) are for it, so here they are only noted.
-async fn ignore_signals() {
+/// The main process decides when the other processes stop or reload; signals sent to the
+/// whole process group (`kill -- -PID`, systemd's control group) are for it, so here they
+/// are only noted (the security module runs this on a thread of its own).
+pub async fn ignore_signals() {
     let mut signals = Vec::new();
     for kind in [
         SignalKind::hangup(),

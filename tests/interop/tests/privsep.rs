@@ -453,6 +453,13 @@ fn network_process_restarts_and_security_module_death_stops_the_server() {
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
     lab.assert_tunnel("with a password");
 
+    // SIGHUP to the whole process group (as `kill -HUP -- -PID` or a service manager
+    // sends it) reloads once; the other processes take orders from the main one only.
+    let secmod = child_with_role(main_pid, "secmod").expect("a security module");
+    sh(&format!("/bin/kill -s HUP -- -{main_pid}"));
+    lab.wait_for_log("ocserv.log", "configuration reloaded", SECS(10));
+    assert!(process_alive(secmod), "SIGHUP killed the security module");
+
     // The network process dies: the main process says so and starts another; the
     // client reconnects with its cookie.
     let worker = child_with_role(main_pid, "worker").unwrap();
@@ -472,7 +479,6 @@ fn network_process_restarts_and_security_module_death_stops_the_server() {
 
     // The security module dies: the server stops with a failure (upstream's
     // test-secmod-kill), saying why.
-    let secmod = child_with_role(main_pid, "secmod").expect("a security module");
     sh(&format!("kill -KILL {secmod}"));
     let code = lab.wait_server(SECS(30));
     assert_eq!(

@@ -571,9 +571,13 @@ impl Draft {
             "socket-file" => set(&mut self.socket_file, path(e, d)),
             "occtl-socket-file" => set(&mut self.occtl_socket_file, path(e, d)),
             "use-occtl" => set(&mut self.use_occtl, boolean(e, d)),
+            // As ocserv: only `use-dbus = true` means use-occtl; `false` changes nothing
+            // (configs say `use-dbus = no` next to `use-occtl = true`).
             "use-dbus" => {
-                d.warn(line, "use-dbus is the old name of use-occtl");
-                set(&mut self.use_occtl, boolean(e, d));
+                if boolean(e, d) == Some(true) {
+                    d.warn(line, "use-dbus is the old name of use-occtl");
+                    self.use_occtl = Some(true);
+                }
             }
             "cisco-client-compat" => set(&mut self.cisco_client_compat, boolean(e, d)),
             "always-require-cert" => {

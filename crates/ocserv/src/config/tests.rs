@@ -1405,6 +1405,10 @@ fn deprecated_aliases() {
     assert_has(&l.warnings, L, "old name of isolate-workers");
     assert_has(&l.warnings, L + 1, "old name of use-occtl");
     assert_has(&l.warnings, L + 2, "replaced by cisco-client-compat");
+    // `use-dbus = no` next to `use-occtl = true` (upstream's test configs) keeps occtl on.
+    let l = ok("use-occtl = true\nuse-dbus = no\n");
+    assert!(l.config.use_occtl);
+    assert!(l.warnings.is_empty(), "{:#?}", l.warnings);
 }
 
 #[test]
