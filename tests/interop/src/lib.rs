@@ -209,6 +209,9 @@ impl Pki {
     }
 }
 
+/// Where [`Lab::hostile`] servers serve their metrics.
+pub const HOSTILE_METRICS: &str = "127.0.0.1:9616";
+
 /// Two namespaces joined by a veth pair, and what runs in them.
 #[derive(Debug)]
 pub struct Lab {
@@ -295,6 +298,17 @@ impl Lab {
     pub fn start_ocserv(&mut self, pki: &Pki, users: &[(&str, &str)], extra: &str) -> PathBuf {
         let auth = self.make_passwd(Path::new("ocpasswd"), users, None);
         self.start_ocserv_with_auth(pki, &auth, extra)
+    }
+
+    /// A lab for the hostile suites: Debian's client, and our server with `users`, DTLS on
+    /// UDP port 443 and its metrics at [`HOSTILE_METRICS`] (inside the server namespace).
+    pub fn hostile(test: &str, users: &[(&str, &str)]) -> (Self, Pki) {
+        let mut lab = Self::new(test);
+        lab.use_real_client();
+        let pki = Pki::create(&lab.dir, &lab.server_ip);
+        let extra = format!("udp-port = 443\nmetrics-listen = {HOSTILE_METRICS}\n");
+        lab.start_our_server(&pki, users, &extra);
+        (lab, pki)
     }
 
     /// Starts our server the same way, with the password file made by our `ocpasswd`.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferroconnect_interop::{
-    bin, login_args, poll_until, process_alive, vm_kib, wait_until, Lab, Pki, UdpFates,
+    bin, login_args, poll_until, process_alive, vm_kib, wait_until, Lab, UdpFates,
 };
 use serde_json::{json, Value};
 
@@ -351,7 +351,7 @@ for line in sys.stdin:
 "#;
 
 /// Where the lab servers of this suite serve `/metrics` (inside the server namespace).
-const METRICS: &str = "127.0.0.1:9616";
+const METRICS: &str = ferroconnect_interop::HOSTILE_METRICS;
 
 /// Datagrams in flight at once from [`UDP_GARBAGE_PY`]: few enough for the server socket's
 /// default receive buffer (208 KiB, 1500-byte datagrams), so the kernel drops none.
@@ -465,14 +465,7 @@ fn tcp_ext(lab: &Lab, name: &str) -> u64 {
 #[test]
 fn hostile_peers_do_not_hurt_a_connected_client() {
     let test_started = Instant::now();
-    let mut lab = Lab::new("hostile-peer");
-    lab.use_real_client();
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    lab.start_our_server(
-        &pki,
-        &[("alice", "secret"), ("mallory", "evil")],
-        &format!("udp-port = 443\nmetrics-listen = {METRICS}\n"),
-    );
+    let (mut lab, pki) = Lab::hostile("hostile-peer", &[("alice", "secret"), ("mallory", "evil")]);
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let attacker = lab.add_client_ns();
@@ -834,14 +827,7 @@ print(json.dumps(out))
 /// answering, stays up, and the next client logs in and gets DTLS.
 #[test]
 fn empty_tcp_connections_leave_the_server_serving() {
-    let mut lab = Lab::new("hostile-empty-tcp");
-    lab.use_real_client();
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    lab.start_our_server(
-        &pki,
-        &[("alice", "secret")],
-        &format!("udp-port = 443\nmetrics-listen = {METRICS}\n"),
-    );
+    let (mut lab, pki) = Lab::hostile("hostile-empty-tcp", &[("alice", "secret")]);
     let pid = lab.server_pid();
     let script = lab.dir.join("empty_tcp.py");
     std::fs::write(&script, EMPTY_TCP_PY).unwrap();

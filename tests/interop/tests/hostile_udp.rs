@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use ferroconnect_interop::{login_args, process_alive, vm_kib, wait_until, Lab, Pki, UdpFates};
+use ferroconnect_interop::{login_args, process_alive, vm_kib, wait_until, Lab, UdpFates};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -209,7 +209,7 @@ fn replayed_client_hello_from_its_own_port_leaves_dtls_alone() {
 }
 
 /// Where the lab servers of this suite serve `/metrics` (inside the server namespace).
-const METRICS: &str = "127.0.0.1:9616";
+const METRICS: &str = ferroconnect_interop::HOSTILE_METRICS;
 
 /// Sends an empty, a 1-byte and a 65507-byte (the largest IPv4 UDP payload) datagram to
 /// the server's DTLS port from one socket.
@@ -224,14 +224,7 @@ for d in (b"", b"\x17", bytes(65507)):
 /// largest one: each is counted exactly, and the next client still gets DTLS.
 #[test]
 fn empty_tiny_and_largest_datagrams_before_login_leave_dtls_working() {
-    let mut lab = Lab::new("hostile-udp-sizes");
-    lab.use_real_client();
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    lab.start_our_server(
-        &pki,
-        &[("alice", "secret")],
-        &format!("udp-port = 443\nmetrics-listen = {METRICS}\n"),
-    );
+    let (mut lab, pki) = Lab::hostile("hostile-udp-sizes", &[("alice", "secret")]);
     let pid = lab.server_pid();
     assert_eq!(lab.udp_fates(METRICS), UdpFates::default());
     let script = lab.dir.join("sizes.py");
@@ -287,14 +280,7 @@ fn empty_tiny_and_largest_datagrams_before_login_leave_dtls_working() {
 /// is counted once, under the reason its kind calls for, and each one it did not count
 /// was dropped by the kernel before the server could read it.
 fn attack(test: &str, kinds: &str) {
-    let mut lab = Lab::new(test);
-    lab.use_real_client();
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    lab.start_our_server(
-        &pki,
-        &[("alice", "secret")],
-        &format!("udp-port = 443\nmetrics-listen = {METRICS}\n"),
-    );
+    let (mut lab, pki) = Lab::hostile(test, &[("alice", "secret")]);
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     let dir = lab.dir.clone();
