@@ -10,6 +10,7 @@
 use std::fmt;
 use std::io::{self, Write};
 use std::os::unix::net::UnixDatagram;
+use std::sync::OnceLock;
 
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::fmt::format::Writer;
@@ -39,6 +40,15 @@ pub struct LogSettings {
 }
 
 pub fn init(settings: LogSettings) {
+    if settings.syslog {
+        // Connected now, while /dev/log is reachable: a process that later chroots (the
+        // server's network process) keeps logging through this socket.
+        let _ = SYSLOG.set(
+            UnixDatagram::unbound()
+                .and_then(|s| s.connect(SYSLOG_PATH).map(|()| s))
+                .ok(),
+        );
+    }
     let max = match settings.level {
         0 => Level::ERROR,
         1 => Level::INFO,
@@ -62,6 +72,25 @@ pub fn init(settings: LogSettings) {
                 timestamp: settings.timestamp && !settings.syslog,
             })
             .init(),
+    }
+}
+
+const SYSLOG_PATH: &str = "/dev/log";
+
+/// The syslog socket connected at [`init`], when syslog is on and /dev/log answered.
+static SYSLOG: OnceLock<Option<UnixDatagram>> = OnceLock::new();
+
+/// Sends one syslog datagram: on the socket connected at start, else (no socket yet, or
+/// syslog restarted since) on a fresh one.
+fn send_syslog(msg: &[u8]) {
+    let sent = SYSLOG
+        .get()
+        .and_then(Option::as_ref)
+        .is_some_and(|sock| sock.send(msg).is_ok());
+    if !sent {
+        if let Ok(sock) = UnixDatagram::unbound() {
+            let _ = sock.send_to(msg, SYSLOG_PATH);
+        }
     }
 }
 
@@ -175,9 +204,7 @@ impl Drop for Output {
                 std::process::id(),
                 text.trim_end()
             );
-            if let Ok(sock) = UnixDatagram::unbound() {
-                let _ = sock.send_to(msg.as_bytes(), "/dev/log");
-            }
+            send_syslog(msg.as_bytes());
         }
     }
 }
