@@ -1,6 +1,7 @@
 //! Auth methods and the checks across keys.
 
 use super::*;
+
 // ---------------------------------------------------------------------------------------
 // Auth and cross-checks
 

@@ -1,6 +1,7 @@
 //! Routes, address pools and DNS.
 
 use super::*;
+
 // ---------------------------------------------------------------------------------------
 // Routes and networks
 

@@ -1,6 +1,7 @@
 //! Per-user and per-group files.
 
 use super::*;
+
 // ---------------------------------------------------------------------------------------
 // Per-user / per-group files
 

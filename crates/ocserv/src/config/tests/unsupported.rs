@@ -1,6 +1,7 @@
 //! Sections, unknown keys, keys we do not apply (warnings) and security keys we do not enforce (errors).
 
 use super::*;
+
 // ---------------------------------------------------------------------------------------
 // Sections, unknown and unsupported keys
 

@@ -1,6 +1,7 @@
 //! Every key with a good and a bad value, and the syntax of lines.
 
 use super::*;
+
 // ---------------------------------------------------------------------------------------
 // Every key: a good value lands in its field
 
