@@ -474,10 +474,10 @@ impl Message for MainRequest {
             }
             Self::UserFiles { user, group } => {
                 for name in std::iter::once(user).chain(group) {
-                    if !is_file_name(name) {
+                    if let Some(why) = file_name_problem(name) {
                         return Err(invalid(
                             Self::NAME,
-                            format!("{name:?} cannot name a settings file"),
+                            format!("{name:?} cannot name a settings file: {why}"),
                         ));
                     }
                 }
@@ -493,22 +493,30 @@ impl Message for MainRequest {
     }
 }
 
-/// Whether a user or group name can be looked up as a file in a configuration directory:
-/// one path component, no control characters, at most 255 bytes.
-pub fn is_file_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name != "."
-        && name != ".."
-        && !name.contains('/')
-        && !name.chars().any(char::is_control)
+/// Why a user or group name (the client's) cannot be looked up as a file in a
+/// configuration directory, if it cannot: it must stay one path component inside it.
+pub fn file_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("the name is empty")
+    } else if name.len() > 255 {
+        Some("the name is longer than 255 bytes")
+    } else if name.contains('/') {
+        Some("the name contains '/'")
+    } else if name.starts_with('.') {
+        Some("the name starts with '.'")
+    } else if name.chars().any(char::is_control) {
+        Some("the name contains a control character")
+    } else {
+        None
+    }
 }
 
-/// One per-user or per-group settings file, as read.
+/// One per-user or per-group settings file, as read (its bytes: the reader parses them and
+/// reports invalid UTF-8 at its line).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SettingsFile {
     pub path: String,
-    pub text: String,
+    pub bytes: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

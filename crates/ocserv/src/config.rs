@@ -457,18 +457,15 @@ pub fn parse(text: &str, path: &Path, test_mode: bool) -> Result<Loaded, ConfigE
     global::parse(text, Diag::new(path, test_mode))
 }
 
-/// Reads `DIR/NAME`, a config-per-user or config-per-group file.
+/// Reads `DIR/NAME`, a config-per-user or config-per-group file: its path and bytes.
 ///
 /// Returns `Ok(None)` if there is no such file (the caller then falls back to
 /// `default-user-config` / `default-group-config`, as ocserv does). `name` comes from the
-/// client (a user or group name), so a name that could leave `dir` — containing `/`,
-/// starting with `.`, containing NUL or other control characters, or empty — is refused with
-/// an error instead of being looked up.
-pub fn load_override(
-    dir: &Path,
-    name: &str,
-) -> Result<Option<(NetSettings, Vec<Problem>)>, ConfigError> {
-    if let Some(why) = unsafe_name(name) {
+/// client (a user or group name), so a name that could leave `dir` (containing `/`,
+/// starting with `.`, containing control characters, or empty) is refused with an error
+/// instead of being looked up.
+pub fn read_override(dir: &Path, name: &str) -> Result<Option<(PathBuf, Vec<u8>)>, ConfigError> {
+    if let Some(why) = oc_proto::ipc::file_name_problem(name) {
         return Err(ConfigError::Invalid(vec![Problem {
             file: dir.to_path_buf(),
             line: 0,
@@ -477,21 +474,18 @@ pub fn load_override(
     }
     let path = dir.join(name);
     match read_capped(&path) {
-        Ok(bytes) => parse_override_bytes(&bytes, &path).map(Some),
+        Ok(bytes) => Ok(Some((path, bytes))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(ConfigError::Io { path, source }),
     }
 }
 
-/// Reads one per-user/group file (also used for `default-user-config` and
-/// `default-group-config`). Only the keys ocserv allows in these files are applied; any
-/// other key is a warning naming it. Invalid values are errors.
-pub fn load_override_file(path: &Path) -> Result<(NetSettings, Vec<Problem>), ConfigError> {
-    let bytes = read_capped(path).map_err(|source| ConfigError::Io {
+/// Reads one per-user/group file by path (`default-user-config`, `default-group-config`).
+pub fn read_override_file(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    read_capped(path).map_err(|source| ConfigError::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    parse_override_bytes(&bytes, path)
+    })
 }
 
 /// Parses per-user/group file text as if read from `path`.
@@ -499,30 +493,16 @@ pub fn parse_override(text: &str, path: &Path) -> Result<(NetSettings, Vec<Probl
     overrides::parse(text, Diag::new(path, false))
 }
 
-fn parse_override_bytes(
+/// Parses per-user/group file bytes read from `path`. Only the keys ocserv allows in these
+/// files are applied; any other key is a warning naming it. Invalid values, and invalid
+/// UTF-8, are errors at their line.
+pub fn parse_override_bytes(
     bytes: &[u8],
     path: &Path,
 ) -> Result<(NetSettings, Vec<Problem>), ConfigError> {
     let mut d = Diag::new(path, false);
     let text = decode(bytes, &mut d);
     overrides::parse(&text, d)
-}
-
-/// Why `name` may not be used as a file name inside a config directory, if it may not.
-fn unsafe_name(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("the name is empty")
-    } else if name.contains('/') {
-        Some("the name contains '/'")
-    } else if name.starts_with('.') {
-        Some("the name starts with '.'")
-    } else if name.contains('\0') {
-        Some("the name contains a NUL byte")
-    } else if name.chars().any(char::is_control) {
-        Some("the name contains a control character")
-    } else {
-        None
-    }
 }
 
 /// Per-user/group files are small; refusing huge ones keeps a mistaken path (a device, a

@@ -312,7 +312,7 @@ fn run_main(mut cli: Cli, daemon: bool) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let result = tokio.block_on(async {
-        let supervisor = Supervisor::start(launch).await?;
+        let supervisor = Supervisor::start(launch)?;
         supervisor.run(notify_ready).await
     });
     for path in pid_file.iter().chain(occtl_socket.iter()) {

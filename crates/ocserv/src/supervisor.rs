@@ -12,7 +12,7 @@
 //!   failure exit, as ocserv does (upstream's `test-secmod-kill`).
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, RwLock};
@@ -92,6 +92,8 @@ struct Shared {
 struct Child {
     process: tokio::process::Child,
     control: Channel,
+    /// "security module" or "network process", for errors.
+    role: &'static str,
 }
 
 /// The main process's state.
@@ -135,6 +137,7 @@ fn spawn_role(
     Ok(Child {
         process,
         control: near,
+        role,
     })
 }
 
@@ -200,31 +203,29 @@ fn form_groups(config: &Config) -> Vec<(String, String)> {
     groups
 }
 
-/// Sends a command to a child process and waits for its answer; a refusal is an error.
+/// Sends a command (with `fds` attached) to a child process and waits for its answer; a
+/// refusal is an error.
 fn command<T: serde::Serialize + Message>(
     child: &mut Child,
-    role: &'static str,
     cmd: &T,
+    fds: &[BorrowedFd<'_>],
 ) -> Result<CommandReply, SupervisorError> {
-    child.control.send(cmd, &[])?;
-    let reply = child.control.recv::<CommandReply>()?.msg;
-    if let CommandReply::Failed(why) = reply {
-        return Err(SupervisorError::Refused { role, why });
+    match child.control.call(cmd, fds)? {
+        CommandReply::Failed(why) => Err(SupervisorError::Refused {
+            role: child.role,
+            why,
+        }),
+        reply => Ok(reply),
     }
-    Ok(reply)
 }
 
 impl Supervisor {
     /// Starts the security module, then the network process; returns once it serves.
-    pub async fn start(launch: Launch) -> Result<Self, SupervisorError> {
+    pub fn start(launch: Launch) -> Result<Self, SupervisorError> {
         let generation = 1;
         let mut secmod = spawn_role(&launch, SECMOD)?;
         secmod.control.set_timeout(Some(START_LIMIT))?;
-        command(
-            &mut secmod,
-            "security module",
-            &SecModCommand::Reload { generation },
-        )?;
+        command(&mut secmod, &SecModCommand::Reload { generation }, &[])?;
         let secmod_pid = secmod.process.id().unwrap_or_default();
         let (setup, config) = worker_setup(&launch, generation, secmod_pid)?;
         let (admin_tx, admin) = mpsc::unbounded_channel();
@@ -310,21 +311,13 @@ impl Supervisor {
                 return;
             }
         };
-        if let Err(e) = command(
-            &mut self.secmod,
-            "security module",
-            &SecModCommand::Reload { generation },
-        ) {
+        if let Err(e) = command(&mut self.secmod, &SecModCommand::Reload { generation }, &[]) {
             error!("reload failed, keeping the running configuration: {e}");
             return;
         }
         self.generation = generation;
         *write(&self.shared.config) = config;
-        match command(
-            &mut self.worker,
-            "network process",
-            &WorkerCommand::Configure(setup),
-        ) {
+        match command(&mut self.worker, &WorkerCommand::Configure(setup), &[]) {
             Ok(_) => info!(
                 "configuration reloaded from {}",
                 self.launch.config_path.display()
@@ -335,7 +328,7 @@ impl Supervisor {
 
     fn stop_worker(&mut self) {
         let _ = self.worker.control.set_timeout(Some(STOP_LIMIT));
-        match command(&mut self.worker, "network process", &WorkerCommand::Stop) {
+        match command(&mut self.worker, &WorkerCommand::Stop, &[]) {
             Ok(_) => {}
             Err(e) => warn!("stopping the network process: {e}"),
         }
@@ -367,7 +360,7 @@ fn start_worker(
     shared: &Arc<Shared>,
     setup: WorkerSetup,
 ) -> Result<Child, SupervisorError> {
-    let role = "network process";
+    let role = WORKER.1;
     let pairs = |near, far, count| -> Result<(Vec<Channel>, Vec<Channel>), SupervisorError> {
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
@@ -384,14 +377,7 @@ fn start_worker(
         pairs("security module", "network process", SECMOD_CHANNELS)?;
     let secmod_fds: Vec<OwnedFd> = secmod_ends.into_iter().map(Channel::into_fd).collect();
     let borrowed: Vec<_> = secmod_fds.iter().map(AsFd::as_fd).collect();
-    secmod.control.send(&SecModCommand::Serve, &borrowed)?;
-    if let CommandReply::Failed(why) = secmod.control.recv::<CommandReply>()?.msg {
-        return Err(SupervisorError::Refused {
-            role: "security module",
-            why,
-        });
-    }
-    drop(secmod_fds);
+    command(secmod, &SecModCommand::Serve, &borrowed)?;
     // Main <-> network process.
     let (main_ends, worker_main_ends) = pairs("main process", "network process", CHANNELS)?;
     for channel in main_ends {
@@ -418,19 +404,12 @@ fn start_worker(
         setup,
         secmod_channels: SECMOD_CHANNELS as u32,
     };
-    worker.control.send(&start, &borrowed)?;
-    drop(fds);
-    match worker.control.recv::<CommandReply>()?.msg {
-        CommandReply::Started { device } => *write(&shared.device) = device,
-        CommandReply::Failed(why) => return Err(SupervisorError::Refused { role, why }),
-        CommandReply::Done => {}
+    if let CommandReply::Started { device } = command(&mut worker, &start, &borrowed)? {
+        *write(&shared.device) = device;
     }
     worker.control.set_timeout(None)?;
     Ok(worker)
 }
-
-/// Longest per-user or per-group file read.
-const MAX_SETTINGS_FILE: u64 = 64 * 1024;
 
 /// The settings file for `name` in `dir` (`config-per-user`/`-group`), or the default file
 /// when there is none for it; nothing without a directory (as ocserv).
@@ -438,35 +417,23 @@ fn settings_file(
     dir: Option<&Path>,
     name: Option<&str>,
     default: Option<&Path>,
-) -> Result<Option<SettingsFile>, String> {
+) -> Result<Option<SettingsFile>, config::ConfigError> {
     let Some(dir) = dir else {
         return Ok(None);
     };
-    let own = name.map(|n| dir.join(n));
-    for path in own.iter().map(PathBuf::as_path).chain(default) {
-        let file = match std::fs::File::open(path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && Some(path) != default => continue,
-            Err(e) => return Err(format!("{}: {e}", path.display())),
-        };
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(
-            &mut std::io::Read::take(file, MAX_SETTINGS_FILE + 1),
-            &mut bytes,
-        )
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-        if bytes.len() as u64 > MAX_SETTINGS_FILE {
-            return Err(format!(
-                "{}: longer than {MAX_SETTINGS_FILE} bytes",
-                path.display()
-            ));
-        }
-        return Ok(Some(SettingsFile {
-            path: path.display().to_string(),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-        }));
-    }
-    Ok(None)
+    let own = match name {
+        Some(name) => config::read_override(dir, name)?,
+        None => None,
+    };
+    let found = match (own, default) {
+        (Some(found), _) => Some(found),
+        (None, Some(path)) => Some((path.to_path_buf(), config::read_override_file(path)?)),
+        (None, None) => None,
+    };
+    Ok(found.map(|(path, bytes)| SettingsFile {
+        path: path.display().to_string(),
+        bytes,
+    }))
 }
 
 /// Answers one request of the network process.
@@ -516,7 +483,7 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
             );
             match (group, user) {
                 (Ok(group), Ok(user)) => MainReply::UserFiles { group, user },
-                (Err(e), _) | (_, Err(e)) => MainReply::Failed(e),
+                (Err(e), _) | (_, Err(e)) => MainReply::Failed(e.to_string()),
             }
         }
         request @ (MainRequest::Reload | MainRequest::Stop) => {

@@ -23,7 +23,7 @@ pub fn settings_from_files(
 ) -> Result<NetSettings, config::ConfigError> {
     let mut settings = config.net.clone();
     for file in [group, user].into_iter().flatten() {
-        let (over, problems) = config::parse_override(&file.text, Path::new(&file.path))?;
+        let (over, problems) = config::parse_override_bytes(&file.bytes, Path::new(&file.path))?;
         for p in problems {
             warn!("{p}");
         }

@@ -2,6 +2,21 @@
 
 use super::*;
 
+/// The per-user lookup as the server does it: the main process reads, the network process
+/// parses.
+fn load_override(
+    dir: &Path,
+    name: &str,
+) -> Result<Option<(NetSettings, Vec<Problem>)>, ConfigError> {
+    read_override(dir, name)?
+        .map(|(path, bytes)| parse_override_bytes(&bytes, &path))
+        .transpose()
+}
+
+fn load_override_file(path: &Path) -> Result<(NetSettings, Vec<Problem>), ConfigError> {
+    parse_override_bytes(&read_override_file(path)?, path)
+}
+
 // ---------------------------------------------------------------------------------------
 // Per-user / per-group files
 
