@@ -26,6 +26,7 @@ use crate::channel::{Channel, Received};
 use crate::config::{self, AuthMethod, Config};
 use crate::otp::{self, OtpOutcome};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
+use crate::server::{lock, read_lock, write_lock};
 use crate::session_service::{Now, SessionService};
 
 /// The keys of one configuration generation, in `server-key` order.
@@ -150,12 +151,9 @@ impl SecMod {
         let loaded = config::load(&self.config_path, false).map_err(|e| e.to_string())?;
         let keys = load_keys(&loaded.config)?;
         let (methods, certificate) = auth_methods(&loaded.config);
-        crate::server::lock(&self.sessions)
+        lock(&self.sessions)
             .set_cookie_timeout(Duration::from_secs(u64::from(loaded.config.cookie_timeout)));
-        let mut slot = self
-            .loaded
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut slot = write_lock(&self.loaded);
         let previous = slot.take().map(|l| l.current);
         *slot = Some(Loaded {
             methods,
@@ -184,7 +182,7 @@ impl SecMod {
             },
             SecModCommand::Serve => {
                 // A new network process: the connections of the one before are gone.
-                crate::server::lock(&self.sessions).detach_all(Instant::now());
+                lock(&self.sessions).detach_all(Instant::now());
                 for fd in received.fds {
                     self.clone().spawn_worker_channel(fd);
                 }
@@ -209,10 +207,7 @@ impl SecMod {
     }
 
     fn request(&self, request: SecModRequest) -> SecModReply {
-        let guard = self
-            .loaded
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = read_lock(&self.loaded);
         let Some(loaded) = guard.as_ref() else {
             return SecModReply::Refused("not configured yet".into());
         };
@@ -274,7 +269,7 @@ impl SecMod {
     }
 
     fn grant(&self, user: &str) -> AuthTicket {
-        crate::server::lock(&self.grants).issue(user, Instant::now())
+        lock(&self.grants).issue(user, Instant::now())
     }
 
     /// A session request; a new session needs the ticket of a completed credential check
@@ -287,7 +282,7 @@ impl SecMod {
         if let SessionRequest::Create { user, ticket, .. } = &request {
             let redeemed = ticket
                 .as_ref()
-                .is_some_and(|t| crate::server::lock(&self.grants).redeem(t, user, now.mono));
+                .is_some_and(|t| lock(&self.grants).redeem(t, user, now.mono));
             if !redeemed && !certificate {
                 warn!("security module: refused a session for '{user}': no credentials were checked for it");
                 return SecModReply::Session(SessionReply::Refused(CookieRefusal::Unavailable(
@@ -295,7 +290,7 @@ impl SecMod {
                 )));
             }
         }
-        let reply = crate::server::lock(&self.sessions).handle(request, now, &mut fill_random);
+        let reply = lock(&self.sessions).handle(request, now, &mut fill_random);
         SecModReply::Session(reply)
     }
 }

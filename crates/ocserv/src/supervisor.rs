@@ -30,6 +30,7 @@ use crate::channel::{Channel, ChannelError, Received};
 use crate::config::{self, AuthMethod, Config};
 use crate::passwd::PasswdFile;
 use crate::script;
+use crate::server::{read_lock, write_lock};
 
 /// Channels from the network process to each of the others: its concurrent requests
 /// (credential checks, session store; scripts and routes) each take one for an exchange.
@@ -293,7 +294,7 @@ impl Supervisor {
         }
         let secmod_pid = self.secmod.process.id().unwrap_or_default();
         let (setup, config) = worker_setup(&self.launch, self.generation, secmod_pid)?;
-        *write(&self.shared.config) = config;
+        *write_lock(&self.shared.config) = config;
         self.worker = start_worker(&self.launch, &mut self.secmod, &self.shared, setup)?;
         info!("network process restarted; clients reconnect with their cookies");
         Ok(())
@@ -316,7 +317,7 @@ impl Supervisor {
             return;
         }
         self.generation = generation;
-        *write(&self.shared.config) = config;
+        *write_lock(&self.shared.config) = config;
         match command(&mut self.worker, &WorkerCommand::Configure(setup), &[]) {
             Ok(_) => info!(
                 "configuration reloaded from {}",
@@ -334,16 +335,6 @@ impl Supervisor {
         }
         let _ = self.worker.process.start_kill();
     }
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn describe(status: std::io::Result<ExitStatus>) -> String {
@@ -405,7 +396,7 @@ fn start_worker(
         secmod_channels: SECMOD_CHANNELS as u32,
     };
     if let CommandReply::Started { device } = command(&mut worker, &start, &borrowed)? {
-        *write(&shared.device) = device;
+        *write_lock(&shared.device) = device;
     }
     worker.control.set_timeout(None)?;
     Ok(worker)
@@ -441,7 +432,7 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
     match request {
         MainRequest::RunScript { kind, env } => {
             let path = {
-                let config = read(&shared.config);
+                let config = read_lock(&shared.config);
                 match kind {
                     ScriptKind::Connect => config.connect_script.clone(),
                     ScriptKind::Disconnect => config.disconnect_script.clone(),
@@ -456,7 +447,7 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
             }
         }
         MainRequest::AddRoute { net } => {
-            let device = read(&shared.device).clone();
+            let device = read_lock(&shared.device).clone();
             match script::add_route(&device, net) {
                 Ok(()) => MainReply::Done,
                 Err(e) => {
@@ -467,7 +458,7 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
         }
         MainRequest::AddressInUse { addr } => MainReply::Answer(script::answers_ping(addr)),
         MainRequest::UserFiles { user, group } => {
-            let config = read(&shared.config);
+            let config = read_lock(&shared.config);
             let layer = |dir: &Option<PathBuf>, name: Option<&str>, default: &Option<PathBuf>| {
                 settings_file(dir.as_deref(), name, default.as_deref())
             };
