@@ -227,7 +227,8 @@ pub enum SessionRequest {
     Carried { cookie: String },
     /// occtl: every session.
     List,
-    /// occtl: end the sessions whose public id starts with `sid`, or all of `user`'s.
+    /// occtl: end the sessions whose public id starts with `sid`, or all of `user`'s; the
+    /// ones a connection holds end when it closes (the reply names those connections).
     End {
         sid: Option<String>,
         user: Option<String>,
@@ -367,7 +368,8 @@ pub enum SessionReply {
     },
     Carried((u64, u64)),
     List(Vec<SessionView>),
-    /// The ended sessions' connections (to be disconnected) and how many ended.
+    /// The connections holding matching sessions (to be disconnected; their sessions end
+    /// as they close) and how many sessions matched.
     Ended {
         conns: Vec<u64>,
         count: usize,

@@ -50,13 +50,6 @@ pub enum SignRequest {
     Ecdsa { key: u32, digest: Vec<u8> },
 }
 
-/// Largest payload a request may carry: a block of a 16384-bit RSA key.
-pub const MAX_SIGN_PAYLOAD: usize = 2048;
-
-const TAG_RSA_PKCS1: u8 = 1;
-const TAG_RSA_PSS: u8 = 2;
-const TAG_ECDSA: u8 = 3;
-
 impl SignRequest {
     /// The index of the certificate/key pair this request is for.
     pub fn key(&self) -> u32 {
@@ -81,57 +74,6 @@ impl SignRequest {
             Self::RsaPss { .. } => "RSA-PSS",
             Self::Ecdsa { .. } => "ECDSA",
         }
-    }
-
-    /// A compact encoding for the IPC: one type byte (1 PKCS#1, 2 PSS, 3 ECDSA), the key
-    /// index as 4 bytes big-endian, then the payload.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        let tag = match self {
-            Self::RsaPkcs1 { .. } => TAG_RSA_PKCS1,
-            Self::RsaPss { .. } => TAG_RSA_PSS,
-            Self::Ecdsa { .. } => TAG_ECDSA,
-        };
-        let payload = self.payload();
-        let mut out = Vec::with_capacity(5 + payload.len());
-        out.push(tag);
-        out.extend_from_slice(&self.key().to_be_bytes());
-        out.extend_from_slice(payload);
-        out
-    }
-
-    /// Decodes [`to_bytes`](Self::to_bytes)' form.
-    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SignRefusal> {
-        let (&tag, rest) = bytes
-            .split_first()
-            .ok_or(SignRefusal::Malformed("empty request"))?;
-        let (key, payload) = rest
-            .split_first_chunk::<4>()
-            .ok_or(SignRefusal::Malformed("shorter than its header"))?;
-        let key = u32::from_be_bytes(*key);
-        if payload.is_empty() {
-            return Err(SignRefusal::Malformed("nothing to sign"));
-        }
-        if payload.len() > MAX_SIGN_PAYLOAD {
-            return Err(SignRefusal::Malformed(
-                "payload longer than any supported key",
-            ));
-        }
-        let payload = payload.to_vec();
-        Ok(match tag {
-            TAG_RSA_PKCS1 => Self::RsaPkcs1 {
-                key,
-                digest_info: payload,
-            },
-            TAG_RSA_PSS => Self::RsaPss {
-                key,
-                encoded: payload,
-            },
-            TAG_ECDSA => Self::Ecdsa {
-                key,
-                digest: payload,
-            },
-            _ => return Err(SignRefusal::Malformed("unknown operation type")),
-        })
     }
 }
 

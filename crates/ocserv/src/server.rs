@@ -54,7 +54,6 @@ mod tun_io;
 mod tunnel;
 
 use packet_loop::ClosedAs;
-pub use settings::settings_from_files;
 pub use tun_io::create_tun;
 
 /// Connections allowed at once before login (each may hold up to 16 KiB of header, a
@@ -165,7 +164,9 @@ pub struct Server {
     next_conn: AtomicU64,
     /// Connections not yet logged in; past the limit new ones are closed at once.
     prelogin: Arc<tokio::sync::Semaphore>,
-    /// Concurrent SHA-crypt checks, so a password flood cannot take every CPU.
+    /// Credential checks at once (SHA-crypt in the security module): a password flood
+    /// cannot take every CPU, nor every channel to the security module, so handshakes and
+    /// CONNECTs still get answers.
     password_checks: Arc<tokio::sync::Semaphore>,
     /// Tunnel tasks not finished yet, disconnect scripts included (shutdown waits).
     tunnel_tasks: AtomicU64,

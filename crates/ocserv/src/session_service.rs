@@ -296,28 +296,33 @@ impl SessionService {
         }
     }
 
+    /// Ends the matching sessions that no connection holds (their addresses go back to the
+    /// pool) and names the connections holding the others: those tunnels are told to go
+    /// and end their sessions as they close, so no address is freed while still routed.
     fn end(&mut self, sid: Option<&str>, user: Option<&str>) -> SessionReply {
-        let doomed: Vec<[u8; COOKIE_BYTES]> = self
+        let matching: Vec<([u8; COOKIE_BYTES], Option<u64>)> = self
             .store
             .iter()
             .filter(|(_, r)| {
                 sid.is_some_and(|s| !s.is_empty() && r.sid.starts_with(s))
                     || user.is_some_and(|u| r.user == u)
             })
-            .map(|(raw, _)| *raw)
+            .map(|(raw, r)| (*raw, r.attached))
             .collect();
         let mut conns = Vec::new();
-        for raw in &doomed {
-            if let Some(record) = self.store.remove(raw) {
-                conns.extend(record.attached);
-                if let Some(lease) = record.lease {
-                    self.pool.release(&lease);
+        for (raw, attached) in &matching {
+            match attached {
+                Some(conn) => conns.push(*conn),
+                None => {
+                    if let Some(lease) = self.store.remove(raw).and_then(|r| r.lease) {
+                        self.pool.release(&lease);
+                    }
                 }
             }
         }
         SessionReply::Ended {
             conns,
-            count: doomed.len(),
+            count: matching.len(),
         }
     }
 }
@@ -489,6 +494,16 @@ mod tests {
                 count: 2
             }
         );
+        // The idle session ended at once; the held one keeps its address while its tunnel
+        // is still up, and ends when that tunnel closes.
+        assert_eq!(s.leased(), (1, 0));
+        let closed = SessionRequest::Detach {
+            cookie: cookie.clone(),
+            conn: 1,
+            keep: false,
+            bytes: (0, 0),
+        };
+        s.handle(closed, now(t0, 5), &mut rnd);
         assert_eq!(s.leased(), (0, 0));
         assert!(matches!(
             s.handle(SessionRequest::Lookup { cookie }, now(t0, 5), &mut rnd),

@@ -339,41 +339,6 @@ fn ecdsa_signature_verifies_and_digest_lengths_are_checked() {
     }
 }
 
-#[test]
-fn requests_round_trip_through_bytes() {
-    for request in [
-        SignRequest::RsaPkcs1 {
-            key: 0,
-            digest_info: vec![1, 2, 3],
-        },
-        SignRequest::RsaPss {
-            key: 7,
-            encoded: vec![9; 512],
-        },
-        SignRequest::Ecdsa {
-            key: u32::MAX,
-            digest: vec![5; 32],
-        },
-    ] {
-        let bytes = request.to_bytes();
-        assert_eq!(SignRequest::from_bytes(&bytes).unwrap(), request);
-    }
-    for bad in [
-        &[][..],
-        &[1, 0, 0, 0][..],
-        &[1, 0, 0, 0, 0][..],
-        &[4, 0, 0, 0, 0, 1][..],
-    ] {
-        assert!(matches!(
-            SignRequest::from_bytes(bad),
-            Err(SignRefusal::Malformed(_))
-        ));
-    }
-    let mut long = vec![2, 0, 0, 0, 0];
-    long.extend(vec![0; MAX_SIGN_PAYLOAD + 1]);
-    assert!(SignRequest::from_bytes(&long).is_err());
-}
-
 fn self_signed(key: &PKey<Private>, md: MessageDigest) -> X509 {
     let mut name = openssl::x509::X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", "server").unwrap();

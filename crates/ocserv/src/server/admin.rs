@@ -103,7 +103,8 @@ impl Server {
     }
 
     /// Gauges that are read from the server's state rather than counted as things happen.
-    async fn refresh_gauges(&self) {
+    /// Returns the number of sessions in the store.
+    async fn refresh_gauges(&self) -> usize {
         let sessions = self.sessions().await;
         let leases = sessions.iter().filter_map(|s| s.lease);
         let v4 = leases.clone().filter(|l| l.v4.is_some()).count();
@@ -117,6 +118,7 @@ impl Server {
         self.metrics
             .banned_ips
             .set(i64::try_from(state.bans.banned(now).len()).unwrap_or(i64::MAX));
+        sessions.len()
     }
 }
 
@@ -307,8 +309,7 @@ impl Server {
     }
 
     async fn ctl_status(&self) -> ServerStatus {
-        self.refresh_gauges().await;
-        let entries = self.sessions().await.len();
+        let entries = self.refresh_gauges().await;
         let totals = *lock(&self.totals);
         let (active, banned) = {
             let state = lock(&self.state);
@@ -404,23 +405,24 @@ impl Server {
     }
 
     /// Kicks the tunnels whose view matches; with `terminate` also ends their users'
-    /// other sessions. Returns how many tunnels were kicked (or sessions ended).
+    /// other sessions. Returns how many tunnels were kicked.
     async fn kick(&self, matches: impl Fn(&UserInfo) -> bool, terminate: bool) -> usize {
-        let mut users = Vec::new();
+        let mut users = std::collections::BTreeSet::new();
+        let mut kicked = 0;
         for tunnel in lock(&self.state).tunnels.values() {
             if let Some((view, _)) = tunnel.view.as_ref().filter(|(v, _)| matches(v)) {
                 tunnel.kick.send_replace(Some(Kick::Admin));
-                users.push(view.username.clone());
+                users.insert(view.username.clone());
+                kicked += 1;
             }
         }
-        let kicked = users.len();
         if terminate {
-            users.dedup();
             for user in users {
                 let end = SessionRequest::End {
                     sid: None,
                     user: Some(user),
                 };
+                // The kicked tunnels end their own sessions as they close.
                 self.links.session(end).await;
             }
         }

@@ -17,7 +17,7 @@ use oc_tls::TlsStream;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::Sleep;
-use tracing::{debug, info};
+use tracing::{debug, info, Instrument};
 
 use super::reply::{write_limited, GOODBYE_LIMIT};
 use super::tun_io::{destination, source};
@@ -441,10 +441,10 @@ impl PacketLoop<'_> {
     /// A deadline passed: the interim report, the session's timers, the DTLS channel's.
     async fn on_timer(&mut self) {
         let now = Instant::now();
-        if let (Some(at), Some(r)) = (self.next_report, self.traffic.report.clone()) {
+        if let (Some(at), Some(r)) = (self.next_report, self.traffic.report.as_ref()) {
             if now >= at {
                 self.next_report = Some(now + r.every);
-                self.report(&r.cookie).await;
+                self.report(&r.cookie);
             }
         }
         self.session.handle_timeout(now);
@@ -453,21 +453,31 @@ impl PacketLoop<'_> {
         }
     }
 
-    async fn report(&self, cookie: &str) {
-        let meters = self.traffic.meters;
+    /// Logs this tunnel's bytes and its session's (those of its earlier connections, from
+    /// the session store, plus these), on a task of its own: the tunnel does not wait for
+    /// the security module.
+    fn report(&self, cookie: &str) {
+        let (rx, tx) = (self.traffic.meters.rx(), self.traffic.meters.tx());
+        let links = self.server.links.clone();
         let request = SessionRequest::Carried {
             cookie: cookie.to_string(),
         };
-        let carried = match self.server.links.session(request).await {
-            SessionReply::Carried(carried) => carried,
-            _ => (0, 0),
-        };
-        info!(
-            rx_bytes = meters.rx(),
-            tx_bytes = meters.tx(),
-            session_rx_bytes = carried.0 + meters.rx(),
-            session_tx_bytes = carried.1 + meters.tx(),
-            "interim accounting"
+        let span = tracing::Span::current();
+        tokio::spawn(
+            async move {
+                let carried = match links.session(request).await {
+                    SessionReply::Carried(carried) => carried,
+                    _ => (0, 0),
+                };
+                info!(
+                    rx_bytes = rx,
+                    tx_bytes = tx,
+                    session_rx_bytes = carried.0 + rx,
+                    session_tx_bytes = carried.1 + tx,
+                    "interim accounting"
+                );
+            }
+            .instrument(span),
         );
     }
 }
