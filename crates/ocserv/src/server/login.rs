@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
@@ -75,9 +75,6 @@ struct Login<'a> {
     rt: &'a Runtime,
     context_cookie: &'a str,
     accepted: Instant,
-    /// The security module's ticket from the check that completed the credentials, for
-    /// creating the session.
-    ticket: Mutex<Option<AuthTicket>>,
 }
 
 impl Server {
@@ -218,7 +215,6 @@ impl Server {
             rt: &rt,
             context_cookie: &context_cookie,
             accepted,
-            ticket: Mutex::new(None),
         };
         for _ in 0..MAX_REQUESTS {
             let request = read_request(&mut stream, &mut reader, &mut buf, peer).await?;
@@ -276,17 +272,20 @@ impl Server {
             return false;
         }
         let step = conversation.on_post(&msg, &login.rt.forms);
-        let step = self.run_checks(step, conversation, login).await;
-        self.answer_step(stream, step, login).await
+        let (step, ticket) = self.run_checks(step, conversation, login).await;
+        self.answer_step(stream, step, ticket, login).await
     }
 
     /// The password and OTP checks a step asks for, and the steps they lead to.
+    /// The password and OTP checks a step asks for, the step they lead to, and the
+    /// security module's ticket when they completed the credentials.
     async fn run_checks(
         &self,
         mut step: AuthStep,
         conversation: &mut Conversation,
         login: &Login<'_>,
-    ) -> AuthStep {
+    ) -> (AuthStep, Option<AuthTicket>) {
+        let mut ticket = None;
         let (peer, config) = (login.peer, &login.rt.config);
         if let AuthStep::CheckPassword {
             passwd,
@@ -296,8 +295,9 @@ impl Server {
         {
             let result = {
                 let _slot = self.password_checks.acquire().await;
-                self.check_password(passwd, user.clone(), password, login)
-                    .await
+                let (result, issued) = self.check_password(passwd, user.clone(), password).await;
+                ticket = issued;
+                result
             };
             if result == PlainAuth::Rejected {
                 self.metrics.auth_failed(AuthFailure::Password);
@@ -309,7 +309,9 @@ impl Server {
         if let AuthStep::CheckOtp { otp, user, code } = step {
             let outcome = {
                 let _slot = self.password_checks.acquire().await;
-                self.check_otp(otp, user.clone(), code, login).await
+                let (outcome, issued) = self.check_otp(otp, user.clone(), code).await;
+                ticket = issued;
+                outcome
             };
             if let OtpOutcome::Refused(why) = &outcome {
                 self.metrics.auth_failed(AuthFailure::Otp);
@@ -318,11 +320,17 @@ impl Server {
             }
             step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
         }
-        step
+        (step, ticket)
     }
 
     /// Answers a step of the conversation; false when the connection is done.
-    async fn answer_step(&self, stream: &mut TlsStream, step: AuthStep, login: &Login<'_>) -> bool {
+    async fn answer_step(
+        &self,
+        stream: &mut TlsStream,
+        step: AuthStep,
+        ticket: Option<AuthTicket>,
+        login: &Login<'_>,
+    ) -> bool {
         let peer = login.peer;
         match step {
             AuthStep::Form(form) => {
@@ -333,7 +341,8 @@ impl Server {
                 send(stream, &resp).await.is_ok()
             }
             AuthStep::Success { user, group } => {
-                self.logged_in(stream, &user, group.as_deref(), login).await
+                self.logged_in(stream, &user, group.as_deref(), ticket, login)
+                    .await
             }
             AuthStep::Failed { reason } => {
                 info!("{peer}: authentication failed: {reason}");
@@ -351,11 +360,11 @@ impl Server {
         stream: &mut TlsStream,
         user: &str,
         group: Option<&str>,
+        ticket: Option<AuthTicket>,
         login: &Login<'_>,
     ) -> bool {
         let (peer, config) = (login.peer, &login.rt.config);
         lock(&self.totals).logged_in(login.accepted.elapsed());
-        let ticket = lock(&login.ticket).take();
         let cookie = match self.create_session(user, group, ticket, config).await {
             Ok(cookie) => cookie,
             Err(e) => {
@@ -419,39 +428,37 @@ impl Server {
         }
     }
 
-    /// A password check in the security module; its ticket lands in `login`.
+    /// A password check in the security module, with its ticket when it completed the
+    /// credentials.
     async fn check_password(
         &self,
         passwd: PathBuf,
         user: String,
         password: String,
-        login: &Login<'_>,
-    ) -> PlainAuth {
+    ) -> (PlainAuth, Option<AuthTicket>) {
         let request = SecModRequest::CheckPassword {
             passwd: passwd.display().to_string(),
             user,
             password,
         };
         let SecModReply::Password { verdict, ticket } = self.links.secmod(request).await else {
-            return PlainAuth::Rejected;
+            return (PlainAuth::Rejected, None);
         };
-        *lock(&login.ticket) = ticket;
-        match verdict {
+        let result = match verdict {
             PasswordVerdict::Accepted { groups } => PlainAuth::Accepted { groups },
             PasswordVerdict::NoPasswordSet { groups } => PlainAuth::NoPasswordSet { groups },
             PasswordVerdict::Rejected => PlainAuth::Rejected,
-        }
+        };
+        (result, ticket)
     }
 
-    /// An OTP check (and its use recorded) in the security module; its ticket lands in
-    /// `login`.
+    /// An OTP check (and its use recorded) in the security module, with its ticket.
     async fn check_otp(
         &self,
         otp: PathBuf,
         user: String,
         code: String,
-        login: &Login<'_>,
-    ) -> OtpOutcome {
+    ) -> (OtpOutcome, Option<AuthTicket>) {
         let request = SecModRequest::CheckOtp {
             otp: otp.display().to_string(),
             user,
@@ -461,15 +468,15 @@ impl Server {
             SecModReply::Otp {
                 refused: None,
                 ticket,
-            } => {
-                *lock(&login.ticket) = ticket;
-                OtpOutcome::Accepted
-            }
+            } => (OtpOutcome::Accepted, ticket),
             SecModReply::Otp {
                 refused: Some(why), ..
             }
-            | SecModReply::Refused(why) => OtpOutcome::Refused(why),
-            other => OtpOutcome::Refused(format!("unexpected answer {other:?}")),
+            | SecModReply::Refused(why) => (OtpOutcome::Refused(why), None),
+            other => (
+                OtpOutcome::Refused(format!("unexpected answer {other:?}")),
+                None,
+            ),
         }
     }
 }
