@@ -141,6 +141,8 @@ pub enum SignOp {
     RsaPss { encoded: Vec<u8> },
     /// ECDSA over a digest.
     Ecdsa { digest: Vec<u8> },
+    /// EdDSA (Ed25519, Ed448) over the message (the holder checks it is TLS server content).
+    EdDsa { message: Vec<u8> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,6 +260,7 @@ impl Message for SecModRequest {
                     SignOp::RsaPkcs1 { digest_info } => digest_info,
                     SignOp::RsaPss { encoded } => encoded,
                     SignOp::Ecdsa { digest } => digest,
+                    SignOp::EdDsa { message } => message,
                 };
                 // RSA-16384 is 2 KiB; nothing longer is a key we sign with.
                 if input.is_empty() || input.len() > 2048 {

@@ -5,7 +5,8 @@
 //!
 //! This is the one crate allowed `unsafe` (for the DTLS calls OpenSSL has no safe API
 //! and the TLS 1.3 key update, all in `ffi.rs`, the delegated-key methods in
-//! `remote_key/ffi.rs`, and the `TCP_INFO` read in `os.rs`); each block carries a
+//! `remote_key/ffi.rs` and `remote_key/eddsa.rs`, and the `TCP_INFO` read in `os.rs`);
+//! each block carries a
 //! `// SAFETY:` comment.
 
 use std::fmt;
@@ -72,7 +73,7 @@ pub enum TlsError {
     #[error("server sent no certificate")]
     NoPeerCertificate,
     /// A certificate whose key cannot be held by another process (privilege separation).
-    #[error("the key of certificate {path} ({key_type}) cannot be used with privilege separation: only RSA and ECDSA signatures can be made by another process; use an RSA or ECDSA certificate")]
+    #[error("the key of certificate {path} ({key_type}) cannot be used with privilege separation: only RSA, ECDSA and EdDSA signatures can be made by another process; use an RSA, ECDSA or Ed25519 certificate")]
     RemoteKeyType {
         path: PathBuf,
         key_type: &'static str,

@@ -10,8 +10,9 @@
 //! `perform` is deliberately narrow, so that a compromised network process cannot turn the
 //! key holder into a decryption oracle: it signs a PKCS#1 v1.5 `DigestInfo` of a SHA-1/SHA-2
 //! digest, raises to the private exponent only blocks that are structurally valid EMSA-PSS
-//! encodings (salt as long as the digest, as TLS uses), and signs ECDSA digests. There is no
-//! private decryption, so static-RSA key exchange cannot be used.
+//! encodings (salt as long as the digest, as TLS uses), signs ECDSA digests, and signs with
+//! EdDSA only messages shaped like what a TLS server signs. There is no private
+//! decryption, so static-RSA key exchange cannot be used.
 
 use std::path::{Path, PathBuf};
 
@@ -19,11 +20,13 @@ use openssl::ecdsa::EcdsaSig;
 use openssl::hash::{Hasher, MessageDigest};
 use openssl::pkey::{Id, PKey, PKeyRef, Private};
 use openssl::rsa::Padding;
+use openssl::sign::Signer;
 use openssl::x509::{X509Ref, X509};
 use thiserror::Error;
 
 use crate::{read, TlsError};
 
+mod eddsa;
 mod ffi;
 
 pub(crate) use ffi::{add_chain_cert, remote_private_key, ERR_LIB_USER};
@@ -48,22 +51,29 @@ pub enum SignRequest {
     RsaPss { key: u32, encoded: Vec<u8> },
     /// ECDSA over a digest; the answer is the DER `ECDSA-Sig-Value`.
     Ecdsa { key: u32, digest: Vec<u8> },
+    /// EdDSA (Ed25519, Ed448) over the message itself, which must be what a TLS server
+    /// signs (see [`perform`]).
+    EdDsa { key: u32, message: Vec<u8> },
 }
 
 impl SignRequest {
     /// The index of the certificate/key pair this request is for.
     pub fn key(&self) -> u32 {
         match self {
-            Self::RsaPkcs1 { key, .. } | Self::RsaPss { key, .. } | Self::Ecdsa { key, .. } => *key,
+            Self::RsaPkcs1 { key, .. }
+            | Self::RsaPss { key, .. }
+            | Self::Ecdsa { key, .. }
+            | Self::EdDsa { key, .. } => *key,
         }
     }
 
-    /// The bytes to sign (DigestInfo, PSS block or digest).
+    /// The bytes to sign (DigestInfo, PSS block, digest or message).
     pub fn payload(&self) -> &[u8] {
         match self {
             Self::RsaPkcs1 { digest_info, .. } => digest_info,
             Self::RsaPss { encoded, .. } => encoded,
             Self::Ecdsa { digest, .. } => digest,
+            Self::EdDsa { message, .. } => message,
         }
     }
 
@@ -73,6 +83,7 @@ impl SignRequest {
             Self::RsaPkcs1 { .. } => "RSA PKCS#1 v1.5",
             Self::RsaPss { .. } => "RSA-PSS",
             Self::Ecdsa { .. } => "ECDSA",
+            Self::EdDsa { .. } => "EdDSA",
         }
     }
 }
@@ -99,6 +110,11 @@ pub enum SignRefusal {
     NotPss(&'static str),
     #[error("a {len}-byte digest is not a digest (20 to 64 bytes)")]
     DigestLength { len: usize },
+    #[error(
+        "the {len}-byte message is not what a TLS server signs (TLS 1.3 server \
+         CertificateVerify content, or TLS 1.2 randoms with ECDHE parameters)"
+    )]
+    NotTlsContent { len: usize },
     #[error("malformed request: {0}")]
     Malformed(&'static str),
 }
@@ -169,6 +185,38 @@ pub fn perform(key: &PKeyRef<Private>, request: &SignRequest) -> Result<Vec<u8>,
             let sig = EcdsaSig::sign(digest, &ec).map_err(TlsError::KeyOperation)?;
             sig.to_der().map_err(TlsError::KeyOperation)
         }
+        SignRequest::EdDsa { message, .. } => {
+            if key.id() != Id::ED25519 && key.id() != Id::ED448 {
+                return Err(wrong_key().into());
+            }
+            if !is_tls_server_signed_content(message) {
+                return Err(SignRefusal::NotTlsContent { len: message.len() }.into());
+            }
+            let mut signer = Signer::new_without_digest(key).map_err(TlsError::KeyOperation)?;
+            signer
+                .sign_oneshot_to_vec(message)
+                .map_err(TlsError::KeyOperation)
+        }
+    }
+}
+
+/// The context string of a TLS 1.3 server's CertificateVerify (RFC 8446, 4.4.3).
+const TLS13_SERVER_CONTEXT: &[u8] = b"TLS 1.3, server CertificateVerify\0";
+
+/// True for the two things a TLS server signs with an EdDSA key: the TLS 1.3
+/// CertificateVerify content (64 spaces, the server context string, a SHA-256 or SHA-384
+/// transcript hash), or TLS 1.2's client and server randoms followed by the ECDHE
+/// parameters of its ServerKeyExchange (named curve, one public point, nothing after).
+pub fn is_tls_server_signed_content(message: &[u8]) -> bool {
+    if let Some(rest) = message.strip_prefix(&[0x20; 64][..]) {
+        if let Some(hash) = rest.strip_prefix(TLS13_SERVER_CONTEXT) {
+            return hash.len() == 32 || hash.len() == 48;
+        }
+    }
+    match message.get(64..) {
+        // ECParameters: curve_type named_curve (3), a 2-byte group; then the point<1..255>.
+        Some([3, _, _, len, point @ ..]) => *len > 0 && point.len() == usize::from(*len),
+        _ => false,
     }
 }
 
@@ -308,7 +356,10 @@ pub fn load_key_for_cert(cert_path: &Path, key_path: &Path) -> Result<PKey<Priva
     let key = load_private_key(key_path)?;
     let cert = first_certificate(cert_path, &read(cert_path, "server certificate")?)?;
     check_key_matches(&cert, cert_path, &key, key_path)?;
-    if !matches!(key.id(), Id::RSA | Id::RSA_PSS | Id::EC) {
+    if !matches!(
+        key.id(),
+        Id::RSA | Id::RSA_PSS | Id::EC | Id::ED25519 | Id::ED448
+    ) {
         return Err(TlsError::RemoteKeyType {
             path: cert_path.to_path_buf(),
             key_type: key_type_name(key.id()),

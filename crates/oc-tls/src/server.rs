@@ -267,9 +267,9 @@ impl TlsServer {
     /// certificate's key index. `config.cert` and `config.key` are not used; the rest of
     /// `config` applies as in [`new`](Self::new).
     ///
-    /// Several certificates may be given, one per key type (RSA, RSA-PSS, ECDSA): OpenSSL
-    /// picks the one the client's signature algorithms allow. Keys that cannot be
-    /// delegated (Ed25519, Ed448, DSA, RSA-PSS with parameters) are refused with an error
+    /// Several certificates may be given, one per key type (RSA, RSA-PSS, ECDSA, Ed25519,
+    /// Ed448): OpenSSL picks the one the client's signature algorithms allow. Keys that
+    /// cannot be delegated (DSA, RSA-PSS with parameters) are refused with an error
     /// naming the certificate. There is no private decryption, so static-RSA key exchange
     /// is not available (TLS 1.2 and 1.3 ECDHE suites are unaffected).
     ///

@@ -106,8 +106,8 @@ impl KeyHolder {
     }
 }
 
-impl RemoteSigner for KeyHolder {
-    fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, String> {
+impl KeyHolder {
+    fn answer(&self, request: &SignRequest) -> Result<Vec<u8>, String> {
         self.log
             .lock()
             .unwrap()
@@ -117,6 +117,12 @@ impl RemoteSigner for KeyHolder {
             .get(&request.key())
             .ok_or_else(|| format!("no key {}", request.key()))?;
         perform(key, request).map_err(|e| e.to_string())
+    }
+}
+
+impl RemoteSigner for KeyHolder {
+    fn sign(&self, request: &SignRequest) -> Result<Vec<u8>, String> {
+        self.answer(request)
     }
 }
 
@@ -349,6 +355,46 @@ async fn rsa_and_ecdsa_pairs_at_once_follow_the_client_sigalgs() {
 }
 
 #[tokio::test]
+async fn eddsa_keys_sign_through_the_key_holder_in_tls13_and_tls12() {
+    let ed25519 = Pair::new(PKey::generate_ed25519().unwrap(), 20);
+    let holder = KeyHolder::new(&[&ed25519]);
+    let tls = Arc::new(server(&[ed25519.remote()], holder.clone(), None));
+    let (version, _) = with_oc_client(tls.clone(), &ed25519.cert).await.unwrap();
+    assert_eq!(version, "TLSv1.3");
+    assert_eq!(holder.take_log(), vec![(20, "EdDSA")]);
+    let (version, cipher, _) = with_raw_client(tls, SslVersion::TLS1_2, "ed25519", None)
+        .await
+        .unwrap();
+    assert_eq!(version, "TLSv1.2");
+    assert!(cipher.starts_with("ECDHE-ECDSA"), "{cipher}");
+    assert_eq!(holder.take_log(), vec![(20, "EdDSA")]);
+
+    let ed448 = Pair::new(PKey::generate_ed448().unwrap(), 21);
+    let rsa = Pair::new(rsa_key(), 22);
+    let holder = KeyHolder::new(&[&ed448, &rsa]);
+    let tls = Arc::new(server(
+        &[ed448.remote(), rsa.remote()],
+        holder.clone(),
+        None,
+    ));
+    for (version, sigalgs, want, kind) in [
+        (SslVersion::TLS1_3, "ed448", &ed448, "EdDSA"),
+        (SslVersion::TLS1_2, "ed448", &ed448, "EdDSA"),
+        (SslVersion::TLS1_3, "rsa_pss_rsae_sha256", &rsa, "RSA-PSS"),
+    ] {
+        let (_, _, cert) = with_raw_client(tls.clone(), version, sigalgs, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            cert.to_der().unwrap(),
+            want.cert.to_der().unwrap(),
+            "{sigalgs}"
+        );
+        assert_eq!(holder.take_log(), vec![(want.index, kind)], "{sigalgs}");
+    }
+}
+
+#[tokio::test]
 async fn rsa_pss_only_key_in_tls13() {
     let pair = Pair::new(rsa_pss_key(), 5);
     let holder = KeyHolder::new(&[&pair]);
@@ -367,7 +413,8 @@ async fn rsa_pss_only_key_in_tls13() {
 async fn a_refusing_or_panicking_signer_fails_the_handshake() {
     let rsa = Pair::new(rsa_key(), 0);
     let ec = Pair::new(ec_key(Nid::X9_62_PRIME256V1), 1);
-    for pair in [&rsa, &ec] {
+    let ed = Pair::new(PKey::generate_ed25519().unwrap(), 2);
+    for pair in [&rsa, &ec, &ed] {
         let tls = Arc::new(server(&[pair.remote()], Arc::new(Refusing), None));
         let err = with_oc_client(tls, &pair.cert).await.unwrap_err();
         let text = err.to_string();
@@ -400,6 +447,15 @@ async fn a_key_holder_with_the_wrong_key_is_caught() {
     let tls = Arc::new(server(&[ec.remote()], KeyHolder::new(&[&other]), None));
     let err = with_oc_client(tls, &ec.cert).await.unwrap_err();
     assert!(err.to_string().contains("does not verify"), "{err}");
+    let ed = Pair::new(PKey::generate_ed25519().unwrap(), 2);
+    let other = Pair {
+        key: PKey::generate_ed25519().unwrap(),
+        cert: ed.cert.clone(),
+        index: 2,
+    };
+    let tls = Arc::new(server(&[ed.remote()], KeyHolder::new(&[&other]), None));
+    let err = with_oc_client(tls, &ed.cert).await.unwrap_err();
+    assert!(err.to_string().contains("does not verify"), "{err}");
 }
 
 /// `openssl genpkey -algorithm RSA-PSS -pkeyopt rsa_keygen_bits:1024
@@ -415,25 +471,21 @@ SgCTUzpQhagiBbAzQtKKSTenDap6IqArOf/v3hOKFtCwsD0CAwEAAQ==
 #[test]
 fn keys_that_cannot_be_delegated_are_refused_by_name() {
     let holder: Arc<dyn RemoteSigner> = KeyHolder::new(&[]);
-    for (key, name) in [
-        (PKey::generate_ed25519().unwrap(), "Ed25519"),
-        (PKey::generate_ed448().unwrap(), "Ed448"),
-    ] {
-        let pair = Pair::new(key, 3);
-        let err = TlsServer::with_remote_keys(
-            &TlsServerConfig::default(),
-            &[pair.remote()],
-            holder.clone(),
-        )
-        .unwrap_err();
-        let text = err.to_string();
-        assert!(
-            matches!(err, TlsError::RemoteKeyType { key_type, .. } if key_type == name),
-            "{text}"
-        );
-        assert!(text.contains("/etc/ocserv/cert-3.pem"), "{text}");
-        assert!(text.contains("privilege separation"), "{text}");
-    }
+    let dsa = PKey::from_dsa(openssl::dsa::Dsa::generate(2048).unwrap()).unwrap();
+    let pair = Pair::new(dsa, 3);
+    let err = TlsServer::with_remote_keys(
+        &TlsServerConfig::default(),
+        &[pair.remote()],
+        holder.clone(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, TlsError::RemoteKeyType { key_type, .. } if key_type == "DSA"),
+        "{text}"
+    );
+    assert!(text.contains("/etc/ocserv/cert-3.pem"), "{text}");
+    assert!(text.contains("privilege separation"), "{text}");
     // An RSA-PSS key restricted to SHA-256 and a 32-byte salt (the certificate is signed by
     // another key; only its public key matters here).
     let restricted = PKey::public_key_from_pem(RESTRICTED_PSS_PUBLIC_KEY).unwrap();

@@ -337,6 +337,10 @@ fn sign(loaded: &Loaded, key: KeyRef, op: &SignOp) -> Result<Vec<u8>, String> {
             key: key.index,
             digest: digest.clone(),
         },
+        SignOp::EdDsa { message } => SignRequest::EdDsa {
+            key: key.index,
+            message: message.clone(),
+        },
     };
     perform(private, &request).map_err(|e| e.to_string())
 }

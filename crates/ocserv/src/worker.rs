@@ -138,6 +138,12 @@ impl RemoteSigner for SecModSigner {
                     digest: digest.clone(),
                 },
             ),
+            SignRequest::EdDsa { key, message } => (
+                *key,
+                SignOp::EdDsa {
+                    message: message.clone(),
+                },
+            ),
         };
         let key = KeyRef {
             generation: self.generation,

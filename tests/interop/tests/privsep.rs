@@ -556,12 +556,12 @@ fn certificate_required_on_connect_unless_cisco_client_compat() {
         .contains("no certificate provided for cookie authentication"));
 }
 
-/// Several `server-cert`/`server-key` pairs (RSA and ECDSA, both keys root-only): each
-/// handshake gets the certificate the client's signature algorithms allow, signed by the
-/// security module. A key whose signatures cannot be delegated (Ed25519) stops the server
+/// Several `server-cert`/`server-key` pairs (RSA, ECDSA and Ed25519, all keys root-only):
+/// each handshake gets the certificate the client's signature algorithms allow, signed by
+/// the security module. A key whose signatures cannot be delegated (DSA) stops the server
 /// at start with a message naming its certificate.
 #[test]
-fn rsa_and_ecdsa_pairs_are_chosen_by_signature_algorithms() {
+fn rsa_ecdsa_and_ed25519_pairs_are_chosen_by_signature_algorithms() {
     let mut lab = Lab::new("privsep-pairs");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let secrets = Secrets::create(&lab, &pki);
@@ -573,6 +573,10 @@ fn rsa_and_ecdsa_pairs_are_chosen_by_signature_algorithms() {
     let (ec_cert, ec_key_path) =
         pki.server_cert_for(&lab.dir, "server-ec", &ec_key, &lab.server_ip);
     std::fs::rename(&ec_key_path, secrets.path("server-ec.key")).unwrap();
+    let ed_key = openssl::pkey::PKey::generate_ed25519().unwrap();
+    let (ed_cert, ed_key_path) =
+        pki.server_cert_for(&lab.dir, "server-ed", &ed_key, &lab.server_ip);
+    std::fs::rename(&ed_key_path, secrets.path("server-ed.key")).unwrap();
     secrets.lock_down();
     let auth = format!("plain[passwd={}]", secrets.path("passwd").display());
     let shipped = std::fs::read_to_string("/etc/ocserv/ocserv.conf").unwrap();
@@ -582,6 +586,12 @@ fn rsa_and_ecdsa_pairs_are_chosen_by_signature_algorithms() {
         &config,
         "server-key",
         &secrets.path("server-ec.key").display().to_string(),
+    );
+    config = add(&config, "server-cert", &ed_cert.display().to_string());
+    config = add(
+        &config,
+        "server-key",
+        &secrets.path("server-ed.key").display().to_string(),
     );
     let path = lab.start_server_with_config(ServerKind::Ours, &config);
     let served = |sigalgs: &str| {
@@ -593,43 +603,46 @@ fn rsa_and_ecdsa_pairs_are_chosen_by_signature_algorithms() {
         text(&out).trim().to_string()
     };
     assert_eq!(served("ECDSA+SHA256"), file_fingerprint(&ec_cert));
+    assert_eq!(served("ed25519"), file_fingerprint(&ed_cert));
     assert_eq!(
         served("RSA-PSS+SHA256:RSA+SHA256"),
         file_fingerprint(&pki.server_cert)
     );
-    // And a real client logs in over the ECDSA certificate.
+    // And a real client logs in (over the certificate its preferences pick).
     lab.use_real_client();
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
-    lab.assert_tunnel("over the ECDSA certificate");
+    lab.assert_tunnel("with three certificates");
 
-    // An Ed25519 pair: refused at start, naming the certificate.
-    let ed_key = openssl::pkey::PKey::generate_ed25519().unwrap();
-    let (ed_cert, ed_key_path) =
-        pki.server_cert_for(&lab.dir, "server-ed", &ed_key, &lab.server_ip);
-    let mut broken = add(&config, "server-cert", &ed_cert.display().to_string());
-    broken = add(&broken, "server-key", &ed_key_path.display().to_string());
+    // A DSA pair: refused at start, naming the certificate.
+    let dsa_key =
+        openssl::pkey::PKey::from_dsa(openssl::dsa::Dsa::generate(2048).unwrap()).unwrap();
+    let (dsa_cert, dsa_key_path) =
+        pki.server_cert_for(&lab.dir, "server-dsa", &dsa_key, &lab.server_ip);
+    let mut broken = add(&config, "server-cert", &dsa_cert.display().to_string());
+    broken = add(&broken, "server-key", &dsa_key_path.display().to_string());
     broken = set(&broken, "tcp-port", "4443");
     broken = set(&broken, "udp-port", "4443");
     broken = set(
         &broken,
         "pid-file",
-        &format!("{}/ed.pid", lab.dir.display()),
+        &format!("{}/dsa.pid", lab.dir.display()),
     );
     broken = set(
         &broken,
         "occtl-socket-file",
-        &format!("{}/ed.socket", lab.dir.display()),
+        &format!("{}/dsa.socket", lab.dir.display()),
     );
     broken = set(&broken, "device", &format!("{}e", lab.name));
-    let ed_config = path.with_file_name("ed.conf");
-    std::fs::write(&ed_config, broken).unwrap();
+    let dsa_config = path.with_file_name("dsa.conf");
+    std::fs::write(&dsa_config, broken).unwrap();
     let out = lab.in_server(&format!(
         "timeout 20 {} -f -c {}",
         bin("ocserv").display(),
-        ed_config.display()
+        dsa_config.display()
     ));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("server-ed.pem"), "{}", text(&out));
+    assert!(text(&out).contains("server-dsa.pem"), "{}", text(&out));
+    assert!(text(&out).contains("DSA"), "{}", text(&out));
 }

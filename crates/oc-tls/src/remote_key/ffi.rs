@@ -33,6 +33,7 @@ use crate::TlsError;
 /// `CRYPTO_EX_INDEX_EC_KEY` / `CRYPTO_EX_INDEX_RSA` from crypto.h.
 const CRYPTO_EX_INDEX_EC_KEY: c_int = 8;
 const CRYPTO_EX_INDEX_RSA: c_int = 9;
+pub(super) const CRYPTO_EX_INDEX_EVP_PKEY: c_int = 17;
 /// Paddings from rsa.h that reach `priv_enc`.
 const RSA_PKCS1_PADDING: c_int = 1;
 const RSA_NO_PADDING: c_int = 3;
@@ -115,7 +116,7 @@ extern "C" {
 }
 
 /// Releases an owned OpenSSL object without freeing it (its reference passes to the caller).
-fn into_raw<T: ForeignType>(object: T) -> *mut T::CType {
+pub(super) fn into_raw<T: ForeignType>(object: T) -> *mut T::CType {
     let raw = object.as_ptr();
     std::mem::forget(object);
     raw
@@ -123,10 +124,10 @@ fn into_raw<T: ForeignType>(object: T) -> *mut T::CType {
 
 /// What a remote key's ex_data slot holds (as a `Box<Holder>`).
 #[derive(Clone)]
-struct Holder {
-    signer: Arc<dyn RemoteSigner>,
-    key: u32,
-    cert: PathBuf,
+pub(super) struct Holder {
+    pub(super) signer: Arc<dyn RemoteSigner>,
+    pub(super) key: u32,
+    pub(super) cert: PathBuf,
 }
 
 /// A method table built once and only read afterwards.
@@ -190,14 +191,15 @@ fn ec_method() -> Option<*const EcKeyMethod> {
         .map(|t| t.0.cast_const())
 }
 
-/// The ex_data slot for [`Holder`]s in objects of `class` (RSA or EC_KEY), allocated once.
-fn ex_index(class: c_int) -> Option<c_int> {
+/// The ex_data slot for [`Holder`]s in objects of `class` (RSA, EC_KEY or EVP_PKEY), allocated once.
+pub(super) fn ex_index(class: c_int) -> Option<c_int> {
     static RSA: OnceLock<c_int> = OnceLock::new();
     static EC: OnceLock<c_int> = OnceLock::new();
-    let cell = if class == CRYPTO_EX_INDEX_RSA {
-        &RSA
-    } else {
-        &EC
+    static PKEY: OnceLock<c_int> = OnceLock::new();
+    let cell = match class {
+        CRYPTO_EX_INDEX_RSA => &RSA,
+        CRYPTO_EX_INDEX_EC_KEY => &EC,
+        _ => &PKEY,
     };
     let index = *cell.get_or_init(|| {
         // SAFETY: registers a slot with our dup and free callbacks, whose signatures are
@@ -275,7 +277,7 @@ unsafe extern "C" fn dup_holder(
 }
 
 /// Puts `message` on OpenSSL's error queue, where the handshake error picks it up.
-fn raise(message: &str) {
+pub(super) fn raise(message: &str) {
     let text = CString::new(message.replace('\0', " ")).unwrap_or_default();
     // SAFETY: ERR_new/ERR_set_debug/ERR_set_error record an error in this thread's queue;
     // the strings are NUL-terminated and live across the calls, and the format "%s" takes
@@ -296,7 +298,7 @@ fn raise(message: &str) {
 ///
 /// # Safety
 /// `ptr` is NULL or a value of our ex_data slot of an object that is alive for the call.
-unsafe fn holder_at(ptr: *mut c_void) -> Result<Holder, String> {
+pub(super) unsafe fn holder_at(ptr: *mut c_void) -> Result<Holder, String> {
     if ptr.is_null() {
         return Err("the key has no remote signer attached".into());
     }
@@ -304,7 +306,7 @@ unsafe fn holder_at(ptr: *mut c_void) -> Result<Holder, String> {
     Ok(unsafe { (*ptr.cast::<Holder>()).clone() })
 }
 
-fn ask(holder: &Holder, request: &SignRequest) -> Result<Vec<u8>, String> {
+pub(super) fn ask(holder: &Holder, request: &SignRequest) -> Result<Vec<u8>, String> {
     holder.signer.sign(request).map_err(|why| {
         format!(
             "the key holder refused to sign for {} (key {}): {why}",
@@ -496,7 +498,7 @@ unsafe fn ec_sign(
 /// # Safety
 /// `object` is a live object of the class `index` was registered for, and `set` is that
 /// class's `*_set_ex_data`.
-unsafe fn attach<T>(
+pub(super) unsafe fn attach<T>(
     object: *mut T,
     index: c_int,
     holder: Holder,
@@ -523,7 +525,8 @@ fn unsupported(path: &Path, key_type: &'static str) -> TlsError {
 }
 
 /// An OpenSSL private key for `cert` whose signatures `signer` makes (as key `key`).
-/// RSA, RSA-PSS (without parameter restrictions) and ECDSA keys can be delegated;
+/// RSA, RSA-PSS (without parameter restrictions), ECDSA, Ed25519 and Ed448 keys can be
+/// delegated;
 /// anything else is refused with an error naming `path`.
 pub(crate) fn remote_private_key(
     cert: &X509Ref,
@@ -546,8 +549,7 @@ pub(crate) fn remote_private_key(
             rsa_key(&public, holder, true)?
         }
         Id::EC => ec_key(&public, holder)?,
-        Id::ED25519 => return Err(unsupported(path, "Ed25519")),
-        Id::ED448 => return Err(unsupported(path, "Ed448")),
+        Id::ED25519 | Id::ED448 => super::eddsa::eddsa_key(&public, holder)?,
         Id::DSA => return Err(unsupported(path, "DSA")),
         _ => return Err(unsupported(path, "an unsupported key type")),
     };

@@ -248,6 +248,82 @@ fn pkcs1_refuses_what_is_not_a_digest_info() {
     }
 }
 
+/// What a TLS 1.3 server signs: 64 spaces, its context string, a transcript hash.
+fn tls13_content(hash_len: usize) -> Vec<u8> {
+    let mut m = vec![0x20; 64];
+    m.extend_from_slice(b"TLS 1.3, server CertificateVerify\0");
+    m.extend(std::iter::repeat_n(0xab, hash_len));
+    m
+}
+
+/// What a TLS 1.2 server signs for ECDHE: the randoms, then the named curve and point.
+fn tls12_content(point_len: u8) -> Vec<u8> {
+    let mut m = vec![0x11; 64];
+    m.extend_from_slice(&[3, 0x00, 0x1d, point_len]);
+    m.extend(std::iter::repeat_n(0x42, usize::from(point_len)));
+    m
+}
+
+#[test]
+fn eddsa_signs_only_what_a_tls_server_signs() {
+    for key in [
+        PKey::generate_ed25519().unwrap(),
+        PKey::generate_ed448().unwrap(),
+    ] {
+        for message in [tls13_content(32), tls13_content(48), tls12_content(32)] {
+            let request = SignRequest::EdDsa {
+                key: 0,
+                message: message.clone(),
+            };
+            let sig = perform(&key, &request).unwrap();
+            let mut v = Verifier::new_without_digest(&key).unwrap();
+            assert!(v.verify_oneshot(&sig, &message).unwrap());
+        }
+        let mut client = tls13_content(32);
+        client[64..97].copy_from_slice(b"TLS 1.3, client CertificateVerify");
+        let mut trailing = tls12_content(32);
+        trailing.push(0);
+        let mut explicit_curve = tls12_content(32);
+        explicit_curve[64] = 1;
+        for message in [
+            Vec::new(),
+            b"any message at all".to_vec(),
+            tls13_content(20),
+            client,
+            trailing,
+            explicit_curve,
+            tls12_content(0),
+            vec![0x20; 64],
+        ] {
+            let len = message.len();
+            let err = perform(&key, &SignRequest::EdDsa { key: 0, message }).unwrap_err();
+            assert!(
+                matches!(err, TlsError::SignRefused(SignRefusal::NotTlsContent { len: l }) if l == len),
+                "{len}: {err}"
+            );
+        }
+    }
+    let eddsa = SignRequest::EdDsa {
+        key: 0,
+        message: tls13_content(32),
+    };
+    assert!(matches!(
+        perform(&ec_key(), &eddsa).unwrap_err(),
+        TlsError::SignRefused(SignRefusal::KeyType {
+            request: "EdDSA",
+            key: "EC"
+        })
+    ));
+    let ecdsa = SignRequest::Ecdsa {
+        key: 0,
+        digest: vec![1; 32],
+    };
+    assert!(matches!(
+        perform(&PKey::generate_ed25519().unwrap(), &ecdsa).unwrap_err(),
+        TlsError::SignRefused(SignRefusal::KeyType { key: "Ed25519", .. })
+    ));
+}
+
 #[test]
 fn requests_for_the_wrong_key_type_are_refused() {
     let rsa = rsa_key(2048);
@@ -382,7 +458,7 @@ fn key_loading_checks_the_certificate_and_names_files() {
     std::fs::write(dir.join("bad.pem"), b"not a key").unwrap();
     let err = load_private_key(&dir.join("bad.pem")).unwrap_err();
     assert!(err.to_string().contains("bad.pem"), "{err}");
-    // An Ed25519 pair matches but cannot be delegated.
+    // An Ed25519 pair loads; a DSA pair matches but cannot be delegated.
     let ed = PKey::generate_ed25519().unwrap();
     std::fs::write(
         &cert_path,
@@ -390,12 +466,22 @@ fn key_loading_checks_the_certificate_and_names_files() {
     )
     .unwrap();
     std::fs::write(&key_path, ed.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    assert!(load_key_for_cert(&cert_path, &key_path)
+        .unwrap()
+        .public_eq(&ed));
+    let dsa = PKey::from_dsa(openssl::dsa::Dsa::generate(2048).unwrap()).unwrap();
+    std::fs::write(
+        &cert_path,
+        self_signed(&dsa, MessageDigest::sha256()).to_pem().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(&key_path, dsa.private_key_to_pem_pkcs8().unwrap()).unwrap();
     let err = load_key_for_cert(&cert_path, &key_path).unwrap_err();
     assert!(
         matches!(
             err,
             TlsError::RemoteKeyType {
-                key_type: "Ed25519",
+                key_type: "DSA",
                 ..
             }
         ),
