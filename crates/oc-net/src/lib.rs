@@ -6,6 +6,7 @@
 //! users' own scripts work unchanged.
 
 pub mod log;
+pub mod netlink;
 pub mod script;
 pub mod tun;
 pub mod udp;

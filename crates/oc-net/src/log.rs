@@ -37,7 +37,29 @@ pub struct LogSettings {
     /// Keep stdout for `--authenticate`/`--cookieonly` output.
     pub stdout_reserved: bool,
     pub format: LogFormat,
+    /// The syslog facility code (3, daemon, unless `--syslog-facility` says otherwise).
+    pub facility: u8,
 }
+
+/// The facility code of a syslog facility name, as ocserv's `--syslog-facility` takes them.
+pub fn facility_code(name: &str) -> Option<u8> {
+    Some(match name {
+        "user" => 1,
+        "daemon" => 3,
+        "auth" => 4,
+        "authpriv" => 10,
+        _ => {
+            let n: u8 = name.strip_prefix("local")?.parse().ok()?;
+            if n > 7 || name.len() != 6 {
+                return None;
+            }
+            16 + n
+        }
+    })
+}
+
+/// The facility of the daemons (ocserv's default).
+pub const FACILITY_DAEMON: u8 = 3;
 
 pub fn init(settings: LogSettings) {
     if settings.syslog {
@@ -134,7 +156,7 @@ impl<'a> MakeWriter<'a> for Sink {
 
     fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Self::Writer {
         if self.settings.syslog {
-            let priority = match *meta.level() {
+            let priority: u16 = match *meta.level() {
                 Level::ERROR => 3,
                 Level::WARN => 4,
                 Level::INFO => 6,
@@ -142,7 +164,7 @@ impl<'a> MakeWriter<'a> for Sink {
             };
             return Output::Syslog {
                 program: self.settings.program,
-                priority,
+                priority: u16::from(self.settings.facility) * 8 + priority,
                 line: Vec::new(),
             };
         }
@@ -161,7 +183,8 @@ pub enum Output {
     /// Collects one message and sends it to /dev/log when dropped.
     Syslog {
         program: &'static str,
-        priority: u8,
+        /// Facility × 8 + severity.
+        priority: u16,
         line: Vec<u8>,
     },
 }
@@ -195,11 +218,11 @@ impl Drop for Output {
             line,
         } = self
         {
-            // Facility LOG_DAEMON (3 << 3). A lost log line is not worth failing over.
+            // A lost log line is not worth failing over.
             let text = String::from_utf8_lossy(line);
             let msg = format!(
                 "<{}>{}[{}]: {}",
-                24 + u32::from(*priority),
+                priority,
                 program,
                 std::process::id(),
                 text.trim_end()

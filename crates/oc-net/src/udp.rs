@@ -27,30 +27,42 @@ pub const RECV_SLOT_LEN: usize = 65536;
 /// A UDP socket with segmentation offload state.
 pub struct BatchSocket {
     socket: UdpSocket,
-    state: UdpSocketState,
+    /// None when the socket refuses the options batching needs (an emulated socket, such
+    /// as socket_wrapper's): then one datagram per call.
+    state: Option<UdpSocketState>,
 }
 
 impl std::fmt::Debug for BatchSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BatchSocket")
             .field("socket", &self.socket)
-            .field("max_segments", &self.state.max_gso_segments())
+            .field("max_segments", &self.max_segments())
             .finish()
     }
 }
 
 impl BatchSocket {
-    /// Turns on what the kernel offers (GRO, packet info) for `socket`.
+    /// Turns on what the kernel offers (GRO, packet info) for `socket`. A socket that
+    /// refuses those options ("Protocol not available") is used a datagram at a time.
     pub fn new(socket: UdpSocket) -> io::Result<Self> {
         // This also sets the don't-fragment bit (IP_PMTUDISC_PROBE), as ocserv does on its
         // DTLS sockets; records are sized below the path MTU anyway.
-        let state = UdpSocketState::new((&socket).into())?;
+        let state = match UdpSocketState::new((&socket).into()) {
+            Ok(state) => Some(state),
+            Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ENOPROTOOPT as i32) => {
+                tracing::warn!("UDP socket options unavailable ({e}); one datagram per call");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Self { socket, state })
     }
 
     /// Most datagrams one send may carry (1 without GSO).
     pub fn max_segments(&self) -> usize {
-        self.state.max_gso_segments()
+        self.state
+            .as_ref()
+            .map_or(1, UdpSocketState::max_gso_segments)
     }
 
     /// Sends `contents` to `to`: one datagram, or with `segment` several of that size (the
@@ -68,11 +80,28 @@ impl BatchSocket {
             segment_size: segment,
             src_ip: None,
         };
+        let Some(state) = &self.state else {
+            return self.send_each(to, contents, segment).await;
+        };
         self.socket
             .async_io(Interest::WRITABLE, || {
-                self.state.try_send((&self.socket).into(), &transmit)
+                state.try_send((&self.socket).into(), &transmit)
             })
             .await
+    }
+
+    /// [`send`](Self::send) without offload: each segment in its own datagram.
+    async fn send_each(
+        &self,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+    ) -> io::Result<()> {
+        let size = segment.unwrap_or(contents.len()).max(1);
+        for datagram in contents.chunks(size) {
+            self.socket.send_to(datagram, to).await?;
+        }
+        Ok(())
     }
 
     /// Receives into `bufs`; `meta[i]` tells what landed in `bufs[i]` (sender, length and
@@ -82,11 +111,32 @@ impl BatchSocket {
         bufs: &mut [IoSliceMut<'_>],
         meta: &mut [RecvMeta],
     ) -> io::Result<usize> {
+        let Some(state) = &self.state else {
+            return self.recv_one(bufs, meta).await;
+        };
         self.socket
             .async_io(Interest::READABLE, || {
-                self.state.recv((&self.socket).into(), bufs, meta)
+                state.recv((&self.socket).into(), bufs, meta)
             })
             .await
+    }
+
+    /// [`recv`](Self::recv) without offload: one datagram into the first buffer.
+    async fn recv_one(
+        &self,
+        bufs: &mut [IoSliceMut<'_>],
+        meta: &mut [RecvMeta],
+    ) -> io::Result<usize> {
+        let (Some(buf), Some(slot)) = (bufs.first_mut(), meta.first_mut()) else {
+            return Ok(0);
+        };
+        let (len, addr) = self.socket.recv_from(buf).await?;
+        let mut received = RecvMeta::default();
+        received.addr = addr;
+        received.len = len;
+        received.stride = len;
+        *slot = received;
+        Ok(1)
     }
 }
 

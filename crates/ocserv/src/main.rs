@@ -104,7 +104,8 @@ EXAMPLES
     about = ABOUT,
     long_about = LONG_ABOUT,
     after_help = AFTER_HELP,
-    disable_version_flag = true
+    disable_version_flag = true,
+    args_override_self = true
 )]
 struct Cli {
     /// Configuration file.
@@ -118,9 +119,11 @@ struct Cli {
     /// Stay in the foreground (log to stderr).
     #[arg(short = 'f', long = "foreground")]
     foreground: bool,
-    /// Debug level: 1 basic, 2 info, 3 debug, 4 and above trace (ocserv's HTTP/TLS levels).
-    #[arg(short = 'd', long = "debug", value_name = "N")]
-    debug: Option<u8>,
+    /// Debug level, 0 to 9999: 1 basic, 2 info, 3 debug, 4 and above trace (ocserv's
+    /// HTTP/TLS levels). Given more than once, the last one counts.
+    #[arg(short = 'd', long = "debug", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(0..=9999))]
+    debug: Option<u16>,
     /// Check the configuration, list every problem with file and line, and exit (0 = valid).
     #[arg(short = 't', long = "test-config")]
     test_config: bool,
@@ -128,11 +131,20 @@ struct Cli {
     #[arg(short = 'p', long = "pid-file", value_name = "FILE")]
     pid_file: Option<PathBuf>,
     /// Log to stderr even when running in the background.
-    #[arg(long = "log-stderr")]
+    #[arg(short = 'e', long = "log-stderr")]
     log_stderr: bool,
     /// Log to syslog even in the foreground.
-    #[arg(long = "syslog")]
+    #[arg(short = 's', long = "syslog")]
     syslog: bool,
+    /// The syslog facility: daemon (the default), user, auth, authpriv, local0 to local7.
+    #[arg(long = "syslog-facility", value_name = "NAME", value_parser = parse_facility)]
+    syslog_facility: Option<u8>,
+    /// Do not change to / when going to the background.
+    #[arg(long = "no-chdir")]
+    no_chdir: bool,
+    /// Accepted for ocserv's command line; the processes stay non-dumpable (not traceable).
+    #[arg(short = 'x', long = "traceable")]
+    traceable: bool,
     /// Log format: text, or json (one object per line with timestamp, level, message and
     /// the session's user and id)
     #[arg(long, value_name = "FORMAT", value_enum, default_value = "text")]
@@ -168,10 +180,14 @@ fn main() -> ExitCode {
             _ => 3,
         },
         timestamp: true,
-        syslog: cli.syslog || (!cli.foreground && !cli.log_stderr),
+        syslog: logs_to_syslog(&cli),
         stdout_reserved: true,
         format: cli.log_format,
+        facility: cli.syslog_facility.unwrap_or(log::FACILITY_DAEMON),
     });
+    if cli.traceable && cli.internal_role.is_none() {
+        warn!("--traceable: ignored; the server's processes stay non-dumpable");
+    }
     // A panic anywhere (a connection's task, a channel's thread) is logged where the admin
     // looks, with the role of the process, besides the standard report on stderr.
     let role = cli.internal_role;
@@ -191,6 +207,27 @@ fn main() -> ExitCode {
             error!("{e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Syslog when asked for, or in the background unless -e asks for stderr.
+fn logs_to_syslog(cli: &Cli) -> bool {
+    cli.syslog || !(cli.foreground || cli.log_stderr)
+}
+
+fn parse_facility(name: &str) -> Result<u8, String> {
+    log::facility_code(name).ok_or_else(|| {
+        format!("unknown syslog facility {name:?} (daemon, user, auth, authpriv, local0 to local7)")
+    })
+}
+
+fn facility_name(code: u8) -> String {
+    match code {
+        1 => "user".into(),
+        4 => "auth".into(),
+        10 => "authpriv".into(),
+        16..=23 => format!("local{}", code - 16),
+        _ => "daemon".into(),
     }
 }
 
@@ -255,8 +292,11 @@ fn child_args(cli: &Cli) -> Vec<std::ffi::OsString> {
     if let Some(d) = cli.debug {
         args.extend(["-d".into(), d.to_string().into()]);
     }
-    if cli.syslog || (!cli.foreground && !cli.log_stderr) {
+    if logs_to_syslog(cli) {
         args.push("--syslog".into());
+    }
+    if let Some(facility) = cli.syslog_facility {
+        args.extend(["--syslog-facility".into(), facility_name(facility).into()]);
     }
     let format = match cli.log_format {
         log::LogFormat::Text => "text",
@@ -284,7 +324,8 @@ fn run_main(mut cli: Cli, daemon: bool) -> anyhow::Result<()> {
     cli.config = std::path::absolute(&cli.config)
         .with_context(|| format!("{}: cannot make the path absolute", cli.config.display()))?;
     if daemon {
-        nix::unistd::daemon(false, cli.log_stderr).context("cannot run in the background")?;
+        nix::unistd::daemon(cli.no_chdir, cli.log_stderr)
+            .context("cannot run in the background")?;
     }
     // A process group of our own, as ocserv: the security module and the network process
     // are in it, so `kill -- -PID` stops all three. Fails only when we already lead a

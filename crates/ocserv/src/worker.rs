@@ -343,21 +343,26 @@ fn bind_all(config: &Config) -> Result<Sockets, WorkerError> {
     let port = config.tcp_port.ok_or_else(|| {
         WorkerError::Setup(format!("{}: tcp-port is not set", config.path.display()))
     })?;
-    let hosts: Vec<String> = match &config.listen_host {
-        Some(h) => vec![h.clone()],
-        None => vec!["::".into()],
+    // Without listen-host, ocserv listens on every address of both families: 0.0.0.0 and
+    // [::] (IPv6 only). A host without IPv6 still serves IPv4.
+    let tcp = match &config.listen_host {
+        Some(host) => vec![bind(&format!("{}:{port}", bracket(host)), false)?],
+        None => {
+            let mut tcp = vec![bind(&format!("0.0.0.0:{port}"), false)?];
+            // [::] next to 0.0.0.0: IPv6 only, or the two would collide.
+            match bind(&format!("[::]:{port}"), true) {
+                Ok(listener) => tcp.push(listener),
+                Err(e) => warn!("{e}; serving IPv4 only"),
+            }
+            tcp
+        }
     };
-    let mut tcp = Vec::new();
-    for host in &hosts {
-        tcp.push(bind(&format!("{}:{port}", bracket(host)))?);
-    }
-    // One UDP socket for every session's DTLS, on the first listen address.
+    // One UDP socket for every session's DTLS: on listen-host, else on [::] (which takes
+    // IPv4 too, as a dual-stack socket).
     let udp = match config.udp_port {
         Some(udp_port) => {
-            let addr = format!(
-                "{}:{udp_port}",
-                bracket(&hosts.first().cloned().unwrap_or_default())
-            );
+            let host = config.listen_host.as_deref().unwrap_or("::");
+            let addr = format!("{}:{udp_port}", bracket(host));
             let bind_err = |source| WorkerError::Bind {
                 addr: format!("UDP {addr}"),
                 source,
@@ -370,7 +375,7 @@ fn bind_all(config: &Config) -> Result<Sockets, WorkerError> {
     };
     let metrics = config
         .metrics_listen
-        .map(|addr| bind(&addr.to_string()))
+        .map(|addr| bind(&addr.to_string(), false))
         .transpose()?;
     let control = if config.use_occtl {
         let path = config
@@ -397,7 +402,8 @@ fn bracket(host: &str) -> String {
     }
 }
 
-fn bind(addr: &str) -> Result<std::net::TcpListener, WorkerError> {
+/// A listening TCP socket on `addr`; an IPv6 one takes IPv4 clients too unless `v6_only`.
+fn bind(addr: &str, v6_only: bool) -> Result<std::net::TcpListener, WorkerError> {
     use nix::sys::socket::{
         bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
         SockaddrStorage,
@@ -427,6 +433,9 @@ fn bind(addr: &str) -> Result<std::net::TcpListener, WorkerError> {
     )
     .map_err(errno)?;
     setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(errno)?;
+    if sa.is_ipv6() {
+        setsockopt(&fd, sockopt::Ipv6V6Only, &v6_only).map_err(errno)?;
+    }
     bind(fd.as_raw_fd(), &SockaddrStorage::from(sa)).map_err(errno)?;
     listen(&fd, Backlog::new(LISTEN_BACKLOG).map_err(errno)?).map_err(errno)?;
     Ok(std::net::TcpListener::from(fd))

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         syslog: opts.syslog,
         stdout_reserved: opts.authenticate || opts.cookieonly || opts.printcookie,
         format: opts.log_format,
+        facility: log::FACILITY_DAEMON,
     });
     // One thread: the client runs one tunnel, and `-b` forks after start-up, which is only
     // sound while the process has a single thread.

@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
+use oc_net::netlink::InterfaceSettings;
 use oc_net::{TunReader, TunWriter};
 use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use tokio::sync::mpsc;
@@ -20,21 +21,20 @@ pub fn create_tun(config: &Config) -> Result<(tun_rs::SyncDevice, String), Serve
     let pattern = format!("{}%d", config.device);
     let (device, name) =
         oc_net::open_tun_sync(Some(&pattern)).map_err(|e| ServerError::Tun(e.to_string()))?;
-    let tun_err = |e: std::io::Error| ServerError::Tun(format!("{name}: {e}"));
+    let mut addresses = Vec::new();
     if let Some(net) = config.net.ipv4_network {
-        device
-            .set_network_address(server_address_v4(net), net.prefix_len(), None)
-            .map_err(tun_err)?;
+        addresses.push((IpAddr::V4(server_address_v4(net)), net.prefix_len()));
     }
     if let Some(net) = config.net.ipv6_network {
-        device
-            .add_address_v6(server_address_v6(net), net.prefix_len())
-            .map_err(tun_err)?;
+        addresses.push((IpAddr::V6(server_address_v6(net)), net.prefix_len()));
     }
-    device
-        .set_mtu(config.net.mtu.unwrap_or(1500).clamp(576, 65535) as u16)
-        .map_err(tun_err)?;
-    device.enabled(true).map_err(tun_err)?;
+    let settings = InterfaceSettings {
+        addresses,
+        mtu: config.net.mtu.unwrap_or(1500).clamp(576, 65535),
+    };
+    // Over netlink rather than ioctls on an AF_INET socket, which socket emulators
+    // (socket_wrapper in upstream's test suite) replace.
+    oc_net::netlink::configure(&name, &settings).map_err(|e| ServerError::Tun(e.to_string()))?;
     Ok((device, name))
 }
 
