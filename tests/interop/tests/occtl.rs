@@ -416,3 +416,60 @@ fn session_accounting_survives_a_reconnect() {
         "{closed}"
     );
 }
+
+/// `occtl show user` names the DTLS session as ocserv (GnuTLS) does, which scripts and
+/// upstream's cipher tests grep for: `(DTLS1.2)-(PSK)-(AES-256-GCM)`; a tunnel without
+/// DTLS has no `DTLS cipher` line, and `show users` says `(no-dtls)`.
+#[test]
+fn dtls_cipher_is_shown_as_ocserv_names_it() {
+    let (mut lab, pki) = start(
+        "occtl-dtls-name",
+        "udp-port = 443\nmatch-tls-dtls-ciphers = true\ndtls-legacy = false\n",
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    lab.assert_pings_over_udp(3);
+    let second = lab.add_client_ns();
+    let bob_args: Vec<&str> = login_args(&ca, &[&url, "--no-dtls"])
+        .iter()
+        .map(|a| if *a == "alice" { "bob" } else { a })
+        .collect();
+    lab.spawn_client_in(&second, &bob_args, "hunter2\n", "bob.log");
+    let bob_up = wait_until(SECS(20), || {
+        let out = lab.in_ns(&second, &format!("ping -c 1 -W 1 {}", lab.behind_ip));
+        out.status.success().then_some(())
+    });
+    assert!(bob_up.is_some(), "bob:\n{}", lab.log("bob.log"));
+
+    let alice = text(&lab.our_occtl("show user alice"));
+    let tls = alice
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("TLS ciphersuite: "))
+        .unwrap_or_default()
+        .to_string();
+    let want = if tls.contains("AES_128") || tls.contains("AES128") {
+        "AES-128-GCM"
+    } else {
+        "AES-256-GCM"
+    };
+    assert!(
+        alice.contains(&format!("DTLS cipher: (DTLS1.2)-(PSK)-({want})")),
+        "{alice}"
+    );
+    let bob = text(&lab.our_occtl("show user bob"));
+    assert!(bob.contains("Username: bob"), "{bob}");
+    assert!(!bob.contains("DTLS cipher"), "{bob}");
+    let table = text(&lab.our_occtl("show users"));
+    let bob_row = table
+        .lines()
+        .find(|l| l.contains("bob"))
+        .unwrap_or_default();
+    assert!(bob_row.contains("(no-dtls)"), "{table}");
+    let alice_row = table
+        .lines()
+        .find(|l| l.contains("alice"))
+        .unwrap_or_default();
+    assert!(alice_row.contains(&format!("({want})")), "{table}");
+}

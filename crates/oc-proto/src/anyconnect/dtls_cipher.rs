@@ -49,6 +49,30 @@ impl Bulk {
     }
 }
 
+impl Bulk {
+    /// The cipher (and MAC, when not an AEAD) as GnuTLS names them in a session
+    /// description: `AES-128-GCM`, `AES-128-CBC)-(SHA1`. None for other suites.
+    fn gnutls_name(self) -> Option<&'static str> {
+        match self {
+            Bulk::Aes128Gcm => Some("AES-128-GCM"),
+            Bulk::Aes256Gcm => Some("AES-256-GCM"),
+            Bulk::Aes128CbcSha1 => Some("AES-128-CBC)-(SHA1"),
+            Bulk::Aes256CbcSha1 => Some("AES-256-CBC)-(SHA1"),
+            Bulk::Other => None,
+        }
+    }
+}
+
+/// A PSK-NEGOTIATE DTLS session as ocserv (GnuTLS) describes it in `occtl show user`:
+/// `(DTLS1.2)-(PSK)-(AES-256-GCM)`; without the cipher part when it is left to the DTLS
+/// handshake (`cipher` is an OpenSSL name such as `PSK-AES256-GCM-SHA384`, or None).
+pub fn psk_description(cipher: Option<&str>) -> String {
+    match cipher.and_then(|c| Bulk::from_openssl_name(c).gnutls_name()) {
+        Some(name) => format!("(DTLS1.2)-(PSK)-({name})"),
+        None => "(DTLS1.2)-(PSK)".to_string(),
+    }
+}
+
 /// One legacy suite the server can grant.
 #[derive(Debug, PartialEq, Eq)]
 pub struct LegacySuite {
@@ -61,6 +85,15 @@ pub struct LegacySuite {
 }
 
 impl LegacySuite {
+    /// The session as ocserv (GnuTLS) describes it in `occtl show user`: the client's
+    /// master secret resumed with this suite, `(DTLS1.2)-(RSA)-(AES-128-GCM)`.
+    pub fn description(&self) -> String {
+        format!(
+            "(DTLS1.2)-(RSA)-({})",
+            self.bulk.gnutls_name().unwrap_or("UNKNOWN")
+        )
+    }
+
     /// The header the answer goes in.
     pub fn header(&self) -> &'static str {
         if self.dtls12_header {
@@ -137,6 +170,38 @@ pub fn select_legacy(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sessions_are_described_as_ocserv_shows_them() {
+        let describe = |dtls12: &str| {
+            select_legacy(None, Some(dtls12), Bulk::Other)
+                .unwrap()
+                .description()
+        };
+        assert_eq!(
+            describe("AES128-GCM-SHA256"),
+            "(DTLS1.2)-(RSA)-(AES-128-GCM)"
+        );
+        assert_eq!(
+            describe("AES256-GCM-SHA384"),
+            "(DTLS1.2)-(RSA)-(AES-256-GCM)"
+        );
+        let oc = select_legacy(Some("OC-DTLS1_2-AES128-GCM"), None, Bulk::Other).unwrap();
+        assert_eq!(oc.description(), "(DTLS1.2)-(RSA)-(AES-128-GCM)");
+        assert_eq!(
+            psk_description(Some("PSK-AES256-GCM-SHA384")),
+            "(DTLS1.2)-(PSK)-(AES-256-GCM)"
+        );
+        assert_eq!(
+            psk_description(Some("PSK-AES128-GCM-SHA256")),
+            "(DTLS1.2)-(PSK)-(AES-128-GCM)"
+        );
+        assert_eq!(
+            psk_description(Some("PSK-CHACHA20-POLY1305")),
+            "(DTLS1.2)-(PSK)"
+        );
+        assert_eq!(psk_description(None), "(DTLS1.2)-(PSK)");
+    }
 
     #[test]
     fn psk_token_must_be_whole() {

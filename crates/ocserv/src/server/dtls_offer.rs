@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_net::udp::BatchSocket;
-use oc_proto::anyconnect::dtls_cipher::{select_legacy, Bulk};
+use oc_proto::anyconnect::dtls_cipher::{psk_description, select_legacy, Bulk};
 use oc_proto::anyconnect::dtls_hello::DTLS_ID_LEN;
 use oc_proto::anyconnect::server_connect::ClientConnect;
 use oc_proto::anyconnect::tunnel_plan::{DtlsOffer, DtlsOfferKind};
@@ -22,6 +22,8 @@ use crate::udp::{self, psk_cipher_matching, DtlsContexts, DtlsId, Keying, Tunnel
 /// A DTLS channel the server can key for this tunnel, not yet started.
 pub(super) struct OfferedDtls {
     pub(super) offer: DtlsOffer,
+    /// The session as ocserv names it in `occtl show user` (`(DTLS1.2)-(PSK)-(AES-256-GCM)`).
+    pub(super) description: String,
     keying: Keying,
     socket: Arc<BatchSocket>,
 }
@@ -57,14 +59,20 @@ impl Server {
         } else {
             return None;
         };
-        match kind {
-            DtlsOfferKind::Psk { .. } => info!("DTLS ciphersuite: PSK-NEGOTIATE"),
-            DtlsOfferKind::Legacy(suite) => {
+        let description = match (&kind, &keying) {
+            (DtlsOfferKind::Legacy(suite), _) => {
                 info!("DTLS ciphersuite: {} (legacy resumption)", suite.name);
+                suite.description()
             }
-        }
+            (_, Keying::Psk { ciphers, .. }) => {
+                info!("DTLS ciphersuite: PSK-NEGOTIATE");
+                psk_description(*ciphers)
+            }
+            _ => psk_description(None),
+        };
         Some(OfferedDtls {
             offer: DtlsOffer { id, kind },
+            description,
             keying,
             socket: socket.clone(),
         })

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
 use oc_ctl::model::{Event, UserInfo};
-use oc_proto::anyconnect::server_connect::{ClientConnect, DtlsMode};
+use oc_proto::anyconnect::server_connect::ClientConnect;
 use oc_proto::anyconnect::server_session::ServerSession;
 use oc_proto::anyconnect::tunnel_plan::{plan_tunnel, Addresses, PlanInput, TlsFacts, TunnelPlan};
 use oc_proto::http::server::{ServerRequest, ServerResponse};
@@ -173,6 +173,7 @@ impl Server {
             dtls: offered.as_ref().map(|o| o.offer),
             session_left: session.deadline.map(|d| d.saturating_duration_since(now)),
         });
+        let dtls_description = offered.as_ref().map(|o| o.description.clone());
         let dtls = offered.map(|o| self.start_dtls(o, plan.grant.base_mtu, config));
         for (channel, algorithm) in [
             ("DTLS", plan.dtls_compression()),
@@ -186,7 +187,7 @@ impl Server {
             v4: plan.granted.v4,
             v6: plan.granted.v6,
         };
-        let view = self.user_view(t, &plan, stream);
+        let view = self.user_view(t, &plan, stream, dtls_description);
         Serving {
             plan,
             granted,
@@ -325,7 +326,15 @@ impl Server {
     }
 
     /// What occtl shows of this tunnel (byte counts come from its meters).
-    fn user_view(&self, t: &Attached, plan: &TunnelPlan, stream: &TlsStream) -> UserInfo {
+    /// What occtl shows of this tunnel; `dtls` describes the DTLS channel offered (shown
+    /// only when the plan granted it: no line at all without one, as ocserv).
+    fn user_view(
+        &self,
+        t: &Attached,
+        plan: &TunnelPlan,
+        stream: &TlsStream,
+        dtls: Option<String>,
+    ) -> UserInfo {
         let (session, client, grant) = (&t.session, &t.client, &plan.grant);
         let settings = &session.settings;
         let (server_v4, server_v6) = t.server_addresses();
@@ -360,11 +369,7 @@ impl Server {
             session: sid.chars().take(6).collect(),
             full_session: sid,
             tls_ciphersuite: tls_facts(stream).cipher.to_string(),
-            dtls_cipher: match grant.dtls.as_ref().map(|d| &d.mode) {
-                Some(DtlsMode::Legacy { suite, .. }) => suite.name.into(),
-                Some(DtlsMode::Psk) => "PSK-NEGOTIATE".into(),
-                None => "(no-dtls)".into(),
-            },
+            dtls_cipher: grant.dtls.as_ref().and(dtls).unwrap_or_default(),
             cstp_compression: plan.cstp_compression().map(|a| a.token().to_string()),
             dtls_compression: plan.dtls_compression().map(|a| a.token().to_string()),
             dns: texts(&settings.dns),
