@@ -41,20 +41,49 @@ pub struct ScriptInfo<'a> {
     pub stats: Option<(u64, u64, u64)>,
 }
 
-fn joined<T: ToString>(items: impl Iterator<Item = T>) -> String {
-    items.map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
+/// ocserv's list form: each item followed by a space (`"a b "`); None when empty, since
+/// ocserv then leaves the variable unset.
+fn listed(items: impl Iterator<Item = String>) -> Option<String> {
+    let text: String = items.map(|i| i + " ").collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// A route as ocserv writes it for scripts: IPv4 as address/netmask, IPv6 as address/prefix.
+fn route_text(route: &IpNet) -> String {
+    match route {
+        IpNet::V4(net) => format!("{}/{}", net.network(), net.netmask()),
+        IpNet::V6(net) => net.to_string(),
+    }
 }
 
 fn routes_env(env: &mut Vec<(String, String)>, name: &str, routes: &[IpNet]) {
-    env.push((name.to_string(), joined(routes.iter())));
-    env.push((
-        format!("{name}4"),
-        joined(routes.iter().filter(|r| matches!(r, IpNet::V4(_)))),
-    ));
-    env.push((
-        format!("{name}6"),
-        joined(routes.iter().filter(|r| matches!(r, IpNet::V6(_)))),
-    ));
+    let lists = [
+        (name.to_string(), listed(routes.iter().map(route_text))),
+        (
+            format!("{name}4"),
+            listed(routes.iter().filter(|r| r.addr().is_ipv4()).map(route_text)),
+        ),
+        (
+            format!("{name}6"),
+            listed(routes.iter().filter(|r| r.addr().is_ipv6()).map(route_text)),
+        ),
+    ];
+    env.extend(lists.into_iter().filter_map(|(k, v)| Some((k, v?))));
+}
+
+fn dns_env(env: &mut Vec<(String, String)>, dns: &[IpAddr]) {
+    let text =
+        |want: fn(&IpAddr) -> bool| listed(dns.iter().filter(|d| want(d)).map(ToString::to_string));
+    let lists = [
+        ("OCSERV_DNS", text(|_| true)),
+        ("OCSERV_DNS4", text(IpAddr::is_ipv4)),
+        ("OCSERV_DNS6", text(IpAddr::is_ipv6)),
+    ];
+    env.extend(
+        lists
+            .into_iter()
+            .filter_map(|(k, v)| Some((k.to_string(), v?))),
+    );
 }
 
 /// The variables ocserv sets for its scripts.
@@ -110,16 +139,7 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
         "OCSERV_NO_ROUTES",
         s.no_routes.as_deref().unwrap_or_default(),
     );
-    let dns = s.dns.as_deref().unwrap_or_default();
-    env.push(("OCSERV_DNS".into(), joined(dns.iter())));
-    env.push((
-        "OCSERV_DNS4".into(),
-        joined(dns.iter().filter(|d| d.is_ipv4())),
-    ));
-    env.push((
-        "OCSERV_DNS6".into(),
-        joined(dns.iter().filter(|d| d.is_ipv6())),
-    ));
+    dns_env(&mut env, s.dns.as_deref().unwrap_or_default());
     if s.restrict_user_to_routes == Some(true) {
         env.push(("OCSERV_RESTRICT_TO_ROUTES".into(), "1".into()));
     }
@@ -257,10 +277,13 @@ mod tests {
         assert_eq!(get("GROUPNAME"), Some("staff"));
         assert_eq!(get("IP_REMOTE"), Some("10.9.0.5"));
         assert_eq!(get("IP_LOCAL"), Some("10.9.0.1"));
-        assert_eq!(get("OCSERV_ROUTES"), Some("10.0.0.0/8 fd00::/8"));
-        assert_eq!(get("OCSERV_ROUTES4"), Some("10.0.0.0/8"));
-        assert_eq!(get("OCSERV_ROUTES6"), Some("fd00::/8"));
-        assert_eq!(get("OCSERV_DNS4"), Some("10.0.0.53"));
+        // ocserv's forms, which firewall scripts parse: IPv4 as address/netmask, each
+        // item followed by a space, unset when empty.
+        assert_eq!(get("OCSERV_ROUTES"), Some("10.0.0.0/255.0.0.0 fd00::/8 "));
+        assert_eq!(get("OCSERV_ROUTES4"), Some("10.0.0.0/255.0.0.0 "));
+        assert_eq!(get("OCSERV_ROUTES6"), Some("fd00::/8 "));
+        assert_eq!(get("OCSERV_DNS4"), Some("10.0.0.53 "));
+        assert_eq!(get("OCSERV_NO_ROUTES"), None);
         assert_eq!(get("OCSERV_RESTRICT_TO_ROUTES"), Some("1"));
         assert_eq!(get("STATS_BYTES_OUT"), Some("200"));
         assert_eq!(get("IPV6_REMOTE"), None);

@@ -437,12 +437,17 @@ fn scripts_get_ocserv_environment_and_sigterm_tells_clients() {
     assert_eq!(env.get("IP_REAL"), Some(&lab.client_ip));
     assert_eq!(env.get("IP_REAL_LOCAL"), Some(&lab.server_ip));
     assert_eq!(env.get("IP_REMOTE"), Some(&client_vpn_ip));
+    // ocserv's form, which firewall scripts parse: address/netmask, a space after each.
     assert_eq!(
         env.get("OCSERV_ROUTES4"),
         Some(&format!(
-            "{}0/24",
+            "{}0/255.255.255.0 ",
             &lab.behind_ip[..lab.behind_ip.len() - 1]
         ))
+    );
+    assert_eq!(
+        env.get("OCSERV_DNS").map(String::as_str),
+        Some("198.19.0.53 ")
     );
     assert!(env.get("DEVICE").is_some_and(|d| d.starts_with(&lab.name)));
     assert!(env
