@@ -1072,3 +1072,70 @@ fn tunnel_mtu_matches_ocserv() {
     // Over this 1500-byte IPv4 link: 1500 - 28 - 38 with DTLS, 1500 - 28 without.
     assert_eq!(theirs, vec![1434, 1472]);
 }
+
+/// A cookie already carrying a tunnel, used by a second client (upstream's
+/// test-multi-cookie): the newer connection gets the session and the first client is told
+/// to disconnect and exits, instead of reconnecting and taking the session back.
+#[test]
+fn a_cookie_taken_over_disconnects_the_first_client() {
+    let (mut lab, pki) = lab("srv-cookie-takeover", Client::Debian, "");
+    let ca = pki.ca_pem.display().to_string();
+    let auth = lab.run_client(
+        &login_args(&ca, &["--authenticate", &url(&lab)]),
+        "secret\n",
+        SECS(30),
+    );
+    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
+    let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
+    let value = |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}='"))?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    };
+    let (cookie, fingerprint, connect_url) =
+        (value("COOKIE"), value("FINGERPRINT"), value("CONNECT_URL"));
+    let args = [
+        "--cookie-on-stdin",
+        "--servercert",
+        &fingerprint,
+        "--script",
+        "/bin/true",
+        &connect_url,
+    ];
+    let first = lab.spawn_client(&args, &format!("{cookie}\n"));
+    lab.wait_for_log("ocserv.log", "tunnel up", SECS(20));
+    let second_ns = lab.add_client_ns();
+    let second = lab.spawn_client_in(&second_ns, &args, &format!("{cookie}\n"), "second.log");
+    let first_gone = wait_until(SECS(20), || {
+        let stat = std::fs::read_to_string(format!("/proc/{first}/stat")).unwrap_or_default();
+        (stat.is_empty() || stat.contains(") Z")).then_some(())
+    });
+    assert!(
+        first_gone.is_some(),
+        "the first client still runs:\n{}\n{}",
+        lab.log("client.log"),
+        lab.log("ocserv.log")
+    );
+    assert!(
+        lab.log("client.log").contains("disconnect"),
+        "{}",
+        lab.log("client.log")
+    );
+    // The second keeps the session: still running a few seconds later, one tunnel listed.
+    std::thread::sleep(SECS(3));
+    assert!(
+        std::path::Path::new(&format!("/proc/{second}")).exists(),
+        "{}",
+        lab.log("second.log")
+    );
+    let log = lab.log("ocserv.log");
+    assert_eq!(
+        log.matches("tunnel up").count(),
+        2,
+        "{log}\n{}\n{}",
+        lab.log("client.log"),
+        lab.log("second.log")
+    );
+}

@@ -343,8 +343,8 @@ impl PacketLoop<'_> {
         rx: &mut mpsc::Receiver<PacketBatch>,
     ) -> Flow {
         let Some(batch) = batch else {
-            // The route now feeds a newer connection of this session.
-            return ControlFlow::Break(Outcome::replaced());
+            // The route now feeds a newer connection of this session: as a kick.
+            return ControlFlow::Break(self.on_kick(Some(Kick::Replaced)).await);
         };
         let now = Instant::now();
         let live = self.dtls.as_deref().is_some_and(|d| d.is_live(now));
@@ -413,13 +413,12 @@ impl PacketLoop<'_> {
         ControlFlow::Continue(())
     }
 
-    /// The tunnel was told to go: replaced elsewhere (just go), or shutdown and admin
-    /// kicks (say goodbye first).
+    /// The tunnel was told to go: replaced by a newer connection of its session, shutdown
+    /// or an admin's kick. The client is told first in every case, as ocserv does: a client
+    /// whose cookie another connection took over then exits instead of reconnecting and
+    /// taking the session back.
     async fn on_kick(&mut self, reason: Option<Kick>) -> Outcome {
-        let why = match reason {
-            Some(Kick::Replaced) | None => return Outcome::replaced(),
-            Some(why @ (Kick::Shutdown | Kick::Admin)) => why,
-        };
+        let why = reason.unwrap_or(Kick::Replaced);
         self.session.disconnect();
         while let Some((channel, control)) = self.session.poll_transmit() {
             if channel == Channel::Cstp {
@@ -427,6 +426,9 @@ impl PacketLoop<'_> {
             }
         }
         let _ = tokio::time::timeout(GOODBYE_LIMIT, self.stream.shutdown()).await;
+        if why == Kick::Replaced {
+            return Outcome::replaced();
+        }
         Outcome {
             end: End::Kicked(why),
             why: if why == Kick::Admin {
