@@ -24,6 +24,8 @@ pub enum PoolError {
     ExhaustedV6(Ipv6Net),
     #[error("IPv6 network {network} is too small for /{prefix} client prefixes")]
     BadV6Prefix { network: Ipv6Net, prefix: u8 },
+    #[error("cannot assign explicit IP {addr}: it is {why}")]
+    ExplicitUnusable { addr: IpAddr, why: &'static str },
 }
 
 /// The addresses one session holds.
@@ -128,10 +130,24 @@ impl AddressPool {
         explicit: Option<Ipv4Addr>,
     ) -> Result<Ipv4Addr, PoolError> {
         if let Some(addr) = explicit {
-            return if self.v4.contains(&addr) {
-                Err(PoolError::ExhaustedV4(net))
+            // As ocserv: never the network's own, broadcast or server address.
+            let why = if addr == net.network() {
+                Some("the network address of the pool")
+            } else if addr == net.broadcast() && net.prefix_len() < 31 {
+                Some("the broadcast address of the pool")
+            } else if addr == server_address_v4(net) {
+                Some("the server's address")
+            } else if self.v4.contains(&addr) {
+                Some("in use")
             } else {
-                Ok(addr)
+                None
+            };
+            return match why {
+                Some(why) => Err(PoolError::ExplicitUnusable {
+                    addr: addr.into(),
+                    why,
+                }),
+                None => Ok(addr),
             };
         }
         let base = u32::from(net.network());
@@ -167,10 +183,20 @@ impl AddressPool {
         }
         if let Some(addr) = explicit {
             let lease = Ipv6Net::new(addr, prefix).map_err(|_| bad)?;
-            return if self.v6.contains(&lease.network()) {
-                Err(PoolError::ExhaustedV6(net))
+            // As ocserv: the client's prefix may not hold the server's address.
+            let why = if lease.contains(&server_address_v6(net)) {
+                Some("in the prefix of the server's address")
+            } else if self.v6.contains(&lease.network()) {
+                Some("in use")
             } else {
-                Ok(lease)
+                None
+            };
+            return match why {
+                Some(why) => Err(PoolError::ExplicitUnusable {
+                    addr: addr.into(),
+                    why,
+                }),
+                None => Ok(lease),
             };
         }
         let slots_bits = u32::from(prefix - net.prefix_len());
@@ -310,5 +336,39 @@ mod tests {
             server_address_v4("10.9.0.0/24".parse().unwrap()).to_string(),
             "10.9.0.1"
         );
+    }
+
+    /// upstream's test-explicit-ip: the network, broadcast and server addresses are never
+    /// given out, nor an IPv6 prefix holding the server's address; others are.
+    #[test]
+    fn explicit_addresses_the_server_cannot_give_are_refused() {
+        let mut pool = AddressPool::new();
+        let v4 = |addr: &str| LeaseRequest {
+            v4: Some("192.168.1.0/24".parse().unwrap()),
+            v6: None,
+            explicit_v4: Some(addr.parse().unwrap()),
+            ..req("test", true, 0)
+        };
+        for (addr, why) in [
+            ("192.168.1.0", "network address"),
+            ("192.168.1.255", "broadcast"),
+            ("192.168.1.1", "server's address"),
+        ] {
+            let err = pool.lease(&v4(addr)).unwrap_err();
+            assert!(err.to_string().contains(addr), "{err}");
+            assert!(err.to_string().contains(why), "{err}");
+        }
+        assert!(pool.lease(&v4("192.168.1.201")).is_ok());
+        let v6 = |addr: &str, prefix: u8| LeaseRequest {
+            v4: None,
+            v6: Some(("fda9:4efe:7e3b:3ea::/64".parse().unwrap(), prefix)),
+            explicit_v6: Some(addr.parse().unwrap()),
+            ..req("test", true, 0)
+        };
+        let err = pool.lease(&v6("fda9:4efe:7e3b:3ea::1", 128)).unwrap_err();
+        assert!(err.to_string().contains("server's address"), "{err}");
+        // A /120 prefix around ::5 holds the server's ::1 too.
+        assert!(pool.lease(&v6("fda9:4efe:7e3b:3ea::5", 120)).is_err());
+        assert!(pool.lease(&v6("fda9:4efe:7e3b:3ea::5", 128)).is_ok());
     }
 }
