@@ -369,6 +369,8 @@ struct Draft {
     chroot_dir: Option<PathBuf>,
     socket_file: Option<PathBuf>,
     occtl_socket_file: Option<PathBuf>,
+    /// `occtl-socket-file` given empty.
+    occtl_disabled: bool,
     use_occtl: Option<bool>,
     cisco_client_compat: Option<bool>,
     dtls_legacy: Option<bool>,
@@ -569,6 +571,15 @@ impl Draft {
             "pid-file" => set(&mut self.pid_file, path(e, d)),
             "chroot-dir" => set(&mut self.chroot_dir, path(e, d)),
             "socket-file" => set(&mut self.socket_file, path(e, d)),
+            // An empty value (a test harness's unset variable) leaves occtl without a
+            // socket, as ocserv then serves none; said, not an error.
+            "occtl-socket-file" if v.is_empty() => {
+                d.warn(
+                    line,
+                    "occtl-socket-file is empty: no control socket, occtl cannot reach this server",
+                );
+                self.occtl_disabled = true;
+            }
             "occtl-socket-file" => set(&mut self.occtl_socket_file, path(e, d)),
             "use-occtl" => set(&mut self.use_occtl, boolean(e, d)),
             // As ocserv: only `use-dbus = true` means use-occtl; `false` changes nothing
@@ -861,7 +872,7 @@ impl Draft {
             chroot_dir: self.chroot_dir,
             socket_file: self.socket_file,
             occtl_socket_file: self.occtl_socket_file,
-            use_occtl: self.use_occtl.unwrap_or(false),
+            use_occtl: self.use_occtl.unwrap_or(false) && !self.occtl_disabled,
             cisco_client_compat,
             dtls_legacy,
             dtls_psk: self.dtls_psk.unwrap_or(true),

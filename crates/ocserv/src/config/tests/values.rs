@@ -676,3 +676,24 @@ fn key_name_lookup_is_exact() {
         "unknown key \"DPD\" (ignored); did you mean dpd?",
     );
 }
+
+/// An empty `occtl-socket-file =` (an unset variable in upstream's test configs) runs the
+/// server without a control socket and says so, where a path is required otherwise.
+#[test]
+fn empty_occtl_socket_file_turns_occtl_off_with_a_warning() {
+    let l = ok("use-occtl = true\nocctl-socket-file =\n");
+    assert!(!l.config.use_occtl);
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.message.contains("occtl-socket-file is empty")),
+        "{:?}",
+        l.warnings
+    );
+    let with_path = cfg("use-occtl = true\nocctl-socket-file = /run/x.socket\n");
+    assert!(with_path.use_occtl);
+    assert_eq!(
+        with_path.occtl_socket_file.as_deref(),
+        Some(Path::new("/run/x.socket"))
+    );
+}
