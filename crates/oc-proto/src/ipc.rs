@@ -439,8 +439,8 @@ pub enum MainRequest {
         kind: ScriptKind,
         env: Vec<(String, String)>,
     },
-    /// Route `net` (an address pool or a user's iroute) to the tun device.
-    AddRoute { net: IpNet },
+    /// Route `net` (an address pool, or with `iroute` a user's iroute) to the tun device.
+    AddRoute { net: IpNet, iroute: bool },
     /// `ping-leases`: does this address answer a ping (in use elsewhere)?
     AddressInUse { addr: Ipv4Addr },
     /// The per-group and per-user settings files that apply to a session
@@ -489,7 +489,7 @@ impl Message for MainRequest {
                 Ok(())
             }
             // A default route through the tun device would capture the host's traffic.
-            Self::AddRoute { net } if net.prefix_len() == 0 => Err(invalid(
+            Self::AddRoute { net, .. } if net.prefix_len() == 0 => Err(invalid(
                 Self::NAME,
                 format!("route {net} covers everything"),
             )),
@@ -650,6 +650,7 @@ mod tests {
         });
         round_trip(MainRequest::AddRoute {
             net: "10.1.0.0/16".parse().unwrap(),
+            iroute: true,
         });
         round_trip(MainRequest::RunScript {
             kind: ScriptKind::Connect,
@@ -741,6 +742,7 @@ mod tests {
     fn no_default_route_and_no_oversized_credentials() {
         let route = MainRequest::AddRoute {
             net: "0.0.0.0/0".parse().unwrap(),
+            iroute: false,
         };
         let frame = encode(&route).unwrap();
         assert!(decode::<MainRequest>(&frame[4..]).is_err());

@@ -363,6 +363,10 @@ pub struct Config {
     pub connect_script: Option<PathBuf>,
     /// `disconnect-script`.
     pub disconnect_script: Option<PathBuf>,
+    /// `route-add-cmd`: run (as root, through /bin/sh) for each iroute of a connecting
+    /// user instead of our `ip route replace`; `%{R}`/`%R` the route (IPv4 as
+    /// address/netmask), `%{RI}` the route as address/prefix, `%{D}`/`%D` the device.
+    pub route_add_cmd: Option<String>,
     /// `host-update-script`.
     pub host_update_script: Option<PathBuf>,
     /// `tls-priorities` (a GnuTLS priority string, kept verbatim).

@@ -223,6 +223,40 @@ pub fn add_route(device: &str, net: IpNet) -> Result<(), ScriptError> {
     }
 }
 
+/// `route-add-cmd` for `net` on `device`, with ocserv's substitutions, through /bin/sh as
+/// root. The route and the device name are checked values (no shell syntax can come in).
+pub fn run_route_command(pattern: &str, net: IpNet, device: &str) -> Result<(), ScriptError> {
+    let command = route_command(pattern, net, device);
+    let status = std::process::Command::new("/bin/sh")
+        .args(["-c", &command])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .map_err(|source| ScriptError::Spawn {
+            path: command.clone(),
+            source,
+        })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(ScriptError::Failed {
+            path: command,
+            status: status.to_string(),
+        })
+    }
+}
+
+/// ocserv's substitutions in route commands: `%{RI}` the route as address/prefix,
+/// `%{R}`/`%R` as ocserv writes routes (IPv4 address/netmask), `%{D}`/`%D` the device.
+fn route_command(pattern: &str, net: IpNet, device: &str) -> String {
+    let route = route_text(&net);
+    pattern
+        .replace("%{RI}", &net.to_string())
+        .replace("%{R}", &route)
+        .replace("%{D}", device)
+        .replace("%R", &route)
+        .replace("%D", device)
+}
+
 /// `ping-leases`: whether `addr` answers one ping within a second (in use elsewhere).
 pub fn answers_ping(addr: std::net::Ipv4Addr) -> bool {
     std::process::Command::new("ping")
@@ -294,6 +328,25 @@ mod tests {
                 "{name} would be refused"
             );
         }
+    }
+
+    #[test]
+    fn route_commands_get_ocserv_substitutions() {
+        let net: IpNet = "192.168.1.0/24".parse().unwrap();
+        assert_eq!(
+            route_command(
+                "echo %R %{RI} %D > ./t; ip route add %{R} dev %{D}",
+                net,
+                "vpns0"
+            ),
+            "echo 192.168.1.0/255.255.255.0 192.168.1.0/24 vpns0 > ./t; \
+             ip route add 192.168.1.0/255.255.255.0 dev vpns0"
+        );
+        let v6: IpNet = "fd00:1::/64".parse().unwrap();
+        assert_eq!(
+            route_command("%R %{RI}", v6, "t"),
+            "fd00:1::/64 fd00:1::/64"
+        );
     }
 
     #[test]

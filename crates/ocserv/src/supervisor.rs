@@ -446,9 +446,14 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
                 Err(e) => MainReply::Failed(e.to_string()),
             }
         }
-        MainRequest::AddRoute { net } => {
+        MainRequest::AddRoute { net, iroute } => {
             let device = read_lock(&shared.device).clone();
-            match script::add_route(&device, net) {
+            let command = read_lock(&shared.config).route_add_cmd.clone();
+            let added = match command.filter(|_| iroute) {
+                Some(pattern) => script::run_route_command(&pattern, net, &device),
+                None => script::add_route(&device, net),
+            };
+            match added {
                 Ok(()) => MainReply::Done,
                 Err(e) => {
                     warn!("{e}");

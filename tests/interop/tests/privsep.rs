@@ -646,3 +646,47 @@ fn rsa_ecdsa_and_ed25519_pairs_are_chosen_by_signature_algorithms() {
     assert!(text(&out).contains("server-dsa.pem"), "{}", text(&out));
     assert!(text(&out).contains("DSA"), "{}", text(&out));
 }
+
+/// `route-add-cmd` (upstream's test-iroute): run as root by the main process for each
+/// iroute of a connecting user, with ocserv's substitutions, in place of our own route.
+#[test]
+fn route_add_cmd_runs_as_root_for_iroutes() {
+    let mut lab = Lab::new("privsep-routecmd");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let secrets = Secrets::create(&lab, &pki);
+    let shipped = std::fs::read_to_string("/etc/ocserv/ocserv.conf").unwrap();
+    let auth = format!("plain[passwd={}]", secrets.path("passwd").display());
+    let users = lab.dir.join("config-per-user");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(users.join("alice"), "iroute = 198.19.251.0/24\n").unwrap();
+    let out = lab.dir.join("route-add.txt");
+    let mut config = for_lab(&shipped, &lab, &pki, &secrets, &auth);
+    config = set(&config, "config-per-user", &users.display().to_string());
+    config = add(
+        &config,
+        "route-add-cmd",
+        &format!(
+            "\"echo %R %{{RI}} %D $(id -u) > {}; ip route replace %{{RI}} dev %{{D}}\"",
+            out.display()
+        ),
+    );
+    lab.start_server_with_config(ServerKind::Ours, &config);
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    lab.assert_tunnel("with an iroute");
+    let written = wait_until(SECS(10), || {
+        Some(std::fs::read_to_string(&out).unwrap_or_default()).filter(|s| !s.is_empty())
+    })
+    .unwrap_or_else(|| panic!("route-add-cmd did not run:\n{}", lab.log("ocserv.log")));
+    assert_eq!(
+        written.trim(),
+        format!(
+            "198.19.251.0/255.255.255.0 198.19.251.0/24 {}v0 0",
+            lab.name
+        )
+    );
+    let route = text(&lab.in_server("ip route show 198.19.251.0/24"));
+    assert!(route.contains(&format!("dev {}v0", lab.name)), "{route:?}");
+}

@@ -181,7 +181,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("output-buffer"),
     plain("cgroup"),
     plain("proxy-url"),
-    plain("route-add-cmd"),
     plain("route-del-cmd"),
     switch("expose-iroutes"),
     Unsupported {
@@ -358,6 +357,7 @@ struct Draft {
     default_group_config: Option<PathBuf>,
     connect_script: Option<PathBuf>,
     disconnect_script: Option<PathBuf>,
+    route_add_cmd: Option<String>,
     host_update_script: Option<PathBuf>,
     tls_priorities: Option<String>,
     isolate_workers: Option<bool>,
@@ -537,6 +537,11 @@ impl Draft {
             "connect-script" => set(&mut self.connect_script, path(e, d)),
             "disconnect-script" => set(&mut self.disconnect_script, path(e, d)),
             "host-update-script" => set(&mut self.host_update_script, path(e, d)),
+            "route-add-cmd" if !v.is_empty() => self.route_add_cmd = Some(v.to_owned()),
+            "route-add-cmd" => d.error(
+                line,
+                "route-add-cmd: expected a command, got an empty value",
+            ),
             "tls-priorities" => {
                 if v.is_empty() {
                     d.error(
@@ -861,6 +866,7 @@ impl Draft {
             default_group_config: self.default_group_config,
             connect_script: self.connect_script,
             disconnect_script: self.disconnect_script,
+            route_add_cmd: self.route_add_cmd,
             host_update_script: self.host_update_script,
             tls_priorities: self.tls_priorities,
             isolate_workers: self.isolate_workers.unwrap_or(false),

@@ -103,8 +103,9 @@ pub(super) struct SessionFacts {
 }
 
 pub(super) struct Opened {
-    /// Networks that need a kernel route to the tun device (first use).
-    pub(super) new_routes: Vec<IpNet>,
+    /// Networks that need a kernel route to the tun device (first use), each with whether
+    /// it is an iroute.
+    pub(super) new_routes: Vec<(IpNet, bool)>,
     pub(super) kick_rx: watch::Receiver<Option<Kick>>,
     pub(super) session: SessionFacts,
 }
@@ -218,10 +219,12 @@ impl Server {
         })
     }
 
-    /// Asks the main process for kernel routes to the tun device.
-    pub(super) async fn route_networks(&self, nets: Vec<IpNet>) {
-        for net in nets {
-            if let MainReply::Failed(e) = self.links.main(MainRequest::AddRoute { net }).await {
+    /// Asks the main process for kernel routes to the tun device (`iroute`: a user's
+    /// iroute, for which `route-add-cmd` runs when set).
+    pub(super) async fn route_networks(&self, nets: Vec<(IpNet, bool)>) {
+        for (net, iroute) in nets {
+            let request = MainRequest::AddRoute { net, iroute };
+            if let MainReply::Failed(e) = self.links.main(request).await {
                 warn!("could not route {net} to {}: {e}", self.tun_name);
             }
         }
@@ -402,20 +405,22 @@ fn attach_tunnel(
 }
 
 /// The user's pools and iroutes that have no kernel route yet (now marked routed).
-fn unrouted(state: &mut State, settings: &NetSettings) -> Vec<IpNet> {
+fn unrouted(state: &mut State, settings: &NetSettings) -> Vec<(IpNet, bool)> {
     let mut new_routes = Vec::new();
-    let kernel_routed = [
+    let pools = [
         settings.ipv4_network.map(IpNet::V4),
         settings.ipv6_network.map(IpNet::V6),
     ];
-    for net in kernel_routed
+    let iroutes = settings.iroutes.iter().flatten().map(|net| (*net, true));
+    for (net, iroute) in pools
         .into_iter()
         .flatten()
-        .chain(settings.iroutes.iter().flatten().copied())
+        .map(|net| (net, false))
+        .chain(iroutes)
     {
         if !state.routed.contains(&net) {
             state.routed.push(net);
-            new_routes.push(net);
+            new_routes.push((net, iroute));
         }
     }
     new_routes
