@@ -78,6 +78,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "socket-file",
     "occtl-socket-file",
     "use-occtl",
+    "route-add-cmd",
     "use-dbus",
     "cisco-client-compat",
     "always-require-cert",

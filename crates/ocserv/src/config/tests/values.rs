@@ -366,10 +366,7 @@ const BAD: &[(&str, &str)] = &[
     ("run-as-group = \"\"", "run-as-group: expected a group name"),
     ("pid-file = \"\"", "pid-file: expected a path"),
     ("socket-file = \"\"", "socket-file: expected a path"),
-    (
-        "occtl-socket-file = \"\"",
-        "occtl-socket-file: expected a path",
-    ),
+    ("route-add-cmd = \"\"", "route-add-cmd: expected a command"),
     ("use-occtl = enabled", "use-occtl: expected true or false"),
     (
         "cisco-client-compat = y",
