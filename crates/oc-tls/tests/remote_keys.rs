@@ -337,21 +337,33 @@ async fn rsa_and_ecdsa_pairs_at_once_follow_the_client_sigalgs() {
         (SslVersion::TLS1_2, "ECDSA+SHA256", &ec, "ECDSA"),
         (SslVersion::TLS1_2, "RSA+SHA256", &rsa, "RSA PKCS#1 v1.5"),
     ] {
-        let (_, _, cert) = with_raw_client(tls.clone(), version, sigalgs, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            cert.to_der().unwrap(),
-            want.cert.to_der().unwrap(),
-            "{sigalgs}"
-        );
-        assert_eq!(holder.take_log(), vec![(want.index, kind)], "{sigalgs}");
+        assert_served(&tls, &holder, version, sigalgs, want, kind).await;
     }
     // The first certificate is the one the server reports.
     assert_eq!(
         tls.certificate.to_der().unwrap(),
         rsa.cert.to_der().unwrap()
     );
+}
+
+/// A client limited to `sigalgs` gets `want`'s certificate, signed by its key as `kind`.
+async fn assert_served(
+    tls: &Arc<TlsServer>,
+    holder: &KeyHolder,
+    version: SslVersion,
+    sigalgs: &str,
+    want: &Pair,
+    kind: &str,
+) {
+    let (_, _, cert) = with_raw_client(tls.clone(), version, sigalgs, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        cert.to_der().unwrap(),
+        want.cert.to_der().unwrap(),
+        "{sigalgs}"
+    );
+    assert_eq!(holder.take_log(), vec![(want.index, kind)], "{sigalgs}");
 }
 
 #[tokio::test]
@@ -382,15 +394,7 @@ async fn eddsa_keys_sign_through_the_key_holder_in_tls13_and_tls12() {
         (SslVersion::TLS1_2, "ed448", &ed448, "EdDSA"),
         (SslVersion::TLS1_3, "rsa_pss_rsae_sha256", &rsa, "RSA-PSS"),
     ] {
-        let (_, _, cert) = with_raw_client(tls.clone(), version, sigalgs, None)
-            .await
-            .unwrap();
-        assert_eq!(
-            cert.to_der().unwrap(),
-            want.cert.to_der().unwrap(),
-            "{sigalgs}"
-        );
-        assert_eq!(holder.take_log(), vec![(want.index, kind)], "{sigalgs}");
+        assert_served(&tls, &holder, version, sigalgs, want, kind).await;
     }
 }
 

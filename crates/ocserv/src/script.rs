@@ -203,11 +203,25 @@ pub fn add_route(device: &str, net: IpNet) -> Result<(), ScriptError> {
     } else {
         "-6"
     };
-    let what = format!("ip {family} route replace {net} dev {device}");
-    let status = std::process::Command::new("ip")
-        .args([family, "route", "replace", &net.to_string(), "dev", device])
+    let mut ip = std::process::Command::new("ip");
+    ip.args([family, "route", "replace", &net.to_string(), "dev", device])
+        .stderr(std::process::Stdio::null());
+    run_to_success(ip, format!("ip {family} route replace {net} dev {device}"))
+}
+
+/// `route-add-cmd` for `net` on `device`, with ocserv's substitutions, through /bin/sh as
+/// root. The route and the device name are checked values (no shell syntax can come in).
+pub fn run_route_command(pattern: &str, net: IpNet, device: &str) -> Result<(), ScriptError> {
+    let command = route_command(pattern, net, device);
+    let mut sh = std::process::Command::new("/bin/sh");
+    sh.args(["-c", &command]);
+    run_to_success(sh, command)
+}
+
+/// Runs `command` (shown as `what` in errors) with no input; an error unless it exits 0.
+fn run_to_success(mut command: std::process::Command, what: String) -> Result<(), ScriptError> {
+    let status = command
         .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .status()
         .map_err(|source| ScriptError::Spawn {
             path: what.clone(),
@@ -218,28 +232,6 @@ pub fn add_route(device: &str, net: IpNet) -> Result<(), ScriptError> {
     } else {
         Err(ScriptError::Failed {
             path: what,
-            status: status.to_string(),
-        })
-    }
-}
-
-/// `route-add-cmd` for `net` on `device`, with ocserv's substitutions, through /bin/sh as
-/// root. The route and the device name are checked values (no shell syntax can come in).
-pub fn run_route_command(pattern: &str, net: IpNet, device: &str) -> Result<(), ScriptError> {
-    let command = route_command(pattern, net, device);
-    let status = std::process::Command::new("/bin/sh")
-        .args(["-c", &command])
-        .stdin(std::process::Stdio::null())
-        .status()
-        .map_err(|source| ScriptError::Spawn {
-            path: command.clone(),
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(ScriptError::Failed {
-            path: command,
             status: status.to_string(),
         })
     }

@@ -889,6 +889,18 @@ pub fn login_args<'a>(ca: &'a str, rest: &[&'a str]) -> Vec<&'a str> {
     args
 }
 
+/// The `KEY='value'` lines `openconnect --authenticate` prints, as a lookup that fails the
+/// test on a missing key.
+pub fn authenticate_values(stdout: &str) -> impl Fn(&str) -> String + '_ {
+    move |key: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}='"))?.strip_suffix('\''))
+            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
+            .to_string()
+    }
+}
+
 /// Polls `f` every 100 ms until it returns `Some` or `limit` passes.
 pub fn wait_until<T>(limit: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
     poll_until(limit, Duration::from_millis(100), f)

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroconnect_interop::{login_args, wait_until, Lab, Pki};
+use ferroconnect_interop::{authenticate_values, login_args, wait_until, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -149,14 +149,7 @@ fn authenticate_then_cookie_on_stdin() {
     );
     assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
     let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
-    let value = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}='")))
-            .and_then(|v| v.strip_suffix('\''))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let value = authenticate_values(&stdout);
     let (cookie, fingerprint) = (value("COOKIE"), value("FINGERPRINT"));
     // As NetworkManager does: the cookie on stdin, the server pinned by FINGERPRINT.
     let script = lab.recording_script();

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroconnect_interop::{login_args, sh, wait_until, Lab, Pki};
+use ferroconnect_interop::{authenticate_values, login_args, sh, wait_until, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -1087,13 +1087,7 @@ fn a_cookie_taken_over_disconnects_the_first_client() {
     );
     assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
     let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
-    let value = |key: &str| {
-        stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{key}='"))?.strip_suffix('\''))
-            .unwrap_or_else(|| panic!("no {key} in {stdout}"))
-            .to_string()
-    };
+    let value = authenticate_values(&stdout);
     let (cookie, fingerprint, connect_url) =
         (value("COOKIE"), value("FINGERPRINT"), value("CONNECT_URL"));
     let args = [
