@@ -141,8 +141,9 @@ struct State {
     bans: BanList,
     /// Live tunnels by connection id.
     tunnels: HashMap<u64, LiveTunnel>,
-    /// Networks with a kernel route to the tun device.
-    routed: Vec<IpNet>,
+    /// Networks with a kernel route to the tun device, each with whether it was routed as
+    /// an iroute (`route-add-cmd` runs for an iroute even when a pool covers it).
+    routed: Vec<(IpNet, bool)>,
     /// Connections logging in, per client address.
     prelogin_by_ip: HashMap<IpAddr, usize>,
 }
@@ -242,6 +243,7 @@ impl Server {
                 .map(IpNet::V4)
                 .into_iter()
                 .chain(config.net.ipv6_network.map(IpNet::V6))
+                .map(|net| (net, false))
                 .collect(),
             prelogin_by_ip: HashMap::new(),
         };

@@ -659,7 +659,12 @@ fn route_add_cmd_runs_as_root_for_iroutes() {
     let auth = format!("plain[passwd={}]", secrets.path("passwd").display());
     let users = lab.dir.join("config-per-user");
     std::fs::create_dir_all(&users).unwrap();
-    std::fs::write(users.join("alice"), "iroute = 198.19.251.0/24\n").unwrap();
+    // The second iroute is the pool's own network, already routed: the command still runs.
+    std::fs::write(
+        users.join("alice"),
+        format!("iroute = 198.19.251.0/24\niroute = {}/24\n", lab.pool),
+    )
+    .unwrap();
     let out = lab.dir.join("route-add.txt");
     let mut config = for_lab(&shipped, &lab, &pki, &secrets, &auth);
     config = set(&config, "config-per-user", &users.display().to_string());
@@ -667,7 +672,7 @@ fn route_add_cmd_runs_as_root_for_iroutes() {
         &config,
         "route-add-cmd",
         &format!(
-            "\"echo %R %{{RI}} %D $(id -u) > {}; ip route replace %{{RI}} dev %{{D}}\"",
+            "\"echo %R %{{RI}} %D $(id -u) >> {}; ip route replace %{{RI}} dev %{{D}}\"",
             out.display()
         ),
     );
@@ -676,17 +681,23 @@ fn route_add_cmd_runs_as_root_for_iroutes() {
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
     lab.assert_tunnel("with an iroute");
-    let written = wait_until(SECS(10), || {
-        Some(std::fs::read_to_string(&out).unwrap_or_default()).filter(|s| !s.is_empty())
-    })
-    .unwrap_or_else(|| panic!("route-add-cmd did not run:\n{}", lab.log("ocserv.log")));
-    assert_eq!(
-        written.trim(),
-        format!(
-            "198.19.251.0/255.255.255.0 198.19.251.0/24 {}v0 0",
-            lab.name
-        )
+    let dev = format!("{}v0", lab.name);
+    let want = format!(
+        "198.19.251.0/255.255.255.0 198.19.251.0/24 {dev} 0\n\
+         {pool}/255.255.255.0 {pool}/24 {dev} 0",
+        pool = lab.pool
     );
+    let written = wait_until(SECS(10), || {
+        let now = std::fs::read_to_string(&out).unwrap_or_default();
+        (now.lines().count() >= 2).then_some(now)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "route-add-cmd did not run twice:\n{}",
+            lab.log("ocserv.log")
+        )
+    });
+    assert_eq!(written.trim(), want);
     let route = text(&lab.in_server("ip route show 198.19.251.0/24"));
     assert!(route.contains(&format!("dev {}v0", lab.name)), "{route:?}");
 }

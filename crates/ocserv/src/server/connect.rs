@@ -418,8 +418,8 @@ fn unrouted(state: &mut State, settings: &NetSettings) -> Vec<(IpNet, bool)> {
         .map(|net| (net, false))
         .chain(iroutes)
     {
-        if !state.routed.contains(&net) {
-            state.routed.push(net);
+        if !state.routed.contains(&(net, iroute)) {
+            state.routed.push((net, iroute));
             new_routes.push((net, iroute));
         }
     }
