@@ -556,6 +556,8 @@ pub struct WorkerSetup {
     pub cert_chains: Vec<Vec<u8>>,
     /// The `ca-cert` file (PEM), when set.
     pub ca_pem: Option<Vec<u8>>,
+    /// The `crl` file (PEM), when set.
+    pub crl_pem: Option<Vec<u8>>,
     /// The login form's group list: `(value, label)`.
     pub groups: Vec<(String, String)>,
     /// The security module's process id (shown by occtl).
@@ -662,6 +664,7 @@ mod tests {
             config_text: "tcp-port = 443\n".into(),
             cert_chains: vec![b"-----BEGIN CERTIFICATE-----".to_vec()],
             ca_pem: None,
+            crl_pem: None,
             groups: vec![("a".into(), "A".into())],
             secmod_pid: 7,
         }));

@@ -1,4 +1,4 @@
-//! The few OpenSSL calls DTLS and the TLS rekey need that the `openssl` crate does not
+//! The few OpenSSL calls DTLS, the TLS rekey and CRLs need that the `openssl` crate does not
 //! wrap. Each one is a plain C call on an `SSL` we own; the safe functions below are the
 //! only way in.
 
@@ -19,6 +19,10 @@ const DTLS_CTRL_HANDLE_TIMEOUT: libc::c_int = 74;
 const SSL_KEY_UPDATE_REQUESTED: libc::c_int = 1;
 
 extern "C" {
+    fn X509_STORE_add_crl(
+        store: *mut openssl_sys::X509_STORE,
+        crl: *mut openssl_sys::X509_CRL,
+    ) -> libc::c_int;
     fn DTLS_get_data_mtu(ssl: *const openssl_sys::SSL) -> libc::size_t;
     fn SSL_key_update(ssl: *mut openssl_sys::SSL, updatetype: libc::c_int) -> libc::c_int;
 }
@@ -29,6 +33,20 @@ pub fn request_key_update(ssl: &SslRef) -> bool {
     // SAFETY: `ssl` is a live SSL owned by the caller's stream; the call only queues a
     // handshake message on it and takes no pointers besides the SSL itself.
     unsafe { SSL_key_update(ssl.as_ptr(), SSL_KEY_UPDATE_REQUESTED) == 1 }
+}
+
+/// Adds `crl` to `store` (the store takes its own reference).
+pub fn add_crl(
+    store: &mut openssl::x509::store::X509StoreBuilderRef,
+    crl: &openssl::x509::X509CrlRef,
+) -> Result<(), ErrorStack> {
+    // SAFETY: both objects are live for the call; X509_STORE_add_crl takes its own
+    // reference to the CRL and only adds it to the store's list.
+    if unsafe { X509_STORE_add_crl(store.as_ptr(), crl.as_ptr()) } == 1 {
+        Ok(())
+    } else {
+        Err(ErrorStack::get())
+    }
 }
 
 /// Time until OpenSSL wants to retransmit a handshake flight, if a timer runs.

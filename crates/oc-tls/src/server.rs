@@ -11,7 +11,8 @@ use openssl::pkey::Id;
 use openssl::ssl::{
     SslAcceptor, SslAcceptorBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
 };
-use openssl::x509::{X509Ref, X509VerifyResult, X509};
+use openssl::x509::verify::X509VerifyFlags;
+use openssl::x509::{X509Crl, X509Ref, X509VerifyResult, X509};
 use tokio::net::TcpStream;
 
 use crate::remote_key::{add_chain_cert, cert_chain, remote_private_key, RemoteCert, RemoteSigner};
@@ -29,6 +30,9 @@ pub struct TlsServerConfig {
     pub ca_pem: Option<Vec<u8>>,
     /// Ask clients for a certificate (certificate authentication is configured).
     pub request_client_cert: bool,
+    /// `crl`: revocation lists (PEM) for the client CA; a revoked client certificate then
+    /// fails verification. The path names it in messages.
+    pub crl: Option<(PathBuf, Vec<u8>)>,
     /// ocserv's `tls-priorities` (a GnuTLS priority string).
     pub priorities: Option<String>,
 }
@@ -203,10 +207,21 @@ fn finish(
     for cert in &ca_certs {
         builder.cert_store_mut().add_cert(cert.clone())?;
     }
+    if let Some((path, pem)) = &config.crl {
+        add_crls(&mut builder, path, pem)?;
+    }
     if config.request_client_cert {
         // Ask, but let the handshake finish without one or with a bad one: the auth
-        // layer then answers with a clear reason instead of a bare TLS alert.
-        builder.set_verify_callback(SslVerifyMode::PEER, |_, _| true);
+        // layer then answers with a clear reason instead of a bare TLS alert. A CRL past
+        // its next update, or from a CA certificate without the CRL-signing key usage,
+        // still revokes what it lists and rejects nothing else, as with ocserv (GnuTLS):
+        // a CRL can only take trust away.
+        builder.set_verify_callback(SslVerifyMode::PEER, |_, ctx| {
+            if CRL_ERRORS_IGNORED.contains(&ctx.error().as_raw()) {
+                ctx.set_error(X509VerifyResult::OK);
+            }
+            true
+        });
         if !ca_certs.is_empty() {
             let mut stack = openssl::stack::Stack::new()?;
             for cert in &ca_certs {
@@ -222,6 +237,31 @@ fn finish(
         certificate,
         policy,
     })
+}
+
+/// x509_vfy.h: `X509_V_ERR_CRL_HAS_EXPIRED` (the next update has passed) and
+/// `X509_V_ERR_KEYUSAGE_NO_CRL_SIGN` (the issuer's key usage lacks cRLSign).
+const CRL_ERRORS_IGNORED: [std::ffi::c_int; 2] = [12, 35];
+
+/// Adds the CRLs in `pem` to the context's store and checks client certificates against
+/// them (the leaf's issuer must then have a CRL, as with ocserv's `crl`).
+fn add_crls(builder: &mut SslAcceptorBuilder, path: &Path, pem: &[u8]) -> Result<(), TlsError> {
+    const BEGIN: &str = "-----BEGIN X509 CRL-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut found = 0;
+    for (at, _) in text.match_indices(BEGIN) {
+        let crl =
+            X509Crl::from_pem(text[at..].as_bytes()).map_err(|e| load_error("CRL", path, e))?;
+        crate::ffi::add_crl(builder.cert_store_mut(), &crl)?;
+        found += 1;
+    }
+    if found == 0 {
+        return Err(load_error("CRL", path, "no PEM CRL found"));
+    }
+    builder
+        .cert_store_mut()
+        .set_flags(X509VerifyFlags::CRL_CHECK)?;
+    Ok(())
 }
 
 impl TlsServer {

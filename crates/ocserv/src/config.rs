@@ -305,6 +305,8 @@ pub struct Config {
     pub server_pairs: Vec<(PathBuf, PathBuf)>,
     /// `ca-cert`: verifies client certificates.
     pub ca_cert: Option<PathBuf>,
+    /// `crl`: revoked client certificates (PEM), checked at every handshake.
+    pub crl: Option<PathBuf>,
     /// `cert-user-oid`.
     pub cert_user_oid: Option<CertOid>,
     /// `cert-group-oid`.

@@ -167,6 +167,7 @@ fn worker_setup(
             .map(|(cert, _)| read(cert))
             .collect::<Result<_, _>>()?,
         ca_pem: config.ca_cert.as_deref().map(read).transpose()?,
+        crl_pem: config.crl.as_deref().map(read).transpose()?,
         groups: form_groups(&config),
         secmod_pid,
     };

@@ -190,6 +190,7 @@ pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Run
             ca_pem: setup.ca_pem.clone(),
             request_client_cert: uses_cert,
             priorities: config.tls_priorities.clone(),
+            crl: config.crl.clone().zip(setup.crl_pem.clone()),
         },
         &certs,
         signer,

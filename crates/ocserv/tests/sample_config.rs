@@ -180,9 +180,9 @@ fn turning_on_a_security_setting_we_lack_refuses_the_stock_configs() {
             "min-reauth-time = 7200: not supported",
         ),
         (
-            "client-bypass-protocol = false",
-            "crl = /etc/ocserv/crl.pem",
-            "crl: not supported",
+            "ping-leases = false",
+            "ocsp-response = /etc/ocserv/ocsp.der",
+            "ocsp-response: not supported",
         ),
     ] {
         let text = debian.replace(from, to);
@@ -323,13 +323,17 @@ fn debian_sample_config_passes_test_mode_with_warnings() {
 
     // -t refuses a security setting it cannot enforce, naming file, line and key.
     let refused = dir.join("refused.conf");
-    std::fs::write(&refused, format!("{deployed}\ncrl = {d}/crl.pem\n")).unwrap();
+    std::fs::write(
+        &refused,
+        format!("{deployed}\nocsp-response = {d}/ocsp.der\n"),
+    )
+    .unwrap();
     let (code, _, stderr) = run_test_mode(&refused);
     assert_eq!(code, Some(1), "{stderr}");
-    let crl_line = deployed.lines().count() + 1;
+    let line = deployed.lines().count() + 1;
     assert!(
         stderr.contains(&format!(
-            "{}:{crl_line}: crl: not supported",
+            "{}:{line}: ocsp-response: not supported",
             refused.display()
         )),
         "{stderr}"

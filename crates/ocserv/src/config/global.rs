@@ -37,6 +37,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "server-cert",
     "server-key",
     "ca-cert",
+    "crl",
     "cert-user-oid",
     "cert-group-oid",
     "device",
@@ -204,7 +205,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Only meaningful with camouflage, which is refused unless off.
     plain("camouflage_secret"),
     plain("camouflage_realm"),
-    enforcing("crl", &[], "revoked client certificates would be accepted"),
     enforcing(
         "ocsp-response",
         &[],
@@ -331,6 +331,7 @@ struct Draft {
     server_certs: Vec<(PathBuf, usize)>,
     server_keys: Vec<(PathBuf, usize)>,
     ca_cert: Option<PathBuf>,
+    crl: Option<PathBuf>,
     cert_user_oid: Option<CertOid>,
     cert_group_oid: Option<CertOid>,
     device: Option<String>,
@@ -461,6 +462,7 @@ impl Draft {
                 }
             }
             "ca-cert" => set(&mut self.ca_cert, path(e, d)),
+            "crl" => set(&mut self.crl, path(e, d)),
             "cert-user-oid" => set(&mut self.cert_user_oid, checked(e, d, value::parse_oid(v))),
             "cert-group-oid" => set(&mut self.cert_group_oid, checked(e, d, value::parse_oid(v))),
             "device" => match value::parse_device(v) {
@@ -835,6 +837,7 @@ impl Draft {
             server_key: server_keys.next().map(|(p, _)| p).unwrap_or_default(),
             server_pairs,
             ca_cert: self.ca_cert,
+            crl: self.crl,
             cert_user_oid: self.cert_user_oid,
             cert_group_oid: self.cert_group_oid,
             device: self.device.unwrap_or_else(|| defaults::DEVICE.to_owned()),
@@ -1032,6 +1035,7 @@ impl Draft {
         }
         let files = [
             ("ca-cert", &self.ca_cert, Kind::File),
+            ("crl", &self.crl, Kind::File),
             ("connect-script", &self.connect_script, Kind::Exec),
             ("disconnect-script", &self.disconnect_script, Kind::Exec),
             ("host-update-script", &self.host_update_script, Kind::Exec),

@@ -80,11 +80,6 @@ fn unsupported_keys_warn_by_name() {
 /// must suggest: errors at start-up, on reload and under `-t` alike.
 const INSECURE: &[(&str, &str, &str)] = &[
     (
-        "crl = /etc/ocserv/crl.pem",
-        "crl: not supported",
-        "remove the line",
-    ),
-    (
         "ocsp-response = /etc/ocserv/ocsp.der",
         "ocsp-response: not supported",
         "remove the line",
@@ -146,7 +141,7 @@ fn insecure_unsupported_keys_are_errors_naming_key_and_line() {
         }
     }
     // Nothing else in the file is an error at run time.
-    let p = errors_of(try_parse("crl = /x\n"), "crl");
+    let p = errors_of(try_parse("ocsp-response = /x\n"), "ocsp-response");
     assert_eq!(p.len(), 1, "{p:#?}");
     // Without udp-port there is no UDP socket for udp-listen-host to restrict.
     let l = ok("udp-listen-host = 198.18.0.1\n");
