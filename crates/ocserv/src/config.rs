@@ -30,6 +30,7 @@ use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+mod file_checks;
 mod global;
 mod lexer;
 mod net;

@@ -1,15 +1,18 @@
 //! The main config file: keys, defaults, cross-checks and the `-t` file checks.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use oc_proto::compress::Priorities;
 
+use super::file_checks::{
+    check_account, check_override_dir, check_override_file, check_path, check_users_file, Kind,
+};
 use super::lexer::{self, Entry};
 use super::net::{self, boolean, checked, num, secs, set, NetBuilder, Scope};
 use super::{
-    defaults, overrides, value, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded,
-    NetSettings, RekeyMethod,
+    defaults, value, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded, NetSettings,
+    RekeyMethod,
 };
 
 /// Main-config keys that may be given several times (each line adds a value); the
@@ -1095,107 +1098,4 @@ impl Draft {
 
 fn port(e: &Entry, d: &mut Diag) -> Option<u16> {
     checked(e, d, value::parse_port(&e.value))
-}
-
-/// `-t`: `name` (the value of `key`) must be an existing `what` (user or group); `exists`
-/// looks it up.
-fn check_account(
-    d: &mut Diag,
-    line: usize,
-    key: &str,
-    what: &str,
-    name: &str,
-    exists: impl FnOnce(&str) -> nix::Result<bool>,
-) {
-    match exists(name) {
-        Ok(true) => {}
-        Ok(false) => d.error(line, format!("{key}: no {what} {name}")),
-        Err(e) => d.error(line, format!("{key}: cannot look up {name}: {e}")),
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    File,
-    Dir,
-    Exec,
-}
-
-fn check_path(d: &mut Diag, line: usize, key: &str, p: &Path, kind: Kind) {
-    use std::os::unix::fs::PermissionsExt;
-    let shown = p.display();
-    match std::fs::metadata(p) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            d.error(line, format!("{key}: {shown} does not exist"));
-        }
-        Err(e) => d.error(line, format!("{key}: cannot access {shown}: {e}")),
-        Ok(m) => match kind {
-            Kind::Dir if !m.is_dir() => {
-                d.error(line, format!("{key}: {shown} is not a directory"));
-            }
-            Kind::File | Kind::Exec if !m.is_file() => {
-                d.error(line, format!("{key}: {shown} is not a regular file"));
-            }
-            Kind::Exec if m.permissions().mode() & 0o111 == 0 => {
-                d.error(line, format!("{key}: {shown} is not executable"));
-            }
-            _ => {}
-        },
-    }
-}
-
-/// Warns about lines of a liboath users file that liboath would skip or fail on.
-fn check_users_file(d: &mut Diag, line: usize, path: &Path) {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        // check_path has reported why.
-        return;
-    };
-    for problem in oc_otp::usersfile::UsersFile::parse_lenient(&text).problems() {
-        d.warn(line, format!("otp: {}: {problem}", path.display()));
-    }
-}
-
-/// Validates every per-user/group file in `dir` (names starting with '.' are never looked
-/// up, so they are skipped).
-fn check_override_dir(d: &mut Diag, line: usize, key: &str, dir: &Path) {
-    let Ok(read) = std::fs::read_dir(dir) else {
-        // check_path has reported why.
-        return;
-    };
-    let mut names: Vec<PathBuf> = Vec::new();
-    for entry in read {
-        match entry {
-            Ok(entry) => {
-                if entry.file_name().to_string_lossy().starts_with('.') {
-                    continue;
-                }
-                let p = entry.path();
-                if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
-                    names.push(p);
-                }
-            }
-            Err(e) => {
-                d.error(line, format!("{key}: cannot list {}: {e}", dir.display()));
-                return;
-            }
-        }
-    }
-    names.sort();
-    for p in names {
-        check_override_file(d, line, key, &p);
-    }
-}
-
-fn check_override_file(d: &mut Diag, line: usize, key: &str, file: &Path) {
-    match super::read_capped(file) {
-        Ok(bytes) => {
-            let mut sub = Diag::new(file, true);
-            let text = super::decode(&bytes, &mut sub);
-            overrides::check(&text, &mut sub);
-            d.merge(sub);
-        }
-        // A missing file was reported by check_path.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => d.error(line, format!("{key}: cannot read {}: {e}", file.display())),
-    }
 }
