@@ -138,7 +138,7 @@ struct Cli {
     syslog: bool,
     /// The syslog facility: daemon (the default), user, auth, authpriv, local0 to local7.
     #[arg(long = "syslog-facility", value_name = "NAME", value_parser = parse_facility)]
-    syslog_facility: Option<u8>,
+    syslog_facility: Option<String>,
     /// Do not change to / when going to the background.
     #[arg(long = "no-chdir")]
     no_chdir: bool,
@@ -187,7 +187,11 @@ fn main() -> ExitCode {
         syslog: logs_to_syslog(&cli),
         stdout_reserved: true,
         format: cli.log_format,
-        facility: cli.syslog_facility.unwrap_or(log::FACILITY_DAEMON),
+        facility: cli
+            .syslog_facility
+            .as_deref()
+            .and_then(log::facility_code)
+            .unwrap_or(log::FACILITY_DAEMON),
     });
     if cli.traceable && cli.internal_role.is_none() {
         warn!("--traceable: ignored; the server's processes stay non-dumpable");
@@ -219,19 +223,14 @@ fn logs_to_syslog(cli: &Cli) -> bool {
     cli.syslog || !(cli.foreground || cli.log_stderr)
 }
 
-fn parse_facility(name: &str) -> Result<u8, String> {
-    log::facility_code(name).ok_or_else(|| {
-        format!("unknown syslog facility {name:?} (daemon, user, auth, authpriv, local0 to local7)")
-    })
-}
-
-fn facility_name(code: u8) -> String {
-    match code {
-        1 => "user".into(),
-        4 => "auth".into(),
-        10 => "authpriv".into(),
-        16..=23 => format!("local{}", code - 16),
-        _ => "daemon".into(),
+/// A syslog facility name that [`log::facility_code`] knows, kept as given (the other
+/// processes get it on their command line).
+fn parse_facility(name: &str) -> Result<String, String> {
+    match log::facility_code(name) {
+        Some(_) => Ok(name.to_string()),
+        None => Err(format!(
+            "unknown syslog facility {name:?} (daemon, user, auth, authpriv, local0 to local7)"
+        )),
     }
 }
 
@@ -308,8 +307,8 @@ fn child_args(cli: &Cli) -> Vec<std::ffi::OsString> {
     if logs_to_syslog(cli) {
         args.push("--syslog".into());
     }
-    if let Some(facility) = cli.syslog_facility {
-        args.extend(["--syslog-facility".into(), facility_name(facility).into()]);
+    if let Some(facility) = &cli.syslog_facility {
+        args.extend(["--syslog-facility".into(), facility.into()]);
     }
     let format = match cli.log_format {
         log::LogFormat::Text => "text",

@@ -56,34 +56,31 @@ fn route_text(route: &IpNet) -> String {
     }
 }
 
-fn routes_env(env: &mut Vec<(String, String)>, name: &str, routes: &[IpNet]) {
+/// `NAME`, `NAME4` and `NAME6` as ocserv sets them: every item, the IPv4 ones, the IPv6
+/// ones, each list unset when empty.
+fn family_lists<T>(
+    env: &mut Vec<(String, String)>,
+    name: &str,
+    items: &[T],
+    is_v4: fn(&T) -> bool,
+    text: fn(&T) -> String,
+) {
     let lists = [
-        (name.to_string(), listed(routes.iter().map(route_text))),
+        (name.to_string(), listed(items.iter().map(text))),
         (
             format!("{name}4"),
-            listed(routes.iter().filter(|r| r.addr().is_ipv4()).map(route_text)),
+            listed(items.iter().filter(|i| is_v4(i)).map(text)),
         ),
         (
             format!("{name}6"),
-            listed(routes.iter().filter(|r| r.addr().is_ipv6()).map(route_text)),
+            listed(items.iter().filter(|i| !is_v4(i)).map(text)),
         ),
     ];
     env.extend(lists.into_iter().filter_map(|(k, v)| Some((k, v?))));
 }
 
-fn dns_env(env: &mut Vec<(String, String)>, dns: &[IpAddr]) {
-    let text =
-        |want: fn(&IpAddr) -> bool| listed(dns.iter().filter(|d| want(d)).map(ToString::to_string));
-    let lists = [
-        ("OCSERV_DNS", text(|_| true)),
-        ("OCSERV_DNS4", text(IpAddr::is_ipv4)),
-        ("OCSERV_DNS6", text(IpAddr::is_ipv6)),
-    ];
-    env.extend(
-        lists
-            .into_iter()
-            .filter_map(|(k, v)| Some((k.to_string(), v?))),
-    );
+fn routes_env(env: &mut Vec<(String, String)>, name: &str, routes: &[IpNet]) {
+    family_lists(env, name, routes, |r| r.addr().is_ipv4(), route_text);
 }
 
 /// The variables ocserv sets for its scripts.
@@ -139,7 +136,14 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
         "OCSERV_NO_ROUTES",
         s.no_routes.as_deref().unwrap_or_default(),
     );
-    dns_env(&mut env, s.dns.as_deref().unwrap_or_default());
+    let dns = s.dns.as_deref().unwrap_or_default();
+    family_lists(
+        &mut env,
+        "OCSERV_DNS",
+        dns,
+        IpAddr::is_ipv4,
+        ToString::to_string,
+    );
     if s.restrict_user_to_routes == Some(true) {
         env.push(("OCSERV_RESTRICT_TO_ROUTES".into(), "1".into()));
     }

@@ -52,23 +52,12 @@ impl Server {
             .map(|c| c.name())
             .unwrap_or_default();
         let bulk = Bulk::from_openssl_name(tls_cipher);
-        let (kind, keying) = if config.dtls_psk && client.dtls_psk {
+        let (kind, keying, description) = if config.dtls_psk && client.dtls_psk {
             psk_keying(stream, contexts, bulk, config)?
         } else if config.dtls_legacy {
             legacy_keying(client, contexts, id, bulk)?
         } else {
             return None;
-        };
-        let description = match (&kind, &keying) {
-            (DtlsOfferKind::Legacy(suite), _) => {
-                info!("DTLS ciphersuite: {} (legacy resumption)", suite.name);
-                suite.description()
-            }
-            (_, Keying::Psk { ciphers, .. }) => {
-                info!("DTLS ciphersuite: PSK-NEGOTIATE");
-                psk_description(*ciphers)
-            }
-            _ => psk_description(None),
         };
         Some(OfferedDtls {
             offer: DtlsOffer { id, kind },
@@ -102,6 +91,9 @@ impl Server {
     }
 }
 
+/// What to offer, how to key it, and its description for occtl.
+type Keyed = (DtlsOfferKind, Keying, String);
+
 /// PSK-NEGOTIATE keyed from the TLS session; with `match-tls-dtls-ciphers` the DTLS suite
 /// follows the TLS session's cipher.
 fn psk_keying(
@@ -109,7 +101,7 @@ fn psk_keying(
     contexts: &DtlsContexts,
     bulk: Bulk,
     config: &Config,
-) -> Option<(DtlsOfferKind, Keying)> {
+) -> Option<Keyed> {
     let key = match psk_from_tls(stream.ssl()) {
         Ok(k) => k,
         Err(e) => {
@@ -124,12 +116,14 @@ fn psk_keying(
     let kind = DtlsOfferKind::Psk {
         pinned: ciphers.is_some(),
     };
+    let description = psk_description(ciphers);
     let keying = Keying::Psk {
         ctx: contexts.psk.clone(),
         key,
         ciphers,
     };
-    Some((kind, keying))
+    info!("DTLS ciphersuite: PSK-NEGOTIATE");
+    Some((kind, keying, description))
 }
 
 /// Legacy resumption of the client's master secret with the best suite it offered.
@@ -138,7 +132,7 @@ fn legacy_keying(
     contexts: &DtlsContexts,
     id: DtlsId,
     bulk: Bulk,
-) -> Option<(DtlsOfferKind, Keying)> {
+) -> Option<Keyed> {
     let suite = select_legacy(
         client.dtls_ciphers.as_deref(),
         client.dtls12_ciphers.as_deref(),
@@ -152,5 +146,6 @@ fn legacy_keying(
         master_secret,
         cipher,
     };
-    Some((DtlsOfferKind::Legacy(suite), keying))
+    info!("DTLS ciphersuite: {} (legacy resumption)", suite.name);
+    Some((DtlsOfferKind::Legacy(suite), keying, suite.description()))
 }
