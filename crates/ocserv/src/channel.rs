@@ -218,8 +218,8 @@ impl ChannelPool {
         }
     }
 
-    /// One exchange on a free channel, blocking the calling thread (async callers use
-    /// `spawn_blocking`).
+    /// One exchange on a free channel, blocking the calling thread (a handshake's
+    /// signature, asked from inside OpenSSL).
     pub fn call<Q, R>(&self, request: &Q) -> Result<R, ChannelError>
     where
         Q: Serialize + Message,
@@ -309,11 +309,7 @@ impl AsyncChannelPool {
         Q: Serialize + Message,
         R: DeserializeOwned + Message,
     {
-        use std::sync::atomic::Ordering;
         let peer = self.peer;
-        if self.alive.load(Ordering::SeqCst) == 0 {
-            return Err(ChannelError::Gone { peer });
-        }
         let permit = tokio::time::timeout(self.limit, self.slots.acquire())
             .await
             .map_err(|_| ChannelError::Busy {
@@ -321,8 +317,11 @@ impl AsyncChannelPool {
                 waited: self.limit,
             })?
             .map_err(|_| ChannelError::Gone { peer })?;
-        let slot = crate::server::lock(&self.free).pop();
-        let mut stream = match slot {
+        let mut taken = Taken {
+            pool: self,
+            permit: Some(permit),
+        };
+        let mut stream = match crate::server::lock(&self.free).pop() {
             Some(AsyncSlot::Tokio(stream)) => stream,
             Some(AsyncSlot::Std(stream)) => stream
                 .set_nonblocking(true)
@@ -331,21 +330,54 @@ impl AsyncChannelPool {
             None => return Err(ChannelError::Gone { peer }),
         };
         let exchange = exchange::<Q, R>(&mut stream, request, peer);
-        let result = match tokio::time::timeout(self.limit, exchange).await {
-            Ok(result) => result,
-            Err(_) => Err(ChannelError::Busy {
-                peer,
-                waited: self.limit,
-            }),
-        };
+        let result = tokio::time::timeout(self.limit, exchange)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ChannelError::Io {
+                    peer,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer within {} s", self.limit.as_secs()),
+                    ),
+                })
+            });
         if result.is_ok() {
-            crate::server::lock(&self.free).push(AsyncSlot::Tokio(stream));
-        } else {
-            // Out of step or gone: this channel is not used again.
-            permit.forget();
-            self.alive.fetch_sub(1, Ordering::SeqCst);
+            taken.give_back(stream);
         }
         result
+    }
+
+    /// Takes a channel out of service for good, with its permit; closes the pool when it
+    /// was the last.
+    fn retire(&self, permit: tokio::sync::SemaphorePermit<'_>) {
+        permit.forget();
+        if self.alive.fetch_sub(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            self.slots.close();
+        }
+    }
+}
+
+/// A channel taken for one exchange. Handed back after a whole exchange; otherwise (an
+/// error, or the caller dropped mid-exchange, which leaves the channel out of step) it
+/// is retired with its permit, so permits and channels always match.
+struct Taken<'a> {
+    pool: &'a AsyncChannelPool,
+    permit: Option<tokio::sync::SemaphorePermit<'a>>,
+}
+
+impl Taken<'_> {
+    fn give_back(&mut self, stream: tokio::net::UnixStream) {
+        crate::server::lock(&self.pool.free).push(AsyncSlot::Tokio(stream));
+        // The permit is released (dropped) with the channel back in the pool.
+        self.permit = None;
+    }
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        if let Some(permit) = self.permit.take() {
+            self.pool.retire(permit);
+        }
     }
 }
 
@@ -446,6 +478,39 @@ mod tests {
         // The dead channel is tried first (last in), fails and is dropped.
         assert!(ask().is_err());
         assert_eq!(ask().unwrap(), MainReply::Done);
+    }
+
+    /// A caller dropped in the middle of an exchange (a login timing out) retires that
+    /// channel with its permit: two callers at once then share the healthy channel
+    /// instead of one of them finding no channel behind its permit.
+    #[tokio::test]
+    async fn a_call_dropped_mid_exchange_retires_its_channel() {
+        let (good, far) = UnixStream::pair().unwrap();
+        let (stalled, _never_answers) = UnixStream::pair().unwrap();
+        std::thread::spawn(move || {
+            Channel::new(far, "test").serve(|_: Received<MainRequest>| MainReply::Done)
+        });
+        // The stalled channel is taken first (last in).
+        let pool = AsyncChannelPool::new(
+            vec![good.into(), stalled.into()],
+            "test",
+            Duration::from_secs(5),
+        );
+        let request = MainRequest::AddressInUse {
+            addr: "10.0.0.1".parse().unwrap(),
+        };
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(100),
+            pool.call::<_, MainReply>(&request),
+        )
+        .await;
+        assert!(cancelled.is_err(), "the stalled channel cannot answer");
+        let (a, b) = tokio::join!(
+            pool.call::<_, MainReply>(&request),
+            pool.call::<_, MainReply>(&request)
+        );
+        assert_eq!(a.unwrap(), MainReply::Done);
+        assert_eq!(b.unwrap(), MainReply::Done);
     }
 
     #[tokio::test]

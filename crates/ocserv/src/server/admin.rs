@@ -418,15 +418,27 @@ impl Server {
         }
         if terminate {
             for user in users {
-                let end = SessionRequest::End {
+                self.end_and_kick(SessionRequest::End {
                     sid: None,
                     user: Some(user),
-                };
-                // The kicked tunnels end their own sessions as they close.
-                self.links.session(end).await;
+                })
+                .await;
             }
         }
         kicked
+    }
+
+    /// Ends sessions in the store and kicks the tunnels that hold them (those end their
+    /// own sessions as they close).
+    async fn end_and_kick(&self, end: SessionRequest) {
+        if let SessionReply::Ended { conns, .. } = self.links.session(end).await {
+            let state = lock(&self.state);
+            for conn in conns {
+                if let Some(tunnel) = state.tunnels.get(&conn) {
+                    tunnel.kick.send_replace(Some(Kick::Admin));
+                }
+            }
+        }
     }
 
     /// Ends the sessions whose id starts with `sid`, and their tunnels.
@@ -449,18 +461,11 @@ impl Server {
                 }
             }
         };
-        let end = SessionRequest::End {
+        self.end_and_kick(SessionRequest::End {
             sid: Some(full),
             user: None,
-        };
-        if let SessionReply::Ended { conns, .. } = self.links.session(end).await {
-            let state = lock(&self.state);
-            for conn in conns {
-                if let Some(tunnel) = state.tunnels.get(&conn) {
-                    tunnel.kick.send_replace(Some(Kick::Admin));
-                }
-            }
-        }
+        })
+        .await;
         Response::Done {
             message: format!("session '{sid}' was terminated"),
         }

@@ -276,7 +276,6 @@ impl Server {
         self.answer_step(stream, step, ticket, login).await
     }
 
-    /// The password and OTP checks a step asks for, and the steps they lead to.
     /// The password and OTP checks a step asks for, the step they lead to, and the
     /// security module's ticket when they completed the credentials.
     async fn run_checks(
