@@ -9,4 +9,5 @@ pub mod compress;
 pub mod hex;
 pub mod http;
 pub mod ipc;
+pub mod proxy_proto;
 pub mod url;

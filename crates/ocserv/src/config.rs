@@ -320,6 +320,10 @@ pub struct Config {
     pub predictable_ips: bool,
     /// `ping-leases`.
     pub ping_leases: bool,
+    /// `listen-proxy-proto`: every TCP connection starts with a PROXY protocol header (v1 or
+    /// v2) from a load balancer, whose client address is then the one used for bans,
+    /// limits, logs, scripts and occtl.
+    pub listen_proxy_proto: bool,
     /// `cookie-timeout`, seconds.
     pub cookie_timeout: u32,
     /// `persistent-cookies`.

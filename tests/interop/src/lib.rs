@@ -539,6 +539,14 @@ impl Lab {
             .unwrap()
     }
 
+    /// Starts `argv` in namespace `ns` in the background, its output going to `log` in the
+    /// lab directory; it is stopped with the lab.
+    pub fn spawn_in(&mut self, ns: &str, argv: &[&str], log: &str) -> u32 {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns]).args(argv);
+        self.spawn_logged(cmd, "", log)
+    }
+
     /// Runs our client to completion with `stdin` and a time limit.
     pub fn run_client(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
         run_to_end(self.client_command(args), stdin, limit)

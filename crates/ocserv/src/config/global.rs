@@ -46,6 +46,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "device",
     "predictable-ips",
     "ping-leases",
+    "listen-proxy-proto",
     "cookie-timeout",
     "persistent-cookies",
     "max-clients",
@@ -159,12 +160,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
         "listen-netns",
         &[],
         "the server would listen in the current network namespace instead",
-    ),
-    enforcing(
-        "listen-proxy-proto",
-        FALSE,
-        "client addresses would be the proxy's, so bans and per-address limits would hit the \
-         proxy",
     ),
     plain("dh-params"),
     // An encrypted or PKCS #11 key fails to load without its PIN: that already fails closed.
@@ -340,6 +335,7 @@ struct Draft {
     device: Option<String>,
     predictable_ips: Option<bool>,
     ping_leases: Option<bool>,
+    listen_proxy_proto: Option<bool>,
     cookie_timeout: Option<u32>,
     persistent_cookies: Option<bool>,
     max_clients: Option<u32>,
@@ -486,6 +482,7 @@ impl Draft {
             },
             "predictable-ips" => set(&mut self.predictable_ips, boolean(e, d)),
             "ping-leases" => set(&mut self.ping_leases, boolean(e, d)),
+            "listen-proxy-proto" => set(&mut self.listen_proxy_proto, boolean(e, d)),
             "cookie-timeout" => set(&mut self.cookie_timeout, secs(e, d)),
             "persistent-cookies" => set(&mut self.persistent_cookies, boolean(e, d)),
             "max-clients" => set(
@@ -847,6 +844,7 @@ impl Draft {
             net,
             predictable_ips: self.predictable_ips.unwrap_or(true),
             ping_leases: self.ping_leases.unwrap_or(false),
+            listen_proxy_proto: self.listen_proxy_proto.unwrap_or(false),
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),
             persistent_cookies: self.persistent_cookies.unwrap_or(false),
             max_clients: self.max_clients.unwrap_or(0),

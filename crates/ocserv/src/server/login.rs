@@ -13,6 +13,7 @@ use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest
 use oc_proto::ipc::{
     AuthTicket, PasswordVerdict, SecModReply, SecModRequest, SessionReply, SessionRequest,
 };
+use oc_proto::proxy_proto::{self, Parse, ProxyHeader};
 use oc_tls::server::{cert_field, verified_client_cert};
 use oc_tls::TlsStream;
 use tokio::io::AsyncReadExt;
@@ -104,20 +105,50 @@ impl Server {
                 }
             }
             last_accept = Some(Instant::now());
-            let server = self.clone();
-            // In JSON logs every line of this connection carries the peer, and once logged
-            // in the user and session id.
-            let span = tracing::info_span!(
-                "connection",
-                %peer,
-                user = tracing::field::Empty,
-                session = tracing::field::Empty
-            );
-            tokio::spawn(server.handle_connection(tcp, peer).instrument(span));
+            tokio::spawn(self.clone().serve_connection(tcp, peer));
         }
     }
 
-    async fn handle_connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr) {
+    /// Reads the balancer's PROXY protocol header first if `listen-proxy-proto` asks for it
+    /// (the client's address in it replaces the balancer's everywhere), then serves the
+    /// connection with that address in every log line.
+    async fn serve_connection(self: Arc<Self>, mut tcp: TcpStream, mut peer: SocketAddr) {
+        let mut local = tcp.local_addr().ok();
+        if self.runtime().config.listen_proxy_proto {
+            match read_proxy_header(&mut tcp).await {
+                Ok(header) => {
+                    if let Some(addrs) = header.addresses {
+                        debug!(
+                            "{peer}: PROXY v{} header: client {}, balancer {}",
+                            header.version, addrs.source, addrs.destination
+                        );
+                        peer = crate::addr::canonical_addr(addrs.source);
+                        local = Some(addrs.destination);
+                    }
+                }
+                Err(why) => {
+                    info!("{peer}: {why}; closed (listen-proxy-proto is set)");
+                    return;
+                }
+            }
+        }
+        // In JSON logs every line of this connection carries the peer, and once logged
+        // in the user and session id.
+        let span = tracing::info_span!(
+            "connection",
+            %peer,
+            user = tracing::field::Empty,
+            session = tracing::field::Empty
+        );
+        let local = local.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| {
+            crate::addr::canonical_addr(a).ip()
+        });
+        self.handle_connection(tcp, peer, local)
+            .instrument(span)
+            .await;
+    }
+
+    async fn handle_connection(self: Arc<Self>, tcp: TcpStream, peer: SocketAddr, local: IpAddr) {
         let rt = self.runtime();
         let config = &rt.config;
         let now = Instant::now();
@@ -137,7 +168,6 @@ impl Server {
             );
             return;
         };
-        let local = tcp.local_addr().map(|a| a.ip()).ok();
         let _ = tcp.set_nodelay(true);
         let auth_deadline = tokio::time::Instant::now()
             + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
@@ -154,7 +184,6 @@ impl Server {
             Ok(Some((stream, request))) => {
                 drop(prelogin);
                 drop(per_ip);
-                let local = local.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
                 self.tunnel(stream, peer, local, rt, request).await;
             }
             Ok(None) => {}
@@ -482,6 +511,38 @@ impl Server {
 
 /// Reads one whole request; on a malformed, oversized or trickled one the client is told
 /// why and `None` returned, as when the connection ends.
+/// Reads a PROXY protocol header (v1 or v2) within [`HANDSHAKE_LIMIT`], never a byte past
+/// it: what follows is the client's TLS handshake.
+async fn read_proxy_header(tcp: &mut TcpStream) -> Result<ProxyHeader, String> {
+    let read = async {
+        let mut buf = Vec::new();
+        loop {
+            match proxy_proto::parse(&buf).map_err(|e| e.to_string())? {
+                Parse::Complete { header, .. } => return Ok(header),
+                Parse::Incomplete { need } => {
+                    let have = buf.len();
+                    buf.resize(need, 0);
+                    match tcp.read_exact(&mut buf[have..]).await {
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                            return Err("connection closed in the PROXY header".into())
+                        }
+                        Err(e) => return Err(format!("reading the PROXY header: {e}")),
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(HANDSHAKE_LIMIT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(format!(
+                "no PROXY header within {} s",
+                HANDSHAKE_LIMIT.as_secs()
+            ))
+        })
+}
+
 async fn read_request(
     stream: &mut TlsStream,
     reader: &mut RequestReader,

@@ -100,11 +100,6 @@ const INSECURE: &[(&str, &str, &str)] = &[
         "set camouflage = false",
     ),
     (
-        "listen-proxy-proto = true",
-        "listen-proxy-proto = true: not supported",
-        "set listen-proxy-proto = false",
-    ),
-    (
         "listen-netns = foo",
         "listen-netns: not supported",
         "remove the line",

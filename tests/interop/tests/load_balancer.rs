@@ -1,0 +1,150 @@
+//! Our `ocserv` behind a real load balancer (Debian's HAProxy) that speaks the PROXY
+//! protocol, v2 and v1, as upstream's `haproxy-*` tests set it up: the client's address in
+//! the header, not the balancer's, is what logins, bans, scripts and occtl see.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use ferroconnect_interop::{wait_until, Lab, Pki};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// HAProxy in TCP mode: port 8443 forwards with a v2 header, 8444 with a v1 header, both
+/// to our server on 443 at the same address.
+fn start_haproxy(lab: &mut Lab) {
+    let ip = &lab.server_ip;
+    let config = format!(
+        "global\n  maxconn 64\n\
+         defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n  timeout server 60s\n\
+         frontend v2\n  bind {ip}:8443\n  default_backend ocserv_v2\n\
+         frontend v1\n  bind {ip}:8444\n  default_backend ocserv_v1\n\
+         backend ocserv_v2\n  server vpn {ip}:443 send-proxy-v2\n\
+         backend ocserv_v1\n  server vpn {ip}:443 send-proxy\n"
+    );
+    let path = lab.dir.join("haproxy.cfg");
+    std::fs::write(&path, config).unwrap();
+    let ns = lab.server_ns.clone();
+    lab.spawn_in(
+        &ns,
+        &["haproxy", "-f", &path.display().to_string(), "-d"],
+        "haproxy.log",
+    );
+    let listening = wait_until(SECS(10), || {
+        let out = lab.in_server("ss -ltn");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.contains(":8443") && text.contains(":8444")).then_some(())
+    });
+    assert!(listening.is_some(), "haproxy:\n{}", lab.log("haproxy.log"));
+}
+
+#[test]
+fn haproxy_v2_and_v1_headers_give_the_client_address_to_bans_scripts_and_occtl() {
+    let mut lab = Lab::new("haproxy");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let d = lab.dir.display().to_string();
+    let script = lab.dir.join("connect.sh");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$IP_REAL $IP_REAL_LOCAL\" >> {d}/ip-real\n"),
+    )
+    .unwrap();
+    ferroconnect_interop::sh(&format!("chmod +x {}", script.display()));
+    let extra = format!(
+        "listen-proxy-proto = true\nudp-port = 443\nconnect-script = {}\n\
+         max-ban-score = 50\nban-points-wrong-password = 10\nban-reset-time = 300\n",
+        script.display()
+    );
+    lab.start_our_server(&pki, &[("alice", "secret")], &extra);
+    start_haproxy(&mut lab);
+    let ca = pki.ca_pem.display().to_string();
+
+    // A client that bypasses the balancer sends no header: closed before TLS.
+    let direct = lab.run_in(
+        &lab.client_ns.clone(),
+        &[
+            "/usr/sbin/openconnect",
+            "--cafile",
+            &ca,
+            "--authenticate",
+            "-u",
+            "alice",
+            "--passwd-on-stdin",
+            &format!("https://{}/", lab.server_ip),
+        ],
+        "secret\n",
+        SECS(30),
+    );
+    assert_ne!(direct.status.code(), Some(0));
+    lab.wait_for_log(
+        "ocserv.log",
+        "does not start with a PROXY protocol header",
+        SECS(10),
+    );
+
+    // Through the v2 balancer: the tunnel works, DTLS included (UDP goes straight to the
+    // server, matched by session), and everyone sees the client's address.
+    let url_v2 = format!("https://{}:8443/", lab.server_ip);
+    lab.spawn_client(
+        &["--cafile", &ca, "-u", "alice", "--passwd-on-stdin", &url_v2],
+        "secret\n",
+    );
+    lab.assert_tunnel("through haproxy (PROXY v2)");
+    lab.assert_pings_over_udp(3);
+    let shown = lab.our_occtl("-j show user alice");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!("\"Remote IP\":  \"{}\"", lab.client_ip))
+            || shown.contains(&format!("\"Remote IP\": \"{}\"", lab.client_ip)),
+        "{shown}"
+    );
+    let ip_real = lab.wait_for_log("ip-real", " ", SECS(10));
+    assert_eq!(
+        ip_real.trim(),
+        format!("{} {}", lab.client_ip, lab.server_ip),
+        "IP_REAL and IP_REAL_LOCAL"
+    );
+
+    // Wrong passwords through the v1 balancer earn the client ban points, not the balancer.
+    let url_v1 = format!("https://{}:8444/", lab.server_ip);
+    for _ in 0..2 {
+        let out = lab.run_in(
+            &lab.client_ns.clone(),
+            &[
+                "/usr/sbin/openconnect",
+                "--cafile",
+                &ca,
+                "--authenticate",
+                "-u",
+                "alice",
+                "--passwd-on-stdin",
+                &url_v1,
+            ],
+            "wrong\n",
+            SECS(30),
+        );
+        assert_ne!(out.status.code(), Some(0));
+    }
+    let points = lab.our_occtl("show ip ban points");
+    let points = String::from_utf8_lossy(&points.stdout).into_owned();
+    let client_points: u32 = points
+        .lines()
+        .find(|l| l.contains(&lab.client_ip))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or_else(|| panic!("no points for {}:\n{points}", lab.client_ip));
+    assert!(client_points >= 20, "{points}");
+    assert!(
+        !points.contains(&lab.server_ip),
+        "the balancer was punished:\n{points}"
+    );
+    let log = lab.log("ocserv.log");
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("wrong password for user 'alice'"))
+        .collect();
+    assert_eq!(refusals.len(), 2, "{log}");
+    for line in refusals {
+        assert!(line.contains(&format!(" {}:", lab.client_ip)), "{line}");
+    }
+}
