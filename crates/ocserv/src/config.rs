@@ -324,6 +324,9 @@ pub struct Config {
     /// v2) from a load balancer, whose client address is then the one used for bans,
     /// limits, logs, scripts and occtl.
     pub listen_proxy_proto: bool,
+    /// `camouflage = true` (with `camouflage_secret` and `camouflage_realm`): look like a
+    /// web server to anyone who does not know the secret.
+    pub camouflage: Option<oc_proto::anyconnect::camouflage::Camouflage>,
     /// `cookie-timeout`, seconds.
     pub cookie_timeout: u32,
     /// `persistent-cookies`.

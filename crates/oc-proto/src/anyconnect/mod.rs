@@ -1,6 +1,7 @@
 //! The Cisco AnyConnect / OpenConnect protocol (draft-mavrogiannopoulos-openconnect).
 //!
 //! - [`auth`]: the XML aggregate-auth exchange that ends with the `webvpn` cookie;
+//! - [`camouflage`]: the server's web-site disguise for clients without its secret;
 //! - [`connect`]: the `CONNECT /CSCOSSLC/tunnel` request and the tunnel parameters in its
 //!   response;
 //! - [`dtls_cipher`]: DTLS suite offers and ocserv's choice among them;
@@ -15,6 +16,7 @@
 //!   compression, rekey), without I/O or a clock.
 
 pub mod auth;
+pub mod camouflage;
 pub mod connect;
 pub mod dtls_cipher;
 pub mod dtls_hello;

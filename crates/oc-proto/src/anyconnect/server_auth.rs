@@ -7,6 +7,7 @@
 //! so `secondary_password` (second factor) is found too. Legacy clients post
 //! `application/x-www-form-urlencoded` bodies, handled the same way.
 
+use crate::http::server::ServerResponse;
 use quick_xml::events::Event;
 use quick_xml::Reader;
 
@@ -201,6 +202,32 @@ pub fn complete_xml(banner: Option<&str>) -> String {
     }
     out.push_str("</auth>\n</config-auth>\n");
     out
+}
+
+/// Cisco's SVC login for IP phones (`/svc`): a GET, or a POST without both `username` and
+/// `password`, is told to post its credentials (the `webvpnlogin` cookie) and loses any
+/// old session cookie.
+pub fn svc_login_prompt() -> ServerResponse {
+    ServerResponse::new(200, "OK")
+        .header(
+            "Set-Cookie",
+            "webvpn=; expires=Thu, 01 Jan 1970 22:00:00 GMT; path=/; secure",
+        )
+        .header("Set-Cookie", "webvpnlogin=1; secure")
+        .header("X-Transcend-Version", "1")
+}
+
+/// The answer to a successful `/svc` POST: the session cookie in a header, no body.
+pub fn svc_logged_in(cookie: &str) -> ServerResponse {
+    ServerResponse::new(200, "OK")
+        .header("Connection", "Keep-Alive")
+        .header("Set-Cookie", format!("webvpn={cookie}; secure"))
+        .header("X-Transcend-Version", "1")
+}
+
+/// The answer to a refused `/svc` POST; the connection is closed after it.
+pub fn svc_refused() -> ServerResponse {
+    ServerResponse::new(401, "Authentication failed").header("Connection", "close")
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use oc_proto::anyconnect::camouflage::Camouflage;
 use oc_proto::compress::Priorities;
 
 use super::file_checks::{
@@ -47,6 +48,9 @@ const GLOBAL_KEYS: &[&str] = &[
     "predictable-ips",
     "ping-leases",
     "listen-proxy-proto",
+    "camouflage",
+    "camouflage_secret",
+    "camouflage_realm",
     "cookie-timeout",
     "persistent-cookies",
     "max-clients",
@@ -196,14 +200,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("included-http-headers"),
     plain("session-control"),
     enforcing(
-        "camouflage",
-        FALSE,
-        "the VPN would answer clients that do not know the camouflage secret",
-    ),
-    // Only meaningful with camouflage, which is refused unless off.
-    plain("camouflage_secret"),
-    plain("camouflage_realm"),
-    enforcing(
         "ocsp-response",
         &[],
         "no OCSP status would be stapled to the server certificate",
@@ -336,6 +332,9 @@ struct Draft {
     predictable_ips: Option<bool>,
     ping_leases: Option<bool>,
     listen_proxy_proto: Option<bool>,
+    camouflage: Option<bool>,
+    camouflage_secret: Option<String>,
+    camouflage_realm: Option<String>,
     cookie_timeout: Option<u32>,
     persistent_cookies: Option<bool>,
     max_clients: Option<u32>,
@@ -483,6 +482,9 @@ impl Draft {
             "predictable-ips" => set(&mut self.predictable_ips, boolean(e, d)),
             "ping-leases" => set(&mut self.ping_leases, boolean(e, d)),
             "listen-proxy-proto" => set(&mut self.listen_proxy_proto, boolean(e, d)),
+            "camouflage" => set(&mut self.camouflage, boolean(e, d)),
+            "camouflage_secret" => self.camouflage_secret = Some(v.to_owned()),
+            "camouflage_realm" => self.camouflage_realm = Some(v.to_owned()),
             "cookie-timeout" => set(&mut self.cookie_timeout, secs(e, d)),
             "persistent-cookies" => set(&mut self.persistent_cookies, boolean(e, d)),
             "max-clients" => set(
@@ -665,6 +667,37 @@ impl Draft {
         true
     }
 
+    /// `camouflage = true` needs the secret that clients put after `?` in the URL; the
+    /// realm ends up in a `WWW-Authenticate` header, so it cannot hold quotes.
+    fn camouflage_settings(
+        &self,
+        line_of: &dyn Fn(&str) -> usize,
+        d: &mut Diag,
+    ) -> Option<Camouflage> {
+        if self.camouflage != Some(true) {
+            return None;
+        }
+        let Some(secret) = self.camouflage_secret.clone().filter(|s| !s.is_empty()) else {
+            d.error(
+                line_of("camouflage"),
+                "camouflage = true needs camouflage_secret (clients connect to \
+                 https://server/?SECRET); without it every client would be refused",
+            );
+            return None;
+        };
+        let realm = self.camouflage_realm.clone().filter(|r| !r.is_empty());
+        if realm
+            .as_deref()
+            .is_some_and(|r| r.chars().any(|c| c == '"' || c == '\\' || c.is_control()))
+        {
+            d.error(
+                line_of("camouflage_realm"),
+                "camouflage_realm cannot contain quotes, backslashes or control characters",
+            );
+        }
+        Some(Camouflage { secret, realm })
+    }
+
     fn finish(
         self,
         mut net: NetSettings,
@@ -779,6 +812,7 @@ impl Draft {
         }
 
         self.check_not_applied(&lines, &mut d);
+        let camouflage = self.camouflage_settings(&line_of, &mut d);
 
         if let Some(group) = &self.default_select_group {
             if !self.select_groups.is_empty() && !self.select_groups.iter().any(|(n, _)| n == group)
@@ -845,6 +879,7 @@ impl Draft {
             predictable_ips: self.predictable_ips.unwrap_or(true),
             ping_leases: self.ping_leases.unwrap_or(false),
             listen_proxy_proto: self.listen_proxy_proto.unwrap_or(false),
+            camouflage,
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),
             persistent_cookies: self.persistent_cookies.unwrap_or(false),
             max_clients: self.max_clients.unwrap_or(0),

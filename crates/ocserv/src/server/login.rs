@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use oc_proto::anyconnect::server_auth::{complete_xml, parse_client_auth, ClientAuth};
+use oc_proto::anyconnect::camouflage::Gate;
+use oc_proto::anyconnect::server_auth::{
+    complete_xml, parse_client_auth, svc_logged_in, svc_login_prompt, svc_refused, ClientAuth,
+};
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
 use oc_proto::ipc::{
@@ -27,7 +30,7 @@ use crate::config::{CertOid, Config};
 use crate::metrics::AuthFailure;
 use crate::otp::OtpOutcome;
 use crate::passwd::PlainAuth;
-use crate::sessions::COOKIE_BYTES;
+use crate::sessions::{decode_cookie, COOKIE_BYTES};
 
 /// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
 const MAX_REQUESTS: usize = 16;
@@ -67,6 +70,13 @@ impl Drop for PreloginSlot<'_> {
             }
         }
     }
+}
+
+/// How the HTTP phase of a connection ended: its CONNECT request, and whether it showed
+/// the camouflage secret (or a session cookie) on the way.
+pub(super) struct LoginOutcome {
+    pub(super) request: ServerRequest,
+    pub(super) showed_secret: bool,
 }
 
 /// What answering a login request needs besides the request: who asks, the settings the
@@ -181,10 +191,10 @@ impl Server {
         )
         .await;
         match login {
-            Ok(Some((stream, request))) => {
+            Ok(Some((stream, outcome))) => {
                 drop(prelogin);
                 drop(per_ip);
-                self.tunnel(stream, peer, local, rt, request).await;
+                self.tunnel(stream, peer, local, rt, outcome).await;
             }
             Ok(None) => {}
             Err(_) => {
@@ -234,7 +244,7 @@ impl Server {
         rt: Arc<Runtime>,
         cert: CertStatus,
         accepted: Instant,
-    ) -> Option<(TlsStream, ServerRequest)> {
+    ) -> Option<(TlsStream, LoginOutcome)> {
         let mut conversation = Conversation::new(&rt.config.auth, &rt.config.enable_auth, cert);
         let mut reader = RequestReader::new(RequestLimits::default());
         let mut buf = vec![0u8; 16 * 1024];
@@ -245,19 +255,45 @@ impl Server {
             context_cookie: &context_cookie,
             accepted,
         };
+        let mut showed_secret = false;
         for _ in 0..MAX_REQUESTS {
             let request = read_request(&mut stream, &mut reader, &mut buf, peer).await?;
             let path = request.path().to_string();
             debug!("{peer}: {:?} {path}", request.method);
+            if let (Some(camouflage), false) = (&rt.config.camouflage, showed_secret) {
+                let has_cookie = request
+                    .cookie("webvpn")
+                    .is_some_and(|c| decode_cookie(c).is_ok());
+                match camouflage.gate(&request.method, &request.target, has_cookie) {
+                    Gate::Admit => showed_secret = true,
+                    Gate::Undecided => {}
+                    Gate::Refuse(response) => {
+                        info!("{peer}: camouflage: no secret in the URL; declined");
+                        answer_and_close(&mut stream, &response).await;
+                        return None;
+                    }
+                }
+            }
             let go_on = match request.method {
                 Method::Connect if is_tunnel_target(&path) => {
-                    return Some((stream, request));
+                    let outcome = LoginOutcome {
+                        request,
+                        showed_secret,
+                    };
+                    return Some((stream, outcome));
                 }
                 Method::Get if path == "/logout" => {
                     let resp = ServerResponse::new(200, "OK")
                         .header("Content-Type", "text/html; charset=utf-8")
                         .body("<html></html>");
                     send(&mut stream, &resp).await.is_ok()
+                }
+                Method::Get if path == "/svc" => {
+                    send(&mut stream, &svc_login_prompt()).await.is_ok()
+                }
+                Method::Post if path == "/svc" => {
+                    self.svc_login(&mut stream, &mut conversation, &request, &login)
+                        .await
                 }
                 Method::Get | Method::Post
                     if is_auth_path(&path) || request.method == Method::Post =>
@@ -303,6 +339,59 @@ impl Server {
         let step = conversation.on_post(&msg, &login.rt.forms);
         let (step, ticket) = self.run_checks(step, conversation, login).await;
         self.answer_step(stream, step, ticket, login).await
+    }
+
+    /// Cisco's SVC login, as IP phones use it: username and password in one form post (or
+    /// the client certificate), the cookie in a header; no forms and no second factor.
+    /// False when the connection is done.
+    async fn svc_login(
+        &self,
+        stream: &mut TlsStream,
+        conversation: &mut Conversation,
+        request: &ServerRequest,
+        login: &Login<'_>,
+    ) -> bool {
+        let peer = login.peer;
+        if lock(&self.state).bans.is_banned(peer.ip(), Instant::now()) {
+            info!("{peer}: login attempt refused, address is banned");
+            answer_and_close(stream, &svc_refused()).await;
+            return false;
+        }
+        let msg = parse_client_auth(&request.body);
+        let step = conversation.on_post(&msg, &login.rt.forms);
+        let (step, ticket) = self.run_checks(step, conversation, login).await;
+        match step {
+            AuthStep::Success { user, group } => {
+                lock(&self.totals).logged_in(login.accepted.elapsed());
+                match self
+                    .create_session(&user, group.as_deref(), ticket, &login.rt.config)
+                    .await
+                {
+                    Ok(cookie) => {
+                        info!("{peer}: user '{user}' authenticated (SVC login)");
+                        send(stream, &svc_logged_in(&cookie)).await.is_ok()
+                    }
+                    Err(e) => {
+                        warn!("{peer}: user '{user}' refused: {e}");
+                        answer_and_close(stream, &svc_refused()).await;
+                        false
+                    }
+                }
+            }
+            AuthStep::Form(_) if msg.username.is_none() || msg.password.is_none() => {
+                send(stream, &svc_login_prompt()).await.is_ok()
+            }
+            other => {
+                if let AuthStep::Failed { reason } = other {
+                    info!("{peer}: authentication failed: {reason}");
+                    self.metrics.auth_failed(AuthFailure::Other);
+                }
+                // A wrong password was logged and counted by the check; a second factor
+                // cannot be asked for here.
+                answer_and_close(stream, &svc_refused()).await;
+                false
+            }
+        }
     }
 
     /// The password and OTP checks a step asks for, the step they lead to, and the

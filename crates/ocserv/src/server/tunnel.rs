@@ -12,7 +12,7 @@ use oc_ctl::model::{Event, UserInfo};
 use oc_proto::anyconnect::server_connect::ClientConnect;
 use oc_proto::anyconnect::server_session::ServerSession;
 use oc_proto::anyconnect::tunnel_plan::{plan_tunnel, Addresses, PlanInput, TlsFacts, TunnelPlan};
-use oc_proto::http::server::{ServerRequest, ServerResponse};
+use oc_proto::http::server::ServerResponse;
 use oc_proto::ipc::ScriptKind;
 use oc_tls::TlsStream;
 use tokio::io::AsyncWriteExt;
@@ -21,6 +21,7 @@ use tracing::{info, warn};
 
 use super::connect::{Attached, Opened, Refusal};
 use super::login::cert_status;
+use super::login::LoginOutcome;
 use super::packet_loop::{End, Outcome, PacketFilter, Report, Traffic};
 use super::reply::{answer_and_close, refuse};
 use super::settings::plan_settings;
@@ -30,6 +31,7 @@ use crate::metrics::{AuthFailure, TunnelMeters};
 use crate::pool::Lease;
 use crate::script::{self, ScriptReason};
 use crate::udp::{DtlsId, TunnelDtls};
+use oc_proto::anyconnect::camouflage::Camouflage;
 
 /// Tun reads' worth of packets queued towards one client before new ones are dropped
 /// (each at most 64 KiB: one super-packet split).
@@ -70,8 +72,12 @@ impl Server {
         peer: SocketAddr,
         local: IpAddr,
         rt: Arc<Runtime>,
-        request: ServerRequest,
+        login: LoginOutcome,
     ) {
+        let LoginOutcome {
+            request,
+            showed_secret,
+        } = login;
         let config = &rt.config;
         let client = ClientConnect::from_request(&request);
         let Some(cookie) = client.cookie.clone() else {
@@ -96,7 +102,12 @@ impl Server {
             .await
         {
             Ok(o) => o,
-            Err(refusal) => return self.refuse_connect(&mut stream, peer, refusal).await,
+            Err(refusal) => {
+                let disguised = config.camouflage.is_some() && !showed_secret;
+                return self
+                    .refuse_connect(&mut stream, peer, refusal, disguised)
+                    .await;
+            }
         };
         let span = tracing::Span::current();
         span.record("user", session.user.as_str());
@@ -123,8 +134,15 @@ impl Server {
         self.finish(&t, serving, outcome, config).await;
     }
 
-    /// Tells the client why its CONNECT is refused, and closes.
-    async fn refuse_connect(&self, stream: &mut TlsStream, peer: SocketAddr, refusal: Refusal) {
+    /// Tells the client why its CONNECT is refused, and closes; `disguised` (camouflage,
+    /// on a connection that never showed the secret) answers as a web server would.
+    async fn refuse_connect(
+        &self,
+        stream: &mut TlsStream,
+        peer: SocketAddr,
+        refusal: Refusal,
+        disguised: bool,
+    ) {
         info!("{peer}: tunnel refused: {}", refusal.detail);
         if refusal.status == 401 {
             self.metrics.auth_failed(AuthFailure::Cookie);
@@ -132,6 +150,9 @@ impl Server {
         let mut resp = ServerResponse::new(refusal.status, refusal.reason);
         if let Some(why) = refusal.x_reason {
             resp.push_header("X-Reason", why);
+        }
+        if disguised {
+            resp = Camouflage::cookie_refusal();
         }
         answer_and_close(stream, &resp).await;
     }

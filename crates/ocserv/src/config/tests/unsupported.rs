@@ -95,11 +95,6 @@ const INSECURE: &[(&str, &str, &str)] = &[
         "set deny-roaming = false",
     ),
     (
-        "camouflage = true",
-        "camouflage = true: not supported",
-        "set camouflage = false",
-    ),
-    (
         "listen-netns = foo",
         "listen-netns: not supported",
         "remove the line",

@@ -27,6 +27,22 @@ const GOOD: &[(&str, Check)] = &[
     ("device = tun", |c| c.device == "tun"),
     ("predictable-ips = false", |c| !c.predictable_ips),
     ("ping-leases = true", |c| c.ping_leases),
+    ("listen-proxy-proto = true", |c| c.listen_proxy_proto),
+    (
+        "camouflage = true\ncamouflage_secret = \"s3cret\"\ncamouflage_realm = \"Members\"",
+        |c| {
+            c.camouflage
+                == Some(oc_proto::anyconnect::camouflage::Camouflage {
+                    secret: "s3cret".into(),
+                    realm: Some("Members".into()),
+                })
+        },
+    ),
+    // As sample.config ships it: secret and realm set, camouflage off.
+    (
+        "camouflage = false\ncamouflage_secret = \"mysecretkey\"\ncamouflage_realm = \"x\"",
+        |c| c.camouflage.is_none(),
+    ),
     ("cookie-timeout = 600", |c| c.cookie_timeout == 600),
     ("persistent-cookies = Yes", |c| c.persistent_cookies),
     ("max-clients = 16", |c| c.max_clients == 16),
@@ -277,6 +293,14 @@ const BAD: &[(&str, &str)] = &[
         "predictable-ips: expected true or false, got \"maybe\"",
     ),
     ("ping-leases = 1", "ping-leases: expected true or false"),
+    (
+        "camouflage = true",
+        "camouflage = true needs camouflage_secret",
+    ),
+    (
+        "camouflage = true\ncamouflage_secret = \"\"",
+        "camouflage = true needs camouflage_secret",
+    ),
     (
         "cookie-timeout = abc",
         "cookie-timeout: expected a number of seconds, got \"abc\"",
