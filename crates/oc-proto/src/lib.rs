@@ -10,4 +10,5 @@ pub mod hex;
 pub mod http;
 pub mod ipc;
 pub mod proxy_proto;
+pub mod rate_limit;
 pub mod url;

@@ -15,13 +15,12 @@
 //!
 //! Unknown keys are warnings (ocserv does the same). Keys ocserv knows but we do not implement
 //! yet are warnings too, unless ignoring them would make the server *less secure* than the
-//! administrator asked for (`crl`, `ocsp-response`, `restrict-user-to-ports`,
-//! `deny-roaming = true`, `camouflage = true`, ...): those are errors, always (at start-up, on
+//! administrator asked for (`ocsp-response`, `restrict-user-to-ports`,
+//! `deny-roaming = true`, ...): those are errors, always (at start-up, on
 //! reload and under `-t`), each naming its key and line and saying how to proceed (remove the
 //! line, or set the key to its "off" value, which stays accepted). Keys that parse but have no
 //! effect yet (`ban-time`, `try-mtu-discovery = true`, `server-stats-reset-time`,
-//! `cisco-client-compat = true`, per-user `rx-data-per-sec`/`tx-data-per-sec`, ...) are
-//! warnings naming key and line. Authentication methods we cannot perform (`pam`, `radius`,
+//! `cisco-client-compat = true`, ...) are warnings naming key and line. Authentication methods we cannot perform (`pam`, `radius`,
 //! `gssapi`, `oidc`) are always errors: nobody could log in.
 
 use std::collections::BTreeMap;

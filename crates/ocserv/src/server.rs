@@ -91,15 +91,9 @@ pub struct Runtime {
 /// Keys that parse but whose feature this server does not have yet: each gets a warning at
 /// its line, so nobody believes a limit or a channel is active when it is not.
 pub fn not_yet_used(config: &Config) -> Vec<Problem> {
-    let set = |key: &str| config.key_lines.contains_key(key);
     let mut out = Vec::new();
     let mut note =
         |key: &str, what: &str| out.push(config.problem_at(key, format!("{key}: {what}")));
-    for key in ["rx-data-per-sec", "tx-data-per-sec"] {
-        if set(key) {
-            note(key, "bandwidth limits are not enforced yet");
-        }
-    }
     if config.host_update_script.is_some() {
         note(
             "host-update-script",

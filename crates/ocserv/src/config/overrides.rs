@@ -4,8 +4,7 @@
 //! group are applied. A main-config key here is a warning (ocserv ignores it too), so is an
 //! unknown key. A security-relevant key we cannot enforce (`restrict-user-to-ports`,
 //! `deny-roaming = true`) is an error, which refuses the login of the users the file is for;
-//! keys that parse but are not enforced yet (`rx-data-per-sec`, `tx-data-per-sec`) are
-//! warnings in the list [`parse`] returns, which the caller logs.
+//! warnings are in the list [`parse`] returns, which the caller logs.
 
 use std::collections::BTreeMap;
 
@@ -43,20 +42,6 @@ const UNSUPPORTED: &[Unsupported] = &[
     },
 ];
 
-/// Per-user/group keys that parse into [`NetSettings`] but are not enforced yet: each gets a
-/// warning at its line (the main config's are reported by the server, which knows what it
-/// applies).
-const NOT_ENFORCED: &[(&str, &str)] = &[
-    (
-        "rx-data-per-sec",
-        "bandwidth limits are not enforced yet; ignored for this user or group",
-    ),
-    (
-        "tx-data-per-sec",
-        "bandwidth limits are not enforced yet; ignored for this user or group",
-    ),
-];
-
 /// Parses one file; errors fail the whole file.
 pub(super) fn parse(text: &str, mut d: Diag) -> Result<(NetSettings, Vec<Problem>), ConfigError> {
     let net = run(text, &mut d);
@@ -84,9 +69,6 @@ fn run(text: &str, d: &mut Diag) -> NetSettings {
     for e in &entries {
         global::note_line(&mut lines, e, d);
         if net.handle(e, Scope::Override, d) {
-            if let Some((key, what)) = NOT_ENFORCED.iter().find(|(k, _)| *k == e.key) {
-                d.warn(e.line, format!("{key}: {what}"));
-            }
             continue;
         }
         if global::unsupported(UNSUPPORTED, e, d) {

@@ -26,6 +26,7 @@ use crate::metrics::{Direction, Transport, TunnelMeters};
 use crate::packets::PacketBatch;
 use crate::udp::{self, Datagram, TunnelDtls};
 use oc_proto::ipc::{SessionReply, SessionRequest};
+use oc_proto::rate_limit::RateLimit;
 
 /// Bytes read from TLS at once: one TLS record holds at most 16 KiB of plaintext, so a
 /// larger buffer would only cost memory in every session (frames spanning reads are
@@ -120,12 +121,35 @@ impl Outcome {
     }
 }
 
-/// What a tunnel's packets pass through: the filter on the way in, the meters both ways,
-/// and the interim accounting report (`stats-report-time`).
+/// What a tunnel's packets pass through: the filter on the way in, the rate limits
+/// (`rx-data-per-sec` from the client, `tx-data-per-sec` to it), the meters both ways, and
+/// the interim accounting report (`stats-report-time`).
 pub(super) struct Traffic<'a> {
     pub(super) filter: &'a PacketFilter,
+    pub(super) rx_limit: Option<RateLimit>,
+    pub(super) tx_limit: Option<RateLimit>,
     pub(super) meters: &'a TunnelMeters,
     pub(super) report: Option<Report>,
+}
+
+impl Traffic<'_> {
+    /// Whether a packet from the client goes on into the network; counted if it does.
+    fn admit_from_client(&mut self, packet: &[u8], transport: Transport, now: Instant) -> bool {
+        let admitted = self.filter.allows(packet)
+            && self
+                .rx_limit
+                .as_mut()
+                .is_none_or(|l| l.admit(packet.len(), now));
+        if admitted {
+            self.meters.count(Direction::Rx, transport, packet.len());
+        }
+        admitted
+    }
+
+    /// Whether a packet of `len` bytes for the client fits its rate limit now.
+    fn admit_to_client(&mut self, len: usize, now: Instant) -> bool {
+        self.tx_limit.as_mut().is_none_or(|l| l.admit(len, now))
+    }
 }
 
 /// Every `every`, the tunnel logs its byte counts and its session's (those of its ended
@@ -294,12 +318,11 @@ impl PacketLoop<'_> {
             Err(e) => return ControlFlow::Break(Outcome::error(format!("TLS read failed: {e}"))),
             Ok(n) => n,
         };
-        let (filter, meters, tun_out) =
-            (self.traffic.filter, self.traffic.meters, &mut self.tun_out);
+        let (traffic, tun_out) = (&mut self.traffic, &mut self.tun_out);
         let bytes = self.buf.get(..n).unwrap_or_default();
-        let result = self.session.handle_cstp(bytes, Instant::now(), |packet| {
-            if filter.allows(packet) {
-                meters.count(Direction::Rx, Transport::Tls, packet.len());
+        let now = Instant::now();
+        let result = self.session.handle_cstp(bytes, now, |packet| {
+            if traffic.admit_from_client(packet, Transport::Tls, now) {
                 tun_out.push(packet);
             }
         });
@@ -317,15 +340,14 @@ impl PacketLoop<'_> {
             self.dtls = None;
             return;
         };
-        let (filter, meters) = (self.traffic.filter, self.traffic.meters);
+        let now = Instant::now();
         for datagram in received.each() {
             if self.tun_out.is_full() {
                 self.server.write_tun(&mut self.tun_out);
             }
-            let tun_out = &mut self.tun_out;
+            let (traffic, tun_out) = (&mut self.traffic, &mut self.tun_out);
             d.on_datagram(received.peer, datagram, &mut self.session, |packet| {
-                if filter.allows(packet) {
-                    meters.count(Direction::Rx, Transport::Dtls, packet.len());
+                if traffic.admit_from_client(packet, Transport::Dtls, now) {
                     tun_out.push(packet);
                 }
             })
@@ -373,6 +395,10 @@ impl PacketLoop<'_> {
     /// place and compressed if the channel negotiated it.
     async fn send_packet(&mut self, framed: &mut [u8], now: Instant) -> Flow {
         let len = framed.len().saturating_sub(CSTP_HEADER_LEN);
+        if !self.traffic.admit_to_client(len, now) {
+            // Over tx-data-per-sec: dropped, as a policer would.
+            return ControlFlow::Continue(());
+        }
         let mut sent_dtls = false;
         if let Some(d) = self.dtls.as_deref_mut().filter(|d| d.carries(len, now)) {
             match self

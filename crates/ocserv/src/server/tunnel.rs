@@ -32,6 +32,7 @@ use crate::pool::Lease;
 use crate::script::{self, ScriptReason};
 use crate::udp::{DtlsId, TunnelDtls};
 use oc_proto::anyconnect::camouflage::Camouflage;
+use oc_proto::rate_limit::RateLimit;
 
 /// Tun reads' worth of packets queued towards one client before new ones are dropped
 /// (each at most 64 KiB: one super-packet split).
@@ -247,8 +248,14 @@ impl Server {
             return Outcome::default();
         }
         let timers = plan.server_timers(session.deadline);
+        let limit = |rate: Option<u64>| {
+            rate.filter(|r| *r > 0)
+                .map(|r| RateLimit::new(r, Instant::now()))
+        };
         let traffic = Traffic {
             filter: &filter,
+            rx_limit: limit(session.settings.rx_data_per_sec),
+            tx_limit: limit(session.settings.tx_data_per_sec),
             meters: &serving.meters,
             report: session
                 .settings
