@@ -577,6 +577,8 @@ pub enum WorkerCommand {
     Configure(WorkerSetup),
     /// Disconnect every client and exit.
     Stop,
+    /// Close the TCP listeners and keep serving the tunnels (`server-drain-ms`).
+    StopAccepting,
 }
 
 impl Message for WorkerCommand {

@@ -334,6 +334,9 @@ pub struct Config {
     pub max_clients: u32,
     /// `rate-limit-ms`.
     pub rate_limit_ms: u64,
+    /// `server-drain-ms`: on SIGTERM/SIGINT, stop accepting connections and keep serving
+    /// this long before stopping (a load balancer's health probe notices meanwhile).
+    pub server_drain_ms: u64,
     /// `auth-timeout`, seconds.
     pub auth_timeout: u32,
     /// `ban-time` (ocserv 1.5's name; `min-reauth-time` before), seconds: how long ocserv keeps

@@ -286,9 +286,35 @@ fn run_secmod(cli: &Cli) -> anyhow::Result<()> {
         .context("security module: signal handling")?;
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || signals.block_on(ocserv::worker::ignore_signals()))
+        .spawn(move || signals.block_on(secmod_signals()))
         .context("security module: signal thread")?;
     SecMod::new(cli.config.clone()).serve_main(control)
+}
+
+/// As ocserv's sec-mod: SIGTERM or SIGINT ends the security module (the main process then
+/// stops the server); SIGHUP is the main process's to act on, and it tells us to reload.
+async fn secmod_signals() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::hangup()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("security module: cannot take over its signals");
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP left to the main process, which reloads the security module");
+                continue;
+            }
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("security module: stopping on a signal");
+        std::process::exit(0);
+    }
 }
 
 fn run_worker() -> anyhow::Result<()> {

@@ -166,6 +166,8 @@ pub struct Server {
     /// Tunnel tasks not finished yet, disconnect scripts included (shutdown waits).
     tunnel_tasks: AtomicU64,
     shutdown: watch::Sender<bool>,
+    /// False once the listeners are to close (draining before a stop).
+    accepting: watch::Sender<bool>,
     pub metrics: Metrics,
     /// Connects and disconnects, for `occtl show events`.
     events: broadcast::Sender<Event>,
@@ -242,6 +244,7 @@ impl Server {
             prelogin_by_ip: HashMap::new(),
         };
         let (shutdown, _) = watch::channel(false);
+        let (accepting, _) = watch::channel(true);
         let udp_counters = Arc::new(UdpCounters::default());
         let mut metrics = Metrics::new();
         metrics.watch_udp(udp_counters.clone());
@@ -261,6 +264,7 @@ impl Server {
             password_checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
             tunnel_tasks: AtomicU64::new(0),
             shutdown,
+            accepting,
             metrics,
             events: broadcast::channel(EVENT_BACKLOG).0,
             admin_requests: watch::channel(None).0,
@@ -298,6 +302,11 @@ impl Server {
         // The session store (in the security module) reloads its cookie-timeout itself.
         lock(&self.state).bans.set_policy(ban_policy(config));
         *write_lock(&self.runtime) = Arc::new(runtime);
+    }
+
+    /// Closes the TCP listeners (`server-drain-ms`); tunnels keep running.
+    pub fn stop_accepting(&self) {
+        self.accepting.send_replace(false);
     }
 
     /// Starts server shutdown: every tunnel says goodbye to its client.

@@ -252,16 +252,26 @@ impl Supervisor {
     pub async fn run(mut self, ready: impl FnOnce()) -> Result<(), SupervisorError> {
         ready();
         let mut hup = signal(SignalKind::hangup()).map_err(SupervisorError::Signals)?;
-        let mut term = signal(SignalKind::terminate()).map_err(SupervisorError::Signals)?;
-        let mut int = signal(SignalKind::interrupt()).map_err(SupervisorError::Signals)?;
+        let term = signal(SignalKind::terminate()).map_err(SupervisorError::Signals)?;
+        let int = signal(SignalKind::interrupt()).map_err(SupervisorError::Signals)?;
+        let mut stops = StopSignals { term, int };
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload(),
-                _ = term.recv() => break,
-                _ = int.recv() => break,
+                () = stops.next() => {
+                    self.drain(&mut stops).await;
+                    break;
+                }
                 status = self.secmod.process.wait() => {
-                    // Logged by the caller, with the exit status 1 it leads to.
                     let status = describe(status);
+                    // A stop signal sent to the whole process group (as a service manager
+                    // sends it) ends the security module too, as in ocserv: then this is
+                    // an ordinary stop.
+                    if tokio::time::timeout(GROUP_SIGNAL_GRACE, stops.next()).await.is_ok() {
+                        info!("the security module stopped with the server ({status})");
+                        break;
+                    }
+                    // Logged by the caller, with the exit status 1 it leads to.
                     self.stop_worker();
                     return Err(SupervisorError::SecModDied(status));
                 }
@@ -283,6 +293,31 @@ impl Supervisor {
         let _ = self.secmod.process.start_kill();
         let _ = self.secmod.process.wait().await;
         Ok(())
+    }
+
+    /// `server-drain-ms`: the listeners close and the tunnels keep going that long, so a
+    /// load balancer's health probe sees the server leave first. Another stop signal, or the
+    /// end of the security module or the network process, stops at once.
+    async fn drain(&mut self, stops: &mut StopSignals) {
+        let ms = read_lock(&self.shared.config).server_drain_ms;
+        if ms == 0 {
+            return;
+        }
+        info!("termination request received; stopping new connections");
+        if let Err(e) = command(&mut self.worker, &WorkerCommand::StopAccepting, &[]) {
+            warn!("the network process could not stop accepting connections: {e}");
+        }
+        info!("termination request received; waiting {ms} ms");
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(ms)) => {}
+            () = stops.next() => info!("stop signal while draining; stopping now"),
+            status = self.secmod.process.wait() => {
+                info!("the security module exited while draining ({}); stopping now", describe(status));
+            }
+            status = self.worker.process.wait() => {
+                warn!("the network process exited while draining ({}); stopping now", describe(status));
+            }
+        }
     }
 
     fn restart_worker(&mut self) -> Result<(), SupervisorError> {
@@ -335,6 +370,25 @@ impl Supervisor {
             Err(e) => warn!("stopping the network process: {e}"),
         }
         let _ = self.worker.process.start_kill();
+    }
+}
+
+/// How long after the security module's end a stop signal to the main process still counts
+/// as the same process-group signal.
+const GROUP_SIGNAL_GRACE: Duration = Duration::from_millis(300);
+
+/// SIGTERM and SIGINT: both stop the server.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
 

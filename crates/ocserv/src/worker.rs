@@ -471,6 +471,7 @@ fn bind_control(path: &std::path::Path) -> Result<std::os::unix::net::UnixListen
 /// What the main process's control channel carries to the async side.
 enum Control {
     Configure(Box<WorkerSetup>),
+    StopAccepting,
     Stop,
 }
 
@@ -522,6 +523,10 @@ async fn serve(
                     };
                     let _ = replies_tx.send(reply);
                 }
+                Some(Control::StopAccepting) => {
+                    server.stop_accepting();
+                    let _ = replies_tx.send(CommandReply::Done);
+                }
                 Some(Control::Stop) | None => break,
             },
             finished = tasks.join_next() => {
@@ -559,7 +564,7 @@ async fn serve(
 
 /// The main process decides when the other processes stop or reload; signals sent to the
 /// whole process group (`kill -- -PID`, systemd's control group) are for it, so here they
-/// are only noted (the security module runs this on a thread of its own).
+/// are only noted.
 pub async fn ignore_signals() {
     let mut signals = Vec::new();
     for kind in [
@@ -598,6 +603,7 @@ fn relay_control(
             Ok(r) => match r.msg {
                 WorkerCommand::Configure(setup) => Control::Configure(Box::new(setup)),
                 WorkerCommand::Stop => Control::Stop,
+                WorkerCommand::StopAccepting => Control::StopAccepting,
                 WorkerCommand::Start { .. } => {
                     let _ = control.send(&CommandReply::Failed("already started".into()), &[]);
                     continue;

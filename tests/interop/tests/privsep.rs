@@ -701,3 +701,66 @@ fn route_add_cmd_runs_as_root_for_iroutes() {
     let route = text(&lab.in_server("ip route show 198.19.251.0/24"));
     assert!(route.contains(&format!("dev {}v0", lab.name)), "{route:?}");
 }
+
+/// `server-drain-ms`: SIGTERM closes the listener at once while the tunnel keeps working
+/// for the drain time, then the server stops cleanly (upstream's `drain-server`). SIGTERM
+/// to the security module alone ends it as in ocserv, and the server stops with a failure
+/// (`drain-server-fail`).
+#[test]
+fn drain_closes_the_listener_first_and_secmod_sigterm_stops_the_server() {
+    let mut lab = Lab::new("privsep-drain");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(&pki, &[("alice", "secret")], "server-drain-ms = 4000\n");
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
+    lab.assert_tunnel("before the drain");
+    let main_pid = lab.server_pid();
+    let secmod = child_with_role(main_pid, "secmod").unwrap();
+
+    let signalled = std::time::Instant::now();
+    sh(&format!("kill -TERM {main_pid}"));
+    lab.wait_for_log("ocserv.log", "stopping new connections", SECS(5));
+    // The listener is gone: a new connection is refused, not served.
+    let refused = wait_until(SECS(3), || {
+        let out = lab.in_client(&format!(
+            "timeout 3 bash -c 'exec 3<>/dev/tcp/{}/443' 2>&1; echo $?",
+            lab.server_ip
+        ));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("refused").then_some(text)
+    });
+    assert!(
+        refused.is_some(),
+        "the listener still accepts while draining"
+    );
+    // The tunnel still carries traffic, and the server is still there.
+    assert!(lab.ping_behind(SECS(2)), "no tunnel while draining");
+    assert!(process_alive(main_pid) && process_alive(secmod));
+    let code = lab.wait_server(SECS(20));
+    assert_eq!(code, Some(0), "{}", lab.log("ocserv.log"));
+    assert!(
+        signalled.elapsed() >= SECS(4),
+        "stopped after {:?}",
+        signalled.elapsed()
+    );
+    lab.wait_for_log("ocserv.log", "waiting 4000 ms", SECS(1));
+
+    // The security module on its own: SIGTERM ends it, and with it the server (exit 1).
+    let mut lab = Lab::new("privsep-secmod-term");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(&pki, &[("alice", "secret")], "server-drain-ms = 15000\n");
+    let main_pid = lab.server_pid();
+    let secmod = child_with_role(main_pid, "secmod").unwrap();
+    sh(&format!("kill -TERM {secmod}"));
+    assert_eq!(
+        lab.wait_server(SECS(10)),
+        Some(1),
+        "{}",
+        lab.log("ocserv.log")
+    );
+    assert!(lab
+        .log("ocserv.log")
+        .contains("security module: stopping on a signal"));
+}

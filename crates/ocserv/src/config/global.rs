@@ -55,6 +55,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "persistent-cookies",
     "max-clients",
     "rate-limit-ms",
+    "server-drain-ms",
     "auth-timeout",
     "ban-time",
     "min-reauth-time",
@@ -187,11 +188,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("proxy-url"),
     plain("route-del-cmd"),
     switch("expose-iroutes"),
-    Unsupported {
-        key: "server-drain-ms",
-        inert: &["0"],
-        insecure: None,
-    },
     plain("ban-points-kkdcp"),
     switch("client-bypass-protocol"),
     // Would weaken tls-priorities for old IP phones; without it we are stricter.
@@ -339,6 +335,7 @@ struct Draft {
     persistent_cookies: Option<bool>,
     max_clients: Option<u32>,
     rate_limit_ms: Option<u64>,
+    server_drain_ms: Option<u64>,
     auth_timeout: Option<u32>,
     min_reauth_time: Option<u32>,
     max_ban_score: Option<u32>,
@@ -493,6 +490,10 @@ impl Draft {
             ),
             "rate-limit-ms" => set(
                 &mut self.rate_limit_ms,
+                num(e, d, "a number of milliseconds"),
+            ),
+            "server-drain-ms" => set(
+                &mut self.server_drain_ms,
                 num(e, d, "a number of milliseconds"),
             ),
             "auth-timeout" => set(&mut self.auth_timeout, secs(e, d)),
@@ -884,6 +885,7 @@ impl Draft {
             persistent_cookies: self.persistent_cookies.unwrap_or(false),
             max_clients: self.max_clients.unwrap_or(0),
             rate_limit_ms: self.rate_limit_ms.unwrap_or(0),
+            server_drain_ms: self.server_drain_ms.unwrap_or(0),
             auth_timeout: self.auth_timeout.unwrap_or(defaults::AUTH_TIMEOUT),
             min_reauth_time: self.min_reauth_time.unwrap_or(defaults::MIN_REAUTH_TIME),
             max_ban_score: self.max_ban_score.unwrap_or(defaults::MAX_BAN_SCORE),

@@ -89,14 +89,21 @@ struct Login<'a> {
 }
 
 impl Server {
-    /// Accepts connections on one listener until shutdown.
+    /// Accepts connections on one listener until shutdown; closes it (and waits for
+    /// shutdown) when told to stop accepting.
     pub async fn run_listener(self: Arc<Self>, listener: TcpListener) {
         let mut shutdown = self.shutdown.subscribe();
+        let mut accepting = self.accepting.subscribe();
         let mut last_accept: Option<Instant> = None;
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = shutdown.changed() => return,
+                () = async { let _ = accepting.wait_for(|a| !a).await; } => {
+                    drop(listener);
+                    let _ = shutdown.wait_for(|s| *s).await;
+                    return;
+                }
             };
             let (tcp, peer) = match accepted {
                 // A dual-stack socket shows IPv4 clients as ::ffff:a.b.c.d; logs, bans,
