@@ -296,6 +296,8 @@ pub struct Config {
     pub udp_port: Option<u16>,
     /// `listen-host`; unset = all addresses.
     pub listen_host: Option<String>,
+    /// `udp-listen-host`: the DTLS socket's address, when not `listen-host`'s.
+    pub udp_listen_host: Option<String>,
     /// `server-cert` (the first one if several are given).
     pub server_cert: PathBuf,
     /// `server-key` (the first one if several are given).

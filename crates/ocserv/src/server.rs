@@ -285,6 +285,11 @@ impl Server {
         let restart_only = [
             ("tcp-port", old.config.tcp_port != config.tcp_port),
             ("listen-host", old.config.listen_host != config.listen_host),
+            ("udp-port", old.config.udp_port != config.udp_port),
+            (
+                "udp-listen-host",
+                old.config.udp_listen_host != config.udp_listen_host,
+            ),
             ("device", old.config.device != config.device),
             ("run-as-user", old.config.run_as_user != config.run_as_user),
         ];

@@ -358,18 +358,21 @@ fn bind_all(config: &Config) -> Result<Sockets, WorkerError> {
             tcp
         }
     };
-    // One UDP socket for every session's DTLS: on listen-host, else on [::] (which takes
-    // IPv4 too, as a dual-stack socket).
+    // One UDP socket for every session's DTLS: on udp-listen-host, else listen-host, else
+    // on [::] taking IPv4 too (dual-stack), or 0.0.0.0 on a host without IPv6.
     let udp = match config.udp_port {
         Some(udp_port) => {
-            let host = config.listen_host.as_deref().unwrap_or("::");
-            let addr = format!("{}:{udp_port}", bracket(host));
-            let bind_err = |source| WorkerError::Bind {
-                addr: format!("UDP {addr}"),
-                source,
+            let host = config
+                .udp_listen_host
+                .as_ref()
+                .or(config.listen_host.as_ref());
+            let socket = match host {
+                Some(host) => bind_udp(&format!("{}:{udp_port}", bracket(host)))?,
+                None => bind_udp(&format!("[::]:{udp_port}")).or_else(|e| {
+                    warn!("{e}; DTLS on IPv4 only");
+                    bind_udp(&format!("0.0.0.0:{udp_port}"))
+                })?,
             };
-            let socket = std::net::UdpSocket::bind(&addr).map_err(bind_err)?;
-            socket.set_nonblocking(true).map_err(bind_err)?;
             Some(socket)
         }
         None => None,
@@ -405,14 +408,42 @@ fn bracket(host: &str) -> String {
 
 /// A listening TCP socket on `addr`; an IPv6 one takes IPv4 clients too unless `v6_only`.
 fn bind(addr: &str, v6_only: bool) -> Result<std::net::TcpListener, WorkerError> {
+    use nix::sys::socket::{listen, Backlog, SockType};
+    let fd = bound_socket(addr, SockType::Stream, v6_only)?;
+    let fail = |e: nix::Error| WorkerError::Bind {
+        addr: addr.to_string(),
+        source: e.into(),
+    };
+    listen(&fd, Backlog::new(LISTEN_BACKLOG).map_err(fail)?).map_err(fail)?;
+    Ok(std::net::TcpListener::from(fd))
+}
+
+/// The DTLS socket on `addr` (an IPv6 one takes IPv4 peers too).
+fn bind_udp(addr: &str) -> Result<std::net::UdpSocket, WorkerError> {
+    let fd = bound_socket(addr, nix::sys::socket::SockType::Datagram, false)?;
+    Ok(std::net::UdpSocket::from(fd))
+}
+
+/// A non-blocking socket of `kind` bound to `addr` (TCP ones with SO_REUSEADDR, so a
+/// restart does not wait for old connections); an IPv6 one takes IPv4 peers too unless
+/// `v6_only`.
+fn bound_socket(
+    addr: &str,
+    kind: nix::sys::socket::SockType,
+    v6_only: bool,
+) -> Result<std::os::fd::OwnedFd, WorkerError> {
     use nix::sys::socket::{
-        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-        SockaddrStorage,
+        bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
     };
     use std::net::ToSocketAddrs;
     use std::os::fd::AsRawFd;
+    let proto = if kind == SockType::Stream {
+        "TCP"
+    } else {
+        "UDP"
+    };
     let fail = |source: std::io::Error| WorkerError::Bind {
-        addr: addr.to_string(),
+        addr: format!("{proto} {addr}"),
         source,
     };
     let sa = addr
@@ -428,18 +459,19 @@ fn bind(addr: &str, v6_only: bool) -> Result<std::net::TcpListener, WorkerError>
     let errno = |e: nix::Error| fail(e.into());
     let fd = socket(
         family,
-        SockType::Stream,
+        kind,
         SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
         None,
     )
     .map_err(errno)?;
-    setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(errno)?;
+    if kind == SockType::Stream {
+        setsockopt(&fd, sockopt::ReuseAddr, &true).map_err(errno)?;
+    }
     if sa.is_ipv6() {
         setsockopt(&fd, sockopt::Ipv6V6Only, &v6_only).map_err(errno)?;
     }
     bind(fd.as_raw_fd(), &SockaddrStorage::from(sa)).map_err(errno)?;
-    listen(&fd, Backlog::new(LISTEN_BACKLOG).map_err(errno)?).map_err(errno)?;
-    Ok(std::net::TcpListener::from(fd))
+    Ok(fd)
 }
 
 /// Binds the control socket, readable and writable by root only (occtl needs root, as

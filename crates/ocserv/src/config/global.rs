@@ -868,6 +868,7 @@ impl Draft {
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
             listen_host: self.listen_host,
+            udp_listen_host: self.udp_listen_host,
             server_cert: server_certs.next().map(|(p, _)| p).unwrap_or_default(),
             server_key: server_keys.next().map(|(p, _)| p).unwrap_or_default(),
             server_pairs,
@@ -964,23 +965,6 @@ impl Draft {
     /// less than asked, a warning naming key and line otherwise.
     fn check_not_applied(&self, lines: &BTreeMap<String, usize>, d: &mut Diag) {
         let line_of = |key: &str| lines.get(key).copied().unwrap_or(0);
-
-        // udp-listen-host: DTLS listens on the (first) listen-host address, or on all of them
-        // (without udp-port there is no UDP socket to restrict).
-        if let (Some(udp_host), Some(_)) = (&self.udp_listen_host, self.udp_port) {
-            if self.listen_host.as_deref() != Some(udp_host.as_str()) {
-                let listens = match &self.listen_host {
-                    Some(h) => format!("on listen-host ({h})"),
-                    None => "on every address".to_owned(),
-                };
-                d.insecure(
-                    line_of("udp-listen-host"),
-                    "udp-listen-host",
-                    &format!("the DTLS port would listen {listens} instead of only on {udp_host}"),
-                    "remove the line or set listen-host to the same address",
-                );
-            }
-        }
 
         // ban-time: a ban here lasts until ban-reset-time passes without new points.
         let max_ban_score = self.max_ban_score.unwrap_or(defaults::MAX_BAN_SCORE);

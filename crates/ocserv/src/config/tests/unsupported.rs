@@ -100,11 +100,6 @@ const INSECURE: &[(&str, &str, &str)] = &[
         "remove the line",
     ),
     (
-        "udp-listen-host = 198.18.0.1",
-        "udp-listen-host: not supported",
-        "set listen-host to the same address",
-    ),
-    (
         "ban-time = 1201",
         "ban-time = 1201: not supported",
         "set ban-time to at most ban-reset-time",
@@ -133,9 +128,6 @@ fn insecure_unsupported_keys_are_errors_naming_key_and_line() {
     // Nothing else in the file is an error at run time.
     let p = errors_of(try_parse("ocsp-response = /x\n"), "ocsp-response");
     assert_eq!(p.len(), 1, "{p:#?}");
-    // Without udp-port there is no UDP socket for udp-listen-host to restrict.
-    let l = ok("udp-listen-host = 198.18.0.1\n");
-    assert!(l.warnings.is_empty(), "{:#?}", l.warnings);
     // A plain unsupported key stays a warning under -t.
     let text = format!("{BASE}log-level = 3\n");
     let p = errors_of(parse(&text, file(), true), "log-level");

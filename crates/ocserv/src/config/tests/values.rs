@@ -28,6 +28,10 @@ const GOOD: &[(&str, Check)] = &[
     ("predictable-ips = false", |c| !c.predictable_ips),
     ("ping-leases = true", |c| c.ping_leases),
     ("listen-proxy-proto = true", |c| c.listen_proxy_proto),
+    ("udp-listen-host = 192.0.2.1", |c| {
+        c.udp_listen_host.as_deref() == Some("192.0.2.1")
+    }),
+    ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
     (
         "camouflage = true\ncamouflage_secret = \"s3cret\"\ncamouflage_realm = \"Members\"",
         |c| {
