@@ -298,6 +298,9 @@ pub struct Config {
     pub listen_host: Option<String>,
     /// `udp-listen-host`: the DTLS socket's address, when not `listen-host`'s.
     pub udp_listen_host: Option<String>,
+    /// `listen-netns`: the network namespace the TCP and UDP listeners are made in (the tun
+    /// device stays in the server's own).
+    pub listen_netns: Option<String>,
     /// `server-cert` (the first one if several are given).
     pub server_cert: PathBuf,
     /// `server-key` (the first one if several are given).

@@ -385,7 +385,7 @@ fn run_main(mut cli: Cli, daemon: bool) -> anyhow::Result<()> {
         .config
         .use_occtl
         .then(|| loaded.config.occtl_socket_file.clone())
-        .map(|p| p.unwrap_or_else(|| PathBuf::from(ocserv::worker::DEFAULT_OCCTL_SOCKET)));
+        .map(|p| p.unwrap_or_else(|| PathBuf::from(ocserv::listen::DEFAULT_OCCTL_SOCKET)));
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

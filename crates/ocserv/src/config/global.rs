@@ -38,6 +38,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "udp-port",
     "listen-host",
     "udp-listen-host",
+    "listen-netns",
     "server-cert",
     "server-key",
     "ca-cert",
@@ -161,11 +162,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Accounting only records; nothing is enforced through it.
     plain("acct"),
     switch("listen-host-is-dyndns"),
-    enforcing(
-        "listen-netns",
-        &[],
-        "the server would listen in the current network namespace instead",
-    ),
     plain("dh-params"),
     // An encrypted or PKCS #11 key fails to load without its PIN: that already fails closed.
     plain("pin-file"),
@@ -318,6 +314,7 @@ struct Draft {
     udp_port: Option<u16>,
     listen_host: Option<String>,
     udp_listen_host: Option<String>,
+    listen_netns: Option<String>,
     server_certs: Vec<(PathBuf, usize)>,
     server_keys: Vec<(PathBuf, usize)>,
     ca_cert: Option<PathBuf>,
@@ -438,6 +435,10 @@ impl Draft {
             "udp-listen-host" => set(
                 &mut self.udp_listen_host,
                 word(e, d, "an address or host name"),
+            ),
+            "listen-netns" => set(
+                &mut self.listen_netns,
+                word(e, d, "a network namespace name (as `ip netns` lists them)"),
             ),
             "server-cert" | "server-key" => {
                 if is_key_url(v) {
@@ -869,6 +870,7 @@ impl Draft {
             udp_port: self.udp_port,
             listen_host: self.listen_host,
             udp_listen_host: self.udp_listen_host,
+            listen_netns: self.listen_netns,
             server_cert: server_certs.next().map(|(p, _)| p).unwrap_or_default(),
             server_key: server_keys.next().map(|(p, _)| p).unwrap_or_default(),
             server_pairs,

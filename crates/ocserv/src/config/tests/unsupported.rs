@@ -95,11 +95,6 @@ const INSECURE: &[(&str, &str, &str)] = &[
         "set deny-roaming = false",
     ),
     (
-        "listen-netns = foo",
-        "listen-netns: not supported",
-        "remove the line",
-    ),
-    (
         "ban-time = 1201",
         "ban-time = 1201: not supported",
         "set ban-time to at most ban-reset-time",

@@ -32,6 +32,9 @@ const GOOD: &[(&str, Check)] = &[
         c.udp_listen_host.as_deref() == Some("192.0.2.1")
     }),
     ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
+    ("listen-netns = outside", |c| {
+        c.listen_netns.as_deref() == Some("outside")
+    }),
     (
         "camouflage = true\ncamouflage_secret = \"s3cret\"\ncamouflage_realm = \"Members\"",
         |c| {

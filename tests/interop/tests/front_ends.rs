@@ -1,6 +1,8 @@
-//! Our `ocserv` behind a real load balancer (Debian's HAProxy) that speaks the PROXY
-//! protocol, v2 and v1, as upstream's `haproxy-*` tests set it up: the client's address in
-//! the header, not the balancer's, is what logins, bans, scripts and occtl see.
+//! How our `ocserv` meets its clients in front-end set-ups: behind a real load balancer
+//! (Debian's HAProxy) that speaks the PROXY protocol, v2 and v1, as upstream's `haproxy-*`
+//! tests set it up (the client's address in the header, not the balancer's, is what logins,
+//! bans, scripts and occtl see), with `udp-listen-host` apart from `listen-host`, and with
+//! its listeners in another network namespace (`listen-netns`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -143,4 +145,74 @@ fn haproxy_v2_and_v1_headers_give_the_client_address_to_bans_scripts_and_occtl()
     for line in refusals {
         assert!(line.contains(&format!(" {}:", lab.client_ip)), "{line}");
     }
+}
+
+/// Deletes a network namespace the test made, even when it fails.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+/// `listen-netns` (upstream's `test-namespace-listen`): the server runs in a namespace of
+/// its own, with its tun device there, while its TCP and UDP listeners are made in the
+/// lab's server namespace, where the clients reach them.
+#[test]
+fn listen_netns_puts_the_listeners_in_another_namespace_and_the_tun_device_stays_home() {
+    let mut lab = Lab::new("listen-netns");
+    lab.use_real_client();
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let home = Netns(format!("{}h", lab.name));
+    ferroconnect_interop::sh(&format!(
+        "ip netns add {0} && ip -n {0} link set lo up",
+        home.0
+    ));
+    let auth = lab.make_passwd(&bin("ocpasswd"), &[("alice", "secret")], None);
+    let listen_ns = lab.server_ns.clone();
+    let config = lab.server_config(
+        &pki,
+        &auth,
+        &format!("udp-port = 443\nlisten-netns = {listen_ns}\n"),
+    );
+    // Started in `home`; the lab's own namespace only holds the listeners.
+    lab.server_ns = home.0.clone();
+    lab.start_server_with_config(ServerKind::Ours, &config);
+    lab.server_ns = listen_ns.clone();
+
+    let listening = |ns: &str| {
+        let out = ferroconnect_interop::sh(&format!("ss -N {ns} -ltnu"));
+        out.contains(&format!("{}:443", lab.server_ip))
+    };
+    assert!(listening(&listen_ns), "no listener in {listen_ns}");
+    assert!(
+        !listening(&home.0),
+        "listeners in the server's own namespace"
+    );
+    let device = format!("{}v0", lab.name);
+    let links = |ns: &str| ferroconnect_interop::sh(&format!("ip -n {ns} -o link"));
+    assert!(links(&home.0).contains(&device), "{}", links(&home.0));
+    assert!(!links(&listen_ns).contains(&device));
+
+    // Debian's openconnect logs in through the listener and gets its tunnel, DTLS too.
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    lab.spawn_client(
+        &["--cafile", &ca, "-u", "alice", "--passwd-on-stdin", &url],
+        "secret\n",
+    );
+    lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
+    let gateway = format!("{}.1", lab.pool.rsplit_once('.').unwrap().0);
+    let pinged = wait_until(SECS(10), || {
+        let out = lab.in_client(&format!("ping -c 1 -W 1 {gateway}"));
+        out.status.success().then_some(())
+    });
+    assert!(
+        pinged.is_some(),
+        "no ping to {gateway}:\n{}",
+        lab.log("client.log")
+    );
 }
