@@ -9,6 +9,7 @@ pub mod compress;
 pub mod hex;
 pub mod http;
 pub mod ipc;
+pub mod port_filter;
 pub mod proxy_proto;
 pub mod rate_limit;
 pub mod url;

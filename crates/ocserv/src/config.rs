@@ -15,8 +15,7 @@
 //!
 //! Unknown keys are warnings (ocserv does the same). Keys ocserv knows but we do not implement
 //! yet are warnings too, unless ignoring them would make the server *less secure* than the
-//! administrator asked for (`ocsp-response`, `restrict-user-to-ports`,
-//! `deny-roaming = true`, ...): those are errors, always (at start-up, on
+//! administrator asked for (`ocsp-response`, `deny-roaming = true`, ...): those are errors, always (at start-up, on
 //! reload and under `-t`), each naming its key and line and saying how to proceed (remove the
 //! line, or set the key to its "off" value, which stays accepted). Keys that parse but have no
 //! effect yet (`ban-time`, `try-mtu-discovery = true`, `server-stats-reset-time`,
@@ -220,6 +219,9 @@ pub struct NetSettings {
     pub max_same_clients: Option<u32>,
     /// `restrict-user-to-routes`.
     pub restrict_user_to_routes: Option<bool>,
+    /// `restrict-user-to-ports`: the protocols and ports a client may reach (or, negated,
+    /// may not); implies `restrict-user-to-routes`.
+    pub restrict_user_to_ports: Option<oc_proto::port_filter::PortRules>,
     /// `deny-roaming`.
     pub deny_roaming: Option<bool>,
     /// `rx-data-per-sec`, bytes per second (ocserv's unit in the file; it divides by 1000
@@ -270,6 +272,10 @@ impl NetSettings {
             restrict_user_to_routes: pick(
                 &self.restrict_user_to_routes,
                 &over.restrict_user_to_routes,
+            ),
+            restrict_user_to_ports: pick(
+                &self.restrict_user_to_ports,
+                &over.restrict_user_to_ports,
             ),
             deny_roaming: pick(&self.deny_roaming, &over.deny_roaming),
             rx_data_per_sec: pick(&self.rx_data_per_sec, &over.rx_data_per_sec),

@@ -144,8 +144,17 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
         IpAddr::is_ipv4,
         ToString::to_string,
     );
-    if s.restrict_user_to_routes == Some(true) {
+    // restrict-user-to-ports implies restrict-user-to-routes, as in ocserv.
+    if s.restrict_user_to_routes == Some(true) || s.restrict_user_to_ports.is_some() {
         env.push(("OCSERV_RESTRICT_TO_ROUTES".into(), "1".into()));
+    }
+    if let Some(ports) = &s.restrict_user_to_ports {
+        let name = if ports.negated {
+            "OCSERV_DENY_PORTS"
+        } else {
+            "OCSERV_ALLOW_PORTS"
+        };
+        env.push((name.into(), ports.script_form()));
     }
     env
 }
@@ -278,6 +287,9 @@ mod tests {
             ]),
             dns: Some(vec!["10.0.0.53".parse().unwrap()]),
             restrict_user_to_routes: Some(true),
+            restrict_user_to_ports: Some(
+                oc_proto::port_filter::PortRules::parse("tcp(443), icmp()").unwrap(),
+            ),
             ..Default::default()
         };
         let info = ScriptInfo {
@@ -315,6 +327,8 @@ mod tests {
         assert_eq!(get("OCSERV_DNS4"), Some("10.0.0.53 "));
         assert_eq!(get("OCSERV_NO_ROUTES"), None);
         assert_eq!(get("OCSERV_RESTRICT_TO_ROUTES"), Some("1"));
+        assert_eq!(get("OCSERV_ALLOW_PORTS"), Some("tcp 443 icmp all "));
+        assert_eq!(get("OCSERV_DENY_PORTS"), None);
         assert_eq!(get("STATS_BYTES_OUT"), Some("200"));
         assert_eq!(get("IPV6_REMOTE"), None);
         // Every variable passes the main process's check of script requests.

@@ -196,11 +196,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
         &[],
         "no OCSP status would be stapled to the server certificate",
     ),
-    enforcing(
-        "restrict-user-to-ports",
-        &[],
-        "users would not be firewalled to these ports",
-    ),
 ];
 
 /// What an administrator can do about a refused `u`.

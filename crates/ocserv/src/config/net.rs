@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net, PrefixLenError};
+use oc_proto::port_filter::PortRules;
 
 use super::lexer::Entry;
 use super::value::{self, Route};
@@ -51,6 +52,7 @@ const SINGLE_KEYS: &[&str] = &[
     "session-timeout",
     "max-same-clients",
     "restrict-user-to-routes",
+    "restrict-user-to-ports",
     "deny-roaming",
     "rx-data-per-sec",
     "tx-data-per-sec",
@@ -307,6 +309,11 @@ impl NetBuilder {
             }
             // Enforced by the server's packet filter (not by ocserv-fw as in ocserv).
             "restrict-user-to-routes" => set_bool(&mut self.s.restrict_user_to_routes, e, d),
+            // Enforced by the packet filter too: see oc_proto::port_filter.
+            "restrict-user-to-ports" => match PortRules::parse(v) {
+                Ok(rules) => set(&mut self.s.restrict_user_to_ports, Some(rules)),
+                Err(err) => d.error(line, err.to_string()),
+            },
             "deny-roaming" => {
                 let b = boolean(e, d);
                 set(&mut self.s.deny_roaming, b);

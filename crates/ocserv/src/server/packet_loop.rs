@@ -26,6 +26,7 @@ use crate::metrics::{Direction, Transport, TunnelMeters};
 use crate::packets::PacketBatch;
 use crate::udp::{self, Datagram, TunnelDtls};
 use oc_proto::ipc::{SessionReply, SessionRequest};
+use oc_proto::port_filter::PortRules;
 use oc_proto::rate_limit::RateLimit;
 
 /// Bytes read from TLS at once: one TLS record holds at most 16 KiB of plaintext, so a
@@ -162,13 +163,17 @@ pub(super) struct Report {
 }
 
 /// What a client may send into the network: only from its own addresses (or networks
-/// behind it), and with `restrict-user-to-routes` only to its routes.
+/// behind it), with `restrict-user-to-routes` only to its routes, and with
+/// `restrict-user-to-ports` only to those ports (DNS to its servers included).
 pub(super) struct PacketFilter {
     pub(super) v4: Option<Ipv4Addr>,
     pub(super) v6: Option<Ipv6Net>,
     /// `restrict-user-to-routes`: the routes (empty = default route) and the no-routes.
     pub(super) restrict: Option<RouteRestriction>,
     pub(super) iroutes: Vec<IpNet>,
+    pub(super) ports: Option<PortRules>,
+    /// The DNS servers the client was given.
+    pub(super) dns: Vec<IpAddr>,
 }
 
 impl PacketFilter {
@@ -181,6 +186,13 @@ impl PacketFilter {
             IpAddr::V6(a) => self.v6.is_some_and(|n| n.contains(&a)),
         } || self.iroutes.iter().any(|n| n.contains(&src));
         if !own {
+            return false;
+        }
+        if self
+            .ports
+            .as_ref()
+            .is_some_and(|p| !p.allows(packet, &self.dns))
+        {
             return false;
         }
         match (&self.restrict, destination(packet)) {
@@ -538,6 +550,8 @@ mod tests {
             v6: None,
             restrict: restrict(&["192.0.2.0/24"], &["192.0.2.128/25"]),
             iroutes: vec!["172.16.0.0/24".parse().unwrap()],
+            ports: None,
+            dns: Vec::new(),
         };
         assert!(!filter.allows(&v4_packet([10, 9, 0, 5], [192, 0, 2, 200])));
         let everywhere_but = PacketFilter {
@@ -555,6 +569,18 @@ mod tests {
         assert!(!filter.allows(&v4_packet([10, 9, 0, 5], [8, 8, 8, 8])));
         assert!(filter.allows(&v4_packet([172, 16, 0, 9], [192, 0, 2, 7])));
         assert!(!filter.allows(b"garbage"));
+        // Ports come on top of the address checks (the packet here has protocol 0).
+        let ports = PacketFilter {
+            ports: Some(PortRules::parse("!(tcp(25))").unwrap()),
+            ..filter
+        };
+        assert!(ports.allows(&v4_packet([10, 9, 0, 5], [192, 0, 2, 7])));
+        assert!(!ports.allows(&v4_packet([10, 9, 0, 6], [192, 0, 2, 7])));
+        let only_tcp = PacketFilter {
+            ports: Some(PortRules::parse("tcp(443)").unwrap()),
+            ..ports
+        };
+        assert!(!only_tcp.allows(&v4_packet([10, 9, 0, 5], [192, 0, 2, 7])));
         assert_eq!(
             destination(&v4_packet([1, 1, 1, 1], [2, 2, 2, 2])),
             Some("2.2.2.2".parse().unwrap())

@@ -93,7 +93,11 @@ pub(super) fn plan_settings(settings: &NetSettings, config: &Config) -> PlanSett
         routes: settings.routes.clone(),
         default_route: settings.default_route,
         no_routes: settings.no_routes.clone(),
-        restrict_user_to_routes: settings.restrict_user_to_routes,
+        // restrict-user-to-ports implies restrict-user-to-routes, as in ocserv.
+        restrict_user_to_routes: Some(
+            settings.restrict_user_to_routes.unwrap_or(false)
+                || settings.restrict_user_to_ports.is_some(),
+        ),
         dns: settings.dns.clone(),
         nbns: settings.nbns.clone(),
         split_dns: settings.split_dns.clone(),

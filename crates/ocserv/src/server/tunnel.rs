@@ -241,6 +241,8 @@ impl Server {
             v6: serving.granted.v6,
             restrict: plan.restrict.clone(),
             iroutes: session.settings.iroutes.clone().unwrap_or_default(),
+            ports: session.settings.restrict_user_to_ports.clone(),
+            dns: session.settings.dns.clone().unwrap_or_default(),
         };
         serving.started = Instant::now();
         self.metrics.sessions_opened.inc();

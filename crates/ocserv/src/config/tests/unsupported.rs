@@ -85,11 +85,6 @@ const INSECURE: &[(&str, &str, &str)] = &[
         "remove the line",
     ),
     (
-        "restrict-user-to-ports = \"tcp(443), tcp(80)\"",
-        "restrict-user-to-ports: not supported",
-        "remove the line",
-    ),
-    (
         "deny-roaming = true",
         "deny-roaming = true: not supported",
         "set deny-roaming = false",
@@ -160,8 +155,8 @@ fn off_values_of_security_keys_are_accepted_silently() {
 fn insecure_keys_in_per_user_files_refuse_the_file() {
     for (line, key) in [
         (
-            "restrict-user-to-ports = \"tcp(22)\"",
-            "restrict-user-to-ports: not supported",
+            "restrict-user-to-ports = \"tcp(22\"",
+            "restrict-user-to-ports: expected a port number and ')' at character 7",
         ),
         ("deny-roaming = true", "deny-roaming = true: not supported"),
     ] {

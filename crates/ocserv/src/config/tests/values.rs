@@ -32,6 +32,12 @@ const GOOD: &[(&str, Check)] = &[
         c.udp_listen_host.as_deref() == Some("192.0.2.1")
     }),
     ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
+    ("restrict-user-to-ports = \"!(tcp(25), udp())\"", |c| {
+        c.net
+            .restrict_user_to_ports
+            .as_ref()
+            .is_some_and(|r| r.negated && r.rules.len() == 2)
+    }),
     ("listen-netns = outside", |c| {
         c.listen_netns.as_deref() == Some("outside")
     }),
@@ -300,6 +306,10 @@ const BAD: &[(&str, &str)] = &[
         "predictable-ips: expected true or false, got \"maybe\"",
     ),
     ("ping-leases = 1", "ping-leases: expected true or false"),
+    (
+        "restrict-user-to-ports = \"tcp(443), gre(1)\"",
+        "restrict-user-to-ports: unknown protocol (tcp, udp, sctp, icmp, icmpv6 or esp) at character 11",
+    ),
     (
         "camouflage = true",
         "camouflage = true needs camouflage_secret",
