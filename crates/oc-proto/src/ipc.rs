@@ -14,7 +14,7 @@
 //! Every message is a request answered by exactly one reply on the same socket, so a
 //! channel carries one exchange at a time and needs no request ids.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use ipnet::IpNet;
 use serde::de::DeserializeOwned;
@@ -198,6 +198,8 @@ pub enum SessionRequest {
         ticket: Option<AuthTicket>,
         /// `session-timeout`, seconds.
         timeout: Option<u32>,
+        /// Where the user logged in from.
+        login_ip: Option<IpAddr>,
     },
     /// Who holds this cookie (before the per-user settings are read).
     Lookup { cookie: String },
@@ -210,6 +212,10 @@ pub enum SessionRequest {
         /// `max-clients` is reached by the tunnels already up.
         server_full: bool,
         lease: LeaseAsk,
+        /// The client's address, and whether `deny-roaming` holds the cookie to the
+        /// address it logged in from.
+        peer: Option<IpAddr>,
+        deny_roaming: bool,
     },
     /// `ping-leases`: `taken` answers pings; give the session another IPv4 address.
     Relocate {
@@ -331,6 +337,8 @@ pub struct SessionView {
     pub expires_in: u64,
     /// Bytes of its ended connections (in, out).
     pub carried: (u64, u64),
+    /// Where the user logged in from.
+    pub login_ip: Option<IpAddr>,
 }
 
 /// Why a cookie opens no tunnel.
@@ -347,6 +355,10 @@ pub enum CookieRefusal {
     Pool(String),
     /// The client wants no address family the server has.
     NoFamily,
+    /// `deny-roaming`: the cookie comes from another address than the login did.
+    Roaming {
+        login: IpAddr,
+    },
     /// The session store could not be asked (the reason is for the log).
     Unavailable(String),
 }

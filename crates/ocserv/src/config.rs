@@ -15,7 +15,7 @@
 //!
 //! Unknown keys are warnings (ocserv does the same). Keys ocserv knows but we do not implement
 //! yet are warnings too, unless ignoring them would make the server *less secure* than the
-//! administrator asked for (`ocsp-response`, `deny-roaming = true`, ...): those are errors, always (at start-up, on
+//! administrator asked for (`ocsp-response`, ...): those are errors, always (at start-up, on
 //! reload and under `-t`), each naming its key and line and saying how to proceed (remove the
 //! line, or set the key to its "off" value, which stays accepted). Keys that parse but have no
 //! effect yet (`ban-time`, `try-mtu-discovery = true`, `server-stats-reset-time`,

@@ -5,6 +5,7 @@
 //! Without I/O: time and randomness come in as arguments, requests and replies are the
 //! `oc_proto::ipc` session messages.
 
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
@@ -12,7 +13,9 @@ use oc_proto::ipc::{
 };
 
 use crate::pool::{AddressPool, Lease, LeaseRequest};
-use crate::sessions::{decode_cookie, CookieError, SessionRecord, SessionStore, COOKIE_BYTES};
+use crate::sessions::{
+    decode_cookie, CookieError, Owner, SessionRecord, SessionStore, COOKIE_BYTES,
+};
 
 /// What a request may use besides the store: the time and fresh randomness.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +28,17 @@ pub struct Now {
 pub struct SessionService {
     store: SessionStore,
     pool: AddressPool,
+}
+
+/// What a CONNECT asks of its session (the fields of `SessionRequest::Attach`).
+#[derive(Clone, Copy)]
+struct AttachAsk<'a> {
+    conn: u64,
+    max_same: u32,
+    server_full: bool,
+    lease: &'a LeaseAsk,
+    peer: Option<IpAddr>,
+    deny_roaming: bool,
 }
 
 fn view(record: &SessionRecord, now: Instant) -> SessionView {
@@ -44,6 +58,7 @@ fn view(record: &SessionRecord, now: Instant) -> SessionView {
         attached: record.attached,
         expires_in: record.expires.saturating_duration_since(now).as_secs(),
         carried: record.carried,
+        login_ip: record.login_ip,
     }
 }
 
@@ -122,6 +137,7 @@ impl SessionService {
                 user,
                 group,
                 timeout,
+                login_ip,
                 ..
             } => {
                 let mut raw = [0u8; COOKIE_BYTES];
@@ -129,9 +145,12 @@ impl SessionService {
                 let timeout = timeout
                     .filter(|t| *t > 0)
                     .map(|t| Duration::from_secs(u64::from(t)));
-                let cookie =
-                    self.store
-                        .create(raw, &user, group.as_deref(), timeout, now.mono, now.wall);
+                let owner = Owner {
+                    user,
+                    group,
+                    login_ip,
+                };
+                let cookie = self.store.create(raw, owner, timeout, now.mono, now.wall);
                 SessionReply::Created { cookie }
             }
             SessionRequest::Lookup { cookie } => {
@@ -146,7 +165,19 @@ impl SessionService {
                 max_same,
                 server_full,
                 lease,
-            } => self.attach(&cookie, conn, max_same, server_full, &lease, now, random),
+                peer,
+                deny_roaming,
+            } => {
+                let ask = AttachAsk {
+                    conn,
+                    max_same,
+                    server_full,
+                    lease: &lease,
+                    peer,
+                    deny_roaming,
+                };
+                self.attach(&cookie, &ask, now, random)
+            }
             SessionRequest::Relocate {
                 cookie,
                 taken,
@@ -175,21 +206,30 @@ impl SessionService {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn attach(
         &mut self,
         cookie: &str,
-        conn: u64,
-        max_same: u32,
-        server_full: bool,
-        ask: &LeaseAsk,
+        ask: &AttachAsk<'_>,
         now: Now,
         random: &mut dyn FnMut(&mut [u8]),
     ) -> SessionReply {
+        let AttachAsk {
+            conn,
+            max_same,
+            server_full,
+            lease: ask,
+            peer,
+            deny_roaming,
+        } = *ask;
         let (raw, record) = match self.store.get_for_connect(cookie, now.mono) {
             Ok((raw, record)) => (raw, record.clone()),
             Err(e) => return refusal(e),
         };
+        if let (true, Some(login)) = (deny_roaming, record.login_ip) {
+            if peer != Some(login) {
+                return refused(CookieRefusal::Roaming { login });
+            }
+        }
         if max_same > 0 && self.store.active_for_user(&record.user, &raw) >= max_same as usize {
             return refused(CookieRefusal::MaxSame(max_same));
         }
@@ -371,6 +411,7 @@ mod tests {
             group: None,
             timeout: None,
             ticket: None,
+            login_ip: None,
         };
         match s.handle(request, t, rnd) {
             SessionReply::Created { cookie } => cookie,
@@ -391,8 +432,52 @@ mod tests {
             max_same: 0,
             server_full: false,
             lease: ask(),
+            peer: None,
+            deny_roaming: false,
         };
         s.handle(request, t, rnd)
+    }
+
+    #[test]
+    fn deny_roaming_holds_the_cookie_to_the_login_address() {
+        let t0 = Instant::now();
+        let mut rnd = counter();
+        let mut s = SessionService::new(Duration::from_secs(300));
+        let login: IpAddr = "198.51.100.7".parse().unwrap();
+        let create = SessionRequest::Create {
+            user: "alice".into(),
+            group: None,
+            timeout: None,
+            ticket: None,
+            login_ip: Some(login),
+        };
+        let SessionReply::Created { cookie } = s.handle(create, now(t0, 0), &mut rnd) else {
+            panic!("not created")
+        };
+        let connect = |peer: &str, deny_roaming: bool| SessionRequest::Attach {
+            cookie: cookie.clone(),
+            conn: 1,
+            max_same: 0,
+            server_full: false,
+            lease: ask(),
+            peer: Some(peer.parse().unwrap()),
+            deny_roaming,
+        };
+        assert_eq!(
+            s.handle(connect("203.0.113.9", true), now(t0, 1), &mut rnd),
+            SessionReply::Refused(CookieRefusal::Roaming { login })
+        );
+        // Without deny-roaming the cookie roams; from the login address it always works.
+        assert!(matches!(
+            s.handle(connect("203.0.113.9", false), now(t0, 2), &mut rnd),
+            SessionReply::Attached { .. }
+        ));
+        let SessionReply::Attached { session, .. } =
+            s.handle(connect("198.51.100.7", true), now(t0, 3), &mut rnd)
+        else {
+            panic!("refused from the login address")
+        };
+        assert_eq!(session.login_ip, Some(login));
     }
 
     #[test]
@@ -465,6 +550,8 @@ mod tests {
             max_same: 0,
             server_full: true,
             lease: ask(),
+            peer: None,
+            deny_roaming: false,
         };
         assert!(matches!(
             s.handle(full, now(t0, 1), &mut rnd),
@@ -478,6 +565,8 @@ mod tests {
             max_same: 1,
             server_full: false,
             lease: ask(),
+            peer: None,
+            deny_roaming: false,
         };
         assert!(matches!(
             s.handle(same, now(t0, 3), &mut rnd),

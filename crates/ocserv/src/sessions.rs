@@ -7,6 +7,7 @@
 //! once, unless `persistent-cookies` keeps logouts reusable until the normal expiry.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
@@ -37,6 +38,8 @@ pub struct SessionRecord {
     pub sid: String,
     pub user: String,
     pub group: Option<String>,
+    /// The address the user logged in from (`deny-roaming` holds the cookie to it).
+    pub login_ip: Option<IpAddr>,
     pub created: Instant,
     pub created_wall: SystemTime,
     /// Connection currently holding the session.
@@ -49,6 +52,24 @@ pub struct SessionRecord {
     /// Bytes (from the client, to the client) moved by this session's earlier connections,
     /// so accounting survives reconnects.
     pub carried: (u64, u64),
+}
+
+/// Who a new session is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub user: String,
+    pub group: Option<String>,
+    pub login_ip: Option<IpAddr>,
+}
+
+impl Owner {
+    pub fn new(user: &str, group: Option<&str>) -> Self {
+        Self {
+            user: user.to_owned(),
+            group: group.map(str::to_owned),
+            login_ip: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -101,8 +122,7 @@ impl SessionStore {
     pub fn create(
         &mut self,
         raw: [u8; COOKIE_BYTES],
-        user: &str,
-        group: Option<&str>,
+        owner: Owner,
         session_timeout: Option<Duration>,
         now: Instant,
         wall: SystemTime,
@@ -114,8 +134,9 @@ impl SessionStore {
             SessionRecord {
                 id,
                 sid: public_id(&raw),
-                user: user.to_string(),
-                group: group.map(str::to_string),
+                user: owner.user,
+                group: owner.group,
+                login_ip: owner.login_ip,
                 created: now,
                 created_wall: wall,
                 attached: None,
@@ -245,7 +266,13 @@ mod tests {
     #[test]
     fn unused_cookie_expires_after_timeout() {
         let (mut s, t0) = store();
-        let cookie = s.create([1; 32], "alice", None, None, t0, SystemTime::now());
+        let cookie = s.create(
+            [1; 32],
+            Owner::new("alice", None),
+            None,
+            t0,
+            SystemTime::now(),
+        );
         assert!(s.get_for_connect(&cookie, t0 + 4 * MIN).is_ok());
         assert_eq!(
             s.get_for_connect(&cookie, t0 + 5 * MIN).unwrap_err(),
@@ -258,7 +285,13 @@ mod tests {
     #[test]
     fn reconnect_within_timeout_and_logout_invalidates() {
         let (mut s, t0) = store();
-        let cookie = s.create([2; 32], "alice", Some("staff"), None, t0, SystemTime::now());
+        let cookie = s.create(
+            [2; 32],
+            Owner::new("alice", Some("staff")),
+            None,
+            t0,
+            SystemTime::now(),
+        );
         let raw = decode_cookie(&cookie).unwrap();
         assert_eq!(s.attach(&raw, 10), None);
         // Attached sessions never expire by cookie timeout.
@@ -286,7 +319,13 @@ mod tests {
     #[test]
     fn session_timeout_is_absolute() {
         let (mut s, t0) = store();
-        let cookie = s.create([3; 32], "bob", None, Some(10 * MIN), t0, SystemTime::now());
+        let cookie = s.create(
+            [3; 32],
+            Owner::new("bob", None),
+            Some(10 * MIN),
+            t0,
+            SystemTime::now(),
+        );
         let raw = decode_cookie(&cookie).unwrap();
         s.attach(&raw, 1);
         s.detach(&raw, 1, true, t0 + 9 * MIN, (0, 0));

@@ -176,6 +176,7 @@ fn hostile_frames_close_only_their_channel() {
             group: None,
             timeout: None,
             ticket,
+            login_ip: None,
         })
     };
     let refused = |reply: SecModReply| {

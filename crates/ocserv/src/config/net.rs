@@ -314,18 +314,8 @@ impl NetBuilder {
                 Ok(rules) => set(&mut self.s.restrict_user_to_ports, Some(rules)),
                 Err(err) => d.error(line, err.to_string()),
             },
-            "deny-roaming" => {
-                let b = boolean(e, d);
-                set(&mut self.s.deny_roaming, b);
-                if b == Some(true) {
-                    d.insecure(
-                        line,
-                        &format!("deny-roaming = {v}"),
-                        "a cookie would be accepted from any client address",
-                        "remove the line or set deny-roaming = false",
-                    );
-                }
-            }
+            // Checked when a cookie opens a tunnel: from the login's address only.
+            "deny-roaming" => set_bool(&mut self.s.deny_roaming, e, d),
             "no-udp" => set_bool(&mut self.s.no_udp, e, d),
             "ipv4-network" => {
                 if let Some((addr, len)) = checked(e, d, value::parse_network(v)) {

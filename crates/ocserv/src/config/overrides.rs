@@ -2,9 +2,8 @@
 //!
 //! Same syntax as the main config; only the [`NetSettings`] keys ocserv allows per user or
 //! group are applied. A main-config key here is a warning (ocserv ignores it too), so is an
-//! unknown key. A security-relevant key we cannot enforce (`deny-roaming = true`) is an
-//! error, which refuses the login of the users the file is for;
-//! warnings are in the list [`parse`] returns, which the caller logs.
+//! unknown key. An error refuses the login of the users the file is for; warnings are in
+//! the list [`parse`] returns, which the caller logs.
 
 use std::collections::BTreeMap;
 

@@ -71,6 +71,9 @@ fn refusal(why: CookieRefusal) -> Refusal {
             Refusal::unavailable("Server is full", "clients connected (max-clients)".into())
         }
         CookieRefusal::Pool(e) => Refusal::unavailable("Server error", e),
+        CookieRefusal::Roaming { login } => Refusal::cookie(format!(
+            "the cookie comes from another address than the login ({login}; deny-roaming)"
+        )),
         CookieRefusal::NoFamily => Refusal::unavailable(
             "Server configuration error",
             "no address family in common with the client".into(),
@@ -167,7 +170,7 @@ impl Server {
     pub(super) async fn open_tunnel(
         &self,
         cookie: &str,
-        conn: u64,
+        (conn, peer): (u64, IpAddr),
         client: &ClientConnect,
         cert: &CertStatus,
         config: &Config,
@@ -199,6 +202,8 @@ impl Server {
             max_same: settings.max_same_clients.unwrap_or(0),
             server_full,
             lease: lease_ask(&settings, client, config),
+            peer: Some(peer),
+            deny_roaming: settings.deny_roaming.unwrap_or(false),
         };
         let (view, reused, replaced) = match self.links.session(attach).await {
             SessionReply::Attached {

@@ -371,7 +371,7 @@ impl Server {
             AuthStep::Success { user, group } => {
                 lock(&self.totals).logged_in(login.accepted.elapsed());
                 match self
-                    .create_session(&user, group.as_deref(), ticket, &login.rt.config)
+                    .create_session(&user, group.as_deref(), ticket, login)
                     .await
                 {
                     Ok(cookie) => {
@@ -489,7 +489,7 @@ impl Server {
     ) -> bool {
         let (peer, config) = (login.peer, &login.rt.config);
         lock(&self.totals).logged_in(login.accepted.elapsed());
-        let cookie = match self.create_session(user, group, ticket, config).await {
+        let cookie = match self.create_session(user, group, ticket, login).await {
             Ok(cookie) => cookie,
             Err(e) => {
                 warn!("{peer}: user '{user}' refused: {e}");
@@ -537,14 +537,15 @@ impl Server {
         user: &str,
         group: Option<&str>,
         ticket: Option<AuthTicket>,
-        config: &Config,
+        login: &Login<'_>,
     ) -> Result<String, String> {
-        let settings = self.user_settings(config, user, group).await?;
+        let settings = self.user_settings(&login.rt.config, user, group).await?;
         let create = SessionRequest::Create {
             user: user.to_string(),
             group: group.map(str::to_string),
             timeout: settings.session_timeout,
             ticket,
+            login_ip: Some(login.peer.ip()),
         };
         match self.links.session(create).await {
             SessionReply::Created { cookie } => Ok(cookie),

@@ -95,7 +95,7 @@ impl Server {
         } = match self
             .open_tunnel(
                 &cookie,
-                conn,
+                (conn, peer.ip()),
                 &client,
                 &cert_status(&stream, config),
                 config,

@@ -85,11 +85,6 @@ const INSECURE: &[(&str, &str, &str)] = &[
         "remove the line",
     ),
     (
-        "deny-roaming = true",
-        "deny-roaming = true: not supported",
-        "set deny-roaming = false",
-    ),
-    (
         "ban-time = 1201",
         "ban-time = 1201: not supported",
         "set ban-time to at most ban-reset-time",
@@ -152,13 +147,16 @@ fn off_values_of_security_keys_are_accepted_silently() {
 }
 
 #[test]
-fn insecure_keys_in_per_user_files_refuse_the_file() {
+fn bad_values_in_per_user_files_refuse_the_file() {
     for (line, key) in [
         (
             "restrict-user-to-ports = \"tcp(22\"",
             "restrict-user-to-ports: expected a port number and ')' at character 7",
         ),
-        ("deny-roaming = true", "deny-roaming = true: not supported"),
+        (
+            "deny-roaming = maybe",
+            "deny-roaming: expected true or false",
+        ),
     ] {
         let Err(ConfigError::Invalid(p)) =
             parse_override(&format!("dns = 1.1.1.1\n{line}\n"), Path::new("alice"))
