@@ -572,6 +572,8 @@ pub struct WorkerSetup {
     pub ca_pem: Option<Vec<u8>>,
     /// The `crl` file (PEM), when set.
     pub crl_pem: Option<Vec<u8>>,
+    /// The `ocsp-response` file (DER), when set.
+    pub ocsp_der: Option<Vec<u8>>,
     /// The login form's group list: `(value, label)`.
     pub groups: Vec<(String, String)>,
     /// The security module's process id (shown by occtl).

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use openssl::nid::Nid;
+use openssl::ocsp::{OcspResponse, OcspResponseStatus};
 use openssl::pkey::Id;
 use openssl::ssl::{
     SslAcceptor, SslAcceptorBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
@@ -35,6 +36,9 @@ pub struct TlsServerConfig {
     pub crl: Option<(PathBuf, Vec<u8>)>,
     /// ocserv's `tls-priorities` (a GnuTLS priority string).
     pub priorities: Option<String>,
+    /// `ocsp-response`: a DER OCSP response for the server certificate, stapled for
+    /// clients that ask (status_request). The path names it in messages.
+    pub ocsp_response: Option<(PathBuf, Vec<u8>)>,
 }
 
 /// OpenSSL settings derived from a GnuTLS priority string.
@@ -210,6 +214,9 @@ fn finish(
     if let Some((path, pem)) = &config.crl {
         add_crls(&mut builder, path, pem)?;
     }
+    if let Some((path, der)) = &config.ocsp_response {
+        staple_ocsp(&mut builder, path, der)?;
+    }
     if config.request_client_cert {
         // Ask, but let the handshake finish without one or with a bad one: the auth
         // layer then answers with a clear reason instead of a bare TLS alert. A CRL past
@@ -242,6 +249,25 @@ fn finish(
 /// x509_vfy.h: `X509_V_ERR_CRL_HAS_EXPIRED` (the next update has passed) and
 /// `X509_V_ERR_KEYUSAGE_NO_CRL_SIGN` (the issuer's key usage lacks cRLSign).
 const CRL_ERRORS_IGNORED: [std::ffi::c_int; 2] = [12, 35];
+
+/// Staples the OCSP response in `der` for clients that ask; a file that is not a
+/// successful OCSP response is refused at load, as GnuTLS refuses it for ocserv.
+fn staple_ocsp(builder: &mut SslAcceptorBuilder, path: &Path, der: &[u8]) -> Result<(), TlsError> {
+    let response = OcspResponse::from_der(der).map_err(|e| load_error("OCSP response", path, e))?;
+    if response.status() != OcspResponseStatus::SUCCESSFUL {
+        return Err(load_error(
+            "OCSP response",
+            path,
+            format!("status {} (not successful)", response.status().as_raw()),
+        ));
+    }
+    let der = der.to_vec();
+    builder.set_status_callback(move |ssl| {
+        ssl.set_ocsp_status(&der)?;
+        Ok(true)
+    })?;
+    Ok(())
+}
 
 /// Adds the CRLs in `pem` to the context's store and checks client certificates against
 /// them (the leaf's issuer must then have a CRL, as with ocserv's `crl`).

@@ -1,6 +1,8 @@
-//! Ban points per client address, as ocserv keeps them: each connection and each wrong
-//! password adds points; an address at or above `max-ban-score` is refused until
-//! `ban-reset-time` passes without new points.
+//! Ban points per client address, as ocserv keeps them (main-ban.c): each connection and
+//! each wrong password adds points; an address that reaches `max-ban-score` is refused for
+//! `ban-time` from the points that banned it. Points count within a `ban-reset-time`
+//! window: points that come once the window has passed (and no ban holds) start a new one,
+//! as do points after a ban ended.
 //!
 //! What counts as one address is ocserv's (main-ban.c): an IPv4 address, or an IPv6 /64
 //! (whoever attacks from one IPv6 address owns its whole /64, and would otherwise get 2^64
@@ -31,19 +33,43 @@ pub fn ban_key(ip: IpAddr) -> IpAddr {
 pub struct BanPolicy {
     /// 0 disables banning.
     pub max_score: u32,
+    /// `ban-reset-time`: how long points count.
     pub reset_after: Duration,
+    /// `ban-time`: how long a ban lasts.
+    pub ban_time: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     score: u32,
-    last: Instant,
+    /// When the current window of points began.
+    window_start: Instant,
+    /// When a ban (from points given before this) ends.
+    expires: Instant,
+}
+
+impl Entry {
+    fn at_max(&self, policy: &BanPolicy) -> bool {
+        self.score >= policy.max_score
+    }
+
+    fn banned(&self, policy: &BanPolicy, now: Instant) -> bool {
+        self.at_max(policy) && now <= self.expires
+    }
+
+    /// Nothing left to remember: no ban holds and the window has passed.
+    fn stale(&self, policy: &BanPolicy, now: Instant) -> bool {
+        now >= self.expires && now.saturating_duration_since(self.window_start) > policy.reset_after
+    }
 }
 
 #[derive(Debug)]
 pub struct BanList {
     policy: BanPolicy,
     entries: HashMap<IpAddr, Entry>,
+    /// The server's own addresses: they collect points but are never refused, as in
+    /// ocserv (an administrator testing from the server locks nobody out).
+    exempt: Vec<IpAddr>,
 }
 
 impl BanList {
@@ -51,47 +77,69 @@ impl BanList {
         Self {
             policy,
             entries: HashMap::new(),
+            exempt: Vec::new(),
         }
+    }
+
+    /// Sets the addresses that are never refused (the host's own).
+    pub fn set_exempt(&mut self, local: Vec<IpAddr>) {
+        self.exempt = local.into_iter().map(canonical_ip).collect();
     }
 
     pub fn set_policy(&mut self, policy: BanPolicy) {
         self.policy = policy;
     }
 
-    /// `key` is a [`ban_key`].
-    fn current(&self, key: IpAddr, now: Instant) -> u32 {
-        match self.entries.get(&key) {
-            Some(e) if now.saturating_duration_since(e.last) < self.policy.reset_after => e.score,
-            _ => 0,
-        }
-    }
-
     /// Adds points to `ip`'s entry ([`ban_key`]); returns true when it is now banned.
     pub fn add(&mut self, ip: IpAddr, points: u32, now: Instant) -> bool {
-        if self.policy.max_score == 0 || points == 0 {
+        let policy = self.policy;
+        if policy.max_score == 0 || points == 0 {
             return false;
         }
         let key = ban_key(ip);
-        let score = self.current(key, now).saturating_add(points);
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
             self.prune(now);
         }
-        self.entries.insert(key, Entry { score, last: now });
-        score >= self.policy.max_score
+        let entry = self.entries.entry(key).or_insert(Entry {
+            score: 0,
+            window_start: now,
+            expires: now,
+        });
+        let window_over = now.saturating_duration_since(entry.window_start) > policy.reset_after;
+        let ban_over = entry.at_max(&policy) && now > entry.expires;
+        if ban_over || (window_over && !entry.at_max(&policy)) {
+            entry.score = 0;
+            entry.window_start = now;
+        }
+        // A ban in force is not lengthened by more attempts, or a client that keeps
+        // trying would never get back in.
+        if !entry.at_max(&policy) {
+            entry.expires = now + policy.ban_time;
+        }
+        entry.score = entry.score.saturating_add(points);
+        entry.banned(&policy, now)
     }
 
-    /// Whether `ip`'s entry ([`ban_key`]) is banned.
+    /// Whether `ip`'s entry ([`ban_key`]) is banned, and `ip` not one of the server's own.
     pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
-        self.policy.max_score > 0 && self.current(ban_key(ip), now) >= self.policy.max_score
+        self.policy.max_score > 0
+            && !self.exempt.contains(&canonical_ip(ip))
+            && self
+                .entries
+                .get(&ban_key(ip))
+                .is_some_and(|e| e.banned(&self.policy, now))
     }
 
     /// Drops stale entries, and the oldest ones if the table is still full.
     pub fn prune(&mut self, now: Instant) {
-        let reset = self.policy.reset_after;
-        self.entries
-            .retain(|_, e| now.saturating_duration_since(e.last) < reset);
+        let policy = self.policy;
+        self.entries.retain(|_, e| !e.stale(&policy, now));
         if self.entries.len() >= MAX_ENTRIES {
-            let mut ages: Vec<_> = self.entries.iter().map(|(ip, e)| (e.last, *ip)).collect();
+            let mut ages: Vec<_> = self
+                .entries
+                .iter()
+                .map(|(ip, e)| (e.window_start, *ip))
+                .collect();
             ages.sort();
             for (_, ip) in ages.iter().take(self.entries.len() / 2) {
                 self.entries.remove(ip);
@@ -102,25 +150,33 @@ impl BanList {
     /// Forgets the points of `ip`'s entry (occtl `unban ip`): for an IPv6 address, of its
     /// whole /64, as ocserv does. False when it was not banned.
     pub fn unban(&mut self, ip: IpAddr, now: Instant) -> bool {
-        let banned = self.is_banned(ip, now);
-        self.entries.remove(&ban_key(ip));
-        banned
+        self.entries
+            .remove(&ban_key(ip))
+            .is_some_and(|e| e.banned(&self.policy, now))
     }
 
     /// Every entry with live points, and whether it is banned. `ip` is the entry's
     /// [`ban_key`]: an IPv4 address, or an IPv6 /64's first address (as ocserv lists them).
     pub fn entries(&self, now: Instant) -> Vec<BanEntry> {
+        let policy = &self.policy;
         self.entries
             .iter()
-            .filter(|(_, e)| now.saturating_duration_since(e.last) < self.policy.reset_after)
-            .map(|(ip, e)| BanEntry {
-                ip: *ip,
-                score: e.score,
-                banned: self.is_banned(*ip, now),
-                resets_in: self
-                    .policy
+            .filter(|(_, e)| !e.stale(policy, now))
+            .map(|(ip, e)| {
+                let banned = e.banned(policy, now);
+                let window_left = policy
                     .reset_after
-                    .saturating_sub(now.saturating_duration_since(e.last)),
+                    .saturating_sub(now.saturating_duration_since(e.window_start));
+                BanEntry {
+                    ip: *ip,
+                    score: e.score,
+                    banned,
+                    resets_in: if banned {
+                        e.expires.saturating_duration_since(now)
+                    } else {
+                        window_left
+                    },
+                }
             })
             .collect()
     }
@@ -128,9 +184,9 @@ impl BanList {
     /// The banned entries ([`ban_key`]s) and their scores.
     pub fn banned(&self, now: Instant) -> Vec<(IpAddr, u32)> {
         self.entries
-            .keys()
-            .filter(|ip| self.is_banned(**ip, now))
-            .map(|ip| (*ip, self.current(*ip, now)))
+            .iter()
+            .filter(|(_, e)| e.banned(&self.policy, now))
+            .map(|(ip, e)| (*ip, e.score))
             .collect()
     }
 }
@@ -141,7 +197,7 @@ pub struct BanEntry {
     pub ip: IpAddr,
     pub score: u32,
     pub banned: bool,
-    /// Until the points lapse (and a ban with them).
+    /// Until the ban ends, or (not banned) until the points stop counting.
     pub resets_in: Duration,
 }
 
@@ -150,53 +206,101 @@ pub struct BanEntry {
 mod tests {
     use super::*;
 
+    const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+    /// upstream's test-ban: 50 points ban, for 20 s; points count within 10 s.
+    fn test_ban_policy() -> BanPolicy {
+        BanPolicy {
+            max_score: 50,
+            reset_after: SECS(10),
+            ban_time: SECS(20),
+        }
+    }
+
     #[test]
-    fn points_accumulate_and_reset() {
-        let policy = BanPolicy {
-            max_score: 30,
-            reset_after: Duration::from_secs(100),
-        };
-        let mut bans = BanList::new(policy);
+    fn a_ban_lasts_ban_time_and_is_not_lengthened_by_more_attempts() {
+        let mut bans = BanList::new(test_ban_policy());
         let ip: IpAddr = "198.18.0.9".parse().unwrap();
         let t0 = Instant::now();
-        assert!(!bans.add(ip, 10, t0));
-        assert!(!bans.add(ip, 10, t0 + Duration::from_secs(50)));
-        assert!(bans.add(ip, 10, t0 + Duration::from_secs(99)));
-        assert!(bans.is_banned(ip, t0 + Duration::from_secs(150)));
-        assert_eq!(bans.banned(t0 + Duration::from_secs(150)).len(), 1);
-        assert!(!bans.is_banned(ip, t0 + Duration::from_secs(199)));
+        // Five wrong passwords (10 each) within the window: banned at the fifth.
+        for n in 0..4 {
+            assert!(!bans.add(ip, 10, t0 + SECS(n)));
+        }
+        assert!(bans.add(ip, 10, t0 + SECS(4)));
+        assert_eq!(bans.banned(t0 + SECS(5)), vec![(ip, 50)]);
+        // Attempts while banned do not push the end further.
+        assert!(bans.add(ip, 10, t0 + SECS(15)));
+        assert!(bans.is_banned(ip, t0 + SECS(24)));
+        assert!(!bans.is_banned(ip, t0 + SECS(25)));
+        // After the ban, points start again from zero.
+        assert!(!bans.add(ip, 10, t0 + SECS(30)));
+        assert_eq!(bans.entries(t0 + SECS(30))[0].score, 10);
         let other: IpAddr = "198.18.0.10".parse().unwrap();
         assert!(!bans.is_banned(other, t0));
         let mut off = BanList::new(BanPolicy {
             max_score: 0,
-            ..policy
+            ..test_ban_policy()
         });
         assert!(!off.add(ip, 1000, t0));
+    }
+
+    #[test]
+    fn points_outside_the_reset_window_start_over() {
+        let mut bans = BanList::new(test_ban_policy());
+        let ip: IpAddr = "198.18.0.9".parse().unwrap();
+        let t0 = Instant::now();
+        // Four failures, then one more after the window: not banned (test-ban's second half).
+        for n in 0..4 {
+            assert!(!bans.add(ip, 10, t0 + SECS(n)));
+        }
+        assert!(!bans.add(ip, 10, t0 + SECS(14)));
+        assert_eq!(bans.entries(t0 + SECS(14))[0].score, 10);
+        // Nothing is remembered once the window and any ban are over.
+        assert!(bans.entries(t0 + SECS(60)).is_empty());
+        bans.prune(t0 + SECS(60));
+        assert!(bans.entries.is_empty());
     }
 
     #[test]
     fn entries_list_points_and_unban_clears_them() {
         let mut bans = BanList::new(BanPolicy {
             max_score: 30,
-            reset_after: Duration::from_secs(100),
+            reset_after: SECS(100),
+            ban_time: SECS(300),
         });
         let t0 = Instant::now();
         let (a, b): (IpAddr, IpAddr) =
             ("198.18.0.9".parse().unwrap(), "2001:db8::".parse().unwrap());
         bans.add(a, 40, t0);
         bans.add(b, 10, t0);
-        let mut e = bans.entries(t0 + Duration::from_secs(10));
+        let mut e = bans.entries(t0 + SECS(10));
         e.sort_by_key(|e| e.score);
         assert_eq!((e[0].ip, e[0].score, e[0].banned), (b, 10, false));
+        assert_eq!(e[0].resets_in, SECS(90));
         assert_eq!((e[1].ip, e[1].banned), (a, true));
-        assert_eq!(e[1].resets_in, Duration::from_secs(90));
+        assert_eq!(e[1].resets_in, SECS(290));
         assert!(bans.unban(a, t0));
         assert!(!bans.is_banned(a, t0));
         assert!(!bans.unban(b, t0), "b had points but was not banned");
         assert!(bans.entries(t0).is_empty());
         // Lapsed points are not listed.
         bans.add(a, 5, t0);
-        assert!(bans.entries(t0 + Duration::from_secs(100)).is_empty());
+        assert!(bans.entries(t0 + SECS(301)).is_empty());
+    }
+
+    #[test]
+    fn the_servers_own_addresses_collect_points_but_are_not_refused() {
+        let mut bans = BanList::new(test_ban_policy());
+        bans.set_exempt(vec![ip("127.0.0.1"), ip("198.18.0.1")]);
+        let t0 = Instant::now();
+        for local in ["127.0.0.1", "::ffff:198.18.0.1"] {
+            bans.add(ip(local), 60, t0);
+            assert!(!bans.is_banned(ip(local), t0), "{local}");
+        }
+        // Listed as banned all the same, as ocserv counts them.
+        assert_eq!(bans.banned(t0).len(), 2);
+        assert!(bans.add(ip("198.18.0.2"), 60, t0));
+        assert!(bans.is_banned(ip("198.18.0.2"), t0));
     }
 
     fn ip(s: &str) -> IpAddr {
@@ -206,7 +310,8 @@ mod tests {
     fn policy() -> BanPolicy {
         BanPolicy {
             max_score: 30,
-            reset_after: Duration::from_secs(100),
+            reset_after: SECS(100),
+            ban_time: SECS(300),
         }
     }
 

@@ -318,6 +318,8 @@ pub struct Config {
     pub ca_cert: Option<PathBuf>,
     /// `crl`: revoked client certificates (PEM), checked at every handshake.
     pub crl: Option<PathBuf>,
+    /// `ocsp-response`: a DER OCSP response stapled to the server certificate.
+    pub ocsp_response: Option<PathBuf>,
     /// `cert-user-oid`.
     pub cert_user_oid: Option<CertOid>,
     /// `cert-group-oid`.
@@ -598,21 +600,6 @@ impl Diag {
     fn warn(&mut self, line: usize, message: impl Into<String>) {
         let p = self.problem(line, message.into());
         self.warnings.push(p);
-    }
-
-    /// A security-relevant setting we cannot honour: ignoring it would leave something
-    /// unenforced that the administrator asked for, so the file is refused, at start-up, on
-    /// reload and under `-t` alike (ocserv's promise: a security setting is enforced or the
-    /// server does not start). `setting` names the key (and value) as written, `consequence`
-    /// says what would go unenforced, `fix` what the administrator can do instead.
-    fn insecure(&mut self, line: usize, setting: &str, consequence: &str, fix: &str) {
-        self.error(
-            line,
-            format!(
-                "{setting}: not supported; refusing the configuration rather than ignoring it, \
-                 since {consequence}. To proceed, {fix}"
-            ),
-        );
     }
 
     fn merge(&mut self, other: Diag) {

@@ -2,6 +2,7 @@
 //! listeners and the shared DTLS socket (inside `listen-netns` when set), the metrics
 //! listener and the occtl control socket.
 
+use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -23,15 +24,18 @@ pub(crate) struct Sockets {
     pub(crate) metrics: Option<std::net::TcpListener>,
     /// occtl's control socket and its path.
     pub(crate) control: Option<(std::os::unix::net::UnixListener, PathBuf)>,
+    /// The host's own addresses where the clients come from (exempt from bans).
+    pub(crate) host_addrs: Vec<IpAddr>,
 }
 
 /// Every socket the network process serves on. The clients' ones (TCP and DTLS) are
 /// made inside `listen-netns` when it is set, the admin ones (metrics, occtl) here.
 pub(crate) fn bind_all(config: &Config) -> Result<Sockets, WorkerError> {
-    let (tcp, udp) = match &config.listen_netns {
-        Some(name) => in_netns(name, || client_sockets(config))??,
-        None => client_sockets(config)?,
+    let (sockets, host_addrs) = match &config.listen_netns {
+        Some(name) => in_netns(name, || (client_sockets(config), host_addresses()))?,
+        None => (client_sockets(config), host_addresses()),
     };
+    let (tcp, udp) = sockets?;
     let metrics = config
         .metrics_listen
         .map(|addr| bind(&addr.to_string(), false))
@@ -50,7 +54,25 @@ pub(crate) fn bind_all(config: &Config) -> Result<Sockets, WorkerError> {
         udp,
         metrics,
         control,
+        host_addrs,
     })
+}
+
+/// The addresses of this network namespace's interfaces (none if they cannot be read:
+/// then nobody is exempt from bans).
+fn host_addresses() -> Vec<IpAddr> {
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        warn!("cannot list the host's addresses; its own are not exempt from bans");
+        return Vec::new();
+    };
+    interfaces
+        .filter_map(|i| i.address)
+        .filter_map(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| IpAddr::V4(v4.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip())))
+        })
+        .collect()
 }
 
 type ClientSockets = (Vec<std::net::TcpListener>, Option<std::net::UdpSocket>);

@@ -129,6 +129,8 @@ struct LiveTunnel {
     kick: watch::Sender<Option<Kick>>,
     /// What occtl shows, once the tunnel is up (byte counts come from the meters).
     view: Option<(UserInfo, TunnelMeters)>,
+    /// Its DTLS id, when DTLS was offered (occtl shows the DTLS cipher once it is up).
+    dtls: Option<udp::DtlsId>,
 }
 
 struct State {
@@ -210,6 +212,7 @@ fn ban_policy(config: &Config) -> BanPolicy {
     BanPolicy {
         max_score: config.max_ban_score,
         reset_after: Duration::from_secs(u64::from(config.ban_reset_time)),
+        ban_time: Duration::from_secs(u64::from(config.min_reauth_time)),
     }
 }
 
@@ -307,6 +310,11 @@ impl Server {
         // The session store (in the security module) reloads its cookie-timeout itself.
         lock(&self.state).bans.set_policy(ban_policy(config));
         *write_lock(&self.runtime) = Arc::new(runtime);
+    }
+
+    /// The host's own addresses: they are never refused for ban points (as in ocserv).
+    pub fn exempt_from_bans(&self, host_addrs: Vec<IpAddr>) {
+        lock(&self.state).bans.set_exempt(host_addrs);
     }
 
     /// Closes the TCP listeners (`server-drain-ms`); tunnels keep running.

@@ -168,6 +168,7 @@ fn worker_setup(
             .collect::<Result<_, _>>()?,
         ca_pem: config.ca_cert.as_deref().map(read).transpose()?,
         crl_pem: config.crl.as_deref().map(read).transpose()?,
+        ocsp_der: config.ocsp_response.as_deref().map(read).transpose()?,
         groups: form_groups(&config),
         secmod_pid,
     };

@@ -101,6 +101,11 @@ impl DtlsRegistry {
         self.by_addr.retain(|_, owner| owner != id);
     }
 
+    /// Whether tunnel `id` has an established DTLS channel.
+    pub fn established(&self, id: &DtlsId) -> bool {
+        self.by_id.get(id).is_some_and(|o| o.active.is_some())
+    }
+
     /// The handshake from `peer` completed: it becomes the tunnel's only address.
     pub fn promote(&mut self, id: &DtlsId, peer: SocketAddr) {
         let Some(owner) = self.by_id.get_mut(id) else {

@@ -187,6 +187,7 @@ pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Run
             request_client_cert: uses_cert,
             priorities: config.tls_priorities.clone(),
             crl: config.crl.clone().zip(setup.crl_pem.clone()),
+            ocsp_response: config.ocsp_response.clone().zip(setup.ocsp_der.clone()),
         },
         &certs,
         signer,
@@ -263,6 +264,7 @@ pub fn run(mut control: Channel) -> Result<(), WorkerError> {
             .transpose()
             .map_err(|e| WorkerError::Setup(format!("UDP socket: {e}")))?;
         let server = Server::new(runtime, tun, name.clone(), udp, links.clone())?;
+        server.exempt_from_bans(sockets.host_addrs);
         control.send(&CommandReply::Started { device: name }, &[])?;
         serve(
             server,

@@ -181,6 +181,46 @@ impl Pki {
         .unwrap();
     }
 
+    /// An OCSP response from the CA for the server certificate (`good`, or `revoked`),
+    /// made with `openssl ocsp` and written to `NAME.der` in `dir`.
+    pub fn ocsp_response(&self, dir: &Path, name: &str, revoked: bool) -> PathBuf {
+        let server = X509::from_pem(&fs::read(&self.server_cert).unwrap()).unwrap();
+        let serial = server
+            .serial_number()
+            .to_bn()
+            .unwrap()
+            .to_hex_str()
+            .unwrap();
+        let ca_key = dir.join(format!("{name}-ca.key"));
+        fs::write(&ca_key, self.ca_key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let index = dir.join(format!("{name}-index.txt"));
+        let (status, when) = if revoked {
+            ("R", "240101000000Z")
+        } else {
+            ("V", "")
+        };
+        fs::write(
+            &index,
+            format!("{status}\t491231000000Z\t{when}\t{serial}\tunknown\t/CN=vpn.test\n"),
+        )
+        .unwrap();
+        let (request, response) = (
+            dir.join(format!("{name}-req.der")),
+            dir.join(format!("{name}.der")),
+        );
+        let (ca, cert) = (self.ca_pem.display(), self.server_cert.display());
+        sh(&format!(
+            "openssl ocsp -issuer {ca} -cert {cert} -no_nonce -reqout {req} && \
+             openssl ocsp -index {idx} -rsigner {ca} -rkey {key} -CA {ca} -reqin {req} \
+             -respout {resp} -ndays 1",
+            req = request.display(),
+            idx = index.display(),
+            key = ca_key.display(),
+            resp = response.display(),
+        ));
+        response
+    }
+
     /// A client certificate for `cn`, as PEM certificate + key and as PKCS#12 protected by
     /// `p12_password`: (cert, key, p12).
     pub fn client_cert(

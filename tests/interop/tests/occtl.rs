@@ -418,8 +418,9 @@ fn session_accounting_survives_a_reconnect() {
 }
 
 /// `occtl show user` names the DTLS session as ocserv (GnuTLS) does, which scripts and
-/// upstream's cipher tests grep for: `(DTLS1.2)-(PSK)-(AES-256-GCM)`; a tunnel without
-/// DTLS has no `DTLS cipher` line, and `show users` says `(no-dtls)`.
+/// upstream's cipher tests grep for: `(DTLS1.2)-(PSK)-(AES-256-GCM)`; a tunnel whose DTLS
+/// was offered but never came up (its UDP is blocked) has no `DTLS cipher` line, and
+/// `show users` says `(no-dtls)`.
 #[test]
 fn dtls_cipher_is_shown_as_ocserv_names_it() {
     let (mut lab, pki) = start(
@@ -432,7 +433,13 @@ fn dtls_cipher_is_shown_as_ocserv_names_it() {
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     lab.assert_pings_over_udp(3);
     let second = lab.add_client_ns();
-    let bob_args: Vec<&str> = login_args(&ca, &[&url, "--no-dtls"])
+    lab.in_ns(
+        &second,
+        "nft add table inet fcb && \
+         nft 'add chain inet fcb out { type filter hook output priority 0; }' && \
+         nft add rule inet fcb out udp dport 443 drop",
+    );
+    let bob_args: Vec<&str> = login_args(&ca, &[&url])
         .iter()
         .map(|a| if *a == "alice" { "bob" } else { a })
         .collect();

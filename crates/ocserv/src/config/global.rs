@@ -43,6 +43,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "server-key",
     "ca-cert",
     "crl",
+    "ocsp-response",
     "cert-user-oid",
     "cert-group-oid",
     "device",
@@ -110,48 +111,24 @@ const GLOBAL_KEYS: &[&str] = &[
 
 const FALSE: &[&str] = &["false", "no"];
 
-/// An ocserv key we know but do not implement yet.
+/// An ocserv key we know but do not implement yet; ignoring it costs a feature (the
+/// security-relevant keys are all enforced, or errors where they are parsed).
 #[derive(Debug)]
 pub(super) struct Unsupported {
     pub(super) key: &'static str,
     /// Values (any case) that ask for what we do anyway, e.g. `false` for a feature switch;
-    /// these are accepted without a warning. For a security-relevant key the first one is
-    /// what the error suggests instead.
+    /// these are accepted without a warning.
     pub(super) inert: &'static [&'static str],
-    /// If ignoring the key leaves something unenforced that the administrator asked for:
-    /// what. Such keys are errors (with any value but an inert one).
-    pub(super) insecure: Option<&'static str>,
 }
 
-/// Ignoring it costs a feature, not security: a warning.
-const fn plain(key: &'static str) -> Unsupported {
-    Unsupported {
-        key,
-        inert: &[],
-        insecure: None,
-    }
+/// A warning whatever its value.
+pub(super) const fn plain(key: &'static str) -> Unsupported {
+    Unsupported { key, inert: &[] }
 }
 
 /// A feature switch that is off by default: a warning when turned on.
-const fn switch(key: &'static str) -> Unsupported {
-    Unsupported {
-        key,
-        inert: FALSE,
-        insecure: None,
-    }
-}
-
-/// Security-relevant: an error unless set to one of `inert`.
-const fn enforcing(
-    key: &'static str,
-    inert: &'static [&'static str],
-    consequence: &'static str,
-) -> Unsupported {
-    Unsupported {
-        key,
-        inert,
-        insecure: Some(consequence),
-    }
+pub(super) const fn switch(key: &'static str) -> Unsupported {
+    Unsupported { key, inert: FALSE }
 }
 
 /// Known ocserv 1.x main-config keys we do not implement yet (ocserv 1.5's sample.config,
@@ -191,20 +168,7 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Advice to browsers (HSTS, framing); it restricts nothing the server allows.
     plain("included-http-headers"),
     plain("session-control"),
-    enforcing(
-        "ocsp-response",
-        &[],
-        "no OCSP status would be stapled to the server certificate",
-    ),
 ];
-
-/// What an administrator can do about a refused `u`.
-fn remedy(u: &Unsupported) -> String {
-    match u.inert.first() {
-        Some(off) => format!("remove the line or set {} = {off}", u.key),
-        None => "remove the line".to_owned(),
-    }
-}
 
 /// Reports `e` if it is a known-but-unsupported key of `table`; returns whether it was one.
 pub(super) fn unsupported(table: &[Unsupported], e: &Entry, d: &mut Diag) -> bool {
@@ -214,17 +178,7 @@ pub(super) fn unsupported(table: &[Unsupported], e: &Entry, d: &mut Diag) -> boo
     if u.inert.iter().any(|v| v.eq_ignore_ascii_case(&e.value)) {
         return true;
     }
-    match u.insecure {
-        Some(consequence) => {
-            let setting = if u.inert.is_empty() {
-                u.key.to_owned()
-            } else {
-                format!("{} = {}", u.key, e.value)
-            };
-            d.insecure(e.line, &setting, consequence, &remedy(u));
-        }
-        None => d.warn(e.line, format!("not supported yet: {}; ignored", u.key)),
-    }
+    d.warn(e.line, format!("not supported yet: {}; ignored", u.key));
     true
 }
 
@@ -314,6 +268,7 @@ struct Draft {
     server_keys: Vec<(PathBuf, usize)>,
     ca_cert: Option<PathBuf>,
     crl: Option<PathBuf>,
+    ocsp_response: Option<PathBuf>,
     cert_user_oid: Option<CertOid>,
     cert_group_oid: Option<CertOid>,
     device: Option<String>,
@@ -425,6 +380,8 @@ impl Draft {
                 }
             }
             "tcp-port" => set(&mut self.tcp_port, port(e, d)),
+            // 0 turns DTLS off, as in ocserv (its test suite appends it to disable UDP).
+            "udp-port" if v == "0" => self.udp_port = None,
             "udp-port" => set(&mut self.udp_port, port(e, d)),
             "listen-host" => set(&mut self.listen_host, word(e, d, "an address or host name")),
             "udp-listen-host" => set(
@@ -454,6 +411,7 @@ impl Draft {
             }
             "ca-cert" => set(&mut self.ca_cert, path(e, d)),
             "crl" => set(&mut self.crl, path(e, d)),
+            "ocsp-response" => set(&mut self.ocsp_response, path(e, d)),
             "cert-user-oid" => set(&mut self.cert_user_oid, checked(e, d, value::parse_oid(v))),
             "cert-group-oid" => set(&mut self.cert_group_oid, checked(e, d, value::parse_oid(v))),
             "device" => match value::parse_device(v) {
@@ -871,6 +829,7 @@ impl Draft {
             server_pairs,
             ca_cert: self.ca_cert,
             crl: self.crl,
+            ocsp_response: self.ocsp_response,
             cert_user_oid: self.cert_user_oid,
             cert_group_oid: self.cert_group_oid,
             device: self.device.unwrap_or_else(|| defaults::DEVICE.to_owned()),
@@ -963,42 +922,6 @@ impl Draft {
     fn check_not_applied(&self, lines: &BTreeMap<String, usize>, d: &mut Diag) {
         let line_of = |key: &str| lines.get(key).copied().unwrap_or(0);
 
-        // ban-time: a ban here lasts until ban-reset-time passes without new points.
-        let max_ban_score = self.max_ban_score.unwrap_or(defaults::MAX_BAN_SCORE);
-        let reset = self.ban_reset_time.unwrap_or(defaults::BAN_RESET_TIME);
-        let ban_key = ["ban-time", "min-reauth-time"]
-            .into_iter()
-            .filter(|k| line_of(k) != 0)
-            .max_by_key(|k| line_of(k));
-        if let (Some(key), Some(ban_time), true) =
-            (ban_key, self.min_reauth_time, max_ban_score > 0)
-        {
-            let line = line_of(key);
-            if ban_time > reset {
-                d.insecure(
-                    line,
-                    &format!("{key} = {ban_time}"),
-                    &format!(
-                        "a ban here ends once ban-reset-time ({reset} s) passes without new \
-                         points, which can be sooner than the {ban_time} s asked"
-                    ),
-                    &format!(
-                        "set {key} to at most ban-reset-time, raise ban-reset-time to \
-                         {ban_time}, or remove the line"
-                    ),
-                );
-            } else {
-                d.warn(
-                    line,
-                    format!(
-                        "{key}: not applied as such; a ban lasts until ban-reset-time ({reset} s) \
-                         passes without new points from the address, at least the {ban_time} s \
-                         asked"
-                    ),
-                );
-            }
-        }
-
         if self.try_mtu_discovery == Some(true) {
             d.warn(
                 line_of("try-mtu-discovery"),
@@ -1055,6 +978,7 @@ impl Draft {
         let files = [
             ("ca-cert", &self.ca_cert, Kind::File),
             ("crl", &self.crl, Kind::File),
+            ("ocsp-response", &self.ocsp_response, Kind::File),
             ("connect-script", &self.connect_script, Kind::Exec),
             ("disconnect-script", &self.disconnect_script, Kind::Exec),
             ("host-update-script", &self.host_update_script, Kind::Exec),

@@ -14,26 +14,10 @@ use super::{ConfigError, Diag, NetSettings, Problem};
 
 /// Per-user/group keys of ocserv we do not implement yet (ocserv 1.5's sup-config/file.c).
 const UNSUPPORTED: &[Unsupported] = &[
-    Unsupported {
-        key: "net-priority",
-        inert: &[],
-        insecure: None,
-    },
-    Unsupported {
-        key: "cgroup",
-        inert: &[],
-        insecure: None,
-    },
-    Unsupported {
-        key: "user-profile",
-        inert: &[],
-        insecure: None,
-    },
-    Unsupported {
-        key: "client-bypass-protocol",
-        inert: &["false", "no"],
-        insecure: None,
-    },
+    global::plain("net-priority"),
+    global::plain("cgroup"),
+    global::plain("user-profile"),
+    global::switch("client-bypass-protocol"),
 ];
 
 /// Parses one file; errors fail the whole file.

@@ -293,17 +293,29 @@ impl Server {
 
     /// Every live tunnel as occtl shows it, by id.
     pub fn ctl_users(&self) -> Vec<UserInfo> {
-        let state = lock(&self.state);
-        let mut users: Vec<UserInfo> = state
+        let mut users: Vec<(UserInfo, Option<crate::udp::DtlsId>)> = lock(&self.state)
             .tunnels
             .values()
-            .filter_map(|t| t.view.as_ref())
-            .map(|(view, meters)| UserInfo {
-                rx_bytes: meters.rx(),
-                tx_bytes: meters.tx(),
-                ..view.clone()
+            .filter_map(|t| t.view.as_ref().map(|v| (v, t.dtls)))
+            .map(|((view, meters), dtls)| {
+                let user = UserInfo {
+                    rx_bytes: meters.rx(),
+                    tx_bytes: meters.tx(),
+                    ..view.clone()
+                };
+                (user, dtls)
             })
             .collect();
+        // As ocserv, the DTLS cipher shows once a DTLS channel is up (the registry is
+        // asked after the state lock is given back).
+        let registry = lock(&self.dtls_registry);
+        for (user, dtls) in &mut users {
+            if !dtls.is_some_and(|id| registry.established(&id)) {
+                user.dtls_cipher.clear();
+            }
+        }
+        drop(registry);
+        let mut users: Vec<UserInfo> = users.into_iter().map(|(u, _)| u).collect();
         users.sort_by_key(|u| u.id);
         users
     }

@@ -404,6 +404,7 @@ fn attach_tunnel(
         LiveTunnel {
             kick: kick_tx,
             view: None,
+            dtls: None,
         },
     );
     kick_rx

@@ -296,6 +296,7 @@ impl Server {
         );
         if let Some(live) = lock(&self.state).tunnels.get_mut(&t.conn) {
             live.view = Some((serving.view.clone(), serving.meters.clone()));
+            live.dtls = serving.dtls.as_ref().map(|(id, _)| *id);
         }
         let _ = self.events.send(Event::Connect {
             user: serving.view.clone(),

@@ -9,6 +9,7 @@ type Check = fn(&Config) -> bool;
 
 const GOOD: &[(&str, Check)] = &[
     ("udp-port = 4443", |c| c.udp_port == Some(4443)),
+    ("udp-port = 4443\nudp-port = 0", |c| c.udp_port.is_none()),
     ("listen-host = 127.0.0.1", |c| {
         c.listen_host.as_deref() == Some("127.0.0.1")
     }),
