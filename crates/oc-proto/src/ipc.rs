@@ -683,6 +683,7 @@ mod tests {
             cert_chains: vec![b"-----BEGIN CERTIFICATE-----".to_vec()],
             ca_pem: None,
             crl_pem: None,
+            ocsp_der: Some(vec![0x30, 0x03, 0x0a, 0x01, 0x00]),
             groups: vec![("a".into(), "A".into())],
             secmod_pid: 7,
         }));
