@@ -443,6 +443,8 @@ pub struct Config {
     pub server_stats_reset_time: u32,
     /// `custom-header` lines, verbatim (`Name: value`).
     pub custom_headers: Vec<String>,
+    /// `included-http-headers`: sent with every HTTP answer before the tunnel.
+    pub included_http_headers: Vec<(String, String)>,
     /// `user-profile` XML file.
     pub user_profile: Option<PathBuf>,
     /// The line each key was last set on, so later failures (a certificate that does not

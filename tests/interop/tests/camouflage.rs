@@ -1,7 +1,8 @@
 //! Our `ocserv` with `camouflage = true` and Cisco's SVC (IP phone) login, as upstream's
 //! `test-camouflage`, `test-camouflage-norealm` and `test-pass-svc` drive them: a stranger
 //! sees a password-protected web site, Debian's openconnect with the secret in its URL
-//! logs in and connects, and an IP phone's one-post login yields a working cookie.
+//! logs in and connects, and an IP phone's one-post login yields a working cookie. Every
+//! page carries the `included-http-headers` (upstream's `test-owasp-headers`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -23,6 +24,11 @@ fn curl(lab: &Lab, ca: &str, args: &str, path: &str) -> String {
         return format!("(curl: {})", String::from_utf8_lossy(&out.stderr));
     }
     text
+}
+
+/// The login form, as a client that knows the secret gets it.
+fn with_cookie_page(lab: &Lab, ca: &str) -> String {
+    curl(lab, ca, "", "/?mysecretkey")
 }
 
 fn status(response: &str) -> &str {
@@ -62,7 +68,10 @@ fn camouflage_hides_the_vpn_from_strangers_and_svc_logins_give_working_cookies()
     lab.use_real_client();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let extra = "camouflage = true\ncamouflage_secret = \"mysecretkey\"\n\
-                 camouflage_realm = \"Please enter password\"\n";
+                 camouflage_realm = \"Please enter password\"\n\
+                 included-http-headers = X-Frame-Options: deny\n\
+                 included-http-headers = Pragma: no-cache\n\
+                 included-http-headers = Cache-control: no-store, no-cache\n";
     lab.start_our_server(&pki, &[("alice", "secret")], extra);
     let ca = pki.ca_pem.display().to_string();
 
@@ -89,6 +98,21 @@ fn camouflage_hides_the_vpn_from_strangers_and_svc_logins_give_working_cookies()
         .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
         .expect("COOKIE line")
         .to_owned();
+
+    // Every page carries the administrator's included-http-headers, in their words.
+    for page in [&get, &with_cookie_page(&lab, &ca)] {
+        for header in [
+            "X-Frame-Options: deny",
+            "Pragma: no-cache",
+            "Cache-control: no-store, no-cache",
+        ] {
+            assert!(
+                page.lines().any(|l| l == header),
+                "{header} missing:\n{page}"
+            );
+        }
+        assert!(!page.contains("X-Frame-Options: DENY"), "{page}");
+    }
 
     // A session cookie passes the camouflage too (openconnect 9 prints it with its
     // strap key: `openconnect_strapkey=...; webvpn=...`).

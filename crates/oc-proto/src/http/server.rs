@@ -304,23 +304,37 @@ impl ServerResponse {
     /// Writes the response. CR and LF are stripped from every header so a value derived
     /// from client input (a hostname, a user name) cannot inject lines.
     pub fn emit(&self, out: &mut Vec<u8>) {
+        self.emit_with(out, &[]);
+    }
+
+    /// Writes the response with the administrator's `included` headers (ocserv's
+    /// `included-http-headers`) after its own; [`SECURITY_HEADERS`] fill in the names
+    /// neither has. The tunnel grant gets none of them.
+    pub fn emit_with(&self, out: &mut Vec<u8>, included: &[(String, String)]) {
         out.extend_from_slice(format!("HTTP/1.1 {} ", self.status).as_bytes());
         super::push_sanitised(out, &self.reason);
         out.extend_from_slice(b"\r\n");
-        for (name, value) in &self.headers {
+        let mut push = |name: &str, value: &str| {
             super::push_sanitised(out, name);
             out.extend_from_slice(b": ");
             super::push_sanitised(out, value);
             out.extend_from_slice(b"\r\n");
+        };
+        for (name, value) in &self.headers {
+            push(name, value);
         }
         if !self.tunnel {
+            let has = |headers: &[(String, String)], name: &str| {
+                headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+            };
+            for (name, value) in included {
+                if !has(&self.headers, name) {
+                    push(name, value);
+                }
+            }
             for (name, value) in SECURITY_HEADERS {
-                if !self
-                    .headers
-                    .iter()
-                    .any(|(n, _)| n.eq_ignore_ascii_case(name))
-                {
-                    out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+                if !has(&self.headers, name) && !has(included, name) {
+                    push(name, value);
                 }
             }
             out.extend_from_slice(format!("Content-Length: {}\r\n", self.body.len()).as_bytes());

@@ -23,6 +23,7 @@ const MULTI_KEYS: &[&str] = &[
     "enable-auth",
     "select-group",
     "custom-header",
+    "included-http-headers",
     "compression-algo-priority",
     "server-cert",
     "server-key",
@@ -106,6 +107,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "compression-algo-priority",
     "server-stats-reset-time",
     "custom-header",
+    "included-http-headers",
     "user-profile",
 ];
 
@@ -166,7 +168,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Would weaken tls-priorities for old IP phones; without it we are stricter.
     switch("cisco-svc-client-compat"),
     // Advice to browsers (HSTS, framing); it restricts nothing the server allows.
-    plain("included-http-headers"),
     plain("session-control"),
 ];
 
@@ -329,6 +330,7 @@ struct Draft {
     compression_priorities: Priorities,
     server_stats_reset_time: Option<u32>,
     custom_headers: Vec<String>,
+    included_http_headers: Vec<(String, String)>,
     user_profile: Option<PathBuf>,
 }
 
@@ -605,9 +607,7 @@ impl Draft {
             }
             "server-stats-reset-time" => set(&mut self.server_stats_reset_time, secs(e, d)),
             "custom-header" => {
-                if v.split_once(':').is_some_and(|(name, _)| {
-                    !name.is_empty() && !name.contains(char::is_whitespace)
-                }) {
+                if header_line(v).is_some() {
                     self.custom_headers.push(v.to_owned());
                 } else {
                     d.error(
@@ -616,6 +616,13 @@ impl Draft {
                     );
                 }
             }
+            "included-http-headers" => match header_line(v) {
+                Some(header) => self.included_http_headers.push(header),
+                None => d.error(
+                    line,
+                    format!("included-http-headers: expected \"Name: value\", got {v:?}"),
+                ),
+            },
             "user-profile" => set(&mut self.user_profile, path(e, d)),
             _ => return false,
         }
@@ -897,6 +904,7 @@ impl Draft {
                 .server_stats_reset_time
                 .unwrap_or(defaults::SERVER_STATS_RESET_TIME),
             custom_headers: self.custom_headers,
+            included_http_headers: self.included_http_headers,
             user_profile: self.user_profile,
             key_lines: lines,
         };
@@ -1038,4 +1046,12 @@ impl Draft {
 
 fn port(e: &Entry, d: &mut Diag) -> Option<u16> {
     checked(e, d, value::parse_port(&e.value))
+}
+
+/// `Name: value` with a header name of token characters (RFC 9110); the value trimmed.
+fn header_line(text: &str) -> Option<(String, String)> {
+    let (name, value) = text.split_once(':')?;
+    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    (!name.is_empty() && name.chars().all(token))
+        .then(|| (name.to_owned(), value.trim().to_owned()))
 }

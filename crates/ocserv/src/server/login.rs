@@ -23,7 +23,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
-use super::reply::{answer_and_close, refuse, send};
+use super::reply::{answer_and_close, refuse, send, INCLUDED_HEADERS};
 use super::{lock, random_fill, Runtime, Server, MAX_PRELOGIN};
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation};
 use crate::config::{CertOid, Config};
@@ -160,7 +160,9 @@ impl Server {
         let local = local.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| {
             crate::addr::canonical_addr(a).ip()
         });
-        self.handle_connection(tcp, peer, local)
+        let included = Arc::new(self.runtime().config.included_http_headers.clone());
+        INCLUDED_HEADERS
+            .scope(included, self.handle_connection(tcp, peer, local))
             .instrument(span)
             .await;
     }

@@ -1,6 +1,7 @@
 //! Answers on a client's TLS stream that never wait on a stalled peer for long.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oc_proto::http::server::ServerResponse;
@@ -24,9 +25,23 @@ pub(super) async fn write_limited(
 }
 
 pub(super) async fn send(stream: &mut TlsStream, resp: &ServerResponse) -> std::io::Result<()> {
+    stream.write_all(&emitted(resp)).await
+}
+
+tokio::task_local! {
+    /// `included-http-headers` for the answers of the connection this task serves (set
+    /// when it is accepted; a reload applies to new connections).
+    pub(super) static INCLUDED_HEADERS: Arc<Vec<(String, String)>>;
+}
+
+/// The bytes of `resp`, with the connection's `included-http-headers`.
+fn emitted(resp: &ServerResponse) -> Vec<u8> {
     let mut out = Vec::new();
-    resp.emit(&mut out);
-    stream.write_all(&out).await
+    let written = INCLUDED_HEADERS.try_with(|included| resp.emit_with(&mut out, included));
+    if written.is_err() {
+        resp.emit(&mut out);
+    }
+    out
 }
 
 /// Refuses a request with `status` and closes the connection; `why` goes to the log.
@@ -43,8 +58,37 @@ pub(super) async fn refuse(
 
 /// Sends a final answer and closes the TLS connection, without waiting on a stalled peer.
 pub(super) async fn answer_and_close(stream: &mut TlsStream, resp: &ServerResponse) {
-    let mut out = Vec::new();
-    resp.emit(&mut out);
+    let out = emitted(resp);
     let _ = write_limited(stream, &out, GOODBYE_LIMIT).await;
     let _ = tokio::time::timeout(GOODBYE_LIMIT, stream.shutdown()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn answers_carry_the_connections_included_headers() {
+        let resp = ServerResponse::new(200, "OK").header("X-Frame-Options", "SAMEORIGIN");
+        let text = |out: Vec<u8>| String::from_utf8(out).unwrap();
+        let included = Arc::new(vec![
+            ("X-Frame-Options".to_owned(), "deny".to_owned()),
+            ("Pragma".to_owned(), "no-cache".to_owned()),
+        ]);
+        let out = INCLUDED_HEADERS
+            .scope(included, async { emitted(&resp) })
+            .await;
+        let out = text(out);
+        // The response's own header wins; the others are added once.
+        assert!(out.contains("X-Frame-Options: SAMEORIGIN\r\n"), "{out}");
+        assert!(!out.contains("X-Frame-Options: deny"), "{out}");
+        assert!(!out.contains("X-Frame-Options: DENY"), "{out}");
+        assert!(out.contains("Pragma: no-cache\r\n"), "{out}");
+        // Outside a connection's scope: the defaults only.
+        let out = text(emitted(&ServerResponse::new(404, "Not Found")));
+        assert!(
+            out.contains("X-Frame-Options: DENY\r\n") && !out.contains("Pragma"),
+            "{out}"
+        );
+    }
 }

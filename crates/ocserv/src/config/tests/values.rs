@@ -33,6 +33,16 @@ const GOOD: &[(&str, Check)] = &[
         c.udp_listen_host.as_deref() == Some("192.0.2.1")
     }),
     ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
+    (
+        "included-http-headers = X-Frame-Options: deny\nincluded-http-headers = Cache-control: no-store, no-cache",
+        |c| {
+            c.included_http_headers
+                == [
+                    ("X-Frame-Options".to_owned(), "deny".to_owned()),
+                    ("Cache-control".to_owned(), "no-store, no-cache".to_owned()),
+                ]
+        },
+    ),
     ("restrict-user-to-ports = \"!(tcp(25), udp())\"", |c| {
         c.net
             .restrict_user_to_ports
@@ -307,6 +317,10 @@ const BAD: &[(&str, &str)] = &[
         "predictable-ips: expected true or false, got \"maybe\"",
     ),
     ("ping-leases = 1", "ping-leases: expected true or false"),
+    (
+        "included-http-headers = Bad Name: x",
+        "included-http-headers: expected \"Name: value\"",
+    ),
     (
         "restrict-user-to-ports = \"tcp(443), gre(1)\"",
         "restrict-user-to-ports: unknown protocol (tcp, udp, sctp, icmp, icmpv6 or esp) at character 11",
