@@ -33,11 +33,13 @@ mod ffi;
 pub mod os;
 pub mod remote_key;
 pub mod server;
+pub mod socket;
 
+pub use socket::TcpSocket;
 pub use tokio_openssl::SslStream;
 
-/// The TLS stream type the client uses for CSTP.
-pub type TlsStream = SslStream<TcpStream>;
+/// The TLS stream of a CSTP connection (client and server).
+pub type TlsStream = SslStream<TcpSocket>;
 
 /// The in-place rekey of a running TLS session (`X-CSTP-Rekey-Method: ssl`): a TLS 1.3
 /// KeyUpdate, sent with the next write. False when the session is older than TLS 1.3
@@ -431,7 +433,7 @@ impl TlsClient {
             Ok(ip) => param.set_ip(ip)?,
             Err(_) => param.set_host(host)?,
         }
-        let mut stream = SslStream::new(ssl, tcp)?;
+        let mut stream = SslStream::new(ssl, TcpSocket::new(tcp))?;
         Pin::new(&mut stream)
             .connect()
             .await

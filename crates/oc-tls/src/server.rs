@@ -392,7 +392,7 @@ impl TlsServer {
     /// Runs the server handshake.
     pub async fn accept(&self, tcp: TcpStream, peer: &str) -> Result<TlsStream, TlsError> {
         let ssl = openssl::ssl::Ssl::new(self.acceptor.context())?;
-        let mut stream = SslStream::new(ssl, tcp)?;
+        let mut stream = SslStream::new(ssl, crate::TcpSocket::new(tcp))?;
         Pin::new(&mut stream)
             .accept()
             .await

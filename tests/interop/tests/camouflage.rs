@@ -70,7 +70,7 @@ fn camouflage_hides_the_vpn_from_strangers_and_svc_logins_give_working_cookies()
     let extra = "camouflage = true\ncamouflage_secret = \"mysecretkey\"\n\
                  camouflage_realm = \"Please enter password\"\n\
                  included-http-headers = X-Frame-Options: deny\n\
-                 included-http-headers = Pragma: no-cache\n\
+                 included-http-headers = Clear-Site-Data: \"cache\",\"cookies\",\"storage\"\n\
                  included-http-headers = Cache-control: no-store, no-cache\n";
     lab.start_our_server(&pki, &[("alice", "secret")], extra);
     let ca = pki.ca_pem.display().to_string();
@@ -103,7 +103,7 @@ fn camouflage_hides_the_vpn_from_strangers_and_svc_logins_give_working_cookies()
     for page in [&get, &with_cookie_page(&lab, &ca)] {
         for header in [
             "X-Frame-Options: deny",
-            "Pragma: no-cache",
+            "Clear-Site-Data: \"cache\",\"cookies\",\"storage\"",
             "Cache-control: no-store, no-cache",
         ] {
             assert!(

@@ -479,6 +479,20 @@ impl Draft {
             "pre-login-banner" => self.pre_login_banner = Some(v.to_owned()),
             "select-group" => match value::parse_select_group(v) {
                 Ok(g) => {
+                    if g.0.len() > crate::auth::MAX_NAME_BYTES {
+                        // ocserv's wording, which its test suite looks for.
+                        d.warn(
+                            line,
+                            format!(
+                                "'select-group' entry '{}' is {} bytes or longer and exceeds \
+                                 the maximum supported group name length ({}); it can never \
+                                 be selected",
+                                g.0,
+                                g.0.len(),
+                                crate::auth::MAX_NAME_BYTES
+                            ),
+                        );
+                    }
                     if self.select_groups.iter().any(|(n, _)| *n == g.0) {
                         d.warn(line, format!("select-group {} is listed twice", g.0));
                     } else {

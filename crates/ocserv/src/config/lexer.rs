@@ -90,7 +90,11 @@ pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
         if ignoring {
             continue;
         }
-        let value = clean_value(rest, line, d);
+        let value = if RAW_VALUE_KEYS.contains(&key) {
+            raw_value(rest, line, d)
+        } else {
+            clean_value(rest, line, d)
+        };
         entries.push(Entry {
             line,
             key: key.to_owned(),
@@ -167,6 +171,19 @@ fn strip_comment(s: &str) -> &str {
 
 fn has_inline_comment(s: &str) -> bool {
     strip_comment(s).len() != s.len()
+}
+
+/// Keys whose value is taken as written, quotes included (ocserv: an HTTP header value may
+/// end in a quote, as `Clear-Site-Data: "cache","cookies"`).
+const RAW_VALUE_KEYS: &[&str] = &["included-http-headers"];
+
+/// The value after the separator as written: only the comment and outer whitespace go.
+fn raw_value(rest: &str, line: usize, d: &mut Diag) -> String {
+    let value = strip_comment(rest).trim();
+    if value.chars().any(|c| c.is_control() && c != '\t') {
+        d.error(line, "the value contains a control character");
+    }
+    value.to_owned()
 }
 
 /// The value after the separator: comment removed, whitespace trimmed, quotes removed.

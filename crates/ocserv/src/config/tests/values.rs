@@ -34,12 +34,17 @@ const GOOD: &[(&str, Check)] = &[
     }),
     ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
     (
-        "included-http-headers = X-Frame-Options: deny\nincluded-http-headers = Cache-control: no-store, no-cache",
+        "included-http-headers = X-Frame-Options: deny\nincluded-http-headers = Cache-control: no-store, no-cache\n\
+         included-http-headers = Clear-Site-Data: \"cache\",\"cookies\"",
         |c| {
             c.included_http_headers
                 == [
                     ("X-Frame-Options".to_owned(), "deny".to_owned()),
                     ("Cache-control".to_owned(), "no-store, no-cache".to_owned()),
+                    (
+                        "Clear-Site-Data".to_owned(),
+                        "\"cache\",\"cookies\"".to_owned(),
+                    ),
                 ]
         },
     ),
@@ -597,6 +602,20 @@ fn every_key_reports_a_bad_value_at_its_line() {
             "{line:?}: no error at line {L} containing {needle:?} in {p:#?}"
         );
     }
+}
+
+#[test]
+fn an_overlong_select_group_is_named_as_ocserv_words_it() {
+    let long = "G".repeat(64);
+    let l = ok(&format!(
+        "select-group = \"{long}\"\nselect-group = short\n"
+    ));
+    assert_has(
+        &l.warnings,
+        L,
+        &format!("'select-group' entry '{long}' is 64 bytes or longer and exceeds the maximum"),
+    );
+    assert!(!has(&l.warnings, L + 1, "exceeds"), "{:#?}", l.warnings);
 }
 
 #[test]
