@@ -336,6 +336,8 @@ pub struct Config {
     /// v2) from a load balancer, whose client address is then the one used for bans,
     /// limits, logs, scripts and occtl.
     pub listen_proxy_proto: bool,
+    /// `syslog-facility` (`daemon` when unset); `--syslog-facility` overrides it.
+    pub syslog_facility: Option<String>,
     /// `camouflage = true` (with `camouflage_secret` and `camouflage_realm`): look like a
     /// web server to anyone who does not know the secret.
     pub camouflage: Option<oc_proto::anyconnect::camouflage::Camouflage>,
@@ -480,6 +482,18 @@ pub fn load(path: &Path, test_mode: bool) -> Result<Loaded, ConfigError> {
     let mut d = Diag::new(path, test_mode);
     let text = decode(&bytes, &mut d);
     global::parse(&text, d)
+}
+
+/// The `syslog-facility` of the config at `path`, read before logging starts (the full load
+/// reports any problem with the file or the value later, with line numbers).
+pub fn syslog_facility_of(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut scratch = Diag::new(path, false);
+    lexer::lex(&text, &mut scratch)
+        .into_iter()
+        .filter(|e| e.key == "syslog-facility")
+        .map(|e| e.value)
+        .next_back()
 }
 
 /// Parses main-config text as if read from `path` (used for messages and [`Config::path`]).

@@ -167,7 +167,12 @@ enum Role {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    // The command line's facility wins over the configuration's (read before logging
+    // starts; the other processes get it on their command line).
+    if cli.syslog_facility.is_none() && cli.internal_role.is_none() {
+        cli.syslog_facility = config::syslog_facility_of(&cli.config);
+    }
     if cli.version {
         print_version();
         return ExitCode::SUCCESS;

@@ -88,7 +88,10 @@ fn server_under_socket_wrapper_configures_its_tun_and_serves_ipv4_logins() {
     // socket_wrapper hands a request over in 1500-byte pieces: a login post of many TLS
     // records (upstream's test-http-limits sends 256 KiB) must be read to its end, not
     // left waiting for a readiness edge that never comes.
-    let env: Vec<String> = wrapper_env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env: Vec<String> = wrapper_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let post = lab.in_ns(
         &server_ns,
         &format!(

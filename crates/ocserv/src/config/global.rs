@@ -51,6 +51,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "predictable-ips",
     "ping-leases",
     "listen-proxy-proto",
+    "syslog-facility",
     "camouflage",
     "camouflage_secret",
     "camouflage_realm",
@@ -153,7 +154,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // server, not a promise to clients.
     switch("limit-worker-memory"),
     plain("log-level"),
-    plain("syslog-facility"),
     switch("append-routes"),
     plain("kkdcp"),
     switch("use-utmp"),
@@ -276,6 +276,7 @@ struct Draft {
     predictable_ips: Option<bool>,
     ping_leases: Option<bool>,
     listen_proxy_proto: Option<bool>,
+    syslog_facility: Option<String>,
     camouflage: Option<bool>,
     camouflage_secret: Option<String>,
     camouflage_realm: Option<String>,
@@ -435,6 +436,19 @@ impl Draft {
             "predictable-ips" => set(&mut self.predictable_ips, boolean(e, d)),
             "ping-leases" => set(&mut self.ping_leases, boolean(e, d)),
             "listen-proxy-proto" => set(&mut self.listen_proxy_proto, boolean(e, d)),
+            "syslog-facility" => {
+                if oc_net::log::facility_code(v).is_some() {
+                    self.syslog_facility = Some(v.to_owned());
+                } else {
+                    d.error(
+                        line,
+                        format!(
+                            "syslog-facility: unknown facility {v:?} (daemon, user, auth, \
+                             authpriv, local0 to local7)"
+                        ),
+                    );
+                }
+            }
             "camouflage" => set(&mut self.camouflage, boolean(e, d)),
             "camouflage_secret" => self.camouflage_secret = Some(v.to_owned()),
             "camouflage_realm" => self.camouflage_realm = Some(v.to_owned()),
@@ -858,6 +872,7 @@ impl Draft {
             predictable_ips: self.predictable_ips.unwrap_or(true),
             ping_leases: self.ping_leases.unwrap_or(false),
             listen_proxy_proto: self.listen_proxy_proto.unwrap_or(false),
+            syslog_facility: self.syslog_facility,
             camouflage,
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),
             persistent_cookies: self.persistent_cookies.unwrap_or(false),

@@ -136,7 +136,7 @@ fn bad_values_in_per_user_files_refuse_the_file() {
 fn keys_without_effect_are_warned_about_by_name_and_line() {
     let l = ok(
         "try-mtu-discovery = true\nserver-stats-reset-time = 604800\n\
-                cisco-client-compat = true\nmin-reauth-time = 300\nsyslog-facility = local0\n\
+                cisco-client-compat = true\nmin-reauth-time = 300\nuse-utmp = true\n\
                 limit-worker-memory = true\n",
     );
     let w = &l.warnings;
@@ -144,7 +144,7 @@ fn keys_without_effect_are_warned_about_by_name_and_line() {
     assert_has(w, L + 1, "server-stats-reset-time: not supported yet");
     assert_has(w, L + 2, "cisco-client-compat: only partly supported");
     assert_has(w, L + 3, "min-reauth-time is the old name of ban-time");
-    assert_has(w, L + 4, "not supported yet: syslog-facility");
+    assert_has(w, L + 4, "not supported yet: use-utmp");
     assert_has(w, L + 5, "not supported yet: limit-worker-memory");
     assert_eq!(l.config.min_reauth_time, 300);
     // ban-time applies as such (longer than ban-reset-time too).

@@ -33,6 +33,9 @@ const GOOD: &[(&str, Check)] = &[
         c.udp_listen_host.as_deref() == Some("192.0.2.1")
     }),
     ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
+    ("syslog-facility = local3", |c| {
+        c.syslog_facility.as_deref() == Some("local3")
+    }),
     (
         "included-http-headers = X-Frame-Options: deny\nincluded-http-headers = Cache-control: no-store, no-cache\n\
          included-http-headers = Clear-Site-Data: \"cache\",\"cookies\"",
@@ -322,6 +325,10 @@ const BAD: &[(&str, &str)] = &[
         "predictable-ips: expected true or false, got \"maybe\"",
     ),
     ("ping-leases = 1", "ping-leases: expected true or false"),
+    (
+        "syslog-facility = local8",
+        "syslog-facility: unknown facility \"local8\"",
+    ),
     (
         "included-http-headers = Bad Name: x",
         "included-http-headers: expected \"Name: value\"",
@@ -616,6 +623,21 @@ fn an_overlong_select_group_is_named_as_ocserv_words_it() {
         &format!("'select-group' entry '{long}' is 64 bytes or longer and exceeds the maximum"),
     );
     assert!(!has(&l.warnings, L + 1, "exceeds"), "{:#?}", l.warnings);
+}
+
+#[test]
+fn the_syslog_facility_is_read_before_logging_starts() {
+    let dir = TempDir::new("facility");
+    let path = dir.0.join("ocserv.conf");
+    std::fs::write(
+        &path,
+        format!("{BASE}syslog-facility = local0\nsyslog-facility = auth\n"),
+    )
+    .unwrap();
+    assert_eq!(syslog_facility_of(&path).as_deref(), Some("auth"));
+    std::fs::write(&path, BASE).unwrap();
+    assert_eq!(syslog_facility_of(&path), None);
+    assert_eq!(syslog_facility_of(&dir.0.join("missing.conf")), None);
 }
 
 #[test]
