@@ -340,20 +340,43 @@ pub(crate) fn check_pss_block(block: &[u8], mod_bits: u32) -> Result<(), SignRef
     ))
 }
 
-/// Loads a PEM private key (PKCS#1, SEC1 or PKCS#8), for the process that holds the keys.
-pub fn load_private_key(path: &Path) -> Result<PKey<Private>, TlsError> {
+/// Loads a PEM private key (PKCS#1, SEC1 or PKCS#8; encrypted ones, PKCS#8 or OpenSSL's
+/// traditional form, with `pin`), for the process that holds the keys.
+pub fn load_private_key(path: &Path, pin: Option<&str>) -> Result<PKey<Private>, TlsError> {
     let pem = read(path, "server key")?;
-    PKey::private_key_from_pem(&pem).map_err(|e| TlsError::Load {
+    let encrypted = pem.windows(9).any(|w| w == b"ENCRYPTED");
+    let loaded = match pin {
+        Some(pin) => PKey::private_key_from_pem_passphrase(&pem, pin.as_bytes()),
+        // No prompt on a terminal: without a PIN an encrypted key is an error.
+        None if encrypted => {
+            return Err(TlsError::Load {
+                what: "server key",
+                path: path.to_path_buf(),
+                why: "the key is encrypted: set key-pin or pin-file".into(),
+            })
+        }
+        None => PKey::private_key_from_pem(&pem),
+    };
+    loaded.map_err(|e| TlsError::Load {
         what: "server key",
         path: path.to_path_buf(),
-        why: e.to_string(),
+        why: if encrypted {
+            format!("cannot decrypt it with the PIN (key-pin or pin-file): {e}")
+        } else {
+            e.to_string()
+        },
     })
 }
 
-/// Loads the key for the certificate in `cert_path` (its first PEM certificate) and checks
+/// Loads the key (decrypted with `pin` if it is encrypted) for the certificate in
+/// `cert_path` (its first PEM certificate) and checks
 /// that they belong together and that the key can sign through [`perform`].
-pub fn load_key_for_cert(cert_path: &Path, key_path: &Path) -> Result<PKey<Private>, TlsError> {
-    let key = load_private_key(key_path)?;
+pub fn load_key_for_cert(
+    cert_path: &Path,
+    key_path: &Path,
+    pin: Option<&str>,
+) -> Result<PKey<Private>, TlsError> {
+    let key = load_private_key(key_path, pin)?;
     let cert = first_certificate(cert_path, &read(cert_path, "server certificate")?)?;
     check_key_matches(&cert, cert_path, &key, key_path)?;
     if !matches!(

@@ -338,6 +338,11 @@ pub struct Config {
     pub listen_proxy_proto: bool,
     /// `syslog-facility` (`daemon` when unset); `--syslog-facility` overrides it.
     pub syslog_facility: Option<String>,
+    /// `key-pin`: unlocks encrypted `server-key` files (wins over `pin-file`). Only the
+    /// security module uses it; the network process gets the configuration without it.
+    pub key_pin: Option<String>,
+    /// `pin-file`: a file whose first line is that PIN (read by the security module).
+    pub pin_file: Option<PathBuf>,
     /// `camouflage = true` (with `camouflage_secret` and `camouflage_realm`): look like a
     /// web server to anyone who does not know the secret.
     pub camouflage: Option<oc_proto::anyconnect::camouflage::Camouflage>,
@@ -494,6 +499,27 @@ pub fn syslog_facility_of(path: &Path) -> Option<String> {
         .filter(|e| e.key == "syslog-facility")
         .map(|e| e.value)
         .next_back()
+}
+
+/// The configuration text with the values of `key-pin` and `srk-pin` withheld, for the
+/// network process (which has no use for them). Line numbers stay the same.
+pub fn without_pins(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let key = line
+                .trim_start()
+                .split(['=', ':'])
+                .next()
+                .unwrap_or_default()
+                .trim();
+            if matches!(key, "key-pin" | "srk-pin") {
+                format!("{key} = withheld")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Parses main-config text as if read from `path` (used for messages and [`Config::path`]).

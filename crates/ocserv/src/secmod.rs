@@ -113,13 +113,30 @@ impl std::fmt::Debug for SecMod {
     }
 }
 
-/// The keys named by `server-key`, each checked against its certificate.
+/// The keys named by `server-key`, each checked against its certificate; encrypted ones
+/// opened with `key-pin`, else the first line of `pin-file`.
 pub fn load_keys(config: &Config) -> Result<Vec<PKey<Private>>, String> {
+    let pin = match (&config.key_pin, &config.pin_file) {
+        (Some(pin), _) => Some(pin.clone()),
+        (None, Some(file)) => Some(read_pin(file)?),
+        (None, None) => None,
+    };
     config
         .server_pairs
         .iter()
-        .map(|(cert, key)| load_key_for_cert(cert, key).map_err(|e| e.to_string()))
+        .map(|(cert, key)| load_key_for_cert(cert, key, pin.as_deref()).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// The PIN in `file`: its first line, as ocserv reads it.
+fn read_pin(file: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(file).map_err(|e| format!("pin-file {}: {e}", file.display()))?;
+    let pin = text.lines().next().unwrap_or_default();
+    if pin.is_empty() {
+        return Err(format!("pin-file {}: no PIN in it", file.display()));
+    }
+    Ok(pin.to_owned())
 }
 
 /// The `plain` methods' files, and whether a certificate method is configured.

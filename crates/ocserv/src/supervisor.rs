@@ -160,7 +160,7 @@ fn worker_setup(
     let setup = WorkerSetup {
         generation,
         config_path: path.display().to_string(),
-        config_text: text,
+        config_text: config::without_pins(&text),
         cert_chains: config
             .server_pairs
             .iter()

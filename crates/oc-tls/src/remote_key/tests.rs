@@ -445,18 +445,18 @@ fn key_loading_checks_the_certificate_and_names_files() {
     std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
     std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     std::fs::write(&other_path, ec_key().private_key_to_pem_pkcs8().unwrap()).unwrap();
-    let loaded = load_key_for_cert(&cert_path, &key_path).unwrap();
+    let loaded = load_key_for_cert(&cert_path, &key_path, None).unwrap();
     assert!(loaded.public_eq(&key));
-    let err = load_key_for_cert(&cert_path, &other_path).unwrap_err();
+    let err = load_key_for_cert(&cert_path, &other_path, None).unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("o.pem") && text.contains("c.pem") && text.contains("does not match"),
         "{text}"
     );
-    let err = load_private_key(&dir.join("missing.pem")).unwrap_err();
+    let err = load_private_key(&dir.join("missing.pem"), None).unwrap_err();
     assert!(err.to_string().contains("missing.pem"), "{err}");
     std::fs::write(dir.join("bad.pem"), b"not a key").unwrap();
-    let err = load_private_key(&dir.join("bad.pem")).unwrap_err();
+    let err = load_private_key(&dir.join("bad.pem"), None).unwrap_err();
     assert!(err.to_string().contains("bad.pem"), "{err}");
     // An Ed25519 pair loads; a DSA pair matches but cannot be delegated.
     let ed = PKey::generate_ed25519().unwrap();
@@ -466,7 +466,7 @@ fn key_loading_checks_the_certificate_and_names_files() {
     )
     .unwrap();
     std::fs::write(&key_path, ed.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    assert!(load_key_for_cert(&cert_path, &key_path)
+    assert!(load_key_for_cert(&cert_path, &key_path, None)
         .unwrap()
         .public_eq(&ed));
     let dsa = PKey::from_dsa(openssl::dsa::Dsa::generate(2048).unwrap()).unwrap();
@@ -476,7 +476,7 @@ fn key_loading_checks_the_certificate_and_names_files() {
     )
     .unwrap();
     std::fs::write(&key_path, dsa.private_key_to_pem_pkcs8().unwrap()).unwrap();
-    let err = load_key_for_cert(&cert_path, &key_path).unwrap_err();
+    let err = load_key_for_cert(&cert_path, &key_path, None).unwrap_err();
     assert!(
         matches!(
             err,
@@ -561,4 +561,47 @@ fn remote_rsa_keys_never_decrypt() {
     let decrypter = openssl::encrypt::Decrypter::new(&remote_key).unwrap();
     assert!(decrypter.decrypt(&ciphertext, &mut out).is_err());
     assert!(holder.asked.lock().unwrap().is_empty());
+}
+
+/// `key-pin`: encrypted PKCS#8 and OpenSSL's traditional encrypted PEM open with the PIN;
+/// without one, or with a wrong one, the error says what to set.
+#[test]
+fn encrypted_keys_open_with_the_pin() {
+    let dir = std::env::temp_dir().join(format!("oc-tls-pin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rsa = Rsa::generate(2048).unwrap();
+    let key = PKey::from_rsa(rsa.clone()).unwrap();
+    let cipher = openssl::symm::Cipher::aes_256_cbc();
+    let forms = [
+        (
+            "p8.pem",
+            key.private_key_to_pem_pkcs8_passphrase(cipher, b"1234")
+                .unwrap(),
+        ),
+        (
+            "ossl.pem",
+            rsa.private_key_to_pem_passphrase(cipher, b"1234").unwrap(),
+        ),
+    ];
+    for (name, pem) in forms {
+        let path = dir.join(name);
+        std::fs::write(&path, pem).unwrap();
+        assert!(load_private_key(&path, Some("1234"))
+            .unwrap()
+            .public_eq(&key));
+        let err = load_private_key(&path, None).unwrap_err().to_string();
+        assert!(
+            err.contains("set key-pin or pin-file") && err.contains(name),
+            "{err}"
+        );
+        let err = load_private_key(&path, Some("4321"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot decrypt it with the PIN"), "{err}");
+    }
+    // A PIN given for a plain key does no harm.
+    let plain = dir.join("plain.pem");
+    std::fs::write(&plain, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    assert!(load_private_key(&plain, Some("1234")).is_ok());
+    let _ = std::fs::remove_dir_all(&dir);
 }

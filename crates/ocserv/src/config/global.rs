@@ -52,6 +52,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "ping-leases",
     "listen-proxy-proto",
     "syslog-facility",
+    "key-pin",
+    "pin-file",
     "camouflage",
     "camouflage_secret",
     "camouflage_realm",
@@ -143,10 +145,8 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("acct"),
     switch("listen-host-is-dyndns"),
     plain("dh-params"),
-    // An encrypted or PKCS #11 key fails to load without its PIN: that already fails closed.
-    plain("pin-file"),
+    // TPM keys are not supported: a TPM key fails to load, which fails closed.
     plain("srk-pin-file"),
-    plain("key-pin"),
     plain("srk-pin"),
     plain("sec-mod-scale"),
     switch("debug-no-secmod-stats"),
@@ -277,6 +277,8 @@ struct Draft {
     ping_leases: Option<bool>,
     listen_proxy_proto: Option<bool>,
     syslog_facility: Option<String>,
+    key_pin: Option<String>,
+    pin_file: Option<PathBuf>,
     camouflage: Option<bool>,
     camouflage_secret: Option<String>,
     camouflage_realm: Option<String>,
@@ -436,6 +438,8 @@ impl Draft {
             "predictable-ips" => set(&mut self.predictable_ips, boolean(e, d)),
             "ping-leases" => set(&mut self.ping_leases, boolean(e, d)),
             "listen-proxy-proto" => set(&mut self.listen_proxy_proto, boolean(e, d)),
+            "key-pin" => self.key_pin = Some(v.to_owned()),
+            "pin-file" => set(&mut self.pin_file, path(e, d)),
             "syslog-facility" => {
                 if oc_net::log::facility_code(v).is_some() {
                     self.syslog_facility = Some(v.to_owned());
@@ -873,6 +877,8 @@ impl Draft {
             ping_leases: self.ping_leases.unwrap_or(false),
             listen_proxy_proto: self.listen_proxy_proto.unwrap_or(false),
             syslog_facility: self.syslog_facility,
+            key_pin: self.key_pin,
+            pin_file: self.pin_file,
             camouflage,
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),
             persistent_cookies: self.persistent_cookies.unwrap_or(false),
@@ -1016,6 +1022,7 @@ impl Draft {
             ("ca-cert", &self.ca_cert, Kind::File),
             ("crl", &self.crl, Kind::File),
             ("ocsp-response", &self.ocsp_response, Kind::File),
+            ("pin-file", &self.pin_file, Kind::File),
             ("connect-script", &self.connect_script, Kind::Exec),
             ("disconnect-script", &self.disconnect_script, Kind::Exec),
             ("host-update-script", &self.host_update_script, Kind::Exec),

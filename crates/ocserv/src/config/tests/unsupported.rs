@@ -53,10 +53,10 @@ fn per_user_only_keys_are_ignored_globally() {
 
 #[test]
 fn unsupported_keys_warn_by_name() {
-    let l = ok("pin-file = /pin\nlog-level = 1\ndh-params = /dh.pem\n\
+    let l = ok("srk-pin-file = /pin\nlog-level = 1\ndh-params = /dh.pem\n\
                 client-bypass-protocol = false\nuse-utmp = false\nlisten-proxy-proto = false\n\
                 camouflage = false\nclient-bypass-protocol = true\n");
-    assert_has(&l.warnings, L, "not supported yet: pin-file");
+    assert_has(&l.warnings, L, "not supported yet: srk-pin-file");
     assert_has(&l.warnings, L + 1, "not supported yet: log-level");
     assert_has(&l.warnings, L + 2, "not supported yet: dh-params");
     // Setting a feature we lack to "off" asks for what we do anyway: no warning.

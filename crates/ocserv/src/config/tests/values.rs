@@ -33,6 +33,9 @@ const GOOD: &[(&str, Check)] = &[
         c.udp_listen_host.as_deref() == Some("192.0.2.1")
     }),
     ("server-drain-ms = 15000", |c| c.server_drain_ms == 15000),
+    ("key-pin = 1234\npin-file = /etc/ocserv/pin.txt", |c| {
+        c.key_pin.as_deref() == Some("1234") && c.pin_file == Some("/etc/ocserv/pin.txt".into())
+    }),
     ("syslog-facility = local3", |c| {
         c.syslog_facility.as_deref() == Some("local3")
     }),
@@ -638,6 +641,19 @@ fn the_syslog_facility_is_read_before_logging_starts() {
     std::fs::write(&path, BASE).unwrap();
     assert_eq!(syslog_facility_of(&path), None);
     assert_eq!(syslog_facility_of(&dir.0.join("missing.conf")), None);
+}
+
+#[test]
+fn pins_are_withheld_from_the_network_process_copy() {
+    let text = "key-pin = 1234\nsrk-pin: 99\n  key-pin=5\nbanner = key-pin = 7\n";
+    let out = without_pins(text);
+    assert_eq!(
+        out,
+        "key-pin = withheld\nsrk-pin = withheld\nkey-pin = withheld\nbanner = key-pin = 7"
+    );
+    assert!(!out.contains("1234") && !out.contains("99"));
+    let c = cfg(&without_pins("key-pin = 1234\n"));
+    assert_eq!(c.key_pin.as_deref(), Some("withheld"));
 }
 
 #[test]
