@@ -92,6 +92,20 @@ impl ClientConnect {
         }
     }
 
+    /// AnyConnect (or openconnect `--os=apple-ios`) on an iPhone or iPad, as ocserv tells:
+    /// by platform, or by Cisco's iOS user agent.
+    pub fn is_ios(&self) -> bool {
+        let platform_ios = self.platform.as_deref().is_some_and(|p| {
+            p.get(..9)
+                .is_some_and(|h| h.eq_ignore_ascii_case("apple-ios"))
+        });
+        let agent_ios = self
+            .user_agent
+            .get(..36)
+            .is_some_and(|h| h.eq_ignore_ascii_case("Cisco AnyConnect VPN Agent for Apple"));
+        platform_ios || agent_ios
+    }
+
     /// Mobile clients get `mobile-dpd` and `mobile-idle-timeout`, as in ocserv.
     pub fn is_mobile(&self) -> bool {
         self.platform
@@ -165,6 +179,8 @@ pub struct TunnelGrant {
     /// The pool the IPv6 address comes from (legacy form's netmask header).
     pub ipv6_network: Option<Ipv6Net>,
     pub full_ipv6: bool,
+    /// AnyConnect on iOS uses IPv6 only with a `2000::/3` split route (ocserv sends it).
+    pub ios_ipv6_route: bool,
     pub cisco_agent: bool,
     pub dns: Vec<IpAddr>,
     pub nbns: Vec<IpAddr>,
@@ -402,6 +418,9 @@ impl TunnelGrant {
         }
         for domain in &self.split_dns {
             h("X-CSTP-Split-DNS", domain.clone());
+        }
+        if self.ios_ipv6_route {
+            h("X-CSTP-Split-Include-IP6", "2000::/3".into());
         }
         if !self.default_route {
             for route in &self.routes {
@@ -820,6 +839,7 @@ mod tests {
         let grant = TunnelGrant {
             ipv6: Some("fd00::5/128".parse().unwrap()),
             full_ipv6: true,
+            ios_ipv6_route: false,
             cisco_agent: true,
             default_route: true,
             routes: vec!["192.0.2.0/24".parse().unwrap()],

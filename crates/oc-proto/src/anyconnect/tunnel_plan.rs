@@ -224,6 +224,10 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         ipv6: granted.v6,
         ipv6_network: settings.ipv6_network,
         full_ipv6: client.full_ipv6,
+        // As ocserv: unless split routes sit next to a default route.
+        ios_ipv6_route: client.full_ipv6
+            && client.is_ios()
+            && (settings.routes.as_ref().is_none_or(Vec::is_empty) || !default_route),
         cisco_agent: AgentKind::from_user_agent(&client.user_agent) == AgentKind::Cisco,
         dns: settings.dns.clone().unwrap_or_default(),
         nbns: settings.nbns.clone().unwrap_or_default(),
@@ -445,6 +449,47 @@ mod tests {
 
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn ios_clients_with_full_ipv6_get_the_2000_route_unless_defaults_are_mixed() {
+        // (platform, user agent, full IPv6, routes, default route) -> 2000::/3 sent
+        #[rustfmt::skip]
+        let rows = [
+            (Some("apple-ios"), "AnyConnect", true, None, None, true),
+            (None, "Cisco AnyConnect VPN Agent for Apple 4.10", true, None, None, true),
+            (Some("APPLE-IOS 16"), "x", true, Some(vec!["10.0.0.0/8"]), Some(false), true),
+            (Some("apple-ios"), "x", false, None, None, false),
+            (Some("android"), "x", true, None, None, false),
+            (Some("linux-64"), "Open AnyConnect VPN Agent", true, None, None, false),
+            (Some("apple-ios"), "x", true, Some(vec!["10.0.0.0/8"]), Some(true), false),
+        ];
+        for (platform, agent, full_ipv6, routes, default_route, want) in rows {
+            let case = Case {
+                client: ClientConnect {
+                    platform: platform.map(str::to_string),
+                    user_agent: agent.into(),
+                    full_ipv6,
+                    ..Case::default().client
+                },
+                settings: PlanSettings {
+                    routes: routes.map(|r| nets(&r)),
+                    default_route,
+                    ..Case::default().settings
+                },
+                ..Case::default()
+            };
+            let plan = case.plan();
+            assert_eq!(plan.grant.ios_ipv6_route, want, "{platform:?} {agent}");
+            let mut out = Vec::new();
+            plan.grant.to_response().emit(&mut out);
+            let sent = String::from_utf8(out).unwrap();
+            assert_eq!(
+                sent.contains("X-CSTP-Split-Include-IP6: 2000::/3\r\n"),
+                want,
+                "{sent}"
+            );
+        }
     }
 
     #[test]
