@@ -405,6 +405,8 @@ impl Message for SecModReply {
 pub enum ScriptKind {
     Connect,
     Disconnect,
+    /// `host-update-script`: the client named its host (`X-CSTP-Hostname`).
+    HostUpdate,
 }
 
 /// The environment variables a connect or disconnect script may receive (ocserv's set);

@@ -18,6 +18,7 @@ pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum ScriptReason {
     Connect,
     Disconnect,
+    HostUpdate,
 }
 
 /// Everything the environment is made from.
@@ -92,6 +93,7 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
         match reason {
             ScriptReason::Connect => "connect",
             ScriptReason::Disconnect => "disconnect",
+            ScriptReason::HostUpdate => "host-update",
         }
         .into(),
     );

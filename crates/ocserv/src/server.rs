@@ -94,12 +94,6 @@ pub fn not_yet_used(config: &Config) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut note =
         |key: &str, what: &str| out.push(config.problem_at(key, format!("{key}: {what}")));
-    if config.host_update_script.is_some() {
-        note(
-            "host-update-script",
-            "not supported yet; the script is never run",
-        );
-    }
     if config.user_profile.is_some() {
         note("user-profile", "profile downloads are not supported yet");
     }

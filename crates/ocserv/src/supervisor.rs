@@ -492,6 +492,7 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
                 match kind {
                     ScriptKind::Connect => config.connect_script.clone(),
                     ScriptKind::Disconnect => config.disconnect_script.clone(),
+                    ScriptKind::HostUpdate => config.host_update_script.clone(),
                 }
             };
             let Some(path) = path else {

@@ -409,7 +409,7 @@ fn scripts_get_ocserv_environment_and_sigterm_tells_clients() {
     lab.use_real_client();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let d = lab.dir.display().to_string();
-    for reason in ["connect", "disconnect"] {
+    for reason in ["connect", "disconnect", "host-update"] {
         let path = lab.dir.join(format!("{reason}.sh"));
         std::fs::write(
             &path,
@@ -418,13 +418,27 @@ fn scripts_get_ocserv_environment_and_sigterm_tells_clients() {
         .unwrap();
         sh(&format!("chmod +x {}", path.display()));
     }
-    let extra = format!("connect-script = {d}/connect.sh\ndisconnect-script = {d}/disconnect.sh\n");
+    let extra = format!(
+        "connect-script = {d}/connect.sh\ndisconnect-script = {d}/disconnect.sh\n\
+         host-update-script = {d}/host-update.sh\n"
+    );
     lab.start_our_server(&pki, &[("alice", "secret")], &extra);
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
     let script = lab.recording_script();
-    lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
+    lab.spawn_client(
+        &login_args(&ca, &["-s", &script, "--local-hostname", "mylaptop", &u]),
+        "secret\n",
+    );
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    // The client named its host: host-update-script ran, with ocserv's environment.
+    let host_update = lab.wait_for_log("server-env.host-update", "REASON=", SECS(10));
+    for want in ["REASON=host-update", "HOSTNAME=mylaptop", "USERNAME=alice"] {
+        assert!(
+            host_update.lines().any(|l| l == want),
+            "{want}:\n{host_update}"
+        );
+    }
     let env: HashMap<String, String> = lab
         .log("server-env.connect")
         .lines()

@@ -127,6 +127,9 @@ impl Server {
         if config.connect_script.is_some() && !self.connect_script(&mut stream, &t).await {
             return;
         }
+        if config.host_update_script.is_some() && t.client.hostname.is_some() {
+            self.host_update_script(&t);
+        }
         let now = Instant::now();
         let mut serving = self.plan(&stream, &t, config, now);
         let outcome = self
@@ -156,6 +159,21 @@ impl Server {
             resp = Camouflage::cookie_refusal();
         }
         answer_and_close(stream, &resp).await;
+    }
+
+    /// `host-update-script`, as ocserv runs it once the client named its host; the tunnel
+    /// does not wait for it.
+    fn host_update_script(self: &Arc<Self>, t: &Attached) {
+        let env = script::script_env(
+            ScriptReason::HostUpdate,
+            &t.script_info(&self.tun_name, None),
+        );
+        let (server, user) = (self.clone(), t.session.user.clone());
+        tokio::spawn(async move {
+            if let Err(e) = server.run_script(ScriptKind::HostUpdate, env).await {
+                warn!("user '{user}': host-update-script: {e}");
+            }
+        });
     }
 
     /// The connect script; when it refuses the session, the client is told and the
