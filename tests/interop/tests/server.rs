@@ -981,28 +981,42 @@ fn session_timeout_ends_the_session(client: Client) {
     let (mut lab, pki) = lab("srv-stimeout", client, "session-timeout = 4\n");
     connect_alice(&mut lab, &pki, &[]);
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
-    // The server closes the tunnel and refuses the cookie: the client's reconnect gets
-    // 401 and it exits 2, as with ocserv.
-    assert_eq!(
-        lab.wait_client(SECS(30)),
-        Some(2),
-        "{}\n{}",
+    // The server ends the tunnel and tells the client (a DISCONNECT, as ocserv 1.5), which
+    // exits with a failure instead of reconnecting; the cookie is refused from now on.
+    let code = lab.wait_client(SECS(30));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "{code:?}\n{}\n{}",
         lab.log("client.log"),
         lab.log("ocserv.log")
     );
     assert!(lab.log("ocserv.log").contains("session timeout"));
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
 }
 
 with_both_clients!(session_timeout_ends_the_session: debian_client_session_timeout, our_client_session_timeout);
 
 fn idle_timeout_keeps_the_cookie(client: Client) {
     let (mut lab, pki) = lab("srv-idle", client, "idle-timeout = 3\n");
-    connect_alice(&mut lab, &pki, &[]);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let cookie = authenticate(&lab, &ca, &u);
+    let with_cookie = ["--cafile", ca.as_str(), "--cookie-on-stdin", u.as_str()];
+    lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     lab.wait_for_log("ocserv.log", "tunnel up", SECS(10));
-    // Pings do not count as activity: the server drops the idle tunnel, the client comes
-    // back with its cookie and gets the same session.
+    // Pings do not count as activity: the server ends the idle tunnel and tells the client
+    // (as ocserv, with a DISCONNECT), which stops instead of reconnecting.
     lab.wait_for_log("ocserv.log", "idle timeout", SECS(20));
-    lab.wait_for_log("ocserv.log", "session reused", SECS(40));
+    let code = lab.wait_client(SECS(20));
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "{code:?}\n{}",
+        lab.log("client.log")
+    );
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+    // The session stays: the cookie opens it again, with the same address.
+    lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
+    lab.wait_for_log("ocserv.log", "session reused", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
 }
 

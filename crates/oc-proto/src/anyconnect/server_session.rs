@@ -234,7 +234,10 @@ impl ServerSession {
         if self.closed {
             return;
         }
+        // The server's own ends are announced, as ocserv does: the client then stops
+        // instead of reconnecting (its cookie stays valid after an idle timeout).
         if self.timers.session_deadline.is_some_and(|d| now >= d) {
+            self.queue(Channel::Cstp, PacketType::Disconnect, &[]);
             self.finish(ServerEvent::SessionTimeout);
             return;
         }
@@ -243,6 +246,7 @@ impl ServerSession {
             .idle_timeout
             .is_some_and(|t| now >= self.last_activity + t)
         {
+            self.queue(Channel::Cstp, PacketType::Disconnect, &[]);
             self.finish(ServerEvent::IdleTimeout);
             return;
         }
@@ -409,6 +413,11 @@ mod tests {
         s.on_packet_sent(&ping, t0 + Duration::from_secs(50));
         s.handle_timeout(t0 + Duration::from_secs(60));
         assert_eq!(s.poll_event(), Some(ServerEvent::IdleTimeout));
+        // The client is told, so that it does not reconnect.
+        assert_eq!(
+            s.poll_transmit(),
+            Some((Channel::Cstp, frame(PacketType::Disconnect, &[])))
+        );
 
         let mut busy = ServerSession::new(timers_with_deadline(t0), t0);
         busy.on_packet_sent(&udp_packet(), t0 + Duration::from_secs(50));
@@ -416,6 +425,10 @@ mod tests {
         assert_eq!(busy.poll_event(), None);
         busy.handle_timeout(t0 + Duration::from_secs(100));
         assert_eq!(busy.poll_event(), Some(ServerEvent::SessionTimeout));
+        assert_eq!(
+            busy.poll_transmit(),
+            Some((Channel::Cstp, frame(PacketType::Disconnect, &[])))
+        );
     }
 
     fn timers_with_deadline(t0: Instant) -> ServerTimers {
