@@ -71,9 +71,12 @@ impl ClientConnect {
             mtu: number("X-CSTP-MTU"),
             wants_ipv4,
             wants_ipv6,
+            // openconnect v3 and older claim it but mishandle IPv6 routes (ocserv too
+            // withholds them).
             full_ipv6: req
                 .header("X-CSTP-Full-IPv6-Capability")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
+                .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+                && !is_openconnect_v3(req.header("User-Agent").unwrap_or_default()),
             user_agent: truncate(req.header("User-Agent").unwrap_or_default(), 63),
             device_type: req
                 .header("X-AnyConnect-Identifier-DeviceType")
@@ -113,6 +116,24 @@ impl ClientConnect {
             .map(str::to_ascii_lowercase)
             .is_some_and(|p| p.starts_with("apple-ios") || p.starts_with("android"))
     }
+}
+
+/// `Open AnyConnect VPN Agent vN` with N at most 3 (ocserv reads the number as `atoi` does).
+fn is_openconnect_v3(user_agent: &str) -> bool {
+    const PREFIX: &str = "Open AnyConnect VPN Agent v";
+    let Some(rest) = user_agent
+        .get(..PREFIX.len())
+        .filter(|head| head.eq_ignore_ascii_case(PREFIX))
+        .and_then(|_| user_agent.get(PREFIX.len()..))
+    else {
+        return false;
+    };
+    let digits: String = rest
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .take(9)
+        .collect();
+    digits.parse::<u32>().unwrap_or(0) <= 3
 }
 
 fn master_secret(hex: &str) -> Option<[u8; 48]> {
@@ -671,6 +692,22 @@ mod tests {
         };
         assert_eq!(data_mtu(1500, false, pinned), 1442);
         assert_eq!(data_mtu(1500, false, free), 1434);
+    }
+
+    #[test]
+    fn openconnect_v3_and_older_get_no_ipv6_routes() {
+        for (agent, v3) in [
+            ("Open AnyConnect VPN Agent v3", true),
+            ("Open AnyConnect VPN Agent v2.26", true),
+            ("open anyconnect vpn agent v", true),
+            ("Open AnyConnect VPN Agent v4.99", false),
+            ("Open AnyConnect VPN Agent v9.01-3", false),
+            ("Open AnyConnect VPN Agent", false),
+            ("/* An unknown user agent */", false),
+            ("AnyConnect Linux_64 4.10", false),
+        ] {
+            assert_eq!(is_openconnect_v3(agent), v3, "{agent}");
+        }
     }
 
     #[test]
