@@ -121,10 +121,19 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl Conversation {
-    /// Picks the first method set this client can satisfy.
+    /// Picks the first method set this client can satisfy. As in ocserv, a client with a
+    /// valid certificate gets the first set that uses it (`enable-auth = certificate` next
+    /// to a password `auth` logs it in without a password).
     pub fn new(primary: &[AuthMethod], alternatives: &[AuthMethod], cert: CertStatus) -> Self {
         let mut candidates: Vec<Vec<&AuthMethod>> = vec![primary.iter().collect()];
         candidates.extend(alternatives.iter().map(|m| vec![m]));
+        if matches!(&cert, CertStatus::Valid(id) if id.user.is_some()) {
+            let uses_cert = |set: &Vec<&AuthMethod>| {
+                set.iter().any(|m| matches!(m, AuthMethod::Certificate))
+            };
+            // Stable: among each kind the configured order stays.
+            candidates.sort_by_key(|set| !uses_cert(set));
+        }
         let mut unusable = Some("Authentication failed");
         let mut chosen = None;
         for set in candidates.into_iter().filter(|s| !s.is_empty()) {
@@ -502,6 +511,32 @@ mod tests {
             &forms(),
         );
         assert!(matches!(step, AuthStep::Success { group: Some(ref g), .. } if g == "staff"));
+    }
+
+    /// `auth = plain` with `enable-auth = certificate` (upstream's test-pass-opt-cert): a
+    /// valid certificate logs in on its own, no certificate means the password form.
+    #[test]
+    fn a_valid_certificate_takes_the_certificate_alternative() {
+        let id = CertIdentity {
+            user: Some("carol".into()),
+            groups: vec![],
+        };
+        let mut with_cert = Conversation::new(
+            &[plain()],
+            &[AuthMethod::Certificate],
+            CertStatus::Valid(id),
+        );
+        assert!(matches!(
+            with_cert.on_post(&post(None, None, None), &forms()),
+            AuthStep::Success { ref user, .. } if user == "carol"
+        ));
+        for cert in [CertStatus::None, CertStatus::Invalid("expired".into())] {
+            let mut without = Conversation::new(&[plain()], &[AuthMethod::Certificate], cert);
+            assert!(matches!(
+                without.on_post(&post(None, None, None), &forms()),
+                AuthStep::Form(_)
+            ));
+        }
     }
 
     #[test]
