@@ -128,9 +128,8 @@ impl Conversation {
         let mut candidates: Vec<Vec<&AuthMethod>> = vec![primary.iter().collect()];
         candidates.extend(alternatives.iter().map(|m| vec![m]));
         if matches!(&cert, CertStatus::Valid(id) if id.user.is_some()) {
-            let uses_cert = |set: &Vec<&AuthMethod>| {
-                set.iter().any(|m| matches!(m, AuthMethod::Certificate))
-            };
+            let uses_cert =
+                |set: &Vec<&AuthMethod>| set.iter().any(|m| matches!(m, AuthMethod::Certificate));
             // Stable: among each kind the configured order stays.
             candidates.sort_by_key(|set| !uses_cert(set));
         }

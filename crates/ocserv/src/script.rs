@@ -49,8 +49,9 @@ fn listed(items: impl Iterator<Item = String>) -> Option<String> {
     (!text.is_empty()).then_some(text)
 }
 
-/// A route as ocserv writes it for scripts: IPv4 as address/netmask, IPv6 as address/prefix.
-fn route_text(route: &IpNet) -> String {
+/// A route as ocserv writes it for scripts and occtl: IPv4 as address/netmask, IPv6 as
+/// address/prefix.
+pub fn route_text(route: &IpNet) -> String {
     match route {
         IpNet::V4(net) => format!("{}/{}", net.network(), net.netmask()),
         IpNet::V6(net) => net.to_string(),

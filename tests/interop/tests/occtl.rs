@@ -156,6 +156,16 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
     assert!(table.contains("alice") && table.contains("bob"), "{table}");
     let shown = occtl_json(&lab, &format!("show id {}", a["ID"]));
     assert_eq!(shown[0]["Username"], "alice");
+    // Routes in ocserv's form, which scripts grep for: IPv4 as address/netmask.
+    let behind_net = format!(
+        "{}0/255.255.255.0",
+        &lab.behind_ip[..lab.behind_ip.len() - 1]
+    );
+    assert!(
+        shown[0]["Routes"].to_string().contains(&behind_net),
+        "{}",
+        shown[0]
+    );
     assert!(occtl_json(&lab, "show iroutes")
         .as_array()
         .unwrap()

@@ -389,7 +389,8 @@ impl Server {
         let (server_v4, server_v6) = t.server_addresses();
         let texts =
             |list: &Option<Vec<IpAddr>>| list.iter().flatten().map(ToString::to_string).collect();
-        let nets = |list: &[IpNet]| list.iter().map(ToString::to_string).collect();
+        // ocserv's form, which scripts grep for: IPv4 as address/netmask.
+        let nets = |list: &[IpNet]| list.iter().map(script::route_text).collect();
         let (sid, session_started_at) = (session.sid.clone(), session.created_unix);
         UserInfo {
             id: t.conn,
