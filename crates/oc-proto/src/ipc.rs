@@ -576,6 +576,8 @@ pub struct WorkerSetup {
     pub crl_pem: Option<Vec<u8>>,
     /// The `ocsp-response` file (DER), when set.
     pub ocsp_der: Option<Vec<u8>>,
+    /// With `expose-iroutes`: the iroutes of every `config-per-user` file.
+    pub known_iroutes: Vec<IpNet>,
     /// The login form's group list: `(value, label)`.
     pub groups: Vec<(String, String)>,
     /// The security module's process id (shown by occtl).
@@ -686,6 +688,7 @@ mod tests {
             ca_pem: None,
             crl_pem: None,
             ocsp_der: Some(vec![0x30, 0x03, 0x0a, 0x01, 0x00]),
+            known_iroutes: vec!["10.7.0.0/16".parse().unwrap()],
             groups: vec![("a".into(), "A".into())],
             secmod_pid: 7,
         }));

@@ -343,6 +343,12 @@ pub struct Config {
     pub key_pin: Option<String>,
     /// `pin-file`: a file whose first line is that PIN (read by the security module).
     pub pin_file: Option<PathBuf>,
+    /// `expose-iroutes`: every user gets the iroutes of the `config-per-user` files (but
+    /// its own) as routes.
+    pub expose_iroutes: bool,
+    /// `append-routes`: a user or group file's routes add to the global ones instead of
+    /// replacing them.
+    pub append_routes: bool,
     /// `camouflage = true` (with `camouflage_secret` and `camouflage_realm`): look like a
     /// web server to anyone who does not know the secret.
     pub camouflage: Option<oc_proto::anyconnect::camouflage::Camouflage>,

@@ -86,6 +86,8 @@ pub struct Runtime {
     pub forms: FormSettings,
     /// The security module's process id (occtl's status).
     pub secmod_pid: u32,
+    /// `expose-iroutes`: every user's iroutes, read by the main process.
+    pub known_iroutes: Vec<IpNet>,
 }
 
 /// Keys that parse but whose feature this server does not have yet: each gets a warning at

@@ -169,10 +169,45 @@ fn worker_setup(
         ca_pem: config.ca_cert.as_deref().map(read).transpose()?,
         crl_pem: config.crl.as_deref().map(read).transpose()?,
         ocsp_der: config.ocsp_response.as_deref().map(read).transpose()?,
+        known_iroutes: known_iroutes(&config),
         groups: form_groups(&config),
         secmod_pid,
     };
     Ok((setup, config))
+}
+
+/// With `expose-iroutes`, the iroutes of every file in `config-per-user` (as ocserv reads
+/// them at load; a file that does not parse is skipped with a warning).
+fn known_iroutes(config: &Config) -> Vec<ipnet::IpNet> {
+    let (true, Some(dir)) = (config.expose_iroutes, &config.config_per_user) else {
+        return Vec::new();
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            warn!("expose-iroutes: cannot list {}: {e}", dir.display());
+            return Vec::new();
+        }
+    };
+    let mut known = Vec::new();
+    for path in entries.flatten().map(|e| e.path()).filter(|p| p.is_file()) {
+        let parsed = std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| {
+                config::parse_override_bytes(&bytes, &path).map_err(|e| e.to_string())
+            });
+        match parsed {
+            Ok((settings, _)) => {
+                for net in settings.iroutes.into_iter().flatten() {
+                    if !known.contains(&net) {
+                        known.push(net);
+                    }
+                }
+            }
+            Err(e) => warn!("expose-iroutes: {}: {e}; skipped", path.display()),
+        }
+    }
+    known
 }
 
 /// The login form's group list: `select-group` lines, and with `auto-select-group` every

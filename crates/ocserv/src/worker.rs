@@ -202,6 +202,7 @@ pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Run
         tls,
         forms,
         secmod_pid: setup.secmod_pid,
+        known_iroutes: setup.known_iroutes.clone(),
     })
 }
 

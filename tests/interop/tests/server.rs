@@ -663,7 +663,12 @@ fn per_user_file_overrides_and_broken_file_refuses() {
         ),
     )
     .unwrap();
-    let extra = format!("config-per-user = {}/\n", users.display());
+    // Another user's network, which expose-iroutes makes a route for everyone else.
+    std::fs::write(users.join("bob"), "iroute = 192.0.2.0/24\n").unwrap();
+    let extra = format!(
+        "config-per-user = {}/\nexpose-iroutes = true\n",
+        users.display()
+    );
     lab.start_our_server(&pki, &[("alice", "secret")], &extra);
     let script = lab.recording_script();
     let ca = pki.ca_pem.display().to_string();
@@ -673,8 +678,12 @@ fn per_user_file_overrides_and_broken_file_refuses() {
     let env = env_file(&lab, "connect");
     assert_eq!(
         env.get("CISCO_SPLIT_INC").map(String::as_str),
-        Some("2"),
+        Some("3"),
         "{env:?}"
+    );
+    assert!(
+        env.values().any(|v| v == "192.0.2.0"),
+        "bob's iroute is not among alice's routes: {env:?}"
     );
     assert_eq!(
         env.get("INTERNAL_IP4_DNS").map(String::as_str),

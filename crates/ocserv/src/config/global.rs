@@ -54,6 +54,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "syslog-facility",
     "key-pin",
     "pin-file",
+    "expose-iroutes",
+    "append-routes",
     "camouflage",
     "camouflage_secret",
     "camouflage_realm",
@@ -154,7 +156,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // server, not a promise to clients.
     switch("limit-worker-memory"),
     plain("log-level"),
-    switch("append-routes"),
     plain("kkdcp"),
     switch("use-utmp"),
     plain("net-priority"),
@@ -162,7 +163,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("cgroup"),
     plain("proxy-url"),
     plain("route-del-cmd"),
-    switch("expose-iroutes"),
     plain("ban-points-kkdcp"),
     switch("client-bypass-protocol"),
     // Would weaken tls-priorities for old IP phones; without it we are stricter.
@@ -279,6 +279,8 @@ struct Draft {
     syslog_facility: Option<String>,
     key_pin: Option<String>,
     pin_file: Option<PathBuf>,
+    expose_iroutes: Option<bool>,
+    append_routes: Option<bool>,
     camouflage: Option<bool>,
     camouflage_secret: Option<String>,
     camouflage_realm: Option<String>,
@@ -439,6 +441,8 @@ impl Draft {
             "ping-leases" => set(&mut self.ping_leases, boolean(e, d)),
             "listen-proxy-proto" => set(&mut self.listen_proxy_proto, boolean(e, d)),
             "key-pin" => self.key_pin = Some(v.to_owned()),
+            "expose-iroutes" => set(&mut self.expose_iroutes, boolean(e, d)),
+            "append-routes" => set(&mut self.append_routes, boolean(e, d)),
             "pin-file" => set(&mut self.pin_file, path(e, d)),
             "syslog-facility" => {
                 if oc_net::log::facility_code(v).is_some() {
@@ -879,6 +883,8 @@ impl Draft {
             syslog_facility: self.syslog_facility,
             key_pin: self.key_pin,
             pin_file: self.pin_file,
+            expose_iroutes: self.expose_iroutes.unwrap_or(false),
+            append_routes: self.append_routes.unwrap_or(false),
             camouflage,
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),
             persistent_cookies: self.persistent_cookies.unwrap_or(false),

@@ -1,13 +1,13 @@
 //! A user's effective settings, the lease request they make, and the plain settings the
 //! tunnel planner (`oc_proto::anyconnect::tunnel_plan`) takes.
 
-use oc_proto::anyconnect::server_connect::ClientConnect;
-use oc_proto::anyconnect::tunnel_plan::PlanSettings;
-use tracing::warn;
-
 use std::path::Path;
 
+use ipnet::IpNet;
+use oc_proto::anyconnect::server_connect::ClientConnect;
+use oc_proto::anyconnect::tunnel_plan::PlanSettings;
 use oc_proto::ipc::{LeaseAsk, MainReply, MainRequest, SettingsFile};
+use tracing::warn;
 
 use super::Server;
 use crate::config::{self, Config, NetSettings, RekeyMethod};
@@ -20,6 +20,7 @@ pub fn settings_from_files(
     config: &Config,
     group: Option<&SettingsFile>,
     user: Option<&SettingsFile>,
+    known_iroutes: &[IpNet],
 ) -> Result<NetSettings, config::ConfigError> {
     let mut settings = config.net.clone();
     for file in [group, user].into_iter().flatten() {
@@ -28,6 +29,20 @@ pub fn settings_from_files(
             warn!("{p}");
         }
         settings = settings.overlay(&over);
+    }
+    let global = config.net.routes.as_deref().unwrap_or_default();
+    let appended = if config.append_routes { global } else { &[] };
+    let own_iroutes = settings.iroutes.clone().unwrap_or_default();
+    let exposed = known_iroutes.iter().filter(|n| !own_iroutes.contains(n));
+    // As ocserv: added to the user's list, which can turn a default route into split ones.
+    let extra: Vec<IpNet> = appended.iter().chain(exposed).copied().collect();
+    if !extra.is_empty() {
+        let routes = settings.routes.get_or_insert_with(Vec::new);
+        for net in extra {
+            if !routes.contains(&net) {
+                routes.push(net);
+            }
+        }
     }
     Ok(settings)
 }
@@ -50,7 +65,8 @@ impl Server {
         };
         match self.links.main(request).await {
             MainReply::UserFiles { group, user } => {
-                settings_from_files(config, group.as_ref(), user.as_ref())
+                let known = &self.runtime().known_iroutes;
+                settings_from_files(config, group.as_ref(), user.as_ref(), known)
                     .map_err(|e| e.to_string())
             }
             MainReply::Failed(e) => Err(e),
@@ -118,13 +134,69 @@ pub(super) fn plan_settings(settings: &NetSettings, config: &Config) -> PlanSett
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use oc_proto::anyconnect::tunnel_plan::DEFAULT_KEEPALIVE;
 
+    use super::*;
     use crate::config::defaults;
 
     #[test]
     fn planner_and_config_agree_on_the_keepalive_default() {
         assert_eq!(DEFAULT_KEEPALIVE, defaults::KEEPALIVE);
+    }
+
+    fn file(text: &str) -> SettingsFile {
+        SettingsFile {
+            path: "alice".into(),
+            bytes: text.as_bytes().to_vec(),
+        }
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|n| n.parse().unwrap()).collect()
+    }
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "auth = \"plain[passwd=/p]\"\ntcp-port = 443\nserver-cert = /c\nserver-key = /k\n\
+             ipv4-network = 10.9.0.0/24\nroute = 10.1.0.0/16\n{extra}"
+        );
+        config::parse(&text, Path::new("t.conf"), false)
+            .unwrap()
+            .config
+    }
+
+    /// upstream's test-user-config: with expose-iroutes a user gets the others' iroutes
+    /// (never its own) as routes, after its own routes.
+    #[test]
+    fn expose_iroutes_adds_the_other_users_iroutes() {
+        let known = nets(&["192.168.1.0/24", "192.168.2.0/24"]);
+        let user = file("iroute = 192.168.2.0/24\nroute = 192.168.5.0/24\n");
+        let exposing = config("expose-iroutes = true\n");
+        let s = settings_from_files(&exposing, None, Some(&user), &known).unwrap();
+        assert_eq!(
+            s.routes.unwrap(),
+            nets(&["192.168.5.0/24", "192.168.1.0/24"])
+        );
+        // Nothing known: the user's routes as written.
+        let s = settings_from_files(&config(""), None, Some(&user), &[]).unwrap();
+        assert_eq!(s.routes.unwrap(), nets(&["192.168.5.0/24"]));
+    }
+
+    #[test]
+    fn append_routes_keeps_the_global_routes_next_to_a_users() {
+        let user = file("route = 192.168.5.0/24\n");
+        let appending = config("append-routes = true\n");
+        let appended = settings_from_files(&appending, None, Some(&user), &[]).unwrap();
+        assert_eq!(
+            appended.routes.unwrap(),
+            nets(&["192.168.5.0/24", "10.1.0.0/16"])
+        );
+        let replaced = settings_from_files(&config(""), None, Some(&user), &[]).unwrap();
+        assert_eq!(replaced.routes.unwrap(), nets(&["192.168.5.0/24"]));
+        // No user routes: the global ones, once.
+        let none = settings_from_files(&appending, None, None, &[]).unwrap();
+        assert_eq!(none.routes.unwrap(), nets(&["10.1.0.0/16"]));
     }
 }
