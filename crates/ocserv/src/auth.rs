@@ -26,6 +26,8 @@ pub const OTP_MESSAGE: &str = "Please enter your OTP password.";
 /// The first form when the method has no password file: the code goes in the password
 /// field (a `--token-mode` client recognises the OTP in the message).
 pub const FIRST_OTP_MESSAGE: &str = "Please enter your username and OTP password.";
+/// ocserv's prompt when a certificate offers several groups.
+pub const GROUP_MESSAGE: &str = "Please select your group.";
 
 /// What the client certificate says about the user.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -201,8 +203,12 @@ impl Conversation {
             self.group = (!is_default).then(|| canonical_group(group, forms));
         }
         let Some(plain) = self.plain.clone() else {
-            // Certificate only: no form at all.
-            return self.finish(Vec::new());
+            // Certificate only: no form, unless the certificate offers several groups and
+            // the client chose none (then the choice is asked for, as ocserv does).
+            return match self.certificate_group_choice(forms) {
+                Some(form) => AuthStep::Form(form),
+                None => self.finish(Vec::new()),
+            };
         };
         if self.username.is_none() {
             if let Some(cert_user) = self.cert.as_ref().and_then(|c| c.user.clone()) {
@@ -351,6 +357,34 @@ impl Conversation {
             None => allowed.first().cloned(),
         };
         AuthStep::Success { user, group }
+    }
+
+    /// With no group asked for: the certificate's groups that may be chosen (those in
+    /// `select-group` when it lists any). One is taken as chosen; several make a form
+    /// asking which (ocserv issue #692).
+    fn certificate_group_choice(&mut self, forms: &FormSettings) -> Option<LoginForm> {
+        if self.group.is_some() {
+            return None;
+        }
+        let cert_groups = self.cert.as_ref().map(|c| c.groups.clone()).unwrap_or_default();
+        let eligible: Vec<String> = cert_groups
+            .into_iter()
+            .filter(|g| forms.groups.is_empty() || forms.groups.iter().any(|(v, _)| v == g))
+            .collect();
+        match eligible.as_slice() {
+            [] => None,
+            [only] => {
+                self.group = Some(only.clone());
+                None
+            }
+            several => Some(LoginForm {
+                banner: forms.pre_login_banner.clone(),
+                message: GROUP_MESSAGE.to_string(),
+                inputs: FormInputs::None,
+                groups: several.iter().map(|g| (g.clone(), g.clone())).collect(),
+                action: "/auth".into(),
+            }),
+        }
     }
 
     fn form(&self, forms: &FormSettings, message: &str, inputs: FormInputs) -> LoginForm {
@@ -536,6 +570,49 @@ mod tests {
                 AuthStep::Form(_)
             ));
         }
+    }
+
+    /// ocserv issue #692: one eligible certificate group is taken; several are asked for;
+    /// `select-group` narrows the eligible ones.
+    #[test]
+    fn certificate_groups_are_chosen_or_asked_for() {
+        let cert = |groups: &[&str]| {
+            CertStatus::Valid(CertIdentity {
+                user: Some("carol".into()),
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+            })
+        };
+        let only_cert = [AuthMethod::Certificate];
+        let no_list = FormSettings {
+            groups: Vec::new(),
+            ..forms()
+        };
+        let mut one = Conversation::new(&only_cert, &[], cert(&["onlygroup"]));
+        assert!(matches!(
+            one.on_post(&post(None, None, None), &no_list),
+            AuthStep::Success { group: Some(ref g), .. } if g == "onlygroup"
+        ));
+        let mut two = Conversation::new(&only_cert, &[], cert(&["g1", "g2"]));
+        let AuthStep::Form(form) = two.on_post(&post(None, None, None), &no_list) else {
+            panic!("no group question")
+        };
+        assert_eq!(form.message, GROUP_MESSAGE);
+        assert_eq!(form.inputs, FormInputs::None);
+        assert_eq!(form.groups.len(), 2);
+        assert!(matches!(
+            two.on_post(&post(None, None, Some("g2")), &no_list),
+            AuthStep::Success { group: Some(ref g), .. } if g == "g2"
+        ));
+        // select-group lists g2 only: it is taken without asking.
+        let filtered = FormSettings {
+            groups: vec![("g2".into(), "Group two".into())],
+            ..no_list
+        };
+        let mut narrowed = Conversation::new(&only_cert, &[], cert(&["g1", "g2"]));
+        assert!(matches!(
+            narrowed.on_post(&post(None, None, None), &filtered),
+            AuthStep::Success { group: Some(ref g), .. } if g == "g2"
+        ));
     }
 
     #[test]
