@@ -34,6 +34,8 @@ pub struct ServerTimers {
     pub idle_timeout: Option<Duration>,
     /// When the session as a whole expires (`session-timeout` from its first login).
     pub session_deadline: Option<Instant>,
+    /// How often the TLS 1.3 keys are refreshed by the server (a KeyUpdate).
+    pub tls_rekey: Option<Duration>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,6 +60,8 @@ pub struct ServerSession {
     out: VecDeque<(Channel, Vec<u8>)>,
     events: VecDeque<ServerEvent>,
     closed: bool,
+    next_rekey: Option<Instant>,
+    rekey_due: bool,
 }
 
 /// True when a tunnelled IP packet counts as activity for the idle timeout.
@@ -73,6 +77,7 @@ pub fn counts_as_activity(packet: &[u8]) -> bool {
 
 impl ServerSession {
     pub fn new(timers: ServerTimers, now: Instant) -> Self {
+        let next_rekey = timers.tls_rekey.map(|every| now + every);
         Self {
             timers,
             decoder: CstpDecoder::new(),
@@ -83,7 +88,15 @@ impl ServerSession {
             out: VecDeque::new(),
             events: VecDeque::new(),
             closed: false,
+            next_rekey,
+            rekey_due: false,
         }
+    }
+
+    /// Whether the TLS keys are to be refreshed now (once per call that says so). A
+    /// KEEPALIVE is queued with it, so the KeyUpdate leaves at once with that write.
+    pub fn take_rekey_due(&mut self) -> bool {
+        std::mem::take(&mut self.rekey_due)
     }
 
     /// Uses the compression negotiated in this CONNECT.
@@ -224,7 +237,7 @@ impl ServerSession {
             }
         });
         let idle = self.timers.idle_timeout.map(|t| self.last_activity + t);
-        [dpd, idle, self.timers.session_deadline]
+        [dpd, idle, self.timers.session_deadline, self.next_rekey]
             .into_iter()
             .flatten()
             .min()
@@ -249,6 +262,13 @@ impl ServerSession {
             self.queue(Channel::Cstp, PacketType::Disconnect, &[]);
             self.finish(ServerEvent::IdleTimeout);
             return;
+        }
+        if let (Some(at), Some(every)) = (self.next_rekey, self.timers.tls_rekey) {
+            if now >= at {
+                self.next_rekey = Some(now + every);
+                self.rekey_due = true;
+                self.queue(Channel::Cstp, PacketType::Keepalive, &[]);
+            }
         }
         if let Some(dpd) = self.timers.dpd {
             let silent = now.saturating_duration_since(self.last_rx);
@@ -397,6 +417,31 @@ mod tests {
         }
         assert_eq!(now, t0 + dpd * 5);
         assert_eq!(s.poll_event(), Some(ServerEvent::DpdTimeout));
+    }
+
+    #[test]
+    fn tls_keys_are_refreshed_every_interval_with_a_keepalive_to_carry_it() {
+        let t0 = Instant::now();
+        let every = Duration::from_secs(20);
+        let mut s = ServerSession::new(
+            ServerTimers {
+                tls_rekey: Some(every),
+                ..Default::default()
+            },
+            t0,
+        );
+        assert_eq!(s.poll_timeout(), Some(t0 + every));
+        s.handle_timeout(t0 + Duration::from_secs(19));
+        assert!(!s.take_rekey_due());
+        s.handle_timeout(t0 + every);
+        assert!(s.take_rekey_due());
+        assert!(!s.take_rekey_due(), "once per interval");
+        assert_eq!(
+            s.poll_transmit(),
+            Some((Channel::Cstp, frame(PacketType::Keepalive, &[])))
+        );
+        assert_eq!(s.poll_event(), None, "the tunnel goes on");
+        assert_eq!(s.poll_timeout(), Some(t0 + every * 2));
     }
 
     #[test]

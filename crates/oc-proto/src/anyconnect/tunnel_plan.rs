@@ -143,6 +143,8 @@ pub struct RouteRestriction {
 pub struct PlanTimers {
     pub dpd: Option<Duration>,
     pub idle_timeout: Option<Duration>,
+    /// `rekey-method = ssl` on TLS 1.3: how often the server itself sends a KeyUpdate.
+    pub tls_rekey: Option<Duration>,
 }
 
 /// The decided tunnel.
@@ -180,6 +182,7 @@ impl TunnelPlan {
             dpd: self.timers.dpd,
             idle_timeout: self.timers.idle_timeout,
             session_deadline,
+            tls_rekey: self.timers.tls_rekey,
         }
     }
 
@@ -238,7 +241,12 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         tunnel_all_dns: settings.tunnel_all_dns.unwrap_or(false),
         keepalive,
         idle_timeout: idle,
-        rekey_time: rekey_time(settings),
+        // With the server's own KeyUpdates the client is told "ssl" with a time it never
+        // reaches (ocserv 1.5), so it does not rebuild the tunnel.
+        rekey_time: match transparent_rekey(settings, input.tls) {
+            Some(_) => Some(ADVERTISED_TLS13_REKEY_TIME),
+            None => rekey_time(settings),
+        },
         rekey_method: rekey_method(settings, input.tls),
         session_timeout: settings.session_timeout.filter(|t| *t > 0),
         session_remaining: input.session_left.map(whole_seconds),
@@ -254,6 +262,7 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         timers: PlanTimers {
             dpd: dpd.map(seconds),
             idle_timeout: idle.map(seconds),
+            tls_rekey: transparent_rekey(settings, input.tls).map(seconds),
         },
         restrict: restriction(settings, routes),
         min_compress_len: usize::try_from(settings.no_compress_limit)
@@ -345,6 +354,15 @@ fn choose_compression(
 
 fn rekey_time(settings: &PlanSettings) -> Option<u32> {
     Some(settings.rekey_time).filter(|t| *t > 0)
+}
+
+/// What a client rekeying on its own is told when the server does it (one year).
+pub const ADVERTISED_TLS13_REKEY_TIME: u32 = 60 * 60 * 24 * 365;
+
+/// `rekey-method = ssl` on TLS 1.3: the server refreshes the keys itself every
+/// `rekey-time` with a KeyUpdate (TLS 1.3 has no renegotiation), as ocserv 1.5 does.
+fn transparent_rekey(settings: &PlanSettings, tls: TlsFacts<'_>) -> Option<u32> {
+    rekey_time(settings).filter(|_| settings.rekey_ssl && tls.tls13)
 }
 
 /// `rekey-method = ssl` needs an in-place rekey: a TLS 1.3 KeyUpdate, which OpenSSL
@@ -530,6 +548,7 @@ mod tests {
                 PlanTimers {
                     dpd: want_dpd.map(seconds),
                     idle_timeout: want_idle.map(seconds),
+                    tls_rekey: None,
                 }
             );
         }
@@ -672,15 +691,17 @@ mod tests {
 
     #[test]
     fn rekey_in_place_only_on_tls13() {
-        // (rekey-method = ssl, TLS 1.3, rekey-time) -> (X-CSTP-Rekey-Method, rekey time)
+        // (rekey-method = ssl, TLS 1.3, rekey-time) -> (X-CSTP-Rekey-Method, rekey time
+        // told to the client, the server's own KeyUpdate interval)
+        const YEAR: u32 = ADVERTISED_TLS13_REKEY_TIME;
         let rows = [
-            (true, true, 172800, "ssl", Some(172800)),
-            (true, false, 172800, "new-tunnel", Some(172800)),
-            (false, true, 172800, "new-tunnel", Some(172800)),
-            (false, false, 3600, "new-tunnel", Some(3600)),
-            (true, true, 0, "ssl", None),
+            (true, true, 172800, "ssl", Some(YEAR), Some(172800)),
+            (true, false, 172800, "new-tunnel", Some(172800), None),
+            (false, true, 172800, "new-tunnel", Some(172800), None),
+            (false, false, 3600, "new-tunnel", Some(3600), None),
+            (true, true, 0, "ssl", None, None),
         ];
-        for (rekey_ssl, tls13, rekey_time, method, time) in rows {
+        for (rekey_ssl, tls13, rekey_time, method, time, server_rekey) in rows {
             let case = Case {
                 settings: PlanSettings {
                     rekey_ssl,
@@ -694,12 +715,15 @@ mod tests {
                 dtls: Some(DtlsOfferKind::Psk { pinned: false }),
                 ..Case::default()
             };
-            let grant = case.plan().grant;
+            let plan = case.plan();
+            assert_eq!(plan.timers.tls_rekey, server_rekey.map(seconds));
+            let grant = plan.grant;
             assert_eq!(grant.rekey_method, method, "{rekey_ssl} {tls13}");
             assert_eq!(grant.rekey_time, time);
             let dtls = grant.dtls.unwrap();
             // DTLS rekeys by a fresh handshake whatever the TLS version.
-            assert_eq!((dtls.rekey_ssl, dtls.rekey_time), (rekey_ssl, time));
+            let dtls_time = Some(rekey_time).filter(|t| *t > 0);
+            assert_eq!((dtls.rekey_ssl, dtls.rekey_time), (rekey_ssl, dtls_time));
         }
     }
 

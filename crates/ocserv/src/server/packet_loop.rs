@@ -489,6 +489,10 @@ impl PacketLoop<'_> {
             }
         }
         self.session.handle_timeout(now);
+        // The KeyUpdate leaves with the KEEPALIVE the session queued for it.
+        if self.session.take_rekey_due() && oc_tls::rekey_in_place(self.stream.ssl()) {
+            info!("TLS 1.3 session keys refreshed (rekey)");
+        }
         if let Some(d) = self.dtls.as_deref_mut() {
             d.on_deadline().await;
         }

@@ -17,7 +17,7 @@ use oc_proto::ipc::ScriptKind;
 use oc_tls::TlsStream;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::connect::{Attached, Opened, Refusal};
 use super::login::cert_status;
@@ -300,6 +300,8 @@ impl Server {
     /// Logs the tunnel up and shows it to occtl.
     fn announce(&self, t: &Attached, serving: &Serving) {
         let granted = &serving.granted;
+        // ocserv's line for each tunnel's device (here the one all tunnels share).
+        debug!("{}: assigning tun device {}", t.peer, self.tun_name);
         info!(
             "{}: user '{}' tunnel up{}: {}{}",
             t.peer,
