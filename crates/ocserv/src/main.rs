@@ -300,10 +300,11 @@ fn run_secmod(cli: &Cli) -> anyhow::Result<()> {
 /// stops the server); SIGHUP is the main process's to act on, and it tells us to reload.
 async fn secmod_signals() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut term), Ok(mut int)) = (
+    let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
         signal(SignalKind::hangup()),
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
+        signal(SignalKind::user_defined2()),
     ) else {
         tracing::warn!("security module: cannot take over its signals");
         return std::future::pending().await;
@@ -314,6 +315,7 @@ async fn secmod_signals() {
                 tracing::info!("SIGHUP left to the main process, which reloads the security module");
                 continue;
             }
+            _ = usr2.recv() => continue,
             _ = term.recv() => {}
             _ = int.recv() => {}
         }

@@ -288,12 +288,16 @@ impl Supervisor {
     pub async fn run(mut self, ready: impl FnOnce()) -> Result<(), SupervisorError> {
         ready();
         let mut hup = signal(SignalKind::hangup()).map_err(SupervisorError::Signals)?;
+        let mut usr2 = signal(SignalKind::user_defined2()).map_err(SupervisorError::Signals)?;
         let term = signal(SignalKind::terminate()).map_err(SupervisorError::Signals)?;
         let int = signal(SignalKind::interrupt()).map_err(SupervisorError::Signals)?;
         let mut stops = StopSignals { term, int };
         loop {
             tokio::select! {
                 _ = hup.recv() => self.reload(),
+                // ocserv's maintenance signal: its clean-ups happen here as they fall due
+                // (expired cookies, bans), so there is nothing left to do but say so.
+                _ = usr2.recv() => info!("performing maintenance cycle (SIGUSR2): nothing pending"),
                 () = stops.next() => {
                     self.drain(&mut stops).await;
                     break;

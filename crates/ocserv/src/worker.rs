@@ -433,13 +433,14 @@ pub async fn ignore_signals() {
         SignalKind::hangup(),
         SignalKind::terminate(),
         SignalKind::interrupt(),
+        SignalKind::user_defined2(),
     ] {
         match signal(kind) {
             Ok(s) => signals.push(s),
             Err(e) => warn!("network process: cannot take over a signal: {e}"),
         }
     }
-    let [hup, term, int] = signals.as_mut_slice() else {
+    let [hup, term, int, usr2] = signals.as_mut_slice() else {
         return std::future::pending().await;
     };
     loop {
@@ -447,6 +448,7 @@ pub async fn ignore_signals() {
             _ = hup.recv() => {}
             _ = term.recv() => {}
             _ = int.recv() => {}
+            _ = usr2.recv() => {}
         }
         info!("signal ignored by the network process: the main process controls it");
     }

@@ -459,6 +459,14 @@ fn network_process_restarts_and_security_module_death_stops_the_server() {
     sh(&format!("/bin/kill -s HUP -- -{main_pid}"));
     lab.wait_for_log("ocserv.log", "configuration reloaded", SECS(10));
     assert!(process_alive(secmod), "SIGHUP killed the security module");
+    // SIGUSR2 (ocserv's maintenance signal, as upstream's test-maintenance sends it) to
+    // the group: noted, nobody dies.
+    let worker_before = child_with_role(main_pid, "worker").unwrap();
+    sh(&format!("/bin/kill -s USR2 -- -{main_pid}"));
+    lab.wait_for_log("ocserv.log", "performing maintenance cycle", SECS(10));
+    for pid in [main_pid, secmod, worker_before] {
+        assert!(process_alive(pid), "SIGUSR2 killed {pid}");
+    }
 
     // The network process dies: the main process says so and starts another; the
     // client reconnects with its cookie.
