@@ -191,6 +191,9 @@ pub struct NetSettings {
     pub default_domain: Option<String>,
     /// `tunnel-all-dns`.
     pub tunnel_all_dns: Option<bool>,
+    /// `client-bypass-protocol`: the client may send a family it got no address for
+    /// outside the tunnel.
+    pub client_bypass_protocol: Option<bool>,
     /// `ipv4-network` + `ipv4-netmask` (or `a.b.c.d/len`), host bits cleared.
     pub ipv4_network: Option<ipnet::Ipv4Net>,
     /// `ipv6-network` (`x::/len`, or `ipv6-prefix` for the length), host bits cleared.
@@ -256,6 +259,10 @@ impl NetSettings {
             split_dns: pick(&self.split_dns, &over.split_dns),
             default_domain: pick(&self.default_domain, &over.default_domain),
             tunnel_all_dns: pick(&self.tunnel_all_dns, &over.tunnel_all_dns),
+            client_bypass_protocol: pick(
+                &self.client_bypass_protocol,
+                &over.client_bypass_protocol,
+            ),
             ipv4_network: pick(&self.ipv4_network, &over.ipv4_network),
             ipv6_network: pick(&self.ipv6_network, &over.ipv6_network),
             ipv6_subnet_prefix: pick(&self.ipv6_subnet_prefix, &over.ipv6_subnet_prefix),

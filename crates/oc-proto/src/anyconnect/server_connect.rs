@@ -210,6 +210,7 @@ pub struct TunnelGrant {
     pub no_routes: Vec<IpNet>,
     pub default_route: bool,
     pub tunnel_all_dns: bool,
+    pub client_bypass_protocol: bool,
     pub keepalive: u32,
     pub idle_timeout: Option<u32>,
     pub rekey_time: Option<u32>,
@@ -452,7 +453,10 @@ impl TunnelGrant {
             "X-CSTP-Tunnel-All-DNS",
             (self.tunnel_all_dns || self.default_route).to_string(),
         );
-        h("X-CSTP-Client-Bypass-Protocol", "false".into());
+        h(
+            "X-CSTP-Client-Bypass-Protocol",
+            self.client_bypass_protocol.to_string(),
+        );
         for route in &self.no_routes {
             route_header(&mut h, "Exclude", route, self.full_ipv6);
         }

@@ -55,6 +55,8 @@ pub struct PlanSettings {
     pub split_dns: Option<Vec<String>>,
     pub default_domain: Option<String>,
     pub tunnel_all_dns: Option<bool>,
+    /// `client-bypass-protocol`.
+    pub client_bypass_protocol: bool,
     /// `hostname`: overrides the one the client proposes.
     pub hostname: Option<String>,
     /// The pools the addresses come from (netmask headers).
@@ -239,6 +241,7 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         no_routes: settings.no_routes.clone().unwrap_or_default(),
         default_route,
         tunnel_all_dns: settings.tunnel_all_dns.unwrap_or(false),
+        client_bypass_protocol: settings.client_bypass_protocol,
         keepalive,
         idle_timeout: idle,
         // With the server's own KeyUpdates the client is told "ssl" with a time it never
@@ -507,6 +510,24 @@ mod tests {
                 want,
                 "{sent}"
             );
+        }
+    }
+
+    #[test]
+    fn client_bypass_protocol_is_announced_as_configured() {
+        for bypass in [false, true] {
+            let case = Case {
+                settings: PlanSettings {
+                    client_bypass_protocol: bypass,
+                    ..Case::default().settings
+                },
+                ..Case::default()
+            };
+            let mut out = Vec::new();
+            case.plan().grant.to_response().emit(&mut out);
+            let sent = String::from_utf8(out).unwrap();
+            let want = format!("X-CSTP-Client-Bypass-Protocol: {bypass}\r\n");
+            assert!(sent.contains(&want), "{sent}");
         }
     }
 

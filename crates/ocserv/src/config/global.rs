@@ -164,7 +164,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     plain("proxy-url"),
     plain("route-del-cmd"),
     plain("ban-points-kkdcp"),
-    switch("client-bypass-protocol"),
     // Would weaken tls-priorities for old IP phones; without it we are stricter.
     switch("cisco-svc-client-compat"),
     // Advice to browsers (HSTS, framing); it restricts nothing the server allows.

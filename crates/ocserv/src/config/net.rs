@@ -53,6 +53,7 @@ const SINGLE_KEYS: &[&str] = &[
     "max-same-clients",
     "restrict-user-to-routes",
     "restrict-user-to-ports",
+    "client-bypass-protocol",
     "deny-roaming",
     "rx-data-per-sec",
     "tx-data-per-sec",
@@ -302,6 +303,7 @@ impl NetBuilder {
                 }
             }
             "tunnel-all-dns" => set_bool(&mut self.s.tunnel_all_dns, e, d),
+            "client-bypass-protocol" => set_bool(&mut self.s.client_bypass_protocol, e, d),
             // ocserv 1.x's per-user parser spells it with underscores (its documentation
             // does not), so per-user files in the wild may use either.
             "tunnel_all_dns" if scope == Scope::Override => {

@@ -17,7 +17,6 @@ const UNSUPPORTED: &[Unsupported] = &[
     global::plain("net-priority"),
     global::plain("cgroup"),
     global::plain("user-profile"),
-    global::switch("client-bypass-protocol"),
 ];
 
 /// Parses one file; errors fail the whole file.

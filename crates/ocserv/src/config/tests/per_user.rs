@@ -80,14 +80,14 @@ fn per_user_file_sets_only_what_it_has() {
     assert_has(&w, 18, "ipv6-prefix cannot be set per user or group");
     assert_has(&w, 19, "unknown key \"frob\"");
     assert_has(&w, 20, "not supported yet: net-priority");
-    assert_has(&w, 21, "not supported yet: client-bypass-protocol");
+    assert_eq!(s.client_bypass_protocol, Some(true));
     // Bandwidth limits apply per user: no warning.
     assert_eq!(s.tx_data_per_sec, Some(2000));
     assert!(!w.iter().any(|p| p.line == 16 || p.line == 23), "{w:#?}");
     // deny-roaming = false asks for what we do: accepted, no warning.
     assert_eq!(s.deny_roaming, Some(false));
     assert!(!w.iter().any(|p| p.line == 22), "{w:#?}");
-    assert_eq!(w.len(), 5, "{w:#?}");
+    assert_eq!(w.len(), 4, "{w:#?}");
 }
 
 #[test]

@@ -69,11 +69,9 @@ fn unsupported_keys_warn_by_name() {
             l.warnings
         );
     }
-    assert_has(
-        &l.warnings,
-        L + 7,
-        "not supported yet: client-bypass-protocol",
-    );
+    // client-bypass-protocol is applied (as a header), so no warning either way.
+    assert_eq!(l.config.net.client_bypass_protocol, Some(true));
+    assert!(!has(&l.warnings, L + 7, "not supported"));
 }
 
 #[test]
