@@ -18,6 +18,10 @@ const DTLS_CTRL_HANDLE_TIMEOUT: libc::c_int = 74;
 /// `SSL_KEY_UPDATE_REQUESTED` from ssl.h: update our keys and ask the peer to update its.
 const SSL_KEY_UPDATE_REQUESTED: libc::c_int = 1;
 
+/// `SSL_OP_ALLOW_CLIENT_RENEGOTIATION` from OpenSSL 3's ssl.h (bit 8): a server accepts a
+/// TLS 1.2 renegotiation its client starts (secure renegotiation, RFC 5746, still applies).
+const SSL_OP_ALLOW_CLIENT_RENEGOTIATION: u64 = 1 << 8;
+
 extern "C" {
     fn X509_STORE_add_crl(
         store: *mut openssl_sys::X509_STORE,
@@ -25,6 +29,16 @@ extern "C" {
     ) -> libc::c_int;
     fn DTLS_get_data_mtu(ssl: *const openssl_sys::SSL) -> libc::size_t;
     fn SSL_key_update(ssl: *mut openssl_sys::SSL, updatetype: libc::c_int) -> libc::c_int;
+    fn SSL_set_options(ssl: *mut openssl_sys::SSL, options: u64) -> u64;
+}
+
+/// Lets the client of this connection renegotiate TLS 1.2 (its "ssl" rekey).
+pub fn allow_client_renegotiation(ssl: &SslRef) {
+    // SAFETY: `ssl` is a live SSL owned by the caller's stream; setting an option bit on it
+    // touches nothing else.
+    unsafe {
+        SSL_set_options(ssl.as_ptr(), SSL_OP_ALLOW_CLIENT_RENEGOTIATION);
+    }
 }
 
 /// Schedules a TLS 1.3 KeyUpdate (sent with the next write). False when the session is not

@@ -48,6 +48,40 @@ pub fn rekey_in_place(ssl: &openssl::ssl::SslRef) -> bool {
     ssl.version2() == Some(openssl::ssl::SslVersion::TLS1_3) && ffi::request_key_update(ssl)
 }
 
+/// The server side of a TLS 1.2 "ssl" rekey: the client renegotiates. Allowed once the
+/// tunnel is up (not before login); [`Renegotiations`] tells when one completed.
+pub fn allow_client_renegotiation(ssl: &openssl::ssl::SslRef) {
+    ffi::allow_client_renegotiation(ssl);
+}
+
+/// Notices completed TLS 1.2 renegotiations by the change of the Finished message they
+/// bring (OpenSSL has no counter for them).
+#[derive(Debug, Default)]
+pub struct Renegotiations {
+    finished: Vec<u8>,
+}
+
+impl Renegotiations {
+    pub fn new(ssl: &openssl::ssl::SslRef) -> Self {
+        let mut watch = Self::default();
+        watch.completed(ssl);
+        watch
+    }
+
+    /// Whether a handshake completed since the last call.
+    pub fn completed(&mut self, ssl: &openssl::ssl::SslRef) -> bool {
+        let mut buf = [0u8; 64];
+        let len = ssl.finished(&mut buf).min(buf.len());
+        let now = buf.get(..len).unwrap_or_default();
+        if now == self.finished.as_slice() {
+            return false;
+        }
+        self.finished.clear();
+        self.finished.extend_from_slice(now);
+        true
+    }
+}
+
 #[derive(Debug, Error)]
 pub enum TlsError {
     #[error("invalid --servercert {value:?}: {why}")]

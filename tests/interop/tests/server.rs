@@ -1083,6 +1083,22 @@ fn rekey_keeps_the_tunnel(client: Client) {
 
 with_both_clients!(rekey_keeps_the_tunnel: debian_client_rekey, our_client_rekey);
 
+/// `rekey-method = ssl` on TLS 1.2 (upstream's test-rekey-tls12): Debian's openconnect
+/// renegotiates in place at `rekey-time`, and the tunnel is not rebuilt.
+#[test]
+fn tls12_rekey_is_the_clients_renegotiation() {
+    let extra = "rekey-time = 5\nrekey-method = ssl\n\
+                 tls-priorities = \"NORMAL:%SERVER_PRECEDENCE:-VERS-TLS1.3\"\n";
+    let (mut lab, pki) = lab("srv-rekey12", Client::Debian, extra);
+    connect_alice(&mut lab, &pki, &["--no-dtls"]);
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    lab.wait_for_log("ocserv.log", "TLS rehandshake completed", SECS(30));
+    assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    let log = lab.log("ocserv.log");
+    assert_eq!(log.matches("tunnel up").count(), 1, "{log}");
+    assert!(!log.contains("TLS 1.3 session keys refreshed"), "{log}");
+}
+
 /// The tunnel MTU Debian's openconnect ends up with is the same from our server as from
 /// Debian's ocserv, with DTLS (the AES-GCM record overhead comes off) and without (only
 /// IP and UDP headers do).

@@ -162,6 +162,8 @@ pub struct TunnelPlan {
     pub restrict: Option<RouteRestriction>,
     /// The shortest packet worth compressing (ocserv compresses above `no-compress-limit`).
     pub min_compress_len: usize,
+    /// TLS 1.2 with `rekey-method = ssl`: the client rekeys by renegotiating.
+    pub client_renegotiates: bool,
 }
 
 impl TunnelPlan {
@@ -250,7 +252,7 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
             Some(_) => Some(ADVERTISED_TLS13_REKEY_TIME),
             None => rekey_time(settings),
         },
-        rekey_method: rekey_method(settings, input.tls),
+        rekey_method: rekey_method(settings),
         session_timeout: settings.session_timeout.filter(|t| *t > 0),
         session_remaining: input.session_left.map(whole_seconds),
         base_mtu,
@@ -271,6 +273,9 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         min_compress_len: usize::try_from(settings.no_compress_limit)
             .unwrap_or(usize::MAX)
             .saturating_add(1),
+        client_renegotiates: settings.rekey_ssl
+            && !input.tls.tls13
+            && rekey_time(settings).is_some(),
         grant,
     }
 }
@@ -368,11 +373,10 @@ fn transparent_rekey(settings: &PlanSettings, tls: TlsFacts<'_>) -> Option<u32> 
     rekey_time(settings).filter(|_| settings.rekey_ssl && tls.tls13)
 }
 
-/// `rekey-method = ssl` needs an in-place rekey: a TLS 1.3 KeyUpdate, which OpenSSL
-/// answers by itself. TLS 1.2 is not renegotiated, so there the client is told to open a
-/// new tunnel (as ocserv does for peers without safe renegotiation).
-fn rekey_method(settings: &PlanSettings, tls: TlsFacts<'_>) -> &'static str {
-    if settings.rekey_ssl && tls.tls13 {
+/// `rekey-method = ssl`: on TLS 1.3 the server's own KeyUpdates, on TLS 1.2 the client's
+/// (secure) renegotiation, which the server accepts once the tunnel is up.
+fn rekey_method(settings: &PlanSettings) -> &'static str {
+    if settings.rekey_ssl {
         "ssl"
     } else {
         "new-tunnel"
@@ -711,13 +715,14 @@ mod tests {
     }
 
     #[test]
-    fn rekey_in_place_only_on_tls13() {
+    fn rekey_ssl_is_server_key_updates_on_tls13_and_client_renegotiation_on_tls12() {
         // (rekey-method = ssl, TLS 1.3, rekey-time) -> (X-CSTP-Rekey-Method, rekey time
-        // told to the client, the server's own KeyUpdate interval)
+        // told to the client, the server's own KeyUpdate interval); on TLS 1.2 the client
+        // renegotiates.
         const YEAR: u32 = ADVERTISED_TLS13_REKEY_TIME;
         let rows = [
             (true, true, 172800, "ssl", Some(YEAR), Some(172800)),
-            (true, false, 172800, "new-tunnel", Some(172800), None),
+            (true, false, 172800, "ssl", Some(172800), None),
             (false, true, 172800, "new-tunnel", Some(172800), None),
             (false, false, 3600, "new-tunnel", Some(3600), None),
             (true, true, 0, "ssl", None, None),
@@ -738,6 +743,10 @@ mod tests {
             };
             let plan = case.plan();
             assert_eq!(plan.timers.tls_rekey, server_rekey.map(seconds));
+            assert_eq!(
+                plan.client_renegotiates,
+                rekey_ssl && !tls13 && rekey_time > 0
+            );
             let grant = plan.grant;
             assert_eq!(grant.rekey_method, method, "{rekey_ssl} {tls13}");
             assert_eq!(grant.rekey_time, time);

@@ -28,6 +28,7 @@ use crate::udp::{self, Datagram, TunnelDtls};
 use oc_proto::ipc::{SessionReply, SessionRequest};
 use oc_proto::port_filter::PortRules;
 use oc_proto::rate_limit::RateLimit;
+use oc_tls::Renegotiations;
 
 /// Bytes read from TLS at once: one TLS record holds at most 16 KiB of plaintext, so a
 /// larger buffer would only cost memory in every session (frames spanning reads are
@@ -132,6 +133,9 @@ pub(super) struct Traffic<'a> {
     pub(super) tx_limit: Option<RateLimit>,
     pub(super) meters: &'a TunnelMeters,
     pub(super) report: Option<Report>,
+    /// TLS 1.2 with `rekey-method = ssl`: the client's renegotiations, logged as they
+    /// complete.
+    pub(super) renegotiations: Option<Renegotiations>,
 }
 
 impl Traffic<'_> {
@@ -331,6 +335,11 @@ impl PacketLoop<'_> {
             Err(e) => return ControlFlow::Break(Outcome::error(format!("TLS read failed: {e}"))),
             Ok(n) => n,
         };
+        if let Some(r) = self.traffic.renegotiations.as_mut() {
+            if r.completed(self.stream.ssl()) {
+                info!("TLS rehandshake completed");
+            }
+        }
         let (traffic, tun_out) = (&mut self.traffic, &mut self.tun_out);
         let bytes = self.buf.get(..n).unwrap_or_default();
         let now = Instant::now();

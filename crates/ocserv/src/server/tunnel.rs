@@ -272,7 +272,12 @@ impl Server {
             rate.filter(|r| *r > 0)
                 .map(|r| RateLimit::new(r, Instant::now()))
         };
+        let renegotiations = plan.client_renegotiates.then(|| {
+            oc_tls::allow_client_renegotiation(stream.ssl());
+            oc_tls::Renegotiations::new(stream.ssl())
+        });
         let traffic = Traffic {
+            renegotiations,
             filter: &filter,
             rx_limit: limit(session.settings.rx_data_per_sec),
             tx_limit: limit(session.settings.tx_data_per_sec),
