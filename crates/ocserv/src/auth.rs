@@ -366,7 +366,11 @@ impl Conversation {
         if self.group.is_some() {
             return None;
         }
-        let cert_groups = self.cert.as_ref().map(|c| c.groups.clone()).unwrap_or_default();
+        let cert_groups = self
+            .cert
+            .as_ref()
+            .map(|c| c.groups.clone())
+            .unwrap_or_default();
         let eligible: Vec<String> = cert_groups
             .into_iter()
             .filter(|g| forms.groups.is_empty() || forms.groups.iter().any(|(v, _)| v == g))

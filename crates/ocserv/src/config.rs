@@ -353,6 +353,8 @@ pub struct Config {
     /// `expose-iroutes`: every user gets the iroutes of the `config-per-user` files (but
     /// its own) as routes.
     pub expose_iroutes: bool,
+    /// `listen-host-is-dyndns`: clients are told to resolve the server again to reconnect.
+    pub listen_host_is_dyndns: bool,
     /// `append-routes`: a user or group file's routes add to the global ones instead of
     /// replacing them.
     pub append_routes: bool,

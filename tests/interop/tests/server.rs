@@ -1078,7 +1078,10 @@ fn rekey_keeps_the_tunnel(client: Client) {
     lab.assert_pings_over_udp(5);
     let log = lab.log("ocserv.log");
     assert_eq!(log.matches("tunnel up").count(), 1);
-    assert!(log.contains("TLS 1.3 session keys refreshed (rekey)"), "{log}");
+    assert!(
+        log.contains("TLS 1.3 session keys refreshed (rekey)"),
+        "{log}"
+    );
 }
 
 with_both_clients!(rekey_keeps_the_tunnel: debian_client_rekey, our_client_rekey);

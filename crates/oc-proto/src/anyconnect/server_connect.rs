@@ -211,6 +211,8 @@ pub struct TunnelGrant {
     pub default_route: bool,
     pub tunnel_all_dns: bool,
     pub client_bypass_protocol: bool,
+    /// `listen-host-is-dyndns`: the client resolves the server's name again to reconnect.
+    pub dyndns: bool,
     pub keepalive: u32,
     pub idle_timeout: Option<u32>,
     pub rekey_time: Option<u32>,
@@ -463,6 +465,9 @@ impl TunnelGrant {
         h("X-CSTP-Keepalive", self.keepalive.to_string());
         h("X-CSTP-Idle-Timeout", seconds_or_none(self.idle_timeout));
         h("X-CSTP-Smartcard-Removal-Disconnect", "true".into());
+        if self.dyndns {
+            h("X-CSTP-DynDNS", "true".into());
+        }
         if let Some(rekey) = self.rekey_time.filter(|t| *t > 0) {
             h("X-CSTP-Rekey-Time", rekey.to_string());
             h("X-CSTP-Rekey-Method", self.rekey_method.into());

@@ -57,6 +57,8 @@ pub struct PlanSettings {
     pub tunnel_all_dns: Option<bool>,
     /// `client-bypass-protocol`.
     pub client_bypass_protocol: bool,
+    /// `listen-host-is-dyndns`.
+    pub dyndns: bool,
     /// `hostname`: overrides the one the client proposes.
     pub hostname: Option<String>,
     /// The pools the addresses come from (netmask headers).
@@ -244,6 +246,7 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         default_route,
         tunnel_all_dns: settings.tunnel_all_dns.unwrap_or(false),
         client_bypass_protocol: settings.client_bypass_protocol,
+        dyndns: settings.dyndns,
         keepalive,
         idle_timeout: idle,
         // With the server's own KeyUpdates the client is told "ssl" with a time it never
@@ -504,11 +507,12 @@ mod tests {
                 },
                 ..Case::default()
             };
-            let plan = case.plan();
-            assert_eq!(plan.grant.ios_ipv6_route, want, "{platform:?} {agent}");
-            let mut out = Vec::new();
-            plan.grant.to_response().emit(&mut out);
-            let sent = String::from_utf8(out).unwrap();
+            assert_eq!(
+                case.plan().grant.ios_ipv6_route,
+                want,
+                "{platform:?} {agent}"
+            );
+            let sent = sent(&case);
             assert_eq!(
                 sent.contains("X-CSTP-Split-Include-IP6: 2000::/3\r\n"),
                 want,
@@ -517,21 +521,28 @@ mod tests {
         }
     }
 
+    /// The grant as sent, for header checks.
+    fn sent(case: &Case) -> String {
+        let mut out = Vec::new();
+        case.plan().grant.to_response().emit(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
     #[test]
-    fn client_bypass_protocol_is_announced_as_configured() {
-        for bypass in [false, true] {
+    fn client_bypass_protocol_and_dyndns_are_announced_as_configured() {
+        for flag in [false, true] {
             let case = Case {
                 settings: PlanSettings {
-                    client_bypass_protocol: bypass,
+                    client_bypass_protocol: flag,
+                    dyndns: flag,
                     ..Case::default().settings
                 },
                 ..Case::default()
             };
-            let mut out = Vec::new();
-            case.plan().grant.to_response().emit(&mut out);
-            let sent = String::from_utf8(out).unwrap();
-            let want = format!("X-CSTP-Client-Bypass-Protocol: {bypass}\r\n");
+            let sent = sent(&case);
+            let want = format!("X-CSTP-Client-Bypass-Protocol: {flag}\r\n");
             assert!(sent.contains(&want), "{sent}");
+            assert_eq!(sent.contains("X-CSTP-DynDNS: true\r\n"), flag, "{sent}");
         }
     }
 

@@ -56,6 +56,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "pin-file",
     "expose-iroutes",
     "append-routes",
+    "listen-host-is-dyndns",
     "camouflage",
     "camouflage_secret",
     "camouflage_realm",
@@ -145,7 +146,6 @@ pub(super) const fn switch(key: &'static str) -> Unsupported {
 pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Accounting only records; nothing is enforced through it.
     plain("acct"),
-    switch("listen-host-is-dyndns"),
     plain("dh-params"),
     // TPM keys are not supported: a TPM key fails to load, which fails closed.
     plain("srk-pin-file"),
@@ -279,6 +279,7 @@ struct Draft {
     key_pin: Option<String>,
     pin_file: Option<PathBuf>,
     expose_iroutes: Option<bool>,
+    listen_host_is_dyndns: Option<bool>,
     append_routes: Option<bool>,
     camouflage: Option<bool>,
     camouflage_secret: Option<String>,
@@ -441,6 +442,7 @@ impl Draft {
             "listen-proxy-proto" => set(&mut self.listen_proxy_proto, boolean(e, d)),
             "key-pin" => self.key_pin = Some(v.to_owned()),
             "expose-iroutes" => set(&mut self.expose_iroutes, boolean(e, d)),
+            "listen-host-is-dyndns" => set(&mut self.listen_host_is_dyndns, boolean(e, d)),
             "append-routes" => set(&mut self.append_routes, boolean(e, d)),
             "pin-file" => set(&mut self.pin_file, path(e, d)),
             "syslog-facility" => {
@@ -883,6 +885,7 @@ impl Draft {
             key_pin: self.key_pin,
             pin_file: self.pin_file,
             expose_iroutes: self.expose_iroutes.unwrap_or(false),
+            listen_host_is_dyndns: self.listen_host_is_dyndns.unwrap_or(false),
             append_routes: self.append_routes.unwrap_or(false),
             camouflage,
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),

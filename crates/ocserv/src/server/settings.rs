@@ -120,6 +120,7 @@ pub(super) fn plan_settings(settings: &NetSettings, config: &Config) -> PlanSett
         default_domain: settings.default_domain.clone(),
         tunnel_all_dns: settings.tunnel_all_dns,
         client_bypass_protocol: settings.client_bypass_protocol.unwrap_or(false),
+        dyndns: config.listen_host_is_dyndns,
         hostname: settings.hostname.clone(),
         ipv4_network: settings.ipv4_network,
         ipv6_network: settings.ipv6_network,
