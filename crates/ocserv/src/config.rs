@@ -355,6 +355,8 @@ pub struct Config {
     pub expose_iroutes: bool,
     /// `listen-host-is-dyndns`: clients are told to resolve the server again to reconnect.
     pub listen_host_is_dyndns: bool,
+    /// `log-level` (as `-d`, which wins over it).
+    pub log_level: Option<u32>,
     /// `append-routes`: a user or group file's routes add to the global ones instead of
     /// replacing them.
     pub append_routes: bool,
@@ -504,14 +506,15 @@ pub fn load(path: &Path, test_mode: bool) -> Result<Loaded, ConfigError> {
     global::parse(&text, d)
 }
 
-/// The `syslog-facility` of the config at `path`, read before logging starts (the full load
-/// reports any problem with the file or the value later, with line numbers).
-pub fn syslog_facility_of(path: &Path) -> Option<String> {
+/// The value of `key` (`syslog-facility`, `log-level`) in the config at `path`, read before
+/// logging starts (the full load reports any problem with the file or the value later,
+/// with line numbers).
+pub fn logging_setting_of(path: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     let mut scratch = Diag::new(path, false);
     lexer::lex(&text, &mut scratch)
         .into_iter()
-        .filter(|e| e.key == "syslog-facility")
+        .filter(|e| e.key == key)
         .map(|e| e.value)
         .next_back()
 }

@@ -170,8 +170,16 @@ fn main() -> ExitCode {
     let mut cli = Cli::parse();
     // The command line's facility wins over the configuration's (read before logging
     // starts; the other processes get it on their command line).
-    if cli.syslog_facility.is_none() && cli.internal_role.is_none() {
-        cli.syslog_facility = config::syslog_facility_of(&cli.config);
+    if cli.internal_role.is_none() {
+        if cli.syslog_facility.is_none() {
+            cli.syslog_facility = config::logging_setting_of(&cli.config, "syslog-facility");
+        }
+        // -d wins over log-level, as in ocserv.
+        if cli.debug.is_none() {
+            cli.debug = config::logging_setting_of(&cli.config, "log-level")
+                .and_then(|level| level.parse().ok())
+                .filter(|level| *level <= 9999);
+        }
     }
     if cli.version {
         print_version();

@@ -57,6 +57,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "expose-iroutes",
     "append-routes",
     "listen-host-is-dyndns",
+    "log-level",
     "camouflage",
     "camouflage_secret",
     "camouflage_realm",
@@ -155,7 +156,6 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Sandboxing of ocserv's own worker processes, like isolate-workers: a hardening of the
     // server, not a promise to clients.
     switch("limit-worker-memory"),
-    plain("log-level"),
     plain("kkdcp"),
     switch("use-utmp"),
     plain("net-priority"),
@@ -280,6 +280,7 @@ struct Draft {
     pin_file: Option<PathBuf>,
     expose_iroutes: Option<bool>,
     listen_host_is_dyndns: Option<bool>,
+    log_level: Option<u32>,
     append_routes: Option<bool>,
     camouflage: Option<bool>,
     camouflage_secret: Option<String>,
@@ -443,6 +444,10 @@ impl Draft {
             "key-pin" => self.key_pin = Some(v.to_owned()),
             "expose-iroutes" => set(&mut self.expose_iroutes, boolean(e, d)),
             "listen-host-is-dyndns" => set(&mut self.listen_host_is_dyndns, boolean(e, d)),
+            "log-level" => match v.parse::<u32>() {
+                Ok(level) if level <= 9999 => self.log_level = Some(level),
+                _ => d.error(line, format!("log-level: expected a level (0-9999), got {v:?}")),
+            },
             "append-routes" => set(&mut self.append_routes, boolean(e, d)),
             "pin-file" => set(&mut self.pin_file, path(e, d)),
             "syslog-facility" => {
@@ -886,6 +891,7 @@ impl Draft {
             pin_file: self.pin_file,
             expose_iroutes: self.expose_iroutes.unwrap_or(false),
             listen_host_is_dyndns: self.listen_host_is_dyndns.unwrap_or(false),
+            log_level: self.log_level,
             append_routes: self.append_routes.unwrap_or(false),
             camouflage,
             cookie_timeout: self.cookie_timeout.unwrap_or(defaults::COOKIE_TIMEOUT),

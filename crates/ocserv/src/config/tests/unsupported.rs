@@ -53,11 +53,11 @@ fn per_user_only_keys_are_ignored_globally() {
 
 #[test]
 fn unsupported_keys_warn_by_name() {
-    let l = ok("srk-pin-file = /pin\nlog-level = 1\ndh-params = /dh.pem\n\
+    let l = ok("srk-pin-file = /pin\nnet-priority = 1\ndh-params = /dh.pem\n\
                 client-bypass-protocol = false\nuse-utmp = false\nlisten-proxy-proto = false\n\
                 camouflage = false\nclient-bypass-protocol = true\n");
     assert_has(&l.warnings, L, "not supported yet: srk-pin-file");
-    assert_has(&l.warnings, L + 1, "not supported yet: log-level");
+    assert_has(&l.warnings, L + 1, "not supported yet: net-priority");
     assert_has(&l.warnings, L + 2, "not supported yet: dh-params");
     // Setting a feature we lack to "off" asks for what we do anyway: no warning.
     for line in L + 3..L + 7 {
@@ -76,9 +76,9 @@ fn unsupported_keys_warn_by_name() {
 
 #[test]
 fn plain_unsupported_keys_stay_warnings_under_test_mode() {
-    let text = format!("{BASE}log-level = 3\n");
-    let p = errors_of(parse(&text, file(), true), "log-level");
-    assert!(!has(&p, L, "log-level"), "{p:#?}");
+    let text = format!("{BASE}net-priority = 3\n");
+    let p = errors_of(parse(&text, file(), true), "net-priority");
+    assert!(!has(&p, L, "net-priority"), "{p:#?}");
 }
 
 #[test]

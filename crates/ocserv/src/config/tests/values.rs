@@ -36,6 +36,7 @@ const GOOD: &[(&str, Check)] = &[
     ("key-pin = 1234\npin-file = /etc/ocserv/pin.txt", |c| {
         c.key_pin.as_deref() == Some("1234") && c.pin_file == Some("/etc/ocserv/pin.txt".into())
     }),
+    ("log-level = 3", |c| c.log_level == Some(3)),
     ("syslog-facility = local3", |c| {
         c.syslog_facility.as_deref() == Some("local3")
     }),
@@ -328,6 +329,7 @@ const BAD: &[(&str, &str)] = &[
         "predictable-ips: expected true or false, got \"maybe\"",
     ),
     ("ping-leases = 1", "ping-leases: expected true or false"),
+    ("log-level = loud", "log-level: expected a level (0-9999)"),
     (
         "syslog-facility = local8",
         "syslog-facility: unknown facility \"local8\"",
@@ -637,10 +639,10 @@ fn the_syslog_facility_is_read_before_logging_starts() {
         format!("{BASE}syslog-facility = local0\nsyslog-facility = auth\n"),
     )
     .unwrap();
-    assert_eq!(syslog_facility_of(&path).as_deref(), Some("auth"));
+    assert_eq!(logging_setting_of(&path, "syslog-facility").as_deref(), Some("auth"));
     std::fs::write(&path, BASE).unwrap();
-    assert_eq!(syslog_facility_of(&path), None);
-    assert_eq!(syslog_facility_of(&dir.0.join("missing.conf")), None);
+    assert_eq!(logging_setting_of(&path, "syslog-facility"), None);
+    assert_eq!(logging_setting_of(&dir.0.join("missing.conf"), "log-level"), None);
 }
 
 #[test]
