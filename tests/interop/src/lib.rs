@@ -504,6 +504,14 @@ impl Lab {
         })
     }
 
+    /// An executable shell script `name` in the lab directory running `body`; its path.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.dir.join(name);
+        fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        sh(&format!("chmod +x {}", path.display()));
+        path
+    }
+
     /// A script for `-s` that records each run's environment, then runs Debian's
     /// vpnc-script unchanged.
     pub fn recording_script(&self) -> String {

@@ -46,13 +46,10 @@ fn haproxy_v2_and_v1_headers_give_the_client_address_to_bans_scripts_and_occtl()
     lab.use_real_client();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let d = lab.dir.display().to_string();
-    let script = lab.dir.join("connect.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\necho \"$IP_REAL $IP_REAL_LOCAL\" >> {d}/ip-real\n"),
-    )
-    .unwrap();
-    ferroconnect_interop::sh(&format!("chmod +x {}", script.display()));
+    let script = lab.script(
+        "connect.sh",
+        &format!("echo \"$IP_REAL $IP_REAL_LOCAL\" >> {d}/ip-real"),
+    );
     let extra = format!(
         "listen-proxy-proto = true\nudp-port = 443\nconnect-script = {}\n\
          max-ban-score = 50\nban-points-wrong-password = 10\nban-reset-time = 300\n",

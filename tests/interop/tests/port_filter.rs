@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{login_args, sh, Lab, Pki};
+use ferroconnect_interop::{login_args, Lab, Pki};
 
 /// Whether a TCP connection from the client namespace to `ip:port` opens within 3 s.
 fn connects(lab: &Lab, ip: &str, port: u16) -> bool {
@@ -22,13 +22,12 @@ fn only_the_listed_ports_are_reachable_through_the_tunnel() {
     lab.use_real_client();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let d = lab.dir.display().to_string();
-    let script = lab.dir.join("connect.sh");
-    std::fs::write(
-        &script,
-        format!("#!/bin/sh\nprintf '%s|%s' \"$OCSERV_ALLOW_PORTS\" \"$OCSERV_RESTRICT_TO_ROUTES\" > {d}/ports\n"),
-    )
-    .unwrap();
-    sh(&format!("chmod +x {}", script.display()));
+    let script = lab.script(
+        "connect.sh",
+        &format!(
+            "printf '%s|%s' \"$OCSERV_ALLOW_PORTS\" \"$OCSERV_RESTRICT_TO_ROUTES\" > {d}/ports"
+        ),
+    );
     let extra = format!(
         "udp-port = 443\nconnect-script = {}\nrestrict-user-to-ports = \"tcp(8080), icmp()\"\n",
         script.display()

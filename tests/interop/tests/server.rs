@@ -410,13 +410,10 @@ fn scripts_get_ocserv_environment_and_sigterm_tells_clients() {
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let d = lab.dir.display().to_string();
     for reason in ["connect", "disconnect", "host-update"] {
-        let path = lab.dir.join(format!("{reason}.sh"));
-        std::fs::write(
-            &path,
-            format!("#!/bin/sh\nenv | sort > {d}/server-env.{reason}\n"),
-        )
-        .unwrap();
-        sh(&format!("chmod +x {}", path.display()));
+        lab.script(
+            &format!("{reason}.sh"),
+            &format!("env | sort > {d}/server-env.{reason}"),
+        );
     }
     let extra = format!(
         "connect-script = {d}/connect.sh\ndisconnect-script = {d}/disconnect.sh\n\

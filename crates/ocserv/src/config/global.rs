@@ -446,7 +446,10 @@ impl Draft {
             "listen-host-is-dyndns" => set(&mut self.listen_host_is_dyndns, boolean(e, d)),
             "log-level" => match v.parse::<u32>() {
                 Ok(level) if level <= 9999 => self.log_level = Some(level),
-                _ => d.error(line, format!("log-level: expected a level (0-9999), got {v:?}")),
+                _ => d.error(
+                    line,
+                    format!("log-level: expected a level (0-9999), got {v:?}"),
+                ),
             },
             "append-routes" => set(&mut self.append_routes, boolean(e, d)),
             "pin-file" => set(&mut self.pin_file, path(e, d)),

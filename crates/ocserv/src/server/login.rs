@@ -338,16 +338,29 @@ impl Server {
         } else {
             ClientAuth::default()
         };
-        // Ban points earned on other connections count at once: a client that keeps one
-        // connection open cannot go on guessing.
-        if lock(&self.state).bans.is_banned(peer.ip(), Instant::now()) {
-            info!("{peer}: login attempt refused, address is banned");
-            answer_and_close(stream, &ServerResponse::new(401, "Unauthorized")).await;
+        let refusal = ServerResponse::new(401, "Unauthorized");
+        if self.refused_as_banned(stream, peer, &refusal).await {
             return false;
         }
         let step = conversation.on_post(&msg, &login.rt.forms);
         let (step, ticket) = self.run_checks(step, conversation, login).await;
         self.answer_step(stream, step, ticket, login).await
+    }
+
+    /// Ban points earned on other connections count at once: a client that keeps one
+    /// connection open cannot go on guessing. True when `peer` was told `refusal`.
+    async fn refused_as_banned(
+        &self,
+        stream: &mut TlsStream,
+        peer: SocketAddr,
+        refusal: &ServerResponse,
+    ) -> bool {
+        if !lock(&self.state).bans.is_banned(peer.ip(), Instant::now()) {
+            return false;
+        }
+        info!("{peer}: login attempt refused, address is banned");
+        answer_and_close(stream, refusal).await;
+        true
     }
 
     /// Cisco's SVC login, as IP phones use it: username and password in one form post (or
@@ -361,9 +374,7 @@ impl Server {
         login: &Login<'_>,
     ) -> bool {
         let peer = login.peer;
-        if lock(&self.state).bans.is_banned(peer.ip(), Instant::now()) {
-            info!("{peer}: login attempt refused, address is banned");
-            answer_and_close(stream, &svc_refused()).await;
+        if self.refused_as_banned(stream, peer, &svc_refused()).await {
             return false;
         }
         let msg = parse_client_auth(&request.body);

@@ -53,9 +53,11 @@ fn per_user_only_keys_are_ignored_globally() {
 
 #[test]
 fn unsupported_keys_warn_by_name() {
-    let l = ok("srk-pin-file = /pin\nnet-priority = 1\ndh-params = /dh.pem\n\
+    let l = ok(
+        "srk-pin-file = /pin\nnet-priority = 1\ndh-params = /dh.pem\n\
                 client-bypass-protocol = false\nuse-utmp = false\nlisten-proxy-proto = false\n\
-                camouflage = false\nclient-bypass-protocol = true\n");
+                camouflage = false\nclient-bypass-protocol = true\n",
+    );
     assert_has(&l.warnings, L, "not supported yet: srk-pin-file");
     assert_has(&l.warnings, L + 1, "not supported yet: net-priority");
     assert_has(&l.warnings, L + 2, "not supported yet: dh-params");

@@ -639,10 +639,16 @@ fn the_syslog_facility_is_read_before_logging_starts() {
         format!("{BASE}syslog-facility = local0\nsyslog-facility = auth\n"),
     )
     .unwrap();
-    assert_eq!(logging_setting_of(&path, "syslog-facility").as_deref(), Some("auth"));
+    assert_eq!(
+        logging_setting_of(&path, "syslog-facility").as_deref(),
+        Some("auth")
+    );
     std::fs::write(&path, BASE).unwrap();
     assert_eq!(logging_setting_of(&path, "syslog-facility"), None);
-    assert_eq!(logging_setting_of(&dir.0.join("missing.conf"), "log-level"), None);
+    assert_eq!(
+        logging_setting_of(&dir.0.join("missing.conf"), "log-level"),
+        None
+    );
 }
 
 #[test]
