@@ -114,6 +114,13 @@ fn camouflage_hides_the_vpn_from_strangers_and_svc_logins_give_working_cookies()
         assert!(!page.contains("X-Frame-Options: DENY"), "{page}");
     }
 
+    // The first form carries no login context yet (ocserv clears it there).
+    assert!(
+        with_cookie_page(&lab, &ca).contains("Set-Cookie: webvpncontext=; expires="),
+        "{}",
+        with_cookie_page(&lab, &ca)
+    );
+
     // A session cookie passes the camouflage too (openconnect 9 prints it with its
     // strap key: `openconnect_strapkey=...; webvpn=...`).
     assert!(cookie.contains("webvpn="), "{cookie}");

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use oc_proto::anyconnect::camouflage::Gate;
 use oc_proto::anyconnect::server_auth::{
     complete_xml, parse_client_auth, svc_logged_in, svc_login_prompt, svc_refused, ClientAuth,
+    FormInputs,
 };
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
@@ -471,10 +472,19 @@ impl Server {
         let peer = login.peer;
         match step {
             AuthStep::Form(form) => {
-                let resp = xml_response(form.to_xml()).header(
-                    "Set-Cookie",
-                    format!("webvpncontext={}; Secure; HttpOnly", login.context_cookie),
-                );
+                // As ocserv: the context exists once credentials are under way; the first
+                // form (and a certificate's group choice) clears any old one.
+                let context = match form.inputs {
+                    FormInputs::Password { .. } => {
+                        format!("webvpncontext={}; Secure; HttpOnly", login.context_cookie)
+                    }
+                    FormInputs::UsernamePassword | FormInputs::None => {
+                        "webvpncontext=; expires=Thu, 01 Jan 1970 22:00:00 GMT; path=/; Secure; \
+                         HttpOnly"
+                            .to_owned()
+                    }
+                };
+                let resp = xml_response(form.to_xml()).header("Set-Cookie", context);
                 send(stream, &resp).await.is_ok()
             }
             AuthStep::Success { user, group } => {
