@@ -342,10 +342,12 @@ impl Conversation {
                 }
             }
         };
-        let mut allowed = password_groups;
-        if let Some(cert) = &self.cert {
-            allowed.extend(cert.groups.iter().cloned());
-        }
+        // The password method's groups when it takes part (as ocserv's security module
+        // checks them), else the certificate's.
+        let allowed = match (&self.plain, &self.cert) {
+            (None, Some(cert)) => cert.groups.clone(),
+            _ => password_groups,
+        };
         let group = match self.group.take() {
             Some(g) if allowed.contains(&g) => Some(g),
             // A group the user is not a member of would hand out that group's settings.
@@ -392,10 +394,19 @@ impl Conversation {
     }
 
     fn form(&self, forms: &FormSettings, message: &str, inputs: FormInputs) -> LoginForm {
-        let mut groups = forms.groups.clone();
-        if let Some(default) = &forms.default_group {
-            groups.insert(0, (default.clone(), default.clone()));
+        // As ocserv: the default group, the certificate's groups (when it is used), then
+        // the select-group list.
+        let mut groups: Vec<(String, String)> = forms
+            .default_group
+            .iter()
+            .map(|d| (d.clone(), d.clone()))
+            .collect();
+        for group in self.cert.iter().flat_map(|c| &c.groups) {
+            if !forms.groups.iter().any(|(v, _)| v == group) {
+                groups.push((group.clone(), group.clone()));
+            }
         }
+        groups.extend(forms.groups.iter().cloned());
         // The group the client already asked for goes first, as ocserv does.
         if let Some(pos) = self
             .group
@@ -617,6 +628,38 @@ mod tests {
             narrowed.on_post(&post(None, None, None), &filtered),
             AuthStep::Success { group: Some(ref g), .. } if g == "g2"
         ));
+    }
+
+    /// upstream's test-pass-group-cert: certificate and password together; the form offers
+    /// the certificate's groups too, and the password file decides membership.
+    #[test]
+    fn certificate_and_password_groups_come_from_the_password_file() {
+        let id = CertIdentity {
+            user: Some("test".into()),
+            groups: vec!["group3".into(), "group4".into()],
+        };
+        let both = [AuthMethod::Certificate, plain()];
+        let mut c = Conversation::new(&both, &[], CertStatus::Valid(id.clone()));
+        let AuthStep::Form(form) = c.on_post(&post(None, None, None), &forms()) else {
+            panic!("no form")
+        };
+        let offered: Vec<&str> = form.groups.iter().map(|(v, _)| v.as_str()).collect();
+        assert_eq!(offered, ["group3", "group4", "staff", "ops"]);
+        for (group, ok) in [("group3", true), ("group4", false)] {
+            let mut c = Conversation::new(&both, &[], CertStatus::Valid(id.clone()));
+            c.on_post(&post(None, Some("pw"), Some(group)), &forms());
+            let step = c.password_checked(
+                PlainAuth::Accepted {
+                    groups: vec!["group1".into(), "group3".into()],
+                },
+                &forms(),
+            );
+            assert_eq!(
+                matches!(step, AuthStep::Success { group: Some(ref g), .. } if g == group),
+                ok,
+                "{group}: {step:?}"
+            );
+        }
     }
 
     #[test]
