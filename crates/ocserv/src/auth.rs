@@ -373,11 +373,16 @@ impl Conversation {
             .as_ref()
             .map(|c| c.groups.clone())
             .unwrap_or_default();
+        let has_groups = !cert_groups.is_empty();
         let eligible: Vec<String> = cert_groups
             .into_iter()
             .filter(|g| forms.groups.is_empty() || forms.groups.iter().any(|(v, _)| v == g))
             .collect();
         match eligible.as_slice() {
+            // None of the certificate's groups is on the select-group list: ask, from it.
+            [] if has_groups && !forms.groups.is_empty() => {
+                Some(self.form(forms, GROUP_MESSAGE, FormInputs::None))
+            }
             [] => None,
             [only] => {
                 self.group = Some(only.clone());
@@ -628,6 +633,12 @@ mod tests {
             narrowed.on_post(&post(None, None, None), &filtered),
             AuthStep::Success { group: Some(ref g), .. } if g == "g2"
         ));
+        // No certificate group on the list: the choice is asked for.
+        let mut unlisted = Conversation::new(&only_cert, &[], cert(&["g1"]));
+        assert!(matches!(
+            unlisted.on_post(&post(None, None, None), &filtered),
+            AuthStep::Form(LoginForm { ref message, .. }) if message == GROUP_MESSAGE
+        ));
     }
 
     /// upstream's test-pass-group-cert: certificate and password together; the form offers
@@ -673,8 +684,13 @@ mod tests {
             &[],
             CertStatus::Valid(id.clone()),
         );
+        // (No select-group list here: with one, "eng" not on it would be asked about.)
+        let no_list = FormSettings {
+            groups: Vec::new(),
+            ..forms()
+        };
         assert_eq!(
-            c.on_post(&post(None, None, None), &forms()),
+            c.on_post(&post(None, None, None), &no_list),
             AuthStep::Success {
                 user: "carol".into(),
                 group: Some("eng".into())
