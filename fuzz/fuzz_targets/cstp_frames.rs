@@ -277,6 +277,8 @@ fuzz_target!(|data: &[u8]| {
         dpd: secs(header[7]),
         idle_timeout: secs(header[8]),
         session_deadline: secs(header[9]).map(|d| start + d),
+        // The server's own TLS 1.3 rekey only queues keepalives; not modelled here.
+        tls_rekey: None,
     };
     let mut sides = Sides {
         client: Session::new(cstp_timers, now).with_compression(compression(CLIENT_MIN_PACKET)),
