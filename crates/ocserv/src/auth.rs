@@ -113,6 +113,8 @@ pub struct Conversation {
     unusable: Option<&'static str>,
     username: Option<String>,
     group: Option<String>,
+    /// The group came from the URL (`select-group-by-url`): forms do not change it.
+    group_forced: bool,
     attempts: u32,
 }
 
@@ -184,8 +186,16 @@ impl Conversation {
             unusable,
             username: None,
             group: None,
+            group_forced: false,
             attempts: 0,
         }
+    }
+
+    /// `select-group-by-url`: the group the URL named (`https://server/GROUP`); it wins over
+    /// what the forms would ask (membership is still checked at the end).
+    pub fn force_group(&mut self, group: &str) {
+        self.group = Some(group.to_owned());
+        self.group_forced = true;
     }
 
     /// A POST (or GET) to an auth URL arrived with this content.
@@ -193,7 +203,11 @@ impl Conversation {
         if let Some(reason) = self.unusable {
             return AuthStep::Failed { reason };
         }
-        if let Some(group) = msg.group.as_deref().filter(|g| !g.is_empty()) {
+        if let Some(group) = msg
+            .group
+            .as_deref()
+            .filter(|g| !g.is_empty() && !self.group_forced)
+        {
             if !valid_name(group) {
                 return AuthStep::Failed {
                     reason: "Authentication failed",
@@ -391,8 +405,29 @@ impl Conversation {
     }
 
     fn form(&self, forms: &FormSettings, message: &str, inputs: FormInputs) -> LoginForm {
-        // As ocserv: the default group, the certificate's groups (when it is used), then
-        // the select-group list.
+        LoginForm {
+            banner: forms.pre_login_banner.clone(),
+            message: message.to_string(),
+            inputs,
+            groups: self.offered_groups(forms),
+            action: "/auth".into(),
+        }
+    }
+
+    /// The `(value, label)` groups a form offers, as ocserv lists them: the one asked for
+    /// first, then the default group, the certificate's groups (when it is used) and the
+    /// select-group list; a group from the URL alone (no dialog on the client).
+    fn offered_groups(&self, forms: &FormSettings) -> Vec<(String, String)> {
+        let label_of = |group: &String| {
+            forms
+                .groups
+                .iter()
+                .find(|(v, _)| v == group)
+                .map_or_else(|| group.clone(), |(_, l)| l.clone())
+        };
+        if let (true, Some(group)) = (self.group_forced, &self.group) {
+            return vec![(group.clone(), label_of(group))];
+        }
         let mut groups: Vec<(String, String)> = forms
             .default_group
             .iter()
@@ -404,7 +439,6 @@ impl Conversation {
             }
         }
         groups.extend(forms.groups.iter().cloned());
-        // The group the client already asked for goes first, as ocserv does.
         if let Some(pos) = self
             .group
             .as_ref()
@@ -413,13 +447,7 @@ impl Conversation {
             let chosen = groups.remove(pos);
             groups.insert(0, chosen);
         }
-        LoginForm {
-            banner: forms.pre_login_banner.clone(),
-            message: message.to_string(),
-            inputs,
-            groups,
-            action: "/auth".into(),
-        }
+        groups
     }
 }
 
@@ -661,6 +689,22 @@ mod tests {
                 matches!(step, AuthStep::Success { group: Some(ref g), .. } if g == group),
                 ok,
                 "{group}: {step:?}"
+            );
+        }
+    }
+
+    /// `select-group-by-url`: the URL's group wins over the form's; membership still counts.
+    #[test]
+    fn a_group_from_the_url_wins_and_must_be_the_users() {
+        for (groups, ok) in [(vec!["ops".to_string()], true), (vec![], false)] {
+            let mut c = Conversation::new(&[plain()], &[], CertStatus::None);
+            c.force_group("ops");
+            c.on_post(&post(Some("bob"), Some("pw"), Some("staff")), &forms());
+            let step = c.password_checked(PlainAuth::Accepted { groups }, &forms());
+            assert_eq!(
+                matches!(step, AuthStep::Success { group: Some(ref g), .. } if g == "ops"),
+                ok,
+                "{step:?}"
             );
         }
     }

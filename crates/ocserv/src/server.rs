@@ -99,12 +99,6 @@ pub fn not_yet_used(config: &Config) -> Vec<Problem> {
     if config.user_profile.is_some() {
         note("user-profile", "profile downloads are not supported yet");
     }
-    if config.select_group_by_url {
-        note(
-            "select-group-by-url",
-            "not supported yet; groups come from the login form",
-        );
-    }
     out
 }
 

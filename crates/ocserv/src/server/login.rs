@@ -306,7 +306,9 @@ impl Server {
                         .await
                 }
                 Method::Get | Method::Post
-                    if is_auth_path(&path) || request.method == Method::Post =>
+                    if is_auth_path(&path)
+                        || request.method == Method::Post
+                        || group_in_url(&path, &rt.config).is_some() =>
                 {
                     self.auth_request(&mut stream, &mut conversation, &request, &login)
                         .await
@@ -342,6 +344,9 @@ impl Server {
         let refusal = ServerResponse::new(401, "Unauthorized");
         if self.refused_as_banned(stream, peer, &refusal).await {
             return false;
+        }
+        if let Some(group) = group_in_url(request.path(), &login.rt.config) {
+            conversation.force_group(group);
         }
         let step = conversation.on_post(&msg, &login.rt.forms);
         let (step, ticket) = self.run_checks(step, conversation, login).await;
@@ -740,6 +745,16 @@ pub(super) fn cert_status(stream: &TlsStream, config: &Config) -> CertStatus {
 
 fn is_auth_path(path: &str) -> bool {
     ["/", "/auth", "/VPN"].contains(&path)
+}
+
+/// `select-group-by-url`: `https://server/GROUP` names one of the `select-group` groups.
+fn group_in_url<'a>(path: &str, config: &'a Config) -> Option<&'a str> {
+    let name = path.strip_prefix('/')?;
+    config
+        .select_group_by_url
+        .then(|| config.select_groups.iter().find(|(g, _)| g == name))
+        .flatten()
+        .map(|(g, _)| g.as_str())
 }
 
 fn xml_response(body: String) -> ServerResponse {
