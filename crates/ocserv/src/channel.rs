@@ -119,12 +119,14 @@ impl Channel {
                 "too many descriptors for one message",
             )));
         }
-        let sent = rustix::net::sendmsg(
-            self.stream.as_fd(),
-            &[IoSlice::new(&frame)],
-            &mut control,
-            SendFlags::NOSIGNAL,
-        )
+        let sent = retry_interrupted(|| {
+            rustix::net::sendmsg(
+                self.stream.as_fd(),
+                &[IoSlice::new(&frame)],
+                &mut control,
+                SendFlags::NOSIGNAL,
+            )
+        })
         .map_err(|e| self.io(e.into()))?;
         let rest = frame.get(sent..).unwrap_or_default();
         self.stream.write_all(rest).map_err(|e| self.io(e))
@@ -139,12 +141,14 @@ impl Channel {
             let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let slice = header.get_mut(got..).unwrap_or_default();
-            let received = rustix::net::recvmsg(
-                self.stream.as_fd(),
-                &mut [IoSliceMut::new(slice)],
-                &mut control,
-                RecvFlags::CMSG_CLOEXEC,
-            )
+            let received = retry_interrupted(|| {
+                rustix::net::recvmsg(
+                    self.stream.as_fd(),
+                    &mut [IoSliceMut::new(&mut *slice)],
+                    &mut control,
+                    RecvFlags::CMSG_CLOEXEC,
+                )
+            })
             .map_err(|e| self.io(e.into()))?;
             for message in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(passed) = message {
@@ -190,6 +194,17 @@ impl Channel {
             if let Err(e) = self.send(&reply, &[]) {
                 return e;
             }
+        }
+    }
+}
+
+/// Runs a system call again when a signal interrupted it (the main process takes SIGTERM
+/// and SIGHUP while it talks to the others; std's `read_exact`/`write_all` do the same).
+fn retry_interrupted<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
+    loop {
+        match call() {
+            Err(rustix::io::Errno::INTR) => continue,
+            result => return result,
         }
     }
 }
@@ -439,6 +454,35 @@ mod tests {
             server.join().unwrap(),
             ChannelError::Closed { .. }
         ));
+    }
+
+    /// A signal arriving while a channel waits (SIGTERM at the main process during a
+    /// command) does not fail the exchange: the call is made again. A socket with a
+    /// timeout returns EINTR even under SA_RESTART, which tokio's handlers use.
+    #[test]
+    fn a_signal_during_a_wait_is_not_an_error() {
+        use nix::sys::signal::Signal;
+        use std::os::unix::thread::JoinHandleExt;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _handler = runtime
+            .block_on(async {
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+            })
+            .unwrap();
+        let (mut near, mut far) = Channel::pair("test", "test").unwrap();
+        far.set_timeout(Some(Duration::from_secs(10))).unwrap();
+        let waiter = std::thread::spawn(move || far.recv::<MainRequest>().map(|r| r.msg));
+        std::thread::sleep(Duration::from_millis(100));
+        nix::sys::pthread::pthread_kill(waiter.as_pthread_t(), Signal::SIGUSR1).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        let request = MainRequest::AddressInUse {
+            addr: "10.0.0.1".parse().unwrap(),
+        };
+        near.send(&request, &[]).unwrap();
+        assert_eq!(waiter.join().unwrap().unwrap(), request);
     }
 
     #[test]
