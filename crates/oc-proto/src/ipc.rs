@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the message set; processes of one binary always agree, a mismatch means a
 /// stale process or garbage.
-pub const IPC_VERSION: u8 = 1;
+pub const IPC_VERSION: u8 = 2;
 /// Bytes of a frame's length prefix and version.
 pub const FRAME_HEADER_LEN: usize = 5;
 /// Largest frame (version byte and payload): a configuration with its certificate chains
@@ -125,7 +125,8 @@ fn invalid(what: &'static str, detail: impl Into<String>) -> IpcError {
 
 /// Which private key: the configuration generation (bumped on every reload, so a handshake
 /// that started before a reload still signs with the key of its certificate) and the index
-/// of the `server-cert`/`server-key` pair.
+/// of the `server-cert`/`server-key` pair, counted over the default host's pairs and then
+/// each virtual host's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRef {
     pub generation: u32,
@@ -148,11 +149,12 @@ pub enum SignOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecModRequest {
     /// Check `password` for `user` in the password file `passwd`, which must be one the
-    /// configuration names.
+    /// configuration names for the virtual host `vhost` (`None`: the default host).
     CheckPassword {
         passwd: String,
         user: String,
         password: String,
+        vhost: Option<String>,
     },
     /// Check and record the one-time `code` of `user` in the users file `otp`, which must
     /// be one the configuration names.
@@ -200,6 +202,8 @@ pub enum SessionRequest {
         timeout: Option<u32>,
         /// Where the user logged in from.
         login_ip: Option<IpAddr>,
+        /// The virtual host logged in to (`None`: the default one).
+        vhost: Option<String>,
     },
     /// Who holds this cookie (before the per-user settings are read).
     Lookup { cookie: String },
@@ -255,6 +259,7 @@ impl Message for SecModRequest {
                 passwd,
                 user,
                 password,
+                ..
             } if long(passwd) || long(user) || long(password) => {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
             }
@@ -339,6 +344,8 @@ pub struct SessionView {
     pub carried: (u64, u64),
     /// Where the user logged in from.
     pub login_ip: Option<IpAddr>,
+    /// The virtual host the user logged in to (`None`: the default one).
+    pub vhost: Option<String>,
 }
 
 /// Why a cookie opens no tunnel.
@@ -560,15 +567,13 @@ impl Message for MainReply {
 // Main process -> network process and security module
 // ---------------------------------------------------------------------------------------
 
-/// What the network process needs to serve, read for it by the main process (it cannot
-/// read root-only files once it runs as `run-as-user`).
+/// What the network process needs to serve one host (the default or a `[vhost:...]`),
+/// read for it by the main process (it cannot read root-only files once it runs as
+/// `run-as-user`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WorkerSetup {
-    /// Which key generation the certificates belong to (see [`KeyRef`]).
-    pub generation: u32,
-    pub config_path: String,
-    pub config_text: String,
-    /// PEM certificate chains, in the order of the `server-cert` lines.
+pub struct HostSetup {
+    /// PEM certificate chains, in the order of the host's `server-cert` lines. Their keys
+    /// are numbered across hosts in this order (see [`KeyRef`]).
     pub cert_chains: Vec<Vec<u8>>,
     /// The `ca-cert` file (PEM), when set.
     pub ca_pem: Option<Vec<u8>>,
@@ -576,10 +581,22 @@ pub struct WorkerSetup {
     pub crl_pem: Option<Vec<u8>>,
     /// The `ocsp-response` file (DER), when set.
     pub ocsp_der: Option<Vec<u8>>,
-    /// With `expose-iroutes`: the iroutes of every `config-per-user` file.
-    pub known_iroutes: Vec<IpNet>,
     /// The login form's group list: `(value, label)`.
     pub groups: Vec<(String, String)>,
+}
+
+/// What the main process sends a network process to serve with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerSetup {
+    /// Which key generation the certificates belong to (see [`KeyRef`]).
+    pub generation: u32,
+    pub config_path: String,
+    pub config_text: String,
+    /// What each host serves: the default host's first, then each `[vhost:...]`
+    /// section's in file order.
+    pub hosts: Vec<HostSetup>,
+    /// With `expose-iroutes`: the iroutes of every `config-per-user` file.
+    pub known_iroutes: Vec<IpNet>,
     /// The security module's process id (shown by occtl).
     pub secmod_pid: u32,
 }
@@ -656,6 +673,7 @@ mod tests {
             passwd: "/etc/ocserv/ocpasswd".into(),
             user: "alice".into(),
             password: "pw".into(),
+            vhost: Some("vpn.example.com".into()),
         });
         round_trip(SecModRequest::Sign {
             key: KeyRef {
@@ -684,12 +702,14 @@ mod tests {
             generation: 1,
             config_path: "/etc/ocserv/ocserv.conf".into(),
             config_text: "tcp-port = 443\n".into(),
-            cert_chains: vec![b"-----BEGIN CERTIFICATE-----".to_vec()],
-            ca_pem: None,
-            crl_pem: None,
-            ocsp_der: Some(vec![0x30, 0x03, 0x0a, 0x01, 0x00]),
+            hosts: vec![HostSetup {
+                cert_chains: vec![b"-----BEGIN CERTIFICATE-----".to_vec()],
+                ca_pem: None,
+                crl_pem: None,
+                ocsp_der: Some(vec![0x30, 0x03, 0x0a, 0x01, 0x00]),
+                groups: vec![("a".into(), "A".into())],
+            }],
             known_iroutes: vec!["10.7.0.0/16".parse().unwrap()],
-            groups: vec![("a".into(), "A".into())],
             secmod_pid: 7,
         }));
         round_trip(CommandReply::Failed("no".into()));
@@ -777,6 +797,7 @@ mod tests {
             passwd: "/p".into(),
             user: "u".repeat(MAX_CREDENTIAL + 1),
             password: String::new(),
+            vhost: None,
         };
         let frame = encode(&long).unwrap();
         assert!(decode::<SecModRequest>(&frame[4..]).is_err());

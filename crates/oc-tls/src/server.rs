@@ -4,16 +4,17 @@
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openssl::nid::Nid;
 use openssl::ocsp::{OcspResponse, OcspResponseStatus};
 use openssl::pkey::Id;
 use openssl::ssl::{
-    SslAcceptor, SslAcceptorBuilder, SslMethod, SslOptions, SslVerifyMode, SslVersion,
+    NameType, SniError, SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslOptions, SslRef,
+    SslVerifyMode, SslVersion,
 };
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509Crl, X509Ref, X509VerifyResult, X509};
+use openssl::x509::{X509Crl, X509Ref, X509StoreContextRef, X509VerifyResult, X509};
 use tokio::net::TcpStream;
 
 use crate::remote_key::{add_chain_cert, cert_chain, remote_private_key, RemoteCert, RemoteSigner};
@@ -139,7 +140,13 @@ pub struct TlsServer {
     /// The server certificate, for the `webvpnc` cookie hash and logs.
     pub certificate: X509,
     pub policy: TlsPolicy,
+    /// Other servers' contexts by TLS server name, set once by
+    /// [`serve_virtual_hosts`](Self::with_virtual_hosts).
+    virtual_hosts: VirtualHosts,
 }
+
+/// Server names and their contexts, read by the server-name callback of every handshake.
+type VirtualHosts = Arc<OnceLock<Vec<(String, SslContext)>>>;
 
 impl std::fmt::Debug for TlsServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -218,17 +225,7 @@ fn finish(
         staple_ocsp(&mut builder, path, der)?;
     }
     if config.request_client_cert {
-        // Ask, but let the handshake finish without one or with a bad one: the auth
-        // layer then answers with a clear reason instead of a bare TLS alert. A CRL past
-        // its next update, or from a CA certificate without the CRL-signing key usage,
-        // still revokes what it lists and rejects nothing else, as with ocserv (GnuTLS):
-        // a CRL can only take trust away.
-        builder.set_verify_callback(SslVerifyMode::PEER, |_, ctx| {
-            if CRL_ERRORS_IGNORED.contains(&ctx.error().as_raw()) {
-                ctx.set_error(X509VerifyResult::OK);
-            }
-            true
-        });
+        builder.set_verify_callback(SslVerifyMode::PEER, tolerant_verify);
         if !ca_certs.is_empty() {
             let mut stack = openssl::stack::Stack::new()?;
             for cert in &ca_certs {
@@ -239,11 +236,51 @@ fn finish(
     } else {
         builder.set_verify(SslVerifyMode::NONE);
     }
+    let virtual_hosts = VirtualHosts::default();
+    let table = virtual_hosts.clone();
+    builder.set_servername_callback(move |ssl, _| switch_to_named_host(ssl, &table));
     Ok(TlsServer {
         acceptor: builder.build(),
         certificate,
         policy,
+        virtual_hosts,
     })
+}
+
+/// Asks, but lets the handshake finish without a client certificate or with a bad one:
+/// the auth layer then answers with a clear reason instead of a bare TLS alert. A CRL past
+/// its next update, or from a CA certificate without the CRL-signing key usage, still
+/// revokes what it lists and rejects nothing else, as with ocserv (GnuTLS): a CRL can only
+/// take trust away.
+fn tolerant_verify(_: bool, ctx: &mut X509StoreContextRef) -> bool {
+    if CRL_ERRORS_IGNORED.contains(&ctx.error().as_raw()) {
+        ctx.set_error(X509VerifyResult::OK);
+    }
+    true
+}
+
+/// The server-name callback: a client naming a virtual host (ignoring case, as ocserv)
+/// gets that host's certificates, CAs, CRLs, OCSP staple and client-certificate request.
+fn switch_to_named_host(ssl: &mut SslRef, table: &VirtualHosts) -> Result<(), SniError> {
+    let Some(hosts) = table.get() else {
+        return Ok(());
+    };
+    let Some(ctx) = ssl
+        .servername(NameType::HOST_NAME)
+        .and_then(|name| hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
+        .map(|(_, ctx)| ctx.clone())
+    else {
+        return Ok(());
+    };
+    ssl.set_ssl_context(&ctx)
+        .map_err(|_| SniError::ALERT_FATAL)?;
+    // The connection keeps the verify settings it was made with; take the host's.
+    if ctx.verify_mode().contains(SslVerifyMode::PEER) {
+        ssl.set_verify_callback(SslVerifyMode::PEER, tolerant_verify);
+    } else {
+        ssl.set_verify(SslVerifyMode::NONE);
+    }
+    Ok(())
 }
 
 /// x509_vfy.h: `X509_V_ERR_CRL_HAS_EXPIRED` (the next update has passed) and
@@ -387,6 +424,32 @@ impl TlsServer {
             load_error("server certificate", &config.cert, "no certificate given")
         })?;
         finish(builder, config, certificate, policy)
+    }
+
+    /// This server, serving `hosts` by TLS server name (SNI) too: a client naming one of
+    /// them, ignoring case, gets its certificates and client-certificate settings; any
+    /// other name, or none, gets this server's. The protocol versions and ciphers stay
+    /// this server's.
+    #[must_use]
+    pub fn with_virtual_hosts(self, hosts: Vec<(String, &TlsServer)>) -> Self {
+        let table = hosts
+            .into_iter()
+            .map(|(name, server)| (name, server.acceptor.context().to_owned()))
+            .collect();
+        // The table is this server's own and set only here, before any handshake.
+        let _ = self.virtual_hosts.set(table);
+        self
+    }
+
+    /// The virtual host (as named to [`with_virtual_hosts`](Self::with_virtual_hosts))
+    /// whose settings served `stream`, or `None` for this server's own.
+    pub fn virtual_host_of(&self, stream: &TlsStream) -> Option<&str> {
+        let name = stream.ssl().servername(NameType::HOST_NAME)?;
+        self.virtual_hosts
+            .get()?
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(n, _)| n.as_str())
     }
 
     /// Runs the server handshake.

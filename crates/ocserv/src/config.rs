@@ -7,7 +7,8 @@
 //!   (an inline comment) — except inside double quotes (see the `lexer` module);
 //! - a value may be wrapped in double quotes, which are removed;
 //! - an *indented* line continues the previous key: it is one more value of that key;
-//! - `[vhost:NAME]` starts a virtual-host section (not supported yet: warned about and skipped).
+//! - `[vhost:NAME]` starts a virtual-host section (see the `vhost` module for what it
+//!   inherits and which keys it may not set).
 //!
 //! Everything is collected before failing: [`load`] and [`parse`] report every problem in the
 //! file at once, each with its file and line, because an administrator fixing a config one
@@ -36,6 +37,7 @@ mod overrides;
 #[cfg(test)]
 mod tests;
 mod value;
+mod vhost;
 
 /// Values ocserv uses when a key is absent (ocserv 1.x `src/vpn.h` and `apply_default_conf`;
 /// the numbers are the ones recent ocserv releases compile in, which are also what the
@@ -474,9 +476,32 @@ pub struct Config {
     /// The line each key was last set on, so later failures (a certificate that does not
     /// load, a script that cannot run) can point at the config line responsible.
     pub key_lines: BTreeMap<String, usize>,
+    /// `[vhost:NAME]` sections, in file order (empty in a virtual host's own config).
+    pub vhosts: Vec<VirtualHost>,
+}
+
+/// A `[vhost:NAME]` section: the settings clients get when their TLS server name (SNI) is
+/// `name`, ignoring case. Others get the default section's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VirtualHost {
+    /// The name as written in the section header, blanks around it removed.
+    pub name: String,
+    /// The line of the section header.
+    pub line: usize,
+    /// The default section's settings with this section's applied on top.
+    pub config: Config,
 }
 
 impl Config {
+    /// Every host's settings: the default (`None`) first, then each virtual host's.
+    pub fn hosts(&self) -> impl Iterator<Item = (Option<&str>, &Config)> {
+        std::iter::once((None, self)).chain(
+            self.vhosts
+                .iter()
+                .map(|v| (Some(v.name.as_str()), &v.config)),
+        )
+    }
+
     /// The line `key` was (last) set on, or 0 if it was not set.
     pub fn line_of(&self, key: &str) -> usize {
         self.key_lines.get(key).copied().unwrap_or(0)

@@ -27,6 +27,8 @@ pub struct ScriptInfo<'a> {
     pub id: u64,
     pub user: &'a str,
     pub group: Option<&'a str>,
+    /// The virtual host's name, or `default`.
+    pub vhost: &'a str,
     pub hostname: Option<&'a str>,
     pub device: &'a str,
     pub user_agent: &'a str,
@@ -101,7 +103,7 @@ pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, S
     set("ID", info.id.to_string());
     set("USERNAME", info.user.into());
     set("GROUPNAME", info.group.unwrap_or_default().into());
-    set("VHOST", "default".into());
+    set("VHOST", info.vhost.into());
     set("HOSTNAME", info.hostname.unwrap_or_default().into());
     set("REMOTE_HOSTNAME", info.hostname.unwrap_or_default().into());
     set("DEVICE", info.device.into());
@@ -299,6 +301,7 @@ mod tests {
             id: 7,
             user: "alice",
             group: Some("staff"),
+            vhost: "vpn.example.com",
             hostname: Some("laptop"),
             device: "vpns0",
             user_agent: "Open AnyConnect VPN Agent v9.01",

@@ -35,8 +35,8 @@ struct KeySet {
     keys: Vec<PKey<Private>>,
 }
 
-/// A `plain` method's password file and OTP users file.
-type PlainFiles = (Option<PathBuf>, Option<PathBuf>);
+/// A `plain` method's host (`None`: the default one), password file and OTP users file.
+type PlainFiles = (Option<String>, Option<PathBuf>, Option<PathBuf>);
 
 /// What a reload replaces.
 struct Loaded {
@@ -114,18 +114,21 @@ impl std::fmt::Debug for SecMod {
 }
 
 /// The keys named by `server-key`, each checked against its certificate; encrypted ones
-/// opened with `key-pin`, else the first line of `pin-file`.
+/// opened with `key-pin`, else the first line of `pin-file`. Every host's, numbered as
+/// [`KeyRef`] counts them: the default host's, then each virtual host's.
 pub fn load_keys(config: &Config) -> Result<Vec<PKey<Private>>, String> {
-    let pin = match (&config.key_pin, &config.pin_file) {
-        (Some(pin), _) => Some(pin.clone()),
-        (None, Some(file)) => Some(read_pin(file)?),
-        (None, None) => None,
-    };
-    config
-        .server_pairs
-        .iter()
-        .map(|(cert, key)| load_key_for_cert(cert, key, pin.as_deref()).map_err(|e| e.to_string()))
-        .collect()
+    let mut keys = Vec::new();
+    for (_, host) in config.hosts() {
+        let pin = match (&host.key_pin, &host.pin_file) {
+            (Some(pin), _) => Some(pin.clone()),
+            (None, Some(file)) => Some(read_pin(file)?),
+            (None, None) => None,
+        };
+        for (cert, key) in &host.server_pairs {
+            keys.push(load_key_for_cert(cert, key, pin.as_deref()).map_err(|e| e.to_string())?);
+        }
+    }
+    Ok(keys)
 }
 
 /// The PIN in `file`: its first line, as ocserv reads it.
@@ -139,16 +142,25 @@ fn read_pin(file: &Path) -> Result<String, String> {
     Ok(pin.to_owned())
 }
 
-/// The `plain` methods' files, and whether a certificate method is configured.
+/// The `plain` methods' files of every host, and whether a certificate method is
+/// configured for any.
 fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
-    let all = || config.auth.iter().chain(config.enable_auth.iter());
+    let all = || {
+        config.hosts().flat_map(|(name, host)| {
+            let methods = host.auth.iter().chain(host.enable_auth.iter());
+            methods.map(move |m| (name.map(str::to_owned), m))
+        })
+    };
     let plain = all()
-        .filter_map(|m| match m {
-            AuthMethod::Plain { passwd, otp } => Some((passwd.clone(), otp.clone())),
+        .filter_map(|(name, m)| match m {
+            AuthMethod::Plain { passwd, otp } => Some((name, passwd.clone(), otp.clone())),
             AuthMethod::Certificate => None,
         })
         .collect();
-    (plain, all().any(|m| matches!(m, AuthMethod::Certificate)))
+    (
+        plain,
+        all().any(|(_, m)| matches!(m, AuthMethod::Certificate)),
+    )
 }
 
 impl SecMod {
@@ -233,9 +245,11 @@ impl SecMod {
                 passwd,
                 user,
                 password,
+                vhost,
             } => {
-                let Some((path, otp)) = loaded.methods.iter().find_map(|(p, o)| {
-                    Some((p.as_ref().filter(|p| p.as_os_str() == passwd.as_str())?, o))
+                let Some((path, otp)) = loaded.methods.iter().find_map(|(host, p, o)| {
+                    let p = p.as_ref().filter(|p| p.as_os_str() == passwd.as_str())?;
+                    (*host == vhost).then_some((p, o))
                 }) else {
                     return refuse("a password file", &passwd);
                 };
@@ -250,7 +264,7 @@ impl SecMod {
                 let Some(path) = loaded
                     .methods
                     .iter()
-                    .find_map(|(_, o)| o.as_ref().filter(|o| o.as_os_str() == otp.as_str()))
+                    .find_map(|(_, _, o)| o.as_ref().filter(|o| o.as_os_str() == otp.as_str()))
                     .cloned()
                 else {
                     return refuse("an OTP users file", &otp);

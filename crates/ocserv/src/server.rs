@@ -78,16 +78,39 @@ pub enum ServerError {
     Dtls(String),
 }
 
-/// The parts that SIGHUP reloads. Running sessions keep what they started with.
+/// The parts that SIGHUP reloads, for one host. Running sessions keep what they started
+/// with. The server's own is the default host's, with each virtual host's in `vhosts`.
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
-    pub tls: TlsServer,
+    /// The TLS context of every host (it picks a virtual host's settings by SNI).
+    pub tls: Arc<TlsServer>,
     pub forms: FormSettings,
+    /// The virtual host this is (`None`: the default one).
+    pub name: Option<String>,
+    /// The virtual hosts' runtimes (empty in theirs).
+    pub vhosts: Vec<Arc<Runtime>>,
     /// The security module's process id (occtl's status).
     pub secmod_pid: u32,
     /// `expose-iroutes`: every user's iroutes, read by the main process.
     pub known_iroutes: Vec<IpNet>,
+}
+
+impl Runtime {
+    /// The host a connection was served as: the virtual host its TLS server name chose,
+    /// else the default one (`self`).
+    pub fn host_of(self: &Arc<Self>, stream: &oc_tls::TlsStream) -> Arc<Runtime> {
+        self.tls
+            .virtual_host_of(stream)
+            .and_then(|name| self.vhosts.iter().find(|v| v.name.as_deref() == Some(name)))
+            .cloned()
+            .unwrap_or_else(|| self.clone())
+    }
+
+    /// The host's name as occtl and scripts show it.
+    pub fn host_name(&self) -> &str {
+        self.name.as_deref().unwrap_or("default")
+    }
 }
 
 /// Keys that parse but whose feature this server does not have yet: each gets a warning at

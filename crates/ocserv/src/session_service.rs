@@ -59,6 +59,7 @@ fn view(record: &SessionRecord, now: Instant) -> SessionView {
         expires_in: record.expires.saturating_duration_since(now).as_secs(),
         carried: record.carried,
         login_ip: record.login_ip,
+        vhost: record.vhost.clone(),
     }
 }
 
@@ -138,6 +139,7 @@ impl SessionService {
                 group,
                 timeout,
                 login_ip,
+                vhost,
                 ..
             } => {
                 let mut raw = [0u8; COOKIE_BYTES];
@@ -149,6 +151,7 @@ impl SessionService {
                     user,
                     group,
                     login_ip,
+                    vhost,
                 };
                 let cookie = self.store.create(raw, owner, timeout, now.mono, now.wall);
                 SessionReply::Created { cookie }
@@ -412,6 +415,7 @@ mod tests {
             timeout: None,
             ticket: None,
             login_ip: None,
+            vhost: None,
         };
         match s.handle(request, t, rnd) {
             SessionReply::Created { cookie } => cookie,
@@ -450,6 +454,7 @@ mod tests {
             timeout: None,
             ticket: None,
             login_ip: Some(login),
+            vhost: None,
         };
         let SessionReply::Created { cookie } = s.handle(create, now(t0, 0), &mut rnd) else {
             panic!("not created")

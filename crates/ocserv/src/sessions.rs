@@ -40,6 +40,8 @@ pub struct SessionRecord {
     pub group: Option<String>,
     /// The address the user logged in from (`deny-roaming` holds the cookie to it).
     pub login_ip: Option<IpAddr>,
+    /// The virtual host logged in to (`None`: the default one).
+    pub vhost: Option<String>,
     pub created: Instant,
     pub created_wall: SystemTime,
     /// Connection currently holding the session.
@@ -60,6 +62,7 @@ pub struct Owner {
     pub user: String,
     pub group: Option<String>,
     pub login_ip: Option<IpAddr>,
+    pub vhost: Option<String>,
 }
 
 impl Owner {
@@ -68,6 +71,7 @@ impl Owner {
             user: user.to_owned(),
             group: group.map(str::to_owned),
             login_ip: None,
+            vhost: None,
         }
     }
 }
@@ -137,6 +141,7 @@ impl SessionStore {
                 user: owner.user,
                 group: owner.group,
                 login_ip: owner.login_ip,
+                vhost: owner.vhost,
                 created: now,
                 created_wall: wall,
                 attached: None,

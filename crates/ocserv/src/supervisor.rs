@@ -19,8 +19,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use oc_proto::ipc::{
-    CommandReply, MainReply, MainRequest, Message, ScriptKind, SecModCommand, SettingsFile,
-    WorkerCommand, WorkerSetup,
+    CommandReply, HostSetup, MainReply, MainRequest, Message, ScriptKind, SecModCommand,
+    SettingsFile, WorkerCommand, WorkerSetup,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
@@ -161,16 +161,23 @@ fn worker_setup(
         generation,
         config_path: path.display().to_string(),
         config_text: config::without_pins(&text),
-        cert_chains: config
-            .server_pairs
-            .iter()
-            .map(|(cert, _)| read(cert))
-            .collect::<Result<_, _>>()?,
-        ca_pem: config.ca_cert.as_deref().map(read).transpose()?,
-        crl_pem: config.crl.as_deref().map(read).transpose()?,
-        ocsp_der: config.ocsp_response.as_deref().map(read).transpose()?,
+        hosts: config
+            .hosts()
+            .map(|(_, host)| {
+                Ok(HostSetup {
+                    cert_chains: host
+                        .server_pairs
+                        .iter()
+                        .map(|(cert, _)| read(cert))
+                        .collect::<Result<_, _>>()?,
+                    ca_pem: host.ca_cert.as_deref().map(read).transpose()?,
+                    crl_pem: host.crl.as_deref().map(read).transpose()?,
+                    ocsp_der: host.ocsp_response.as_deref().map(read).transpose()?,
+                    groups: form_groups(host),
+                })
+            })
+            .collect::<Result<_, SupervisorError>>()?,
         known_iroutes: known_iroutes(&config),
-        groups: form_groups(&config),
         secmod_pid,
     };
     Ok((setup, config))

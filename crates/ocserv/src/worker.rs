@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_proto::ipc::{
-    CommandReply, CookieRefusal, KeyRef, MainReply, MainRequest, SecModReply, SecModRequest,
-    SessionReply, SessionRequest, SignOp, WorkerCommand, WorkerSetup,
+    CommandReply, CookieRefusal, HostSetup, KeyRef, MainReply, MainRequest, SecModReply,
+    SecModRequest, SessionReply, SessionRequest, SignOp, WorkerCommand, WorkerSetup,
 };
 use oc_tls::remote_key::{RemoteCert, RemoteSigner, SignRequest};
 use oc_tls::server::{TlsServer, TlsServerConfig};
@@ -154,56 +154,105 @@ impl RemoteSigner for SecModSigner {
     }
 }
 
-/// The runtime (configuration, TLS context, forms) from what the main process sent.
+/// The runtime (configuration, TLS context, forms) from what the main process sent: the
+/// default host's, with each virtual host's inside.
 pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Runtime, WorkerError> {
     let path = PathBuf::from(&setup.config_path);
     let config = config::parse(&setup.config_text, &path, false)?.config;
-    let uses_cert = config
-        .auth
-        .iter()
-        .chain(config.enable_auth.iter())
-        .any(|m| matches!(m, AuthMethod::Certificate));
-    let signer = Arc::new(SecModSigner {
+    if setup.hosts.len() != config.vhosts.len() + 1 {
+        return Err(WorkerError::Setup(format!(
+            "the main process sent the files of {} hosts for a configuration with {}",
+            setup.hosts.len(),
+            config.vhosts.len() + 1
+        )));
+    }
+    let signer: Arc<dyn RemoteSigner> = Arc::new(SecModSigner {
         links: links.clone(),
         generation: setup.generation,
     });
-    let certs: Vec<RemoteCert> = setup
-        .cert_chains
+    let mut first_key = 0u32;
+    let mut servers = Vec::new();
+    for ((_, host), files) in config.hosts().zip(&setup.hosts) {
+        servers.push(host_tls(host, files, &mut first_key, &signer)?);
+    }
+    let mut servers = servers.into_iter();
+    let default_tls = servers
+        .next()
+        .ok_or_else(|| WorkerError::Setup("no TLS context for the default host".into()))?;
+    let named: Vec<(String, TlsServer)> = config
+        .vhosts
         .iter()
-        .zip(config.server_pairs.iter().map(|(cert, _)| cert))
-        .zip(0u32..)
-        .map(|((pem, path), key)| RemoteCert {
-            path: path.clone(),
-            pem: pem.clone(),
-            key,
-        })
+        .map(|v| v.name.clone())
+        .zip(servers)
         .collect();
-    let tls = TlsServer::with_remote_keys(
-        &TlsServerConfig {
-            cert: config.server_cert.clone(),
-            key: PathBuf::new(),
-            ca: config.ca_cert.clone(),
-            ca_pem: setup.ca_pem.clone(),
-            request_client_cert: uses_cert,
-            priorities: config.tls_priorities.clone(),
-            crl: config.crl.clone().zip(setup.crl_pem.clone()),
-            ocsp_response: config.ocsp_response.clone().zip(setup.ocsp_der.clone()),
+    let tls = Arc::new(
+        default_tls.with_virtual_hosts(named.iter().map(|(n, t)| (n.clone(), t)).collect()),
+    );
+    let host_runtime = |name: Option<String>, config: config::Config, files: &HostSetup| Runtime {
+        forms: FormSettings {
+            pre_login_banner: config.pre_login_banner.clone(),
+            groups: files.groups.clone(),
+            default_group: config.default_select_group.clone(),
         },
-        &certs,
-        signer,
-    )?;
-    let forms = FormSettings {
-        pre_login_banner: config.pre_login_banner.clone(),
-        groups: setup.groups.clone(),
-        default_group: config.default_select_group.clone(),
-    };
-    Ok(Runtime {
         config,
-        tls,
-        forms,
+        tls: tls.clone(),
+        name,
+        vhosts: Vec::new(),
         secmod_pid: setup.secmod_pid,
         known_iroutes: setup.known_iroutes.clone(),
-    })
+    };
+    let vhosts = config
+        .vhosts
+        .iter()
+        .zip(setup.hosts.iter().skip(1))
+        .map(|(v, files)| Arc::new(host_runtime(Some(v.name.clone()), v.config.clone(), files)))
+        .collect();
+    let mut runtime = host_runtime(None, config, &setup.hosts[0]);
+    runtime.vhosts = vhosts;
+    Ok(runtime)
+}
+
+/// One host's TLS context, its keys held by the security module; `first_key` is the
+/// number of its first key among all hosts' (advanced past its own).
+fn host_tls(
+    host: &config::Config,
+    files: &HostSetup,
+    first_key: &mut u32,
+    signer: &Arc<dyn RemoteSigner>,
+) -> Result<TlsServer, WorkerError> {
+    let uses_cert = host
+        .auth
+        .iter()
+        .chain(host.enable_auth.iter())
+        .any(|m| matches!(m, AuthMethod::Certificate));
+    let certs: Vec<RemoteCert> = files
+        .cert_chains
+        .iter()
+        .zip(host.server_pairs.iter().map(|(cert, _)| cert))
+        .map(|(pem, path)| {
+            let key = *first_key;
+            *first_key += 1;
+            RemoteCert {
+                path: path.clone(),
+                pem: pem.clone(),
+                key,
+            }
+        })
+        .collect();
+    Ok(TlsServer::with_remote_keys(
+        &TlsServerConfig {
+            cert: host.server_cert.clone(),
+            key: PathBuf::new(),
+            ca: host.ca_cert.clone(),
+            ca_pem: files.ca_pem.clone(),
+            request_client_cert: uses_cert,
+            priorities: host.tls_priorities.clone(),
+            crl: host.crl.clone().zip(files.crl_pem.clone()),
+            ocsp_response: host.ocsp_response.clone().zip(files.ocsp_der.clone()),
+        },
+        &certs,
+        signer.clone(),
+    )?)
 }
 
 /// The network process's life: set up as root, confine, serve until told to stop.

@@ -153,6 +153,7 @@ fn hostile_frames_close_only_their_channel() {
         passwd: passwd.display().to_string(),
         user: "alice".into(),
         password: password.into(),
+        vhost: None,
     };
     let SecModReply::Password {
         verdict: PasswordVerdict::Accepted { groups },
@@ -177,6 +178,7 @@ fn hostile_frames_close_only_their_channel() {
             timeout: None,
             ticket,
             login_ip: None,
+            vhost: None,
         })
     };
     let refused = |reply: SecModReply| {

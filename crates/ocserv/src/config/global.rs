@@ -225,17 +225,35 @@ pub(super) fn all_keys() -> Vec<&'static str> {
 }
 
 pub(super) fn parse(text: &str, mut d: Diag) -> Result<Loaded, ConfigError> {
-    let entries = lexer::lex(text, &mut d);
+    let sections = lexer::lex_sections(text, &mut d, true);
+    super::vhost::parse_hosts(&sections, d)
+}
+
+/// One host's settings: `inherited` entries (a virtual host's copy of the default
+/// section) and then its `own`. Setting a key again warns only within `own`.
+pub(super) fn parse_entries(
+    inherited: &[Entry],
+    own: &[Entry],
+    mut d: Diag,
+) -> Result<Loaded, ConfigError> {
     let mut draft = Draft::default();
     let mut net = NetBuilder::default();
     let mut lines: BTreeMap<String, usize> = BTreeMap::new();
+    let mut own_lines: BTreeMap<String, usize> = BTreeMap::new();
     let unsupported_keys: Vec<&str> = UNSUPPORTED.iter().map(|u| u.key).collect();
     let mut known: Vec<&[&str]> = vec![GLOBAL_KEYS];
     known.extend_from_slice(net::GLOBAL_NET_KEYS);
     known.extend([net::OVERRIDE_ONLY_KEYS, &unsupported_keys]);
 
-    for e in &entries {
-        note_line(&mut lines, e, &mut d);
+    let tagged = inherited
+        .iter()
+        .map(|e| (e, true))
+        .chain(own.iter().map(|e| (e, false)));
+    for (e, was_inherited) in tagged {
+        lines.insert(e.key.clone(), e.line);
+        if !was_inherited {
+            note_line(&mut own_lines, e, &mut d);
+        }
         if net.handle(e, Scope::Global, &mut d) || draft.handle(e, &mut d) {
             continue;
         }
@@ -959,6 +977,7 @@ impl Draft {
             included_http_headers: self.included_http_headers,
             user_profile: self.user_profile,
             key_lines: lines,
+            vhosts: Vec::new(),
         };
 
         // Report in file order: this file's lines, then whole-file problems, then other

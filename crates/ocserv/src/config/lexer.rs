@@ -20,15 +20,45 @@ pub(super) struct Entry {
     pub(super) value: String,
 }
 
-/// The entries of the default (global) section, in file order. Sections are warned about
-/// and their entries dropped.
+/// A `[vhost:NAME]` section: its name as ocserv canonicalizes it (surrounding blanks
+/// removed), the line of its (first) header and its entries in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct VhostSection {
+    pub(super) name: String,
+    pub(super) line: usize,
+    pub(super) entries: Vec<Entry>,
+}
+
+/// A main config split into the default section and the virtual-host sections.
+#[derive(Debug, Default)]
+pub(super) struct Sections {
+    pub(super) global: Vec<Entry>,
+    pub(super) vhosts: Vec<VhostSection>,
+}
+
+/// Where the entries being read go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    Global,
+    Vhost(usize),
+    Ignored,
+}
+
+/// The entries of the default (global) section, in file order (per-user and per-group
+/// files). Sections are warned about and their entries dropped.
 pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
+    lex_sections(text, d, false).global
+}
+
+/// The main config's default section and its `[vhost:NAME]` sections (a name given twice
+/// continues the same section, as with ocserv). With `vhosts` false, virtual-host sections
+/// are warned about and dropped like any other section.
+pub(super) fn lex_sections(text: &str, d: &mut Diag, vhosts: bool) -> Sections {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut entries = Vec::new();
+    let mut sections = Sections::default();
     // The key an indented line continues (inih's `prev_name`).
     let mut prev_key: Option<String> = None;
-    // Inside a section we do not support: entries are dropped.
-    let mut ignoring = false;
+    let mut target = Target::Global;
 
     for (idx, raw) in text.lines().enumerate() {
         let line = idx + 1;
@@ -49,7 +79,7 @@ pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
                     );
                     continue;
                 }
-                if !ignoring {
+                if target != Target::Ignored {
                     let value = clean_value(trimmed, line, d);
                     d.warn(
                         line,
@@ -57,11 +87,12 @@ pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
                             "indented line continues the previous key: read as {key} = {value}"
                         ),
                     );
-                    entries.push(Entry {
+                    let entry = Entry {
                         line,
                         key: key.clone(),
                         value,
-                    });
+                    };
+                    push(&mut sections, target, entry);
                 }
                 continue;
             }
@@ -74,7 +105,7 @@ pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
             };
             let name = rest.get(..end).unwrap_or_default().trim();
             prev_key = None;
-            ignoring = section_ignored(name, line, d);
+            target = section_target(name, line, vhosts, &mut sections, d);
             continue;
         }
 
@@ -87,7 +118,7 @@ pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
             continue;
         }
         prev_key = Some(key.to_owned());
-        if ignoring {
+        if target == Target::Ignored {
             continue;
         }
         let value = if RAW_VALUE_KEYS.contains(&key) {
@@ -95,41 +126,74 @@ pub(super) fn lex(text: &str, d: &mut Diag) -> Vec<Entry> {
         } else {
             clean_value(rest, line, d)
         };
-        entries.push(Entry {
+        let entry = Entry {
             line,
             key: key.to_owned(),
             value,
-        });
+        };
+        push(&mut sections, target, entry);
     }
-    entries
+    sections
 }
 
-/// Reports a section header; returns whether its entries are to be ignored.
-fn section_ignored(name: &str, line: usize, d: &mut Diag) -> bool {
+fn push(sections: &mut Sections, target: Target, entry: Entry) {
+    match target {
+        Target::Global => sections.global.push(entry),
+        Target::Vhost(i) => {
+            if let Some(v) = sections.vhosts.get_mut(i) {
+                v.entries.push(entry);
+            }
+        }
+        Target::Ignored => {}
+    }
+}
+
+/// Reports a section header; returns where its entries go.
+fn section_target(
+    name: &str,
+    line: usize,
+    vhosts: bool,
+    sections: &mut Sections,
+    d: &mut Diag,
+) -> Target {
     if name.is_empty() {
         // inih treats `[]` as the global section again.
-        return false;
+        return Target::Global;
     }
-    if let Some(vhost) = name.strip_prefix("vhost:") {
-        let vhost = vhost.trim();
-        if vhost.is_empty() {
-            d.error(line, "virtual host section without a name: [vhost:]");
-        } else {
-            d.warn(
-                line,
-                format!(
-                    "virtual hosts are not supported yet: section [vhost:{vhost}] and its \
-                     settings are ignored; clients connecting to {vhost} get the global settings"
-                ),
-            );
-        }
-    } else {
+    let Some(vhost) = name.strip_prefix("vhost:") else {
         d.warn(
             line,
             format!("unknown section [{name}]: its settings are ignored"),
         );
+        return Target::Ignored;
+    };
+    let vhost = vhost.trim();
+    if vhost.is_empty() {
+        d.error(line, "virtual host section without a name: [vhost:]");
+        return Target::Ignored;
     }
-    true
+    if !vhosts {
+        d.warn(
+            line,
+            format!("section [vhost:{vhost}] belongs in the main config; ignored here"),
+        );
+        return Target::Ignored;
+    }
+    // ocserv compares names exactly when it reads them (and ignoring case when a client
+    // names one); two sections differing in case would never both be reachable.
+    if let Some(i) = sections
+        .vhosts
+        .iter()
+        .position(|v| v.name.eq_ignore_ascii_case(vhost))
+    {
+        return Target::Vhost(i);
+    }
+    sections.vhosts.push(VhostSection {
+        name: vhost.to_owned(),
+        line,
+        entries: Vec::new(),
+    });
+    Target::Vhost(sections.vhosts.len() - 1)
 }
 
 /// `key` and the raw value text after the separator. The separator is the first `=` or `:`;

@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::warn;
 
 use super::settings::lease_ask;
-use super::{lock, write_lock, Kick, LiveTunnel, Server, State};
+use super::{lock, write_lock, Kick, LiveTunnel, Runtime, Server, State};
 use crate::auth::CertStatus;
 use crate::config::{AuthMethod, Config, NetSettings};
 use crate::packets::PacketBatch;
@@ -97,6 +97,8 @@ pub(super) struct SessionFacts {
     pub(super) created_unix: u64,
     pub(super) user: String,
     pub(super) group: Option<String>,
+    /// The virtual host it logged in to (`None`: the default one).
+    pub(super) vhost: Option<String>,
     pub(super) lease: Lease,
     pub(super) settings: NetSettings,
     /// `session-timeout`'s absolute deadline.
@@ -148,6 +150,7 @@ impl Attached {
             id: session.id,
             user: &session.user,
             group: session.group.as_deref(),
+            vhost: session.vhost.as_deref().unwrap_or("default"),
             hostname: client.hostname.as_deref(),
             device,
             user_agent: &client.user_agent,
@@ -173,8 +176,9 @@ impl Server {
         (conn, peer): (u64, IpAddr),
         client: &ClientConnect,
         cert: &CertStatus,
-        config: &Config,
+        host: &Runtime,
     ) -> Result<Opened, Refusal> {
+        let config = &host.config;
         if *self.shutdown.borrow() {
             return Err(Refusal::unavailable(
                 "Server is shutting down",
@@ -189,6 +193,14 @@ impl Server {
             SessionReply::Refused(why) => return Err(refusal(why)),
             other => return Err(unexpected(&other)),
         };
+        if found.vhost != host.name {
+            let name = |n: &Option<String>| n.clone().unwrap_or_else(|| "default".into());
+            return Err(Refusal::cookie(format!(
+                "the cookie is from a login to virtual host {}, not {}",
+                name(&found.vhost),
+                name(&host.name)
+            )));
+        }
         check_connect_certificate(cert, &found.user, config)?;
         let settings = self
             .user_settings(config, &found.user, found.group.as_deref())
@@ -380,6 +392,7 @@ fn facts(cookie: &str, view: SessionView, settings: NetSettings, reused: bool) -
         created_unix: view.created_unix,
         user: view.user,
         group: view.group,
+        vhost: view.vhost,
         lease: view.lease.as_ref().map(lease_of).unwrap_or_default(),
         settings,
         deadline: view

@@ -161,9 +161,7 @@ impl Server {
         let local = local.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| {
             crate::addr::canonical_addr(a).ip()
         });
-        let included = Arc::new(self.runtime().config.included_http_headers.clone());
-        INCLUDED_HEADERS
-            .scope(included, self.handle_connection(tcp, peer, local))
+        self.handle_connection(tcp, peer, local)
             .instrument(span)
             .await;
     }
@@ -194,17 +192,27 @@ impl Server {
         let Some(stream) = self.handshake(tcp, peer, &rt, auth_deadline).await else {
             return;
         };
-        let cert = cert_status(&stream, config);
+        // From here on the connection is served as the host its server name chose.
+        let rt = rt.host_of(&stream);
+        if let Some(name) = &rt.name {
+            debug!("{peer}: virtual host {name}");
+        }
+        let included = Arc::new(rt.config.included_http_headers.clone());
+        let cert = cert_status(&stream, &rt.config);
         let login = tokio::time::timeout_at(
             auth_deadline,
-            self.clone().http_phase(stream, peer, rt.clone(), cert, now),
+            INCLUDED_HEADERS.scope(
+                included.clone(),
+                self.clone().http_phase(stream, peer, rt.clone(), cert, now),
+            ),
         )
         .await;
         match login {
             Ok(Some((stream, outcome))) => {
                 drop(prelogin);
                 drop(per_ip);
-                self.tunnel(stream, peer, local, rt, outcome).await;
+                let tunnel = self.tunnel(stream, peer, local, rt, outcome);
+                INCLUDED_HEADERS.scope(included, tunnel).await;
             }
             Ok(None) => {}
             Err(_) => {
@@ -438,7 +446,10 @@ impl Server {
         {
             let result = {
                 let _slot = self.password_checks.acquire().await;
-                let (result, issued) = self.check_password(passwd, user.clone(), password).await;
+                let host = login.rt.name.clone();
+                let (result, issued) = self
+                    .check_password(passwd, user.clone(), password, host)
+                    .await;
                 ticket = issued;
                 result
             };
@@ -574,6 +585,7 @@ impl Server {
             timeout: settings.session_timeout,
             ticket,
             login_ip: Some(login.peer.ip()),
+            vhost: login.rt.name.clone(),
         };
         match self.links.session(create).await {
             SessionReply::Created { cookie } => Ok(cookie),
@@ -588,11 +600,13 @@ impl Server {
         passwd: PathBuf,
         user: String,
         password: String,
+        vhost: Option<String>,
     ) -> (PlainAuth, Option<AuthTicket>) {
         let request = SecModRequest::CheckPassword {
             passwd: passwd.display().to_string(),
             user,
             password,
+            vhost,
         };
         let SecModReply::Password { verdict, ticket } = self.links.secmod(request).await else {
             return (PlainAuth::Rejected, None);

@@ -98,7 +98,7 @@ impl Server {
                 (conn, peer.ip()),
                 &client,
                 &cert_status(&stream, config),
-                config,
+                &rt,
             )
             .await
         {
@@ -404,7 +404,7 @@ impl Server {
             username: session.user.clone(),
             groupname: session.group.clone().unwrap_or_default(),
             state: oc_ctl::model::state::CONNECTED.into(),
-            vhost: "default".into(),
+            vhost: session.vhost.clone().unwrap_or_else(|| "default".into()),
             device: self.tun_name.clone(),
             mtu: Some(plan.mtu()),
             remote_ip: t.peer.ip().to_string(),

@@ -103,6 +103,7 @@ mod networks;
 mod per_user;
 mod unsupported;
 mod values;
+mod vhosts;
 // ---------------------------------------------------------------------------------------
 // Defaults and the minimal config
 

@@ -6,23 +6,6 @@ use super::*;
 // Sections, unknown and unsupported keys
 
 #[test]
-fn vhost_section_is_warned_and_skipped() {
-    let l = ok("dpd = 60\n\
-                [vhost:www.example.com]\n\
-                auth = \"certificate\"\n\
-                ca-cert = /etc/ocserv/ca.pem\n\
-                dpd = 5\n\
-                bogus = x\n");
-    assert_has(&l.warnings, L + 1, "virtual hosts are not supported yet");
-    assert_has(&l.warnings, L + 1, "[vhost:www.example.com]");
-    // Nothing from the section applies, and nothing in it is even looked at.
-    assert_eq!(l.config.auth.len(), 1);
-    assert_eq!(l.config.ca_cert, None);
-    assert_eq!(l.config.net.dpd, Some(60));
-    assert_eq!(l.warnings.len(), 1, "{:?}", l.warnings);
-}
-
-#[test]
 fn unknown_section_and_return_to_global() {
     let l = ok("[extras]\ndpd = 5\n[]\nkeepalive = 7\n");
     assert_has(&l.warnings, L, "unknown section [extras]");
