@@ -49,6 +49,29 @@ fn set(text: &str, key: &str, value: &str) -> String {
     }
 }
 
+/// Replaces every active `key = ...` line of `text` (in every section) with `key = value`,
+/// or adds it to the default section.
+fn set_every(text: &str, key: &str, value: &str) -> String {
+    let is_key = |line: &str| {
+        line.split_once('=')
+            .is_some_and(|(k, _)| k.trim() == key && !line.trim_start().starts_with('#'))
+    };
+    if !text.lines().any(is_key) {
+        return add(text, key, value);
+    }
+    let out: Vec<String> = text
+        .lines()
+        .map(|line| {
+            if is_key(line) {
+                format!("{key} = {value}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect();
+    out.join("\n") + "\n"
+}
+
 /// Adds `key = value` to the global section (before any `[vhost:...]` section, whose
 /// settings would not apply to the lab's clients).
 fn add(text: &str, key: &str, value: &str) -> String {
@@ -113,13 +136,14 @@ impl Secrets {
 fn for_lab(shipped: &str, lab: &Lab, pki: &Pki, secrets: &Secrets, auth: &str) -> String {
     let d = lab.dir.display();
     let mut c = set(shipped, "auth", &format!("\"{auth}\""));
-    c = set(&c, "server-cert", &pki.server_cert.display().to_string());
-    c = set(
+    // In the default section and in upstream's [vhost:www.example.com] alike.
+    c = set_every(&c, "server-cert", &pki.server_cert.display().to_string());
+    c = set_every(
         &c,
         "server-key",
         &secrets.path("server.key").display().to_string(),
     );
-    c = set(&c, "ca-cert", &pki.ca_pem.display().to_string());
+    c = set_every(&c, "ca-cert", &pki.ca_pem.display().to_string());
     c = set(&c, "run-as-user", "nobody");
     c = set(&c, "run-as-group", "nogroup");
     c = set(&c, "socket-file", &format!("{d}/ocserv-socket"));
