@@ -468,8 +468,13 @@ pub enum MainRequest {
     AddressInUse { addr: Ipv4Addr },
     /// The per-group and per-user settings files that apply to a session
     /// (`config-per-group`/`config-per-user`, else the default files): the network process
-    /// may run chrooted and unprivileged, so the main process reads them.
-    UserFiles { user: String, group: Option<String> },
+    /// may run chrooted and unprivileged, so the main process reads them. The directories
+    /// are those of virtual host `vhost` (`None`: the default host).
+    UserFiles {
+        user: String,
+        group: Option<String>,
+        vhost: Option<String>,
+    },
     /// occtl's `reload`: read the configuration again (as SIGHUP does).
     Reload,
     /// occtl's `stop now`: stop the server.
@@ -500,7 +505,7 @@ impl Message for MainRequest {
                 }
                 Ok(())
             }
-            Self::UserFiles { user, group } => {
+            Self::UserFiles { user, group, .. } => {
                 for name in std::iter::once(user).chain(group) {
                     if let Some(why) = file_name_problem(name) {
                         return Err(invalid(
@@ -775,6 +780,7 @@ mod tests {
             let request = MainRequest::UserFiles {
                 user: bad.into(),
                 group: None,
+                vhost: None,
             };
             let frame = encode(&request).unwrap();
             assert!(decode::<MainRequest>(&frame[4..]).is_err(), "{bad:?}");
@@ -782,6 +788,7 @@ mod tests {
         round_trip(MainRequest::UserFiles {
             user: "alice".into(),
             group: Some("staff".into()),
+            vhost: Some("vpn.example.com".into()),
         });
     }
 

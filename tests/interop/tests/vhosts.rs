@@ -82,6 +82,10 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
             lab.dir.display()
         ),
     );
+    // pass2's own per-user files: bob's moves him to another pool.
+    let users = lab.dir.join("pass2-users");
+    std::fs::create_dir_all(&users).unwrap();
+    std::fs::write(users.join("bob"), "ipv4-network = 192.168.206.0/24\n").unwrap();
     let extra = format!(
         "connect-script = {script}\n\
          [vhost: pass2.example.com ]\n\
@@ -89,6 +93,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
          server-cert = {cert}\n\
          server-key = {key}\n\
          ipv4-network = 192.168.203.0/24\n\
+         config-per-user = {users}/\n\
          [vhost:cert.example.com]\n\
          auth = \"certificate\"\n\
          ca-cert = {ca}\n\
@@ -100,6 +105,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         cert = vhost_cert.display(),
         key = vhost_key.display(),
         ca = pki.ca_pem.display(),
+        users = users.display(),
     );
     let config = lab.server_config(&pki, &default_auth, &extra);
     let config_path = lab.start_server_with_config(ServerKind::Ours, &config);
@@ -160,7 +166,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         "certificate login to the default host, which takes passwords"
     );
 
-    // A tunnel on pass2: its pool, and occtl and the connect script name the host.
+    // A tunnel on pass2: its per-user file, and occtl and the connect script name the host.
     let resolve = format!("--resolve=pass2.example.com:{}", lab.server_ip);
     let servercert = format!("--servercert={vhost_pin}");
     lab.spawn_client(
@@ -180,7 +186,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     })
     .unwrap_or_else(|| panic!("no connect script run\n{}", lab.log("ocserv.log")));
     assert!(
-        connected.starts_with("bob pass2.example.com 192.168.203."),
+        connected.starts_with("bob pass2.example.com 192.168.206."),
         "{connected}"
     );
     let user = lab.our_occtl("show user bob");

@@ -203,7 +203,7 @@ impl Server {
         }
         check_connect_certificate(cert, &found.user, config)?;
         let settings = self
-            .user_settings(config, &found.user, found.group.as_deref())
+            .user_settings(host, &found.user, found.group.as_deref())
             .await
             .map_err(|e| Refusal::unavailable("Server configuration error", e))?;
         let server_full = config.max_clients > 0

@@ -578,7 +578,7 @@ impl Server {
         ticket: Option<AuthTicket>,
         login: &Login<'_>,
     ) -> Result<String, String> {
-        let settings = self.user_settings(&login.rt.config, user, group).await?;
+        let settings = self.user_settings(login.rt, user, group).await?;
         let create = SessionRequest::Create {
             user: user.to_string(),
             group: group.map(str::to_string),

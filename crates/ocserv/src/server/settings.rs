@@ -9,7 +9,7 @@ use oc_proto::anyconnect::tunnel_plan::PlanSettings;
 use oc_proto::ipc::{LeaseAsk, MainReply, MainRequest, SettingsFile};
 use tracing::warn;
 
-use super::Server;
+use super::{Runtime, Server};
 use crate::config::{self, Config, NetSettings, RekeyMethod};
 
 /// Global settings overlaid with the group's then the user's file (ocserv's precedence;
@@ -52,16 +52,18 @@ impl Server {
     /// process may be chrooted and cannot read root-only files).
     pub(super) async fn user_settings(
         &self,
-        config: &Config,
+        host: &Runtime,
         user: &str,
         group: Option<&str>,
     ) -> Result<NetSettings, String> {
+        let config = &host.config;
         if config.config_per_user.is_none() && config.config_per_group.is_none() {
             return Ok(config.net.clone());
         }
         let request = MainRequest::UserFiles {
             user: user.to_string(),
             group: group.map(str::to_string),
+            vhost: host.name.clone(),
         };
         match self.links.main(request).await {
             MainReply::UserFiles { group, user } => {
