@@ -568,7 +568,9 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
         MainRequest::UserFiles { user, group, vhost } => {
             let all = read_lock(&shared.config);
             let Some((_, config)) = all.hosts().find(|(name, _)| *name == vhost.as_deref()) else {
-                return MainReply::Failed(format!("no virtual host {vhost:?} in the configuration"));
+                return MainReply::Failed(format!(
+                    "no virtual host {vhost:?} in the configuration"
+                ));
             };
             let layer = |dir: &Option<PathBuf>, name: Option<&str>, default: &Option<PathBuf>| {
                 settings_file(dir.as_deref(), name, default.as_deref())

@@ -101,6 +101,9 @@ pub(super) fn parse_hosts(sections: &Sections, d: Diag) -> Result<Loaded, Config
         let inherited = inherited_entries(&sections.global, &section.entries);
         let parsed = global::parse_entries(&inherited, &section.entries, d);
         errors.extend(scoped);
+        if let (Ok(l), Ok(d)) = (&parsed, &default) {
+            errors.extend(same_tls_policy(section, &l.config, &d.config, &blank.file));
+        }
         match parsed {
             Ok(l) if errors.is_empty() => {
                 warnings.extend(news(l.warnings, section, &seen));
@@ -122,6 +125,33 @@ pub(super) fn parse_hosts(sections: &Sections, d: Diag) -> Result<Loaded, Config
         }
         _ => Err(ConfigError::Invalid(errors)),
     }
+}
+
+/// A section's `tls-priorities` must be the default's: protocol versions and ciphers are
+/// chosen from the client's hello before its server name picks the host, so a stricter
+/// setting for one host could not be kept (and is refused rather than ignored).
+fn same_tls_policy(
+    section: &VhostSection,
+    host: &super::Config,
+    default: &super::Config,
+    file: &Path,
+) -> Option<Problem> {
+    let line = section
+        .entries
+        .iter()
+        .rev()
+        .find(|e| e.key == "tls-priorities")?
+        .line;
+    (host.tls_priorities != default.tls_priorities).then(|| Problem {
+        file: file.to_path_buf(),
+        line,
+        message: format!(
+            "tls-priorities in [vhost:{}] differs from the default section's: TLS versions \
+             and ciphers are chosen before the server name is known, so every host has the \
+             default section's; remove the line or make it the same",
+            section.name
+        ),
+    })
 }
 
 /// Errors for keys a section cannot set, warnings for keys it sets to no effect.

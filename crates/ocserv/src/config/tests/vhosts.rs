@@ -132,3 +132,11 @@ fn override_files_ignore_vhost_sections() {
     assert_eq!(settings.dpd, Some(5));
     assert_has(&warnings, 2, "belongs in the main config");
 }
+
+#[test]
+fn a_vhost_cannot_ask_for_other_tls_priorities() {
+    let e = errs("tls-priorities = NORMAL\n[vhost:a.example.com]\ntls-priorities = \"SECURE256:-VERS-ALL:+VERS-TLS1.3\"\n");
+    assert_has(&e, L + 2, "tls-priorities in [vhost:a.example.com] differs");
+    let c = cfg("tls-priorities = NORMAL\n[vhost:a.example.com]\ntls-priorities = NORMAL\n");
+    assert_eq!(c.vhosts[0].config.tls_priorities.as_deref(), Some("NORMAL"));
+}
