@@ -567,3 +567,48 @@ async fn keys_from_files_still_work() {
     assert_eq!(holder.take_log(), vec![(0, "RSA-PSS")]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A client naming `sni` (or none): the certificate it got and the virtual host the
+/// server says served it.
+async fn with_sni_client(server: Arc<TlsServer>, sni: Option<&str>) -> (X509, Option<String>) {
+    let (addr, task) = listen(server.clone()).await;
+    let mut ctx = SslContext::builder(SslMethod::tls_client()).unwrap();
+    ctx.set_verify(SslVerifyMode::NONE);
+    let mut ssl = Ssl::new(&ctx.build()).unwrap();
+    if let Some(name) = sni {
+        ssl.set_hostname(name).unwrap();
+    }
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let mut stream = SslStream::new(ssl, tcp).unwrap();
+    Pin::new(&mut stream).connect().await.unwrap();
+    let served = task.await.unwrap().unwrap();
+    let host = server.virtual_host_of(&served).map(str::to_owned);
+    (stream.ssl().peer_certificate().unwrap(), host)
+}
+
+#[tokio::test]
+async fn a_virtual_host_is_served_by_its_server_name_ignoring_case() {
+    let main = Pair::new(rsa_key(), 20);
+    let named = Pair::new(ec_key(Nid::X9_62_PRIME256V1), 21);
+    let holder = KeyHolder::new(&[&main, &named]);
+    let vhost = server(&[named.remote()], holder.clone(), None);
+    let tls = Arc::new(
+        server(&[main.remote()], holder.clone(), None)
+            .with_virtual_hosts(vec![("vpn.example.com".into(), &vhost)]),
+    );
+    for (sni, want, host) in [
+        (None, &main, None),
+        (Some("VPN.Example.com"), &named, Some("vpn.example.com")),
+        (Some("other.example.com"), &main, None),
+    ] {
+        let (cert, served_as) = with_sni_client(tls.clone(), sni).await;
+        assert_eq!(
+            cert.to_der().unwrap(),
+            want.cert.to_der().unwrap(),
+            "{sni:?}"
+        );
+        assert_eq!(served_as.as_deref(), host, "{sni:?}");
+        // Signed by the key of the certificate that was served.
+        assert_eq!(holder.take_log().first().map(|(i, _)| *i), Some(want.index));
+    }
+}
