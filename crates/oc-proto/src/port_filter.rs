@@ -117,6 +117,11 @@ impl PortRules {
             // Not a packet we can read: only a block list lets it through.
             return self.negated;
         };
+        if t.undecided {
+            // Its transport header lies past the extension headers we walk: a block list
+            // cannot tell it is not a listed port, so neither list lets it through.
+            return false;
+        }
         let listed = self.rules.iter().any(|r| r.matches(&t));
         if self.negated {
             return !listed;
@@ -240,6 +245,8 @@ struct Transport {
     protocol: u8,
     /// The destination port; none for protocols without ports and for later fragments.
     port: Option<u16>,
+    /// The walk over IPv6 extension headers gave up before the transport header.
+    undecided: bool,
 }
 
 /// IPv6 extension headers the walk steps over (hop-by-hop, routing, destination options,
@@ -261,6 +268,7 @@ fn transport(packet: &[u8]) -> Option<Transport> {
                 destination: IpAddr::from(b),
                 protocol,
                 port,
+                undecided: false,
             })
         }
         6 => {
@@ -293,6 +301,7 @@ fn transport(packet: &[u8]) -> Option<Transport> {
                 destination: IpAddr::from(b),
                 protocol: next,
                 port,
+                undecided: IPV6_EXTENSIONS.contains(&next) || next == IPV6_FRAGMENT,
             })
         }
         _ => None,

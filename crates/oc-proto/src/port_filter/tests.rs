@@ -161,3 +161,33 @@ fn ipv6_extension_headers_are_walked_to_the_transport() {
     cut.truncate(50);
     assert!(!r.allows(&cut, &[]));
 }
+
+#[test]
+fn ipv4_options_and_ipv6_authentication_headers_are_stepped_over() {
+    let r = rules("tcp(443)");
+    // IHL 6: four bytes of options before the TCP header.
+    let mut with_options = v4(6, [192, 0, 2, 7], 0, 0);
+    with_options[0] = 0x46;
+    with_options.splice(20..20, [1, 1, 1, 1]);
+    with_options[24 + 2..24 + 4].copy_from_slice(&443u16.to_be_bytes());
+    assert!(r.allows(&with_options, &[]));
+    with_options[24 + 2..24 + 4].copy_from_slice(&22u16.to_be_bytes());
+    assert!(!r.allows(&with_options, &[]));
+    // AH counts its length in 4-byte words, minus two: length 2 is 16 bytes.
+    let ah = vec![0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    assert!(r.allows(&v6(6, 443, &[(51, ah.clone())]), &[]));
+    assert!(!r.allows(&v6(6, 22, &[(51, ah)]), &[]));
+}
+
+#[test]
+fn a_chain_longer_than_the_walk_is_dropped_by_either_list() {
+    let dest = vec![0, 0, 1, 4, 0, 0, 0, 0];
+    let chain: Vec<(u8, Vec<u8>)> = (0..9).map(|_| (60, dest.clone())).collect();
+    let long = v6(6, 25, &chain);
+    assert!(!rules("!(tcp(25))").allows(&long, &[]));
+    assert!(!rules("tcp(25)").allows(&long, &[]));
+    // Eight are walked: the port is known.
+    let eight = v6(6, 25, &chain[..8]);
+    assert!(!rules("!(tcp(25))").allows(&eight, &[]));
+    assert!(rules("!(tcp(443))").allows(&eight, &[]));
+}
