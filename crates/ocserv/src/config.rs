@@ -545,18 +545,34 @@ pub fn logging_setting_of(path: &Path, key: &str) -> Option<String> {
 }
 
 /// The configuration text with the values of `key-pin` and `srk-pin` withheld, for the
-/// network process (which has no use for them). Line numbers stay the same.
+/// network process (which has no use for them). Line numbers stay the same. The lines are
+/// found as the parser reads them (continuation lines and `[vhost:...]` sections too), and
+/// any line that starts with either key besides.
 pub fn without_pins(text: &str) -> String {
+    const PINS: [&str; 2] = ["key-pin", "srk-pin"];
+    let mut scratch = Diag::new(Path::new(""), false);
+    let sections = lexer::lex_sections(text, &mut scratch, true);
+    let pin_lines: Vec<usize> = sections
+        .global
+        .iter()
+        .chain(sections.vhosts.iter().flat_map(|v| v.entries.iter()))
+        .filter(|e| PINS.contains(&e.key.as_str()))
+        .map(|e| e.line)
+        .collect();
     text.lines()
-        .map(|line| {
+        .enumerate()
+        .map(|(i, line)| {
             let key = line
                 .trim_start()
                 .split(['=', ':'])
                 .next()
                 .unwrap_or_default()
                 .trim();
-            if matches!(key, "key-pin" | "srk-pin") {
+            if PINS.contains(&key) {
                 format!("{key} = withheld")
+            } else if pin_lines.contains(&(i + 1)) {
+                // One more value of a pin key on an indented line.
+                "  withheld".to_owned()
             } else {
                 line.to_owned()
             }

@@ -101,6 +101,7 @@ mod auth;
 mod files;
 mod networks;
 mod per_user;
+mod syntax;
 mod unsupported;
 mod values;
 mod vhosts;
