@@ -6,15 +6,19 @@ use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 
+use openssl::error::ErrorStack;
+use openssl::ex_data::Index;
 use openssl::nid::Nid;
 use openssl::ocsp::{OcspResponse, OcspResponseStatus};
 use openssl::pkey::Id;
 use openssl::ssl::{
-    NameType, SniError, SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslOptions, SslRef,
-    SslVerifyMode, SslVersion,
+    NameType, SniError, Ssl, SslAcceptor, SslAcceptorBuilder, SslContext, SslMethod, SslOptions,
+    SslRef, SslVerifyMode, SslVersion,
 };
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509Crl, X509Ref, X509StoreContextRef, X509VerifyResult, X509};
+use openssl::x509::{
+    X509Crl, X509Ref, X509StoreContext, X509StoreContextRef, X509VerifyResult, X509,
+};
 use tokio::net::TcpStream;
 
 use crate::remote_key::{add_chain_cert, cert_chain, remote_private_key, RemoteCert, RemoteSigner};
@@ -141,7 +145,7 @@ pub struct TlsServer {
     pub certificate: X509,
     pub policy: TlsPolicy,
     /// Other servers' contexts by TLS server name, set once by
-    /// [`serve_virtual_hosts`](Self::with_virtual_hosts).
+    /// [`with_virtual_hosts`](Self::with_virtual_hosts).
     virtual_hosts: VirtualHosts,
 }
 
@@ -252,27 +256,52 @@ fn finish(
 /// its next update, or from a CA certificate without the CRL-signing key usage, still
 /// revokes what it lists and rejects nothing else, as with ocserv (GnuTLS): a CRL can only
 /// take trust away.
-fn tolerant_verify(_: bool, ctx: &mut X509StoreContextRef) -> bool {
-    if CRL_ERRORS_IGNORED.contains(&ctx.error().as_raw()) {
+/// OpenSSL keeps only the last error, which a later ignored one would wipe out, so the
+/// first real one is kept in the connection's [`FirstVerifyError`].
+fn tolerant_verify(preverified: bool, ctx: &mut X509StoreContextRef) -> bool {
+    let error = ctx.error();
+    if CRL_ERRORS_IGNORED.contains(&error.as_raw()) {
         ctx.set_error(X509VerifyResult::OK);
+    } else if !preverified {
+        let slot = X509StoreContext::ssl_idx()
+            .ok()
+            .and_then(|idx| ctx.ex_data(idx))
+            .zip(first_error_index().ok())
+            .and_then(|(ssl, idx)| ssl.ex_data(idx));
+        if let Some(first) = slot {
+            let _ = first.0.set(error.error_string());
+        }
     }
     true
+}
+
+/// The first client-certificate verification error of a connection.
+#[derive(Debug, Default)]
+struct FirstVerifyError(OnceLock<&'static str>);
+
+/// The connections' slot for their [`FirstVerifyError`], allocated once.
+fn first_error_index() -> Result<Index<Ssl, FirstVerifyError>, ErrorStack> {
+    static INDEX: OnceLock<Result<Index<Ssl, FirstVerifyError>, ErrorStack>> = OnceLock::new();
+    INDEX.get_or_init(Ssl::new_ex_index).clone()
+}
+
+/// The virtual host a connection's server name names, ignoring case (as ocserv).
+fn named_host<'a>(table: &'a VirtualHosts, ssl: &SslRef) -> Option<(&'a str, &'a SslContext)> {
+    let name = ssl.servername(NameType::HOST_NAME)?;
+    table
+        .get()?
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(n, ctx)| (n.as_str(), ctx))
 }
 
 /// The server-name callback: a client naming a virtual host (ignoring case, as ocserv)
 /// gets that host's certificates, CAs, CRLs, OCSP staple and client-certificate request.
 fn switch_to_named_host(ssl: &mut SslRef, table: &VirtualHosts) -> Result<(), SniError> {
-    let Some(hosts) = table.get() else {
+    let Some((_, ctx)) = named_host(table, ssl) else {
         return Ok(());
     };
-    let Some(ctx) = ssl
-        .servername(NameType::HOST_NAME)
-        .and_then(|name| hosts.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)))
-        .map(|(_, ctx)| ctx.clone())
-    else {
-        return Ok(());
-    };
-    ssl.set_ssl_context(&ctx)
+    ssl.set_ssl_context(ctx)
         .map_err(|_| SniError::ALERT_FATAL)?;
     // The connection keeps the verify settings it was made with; take the host's.
     if ctx.verify_mode().contains(SslVerifyMode::PEER) {
@@ -283,9 +312,11 @@ fn switch_to_named_host(ssl: &mut SslRef, table: &VirtualHosts) -> Result<(), Sn
     Ok(())
 }
 
-/// x509_vfy.h: `X509_V_ERR_CRL_HAS_EXPIRED` (the next update has passed) and
-/// `X509_V_ERR_KEYUSAGE_NO_CRL_SIGN` (the issuer's key usage lacks cRLSign).
-const CRL_ERRORS_IGNORED: [std::ffi::c_int; 2] = [12, 35];
+/// The next update of the CRL has passed; the issuer's key usage lacks cRLSign.
+const CRL_ERRORS_IGNORED: [std::ffi::c_int; 2] = [
+    openssl_sys::X509_V_ERR_CRL_HAS_EXPIRED,
+    openssl_sys::X509_V_ERR_KEYUSAGE_NO_CRL_SIGN,
+];
 
 /// Staples the OCSP response in `der` for clients that ask; a file that is not a
 /// successful OCSP response is refused at load, as GnuTLS refuses it for ocserv.
@@ -444,17 +475,13 @@ impl TlsServer {
     /// The virtual host (as named to [`with_virtual_hosts`](Self::with_virtual_hosts))
     /// whose settings served `stream`, or `None` for this server's own.
     pub fn virtual_host_of(&self, stream: &TlsStream) -> Option<&str> {
-        let name = stream.ssl().servername(NameType::HOST_NAME)?;
-        self.virtual_hosts
-            .get()?
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(n, _)| n.as_str())
+        named_host(&self.virtual_hosts, stream.ssl()).map(|(name, _)| name)
     }
 
     /// Runs the server handshake.
     pub async fn accept(&self, tcp: TcpStream, peer: &str) -> Result<TlsStream, TlsError> {
-        let ssl = openssl::ssl::Ssl::new(self.acceptor.context())?;
+        let mut ssl = Ssl::new(self.acceptor.context())?;
+        ssl.set_ex_data(first_error_index()?, FirstVerifyError::default());
         let mut stream = SslStream::new(ssl, crate::TcpSocket::new(tcp))?;
         Pin::new(&mut stream)
             .accept()
@@ -476,6 +503,13 @@ pub fn verified_client_cert(stream: &TlsStream) -> Result<Option<X509>, String> 
     let result = ssl.verify_result();
     if result != X509VerifyResult::OK {
         return Err(result.error_string().to_string());
+    }
+    let first = first_error_index()
+        .ok()
+        .and_then(|idx| ssl.ex_data(idx))
+        .and_then(|first| first.0.get());
+    if let Some(why) = first {
+        return Err((*why).to_owned());
     }
     Ok(Some(cert))
 }

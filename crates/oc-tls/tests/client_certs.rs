@@ -28,6 +28,17 @@ fn serial(n: u32) -> Asn1Integer {
 
 /// A certificate for `cn` with `serial`, signed by `issuer` (self-signed without one).
 fn cert(cn: &str, n: u32, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Private>)>) -> X509 {
+    cert_with(cn, n, key, issuer, None)
+}
+
+/// [`cert`] with one more extension.
+fn cert_with(
+    cn: &str,
+    n: u32,
+    key: &PKey<Private>,
+    issuer: Option<(&X509, &PKey<Private>)>,
+    extra: Option<openssl::x509::X509Extension>,
+) -> X509 {
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_text("CN", cn).unwrap();
     let name = name.build();
@@ -60,6 +71,9 @@ fn cert(cn: &str, n: u32, key: &PKey<Private>, issuer: Option<(&X509, &PKey<Priv
             .build(&b.x509v3_context(None, None))
             .unwrap();
         b.append_extension(ski).unwrap();
+    }
+    if let Some(extension) = extra {
+        b.append_extension(extension).unwrap();
     }
     b.sign(issuer.map_or(key, |(_, k)| k), MessageDigest::sha256())
         .unwrap();
@@ -179,7 +193,10 @@ async fn revoked_client_certificates_fail_verification() {
         verdict(plain.clone(), &server, good.clone()).await,
         Ok(true)
     );
-    assert_eq!(verdict(plain, &server, revoked.clone()).await, Ok(true));
+    assert_eq!(
+        verdict(plain.clone(), &server, revoked.clone()).await,
+        Ok(true)
+    );
     let checked = Arc::new(TlsServer::new(&config(Some(crl_pem))).unwrap());
     assert_eq!(
         verdict(checked.clone(), &server, good.clone()).await,
@@ -194,8 +211,30 @@ async fn revoked_client_certificates_fail_verification() {
         verdict(expired.clone(), &server, good.clone()).await,
         Ok(true)
     );
-    let refused = verdict(expired, &server, revoked).await.unwrap_err();
+    let refused = verdict(expired.clone(), &server, revoked)
+        .await
+        .unwrap_err();
     assert!(refused.contains("revoked"), "{refused}");
+    // A certificate for servers only: the CRL errors let pass later must not hide that.
+    let k = key();
+    let server_only = openssl::x509::extension::ExtendedKeyUsage::new()
+        .server_auth()
+        .build()
+        .unwrap();
+    let c = cert_with("web", 12, &k, Some((&ca, &ca_key)), Some(server_only));
+    let web = ClientCertSpec {
+        cert: write(&dir, "web.pem", &c.to_pem().unwrap()),
+        key: Some(write(
+            &dir,
+            "web.key",
+            &k.private_key_to_pem_pkcs8().unwrap(),
+        )),
+        password: None,
+    };
+    for tls in [plain, expired] {
+        let refused = verdict(tls, &server, web.clone()).await.unwrap_err();
+        assert!(refused.contains("purpose"), "{refused}");
+    }
     // A CRL file without a CRL is an error naming it.
     let err =
         TlsServer::new(&config(Some(b"not a crl".to_vec()))).expect_err("a bad CRL is refused");
