@@ -90,12 +90,14 @@ impl BanList {
         self.policy = policy;
     }
 
-    /// Adds points to `ip`'s entry ([`ban_key`]); returns true when it is now banned.
+    /// Adds points to `ip`'s entry ([`ban_key`]); returns true when they banned `ip`: it
+    /// was not banned before (and is not one of the server's own addresses).
     pub fn add(&mut self, ip: IpAddr, points: u32, now: Instant) -> bool {
         let policy = self.policy;
         if policy.max_score == 0 || points == 0 {
             return false;
         }
+        let was_banned = self.is_banned(ip, now);
         let key = ban_key(ip);
         if self.entries.len() >= MAX_ENTRIES && !self.entries.contains_key(&key) {
             self.prune(now);
@@ -117,7 +119,7 @@ impl BanList {
             entry.expires = now + policy.ban_time;
         }
         entry.score = entry.score.saturating_add(points);
-        entry.banned(&policy, now)
+        entry.banned(&policy, now) && !was_banned && !self.exempt.contains(&canonical_ip(ip))
     }
 
     /// Whether `ip`'s entry ([`ban_key`]) is banned, and `ip` not one of the server's own.
@@ -228,8 +230,8 @@ mod tests {
         }
         assert!(bans.add(ip, 10, t0 + SECS(4)));
         assert_eq!(bans.banned(t0 + SECS(5)), vec![(ip, 50)]);
-        // Attempts while banned do not push the end further.
-        assert!(bans.add(ip, 10, t0 + SECS(15)));
+        // Attempts while banned do not push the end further (nor ban it anew).
+        assert!(!bans.add(ip, 10, t0 + SECS(15)));
         assert!(bans.is_banned(ip, t0 + SECS(24)));
         assert!(!bans.is_banned(ip, t0 + SECS(25)));
         // After the ban, points start again from zero.
@@ -294,7 +296,9 @@ mod tests {
         bans.set_exempt(vec![ip("127.0.0.1"), ip("198.18.0.1")]);
         let t0 = Instant::now();
         for local in ["127.0.0.1", "::ffff:198.18.0.1"] {
-            bans.add(ip(local), 60, t0);
+            for points in [60, 60] {
+                assert!(!bans.add(ip(local), points, t0), "{local}");
+            }
             assert!(!bans.is_banned(ip(local), t0), "{local}");
         }
         // Listed as banned all the same, as ocserv counts them.

@@ -559,12 +559,7 @@ impl Server {
     /// names what earned them, for the log.
     fn add_ban_points(&self, peer: SocketAddr, points: u32, for_what: &str) {
         let now = Instant::now();
-        let newly_banned = {
-            let mut state = lock(&self.state);
-            let before = state.bans.is_banned(peer.ip(), now);
-            state.bans.add(peer.ip(), points, now) && !before
-        };
-        if newly_banned {
+        if lock(&self.state).bans.add(peer.ip(), points, now) {
             self.metrics.bans.inc();
             info!("{peer}: banned after repeated {for_what}");
         }
