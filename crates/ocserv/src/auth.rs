@@ -115,6 +115,8 @@ pub struct Conversation {
     group: Option<String>,
     /// The group came from the URL (`select-group-by-url`): forms do not change it.
     group_forced: bool,
+    /// The client answered the group choice (the default group leaves `group` unset).
+    group_answered: bool,
     attempts: u32,
 }
 
@@ -187,6 +189,7 @@ impl Conversation {
             username: None,
             group: None,
             group_forced: false,
+            group_answered: false,
             attempts: 0,
         }
     }
@@ -215,6 +218,7 @@ impl Conversation {
             }
             let is_default = forms.default_group.as_deref() == Some(group);
             self.group = (!is_default).then(|| canonical_group(group, forms));
+            self.group_answered = true;
         }
         let Some(plain) = self.plain.clone() else {
             // Certificate only: no form, unless the certificate offers several groups and
@@ -379,29 +383,21 @@ impl Conversation {
     /// `select-group` when it lists any). One is taken as chosen; several make a form
     /// asking which (ocserv issue #692).
     fn certificate_group_choice(&mut self, forms: &FormSettings) -> Option<LoginForm> {
-        if self.group.is_some() {
+        let cert_groups = self.cert.as_ref().map_or(&[][..], |c| c.groups.as_slice());
+        if self.group.is_some() || self.group_answered || cert_groups.is_empty() {
             return None;
         }
-        let cert_groups = self
-            .cert
-            .as_ref()
-            .map(|c| c.groups.clone())
-            .unwrap_or_default();
-        let has_groups = !cert_groups.is_empty();
-        let eligible: Vec<String> = cert_groups
-            .into_iter()
-            .filter(|g| forms.groups.is_empty() || forms.groups.iter().any(|(v, _)| v == g))
+        let eligible: Vec<&String> = cert_groups
+            .iter()
+            .filter(|g| forms.groups.is_empty() || forms.groups.iter().any(|(v, _)| v == *g))
             .collect();
-        match eligible.as_slice() {
-            [] if !has_groups || forms.groups.is_empty() => None,
-            [only] => {
-                self.group = Some(only.clone());
-                None
-            }
-            // Several, or none on the select-group list: asked for, with every group the
-            // login form offers (the certificate's included, as ocserv lists them).
-            _ => Some(self.form(forms, GROUP_MESSAGE, FormInputs::None)),
+        if let [only] = eligible.as_slice() {
+            self.group = Some((*only).clone());
+            return None;
         }
+        // Several, or none on the select-group list: asked for, with every group the login
+        // form offers (the certificate's included, as ocserv lists them).
+        Some(self.form(forms, GROUP_MESSAGE, FormInputs::None))
     }
 
     fn form(&self, forms: &FormSettings, message: &str, inputs: FormInputs) -> LoginForm {
@@ -646,7 +642,7 @@ mod tests {
         // select-group lists g2 only: it is taken without asking.
         let filtered = FormSettings {
             groups: vec![("g2".into(), "Group two".into())],
-            ..no_list
+            ..no_list.clone()
         };
         let mut narrowed = Conversation::new(&only_cert, &[], cert(&["g1", "g2"]));
         assert!(matches!(
@@ -658,6 +654,20 @@ mod tests {
         assert!(matches!(
             unlisted.on_post(&post(None, None, None), &filtered),
             AuthStep::Form(LoginForm { ref message, .. }) if message == GROUP_MESSAGE
+        ));
+        // Choosing the default group answers the question (it is not asked again).
+        let with_default = FormSettings {
+            default_group: Some("Default".into()),
+            ..no_list
+        };
+        let mut default = Conversation::new(&only_cert, &[], cert(&["g1", "g2"]));
+        assert!(matches!(
+            default.on_post(&post(None, None, None), &with_default),
+            AuthStep::Form(_)
+        ));
+        assert!(matches!(
+            default.on_post(&post(None, None, Some("Default")), &with_default),
+            AuthStep::Success { .. }
         ));
     }
 
