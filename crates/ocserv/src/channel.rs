@@ -119,7 +119,8 @@ impl Channel {
                 "too many descriptors for one message",
             )));
         }
-        let sent = retry_interrupted(|| {
+        // Again after a signal: a socket with a timeout returns EINTR even under SA_RESTART.
+        let sent = rustix::io::retry_on_intr(|| {
             rustix::net::sendmsg(
                 self.stream.as_fd(),
                 &[IoSlice::new(&frame)],
@@ -141,7 +142,7 @@ impl Channel {
             let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS))];
             let mut control = RecvAncillaryBuffer::new(&mut space);
             let slice = header.get_mut(got..).unwrap_or_default();
-            let received = retry_interrupted(|| {
+            let received = rustix::io::retry_on_intr(|| {
                 rustix::net::recvmsg(
                     self.stream.as_fd(),
                     &mut [IoSliceMut::new(&mut *slice)],
@@ -194,17 +195,6 @@ impl Channel {
             if let Err(e) = self.send(&reply, &[]) {
                 return e;
             }
-        }
-    }
-}
-
-/// Runs a system call again when a signal interrupted it (the main process takes SIGTERM
-/// and SIGHUP while it talks to the others; std's `read_exact`/`write_all` do the same).
-fn retry_interrupted<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> rustix::io::Result<T> {
-    loop {
-        match call() {
-            Err(rustix::io::Errno::INTR) => continue,
-            result => return result,
         }
     }
 }
