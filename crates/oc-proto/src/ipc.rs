@@ -205,8 +205,12 @@ pub enum SessionRequest {
         /// The virtual host logged in to (`None`: the default one).
         vhost: Option<String>,
     },
-    /// Who holds this cookie (before the per-user settings are read).
-    Lookup { cookie: String },
+    /// Who holds this cookie (before the per-user settings are read), on a connection to
+    /// virtual host `vhost` (`None`: the default host).
+    Lookup {
+        cookie: String,
+        vhost: Option<String>,
+    },
     /// A CONNECT with this cookie on connection `conn`: checks, leases, attaches.
     Attach {
         cookie: String,
@@ -365,6 +369,10 @@ pub enum CookieRefusal {
     /// `deny-roaming`: the cookie comes from another address than the login did.
     Roaming {
         login: IpAddr,
+    },
+    /// The cookie was issued by another virtual host (`None`: the default one).
+    OtherHost {
+        issued_by: Option<String>,
     },
     /// The session store could not be asked (the reason is for the log).
     Unavailable(String),

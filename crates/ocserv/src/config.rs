@@ -480,6 +480,11 @@ pub struct Config {
     pub vhosts: Vec<VirtualHost>,
 }
 
+/// How occtl, scripts and logs name a host: its section name, or `default`.
+pub fn vhost_label(name: Option<&str>) -> &str {
+    name.unwrap_or("default")
+}
+
 /// A `[vhost:NAME]` section: the settings clients get when their TLS server name (SNI) is
 /// `name`, ignoring case. Others get the default section's.
 #[derive(Debug, Clone, PartialEq)]

@@ -106,11 +106,6 @@ impl Runtime {
             .cloned()
             .unwrap_or_else(|| self.clone())
     }
-
-    /// The host's name as occtl and scripts show it.
-    pub fn host_name(&self) -> &str {
-        self.name.as_deref().unwrap_or("default")
-    }
 }
 
 /// Keys that parse but whose feature this server does not have yet: each gets a warning at

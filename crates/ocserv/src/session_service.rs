@@ -156,8 +156,13 @@ impl SessionService {
                 let cookie = self.store.create(raw, owner, timeout, now.mono, now.wall);
                 SessionReply::Created { cookie }
             }
-            SessionRequest::Lookup { cookie } => {
+            SessionRequest::Lookup { cookie, vhost } => {
                 match self.store.get_for_connect(&cookie, now.mono) {
+                    // A cookie serves only on the host it logged in to: another host's
+                    // settings, certificates and credentials never checked it.
+                    Ok((_, record)) if record.vhost != vhost => refused(CookieRefusal::OtherHost {
+                        issued_by: record.vhost.clone(),
+                    }),
                     Ok((_, record)) => SessionReply::Found(view(record, now.mono)),
                     Err(e) => refusal(e),
                 }
@@ -408,6 +413,51 @@ mod tests {
         }
     }
 
+    fn lookup(cookie: &str, vhost: Option<&str>) -> SessionRequest {
+        SessionRequest::Lookup {
+            cookie: cookie.to_owned(),
+            vhost: vhost.map(str::to_owned),
+        }
+    }
+
+    /// A cookie is found only on the virtual host that issued it.
+    #[test]
+    fn a_cookie_serves_only_its_own_virtual_host() {
+        let t0 = Instant::now();
+        let mut rnd = counter();
+        let mut s = SessionService::new(Duration::from_secs(300));
+        let create = SessionRequest::Create {
+            user: "bob".into(),
+            group: None,
+            timeout: None,
+            ticket: None,
+            login_ip: None,
+            vhost: Some("pass2.example.com".into()),
+        };
+        let SessionReply::Created { cookie } = s.handle(create, now(t0, 0), &mut rnd) else {
+            panic!("not created")
+        };
+        assert!(matches!(
+            s.handle(lookup(&cookie, Some("pass2.example.com")), now(t0, 1), &mut rnd),
+            SessionReply::Found(SessionView { ref vhost, .. }) if vhost.as_deref() == Some("pass2.example.com")
+        ));
+        let other_host = SessionReply::Refused(CookieRefusal::OtherHost {
+            issued_by: Some("pass2.example.com".into()),
+        });
+        assert_eq!(
+            s.handle(lookup(&cookie, None), now(t0, 2), &mut rnd),
+            other_host
+        );
+        assert_eq!(
+            s.handle(
+                lookup(&cookie, Some("pass3.example.com")),
+                now(t0, 3),
+                &mut rnd
+            ),
+            other_host
+        );
+    }
+
     fn create(s: &mut SessionService, t: Now, rnd: &mut dyn FnMut(&mut [u8])) -> String {
         let request = SessionRequest::Create {
             user: "alice".into(),
@@ -600,13 +650,14 @@ mod tests {
         s.handle(closed, now(t0, 5), &mut rnd);
         assert_eq!(s.leased(), (0, 0));
         assert!(matches!(
-            s.handle(SessionRequest::Lookup { cookie }, now(t0, 5), &mut rnd),
+            s.handle(lookup(&cookie, None), now(t0, 5), &mut rnd),
             SessionReply::Refused(CookieRefusal::Unknown)
         ));
         assert!(matches!(
             s.handle(
                 SessionRequest::Lookup {
-                    cookie: "garbage".into()
+                    cookie: "garbage".into(),
+                    vhost: None,
                 },
                 now(t0, 5),
                 &mut rnd

@@ -376,7 +376,7 @@ impl Server {
                     full_session: r.sid.clone(),
                     username: r.user.clone(),
                     groupname: r.group.clone().unwrap_or_default(),
-                    vhost: r.vhost.clone().unwrap_or_else(|| "default".into()),
+                    vhost: crate::config::vhost_label(r.vhost.as_deref()).to_owned(),
                     created: r.created_unix,
                     expires: super::unix_seconds(wall + Duration::from_secs(r.expires_in)),
                     state: if valid {

@@ -16,7 +16,7 @@ use tracing::warn;
 use super::settings::lease_ask;
 use super::{lock, write_lock, Kick, LiveTunnel, Runtime, Server, State};
 use crate::auth::CertStatus;
-use crate::config::{AuthMethod, Config, NetSettings};
+use crate::config::{vhost_label, AuthMethod, Config, NetSettings};
 use crate::packets::PacketBatch;
 use crate::pool::{server_address_v4, server_address_v6, Lease};
 use crate::script::ScriptInfo;
@@ -52,7 +52,7 @@ impl Refusal {
 }
 
 /// ocserv answers an undecodable cookie with 503 and an unknown or expired one with 401.
-fn refusal(why: CookieRefusal) -> Refusal {
+fn refusal(why: CookieRefusal, host: &Runtime) -> Refusal {
     match why {
         CookieRefusal::Malformed => Refusal::unavailable(
             "Server error",
@@ -73,6 +73,11 @@ fn refusal(why: CookieRefusal) -> Refusal {
         CookieRefusal::Pool(e) => Refusal::unavailable("Server error", e),
         CookieRefusal::Roaming { login } => Refusal::cookie(format!(
             "the cookie comes from another address than the login ({login}; deny-roaming)"
+        )),
+        CookieRefusal::OtherHost { issued_by } => Refusal::cookie(format!(
+            "the cookie is from a login to virtual host {}, not {}",
+            vhost_label(issued_by.as_deref()),
+            vhost_label(host.name.as_deref())
         )),
         CookieRefusal::NoFamily => Refusal::unavailable(
             "Server configuration error",
@@ -150,7 +155,7 @@ impl Attached {
             id: session.id,
             user: &session.user,
             group: session.group.as_deref(),
-            vhost: session.vhost.as_deref().unwrap_or("default"),
+            vhost: vhost_label(session.vhost.as_deref()),
             hostname: client.hostname.as_deref(),
             device,
             user_agent: &client.user_agent,
@@ -187,20 +192,13 @@ impl Server {
         }
         let lookup = SessionRequest::Lookup {
             cookie: cookie.to_string(),
+            vhost: host.name.clone(),
         };
         let found = match self.links.session(lookup).await {
             SessionReply::Found(view) => view,
-            SessionReply::Refused(why) => return Err(refusal(why)),
+            SessionReply::Refused(why) => return Err(refusal(why, host)),
             other => return Err(unexpected(&other)),
         };
-        if found.vhost != host.name {
-            let name = |n: &Option<String>| n.clone().unwrap_or_else(|| "default".into());
-            return Err(Refusal::cookie(format!(
-                "the cookie is from a login to virtual host {}, not {}",
-                name(&found.vhost),
-                name(&host.name)
-            )));
-        }
         check_connect_certificate(cert, &found.user, config)?;
         let settings = self
             .user_settings(host, &found.user, found.group.as_deref())
@@ -223,7 +221,7 @@ impl Server {
                 reused,
                 replaced,
             } => (session, reused, replaced),
-            SessionReply::Refused(why) => return Err(refusal(why)),
+            SessionReply::Refused(why) => return Err(refusal(why, host)),
             other => return Err(unexpected(&other)),
         };
         let mut state = lock(&self.state);

@@ -404,7 +404,7 @@ impl Server {
             username: session.user.clone(),
             groupname: session.group.clone().unwrap_or_default(),
             state: oc_ctl::model::state::CONNECTED.into(),
-            vhost: session.vhost.clone().unwrap_or_else(|| "default".into()),
+            vhost: crate::config::vhost_label(session.vhost.as_deref()).to_owned(),
             device: self.tun_name.clone(),
             mtu: Some(plan.mtu()),
             remote_ip: t.peer.ip().to_string(),
