@@ -596,6 +596,8 @@ pub struct HostSetup {
     pub ocsp_der: Option<Vec<u8>>,
     /// The login form's group list: `(value, label)`.
     pub groups: Vec<(String, String)>,
+    /// With `expose-iroutes`: the iroutes of every file in the host's `config-per-user`.
+    pub known_iroutes: Vec<IpNet>,
 }
 
 /// What the main process sends a network process to serve with.
@@ -608,8 +610,6 @@ pub struct WorkerSetup {
     /// What each host serves: the default host's first, then each `[vhost:...]`
     /// section's in file order.
     pub hosts: Vec<HostSetup>,
-    /// With `expose-iroutes`: the iroutes of every `config-per-user` file.
-    pub known_iroutes: Vec<IpNet>,
     /// The security module's process id (shown by occtl).
     pub secmod_pid: u32,
 }
@@ -721,8 +721,8 @@ mod tests {
                 crl_pem: None,
                 ocsp_der: Some(vec![0x30, 0x03, 0x0a, 0x01, 0x00]),
                 groups: vec![("a".into(), "A".into())],
+                known_iroutes: vec!["10.7.0.0/16".parse().unwrap()],
             }],
-            known_iroutes: vec!["10.7.0.0/16".parse().unwrap()],
             secmod_pid: 7,
         }));
         round_trip(CommandReply::Failed("no".into()));

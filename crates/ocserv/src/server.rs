@@ -92,7 +92,7 @@ pub struct Runtime {
     pub vhosts: Vec<Arc<Runtime>>,
     /// The security module's process id (occtl's status).
     pub secmod_pid: u32,
-    /// `expose-iroutes`: every user's iroutes, read by the main process.
+    /// `expose-iroutes`: the iroutes of every user of this host, read by the main process.
     pub known_iroutes: Vec<IpNet>,
 }
 

@@ -174,10 +174,10 @@ fn worker_setup(
                     crl_pem: host.crl.as_deref().map(read).transpose()?,
                     ocsp_der: host.ocsp_response.as_deref().map(read).transpose()?,
                     groups: form_groups(host),
+                    known_iroutes: known_iroutes(host),
                 })
             })
             .collect::<Result<_, SupervisorError>>()?,
-        known_iroutes: known_iroutes(&config),
         secmod_pid,
     };
     Ok((setup, config))
@@ -594,5 +594,36 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
             let _ = shared.admin.send(request);
             MainReply::Done
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// `expose-iroutes` is a host's setting: each host's users' iroutes, read from its own
+    /// `config-per-user`.
+    #[test]
+    fn known_iroutes_are_each_hosts_own() {
+        let dir = std::env::temp_dir().join(format!("oc-iroutes-{}", std::process::id()));
+        let users = dir.join("users");
+        std::fs::create_dir_all(&users).unwrap();
+        std::fs::write(users.join("bob"), "iroute = 192.168.50.0/24\n").unwrap();
+        let text = format!(
+            "auth = \"plain[passwd=/p]\"\ntcp-port = 443\nserver-cert = /c\nserver-key = /k\n\
+             ipv4-network = 10.9.0.0/24\nconfig-per-user = {}/\n\
+             [vhost:a.example.com]\nexpose-iroutes = true\n",
+            users.display()
+        );
+        let config = config::parse(&text, Path::new("t.conf"), false)
+            .unwrap()
+            .config;
+        assert!(known_iroutes(&config).is_empty());
+        assert_eq!(
+            known_iroutes(&config.vhosts[0].config),
+            vec!["192.168.50.0/24".parse::<ipnet::IpNet>().unwrap()]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -199,7 +199,7 @@ pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Run
         name,
         vhosts: Vec::new(),
         secmod_pid: setup.secmod_pid,
-        known_iroutes: setup.known_iroutes.clone(),
+        known_iroutes: files.known_iroutes.clone(),
     };
     let vhosts = config
         .vhosts

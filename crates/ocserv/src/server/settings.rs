@@ -67,8 +67,7 @@ impl Server {
         };
         match self.links.main(request).await {
             MainReply::UserFiles { group, user } => {
-                let known = &self.runtime().known_iroutes;
-                settings_from_files(config, group.as_ref(), user.as_ref(), known)
+                settings_from_files(config, group.as_ref(), user.as_ref(), &host.known_iroutes)
                     .map_err(|e| e.to_string())
             }
             MainReply::Failed(e) => Err(e),
