@@ -78,53 +78,65 @@ const REPLACED_TOGETHER: &[&[&str]] = &[
 ];
 
 /// The default host's settings with every virtual host's, all problems of all sections
-/// reported together.
+/// reported together (a default-section problem once, not again for each section).
 pub(super) fn parse_hosts(sections: &Sections, d: Diag) -> Result<Loaded, ConfigError> {
-    let blank = Diag::new(&d.file, d.test_mode);
-    let default = global::parse_entries(&[], &sections.global, d);
-    let (mut errors, mut warnings) = match &default {
-        Ok(l) => (Vec::new(), l.warnings.clone()),
-        Err(ConfigError::Invalid(p)) => (p.clone(), Vec::new()),
-        Err(e) => (problems_of(e, &blank.file), Vec::new()),
-    };
-    let seen: BTreeSet<(usize, String)> = errors
-        .iter()
-        .chain(&warnings)
-        .map(|p| (p.line, p.message.clone()))
-        .collect();
+    let (file, test_mode) = (d.file.clone(), d.test_mode);
+    let (default, mut errors, mut warnings) =
+        split(global::parse_entries(&[], &sections.global, d), &file);
+    let seen: BTreeSet<ProblemKey> = errors.iter().chain(&warnings).map(key).collect();
     let mut vhosts = Vec::new();
     for section in &sections.vhosts {
-        let mut d = Diag::new(&blank.file, blank.test_mode);
+        let mut d = Diag::new(&file, test_mode);
         check_scope(section, &mut d);
-        let scoped = std::mem::take(&mut d.errors);
-        warnings.extend(std::mem::take(&mut d.warnings));
         let inherited = inherited_entries(&sections.global, &section.entries);
-        let parsed = global::parse_entries(&inherited, &section.entries, d);
-        errors.extend(scoped);
-        if let (Ok(l), Ok(d)) = (&parsed, &default) {
-            errors.extend(same_tls_policy(section, &l.config, &d.config, &blank.file));
-        }
-        match parsed {
-            Ok(l) if errors.is_empty() => {
-                warnings.extend(news(l.warnings, section, &seen));
-                vhosts.push(VirtualHost {
-                    name: section.name.clone(),
-                    line: section.line,
-                    config: l.config,
-                });
-            }
-            Ok(l) => warnings.extend(news(l.warnings, section, &seen)),
-            Err(e) => errors.extend(news(problems_of(&e, &blank.file), section, &seen)),
+        let (host, host_errors, host_warnings) = split(
+            global::parse_entries(&inherited, &section.entries, d),
+            &file,
+        );
+        errors.extend(news(host_errors, section, &seen, &file));
+        warnings.extend(news(host_warnings, section, &seen, &file));
+        if let (Some(host), Some(default)) = (host, &default) {
+            errors.extend(same_tls_policy(section, &host, default, &file));
+            vhosts.push(VirtualHost {
+                name: section.name.clone(),
+                line: section.line,
+                config: host,
+            });
         }
     }
     match default {
-        Ok(mut loaded) if errors.is_empty() => {
-            loaded.config.vhosts = vhosts;
-            loaded.warnings = warnings;
-            Ok(loaded)
+        Some(mut config) if errors.is_empty() => {
+            config.vhosts = vhosts;
+            Ok(Loaded { config, warnings })
         }
         _ => Err(ConfigError::Invalid(errors)),
     }
+}
+
+/// A parse's settings (if it succeeded), errors and warnings.
+fn split(
+    parsed: Result<Loaded, ConfigError>,
+    file: &Path,
+) -> (Option<super::Config>, Vec<Problem>, Vec<Problem>) {
+    match parsed {
+        Ok(l) => (Some(l.config), Vec::new(), l.warnings),
+        Err(ConfigError::Invalid(p)) => (None, p, Vec::new()),
+        Err(e) => {
+            let problem = Problem {
+                file: file.to_path_buf(),
+                line: 0,
+                message: e.to_string(),
+            };
+            (None, vec![problem], Vec::new())
+        }
+    }
+}
+
+/// What makes two problems the same report: file, line and message.
+type ProblemKey = (std::path::PathBuf, usize, String);
+
+fn key(p: &Problem) -> ProblemKey {
+    (p.file.clone(), p.line, p.message.clone())
 }
 
 /// A section's `tls-priorities` must be the default's: protocol versions and ciphers are
@@ -179,7 +191,7 @@ fn check_scope(section: &VhostSection, d: &mut Diag) {
 }
 
 /// The default section's entries a virtual host starts from: all but the groups of keys
-/// it sets itself, and the keys it cannot set (reported by [`check_scope`]).
+/// it sets itself (server-wide keys included: the host has the server's values).
 fn inherited_entries(global: &[Entry], own: &[Entry]) -> Vec<Entry> {
     let sets = |key: &str| own.iter().any(|e| e.key == key);
     let replaced: Vec<&str> = REPLACED_TOGETHER
@@ -195,18 +207,20 @@ fn inherited_entries(global: &[Entry], own: &[Entry]) -> Vec<Entry> {
 }
 
 /// A section's problems that the default section's parse did not already report; those
-/// not at one of the section's own lines name the section.
+/// of the main config not at one of the section's own lines name the section (and a
+/// whole-file one points at its header).
 fn news(
     problems: Vec<Problem>,
     section: &VhostSection,
-    seen: &BTreeSet<(usize, String)>,
+    seen: &BTreeSet<ProblemKey>,
+    main_file: &Path,
 ) -> Vec<Problem> {
     let own_line = |line: usize| section.entries.iter().any(|e| e.line == line);
     problems
         .into_iter()
-        .filter(|p| !seen.contains(&(p.line, p.message.clone())))
+        .filter(|p| !seen.contains(&key(p)))
         .map(|mut p| {
-            if !own_line(p.line) {
+            if p.file == main_file && !own_line(p.line) {
                 p.message = format!("[vhost:{}]: {}", section.name, p.message);
                 if p.line == 0 {
                     p.line = section.line;
@@ -215,15 +229,4 @@ fn news(
             p
         })
         .collect()
-}
-
-fn problems_of(e: &ConfigError, file: &Path) -> Vec<Problem> {
-    match e {
-        ConfigError::Invalid(p) => p.clone(),
-        ConfigError::Io { .. } => vec![Problem {
-            file: file.to_path_buf(),
-            line: 0,
-            message: e.to_string(),
-        }],
-    }
 }

@@ -150,6 +150,30 @@ fn test_mode_checks_run_as_user() {
     assert_has(&p, 10, "no user no-such-user-ferroconnect");
 }
 
+/// Under -t a virtual host's own per-user files are checked too, each problem reported
+/// with its file (the same line and words in another host's file are another problem).
+#[test]
+fn test_mode_checks_each_vhosts_own_files() {
+    let dir = TempDir::new("tmode-vhost");
+    let d = dir.0.display().to_string();
+    std::fs::create_dir_all(dir.0.join("vhost-users")).unwrap();
+    let conf = test_mode_setup(
+        &dir,
+        &format!("[vhost:a.example.com]\nconfig-per-user = {d}/vhost-users\n"),
+    );
+    let users = dir.file("users/alice", "dpd = soon\n");
+    let vhost_users = dir.file("vhost-users/alice", "dpd = soon\n");
+    let Err(ConfigError::Invalid(p)) = load(&conf, true) else {
+        panic!("expected errors");
+    };
+    for file in [users, vhost_users] {
+        let found: Vec<&Problem> = p.iter().filter(|p| p.file == file).collect();
+        assert_eq!(found.len(), 1, "{file:?}: {p:#?}");
+        assert_eq!(found[0].line, 1);
+        assert!(!found[0].message.contains("[vhost:"), "{p:#?}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Debian's sample config (ocserv's doc/sample.config)
 

@@ -64,6 +64,11 @@ fn certificates_and_keys_are_replaced_one_by_one() {
         a.server_pairs,
         vec![(PathBuf::from("/a.pem"), PathBuf::from("/k.pem"))]
     );
+    let c = cfg("[vhost:k.example.com]\nserver-key = /other.key\n");
+    assert_eq!(
+        vhost(&c, "k.example.com").server_pairs,
+        vec![(PathBuf::from("/c.pem"), PathBuf::from("/other.key"))]
+    );
     // enable-auth alone replaces the default's auth lines too, as ocserv: this section
     // has no auth method left, and the whole-section problem names it at its header.
     let e = errs("[vhost:b.example.com]\nenable-auth = \"certificate\"\n");
