@@ -396,17 +396,15 @@ impl Server {
         let (step, ticket) = self.run_checks(step, conversation, login).await;
         match step {
             AuthStep::Success { user, group } => {
-                lock(&self.totals).logged_in(login.accepted.elapsed());
                 match self
                     .create_session(&user, group.as_deref(), ticket, login)
                     .await
                 {
-                    Ok(cookie) => {
+                    Some(cookie) => {
                         info!("{peer}: user '{user}' authenticated (SVC login)");
                         send(stream, &svc_logged_in(&cookie)).await.is_ok()
                     }
-                    Err(e) => {
-                        warn!("{peer}: user '{user}' refused: {e}");
+                    None => {
                         answer_and_close(stream, &svc_refused()).await;
                         false
                     }
@@ -527,15 +525,9 @@ impl Server {
         login: &Login<'_>,
     ) -> bool {
         let (peer, config) = (login.peer, &login.rt.config);
-        lock(&self.totals).logged_in(login.accepted.elapsed());
-        let cookie = match self.create_session(user, group, ticket, login).await {
-            Ok(cookie) => cookie,
-            Err(e) => {
-                warn!("{peer}: user '{user}' refused: {e}");
-                let resp = ServerResponse::new(401, "Internal error");
-                answer_and_close(stream, &resp).await;
-                return false;
-            }
+        let Some(cookie) = self.create_session(user, group, ticket, login).await else {
+            answer_and_close(stream, &ServerResponse::new(401, "Internal error")).await;
+            return false;
         };
         info!(
             "{peer}: user '{user}' authenticated{}",
@@ -565,27 +557,35 @@ impl Server {
         }
     }
 
-    /// A new session in the session store (the security module); its cookie.
+    /// A completed login, counted: a new session in the session store (the security
+    /// module) and its cookie, or `None` when it is refused (logged).
     async fn create_session(
         &self,
         user: &str,
         group: Option<&str>,
         ticket: Option<AuthTicket>,
         login: &Login<'_>,
-    ) -> Result<String, String> {
-        let settings = self.user_settings(login.rt, user, group).await?;
-        let create = SessionRequest::Create {
-            user: user.to_string(),
-            group: group.map(str::to_string),
-            timeout: settings.session_timeout,
-            ticket,
-            login_ip: Some(login.peer.ip()),
-            vhost: login.rt.name.clone(),
+    ) -> Option<String> {
+        lock(&self.totals).logged_in(login.accepted.elapsed());
+        let created = async {
+            let settings = self.user_settings(login.rt, user, group).await?;
+            let create = SessionRequest::Create {
+                user: user.to_string(),
+                group: group.map(str::to_string),
+                timeout: settings.session_timeout,
+                ticket,
+                login_ip: Some(login.peer.ip()),
+                vhost: login.rt.name.clone(),
+            };
+            match self.links.session(create).await {
+                SessionReply::Created { cookie } => Ok(cookie),
+                other => Err(format!("session store: {other:?}")),
+            }
         };
-        match self.links.session(create).await {
-            SessionReply::Created { cookie } => Ok(cookie),
-            other => Err(format!("session store: {other:?}")),
-        }
+        created
+            .await
+            .inspect_err(|e| warn!("{}: user '{user}' refused: {e}", login.peer))
+            .ok()
     }
 
     /// A password check in the security module, with its ticket when it completed the
@@ -643,8 +643,6 @@ impl Server {
     }
 }
 
-/// Reads one whole request; on a malformed, oversized or trickled one the client is told
-/// why and `None` returned, as when the connection ends.
 /// Reads a PROXY protocol header (v1 or v2) within [`HANDSHAKE_LIMIT`], never a byte past
 /// it: what follows is the client's TLS handshake.
 async fn read_proxy_header(tcp: &mut TcpStream) -> Result<ProxyHeader, String> {
@@ -677,6 +675,8 @@ async fn read_proxy_header(tcp: &mut TcpStream) -> Result<ProxyHeader, String> {
         })
 }
 
+/// Reads one whole request; on a malformed, oversized or trickled one the client is told
+/// why and `None` returned, as when the connection ends.
 async fn read_request(
     stream: &mut TlsStream,
     reader: &mut RequestReader,
