@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
+use oc_proto::ipc::ScriptKind;
 use thiserror::Error;
 
 use crate::config::NetSettings;
@@ -13,13 +14,6 @@ use crate::pool::Lease;
 
 /// A script that has not finished by then is killed and counts as failed.
 pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ScriptReason {
-    Connect,
-    Disconnect,
-    HostUpdate,
-}
 
 /// Everything the environment is made from.
 #[derive(Debug, Clone)]
@@ -88,15 +82,15 @@ fn routes_env(env: &mut Vec<(String, String)>, name: &str, routes: &[IpNet]) {
 }
 
 /// The variables ocserv sets for its scripts.
-pub fn script_env(reason: ScriptReason, info: &ScriptInfo<'_>) -> Vec<(String, String)> {
+pub fn script_env(reason: ScriptKind, info: &ScriptInfo<'_>) -> Vec<(String, String)> {
     let mut env = Vec::new();
     let mut set = |k: &str, v: String| env.push((k.to_string(), v));
     set(
         "REASON",
         match reason {
-            ScriptReason::Connect => "connect",
-            ScriptReason::Disconnect => "disconnect",
-            ScriptReason::HostUpdate => "host-update",
+            ScriptKind::Connect => "connect",
+            ScriptKind::Disconnect => "disconnect",
+            ScriptKind::HostUpdate => "host-update",
         }
         .into(),
     );
@@ -318,7 +312,7 @@ mod tests {
             settings: &settings,
             stats: Some((100, 200, 3)),
         };
-        let env = script_env(ScriptReason::Disconnect, &info);
+        let env = script_env(ScriptKind::Disconnect, &info);
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("REASON"), Some("disconnect"));
         assert_eq!(get("USERNAME"), Some("alice"));
@@ -337,6 +331,7 @@ mod tests {
         assert_eq!(get("OCSERV_DENY_PORTS"), None);
         assert_eq!(get("STATS_BYTES_OUT"), Some("200"));
         assert_eq!(get("IPV6_REMOTE"), None);
+        assert_eq!(get("VHOST"), Some("vpn.example.com"));
         // Every variable passes the main process's check of script requests.
         for (name, _) in &env {
             assert!(
@@ -344,6 +339,24 @@ mod tests {
                 "{name} would be refused"
             );
         }
+        // A block list is the DENY form; host-update is its own reason.
+        let blocked = NetSettings {
+            restrict_user_to_ports: Some(
+                oc_proto::port_filter::PortRules::parse("!(tcp(25))").unwrap(),
+            ),
+            ..settings.clone()
+        };
+        let env = script_env(
+            ScriptKind::HostUpdate,
+            &ScriptInfo {
+                settings: &blocked,
+                ..info
+            },
+        );
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("REASON"), Some("host-update"));
+        assert_eq!(get("OCSERV_DENY_PORTS"), Some("tcp 25 "));
+        assert_eq!(get("OCSERV_ALLOW_PORTS"), None);
     }
 
     #[test]

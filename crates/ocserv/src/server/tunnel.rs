@@ -29,7 +29,7 @@ use super::{lock, unix_seconds, Kick, Runtime, Server};
 use crate::config::Config;
 use crate::metrics::{AuthFailure, TunnelMeters};
 use crate::pool::Lease;
-use crate::script::{self, ScriptReason};
+use crate::script;
 use crate::udp::{DtlsId, TunnelDtls};
 use oc_proto::anyconnect::camouflage::Camouflage;
 use oc_proto::rate_limit::RateLimit;
@@ -164,10 +164,7 @@ impl Server {
     /// `host-update-script`, as ocserv runs it once the client named its host; the tunnel
     /// does not wait for it.
     fn host_update_script(self: &Arc<Self>, t: &Attached) {
-        let env = script::script_env(
-            ScriptReason::HostUpdate,
-            &t.script_info(&self.tun_name, None),
-        );
+        let env = script::script_env(ScriptKind::HostUpdate, &t.script_info(&self.tun_name, None));
         let (server, user) = (self.clone(), t.session.user.clone());
         tokio::spawn(async move {
             if let Err(e) = server.run_script(ScriptKind::HostUpdate, env).await {
@@ -179,7 +176,7 @@ impl Server {
     /// The connect script; when it refuses the session, the client is told and the
     /// connection detached (false).
     async fn connect_script(&self, stream: &mut TlsStream, t: &Attached) -> bool {
-        let env = script::script_env(ScriptReason::Connect, &t.script_info(&self.tun_name, None));
+        let env = script::script_env(ScriptKind::Connect, &t.script_info(&self.tun_name, None));
         let Err(e) = self.run_script(ScriptKind::Connect, env).await else {
             return true;
         };
@@ -372,7 +369,7 @@ impl Server {
                 serving.started.elapsed().as_secs(),
             ));
             let env = script::script_env(
-                ScriptReason::Disconnect,
+                ScriptKind::Disconnect,
                 &t.script_info(&self.tun_name, stats),
             );
             if let Err(e) = self.run_script(ScriptKind::Disconnect, env).await {
@@ -381,7 +378,6 @@ impl Server {
         }
     }
 
-    /// What occtl shows of this tunnel (byte counts come from its meters).
     /// What occtl shows of this tunnel; `dtls` describes the DTLS channel offered (shown
     /// only when the plan granted it: no line at all without one, as ocserv).
     fn user_view(
