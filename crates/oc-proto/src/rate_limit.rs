@@ -50,7 +50,8 @@ impl RateLimit {
         true
     }
 
-    pub fn bytes_per_sec(&self) -> u64 {
+    #[cfg(test)]
+    fn bytes_per_sec(&self) -> u64 {
         self.bytes_per_sec
     }
 }

@@ -65,6 +65,7 @@ pub struct Owner {
     pub vhost: Option<String>,
 }
 
+#[cfg(test)]
 impl Owner {
     pub fn new(user: &str, group: Option<&str>) -> Self {
         Self {

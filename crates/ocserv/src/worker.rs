@@ -170,24 +170,23 @@ pub fn runtime_from_setup(setup: &WorkerSetup, links: &Arc<Links>) -> Result<Run
         links: links.clone(),
         generation: setup.generation,
     });
+    // Keys are numbered over all hosts in order, as the security module loads them.
     let mut first_key = 0u32;
-    let mut servers = Vec::new();
-    for ((_, host), files) in config.hosts().zip(&setup.hosts) {
-        servers.push(host_tls(host, files, &mut first_key, &signer)?);
-    }
-    let mut servers = servers.into_iter();
+    let mut servers = config
+        .hosts()
+        .zip(&setup.hosts)
+        .map(|((_, host), files)| host_tls(host, files, &mut first_key, &signer))
+        .collect::<Result<Vec<_>, _>>()?;
+    let virtual_servers = servers.split_off(1);
     let default_tls = servers
-        .next()
+        .pop()
         .ok_or_else(|| WorkerError::Setup("no TLS context for the default host".into()))?;
-    let named: Vec<(String, TlsServer)> = config
+    let named = config
         .vhosts
         .iter()
         .map(|v| v.name.clone())
-        .zip(servers)
-        .collect();
-    let tls = Arc::new(
-        default_tls.with_virtual_hosts(named.iter().map(|(n, t)| (n.clone(), t)).collect()),
-    );
+        .zip(&virtual_servers);
+    let tls = Arc::new(default_tls.with_virtual_hosts(named.collect()));
     let host_runtime = |name: Option<String>, config: config::Config, files: &HostSetup| Runtime {
         forms: FormSettings {
             pre_login_banner: config.pre_login_banner.clone(),

@@ -46,7 +46,7 @@ impl Camouflage {
     }
 
     /// What a stranger is told.
-    pub fn refusal(&self) -> ServerResponse {
+    fn refusal(&self) -> ServerResponse {
         let response = match &self.realm {
             Some(realm) => ServerResponse::new(401, "Unauthorized")
                 .header("WWW-Authenticate", format!("Basic realm=\"{realm}\""))

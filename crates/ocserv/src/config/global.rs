@@ -136,7 +136,7 @@ pub(super) const fn plain(key: &'static str) -> Unsupported {
 }
 
 /// A feature switch that is off by default: a warning when turned on.
-pub(super) const fn switch(key: &'static str) -> Unsupported {
+const fn switch(key: &'static str) -> Unsupported {
     Unsupported { key, inert: FALSE }
 }
 

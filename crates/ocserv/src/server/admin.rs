@@ -293,11 +293,11 @@ impl Server {
 
     /// Every live tunnel as occtl shows it, by id.
     pub fn ctl_users(&self) -> Vec<UserInfo> {
-        let mut users: Vec<(UserInfo, Option<crate::udp::DtlsId>)> = lock(&self.state)
+        let views: Vec<(UserInfo, Option<crate::udp::DtlsId>)> = lock(&self.state)
             .tunnels
             .values()
-            .filter_map(|t| t.view.as_ref().map(|v| (v, t.dtls)))
-            .map(|((view, meters), dtls)| {
+            .filter_map(|t| t.view.as_ref().map(|(view, meters)| (view, meters, t.dtls)))
+            .map(|(view, meters, dtls)| {
                 let user = UserInfo {
                     rx_bytes: meters.rx(),
                     tx_bytes: meters.tx(),
@@ -309,13 +309,16 @@ impl Server {
         // As ocserv, the DTLS cipher shows once a DTLS channel is up (the registry is
         // asked after the state lock is given back).
         let registry = lock(&self.dtls_registry);
-        for (user, dtls) in &mut users {
-            if !dtls.is_some_and(|id| registry.established(&id)) {
-                user.dtls_cipher.clear();
-            }
-        }
+        let mut users: Vec<UserInfo> = views
+            .into_iter()
+            .map(|(mut user, dtls)| {
+                if !dtls.is_some_and(|id| registry.established(&id)) {
+                    user.dtls_cipher.clear();
+                }
+                user
+            })
+            .collect();
         drop(registry);
-        let mut users: Vec<UserInfo> = users.into_iter().map(|(u, _)| u).collect();
         users.sort_by_key(|u| u.id);
         users
     }
