@@ -8,6 +8,7 @@ pub mod anyconnect;
 pub mod compress;
 pub mod hex;
 pub mod http;
+pub mod ip;
 pub mod ipc;
 pub mod port_filter;
 pub mod proxy_proto;

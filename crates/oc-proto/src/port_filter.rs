@@ -255,24 +255,23 @@ const IPV6_EXTENSIONS: [u8; 4] = [0, 43, 60, 51];
 const IPV6_FRAGMENT: u8 = 44;
 
 fn transport(packet: &[u8]) -> Option<Transport> {
+    let destination = crate::ip::destination(packet)?;
     match packet.first()? >> 4 {
         4 => {
             let header_len = usize::from(packet.first()? & 0x0f) * 4;
-            let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
             let fragment_offset = u16::from_be_bytes([*packet.get(6)?, *packet.get(7)?]) & 0x1fff;
             let protocol = *packet.get(9)?;
             let port = (fragment_offset == 0)
                 .then(|| dst_port(protocol, packet.get(header_len..)?))
                 .flatten();
             Some(Transport {
-                destination: IpAddr::from(b),
+                destination,
                 protocol,
                 port,
                 undecided: false,
             })
         }
         6 => {
-            let b: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
             let (mut next, mut at, mut first_fragment) = (*packet.get(6)?, 40usize, true);
             // A bounded walk: at most 8 extension headers.
             for _ in 0..8 {
@@ -298,7 +297,7 @@ fn transport(packet: &[u8]) -> Option<Transport> {
                 .then(|| dst_port(next, packet.get(at..)?))
                 .flatten();
             Some(Transport {
-                destination: IpAddr::from(b),
+                destination,
                 protocol: next,
                 port,
                 undecided: IPV6_EXTENSIONS.contains(&next) || next == IPV6_FRAGMENT,

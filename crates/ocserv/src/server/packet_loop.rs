@@ -20,11 +20,11 @@ use tokio::time::Sleep;
 use tracing::{debug, info, Instrument};
 
 use super::reply::{write_limited, GOODBYE_LIMIT};
-use super::tun_io::{destination, source};
 use super::{Kick, Server};
 use crate::metrics::{Direction, Transport, TunnelMeters};
 use crate::packets::PacketBatch;
 use crate::udp::{self, Datagram, TunnelDtls};
+use oc_proto::ip::{destination, source};
 use oc_proto::ipc::{SessionReply, SessionRequest};
 use oc_proto::port_filter::PortRules;
 use oc_proto::rate_limit::RateLimit;

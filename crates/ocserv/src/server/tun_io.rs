@@ -1,13 +1,14 @@
 //! The one tun device all tunnels share: creating it, the reader task that dispatches its
 //! packets to the tunnels owning their destinations, and the tunnels' coalesced writes.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use oc_net::netlink::InterfaceSettings;
 use oc_net::{TunReader, TunWriter};
 use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
+use oc_proto::ip::destination;
 use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
@@ -36,35 +37,6 @@ pub fn create_tun(config: &Config) -> Result<(tun_rs::SyncDevice, String), Serve
     // (socket_wrapper in upstream's test suite) replace.
     oc_net::netlink::configure(&name, &settings).map_err(|e| ServerError::Tun(e.to_string()))?;
     Ok((device, name))
-}
-
-/// Where the destination address of an IP packet sits.
-pub(super) fn destination(packet: &[u8]) -> Option<IpAddr> {
-    match packet.first()? >> 4 {
-        4 => {
-            let b: [u8; 4] = packet.get(16..20)?.try_into().ok()?;
-            Some(IpAddr::V4(Ipv4Addr::from(b)))
-        }
-        6 => {
-            let b: [u8; 16] = packet.get(24..40)?.try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(b)))
-        }
-        _ => None,
-    }
-}
-
-pub(super) fn source(packet: &[u8]) -> Option<IpAddr> {
-    match packet.first()? >> 4 {
-        4 => {
-            let b: [u8; 4] = packet.get(12..16)?.try_into().ok()?;
-            Some(IpAddr::V4(Ipv4Addr::from(b)))
-        }
-        6 => {
-            let b: [u8; 16] = packet.get(8..24)?.try_into().ok()?;
-            Some(IpAddr::V6(Ipv6Addr::from(b)))
-        }
-        _ => None,
-    }
 }
 
 impl Server {
