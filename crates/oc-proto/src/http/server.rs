@@ -365,6 +365,33 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// An administrator's header replaces the default of the same name; the response's own
+    /// header wins over both.
+    #[test]
+    fn included_headers_replace_the_defaults_of_their_name() {
+        let included = vec![("cache-control".to_owned(), "private".to_owned())];
+        let mut out = Vec::new();
+        ServerResponse::new(200, "OK").emit_with(&mut out, &included);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.to_ascii_lowercase().matches("cache-control").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("cache-control: private\r\n"), "{text}");
+        let mut out = Vec::new();
+        ServerResponse::new(200, "OK")
+            .header("Cache-Control", "max-age=5")
+            .emit_with(&mut out, &included);
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(
+            text.to_ascii_lowercase().matches("cache-control").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("Cache-Control: max-age=5\r\n"), "{text}");
+    }
+
     #[test]
     fn security_headers_on_answers_but_not_on_the_tunnel_grant() {
         let mut out = Vec::new();
