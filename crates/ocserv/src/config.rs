@@ -316,10 +316,6 @@ pub struct Config {
     /// `listen-netns`: the network namespace the TCP and UDP listeners are made in (the tun
     /// device stays in the server's own).
     pub listen_netns: Option<String>,
-    /// `server-cert` (the first one if several are given).
-    pub server_cert: PathBuf,
-    /// `server-key` (the first one if several are given).
-    pub server_key: PathBuf,
     /// Every `server-cert`/`server-key` pair, in order (one per key type: the TLS
     /// handshake picks the one the client's signature algorithms allow, as ocserv does).
     pub server_pairs: Vec<(PathBuf, PathBuf)>,

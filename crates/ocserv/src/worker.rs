@@ -240,7 +240,12 @@ fn host_tls(
         .collect();
     Ok(TlsServer::with_remote_keys(
         &TlsServerConfig {
-            cert: host.server_cert.clone(),
+            // Names the host in a "no certificate" error only.
+            cert: host
+                .server_pairs
+                .first()
+                .map(|(c, _)| c.clone())
+                .unwrap_or_default(),
             key: PathBuf::new(),
             ca: host.ca_cert.clone(),
             ca_pem: files.ca_pem.clone(),

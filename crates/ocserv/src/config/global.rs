@@ -883,8 +883,6 @@ impl Draft {
             .zip(&self.server_keys)
             .map(|((c, _), (k, _))| (c.clone(), k.clone()))
             .collect();
-        let mut server_certs = self.server_certs.into_iter();
-        let mut server_keys = self.server_keys.into_iter();
         let config = Config {
             path: d.file.clone(),
             auth: self.auth.into_iter().map(|(m, _)| m).collect(),
@@ -894,8 +892,6 @@ impl Draft {
             listen_host: self.listen_host,
             udp_listen_host: self.udp_listen_host,
             listen_netns: self.listen_netns,
-            server_cert: server_certs.next().map(|(p, _)| p).unwrap_or_default(),
-            server_key: server_keys.next().map(|(p, _)| p).unwrap_or_default(),
             server_pairs,
             ca_cert: self.ca_cert,
             crl: self.crl,

@@ -80,7 +80,7 @@ fn derived_defaults() {
 #[test]
 fn server_cert_pairs() {
     let l = ok("server-cert = /c2.pem\nserver-key = /k2.pem\n");
-    assert_eq!(l.config.server_cert, PathBuf::from("/c.pem"));
+    assert_eq!(l.config.server_pairs[0].0, PathBuf::from("/c.pem"));
     assert_eq!(
         l.config.server_pairs,
         vec![

@@ -125,8 +125,10 @@ fn minimal_config_gets_ocserv_defaults() {
     assert_eq!(c.tcp_port, Some(443));
     assert_eq!(c.udp_port, None);
     assert_eq!(c.listen_host, None);
-    assert_eq!(c.server_cert, PathBuf::from("/c.pem"));
-    assert_eq!(c.server_key, PathBuf::from("/k.pem"));
+    assert_eq!(
+        c.server_pairs,
+        vec![(PathBuf::from("/c.pem"), PathBuf::from("/k.pem"))]
+    );
     assert_eq!(c.device, "vpns");
     assert!(c.predictable_ips);
     assert!(!c.ping_leases);

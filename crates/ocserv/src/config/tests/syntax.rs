@@ -40,7 +40,7 @@ fn crlf_and_bom_are_accepted() {
     let text = format!("\u{feff}{}", BASE.replace('\n', "\r\n"));
     let c = parse(&text, file(), false).unwrap().config;
     assert_eq!(c.tcp_port, Some(443));
-    assert_eq!(c.server_key, PathBuf::from("/k.pem"));
+    assert_eq!(c.server_pairs[0].1, PathBuf::from("/k.pem"));
 }
 
 #[test]
