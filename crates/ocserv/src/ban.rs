@@ -59,7 +59,7 @@ impl Entry {
 
     /// Nothing left to remember: no ban holds and the window has passed.
     fn stale(&self, policy: &BanPolicy, now: Instant) -> bool {
-        now >= self.expires && now.saturating_duration_since(self.window_start) > policy.reset_after
+        now > self.expires && now.saturating_duration_since(self.window_start) > policy.reset_after
     }
 }
 

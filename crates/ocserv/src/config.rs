@@ -77,6 +77,8 @@ pub mod defaults {
     pub const SERVER_STATS_RESET_TIME: u32 = 604_800;
     /// `ipv6-subnet-prefix`: one address per client.
     pub const IPV6_SUBNET_PREFIX: u8 = 128;
+    /// `occtl-socket-file`.
+    pub const OCCTL_SOCKET: &str = "/var/run/occtl.socket";
 }
 
 /// One thing wrong (or worth a warning) in a config file.
@@ -501,6 +503,16 @@ impl Config {
                 .iter()
                 .map(|v| (Some(v.name.as_str()), &v.config)),
         )
+    }
+
+    /// Where occtl connects, when `use-occtl` is on: `occtl-socket-file`, else ocserv's
+    /// default path.
+    pub fn occtl_socket(&self) -> Option<PathBuf> {
+        self.use_occtl.then(|| {
+            self.occtl_socket_file
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(defaults::OCCTL_SOCKET))
+        })
     }
 
     /// The line `key` was (last) set on, or 0 if it was not set.

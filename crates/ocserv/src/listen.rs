@@ -14,8 +14,6 @@ use crate::worker::WorkerError;
 /// Pending connections the kernel queues for accept: std's 128 overflows under a
 /// connection flood, leaving attackers' connections hanging half-open.
 const LISTEN_BACKLOG: i32 = 4096;
-/// ocserv's default `occtl-socket-file`.
-pub const DEFAULT_OCCTL_SOCKET: &str = "/var/run/occtl.socket";
 
 /// Sockets opened before privileges are dropped.
 pub(crate) struct Sockets {
@@ -40,14 +38,9 @@ pub(crate) fn bind_all(config: &Config) -> Result<Sockets, WorkerError> {
         .metrics_listen
         .map(|addr| bind(&addr.to_string(), false))
         .transpose()?;
-    let control = if config.use_occtl {
-        let path = config
-            .occtl_socket_file
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_OCCTL_SOCKET));
-        Some((bind_control(&path)?, path))
-    } else {
-        None
+    let control = match config.occtl_socket() {
+        Some(path) => Some((bind_control(&path)?, path)),
+        None => None,
     };
     Ok(Sockets {
         tcp,

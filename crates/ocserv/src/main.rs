@@ -396,11 +396,7 @@ fn run_main(mut cli: Cli, daemon: bool) -> anyhow::Result<()> {
         config_path: cli.config.clone(),
         args: child_args(&cli),
     };
-    let occtl_socket = loaded
-        .config
-        .use_occtl
-        .then(|| loaded.config.occtl_socket_file.clone())
-        .map(|p| p.unwrap_or_else(|| PathBuf::from(ocserv::listen::DEFAULT_OCCTL_SOCKET)));
+    let occtl_socket = loaded.config.occtl_socket();
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -12,7 +12,6 @@ use oc_ctl::proto::{decode_response, encode_request, LineBuffer, Request, Respon
 use oc_ctl::render::{self, Format, Output, RenderOptions, EVENTS_HINT};
 use oc_ctl::{help_output, parse_line, parse_words, Command};
 
-const DEFAULT_SOCKET: &str = "/var/run/occtl.socket";
 /// How long to wait for the server's answer.
 const ANSWER_LIMIT: Duration = Duration::from_secs(30);
 
@@ -75,7 +74,7 @@ fn main() -> ExitCode {
     let ctl = Ctl {
         socket: cli
             .socket_file
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_SOCKET)),
+            .unwrap_or_else(|| PathBuf::from(ocserv::config::defaults::OCCTL_SOCKET)),
         format: if cli.json { Format::Json } else { Format::Text },
         debug: cli.debug,
         pager: !cli.no_pager && std::io::stdout().is_terminal(),
