@@ -213,6 +213,10 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
     let (dpd, idle) = liveness(settings, client.is_mobile());
     let (default_route, routes) = split_routes(settings);
     let keepalive = settings.keepalive.unwrap_or(DEFAULT_KEEPALIVE);
+    // `rekey-method = ssl`: on TLS 1.3 the server refreshes the keys itself with KeyUpdates
+    // (TLS 1.3 has no renegotiation), as ocserv 1.5; on TLS 1.2 the client renegotiates.
+    let ssl_rekey = rekey_time(settings).filter(|_| settings.rekey_ssl);
+    let server_rekey = ssl_rekey.filter(|_| input.tls.tls13);
     let cstp_compression =
         choose_compression(settings, &client.cstp_accept_encoding, Channel::Cstp);
     let dtls = input.dtls.map(|offer| DtlsGrant {
@@ -251,7 +255,7 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         idle_timeout: idle,
         // With the server's own KeyUpdates the client is told "ssl" with a time it never
         // reaches (ocserv 1.5), so it does not rebuild the tunnel.
-        rekey_time: match transparent_rekey(settings, input.tls) {
+        rekey_time: match server_rekey {
             Some(_) => Some(ADVERTISED_TLS13_REKEY_TIME),
             None => rekey_time(settings),
         },
@@ -270,15 +274,13 @@ pub fn plan_tunnel(input: &PlanInput<'_>) -> TunnelPlan {
         timers: PlanTimers {
             dpd: dpd.map(seconds),
             idle_timeout: idle.map(seconds),
-            tls_rekey: transparent_rekey(settings, input.tls).map(seconds),
+            tls_rekey: server_rekey.map(seconds),
         },
         restrict: restriction(settings, routes),
         min_compress_len: usize::try_from(settings.no_compress_limit)
             .unwrap_or(usize::MAX)
             .saturating_add(1),
-        client_renegotiates: settings.rekey_ssl
-            && !input.tls.tls13
-            && rekey_time(settings).is_some(),
+        client_renegotiates: ssl_rekey.is_some() && !input.tls.tls13,
         grant,
     }
 }
@@ -369,12 +371,6 @@ fn rekey_time(settings: &PlanSettings) -> Option<u32> {
 
 /// What a client rekeying on its own is told when the server does it (one year).
 pub const ADVERTISED_TLS13_REKEY_TIME: u32 = 60 * 60 * 24 * 365;
-
-/// `rekey-method = ssl` on TLS 1.3: the server refreshes the keys itself every
-/// `rekey-time` with a KeyUpdate (TLS 1.3 has no renegotiation), as ocserv 1.5 does.
-fn transparent_rekey(settings: &PlanSettings, tls: TlsFacts<'_>) -> Option<u32> {
-    rekey_time(settings).filter(|_| settings.rekey_ssl && tls.tls13)
-}
 
 /// `rekey-method = ssl`: on TLS 1.3 the server's own KeyUpdates, on TLS 1.2 the client's
 /// (secure) renegotiation, which the server accepts once the tunnel is up.
