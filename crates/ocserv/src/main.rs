@@ -307,28 +307,23 @@ fn run_secmod(cli: &Cli) -> anyhow::Result<()> {
 /// As ocserv's sec-mod: SIGTERM or SIGINT ends the security module (the main process then
 /// stops the server); SIGHUP is the main process's to act on, and it tells us to reload.
 async fn secmod_signals() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut hup), Ok(mut term), Ok(mut int), Ok(mut usr2)) = (
-        signal(SignalKind::hangup()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::user_defined2()),
-    ) else {
-        tracing::warn!("security module: cannot take over its signals");
+    use ocserv::worker::{GroupSignal, GroupSignals};
+    let Some(mut signals) = GroupSignals::take("security module") else {
         return std::future::pending().await;
     };
     loop {
-        tokio::select! {
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP left to the main process, which reloads the security module");
-                continue;
+        match signals.next().await {
+            GroupSignal::Hangup => {
+                tracing::info!(
+                    "SIGHUP left to the main process, which reloads the security module"
+                );
             }
-            _ = usr2.recv() => continue,
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            GroupSignal::Maintenance => {}
+            GroupSignal::Stop => {
+                tracing::info!("security module: stopping on a signal");
+                std::process::exit(0);
+            }
         }
-        tracing::info!("security module: stopping on a signal");
-        std::process::exit(0);
     }
 }
 

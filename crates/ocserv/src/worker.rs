@@ -480,30 +480,57 @@ async fn serve(
 /// The main process decides when the other processes stop or reload; signals sent to the
 /// whole process group (`kill -- -PID`, systemd's control group) are for it, so here they
 /// are only noted.
-pub async fn ignore_signals() {
-    let mut signals = Vec::new();
-    for kind in [
-        SignalKind::hangup(),
-        SignalKind::terminate(),
-        SignalKind::interrupt(),
-        SignalKind::user_defined2(),
-    ] {
-        match signal(kind) {
-            Ok(s) => signals.push(s),
-            Err(e) => warn!("network process: cannot take over a signal: {e}"),
-        }
-    }
-    let [hup, term, int, usr2] = signals.as_mut_slice() else {
+async fn ignore_signals() {
+    let Some(mut signals) = GroupSignals::take("network process") else {
         return std::future::pending().await;
     };
     loop {
-        tokio::select! {
-            _ = hup.recv() => {}
-            _ = term.recv() => {}
-            _ = int.recv() => {}
-            _ = usr2.recv() => {}
-        }
+        signals.next().await;
         info!("signal ignored by the network process: the main process controls it");
+    }
+}
+
+/// A signal sent to the server's whole process group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupSignal {
+    Hangup,
+    Stop,
+    Maintenance,
+}
+
+/// SIGHUP, SIGTERM/SIGINT and SIGUSR2 as the security module and the network process
+/// receive them (the main process decides what happens).
+#[derive(Debug)]
+pub struct GroupSignals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    usr2: tokio::signal::unix::Signal,
+}
+
+impl GroupSignals {
+    /// Takes the signals over for `who`; `None` (logged) when they cannot be.
+    pub fn take(who: &str) -> Option<Self> {
+        let taken = (|| {
+            Ok::<_, std::io::Error>(Self {
+                hup: signal(SignalKind::hangup())?,
+                term: signal(SignalKind::terminate())?,
+                int: signal(SignalKind::interrupt())?,
+                usr2: signal(SignalKind::user_defined2())?,
+            })
+        })();
+        taken
+            .inspect_err(|e| warn!("{who}: cannot take over its signals: {e}"))
+            .ok()
+    }
+
+    pub async fn next(&mut self) -> GroupSignal {
+        tokio::select! {
+            _ = self.hup.recv() => GroupSignal::Hangup,
+            _ = self.term.recv() => GroupSignal::Stop,
+            _ = self.int.recv() => GroupSignal::Stop,
+            _ = self.usr2.recv() => GroupSignal::Maintenance,
+        }
     }
 }
 
