@@ -745,8 +745,14 @@ impl Lab {
     /// Sends `count` pings to the host behind the VPN and asserts every reply arrived as a
     /// UDP datagram in the client namespace (that is, over DTLS).
     pub fn assert_pings_over_udp(&self, count: u32) {
+        self.assert_pings_over_udp_to(&self.behind_ip, count);
+    }
+
+    /// Sends `count` pings to `addr` through the VPN and asserts every reply arrived as a
+    /// UDP datagram in the client namespace (that is, over DTLS).
+    pub fn assert_pings_over_udp_to(&self, addr: &str, count: u32) {
         let before = self.client_udp_in();
-        let out = self.in_client(&format!("ping -c {count} -i 0.05 {}", self.behind_ip));
+        let out = self.in_client(&format!("ping -c {count} -i 0.05 {addr}"));
         assert!(
             out.status.success(),
             "ping failed:\n{}",

@@ -185,14 +185,26 @@ fn listen_netns_puts_the_listeners_in_another_namespace_and_the_tun_device_stays
     lab.start_server_with_config(ServerKind::Ours, &config);
     lab.server_ns = listen_ns.clone();
 
-    let listening = |ns: &str| {
-        let out = ferroconnect_interop::sh(&format!("ss -N {ns} -ltnu"));
-        out.contains(&format!("{}:443", lab.server_ip))
+    // The local addresses (fifth column) of a namespace's TCP and UDP listeners on port 443.
+    let listeners = |ns: &str| -> Vec<String> {
+        let out = ferroconnect_interop::sh(&format!("ss -N {ns} -Hltnu"));
+        out.lines()
+            .filter_map(|l| l.split_whitespace().nth(4))
+            .filter(|local| local.ends_with(":443"))
+            .map(str::to_string)
+            .collect()
     };
-    assert!(listening(&listen_ns), "no listener in {listen_ns}");
+    let public = format!("{}:443", lab.server_ip);
+    let outside = listeners(&listen_ns);
+    assert_eq!(
+        outside.iter().filter(|a| **a == public).count(),
+        2,
+        "no TCP and UDP listener on {public} in {listen_ns}: {outside:?}"
+    );
+    let inside = listeners(&home.0);
     assert!(
-        !listening(&home.0),
-        "listeners in the server's own namespace"
+        inside.is_empty(),
+        "listeners in the server's own namespace: {inside:?}"
     );
     let device = format!("{}v0", lab.name);
     let links = |ns: &str| ferroconnect_interop::sh(&format!("ip -n {ns} -o link"));
@@ -206,6 +218,8 @@ fn listen_netns_puts_the_listeners_in_another_namespace_and_the_tun_device_stays
         &["--cafile", &ca, "-u", "alice", "--passwd-on-stdin", &url],
         "secret\n",
     );
+    // The host behind the lab's server namespace is not reachable from `home`: ping the
+    // server's end of the tunnel, its tun device there, and count the replies as datagrams.
     lab.wait_for_log("ocserv.log", "DTLS established", SECS(20));
     let gateway = format!("{}.1", lab.pool.rsplit_once('.').unwrap().0);
     let pinged = wait_until(SECS(10), || {
@@ -217,4 +231,5 @@ fn listen_netns_puts_the_listeners_in_another_namespace_and_the_tun_device_stays
         "no ping to {gateway}:\n{}",
         lab.log("client.log")
     );
+    lab.assert_pings_over_udp_to(&gateway, 5);
 }
