@@ -249,6 +249,15 @@ impl Pki {
     }
 }
 
+/// The `--servercert` pin of the certificate in the PEM file `cert`: `pin-sha256:` and the
+/// base64 SHA-256 of its DER SubjectPublicKeyInfo.
+pub fn pin_sha256(cert: &Path) -> String {
+    let cert = X509::from_pem(&fs::read(cert).unwrap()).unwrap();
+    let spki = cert.public_key().unwrap().public_key_to_der().unwrap();
+    let digest = openssl::hash::hash(MessageDigest::sha256(), &spki).unwrap();
+    format!("pin-sha256:{}", openssl::base64::encode_block(&digest))
+}
+
 /// Where [`Lab::hostile`] servers serve their metrics.
 pub const HOSTILE_METRICS: &str = "127.0.0.1:9616";
 

@@ -1,12 +1,15 @@
 //! Encrypted server keys (upstream's `test-enc-key`): `key-pin` or `pin-file` unlocks an
 //! encrypted PKCS #8 or traditional OpenSSL key in the security module, and Debian's
 //! openconnect logs in; without the PIN the server refuses to start, naming the key file.
+//! A reload to another encrypted key and certificate serves the new ones.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, login_args, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, login_args, pin_sha256, Lab, Pki, ServerKind,
+};
 use openssl::pkey::PKey;
 
 #[test]
@@ -28,6 +31,17 @@ fn encrypted_keys_open_with_key_pin_or_pin_file() {
     std::fs::write(
         &ossl,
         rsa.private_key_to_pem_passphrase(cipher, b"1234").unwrap(),
+    )
+    .unwrap();
+    // The key and certificate the reload switches to: a new key, PKCS #8 encrypted.
+    let new_key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let (new_cert, _) = pki.server_cert_for(&lab.dir, "renewed", &new_key, &lab.server_ip);
+    let new_p8 = lab.dir.join("renewed-key-p8.pem");
+    std::fs::write(
+        &new_p8,
+        new_key
+            .private_key_to_pem_pkcs8_passphrase(cipher, b"1234")
+            .unwrap(),
     )
     .unwrap();
     let pin_file = lab.dir.join("pin.txt");
@@ -61,18 +75,37 @@ fn encrypted_keys_open_with_key_pin_or_pin_file() {
     lab.start_server_with_config(ServerKind::Ours, &config_with(&ossl, "key-pin = 1234\n"));
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
-    let login = |lab: &Lab| {
+    // A login; openconnect prints the served certificate's pin as FINGERPRINT, which must
+    // be `cert`'s.
+    let login = |lab: &Lab, cert: &std::path::Path| {
         let out = lab.run_client(
             &login_args(&ca, &["--authenticate", &url]),
             "secret\n",
             Duration::from_secs(30),
         );
-        assert_eq!(out.status.code(), Some(0), "{}", lab.log("ocserv.log"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}\nserver:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            lab.log("ocserv.log")
+        );
+        assert_eq!(
+            authenticate_values(&stdout)("FINGERPRINT"),
+            pin_sha256(cert),
+            "served certificate"
+        );
     };
-    login(&lab);
+    assert_ne!(pin_sha256(&pki.server_cert), pin_sha256(&new_cert));
+    login(&lab, &pki.server_cert);
+    let plain_cert = format!("server-cert = {}\n", pki.server_cert.display());
     std::fs::write(
         lab.dir.join("ocserv.conf"),
-        config_with(&p8, &format!("pin-file = {}\n", pin_file.display())),
+        config_with(&new_p8, &format!("pin-file = {}\n", pin_file.display())).replace(
+            &plain_cert,
+            &format!("server-cert = {}\n", new_cert.display()),
+        ),
     )
     .unwrap();
     ferroconnect_interop::sh(&format!("kill -HUP {}", lab.server_pid()));
@@ -81,5 +114,6 @@ fn encrypted_keys_open_with_key_pin_or_pin_file() {
         "configuration reloaded",
         Duration::from_secs(10),
     );
-    login(&lab);
+    // The new encrypted key is served (the handshake proves its possession).
+    login(&lab, &new_cert);
 }
