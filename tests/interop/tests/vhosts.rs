@@ -63,6 +63,9 @@ fn authenticate(lab: &Lab, host: &str, pin: &str, extra: &[&str], stdin: &str) -
 fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     let mut lab = Lab::new("vhosts");
     lab.use_real_client();
+    // Namespaces for the tunnels after bob's: one with pass2's cookie, one for dave.
+    let cookie_ns = lab.add_client_ns();
+    let dave_ns = lab.add_client_ns();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let default_auth = passwd_file(&lab.dir.join("default.passwd"), "alice", "secret");
     let pass2_auth = passwd_file(&lab.dir.join("pass2.passwd"), "bob", "other");
@@ -194,7 +197,8 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     assert!(shown.contains("vhost: pass2.example.com"), "{shown}");
     lab.assert_tunnel("through the pass2 virtual host");
 
-    // A cookie of pass2 is refused by the default host.
+    // A cookie of pass2 is refused by the default host ("cookie rejected") and then
+    // accepted by pass2.
     let (ok, out) = authenticate(
         &lab,
         "pass2.example.com",
@@ -221,12 +225,33 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         &format!("{cookie}\n"),
         SECS(30),
     );
-    assert!(!refused.status.success());
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "{}{}",
+        String::from_utf8_lossy(&refused.stdout),
+        String::from_utf8_lossy(&refused.stderr)
+    );
     lab.wait_for_log(
         "ocserv.log",
         "from a login to virtual host pass2.example.com, not default",
         SECS(5),
     );
+    let resolve = format!("--resolve=pass2.example.com:{}", lab.server_ip);
+    let servercert = format!("--servercert={vhost_pin}");
+    lab.spawn_client_in(
+        &cookie_ns,
+        &[
+            "--cookie-on-stdin",
+            "--non-inter",
+            &resolve,
+            &servercert,
+            "pass2.example.com",
+        ],
+        &format!("{cookie}\n"),
+        "cookie.log",
+    );
+    assert_ping_from(&lab, &cookie_ns, "cookie.log");
 
     // SIGHUP adds a host.
     let pass3_auth = passwd_file(&lab.dir.join("pass3.passwd"), "dave", "third");
@@ -250,6 +275,52 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     assert!(
         added.is_some(),
         "pass3 not served after SIGHUP\n{}",
+        lab.log("ocserv.log")
+    );
+
+    // dave has no per-user file: his tunnel gets an address of pass3's own pool.
+    let resolve = format!("--resolve=pass3.example.com:{}", lab.server_ip);
+    let servercert = format!("--servercert={default_pin}");
+    lab.spawn_client_in(
+        &dave_ns,
+        &[
+            "-u",
+            "dave",
+            "--passwd-on-stdin",
+            "--non-inter",
+            &resolve,
+            &servercert,
+            "pass3.example.com",
+        ],
+        "third\n",
+        "dave.log",
+    );
+    let connected = lab.wait_for_log("connected", "dave ", SECS(20));
+    assert!(
+        connected
+            .lines()
+            .any(|l| l.starts_with("dave pass3.example.com 192.168.205.")),
+        "{connected}"
+    );
+    let user = lab.our_occtl("-j show user dave");
+    let shown: serde_json::Value = serde_json::from_slice(&user.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&user.stdout)));
+    let ipv4 = shown[0]["IPv4"].as_str().unwrap_or_default();
+    assert!(ipv4.starts_with("192.168.205."), "{shown}");
+    assert_ping_from(&lab, &dave_ns, "dave.log");
+}
+
+/// Asserts that the host behind the server answers pings from namespace `ns` (through the
+/// tunnel of the client logging to `log`) within 20 s.
+fn assert_ping_from(lab: &Lab, ns: &str, log: &str) {
+    let pinged = wait_until(SECS(20), || {
+        let out = lab.in_ns(ns, &format!("ping -c 1 -W 1 {}", lab.behind_ip));
+        out.status.success().then_some(())
+    });
+    assert!(
+        pinged.is_some(),
+        "no tunnel from {ns}:\n{}\n{}",
+        lab.log(log),
         lab.log("ocserv.log")
     );
 }
