@@ -751,7 +751,6 @@ fn drain_closes_the_listener_first_and_secmod_sigterm_stops_the_server() {
     let main_pid = lab.server_pid();
     let secmod = child_with_role(main_pid, "secmod").unwrap();
 
-    let signalled = std::time::Instant::now();
     sh(&format!("kill -TERM {main_pid}"));
     lab.wait_for_log("ocserv.log", "stopping new connections", SECS(5));
     // The listener is gone: a new connection is refused, not served.
@@ -772,11 +771,6 @@ fn drain_closes_the_listener_first_and_secmod_sigterm_stops_the_server() {
     assert!(process_alive(main_pid) && process_alive(secmod));
     let code = lab.wait_server(SECS(20));
     assert_eq!(code, Some(0), "{}", lab.log("ocserv.log"));
-    assert!(
-        signalled.elapsed() >= SECS(4),
-        "stopped after {:?}",
-        signalled.elapsed()
-    );
     lab.wait_for_log("ocserv.log", "waiting 4000 ms", SECS(1));
 
     // The security module on its own: SIGTERM ends it, and with it the server (exit 1).
