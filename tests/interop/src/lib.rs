@@ -369,7 +369,19 @@ impl Lab {
     /// Writes `ocpasswd` in the lab directory with `tool` (users in `groups` when given)
     /// and returns the `auth` value.
     pub fn make_passwd(&self, tool: &Path, users: &[(&str, &str)], groups: Option<&str>) -> String {
-        let passwd = self.dir.join("ocpasswd");
+        self.make_passwd_at("ocpasswd", tool, users, groups)
+    }
+
+    /// Writes the password file `file_name` in the lab directory with `tool` (users in
+    /// `groups` when given) and returns the `auth` value.
+    pub fn make_passwd_at(
+        &self,
+        file_name: &str,
+        tool: &Path,
+        users: &[(&str, &str)],
+        groups: Option<&str>,
+    ) -> String {
+        let passwd = self.dir.join(file_name);
         for (user, pass) in users {
             let mut child = Command::new(tool)
                 .arg("-c")

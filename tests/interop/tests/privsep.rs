@@ -94,17 +94,13 @@ impl Secrets {
         let secrets = Self { dir };
         secrets.install_key(pki);
         let passwd = secrets.path("passwd");
-        let mut child = std::process::Command::new(bin("ocpasswd"))
-            .arg("-c")
-            .arg(&passwd)
-            .arg("alice")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        write!(child.stdin.take().unwrap(), "secret\nsecret\n").unwrap();
-        assert!(child.wait().unwrap().success());
+        assert_eq!(passwd, lab.dir.join("secret/passwd"));
+        lab.make_passwd_at(
+            "secret/passwd",
+            &bin("ocpasswd"),
+            &[("alice", "secret")],
+            None,
+        );
         std::fs::write(
             secrets.path("users.oath"),
             format!("HOTP/T30 alice - {KEY_HEX}\n"),

@@ -5,29 +5,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ferroconnect_interop::{bin, sh, wait_until, Lab, Pki, ServerKind};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-/// A password file at `path` with `user`'s password, made by our ocpasswd.
-fn passwd_file(path: &Path, user: &str, password: &str) -> String {
-    let mut child = Command::new(bin("ocpasswd"))
-        .arg("-c")
-        .arg(path)
-        .arg(user)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    write!(child.stdin.take().unwrap(), "{password}\n{password}\n").unwrap();
-    assert!(child.wait().unwrap().success());
-    format!("plain[passwd={}]", path.display())
-}
 
 /// The `pin-sha256:` openconnect's `--servercert` takes for the certificate in `cert`.
 fn pin_of(cert: &Path) -> String {
@@ -67,8 +50,14 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     let cookie_ns = lab.add_client_ns();
     let dave_ns = lab.add_client_ns();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let default_auth = passwd_file(&lab.dir.join("default.passwd"), "alice", "secret");
-    let pass2_auth = passwd_file(&lab.dir.join("pass2.passwd"), "bob", "other");
+    let default_auth = lab.make_passwd_at(
+        "default.passwd",
+        &bin("ocpasswd"),
+        &[("alice", "secret")],
+        None,
+    );
+    let pass2_auth =
+        lab.make_passwd_at("pass2.passwd", &bin("ocpasswd"), &[("bob", "other")], None);
     let ec = openssl::pkey::PKey::from_ec_key(
         openssl::ec::EcKey::generate(
             &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
@@ -254,7 +243,8 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     assert_ping_from(&lab, &cookie_ns, "cookie.log");
 
     // SIGHUP adds a host.
-    let pass3_auth = passwd_file(&lab.dir.join("pass3.passwd"), "dave", "third");
+    let pass3_auth =
+        lab.make_passwd_at("pass3.passwd", &bin("ocpasswd"), &[("dave", "third")], None);
     let mut text = std::fs::read_to_string(&config_path).unwrap();
     text.push_str(&format!(
         "[vhost:pass3.example.com]\nauth = \"{pass3_auth}\"\nipv4-network = 192.168.205.0/24\n"
