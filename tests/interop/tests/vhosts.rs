@@ -5,22 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::Path;
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, sh, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{bin, pin_sha256, sh, wait_until, Lab, Pki, ServerKind};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-/// The `pin-sha256:` openconnect's `--servercert` takes for the certificate in `cert`.
-fn pin_of(cert: &Path) -> String {
-    let pin = sh(&format!(
-        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | \
-         openssl dgst -sha256 -binary | base64",
-        cert.display()
-    ));
-    format!("pin-sha256:{}", pin.trim())
-}
 
 /// Debian's openconnect logging in to `host` (resolved to the lab server) with
 /// `--authenticate`: its output and whether it printed a cookie.
@@ -101,7 +90,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     );
     let config = lab.server_config(&pki, &default_auth, &extra);
     let config_path = lab.start_server_with_config(ServerKind::Ours, &config);
-    let (default_pin, vhost_pin) = (pin_of(&pki.server_cert), pin_of(&vhost_cert));
+    let (default_pin, vhost_pin) = (pin_sha256(&pki.server_cert), pin_sha256(&vhost_cert));
 
     // Each host's users, each host's certificate (the pin must match it).
     assert!(
