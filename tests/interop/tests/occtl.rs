@@ -6,7 +6,9 @@
 use std::process::Output;
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, login_args, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, login_args, wait_until, Lab, Pki, ServerKind,
+};
 use serde_json::Value;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -275,11 +277,7 @@ fn terminate_session_makes_the_cookie_fail() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let cookie = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .expect("cookie")
-        .to_string();
+    let cookie = authenticate_values(&stdout)("COOKIE");
     let sessions = occtl_json(&lab, "show sessions valid");
     let list = sessions.as_array().unwrap();
     assert_eq!(list.len(), 1, "{sessions}");

@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, login_args, process_alive, sh, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, login_args, process_alive, sh, wait_until, Lab, Pki, ServerKind,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -556,10 +558,9 @@ fn certificate_required_on_connect_unless_cisco_client_compat() {
             SECS(30),
         );
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| Some(l.strip_prefix("COOKIE='")?.strip_suffix('\'')?.to_string()))
-            .expect("COOKIE line")
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = authenticate_values(&stdout);
+        value("COOKIE")
     };
     // As shipped (true): the cookie opens the tunnel on a connection without certificate.
     let first = cookie(&lab);

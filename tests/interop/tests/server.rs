@@ -75,11 +75,9 @@ fn authenticate(lab: &Lab, ca: &str, url: &str) -> String {
         SECS(30),
     );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .expect("COOKIE line")
-        .to_string()
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = authenticate_values(&stdout);
+    value("COOKIE")
 }
 
 /// Starts a client (per the lab) logging in as alice, with `extra` options before the URL.

@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, pin_sha256, sh, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, pin_sha256, sh, wait_until, Lab, Pki, ServerKind,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -185,11 +187,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         "other\n",
     );
     assert!(ok, "{out}");
-    let cookie = out
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .unwrap()
-        .to_owned();
+    let cookie = authenticate_values(&out)("COOKIE");
     let resolve = format!("--resolve=default.example.com:{}", lab.server_ip);
     let servercert = format!("--servercert={default_pin}");
     let refused = lab.run_client(
