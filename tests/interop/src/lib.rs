@@ -44,6 +44,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A finished command's stdout followed by its stderr, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs a command and panics with its output if it fails.
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ferroconnect_interop::{
-    authenticate_values, bin, login_args, process_alive, sh, wait_until, Lab, Pki, ServerKind,
+    authenticate_values, bin, login_args, output_text, process_alive, sh, wait_until, Lab, Pki,
+    ServerKind,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -265,16 +266,12 @@ fn hostile_control_socket(lab: &Lab) {
         assert!(answer.len() < 4096, "an answer of {} bytes", answer.len());
     }
     let out = lab.our_occtl("show status");
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("Sec-mod PID"), "{}", text(&out));
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("Sec-mod PID"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 /// The SHA-256 fingerprint of the certificate the server presents now.
@@ -283,7 +280,7 @@ fn served_fingerprint(lab: &Lab) -> String {
         "echo | openssl s_client -connect {}:443 2>/dev/null | openssl x509 -noout -fingerprint -sha256",
         lab.server_ip
     ));
-    text(&out).trim().to_string()
+    output_text(&out).trim().to_string()
 }
 
 fn file_fingerprint(cert: &Path) -> String {
@@ -338,7 +335,7 @@ fn debian_stock_config_with_root_only_files() {
     assert_eq!(uid.trim(), "0", "{}", lab.log("ocserv.log"));
     assert!(lab.log("script.connect.env").contains("USERNAME=alice"));
     // alice's iroute points at the tun device.
-    let route = text(&lab.in_server("ip route show 198.19.250.0/24"));
+    let route = output_text(&lab.in_server("ip route show 198.19.250.0/24"));
     assert!(
         route.contains(&format!("dev {}v", lab.name)),
         "iroute not installed: {route:?}\n{}",
@@ -557,7 +554,7 @@ fn certificate_required_on_connect_unless_cisco_client_compat() {
             "",
             SECS(30),
         );
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
         let stdout = String::from_utf8_lossy(&out.stdout);
         let value = authenticate_values(&stdout);
         value("COOKIE")
@@ -579,7 +576,7 @@ fn certificate_required_on_connect_unless_cisco_client_compat() {
         &format!("{second}\n"),
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
     assert!(lab
         .log("ocserv.log")
         .contains("no certificate provided for cookie authentication"));
@@ -629,7 +626,7 @@ fn rsa_ecdsa_and_ed25519_pairs_are_chosen_by_signature_algorithms() {
              | openssl x509 -noout -fingerprint -sha256",
             lab.server_ip
         ));
-        text(&out).trim().to_string()
+        output_text(&out).trim().to_string()
     };
     assert_eq!(served("ECDSA+SHA256"), file_fingerprint(&ec_cert));
     assert_eq!(served("ed25519"), file_fingerprint(&ed_cert));
@@ -671,9 +668,13 @@ fn rsa_ecdsa_and_ed25519_pairs_are_chosen_by_signature_algorithms() {
         bin("ocserv").display(),
         dsa_config.display()
     ));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("server-dsa.pem"), "{}", text(&out));
-    assert!(text(&out).contains("DSA"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("server-dsa.pem"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(output_text(&out).contains("DSA"), "{}", output_text(&out));
 }
 
 /// `route-add-cmd` (upstream's test-iroute): run as root by the main process for each
@@ -727,7 +728,7 @@ fn route_add_cmd_runs_as_root_for_iroutes() {
         )
     });
     assert_eq!(written.trim(), want);
-    let route = text(&lab.in_server("ip route show 198.19.251.0/24"));
+    let route = output_text(&lab.in_server("ip route show 198.19.251.0/24"));
     assert!(route.contains(&format!("dev {}v0", lab.name)), "{route:?}");
 }
 

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use ferroconnect_interop::{
-    authenticate_values, bin, pin_sha256, sh, wait_until, Lab, Pki, ServerKind,
+    authenticate_values, bin, output_text, pin_sha256, sh, wait_until, Lab, Pki, ServerKind,
 };
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -25,11 +25,7 @@ fn authenticate(lab: &Lab, host: &str, pin: &str, extra: &[&str], stdin: &str) -
     args.extend_from_slice(extra);
     args.push(host);
     let out = lab.run_client(&args, stdin, SECS(30));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     (out.status.success() && text.contains("COOKIE="), text)
 }
 
@@ -201,13 +197,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         &format!("{cookie}\n"),
         SECS(30),
     );
-    assert_eq!(
-        refused.status.code(),
-        Some(2),
-        "{}{}",
-        String::from_utf8_lossy(&refused.stdout),
-        String::from_utf8_lossy(&refused.stderr)
-    );
+    assert_eq!(refused.status.code(), Some(2), "{}", output_text(&refused));
     lab.wait_for_log(
         "ocserv.log",
         "from a login to virtual host pass2.example.com, not default",
