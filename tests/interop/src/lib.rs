@@ -498,6 +498,20 @@ impl Lab {
         path
     }
 
+    /// Runs our server in the foreground with the configuration at `config`, expecting it to
+    /// refuse to start: its exit code and output once it ends (a server still running after
+    /// 20 s is killed and fails the test).
+    pub fn start_refused(&self, config: &Path) -> (Option<i32>, String) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.server_ns])
+            .arg(bin("ocserv"))
+            .arg("-f")
+            .arg("-c")
+            .arg(config);
+        let out = run_to_end(cmd, "", Duration::from_secs(20));
+        (out.status.code(), output_text(&out))
+    }
+
     /// The pid of the server started last (the `ip netns exec` wrapper execs it).
     pub fn server_pid(&self) -> u32 {
         self.children.first().map(Child::id).unwrap_or_default()
