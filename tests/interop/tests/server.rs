@@ -977,7 +977,11 @@ with_both_clients!(dtls_blocked_mid_session_falls_back_to_tls: debian_client_dtl
 
 fn session_timeout_ends_the_session(client: Client) {
     let (mut lab, pki) = lab("srv-stimeout", client, "session-timeout = 4\n");
-    connect_alice(&mut lab, &pki, &[]);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let cookie = authenticate(&lab, &ca, &u);
+    let with_cookie = ["--cafile", ca.as_str(), "--cookie-on-stdin", u.as_str()];
+    lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
     // The server ends the tunnel and tells the client (a DISCONNECT, as ocserv 1.5), which
     // exits with a failure instead of reconnecting; the cookie is refused from now on.
@@ -989,6 +993,16 @@ fn session_timeout_ends_the_session(client: Client) {
         lab.log("ocserv.log")
     );
     assert!(lab.log("ocserv.log").contains("session timeout"));
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+    // openconnect's "cookie rejected" (exit 2), and no new tunnel.
+    let again = lab.run_client(&with_cookie, &format!("{cookie}\n"), SECS(30));
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}\n{}",
+        output_text(&again),
+        lab.log("ocserv.log")
+    );
     assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
 }
 
