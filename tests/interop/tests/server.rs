@@ -1016,6 +1016,7 @@ fn idle_timeout_keeps_the_cookie(client: Client) {
     let with_cookie = ["--cafile", ca.as_str(), "--cookie-on-stdin", u.as_str()];
     lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     lab.wait_for_log("ocserv.log", "tunnel up", SECS(10));
+    let before = alice_ipv4(&lab);
     // Pings do not count as activity: the server ends the idle tunnel and tells the client
     // (as ocserv, with a DISCONNECT), which stops instead of reconnecting.
     lab.wait_for_log("ocserv.log", "idle timeout", SECS(20));
@@ -1030,6 +1031,19 @@ fn idle_timeout_keeps_the_cookie(client: Client) {
     lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     lab.wait_for_log("ocserv.log", "session reused", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    assert_eq!(alice_ipv4(&lab), before, "another address after the reuse");
+}
+
+/// alice's tunnel address as occtl shows it (`-j show user alice`).
+fn alice_ipv4(lab: &Lab) -> String {
+    let out = lab.our_occtl("-j show user alice");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("occtl: {e}: {}", output_text(&out)));
+    shown[0]["IPv4"]
+        .as_str()
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| panic!("no IPv4 in {shown}"))
+        .to_owned()
 }
 
 with_both_clients!(idle_timeout_keeps_the_cookie: debian_client_idle_timeout, our_client_idle_timeout);
