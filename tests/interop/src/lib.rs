@@ -44,6 +44,15 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
+/// A finished command's stdout followed by its stderr, as text.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 /// Runs a command and panics with its output if it fails.
 pub fn sh(cmd: &str) -> String {
     let out = Command::new("sh").arg("-c").arg(cmd).output().unwrap();
@@ -249,6 +258,15 @@ impl Pki {
     }
 }
 
+/// The `--servercert` pin of the certificate in the PEM file `cert`: `pin-sha256:` and the
+/// base64 SHA-256 of its DER SubjectPublicKeyInfo.
+pub fn pin_sha256(cert: &Path) -> String {
+    let cert = X509::from_pem(&fs::read(cert).unwrap()).unwrap();
+    let spki = cert.public_key().unwrap().public_key_to_der().unwrap();
+    let digest = openssl::hash::hash(MessageDigest::sha256(), &spki).unwrap();
+    format!("pin-sha256:{}", openssl::base64::encode_block(&digest))
+}
+
 /// Where [`Lab::hostile`] servers serve their metrics.
 pub const HOSTILE_METRICS: &str = "127.0.0.1:9616";
 
@@ -360,7 +378,19 @@ impl Lab {
     /// Writes `ocpasswd` in the lab directory with `tool` (users in `groups` when given)
     /// and returns the `auth` value.
     pub fn make_passwd(&self, tool: &Path, users: &[(&str, &str)], groups: Option<&str>) -> String {
-        let passwd = self.dir.join("ocpasswd");
+        self.make_passwd_at("ocpasswd", tool, users, groups)
+    }
+
+    /// Writes the password file `file_name` in the lab directory with `tool` (users in
+    /// `groups` when given) and returns the `auth` value.
+    pub fn make_passwd_at(
+        &self,
+        file_name: &str,
+        tool: &Path,
+        users: &[(&str, &str)],
+        groups: Option<&str>,
+    ) -> String {
+        let passwd = self.dir.join(file_name);
         for (user, pass) in users {
             let mut child = Command::new(tool)
                 .arg("-c")
@@ -466,6 +496,20 @@ impl Lab {
         self.children.push(child);
         self.wait_for_log("ocserv.log", ready, Duration::from_secs(15));
         path
+    }
+
+    /// Runs our server in the foreground with the configuration at `config`, expecting it to
+    /// refuse to start: its exit code and output once it ends (a server still running after
+    /// 20 s is killed and fails the test).
+    pub fn start_refused(&self, config: &Path) -> (Option<i32>, String) {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.server_ns])
+            .arg(bin("ocserv"))
+            .arg("-f")
+            .arg("-c")
+            .arg(config);
+        let out = run_to_end(cmd, "", Duration::from_secs(20));
+        (out.status.code(), output_text(&out))
     }
 
     /// The pid of the server started last (the `ip netns exec` wrapper execs it).
@@ -745,8 +789,14 @@ impl Lab {
     /// Sends `count` pings to the host behind the VPN and asserts every reply arrived as a
     /// UDP datagram in the client namespace (that is, over DTLS).
     pub fn assert_pings_over_udp(&self, count: u32) {
+        self.assert_pings_over_udp_to(&self.behind_ip, count);
+    }
+
+    /// Sends `count` pings to `addr` through the VPN and asserts every reply arrived as a
+    /// UDP datagram in the client namespace (that is, over DTLS).
+    pub fn assert_pings_over_udp_to(&self, addr: &str, count: u32) {
         let before = self.client_udp_in();
-        let out = self.in_client(&format!("ping -c {count} -i 0.05 {}", self.behind_ip));
+        let out = self.in_client(&format!("ping -c {count} -i 0.05 {addr}"));
         assert!(
             out.status.success(),
             "ping failed:\n{}",

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{Lab, Pki};
+use ferroconnect_interop::{authenticate_values, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const PHONE: &str = "Cisco SVC IPPhone Client v1.0";
@@ -93,11 +93,7 @@ fn camouflage_hides_the_vpn_from_strangers_and_svc_logins_give_working_cookies()
     let granted = authenticate(&lab, &ca, "/?mysecretkey", "secret");
     let stdout = String::from_utf8_lossy(&granted.stdout).into_owned();
     assert_eq!(granted.status.code(), Some(0), "{stdout}");
-    let cookie = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .expect("COOKIE line")
-        .to_owned();
+    let cookie = authenticate_values(&stdout)("COOKIE");
 
     // Every page carries the administrator's included-http-headers, in their words.
     for page in [&get, &with_cookie_page(&lab, &ca)] {

@@ -6,17 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroconnect_interop::{authenticate_values, login_args, wait_until, Lab, Pki};
+use ferroconnect_interop::{authenticate_values, login_args, output_text, wait_until, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn lab_with_ocserv(test: &str) -> (Lab, Pki) {
     let mut lab = Lab::new(test);
@@ -77,9 +69,9 @@ fn login_tunnel_ping_and_logoff() {
     let tundev = env.get("TUNDEV").expect("TUNDEV").clone();
     let addr = lab.in_client(&format!("ip -4 addr show dev {tundev}"));
     assert!(
-        text(&addr).contains(&vpn_ip),
+        output_text(&addr).contains(&vpn_ip),
         "tun has no VPN address: {}",
-        text(&addr)
+        output_text(&addr)
     );
 
     // The server lists the session; SIGINT logs off and the server forgets it.
@@ -120,16 +112,16 @@ fn wrong_password_fails_then_good_login_works() {
         &url,
     ];
     let bad = lab.run_client(&args, "wrong\n", SECS(30));
-    assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
+    assert_eq!(bad.status.code(), Some(1), "{}", output_text(&bad));
     assert!(
-        text(&bad).contains("Failed to complete authentication")
-            || text(&bad).contains("failed to complete authentication"),
+        output_text(&bad).contains("Failed to complete authentication")
+            || output_text(&bad).contains("failed to complete authentication"),
         "{}",
-        text(&bad)
+        output_text(&bad)
     );
 
     let good = lab.run_client(&args, "secret\n", SECS(30));
-    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    assert_eq!(good.status.code(), Some(0), "{}", output_text(&good));
     let stdout = String::from_utf8_lossy(&good.stdout);
     assert!(stdout.starts_with("COOKIE='webvpn="), "{stdout}");
     assert!(stdout.contains(&format!("HOST='{}'", lab.server_ip)));
@@ -147,7 +139,7 @@ fn authenticate_then_cookie_on_stdin() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
+    assert_eq!(auth.status.code(), Some(0), "{}", output_text(&auth));
     let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
     let value = authenticate_values(&stdout);
     let (cookie, fingerprint) = (value("COOKIE"), value("FINGERPRINT"));
@@ -189,14 +181,18 @@ fn server_certificate_checks() {
     let out = authenticate(&[], &url);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        text(&out).contains("--servercert pin-sha256:"),
+        output_text(&out).contains("--servercert pin-sha256:"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     // A wrong pin: refused.
     let out = authenticate(&["--servercert", "sha256:00000000"], &url);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("does not match"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("does not match"),
+        "{}",
+        output_text(&out)
+    );
     // The right CA, but the wrong host name (SAN has vpn.test and the IP only).
     let ca = pki.ca_pem.display().to_string();
     let resolve = format!("other.test:{}", lab.server_ip);
@@ -204,15 +200,19 @@ fn server_certificate_checks() {
         &["--cafile", &ca, "--resolve", &resolve],
         "https://other.test/",
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("verification failed"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("verification failed"),
+        "{}",
+        output_text(&out)
+    );
     // The right name through --resolve: accepted.
     let resolve = format!("vpn.test:{}", lab.server_ip);
     let out = authenticate(
         &["--cafile", &ca, "--resolve", &resolve],
         "https://vpn.test/",
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let resolved = format!("RESOLVE='vpn.test:{}'", lab.server_ip);
     assert!(String::from_utf8_lossy(&out.stdout).contains(&resolved));
 }
@@ -224,8 +224,12 @@ fn rejected_cookie_exits_2() {
     let url = format!("https://{}/", lab.server_ip);
     let bogus = "webvpn=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
     let out = lab.run_client(&["-C", bogus, "--cafile", &ca, &url], "", SECS(30));
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("rejected"), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("rejected"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 #[test]
@@ -242,7 +246,7 @@ fn tcp_loss_reconnects_with_cookie_and_server_kick_exits_1() {
 
     // Kill the TCP connection under the client; it reconnects with its cookie.
     let killed = lab.in_client(&format!("ss -K dst {} dport = 443", lab.server_ip));
-    assert!(killed.status.success(), "{}", text(&killed));
+    assert!(killed.status.success(), "{}", output_text(&killed));
     lab.wait_for_log("reasons", "reconnect\nreconnect", SECS(30));
     assert!(
         lab.log("reasons")
@@ -291,7 +295,11 @@ fn unreachable_server_fails_fast() {
     let url = format!("https://{}:4443/", lab.server_ip);
     let out = lab.run_client(&["--non-inter", "--authenticate", &url], "", SECS(20));
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out).contains("failed to connect"), "{}", text(&out));
+    assert!(
+        output_text(&out).contains("failed to connect"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 #[test]
@@ -304,7 +312,7 @@ fn background_pidfile_sigusr2_and_sighup_keeps_cookie() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
+    assert_eq!(auth.status.code(), Some(0), "{}", output_text(&auth));
     let cookie = String::from_utf8_lossy(&auth.stdout).trim().to_string();
     assert!(cookie.starts_with("webvpn="), "{cookie}");
 
@@ -392,7 +400,7 @@ fn client_certificate_login_pem_and_pkcs12() {
         pem.status.code(),
         Some(0),
         "{}\n{}",
-        text(&pem),
+        output_text(&pem),
         lab.log("ocserv.log")
     );
     let script = lab.recording_script();
@@ -428,7 +436,11 @@ fn client_certificate_login_pem_and_pkcs12() {
         SECS(10),
     );
     assert_eq!(bad.status.code(), Some(1));
-    assert!(text(&bad).contains("PKCS#12"), "{}", text(&bad));
+    assert!(
+        output_text(&bad).contains("PKCS#12"),
+        "{}",
+        output_text(&bad)
+    );
 }
 
 #[test]
@@ -459,7 +471,7 @@ fn interactive_prompts_on_a_terminal() {
         let _ = child.kill();
     }
     let out = child.wait_with_output().unwrap();
-    let shown = text(&out);
+    let shown = output_text(&out);
     assert!(shown.contains("Username:"), "{shown}");
     assert!(shown.contains("Password:"), "{shown}");
     assert!(
@@ -540,7 +552,7 @@ fn dtls_blocked_then_recovered_with_ocserv() {
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     lab.wait_for_log("client.log", "retrying DTLS in 60s", SECS(20));
     let out = lab.iperf("-t 2");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     lab.unblock_udp();
     lab.wait_for_log("client.log", "Established DTLS connection", SECS(80));
     lab.assert_pings_over_udp(10);
@@ -565,8 +577,8 @@ fn dtls_path_mtu_detection_with_ocserv() {
     lab.assert_pings_over_udp(10);
     // Pings larger than the path carries still answer (over TLS).
     let out = lab.in_client(&format!("ping -c 3 -s 1300 -W 2 {}", lab.behind_ip));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     // Full-size TCP segments upstream: without the fallback they would all be lost.
     let out = lab.iperf("-t 2");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 }

@@ -9,9 +9,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, Lab, Pki, ServerKind};
-use openssl::hash::MessageDigest;
-use openssl::x509::X509;
+use ferroconnect_interop::{bin, pin_sha256, Lab, Pki, ServerKind};
 
 #[test]
 fn server_under_socket_wrapper_configures_its_tun_and_serves_ipv4_logins() {
@@ -50,14 +48,7 @@ fn server_under_socket_wrapper_configures_its_tun_and_serves_ipv4_logins() {
     assert!(shown.contains(",UP"), "{shown}");
 
     // Debian's openconnect, wrapped too, reaches the server at socket_wrapper's 127.0.0.2.
-    let cert = X509::from_pem(&std::fs::read(&pki.server_cert).unwrap()).unwrap();
-    let spki = cert.public_key().unwrap().public_key_to_der().unwrap();
-    let pin = format!(
-        "pin-sha256:{}",
-        openssl::base64::encode_block(
-            &openssl::hash::hash(MessageDigest::sha256(), &spki).unwrap()
-        )
-    );
+    let pin = pin_sha256(&pki.server_cert);
     let mut argv: Vec<String> = vec!["env".into()];
     argv.extend(wrapper_env.iter().map(|(k, v)| format!("{k}={v}")));
     argv.extend(

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferroconnect_interop::{
-    bin, login_args, poll_until, process_alive, vm_kib, wait_until, Lab, UdpFates,
+    authenticate_values, bin, login_args, poll_until, process_alive, vm_kib, wait_until, Lab,
+    UdpFates,
 };
 use serde_json::{json, Value};
 
@@ -494,15 +495,13 @@ fn hostile_peers_do_not_hurt_a_connected_client() {
         "evil\n",
         SECS(30),
     );
-    let printed = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| Some(l.strip_prefix("COOKIE='")?.strip_suffix('\'')?.to_string()))
-        .unwrap_or_else(|| {
-            panic!(
-                "mallory's login failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "mallory's login failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = authenticate_values(&String::from_utf8_lossy(&out.stdout))("COOKIE");
     let cookie = webvpn_cookie(&printed);
 
     let pid = lab.server_pid();

@@ -1,12 +1,15 @@
 //! Encrypted server keys (upstream's `test-enc-key`): `key-pin` or `pin-file` unlocks an
 //! encrypted PKCS #8 or traditional OpenSSL key in the security module, and Debian's
 //! openconnect logs in; without the PIN the server refuses to start, naming the key file.
+//! A reload to another encrypted key and certificate serves the new ones.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, login_args, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, login_args, pin_sha256, Lab, Pki, ServerKind,
+};
 use openssl::pkey::PKey;
 
 #[test]
@@ -30,6 +33,17 @@ fn encrypted_keys_open_with_key_pin_or_pin_file() {
         rsa.private_key_to_pem_passphrase(cipher, b"1234").unwrap(),
     )
     .unwrap();
+    // The key and certificate the reload switches to: a new key, PKCS #8 encrypted.
+    let new_key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+    let (new_cert, _) = pki.server_cert_for(&lab.dir, "renewed", &new_key, &lab.server_ip);
+    let new_p8 = lab.dir.join("renewed-key-p8.pem");
+    std::fs::write(
+        &new_p8,
+        new_key
+            .private_key_to_pem_pkcs8_passphrase(cipher, b"1234")
+            .unwrap(),
+    )
+    .unwrap();
     let pin_file = lab.dir.join("pin.txt");
     std::fs::write(&pin_file, "1234\n").unwrap();
     let auth = lab.make_passwd(&bin("ocpasswd"), &[("alice", "secret")], None);
@@ -45,34 +59,48 @@ fn encrypted_keys_open_with_key_pin_or_pin_file() {
     // Without a PIN: a clear refusal naming the file.
     let config = lab.dir.join("nopin.conf");
     std::fs::write(&config, config_with(&p8, "")).unwrap();
-    let out = lab.in_server(&format!(
-        "timeout 20 {} -f -c {} 2>&1; echo rc=$?",
-        bin("ocserv").display(),
-        config.display()
-    ));
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (code, text) = lab.start_refused(&config);
     assert!(
         text.contains("server-key-p8.pem") && text.contains("set key-pin or pin-file"),
         "{text}"
     );
-    assert!(!text.contains("rc=0"), "{text}");
+    assert_eq!(code, Some(1), "{text}");
 
     // key-pin with the traditional OpenSSL form, then pin-file with PKCS #8 after a reload.
     lab.start_server_with_config(ServerKind::Ours, &config_with(&ossl, "key-pin = 1234\n"));
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
-    let login = |lab: &Lab| {
+    // A login; openconnect prints the served certificate's pin as FINGERPRINT, which must
+    // be `cert`'s.
+    let login = |lab: &Lab, cert: &std::path::Path| {
         let out = lab.run_client(
             &login_args(&ca, &["--authenticate", &url]),
             "secret\n",
             Duration::from_secs(30),
         );
-        assert_eq!(out.status.code(), Some(0), "{}", lab.log("ocserv.log"));
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}\nserver:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            lab.log("ocserv.log")
+        );
+        assert_eq!(
+            authenticate_values(&stdout)("FINGERPRINT"),
+            pin_sha256(cert),
+            "served certificate"
+        );
     };
-    login(&lab);
+    assert_ne!(pin_sha256(&pki.server_cert), pin_sha256(&new_cert));
+    login(&lab, &pki.server_cert);
+    let plain_cert = format!("server-cert = {}\n", pki.server_cert.display());
     std::fs::write(
         lab.dir.join("ocserv.conf"),
-        config_with(&p8, &format!("pin-file = {}\n", pin_file.display())),
+        config_with(&new_p8, &format!("pin-file = {}\n", pin_file.display())).replace(
+            &plain_cert,
+            &format!("server-cert = {}\n", new_cert.display()),
+        ),
     )
     .unwrap();
     ferroconnect_interop::sh(&format!("kill -HUP {}", lab.server_pid()));
@@ -81,5 +109,6 @@ fn encrypted_keys_open_with_key_pin_or_pin_file() {
         "configuration reloaded",
         Duration::from_secs(10),
     );
-    login(&lab);
+    // The new encrypted key is served (the handshake proves its possession).
+    login(&lab, &new_cert);
 }

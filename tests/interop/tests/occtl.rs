@@ -3,21 +3,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::Output;
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, login_args, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, login_args, output_text, wait_until, Lab, Pki, ServerKind,
+};
 use serde_json::Value;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn start(test: &str, extra: &str) -> (Lab, Pki) {
     let mut lab = Lab::new(test);
@@ -37,8 +30,12 @@ fn start(test: &str, extra: &str) -> (Lab, Pki) {
 fn occtl_json(lab: &Lab, args: &str) -> Value {
     let out = lab.our_occtl(&format!("-j {args}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("occtl -j {args}: invalid JSON ({e}):\n{}", text(&out)))
+    serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "occtl -j {args}: invalid JSON ({e}):\n{}",
+            output_text(&out)
+        )
+    })
 }
 
 fn users(lab: &Lab) -> Vec<Value> {
@@ -84,7 +81,7 @@ print(json.dumps(out))
     assert!(
         out.status.success(),
         "metrics scrape failed:\n{}",
-        text(&out)
+        output_text(&out)
     );
     serde_json::from_slice::<Value>(&out.stdout)
         .unwrap()
@@ -144,7 +141,7 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
     assert_ne!(a["IPv4"], b["IPv4"]);
     // Each address is the one on that client's tun device.
     for (ns, u) in [(lab.client_ns.clone(), a), (second.clone(), b)] {
-        let addrs = text(&lab.in_ns(&ns, "ip -o -4 addr show"));
+        let addrs = output_text(&lab.in_ns(&ns, "ip -o -4 addr show"));
         let ip = u["IPv4"].as_str().unwrap();
         assert!(
             addrs.contains(&format!("inet {ip}/")),
@@ -152,7 +149,7 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
         );
     }
     // Text output names both too.
-    let table = text(&lab.our_occtl("show users"));
+    let table = output_text(&lab.our_occtl("show users"));
     assert!(table.contains("alice") && table.contains("bob"), "{table}");
     let shown = occtl_json(&lab, &format!("show id {}", a["ID"]));
     assert_eq!(shown[0]["Username"], "alice");
@@ -177,7 +174,7 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
         bin("occtl").display(),
         lab.dir.display()
     ));
-    let prompt_out = text(&prompt);
+    let prompt_out = output_text(&prompt);
     assert!(prompt.status.success(), "{prompt_out}");
     assert!(prompt_out.matches("bob").count() >= 2, "{prompt_out}");
 
@@ -212,7 +209,7 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
 
     // Disconnect bob: his client is told and exits; alice keeps working.
     let out = lab.our_occtl("disconnect user bob");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let gone = wait_until(SECS(10), || {
         let alive = std::path::Path::new(&format!("/proc/{bob_pid}")).exists();
         (!alive
@@ -230,7 +227,7 @@ fn users_bytes_disconnect_events_metrics_and_json_logs() {
     assert_eq!(list[0]["Username"], "alice");
     assert!(lab.ping_behind(SECS(5)));
     let missing = lab.our_occtl("show user bob");
-    assert_eq!(missing.status.code(), Some(2), "{}", text(&missing));
+    assert_eq!(missing.status.code(), Some(2), "{}", output_text(&missing));
 
     // The event stream saw both connects and bob's disconnect, each line valid JSON.
     let _ = events.kill();
@@ -273,20 +270,16 @@ fn terminate_session_makes_the_cookie_fail() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let cookie = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .expect("cookie")
-        .to_string();
+    let cookie = authenticate_values(&stdout)("COOKIE");
     let sessions = occtl_json(&lab, "show sessions valid");
     let list = sessions.as_array().unwrap();
     assert_eq!(list.len(), 1, "{sessions}");
     let sid = list[0]["Session"].as_str().unwrap().to_string();
     assert!(!sid.is_empty() && !cookie.contains(&sid));
     let out = lab.our_occtl(&format!("terminate session {sid}"));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
         occtl_json(&lab, "show sessions valid")
             .as_array()
@@ -300,7 +293,7 @@ fn terminate_session_makes_the_cookie_fail() {
         &format!("{cookie}\n"),
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
 }
 
 #[test]
@@ -342,7 +335,7 @@ fn bans_are_listed_and_lifted() {
     );
     assert_ne!(out.status.code(), Some(0));
     let out = lab.our_occtl(&format!("unban ip {}", lab.client_ip));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(occtl_json(&lab, "show ip bans")
         .as_array()
         .unwrap()
@@ -352,7 +345,7 @@ fn bans_are_listed_and_lifted() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
     let m = lab.our_occtl("-j show status");
     let status: Value = serde_json::from_slice(&m.stdout).unwrap();
     assert!(
@@ -389,7 +382,7 @@ fn session_accounting_survives_a_reconnect() {
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     let ping = || {
         let out = lab.in_client(&format!("ping -c 3 -i 0.1 -s 1000 {}", lab.behind_ip));
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", output_text(&out));
     };
     ping();
     lab.signal_client(pid, "USR2");
@@ -460,7 +453,7 @@ fn dtls_cipher_is_shown_as_ocserv_names_it() {
     });
     assert!(bob_up.is_some(), "bob:\n{}", lab.log("bob.log"));
 
-    let alice = text(&lab.our_occtl("show user alice"));
+    let alice = output_text(&lab.our_occtl("show user alice"));
     let tls = alice
         .lines()
         .find_map(|l| l.trim().strip_prefix("TLS ciphersuite: "))
@@ -475,10 +468,10 @@ fn dtls_cipher_is_shown_as_ocserv_names_it() {
         alice.contains(&format!("DTLS cipher: (DTLS1.2)-(PSK)-({want})")),
         "{alice}"
     );
-    let bob = text(&lab.our_occtl("show user bob"));
+    let bob = output_text(&lab.our_occtl("show user bob"));
     assert!(bob.contains("Username: bob"), "{bob}");
     assert!(!bob.contains("DTLS cipher"), "{bob}");
-    let table = text(&lab.our_occtl("show users"));
+    let table = output_text(&lab.our_occtl("show users"));
     let bob_row = table
         .lines()
         .find(|l| l.contains("bob"))

@@ -42,17 +42,12 @@ fn the_ocsp_response_is_stapled_refused_when_bad_and_reloaded() {
     );
     let config = lab.dir.join("bad.conf");
     std::fs::write(&config, &bad).unwrap();
-    let run = lab.in_server(&format!(
-        "timeout 20 {} -f -c {} 2>&1; echo rc=$?",
-        ferroconnect_interop::bin("ocserv").display(),
-        config.display()
-    ));
-    let text = String::from_utf8_lossy(&run.stdout).into_owned();
+    let (code, text) = lab.start_refused(&config);
     assert!(
         text.contains("garbage.der") && text.contains("OCSP response"),
         "{text}"
     );
-    assert!(!text.contains("rc=0"), "{text}");
+    assert_eq!(code, Some(1), "{text}");
 
     let config = lab.server_config(
         &pki,

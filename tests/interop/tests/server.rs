@@ -6,7 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ferroconnect_interop::{authenticate_values, login_args, sh, wait_until, Lab, Pki};
+use ferroconnect_interop::{
+    authenticate_values, login_args, output_text, sh, wait_until, Lab, Pki,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -41,14 +43,6 @@ fn lab(test: &str, client: Client, extra: &str) -> (Lab, Pki) {
     (lab, pki)
 }
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {
     lab.log(&format!("env.{reason}"))
         .lines()
@@ -74,12 +68,10 @@ fn authenticate(lab: &Lab, ca: &str, url: &str) -> String {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .expect("COOKIE line")
-        .to_string()
+    assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let value = authenticate_values(&stdout);
+    value("COOKIE")
 }
 
 /// Starts a client (per the lab) logging in as alice, with `extra` options before the URL.
@@ -153,7 +145,7 @@ fn wrong_password_then_right(client: Client) {
         "nope\n",
         SECS(30),
     );
-    assert_eq!(wrong.status.code(), Some(1), "{}", text(&wrong));
+    assert_eq!(wrong.status.code(), Some(1), "{}", output_text(&wrong));
     assert!(
         lab.log("ocserv.log")
             .contains("wrong password for user 'alice'"),
@@ -165,7 +157,7 @@ fn wrong_password_then_right(client: Client) {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(good.status.code(), Some(0), "{}", text(&good));
+    assert_eq!(good.status.code(), Some(0), "{}", output_text(&good));
     assert!(String::from_utf8_lossy(&good.stdout).contains("COOKIE='"));
 }
 
@@ -220,7 +212,7 @@ fn certificate_login(client: Client) {
         "",
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
 }
 
 with_both_clients!(certificate_login: debian_client_certificate_login, our_client_certificate_login);
@@ -332,7 +324,7 @@ fn cookie_reconnect_keeps_address(client: Client) {
         &format!("{cookie}\n"),
         SECS(30),
     );
-    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(2), "{}", output_text(&refused));
 }
 
 with_both_clients!(cookie_reconnect_keeps_address: debian_client_cookie_reconnect_keeps_address, our_client_cookie_reconnect_keeps_address);
@@ -522,7 +514,7 @@ fn sd_notify_ready_pid_file_and_test_mode() {
         .arg(&config)
         .output()
         .unwrap();
-    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(ok.status.success(), "{}", output_text(&ok));
     let broken = lab.dir.join("broken.conf");
     let mut body = std::fs::read_to_string(&config).unwrap();
     body.push_str("dpd = soon\nroute = 10.0.0.0/99\n");
@@ -533,7 +525,7 @@ fn sd_notify_ready_pid_file_and_test_mode() {
         .arg(&broken)
         .output()
         .unwrap();
-    let report = text(&bad);
+    let report = output_text(&bad);
     assert_eq!(bad.status.code(), Some(1), "{report}");
     let lines = body.lines().count();
     assert!(
@@ -596,7 +588,7 @@ fn pre_auth_limits_and_ban_points() {
             "wrong\n",
             SECS(30),
         );
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     }
     let out = lab.run_client(
         &login_args(&ca, &["--authenticate", &u]),
@@ -607,7 +599,7 @@ fn pre_auth_limits_and_ban_points() {
         out.status.code(),
         Some(1),
         "banned address got in: {}",
-        text(&out)
+        output_text(&out)
     );
     assert!(
         lab.log("ocserv.log").contains("address is banned"),
@@ -697,7 +689,7 @@ fn per_user_file_overrides_and_broken_file_refuses() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     let log = lab.log("ocserv.log");
     assert!(log.contains("refused") && log.contains("alice:1"), "{log}");
 }
@@ -789,7 +781,7 @@ fn max_same_clients_refuses_a_second_tunnel() {
         &format!("{cookie}\n"),
         SECS(30),
     );
-    assert_eq!(second.status.code(), Some(2), "{}", text(&second));
+    assert_eq!(second.status.code(), Some(2), "{}", output_text(&second));
     assert!(lab.log("ocserv.log").contains("max-same-clients"));
     assert!(
         lab.ping_behind(SECS(5)),
@@ -810,7 +802,7 @@ fn connect_script_refusal_frees_the_slot() {
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
     let refused = lab.run_client(&login_args(&ca, &[&u]), "secret\n", SECS(30));
-    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert_eq!(refused.status.code(), Some(1), "{}", output_text(&refused));
     assert!(
         lab.log("ocserv.log").contains("connect-script refused"),
         "{}",
@@ -893,7 +885,7 @@ fn dtls_blocked_mid_session_falls_back_to_tls(client: Client) {
     assert!(
         out.status.success(),
         "transfer died when UDP was blocked:\n{}\nclient:\n{}\nserver:\n{}",
-        text(&out),
+        output_text(&out),
         lab.log("client.log"),
         lab.log("ocserv.log")
     );
@@ -985,7 +977,11 @@ with_both_clients!(dtls_blocked_mid_session_falls_back_to_tls: debian_client_dtl
 
 fn session_timeout_ends_the_session(client: Client) {
     let (mut lab, pki) = lab("srv-stimeout", client, "session-timeout = 4\n");
-    connect_alice(&mut lab, &pki, &[]);
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let cookie = authenticate(&lab, &ca, &u);
+    let with_cookie = ["--cafile", ca.as_str(), "--cookie-on-stdin", u.as_str()];
+    lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
     // The server ends the tunnel and tells the client (a DISCONNECT, as ocserv 1.5), which
     // exits with a failure instead of reconnecting; the cookie is refused from now on.
@@ -997,6 +993,16 @@ fn session_timeout_ends_the_session(client: Client) {
         lab.log("ocserv.log")
     );
     assert!(lab.log("ocserv.log").contains("session timeout"));
+    assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+    // openconnect's "cookie rejected" (exit 2), and no new tunnel.
+    let again = lab.run_client(&with_cookie, &format!("{cookie}\n"), SECS(30));
+    assert_eq!(
+        again.status.code(),
+        Some(2),
+        "{}\n{}",
+        output_text(&again),
+        lab.log("ocserv.log")
+    );
     assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
 }
 
@@ -1010,6 +1016,7 @@ fn idle_timeout_keeps_the_cookie(client: Client) {
     let with_cookie = ["--cafile", ca.as_str(), "--cookie-on-stdin", u.as_str()];
     lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     lab.wait_for_log("ocserv.log", "tunnel up", SECS(10));
+    let before = alice_ipv4(&lab);
     // Pings do not count as activity: the server ends the idle tunnel and tells the client
     // (as ocserv, with a DISCONNECT), which stops instead of reconnecting.
     lab.wait_for_log("ocserv.log", "idle timeout", SECS(20));
@@ -1024,6 +1031,19 @@ fn idle_timeout_keeps_the_cookie(client: Client) {
     lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     lab.wait_for_log("ocserv.log", "session reused", SECS(20));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
+    assert_eq!(alice_ipv4(&lab), before, "another address after the reuse");
+}
+
+/// alice's tunnel address as occtl shows it (`-j show user alice`).
+fn alice_ipv4(lab: &Lab) -> String {
+    let out = lab.our_occtl("-j show user alice");
+    let shown: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("occtl: {e}: {}", output_text(&out)));
+    shown[0]["IPv4"]
+        .as_str()
+        .filter(|ip| !ip.is_empty())
+        .unwrap_or_else(|| panic!("no IPv4 in {shown}"))
+        .to_owned()
 }
 
 with_both_clients!(idle_timeout_keeps_the_cookie: debian_client_idle_timeout, our_client_idle_timeout);
@@ -1039,7 +1059,7 @@ fn tls_priorities_limit_the_protocol_version() {
         "secret\n",
         SECS(30),
     );
-    let report = text(&out);
+    let report = output_text(&out);
     assert_eq!(out.status.code(), Some(0), "{report}");
     assert!(report.contains("(TLS1.2)"), "{report}");
 }
@@ -1055,9 +1075,9 @@ fn dtls_path_mtu_detection_against_our_server() {
     assert!(log.contains("Detected MTU of 1134 bytes"), "{log}");
     lab.assert_pings_over_udp(10);
     let out = lab.in_client(&format!("ping -c 3 -s 1300 -W 2 {}", lab.behind_ip));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let out = lab.iperf("-t 2");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 }
 
 /// `rekey-method = ssl` on TLS 1.3: CSTP rekeys in place (KeyUpdate) and DTLS rekeys
@@ -1140,7 +1160,7 @@ fn a_cookie_taken_over_disconnects_the_first_client() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(auth.status.code(), Some(0), "{}", text(&auth));
+    assert_eq!(auth.status.code(), Some(0), "{}", output_text(&auth));
     let stdout = String::from_utf8_lossy(&auth.stdout).into_owned();
     let value = authenticate_values(&stdout);
     let (cookie, fingerprint, connect_url) =

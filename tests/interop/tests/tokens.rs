@@ -7,21 +7,13 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ferroconnect_interop::{bin, login_args, Lab, Pki, ServerKind};
+use ferroconnect_interop::{bin, login_args, output_text, Lab, Pki, ServerKind};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 /// RFC 4226's test key, as hex (users file) and base32 (`--token-secret`).
 const KEY_HEX: &str = "3132333435363738393031323334353637383930";
 const KEY_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn now() -> u64 {
     SystemTime::now()
@@ -148,8 +140,12 @@ fn our_hotp_client_advances_its_counter_file_against_debian_ocserv() {
         &url,
     ];
     let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("COOKIE="), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(
+        output_text(&out).contains("COOKIE="),
+        "{}",
+        output_text(&out)
+    );
     assert_eq!(
         std::fs::read_to_string(&token).unwrap(),
         format!("0x{KEY_HEX},6\n"),
@@ -159,7 +155,7 @@ fn our_hotp_client_advances_its_counter_file_against_debian_ocserv() {
     assert_eq!(stored(&users), (5, oath_code(5)), "{}", users_line(&users));
     // The next login uses counter 6 from the file.
     let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(
         std::fs::read_to_string(&token).unwrap(),
         format!("0x{KEY_HEX},7\n")
@@ -212,7 +208,7 @@ fn our_hotp_client_logs_into_our_server_and_both_counters_move() {
     ];
     for expected in [2, 3] {
         let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", output_text(&out));
         assert_eq!(stored(&users), (expected, oath_code(expected)));
         assert_eq!(
             std::fs::read_to_string(&token).unwrap(),
@@ -237,11 +233,15 @@ fn our_server_refuses_a_reused_code() {
     let entry = format!("main:secondary_password={}", oath_code(now() / 30));
     let args = ["-F", &entry, "--authenticate", &url];
     let first = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
-    assert!(first.status.success(), "{}", text(&first));
+    assert!(first.status.success(), "{}", output_text(&first));
     let recorded = users_line(&users);
     let second = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
-    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
-    assert!(!text(&second).contains("COOKIE="), "{}", text(&second));
+    assert_eq!(second.status.code(), Some(1), "{}", output_text(&second));
+    assert!(
+        !output_text(&second).contains("COOKIE="),
+        "{}",
+        output_text(&second)
+    );
     lab.wait_for_log(
         "ocserv.log",
         "OTP auth failed for 'alice': The OTP has been replayed",
@@ -262,7 +262,7 @@ fn our_server_refuses_a_reused_code() {
         "secret\n",
         SECS(30),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     lab.wait_for_log("ocserv.log", "The OTP is not valid", SECS(5));
 }
 
@@ -278,11 +278,11 @@ fn yubioath_without_a_pcsc_service_fails_before_logging_in() {
         .env("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
     assert!(
-        text(&out).contains("cannot reach the PC/SC service (is pcscd running?)"),
+        output_text(&out).contains("cannot reach the PC/SC service (is pcscd running?)"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -293,7 +293,11 @@ fn stoken(home: &Path, args: &[&str]) -> String {
         .env("HOME", home)
         .output()
         .expect("stoken (apt-get install stoken)");
-    assert!(out.status.success(), "stoken {args:?}: {}", text(&out));
+    assert!(
+        out.status.success(),
+        "stoken {args:?}: {}",
+        output_text(&out)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .last()
@@ -350,12 +354,16 @@ fn our_rsa_client_logs_in_with_the_code_stoken_computes() {
         .env("HOME", &home)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(text(&out).contains("COOKIE="), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert!(
-        text(&out).contains("Generating RSA token code"),
+        output_text(&out).contains("COOKIE="),
         "{}",
-        text(&out)
+        output_text(&out)
+    );
+    assert!(
+        output_text(&out).contains("Generating RSA token code"),
+        "{}",
+        output_text(&out)
     );
 }
 
@@ -392,7 +400,7 @@ fn pskc_hotp_file_shared_by_debian_openconnect_and_ours() {
     ];
     lab.use_real_client();
     let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(30));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     assert_eq!(stored(&users).0, 0);
     let after_debian = std::fs::read_to_string(&pskc).unwrap();
     assert!(
@@ -405,7 +413,7 @@ fn pskc_hotp_file_shared_by_debian_openconnect_and_ours() {
     assert!(
         out.status.success(),
         "our client on libpskc's file: {}",
-        text(&out)
+        output_text(&out)
     );
     assert_eq!(stored(&users), (1, oath_code(1)), "{after_debian}");
     let ours = std::fs::read_to_string(&pskc).unwrap();
@@ -442,7 +450,7 @@ fn a_user_without_a_password_logs_in_with_the_code_alone() {
     ];
     let code = oath_code(now() / 30);
     let out = lab.run_client(&args, &format!("{code}\n"), SECS(30));
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let text_now = std::fs::read_to_string(&users).unwrap();
     assert!(
         text_now
@@ -452,5 +460,5 @@ fn a_user_without_a_password_logs_in_with_the_code_alone() {
     );
     // The same code again is a replay.
     let out = lab.run_client(&args, &format!("{code}\n"), SECS(30));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
 }

@@ -5,39 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, sh, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{
+    authenticate_values, bin, output_text, pin_sha256, sh, wait_until, Lab, Pki, ServerKind,
+};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-/// A password file at `path` with `user`'s password, made by our ocpasswd.
-fn passwd_file(path: &Path, user: &str, password: &str) -> String {
-    let mut child = Command::new(bin("ocpasswd"))
-        .arg("-c")
-        .arg(path)
-        .arg(user)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    write!(child.stdin.take().unwrap(), "{password}\n{password}\n").unwrap();
-    assert!(child.wait().unwrap().success());
-    format!("plain[passwd={}]", path.display())
-}
-
-/// The `pin-sha256:` openconnect's `--servercert` takes for the certificate in `cert`.
-fn pin_of(cert: &Path) -> String {
-    let pin = sh(&format!(
-        "openssl x509 -in {} -pubkey -noout | openssl pkey -pubin -outform der | \
-         openssl dgst -sha256 -binary | base64",
-        cert.display()
-    ));
-    format!("pin-sha256:{}", pin.trim())
-}
 
 /// Debian's openconnect logging in to `host` (resolved to the lab server) with
 /// `--authenticate`: its output and whether it printed a cookie.
@@ -51,11 +25,7 @@ fn authenticate(lab: &Lab, host: &str, pin: &str, extra: &[&str], stdin: &str) -
     args.extend_from_slice(extra);
     args.push(host);
     let out = lab.run_client(&args, stdin, SECS(30));
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = output_text(&out);
     (out.status.success() && text.contains("COOKIE="), text)
 }
 
@@ -63,9 +33,18 @@ fn authenticate(lab: &Lab, host: &str, pin: &str, extra: &[&str], stdin: &str) -
 fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     let mut lab = Lab::new("vhosts");
     lab.use_real_client();
+    // Namespaces for the tunnels after bob's: one with pass2's cookie, one for dave.
+    let cookie_ns = lab.add_client_ns();
+    let dave_ns = lab.add_client_ns();
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let default_auth = passwd_file(&lab.dir.join("default.passwd"), "alice", "secret");
-    let pass2_auth = passwd_file(&lab.dir.join("pass2.passwd"), "bob", "other");
+    let default_auth = lab.make_passwd_at(
+        "default.passwd",
+        &bin("ocpasswd"),
+        &[("alice", "secret")],
+        None,
+    );
+    let pass2_auth =
+        lab.make_passwd_at("pass2.passwd", &bin("ocpasswd"), &[("bob", "other")], None);
     let ec = openssl::pkey::PKey::from_ec_key(
         openssl::ec::EcKey::generate(
             &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
@@ -109,7 +88,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     );
     let config = lab.server_config(&pki, &default_auth, &extra);
     let config_path = lab.start_server_with_config(ServerKind::Ours, &config);
-    let (default_pin, vhost_pin) = (pin_of(&pki.server_cert), pin_of(&vhost_cert));
+    let (default_pin, vhost_pin) = (pin_sha256(&pki.server_cert), pin_sha256(&vhost_cert));
 
     // Each host's users, each host's certificate (the pin must match it).
     assert!(
@@ -194,7 +173,8 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     assert!(shown.contains("vhost: pass2.example.com"), "{shown}");
     lab.assert_tunnel("through the pass2 virtual host");
 
-    // A cookie of pass2 is refused by the default host.
+    // A cookie of pass2 is refused by the default host ("cookie rejected") and then
+    // accepted by pass2.
     let (ok, out) = authenticate(
         &lab,
         "pass2.example.com",
@@ -203,11 +183,7 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         "other\n",
     );
     assert!(ok, "{out}");
-    let cookie = out
-        .lines()
-        .find_map(|l| l.strip_prefix("COOKIE='")?.strip_suffix('\''))
-        .unwrap()
-        .to_owned();
+    let cookie = authenticate_values(&out)("COOKIE");
     let resolve = format!("--resolve=default.example.com:{}", lab.server_ip);
     let servercert = format!("--servercert={default_pin}");
     let refused = lab.run_client(
@@ -221,15 +197,31 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
         &format!("{cookie}\n"),
         SECS(30),
     );
-    assert!(!refused.status.success());
+    assert_eq!(refused.status.code(), Some(2), "{}", output_text(&refused));
     lab.wait_for_log(
         "ocserv.log",
         "from a login to virtual host pass2.example.com, not default",
         SECS(5),
     );
+    let resolve = format!("--resolve=pass2.example.com:{}", lab.server_ip);
+    let servercert = format!("--servercert={vhost_pin}");
+    lab.spawn_client_in(
+        &cookie_ns,
+        &[
+            "--cookie-on-stdin",
+            "--non-inter",
+            &resolve,
+            &servercert,
+            "pass2.example.com",
+        ],
+        &format!("{cookie}\n"),
+        "cookie.log",
+    );
+    assert_ping_from(&lab, &cookie_ns, "cookie.log");
 
     // SIGHUP adds a host.
-    let pass3_auth = passwd_file(&lab.dir.join("pass3.passwd"), "dave", "third");
+    let pass3_auth =
+        lab.make_passwd_at("pass3.passwd", &bin("ocpasswd"), &[("dave", "third")], None);
     let mut text = std::fs::read_to_string(&config_path).unwrap();
     text.push_str(&format!(
         "[vhost:pass3.example.com]\nauth = \"{pass3_auth}\"\nipv4-network = 192.168.205.0/24\n"
@@ -250,6 +242,52 @@ fn virtual_hosts_answer_with_their_own_certificate_credentials_and_pool() {
     assert!(
         added.is_some(),
         "pass3 not served after SIGHUP\n{}",
+        lab.log("ocserv.log")
+    );
+
+    // dave has no per-user file: his tunnel gets an address of pass3's own pool.
+    let resolve = format!("--resolve=pass3.example.com:{}", lab.server_ip);
+    let servercert = format!("--servercert={default_pin}");
+    lab.spawn_client_in(
+        &dave_ns,
+        &[
+            "-u",
+            "dave",
+            "--passwd-on-stdin",
+            "--non-inter",
+            &resolve,
+            &servercert,
+            "pass3.example.com",
+        ],
+        "third\n",
+        "dave.log",
+    );
+    let connected = lab.wait_for_log("connected", "dave ", SECS(20));
+    assert!(
+        connected
+            .lines()
+            .any(|l| l.starts_with("dave pass3.example.com 192.168.205.")),
+        "{connected}"
+    );
+    let user = lab.our_occtl("-j show user dave");
+    let shown: serde_json::Value = serde_json::from_slice(&user.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&user.stdout)));
+    let ipv4 = shown[0]["IPv4"].as_str().unwrap_or_default();
+    assert!(ipv4.starts_with("192.168.205."), "{shown}");
+    assert_ping_from(&lab, &dave_ns, "dave.log");
+}
+
+/// Asserts that the host behind the server answers pings from namespace `ns` (through the
+/// tunnel of the client logging to `log`) within 20 s.
+fn assert_ping_from(lab: &Lab, ns: &str, log: &str) {
+    let pinged = wait_until(SECS(20), || {
+        let out = lab.in_ns(ns, &format!("ping -c 1 -W 1 {}", lab.behind_ip));
+        out.status.success().then_some(())
+    });
+    assert!(
+        pinged.is_some(),
+        "no tunnel from {ns}:\n{}\n{}",
+        lab.log(log),
         lab.log("ocserv.log")
     );
 }
