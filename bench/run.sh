@@ -2,7 +2,7 @@
 # Benchmarks ferroconnect's client and server against Debian's openconnect and ocserv in
 # network namespaces and prints ours/theirs ratios; see bench/README.md.
 #
-#   bench/run.sh [--quick] [--out DIR]      (as root; DIR defaults to target/bench)
+#   bench/run.sh [--quick] [--scale N,...] [--out DIR]   (as root; DIR defaults to target/bench)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

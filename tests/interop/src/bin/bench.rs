@@ -44,6 +44,8 @@ const USAGE: &str = "usage: bench [--quick] [--out DIR] [--only PAIR,...] [--pro
                    openconnect_vs_our_server), no scale test
        --profile   record `perf record` of the client and the server during each
                    pair's DTLS TCP upload and download into OUT/profile/
+       --scale N,...
+                   run just the server-scale test, with these session counts
        bench loadgen --server IP --user U --pass P --count N --concurrency C \\
                      [--sources IP,IP,...] [--timeout-secs S]   (internal: the scale test's load client)";
 
@@ -77,6 +79,8 @@ struct Settings {
     only: Vec<String>,
     /// `--profile`: perf recordings of the DTLS TCP runs.
     profile: bool,
+    /// `--scale`: the scale test alone, no pairs.
+    scale_only: bool,
 }
 
 impl Settings {
@@ -85,6 +89,7 @@ impl Settings {
         let mut out = None;
         let mut only = Vec::new();
         let mut profile = false;
+        let mut scale_only = None;
         let mut it = args.iter();
         while let Some(arg) = it.next() {
             match arg.as_str() {
@@ -99,6 +104,15 @@ impl Settings {
                         only.push(key.to_string());
                     }
                 }
+                "--scale" => {
+                    let list = it.next().ok_or("--scale needs a list of session counts")?;
+                    let counts = list
+                        .split(',')
+                        .map(|n| n.parse::<usize>().ok().filter(|n| *n > 0))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| format!("--scale {list:?}: not a list of counts"))?;
+                    scale_only = Some(counts);
+                }
                 "--out" => {
                     out = Some(PathBuf::from(it.next().ok_or("--out needs a directory")?));
                 }
@@ -110,7 +124,7 @@ impl Settings {
             }
         }
         let out = out.unwrap_or_else(|| repo_root().join("target/bench"));
-        Ok(if quick {
+        let mut settings = if quick {
             Self {
                 quick,
                 reps: 1,
@@ -121,6 +135,7 @@ impl Settings {
                 out,
                 only,
                 profile,
+                scale_only: false,
             }
         } else {
             Self {
@@ -137,12 +152,20 @@ impl Settings {
                 out,
                 only,
                 profile,
+                scale_only: false,
             }
-        })
+        };
+        if let Some(counts) = scale_only {
+            settings.scale = counts;
+            settings.scale_only = true;
+        }
+        Ok(settings)
     }
 
     fn describe(&self) -> String {
-        let pairs = if self.only.is_empty() {
+        let pairs = if self.scale_only {
+            "; no pairs".to_string()
+        } else if self.only.is_empty() {
             String::new()
         } else {
             format!("; only {}", self.only.join(", "))
@@ -1483,7 +1506,7 @@ fn server_lab(ctx: &Ctx, server: Side, report: &mut Report) -> Result<(), String
             .ok_or("lab address")?;
         let config = lab.dir.join("bench-ocserv.conf");
         fs::write(&config, server_config(&lab, &pki, &auth, subnet)).map_err(|e| e.to_string())?;
-        if server == Side::Theirs {
+        if server == Side::Theirs && !ctx.s.scale_only {
             raw_veth(ctx, &lab, report);
         }
         let clients = match server {
@@ -1493,7 +1516,8 @@ fn server_lab(ctx: &Ctx, server: Side, report: &mut Report) -> Result<(), String
         let mut srv = start_server(ctx, &lab, server, &config, "server.log")?;
         for (i, client) in clients.into_iter().enumerate() {
             let key = pair_key(client, server);
-            if !ctx.s.only.is_empty() && !ctx.s.only.iter().any(|k| k == key) {
+            if ctx.s.scale_only || (!ctx.s.only.is_empty() && !ctx.s.only.iter().any(|k| k == key))
+            {
                 continue;
             }
             if !srv.alive() {
@@ -2289,9 +2313,10 @@ async fn http_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// The AnyConnect login (XML aggregate auth, as our client does it) and
-/// `CONNECT /CSCOSSLC/tunnel` on a new connection; returns the tunnel's TLS stream and any
-/// bytes already read after `200 CONNECTED`.
+/// The AnyConnect login (XML aggregate auth) and `CONNECT /CSCOSSLC/tunnel`, as our client
+/// does them: the CONNECT goes over the login's connection unless the server closed it, or
+/// it fails there; returns the tunnel's TLS stream and any bytes already read after
+/// `200 CONNECTED`.
 async fn open_session(
     connector: &SslConnector,
     source: Option<IpAddr>,
@@ -2312,7 +2337,7 @@ async fn open_session(
     let mut stream = tls_connect(connector, source, addr).await?;
     let mut request = exchange.init_request();
     let mut password_sent = false;
-    let cookie = loop {
+    let (cookie, close) = loop {
         let (resp, _) = http_exchange(&mut stream, &request, false).await?;
         let close = resp.head.wants_close();
         match exchange.handle_response(&resp).map_err(|e| e.to_string())? {
@@ -2352,16 +2377,12 @@ async fn open_session(
                 request = exchange.reply(&answers);
             }
             AuthStep::Send(next) => request = next,
-            AuthStep::Success(done) => break done.cookie,
+            AuthStep::Success(done) => break (done.cookie, close),
         }
         if close {
             stream = tls_connect(connector, source, addr).await?;
         }
     };
-    // As our client does: the login connection ends, the tunnel gets a new one.
-    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
-    drop(stream);
-    let mut tunnel = tls_connect(connector, source, addr).await?;
     let connect = ConnectRequest {
         host: url.host_header(),
         user_agent: USER_AGENT.to_string(),
@@ -2374,7 +2395,20 @@ async fn open_session(
         dtls: None,
         compression: compress::Mode::None,
     };
-    let (resp, rest) = http_exchange(&mut tunnel, &connect.to_request(), true).await?;
+    let request = connect.to_request();
+    let mut tunnel = if close {
+        tls_connect(connector, source, addr).await?
+    } else {
+        stream
+    };
+    let (resp, rest) = match http_exchange(&mut tunnel, &request, true).await {
+        Ok(answer) => answer,
+        Err(_) if !close => {
+            tunnel = tls_connect(connector, source, addr).await?;
+            http_exchange(&mut tunnel, &request, true).await?
+        }
+        Err(e) => return Err(e),
+    };
     if resp.head.status != 200 {
         return Err(format!(
             "CONNECT answered {} {}",
