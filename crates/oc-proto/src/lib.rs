@@ -11,6 +11,7 @@ pub mod http;
 pub mod ip;
 pub mod ipc;
 pub mod port_filter;
+pub mod ppp;
 pub mod proxy_proto;
 pub mod rate_limit;
 pub mod url;
