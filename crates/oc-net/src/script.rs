@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::process::{Command, ExitStatus};
 
 use ipnet::{Ipv4Net, Ipv6Net};
-use oc_proto::anyconnect::connect::TunnelConfig;
+use oc_proto::ip_config::IpConfig;
 use oc_proto::url::percent_decode;
 use thiserror::Error;
 
@@ -39,8 +39,8 @@ pub struct ScriptContext<'a> {
     pub pid: u32,
     /// 0 = errors only ... 3 = trace, as openconnect's `-v` count.
     pub log_level: u8,
-    /// The tunnel settings; `None` before the first CONNECT (pre-init).
-    pub tunnel: Option<&'a TunnelConfig>,
+    /// The tunnel's network settings; `None` before the tunnel is set up (pre-init).
+    pub tunnel: Option<&'a IpConfig>,
 }
 
 /// Every variable openconnect may set. Those we do not set for a run are removed from the
@@ -131,9 +131,9 @@ pub fn script_env(reason: Reason, ctx: &ScriptContext<'_>) -> Vec<(String, Strin
     push_v4_routes(&mut env, "CISCO_SPLIT_EXC", &cfg.split_exclude4);
     push_v6_routes(&mut env, "CISCO_IPV6_SPLIT_INC", &cfg.split_include6);
     push_v6_routes(&mut env, "CISCO_IPV6_SPLIT_EXC", &cfg.split_exclude6);
-    if !cfg.cstp_options.is_empty() {
+    if !cfg.options.is_empty() {
         let lines: Vec<String> = cfg
-            .cstp_options
+            .options
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
@@ -227,8 +227,8 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn config() -> TunnelConfig {
-        TunnelConfig {
+    fn config() -> IpConfig {
+        IpConfig {
             mtu: 1400,
             ipv4: Some("198.18.100.7".parse().unwrap()),
             ipv4_netmask: Some("255.255.255.0".parse().unwrap()),
@@ -243,11 +243,11 @@ mod tests {
             split_include6: vec!["fd00:2::/48".parse().unwrap()],
             banner: Some("Line one%0ALine two".into()),
             idle_timeout: Some(std::time::Duration::from_secs(1200)),
-            cstp_options: vec![
+            options: vec![
                 ("X-CSTP-Keep".into(), "true".into()),
                 ("X-CSTP-DPD".into(), "90".into()),
             ],
-            ..TunnelConfig::default()
+            ..IpConfig::default()
         }
     }
 

@@ -9,6 +9,7 @@ pub mod compress;
 pub mod hex;
 pub mod http;
 pub mod ip;
+pub mod ip_config;
 pub mod ipc;
 pub mod port_filter;
 pub mod ppp;

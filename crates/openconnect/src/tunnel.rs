@@ -142,7 +142,7 @@ pub(crate) async fn run(
     run_script_logged(&script, Reason::PreInit, &ctx);
     let (tun, tundev) = open_tun(opts.interface.as_deref())?;
     ctx.tundev = Some(&tundev);
-    ctx.tunnel = Some(&config);
+    ctx.tunnel = Some(&config.ip);
     run_script_logged(&script, Reason::Connect, &ctx);
     dtls.begin(conn.tls.ssl(), gateway, &config).await;
     announce(&config, &tundev, dtls.status());
@@ -268,16 +268,16 @@ fn new_session(config: &TunnelConfig) -> Session {
         config.cstp_compression,
         config.dtls_compression,
         CLIENT_MIN_PACKET,
-        usize::from(config.mtu),
+        usize::from(config.ip.mtu),
     ))
 }
 
 fn announce(config: &TunnelConfig, tundev: &str, dtls: &str) {
     let mut addrs = Vec::new();
-    if let Some(a) = config.ipv4 {
+    if let Some(a) = config.ip.ipv4 {
         addrs.push(a.to_string());
     }
-    if let Some(a) = config.ipv6 {
+    if let Some(a) = config.ip.ipv6 {
         addrs.push(a.addr().to_string());
     }
     let with = |algorithm: Option<Algorithm>| {
@@ -291,7 +291,7 @@ fn announce(config: &TunnelConfig, tundev: &str, dtls: &str) {
         with(config.cstp_compression),
         with(config.dtls_compression),
         dtls,
-        config.mtu
+        config.ip.mtu
     );
 }
 
@@ -328,7 +328,7 @@ impl Tunnel<'_> {
             gateway: Some(self.conn.addr.ip()),
             pid: self.script_pid,
             log_level: self.opts.log_level(),
-            tunnel: Some(&self.config),
+            tunnel: Some(&self.config.ip),
         }
     }
 
@@ -594,14 +594,7 @@ impl Tunnel<'_> {
     }
 
     fn previous_addresses(&self) -> Vec<IpAddr> {
-        let mut v = Vec::new();
-        if let Some(a) = self.config.ipv4 {
-            v.push(IpAddr::V4(a));
-        }
-        if let Some(a) = self.config.ipv6 {
-            v.push(IpAddr::V6(a.addr()));
-        }
-        v
+        self.config.ip.addresses()
     }
 
     /// Reconnects with the cookie, keeping the tun device. Returns `Some` when a signal
@@ -634,10 +627,15 @@ impl Tunnel<'_> {
             .await
             {
                 Ok((conn, config, pending)) => {
-                    if config.ipv4 != self.config.ipv4 || config.ipv6 != self.config.ipv6 {
+                    if config.ip.ipv4 != self.config.ip.ipv4
+                        || config.ip.ipv6 != self.config.ip.ipv6
+                    {
                         return Err(ClientError::AddressChanged(format!(
                             "had {:?}/{:?}, got {:?}/{:?}",
-                            self.config.ipv4, self.config.ipv6, config.ipv4, config.ipv6
+                            self.config.ip.ipv4,
+                            self.config.ip.ipv6,
+                            config.ip.ipv4,
+                            config.ip.ipv6
                         )));
                     }
                     self.conn = conn;

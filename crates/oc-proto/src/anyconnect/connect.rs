@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use crate::compress::{self, Algorithm};
 use crate::http::{Request, ResponseHead};
+use crate::ip_config::IpConfig;
 
 use super::session::{Channel, Timers};
 
@@ -181,24 +182,10 @@ pub struct DtlsGrant {
 /// Tunnel settings from a successful CONNECT response.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TunnelConfig {
-    pub mtu: u16,
+    /// Addresses, routes, name servers, MTU, banner: what the script and the tun device
+    /// get (`options` holds every `X-CSTP-*` header, for `CISCO_CSTP_OPTIONS`).
+    pub ip: IpConfig,
     pub base_mtu: Option<u16>,
-    pub ipv4: Option<Ipv4Addr>,
-    /// The netmask as the server sent it (may be absent or non-contiguous).
-    pub ipv4_netmask: Option<Ipv4Addr>,
-    pub ipv6: Option<Ipv6Net>,
-    /// `X-CSTP-DNS` and `X-CSTP-DNS-IP6` servers, in header order.
-    pub dns: Vec<IpAddr>,
-    pub nbns: Vec<IpAddr>,
-    pub default_domain: Option<String>,
-    pub split_dns: Vec<String>,
-    pub split_include4: Vec<Ipv4Net>,
-    pub split_exclude4: Vec<Ipv4Net>,
-    pub split_include6: Vec<Ipv6Net>,
-    pub split_exclude6: Vec<Ipv6Net>,
-    pub banner: Option<String>,
-    pub proxy_pac: Option<String>,
-    pub idle_timeout: Option<Duration>,
     pub session_timeout: Option<Duration>,
     pub rekey_method: Option<String>,
     pub cstp_timers: Timers,
@@ -208,8 +195,6 @@ pub struct TunnelConfig {
     /// `X-DTLS-Content-Encoding`: compression the server chose for DTLS (stateless only).
     pub dtls_compression: Option<Algorithm>,
     pub server_name: Option<String>,
-    /// Every `X-CSTP-*` header, for `CISCO_CSTP_OPTIONS`.
-    pub cstp_options: Vec<(String, String)>,
     /// Entries we skipped, each with the reason, for the log.
     pub warnings: Vec<String>,
 }
@@ -239,51 +224,53 @@ impl TunnelConfig {
             let name = h.name.to_ascii_lowercase();
             let value = h.value.as_str();
             if name.starts_with("x-cstp-") {
-                cfg.cstp_options.push((h.name.clone(), h.value.clone()));
+                cfg.ip.options.push((h.name.clone(), h.value.clone()));
             }
             match name.as_str() {
                 "x-cstp-mtu" => cstp_mtu = parse_num(value, "X-CSTP-MTU")?,
                 "x-dtls-mtu" => cfg.dtls.mtu = Some(parse_num(value, "X-DTLS-MTU")?),
                 "x-cstp-base-mtu" => cfg.base_mtu = Some(parse_num(value, "X-CSTP-Base-MTU")?),
                 "x-cstp-address" => match value.parse::<IpAddr>() {
-                    Ok(IpAddr::V4(a)) => cfg.ipv4 = Some(a),
+                    Ok(IpAddr::V4(a)) => cfg.ip.ipv4 = Some(a),
                     // Legacy IPv6 form: address here, prefix in X-CSTP-Netmask.
-                    Ok(IpAddr::V6(a)) if cfg.ipv6.is_none() => {
-                        cfg.ipv6 = Ipv6Net::new(a, 128).ok();
+                    Ok(IpAddr::V6(a)) if cfg.ip.ipv6.is_none() => {
+                        cfg.ip.ipv6 = Ipv6Net::new(a, 128).ok();
                     }
                     Ok(IpAddr::V6(_)) => {}
                     Err(_) => return Err(bad("X-CSTP-Address", value, "an IP address")),
                 },
                 "x-cstp-netmask" => {
                     if let Ok(mask) = value.parse::<Ipv4Addr>() {
-                        cfg.ipv4_netmask = Some(mask);
+                        cfg.ip.ipv4_netmask = Some(mask);
                     } else if let Some((_, len)) = value.split_once('/') {
                         let len: u8 = len.parse().map_err(|_| {
                             bad("X-CSTP-Netmask", value, "a netmask or IPv6 prefix")
                         })?;
-                        if let Some(net) = cfg.ipv6 {
-                            cfg.ipv6 = Ipv6Net::new(net.addr(), len).ok();
+                        if let Some(net) = cfg.ip.ipv6 {
+                            cfg.ip.ipv6 = Ipv6Net::new(net.addr(), len).ok();
                         }
                     } else {
                         return Err(bad("X-CSTP-Netmask", value, "a netmask"));
                     }
                 }
                 "x-cstp-address-ip6" => {
-                    cfg.ipv6 = Some(
+                    cfg.ip.ipv6 = Some(
                         value
                             .parse::<Ipv6Net>()
                             .map_err(|_| bad("X-CSTP-Address-IP6", value, "addr/prefix"))?,
                     );
                 }
-                "x-cstp-dns" => push_addr(&mut cfg.dns, &mut cfg.warnings, "X-CSTP-DNS", value),
+                "x-cstp-dns" => push_addr(&mut cfg.ip.dns, &mut cfg.warnings, "X-CSTP-DNS", value),
                 "x-cstp-dns-ip6" => {
-                    push_addr(&mut cfg.dns, &mut cfg.warnings, "X-CSTP-DNS-IP6", value)
+                    push_addr(&mut cfg.ip.dns, &mut cfg.warnings, "X-CSTP-DNS-IP6", value)
                 }
-                "x-cstp-nbns" => push_addr(&mut cfg.nbns, &mut cfg.warnings, "X-CSTP-NBNS", value),
+                "x-cstp-nbns" => {
+                    push_addr(&mut cfg.ip.nbns, &mut cfg.warnings, "X-CSTP-NBNS", value)
+                }
                 "x-cstp-default-domain" => {
-                    cfg.default_domain = Some(value.replace([',', ';'], " "))
+                    cfg.ip.default_domain = Some(value.replace([',', ';'], " "))
                 }
-                "x-cstp-split-dns" => cfg.split_dns.push(value.to_string()),
+                "x-cstp-split-dns" => cfg.ip.split_dns.push(value.to_string()),
                 "x-cstp-split-include" => {
                     push_route(&mut cfg, value, true);
                 }
@@ -292,9 +279,9 @@ impl TunnelConfig {
                 }
                 "x-cstp-split-include-ip6" => push_route6(&mut cfg, value, true),
                 "x-cstp-split-exclude-ip6" => push_route6(&mut cfg, value, false),
-                "x-cstp-banner" => cfg.banner = Some(value.to_string()),
-                "x-cstp-msie-proxy-pac-url" => cfg.proxy_pac = Some(value.to_string()),
-                "x-cstp-idle-timeout" => cfg.idle_timeout = seconds(value),
+                "x-cstp-banner" => cfg.ip.banner = Some(value.to_string()),
+                "x-cstp-msie-proxy-pac-url" => cfg.ip.proxy_pac = Some(value.to_string()),
+                "x-cstp-idle-timeout" => cfg.ip.idle_timeout = seconds(value),
                 "x-cstp-session-timeout" => cfg.session_timeout = seconds(value),
                 "x-cstp-dpd" => cfg.cstp_timers.dpd = seconds(value),
                 "x-cstp-keepalive" => cfg.cstp_timers.keepalive = seconds(value),
@@ -343,22 +330,14 @@ impl TunnelConfig {
             cfg.cstp_timers.dpd = Some(dpd);
             cfg.dtls.timers.dpd = Some(dpd);
         }
-        cfg.mtu = cstp_mtu.max(cfg.dtls.mtu.unwrap_or(0));
-        if cfg.mtu == 0 {
+        cfg.ip.mtu = cstp_mtu.max(cfg.dtls.mtu.unwrap_or(0));
+        if cfg.ip.mtu == 0 {
             return Err(ConnectError::NoMtu);
         }
-        if cfg.ipv4.is_none() && cfg.ipv6.is_none() {
+        if cfg.ip.ipv4.is_none() && cfg.ip.ipv6.is_none() {
             return Err(ConnectError::NoAddress);
         }
         Ok(cfg)
-    }
-
-    /// The IPv4 netmask when it is contiguous, with its prefix length.
-    pub fn ipv4_net(&self) -> Option<Ipv4Net> {
-        let addr = self.ipv4?;
-        let mask = self.ipv4_netmask?;
-        let len = Ipv4Net::with_netmask(addr, mask).ok()?.prefix_len();
-        Ipv4Net::new(addr, len).ok()
     }
 }
 
@@ -416,8 +395,8 @@ fn push_route(cfg: &mut TunnelConfig, value: &str, include: bool) {
         }
     });
     match net {
-        Some(net) if include => cfg.split_include4.push(net.trunc()),
-        Some(net) => cfg.split_exclude4.push(net.trunc()),
+        Some(net) if include => cfg.ip.split_include4.push(net.trunc()),
+        Some(net) => cfg.ip.split_exclude4.push(net.trunc()),
         None => cfg.warnings.push(format!(
             "ignoring split route {value:?}: not a valid IPv4 network"
         )),
@@ -429,8 +408,8 @@ fn push_route6(cfg: &mut TunnelConfig, value: &str, include: bool) {
         .parse::<Ipv6Net>()
         .or_else(|_| value.parse::<Ipv6Addr>().map(Ipv6Net::from));
     match net {
-        Ok(net) if include => cfg.split_include6.push(net.trunc()),
-        Ok(net) => cfg.split_exclude6.push(net.trunc()),
+        Ok(net) if include => cfg.ip.split_include6.push(net.trunc()),
+        Ok(net) => cfg.ip.split_exclude6.push(net.trunc()),
         Err(_) => cfg.warnings.push(format!(
             "ignoring split route {value:?}: not a valid IPv6 network"
         )),
@@ -485,27 +464,29 @@ X-CSTP-Banner: Welcome%0Ain
     #[test]
     fn ocserv_response() {
         let cfg = TunnelConfig::from_response(&head(OCSERV), None).unwrap();
-        assert_eq!(cfg.mtu, 1434);
-        assert_eq!(cfg.ipv4, Some(Ipv4Addr::new(198, 18, 100, 7)));
-        assert_eq!(cfg.ipv4_net().unwrap().to_string(), "198.18.100.7/24");
-        assert_eq!(cfg.ipv6.unwrap().to_string(), "fd00:1::7/64");
-        assert_eq!(cfg.dns.len(), 2);
+        assert_eq!(cfg.ip.mtu, 1434);
+        assert_eq!(cfg.ip.ipv4, Some(Ipv4Addr::new(198, 18, 100, 7)));
+        assert_eq!(cfg.ip.ipv4_net().unwrap().to_string(), "198.18.100.7/24");
+        assert_eq!(cfg.ip.ipv6.unwrap().to_string(), "fd00:1::7/64");
+        assert_eq!(cfg.ip.dns.len(), 2);
         assert_eq!(
-            cfg.split_include4
+            cfg.ip
+                .split_include4
                 .iter()
                 .map(|n| n.to_string())
                 .collect::<Vec<_>>(),
             vec!["10.1.0.0/16", "198.19.0.0/16"]
         );
-        assert_eq!(cfg.split_include6[0].to_string(), "fd00:2::/48");
-        assert_eq!(cfg.split_exclude4[0].to_string(), "10.1.9.0/24");
+        assert_eq!(cfg.ip.split_include6[0].to_string(), "fd00:2::/48");
+        assert_eq!(cfg.ip.split_exclude4[0].to_string(), "10.1.9.0/24");
         assert_eq!(cfg.warnings.len(), 1);
         assert_eq!(cfg.cstp_timers.dpd, Some(Duration::from_secs(90)));
-        assert_eq!(cfg.idle_timeout, None);
+        assert_eq!(cfg.ip.idle_timeout, None);
         assert_eq!(cfg.dtls.app_id.as_ref().unwrap().len(), 32);
-        assert_eq!(cfg.banner.as_deref(), Some("Welcome%0Ain"));
+        assert_eq!(cfg.ip.banner.as_deref(), Some("Welcome%0Ain"));
         assert!(cfg
-            .cstp_options
+            .ip
+            .options
             .contains(&("X-CSTP-Tunnel-All-DNS".into(), "false".into())));
         let forced = TunnelConfig::from_response(&head(OCSERV), Some(Duration::from_secs(5)));
         assert_eq!(
@@ -521,8 +502,8 @@ X-CSTP-Banner: Welcome%0Ain
             None,
         )
         .unwrap();
-        assert_eq!(cfg.ipv6.unwrap().to_string(), "fd00::5/64");
-        assert_eq!(cfg.ipv4, None);
+        assert_eq!(cfg.ip.ipv6.unwrap().to_string(), "fd00::5/64");
+        assert_eq!(cfg.ip.ipv4, None);
     }
 
     #[test]
@@ -648,13 +629,13 @@ X-CSTP-Banner: Welcome%0Ain
         // ocserv over IPv6 with PSK: no X-DTLS-MTU, X-CSTP-MTU = 1500 - 48 - 38.
         let v6 = head("HTTP/1.1 200 OK\nX-CSTP-Address: 10.0.0.2\nX-CSTP-Base-MTU: 1500\nX-CSTP-MTU: 1414\n\n");
         let cfg = TunnelConfig::from_response(&v6, None).unwrap();
-        assert_eq!((cfg.mtu, cfg.base_mtu), (1414, Some(1500)));
+        assert_eq!((cfg.ip.mtu, cfg.base_mtu), (1414, Some(1500)));
         // Legacy DTLS: X-DTLS-MTU wins when larger, as in openconnect.
         let legacy = head(
             "HTTP/1.1 200 OK\nX-CSTP-Address: 10.0.0.2\nX-DTLS-MTU: 1434\nX-CSTP-MTU: 1400\n\n",
         );
         assert_eq!(
-            TunnelConfig::from_response(&legacy, None).unwrap().mtu,
+            TunnelConfig::from_response(&legacy, None).unwrap().ip.mtu,
             1434
         );
     }

@@ -767,14 +767,20 @@ mod tests {
         reader.feed(&bytes).unwrap();
         let head = reader.poll().unwrap().unwrap().head;
         let cfg = TunnelConfig::from_response(&head, None).unwrap();
-        assert_eq!(cfg.mtu, 1306);
-        assert_eq!(cfg.ipv4, Some("10.1.0.5".parse().unwrap()));
-        assert_eq!(cfg.ipv6, Some("fd00::5/128".parse().unwrap()));
-        assert_eq!(cfg.dns.len(), 2);
-        assert_eq!(cfg.split_include4, vec!["192.0.2.0/24".parse().unwrap()]);
-        assert_eq!(cfg.split_include6, vec!["2001:db8::/32".parse().unwrap()]);
-        assert_eq!(cfg.split_exclude4, vec!["192.0.2.128/25".parse().unwrap()]);
-        assert_eq!(cfg.banner.as_deref(), Some("hello"));
+        assert_eq!(cfg.ip.mtu, 1306);
+        assert_eq!(cfg.ip.ipv4, Some("10.1.0.5".parse().unwrap()));
+        assert_eq!(cfg.ip.ipv6, Some("fd00::5/128".parse().unwrap()));
+        assert_eq!(cfg.ip.dns.len(), 2);
+        assert_eq!(cfg.ip.split_include4, vec!["192.0.2.0/24".parse().unwrap()]);
+        assert_eq!(
+            cfg.ip.split_include6,
+            vec!["2001:db8::/32".parse().unwrap()]
+        );
+        assert_eq!(
+            cfg.ip.split_exclude4,
+            vec!["192.0.2.128/25".parse().unwrap()]
+        );
+        assert_eq!(cfg.ip.banner.as_deref(), Some("hello"));
         assert_eq!(cfg.dtls.port, Some(443));
         assert_eq!(cfg.dtls.app_id, Some(vec![0xab; 32]));
         assert_eq!(cfg.dtls.cipher_suite.as_deref(), Some("PSK-NEGOTIATE"));
@@ -839,7 +845,7 @@ mod tests {
         assert_eq!(cfg.dtls.session_id, Some(vec![1; 32]));
         assert_eq!(cfg.dtls.mtu, Some(1434));
         // openconnect raises the tunnel MTU to the DTLS one.
-        assert_eq!(cfg.mtu, 1434);
+        assert_eq!(cfg.ip.mtu, 1434);
     }
 
     #[test]
