@@ -8,6 +8,7 @@ pub mod auth_ui;
 pub mod cli;
 mod dtls;
 pub mod error;
+mod shell;
 pub mod token;
 pub mod transport;
 mod tunnel;

@@ -3,6 +3,10 @@
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use std::os::fd::AsFd;
+
+use nix::sys::socket::{getsockopt, sockopt};
+use oc_proto::anyconnect::connect::{base_mtu_from_tcp, TcpInfoMtu};
 use oc_proto::http::{Limits, Request, Response, ResponseReader};
 use oc_proto::url::ServerUrl;
 use oc_tls::{PeerInfo, TlsClient, TlsStream};
@@ -115,6 +119,18 @@ pub struct HttpsConnection {
 }
 
 impl HttpsConnection {
+    /// The link MTU (`X-CSTP-Base-MTU`) from the TCP connection, as openconnect derives it.
+    pub fn link_mtu(&self) -> u16 {
+        let tcp = self.tls.get_ref();
+        let info = oc_tls::os::tcp_path_info(tcp.as_fd()).map(|i| TcpInfoMtu {
+            pmtu: i.pmtu,
+            rcv_mss: i.rcv_mss,
+            snd_mss: i.snd_mss,
+        });
+        let maxseg = getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg).ok();
+        base_mtu_from_tcp(info, maxseg)
+    }
+
     /// Sends `req` and reads the whole response. `head_only` is for CONNECT, whose body is
     /// the tunnel; the bytes after the header are returned with the response.
     pub async fn exchange(

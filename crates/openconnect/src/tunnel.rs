@@ -2,81 +2,27 @@
 //! reconnects.
 
 use std::net::IpAddr;
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{getsockopt, sockopt};
 use oc_net::udp::{datagrams, RecvBatch};
-use oc_net::{open_tun, run_script, Coalescer, Reason, ScriptContext, TunReader, TunWriter};
-use oc_proto::anyconnect::connect::{
-    base_mtu_from_tcp, default_tunnel_mtu, ConnectRequest, DtlsOffer, TcpInfoMtu, TunnelConfig,
-};
+use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, DtlsOffer, TunnelConfig};
 use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::session::SessionError;
 use oc_proto::anyconnect::session::{Channel, Event, Session};
 use oc_proto::compress::{Algorithm, TunnelCompression, CLIENT_MIN_PACKET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::signal::unix::{signal, Signal, SignalKind};
-use tracing::{debug, error, info, warn};
-use tun_rs::AsyncDevice;
+use tracing::{debug, info, warn};
 
 use crate::cli::Options;
 use crate::dtls::{recv_udp, DtlsLink, DtlsSettings};
 use crate::error::ClientError;
+use crate::shell::{
+    run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED, DETACHED,
+};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::{next_reconnect_interval, user_agent, Finished, DEFAULT_SCRIPT};
-
-struct Signals {
-    int: Signal,
-    term: Signal,
-    hup: Signal,
-    usr1: Signal,
-    usr2: Signal,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Sig {
-    Cancel,
-    Detach,
-    Stats,
-    Reconnect,
-}
-
-impl Signals {
-    fn new() -> Result<Self, ClientError> {
-        let make = |kind| {
-            signal(kind)
-                .map_err(|e| ClientError::System(format!("cannot install signal handler: {e}")))
-        };
-        Ok(Self {
-            int: make(SignalKind::interrupt())?,
-            term: make(SignalKind::terminate())?,
-            hup: make(SignalKind::hangup())?,
-            usr1: make(SignalKind::user_defined1())?,
-            usr2: make(SignalKind::user_defined2())?,
-        })
-    }
-
-    async fn recv(&mut self) -> Sig {
-        tokio::select! {
-            _ = self.int.recv() => Sig::Cancel,
-            _ = self.term.recv() => Sig::Cancel,
-            _ = self.hup.recv() => Sig::Detach,
-            _ = self.usr1.recv() => Sig::Stats,
-            _ = self.usr2.recv() => Sig::Reconnect,
-        }
-    }
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Stats {
-    tx_packets: u64,
-    tx_bytes: u64,
-    rx_packets: u64,
-    rx_bytes: u64,
-    tun_drops: u64,
-}
 
 /// Why the packet loop stopped.
 enum Stop {
@@ -91,11 +37,7 @@ struct Tunnel<'a> {
     endpoint: &'a Endpoint,
     cookie: String,
     script: String,
-    tun: AsyncDevice,
-    /// Packets for the tun device, written a batch at a time.
-    tun_out: TunWriter,
-    /// Made on the first write (about a megabyte of flow tables).
-    coalescer: Option<Box<Coalescer>>,
+    tun: TunSink,
     tundev: String,
     config: TunnelConfig,
     conn: HttpsConnection,
@@ -147,20 +89,7 @@ pub(crate) async fn run(
     dtls.begin(conn.tls.ssl(), gateway, &config).await;
     announce(&config, &tundev, dtls.status());
 
-    if let Some(user) = &opts.setuid {
-        drop_privileges(user)?;
-    }
-    if opts.background {
-        nix::unistd::daemon(true, true)
-            .map_err(|e| ClientError::System(format!("cannot continue in background: {e}")))?;
-        info!("Continuing in background; pid {}", std::process::id());
-    }
-    let pid_file = opts.pid_file.clone();
-    if let Some(p) = &pid_file {
-        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
-            ClientError::System(format!("cannot write pid file {}: {e}", p.display()))
-        })?;
-    }
+    let pid_file = settle_in(opts)?;
 
     let session = new_session(&config);
     let mut tunnel = Tunnel {
@@ -168,9 +97,7 @@ pub(crate) async fn run(
         endpoint,
         cookie,
         script,
-        tun,
-        tun_out: TunWriter::new(),
-        coalescer: None,
+        tun: TunSink::new(tun),
         tundev,
         config,
         conn,
@@ -203,7 +130,7 @@ async fn connect_tunnel(
         None => endpoint.connect().await?,
     };
     let server_v6 = conn.addr.is_ipv6();
-    let base_mtu = opts.base_mtu.unwrap_or_else(|| link_mtu(&conn));
+    let base_mtu = opts.base_mtu.unwrap_or_else(|| conn.link_mtu());
     let request = ConnectRequest {
         host: endpoint.url.host_header(),
         user_agent: user_agent(opts),
@@ -240,18 +167,6 @@ async fn connect_tunnel(
         response.head.status, response.head.reason
     );
     Ok((conn, config, rest))
-}
-
-/// The link MTU (`X-CSTP-Base-MTU`) from the TCP connection, as openconnect derives it.
-fn link_mtu(conn: &HttpsConnection) -> u16 {
-    let tcp = conn.tls.get_ref();
-    let info = oc_tls::os::tcp_path_info(tcp.as_fd()).map(|i| TcpInfoMtu {
-        pmtu: i.pmtu,
-        rcv_mss: i.rcv_mss,
-        snd_mss: i.snd_mss,
-    });
-    let maxseg = getsockopt(&tcp.as_fd(), sockopt::TcpMaxSeg).ok();
-    base_mtu_from_tcp(info, maxseg)
 }
 
 fn local_hostname() -> String {
@@ -295,32 +210,6 @@ fn announce(config: &TunnelConfig, tundev: &str, dtls: &str) {
     );
 }
 
-fn run_script_logged(script: &str, reason: Reason, ctx: &ScriptContext<'_>) {
-    match run_script(script, reason, ctx) {
-        Ok(status) if !status.success() => {
-            error!(
-                "Script '{script}' returned error {}",
-                status.code().unwrap_or(-1)
-            );
-        }
-        Ok(_) => {}
-        Err(e) => error!("{e}"),
-    }
-}
-
-fn drop_privileges(name: &str) -> Result<(), ClientError> {
-    use nix::unistd::{initgroups, setgid, setuid, User};
-    let user = User::from_name(name)
-        .map_err(|e| ClientError::System(format!("cannot look up user {name:?}: {e}")))?
-        .ok_or_else(|| ClientError::Usage(format!("invalid user {name:?} for --setuid")))?;
-    let cname = std::ffi::CString::new(name)
-        .map_err(|_| ClientError::Usage(format!("invalid user {name:?} for --setuid")))?;
-    initgroups(&cname, user.gid)
-        .and_then(|()| setgid(user.gid))
-        .and_then(|()| setuid(user.uid))
-        .map_err(|e| ClientError::System(format!("failed to drop privileges to {name}: {e}")))
-}
-
 impl Tunnel<'_> {
     fn script_context(&self) -> ScriptContext<'_> {
         ScriptContext {
@@ -349,13 +238,11 @@ impl Tunnel<'_> {
                     self.session.disconnect("Aborted by caller");
                     let _ = self.flush_control().await;
                     let _ = self.conn.tls.shutdown().await;
-                    return Ok(Finished("User cancelled (SIGINT/SIGTERM); exiting.".into()));
+                    return Ok(Finished(CANCELLED.into()));
                 }
                 Stop::Detached => {
                     let _ = self.conn.tls.shutdown().await;
-                    return Ok(Finished(
-                        "User detached from session (SIGHUP); exiting.".into(),
-                    ));
+                    return Ok(Finished(DETACHED.into()));
                 }
                 Stop::Lost(why) => {
                     if let Some(done) = self.reconnect(&why, &mut signals).await? {
@@ -395,7 +282,7 @@ impl Tunnel<'_> {
                     Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
                     Sig::Stats => self.print_stats(),
                 },
-                read = up.recv(&self.tun) => {
+                read = up.recv(&self.tun.tun) => {
                     let n = read.map_err(ClientError::io("reading from the tun device"))?;
                     if let Err(e) = self.send_packets(&mut up, n).await {
                         return Ok(Stop::Lost(e.to_string()));
@@ -514,8 +401,7 @@ impl Tunnel<'_> {
             match sent {
                 Ok(()) => {
                     self.session.on_data_sent(Channel::Dtls, Instant::now());
-                    self.stats.tx_packets += 1;
-                    self.stats.tx_bytes += len as u64;
+                    self.stats.sent(len);
                     return Ok(());
                 }
                 // The packet goes over CSTP instead.
@@ -533,64 +419,40 @@ impl Tunnel<'_> {
             .await
             .map_err(ClientError::io("sending on the TLS connection"))?;
         self.session.on_data_sent(Channel::Cstp, Instant::now());
-        self.stats.tx_packets += 1;
-        self.stats.tx_bytes += len as u64;
+        self.stats.sent(len);
         Ok(())
     }
 
     async fn handle_datagram(&mut self, datagram: &[u8]) {
-        if self.tun_out.is_full() {
-            self.flush_tun();
-        }
-        let tun_out = &mut self.tun_out;
+        let tun = &mut self.tun;
         let stats = &mut self.stats;
         self.dtls
             .on_datagram(datagram, &mut self.session, |packet| {
-                stats.rx_packets += 1;
-                stats.rx_bytes += packet.len() as u64;
-                tun_out.push(packet);
+                tun.push(packet, stats)
             })
             .await;
     }
 
-    /// Decodes CSTP bytes; the packets wait in `tun_out` for [`Tunnel::flush_tun`].
+    /// Decodes CSTP bytes; the packets wait in the tun batch for [`Tunnel::flush_tun`].
     fn handle_cstp(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        let tun_out = &mut self.tun_out;
+        let tun = &mut self.tun;
         let stats = &mut self.stats;
-        self.session.handle_cstp(bytes, Instant::now(), |packet| {
-            stats.rx_packets += 1;
-            stats.rx_bytes += packet.len() as u64;
-            tun_out.push(packet);
-        })?;
+        self.session
+            .handle_cstp(bytes, Instant::now(), |packet| tun.push(packet, stats))?;
         Ok(())
     }
 
-    /// Writes the received packets to the tun device. A refused write drops them, as a
-    /// router would.
     fn flush_tun(&mut self) {
-        if self.tun_out.is_empty() {
-            return;
-        }
-        let coalescer = self.coalescer.get_or_insert_with(Box::default);
-        if let Err(e) = self.tun_out.flush(&self.tun, coalescer) {
-            debug!("writing to the tun device: {e}");
-            self.stats.tun_drops += 1;
-        }
+        self.tun.flush(&mut self.stats);
     }
 
     fn print_stats(&self) {
-        let s = self.stats;
-        info!(
-            "TX: {} packets ({} bytes), RX: {} packets ({} bytes), tun drops: {}; SSL {} {}; DTLS {}",
-            s.tx_packets,
-            s.tx_bytes,
-            s.rx_packets,
-            s.rx_bytes,
-            s.tun_drops,
+        self.stats.log(&format!(
+            "SSL {} {}; DTLS {}",
             self.conn.peer.version,
             self.conn.peer.cipher,
             self.dtls.status()
-        );
+        ));
     }
 
     fn previous_addresses(&self) -> Vec<IpAddr> {
@@ -665,8 +527,8 @@ impl Tunnel<'_> {
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         sig = signals.recv() => match sig {
-                            Sig::Cancel => return Ok(Some(Finished("User cancelled (SIGINT/SIGTERM); exiting.".into()))),
-                            Sig::Detach => return Ok(Some(Finished("User detached from session (SIGHUP); exiting.".into()))),
+                            Sig::Cancel => return Ok(Some(Finished(CANCELLED.into()))),
+                            Sig::Detach => return Ok(Some(Finished(DETACHED.into()))),
                             Sig::Stats => self.print_stats(),
                             Sig::Reconnect => debug!("already reconnecting"),
                         },

@@ -1,0 +1,173 @@
+//! What every protocol's tunnel shares in the client: signals, the vpnc-script runs, the
+//! tun device's outgoing batch, privilege drop, going to the background and the pid file.
+
+use std::path::PathBuf;
+
+use oc_net::{run_script, Coalescer, Reason, ScriptContext, TunWriter};
+use tokio::signal::unix::{signal, Signal, SignalKind};
+use tracing::{debug, error, info};
+use tun_rs::AsyncDevice;
+
+use crate::cli::Options;
+use crate::error::ClientError;
+
+/// openconnect's signals: SIGINT/SIGTERM log off, SIGHUP detaches without logging off,
+/// SIGUSR1 prints statistics, SIGUSR2 reconnects.
+pub(crate) struct Signals {
+    int: Signal,
+    term: Signal,
+    hup: Signal,
+    usr1: Signal,
+    usr2: Signal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Sig {
+    Cancel,
+    Detach,
+    Stats,
+    Reconnect,
+}
+
+impl Signals {
+    pub(crate) fn new() -> Result<Self, ClientError> {
+        let make = |kind| {
+            signal(kind)
+                .map_err(|e| ClientError::System(format!("cannot install signal handler: {e}")))
+        };
+        Ok(Self {
+            int: make(SignalKind::interrupt())?,
+            term: make(SignalKind::terminate())?,
+            hup: make(SignalKind::hangup())?,
+            usr1: make(SignalKind::user_defined1())?,
+            usr2: make(SignalKind::user_defined2())?,
+        })
+    }
+
+    pub(crate) async fn recv(&mut self) -> Sig {
+        tokio::select! {
+            _ = self.int.recv() => Sig::Cancel,
+            _ = self.term.recv() => Sig::Cancel,
+            _ = self.hup.recv() => Sig::Detach,
+            _ = self.usr1.recv() => Sig::Stats,
+            _ = self.usr2.recv() => Sig::Reconnect,
+        }
+    }
+}
+
+pub(crate) const CANCELLED: &str = "User cancelled (SIGINT/SIGTERM); exiting.";
+pub(crate) const DETACHED: &str = "User detached from session (SIGHUP); exiting.";
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Stats {
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tun_drops: u64,
+}
+
+impl Stats {
+    pub(crate) fn sent(&mut self, len: usize) {
+        self.tx_packets += 1;
+        self.tx_bytes += len as u64;
+    }
+
+    pub(crate) fn received(&mut self, len: usize) {
+        self.rx_packets += 1;
+        self.rx_bytes += len as u64;
+    }
+
+    /// SIGUSR1's line; `channels` describes the protocol's channels.
+    pub(crate) fn log(&self, channels: &str) {
+        info!(
+            "TX: {} packets ({} bytes), RX: {} packets ({} bytes), tun drops: {}; {channels}",
+            self.tx_packets, self.tx_bytes, self.rx_packets, self.rx_bytes, self.tun_drops,
+        );
+    }
+}
+
+pub(crate) fn run_script_logged(script: &str, reason: Reason, ctx: &ScriptContext<'_>) {
+    match run_script(script, reason, ctx) {
+        Ok(status) if !status.success() => {
+            error!(
+                "Script '{script}' returned error {}",
+                status.code().unwrap_or(-1)
+            );
+        }
+        Ok(_) => {}
+        Err(e) => error!("{e}"),
+    }
+}
+
+fn drop_privileges(name: &str) -> Result<(), ClientError> {
+    use nix::unistd::{initgroups, setgid, setuid, User};
+    let user = User::from_name(name)
+        .map_err(|e| ClientError::System(format!("cannot look up user {name:?}: {e}")))?
+        .ok_or_else(|| ClientError::Usage(format!("invalid user {name:?} for --setuid")))?;
+    let cname = std::ffi::CString::new(name)
+        .map_err(|_| ClientError::Usage(format!("invalid user {name:?} for --setuid")))?;
+    initgroups(&cname, user.gid)
+        .and_then(|()| setgid(user.gid))
+        .and_then(|()| setuid(user.uid))
+        .map_err(|e| ClientError::System(format!("failed to drop privileges to {name}: {e}")))
+}
+
+/// Once the tunnel is up: `--setuid`, `-b` and `--pid-file`, in openconnect's order.
+/// Returns the pid file to remove at the end.
+pub(crate) fn settle_in(opts: &Options) -> Result<Option<PathBuf>, ClientError> {
+    if let Some(user) = &opts.setuid {
+        drop_privileges(user)?;
+    }
+    if opts.background {
+        nix::unistd::daemon(true, true)
+            .map_err(|e| ClientError::System(format!("cannot continue in background: {e}")))?;
+        info!("Continuing in background; pid {}", std::process::id());
+    }
+    let pid_file = opts.pid_file.clone();
+    if let Some(p) = &pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id())).map_err(|e| {
+            ClientError::System(format!("cannot write pid file {}: {e}", p.display()))
+        })?;
+    }
+    Ok(pid_file)
+}
+
+/// Packets for the tun device, written a batch at a time.
+pub(crate) struct TunSink {
+    pub tun: AsyncDevice,
+    out: TunWriter,
+    /// Made on the first write (about a megabyte of flow tables).
+    coalescer: Option<Box<Coalescer>>,
+}
+
+impl TunSink {
+    pub(crate) fn new(tun: AsyncDevice) -> Self {
+        Self {
+            tun,
+            out: TunWriter::new(),
+            coalescer: None,
+        }
+    }
+
+    /// Queues a received packet, writing the batch first when it is full.
+    pub(crate) fn push(&mut self, packet: &[u8], stats: &mut Stats) {
+        if self.out.is_full() {
+            self.flush(stats);
+        }
+        stats.received(packet.len());
+        self.out.push(packet);
+    }
+
+    /// Writes the queued packets. A refused write drops them, as a router would.
+    pub(crate) fn flush(&mut self, stats: &mut Stats) {
+        if self.out.is_empty() {
+            return;
+        }
+        let coalescer = self.coalescer.get_or_insert_with(Box::default);
+        if let Err(e) = self.out.flush(&self.tun, coalescer) {
+            debug!("writing to the tun device: {e}");
+            stats.tun_drops += 1;
+        }
+    }
+}
