@@ -81,8 +81,8 @@ COMPRESSION
     secrets in the same stream (CRIME/VORACLE); use none where that matters.
 
 NOT YET SUPPORTED
-    Protocols other than anyconnect, proxies and CSD wrappers are refused with an error
-    naming the option.";
+    Protocols other than anyconnect and nullppp (nc, gp, pulse, f5, fortinet, array),
+    proxies and CSD wrappers are refused with an error naming them.";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
@@ -131,7 +131,7 @@ pub struct Options {
     /// Read further options from FILE (one long option per line, without dashes)
     #[arg(long, value_name = "FILE", help_heading = "General")]
     pub config: Option<PathBuf>,
-    /// VPN protocol; only "anyconnect" is supported so far
+    /// VPN protocol: anyconnect (the default) or nullppp (PPP over TLS, for testing)
     #[arg(long, value_name = "PROTO", help_heading = "General")]
     pub protocol: Option<String>,
     /// More output (repeat for more)
@@ -396,13 +396,7 @@ impl Options {
     }
 
     pub fn validate(&self) -> Result<(), ClientError> {
-        if let Some(p) = &self.protocol {
-            if !p.eq_ignore_ascii_case("anyconnect") {
-                return Err(ClientError::Usage(format!(
-                    "protocol {p:?} is not supported yet (only anyconnect)"
-                )));
-            }
-        }
+        crate::protocol::lookup(self.protocol.as_deref())?;
         if let Some(os) = &self.os {
             const OSES: &[&str] = &[
                 "linux",

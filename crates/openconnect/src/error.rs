@@ -51,6 +51,10 @@ pub enum ClientError {
     System(String),
     #[error("software token: {0}")]
     Token(#[from] oc_otp::OtpError),
+    #[error(transparent)]
+    Ppp(#[from] oc_proto::ppp::PppError),
+    #[error("failed to establish PPP: {0}")]
+    PppNotEstablished(String),
 }
 
 impl ClientError {

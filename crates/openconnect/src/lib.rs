@@ -8,6 +8,8 @@ pub mod auth_ui;
 pub mod cli;
 mod dtls;
 pub mod error;
+mod ppp_tunnel;
+pub mod protocol;
 mod shell;
 pub mod token;
 pub mod transport;
@@ -25,6 +27,8 @@ use tracing::info;
 use crate::auth_ui::{answer_secret, read_stdin_line, FormFiller};
 use crate::cli::{Options, PROTOCOL_VERSION};
 use crate::error::ClientError;
+use crate::ppp_tunnel::PppLink;
+use crate::protocol::Protocol;
 use crate::token::SoftToken;
 use crate::transport::{Endpoint, HttpsConnection};
 
@@ -51,6 +55,9 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         tls: TlsClient::new(tls_config(&opts)?)?,
         url,
     };
+    if protocol::lookup(opts.protocol.as_deref())?.protocol == Protocol::NullPpp {
+        return nullppp(&opts, &endpoint).await;
+    }
 
     let (cookie, peer_addr, fingerprint, conn) = match cookie_from_options(&opts)? {
         Some(c) => (c, None, None, None),
@@ -80,6 +87,27 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         println!("{printable}");
     }
     tunnel::run(&opts, &endpoint, cookie, conn).await
+}
+
+/// nullppp has no login: its "cookie" carries the link's options (`hdlc`, `noipv4`,
+/// `noipv6`, `term`), as upstream's test protocol.
+async fn nullppp(opts: &Options, endpoint: &Endpoint) -> Result<Finished, ClientError> {
+    let cookie = match (&opts.cookie, opts.cookie_on_stdin) {
+        (Some(c), _) => c.clone(),
+        (None, true) => read_stdin_line("reading the cookie from standard input")?,
+        (None, false) => String::new(),
+    };
+    if opts.authenticate {
+        print_authenticate(endpoint, &cookie, None, None);
+        return Ok(Finished(String::new()));
+    }
+    if opts.cookieonly || opts.printcookie {
+        println!("{cookie}");
+        if opts.cookieonly {
+            return Ok(Finished(String::new()));
+        }
+    }
+    ppp_tunnel::run(opts, endpoint, PppLink::nullppp(&cookie, opts)).await
 }
 
 fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {

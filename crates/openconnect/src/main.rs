@@ -24,7 +24,7 @@ fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION")
         );
         println!("Using OpenSSL. Features present: TLS, client certificates");
-        println!("Supported protocols: anyconnect (default)");
+        println!("{}", openconnect::protocol::version_line());
         return ExitCode::SUCCESS;
     }
     log::init(LogSettings {

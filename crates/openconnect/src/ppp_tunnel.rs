@@ -1,0 +1,445 @@
+//! Tunnels of the PPP protocols: PPP negotiated over the TLS connection by
+//! `oc_proto::ppp`, the tun device and the vpnc-script once IPCP/IPV6CP agree, the packet
+//! loop, signals and reconnects. nullppp uses it as it is; fortinet and f5 add their login
+//! and encapsulation in front.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ipnet::Ipv6Net;
+use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_proto::ip_config::IpConfig;
+use oc_proto::ppp::{Closed, Encapsulation, Ppp, PppConfig, PppError, PppEvent, PppNetwork, Role};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use crate::cli::Options;
+use crate::error::ClientError;
+use crate::shell::{
+    run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED, DETACHED,
+};
+use crate::transport::{Endpoint, HttpsConnection};
+use crate::{next_reconnect_interval, Finished, DEFAULT_SCRIPT};
+
+/// TLS record overhead openconnect allows for when it computes the MTU it asks for.
+const TLS_OVERHEAD: u16 = 5 + 16 + 8;
+/// How long a log-off waits for the Terminate-Ack.
+const LOGOFF_WAIT: Duration = Duration::from_millis(1500);
+
+/// How one PPP protocol runs its link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PppLink {
+    pub encapsulation: Encapsulation,
+    pub want_ipv4: bool,
+    pub want_ipv6: bool,
+    /// Log off as soon as the network is up (upstream's nullppp `term` option, for tests).
+    pub terminate_at_network: bool,
+}
+
+impl PppLink {
+    /// nullppp's options come in the cookie, as upstream reads them: `hdlc`, `noipv4`,
+    /// `noipv6`, `term`, separated by anything.
+    pub(crate) fn nullppp(cookie: &str, opts: &Options) -> Self {
+        Self {
+            encapsulation: if cookie.contains("hdlc") {
+                Encapsulation::Hdlc
+            } else {
+                Encapsulation::Sync
+            },
+            want_ipv4: !cookie.contains("noipv4"),
+            want_ipv6: !cookie.contains("noipv6") && !opts.disable_ipv6,
+            terminate_at_network: cookie.contains("term"),
+        }
+    }
+}
+
+/// The MRU to ask for: `--mtu`, else the link MTU less TLS, encapsulation, HDLC and PPP
+/// overhead (and 1/32 more for HDLC escaping), as upstream computes it.
+fn requested_mtu(opts: &Options, link: &PppLink, conn: &HttpsConnection) -> u16 {
+    if let Some(mtu) = opts.mtu {
+        return mtu;
+    }
+    let encap = link.encapsulation;
+    let overhead = TLS_OVERHEAD
+        + u16::try_from(encap.header_len()).unwrap_or(0)
+        + if encap.is_hdlc() { 4 } else { 0 }
+        + 4;
+    let base = opts.base_mtu.unwrap_or_else(|| conn.link_mtu());
+    let mtu = base.saturating_sub(overhead).max(576);
+    if encap.is_hdlc() {
+        mtu - (mtu >> 5)
+    } else {
+        mtu
+    }
+}
+
+fn ppp_config(opts: &Options, link: &PppLink, conn: &HttpsConnection) -> PppConfig {
+    PppConfig {
+        encapsulation: link.encapsulation,
+        role: Role::Client,
+        want_ipv4: link.want_ipv4,
+        want_ipv6: link.want_ipv6,
+        mtu: requested_mtu(opts, link, conn),
+        magic: random_magic(),
+        ipv4: None,
+        ipv6: None,
+        ask_name_servers: true,
+        reliable: true,
+        dpd: opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs),
+        keepalive: None,
+    }
+}
+
+fn random_magic() -> u32 {
+    let mut bytes = [0u8; 4];
+    if openssl::rand::rand_bytes(&mut bytes).is_err() {
+        // Only loop-back detection depends on it; any non-zero value will do.
+        return std::process::id() | 1;
+    }
+    u32::from_be_bytes(bytes).max(1)
+}
+
+/// The script's view of what PPP agreed.
+fn ip_config(net: &PppNetwork) -> IpConfig {
+    IpConfig {
+        mtu: net.mtu,
+        ipv4: net.ipv4,
+        ipv6: net.ipv6.and_then(|a| Ipv6Net::new(a, 64).ok()),
+        dns: net.dns.iter().copied().map(IpAddr::V4).collect(),
+        nbns: net.nbns.iter().copied().map(IpAddr::V4).collect(),
+        ..IpConfig::default()
+    }
+}
+
+/// Why the packet loop stopped.
+enum Stop {
+    Cancelled,
+    Detached,
+    /// Reconnect, for this reason.
+    Lost(String),
+    Done(Finished),
+}
+
+struct PppTunnel<'a> {
+    opts: &'a Options,
+    endpoint: &'a Endpoint,
+    link: PppLink,
+    script: String,
+    conn: HttpsConnection,
+    ppp: Ppp,
+    /// Made when the network first comes up.
+    tun: Option<(TunSink, String)>,
+    ip: IpConfig,
+    stats: Stats,
+    pid_file: Option<PathBuf>,
+    script_pid: u32,
+    /// Encapsulated packets for one TLS write.
+    out: Vec<u8>,
+}
+
+/// Runs a PPP tunnel over a new TLS connection to the server.
+pub(crate) async fn run(
+    opts: &Options,
+    endpoint: &Endpoint,
+    link: PppLink,
+) -> Result<Finished, ClientError> {
+    let conn = endpoint.connect().await?;
+    let ppp = Ppp::new(ppp_config(opts, &link, &conn), Instant::now());
+    let mut tunnel = PppTunnel {
+        opts,
+        endpoint,
+        link,
+        script: opts
+            .script
+            .clone()
+            .unwrap_or_else(|| DEFAULT_SCRIPT.to_string()),
+        conn,
+        ppp,
+        tun: None,
+        ip: IpConfig::default(),
+        stats: Stats::default(),
+        pid_file: None,
+        script_pid: std::process::id(),
+        out: Vec::new(),
+    };
+    let result = tunnel.main_loop().await;
+    if tunnel.tun.is_some() {
+        run_script_logged(&tunnel.script, Reason::Disconnect, &tunnel.script_context());
+    }
+    if let Some(p) = &tunnel.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+impl PppTunnel<'_> {
+    fn script_context(&self) -> ScriptContext<'_> {
+        ScriptContext {
+            // Before the device exists (pre-init), the name asked for, as upstream.
+            tundev: self
+                .tun
+                .as_ref()
+                .map(|(_, name)| name.as_str())
+                .or(self.opts.interface.as_deref()),
+            gateway: Some(self.conn.addr.ip()),
+            pid: self.script_pid,
+            log_level: self.opts.log_level(),
+            tunnel: Some(&self.ip),
+        }
+    }
+
+    async fn main_loop(&mut self) -> Result<Finished, ClientError> {
+        let mut signals = Signals::new()?;
+        loop {
+            match self.packet_loop(&mut signals).await? {
+                Stop::Done(done) => return Ok(done),
+                Stop::Detached => {
+                    let _ = self.conn.tls.shutdown().await;
+                    return Ok(Finished(DETACHED.into()));
+                }
+                Stop::Cancelled => {
+                    info!("User cancelled (SIGINT/SIGTERM), sending logoff");
+                    self.log_off().await;
+                    return Ok(Finished(CANCELLED.into()));
+                }
+                // As upstream: a link that never came up is not worth reconnecting.
+                Stop::Lost(why) if self.tun.is_none() => {
+                    return Err(ClientError::PppNotEstablished(why));
+                }
+                Stop::Lost(why) => {
+                    if let Some(done) = self.reconnect(&why, &mut signals).await? {
+                        return Ok(done);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
+        let mut up = TunReader::new(0);
+        let mut down = vec![0u8; 64 * 1024];
+        loop {
+            if let Some(stop) = self.after_input().await? {
+                return Ok(stop);
+            }
+            let deadline = self.ppp.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let tun = self.tun.as_ref().map(|(sink, _)| &sink.tun);
+            tokio::select! {
+                sig = signals.recv() => match sig {
+                    Sig::Cancel => return Ok(Stop::Cancelled),
+                    Sig::Detach => return Ok(Stop::Detached),
+                    Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
+                    Sig::Stats => self.stats.log(&format!(
+                        "SSL {} {}; PPP over TLS",
+                        self.conn.peer.version, self.conn.peer.cipher
+                    )),
+                },
+                read = async { up.recv(tun?).await.ok() }, if tun.is_some() => {
+                    if let Some(n) = read {
+                        if let Err(e) = self.send_packets(&mut up, n).await {
+                            return Ok(Stop::Lost(e.to_string()));
+                        }
+                    }
+                }
+                read = self.conn.tls.read(&mut down) => match read {
+                    Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
+                    Ok(n) => self.handle_tls(down.get(..n).unwrap_or_default())?,
+                    Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
+                },
+                () = sleep => {
+                    if let Err(e) = self.ppp.handle_timeout(Instant::now()) {
+                        return self.ppp_failed(e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_tls(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let Self {
+            ppp, tun, stats, ..
+        } = self;
+        let result = ppp.handle_input(bytes, Instant::now(), &mut |packet| {
+            if let Some((sink, _)) = tun.as_mut() {
+                sink.push(packet, stats);
+            }
+        });
+        if let Some((sink, _)) = self.tun.as_mut() {
+            sink.flush(&mut self.stats);
+        }
+        result.map_err(ClientError::from)
+    }
+
+    /// A dead peer is a reason to reconnect; anything else ends the tunnel.
+    fn ppp_failed(&self, e: PppError) -> Result<Stop, ClientError> {
+        match e {
+            PppError::PeerDead(_) => Ok(Stop::Lost(format!("PPP {e}"))),
+            other => Err(other.into()),
+        }
+    }
+
+    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+        self.out.clear();
+        let now = Instant::now();
+        for i in 0..count {
+            let Some(packet) = up.framed_mut(i) else {
+                continue;
+            };
+            match self.ppp.encapsulate_ip(packet, now, &mut self.out) {
+                Ok(()) => self.stats.sent(packet.len()),
+                Err(e) => debug!("packet dropped: {e}"),
+            }
+        }
+        self.conn
+            .tls
+            .write_all(&self.out)
+            .await
+            .map_err(ClientError::io("sending on the TLS connection"))
+    }
+
+    /// Writes what PPP queued and acts on its events.
+    async fn after_input(&mut self) -> Result<Option<Stop>, ClientError> {
+        while let Some(frame) = self.ppp.poll_transmit() {
+            if let Err(e) = self.conn.tls.write_all(&frame).await {
+                return Ok(Some(Stop::Lost(format!(
+                    "sending on the TLS connection: {e}"
+                ))));
+            }
+        }
+        while let Some(event) = self.ppp.poll_event() {
+            match event {
+                PppEvent::Log(line) => debug!("PPP: {line}"),
+                PppEvent::NetworkUp(net) => {
+                    if let Some(stop) = self.network_up(&net)? {
+                        return Ok(Some(stop));
+                    }
+                }
+                PppEvent::Closed(Closed::ByPeer { reason }) => {
+                    return Err(ClientError::ServerTerminated(
+                        reason.unwrap_or_else(|| "PPP Terminate-Request".into()),
+                    ));
+                }
+                PppEvent::Closed(Closed::ByUs { .. }) => {
+                    return Ok(Some(Stop::Done(Finished(CANCELLED.into()))));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first time: scripts, tun device, going to the background. After a reconnect:
+    /// the same addresses, or the session is treated as lost.
+    fn network_up(&mut self, net: &PppNetwork) -> Result<Option<Stop>, ClientError> {
+        let ip = ip_config(net);
+        if self.tun.is_some() {
+            if ip.addresses() != self.ip.addresses() {
+                return Err(ClientError::AddressChanged(format!(
+                    "had {:?}, got {:?}",
+                    self.ip.addresses(),
+                    ip.addresses()
+                )));
+            }
+            info!("Reconnected");
+            run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
+            return Ok(None);
+        }
+        self.ip = ip;
+        run_script_logged(&self.script, Reason::PreInit, &self.script_context());
+        let (tun, name) = open_tun(self.opts.interface.as_deref())?;
+        self.tun = Some((TunSink::new(tun), name));
+        run_script_logged(&self.script, Reason::Connect, &self.script_context());
+        let addrs: Vec<String> = self.ip.addresses().iter().map(IpAddr::to_string).collect();
+        info!(
+            "Configured as {}, with SSL connected and UDP disabled (MTU {})",
+            addrs.join(" + "),
+            self.ip.mtu
+        );
+        self.pid_file = settle_in(self.opts)?;
+        if self.link.terminate_at_network {
+            warn!("Terminating because nullppp has reached network state.");
+            return Ok(Some(Stop::Cancelled));
+        }
+        Ok(None)
+    }
+
+    /// Terminate-Request, and a short wait for its Ack.
+    async fn log_off(&mut self) {
+        self.ppp.terminate(Instant::now());
+        let mut down = vec![0u8; 16 * 1024];
+        let wait = async {
+            while !self.ppp.is_closed() {
+                while let Some(frame) = self.ppp.poll_transmit() {
+                    self.conn.tls.write_all(&frame).await.ok()?;
+                }
+                let n = self.conn.tls.read(&mut down).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                let bytes = down.get(..n).unwrap_or_default();
+                self.ppp
+                    .handle_input(bytes, Instant::now(), &mut |_| {})
+                    .ok()?;
+            }
+            Some(())
+        };
+        let _ = tokio::time::timeout(LOGOFF_WAIT, wait).await;
+        let _ = self.conn.tls.shutdown().await;
+    }
+
+    /// Reconnects TLS and negotiates PPP again, keeping the tun device. Returns `Some` when
+    /// a signal ended the wait instead.
+    async fn reconnect(
+        &mut self,
+        why: &str,
+        signals: &mut Signals,
+    ) -> Result<Option<Finished>, ClientError> {
+        warn!("{why}; reconnecting");
+        if self.tun.is_some() {
+            run_script_logged(
+                &self.script,
+                Reason::AttemptReconnect,
+                &self.script_context(),
+            );
+        }
+        let started = Instant::now();
+        let limit = Duration::from_secs(self.opts.reconnect_timeout);
+        let mut interval = Duration::ZERO;
+        loop {
+            match self.endpoint.connect().await {
+                Ok(conn) => {
+                    self.conn = conn;
+                    self.ppp.restart(true, Instant::now());
+                    return Ok(None);
+                }
+                Err(e) if !e.is_transient() => return Err(e),
+                Err(e) => {
+                    let elapsed = started.elapsed();
+                    if elapsed >= limit {
+                        return Err(ClientError::ReconnectTimeout {
+                            secs: limit.as_secs(),
+                            last: e.to_string(),
+                        });
+                    }
+                    interval = next_reconnect_interval(interval);
+                    let wait = interval.min(limit - elapsed);
+                    warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        sig = signals.recv() => match sig {
+                            Sig::Cancel => return Ok(Some(Finished(CANCELLED.into()))),
+                            Sig::Detach => return Ok(Some(Finished(DETACHED.into()))),
+                            Sig::Stats | Sig::Reconnect => {}
+                        },
+                    }
+                }
+            }
+        }
+    }
+}
