@@ -6,6 +6,8 @@
 
 pub mod anyconnect;
 pub mod compress;
+pub mod form;
+pub mod fortinet;
 pub mod hex;
 pub mod http;
 pub mod ip;

@@ -8,6 +8,7 @@ pub mod auth_ui;
 pub mod cli;
 mod dtls;
 pub mod error;
+mod fortinet;
 mod ppp_tunnel;
 pub mod protocol;
 mod shell;
@@ -55,8 +56,13 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         tls: TlsClient::new(tls_config(&opts)?)?,
         url,
     };
-    if protocol::lookup(opts.protocol.as_deref())?.protocol == Protocol::NullPpp {
-        return nullppp(&opts, &endpoint).await;
+    match protocol::lookup(opts.protocol.as_deref())?.protocol {
+        Protocol::NullPpp => return nullppp(&opts, &endpoint).await,
+        Protocol::Fortinet => {
+            let cookie = raw_cookie(&opts)?;
+            return fortinet::run(&opts, &endpoint, cookie, || form_filler(&opts)).await;
+        }
+        _ => {}
     }
 
     let (cookie, peer_addr, fingerprint, conn) = match cookie_from_options(&opts)? {
@@ -92,11 +98,7 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
 /// nullppp has no login: its "cookie" carries the link's options (`hdlc`, `noipv4`,
 /// `noipv6`, `term`), as upstream's test protocol.
 async fn nullppp(opts: &Options, endpoint: &Endpoint) -> Result<Finished, ClientError> {
-    let cookie = match (&opts.cookie, opts.cookie_on_stdin) {
-        (Some(c), _) => c.clone(),
-        (None, true) => read_stdin_line("reading the cookie from standard input")?,
-        (None, false) => String::new(),
-    };
+    let cookie = raw_cookie(opts)?.unwrap_or_default();
     if opts.authenticate {
         print_authenticate(endpoint, &cookie, None, None);
         return Ok(Finished(String::new()));
@@ -132,10 +134,8 @@ fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
 /// The cookie from `-C`/`--cookie-on-stdin`. Accepts the bare `webvpn` value or the
 /// `name=value; name=value` form openconnect prints in some builds.
 fn cookie_from_options(opts: &Options) -> Result<Option<String>, ClientError> {
-    let raw = match (&opts.cookie, opts.cookie_on_stdin) {
-        (Some(c), _) => c.clone(),
-        (None, true) => read_stdin_line("reading the cookie from standard input")?,
-        (None, false) => return Ok(None),
+    let Some(raw) = raw_cookie(opts)? else {
+        return Ok(None);
     };
     let raw = raw.trim();
     if raw.is_empty() {
@@ -147,6 +147,15 @@ fn cookie_from_options(opts: &Options) -> Result<Option<String>, ClientError> {
         .find_map(|part| part.strip_prefix("webvpn="))
         .unwrap_or(raw);
     Ok(Some(webvpn.to_string()))
+}
+
+/// The cookie from `-C`/`--cookie-on-stdin` as given.
+fn raw_cookie(opts: &Options) -> Result<Option<String>, ClientError> {
+    Ok(match (&opts.cookie, opts.cookie_on_stdin) {
+        (Some(c), _) => Some(c.clone()),
+        (None, true) => Some(read_stdin_line("reading the cookie from standard input")?),
+        (None, false) => None,
+    })
 }
 
 pub(crate) fn user_agent(opts: &Options) -> String {
@@ -167,7 +176,9 @@ struct Login {
     conn: Option<HttpsConnection>,
 }
 
-async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, ClientError> {
+/// The form filler from the options: `-u`, `--passwd-on-stdin`, `--authgroup`, `-F`,
+/// `--non-inter` and the software token.
+fn form_filler(opts: &Options) -> Result<FormFiller, ClientError> {
     let entries = opts.form_entries()?;
     let token = match opts.token_mode.as_deref() {
         Some(mode) => Some(SoftToken::from_options(
@@ -177,7 +188,7 @@ async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, Clie
         )?),
         None => None,
     };
-    let mut filler = FormFiller {
+    Ok(FormFiller {
         user: opts.user.clone(),
         password: if opts.passwd_on_stdin {
             Some(read_stdin_line("reading the password from standard input")?)
@@ -188,7 +199,11 @@ async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, Clie
         entries,
         non_interactive: opts.non_inter,
         token,
-    };
+    })
+}
+
+async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, ClientError> {
+    let mut filler = form_filler(opts)?;
     let mut exchange = AuthExchange::new(AuthSettings {
         url: endpoint.url.clone(),
         user_agent: user_agent(opts),
@@ -228,7 +243,7 @@ async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, Clie
 
 /// `--authenticate` output, quoted the way openconnect quotes it (single quotes, no
 /// escaping) so `eval` in NetworkManager's helper works the same.
-fn print_authenticate(
+pub(crate) fn print_authenticate(
     endpoint: &Endpoint,
     cookie: &str,
     addr: Option<IpAddr>,

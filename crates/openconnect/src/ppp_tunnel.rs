@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_proto::http::Request;
 use oc_proto::ip_config::IpConfig;
 use oc_proto::ppp::{Closed, Encapsulation, Ppp, PppConfig, PppError, PppEvent, PppNetwork, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,13 +29,23 @@ const TLS_OVERHEAD: u16 = 5 + 16 + 8;
 const LOGOFF_WAIT: Duration = Duration::from_millis(1500);
 
 /// How one PPP protocol runs its link.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct PppLink {
     pub encapsulation: Encapsulation,
     pub want_ipv4: bool,
     pub want_ipv6: bool,
     /// Log off as soon as the network is up (upstream's nullppp `term` option, for tests).
     pub terminate_at_network: bool,
+    /// Sent on each new connection before PPP starts (Fortinet's tunnel request).
+    pub request: Option<Request>,
+    /// The server may answer that request in HTTP instead of starting PPP.
+    pub check_http: bool,
+    /// What the vendor's configuration said: addresses (proposed in IPCP), routes, DNS.
+    pub base: IpConfig,
+    /// LCP echo interval (the vendor's heartbeat, or `--force-dpd`).
+    pub dpd: Option<Duration>,
+    /// Sent on a new connection after logging off (Fortinet's `/remote/logout`).
+    pub logout: Option<Request>,
 }
 
 impl PppLink {
@@ -50,6 +61,11 @@ impl PppLink {
             want_ipv4: !cookie.contains("noipv4"),
             want_ipv6: !cookie.contains("noipv6") && !opts.disable_ipv6,
             terminate_at_network: cookie.contains("term"),
+            request: None,
+            check_http: false,
+            base: IpConfig::default(),
+            dpd: None,
+            logout: None,
         }
     }
 }
@@ -82,11 +98,15 @@ fn ppp_config(opts: &Options, link: &PppLink, conn: &HttpsConnection) -> PppConf
         want_ipv6: link.want_ipv6,
         mtu: requested_mtu(opts, link, conn),
         magic: random_magic(),
-        ipv4: None,
-        ipv6: None,
-        ask_name_servers: true,
+        ipv4: link.base.ipv4,
+        ipv6: link.base.ipv6.map(|n| n.addr()),
+        ask_name_servers: link.base.dns.is_empty(),
         reliable: true,
-        dpd: opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs),
+        dpd: opts
+            .force_dpd
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs)
+            .or(link.dpd),
         keepalive: None,
     }
 }
@@ -100,16 +120,37 @@ fn random_magic() -> u32 {
     u32::from_be_bytes(bytes).max(1)
 }
 
-/// The script's view of what PPP agreed.
-fn ip_config(net: &PppNetwork) -> IpConfig {
-    IpConfig {
-        mtu: net.mtu,
-        ipv4: net.ipv4,
-        ipv6: net.ipv6.and_then(|a| Ipv6Net::new(a, 64).ok()),
-        dns: net.dns.iter().copied().map(IpAddr::V4).collect(),
-        nbns: net.nbns.iter().copied().map(IpAddr::V4).collect(),
-        ..IpConfig::default()
+/// The script's view: the vendor's configuration, completed by what PPP agreed.
+fn ip_config(base: &IpConfig, net: &PppNetwork) -> IpConfig {
+    let mut ip = base.clone();
+    ip.mtu = net.mtu;
+    ip.ipv4 = net.ipv4;
+    if net.ipv6.is_none() {
+        ip.ipv6 = None;
+    } else if ip.ipv6.is_none() {
+        ip.ipv6 = net.ipv6.and_then(|a| Ipv6Net::new(a, 64).ok());
     }
+    if ip.dns.is_empty() {
+        ip.dns = net.dns.iter().copied().map(IpAddr::V4).collect();
+    }
+    if ip.nbns.is_empty() {
+        ip.nbns = net.nbns.iter().copied().map(IpAddr::V4).collect();
+    }
+    ip
+}
+
+/// A new connection, with the protocol's tunnel request sent.
+async fn open_link(endpoint: &Endpoint, link: &PppLink) -> Result<HttpsConnection, ClientError> {
+    let mut conn = endpoint.connect().await?;
+    if let Some(request) = &link.request {
+        let mut bytes = Vec::new();
+        request.emit(&mut bytes);
+        conn.tls
+            .write_all(&bytes)
+            .await
+            .map_err(ClientError::io("sending the tunnel request"))?;
+    }
+    Ok(conn)
 }
 
 /// Why the packet loop stopped.
@@ -136,6 +177,8 @@ struct PppTunnel<'a> {
     script_pid: u32,
     /// Encapsulated packets for one TLS write.
     out: Vec<u8>,
+    /// The first bytes of a connection are still to be checked for an HTTP answer.
+    check_first: bool,
 }
 
 /// Runs a PPP tunnel over a new TLS connection to the server.
@@ -144,8 +187,9 @@ pub(crate) async fn run(
     endpoint: &Endpoint,
     link: PppLink,
 ) -> Result<Finished, ClientError> {
-    let conn = endpoint.connect().await?;
+    let conn = open_link(endpoint, &link).await?;
     let ppp = Ppp::new(ppp_config(opts, &link, &conn), Instant::now());
+    let check_first = link.check_http;
     let mut tunnel = PppTunnel {
         opts,
         endpoint,
@@ -162,6 +206,7 @@ pub(crate) async fn run(
         pid_file: None,
         script_pid: std::process::id(),
         out: Vec::new(),
+        check_first,
     };
     let result = tunnel.main_loop().await;
     if tunnel.tun.is_some() {
@@ -263,6 +308,16 @@ impl PppTunnel<'_> {
     }
 
     fn handle_tls(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        if std::mem::take(&mut self.check_first) {
+            if let Some(status) = oc_proto::fortinet::http_status_instead_of_ppp(bytes) {
+                return Err(match status {
+                    401 | 403 => ClientError::CookieRejected(format!("HTTP {status}")),
+                    _ => ClientError::PppNotEstablished(format!(
+                        "the server answered the tunnel request with HTTP {status}"
+                    )),
+                });
+            }
+        }
         let Self {
             ppp, tun, stats, ..
         } = self;
@@ -337,7 +392,7 @@ impl PppTunnel<'_> {
     /// The first time: scripts, tun device, going to the background. After a reconnect:
     /// the same addresses, or the session is treated as lost.
     fn network_up(&mut self, net: &PppNetwork) -> Result<Option<Stop>, ClientError> {
-        let ip = ip_config(net);
+        let ip = ip_config(&self.link.base, net);
         if self.tun.is_some() {
             if ip.addresses() != self.ip.addresses() {
                 return Err(ClientError::AddressChanged(format!(
@@ -391,6 +446,15 @@ impl PppTunnel<'_> {
         };
         let _ = tokio::time::timeout(LOGOFF_WAIT, wait).await;
         let _ = self.conn.tls.shutdown().await;
+        if let Some(logout) = &self.link.logout {
+            match self.endpoint.connect().await {
+                Ok(mut conn) => match conn.exchange(logout, false).await {
+                    Ok((resp, _)) => debug!("logout: HTTP {}", resp.head.status),
+                    Err(e) => debug!("logout: {e}"),
+                },
+                Err(e) => debug!("logout: {e}"),
+            }
+        }
     }
 
     /// Reconnects TLS and negotiates PPP again, keeping the tun device. Returns `Some` when
@@ -412,9 +476,10 @@ impl PppTunnel<'_> {
         let limit = Duration::from_secs(self.opts.reconnect_timeout);
         let mut interval = Duration::ZERO;
         loop {
-            match self.endpoint.connect().await {
+            match open_link(self.endpoint, &self.link).await {
                 Ok(conn) => {
                     self.conn = conn;
+                    self.check_first = self.link.check_http;
                     self.ppp.restart(true, Instant::now());
                     return Ok(None);
                 }

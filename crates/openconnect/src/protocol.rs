@@ -86,7 +86,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         description: "Compatible with FortiGate SSL VPN",
         udp: Some("DTLS"),
         hidden: false,
-        supported: false,
+        supported: true,
     },
     ProtocolInfo {
         protocol: Protocol::NullPpp,
@@ -167,14 +167,17 @@ mod tests {
         assert_eq!(unknown, "Unknown VPN protocol 'ipsec'");
         let later = lookup(Some("gp")).unwrap_err().to_string();
         assert!(
-            later.contains("GlobalProtect") && later.contains("anyconnect, nullppp"),
+            later.contains("GlobalProtect") && later.contains("anyconnect, fortinet, nullppp"),
             "{later}"
         );
     }
 
     #[test]
     fn the_version_line_lists_what_works_without_hidden_ones() {
-        assert_eq!(version_line(), "Supported protocols: anyconnect (default)");
+        assert_eq!(
+            version_line(),
+            "Supported protocols: anyconnect (default), fortinet"
+        );
         assert_eq!(PROTOCOLS.len(), 8);
     }
 }

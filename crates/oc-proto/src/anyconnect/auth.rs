@@ -10,60 +10,11 @@ use quick_xml::name::QName;
 use quick_xml::Reader;
 use thiserror::Error;
 
+use crate::form::xml_attr as attr;
 use crate::http::{Request, Response};
 use crate::url::ServerUrl;
 
-/// A form field's type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FieldKind {
-    Text,
-    Password,
-    Hidden,
-    Select(Vec<SelectOption>),
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SelectOption {
-    pub value: String,
-    pub label: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FormField {
-    pub name: String,
-    pub label: String,
-    pub kind: FieldKind,
-    /// Hidden fields carry their value; others may carry a default.
-    pub value: Option<String>,
-    /// Cisco's marker for a second-factor field.
-    pub second_auth: bool,
-}
-
-/// One `auth-request` as the user sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AuthForm {
-    /// `auth id`: `main`, `challenge`, `success`, ...
-    pub id: String,
-    pub title: Option<String>,
-    pub banner: Option<String>,
-    pub message: Option<String>,
-    pub error: Option<String>,
-    pub action: Option<String>,
-    pub method: Option<String>,
-    pub fields: Vec<FormField>,
-}
-
-impl AuthForm {
-    /// The field that chooses the authentication group, if the form has one.
-    pub fn group_field(&self) -> Option<&FormField> {
-        self.fields
-            .iter()
-            .find(|f| f.name == GROUP_FIELD && matches!(f.kind, FieldKind::Select(_)))
-    }
-}
-
-/// Name of the select that picks the authentication group.
-pub const GROUP_FIELD: &str = "group_list";
+pub use crate::form::{AuthForm, FieldKind, FormField, SelectOption, GROUP_FIELD};
 
 /// Everything we use from one `config-auth` document.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -194,18 +145,6 @@ fn fill_params(text: &str, params: &[String]) -> String {
     params
         .iter()
         .fold(text.to_string(), |out, param| out.replacen("%s", param, 1))
-}
-
-fn attr(start: &BytesStart<'_>, name: &str) -> Option<String> {
-    start
-        .attributes()
-        .flatten()
-        .find(|a| a.key.0 == name)
-        .map(|a| {
-            a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map(Cow::into_owned)
-                .unwrap_or_else(|_| a.value.into_owned())
-        })
 }
 
 fn open_element(

@@ -1,0 +1,201 @@
+//! `--protocol=fortinet`: the login (`oc_proto::fortinet` reads and builds the messages),
+//! the XML configuration, then the PPP tunnel of `ppp_tunnel` with Fortinet's encapsulation.
+
+use std::net::IpAddr;
+
+use oc_proto::fortinet::{
+    self, challenge_answers, login_form, login_request, login_response, parse_config, with_cookie,
+    FortinetConfig, LoginStep, COOKIE,
+};
+use oc_proto::http::{Request, Response};
+use oc_proto::ppp::Encapsulation;
+use tracing::{debug, info, warn};
+
+use crate::auth_ui::FormFiller;
+use crate::cli::Options;
+use crate::error::ClientError;
+use crate::ppp_tunnel::{self, PppLink};
+use crate::transport::{Endpoint, HttpsConnection};
+use crate::{print_authenticate, Finished};
+
+/// Login rounds (password, second factors, retries after a wrong password) before giving up.
+const MAX_ROUNDS: usize = 16;
+/// Redirects followed on the way to the login page.
+const MAX_REDIRECTS: usize = 5;
+
+/// Logs in (unless a cookie was given), then runs the tunnel as the options ask.
+pub(crate) async fn run(
+    opts: &Options,
+    endpoint: &Endpoint,
+    cookie: Option<String>,
+    filler: impl FnOnce() -> Result<FormFiller, ClientError>,
+) -> Result<Finished, ClientError> {
+    let cookie = match cookie {
+        Some(c) => c
+            .split(';')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix("SVPNCOOKIE="))
+            .unwrap_or(c.trim())
+            .to_string(),
+        None => {
+            let (cookie, addr, fingerprint) = login(endpoint, &mut filler()?).await?;
+            if opts.authenticate {
+                let printable = format!("{COOKIE}={cookie}");
+                print_authenticate(endpoint, &printable, Some(addr), Some(&fingerprint));
+                return Ok(Finished(String::new()));
+            }
+            cookie
+        }
+    };
+    if opts.cookieonly || opts.printcookie {
+        println!("{COOKIE}={cookie}");
+        if opts.cookieonly {
+            return Ok(Finished(String::new()));
+        }
+    }
+    let host = endpoint.url.host_header();
+    let config = fetch_config(endpoint, &host, &cookie, !opts.disable_ipv6).await?;
+    if let Some(v) = &config.version {
+        info!("Fortinet gateway {v}");
+    }
+    if config.dtls {
+        debug!("the gateway offers DTLS; this version tunnels over TLS only");
+    }
+    let link = PppLink {
+        encapsulation: Encapsulation::Fortinet,
+        want_ipv4: config.ip.ipv4.is_some(),
+        want_ipv6: config.ip.ipv6.is_some() && !opts.disable_ipv6,
+        terminate_at_network: false,
+        request: Some(with_cookie("GET", "/remote/sslvpn-tunnel", &host, &cookie)),
+        check_http: true,
+        dpd: config.dpd,
+        logout: Some(with_cookie("GET", "/remote/logout", &host, &cookie)),
+        base: config.ip,
+    };
+    ppp_tunnel::run(opts, endpoint, link).await
+}
+
+/// The login: the fixed username/password form, then whatever second factors the gateway
+/// asks for. Returns the cookie, the server's address and certificate fingerprint.
+async fn login(
+    endpoint: &Endpoint,
+    filler: &mut FormFiller,
+) -> Result<(String, IpAddr, String), ClientError> {
+    let host = endpoint.url.host_header();
+    let mut conn = endpoint.connect().await?;
+    let realm = login_page(endpoint, &mut conn, &host).await?;
+    let mut request = login_request(&host, &realm, &filler.fill(&login_form())?);
+    for _ in 0..MAX_ROUNDS {
+        let resp = exchange(endpoint, &mut conn, &request).await?;
+        match login_response(&resp).map_err(|e| ClientError::AuthAborted(e.to_string()))? {
+            LoginStep::Success(cookie) => {
+                info!("Logged in");
+                return Ok((cookie, conn.addr.ip(), conn.peer.fingerprint.clone()));
+            }
+            LoginStep::BadCredentials => {
+                warn!("Invalid credentials");
+                request = login_request(&host, &realm, &filler.fill(&login_form())?);
+            }
+            LoginStep::Challenge { form, echo } => {
+                let mut answers = vec![(
+                    "username".to_string(),
+                    filler.user.clone().unwrap_or_default(),
+                )];
+                if echo.iter().any(|(k, _)| k == "username") {
+                    answers.clear();
+                }
+                answers.extend(filler.fill(&form)?);
+                request = login_request(&host, &realm, &challenge_answers(answers, &echo));
+            }
+        }
+    }
+    Err(ClientError::AuthAborted(format!(
+        "no login after {MAX_ROUNDS} rounds"
+    )))
+}
+
+/// `GET /` (or the URL's path, a realm), following redirects on the same server, as
+/// upstream does; the realm is the `realm=` of where it ends.
+async fn login_page(
+    endpoint: &Endpoint,
+    conn: &mut HttpsConnection,
+    host: &str,
+) -> Result<String, ClientError> {
+    let mut path = endpoint.url.request_path();
+    let mut realm = endpoint.url.path.clone();
+    for _ in 0..MAX_REDIRECTS {
+        let req = Request::new("GET", path.clone())
+            .header("Host", host)
+            .header("User-Agent", fortinet::USER_AGENT);
+        let resp = exchange(endpoint, conn, &req).await?;
+        let next = redirect_target(&resp);
+        if let Some(r) = path
+            .split_once("realm=")
+            .map(|(_, r)| r.split('&').next().unwrap_or(r))
+        {
+            realm = r.to_string();
+        }
+        match next {
+            Some(target) => path = target,
+            None => return Ok(realm),
+        }
+    }
+    Ok(realm)
+}
+
+/// A same-server redirect: `Location`, or FortiOS 7.4's `top.location="..."` page.
+fn redirect_target(resp: &Response) -> Option<String> {
+    let location = match resp.head.status {
+        301..=303 | 307 | 308 => resp.head.header("Location").map(str::to_string),
+        _ => {
+            let body = String::from_utf8_lossy(&resp.body);
+            body.split_once("top.location=\"")
+                .and_then(|(_, r)| r.split_once('"'))
+                .map(|(l, _)| l.to_string())
+        }
+    }?;
+    // Only paths on this server; a redirect elsewhere is not followed.
+    location.starts_with('/').then_some(location)
+}
+
+async fn exchange(
+    endpoint: &Endpoint,
+    conn: &mut HttpsConnection,
+    request: &Request,
+) -> Result<Response, ClientError> {
+    if conn.closed {
+        *conn = endpoint.connect().await?;
+    }
+    Ok(conn.exchange(request, false).await?.0)
+}
+
+async fn fetch_config(
+    endpoint: &Endpoint,
+    host: &str,
+    cookie: &str,
+    dual_stack: bool,
+) -> Result<FortinetConfig, ClientError> {
+    let path = if dual_stack {
+        "/remote/fortisslvpn_xml?dual_stack=1"
+    } else {
+        "/remote/fortisslvpn_xml"
+    };
+    let mut conn = endpoint.connect().await?;
+    let resp = exchange(endpoint, &mut conn, &with_cookie("GET", path, host, cookie)).await?;
+    match resp.head.status {
+        200 => {}
+        301..=303 | 307 | 308 | 401 | 403 => {
+            return Err(ClientError::CookieRejected(format!(
+                "HTTP {} for the configuration",
+                resp.head.status
+            )))
+        }
+        other => {
+            return Err(ClientError::AuthAborted(format!(
+                "HTTP {other} for the Fortinet configuration"
+            )))
+        }
+    }
+    let xml = String::from_utf8_lossy(&resp.body);
+    parse_config(&xml).map_err(|e| ClientError::AuthAborted(e.to_string()))
+}

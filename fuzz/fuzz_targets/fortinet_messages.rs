@@ -1,0 +1,44 @@
+//! Fortinet's login answers and XML configuration from a hostile gateway.
+//!
+//! Byte 0 picks the HTTP status of the login answer (`% 4`: 200, 401, 405, 500) and byte 1
+//! whether a `Set-Cookie: SVPNCOOKIE=...` header comes with it (the next 16 bytes its
+//! value); the rest is the body, also read as the XML configuration. Neither reader may
+//! panic; a configuration it accepts has an address; a challenge has one field to fill.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use oc_proto::fortinet::{challenge_answers, login_response, parse_config, LoginStep};
+use oc_proto::http::{Header, Response, ResponseHead};
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&[status, cookie], rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let (value, body) = rest.split_at(rest.len().min(16));
+    let mut headers = Vec::new();
+    if cookie & 1 == 1 {
+        headers.push(Header {
+            name: "Set-Cookie".into(),
+            value: format!("SVPNCOOKIE={}; path=/", String::from_utf8_lossy(value)),
+        });
+    }
+    let resp = Response {
+        head: ResponseHead {
+            status: [200, 401, 405, 500][usize::from(status % 4)],
+            reason: String::new(),
+            headers,
+        },
+        body: body.to_vec(),
+    };
+    if let Ok(LoginStep::Challenge { form, echo }) = login_response(&resp) {
+        assert_eq!(form.fields.len(), 1, "a challenge asks for one value");
+        let answers = challenge_answers(vec![("code".into(), String::new())], &echo);
+        // An empty code asks for a push: the code, the echoed fields but magic, ftmpush.
+        let kept = echo.iter().filter(|(k, _)| k != "magic").count();
+        assert_eq!(answers.len(), kept + 2);
+        assert!(!answers.iter().any(|(k, _)| k == "magic"));
+    }
+    if let Ok(config) = parse_config(&String::from_utf8_lossy(body)) {
+        assert!(config.ip.ipv4.is_some() || config.ip.ipv6.is_some());
+    }
+});
