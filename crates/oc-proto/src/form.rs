@@ -29,8 +29,9 @@ pub struct FormField {
     pub kind: FieldKind,
     /// Hidden fields carry their value; others may carry a default.
     pub value: Option<String>,
-    /// Cisco's marker for a second-factor field.
-    pub second_auth: bool,
+    /// The field takes a one-time code: Cisco's `second-auth="1"`, Fortinet's token
+    /// challenge. Software tokens fill it.
+    pub token: bool,
 }
 
 /// One `auth-request` as the user sees it.

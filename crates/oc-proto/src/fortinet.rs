@@ -61,7 +61,7 @@ fn field(name: &str, label: &str, kind: FieldKind) -> FormField {
         label: label.to_string(),
         kind,
         value: None,
-        second_auth: false,
+        token: false,
     }
 }
 
@@ -161,7 +161,7 @@ fn token_challenge(body: &str) -> LoginStep {
         .collect();
     let label = message.clone().unwrap_or_else(|| "Token code:".into());
     let mut code = field("code", &label, FieldKind::Password);
-    code.second_auth = true;
+    code.token = true;
     let mut form = AuthForm {
         id: CHALLENGE_FORM.to_string(),
         message,
@@ -206,7 +206,7 @@ fn html_challenge(body: &str) -> Option<LoginStep> {
         prompt.as_deref().unwrap_or("Token code:"),
         FieldKind::Password,
     );
-    code.second_auth = true;
+    code.token = true;
     Some(LoginStep::Challenge {
         form: AuthForm {
             id: CHALLENGE_FORM.to_string(),

@@ -83,10 +83,11 @@ async fn login(
 ) -> Result<(String, IpAddr, String), ClientError> {
     let host = endpoint.url.host_header();
     let mut conn = endpoint.connect().await?;
-    let realm = login_page(endpoint, &mut conn, &host).await?;
+    let mut jar = CookieJar::default();
+    let realm = login_page(endpoint, &mut conn, &mut jar, &host).await?;
     let mut request = login_request(&host, &realm, &filler.fill(&login_form())?);
     for _ in 0..MAX_ROUNDS {
-        let resp = exchange(endpoint, &mut conn, &request).await?;
+        let resp = exchange(endpoint, &mut conn, &mut jar, &request).await?;
         match login_response(&resp).map_err(|e| ClientError::AuthAborted(e.to_string()))? {
             LoginStep::Success(cookie) => {
                 info!("Logged in");
@@ -119,6 +120,7 @@ async fn login(
 async fn login_page(
     endpoint: &Endpoint,
     conn: &mut HttpsConnection,
+    jar: &mut CookieJar,
     host: &str,
 ) -> Result<String, ClientError> {
     let mut path = endpoint.url.request_path();
@@ -127,13 +129,13 @@ async fn login_page(
         let req = Request::new("GET", path.clone())
             .header("Host", host)
             .header("User-Agent", fortinet::USER_AGENT);
-        let resp = exchange(endpoint, conn, &req).await?;
+        let resp = exchange(endpoint, conn, jar, &req).await?;
         let next = redirect_target(&resp);
         if let Some(r) = path
             .split_once("realm=")
             .map(|(_, r)| r.split('&').next().unwrap_or(r))
         {
-            realm = r.to_string();
+            realm = oc_proto::url::percent_decode(r, true);
         }
         match next {
             Some(target) => path = target,
@@ -158,15 +160,43 @@ fn redirect_target(resp: &Response) -> Option<String> {
     location.starts_with('/').then_some(location)
 }
 
+/// Cookies the gateway sets during the login, sent back with every later request (a
+/// browser's jar, which gateways keep their login state in).
+#[derive(Debug, Default)]
+struct CookieJar(Vec<(String, String)>);
+
+impl CookieJar {
+    fn update(&mut self, resp: &Response) {
+        for (name, value) in resp.head.set_cookies() {
+            self.0.retain(|(n, _)| n != name);
+            if !value.is_empty() {
+                self.0.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    fn apply(&self, request: &Request) -> Request {
+        let mut request = request.clone();
+        if !self.0.is_empty() {
+            let header: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
+            request.headers.push(("Cookie".into(), header.join("; ")));
+        }
+        request
+    }
+}
+
 async fn exchange(
     endpoint: &Endpoint,
     conn: &mut HttpsConnection,
+    jar: &mut CookieJar,
     request: &Request,
 ) -> Result<Response, ClientError> {
     if conn.closed {
         *conn = endpoint.connect().await?;
     }
-    Ok(conn.exchange(request, false).await?.0)
+    let resp = conn.exchange(&jar.apply(request), false).await?.0;
+    jar.update(&resp);
+    Ok(resp)
 }
 
 async fn fetch_config(
@@ -181,7 +211,9 @@ async fn fetch_config(
         "/remote/fortisslvpn_xml"
     };
     let mut conn = endpoint.connect().await?;
-    let resp = exchange(endpoint, &mut conn, &with_cookie("GET", path, host, cookie)).await?;
+    let mut jar = CookieJar::default();
+    let request = with_cookie("GET", path, host, cookie);
+    let resp = exchange(endpoint, &mut conn, &mut jar, &request).await?;
     match resp.head.status {
         200 => {}
         301..=303 | 307 | 308 | 401 | 403 => {

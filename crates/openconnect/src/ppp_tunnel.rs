@@ -25,6 +25,8 @@ use crate::{next_reconnect_interval, Finished, DEFAULT_SCRIPT};
 
 /// TLS record overhead openconnect allows for when it computes the MTU it asks for.
 const TLS_OVERHEAD: u16 = 5 + 16 + 8;
+/// How long PPP waits for a server's first bytes after a tunnel request that it may refuse.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
 /// How long a log-off waits for the Terminate-Ack.
 const LOGOFF_WAIT: Duration = Duration::from_millis(1500);
 
@@ -179,6 +181,7 @@ struct PppTunnel<'a> {
     out: Vec<u8>,
     /// The first bytes of a connection are still to be checked for an HTTP answer.
     check_first: bool,
+    connected_at: Instant,
 }
 
 /// Runs a PPP tunnel over a new TLS connection to the server.
@@ -207,6 +210,7 @@ pub(crate) async fn run(
         script_pid: std::process::id(),
         out: Vec::new(),
         check_first,
+        connected_at: Instant::now(),
     };
     let result = tunnel.main_loop().await;
     if tunnel.tun.is_some() {
@@ -268,7 +272,10 @@ impl PppTunnel<'_> {
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
             }
-            let deadline = self.ppp.poll_timeout();
+            let hold = self
+                .holding_back()
+                .then_some(self.connected_at + FIRST_BYTES_WAIT);
+            let deadline = [self.ppp.poll_timeout(), hold].into_iter().flatten().min();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -332,6 +339,13 @@ impl PppTunnel<'_> {
         result.map_err(ClientError::from)
     }
 
+    /// A server that refuses the tunnel request answers in HTTP and closes at once; PPP
+    /// written into that close fails before the answer can be read, so PPP waits for the
+    /// server's first bytes (or [`FIRST_BYTES_WAIT`], for servers that wait for us).
+    fn holding_back(&self) -> bool {
+        self.check_first && Instant::now() < self.connected_at + FIRST_BYTES_WAIT
+    }
+
     /// A dead peer is a reason to reconnect; anything else ends the tunnel.
     fn ppp_failed(&self, e: PppError) -> Result<Stop, ClientError> {
         match e {
@@ -361,7 +375,10 @@ impl PppTunnel<'_> {
 
     /// Writes what PPP queued and acts on its events.
     async fn after_input(&mut self) -> Result<Option<Stop>, ClientError> {
-        while let Some(frame) = self.ppp.poll_transmit() {
+        while !self.holding_back() {
+            let Some(frame) = self.ppp.poll_transmit() else {
+                break;
+            };
             if let Err(e) = self.conn.tls.write_all(&frame).await {
                 return Ok(Some(Stop::Lost(format!(
                     "sending on the TLS connection: {e}"
@@ -480,6 +497,7 @@ impl PppTunnel<'_> {
                 Ok(conn) => {
                     self.conn = conn;
                     self.check_first = self.link.check_http;
+                    self.connected_at = Instant::now();
                     self.ppp.restart(true, Instant::now());
                     return Ok(None);
                 }

@@ -346,6 +346,9 @@ impl SoftToken {
         if self.bypassed || field.kind != FieldKind::Password {
             return false;
         }
+        if field.token {
+            return true;
+        }
         if matches!(self.generator, Generator::SecurId(..)) {
             return field.name == "password" || field.name == "answer";
         }
@@ -596,6 +599,27 @@ mod tests {
             <input type="password" name="password" label="Password:"/></form></auth>"#,
         );
         assert!(totp.fills(&ocserv_otp, &ocserv_otp.fields[0]));
+        // A field the protocol marks as a token field (Fortinet's `_challenge` code, as
+        // upstream's token-typed field), whatever its name and the form's message.
+        let body = "ret=2,reqid=1,polid=2,grp=3,portal=4,magic=5,tokeninfo=,chal_msg=Enter it";
+        let response = oc_proto::http::Response {
+            head: oc_proto::http::ResponseHead {
+                status: 200,
+                reason: String::new(),
+                headers: Vec::new(),
+            },
+            body: body.as_bytes().to_vec(),
+        };
+        let Ok(oc_proto::fortinet::LoginStep::Challenge { form: forti, .. }) =
+            oc_proto::fortinet::login_response(&response)
+        else {
+            panic!("not a challenge");
+        };
+        assert!(totp.fills(&forti, &forti.fields[0]));
+        assert!(!totp.fills(
+            &oc_proto::fortinet::login_form(),
+            &oc_proto::fortinet::login_form().fields[1]
+        ));
     }
 
     #[test]

@@ -382,3 +382,21 @@ fn our_client_authenticates_then_connects_with_the_cookie() {
     forti.lab.spawn_client(&args, &format!("{cookie}\n"));
     forti.assert_tunnel_up();
 }
+
+/// A gateway that refuses the tunnel request answers in HTTP and closes at once: the client
+/// must read that answer (not fail writing PPP into the closed connection) and exit with
+/// status 2, the cookie being refused. Upstream's fortinet-auth-and-config checks the same.
+#[test]
+fn our_client_exits_2_when_the_tunnel_request_is_refused() {
+    let forti = Forti::start("forti-ours-refuse-tunnel", &["--refuse-tunnel"], false);
+    let script = forti.lab.recording_script();
+    let args = forti.client_args(&script, &[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = forti
+        .lab
+        .run_client(&args, &format!("{PASSWORD}\n"), SECS(20));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}\n{}", forti.logs());
+    assert!(text.contains("cookie was rejected by server"), "{text}");
+    assert!(forti.lab.log("reasons").is_empty(), "no tunnel, no script");
+}

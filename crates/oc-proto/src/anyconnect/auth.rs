@@ -192,7 +192,7 @@ fn push_field(
         label,
         kind,
         value: attr(start, "value"),
-        second_auth: attr(start, "second-auth").is_some_and(|v| v == "1"),
+        token: attr(start, "second-auth").is_some_and(|v| v == "1"),
         name,
     });
     Ok(())

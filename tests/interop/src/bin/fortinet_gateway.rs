@@ -62,6 +62,8 @@ for openconnect --protocol=fortinet. Run as root in the namespace that gets the 
   --user NAME            the one user that may log in
   --password PASS        its password
   --otp CODE             also require this token code (FortiGate's tokeninfo challenge)
+  --refuse-tunnel        answer every tunnel request with 403, as a gateway that no longer
+                         accepts the session (the client must exit with status 2)
   --tunnel-addr IPV4     the gateway's own tunnel address (PPP, tun device)
   --client-addr IPV4     the address the client is given (XML assigned-addr, IPCP)
   --dns IPV4             a DNS server to announce (XML and IPCP); may be repeated
@@ -126,6 +128,7 @@ struct Config {
     user: String,
     password: String,
     otp: Option<String>,
+    refuse_tunnel: bool,
     tunnel_addr: Ipv4Addr,
     client_addr: Ipv4Addr,
     dns: Vec<Ipv4Addr>,
@@ -143,6 +146,7 @@ struct Options {
     user: Option<String>,
     password: Option<String>,
     otp: Option<String>,
+    refuse_tunnel: bool,
     tunnel_addr: Option<Ipv4Addr>,
     client_addr: Option<Ipv4Addr>,
     dns: Vec<Ipv4Addr>,
@@ -157,6 +161,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Config>, 
     while let Some(arg) = args.next() {
         if arg == "--help" || arg == "-h" {
             return Ok(None);
+        }
+        if arg == "--refuse-tunnel" {
+            o.refuse_tunnel = true;
+            continue;
         }
         // Both `--name value` and `--name=value`.
         let (name, inline) = match arg.split_once('=') {
@@ -221,6 +229,7 @@ fn finish_options(o: Options) -> Result<Config, String> {
         user: required(o.user, "--user")?,
         password: required(o.password, "--password")?,
         otp: o.otp,
+        refuse_tunnel: o.refuse_tunnel,
         tunnel_addr: required(o.tunnel_addr, "--tunnel-addr")?,
         client_addr: required(o.client_addr, "--client-addr")?,
         dns: o.dns,
@@ -614,7 +623,9 @@ fn answer(gateway: &Gateway, request: &ServerRequest) -> Answer {
         (Method::Get, "/remote/fortisslvpn_xml") if gateway.cookie_is_valid(cookie) => {
             text(200, "OK", "application/xml", &tunnel_xml(&gateway.config))
         }
-        (Method::Get, "/remote/sslvpn-tunnel") if gateway.cookie_is_valid(cookie) => {
+        (Method::Get, "/remote/sslvpn-tunnel")
+            if gateway.cookie_is_valid(cookie) && !gateway.config.refuse_tunnel =>
+        {
             return Answer::Tunnel(cookie.unwrap_or_default().to_string());
         }
         (Method::Get, "/remote/fortisslvpn_xml" | "/remote/sslvpn-tunnel") => {
