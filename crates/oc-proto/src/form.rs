@@ -116,3 +116,301 @@ mod tests {
         assert_eq!(urlencode(&[]), "");
     }
 }
+
+/// A form found in an HTML page: what to ask, and where to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtmlForm {
+    pub form: AuthForm,
+    /// The `action` attribute, if any (relative to the page).
+    pub action: Option<String>,
+}
+
+/// Tags read from one page at most; a page with more is cut there.
+const MAX_TAGS: usize = 4096;
+
+/// The first `<form>` of `html` (or the one whose `id`/`name` is `want`), with its text,
+/// password, hidden and select fields, tolerant of the HTML real gateways send. `message`
+/// comes from the first element whose `id` is `message_id` (e.g. F5's
+/// `credentials_table_header`).
+pub fn parse_html_form(
+    html: &str,
+    want: Option<&str>,
+    message_id: Option<&str>,
+) -> Option<HtmlForm> {
+    let mut found: Option<HtmlForm> = None;
+    let mut in_wanted = false;
+    let mut select: Option<FormField> = None;
+    let mut capture_message = false;
+    let mut message = String::new();
+    for (tag, text_after) in tags(html).take(MAX_TAGS) {
+        let (name, attrs) = tag;
+        match name.as_str() {
+            "form" if found.is_none() => {
+                let id = attr_of(&attrs, "id").or_else(|| attr_of(&attrs, "name"));
+                if want.is_none_or(|w| id.as_deref() == Some(w)) {
+                    in_wanted = true;
+                    found = Some(HtmlForm {
+                        form: AuthForm {
+                            id: id.unwrap_or_default(),
+                            ..AuthForm::default()
+                        },
+                        action: attr_of(&attrs, "action"),
+                    });
+                }
+            }
+            "/form" => in_wanted = false,
+            "input" if in_wanted => {
+                if let (Some(f), Some(field)) = (found.as_mut(), input_field(&attrs)) {
+                    if f.form.fields.len() < 64 {
+                        f.form.fields.push(field);
+                    }
+                }
+            }
+            "select" if in_wanted => {
+                select = attr_of(&attrs, "name").map(|n| FormField {
+                    label: n.clone(),
+                    name: n,
+                    kind: FieldKind::Select(Vec::new()),
+                    value: None,
+                    token: false,
+                });
+            }
+            "option" => {
+                if let (Some(s), Some(v)) = (select.as_mut(), attr_of(&attrs, "value")) {
+                    if let FieldKind::Select(options) = &mut s.kind {
+                        if options.len() < 1024 {
+                            options.push(SelectOption {
+                                label: text_after.trim().to_string(),
+                                value: v,
+                            });
+                        }
+                    }
+                }
+            }
+            "/select" => {
+                if let (Some(f), Some(s)) = (found.as_mut(), select.take()) {
+                    f.form.fields.push(s);
+                }
+            }
+            _ => {}
+        }
+        if message_id.is_some() && attr_of(&attrs, "id").as_deref() == message_id {
+            capture_message = true;
+        }
+        if capture_message && !name.starts_with('/') {
+            message.push_str(text_after.trim());
+        } else if capture_message && name.starts_with("/td") {
+            capture_message = false;
+        }
+    }
+    let mut found = found?;
+    let message = message.trim();
+    if !message.is_empty() {
+        found.form.message = Some(message.to_string());
+    }
+    Some(found)
+}
+
+fn input_field(attrs: &[(String, String)]) -> Option<FormField> {
+    let name = attr_of(attrs, "name")?;
+    let kind = match attr_of(attrs, "type")
+        .unwrap_or_else(|| "text".into())
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "text" | "email" | "tel" | "number" => FieldKind::Text,
+        "password" => FieldKind::Password,
+        "hidden" => FieldKind::Hidden,
+        // Buttons, checkboxes and the like are not asked for.
+        _ => return None,
+    };
+    Some(FormField {
+        label: attr_of(attrs, "placeholder").unwrap_or_else(|| format!("{name}:")),
+        value: attr_of(attrs, "value"),
+        name,
+        kind,
+        token: false,
+    })
+}
+
+fn attr_of(attrs: &[(String, String)], name: &str) -> Option<String> {
+    attrs
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.clone())
+}
+
+/// `(lower-case tag name with a leading `/` for end tags, attributes)` and the text up to
+/// the next tag; comments and script/style bodies are skipped.
+fn tags(html: &str) -> impl Iterator<Item = ((String, Vec<(String, String)>), String)> + '_ {
+    let mut rest = html;
+    std::iter::from_fn(move || loop {
+        let start = rest.find('<')?;
+        rest = rest.get(start + 1..)?;
+        if let Some(after) = rest.strip_prefix("!--") {
+            rest = after.split_once("-->").map_or("", |(_, r)| r);
+            continue;
+        }
+        let end = rest.find('>')?;
+        let inside = rest.get(..end)?;
+        rest = rest.get(end + 1..)?;
+        let (name, attrs) = parse_tag(inside);
+        if name == "script" || name == "style" {
+            let close = format!("</{name}");
+            rest = rest
+                .to_ascii_lowercase()
+                .find(&close)
+                .and_then(|i| rest.get(i..))
+                .unwrap_or("");
+        }
+        let text = rest.split('<').next().unwrap_or_default();
+        return Some(((name, attrs), decode_entities(text)));
+    })
+}
+
+fn parse_tag(inside: &str) -> (String, Vec<(String, String)>) {
+    let inside = inside.trim_end_matches('/');
+    let name_end = inside
+        .find(|c: char| c.is_whitespace())
+        .unwrap_or(inside.len());
+    let name = inside
+        .get(..name_end)
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let mut attrs = Vec::new();
+    let mut s = inside.get(name_end..).unwrap_or_default().trim_start();
+    while !s.is_empty() && attrs.len() < 64 {
+        let key_end = s
+            .find(|c: char| c == '=' || c.is_whitespace())
+            .unwrap_or(s.len());
+        let key = s.get(..key_end).unwrap_or_default().to_ascii_lowercase();
+        s = s.get(key_end..).unwrap_or_default().trim_start();
+        let value = if let Some(v) = s.strip_prefix('=') {
+            let v = v.trim_start();
+            let (value, after) = match v.chars().next() {
+                Some(q @ ('"' | '\'')) => {
+                    let body = v.get(1..).unwrap_or_default();
+                    let end = body.find(q).unwrap_or(body.len());
+                    (
+                        body.get(..end).unwrap_or_default(),
+                        body.get(end + 1..).unwrap_or_default(),
+                    )
+                }
+                _ => {
+                    let end = v.find(char::is_whitespace).unwrap_or(v.len());
+                    (
+                        v.get(..end).unwrap_or_default(),
+                        v.get(end..).unwrap_or_default(),
+                    )
+                }
+            };
+            s = after.trim_start();
+            decode_entities(value)
+        } else {
+            String::new()
+        };
+        if key.is_empty() {
+            break;
+        }
+        attrs.push((key, value));
+    }
+    (name, attrs)
+}
+
+/// The common HTML entities (and numeric ones).
+fn decode_entities(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find('&') {
+        out.push_str(rest.get(..i).unwrap_or_default());
+        rest = rest.get(i..).unwrap_or_default();
+        let end = rest.find(';').filter(|e| *e <= 10);
+        let entity = end.and_then(|e| rest.get(1..e));
+        let decoded = entity.and_then(|e| match e {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" | "#39" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => e
+                .strip_prefix('#')
+                .and_then(|n| {
+                    n.strip_prefix('x')
+                        .map_or_else(|| n.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
+                })
+                .and_then(char::from_u32),
+        });
+        match (decoded, end) {
+            (Some(c), Some(e)) => {
+                out.push(c);
+                rest = rest.get(e + 1..).unwrap_or_default();
+            }
+            _ => {
+                out.push('&');
+                rest = rest.get(1..).unwrap_or_default();
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod html_tests {
+    use super::*;
+
+    const F5_PAGE: &str = r#"<html><head><script>var x = "<form id='fake'>";</script></head><body>
+      <table><tr><td id="credentials_table_header">Secure &amp; Logon</td></tr>
+      <tr><td id="credentials_table_postheader">The username or password is not correct.</td></tr></table>
+      <!-- <form id="commented"> -->
+      <form id="auth_form" name="e1" method="post" action="/my.policy" autocomplete="off">
+        <input type=text name=username value="" placeholder="Username">
+        <input type="password" name="password" value=''>
+        <select name="domain"><option value="corp">Corporate</option><option value="lab" selected>Lab &amp; test</option></select>
+        <input type="hidden" name="vhost" value="standard">
+        <input type="submit" value="Logon">
+      </form></body></html>"#;
+
+    #[test]
+    fn a_login_page_becomes_a_form() {
+        let f =
+            parse_html_form(F5_PAGE, Some("auth_form"), Some("credentials_table_header")).unwrap();
+        assert_eq!(f.action.as_deref(), Some("/my.policy"));
+        assert_eq!(f.form.id, "auth_form");
+        assert_eq!(f.form.message.as_deref(), Some("Secure & Logon"));
+        let names: Vec<&str> = f.form.fields.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["username", "password", "domain", "vhost"]);
+        assert_eq!(f.form.fields[0].kind, FieldKind::Text);
+        assert_eq!(f.form.fields[0].label, "Username");
+        assert_eq!(f.form.fields[1].kind, FieldKind::Password);
+        let FieldKind::Select(options) = &f.form.fields[2].kind else {
+            panic!("not a select");
+        };
+        assert_eq!(options[1].label, "Lab & test");
+        assert_eq!(f.form.fields[3].value.as_deref(), Some("standard"));
+        // The script's and the comment's forms were not taken.
+        assert!(parse_html_form(F5_PAGE, Some("fake"), None).is_none());
+        assert!(parse_html_form(F5_PAGE, Some("commented"), None).is_none());
+    }
+
+    #[test]
+    fn broken_html_gives_what_it_can_and_never_panics() {
+        assert!(parse_html_form("", None, None).is_none());
+        assert!(parse_html_form("<form", None, None).is_none());
+        let f = parse_html_form(
+            "<form><input name=a value=\"unterminated></form>",
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(f.form.fields.len(), 1);
+        assert_eq!(
+            decode_entities("a&b &#65;&#x42;&bogus; &"),
+            "a&b AB&bogus; &"
+        );
+    }
+}

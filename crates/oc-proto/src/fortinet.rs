@@ -11,7 +11,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use thiserror::Error;
 
-use crate::form::{urlencode, xml_attr, AuthForm, FieldKind, FormField};
+use crate::form::{parse_html_form, urlencode, xml_attr, AuthForm, FieldKind, FormField, HtmlForm};
 use crate::http::{Request, Response};
 use crate::ip_config::IpConfig;
 
@@ -176,55 +176,30 @@ fn token_challenge(body: &str) -> LoginStep {
 }
 
 /// A 401 with an HTML form (hidden `magic`, `username`, `reqid`, `grpid`; the password
-/// field `credential`; the prompt in a `<b>`): its hidden fields go back, the password
-/// field is asked for.
+/// field `credential`; the prompt in a `<b>`): the hidden fields go back as they are, the
+/// other one takes the code.
 fn html_challenge(body: &str) -> Option<LoginStep> {
-    let mut echo = Vec::new();
-    let mut secret = None;
-    for tag in body.split('<').skip(1).take(256) {
-        let Some(rest) = tag.strip_prefix("input") else {
-            continue;
-        };
-        let attrs = rest.split('>').next().unwrap_or_default();
-        let (Some(name), kind) = (html_attr(attrs, "name"), html_attr(attrs, "type")) else {
-            continue;
-        };
-        match kind.as_deref() {
-            Some("hidden") => echo.push((name, html_attr(attrs, "value").unwrap_or_default())),
-            Some("password") | Some("text") => secret = Some(name),
-            _ => {}
-        }
-    }
-    let secret = secret?;
+    let HtmlForm { mut form, .. } = parse_html_form(body, None, None)?;
     let prompt = body
         .split_once("<b>")
         .and_then(|(_, r)| r.split_once("</b>"))
         .map(|(p, _)| p.trim().to_string())
         .filter(|p| !p.is_empty());
-    let mut code = field(
-        &secret,
-        prompt.as_deref().unwrap_or("Token code:"),
-        FieldKind::Password,
-    );
+    let code = form
+        .fields
+        .iter_mut()
+        .find(|f| !matches!(f.kind, FieldKind::Hidden))?;
+    code.kind = FieldKind::Password;
     code.token = true;
+    if let Some(p) = &prompt {
+        code.label.clone_from(p);
+    }
+    form.id = CHALLENGE_FORM.to_string();
+    form.message = prompt;
     Some(LoginStep::Challenge {
-        form: AuthForm {
-            id: CHALLENGE_FORM.to_string(),
-            message: prompt,
-            fields: vec![code],
-            ..AuthForm::default()
-        },
-        echo,
+        form,
+        echo: Vec::new(),
     })
-}
-
-/// A quoted attribute in an HTML tag's text.
-fn html_attr(attrs: &str, name: &str) -> Option<String> {
-    let at = attrs.find(&format!("{name}="))? + name.len() + 1;
-    let rest = attrs.get(at..)?;
-    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '\'')?;
-    let inner = rest.get(1..)?;
-    inner.split(quote).next().map(str::to_string)
 }
 
 /// The answers for a challenge: the form's, then what the server asked back (without

@@ -98,12 +98,13 @@ async fn login(
                 request = login_request(&host, &realm, &filler.fill(&login_form())?);
             }
             LoginStep::Challenge { form, echo } => {
-                let mut answers = vec![(
-                    "username".to_string(),
-                    filler.user.clone().unwrap_or_default(),
-                )];
-                if echo.iter().any(|(k, _)| k == "username") {
-                    answers.clear();
+                // The token challenge wants the user name again; an HTML form carries it.
+                let mut answers = Vec::new();
+                if !form.fields.iter().any(|f| f.name == "username") {
+                    answers.push((
+                        "username".to_string(),
+                        filler.user.clone().unwrap_or_default(),
+                    ));
                 }
                 answers.extend(filler.fill(&form)?);
                 request = login_request(&host, &realm, &challenge_answers(answers, &echo));
