@@ -46,14 +46,18 @@ pub struct AuthForm {
     pub action: Option<String>,
     pub method: Option<String>,
     pub fields: Vec<FormField>,
+    /// The select that picks the authentication group (`--authgroup`), when it is not
+    /// AnyConnect's [`GROUP_FIELD`] (F5's `domain`, for one).
+    pub group_select: Option<String>,
 }
 
 impl AuthForm {
     /// The field that chooses the authentication group, if the form has one.
     pub fn group_field(&self) -> Option<&FormField> {
-        self.fields
-            .iter()
-            .find(|f| f.name == GROUP_FIELD && matches!(f.kind, FieldKind::Select(_)))
+        self.fields.iter().find(|f| {
+            (f.name == GROUP_FIELD || self.group_select.as_ref() == Some(&f.name))
+                && matches!(f.kind, FieldKind::Select(_))
+        })
     }
 }
 

@@ -4,7 +4,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use nix::sys::termios::{self, LocalFlags, SetArg};
-use oc_proto::anyconnect::auth::{AuthForm, FieldKind, FormField, GROUP_FIELD};
+use oc_proto::anyconnect::auth::{AuthForm, FieldKind, FormField};
 use tracing::{error, info};
 
 use crate::error::ClientError;
@@ -52,7 +52,7 @@ impl FormFiller {
         }
         match &field.kind {
             FieldKind::Hidden => Ok(field.value.clone().unwrap_or_default()),
-            FieldKind::Select(options) => self.choose(field, options),
+            FieldKind::Select(options) => self.choose(form, field, options),
             FieldKind::Text => {
                 if field.name == "username" {
                     if let Some(u) = &self.user {
@@ -91,10 +91,11 @@ impl FormFiller {
 
     fn choose(
         &mut self,
+        form: &AuthForm,
         field: &FormField,
         options: &[oc_proto::anyconnect::auth::SelectOption],
     ) -> Result<String, ClientError> {
-        let wanted = if field.name == GROUP_FIELD {
+        let wanted = if form.group_field().is_some_and(|g| g.name == field.name) {
             self.authgroup.clone()
         } else {
             None

@@ -7,15 +7,16 @@ use oc_proto::fortinet::{
     self, challenge_answers, login_form, login_request, login_response, parse_config, with_cookie,
     FortinetConfig, LoginStep, COOKIE,
 };
-use oc_proto::http::{Request, Response};
+use oc_proto::http::Request;
 use oc_proto::ppp::Encapsulation;
 use tracing::{debug, info, warn};
 
 use crate::auth_ui::FormFiller;
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::ppp_tunnel::{self, PppLink};
+use crate::ppp_tunnel::{self, PppLink, TunnelAnswer};
 use crate::transport::{Endpoint, HttpsConnection};
+use crate::web::{exchange, redirect_target, CookieJar};
 use crate::{print_authenticate, Finished};
 
 /// Login rounds (password, second factors, retries after a wrong password) before giving up.
@@ -67,7 +68,7 @@ pub(crate) async fn run(
         want_ipv6: config.ip.ipv6.is_some() && !opts.disable_ipv6,
         terminate_at_network: false,
         request: Some(with_cookie("GET", "/remote/sslvpn-tunnel", &host, &cookie)),
-        check_http: true,
+        answer: TunnelAnswer::PppOrHttpRefusal,
         dpd: config.dpd,
         logout: Some(with_cookie("GET", "/remote/logout", &host, &cookie)),
         base: config.ip,
@@ -144,60 +145,6 @@ async fn login_page(
         }
     }
     Ok(realm)
-}
-
-/// A same-server redirect: `Location`, or FortiOS 7.4's `top.location="..."` page.
-fn redirect_target(resp: &Response) -> Option<String> {
-    let location = match resp.head.status {
-        301..=303 | 307 | 308 => resp.head.header("Location").map(str::to_string),
-        _ => {
-            let body = String::from_utf8_lossy(&resp.body);
-            body.split_once("top.location=\"")
-                .and_then(|(_, r)| r.split_once('"'))
-                .map(|(l, _)| l.to_string())
-        }
-    }?;
-    // Only paths on this server; a redirect elsewhere is not followed.
-    location.starts_with('/').then_some(location)
-}
-
-/// Cookies the gateway sets during the login, sent back with every later request (a
-/// browser's jar, which gateways keep their login state in).
-#[derive(Debug, Default)]
-struct CookieJar(Vec<(String, String)>);
-
-impl CookieJar {
-    fn update(&mut self, resp: &Response) {
-        for (name, value) in resp.head.set_cookies() {
-            self.0.retain(|(n, _)| n != name);
-            if !value.is_empty() {
-                self.0.push((name.to_string(), value.to_string()));
-            }
-        }
-    }
-
-    fn apply(&self, request: &Request) -> Request {
-        let mut request = request.clone();
-        if !self.0.is_empty() {
-            let header: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();
-            request.headers.push(("Cookie".into(), header.join("; ")));
-        }
-        request
-    }
-}
-
-async fn exchange(
-    endpoint: &Endpoint,
-    conn: &mut HttpsConnection,
-    jar: &mut CookieJar,
-    request: &Request,
-) -> Result<Response, ClientError> {
-    if conn.closed {
-        *conn = endpoint.connect().await?;
-    }
-    let resp = conn.exchange(&jar.apply(request), false).await?.0;
-    jar.update(&resp);
-    Ok(resp)
 }
 
 async fn fetch_config(

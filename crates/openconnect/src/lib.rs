@@ -8,6 +8,7 @@ pub mod auth_ui;
 pub mod cli;
 mod dtls;
 pub mod error;
+mod f5;
 mod fortinet;
 mod ppp_tunnel;
 pub mod protocol;
@@ -15,6 +16,7 @@ mod shell;
 pub mod token;
 pub mod transport;
 mod tunnel;
+mod web;
 pub mod yubikey;
 
 use std::net::IpAddr;
@@ -61,6 +63,10 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         Protocol::Fortinet => {
             let cookie = raw_cookie(&opts)?;
             return fortinet::run(&opts, &endpoint, cookie, || form_filler(&opts)).await;
+        }
+        Protocol::F5 => {
+            let cookie = raw_cookie(&opts)?;
+            return f5::run(&opts, &endpoint, cookie, || form_filler(&opts)).await;
         }
         _ => {}
     }

@@ -3,13 +3,13 @@
 //! loop, signals and reconnects. nullppp uses it as it is; fortinet and f5 add their login
 //! and encapsulation in front.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 use oc_net::{open_tun, Reason, ScriptContext, TunReader};
-use oc_proto::http::Request;
+use oc_proto::http::{Request, ResponseHead};
 use oc_proto::ip_config::IpConfig;
 use oc_proto::ppp::{Closed, Encapsulation, Ppp, PppConfig, PppError, PppEvent, PppNetwork, Role};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -30,6 +30,20 @@ const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
 /// How long a log-off waits for the Terminate-Ack.
 const LOGOFF_WAIT: Duration = Duration::from_millis(1500);
 
+/// The addresses a tunnel request's answer gives, to propose in IPCP/IPV6CP.
+pub(crate) type Proposed = (Option<Ipv4Addr>, Option<Ipv6Addr>);
+
+/// What the server sends before PPP on a new connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TunnelAnswer {
+    /// Nothing: PPP starts at once (nullppp).
+    Nothing,
+    /// Nothing, or an HTTP refusal instead of PPP (Fortinet).
+    PppOrHttpRefusal,
+    /// An HTTP head, read by the protocol's function (F5).
+    HttpHead(fn(&ResponseHead) -> Result<Proposed, ClientError>),
+}
+
 /// How one PPP protocol runs its link.
 #[derive(Debug, Clone)]
 pub(crate) struct PppLink {
@@ -40,8 +54,8 @@ pub(crate) struct PppLink {
     pub terminate_at_network: bool,
     /// Sent on each new connection before PPP starts (Fortinet's tunnel request).
     pub request: Option<Request>,
-    /// The server may answer that request in HTTP instead of starting PPP.
-    pub check_http: bool,
+    /// What comes back before PPP.
+    pub answer: TunnelAnswer,
     /// What the vendor's configuration said: addresses (proposed in IPCP), routes, DNS.
     pub base: IpConfig,
     /// LCP echo interval (the vendor's heartbeat, or `--force-dpd`).
@@ -64,7 +78,7 @@ impl PppLink {
             want_ipv6: !cookie.contains("noipv6") && !opts.disable_ipv6,
             terminate_at_network: cookie.contains("term"),
             request: None,
-            check_http: false,
+            answer: TunnelAnswer::Nothing,
             base: IpConfig::default(),
             dpd: None,
             logout: None,
@@ -141,18 +155,29 @@ fn ip_config(base: &IpConfig, net: &PppNetwork) -> IpConfig {
     ip
 }
 
-/// A new connection, with the protocol's tunnel request sent.
-async fn open_link(endpoint: &Endpoint, link: &PppLink) -> Result<HttpsConnection, ClientError> {
+/// A new connection with the protocol's tunnel request sent and, when the protocol has
+/// one, its answer read: the connection, PPP bytes that came with the answer, and the
+/// addresses it proposed.
+async fn open_link(
+    endpoint: &Endpoint,
+    link: &PppLink,
+) -> Result<(HttpsConnection, Vec<u8>, Option<Proposed>), ClientError> {
     let mut conn = endpoint.connect().await?;
-    if let Some(request) = &link.request {
-        let mut bytes = Vec::new();
-        request.emit(&mut bytes);
-        conn.tls
-            .write_all(&bytes)
-            .await
-            .map_err(ClientError::io("sending the tunnel request"))?;
+    let Some(request) = &link.request else {
+        return Ok((conn, Vec::new(), None));
+    };
+    if let TunnelAnswer::HttpHead(read) = link.answer {
+        let (resp, rest) = conn.exchange(request, true).await?;
+        let proposed = read(&resp.head)?;
+        return Ok((conn, rest, Some(proposed)));
     }
-    Ok(conn)
+    let mut bytes = Vec::new();
+    request.emit(&mut bytes);
+    conn.tls
+        .write_all(&bytes)
+        .await
+        .map_err(ClientError::io("sending the tunnel request"))?;
+    Ok((conn, Vec::new(), None))
 }
 
 /// Why the packet loop stopped.
@@ -182,17 +207,25 @@ struct PppTunnel<'a> {
     /// The first bytes of a connection are still to be checked for an HTTP answer.
     check_first: bool,
     connected_at: Instant,
+    /// PPP bytes that came with the tunnel request's answer.
+    pending: Vec<u8>,
 }
 
 /// Runs a PPP tunnel over a new TLS connection to the server.
 pub(crate) async fn run(
     opts: &Options,
     endpoint: &Endpoint,
-    link: PppLink,
+    mut link: PppLink,
 ) -> Result<Finished, ClientError> {
-    let conn = open_link(endpoint, &link).await?;
+    let (conn, pending, proposed) = open_link(endpoint, &link).await?;
+    if let Some((v4, v6)) = proposed {
+        link.base.ipv4 = v4.or(link.base.ipv4);
+        if let Some(v6) = v6 {
+            link.base.ipv6 = Ipv6Net::new(v6, 64).ok();
+        }
+    }
     let ppp = Ppp::new(ppp_config(opts, &link, &conn), Instant::now());
-    let check_first = link.check_http;
+    let check_first = matches!(link.answer, TunnelAnswer::PppOrHttpRefusal);
     let mut tunnel = PppTunnel {
         opts,
         endpoint,
@@ -211,6 +244,7 @@ pub(crate) async fn run(
         out: Vec::new(),
         check_first,
         connected_at: Instant::now(),
+        pending,
     };
     let result = tunnel.main_loop().await;
     if tunnel.tun.is_some() {
@@ -268,6 +302,10 @@ impl PppTunnel<'_> {
     async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
         let mut up = TunReader::new(0);
         let mut down = vec![0u8; 64 * 1024];
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.handle_tls(&pending)?;
+        }
         loop {
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
@@ -494,9 +532,10 @@ impl PppTunnel<'_> {
         let mut interval = Duration::ZERO;
         loop {
             match open_link(self.endpoint, &self.link).await {
-                Ok(conn) => {
+                Ok((conn, pending, _)) => {
                     self.conn = conn;
-                    self.check_first = self.link.check_http;
+                    self.pending = pending;
+                    self.check_first = matches!(self.link.answer, TunnelAnswer::PppOrHttpRefusal);
                     self.connected_at = Instant::now();
                     self.ppp.restart(true, Instant::now());
                     return Ok(None);

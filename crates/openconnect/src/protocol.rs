@@ -77,7 +77,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         description: "Compatible with F5 BIG-IP SSL VPN",
         udp: Some("DTLS"),
         hidden: false,
-        supported: false,
+        supported: true,
     },
     ProtocolInfo {
         protocol: Protocol::Fortinet,
@@ -167,7 +167,7 @@ mod tests {
         assert_eq!(unknown, "Unknown VPN protocol 'ipsec'");
         let later = lookup(Some("gp")).unwrap_err().to_string();
         assert!(
-            later.contains("GlobalProtect") && later.contains("anyconnect, fortinet, nullppp"),
+            later.contains("GlobalProtect") && later.contains("anyconnect, f5, fortinet, nullppp"),
             "{later}"
         );
     }
@@ -176,7 +176,7 @@ mod tests {
     fn the_version_line_lists_what_works_without_hidden_ones() {
         assert_eq!(
             version_line(),
-            "Supported protocols: anyconnect (default), fortinet"
+            "Supported protocols: anyconnect (default), f5, fortinet"
         );
         assert_eq!(PROTOCOLS.len(), 8);
     }
