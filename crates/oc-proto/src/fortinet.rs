@@ -101,7 +101,7 @@ pub enum LoginStep {
     Success(String),
     /// A second factor: fill `form` and send its answers with `echo` (as given).
     Challenge {
-        form: AuthForm,
+        form: Box<AuthForm>,
         echo: Vec<(String, String)>,
     },
     /// Wrong username or password (HTTP 405).
@@ -172,7 +172,10 @@ fn token_challenge(body: &str) -> LoginStep {
         form.title =
             Some("FortiToken Mobile push: leave the code empty to be asked on the phone".into());
     }
-    LoginStep::Challenge { form, echo }
+    LoginStep::Challenge {
+        form: Box::new(form),
+        echo,
+    }
 }
 
 /// A 401 with an HTML form (hidden `magic`, `username`, `reqid`, `grpid`; the password
@@ -197,7 +200,7 @@ fn html_challenge(body: &str) -> Option<LoginStep> {
     form.id = CHALLENGE_FORM.to_string();
     form.message = prompt;
     Some(LoginStep::Challenge {
-        form,
+        form: Box::new(form),
         echo: Vec::new(),
     })
 }
