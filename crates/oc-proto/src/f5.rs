@@ -41,8 +41,10 @@ pub enum F5Error {
 /// The login form of an F5 page: its `auth_form` (or, lacking one, any form; a page with
 /// none asks for `username` and `password`, as upstream assumes), and where it goes.
 pub fn login_form(html: &str) -> HtmlForm {
+    // A form with nothing to fill (buttons only, a script-built page) counts as none.
     let found = parse_html_form(html, Some(FORM_ID), Some("credentials_table_header"))
-        .or_else(|| parse_html_form(html, None, Some("credentials_table_header")));
+        .or_else(|| parse_html_form(html, None, Some("credentials_table_header")))
+        .filter(|f| !f.form.fields.is_empty());
     let mut form = found.unwrap_or_else(|| HtmlForm {
         form: AuthForm {
             id: FORM_ID.into(),

@@ -25,6 +25,8 @@ use crate::{next_reconnect_interval, Finished, DEFAULT_SCRIPT};
 
 /// TLS record overhead openconnect allows for when it computes the MTU it asks for.
 const TLS_OVERHEAD: u16 = 5 + 16 + 8;
+/// The most a TLS record carries.
+const MAX_RECORD: usize = 16 * 1024;
 /// How long PPP waits for a server's first bytes after a tunnel request that it may refuse.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
 /// How long a log-off waits for the Terminate-Ack.
@@ -392,6 +394,9 @@ impl PppTunnel<'_> {
         }
     }
 
+    /// Encapsulates one tun read's packets and writes them, a TLS record's worth at a time
+    /// and only whole frames in each: some peers (openconnect 9.01's HDLC reader, for one)
+    /// drop a frame that goes on in the next record.
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
         self.out.clear();
         let now = Instant::now();
@@ -399,9 +404,19 @@ impl PppTunnel<'_> {
             let Some(packet) = up.framed_mut(i) else {
                 continue;
             };
+            let before = self.out.len();
             match self.ppp.encapsulate_ip(packet, now, &mut self.out) {
                 Ok(()) => self.stats.sent(packet.len()),
                 Err(e) => debug!("packet dropped: {e}"),
+            }
+            if self.out.len() > MAX_RECORD && before > 0 {
+                let whole = self.out.get(..before).unwrap_or_default();
+                self.conn
+                    .tls
+                    .write_all(whole)
+                    .await
+                    .map_err(ClientError::io("sending on the TLS connection"))?;
+                self.out.drain(..before);
             }
         }
         self.conn

@@ -8,6 +8,8 @@
 // Test support: a failed set-up step should stop the test with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod gateway;
+
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

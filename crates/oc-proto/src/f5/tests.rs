@@ -26,6 +26,12 @@ fn the_login_page_gives_the_form_its_error_and_where_it_goes() {
         "a password with a user name is not a code"
     );
     // A page without a form: username and password, as upstream assumes.
+    let empty = login_form(r#"<form id="auth_form"><input type="submit"></form>"#);
+    assert_eq!(
+        empty.form.fields.len(),
+        2,
+        "a form with nothing to fill is no form"
+    );
     let bare = login_form("<html>please log on</html>");
     let names: Vec<&str> = bare.form.fields.iter().map(|x| x.name.as_str()).collect();
     assert_eq!(names, ["username", "password"]);

@@ -1,0 +1,953 @@
+//! `f5_gateway`: a test gateway speaking F5 BIG-IP APM SSL VPN ("network access": an HTML
+//! login form, an XML configuration, then PPP over a second TLS connection), enough for
+//! openconnect's `--protocol=f5` to log in and pass traffic. It is test code: one user, one
+//! network-access resource, one tunnel at a time, no DTLS, no persistence.
+//!
+//! ```text
+//! f5_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
+//!            --tunnel-addr IPV4 --client-addr IPV4 [--hdlc] [--otp CODE] [--domain NAME]...
+//!            [--dns IPV4]... [--route NET/PREFIX]... [--dns-suffix NAME] [--banner TEXT]
+//!            [--tun NAME] [--log FILE]
+//! ```
+//!
+//! Run it as root in the namespace that should own the tun device. It prints
+//! `listening on https://ADDR:PORT` once it accepts connections, and logs every request,
+//! login step, configuration, tunnel and PPP event to stderr (and to `--log FILE`).
+//!
+//! What it answers, as an APM does (all on one HTTPS port):
+//! - `GET /`: `302` to `/my.policy`, starting an access-policy session: cookies
+//!   `MRHSession` (a pre-login value, not yet proof of anything) and `LastMRH_Session`;
+//! - `GET /my.policy`: the logon page, `<form id="auth_form" name="e1" method="post"
+//!   action="/my.policy">` with `username`, `password`, a `domain` select when `--domain`
+//!   is given, and a hidden `vhost=standard`; the banner in `credentials_table_header`;
+//! - `POST /my.policy` (form-encoded, with the pre-login `MRHSession`): wrong credentials
+//!   get the logon page again (200) with the error in `credentials_table_postheader`. The
+//!   right ones get a new `MRHSession`, `LastMRH_Session` and `F5_ST=1z1z1z<now>z3600`, and
+//!   a `302` to `/vdesk/webtop.eui?...` (a 200 page). With `--otp CODE` the right password
+//!   first gets a second form (same form id `auth_form`, one password field `_F5_challenge`,
+//!   the prompt in `credentials_table_postheader`); only the right code then logs in. After
+//!   three wrong codes the policy session ends and the logon page starts a new one;
+//! - `GET /vdesk/vpn/index.php3?outform=xml&client_version=2.0` (logged-in `MRHSession`):
+//!   the `favorites` XML listing one resource, `/Common/na`;
+//! - `GET /vdesk/vpn/connect.php3?resourcename=/Common/na&outform=xml&client_version=2.0`:
+//!   the resource's `favorite` XML with a fresh `Session_ID` and `ur_Z`, `IPV4_0=1`,
+//!   `IPV6_0=0`, `hdlc_framing` (`yes` with `--hdlc`), `tunnel_dtls=0` (so the client stays
+//!   on TLS), `DNS0`, `DNSSuffix0`, and `LAN0` with split tunnelling (`--route`), or
+//!   `UseDefaultGateway0=1` without routes;
+//! - `GET /myvpn?sess=..&hdlc_framing=..&ipv4=..&ipv6=..&Z=..&hostname=..` on any
+//!   connection (openconnect 9.01 sends it on the kept-alive login connection when that
+//!   is still open), no cookies needed: the `Session_ID` and `ur_Z` from
+//!   connect.php3 must match, `hdlc_framing` must be what was announced and `ipv4=yes`. Then
+//!   `HTTP/1.1 201 Created` with `X-VPN-client-IP`, `X-VPN-server-IP` and
+//!   `Content-Length: 0` (openconnect reads a head without a length as a body running to
+//!   the end of the connection), then PPP on the stream: `f5 00 LEN16` before each
+//!   frame, or RFC 1662 HDLC framing with `--hdlc` (then each TLS record holds only whole
+//!   frames: openconnect 9.01 un-HDLCs every record on its own and drops a frame that goes
+//!   on in the next). The tun device gets its addresses once IPCP is open, and packets
+//!   flow between it and PPP. A new tunnel replaces the old one. An unknown session gets
+//!   `504 Gateway Timeout` and the connection is closed; a bad parameter `400`;
+//! - `GET /vdesk/hangup.php3?hangup_error=1` (with `MRHSession`): the session is forgotten
+//!   and its tunnel ended (log line `hangup: session forgotten`).
+//!
+//! Without a logged-in `MRHSession` the webtop and the XML pages redirect to `/my.policy`,
+//! as an APM sends a browser back to the logon page.
+
+use std::collections::VecDeque;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ferroconnect_interop::gateway::{
+    self, accept_loop, accept_tls, describe_form, field, gateway_ppp, html_escape, lock, log_line,
+    parse_form, parse_query, parse_route, parse_value, random_hex, redirect, send, serve_http,
+    split_options, text, tls_acceptor, Answer, Served, Tls, TunLink,
+};
+use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
+use oc_proto::ppp::Encapsulation;
+use openssl::ssl::SslAcceptor;
+use tokio::net::{TcpListener, TcpStream};
+
+const USAGE: &str = "\
+usage: f5_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
+                  --tunnel-addr IPV4 --client-addr IPV4 [options]
+
+An F5 BIG-IP APM SSL VPN test gateway (HTML logon form at /my.policy, XML configuration
+from /vdesk/vpn/, PPP over TLS at /myvpn) for openconnect --protocol=f5. Run as root in
+the namespace that gets the tun device.
+
+  --listen ADDR:PORT     where to accept HTTPS (e.g. 198.18.10.1:443)
+  --cert PEM, --key PEM  the server certificate (chain) and its private key
+  --user NAME            the one user that may log in
+  --password PASS        its password
+  --otp CODE             after the password, ask for this code in a second form
+                         (form id auth_form, password field _F5_challenge)
+  --domain NAME          offer NAME in the logon form's `domain` select (the authgroup) and
+                         require one of them; may be repeated (none: no select)
+  --hdlc                 announce hdlc_framing=yes: PPP in RFC 1662 HDLC framing (default
+                         no: each frame behind `f5 00` and its length)
+  --tunnel-addr IPV4     the gateway's own tunnel address (X-VPN-server-IP, PPP, tun)
+  --client-addr IPV4     the address the client is given (X-VPN-client-IP, IPCP)
+  --dns IPV4             a DNS server to announce (DNS0 and IPCP); may be repeated
+  --dns-suffix NAME      the DNS search domain to announce (DNSSuffix0)
+  --route NET/PREFIX     a split-tunnel route to announce (LAN0); may be repeated (none:
+                         UseDefaultGateway0=1, everything goes through the tunnel)
+  --banner TEXT          the logon page's header text (credentials_table_header)
+  --tun NAME             the tun device to create (default f5gw0)
+  --log FILE             also append the log to FILE (it always goes to stderr)
+  --help                 this text
+
+It prints `listening on https://ADDR:PORT` once ready.";
+
+/// The one network-access resource.
+const RESOURCE: &str = "/Common/na";
+/// The second factor's field in its form.
+const OTP_FIELD: &str = "_F5_challenge";
+/// Wrong codes before the policy session ends.
+const MAX_OTP_TRIES: u8 = 3;
+/// What `F5_ST` says the session lasts, in seconds.
+const SESSION_SECONDS: u64 = 3600;
+/// Sessions (pre-login and logged-in) remembered; the oldest are forgotten first.
+const MAX_REMEMBERED: usize = 64;
+
+macro_rules! log {
+    ($($arg:tt)*) => { log_line(format_args!($($arg)*)) };
+}
+
+// ---------------------------------------------------------------------------------------
+// Command line
+
+#[derive(Debug, Clone)]
+struct Config {
+    listen: SocketAddr,
+    cert: PathBuf,
+    key: PathBuf,
+    user: String,
+    password: String,
+    otp: Option<String>,
+    domains: Vec<String>,
+    hdlc: bool,
+    tunnel_addr: Ipv4Addr,
+    client_addr: Ipv4Addr,
+    dns: Vec<Ipv4Addr>,
+    dns_suffix: Option<String>,
+    routes: Vec<(Ipv4Addr, u8)>,
+    banner: String,
+    tun: String,
+    log: Option<PathBuf>,
+}
+
+/// The options as given, before the required ones are checked.
+#[derive(Debug, Default)]
+struct Options {
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    user: Option<String>,
+    password: Option<String>,
+    otp: Option<String>,
+    domains: Vec<String>,
+    hdlc: bool,
+    tunnel_addr: Option<Ipv4Addr>,
+    client_addr: Option<Ipv4Addr>,
+    dns: Vec<Ipv4Addr>,
+    dns_suffix: Option<String>,
+    routes: Vec<(Ipv4Addr, u8)>,
+    banner: Option<String>,
+    tun: Option<String>,
+    log: Option<PathBuf>,
+}
+
+/// The configuration, or `None` when `--help` was asked for.
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let Some(options) = split_options(args, &["--hdlc"])? else {
+        return Ok(None);
+    };
+    let mut o = Options::default();
+    for (name, value) in options {
+        match value {
+            None => o.hdlc = true,
+            Some(value) => set_option(&mut o, &name, &value)?,
+        }
+    }
+    finish_options(o).map(Some)
+}
+
+fn set_option(o: &mut Options, name: &str, value: &str) -> Result<(), String> {
+    let text = || value.to_string();
+    match name {
+        "--listen" => o.listen = Some(parse_value(name, value)?),
+        "--cert" => o.cert = Some(PathBuf::from(value)),
+        "--key" => o.key = Some(PathBuf::from(value)),
+        "--user" => o.user = Some(text()),
+        "--password" => o.password = Some(text()),
+        "--otp" => o.otp = Some(text()),
+        "--domain" => o.domains.push(text()),
+        "--tunnel-addr" => o.tunnel_addr = Some(parse_value(name, value)?),
+        "--client-addr" => o.client_addr = Some(parse_value(name, value)?),
+        "--dns" => o.dns.push(parse_value(name, value)?),
+        "--dns-suffix" => o.dns_suffix = Some(text()),
+        "--route" => o.routes.push(parse_route(value)?),
+        "--banner" => o.banner = Some(text()),
+        "--tun" => o.tun = Some(text()),
+        "--log" => o.log = Some(PathBuf::from(value)),
+        other => return Err(format!("unknown option {other}")),
+    }
+    Ok(())
+}
+
+fn finish_options(o: Options) -> Result<Config, String> {
+    fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+        value.ok_or_else(|| format!("{name} is required"))
+    }
+    let config = Config {
+        listen: required(o.listen, "--listen")?,
+        cert: required(o.cert, "--cert")?,
+        key: required(o.key, "--key")?,
+        user: required(o.user, "--user")?,
+        password: required(o.password, "--password")?,
+        otp: o.otp,
+        domains: o.domains,
+        hdlc: o.hdlc,
+        tunnel_addr: required(o.tunnel_addr, "--tunnel-addr")?,
+        client_addr: required(o.client_addr, "--client-addr")?,
+        dns: o.dns,
+        dns_suffix: o.dns_suffix,
+        routes: o.routes,
+        banner: o
+            .banner
+            .unwrap_or_else(|| "ferroconnect F5 test gateway".to_string()),
+        tun: o.tun.unwrap_or_else(|| "f5gw0".to_string()),
+        log: o.log,
+    };
+    if config.tunnel_addr == config.client_addr {
+        return Err("--tunnel-addr and --client-addr must differ".into());
+    }
+    // The XML is built from these without escaping.
+    let plain = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    };
+    if !config.dns_suffix.as_deref().is_none_or(plain) {
+        return Err("--dns-suffix: letters, digits, '-', '.' and '_' only".into());
+    }
+    Ok(config)
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), USAGE.as_bytes());
+            let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let message = format!("f5_gateway: {e}\n\n{USAGE}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = gateway::init_log("f5_gateway", config.log.as_deref()) {
+        log!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let result = gateway::runtime().and_then(|runtime| runtime.block_on(serve(config)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log!("fatal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state
+
+/// Where a policy session (before login) stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Stage {
+    /// The logon form was shown.
+    Password,
+    /// The password was right; the code form was shown.
+    Code { user: String, wrong: u8 },
+}
+
+#[derive(Debug)]
+struct Pending {
+    mrh: String,
+    stage: Stage,
+}
+
+/// What connect.php3 handed out for the tunnel request.
+#[derive(Debug, Clone)]
+struct Grant {
+    session_id: String,
+    z: String,
+}
+
+/// A logged-in session.
+#[derive(Debug)]
+struct Login {
+    mrh: String,
+    user: String,
+    grant: Option<Grant>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: VecDeque<Pending>,
+    logins: VecDeque<Login>,
+    /// The session whose tunnel runs now, and its generation.
+    tunnel: Option<(String, u64)>,
+}
+
+struct Gateway {
+    config: Config,
+    acceptor: SslAcceptor,
+    link: TunLink,
+    state: Mutex<State>,
+}
+
+fn remember<T>(list: &mut VecDeque<T>, item: T) {
+    if list.len() >= MAX_REMEMBERED {
+        list.pop_front();
+    }
+    list.push_back(item);
+}
+
+impl Gateway {
+    /// A new pre-login policy session: its `MRHSession`.
+    fn start_policy(&self) -> String {
+        let mrh = random_hex::<16>();
+        remember(
+            &mut lock(&self.state).pending,
+            Pending {
+                mrh: mrh.clone(),
+                stage: Stage::Password,
+            },
+        );
+        mrh
+    }
+
+    fn stage(&self, mrh: Option<&str>) -> Option<Stage> {
+        let state = lock(&self.state);
+        let mrh = mrh?;
+        let pending = state.pending.iter().find(|p| p.mrh == mrh)?;
+        Some(pending.stage.clone())
+    }
+
+    fn set_stage(&self, mrh: &str, stage: Stage) {
+        let mut state = lock(&self.state);
+        if let Some(pending) = state.pending.iter_mut().find(|p| p.mrh == mrh) {
+            pending.stage = stage;
+        }
+    }
+
+    fn end_policy(&self, mrh: &str) {
+        lock(&self.state).pending.retain(|p| p.mrh != mrh);
+    }
+
+    /// Ends the policy session `pre` with a login: the new `MRHSession`.
+    fn log_in(&self, pre: &str, user: &str) -> String {
+        let mrh = random_hex::<16>();
+        let mut state = lock(&self.state);
+        state.pending.retain(|p| p.mrh != pre);
+        remember(
+            &mut state.logins,
+            Login {
+                mrh: mrh.clone(),
+                user: user.to_string(),
+                grant: None,
+            },
+        );
+        mrh
+    }
+
+    /// The user logged in with this `MRHSession`.
+    fn user(&self, mrh: Option<&str>) -> Option<String> {
+        let mrh = mrh?;
+        let state = lock(&self.state);
+        let login = state.logins.iter().find(|l| l.mrh == mrh)?;
+        Some(login.user.clone())
+    }
+
+    /// A fresh tunnel grant for the session (replacing any earlier one).
+    fn grant(&self, mrh: &str) -> Option<Grant> {
+        let mut state = lock(&self.state);
+        let login = state.logins.iter_mut().find(|l| l.mrh == mrh)?;
+        let grant = Grant {
+            session_id: random_hex::<16>(),
+            z: random_hex::<8>(),
+        };
+        login.grant = Some(grant.clone());
+        Some(grant)
+    }
+
+    /// The session whose grant the tunnel request shows; it becomes the running tunnel.
+    fn claim_tunnel(&self, session_id: &str, z: &str) -> Result<(String, u64), TunnelRefusal> {
+        let mut state = lock(&self.state);
+        let login = state
+            .logins
+            .iter()
+            .find(|l| l.grant.as_ref().is_some_and(|g| g.session_id == session_id))
+            .ok_or(TunnelRefusal::UnknownSession)?;
+        if login.grant.as_ref().is_none_or(|g| g.z != z) {
+            return Err(TunnelRefusal::WrongZ);
+        }
+        let mrh = login.mrh.clone();
+        let generation = self.link.claim();
+        state.tunnel = Some((mrh.clone(), generation));
+        Ok((mrh, generation))
+    }
+
+    /// The tunnel `generation` ended on its own.
+    fn tunnel_ended(&self, generation: u64) {
+        let mut state = lock(&self.state);
+        if state.tunnel.as_ref().is_some_and(|(_, g)| *g == generation) {
+            state.tunnel = None;
+        }
+    }
+
+    /// Forgets the session; ends its tunnel if it runs.
+    fn hang_up(&self, mrh: &str) -> bool {
+        let mut state = lock(&self.state);
+        let before = state.logins.len();
+        state.logins.retain(|l| l.mrh != mrh);
+        if state.tunnel.as_ref().is_some_and(|(m, _)| m == mrh) {
+            state.tunnel = None;
+            self.link.end_current();
+        }
+        state.logins.len() != before
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TunnelRefusal {
+    UnknownSession,
+    WrongZ,
+}
+
+// ---------------------------------------------------------------------------------------
+// Listening
+
+async fn serve(config: Config) -> Result<(), String> {
+    let acceptor = tls_acceptor(&config.cert, &config.key)?;
+    let link = TunLink::open(&config.tun)?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let gateway = Arc::new(Gateway {
+        config,
+        acceptor,
+        link,
+        state: Mutex::new(State::default()),
+    });
+    let config = &gateway.config;
+    log!(
+        "listening on https://{} (tun {}, user {}, framing {}, second factor {}, domains {:?})",
+        config.listen,
+        gateway.link.name(),
+        config.user,
+        if config.hdlc { "HDLC" } else { "F5" },
+        if config.otp.is_some() {
+            "required"
+        } else {
+            "off"
+        },
+        config.domains,
+    );
+    accept_loop(&listener, |tcp, peer| {
+        let gateway = Arc::clone(&gateway);
+        async move { connection(&gateway, tcp, peer).await }
+    })
+    .await;
+    Ok(())
+}
+
+fn limits() -> RequestLimits {
+    RequestLimits {
+        // Logon forms are small.
+        max_body_bytes: 16 * 1024,
+        // The tunnel request carries the client's hostname in base64.
+        max_target_bytes: 1024,
+        ..RequestLimits::default()
+    }
+}
+
+/// The tunnel request's decisions, taken while answering it.
+#[derive(Debug)]
+struct TunnelStart {
+    mrh: String,
+    generation: u64,
+    encapsulation: Encapsulation,
+}
+
+/// Serves one connection: pages until it closes, or PPP once it asks for the tunnel.
+async fn connection(gateway: &Gateway, tcp: TcpStream, peer: SocketAddr) -> Result<String, String> {
+    let tls = accept_tls(&gateway.acceptor, tcp).await?;
+    let served = serve_http(tls, peer, limits(), |request| {
+        answer(gateway, peer, request)
+    })
+    .await?;
+    match served {
+        Served::Closed(why) => Ok(why),
+        Served::Upgraded {
+            tls,
+            upgrade,
+            early,
+        } => tunnel(gateway, tls, peer, upgrade, &early).await,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The pages
+
+fn answer(gateway: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Answer<TunnelStart> {
+    let mrh = request.cookie("MRHSession");
+    let reply = match (&request.method, request.path()) {
+        (Method::Get, "/") => {
+            let mrh = gateway.start_policy();
+            log!("{peer}: policy session started");
+            with_session_cookies(redirect("/my.policy"), &mrh)
+        }
+        (Method::Get, "/my.policy") => match gateway.stage(mrh) {
+            Some(Stage::Password) => logon_page(&gateway.config, None),
+            Some(Stage::Code { .. }) => code_page(None),
+            None => {
+                let mrh = gateway.start_policy();
+                log!("{peer}: no policy session; a new one started");
+                with_session_cookies(logon_page(&gateway.config, None), &mrh)
+            }
+        },
+        (Method::Post, "/my.policy") => policy_post(gateway, peer, mrh, &request.body),
+        (Method::Get, "/vdesk/webtop.eui") => match gateway.user(mrh) {
+            Some(_) => html(200, "OK", "webtop", "<p>Network access: na</p>"),
+            None => not_logged_in(peer),
+        },
+        (Method::Get, "/vdesk/vpn/index.php3") => match gateway.user(mrh) {
+            Some(_) if xml_wanted(request) => xml(favorites_xml()),
+            Some(_) => bad_request(peer, "outform=xml is missing"),
+            None => not_logged_in(peer),
+        },
+        (Method::Get, "/vdesk/vpn/connect.php3") => connect_php3(gateway, peer, mrh, request),
+        (Method::Get, "/myvpn") => return tunnel_request(gateway, peer, request),
+        (Method::Get, "/vdesk/hangup.php3") => {
+            match mrh {
+                Some(m) if gateway.hang_up(m) => log!("{peer}: hangup: session forgotten"),
+                _ => log!("{peer}: hangup without a logged-in session"),
+            }
+            html(200, "OK", "logged out", "<p>Your session is finished.</p>")
+        }
+        _ => text(404, "Not Found", "text/plain", "not found"),
+    };
+    Answer::Reply(reply)
+}
+
+fn html(status: u16, reason: &str, title: &str, body: &str) -> ServerResponse {
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>{title}</title></head>\n<body>\n{body}\n</body></html>\n"
+    );
+    text(status, reason, "text/html; charset=utf-8", &page)
+}
+
+fn xml(body: String) -> ServerResponse {
+    text(200, "OK", "text/xml", &body)
+}
+
+fn bad_request(peer: SocketAddr, why: &str) -> ServerResponse {
+    log!("{peer}: bad request: {why}");
+    text(400, "Bad Request", "text/plain", why)
+}
+
+fn not_logged_in(peer: SocketAddr) -> ServerResponse {
+    log!("{peer}: no logged-in MRHSession; back to the logon page");
+    redirect("/my.policy")
+}
+
+fn xml_wanted(request: &ServerRequest) -> bool {
+    field(&parse_query(&request.target), "outform") == Some("xml")
+}
+
+/// `MRHSession` and `LastMRH_Session` (the session's last 8 characters, as an APM sends).
+fn with_session_cookies(response: ServerResponse, mrh: &str) -> ServerResponse {
+    let last = mrh.get(mrh.len().saturating_sub(8)..).unwrap_or(mrh);
+    response
+        .header(
+            "Set-Cookie",
+            format!("LastMRH_Session={last}; path=/; secure"),
+        )
+        .header("Set-Cookie", format!("MRHSession={mrh}; path=/; secure"))
+}
+
+/// The logon page: `error` goes in the post-header cell.
+fn logon_page(config: &Config, error: Option<&str>) -> ServerResponse {
+    let domain = match config.domains.is_empty() {
+        true => String::new(),
+        false => {
+            let options: String = config
+                .domains
+                .iter()
+                .map(|d| {
+                    let d = html_escape(d);
+                    format!("<option value=\"{d}\">{d}</option>")
+                })
+                .collect();
+            format!(
+                "<tr><td class=\"credentials_table_label_cell\">Domain</td>\
+                 <td class=\"credentials_table_field\"><select name=\"domain\">{options}</select>\
+                 </td></tr>\n"
+            )
+        }
+    };
+    let body = format!(
+        "<form id=\"auth_form\" name=\"e1\" method=\"post\" action=\"/my.policy\" \
+         autocomplete=\"off\">\n\
+         <table id=\"credentials_table\">\n\
+         <tr><td colspan=\"2\" id=\"credentials_table_header\">{banner}</td></tr>\n\
+         <tr><td colspan=\"2\" id=\"credentials_table_postheader\">{error}</td></tr>\n\
+         <tr><td class=\"credentials_table_label_cell\">Username</td>\
+         <td class=\"credentials_table_field\"><input type=\"text\" name=\"username\" \
+         value=\"\" autocapitalize=\"off\"></td></tr>\n\
+         <tr><td class=\"credentials_table_label_cell\">Password</td>\
+         <td class=\"credentials_table_field\"><input type=\"password\" name=\"password\" \
+         value=\"\"></td></tr>\n\
+         {domain}\
+         <tr><td colspan=\"2\"><input type=\"submit\" class=\"credentials_input_submit\" \
+         value=\"Logon\"></td></tr>\n\
+         </table>\n\
+         <input type=\"hidden\" name=\"vhost\" value=\"standard\">\n\
+         </form>",
+        banner = html_escape(&config.banner),
+        error = html_escape(error.unwrap_or_default()),
+    );
+    html(200, "OK", "Logon", &body)
+}
+
+/// The second factor's form: one password field, the prompt (or `error`) in the
+/// post-header cell.
+fn code_page(error: Option<&str>) -> ServerResponse {
+    let prompt = error.unwrap_or("Enter the code from your token");
+    let body = format!(
+        "<form id=\"auth_form\" name=\"e1\" method=\"post\" action=\"/my.policy\" \
+         autocomplete=\"off\">\n\
+         <table id=\"credentials_table\">\n\
+         <tr><td colspan=\"2\" id=\"credentials_table_header\">Second factor</td></tr>\n\
+         <tr><td colspan=\"2\" id=\"credentials_table_postheader\">{prompt}</td></tr>\n\
+         <tr><td class=\"credentials_table_label_cell\">Code</td>\
+         <td class=\"credentials_table_field\"><input type=\"password\" name=\"{OTP_FIELD}\" \
+         value=\"\"></td></tr>\n\
+         <tr><td colspan=\"2\"><input type=\"submit\" class=\"credentials_input_submit\" \
+         value=\"Logon\"></td></tr>\n\
+         </table>\n\
+         <input type=\"hidden\" name=\"vhost\" value=\"standard\">\n\
+         </form>",
+        prompt = html_escape(prompt),
+    );
+    html(200, "OK", "Logon", &body)
+}
+
+/// `POST /my.policy`: the step the policy session `mrh` is at.
+fn policy_post(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    mrh: Option<&str>,
+    body: &[u8],
+) -> ServerResponse {
+    let form = parse_form(body);
+    log!(
+        "{peer}: policy form: {}",
+        describe_form(&form, &["password", OTP_FIELD])
+    );
+    let config = &gateway.config;
+    let (Some(mrh), Some(stage)) = (mrh, gateway.stage(mrh)) else {
+        let fresh = gateway.start_policy();
+        log!("{peer}: no policy session for this post; a new one started");
+        let page = logon_page(config, Some("Your session could not be established."));
+        return with_session_cookies(page, &fresh);
+    };
+    match stage {
+        Stage::Password => password_step(gateway, peer, mrh, &form),
+        Stage::Code { user, wrong } => code_step(gateway, peer, mrh, &form, &user, wrong),
+    }
+}
+
+fn password_step(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    mrh: &str,
+    form: &[(String, String)],
+) -> ServerResponse {
+    let config = &gateway.config;
+    let user = field(form, "username").unwrap_or_default();
+    let domain = field(form, "domain");
+    let domain_ok =
+        config.domains.is_empty() || domain.is_some_and(|d| config.domains.iter().any(|c| c == d));
+    if !domain_ok {
+        log!("{peer}: login refused for user {user:?}: domain {domain:?} is not offered");
+        return logon_page(config, Some("The domain is not valid."));
+    }
+    if user != config.user || field(form, "password") != Some(&config.password) {
+        log!("{peer}: login refused for user {user:?}: wrong credentials");
+        return logon_page(
+            config,
+            Some("The username or password is not correct. Please try again."),
+        );
+    }
+    if config.otp.is_some() {
+        gateway.set_stage(
+            mrh,
+            Stage::Code {
+                user: user.to_string(),
+                wrong: 0,
+            },
+        );
+        log!("{peer}: password accepted for user {user:?} (domain {domain:?}); code form sent");
+        return code_page(None);
+    }
+    log!("{peer}: login accepted for user {user:?} (domain {domain:?})");
+    logged_in(gateway, mrh, user)
+}
+
+fn code_step(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    mrh: &str,
+    form: &[(String, String)],
+    user: &str,
+    wrong: u8,
+) -> ServerResponse {
+    let code = field(form, OTP_FIELD);
+    if code.is_some() && code == gateway.config.otp.as_deref() {
+        log!("{peer}: code accepted for user {user:?}");
+        return logged_in(gateway, mrh, user);
+    }
+    let wrong = wrong.saturating_add(1);
+    log!("{peer}: code refused for user {user:?}: wrong code ({wrong} of {MAX_OTP_TRIES})");
+    if wrong >= MAX_OTP_TRIES {
+        gateway.end_policy(mrh);
+        let fresh = gateway.start_policy();
+        log!("{peer}: too many wrong codes; the policy session ended");
+        let page = logon_page(&gateway.config, Some("Access was denied."));
+        return with_session_cookies(page, &fresh);
+    }
+    gateway.set_stage(
+        mrh,
+        Stage::Code {
+            user: user.to_string(),
+            wrong,
+        },
+    );
+    code_page(Some("The code is not correct. Please try again."))
+}
+
+/// The login's cookies (`MRHSession`, `LastMRH_Session`, `F5_ST`) and the way to the
+/// webtop.
+fn logged_in(gateway: &Gateway, pre: &str, user: &str) -> ServerResponse {
+    let mrh = gateway.log_in(pre, user);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let response = redirect("/vdesk/webtop.eui?webtop=/Common/webtop&webtop_type=webtop_full");
+    with_session_cookies(response, &mrh).header(
+        "Set-Cookie",
+        format!("F5_ST=1z1z1z{now}z{SESSION_SECONDS}; path=/; secure"),
+    )
+}
+
+/// The network-access resources.
+fn favorites_xml() -> String {
+    let name = RESOURCE.rsplit('/').next().unwrap_or(RESOURCE);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <favorites type=\"VPN\" limited=\"YES\">\n  \
+         <favorite id=\"{RESOURCE}\">\n    \
+         <caption>{name}</caption>\n    \
+         <name>{RESOURCE}</name>\n    \
+         <params>resourcename={RESOURCE}</params>\n  \
+         </favorite>\n\
+         </favorites>\n"
+    )
+}
+
+/// `GET /vdesk/vpn/connect.php3`: the resource's tunnel settings, with a fresh grant.
+fn connect_php3(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    mrh: Option<&str>,
+    request: &ServerRequest,
+) -> ServerResponse {
+    let Some(user) = gateway.user(mrh) else {
+        return not_logged_in(peer);
+    };
+    let query = parse_query(&request.target);
+    let resource = field(&query, "resourcename");
+    if resource != Some(RESOURCE) {
+        log!("{peer}: no such resource {resource:?}");
+        return text(404, "Not Found", "text/plain", "no such resource");
+    }
+    if !xml_wanted(request) {
+        return bad_request(peer, "outform=xml is missing");
+    }
+    let Some(grant) = mrh.and_then(|m| gateway.grant(m)) else {
+        return not_logged_in(peer);
+    };
+    log!(
+        "{peer}: tunnel settings for user {user:?}: Session_ID {}, hdlc_framing {}",
+        grant.session_id,
+        yes_no(gateway.config.hdlc)
+    );
+    xml(tunnel_xml(&gateway.config, &grant))
+}
+
+fn yes_no(b: bool) -> &'static str {
+    match b {
+        true => "yes",
+        false => "no",
+    }
+}
+
+/// The resource's `favorite` XML: only the gateway's own settings and random hex go in,
+/// so nothing needs escaping.
+fn tunnel_xml(config: &Config, grant: &Grant) -> String {
+    let mut settings = vec![
+        ("ur_Z", grant.z.clone()),
+        ("Session_ID", grant.session_id.clone()),
+        ("IPV4_0", "1".into()),
+        ("IPV6_0", "0".into()),
+        ("hdlc_framing", yes_no(config.hdlc).into()),
+        ("idle_session_timeout", "900".into()),
+        ("tunnel_dtls", "0".into()),
+        ("tunnel_port_dtls", "4433".into()),
+    ];
+    if config.routes.is_empty() {
+        settings.push(("UseDefaultGateway0", "1".into()));
+        settings.push(("SplitTunneling0", "0".into()));
+    } else {
+        let lan: Vec<String> = config
+            .routes
+            .iter()
+            .map(|(net, prefix)| format!("{net}/{prefix}"))
+            .collect();
+        settings.push(("UseDefaultGateway0", "0".into()));
+        settings.push(("SplitTunneling0", "2".into()));
+        settings.push(("LAN0", lan.join(" ")));
+    }
+    if !config.dns.is_empty() {
+        let dns: Vec<String> = config.dns.iter().map(Ipv4Addr::to_string).collect();
+        settings.push(("DNS0", dns.join(" ")));
+    }
+    if let Some(suffix) = &config.dns_suffix {
+        settings.push(("DNSSuffix0", suffix.clone()));
+    }
+    let object: String = settings
+        .iter()
+        .map(|(tag, value)| format!("    <{tag}>{value}</{tag}>\n"))
+        .collect();
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
+         <favorite id=\"{RESOURCE}\">\n  \
+         <object ID=\"ID_na\" CLASSID=\"CLSID:FERROCONNECT-F5-TEST\">\n\
+         {object}  </object>\n\
+         </favorite>\n"
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The tunnel
+
+/// `GET /myvpn?...`: the grant must match; the connection then becomes the tunnel.
+fn tunnel_request(
+    gateway: &Gateway,
+    peer: SocketAddr,
+    request: &ServerRequest,
+) -> Answer<TunnelStart> {
+    let query = parse_query(&request.target);
+    let get = |name| field(&query, name).unwrap_or_default();
+    let hostname = openssl::base64::decode_block(get("hostname"))
+        .map(|h| String::from_utf8_lossy(&h).into_owned())
+        .unwrap_or_else(|_| format!("(not base64: {})", get("hostname")));
+    log!(
+        "{peer}: tunnel request: hdlc_framing={} ipv4={} ipv6={} hostname={} \
+         user-agent={} cookies={}",
+        get("hdlc_framing").escape_debug(),
+        get("ipv4").escape_debug(),
+        get("ipv6").escape_debug(),
+        hostname.escape_debug(),
+        request.header("User-Agent").unwrap_or("-").escape_debug(),
+        match request.header("Cookie") {
+            Some(_) => "sent",
+            None => "none",
+        },
+    );
+    let hdlc = yes_no(gateway.config.hdlc);
+    if get("hdlc_framing") != hdlc {
+        return Answer::Final(bad_request(peer, &format!("hdlc_framing is not {hdlc}")));
+    }
+    if get("ipv4") != "yes" {
+        return Answer::Final(bad_request(
+            peer,
+            "ipv4 is not yes (this gateway only does IPv4)",
+        ));
+    }
+    match gateway.claim_tunnel(get("sess"), get("Z")) {
+        Ok((mrh, generation)) => Answer::Upgrade(TunnelStart {
+            mrh,
+            generation,
+            encapsulation: match gateway.config.hdlc {
+                true => Encapsulation::F5Hdlc,
+                false => Encapsulation::F5,
+            },
+        }),
+        Err(refusal) => {
+            log!("{peer}: tunnel refused: {refusal:?}");
+            Answer::Final(text(
+                504,
+                "Gateway Timeout",
+                "text/html",
+                "<html><body>Session not found</body></html>",
+            ))
+        }
+    }
+}
+
+/// Answers the tunnel request and runs PPP on the connection.
+async fn tunnel(
+    gateway: &Gateway,
+    mut tls: Tls,
+    peer: SocketAddr,
+    start: TunnelStart,
+    early: &[u8],
+) -> Result<String, String> {
+    let config = &gateway.config;
+    let mut head = ServerResponse::new(201, "Created")
+        .header("X-VPN-client-IP", config.client_addr.to_string())
+        .header("X-VPN-server-IP", config.tunnel_addr.to_string())
+        // openconnect 9.01 reads a head without a length as an HTTP/1.0 body that runs to
+        // the end of the connection, and gives up.
+        .header("Content-Length", "0");
+    // Only these headers (no page headers): PPP follows the head.
+    head.tunnel = true;
+    send(&mut tls, peer, &head).await?;
+    let user = gateway.user(Some(&start.mrh)).unwrap_or_default();
+    log!(
+        "{peer}: tunnel {} for user {user:?}: client {}, gateway {}",
+        start.generation,
+        config.client_addr,
+        config.tunnel_addr
+    );
+    let ppp = gateway_ppp(
+        start.encapsulation,
+        config.tunnel_addr,
+        config.client_addr,
+        config.dns.clone(),
+    );
+    let result = gateway
+        .link
+        .run(tls, peer, early, ppp, start.generation)
+        .await;
+    gateway.tunnel_ended(start.generation);
+    result
+}
