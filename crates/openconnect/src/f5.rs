@@ -2,8 +2,6 @@
 //! messages), the VPN resource and its configuration, then the PPP tunnel of `ppp_tunnel`
 //! with F5's framing (or HDLC, as the gateway says).
 
-use std::net::IpAddr;
-
 use oc_proto::f5::{
     self, config_path, login_form, login_request, parse_config, tunnel_request, vpn_resource,
     F5Config, F5Error, DONE_COOKIE, SESSION_COOKIE,
@@ -17,8 +15,8 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::ppp_tunnel::{self, PppLink, Proposed, TunnelAnswer};
 use crate::transport::Endpoint;
-use crate::web::{exchange, follow, CookieJar};
-use crate::{print_authenticate, user_agent, Finished};
+use crate::web::{exchange, follow, session_cookie, CookieJar, WebLogin};
+use crate::{user_agent, Finished};
 
 /// Login pages (the first, retries, second factors) before giving up.
 const MAX_ROUNDS: usize = 16;
@@ -33,27 +31,15 @@ pub(crate) async fn run(
     filler: impl FnOnce() -> Result<FormFiller, ClientError>,
 ) -> Result<Finished, ClientError> {
     let ua = user_agent(opts);
-    let jar = match cookie {
-        Some(c) => CookieJar::parse(&c),
-        None => {
-            let (jar, addr, fingerprint) = login(endpoint, &mut filler()?, &ua).await?;
-            if opts.authenticate {
-                print_authenticate(endpoint, &jar.header(), Some(addr), Some(&fingerprint));
-                return Ok(Finished(String::new()));
-            }
-            jar
-        }
+    let login = || async { login(endpoint, &mut filler()?, &ua).await };
+    let Some(printable) = session_cookie(opts, endpoint, cookie, login).await? else {
+        return Ok(Finished(String::new()));
     };
+    let jar = CookieJar::parse(&printable);
     if jar.get(SESSION_COOKIE).is_none() {
         return Err(ClientError::Usage(format!(
             "the F5 cookie must hold {SESSION_COOKIE}=..."
         )));
-    }
-    if opts.cookieonly || opts.printcookie {
-        println!("{}", jar.header());
-        if opts.cookieonly {
-            return Ok(Finished(String::new()));
-        }
     }
     let config = fetch_config(endpoint, &jar, &ua).await?;
     let host = endpoint.url.host_header();
@@ -98,7 +84,7 @@ async fn login(
     endpoint: &Endpoint,
     filler: &mut FormFiller,
     ua: &str,
-) -> Result<(CookieJar, IpAddr, String), ClientError> {
+) -> Result<WebLogin, ClientError> {
     let host = endpoint.url.host_header();
     let mut conn = endpoint.connect().await?;
     let mut jar = CookieJar::default();
@@ -109,7 +95,11 @@ async fn login(
     for _ in 0..MAX_ROUNDS {
         if jar.get(SESSION_COOKIE).is_some() && jar.get(DONE_COOKIE).is_some() {
             info!("Logged in");
-            return Ok((jar, conn.addr.ip(), conn.peer.fingerprint.clone()));
+            return Ok(WebLogin {
+                cookie: jar.header(),
+                addr: conn.addr.ip(),
+                fingerprint: conn.peer.fingerprint.clone(),
+            });
         }
         let page = login_form(&String::from_utf8_lossy(&resp.body));
         let answers = filler.fill(&page.form)?;

@@ -1,8 +1,6 @@
 //! `--protocol=fortinet`: the login (`oc_proto::fortinet` reads and builds the messages),
 //! the XML configuration, then the PPP tunnel of `ppp_tunnel` with Fortinet's encapsulation.
 
-use std::net::IpAddr;
-
 use oc_proto::fortinet::{
     self, challenge_answers, login_form, login_request, login_response, parse_config, with_cookie,
     FortinetConfig, LoginStep, COOKIE,
@@ -16,8 +14,8 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::ppp_tunnel::{self, PppLink, TunnelAnswer};
 use crate::transport::{Endpoint, HttpsConnection};
-use crate::web::{exchange, redirect_target, CookieJar};
-use crate::{print_authenticate, Finished};
+use crate::web::{exchange, redirect_target, session_cookie, CookieJar, WebLogin};
+use crate::Finished;
 
 /// Login rounds (password, second factors, retries after a wrong password) before giving up.
 const MAX_ROUNDS: usize = 16;
@@ -31,29 +29,17 @@ pub(crate) async fn run(
     cookie: Option<String>,
     filler: impl FnOnce() -> Result<FormFiller, ClientError>,
 ) -> Result<Finished, ClientError> {
-    let cookie = match cookie {
-        Some(c) => c
-            .split(';')
-            .map(str::trim)
-            .find_map(|p| p.strip_prefix("SVPNCOOKIE="))
-            .unwrap_or(c.trim())
-            .to_string(),
-        None => {
-            let (cookie, addr, fingerprint) = login(endpoint, &mut filler()?).await?;
-            if opts.authenticate {
-                let printable = format!("{COOKIE}={cookie}");
-                print_authenticate(endpoint, &printable, Some(addr), Some(&fingerprint));
-                return Ok(Finished(String::new()));
-            }
-            cookie
-        }
+    let login = || async { login(endpoint, &mut filler()?).await };
+    let Some(printable) = session_cookie(opts, endpoint, cookie, login).await? else {
+        return Ok(Finished(String::new()));
     };
-    if opts.cookieonly || opts.printcookie {
-        println!("{COOKIE}={cookie}");
-        if opts.cookieonly {
-            return Ok(Finished(String::new()));
-        }
-    }
+    // `SVPNCOOKIE=value`, alone or among other cookies, or the bare value.
+    let cookie = printable
+        .split(';')
+        .map(str::trim)
+        .find_map(|p| p.strip_prefix("SVPNCOOKIE="))
+        .unwrap_or(&printable)
+        .to_string();
     let host = endpoint.url.host_header();
     let config = fetch_config(endpoint, &host, &cookie, !opts.disable_ipv6).await?;
     if let Some(v) = &config.version {
@@ -78,10 +64,7 @@ pub(crate) async fn run(
 
 /// The login: the fixed username/password form, then whatever second factors the gateway
 /// asks for. Returns the cookie, the server's address and certificate fingerprint.
-async fn login(
-    endpoint: &Endpoint,
-    filler: &mut FormFiller,
-) -> Result<(String, IpAddr, String), ClientError> {
+async fn login(endpoint: &Endpoint, filler: &mut FormFiller) -> Result<WebLogin, ClientError> {
     let host = endpoint.url.host_header();
     let mut conn = endpoint.connect().await?;
     let mut jar = CookieJar::default();
@@ -92,7 +75,11 @@ async fn login(
         match login_response(&resp).map_err(|e| ClientError::AuthAborted(e.to_string()))? {
             LoginStep::Success(cookie) => {
                 info!("Logged in");
-                return Ok((cookie, conn.addr.ip(), conn.peer.fingerprint.clone()));
+                return Ok(WebLogin {
+                    cookie: format!("{COOKIE}={cookie}"),
+                    addr: conn.addr.ip(),
+                    fingerprint: conn.peer.fingerprint.clone(),
+                });
             }
             LoginStep::BadCredentials => {
                 warn!("Invalid credentials");

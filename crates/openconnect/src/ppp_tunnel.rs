@@ -18,10 +18,11 @@ use tracing::{debug, info, warn};
 use crate::cli::Options;
 use crate::error::ClientError;
 use crate::shell::{
-    run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED, DETACHED,
+    reconnect_backoff, run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED,
+    DETACHED,
 };
 use crate::transport::{Endpoint, HttpsConnection};
-use crate::{next_reconnect_interval, Finished, DEFAULT_SCRIPT};
+use crate::{Finished, DEFAULT_SCRIPT};
 
 /// TLS record overhead openconnect allows for when it computes the MTU it asks for.
 const TLS_OVERHEAD: u16 = 5 + 16 + 8;
@@ -328,10 +329,7 @@ impl PppTunnel<'_> {
                     Sig::Cancel => return Ok(Stop::Cancelled),
                     Sig::Detach => return Ok(Stop::Detached),
                     Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
-                    Sig::Stats => self.stats.log(&format!(
-                        "SSL {} {}; PPP over TLS",
-                        self.conn.peer.version, self.conn.peer.cipher
-                    )),
+                    Sig::Stats => self.print_stats(),
                 },
                 read = async { up.recv(tun?).await.ok() }, if tun.is_some() => {
                     if let Some(n) = read {
@@ -384,6 +382,13 @@ impl PppTunnel<'_> {
     /// server's first bytes (or [`FIRST_BYTES_WAIT`], for servers that wait for us).
     fn holding_back(&self) -> bool {
         self.check_first && Instant::now() < self.connected_at + FIRST_BYTES_WAIT
+    }
+
+    fn print_stats(&self) {
+        self.stats.log(&format!(
+            "SSL {} {}; PPP over TLS",
+            self.conn.peer.version, self.conn.peer.cipher
+        ));
     }
 
     /// A dead peer is a reason to reconnect; anything else ends the tunnel.
@@ -555,25 +560,12 @@ impl PppTunnel<'_> {
                     self.ppp.restart(true, Instant::now());
                     return Ok(None);
                 }
-                Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
-                    let elapsed = started.elapsed();
-                    if elapsed >= limit {
-                        return Err(ClientError::ReconnectTimeout {
-                            secs: limit.as_secs(),
-                            last: e.to_string(),
-                        });
-                    }
-                    interval = next_reconnect_interval(interval);
-                    let wait = interval.min(limit - elapsed);
-                    warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        sig = signals.recv() => match sig {
-                            Sig::Cancel => return Ok(Some(Finished(CANCELLED.into()))),
-                            Sig::Detach => return Ok(Some(Finished(DETACHED.into()))),
-                            Sig::Stats | Sig::Reconnect => {}
-                        },
+                    let stats = || self.print_stats();
+                    let ended =
+                        reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
+                    if let Some(done) = ended.await? {
+                        return Ok(Some(done));
                     }
                 }
             }

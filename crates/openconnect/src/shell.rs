@@ -2,14 +2,16 @@
 //! tun device's outgoing batch, privilege drop, going to the background and the pid file.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use oc_net::{run_script, Coalescer, Reason, ScriptContext, TunWriter};
 use tokio::signal::unix::{signal, Signal, SignalKind};
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 use tun_rs::AsyncDevice;
 
 use crate::cli::Options;
 use crate::error::ClientError;
+use crate::{next_reconnect_interval, Finished};
 
 /// openconnect's signals: SIGINT/SIGTERM log off, SIGHUP detaches without logging off,
 /// SIGUSR1 prints statistics, SIGUSR2 reconnects.
@@ -169,5 +171,46 @@ impl TunSink {
             debug!("writing to the tun device: {e}");
             stats.tun_drops += 1;
         }
+    }
+}
+
+/// After a failed reconnect attempt: gives up on a lasting error or once
+/// `--reconnect-timeout` has passed since `started`, else waits openconnect's growing
+/// interval. A signal can end the wait (`Some`, how the run ends); SIGUSR1 prints `stats`.
+pub(crate) async fn reconnect_backoff(
+    e: ClientError,
+    started: Instant,
+    limit: Duration,
+    interval: &mut Duration,
+    signals: &mut Signals,
+    stats: &dyn Fn(),
+) -> Result<Option<Finished>, ClientError> {
+    if !e.is_transient() {
+        return Err(e);
+    }
+    let elapsed = started.elapsed();
+    if elapsed >= limit {
+        return Err(ClientError::ReconnectTimeout {
+            secs: limit.as_secs(),
+            last: e.to_string(),
+        });
+    }
+    *interval = next_reconnect_interval(*interval);
+    let wait = (*interval).min(limit - elapsed);
+    warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
+    tokio::select! {
+        () = tokio::time::sleep(wait) => Ok(None),
+        sig = signals.recv() => Ok(match sig {
+            Sig::Cancel => Some(Finished(CANCELLED.into())),
+            Sig::Detach => Some(Finished(DETACHED.into())),
+            Sig::Stats => {
+                stats();
+                None
+            }
+            Sig::Reconnect => {
+                debug!("already reconnecting");
+                None
+            }
+        }),
     }
 }

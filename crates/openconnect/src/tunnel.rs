@@ -19,10 +19,11 @@ use crate::cli::Options;
 use crate::dtls::{recv_udp, DtlsLink, DtlsSettings};
 use crate::error::ClientError;
 use crate::shell::{
-    run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED, DETACHED,
+    reconnect_backoff, run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED,
+    DETACHED,
 };
 use crate::transport::{Endpoint, HttpsConnection};
-use crate::{next_reconnect_interval, user_agent, Finished, DEFAULT_SCRIPT};
+use crate::{user_agent, Finished, DEFAULT_SCRIPT};
 
 /// Why the packet loop stopped.
 enum Stop {
@@ -512,26 +513,12 @@ impl Tunnel<'_> {
                     run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
                     return Ok(None);
                 }
-                Err(e) if !e.is_transient() => return Err(e),
                 Err(e) => {
-                    let elapsed = started.elapsed();
-                    if elapsed >= limit {
-                        return Err(ClientError::ReconnectTimeout {
-                            secs: limit.as_secs(),
-                            last: e.to_string(),
-                        });
-                    }
-                    interval = next_reconnect_interval(interval);
-                    let wait = interval.min(limit - elapsed);
-                    warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        sig = signals.recv() => match sig {
-                            Sig::Cancel => return Ok(Some(Finished(CANCELLED.into()))),
-                            Sig::Detach => return Ok(Some(Finished(DETACHED.into()))),
-                            Sig::Stats => self.print_stats(),
-                            Sig::Reconnect => debug!("already reconnecting"),
-                        },
+                    let stats = || self.print_stats();
+                    let ended =
+                        reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
+                    if let Some(done) = ended.await? {
+                        return Ok(Some(done));
                     }
                 }
             }

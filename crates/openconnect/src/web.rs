@@ -1,10 +1,62 @@
 //! What the web-login protocols share: a cookie jar through the login, one exchange on
 //! the login connection (reopened when the server closed it), same-server redirects.
 
+use std::future::Future;
+use std::net::IpAddr;
+
 use oc_proto::http::{Request, Response};
 
+use crate::cli::Options;
 use crate::error::ClientError;
+use crate::print_authenticate;
 use crate::transport::{Endpoint, HttpsConnection};
+
+/// A finished web login: the session cookie as the protocol prints it (and takes it back
+/// with `-C`), and the server's address and certificate for `--authenticate`.
+#[derive(Debug)]
+pub(crate) struct WebLogin {
+    pub cookie: String,
+    pub addr: IpAddr,
+    pub fingerprint: String,
+}
+
+/// The session cookie: `-C`/`--cookie-on-stdin`'s, or a `login`; `--authenticate`,
+/// `--cookieonly` and `--printcookie` as openconnect does them. `None` when the run ends
+/// there.
+pub(crate) async fn session_cookie<F, Fut>(
+    opts: &Options,
+    endpoint: &Endpoint,
+    given: Option<String>,
+    login: F,
+) -> Result<Option<String>, ClientError>
+where
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = Result<WebLogin, ClientError>>,
+{
+    let cookie = match given {
+        Some(c) => c.trim().to_string(),
+        None => {
+            let done = login().await?;
+            if opts.authenticate {
+                print_authenticate(
+                    endpoint,
+                    &done.cookie,
+                    Some(done.addr),
+                    Some(&done.fingerprint),
+                );
+                return Ok(None);
+            }
+            done.cookie
+        }
+    };
+    if opts.cookieonly || opts.printcookie {
+        println!("{cookie}");
+        if opts.cookieonly {
+            return Ok(None);
+        }
+    }
+    Ok(Some(cookie))
+}
 
 /// Cookies the gateway sets during the login, sent back with every later request (a
 /// browser's jar, which gateways keep their login state in).
