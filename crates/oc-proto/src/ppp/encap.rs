@@ -55,29 +55,42 @@ impl Encapsulation {
     /// Appends `frame` (PPP header and payload) to `out` in this encapsulation; `accm` is
     /// the control character map for HDLC.
     pub fn encapsulate(self, frame: &[u8], accm: u32, out: &mut Vec<u8>) -> Result<(), FrameError> {
-        let len = u16::try_from(frame.len()).map_err(|_| FrameError::TooLong {
-            len: frame.len(),
+        self.encapsulate_parts(&[frame], accm, out)
+    }
+
+    /// [`encapsulate`](Self::encapsulate) of the frame made of `parts` (a PPP header and a
+    /// packet) without joining them first: the packet is copied once, into `out`.
+    pub fn encapsulate_parts(
+        self,
+        parts: &[&[u8]],
+        accm: u32,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FrameError> {
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        let too_long = || FrameError::TooLong {
+            len,
             max: usize::from(u16::MAX) - self.header_len(),
-        });
+        };
         match self {
             Self::F5 => {
+                let len = u16::try_from(len).map_err(|_| too_long())?;
                 out.extend_from_slice(&[0xf5, 0x00]);
-                out.extend_from_slice(&len?.to_be_bytes());
-                out.extend_from_slice(frame);
+                out.extend_from_slice(&len.to_be_bytes());
             }
             Self::Fortinet => {
-                let len = len?;
-                let total = len.checked_add(6).ok_or(FrameError::TooLong {
-                    len: frame.len(),
-                    max: usize::from(u16::MAX) - 6,
-                })?;
+                let total = u16::try_from(len + 6).map_err(|_| too_long())?;
                 out.extend_from_slice(&total.to_be_bytes());
                 out.extend_from_slice(&[0x50, 0x50]);
-                out.extend_from_slice(&len.to_be_bytes());
-                out.extend_from_slice(frame);
+                out.extend_from_slice(&(total - 6).to_be_bytes());
             }
-            Self::Sync => out.extend_from_slice(frame),
-            Self::F5Hdlc | Self::Hdlc => hdlc::encode(frame, accm, out),
+            Self::Sync => {}
+            Self::F5Hdlc | Self::Hdlc => {
+                hdlc::encode_parts(parts, accm, out);
+                return Ok(());
+            }
+        }
+        for part in parts {
+            out.extend_from_slice(part);
         }
         Ok(())
     }
@@ -429,6 +442,15 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn a_frame_in_parts_is_the_frame_joined(head in proptest::collection::vec(any::<u8>(), 0..8), body in proptest::collection::vec(any::<u8>(), 0..600), which in 0usize..5, accm in any::<u32>()) {
+            let encap = ALL[which];
+            let (mut parts, mut joined) = (Vec::new(), Vec::new());
+            encap.encapsulate_parts(&[&head, &body], accm, &mut parts).unwrap();
+            encap.encapsulate(&[head.as_slice(), body.as_slice()].concat(), accm, &mut joined).unwrap();
+            prop_assert_eq!(parts, joined);
+        }
+
         #[test]
         fn any_bytes_never_panic_and_stay_bounded(reads in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..20), which in 0usize..5) {
             let encap = ALL[which];

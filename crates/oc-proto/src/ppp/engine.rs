@@ -245,14 +245,13 @@ impl Ppp {
             _ => protocol::IPV4,
         };
         let peer = self.link.lcp.peer;
-        let frame = &mut self.link.scratch;
-        frame.clear();
-        write_header(proto, peer.acfc, peer.pfc, frame);
-        frame.extend_from_slice(packet);
+        let header = &mut self.link.scratch;
+        header.clear();
+        write_header(proto, peer.acfc, peer.pfc, header);
         self.link
             .config
             .encapsulation
-            .encapsulate(frame, peer.accm, out)?;
+            .encapsulate_parts(&[header, packet], peer.accm, out)?;
         self.link.last_tx = now;
         Ok(())
     }

@@ -76,13 +76,23 @@ fn push_escaped(b: u8, accm: u32, out: &mut Vec<u8>) {
 /// Appends `frame` (PPP header and payload) to `out` as one HDLC frame, flags included,
 /// escaping the control bytes of `accm`.
 pub fn encode(frame: &[u8], accm: u32, out: &mut Vec<u8>) {
-    out.reserve(frame.len() + frame.len() / 8 + 8);
+    encode_parts(&[frame], accm, out);
+}
+
+/// [`encode`] of the frame made of `parts` one after the other (a header and a packet),
+/// without joining them first.
+pub fn encode_parts(parts: &[&[u8]], accm: u32, out: &mut Vec<u8>) {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    out.reserve(len + len / 8 + 8);
     out.push(FLAG);
-    for &b in frame {
-        push_escaped(b, accm, out);
+    let mut fcs = FCS_INIT;
+    for part in parts {
+        for &b in *part {
+            push_escaped(b, accm, out);
+        }
+        fcs = fcs16(fcs, part);
     }
-    let fcs = !fcs16(FCS_INIT, frame);
-    for b in fcs.to_le_bytes() {
+    for b in (!fcs).to_le_bytes() {
         push_escaped(b, accm, out);
     }
     out.push(FLAG);
