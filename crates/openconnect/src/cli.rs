@@ -81,8 +81,9 @@ COMPRESSION
     secrets in the same stream (CRIME/VORACLE); use none where that matters.
 
 NOT YET SUPPORTED
-    Protocols other than anyconnect and nullppp (nc, gp, pulse, f5, fortinet, array),
-    proxies and CSD wrappers are refused with an error naming them.";
+    Protocols nc, gp, pulse and array, proxies and CSD wrappers are refused with an error
+    naming them. fortinet and f5 tunnel over TLS only (a gateway's DTLS offer is not
+    taken up).";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
@@ -131,7 +132,8 @@ pub struct Options {
     /// Read further options from FILE (one long option per line, without dashes)
     #[arg(long, value_name = "FILE", help_heading = "General")]
     pub config: Option<PathBuf>,
-    /// VPN protocol: anyconnect (the default) or nullppp (PPP over TLS, for testing)
+    /// VPN protocol: anyconnect (the default; Cisco AnyConnect, ocserv), fortinet
+    /// (FortiGate SSL VPN), f5 (F5 BIG-IP), nullppp (PPP over TLS, for testing)
     #[arg(long, value_name = "PROTO", help_heading = "General")]
     pub protocol: Option<String>,
     /// More output (repeat for more)
