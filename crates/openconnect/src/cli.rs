@@ -316,6 +316,10 @@ pub struct Options {
     /// Use this DPD interval instead of the server's
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
     pub force_dpd: Option<u64>,
+    /// openconnect's packet queue limit; accepted for scripts that pass it, with a warning:
+    /// this client moves packets in batches and keeps no queue to limit
+    #[arg(short = 'Q', long, value_name = "LEN", value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Networking")]
+    pub queue_len: Option<u32>,
     /// Compression to offer: stateless (LZ4, LZS; default), all (also deflate) or none
     #[arg(
         long,
@@ -661,6 +665,15 @@ mod tests {
         assert_eq!(mode(&["--compression=none", "-d"]), Mode::All);
         assert_eq!(mode(&["-d", "-D"]), Mode::None);
         assert!(Options::from_args(args(&["openconnect", "--compression=lzo", "vpn"])).is_err());
+    }
+
+    #[test]
+    fn queue_len_is_accepted_in_range() {
+        let o = Options::from_args(args(&["openconnect", "-Q16", "vpn"])).unwrap();
+        assert_eq!(o.queue_len, Some(16));
+        let o = Options::from_args(args(&["openconnect", "--queue-len=32", "vpn"])).unwrap();
+        assert_eq!(o.queue_len, Some(32));
+        assert!(Options::from_args(args(&["openconnect", "-Q0", "vpn"])).is_err());
     }
 
     #[test]

@@ -45,6 +45,11 @@ pub struct Finished(pub String);
 /// Runs the client as the command line asks.
 pub async fn run(opts: Options) -> Result<Finished, ClientError> {
     opts.validate()?;
+    if let Some(len) = opts.queue_len {
+        tracing::warn!(
+            "--queue-len {len} ignored: this client moves packets in batches and keeps no queue to limit"
+        );
+    }
     let server = opts
         .server
         .as_deref()
