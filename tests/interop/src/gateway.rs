@@ -1,18 +1,21 @@
 //! What the vendor test gateways (`src/bin/*_gateway.rs`) have in common: logging to stderr
-//! and a file, command-line helpers, the TLS listener, bounded HTTP request reading (the
-//! tunnel request may be followed by PPP at once), form decoding, and the PPP session that
-//! carries packets between a client's TLS connection and a tun device.
+//! and a file, the options they all take and `main` around them, the TLS listener serving
+//! each connection's pages until one becomes a tunnel ([`Site`]), bounded HTTP request
+//! reading (the tunnel request may be followed by PPP at once), form decoding, and the PPP
+//! session that carries packets between a client's TLS connection and a tun device.
 //!
 //! Each gateway keeps its own pages, sessions and cookies; this module knows nothing of any
 //! vendor. Nothing here panics on what a client sends.
 
+use std::collections::VecDeque;
 use std::fmt::{self, Display};
 use std::fs::{File, OpenOptions};
 use std::future::Future;
 use std::io::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::process::ExitCode;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -41,6 +44,8 @@ pub const LINGER: Duration = Duration::from_secs(10);
 pub const MAX_FORM_FIELDS: usize = 32;
 /// The gateways' PPP MRU: the tunnel MTU they ask the client for.
 pub const PPP_MTU: u16 = 1400;
+/// Sessions, cookies and pending challenges a gateway remembers (oldest forgotten first).
+pub const MAX_REMEMBERED: usize = 64;
 /// The most plaintext one TLS record carries: a write of at most this is one record.
 const TLS_RECORD: usize = 16 * 1024;
 
@@ -148,6 +153,164 @@ pub fn netmask(prefix: u8) -> Ipv4Addr {
     Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))
 }
 
+/// The options every gateway takes: where it listens and with which certificate, the one
+/// user, the addresses and routes it hands out, its tun device and log file.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The one user that may log in, and its password.
+    pub user: String,
+    pub password: String,
+    /// The second factor's code, when one is asked for.
+    pub otp: Option<String>,
+    /// The gateway's own tunnel address (PPP, tun device).
+    pub tunnel_addr: Ipv4Addr,
+    /// The address the client is given.
+    pub client_addr: Ipv4Addr,
+    pub dns: Vec<Ipv4Addr>,
+    /// Split-tunnel routes (none: everything goes through the tunnel).
+    pub routes: Vec<(Ipv4Addr, u8)>,
+    pub tun: String,
+    pub log: Option<PathBuf>,
+}
+
+/// The common options as given, before the required ones are checked.
+#[derive(Debug, Default)]
+struct CommonOptions {
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    user: Option<String>,
+    password: Option<String>,
+    otp: Option<String>,
+    tunnel_addr: Option<Ipv4Addr>,
+    client_addr: Option<Ipv4Addr>,
+    dns: Vec<Ipv4Addr>,
+    routes: Vec<(Ipv4Addr, u8)>,
+    tun: Option<String>,
+    log: Option<PathBuf>,
+}
+
+impl CommonOptions {
+    /// Takes the option `name` if it is a common one; `false` if it is not.
+    fn set(&mut self, name: &str, value: &str) -> Result<bool, String> {
+        let text = || value.to_string();
+        match name {
+            "--listen" => self.listen = Some(parse_value(name, value)?),
+            "--cert" => self.cert = Some(PathBuf::from(value)),
+            "--key" => self.key = Some(PathBuf::from(value)),
+            "--user" => self.user = Some(text()),
+            "--password" => self.password = Some(text()),
+            "--otp" => self.otp = Some(text()),
+            "--tunnel-addr" => self.tunnel_addr = Some(parse_value(name, value)?),
+            "--client-addr" => self.client_addr = Some(parse_value(name, value)?),
+            "--dns" => self.dns.push(parse_value(name, value)?),
+            "--route" => self.routes.push(parse_route(value)?),
+            "--tun" => self.tun = Some(text()),
+            "--log" => self.log = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn finish(self, default_tun: &str) -> Result<Common, String> {
+        fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+            value.ok_or_else(|| format!("{name} is required"))
+        }
+        let common = Common {
+            listen: required(self.listen, "--listen")?,
+            cert: required(self.cert, "--cert")?,
+            key: required(self.key, "--key")?,
+            user: required(self.user, "--user")?,
+            password: required(self.password, "--password")?,
+            otp: self.otp,
+            tunnel_addr: required(self.tunnel_addr, "--tunnel-addr")?,
+            client_addr: required(self.client_addr, "--client-addr")?,
+            dns: self.dns,
+            routes: self.routes,
+            tun: self.tun.unwrap_or_else(|| default_tun.to_string()),
+            log: self.log,
+        };
+        if common.tunnel_addr == common.client_addr {
+            return Err("--tunnel-addr and --client-addr must differ".into());
+        }
+        Ok(common)
+    }
+}
+
+/// Parses a gateway's command line ([`split_options`]): the common options, and the
+/// gateway's own through `own` (the name, and the value unless the name is one of `flags`),
+/// which says whether it knew the name. The tun device is `default_tun` unless `--tun` names
+/// one. `None` when `--help` was asked for.
+pub fn parse_command_line(
+    args: impl Iterator<Item = String>,
+    flags: &[&str],
+    default_tun: &str,
+    mut own: impl FnMut(&str, Option<&str>) -> bool,
+) -> Result<Option<Common>, String> {
+    let Some(options) = split_options(args, flags)? else {
+        return Ok(None);
+    };
+    let mut common = CommonOptions::default();
+    for (name, value) in options {
+        let known = match &value {
+            Some(value) => common.set(&name, value)?,
+            None => false,
+        };
+        if !known && !own(&name, value.as_deref()) {
+            return Err(format!("unknown option {name}"));
+        }
+    }
+    common.finish(default_tun).map(Some)
+}
+
+/// A gateway's `main`: `parse` reads the command line; its usage goes out for `--help` (to
+/// stdout) or after an error (to stderr, exit status 2). Then the log starts (to stderr and
+/// the configuration's log file), the gateway opens what it needs ([`listen`]), `make`
+/// builds its site from the configuration and the tun device, and it serves
+/// ([`serve_site`]) for ever on a single-threaded runtime: it returns only on a fatal error.
+pub fn main<C, S>(
+    program: &'static str,
+    usage: &str,
+    parse: impl FnOnce(std::iter::Skip<std::env::Args>) -> Result<Option<C>, String>,
+    make: impl FnOnce(C, TunLink) -> S,
+) -> ExitCode
+where
+    C: AsRef<Common>,
+    S: Site,
+{
+    let config = match parse(std::env::args().skip(1)) {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            let _ = writeln!(std::io::stdout(), "{usage}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{program}: {e}\n\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_log(program, config.as_ref().log.as_deref()) {
+        log!("{e}");
+        return ExitCode::FAILURE;
+    }
+    let serve = async {
+        let (acceptor, link, listener) = listen(config.as_ref()).await?;
+        let site = Arc::new(make(config, link));
+        serve_site(&listener, acceptor, site).await;
+        Ok(())
+    };
+    match runtime().and_then(|runtime| runtime.block_on(serve)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log!("fatal: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// A single-threaded runtime for `main` to block on.
 pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_current_thread()
@@ -157,7 +320,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Randomness
+// Randomness and memory
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
@@ -174,8 +337,74 @@ pub fn random_hex<const N: usize>() -> String {
         .collect()
 }
 
+/// Appends `item`, forgetting the oldest when [`MAX_REMEMBERED`] are already there.
+pub fn remember<T>(list: &mut VecDeque<T>, item: T) {
+    if list.len() >= MAX_REMEMBERED {
+        list.pop_front();
+    }
+    list.push_back(item);
+}
+
 // ---------------------------------------------------------------------------------------
 // Listening
+
+/// What a gateway opens before it serves, in this order: the TLS acceptor for its
+/// certificate, its tun device, and the listening socket.
+pub async fn listen(common: &Common) -> Result<(SslAcceptor, TunLink, TcpListener), String> {
+    let acceptor = tls_acceptor(&common.cert, &common.key)?;
+    let link = TunLink::open(&common.tun)?;
+    let listener = TcpListener::bind(common.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", common.listen))?;
+    Ok((acceptor, link, listener))
+}
+
+/// A gateway's own part of serving a connection: its pages, and the tunnel a request may
+/// turn the connection into.
+pub trait Site: Send + Sync + 'static {
+    /// What [`Site::answer`] hands [`Site::tunnel`] when a request asks for the tunnel.
+    type Upgrade: Send;
+
+    /// The bounds of each request read.
+    fn limits(&self) -> RequestLimits;
+
+    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<Self::Upgrade>;
+
+    /// Runs the tunnel on the connection; the reason it ended.
+    fn tunnel(
+        &self,
+        tunnel: Upgraded<Self::Upgrade>,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// Accepts connections for ever ([`accept_loop`]), serving each: the TLS handshake with
+/// `acceptor`, then `site`'s pages until the connection closes or a request turns it into a
+/// tunnel.
+pub async fn serve_site<S: Site>(listener: &TcpListener, acceptor: SslAcceptor, site: Arc<S>) {
+    let acceptor = Arc::new(acceptor);
+    accept_loop(listener, |tcp, peer| {
+        let (acceptor, site) = (Arc::clone(&acceptor), Arc::clone(&site));
+        async move { serve_connection(&acceptor, &*site, tcp, peer).await }
+    })
+    .await;
+}
+
+async fn serve_connection<S: Site>(
+    acceptor: &SslAcceptor,
+    site: &S,
+    tcp: TcpStream,
+    peer: SocketAddr,
+) -> Result<String, String> {
+    let tls = accept_tls(acceptor, tcp).await?;
+    let served = serve_http(tls, peer, site.limits(), |request| {
+        site.answer(peer, request)
+    })
+    .await?;
+    match served {
+        Served::Closed(why) => Ok(why),
+        Served::Upgraded(tunnel) => site.tunnel(tunnel).await,
+    }
+}
 
 pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<SslAcceptor, String> {
     let mut builder = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())
@@ -255,12 +484,19 @@ pub enum Answer<T> {
 pub enum Served<T> {
     /// The connection is over (the reason).
     Closed(String),
-    /// A request asked for the tunnel; `early` is what the client sent after it.
-    Upgraded {
-        tls: Tls,
-        upgrade: T,
-        early: Vec<u8>,
-    },
+    /// A request asked for the tunnel.
+    Upgraded(Upgraded<T>),
+}
+
+/// A connection whose request asked for the tunnel.
+#[derive(Debug)]
+pub struct Upgraded<T> {
+    pub tls: Tls,
+    pub peer: SocketAddr,
+    /// What the answer to the request decided.
+    pub upgrade: T,
+    /// What the client sent after its request.
+    pub early: Vec<u8>,
 }
 
 /// Serves requests on one connection, logging each, until it closes, an answer is final,
@@ -302,11 +538,12 @@ pub async fn serve_http<T>(
                 return Ok(Served::Closed("closed after the answer".into()));
             }
             Answer::Upgrade(upgrade) => {
-                return Ok(Served::Upgraded {
+                return Ok(Served::Upgraded(Upgraded {
                     tls,
+                    peer,
                     upgrade,
                     early,
-                })
+                }))
             }
         }
         // A request without a body may have been followed by the next one.
@@ -529,26 +766,21 @@ impl fmt::Debug for TunLink {
     }
 }
 
-/// The PPP configuration of a gateway on a reliable channel: its own address, the client's,
-/// the DNS servers offered, no IPv6, a random magic.
-pub fn gateway_ppp(
-    encapsulation: Encapsulation,
-    local: Ipv4Addr,
-    client: Ipv4Addr,
-    dns: Vec<Ipv4Addr>,
-) -> PppConfig {
+/// The PPP configuration of a gateway on a reliable channel: its own tunnel address, the
+/// client's, the DNS servers offered, no IPv6, a random magic.
+pub fn gateway_ppp(encapsulation: Encapsulation, common: &Common) -> PppConfig {
     PppConfig {
         encapsulation,
         role: Role::Gateway(Assignment {
-            peer_ipv4: Some(client),
-            dns,
+            peer_ipv4: Some(common.client_addr),
+            dns: common.dns.clone(),
             peer_interface_id: None,
         }),
         want_ipv4: true,
         want_ipv6: false,
         mtu: PPP_MTU,
         magic: u32::from_be_bytes(random_bytes()),
-        ipv4: Some(local),
+        ipv4: Some(common.tunnel_addr),
         ipv6: None,
         ask_name_servers: false,
         reliable: true,
@@ -587,9 +819,10 @@ impl TunLink {
 
     /// Runs PPP with `config` on the connection until the link closes, the client goes, or
     /// a newer tunnel replaces this one (`generation` from [`TunLink::claim`]); `early` is
-    /// what the client sent after its tunnel request. After the link closes it lets the
-    /// client close the connection first: openconnect takes the server closing first as a
-    /// lost link and reconnects instead of logging out.
+    /// what the client sent after its tunnel request, `how` the note on the log line that
+    /// says the tunnel starts. After the link closes it lets the client close the
+    /// connection first: openconnect takes the server closing first as a lost link and
+    /// reconnects instead of logging out.
     pub async fn run(
         &self,
         tls: Tls,
@@ -597,10 +830,10 @@ impl TunLink {
         early: &[u8],
         config: PppConfig,
         generation: u64,
+        how: &str,
     ) -> Result<String, String> {
         let mut changes = self.generation.subscribe();
-        let encapsulation = config.encapsulation.name();
-        log!("{peer}: tunnel {generation} starting PPP ({encapsulation} encapsulation)");
+        log!("{peer}: tunnel {generation} starting PPP ({how})");
         let (end, tls) = {
             // Waits for a replaced session to stop reading the tun device.
             let _owner = self.owner.lock().await;
@@ -904,6 +1137,37 @@ mod tests {
         assert!(split_options(["-h".to_string()].into_iter(), &[])
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn the_command_line_splits_into_common_and_own_options() {
+        let args = |line: &str| line.split(' ').map(str::to_string).collect::<Vec<_>>();
+        let required = "--listen 10.0.0.1:443 --cert c.pem --key k.pem --user u --password p \
+                        --tunnel-addr 10.1.0.1 --client-addr 10.1.0.2";
+        let parse = |line: &str| {
+            let mut own = Vec::new();
+            let parsed = parse_command_line(args(line).into_iter(), &["--flag"], "tun9", |n, v| {
+                own.push((n.to_string(), v.map(str::to_string)));
+                n == "--flag" || n == "--mine"
+            });
+            (parsed, own)
+        };
+        let (common, own) = parse(&format!("{required} --dns=10.2.0.1 --flag --mine x"));
+        let common = common.unwrap().unwrap();
+        assert_eq!(common.user, "u");
+        assert_eq!(common.dns, [Ipv4Addr::new(10, 2, 0, 1)]);
+        assert_eq!(common.tun, "tun9");
+        let want = [("--flag".into(), None), ("--mine".into(), Some("x".into()))];
+        assert_eq!(own, want);
+        let error = |line: &str| parse(line).0.unwrap_err();
+        assert_eq!(
+            error(&format!("{required} --other 1")),
+            "unknown option --other"
+        );
+        assert_eq!(error("--user u"), "--listen is required");
+        let same = format!("{required} --client-addr 10.1.0.1");
+        assert_eq!(error(&same), "--tunnel-addr and --client-addr must differ");
+        assert!(parse("--help").0.unwrap().is_none());
     }
 
     #[test]

@@ -9,7 +9,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod gateway;
+pub mod gateway_lab;
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -526,6 +528,16 @@ impl Lab {
 
     pub fn log(&self, file: &str) -> String {
         fs::read_to_string(self.dir.join(file)).unwrap_or_default()
+    }
+
+    /// The environment the recording script ([`Lab::recording_script`]) saw for `reason`
+    /// (`connect`, `disconnect`, ...), as `NAME` to value.
+    pub fn env_file(&self, reason: &str) -> HashMap<String, String> {
+        self.log(&format!("env.{reason}"))
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// Waits until `file` in the lab directory contains `needle`.

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use ferroconnect_interop::{authenticate_values, login_args, output_text, wait_until, Lab, Pki};
@@ -15,14 +14,6 @@ fn lab_with_ocserv(test: &str) -> (Lab, Pki) {
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     lab.start_ocserv(&pki, &[("alice", "secret")], "");
     (lab, pki)
-}
-
-fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {
-    lab.log(&format!("env.{reason}"))
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 #[test]
@@ -39,7 +30,7 @@ fn login_tunnel_ping_and_logoff() {
     );
 
     // Address, routes and DNS came from ocserv through the stock vpnc-script.
-    let env = env_file(&lab, "connect");
+    let env = lab.env_file("connect");
     let vpn_ip = env
         .get("INTERNAL_IP4_ADDRESS")
         .expect("INTERNAL_IP4_ADDRESS")
@@ -240,9 +231,7 @@ fn tcp_loss_reconnects_with_cookie_and_server_kick_exits_1() {
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(&login_args(&ca, &["-s", &script, &url]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
-    let first_ip = env_file(&lab, "connect")
-        .get("INTERNAL_IP4_ADDRESS")
-        .cloned();
+    let first_ip = lab.env_file("connect").get("INTERNAL_IP4_ADDRESS").cloned();
 
     // Kill the TCP connection under the client; it reconnects with its cookie.
     let killed = lab.in_client(&format!("ss -K dst {} dport = 443", lab.server_ip));
@@ -255,7 +244,7 @@ fn tcp_loss_reconnects_with_cookie_and_server_kick_exits_1() {
         lab.log("reasons")
     );
     assert_eq!(
-        env_file(&lab, "reconnect")
+        lab.env_file("reconnect")
             .get("INTERNAL_IP4_ADDRESS")
             .cloned(),
         first_ip

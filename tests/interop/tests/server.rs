@@ -43,20 +43,10 @@ fn lab(test: &str, client: Client, extra: &str) -> (Lab, Pki) {
     (lab, pki)
 }
 
-fn env_file(lab: &Lab, reason: &str) -> HashMap<String, String> {
-    lab.log(&format!("env.{reason}"))
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// The tunnel address the client's script was given.
 fn vpn_address(lab: &Lab) -> String {
     wait_until(SECS(15), || {
-        env_file(lab, "connect")
-            .get("INTERNAL_IP4_ADDRESS")
-            .cloned()
+        lab.env_file("connect").get("INTERNAL_IP4_ADDRESS").cloned()
     })
     .unwrap_or_else(|| panic!("no connect script run:\n{}", lab.log("client.log")))
 }
@@ -99,7 +89,7 @@ fn password_login_and_ping(client: Client) {
         lab.log("client.log"),
         lab.log("ocserv.log")
     );
-    let env = env_file(&lab, "connect");
+    let env = lab.env_file("connect");
     let ip = vpn_address(&lab);
     assert!(
         ip.starts_with(&lab.pool[..lab.pool.len() - 1]),
@@ -337,7 +327,7 @@ fn sighup_serves_new_routes(client: Client) {
     lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
     assert_eq!(
-        env_file(&lab, "connect")
+        lab.env_file("connect")
             .get("CISCO_SPLIT_INC")
             .map(String::as_str),
         Some("1")
@@ -664,7 +654,7 @@ fn per_user_file_overrides_and_broken_file_refuses() {
     let u = url(&lab);
     let pid = lab.spawn_client(&login_args(&ca, &["-s", &script, &u]), "secret\n");
     assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
-    let env = env_file(&lab, "connect");
+    let env = lab.env_file("connect");
     assert_eq!(
         env.get("CISCO_SPLIT_INC").map(String::as_str),
         Some("3"),
@@ -742,7 +732,7 @@ fn group_selection_and_ipv6(client: Client) {
     );
     let server_env = lab.log("server-env.connect");
     assert!(server_env.contains("GROUPNAME=ops\n"), "{server_env}");
-    let env = env_file(&lab, "connect");
+    let env = lab.env_file("connect");
     let v6 = env.get("INTERNAL_IP6_ADDRESS").cloned().unwrap_or_default();
     assert!(
         v6.starts_with(&format!("fd00:a{n}:")),

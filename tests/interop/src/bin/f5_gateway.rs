@@ -54,20 +54,17 @@
 
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferroconnect_interop::gateway::{
-    self, accept_loop, accept_tls, describe_form, field, gateway_ppp, html_escape, lock, log_line,
-    parse_form, parse_query, parse_route, parse_value, random_hex, redirect, send, serve_http,
-    split_options, text, tls_acceptor, Answer, Served, Tls, TunLink,
+    self, describe_form, field, gateway_ppp, html_escape, lock, log_line, parse_command_line,
+    parse_form, parse_query, random_hex, redirect, remember, send, text, Answer, Common, Site,
+    TunLink, Upgraded,
 };
 use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
 use oc_proto::ppp::Encapsulation;
-use openssl::ssl::SslAcceptor;
-use tokio::net::{TcpListener, TcpStream};
 
 const USAGE: &str = "\
 usage: f5_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
@@ -108,8 +105,6 @@ const OTP_FIELD: &str = "_F5_challenge";
 const MAX_OTP_TRIES: u8 = 3;
 /// What `F5_ST` says the session lasts, in seconds.
 const SESSION_SECONDS: u64 = 3600;
-/// Sessions (pre-login and logged-in) remembered; the oldest are forgotten first.
-const MAX_REMEMBERED: usize = 64;
 
 macro_rules! log {
     ($($arg:tt)*) => { log_line(format_args!($($arg)*)) };
@@ -118,149 +113,57 @@ macro_rules! log {
 // ---------------------------------------------------------------------------------------
 // Command line
 
+/// The common options, and F5's own.
 #[derive(Debug, Clone)]
 struct Config {
-    listen: SocketAddr,
-    cert: PathBuf,
-    key: PathBuf,
-    user: String,
-    password: String,
-    otp: Option<String>,
+    common: Common,
     domains: Vec<String>,
     hdlc: bool,
-    tunnel_addr: Ipv4Addr,
-    client_addr: Ipv4Addr,
-    dns: Vec<Ipv4Addr>,
     dns_suffix: Option<String>,
-    routes: Vec<(Ipv4Addr, u8)>,
     banner: String,
-    tun: String,
-    log: Option<PathBuf>,
-}
-
-/// The options as given, before the required ones are checked.
-#[derive(Debug, Default)]
-struct Options {
-    listen: Option<SocketAddr>,
-    cert: Option<PathBuf>,
-    key: Option<PathBuf>,
-    user: Option<String>,
-    password: Option<String>,
-    otp: Option<String>,
-    domains: Vec<String>,
-    hdlc: bool,
-    tunnel_addr: Option<Ipv4Addr>,
-    client_addr: Option<Ipv4Addr>,
-    dns: Vec<Ipv4Addr>,
-    dns_suffix: Option<String>,
-    routes: Vec<(Ipv4Addr, u8)>,
-    banner: Option<String>,
-    tun: Option<String>,
-    log: Option<PathBuf>,
 }
 
 /// The configuration, or `None` when `--help` was asked for.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
-    let Some(options) = split_options(args, &["--hdlc"])? else {
+    let (mut domains, mut hdlc, mut dns_suffix, mut banner) = (Vec::new(), false, None, None);
+    let common = parse_command_line(args, &["--hdlc"], "f5gw0", |name, value| {
+        match (name, value) {
+            ("--hdlc", None) => hdlc = true,
+            ("--domain", Some(value)) => domains.push(value.to_string()),
+            ("--dns-suffix", Some(value)) => dns_suffix = Some(value.to_string()),
+            ("--banner", Some(value)) => banner = Some(value.to_string()),
+            _ => return false,
+        }
+        true
+    })?;
+    let Some(common) = common else {
         return Ok(None);
     };
-    let mut o = Options::default();
-    for (name, value) in options {
-        match value {
-            None => o.hdlc = true,
-            Some(value) => set_option(&mut o, &name, &value)?,
-        }
-    }
-    finish_options(o).map(Some)
-}
-
-fn set_option(o: &mut Options, name: &str, value: &str) -> Result<(), String> {
-    let text = || value.to_string();
-    match name {
-        "--listen" => o.listen = Some(parse_value(name, value)?),
-        "--cert" => o.cert = Some(PathBuf::from(value)),
-        "--key" => o.key = Some(PathBuf::from(value)),
-        "--user" => o.user = Some(text()),
-        "--password" => o.password = Some(text()),
-        "--otp" => o.otp = Some(text()),
-        "--domain" => o.domains.push(text()),
-        "--tunnel-addr" => o.tunnel_addr = Some(parse_value(name, value)?),
-        "--client-addr" => o.client_addr = Some(parse_value(name, value)?),
-        "--dns" => o.dns.push(parse_value(name, value)?),
-        "--dns-suffix" => o.dns_suffix = Some(text()),
-        "--route" => o.routes.push(parse_route(value)?),
-        "--banner" => o.banner = Some(text()),
-        "--tun" => o.tun = Some(text()),
-        "--log" => o.log = Some(PathBuf::from(value)),
-        other => return Err(format!("unknown option {other}")),
-    }
-    Ok(())
-}
-
-fn finish_options(o: Options) -> Result<Config, String> {
-    fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
-        value.ok_or_else(|| format!("{name} is required"))
-    }
-    let config = Config {
-        listen: required(o.listen, "--listen")?,
-        cert: required(o.cert, "--cert")?,
-        key: required(o.key, "--key")?,
-        user: required(o.user, "--user")?,
-        password: required(o.password, "--password")?,
-        otp: o.otp,
-        domains: o.domains,
-        hdlc: o.hdlc,
-        tunnel_addr: required(o.tunnel_addr, "--tunnel-addr")?,
-        client_addr: required(o.client_addr, "--client-addr")?,
-        dns: o.dns,
-        dns_suffix: o.dns_suffix,
-        routes: o.routes,
-        banner: o
-            .banner
-            .unwrap_or_else(|| "ferroconnect F5 test gateway".to_string()),
-        tun: o.tun.unwrap_or_else(|| "f5gw0".to_string()),
-        log: o.log,
-    };
-    if config.tunnel_addr == config.client_addr {
-        return Err("--tunnel-addr and --client-addr must differ".into());
-    }
     // The XML is built from these without escaping.
     let plain = |s: &str| {
         s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
     };
-    if !config.dns_suffix.as_deref().is_none_or(plain) {
+    if !dns_suffix.as_deref().is_none_or(plain) {
         return Err("--dns-suffix: letters, digits, '-', '.' and '_' only".into());
     }
-    Ok(config)
+    Ok(Some(Config {
+        common,
+        domains,
+        hdlc,
+        dns_suffix,
+        banner: banner.unwrap_or_else(|| "ferroconnect F5 test gateway".to_string()),
+    }))
+}
+
+impl AsRef<Common> for Config {
+    fn as_ref(&self) -> &Common {
+        &self.common
+    }
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(config)) => config,
-        Ok(None) => {
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), USAGE.as_bytes());
-            let _ = std::io::Write::write_all(&mut std::io::stdout(), b"\n");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            let message = format!("f5_gateway: {e}\n\n{USAGE}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), message.as_bytes());
-            return ExitCode::from(2);
-        }
-    };
-    if let Err(e) = gateway::init_log("f5_gateway", config.log.as_deref()) {
-        log!("{e}");
-        return ExitCode::FAILURE;
-    }
-    let result = gateway::runtime().and_then(|runtime| runtime.block_on(serve(config)));
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            log!("fatal: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gateway::main("f5_gateway", USAGE, parse_args, Gateway::new)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -306,19 +209,33 @@ struct State {
 
 struct Gateway {
     config: Config,
-    acceptor: SslAcceptor,
     link: TunLink,
     state: Mutex<State>,
 }
 
-fn remember<T>(list: &mut VecDeque<T>, item: T) {
-    if list.len() >= MAX_REMEMBERED {
-        list.pop_front();
-    }
-    list.push_back(item);
-}
-
 impl Gateway {
+    /// The gateway serving `config` with the tun device `link`; it says so in the log.
+    fn new(config: Config, link: TunLink) -> Self {
+        log!(
+            "listening on https://{} (tun {}, user {}, framing {}, second factor {}, domains {:?})",
+            config.common.listen,
+            link.name(),
+            config.common.user,
+            if config.hdlc { "HDLC" } else { "F5" },
+            if config.common.otp.is_some() {
+                "required"
+            } else {
+                "off"
+            },
+            config.domains,
+        );
+        Self {
+            config,
+            link,
+            state: Mutex::new(State::default()),
+        }
+    }
+
     /// A new pre-login policy session: its `MRHSession`.
     fn start_policy(&self) -> String {
         let mrh = random_hex::<16>();
@@ -430,53 +347,6 @@ enum TunnelRefusal {
     WrongZ,
 }
 
-// ---------------------------------------------------------------------------------------
-// Listening
-
-async fn serve(config: Config) -> Result<(), String> {
-    let acceptor = tls_acceptor(&config.cert, &config.key)?;
-    let link = TunLink::open(&config.tun)?;
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let gateway = Arc::new(Gateway {
-        config,
-        acceptor,
-        link,
-        state: Mutex::new(State::default()),
-    });
-    let config = &gateway.config;
-    log!(
-        "listening on https://{} (tun {}, user {}, framing {}, second factor {}, domains {:?})",
-        config.listen,
-        gateway.link.name(),
-        config.user,
-        if config.hdlc { "HDLC" } else { "F5" },
-        if config.otp.is_some() {
-            "required"
-        } else {
-            "off"
-        },
-        config.domains,
-    );
-    accept_loop(&listener, |tcp, peer| {
-        let gateway = Arc::clone(&gateway);
-        async move { connection(&gateway, tcp, peer).await }
-    })
-    .await;
-    Ok(())
-}
-
-fn limits() -> RequestLimits {
-    RequestLimits {
-        // Logon forms are small.
-        max_body_bytes: 16 * 1024,
-        // The tunnel request carries the client's hostname in base64.
-        max_target_bytes: 1024,
-        ..RequestLimits::default()
-    }
-}
-
 /// The tunnel request's decisions, taken while answering it.
 #[derive(Debug)]
 struct TunnelStart {
@@ -485,65 +355,66 @@ struct TunnelStart {
     encapsulation: Encapsulation,
 }
 
-/// Serves one connection: pages until it closes, or PPP once it asks for the tunnel.
-async fn connection(gateway: &Gateway, tcp: TcpStream, peer: SocketAddr) -> Result<String, String> {
-    let tls = accept_tls(&gateway.acceptor, tcp).await?;
-    let served = serve_http(tls, peer, limits(), |request| {
-        answer(gateway, peer, request)
-    })
-    .await?;
-    match served {
-        Served::Closed(why) => Ok(why),
-        Served::Upgraded {
-            tls,
-            upgrade,
-            early,
-        } => tunnel(gateway, tls, peer, upgrade, &early).await,
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // The pages
 
-fn answer(gateway: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Answer<TunnelStart> {
-    let mrh = request.cookie("MRHSession");
-    let reply = match (&request.method, request.path()) {
-        (Method::Get, "/") => {
-            let mrh = gateway.start_policy();
-            log!("{peer}: policy session started");
-            with_session_cookies(redirect("/my.policy"), &mrh)
+impl Site for Gateway {
+    type Upgrade = TunnelStart;
+
+    fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            // Logon forms are small.
+            max_body_bytes: 16 * 1024,
+            // The tunnel request carries the client's hostname in base64.
+            max_target_bytes: 1024,
+            ..RequestLimits::default()
         }
-        (Method::Get, "/my.policy") => match gateway.stage(mrh) {
-            Some(Stage::Password) => logon_page(&gateway.config, None),
-            Some(Stage::Code { .. }) => code_page(None),
-            None => {
-                let mrh = gateway.start_policy();
-                log!("{peer}: no policy session; a new one started");
-                with_session_cookies(logon_page(&gateway.config, None), &mrh)
+    }
+
+    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<TunnelStart> {
+        let mrh = request.cookie("MRHSession");
+        let reply = match (&request.method, request.path()) {
+            (Method::Get, "/") => {
+                let mrh = self.start_policy();
+                log!("{peer}: policy session started");
+                with_session_cookies(redirect("/my.policy"), &mrh)
             }
-        },
-        (Method::Post, "/my.policy") => policy_post(gateway, peer, mrh, &request.body),
-        (Method::Get, "/vdesk/webtop.eui") => match gateway.user(mrh) {
-            Some(_) => html(200, "OK", "webtop", "<p>Network access: na</p>"),
-            None => not_logged_in(peer),
-        },
-        (Method::Get, "/vdesk/vpn/index.php3") => match gateway.user(mrh) {
-            Some(_) if xml_wanted(request) => xml(favorites_xml()),
-            Some(_) => bad_request(peer, "outform=xml is missing"),
-            None => not_logged_in(peer),
-        },
-        (Method::Get, "/vdesk/vpn/connect.php3") => connect_php3(gateway, peer, mrh, request),
-        (Method::Get, "/myvpn") => return tunnel_request(gateway, peer, request),
-        (Method::Get, "/vdesk/hangup.php3") => {
-            match mrh {
-                Some(m) if gateway.hang_up(m) => log!("{peer}: hangup: session forgotten"),
-                _ => log!("{peer}: hangup without a logged-in session"),
+            (Method::Get, "/my.policy") => match self.stage(mrh) {
+                Some(Stage::Password) => logon_page(&self.config, None),
+                Some(Stage::Code { .. }) => code_page(None),
+                None => {
+                    let mrh = self.start_policy();
+                    log!("{peer}: no policy session; a new one started");
+                    with_session_cookies(logon_page(&self.config, None), &mrh)
+                }
+            },
+            (Method::Post, "/my.policy") => policy_post(self, peer, mrh, &request.body),
+            (Method::Get, "/vdesk/webtop.eui") => match self.user(mrh) {
+                Some(_) => html(200, "OK", "webtop", "<p>Network access: na</p>"),
+                None => not_logged_in(peer),
+            },
+            (Method::Get, "/vdesk/vpn/index.php3") => match self.user(mrh) {
+                Some(_) if xml_wanted(request) => xml(favorites_xml()),
+                Some(_) => bad_request(peer, "outform=xml is missing"),
+                None => not_logged_in(peer),
+            },
+            (Method::Get, "/vdesk/vpn/connect.php3") => connect_php3(self, peer, mrh, request),
+            (Method::Get, "/myvpn") => return tunnel_request(self, peer, request),
+            (Method::Get, "/vdesk/hangup.php3") => {
+                match mrh {
+                    Some(m) if self.hang_up(m) => log!("{peer}: hangup: session forgotten"),
+                    _ => log!("{peer}: hangup without a logged-in session"),
+                }
+                html(200, "OK", "logged out", "<p>Your session is finished.</p>")
             }
-            html(200, "OK", "logged out", "<p>Your session is finished.</p>")
-        }
-        _ => text(404, "Not Found", "text/plain", "not found"),
-    };
-    Answer::Reply(reply)
+            _ => text(404, "Not Found", "text/plain", "not found"),
+        };
+        Answer::Reply(reply)
+    }
+
+    async fn tunnel(&self, tunnel: Upgraded<TunnelStart>) -> Result<String, String> {
+        run_tunnel(self, tunnel).await
+    }
 }
 
 fn html(status: u16, reason: &str, title: &str, body: &str) -> ServerResponse {
@@ -689,14 +560,14 @@ fn password_step(
         log!("{peer}: login refused for user {user:?}: domain {domain:?} is not offered");
         return logon_page(config, Some("The domain is not valid."));
     }
-    if user != config.user || field(form, "password") != Some(&config.password) {
+    if user != config.common.user || field(form, "password") != Some(&config.common.password) {
         log!("{peer}: login refused for user {user:?}: wrong credentials");
         return logon_page(
             config,
             Some("The username or password is not correct. Please try again."),
         );
     }
-    if config.otp.is_some() {
+    if config.common.otp.is_some() {
         gateway.set_stage(
             mrh,
             Stage::Code {
@@ -720,7 +591,7 @@ fn code_step(
     wrong: u8,
 ) -> ServerResponse {
     let code = field(form, OTP_FIELD);
-    if code.is_some() && code == gateway.config.otp.as_deref() {
+    if code.is_some() && code == gateway.config.common.otp.as_deref() {
         log!("{peer}: code accepted for user {user:?}");
         return logged_in(gateway, mrh, user);
     }
@@ -822,11 +693,12 @@ fn tunnel_xml(config: &Config, grant: &Grant) -> String {
         ("tunnel_dtls", "0".into()),
         ("tunnel_port_dtls", "4433".into()),
     ];
-    if config.routes.is_empty() {
+    if config.common.routes.is_empty() {
         settings.push(("UseDefaultGateway0", "1".into()));
         settings.push(("SplitTunneling0", "0".into()));
     } else {
         let lan: Vec<String> = config
+            .common
             .routes
             .iter()
             .map(|(net, prefix)| format!("{net}/{prefix}"))
@@ -835,8 +707,8 @@ fn tunnel_xml(config: &Config, grant: &Grant) -> String {
         settings.push(("SplitTunneling0", "2".into()));
         settings.push(("LAN0", lan.join(" ")));
     }
-    if !config.dns.is_empty() {
-        let dns: Vec<String> = config.dns.iter().map(Ipv4Addr::to_string).collect();
+    if !config.common.dns.is_empty() {
+        let dns: Vec<String> = config.common.dns.iter().map(Ipv4Addr::to_string).collect();
         settings.push(("DNS0", dns.join(" ")));
     }
     if let Some(suffix) = &config.dns_suffix {
@@ -914,14 +786,14 @@ fn tunnel_request(
 }
 
 /// Answers the tunnel request and runs PPP on the connection.
-async fn tunnel(
-    gateway: &Gateway,
-    mut tls: Tls,
-    peer: SocketAddr,
-    start: TunnelStart,
-    early: &[u8],
-) -> Result<String, String> {
-    let config = &gateway.config;
+async fn run_tunnel(gateway: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<String, String> {
+    let Upgraded {
+        mut tls,
+        peer,
+        upgrade: start,
+        early,
+    } = tunnel;
+    let config = &gateway.config.common;
     let mut head = ServerResponse::new(201, "Created")
         .header("X-VPN-client-IP", config.client_addr.to_string())
         .header("X-VPN-server-IP", config.tunnel_addr.to_string())
@@ -938,15 +810,11 @@ async fn tunnel(
         config.client_addr,
         config.tunnel_addr
     );
-    let ppp = gateway_ppp(
-        start.encapsulation,
-        config.tunnel_addr,
-        config.client_addr,
-        config.dns.clone(),
-    );
+    let ppp = gateway_ppp(start.encapsulation, config);
+    let how = format!("{} encapsulation", start.encapsulation.name());
     let result = gateway
         .link
-        .run(tls, peer, early, ppp, start.generation)
+        .run(tls, peer, &early, ppp, start.generation, &how)
         .await;
     gateway.tunnel_ended(start.generation);
     result

@@ -1,0 +1,282 @@
+//! The vendor test gateways (`src/bin/*_gateway.rs`, built on [`crate::gateway`]) in a
+//! [`Lab`]: one started in the server namespace with the lab's certificate and addresses, and
+//! a client — Debian's openconnect or ours — logging in to it as [`USER`], with the checks the
+//! vendors' tests share (the tunnel up, traffic through it, the logout).
+
+use std::collections::HashMap;
+use std::process::Output;
+use std::time::Duration;
+
+use crate::{authenticate_values, bin, output_text, pin_sha256, ping_counts, Lab, Pki};
+
+/// The one user every gateway is started with, and its password.
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "s3cret pass";
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+/// Which test gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    Fortinet,
+    F5,
+}
+
+impl Vendor {
+    /// The gateway's binary.
+    pub fn gateway(self) -> &'static str {
+        match self {
+            Self::Fortinet => "fortinet_gateway",
+            Self::F5 => "f5_gateway",
+        }
+    }
+
+    /// openconnect's `--protocol` for it.
+    pub fn protocol(self) -> &'static str {
+        match self {
+            Self::Fortinet => "fortinet",
+            Self::F5 => "f5",
+        }
+    }
+}
+
+/// A lab for a vendor gateway and the client that logs in to it.
+#[derive(Debug)]
+pub struct GatewayLab {
+    pub lab: Lab,
+    pub vendor: Vendor,
+    pub pki: Pki,
+    /// The `--servercert` pin of the gateway's certificate.
+    pub pin: String,
+    /// The gateway's own tunnel address and the one it gives the client: .1 and .2 of the
+    /// lab's pool.
+    pub tunnel_addr: String,
+    pub client_addr: String,
+    /// The recording vpnc-script (`-s`) every client runs.
+    pub script: String,
+}
+
+impl GatewayLab {
+    /// The lab, its PKI and the recording script; the client is Debian's openconnect when
+    /// `real_client`, else ours. [`GatewayLab::start_gateway`] starts the gateway.
+    pub fn new(test: &str, vendor: Vendor, real_client: bool) -> Self {
+        let mut lab = Lab::new(test);
+        if real_client {
+            lab.use_real_client();
+        }
+        let pki = Pki::create(&lab.dir, &lab.server_ip);
+        // The lab's pool is 198.19.M.0: the gateway is .1 in it and the client .2.
+        let pool = lab.pool.strip_suffix('0').unwrap().to_string();
+        Self {
+            pin: pin_sha256(&pki.server_cert),
+            tunnel_addr: format!("{pool}1"),
+            client_addr: format!("{pool}2"),
+            script: lab.recording_script(),
+            lab,
+            vendor,
+            pki,
+        }
+    }
+
+    /// [`GatewayLab::new`], then [`GatewayLab::start_gateway`] with `args`.
+    pub fn start(test: &str, vendor: Vendor, args: &[&str], real_client: bool) -> Self {
+        let mut gateway = Self::new(test, vendor, real_client);
+        gateway.start_gateway(args);
+        gateway
+    }
+
+    /// Starts the gateway in the server namespace, its output going to `gateway.log`, and
+    /// waits until it listens: on port 443 of the server's address with the lab's
+    /// certificate, for [`USER`], the DNS server the server's address, the one split route
+    /// the host behind it, the tun device `NAMEg`; then `args`.
+    pub fn start_gateway(&mut self, args: &[&str]) {
+        let lab = &self.lab;
+        let gateway = bin(self.vendor.gateway()).display().to_string();
+        let listen = format!("{}:443", lab.server_ip);
+        let route = format!("{}/32", lab.behind_ip);
+        let tun = format!("{}g", lab.name);
+        let dns = lab.server_ip.clone();
+        let (cert, key) = (
+            self.pki.server_cert.display().to_string(),
+            self.pki.server_key.display().to_string(),
+        );
+        let mut argv = vec![
+            gateway.as_str(),
+            "--listen",
+            &listen,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            "--user",
+            USER,
+            "--password",
+            PASSWORD,
+            "--tunnel-addr",
+            &self.tunnel_addr,
+            "--client-addr",
+            &self.client_addr,
+            "--dns",
+            &dns,
+            "--route",
+            &route,
+            "--tun",
+            &tun,
+        ];
+        argv.extend_from_slice(args);
+        let ns = lab.server_ns.clone();
+        self.lab.spawn_in(&ns, &argv, "gateway.log");
+        self.lab
+            .wait_for_log("gateway.log", "listening on https://", SECS(10));
+    }
+
+    /// The client's arguments: the vendor's protocol, [`USER`] with the password on stdin,
+    /// the pinned certificate, the recording vpnc-script, then `rest` and the gateway's URL.
+    pub fn client_args(&self, rest: &[&str]) -> Vec<String> {
+        self.args(&["-u", USER, "--passwd-on-stdin"], rest)
+    }
+
+    /// The vendor's protocol, `login`, the pinned certificate, the recording vpnc-script,
+    /// `rest` and the gateway's URL.
+    fn args(&self, login: &[&str], rest: &[&str]) -> Vec<String> {
+        let protocol = format!("--protocol={}", self.vendor.protocol());
+        let server = ["--servercert", &self.pin, "-s", &self.script];
+        let url = format!("https://{}/", self.lab.server_ip);
+        [protocol.as_str()]
+            .iter()
+            .chain(login)
+            .chain(&server)
+            .chain(rest)
+            .map(|a| a.to_string())
+            .chain([url])
+            .collect()
+    }
+
+    /// Runs the client with [`GatewayLab::client_args`] and `stdin` to its end (at most
+    /// 20 s).
+    pub fn run_client(&self, rest: &[&str], stdin: &str) -> Output {
+        let args = self.client_args(rest);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.lab.run_client(&args, stdin, SECS(20))
+    }
+
+    /// Starts the client with [`GatewayLab::client_args`] in the background, the password
+    /// on stdin; its pid.
+    pub fn spawn_client(&mut self, rest: &[&str]) -> u32 {
+        let args = self.client_args(rest);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.lab.spawn_client(&args, &format!("{PASSWORD}\n"))
+    }
+
+    /// NetworkManager's first step: `--authenticate` (exit 0) and the `COOKIE` it prints.
+    pub fn authenticate(&self) -> String {
+        let out = self.run_client(&["--authenticate"], &format!("{PASSWORD}\n"));
+        assert_eq!(out.status.code(), Some(0), "{}", output_text(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let cookie = authenticate_values(&stdout)("COOKIE");
+        cookie
+    }
+
+    /// NetworkManager's second step: the client in the background with `cookie` on stdin
+    /// (`--cookie-on-stdin`), no user or password; its pid.
+    pub fn spawn_with_cookie(&mut self, cookie: &str) -> u32 {
+        let args = self.args(&["--cookie-on-stdin"], &[]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.lab.spawn_client(&args, &format!("{cookie}\n"))
+    }
+
+    pub fn gateway_log(&self) -> String {
+        self.lab.log("gateway.log")
+    }
+
+    /// Both logs, for a failed assertion.
+    pub fn logs(&self) -> String {
+        format!(
+            "client:\n{}\ngateway:\n{}",
+            self.lab.log("client.log"),
+            self.gateway_log()
+        )
+    }
+
+    /// Waits for the tunnel, then checks what the vpnc-script was given (the client's
+    /// address, the one split-include route, the DNS server), that the host behind the
+    /// gateway answers 3 pings of 3, and that the gateway's PPP gave the client its address.
+    /// The script's environment, for the vendor's own checks.
+    pub fn assert_tunnel_up(&self) -> HashMap<String, String> {
+        assert!(
+            self.lab.ping_behind(SECS(20)),
+            "no tunnel:\n{}",
+            self.logs()
+        );
+        let env = self.lab.env_file("connect");
+        let get = |name: &str| env.get(name).map(String::as_str);
+        assert_eq!(
+            get("INTERNAL_IP4_ADDRESS"),
+            Some(self.client_addr.as_str()),
+            "{}",
+            self.logs()
+        );
+        assert_eq!(get("CISCO_SPLIT_INC"), Some("1"), "{env:?}");
+        assert_eq!(
+            get("CISCO_SPLIT_INC_0_ADDR"),
+            Some(self.lab.behind_ip.as_str())
+        );
+        assert_eq!(get("INTERNAL_IP4_DNS"), Some(self.lab.server_ip.as_str()));
+        let ping = self
+            .lab
+            .in_client(&format!("ping -c 3 -i 0.2 -W 2 {}", self.lab.behind_ip));
+        assert_eq!(
+            ping_counts(&output_text(&ping)),
+            (3, 3),
+            "{}",
+            output_text(&ping)
+        );
+        let gateway = self.gateway_log();
+        assert!(
+            gateway.contains(&format!("client {}", self.client_addr)),
+            "the gateway's PPP did not come up with the client's address:\n{gateway}"
+        );
+        env
+    }
+
+    /// iperf3 (TCP, 2 s, `direction` "" or "-R") moves more than a megabyte, by the
+    /// receiving side's count (`-J`).
+    pub fn assert_iperf_moves_a_megabyte(&self, direction: &str) {
+        let args = format!("-J -t 2 {direction}");
+        let out = self.lab.iperf(&args);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "iperf3 {args} failed:\n{}\n{}",
+            output_text(&out),
+            self.logs()
+        );
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let bytes = json["end"]["sum_received"]["bytes"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no received bytes in iperf3's report:\n{text}"));
+        // A megabyte is far below what two seconds move even over a slow tun.
+        assert!(
+            bytes > 1_000_000,
+            "iperf3 {direction} moved only {bytes} bytes:\n{}",
+            self.logs()
+        );
+    }
+
+    /// SIGINT to the client `pid`: it ends PPP, logs out (the gateway logs `logged_out`)
+    /// and exits 0, and the script ran for its three reasons. The gateway's log.
+    pub fn disconnect(&mut self, pid: u32, logged_out: &str) -> String {
+        self.lab.signal_client(pid, "INT");
+        assert_eq!(self.lab.wait_client(SECS(10)), Some(0), "{}", self.logs());
+        let gateway = self.lab.wait_for_log("gateway.log", logged_out, SECS(5));
+        assert!(gateway.contains("PPP closed"), "{gateway}");
+        assert_eq!(self.lab.log("reasons"), "pre-init\nconnect\ndisconnect\n");
+        gateway
+    }
+
+    /// No client ran the vpnc-script (there was no tunnel).
+    pub fn assert_script_did_not_run(&self) {
+        let reasons = self.lab.log("reasons");
+        assert!(reasons.is_empty(), "the script ran: {reasons}");
+    }
+}
