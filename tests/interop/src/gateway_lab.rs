@@ -274,6 +274,40 @@ impl GatewayLab {
         gateway
     }
 
+    /// SIGUSR2 to the client `pid`: it drops the tunnel connection, opens a new one with
+    /// the same session (the gateway sees `tunnel_request` once more), negotiates PPP again
+    /// for the same address and runs the script's `attempt-reconnect` and `reconnect`; the
+    /// tunnel carries pings again.
+    pub fn assert_reconnects(&mut self, pid: u32, tunnel_request: &str) {
+        let before = self.gateway_log().matches(tunnel_request).count();
+        self.lab.signal_client(pid, "USR2");
+        self.lab
+            .wait_for_log("reasons", "reconnect\nreconnect", SECS(20));
+        let gateway = self.gateway_log();
+        assert_eq!(
+            gateway.matches(tunnel_request).count(),
+            before + 1,
+            "{}",
+            self.logs()
+        );
+        let again = self.lab.env_file("reconnect");
+        assert_eq!(
+            again.get("INTERNAL_IP4_ADDRESS"),
+            Some(&self.client_addr),
+            "{again:?}"
+        );
+        assert!(
+            self.lab.ping_behind(SECS(10)),
+            "no tunnel after the reconnect:\n{}",
+            self.logs()
+        );
+        assert!(
+            self.lab.log("client.log").contains("Reconnected"),
+            "{}",
+            self.logs()
+        );
+    }
+
     /// No client ran the vpnc-script (there was no tunnel).
     pub fn assert_script_did_not_run(&self) {
         let reasons = self.lab.log("reasons");

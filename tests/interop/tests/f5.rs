@@ -275,3 +275,13 @@ fn our_client_authenticates_then_connects_with_the_cookie() {
     f5.spawn_with_cookie(&cookie);
     assert_f5_tunnel_up(&f5);
 }
+
+/// SIGUSR2: our client reopens the tunnel with the same session id, PPP comes up again with
+/// the same address, and the script runs its reconnect reasons.
+#[test]
+fn our_client_reconnects_with_the_same_session() {
+    let mut f5 = GatewayLab::start("f5-ours-reconnect", Vendor::F5, &[], false);
+    let pid = f5.spawn_client(&[]);
+    f5.assert_tunnel_up();
+    f5.assert_reconnects(pid, "GET /myvpn");
+}

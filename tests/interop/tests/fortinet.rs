@@ -6,7 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ferroconnect_interop::gateway_lab::{GatewayLab, Vendor, PASSWORD};
+use std::time::Duration;
+
 use ferroconnect_interop::output_text;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 const TOKEN: &str = "123456";
 /// What the gateway logs when a client logs out.
@@ -152,4 +156,22 @@ fn our_client_exits_2_when_the_tunnel_request_is_refused() {
     assert!(text.contains("cookie was rejected by server"), "{text}");
     // No tunnel, no script.
     forti.assert_script_did_not_run();
+}
+
+/// SIGUSR2: our client reconnects with the same cookie (the gateway allows it), PPP comes up
+/// again with the same address, and the script runs its reconnect reasons.
+#[test]
+fn our_client_reconnects_with_the_same_session() {
+    let mut forti = start("forti-ours-reconnect", &[], false);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_tunnel_up();
+    forti.assert_reconnects(pid, "GET /remote/sslvpn-tunnel");
+    // SIGINT after the reconnect still logs off: exit 0, logout, the whole script story.
+    forti.lab.signal_client(pid, "INT");
+    assert_eq!(forti.lab.wait_client(SECS(10)), Some(0), "{}", forti.logs());
+    forti.lab.wait_for_log("gateway.log", LOGGED_OUT, SECS(5));
+    assert_eq!(
+        forti.lab.log("reasons"),
+        "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
+    );
 }
