@@ -41,10 +41,12 @@ pub enum F5Error {
 /// The login form of an F5 page: its `auth_form` (or, lacking one, any form; a page with
 /// none asks for `username` and `password`, as upstream assumes), and where it goes.
 pub fn login_form(html: &str) -> HtmlForm {
-    // A form with nothing to fill (buttons only, a script-built page) counts as none.
+    // A form with nothing to fill (buttons only, a script-built page) counts as none;
+    // newer gateways describe the form in a script's `appLoader.configure({...})`.
     let found = parse_html_form(html, Some(FORM_ID), Some("credentials_table_header"))
         .or_else(|| parse_html_form(html, None, Some("credentials_table_header")))
-        .filter(|f| !f.form.fields.is_empty());
+        .filter(|f| !f.form.fields.is_empty())
+        .or_else(|| json_form(html));
     let mut form = found.unwrap_or_else(|| HtmlForm {
         form: AuthForm {
             id: FORM_ID.into(),
@@ -90,6 +92,56 @@ pub fn login_form(html: &str) -> HtmlForm {
         }
     }
     form
+}
+
+/// The largest `appLoader.configure` argument read.
+const MAX_JSON: usize = 64 * 1024;
+
+/// The form of `appLoader.configure({"logon": {"form": {"id", "title", "fields": [{"type",
+/// "name", "caption", "value"}]}}})`, as upstream reads it: password fields are passwords,
+/// every other type is text.
+fn json_form(html: &str) -> Option<HtmlForm> {
+    let start = html.find("appLoader.configure(")? + "appLoader.configure(".len();
+    let text = html.get(start..)?;
+    let text = text.get(..text.len().min(MAX_JSON))?;
+    // The argument runs to the `);` that closes the call; let the parser find its end.
+    let mut values = serde_json::Deserializer::from_str(text).into_iter::<serde_json::Value>();
+    let config = values.next()?.ok()?;
+    let form = config.get("logon")?.get("form")?;
+    let str_of =
+        |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let fields = form
+        .get("fields")?
+        .as_array()?
+        .iter()
+        .take(64)
+        .filter_map(|f| {
+            let name = str_of(f, "name")?;
+            let kind = match str_of(f, "type").as_deref() {
+                Some("password") => FieldKind::Password,
+                _ => FieldKind::Text,
+            };
+            Some(crate::form::FormField {
+                label: str_of(f, "caption").map_or_else(|| format!("{name}:"), |c| format!("{c}:")),
+                value: str_of(f, "value").filter(|v| !v.is_empty()),
+                name,
+                kind,
+                token: false,
+            })
+        })
+        .collect::<Vec<_>>();
+    if fields.is_empty() {
+        return None;
+    }
+    Some(HtmlForm {
+        form: AuthForm {
+            id: str_of(form, "id").unwrap_or_else(|| FORM_ID.into()),
+            banner: str_of(form, "title"),
+            fields,
+            ..AuthForm::default()
+        },
+        action: None,
+    })
 }
 
 /// The POST of the form's answers.

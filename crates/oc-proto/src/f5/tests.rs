@@ -158,3 +158,35 @@ fn the_tunnel_request_and_its_answer() {
         Err(F5Error::TunnelRefused(403))
     );
 }
+
+#[test]
+fn a_script_built_form_is_read_from_app_loader_configure() {
+    let page = r#"<html><head><script type="text/javascript">appLoader.configure({
+      "logon": {"form": {"id": "auth_form", "title": "JSON logon",
+        "fields": [{"type": "text", "name": "username", "caption": "Username"},
+                   {"type": "password", "name": "password", "caption": "Password"},
+                   {"type": "hidden_thing", "name": "vhost", "value": "standard", "disabled": true}]}}});
+      </script></head><body>Script-built</body></html>"#;
+    let f = login_form(page);
+    assert_eq!(f.form.id, "auth_form");
+    assert_eq!(f.form.banner.as_deref(), Some("JSON logon"));
+    let names: Vec<(&str, &str)> = f
+        .form
+        .fields
+        .iter()
+        .map(|x| (x.name.as_str(), x.label.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("username", "Username:"),
+            ("password", "Password:"),
+            ("vhost", "vhost:")
+        ]
+    );
+    assert_eq!(f.form.fields[1].kind, FieldKind::Password);
+    assert_eq!(f.form.fields[2].value.as_deref(), Some("standard"));
+    // Broken JSON: the username/password fallback.
+    let broken = login_form("<script>appLoader.configure({\"logon\": [</script>");
+    assert_eq!(broken.form.fields.len(), 2);
+}
