@@ -1,0 +1,175 @@
+//! The command line: `--name value` pairs, value parsers, and the options every gateway
+//! takes ([`Common`]) next to its own.
+
+use std::fmt::Display;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+/// An option's name and its value (`None` for a flag).
+pub type OptionArg = (String, Option<String>);
+
+/// The arguments as `(name, value)` pairs: `--name value` and `--name=value` both give a
+/// value, the names in `flags` take none. `None` when `--help` (or `-h`) was asked for.
+pub fn split_options(
+    mut args: impl Iterator<Item = String>,
+    flags: &[&str],
+) -> Result<Option<Vec<OptionArg>>, String> {
+    let mut options = Vec::new();
+    while let Some(arg) = args.next() {
+        if arg == "--help" || arg == "-h" {
+            return Ok(None);
+        }
+        if flags.contains(&arg.as_str()) {
+            options.push((arg, None));
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_string(), Some(v.to_string())),
+            None => (arg, None),
+        };
+        if !name.starts_with("--") {
+            return Err(format!("unexpected argument {name:?}"));
+        }
+        let value = match inline.or_else(|| args.next()) {
+            Some(v) => v,
+            None => return Err(format!("{name} needs a value")),
+        };
+        options.push((name, Some(value)));
+    }
+    Ok(Some(options))
+}
+
+pub fn parse_value<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String>
+where
+    T::Err: Display,
+{
+    value.parse().map_err(|e| format!("{name} {value:?}: {e}"))
+}
+
+/// `NET/PREFIX` (a bare address is a /32).
+pub fn parse_route(value: &str) -> Result<(Ipv4Addr, u8), String> {
+    let (net, prefix) = value.split_once('/').unwrap_or((value, "32"));
+    let net: Ipv4Addr = parse_value("--route", net)?;
+    let prefix: u8 = parse_value("--route prefix", prefix)?;
+    if prefix > 32 {
+        return Err(format!("--route {value:?}: the prefix is longer than 32"));
+    }
+    Ok((net, prefix))
+}
+
+pub fn netmask(prefix: u8) -> Ipv4Addr {
+    Ipv4Addr::from(u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0))
+}
+
+/// The options every gateway takes: where it listens and with which certificate, the one
+/// user, the addresses and routes it hands out, its tun device and log file.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub listen: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The one user that may log in, and its password.
+    pub user: String,
+    pub password: String,
+    /// The second factor's code, when one is asked for.
+    pub otp: Option<String>,
+    /// The gateway's own tunnel address (PPP, tun device).
+    pub tunnel_addr: Ipv4Addr,
+    /// The address the client is given.
+    pub client_addr: Ipv4Addr,
+    pub dns: Vec<Ipv4Addr>,
+    /// Split-tunnel routes (none: everything goes through the tunnel).
+    pub routes: Vec<(Ipv4Addr, u8)>,
+    pub tun: String,
+    pub log: Option<PathBuf>,
+}
+
+/// The common options as given, before the required ones are checked.
+#[derive(Debug, Default)]
+struct CommonOptions {
+    listen: Option<SocketAddr>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    user: Option<String>,
+    password: Option<String>,
+    otp: Option<String>,
+    tunnel_addr: Option<Ipv4Addr>,
+    client_addr: Option<Ipv4Addr>,
+    dns: Vec<Ipv4Addr>,
+    routes: Vec<(Ipv4Addr, u8)>,
+    tun: Option<String>,
+    log: Option<PathBuf>,
+}
+
+impl CommonOptions {
+    /// Takes the option `name` if it is a common one; `false` if it is not.
+    fn set(&mut self, name: &str, value: &str) -> Result<bool, String> {
+        let text = || value.to_string();
+        match name {
+            "--listen" => self.listen = Some(parse_value(name, value)?),
+            "--cert" => self.cert = Some(PathBuf::from(value)),
+            "--key" => self.key = Some(PathBuf::from(value)),
+            "--user" => self.user = Some(text()),
+            "--password" => self.password = Some(text()),
+            "--otp" => self.otp = Some(text()),
+            "--tunnel-addr" => self.tunnel_addr = Some(parse_value(name, value)?),
+            "--client-addr" => self.client_addr = Some(parse_value(name, value)?),
+            "--dns" => self.dns.push(parse_value(name, value)?),
+            "--route" => self.routes.push(parse_route(value)?),
+            "--tun" => self.tun = Some(text()),
+            "--log" => self.log = Some(PathBuf::from(value)),
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    fn finish(self, default_tun: &str) -> Result<Common, String> {
+        fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
+            value.ok_or_else(|| format!("{name} is required"))
+        }
+        let common = Common {
+            listen: required(self.listen, "--listen")?,
+            cert: required(self.cert, "--cert")?,
+            key: required(self.key, "--key")?,
+            user: required(self.user, "--user")?,
+            password: required(self.password, "--password")?,
+            otp: self.otp,
+            tunnel_addr: required(self.tunnel_addr, "--tunnel-addr")?,
+            client_addr: required(self.client_addr, "--client-addr")?,
+            dns: self.dns,
+            routes: self.routes,
+            tun: self.tun.unwrap_or_else(|| default_tun.to_string()),
+            log: self.log,
+        };
+        if common.tunnel_addr == common.client_addr {
+            return Err("--tunnel-addr and --client-addr must differ".into());
+        }
+        Ok(common)
+    }
+}
+
+/// Parses a gateway's command line ([`split_options`]): the common options, and the
+/// gateway's own through `own` (the name, and the value unless the name is one of `flags`),
+/// which says whether it knew the name. The tun device is `default_tun` unless `--tun` names
+/// one. `None` when `--help` was asked for.
+pub fn parse_command_line(
+    args: impl Iterator<Item = String>,
+    flags: &[&str],
+    default_tun: &str,
+    mut own: impl FnMut(&str, Option<&str>) -> bool,
+) -> Result<Option<Common>, String> {
+    let Some(options) = split_options(args, flags)? else {
+        return Ok(None);
+    };
+    let mut common = CommonOptions::default();
+    for (name, value) in options {
+        let known = match &value {
+            Some(value) => common.set(&name, value)?,
+            None => false,
+        };
+        if !known && !own(&name, value.as_deref()) {
+            return Err(format!("unknown option {name}"));
+        }
+    }
+    common.finish(default_tun).map(Some)
+}

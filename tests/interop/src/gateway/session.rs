@@ -1,0 +1,387 @@
+//! The tunnel: the tun device shared by the tunnels ([`TunLink`]), the gateways' PPP
+//! configuration, and the session that runs PPP between a client's TLS connection and the
+//! tun device, configuring the device when the network comes up.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+use oc_net::{open_tun, Coalescer, TunReader, TunWriter};
+use oc_proto::ppp::{Assignment, Encapsulation, Ppp, PppConfig, PppEvent, PppNetwork, Role};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tun_rs::AsyncDevice;
+
+use super::{random_bytes, Common, Tls, LINGER, PPP_MTU};
+
+/// The most plaintext one TLS record carries: a write of at most this is one record.
+const TLS_RECORD: usize = 16 * 1024;
+
+/// The gateway's tun device and which tunnel session owns it. One tunnel runs at a time: a
+/// new one (or a logout) bumps the generation, and a session whose number is no longer
+/// current ends.
+pub struct TunLink {
+    tun: AsyncDevice,
+    name: String,
+    /// Held by the session reading the tun device, so a replacing session only starts
+    /// reading once the old one has let go.
+    owner: tokio::sync::Mutex<()>,
+    generation: watch::Sender<u64>,
+}
+
+impl fmt::Debug for TunLink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TunLink")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The PPP configuration of a gateway on a reliable channel: its own tunnel address, the
+/// client's, the DNS servers offered, no IPv6, a random magic.
+pub fn gateway_ppp(encapsulation: Encapsulation, common: &Common) -> PppConfig {
+    PppConfig {
+        encapsulation,
+        role: Role::Gateway(Assignment {
+            peer_ipv4: Some(common.client_addr),
+            dns: common.dns.clone(),
+            peer_interface_id: None,
+        }),
+        want_ipv4: true,
+        want_ipv6: false,
+        mtu: PPP_MTU,
+        magic: u32::from_be_bytes(random_bytes()),
+        ipv4: Some(common.tunnel_addr),
+        ipv6: None,
+        ask_name_servers: false,
+        reliable: true,
+        dpd: None,
+        keepalive: None,
+    }
+}
+
+impl TunLink {
+    /// Creates the tun device `name` (it gets its addresses when PPP comes up).
+    pub fn open(name: &str) -> Result<Self, String> {
+        let (tun, name) = open_tun(Some(name)).map_err(|e| format!("tun device {name}: {e}"))?;
+        let (generation, _) = watch::channel(0);
+        Ok(Self {
+            tun,
+            name,
+            owner: tokio::sync::Mutex::new(()),
+            generation,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Makes the caller the current tunnel: its generation number for [`TunLink::run`].
+    pub fn claim(&self) -> u64 {
+        self.generation.send_modify(|g| *g += 1);
+        *self.generation.borrow()
+    }
+
+    /// Ends the running tunnel, if any (a logout).
+    pub fn end_current(&self) {
+        self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Runs PPP with `config` on the connection until the link closes, the client goes, or
+    /// a newer tunnel replaces this one (`generation` from [`TunLink::claim`]); `early` is
+    /// what the client sent after its tunnel request, `how` the note on the log line that
+    /// says the tunnel starts. After the link closes it lets the client close the
+    /// connection first: openconnect takes the server closing first as a lost link and
+    /// reconnects instead of logging out.
+    pub async fn run(
+        &self,
+        tls: Tls,
+        peer: SocketAddr,
+        early: &[u8],
+        config: PppConfig,
+        generation: u64,
+        how: &str,
+    ) -> Result<String, String> {
+        let mut changes = self.generation.subscribe();
+        log!("{peer}: tunnel {generation} starting PPP ({how})");
+        let (end, tls) = {
+            // Waits for a replaced session to stop reading the tun device.
+            let _owner = self.owner.lock().await;
+            let mut session = Session::new(self, tls, peer, config);
+            session.input(early)?;
+            match session.run(generation, &mut changes).await? {
+                Ended::Closed(why) => (why, session.tls),
+                Ended::Replaced => {
+                    return Ok(session
+                        .end("replaced by a newer tunnel or logged out")
+                        .await)
+                }
+            }
+        };
+        log!("{peer}: {end}; waiting for the client to close the connection");
+        Ok(format!("{end}, then {}", linger(tls).await))
+    }
+}
+
+/// Reads until the client closes (at most [`LINGER`]), then closes.
+async fn linger(mut tls: Tls) -> String {
+    let mut buf = vec![0u8; 16 * 1024];
+    let drain = async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) => return "closed by the client".to_string(),
+                Ok(_) => {}
+                Err(e) => return format!("read error {e}"),
+            }
+        }
+    };
+    let why = tokio::time::timeout(LINGER, drain)
+        .await
+        .unwrap_or_else(|_| format!("still open after {LINGER:?}, closed"));
+    let _ = tls.shutdown().await;
+    why
+}
+
+/// How a session's PPP loop ended.
+enum Ended {
+    /// The link closed: the client's Terminate-Request, acknowledged.
+    Closed(String),
+    /// A newer tunnel (or the session's logout) took over.
+    Replaced,
+}
+
+struct Session<'t> {
+    link: &'t TunLink,
+    tls: Tls,
+    peer: SocketAddr,
+    ppp: Ppp,
+    /// Packets from the client, written to tun a batch at a time.
+    to_tun: TunWriter,
+    coalescer: Box<Coalescer>,
+    from_tun: TunReader,
+    /// Encapsulated packets for the client.
+    out: Vec<u8>,
+    read_buf: Vec<u8>,
+    /// HDLC framing: openconnect 9.01 un-HDLCs each TLS record it reads on its own and
+    /// drops a frame that goes on in the next record, so packets are written as records of
+    /// whole frames.
+    whole_frames_per_record: bool,
+    /// Whether IPV6CP came up: until then the kernel's IPv6 chatter on the tun device
+    /// (router solicitations) stays off the link.
+    ipv6: bool,
+}
+
+impl<'t> Session<'t> {
+    fn new(link: &'t TunLink, tls: Tls, peer: SocketAddr, config: PppConfig) -> Self {
+        Self {
+            whole_frames_per_record: config.encapsulation.is_hdlc(),
+            link,
+            tls,
+            peer,
+            ppp: Ppp::new(config, Instant::now()),
+            to_tun: TunWriter::new(),
+            coalescer: Box::default(),
+            from_tun: TunReader::new(0),
+            out: Vec::new(),
+            read_buf: vec![0; 64 * 1024],
+            ipv6: false,
+        }
+    }
+
+    async fn run(
+        &mut self,
+        generation: u64,
+        changes: &mut watch::Receiver<u64>,
+    ) -> Result<Ended, String> {
+        loop {
+            self.flush_transmit().await?;
+            if let Some(end) = self.handle_events().await? {
+                return Ok(Ended::Closed(end));
+            }
+            if *changes.borrow_and_update() != generation {
+                return Ok(Ended::Replaced);
+            }
+            self.step(changes).await?;
+        }
+    }
+
+    /// Waits for one thing to happen: bytes from the client, packets from tun, a PPP timer
+    /// or a newer tunnel.
+    async fn step(&mut self, changes: &mut watch::Receiver<u64>) -> Result<(), String> {
+        let sleep = sleep_until(self.ppp.poll_timeout());
+        let tun = &self.link.tun;
+        let network = self.ppp.is_network();
+        tokio::select! {
+            changed = changes.changed() => {
+                // The sender lives in the link: an error cannot happen, but if it did
+                // there would be no more replacement to wait for.
+                let _ = changed;
+            }
+            read = self.tls.read(&mut self.read_buf) => {
+                let n = read.map_err(|e| format!("reading from the client: {e}"))?;
+                if n == 0 {
+                    return Err("the client closed the connection".into());
+                }
+                let bytes = self.read_buf.get(..n).unwrap_or_default().to_vec();
+                self.input(&bytes)?;
+            }
+            read = self.from_tun.recv(tun), if network => {
+                let count = read.map_err(|e| format!("reading tun: {e}"))?;
+                self.send_packets(count).await?;
+            }
+            () = sleep => {
+                self.ppp
+                    .handle_timeout(Instant::now())
+                    .map_err(|e| format!("PPP: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Feeds PPP what the client sent; IP packets go to tun.
+    fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let Self {
+            link,
+            ppp,
+            to_tun,
+            coalescer,
+            ..
+        } = self;
+        let tun = &link.tun;
+        let result = ppp.handle_input(bytes, Instant::now(), &mut |packet| {
+            if to_tun.is_full() {
+                flush_tun(to_tun, tun, coalescer);
+            }
+            to_tun.push(packet);
+        });
+        flush_tun(to_tun, tun, coalescer);
+        result.map_err(|e| format!("PPP: {e}"))
+    }
+
+    async fn send_packets(&mut self, count: usize) -> Result<(), String> {
+        self.out.clear();
+        let now = Instant::now();
+        for i in 0..count {
+            let Some(packet) = self.from_tun.framed_mut(i) else {
+                continue;
+            };
+            if packet.first().map(|b| b >> 4) == Some(6) && !self.ipv6 {
+                continue;
+            }
+            let start = self.out.len();
+            // Only fails before the network phase, which `step` already waits for.
+            let _ = self.ppp.encapsulate_ip(packet, now, &mut self.out);
+            if self.whole_frames_per_record && self.out.len() > TLS_RECORD && start > 0 {
+                // The frames before this one fill a record of their own.
+                let rest = self.out.split_off(start);
+                self.write_out().await?;
+                self.out = rest;
+            }
+        }
+        self.write_out().await
+    }
+
+    /// Writes (and empties) `out`: one TLS record when it holds at most [`TLS_RECORD`]
+    /// bytes.
+    async fn write_out(&mut self) -> Result<(), String> {
+        self.tls
+            .write_all(&self.out)
+            .await
+            .map_err(|e| format!("sending to the client: {e}"))?;
+        self.out.clear();
+        Ok(())
+    }
+
+    async fn flush_transmit(&mut self) -> Result<(), String> {
+        while let Some(frame) = self.ppp.poll_transmit() {
+            self.tls
+                .write_all(&frame)
+                .await
+                .map_err(|e| format!("sending PPP to the client: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Acts on PPP's events; the reason to stop once the link closed.
+    async fn handle_events(&mut self) -> Result<Option<String>, String> {
+        while let Some(event) = self.ppp.poll_event() {
+            match event {
+                PppEvent::Log(line) => log!("{}: PPP: {line}", self.peer),
+                PppEvent::NetworkUp(network) => {
+                    log!("{}: PPP network up: {}", self.peer, describe(&network));
+                    self.ipv6 = network.ipv6.is_some();
+                    configure_tun(&self.link.name, &network).await?;
+                }
+                PppEvent::Closed(closed) => {
+                    return Ok(Some(format!("PPP closed: {closed:?}")));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Ends the link politely (a Terminate-Request) and gives `why`.
+    async fn end(mut self, why: &str) -> String {
+        self.ppp.terminate(Instant::now());
+        let _ = self.flush_transmit().await;
+        let _ = self.tls.shutdown().await;
+        why.to_string()
+    }
+}
+
+fn flush_tun(to_tun: &mut TunWriter, tun: &AsyncDevice, coalescer: &mut Coalescer) {
+    if to_tun.is_empty() {
+        return;
+    }
+    // A refused write loses the batch, as a router would; say so for the test's log.
+    if let Err(e) = to_tun.flush(tun, coalescer) {
+        log!("writing to tun: {e}");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn describe(network: &PppNetwork) -> String {
+    let show = |ip: Option<Ipv4Addr>| ip.map_or("-".to_string(), |ip| ip.to_string());
+    format!(
+        "gateway {}, client {}, dns {:?}, mtu {}",
+        show(network.ipv4),
+        show(network.peer_ipv4),
+        network.dns,
+        network.mtu
+    )
+}
+
+/// Gives the tun device the agreed point-to-point addresses and MTU, and brings it up.
+async fn configure_tun(tun: &str, network: &PppNetwork) -> Result<(), String> {
+    let (Some(local), Some(peer)) = (network.ipv4, network.peer_ipv4) else {
+        return Err("PPP came up without IPv4 addresses".into());
+    };
+    let mtu = network.mtu.to_string();
+    let (local, peer) = (local.to_string(), format!("{peer}/32"));
+    run_ip(&["addr", "replace", &local, "peer", &peer, "dev", tun]).await?;
+    run_ip(&["link", "set", "dev", tun, "mtu", &mtu, "up"]).await
+}
+
+async fn run_ip(args: &[&str]) -> Result<(), String> {
+    let out = tokio::process::Command::new("ip")
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("running ip: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    log!("ip {}", args.join(" "));
+    Ok(())
+}
