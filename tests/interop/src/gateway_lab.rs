@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::{authenticate_values, bin, output_text, pin_sha256, ping_counts, Lab, Pki};
+use crate::{authenticate_values, bin, output_text, pin_sha256, ping_counts, wait_until, Lab, Pki};
 
 /// The one user every gateway is started with, and its password.
 pub const USER: &str = "alice";
@@ -290,7 +290,12 @@ impl GatewayLab {
             "{}",
             self.logs()
         );
-        let again = self.lab.env_file("reconnect");
+        // The script notes the reason before it writes the environment: wait for both.
+        let again = wait_until(SECS(10), || {
+            let env = self.lab.env_file("reconnect");
+            env.contains_key("INTERNAL_IP4_ADDRESS").then_some(env)
+        })
+        .unwrap_or_default();
         assert_eq!(
             again.get("INTERNAL_IP4_ADDRESS"),
             Some(&self.client_addr),

@@ -285,3 +285,67 @@ fn our_client_reconnects_with_the_same_session() {
     f5.assert_tunnel_up();
     f5.assert_reconnects(pid, "GET /myvpn");
 }
+
+/// IPv6 over PPP end to end: the gateway offers IPv6 (`IPV6_0=1`, `X-VPN-client-IPv6`, an
+/// IPv6 split route); the client negotiates IPV6CP, the script gives the tun device the
+/// address and the route, and ping6 reaches an IPv6 host behind the gateway. Debian's
+/// openconnect first, then ours.
+fn carries_ipv6(test: &str, real_client: bool) {
+    let mut f5 = GatewayLab::new(test, Vendor::F5, real_client);
+    // The lab's own /64s, from its pool's third byte (unique per lab).
+    let n = f5.lab.pool.split('.').nth(2).unwrap().to_string();
+    let (gateway6, client6, behind6) = (
+        format!("fd00:{n}::1"),
+        format!("fd00:{n}::2"),
+        format!("fd01:{n}::1"),
+    );
+    let added = f5
+        .lab
+        .in_server(&format!("ip -6 addr add {behind6}/128 dev lo nodad"));
+    assert!(added.status.success(), "{}", output_text(&added));
+    let route6 = format!("{behind6}/128");
+    f5.start_gateway(&[
+        "--tunnel-addr6",
+        &gateway6,
+        "--client-addr6",
+        &client6,
+        "--route6",
+        &route6,
+    ]);
+    f5.spawn_client(&[]);
+    f5.assert_tunnel_up();
+    let env = f5.lab.env_file("connect");
+    assert_eq!(
+        env.get("INTERNAL_IP6_ADDRESS").map(String::as_str),
+        Some(client6.as_str()),
+        "{env:?}"
+    );
+    assert_eq!(
+        env.get("CISCO_IPV6_SPLIT_INC_0_ADDR").map(String::as_str),
+        Some(behind6.as_str()),
+        "{env:?}"
+    );
+    let answered = (0..20).any(|_| {
+        let ping = f5.lab.in_client(&format!("ping -6 -c 1 -W 1 {behind6}"));
+        ping.status.success() || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            false
+        }
+    });
+    assert!(answered, "no IPv6 through the tunnel:\n{}", f5.logs());
+    assert!(
+        f5.gateway_log().contains("ip -6 addr replace"),
+        "{}",
+        f5.gateway_log()
+    );
+}
+
+#[test]
+fn debian_openconnect_carries_ipv6_over_ipv6cp() {
+    carries_ipv6("f5-v6-debian", true);
+}
+
+#[test]
+fn our_client_carries_ipv6_over_ipv6cp() {
+    carries_ipv6("f5-v6-ours", false);
+}

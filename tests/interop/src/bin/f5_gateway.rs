@@ -90,6 +90,10 @@ the namespace that gets the tun device.
   --dns-suffix NAME      the DNS search domain to announce (DNSSuffix0)
   --route NET/PREFIX     a split-tunnel route to announce (LAN0); may be repeated (none:
                          UseDefaultGateway0=1, everything goes through the tunnel)
+  --tunnel-addr6 IPV6, --client-addr6 IPV6
+                         IPv6 too (IPV6_0=1): the gateway's and the client's addresses in
+                         one /64 (X-VPN-server-IPv6, X-VPN-client-IPv6, IPV6CP, tun)
+  --route6 NET/PREFIX    an IPv6 split-tunnel route to announce (LAN6_0); may be repeated
   --banner TEXT          the logon page's header text (credentials_table_header)
   --tun NAME             the tun device to create (default f5gw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
@@ -687,7 +691,15 @@ fn tunnel_xml(config: &Config, grant: &Grant) -> String {
         ("ur_Z", grant.z.clone()),
         ("Session_ID", grant.session_id.clone()),
         ("IPV4_0", "1".into()),
-        ("IPV6_0", "0".into()),
+        (
+            "IPV6_0",
+            if config.common.ipv6.is_some() {
+                "1"
+            } else {
+                "0"
+            }
+            .into(),
+        ),
         ("hdlc_framing", yes_no(config.hdlc).into()),
         ("idle_session_timeout", "900".into()),
         ("tunnel_dtls", "0".into()),
@@ -706,6 +718,15 @@ fn tunnel_xml(config: &Config, grant: &Grant) -> String {
         settings.push(("UseDefaultGateway0", "0".into()));
         settings.push(("SplitTunneling0", "2".into()));
         settings.push(("LAN0", lan.join(" ")));
+    }
+    if !config.common.routes6.is_empty() {
+        let lan6: Vec<String> = config
+            .common
+            .routes6
+            .iter()
+            .map(|(net, prefix)| format!("{net}/{prefix}"))
+            .collect();
+        settings.push(("LAN6_0", lan6.join(" ")));
     }
     if !config.common.dns.is_empty() {
         let dns: Vec<String> = config.common.dns.iter().map(Ipv4Addr::to_string).collect();
@@ -796,7 +817,13 @@ async fn run_tunnel(gateway: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<
     let config = &gateway.config.common;
     let mut head = ServerResponse::new(201, "Created")
         .header("X-VPN-client-IP", config.client_addr.to_string())
-        .header("X-VPN-server-IP", config.tunnel_addr.to_string())
+        .header("X-VPN-server-IP", config.tunnel_addr.to_string());
+    if let Some((gateway6, client6)) = config.ipv6 {
+        head = head
+            .header("X-VPN-client-IPv6", client6.to_string())
+            .header("X-VPN-server-IPv6", gateway6.to_string());
+    }
+    let mut head = head
         // openconnect 9.01 reads a head without a length as an HTTP/1.0 body that runs to
         // the end of the connection, and gives up.
         .header("Content-Length", "0");

@@ -2,7 +2,7 @@
 //! takes ([`Common`]) next to its own.
 
 use std::fmt::Display;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// An option's name and its value (`None` for a flag).
@@ -80,6 +80,9 @@ pub struct Common {
     pub dns: Vec<Ipv4Addr>,
     /// Split-tunnel routes (none: everything goes through the tunnel).
     pub routes: Vec<(Ipv4Addr, u8)>,
+    /// IPv6 too: the gateway's and the client's addresses (in one /64), and IPv6 routes.
+    pub ipv6: Option<(Ipv6Addr, Ipv6Addr)>,
+    pub routes6: Vec<(Ipv6Addr, u8)>,
     pub tun: String,
     pub log: Option<PathBuf>,
 }
@@ -97,6 +100,9 @@ struct CommonOptions {
     client_addr: Option<Ipv4Addr>,
     dns: Vec<Ipv4Addr>,
     routes: Vec<(Ipv4Addr, u8)>,
+    tunnel_addr6: Option<Ipv6Addr>,
+    client_addr6: Option<Ipv6Addr>,
+    routes6: Vec<(Ipv6Addr, u8)>,
     tun: Option<String>,
     log: Option<PathBuf>,
 }
@@ -116,6 +122,9 @@ impl CommonOptions {
             "--client-addr" => self.client_addr = Some(parse_value(name, value)?),
             "--dns" => self.dns.push(parse_value(name, value)?),
             "--route" => self.routes.push(parse_route(value)?),
+            "--tunnel-addr6" => self.tunnel_addr6 = Some(parse_value(name, value)?),
+            "--client-addr6" => self.client_addr6 = Some(parse_value(name, value)?),
+            "--route6" => self.routes6.push(parse_route6(value)?),
             "--tun" => self.tun = Some(text()),
             "--log" => self.log = Some(PathBuf::from(value)),
             _ => return Ok(false),
@@ -138,6 +147,12 @@ impl CommonOptions {
             client_addr: required(self.client_addr, "--client-addr")?,
             dns: self.dns,
             routes: self.routes,
+            ipv6: match (self.tunnel_addr6, self.client_addr6) {
+                (Some(t), Some(c)) => Some((t, c)),
+                (None, None) => None,
+                _ => return Err("--tunnel-addr6 and --client-addr6 go together".into()),
+            },
+            routes6: self.routes6,
             tun: self.tun.unwrap_or_else(|| default_tun.to_string()),
             log: self.log,
         };
@@ -146,6 +161,17 @@ impl CommonOptions {
         }
         Ok(common)
     }
+}
+
+/// `NET/PREFIX` for IPv6 (a bare address is a /128).
+fn parse_route6(value: &str) -> Result<(Ipv6Addr, u8), String> {
+    let (net, prefix) = value.split_once('/').unwrap_or((value, "128"));
+    let net: Ipv6Addr = parse_value("--route6", net)?;
+    let prefix: u8 = parse_value("--route6 prefix", prefix)?;
+    if prefix > 128 {
+        return Err(format!("--route6 {value:?}: the prefix is longer than 128"));
+    }
+    Ok((net, prefix))
 }
 
 /// Parses a gateway's command line ([`split_options`]): the common options, and the

@@ -3,7 +3,7 @@
 //! tun device, configuring the device when the network comes up.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use oc_net::{open_tun, Coalescer, TunReader, TunWriter};
@@ -45,19 +45,26 @@ pub fn gateway_ppp(encapsulation: Encapsulation, common: &Common) -> PppConfig {
         role: Role::Gateway(Assignment {
             peer_ipv4: Some(common.client_addr),
             dns: common.dns.clone(),
-            peer_interface_id: None,
+            peer_interface_id: common.ipv6.map(|(_, client)| interface_id(client)),
         }),
         want_ipv4: true,
-        want_ipv6: false,
+        want_ipv6: common.ipv6.is_some(),
         mtu: PPP_MTU,
         magic: u32::from_be_bytes(random_bytes()),
         ipv4: Some(common.tunnel_addr),
-        ipv6: None,
+        ipv6: common.ipv6.map(|(gateway, _)| gateway),
         ask_name_servers: false,
         reliable: true,
         dpd: None,
         keepalive: None,
     }
+}
+
+/// The low 64 bits of an address: its IPV6CP interface identifier.
+fn interface_id(addr: Ipv6Addr) -> [u8; 8] {
+    let mut id = [0u8; 8];
+    id.copy_from_slice(&addr.octets()[8..]);
+    id
 }
 
 impl TunLink {
@@ -170,10 +177,13 @@ struct Session<'t> {
     /// Whether IPV6CP came up: until then the kernel's IPv6 chatter on the tun device
     /// (router solicitations) stays off the link.
     ipv6: bool,
+    /// The gateway's global IPv6 address, put on the tun device when IPV6CP comes up.
+    global6: Option<Ipv6Addr>,
 }
 
 impl<'t> Session<'t> {
     fn new(link: &'t TunLink, tls: Tls, peer: SocketAddr, config: PppConfig) -> Self {
+        let global6 = config.ipv6;
         Self {
             whole_frames_per_record: config.encapsulation.is_hdlc(),
             link,
@@ -186,6 +196,7 @@ impl<'t> Session<'t> {
             out: Vec::new(),
             read_buf: vec![0; 64 * 1024],
             ipv6: false,
+            global6,
         }
     }
 
@@ -311,7 +322,7 @@ impl<'t> Session<'t> {
                 PppEvent::NetworkUp(network) => {
                     log!("{}: PPP network up: {}", self.peer, describe(&network));
                     self.ipv6 = network.ipv6.is_some();
-                    configure_tun(&self.link.name, &network).await?;
+                    configure_tun(&self.link.name, &network, self.global6).await?;
                 }
                 PppEvent::Closed(closed) => {
                     return Ok(Some(format!("PPP closed: {closed:?}")));
@@ -359,14 +370,23 @@ fn describe(network: &PppNetwork) -> String {
 }
 
 /// Gives the tun device the agreed point-to-point addresses and MTU, and brings it up.
-async fn configure_tun(tun: &str, network: &PppNetwork) -> Result<(), String> {
+async fn configure_tun(
+    tun: &str,
+    network: &PppNetwork,
+    global6: Option<Ipv6Addr>,
+) -> Result<(), String> {
     let (Some(local), Some(peer)) = (network.ipv4, network.peer_ipv4) else {
         return Err("PPP came up without IPv4 addresses".into());
     };
     let mtu = network.mtu.to_string();
     let (local, peer) = (local.to_string(), format!("{peer}/32"));
     run_ip(&["addr", "replace", &local, "peer", &peer, "dev", tun]).await?;
-    run_ip(&["link", "set", "dev", tun, "mtu", &mtu, "up"]).await
+    run_ip(&["link", "set", "dev", tun, "mtu", &mtu, "up"]).await?;
+    if let (Some(addr), Some(_)) = (global6, network.ipv6) {
+        let addr = format!("{addr}/64");
+        run_ip(&["-6", "addr", "replace", &addr, "dev", tun, "nodad"]).await?;
+    }
+    Ok(())
 }
 
 async fn run_ip(args: &[&str]) -> Result<(), String> {
