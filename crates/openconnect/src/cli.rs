@@ -12,7 +12,8 @@ use crate::error::ClientError;
 pub const PROTOCOL_VERSION: &str = "v9.21";
 
 const ABOUT: &str = "\
-Connect to an AnyConnect-compatible SSL VPN (Cisco ASA/FTD, ocserv) and bring up a tun device \
+Connect to an SSL VPN (Cisco ASA/FTD or ocserv with --protocol=anyconnect, the default; \
+FortiGate with --protocol=fortinet; F5 BIG-IP with --protocol=f5) and bring up a tun device \
 configured by a vpnc-compatible script. Command line, script environment, cookie output and \
 exit codes follow openconnect 9.x, so NetworkManager and existing scripts can use this client.";
 
@@ -117,7 +118,7 @@ const UNSUPPORTED: &[(&str, Option<char>)] = &[
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "openconnect",
-    about = "AnyConnect-compatible SSL VPN client (ferroconnect)",
+    about = "SSL VPN client for AnyConnect/ocserv, FortiGate and F5 BIG-IP (ferroconnect)",
     long_about = ABOUT,
     after_long_help = AFTER,
     disable_help_flag = true,

@@ -1,4 +1,4 @@
-//! `openconnect`: AnyConnect-compatible VPN client.
+//! `openconnect`: the multi-protocol SSL VPN client (AnyConnect, Fortinet, F5, nullppp).
 
 use std::process::ExitCode;
 
