@@ -183,7 +183,7 @@ fn login_form_round_trip(
         label: label.into(),
         kind,
         value: None,
-        second_auth: false,
+        token: false,
     };
     let mut want = match &inputs {
         FormInputs::UsernamePassword => vec![

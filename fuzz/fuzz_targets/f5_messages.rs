@@ -12,7 +12,10 @@ use oc_proto::f5::{login_form, parse_config, tunnel_request, vpn_resource};
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
     let page = login_form(&text);
-    assert!(!page.form.fields.is_empty(), "a login page always asks something");
+    assert!(
+        !page.form.fields.is_empty(),
+        "a login page always asks something"
+    );
     assert!(page.form.fields.len() <= 65);
     let _ = vpn_resource(&text);
     if let Ok(config) = parse_config(&text) {

@@ -3,10 +3,12 @@
 //! Byte 0 picks the HTTP status of the login answer (`% 4`: 200, 401, 405, 500) and byte 1
 //! whether a `Set-Cookie: SVPNCOOKIE=...` header comes with it (the next 16 bytes its
 //! value); the rest is the body, also read as the XML configuration. Neither reader may
-//! panic; a configuration it accepts has an address; a challenge has one field to fill.
+//! panic; a configuration it accepts has an address; a challenge has one code field (the
+//! token field), the first password field.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use oc_proto::form::FieldKind;
 use oc_proto::fortinet::{challenge_answers, login_response, parse_config, LoginStep};
 use oc_proto::http::{Header, Response, ResponseHead};
 
@@ -31,7 +33,14 @@ fuzz_target!(|data: &[u8]| {
         body: body.to_vec(),
     };
     if let Ok(LoginStep::Challenge { form, echo }) = login_response(&resp) {
-        assert_eq!(form.fields.len(), 1, "a challenge asks for one value");
+        let codes = form.fields.iter().filter(|f| f.token).count();
+        assert_eq!(codes, 1, "a challenge has one code field");
+        // The code field is the first password field, when there is one.
+        let first_secret = form
+            .fields
+            .iter()
+            .find(|f| matches!(f.kind, FieldKind::Password));
+        assert!(first_secret.is_some_and(|f| f.token));
         let answers = challenge_answers(vec![("code".into(), String::new())], &echo);
         // An empty code asks for a push: the code, the echoed fields but magic, ftmpush.
         let kept = echo.iter().filter(|(k, _)| k != "magic").count();

@@ -142,9 +142,9 @@ fn check_tunnel(head: &ResponseHead, forced_dpd: Option<Duration>, stream: Optio
         return;
     };
     assert_eq!(head.status, 200);
-    assert!(cfg.mtu > 0);
-    assert!(cfg.ipv4.is_some() || cfg.ipv6.is_some());
-    assert!(cfg.mtu >= cfg.dtls.mtu.unwrap_or(0));
+    assert!(cfg.ip.mtu > 0);
+    assert!(cfg.ip.ipv4.is_some() || cfg.ip.ipv6.is_some());
+    assert!(cfg.ip.mtu >= cfg.dtls.mtu.unwrap_or(0));
     assert!(cfg.dtls.session_id.as_ref().is_none_or(|id| id.len() == 32));
     assert!(cfg.dtls.app_id.as_ref().is_none_or(|id| id.len() <= 64));
     for (name, id) in [
@@ -161,22 +161,22 @@ fn check_tunnel(head: &ResponseHead, forced_dpd: Option<Duration>, stream: Optio
             );
         }
     }
-    assert!(cfg.split_include4.iter().all(|n| *n == n.trunc()));
-    assert!(cfg.split_exclude4.iter().all(|n| *n == n.trunc()));
-    assert!(cfg.split_include6.iter().all(|n| *n == n.trunc()));
-    assert!(cfg.split_exclude6.iter().all(|n| *n == n.trunc()));
+    assert!(cfg.ip.split_include4.iter().all(|n| *n == n.trunc()));
+    assert!(cfg.ip.split_exclude4.iter().all(|n| *n == n.trunc()));
+    assert!(cfg.ip.split_include6.iter().all(|n| *n == n.trunc()));
+    assert!(cfg.ip.split_exclude6.iter().all(|n| *n == n.trunc()));
     assert!(cfg.dtls_compression.is_none_or(|a| a.is_stateless()));
     let cstp_headers = head
         .headers
         .iter()
         .filter(|h| h.name.to_ascii_lowercase().starts_with("x-cstp-"))
         .count();
-    assert_eq!(cfg.cstp_options.len(), cstp_headers);
+    assert_eq!(cfg.ip.options.len(), cstp_headers);
     if let Some(dpd) = forced_dpd {
         assert_eq!(cfg.cstp_timers.dpd, Some(dpd));
         assert_eq!(cfg.dtls.timers.dpd, Some(dpd));
     }
-    let _ = cfg.ipv4_net();
+    let _ = cfg.ip.ipv4_net();
 
     // What openconnect's tunnel does with the grant.
     let now = Instant::now();
@@ -184,7 +184,7 @@ fn check_tunnel(head: &ResponseHead, forced_dpd: Option<Duration>, stream: Optio
         cfg.cstp_compression,
         cfg.dtls_compression,
         CLIENT_MIN_PACKET,
-        usize::from(cfg.mtu),
+        usize::from(cfg.ip.mtu),
     ));
     session.start_dtls(cfg.dtls.timers, now);
     if let Some(stream) = stream {

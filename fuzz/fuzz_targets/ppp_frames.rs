@@ -131,10 +131,15 @@ fuzz_target!(|data: &[u8]| {
     if alive && network && ppp.is_network() {
         let packet = [0x45u8, 0, 0, 20, 0x7e, 0x7d, 0x00, 0x11];
         let mut wire = Vec::new();
-        ppp.encapsulate_ip(&packet, now, &mut wire).expect("a packet encapsulates");
+        ppp.encapsulate_ip(&packet, now, &mut wire)
+            .expect("a packet encapsulates");
         let mut d = Deframer::new(encap, LIMIT);
         d.push(&wire);
-        let frame = d.next_frame().expect("one frame").expect("deframes").to_vec();
+        let frame = d
+            .next_frame()
+            .expect("one frame")
+            .expect("deframes")
+            .to_vec();
         assert_eq!(PppFrame::parse(&frame).expect("header").payload, packet);
     }
     // Sync framing is one frame per read, so only the stream encapsulations compare.
@@ -152,8 +157,15 @@ fuzz_target!(|data: &[u8]| {
             .min()
             .unwrap_or(usize::MAX);
         let good = |f: &[Result<Vec<u8>, FrameError>]| -> Vec<Vec<u8>> {
-            f.iter().take(end).filter_map(|r| r.as_ref().ok().cloned()).collect()
+            f.iter()
+                .take(end)
+                .filter_map(|r| r.as_ref().ok().cloned())
+                .collect()
         };
-        assert_eq!(good(&whole_frames), good(&chunked_frames), "chunking changed the frames");
+        assert_eq!(
+            good(&whole_frames),
+            good(&chunked_frames),
+            "chunking changed the frames"
+        );
     }
 });

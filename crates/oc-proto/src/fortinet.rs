@@ -188,10 +188,17 @@ fn html_challenge(body: &str) -> Option<LoginStep> {
         .and_then(|(_, r)| r.split_once("</b>"))
         .map(|(p, _)| p.trim().to_string())
         .filter(|p| !p.is_empty());
-    let code = form
+    // The code goes in the password field (`credential`), else the first one shown.
+    let at = form
         .fields
-        .iter_mut()
-        .find(|f| !matches!(f.kind, FieldKind::Hidden))?;
+        .iter()
+        .position(|f| matches!(f.kind, FieldKind::Password))
+        .or_else(|| {
+            form.fields
+                .iter()
+                .position(|f| !matches!(f.kind, FieldKind::Hidden))
+        })?;
+    let code = form.fields.get_mut(at)?;
     code.kind = FieldKind::Password;
     code.token = true;
     if let Some(p) = &prompt {
