@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{login_args, Lab, Pki};
+use ferroconnect_interop::{login_args, wait_until, Lab, Pki};
 
 /// Whether a TCP connection from the client namespace to `ip:port` opens within 3 s.
 fn connects(lab: &Lab, ip: &str, port: u16) -> bool {
@@ -50,6 +50,14 @@ fn only_the_listed_ports_are_reachable_through_the_tunnel() {
             &format!("http-{port}.log"),
         );
     }
+    // Both listeners must be up before the filter is judged (python starts slowly on a
+    // busy machine, and a refused connection would look like the filter's doing).
+    let listening = wait_until(Duration::from_secs(15), || {
+        let out = lab.in_server("ss -ltn");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (text.contains(":8080") && text.contains(":8081")).then_some(())
+    });
+    assert!(listening.is_some(), "the test's HTTP servers did not start");
     let ca = pki.ca_pem.display().to_string();
     let url = format!("https://{}/", lab.server_ip);
     lab.spawn_client(&login_args(&ca, &[&url]), "secret\n");
