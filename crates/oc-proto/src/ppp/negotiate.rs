@@ -44,6 +44,29 @@ pub struct Assignment {
     pub peer_interface_id: Option<[u8; 8]>,
 }
 
+/// The options of a peer's Configure-Request up to the first malformed one (the rest is
+/// ignored, and `log` says so).
+fn request_options<'a>(
+    packet: &ControlPacket<'a>,
+    protocol: u16,
+    log: &mut Vec<String>,
+) -> Vec<ConfigOption<'a>> {
+    let mut options = Vec::new();
+    for option in packet.options(protocol) {
+        match option {
+            Ok(o) => options.push(o),
+            Err(_) => {
+                log.push(format!(
+                    "{} Configure-Request with a malformed option; rest ignored",
+                    super::packet::protocol_name(protocol)
+                ));
+                break;
+            }
+        }
+    }
+    options
+}
+
 /// Our answer to a peer's Configure-Request.
 #[derive(Debug, Default)]
 pub(super) struct Answer {
@@ -140,11 +163,7 @@ impl LcpState {
     pub(super) fn answer(&mut self, packet: &ControlPacket<'_>, log: &mut Vec<String>) -> Answer {
         let mut answer = Answer::default();
         let mut peer = PeerLcp::default();
-        for option in packet.options(protocol::LCP) {
-            let Ok(option) = option else {
-                log.push("LCP Configure-Request with a malformed option; rest ignored".into());
-                break;
-            };
+        for option in request_options(packet, protocol::LCP, log) {
             match (option.kind, option.value.len()) {
                 (lcp::MRU, 2) => {
                     let mru = option.be16().unwrap_or(0);
@@ -241,11 +260,7 @@ impl IpcpState {
     ) -> Answer {
         let mut answer = Answer::default();
         let mut peer_address = None;
-        for option in packet.options(protocol::IPCP) {
-            let Ok(option) = option else {
-                log.push("IPCP Configure-Request with a malformed option; rest ignored".into());
-                break;
-            };
+        for option in request_options(packet, protocol::IPCP, log) {
             let value = option.be32().map(Ipv4Addr::from);
             match (option.kind, value, role) {
                 (ipcp::IP_ADDRESSES, _, _) if option.value.len() == 8 => {}
@@ -365,11 +380,7 @@ impl Ipv6cpState {
     ) -> Answer {
         let mut answer = Answer::default();
         let mut peer = None;
-        for option in packet.options(protocol::IPV6CP) {
-            let Ok(option) = option else {
-                log.push("IPV6CP Configure-Request with a malformed option; rest ignored".into());
-                break;
-            };
+        for option in request_options(packet, protocol::IPV6CP, log) {
             let id = <[u8; 8]>::try_from(option.value).ok();
             match (option.kind, id, role) {
                 (IPV6CP_INTERFACE_ID, Some(id), Role::Client) => peer = Some(id),

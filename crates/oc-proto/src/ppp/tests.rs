@@ -674,3 +674,29 @@ fn dead_peer_detection_waits_for_lcp_to_open() {
     );
     assert_eq!(c.poll_timeout(), Some(start + 2 * RESTART));
 }
+
+#[test]
+fn a_request_with_a_malformed_option_is_answered_for_the_options_before_it() {
+    let now = Instant::now();
+    let encap = Encapsulation::Sync;
+    let mut c = Ppp::new(client(encap), now);
+    sent(&mut c, encap);
+    // PFC, then an option whose length runs past the packet.
+    let request = [7, 2, 1, 9, 0, 0];
+    feed(
+        &mut c,
+        &control(encap, protocol::LCP, code::CONFIGURE_REQUEST, 4, &request),
+        now,
+    );
+    let logs: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(
+        logs.iter().any(|e| matches!(e, PppEvent::Log(l) if l.contains("LCP Configure-Request with a malformed option"))),
+        "{logs:?}"
+    );
+    // The Ack echoes the request as it came, as upstream does.
+    let answer = sent(&mut c, encap);
+    assert_eq!(
+        answer,
+        vec![(protocol::LCP, code::CONFIGURE_ACK, 4, request.to_vec())]
+    );
+}
