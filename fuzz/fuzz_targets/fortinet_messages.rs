@@ -10,26 +10,21 @@
 use libfuzzer_sys::fuzz_target;
 use oc_proto::form::FieldKind;
 use oc_proto::fortinet::{challenge_answers, login_response, parse_config, LoginStep};
-use oc_proto::http::{Header, Response, ResponseHead};
+use oc_proto::http::{Response, ResponseHead};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&[status, cookie], rest)) = data.split_first_chunk::<2>() else {
         return;
     };
     let (value, body) = rest.split_at(rest.len().min(16));
-    let mut headers = Vec::new();
-    if cookie & 1 == 1 {
-        headers.push(Header {
-            name: "Set-Cookie".into(),
-            value: format!("SVPNCOOKIE={}; path=/", String::from_utf8_lossy(value)),
-        });
-    }
+    let set_cookie = format!("SVPNCOOKIE={}; path=/", String::from_utf8_lossy(value));
+    let headers: &[(&str, &str)] = if cookie & 1 == 1 {
+        &[("Set-Cookie", set_cookie.as_str())]
+    } else {
+        &[]
+    };
     let resp = Response {
-        head: ResponseHead {
-            status: [200, 401, 405, 500][usize::from(status % 4)],
-            reason: String::new(),
-            headers,
-        },
+        head: ResponseHead::with_headers([200, 401, 405, 500][usize::from(status % 4)], headers),
         body: body.to_vec(),
     };
     if let Ok(LoginStep::Challenge { form, echo }) = login_response(&resp) {

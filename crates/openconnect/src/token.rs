@@ -603,11 +603,7 @@ mod tests {
         // upstream's token-typed field), whatever its name and the form's message.
         let body = "ret=2,reqid=1,polid=2,grp=3,portal=4,magic=5,tokeninfo=,chal_msg=Enter it";
         let response = oc_proto::http::Response {
-            head: oc_proto::http::ResponseHead {
-                status: 200,
-                reason: String::new(),
-                headers: Vec::new(),
-            },
+            head: oc_proto::http::ResponseHead::with_headers(200, &[]),
             body: body.as_bytes().to_vec(),
         };
         let Ok(oc_proto::fortinet::LoginStep::Challenge { form: forti, .. }) =

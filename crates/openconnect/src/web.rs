@@ -176,21 +176,12 @@ fn user_agent_of(request: &Request) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use oc_proto::http::{Header, ResponseHead};
+    use oc_proto::http::ResponseHead;
 
     fn with_cookies(cookies: &[&str]) -> Response {
+        let headers: Vec<(&str, &str)> = cookies.iter().map(|c| ("Set-Cookie", *c)).collect();
         Response {
-            head: ResponseHead {
-                status: 200,
-                reason: String::new(),
-                headers: cookies
-                    .iter()
-                    .map(|c| Header {
-                        name: "Set-Cookie".into(),
-                        value: c.to_string(),
-                    })
-                    .collect(),
-            },
+            head: ResponseHead::with_headers(200, &headers),
             body: Vec::new(),
         }
     }

@@ -1,5 +1,4 @@
 use super::*;
-use crate::http::Header;
 
 const LOGIN_PAGE: &str = r#"<html><body><table>
 <tr><td id="credentials_table_header">Welcome to the lab</td></tr>
@@ -127,17 +126,7 @@ fn the_tunnel_request_and_its_answer() {
         "/myvpn?sess=s123&hdlc_framing=yes&ipv4=yes&ipv6=no&Z=zzz&hostname=aG9zdDE="
     );
     assert!(!req.headers.iter().any(|(n, _)| n == "Cookie"));
-    let head = |status, headers: &[(&str, &str)]| ResponseHead {
-        status,
-        reason: String::new(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| Header {
-                name: n.to_string(),
-                value: v.to_string(),
-            })
-            .collect(),
-    };
+    let head = ResponseHead::with_headers;
     let ok = head(
         201,
         &[

@@ -1,19 +1,9 @@
 use super::*;
-use crate::http::{Header, ResponseHead};
+use crate::http::ResponseHead;
 
 fn response(status: u16, headers: &[(&str, &str)], body: &str) -> Response {
     Response {
-        head: ResponseHead {
-            status,
-            reason: String::new(),
-            headers: headers
-                .iter()
-                .map(|(n, v)| Header {
-                    name: n.to_string(),
-                    value: v.to_string(),
-                })
-                .collect(),
-        },
+        head: ResponseHead::with_headers(status, headers),
         body: body.as_bytes().to_vec(),
     }
 }

@@ -87,6 +87,21 @@ pub struct ResponseHead {
 }
 
 impl ResponseHead {
+    /// A head with these headers, in order (an empty reason phrase).
+    pub fn with_headers(status: u16, headers: &[(&str, &str)]) -> Self {
+        Self {
+            status,
+            reason: String::new(),
+            headers: headers
+                .iter()
+                .map(|(name, value)| Header {
+                    name: (*name).to_string(),
+                    value: (*value).to_string(),
+                })
+                .collect(),
+        }
+    }
+
     /// The first header with this name (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         find_header(&self.headers, name)
