@@ -12,8 +12,9 @@ use quick_xml::Reader;
 use thiserror::Error;
 
 use crate::form::{parse_html_form, AuthForm, FieldKind, HtmlForm};
-use crate::http::{Request, ResponseHead};
+use crate::http::{Limits, Request, ResponseHead, ResponseReader};
 use crate::ip_config::IpConfig;
+use crate::udp_link::ProbeAnswer;
 
 pub const LOGIN_PATH: &str = "/my.policy";
 pub const SESSION_COOKIE: &str = "MRHSession";
@@ -200,8 +201,10 @@ pub struct F5Config {
     pub ipv4: bool,
     pub ipv6: bool,
     pub hdlc: bool,
-    /// DTLS on this UDP port (not used yet: this version tunnels over TLS).
+    /// DTLS on this UDP port.
     pub dtls_port: Option<u16>,
+    /// `dtls_v1_2_supported`: without it the gateway takes DTLS 1.0 only.
+    pub dtls12: bool,
     pub ip: IpConfig,
 }
 
@@ -226,6 +229,7 @@ pub fn parse_config(xml: &str) -> Result<F5Config, F5Error> {
         dtls_port: yes("tunnel_dtls")
             .then(|| get("tunnel_port_dtls").and_then(|p| p.parse().ok()))
             .flatten(),
+        dtls12: yes("dtls_v1_2_supported"),
         ip: IpConfig::default(),
     };
     let ip = &mut cfg.ip;
@@ -354,6 +358,45 @@ pub fn tunnel_response(
         )),
         504 => Err(F5Error::SessionRejected),
         other => Err(F5Error::TunnelRefused(other)),
+    }
+}
+
+/// The answer to the tunnel request sent over DTLS, one record: an HTTP head as over TLS.
+/// A record that is no HTTP answer (a PPP frame that overtook a lost answer) is
+/// [`ProbeAnswer::Unrecognised`]; a refusal leaves DTLS to be tried again later.
+pub fn read_dtls_answer(record: &[u8]) -> ProbeAnswer {
+    if !record.starts_with(b"HTTP/") {
+        return ProbeAnswer::Unrecognised;
+    }
+    let mut reader = ResponseReader::new(Limits::default(), true);
+    let head = match reader.feed(record).and_then(|()| reader.poll()) {
+        Ok(Some(resp)) => resp.head,
+        Ok(None) => {
+            return ProbeAnswer::Refused {
+                why: "the F5 gateway's DTLS answer is cut short".into(),
+                permanent: false,
+            }
+        }
+        Err(e) => {
+            return ProbeAnswer::Refused {
+                why: format!("the F5 gateway's DTLS answer is not valid HTTP: {e}"),
+                permanent: false,
+            }
+        }
+    };
+    match tunnel_response(&head) {
+        Ok((ipv4, ipv6)) if head.status == 200 => ProbeAnswer::Accepted { ipv4, ipv6 },
+        Ok(_) => ProbeAnswer::Refused {
+            why: format!(
+                "the F5 gateway answered the DTLS request with HTTP {}",
+                head.status
+            ),
+            permanent: false,
+        },
+        Err(e) => ProbeAnswer::Refused {
+            why: e.to_string(),
+            permanent: false,
+        },
     }
 }
 

@@ -409,5 +409,10 @@ pub fn http_status_instead_of_ppp(first: &[u8]) -> Option<u16> {
     )
 }
 
+mod dtls;
+pub use dtls::{
+    dtls_client_hello, dtls_server_hello, read_dtls_client_hello, read_dtls_server_hello,
+};
+
 #[cfg(test)]
 mod tests;

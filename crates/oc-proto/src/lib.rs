@@ -18,4 +18,5 @@ pub mod port_filter;
 pub mod ppp;
 pub mod proxy_proto;
 pub mod rate_limit;
+pub mod udp_link;
 pub mod url;

@@ -20,7 +20,8 @@ use openssl::hash::{hash, MessageDigest};
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
-    Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode, SslOptions, SslVerifyMode,
+    Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode, SslOptions, SslRef,
+    SslVerifyMode,
 };
 use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509CheckFlags;
@@ -44,13 +45,13 @@ pub type TlsStream = SslStream<TcpSocket>;
 /// The in-place rekey of a running TLS session (`X-CSTP-Rekey-Method: ssl`): a TLS 1.3
 /// KeyUpdate, sent with the next write. False when the session is older than TLS 1.3
 /// (renegotiation is not offered; the caller opens a new tunnel instead).
-pub fn rekey_in_place(ssl: &openssl::ssl::SslRef) -> bool {
+pub fn rekey_in_place(ssl: &SslRef) -> bool {
     ssl.version2() == Some(openssl::ssl::SslVersion::TLS1_3) && ffi::request_key_update(ssl)
 }
 
 /// The server side of a TLS 1.2 "ssl" rekey: the client renegotiates. Allowed once the
 /// tunnel is up (not before login); [`Renegotiations`] tells when one completed.
-pub fn allow_client_renegotiation(ssl: &openssl::ssl::SslRef) {
+pub fn allow_client_renegotiation(ssl: &SslRef) {
     ffi::allow_client_renegotiation(ssl);
 }
 
@@ -62,14 +63,14 @@ pub struct Renegotiations {
 }
 
 impl Renegotiations {
-    pub fn new(ssl: &openssl::ssl::SslRef) -> Self {
+    pub fn new(ssl: &SslRef) -> Self {
         let mut watch = Self::default();
         watch.completed(ssl);
         watch
     }
 
     /// Whether a handshake completed since the last call.
-    pub fn completed(&mut self, ssl: &openssl::ssl::SslRef) -> bool {
+    pub fn completed(&mut self, ssl: &SslRef) -> bool {
         let mut buf = [0u8; 64];
         let len = ssl.finished(&mut buf).min(buf.len());
         let now = buf.get(..len).unwrap_or_default();
@@ -108,6 +109,8 @@ pub enum TlsError {
     PinMismatch { pin: String },
     #[error("server sent no certificate")]
     NoPeerCertificate,
+    #[error("DTLS set-up failed: {0}")]
+    Dtls(String),
     /// A certificate whose key cannot be held by another process (privilege separation).
     #[error("the key of certificate {path} ({key_type}) cannot be used with privilege separation: only RSA, ECDSA and EdDSA signatures can be made by another process; use an RSA, ECDSA or Ed25519 certificate")]
     RemoteKeyType {
@@ -410,40 +413,68 @@ fn has_hash_links(dir: &Path) -> bool {
     })
 }
 
+/// What a client context of ours trusts and presents: verification happens after the
+/// handshake (see [`TlsClient::check_peer`]), so that a pin can override the chain and a
+/// failure can name the pin to use.
+fn add_trust_and_identity(
+    builder: &mut SslContextBuilder,
+    config: &TlsClientConfig,
+) -> Result<(), TlsError> {
+    builder.set_verify(SslVerifyMode::NONE);
+    if config.system_trust {
+        builder.set_cert_store(system_trust()?);
+    }
+    if let Some(ca) = &config.ca_file {
+        read(ca, "CA file")?;
+        builder.set_ca_file(ca).map_err(|e| TlsError::Load {
+            what: "CA certificates",
+            path: ca.clone(),
+            why: e.to_string(),
+        })?;
+    }
+    if let Some(spec) = &config.client_cert {
+        let loaded = load_client_cert(spec)?;
+        builder.set_certificate(&loaded.cert)?;
+        for extra in loaded.chain {
+            builder.add_extra_chain_cert(extra)?;
+        }
+        builder.set_private_key(&loaded.key)?;
+        builder.check_private_key().map_err(|e| TlsError::Load {
+            what: "private key",
+            path: spec.key.clone().unwrap_or_else(|| spec.cert.clone()),
+            why: format!("it does not match the certificate ({e})"),
+        })?;
+    }
+    Ok(())
+}
+
 impl TlsClient {
     pub fn new(config: TlsClientConfig) -> Result<Self, TlsError> {
         let mut builder = client_context()?;
-        // Verification happens after the handshake (see `connect`), so that a pin can
-        // override the chain and a failure can name the pin to use.
-        builder.set_verify(SslVerifyMode::NONE);
-        if config.system_trust {
-            builder.set_cert_store(system_trust()?);
-        }
-        if let Some(ca) = &config.ca_file {
-            read(ca, "CA file")?;
-            builder.set_ca_file(ca).map_err(|e| TlsError::Load {
-                what: "CA certificates",
-                path: ca.clone(),
-                why: e.to_string(),
-            })?;
-        }
-        if let Some(spec) = &config.client_cert {
-            let loaded = load_client_cert(spec)?;
-            builder.set_certificate(&loaded.cert)?;
-            for extra in loaded.chain {
-                builder.add_extra_chain_cert(extra)?;
-            }
-            builder.set_private_key(&loaded.key)?;
-            builder.check_private_key().map_err(|e| TlsError::Load {
-                what: "private key",
-                path: spec.key.clone().unwrap_or_else(|| spec.cert.clone()),
-                why: format!("it does not match the certificate ({e})"),
-            })?;
-        }
+        add_trust_and_identity(&mut builder, &config)?;
         Ok(Self {
             ctx: builder.build(),
             config,
         })
+    }
+
+    /// A connection on `ctx` that names `host` by SNI (or `--sni`) and whose certificate
+    /// must name `host` (or the address we connected to).
+    fn new_ssl(&self, ctx: &SslContext, host: &str) -> Result<Ssl, TlsError> {
+        let mut ssl = Ssl::new(ctx)?;
+        // SNI names a host, never an address; `--sni` replaces it.
+        match (&self.config.sni, host.parse::<IpAddr>()) {
+            (Some(sni), _) => ssl.set_hostname(sni)?,
+            (None, Err(_)) => ssl.set_hostname(host)?,
+            (None, Ok(_)) => {}
+        }
+        let param = ssl.param_mut();
+        param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
+        match host.parse::<IpAddr>() {
+            Ok(ip) => param.set_ip(ip)?,
+            Err(_) => param.set_host(host)?,
+        }
+        Ok(ssl)
     }
 
     /// Runs the TLS handshake on `tcp` and checks the server certificate against `host`
@@ -453,20 +484,7 @@ impl TlsClient {
         tcp: TcpStream,
         host: &str,
     ) -> Result<(TlsStream, PeerInfo), TlsError> {
-        let mut ssl = Ssl::new(&self.ctx)?;
-        // SNI names a host, never an address; `--sni` replaces it.
-        match (&self.config.sni, host.parse::<IpAddr>()) {
-            (Some(sni), _) => ssl.set_hostname(sni)?,
-            (None, Err(_)) => ssl.set_hostname(host)?,
-            (None, Ok(_)) => {}
-        }
-        // The certificate must name the host (or address) we connected to.
-        let param = ssl.param_mut();
-        param.set_hostflags(X509CheckFlags::NO_PARTIAL_WILDCARDS);
-        match host.parse::<IpAddr>() {
-            Ok(ip) => param.set_ip(ip)?,
-            Err(_) => param.set_host(host)?,
-        }
+        let ssl = self.new_ssl(&self.ctx, host)?;
         let mut stream = SslStream::new(ssl, TcpSocket::new(tcp))?;
         Pin::new(&mut stream)
             .connect()
@@ -475,12 +493,31 @@ impl TlsClient {
                 peer: host.to_string(),
                 why: describe_ssl_error(&e),
             })?;
-        let info = self.verify(&stream)?;
+        let info = self.check_peer(stream.ssl())?;
         Ok((stream, info))
     }
 
-    fn verify(&self, stream: &TlsStream) -> Result<PeerInfo, TlsError> {
-        let ssl = stream.ssl();
+    /// A certificate DTLS client for `host` with the trust, pins and client certificate
+    /// of the TLS connection (Fortinet, F5). Once it is established, [`TlsClient::check_peer`]
+    /// decides whether the server is the one we trust.
+    pub fn dtls_client(
+        &self,
+        host: &str,
+        versions: dtls::DtlsVersions,
+        link_mtu: u32,
+        ipv6: bool,
+    ) -> Result<dtls::DtlsChannel, TlsError> {
+        let mut builder =
+            dtls::cert_client_builder(versions).map_err(|e| TlsError::Dtls(e.to_string()))?;
+        add_trust_and_identity(&mut builder, &self.config)?;
+        let ssl = self.new_ssl(&builder.build(), host)?;
+        dtls::DtlsChannel::cert_client(ssl, link_mtu, ipv6)
+            .map_err(|e| TlsError::Dtls(e.to_string()))
+    }
+
+    /// Checks the server certificate of a completed handshake: the pins when any were
+    /// given, else the chain and name as OpenSSL verified them.
+    pub fn check_peer(&self, ssl: &SslRef) -> Result<PeerInfo, TlsError> {
         let cert = ssl.peer_certificate().ok_or(TlsError::NoPeerCertificate)?;
         let fingerprint = fingerprint(&cert)?;
         if !self.config.pins.is_empty() {
@@ -544,6 +581,10 @@ mod tests {
     use openssl::x509::X509NameBuilder;
 
     fn self_signed() -> X509 {
+        self_signed_with_key().0
+    }
+
+    fn self_signed_with_key() -> (X509, PKey<Private>) {
         let key = PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap();
         let mut name = X509NameBuilder::new().unwrap();
         name.append_entry_by_text("CN", "test").unwrap();
@@ -560,7 +601,76 @@ mod tests {
         b.set_not_after(&Asn1Time::days_from_now(1).unwrap())
             .unwrap();
         b.sign(&key, MessageDigest::sha256()).unwrap();
-        b.build()
+        (b.build(), key)
+    }
+
+    /// A certificate DTLS handshake of `client` with a server presenting `cert`, and the
+    /// client's verdict on the server.
+    fn dtls_handshake(
+        client: &TlsClient,
+        server_ctx: &SslContext,
+        versions: dtls::DtlsVersions,
+    ) -> Result<PeerInfo, TlsError> {
+        let mut c = client.dtls_client("test", versions, 1500, false).unwrap();
+        let mut s = dtls::DtlsChannel::cert_server(server_ctx, 1500, false).unwrap();
+        for _ in 0..10 {
+            while let Some(d) = c.poll_transmit() {
+                if let Err(e) = s.handle_datagram(&d) {
+                    eprintln!("server: {e}");
+                }
+            }
+            while let Some(d) = s.poll_transmit() {
+                if let Err(e) = c.handle_datagram(&d) {
+                    eprintln!("client: {e}");
+                }
+            }
+        }
+        assert_eq!(c.state(), dtls::DtlsState::Established);
+        assert_eq!(s.state(), dtls::DtlsState::Established);
+        c.send(b"ping").unwrap();
+        while let Some(d) = c.poll_transmit() {
+            s.handle_datagram(&d).unwrap();
+        }
+        let mut got = Vec::new();
+        s.drain(|r| got.extend_from_slice(r)).unwrap();
+        assert_eq!(got, b"ping");
+        client.check_peer(c.ssl())
+    }
+
+    #[test]
+    fn dtls_client_checks_the_server_certificate_as_tls_does() {
+        let (cert, key) = self_signed_with_key();
+        let dir = std::env::temp_dir().join(format!("oc-tls-dtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
+        std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let server_ctx = dtls::cert_server_context(&cert_path, &key_path).unwrap();
+        let pin = fingerprint(&cert).unwrap();
+        let any = dtls::DtlsVersions::Any;
+
+        let untrusted = TlsClient::new(TlsClientConfig::default()).unwrap();
+        match dtls_handshake(&untrusted, &server_ctx, any) {
+            Err(TlsError::NotTrusted { pin: named, .. }) => assert_eq!(named, pin),
+            other => panic!("an unknown server was accepted: {other:?}"),
+        }
+        let pinned = TlsClient::new(TlsClientConfig {
+            pins: vec![CertPin::parse(&pin).unwrap()],
+            ..TlsClientConfig::default()
+        })
+        .unwrap();
+        assert_eq!(
+            dtls_handshake(&pinned, &server_ctx, any).unwrap().version,
+            "DTLSv1.2"
+        );
+        let trusted = TlsClient::new(TlsClientConfig {
+            ca_file: Some(cert_path.clone()),
+            ..TlsClientConfig::default()
+        })
+        .unwrap();
+        let old = dtls_handshake(&trusted, &server_ctx, dtls::DtlsVersions::Dtls10Only).unwrap();
+        assert_eq!(old.version, "DTLSv1");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

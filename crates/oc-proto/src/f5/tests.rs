@@ -179,3 +179,48 @@ fn a_script_built_form_is_read_from_app_loader_configure() {
     let broken = login_form("<script>appLoader.configure({\"logon\": [</script>");
     assert_eq!(broken.form.fields.len(), 2);
 }
+
+#[test]
+fn dtls_answer_accepts_200_with_addresses_and_refuses_the_rest() {
+    let ok = b"HTTP/1.1 200 OK\r\nX-VPN-client-IP: 10.9.0.2\r\nX-VPN-client-IPv6: fd00::2\r\n\r\n";
+    assert_eq!(
+        read_dtls_answer(ok),
+        ProbeAnswer::Accepted {
+            ipv4: Some("10.9.0.2".parse().unwrap()),
+            ipv6: Some("fd00::2".parse().unwrap()),
+        }
+    );
+    for (record, expect) in [
+        (&b"HTTP/1.1 504 Gateway Timeout\r\n\r\n"[..], "504"),
+        (b"HTTP/1.1 403 Forbidden\r\n\r\n", "403"),
+        (b"HTTP/1.1 201 Created\r\n\r\n", "201"),
+        (b"HTTP/1.1 200 OK\r\nX-VPN", "cut short"),
+        (b"HTTP/1.1 2x0 OK\r\n\r\n", "not valid HTTP"),
+    ] {
+        match read_dtls_answer(record) {
+            ProbeAnswer::Refused { why, permanent } => {
+                assert!(why.contains(expect), "{why}");
+                assert!(!permanent);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // A PPP frame that overtook the answer, and the empty record.
+    assert_eq!(
+        read_dtls_answer(&[0xf5, 0, 0, 4, 0xff, 3, 0xc0, 0x21]),
+        ProbeAnswer::Unrecognised
+    );
+    assert_eq!(read_dtls_answer(b""), ProbeAnswer::Unrecognised);
+}
+
+#[test]
+fn dtls_version_follows_dtls_v1_2_supported() {
+    let base = "<favorite><object><Session_ID>s</Session_ID><ur_Z>z</ur_Z>";
+    let old = parse_config(&format!("{base}</object></favorite>")).unwrap();
+    assert!(!old.dtls12);
+    let new = parse_config(&format!(
+        "{base}<dtls_v1_2_supported>1</dtls_v1_2_supported></object></favorite>"
+    ))
+    .unwrap();
+    assert!(new.dtls12);
+}

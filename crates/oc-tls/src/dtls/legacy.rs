@@ -14,7 +14,7 @@ use openssl::ssl::{
     SslVersion,
 };
 
-use super::{ffi, session_der, DtlsChannel, DtlsError, NO_ENCRYPT_THEN_MAC};
+use super::{ffi, session_der, DtlsChannel, DtlsError, Side, NO_ENCRYPT_THEN_MAC};
 
 /// Length of the master secret the client sends in `X-DTLS-Master-Secret`.
 pub const LEGACY_MASTER_SECRET_LEN: usize = 48;
@@ -247,7 +247,13 @@ impl DtlsChannel {
         );
         let session = SslSession::from_der(&der)?;
         let ssl = Ssl::new(&ctx)?;
-        let mut channel = Self::from_ssl(ssl, link_mtu, ipv6, Some(&session), Some(CLIENT_MITM))?;
+        let mut channel = Self::from_ssl(
+            ssl,
+            link_mtu,
+            ipv6,
+            Side::Client(Some(&session)),
+            Some(CLIENT_MITM),
+        )?;
         channel.drive_handshake()?;
         Ok(channel)
     }
@@ -276,7 +282,7 @@ impl DtlsChannel {
                 cipher,
             },
         );
-        Self::from_ssl(ssl, link_mtu, ipv6, None, Some(SERVER_NOT_RESUMED))
+        Self::from_ssl(ssl, link_mtu, ipv6, Side::Server, Some(SERVER_NOT_RESUMED))
     }
 }
 
@@ -572,7 +578,7 @@ mod tests {
         b.set_certificate(&cert).unwrap();
         b.set_private_key(&key).unwrap();
         let ssl = Ssl::new(&b.build()).unwrap();
-        DtlsChannel::from_ssl(ssl, 1500, false, None, None).unwrap()
+        DtlsChannel::from_ssl(ssl, 1500, false, Side::Server, None).unwrap()
     }
 
     #[test]

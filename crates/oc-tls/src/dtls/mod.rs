@@ -16,8 +16,11 @@
 //! that session (abbreviated handshake, no certificates). See [`DtlsChannel::legacy_client`]
 //! and [`DtlsChannel::legacy_server`].
 
+mod cert;
 mod legacy;
 
+pub(crate) use cert::cert_client_builder;
+pub use cert::{cert_server_context, DtlsVersions};
 pub use legacy::{
     legacy_server_context, LegacyCipher, LEGACY_MASTER_SECRET_LEN, LEGACY_SESSION_ID_LEN,
 };
@@ -252,24 +255,32 @@ fn record_mtu(link_mtu: u32, ipv6: bool) -> u32 {
         .max(256)
 }
 
+/// Which end of an association a channel is.
+enum Side<'a> {
+    /// A client, offering this session for resumption in its ClientHello if any.
+    Client(Option<&'a SslSession>),
+    Server,
+}
+
 impl DtlsChannel {
-    /// `offer` is the session a client puts in its ClientHello (`None` on the server).
-    /// Wraps a configured `ssl`: client (connect state) if `offer` is given, else server.
+    /// Wraps a configured `ssl` as the given side.
     fn from_ssl(
         mut ssl: Ssl,
         link_mtu: u32,
         ipv6: bool,
-        offer: Option<&SslSession>,
+        side: Side<'_>,
         require_resumption: Option<&'static str>,
     ) -> Result<Self, DtlsError> {
         // With NO_QUERY_MTU OpenSSL takes this MTU instead of asking the (pipe) BIO.
         ssl.set_mtu(record_mtu(link_mtu, ipv6))?;
-        match offer {
-            Some(session) => {
-                ffi::offer_session(&mut ssl, session)?;
+        match side {
+            Side::Client(offer) => {
+                if let Some(session) = offer {
+                    ffi::offer_session(&mut ssl, session)?;
+                }
                 ssl.set_connect_state();
             }
-            None => ssl.set_accept_state(),
+            Side::Server => ssl.set_accept_state(),
         }
         let stream = SslStream::new(ssl, DatagramPipe::default())?;
         Ok(Self {
@@ -303,7 +314,7 @@ impl DtlsChannel {
         let session = SslSession::from_der(&der)?;
         let mut ssl = Ssl::new(ctx)?;
         ssl.set_ex_data(psk_index()?, *key);
-        let mut channel = Self::from_ssl(ssl, link_mtu, ipv6, Some(&session), None)?;
+        let mut channel = Self::from_ssl(ssl, link_mtu, ipv6, Side::Client(Some(&session)), None)?;
         channel.drive_handshake()?;
         Ok(channel)
     }
@@ -322,7 +333,7 @@ impl DtlsChannel {
             ssl.set_cipher_list(list)?;
         }
         ssl.set_ex_data(psk_index()?, *key);
-        Self::from_ssl(ssl, link_mtu, ipv6, None, None)
+        Self::from_ssl(ssl, link_mtu, ipv6, Side::Server, None)
     }
 
     /// The negotiated protocol, e.g. `DTLSv1.2` (`DTLSv0.9` for Cisco's pre-standard one).
