@@ -3,28 +3,25 @@
 //! the periodic retry, the rekey and the choice between DTLS and CSTP for each packet.
 //! CSTP carries everything until DTLS is up, and again whenever it goes down.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::{Duration, Instant};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
 
-use oc_net::udp::{BatchSocket, RecvBatch, SendBatch};
 use oc_proto::anyconnect::connect::{DtlsOffer, TunnelConfig};
 use oc_proto::anyconnect::dtls_cipher::{
     offers_psk, DEFAULT_DTLS12_CIPHERS, DEFAULT_DTLS_CIPHERS, PSK_NEGOTIATE,
 };
 use oc_proto::anyconnect::session::Session;
+use oc_proto::udp_link::{UdpAction, UdpLink, UdpTimers};
 use oc_tls::dtls::{
     psk_client_context, psk_from_tls, DtlsChannel, DtlsError, DtlsState, LegacyCipher, PSK_LEN,
 };
 use openssl::ssl::{SslContext, SslRef};
-use tokio::net::UdpSocket;
 use tracing::{debug, info, warn};
 
-/// How long a DTLS handshake may take before the tunnel settles for CSTP (openconnect: 12 s).
-const HANDSHAKE_LIMIT: Duration = Duration::from_secs(12);
+use crate::udp_channel::UdpChannel;
+
 /// Smallest DTLS packet size path-MTU detection settles for (the IPv4 minimum).
 const MIN_PROBE_MTU: usize = 576;
-/// Pause before trying DTLS again after a failure (openconnect's `dtls_attempt_period`).
-const RETRY_PERIOD: Duration = Duration::from_secs(60);
 
 /// How the granted channel is keyed.
 #[derive(Clone)]
@@ -48,14 +45,6 @@ struct Grant {
     link_mtu: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Off,
-    Handshake { give_up: Instant },
-    Up,
-    Retry { at: Instant },
-}
-
 /// The DTLS command-line choices.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct DtlsSettings {
@@ -72,11 +61,9 @@ pub(crate) struct DtlsLink {
     master_secret: [u8; 48],
     ctx: Option<SslContext>,
     grant: Option<Grant>,
-    socket: Option<BatchSocket>,
-    channel: Option<DtlsChannel>,
-    /// Datagrams on their way out, packed for one send per run of equal sizes.
-    outbox: SendBatch,
-    phase: Phase,
+    udp: Option<UdpChannel>,
+    /// When to try, give up and retry (12 s handshakes, 60 s between attempts).
+    state: UdpLink,
     /// Largest tunnel packet DTLS carries (bigger ones go over CSTP).
     data_mtu: usize,
 }
@@ -88,10 +75,8 @@ impl DtlsLink {
             master_secret: [0; 48],
             ctx: None,
             grant: None,
-            socket: None,
-            channel: None,
-            outbox: SendBatch::new(),
-            phase: Phase::Off,
+            udp: None,
+            state: UdpLink::new(UdpTimers::ANYCONNECT),
             data_mtu: 0,
         }
     }
@@ -175,22 +160,6 @@ impl DtlsLink {
     async fn attempt(&mut self) {
         let Some(grant) = &self.grant else { return };
         let (server, link_mtu, mode) = (grant.server, grant.link_mtu, grant.mode.clone());
-        let unspecified = match server {
-            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let local = SocketAddr::new(unspecified, self.settings.local_port.unwrap_or(0));
-        let socket = match UdpSocket::bind(local).await {
-            Ok(s) => s,
-            Err(e) => return self.fail(&format!("cannot bind UDP {local}: {e}")),
-        };
-        if let Err(e) = socket.connect(server).await {
-            return self.fail(&format!("cannot reach {server} over UDP: {e}"));
-        }
-        let socket = match BatchSocket::new(socket) {
-            Ok(s) => s,
-            Err(e) => return self.fail(&format!("cannot set up the UDP socket: {e}")),
-        };
         let channel = match mode {
             Mode::Psk { app_id, key } => {
                 if self.ctx.is_none() {
@@ -216,13 +185,10 @@ impl DtlsLink {
             Ok(c) => c,
             Err(e) => return self.fail(&e.to_string()),
         };
-        self.socket = Some(socket);
-        self.channel = Some(channel);
-        self.phase = Phase::Handshake {
-            give_up: Instant::now() + HANDSHAKE_LIMIT,
-        };
-        if let Err(e) = self.flush().await {
-            self.fail(&format!("sending the DTLS handshake: {e}"));
+        self.state.start(Instant::now());
+        match UdpChannel::open(server, self.settings.local_port, channel).await {
+            Ok(udp) => self.udp = Some(udp),
+            Err(e) => self.fail(&e),
         }
     }
 
@@ -240,33 +206,30 @@ impl DtlsLink {
     fn fail(&mut self, why: &str) {
         warn!(
             "DTLS: {why}; using CSTP, retrying DTLS in {}s",
-            RETRY_PERIOD.as_secs()
+            UdpTimers::ANYCONNECT.retry_period.as_secs()
         );
         self.stop(true);
     }
 
     /// Drops the channel; with `retry` a new handshake is attempted after the retry period.
     pub(crate) fn stop(&mut self, retry: bool) {
-        if let Some(mut channel) = self.channel.take() {
-            channel.close();
+        if let Some(mut udp) = self.udp.take() {
+            udp.dtls.close();
         }
-        self.socket = None;
         self.data_mtu = 0;
-        self.phase = if retry && self.grant.is_some() {
-            Phase::Retry {
-                at: Instant::now() + RETRY_PERIOD,
-            }
+        if retry && self.grant.is_some() {
+            self.state.failed(Instant::now());
         } else {
-            Phase::Off
-        };
+            self.state.stop();
+        }
     }
 
-    pub(crate) fn socket(&self) -> Option<&BatchSocket> {
-        self.socket.as_ref()
+    pub(crate) fn channel(&self) -> Option<&UdpChannel> {
+        self.udp.as_ref()
     }
 
     pub(crate) fn is_up(&self) -> bool {
-        self.phase == Phase::Up
+        self.state.is_up()
     }
 
     /// True when a tunnel packet of `len` bytes fits one DTLS record on this path.
@@ -286,51 +249,40 @@ impl DtlsLink {
     }
 
     pub(crate) fn status(&self) -> &'static str {
-        match self.phase {
-            Phase::Off => "disabled",
-            Phase::Handshake { .. } => "in progress",
-            Phase::Up => "connected",
-            Phase::Retry { .. } => "waiting to retry",
-        }
+        self.state.status()
     }
 
     /// When [`DtlsLink::on_deadline`] should run.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Handshake { give_up } => {
-                let retransmit = self
-                    .channel
-                    .as_ref()
-                    .and_then(DtlsChannel::poll_timeout)
-                    .map(|d| Instant::now() + d);
-                Some(retransmit.map_or(give_up, |r| r.min(give_up)))
-            }
-            Phase::Retry { at } => Some(at),
-            Phase::Off | Phase::Up => None,
-        }
+        let retransmit = self
+            .udp
+            .as_ref()
+            .filter(|_| self.state.is_connecting())
+            .and_then(|udp| udp.dtls.poll_timeout())
+            .map(|d| Instant::now() + d);
+        [self.state.poll_timeout(), retransmit]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     pub(crate) async fn on_deadline(&mut self, now: Instant) {
-        match self.phase {
-            Phase::Handshake { give_up } if now >= give_up => {
-                self.fail("handshake timed out");
-            }
-            Phase::Handshake { .. } => {
-                let retransmitted = match self.channel.as_mut() {
-                    Some(channel) => channel.handle_timeout(),
-                    None => Ok(()),
-                };
-                match retransmitted {
-                    Ok(()) => {
-                        if let Err(e) = self.flush().await {
-                            self.fail(&format!("sending on UDP: {e}"));
-                        }
-                    }
-                    Err(e) => self.handshake_failed(&e),
+        match self.state.handle_timeout(now) {
+            Some(UdpAction::Abandon(why)) => return self.fail(&why),
+            Some(UdpAction::StartHandshake) => return self.attempt().await,
+            Some(UdpAction::SendProbe) | None => {}
+        }
+        if !self.state.is_connecting() {
+            return;
+        }
+        let Some(udp) = self.udp.as_mut() else { return };
+        match udp.dtls.handle_timeout() {
+            Ok(()) => {
+                if let Err(e) = udp.flush().await {
+                    self.fail(&format!("sending on UDP: {e}"));
                 }
             }
-            Phase::Retry { at } if now >= at => self.attempt().await,
-            _ => {}
+            Err(e) => self.handshake_failed(&e),
         }
     }
 
@@ -341,17 +293,16 @@ impl DtlsLink {
         session: &mut Session,
         on_packet: impl FnMut(&[u8]),
     ) {
-        let Some(channel) = self.channel.as_mut() else {
+        let Some(udp) = self.udp.as_mut() else {
             return;
         };
-        if let Err(e) = channel.handle_datagram(datagram) {
+        if let Err(e) = udp.dtls.handle_datagram(datagram) {
             self.handshake_failed(&e);
             return;
         }
-        if matches!(self.phase, Phase::Handshake { .. })
-            && channel.state() == DtlsState::Established
-        {
-            self.phase = Phase::Up;
+        let channel = &udp.dtls;
+        if self.state.is_connecting() && channel.state() == DtlsState::Established {
+            self.state.handshake_done(Instant::now());
             self.data_mtu = channel.data_mtu().saturating_sub(1);
             let mut mode = PSK_NEGOTIATE;
             if let Some(grant) = &self.grant {
@@ -383,10 +334,10 @@ impl DtlsLink {
     }
 
     fn drain(&mut self, session: &mut Session, mut on_packet: impl FnMut(&[u8])) {
-        let Some(channel) = self.channel.as_mut() else {
+        let Some(udp) = self.udp.as_mut() else {
             return;
         };
-        let result = channel.drain(|record| {
+        let result = udp.dtls.drain(|record| {
             if let Err(e) = session.handle_dtls(record, Instant::now(), &mut on_packet) {
                 debug!("DTLS record ignored: {e}");
             }
@@ -399,37 +350,23 @@ impl DtlsLink {
 
     /// Sends one record (type byte + payload) over DTLS.
     pub(crate) async fn send_record(&mut self, record: &[u8]) -> Result<(), String> {
-        self.queue_record(record).await?;
-        self.flush().await.map_err(|e| e.to_string())
+        let udp = self.udp.as_mut().ok_or("DTLS is not up")?;
+        udp.send_record(record).await
     }
 
     /// Encrypts one record; it leaves with the next [`DtlsLink::flush`] (or with this call
     /// when enough are waiting), together with the records queued before it.
     pub(crate) async fn queue_record(&mut self, record: &[u8]) -> Result<(), String> {
-        let channel = self.channel.as_mut().ok_or("DTLS is not up")?;
-        channel.send(record).map_err(|e| e.to_string())?;
-        if channel.transmit_due() {
-            self.flush().await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        let udp = self.udp.as_mut().ok_or("DTLS is not up")?;
+        udp.queue_record(record).await
     }
 
     /// Sends every datagram the channel has ready.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
-        let (Some(channel), Some(socket), Some(grant)) = (
-            self.channel.as_mut(),
-            self.socket.as_ref(),
-            self.grant.as_ref(),
-        ) else {
-            return Ok(());
-        };
-        let outbox = &mut self.outbox;
-        let max = socket.max_segments();
-        channel.transmit(|datagram| outbox.push(datagram, max));
-        if outbox.is_empty() {
-            return Ok(());
+        match self.udp.as_mut() {
+            Some(udp) => udp.flush().await,
+            None => Ok(()),
         }
-        outbox.send(socket, grant.server).await
     }
 
     /// The rekey interval elapsed: a fresh handshake on a new socket replaces the channel
@@ -448,16 +385,5 @@ impl DtlsLink {
     pub(crate) fn lost(&mut self, session: &mut Session, why: &str) {
         session.stop_dtls();
         self.fail(why);
-    }
-}
-
-/// Receives on the DTLS socket, or waits forever when there is none.
-pub(crate) async fn recv_udp(
-    socket: Option<&BatchSocket>,
-    batch: &mut RecvBatch,
-) -> std::io::Result<usize> {
-    match socket {
-        Some(s) => batch.recv(s).await,
-        None => std::future::pending().await,
     }
 }

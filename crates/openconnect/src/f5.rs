@@ -8,12 +8,15 @@ use oc_proto::f5::{
 };
 use oc_proto::http::{Request, ResponseHead};
 use oc_proto::ppp::Encapsulation;
+use oc_tls::dtls::DtlsVersions;
 use tracing::info;
 
 use crate::auth_ui::FormFiller;
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::ppp_tunnel::{self, PppLink, Proposed, TunnelAnswer};
+use crate::ppp_link::{PppLink, Proposed, TunnelAnswer};
+use crate::ppp_tunnel;
+use crate::ppp_udp::UdpGrant;
 use crate::transport::Endpoint;
 use crate::web::{exchange, follow, session_cookie, CookieJar, WebLogin};
 use crate::{user_agent, Finished};
@@ -49,6 +52,24 @@ pub(crate) async fn run(
         .unwrap_or_default();
     let want_ipv6 = !opts.disable_ipv6;
     let logout = with_jar(Request::new("GET", f5::LOGOUT_PATH), &host, &ua, &jar);
+    let request = tunnel_request(&host, &ua, &config, want_ipv6, &hostname);
+    // Over DTLS the same request goes as one record.
+    let udp = config.dtls_port.map(|port| {
+        info!("DTLS is enabled on port {port}");
+        let mut probe = Vec::new();
+        request.emit(&mut probe);
+        UdpGrant {
+            port,
+            // BIG-IP before v16 fails a handshake that even offers DTLS 1.2.
+            versions: if config.dtls12 {
+                DtlsVersions::Any
+            } else {
+                DtlsVersions::Dtls10Only
+            },
+            probe,
+            read_answer: f5::read_dtls_answer,
+        }
+    });
     let link = PppLink {
         encapsulation: if config.hdlc {
             Encapsulation::F5Hdlc
@@ -58,11 +79,12 @@ pub(crate) async fn run(
         want_ipv4: config.ipv4,
         want_ipv6: config.ipv6 && want_ipv6,
         terminate_at_network: false,
-        request: Some(tunnel_request(&host, &ua, &config, want_ipv6, &hostname)),
+        request: Some(request),
         answer: TunnelAnswer::HttpHead(tunnel_answer),
         dpd: None,
         logout: Some(logout),
         base: config.ip,
+        udp,
     };
     ppp_tunnel::run(opts, endpoint, link).await
 }

@@ -7,12 +7,15 @@ use oc_proto::fortinet::{
 };
 use oc_proto::http::Request;
 use oc_proto::ppp::Encapsulation;
-use tracing::{debug, info, warn};
+use oc_tls::dtls::DtlsVersions;
+use tracing::{info, warn};
 
 use crate::auth_ui::FormFiller;
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::ppp_tunnel::{self, PppLink, TunnelAnswer};
+use crate::ppp_link::{PppLink, TunnelAnswer};
+use crate::ppp_tunnel;
+use crate::ppp_udp::UdpGrant;
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::web::{exchange, redirect_target, session_cookie, CookieJar, WebLogin};
 use crate::Finished;
@@ -45,9 +48,16 @@ pub(crate) async fn run(
     if let Some(v) = &config.version {
         info!("Fortinet gateway {v}");
     }
-    if config.dtls {
-        debug!("the gateway offers DTLS; this version tunnels over TLS only");
-    }
+    // DTLS on the HTTPS port number, as upstream assumes.
+    let udp = config.dtls.then(|| {
+        info!("DTLS is enabled on port {}", endpoint.url.port);
+        UdpGrant {
+            port: endpoint.url.port,
+            versions: DtlsVersions::Any,
+            probe: fortinet::dtls_client_hello(&cookie),
+            read_answer: fortinet::read_dtls_server_hello,
+        }
+    });
     let link = PppLink {
         encapsulation: Encapsulation::Fortinet,
         want_ipv4: config.ip.ipv4.is_some(),
@@ -58,6 +68,7 @@ pub(crate) async fn run(
         dpd: config.dpd,
         logout: Some(with_cookie("GET", "/remote/logout", &host, &cookie)),
         base: config.ip,
+        udp,
     };
     ppp_tunnel::run(opts, endpoint, link).await
 }

@@ -1,22 +1,24 @@
-//! Tunnels of the PPP protocols: PPP negotiated over the TLS connection by
-//! `oc_proto::ppp`, the tun device and the vpnc-script once IPCP/IPV6CP agree, the packet
-//! loop, signals and reconnects. nullppp uses it as it is; fortinet and f5 add their login
-//! and encapsulation in front.
+//! Tunnels of the PPP protocols: PPP negotiated by `oc_proto::ppp` over the TLS
+//! connection or, where the gateway grants it, over DTLS (`ppp_udp`), the tun device and
+//! the vpnc-script once IPCP/IPV6CP agree, the packet loop, signals and reconnects. PPP
+//! starts afresh whenever it moves between TLS and DTLS, as upstream does. nullppp uses it
+//! as it is; fortinet and f5 add their login and encapsulation in front.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 use oc_net::{open_tun, Reason, ScriptContext, TunReader};
-use oc_proto::http::{Request, ResponseHead};
 use oc_proto::ip_config::IpConfig;
-use oc_proto::ppp::{Closed, Encapsulation, Ppp, PppConfig, PppError, PppEvent, PppNetwork, Role};
+use oc_proto::ppp::{Closed, Ppp, PppError, PppEvent, PppNetwork};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::cli::Options;
 use crate::error::ClientError;
+use crate::ppp_link::{ip_config, open_link, ppp_config, PppLink, Proposed, TunnelAnswer};
+use crate::ppp_udp::{PppUdp, UdpEvent};
 use crate::shell::{
     reconnect_backoff, run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED,
     DETACHED,
@@ -24,164 +26,13 @@ use crate::shell::{
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::{Finished, DEFAULT_SCRIPT};
 
-/// TLS record overhead openconnect allows for when it computes the MTU it asks for.
-const TLS_OVERHEAD: u16 = 5 + 16 + 8;
 /// The most a TLS record carries.
 const MAX_RECORD: usize = 16 * 1024;
 /// How long PPP waits for a server's first bytes after a tunnel request that it may refuse.
 const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
-/// How long a log-off waits for the Terminate-Ack.
-const LOGOFF_WAIT: Duration = Duration::from_millis(1500);
-
-/// The addresses a tunnel request's answer gives, to propose in IPCP/IPV6CP.
-pub(crate) type Proposed = (Option<Ipv4Addr>, Option<Ipv6Addr>);
-
-/// What the server sends before PPP on a new connection.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum TunnelAnswer {
-    /// Nothing: PPP starts at once (nullppp).
-    Nothing,
-    /// Nothing, or an HTTP refusal instead of PPP (Fortinet).
-    PppOrHttpRefusal,
-    /// An HTTP head, read by the protocol's function (F5).
-    HttpHead(fn(&ResponseHead) -> Result<Proposed, ClientError>),
-}
-
-/// How one PPP protocol runs its link.
-#[derive(Debug, Clone)]
-pub(crate) struct PppLink {
-    pub encapsulation: Encapsulation,
-    pub want_ipv4: bool,
-    pub want_ipv6: bool,
-    /// Log off as soon as the network is up (upstream's nullppp `term` option, for tests).
-    pub terminate_at_network: bool,
-    /// Sent on each new connection before PPP starts (Fortinet's tunnel request).
-    pub request: Option<Request>,
-    /// What comes back before PPP.
-    pub answer: TunnelAnswer,
-    /// What the vendor's configuration said: addresses (proposed in IPCP), routes, DNS.
-    pub base: IpConfig,
-    /// LCP echo interval (the vendor's heartbeat, or `--force-dpd`).
-    pub dpd: Option<Duration>,
-    /// Sent on a new connection after logging off (Fortinet's `/remote/logout`).
-    pub logout: Option<Request>,
-}
-
-impl PppLink {
-    /// nullppp's options come in the cookie, as upstream reads them: `hdlc`, `noipv4`,
-    /// `noipv6`, `term`, separated by anything.
-    pub(crate) fn nullppp(cookie: &str, opts: &Options) -> Self {
-        Self {
-            encapsulation: if cookie.contains("hdlc") {
-                Encapsulation::Hdlc
-            } else {
-                Encapsulation::Sync
-            },
-            want_ipv4: !cookie.contains("noipv4"),
-            want_ipv6: !cookie.contains("noipv6") && !opts.disable_ipv6,
-            terminate_at_network: cookie.contains("term"),
-            request: None,
-            answer: TunnelAnswer::Nothing,
-            base: IpConfig::default(),
-            dpd: None,
-            logout: None,
-        }
-    }
-}
-
-/// The MRU to ask for: `--mtu`, else the link MTU less TLS, encapsulation, HDLC and PPP
-/// overhead (and 1/32 more for HDLC escaping), as upstream computes it.
-fn requested_mtu(opts: &Options, link: &PppLink, conn: &HttpsConnection) -> u16 {
-    if let Some(mtu) = opts.mtu {
-        return mtu;
-    }
-    let encap = link.encapsulation;
-    let overhead = TLS_OVERHEAD
-        + u16::try_from(encap.header_len()).unwrap_or(0)
-        + if encap.is_hdlc() { 4 } else { 0 }
-        + 4;
-    let base = opts.base_mtu.unwrap_or_else(|| conn.link_mtu());
-    let mtu = base.saturating_sub(overhead).max(576);
-    if encap.is_hdlc() {
-        mtu - (mtu >> 5)
-    } else {
-        mtu
-    }
-}
-
-fn ppp_config(opts: &Options, link: &PppLink, conn: &HttpsConnection) -> PppConfig {
-    PppConfig {
-        encapsulation: link.encapsulation,
-        role: Role::Client,
-        want_ipv4: link.want_ipv4,
-        want_ipv6: link.want_ipv6,
-        mtu: requested_mtu(opts, link, conn),
-        magic: random_magic(),
-        ipv4: link.base.ipv4,
-        ipv6: link.base.ipv6.map(|n| n.addr()),
-        ask_name_servers: link.base.dns.is_empty(),
-        reliable: true,
-        dpd: opts
-            .force_dpd
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .or(link.dpd),
-        keepalive: None,
-    }
-}
-
-fn random_magic() -> u32 {
-    let mut bytes = [0u8; 4];
-    if openssl::rand::rand_bytes(&mut bytes).is_err() {
-        // Only loop-back detection depends on it; any non-zero value will do.
-        return std::process::id() | 1;
-    }
-    u32::from_be_bytes(bytes).max(1)
-}
-
-/// The script's view: the vendor's configuration, completed by what PPP agreed.
-fn ip_config(base: &IpConfig, net: &PppNetwork) -> IpConfig {
-    let mut ip = base.clone();
-    ip.mtu = net.mtu;
-    ip.ipv4 = net.ipv4;
-    if net.ipv6.is_none() {
-        ip.ipv6 = None;
-    } else if ip.ipv6.is_none() {
-        ip.ipv6 = net.ipv6.and_then(|a| Ipv6Net::new(a, 64).ok());
-    }
-    if ip.dns.is_empty() {
-        ip.dns = net.dns.iter().copied().map(IpAddr::V4).collect();
-    }
-    if ip.nbns.is_empty() {
-        ip.nbns = net.nbns.iter().copied().map(IpAddr::V4).collect();
-    }
-    ip
-}
-
-/// A new connection with the protocol's tunnel request sent and, when the protocol has
-/// one, its answer read: the connection, PPP bytes that came with the answer, and the
-/// addresses it proposed.
-async fn open_link(
-    endpoint: &Endpoint,
-    link: &PppLink,
-) -> Result<(HttpsConnection, Vec<u8>, Option<Proposed>), ClientError> {
-    let mut conn = endpoint.connect().await?;
-    let Some(request) = &link.request else {
-        return Ok((conn, Vec::new(), None));
-    };
-    if let TunnelAnswer::HttpHead(read) = link.answer {
-        let (resp, rest) = conn.exchange(request, true).await?;
-        let proposed = read(&resp.head)?;
-        return Ok((conn, rest, Some(proposed)));
-    }
-    let mut bytes = Vec::new();
-    request.emit(&mut bytes);
-    conn.tls
-        .write_all(&bytes)
-        .await
-        .map_err(ClientError::io("sending the tunnel request"))?;
-    Ok((conn, Vec::new(), None))
-}
+/// How long a log-off waits for the Terminate-Ack (over DTLS the request goes three times,
+/// a second apart).
+const LOGOFF_WAIT: Duration = Duration::from_millis(3500);
 
 /// Why the packet loop stopped.
 enum Stop {
@@ -197,7 +48,13 @@ struct PppTunnel<'a> {
     endpoint: &'a Endpoint,
     link: PppLink,
     script: String,
-    conn: HttpsConnection,
+    /// The TLS connection carrying PPP; `None` while DTLS carries it or is being tried
+    /// first.
+    conn: Option<HttpsConnection>,
+    /// The DTLS channel, when the gateway granted one.
+    udp: Option<PppUdp>,
+    /// The gateway's address (the script's VPNGATEWAY).
+    gateway: SocketAddr,
     ppp: Ppp,
     /// Made when the network first comes up.
     tun: Option<(TunSink, String)>,
@@ -205,7 +62,7 @@ struct PppTunnel<'a> {
     stats: Stats,
     pid_file: Option<PathBuf>,
     script_pid: u32,
-    /// Encapsulated packets for one TLS write.
+    /// Encapsulated packets for one write.
     out: Vec<u8>,
     /// The first bytes of a connection are still to be checked for an HTTP answer.
     check_first: bool,
@@ -214,42 +71,61 @@ struct PppTunnel<'a> {
     pending: Vec<u8>,
 }
 
-/// Runs a PPP tunnel over a new TLS connection to the server.
+/// Runs a PPP tunnel: over DTLS if the gateway grants it and it comes up in time, else
+/// over a new TLS connection to the server.
 pub(crate) async fn run(
     opts: &Options,
     endpoint: &Endpoint,
-    mut link: PppLink,
+    link: PppLink,
 ) -> Result<Finished, ClientError> {
-    let (conn, pending, proposed) = open_link(endpoint, &link).await?;
-    if let Some((v4, v6)) = proposed {
-        link.base.ipv4 = v4.or(link.base.ipv4);
-        if let Some(v6) = v6 {
-            link.base.ipv6 = Ipv6Net::new(v6, 64).ok();
-        }
-    }
-    let ppp = Ppp::new(ppp_config(opts, &link, &conn), Instant::now());
-    let check_first = matches!(link.answer, TunnelAnswer::PppOrHttpRefusal);
+    let gateway = *endpoint
+        .addresses()?
+        .first()
+        .ok_or(ClientError::Timeout("the server's address"))?;
+    let mut udp = match (&link.udp, opts.no_dtls) {
+        (Some(grant), false) => Some(PppUdp::new(
+            grant.clone(),
+            SocketAddr::new(gateway.ip(), grant.port),
+            &endpoint.url.host,
+            u32::from(opts.base_mtu.unwrap_or(1500)),
+            opts.dtls_local_port,
+        )),
+        _ => None,
+    };
     let mut tunnel = PppTunnel {
         opts,
         endpoint,
+        ppp: Ppp::new(ppp_config(opts, &link, None), Instant::now()),
         link,
         script: opts
             .script
             .clone()
             .unwrap_or_else(|| DEFAULT_SCRIPT.to_string()),
-        conn,
-        ppp,
+        conn: None,
+        udp: None,
+        gateway,
         tun: None,
         ip: IpConfig::default(),
         stats: Stats::default(),
         pid_file: None,
         script_pid: std::process::id(),
         out: Vec::new(),
-        check_first,
+        check_first: false,
         connected_at: Instant::now(),
-        pending,
+        pending: Vec::new(),
     };
+    let first_try = match udp.as_mut() {
+        Some(udp) => udp.start(&endpoint.tls, Instant::now()).await,
+        None => None,
+    };
+    tunnel.udp = udp;
+    if let Some(event) = first_try {
+        tunnel.udp_event(event).await;
+    }
     let result = tunnel.main_loop().await;
+    if let Some(udp) = tunnel.udp.as_mut() {
+        udp.shut().await;
+    }
     if tunnel.tun.is_some() {
         run_script_logged(&tunnel.script, Reason::Disconnect, &tunnel.script_context());
     }
@@ -257,6 +133,22 @@ pub(crate) async fn run(
         let _ = std::fs::remove_file(p);
     }
     result
+}
+
+/// Reads the TLS connection, or waits forever when there is none.
+async fn read_tls(conn: Option<&mut HttpsConnection>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match conn {
+        Some(c) => c.tls.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Waits for the DTLS channel's datagrams, or forever when there is none.
+async fn recv_udp(udp: Option<&mut PppUdp>) -> std::io::Result<usize> {
+    match udp {
+        Some(u) => u.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl PppTunnel<'_> {
@@ -268,55 +160,146 @@ impl PppTunnel<'_> {
                 .as_ref()
                 .map(|(_, name)| name.as_str())
                 .or(self.opts.interface.as_deref()),
-            gateway: Some(self.conn.addr.ip()),
+            gateway: Some(self.gateway.ip()),
             pid: self.script_pid,
             log_level: self.opts.log_level(),
             tunnel: Some(&self.ip),
         }
     }
 
+    fn on_dtls(&self) -> bool {
+        self.udp.as_ref().is_some_and(PppUdp::is_up)
+    }
+
+    /// DTLS is still being tried before anything goes over TLS.
+    fn awaiting_dtls(&self) -> bool {
+        self.conn.is_none() && self.udp.as_ref().is_some_and(PppUdp::is_connecting)
+    }
+
     async fn main_loop(&mut self) -> Result<Finished, ClientError> {
         let mut signals = Signals::new()?;
         loop {
-            match self.packet_loop(&mut signals).await? {
-                Stop::Done(done) => return Ok(done),
-                Stop::Detached => {
-                    let _ = self.conn.tls.shutdown().await;
-                    return Ok(Finished(DETACHED.into()));
+            let stop = self.packet_loop(&mut signals).await?;
+            if let Some(done) = self.after_stop(stop, &mut signals).await? {
+                return Ok(done);
+            }
+        }
+    }
+
+    /// What a stop of the packet loop means: the end (`Some`), or go on after a reconnect.
+    async fn after_stop(
+        &mut self,
+        stop: Stop,
+        signals: &mut Signals,
+    ) -> Result<Option<Finished>, ClientError> {
+        match stop {
+            Stop::Done(done) => Ok(Some(done)),
+            Stop::Detached => {
+                if let Some(conn) = self.conn.as_mut() {
+                    let _ = conn.tls.shutdown().await;
                 }
-                Stop::Cancelled => {
-                    info!("User cancelled (SIGINT/SIGTERM), sending logoff");
-                    self.log_off().await;
-                    return Ok(Finished(CANCELLED.into()));
+                Ok(Some(Finished(DETACHED.into())))
+            }
+            Stop::Cancelled => {
+                info!("User cancelled (SIGINT/SIGTERM), sending logoff");
+                self.log_off().await;
+                Ok(Some(Finished(CANCELLED.into())))
+            }
+            // As upstream: a link that never came up is not worth reconnecting.
+            Stop::Lost(why) if self.tun.is_none() => Err(ClientError::PppNotEstablished(why)),
+            Stop::Lost(why) => self.reconnect(&why, signals).await,
+        }
+    }
+
+    /// Opens the TLS tunnel when nothing else carries PPP: at the start without DTLS, after
+    /// DTLS failed to come up, or after it was lost.
+    async fn ensure_carrier(&mut self) -> Result<(), ClientError> {
+        if self.conn.is_some() || self.on_dtls() || self.awaiting_dtls() {
+            return Ok(());
+        }
+        if self.udp.is_some() && self.tun.is_none() {
+            warn!("Failed to connect DTLS tunnel; using HTTPS instead");
+        }
+        let (conn, pending, proposed) = open_link(self.endpoint, &self.link).await?;
+        self.use_tls(conn, pending, proposed);
+        Ok(())
+    }
+
+    /// PPP starts over on a fresh TLS tunnel.
+    fn use_tls(&mut self, conn: HttpsConnection, pending: Vec<u8>, proposed: Option<Proposed>) {
+        self.propose(proposed);
+        if self.tun.is_none() {
+            // The first carrier: the MRU can now follow the connection's path.
+            self.ppp = Ppp::new(
+                ppp_config(self.opts, &self.link, Some(&conn)),
+                Instant::now(),
+            );
+        } else {
+            self.ppp.restart(true, Instant::now());
+        }
+        self.conn = Some(conn);
+        self.pending = pending;
+        self.check_first = matches!(self.link.answer, TunnelAnswer::PppOrHttpRefusal);
+        self.connected_at = Instant::now();
+    }
+
+    /// Before the network was first up, the addresses a tunnel request's answer gave are
+    /// the ones PPP asks for.
+    fn propose(&mut self, proposed: Option<Proposed>) {
+        if let (Some((v4, v6)), None) = (proposed, &self.tun) {
+            self.link.base.ipv4 = v4.or(self.link.base.ipv4);
+            if let Some(v6) = v6 {
+                self.link.base.ipv6 = Ipv6Net::new(v6, 64).ok();
+            }
+        }
+    }
+
+    /// Acts on what the DTLS side reports.
+    async fn udp_event(&mut self, event: UdpEvent) {
+        match event {
+            UdpEvent::Accepted { ipv4, ipv6 } => {
+                info!("DTLS tunnel connected; PPP over DTLS");
+                if self.tun.is_none() {
+                    self.propose(Some((ipv4, ipv6)));
+                    let config = ppp_config(self.opts, &self.link, self.conn.as_ref());
+                    self.ppp = Ppp::new(config, Instant::now());
                 }
-                // As upstream: a link that never came up is not worth reconnecting.
-                Stop::Lost(why) if self.tun.is_none() => {
-                    return Err(ClientError::PppNotEstablished(why));
-                }
-                Stop::Lost(why) => {
-                    if let Some(done) = self.reconnect(&why, &mut signals).await? {
-                        return Ok(done);
-                    }
+                self.ppp.restart(false, Instant::now());
+                self.check_first = false;
+                if let Some(mut conn) = self.conn.take() {
+                    // Upstream closes the HTTPS tunnel once DTLS carries PPP.
+                    let _ = conn.tls.shutdown().await;
                 }
             }
+            UdpEvent::Abandoned(why) => warn!("DTLS: {why}"),
         }
     }
 
     async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
         let mut up = TunReader::new(0);
         let mut down = vec![0u8; 64 * 1024];
-        let pending = std::mem::take(&mut self.pending);
-        if !pending.is_empty() {
-            self.handle_tls(&pending)?;
-        }
         loop {
+            if let Err(e) = self.ensure_carrier().await {
+                if self.tun.is_none() {
+                    return Err(e);
+                }
+                return Ok(Stop::Lost(e.to_string()));
+            }
+            let pending = std::mem::take(&mut self.pending);
+            if !pending.is_empty() {
+                self.handle_input(&pending)?;
+            }
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
             }
             let hold = self
                 .holding_back()
                 .then_some(self.connected_at + FIRST_BYTES_WAIT);
-            let deadline = [self.ppp.poll_timeout(), hold].into_iter().flatten().min();
+            let udp_deadline = self.udp.as_ref().and_then(PppUdp::deadline);
+            let deadline = [self.ppp.poll_timeout(), hold, udp_deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -338,21 +321,87 @@ impl PppTunnel<'_> {
                         }
                     }
                 }
-                read = self.conn.tls.read(&mut down) => match read {
+                read = read_tls(self.conn.as_mut(), &mut down) => match read {
                     Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
-                    Ok(n) => self.handle_tls(down.get(..n).unwrap_or_default())?,
+                    Ok(n) => self.handle_input(down.get(..n).unwrap_or_default())?,
                     Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
                 },
+                read = recv_udp(self.udp.as_mut()) => {
+                    if let Some(stop) = self.on_udp_received(read).await? {
+                        return Ok(stop);
+                    }
+                }
                 () = sleep => {
-                    if let Err(e) = self.ppp.handle_timeout(Instant::now()) {
-                        return self.ppp_failed(e);
+                    if let Some(stop) = self.on_deadline().await? {
+                        return Ok(stop);
                     }
                 }
             }
         }
     }
 
-    fn handle_tls(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+    async fn on_deadline(&mut self) -> Result<Option<Stop>, ClientError> {
+        let now = Instant::now();
+        if let Some(udp) = self.udp.as_mut() {
+            if let Some(event) = udp.on_deadline(&self.endpoint.tls, now).await {
+                self.udp_event(event).await;
+            }
+        }
+        match self.ppp.handle_timeout(now) {
+            Ok(()) => Ok(None),
+            Err(e) => self.ppp_failed(e).await,
+        }
+    }
+
+    async fn on_udp_received(
+        &mut self,
+        read: std::io::Result<usize>,
+    ) -> Result<Option<Stop>, ClientError> {
+        let now = Instant::now();
+        let Self {
+            ppp,
+            tun,
+            stats,
+            udp,
+            endpoint,
+            ..
+        } = self;
+        let Some(udp) = udp.as_mut() else {
+            return Ok(None);
+        };
+        let count = match read {
+            Ok(n) => n,
+            Err(e) => {
+                udp.lost(&format!("receiving on UDP: {e}"), now).await;
+                return Ok(None);
+            }
+        };
+        let mut failure = None;
+        let event = udp
+            .on_received(count, &endpoint.tls, now, &mut |frame| {
+                let delivered = ppp.handle_input(frame, now, &mut |packet| {
+                    if let Some((sink, _)) = tun.as_mut() {
+                        sink.push(packet, stats);
+                    }
+                });
+                if let Err(e) = delivered {
+                    failure.get_or_insert(e);
+                }
+            })
+            .await;
+        if let Some((sink, _)) = tun.as_mut() {
+            sink.flush(stats);
+        }
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        if let Some(event) = event {
+            self.udp_event(event).await;
+        }
+        Ok(None)
+    }
+
+    fn handle_input(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         if std::mem::take(&mut self.check_first) {
             if let Some(status) = oc_proto::fortinet::http_status_instead_of_ppp(bytes) {
                 return Err(match status {
@@ -385,24 +434,41 @@ impl PppTunnel<'_> {
     }
 
     fn print_stats(&self) {
-        self.stats.log(&format!(
-            "SSL {} {}; PPP over TLS",
-            self.conn.peer.version, self.conn.peer.cipher
-        ));
+        let tls = match &self.conn {
+            Some(conn) => format!("SSL {} {}", conn.peer.version, conn.peer.cipher),
+            None => "SSL closed".into(),
+        };
+        let udp = self.udp.as_ref().map_or("disabled", PppUdp::status);
+        let carrier = if self.on_dtls() { "DTLS" } else { "TLS" };
+        self.stats
+            .log(&format!("{tls}; DTLS {udp}; PPP over {carrier}"));
     }
 
-    /// A dead peer is a reason to reconnect; anything else ends the tunnel.
-    fn ppp_failed(&self, e: PppError) -> Result<Stop, ClientError> {
+    /// A dead peer is a reason to reconnect (over DTLS: to go back to TLS); anything else
+    /// ends the tunnel.
+    async fn ppp_failed(&mut self, e: PppError) -> Result<Option<Stop>, ClientError> {
         match e {
-            PppError::PeerDead(_) => Ok(Stop::Lost(format!("PPP {e}"))),
+            PppError::PeerDead(_) if self.on_dtls() => {
+                if let Some(udp) = self.udp.as_mut() {
+                    udp.lost(&format!("PPP {e}"), Instant::now()).await;
+                }
+                Ok(None)
+            }
+            PppError::PeerDead(_) => Ok(Some(Stop::Lost(format!("PPP {e}")))),
             other => Err(other.into()),
         }
     }
 
-    /// Encapsulates one tun read's packets and writes them, a TLS record's worth at a time
-    /// and only whole frames in each: some peers (openconnect 9.01's HDLC reader, for one)
-    /// drop a frame that goes on in the next record.
+    /// Encapsulates one tun read's packets and sends them: over DTLS one record each; over
+    /// TLS a record's worth at a time and only whole frames in each, because some peers
+    /// (openconnect 9.01's HDLC reader, for one) drop a frame that goes on in the next one.
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+        if self.on_dtls() {
+            return self.send_packets_dtls(up, count).await;
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
         self.out.clear();
         let now = Instant::now();
         for i in 0..count {
@@ -416,31 +482,62 @@ impl PppTunnel<'_> {
             }
             if self.out.len() > MAX_RECORD && before > 0 {
                 let whole = self.out.get(..before).unwrap_or_default();
-                self.conn
-                    .tls
+                conn.tls
                     .write_all(whole)
                     .await
                     .map_err(ClientError::io("sending on the TLS connection"))?;
                 self.out.drain(..before);
             }
         }
-        self.conn
-            .tls
+        conn.tls
             .write_all(&self.out)
             .await
             .map_err(ClientError::io("sending on the TLS connection"))
     }
 
-    /// Writes what PPP queued and acts on its events.
+    async fn send_packets_dtls(
+        &mut self,
+        up: &mut TunReader,
+        count: usize,
+    ) -> Result<(), ClientError> {
+        let Some(udp) = self.udp.as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let mut result = Ok(());
+        for i in 0..count {
+            let Some(packet) = up.framed_mut(i) else {
+                continue;
+            };
+            self.out.clear();
+            if let Err(e) = self.ppp.encapsulate_ip(packet, now, &mut self.out) {
+                debug!("packet dropped: {e}");
+                continue;
+            }
+            self.stats.sent(packet.len());
+            result = udp.queue_frame(&self.out).await;
+            if result.is_err() {
+                break;
+            }
+        }
+        if result.is_ok() {
+            result = udp.flush().await;
+        }
+        if let Err(e) = result {
+            udp.lost(&format!("sending on UDP: {e}"), now).await;
+        }
+        Ok(())
+    }
+
+    /// Writes what PPP queued (to the channel carrying it; before there is one, it is
+    /// dropped, as PPP starts over on it) and acts on PPP's events.
     async fn after_input(&mut self) -> Result<Option<Stop>, ClientError> {
         while !self.holding_back() {
             let Some(frame) = self.ppp.poll_transmit() else {
                 break;
             };
-            if let Err(e) = self.conn.tls.write_all(&frame).await {
-                return Ok(Some(Stop::Lost(format!(
-                    "sending on the TLS connection: {e}"
-                ))));
+            if let Err(why) = self.send_control(&frame).await {
+                return Ok(Some(Stop::Lost(why)));
             }
         }
         while let Some(event) = self.ppp.poll_event() {
@@ -462,6 +559,28 @@ impl PppTunnel<'_> {
             }
         }
         Ok(None)
+    }
+
+    /// Sends one PPP control frame on the carrier. A DTLS failure falls back to TLS; a TLS
+    /// failure is returned.
+    async fn send_control(&mut self, frame: &[u8]) -> Result<(), String> {
+        if self.on_dtls() {
+            if let Some(udp) = self.udp.as_mut() {
+                if let Err(e) = udp.send_frame(frame).await {
+                    udp.lost(&format!("sending on UDP: {e}"), Instant::now())
+                        .await;
+                }
+            }
+            return Ok(());
+        }
+        match self.conn.as_mut() {
+            Some(conn) => conn
+                .tls
+                .write_all(frame)
+                .await
+                .map_err(|e| format!("sending on the TLS connection: {e}")),
+            None => Ok(()),
+        }
     }
 
     /// The first time: scripts, tun device, going to the background. After a reconnect:
@@ -486,8 +605,17 @@ impl PppTunnel<'_> {
         self.tun = Some((TunSink::new(tun), name));
         run_script_logged(&self.script, Reason::Connect, &self.script_context());
         let addrs: Vec<String> = self.ip.addresses().iter().map(IpAddr::to_string).collect();
+        let tls = if self.conn.is_some() {
+            "connected"
+        } else {
+            "closed"
+        };
+        let udp = match &self.udp {
+            Some(udp) => format!("DTLS {}", udp.status()),
+            None => "UDP disabled".into(),
+        };
         info!(
-            "Configured as {}, with SSL connected and UDP disabled (MTU {})",
+            "Configured as {}, with SSL {tls} and {udp} (MTU {})",
             addrs.join(" + "),
             self.ip.mtu
         );
@@ -506,21 +634,39 @@ impl PppTunnel<'_> {
         let wait = async {
             while !self.ppp.is_closed() {
                 while let Some(frame) = self.ppp.poll_transmit() {
-                    self.conn.tls.write_all(&frame).await.ok()?;
+                    self.send_control(&frame).await.ok()?;
                 }
-                let n = self.conn.tls.read(&mut down).await.ok()?;
-                if n == 0 {
-                    return None;
+                let deadline = self.ppp.poll_timeout();
+                let sleep = async {
+                    match deadline {
+                        Some(d) => tokio::time::sleep_until(d.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let now = Instant::now();
+                tokio::select! {
+                    read = read_tls(self.conn.as_mut(), &mut down) => {
+                        let n = read.ok().filter(|n| *n > 0)?;
+                        let bytes = down.get(..n).unwrap_or_default();
+                        self.ppp.handle_input(bytes, now, &mut |_| {}).ok()?;
+                    }
+                    read = recv_udp(self.udp.as_mut()) => {
+                        let udp = self.udp.as_mut()?;
+                        let ppp = &mut self.ppp;
+                        udp.on_received(read.ok()?, &self.endpoint.tls, now, &mut |frame| {
+                            let _ = ppp.handle_input(frame, now, &mut |_| {});
+                        })
+                        .await;
+                    }
+                    () = sleep => self.ppp.handle_timeout(now).ok()?,
                 }
-                let bytes = down.get(..n).unwrap_or_default();
-                self.ppp
-                    .handle_input(bytes, Instant::now(), &mut |_| {})
-                    .ok()?;
             }
             Some(())
         };
         let _ = tokio::time::timeout(LOGOFF_WAIT, wait).await;
-        let _ = self.conn.tls.shutdown().await;
+        if let Some(mut conn) = self.conn.take() {
+            let _ = conn.tls.shutdown().await;
+        }
         if let Some(logout) = &self.link.logout {
             match self.endpoint.connect().await {
                 Ok(mut conn) => match conn.exchange(logout, false).await {
@@ -547,17 +693,17 @@ impl PppTunnel<'_> {
                 &self.script_context(),
             );
         }
+        if let Some(udp) = self.udp.as_mut() {
+            udp.lost(why, Instant::now()).await;
+        }
+        self.conn = None;
         let started = Instant::now();
         let limit = Duration::from_secs(self.opts.reconnect_timeout);
         let mut interval = Duration::ZERO;
         loop {
             match open_link(self.endpoint, &self.link).await {
-                Ok((conn, pending, _)) => {
-                    self.conn = conn;
-                    self.pending = pending;
-                    self.check_first = matches!(self.link.answer, TunnelAnswer::PppOrHttpRefusal);
-                    self.connected_at = Instant::now();
-                    self.ppp.restart(true, Instant::now());
+                Ok((conn, pending, proposed)) => {
+                    self.use_tls(conn, pending, proposed);
                     return Ok(None);
                 }
                 Err(e) => {

@@ -16,13 +16,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::cli::Options;
-use crate::dtls::{recv_udp, DtlsLink, DtlsSettings};
+use crate::dtls::{DtlsLink, DtlsSettings};
 use crate::error::ClientError;
 use crate::shell::{
     reconnect_backoff, run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED,
     DETACHED,
 };
 use crate::transport::{Endpoint, HttpsConnection};
+use crate::udp_channel::recv_udp;
 use crate::{user_agent, Finished, DEFAULT_SCRIPT};
 
 /// Why the packet loop stopped.
@@ -297,7 +298,7 @@ impl Tunnel<'_> {
                     }
                     Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
                 },
-                read = recv_udp(self.dtls.socket(), &mut received) => match read {
+                read = recv_udp(self.dtls.channel(), &mut received) => match read {
                     Ok(n) => {
                         for i in 0..n {
                             let Some((_, run, stride)) = received.get(i) else { break };

@@ -1,0 +1,101 @@
+//! A DTLS association on its own connected UDP socket: the I/O every protocol's UDP data
+//! channel shares (AnyConnect's DTLS, the PPP vendors' DTLS). What the channel is for, and
+//! when to start or drop it, is decided elsewhere (`oc_proto::udp_link`).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use oc_net::udp::{BatchSocket, RecvBatch, SendBatch};
+use oc_tls::dtls::DtlsChannel;
+use tokio::net::UdpSocket;
+
+pub(crate) struct UdpChannel {
+    socket: BatchSocket,
+    server: SocketAddr,
+    pub(crate) dtls: DtlsChannel,
+    /// Datagrams on their way out, packed for one send per run of equal sizes.
+    outbox: SendBatch,
+}
+
+impl UdpChannel {
+    /// Binds a UDP socket (on `local_port` when given), connects it to `server` and sends
+    /// what `dtls` has ready (a client's first flight).
+    pub(crate) async fn open(
+        server: SocketAddr,
+        local_port: Option<u16>,
+        dtls: DtlsChannel,
+    ) -> Result<Self, String> {
+        let unspecified = match server {
+            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let local = SocketAddr::new(unspecified, local_port.unwrap_or(0));
+        let socket = UdpSocket::bind(local)
+            .await
+            .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
+        socket
+            .connect(server)
+            .await
+            .map_err(|e| format!("cannot reach {server} over UDP: {e}"))?;
+        let socket =
+            BatchSocket::new(socket).map_err(|e| format!("cannot set up the UDP socket: {e}"))?;
+        let mut channel = Self {
+            socket,
+            server,
+            dtls,
+            outbox: SendBatch::new(),
+        };
+        channel
+            .flush()
+            .await
+            .map_err(|e| format!("sending the DTLS handshake: {e}"))?;
+        Ok(channel)
+    }
+
+    pub(crate) fn socket(&self) -> &BatchSocket {
+        &self.socket
+    }
+
+    /// Sends every datagram the association has ready.
+    pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
+        let outbox = &mut self.outbox;
+        let max = self.socket.max_segments();
+        self.dtls.transmit(|datagram| outbox.push(datagram, max));
+        if outbox.is_empty() {
+            return Ok(());
+        }
+        outbox.send(&self.socket, self.server).await
+    }
+
+    /// Encrypts one record; it leaves with the next [`UdpChannel::flush`] (or with this
+    /// call when enough are waiting), together with the records queued before it.
+    pub(crate) async fn queue_record(&mut self, record: &[u8]) -> Result<(), String> {
+        self.dtls.send(record).map_err(|e| e.to_string())?;
+        if self.dtls.transmit_due() {
+            self.flush().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Sends one record now.
+    pub(crate) async fn send_record(&mut self, record: &[u8]) -> Result<(), String> {
+        self.queue_record(record).await?;
+        self.flush().await.map_err(|e| e.to_string())
+    }
+
+    /// Sends a close_notify (best effort) and drops the association.
+    pub(crate) async fn close(mut self) {
+        self.dtls.close();
+        let _ = self.flush().await;
+    }
+}
+
+/// Receives on the channel's socket, or waits forever when there is none.
+pub(crate) async fn recv_udp(
+    channel: Option<&UdpChannel>,
+    batch: &mut RecvBatch,
+) -> std::io::Result<usize> {
+    match channel {
+        Some(c) => batch.recv(c.socket()).await,
+        None => std::future::pending().await,
+    }
+}
