@@ -3,11 +3,13 @@
 //! The input is read as a login page (`f5::login_form`, which always yields a form to
 //! fill), as the VPN resource list and as the numbered configuration. None may panic; a
 //! form never holds more than its bound of fields; an accepted configuration has the
-//! session id and `Z` that the tunnel request needs.
+//! session id and `Z` that the tunnel request needs. The input is also the DTLS answer
+//! record: only a 200 is accepted.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oc_proto::f5::{login_form, parse_config, tunnel_request, vpn_resource};
+use oc_proto::f5::{login_form, parse_config, read_dtls_answer, tunnel_request, vpn_resource};
+use oc_proto::udp_link::ProbeAnswer;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -22,5 +24,8 @@ fuzz_target!(|data: &[u8]| {
         let req = tunnel_request("vpn", "UA", &config, true, "host");
         assert!(req.path.starts_with("/myvpn?sess="));
         assert!(req.path.contains(&format!("&Z={}", config.ur_z)));
+    }
+    if let ProbeAnswer::Accepted { .. } = read_dtls_answer(data) {
+        assert!(data.starts_with(b"HTTP/") && data.get(9..12) == Some(b"200"));
     }
 });

@@ -4,12 +4,16 @@
 //! whether a `Set-Cookie: SVPNCOOKIE=...` header comes with it (the next 16 bytes its
 //! value); the rest is the body, also read as the XML configuration. Neither reader may
 //! panic; a configuration it accepts has an address; a challenge has one code field (the
-//! token field), the first password field.
+//! token field), the first password field. The whole input is also a DTLS greeting record
+//! either way: a cookie read from a client hello makes the same hello again.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use oc_proto::form::FieldKind;
-use oc_proto::fortinet::{challenge_answers, login_response, parse_config, LoginStep};
+use oc_proto::fortinet::{
+    challenge_answers, dtls_client_hello, login_response, parse_config, read_dtls_client_hello,
+    read_dtls_server_hello, LoginStep,
+};
 use oc_proto::http::{Response, ResponseHead};
 
 fuzz_target!(|data: &[u8]| {
@@ -44,5 +48,9 @@ fuzz_target!(|data: &[u8]| {
     }
     if let Ok(config) = parse_config(&String::from_utf8_lossy(body)) {
         assert!(config.ip.ipv4.is_some() || config.ip.ipv6.is_some());
+    }
+    let _ = read_dtls_server_hello(data);
+    if let Some(cookie) = read_dtls_client_hello(data) {
+        assert_eq!(dtls_client_hello(cookie), data);
     }
 });

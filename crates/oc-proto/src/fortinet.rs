@@ -4,7 +4,7 @@
 //! server starts PPP (`ppp::Encapsulation::Fortinet`) on the stream with no HTTP answer.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::{Ipv4Net, Ipv6Net};
 use quick_xml::events::{BytesStart, Event};
@@ -396,9 +396,47 @@ fn dns(ip: &mut IpConfig, start: &BytesStart<'_>, in_v6: bool) {
     }
 }
 
-/// After the tunnel request the gateway either starts PPP or answers in HTTP: the first
-/// bytes tell which. `Some(status)` for an HTTP answer.
-pub fn http_status_instead_of_ppp(first: &[u8]) -> Option<u16> {
+/// How long PPP waits for the gateway's first bytes after the tunnel request.
+const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
+
+/// The start of a TLS tunnel after `GET /remote/sslvpn-tunnel`: the gateway either starts
+/// PPP or answers in HTTP and closes at once. PPP written into that close fails before the
+/// answer can be read, so our PPP waits for the gateway's first bytes, or a second for
+/// gateways that wait for us; the first bytes say which answer it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TunnelStart {
+    /// Until when PPP holds back; `None` once the first bytes were seen.
+    hold_until: Option<Instant>,
+}
+
+impl TunnelStart {
+    /// The tunnel request went out at `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            hold_until: Some(now + FIRST_BYTES_WAIT),
+        }
+    }
+
+    /// When PPP may write, if it may not yet at `now`.
+    pub fn holding_until(&self, now: Instant) -> Option<Instant> {
+        self.hold_until.filter(|t| now < *t)
+    }
+
+    /// The first bytes read after the request (later reads pass): `Err(status)` when they
+    /// are an HTTP answer instead of PPP.
+    pub fn first_bytes(&mut self, bytes: &[u8]) -> Result<(), u16> {
+        if self.hold_until.take().is_none() {
+            return Ok(());
+        }
+        match http_status_instead_of_ppp(bytes) {
+            Some(status) => Err(status),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `Some(status)` when the first bytes after the tunnel request are an HTTP answer.
+fn http_status_instead_of_ppp(first: &[u8]) -> Option<u16> {
     let line = first.strip_prefix(b"HTTP/")?;
     let text = String::from_utf8_lossy(line.get(..line.len().min(64)).unwrap_or_default());
     Some(

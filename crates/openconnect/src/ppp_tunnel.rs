@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_proto::fortinet::TunnelStart;
 use oc_proto::ip_config::IpConfig;
 use oc_proto::ppp::{Closed, Ppp, PppError, PppEvent, PppNetwork};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -28,8 +29,6 @@ use crate::{Finished, DEFAULT_SCRIPT};
 
 /// The most a TLS record carries.
 const MAX_RECORD: usize = 16 * 1024;
-/// How long PPP waits for a server's first bytes after a tunnel request that it may refuse.
-const FIRST_BYTES_WAIT: Duration = Duration::from_secs(1);
 /// How long a log-off waits for the Terminate-Ack (over DTLS the request goes three times,
 /// a second apart).
 const LOGOFF_WAIT: Duration = Duration::from_millis(3500);
@@ -64,9 +63,8 @@ struct PppTunnel<'a> {
     script_pid: u32,
     /// Encapsulated packets for one write.
     out: Vec<u8>,
-    /// The first bytes of a connection are still to be checked for an HTTP answer.
-    check_first: bool,
-    connected_at: Instant,
+    /// A tunnel request that may be refused in HTTP (Fortinet's) is waiting for its answer.
+    start: Option<TunnelStart>,
     /// PPP bytes that came with the tunnel request's answer.
     pending: Vec<u8>,
 }
@@ -110,8 +108,7 @@ pub(crate) async fn run(
         pid_file: None,
         script_pid: std::process::id(),
         out: Vec::new(),
-        check_first: false,
-        connected_at: Instant::now(),
+        start: None,
         pending: Vec::new(),
     };
     let first_try = match udp.as_mut() {
@@ -239,8 +236,8 @@ impl PppTunnel<'_> {
         }
         self.conn = Some(conn);
         self.pending = pending;
-        self.check_first = matches!(self.link.answer, TunnelAnswer::PppOrHttpRefusal);
-        self.connected_at = Instant::now();
+        self.start = matches!(self.link.answer, TunnelAnswer::PppOrHttpRefusal)
+            .then(|| TunnelStart::new(Instant::now()));
     }
 
     /// Before the network was first up, the addresses a tunnel request's answer gave are
@@ -265,7 +262,7 @@ impl PppTunnel<'_> {
                     self.ppp = Ppp::new(config, Instant::now());
                 }
                 self.ppp.restart(false, Instant::now());
-                self.check_first = false;
+                self.start = None;
                 if let Some(mut conn) = self.conn.take() {
                     // Upstream closes the HTTPS tunnel once DTLS carries PPP.
                     let _ = conn.tls.shutdown().await;
@@ -292,9 +289,7 @@ impl PppTunnel<'_> {
             if let Some(stop) = self.after_input().await? {
                 return Ok(stop);
             }
-            let hold = self
-                .holding_back()
-                .then_some(self.connected_at + FIRST_BYTES_WAIT);
+            let hold = self.holding_until();
             let udp_deadline = self.udp.as_ref().and_then(PppUdp::deadline);
             let deadline = [self.ppp.poll_timeout(), hold, udp_deadline]
                 .into_iter()
@@ -402,8 +397,8 @@ impl PppTunnel<'_> {
     }
 
     fn handle_input(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
-        if std::mem::take(&mut self.check_first) {
-            if let Some(status) = oc_proto::fortinet::http_status_instead_of_ppp(bytes) {
+        if let Some(start) = self.start.as_mut() {
+            if let Err(status) = start.first_bytes(bytes) {
                 return Err(match status {
                     401 | 403 => ClientError::CookieRejected(format!("HTTP {status}")),
                     _ => ClientError::PppNotEstablished(format!(
@@ -426,11 +421,9 @@ impl PppTunnel<'_> {
         result.map_err(ClientError::from)
     }
 
-    /// A server that refuses the tunnel request answers in HTTP and closes at once; PPP
-    /// written into that close fails before the answer can be read, so PPP waits for the
-    /// server's first bytes (or [`FIRST_BYTES_WAIT`], for servers that wait for us).
-    fn holding_back(&self) -> bool {
-        self.check_first && Instant::now() < self.connected_at + FIRST_BYTES_WAIT
+    /// Until when PPP may not write yet (see [`TunnelStart`]).
+    fn holding_until(&self) -> Option<Instant> {
+        self.start.and_then(|s| s.holding_until(Instant::now()))
     }
 
     fn print_stats(&self) {
@@ -532,7 +525,7 @@ impl PppTunnel<'_> {
     /// Writes what PPP queued (to the channel carrying it; before there is one, it is
     /// dropped, as PPP starts over on it) and acts on PPP's events.
     async fn after_input(&mut self) -> Result<Option<Stop>, ClientError> {
-        while !self.holding_back() {
+        while self.holding_until().is_none() {
             let Some(frame) = self.ppp.poll_transmit() else {
                 break;
             };

@@ -201,3 +201,24 @@ fn an_http_answer_to_the_tunnel_request_is_told_from_ppp() {
     assert_eq!(http_status_instead_of_ppp(&[0x00, 0x1a, 0x50, 0x50]), None);
     assert_eq!(http_status_instead_of_ppp(b""), None);
 }
+
+#[test]
+fn ppp_holds_back_until_the_first_bytes_or_a_second_and_only_they_are_checked() {
+    let t0 = Instant::now();
+    let second = Duration::from_secs(1);
+    let mut start = TunnelStart::new(t0);
+    assert_eq!(start.holding_until(t0), Some(t0 + second));
+    assert_eq!(
+        start.holding_until(t0 + second),
+        None,
+        "a silent gateway waits for us"
+    );
+    assert_eq!(start.first_bytes(b"HTTP/1.1 403 Forbidden\r\n"), Err(403));
+    assert_eq!(start.holding_until(t0), None);
+    // Later reads are PPP whatever they hold.
+    assert_eq!(start.first_bytes(b"HTTP/1.1 403 Forbidden\r\n"), Ok(()));
+
+    let mut start = TunnelStart::new(t0);
+    assert_eq!(start.first_bytes(&[0x00, 0x1a, 0x50, 0x50]), Ok(()));
+    assert_eq!(start.holding_until(t0), None);
+}
