@@ -263,6 +263,95 @@ impl GatewayLab {
         );
     }
 
+    /// The tunnel is up ([`GatewayLab::assert_tunnel_up`]) and runs PPP over DTLS: Debian's
+    /// openconnect says so (`Established DTLS connection`, then `with SSL disconnected and
+    /// DTLS established`), the gateway logged the handshake (of `dtls_version`, `DTLSv1.2`
+    /// or `DTLSv1`) and the DTLS tunnel, and 20 pings come back as UDP datagrams. The
+    /// script's environment.
+    pub fn assert_dtls_tunnel_up(&self, dtls_version: &str) -> HashMap<String, String> {
+        let env = self.assert_tunnel_up();
+        let client = self.lab.log("client.log");
+        for line in [
+            "Established DTLS connection (using GnuTLS)",
+            &format!(
+                "Configured as {}, with SSL disconnected and DTLS established",
+                self.client_addr
+            ),
+        ] {
+            assert!(client.contains(line), "no {line:?}:\n{}", self.logs());
+        }
+        let gateway = self.gateway_log();
+        for line in [
+            format!("DTLS handshake from {}:", self.lab.client_ip),
+            format!("({dtls_version}, "),
+            "DTLS tunnel for session ".to_string(),
+            "encapsulation over DTLS)".to_string(),
+        ] {
+            assert!(gateway.contains(&line), "no {line:?}:\n{gateway}");
+        }
+        self.lab.assert_pings_over_udp(20);
+        env
+    }
+
+    /// [`GatewayLab::assert_iperf_moves_a_megabyte`], the data (or, uploading, its
+    /// acknowledgements) reaching the client as UDP datagrams: over DTLS.
+    pub fn assert_iperf_moves_a_megabyte_over_udp(&self, direction: &str) {
+        let before = self.lab.client_udp_in();
+        self.assert_iperf_moves_a_megabyte(direction);
+        let datagrams = self.lab.client_udp_in() - before;
+        // A megabyte down is some 700 full packets; the acknowledgements of one up, some 100.
+        let least = if direction == "-R" { 700 } else { 100 };
+        assert!(
+            datagrams > least,
+            "iperf3 {direction}: only {datagrams} datagrams reached the client:\n{}",
+            self.logs()
+        );
+    }
+
+    /// Sends each of `datagrams` as it is (empty ones too) from the client namespace to the
+    /// gateway's UDP port 443.
+    pub fn send_datagrams(&self, datagrams: &[&[u8]]) {
+        let hex: Vec<String> = datagrams
+            .iter()
+            .map(|d| {
+                format!(
+                    "'{}'",
+                    d.iter().map(|b| format!("{b:02x}")).collect::<String>()
+                )
+            })
+            .collect();
+        let script = "import socket, sys\n\
+                      s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+                      for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 443))";
+        let out = self.lab.in_client(&format!(
+            "python3 -c '{}' {} {}",
+            script.replace('\'', "\""),
+            self.lab.server_ip,
+            hex.join(" ")
+        ));
+        assert!(out.status.success(), "{}", output_text(&out));
+    }
+
+    /// A DTLS 1.2 handshake with the gateway's port 443 from the client namespace (`openssl
+    /// s_client`, told the link takes 9000 bytes so that a record of up to 8 KiB leaves
+    /// whole, in IP fragments), then each of `records` as one record (one write to
+    /// s_client's input), half a second apart; what the gateway sent back.
+    pub fn dtls_exchange(&self, records: &[&[u8]]) -> Vec<u8> {
+        let octal =
+            |record: &[u8]| -> String { record.iter().map(|b| format!("\\{b:03o}")).collect() };
+        let writes: Vec<String> = records
+            .iter()
+            .map(|r| format!("printf '{}'; sleep 0.5", octal(r)))
+            .collect();
+        let out = self.lab.in_client(&format!(
+            "(sleep 0.5; {}; sleep 1) | timeout 10 openssl s_client -dtls1_2 -mtu 9000 -quiet \
+             -no_ign_eof -connect {}:443 2>/dev/null",
+            writes.join("; "),
+            self.lab.server_ip
+        ));
+        out.stdout
+    }
+
     /// SIGINT to the client `pid`: it ends PPP, logs out (the gateway logs `logged_out`)
     /// and exits 0, and the script ran for its three reasons. The gateway's log.
     pub fn disconnect(&mut self, pid: u32, logged_out: &str) -> String {

@@ -1,13 +1,18 @@
-//! `--protocol=f5` against our F5 BIG-IP APM test gateway (`src/bin/f5_gateway.rs`):
+//! `--protocol=f5` against our F5 BIG-IP APM test gateway (`src/bin/f5_gateway/`):
 //! Debian's openconnect 9.01 proves the gateway — the HTML logon form (with the `domain`
 //! select as authgroup), the second-factor form, the XML configuration, the cookie-less
-//! tunnel request, PPP in F5 framing and in HDLC framing, ping and iperf3 through the
+//! tunnel request, PPP in F5 framing and in HDLC framing over TLS, PPP over DTLS 1.2 and
+//! 1.0, the fall-back to TLS when the gateway refuses DTLS, ping and iperf3 through the
 //! tunnel, the hangup — and the gateway's own refusals are checked on the wire.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use ferroconnect_interop::gateway::MAX_ASSOCIATIONS;
 use ferroconnect_interop::gateway_lab::{GatewayLab, Vendor, PASSWORD};
 use ferroconnect_interop::output_text;
+use std::time::Duration;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 const CODE: &str = "123456";
 const DNS_SUFFIX: &str = "example.test";
@@ -40,10 +45,12 @@ fn assert_f5_tunnel_up(f5: &GatewayLab) {
     );
 }
 
+/// PPP over TLS (`--no-dtls`: `tunnel_dtls=0`).
 #[test]
 fn debian_openconnect_logs_in_and_passes_traffic_through_the_f5_gateway() {
     // Two domains in the logon form's select: `--authgroup` picks the second.
-    let mut f5 = start("f5-traffic", &["--domain", "corp", "--domain", "lab"], true);
+    let domains = ["--domain", "corp", "--domain", "lab", "--no-dtls"];
+    let mut f5 = start("f5-traffic", &domains, true);
     let pid = f5.spawn_client(&["--authgroup", "lab"]);
     assert_f5_tunnel_up(&f5);
     let gateway = f5.gateway_log();
@@ -84,11 +91,20 @@ fn debian_openconnect_logs_in_and_passes_traffic_through_the_f5_gateway() {
     assert!(f5.lab.log("gateway.file.log").contains(HUNG_UP));
 }
 
+/// HDLC framing over TLS. The gateway offers DTLS too, but openconnect 9.01 will not run
+/// HDLC over it (it cannot size packets whose framing may double them) and says so.
 #[test]
 fn debian_openconnect_over_hdlc_framing() {
     let mut f5 = start("f5-hdlc", &["--hdlc"], true);
     f5.spawn_client(&[]);
     assert_f5_tunnel_up(&f5);
+    assert!(
+        f5.lab
+            .log("client.log")
+            .contains("Server enables DTLS, but also requires HDLC. Disabling DTLS"),
+        "{}",
+        f5.logs()
+    );
     let gateway = f5.gateway_log();
     assert!(
         gateway.contains("hdlc_framing=yes ipv4=yes ipv6=no"),
@@ -105,6 +121,148 @@ fn debian_openconnect_over_hdlc_framing() {
         "openconnect dropped frames:\n{}",
         client.lines().take(40).collect::<Vec<_>>().join("\n")
     );
+}
+
+/// DTLS on (`tunnel_dtls=1` and `dtls_v1_2_supported=1`, as a BIG-IP from v16 on): openconnect
+/// 9.01 does the certificate handshake in DTLS 1.2, sends its tunnel request as one record,
+/// gets `200 OK` with its address and runs PPP over DTLS only; ping and iperf3 both ways
+/// come as datagrams; SIGINT ends PPP on DTLS and hangs up.
+#[test]
+fn debian_openconnect_tunnels_ppp_over_dtls_through_the_f5_gateway() {
+    let mut f5 = start("f5-dtls", &[], true);
+    let pid = f5.spawn_client(&[]);
+    assert_f5_dtls_tunnel_up(&f5, "DTLSv1.2", "(DTLS1.2)");
+    for direction in ["", "-R"] {
+        f5.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    let gateway = f5.disconnect(pid, HUNG_UP);
+    assert!(gateway.contains("PPP closed: ByPeer"), "{gateway}");
+}
+
+/// `--dtls10` (no `dtls_v1_2_supported`, as a BIG-IP before v16) and DTLS on its own port:
+/// openconnect 9.01 offers DTLS 1.0 only, to that port, and the tunnel runs over it.
+#[test]
+fn debian_openconnect_tunnels_ppp_over_dtls_1_0_on_its_own_port() {
+    let mut f5 = start("f5-dtls10", &["--dtls10", "--dtls-port", "4433"], true);
+    let pid = f5.spawn_client(&[]);
+    assert_f5_dtls_tunnel_up(&f5, "DTLSv1", "(DTLS1.0)");
+    let client = f5.lab.log("client.log");
+    assert!(client.contains("DTLS is enabled on port 4433"), "{client}");
+    assert!(
+        f5.gateway_log()
+            .contains(&format!("DTLS on udp://{}:4433", f5.lab.server_ip)),
+        "{}",
+        f5.gateway_log()
+    );
+    for direction in ["", "-R"] {
+        f5.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    f5.disconnect(pid, HUNG_UP);
+}
+
+/// `--dtls-refuse`: the handshake completes but the tunnel request over DTLS gets the 504;
+/// openconnect 9.01 closes DTLS (to try again later), asks for the tunnel over TLS, and
+/// traffic passes.
+#[test]
+fn debian_openconnect_falls_back_to_tls_when_the_f5_gateway_refuses_dtls() {
+    let mut f5 = start("f5-dtls-refused", &["--dtls-refuse"], true);
+    let pid = f5.spawn_client(&[]);
+    assert_f5_tunnel_up(&f5);
+    for direction in ["", "-R"] {
+        f5.assert_iperf_moves_a_megabyte(direction);
+    }
+    let client = f5.lab.log("client.log");
+    for line in [
+        "Established DTLS connection (using GnuTLS)",
+        "Failed to connect DTLS tunnel; using HTTPS instead",
+        &format!(
+            "Configured as {}, with SSL connected and DTLS in progress",
+            f5.client_addr
+        ),
+    ] {
+        assert!(client.contains(line), "no {line:?}:\n{}", f5.logs());
+    }
+    let gateway = f5.gateway_log();
+    assert!(gateway.contains("refused: --dtls-refuse"), "{gateway}");
+    assert!(gateway.contains("-> 201 Created"), "{gateway}");
+    assert!(gateway.contains("(F5 encapsulation)"), "{gateway}");
+    f5.disconnect(pid, HUNG_UP);
+}
+
+/// The tunnel request over DTLS is read and checked as over TLS: one for an unknown session
+/// gets the 504 in a record, one too long for the gateway's limits the codec's refusal, a
+/// PPP frame before it nothing (the association is dropped); each is logged. Handshakes
+/// beyond the bound on associations are ignored. Then openconnect 9.01 tunnels over DTLS.
+#[test]
+fn hostile_dtls_tunnel_requests_are_refused_and_the_f5_gateway_serves_on() {
+    let mut f5 = start("f5-dtls-hostile", &[], true);
+    let request = |target: &str| format!("GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+    let unknown = request("/myvpn?sess=0123&hdlc_framing=no&ipv4=yes&ipv6=no&Z=ab&hostname=dm0=");
+    let answer = String::from_utf8_lossy(&f5.dtls_exchange(&[unknown.as_bytes()])).into_owned();
+    assert!(
+        answer.starts_with("HTTP/1.1 504 Gateway Timeout\r\n"),
+        "{answer:?}"
+    );
+    let long = request(&format!("/myvpn?sess={}", "0".repeat(4000)));
+    let answer = String::from_utf8_lossy(&f5.dtls_exchange(&[long.as_bytes()])).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 414 "), "{answer:?}");
+    let frame = [0xf5, 0x00, 0x00, 0x06, 0xc0, 0x21, 0x01, 0x01, 0x00, 0x04];
+    assert!(f5.dtls_exchange(&[&frame]).is_empty());
+    let gateway = f5
+        .lab
+        .wait_for_log("gateway.log", "is not the greeting", SECS(5));
+    assert!(
+        gateway.contains("refused: HTTP 504 Gateway Timeout"),
+        "{gateway}"
+    );
+    assert!(gateway.contains("refused: HTTP 414"), "{gateway}");
+
+    // More handshakes at once than the gateway keeps associations: the extra ones are
+    // ignored; the silent ones are dropped when their time for a greeting is up.
+    let many = format!(
+        "for i in $(seq {}); do sleep 4 | timeout 6 openssl s_client -dtls1_2 -quiet \
+         -connect {}:443 >/dev/null 2>&1 & done; wait",
+        MAX_ASSOCIATIONS + 4,
+        f5.lab.server_ip
+    );
+    f5.lab.in_client(&many);
+    f5.lab.wait_for_log_count(
+        "gateway.log",
+        "no DTLS handshake and greeting within",
+        MAX_ASSOCIATIONS,
+        SECS(15),
+    );
+    assert!(
+        f5.gateway_log().contains(&format!(
+            "DTLS ClientHello ignored: {MAX_ASSOCIATIONS} associations already"
+        )),
+        "{}",
+        f5.gateway_log()
+    );
+
+    let pid = f5.spawn_client(&[]);
+    assert_f5_dtls_tunnel_up(&f5, "DTLSv1.2", "(DTLS1.2)");
+    f5.disconnect(pid, HUNG_UP);
+}
+
+/// [`assert_f5_tunnel_up`] over DTLS ([`GatewayLab::assert_dtls_tunnel_up`]): the gateway's
+/// handshake was `gateway_version`, openconnect's ciphersuite names `client_version`, and
+/// the tunnel request came over DTLS.
+fn assert_f5_dtls_tunnel_up(f5: &GatewayLab, gateway_version: &str, client_version: &str) {
+    assert_f5_tunnel_up(f5);
+    f5.assert_dtls_tunnel_up(gateway_version);
+    let client = f5.lab.log("client.log");
+    assert!(
+        client.contains(&format!("Ciphersuite {client_version}")),
+        "{client}"
+    );
+    let gateway = f5.gateway_log();
+    assert!(gateway.contains("over DTLS: GET /myvpn?sess="), "{gateway}");
+    assert!(
+        gateway.contains("(F5 encapsulation over DTLS)"),
+        "{gateway}"
+    );
+    assert!(!gateway.contains("-> 201 Created"), "{gateway}");
 }
 
 /// openconnect 9.01 keys `-F` on the form's `id` (`auth_form`, not its name `e1`), so the
@@ -280,7 +438,8 @@ fn our_client_authenticates_then_connects_with_the_cookie() {
 /// the same address, and the script runs its reconnect reasons.
 #[test]
 fn our_client_reconnects_with_the_same_session() {
-    let mut f5 = GatewayLab::start("f5-ours-reconnect", Vendor::F5, &[], false);
+    // The TLS tunnel request is what is counted.
+    let mut f5 = GatewayLab::start("f5-ours-reconnect", Vendor::F5, &["--no-dtls"], false);
     let pid = f5.spawn_client(&[]);
     f5.assert_tunnel_up();
     f5.assert_reconnects(pid, "GET /myvpn");
@@ -328,7 +487,7 @@ fn carries_ipv6(test: &str, real_client: bool) {
     let answered = (0..20).any(|_| {
         let ping = f5.lab.in_client(&format!("ping -6 -c 1 -W 1 {behind6}"));
         ping.status.success() || {
-            std::thread::sleep(std::time::Duration::from_millis(500));
+            std::thread::sleep(Duration::from_millis(500));
             false
         }
     });

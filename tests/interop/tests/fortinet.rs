@@ -1,7 +1,8 @@
 //! `--protocol=fortinet` against our FortiGate test gateway (`src/bin/fortinet_gateway.rs`):
 //! Debian's openconnect 9.01 first proves the gateway (login with and without the token
-//! challenge, the XML configuration, PPP over TLS, ping and iperf3 through the tunnel),
-//! then our client passes the same tests against it, plus the two-step NetworkManager flow.
+//! challenge, the XML configuration, PPP over TLS and over DTLS, the fall-back to TLS when
+//! the gateway refuses DTLS, ping and iperf3 through the tunnel, hostile datagrams), then our
+//! client passes the same tests against it, plus the two-step NetworkManager flow.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -22,10 +23,11 @@ fn start(test: &str, extra: &[&str], real_client: bool) -> GatewayLab {
     GatewayLab::start(test, Vendor::Fortinet, extra, real_client)
 }
 
-/// The client logs in and brings the tunnel up; TCP moves a megabyte each way; SIGINT ends
-/// PPP, logs out (`/remote/logout`) and exits 0, the script having run its three reasons.
-fn logs_in_and_passes_traffic(test: &str, real_client: bool) {
-    let mut forti = start(test, &[], real_client);
+/// The client logs in and brings the tunnel up (the gateway started with `extra`); TCP moves
+/// a megabyte each way; SIGINT ends PPP, logs out (`/remote/logout`) and exits 0, the script
+/// having run its three reasons.
+fn logs_in_and_passes_traffic(test: &str, extra: &[&str], real_client: bool) {
+    let mut forti = start(test, extra, real_client);
     let pid = forti.spawn_client(&[]);
     forti.assert_tunnel_up();
     for direction in ["", "-R"] {
@@ -86,9 +88,183 @@ fn wrong_password_is_refused(test: &str, real_client: bool) -> String {
     text
 }
 
+/// PPP over TLS: without DTLS in the configuration openconnect 9.01 asks for the tunnel on
+/// `/remote/sslvpn-tunnel`.
 #[test]
 fn debian_openconnect_logs_in_and_passes_traffic_through_the_fortinet_gateway() {
-    logs_in_and_passes_traffic("forti-traffic", true);
+    logs_in_and_passes_traffic("forti-traffic", &["--no-dtls"], true);
+}
+
+/// DTLS on (as FortiGates ship): openconnect 9.01 does the certificate handshake on UDP 443,
+/// names its session in a `clthello`, gets `svrhello ok` and runs PPP over DTLS only (it
+/// never asks for the tunnel over TLS); ping and iperf3 both ways come as datagrams; SIGINT
+/// ends PPP on DTLS and logs out.
+#[test]
+fn debian_openconnect_tunnels_ppp_over_dtls_through_the_fortinet_gateway() {
+    let mut forti = start("forti-dtls", &[], true);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_dtls_tunnel_up("DTLSv1.2");
+    for direction in ["", "-R"] {
+        forti.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    let gateway = forti.gateway_log();
+    assert!(
+        gateway.contains("(Fortinet encapsulation over DTLS)"),
+        "{gateway}"
+    );
+    assert!(!gateway.contains("GET /remote/sslvpn-tunnel"), "{gateway}");
+    let gateway = forti.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("PPP closed: ByPeer"), "{gateway}");
+}
+
+/// `--dtls-refuse`: the handshake completes but the `clthello` gets `svrhello fail`;
+/// openconnect 9.01 gives up on DTLS for now (it means to disable it, but its caller's
+/// `dtls_close` puts it back to sleeping, to be tried again after a minute) and runs PPP
+/// over TLS, and traffic passes.
+#[test]
+fn debian_openconnect_falls_back_to_tls_when_the_fortinet_gateway_refuses_dtls() {
+    let mut forti = start("forti-dtls-refused", &["--dtls-refuse"], true);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_tunnel_up();
+    for direction in ["", "-R"] {
+        forti.assert_iperf_moves_a_megabyte(direction);
+    }
+    let client = forti.lab.log("client.log");
+    for line in [
+        "Established DTLS connection (using GnuTLS)",
+        "svrhello status was \"fail\" rather than \"ok\"",
+        "Failed to connect DTLS tunnel; using HTTPS instead",
+        &format!(
+            "Configured as {}, with SSL connected and DTLS in progress",
+            forti.client_addr
+        ),
+    ] {
+        assert!(client.contains(line), "no {line:?}:\n{}", forti.logs());
+    }
+    let gateway = forti.gateway_log();
+    assert!(gateway.contains("refused: --dtls-refuse"), "{gateway}");
+    assert!(gateway.contains("GET /remote/sslvpn-tunnel"), "{gateway}");
+    assert!(
+        gateway.contains("(no HTTP answer, as a FortiGate)"),
+        "{gateway}"
+    );
+    forti.disconnect(pid, LOGGED_OUT);
+}
+
+/// One session, its tunnel moving between DTLS and TLS, one tunnel at a time. UDP blocked
+/// under a DTLS tunnel (its sends refused): openconnect 9.01 gives up DTLS and asks for the
+/// tunnel over TLS, which replaces the DTLS one at the gateway. UDP back: a minute after its
+/// last DTLS attempt it tries again, the greeting is accepted, the DTLS tunnel replaces the
+/// TLS one and the client closes its TLS connection.
+#[test]
+fn debian_openconnect_moves_its_tunnel_between_dtls_and_tls() {
+    let mut forti = start("forti-dtls-handover", &[], true);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_dtls_tunnel_up("DTLSv1.2");
+
+    forti.lab.block_udp();
+    forti
+        .lab
+        .wait_for_log("gateway.log", "GET /remote/sslvpn-tunnel", SECS(60));
+    forti.lab.wait_for_log(
+        "gateway.log",
+        "DTLS association ended: replaced by a newer tunnel",
+        SECS(5),
+    );
+    assert!(
+        forti.lab.ping_behind(SECS(20)),
+        "no tunnel over TLS:\n{}",
+        forti.logs()
+    );
+    assert!(
+        forti
+            .gateway_log()
+            .contains("(no HTTP answer, as a FortiGate)"),
+        "{}",
+        forti.logs()
+    );
+
+    forti.lab.unblock_udp();
+    forti
+        .lab
+        .wait_for_log_count("gateway.log", "DTLS tunnel for session", 2, SECS(90));
+    forti.lab.wait_for_log(
+        "gateway.log",
+        "connection ended: replaced by a newer tunnel",
+        SECS(5),
+    );
+    forti.lab.wait_for_log(
+        "client.log",
+        "DTLS tunnel connected; exiting HTTPS mainloop",
+        SECS(5),
+    );
+    assert!(
+        forti.lab.ping_behind(SECS(20)),
+        "no tunnel over DTLS again:\n{}",
+        forti.logs()
+    );
+    forti.lab.assert_pings_over_udp(10);
+    // The move to TLS was a reconnect for openconnect (its script says so); the move back
+    // to DTLS is not.
+    forti.lab.signal_client(pid, "INT");
+    assert_eq!(forti.lab.wait_client(SECS(10)), Some(0), "{}", forti.logs());
+    forti.lab.wait_for_log("gateway.log", LOGGED_OUT, SECS(5));
+    assert_eq!(
+        forti.lab.log("reasons"),
+        "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
+    );
+}
+
+/// `clthello` naming `cookie`, as upstream builds it.
+fn clthello(cookie: &str) -> Vec<u8> {
+    oc_proto::fortinet::dtls_client_hello(cookie)
+}
+
+/// What a client may throw at the DTLS port before a real one connects: an empty datagram,
+/// garbage, a broken ClientHello; after real handshakes a PPP frame before the greeting, a
+/// greeting of 8000 bytes, a greeting naming no session (answered `fail`). Each gets a log
+/// line and, at worst, its association dropped; then openconnect 9.01 tunnels over DTLS.
+#[test]
+fn hostile_dtls_input_is_dropped_and_the_fortinet_gateway_serves_on() {
+    let mut forti = start("forti-dtls-hostile", &[], true);
+    // A ClientHello whose session id runs past its end.
+    let mut broken_hello = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 52, 1, 0, 0, 40];
+    broken_hello.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 40, 0xfe, 0xfd]);
+    broken_hello.extend_from_slice(&[0x5a; 32]);
+    broken_hello.extend_from_slice(&[0xff, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a]);
+    forti.send_datagrams(&[b"", b"\x17\xfe\xfd garbage", &broken_hello]);
+    let gateway = forti
+        .lab
+        .wait_for_log("gateway.log", "DTLS association dropped", SECS(15));
+    assert!(gateway.contains("without an association"), "{gateway}");
+
+    // A PPP frame (LCP Configure-Request in Fortinet's header) where the greeting should be.
+    let frame = [0x00, 0x0a, 0x50, 0x50, 0x00, 0x04, 0xc0, 0x21, 0x01, 0x01];
+    let answer = forti.dtls_exchange(&[&frame]);
+    assert!(answer.is_empty(), "{answer:?}");
+    forti
+        .lab
+        .wait_for_log("gateway.log", "is not the greeting", SECS(5));
+    // A greeting past the gateway's bound for one (8000 bytes of cookie; one write of
+    // s_client's input, so one record), then one naming no session.
+    let huge = clthello(&"x".repeat(8000));
+    forti.dtls_exchange(&[&huge]);
+    let answer = forti.dtls_exchange(&[&clthello("0123456789abcdef")]);
+    assert_eq!(answer, oc_proto::fortinet::dtls_server_hello(false));
+    let gateway = forti.lab.wait_for_log(
+        "gateway.log",
+        "refused: no session has this SVPNCOOKIE",
+        SECS(5),
+    );
+    assert_eq!(
+        gateway.matches("is not the greeting").count(),
+        2,
+        "{gateway}"
+    );
+
+    let pid = forti.spawn_client(&[]);
+    forti.assert_dtls_tunnel_up("DTLSv1.2");
+    forti.disconnect(pid, LOGGED_OUT);
 }
 
 /// openconnect 9.01 puts FortiGate's token challenge in a form called `_challenge` whose
@@ -115,7 +291,7 @@ fn wrong_password_is_refused_with_exit_code_1() {
 
 #[test]
 fn our_client_logs_in_and_passes_traffic_through_the_fortinet_gateway() {
-    logs_in_and_passes_traffic("forti-ours", false);
+    logs_in_and_passes_traffic("forti-ours", &[], false);
 }
 
 #[test]
@@ -149,7 +325,11 @@ fn our_client_authenticates_then_connects_with_the_cookie() {
 /// status 2, the cookie being refused. Upstream's fortinet-auth-and-config checks the same.
 #[test]
 fn our_client_exits_2_when_the_tunnel_request_is_refused() {
-    let forti = start("forti-ours-refuse-tunnel", &["--refuse-tunnel"], false);
+    let forti = start(
+        "forti-ours-refuse-tunnel",
+        &["--refuse-tunnel", "--no-dtls"],
+        false,
+    );
     let out = forti.run_client(&[], &format!("{PASSWORD}\n"));
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(2), "{text}\n{}", forti.logs());
@@ -162,7 +342,8 @@ fn our_client_exits_2_when_the_tunnel_request_is_refused() {
 /// again with the same address, and the script runs its reconnect reasons.
 #[test]
 fn our_client_reconnects_with_the_same_session() {
-    let mut forti = start("forti-ours-reconnect", &[], false);
+    // The TLS tunnel request is what is counted.
+    let mut forti = start("forti-ours-reconnect", &["--no-dtls"], false);
     let pid = forti.spawn_client(&[]);
     forti.assert_tunnel_up();
     forti.assert_reconnects(pid, "GET /remote/sslvpn-tunnel");

@@ -1,12 +1,13 @@
 //! `fortinet_gateway`: a test gateway speaking FortiGate SSL-VPN tunnel mode (HTTPS login,
-//! the XML configuration, then PPP over the same TLS port), enough for openconnect's
-//! `--protocol=fortinet` to log in and pass traffic. It is test code: one user, one tunnel
-//! at a time, no DTLS, no persistence.
+//! the XML configuration, then PPP over DTLS on the same port number, or over TLS), enough
+//! for openconnect's `--protocol=fortinet` to log in and pass traffic. It is test code: one
+//! user, one tunnel at a time, no persistence.
 //!
 //! ```text
 //! fortinet_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
 //!                  --tunnel-addr IPV4 --client-addr IPV4 [--otp CODE] [--dns IPV4]...
 //!                  [--route NET/PREFIX]... [--tun NAME] [--log FILE]
+//!                  [--no-dtls | --dtls-refuse]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -20,13 +21,20 @@
 //!   gets the token challenge (`ret=2,reqid=..,...,tokeninfo=,chal_msg=..`) and only a
 //!   second post carrying `code=CODE` and the parroted `reqid` and `magic` gets the cookie;
 //! - `GET /remote/fortisslvpn_xml` with the cookie: the tunnel configuration (the client's
-//!   address, DNS servers, split routes; `dtls="0"`, so the client stays on TLS);
+//!   address, DNS servers, split routes; `dtls="1"` and the `dtls-config` heartbeats, or
+//!   `dtls="0"` with `--no-dtls`);
 //! - `GET /remote/sslvpn-tunnel` with the cookie: no HTTP answer at all, PPP starts on the
 //!   stream (Fortinet encapsulation). The tun device gets its addresses and MTU once IPCP
 //!   is open, and packets flow between it and PPP. A new tunnel replaces the old one;
 //! - `GET /remote/logout`: the cookie is forgotten (and its tunnel ended).
 //!
 //! Without a valid cookie the XML and tunnel requests get `403`.
+//!
+//! DTLS (UDP, the HTTPS port): after a certificate handshake the client's first record is
+//! its `clthello` naming the session by its `SVPNCOOKIE`; the gateway answers `svrhello`
+//! `ok` for a live session (then PPP, Fortinet encapsulation, one frame per record, and the
+//! session's TLS tunnel ends) or `fail` (and with `--dtls-refuse`, always `fail`: the
+//! client falls back to PPP over TLS).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -35,9 +43,10 @@ use std::sync::Mutex;
 
 use ferroconnect_interop::gateway::{
     self, describe_form, field, gateway_ppp, lock, log_line, netmask, parse_command_line,
-    parse_form, random_bytes, random_hex, redirect, remember, text, Answer, Common, Site, TunLink,
-    Upgraded,
+    parse_form, random_bytes, random_hex, redirect, remember, text, Answer, Common, DtlsSite,
+    Greeting, Site, TunLink, Upgraded,
 };
+use oc_proto::fortinet::{dtls_server_hello, read_dtls_client_hello};
 use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
 use oc_proto::ppp::Encapsulation;
 
@@ -45,8 +54,9 @@ const USAGE: &str = "\
 usage: fortinet_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
                         --tunnel-addr IPV4 --client-addr IPV4 [options]
 
-A FortiGate SSL-VPN test gateway (tunnel mode: HTTPS login, XML configuration, PPP over TLS)
-for openconnect --protocol=fortinet. Run as root in the namespace that gets the tun device.
+A FortiGate SSL-VPN test gateway (tunnel mode: HTTPS login, XML configuration, PPP over
+DTLS on the HTTPS port number, or over TLS) for openconnect --protocol=fortinet. Run as root
+in the namespace that gets the tun device.
 
   --listen ADDR:PORT     where to accept HTTPS (e.g. 198.18.10.1:443)
   --cert PEM, --key PEM  the server certificate (chain) and its private key
@@ -60,6 +70,9 @@ for openconnect --protocol=fortinet. Run as root in the namespace that gets the 
   --dns IPV4             a DNS server to announce (XML and IPCP); may be repeated
   --route NET/PREFIX     a split-tunnel route to announce; may be repeated (none: the
                          client routes everything through the tunnel)
+  --no-dtls              no DTLS: the XML says dtls=\"0\" and PPP runs over TLS
+  --dtls-refuse          complete DTLS handshakes but answer every clthello `fail`, so that
+                         clients fall back to PPP over TLS
   --tun NAME             the tun device to create (default fortigw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
   --help                 this text
@@ -237,9 +250,45 @@ impl Site for Gateway {
             early,
         } = tunnel;
         let generation = self.claim_tunnel(&cookie);
-        let ppp = gateway_ppp(Encapsulation::Fortinet, &self.config.common);
+        let ppp = gateway_ppp(Encapsulation::Fortinet, &self.config.common, true);
         let how = "no HTTP answer, as a FortiGate";
         self.link.run(tls, peer, &early, ppp, generation, how).await
+    }
+}
+
+impl DtlsSite for Gateway {
+    fn link(&self) -> &TunLink {
+        &self.link
+    }
+
+    fn common(&self) -> &Common {
+        &self.config.common
+    }
+
+    fn is_greeting(record: &[u8]) -> bool {
+        read_dtls_client_hello(record).is_some()
+    }
+
+    fn refusal(&self) -> Vec<u8> {
+        dtls_server_hello(false)
+    }
+
+    /// `ok` when the `clthello` names a live session (whose tunnel moves to DTLS), else
+    /// `fail`.
+    fn greet(&self, _peer: SocketAddr, record: &[u8]) -> Greeting {
+        let cookie = read_dtls_client_hello(record).unwrap_or_default();
+        if !self.cookie_is_valid(Some(cookie)) {
+            return Greeting::Refuse {
+                answer: dtls_server_hello(false),
+                why: "no session has this SVPNCOOKIE".into(),
+            };
+        }
+        Greeting::Accept {
+            answer: dtls_server_hello(true),
+            session: format!("SVPNCOOKIE {}...", cookie.get(..8).unwrap_or(cookie)),
+            generation: self.claim_tunnel(cookie),
+            encapsulation: Encapsulation::Fortinet,
+        }
     }
 }
 
@@ -347,6 +396,7 @@ fn token_step(
 /// The tunnel configuration: only the gateway's own settings go in, so nothing needs
 /// escaping.
 fn tunnel_xml(config: &Common) -> String {
+    let dtls = u8::from(config.dtls.is_some());
     let dns: String = config
         .dns
         .iter()
@@ -365,7 +415,7 @@ fn tunnel_xml(config: &Common) -> String {
     };
     format!(
         "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <sslvpn-tunnel ver=\"2\" dtls=\"0\" patch=\"1\">\n  \
+         <sslvpn-tunnel ver=\"2\" dtls=\"{dtls}\" patch=\"1\">\n  \
          <dtls-config heartbeat-interval=\"10\" heartbeat-fail-count=\"10\" \
          heartbeat-idle-timeout=\"10\" client-hello-timeout=\"10\"/>\n  \
          <tunnel-method value=\"ppp\"/>\n  \

@@ -1,8 +1,10 @@
-//! What the vendor test gateways (`src/bin/*_gateway.rs`) have in common: logging to stderr
+//! What the vendor test gateways (`src/bin/*_gateway*`) have in common: logging to stderr
 //! and a file, the options they all take and `main` around them, the TLS listener serving
 //! each connection's pages until one becomes a tunnel ([`Site`]), bounded HTTP request
-//! reading (the tunnel request may be followed by PPP at once), form decoding, and the PPP
-//! session that carries packets between a client's TLS connection and a tun device.
+//! reading (the tunnel request may be followed by PPP at once), form decoding, the DTLS
+//! server whose associations become tunnels after the vendor's greeting ([`DtlsSite`]), and
+//! the PPP session that carries packets between a client's TLS connection or DTLS
+//! association and a tun device.
 //!
 //! Each gateway keeps its own pages, sessions and cookies; this module knows nothing of any
 //! vendor. Nothing here panics on what a client sends.
@@ -16,7 +18,9 @@
 //! - `serve`: TLS accept, the [`Site`] trait, serving HTTP requests until one becomes a
 //!   tunnel, and bounded request reading;
 //! - `form`: form and query decoding, HTML escaping;
-//! - `session`: the PPP session between a client's TLS connection and the tun device
+//! - `dtls`: the UDP socket, its dispatch to associations, their handshake and greeting;
+//! - `carrier`: a tunnel's channel, TLS or DTLS ([`Carrier`]): reading, writing, closing;
+//! - `session`: the PPP session between a client's channel and the tun device
 //!   ([`TunLink`]).
 
 use std::time::Duration;
@@ -39,6 +43,8 @@ macro_rules! log {
     ($($arg:tt)*) => { $crate::gateway::log_line(format_args!($($arg)*)) };
 }
 
+mod carrier;
+mod dtls;
 mod form;
 mod logging;
 mod options;
@@ -49,12 +55,15 @@ mod state;
 #[cfg(test)]
 mod tests;
 
+pub use carrier::{Carrier, DtlsCarrier};
+pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
 pub use logging::{init_log, log_line};
 pub use options::{
-    netmask, parse_command_line, parse_route, parse_value, split_options, Common, OptionArg,
+    netmask, parse_command_line, parse_route, parse_value, split_options, Common, DtlsOptions,
+    OptionArg,
 };
-pub use program::{listen, main, runtime};
+pub use program::{listen, main, runtime, Listening};
 pub use serve::{
     accept_loop, accept_tls, method_name, read_request, redirect, send, serve_http, serve_site,
     text, tls_acceptor, Answer, ReadError, Served, Site, Tls, Upgraded,

@@ -85,7 +85,22 @@ pub struct Common {
     pub routes6: Vec<(Ipv6Addr, u8)>,
     pub tun: String,
     pub log: Option<PathBuf>,
+    /// PPP over DTLS too, as the real products ship (`None` with `--no-dtls`).
+    pub dtls: Option<DtlsOptions>,
 }
+
+/// How a gateway serves DTLS: where, and whether it refuses every tunnel there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DtlsOptions {
+    /// The UDP port (the HTTPS port unless the gateway takes `--dtls-port`).
+    pub port: u16,
+    /// `--dtls-refuse`: complete handshakes, then refuse the client's greeting, so that the
+    /// client falls back to TLS.
+    pub refuse: bool,
+}
+
+/// The flags (options without a value) every gateway takes.
+const COMMON_FLAGS: [&str; 2] = ["--no-dtls", "--dtls-refuse"];
 
 /// The common options as given, before the required ones are checked.
 #[derive(Debug, Default)]
@@ -105,9 +120,21 @@ struct CommonOptions {
     routes6: Vec<(Ipv6Addr, u8)>,
     tun: Option<String>,
     log: Option<PathBuf>,
+    no_dtls: bool,
+    dtls_refuse: bool,
 }
 
 impl CommonOptions {
+    /// Takes the flag `name` if it is a common one; `false` if it is not.
+    fn flag(&mut self, name: &str) -> bool {
+        match name {
+            "--no-dtls" => self.no_dtls = true,
+            "--dtls-refuse" => self.dtls_refuse = true,
+            _ => return false,
+        }
+        true
+    }
+
     /// Takes the option `name` if it is a common one; `false` if it is not.
     fn set(&mut self, name: &str, value: &str) -> Result<bool, String> {
         let text = || value.to_string();
@@ -136,8 +163,9 @@ impl CommonOptions {
         fn required<T>(value: Option<T>, name: &str) -> Result<T, String> {
             value.ok_or_else(|| format!("{name} is required"))
         }
+        let listen: SocketAddr = required(self.listen, "--listen")?;
         let common = Common {
-            listen: required(self.listen, "--listen")?,
+            listen,
             cert: required(self.cert, "--cert")?,
             key: required(self.key, "--key")?,
             user: required(self.user, "--user")?,
@@ -155,6 +183,10 @@ impl CommonOptions {
             routes6: self.routes6,
             tun: self.tun.unwrap_or_else(|| default_tun.to_string()),
             log: self.log,
+            dtls: (!self.no_dtls).then_some(DtlsOptions {
+                port: listen.port(),
+                refuse: self.dtls_refuse,
+            }),
         };
         if common.tunnel_addr == common.client_addr {
             return Err("--tunnel-addr and --client-addr must differ".into());
@@ -174,9 +206,9 @@ fn parse_route6(value: &str) -> Result<(Ipv6Addr, u8), String> {
     Ok((net, prefix))
 }
 
-/// Parses a gateway's command line ([`split_options`]): the common options, and the
-/// gateway's own through `own` (the name, and the value unless the name is one of `flags`),
-/// which says whether it knew the name. The tun device is `default_tun` unless `--tun` names
+/// Parses a gateway's command line ([`split_options`]): the common options (`--no-dtls` and
+/// `--dtls-refuse` among them), and the gateway's own through `own` (the name, and the value
+/// unless the name is one of `flags`), which says whether it knew the name. The tun device is `default_tun` unless `--tun` names
 /// one. `None` when `--help` was asked for.
 pub fn parse_command_line(
     args: impl Iterator<Item = String>,
@@ -184,14 +216,15 @@ pub fn parse_command_line(
     default_tun: &str,
     mut own: impl FnMut(&str, Option<&str>) -> bool,
 ) -> Result<Option<Common>, String> {
-    let Some(options) = split_options(args, flags)? else {
+    let flags = [flags, &COMMON_FLAGS].concat();
+    let Some(options) = split_options(args, &flags)? else {
         return Ok(None);
     };
     let mut common = CommonOptions::default();
     for (name, value) in options {
         let known = match &value {
             Some(value) => common.set(&name, value)?,
-            None => false,
+            None => common.flag(&name),
         };
         if !known && !own(&name, value.as_deref()) {
             return Err(format!("unknown option {name}"));

@@ -1,20 +1,24 @@
 //! A gateway's `main` around its [`Site`]: the command line and usage, the log, what it
-//! opens before serving ([`listen`]), and the single-threaded runtime it serves on.
+//! opens before serving ([`listen`]), and the single-threaded runtime it serves HTTPS and
+//! DTLS on.
 
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use openssl::ssl::SslAcceptor;
-use tokio::net::TcpListener;
+use openssl::ssl::{SslAcceptor, SslContext};
+use tokio::net::{TcpListener, UdpSocket};
 
-use super::{init_log, serve_site, tls_acceptor, Common, Site, TunLink};
+use super::{
+    init_log, open_dtls, serve_dtls, serve_site, tls_acceptor, Common, DtlsSite, Site, TunLink,
+};
 
 /// A gateway's `main`: `parse` reads the command line; its usage goes out for `--help` (to
 /// stdout) or after an error (to stderr, exit status 2). Then the log starts (to stderr and
 /// the configuration's log file), the gateway opens what it needs ([`listen`]), `make`
-/// builds its site from the configuration and the tun device, and it serves
-/// ([`serve_site`]) for ever on a single-threaded runtime: it returns only on a fatal error.
+/// builds its site from the configuration and the tun device, and it serves HTTPS
+/// ([`serve_site`]) and, unless `--no-dtls`, DTLS ([`serve_dtls`]) for ever on a
+/// single-threaded runtime: it returns only on a fatal error.
 pub fn main<C, S>(
     program: &'static str,
     usage: &str,
@@ -23,7 +27,7 @@ pub fn main<C, S>(
 ) -> ExitCode
 where
     C: AsRef<Common>,
-    S: Site,
+    S: Site + DtlsSite,
 {
     let config = match parse(std::env::args().skip(1)) {
         Ok(Some(config)) => config,
@@ -41,9 +45,24 @@ where
         return ExitCode::FAILURE;
     }
     let serve = async {
-        let (acceptor, link, listener) = listen(config.as_ref()).await?;
+        let Listening {
+            acceptor,
+            link,
+            listener,
+            dtls,
+        } = listen(config.as_ref()).await?;
         let site = Arc::new(make(config, link));
-        serve_site(&listener, acceptor, site).await;
+        let https = serve_site(&listener, acceptor, Arc::clone(&site));
+        match dtls {
+            Some((socket, ctx)) => {
+                log!(
+                    "DTLS on udp://{}",
+                    socket.local_addr().map_err(|e| e.to_string())?
+                );
+                tokio::join!(https, serve_dtls(socket, ctx, site));
+            }
+            None => https.await,
+        }
         Ok(())
     };
     match runtime().and_then(|runtime| runtime.block_on(serve)) {
@@ -63,13 +82,38 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// What a gateway opens before it serves ([`listen`]).
+pub struct Listening {
+    pub acceptor: SslAcceptor,
+    pub link: TunLink,
+    pub listener: TcpListener,
+    /// The UDP socket and the DTLS context, unless `--no-dtls`.
+    pub dtls: Option<(UdpSocket, SslContext)>,
+}
+
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("link", &self.link)
+            .field("listener", &self.listener)
+            .field("dtls", &self.dtls.as_ref().map(|(socket, _)| socket))
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a gateway opens before it serves, in this order: the TLS acceptor for its
-/// certificate, its tun device, and the listening socket.
-pub async fn listen(common: &Common) -> Result<(SslAcceptor, TunLink, TcpListener), String> {
+/// certificate, its tun device, the listening socket, and the DTLS socket and context.
+pub async fn listen(common: &Common) -> Result<Listening, String> {
     let acceptor = tls_acceptor(&common.cert, &common.key)?;
     let link = TunLink::open(&common.tun)?;
     let listener = TcpListener::bind(common.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", common.listen))?;
-    Ok((acceptor, link, listener))
+    let dtls = open_dtls(common).await?;
+    Ok(Listening {
+        acceptor,
+        link,
+        listener,
+        dtls,
+    })
 }

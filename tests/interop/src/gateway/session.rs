@@ -1,21 +1,22 @@
 //! The tunnel: the tun device shared by the tunnels ([`TunLink`]), the gateways' PPP
-//! configuration, and the session that runs PPP between a client's TLS connection and the
-//! tun device, configuring the device when the network comes up.
+//! configuration, and the session that runs PPP between a client's channel (its TLS
+//! connection or a DTLS association, see [`Carrier`]) and the tun device, configuring the
+//! device when the network comes up.
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use oc_net::{open_tun, Coalescer, TunReader, TunWriter};
 use oc_proto::ppp::{Assignment, Encapsulation, Ppp, PppConfig, PppEvent, PppNetwork, Role};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tun_rs::AsyncDevice;
 
-use super::{random_bytes, Common, Tls, LINGER, PPP_MTU};
+use super::{random_bytes, Carrier, Common, PPP_MTU};
 
-/// The most plaintext one TLS record carries: a write of at most this is one record.
-const TLS_RECORD: usize = 16 * 1024;
+/// On DTLS, where a vanished client leaves no connection to close, the gateway's PPP asks
+/// for an LCP echo after this long without a word (and gives up after twice that).
+const DATAGRAM_DPD: Duration = Duration::from_secs(30);
 
 /// The gateway's tun device and which tunnel session owns it. One tunnel runs at a time: a
 /// new one (or a logout) bumps the generation, and a session whose number is no longer
@@ -37,9 +38,10 @@ impl fmt::Debug for TunLink {
     }
 }
 
-/// The PPP configuration of a gateway on a reliable channel: its own tunnel address, the
-/// client's, the DNS servers offered, no IPv6, a random magic.
-pub fn gateway_ppp(encapsulation: Encapsulation, common: &Common) -> PppConfig {
+/// The PPP configuration of a gateway: its own tunnel address, the client's, the DNS
+/// servers offered, IPv6 when configured, a random magic. On a reliable channel (TLS) one
+/// Terminate-Request and no echoes; on DTLS three, and echoes to notice a client gone.
+pub fn gateway_ppp(encapsulation: Encapsulation, common: &Common, reliable: bool) -> PppConfig {
     PppConfig {
         encapsulation,
         role: Role::Gateway(Assignment {
@@ -54,8 +56,8 @@ pub fn gateway_ppp(encapsulation: Encapsulation, common: &Common) -> PppConfig {
         ipv4: Some(common.tunnel_addr),
         ipv6: common.ipv6.map(|(gateway, _)| gateway),
         ask_name_servers: false,
-        reliable: true,
-        dpd: None,
+        reliable,
+        dpd: (!reliable).then_some(DATAGRAM_DPD),
         keepalive: None,
     }
 }
@@ -95,15 +97,14 @@ impl TunLink {
         self.generation.send_modify(|g| *g += 1);
     }
 
-    /// Runs PPP with `config` on the connection until the link closes, the client goes, or
-    /// a newer tunnel replaces this one (`generation` from [`TunLink::claim`]); `early` is
-    /// what the client sent after its tunnel request, `how` the note on the log line that
-    /// says the tunnel starts. After the link closes it lets the client close the
-    /// connection first: openconnect takes the server closing first as a lost link and
-    /// reconnects instead of logging out.
+    /// Runs PPP with `config` on the client's channel until the link closes, the client
+    /// goes, or a newer tunnel replaces this one (`generation` from [`TunLink::claim`]);
+    /// `early` is what the client sent after its tunnel request, `how` the note on the log
+    /// line that says the tunnel starts. After the link closes it lets the client close the
+    /// channel first ([`Carrier::linger`]).
     pub async fn run(
         &self,
-        tls: Tls,
+        carrier: impl Into<Carrier>,
         peer: SocketAddr,
         early: &[u8],
         config: PppConfig,
@@ -112,13 +113,13 @@ impl TunLink {
     ) -> Result<String, String> {
         let mut changes = self.generation.subscribe();
         log!("{peer}: tunnel {generation} starting PPP ({how})");
-        let (end, tls) = {
+        let (end, carrier) = {
             // Waits for a replaced session to stop reading the tun device.
             let _owner = self.owner.lock().await;
-            let mut session = Session::new(self, tls, peer, config);
+            let mut session = Session::new(self, carrier.into(), peer, config);
             session.input(early)?;
             match session.run(generation, &mut changes).await? {
-                Ended::Closed(why) => (why, session.tls),
+                Ended::Closed(why) => (why, session.carrier),
                 Ended::Replaced => {
                     return Ok(session
                         .end("replaced by a newer tunnel or logged out")
@@ -127,27 +128,8 @@ impl TunLink {
             }
         };
         log!("{peer}: {end}; waiting for the client to close the connection");
-        Ok(format!("{end}, then {}", linger(tls).await))
+        Ok(format!("{end}, then {}", carrier.linger().await))
     }
-}
-
-/// Reads until the client closes (at most [`LINGER`]), then closes.
-async fn linger(mut tls: Tls) -> String {
-    let mut buf = vec![0u8; 16 * 1024];
-    let drain = async {
-        loop {
-            match tls.read(&mut buf).await {
-                Ok(0) => return "closed by the client".to_string(),
-                Ok(_) => {}
-                Err(e) => return format!("read error {e}"),
-            }
-        }
-    };
-    let why = tokio::time::timeout(LINGER, drain)
-        .await
-        .unwrap_or_else(|_| format!("still open after {LINGER:?}, closed"));
-    let _ = tls.shutdown().await;
-    why
 }
 
 /// How a session's PPP loop ended.
@@ -160,7 +142,7 @@ enum Ended {
 
 struct Session<'t> {
     link: &'t TunLink,
-    tls: Tls,
+    carrier: Carrier,
     peer: SocketAddr,
     ppp: Ppp,
     /// Packets from the client, written to tun a batch at a time.
@@ -170,9 +152,7 @@ struct Session<'t> {
     /// Encapsulated packets for the client.
     out: Vec<u8>,
     read_buf: Vec<u8>,
-    /// HDLC framing: openconnect 9.01 un-HDLCs each TLS record it reads on its own and
-    /// drops a frame that goes on in the next record, so packets are written as records of
-    /// whole frames.
+    /// HDLC framing: TLS records hold whole frames ([`Carrier::frame_added`]).
     whole_frames_per_record: bool,
     /// Whether IPV6CP came up: until then the kernel's IPv6 chatter on the tun device
     /// (router solicitations) stays off the link.
@@ -182,12 +162,12 @@ struct Session<'t> {
 }
 
 impl<'t> Session<'t> {
-    fn new(link: &'t TunLink, tls: Tls, peer: SocketAddr, config: PppConfig) -> Self {
+    fn new(link: &'t TunLink, carrier: Carrier, peer: SocketAddr, config: PppConfig) -> Self {
         let global6 = config.ipv6;
         Self {
             whole_frames_per_record: config.encapsulation.is_hdlc(),
             link,
-            tls,
+            carrier,
             peer,
             ppp: Ppp::new(config, Instant::now()),
             to_tun: TunWriter::new(),
@@ -229,11 +209,8 @@ impl<'t> Session<'t> {
                 // there would be no more replacement to wait for.
                 let _ = changed;
             }
-            read = self.tls.read(&mut self.read_buf) => {
-                let n = read.map_err(|e| format!("reading from the client: {e}"))?;
-                if n == 0 {
-                    return Err("the client closed the connection".into());
-                }
+            read = self.carrier.read(&mut self.read_buf) => {
+                let n = read?;
                 let bytes = self.read_buf.get(..n).unwrap_or_default().to_vec();
                 self.input(&bytes)?;
             }
@@ -283,33 +260,16 @@ impl<'t> Session<'t> {
             let start = self.out.len();
             // Only fails before the network phase, which `step` already waits for.
             let _ = self.ppp.encapsulate_ip(packet, now, &mut self.out);
-            if self.whole_frames_per_record && self.out.len() > TLS_RECORD && start > 0 {
-                // The frames before this one fill a record of their own.
-                let rest = self.out.split_off(start);
-                self.write_out().await?;
-                self.out = rest;
-            }
+            self.carrier
+                .frame_added(&mut self.out, start, self.whole_frames_per_record)
+                .await?;
         }
-        self.write_out().await
-    }
-
-    /// Writes (and empties) `out`: one TLS record when it holds at most [`TLS_RECORD`]
-    /// bytes.
-    async fn write_out(&mut self) -> Result<(), String> {
-        self.tls
-            .write_all(&self.out)
-            .await
-            .map_err(|e| format!("sending to the client: {e}"))?;
-        self.out.clear();
-        Ok(())
+        self.carrier.write_out(&mut self.out).await
     }
 
     async fn flush_transmit(&mut self) -> Result<(), String> {
         while let Some(frame) = self.ppp.poll_transmit() {
-            self.tls
-                .write_all(&frame)
-                .await
-                .map_err(|e| format!("sending PPP to the client: {e}"))?;
+            self.carrier.write_frame(&frame).await?;
         }
         Ok(())
     }
@@ -336,7 +296,7 @@ impl<'t> Session<'t> {
     async fn end(mut self, why: &str) -> String {
         self.ppp.terminate(Instant::now());
         let _ = self.flush_transmit().await;
-        let _ = self.tls.shutdown().await;
+        self.carrier.close().await;
         why.to_string()
     }
 }
@@ -351,7 +311,8 @@ fn flush_tun(to_tun: &mut TunWriter, tun: &AsyncDevice, coalescer: &mut Coalesce
     }
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
+/// Sleeps until `deadline`, for ever without one.
+pub(super) async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,

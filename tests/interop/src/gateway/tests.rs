@@ -56,6 +56,41 @@ fn the_command_line_splits_into_common_and_own_options() {
 }
 
 #[test]
+fn dtls_is_on_by_default_on_the_https_port_and_the_common_flags_turn_it_off_or_refusing() {
+    let args = |extra: &str| {
+        format!(
+            "--listen 10.0.0.1:8443 --cert c.pem --key k.pem --user u --password p \
+             --tunnel-addr 10.1.0.1 --client-addr 10.1.0.2{extra}"
+        )
+        .split(' ')
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let parse = |extra: &str| {
+        parse_command_line(args(extra).into_iter(), &[], "tun9", |_, _| false)
+            .unwrap()
+            .unwrap()
+            .dtls
+    };
+    let on = DtlsOptions {
+        port: 8443,
+        refuse: false,
+    };
+    assert_eq!(parse(""), Some(on));
+    assert_eq!(parse(" --no-dtls"), None);
+    let refusing = DtlsOptions { refuse: true, ..on };
+    assert_eq!(parse(" --dtls-refuse"), Some(refusing));
+    // Common flags take no value: what follows is the next option.
+    let next = parse_command_line(
+        args(" --dtls-refuse --tun t0").into_iter(),
+        &[],
+        "x",
+        |_, _| false,
+    );
+    assert_eq!(next.unwrap().unwrap().tun, "t0");
+}
+
+#[test]
 fn forms_and_queries_decode() {
     let form = parse_form(b"username=al+ice&password=a%26b%3D&bad=%zz&empty");
     assert_eq!(field(&form, "username"), Some("al ice"));

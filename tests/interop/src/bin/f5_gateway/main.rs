@@ -1,13 +1,14 @@
 //! `f5_gateway`: a test gateway speaking F5 BIG-IP APM SSL VPN ("network access": an HTML
-//! login form, an XML configuration, then PPP over a second TLS connection), enough for
-//! openconnect's `--protocol=f5` to log in and pass traffic. It is test code: one user, one
-//! network-access resource, one tunnel at a time, no DTLS, no persistence.
+//! login form, an XML configuration, then PPP over DTLS or over a second TLS connection),
+//! enough for openconnect's `--protocol=f5` to log in and pass traffic. It is test code: one
+//! user, one network-access resource, one tunnel at a time, no persistence.
 //!
 //! ```text
 //! f5_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
 //!            --tunnel-addr IPV4 --client-addr IPV4 [--hdlc] [--otp CODE] [--domain NAME]...
 //!            [--dns IPV4]... [--route NET/PREFIX]... [--dns-suffix NAME] [--banner TEXT]
-//!            [--tun NAME] [--log FILE]
+//!            [--tun NAME] [--log FILE] [--no-dtls | --dtls-port N] [--dtls10]
+//!            [--dtls-refuse]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -31,9 +32,11 @@
 //!   the `favorites` XML listing one resource, `/Common/na`;
 //! - `GET /vdesk/vpn/connect.php3?resourcename=/Common/na&outform=xml&client_version=2.0`:
 //!   the resource's `favorite` XML with a fresh `Session_ID` and `ur_Z`, `IPV4_0=1`,
-//!   `IPV6_0=0`, `hdlc_framing` (`yes` with `--hdlc`), `tunnel_dtls=0` (so the client stays
-//!   on TLS), `DNS0`, `DNSSuffix0`, and `LAN0` with split tunnelling (`--route`), or
-//!   `UseDefaultGateway0=1` without routes;
+//!   `IPV6_0=0`, `hdlc_framing` (`yes` with `--hdlc`), `tunnel_dtls=1`, `tunnel_port_dtls`
+//!   and `dtls_v1_2_supported=1` (`tunnel_dtls=0` with `--no-dtls`; no
+//!   `dtls_v1_2_supported` with `--dtls10`, and the client offers DTLS 1.0 only), `DNS0`,
+//!   `DNSSuffix0`, and `LAN0` with split tunnelling (`--route`), or `UseDefaultGateway0=1`
+//!   without routes;
 //! - `GET /myvpn?sess=..&hdlc_framing=..&ipv4=..&ipv6=..&Z=..&hostname=..` on any
 //!   connection (openconnect 9.01 sends it on the kept-alive login connection when that
 //!   is still open), no cookies needed: the `Session_ID` and `ur_Z` from
@@ -51,17 +54,24 @@
 //!
 //! Without a logged-in `MRHSession` the webtop and the XML pages redirect to `/my.policy`,
 //! as an APM sends a browser back to the logon page.
+//!
+//! DTLS (UDP, `--dtls-port`, by default the HTTPS port): after a certificate handshake the
+//! client's first record is the same `GET /myvpn?...` request, checked the same way; the
+//! gateway answers one record, `HTTP/1.1 200 OK` with the `X-VPN-*` headers, then PPP runs
+//! with one frame per record (and the session's TLS tunnel ends); an unknown session gets
+//! the 504 (and with `--dtls-refuse` every request does: the client falls back to TLS).
+//!
+//! By concern: `login` (the policy's pages), `config` (the resource and its settings),
+//! `tunnel` (the tunnel request over TLS and DTLS).
 
 use std::collections::VecDeque;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use ferroconnect_interop::gateway::{
-    self, describe_form, field, gateway_ppp, html_escape, lock, log_line, parse_command_line,
-    parse_form, parse_query, random_hex, redirect, remember, send, text, Answer, Common, Site,
-    TunLink, Upgraded,
+    self, field, lock, parse_command_line, parse_query, parse_value, random_hex, redirect,
+    remember, text, Answer, Common, Site, TunLink, Upgraded,
 };
 use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
 use oc_proto::ppp::Encapsulation;
@@ -95,6 +105,11 @@ the namespace that gets the tun device.
                          one /64 (X-VPN-server-IPv6, X-VPN-client-IPv6, IPV6CP, tun)
   --route6 NET/PREFIX    an IPv6 split-tunnel route to announce (LAN6_0); may be repeated
   --banner TEXT          the logon page's header text (credentials_table_header)
+  --no-dtls              no DTLS: tunnel_dtls=0, PPP runs over TLS
+  --dtls-port N          the UDP port for DTLS (default: the HTTPS port)
+  --dtls10               leave out dtls_v1_2_supported: the client offers DTLS 1.0 only
+  --dtls-refuse          complete DTLS handshakes but answer every tunnel request there
+                         with 504, so that clients fall back to PPP over TLS
   --tun NAME             the tun device to create (default f5gw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
   --help                 this text
@@ -111,8 +126,16 @@ const MAX_OTP_TRIES: u8 = 3;
 const SESSION_SECONDS: u64 = 3600;
 
 macro_rules! log {
-    ($($arg:tt)*) => { log_line(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { ::ferroconnect_interop::gateway::log_line(format_args!($($arg)*)) };
 }
+
+mod config;
+mod login;
+mod tunnel;
+
+use config::{connect_php3, favorites_xml};
+use login::{code_page, logon_page, policy_post, with_session_cookies};
+use tunnel::{run_tunnel, tunnel_request};
 
 // ---------------------------------------------------------------------------------------
 // Command line
@@ -125,14 +148,19 @@ struct Config {
     hdlc: bool,
     dns_suffix: Option<String>,
     banner: String,
+    /// No `dtls_v1_2_supported` in the configuration.
+    dtls10: bool,
 }
 
 /// The configuration, or `None` when `--help` was asked for.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let (mut domains, mut hdlc, mut dns_suffix, mut banner) = (Vec::new(), false, None, None);
-    let common = parse_command_line(args, &["--hdlc"], "f5gw0", |name, value| {
+    let (mut dtls10, mut dtls_port) = (false, None);
+    let common = parse_command_line(args, &["--hdlc", "--dtls10"], "f5gw0", |name, value| {
         match (name, value) {
             ("--hdlc", None) => hdlc = true,
+            ("--dtls10", None) => dtls10 = true,
+            ("--dtls-port", Some(value)) => dtls_port = Some(value.to_string()),
             ("--domain", Some(value)) => domains.push(value.to_string()),
             ("--dns-suffix", Some(value)) => dns_suffix = Some(value.to_string()),
             ("--banner", Some(value)) => banner = Some(value.to_string()),
@@ -140,9 +168,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         }
         true
     })?;
-    let Some(common) = common else {
+    let Some(mut common) = common else {
         return Ok(None);
     };
+    if let (Some(dtls), Some(port)) = (common.dtls.as_mut(), dtls_port) {
+        dtls.port = parse_value("--dtls-port", &port)?;
+    }
     // The XML is built from these without escaping.
     let plain = |s: &str| {
         s.chars()
@@ -157,6 +188,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         hdlc,
         dns_suffix,
         banner: banner.unwrap_or_else(|| "ferroconnect F5 test gateway".to_string()),
+        dtls10,
     }))
 }
 
@@ -444,405 +476,4 @@ fn not_logged_in(peer: SocketAddr) -> ServerResponse {
 
 fn xml_wanted(request: &ServerRequest) -> bool {
     field(&parse_query(&request.target), "outform") == Some("xml")
-}
-
-/// `MRHSession` and `LastMRH_Session` (the session's last 8 characters, as an APM sends).
-fn with_session_cookies(response: ServerResponse, mrh: &str) -> ServerResponse {
-    let last = mrh.get(mrh.len().saturating_sub(8)..).unwrap_or(mrh);
-    response
-        .header(
-            "Set-Cookie",
-            format!("LastMRH_Session={last}; path=/; secure"),
-        )
-        .header("Set-Cookie", format!("MRHSession={mrh}; path=/; secure"))
-}
-
-/// The logon page: `error` goes in the post-header cell.
-fn logon_page(config: &Config, error: Option<&str>) -> ServerResponse {
-    let domain = match config.domains.is_empty() {
-        true => String::new(),
-        false => {
-            let options: String = config
-                .domains
-                .iter()
-                .map(|d| {
-                    let d = html_escape(d);
-                    format!("<option value=\"{d}\">{d}</option>")
-                })
-                .collect();
-            format!(
-                "<tr><td class=\"credentials_table_label_cell\">Domain</td>\
-                 <td class=\"credentials_table_field\"><select name=\"domain\">{options}</select>\
-                 </td></tr>\n"
-            )
-        }
-    };
-    let body = format!(
-        "<form id=\"auth_form\" name=\"e1\" method=\"post\" action=\"/my.policy\" \
-         autocomplete=\"off\">\n\
-         <table id=\"credentials_table\">\n\
-         <tr><td colspan=\"2\" id=\"credentials_table_header\">{banner}</td></tr>\n\
-         <tr><td colspan=\"2\" id=\"credentials_table_postheader\">{error}</td></tr>\n\
-         <tr><td class=\"credentials_table_label_cell\">Username</td>\
-         <td class=\"credentials_table_field\"><input type=\"text\" name=\"username\" \
-         value=\"\" autocapitalize=\"off\"></td></tr>\n\
-         <tr><td class=\"credentials_table_label_cell\">Password</td>\
-         <td class=\"credentials_table_field\"><input type=\"password\" name=\"password\" \
-         value=\"\"></td></tr>\n\
-         {domain}\
-         <tr><td colspan=\"2\"><input type=\"submit\" class=\"credentials_input_submit\" \
-         value=\"Logon\"></td></tr>\n\
-         </table>\n\
-         <input type=\"hidden\" name=\"vhost\" value=\"standard\">\n\
-         </form>",
-        banner = html_escape(&config.banner),
-        error = html_escape(error.unwrap_or_default()),
-    );
-    html(200, "OK", "Logon", &body)
-}
-
-/// The second factor's form: one password field, the prompt (or `error`) in the
-/// post-header cell.
-fn code_page(error: Option<&str>) -> ServerResponse {
-    let prompt = error.unwrap_or("Enter the code from your token");
-    let body = format!(
-        "<form id=\"auth_form\" name=\"e1\" method=\"post\" action=\"/my.policy\" \
-         autocomplete=\"off\">\n\
-         <table id=\"credentials_table\">\n\
-         <tr><td colspan=\"2\" id=\"credentials_table_header\">Second factor</td></tr>\n\
-         <tr><td colspan=\"2\" id=\"credentials_table_postheader\">{prompt}</td></tr>\n\
-         <tr><td class=\"credentials_table_label_cell\">Code</td>\
-         <td class=\"credentials_table_field\"><input type=\"password\" name=\"{OTP_FIELD}\" \
-         value=\"\"></td></tr>\n\
-         <tr><td colspan=\"2\"><input type=\"submit\" class=\"credentials_input_submit\" \
-         value=\"Logon\"></td></tr>\n\
-         </table>\n\
-         <input type=\"hidden\" name=\"vhost\" value=\"standard\">\n\
-         </form>",
-        prompt = html_escape(prompt),
-    );
-    html(200, "OK", "Logon", &body)
-}
-
-/// `POST /my.policy`: the step the policy session `mrh` is at.
-fn policy_post(
-    gateway: &Gateway,
-    peer: SocketAddr,
-    mrh: Option<&str>,
-    body: &[u8],
-) -> ServerResponse {
-    let form = parse_form(body);
-    log!(
-        "{peer}: policy form: {}",
-        describe_form(&form, &["password", OTP_FIELD])
-    );
-    let config = &gateway.config;
-    let (Some(mrh), Some(stage)) = (mrh, gateway.stage(mrh)) else {
-        let fresh = gateway.start_policy();
-        log!("{peer}: no policy session for this post; a new one started");
-        let page = logon_page(config, Some("Your session could not be established."));
-        return with_session_cookies(page, &fresh);
-    };
-    match stage {
-        Stage::Password => password_step(gateway, peer, mrh, &form),
-        Stage::Code { user, wrong } => code_step(gateway, peer, mrh, &form, &user, wrong),
-    }
-}
-
-fn password_step(
-    gateway: &Gateway,
-    peer: SocketAddr,
-    mrh: &str,
-    form: &[(String, String)],
-) -> ServerResponse {
-    let config = &gateway.config;
-    let user = field(form, "username").unwrap_or_default();
-    let domain = field(form, "domain");
-    let domain_ok =
-        config.domains.is_empty() || domain.is_some_and(|d| config.domains.iter().any(|c| c == d));
-    if !domain_ok {
-        log!("{peer}: login refused for user {user:?}: domain {domain:?} is not offered");
-        return logon_page(config, Some("The domain is not valid."));
-    }
-    if user != config.common.user || field(form, "password") != Some(&config.common.password) {
-        log!("{peer}: login refused for user {user:?}: wrong credentials");
-        return logon_page(
-            config,
-            Some("The username or password is not correct. Please try again."),
-        );
-    }
-    if config.common.otp.is_some() {
-        gateway.set_stage(
-            mrh,
-            Stage::Code {
-                user: user.to_string(),
-                wrong: 0,
-            },
-        );
-        log!("{peer}: password accepted for user {user:?} (domain {domain:?}); code form sent");
-        return code_page(None);
-    }
-    log!("{peer}: login accepted for user {user:?} (domain {domain:?})");
-    logged_in(gateway, mrh, user)
-}
-
-fn code_step(
-    gateway: &Gateway,
-    peer: SocketAddr,
-    mrh: &str,
-    form: &[(String, String)],
-    user: &str,
-    wrong: u8,
-) -> ServerResponse {
-    let code = field(form, OTP_FIELD);
-    if code.is_some() && code == gateway.config.common.otp.as_deref() {
-        log!("{peer}: code accepted for user {user:?}");
-        return logged_in(gateway, mrh, user);
-    }
-    let wrong = wrong.saturating_add(1);
-    log!("{peer}: code refused for user {user:?}: wrong code ({wrong} of {MAX_OTP_TRIES})");
-    if wrong >= MAX_OTP_TRIES {
-        gateway.end_policy(mrh);
-        let fresh = gateway.start_policy();
-        log!("{peer}: too many wrong codes; the policy session ended");
-        let page = logon_page(&gateway.config, Some("Access was denied."));
-        return with_session_cookies(page, &fresh);
-    }
-    gateway.set_stage(
-        mrh,
-        Stage::Code {
-            user: user.to_string(),
-            wrong,
-        },
-    );
-    code_page(Some("The code is not correct. Please try again."))
-}
-
-/// The login's cookies (`MRHSession`, `LastMRH_Session`, `F5_ST`) and the way to the
-/// webtop.
-fn logged_in(gateway: &Gateway, pre: &str, user: &str) -> ServerResponse {
-    let mrh = gateway.log_in(pre, user);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let response = redirect("/vdesk/webtop.eui?webtop=/Common/webtop&webtop_type=webtop_full");
-    with_session_cookies(response, &mrh).header(
-        "Set-Cookie",
-        format!("F5_ST=1z1z1z{now}z{SESSION_SECONDS}; path=/; secure"),
-    )
-}
-
-/// The network-access resources.
-fn favorites_xml() -> String {
-    let name = RESOURCE.rsplit('/').next().unwrap_or(RESOURCE);
-    format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <favorites type=\"VPN\" limited=\"YES\">\n  \
-         <favorite id=\"{RESOURCE}\">\n    \
-         <caption>{name}</caption>\n    \
-         <name>{RESOURCE}</name>\n    \
-         <params>resourcename={RESOURCE}</params>\n  \
-         </favorite>\n\
-         </favorites>\n"
-    )
-}
-
-/// `GET /vdesk/vpn/connect.php3`: the resource's tunnel settings, with a fresh grant.
-fn connect_php3(
-    gateway: &Gateway,
-    peer: SocketAddr,
-    mrh: Option<&str>,
-    request: &ServerRequest,
-) -> ServerResponse {
-    let Some(user) = gateway.user(mrh) else {
-        return not_logged_in(peer);
-    };
-    let query = parse_query(&request.target);
-    let resource = field(&query, "resourcename");
-    if resource != Some(RESOURCE) {
-        log!("{peer}: no such resource {resource:?}");
-        return text(404, "Not Found", "text/plain", "no such resource");
-    }
-    if !xml_wanted(request) {
-        return bad_request(peer, "outform=xml is missing");
-    }
-    let Some(grant) = mrh.and_then(|m| gateway.grant(m)) else {
-        return not_logged_in(peer);
-    };
-    log!(
-        "{peer}: tunnel settings for user {user:?}: Session_ID {}, hdlc_framing {}",
-        grant.session_id,
-        yes_no(gateway.config.hdlc)
-    );
-    xml(tunnel_xml(&gateway.config, &grant))
-}
-
-fn yes_no(b: bool) -> &'static str {
-    match b {
-        true => "yes",
-        false => "no",
-    }
-}
-
-/// The resource's `favorite` XML: only the gateway's own settings and random hex go in,
-/// so nothing needs escaping.
-fn tunnel_xml(config: &Config, grant: &Grant) -> String {
-    let mut settings = vec![
-        ("ur_Z", grant.z.clone()),
-        ("Session_ID", grant.session_id.clone()),
-        ("IPV4_0", "1".into()),
-        (
-            "IPV6_0",
-            if config.common.ipv6.is_some() {
-                "1"
-            } else {
-                "0"
-            }
-            .into(),
-        ),
-        ("hdlc_framing", yes_no(config.hdlc).into()),
-        ("idle_session_timeout", "900".into()),
-        ("tunnel_dtls", "0".into()),
-        ("tunnel_port_dtls", "4433".into()),
-    ];
-    if config.common.routes.is_empty() {
-        settings.push(("UseDefaultGateway0", "1".into()));
-        settings.push(("SplitTunneling0", "0".into()));
-    } else {
-        let lan: Vec<String> = config
-            .common
-            .routes
-            .iter()
-            .map(|(net, prefix)| format!("{net}/{prefix}"))
-            .collect();
-        settings.push(("UseDefaultGateway0", "0".into()));
-        settings.push(("SplitTunneling0", "2".into()));
-        settings.push(("LAN0", lan.join(" ")));
-    }
-    if !config.common.routes6.is_empty() {
-        let lan6: Vec<String> = config
-            .common
-            .routes6
-            .iter()
-            .map(|(net, prefix)| format!("{net}/{prefix}"))
-            .collect();
-        settings.push(("LAN6_0", lan6.join(" ")));
-    }
-    if !config.common.dns.is_empty() {
-        let dns: Vec<String> = config.common.dns.iter().map(Ipv4Addr::to_string).collect();
-        settings.push(("DNS0", dns.join(" ")));
-    }
-    if let Some(suffix) = &config.dns_suffix {
-        settings.push(("DNSSuffix0", suffix.clone()));
-    }
-    let object: String = settings
-        .iter()
-        .map(|(tag, value)| format!("    <{tag}>{value}</{tag}>\n"))
-        .collect();
-    format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n\
-         <favorite id=\"{RESOURCE}\">\n  \
-         <object ID=\"ID_na\" CLASSID=\"CLSID:FERROCONNECT-F5-TEST\">\n\
-         {object}  </object>\n\
-         </favorite>\n"
-    )
-}
-
-// ---------------------------------------------------------------------------------------
-// The tunnel
-
-/// `GET /myvpn?...`: the grant must match; the connection then becomes the tunnel.
-fn tunnel_request(
-    gateway: &Gateway,
-    peer: SocketAddr,
-    request: &ServerRequest,
-) -> Answer<TunnelStart> {
-    let query = parse_query(&request.target);
-    let get = |name| field(&query, name).unwrap_or_default();
-    let hostname = openssl::base64::decode_block(get("hostname"))
-        .map(|h| String::from_utf8_lossy(&h).into_owned())
-        .unwrap_or_else(|_| format!("(not base64: {})", get("hostname")));
-    log!(
-        "{peer}: tunnel request: hdlc_framing={} ipv4={} ipv6={} hostname={} \
-         user-agent={} cookies={}",
-        get("hdlc_framing").escape_debug(),
-        get("ipv4").escape_debug(),
-        get("ipv6").escape_debug(),
-        hostname.escape_debug(),
-        request.header("User-Agent").unwrap_or("-").escape_debug(),
-        match request.header("Cookie") {
-            Some(_) => "sent",
-            None => "none",
-        },
-    );
-    let hdlc = yes_no(gateway.config.hdlc);
-    if get("hdlc_framing") != hdlc {
-        return Answer::Final(bad_request(peer, &format!("hdlc_framing is not {hdlc}")));
-    }
-    if get("ipv4") != "yes" {
-        return Answer::Final(bad_request(
-            peer,
-            "ipv4 is not yes (this gateway only does IPv4)",
-        ));
-    }
-    match gateway.claim_tunnel(get("sess"), get("Z")) {
-        Ok((mrh, generation)) => Answer::Upgrade(TunnelStart {
-            mrh,
-            generation,
-            encapsulation: match gateway.config.hdlc {
-                true => Encapsulation::F5Hdlc,
-                false => Encapsulation::F5,
-            },
-        }),
-        Err(refusal) => {
-            log!("{peer}: tunnel refused: {refusal:?}");
-            Answer::Final(text(
-                504,
-                "Gateway Timeout",
-                "text/html",
-                "<html><body>Session not found</body></html>",
-            ))
-        }
-    }
-}
-
-/// Answers the tunnel request and runs PPP on the connection.
-async fn run_tunnel(gateway: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<String, String> {
-    let Upgraded {
-        mut tls,
-        peer,
-        upgrade: start,
-        early,
-    } = tunnel;
-    let config = &gateway.config.common;
-    let mut head = ServerResponse::new(201, "Created")
-        .header("X-VPN-client-IP", config.client_addr.to_string())
-        .header("X-VPN-server-IP", config.tunnel_addr.to_string());
-    if let Some((gateway6, client6)) = config.ipv6 {
-        head = head
-            .header("X-VPN-client-IPv6", client6.to_string())
-            .header("X-VPN-server-IPv6", gateway6.to_string());
-    }
-    let mut head = head
-        // openconnect 9.01 reads a head without a length as an HTTP/1.0 body that runs to
-        // the end of the connection, and gives up.
-        .header("Content-Length", "0");
-    // Only these headers (no page headers): PPP follows the head.
-    head.tunnel = true;
-    send(&mut tls, peer, &head).await?;
-    let user = gateway.user(Some(&start.mrh)).unwrap_or_default();
-    log!(
-        "{peer}: tunnel {} for user {user:?}: client {}, gateway {}",
-        start.generation,
-        config.client_addr,
-        config.tunnel_addr
-    );
-    let ppp = gateway_ppp(start.encapsulation, config);
-    let how = format!("{} encapsulation", start.encapsulation.name());
-    let result = gateway
-        .link
-        .run(tls, peer, &early, ppp, start.generation, &how)
-        .await;
-    gateway.tunnel_ended(start.generation);
-    result
 }
