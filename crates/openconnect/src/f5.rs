@@ -9,7 +9,7 @@ use oc_proto::f5::{
 use oc_proto::http::{Request, ResponseHead};
 use oc_proto::ppp::Encapsulation;
 use oc_tls::dtls::DtlsVersions;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::auth_ui::FormFiller;
 use crate::cli::Options;
@@ -53,23 +53,7 @@ pub(crate) async fn run(
     let want_ipv6 = !opts.disable_ipv6;
     let logout = with_jar(Request::new("GET", f5::LOGOUT_PATH), &host, &ua, &jar);
     let request = tunnel_request(&host, &ua, &config, want_ipv6, &hostname);
-    // Over DTLS the same request goes as one record.
-    let udp = config.dtls_port.map(|port| {
-        info!("DTLS is enabled on port {port}");
-        let mut probe = Vec::new();
-        request.emit(&mut probe);
-        UdpGrant {
-            port,
-            // BIG-IP before v16 fails a handshake that even offers DTLS 1.2.
-            versions: if config.dtls12 {
-                DtlsVersions::Any
-            } else {
-                DtlsVersions::Dtls10Only
-            },
-            probe,
-            read_answer: f5::read_dtls_answer,
-        }
-    });
+    let udp = udp_grant(&config, &request);
     let link = PppLink {
         encapsulation: if config.hdlc {
             Encapsulation::F5Hdlc
@@ -87,6 +71,31 @@ pub(crate) async fn run(
         udp,
     };
     ppp_tunnel::run(opts, endpoint, link).await
+}
+
+/// The DTLS channel the configuration offers, on which the tunnel request goes as one
+/// record. None with HDLC framing, as upstream: its escaping can double a packet, so no
+/// datagram size holds.
+fn udp_grant(config: &F5Config, request: &Request) -> Option<UdpGrant> {
+    let port = config.dtls_port?;
+    info!("DTLS is enabled on port {port}");
+    if config.hdlc {
+        warn!("WARNING: Server enables DTLS, but also requires HDLC. Disabling DTLS,\n    because HDLC prevents determination of efficient and consistent MTU.");
+        return None;
+    }
+    let mut probe = Vec::new();
+    request.emit(&mut probe);
+    Some(UdpGrant {
+        port,
+        // BIG-IP before v16 fails a handshake that even offers DTLS 1.2.
+        versions: if config.dtls12 {
+            DtlsVersions::Any
+        } else {
+            DtlsVersions::Dtls10Only
+        },
+        probe,
+        read_answer: f5::read_dtls_answer,
+    })
 }
 
 /// The `/myvpn` answer: a refused session is a refused cookie (exit 2).

@@ -18,6 +18,7 @@ mod shell;
 pub mod token;
 pub mod transport;
 mod tunnel;
+mod tunnel_loop;
 mod udp_channel;
 mod web;
 pub mod yubikey;

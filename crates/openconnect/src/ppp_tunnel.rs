@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
+use oc_net::udp::RecvBatch;
 use oc_net::{open_tun, Reason, ScriptContext, TunReader};
 use oc_proto::fortinet::TunnelStart;
 use oc_proto::ip_config::IpConfig;
@@ -21,10 +22,10 @@ use crate::error::ClientError;
 use crate::ppp_link::{ip_config, open_link, ppp_config, PppLink, Proposed, TunnelAnswer};
 use crate::ppp_udp::{PppUdp, UdpEvent};
 use crate::shell::{
-    reconnect_backoff, run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED,
-    DETACHED,
+    reconnect_backoff, run_script_logged, settle_in, Signals, Stats, TunSink, CANCELLED,
 };
 use crate::transport::{Endpoint, HttpsConnection};
+use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::{Finished, DEFAULT_SCRIPT};
 
 /// The most a TLS record carries.
@@ -32,15 +33,6 @@ const MAX_RECORD: usize = 16 * 1024;
 /// How long a log-off waits for the Terminate-Ack (over DTLS the request goes three times,
 /// a second apart).
 const LOGOFF_WAIT: Duration = Duration::from_millis(3500);
-
-/// Why the packet loop stopped.
-enum Stop {
-    Cancelled,
-    Detached,
-    /// Reconnect, for this reason.
-    Lost(String),
-    Done(Finished),
-}
 
 struct PppTunnel<'a> {
     opts: &'a Options,
@@ -119,7 +111,7 @@ pub(crate) async fn run(
     if let Some(event) = first_try {
         tunnel.udp_event(event).await;
     }
-    let result = tunnel.main_loop().await;
+    let result = tunnel_loop::run(&mut tunnel).await;
     if let Some(udp) = tunnel.udp.as_mut() {
         udp.shut().await;
     }
@@ -141,9 +133,9 @@ async fn read_tls(conn: Option<&mut HttpsConnection>, buf: &mut [u8]) -> std::io
 }
 
 /// Waits for the DTLS channel's datagrams, or forever when there is none.
-async fn recv_udp(udp: Option<&mut PppUdp>) -> std::io::Result<usize> {
-    match udp {
-        Some(u) => u.recv().await,
+async fn recv_udp(udp: Option<&PppUdp>, batch: &mut RecvBatch) -> std::io::Result<usize> {
+    match udp.and_then(PppUdp::socket) {
+        Some(socket) => batch.recv(socket).await,
         None => std::future::pending().await,
     }
 }
@@ -171,41 +163,6 @@ impl PppTunnel<'_> {
     /// DTLS is still being tried before anything goes over TLS.
     fn awaiting_dtls(&self) -> bool {
         self.conn.is_none() && self.udp.as_ref().is_some_and(PppUdp::is_connecting)
-    }
-
-    async fn main_loop(&mut self) -> Result<Finished, ClientError> {
-        let mut signals = Signals::new()?;
-        loop {
-            let stop = self.packet_loop(&mut signals).await?;
-            if let Some(done) = self.after_stop(stop, &mut signals).await? {
-                return Ok(done);
-            }
-        }
-    }
-
-    /// What a stop of the packet loop means: the end (`Some`), or go on after a reconnect.
-    async fn after_stop(
-        &mut self,
-        stop: Stop,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        match stop {
-            Stop::Done(done) => Ok(Some(done)),
-            Stop::Detached => {
-                if let Some(conn) = self.conn.as_mut() {
-                    let _ = conn.tls.shutdown().await;
-                }
-                Ok(Some(Finished(DETACHED.into())))
-            }
-            Stop::Cancelled => {
-                info!("User cancelled (SIGINT/SIGTERM), sending logoff");
-                self.log_off().await;
-                Ok(Some(Finished(CANCELLED.into())))
-            }
-            // As upstream: a link that never came up is not worth reconnecting.
-            Stop::Lost(why) if self.tun.is_none() => Err(ClientError::PppNotEstablished(why)),
-            Stop::Lost(why) => self.reconnect(&why, signals).await,
-        }
     }
 
     /// Opens the TLS tunnel when nothing else carries PPP: at the start without DTLS, after
@@ -272,71 +229,7 @@ impl PppTunnel<'_> {
         }
     }
 
-    async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
-        let mut up = TunReader::new(0);
-        let mut down = vec![0u8; 64 * 1024];
-        loop {
-            if let Err(e) = self.ensure_carrier().await {
-                if self.tun.is_none() {
-                    return Err(e);
-                }
-                return Ok(Stop::Lost(e.to_string()));
-            }
-            let pending = std::mem::take(&mut self.pending);
-            if !pending.is_empty() {
-                self.handle_input(&pending)?;
-            }
-            if let Some(stop) = self.after_input().await? {
-                return Ok(stop);
-            }
-            let hold = self.holding_until();
-            let udp_deadline = self.udp.as_ref().and_then(PppUdp::deadline);
-            let deadline = [self.ppp.poll_timeout(), hold, udp_deadline]
-                .into_iter()
-                .flatten()
-                .min();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let tun = self.tun.as_ref().map(|(sink, _)| &sink.tun);
-            tokio::select! {
-                sig = signals.recv() => match sig {
-                    Sig::Cancel => return Ok(Stop::Cancelled),
-                    Sig::Detach => return Ok(Stop::Detached),
-                    Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
-                    Sig::Stats => self.print_stats(),
-                },
-                read = async { up.recv(tun?).await.ok() }, if tun.is_some() => {
-                    if let Some(n) = read {
-                        if let Err(e) = self.send_packets(&mut up, n).await {
-                            return Ok(Stop::Lost(e.to_string()));
-                        }
-                    }
-                }
-                read = read_tls(self.conn.as_mut(), &mut down) => match read {
-                    Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
-                    Ok(n) => self.handle_input(down.get(..n).unwrap_or_default())?,
-                    Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
-                },
-                read = recv_udp(self.udp.as_mut()) => {
-                    if let Some(stop) = self.on_udp_received(read).await? {
-                        return Ok(stop);
-                    }
-                }
-                () = sleep => {
-                    if let Some(stop) = self.on_deadline().await? {
-                        return Ok(stop);
-                    }
-                }
-            }
-        }
-    }
-
-    async fn on_deadline(&mut self) -> Result<Option<Stop>, ClientError> {
-        let now = Instant::now();
+    async fn deadline_passed(&mut self, now: Instant) -> Result<Option<Stop>, ClientError> {
         if let Some(udp) = self.udp.as_mut() {
             if let Some(event) = udp.on_deadline(&self.endpoint.tls, now).await {
                 self.udp_event(event).await;
@@ -348,8 +241,9 @@ impl PppTunnel<'_> {
         }
     }
 
-    async fn on_udp_received(
+    async fn udp_received(
         &mut self,
+        batch: &RecvBatch,
         read: std::io::Result<usize>,
     ) -> Result<Option<Stop>, ClientError> {
         let now = Instant::now();
@@ -373,7 +267,7 @@ impl PppTunnel<'_> {
         };
         let mut failure = None;
         let event = udp
-            .on_received(count, &endpoint.tls, now, &mut |frame| {
+            .on_received(count, batch, &endpoint.tls, now, &mut |frame| {
                 let delivered = ppp.handle_input(frame, now, &mut |packet| {
                     if let Some((sink, _)) = tun.as_mut() {
                         sink.push(packet, stats);
@@ -426,7 +320,7 @@ impl PppTunnel<'_> {
         self.start.and_then(|s| s.holding_until(Instant::now()))
     }
 
-    fn print_stats(&self) {
+    fn log_stats(&self) {
         let tls = match &self.conn {
             Some(conn) => format!("SSL {} {}", conn.peer.version, conn.peer.cipher),
             None => "SSL closed".into(),
@@ -621,9 +515,10 @@ impl PppTunnel<'_> {
     }
 
     /// Terminate-Request, and a short wait for its Ack.
-    async fn log_off(&mut self) {
+    async fn end_ppp(&mut self) {
         self.ppp.terminate(Instant::now());
         let mut down = vec![0u8; 16 * 1024];
+        let mut batch = RecvBatch::new();
         let wait = async {
             while !self.ppp.is_closed() {
                 while let Some(frame) = self.ppp.poll_transmit() {
@@ -643,10 +538,10 @@ impl PppTunnel<'_> {
                         let bytes = down.get(..n).unwrap_or_default();
                         self.ppp.handle_input(bytes, now, &mut |_| {}).ok()?;
                     }
-                    read = recv_udp(self.udp.as_mut()) => {
+                    read = recv_udp(self.udp.as_ref(), &mut batch) => {
                         let udp = self.udp.as_mut()?;
                         let ppp = &mut self.ppp;
-                        udp.on_received(read.ok()?, &self.endpoint.tls, now, &mut |frame| {
+                        udp.on_received(read.ok()?, &batch, &self.endpoint.tls, now, &mut |frame| {
                             let _ = ppp.handle_input(frame, now, &mut |_| {});
                         })
                         .await;
@@ -673,7 +568,7 @@ impl PppTunnel<'_> {
 
     /// Reconnects TLS and negotiates PPP again, keeping the tun device. Returns `Some` when
     /// a signal ended the wait instead.
-    async fn reconnect(
+    async fn reconnect_tls(
         &mut self,
         why: &str,
         signals: &mut Signals,
@@ -700,7 +595,7 @@ impl PppTunnel<'_> {
                     return Ok(None);
                 }
                 Err(e) => {
-                    let stats = || self.print_stats();
+                    let stats = || self.log_stats();
                     let ended =
                         reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
                     if let Some(done) = ended.await? {
@@ -709,5 +604,95 @@ impl PppTunnel<'_> {
                 }
             }
         }
+    }
+}
+
+impl TunnelProtocol for PppTunnel<'_> {
+    const HEADROOM: usize = 0;
+
+    async fn step(&mut self) -> Result<Option<Stop>, ClientError> {
+        if let Err(e) = self.ensure_carrier().await {
+            if self.tun.is_none() {
+                return Err(e);
+            }
+            return Ok(Some(Stop::Lost(e.to_string())));
+        }
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.handle_input(&pending)?;
+        }
+        self.after_input().await
+    }
+
+    fn waits(&mut self) -> Waits<'_> {
+        let hold = self.holding_until();
+        let udp_deadline = self.udp.as_ref().and_then(PppUdp::deadline);
+        let deadline = [self.ppp.poll_timeout(), hold, udp_deadline]
+            .into_iter()
+            .flatten()
+            .min();
+        Waits {
+            tun: self.tun.as_ref().map(|(sink, _)| &sink.tun),
+            tls: self.conn.as_mut().map(|c| &mut c.tls),
+            udp: self.udp.as_ref().and_then(PppUdp::socket),
+            deadline,
+        }
+    }
+
+    async fn on_tun(
+        &mut self,
+        up: &mut TunReader,
+        count: usize,
+    ) -> Result<Option<Stop>, ClientError> {
+        match self.send_packets(up, count).await {
+            Ok(()) => Ok(None),
+            Err(e) => Ok(Some(Stop::Lost(e.to_string()))),
+        }
+    }
+
+    async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError> {
+        self.handle_input(bytes)?;
+        Ok(None)
+    }
+
+    async fn on_udp(
+        &mut self,
+        batch: &RecvBatch,
+        read: std::io::Result<usize>,
+    ) -> Result<Option<Stop>, ClientError> {
+        self.udp_received(batch, read).await
+    }
+
+    async fn on_deadline(&mut self, now: Instant) -> Result<Option<Stop>, ClientError> {
+        self.deadline_passed(now).await
+    }
+
+    fn print_stats(&self) {
+        self.log_stats();
+    }
+
+    async fn log_off(&mut self) {
+        self.end_ppp().await;
+    }
+
+    async fn detach(&mut self) {
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = conn.tls.shutdown().await;
+        }
+    }
+
+    /// As upstream: a link that never came up is not worth reconnecting.
+    fn give_up(&self, why: &str) -> Option<ClientError> {
+        self.tun
+            .is_none()
+            .then(|| ClientError::PppNotEstablished(why.to_string()))
+    }
+
+    async fn reconnect(
+        &mut self,
+        why: &str,
+        signals: &mut Signals,
+    ) -> Result<Option<Finished>, ClientError> {
+        self.reconnect_tls(why, signals).await
     }
 }

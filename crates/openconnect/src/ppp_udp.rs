@@ -6,13 +6,13 @@
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
-use oc_net::udp::{datagrams, RecvBatch};
+use oc_net::udp::{datagrams, BatchSocket, RecvBatch};
 use oc_proto::udp_link::{ProbeAnswer, UdpAction, UdpLink, UdpTimers};
 use oc_tls::dtls::{DtlsState, DtlsVersions};
 use oc_tls::TlsClient;
 use tracing::{debug, info, warn};
 
-use crate::udp_channel::{recv_udp, UdpChannel};
+use crate::udp_channel::UdpChannel;
 
 /// What a vendor's configuration granted: where, which versions, and its probe.
 #[derive(Debug, Clone)]
@@ -46,7 +46,6 @@ pub(crate) struct PppUdp {
     channel: Option<UdpChannel>,
     /// The channel's handshake was checked (certificate) and the probe started.
     checked: bool,
-    received: RecvBatch,
 }
 
 impl PppUdp {
@@ -66,7 +65,6 @@ impl PppUdp {
             state: UdpLink::new(UdpTimers::PPP),
             channel: None,
             checked: false,
-            received: RecvBatch::new(),
         }
     }
 
@@ -183,17 +181,17 @@ impl PppUdp {
         }
     }
 
-    /// Waits for datagrams on the channel (forever without one); then
-    /// [`PppUdp::on_received`] handles them.
-    pub(crate) async fn recv(&mut self) -> std::io::Result<usize> {
-        recv_udp(self.channel.as_ref(), &mut self.received).await
+    /// The channel's socket, to receive on.
+    pub(crate) fn socket(&self) -> Option<&BatchSocket> {
+        self.channel.as_ref().map(UdpChannel::socket)
     }
 
-    /// Handles `count` received runs: handshake, the probe's answer, and once up each
-    /// record (a PPP frame) goes to `deliver`.
+    /// Handles `count` runs received in `batch`: handshake, the probe's answer, and once
+    /// up each record (a PPP frame) goes to `deliver`.
     pub(crate) async fn on_received(
         &mut self,
         count: usize,
+        batch: &RecvBatch,
         tls: &TlsClient,
         now: Instant,
         deliver: &mut dyn FnMut(&[u8]),
@@ -203,7 +201,7 @@ impl PppUdp {
         let up = self.state.is_up();
         let channel = self.channel.as_mut()?;
         'runs: for i in 0..count {
-            let Some((_, run, stride)) = self.received.get(i) else {
+            let Some((_, run, stride)) = batch.get(i) else {
                 break;
             };
             for datagram in datagrams(run, stride) {

@@ -12,27 +12,17 @@ use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::session::SessionError;
 use oc_proto::anyconnect::session::{Channel, Event, Session};
 use oc_proto::compress::{Algorithm, TunnelCompression, CLIENT_MIN_PACKET};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tracing::{debug, info, warn};
 
 use crate::cli::Options;
 use crate::dtls::{DtlsLink, DtlsSettings};
 use crate::error::ClientError;
-use crate::shell::{
-    reconnect_backoff, run_script_logged, settle_in, Sig, Signals, Stats, TunSink, CANCELLED,
-    DETACHED,
-};
+use crate::shell::{reconnect_backoff, run_script_logged, settle_in, Signals, Stats, TunSink};
 use crate::transport::{Endpoint, HttpsConnection};
-use crate::udp_channel::recv_udp;
+use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
+use crate::udp_channel::UdpChannel;
 use crate::{user_agent, Finished, DEFAULT_SCRIPT};
-
-/// Why the packet loop stopped.
-enum Stop {
-    Cancelled,
-    Detached,
-    /// Try to reconnect with the cookie.
-    Lost(String),
-}
 
 struct Tunnel<'a> {
     opts: &'a Options,
@@ -110,7 +100,7 @@ pub(crate) async fn run(
         pid_file,
         script_pid,
     };
-    let result = tunnel.main_loop().await;
+    let result = tunnel_loop::run(&mut tunnel).await;
     tunnel.finish();
     result
 }
@@ -227,95 +217,6 @@ impl Tunnel<'_> {
         run_script_logged(&self.script, Reason::Disconnect, &self.script_context());
         if let Some(p) = &self.pid_file {
             let _ = std::fs::remove_file(p);
-        }
-    }
-
-    async fn main_loop(&mut self) -> Result<Finished, ClientError> {
-        let mut signals = Signals::new()?;
-        loop {
-            let stop = self.packet_loop(&mut signals).await?;
-            match stop {
-                Stop::Cancelled => {
-                    info!("User cancelled (SIGINT/SIGTERM), sending logoff");
-                    self.session.disconnect("Aborted by caller");
-                    let _ = self.flush_control().await;
-                    let _ = self.conn.tls.shutdown().await;
-                    return Ok(Finished(CANCELLED.into()));
-                }
-                Stop::Detached => {
-                    let _ = self.conn.tls.shutdown().await;
-                    return Ok(Finished(DETACHED.into()));
-                }
-                Stop::Lost(why) => {
-                    if let Some(done) = self.reconnect(&why, &mut signals).await? {
-                        return Ok(done);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Moves packets until something ends this connection.
-    async fn packet_loop(&mut self, signals: &mut Signals) -> Result<Stop, ClientError> {
-        let mut up = TunReader::new(CSTP_HEADER_LEN);
-        let mut down = vec![0u8; 64 * 1024];
-        let mut received = RecvBatch::new();
-        let pending = std::mem::take(&mut self.pending);
-        self.handle_cstp(&pending)?;
-        self.flush_tun();
-        loop {
-            if let Some(stop) = self.after_input().await? {
-                return Ok(stop);
-            }
-            let deadline = [self.session.poll_timeout(), self.dtls.deadline()]
-                .into_iter()
-                .flatten()
-                .min();
-            let sleep = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                sig = signals.recv() => match sig {
-                    Sig::Cancel => return Ok(Stop::Cancelled),
-                    Sig::Detach => return Ok(Stop::Detached),
-                    Sig::Reconnect => return Ok(Stop::Lost("User requested reconnect".into())),
-                    Sig::Stats => self.print_stats(),
-                },
-                read = up.recv(&self.tun.tun) => {
-                    let n = read.map_err(ClientError::io("reading from the tun device"))?;
-                    if let Err(e) = self.send_packets(&mut up, n).await {
-                        return Ok(Stop::Lost(e.to_string()));
-                    }
-                }
-                read = self.conn.tls.read(&mut down) => match read {
-                    Ok(0) => return Ok(Stop::Lost("server closed the connection".into())),
-                    Ok(n) => {
-                        self.handle_cstp(down.get(..n).unwrap_or_default())?;
-                        self.flush_tun();
-                    }
-                    Err(e) => return Ok(Stop::Lost(format!("read error on TLS connection: {e}"))),
-                },
-                read = recv_udp(self.dtls.channel(), &mut received) => match read {
-                    Ok(n) => {
-                        for i in 0..n {
-                            let Some((_, run, stride)) = received.get(i) else { break };
-                            for datagram in datagrams(run, stride) {
-                                self.handle_datagram(datagram).await;
-                            }
-                        }
-                        self.flush_tun();
-                    }
-                    Err(e) => self.dtls.lost(&mut self.session, &format!("UDP receive failed: {e}")),
-                },
-                () = sleep => {
-                    let now = Instant::now();
-                    self.session.handle_timeout(now);
-                    self.dtls.on_deadline(now).await;
-                }
-            }
         }
     }
 
@@ -448,7 +349,7 @@ impl Tunnel<'_> {
         self.tun.flush(&mut self.stats);
     }
 
-    fn print_stats(&self) {
+    fn log_stats(&self) {
         self.stats.log(&format!(
             "SSL {} {}; DTLS {}",
             self.conn.peer.version,
@@ -463,7 +364,7 @@ impl Tunnel<'_> {
 
     /// Reconnects with the cookie, keeping the tun device. Returns `Some` when a signal
     /// ended the wait instead.
-    async fn reconnect(
+    async fn reconnect_cstp(
         &mut self,
         why: &str,
         signals: &mut Signals,
@@ -515,7 +416,7 @@ impl Tunnel<'_> {
                     return Ok(None);
                 }
                 Err(e) => {
-                    let stats = || self.print_stats();
+                    let stats = || self.log_stats();
                     let ended =
                         reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
                     if let Some(done) = ended.await? {
@@ -524,5 +425,100 @@ impl Tunnel<'_> {
                 }
             }
         }
+    }
+}
+
+impl TunnelProtocol for Tunnel<'_> {
+    const HEADROOM: usize = CSTP_HEADER_LEN;
+
+    async fn step(&mut self) -> Result<Option<Stop>, ClientError> {
+        let pending = std::mem::take(&mut self.pending);
+        if !pending.is_empty() {
+            self.handle_cstp(&pending)?;
+            self.flush_tun();
+        }
+        self.after_input().await
+    }
+
+    fn waits(&mut self) -> Waits<'_> {
+        let deadline = [self.session.poll_timeout(), self.dtls.deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        Waits {
+            tun: Some(&self.tun.tun),
+            tls: Some(&mut self.conn.tls),
+            udp: self.dtls.channel().map(UdpChannel::socket),
+            deadline,
+        }
+    }
+
+    async fn on_tun(
+        &mut self,
+        up: &mut TunReader,
+        count: usize,
+    ) -> Result<Option<Stop>, ClientError> {
+        match self.send_packets(up, count).await {
+            Ok(()) => Ok(None),
+            Err(e) => Ok(Some(Stop::Lost(e.to_string()))),
+        }
+    }
+
+    async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError> {
+        self.handle_cstp(bytes)?;
+        self.flush_tun();
+        Ok(None)
+    }
+
+    async fn on_udp(
+        &mut self,
+        batch: &RecvBatch,
+        read: std::io::Result<usize>,
+    ) -> Result<Option<Stop>, ClientError> {
+        match read {
+            Ok(n) => {
+                for i in 0..n {
+                    let Some((_, run, stride)) = batch.get(i) else {
+                        break;
+                    };
+                    for datagram in datagrams(run, stride) {
+                        self.handle_datagram(datagram).await;
+                    }
+                }
+                self.flush_tun();
+            }
+            Err(e) => self
+                .dtls
+                .lost(&mut self.session, &format!("UDP receive failed: {e}")),
+        }
+        Ok(None)
+    }
+
+    async fn on_deadline(&mut self, now: Instant) -> Result<Option<Stop>, ClientError> {
+        self.session.handle_timeout(now);
+        self.dtls.on_deadline(now).await;
+        Ok(None)
+    }
+
+    fn print_stats(&self) {
+        self.log_stats();
+    }
+
+    async fn log_off(&mut self) {
+        self.session.disconnect("Aborted by caller");
+        let _ = self.flush_control().await;
+        let _ = self.conn.tls.shutdown().await;
+    }
+
+    async fn detach(&mut self) {
+        let _ = self.conn.tls.shutdown().await;
+    }
+
+    async fn reconnect(
+        &mut self,
+        why: &str,
+        signals: &mut Signals,
+    ) -> Result<Option<Finished>, ClientError> {
+        self.reconnect_cstp(why, signals).await
     }
 }

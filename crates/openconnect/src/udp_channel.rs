@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use oc_net::udp::{BatchSocket, RecvBatch, SendBatch};
+use oc_net::udp::{BatchSocket, SendBatch};
 use oc_tls::dtls::DtlsChannel;
 use tokio::net::UdpSocket;
 
@@ -86,16 +86,5 @@ impl UdpChannel {
     pub(crate) async fn close(mut self) {
         self.dtls.close();
         let _ = self.flush().await;
-    }
-}
-
-/// Receives on the channel's socket, or waits forever when there is none.
-pub(crate) async fn recv_udp(
-    channel: Option<&UdpChannel>,
-    batch: &mut RecvBatch,
-) -> std::io::Result<usize> {
-    match channel {
-        Some(c) => batch.recv(c.socket()).await,
-        None => std::future::pending().await,
     }
 }
