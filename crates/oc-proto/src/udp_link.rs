@@ -120,6 +120,16 @@ impl UdpLink {
         }
     }
 
+    /// openconnect's words for the state in its `Configured as ...` line.
+    pub fn connection_state(&self) -> &'static str {
+        match self.phase {
+            UdpPhase::Off => "disabled",
+            UdpPhase::Handshake { .. } | UdpPhase::Sleeping { .. } => "in progress",
+            UdpPhase::Probing { .. } => "connected",
+            UdpPhase::Up => "established",
+        }
+    }
+
     /// An attempt starts now (a grant arrived, or a rekey): the shell has opened the
     /// socket and sent the first flight. Ignored once UDP is disabled for the session.
     pub fn start(&mut self, now: Instant) {
@@ -290,6 +300,7 @@ mod tests {
             Some(UdpAction::SendProbe)
         );
         assert!(!link.is_up() && link.is_connecting());
+        assert_eq!(link.connection_state(), "connected");
         assert_eq!(link.poll_timeout(), Some(t0 + secs(2)));
         assert_eq!(
             link.handle_timeout(t0 + secs(2)),
@@ -318,6 +329,7 @@ mod tests {
         };
         assert_eq!(link.probe_answered(&accepted, t0 + secs(66)), None);
         assert!(link.is_up());
+        assert_eq!(link.connection_state(), "established");
     }
 
     #[test]

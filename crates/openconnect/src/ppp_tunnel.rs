@@ -59,6 +59,8 @@ struct PppTunnel<'a> {
     start: Option<TunnelStart>,
     /// PPP bytes that came with the tunnel request's answer.
     pending: Vec<u8>,
+    /// `attempt-reconnect` ran; `reconnect` runs when PPP is up again.
+    reconnecting: bool,
 }
 
 /// Runs a PPP tunnel: over DTLS if the gateway grants it and it comes up in time, else
@@ -102,6 +104,7 @@ pub(crate) async fn run(
         out: Vec::new(),
         start: None,
         pending: Vec::new(),
+        reconnecting: false,
     };
     let first_try = match udp.as_mut() {
         Some(udp) => udp.start(&endpoint.tls, Instant::now()).await,
@@ -171,12 +174,28 @@ impl PppTunnel<'_> {
         if self.conn.is_some() || self.on_dtls() || self.awaiting_dtls() {
             return Ok(());
         }
-        if self.udp.is_some() && self.tun.is_none() {
+        if self.tun.is_some() {
+            // DTLS was lost under a running tunnel: for the script, a reconnect.
+            self.attempt_reconnect();
+        } else if self.udp.is_some() {
             warn!("Failed to connect DTLS tunnel; using HTTPS instead");
         }
         let (conn, pending, proposed) = open_link(self.endpoint, &self.link).await?;
         self.use_tls(conn, pending, proposed);
         Ok(())
+    }
+
+    /// The script's `attempt-reconnect` (once the tunnel exists); `reconnect` follows when
+    /// PPP is up again.
+    fn attempt_reconnect(&mut self) {
+        if self.tun.is_some() && !self.reconnecting {
+            self.reconnecting = true;
+            run_script_logged(
+                &self.script,
+                Reason::AttemptReconnect,
+                &self.script_context(),
+            );
+        }
     }
 
     /// PPP starts over on a fresh TLS tunnel.
@@ -323,7 +342,7 @@ impl PppTunnel<'_> {
     fn log_stats(&self) {
         let tls = match &self.conn {
             Some(conn) => format!("SSL {} {}", conn.peer.version, conn.peer.cipher),
-            None => "SSL closed".into(),
+            None => "SSL disconnected".into(),
         };
         let udp = self.udp.as_ref().map_or("disabled", PppUdp::status);
         let carrier = if self.on_dtls() { "DTLS" } else { "TLS" };
@@ -482,8 +501,11 @@ impl PppTunnel<'_> {
                     ip.addresses()
                 )));
             }
-            info!("Reconnected");
-            run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
+            // A move to DTLS renegotiates PPP too, but is no reconnect (as upstream).
+            if std::mem::take(&mut self.reconnecting) {
+                info!("Reconnected");
+                run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
+            }
             return Ok(None);
         }
         self.ip = ip;
@@ -495,17 +517,17 @@ impl PppTunnel<'_> {
         let tls = if self.conn.is_some() {
             "connected"
         } else {
-            "closed"
+            "disconnected"
         };
         let udp = match &self.udp {
-            Some(udp) => format!("DTLS {}", udp.status()),
+            Some(udp) => format!("DTLS {}", udp.connection_state()),
             None => "UDP disabled".into(),
         };
         info!(
-            "Configured as {}, with SSL {tls} and {udp} (MTU {})",
-            addrs.join(" + "),
-            self.ip.mtu
+            "Configured as {}, with SSL {tls} and {udp}",
+            addrs.join(" + ")
         );
+        debug!("Tunnel MTU {}", self.ip.mtu);
         self.pid_file = settle_in(self.opts)?;
         if self.link.terminate_at_network {
             warn!("Terminating because nullppp has reached network state.");
@@ -574,13 +596,7 @@ impl PppTunnel<'_> {
         signals: &mut Signals,
     ) -> Result<Option<Finished>, ClientError> {
         warn!("{why}; reconnecting");
-        if self.tun.is_some() {
-            run_script_logged(
-                &self.script,
-                Reason::AttemptReconnect,
-                &self.script_context(),
-            );
-        }
+        self.attempt_reconnect();
         if let Some(udp) = self.udp.as_mut() {
             udp.lost(why, Instant::now()).await;
         }

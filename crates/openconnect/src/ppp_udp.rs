@@ -80,6 +80,11 @@ impl PppUdp {
         self.state.status()
     }
 
+    /// openconnect's word for the state in `Configured as ...`.
+    pub(crate) fn connection_state(&self) -> &'static str {
+        self.state.connection_state()
+    }
+
     /// Starts an attempt now.
     pub(crate) async fn start(&mut self, tls: &TlsClient, now: Instant) -> Option<UdpEvent> {
         self.state.start(now);

@@ -272,7 +272,7 @@ impl GatewayLab {
         let env = self.assert_tunnel_up();
         let client = self.lab.log("client.log");
         for line in [
-            "Established DTLS connection (using GnuTLS)",
+            "Established DTLS connection (using ",
             &format!(
                 "Configured as {}, with SSL disconnected and DTLS established",
                 self.client_addr

@@ -391,6 +391,8 @@ fn our_client_logs_in_and_passes_traffic_through_the_f5_gateway() {
     f5.disconnect(pid, HUNG_UP);
 }
 
+/// HDLC framing (the gateway also offering DTLS): our client leaves DTLS off, as upstream,
+/// and runs HDLC over TLS.
 #[test]
 fn our_client_over_hdlc_framing() {
     let mut f5 = start("f5-ours-hdlc", &["--hdlc"], false);
@@ -400,6 +402,11 @@ fn our_client_over_hdlc_framing() {
         f5.gateway_log().contains("hdlc_framing=yes"),
         "{}",
         f5.gateway_log()
+    );
+    let client = f5.lab.log("client.log");
+    assert!(
+        client.contains("Server enables DTLS, but also requires HDLC. Disabling DTLS"),
+        "{client}"
     );
     f5.assert_iperf_moves_a_megabyte("");
     f5.assert_iperf_moves_a_megabyte("-R");
@@ -507,4 +514,58 @@ fn debian_openconnect_carries_ipv6_over_ipv6cp() {
 #[test]
 fn our_client_carries_ipv6_over_ipv6cp() {
     carries_ipv6("f5-v6-ours", false);
+}
+
+/// Our client over DTLS 1.2: the tunnel request as one record, `200 OK`, PPP over DTLS
+/// only; traffic both ways as datagrams; SIGINT ends PPP on DTLS and hangs up.
+#[test]
+fn our_client_tunnels_ppp_over_dtls_through_the_f5_gateway() {
+    let mut f5 = start("f5-ours-dtls", &[], false);
+    let pid = f5.spawn_client(&[]);
+    assert_f5_dtls_tunnel_up(&f5, "DTLSv1.2", "DTLSv1.2-");
+    for direction in ["", "-R"] {
+        f5.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    let gateway = f5.disconnect(pid, HUNG_UP);
+    assert!(gateway.contains("PPP closed: ByPeer"), "{gateway}");
+}
+
+/// `--dtls10 --dtls-port 4433` (a BIG-IP before v16): our client offers DTLS 1.0 only, to
+/// that port, and the tunnel runs over it.
+#[test]
+fn our_client_tunnels_ppp_over_dtls_1_0_on_its_own_port() {
+    let mut f5 = start(
+        "f5-ours-dtls10",
+        &["--dtls10", "--dtls-port", "4433"],
+        false,
+    );
+    f5.spawn_client(&[]);
+    assert_f5_dtls_tunnel_up(&f5, "DTLSv1", "DTLSv1-");
+    let client = f5.lab.log("client.log");
+    assert!(client.contains("DTLS is enabled on port 4433"), "{client}");
+    f5.assert_iperf_moves_a_megabyte_over_udp("-R");
+}
+
+/// `--dtls-refuse` (504 over DTLS): our client leaves DTLS for a later try, asks for the
+/// tunnel over TLS and traffic passes.
+#[test]
+fn our_client_falls_back_to_tls_when_the_f5_gateway_refuses_dtls() {
+    let mut f5 = start("f5-ours-dtls-refused", &["--dtls-refuse"], false);
+    let pid = f5.spawn_client(&[]);
+    assert_f5_tunnel_up(&f5);
+    f5.assert_iperf_moves_a_megabyte("-R");
+    let client = f5.lab.log("client.log");
+    for line in [
+        "Established DTLS connection (using OpenSSL)",
+        "the F5 gateway refused the tunnel session (HTTP 504)",
+        "Failed to connect DTLS tunnel; using HTTPS instead",
+        &format!(
+            "Configured as {}, with SSL connected and DTLS in progress",
+            f5.client_addr
+        ),
+    ] {
+        assert!(client.contains(line), "no {line:?}:\n{}", f5.logs());
+    }
+    assert!(f5.gateway_log().contains("-> 201 Created"));
+    f5.disconnect(pid, HUNG_UP);
 }

@@ -356,3 +356,114 @@ fn our_client_reconnects_with_the_same_session() {
         "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
     );
 }
+
+/// Our client over DTLS: the certificate handshake (checked as the HTTPS one: the pin),
+/// the `clthello` accepted, PPP over DTLS only (no TLS tunnel request); ping and iperf3 both
+/// ways come as datagrams; SIGINT ends PPP on DTLS and logs out.
+#[test]
+fn our_client_tunnels_ppp_over_dtls_through_the_fortinet_gateway() {
+    let mut forti = start("forti-ours-dtls", &[], false);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_dtls_tunnel_up("DTLSv1.2");
+    for direction in ["", "-R"] {
+        forti.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    let client = forti.lab.log("client.log");
+    assert!(client.contains("DTLS is enabled on port 443"), "{client}");
+    assert!(client.contains("DTLS tunnel connected"), "{client}");
+    assert!(
+        !forti.gateway_log().contains("GET /remote/sslvpn-tunnel"),
+        "{}",
+        forti.logs()
+    );
+    let gateway = forti.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("PPP closed: ByPeer"), "{gateway}");
+}
+
+/// `--dtls-refuse` (`svrhello fail`): our client disables DTLS for the session, as upstream
+/// means to, runs PPP over TLS and says so; traffic passes.
+#[test]
+fn our_client_falls_back_to_tls_when_the_fortinet_gateway_refuses_dtls() {
+    let mut forti = start("forti-ours-dtls-refused", &["--dtls-refuse"], false);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_tunnel_up();
+    forti.assert_iperf_moves_a_megabyte("-R");
+    let client = forti.lab.log("client.log");
+    for line in [
+        "Established DTLS connection (using OpenSSL)",
+        "svrhello status was \"fail\" rather than \"ok\"",
+        "Failed to connect DTLS tunnel; using HTTPS instead",
+        &format!(
+            "Configured as {}, with SSL connected and DTLS disabled",
+            forti.client_addr
+        ),
+    ] {
+        assert!(client.contains(line), "no {line:?}:\n{}", forti.logs());
+    }
+    assert!(forti.gateway_log().contains("GET /remote/sslvpn-tunnel"));
+    forti.disconnect(pid, LOGGED_OUT);
+}
+
+/// UDP dropped from the start: the DTLS attempt fails and the tunnel comes up over TLS
+/// within the 5 s that upstream gives DTLS first.
+#[test]
+fn our_client_uses_tls_when_udp_is_blocked() {
+    let mut forti = start("forti-ours-udp-blocked", &[], false);
+    forti.lab.block_udp();
+    forti.spawn_client(&[]);
+    forti.assert_tunnel_up();
+    let client = forti.lab.log("client.log");
+    assert!(
+        client.contains("Failed to connect DTLS tunnel; using HTTPS instead"),
+        "{}",
+        forti.logs()
+    );
+    assert!(forti.gateway_log().contains("GET /remote/sslvpn-tunnel"));
+}
+
+/// One session, our client's tunnel moving between DTLS and TLS. UDP blocked under a DTLS
+/// tunnel: the sends fail, PPP goes to a new TLS tunnel (the script's attempt-reconnect and
+/// reconnect), which replaces the DTLS one at the gateway. UDP back: a minute later DTLS is
+/// tried again, the greeting accepted, PPP moves back (no reconnect for the script) and
+/// the TLS connection is closed.
+#[test]
+fn our_client_moves_its_tunnel_between_dtls_and_tls() {
+    let mut forti = start("forti-ours-dtls-handover", &[], false);
+    let pid = forti.spawn_client(&[]);
+    forti.assert_dtls_tunnel_up("DTLSv1.2");
+
+    forti.lab.block_udp();
+    // Traffic makes the client notice (its sends are refused).
+    let _ = forti.lab.ping_behind(SECS(2));
+    forti
+        .lab
+        .wait_for_log("gateway.log", "GET /remote/sslvpn-tunnel", SECS(30));
+    assert!(
+        forti.lab.ping_behind(SECS(20)),
+        "no tunnel over TLS:\n{}",
+        forti.logs()
+    );
+
+    forti.lab.unblock_udp();
+    forti
+        .lab
+        .wait_for_log_count("gateway.log", "DTLS tunnel for session", 2, SECS(90));
+    forti.lab.wait_for_log(
+        "gateway.log",
+        "connection ended: replaced by a newer tunnel",
+        SECS(10),
+    );
+    assert!(
+        forti.lab.ping_behind(SECS(20)),
+        "no tunnel over DTLS again:\n{}",
+        forti.logs()
+    );
+    forti.lab.assert_pings_over_udp(10);
+    forti.lab.signal_client(pid, "INT");
+    assert_eq!(forti.lab.wait_client(SECS(10)), Some(0), "{}", forti.logs());
+    forti.lab.wait_for_log("gateway.log", LOGGED_OUT, SECS(5));
+    assert_eq!(
+        forti.lab.log("reasons"),
+        "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
+    );
+}
