@@ -14,6 +14,7 @@ pub mod http;
 pub mod ip;
 pub mod ip_config;
 pub mod ipc;
+pub mod liveness;
 pub mod port_filter;
 pub mod ppp;
 pub mod proxy_proto;

@@ -11,6 +11,7 @@ use super::encap::{Deframer, Encapsulation, FrameError};
 use super::hdlc::ACCM_ALL;
 use super::negotiate::{IpcpState, Ipv6cpState, LcpState, PeerLcp, Refusal, Role};
 use super::packet::{code, protocol, protocol_name, write_header, ControlPacket, PppFrame};
+use crate::liveness::{Liveness, LivenessAction, Timers};
 
 /// Configure-Requests are sent again after this long without an answer (RFC 1661's
 /// restart timer; upstream's 3 s).
@@ -164,9 +165,8 @@ struct Link {
     ipv6cp: Ipv6cpState,
     transmit: VecDeque<Vec<u8>>,
     events: VecDeque<PppEvent>,
-    last_rx: Instant,
-    last_tx: Instant,
-    echo_sent: bool,
+    /// Echo DPD and Discard keepalives, on openconnect's timers.
+    liveness: Liveness,
     /// Scratch for building control packets.
     scratch: Vec<u8>,
 }
@@ -252,7 +252,7 @@ impl Ppp {
             .config
             .encapsulation
             .encapsulate_parts(&[header, packet], peer.accm, out)?;
-        self.link.last_tx = now;
+        self.link.liveness.on_send(now);
         Ok(())
     }
 
@@ -315,9 +315,7 @@ impl Link {
             ipv6cp,
             transmit: VecDeque::new(),
             events: VecDeque::new(),
-            last_rx: now,
-            last_tx: now,
-            echo_sent: false,
+            liveness: Liveness::new(liveness_timers(&config), now),
             scratch: Vec::new(),
             config,
         }
@@ -331,9 +329,7 @@ impl Link {
         self.lcp.peer = PeerLcp::default();
         self.lcp.coax_mru = matches!(self.config.role, Role::Client);
         self.transmit.clear();
-        self.last_rx = now;
-        self.last_tx = now;
-        self.echo_sent = false;
+        self.liveness = Liveness::new(liveness_timers(&self.config), now);
     }
 
     fn log(&mut self, line: String) {
@@ -366,7 +362,7 @@ impl Link {
         {
             Ok(()) => {
                 self.transmit.push_back(wire);
-                self.last_tx = now;
+                self.liveness.on_send(now);
             }
             Err(e) => self.log(format!("{} packet not sent: {e}", protocol_name(proto))),
         }
@@ -421,8 +417,7 @@ impl Link {
                 return Ok(());
             }
         };
-        self.last_rx = now;
-        self.echo_sent = false;
+        self.liveness.on_receive(now);
         match frame.protocol {
             protocol::IPV4 | protocol::IPV6 if self.phase == Phase::Network => {
                 deliver(frame.payload);
@@ -725,27 +720,26 @@ impl Link {
     }
 
     /// Dead peer detection and keepalives, once LCP is open (before, the Configure-Request
-    /// limit decides).
+    /// limit decides): an Echo-Request for each DPD, a Discard-Request for each keepalive.
     fn liveness(&mut self, now: Instant) -> Result<(), PppError> {
         if !matches!(self.phase, Phase::Opened | Phase::Network) {
             return Ok(());
         }
-        if let Some(dpd) = self.config.dpd {
-            let silent = now.saturating_duration_since(self.last_rx);
-            if silent >= 2 * dpd {
-                return Err(PppError::PeerDead(silent));
-            }
-            if silent >= dpd && !self.echo_sent {
-                let id = self.lcp_cp.take_id();
-                let magic = self.our_magic().to_be_bytes();
-                self.send_control(protocol::LCP, code::ECHO_REQUEST, id, &magic, now);
-                self.echo_sent = true;
-            }
-        }
-        if let Some(keepalive) = self.config.keepalive {
-            if self.phase == Phase::Network && now >= self.last_tx + keepalive {
-                let id = self.lcp_cp.take_id();
-                self.send_control(protocol::LCP, code::DISCARD_REQUEST, id, &[], now);
+        while let Some(action) = self.liveness.check(now) {
+            match action {
+                LivenessAction::Dead => {
+                    return Err(PppError::PeerDead(self.liveness.silent_for(now)));
+                }
+                LivenessAction::SendDpd => {
+                    let id = self.lcp_cp.take_id();
+                    let magic = self.our_magic().to_be_bytes();
+                    self.send_control(protocol::LCP, code::ECHO_REQUEST, id, &magic, now);
+                }
+                LivenessAction::SendKeepalive => {
+                    let id = self.lcp_cp.take_id();
+                    self.send_control(protocol::LCP, code::DISCARD_REQUEST, id, &[], now);
+                }
+                LivenessAction::Rekey => {}
             }
         }
         Ok(())
@@ -769,16 +763,20 @@ impl Link {
             Phase::Network => None,
         };
         let mut consider = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-        if let (Some(dpd), Phase::Opened | Phase::Network) = (self.config.dpd, self.phase) {
-            consider(if self.echo_sent {
-                self.last_rx + 2 * dpd
-            } else {
-                self.last_rx + dpd
-            });
-        }
-        if let (Some(keepalive), Phase::Network) = (self.config.keepalive, self.phase) {
-            consider(self.last_tx + keepalive);
+        if matches!(self.phase, Phase::Opened | Phase::Network) {
+            if let Some(at) = self.liveness.next_deadline() {
+                consider(at);
+            }
         }
         next
+    }
+}
+
+/// The liveness timers of a link: DPD and keepalive, no rekey.
+fn liveness_timers(config: &PppConfig) -> Timers {
+    Timers {
+        dpd: config.dpd,
+        keepalive: config.keepalive,
+        rekey: None,
     }
 }

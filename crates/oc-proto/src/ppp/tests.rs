@@ -582,7 +582,8 @@ fn dead_peer_detection_and_keepalives() {
             0x5566_7788u32.to_be_bytes().to_vec()
         )]
     );
-    // Nothing more: dead at twice the interval after the last frame heard.
+    // Nothing heard: the Echo-Request again every half interval (openconnect's DPD timers,
+    // shared with AnyConnect), dead at twice the interval after the last frame heard.
     let mut c2 = Ppp::new(
         PppConfig {
             dpd: Some(dpd),
@@ -593,6 +594,15 @@ fn dead_peer_detection_and_keepalives() {
     let mut g2 = Ppp::new(gateway(encap), start);
     settle(&mut c2, &mut g2, start);
     c2.handle_timeout(start + dpd).unwrap();
+    let again = start + dpd + dpd / 2;
+    assert_eq!(c2.poll_timeout(), Some(again));
+    c2.handle_timeout(again).unwrap();
+    let echoes = sent(&mut c2, encap);
+    assert_eq!(
+        echoes.iter().filter(|e| e.1 == code::ECHO_REQUEST).count(),
+        2,
+        "{echoes:?}"
+    );
     assert_eq!(c2.poll_timeout(), Some(start + 2 * dpd));
     assert_eq!(
         c2.handle_timeout(start + 2 * dpd),
