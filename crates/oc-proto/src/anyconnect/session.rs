@@ -8,7 +8,7 @@
 //! [`Session::poll_event`]. Each channel (CSTP now, DTLS later) keeps its own [`Liveness`].
 
 use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use thiserror::Error;
 
@@ -330,6 +330,7 @@ fn disconnect_reason(payload: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::anyconnect::frame::cstp_header;
+    use std::time::Duration;
 
     const S: Duration = Duration::from_secs(1);
 
