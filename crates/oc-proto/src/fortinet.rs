@@ -24,6 +24,9 @@ pub const LOGIN_PATH: &str = "/remote/logincheck";
 /// Form ids, as upstream names them (`-F _login:username=...`, `-F _challenge:code=...`).
 pub const LOGIN_FORM: &str = "_login";
 pub const CHALLENGE_FORM: &str = "_challenge";
+/// An HTML second factor's form id: upstream's `parse_form_node` reads no id for Fortinet
+/// pages and names every such form `unknown` (`-F unknown:credential=...`).
+pub const HTML_FORM: &str = "unknown";
 /// The body's size limit for login answers and the configuration.
 const MAX_FIELDS: usize = 32;
 
@@ -65,20 +68,38 @@ fn field(name: &str, label: &str, kind: FieldKind) -> FormField {
     }
 }
 
-/// A POST to `/remote/logincheck` with the form's answers (and the fields the server asked
-/// to have sent back).
+/// A POST to `/remote/logincheck` with a form's answers (the login form's, or an HTML
+/// second factor's), the realm, then `ajax=1&just_logged_in=1`, as upstream sends them.
 pub fn login_request(host: &str, realm: &str, answers: &[(String, String)]) -> Request {
+    let mut pairs = with_realm(answers, realm);
+    pairs.push(("ajax".into(), "1".into()));
+    pairs.push(("just_logged_in".into(), "1".into()));
+    logincheck(host, &pairs)
+}
+
+/// A POST to `/remote/logincheck` answering a token challenge: the answers, the realm,
+/// then what the server asked to have sent back ([`challenge_answers`]), as upstream.
+pub fn challenge_request(
+    host: &str,
+    realm: &str,
+    answers: &[(String, String)],
+    echo: &[(String, String)],
+) -> Request {
+    logincheck(host, &challenge_answers(with_realm(answers, realm), echo))
+}
+
+fn with_realm(answers: &[(String, String)], realm: &str) -> Vec<(String, String)> {
     let mut pairs = answers.to_vec();
     if !pairs.iter().any(|(n, _)| n == "realm") {
         pairs.push(("realm".into(), realm.to_string()));
     }
-    if !pairs.iter().any(|(n, _)| n == "reqid") {
-        pairs.push(("ajax".into(), "1".into()));
-        pairs.push(("just_logged_in".into(), "1".into()));
-    }
+    pairs
+}
+
+fn logincheck(host: &str, pairs: &[(String, String)]) -> Request {
     let mut req = get_like("POST", LOGIN_PATH, host)
         .header("Content-Type", "application/x-www-form-urlencoded");
-    req.body = urlencode(&pairs).into_bytes();
+    req.body = urlencode(pairs).into_bytes();
     req
 }
 
@@ -99,11 +120,15 @@ pub fn with_cookie(method: &'static str, path: &str, host: &str, cookie: &str) -
 pub enum LoginStep {
     /// Logged in: the `SVPNCOOKIE` value.
     Success(String),
-    /// A second factor: fill `form` and send its answers with `echo` (as given).
+    /// The token challenge: fill `form` and send its answers with `echo` (as given),
+    /// [`challenge_request`].
     Challenge {
         form: Box<AuthForm>,
         echo: Vec<(String, String)>,
     },
+    /// An HTML second factor (HTTP 401): fill the form (its hidden fields go back as they
+    /// came) and post it as the login form, [`login_request`].
+    HtmlForm(Box<AuthForm>),
     /// Wrong username or password (HTTP 405).
     BadCredentials,
 }
@@ -204,12 +229,9 @@ fn html_challenge(body: &str) -> Option<LoginStep> {
     if let Some(p) = &prompt {
         code.label.clone_from(p);
     }
-    form.id = CHALLENGE_FORM.to_string();
+    form.id = HTML_FORM.to_string();
     form.message = prompt;
-    Some(LoginStep::Challenge {
-        form: Box::new(form),
-        echo: Vec::new(),
-    })
+    Some(LoginStep::HtmlForm(Box::new(form)))
 }
 
 /// The answers for a challenge: the form's, then what the server asked back (without

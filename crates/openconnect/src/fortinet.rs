@@ -2,7 +2,7 @@
 //! the XML configuration, then the PPP tunnel of `ppp_tunnel` with Fortinet's encapsulation.
 
 use oc_proto::fortinet::{
-    self, challenge_answers, login_form, login_request, login_response, parse_config, with_cookie,
+    self, challenge_request, login_form, login_request, login_response, parse_config, with_cookie,
     FortinetConfig, LoginStep, COOKIE,
 };
 use oc_proto::http::Request;
@@ -97,16 +97,17 @@ async fn login(endpoint: &Endpoint, filler: &mut FormFiller) -> Result<WebLogin,
                 request = login_request(&host, &realm, &filler.fill(&login_form())?);
             }
             LoginStep::Challenge { form, echo } => {
-                // The token challenge wants the user name again; an HTML form carries it.
-                let mut answers = Vec::new();
-                if !form.fields.iter().any(|f| f.name == "username") {
-                    answers.push((
-                        "username".to_string(),
-                        filler.user.clone().unwrap_or_default(),
-                    ));
-                }
+                // The token challenge wants the user name again.
+                let mut answers = vec![(
+                    "username".to_string(),
+                    filler.user.clone().unwrap_or_default(),
+                )];
                 answers.extend(filler.fill(&form)?);
-                request = login_request(&host, &realm, &challenge_answers(answers, &echo));
+                request = challenge_request(&host, &realm, &answers, &echo);
+            }
+            // An HTML second factor carries the user name among its hidden fields.
+            LoginStep::HtmlForm(form) => {
+                request = login_request(&host, &realm, &filler.fill(&form)?);
             }
         }
     }

@@ -1,6 +1,8 @@
 //! `--protocol=f5` against our F5 BIG-IP APM test gateway (`src/bin/f5_gateway/`):
 //! Debian's openconnect 9.01 proves the gateway — the HTML logon form (with the `domain`
-//! select as authgroup), the second-factor form, the XML configuration, the cookie-less
+//! select as authgroup), the second-factor form, the script-built logon page (through
+//! 9.01's username/password fallback; the JSON itself is checked against upstream's
+//! reading in the gateway's unit tests), the XML configuration, the cookie-less
 //! tunnel request, PPP in F5 framing and in HDLC framing over TLS, PPP over DTLS 1.2 and
 //! 1.0, the fall-back to TLS when the gateway refuses DTLS, ping and iperf3 through the
 //! tunnel, the hangup — and the gateway's own refusals are checked on the wire.
@@ -274,15 +276,32 @@ fn debian_openconnect_answers_a_second_factor_form() {
     // A wrong code from -F is posted again for every new form: after three the gateway
     // ends the policy session, the logon page comes back, and without a terminal
     // openconnect cannot give the password a second time.
-    let wrong = ["--non-inter", "-F", "auth_form:_F5_challenge=654321"];
-    let out = f5.run_client(&wrong, &format!("{PASSWORD}\n"));
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}\n{}", f5.gateway_log());
+    let text = wrong_codes_end_the_policy_session(&f5);
     assert!(text.contains("Enter the code from your token"), "{text}");
     assert!(
         text.contains("User input required in non-interactive mode"),
         "{text}"
     );
+
+    // The right code, non-interactively.
+    answers_the_code_from_a_form_entry(&mut f5);
+    assert!(
+        f5.gateway_log()
+            .contains("policy form: _F5_challenge=<6 bytes>&vhost=standard"),
+        "{}",
+        f5.gateway_log()
+    );
+}
+
+/// A wrong code from `-F` (the password on stdin) is posted again for every new form:
+/// after three the gateway ends the policy session and the logon page comes back, where
+/// the client, without a terminal, cannot give the password a second time: exit 1, no
+/// tunnel. The client's output.
+fn wrong_codes_end_the_policy_session(f5: &GatewayLab) -> String {
+    let wrong = ["--non-inter", "-F", "auth_form:_F5_challenge=654321"];
+    let out = f5.run_client(&wrong, &format!("{PASSWORD}\n"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", f5.gateway_log());
     let gateway = f5.gateway_log();
     assert!(
         gateway.contains("code refused for user \"alice\": wrong code (3 of 3)"),
@@ -293,24 +312,68 @@ fn debian_openconnect_answers_a_second_factor_form() {
         "{gateway}"
     );
     assert!(!gateway.contains("GET /myvpn"), "{gateway}");
+    text
+}
 
-    // The right code, non-interactively.
+/// The right code from `-F auth_form:_F5_challenge=CODE`, the password on stdin, brings
+/// the tunnel up.
+fn answers_the_code_from_a_form_entry(f5: &mut GatewayLab) {
     let entry = format!("auth_form:_F5_challenge={CODE}");
     f5.spawn_client(&["--non-inter", "-F", &entry]);
-    assert_f5_tunnel_up(&f5);
+    assert_f5_tunnel_up(f5);
     let gateway = f5.gateway_log();
     assert!(
         gateway.contains("password accepted for user \"alice\" (domain None); code form sent"),
         "{gateway}"
     );
     assert!(
-        gateway.contains("policy form: _F5_challenge=<6 bytes>&vhost=standard"),
-        "{gateway}"
-    );
-    assert!(
         gateway.contains("code accepted for user \"alice\""),
         "{gateway}"
     );
+}
+
+/// What `--json-login` logs when it starts.
+const SCRIPT_BUILT: &str = "logon pages script-built (JSON)";
+
+/// `--json-login`: the logon page has no `<form>`, a script builds it from
+/// `appLoader.configure({...})` JSON (BIG-IP's modern pages). openconnect 9.01 predates
+/// reading that JSON (v9.10) and says it found no form, but its fallback, a username and
+/// a password field posted to the page's URL, is what the page asks: it logs in and the
+/// tunnel comes up.
+#[test]
+fn debian_openconnect_logs_in_through_a_script_built_logon_page() {
+    let mut f5 = start("f5-json", &["--json-login"], true);
+    let pid = f5.spawn_client(&[]);
+    assert_f5_tunnel_up(&f5);
+    let client = f5.lab.log("client.log");
+    assert!(
+        client.contains("no HTML login form found; assuming username and password fields"),
+        "{client}"
+    );
+    let gateway = f5.gateway_log();
+    assert!(gateway.contains(SCRIPT_BUILT), "{gateway}");
+    assert!(
+        gateway.contains("policy form: username=alice&password=<11 bytes>\n"),
+        "{gateway}"
+    );
+    f5.disconnect(pid, HUNG_UP);
+}
+
+/// A script-built second factor is beyond openconnect 9.01: past the first page it looks
+/// for an HTML form only, finds none and gives up (exit 1) without posting a code. (From
+/// v9.10 openconnect reads the JSON on every page; our client does, below.)
+#[test]
+fn debian_openconnect_9_01_cannot_read_a_script_built_second_factor() {
+    let f5 = start("f5-json-code", &["--json-login", "--otp", CODE], true);
+    let entry = format!("auth_form:_F5_challenge={CODE}");
+    let out = f5.run_client(&["--non-inter", "-F", &entry], &format!("{PASSWORD}\n"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", f5.gateway_log());
+    assert!(text.contains("Cannot handle form method"), "{text}");
+    let gateway = f5.gateway_log();
+    assert!(gateway.contains("code form sent"), "{gateway}");
+    assert_eq!(gateway.matches("POST /my.policy").count(), 1, "{gateway}");
+    f5.assert_script_did_not_run();
 }
 
 /// The gateway answers a wrong password with the logon page and its error; openconnect
@@ -415,14 +478,35 @@ fn our_client_over_hdlc_framing() {
 #[test]
 fn our_client_answers_the_second_factor_form_from_a_form_entry() {
     let mut f5 = start("f5-ours-code", &["--otp", CODE], false);
-    let entry = format!("auth_form:_F5_challenge={CODE}");
-    f5.spawn_client(&["--non-inter", "-F", &entry]);
-    assert_f5_tunnel_up(&f5);
+    answers_the_code_from_a_form_entry(&mut f5);
+}
+
+/// `--json-login --otp`: our client reads both script-built pages as upstream from v9.10
+/// does (the form `auth_form` from the JSON, its title shown): the logon page's username
+/// and password, then the code page, whose one password field is the second factor. Wrong
+/// codes are refused (exit 1); the right one from `-F` brings the tunnel up.
+#[test]
+fn our_client_logs_in_through_script_built_pages_and_their_second_factor() {
+    let mut f5 = start("f5-ours-json", &["--json-login", "--otp", CODE], false);
+    let text = wrong_codes_end_the_policy_session(&f5);
     assert!(
-        f5.gateway_log()
-            .contains("code accepted for user \"alice\""),
-        "{}",
-        f5.gateway_log()
+        text.contains("The code is not correct. Please try again."),
+        "{text}"
+    );
+    assert!(text.contains("--non-inter forbids asking"), "{text}");
+    answers_the_code_from_a_form_entry(&mut f5);
+    let gateway = f5.gateway_log();
+    assert!(gateway.contains(SCRIPT_BUILT), "{gateway}");
+    for posted in [
+        "policy form: username=alice&password=<11 bytes>\n",
+        "policy form: _F5_challenge=<6 bytes>\n",
+    ] {
+        assert!(gateway.contains(posted), "no {posted:?}:\n{gateway}");
+    }
+    let client = f5.lab.log("client.log");
+    assert!(
+        client.contains("Enter the code from your token"),
+        "{client}"
     );
 }
 

@@ -1,6 +1,6 @@
 //! `--protocol=fortinet` against our FortiGate test gateway (`src/bin/fortinet_gateway.rs`):
 //! Debian's openconnect 9.01 first proves the gateway (login with and without the token
-//! challenge, the XML configuration, PPP over TLS and over DTLS, the fall-back to TLS when
+//! challenge or the HTML token form, the XML configuration, PPP over TLS and over DTLS, the fall-back to TLS when
 //! the gateway refuses DTLS, ping and iperf3 through the tunnel, hostile datagrams), then our
 //! client passes the same tests against it, plus the two-step NetworkManager flow.
 
@@ -60,6 +60,45 @@ fn answers_the_token_from_a_form_entry(forti: &mut GatewayLab) {
         gateway.contains("token accepted for user \"alice\""),
         "{gateway}"
     );
+}
+
+/// What the gateway logs when it sends the token challenge as an HTML form.
+const HTML_FORM_SENT: &str = "token challenge sent as an HTML form (401";
+/// The HTML form's id for `-F`: upstream's `parse_form_node` reads no id for Fortinet and
+/// names every such form `unknown`.
+const HTML_FORM: &str = "unknown";
+
+/// `--otp --html-2fa`: a wrong code is refused (the client run with `rest` and `stdin`,
+/// [`assert_wrong_code_refused`]); then the right one from `-F unknown:credential=CODE`
+/// brings the tunnel up. The gateway saw the HTML form's hidden fields come back with the
+/// code as `credential`, and the form's `ajax=1&just_logged_in=1` after the realm.
+fn answers_the_html_form(forti: &mut GatewayLab, rest: &[&str], stdin: &str) {
+    assert_wrong_code_refused(forti, rest, stdin);
+    assert!(
+        forti.gateway_log().contains(HTML_FORM_SENT),
+        "{}",
+        forti.logs()
+    );
+    let entry = format!("{HTML_FORM}:credential={TOKEN}");
+    forti.spawn_client(&["--non-inter", "-F", &entry]);
+    forti.assert_tunnel_up();
+    let gateway = forti.gateway_log();
+    assert!(
+        gateway.contains("token accepted for user \"alice\""),
+        "{gateway}"
+    );
+    let posted = gateway
+        .lines()
+        .rev()
+        .find(|l| l.contains("logincheck form: magic="))
+        .unwrap_or_else(|| panic!("no post of the HTML form:\n{gateway}"));
+    for part in [
+        "&username=alice&reqid=",
+        "&grpid=0,",
+        "&credential=<6 bytes>&realm=&ajax=1&just_logged_in=1",
+    ] {
+        assert!(posted.contains(part), "no {part:?} in {posted}");
+    }
 }
 
 /// A wrong password, non-interactively: one login post, refused with 405, the client gives
@@ -280,6 +319,25 @@ fn debian_openconnect_answers_the_gateways_token_challenge() {
     answers_the_token_from_a_form_entry(&mut forti);
 }
 
+/// `--html-2fa`: the good password gets a 401 with an HTML form (hidden `magic`,
+/// `username`, `reqid`, `grpid`, the code in `credential`). openconnect 9.01 (which reads
+/// these since v8.20) asks the form's `credential`: a wrong code, typed, is refused with 405
+/// and it gives up when stdin ends (not with `-F`: it would post the refused form again for
+/// ever); `-F unknown:credential=CODE` answers the form and the tunnel comes up.
+#[test]
+fn debian_openconnect_answers_the_gateways_html_token_form() {
+    let mut forti = start("forti-html", &["--otp", TOKEN, "--html-2fa"], true);
+    answers_the_html_form(&mut forti, &[], &format!("{PASSWORD}\n654321\n"));
+    assert!(
+        forti
+            .lab
+            .log("client.log")
+            .contains("Please enter your token code"),
+        "{}",
+        forti.logs()
+    );
+}
+
 /// A FortiGate answers wrong credentials with 405. openconnect 9.01 calls that an
 /// unexpected result, asks for the password again and, being non-interactive, gives up.
 #[test]
@@ -301,6 +359,28 @@ fn our_client_answers_the_token_challenge_from_a_form_entry() {
     let wrong = ["--non-inter", "-F", "_challenge:code=654321"];
     assert_wrong_code_refused(&forti, &wrong, &format!("{PASSWORD}\n"));
     answers_the_token_from_a_form_entry(&mut forti);
+}
+
+/// `--html-2fa`: our client answers the HTML form as openconnect does, the same `-F`
+/// naming it (`unknown:credential`); a wrong code from `-F` is refused with 405 and,
+/// without a terminal for the password again, the client gives up (exit 1).
+#[test]
+fn our_client_answers_the_html_token_form_from_a_form_entry() {
+    let mut forti = start("forti-ours-html", &["--otp", TOKEN, "--html-2fa"], false);
+    let wrong = format!("{HTML_FORM}:credential=654321");
+    answers_the_html_form(
+        &mut forti,
+        &["--non-inter", "-F", &wrong],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(
+        forti
+            .lab
+            .log("client.log")
+            .contains("Please enter your token code"),
+        "{}",
+        forti.logs()
+    );
 }
 
 #[test]

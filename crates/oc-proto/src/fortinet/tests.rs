@@ -86,6 +86,17 @@ fn a_token_challenge_echoes_its_fields_and_a_push_drops_magic() {
     );
     let answers = challenge_answers(pairs(&[("username", "alice"), ("code", "123456")]), &echo);
     assert!(answers.contains(&("magic".into(), "1-55".into())));
+    // On the wire as upstream: the answers, the realm, the echo; no ajax.
+    let req = challenge_request(
+        "vpn",
+        "r1",
+        &pairs(&[("username", "alice"), ("code", "123456")]),
+        &echo,
+    );
+    assert_eq!(
+        String::from_utf8(req.body).unwrap(),
+        "username=alice&code=123456&realm=r1&reqid=123&polid=1-1-9&grp=G&portal=P&magic=1-55"
+    );
     let push = challenge_answers(pairs(&[("code", "")]), &echo);
     assert!(!push.iter().any(|(k, _)| k == "magic"));
     assert!(push.contains(&("ftmpush".into(), "1".into())));
@@ -100,17 +111,28 @@ fn an_html_second_factor_is_read_from_its_form() {
         <input type="hidden" name="reqid" value="42">
         <input type="password" name="credential">
         </form></body></html>"#;
-    let LoginStep::Challenge { form, echo } = login_response(&response(401, &[], body)).unwrap()
-    else {
-        panic!("not a challenge");
+    let LoginStep::HtmlForm(form) = login_response(&response(401, &[], body)).unwrap() else {
+        panic!("not an HTML second factor");
     };
+    // Upstream's name for it, so that the same `-F unknown:credential=...` answers it.
+    assert_eq!(form.id, "unknown");
     let names: Vec<&str> = form.fields.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(names, ["magic", "username", "reqid", "credential"]);
     assert_eq!(form.fields[0].value.as_deref(), Some("1-77"));
     assert!(form.fields[3].token);
     assert_eq!(form.fields[3].label, "Enter the code we sent");
     assert_eq!(form.message.as_deref(), Some("Enter the code we sent"));
-    assert!(echo.is_empty());
+    // Posted as the login form is, as upstream: the fields, the realm, then ajax.
+    let answers = pairs(&[
+        ("magic", "1-77"),
+        ("username", "alice"),
+        ("reqid", "42"),
+        ("credential", "123456"),
+    ]);
+    assert_eq!(
+        String::from_utf8(login_request("vpn", "", &answers).body).unwrap(),
+        "magic=1-77&username=alice&reqid=42&credential=123456&realm=&ajax=1&just_logged_in=1"
+    );
     // A 401 without a form is an error, not a challenge.
     assert!(login_response(&response(401, &[], "denied")).is_err());
 }

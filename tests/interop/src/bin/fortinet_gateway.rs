@@ -7,7 +7,7 @@
 //! fortinet_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
 //!                  --tunnel-addr IPV4 --client-addr IPV4 [--otp CODE] [--dns IPV4]...
 //!                  [--route NET/PREFIX]... [--tun NAME] [--log FILE]
-//!                  [--no-dtls | --dtls-refuse]
+//!                  [--no-dtls | --dtls-refuse] [--html-2fa]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -20,6 +20,12 @@
 //!   `SVPNCOOKIE` cookie, or `405` for wrong credentials. With `--otp CODE` a good password
 //!   gets the token challenge (`ret=2,reqid=..,...,tokeninfo=,chal_msg=..`) and only a
 //!   second post carrying `code=CODE` and the parroted `reqid` and `magic` gets the cookie;
+//!   with `--html-2fa` too, the good password gets `401` and an HTML page instead, as
+//!   some FortiGates send (openconnect's "HTML-type 2FA", since v8.20):
+//!   `<form action="/remote/logincheck" method="POST">`, the prompt in a `<b>`, hidden
+//!   `magic`, `username`, `reqid` and `grpid`, the code's password field `credential` and
+//!   a submit button; only a post of those hidden fields as they came, with
+//!   `credential=CODE`, gets the cookie. A wrong code gets `405`, as a wrong password;
 //! - `GET /remote/fortisslvpn_xml` with the cookie: the tunnel configuration (the client's
 //!   address, DNS servers, split routes; `dtls="1"` and the `dtls-config` heartbeats, or
 //!   `dtls="0"` with `--no-dtls`);
@@ -42,9 +48,9 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use ferroconnect_interop::gateway::{
-    self, describe_form, field, gateway_ppp, lock, log_line, netmask, parse_command_line,
-    parse_form, random_bytes, random_hex, redirect, remember, text, Answer, Common, DtlsSite,
-    Greeting, Site, TunLink, Upgraded,
+    self, describe_form, field, gateway_ppp, html_escape, lock, log_line, netmask,
+    parse_command_line, parse_form, random_bytes, random_hex, redirect, remember, text, Answer,
+    Common, DtlsSite, Greeting, Site, TunLink, Upgraded,
 };
 use oc_proto::fortinet::{dtls_server_hello, read_dtls_client_hello};
 use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
@@ -63,6 +69,7 @@ in the namespace that gets the tun device.
   --user NAME            the one user that may log in
   --password PASS        its password
   --otp CODE             also require this token code (FortiGate's tokeninfo challenge)
+  --html-2fa             with --otp: ask for the code in an HTML form (401) instead
   --refuse-tunnel        answer every tunnel request with 403, as a gateway that no longer
                          accepts the session (the client must exit with status 2)
   --tunnel-addr IPV4     the gateway's own tunnel address (PPP, tun device)
@@ -94,19 +101,32 @@ macro_rules! log {
 struct Config {
     common: Common,
     refuse_tunnel: bool,
+    /// The second factor as an HTML form (`401`) instead of the `tokeninfo` challenge.
+    html_2fa: bool,
 }
 
 /// The configuration, or `None` when `--help` was asked for.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
-    let mut refuse_tunnel = false;
-    let common = parse_command_line(args, &["--refuse-tunnel"], "fortigw0", |name, value| {
-        let known = name == "--refuse-tunnel" && value.is_none();
-        refuse_tunnel |= known;
-        known
+    let (mut refuse_tunnel, mut html_2fa) = (false, false);
+    let flags = ["--refuse-tunnel", "--html-2fa"];
+    let common = parse_command_line(args, &flags, "fortigw0", |name, value| {
+        match (name, value) {
+            ("--refuse-tunnel", None) => refuse_tunnel = true,
+            ("--html-2fa", None) => html_2fa = true,
+            _ => return false,
+        }
+        true
     })?;
-    Ok(common.map(|common| Config {
+    let Some(common) = common else {
+        return Ok(None);
+    };
+    if html_2fa && common.otp.is_none() {
+        return Err("--html-2fa asks for the --otp code: give --otp CODE".into());
+    }
+    Ok(Some(Config {
         common,
         refuse_tunnel,
+        html_2fa,
     }))
 }
 
@@ -129,6 +149,8 @@ struct Challenge {
     reqid: String,
     magic: String,
     user: String,
+    /// The HTML form's `grpid`, which must come back too.
+    grpid: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -155,10 +177,10 @@ impl Gateway {
             common.listen,
             link.name(),
             common.user,
-            if common.otp.is_some() {
-                "required"
-            } else {
-                "off"
+            match (&common.otp, config.html_2fa) {
+                (None, _) => "off",
+                (Some(_), false) => "required (tokeninfo challenge)",
+                (Some(_), true) => "required (HTML form)",
             }
         );
         Self {
@@ -301,7 +323,7 @@ fn logout(gateway: &Gateway, cookie: Option<&str>) -> ServerResponse {
 }
 
 /// `POST /remote/logincheck`: the password step, or the token step when the form carries
-/// a `code`.
+/// a `code` (or, with `--html-2fa`, the HTML form's `magic`: the code is its `credential`).
 fn login(gateway: &Gateway, form: &[(String, String)]) -> ServerResponse {
     log!(
         "logincheck form: {}",
@@ -312,6 +334,10 @@ fn login(gateway: &Gateway, form: &[(String, String)]) -> ServerResponse {
     if let Some(code) = field(form, "code") {
         return token_step(gateway, form, user, code);
     }
+    if config.html_2fa && field(form, "magic").is_some() {
+        let code = field(form, "credential").unwrap_or_default();
+        return token_step(gateway, form, user, code);
+    }
     let password_ok =
         user == config.common.user && field(form, "credential") == Some(&config.common.password);
     if !password_ok {
@@ -319,7 +345,10 @@ fn login(gateway: &Gateway, form: &[(String, String)]) -> ServerResponse {
         return refused();
     }
     if config.common.otp.is_some() {
-        return challenge(gateway, user);
+        return match config.html_2fa {
+            true => html_challenge(gateway, user),
+            false => challenge(gateway, user),
+        };
     }
     log!("login accepted for user {user:?}");
     logged_in(gateway)
@@ -344,27 +373,60 @@ fn logged_in(gateway: &Gateway) -> ServerResponse {
     )
 }
 
-/// The password was right: ask for the token code (FortiGate's `tokeninfo` answer).
-fn challenge(gateway: &Gateway, user: &str) -> ServerResponse {
+/// A new pending challenge for `user` (with the HTML form's `grpid`): its `reqid` and
+/// `magic`.
+fn open_challenge(gateway: &Gateway, user: &str, grpid: Option<String>) -> (String, String) {
     let reqid = u32::from_be_bytes(random_bytes()).to_string();
     let magic = format!("1-{}", random_hex::<8>());
-    let body = format!(
-        "ret=2,reqid={reqid},polid=1-1-1,grp=ferroconnect,portal=full-access,magic={magic},\
-         tokeninfo=,chal_msg=Please enter your token code"
-    );
     remember(
         &mut lock(&gateway.state).challenges,
         Challenge {
             reqid: reqid.clone(),
-            magic,
+            magic: magic.clone(),
             user: user.to_string(),
+            grpid,
         },
+    );
+    (reqid, magic)
+}
+
+/// The password was right: ask for the token code (FortiGate's `tokeninfo` answer).
+fn challenge(gateway: &Gateway, user: &str) -> ServerResponse {
+    let (reqid, magic) = open_challenge(gateway, user, None);
+    let body = format!(
+        "ret=2,reqid={reqid},polid=1-1-1,grp=ferroconnect,portal=full-access,magic={magic},\
+         tokeninfo=,chal_msg=Please enter your token code"
     );
     log!("password accepted for user {user:?}; token challenge sent (reqid {reqid})");
     text(200, "OK", "text/plain", &body)
 }
 
-/// The second post: a pending challenge's `reqid` and `magic`, its user, and the code.
+/// The password was right: ask for the token code in an HTML form, with `401` (FortiGate's
+/// "HTML-type" second factor, as openconnect reads it).
+fn html_challenge(gateway: &Gateway, user: &str) -> ServerResponse {
+    let grpid = format!("0,{},1", u16::from_be_bytes(random_bytes()));
+    let (reqid, magic) = open_challenge(gateway, user, Some(grpid.clone()));
+    let body = format!(
+        "<html><body><form action=\"/remote/logincheck\" method=\"POST\">\n\
+         <b>Please enter your token code</b>\n\
+         <input type=\"hidden\" name=\"magic\" value=\"{magic}\">\n\
+         <input type=\"hidden\" name=\"username\" value=\"{user}\">\n\
+         <input type=\"hidden\" name=\"reqid\" value=\"{reqid}\">\n\
+         <input type=\"hidden\" name=\"grpid\" value=\"{grpid}\">\n\
+         <input type=\"password\" name=\"credential\">\n\
+         <input class=\"button\" type=\"submit\" value=\"OK\">\n\
+         </form></body></html>\n",
+        user = html_escape(user),
+    );
+    log!(
+        "password accepted for user {user:?}; token challenge sent as an HTML form (401, \
+         reqid {reqid})"
+    );
+    text(401, "Unauthorized", "text/html", &body)
+}
+
+/// The second post: a pending challenge's `reqid` and `magic` (and the HTML form's
+/// `grpid`), its user, and the code.
 fn token_step(
     gateway: &Gateway,
     form: &[(String, String)],
@@ -373,12 +435,15 @@ fn token_step(
 ) -> ServerResponse {
     let reqid = field(form, "reqid").unwrap_or_default();
     let magic = field(form, "magic").unwrap_or_default();
+    let grpid = field(form, "grpid");
     let pending = {
         let mut state = lock(&gateway.state);
-        let at = state
-            .challenges
-            .iter()
-            .position(|c| c.reqid == reqid && c.magic == magic && c.user == user);
+        let at = state.challenges.iter().position(|c| {
+            c.reqid == reqid
+                && c.magic == magic
+                && c.user == user
+                && c.grpid.as_deref().is_none_or(|g| grpid == Some(g))
+        });
         at.and_then(|i| state.challenges.remove(i))
     };
     if pending.is_none() {

@@ -1,5 +1,6 @@
 //! The access policy's pages: the logon form (with the `domain` select), the second
-//! factor's form, and the posts that walk a policy session to a login.
+//! factor's form, each as HTML or script-built (`--json-login`), and the posts that walk
+//! a policy session to a login.
 
 use std::net::SocketAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ferroconnect_interop::gateway::{describe_form, field, html_escape, parse_form, redirect};
 use oc_proto::http::server::ServerResponse;
 
+use super::json_page::script_built_page;
 use super::{html, Config, Gateway, Stage, MAX_OTP_TRIES, OTP_FIELD, SESSION_SECONDS};
 
 /// `MRHSession` and `LastMRH_Session` (the session's last 8 characters, as an APM sends).
@@ -20,8 +22,16 @@ pub fn with_session_cookies(response: ServerResponse, mrh: &str) -> ServerRespon
         .header("Set-Cookie", format!("MRHSession={mrh}; path=/; secure"))
 }
 
-/// The logon page: `error` goes in the post-header cell.
+/// The logon page: `error` goes in the post-header cell (or, script-built, is the title).
 pub fn logon_page(config: &Config, error: Option<&str>) -> ServerResponse {
+    if config.json_login {
+        let title = error.unwrap_or(&config.banner);
+        let fields = [
+            ("text", "username", "Username"),
+            ("password", "password", "Password"),
+        ];
+        return script_built_page(title, &fields);
+    }
     let domain = match config.domains.is_empty() {
         true => String::new(),
         false => {
@@ -65,9 +75,12 @@ pub fn logon_page(config: &Config, error: Option<&str>) -> ServerResponse {
 }
 
 /// The second factor's form: one password field, the prompt (or `error`) in the
-/// post-header cell.
-pub fn code_page(error: Option<&str>) -> ServerResponse {
+/// post-header cell (or, script-built, as the title).
+pub fn code_page(config: &Config, error: Option<&str>) -> ServerResponse {
     let prompt = error.unwrap_or("Enter the code from your token");
+    if config.json_login {
+        return script_built_page(prompt, &[("password", OTP_FIELD, "Code")]);
+    }
     let body = format!(
         "<form id=\"auth_form\" name=\"e1\" method=\"post\" action=\"/my.policy\" \
          autocomplete=\"off\">\n\
@@ -143,7 +156,7 @@ fn password_step(
             },
         );
         log!("{peer}: password accepted for user {user:?} (domain {domain:?}); code form sent");
-        return code_page(None);
+        return code_page(config, None);
     }
     log!("{peer}: login accepted for user {user:?} (domain {domain:?})");
     logged_in(gateway, mrh, user)
@@ -178,7 +191,10 @@ fn code_step(
             wrong,
         },
     );
-    code_page(Some("The code is not correct. Please try again."))
+    code_page(
+        &gateway.config,
+        Some("The code is not correct. Please try again."),
+    )
 }
 
 /// The login's cookies (`MRHSession`, `LastMRH_Session`, `F5_ST`) and the way to the

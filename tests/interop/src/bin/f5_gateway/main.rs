@@ -8,7 +8,7 @@
 //!            --tunnel-addr IPV4 --client-addr IPV4 [--hdlc] [--otp CODE] [--domain NAME]...
 //!            [--dns IPV4]... [--route NET/PREFIX]... [--dns-suffix NAME] [--banner TEXT]
 //!            [--tun NAME] [--log FILE] [--no-dtls | --dtls-port N] [--dtls10]
-//!            [--dtls-refuse]
+//!            [--dtls-refuse] [--json-login]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -28,6 +28,14 @@
 //!   first gets a second form (same form id `auth_form`, one password field `_F5_challenge`,
 //!   the prompt in `credentials_table_postheader`); only the right code then logs in. After
 //!   three wrong codes the policy session ends and the logon page starts a new one;
+//! - with `--json-login` the logon and code pages hold no `<form>`: a script builds the
+//!   form from the JSON given to `appLoader.configure({...})`, as BIG-IP's "modern" pages
+//!   do (`{"pageType": "logon", ..., "logon": {"form": {"id": "auth_form", "title": ..,
+//!   "fields": [{"type": "text"|"password", "name", "caption", "value", "disabled"}]}}}`,
+//!   pretty-printed so that the object closes on a line of its own, `\n});`, which is how
+//!   openconnect finds its end). Same fields (no `domain` select, no hidden `vhost`: the
+//!   JSON has only text and password fields), same posts to `/my.policy`; the error or
+//!   the prompt is the form's `title`, the only text openconnect reads from it;
 //! - `GET /vdesk/vpn/index.php3?outform=xml&client_version=2.0` (logged-in `MRHSession`):
 //!   the `favorites` XML listing one resource, `/Common/na`;
 //! - `GET /vdesk/vpn/connect.php3?resourcename=/Common/na&outform=xml&client_version=2.0`:
@@ -61,8 +69,9 @@
 //! with one frame per record (and the session's TLS tunnel ends); an unknown session gets
 //! the 504 (and with `--dtls-refuse` every request does: the client falls back to TLS).
 //!
-//! By concern: `login` (the policy's pages), `config` (the resource and its settings),
-//! `tunnel` (the tunnel request over TLS and DTLS).
+//! By concern: `login` (the policy's pages), `json_page` (the script-built pages of
+//! `--json-login`), `config` (the resource and its settings), `tunnel` (the tunnel request
+//! over TLS and DTLS).
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -110,6 +119,9 @@ the namespace that gets the tun device.
   --dtls10               leave out dtls_v1_2_supported: the client offers DTLS 1.0 only
   --dtls-refuse          complete DTLS handshakes but answer every tunnel request there
                          with 504, so that clients fall back to PPP over TLS
+  --json-login           serve the logon (and code) pages script-built, as BIG-IP's
+                         modern pages: the form in appLoader.configure({...}) JSON, no
+                         <form> (not with --domain)
   --tun NAME             the tun device to create (default f5gw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
   --help                 this text
@@ -130,6 +142,7 @@ macro_rules! log {
 }
 
 mod config;
+mod json_page;
 mod login;
 mod tunnel;
 
@@ -150,16 +163,20 @@ struct Config {
     banner: String,
     /// No `dtls_v1_2_supported` in the configuration.
     dtls10: bool,
+    /// The logon and code pages as `appLoader.configure` JSON instead of HTML forms.
+    json_login: bool,
 }
 
 /// The configuration, or `None` when `--help` was asked for.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let (mut domains, mut hdlc, mut dns_suffix, mut banner) = (Vec::new(), false, None, None);
-    let (mut dtls10, mut dtls_port) = (false, None);
-    let common = parse_command_line(args, &["--hdlc", "--dtls10"], "f5gw0", |name, value| {
+    let (mut dtls10, mut dtls_port, mut json_login) = (false, None, false);
+    let flags = ["--hdlc", "--dtls10", "--json-login"];
+    let common = parse_command_line(args, &flags, "f5gw0", |name, value| {
         match (name, value) {
             ("--hdlc", None) => hdlc = true,
             ("--dtls10", None) => dtls10 = true,
+            ("--json-login", None) => json_login = true,
             ("--dtls-port", Some(value)) => dtls_port = Some(value.to_string()),
             ("--domain", Some(value)) => domains.push(value.to_string()),
             ("--dns-suffix", Some(value)) => dns_suffix = Some(value.to_string()),
@@ -182,6 +199,14 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
     if !dns_suffix.as_deref().is_none_or(plain) {
         return Err("--dns-suffix: letters, digits, '-', '.' and '_' only".into());
     }
+    // openconnect reads only text and password fields from the JSON: a select would be a
+    // text field it asks for, not the authgroup.
+    if json_login && !domains.is_empty() {
+        let why = "a script-built form has no domain select that openconnect reads";
+        return Err(format!(
+            "--json-login and --domain do not go together: {why}"
+        ));
+    }
     Ok(Some(Config {
         common,
         domains,
@@ -189,6 +214,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         dns_suffix,
         banner: banner.unwrap_or_else(|| "ferroconnect F5 test gateway".to_string()),
         dtls10,
+        json_login,
     }))
 }
 
@@ -253,7 +279,8 @@ impl Gateway {
     /// The gateway serving `config` with the tun device `link`; it says so in the log.
     fn new(config: Config, link: TunLink) -> Self {
         log!(
-            "listening on https://{} (tun {}, user {}, framing {}, second factor {}, domains {:?})",
+            "listening on https://{} (tun {}, user {}, framing {}, second factor {}, domains {:?}, \
+             logon pages {})",
             config.common.listen,
             link.name(),
             config.common.user,
@@ -264,6 +291,11 @@ impl Gateway {
                 "off"
             },
             config.domains,
+            if config.json_login {
+                "script-built (JSON)"
+            } else {
+                "HTML forms"
+            },
         );
         Self {
             config,
@@ -417,7 +449,7 @@ impl Site for Gateway {
             }
             (Method::Get, "/my.policy") => match self.stage(mrh) {
                 Some(Stage::Password) => logon_page(&self.config, None),
-                Some(Stage::Code { .. }) => code_page(None),
+                Some(Stage::Code { .. }) => code_page(&self.config, None),
                 None => {
                     let mrh = self.start_policy();
                     log!("{peer}: no policy session; a new one started");
