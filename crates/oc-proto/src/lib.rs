@@ -6,6 +6,7 @@
 
 pub mod anyconnect;
 pub mod compress;
+pub mod esp;
 pub mod f5;
 pub mod form;
 pub mod fortinet;

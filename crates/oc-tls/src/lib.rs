@@ -30,6 +30,7 @@ use thiserror::Error;
 use tokio::net::TcpStream;
 
 pub mod dtls;
+pub mod esp;
 mod ffi;
 pub mod os;
 pub mod remote_key;
