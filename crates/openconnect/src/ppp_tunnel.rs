@@ -61,6 +61,17 @@ struct PppTunnel<'a> {
     pending: Vec<u8>,
     /// `attempt-reconnect` ran; `reconnect` runs when PPP is up again.
     reconnecting: bool,
+    /// The TLS tunnel ended while the gateway was answering our DTLS probe. A gateway that
+    /// moves the session to DTLS ends the old tunnel, and that can overtake its answer, so
+    /// the verdict waits for the probe's outcome.
+    deferred: Option<TlsEnd>,
+}
+
+/// How a TLS tunnel ended.
+#[derive(Debug)]
+enum TlsEnd {
+    Lost(String),
+    TerminatedByPeer(String),
 }
 
 /// Runs a PPP tunnel: over DTLS if the gateway grants it and it comes up in time, else
@@ -105,6 +116,7 @@ pub(crate) async fn run(
         start: None,
         pending: Vec::new(),
         reconnecting: false,
+        deferred: None,
     };
     let first_try = match udp.as_mut() {
         Some(udp) => udp.start(&endpoint.tls, Instant::now()).await,
@@ -225,6 +237,19 @@ impl PppTunnel<'_> {
                 self.link.base.ipv6 = Ipv6Net::new(v6, 64).ok();
             }
         }
+    }
+
+    /// Drops the TLS tunnel and keeps how it ended for later when our DTLS probe is out
+    /// (see [`PppTunnel::deferred`]); false when the ending stands now.
+    fn defer_tls_end(&mut self, end: TlsEnd) -> bool {
+        let probing = self.udp.as_ref().is_some_and(PppUdp::is_probing);
+        if !probing || self.conn.is_none() {
+            return false;
+        }
+        debug!("TLS tunnel ended ({end:?}) while DTLS is being accepted; waiting for DTLS");
+        self.conn = None;
+        self.deferred = Some(end);
+        true
     }
 
     /// Acts on what the DTLS side reports.
@@ -455,9 +480,10 @@ impl PppTunnel<'_> {
                     }
                 }
                 PppEvent::Closed(Closed::ByPeer { reason }) => {
-                    return Err(ClientError::ServerTerminated(
-                        reason.unwrap_or_else(|| "PPP Terminate-Request".into()),
-                    ));
+                    let reason = reason.unwrap_or_else(|| "PPP Terminate-Request".into());
+                    if !self.defer_tls_end(TlsEnd::TerminatedByPeer(reason.clone())) {
+                        return Err(ClientError::ServerTerminated(reason));
+                    }
                 }
                 PppEvent::Closed(Closed::ByUs { .. }) => {
                     return Ok(Some(Stop::Done(Finished(CANCELLED.into()))));
@@ -627,6 +653,16 @@ impl TunnelProtocol for PppTunnel<'_> {
     const HEADROOM: usize = 0;
 
     async fn step(&mut self) -> Result<Option<Stop>, ClientError> {
+        if let Some(end) = self.deferred.take() {
+            if self.awaiting_dtls() {
+                self.deferred = Some(end);
+            } else if !self.on_dtls() {
+                return match end {
+                    TlsEnd::Lost(why) => Ok(Some(Stop::Lost(why))),
+                    TlsEnd::TerminatedByPeer(reason) => Err(ClientError::ServerTerminated(reason)),
+                };
+            }
+        }
         if let Err(e) = self.ensure_carrier().await {
             if self.tun.is_none() {
                 return Err(e);
@@ -669,6 +705,13 @@ impl TunnelProtocol for PppTunnel<'_> {
     async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError> {
         self.handle_input(bytes)?;
         Ok(None)
+    }
+
+    fn tls_ended(&mut self, why: String) -> Option<Stop> {
+        if self.defer_tls_end(TlsEnd::Lost(why.clone())) {
+            return None;
+        }
+        Some(Stop::Lost(why))
     }
 
     async fn on_udp(

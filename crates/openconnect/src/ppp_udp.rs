@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Instant;
 
 use oc_net::udp::{datagrams, BatchSocket, RecvBatch};
-use oc_proto::udp_link::{ProbeAnswer, UdpAction, UdpLink, UdpTimers};
+use oc_proto::udp_link::{ProbeAnswer, UdpAction, UdpLink, UdpPhase, UdpTimers};
 use oc_tls::dtls::{DtlsState, DtlsVersions};
 use oc_tls::TlsClient;
 use tracing::{debug, info, warn};
@@ -74,6 +74,11 @@ impl PppUdp {
 
     pub(crate) fn is_connecting(&self) -> bool {
         self.state.is_connecting()
+    }
+
+    /// The handshake is done and the gateway is answering our probe.
+    pub(crate) fn is_probing(&self) -> bool {
+        matches!(self.state.phase(), UdpPhase::Probing { .. })
     }
 
     pub(crate) fn status(&self) -> &'static str {

@@ -63,6 +63,11 @@ pub(crate) trait TunnelProtocol {
     /// Bytes read from the TLS connection.
     async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError>;
 
+    /// The TLS connection closed or failed, for this reason.
+    fn tls_ended(&mut self, why: String) -> Option<Stop> {
+        Some(Stop::Lost(why))
+    }
+
     /// A receive on the UDP channel: `count` runs in `batch`, or the error.
     async fn on_udp(
         &mut self,
@@ -155,9 +160,9 @@ async fn packet_loop<P: TunnelProtocol>(
                 let n = read.map_err(ClientError::io("reading from the tun device"))?;
                 protocol.on_tun(&mut up, n).await?
             }
-            Wake::Tls(Ok(0)) => Some(Stop::Lost("server closed the connection".into())),
+            Wake::Tls(Ok(0)) => protocol.tls_ended("server closed the connection".into()),
             Wake::Tls(Ok(n)) => protocol.on_tls(down.get(..n).unwrap_or_default()).await?,
-            Wake::Tls(Err(e)) => Some(Stop::Lost(format!("read error on TLS connection: {e}"))),
+            Wake::Tls(Err(e)) => protocol.tls_ended(format!("read error on TLS connection: {e}")),
             Wake::Udp(read) => protocol.on_udp(&received, read).await?,
             Wake::Deadline => protocol.on_deadline(Instant::now()).await?,
         };

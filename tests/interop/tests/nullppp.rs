@@ -72,12 +72,19 @@ impl SlirpLab {
     /// then the client gets SIGINT unless it has already ended. Returns everything printed,
     /// the client's log included.
     fn run(&self, client: &Path, cookie: &str, checks: &str) -> String {
-        self.run_against(client, cookie, None, checks)
+        self.run_against(client, cookie, None, "", checks)
     }
 
     /// As [`run`](Self::run), with `peer` (a shell command on the TLS relay's other end)
-    /// in place of slirp.
-    fn run_against(&self, client: &Path, cookie: &str, peer: Option<&str>, checks: &str) -> String {
+    /// in place of slirp, and `args` added to the client's command line.
+    fn run_against(
+        &self,
+        client: &Path,
+        cookie: &str,
+        peer: Option<&str>,
+        args: &str,
+        checks: &str,
+    ) -> String {
         let d = self.dir.display();
         let relay_end = match peer {
             None => format!("PTY,link={d}/pppty,raw,echo=0"),
@@ -98,7 +105,7 @@ ip link set lo up
 hostname 10.0.2.2
 socat OPENSSL-LISTEN:4443,reuseaddr,verify=0,cert={cert},key={key} {relay_end} &
 for i in $(seq 50); do ss -ltn | grep -q :4443 && break; sleep 0.1; done
-{client} --protocol=nullppp --cookie '{cookie}' --servercert {pin} -i tun0 -s {d}/script.sh https://127.0.0.1:4443/ > {d}/client.log 2>&1 &
+{client} --protocol=nullppp {args} --cookie '{cookie}' --servercert {pin} -i tun0 -s {d}/script.sh https://127.0.0.1:4443/ > {d}/client.log 2>&1 &
 CPID=$!
 {slirp}
 for i in $(seq 150); do ip -4 addr show tun0 2>/dev/null | grep -q 'inet ' && break; kill -0 $CPID 2>/dev/null || break; sleep 0.1; done
@@ -186,6 +193,31 @@ cmp {d}/in {d}/out && echo TCP_ECHO_OK",
     assert!(out.contains("== disconnect"), "{out}");
 }
 
+/// LCP Echo keepalives against an independent peer: with `--force-dpd 1` our client sends
+/// an Echo-Request after each second of silence and declares the peer dead after two. slirp
+/// answers them, so after four quiet seconds the link is the same one (no reconnect, which
+/// this one-shot relay could not serve) and still carries pings.
+#[test]
+fn lcp_echo_keepalives_are_answered_by_slirp_and_keep_the_link() {
+    let lab = SlirpLab::new("nullppp-dpd");
+    let checks = format!("sleep 4\n{PING}");
+    let out = lab.run_against(
+        &bin("openconnect"),
+        "hdlc,noipv6",
+        None,
+        "--force-dpd 1 -v",
+        &checks,
+    );
+    assert!(out.contains("3 received"), "{out}");
+    assert!(
+        out.matches("Send PPP echo request as DPD").count() >= 3,
+        "{out}"
+    );
+    assert!(!out.contains("reconnecting"), "{out}");
+    assert!(!out.contains("dead peer detection"), "{out}");
+    assert!(out.contains("CLIENT_RC=0"), "{out}");
+}
+
 #[test]
 fn the_term_option_ends_the_session_once_the_network_is_up() {
     let lab = SlirpLab::new("nullppp-term");
@@ -207,6 +239,7 @@ fn a_peer_that_never_speaks_ppp_is_given_up_with_a_clear_error() {
         &bin("openconnect"),
         "hdlc",
         Some(peer),
+        "",
         "wait $CPID; echo CLIENT_RC=$?",
     );
     assert!(
@@ -223,6 +256,7 @@ fn a_connection_closed_before_the_link_is_up_is_an_error_not_a_reconnect() {
         &bin("openconnect"),
         "hdlc",
         Some("sleep 1"),
+        "",
         "wait $CPID; echo CLIENT_RC=$?",
     );
     assert!(

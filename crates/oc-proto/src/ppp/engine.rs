@@ -731,11 +731,13 @@ impl Link {
                     return Err(PppError::PeerDead(self.liveness.silent_for(now)));
                 }
                 LivenessAction::SendDpd => {
+                    self.log("Send PPP echo request as DPD".into());
                     let id = self.lcp_cp.take_id();
                     let magic = self.our_magic().to_be_bytes();
                     self.send_control(protocol::LCP, code::ECHO_REQUEST, id, &magic, now);
                 }
                 LivenessAction::SendKeepalive => {
+                    self.log("Send PPP discard request as keepalive".into());
                     let id = self.lcp_cp.take_id();
                     self.send_control(protocol::LCP, code::DISCARD_REQUEST, id, &[], now);
                 }
