@@ -145,14 +145,21 @@ fn json_form(html: &str) -> Option<HtmlForm> {
     })
 }
 
-/// The POST of the form's answers.
+/// The POST of the form's answers: to the form's action on this server, else (a form
+/// built by a script has none, and so may an odd one) back to `page`, the path the form
+/// came from, as upstream does.
 pub fn login_request(
     host: &str,
     user_agent: &str,
     action: Option<&str>,
+    page: &str,
     answers: &[(String, String)],
 ) -> Request {
-    let path = action.filter(|a| a.starts_with('/')).unwrap_or(LOGIN_PATH);
+    let on_this_server = |p: &&str| p.starts_with('/') && !p.starts_with("//");
+    let path = action
+        .filter(on_this_server)
+        .or(Some(page).filter(on_this_server))
+        .unwrap_or(LOGIN_PATH);
     let mut req = Request::new("POST", path)
         .header("Host", host)
         .header("User-Agent", user_agent)

@@ -122,7 +122,7 @@ async fn login(
     let first = Request::new("GET", endpoint.url.request_path())
         .header("Host", host.as_str())
         .header("User-Agent", ua);
-    let (mut resp, _) = follow(endpoint, &mut conn, &mut jar, first, MAX_REDIRECTS).await?;
+    let (mut resp, mut page) = follow(endpoint, &mut conn, &mut jar, first, MAX_REDIRECTS).await?;
     for _ in 0..MAX_ROUNDS {
         if jar.get(SESSION_COOKIE).is_some() && jar.get(DONE_COOKIE).is_some() {
             info!("Logged in");
@@ -132,12 +132,10 @@ async fn login(
                 fingerprint: conn.peer.fingerprint.clone(),
             });
         }
-        let page = login_form(&String::from_utf8_lossy(&resp.body));
-        let answers = filler.fill(&page.form)?;
-        let post = login_request(&host, ua, page.action.as_deref(), &answers);
-        resp = follow(endpoint, &mut conn, &mut jar, post, MAX_REDIRECTS)
-            .await?
-            .0;
+        let form = login_form(&String::from_utf8_lossy(&resp.body));
+        let answers = filler.fill(&form.form)?;
+        let post = login_request(&host, ua, form.action.as_deref(), &page, &answers);
+        (resp, page) = follow(endpoint, &mut conn, &mut jar, post, MAX_REDIRECTS).await?;
     }
     Err(ClientError::AuthAborted(format!(
         "no F5 session after {MAX_ROUNDS} login pages"

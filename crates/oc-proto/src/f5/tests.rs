@@ -42,12 +42,20 @@ fn the_login_page_gives_the_form_its_error_and_where_it_goes() {
         "vpn",
         "UA",
         f.action.as_deref(),
+        "/",
         &[("username".into(), "a b".into())],
     );
     assert_eq!((req.method, req.path.as_str()), ("POST", "/my.policy"));
     assert_eq!(req.body, b"username=a+b");
-    let elsewhere = login_request("vpn", "UA", Some("https://evil.example/x"), &[]);
-    assert_eq!(elsewhere.path, "/my.policy");
+    // Another server's action is not followed; a form without one goes back to its page.
+    let elsewhere = login_request("vpn", "UA", Some("https://evil.example/x"), "/p", &[]);
+    assert_eq!(elsewhere.path, "/p");
+    let scheme_relative = login_request("vpn", "UA", Some("//evil.example/x"), "/p", &[]);
+    assert_eq!(scheme_relative.path, "/p");
+    let scripted = login_request("vpn", "UA", None, "/my.policy?x=1", &[]);
+    assert_eq!(scripted.path, "/my.policy?x=1");
+    let nowhere = login_request("vpn", "UA", None, "https://odd/", &[]);
+    assert_eq!(nowhere.path, "/my.policy");
 }
 
 #[test]
