@@ -256,7 +256,12 @@ impl PppTunnel<'_> {
     async fn udp_event(&mut self, event: UdpEvent) {
         match event {
             UdpEvent::Accepted { ipv4, ipv6 } => {
-                info!("DTLS tunnel connected; PPP over DTLS");
+                // Also when the TLS tunnel already ended under the accepted probe.
+                if self.conn.is_some() || self.deferred.is_some() {
+                    info!("DTLS tunnel connected; exiting HTTPS mainloop.");
+                } else {
+                    info!("DTLS tunnel connected");
+                }
                 if self.tun.is_none() {
                     self.propose(Some((ipv4, ipv6)));
                     let config = ppp_config(self.opts, &self.link, self.conn.as_ref());
@@ -393,7 +398,11 @@ impl PppTunnel<'_> {
     /// Encapsulates one tun read's packets and sends them: over DTLS one record each; over
     /// TLS a record's worth at a time and only whole frames in each, because some peers
     /// (openconnect 9.01's HDLC reader, for one) drop a frame that goes on in the next one.
-    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+    async fn send_tun_packets(
+        &mut self,
+        up: &mut TunReader,
+        count: usize,
+    ) -> Result<(), ClientError> {
         if self.on_dtls() {
             return self.send_packets_dtls(up, count).await;
         }
@@ -691,15 +700,8 @@ impl TunnelProtocol for PppTunnel<'_> {
         }
     }
 
-    async fn on_tun(
-        &mut self,
-        up: &mut TunReader,
-        count: usize,
-    ) -> Result<Option<Stop>, ClientError> {
-        match self.send_packets(up, count).await {
-            Ok(()) => Ok(None),
-            Err(e) => Ok(Some(Stop::Lost(e.to_string()))),
-        }
+    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+        self.send_tun_packets(up, count).await
     }
 
     async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError> {

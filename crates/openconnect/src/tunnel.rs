@@ -276,7 +276,11 @@ impl Tunnel<'_> {
     }
 
     /// Sends the packets of one tun read; DTLS records leave together at the end.
-    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+    async fn send_tun_packets(
+        &mut self,
+        up: &mut TunReader,
+        count: usize,
+    ) -> Result<(), ClientError> {
         for i in 0..count {
             if let Some(framed) = up.framed_mut(i) {
                 self.send_packet(framed).await?;
@@ -453,15 +457,8 @@ impl TunnelProtocol for Tunnel<'_> {
         }
     }
 
-    async fn on_tun(
-        &mut self,
-        up: &mut TunReader,
-        count: usize,
-    ) -> Result<Option<Stop>, ClientError> {
-        match self.send_packets(up, count).await {
-            Ok(()) => Ok(None),
-            Err(e) => Ok(Some(Stop::Lost(e.to_string()))),
-        }
+    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
+        self.send_tun_packets(up, count).await
     }
 
     async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError> {

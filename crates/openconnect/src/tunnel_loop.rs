@@ -53,12 +53,9 @@ pub(crate) trait TunnelProtocol {
 
     fn waits(&mut self) -> Waits<'_>;
 
-    /// `count` packets were read from the tun device into `up`.
-    async fn on_tun(
-        &mut self,
-        up: &mut TunReader,
-        count: usize,
-    ) -> Result<Option<Stop>, ClientError>;
+    /// Sends the `count` packets read from the tun device into `up`; an error loses the
+    /// connection.
+    async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError>;
 
     /// Bytes read from the TLS connection.
     async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError>;
@@ -158,7 +155,10 @@ async fn packet_loop<P: TunnelProtocol>(
             }
             Wake::Tun(read) => {
                 let n = read.map_err(ClientError::io("reading from the tun device"))?;
-                protocol.on_tun(&mut up, n).await?
+                match protocol.send_packets(&mut up, n).await {
+                    Ok(()) => None,
+                    Err(e) => Some(Stop::Lost(e.to_string())),
+                }
             }
             Wake::Tls(Ok(0)) => protocol.tls_ended("server closed the connection".into()),
             Wake::Tls(Ok(n)) => protocol.on_tls(down.get(..n).unwrap_or_default()).await?,
