@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::encap::{Deframer, Encapsulation, FrameError};
+use super::deframe::Deframer;
+use super::encap::{Encapsulation, FrameError};
 use super::hdlc::ACCM_ALL;
 use super::negotiate::{IpcpState, Ipv6cpState, LcpState, PeerLcp, Refusal, Role};
 use super::packet::{code, protocol, protocol_name, write_header, ControlPacket, PppFrame};
@@ -200,15 +201,15 @@ impl Ppp {
         now: Instant,
         deliver: &mut dyn FnMut(&[u8]),
     ) -> Result<(), PppError> {
-        self.deframer.push(bytes);
-        while let Some(frame) = self.deframer.next_frame() {
-            match frame {
-                Ok(frame) => self.link.handle_frame(frame, now, deliver)?,
-                Err(e) if e.is_recoverable() => self.link.log(format!("dropped: {e}")),
-                Err(e) => return Err(e.into()),
+        let link = &mut self.link;
+        self.deframer.feed(bytes, |frame| match frame {
+            Ok(frame) => link.handle_frame(frame, now, deliver),
+            Err(e) if e.is_recoverable() => {
+                link.log(format!("dropped: {e}"));
+                Ok(())
             }
-        }
-        Ok(())
+            Err(e) => Err(e.into()),
+        })
     }
 
     /// Runs the timers due at `now`.

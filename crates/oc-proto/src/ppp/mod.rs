@@ -7,13 +7,15 @@
 //! [`Ppp::poll_transmit`], sends IP packets through [`Ppp::encapsulate_ip`], and acts on
 //! [`PppEvent`]s (the tunnel comes up with [`PppEvent::NetworkUp`]).
 
+mod deframe;
 mod encap;
 mod engine;
 pub mod hdlc;
 mod negotiate;
 pub mod packet;
 
-pub use encap::{Deframer, Encapsulation, FrameError};
+pub use deframe::Deframer;
+pub use encap::{Encapsulation, FrameError};
 pub use engine::{Closed, Ppp, PppConfig, PppError, PppEvent, PppNetwork, MAX_CONFIGURE, RESTART};
 pub use negotiate::{Assignment, Role};
 
