@@ -10,6 +10,7 @@ pub mod esp;
 pub mod f5;
 pub mod form;
 pub mod fortinet;
+pub mod gp;
 pub mod hex;
 pub mod http;
 pub mod ip;
