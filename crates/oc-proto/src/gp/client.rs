@@ -233,10 +233,10 @@ pub struct GpCookie {
 }
 
 impl GpCookie {
-    /// Reads a cookie string (bounded: at most 64 fields).
+    /// Reads a cookie string (bounded: at most 64 fields) exactly as it is: the caller
+    /// strips a line end it read it with.
     pub fn parse(text: &str) -> Self {
         let raw = text
-            .trim()
             .split('&')
             .filter(|p| !p.is_empty())
             .take(64)

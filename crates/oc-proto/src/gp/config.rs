@@ -441,7 +441,9 @@ fn esp_element(esp: &EspConfig) -> Element {
     if let Some(port) = esp.port {
         e.push_text("udp-port", &port.to_string());
     }
-    e.push_text("ipsec-mode", esp.mode.as_deref().unwrap_or("esp-tunnel"));
+    if let Some(mode) = &esp.mode {
+        e.push_text("ipsec-mode", mode);
+    }
     e.push_text("enc-algo", encryption_name(suite.encryption));
     e.push_text("hmac-algo", integrity_name(suite.integrity));
     e.push_text("c2s-spi", &format!("0x{:08x}", c2s.spi()));
