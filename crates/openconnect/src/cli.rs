@@ -49,6 +49,9 @@ DTLS
     offer (only the lists given are sent). A legacy handshake that is not a resumption is
     refused as a possible man in the middle, and DTLS stays off. The server's DTLS rekey
     interval starts a fresh handshake. --no-dtls keeps everything on TLS.
+    fortinet and f5: PPP runs over certificate DTLS (the server checked as for HTTPS) when
+    the gateway offers it and it is up within 5 s, else over TLS; a lost DTLS channel moves
+    PPP to a new TLS connection, and DTLS is tried again after 60 s.
 
 SOFTWARE TOKENS
     --token-mode fills one-time codes into login forms: RSA SecurID codes go into the
@@ -83,8 +86,7 @@ COMPRESSION
 
 NOT YET SUPPORTED
     Protocols nc, gp, pulse and array, proxies and CSD wrappers are refused with an error
-    naming them. fortinet and f5 tunnel over TLS only (a gateway's DTLS offer is not
-    taken up).";
+    naming them.";
 
 /// openconnect 9.x options this version refuses with a clear message.
 const UNSUPPORTED: &[(&str, Option<char>)] = &[
