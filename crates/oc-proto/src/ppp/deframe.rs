@@ -310,16 +310,9 @@ fn parse_header_frame(encapsulation: Encapsulation, bytes: &[u8], max: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ppp::encap::ALL;
     use crate::ppp::hdlc::HdlcError;
     use proptest::prelude::*;
-
-    const ALL: [Encapsulation; 5] = [
-        Encapsulation::F5,
-        Encapsulation::F5Hdlc,
-        Encapsulation::Fortinet,
-        Encapsulation::Sync,
-        Encapsulation::Hdlc,
-    ];
 
     fn frames_of(d: &mut Deframer) -> Vec<Result<Vec<u8>, FrameError>> {
         let mut out = Vec::new();

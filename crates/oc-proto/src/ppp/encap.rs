@@ -116,18 +116,20 @@ impl FrameError {
     }
 }
 
+/// Every encapsulation, for the tests that go through them all.
+#[cfg(test)]
+pub(crate) const ALL: [Encapsulation; 5] = [
+    Encapsulation::F5,
+    Encapsulation::F5Hdlc,
+    Encapsulation::Fortinet,
+    Encapsulation::Sync,
+    Encapsulation::Hdlc,
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
-
-    const ALL: [Encapsulation; 5] = [
-        Encapsulation::F5,
-        Encapsulation::F5Hdlc,
-        Encapsulation::Fortinet,
-        Encapsulation::Sync,
-        Encapsulation::Hdlc,
-    ];
 
     #[test]
     fn vendor_headers_are_as_the_vendors_send_them() {

@@ -4,6 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
+use super::encap::ALL;
 use super::packet::{code, protocol, write_header, ControlPacket, PppFrame};
 use super::*;
 
@@ -91,14 +92,6 @@ fn network_of(events: &[PppEvent]) -> PppNetwork {
         })
         .unwrap_or_else(|| panic!("no network in {events:?}"))
 }
-
-const ALL: [Encapsulation; 5] = [
-    Encapsulation::F5,
-    Encapsulation::F5Hdlc,
-    Encapsulation::Fortinet,
-    Encapsulation::Sync,
-    Encapsulation::Hdlc,
-];
 
 /// An IPv4 packet header's first bytes, enough for the version nibble.
 fn ipv4_packet(fill: u8) -> Vec<u8> {
