@@ -134,18 +134,19 @@ fn debian_openconnect_logs_in_and_passes_traffic_through_the_fortinet_gateway() 
     logs_in_and_passes_traffic("forti-traffic", &["--no-dtls"], true);
 }
 
-/// DTLS on (as FortiGates ship): openconnect 9.01 does the certificate handshake on UDP 443,
-/// names its session in a `clthello`, gets `svrhello ok` and runs PPP over DTLS only (it
-/// never asks for the tunnel over TLS); ping and iperf3 both ways come as datagrams; SIGINT
-/// ends PPP on DTLS and logs out.
-#[test]
-fn debian_openconnect_tunnels_ppp_over_dtls_through_the_fortinet_gateway() {
-    let mut forti = start("forti-dtls", &[], true);
+/// DTLS on (as FortiGates ship): the client does the certificate handshake on UDP 443
+/// (checking the certificate as for HTTPS: the pin), names its session in a `clthello`, gets
+/// `svrhello ok` and runs PPP over DTLS only (it never asks for the tunnel over TLS); ping
+/// and iperf3 both ways come as datagrams; SIGINT ends PPP on DTLS and logs out.
+fn tunnels_ppp_over_dtls(test: &str, real_client: bool) {
+    let mut forti = start(test, &[], real_client);
     let pid = forti.spawn_client(&[]);
     forti.assert_dtls_tunnel_up("DTLSv1.2");
     for direction in ["", "-R"] {
         forti.assert_iperf_moves_a_megabyte_over_udp(direction);
     }
+    let client = forti.lab.log("client.log");
+    assert!(client.contains("DTLS is enabled on port 443"), "{client}");
     let gateway = forti.gateway_log();
     assert!(
         gateway.contains("(Fortinet encapsulation over DTLS)"),
@@ -154,6 +155,11 @@ fn debian_openconnect_tunnels_ppp_over_dtls_through_the_fortinet_gateway() {
     assert!(!gateway.contains("GET /remote/sslvpn-tunnel"), "{gateway}");
     let gateway = forti.disconnect(pid, LOGGED_OUT);
     assert!(gateway.contains("PPP closed: ByPeer"), "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_tunnels_ppp_over_dtls_through_the_fortinet_gateway() {
+    tunnels_ppp_over_dtls("forti-dtls", true);
 }
 
 /// `--dtls-refuse`: the handshake completes but the `clthello` gets `svrhello fail`;
@@ -442,27 +448,9 @@ fn our_client_reconnects_with_the_same_session() {
     );
 }
 
-/// Our client over DTLS: the certificate handshake (checked as the HTTPS one: the pin),
-/// the `clthello` accepted, PPP over DTLS only (no TLS tunnel request); ping and iperf3 both
-/// ways come as datagrams; SIGINT ends PPP on DTLS and logs out.
 #[test]
 fn our_client_tunnels_ppp_over_dtls_through_the_fortinet_gateway() {
-    let mut forti = start("forti-ours-dtls", &[], false);
-    let pid = forti.spawn_client(&[]);
-    forti.assert_dtls_tunnel_up("DTLSv1.2");
-    for direction in ["", "-R"] {
-        forti.assert_iperf_moves_a_megabyte_over_udp(direction);
-    }
-    let client = forti.lab.log("client.log");
-    assert!(client.contains("DTLS is enabled on port 443"), "{client}");
-    assert!(client.contains("DTLS tunnel connected"), "{client}");
-    assert!(
-        !forti.gateway_log().contains("GET /remote/sslvpn-tunnel"),
-        "{}",
-        forti.logs()
-    );
-    let gateway = forti.disconnect(pid, LOGGED_OUT);
-    assert!(gateway.contains("PPP closed: ByPeer"), "{gateway}");
+    tunnels_ppp_over_dtls("forti-ours-dtls", false);
 }
 
 /// `--dtls-refuse` (`svrhello fail`): our client disables DTLS for the session, as upstream
