@@ -20,6 +20,8 @@ const SECS: fn(u64) -> Duration = Duration::from_secs;
 pub enum Vendor {
     Fortinet,
     F5,
+    /// GlobalProtect (`gp_gateway`): no PPP, ESP for its UDP channel.
+    Gp,
 }
 
 impl Vendor {
@@ -28,6 +30,7 @@ impl Vendor {
         match self {
             Self::Fortinet => "fortinet_gateway",
             Self::F5 => "f5_gateway",
+            Self::Gp => "gp_gateway",
         }
     }
 
@@ -36,7 +39,13 @@ impl Vendor {
         match self {
             Self::Fortinet => "fortinet",
             Self::F5 => "f5",
+            Self::Gp => "gp",
         }
+    }
+
+    /// Whether its tunnel runs PPP (and the gateway logs PPP's end).
+    pub fn carries_ppp(self) -> bool {
+        !matches!(self, Self::Gp)
     }
 }
 
@@ -311,6 +320,11 @@ impl GatewayLab {
     /// Sends each of `datagrams` as it is (empty ones too) from the client namespace to the
     /// gateway's UDP port 443.
     pub fn send_datagrams(&self, datagrams: &[&[u8]]) {
+        self.send_datagrams_to(443, datagrams);
+    }
+
+    /// [`GatewayLab::send_datagrams`] to UDP port `port`.
+    pub fn send_datagrams_to(&self, port: u16, datagrams: &[&[u8]]) {
         let hex: Vec<String> = datagrams
             .iter()
             .map(|d| {
@@ -322,9 +336,9 @@ impl GatewayLab {
             .collect();
         let script = "import socket, sys\n\
                       s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
-                      for h in sys.argv[2:]: s.sendto(bytes.fromhex(h), (sys.argv[1], 443))";
+                      for h in sys.argv[3:]: s.sendto(bytes.fromhex(h), (sys.argv[1], int(sys.argv[2])))";
         let out = self.lab.in_client(&format!(
-            "python3 -c '{}' {} {}",
+            "python3 -c '{}' {} {port} {}",
             script.replace('\'', "\""),
             self.lab.server_ip,
             hex.join(" ")
@@ -352,13 +366,16 @@ impl GatewayLab {
         out.stdout
     }
 
-    /// SIGINT to the client `pid`: it ends PPP, logs out (the gateway logs `logged_out`)
-    /// and exits 0, and the script ran for its three reasons. The gateway's log.
+    /// SIGINT to the client `pid`: it ends PPP (for the vendors that run it), logs out (the
+    /// gateway logs `logged_out`) and exits 0, and the script ran for its three reasons.
+    /// The gateway's log.
     pub fn disconnect(&mut self, pid: u32, logged_out: &str) -> String {
         self.lab.signal_client(pid, "INT");
         assert_eq!(self.lab.wait_client(SECS(10)), Some(0), "{}", self.logs());
         let gateway = self.lab.wait_for_log("gateway.log", logged_out, SECS(5));
-        assert!(gateway.contains("PPP closed"), "{gateway}");
+        if self.vendor.carries_ppp() {
+            assert!(gateway.contains("PPP closed"), "{gateway}");
+        }
         assert_eq!(self.lab.log("reasons"), "pre-init\nconnect\ndisconnect\n");
         gateway
     }

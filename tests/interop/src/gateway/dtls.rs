@@ -24,7 +24,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use super::session::sleep_until;
-use super::{gateway_ppp, Common, DtlsCarrier, TunLink};
+use super::{gateway_ppp, Common, DtlsCarrier, Throttle, TunLink};
 
 /// Associations (handshaking, greeting or tunnelling) at once; more new clients are
 /// turned away until one ends.
@@ -179,28 +179,14 @@ fn forward(association: &Association, datagram: &[u8]) {
 
 /// Datagrams from addresses without an association: logged at most once a second.
 #[derive(Default)]
-struct Stray {
-    logged: Option<Instant>,
-    unlogged: u64,
-}
+struct Stray(Throttle);
 
 impl Stray {
     fn note(&mut self, peer: SocketAddr, len: usize) {
-        let now = Instant::now();
-        if self
-            .logged
-            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
-        {
-            self.unlogged += 1;
-            return;
-        }
-        log!(
+        self.0.log(format_args!(
             "{peer}: DTLS datagram of {len} bytes without an association (not a ClientHello); \
-             dropped ({} more since the last such line)",
-            self.unlogged
-        );
-        self.logged = Some(now);
-        self.unlogged = 0;
+             dropped"
+        ));
     }
 }
 

@@ -42,3 +42,31 @@ pub fn log_line(args: fmt::Arguments<'_>) {
         let _ = writeln!(lock(file), "{line}");
     }
 }
+
+/// A kind of log line that a hostile peer could make endless (stray datagrams, forged
+/// packets): written at most once a second, with how many went unwritten since.
+#[derive(Debug, Default)]
+pub struct Throttle {
+    logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Throttle {
+    /// Logs `line` unless one went out less than a second ago (then only counts it).
+    pub fn log(&mut self, line: fmt::Arguments<'_>) {
+        let now = Instant::now();
+        if self
+            .logged
+            .is_some_and(|at| now.duration_since(at) < std::time::Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        log_line(format_args!(
+            "{line} ({} more since the last such line)",
+            self.unlogged
+        ));
+        self.logged = Some(now);
+        self.unlogged = 0;
+    }
+}

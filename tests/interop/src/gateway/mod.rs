@@ -58,15 +58,15 @@ mod tests;
 pub use carrier::{Carrier, DtlsCarrier};
 pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
-pub use logging::{init_log, log_line};
+pub use logging::{init_log, log_line, Throttle};
 pub use options::{
     netmask, parse_command_line, parse_route, parse_value, split_options, Common, DtlsOptions,
     OptionArg,
 };
-pub use program::{listen, main, runtime, Listening};
+pub use program::{listen, main, main_with, runtime, Listening};
 pub use serve::{
     accept_loop, accept_tls, method_name, read_request, redirect, send, serve_http, serve_site,
     text, tls_acceptor, Answer, ReadError, Served, Site, Tls, Upgraded,
 };
-pub use session::{gateway_ppp, TunLink};
+pub use session::{gateway_ppp, TunHold, TunLink};
 pub use state::{lock, random_bytes, random_hex, remember};

@@ -2,6 +2,7 @@
 //! opens before serving ([`listen`]), and the single-threaded runtime it serves HTTPS and
 //! DTLS on.
 
+use std::future::Future;
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,6 +30,35 @@ where
     C: AsRef<Common>,
     S: Site + DtlsSite,
 {
+    main_with(program, usage, parse, make, |site, dtls| async move {
+        if let Some((socket, ctx)) = dtls {
+            log!(
+                "DTLS on udp://{}",
+                socket.local_addr().map_err(|e| e.to_string())?
+            );
+            serve_dtls(socket, ctx, site).await;
+        }
+        Ok(())
+    })
+}
+
+/// [`main`] for a gateway whose UDP side is its own (GlobalProtect's ESP): `udp` serves it
+/// next to HTTPS, given the site and the DTLS socket and context [`listen`] opened (none
+/// when the configuration has no DTLS). HTTPS goes on when `udp` returns `Ok`; an error
+/// is fatal.
+pub fn main_with<C, S, U, F>(
+    program: &'static str,
+    usage: &str,
+    parse: impl FnOnce(std::iter::Skip<std::env::Args>) -> Result<Option<C>, String>,
+    make: impl FnOnce(C, TunLink) -> S,
+    udp: U,
+) -> ExitCode
+where
+    C: AsRef<Common>,
+    S: Site,
+    U: FnOnce(Arc<S>, Option<(UdpSocket, SslContext)>) -> F,
+    F: Future<Output = Result<(), String>>,
+{
     let config = match parse(std::env::args().skip(1)) {
         Ok(Some(config)) => config,
         Ok(None) => {
@@ -53,15 +83,13 @@ where
         } = listen(config.as_ref()).await?;
         let site = Arc::new(make(config, link));
         let https = serve_site(&listener, acceptor, Arc::clone(&site));
-        match dtls {
-            Some((socket, ctx)) => {
-                log!(
-                    "DTLS on udp://{}",
-                    socket.local_addr().map_err(|e| e.to_string())?
-                );
-                tokio::join!(https, serve_dtls(socket, ctx, site));
+        tokio::pin!(https);
+        tokio::select! {
+            served = udp(site, dtls) => {
+                served?;
+                (&mut https).await;
             }
-            None => https.await,
+            () = &mut https => {}
         }
         Ok(())
     };

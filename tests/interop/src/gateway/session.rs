@@ -132,6 +132,79 @@ impl TunLink {
     }
 }
 
+/// A tunnel that is not PPP (GlobalProtect's) holding the tun device: it reads and writes
+/// the device itself, until a newer tunnel (or a logout) takes over.
+pub struct TunHold<'t> {
+    link: &'t TunLink,
+    _owner: tokio::sync::MutexGuard<'t, ()>,
+    changes: watch::Receiver<u64>,
+    generation: u64,
+}
+
+impl fmt::Debug for TunHold<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TunHold")
+            .field("link", &self.link.name)
+            .field("generation", &self.generation)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TunLink {
+    /// Waits until older tunnels let go of the device, then holds it for tunnel
+    /// `generation` ([`TunLink::claim`]); `None` when a newer one was claimed meanwhile.
+    pub async fn hold(&self, generation: u64) -> Option<TunHold<'_>> {
+        let changes = self.generation.subscribe();
+        let owner = self.owner.lock().await;
+        if *changes.borrow() != generation {
+            return None;
+        }
+        Some(TunHold {
+            link: self,
+            _owner: owner,
+            changes,
+            generation,
+        })
+    }
+}
+
+impl<'t> TunHold<'t> {
+    /// The device (borrowed from the link, not the hold: a loop can wait on it and on
+    /// [`TunHold::replaced`] at once).
+    pub fn device(&self) -> &'t AsyncDevice {
+        &self.link.tun
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Resolves once a newer tunnel or a logout replaced this one. Cancel-safe.
+    pub async fn replaced(&mut self) {
+        loop {
+            if *self.changes.borrow_and_update() != self.generation {
+                return;
+            }
+            if self.changes.changed().await.is_err() {
+                // The sender lives in the link, which outlives this hold.
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Gives the device the point-to-point addresses (`local`, and `peer` as a /32), the
+    /// MTU, the global IPv6 address when given, and brings it up.
+    pub async fn configure(
+        &self,
+        local: Ipv4Addr,
+        peer: Ipv4Addr,
+        mtu: u16,
+        global6: Option<Ipv6Addr>,
+    ) -> Result<(), String> {
+        configure_addresses(&self.link.name, local, peer, mtu, global6).await
+    }
+}
+
 /// How a session's PPP loop ended.
 enum Ended {
     /// The link closed: the client's Terminate-Request, acknowledged.
@@ -339,11 +412,22 @@ async fn configure_tun(
     let (Some(local), Some(peer)) = (network.ipv4, network.peer_ipv4) else {
         return Err("PPP came up without IPv4 addresses".into());
     };
-    let mtu = network.mtu.to_string();
+    let global6 = global6.filter(|_| network.ipv6.is_some());
+    configure_addresses(tun, local, peer, network.mtu, global6).await
+}
+
+async fn configure_addresses(
+    tun: &str,
+    local: Ipv4Addr,
+    peer: Ipv4Addr,
+    mtu: u16,
+    global6: Option<Ipv6Addr>,
+) -> Result<(), String> {
+    let mtu = mtu.to_string();
     let (local, peer) = (local.to_string(), format!("{peer}/32"));
     run_ip(&["addr", "replace", &local, "peer", &peer, "dev", tun]).await?;
     run_ip(&["link", "set", "dev", tun, "mtu", &mtu, "up"]).await?;
-    if let (Some(addr), Some(_)) = (global6, network.ipv6) {
+    if let Some(addr) = global6 {
         let addr = format!("{addr}/64");
         run_ip(&["-6", "addr", "replace", &addr, "dev", tun, "nodad"]).await?;
     }

@@ -1,0 +1,343 @@
+//! ESP over UDP: the dispatcher that sorts datagrams by SPI to the session whose keys they
+//! use, and each session's task: the probes answered, then (from the first probe on) the
+//! session's tunnel, packets between ESP and the tun device.
+//!
+//! Whatever arrives, the worst it gets is a (throttled) log line and the datagram dropped.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferroconnect_interop::gateway::{lock, Throttle, TunHold};
+use oc_net::{Coalescer, TunReader, TunWriter};
+use oc_proto::esp::packet::EspHeader;
+use oc_proto::esp::{EspInbound, EspOutbound, NextHeader, MAX_ESP_PACKET_LEN};
+use oc_proto::gp::config::EspConfig;
+use oc_proto::gp::probe::reply_to_probe;
+use oc_proto::ip::source;
+use oc_tls::esp::OpenSslEspCipher;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::{flush, EspMode, Gateway};
+
+/// A datagram and where it came from.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
+/// Datagrams waiting for a session's task; more are dropped.
+const QUEUE: usize = 512;
+/// A client that sends nothing (upstream probes every 10 s) for this long is gone.
+const SILENCE: Duration = Duration::from_secs(60);
+/// Datagrams handled before the tun device gets what they carried.
+const BATCH: usize = 64;
+
+/// Serves ESP until the runtime ends (nothing to do when ESP is off).
+pub async fn serve(gw: Arc<Gateway>) -> Result<(), String> {
+    let Some(socket) = lock(&gw.esp_socket).take() else {
+        return Ok(());
+    };
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("ESP socket: {e}"))?;
+    let socket = Arc::new(UdpSocket::from_std(socket).map_err(|e| format!("ESP socket: {e}"))?);
+    log!(
+        "ESP on udp://{}",
+        socket.local_addr().map_err(|e| e.to_string())?
+    );
+    let mut strays = Throttle::default();
+    let mut buf = vec![0u8; MAX_ESP_PACKET_LEN];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                log!("ESP receive: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let datagram = buf.get(..n).unwrap_or_default();
+        let Some(header) = EspHeader::parse(datagram) else {
+            strays.log(format_args!(
+                "{from}: ESP datagram of {n} bytes is too short for a header; dropped"
+            ));
+            continue;
+        };
+        match task_for(&gw, &socket, header.spi) {
+            Some(task) => {
+                if task.try_send((datagram.to_vec(), from)).is_err() {
+                    strays.log(format_args!(
+                        "{from}: ESP datagram for SPI {:#010x} dropped: its session is busy",
+                        header.spi
+                    ));
+                }
+            }
+            None => strays.log(format_args!(
+                "{from}: ESP datagram with unknown SPI {:#010x} ({n} bytes); dropped",
+                header.spi
+            )),
+        }
+    }
+}
+
+/// The queue of the task running `spi`'s keys (started if it is not running).
+fn task_for(
+    gw: &Arc<Gateway>,
+    socket: &Arc<UdpSocket>,
+    spi: u32,
+) -> Option<mpsc::Sender<Datagram>> {
+    let mut state = lock(&gw.state);
+    let entry = state.esp.get_mut(&spi)?;
+    if let Some(task) = entry.task.as_ref().filter(|t| !t.is_closed()) {
+        return Some(task.clone());
+    }
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    entry.task = Some(sender.clone());
+    let (gw, socket) = (Arc::clone(gw), Arc::clone(socket));
+    let (keys, authcookie) = (entry.keys.clone(), entry.authcookie.clone());
+    tokio::spawn(async move {
+        let end = session(&gw, &socket, &keys, &authcookie, receiver).await;
+        log!(
+            "ESP session of SPI {:#010x} ended: {end}",
+            keys.client_to_server.spi()
+        );
+    });
+    Some(sender)
+}
+
+/// One session's ESP: both directions' associations, the client's UDP address.
+struct Esp<'a> {
+    gw: &'a Gateway,
+    socket: &'a UdpSocket,
+    inbound: EspInbound<OpenSslEspCipher>,
+    outbound: EspOutbound<OpenSslEspCipher>,
+    magic: IpAddr,
+    client: IpAddr,
+    drops: Throttle,
+    probes: Throttle,
+    /// Sealing room: headroom, the longest packet, tailroom.
+    out: Vec<u8>,
+}
+
+/// What an opened datagram held.
+enum Opened {
+    /// A probe, answered.
+    Probe,
+    /// A packet for the tun device (its place in the datagram).
+    Packet(std::ops::Range<usize>),
+    Dropped,
+}
+
+async fn session(
+    gw: &Gateway,
+    socket: &UdpSocket,
+    keys: &EspConfig,
+    authcookie: &str,
+    mut datagrams: mpsc::Receiver<Datagram>,
+) -> String {
+    let cipher = |k| OpenSslEspCipher::new(k).map_err(|e| format!("ESP cipher: {e}"));
+    let (c2s, s2c) = match (
+        cipher(&keys.client_to_server),
+        cipher(&keys.server_to_client),
+    ) {
+        (Ok(c2s), Ok(s2c)) => (c2s, s2c),
+        (Err(e), _) | (_, Err(e)) => return e,
+    };
+    let outbound = EspOutbound::new(keys.server_to_client.spi(), s2c);
+    let room = outbound.headroom() + MAX_ESP_PACKET_LEN + outbound.tailroom();
+    let mut esp = Esp {
+        gw,
+        socket,
+        inbound: EspInbound::new(keys.client_to_server.spi(), c2s, true),
+        outbound,
+        magic: IpAddr::V4(gw.config.magic),
+        client: IpAddr::V4(gw.config.common.client_addr),
+        drops: Throttle::default(),
+        probes: Throttle::default(),
+        out: vec![0; room],
+    };
+    // Until the first probe: nothing is the tunnel yet.
+    let peer = loop {
+        let Ok(next) = tokio::time::timeout(SILENCE, datagrams.recv()).await else {
+            return format!("no probe for {SILENCE:?}");
+        };
+        let Some((mut datagram, from)) = next else {
+            return "the session's keys ended".into();
+        };
+        match esp.open(&mut datagram, from).await {
+            Opened::Probe => break from,
+            Opened::Packet(_) => esp.drops.log(format_args!(
+                "{from}: ESP packet before the first probe; dropped"
+            )),
+            Opened::Dropped => {}
+        }
+    };
+    let Some(session) = gw.session(Some(authcookie)) else {
+        return "the session was logged out".into();
+    };
+    let generation = gw.claim_tunnel(authcookie);
+    let Some(hold) = gw.link.hold(generation).await else {
+        return "replaced before it started".into();
+    };
+    let common = &gw.config.common;
+    if let Err(e) = hold
+        .configure(
+            common.tunnel_addr,
+            common.client_addr,
+            gw.config.mtu.max(576),
+            None,
+        )
+        .await
+    {
+        gw.tunnel_ended(generation);
+        return e;
+    }
+    log!(
+        "{peer}: ESP tunnel {generation} for user {:?}: client {}, gateway {}",
+        session.user,
+        common.client_addr,
+        common.tunnel_addr
+    );
+    let end = esp.carry(hold, peer, &mut datagrams).await;
+    gw.tunnel_ended(generation);
+    let counters = esp.inbound.counters();
+    format!(
+        "{end} ({} packets accepted, {} dropped)",
+        counters.accepted,
+        counters.dropped()
+    )
+}
+
+impl Esp<'_> {
+    /// Opens a datagram; answers a probe (unless `--refuse-esp`).
+    async fn open(&mut self, datagram: &mut [u8], from: SocketAddr) -> Opened {
+        let opened = match self.inbound.open(datagram) {
+            Ok(opened) => opened,
+            Err(drop) => {
+                self.drops
+                    .log(format_args!("{from}: ESP packet dropped: {drop}"));
+                return Opened::Dropped;
+            }
+        };
+        let payload = datagram.get(opened.payload.clone()).unwrap_or_default();
+        let Some((echo, reply)) = reply_to_probe(payload, self.magic) else {
+            return Opened::Packet(opened.payload);
+        };
+        if self.gw.config.esp == EspMode::Refuse {
+            self.probes.log(format_args!(
+                "{from}: ESP probe {} left unanswered (--refuse-esp)",
+                echo.sequence
+            ));
+            return Opened::Dropped;
+        }
+        match self.send(&reply, NextHeader::Ipv4, from).await {
+            Ok(()) => {
+                self.probes.log(format_args!(
+                    "{from}: ESP probe {} from {} answered",
+                    echo.sequence, echo.source
+                ));
+                Opened::Probe
+            }
+            Err(e) => {
+                log!("{from}: answering an ESP probe: {e}");
+                Opened::Dropped
+            }
+        }
+    }
+
+    /// Seals `packet` and sends it to `to`.
+    async fn send(
+        &mut self,
+        packet: &[u8],
+        next: NextHeader,
+        to: SocketAddr,
+    ) -> Result<(), String> {
+        let head = self.outbound.headroom();
+        let end = head + packet.len();
+        let room = self
+            .out
+            .get_mut(head..end)
+            .ok_or_else(|| format!("a packet of {} bytes is too long", packet.len()))?;
+        room.copy_from_slice(packet);
+        let sealed = self
+            .outbound
+            .seal(&mut self.out, head..end, next)
+            .map_err(|e| e.to_string())?;
+        let datagram = self.out.get(sealed).unwrap_or_default();
+        self.socket
+            .send_to(datagram, to)
+            .await
+            .map(drop)
+            .map_err(|e| format!("sending ESP: {e}"))
+    }
+
+    /// The tunnel: datagrams to the tun device, the tun device's packets sealed to the
+    /// client's latest address, until it goes quiet or another tunnel takes over.
+    async fn carry(
+        &mut self,
+        mut hold: TunHold<'_>,
+        mut peer: SocketAddr,
+        datagrams: &mut mpsc::Receiver<Datagram>,
+    ) -> String {
+        let device = hold.device();
+        let mut from_tun = TunReader::new(0);
+        let mut to_tun = TunWriter::new();
+        let mut coalescer: Box<Coalescer> = Box::default();
+        let mut spoofed = Throttle::default();
+        loop {
+            tokio::select! {
+                () = hold.replaced() => return "replaced by a newer tunnel or logged out".into(),
+                next = tokio::time::timeout(SILENCE, datagrams.recv()) => {
+                    let Ok(next) = next else {
+                        return format!("the client was silent for {SILENCE:?}");
+                    };
+                    let Some(mut first) = next else {
+                        return "the session's keys ended".into();
+                    };
+                    // This datagram and those queued behind it, then one write to tun.
+                    for _ in 0..BATCH {
+                        let (datagram, from) = &mut first;
+                        match self.open(datagram, *from).await {
+                            Opened::Probe => peer = *from,
+                            Opened::Packet(range) => {
+                                let packet = datagram.get(range).unwrap_or_default();
+                                let sender = source(packet);
+                                if sender != Some(self.client) {
+                                    spoofed.log(format_args!(
+                                        "{from}: ESP packet from {} (not the client's address); \
+                                         dropped",
+                                        sender.map_or("nowhere".to_string(), |a| a.to_string())
+                                    ));
+                                } else {
+                                    if to_tun.is_full() {
+                                        flush(&mut to_tun, device, &mut coalescer);
+                                    }
+                                    to_tun.push(packet);
+                                    peer = *from;
+                                }
+                            }
+                            Opened::Dropped => {}
+                        }
+                        match datagrams.try_recv() {
+                            Ok(more) => first = more,
+                            Err(_) => break,
+                        }
+                    }
+                    flush(&mut to_tun, device, &mut coalescer);
+                }
+                read = from_tun.recv(device) => {
+                    let count = match read {
+                        Ok(count) => count,
+                        Err(e) => return format!("reading tun: {e}"),
+                    };
+                    for i in 0..count {
+                        let Some(packet) = from_tun.framed_mut(i) else { continue };
+                        let next = NextHeader::of_ip_packet(packet);
+                        if let Err(e) = self.send(packet, next, peer).await {
+                            self.drops.log(format_args!("{peer}: {e}"));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! `gp_gateway`: a test gateway speaking Palo Alto GlobalProtect (portal and gateway on one
+//! HTTPS listener, the TLS tunnel, ESP over UDP), enough for openconnect's `--protocol=gp`
+//! to log in and pass traffic. It is test code: one user, one tunnel at a time, no
+//! persistence. Every message is `oc_proto::gp`'s (the gateway's side of the same types
+//! the client reads), and ESP is `oc_proto::esp` with OpenSSL's cipher.
+//!
+//! ```text
+//! gp_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
+//!            --tunnel-addr IPV4 --client-addr IPV4 [--otp CODE [--challenge xml|js]]
+//!            [--dns IPV4]... [--route NET/PREFIX]... [--dns-suffix NAME]
+//!            [--gateway HOST[:PORT]=DESCRIPTION]... [--region NAME] [--portal-cookie]
+//!            [--no-esp | --refuse-esp] [--esp-port N] [--esp-suite ENC/MAC]
+//!            [--esp-magic IPV4] [--mtu N] [--hip-report-needed] [--tun NAME] [--log FILE]
+//! ```
+//!
+//! Run it as root in the namespace that should own the tun device. It prints
+//! `listening on https://ADDR:PORT` once it accepts connections, and logs every request,
+//! login step, configuration, tunnel and ESP event to stderr (and to `--log FILE`).
+//!
+//! What it answers (all on one HTTPS port; every `.esp` page also by GET, as servers do):
+//! - `POST /global-protect/prelogin.esp`, `/ssl-vpn/prelogin.esp`: `<prelogin-response>`
+//!   with status `Success`, the message, the labels `Username`/`Password` and the
+//!   `--region` (default `US`);
+//! - `POST /global-protect/getconfig.esp` (the portal's login: `user`, `passwd`): the
+//!   `<policy>` listing the `--gateway` entries (by default one, the listening address,
+//!   described "ferroconnect GP gateway"), each with a priority rule for `Any` (its place
+//!   in the list), the HIP report interval, and with `--portal-cookie` a fresh
+//!   `portal-userauthcookie` that the gateway's login then takes instead of the password
+//!   and the code. A wrong password gets HTTP 512;
+//! - `POST /ssl-vpn/login.esp`: a wrong password gets HTTP 512 ("Invalid username or
+//!   password"). The right one gets the JNLP arguments (`authcookie`, `portal`, the user,
+//!   `%28empty_domain%29` as the domain, `tunnel`, `4100`, the client's address as
+//!   `preferred-ip`); with `--otp CODE` it first gets a challenge (`--challenge xml`, the
+//!   default: `<challenge>`; `js`: the JavaScript answer, one statement a line as 9.01
+//!   reads it) with a fresh `inputStr`, and only the code posted back with that `inputStr`
+//!   (in `passwd`) logs in; a wrong code gets the JavaScript `respStatus = "Error"` and
+//!   the challenge is spent. The fixed fields upstream sends are checked and irregular
+//!   ones logged;
+//! - `POST /ssl-vpn/getconfig.esp` (the cookie's `authcookie`, `user`, `portal`,
+//!   `domain`, `computer` must match the login; else the body `errors getting SSL/VPN
+//!   config`): `<response>` with the client's address, netmask 255.255.255.255, the DNS
+//!   servers and suffix, `--route`s as `access-routes` (`0.0.0.0/0` without any), `--mtu`
+//!   (default 1400; 0 leaves it to the client), `gw-address` (the ESP magic, by default
+//!   the listening address), and fresh ESP keys in `<ipsec>` (`--esp-suite`, default
+//!   `aes-128-cbc/sha1`, if the client offered it; `udp-port` `--esp-port`, default 4501).
+//!   New keys replace the session's old ones. No `<ipsec>` with `--no-esp`;
+//! - `POST /ssl-vpn/hipreportcheck.esp`: `hip-report-needed` `no` (`yes` with
+//!   `--hip-report-needed`); `POST /ssl-vpn/hipreport.esp`: success;
+//! - `GET /ssl-tunnel-connect.sslvpn?user=..&authcookie=..` (no headers needed): for a
+//!   logged-in session `START_TUNNEL`, then packets in GP's 16-byte framing, one frame per
+//!   TLS record (9.01 reads each record as one frame), keepalives answered; connecting it
+//!   ends the session's ESP keys, as real gateways do. An unknown session gets `502`;
+//! - `POST /ssl-vpn/logout.esp` (the whole cookie, which must match): the session is
+//!   forgotten, its tunnel and keys ended (log line `logout: session forgotten`);
+//! - anything else: 404.
+//!
+//! ESP (UDP `--esp-port` on the listening address): datagrams are sorted by SPI to the
+//! session whose keys they use, opened with the client-to-server keys (replays, bad ICVs,
+//! unknown SPIs logged and dropped); the client's probe (an ICMP echo to the magic address)
+//! is answered over ESP with the echo reply, and the first one makes ESP the session's
+//! tunnel (the tun device carries its packets both ways). Probes keep coming as the
+//! client's keepalive; a client silent for a minute is dropped. With `--refuse-esp` the
+//! keys are handed out but probes are never answered, so the client falls back to TLS.
+//!
+//! By concern: `login` (prelogin, portal, gateway login, challenges), `config` (getconfig,
+//! HIP, logout), `tunnel` (the TLS tunnel), `esp` (the UDP side).
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+use ferroconnect_interop::gateway::{
+    self, lock, parse_command_line, parse_value, remember, text, Answer, Common, Site, TunLink,
+    Upgraded,
+};
+use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
+use oc_proto::gp::config::EspConfig;
+use oc_proto::gp::server::error_xml;
+use oc_proto::gp::ESP_PORT;
+use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
+
+const USAGE: &str = "\
+usage: gp_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
+                  --tunnel-addr IPV4 --client-addr IPV4 [options]
+
+A Palo Alto GlobalProtect test gateway (portal and gateway on one HTTPS port, the TLS
+tunnel, ESP over UDP) for openconnect --protocol=gp. Run as root in the namespace that gets
+the tun device.
+
+  --listen ADDR:PORT     where to accept HTTPS (e.g. 198.18.10.1:443)
+  --cert PEM, --key PEM  the server certificate (chain) and its private key
+  --user NAME            the one user that may log in
+  --password PASS        its password
+  --otp CODE             after the password, a challenge asks for this code
+  --challenge xml|js     how the challenge comes: <challenge> XML (default) or the
+                         JavaScript answer (respStatus = \"Challenge\")
+  --tunnel-addr IPV4     the gateway's own tunnel address (tun)
+  --client-addr IPV4     the address the client is given (ip-address, preferred-ip)
+  --dns IPV4             a DNS server to announce; may be repeated
+  --dns-suffix NAME      the DNS search domain to announce
+  --route NET/PREFIX     a split-tunnel route to announce (access-routes); may be repeated
+                         (none: 0.0.0.0/0, everything through the tunnel)
+  --gateway HOST[:PORT]=DESCRIPTION
+                         a gateway for the portal to list (all are this server); may be
+                         repeated (none: this listener, \"ferroconnect GP gateway\")
+  --region NAME          the client's region in the prelogin answer (default US)
+  --portal-cookie        the portal hands out a portal-userauthcookie, which the gateway's
+                         login takes instead of the password and code
+  --no-esp               no <ipsec> in the configuration: the tunnel runs over TLS
+  --refuse-esp           hand out ESP keys but never answer the probes, so that clients
+                         fall back to the TLS tunnel
+  --esp-port N           the UDP port for ESP (default 4501)
+  --esp-suite ENC/MAC    aes-128-cbc or aes-256-cbc / sha1, md5 or sha256
+                         (default aes-128-cbc/sha1)
+  --esp-magic IPV4       the magic address the probes go to (gw-address; default the
+                         listening address)
+  --mtu N                the MTU to announce (default 1400; 0: none, the client computes)
+  --hip-report-needed    the HIP check says a report is needed
+  --tun NAME             the tun device to create (default gpgw0)
+  --log FILE             also append the log to FILE (it always goes to stderr)
+  --help                 this text
+
+It prints `listening on https://ADDR:PORT` once ready.";
+
+macro_rules! log {
+    ($($arg:tt)*) => { ::ferroconnect_interop::gateway::log_line(format_args!($($arg)*)) };
+}
+
+mod config;
+mod esp;
+mod login;
+mod tunnel;
+
+// ---------------------------------------------------------------------------------------
+// Command line
+
+/// How the challenge is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChallengeStyle {
+    Xml,
+    JavaScript,
+}
+
+/// Whether and how ESP is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EspMode {
+    Off,
+    Refuse,
+    On,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    common: Common,
+    challenge: ChallengeStyle,
+    dns_suffix: Option<String>,
+    /// `(name, description)` for the portal's list.
+    gateways: Vec<(String, String)>,
+    region: String,
+    portal_cookie: bool,
+    esp: EspMode,
+    esp_port: u16,
+    suite: EspSuite,
+    magic: Ipv4Addr,
+    mtu: u16,
+    hip_needed: bool,
+}
+
+impl AsRef<Common> for Config {
+    fn as_ref(&self) -> &Common {
+        &self.common
+    }
+}
+
+fn parse_suite(value: &str) -> Result<EspSuite, String> {
+    let (enc, mac) = value
+        .split_once('/')
+        .ok_or_else(|| format!("--esp-suite {value:?}: ENC/MAC"))?;
+    let encryption = match enc {
+        "aes-128-cbc" => EspEncryption::Aes128Cbc,
+        "aes-256-cbc" => EspEncryption::Aes256Cbc,
+        other => return Err(format!("--esp-suite: unknown encryption {other:?}")),
+    };
+    let integrity = match mac {
+        "sha1" => EspIntegrity::HmacSha1_96,
+        "md5" => EspIntegrity::HmacMd5_96,
+        "sha256" => EspIntegrity::HmacSha256_128,
+        other => return Err(format!("--esp-suite: unknown MAC {other:?}")),
+    };
+    Ok(EspSuite::new(encryption, integrity))
+}
+
+/// The configuration, or `None` when `--help` was asked for.
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut own: Vec<(String, Option<String>)> = Vec::new();
+    let flags = [
+        "--portal-cookie",
+        "--no-esp",
+        "--refuse-esp",
+        "--hip-report-needed",
+    ];
+    let known = [
+        "--challenge",
+        "--dns-suffix",
+        "--gateway",
+        "--region",
+        "--esp-port",
+        "--esp-suite",
+        "--esp-magic",
+        "--mtu",
+    ];
+    let common = parse_command_line(args, &flags, "gpgw0", |name, value| {
+        let ok = match value {
+            None => flags.contains(&name),
+            Some(_) => known.contains(&name),
+        };
+        if ok {
+            own.push((name.to_string(), value.map(str::to_string)));
+        }
+        ok
+    })?;
+    let Some(mut common) = common else {
+        return Ok(None);
+    };
+    if common.dtls.is_some_and(|d| d.refuse) {
+        return Err(
+            "GlobalProtect has no DTLS: --dtls-refuse does not apply (--refuse-esp)".into(),
+        );
+    }
+    // ESP is this gateway's UDP side; the shared DTLS server is not started.
+    common.dtls = None;
+    let mut config = Config {
+        challenge: ChallengeStyle::Xml,
+        dns_suffix: None,
+        gateways: Vec::new(),
+        region: "US".into(),
+        portal_cookie: false,
+        esp: EspMode::On,
+        esp_port: ESP_PORT,
+        suite: EspSuite::new(EspEncryption::Aes128Cbc, EspIntegrity::HmacSha1_96),
+        magic: match common.listen.ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            std::net::IpAddr::V6(_) => return Err("--listen: an IPv4 address, please".into()),
+        },
+        mtu: 1400,
+        hip_needed: false,
+        common,
+    };
+    for (name, value) in own {
+        let value = value.unwrap_or_default();
+        match name.as_str() {
+            "--portal-cookie" => config.portal_cookie = true,
+            "--no-esp" => config.esp = EspMode::Off,
+            "--refuse-esp" => config.esp = EspMode::Refuse,
+            "--hip-report-needed" => config.hip_needed = true,
+            "--challenge" => {
+                config.challenge = match value.as_str() {
+                    "xml" => ChallengeStyle::Xml,
+                    "js" => ChallengeStyle::JavaScript,
+                    other => return Err(format!("--challenge {other:?}: xml or js")),
+                }
+            }
+            "--dns-suffix" => config.dns_suffix = Some(value),
+            "--gateway" => {
+                let (host, description) = value
+                    .split_once('=')
+                    .ok_or_else(|| format!("--gateway {value:?}: HOST[:PORT]=DESCRIPTION"))?;
+                config
+                    .gateways
+                    .push((host.to_string(), description.to_string()));
+            }
+            "--region" => config.region = value,
+            "--esp-port" => config.esp_port = parse_value(&name, &value)?,
+            "--esp-suite" => config.suite = parse_suite(&value)?,
+            "--esp-magic" => config.magic = parse_value(&name, &value)?,
+            "--mtu" => config.mtu = parse_value(&name, &value)?,
+            _ => return Err(format!("unknown option {name}")),
+        }
+    }
+    if config.gateways.is_empty() {
+        let listen = config.common.listen;
+        let name = match listen.port() {
+            443 => listen.ip().to_string(),
+            port => format!("{}:{port}", listen.ip()),
+        };
+        config
+            .gateways
+            .push((name, "ferroconnect GP gateway".into()));
+    }
+    Ok(Some(config))
+}
+
+fn main() -> ExitCode {
+    gateway::main_with("gp_gateway", USAGE, parse_args, Gateway::new, |gw, _| {
+        esp::serve(gw)
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared state
+
+/// A challenge sent and not yet answered.
+#[derive(Debug)]
+struct Pending {
+    input_str: String,
+    user: String,
+}
+
+/// A logged-in session: what the cookie must show.
+#[derive(Debug, Clone)]
+struct Session {
+    authcookie: String,
+    user: String,
+    portal: String,
+    domain: String,
+    computer: String,
+    /// The client-to-server SPI of its current ESP keys.
+    esp_spi: Option<u32>,
+}
+
+/// A session's ESP keys, by client-to-server SPI, and the task that runs them once the
+/// first datagram came.
+#[derive(Debug)]
+struct EspEntry {
+    authcookie: String,
+    keys: EspConfig,
+    task: Option<tokio::sync::mpsc::Sender<esp::Datagram>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    challenges: VecDeque<Pending>,
+    portal_cookies: VecDeque<(String, String)>,
+    sessions: VecDeque<Session>,
+    esp: HashMap<u32, EspEntry>,
+    /// The session whose tunnel runs now, and its generation.
+    tunnel: Option<(String, u64)>,
+}
+
+struct Gateway {
+    config: Config,
+    link: TunLink,
+    state: Mutex<State>,
+    /// The ESP socket, bound before the gateway says it listens; the UDP side takes it.
+    esp_socket: Mutex<Option<std::net::UdpSocket>>,
+}
+
+impl Gateway {
+    fn new(config: Config, link: TunLink) -> Self {
+        let esp_socket = match config.esp {
+            EspMode::Off => None,
+            _ => {
+                let addr = SocketAddr::new(config.common.listen.ip(), config.esp_port);
+                match std::net::UdpSocket::bind(addr) {
+                    Ok(socket) => Some(socket),
+                    Err(e) => {
+                        log!("cannot bind ESP on udp://{addr}: {e}; no ESP");
+                        None
+                    }
+                }
+            }
+        };
+        log!(
+            "listening on https://{} (tun {}, user {}, second factor {}, gateways {:?}, ESP {})",
+            config.common.listen,
+            link.name(),
+            config.common.user,
+            match (&config.common.otp, config.challenge) {
+                (None, _) => "off",
+                (Some(_), ChallengeStyle::Xml) => "XML challenge",
+                (Some(_), ChallengeStyle::JavaScript) => "JavaScript challenge",
+            },
+            config.gateways,
+            match (config.esp, &esp_socket) {
+                (EspMode::Off, _) | (_, None) => "off".to_string(),
+                (EspMode::Refuse, Some(_)) =>
+                    format!("keys only, probes unanswered (port {})", config.esp_port),
+                (EspMode::On, Some(_)) =>
+                    format!("{} on udp port {}", config.suite, config.esp_port),
+            }
+        );
+        Self {
+            config,
+            link,
+            state: Mutex::new(State::default()),
+            esp_socket: Mutex::new(esp_socket),
+        }
+    }
+
+    /// The session this `authcookie` logged in, if any.
+    fn session(&self, authcookie: Option<&str>) -> Option<Session> {
+        let authcookie = authcookie?;
+        let state = lock(&self.state);
+        state
+            .sessions
+            .iter()
+            .find(|s| s.authcookie == authcookie)
+            .cloned()
+    }
+
+    fn add_session(&self, session: Session) {
+        let mut state = lock(&self.state);
+        remember(&mut state.sessions, session);
+        // Keys of sessions forgotten (the oldest, past the bound) go with them.
+        let live: Vec<String> = state
+            .sessions
+            .iter()
+            .map(|s| s.authcookie.clone())
+            .collect();
+        state.esp.retain(|_, e| live.contains(&e.authcookie));
+    }
+
+    /// The session's ESP keys end (a TLS tunnel, new keys, a logout): its ESP task, if
+    /// any, stops when its queue closes.
+    fn drop_esp(state: &mut State, authcookie: &str) -> Option<u32> {
+        let spi = state
+            .sessions
+            .iter_mut()
+            .find(|s| s.authcookie == authcookie)
+            .and_then(|s| s.esp_spi.take())?;
+        state.esp.remove(&spi).map(|_| spi)
+    }
+
+    /// The session's tunnel (TLS or ESP) becomes the running one: its generation.
+    fn claim_tunnel(&self, authcookie: &str) -> u64 {
+        let mut state = lock(&self.state);
+        let generation = self.link.claim();
+        state.tunnel = Some((authcookie.to_string(), generation));
+        generation
+    }
+
+    /// The tunnel `generation` ended on its own.
+    fn tunnel_ended(&self, generation: u64) {
+        let mut state = lock(&self.state);
+        if state.tunnel.as_ref().is_some_and(|(_, g)| *g == generation) {
+            state.tunnel = None;
+        }
+    }
+
+    /// Forgets the session: its keys and its tunnel end.
+    fn forget(&self, authcookie: &str) {
+        let mut state = lock(&self.state);
+        Self::drop_esp(&mut state, authcookie);
+        state.sessions.retain(|s| s.authcookie != authcookie);
+        if state.tunnel.as_ref().is_some_and(|(a, _)| a == authcookie) {
+            state.tunnel = None;
+            self.link.end_current();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The pages
+
+impl Site for Gateway {
+    type Upgrade = tunnel::TunnelStart;
+
+    fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            // Login posts are small; a HIP report may be some kilobytes.
+            max_body_bytes: 64 * 1024,
+            max_target_bytes: 1024,
+            ..RequestLimits::default()
+        }
+    }
+
+    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<tunnel::TunnelStart> {
+        let path = request.path();
+        let posted = matches!(request.method, Method::Post | Method::Get);
+        let reply = match path {
+            "/global-protect/prelogin.esp" | "/ssl-vpn/prelogin.esp" if posted => {
+                login::prelogin(self, peer, request)
+            }
+            "/global-protect/getconfig.esp" if posted => login::portal(self, peer, request),
+            "/ssl-vpn/login.esp" if posted => login::gateway(self, peer, request),
+            "/ssl-vpn/getconfig.esp" if posted => config::getconfig(self, peer, request),
+            "/ssl-vpn/hipreportcheck.esp" | "/ssl-vpn/hipreport.esp" if posted => {
+                config::hip(self, peer, request)
+            }
+            "/ssl-vpn/logout.esp" if posted => config::logout(self, peer, request),
+            _ if request.method == Method::Get => match tunnel::request(self, peer, request) {
+                Some(answer) => return answer,
+                None => not_found(peer, request),
+            },
+            _ => not_found(peer, request),
+        };
+        Answer::Reply(reply)
+    }
+
+    async fn tunnel(&self, tunnel: Upgraded<tunnel::TunnelStart>) -> Result<String, String> {
+        tunnel::run(self, tunnel).await
+    }
+}
+
+fn not_found(peer: SocketAddr, request: &ServerRequest) -> ServerResponse {
+    log!("{peer}: no such page: {}", request.path().escape_debug());
+    text(404, "Not Found", "text/plain", "not found")
+}
+
+fn xml(body: &str) -> ServerResponse {
+    text(200, "OK", "application/xml; charset=UTF-8", body)
+}
+
+/// GlobalProtect's refusal of a cookie it does not know, as XML.
+fn refuse_cookie(peer: SocketAddr, why: &str) -> ServerResponse {
+    log!("{peer}: {why}");
+    xml(&error_xml("Invalid authentication cookie"))
+}
+
+/// Writes what `writer` holds to the tun device; a refused write loses the batch, as a
+/// router would, and is logged.
+fn flush(
+    writer: &mut oc_net::TunWriter,
+    tun: &tun_rs::AsyncDevice,
+    coalescer: &mut oc_net::Coalescer,
+) {
+    if writer.is_empty() {
+        return;
+    }
+    if let Err(e) = writer.flush(tun, coalescer) {
+        log!("writing to tun: {e}");
+    }
+}
