@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ferroconnect_interop::gateway::{lock, text, Answer, Tls, TunHold, Upgraded};
+use ferroconnect_interop::gateway::{lock, text, Answer, Throttle, Tls, TunHold, Upgraded};
 use oc_net::{Coalescer, TunReader, TunWriter};
 use oc_proto::gp::frame::{
     frame_in_place, FrameDecoder, FrameError, FrameKind, HEADER_LEN, KEEPALIVE,
@@ -124,7 +124,7 @@ async fn carry(
         client,
         peer,
         keepalives: 0,
-        spoofed: 0,
+        spoofed: Throttle::default(),
     };
     let mut buf = vec![0u8; 64 * 1024];
     let device = hold.device();
@@ -162,7 +162,7 @@ struct Link {
     client: IpAddr,
     peer: SocketAddr,
     keepalives: u64,
-    spoofed: u64,
+    spoofed: Throttle,
 }
 
 impl Link {
@@ -184,15 +184,13 @@ impl Link {
             match frame.kind {
                 FrameKind::Keepalive => answers += 1,
                 FrameKind::Ipv4 | FrameKind::Ipv6 => {
-                    if source(frame.payload) != Some(self.client) {
-                        self.spoofed += 1;
-                        if self.spoofed.is_power_of_two() {
-                            log!(
-                                "{}: {} packets not from the client's address dropped",
-                                self.peer,
-                                self.spoofed
-                            );
-                        }
+                    let sender = source(frame.payload);
+                    if sender != Some(self.client) {
+                        self.spoofed.log(format_args!(
+                            "{}: packet from {} (not the client's address); dropped",
+                            self.peer,
+                            sender.map_or("nowhere".to_string(), |a| a.to_string())
+                        ));
                         return Ok::<_, FrameError>(());
                     }
                     if self.writer.is_full() {
