@@ -10,7 +10,9 @@
 
 use ferroconnect_interop::gateway_lab::{GatewayLab, Vendor, PASSWORD};
 use ferroconnect_interop::output_text;
+use std::time::Duration;
 
+const SECS: fn(u64) -> Duration = Duration::from_secs;
 const CODE: &str = "123456";
 
 const DNS_SUFFIX: &str = "example.test";
@@ -309,5 +311,172 @@ fn authenticate_then_connect_with_the_cookie() {
         logins,
         "{gateway}"
     );
+    gp.disconnect(pid, LOGGED_OUT);
+}
+
+/// `printf` octal escapes for `bytes`.
+fn octal(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
+/// A frame as the client sends it: the 16-byte header, then `packet`.
+fn frame(packet: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x1a, 0x2b, 0x3c, 0x4d, 0x08, 0x00];
+    f.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[1, 0, 0, 0, 0, 0, 0, 0]);
+    f.extend_from_slice(packet);
+    f
+}
+
+/// Hostile HTTPS: garbage login posts get 512 and a log line, an unknown cookie gets
+/// "errors getting SSL/VPN config" from getconfig, an error from logout and the HIP check,
+/// 502 for the tunnel; an oversized body 413, an unknown page 404. On a tunnel of a real
+/// session (from `--authenticate`): a keepalive is answered, a packet with another source
+/// is dropped, garbage ends the tunnel. Then openconnect 9.01 still connects.
+#[test]
+fn hostile_posts_and_frames_are_logged_and_dropped() {
+    let mut gp = start("gp-hostile-https", &[], true);
+    let ip = gp.lab.server_ip.clone();
+    let curl = |path: &str, body: &str| -> (String, String) {
+        let out = gp.lab.in_client(&format!(
+            "printf '{body}' | curl -sk -w '\\n%{{http_code}}' --data-binary @- \
+             -H 'Content-Type: application/x-www-form-urlencoded' https://{ip}{path}"
+        ));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+        (status.to_string(), body.to_string())
+    };
+    let (status, _) = curl(
+        "/ssl-vpn/login.esp",
+        "\\000\\377<<<&&&===user=alice&&passwd",
+    );
+    assert_eq!(status, "512");
+    let (status, body) = curl(
+        "/ssl-vpn/getconfig.esp",
+        "authcookie=0123&user=alice&portal=x&domain=y&computer=z",
+    );
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("200", "errors getting SSL/VPN config")
+    );
+    for page in ["/ssl-vpn/logout.esp", "/ssl-vpn/hipreportcheck.esp"] {
+        let (status, body) = curl(page, "authcookie=0123&user=alice");
+        assert_eq!(status, "200");
+        assert!(body.contains("Invalid authentication cookie"), "{body}");
+    }
+    let (status, _) = curl("/nowhere.esp", "");
+    assert_eq!(status, "404");
+    let big = "x".repeat(100_000);
+    let (status, _) = curl("/ssl-vpn/login.esp", &big);
+    assert_eq!(status, "413");
+    let out = gp.lab.in_client(&format!(
+        "curl -sk -o /dev/null -w '%{{http_code}}' \
+         'https://{ip}/ssl-tunnel-connect.sslvpn?authcookie=00&user=alice'"
+    ));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "502");
+    let gateway = gp.gateway_log();
+    for line in [
+        "gateway login post lacks upstream's fixed fields",
+        "getconfig: unknown authcookie; refused",
+        "logout: unknown authcookie",
+        "HIP check: unknown authcookie",
+        "no such page: /nowhere.esp",
+        "bad request: request body is larger than",
+        "tunnel refused: unknown session",
+    ] {
+        assert!(gateway.contains(line), "no {line:?}:\n{gateway}");
+    }
+
+    // Frames on a real session's tunnel.
+    let cookie = gp.authenticate();
+    let authcookie = cookie
+        .split('&')
+        .find_map(|f| f.strip_prefix("authcookie="))
+        .unwrap()
+        .to_string();
+    let keepalive = [0x1a, 0x2b, 0x3c, 0x4d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut spoofed = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 9, 9, 9];
+    spoofed.extend_from_slice(&[198, 19, 0, 1]);
+    let request = format!(
+        "GET /ssl-tunnel-connect.sslvpn?authcookie={authcookie}&user=alice HTTP/1.1\\r\\n\\r\\n"
+    );
+    let out = gp.lab.in_client(&format!(
+        "(printf '{request}'; sleep 0.5; printf '{}'; sleep 0.3; printf '{}'; sleep 0.3; \
+         printf 'this is not a frame at all'; sleep 1) | \
+         timeout 10 openssl s_client -quiet -connect {ip}:443 2>/dev/null",
+        octal(&keepalive),
+        octal(&frame(&spoofed)),
+    ));
+    assert!(
+        out.stdout.starts_with(b"START_TUNNEL"),
+        "{}",
+        output_text(&out)
+    );
+    assert!(
+        out.stdout.windows(16).any(|w| w == keepalive),
+        "no keepalive answered: {:02x?}",
+        out.stdout
+    );
+    let gateway = gp
+        .lab
+        .wait_for_log("gateway.log", "bad frame from the client", SECS(5));
+    assert!(
+        gateway.contains("packet from 10.9.9.9 (not the client's address); dropped"),
+        "{gateway}"
+    );
+    assert!(gateway.contains("unknown GlobalProtect frame"), "{gateway}");
+
+    // (The probe's tunnel above was a TLS one: the ESP checks of the others do not fit.)
+    let pid = gp.spawn_client(&[]);
+    assert_gp_tunnel_up(&gp);
+    gp.lab.assert_pings_over_udp(10);
+    gp.disconnect(pid, LOGGED_OUT);
+}
+
+/// Hostile ESP while a tunnel runs: datagrams too short for a header, an SPI nobody
+/// negotiated, the session's own SPI with a forged ICV, all logged and dropped; the
+/// tunnel carries pings over UDP after them.
+#[test]
+fn hostile_esp_is_logged_and_dropped() {
+    let mut gp = start("gp-hostile-esp", &[], true);
+    let pid = gp.spawn_client(&[]);
+    assert_esp_tunnel_up(&gp);
+    let gateway = gp.gateway_log();
+    let spi = gateway
+        .split("c2s SPI 0x")
+        .nth(1)
+        .and_then(|rest| rest.get(..8))
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok())
+        .unwrap_or_else(|| panic!("no SPI in the log:\n{gateway}"));
+    // One throttled kind of line per batch (a second apart).
+    gp.send_datagrams_to(4501, &[&[], &[1, 2, 3]]);
+    std::thread::sleep(SECS(1) + Duration::from_millis(100));
+    let mut forged = spi.to_be_bytes().to_vec();
+    // A sequence number far ahead, so that the window passes it to the ICV check.
+    forged.extend_from_slice(&0x7fff_0000_u32.to_be_bytes());
+    forged.extend_from_slice(&[0x5a; 16 + 32 + 12]);
+    let mut stranger = 0xdead_beef_u32.to_be_bytes().to_vec();
+    stranger.extend_from_slice(&[0; 60]);
+    gp.send_datagrams_to(4501, &[&forged, &stranger]);
+    let gateway = gp
+        .lab
+        .wait_for_log("gateway.log", "with unknown SPI 0xdeadbeef", SECS(5));
+    let gateway = if gateway.contains("invalid HMAC") {
+        gateway
+    } else {
+        gp.lab.wait_for_log("gateway.log", "invalid HMAC", SECS(5))
+    };
+    assert!(
+        gateway.contains("is too short for a header; dropped"),
+        "{gateway}"
+    );
+    assert!(
+        gateway.contains(&format!(
+            "ESP packet dropped: Received ESP packet with invalid HMAC (SPI {spi:#010x}, seq {})",
+            0x7fff_0000_u32
+        )),
+        "{gateway}"
+    );
+    gp.lab.assert_pings_over_udp(10);
     gp.disconnect(pid, LOGGED_OUT);
 }
