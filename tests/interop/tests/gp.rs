@@ -311,6 +311,18 @@ fn authenticate_then_connect_with_the_cookie() {
         logins,
         "{gateway}"
     );
+    // Idle, openconnect 9.01 probes once per DPD interval (10 s) as ESP's keepalive; the
+    // gateway answers and the tunnel stays.
+    let probes = |log: &str| log.matches("answered (").count();
+    let before = probes(&gateway);
+    gp.lab
+        .wait_for_log_count("gateway.log", "answered (", before + 1, SECS(15));
+    gp.lab.assert_pings_over_udp(5);
+    assert!(
+        !gp.lab.log("client.log").contains("ESP detected dead peer"),
+        "{}",
+        gp.logs()
+    );
     gp.disconnect(pid, LOGGED_OUT);
 }
 
@@ -366,9 +378,14 @@ fn hostile_posts_and_frames_are_logged_and_dropped() {
     }
     let (status, _) = curl("/nowhere.esp", "");
     assert_eq!(status, "404");
-    let big = "x".repeat(100_000);
-    let (status, _) = curl("/ssl-vpn/login.esp", &big);
-    assert_eq!(status, "413");
+    // A body announced too large is refused on its head (nothing unread left behind, so
+    // the close cannot overtake the answer with a reset).
+    let out = gp.lab.in_client(&format!(
+        "printf 'POST /ssl-vpn/login.esp HTTP/1.1\\r\\nHost: x\\r\\nContent-Length: 100000\\r\\n\\r\\n' | \
+         timeout 10 openssl s_client -quiet -connect {ip}:443 2>/dev/null"
+    ));
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(answer.starts_with("HTTP/1.1 413 "), "{answer:?}");
     let out = gp.lab.in_client(&format!(
         "curl -sk -o /dev/null -w '%{{http_code}}' \
          'https://{ip}/ssl-tunnel-connect.sslvpn?authcookie=00&user=alice'"
@@ -477,6 +494,55 @@ fn hostile_esp_is_logged_and_dropped() {
         )),
         "{gateway}"
     );
+    gp.lab.assert_pings_over_udp(10);
+    gp.disconnect(pid, LOGGED_OUT);
+}
+
+/// The other settings a gateway may have: `--portal-cookie` (the portal hands out a
+/// `portal-userauthcookie`, which openconnect 9.01 replays on the gateway, where it stands
+/// in for the password and the challenge), `--hip-report-needed` (9.01 without a HIP
+/// script warns and goes on), `--mtu 0` (as real gateways send: 9.01 computes one for ESP),
+/// ESP on another port in AES-256-CBC with HMAC-SHA-256.
+#[test]
+fn portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite() {
+    let extra = [
+        "--portal-cookie",
+        "--otp",
+        CODE,
+        "--hip-report-needed",
+        "--mtu",
+        "0",
+        "--esp-port",
+        "4600",
+        "--esp-suite",
+        "aes-256-cbc/sha256",
+    ];
+    let mut gp = GatewayLab::new("gp-variants", Vendor::Gp, true);
+    let mut args = vec!["--dns-suffix", DNS_SUFFIX];
+    args.extend_from_slice(&extra);
+    gp.start_gateway(&args);
+    let pid = gp.spawn_client(&["--non-inter"]);
+    assert!(gp.lab.ping_behind(SECS(20)), "no tunnel:\n{}", gp.logs());
+    let gateway = gp.gateway_log();
+    for line in [
+        "portal-userauthcookie handed out",
+        "gateway login by portal-userauthcookie for user \"alice\"",
+        "ESP keys: c2s SPI",
+        "(AES-256-CBC with HMAC-SHA-256-128, port 4600)",
+        "report needed",
+        "ESP tunnel 1 for user \"alice\"",
+    ] {
+        assert!(gateway.contains(line), "no {line:?}:\n{gateway}");
+    }
+    assert!(!gateway.contains("challenge sent"), "{gateway}");
+    let client = gp.lab.log("client.log");
+    for line in [
+        "WARNING: Server asked us to submit HIP report with md5sum",
+        "No MTU received. Calculated ",
+        "ESP session established with server",
+    ] {
+        assert!(client.contains(line), "no {line:?}:\n{}", gp.logs());
+    }
     gp.lab.assert_pings_over_udp(10);
     gp.disconnect(pid, LOGGED_OUT);
 }

@@ -19,7 +19,7 @@ use oc_tls::esp::OpenSslEspCipher;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{flush, EspMode, Gateway};
+use super::{flush, is_ipv6, EspMode, Gateway};
 
 /// A datagram and where it came from.
 pub type Datagram = (Vec<u8>, SocketAddr);
@@ -183,7 +183,7 @@ async fn session(
         .configure(
             common.tunnel_addr,
             common.client_addr,
-            gw.config.mtu.max(576),
+            gw.config.tun_mtu(),
             None,
         )
         .await
@@ -331,6 +331,9 @@ impl Esp<'_> {
                     };
                     for i in 0..count {
                         let Some(packet) = from_tun.framed_mut(i) else { continue };
+                        if is_ipv6(packet) {
+                            continue;
+                        }
                         let next = NextHeader::of_ip_packet(packet);
                         if let Err(e) = self.send(packet, next, peer).await {
                             self.drops.log(format_args!("{peer}: {e}"));

@@ -59,8 +59,12 @@
 //! unknown SPIs logged and dropped); the client's probe (an ICMP echo to the magic address)
 //! is answered over ESP with the echo reply, and the first one makes ESP the session's
 //! tunnel (the tun device carries its packets both ways). Probes keep coming as the
-//! client's keepalive; a client silent for a minute is dropped. With `--refuse-esp` the
-//! keys are handed out but probes are never answered, so the client falls back to TLS.
+//! client's keepalive (one per 10 s of silence from the gateway); a client silent for a
+//! minute is dropped. With `--refuse-esp` the keys are handed out but probes are never
+//! answered, so the client falls back to TLS.
+//!
+//! The gateway hands out no IPv6: the IPv6 its tun device says (neighbour discovery) stays
+//! off both tunnels, and IPv6 from the client is dropped as not from its address.
 //!
 //! By concern: `login` (prelogin, portal, gateway login, challenges), `config` (getconfig,
 //! HIP, logout), `tunnel` (the TLS tunnel), `esp` (the UDP side).
@@ -167,6 +171,19 @@ struct Config {
     hip_needed: bool,
 }
 
+/// The gateway's tun MTU when the configuration announces none (`--mtu 0`).
+const DEFAULT_TUN_MTU: u16 = 1400;
+
+impl Config {
+    /// The MTU of the gateway's own tun device: the one announced, or a usual one.
+    fn tun_mtu(&self) -> u16 {
+        match self.mtu {
+            0 => DEFAULT_TUN_MTU,
+            mtu => mtu.max(576),
+        }
+    }
+}
+
 impl AsRef<Common> for Config {
     fn as_ref(&self) -> &Common {
         &self.common
@@ -243,7 +260,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             std::net::IpAddr::V4(ip) => ip,
             std::net::IpAddr::V6(_) => return Err("--listen: an IPv4 address, please".into()),
         },
-        mtu: 1400,
+        mtu: DEFAULT_TUN_MTU,
         hip_needed: false,
         common,
     };
@@ -521,4 +538,11 @@ fn flush(
     if let Err(e) = writer.flush(tun, coalescer) {
         log!("writing to tun: {e}");
     }
+}
+
+/// Whether a packet from the tun device is IPv6. The gateway hands out no IPv6, so the
+/// kernel's IPv6 chatter on its tun device (neighbour discovery, router solicitations)
+/// stays off the tunnel: it would keep the client's DPD from ever seeing the link idle.
+fn is_ipv6(packet: &[u8]) -> bool {
+    packet.first().is_some_and(|b| b >> 4 == 6)
 }

@@ -16,7 +16,7 @@ use oc_proto::http::server::ServerRequest;
 use oc_proto::ip::source;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{flush, Gateway};
+use super::{flush, is_ipv6, Gateway};
 
 /// A client that says nothing (not even a keepalive, which upstream sends every 10 s) for
 /// this long is gone.
@@ -88,7 +88,7 @@ pub async fn run(gw: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<String, 
             hold.configure(
                 common.tunnel_addr,
                 common.client_addr,
-                gw.config.mtu.max(576),
+                gw.config.tun_mtu(),
                 None,
             )
             .await?;
@@ -146,6 +146,9 @@ async fn carry(
                 let count = read.map_err(|e| format!("reading tun: {e}"))?;
                 for i in 0..count {
                     let Some(packet) = from_tun.framed_mut(i) else { continue };
+                    if packet.get(HEADER_LEN..).is_some_and(is_ipv6) {
+                        continue;
+                    }
                     let Ok(frame) = frame_in_place(packet) else { continue };
                     // One frame a record: upstream reads each record as one frame.
                     tls.write_all(frame).await.map_err(|e| format!("sending to the client: {e}"))?;
