@@ -52,7 +52,12 @@ impl PppTunnel<'_> {
     }
 
     /// PPP starts over on a fresh TLS tunnel.
-    pub(super) fn use_tls(&mut self, conn: HttpsConnection, pending: Vec<u8>, proposed: Option<Proposed>) {
+    pub(super) fn use_tls(
+        &mut self,
+        conn: HttpsConnection,
+        pending: Vec<u8>,
+        proposed: Option<Proposed>,
+    ) {
         self.propose(proposed);
         if self.tun.is_none() {
             // The first carrier: the MRU can now follow the connection's path.
@@ -119,7 +124,10 @@ impl PppTunnel<'_> {
         }
     }
 
-    pub(super) async fn deadline_passed(&mut self, now: Instant) -> Result<Option<Stop>, ClientError> {
+    pub(super) async fn deadline_passed(
+        &mut self,
+        now: Instant,
+    ) -> Result<Option<Stop>, ClientError> {
         if let Some(udp) = self.udp.as_mut() {
             if let Some(event) = udp.on_deadline(&self.endpoint.tls, now).await {
                 self.udp_event(event).await;

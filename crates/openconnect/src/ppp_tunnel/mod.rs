@@ -70,7 +70,6 @@ struct PppTunnel<'a> {
     deferred: Option<TlsEnd>,
 }
 
-
 /// Runs a PPP tunnel: over DTLS if the gateway grants it and it comes up in time, else
 /// over a new TLS connection to the server.
 pub(crate) async fn run(
