@@ -9,15 +9,17 @@
 //! arguments make a cookie that names the session; a gateway configuration offers ESP
 //! magic only with ESP keys, and the gateway's own rendering of it reads back with the
 //! same addresses, name servers and keys. The input is also a form post, a tunnel request
-//! target, a cookie string and the first bytes of the tunnel's answer.
+//! target, a cookie string and the first bytes of the tunnel's answer; and it is every
+//! answer a `LoginFlow` gets (prelogin, login, a wrong password), which never panics and
+//! fills only forms it was given.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use oc_proto::gp::client::TunnelAnswer;
 use oc_proto::gp::server::{parse_form, LoginRequest, SessionRequest, TunnelRequest, MAX_FIELDS};
 use oc_proto::gp::{
-    challenge_form, read_body, read_tunnel_answer, GatewayConfig, GpCookie, LoginArgs,
-    PortalConfig, Prelogin, Reply,
+    challenge_form, read_body, read_tunnel_answer, ClientInfo, GatewayConfig, GpCookie, LoginArgs,
+    LoginFlow, Next, PortalConfig, Prelogin, Reply, Start,
 };
 
 fuzz_target!(|data: &[u8]| {
@@ -65,6 +67,24 @@ fuzz_target!(|data: &[u8]| {
             let _ = oc_proto::gp::read_hip_check(&reply);
         }
         Err(_) => {}
+    }
+    // A login driven by hostile answers.
+    let mut flow = LoginFlow::new(
+        ClientInfo::new("linux-64", "pc"),
+        "h",
+        Start::Auto,
+        None,
+        true,
+    );
+    flow.start();
+    if let Ok(Next::Fill(form)) = flow.handle(200, data) {
+        assert_eq!(form.fields.len(), 2);
+        flow.submit(&form);
+        if let Ok(Next::Choose(portal)) = flow.handle(200, data) {
+            assert!(!portal.gateways.is_empty());
+            flow.gateway_chosen("gw");
+        }
+        let _ = flow.handle(512, data);
     }
     // A hostile client's post.
     let form = parse_form(data);

@@ -3,7 +3,8 @@
 //! requests and its answers, built from the same types so that the client and the test
 //! gateway share one implementation.
 //!
-//! A session, as the client runs it:
+//! A session, as the client runs it ([`LoginFlow`] drives steps 1 to 3 as upstream's
+//! `gpst_login` does: which request next, which form, the portal's choice, the result):
 //!
 //! 1. `prelogin.esp` on the portal (`/global-protect/`) or the gateway (`/ssl-vpn/`):
 //!    [`client::prelogin_request`], then [`read_reply`] and [`Prelogin::parse`]: the
@@ -39,6 +40,7 @@
 pub mod auth;
 pub mod client;
 pub mod config;
+pub mod flow;
 pub mod frame;
 pub mod probe;
 pub mod reply;
@@ -56,6 +58,7 @@ pub use client::{
     read_hip_check, read_tunnel_answer, ClientInfo, GpCookie, Interface, TunnelAnswer,
 };
 pub use config::{EspConfig, GatewayConfig};
+pub use flow::{LoginFlow, Next, Start};
 pub use reply::{read_body, read_reply, Challenge, ErrorKind, Reply};
 
 use thiserror::Error;
@@ -104,6 +107,13 @@ pub enum GpError {
     UnexpectedRoot { expected: &'static str, got: String },
     #[error("unknown SAML method {0:?}")]
     UnknownSamlMethod(String),
+    /// A SAML login, and no external login's cookie to go on with (upstream's legacy flow
+    /// asks for the field after a `:` in the URL's path).
+    #[error(
+        "SAML authentication is required via {0}; when it is complete, name the field its \
+         cookie goes in by appending :prelogin-cookie or :portal-userauthcookie to the URL"
+    )]
+    SamlRequired(String),
     #[error("could not decode the SAML request as base64")]
     BadSamlRequest,
     #[error("GlobalProtect portal configuration lists no gateway servers")]
