@@ -32,6 +32,17 @@ SIGNALS
     SIGUSR2          drop the connection and reconnect at once with the cookie
     SIGUSR1          print connection statistics
 
+ANSWERS
+    Form fields are filled from -u (user name fields), --authgroup (the group choice), the
+    --passwd-on-stdin line (the first password field) and -F FORM:FIELD=VALUE; anything
+    else is asked on stderr and read as one line of standard input, terminal or not (no
+    echo for passwords on a terminal; a carriage return is kept as part of the answer).
+    With --non-inter nothing is asked, except that --passwd-on-stdin lets each later prompt
+    take the next line: printf 'pw\\n123456\\n' | openconnect --passwd-on-stdin --non-inter
+    answers a password and then an OTP. When the lines run out, --non-inter fails with
+    \"User input required in non-interactive mode\"; without it the end of standard input
+    ends the login. A choice matches its label ignoring case, or the one label it begins.
+
 SERVER CERTIFICATES
     The server certificate is checked against the system CAs (unless --no-system-trust) and
     --cafile. --servercert pins a certificate instead: sha256:<hex> or sha1:<hex> of the
@@ -199,10 +210,12 @@ pub struct Options {
         help_heading = "Authentication"
     )]
     pub form_entry: Vec<String>,
-    /// Read the password from standard input
+    /// Read the password from the first line of standard input; later prompts (an OTP, a
+    /// token code) take the following lines, also with --non-inter (see ANSWERS)
     #[arg(long, help_heading = "Authentication")]
     pub passwd_on_stdin: bool,
-    /// Never ask the user anything; fail instead
+    /// Do not expect user input: a prompt that -u, -F or --passwd-on-stdin's lines do not
+    /// answer fails the login
     #[arg(long, help_heading = "Authentication")]
     pub non_inter: bool,
     /// Client certificate: PEM (with chain) or PKCS#12

@@ -31,7 +31,7 @@ use oc_proto::url::ServerUrl;
 use oc_tls::{CertPin, ClientCertSpec, TlsClient, TlsClientConfig};
 use tracing::info;
 
-use crate::auth_ui::{answer_secret, read_stdin_line, FormFiller};
+use crate::auth_ui::{answer_secret, read_stdin_line, FormFiller, Prompter};
 use crate::cli::{Options, PROTOCOL_VERSION};
 use crate::error::ClientError;
 use crate::ppp_link::PppLink;
@@ -49,6 +49,13 @@ pub struct Finished(pub String);
 /// Runs the client as the command line asks.
 pub async fn run(opts: Options) -> Result<Finished, ClientError> {
     opts.validate()?;
+    // Standard input's first line is read before anything else, as openconnect reads it
+    // while parsing its options.
+    let stdin_password = match opts.passwd_on_stdin {
+        true => Some(read_stdin_line("--passwd-on-stdin")?),
+        false => None,
+    };
+    let given_cookie = given_cookie(&opts)?;
     if let Some(len) = opts.queue_len {
         tracing::warn!(
             "--queue-len {len} ignored: this client moves packets in batches and keeps no queue to limit"
@@ -68,22 +75,22 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         url,
     };
     match protocol::lookup(opts.protocol.as_deref())?.protocol {
-        Protocol::NullPpp => return nullppp(&opts, &endpoint).await,
+        Protocol::NullPpp => return nullppp(&opts, &endpoint, given_cookie).await,
         Protocol::Fortinet => {
-            let cookie = raw_cookie(&opts)?;
-            return fortinet::run(&opts, &endpoint, cookie, || form_filler(&opts)).await;
+            let filler = || form_filler(&opts, stdin_password);
+            return fortinet::run(&opts, &endpoint, given_cookie, filler).await;
         }
         Protocol::F5 => {
-            let cookie = raw_cookie(&opts)?;
-            return f5::run(&opts, &endpoint, cookie, || form_filler(&opts)).await;
+            let filler = || form_filler(&opts, stdin_password);
+            return f5::run(&opts, &endpoint, given_cookie, filler).await;
         }
         _ => {}
     }
 
-    let (cookie, peer_addr, fingerprint, conn) = match cookie_from_options(&opts)? {
+    let (cookie, peer_addr, fingerprint, conn) = match webvpn_cookie(given_cookie)? {
         Some(c) => (c, None, None, None),
         None => {
-            let login = authenticate(&opts, &endpoint).await?;
+            let login = authenticate(&opts, &endpoint, stdin_password).await?;
             (
                 login.cookie,
                 Some(login.addr),
@@ -112,8 +119,12 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
 
 /// nullppp has no login: its "cookie" carries the link's options (`hdlc`, `noipv4`,
 /// `noipv6`, `term`), as upstream's test protocol.
-async fn nullppp(opts: &Options, endpoint: &Endpoint) -> Result<Finished, ClientError> {
-    let cookie = raw_cookie(opts)?.unwrap_or_default();
+async fn nullppp(
+    opts: &Options,
+    endpoint: &Endpoint,
+    cookie: Option<String>,
+) -> Result<Finished, ClientError> {
+    let cookie = cookie.unwrap_or_default();
     if opts.authenticate {
         print_authenticate(endpoint, &cookie, None, None);
         return Ok(Finished(String::new()));
@@ -146,10 +157,10 @@ fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
     })
 }
 
-/// The cookie from `-C`/`--cookie-on-stdin`. Accepts the bare `webvpn` value or the
-/// `name=value; name=value` form openconnect prints in some builds.
-fn cookie_from_options(opts: &Options) -> Result<Option<String>, ClientError> {
-    let Some(raw) = raw_cookie(opts)? else {
+/// AnyConnect's cookie from what `-C`/`--cookie-on-stdin` gave. Accepts the bare
+/// `webvpn` value or the `name=value; name=value` form openconnect prints in some builds.
+fn webvpn_cookie(given: Option<String>) -> Result<Option<String>, ClientError> {
+    let Some(raw) = given else {
         return Ok(None);
     };
     let raw = raw.trim();
@@ -164,11 +175,12 @@ fn cookie_from_options(opts: &Options) -> Result<Option<String>, ClientError> {
     Ok(Some(webvpn.to_string()))
 }
 
-/// The cookie from `-C`/`--cookie-on-stdin` as given.
-fn raw_cookie(opts: &Options) -> Result<Option<String>, ClientError> {
+/// The cookie from `-C`/`--cookie-on-stdin` as given. An empty line on stdin is no
+/// cookie (the client logs in), as openconnect ignores it.
+fn given_cookie(opts: &Options) -> Result<Option<String>, ClientError> {
     Ok(match (&opts.cookie, opts.cookie_on_stdin) {
         (Some(c), _) => Some(c.clone()),
-        (None, true) => Some(read_stdin_line("reading the cookie from standard input")?),
+        (None, true) => Some(read_stdin_line("--cookie-on-stdin")?).filter(|c| !c.is_empty()),
         (None, false) => None,
     })
 }
@@ -191,34 +203,35 @@ struct Login {
     conn: Option<HttpsConnection>,
 }
 
-/// The form filler from the options: `-u`, `--passwd-on-stdin`, `--authgroup`, `-F`,
-/// `--non-inter` and the software token.
-fn form_filler(opts: &Options) -> Result<FormFiller, ClientError> {
+/// The form filler from the options: `-u`, the `--passwd-on-stdin` line (`password`),
+/// `--authgroup`, `-F`, `--non-inter` and the software token.
+fn form_filler(opts: &Options, password: Option<String>) -> Result<FormFiller, ClientError> {
     let entries = opts.form_entries()?;
+    let mut prompter = Prompter::new(opts.non_inter, opts.passwd_on_stdin);
     let token = match opts.token_mode.as_deref() {
         Some(mode) => Some(SoftToken::from_options(
             mode,
             opts.token_secret.as_deref(),
-            &mut |form, field, label| answer_secret(&entries, opts.non_inter, form, field, label),
+            &mut |form, field, label| answer_secret(&entries, &mut prompter, form, field, label),
         )?),
         None => None,
     };
     Ok(FormFiller {
         user: opts.user.clone(),
-        password: if opts.passwd_on_stdin {
-            Some(read_stdin_line("reading the password from standard input")?)
-        } else {
-            None
-        },
+        password,
         authgroup: opts.authgroup.clone(),
         entries,
-        non_interactive: opts.non_inter,
+        prompter,
         token,
     })
 }
 
-async fn authenticate(opts: &Options, endpoint: &Endpoint) -> Result<Login, ClientError> {
-    let mut filler = form_filler(opts)?;
+async fn authenticate(
+    opts: &Options,
+    endpoint: &Endpoint,
+    password: Option<String>,
+) -> Result<Login, ClientError> {
+    let mut filler = form_filler(opts, password)?;
     let mut exchange = AuthExchange::new(AuthSettings {
         url: endpoint.url.clone(),
         user_agent: user_agent(opts),
@@ -296,15 +309,13 @@ mod tests {
 
     #[test]
     fn cookie_forms() {
-        let c = cookie_from_options(&opts(&["-C", "abc+/=", "vpn"])).unwrap();
+        let cookie = |args: &[&str]| webvpn_cookie(given_cookie(&opts(args)).unwrap());
+        let c = cookie(&["-C", "abc+/=", "vpn"]).unwrap();
         assert_eq!(c.as_deref(), Some("abc+/="));
-        let c = cookie_from_options(&opts(&[
-            "-C",
-            "openconnect_strapkey=KEY==; webvpn=abc=",
-            "vpn",
-        ]));
+        let c = cookie(&["-C", "openconnect_strapkey=KEY==; webvpn=abc=", "vpn"]);
         assert_eq!(c.unwrap().as_deref(), Some("abc="));
-        assert!(cookie_from_options(&opts(&["-C", "  ", "vpn"])).is_err());
+        assert!(cookie(&["-C", "  ", "vpn"]).is_err());
+        assert_eq!(cookie(&["vpn"]).unwrap(), None);
     }
 
     #[test]

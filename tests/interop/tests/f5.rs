@@ -493,7 +493,10 @@ fn our_client_logs_in_through_script_built_pages_and_their_second_factor() {
         text.contains("The code is not correct. Please try again."),
         "{text}"
     );
-    assert!(text.contains("--non-inter forbids asking"), "{text}");
+    assert!(
+        text.contains("User input required in non-interactive mode"),
+        "{text}"
+    );
     answers_the_code_from_a_form_entry(&mut f5);
     let gateway = f5.gateway_log();
     assert!(gateway.contains(SCRIPT_BUILT), "{gateway}");

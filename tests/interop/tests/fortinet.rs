@@ -498,3 +498,40 @@ fn our_client_uses_tls_when_udp_is_blocked() {
 fn our_client_moves_its_tunnel_between_dtls_and_tls() {
     moves_its_tunnel_between_dtls_and_tls("forti-ours-dtls-handover", false);
 }
+
+/// `printf 'PASSWORD\nCODE\n' | openconnect --passwd-on-stdin --non-inter`: the token
+/// challenge after the password takes stdin's next line, as upstream reads later prompts
+/// once `--passwd-on-stdin` was given; with no line left the non-interactive client cannot
+/// answer it (exit 1). Without `--non-inter` the same lines answer too.
+#[test]
+fn our_client_answers_the_token_challenge_from_stdin_after_the_password() {
+    let forti = start("forti-ours-stdin", &["--otp", TOKEN], false);
+    let out = forti.run_client(&["--non-inter", "--authenticate"], &format!("{PASSWORD}\n"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("User input required in non-interactive mode"),
+        "{text}"
+    );
+    let gateway = forti.gateway_log();
+    assert!(gateway.contains("token challenge sent"), "{gateway}");
+    assert!(!gateway.contains("token refused"), "{gateway}");
+
+    for rest in [&["--non-inter", "--authenticate"][..], &["--authenticate"]] {
+        let out = forti.run_client(rest, &format!("{PASSWORD}\n{TOKEN}\n"));
+        let text = output_text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{text}\n{}",
+            forti.gateway_log()
+        );
+        assert!(text.contains("COOKIE='SVPNCOOKIE="), "{text}");
+    }
+    let gateway = forti.gateway_log();
+    assert_eq!(
+        gateway.matches("token accepted for user \"alice\"").count(),
+        2,
+        "{gateway}"
+    );
+}

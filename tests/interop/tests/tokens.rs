@@ -25,6 +25,11 @@ fn now() -> u64 {
 /// A server of `kind` asking alice (password "secret") for a password and then an OTP
 /// from the liboath users file holding `otp_line`. Returns the lab, PKI and users file.
 fn otp_lab(test: &str, kind: ServerKind, otp_line: &str) -> (Lab, Pki, PathBuf) {
+    otp_lab_with(test, kind, otp_line, "")
+}
+
+/// [`otp_lab`] with `extra` configuration lines.
+fn otp_lab_with(test: &str, kind: ServerKind, otp_line: &str, extra: &str) -> (Lab, Pki, PathBuf) {
     let mut lab = Lab::new(test);
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let tool = match kind {
@@ -35,7 +40,7 @@ fn otp_lab(test: &str, kind: ServerKind, otp_line: &str) -> (Lab, Pki, PathBuf) 
     let users = lab.dir.join("users.oath");
     std::fs::write(&users, format!("# OTP users\n{otp_line}\n")).unwrap();
     let auth = passwd.replace(']', &format!(",otp={}]", users.display()));
-    lab.start_server(kind, &pki, &auth, "");
+    lab.start_server(kind, &pki, &auth, extra);
     (lab, pki, users)
 }
 
@@ -461,4 +466,60 @@ fn a_user_without_a_password_logs_in_with_the_code_alone() {
     // The same code again is a replay.
     let out = lab.run_client(&args, &format!("{code}\n"), SECS(30));
     assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+}
+
+/// `printf 'secret\nCODE\n' | openconnect -u alice --passwd-on-stdin --non-inter`, no token
+/// mode: the OTP prompt Debian's ocserv sends after the password takes stdin's next line,
+/// as upstream's main.c reads it (`allow_stdin_read`). With no line left the
+/// non-interactive client has no answer and gives up (exit 1) without posting one; without
+/// `--non-inter` the lines answer the same way.
+#[test]
+fn our_client_answers_the_otp_prompt_from_stdin_after_the_password() {
+    // ocserv 1.1.6 counts each OTP prompt after a right password as a retry (10 ban
+    // points): without this the fourth login of the test would be banned.
+    let (lab, pki, users) = otp_lab_with(
+        "tok-stdin-oc",
+        ServerKind::Debian,
+        &format!("HOTP alice - {KEY_HEX} 0"),
+        "max-ban-score = 0\n",
+    );
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+    let non_inter = login_args(&ca, &["--authenticate", &url]);
+
+    let out = lab.run_client(&non_inter, "secret\n", SECS(30));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("User input required in non-interactive mode"),
+        "{text}"
+    );
+    assert!(!text.contains("COOKIE="), "{text}");
+
+    let code = oath_code(1);
+    let out = lab.run_client(&non_inter, &format!("secret\n{code}\n"), SECS(30));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}\n{}", lab.log("ocserv.log"));
+    assert!(text.contains("COOKIE="), "{text}");
+    assert_eq!(stored(&users), (1, code), "{}", users_line(&users));
+
+    let interactive = [
+        "-u",
+        "alice",
+        "--passwd-on-stdin",
+        "--cafile",
+        &ca,
+        "--authenticate",
+        &url,
+    ];
+    let code = oath_code(2);
+    let out = lab.run_client(&interactive, &format!("secret\n{code}\n"), SECS(30));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}\n{}", lab.log("ocserv.log"));
+    assert_eq!(stored(&users), (2, code), "{}", users_line(&users));
+    // Interactive, the end of stdin at the OTP prompt ends the login (exit 1).
+    let out = lab.run_client(&interactive, "secret\n", SECS(30));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("standard input closed"), "{text}");
 }
