@@ -68,5 +68,5 @@ pub use serve::{
     accept_loop, accept_tls, method_name, read_request, redirect, send, serve_http, serve_site,
     text, tls_acceptor, Answer, ReadError, Served, Site, Tls, Upgraded,
 };
-pub use session::{gateway_ppp, TunHold, TunLink};
+pub use session::{flush_tun, gateway_ppp, TunHold, TunLink};
 pub use state::{lock, random_bytes, random_hex, remember};

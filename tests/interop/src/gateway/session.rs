@@ -374,7 +374,8 @@ impl<'t> Session<'t> {
     }
 }
 
-fn flush_tun(to_tun: &mut TunWriter, tun: &AsyncDevice, coalescer: &mut Coalescer) {
+/// Writes the packets `to_tun` holds to the device (none: nothing to do).
+pub fn flush_tun(to_tun: &mut TunWriter, tun: &AsyncDevice, coalescer: &mut Coalescer) {
     if to_tun.is_empty() {
         return;
     }

@@ -8,7 +8,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferroconnect_interop::gateway::{lock, Throttle, TunHold};
+use ferroconnect_interop::gateway::{flush_tun, lock, Throttle, TunHold};
 use oc_net::{Coalescer, TunReader, TunWriter};
 use oc_proto::esp::packet::EspHeader;
 use oc_proto::esp::{EspInbound, EspOutbound, NextHeader, MAX_ESP_PACKET_LEN};
@@ -19,7 +19,7 @@ use oc_tls::esp::OpenSslEspCipher;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{flush, is_ipv6, EspMode, Gateway};
+use super::{is_ipv6, EspMode, Gateway};
 
 /// A datagram and where it came from.
 pub type Datagram = (Vec<u8>, SocketAddr);
@@ -309,7 +309,7 @@ impl Esp<'_> {
                                     ));
                                 } else {
                                     if to_tun.is_full() {
-                                        flush(&mut to_tun, device, &mut coalescer);
+                                        flush_tun(&mut to_tun, device, &mut coalescer);
                                     }
                                     to_tun.push(packet);
                                     peer = *from;
@@ -322,7 +322,7 @@ impl Esp<'_> {
                             Err(_) => break,
                         }
                     }
-                    flush(&mut to_tun, device, &mut coalescer);
+                    flush_tun(&mut to_tun, device, &mut coalescer);
                 }
                 read = from_tun.recv(device) => {
                     let count = match read {

@@ -525,21 +525,6 @@ fn refuse_cookie(peer: SocketAddr, why: &str) -> ServerResponse {
     xml(&error_xml("Invalid authentication cookie"))
 }
 
-/// Writes what `writer` holds to the tun device; a refused write loses the batch, as a
-/// router would, and is logged.
-fn flush(
-    writer: &mut oc_net::TunWriter,
-    tun: &tun_rs::AsyncDevice,
-    coalescer: &mut oc_net::Coalescer,
-) {
-    if writer.is_empty() {
-        return;
-    }
-    if let Err(e) = writer.flush(tun, coalescer) {
-        log!("writing to tun: {e}");
-    }
-}
-
 /// Whether a packet from the tun device is IPv6. The gateway hands out no IPv6, so the
 /// kernel's IPv6 chatter on its tun device (neighbour discovery, router solicitations)
 /// stays off the tunnel: it would keep the client's DPD from ever seeing the link idle.

@@ -5,7 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use ferroconnect_interop::gateway::{lock, text, Answer, Throttle, Tls, TunHold, Upgraded};
+use ferroconnect_interop::gateway::{
+    flush_tun, lock, text, Answer, Throttle, Tls, TunHold, Upgraded,
+};
 use oc_net::{Coalescer, TunReader, TunWriter};
 use oc_proto::gp::frame::{
     frame_in_place, FrameDecoder, FrameError, FrameKind, HEADER_LEN, KEEPALIVE,
@@ -16,7 +18,7 @@ use oc_proto::http::server::ServerRequest;
 use oc_proto::ip::source;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{flush, is_ipv6, Gateway};
+use super::{is_ipv6, Gateway};
 
 /// A client that says nothing (not even a keepalive, which upstream sends every 10 s) for
 /// this long is gone.
@@ -197,14 +199,14 @@ impl Link {
                         return Ok::<_, FrameError>(());
                     }
                     if self.writer.is_full() {
-                        flush(&mut self.writer, tun, &mut self.coalescer);
+                        flush_tun(&mut self.writer, tun, &mut self.coalescer);
                     }
                     self.writer.push(frame.payload);
                 }
             }
             Ok(())
         });
-        flush(&mut self.writer, tun, &mut self.coalescer);
+        flush_tun(&mut self.writer, tun, &mut self.coalescer);
         if let Err(e) = decoded {
             log!(
                 "{}: bad frame from the client: {e}; closing the tunnel",
