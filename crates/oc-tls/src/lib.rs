@@ -17,26 +17,28 @@ use std::pin::Pin;
 use base64::Engine;
 use openssl::error::ErrorStack;
 use openssl::hash::{hash, MessageDigest};
-use openssl::pkcs12::Pkcs12;
-use openssl::pkey::{PKey, Private};
 use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode, SslOptions, SslRef,
     SslVerifyMode,
 };
 use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509CheckFlags;
-use openssl::x509::{X509Ref, X509VerifyResult, X509};
+use openssl::x509::{X509Ref, X509VerifyResult};
 use thiserror::Error;
 use tokio::net::TcpStream;
 
+mod client_cert;
 pub mod dtls;
 pub mod esp;
 mod ffi;
+mod insecure;
 pub mod os;
 pub mod remote_key;
 pub mod server;
 pub mod socket;
 
+pub use client_cert::ClientCertSpec;
+pub use insecure::{enable_insecure_crypto, InsecureCrypto};
 pub use socket::TcpSocket;
 pub use tokio_openssl::SslStream;
 
@@ -104,8 +106,23 @@ pub enum TlsError {
     Setup(#[from] ErrorStack),
     #[error("TLS handshake with {peer} failed: {why}")]
     Handshake { peer: String, why: String },
+    /// A handshake failure that looks like a server with obsolete crypto; `hint` says what
+    /// `--allow-insecure-crypto` can do about it.
+    #[error("TLS handshake with {peer} failed: {why}\n{hint}")]
+    ObsoleteCrypto {
+        peer: String,
+        why: String,
+        hint: &'static str,
+    },
+    /// `--allow-insecure-crypto` cannot be given in this process.
+    #[error("cannot enable insecure 3DES or RC4 ciphers (--allow-insecure-crypto): {0}")]
+    InsecureCryptoUnavailable(String),
     #[error("server certificate verification failed: {reason}\nTo trust this server, add to the command line:\n    --servercert {pin}")]
     NotTrusted { reason: String, pin: String },
+    /// Verification failed on a key or signature digest too weak for the default security
+    /// level, which `--allow-insecure-crypto` accepts.
+    #[error("server certificate verification failed: {reason}\nThe certificate's key or signature is too weak for the default security level; --allow-insecure-crypto accepts it, or pin it:\n    --servercert {pin}")]
+    WeakCertificate { reason: String, pin: String },
     #[error("server certificate does not match any --servercert pin; its key is {pin}")]
     PinMismatch { pin: String },
     #[error("server sent no certificate")]
@@ -228,86 +245,11 @@ pub fn fingerprint(cert: &X509Ref) -> Result<String, TlsError> {
     Ok(format!("pin-sha256:{}", pin_sha256_base64(cert)?))
 }
 
-/// A client certificate and its key.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ClientCertSpec {
-    /// `-c`: PEM certificate (chain) or PKCS#12 file.
-    pub cert: PathBuf,
-    /// `-k`: PEM key file; defaults to the certificate file.
-    pub key: Option<PathBuf>,
-    /// `-p`: key or PKCS#12 password.
-    pub password: Option<String>,
-}
-
-struct LoadedCert {
-    cert: X509,
-    chain: Vec<X509>,
-    key: PKey<Private>,
-}
-
 pub(crate) fn read(path: &Path, what: &'static str) -> Result<Vec<u8>, TlsError> {
     std::fs::read(path).map_err(|source| TlsError::Read {
         what,
         path: path.to_path_buf(),
         source,
-    })
-}
-
-fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsError> {
-    let data = read(&spec.cert, "certificate")?;
-    let load_err = |what, path: &Path, why: String| TlsError::Load {
-        what,
-        path: path.to_path_buf(),
-        why,
-    };
-    let password = spec.password.as_deref().unwrap_or("");
-    if !data.starts_with(b"-----") && !data.windows(5).any(|w| w == b"-----") {
-        // Binary: PKCS#12.
-        let parsed = Pkcs12::from_der(&data)
-            .and_then(|p| p.parse2(password))
-            .map_err(|e| {
-                load_err(
-                    "PKCS#12 certificate",
-                    &spec.cert,
-                    format!("{e} (wrong or missing -p password?)"),
-                )
-            })?;
-        let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
-            return Err(load_err(
-                "PKCS#12 certificate",
-                &spec.cert,
-                "the file has no certificate or no key".into(),
-            ));
-        };
-        let chain = parsed
-            .ca
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default();
-        return Ok(LoadedCert { cert, chain, key });
-    }
-    let mut certs = X509::stack_from_pem(&data)
-        .map_err(|e| load_err("certificate", &spec.cert, e.to_string()))?
-        .into_iter();
-    let cert = certs
-        .next()
-        .ok_or_else(|| load_err("certificate", &spec.cert, "no PEM certificate found".into()))?;
-    let key_path = spec.key.as_deref().unwrap_or(&spec.cert);
-    let key_pem = read(key_path, "private key")?;
-    let key = match &spec.password {
-        Some(p) => PKey::private_key_from_pem_passphrase(&key_pem, p.as_bytes()),
-        None => PKey::private_key_from_pem(&key_pem),
-    }
-    .map_err(|e| {
-        load_err(
-            "private key",
-            key_path,
-            format!("{e} (is it encrypted? give its password with -p)"),
-        )
-    })?;
-    Ok(LoadedCert {
-        cert,
-        chain: certs.collect(),
-        key,
     })
 }
 
@@ -323,6 +265,10 @@ pub struct TlsClientConfig {
     pub client_cert: Option<ClientCertSpec>,
     /// `--sni`: the name to send instead of the host name.
     pub sni: Option<String>,
+    /// `--allow-insecure-crypto`: TLS 1.0/1.1 (DTLS 1.0), every cipher suite the library
+    /// has, security level 0, legacy renegotiation, OpenSSL's legacy provider (old key and
+    /// PKCS#12 encryptions).
+    pub allow_insecure_crypto: bool,
 }
 
 /// A reusable client context.
@@ -434,7 +380,7 @@ fn add_trust_and_identity(
         })?;
     }
     if let Some(spec) = &config.client_cert {
-        let loaded = load_client_cert(spec)?;
+        let loaded = client_cert::load_client_cert(spec)?;
         builder.set_certificate(&loaded.cert)?;
         for extra in loaded.chain {
             builder.add_extra_chain_cert(extra)?;
@@ -452,6 +398,11 @@ fn add_trust_and_identity(
 impl TlsClient {
     pub fn new(config: TlsClientConfig) -> Result<Self, TlsError> {
         let mut builder = client_context()?;
+        if config.allow_insecure_crypto {
+            // Before the keys are read: the legacy provider decrypts old key formats.
+            enable_insecure_crypto()?;
+            insecure::relax(&mut builder, false)?;
+        }
         add_trust_and_identity(&mut builder, &config)?;
         Ok(Self {
             ctx: builder.build(),
@@ -487,13 +438,14 @@ impl TlsClient {
     ) -> Result<(TlsStream, PeerInfo), TlsError> {
         let ssl = self.new_ssl(&self.ctx, host)?;
         let mut stream = SslStream::new(ssl, TcpSocket::new(tcp))?;
-        Pin::new(&mut stream)
-            .connect()
-            .await
-            .map_err(|e| TlsError::Handshake {
-                peer: host.to_string(),
-                why: describe_ssl_error(&e),
-            })?;
+        Pin::new(&mut stream).connect().await.map_err(|e| {
+            let why = describe_ssl_error(&e);
+            let peer = host.to_string();
+            match insecure::obsolete_crypto_hint(&why, self.config.allow_insecure_crypto) {
+                Some(hint) => TlsError::ObsoleteCrypto { peer, why, hint },
+                None => TlsError::Handshake { peer, why },
+            }
+        })?;
         let info = self.check_peer(stream.ssl())?;
         Ok((stream, info))
     }
@@ -510,6 +462,9 @@ impl TlsClient {
     ) -> Result<dtls::DtlsChannel, TlsError> {
         let mut builder =
             dtls::cert_client_builder(versions).map_err(|e| TlsError::Dtls(e.to_string()))?;
+        if self.config.allow_insecure_crypto {
+            insecure::relax(&mut builder, true)?;
+        }
         add_trust_and_identity(&mut builder, &self.config)?;
         let ssl = self.new_ssl(&builder.build(), host)?;
         dtls::DtlsChannel::cert_client(ssl, link_mtu, ipv6)
@@ -531,6 +486,12 @@ impl TlsClient {
             }
         } else {
             let result = ssl.verify_result();
+            if result != X509VerifyResult::OK && insecure::is_weak_certificate(result) {
+                return Err(TlsError::WeakCertificate {
+                    reason: result.error_string().to_string(),
+                    pin: fingerprint,
+                });
+            }
             if result != X509VerifyResult::OK {
                 return Err(TlsError::NotTrusted {
                     reason: result.error_string().to_string(),
@@ -578,8 +539,10 @@ mod tests {
     use super::*;
     use openssl::asn1::Asn1Time;
     use openssl::bn::BigNum;
+    use openssl::pkey::{PKey, Private};
     use openssl::rsa::Rsa;
     use openssl::x509::X509NameBuilder;
+    use openssl::x509::X509;
 
     fn self_signed() -> X509 {
         self_signed_with_key().0

@@ -48,6 +48,11 @@ SERVER CERTIFICATES
     --cafile. --servercert pins a certificate instead: sha256:<hex> or sha1:<hex> of the
     public key, pin-sha256:<base64> as printed in FINGERPRINT, or bare hex for SHA-1 of the
     whole certificate; a prefix of at least 4 characters is enough.
+    Servers with obsolete crypto fail the handshake with an error that names
+    --allow-insecure-crypto, which re-enables (for TLS and the vendors' DTLS) what
+    openconnect's OpenSSL build does: security level 0, every cipher suite of the library
+    (Debian's OpenSSL 3 has no 3DES or RC4 ones), legacy renegotiation, and OpenSSL's legacy
+    provider for keys and PKCS#12 files under old encryptions (DES, RC2).
 
 DTLS
     Data goes over DTLS (UDP) once it is up; TLS carries it until then, whenever DTLS fails
@@ -118,7 +123,6 @@ const UNSUPPORTED: &[(&str, Option<char>)] = &[
     ("mca-key-password", None),
     ("no-passwd", None),
     ("pfs", None),
-    ("allow-insecure-crypto", None),
     ("cert-expire-warning", Some('e')),
     ("dump-http-traffic", None),
     ("no-http-keepalive", None),
@@ -273,6 +277,10 @@ pub struct Options {
     /// Do not trust the system's CAs
     #[arg(long, help_heading = "Server validation")]
     pub no_system_trust: bool,
+    /// Accept servers with obsolete crypto: TLS 1.0/1.1 and DTLS 1.0, SHA-1/MD5 signatures,
+    /// small keys, legacy renegotiation, old key encryptions (see SERVER CERTIFICATES)
+    #[arg(long, help_heading = "Server validation")]
+    pub allow_insecure_crypto: bool,
     /// Send NAME as TLS server name indication
     #[arg(long, value_name = "NAME", help_heading = "Server validation")]
     pub sni: Option<String>,

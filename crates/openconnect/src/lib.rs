@@ -69,6 +69,16 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
     if let Some(g) = &opts.usergroup {
         url.path = g.trim_start_matches('/').to_string();
     }
+    if opts.allow_insecure_crypto {
+        let enabled = oc_tls::enable_insecure_crypto()?;
+        if !enabled.weak_suites {
+            info!(
+                "--allow-insecure-crypto: this build of OpenSSL has no 3DES or RC4 cipher \
+                 suites; TLS 1.0/1.1, weak signatures and keys, legacy renegotiation and old \
+                 key encryptions are allowed"
+            );
+        }
+    }
     let endpoint = Endpoint {
         resolve: opts.resolve_entries()?,
         tls: TlsClient::new(tls_config(&opts)?)?,
@@ -154,6 +164,7 @@ fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
             password: opts.key_password.clone(),
         }),
         sni: opts.sni.clone(),
+        allow_insecure_crypto: opts.allow_insecure_crypto,
     })
 }
 

@@ -571,3 +571,33 @@ fn dtls_path_mtu_detection_with_ocserv() {
     let out = lab.iperf("-t 2");
     assert!(out.status.success(), "{}", output_text(&out));
 }
+
+/// A server that speaks only TLS 1.0 (Debian's ocserv with a GnuTLS priority string) is
+/// refused with an error naming `--allow-insecure-crypto`, and logged into with it, as
+/// upstream's obsolete-server-crypto test asks of openconnect.
+#[test]
+fn tls_1_0_server_is_reached_only_with_allow_insecure_crypto() {
+    let mut lab = Lab::new("insecure-tls");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let priorities = "tls-priorities = \"NORMAL:%COMPAT:-VERS-TLS-ALL:+VERS-TLS1.0\"\n";
+    lab.start_ocserv(&pki, &[("alice", "secret")], priorities);
+    let ca = pki.ca_pem.display().to_string();
+    let url = format!("https://{}/", lab.server_ip);
+
+    let out = lab.run_client(
+        &login_args(&ca, &["--cookieonly", &url]),
+        "secret\n",
+        SECS(20),
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("--allow-insecure-crypto"), "{text}");
+    assert!(!text.contains("webvpn="), "{text}");
+
+    let args = ["--allow-insecure-crypto", "--cookieonly", &url];
+    let out = lab.run_client(&login_args(&ca, &args), "secret\n", SECS(20));
+    let text = output_text(&out);
+    assert!(out.status.success(), "{text}\n{}", lab.log("ocserv.log"));
+    assert!(text.contains("(TLSv1,"), "{text}");
+    assert!(text.contains("webvpn="), "{text}");
+}

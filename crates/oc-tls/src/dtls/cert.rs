@@ -9,6 +9,7 @@ use openssl::ssl::{Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, S
 use openssl::ssl::{SslRef, SslVersion};
 
 use super::{DtlsChannel, DtlsError, Side};
+use crate::insecure::LEGACY_SERVER_CONNECT;
 
 /// The DTLS versions a vendor's gateway takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,9 +19,6 @@ pub enum DtlsVersions {
     /// DTLS 1.0 only: F5 BIG-IP before v16 fails a handshake that offers 1.2 (upstream's rule).
     Dtls10Only,
 }
-
-/// `SSL_OP_LEGACY_SERVER_CONNECT`, not in the `openssl` crate's option names.
-const LEGACY_SERVER_CONNECT: SslOptions = SslOptions::from_bits_retain(1 << 2);
 
 /// Options every certificate DTLS context gets: the shell sets the MTU, and a data
 /// channel has no use for tickets.
