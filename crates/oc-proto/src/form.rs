@@ -78,6 +78,32 @@ pub fn urlencode(pairs: &[(String, String)]) -> String {
     out
 }
 
+/// `%XX` and `+` decoded (a malformed escape kept as it came; bytes that are not UTF-8
+/// replaced).
+pub fn urldecode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| b == b'%')
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b, hex) {
+            (_, Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', None) => out.push(b' '),
+            (other, None) => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn push_encoded(out: &mut String, text: &str) {
     for b in text.bytes() {
         match b {
@@ -323,6 +349,33 @@ fn parse_tag(inside: &str) -> (String, Vec<(String, String)>) {
 
 /// The common HTML entities (and numeric ones).
 fn decode_entities(text: &str) -> String {
+    decode_references(text, |name| match name {
+        "nbsp" => Some(' '),
+        other => xml_entity(other),
+    })
+}
+
+/// XML's five entities and character references (`#65`, `#x41`) by name.
+pub(crate) fn xml_entity(name: &str) -> Option<char> {
+    match name {
+        "amp" => Some('&'),
+        "lt" => Some('<'),
+        "gt" => Some('>'),
+        "quot" => Some('"'),
+        "apos" => Some('\''),
+        _ => name
+            .strip_prefix('#')
+            .and_then(|n| match n.strip_prefix(['x', 'X']) {
+                Some(hex) => u32::from_str_radix(hex, 16).ok(),
+                None => n.parse().ok(),
+            })
+            .and_then(char::from_u32),
+    }
+}
+
+/// `text` with each `&name;` that `named` knows replaced; anything else (a bare `&`, an
+/// unknown or unterminated reference) stays as it came.
+pub(crate) fn decode_references(text: &str, named: impl Fn(&str) -> Option<char>) -> String {
     if !text.contains('&') {
         return text.to_string();
     }
@@ -331,24 +384,8 @@ fn decode_entities(text: &str) -> String {
     while let Some(i) = rest.find('&') {
         out.push_str(rest.get(..i).unwrap_or_default());
         rest = rest.get(i..).unwrap_or_default();
-        let end = rest.find(';').filter(|e| *e <= 10);
-        let entity = end.and_then(|e| rest.get(1..e));
-        let decoded = entity.and_then(|e| match e {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" | "#39" => Some('\''),
-            "nbsp" => Some(' '),
-            _ => e
-                .strip_prefix('#')
-                .and_then(|n| {
-                    n.strip_prefix('x')
-                        .map_or_else(|| n.parse().ok(), |h| u32::from_str_radix(h, 16).ok())
-                })
-                .and_then(char::from_u32),
-        });
-        match (decoded, end) {
+        let end = rest.find(';').filter(|e| *e <= 12);
+        match (end.and_then(|e| rest.get(1..e)).and_then(&named), end) {
             (Some(c), Some(e)) => {
                 out.push(c);
                 rest = rest.get(e + 1..).unwrap_or_default();

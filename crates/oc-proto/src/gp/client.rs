@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::reply::{excerpt, Reply};
 use super::xml::Element;
 use super::{GpError, CLIENT_VER, DEFAULT_APP_VERSION, START_TUNNEL, USER_AGENT};
+pub use crate::form::urldecode as url_decode;
 use crate::http::Request;
 
 /// Which side of GlobalProtect a request goes to.
@@ -114,32 +115,6 @@ fn push_escaped(out: &mut String, text: &str) {
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
-
-/// `%XX` and `+` decoded (a malformed escape kept as it came; bytes that are not UTF-8
-/// replaced).
-pub fn url_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|_| b == b'%')
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (b'+', None) => out.push(b' '),
-            (other, None) => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
 /// `POST /{portal|gateway}/prelogin.esp?tmp=tmp&clientVer=4100&clientos=..`. Upstream
 /// posts `cas-support=yes` unless `--no-external-auth` (9.01 posts nothing).

@@ -383,44 +383,7 @@ fn parse_attrs(mut s: &str) -> Vec<(String, String)> {
 /// XML's five entities and character references; anything else (a bare `&`, an unknown
 /// or unterminated entity) stays as it came.
 pub fn decode_entities(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(i) = rest.find('&') {
-        out.push_str(rest.get(..i).unwrap_or_default());
-        rest = rest.get(i..).unwrap_or_default();
-        let end = rest.find(';').filter(|e| *e <= 12);
-        let decoded = end
-            .and_then(|e| rest.get(1..e))
-            .and_then(|entity| match entity {
-                "amp" => Some('&'),
-                "lt" => Some('<'),
-                "gt" => Some('>'),
-                "quot" => Some('"'),
-                "apos" => Some('\''),
-                _ => entity
-                    .strip_prefix('#')
-                    .and_then(|n| match n.strip_prefix(['x', 'X']) {
-                        Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                        None => n.parse().ok(),
-                    })
-                    .and_then(char::from_u32),
-            });
-        match (decoded, end) {
-            (Some(c), Some(e)) => {
-                out.push(c);
-                rest = rest.get(e + 1..).unwrap_or_default();
-            }
-            _ => {
-                out.push('&');
-                rest = rest.get(1..).unwrap_or_default();
-            }
-        }
-    }
-    out.push_str(rest);
-    out
+    crate::form::decode_references(text, crate::form::xml_entity)
 }
 
 #[cfg(test)]
