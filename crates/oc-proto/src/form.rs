@@ -307,13 +307,23 @@ fn parse_tag(inside: &str) -> (String, Vec<(String, String)>) {
         .get(..name_end)
         .unwrap_or_default()
         .to_ascii_lowercase();
+    let attrs = split_attributes(inside.get(name_end..).unwrap_or_default())
+        .into_iter()
+        .map(|(key, value)| (key.to_ascii_lowercase(), decode_entities(value)))
+        .collect();
+    (name, attrs)
+}
+
+/// A tag's attributes after its name, raw: `key="v"`, `key='v'`, `key=v` or a bare `key`
+/// (empty value); at most 64, up to the first without a name.
+pub(crate) fn split_attributes(mut s: &str) -> Vec<(&str, &str)> {
     let mut attrs = Vec::new();
-    let mut s = inside.get(name_end..).unwrap_or_default().trim_start();
+    s = s.trim_start();
     while !s.is_empty() && attrs.len() < 64 {
         let key_end = s
             .find(|c: char| c == '=' || c.is_whitespace())
             .unwrap_or(s.len());
-        let key = s.get(..key_end).unwrap_or_default().to_ascii_lowercase();
+        let key = s.get(..key_end).unwrap_or_default();
         s = s.get(key_end..).unwrap_or_default().trim_start();
         let value = if let Some(v) = s.strip_prefix('=') {
             let v = v.trim_start();
@@ -335,16 +345,16 @@ fn parse_tag(inside: &str) -> (String, Vec<(String, String)>) {
                 }
             };
             s = after.trim_start();
-            decode_entities(value)
+            value
         } else {
-            String::new()
+            ""
         };
         if key.is_empty() {
             break;
         }
         attrs.push((key, value));
     }
-    (name, attrs)
+    attrs
 }
 
 /// The common HTML entities (and numeric ones).

@@ -344,40 +344,11 @@ fn split_tag(body: &str) -> (&str, &str) {
 }
 
 /// Attributes: `name="v"`, `name='v'`, `name=v`, or a bare `name` (empty value).
-fn parse_attrs(mut s: &str) -> Vec<(String, String)> {
-    let mut attrs = Vec::new();
-    loop {
-        s = s.trim_start();
-        if s.is_empty() || attrs.len() >= 64 {
-            return attrs;
-        }
-        let key_end = s
-            .find(|c: char| c == '=' || c.is_whitespace())
-            .unwrap_or(s.len());
-        let key = s.get(..key_end).unwrap_or_default();
-        s = s.get(key_end..).unwrap_or_default().trim_start();
-        let value = match s.strip_prefix('=') {
-            Some(v) => {
-                let v = v.trim_start();
-                let (value, after) = match v.chars().next() {
-                    Some(q @ ('"' | '\'')) => {
-                        let body = v.get(1..).unwrap_or_default();
-                        body.split_once(q).unwrap_or((body, ""))
-                    }
-                    _ => v.split_at(v.find(char::is_whitespace).unwrap_or(v.len())),
-                };
-                s = after;
-                decode_entities(value)
-            }
-            None => String::new(),
-        };
-        if key.is_empty() {
-            // `="x"` without a name: skip a character and go on.
-            s = s.get(1..).unwrap_or_default();
-            continue;
-        }
-        attrs.push((key.to_string(), value));
-    }
+fn parse_attrs(s: &str) -> Vec<(String, String)> {
+    crate::form::split_attributes(s)
+        .into_iter()
+        .map(|(key, value)| (key.to_string(), decode_entities(value)))
+        .collect()
 }
 
 /// XML's five entities and character references; anything else (a bare `&`, an unknown
