@@ -35,13 +35,19 @@ pub struct InsecureCrypto {
 /// stays), as openconnect's `can_enable_insecure_crypto`, and reports what the library
 /// offers. Fails when the provider, 3DES or RC4 is missing.
 pub fn enable_insecure_crypto() -> Result<InsecureCrypto, TlsError> {
-    static LEGACY: OnceLock<Result<Provider, String>> = OnceLock::new();
-    let loaded =
-        LEGACY.get_or_init(|| Provider::try_load(None, "legacy", true).map_err(|e| e.to_string()));
+    // Both explicitly, as upstream: the legacy provider's own algorithms (PBKDF1 for old
+    // PKCS#12 and PKCS#8 encryptions) fetch their digests through a child library context
+    // that sees only explicitly loaded providers, not the implicit default one.
+    static PROVIDERS: OnceLock<Result<[Provider; 2], String>> = OnceLock::new();
+    let loaded = PROVIDERS.get_or_init(|| {
+        let load = |name| {
+            Provider::try_load(None, name, true)
+                .map_err(|e| format!("OpenSSL's {name} provider does not load ({e})"))
+        };
+        Ok([load("default")?, load("legacy")?])
+    });
     if let Err(why) = loaded {
-        return Err(TlsError::InsecureCryptoUnavailable(format!(
-            "OpenSSL's legacy provider does not load ({why})"
-        )));
+        return Err(TlsError::InsecureCryptoUnavailable(why.clone()));
     }
     for name in ["DES-EDE3-CBC", "RC4"] {
         openssl::cipher::Cipher::fetch(None, name, None).map_err(|e| {
