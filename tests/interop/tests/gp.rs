@@ -553,3 +553,40 @@ fn portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite() {
     gp.lab.assert_pings_over_udp(10);
     gp.disconnect(pid, LOGGED_OUT);
 }
+
+/// `--rekey 70`: the configuration's `timeout` of 70 s makes openconnect 9.01 "rekey" after
+/// 10 s (a minute before the timeout): it reconnects with its cookie, fetches the
+/// configuration again (asking for its address back) and so new ESP keys, which replace
+/// the old ones at the gateway; the probe of the new keys starts the next ESP tunnel, and
+/// traffic goes on over UDP under the new SPI. (9.01 treats the rekey as a reconnect: the
+/// vpnc-script runs `attempt-reconnect` and `reconnect`.)
+#[test]
+fn a_rekey_brings_new_esp_keys() {
+    let mut gp = start("gp-rekey", &["--rekey", "70"], true);
+    let pid = gp.spawn_client(&[]);
+    assert_esp_tunnel_up(&gp);
+    let gateway = gp
+        .lab
+        .wait_for_log("gateway.log", "ESP tunnel 2 for user", SECS(20));
+    assert!(gateway.contains(", replacing SPI 0x"), "{gateway}");
+    assert!(
+        gateway.contains("ended: the session's keys ended"),
+        "{gateway}"
+    );
+    assert_eq!(
+        gateway.matches("POST /ssl-vpn/login.esp").count(),
+        1,
+        "{gateway}"
+    );
+    let client = gp.lab.log("client.log");
+    assert!(client.contains("GlobalProtect rekey due"), "{}", gp.logs());
+    gp.lab.assert_pings_over_udp(10);
+    // SIGINT logs out; the script also ran for the reconnect.
+    gp.lab.signal_client(pid, "INT");
+    assert_eq!(gp.lab.wait_client(SECS(10)), Some(0), "{}", gp.logs());
+    gp.lab.wait_for_log("gateway.log", LOGGED_OUT, SECS(5));
+    assert_eq!(
+        gp.lab.log("reasons"),
+        "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
+    );
+}

@@ -16,9 +16,8 @@ use oc_proto::ip_config::IpConfig;
 
 use super::{refuse_cookie, xml, EspEntry, EspMode, Gateway, Session};
 
-/// How long a login lasts, and the tunnel's rekey interval (long: tests never reach it).
+/// How long a login lasts.
 const LIFETIME: Duration = Duration::from_secs(86_400);
-const REKEY: Duration = Duration::from_secs(86_400);
 
 /// The session a post's cookie fields name, if they all match what the login gave out
 /// (`what` names the page for the log).
@@ -81,7 +80,7 @@ pub fn getconfig(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Ser
             ..IpConfig::default()
         },
         lifetime: Some(LIFETIME),
-        rekey: Some(REKEY),
+        rekey: Some(Duration::from_secs(gw.config.rekey)),
         tunnel_path: TUNNEL_PATH.into(),
         magic4: Some(gw.config.magic),
         ..GatewayConfig::default()

@@ -10,7 +10,8 @@
 //!            [--dns IPV4]... [--route NET/PREFIX]... [--dns-suffix NAME]
 //!            [--gateway HOST[:PORT]=DESCRIPTION]... [--region NAME] [--portal-cookie]
 //!            [--no-esp | --refuse-esp] [--esp-port N] [--esp-suite ENC/MAC]
-//!            [--esp-magic IPV4] [--mtu N] [--hip-report-needed] [--tun NAME] [--log FILE]
+//!            [--esp-magic IPV4] [--mtu N] [--rekey SECONDS] [--hip-report-needed]
+//!            [--tun NAME] [--log FILE]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -40,9 +41,10 @@
 //!   `domain`, `computer` must match the login; else the body `errors getting SSL/VPN
 //!   config`): `<response>` with the client's address, netmask 255.255.255.255, the DNS
 //!   servers and suffix, `--route`s as `access-routes` (`0.0.0.0/0` without any), `--mtu`
-//!   (default 1400; 0 leaves it to the client), `gw-address` (the ESP magic, by default
-//!   the listening address), and fresh ESP keys in `<ipsec>` (`--esp-suite`, default
-//!   `aes-128-cbc/sha1`, if the client offered it; `udp-port` `--esp-port`, default 4501).
+//!   (default 1400; 0 leaves it to the client), `timeout` (`--rekey`, default a day),
+//!   `gw-address` (the ESP magic, by default the listening address), and fresh ESP keys
+//!   in `<ipsec>` (`--esp-suite`, default `aes-128-cbc/sha1`, if the client offered it;
+//!   `udp-port` `--esp-port`, default 4501).
 //!   New keys replace the session's old ones. No `<ipsec>` with `--no-esp`;
 //! - `POST /ssl-vpn/hipreportcheck.esp`: `hip-report-needed` `no` (`yes` with
 //!   `--hip-report-needed`); `POST /ssl-vpn/hipreport.esp`: success;
@@ -120,6 +122,8 @@ the tun device.
   --esp-magic IPV4       the magic address the probes go to (gw-address; default the
                          listening address)
   --mtu N                the MTU to announce (default 1400; 0: none, the client computes)
+  --rekey SECONDS        the tunnel's timeout (default a day): openconnect reconnects a
+                         minute before it, fetching the configuration and new ESP keys
   --hip-report-needed    the HIP check says a report is needed
   --tun NAME             the tun device to create (default gpgw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
@@ -168,8 +172,13 @@ struct Config {
     suite: EspSuite,
     magic: Ipv4Addr,
     mtu: u16,
+    /// The tunnel's `timeout`, in seconds: upstream reconnects (new keys) a minute before.
+    rekey: u64,
     hip_needed: bool,
 }
+
+/// A day: tests do not reach it unless they ask for less.
+const DEFAULT_REKEY: u64 = 86_400;
 
 /// The gateway's tun MTU when the configuration announces none (`--mtu 0`).
 const DEFAULT_TUN_MTU: u16 = 1400;
@@ -226,6 +235,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--esp-suite",
         "--esp-magic",
         "--mtu",
+        "--rekey",
     ];
     let common = parse_command_line(args, &flags, "gpgw0", |name, value| {
         let ok = match value {
@@ -261,6 +271,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             std::net::IpAddr::V6(_) => return Err("--listen: an IPv4 address, please".into()),
         },
         mtu: DEFAULT_TUN_MTU,
+        rekey: DEFAULT_REKEY,
         hip_needed: false,
         common,
     };
@@ -292,6 +303,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--esp-suite" => config.suite = parse_suite(&value)?,
             "--esp-magic" => config.magic = parse_value(&name, &value)?,
             "--mtu" => config.mtu = parse_value(&name, &value)?,
+            "--rekey" => config.rekey = parse_value(&name, &value)?,
             _ => return Err(format!("unknown option {name}")),
         }
     }
