@@ -590,3 +590,24 @@ fn a_rekey_brings_new_esp_keys() {
         "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
     );
 }
+
+/// `--challenge html`: the JavaScript challenge inside an HTML page, as some gateways send
+/// it. openconnect 9.01 reads an answer as XML or as bare JavaScript only (the HTML
+/// wrapping came in 9.10): it cannot parse the page and gives up (exit 1) without posting
+/// a code. (`oc_proto::gp` reads it: its unit tests.)
+#[test]
+fn debian_openconnect_9_01_cannot_read_a_challenge_wrapped_in_html() {
+    let gp = start("gp-2fa-html", &["--otp", CODE, "--challenge", "html"], true);
+    let entry = format!("_challenge:passwd={CODE}");
+    let out = gp.run_client(&["--non-inter", "-F", &entry], &format!("{PASSWORD}\n"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", gp.gateway_log());
+    assert!(text.contains("Failed to parse server response"), "{text}");
+    let gateway = gp.gateway_log();
+    assert!(
+        gateway.contains("JavaScript-in-HTML challenge sent"),
+        "{gateway}"
+    );
+    assert!(!gateway.contains("challenge code accepted"), "{gateway}");
+    gp.assert_script_did_not_run();
+}

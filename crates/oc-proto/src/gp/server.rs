@@ -229,6 +229,15 @@ pub fn challenge_js(challenge: &Challenge) -> String {
     js_answer("Challenge", &challenge.prompt, &challenge.input_str)
 }
 
+/// The JavaScript challenge inside an HTML page's body, escaped (as some gateways send it;
+/// upstream reads it since 9.10, 9.01 does not).
+pub fn challenge_html(challenge: &Challenge) -> String {
+    format!(
+        "<html><head></head><body>{}</body></html>",
+        super::xml::escape(&challenge_js(challenge))
+    )
+}
+
 /// An error as JavaScript (`respStatus = "Error"`), with an empty `inputStr` line (9.01
 /// cannot read the message without it).
 pub fn error_js(message: &str) -> String {
@@ -337,7 +346,11 @@ mod tests {
             prompt: "Enter the \"code\" & go".into(),
             input_str: "f00d".into(),
         };
-        for text in [challenge_xml(&challenge), challenge_js(&challenge)] {
+        for text in [
+            challenge_xml(&challenge),
+            challenge_js(&challenge),
+            challenge_html(&challenge),
+        ] {
             assert_eq!(
                 read_body(&text),
                 Ok(Reply::Challenge(challenge.clone())),

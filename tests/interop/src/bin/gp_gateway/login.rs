@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{describe_form, lock, random_hex, remember, text};
-use oc_proto::gp::server::{challenge_js, challenge_xml, error_js, parse_form, LoginRequest};
+use oc_proto::gp::server::{
+    challenge_html, challenge_js, challenge_xml, error_js, parse_form, LoginRequest,
+};
 use oc_proto::gp::{Challenge, GatewayEntry, LoginArgs, PortalConfig, Prelogin};
 use oc_proto::http::server::{ServerRequest, ServerResponse};
 
@@ -173,6 +175,7 @@ pub fn gateway(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Serve
     let (style, body) = match gw.config.challenge {
         ChallengeStyle::Xml => ("XML", challenge_xml(&challenge)),
         ChallengeStyle::JavaScript => ("JavaScript", challenge_js(&challenge)),
+        ChallengeStyle::Html => ("JavaScript-in-HTML", challenge_html(&challenge)),
     };
     log!(
         "{peer}: password accepted for user {user:?}; {style} challenge sent (inputStr {})",
@@ -181,7 +184,9 @@ pub fn gateway(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Serve
     // JavaScript comes as HTML's text, XML as XML.
     match gw.config.challenge {
         ChallengeStyle::Xml => xml(&body),
-        ChallengeStyle::JavaScript => text(200, "OK", "text/html; charset=UTF-8", &body),
+        ChallengeStyle::JavaScript | ChallengeStyle::Html => {
+            text(200, "OK", "text/html; charset=UTF-8", &body)
+        }
     }
 }
 

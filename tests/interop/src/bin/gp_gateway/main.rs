@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! gp_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
-//!            --tunnel-addr IPV4 --client-addr IPV4 [--otp CODE [--challenge xml|js]]
+//!            --tunnel-addr IPV4 --client-addr IPV4 [--otp CODE [--challenge xml|js|html]]
 //!            [--dns IPV4]... [--route NET/PREFIX]... [--dns-suffix NAME]
 //!            [--gateway HOST[:PORT]=DESCRIPTION]... [--region NAME] [--portal-cookie]
 //!            [--no-esp | --refuse-esp] [--esp-port N] [--esp-suite ENC/MAC]
@@ -33,7 +33,8 @@
 //!   `%28empty_domain%29` as the domain, `tunnel`, `4100`, the client's address as
 //!   `preferred-ip`); with `--otp CODE` it first gets a challenge (`--challenge xml`, the
 //!   default: `<challenge>`; `js`: the JavaScript answer, one statement a line as 9.01
-//!   reads it) with a fresh `inputStr`, and only the code posted back with that `inputStr`
+//!   reads it; `html`: that JavaScript escaped in an HTML page's body, which upstream
+//!   reads from 9.10 on) with a fresh `inputStr`, and only the code posted back with that `inputStr`
 //!   (in `passwd`) logs in; a wrong code gets the JavaScript `respStatus = "Error"` and
 //!   the challenge is spent. The fixed fields upstream sends are checked and irregular
 //!   ones logged;
@@ -99,8 +100,10 @@ the tun device.
   --user NAME            the one user that may log in
   --password PASS        its password
   --otp CODE             after the password, a challenge asks for this code
-  --challenge xml|js     how the challenge comes: <challenge> XML (default) or the
-                         JavaScript answer (respStatus = \"Challenge\")
+  --challenge xml|js|html
+                         how the challenge comes: <challenge> XML (default), the
+                         JavaScript answer (respStatus = \"Challenge\"), or that
+                         JavaScript inside an HTML page
   --tunnel-addr IPV4     the gateway's own tunnel address (tun)
   --client-addr IPV4     the address the client is given (ip-address, preferred-ip)
   --dns IPV4             a DNS server to announce; may be repeated
@@ -148,6 +151,8 @@ mod tunnel;
 enum ChallengeStyle {
     Xml,
     JavaScript,
+    /// The JavaScript inside an HTML page (9.01 cannot read it; upstream can since 9.10).
+    Html,
 }
 
 /// Whether and how ESP is offered.
@@ -286,7 +291,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
                 config.challenge = match value.as_str() {
                     "xml" => ChallengeStyle::Xml,
                     "js" => ChallengeStyle::JavaScript,
-                    other => return Err(format!("--challenge {other:?}: xml or js")),
+                    "html" => ChallengeStyle::Html,
+                    other => return Err(format!("--challenge {other:?}: xml, js or html")),
                 }
             }
             "--dns-suffix" => config.dns_suffix = Some(value),
@@ -399,6 +405,7 @@ impl Gateway {
                 (None, _) => "off",
                 (Some(_), ChallengeStyle::Xml) => "XML challenge",
                 (Some(_), ChallengeStyle::JavaScript) => "JavaScript challenge",
+                (Some(_), ChallengeStyle::Html) => "JavaScript-in-HTML challenge",
             },
             config.gateways,
             match (config.esp, &esp_socket) {
