@@ -130,6 +130,12 @@ impl LoginFlow {
         }
     }
 
+    /// The client's identity, with the portal's version as its `app-version` once the
+    /// portal named one (for getconfig).
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
+    }
+
     /// Which side the next request goes to.
     pub fn interface(&self) -> Interface {
         self.interface
@@ -235,6 +241,11 @@ impl LoginFlow {
                 let portal = PortalConfig::parse(&reply, self.region())?;
                 self.portal_userauthcookie = portal.portal_userauthcookie.clone();
                 self.portal_prelogonuserauthcookie = portal.portal_prelogonuserauthcookie.clone();
+                // Parroted as the client's version, so that the gateway does not turn
+                // away an "old" client.
+                if let Some(version) = portal.version.as_ref().filter(|v| !v.is_empty()) {
+                    self.client.app_version = version.clone();
+                }
                 Ok(Next::Choose(portal))
             }
             reply => Ok(Next::Done(LoginArgs::parse(&reply)?)),
@@ -304,6 +315,7 @@ mod tests {
                 priority: None,
             }],
             portal_userauthcookie: cookie.map(str::to_string),
+            version: Some("9.1.0-42".into()),
             ..PortalConfig::default()
         }
         .to_xml()
@@ -339,6 +351,11 @@ mod tests {
         let Ok(Next::Choose(portal)) = flow.handle(200, portal(None).as_bytes()) else {
             panic!("no choice");
         };
+        assert_eq!(
+            flow.client().app_version,
+            "9.1.0-42",
+            "the portal's version"
+        );
         let gw = portal.choose(None).unwrap();
         let req = flow.gateway_chosen(&gw.name);
         assert_eq!(req.path, "/ssl-vpn/login.esp", "the credentials replayed");
