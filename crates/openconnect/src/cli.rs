@@ -4,7 +4,7 @@ use std::ffi::OsString;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Parser, ValueHint};
 
 use crate::error::ClientError;
 
@@ -100,36 +100,71 @@ COMPRESSION
     before encrypting lets someone who can inject traffic and watch packet sizes guess
     secrets in the same stream (CRIME/VORACLE); use none where that matters.
 
+BASH COMPLETION
+    A completion function (complete -F) runs openconnect --autocomplete followed by the
+    words of the command line after the command, with COMP_CWORD set to the word being
+    completed. It prints candidates one per line (option names, protocols, --os and
+    --compression values, ...) or, for compgen to expand, FILENAME (then a compgen -X filter
+    or ''), EXECUTABLE, HOSTNAME or USERNAME, then the prefix to keep (--opt=, -s), as
+    openconnect does.
+
 NOT YET SUPPORTED
     Protocols nc, gp, pulse and array, proxies and CSD wrappers are refused with an error
     naming them.";
 
+/// An openconnect 9.x option this version refuses with a clear message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unsupported {
+    pub long: &'static str,
+    pub short: Option<char>,
+    /// Whether openconnect takes a value after it (`--autocomplete` walks past it).
+    pub takes_value: bool,
+}
+
+const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> Unsupported {
+    Unsupported {
+        long,
+        short,
+        takes_value,
+    }
+}
+
 /// openconnect 9.x options this version refuses with a clear message.
-const UNSUPPORTED: &[(&str, Option<char>)] = &[
-    ("proxy", Some('P')),
-    ("proxy-auth", None),
-    ("no-proxy", None),
-    ("libproxy", None),
-    ("csd-user", None),
-    ("csd-wrapper", None),
-    ("xmlconfig", Some('x')),
-    ("no-xmlpost", None),
-    ("script-tun", Some('S')),
-    ("juniper", None),
-    ("http-auth", None),
-    ("external-browser", None),
-    ("mca-certificate", None),
-    ("mca-key", None),
-    ("mca-key-password", None),
-    ("no-passwd", None),
-    ("pfs", None),
-    ("cert-expire-warning", Some('e')),
-    ("dump-http-traffic", None),
-    ("no-http-keepalive", None),
-    ("multicert", None),
-    ("server-bundle", None),
-    ("trojan-interval", None),
-    ("gnutls-debug", None),
+pub const UNSUPPORTED: &[Unsupported] = &[
+    refused("proxy", Some('P'), true),
+    refused("proxy-auth", None, true),
+    refused("no-proxy", None, false),
+    refused("libproxy", None, false),
+    refused("csd-user", None, true),
+    refused("csd-wrapper", None, true),
+    refused("xmlconfig", Some('x'), true),
+    refused("no-xmlpost", None, false),
+    refused("script-tun", Some('S'), false),
+    refused("juniper", None, false),
+    refused("http-auth", None, true),
+    refused("external-browser", None, true),
+    refused("mca-certificate", None, true),
+    refused("mca-key", None, true),
+    refused("mca-key-password", None, true),
+    refused("no-passwd", None, false),
+    refused("pfs", None, false),
+    refused("cert-expire-warning", Some('e'), true),
+    refused("dump-http-traffic", None, false),
+    refused("no-http-keepalive", None, false),
+    refused("multicert", None, false),
+    refused("server-bundle", None, false),
+    refused("trojan-interval", None, true),
+    refused("gnutls-debug", None, true),
+];
+
+/// `--os` identities, in openconnect's order.
+pub const OS_NAMES: &[&str] = &[
+    "mac-intel",
+    "android",
+    "linux-64",
+    "linux",
+    "apple-ios",
+    "win",
 ];
 
 #[derive(Debug, Clone, Parser)]
@@ -148,7 +183,7 @@ pub struct Options {
     pub server: Option<String>,
 
     /// Read further options from FILE (one long option per line, without dashes)
-    #[arg(long, value_name = "FILE", help_heading = "General")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
     pub config: Option<PathBuf>,
     /// VPN protocol: anyconnect (the default; Cisco AnyConnect, ocserv), fortinet
     /// (FortiGate SSL VPN), f5 (F5 BIG-IP), nullppp (PPP over TLS, for testing)
@@ -180,10 +215,10 @@ pub struct Options {
     #[arg(short, long, help_heading = "General")]
     pub background: bool,
     /// Write the process id to FILE (removed on exit)
-    #[arg(long, value_name = "FILE", help_heading = "General")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
     pub pid_file: Option<PathBuf>,
     /// Drop privileges to USER once the tun device exists
-    #[arg(short = 'U', long, value_name = "USER", help_heading = "General")]
+    #[arg(short = 'U', long, value_name = "USER", value_hint = ValueHint::Username, help_heading = "General")]
     pub setuid: Option<String>,
     /// Print help
     #[arg(short, long, action = ArgAction::HelpLong, help_heading = "General")]
@@ -227,11 +262,12 @@ pub struct Options {
         short = 'c',
         long,
         value_name = "CERT",
+        value_hint = ValueHint::FilePath,
         help_heading = "Authentication"
     )]
     pub certificate: Option<PathBuf>,
     /// Private key for the certificate (PEM); defaults to CERT
-    #[arg(short = 'k', long, value_name = "KEY", help_heading = "Authentication")]
+    #[arg(short = 'k', long, value_name = "KEY", value_hint = ValueHint::FilePath, help_heading = "Authentication")]
     pub sslkey: Option<PathBuf>,
     /// Password for the key or PKCS#12 file
     #[arg(
@@ -272,7 +308,7 @@ pub struct Options {
     #[arg(long, value_name = "PIN", help_heading = "Server validation")]
     pub servercert: Vec<String>,
     /// Trust the CAs in FILE as well
-    #[arg(long, value_name = "FILE", help_heading = "Server validation")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "Server validation")]
     pub cafile: Option<PathBuf>,
     /// Do not trust the system's CAs
     #[arg(long, help_heading = "Server validation")]
@@ -298,14 +334,14 @@ pub struct Options {
     #[arg(long, value_name = "OS", help_heading = "Identity")]
     pub os: Option<String>,
     /// Host name reported to the server
-    #[arg(long, value_name = "NAME", help_heading = "Identity")]
+    #[arg(long, value_name = "NAME", value_hint = ValueHint::Hostname, help_heading = "Identity")]
     pub local_hostname: Option<String>,
 
     /// Tun device name (default: kernel's choice, tunN)
     #[arg(short, long, value_name = "IFNAME", help_heading = "Networking")]
     pub interface: Option<String>,
     /// vpnc-compatible script, run with /bin/sh -c
-    #[arg(short, long, value_name = "SCRIPT", help_heading = "Networking")]
+    #[arg(short, long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Networking")]
     pub script: Option<String>,
     /// Request tunnel MTU
     #[arg(short, long, value_name = "MTU", help_heading = "Networking")]
@@ -345,6 +381,7 @@ pub struct Options {
     #[arg(short = 'Q', long, value_name = "LEN", value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Networking")]
     pub queue_len: Option<u32>,
     /// Compression to offer: stateless (LZ4, LZS; default), all (also deflate) or none
+    /// (also spelled off)
     #[arg(
         long,
         value_name = "MODE",
@@ -374,9 +411,10 @@ pub struct Options {
 /// `--compression` values, as openconnect spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CompressionMode {
-    Stateless,
-    All,
+    #[value(alias = "off")]
     None,
+    All,
+    Stateless,
 }
 
 impl Options {
@@ -428,18 +466,10 @@ impl Options {
     pub fn validate(&self) -> Result<(), ClientError> {
         crate::protocol::lookup(self.protocol.as_deref())?;
         if let Some(os) = &self.os {
-            const OSES: &[&str] = &[
-                "linux",
-                "linux-64",
-                "win",
-                "mac-intel",
-                "android",
-                "apple-ios",
-            ];
-            if !OSES.contains(&os.as_str()) {
+            if !OS_NAMES.contains(&os.as_str()) {
                 return Err(ClientError::Usage(format!(
                     "invalid OS identity {os:?}; use one of {}",
-                    OSES.join(", ")
+                    OS_NAMES.join(", ")
                 )));
             }
         }
@@ -513,7 +543,7 @@ fn find_unsupported(args: &[OsString]) -> Option<String> {
         }
         if let Some(long) = arg.strip_prefix("--") {
             let name = long.split('=').next().unwrap_or_default();
-            if UNSUPPORTED.iter().any(|(n, _)| *n == name) {
+            if UNSUPPORTED.iter().any(|u| u.long == name) {
                 return Some(format!(
                     "openconnect option --{name} is not supported by this version yet"
                 ));
@@ -522,9 +552,10 @@ fn find_unsupported(args: &[OsString]) -> Option<String> {
             // Only the first letter of a cluster is a flag for sure; later letters may be a
             // value (-uNAME).
             if let Some(c) = shorts.chars().next() {
-                if let Some((n, _)) = UNSUPPORTED.iter().find(|(_, s)| *s == Some(c)) {
+                if let Some(u) = UNSUPPORTED.iter().find(|u| u.short == Some(c)) {
                     return Some(format!(
-                        "openconnect option -{c} (--{n}) is not supported by this version yet"
+                        "openconnect option -{c} (--{}) is not supported by this version yet",
+                        u.long
                     ));
                 }
             }

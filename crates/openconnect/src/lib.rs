@@ -6,6 +6,7 @@
 
 pub mod auth_ui;
 pub mod cli;
+pub mod complete;
 mod dtls;
 pub mod error;
 mod f5;

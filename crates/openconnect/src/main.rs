@@ -6,7 +6,12 @@ use oc_net::log::{self, LogSettings};
 use openconnect::cli::{Options, PROTOCOL_VERSION};
 
 fn main() -> ExitCode {
-    let opts = match Options::from_args(std::env::args_os().collect()) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // bash's completion function: `openconnect --autocomplete WORD...` with COMP_CWORD.
+    if args.len() > 2 && args[1] == "--autocomplete" {
+        return autocomplete(&args[2..]);
+    }
+    let opts = match Options::from_args(args) {
         Ok(o) => o,
         Err(e) => {
             let _ = e.print();
@@ -58,6 +63,24 @@ fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1))
+        }
+    }
+}
+
+/// Prints the completions for bash (see `openconnect::complete`).
+fn autocomplete(words: &[std::ffi::OsString]) -> ExitCode {
+    use std::io::Write;
+    match openconnect::complete::autocomplete(words, std::env::var_os("COMP_CWORD").as_deref()) {
+        Ok(lines) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&lines).and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(1),
+            }
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(1)
         }
     }
 }

@@ -35,6 +35,9 @@ pub enum TokenMode {
 }
 
 impl TokenMode {
+    /// The `--token-mode` names, in openconnect's order (`stoken` is another name of `rsa`).
+    pub const NAMES: &'static [&'static str] = &["totp", "hotp", "rsa", "yubioath"];
+
     pub fn parse(text: &str) -> Result<Self, ClientError> {
         match text {
             "rsa" | "stoken" => Ok(Self::Rsa),
