@@ -75,8 +75,10 @@ impl ClientError {
                 | Self::Io { .. }
                 | Self::Http(_)
                 | Self::Resolve { .. }
-        ) || matches!(self, Self::Tls(oc_tls::TlsError::Handshake { .. }))
-            || matches!(self, Self::Tunnel(ConnectError::Refused { .. }))
+        ) || matches!(
+            self,
+            Self::Tls(oc_tls::TlsError::Handshake { .. } | oc_tls::TlsError::ObsoleteCrypto { .. })
+        ) || matches!(self, Self::Tunnel(ConnectError::Refused { .. }))
     }
 
     pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
