@@ -7,33 +7,6 @@ fn complete(cword: &str, words: &[&str]) -> String {
     String::from_utf8(out).unwrap()
 }
 
-/// upstream's tests/autocompletion, case by case (its `$(...)` drops the last newline).
-#[test]
-fn upstream_autocompletion_cases() {
-    let cases: &[(&str, &[&str], &str)] = &[
-        ("1", &[""], "HOSTNAME"),
-        ("1", &["-c"], "--certificate"),
-        ("3", &["foo", "-k", ""], "FILENAME\n!*.@(pem|der|p12|crt)"),
-        ("2", &["somehost", "--proto"], "--protocol"),
-        ("1", &["somehost", "--proto"], "HOSTNAME"),
-        ("3", &["foo", "--cafile", ""], "FILENAME\n!*.@(pem|der|crt)"),
-        (
-            "4",
-            &["-k", "foo", "--compr", ""],
-            "none\noff\nall\nstateless",
-        ),
-        ("1", &["-s/bin"], "EXECUTABLE\n''\n-s"),
-    ];
-    for (cword, words, expected) in cases {
-        let got = complete(cword, words);
-        assert_eq!(
-            got.trim_end_matches('\n'),
-            *expected,
-            "COMP_CWORD={cword} {words:?}"
-        );
-    }
-}
-
 #[test]
 fn option_names_come_from_the_clap_definitions() {
     let all = complete("1", &["--"]);
