@@ -147,20 +147,10 @@ impl Element {
     }
 }
 
-/// `text` safe in XML text and attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
+/// `text` safe in XML text and attribute values (quick-xml's escaping, as the AnyConnect
+/// XML uses).
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    quick_xml::escape::escape(text)
 }
 
 /// The document's root element, or `None` when the input is not XML.
