@@ -75,6 +75,8 @@ pub fn open_tun_sync(name: Option<&str>) -> Result<(SyncDevice, String), TunErro
 /// `headroom` free bytes in front of it, so the caller can frame it in place.
 pub struct TunReader {
     headroom: usize,
+    /// Free bytes kept after each packet (ESP's padding and ICV).
+    tailroom: usize,
     /// One raw read: virtio header and a (super-)packet.
     raw: Vec<u8>,
     packets: Vec<Vec<u8>>,
@@ -92,13 +94,20 @@ impl std::fmt::Debug for TunReader {
 
 impl TunReader {
     pub fn new(headroom: usize) -> Self {
+        Self::with_tailroom(headroom, 0)
+    }
+
+    /// A reader that also keeps `tailroom` free bytes after each packet
+    /// ([`TunReader::framed_with_tail_mut`]).
+    pub fn with_tailroom(headroom: usize, tailroom: usize) -> Self {
         Self {
             headroom,
+            tailroom,
             raw: vec![0; VIRTIO_NET_HDR_LEN + MAX_PACKET],
             // Each buffer is allocated zeroed on its own (not cloned), so its pages are only
             // touched as packets land and the reserve costs little memory.
             packets: (0..IDEAL_BATCH_SIZE)
-                .map(|_| vec![0; headroom + MAX_PACKET])
+                .map(|_| vec![0; headroom + MAX_PACKET + tailroom])
                 .collect(),
             sizes: vec![0; IDEAL_BATCH_SIZE],
             count: 0,
@@ -127,6 +136,17 @@ impl TunReader {
         }
         let end = self.headroom + self.sizes.get(i)?;
         self.packets.get_mut(i)?.get_mut(..end)
+    }
+
+    /// Packet `i` with the headroom in front and the tailroom behind it, and its length:
+    /// the packet lies at `headroom..headroom + length`.
+    pub fn framed_with_tail_mut(&mut self, i: usize) -> Option<(&mut [u8], usize)> {
+        if i >= self.count {
+            return None;
+        }
+        let len = *self.sizes.get(i)?;
+        let end = self.headroom + len + self.tailroom;
+        Some((self.packets.get_mut(i)?.get_mut(..end)?, len))
     }
 }
 

@@ -199,6 +199,18 @@ impl RecvBatch {
     }
 }
 
+impl RecvBatch {
+    /// [`RecvBatch::get`] with the bytes writable, to open datagrams where they lie.
+    pub fn get_mut(&mut self, i: usize) -> Option<(SocketAddr, &mut [u8], usize)> {
+        if i >= self.count {
+            return None;
+        }
+        let meta = self.meta.get(i)?;
+        let bytes = self.bufs.get_mut(i)?.get_mut(..meta.len)?;
+        Some((meta.addr, bytes, meta.stride))
+    }
+}
+
 /// The stride a GRO run of `len` bytes is really split at: `stride`, or the whole run when
 /// the kernel gave none (0) or one past its end (a single datagram). Never 0 unless the
 /// run is empty.
@@ -214,6 +226,12 @@ pub fn effective_stride(len: usize, stride: usize) -> usize {
 /// empty run (an empty datagram) yields nothing: there is nothing in it to read.
 pub fn datagrams(run: &[u8], stride: usize) -> impl Iterator<Item = &[u8]> {
     run.chunks(effective_stride(run.len(), stride).max(1))
+}
+
+/// [`datagrams`], writable.
+pub fn datagrams_mut(run: &mut [u8], stride: usize) -> impl Iterator<Item = &mut [u8]> {
+    let stride = effective_stride(run.len(), stride).max(1);
+    run.chunks_mut(stride)
 }
 
 /// How many datagrams the kernel received in a run of `len` bytes split every `stride`

@@ -38,6 +38,9 @@ impl UdpTimers {
         retry_period: Duration::from_secs(60),
         probe_resend: Some(Duration::from_secs(1)),
     };
+    /// ESP (GlobalProtect, Pulse, NC): no handshake; five probes a second apart, then
+    /// give up until the next attempt a minute later (upstream's `esp_mainloop`).
+    pub const ESP: Self = Self::PPP;
 }
 
 /// Where the UDP channel stands.

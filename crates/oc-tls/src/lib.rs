@@ -271,7 +271,8 @@ pub struct TlsClientConfig {
     pub allow_insecure_crypto: bool,
 }
 
-/// A reusable client context.
+/// A reusable client context (a clone shares OpenSSL's context).
+#[derive(Clone)]
 pub struct TlsClient {
     ctx: SslContext,
     config: TlsClientConfig,

@@ -13,7 +13,8 @@ pub const PROTOCOL_VERSION: &str = "v9.21";
 
 const ABOUT: &str = "\
 Connect to an SSL VPN (Cisco ASA/FTD or ocserv with --protocol=anyconnect, the default; \
-FortiGate with --protocol=fortinet; F5 BIG-IP with --protocol=f5) and bring up a tun device \
+Palo Alto GlobalProtect with --protocol=gp; FortiGate with --protocol=fortinet; F5 BIG-IP \
+with --protocol=f5) and bring up a tun device \
 configured by a vpnc-compatible script. Command line, script environment, cookie output and \
 exit codes follow openconnect 9.x, so NetworkManager and existing scripts can use this client.";
 
@@ -109,7 +110,7 @@ BASH COMPLETION
     openconnect does.
 
 NOT YET SUPPORTED
-    Protocols nc, gp, pulse and array, proxies and CSD wrappers are refused with an error
+    Protocols nc, pulse and array, proxies and CSD wrappers are refused with an error
     naming them.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
@@ -170,7 +171,7 @@ pub const OS_NAMES: &[&str] = &[
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "openconnect",
-    about = "SSL VPN client for AnyConnect/ocserv, FortiGate and F5 BIG-IP (ferroconnect)",
+    about = "SSL VPN client for AnyConnect/ocserv, GlobalProtect, FortiGate and F5 BIG-IP (ferroconnect)",
     long_about = ABOUT,
     after_long_help = AFTER,
     disable_help_flag = true,
@@ -185,8 +186,9 @@ pub struct Options {
     /// Read further options from FILE (one long option per line, without dashes)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
     pub config: Option<PathBuf>,
-    /// VPN protocol: anyconnect (the default; Cisco AnyConnect, ocserv), fortinet
-    /// (FortiGate SSL VPN), f5 (F5 BIG-IP), nullppp (PPP over TLS, for testing)
+    /// VPN protocol: anyconnect (the default; Cisco AnyConnect, ocserv), gp (Palo Alto
+    /// GlobalProtect), fortinet (FortiGate SSL VPN), f5 (F5 BIG-IP), nullppp (PPP over
+    /// TLS, for testing)
     #[arg(long, value_name = "PROTO", help_heading = "General")]
     pub protocol: Option<String>,
     /// More output (repeat for more)
@@ -735,8 +737,8 @@ mod tests {
     fn unsupported_options_are_named() {
         let err = Options::from_args(args(&["openconnect", "--proxy=p:1", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--proxy"), "{err}");
-        let o = Options::from_args(args(&["openconnect", "--protocol=gp", "vpn"])).unwrap();
-        assert!(o.validate().unwrap_err().to_string().contains("gp"));
+        let o = Options::from_args(args(&["openconnect", "--protocol=nc", "vpn"])).unwrap();
+        assert!(o.validate().unwrap_err().to_string().contains("nc"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
     }

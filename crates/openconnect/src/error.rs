@@ -55,6 +55,10 @@ pub enum ClientError {
     Ppp(#[from] oc_proto::ppp::PppError),
     #[error("failed to establish PPP: {0}")]
     PppNotEstablished(String),
+    #[error(transparent)]
+    Gp(oc_proto::gp::GpError),
+    #[error(transparent)]
+    GpFrame(#[from] oc_proto::gp::frame::FrameError),
 }
 
 impl ClientError {
@@ -62,6 +66,7 @@ impl ClientError {
     pub fn exit_code(&self) -> i32 {
         match self {
             Self::CookieRejected(_) | Self::AddressChanged(_) => 2,
+            Self::Gp(e) if e.is_refusal() => 2,
             _ => 1,
         }
     }

@@ -9,8 +9,10 @@ pub mod cli;
 pub mod complete;
 mod dtls;
 pub mod error;
+mod esp_channel;
 mod f5;
 mod fortinet;
+mod gp;
 mod ppp_link;
 mod ppp_tunnel;
 mod ppp_udp;
@@ -94,6 +96,10 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         Protocol::F5 => {
             let filler = || form_filler(&opts, stdin_password);
             return f5::run(&opts, &endpoint, given_cookie, filler).await;
+        }
+        Protocol::Gp => {
+            let filler = || form_filler(&opts, stdin_password);
+            return gp::run(&opts, &endpoint, given_cookie, filler).await;
         }
         _ => {}
     }

@@ -17,7 +17,7 @@ use crate::ppp_udp::UdpGrant;
 use crate::transport::{Endpoint, HttpsConnection};
 
 /// TLS record overhead openconnect allows for when it computes the MTU it asks for.
-const TLS_OVERHEAD: u16 = 5 + 16 + 8;
+pub(crate) const TLS_OVERHEAD: u16 = 5 + 16 + 8;
 /// The link MTU taken when no TCP connection tells it (openconnect's default).
 const DEFAULT_LINK_MTU: u16 = 1406;
 

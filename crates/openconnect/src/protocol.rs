@@ -59,7 +59,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         description: "Compatible with Palo Alto Networks (PAN) GlobalProtect SSL VPN",
         udp: Some("ESP"),
         hidden: false,
-        supported: false,
+        supported: true,
     },
     ProtocolInfo {
         protocol: Protocol::Pulse,
@@ -165,9 +165,10 @@ mod tests {
         assert_eq!(lookup(Some("NullPPP")).unwrap().protocol, Protocol::NullPpp);
         let unknown = lookup(Some("ipsec")).unwrap_err().to_string();
         assert_eq!(unknown, "Unknown VPN protocol 'ipsec'");
-        let later = lookup(Some("gp")).unwrap_err().to_string();
+        let later = lookup(Some("pulse")).unwrap_err().to_string();
         assert!(
-            later.contains("GlobalProtect") && later.contains("anyconnect, f5, fortinet, nullppp"),
+            later.contains("Pulse Connect Secure")
+                && later.contains("anyconnect, gp, f5, fortinet, nullppp"),
             "{later}"
         );
     }
@@ -176,7 +177,7 @@ mod tests {
     fn the_version_line_lists_what_works_without_hidden_ones() {
         assert_eq!(
             version_line(),
-            "Supported protocols: anyconnect (default), f5, fortinet"
+            "Supported protocols: anyconnect (default), gp, f5, fortinet"
         );
         assert_eq!(PROTOCOLS.len(), 8);
     }

@@ -20,7 +20,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where and how to reach the server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Endpoint {
     pub url: ServerUrl,
     /// `--resolve host:ip` overrides for name lookup.
@@ -29,6 +29,15 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// The same trust, client certificate and `--resolve` entries for another server (a
+    /// GlobalProtect portal's gateway).
+    pub fn with_url(&self, url: ServerUrl) -> Self {
+        Self {
+            url,
+            ..self.clone()
+        }
+    }
+
     /// Addresses for the server: `--resolve` first, else the system resolver.
     pub fn addresses(&self) -> Result<Vec<SocketAddr>, ClientError> {
         let port = self.url.port;

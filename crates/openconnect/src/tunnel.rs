@@ -469,7 +469,7 @@ impl TunnelProtocol for Tunnel<'_> {
 
     async fn on_udp(
         &mut self,
-        batch: &RecvBatch,
+        batch: &mut RecvBatch,
         read: std::io::Result<usize>,
     ) -> Result<Option<Stop>, ClientError> {
         match read {

@@ -47,6 +47,8 @@ pub(crate) struct Waits<'a> {
 pub(crate) trait TunnelProtocol {
     /// Room before each packet read from the tun device, for the protocol's header.
     const HEADROOM: usize;
+    /// Room after each packet read from the tun device, for the protocol's trailer.
+    const TAILROOM: usize = 0;
 
     /// Runs before each wait: sends what the protocol queued, acts on its events.
     async fn step(&mut self) -> Result<Option<Stop>, ClientError>;
@@ -68,7 +70,7 @@ pub(crate) trait TunnelProtocol {
     /// A receive on the UDP channel: `count` runs in `batch`, or the error.
     async fn on_udp(
         &mut self,
-        batch: &RecvBatch,
+        batch: &mut RecvBatch,
         read: io::Result<usize>,
     ) -> Result<Option<Stop>, ClientError>;
 
@@ -137,7 +139,7 @@ async fn packet_loop<P: TunnelProtocol>(
     protocol: &mut P,
     signals: &mut Signals,
 ) -> Result<Stop, ClientError> {
-    let mut up = TunReader::new(P::HEADROOM);
+    let mut up = TunReader::with_tailroom(P::HEADROOM, P::TAILROOM);
     let mut down = vec![0u8; 64 * 1024];
     let mut received = RecvBatch::new();
     loop {
@@ -163,7 +165,7 @@ async fn packet_loop<P: TunnelProtocol>(
             Wake::Tls(Ok(0)) => protocol.tls_ended("server closed the connection".into()),
             Wake::Tls(Ok(n)) => protocol.on_tls(down.get(..n).unwrap_or_default()).await?,
             Wake::Tls(Err(e)) => protocol.tls_ended(format!("read error on TLS connection: {e}")),
-            Wake::Udp(read) => protocol.on_udp(&received, read).await?,
+            Wake::Udp(read) => protocol.on_udp(&mut received, read).await?,
             Wake::Deadline => protocol.on_deadline(Instant::now()).await?,
         };
         if let Some(stop) = stop {

@@ -1,5 +1,6 @@
-//! A DTLS association on its own connected UDP socket: the I/O every protocol's UDP data
-//! channel shares (AnyConnect's DTLS, the PPP vendors' DTLS). What the channel is for, and
+//! A DTLS association on its own connected UDP socket: the I/O every DTLS data channel
+//! shares (AnyConnect's, the PPP vendors'); ESP's channel (`esp_channel`) shares the
+//! socket set-up. What the channel is for, and
 //! when to start or drop it, is decided elsewhere (`oc_proto::udp_link`).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -24,20 +25,7 @@ impl UdpChannel {
         local_port: Option<u16>,
         dtls: DtlsChannel,
     ) -> Result<Self, String> {
-        let unspecified = match server {
-            SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let local = SocketAddr::new(unspecified, local_port.unwrap_or(0));
-        let socket = UdpSocket::bind(local)
-            .await
-            .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
-        socket
-            .connect(server)
-            .await
-            .map_err(|e| format!("cannot reach {server} over UDP: {e}"))?;
-        let socket =
-            BatchSocket::new(socket).map_err(|e| format!("cannot set up the UDP socket: {e}"))?;
+        let socket = connected_socket(server, local_port).await?;
         let mut channel = Self {
             socket,
             server,
@@ -87,4 +75,25 @@ impl UdpChannel {
         self.dtls.close();
         let _ = self.flush().await;
     }
+}
+
+/// A UDP socket bound (on `local_port` when given) and connected to `server`, set up for
+/// batched sends and receives.
+pub(crate) async fn connected_socket(
+    server: SocketAddr,
+    local_port: Option<u16>,
+) -> Result<BatchSocket, String> {
+    let unspecified = match server {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let local = SocketAddr::new(unspecified, local_port.unwrap_or(0));
+    let socket = UdpSocket::bind(local)
+        .await
+        .map_err(|e| format!("cannot bind UDP {local}: {e}"))?;
+    socket
+        .connect(server)
+        .await
+        .map_err(|e| format!("cannot reach {server} over UDP: {e}"))?;
+    BatchSocket::new(socket).map_err(|e| format!("cannot set up the UDP socket: {e}"))
 }

@@ -611,3 +611,22 @@ fn debian_openconnect_9_01_cannot_read_a_challenge_wrapped_in_html() {
     assert!(!gateway.contains("challenge code accepted"), "{gateway}");
     gp.assert_script_did_not_run();
 }
+
+/// Our client through the portal to the gateway over ESP, as openconnect 9.01 above: the
+/// same log lines, ping and iperf3 both ways as UDP datagrams, the logout on SIGINT.
+#[test]
+fn our_client_logs_in_through_the_portal_and_tunnels_over_esp() {
+    let mut gp = start("gp-ours-esp", &[], false);
+    let pid = gp.spawn_client(&[]);
+    assert_esp_tunnel_up(&gp);
+    for direction in ["", "-R"] {
+        gp.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    let gateway = gp.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("POST /ssl-vpn/logout.esp"), "{gateway}");
+    assert!(
+        gp.lab.log("client.log").contains("Logout successful."),
+        "{}",
+        gp.logs()
+    );
+}

@@ -20,6 +20,7 @@ pub mod cipher;
 pub mod packet;
 pub mod replay;
 pub mod sa;
+pub mod session;
 pub mod suite;
 
 #[cfg(test)]
@@ -29,6 +30,7 @@ pub use cipher::{CipherFailure, EspCipher};
 pub use packet::{EspHeader, NextHeader, ESP_HEADER_LEN, MAX_ESP_PACKET_LEN};
 pub use replay::{Arrival, ReplayWindow};
 pub use sa::{EspInbound, EspOutbound, InboundCounters, Opened};
+pub use session::{EspAction, EspProber, EspSession, Incoming};
 pub use suite::{EspEncryption, EspIntegrity, EspKeys, EspSuite};
 
 /// The probe Pulse and Juniper NC send and their gateways echo (upstream's

@@ -9,14 +9,14 @@ use super::*;
 /// Not cryptography: XOR with the key and IV, and a keyed FNV-1a checksum as the ICV,
 /// enough to tell a tampered byte or a wrong key.
 #[derive(Debug)]
-struct FakeCipher {
+pub(super) struct FakeCipher {
     suite: EspSuite,
     key: u8,
     next_iv: u8,
 }
 
 impl FakeCipher {
-    fn new(suite: EspSuite, key: u8) -> Self {
+    pub(super) fn new(suite: EspSuite, key: u8) -> Self {
         Self {
             suite,
             key,
@@ -87,6 +87,9 @@ impl EspCipher for FakeCipher {
 
 const SHA1: EspSuite = EspSuite::new(EspEncryption::Aes128Cbc, EspIntegrity::HmacSha1_96);
 const SPI_OUT: u32 = 0x1000_0001;
+
+/// The suite the session tests use.
+pub(super) const TEST_SUITE: EspSuite = SHA1;
 
 fn pair(suite: EspSuite) -> (EspOutbound<FakeCipher>, EspInbound<FakeCipher>) {
     (

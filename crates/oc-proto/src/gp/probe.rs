@@ -12,6 +12,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::esp::{EspProber, NextHeader};
+
 /// The payload's first 16 bytes, which the gateway requires and echoes.
 pub const MAGIC_PAYLOAD: [u8; 16] = *b"monitor\x00\x00pan ha ";
 /// ICMP's header (type, code, checksum, identifier, sequence).
@@ -226,6 +228,39 @@ pub fn reply_to_probe(packet: &[u8], magic: IpAddr) -> Option<(Echo, Vec<u8>)> {
     };
     let reply = build(&answer, false, payload)?;
     Some((echo, reply))
+}
+
+/// The client's [`EspProber`]: echo requests from its tunnel address to the magic address
+/// (IPv6 identifier 0x4747 too, sequence numbers counting up), answered by the magic
+/// address's echo reply.
+#[derive(Debug, Clone)]
+pub struct GpProber {
+    source: IpAddr,
+    magic: IpAddr,
+    sequence: u16,
+}
+
+impl GpProber {
+    /// `None` when the two addresses are of different families.
+    pub fn new(source: IpAddr, magic: IpAddr) -> Option<Self> {
+        (source.is_ipv4() == magic.is_ipv4()).then_some(Self {
+            source,
+            magic,
+            sequence: 0,
+        })
+    }
+}
+
+impl EspProber for GpProber {
+    fn next_probe(&mut self) -> Option<(Vec<u8>, NextHeader)> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let packet = echo_request(self.source, self.magic, WINDOWS_ID, self.sequence)?;
+        Some((packet, NextHeader::for_family(self.magic.is_ipv6())))
+    }
+
+    fn is_answer(&self, payload: &[u8]) -> bool {
+        is_echo_reply(payload, self.magic)
+    }
 }
 
 #[cfg(test)]

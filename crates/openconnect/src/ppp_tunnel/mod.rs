@@ -546,7 +546,7 @@ impl TunnelProtocol for PppTunnel<'_> {
 
     async fn on_udp(
         &mut self,
-        batch: &RecvBatch,
+        batch: &mut RecvBatch,
         read: std::io::Result<usize>,
     ) -> Result<Option<Stop>, ClientError> {
         self.udp_received(batch, read).await

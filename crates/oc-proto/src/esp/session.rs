@@ -1,0 +1,354 @@
+//! One ESP channel's life beside the TLS one, without a clock or a socket: the probes that
+//! bring it up (five, a second apart), the gateway's answer that makes it carry the
+//! tunnel, its dead-peer detection (a probe after `dpd` of silence, the peer dead after
+//! `2 * dpd`), and both directions' associations. The shell owns the socket and the
+//! buffers; it seals and opens through the session and asks
+//! [`EspSession::handle_timeout`] what is due.
+//!
+//! When to start, give up and try again is [`UdpLink`]'s, with [`UdpTimers::ESP`]; how a
+//! probe looks and how its answer is told apart is the vendor's [`EspProber`]
+//! (GlobalProtect's ICMP echo to its magic address, Pulse/NC's single byte).
+
+use std::ops::Range;
+use std::time::{Duration, Instant};
+
+use super::{EspCipher, EspDrop, EspError, EspInbound, EspOutbound, InboundCounters, NextHeader};
+use crate::liveness::{Liveness, LivenessAction, Timers};
+use crate::udp_link::{ProbeAnswer, UdpAction, UdpLink, UdpTimers};
+
+/// A vendor's probe: what to send, and which opened payload is the gateway's answer.
+pub trait EspProber {
+    /// The next probe's payload and its next-header field.
+    fn next_probe(&mut self) -> Option<(Vec<u8>, NextHeader)>;
+
+    /// Whether an opened payload answers a probe (it is then not for the tun device).
+    fn is_answer(&self, payload: &[u8]) -> bool;
+}
+
+/// What the shell is to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EspAction {
+    /// Seal and send a probe ([`EspSession::seal_probe`]).
+    SendProbe,
+    /// The channel is given up for this reason (not answered in time, or a dead peer):
+    /// the traffic goes over TLS.
+    Abandon(String),
+}
+
+/// What an opened datagram was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// An IP packet at this range of the datagram.
+    Packet(Range<usize>),
+    /// The answer to a probe that made the channel carry the tunnel.
+    Established,
+    /// The answer to a probe (a keepalive's, or a late one).
+    ProbeAnswer,
+}
+
+/// One ESP channel: its state, its liveness and its associations.
+#[derive(Debug)]
+pub struct EspSession<C, P> {
+    link: UdpLink,
+    /// DPD while the channel carries the tunnel.
+    liveness: Liveness,
+    dpd: Option<Duration>,
+    prober: P,
+    outbound: EspOutbound<C>,
+    inbound: EspInbound<C>,
+}
+
+impl<C: EspCipher, P: EspProber> EspSession<C, P> {
+    /// A channel not yet started; `dpd` is the probe interval once up (`None`: none).
+    pub fn new(
+        outbound: EspOutbound<C>,
+        inbound: EspInbound<C>,
+        prober: P,
+        dpd: Option<Duration>,
+        now: Instant,
+    ) -> Self {
+        Self {
+            link: UdpLink::new(UdpTimers::ESP),
+            liveness: Liveness::new(
+                Timers {
+                    dpd,
+                    ..Timers::default()
+                },
+                now,
+            ),
+            dpd,
+            prober,
+            outbound,
+            inbound,
+        }
+    }
+
+    /// An attempt starts now: send a probe ([`EspAction::SendProbe`]), unless the channel
+    /// is disabled for the session (`None`).
+    pub fn start(&mut self, now: Instant) -> Option<EspAction> {
+        self.link.start(now);
+        self.link.handshake_done(now).map(|_| EspAction::SendProbe)
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.link.is_up()
+    }
+
+    pub fn is_connecting(&self) -> bool {
+        self.link.is_connecting()
+    }
+
+    /// openconnect's words for the state (`SIGUSR1`).
+    pub fn status(&self) -> &'static str {
+        self.link.status()
+    }
+
+    /// No ESP for the rest of these keys' life (a TLS tunnel made them void).
+    pub fn disable(&mut self) {
+        self.link.disable();
+    }
+
+    pub fn counters(&self) -> &InboundCounters {
+        self.inbound.counters()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let dpd = self
+            .link
+            .is_up()
+            .then(|| self.liveness.next_deadline())
+            .flatten();
+        [self.link.poll_timeout(), dpd].into_iter().flatten().min()
+    }
+
+    /// What is due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) -> Option<EspAction> {
+        if let Some(action) = self.link.handle_timeout(now) {
+            return match action {
+                UdpAction::SendProbe => Some(EspAction::SendProbe),
+                UdpAction::Abandon(_) => Some(EspAction::Abandon(
+                    "the gateway did not answer the ESP probes".into(),
+                )),
+                // A retry after the pause: ESP has no handshake, the probes start at once.
+                UdpAction::StartHandshake => {
+                    self.link.handshake_done(now).map(|_| EspAction::SendProbe)
+                }
+            };
+        }
+        if !self.link.is_up() {
+            return None;
+        }
+        match self.liveness.check(now)? {
+            LivenessAction::SendDpd => Some(EspAction::SendProbe),
+            LivenessAction::Dead => {
+                self.link.failed(now);
+                Some(EspAction::Abandon("ESP detected dead peer".into()))
+            }
+            LivenessAction::SendKeepalive | LivenessAction::Rekey => None,
+        }
+    }
+
+    /// Builds the next probe into `buf` (cleared first) and seals it; the packet is at the
+    /// returned range.
+    pub fn seal_probe(&mut self, buf: &mut Vec<u8>) -> Result<Range<usize>, EspError> {
+        let Some((probe, next_header)) = self.prober.next_probe() else {
+            return Err(EspError::EmptyPayload);
+        };
+        let headroom = self.outbound.headroom();
+        buf.clear();
+        buf.resize(headroom, 0);
+        buf.extend_from_slice(&probe);
+        buf.resize(headroom + probe.len() + self.outbound.tailroom(), 0);
+        self.outbound
+            .seal(buf, headroom..headroom + probe.len(), next_header)
+    }
+
+    /// Seals the IP packet at `buf[payload]` in place (see [`EspOutbound::seal`]).
+    pub fn seal(
+        &mut self,
+        buf: &mut [u8],
+        payload: Range<usize>,
+        now: Instant,
+    ) -> Result<Range<usize>, EspError> {
+        let sealed = self.outbound.seal_ip(buf, payload)?;
+        self.liveness.on_send(now);
+        Ok(sealed)
+    }
+
+    /// Opens one received datagram in place.
+    pub fn open(&mut self, datagram: &mut [u8], now: Instant) -> Result<Incoming, EspDrop> {
+        let opened = self.inbound.open(datagram)?;
+        self.liveness.on_receive(now);
+        let payload = datagram.get(opened.payload.clone()).unwrap_or_default();
+        if !self.prober.is_answer(payload) {
+            return Ok(Incoming::Packet(opened.payload));
+        }
+        if self.link.is_connecting() {
+            let accepted = ProbeAnswer::Accepted {
+                ipv4: None,
+                ipv6: None,
+            };
+            self.link.probe_answered(&accepted, now);
+            // Silence is counted from here on, not from when the keys came.
+            self.liveness = Liveness::new(
+                Timers {
+                    dpd: self.dpd,
+                    ..Timers::default()
+                },
+                now,
+            );
+            return Ok(Incoming::Established);
+        }
+        Ok(Incoming::ProbeAnswer)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+    use crate::esp::tests::{FakeCipher, TEST_SUITE};
+
+    /// Probes of one byte, answered by a payload of `[0xaa]`.
+    struct OneByte;
+
+    impl EspProber for OneByte {
+        fn next_probe(&mut self) -> Option<(Vec<u8>, NextHeader)> {
+            Some((vec![0], NextHeader::Ipv4))
+        }
+
+        fn is_answer(&self, payload: &[u8]) -> bool {
+            payload == [0xaa]
+        }
+    }
+
+    const SPI_OUT: u32 = 0x1111;
+    const SPI_IN: u32 = 0x2222;
+
+    fn session(now: Instant) -> EspSession<FakeCipher, OneByte> {
+        EspSession::new(
+            EspOutbound::new(SPI_OUT, FakeCipher::new(TEST_SUITE, 7)),
+            EspInbound::new(SPI_IN, FakeCipher::new(TEST_SUITE, 7), true),
+            OneByte,
+            Some(Duration::from_secs(10)),
+            now,
+        )
+    }
+
+    /// What the gateway sends: `payload` sealed under our inbound SPI.
+    fn from_gateway(gateway: &mut EspOutbound<FakeCipher>, payload: &[u8]) -> Vec<u8> {
+        let h = gateway.headroom();
+        let mut buf = vec![0; h];
+        buf.extend_from_slice(payload);
+        buf.resize(h + payload.len() + gateway.tailroom(), 0);
+        let range = gateway
+            .seal(&mut buf, h..h + payload.len(), NextHeader::Ipv4)
+            .unwrap();
+        buf[range].to_vec()
+    }
+
+    #[test]
+    fn probes_each_second_then_up_on_the_answer_then_dpd() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut esp = session(t0);
+        assert_eq!(esp.start(t0), Some(EspAction::SendProbe));
+        assert!(esp.is_connecting());
+        let mut buf = Vec::new();
+        let sealed = esp.seal_probe(&mut buf).unwrap();
+        assert!(sealed.len() > 8 && buf[sealed.start..sealed.start + 4] == SPI_OUT.to_be_bytes());
+        assert_eq!(esp.poll_timeout(), Some(t0 + secs(1)));
+        assert_eq!(esp.handle_timeout(t0 + secs(1)), Some(EspAction::SendProbe));
+
+        let mut gateway = EspOutbound::new(SPI_IN, FakeCipher::new(TEST_SUITE, 7));
+        // A data packet before the answer goes to the tun device.
+        let mut data = from_gateway(&mut gateway, &[0x45, 1, 2, 3]);
+        let Ok(Incoming::Packet(range)) = esp.open(&mut data, t0 + secs(2)) else {
+            panic!("not a packet");
+        };
+        assert_eq!(data[range], [0x45, 1, 2, 3]);
+        assert!(!esp.is_up());
+        let mut answer = from_gateway(&mut gateway, &[0xaa]);
+        assert_eq!(
+            esp.open(&mut answer, t0 + secs(2)),
+            Ok(Incoming::Established)
+        );
+        assert!(esp.is_up());
+        // Up: a probe after 10 s of silence, again every 5 s, dead at 20 s.
+        assert_eq!(esp.poll_timeout(), Some(t0 + secs(12)));
+        assert_eq!(
+            esp.handle_timeout(t0 + secs(12)),
+            Some(EspAction::SendProbe)
+        );
+        let mut late = from_gateway(&mut gateway, &[0xaa]);
+        assert_eq!(
+            esp.open(&mut late, t0 + secs(13)),
+            Ok(Incoming::ProbeAnswer)
+        );
+        assert_eq!(
+            esp.handle_timeout(t0 + secs(23)),
+            Some(EspAction::SendProbe)
+        );
+        assert_eq!(
+            esp.handle_timeout(t0 + secs(28)),
+            Some(EspAction::SendProbe)
+        );
+        assert_eq!(
+            esp.handle_timeout(t0 + secs(33)),
+            Some(EspAction::Abandon("ESP detected dead peer".into()))
+        );
+        assert!(!esp.is_up());
+    }
+
+    #[test]
+    fn unanswered_probes_abandon_after_five_seconds_and_retry_a_minute_later() {
+        let t0 = Instant::now();
+        let secs = Duration::from_secs;
+        let mut esp = session(t0);
+        esp.start(t0);
+        let sent = (1..5)
+            .filter(|s| esp.handle_timeout(t0 + secs(*s)) == Some(EspAction::SendProbe))
+            .count();
+        assert_eq!(sent, 4, "a probe each second besides the first");
+        let Some(EspAction::Abandon(why)) = esp.handle_timeout(t0 + secs(5)) else {
+            panic!("not abandoned");
+        };
+        assert!(why.contains("did not answer"), "{why}");
+        assert_eq!(esp.status(), "waiting to retry");
+        assert_eq!(
+            esp.handle_timeout(t0 + secs(65)),
+            Some(EspAction::SendProbe)
+        );
+        assert!(esp.is_connecting());
+        esp.disable();
+        assert_eq!(esp.poll_timeout(), None);
+        assert_eq!(esp.start(t0 + secs(70)), None, "disabled for good");
+    }
+
+    #[test]
+    fn forged_and_foreign_datagrams_are_dropped_without_changing_state() {
+        let t0 = Instant::now();
+        let mut esp = session(t0);
+        esp.start(t0);
+        let mut stranger = EspOutbound::new(0x9999, FakeCipher::new(TEST_SUITE, 7));
+        let mut foreign = from_gateway(&mut stranger, &[0xaa]);
+        assert!(matches!(
+            esp.open(&mut foreign, t0),
+            Err(EspDrop::UnknownSpi { spi: 0x9999 })
+        ));
+        assert!(matches!(
+            esp.open(&mut [], t0),
+            Err(EspDrop::TooShort { .. })
+        ));
+        let mut gateway = EspOutbound::new(SPI_IN, FakeCipher::new(TEST_SUITE, 7));
+        let mut forged = from_gateway(&mut gateway, &[0xaa]);
+        let last = forged.len() - 1;
+        forged[last] ^= 1;
+        assert!(matches!(
+            esp.open(&mut forged, t0),
+            Err(EspDrop::IntegrityCheckFailed { .. })
+        ));
+        assert!(esp.is_connecting() && !esp.is_up());
+        assert_eq!(esp.counters().dropped(), 3);
+    }
+}

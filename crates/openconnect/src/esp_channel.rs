@@ -1,0 +1,185 @@
+//! ESP on its own connected UDP socket: the I/O of `oc_proto::esp::EspSession` for the
+//! protocols whose UDP channel is ESP. Packets from the tun device are sealed where they
+//! were read (the reader keeps ESP's room around them) and leave in batches; received
+//! datagrams are opened where the kernel put them. Whether to probe, when the channel is
+//! up and when it is dead are the session's decisions.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use oc_net::udp::{datagrams_mut, BatchSocket, RecvBatch, SendBatch};
+use oc_net::TunReader;
+use oc_proto::esp::{DropSeverity, EspAction, EspProber, EspSession, Incoming};
+use oc_tls::esp::OpenSslEspCipher;
+use tracing::{debug, info, warn};
+
+use crate::shell::Stats;
+use crate::udp_channel::connected_socket;
+
+/// What the tunnel must act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum EspEvent {
+    /// The gateway answered a probe: ESP carries the tunnel from now on.
+    Established,
+    /// ESP is given up (not answered in time, a dead peer, a socket error).
+    Abandoned(String),
+}
+
+pub(crate) struct EspChannel<P> {
+    socket: BatchSocket,
+    server: SocketAddr,
+    session: EspSession<OpenSslEspCipher, P>,
+    outbox: SendBatch,
+    probe: Vec<u8>,
+}
+
+impl<P: EspProber> EspChannel<P> {
+    /// A socket connected to the gateway's ESP port; nothing is sent yet.
+    pub(crate) async fn open(
+        server: SocketAddr,
+        local_port: Option<u16>,
+        session: EspSession<OpenSslEspCipher, P>,
+    ) -> Result<Self, String> {
+        Ok(Self {
+            socket: connected_socket(server, local_port).await?,
+            server,
+            session,
+            outbox: SendBatch::new(),
+            probe: Vec::new(),
+        })
+    }
+
+    pub(crate) fn socket(&self) -> &BatchSocket {
+        &self.socket
+    }
+
+    pub(crate) fn is_up(&self) -> bool {
+        self.session.is_up()
+    }
+
+    pub(crate) fn status(&self) -> &'static str {
+        self.session.status()
+    }
+
+    /// Starts probing.
+    pub(crate) async fn start(&mut self, now: Instant) {
+        if self.session.start(now) == Some(EspAction::SendProbe) {
+            self.send_probe().await;
+        }
+    }
+
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        self.session.poll_timeout()
+    }
+
+    pub(crate) async fn on_deadline(&mut self, now: Instant) -> Option<EspEvent> {
+        match self.session.handle_timeout(now)? {
+            EspAction::SendProbe => {
+                self.send_probe().await;
+                None
+            }
+            EspAction::Abandon(why) => Some(EspEvent::Abandoned(why)),
+        }
+    }
+
+    async fn send_probe(&mut self) {
+        debug!("Send ESP probes");
+        let sent = match self.session.seal_probe(&mut self.probe) {
+            Ok(range) => {
+                let packet = self.probe.get(range).unwrap_or_default();
+                self.socket
+                    .send(self.server, packet, None)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        // A lost probe is what the timers are for.
+        if let Err(e) = sent {
+            debug!("ESP probe not sent: {e}");
+        }
+    }
+
+    /// Seals the `count` packets of the last tun read (each at `headroom` in its buffer)
+    /// and sends them.
+    pub(crate) async fn send_packets(
+        &mut self,
+        up: &mut TunReader,
+        count: usize,
+        headroom: usize,
+        stats: &mut Stats,
+    ) -> Result<(), String> {
+        let now = Instant::now();
+        let max = self.socket.max_segments();
+        for i in 0..count {
+            let Some((buf, len)) = up.framed_with_tail_mut(i) else {
+                continue;
+            };
+            match self.session.seal(buf, headroom..headroom + len, now) {
+                Ok(sealed) => {
+                    stats.sent(len);
+                    self.outbox.push(buf.get(sealed).unwrap_or_default(), max);
+                }
+                Err(e) => debug!("packet of {len} bytes not sent over ESP: {e}"),
+            }
+        }
+        if self.outbox.is_empty() {
+            return Ok(());
+        }
+        self.outbox
+            .send(&self.socket, self.server)
+            .await
+            .map_err(|e| format!("sending on UDP: {e}"))
+    }
+
+    /// Opens the `count` runs received into `batch`; each IP packet goes to `deliver`.
+    pub(crate) fn on_received(
+        &mut self,
+        batch: &mut RecvBatch,
+        count: usize,
+        now: Instant,
+        deliver: &mut dyn FnMut(&[u8]),
+    ) -> Option<EspEvent> {
+        let mut event = None;
+        for i in 0..count {
+            let Some((_, run, stride)) = batch.get_mut(i) else {
+                break;
+            };
+            for datagram in datagrams_mut(run, stride) {
+                match self.session.open(datagram, now) {
+                    Ok(Incoming::Packet(range)) => {
+                        if let Some(packet) = datagram.get(range) {
+                            deliver(packet);
+                        }
+                    }
+                    Ok(Incoming::Established) => {
+                        info!("ESP session established with server");
+                        event = Some(EspEvent::Established);
+                    }
+                    Ok(Incoming::ProbeAnswer) => debug!("ESP probe answered"),
+                    Err(drop) => match drop.severity() {
+                        DropSeverity::Routine => debug!("{drop}"),
+                        DropSeverity::Fault => warn!("{drop}"),
+                    },
+                }
+            }
+        }
+        event
+    }
+
+    /// SIGUSR1's line: what was dropped, by reason.
+    pub(crate) fn drops(&self) -> String {
+        let c = self.session.counters();
+        format!(
+            "ESP dropped {} (malformed {}, unknown SPI {}, replayed {}, too old {}, bad ICV {}, \
+             bad trailer {})",
+            c.dropped(),
+            c.malformed,
+            c.unknown_spi,
+            c.replayed,
+            c.too_old,
+            c.integrity_failed,
+            c.bad_trailer
+        )
+    }
+}
