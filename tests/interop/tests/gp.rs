@@ -104,7 +104,11 @@ fn assert_tls_tunnel_passes_traffic(gp: &GatewayLab) {
 /// TLS tunnel, which carries the traffic; SIGINT logs out.
 #[test]
 fn with_udp_blocked_debian_openconnect_tunnels_over_tls() {
-    let mut gp = start("gp-udp-blocked", &[], true);
+    tunnels_over_tls_with_udp_blocked("gp-udp-blocked", true);
+}
+
+fn tunnels_over_tls_with_udp_blocked(test: &str, real_client: bool) {
+    let mut gp = start(test, &[], real_client);
     gp.lab.block_udp();
     let pid = gp.spawn_client(&[]);
     assert_tls_tunnel_passes_traffic(&gp);
@@ -132,7 +136,11 @@ fn with_udp_blocked_debian_openconnect_tunnels_over_tls() {
 /// openconnect 9.01 falls back to the TLS tunnel as with UDP blocked.
 #[test]
 fn debian_openconnect_falls_back_to_tls_when_the_probes_go_unanswered() {
-    let mut gp = start("gp-esp-refused", &["--refuse-esp"], true);
+    falls_back_to_tls_when_the_probes_go_unanswered("gp-esp-refused", true);
+}
+
+fn falls_back_to_tls_when_the_probes_go_unanswered(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--refuse-esp"], real_client);
     let pid = gp.spawn_client(&[]);
     assert_tls_tunnel_passes_traffic(&gp);
     let gateway = gp.gateway_log();
@@ -154,7 +162,11 @@ fn debian_openconnect_falls_back_to_tls_when_the_probes_go_unanswered() {
 /// TLS only and connects it at once.
 #[test]
 fn without_esp_keys_debian_openconnect_connects_the_tls_tunnel_at_once() {
-    let mut gp = start("gp-no-esp", &["--no-esp"], true);
+    connects_the_tls_tunnel_at_once_without_esp_keys("gp-no-esp", true);
+}
+
+fn connects_the_tls_tunnel_at_once_without_esp_keys(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--no-esp"], real_client);
     let pid = gp.spawn_client(&[]);
     assert_tls_tunnel_passes_traffic(&gp);
     let client = gp.lab.log("client.log");
@@ -178,8 +190,8 @@ fn without_esp_keys_debian_openconnect_connects_the_tls_tunnel_at_once() {
 /// name `passwd`, and without a software token it is a password field that `-F` fills),
 /// posted back with the `inputStr`, and the tunnel comes up. A wrong code first: the
 /// gateway's JavaScript error ends the login (9.01 prints the message and gives up).
-fn answers_the_challenge(test: &str, style: &str) {
-    let mut gp = start(test, &["--otp", CODE, "--challenge", style], true);
+fn answers_the_challenge(test: &str, style: &str, real_client: bool) {
+    let mut gp = start(test, &["--otp", CODE, "--challenge", style], real_client);
     let out = gp.run_client(
         &["--non-inter", "-F", "_challenge:passwd=654321"],
         &format!("{PASSWORD}\n"),
@@ -204,6 +216,7 @@ fn answers_the_challenge(test: &str, style: &str) {
     let gateway = gp.gateway_log();
     let sent = match style {
         "js" => "JavaScript challenge sent",
+        "html" => "JavaScript-in-HTML challenge sent",
         _ => "XML challenge sent",
     };
     assert!(gateway.contains(sent), "{gateway}");
@@ -223,23 +236,28 @@ fn answers_the_challenge(test: &str, style: &str) {
 
 #[test]
 fn debian_openconnect_answers_an_xml_challenge() {
-    answers_the_challenge("gp-2fa-xml", "xml");
+    answers_the_challenge("gp-2fa-xml", "xml", true);
 }
 
 #[test]
 fn debian_openconnect_answers_a_javascript_challenge() {
-    answers_the_challenge("gp-2fa-js", "js");
+    answers_the_challenge("gp-2fa-js", "js", true);
 }
 
 /// A wrong password gets HTTP 512 from the portal: openconnect 9.01 takes it for "invalid
 /// username or password", asks again and, non-interactive, gives up (exit 1).
 #[test]
 fn a_wrong_password_is_refused() {
-    let gp = start("gp-refused", &[], true);
+    let text = wrong_password_is_refused("gp-refused", true);
+    assert!(text.contains("Unexpected 512 result from server"), "{text}");
+}
+
+/// The wrong password's run: exit 1, the portal refused it and nothing else was tried.
+fn wrong_password_is_refused(test: &str, real_client: bool) -> String {
+    let gp = start(test, &[], real_client);
     let out = gp.run_client(&["--non-inter"], "not the password\n");
     let text = output_text(&out);
     assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(text.contains("Unexpected 512 result from server"), "{text}");
     let gateway = gp.gateway_log();
     assert!(
         gateway
@@ -249,6 +267,7 @@ fn a_wrong_password_is_refused() {
     assert!(gateway.contains("-> 512 Custom error"), "{gateway}");
     assert!(!gateway.contains("POST /ssl-vpn/"), "{gateway}");
     gp.assert_script_did_not_run();
+    text
 }
 
 /// Two gateways in the portal's list, both this server under other names (`--resolve`
@@ -256,7 +275,11 @@ fn a_wrong_password_is_refused() {
 /// openconnect 9.01 logs in there (its `server` field and Host header name it).
 #[test]
 fn authgroup_chooses_a_gateway_from_the_portals_list() {
-    let mut gp = GatewayLab::new("gp-authgroup", Vendor::Gp, true);
+    chooses_a_gateway_from_the_portals_list("gp-authgroup", true);
+}
+
+fn chooses_a_gateway_from_the_portals_list(test: &str, real_client: bool) {
+    let mut gp = GatewayLab::new(test, Vendor::Gp, real_client);
     gp.start_gateway(&[
         "--dns-suffix",
         DNS_SUFFIX,
@@ -292,7 +315,11 @@ fn authgroup_chooses_a_gateway_from_the_portals_list() {
 /// logout on SIGINT matches the cookie's fields.
 #[test]
 fn authenticate_then_connect_with_the_cookie() {
-    let mut gp = start("gp-cookie", &[], true);
+    connects_with_the_cookie_of_authenticate("gp-cookie", true);
+}
+
+fn connects_with_the_cookie_of_authenticate(test: &str, real_client: bool) {
+    let mut gp = start(test, &[], real_client);
     let cookie = gp.authenticate();
     for field in [
         "authcookie=",
@@ -512,6 +539,13 @@ fn hostile_esp_is_logged_and_dropped() {
 /// ESP on another port in AES-256-CBC with HMAC-SHA-256.
 #[test]
 fn portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite() {
+    takes_a_portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite("gp-variants", true);
+}
+
+fn takes_a_portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite(
+    test: &str,
+    real_client: bool,
+) {
     let extra = [
         "--portal-cookie",
         "--otp",
@@ -524,7 +558,7 @@ fn portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite() {
         "--esp-suite",
         "aes-256-cbc/sha256",
     ];
-    let mut gp = GatewayLab::new("gp-variants", Vendor::Gp, true);
+    let mut gp = GatewayLab::new(test, Vendor::Gp, real_client);
     let mut args = vec!["--dns-suffix", DNS_SUFFIX];
     args.extend_from_slice(&extra);
     gp.start_gateway(&args);
@@ -562,7 +596,11 @@ fn portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite() {
 /// vpnc-script runs `attempt-reconnect` and `reconnect`.)
 #[test]
 fn a_rekey_brings_new_esp_keys() {
-    let mut gp = start("gp-rekey", &["--rekey", "70"], true);
+    rekeys_with_new_esp_keys("gp-rekey", true);
+}
+
+fn rekeys_with_new_esp_keys(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--rekey", "70"], real_client);
     let pid = gp.spawn_client(&[]);
     assert_esp_tunnel_up(&gp);
     let gateway = gp
@@ -629,4 +667,64 @@ fn our_client_logs_in_through_the_portal_and_tunnels_over_esp() {
         "{}",
         gp.logs()
     );
+}
+
+#[test]
+fn with_udp_blocked_our_client_tunnels_over_tls() {
+    tunnels_over_tls_with_udp_blocked("gp-ours-udp-blocked", false);
+}
+
+#[test]
+fn our_client_falls_back_to_tls_when_the_probes_go_unanswered() {
+    falls_back_to_tls_when_the_probes_go_unanswered("gp-ours-esp-refused", false);
+}
+
+#[test]
+fn without_esp_keys_our_client_connects_the_tls_tunnel_at_once() {
+    connects_the_tls_tunnel_at_once_without_esp_keys("gp-ours-no-esp", false);
+}
+
+#[test]
+fn our_client_answers_an_xml_challenge() {
+    answers_the_challenge("gp-ours-2fa-xml", "xml", false);
+}
+
+#[test]
+fn our_client_answers_a_javascript_challenge() {
+    answers_the_challenge("gp-ours-2fa-js", "js", false);
+}
+
+/// What openconnect 9.01 cannot read (above), ours does, as openconnect 9.10 and later.
+#[test]
+fn our_client_answers_a_challenge_wrapped_in_html() {
+    answers_the_challenge("gp-ours-2fa-html", "html", false);
+}
+
+#[test]
+fn our_client_gives_up_on_a_wrong_password_without_a_terminal() {
+    let text = wrong_password_is_refused("gp-ours-refused", false);
+    assert!(text.contains("nvalid username or password"), "{text}");
+}
+
+#[test]
+fn authgroup_chooses_a_gateway_for_our_client() {
+    chooses_a_gateway_from_the_portals_list("gp-ours-authgroup", false);
+}
+
+#[test]
+fn our_client_authenticates_then_connects_with_the_cookie() {
+    connects_with_the_cookie_of_authenticate("gp-ours-cookie", false);
+}
+
+#[test]
+fn our_client_takes_a_portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite() {
+    takes_a_portal_cookie_hip_request_no_mtu_and_another_esp_port_and_suite(
+        "gp-ours-variants",
+        false,
+    );
+}
+
+#[test]
+fn our_client_rekeys_with_new_esp_keys() {
+    rekeys_with_new_esp_keys("gp-ours-rekey", false);
 }
