@@ -11,7 +11,7 @@ use oc_net::udp::{datagrams_mut, BatchSocket, RecvBatch, SendBatch};
 use oc_net::TunReader;
 use oc_proto::esp::{DropSeverity, EspAction, EspProber, EspSession, Incoming};
 use oc_tls::esp::OpenSslEspCipher;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::shell::Stats;
 use crate::udp_channel::connected_socket;
@@ -73,12 +73,18 @@ impl<P: EspProber> EspChannel<P> {
     }
 
     pub(crate) async fn on_deadline(&mut self, now: Instant) -> Option<EspEvent> {
+        let was_up = self.session.is_up();
         match self.session.handle_timeout(now)? {
             EspAction::SendProbe => {
                 self.send_probe().await;
                 None
             }
-            EspAction::Abandon(why) => Some(EspEvent::Abandoned(why)),
+            EspAction::Abandon(why) => {
+                if was_up {
+                    error!("{why}");
+                }
+                Some(EspEvent::Abandoned(why))
+            }
         }
     }
 

@@ -728,3 +728,50 @@ fn our_client_takes_a_portal_cookie_hip_request_no_mtu_and_another_esp_port_and_
 fn our_client_rekeys_with_new_esp_keys() {
     rekeys_with_new_esp_keys("gp-ours-rekey", false);
 }
+
+/// UDP dropped mid-session on the way to the gateway (`--force-dpd 2`): our client's ESP probes go unanswered, it
+/// declares the peer dead within two intervals and moves the tunnel to TLS, which carries
+/// the pings. SIGUSR2 then reconnects with the cookie: the configuration is fetched again
+/// (no second login), UDP is back, so new ESP keys carry the tunnel; the script sees
+/// `attempt-reconnect` and `reconnect` for the same address.
+#[test]
+fn our_client_moves_to_tls_when_udp_drops_then_reconnects_with_the_cookie() {
+    let mut gp = start("gp-ours-udp-drop", &[], false);
+    let pid = gp.spawn_client(&["--force-dpd", "2"]);
+    assert_esp_tunnel_up(&gp);
+    // Dropped on the way, not refused here: the client's sends succeed.
+    gp.lab.black_hole_large_udp(0);
+    let client = gp
+        .lab
+        .wait_for_log("client.log", "using HTTPS instead", SECS(15));
+    assert!(client.contains("ESP detected dead peer"), "{}", gp.logs());
+    assert!(
+        gp.lab.ping_behind(SECS(10)),
+        "no tunnel over TLS:\n{}",
+        gp.logs()
+    );
+    // The tunnels of a session are counted together: ESP's was the first.
+    let gateway = gp.gateway_log();
+    assert!(
+        gateway.contains("TLS tunnel 2 for user \"alice\""),
+        "{gateway}"
+    );
+    gp.lab.in_server("nft delete table inet fcmtu");
+    gp.assert_reconnects(pid, "POST /ssl-vpn/getconfig.esp");
+    gp.lab
+        .wait_for_log_count("client.log", "ESP tunnel connected", 2, SECS(10));
+    gp.lab.assert_pings_over_udp(10);
+    assert_eq!(
+        gp.gateway_log().matches("POST /ssl-vpn/login.esp").count(),
+        1,
+        "{}",
+        gp.logs()
+    );
+    gp.lab.signal_client(pid, "INT");
+    assert_eq!(gp.lab.wait_client(SECS(10)), Some(0), "{}", gp.logs());
+    gp.lab.wait_for_log("gateway.log", LOGGED_OUT, SECS(5));
+    assert_eq!(
+        gp.lab.log("reasons"),
+        "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
+    );
+}
