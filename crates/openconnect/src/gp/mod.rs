@@ -18,6 +18,7 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::print_authenticate;
 use crate::transport::{Endpoint, HttpsConnection};
+use crate::web::{exchange, CookieJar};
 use crate::Finished;
 
 /// Requests in one login (forms, challenges, retries, the gateway) before giving up.
@@ -31,8 +32,12 @@ pub(crate) async fn run(
     filler: impl FnOnce() -> Result<FormFiller, ClientError>,
 ) -> Result<Finished, ClientError> {
     let client = client_info(opts);
-    let (cookie, gateway) = match given {
-        Some(text) => (GpCookie::parse(text.trim()), endpoint.clone()),
+    let (cookie, gateway, jar) = match given {
+        Some(text) => (
+            GpCookie::parse(text.trim()),
+            endpoint.clone(),
+            CookieJar::default(),
+        ),
         None => {
             let login = login(endpoint, client.clone(), &mut filler()?).await?;
             if opts.authenticate {
@@ -44,7 +49,7 @@ pub(crate) async fn run(
                 );
                 return Ok(Finished(String::new()));
             }
-            (login.cookie, login.gateway)
+            (login.cookie, login.gateway, login.jar)
         }
     };
     cookie.check().map_err(ClientError::Gp)?;
@@ -54,7 +59,7 @@ pub(crate) async fn run(
             return Ok(Finished(String::new()));
         }
     }
-    tunnel::run(opts, &gateway, client, cookie).await
+    tunnel::run(opts, &gateway, client, cookie, jar).await
 }
 
 /// Who we say we are: `--os` (openconnect's default `linux-64`), the host name.
@@ -74,6 +79,8 @@ fn client_info(opts: &Options) -> ClientInfo {
 struct GpLogin {
     cookie: GpCookie,
     gateway: Endpoint,
+    /// The HTTP cookies the servers set, sent with every later request (as upstream).
+    jar: CookieJar,
     addr: IpAddr,
     fingerprint: String,
 }
@@ -88,12 +95,10 @@ async fn login(
     let mut flow = LoginFlow::new(client, &endpoint.url.host_header(), start, alt_secret, true);
     let mut server = endpoint.clone();
     let mut conn = server.connect().await?;
+    let mut jar = CookieJar::default();
     let mut request = flow.start();
     for _ in 0..MAX_ROUNDS {
-        if conn.closed {
-            conn = server.connect().await?;
-        }
-        let (resp, _) = conn.exchange(&request, false).await?;
+        let resp = exchange(&server, &mut conn, &mut jar, &request).await?;
         let next = flow
             .handle(resp.head.status, &resp.body)
             .map_err(login_error)?;
@@ -120,7 +125,7 @@ async fn login(
                 info!("GlobalProtect login returned authentication-source={}", {
                     args.authentication_source.as_deref().unwrap_or("")
                 });
-                return Ok(finished(args.cookie(&computer), server, &conn));
+                return Ok(finished(args.cookie(&computer), server, jar, &conn));
             }
         };
     }
@@ -129,10 +134,16 @@ async fn login(
     )))
 }
 
-fn finished(cookie: GpCookie, gateway: Endpoint, conn: &HttpsConnection) -> GpLogin {
+fn finished(
+    cookie: GpCookie,
+    gateway: Endpoint,
+    jar: CookieJar,
+    conn: &HttpsConnection,
+) -> GpLogin {
     GpLogin {
         cookie,
         gateway,
+        jar,
         addr: conn.addr.ip(),
         fingerprint: conn.peer.fingerprint.clone(),
     }

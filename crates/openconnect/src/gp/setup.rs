@@ -18,6 +18,7 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::ppp_link::TLS_OVERHEAD;
 use crate::transport::{Endpoint, HttpsConnection};
+use crate::web::{exchange, CookieJar};
 
 /// The answer to the tunnel request is at most this long before `START_TUNNEL` or a
 /// refusal's status line shows.
@@ -36,13 +37,15 @@ pub(super) fn gp_error(e: GpError) -> ClientError {
     }
 }
 
-/// One request on a new connection; the answer's status and body, and the connection.
+/// One request on a new connection, with the session's HTTP cookies; the answer's status
+/// and body, and the connection.
 async fn post(
     endpoint: &Endpoint,
+    jar: &mut CookieJar,
     request: &Request,
 ) -> Result<(u16, Vec<u8>, HttpsConnection), ClientError> {
     let mut conn = endpoint.connect().await?;
-    let (resp, _) = conn.exchange(request, false).await?;
+    let resp = exchange(endpoint, &mut conn, jar, request).await?;
     Ok((resp.head.status, resp.body, conn))
 }
 
@@ -54,11 +57,12 @@ pub(super) async fn get_config(
     endpoint: &Endpoint,
     client: &ClientInfo,
     cookie: &GpCookie,
+    jar: &mut CookieJar,
     previous: Option<(Option<Ipv4Addr>, Option<Ipv6Addr>)>,
 ) -> Result<GatewayConfig, ClientError> {
     let host = endpoint.url.host_header();
     let request = getconfig_request(&host, client, cookie, previous);
-    let (status, body, conn) = post(endpoint, &request).await?;
+    let (status, body, conn) = post(endpoint, jar, &request).await?;
     let reply = read_reply(status, &body).map_err(gp_error)?;
     let mut config =
         GatewayConfig::parse(&reply, !opts.no_dtls, !opts.disable_ipv6).map_err(gp_error)?;
@@ -111,6 +115,7 @@ fn computed_mtu(opts: &Options, conn: &HttpsConnection, esp: bool) -> u16 {
 pub(super) async fn hip_check(
     endpoint: &Endpoint,
     cookie: &GpCookie,
+    jar: &mut CookieJar,
     config: &GatewayConfig,
 ) -> Result<(), ClientError> {
     let digest = openssl::hash::hash(
@@ -127,7 +132,7 @@ pub(super) async fn hip_check(
         &md5,
         None,
     );
-    let (status, body, _) = post(endpoint, &request).await?;
+    let (status, body, _) = post(endpoint, jar, &request).await?;
     let reply = read_reply(status, &body).map_err(gp_error)?;
     if read_hip_check(&reply).map_err(gp_error)? {
         warn!(
@@ -181,9 +186,9 @@ pub(super) async fn connect_tls_tunnel(
 }
 
 /// `logout.esp`, so that the cookie dies with the session.
-pub(super) async fn logout(endpoint: &Endpoint, cookie: &GpCookie) {
+pub(super) async fn logout(endpoint: &Endpoint, cookie: &GpCookie, jar: &mut CookieJar) {
     let request = logout_request(&endpoint.url.host_header(), cookie);
-    let result = match post(endpoint, &request).await {
+    let result = match post(endpoint, jar, &request).await {
         Ok((status, body, _)) => read_reply(status, &body).map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };

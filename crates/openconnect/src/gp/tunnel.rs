@@ -28,6 +28,7 @@ use crate::esp_channel::{EspChannel, EspEvent};
 use crate::shell::{reconnect_backoff, run_script_logged, settle_in, Signals, Stats, TunSink};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
+use crate::web::CookieJar;
 use crate::{Finished, DEFAULT_SCRIPT};
 
 /// Room before a packet: ESP's header and IV (24 bytes for AES) or GP's 16-byte header.
@@ -44,6 +45,8 @@ struct GpTunnel<'a> {
     endpoint: &'a Endpoint,
     client: ClientInfo,
     cookie: GpCookie,
+    /// The HTTP cookies of the login, sent with every request to the gateway.
+    jar: CookieJar,
     config: GatewayConfig,
     script: String,
     /// The gateway's address (the script's VPNGATEWAY, ESP's destination).
@@ -70,6 +73,7 @@ pub(super) async fn run(
     endpoint: &Endpoint,
     client: ClientInfo,
     cookie: GpCookie,
+    jar: CookieJar,
 ) -> Result<Finished, ClientError> {
     let gateway = *endpoint
         .addresses()?
@@ -80,6 +84,7 @@ pub(super) async fn run(
         endpoint,
         client,
         cookie,
+        jar,
         config: GatewayConfig::default(),
         script: opts
             .script
@@ -134,10 +139,11 @@ impl GpTunnel<'_> {
             self.endpoint,
             &self.client,
             &self.cookie,
+            &mut self.jar,
             previous,
         )
         .await?;
-        hip_check(self.endpoint, &self.cookie, &config).await?;
+        hip_check(self.endpoint, &self.cookie, &mut self.jar, &config).await?;
         let now = Instant::now();
         self.rekey_at = config
             .rekey
@@ -505,7 +511,7 @@ impl TunnelProtocol for GpTunnel<'_> {
         if let Some(mut conn) = self.conn.take() {
             let _ = conn.tls.shutdown().await;
         }
-        logout(self.endpoint, &self.cookie).await;
+        logout(self.endpoint, &self.cookie, &mut self.jar).await;
     }
 
     async fn detach(&mut self) {
