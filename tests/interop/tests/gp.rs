@@ -775,3 +775,37 @@ fn our_client_moves_to_tls_when_udp_drops_then_reconnects_with_the_cookie() {
         "pre-init\nconnect\nattempt-reconnect\nreconnect\ndisconnect\n"
     );
 }
+
+/// `--web-cookie`: the prelogin sets an HTTP cookie that every later page requires (as a
+/// load balancer's, or upstream's fake server's session): the client keeps it through the
+/// portal, the gateway, getconfig, the HIP check and the logout.
+fn keeps_the_servers_http_cookies(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--web-cookie"], real_client);
+    let out = gp.lab.in_client(&format!(
+        "curl -sk -o /dev/null -w '%{{http_code}}' -d user=alice https://{}/ssl-vpn/login.esp",
+        gp.lab.server_ip
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "403",
+        "without the cookie"
+    );
+    let pid = gp.spawn_client(&[]);
+    assert_esp_tunnel_up(&gp);
+    let gateway = gp.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("GPWEB cookie set"), "{gateway}");
+    assert!(
+        !gateway.contains("cookie from the prelogin; refused"),
+        "{gateway}"
+    );
+}
+
+#[test]
+fn debian_openconnect_keeps_the_servers_http_cookies() {
+    keeps_the_servers_http_cookies("gp-web-cookie", true);
+}
+
+#[test]
+fn our_client_keeps_the_servers_http_cookies() {
+    keeps_the_servers_http_cookies("gp-ours-web-cookie", false);
+}

@@ -11,7 +11,7 @@
 //!            [--gateway HOST[:PORT]=DESCRIPTION]... [--region NAME] [--portal-cookie]
 //!            [--no-esp | --refuse-esp] [--esp-port N] [--esp-suite ENC/MAC]
 //!            [--esp-magic IPV4] [--mtu N] [--rekey SECONDS] [--hip-report-needed]
-//!            [--tun NAME] [--log FILE]
+//!            [--web-cookie] [--tun NAME] [--log FILE]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -57,6 +57,10 @@
 //!   forgotten, its tunnel and keys ended (log line `logout: session forgotten`);
 //! - anything else: 404.
 //!
+//! With `--web-cookie` the prelogin sets an HTTP cookie (`GPWEB`, as a load balancer in
+//! front of a gateway does) and every later page but the TLS tunnel's refuses a request
+//! without it (403): a client must keep the cookies a server sets, as upstream does.
+//!
 //! ESP (UDP `--esp-port` on the listening address): datagrams are sorted by SPI to the
 //! session whose keys they use, opened with the client-to-server keys (replays, bad ICVs,
 //! unknown SPIs logged and dropped); the client's probe (an ICMP echo to the magic address)
@@ -78,8 +82,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use ferroconnect_interop::gateway::{
-    self, lock, parse_command_line, parse_value, remember, text, Answer, Common, Site, TunLink,
-    Upgraded,
+    self, lock, parse_command_line, parse_value, random_hex, remember, text, Answer, Common, Site,
+    TunLink, Upgraded,
 };
 use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
 use oc_proto::gp::config::EspConfig;
@@ -128,6 +132,7 @@ the tun device.
   --rekey SECONDS        the tunnel's timeout (default a day): openconnect reconnects a
                          minute before it, fetching the configuration and new ESP keys
   --hip-report-needed    the HIP check says a report is needed
+  --web-cookie           the prelogin sets an HTTP cookie; later pages require it (403)
   --tun NAME             the tun device to create (default gpgw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
   --help                 this text
@@ -180,7 +185,12 @@ struct Config {
     /// The tunnel's `timeout`, in seconds: upstream reconnects (new keys) a minute before.
     rekey: u64,
     hip_needed: bool,
+    /// Set an HTTP cookie at prelogin and require it on the later pages.
+    web_cookie: bool,
 }
+
+/// The HTTP cookie `--web-cookie` sets.
+const WEB_COOKIE: &str = "GPWEB";
 
 /// A day: tests do not reach it unless they ask for less.
 const DEFAULT_REKEY: u64 = 86_400;
@@ -230,6 +240,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--no-esp",
         "--refuse-esp",
         "--hip-report-needed",
+        "--web-cookie",
     ];
     let known = [
         "--challenge",
@@ -278,6 +289,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         mtu: DEFAULT_TUN_MTU,
         rekey: DEFAULT_REKEY,
         hip_needed: false,
+        web_cookie: false,
         common,
     };
     for (name, value) in own {
@@ -287,6 +299,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--no-esp" => config.esp = EspMode::Off,
             "--refuse-esp" => config.esp = EspMode::Refuse,
             "--hip-report-needed" => config.hip_needed = true,
+            "--web-cookie" => config.web_cookie = true,
             "--challenge" => {
                 config.challenge = match value.as_str() {
                     "xml" => ChallengeStyle::Xml,
@@ -371,6 +384,8 @@ struct State {
     esp: HashMap<u32, EspEntry>,
     /// The session whose tunnel runs now, and its generation.
     tunnel: Option<(String, u64)>,
+    /// `--web-cookie` values handed out.
+    web_cookies: VecDeque<String>,
 }
 
 struct Gateway {
@@ -504,9 +519,17 @@ impl Site for Gateway {
     fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<tunnel::TunnelStart> {
         let path = request.path();
         let posted = matches!(request.method, Method::Post | Method::Get);
+        let prelogin = matches!(
+            path,
+            "/global-protect/prelogin.esp" | "/ssl-vpn/prelogin.esp"
+        );
+        if self.config.web_cookie && posted && !prelogin && !self.has_web_cookie(request) {
+            log!("{peer}: {path}: no {WEB_COOKIE} cookie from the prelogin; refused");
+            return Answer::Reply(text(403, "Forbidden", "text/plain", "forbidden"));
+        }
         let reply = match path {
-            "/global-protect/prelogin.esp" | "/ssl-vpn/prelogin.esp" if posted => {
-                login::prelogin(self, peer, request)
+            _ if prelogin && posted => {
+                self.with_web_cookie(peer, login::prelogin(self, peer, request))
             }
             "/global-protect/getconfig.esp" if posted => login::portal(self, peer, request),
             "/ssl-vpn/login.esp" if posted => login::gateway(self, peer, request),
@@ -526,6 +549,28 @@ impl Site for Gateway {
 
     async fn tunnel(&self, tunnel: Upgraded<tunnel::TunnelStart>) -> Result<String, String> {
         tunnel::run(self, tunnel).await
+    }
+}
+
+impl Gateway {
+    /// The prelogin's answer, with a fresh web cookie when `--web-cookie` asks for one.
+    fn with_web_cookie(&self, peer: SocketAddr, reply: ServerResponse) -> ServerResponse {
+        if !self.config.web_cookie {
+            return reply;
+        }
+        let value = random_hex::<8>();
+        log!("{peer}: {WEB_COOKIE} cookie set");
+        remember(&mut lock(&self.state).web_cookies, value.clone());
+        reply.header(
+            "Set-Cookie",
+            format!("{WEB_COOKIE}={value}; Path=/; Secure; HttpOnly"),
+        )
+    }
+
+    fn has_web_cookie(&self, request: &ServerRequest) -> bool {
+        request
+            .cookie(WEB_COOKIE)
+            .is_some_and(|v| lock(&self.state).web_cookies.iter().any(|c| c == v))
     }
 }
 
