@@ -110,8 +110,9 @@ BASH COMPLETION
     openconnect does.
 
 NOT YET SUPPORTED
-    Protocols nc, pulse and array, proxies and CSD wrappers are refused with an error
-    naming them.";
+    Protocols nc, pulse and array, proxies, and host checks other than GlobalProtect's
+    HIP report (--csd-wrapper with another protocol) are refused with an error naming
+    them.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,8 +137,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     refused("proxy-auth", None, true),
     refused("no-proxy", None, false),
     refused("libproxy", None, false),
-    refused("csd-user", None, true),
-    refused("csd-wrapper", None, true),
     refused("xmlconfig", Some('x'), true),
     refused("no-xmlpost", None, false),
     refused("script-tun", Some('S'), false),
@@ -378,6 +377,16 @@ pub struct Options {
     /// Use this DPD interval instead of the server's
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
     pub force_dpd: Option<u64>,
+    /// Run SCRIPT for the host check: GlobalProtect's HIP report (openconnect's
+    /// hipreport.sh takes the arguments this client passes)
+    #[arg(long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Host check")]
+    pub csd_wrapper: Option<PathBuf>,
+    /// Run the host check script as USER (a name or a uid)
+    #[arg(long, value_name = "USER", help_heading = "Host check")]
+    pub csd_user: Option<String>,
+    /// Repeat the host check every INTERVAL seconds, whatever the server says
+    #[arg(long, value_name = "INTERVAL", help_heading = "Host check")]
+    pub force_trojan: Option<u64>,
     /// openconnect's packet queue limit; accepted for scripts that pass it, with a warning:
     /// this client moves packets in batches and keeps no queue to limit
     #[arg(short = 'Q', long, value_name = "LEN", value_parser = clap::value_parser!(u32).range(1..=65535), help_heading = "Networking")]
@@ -474,6 +483,15 @@ impl Options {
                     OS_NAMES.join(", ")
                 )));
             }
+        }
+        let gp = crate::protocol::lookup(self.protocol.as_deref())?.protocol
+            == crate::protocol::Protocol::Gp;
+        if self.csd_wrapper.is_some() && !gp {
+            return Err(ClientError::Usage(
+                "--csd-wrapper: only GlobalProtect's HIP report (--protocol=gp) is supported \
+                 yet; the other protocols' host checks are not"
+                    .into(),
+            ));
         }
         if self.cookie.is_some() && self.cookie_on_stdin {
             return Err(ClientError::Usage(
@@ -741,6 +759,17 @@ mod tests {
         assert!(o.validate().unwrap_err().to_string().contains("nc"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
+        let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];
+        let o = Options::from_args(args(&wrapper)).unwrap();
+        let err = o.validate().unwrap_err().to_string();
+        assert!(err.contains("--protocol=gp"), "{err}");
+        let gp = [
+            "openconnect",
+            "--protocol=gp",
+            "--csd-wrapper=/bin/true",
+            "vpn",
+        ];
+        assert!(Options::from_args(args(&gp)).unwrap().validate().is_ok());
     }
 
     #[test]

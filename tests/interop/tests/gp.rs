@@ -811,3 +811,55 @@ fn debian_openconnect_keeps_the_servers_http_cookies() {
 fn our_client_keeps_the_servers_http_cookies() {
     keeps_the_servers_http_cookies("gp-ours-web-cookie", false);
 }
+
+/// Debian's HIP report script (openconnect's `hipreport.sh`).
+const HIP_SCRIPT: &str = "/usr/libexec/openconnect/hipreport.sh";
+
+/// `--hip-report-needed`: the client runs `--csd-wrapper` (Debian's `hipreport.sh`, with
+/// openconnect's arguments), submits the report (which states the check's md5), and the
+/// gateway then needs none; `--force-trojan 3` repeats the check every 3 s while the
+/// tunnel runs over ESP.
+fn submits_the_hip_report_and_repeats_the_check(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--hip-report-needed"], real_client);
+    let pid = gp.spawn_client(&["--csd-wrapper", HIP_SCRIPT, "--force-trojan", "3"]);
+    assert!(gp.lab.ping_behind(SECS(20)), "no tunnel:\n{}", gp.logs());
+    let gateway = gp.gateway_log();
+    let md5 = gateway
+        .split("HIP check (md5 ")
+        .nth(1)
+        .and_then(|rest| rest.get(..32))
+        .unwrap_or_else(|| panic!("no HIP check:\n{gateway}"))
+        .to_string();
+    assert!(
+        gateway.contains(&format!("bytes, md5 {md5})")),
+        "the report states another md5:\n{gateway}"
+    );
+    let client = gp.lab.log("client.log");
+    for line in [
+        "Trying to run HIP Trojan script",
+        "HIP report submitted successfully.",
+    ] {
+        assert!(client.contains(line), "no {line:?}:\n{}", gp.logs());
+    }
+    gp.lab
+        .wait_for_log("gateway.log", "report not needed", SECS(10));
+    assert!(
+        gp.lab
+            .log("client.log")
+            .contains("GlobalProtect HIP check due"),
+        "{}",
+        gp.logs()
+    );
+    gp.lab.assert_pings_over_udp(5);
+    gp.disconnect(pid, LOGGED_OUT);
+}
+
+#[test]
+fn debian_openconnect_submits_the_hip_report_and_repeats_the_check() {
+    submits_the_hip_report_and_repeats_the_check("gp-hip", true);
+}
+
+#[test]
+fn our_client_submits_the_hip_report_and_repeats_the_check() {
+    submits_the_hip_report_and_repeats_the_check("gp-ours-hip", false);
+}

@@ -3,10 +3,12 @@
 //! the tunnel of [`tunnel`]: the gateway's configuration, the HIP check, ESP when the
 //! gateway answers its probes, else GlobalProtect's TLS tunnel.
 
+mod hip;
 mod setup;
 mod tunnel;
 
 use std::net::IpAddr;
+use std::time::Duration;
 
 use oc_proto::form::AuthForm;
 use oc_proto::gp::{ClientInfo, GpCookie, GpError, LoginFlow, Next, PortalConfig, Start};
@@ -32,11 +34,12 @@ pub(crate) async fn run(
     filler: impl FnOnce() -> Result<FormFiller, ClientError>,
 ) -> Result<Finished, ClientError> {
     let client = client_info(opts);
-    let (cookie, gateway, jar) = match given {
+    let (cookie, gateway, jar, hip_interval) = match given {
         Some(text) => (
             GpCookie::parse(text.trim()),
             endpoint.clone(),
             CookieJar::default(),
+            None,
         ),
         None => {
             let login = login(endpoint, client.clone(), &mut filler()?).await?;
@@ -49,7 +52,7 @@ pub(crate) async fn run(
                 );
                 return Ok(Finished(String::new()));
             }
-            (login.cookie, login.gateway, login.jar)
+            (login.cookie, login.gateway, login.jar, login.hip_interval)
         }
     };
     cookie.check().map_err(ClientError::Gp)?;
@@ -59,7 +62,8 @@ pub(crate) async fn run(
             return Ok(Finished(String::new()));
         }
     }
-    tunnel::run(opts, &gateway, client, cookie, jar).await
+    let hip = hip::Hip::new(opts, hip_interval);
+    tunnel::run(opts, &gateway, client, cookie, jar, hip).await
 }
 
 /// Who we say we are: `--os` (openconnect's default `linux-64`), the host name.
@@ -81,6 +85,8 @@ struct GpLogin {
     gateway: Endpoint,
     /// The HTTP cookies the servers set, sent with every later request (as upstream).
     jar: CookieJar,
+    /// The portal's HIP report interval, when the login went through a portal.
+    hip_interval: Option<Duration>,
     addr: IpAddr,
     fingerprint: String,
 }
@@ -96,6 +102,7 @@ async fn login(
     let mut server = endpoint.clone();
     let mut conn = server.connect().await?;
     let mut jar = CookieJar::default();
+    let mut hip_interval = None;
     let mut request = flow.start();
     for _ in 0..MAX_ROUNDS {
         let resp = exchange(&server, &mut conn, &mut jar, &request).await?;
@@ -112,6 +119,7 @@ async fn login(
                 flow.submit(&filled(&form, &answers))
             }
             Next::Choose(portal) => {
+                hip_interval = portal.hip_report_interval;
                 let chosen = choose_gateway(&portal, filler.authgroup.as_deref())?;
                 server = endpoint.with_url(ServerUrl::parse(&chosen).map_err(|e| {
                     ClientError::AuthAborted(format!("the portal's gateway {chosen:?}: {e}"))
@@ -125,7 +133,9 @@ async fn login(
                 info!("GlobalProtect login returned authentication-source={}", {
                     args.authentication_source.as_deref().unwrap_or("")
                 });
-                return Ok(finished(args.cookie(&computer), server, jar, &conn));
+                let mut login = finished(args.cookie(&computer), server, jar, &conn);
+                login.hip_interval = hip_interval;
+                return Ok(login);
             }
         };
     }
@@ -144,6 +154,7 @@ fn finished(
         cookie,
         gateway,
         jar,
+        hip_interval: None,
         addr: conn.addr.ip(),
         fingerprint: conn.peer.fingerprint.clone(),
     }

@@ -1,14 +1,12 @@
 //! The gateway's requests around the tunnel, as upstream's `gpst_setup` makes them: the
-//! configuration (`getconfig.esp`), the HIP check, the TLS tunnel's start, the logout.
+//! configuration (`getconfig.esp`), the TLS tunnel's start, the logout (the HIP check is
+//! `hip`'s).
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use oc_proto::gp::client::{
-    getconfig_request, hip_check_request, hip_token_input, logout_request, tunnel_request,
-};
+use oc_proto::gp::client::{getconfig_request, logout_request, tunnel_request};
 use oc_proto::gp::{
-    read_hip_check, read_reply, read_tunnel_answer, ClientInfo, GatewayConfig, GpCookie, GpError,
-    TunnelAnswer,
+    read_reply, read_tunnel_answer, ClientInfo, GatewayConfig, GpCookie, GpError, TunnelAnswer,
 };
 use oc_proto::http::Request;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -39,7 +37,7 @@ pub(super) fn gp_error(e: GpError) -> ClientError {
 
 /// One request on a new connection, with the session's HTTP cookies; the answer's status
 /// and body, and the connection.
-async fn post(
+pub(super) async fn post(
     endpoint: &Endpoint,
     jar: &mut CookieJar,
     request: &Request,
@@ -108,42 +106,6 @@ fn computed_mtu(opts: &Options, conn: &HttpsConnection, esp: bool) -> u16 {
     } else {
         base.saturating_sub(ip + 20 + TLS_OVERHEAD)
     }
-}
-
-/// `hipreportcheck.esp`: whether the gateway wants a HIP report. Without a report script,
-/// openconnect's warning.
-pub(super) async fn hip_check(
-    endpoint: &Endpoint,
-    cookie: &GpCookie,
-    jar: &mut CookieJar,
-    config: &GatewayConfig,
-) -> Result<(), ClientError> {
-    let digest = openssl::hash::hash(
-        openssl::hash::MessageDigest::md5(),
-        hip_token_input(cookie).as_bytes(),
-    )
-    .map_err(|e| ClientError::System(format!("MD5 for the HIP check: {e}")))?;
-    let md5: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    let request = hip_check_request(
-        &endpoint.url.host_header(),
-        cookie,
-        config.ip.ipv4,
-        config.ip.ipv6.map(|n| n.addr()),
-        &md5,
-        None,
-    );
-    let (status, body, _) = post(endpoint, jar, &request).await?;
-    let reply = read_reply(status, &body).map_err(gp_error)?;
-    if read_hip_check(&reply).map_err(gp_error)? {
-        warn!(
-            "WARNING: Server asked us to submit HIP report with md5sum {md5}.\n    VPN \
-             connectivity may be disabled or limited without HIP report submission.\n    You \
-             need to provide a --csd-wrapper argument with the HIP report submission script."
-        );
-    } else {
-        info!("HIP report not needed (md5sum {md5})");
-    }
-    Ok(())
 }
 
 /// Connects the TLS tunnel: the request, then `START_TUNNEL`; the connection and what

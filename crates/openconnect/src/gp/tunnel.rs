@@ -21,7 +21,8 @@ use oc_tls::esp::OpenSslEspCipher;
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, error, info, warn};
 
-use super::setup::{connect_tls_tunnel, get_config, hip_check, logout};
+use super::hip::Hip;
+use super::setup::{connect_tls_tunnel, get_config, logout};
 use crate::cli::Options;
 use crate::error::ClientError;
 use crate::esp_channel::{EspChannel, EspEvent};
@@ -58,6 +59,9 @@ struct GpTunnel<'a> {
     /// The ESP channel while these keys may still carry the tunnel.
     esp: Option<Esp>,
     rekey_at: Option<Instant>,
+    hip: Hip,
+    /// When the HIP check is due again.
+    hip_due: Option<Instant>,
     tun: Option<(TunSink, String)>,
     ip: IpConfig,
     stats: Stats,
@@ -74,6 +78,7 @@ pub(super) async fn run(
     client: ClientInfo,
     cookie: GpCookie,
     jar: CookieJar,
+    hip: Hip,
 ) -> Result<Finished, ClientError> {
     let gateway = *endpoint
         .addresses()?
@@ -96,6 +101,8 @@ pub(super) async fn run(
         tls_liveness: Liveness::new(Timers::default(), Instant::now()),
         esp: None,
         rekey_at: None,
+        hip,
+        hip_due: None,
         tun: None,
         ip: IpConfig::default(),
         stats: Stats::default(),
@@ -143,8 +150,17 @@ impl GpTunnel<'_> {
             previous,
         )
         .await?;
-        hip_check(self.endpoint, &self.cookie, &mut self.jar, &config).await?;
+        self.hip
+            .check(
+                self.endpoint,
+                &mut self.jar,
+                &self.client,
+                &self.cookie,
+                &config,
+            )
+            .await?;
         let now = Instant::now();
+        self.hip_due = Some(now + self.hip.interval);
         self.rekey_at = config
             .rekey
             .and_then(|r| r.checked_sub(REKEY_MARGIN))
@@ -390,6 +406,38 @@ impl GpTunnel<'_> {
         Ok(())
     }
 
+    /// The periodic HIP check: the TLS tunnel (if it carries the traffic) closes for it and
+    /// opens again after, as upstream; ESP goes on.
+    async fn recheck_hip(&mut self, now: Instant) -> Result<Option<Stop>, ClientError> {
+        info!("GlobalProtect HIP check due");
+        self.hip_due = Some(now + self.hip.interval);
+        let tls = self.conn.take();
+        let had_tls = tls.is_some();
+        if let Some(mut conn) = tls {
+            let _ = conn.tls.shutdown().await;
+        }
+        if let Err(e) = self
+            .hip
+            .check(
+                self.endpoint,
+                &mut self.jar,
+                &self.client,
+                &self.cookie,
+                &self.config,
+            )
+            .await
+        {
+            error!("HIP check or report failed");
+            return Err(e);
+        }
+        if had_tls {
+            if let Err(e) = self.connect_tls().await {
+                return Ok(Some(Stop::Lost(e.to_string())));
+            }
+        }
+        Ok(None)
+    }
+
     fn log_stats(&self) {
         let tls = match &self.conn {
             Some(conn) => format!("SSL {} {}", conn.peer.version, conn.peer.cipher),
@@ -417,7 +465,7 @@ impl TunnelProtocol for GpTunnel<'_> {
             .as_ref()
             .and_then(|_| self.tls_liveness.next_deadline());
         let esp_deadline = self.esp.as_ref().and_then(Esp::deadline);
-        let deadline = [tls_deadline, esp_deadline, self.rekey_at]
+        let deadline = [tls_deadline, esp_deadline, self.rekey_at, self.hip_due]
             .into_iter()
             .flatten()
             .min();
@@ -478,6 +526,9 @@ impl TunnelProtocol for GpTunnel<'_> {
         if self.rekey_at.is_some_and(|at| now >= at) {
             info!("GlobalProtect rekey due");
             return Ok(Some(Stop::Lost("GlobalProtect rekey due".into())));
+        }
+        if self.hip_due.is_some_and(|at| now >= at) {
+            return self.recheck_hip(now).await;
         }
         if let Some(esp) = self.esp.as_mut() {
             if let Some(event) = esp.on_deadline(now).await {

@@ -9,7 +9,7 @@ use ipnet::Ipv4Net;
 use oc_proto::esp::{EspKeys, EspSuite};
 use oc_proto::gp::config::EspConfig;
 use oc_proto::gp::reply::BAD_COOKIE_BODY;
-use oc_proto::gp::server::{hip_check_xml, parse_form, success_xml, SessionRequest};
+use oc_proto::gp::server::{error_xml, hip_check_xml, parse_form, success_xml, SessionRequest};
 use oc_proto::gp::{GatewayConfig, TUNNEL_PATH};
 use oc_proto::http::server::{ServerRequest, ServerResponse};
 use oc_proto::ip_config::IpConfig;
@@ -175,20 +175,44 @@ pub fn hip(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> ServerRes
     let post = SessionRequest::from_form(&form);
     let report = request.path().ends_with("/hipreport.esp");
     let what = if report { "HIP report" } else { "HIP check" };
-    if let Err(why) = session_of(gw, peer, &post, what) {
-        return refuse_cookie(peer, &why);
-    }
+    let session = match session_of(gw, peer, &post, what) {
+        Ok(session) => session,
+        Err(why) => return refuse_cookie(peer, &why),
+    };
     if report {
-        log!("{peer}: HIP report taken ({} bytes)", request.body.len());
+        let document = form
+            .iter()
+            .find(|(name, _)| name == "report")
+            .map(|(_, value)| value.as_str())
+            .unwrap_or_default();
+        if !document.contains("<hip-report") {
+            log!("{peer}: HIP report without a <hip-report> document; refused");
+            return xml(&error_xml("Invalid HIP report"));
+        }
+        log!(
+            "{peer}: HIP report taken ({} bytes, md5 {})",
+            document.len(),
+            hip_report_md5(document)
+        );
+        gw.hip_reported(&session.authcookie);
         return xml(&success_xml());
     }
+    let needed = gw.config.hip_needed && !gw.has_hip_report(&session.authcookie);
     log!(
         "{peer}: HIP check (md5 {}, client-ip {}): report {}needed",
         post.md5.as_deref().unwrap_or("-"),
         post.client_ip.as_deref().unwrap_or("-"),
-        if gw.config.hip_needed { "" } else { "not " }
+        if needed { "" } else { "not " }
     );
-    xml(&hip_check_xml(gw.config.hip_needed))
+    xml(&hip_check_xml(needed))
+}
+
+/// The `<md5-sum>` a HIP report states (the check's token it answers), for the log.
+fn hip_report_md5(document: &str) -> &str {
+    document
+        .split_once("<md5-sum>")
+        .and_then(|(_, rest)| rest.split_once("</md5-sum>"))
+        .map_or("-", |(md5, _)| md5)
 }
 
 /// `POST /ssl-vpn/logout.esp`: the whole cookie must match, as on real gateways.

@@ -48,7 +48,8 @@
 //!   `udp-port` `--esp-port`, default 4501).
 //!   New keys replace the session's old ones. No `<ipsec>` with `--no-esp`;
 //! - `POST /ssl-vpn/hipreportcheck.esp`: `hip-report-needed` `no` (`yes` with
-//!   `--hip-report-needed`); `POST /ssl-vpn/hipreport.esp`: success;
+//!   `--hip-report-needed` until the session submitted a report); `POST
+//!   /ssl-vpn/hipreport.esp`: success for a `<hip-report>` document, an error otherwise;
 //! - `GET /ssl-tunnel-connect.sslvpn?user=..&authcookie=..` (no headers needed): for a
 //!   logged-in session `START_TUNNEL`, then packets in GP's 16-byte framing, one frame per
 //!   TLS record (9.01 reads each record as one frame), keepalives answered; connecting it
@@ -386,6 +387,8 @@ struct State {
     tunnel: Option<(String, u64)>,
     /// `--web-cookie` values handed out.
     web_cookies: VecDeque<String>,
+    /// Sessions (their authcookies) that submitted a HIP report: no more is needed.
+    hip_reported: VecDeque<String>,
 }
 
 struct Gateway {
@@ -565,6 +568,17 @@ impl Gateway {
             "Set-Cookie",
             format!("{WEB_COOKIE}={value}; Path=/; Secure; HttpOnly"),
         )
+    }
+
+    fn hip_reported(&self, authcookie: &str) {
+        remember(&mut lock(&self.state).hip_reported, authcookie.to_string());
+    }
+
+    fn has_hip_report(&self, authcookie: &str) -> bool {
+        lock(&self.state)
+            .hip_reported
+            .iter()
+            .any(|a| a == authcookie)
     }
 
     fn has_web_cookie(&self, request: &ServerRequest) -> bool {
