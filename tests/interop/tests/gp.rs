@@ -863,3 +863,47 @@ fn debian_openconnect_submits_the_hip_report_and_repeats_the_check() {
 fn our_client_submits_the_hip_report_and_repeats_the_check() {
     submits_the_hip_report_and_repeats_the_check("gp-ours-hip", false);
 }
+
+/// The `prelogin-cookie` an external SAML helper obtained (`--saml` takes it).
+const SAML_COOKIE: &str = "saml-result-0123";
+
+/// `--saml`: the prelogin asks for SAML. Without an external login's result the client
+/// says where SAML would go and how to pass the result, and stops (exit 1, no login
+/// post). Then as gp-saml-gui runs it: `--usergroup gateway:prelogin-cookie` and the
+/// result on stdin in place of the password: the gateway takes it and the tunnel is up.
+fn logs_in_with_an_external_saml_result(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--saml", SAML_COOKIE], real_client);
+    let out = gp.run_client(&["--non-inter"], "not a cookie\n");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("SAML REDIRECT authentication is required via https://idp.example.test/sso"),
+        "{text}"
+    );
+    let gateway = gp.gateway_log();
+    assert!(!gateway.contains("POST /ssl-vpn/login.esp"), "{gateway}");
+    assert!(
+        !gateway.contains("POST /global-protect/getconfig.esp"),
+        "{gateway}"
+    );
+    let args = gp.client_args(&["--usergroup", "gateway:prelogin-cookie"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let pid = gp.lab.spawn_client(&args, &format!("{SAML_COOKIE}\n"));
+    assert_esp_tunnel_up(&gp);
+    let gateway = gp.gateway_log();
+    assert!(
+        gateway.contains("SAML prelogin-cookie accepted for user \"alice\""),
+        "{gateway}"
+    );
+    gp.disconnect(pid, LOGGED_OUT);
+}
+
+#[test]
+fn debian_openconnect_logs_in_with_an_external_saml_result() {
+    logs_in_with_an_external_saml_result("gp-saml", true);
+}
+
+#[test]
+fn our_client_logs_in_with_an_external_saml_result() {
+    logs_in_with_an_external_saml_result("gp-ours-saml", false);
+}

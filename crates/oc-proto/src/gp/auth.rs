@@ -27,6 +27,15 @@ pub enum SamlMethod {
     Post,
 }
 
+impl std::fmt::Display for SamlMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Redirect => "REDIRECT",
+            Self::Post => "POST",
+        })
+    }
+}
+
 /// A SAML login the prelogin asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Saml {
@@ -144,6 +153,24 @@ impl Prelogin {
         root.push_text("panos-version", "1");
         if let Some(region) = &self.region {
             root.push_text("region", region);
+        }
+        if let Some(saml) = &self.saml {
+            use base64::Engine as _;
+            let (method, request) = match saml.method {
+                SamlMethod::Redirect => (
+                    "REDIRECT",
+                    base64::engine::general_purpose::STANDARD.encode(&saml.target),
+                ),
+                SamlMethod::Post => (
+                    "POST",
+                    saml.target
+                        .strip_prefix("data:text/html;base64,")
+                        .unwrap_or(&saml.target)
+                        .to_string(),
+                ),
+            };
+            root.push_text("saml-auth-method", method);
+            root.push_text("saml-request", &request);
         }
         root.to_xml()
     }

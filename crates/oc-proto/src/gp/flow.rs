@@ -209,7 +209,10 @@ impl LoginFlow {
                 || self.portal_prelogonuserauthcookie.is_some()
                 || self.alt_secret.is_some();
             if !cookie_given {
-                return Err(GpError::SamlRequired(saml.target.clone()));
+                return Err(GpError::SamlRequired {
+                    method: saml.method,
+                    target: saml.target.clone(),
+                });
             }
         }
         self.input_str = None;
@@ -291,7 +294,7 @@ impl LoginFlow {
 #[cfg(test)]
 mod tests {
     use super::super::server::{challenge_xml, error_xml, parse_form, LoginRequest};
-    use super::super::{Challenge, GatewayEntry};
+    use super::super::{Challenge, GatewayEntry, Saml, SamlMethod};
     use super::*;
 
     fn client() -> ClientInfo {
@@ -448,8 +451,30 @@ mod tests {
         flow.start();
         assert_eq!(
             flow.handle(200, saml.as_bytes()),
-            Err(GpError::SamlRequired("https://idp.example/".into()))
+            Err(GpError::SamlRequired {
+                method: SamlMethod::Redirect,
+                target: "https://idp.example/".into()
+            })
         );
+        // What a gateway writes for a SAML prelogin reads back the same.
+        for saml in [
+            Saml {
+                method: SamlMethod::Redirect,
+                target: "https://idp.example/sso?a=1&b=2".into(),
+            },
+            Saml {
+                method: SamlMethod::Post,
+                target: "data:text/html;base64,PGh0bWw+".into(),
+            },
+        ] {
+            let xml = Prelogin {
+                saml: Some(saml.clone()),
+                ..Prelogin::default()
+            }
+            .to_xml();
+            let parsed = Prelogin::parse(&read_reply(200, xml.as_bytes()).unwrap()).unwrap();
+            assert_eq!(parsed.saml, Some(saml));
+        }
         // With the external login's field given (`portal:prelogin-cookie`).
         let (start, alt) = Start::from_path("/portal:prelogin-cookie");
         assert_eq!(start, Start::Portal);

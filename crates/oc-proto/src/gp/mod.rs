@@ -110,10 +110,11 @@ pub enum GpError {
     /// A SAML login, and no external login's cookie to go on with (upstream's legacy flow
     /// asks for the field after a `:` in the URL's path).
     #[error(
-        "SAML authentication is required via {0}; when it is complete, name the field its \
-         cookie goes in by appending :prelogin-cookie or :portal-userauthcookie to the URL"
+        "SAML {method} authentication is required via {target}\nWhen SAML authentication is \
+         complete, specify destination form field by appending field_name to login URL \
+         (:prelogin-cookie or :portal-userauthcookie, or --usergroup portal:prelogin-cookie)"
     )]
-    SamlRequired(String),
+    SamlRequired { method: SamlMethod, target: String },
     #[error("could not decode the SAML request as base64")]
     BadSamlRequest,
     #[error("GlobalProtect portal configuration lists no gateway servers")]

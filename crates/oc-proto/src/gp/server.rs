@@ -73,6 +73,8 @@ pub struct LoginRequest {
     pub ipv6_support: bool,
     pub portal_userauthcookie: Option<String>,
     pub portal_prelogonuserauthcookie: Option<String>,
+    /// An external (SAML) login's result, posted in place of the password.
+    pub prelogin_cookie: Option<String>,
     pub preferred_ip: Option<String>,
     /// Fixed fields missing or not as upstream sends them (the fake server refuses such a
     /// post).
@@ -103,6 +105,7 @@ impl LoginRequest {
             ipv6_support: field(form, "ipv6-support") == Some("yes"),
             portal_userauthcookie: nonempty("portal-userauthcookie"),
             portal_prelogonuserauthcookie: nonempty("portal-prelogonuserauthcookie"),
+            prelogin_cookie: nonempty("prelogin-cookie"),
             preferred_ip: nonempty("preferred-ip"),
             irregular,
         }

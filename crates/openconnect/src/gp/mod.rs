@@ -164,7 +164,7 @@ fn finished(
 /// it; SAML without an external login's cookie says what to do.
 fn login_error(e: GpError) -> ClientError {
     match e {
-        GpError::SamlRequired(_) | GpError::Server { .. } | GpError::BadCredentials => {
+        GpError::SamlRequired { .. } | GpError::Server { .. } | GpError::BadCredentials => {
             ClientError::AuthAborted(e.to_string())
         }
         other => ClientError::Gp(other),

@@ -8,7 +8,7 @@ use ferroconnect_interop::gateway::{describe_form, lock, random_hex, remember, t
 use oc_proto::gp::server::{
     challenge_html, challenge_js, challenge_xml, error_js, parse_form, LoginRequest,
 };
-use oc_proto::gp::{Challenge, GatewayEntry, LoginArgs, PortalConfig, Prelogin};
+use oc_proto::gp::{Challenge, GatewayEntry, LoginArgs, PortalConfig, Prelogin, Saml, SamlMethod};
 use oc_proto::http::server::{ServerRequest, ServerResponse};
 
 use super::{xml, ChallengeStyle, Gateway, Pending, Session};
@@ -26,7 +26,11 @@ const SECRET: &[&str] = &[
     "passwd",
     "portal-userauthcookie",
     "portal-prelogonuserauthcookie",
+    "prelogin-cookie",
 ];
+
+/// Where `--saml`'s prelogin sends the user (never opened: the test passes the result).
+pub const SAML_IDP: &str = "https://idp.example.test/sso";
 
 pub fn prelogin(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> ServerResponse {
     let interface = if request.path().starts_with("/global-protect/") {
@@ -47,7 +51,10 @@ pub fn prelogin(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Serv
         username_label: Some("Username".into()),
         password_label: Some("Password".into()),
         region: Some(gw.config.region.clone()),
-        saml: None,
+        saml: gw.config.saml.as_ref().map(|_| Saml {
+            method: SamlMethod::Redirect,
+            target: SAML_IDP.into(),
+        }),
     };
     xml(&answer.to_xml())
 }
@@ -62,6 +69,18 @@ enum Verdict {
 
 fn check_password(gw: &Gateway, peer: SocketAddr, login: &LoginRequest, step: &str) -> Verdict {
     let common = &gw.config.common;
+    if let Some(expected) = &gw.config.saml {
+        return match (&login.user, &login.prelogin_cookie) {
+            (Some(user), Some(cookie)) if *user == common.user && cookie == expected => {
+                log!("{peer}: {step}: SAML prelogin-cookie accepted for user {user:?}");
+                Verdict::Known(user.clone())
+            }
+            (user, _) => {
+                log!("{peer}: {step} refused for user {user:?}: no or a wrong prelogin-cookie");
+                Verdict::Wrong
+            }
+        };
+    }
     match (&login.user, &login.passwd) {
         (Some(user), Some(passwd)) if *user == common.user && *passwd == common.password => {
             Verdict::Known(user.clone())

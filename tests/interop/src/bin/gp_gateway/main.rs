@@ -11,7 +11,7 @@
 //!            [--gateway HOST[:PORT]=DESCRIPTION]... [--region NAME] [--portal-cookie]
 //!            [--no-esp | --refuse-esp] [--esp-port N] [--esp-suite ENC/MAC]
 //!            [--esp-magic IPV4] [--mtu N] [--rekey SECONDS] [--hip-report-needed]
-//!            [--web-cookie] [--tun NAME] [--log FILE]
+//!            [--web-cookie] [--saml COOKIE] [--tun NAME] [--log FILE]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -57,6 +57,10 @@
 //! - `POST /ssl-vpn/logout.esp` (the whole cookie, which must match): the session is
 //!   forgotten, its tunnel and keys ended (log line `logout: session forgotten`);
 //! - anything else: 404.
+//!
+//! With `--saml COOKIE` every prelogin asks for a SAML login (REDIRECT to an identity
+//! provider that is never reached) and the logins take `user` with `prelogin-cookie`
+//! `COOKIE` (what an external SAML helper hands the client) instead of the password.
 //!
 //! With `--web-cookie` the prelogin sets an HTTP cookie (`GPWEB`, as a load balancer in
 //! front of a gateway does) and every later page but the TLS tunnel's refuses a request
@@ -134,6 +138,7 @@ the tun device.
                          minute before it, fetching the configuration and new ESP keys
   --hip-report-needed    the HIP check says a report is needed
   --web-cookie           the prelogin sets an HTTP cookie; later pages require it (403)
+  --saml COOKIE          prelogins ask for SAML; logins take prelogin-cookie=COOKIE
   --tun NAME             the tun device to create (default gpgw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
   --help                 this text
@@ -188,6 +193,8 @@ struct Config {
     hip_needed: bool,
     /// Set an HTTP cookie at prelogin and require it on the later pages.
     web_cookie: bool,
+    /// SAML logins: the prelogin asks for SAML, the logins take this `prelogin-cookie`.
+    saml: Option<String>,
 }
 
 /// The HTTP cookie `--web-cookie` sets.
@@ -253,6 +260,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--esp-magic",
         "--mtu",
         "--rekey",
+        "--saml",
     ];
     let common = parse_command_line(args, &flags, "gpgw0", |name, value| {
         let ok = match value {
@@ -291,6 +299,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         rekey: DEFAULT_REKEY,
         hip_needed: false,
         web_cookie: false,
+        saml: None,
         common,
     };
     for (name, value) in own {
@@ -301,6 +310,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--refuse-esp" => config.esp = EspMode::Refuse,
             "--hip-report-needed" => config.hip_needed = true,
             "--web-cookie" => config.web_cookie = true,
+            "--saml" => config.saml = Some(value),
             "--challenge" => {
                 config.challenge = match value.as_str() {
                     "xml" => ChallengeStyle::Xml,
