@@ -381,6 +381,10 @@ pub struct Options {
     /// hipreport.sh takes the arguments this client passes)
     #[arg(long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Host check")]
     pub csd_wrapper: Option<PathBuf>,
+    /// Do not tell the server that external-browser (SAML) logins are possible
+    /// (GlobalProtect's cas-support)
+    #[arg(long, help_heading = "Authentication")]
+    pub no_external_auth: bool,
     /// Run the host check script as USER (a name or a uid)
     #[arg(long, value_name = "USER", help_heading = "Host check")]
     pub csd_user: Option<String>,

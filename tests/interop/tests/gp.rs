@@ -907,3 +907,19 @@ fn debian_openconnect_logs_in_with_an_external_saml_result() {
 fn our_client_logs_in_with_an_external_saml_result() {
     logs_in_with_an_external_saml_result("gp-ours-saml", false);
 }
+
+/// Prelogin offers external (SAML) logins (`cas-support=yes`) unless `--no-external-auth`.
+#[test]
+fn our_client_offers_external_auth_unless_told_not_to() {
+    let gp = start("gp-ours-no-external-auth", &[], false);
+    gp.run_client(&["--non-inter", "--no-external-auth"], "wrong\n");
+    let gateway = gp.gateway_log();
+    assert!(gateway.contains("body \"\" user-agent"), "{gateway}");
+    assert!(!gateway.contains("cas-support"), "{gateway}");
+    gp.run_client(&["--non-inter"], "wrong\n");
+    assert!(
+        gp.gateway_log().contains("body \"cas-support=yes\""),
+        "{}",
+        gp.gateway_log()
+    );
+}

@@ -42,7 +42,13 @@ pub(crate) async fn run(
             None,
         ),
         None => {
-            let login = login(endpoint, client.clone(), &mut filler()?).await?;
+            let login = login(
+                endpoint,
+                client.clone(),
+                !opts.no_external_auth,
+                &mut filler()?,
+            )
+            .await?;
             if opts.authenticate {
                 print_authenticate(
                     &login.gateway,
@@ -94,11 +100,18 @@ struct GpLogin {
 async fn login(
     endpoint: &Endpoint,
     client: ClientInfo,
+    cas_support: bool,
     filler: &mut FormFiller,
 ) -> Result<GpLogin, ClientError> {
     let (start, alt_secret) = Start::from_path(&endpoint.url.path);
     let computer = client.computer.clone();
-    let mut flow = LoginFlow::new(client, &endpoint.url.host_header(), start, alt_secret, true);
+    let mut flow = LoginFlow::new(
+        client,
+        &endpoint.url.host_header(),
+        start,
+        alt_secret,
+        cas_support,
+    );
     let mut server = endpoint.clone();
     let mut conn = server.connect().await?;
     let mut jar = CookieJar::default();
