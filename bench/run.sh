@@ -47,11 +47,12 @@ if [ "$quick" = 1 ]; then limit=15m; else limit=45m; fi
 status=0
 timeout --foreground --kill-after=30 "$limit" "$FERROCONNECT_BIN_DIR/bench" "$@" || status=$?
 [ "$status" = 124 ] && echo "bench: stopped after $limit" >&2
-# The PPP protocols (no vendor server runs here): both clients against our Fortinet test
-# gateway, over DTLS and TLS. Left out when only some pairs or the scale test were asked for.
+# The protocols whose servers cannot run here: both clients against our Fortinet and
+# GlobalProtect test gateways, over DTLS/ESP and TLS. Left out when only some pairs or the
+# scale test were asked for.
 if [ "$scale_only" = 0 ]; then
-    ppp_args=(--out "$out")
-    [ "$quick" = 1 ] && ppp_args+=(--quick)
-    timeout --foreground --kill-after=30 10m "$FERROCONNECT_BIN_DIR/bench_ppp" "${ppp_args[@]}" || status=$?
+    gw_args=(--out "$out")
+    [ "$quick" = 1 ] && gw_args+=(--quick)
+    timeout --foreground --kill-after=30 15m "$FERROCONNECT_BIN_DIR/bench_gateways" "${gw_args[@]}" || status=$?
 fi
 exit "$status"

@@ -1,9 +1,10 @@
-//! Throughput of the PPP protocols' tunnels: Debian's openconnect 9.01 and our client, each
-//! against our Fortinet test gateway in the same run, over DTLS and over TLS, upload and
-//! download (iperf3 TCP through the tunnel to the host behind the gateway). No vendor
-//! server runs here, so the gateway is ours for both clients; the ratio compares clients.
+//! Throughput of the protocols whose servers cannot run here: Debian's openconnect 9.01 and
+//! our client, each against our test gateways in the same run (Fortinet over DTLS and TLS,
+//! GlobalProtect over ESP and TLS), upload and download (iperf3 TCP through the tunnel to
+//! the host behind the gateway). The gateway is ours for both clients; the ratio compares
+//! clients.
 //!
-//!   bench_ppp [--quick] [--out DIR]     (as root; run by bench/run.sh)
+//!   bench_gateways [--quick] [--out DIR]     (as root; run by bench/run.sh)
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -12,26 +13,57 @@ use std::time::Duration;
 use ferroconnect_interop::gateway_lab::{GatewayLab, Vendor};
 use serde_json::{json, Value};
 
+/// A gateway and the channel its tunnel runs over.
 #[derive(Debug, Clone, Copy)]
 enum Carrier {
-    Dtls,
-    Tls,
+    FortinetDtls,
+    FortinetTls,
+    GpEsp,
+    GpTls,
 }
 
 impl Carrier {
+    const ALL: [Self; 4] = [
+        Self::FortinetDtls,
+        Self::FortinetTls,
+        Self::GpEsp,
+        Self::GpTls,
+    ];
+
     fn name(self) -> &'static str {
         match self {
-            Self::Dtls => "DTLS",
-            Self::Tls => "TLS",
+            Self::FortinetDtls => "fortinet DTLS",
+            Self::FortinetTls => "fortinet TLS",
+            Self::GpEsp => "gp ESP",
+            Self::GpTls => "gp TLS",
+        }
+    }
+
+    fn vendor(self) -> Vendor {
+        match self {
+            Self::FortinetDtls | Self::FortinetTls => Vendor::Fortinet,
+            Self::GpEsp | Self::GpTls => Vendor::Gp,
         }
     }
 
     /// The client's options for this carrier.
     fn client_args(self) -> &'static [&'static str] {
         match self {
-            Self::Dtls => &[],
-            Self::Tls => &["--no-dtls"],
+            Self::FortinetDtls | Self::GpEsp => &[],
+            Self::FortinetTls | Self::GpTls => &["--no-dtls"],
         }
+    }
+
+    /// Whether the gateway's log says the tunnel runs over the datagram channel.
+    fn over_udp(self, gateway_log: &str) -> bool {
+        match self.vendor() {
+            Vendor::Gp => gateway_log.contains("ESP tunnel "),
+            _ => gateway_log.contains("DTLS tunnel for session"),
+        }
+    }
+
+    fn wants_udp(self) -> bool {
+        matches!(self, Self::FortinetDtls | Self::GpEsp)
     }
 }
 
@@ -55,7 +87,7 @@ fn settings() -> Result<Settings, String> {
                 s.repetitions = 1;
             }
             "--out" => s.out = PathBuf::from(args.next().ok_or("--out needs a directory")?),
-            other => return Err(format!("bench_ppp: unknown argument {other}")),
+            other => return Err(format!("bench_gateways: unknown argument {other}")),
         }
     }
     Ok(s)
@@ -64,13 +96,12 @@ fn settings() -> Result<Settings, String> {
 /// One client's tunnel through the gateway, measured both ways: Mbit/s up and down.
 fn measure(carrier: Carrier, real_client: bool, seconds: u32) -> Result<(f64, f64), String> {
     let run = std::panic::catch_unwind(|| {
-        let mut lab = GatewayLab::start("bench-ppp", Vendor::Fortinet, &[], real_client);
+        let mut lab = GatewayLab::start("bench-gw", carrier.vendor(), &[], real_client);
         lab.spawn_client(carrier.client_args());
         if !lab.lab.ping_behind(Duration::from_secs(30)) {
             return Err(format!("no tunnel:\n{}", lab.logs()));
         }
-        let over_dtls = lab.gateway_log().contains("DTLS tunnel for session");
-        if over_dtls != matches!(carrier, Carrier::Dtls) {
+        if carrier.over_udp(&lab.gateway_log()) != carrier.wants_udp() {
             return Err(format!(
                 "the tunnel did not run over {}:\n{}",
                 carrier.name(),
@@ -114,10 +145,10 @@ fn main() {
         }
     };
     let mut table = String::from(
-        "| fortinet, our gateway | direction | openconnect 9.01 Mbit/s | ours Mbit/s | ours/9.01 |\n|---|---|---|---|---|\n",
+        "| our gateway, carrier | direction | openconnect 9.01 Mbit/s | ours Mbit/s | ours/9.01 |\n|---|---|---|---|---|\n",
     );
     let mut raw = Vec::new();
-    for carrier in [Carrier::Dtls, Carrier::Tls] {
+    for carrier in Carrier::ALL {
         let mut rates: [[Vec<f64>; 2]; 2] = Default::default();
         for (client, real) in [(0, true), (1, false)] {
             for _ in 0..s.repetitions {
@@ -126,7 +157,7 @@ fn main() {
                         rates[client][0].push(up);
                         rates[client][1].push(down);
                     }
-                    Err(e) => eprintln!("bench_ppp: {} {}: {e}", carrier.name(), client),
+                    Err(e) => eprintln!("bench_gateways: {} {}: {e}", carrier.name(), client),
                 }
             }
         }
@@ -151,9 +182,9 @@ fn main() {
     }
     println!("{table}");
     let _ = std::fs::create_dir_all(&s.out);
-    let _ = std::fs::write(s.out.join("ppp-results.md"), &table);
+    let _ = std::fs::write(s.out.join("gateway-results.md"), &table);
     let _ = std::fs::write(
-        s.out.join("ppp-results.json"),
+        s.out.join("gateway-results.json"),
         serde_json::to_string_pretty(&raw).unwrap_or_default(),
     );
 }
