@@ -923,3 +923,40 @@ fn our_client_offers_external_auth_unless_told_not_to() {
         gp.gateway_log()
     );
 }
+
+/// `--esp-junk`: as the ESP tunnel starts the gateway's port sends the client an empty
+/// datagram, a truncated one, an unknown SPI, a forged ICV and a replay. The tunnel goes on
+/// over UDP; our client counts each drop by reason (SIGUSR1's line).
+fn survives_hostile_esp(test: &str, real_client: bool) {
+    let mut gp = start(test, &["--esp-junk"], real_client);
+    let pid = gp.spawn_client(&[]);
+    assert_esp_tunnel_up(&gp);
+    assert!(
+        gp.gateway_log().contains("sent hostile ESP"),
+        "{}",
+        gp.logs()
+    );
+    gp.lab.assert_pings_over_udp(10);
+    if !real_client {
+        gp.lab.signal_client(pid, "USR1");
+        let client = gp.lab.wait_for_log("client.log", "ESP dropped", SECS(5));
+        assert!(
+            client.contains(
+                "ESP dropped 4 (malformed 1, unknown SPI 1, replayed 1, too old 0, bad ICV 1, \
+                 bad trailer 0)"
+            ),
+            "{client}"
+        );
+    }
+    gp.disconnect(pid, LOGGED_OUT);
+}
+
+#[test]
+fn debian_openconnect_survives_hostile_esp() {
+    survives_hostile_esp("gp-esp-junk", true);
+}
+
+#[test]
+fn our_client_counts_and_drops_hostile_esp() {
+    survives_hostile_esp("gp-ours-esp-junk", false);
+}

@@ -197,6 +197,9 @@ async fn session(
         common.client_addr,
         common.tunnel_addr
     );
+    if gw.config.esp_junk {
+        esp.send_junk(peer).await;
+    }
     let end = esp.carry(hold, peer, &mut datagrams).await;
     gw.tunnel_ended(generation);
     let counters = esp.inbound.counters();
@@ -268,6 +271,44 @@ impl Esp<'_> {
             .await
             .map(drop)
             .map_err(|e| format!("sending ESP: {e}"))
+    }
+
+    /// `--esp-junk`: what a hostile network sends the client with the session's ports: an
+    /// empty datagram, a truncated one, an SPI nobody negotiated, the session's SPI with a
+    /// forged ICV, and a replay of a genuine packet (a UDP datagram to the discard port).
+    async fn send_junk(&mut self, peer: SocketAddr) {
+        let mut stranger = 0xdead_beef_u32.to_be_bytes().to_vec();
+        stranger.extend_from_slice(&[0; 60]);
+        let discard = discard_packet(self.gw.config.common.tunnel_addr, self.client);
+        let genuine = self.seal_copy(&discard);
+        let mut forged = self.seal_copy(&discard);
+        if let Some(last) = forged.last_mut() {
+            *last ^= 1;
+        }
+        let junk: [&[u8]; 6] = [&[], &[1, 2, 3], &stranger, &forged, &genuine, &genuine];
+        for datagram in junk {
+            if let Err(e) = self.socket.send_to(datagram, peer).await {
+                log!("{peer}: sending junk: {e}");
+            }
+        }
+        log!("{peer}: sent hostile ESP: empty, truncated, unknown SPI, forged ICV, a replay");
+    }
+
+    /// `packet` sealed under the session's keys, as bytes of its own.
+    fn seal_copy(&mut self, packet: &[u8]) -> Vec<u8> {
+        let head = self.outbound.headroom();
+        let end = head + packet.len();
+        let Some(room) = self.out.get_mut(head..end) else {
+            return Vec::new();
+        };
+        room.copy_from_slice(packet);
+        match self
+            .outbound
+            .seal(&mut self.out, head..end, NextHeader::Ipv4)
+        {
+            Ok(sealed) => self.out.get(sealed).unwrap_or_default().to_vec(),
+            Err(_) => Vec::new(),
+        }
     }
 
     /// The tunnel: datagrams to the tun device, the tun device's packets sealed to the
@@ -343,4 +384,24 @@ impl Esp<'_> {
             }
         }
     }
+}
+
+/// A UDP datagram of one zero byte from `from` to `to`'s discard port (9).
+fn discard_packet(from: std::net::Ipv4Addr, to: IpAddr) -> Vec<u8> {
+    let IpAddr::V4(to) = to else {
+        return Vec::new();
+    };
+    let mut p = vec![0x45, 0, 0, 29, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    p.extend_from_slice(&from.octets());
+    p.extend_from_slice(&to.octets());
+    let sum = p
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let checksum = !u16::try_from((folded & 0xffff) + (folded >> 16)).unwrap_or(0);
+    p[10..12].copy_from_slice(&checksum.to_be_bytes());
+    // UDP: port 9 to port 9, length 9, no checksum, one byte.
+    p.extend_from_slice(&[0, 9, 0, 9, 0, 9, 0, 0, 0]);
+    p
 }

@@ -11,7 +11,7 @@
 //!            [--gateway HOST[:PORT]=DESCRIPTION]... [--region NAME] [--portal-cookie]
 //!            [--no-esp | --refuse-esp] [--esp-port N] [--esp-suite ENC/MAC]
 //!            [--esp-magic IPV4] [--mtu N] [--rekey SECONDS] [--hip-report-needed]
-//!            [--web-cookie] [--saml COOKIE] [--tun NAME] [--log FILE]
+//!            [--web-cookie] [--saml COOKIE] [--esp-junk] [--tun NAME] [--log FILE]
 //! ```
 //!
 //! Run it as root in the namespace that should own the tun device. It prints
@@ -57,6 +57,10 @@
 //! - `POST /ssl-vpn/logout.esp` (the whole cookie, which must match): the session is
 //!   forgotten, its tunnel and keys ended (log line `logout: session forgotten`);
 //! - anything else: 404.
+//!
+//! With `--esp-junk`, when a session's ESP tunnel starts the client gets, from the ESP port:
+//! an empty datagram, a truncated one, one with an unknown SPI, one with a forged ICV, and
+//! a genuine packet twice (the second a replay).
 //!
 //! With `--saml COOKIE` every prelogin asks for a SAML login (REDIRECT to an identity
 //! provider that is never reached) and the logins take `user` with `prelogin-cookie`
@@ -139,6 +143,7 @@ the tun device.
   --hip-report-needed    the HIP check says a report is needed
   --web-cookie           the prelogin sets an HTTP cookie; later pages require it (403)
   --saml COOKIE          prelogins ask for SAML; logins take prelogin-cookie=COOKIE
+  --esp-junk             send the client hostile ESP datagrams when its ESP tunnel starts
   --tun NAME             the tun device to create (default gpgw0)
   --log FILE             also append the log to FILE (it always goes to stderr)
   --help                 this text
@@ -195,6 +200,8 @@ struct Config {
     web_cookie: bool,
     /// SAML logins: the prelogin asks for SAML, the logins take this `prelogin-cookie`.
     saml: Option<String>,
+    /// Send the client hostile ESP datagrams when its ESP tunnel starts.
+    esp_junk: bool,
 }
 
 /// The HTTP cookie `--web-cookie` sets.
@@ -249,6 +256,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--refuse-esp",
         "--hip-report-needed",
         "--web-cookie",
+        "--esp-junk",
     ];
     let known = [
         "--challenge",
@@ -300,6 +308,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         hip_needed: false,
         web_cookie: false,
         saml: None,
+        esp_junk: false,
         common,
     };
     for (name, value) in own {
@@ -311,6 +320,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--hip-report-needed" => config.hip_needed = true,
             "--web-cookie" => config.web_cookie = true,
             "--saml" => config.saml = Some(value),
+            "--esp-junk" => config.esp_junk = true,
             "--challenge" => {
                 config.challenge = match value.as_str() {
                     "xml" => ChallengeStyle::Xml,
