@@ -88,6 +88,10 @@ impl GatewayConfig {
         for child in root.elements() {
             config.read(child, with_esp, with_ipv6)?;
         }
+        // No tunnel without an address (upstream's install_vpn_opts aborts too).
+        if config.ip.ipv4.is_none() && config.ip.ipv6.is_none() {
+            return Err(GpError::NoAddress);
+        }
         Ok(config)
     }
 

@@ -133,6 +133,8 @@ pub enum GpError {
     },
     #[error("the session cookie lacks {0}")]
     CookieLacks(&'static str),
+    #[error("No IP address received in the GlobalProtect configuration. Aborting")]
+    NoAddress,
     #[error("the GlobalProtect configuration has a bad <{tag}>: {value:?}")]
     BadConfigValue { tag: &'static str, value: String },
     #[error("unknown ESP {what} algorithm {name:?}")]

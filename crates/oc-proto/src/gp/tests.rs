@@ -349,6 +349,16 @@ fn bad_and_incomplete_configs() {
             ..
         })
     ));
+    // No address at all (or only an IPv6 one the client does not take).
+    for none in [
+        "<response><mtu>1400</mtu></response>",
+        "<response><ip-address-v6>fd00::2</ip-address-v6></response>",
+    ] {
+        assert_eq!(
+            GatewayConfig::parse(&xml(none), true, false),
+            Err(GpError::NoAddress)
+        );
+    }
     // Keys whose length is not what <bits> says, unknown algorithms: no ESP, a note.
     for broken in [
         FAKE_GETCONFIG.replace("<bits>128</bits>", "<bits>256</bits>"),
