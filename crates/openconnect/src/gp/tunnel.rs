@@ -58,6 +58,8 @@ struct GpTunnel<'a> {
     tls_liveness: Liveness,
     /// The ESP channel while these keys may still carry the tunnel.
     esp: Option<Esp>,
+    /// Sending on ESP failed for this reason: the next step moves to TLS.
+    esp_failed: Option<String>,
     rekey_at: Option<Instant>,
     hip: Hip,
     /// When the HIP check is due again.
@@ -100,6 +102,7 @@ pub(super) async fn run(
         frames: FrameDecoder::new(),
         tls_liveness: Liveness::new(Timers::default(), Instant::now()),
         esp: None,
+        esp_failed: None,
         rekey_at: None,
         hip,
         hip_due: None,
@@ -456,7 +459,10 @@ impl TunnelProtocol for GpTunnel<'_> {
     const TAILROOM: usize = TAILROOM;
 
     async fn step(&mut self) -> Result<Option<Stop>, ClientError> {
-        Ok(None)
+        match self.esp_failed.take() {
+            Some(why) => self.esp_abandoned(&why).await,
+            None => Ok(None),
+        }
     }
 
     fn waits(&mut self) -> Waits<'_> {
@@ -480,10 +486,7 @@ impl TunnelProtocol for GpTunnel<'_> {
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
         if let Some(esp) = self.esp.as_mut().filter(|e| e.is_up()) {
             if let Err(why) = esp.send_packets(up, count, HEADROOM, &mut self.stats).await {
-                return match self.esp_abandoned(&why).await? {
-                    Some(Stop::Lost(why)) => Err(ClientError::System(why)),
-                    _ => Ok(()),
-                };
+                self.esp_failed = Some(why);
             }
             return Ok(());
         }
