@@ -13,6 +13,7 @@ mod esp_channel;
 mod f5;
 mod fortinet;
 mod gp;
+mod host;
 mod ppp_link;
 mod ppp_tunnel;
 mod ppp_udp;

@@ -174,43 +174,59 @@ impl TunSink {
     }
 }
 
-/// After a failed reconnect attempt: gives up on a lasting error or once
-/// `--reconnect-timeout` has passed since `started`, else waits openconnect's growing
-/// interval. A signal can end the wait (`Some`, how the run ends); SIGUSR1 prints `stats`.
-pub(crate) async fn reconnect_backoff(
-    e: ClientError,
+/// The reconnect attempts after one loss: openconnect's growing interval between them,
+/// given up on a lasting error or once `--reconnect-timeout` has passed.
+pub(crate) struct Backoff {
     started: Instant,
     limit: Duration,
-    interval: &mut Duration,
-    signals: &mut Signals,
-    stats: &dyn Fn(),
-) -> Result<Option<Finished>, ClientError> {
-    if !e.is_transient() {
-        return Err(e);
+    interval: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(opts: &Options) -> Self {
+        Self {
+            started: Instant::now(),
+            limit: Duration::from_secs(opts.reconnect_timeout),
+            interval: Duration::ZERO,
+        }
     }
-    let elapsed = started.elapsed();
-    if elapsed >= limit {
-        return Err(ClientError::ReconnectTimeout {
-            secs: limit.as_secs(),
-            last: e.to_string(),
-        });
-    }
-    *interval = next_reconnect_interval(*interval);
-    let wait = (*interval).min(limit - elapsed);
-    warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
-    tokio::select! {
-        () = tokio::time::sleep(wait) => Ok(None),
-        sig = signals.recv() => Ok(match sig {
-            Sig::Cancel => Some(Finished(CANCELLED.into())),
-            Sig::Detach => Some(Finished(DETACHED.into())),
-            Sig::Stats => {
-                stats();
-                None
-            }
-            Sig::Reconnect => {
-                debug!("already reconnecting");
-                None
-            }
-        }),
+
+    /// After a failed attempt: the error when it is lasting or time is up, else the wait
+    /// before the next one. A signal can end the wait (`Some`, how the run ends); SIGUSR1
+    /// prints `stats`.
+    pub(crate) async fn failed(
+        &mut self,
+        e: ClientError,
+        signals: &mut Signals,
+        stats: &dyn Fn(),
+    ) -> Result<Option<Finished>, ClientError> {
+        if !e.is_transient() {
+            return Err(e);
+        }
+        let elapsed = self.started.elapsed();
+        if elapsed >= self.limit {
+            return Err(ClientError::ReconnectTimeout {
+                secs: self.limit.as_secs(),
+                last: e.to_string(),
+            });
+        }
+        self.interval = next_reconnect_interval(self.interval);
+        let wait = self.interval.min(self.limit - elapsed);
+        warn!("Reconnect failed ({e}); retrying in {}s", wait.as_secs());
+        tokio::select! {
+            () = tokio::time::sleep(wait) => Ok(None),
+            sig = signals.recv() => Ok(match sig {
+                Sig::Cancel => Some(Finished(CANCELLED.into())),
+                Sig::Detach => Some(Finished(DETACHED.into())),
+                Sig::Stats => {
+                    stats();
+                    None
+                }
+                Sig::Reconnect => {
+                    debug!("already reconnecting");
+                    None
+                }
+            }),
+        }
     }
 }

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::cli::Options;
 use crate::dtls::{DtlsLink, DtlsSettings};
 use crate::error::ClientError;
-use crate::shell::{reconnect_backoff, run_script_logged, settle_in, Signals, Stats, TunSink};
+use crate::shell::{run_script_logged, settle_in, Backoff, Signals, Stats, TunSink};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::udp_channel::UdpChannel;
@@ -379,9 +379,7 @@ impl Tunnel<'_> {
             Reason::AttemptReconnect,
             &self.script_context(),
         );
-        let started = Instant::now();
-        let limit = Duration::from_secs(self.opts.reconnect_timeout);
-        let mut interval = Duration::ZERO;
+        let mut backoff = Backoff::new(self.opts);
         loop {
             let previous = self.previous_addresses();
             let offer = self.dtls.offer();
@@ -420,10 +418,7 @@ impl Tunnel<'_> {
                     return Ok(None);
                 }
                 Err(e) => {
-                    let stats = || self.log_stats();
-                    let ended =
-                        reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
-                    if let Some(done) = ended.await? {
+                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
                         return Ok(Some(done));
                     }
                 }

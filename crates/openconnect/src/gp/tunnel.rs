@@ -6,16 +6,14 @@
 //! again (the same addresses asked for), new keys, ESP tried afresh.
 
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use oc_net::udp::RecvBatch;
-use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_net::TunReader;
 use oc_proto::esp::{EspInbound, EspOutbound, EspSession};
 use oc_proto::gp::frame::{frame_in_place, FrameDecoder, FrameKind, HEADER_LEN, KEEPALIVE};
 use oc_proto::gp::probe::GpProber;
 use oc_proto::gp::{ClientInfo, GatewayConfig, GpCookie, DPD_SECONDS, ESP_PORT};
-use oc_proto::ip_config::IpConfig;
 use oc_proto::liveness::{Liveness, LivenessAction, Timers};
 use oc_tls::esp::OpenSslEspCipher;
 use tokio::io::AsyncWriteExt;
@@ -26,11 +24,12 @@ use super::setup::{connect_tls_tunnel, get_config, logout};
 use crate::cli::Options;
 use crate::error::ClientError;
 use crate::esp_channel::{EspChannel, EspEvent};
-use crate::shell::{reconnect_backoff, run_script_logged, settle_in, Signals, Stats, TunSink};
+use crate::host::TunnelHost;
+use crate::shell::{Backoff, Signals};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::web::CookieJar;
-use crate::{Finished, DEFAULT_SCRIPT};
+use crate::Finished;
 
 /// Room before a packet: ESP's header and IV (24 bytes for AES) or GP's 16-byte header.
 const HEADROOM: usize = 24;
@@ -49,8 +48,7 @@ struct GpTunnel<'a> {
     /// The HTTP cookies of the login, sent with every request to the gateway.
     jar: CookieJar,
     config: GatewayConfig,
-    script: String,
-    /// The gateway's address (the script's VPNGATEWAY, ESP's destination).
+    /// The gateway's address (ESP's destination).
     gateway: SocketAddr,
     /// The TLS tunnel, once started (it voids the ESP keys).
     conn: Option<HttpsConnection>,
@@ -64,13 +62,7 @@ struct GpTunnel<'a> {
     hip: Hip,
     /// When the HIP check is due again.
     hip_due: Option<Instant>,
-    tun: Option<(TunSink, String)>,
-    ip: IpConfig,
-    stats: Stats,
-    pid_file: Option<PathBuf>,
-    script_pid: u32,
-    /// `attempt-reconnect` ran; `reconnect` runs when a carrier is up again.
-    reconnecting: bool,
+    host: TunnelHost<'a>,
 }
 
 /// Sets up the tunnel on the gateway `endpoint` with the session's `cookie` and runs it.
@@ -93,10 +85,6 @@ pub(super) async fn run(
         cookie,
         jar,
         config: GatewayConfig::default(),
-        script: opts
-            .script
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SCRIPT.to_string()),
         gateway,
         conn: None,
         frames: FrameDecoder::new(),
@@ -106,21 +94,11 @@ pub(super) async fn run(
         rekey_at: None,
         hip,
         hip_due: None,
-        tun: None,
-        ip: IpConfig::default(),
-        stats: Stats::default(),
-        pid_file: None,
-        script_pid: std::process::id(),
-        reconnecting: false,
+        host: TunnelHost::new(opts, gateway.ip()),
     };
     tunnel.setup().await?;
     let result = tunnel_loop::run(&mut tunnel).await;
-    if tunnel.tun.is_some() {
-        run_script_logged(&tunnel.script, Reason::Disconnect, &tunnel.script_context());
-    }
-    if let Some(p) = &tunnel.pid_file {
-        let _ = std::fs::remove_file(p);
-    }
+    tunnel.host.finish();
     result
 }
 
@@ -140,10 +118,11 @@ impl GpTunnel<'_> {
         // New configuration, new keys: the old ones are void.
         self.esp = None;
         self.conn = None;
+        let ip = &self.host.ip;
         let previous = self
-            .tun
-            .as_ref()
-            .map(|_| (self.ip.ipv4, self.ip.ipv6.map(|n| n.addr())));
+            .host
+            .is_up()
+            .then(|| (ip.ipv4, ip.ipv6.map(|n| n.addr())));
         let config = get_config(
             self.opts,
             self.endpoint,
@@ -255,7 +234,7 @@ impl GpTunnel<'_> {
         self.esp = None;
         match self.connect_tls().await {
             Ok(()) => Ok(None),
-            Err(e) if self.tun.is_some() => Ok(Some(Stop::Lost(e.to_string()))),
+            Err(e) if self.host.is_up() => Ok(Some(Stop::Lost(e.to_string()))),
             Err(e) => Err(e),
         }
     }
@@ -274,33 +253,11 @@ impl GpTunnel<'_> {
         }
     }
 
-    /// A carrier (ESP or TLS) is up: the first time the tun device and the script; after a
-    /// reconnect the same addresses, or the session is treated as lost.
+    /// A carrier (ESP or TLS) is up: the tunnel's network is (see
+    /// [`TunnelHost::network_up`]).
     fn carrier_up(&mut self) -> Result<(), ClientError> {
-        let ip = self.config.ip.clone();
-        if self.tun.is_some() {
-            if ip.addresses() != self.ip.addresses() {
-                return Err(ClientError::AddressChanged(format!(
-                    "had {:?}, got {:?}",
-                    self.ip.addresses(),
-                    ip.addresses()
-                )));
-            }
-            if std::mem::take(&mut self.reconnecting) {
-                info!("Reconnected");
-                run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
-            }
-            return Ok(());
-        }
-        self.ip = ip;
-        run_script_logged(&self.script, Reason::PreInit, &self.script_context());
-        let (tun, name) = open_tun(self.opts.interface.as_deref())?;
-        self.tun = Some((TunSink::new(tun), name));
-        run_script_logged(&self.script, Reason::Connect, &self.script_context());
-        let addrs: Vec<String> = self.ip.addresses().iter().map(IpAddr::to_string).collect();
-        info!(
-            "Configured as {}, with SSL {} and ESP {}",
-            addrs.join(" + "),
+        let links = format!(
+            "SSL {} and ESP {}",
             if self.conn.is_some() {
                 "connected"
             } else {
@@ -308,9 +265,7 @@ impl GpTunnel<'_> {
             },
             self.esp_state()
         );
-        debug!("Tunnel MTU {}", self.ip.mtu);
-        self.pid_file = settle_in(self.opts)?;
-        Ok(())
+        self.host.network_up(self.config.ip.clone(), &links)
     }
 
     /// openconnect's word for ESP in `Configured as ...`.
@@ -324,20 +279,6 @@ impl GpTunnel<'_> {
         }
     }
 
-    fn script_context(&self) -> ScriptContext<'_> {
-        ScriptContext {
-            tundev: self
-                .tun
-                .as_ref()
-                .map(|(_, name)| name.as_str())
-                .or(self.opts.interface.as_deref()),
-            gateway: Some(self.gateway.ip()),
-            pid: self.script_pid,
-            log_level: self.opts.log_level(),
-            tunnel: Some(&self.ip),
-        }
-    }
-
     /// Frames from the TLS tunnel: packets to the tun device, keepalives noted. A header
     /// that is not GlobalProtect's ends the session, as upstream.
     fn tls_input(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
@@ -345,26 +286,18 @@ impl GpTunnel<'_> {
             return Ok(());
         }
         self.tls_liveness.on_receive(Instant::now());
-        let Self {
-            frames, tun, stats, ..
-        } = self;
+        let Self { frames, host, .. } = self;
         let result = frames.decode(bytes, |frame| {
             if frame.odd_tail {
                 debug!("GlobalProtect frame header with unexpected bytes 8 to 15");
             }
             match frame.kind {
                 FrameKind::Keepalive => debug!("Got GPST DPD/keepalive response"),
-                FrameKind::Ipv4 | FrameKind::Ipv6 => {
-                    if let Some((sink, _)) = tun.as_mut() {
-                        sink.push(frame.payload, stats);
-                    }
-                }
+                FrameKind::Ipv4 | FrameKind::Ipv6 => host.deliver(frame.payload),
             }
             Ok::<_, ClientError>(())
         });
-        if let Some((sink, _)) = self.tun.as_mut() {
-            sink.flush(&mut self.stats);
-        }
+        self.host.flush();
         result
     }
 
@@ -392,7 +325,7 @@ impl GpTunnel<'_> {
                 .write_all(frame)
                 .await
                 .map_err(ClientError::io("sending on the TLS connection"))?;
-            self.stats.sent(len);
+            self.host.stats.sent(len);
         }
         self.tls_liveness.on_send(Instant::now());
         Ok(())
@@ -450,7 +383,7 @@ impl GpTunnel<'_> {
             Some(esp) => format!("ESP {}; {}", esp.status(), esp.drops()),
             None => format!("ESP {}", self.esp_state()),
         };
-        self.stats.log(&format!("{tls}; {esp}"));
+        self.host.stats.log(&format!("{tls}; {esp}"));
     }
 }
 
@@ -476,7 +409,7 @@ impl TunnelProtocol for GpTunnel<'_> {
             .flatten()
             .min();
         Waits {
-            tun: self.tun.as_ref().map(|(sink, _)| &sink.tun),
+            tun: self.host.tun.as_ref().map(|(sink, _)| &sink.tun),
             tls: self.conn.as_mut().map(|c| &mut c.tls),
             udp: self.esp.as_ref().map(Esp::socket),
             deadline,
@@ -485,7 +418,10 @@ impl TunnelProtocol for GpTunnel<'_> {
 
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
         if let Some(esp) = self.esp.as_mut().filter(|e| e.is_up()) {
-            if let Err(why) = esp.send_packets(up, count, HEADROOM, &mut self.stats).await {
+            if let Err(why) = esp
+                .send_packets(up, count, HEADROOM, &mut self.host.stats)
+                .await
+            {
                 self.esp_failed = Some(why);
             }
             return Ok(());
@@ -510,15 +446,11 @@ impl TunnelProtocol for GpTunnel<'_> {
             Ok(n) => n,
             Err(e) => return self.esp_abandoned(&format!("ESP receive error: {e}")).await,
         };
-        let Self { tun, stats, .. } = self;
+        let host = &mut self.host;
         let event = esp.on_received(batch, count, Instant::now(), &mut |packet| {
-            if let Some((sink, _)) = tun.as_mut() {
-                sink.push(packet, stats);
-            }
+            host.deliver(packet);
         });
-        if let Some((sink, _)) = self.tun.as_mut() {
-            sink.flush(&mut self.stats);
-        }
+        self.host.flush();
         match event {
             Some(event) => self.esp_event(event).await,
             None => Ok(None),
@@ -576,8 +508,7 @@ impl TunnelProtocol for GpTunnel<'_> {
 
     /// A tunnel that never came up is not worth reconnecting.
     fn give_up(&self, why: &str) -> Option<ClientError> {
-        self.tun
-            .is_none()
+        (!self.host.is_up())
             .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
     }
 
@@ -587,25 +518,13 @@ impl TunnelProtocol for GpTunnel<'_> {
         signals: &mut Signals,
     ) -> Result<Option<Finished>, ClientError> {
         warn!("{why}; reconnecting");
-        if self.tun.is_some() && !self.reconnecting {
-            self.reconnecting = true;
-            run_script_logged(
-                &self.script,
-                Reason::AttemptReconnect,
-                &self.script_context(),
-            );
-        }
-        let started = Instant::now();
-        let limit = Duration::from_secs(self.opts.reconnect_timeout);
-        let mut interval = Duration::ZERO;
+        self.host.attempt_reconnect();
+        let mut backoff = Backoff::new(self.opts);
         loop {
             match self.setup().await {
                 Ok(()) => return Ok(None),
                 Err(e) => {
-                    let stats = || self.log_stats();
-                    let ended =
-                        reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
-                    if let Some(done) = ended.await? {
+                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
                         return Ok(Some(done));
                     }
                 }

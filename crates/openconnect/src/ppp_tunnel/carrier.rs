@@ -27,7 +27,7 @@ impl PppTunnel<'_> {
         if self.conn.is_some() || self.on_dtls() || self.awaiting_dtls() {
             return Ok(());
         }
-        if self.tun.is_some() {
+        if self.host.is_up() {
             // DTLS was lost under a running tunnel: for the script, a reconnect.
             self.attempt_reconnect();
         } else if self.udp.is_some() {
@@ -41,14 +41,7 @@ impl PppTunnel<'_> {
     /// The script's `attempt-reconnect` (once the tunnel exists); `reconnect` follows when
     /// PPP is up again.
     pub(super) fn attempt_reconnect(&mut self) {
-        if self.tun.is_some() && !self.reconnecting {
-            self.reconnecting = true;
-            run_script_logged(
-                &self.script,
-                Reason::AttemptReconnect,
-                &self.script_context(),
-            );
-        }
+        self.host.attempt_reconnect();
     }
 
     /// PPP starts over on a fresh TLS tunnel.
@@ -59,7 +52,7 @@ impl PppTunnel<'_> {
         proposed: Option<Proposed>,
     ) {
         self.propose(proposed);
-        if self.tun.is_none() {
+        if !self.host.is_up() {
             // The first carrier: the MRU can now follow the connection's path.
             self.ppp = Ppp::new(
                 ppp_config(self.opts, &self.link, Some(&conn)),
@@ -77,7 +70,7 @@ impl PppTunnel<'_> {
     /// Before the network was first up, the addresses a tunnel request's answer gave are
     /// the ones PPP asks for.
     pub(super) fn propose(&mut self, proposed: Option<Proposed>) {
-        if let (Some((v4, v6)), None) = (proposed, &self.tun) {
+        if let (Some((v4, v6)), false) = (proposed, self.host.is_up()) {
             self.link.base.ipv4 = v4.or(self.link.base.ipv4);
             if let Some(v6) = v6 {
                 self.link.base.ipv6 = Ipv6Net::new(v6, 64).ok();
@@ -108,7 +101,7 @@ impl PppTunnel<'_> {
                 } else {
                     info!("DTLS tunnel connected");
                 }
-                if self.tun.is_none() {
+                if !self.host.is_up() {
                     self.propose(Some((ipv4, ipv6)));
                     let config = ppp_config(self.opts, &self.link, self.conn.as_ref());
                     self.ppp = Ppp::new(config, Instant::now());
@@ -147,8 +140,7 @@ impl PppTunnel<'_> {
         let now = Instant::now();
         let Self {
             ppp,
-            tun,
-            stats,
+            host,
             udp,
             endpoint,
             ..
@@ -166,19 +158,13 @@ impl PppTunnel<'_> {
         let mut failure = None;
         let event = udp
             .on_received(count, batch, &endpoint.tls, now, &mut |frame| {
-                let delivered = ppp.handle_input(frame, now, &mut |packet| {
-                    if let Some((sink, _)) = tun.as_mut() {
-                        sink.push(packet, stats);
-                    }
-                });
+                let delivered = ppp.handle_input(frame, now, &mut |packet| host.deliver(packet));
                 if let Err(e) = delivered {
                     failure.get_or_insert(e);
                 }
             })
             .await;
-        if let Some((sink, _)) = tun.as_mut() {
-            sink.flush(stats);
-        }
+        host.flush();
         if let Some(e) = failure {
             return Err(e.into());
         }

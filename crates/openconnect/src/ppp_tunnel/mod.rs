@@ -4,29 +4,26 @@
 //! starts afresh whenever it moves between TLS and DTLS, as upstream does. nullppp uses it
 //! as it is; fortinet and f5 add their login and encapsulation in front.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ipnet::Ipv6Net;
 use oc_net::udp::RecvBatch;
-use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_net::TunReader;
 use oc_proto::fortinet::TunnelStart;
-use oc_proto::ip_config::IpConfig;
 use oc_proto::ppp::{Closed, Ppp, PppError, PppEvent, PppNetwork};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
 use crate::cli::Options;
 use crate::error::ClientError;
+use crate::host::TunnelHost;
 use crate::ppp_link::{ip_config, open_link, ppp_config, PppLink, Proposed, TunnelAnswer};
 use crate::ppp_udp::{PppUdp, UdpEvent};
-use crate::shell::{
-    reconnect_backoff, run_script_logged, settle_in, Signals, Stats, TunSink, CANCELLED,
-};
+use crate::shell::{Backoff, Signals, CANCELLED};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
-use crate::{Finished, DEFAULT_SCRIPT};
+use crate::Finished;
 
 mod carrier;
 use carrier::TlsEnd;
@@ -41,29 +38,19 @@ struct PppTunnel<'a> {
     opts: &'a Options,
     endpoint: &'a Endpoint,
     link: PppLink,
-    script: String,
     /// The TLS connection carrying PPP; `None` while DTLS carries it or is being tried
     /// first.
     conn: Option<HttpsConnection>,
     /// The DTLS channel, when the gateway granted one.
     udp: Option<PppUdp>,
-    /// The gateway's address (the script's VPNGATEWAY).
-    gateway: SocketAddr,
     ppp: Ppp,
-    /// Made when the network first comes up.
-    tun: Option<(TunSink, String)>,
-    ip: IpConfig,
-    stats: Stats,
-    pid_file: Option<PathBuf>,
-    script_pid: u32,
+    host: TunnelHost<'a>,
     /// Encapsulated packets for one write.
     out: Vec<u8>,
     /// A tunnel request that may be refused in HTTP (Fortinet's) is waiting for its answer.
     start: Option<TunnelStart>,
     /// PPP bytes that came with the tunnel request's answer.
     pending: Vec<u8>,
-    /// `attempt-reconnect` ran; `reconnect` runs when PPP is up again.
-    reconnecting: bool,
     /// The TLS tunnel ended while the gateway was answering our DTLS probe. A gateway that
     /// moves the session to DTLS ends the old tunnel, and that can overtake its answer, so
     /// the verdict waits for the probe's outcome.
@@ -96,22 +83,12 @@ pub(crate) async fn run(
         endpoint,
         ppp: Ppp::new(ppp_config(opts, &link, None), Instant::now()),
         link,
-        script: opts
-            .script
-            .clone()
-            .unwrap_or_else(|| DEFAULT_SCRIPT.to_string()),
         conn: None,
         udp: None,
-        gateway,
-        tun: None,
-        ip: IpConfig::default(),
-        stats: Stats::default(),
-        pid_file: None,
-        script_pid: std::process::id(),
+        host: TunnelHost::new(opts, gateway.ip()),
         out: Vec::new(),
         start: None,
         pending: Vec::new(),
-        reconnecting: false,
         deferred: None,
     };
     let first_try = match udp.as_mut() {
@@ -126,12 +103,7 @@ pub(crate) async fn run(
     if let Some(udp) = tunnel.udp.as_mut() {
         udp.shut().await;
     }
-    if tunnel.tun.is_some() {
-        run_script_logged(&tunnel.script, Reason::Disconnect, &tunnel.script_context());
-    }
-    if let Some(p) = &tunnel.pid_file {
-        let _ = std::fs::remove_file(p);
-    }
+    tunnel.host.finish();
     result
 }
 
@@ -152,21 +124,6 @@ async fn recv_udp(udp: Option<&PppUdp>, batch: &mut RecvBatch) -> std::io::Resul
 }
 
 impl PppTunnel<'_> {
-    fn script_context(&self) -> ScriptContext<'_> {
-        ScriptContext {
-            // Before the device exists (pre-init), the name asked for, as upstream.
-            tundev: self
-                .tun
-                .as_ref()
-                .map(|(_, name)| name.as_str())
-                .or(self.opts.interface.as_deref()),
-            gateway: Some(self.gateway.ip()),
-            pid: self.script_pid,
-            log_level: self.opts.log_level(),
-            tunnel: Some(&self.ip),
-        }
-    }
-
     fn handle_input(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         if let Some(start) = self.start.as_mut() {
             if let Err(status) = start.first_bytes(bytes) {
@@ -178,17 +135,11 @@ impl PppTunnel<'_> {
                 });
             }
         }
-        let Self {
-            ppp, tun, stats, ..
-        } = self;
+        let Self { ppp, host, .. } = self;
         let result = ppp.handle_input(bytes, Instant::now(), &mut |packet| {
-            if let Some((sink, _)) = tun.as_mut() {
-                sink.push(packet, stats);
-            }
+            host.deliver(packet);
         });
-        if let Some((sink, _)) = self.tun.as_mut() {
-            sink.flush(&mut self.stats);
-        }
+        self.host.flush();
         result.map_err(ClientError::from)
     }
 
@@ -204,7 +155,8 @@ impl PppTunnel<'_> {
         };
         let udp = self.udp.as_ref().map_or("disabled", PppUdp::status);
         let carrier = if self.on_dtls() { "DTLS" } else { "TLS" };
-        self.stats
+        self.host
+            .stats
             .log(&format!("{tls}; DTLS {udp}; PPP over {carrier}"));
     }
 
@@ -245,7 +197,7 @@ impl PppTunnel<'_> {
             };
             let before = self.out.len();
             match self.ppp.encapsulate_ip(packet, now, &mut self.out) {
-                Ok(()) => self.stats.sent(packet.len()),
+                Ok(()) => self.host.stats.sent(packet.len()),
                 Err(e) => debug!("packet dropped: {e}"),
             }
             if self.out.len() > MAX_RECORD && before > 0 {
@@ -282,7 +234,7 @@ impl PppTunnel<'_> {
                 debug!("packet dropped: {e}");
                 continue;
             }
-            self.stats.sent(packet.len());
+            self.host.stats.sent(packet.len());
             result = udp.queue_frame(&self.out).await;
             if result.is_err() {
                 break;
@@ -352,31 +304,10 @@ impl PppTunnel<'_> {
         }
     }
 
-    /// The first time: scripts, tun device, going to the background. After a reconnect:
-    /// the same addresses, or the session is treated as lost.
+    /// The network is up (see [`TunnelHost::network_up`]; a move to DTLS renegotiates PPP
+    /// too, but is no reconnect, as upstream). nullppp's `term` logs off the first time.
     fn network_up(&mut self, net: &PppNetwork) -> Result<Option<Stop>, ClientError> {
-        let ip = ip_config(&self.link.base, net);
-        if self.tun.is_some() {
-            if ip.addresses() != self.ip.addresses() {
-                return Err(ClientError::AddressChanged(format!(
-                    "had {:?}, got {:?}",
-                    self.ip.addresses(),
-                    ip.addresses()
-                )));
-            }
-            // A move to DTLS renegotiates PPP too, but is no reconnect (as upstream).
-            if std::mem::take(&mut self.reconnecting) {
-                info!("Reconnected");
-                run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
-            }
-            return Ok(None);
-        }
-        self.ip = ip;
-        run_script_logged(&self.script, Reason::PreInit, &self.script_context());
-        let (tun, name) = open_tun(self.opts.interface.as_deref())?;
-        self.tun = Some((TunSink::new(tun), name));
-        run_script_logged(&self.script, Reason::Connect, &self.script_context());
-        let addrs: Vec<String> = self.ip.addresses().iter().map(IpAddr::to_string).collect();
+        let first = !self.host.is_up();
         let tls = if self.conn.is_some() {
             "connected"
         } else {
@@ -386,13 +317,10 @@ impl PppTunnel<'_> {
             Some(udp) => format!("DTLS {}", udp.connection_state()),
             None => "UDP disabled".into(),
         };
-        info!(
-            "Configured as {}, with SSL {tls} and {udp}",
-            addrs.join(" + ")
-        );
-        debug!("Tunnel MTU {}", self.ip.mtu);
-        self.pid_file = settle_in(self.opts)?;
-        if self.link.terminate_at_network {
+        let links = format!("SSL {tls} and {udp}");
+        self.host
+            .network_up(ip_config(&self.link.base, net), &links)?;
+        if first && self.link.terminate_at_network {
             warn!("Terminating because nullppp has reached network state.");
             return Ok(Some(Stop::Cancelled));
         }
@@ -464,9 +392,7 @@ impl PppTunnel<'_> {
             udp.lost(why, Instant::now()).await;
         }
         self.conn = None;
-        let started = Instant::now();
-        let limit = Duration::from_secs(self.opts.reconnect_timeout);
-        let mut interval = Duration::ZERO;
+        let mut backoff = Backoff::new(self.opts);
         loop {
             match open_link(self.endpoint, &self.link).await {
                 Ok((conn, pending, proposed)) => {
@@ -474,10 +400,7 @@ impl PppTunnel<'_> {
                     return Ok(None);
                 }
                 Err(e) => {
-                    let stats = || self.log_stats();
-                    let ended =
-                        reconnect_backoff(e, started, limit, &mut interval, signals, &stats);
-                    if let Some(done) = ended.await? {
+                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
                         return Ok(Some(done));
                     }
                 }
@@ -501,7 +424,7 @@ impl TunnelProtocol for PppTunnel<'_> {
             }
         }
         if let Err(e) = self.ensure_carrier().await {
-            if self.tun.is_none() {
+            if !self.host.is_up() {
                 return Err(e);
             }
             return Ok(Some(Stop::Lost(e.to_string())));
@@ -521,7 +444,7 @@ impl TunnelProtocol for PppTunnel<'_> {
             .flatten()
             .min();
         Waits {
-            tun: self.tun.as_ref().map(|(sink, _)| &sink.tun),
+            tun: self.host.tun.as_ref().map(|(sink, _)| &sink.tun),
             tls: self.conn.as_mut().map(|c| &mut c.tls),
             udp: self.udp.as_ref().and_then(PppUdp::socket),
             deadline,
@@ -572,9 +495,7 @@ impl TunnelProtocol for PppTunnel<'_> {
 
     /// As upstream: a link that never came up is not worth reconnecting.
     fn give_up(&self, why: &str) -> Option<ClientError> {
-        self.tun
-            .is_none()
-            .then(|| ClientError::PppNotEstablished(why.to_string()))
+        (!self.host.is_up()).then(|| ClientError::PppNotEstablished(why.to_string()))
     }
 
     async fn reconnect(
