@@ -263,7 +263,7 @@ fn input_field(attrs: &[(String, String)]) -> Option<FormField> {
     })
 }
 
-fn attr_of(attrs: &[(String, String)], name: &str) -> Option<String> {
+pub(crate) fn attr_of(attrs: &[(String, String)], name: &str) -> Option<String> {
     attrs
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -272,7 +272,9 @@ fn attr_of(attrs: &[(String, String)], name: &str) -> Option<String> {
 
 /// `(lower-case tag name with a leading `/` for end tags, attributes)` and the text up to
 /// the next tag; comments and script/style bodies are skipped.
-fn tags(html: &str) -> impl Iterator<Item = ((String, Vec<(String, String)>), String)> + '_ {
+pub(crate) fn tags(
+    html: &str,
+) -> impl Iterator<Item = ((String, Vec<(String, String)>), String)> + '_ {
     let mut rest = html;
     std::iter::from_fn(move || loop {
         let start = rest.find('<')?;

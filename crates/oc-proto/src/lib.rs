@@ -17,6 +17,7 @@ pub mod ip;
 pub mod ip_config;
 pub mod ipc;
 pub mod liveness;
+pub mod nc;
 pub mod port_filter;
 pub mod ppp;
 pub mod proxy_proto;

@@ -378,7 +378,7 @@ pub struct Options {
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
     pub force_dpd: Option<u64>,
     /// Run SCRIPT for the host check: GlobalProtect's HIP report (openconnect's
-    /// hipreport.sh takes the arguments this client passes)
+    /// hipreport.sh takes the arguments this client passes), Network Connect's TNCC
     #[arg(long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Host check")]
     pub csd_wrapper: Option<PathBuf>,
     /// Do not tell the server that external-browser (SAML) logins are possible
@@ -488,12 +488,16 @@ impl Options {
                 )));
             }
         }
-        let gp = crate::protocol::lookup(self.protocol.as_deref())?.protocol
-            == crate::protocol::Protocol::Gp;
-        if self.csd_wrapper.is_some() && !gp {
+        let protocol = crate::protocol::lookup(self.protocol.as_deref())?.protocol;
+        let host_check = matches!(
+            protocol,
+            crate::protocol::Protocol::Gp | crate::protocol::Protocol::Nc
+        );
+        if self.csd_wrapper.is_some() && !host_check {
             return Err(ClientError::Usage(
-                "--csd-wrapper: only GlobalProtect's HIP report (--protocol=gp) is supported \
-                 yet; the other protocols' host checks are not"
+                "--csd-wrapper: GlobalProtect's HIP report (--protocol=gp) and Network \
+                 Connect's TNCC (--protocol=nc) are supported; AnyConnect's CSD and the \
+                 other protocols' host checks are not yet"
                     .into(),
             ));
         }
@@ -759,14 +763,17 @@ mod tests {
     fn unsupported_options_are_named() {
         let err = Options::from_args(args(&["openconnect", "--proxy=p:1", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--proxy"), "{err}");
-        let o = Options::from_args(args(&["openconnect", "--protocol=nc", "vpn"])).unwrap();
-        assert!(o.validate().unwrap_err().to_string().contains("nc"));
+        let o = Options::from_args(args(&["openconnect", "--protocol=pulse", "vpn"])).unwrap();
+        assert!(o.validate().unwrap_err().to_string().contains("pulse"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
         let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];
         let o = Options::from_args(args(&wrapper)).unwrap();
         let err = o.validate().unwrap_err().to_string();
-        assert!(err.contains("--protocol=gp"), "{err}");
+        assert!(
+            err.contains("--protocol=gp") && err.contains("CSD"),
+            "{err}"
+        );
         let gp = [
             "openconnect",
             "--protocol=gp",

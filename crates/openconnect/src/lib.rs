@@ -14,6 +14,7 @@ mod f5;
 mod fortinet;
 mod gp;
 mod host;
+mod nc;
 mod ppp_link;
 mod ppp_tunnel;
 mod ppp_udp;
@@ -97,6 +98,10 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         Protocol::F5 => {
             let filler = || form_filler(&opts, stdin_password);
             return f5::run(&opts, &endpoint, given_cookie, filler).await;
+        }
+        Protocol::Nc => {
+            let filler = || form_filler(&opts, stdin_password);
+            return nc::run(&opts, &endpoint, given_cookie, filler).await;
         }
         Protocol::Gp => {
             let filler = || form_filler(&opts, stdin_password);

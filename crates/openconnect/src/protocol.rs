@@ -50,7 +50,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         description: "Compatible with Juniper Network Connect",
         udp: Some("ESP"),
         hidden: false,
-        supported: false,
+        supported: true,
     },
     ProtocolInfo {
         protocol: Protocol::Gp,
@@ -168,7 +168,7 @@ mod tests {
         let later = lookup(Some("pulse")).unwrap_err().to_string();
         assert!(
             later.contains("Pulse Connect Secure")
-                && later.contains("anyconnect, gp, f5, fortinet, nullppp"),
+                && later.contains("anyconnect, nc, gp, f5, fortinet, nullppp"),
             "{later}"
         );
     }
@@ -177,7 +177,7 @@ mod tests {
     fn the_version_line_lists_what_works_without_hidden_ones() {
         assert_eq!(
             version_line(),
-            "Supported protocols: anyconnect (default), gp, f5, fortinet"
+            "Supported protocols: anyconnect (default), nc, gp, f5, fortinet"
         );
         assert_eq!(PROTOCOLS.len(), 8);
     }

@@ -121,6 +121,17 @@ impl CookieJar {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every cookie, as `(name, value)`.
+    pub(crate) fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Sets a cookie as the server would (the host checker's `DSPREAUTH`).
+    pub(crate) fn set(&mut self, name: &str, value: &str) {
+        self.0.retain(|(n, _)| n != name);
+        self.0.push((name.to_string(), value.to_string()));
+    }
+
     /// `name=value; ...` of every cookie, as a `Cookie` header or a printable cookie.
     pub(crate) fn header(&self) -> String {
         let pairs: Vec<String> = self.0.iter().map(|(n, v)| format!("{n}={v}")).collect();

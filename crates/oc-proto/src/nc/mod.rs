@@ -1,0 +1,43 @@
+//! Juniper Network Connect (`--protocol=nc`), as openconnect speaks it: the `dana-na` web
+//! login ([`login`]) that ends with the `DSID` cookie, and the tunnel request.
+
+pub mod login;
+
+pub use login::{read_page, session_cookie, NcForm, NcFormKind, NcPage, DSID, ROLES_FIELD};
+
+use thiserror::Error;
+
+use crate::http::Request;
+
+/// The tunnel's request (upstream's `oncp_connect`): a POST to `/dana/js` with the
+/// session's cookie, which the server answers with 200 and the oNCP stream, or refuses.
+pub fn tunnel_request(host: &str, cookie: &str, user_agent: &str) -> Request {
+    Request::new("POST", "/dana/js?prot=1&svc=4")
+        .header("Host", host)
+        .header("User-Agent", user_agent)
+        .header("Cookie", cookie)
+        .header("Connection", "close")
+        .header("Content-Length", "256")
+}
+
+/// What cannot be read from, or done with, a Network Connect login.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NcError {
+    /// A form upstream does not know either (its action names the host checker's
+    /// remediation page when TNCC failed).
+    #[error(
+        "Unknown form (name '{name}', id '{id}'){}",
+        if *host_checker {
+            "; its action likely indicates that TNCC/Host Checker failed"
+        } else {
+            ""
+        }
+    )]
+    UnknownForm {
+        name: String,
+        id: String,
+        host_checker: bool,
+    },
+    #[error("Cannot handle form method='{method}' of form '{form}'")]
+    FormMethod { form: String, method: String },
+}
