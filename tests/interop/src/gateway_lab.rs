@@ -22,6 +22,8 @@ pub enum Vendor {
     F5,
     /// GlobalProtect (`gp_gateway`): no PPP, ESP for its UDP channel.
     Gp,
+    /// Juniper Network Connect (`nc_gateway`): its web login so far.
+    Nc,
 }
 
 impl Vendor {
@@ -31,6 +33,7 @@ impl Vendor {
             Self::Fortinet => "fortinet_gateway",
             Self::F5 => "f5_gateway",
             Self::Gp => "gp_gateway",
+            Self::Nc => "nc_gateway",
         }
     }
 
@@ -40,12 +43,13 @@ impl Vendor {
             Self::Fortinet => "fortinet",
             Self::F5 => "f5",
             Self::Gp => "gp",
+            Self::Nc => "nc",
         }
     }
 
     /// Whether its tunnel runs PPP (and the gateway logs PPP's end).
     pub fn carries_ppp(self) -> bool {
-        !matches!(self, Self::Gp)
+        !matches!(self, Self::Gp | Self::Nc)
     }
 }
 

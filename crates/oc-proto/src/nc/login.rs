@@ -139,12 +139,10 @@ fn read_fields(form: &mut AuthForm, tags: impl Iterator<Item = (Tag, String)>, b
                 }
             }
             "select" => {
-                select = attr_of(&attrs, "name").map(|name| {
-                    if name == "realm" {
-                        form.group_select = Some(name.clone());
-                    }
-                    field(&name, FieldKind::Select(Vec::new()), None)
-                });
+                // A select left open ends where the next one starts.
+                add_select(form, select.take());
+                select = attr_of(&attrs, "name")
+                    .map(|name| field(&name, FieldKind::Select(Vec::new()), None));
             }
             "option" => {
                 if let (Some(FieldKind::Select(options)), Some(value)) = (
@@ -159,11 +157,7 @@ fn read_fields(form: &mut AuthForm, tags: impl Iterator<Item = (Tag, String)>, b
                     }
                 }
             }
-            "/select" => {
-                if let Some(s) = select.take() {
-                    add(form, s);
-                }
-            }
+            "/select" => add_select(form, select.take()),
             "textarea" => {
                 let name = attr_of(&attrs, "name")
                     .unwrap_or_default()
@@ -174,6 +168,19 @@ fn read_fields(form: &mut AuthForm, tags: impl Iterator<Item = (Tag, String)>, b
             }
             _ => {}
         }
+    }
+    add_select(form, select);
+}
+
+/// A select once read; `realm` is the group `--authgroup` chooses.
+fn add_select(form: &mut AuthForm, select: Option<FormField>) {
+    let Some(select) = select else {
+        return;
+    };
+    let name = select.name.clone();
+    add(form, select);
+    if name == "realm" && form.fields.iter().any(|f| f.name == name) {
+        form.group_select = Some(name);
     }
 }
 

@@ -66,7 +66,7 @@ pub use options::{
 pub use program::{listen, main, main_with, runtime, Listening};
 pub use serve::{
     accept_loop, accept_tls, method_name, read_request, redirect, send, serve_http, serve_site,
-    text, tls_acceptor, Answer, ReadError, Served, Site, Tls, Upgraded,
+    text, tls_acceptor, Answer, Framing, ReadError, Served, Site, Tls, Upgraded,
 };
 pub use session::{flush_tun, gateway_ppp, TunHold, TunLink};
 pub use state::{lock, random_bytes, random_hex, remember};

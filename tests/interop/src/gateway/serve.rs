@@ -32,6 +32,13 @@ pub trait Site: Send + Sync + 'static {
     /// The bounds of each request read.
     fn limits(&self) -> RequestLimits;
 
+    /// Whether the request of this request line is a tunnel's whose announced body is the
+    /// tunnel's stream, not a body to wait for (Network Connect's `POST /dana/js` says
+    /// `Content-Length: 256` and then speaks oNCP).
+    fn streams_after_head(&self, _request_line: &str) -> bool {
+        false
+    }
+
     fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<Self::Upgrade>;
 
     /// Runs the tunnel on the connection; the reason it ended.
@@ -60,10 +67,11 @@ async fn serve_connection<S: Site>(
     peer: SocketAddr,
 ) -> Result<String, String> {
     let tls = accept_tls(acceptor, tcp).await?;
-    let served = serve_http(tls, peer, site.limits(), |request| {
-        site.answer(peer, request)
-    })
-    .await?;
+    let framing = Framing {
+        limits: site.limits(),
+        streams_after_head: &|line| site.streams_after_head(line),
+    };
+    let served = serve_http(tls, peer, framing, |request| site.answer(peer, request)).await?;
     match served {
         Served::Closed(why) => Ok(why),
         Served::Upgraded(tunnel) => site.tunnel(tunnel).await,
@@ -163,19 +171,35 @@ pub struct Upgraded<T> {
     pub early: Vec<u8>,
 }
 
+/// How requests are read: their bounds, and which request lines announce a body that is
+/// the tunnel's stream ([`Site::streams_after_head`]).
+#[derive(Clone, Copy)]
+pub struct Framing<'a> {
+    pub limits: RequestLimits,
+    pub streams_after_head: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+impl std::fmt::Debug for Framing<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framing")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Serves requests on one connection, logging each, until it closes, an answer is final,
 /// or one becomes a tunnel.
 pub async fn serve_http<T>(
     mut tls: Tls,
     peer: SocketAddr,
-    limits: RequestLimits,
+    framing: Framing<'_>,
     mut answer: impl FnMut(&ServerRequest) -> Answer<T>,
 ) -> Result<Served<T>, String> {
     let mut pending = Vec::new();
     loop {
         let read = tokio::time::timeout(
             REQUEST_TIMEOUT,
-            read_request(&mut tls, &mut pending, limits),
+            read_request(&mut tls, &mut pending, framing),
         )
         .await
         .map_err(|_| "no complete request in time".to_string())?;
@@ -271,8 +295,9 @@ impl From<RequestError> for ReadError {
 pub async fn read_request(
     tls: &mut Tls,
     pending: &mut Vec<u8>,
-    limits: RequestLimits,
+    framing: Framing<'_>,
 ) -> Result<Option<(ServerRequest, Vec<u8>)>, ReadError> {
+    let limits = framing.limits;
     let max_head = limits.max_head_bytes;
     let head_len = loop {
         if let Some(at) = find(pending, b"\r\n\r\n") {
@@ -289,6 +314,12 @@ pub async fn read_request(
         }
     };
     let after_head = pending.split_off(head_len);
+    let line_end = find(pending, b"\r\n").unwrap_or(0);
+    let line = String::from_utf8_lossy(pending.get(..line_end).unwrap_or_default());
+    if (framing.streams_after_head)(&line) {
+        // The announced body is the tunnel: the head goes to the codec without its length.
+        *pending = without_content_length(pending);
+    }
     let mut reader = RequestReader::new(limits);
     reader.feed(pending)?;
     pending.clear();
@@ -317,6 +348,18 @@ async fn read_more(tls: &mut Tls, into: &mut Vec<u8>) -> Result<usize, ReadError
         .map_err(|e| ReadError::Io(format!("reading: {e}")))?;
     into.extend_from_slice(chunk.get(..n).unwrap_or_default());
     Ok(n)
+}
+
+/// A request head without its `Content-Length` lines.
+fn without_content_length(head: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len());
+    for line in head.split_inclusive(|b| *b == b'\n') {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        if !name.eq_ignore_ascii_case(b"content-length") {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

@@ -142,6 +142,16 @@ fn pages_without_a_known_form() {
     ));
 }
 
+/// Found by the fuzzer: a select that is never closed is still a field (and the group).
+#[test]
+fn an_unclosed_select_is_kept() {
+    let page = r#"<form name="frmLogin" method="post"><input type="password" name="password"/>
+<select name="realm"><option value="0">a</option><input type="submit" name="btnSubmit"/></form>"#;
+    let form = form_of(page).form;
+    assert_eq!(form.group_select.as_deref(), Some("realm"));
+    assert!(form.fields.iter().any(|f| f.name == "realm"));
+}
+
 #[test]
 fn the_cookie_is_dsid_and_its_companions() {
     assert_eq!(session_cookie([("DSPREAUTH", "x")]), None);

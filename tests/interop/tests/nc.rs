@@ -1,0 +1,223 @@
+//! `--protocol=nc` logins against our Network Connect test gateway
+//! (`src/bin/nc_gateway.rs`): Debian's openconnect 9.01 proves each page flow — the login
+//! form with realms, token forms, the confirmation, roles, the sign-in notice, the host
+//! checker through `--csd-wrapper` — then our client runs the same flows. The tunnel
+//! request with a refused cookie ends with exit status 2. (What upstream's fake Juniper
+//! servers check, `juniper-auth`, `juniper-sso-auth` and `oath-token`, is here too: the
+//! ADFS and SAML pages are `oc_proto::nc`'s unit tests, the token secrets `oc-otp`'s.)
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ferroconnect_interop::gateway_lab::{GatewayLab, Vendor, PASSWORD};
+use ferroconnect_interop::output_text;
+
+const CODE: &str = "246810";
+
+fn start(test: &str, extra: &[&str], real_client: bool) -> GatewayLab {
+    GatewayLab::start(test, Vendor::Nc, extra, real_client)
+}
+
+/// Runs the client with `rest` and `--cookieonly`, the password on stdin: it must print
+/// the DSID cookie and exit 0; the gateway's log.
+fn cookie_only(nc: &GatewayLab, rest: &[&str]) -> String {
+    let mut args = vec!["--cookieonly", "--non-inter"];
+    args.extend_from_slice(rest);
+    let out = nc.run_client(&args, &format!("{PASSWORD}\n"));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}\n{}", nc.gateway_log());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.trim().starts_with("DSID="), "{stdout:?}");
+    let gateway = nc.gateway_log();
+    assert!(gateway.contains("session started"), "{gateway}");
+    gateway
+}
+
+fn realm_and_notice(test: &str, real_client: bool) {
+    let nc = start(
+        test,
+        &[
+            "--realm",
+            "Users",
+            "--realm",
+            "Staff",
+            "--notice",
+            "Authorised use only.",
+        ],
+        real_client,
+    );
+    let gateway = cookie_only(&nc, &["--authgroup", "Staff"]);
+    assert!(
+        gateway.contains("password accepted for \"alice\" in realm Some(\"1\")"),
+        "{gateway}"
+    );
+}
+
+/// The login form's realm select chosen by `--authgroup`, its sign-in notice's button
+/// pressed.
+#[test]
+fn debian_openconnect_chooses_the_realm_and_proceeds_past_the_notice() {
+    realm_and_notice("nc-realm", true);
+}
+
+#[test]
+fn our_client_chooses_the_realm_and_proceeds_past_the_notice() {
+    realm_and_notice("nc-ours-realm", false);
+}
+
+/// A token form after the password (`form`), answered by `-F FORM:token_code=CODE`; a
+/// wrong code first: back to the login, which a client without a terminal cannot answer.
+fn token_form(test: &str, form: &str, real_client: bool) {
+    let nc = start(test, &["--otp", CODE, "--token-form", form], real_client);
+    let wrong = format!("{form}:token_code=135791");
+    let out = nc.run_client(
+        &["--cookieonly", "--non-inter", "-F", &wrong],
+        &format!("{PASSWORD}\n"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", output_text(&out));
+    assert!(
+        nc.gateway_log().contains("wrong token code"),
+        "{}",
+        nc.logs()
+    );
+    let entry = format!("{form}:token_code={CODE}");
+    let gateway = cookie_only(&nc, &["-F", &entry]);
+    assert!(
+        gateway.contains(&format!("token form {form} sent")),
+        "{gateway}"
+    );
+    assert!(gateway.contains("token code accepted"), "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_answers_the_defender_token_form() {
+    token_form("nc-defender", "frmDefender", true);
+}
+
+#[test]
+fn our_client_answers_the_defender_token_form() {
+    token_form("nc-ours-defender", "frmDefender", false);
+}
+
+#[test]
+fn our_client_answers_the_totp_token_form() {
+    token_form("nc-ours-totp", "frmTotpToken", false);
+}
+
+/// A confirmation, then the roles: the confirmation is posted back as it is, the role
+/// `--authgroup` names is the link followed.
+fn confirmation_and_roles(test: &str, real_client: bool) {
+    let nc = start(
+        test,
+        &["--confirm", "--role", "Staff", "--role", "Admins"],
+        real_client,
+    );
+    let gateway = cookie_only(&nc, &["--authgroup", "Admins"]);
+    for line in [
+        "confirmation form sent",
+        "login confirmed",
+        "roles sent",
+        "session started (role Some(\"Admins\"))",
+    ] {
+        assert!(gateway.contains(line), "no {line:?}:\n{gateway}");
+    }
+}
+
+#[test]
+fn debian_openconnect_confirms_and_chooses_a_role() {
+    confirmation_and_roles("nc-roles", true);
+}
+
+#[test]
+fn our_client_confirms_and_chooses_a_role() {
+    confirmation_and_roles("nc-ours-roles", false);
+}
+
+/// A host checker as openconnect's TNCC protocol wants it: it reads `start`, `IC=`,
+/// `Cookie=` and `DSSIGNIN=` on its standard input (a socket), answers on the same socket
+/// `200`, a line, the new cookie, the interval line (empty: none) and the blank line that
+/// ends the answer, then keeps reading until the client goes.
+const TNCC: &str = "#!/bin/sh
+while read -r line; do
+  case \"$line\" in
+    Cookie=*) cookie=${line#Cookie=} ;;
+    DSSIGNIN=*) printf '200\\n3\\nchecked-%s\\n\\n\\n' \"$cookie\" >&0; break ;;
+  esac
+done
+echo \"tncc: answered for $1 (cert $TNCC_SHA256)\" >&2
+cat >/dev/null
+";
+
+fn host_checker(test: &str, real_client: bool) {
+    let nc = start(test, &["--host-checker"], real_client);
+    let script = nc.lab.dir.join("tncc.sh");
+    std::fs::write(&script, TNCC).unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+    let gateway = cookie_only(&nc, &["--csd-wrapper", &script.display().to_string()]);
+    assert!(gateway.contains("host checker needed"), "{gateway}");
+    assert!(gateway.contains("host checker passed"), "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_runs_the_host_checker() {
+    host_checker("nc-tncc", true);
+}
+
+#[test]
+fn our_client_runs_the_host_checker() {
+    host_checker("nc-ours-tncc", false);
+}
+
+/// The client with `-C cookie` and nothing on stdin.
+fn with_cookie(nc: &GatewayLab, cookie: &str) -> std::process::Output {
+    let url = format!("https://{}/", nc.lab.server_ip);
+    let args = ["--protocol=nc", "--servercert", &nc.pin, "-C", cookie, &url];
+    nc.lab
+        .run_client(&args, "", std::time::Duration::from_secs(20))
+}
+
+/// A cookie the gateway does not know: the tunnel request gets 401, exit status 2.
+fn refused_cookie(test: &str, real_client: bool) -> String {
+    let nc = start(test, &[], real_client);
+    let out = with_cookie(&nc, "DSID=0123456789abcdef");
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}\n{}", nc.gateway_log());
+    assert!(
+        nc.gateway_log()
+            .contains("tunnel request with an unknown DSID; refused"),
+        "{}",
+        nc.logs()
+    );
+    text
+}
+
+#[test]
+fn debian_openconnect_exits_2_when_the_cookie_is_refused() {
+    refused_cookie("nc-refused", true);
+}
+
+/// Ours as openconnect for a refused cookie; with the cookie of a login (`--authenticate`),
+/// the tunnel request is accepted and our client says it does not speak oNCP yet (exit 1).
+#[test]
+fn our_client_exits_2_when_the_cookie_is_refused_and_says_what_it_cannot_do_yet() {
+    refused_cookie("nc-ours-refused", false);
+    let nc = start("nc-ours-tunnel", &[], false);
+    let cookie = nc.authenticate();
+    assert!(cookie.starts_with("DSID="), "{cookie}");
+    let out = with_cookie(&nc, &cookie);
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("does not speak Network Connect's oNCP"),
+        "{text}"
+    );
+    assert!(
+        nc.gateway_log()
+            .contains("tunnel request for a known session"),
+        "{}",
+        nc.logs()
+    );
+}
