@@ -2,6 +2,7 @@
 //! login ([`login`]) that ends with the `DSID` cookie, and the tunnel request.
 
 pub mod login;
+pub mod oncp;
 
 pub use login::{read_page, session_cookie, NcForm, NcFormKind, NcPage, DSID, ROLES_FIELD};
 
@@ -40,4 +41,18 @@ pub enum NcError {
     },
     #[error("Cannot handle form method='{method}' of form '{form}'")]
     FormMethod { form: String, method: String },
+    #[error("an oNCP message of {0} bytes does not fit in a record")]
+    TooLong(usize),
+    #[error("Unrecognised data packet ({0} bytes left in a KMP 300 message)")]
+    BadDataPacket(usize),
+    #[error("Received non-ESP TLVs (group {0}) in ESP negotiation KMP")]
+    NonEspGroup(u16),
+    #[error("Unexpected length {len} for TLV {group}/{attr}")]
+    BadAttribute { group: u16, attr: u16, len: usize },
+    #[error("Failed to parse KMP message: a TLV runs past its end ({0} bytes left)")]
+    Truncated(usize),
+    #[error("the ESP secrets are shorter than the suite's keys")]
+    ShortSecrets,
+    #[error("unusable ESP keys: {0}")]
+    Keys(String),
 }
