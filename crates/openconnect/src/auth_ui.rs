@@ -169,6 +169,8 @@ fn input_required(label: &str, why: &str) -> ClientError {
 /// What the user gave us up front.
 #[derive(Debug, Default)]
 pub struct FormFiller {
+    /// `--no-passwd`: any login form is an error (certificate logins only).
+    pub no_passwd: bool,
     pub user: Option<String>,
     /// `--passwd-on-stdin`'s line: used once, for the first password field; then the user
     /// is asked (a retry after a wrong password must not loop).
@@ -185,6 +187,11 @@ impl FormFiller {
     /// Answers every field of `form`, in form order. The authentication group is chosen
     /// first, as openconnect asks for it before the other fields.
     pub fn fill(&mut self, form: &AuthForm) -> Result<Vec<(String, String)>, ClientError> {
+        if self.no_passwd {
+            return Err(ClientError::AuthAborted(
+                "Asked for password but '--no-passwd' set".into(),
+            ));
+        }
         if let Some(b) = &form.banner {
             info!("{b}");
         }

@@ -140,17 +140,13 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     refused("xmlconfig", Some('x'), true),
     refused("no-xmlpost", None, false),
     refused("script-tun", Some('S'), false),
-    refused("juniper", None, false),
     refused("http-auth", None, true),
     refused("external-browser", None, true),
     refused("mca-certificate", None, true),
     refused("mca-key", None, true),
     refused("mca-key-password", None, true),
-    refused("no-passwd", None, false),
     refused("pfs", None, false),
     refused("cert-expire-warning", Some('e'), true),
-    refused("dump-http-traffic", None, false),
-    refused("no-http-keepalive", None, false),
     refused("multicert", None, false),
     refused("server-bundle", None, false),
     refused("trojan-interval", None, true),
@@ -374,6 +370,16 @@ pub struct Options {
         help_heading = "Networking"
     )]
     pub reconnect_timeout: u64,
+    /// A new HTTPS connection for every request of the login (a workaround for servers
+    /// that mishandle reused connections)
+    #[arg(long, help_heading = "Networking")]
+    pub no_http_keepalive: bool,
+    /// Log every HTTP request and response of the login, header lines and bodies
+    #[arg(long, help_heading = "General")]
+    pub dump_http_traffic: bool,
+    /// Deprecated: the same as --protocol=nc
+    #[arg(long, help_heading = "General")]
+    pub juniper: bool,
     /// Use this DPD interval instead of the server's
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
     pub force_dpd: Option<u64>,
@@ -381,6 +387,9 @@ pub struct Options {
     /// hipreport.sh takes the arguments this client passes), Network Connect's TNCC
     #[arg(long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Host check")]
     pub csd_wrapper: Option<PathBuf>,
+    /// Never answer a login form (certificate logins only): a form is an error
+    #[arg(long, help_heading = "Authentication")]
+    pub no_passwd: bool,
     /// Do not tell the server that external-browser (SAML) logins are possible
     /// (GlobalProtect's cas-support)
     #[arg(long, help_heading = "Authentication")]
@@ -478,8 +487,20 @@ impl Options {
         }
     }
 
+    /// The `--protocol` name (`--juniper` is `nc`, as openconnect's deprecated switch).
+    pub fn protocol_name(&self) -> Option<&str> {
+        match (&self.protocol, self.juniper) {
+            (Some(p), _) => Some(p.as_str()),
+            (None, true) => Some("nc"),
+            (None, false) => None,
+        }
+    }
+
     pub fn validate(&self) -> Result<(), ClientError> {
-        crate::protocol::lookup(self.protocol.as_deref())?;
+        if self.juniper {
+            tracing::warn!("WARNING: --juniper is deprecated, use --protocol=nc instead.");
+        }
+        crate::protocol::lookup(self.protocol_name())?;
         if let Some(os) = &self.os {
             if !OS_NAMES.contains(&os.as_str()) {
                 return Err(ClientError::Usage(format!(
@@ -488,7 +509,7 @@ impl Options {
                 )));
             }
         }
-        let protocol = crate::protocol::lookup(self.protocol.as_deref())?.protocol;
+        let protocol = crate::protocol::lookup(self.protocol_name())?.protocol;
         let host_check = matches!(
             protocol,
             crate::protocol::Protocol::Gp | crate::protocol::Protocol::Nc
@@ -757,6 +778,25 @@ mod tests {
         let o = Options::from_args(args(&["openconnect", "--queue-len=32", "vpn"])).unwrap();
         assert_eq!(o.queue_len, Some(32));
         assert!(Options::from_args(args(&["openconnect", "-Q0", "vpn"])).is_err());
+    }
+
+    #[test]
+    fn juniper_is_network_connect_and_login_switches_parse() {
+        let o = Options::from_args(args(&["openconnect", "--juniper", "vpn"])).unwrap();
+        assert_eq!(o.protocol_name(), Some("nc"));
+        assert!(o.validate().is_ok());
+        let o = Options::from_args(args(&[
+            "openconnect",
+            "--juniper",
+            "--protocol=gp",
+            "--no-passwd",
+            "--no-http-keepalive",
+            "--dump-http-traffic",
+            "vpn",
+        ]))
+        .unwrap();
+        assert_eq!(o.protocol_name(), Some("gp"), "--protocol wins");
+        assert!(o.no_passwd && o.no_http_keepalive && o.dump_http_traffic);
     }
 
     #[test]

@@ -42,7 +42,7 @@ use crate::error::ClientError;
 use crate::ppp_link::PppLink;
 use crate::protocol::Protocol;
 use crate::token::SoftToken;
-use crate::transport::{Endpoint, HttpsConnection};
+use crate::transport::{Endpoint, HttpOptions, HttpsConnection};
 
 /// Debian's vpnc-scripts location, which openconnect is built with.
 pub const DEFAULT_SCRIPT: &str = "/usr/share/vpnc-scripts/vpnc-script";
@@ -84,12 +84,22 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
             );
         }
     }
+    if opts.no_http_keepalive {
+        tracing::warn!(
+            "Disabling all HTTP connection reuse due to --no-http-keepalive option.\nIf this \
+             helps, please report it."
+        );
+    }
     let endpoint = Endpoint {
         resolve: opts.resolve_entries()?,
         tls: TlsClient::new(tls_config(&opts)?)?,
         url,
+        http: HttpOptions {
+            no_keepalive: opts.no_http_keepalive,
+            dump: opts.dump_http_traffic,
+        },
     };
-    match protocol::lookup(opts.protocol.as_deref())?.protocol {
+    match protocol::lookup(opts.protocol_name())?.protocol {
         Protocol::NullPpp => return nullppp(&opts, &endpoint, given_cookie).await,
         Protocol::Fortinet => {
             let filler = || form_filler(&opts, stdin_password);
@@ -241,6 +251,7 @@ fn form_filler(opts: &Options, password: Option<String>) -> Result<FormFiller, C
         None => None,
     };
     Ok(FormFiller {
+        no_passwd: opts.no_passwd,
         user: opts.user.clone(),
         password,
         authgroup: opts.authgroup.clone(),

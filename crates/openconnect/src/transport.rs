@@ -26,6 +26,16 @@ pub struct Endpoint {
     /// `--resolve host:ip` overrides for name lookup.
     pub resolve: Vec<(String, IpAddr)>,
     pub tls: TlsClient,
+    pub http: HttpOptions,
+}
+
+/// How HTTP exchanges are made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HttpOptions {
+    /// `--no-http-keepalive`: a new connection for every request.
+    pub no_keepalive: bool,
+    /// `--dump-http-traffic`: every request and response head to the log.
+    pub dump: bool,
 }
 
 impl Endpoint {
@@ -108,6 +118,7 @@ impl Endpoint {
                 peer,
                 addr,
                 closed: false,
+                http: self.http,
             });
         }
         Err(last_err.unwrap_or(ClientError::Resolve {
@@ -123,8 +134,10 @@ pub struct HttpsConnection {
     pub tls: TlsStream,
     pub peer: PeerInfo,
     pub addr: SocketAddr,
-    /// The server said it will close after the last response.
+    /// The server said it will close after the last response (or `--no-http-keepalive`
+    /// closes it after each).
     pub closed: bool,
+    pub http: HttpOptions,
 }
 
 impl HttpsConnection {
@@ -150,6 +163,9 @@ impl HttpsConnection {
         let mut out = Vec::with_capacity(512 + req.body.len());
         req.emit(&mut out);
         debug!("> {} {}", req.method, req.path);
+        if self.http.dump {
+            dump('>', &out);
+        }
         self.tls
             .write_all(&out)
             .await
@@ -176,7 +192,24 @@ impl HttpsConnection {
             .await
             .map_err(|_| ClientError::Timeout("the server's HTTP response"))??;
         debug!("< HTTP {} {}", resp.head.status, resp.head.reason);
-        self.closed = resp.head.wants_close();
+        if self.http.dump {
+            let mut head = format!("HTTP/1.1 {} {}\r\n", resp.head.status, resp.head.reason);
+            for h in &resp.head.headers {
+                head.push_str(&format!("{}: {}\r\n", h.name, h.value));
+            }
+            head.push_str("\r\n");
+            dump('<', head.as_bytes());
+            dump('<', &resp.body);
+        }
+        self.closed = resp.head.wants_close() || self.http.no_keepalive;
         Ok((resp, reader.take_rest()))
+    }
+}
+
+/// Logs HTTP bytes a line each, behind `>` (sent) or `<` (received), as openconnect's
+/// `--dump-http-traffic`; what is not text shows escaped.
+fn dump(direction: char, bytes: &[u8]) {
+    for line in String::from_utf8_lossy(bytes).lines() {
+        info!("{direction} {}", line.escape_debug());
     }
 }

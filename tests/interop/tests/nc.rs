@@ -221,3 +221,38 @@ fn our_client_exits_2_when_the_cookie_is_refused_and_says_what_it_cannot_do_yet(
         nc.logs()
     );
 }
+
+/// `--dump-http-traffic` logs each request and response head; `--no-http-keepalive` opens
+/// a connection for each request (the gateway sees each on its own port).
+#[test]
+fn our_client_dumps_http_traffic_and_reconnects_for_each_request() {
+    let nc = start("nc-ours-dump", &[], false);
+    let out = nc.run_client(
+        &[
+            "--cookieonly",
+            "--non-inter",
+            "--dump-http-traffic",
+            "--no-http-keepalive",
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in [
+        "> GET / HTTP/1.1",
+        "> POST /dana-na/auth/url_default/login.cgi HTTP/1.1",
+        "< HTTP/1.1 302 Found",
+        "< Set-Cookie: DSID=",
+        "Disabling all HTTP connection reuse",
+    ] {
+        assert!(text.contains(line), "no {line:?}:\n{text}");
+    }
+    let gateway = nc.gateway_log();
+    let requests = gateway.matches(": GET ").count() + gateway.matches(": POST ").count();
+    let connections = gateway.matches("connection ended").count();
+    assert!(requests >= 4, "{gateway}");
+    assert_eq!(
+        connections, requests,
+        "one connection a request:\n{gateway}"
+    );
+}

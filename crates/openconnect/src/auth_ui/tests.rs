@@ -195,3 +195,14 @@ fn token_secrets_name_the_form_entry_that_answers_them() {
         "secret"
     );
 }
+
+#[test]
+fn no_passwd_refuses_every_form() {
+    let mut f = filler(prompter(true, false, &[]), Some("pw"));
+    f.no_passwd = true;
+    let err = f.fill(&form(LOGIN)).unwrap_err().to_string();
+    assert!(
+        err.contains("Asked for password but '--no-passwd' set"),
+        "{err}"
+    );
+}
