@@ -83,3 +83,13 @@ pub(crate) fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsE
         key,
     })
 }
+
+/// The certificate's end of validity: seconds from now (negative once past) and as
+/// OpenSSL prints it.
+pub(crate) fn expiry(cert: &X509) -> Result<(i64, String), TlsError> {
+    let now = openssl::asn1::Asn1Time::days_from_now(0)?;
+    let not_after = cert.not_after();
+    let diff = now.diff(not_after)?;
+    let seconds = i64::from(diff.days) * 86_400 + i64::from(diff.secs);
+    Ok((seconds, not_after.to_string()))
+}

@@ -276,6 +276,9 @@ pub struct TlsClientConfig {
 pub struct TlsClient {
     ctx: SslContext,
     config: TlsClientConfig,
+    /// The client certificate's end of validity: seconds from when it was loaded (negative
+    /// once expired), and as OpenSSL prints it.
+    client_cert_expiry: Option<(i64, String)>,
 }
 
 impl fmt::Debug for TlsClient {
@@ -363,11 +366,11 @@ fn has_hash_links(dir: &Path) -> bool {
 
 /// What a client context of ours trusts and presents: verification happens after the
 /// handshake (see [`TlsClient::check_peer`]), so that a pin can override the chain and a
-/// failure can name the pin to use.
+/// failure can name the pin to use. Returns the client certificate's expiry, if any.
 fn add_trust_and_identity(
     builder: &mut SslContextBuilder,
     config: &TlsClientConfig,
-) -> Result<(), TlsError> {
+) -> Result<Option<(i64, String)>, TlsError> {
     builder.set_verify(SslVerifyMode::NONE);
     if config.system_trust {
         builder.set_cert_store(system_trust()?);
@@ -380,8 +383,12 @@ fn add_trust_and_identity(
             why: e.to_string(),
         })?;
     }
-    if let Some(spec) = &config.client_cert {
+    let Some(spec) = &config.client_cert else {
+        return Ok(None);
+    };
+    {
         let loaded = client_cert::load_client_cert(spec)?;
+        let expiry = client_cert::expiry(&loaded.cert)?;
         builder.set_certificate(&loaded.cert)?;
         for extra in loaded.chain {
             builder.add_extra_chain_cert(extra)?;
@@ -392,8 +399,8 @@ fn add_trust_and_identity(
             path: spec.key.clone().unwrap_or_else(|| spec.cert.clone()),
             why: format!("it does not match the certificate ({e})"),
         })?;
+        Ok(Some(expiry))
     }
-    Ok(())
 }
 
 impl TlsClient {
@@ -404,11 +411,26 @@ impl TlsClient {
             enable_insecure_crypto()?;
             insecure::relax(&mut builder, false)?;
         }
-        add_trust_and_identity(&mut builder, &config)?;
+        let client_cert_expiry = add_trust_and_identity(&mut builder, &config)?;
         Ok(Self {
             ctx: builder.build(),
             config,
+            client_cert_expiry,
         })
+    }
+
+    /// openconnect's warning about the client certificate, if it has expired or expires
+    /// within `warn_within` (`-e`, 60 days by default).
+    pub fn client_cert_warning(&self, warn_within: std::time::Duration) -> Option<String> {
+        let (left, when) = self.client_cert_expiry.as_ref()?;
+        let within = i64::try_from(warn_within.as_secs()).unwrap_or(i64::MAX);
+        if *left < 0 {
+            Some(format!("Client certificate has expired at: {when}"))
+        } else if *left < within {
+            Some(format!("Client certificate expires soon at: {when}"))
+        } else {
+            None
+        }
     }
 
     /// A connection on `ctx` that names `host` by SNI (or `--sni`) and whose certificate
@@ -721,6 +743,42 @@ mod tests {
         ] {
             assert!(CertPin::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn client_certificates_that_expire_soon_or_did_are_named() {
+        let dir = std::env::temp_dir().join(format!("oc-tls-expiry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = self_signed_with_key();
+        let cert_path = dir.join("c.pem");
+        let key_path = dir.join("k.pem");
+        std::fs::write(&cert_path, cert.to_pem().unwrap()).unwrap();
+        std::fs::write(&key_path, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        let client = TlsClient::new(TlsClientConfig {
+            client_cert: Some(ClientCertSpec {
+                cert: cert_path,
+                key: Some(key_path),
+                password: None,
+            }),
+            ..TlsClientConfig::default()
+        })
+        .unwrap();
+        let days = |d: u64| std::time::Duration::from_secs(d * 86_400);
+        let soon = client.client_cert_warning(days(60)).unwrap();
+        assert!(
+            soon.starts_with("Client certificate expires soon at: "),
+            "{soon}"
+        );
+        assert_eq!(client.client_cert_warning(days(0)), None, "a day is left");
+        let mut past = client.clone();
+        past.client_cert_expiry = Some((-5, "Jan  1 00:00:00 2020 GMT".into()));
+        assert_eq!(
+            past.client_cert_warning(days(0)).as_deref(),
+            Some("Client certificate has expired at: Jan  1 00:00:00 2020 GMT")
+        );
+        let none = TlsClient::new(TlsClientConfig::default()).unwrap();
+        assert_eq!(none.client_cert_warning(days(60)), None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

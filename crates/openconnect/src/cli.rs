@@ -146,7 +146,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     refused("mca-key", None, true),
     refused("mca-key-password", None, true),
     refused("pfs", None, false),
-    refused("cert-expire-warning", Some('e'), true),
     refused("multicert", None, false),
     refused("server-bundle", None, false),
     refused("trojan-interval", None, true),
@@ -387,6 +386,15 @@ pub struct Options {
     /// hipreport.sh takes the arguments this client passes), Network Connect's TNCC
     #[arg(long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Host check")]
     pub csd_wrapper: Option<PathBuf>,
+    /// Warn when the client certificate expires within DAYS days (or has expired)
+    #[arg(
+        short = 'e',
+        long,
+        value_name = "DAYS",
+        default_value_t = 60,
+        help_heading = "Authentication"
+    )]
+    pub cert_expire_warning: u64,
     /// Never answer a login form (certificate logins only): a form is an error
     #[arg(long, help_heading = "Authentication")]
     pub no_passwd: bool,
@@ -797,6 +805,9 @@ mod tests {
         .unwrap();
         assert_eq!(o.protocol_name(), Some("gp"), "--protocol wins");
         assert!(o.no_passwd && o.no_http_keepalive && o.dump_http_traffic);
+        assert_eq!(o.cert_expire_warning, 60, "openconnect's default");
+        let o = Options::from_args(args(&["openconnect", "-e", "14", "vpn"])).unwrap();
+        assert_eq!(o.cert_expire_warning, 14);
     }
 
     #[test]

@@ -90,9 +90,14 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
              helps, please report it."
         );
     }
+    let tls = TlsClient::new(tls_config(&opts)?)?;
+    let warn_within = Duration::from_secs(opts.cert_expire_warning.saturating_mul(86_400));
+    if let Some(warning) = tls.client_cert_warning(warn_within) {
+        tracing::warn!("{warning}");
+    }
     let endpoint = Endpoint {
         resolve: opts.resolve_entries()?,
-        tls: TlsClient::new(tls_config(&opts)?)?,
+        tls,
         url,
         http: HttpOptions {
             no_keepalive: opts.no_http_keepalive,
