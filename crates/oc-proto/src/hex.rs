@@ -19,6 +19,17 @@ pub fn byte(pair: &[u8]) -> Option<u8> {
     }
 }
 
+/// Lower-case hex digits of `bytes`.
+pub fn encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    out
+}
+
 /// Decodes an even-length run of hex digits.
 pub fn decode(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
@@ -54,5 +65,13 @@ mod tests {
         for bad in ["", "+5", "10000000000000000", "5 "] {
             assert_eq!(number(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn encode_is_lower_case_and_decodes_back() {
+        assert_eq!(encode(&[0, 0xab, 0xff, 0x10]), "00abff10");
+        assert_eq!(encode(&[]), "");
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(decode(&encode(&all)), Some(all));
     }
 }

@@ -216,10 +216,14 @@ impl CertPin {
 
     pub fn matches(&self, cert: &X509Ref) -> Result<bool, TlsError> {
         let fingerprint = match self {
-            Self::Sha1Spki(_) => hex_lower(&hash(MessageDigest::sha1(), &spki_der(cert)?)?),
-            Self::Sha256Spki(_) => hex_lower(&hash(MessageDigest::sha256(), &spki_der(cert)?)?),
+            Self::Sha1Spki(_) => {
+                oc_proto::hex::encode(&hash(MessageDigest::sha1(), &spki_der(cert)?)?)
+            }
+            Self::Sha256Spki(_) => {
+                oc_proto::hex::encode(&hash(MessageDigest::sha256(), &spki_der(cert)?)?)
+            }
             Self::PinSha256(_) => pin_sha256_base64(cert)?,
-            Self::Sha1Cert(_) => hex_lower(&cert.digest(MessageDigest::sha1())?),
+            Self::Sha1Cert(_) => oc_proto::hex::encode(&cert.digest(MessageDigest::sha1())?),
         };
         let (Self::Sha1Spki(p) | Self::Sha256Spki(p) | Self::PinSha256(p) | Self::Sha1Cert(p)) =
             self;
@@ -229,10 +233,6 @@ impl CertPin {
 
 fn spki_der(cert: &X509Ref) -> Result<Vec<u8>, TlsError> {
     Ok(cert.public_key()?.public_key_to_der()?)
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn pin_sha256_base64(cert: &X509Ref) -> Result<String, TlsError> {
@@ -689,9 +689,9 @@ mod tests {
     fn pin_forms_match_by_prefix() {
         let cert = self_signed();
         let spki = spki_der(&cert).unwrap();
-        let sha256 = hex_lower(&hash(MessageDigest::sha256(), &spki).unwrap());
-        let sha1 = hex_lower(&hash(MessageDigest::sha1(), &spki).unwrap());
-        let whole = hex_lower(&cert.digest(MessageDigest::sha1()).unwrap());
+        let sha256 = oc_proto::hex::encode(&hash(MessageDigest::sha256(), &spki).unwrap());
+        let sha1 = oc_proto::hex::encode(&hash(MessageDigest::sha1(), &spki).unwrap());
+        let whole = oc_proto::hex::encode(&cert.digest(MessageDigest::sha1()).unwrap());
         let b64 = fingerprint(&cert).unwrap();
         for good in [
             format!("sha256:{}", sha256.to_uppercase()),

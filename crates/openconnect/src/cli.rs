@@ -495,6 +495,18 @@ impl Options {
         }
     }
 
+    /// The name the client gives the server (openconnect's `localname`): `--local-hostname`,
+    /// else the system's host name, else `localhost`.
+    pub fn hostname(&self) -> String {
+        self.local_hostname.clone().unwrap_or_else(|| {
+            nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "localhost".to_string())
+        })
+    }
+
     /// The `--protocol` name (`--juniper` is `nc`, as openconnect's deprecated switch).
     pub fn protocol_name(&self) -> Option<&str> {
         match (&self.protocol, self.juniper) {

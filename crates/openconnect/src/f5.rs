@@ -46,10 +46,7 @@ pub(crate) async fn run(
     }
     let config = fetch_config(endpoint, &jar, &ua).await?;
     let host = endpoint.url.host_header();
-    let hostname = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_default();
+    let hostname = opts.hostname();
     let want_ipv6 = !opts.disable_ipv6;
     let logout = with_jar(Request::new("GET", f5::LOGOUT_PATH), &host, &ua, &jar);
     let request = tunnel_request(&host, &ua, &config, want_ipv6, &hostname);

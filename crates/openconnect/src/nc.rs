@@ -183,11 +183,7 @@ impl Tncc {
         );
         let (ours, theirs) = StdUnixStream::pair().map_err(|e| failed(e.to_string()))?;
         let pin = conn.peer.fingerprint.trim_start_matches("pin-sha256:");
-        let local = opts
-            .local_hostname
-            .clone()
-            .or_else(|| nix::unistd::gethostname().ok()?.into_string().ok())
-            .unwrap_or_default();
+        let local = opts.hostname();
         let mut command = tokio::process::Command::new(&wrapper);
         command
             .arg(&endpoint.url.host)

@@ -127,7 +127,7 @@ async fn connect_tunnel(
         host: endpoint.url.host_header(),
         user_agent: user_agent(opts),
         cookie: cookie.to_string(),
-        local_hostname: opts.local_hostname.clone().unwrap_or_else(local_hostname),
+        local_hostname: opts.hostname(),
         base_mtu,
         mtu: opts
             .mtu
@@ -159,14 +159,6 @@ async fn connect_tunnel(
         response.head.status, response.head.reason
     );
     Ok((conn, config, rest))
-}
-
-fn local_hostname() -> String {
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".to_string())
 }
 
 /// A fresh protocol session for a new connection, with the compression it negotiated.

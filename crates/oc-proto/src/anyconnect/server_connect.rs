@@ -498,7 +498,7 @@ impl TunnelGrant {
                 }
             }
             h("X-DTLS-Keepalive", dtls.keepalive.to_string());
-            let id: String = dtls.id.iter().map(|b| format!("{b:02x}")).collect();
+            let id = crate::hex::encode(&dtls.id);
             match &dtls.mode {
                 DtlsMode::Psk => {
                     h("X-DTLS-App-ID", id);

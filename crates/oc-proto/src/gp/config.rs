@@ -434,11 +434,10 @@ fn esp_config(e: &Element, notes: &mut Vec<String>) -> Result<EspConfig, GpError
 
 fn esp_element(esp: &EspConfig) -> Element {
     let suite = esp.client_to_server.suite();
-    let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let key = |tag: &str, bytes: &[u8]| {
         Element::new(tag)
             .with_text("bits", &(bytes.len() * 8).to_string())
-            .with_text("val", &hex(bytes))
+            .with_text("val", &crate::hex::encode(bytes))
     };
     let (c2s, s2c) = (&esp.client_to_server, &esp.server_to_client);
     let mut e = Element::new("ipsec");

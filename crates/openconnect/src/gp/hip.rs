@@ -87,7 +87,7 @@ impl Hip {
             hip_token_input(cookie).as_bytes(),
         )
         .map_err(|e| ClientError::System(format!("MD5 for the HIP check: {e}")))?;
-        let md5: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        let md5 = oc_proto::hex::encode(&digest);
         let host = endpoint.url.host_header();
         let ipv4 = config.ip.ipv4;
         let ipv6 = config.ip.ipv6.map(|n| n.addr());

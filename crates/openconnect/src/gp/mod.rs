@@ -74,12 +74,7 @@ pub(crate) async fn run(
 
 /// Who we say we are: `--os` (openconnect's default `linux-64`), the host name.
 fn client_info(opts: &Options) -> ClientInfo {
-    let computer = opts.local_hostname.clone().unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "localhost".into())
-    });
+    let computer = opts.hostname();
     let mut client = ClientInfo::new(opts.os.as_deref().unwrap_or("linux-64"), &computer);
     client.ipv6 = !opts.disable_ipv6;
     client
