@@ -1,10 +1,10 @@
 //! Network Connect's login pages from a hostile server, through `oc_proto::nc`'s reader.
 //!
 //! The input is a page (any bytes, read as text): `read_page` never panics; a form it
-//! returns has at most 64 fields with unique names, its named submit button is a hidden
-//! field with a value or none, a realm select is the group choice only if it is there; a
-//! roles page is one select whose choices are links. The input is also a `Set-Cookie`
-//! list: the session cookie exists only with a non-empty `DSID` and starts with it.
+//! returns has at most 64 fields with unique names, a realm select is the group choice only
+//! if it is there, token fields are password fields; a roles page is one select. The input
+//! is also a cookie list: the session cookie exists exactly when the last `DSID` is not
+//! empty, and names that value.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -38,8 +38,14 @@ fuzz_target!(|data: &[u8]| {
         .split(';')
         .filter_map(|c| c.split_once('='))
         .collect();
-    if let Some(cookie) = session_cookie(cookies.iter().copied()) {
-        assert!(cookie.starts_with("DSID="));
-        assert!(cookies.iter().any(|(n, v)| *n == "DSID" && !v.is_empty()));
+    // The last DSID counts (a later Set-Cookie replaces an earlier one).
+    let last = cookies.iter().rev().find(|(n, _)| *n == "DSID").map(|(_, v)| *v);
+    let made = session_cookie(cookies.iter().copied());
+    match last.filter(|v| !v.is_empty()) {
+        Some(dsid) => assert_eq!(
+            made.as_deref().and_then(|c| c.split(';').next()),
+            Some(format!("DSID={dsid}").as_str())
+        ),
+        None => assert_eq!(made, None),
     }
 });

@@ -78,32 +78,6 @@ pub fn urlencode(pairs: &[(String, String)]) -> String {
     out
 }
 
-/// `%XX` and `+` decoded (a malformed escape kept as it came; bytes that are not UTF-8
-/// replaced).
-pub fn urldecode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .filter(|_| b == b'%')
-            .and_then(|h| std::str::from_utf8(h).ok())
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b, hex) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
-            (b'+', None) => out.push(b' '),
-            (other, None) => out.push(other),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 fn push_encoded(out: &mut String, text: &str) {
     for b in text.bytes() {
         match b {
@@ -378,8 +352,12 @@ pub(crate) fn xml_entity(name: &str) -> Option<char> {
         _ => name
             .strip_prefix('#')
             .and_then(|n| match n.strip_prefix(['x', 'X']) {
-                Some(hex) => u32::from_str_radix(hex, 16).ok(),
-                None => n.parse().ok(),
+                Some(hex) => crate::hex::number(hex).and_then(|n| u32::try_from(n).ok()),
+                None => n
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    .then(|| n.parse().ok())
+                    .flatten(),
             })
             .and_then(char::from_u32),
     }
@@ -465,5 +443,7 @@ mod html_tests {
             decode_entities("a&b &#65;&#x42;&bogus; &"),
             "a&b AB&bogus; &"
         );
+        // Digits only: a sign is no number.
+        assert_eq!(decode_entities("&#+65;&#x+42;"), "&#+65;&#x+42;");
     }
 }

@@ -110,9 +110,10 @@ BASH COMPLETION
     openconnect does.
 
 NOT YET SUPPORTED
-    Protocols nc, pulse and array, proxies, and host checks other than GlobalProtect's
-    HIP report (--csd-wrapper with another protocol) are refused with an error naming
-    them.";
+    Protocols pulse and array, proxies, and host checks other than GlobalProtect's HIP
+    report and Network Connect's TNCC (--csd-wrapper with another protocol) are refused
+    with an error naming them. --protocol=nc logs in (forms, TNCC, the DSID cookie) but
+    does not speak its oNCP tunnel yet, and says so.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -123,11 +123,7 @@ async fn login(
     for _ in 0..MAX_ROUNDS {
         if jar.get(SESSION_COOKIE).is_some() && jar.get(DONE_COOKIE).is_some() {
             info!("Logged in");
-            return Ok(WebLogin {
-                cookie: jar.header(),
-                addr: conn.addr.ip(),
-                fingerprint: conn.peer.fingerprint.clone(),
-            });
+            return Ok(WebLogin::new(jar.header(), &conn));
         }
         let form = login_form(&String::from_utf8_lossy(&resp.body));
         let answers = filler.fill(&form.form)?;

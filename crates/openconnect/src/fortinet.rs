@@ -86,11 +86,7 @@ async fn login(endpoint: &Endpoint, filler: &mut FormFiller) -> Result<WebLogin,
         match login_response(&resp).map_err(|e| ClientError::AuthAborted(e.to_string()))? {
             LoginStep::Success(cookie) => {
                 info!("Logged in");
-                return Ok(WebLogin {
-                    cookie: format!("{COOKIE}={cookie}"),
-                    addr: conn.addr.ip(),
-                    fingerprint: conn.peer.fingerprint.clone(),
-                });
+                return Ok(WebLogin::new(format!("{COOKIE}={cookie}"), &conn));
             }
             LoginStep::BadCredentials => {
                 warn!("Invalid credentials");

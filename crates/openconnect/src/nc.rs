@@ -81,7 +81,7 @@ async fn login(
                 tncc.set_cookie(preauth).await;
             }
             info!("Got the DSID session cookie");
-            return Ok(done(cookie, &conn));
+            return Ok(WebLogin::new(cookie, &conn));
         }
         path = landed;
         let html = String::from_utf8_lossy(&resp.body);
@@ -116,14 +116,6 @@ async fn login(
     Err(ClientError::AuthAborted(format!(
         "no DSID cookie after {MAX_PAGES} pages"
     )))
-}
-
-fn done(cookie: String, conn: &HttpsConnection) -> WebLogin {
-    WebLogin {
-        cookie,
-        addr: conn.addr.ip(),
-        fingerprint: conn.peer.fingerprint.clone(),
-    }
 }
 
 /// Where a form posts or a link leads, as a path on this server: an absolute path, a URL

@@ -20,6 +20,17 @@ pub(crate) struct WebLogin {
     pub fingerprint: String,
 }
 
+impl WebLogin {
+    /// The login that ended on `conn` with `cookie`.
+    pub(crate) fn new(cookie: String, conn: &HttpsConnection) -> Self {
+        Self {
+            cookie,
+            addr: conn.addr.ip(),
+            fingerprint: conn.peer.fingerprint.clone(),
+        }
+    }
+}
+
 /// The session cookie: `-C`/`--cookie-on-stdin`'s, or a `login`; `--authenticate`,
 /// `--cookieonly` and `--printcookie` as openconnect does them. `None` when the run ends
 /// there.

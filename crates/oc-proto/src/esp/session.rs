@@ -52,7 +52,6 @@ pub struct EspSession<C, P> {
     link: UdpLink,
     /// DPD while the channel carries the tunnel.
     liveness: Liveness,
-    dpd: Option<Duration>,
     prober: P,
     outbound: EspOutbound<C>,
     inbound: EspInbound<C>,
@@ -76,7 +75,6 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
                 },
                 now,
             ),
-            dpd,
             prober,
             outbound,
             inbound,
@@ -188,15 +186,8 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
                 ipv4: None,
                 ipv6: None,
             };
+            // Silence counts from this answer on: `on_receive` above.
             self.link.probe_answered(&accepted, now);
-            // Silence is counted from here on, not from when the keys came.
-            self.liveness = Liveness::new(
-                Timers {
-                    dpd: self.dpd,
-                    ..Timers::default()
-                },
-                now,
-            );
             return Ok(Incoming::Established);
         }
         Ok(Incoming::ProbeAnswer)

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::client::{check_root, url_decode, GpCookie};
+use super::client::{check_root, GpCookie};
 use super::reply::{Challenge, Reply};
 use super::xml::{Element, Node};
 use super::GpError;
@@ -15,8 +15,6 @@ use crate::form::{AuthForm, FieldKind, FormField};
 pub const LOGIN_FORM: &str = "_login";
 /// A challenge form's id (`-F _challenge:passwd=...`).
 pub const CHALLENGE_FORM: &str = "_challenge";
-/// The portal's gateway choice (upstream's `_portal` form, whose select is the authgroup).
-pub const PORTAL_FORM: &str = "_portal";
 
 /// How a SAML login is to be started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -472,7 +470,7 @@ impl LoginArgs {
             values.push(Some(value).filter(|v| !v.is_empty() && v != "(null)" && v != "-1"));
         }
         let at = |i: usize| values.get(i).cloned().flatten();
-        let saved = |i: usize| at(i).map(|v| url_decode(&v));
+        let saved = |i: usize| at(i).map(|v| crate::url::percent_decode(&v, true));
         let args = Self {
             authcookie: saved(1).ok_or(GpError::MissingLoginArgument("authcookie"))?,
             persistent_cookie: at(2),

@@ -7,8 +7,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use super::reply::{excerpt, Reply};
 use super::xml::Element;
 use super::{GpError, CLIENT_VER, DEFAULT_APP_VERSION, START_TUNNEL, USER_AGENT};
-pub use crate::form::urldecode as url_decode;
 use crate::http::Request;
+use crate::url::percent_decode;
 
 /// Which side of GlobalProtect a request goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -237,7 +237,7 @@ impl GpCookie {
         self.raw
             .iter()
             .find(|(n, _)| n == name)
-            .map(|(_, v)| url_decode(v))
+            .map(|(_, v)| percent_decode(v, true))
     }
 
     /// Whether it names the session (`authcookie` and `user`, which the tunnel request
@@ -616,6 +616,6 @@ mod tests {
         );
         assert!(answer("<response/>").is_err());
         assert!(answer("<other/>").is_err());
-        assert_eq!(url_decode("a%20b+c%2"), "a b c%2");
+        assert_eq!(percent_decode("a%20b+c%2", true), "a b c%2");
     }
 }

@@ -346,11 +346,7 @@ fn key(e: Option<&Element>, tag: &'static str) -> Result<Vec<u8>, GpError> {
         .as_bytes()
         .chunks_exact(2)
         .take(64)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .and_then(|p| u8::from_str_radix(p, 16).ok())
-        })
+        .map(crate::hex::byte)
         .collect::<Option<_>>()
         .ok_or_else(|| GpError::BadConfigValue {
             tag,
@@ -379,10 +375,12 @@ fn spi(e: &Element, tag: &'static str) -> Result<u32, GpError> {
         .strip_prefix("0x")
         .or_else(|| hex.strip_prefix("0X"))
         .unwrap_or(hex);
-    u32::from_str_radix(digits, 16).map_err(|_| GpError::BadConfigValue {
-        tag,
-        value: hex.chars().take(20).collect(),
-    })
+    crate::hex::number(digits)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| GpError::BadConfigValue {
+            tag,
+            value: hex.chars().take(20).collect(),
+        })
 }
 
 fn esp_config(e: &Element, notes: &mut Vec<String>) -> Result<EspConfig, GpError> {

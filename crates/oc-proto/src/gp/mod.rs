@@ -78,9 +78,6 @@ pub const TUNNEL_PATH: &str = "/ssl-tunnel-connect.sslvpn";
 pub const START_TUNNEL: &[u8; 12] = b"START_TUNNEL";
 /// The UDP port real gateways take ESP on.
 pub const ESP_PORT: u16 = 4501;
-/// How long after the configuration the client waits for ESP before it uses the TLS
-/// tunnel instead (upstream: "Allow 5 seconds after configuration for ESP to start").
-pub const ESP_START_SECONDS: u64 = 5;
 /// The DPD and keepalive interval upstream uses unless `--force-dpd` says otherwise (the
 /// Windows client's), for both the TLS tunnel and ESP's probes.
 pub const DPD_SECONDS: u64 = 10;

@@ -7,11 +7,11 @@
 //! Nothing here trusts the client: forms are bounded, values decoded leniently, and what a
 //! request lacks is listed rather than assumed.
 
-use super::client::url_decode;
 use super::reply::{js_quote, Challenge};
 use super::xml::Element;
 use super::{CLIENT_VER, TUNNEL_PATH};
 use crate::esp::{EspEncryption, EspIntegrity, EspSuite};
+use crate::url::percent_decode;
 
 /// Fields read from one form at most (a GlobalProtect post has about twenty).
 pub const MAX_FIELDS: usize = 48;
@@ -26,7 +26,7 @@ pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
         .take(MAX_FIELDS)
         .map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let mut value = url_decode(value);
+            let mut value = percent_decode(value, true);
             if value.len() > MAX_VALUE {
                 let mut end = MAX_VALUE;
                 while !value.is_char_boundary(end) {
@@ -34,7 +34,7 @@ pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
                 }
                 value.truncate(end);
             }
-            (url_decode(name), value)
+            (percent_decode(name, true), value)
         })
         .collect()
 }

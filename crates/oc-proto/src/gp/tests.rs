@@ -365,6 +365,12 @@ fn bad_and_incomplete_configs() {
         FAKE_GETCONFIG.replace("aes-128-cbc", "aes-128-gcm"),
         FAKE_GETCONFIG.replace(">sha1<", ">sha512<"),
         FAKE_GETCONFIG.replace("0xa5a5a5a5", "0xnothex"),
+        // `from_str_radix` would take these signs; hex digits only.
+        FAKE_GETCONFIG.replace("0xa5a5a5a5", "0x+5a5a5a5"),
+        FAKE_GETCONFIG.replace(
+            "deadbeefdeadbeefdeadbeefdeadbee1</val></ekey-c2s>",
+            "+eadbeefdeadbeefdeadbeefdeadbee1</val></ekey-c2s>",
+        ),
         FAKE_GETCONFIG.replace(
             "deadbeefdeadbeefdeadbeefdeadbee1</val></ekey-c2s>",
             "zz</val></ekey-c2s>",

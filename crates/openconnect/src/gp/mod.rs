@@ -19,7 +19,7 @@ use crate::auth_ui::FormFiller;
 use crate::cli::Options;
 use crate::error::ClientError;
 use crate::print_authenticate;
-use crate::transport::{Endpoint, HttpsConnection};
+use crate::transport::Endpoint;
 use crate::web::{exchange, CookieJar};
 use crate::Finished;
 
@@ -138,34 +138,22 @@ async fn login(
                 flow.gateway_chosen(&server.url.host_header())
             }
             Next::Done(args) => {
-                info!("GlobalProtect login returned authentication-source={}", {
-                    args.authentication_source.as_deref().unwrap_or("")
+                let source = args.authentication_source.as_deref().unwrap_or("");
+                info!("GlobalProtect login returned authentication-source={source}");
+                return Ok(GpLogin {
+                    cookie: args.cookie(&computer),
+                    gateway: server,
+                    jar,
+                    hip_interval,
+                    addr: conn.addr.ip(),
+                    fingerprint: conn.peer.fingerprint.clone(),
                 });
-                let mut login = finished(args.cookie(&computer), server, jar, &conn);
-                login.hip_interval = hip_interval;
-                return Ok(login);
             }
         };
     }
     Err(ClientError::AuthAborted(format!(
         "no GlobalProtect login after {MAX_ROUNDS} requests"
     )))
-}
-
-fn finished(
-    cookie: GpCookie,
-    gateway: Endpoint,
-    jar: CookieJar,
-    conn: &HttpsConnection,
-) -> GpLogin {
-    GpLogin {
-        cookie,
-        gateway,
-        jar,
-        hip_interval: None,
-        addr: conn.addr.ip(),
-        fingerprint: conn.peer.fingerprint.clone(),
-    }
 }
 
 /// A wrong password, a refusal or a server's message ends the login as openconnect ends

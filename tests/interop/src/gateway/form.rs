@@ -27,7 +27,7 @@ pub fn parse_query(target: &str) -> Vec<(String, String)> {
 
 /// `+` is a space and `%XX` a byte; a malformed escape is kept as it came.
 pub fn form_decode(text: &str) -> String {
-    oc_proto::form::urldecode(text)
+    oc_proto::url::percent_decode(text, true)
 }
 
 pub fn field<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {

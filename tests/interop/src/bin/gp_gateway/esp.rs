@@ -286,12 +286,17 @@ impl Esp<'_> {
             *last ^= 1;
         }
         let junk: [&[u8]; 6] = [&[], &[1, 2, 3], &stranger, &forged, &genuine, &genuine];
+        let mut sent = 0;
         for datagram in junk {
-            if let Err(e) = self.socket.send_to(datagram, peer).await {
-                log!("{peer}: sending junk: {e}");
+            match self.socket.send_to(datagram, peer).await {
+                Ok(_) => sent += 1,
+                Err(e) => log!("{peer}: sending junk: {e}"),
             }
         }
-        log!("{peer}: sent hostile ESP: empty, truncated, unknown SPI, forged ICV, a replay");
+        log!(
+            "{peer}: sent {sent} hostile ESP datagrams: empty, truncated, unknown SPI, forged \
+             ICV, a genuine one and its replay"
+        );
     }
 
     /// `packet` sealed under the session's keys, as bytes of its own.
