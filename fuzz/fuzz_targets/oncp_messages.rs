@@ -1,49 +1,68 @@
-//! oNCP from a hostile server, through `oc_proto::nc::oncp`: the input after its first byte
-//! is the TLS byte stream. The record reader never panics, and what it yields does not
-//! depend on how the stream is cut into reads (the first byte picks the cut): the same KMP
-//! messages and the same end come out fed whole and fed in pieces. Each data packet found
-//! is as long as its own IP header says; each configuration is read without a panic.
+//! oNCP from a hostile peer, through `oc_proto::nc::oncp`: the input after its first two
+//! bytes is the TLS byte stream, read by a client's decoder (a server's when the second
+//! byte is odd). The decoder never panics, and what it hands out does not depend on how the
+//! stream is cut into reads (the first byte picks the cut): the same events and the same
+//! error come out fed whole and fed in pieces. Each data packet is as long as its own IP
+//! header says; each configuration or settings message is read without a panic.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oc_proto::nc::oncp::{
-    data_packets, next_message, KmpMessage, NcConfig, RecordEvent, RecordReader, KMP_DATA,
-};
+use oc_proto::nc::config::NcConfig;
+use oc_proto::nc::oncp::{parse_hostname_packet, OncpDecoder, OncpEvent};
+use oc_proto::nc::NcError;
 
-/// The messages and the end of the stream, fed `cut` bytes at a time.
-fn read(wire: &[u8], cut: usize) -> (Vec<KmpMessage>, Option<RecordEvent>) {
-    let mut reader = RecordReader::default();
-    let mut stream = Vec::new();
-    let mut messages = Vec::new();
+#[derive(Debug, PartialEq)]
+enum Got {
+    Hello(Option<String>),
+    Status(u8),
+    Packet(Vec<u8>),
+    Message(u16, Vec<u8>),
+    Terminated(u8),
+}
+
+fn read(wire: &[u8], cut: usize, server: bool) -> (Vec<Got>, Option<NcError>) {
+    let mut decoder = if server {
+        OncpDecoder::server()
+    } else {
+        OncpDecoder::client()
+    };
+    let mut got = Vec::new();
     for chunk in wire.chunks(cut) {
-        let event = reader.feed(chunk, &mut stream).ok().flatten();
-        while let Some(message) = next_message(&mut stream) {
-            messages.push(message);
-        }
-        if event.is_some() {
-            return (messages, event);
+        let result = decoder.decode(chunk, |event| {
+            got.push(match event {
+                OncpEvent::Hello(h) => Got::Hello(parse_hostname_packet(h)),
+                OncpEvent::Status(s) => Got::Status(s),
+                OncpEvent::Packet(p) => Got::Packet(p.to_vec()),
+                OncpEvent::Message { kind, payload } => {
+                    let _ = NcConfig::parse(kind, payload);
+                    Got::Message(kind, payload.to_vec())
+                }
+                OncpEvent::Terminated(r) => Got::Terminated(r),
+            });
+            Ok::<_, NcError>(())
+        });
+        if let Err(e) = result {
+            return (got, Some(e));
         }
     }
-    (messages, None)
+    (got, None)
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&cut, wire)) = data.split_first() else {
+    let [cut, side, wire @ ..] = data else {
         return;
     };
-    let whole = read(wire, wire.len().max(1));
-    let pieces = read(wire, usize::from(cut).max(1));
+    let server = side % 2 == 1;
+    let whole = read(wire, wire.len().max(1), server);
+    let pieces = read(wire, usize::from(*cut).max(1), server);
     assert_eq!(whole, pieces);
-    for message in &whole.0 {
-        if message.kind == KMP_DATA {
-            for packet in data_packets(&message.payload).unwrap_or_default() {
-                let said = match packet[0] >> 4 {
-                    4 => usize::from(u16::from_be_bytes([packet[2], packet[3]])),
-                    _ => usize::from(u16::from_be_bytes([packet[4], packet[5]])) + 40,
-                };
-                assert_eq!(said, packet.len());
-            }
+    for got in &whole.0 {
+        if let Got::Packet(packet) = got {
+            let said = match packet[0] >> 4 {
+                4 => usize::from(u16::from_be_bytes([packet[2], packet[3]])),
+                _ => usize::from(u16::from_be_bytes([packet[4], packet[5]])) + 40,
+            };
+            assert_eq!(said, packet.len());
         }
-        let _ = NcConfig::parse(message.kind, &message.payload);
     }
 });

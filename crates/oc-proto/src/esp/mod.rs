@@ -44,6 +44,26 @@ pub fn is_juniper_probe(payload: &[u8]) -> bool {
     payload == JUNIPER_PROBE
 }
 
+/// Pulse's and Juniper NC's [`EspProber`]: [`JUNIPER_PROBE`] with the next header of the
+/// gateway's address family, answered by the same byte.
+#[derive(Debug, Clone, Copy)]
+pub struct JuniperProber {
+    pub gateway_is_ipv6: bool,
+}
+
+impl EspProber for JuniperProber {
+    fn next_probe(&mut self) -> Option<(Vec<u8>, NextHeader)> {
+        Some((
+            JUNIPER_PROBE.to_vec(),
+            NextHeader::for_family(self.gateway_is_ipv6),
+        ))
+    }
+
+    fn is_answer(&self, payload: &[u8]) -> bool {
+        is_juniper_probe(payload)
+    }
+}
+
 /// Keys that cannot be used, or a packet that cannot be sealed. (Incoming packets that
 /// fail are [`EspDrop`]s: dropped and counted, never fatal.)
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

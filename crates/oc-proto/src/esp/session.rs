@@ -110,6 +110,16 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
         self.inbound.counters()
     }
 
+    /// The gateway's new keys for what we send (Pulse's and NC's rekey).
+    pub fn rekey_outbound(&mut self, spi: u32, cipher: C) {
+        self.outbound.rekey(spi, cipher);
+    }
+
+    /// Our new keys for what we receive; the previous ones stay for late packets.
+    pub fn rekey_inbound(&mut self, spi: u32, cipher: C) {
+        self.inbound.rekey(spi, cipher);
+    }
+
     pub fn poll_timeout(&self) -> Option<Instant> {
         let dpd = self
             .link
@@ -289,6 +299,39 @@ mod tests {
             Some(EspAction::Abandon("ESP detected dead peer".into()))
         );
         assert!(!esp.is_up());
+    }
+
+    #[test]
+    fn a_rekey_moves_both_directions_to_new_spis() {
+        let t0 = Instant::now();
+        let mut esp = session(t0);
+        esp.rekey_outbound(0x3333, FakeCipher::new(TEST_SUITE, 7));
+        let mut buf = Vec::new();
+        let sealed = esp.seal_probe(&mut buf).unwrap();
+        assert_eq!(buf[sealed.start..sealed.start + 4], 0x3333u32.to_be_bytes());
+        let mut old_gateway = EspOutbound::new(SPI_IN, FakeCipher::new(TEST_SUITE, 7));
+        let mut late = from_gateway(&mut old_gateway, &[0x45, 9]);
+        esp.rekey_inbound(0x4444, FakeCipher::new(TEST_SUITE, 7));
+        let mut gateway = EspOutbound::new(0x4444, FakeCipher::new(TEST_SUITE, 7));
+        let mut new = from_gateway(&mut gateway, &[0x45, 8]);
+        assert!(matches!(esp.open(&mut new, t0), Ok(Incoming::Packet(_))));
+        assert!(
+            matches!(esp.open(&mut late, t0), Ok(Incoming::Packet(_))),
+            "the previous keys still open late packets"
+        );
+        let mut stranger = EspOutbound::new(0x5555, FakeCipher::new(TEST_SUITE, 7));
+        let mut foreign = from_gateway(&mut stranger, &[0x45, 7]);
+        assert!(esp.open(&mut foreign, t0).is_err());
+    }
+
+    #[test]
+    fn the_juniper_probe_is_answered_by_its_echo() {
+        let mut prober = crate::esp::JuniperProber {
+            gateway_is_ipv6: true,
+        };
+        assert_eq!(prober.next_probe(), Some((vec![0], NextHeader::Ipv6)));
+        assert!(prober.is_answer(&[0]));
+        assert!(!prober.is_answer(&[0, 0]) && !prober.is_answer(&[]));
     }
 
     #[test]

@@ -53,6 +53,14 @@ impl EspEncryption {
         }
     }
 
+    /// The value a Pulse or NC gateway sends for it.
+    pub const fn juniper_code(self) -> u8 {
+        match self {
+            Self::Aes128Cbc => 2,
+            Self::Aes256Cbc => 5,
+        }
+    }
+
     pub const fn name(self) -> &'static str {
         match self {
             Self::Aes128Cbc => "AES-128-CBC",
@@ -99,6 +107,15 @@ impl EspIntegrity {
             2 => Some(Self::HmacSha1_96),
             3 => Some(Self::HmacSha256_128),
             _ => None,
+        }
+    }
+
+    /// The value a Pulse or NC gateway sends for it.
+    pub const fn juniper_code(self) -> u8 {
+        match self {
+            Self::HmacMd5_96 => 1,
+            Self::HmacSha1_96 => 2,
+            Self::HmacSha256_128 => 3,
         }
     }
 
@@ -295,5 +312,21 @@ mod tests {
             Some(EspIntegrity::HmacSha256_128)
         );
         assert_eq!(EspIntegrity::from_juniper_code(0), None);
+        for e in [EspEncryption::Aes128Cbc, EspEncryption::Aes256Cbc] {
+            assert_eq!(
+                EspEncryption::from_juniper_code(e.juniper_code().into()),
+                Some(e)
+            );
+        }
+        for i in [
+            EspIntegrity::HmacMd5_96,
+            EspIntegrity::HmacSha1_96,
+            EspIntegrity::HmacSha256_128,
+        ] {
+            assert_eq!(
+                EspIntegrity::from_juniper_code(i.juniper_code().into()),
+                Some(i)
+            );
+        }
     }
 }

@@ -1,6 +1,8 @@
 //! Juniper Network Connect (`--protocol=nc`), as openconnect speaks it: the `dana-na` web
-//! login ([`login`]) that ends with the `DSID` cookie, and the tunnel request.
+//! login ([`login`]) that ends with the `DSID` cookie, the tunnel request, and the oNCP
+//! tunnel: its framing ([`oncp`]) and its configuration messages ([`config`]).
 
+pub mod config;
 pub mod login;
 pub mod oncp;
 

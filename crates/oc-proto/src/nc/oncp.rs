@@ -2,31 +2,21 @@
 //! without I/O. Encapsulations within encapsulations:
 //!
 //! 1. **Records**: a 16-bit little-endian length, then that many bytes. They mean nothing
-//!    to the data (a record boundary may fall inside a message), so [`RecordReader`]
-//!    strips them and hands on one byte stream. A record of length 0 followed by one byte
+//!    to the data (a record boundary may fall inside a message), so [`OncpDecoder`]
+//!    strips them and reads one byte stream. A record of length 0 followed by one byte
 //!    is the server ending the session (1: expired, 8: idle timeout).
 //! 2. **KMP messages** in that stream: a 20-byte header (6 zero bytes, the message type
 //!    big-endian at 6, 10 bytes upstream does not understand, the payload length
 //!    big-endian at 18), then the payload. 300 carries IP packets, 301 the configuration,
-//!    302 ESP keys, 303 the client's settings.
-//! 3. **TLVs** in 301/302/303: groups (16-bit id, 32-bit length) of attributes (16-bit
-//!    id, 32-bit length, value), all big-endian.
-//! 4. **IP packets** in a KMP 300, one after another, each as long as its header says.
+//!    302 ESP keys, 303 the client's settings (their TLVs are [`super::config`]'s).
+//! 3. **IP packets** in a KMP 300, one after another, each as long as its header says.
 //!
 //! The session starts (after `POST /dana/js` got 200) with the client's hostname packet
-//! ([`hostname_packet`]); the server answers with a record whose first byte is a status
-//! (0: go on; 8: oNCP disabled, Pulse only), and the rest of that record and the records
-//! after it carry KMP 301 ([`NcConfig::parse`]). The client answers with KMP 303 (its MTU)
-//! and, with ESP, KMP 302 (the keys it receives with) in one record
-//! ([`client_settings`]); [`esp_control`] turns ESP on or off.
-
-use std::net::Ipv4Addr;
-
-use ipnet::Ipv4Net;
+//! ([`hostname_packet`]), one record that is not KMP. The server answers with a record
+//! whose first byte is a status (0: go on; 8: oNCP disabled, Pulse only); the rest of that
+//! record and the records after it carry the KMP stream, the configuration first.
 
 use super::NcError;
-use crate::esp::{EspEncryption, EspIntegrity, EspKeys, EspSuite};
-use crate::ip_config::IpConfig;
 
 /// KMP message types.
 pub const KMP_DATA: u16 = 300;
@@ -37,22 +27,23 @@ pub const KMP_CLIENT: u16 = 303;
 pub const KMP_HEADER_LEN: usize = 20;
 /// A record's length prefix.
 pub const RECORD_HEADER_LEN: usize = 2;
-/// The bytes in front of an IP packet that the client sends: record length and KMP 300
-/// header.
+/// The bytes in front of an IP packet on the wire: record length and KMP 300 header.
 pub const DATA_HEADROOM: usize = RECORD_HEADER_LEN + KMP_HEADER_LEN;
-/// ESP secrets come as one block: the encryption key, then the HMAC key.
-pub const ESP_SECRETS_LEN: usize = 0x40;
-/// Name servers and WINS servers kept from one configuration.
-const MAX_NAME_SERVERS: usize = 3;
-/// Routes read from one configuration at most.
-const MAX_ROUTES: usize = 1024;
+/// The longest IP packet one record can carry.
+pub const MAX_DATA_PACKET: usize = u16::MAX as usize - KMP_HEADER_LEN;
+/// The server's status byte: carry on.
+pub const STATUS_OK: u8 = 0;
+/// The server's status byte: oNCP is disabled (the server speaks only Pulse).
+pub const STATUS_ONCP_DISABLED: u8 = 8;
 
 /// Bytes upstream sends after the message type of its own KMP messages.
 const KMP_TAIL_OUT: [u8; 10] = [1, 0, 0, 0, 1, 0, 0, 0, 0, 0];
-/// What the server's configuration has there (upstream checks it).
-const KMP_TAIL_IN: [u8; 10] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-const AUTH_HEAD: [u8; 5] = [0x00, 0x04, 0x00, 0x00, 0x00];
-const AUTH_TAIL: [u8; 6] = [0xbb, 0x01, 0x00, 0x00, 0x00, 0x00];
+/// What a server's messages have there.
+pub(super) const KMP_TAIL_IN: [u8; 10] = [1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const HELLO_HEAD: [u8; 5] = [0x00, 0x04, 0x00, 0x00, 0x00];
+const HELLO_TAIL: [u8; 6] = [0xbb, 0x01, 0x00, 0x00, 0x00, 0x00];
+/// The longest host name the hello carries (nothing real comes close).
+const MAX_HOSTNAME: usize = 1024;
 
 /// A KMP message's header: its type and payload length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,384 +73,274 @@ impl KmpHeader {
     }
 }
 
-/// The client's first record on the tunnel: its host name.
-pub fn hostname_packet(hostname: &str) -> Vec<u8> {
-    // A host name longer than a record can hold is cut (nothing real comes close).
-    let name = hostname.as_bytes();
-    let name = name.get(..1024).unwrap_or(name);
-    let mut body = Vec::with_capacity(AUTH_HEAD.len() + 2 + name.len() + AUTH_TAIL.len());
-    body.extend_from_slice(&AUTH_HEAD);
-    body.extend_from_slice(&u16::try_from(name.len()).unwrap_or(0).to_le_bytes());
-    body.extend_from_slice(name);
-    body.extend_from_slice(&AUTH_TAIL);
-    record(&body)
+/// One KMP message (header and payload).
+pub(super) fn message(kind: u16, payload: &[u8]) -> Result<Vec<u8>, NcError> {
+    let mut out = KmpHeader::emit(kind, payload.len())?.to_vec();
+    out.extend_from_slice(payload);
+    Ok(out)
 }
 
-/// `body` as one record.
-fn record(body: &[u8]) -> Vec<u8> {
+/// `body` as one record (its length must fit the 16-bit prefix).
+pub(super) fn record(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(RECORD_HEADER_LEN + body.len());
     out.extend_from_slice(&u16::try_from(body.len()).unwrap_or(u16::MAX).to_le_bytes());
     out.extend_from_slice(body);
     out
 }
 
-/// What the record stream gave.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordEvent {
-    /// The server ended the session (a zero-length record and this reason).
+/// The client's first record on the tunnel: its host name.
+pub fn hostname_packet(hostname: &str) -> Vec<u8> {
+    let name = hostname.as_bytes();
+    let name = name.get(..MAX_HOSTNAME).unwrap_or(name);
+    let mut body = Vec::with_capacity(HELLO_HEAD.len() + 2 + name.len() + HELLO_TAIL.len());
+    body.extend_from_slice(&HELLO_HEAD);
+    body.extend_from_slice(&u16::try_from(name.len()).unwrap_or(0).to_le_bytes());
+    body.extend_from_slice(name);
+    body.extend_from_slice(&HELLO_TAIL);
+    record(&body)
+}
+
+/// The host name in a client's hello (the body of its first record), if it is one.
+pub fn parse_hostname_packet(body: &[u8]) -> Option<String> {
+    let rest = body.strip_prefix(&HELLO_HEAD[..])?;
+    let (len, rest) = rest.split_first_chunk::<2>()?;
+    let len = usize::from(u16::from_le_bytes(*len));
+    let name = rest.get(..len)?;
+    (rest.get(len..)? == HELLO_TAIL).then(|| String::from_utf8_lossy(name).into_owned())
+}
+
+/// A server's answer to the hello, as its own record.
+pub fn status_record(status: u8) -> Vec<u8> {
+    record(&[status])
+}
+
+/// A server's end of the session: a zero-length record and the reason.
+pub fn termination(reason: u8) -> [u8; 3] {
+    [0, 0, reason]
+}
+
+/// Frames the IP packet at `buf[DATA_HEADROOM..]` in place as one record carrying a KMP
+/// 300, and returns the whole frame.
+pub fn frame_in_place(buf: &mut [u8]) -> Result<&[u8], NcError> {
+    let packet_len = buf.len().saturating_sub(DATA_HEADROOM);
+    if packet_len > MAX_DATA_PACKET {
+        return Err(NcError::TooLong(packet_len));
+    }
+    let header = KmpHeader::emit(KMP_DATA, packet_len)?;
+    let record_len =
+        u16::try_from(KMP_HEADER_LEN + packet_len).map_err(|_| NcError::TooLong(packet_len))?;
+    let (head, _) = buf
+        .split_first_chunk_mut::<DATA_HEADROOM>()
+        .ok_or(NcError::TooLong(0))?;
+    let (len, kmp) = head.split_at_mut(RECORD_HEADER_LEN);
+    len.copy_from_slice(&record_len.to_le_bytes());
+    kmp.copy_from_slice(&header);
+    Ok(buf)
+}
+
+/// One IP packet as a record carrying a KMP 300 message (a copy; the packet path frames
+/// in place with [`frame_in_place`]).
+pub fn data_record(packet: &[u8]) -> Result<Vec<u8>, NcError> {
+    let mut buf = vec![0u8; DATA_HEADROOM];
+    buf.extend_from_slice(packet);
+    frame_in_place(&mut buf)?;
+    Ok(buf)
+}
+
+/// The length of the IP packet at the front of `bytes`, by its own header.
+fn ip_length(bytes: &[u8]) -> Option<usize> {
+    match bytes.first()? >> 4 {
+        4 => bytes
+            .get(2..4)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))),
+        6 => bytes
+            .get(4..6)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])) + 40),
+        _ => None,
+    }
+}
+
+/// Splits a KMP 300 payload into its IP packets.
+pub fn data_packets(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], NcError>> {
+    let mut rest = payload;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(len) = ip_length(rest).filter(|l| *l > 0 && *l <= rest.len()) else {
+            let left = rest.len();
+            rest = &[];
+            return Some(Err(NcError::BadDataPacket(left)));
+        };
+        let (packet, after) = rest.split_at(len);
+        rest = after;
+        Some(Ok(packet))
+    })
+}
+
+/// What the stream carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OncpEvent<'a> {
+    /// The client's hello (a server's decoder): the body of the first record.
+    Hello(&'a [u8]),
+    /// The server's answer to the hello (a client's decoder).
+    Status(u8),
+    /// An IP packet of a KMP 300.
+    Packet(&'a [u8]),
+    /// Any other KMP message.
+    Message { kind: u16, payload: &'a [u8] },
+    /// The server ended the session for this reason; nothing more is read.
     Terminated(u8),
 }
 
-/// Strips the records' length prefixes from the TLS byte stream, keeping the bytes they
-/// carry in one buffer for [`KmpReader`]-style reading. Bounded: at most one KMP message
-/// and a record are held.
-#[derive(Debug, Default)]
-pub struct RecordReader {
+/// What the first record of a stream is.
+#[derive(Debug)]
+enum Opening {
+    /// A status byte, then KMP.
+    Status,
+    /// A hello, collected until the record ends.
+    Hello(Vec<u8>),
+    Done,
+}
+
+/// Reads one direction of an oNCP stream, however it is cut into reads: records stripped,
+/// KMP messages and the IP packets of KMP 300s handed out where they lie. It holds at most
+/// one incomplete KMP message (64 KiB) beyond the read it is given.
+#[derive(Debug)]
+pub struct OncpDecoder {
+    opening: Opening,
     /// Bytes still to come of the current record.
     remaining: usize,
     /// A length prefix split across reads, or a zero length awaiting its reason byte.
     prefix: Vec<u8>,
+    /// The KMP stream not yet handed out.
+    stream: Vec<u8>,
+    ended: bool,
 }
 
-impl RecordReader {
-    /// Moves the payload bytes of `input` to `out`.
-    pub fn feed(
+impl OncpDecoder {
+    /// A client's decoder: the server's status byte comes first.
+    pub fn client() -> Self {
+        Self::new(Opening::Status)
+    }
+
+    /// A server's decoder: the client's hello comes first.
+    pub fn server() -> Self {
+        Self::new(Opening::Hello(Vec::new()))
+    }
+
+    fn new(opening: Opening) -> Self {
+        Self {
+            opening,
+            remaining: 0,
+            prefix: Vec::with_capacity(3),
+            stream: Vec::new(),
+            ended: false,
+        }
+    }
+
+    /// Calls `each` for everything complete after `input`, in order, stopping at the first
+    /// error (a packet whose length does not fit its message, or the callback's). After an
+    /// error, or [`OncpEvent::Terminated`], the stream is over: nothing more is read.
+    pub fn decode<E: From<NcError>>(
         &mut self,
         mut input: &[u8],
-        out: &mut Vec<u8>,
-    ) -> Result<Option<RecordEvent>, NcError> {
+        mut each: impl FnMut(OncpEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        if self.ended {
+            return Ok(());
+        }
         while !input.is_empty() {
-            if self.remaining > 0 {
-                let take = self.remaining.min(input.len());
-                let (now, rest) = input.split_at(take);
-                out.extend_from_slice(now);
-                self.remaining -= take;
-                input = rest;
+            if self.remaining == 0 {
+                input = self.read_prefix(input);
+                if let [0, 0, reason] = self.prefix[..] {
+                    self.ended = true;
+                    self.hand_out(&mut each)?;
+                    return each(OncpEvent::Terminated(reason));
+                }
                 continue;
             }
-            let need = if self.prefix.len() >= 2 { 3 } else { 2 };
-            let take = (need - self.prefix.len()).min(input.len());
+            let take = self.remaining.min(input.len());
             let (now, rest) = input.split_at(take);
-            self.prefix.extend_from_slice(now);
+            self.remaining -= take;
             input = rest;
-            match self.prefix.as_slice() {
-                [lo, hi] => {
-                    let len = usize::from(u16::from_le_bytes([*lo, *hi]));
-                    if len > 0 {
-                        self.remaining = len;
-                        self.prefix.clear();
+            match &mut self.opening {
+                Opening::Done => self.stream.extend_from_slice(now),
+                Opening::Status => {
+                    if let Some((status, more)) = now.split_first() {
+                        self.opening = Opening::Done;
+                        self.stream.extend_from_slice(more);
+                        self.guard(each(OncpEvent::Status(*status)))?;
                     }
                 }
-                [0, 0, reason] => return Ok(Some(RecordEvent::Terminated(*reason))),
-                _ => {}
-            }
-        }
-        Ok(None)
-    }
-}
-
-/// One KMP message taken from the byte stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KmpMessage {
-    pub kind: u16,
-    pub payload: Vec<u8>,
-}
-
-/// Takes the next complete KMP message off the front of `stream`, if it is all there.
-pub fn next_message(stream: &mut Vec<u8>) -> Option<KmpMessage> {
-    let header = KmpHeader::parse(stream)?;
-    let end = KMP_HEADER_LEN + header.len;
-    if stream.len() < end {
-        return None;
-    }
-    let payload = stream.get(KMP_HEADER_LEN..end)?.to_vec();
-    stream.drain(..end);
-    Some(KmpMessage {
-        kind: header.kind,
-        payload,
-    })
-}
-
-/// Splits a KMP 300 payload into its IP packets (each as long as its IP header says).
-pub fn data_packets(payload: &[u8]) -> Result<Vec<&[u8]>, NcError> {
-    let mut packets = Vec::new();
-    let mut rest = payload;
-    while !rest.is_empty() {
-        let len = match rest.first().map(|b| b >> 4) {
-            Some(4) => rest
-                .get(2..4)
-                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))),
-            Some(6) => rest
-                .get(4..6)
-                .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])) + 40),
-            _ => None,
-        };
-        let Some(len) = len.filter(|l| *l > 0 && *l <= rest.len()) else {
-            return Err(NcError::BadDataPacket(rest.len()));
-        };
-        let (packet, after) = rest.split_at(len);
-        packets.push(packet);
-        rest = after;
-    }
-    Ok(packets)
-}
-
-/// One IP packet as a record carrying a KMP 300 message.
-pub fn data_record(packet: &[u8]) -> Result<Vec<u8>, NcError> {
-    let mut out = Vec::with_capacity(DATA_HEADROOM + packet.len());
-    let body_len = KMP_HEADER_LEN + packet.len();
-    let record_len = u16::try_from(body_len).map_err(|_| NcError::TooLong(packet.len()))?;
-    out.extend_from_slice(&record_len.to_le_bytes());
-    out.extend_from_slice(&KmpHeader::emit(KMP_DATA, packet.len())?);
-    out.extend_from_slice(packet);
-    Ok(out)
-}
-
-/// The ESP parameters of a configuration (group 8).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EspParams {
-    pub encryption: Option<EspEncryption>,
-    pub integrity: Option<EspIntegrity>,
-    /// LZO compression of ESP payloads (next header 5).
-    pub compression: bool,
-    pub port: Option<u16>,
-    pub lifetime_bytes: Option<u32>,
-    pub lifetime_seconds: Option<u32>,
-    /// Seconds without ESP before falling back to TLS.
-    pub ssl_fallback: Option<u32>,
-    pub replay_protection: Option<bool>,
-}
-
-impl EspParams {
-    pub fn suite(&self) -> Option<EspSuite> {
-        Some(EspSuite::new(self.encryption?, self.integrity?))
-    }
-}
-
-/// What a KMP 301 (or 302) says.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct NcConfig {
-    /// Address, netmask, DNS, search domain, WINS, split routes, MTU.
-    pub ip: IpConfig,
-    pub esp: EspParams,
-    /// The server's outbound SPI and its 64 bytes of secrets (group 7): the keys we
-    /// send with once the suite is known.
-    pub outbound: Option<(u32, Vec<u8>)>,
-    /// Attributes upstream does not know, for the log: (group, attribute, length).
-    pub unknown: Vec<(u16, u16, usize)>,
-}
-
-impl NcConfig {
-    /// Reads the TLV groups of a KMP 301 or 302 payload. A 302 may hold only ESP groups
-    /// (7 and 8), as upstream insists.
-    pub fn parse(kind: u16, payload: &[u8]) -> Result<Self, NcError> {
-        let mut config = Self::default();
-        let mut groups = payload;
-        while !groups.is_empty() {
-            let (group, body, rest) = tlv(groups)?;
-            if kind == KMP_ESP_KEYS && group != 7 && group != 8 {
-                return Err(NcError::NonEspGroup(group));
-            }
-            let mut attrs = body;
-            while !attrs.is_empty() {
-                let (attr, value, more) = tlv(attrs)?;
-                config.attribute(group, attr, value)?;
-                attrs = more;
-            }
-            groups = rest;
-        }
-        Ok(config)
-    }
-
-    fn attribute(&mut self, group: u16, attr: u16, v: &[u8]) -> Result<(), NcError> {
-        let ip = &mut self.ip;
-        let bad = || NcError::BadAttribute {
-            group,
-            attr,
-            len: v.len(),
-        };
-        let addr = || {
-            v.first_chunk::<4>()
-                .filter(|_| v.len() == 4)
-                .map(|a| Ipv4Addr::from(*a))
-        };
-        let be32 = || {
-            v.first_chunk::<4>()
-                .filter(|_| v.len() == 4)
-                .map(|a| u32::from_be_bytes(*a))
-        };
-        let byte = || v.first().copied().filter(|_| v.len() == 1);
-        match (group, attr) {
-            (6, 2) => ip.mtu = be32().ok_or_else(bad)?.try_into().unwrap_or(0),
-            (2, 1) => {
-                let a = addr().ok_or_else(bad)?;
-                if ip.dns.len() < MAX_NAME_SERVERS {
-                    ip.dns.push(a.into());
-                }
-            }
-            (2, 2) => ip.default_domain = Some(String::from_utf8_lossy(v).into_owned()),
-            (1, 1) => ip.ipv4 = Some(addr().ok_or_else(bad)?),
-            (1, 2) => ip.ipv4_netmask = Some(addr().ok_or_else(bad)?),
-            // The internal gateway address: meaningless on a tunnel (upstream keeps it
-            // unused).
-            (1, 3) => {
-                addr().ok_or_else(bad)?;
-            }
-            (3, 3) | (3, 4) => {
-                let (net, mask) = v
-                    .split_first_chunk::<4>()
-                    .filter(|_| v.len() == 8)
-                    .ok_or_else(bad)?;
-                let mask: [u8; 4] = mask.try_into().map_err(|_| bad())?;
-                let prefix = u32::from_be_bytes(mask).leading_ones();
-                let route = Ipv4Net::new(Ipv4Addr::from(*net), u8::try_from(prefix).unwrap_or(32))
-                    .map_err(|_| bad())?
-                    .trunc();
-                let list = if attr == 3 {
-                    &mut ip.split_include4
-                } else {
-                    &mut ip.split_exclude4
-                };
-                if list.len() < MAX_ROUTES {
-                    list.push(route);
-                }
-            }
-            (4, 1) => {
-                let a = addr().ok_or_else(bad)?;
-                if ip.nbns.len() < MAX_NAME_SERVERS {
-                    ip.nbns.push(a.into());
-                }
-            }
-            (8, 1) => {
-                self.esp.encryption =
-                    EspEncryption::from_juniper_code(byte().ok_or_else(bad)?.into())
-            }
-            (8, 2) => {
-                self.esp.integrity = EspIntegrity::from_juniper_code(byte().ok_or_else(bad)?.into())
-            }
-            (8, 3) => self.esp.compression = byte().ok_or_else(bad)? != 0,
-            (8, 4) => {
-                let port = v
-                    .first_chunk::<2>()
-                    .filter(|_| v.len() == 2)
-                    .ok_or_else(bad)?;
-                self.esp.port = Some(u16::from_be_bytes(*port));
-            }
-            (8, 5) => self.esp.lifetime_bytes = Some(be32().ok_or_else(bad)?),
-            (8, 6) => self.esp.lifetime_seconds = Some(be32().ok_or_else(bad)?),
-            (8, 9) => self.esp.ssl_fallback = Some(be32().ok_or_else(bad)?),
-            (8, 10) => self.esp.replay_protection = Some(be32().ok_or_else(bad)? != 0),
-            (7, 1) => {
-                let spi = be32().ok_or_else(bad)?;
-                let secrets = self.outbound.take().map(|(_, s)| s).unwrap_or_default();
-                self.outbound = Some((spi, secrets));
-            }
-            (7, 2) => {
-                if v.len() != ESP_SECRETS_LEN {
-                    return Err(bad());
-                }
-                let spi = self.outbound.take().map_or(0, |(spi, _)| spi);
-                self.outbound = Some((spi, v.to_vec()));
-            }
-            _ => {
-                if self.unknown.len() < 64 {
-                    self.unknown.push((group, attr, v.len()));
+                Opening::Hello(hello) => {
+                    hello.extend_from_slice(now);
+                    if self.remaining == 0 {
+                        let hello = std::mem::take(hello);
+                        self.opening = Opening::Done;
+                        self.guard(each(OncpEvent::Hello(&hello)))?;
+                    }
                 }
             }
         }
-        Ok(())
+        self.hand_out(&mut each)
     }
 
-    /// The keys we send with: the server's SPI, its secrets split by the suite's key
-    /// lengths (the encryption key first).
-    pub fn outbound_keys(&self) -> Result<Option<EspKeys>, NcError> {
-        let (Some((spi, secrets)), Some(suite)) = (&self.outbound, self.esp.suite()) else {
-            return Ok(None);
+    /// Takes what is missing of a record's length prefix from `input`.
+    fn read_prefix<'i>(&mut self, input: &'i [u8]) -> &'i [u8] {
+        let need = if self.prefix.len() >= 2 { 3 } else { 2 };
+        let take = (need - self.prefix.len()).min(input.len());
+        let (now, rest) = input.split_at(take);
+        self.prefix.extend_from_slice(now);
+        if let [lo, hi] = self.prefix[..] {
+            let len = usize::from(u16::from_le_bytes([lo, hi]));
+            if len > 0 {
+                self.remaining = len;
+                self.prefix.clear();
+            }
+        }
+        rest
+    }
+
+    /// Ends the stream when `result` is an error.
+    fn guard<E>(&mut self, result: Result<(), E>) -> Result<(), E> {
+        if result.is_err() {
+            self.ended = true;
+            self.stream = Vec::new();
+        }
+        result
+    }
+
+    /// Hands out every complete KMP message of the stream and keeps the rest.
+    fn hand_out<E: From<NcError>>(
+        &mut self,
+        each: &mut impl FnMut(OncpEvent<'_>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut at = 0;
+        let result = loop {
+            let Some(header) = self.stream.get(at..).and_then(KmpHeader::parse) else {
+                break Ok(());
+            };
+            let end = at + KMP_HEADER_LEN + header.len;
+            let Some(payload) = self.stream.get(at + KMP_HEADER_LEN..end) else {
+                break Ok(());
+            };
+            at = end;
+            let handed = if header.kind == KMP_DATA {
+                data_packets(payload).try_for_each(|p| each(OncpEvent::Packet(p?)))
+            } else {
+                each(OncpEvent::Message {
+                    kind: header.kind,
+                    payload,
+                })
+            };
+            if let Err(e) = handed {
+                break Err(e);
+            }
         };
-        split_secrets(*spi, suite, secrets).map(Some)
+        self.stream.drain(..at);
+        self.guard(result)
     }
-}
-
-/// One direction's keys from a 64-byte secrets block.
-pub fn split_secrets(spi: u32, suite: EspSuite, secrets: &[u8]) -> Result<EspKeys, NcError> {
-    let enc_len = suite.encryption.key_len();
-    let mac_len = suite.integrity.standard_key_len();
-    let enc = secrets.get(..enc_len).ok_or(NcError::ShortSecrets)?;
-    let mac = secrets
-        .get(enc_len..enc_len + mac_len)
-        .ok_or(NcError::ShortSecrets)?;
-    EspKeys::new(spi, suite, enc, mac).map_err(|e| NcError::Keys(e.to_string()))
-}
-
-/// A TLV: its id, value and what follows it.
-fn tlv(bytes: &[u8]) -> Result<(u16, &[u8], &[u8]), NcError> {
-    let (head, rest) = bytes
-        .split_first_chunk::<6>()
-        .ok_or(NcError::Truncated(bytes.len()))?;
-    let id = u16::from_be_bytes([head[0], head[1]]);
-    let len = usize::try_from(u32::from_be_bytes([head[2], head[3], head[4], head[5]]))
-        .map_err(|_| NcError::Truncated(bytes.len()))?;
-    if len > rest.len() {
-        return Err(NcError::Truncated(bytes.len()));
-    }
-    let (value, after) = rest.split_at(len);
-    Ok((id, value, after))
-}
-
-fn push_tlv(out: &mut Vec<u8>, id: u16, value: &[u8]) {
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&u32::try_from(value.len()).unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(value);
-}
-
-/// One KMP message (header and payload).
-fn message(kind: u16, payload: &[u8]) -> Result<Vec<u8>, NcError> {
-    let mut out = KmpHeader::emit(kind, payload.len())?.to_vec();
-    out.extend_from_slice(payload);
-    Ok(out)
-}
-
-/// The client's answer to the configuration, as one record: KMP 303 with its MTU and,
-/// when it wants ESP, KMP 302 with the SPI and secrets the server is to send with.
-pub fn client_settings(
-    mtu: u16,
-    inbound: Option<(u32, &[u8; ESP_SECRETS_LEN])>,
-) -> Result<Vec<u8>, NcError> {
-    let mut group = Vec::new();
-    push_tlv(&mut group, 2, &u32::from(mtu).to_be_bytes());
-    let mut settings = Vec::new();
-    push_tlv(&mut settings, 6, &group);
-    let mut body = message(KMP_CLIENT, &settings)?;
-    if let Some((spi, secrets)) = inbound {
-        body.extend_from_slice(&esp_keys_message(spi, secrets)?);
-    }
-    Ok(record(&body))
-}
-
-/// KMP 302: the SPI and secrets the other side is to send with.
-pub fn esp_keys_message(spi: u32, secrets: &[u8; ESP_SECRETS_LEN]) -> Result<Vec<u8>, NcError> {
-    let mut group = Vec::new();
-    push_tlv(&mut group, 1, &spi.to_be_bytes());
-    push_tlv(&mut group, 2, secrets);
-    let mut payload = Vec::new();
-    push_tlv(&mut payload, 7, &group);
-    message(KMP_ESP_KEYS, &payload)
-}
-
-/// KMP 303 turning ESP on (the probes answered) or off, as one record.
-pub fn esp_control(enable: bool) -> Result<Vec<u8>, NcError> {
-    let mut group = Vec::new();
-    push_tlv(&mut group, 1, &[u8::from(enable)]);
-    let mut payload = Vec::new();
-    push_tlv(&mut payload, 6, &group);
-    Ok(record(&message(KMP_CLIENT, &payload)?))
-}
-
-/// Whether a configuration message's header is the one upstream accepts (zero head, the
-/// known tail).
-pub fn is_config_header(bytes: &[u8]) -> bool {
-    bytes.get(..6).is_some_and(|h| h.iter().all(|b| *b == 0))
-        && bytes.get(8..18) == Some(&KMP_TAIL_IN[..])
 }
 
 #[cfg(test)]

@@ -1,184 +1,170 @@
-//! oNCP's layers, each read back from what the other side writes.
+//! oNCP's framing, read back from what the other side writes, however it is cut.
 
 use super::*;
 
-fn config_payload() -> Vec<u8> {
-    let mut ip = Vec::new();
-    push_tlv(&mut ip, 1, &[10, 0, 0, 7]);
-    push_tlv(&mut ip, 2, &[255, 255, 255, 0]);
-    push_tlv(&mut ip, 3, &[10, 0, 0, 1]);
-    let mut dns = Vec::new();
-    push_tlv(&mut dns, 1, &[10, 0, 0, 53]);
-    push_tlv(&mut dns, 2, b"corp.example");
-    let mut routes = Vec::new();
-    push_tlv(&mut routes, 3, &[10, 1, 0, 0, 255, 255, 0, 0]);
-    push_tlv(&mut routes, 4, &[10, 1, 2, 0, 255, 255, 255, 0]);
-    let mut mtu = Vec::new();
-    push_tlv(&mut mtu, 2, &1400u32.to_be_bytes());
-    let mut esp = Vec::new();
-    push_tlv(&mut esp, 1, &[2]);
-    push_tlv(&mut esp, 2, &[2]);
-    push_tlv(&mut esp, 3, &[0]);
-    push_tlv(&mut esp, 4, &4500u16.to_be_bytes());
-    push_tlv(&mut esp, 10, &1u32.to_be_bytes());
-    push_tlv(&mut esp, 99, &[1, 2, 3]);
-    let mut keys = Vec::new();
-    push_tlv(&mut keys, 1, &0x1234_5678u32.to_be_bytes());
-    push_tlv(&mut keys, 2, &[0x5a; ESP_SECRETS_LEN]);
-    let mut payload = Vec::new();
-    for (group, body) in [
-        (1, ip),
-        (2, dns),
-        (3, routes),
-        (6, mtu),
-        (8, esp),
-        (7, keys),
-    ] {
-        push_tlv(&mut payload, group, &body);
+/// Everything a decoder hands out, as owned values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Got {
+    Hello(Vec<u8>),
+    Status(u8),
+    Packet(Vec<u8>),
+    Message(u16, Vec<u8>),
+    Terminated(u8),
+}
+
+fn decode_in(decoder: &mut OncpDecoder, wire: &[u8], cut: usize) -> (Vec<Got>, Option<NcError>) {
+    let mut got = Vec::new();
+    for chunk in wire.chunks(cut.max(1)) {
+        let result = decoder.decode(chunk, |event| {
+            got.push(match event {
+                OncpEvent::Hello(h) => Got::Hello(h.to_vec()),
+                OncpEvent::Status(s) => Got::Status(s),
+                OncpEvent::Packet(p) => Got::Packet(p.to_vec()),
+                OncpEvent::Message { kind, payload } => Got::Message(kind, payload.to_vec()),
+                OncpEvent::Terminated(r) => Got::Terminated(r),
+            });
+            Ok::<_, NcError>(())
+        });
+        if let Err(e) = result {
+            return (got, Some(e));
+        }
     }
-    payload
+    (got, None)
+}
+
+fn v4(len: u16, fill: u8) -> Vec<u8> {
+    let mut p = vec![0x45, 0];
+    p.extend_from_slice(&len.to_be_bytes());
+    p.resize(usize::from(len), fill);
+    p
 }
 
 #[test]
-fn records_are_stripped_whatever_the_reads() {
-    let mut stream = message(KMP_CONFIG, &config_payload()).unwrap();
-    stream.extend_from_slice(&message(KMP_DATA, &[]).unwrap());
-    // The stream cut into records of 7 bytes, then fed a byte at a time.
+fn a_servers_stream_reads_the_same_however_it_is_cut() {
+    let (a, b, c) = (v4(24, 1), v4(1400, 2), v4(60, 3));
+    // The status byte shares its record with the configuration's first bytes; the
+    // configuration then spans records; a KMP 300 holds two packets; another is split
+    // across records; the session ends.
+    let config = message(KMP_CONFIG, &[7; 300]).unwrap();
+    let two = message(KMP_DATA, &[a.clone(), b.clone()].concat()).unwrap();
+    let one = message(KMP_DATA, &c).unwrap();
+    let mut stream = vec![STATUS_OK];
+    stream.extend_from_slice(&config);
+    stream.extend_from_slice(&two);
+    stream.extend_from_slice(&one);
     let mut wire = Vec::new();
-    for chunk in stream.chunks(7) {
+    for chunk in stream.chunks(333) {
         wire.extend_from_slice(&record(chunk));
     }
-    let mut reader = RecordReader::default();
-    let mut out = Vec::new();
-    for b in &wire {
+    wire.extend_from_slice(&termination(1));
+    wire.extend_from_slice(&data_record(&a).unwrap());
+    let expected = vec![
+        Got::Status(STATUS_OK),
+        Got::Message(KMP_CONFIG, vec![7; 300]),
+        Got::Packet(a),
+        Got::Packet(b),
+        Got::Packet(c),
+        Got::Terminated(1),
+    ];
+    for cut in [1, 2, 3, 7, 333, 335, wire.len()] {
+        let (got, error) = decode_in(&mut OncpDecoder::client(), &wire, cut);
+        assert_eq!((got, error), (expected.clone(), None), "cut {cut}");
+    }
+}
+
+#[test]
+fn a_clients_stream_starts_with_its_hello() {
+    let hello = hostname_packet("laptop");
+    assert_eq!(&hello[..2], &(hello.len() as u16 - 2).to_le_bytes());
+    let packet = v4(20, 9);
+    let wire = [hello.clone(), data_record(&packet).unwrap()].concat();
+    for cut in [1, 5, wire.len()] {
+        let (got, _) = decode_in(&mut OncpDecoder::server(), &wire, cut);
         assert_eq!(
-            reader.feed(std::slice::from_ref(b), &mut out).unwrap(),
-            None
+            got,
+            vec![Got::Hello(hello[2..].to_vec()), Got::Packet(packet.clone())]
         );
     }
-    assert_eq!(out, stream);
-    let first = next_message(&mut out).unwrap();
-    assert_eq!(first.kind, KMP_CONFIG);
-    assert_eq!(next_message(&mut out).unwrap().kind, KMP_DATA);
-    assert!(out.is_empty() && next_message(&mut out).is_none());
-    // The server's end: a zero-length record and its reason.
-    let mut tail = Vec::new();
     assert_eq!(
-        reader.feed(&[0, 0, 8], &mut tail).unwrap(),
-        Some(RecordEvent::Terminated(8))
+        parse_hostname_packet(&hello[2..]).as_deref(),
+        Some("laptop")
+    );
+    assert_eq!(parse_hostname_packet(&hello[3..]), None);
+    assert_eq!(parse_hostname_packet(&[]), None);
+    let long = hostname_packet(&"h".repeat(5000));
+    assert_eq!(
+        parse_hostname_packet(&long[2..]).unwrap().len(),
+        MAX_HOSTNAME
     );
 }
 
 #[test]
-fn the_configuration_as_upstream_reads_it() {
-    let config = NcConfig::parse(KMP_CONFIG, &config_payload()).unwrap();
-    let ip = &config.ip;
-    assert_eq!(ip.ipv4, Some(Ipv4Addr::new(10, 0, 0, 7)));
-    assert_eq!(ip.ipv4_netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
-    assert_eq!(ip.dns, vec![std::net::IpAddr::from([10, 0, 0, 53])]);
-    assert_eq!(ip.default_domain.as_deref(), Some("corp.example"));
-    assert_eq!(
-        ip.split_include4,
-        vec!["10.1.0.0/16".parse::<Ipv4Net>().unwrap()]
-    );
-    assert_eq!(
-        ip.split_exclude4,
-        vec!["10.1.2.0/24".parse::<Ipv4Net>().unwrap()]
-    );
-    assert_eq!(ip.mtu, 1400);
-    assert_eq!(config.esp.port, Some(4500));
-    assert_eq!(config.esp.replay_protection, Some(true));
-    assert!(!config.esp.compression);
-    assert_eq!(config.unknown, vec![(8, 99, 3)]);
-    let keys = config.outbound_keys().unwrap().unwrap();
-    assert_eq!(keys.spi(), 0x1234_5678);
-    assert_eq!(keys.encryption_key(), &[0x5a; 16][..]);
-    assert_eq!(keys.integrity_key(), &[0x5a; 20][..]);
-}
-
-#[test]
-fn bad_configurations_are_errors_not_panics() {
-    let mut short = Vec::new();
-    push_tlv(&mut short, 1, &[10, 0, 0]);
-    let mut payload = Vec::new();
-    push_tlv(&mut payload, 1, &short);
-    assert!(matches!(
-        NcConfig::parse(KMP_CONFIG, &payload),
-        Err(NcError::BadAttribute {
-            group: 1,
-            attr: 1,
-            len: 3
-        })
-    ));
-    // A length that lies, at both levels.
-    let mut lying = config_payload();
-    lying[5] = 0xff;
-    assert!(matches!(
-        NcConfig::parse(KMP_CONFIG, &lying),
-        Err(NcError::Truncated(_))
-    ));
-    assert!(NcConfig::parse(KMP_CONFIG, &[0, 1, 0]).is_err());
-    // ESP negotiation with other groups.
-    assert_eq!(
-        NcConfig::parse(KMP_ESP_KEYS, &config_payload()),
-        Err(NcError::NonEspGroup(1))
-    );
-    assert_eq!(
-        NcConfig::parse(KMP_CONFIG, &[]).unwrap(),
-        NcConfig::default()
-    );
+fn bad_data_packets_end_the_stream() {
+    let mut decoder = OncpDecoder::client();
+    let bad = message(KMP_DATA, &[0x45, 0, 0, 99, 1]).unwrap();
+    let wire = [
+        status_record(0),
+        record(&bad),
+        data_record(&v4(20, 1)).unwrap(),
+    ]
+    .concat();
+    let (got, error) = decode_in(&mut decoder, &wire, wire.len());
+    assert_eq!(got, vec![Got::Status(0)]);
+    assert_eq!(error, Some(NcError::BadDataPacket(5)));
+    // Nothing more is read after the error.
+    let (got, error) = decode_in(&mut decoder, &data_record(&v4(20, 1)).unwrap(), 100);
+    assert_eq!((got, error), (vec![], None));
 }
 
 #[test]
 fn data_packets_split_by_their_ip_lengths() {
-    let mut v4 = vec![0x45, 0, 0, 24];
-    v4.resize(24, 7);
+    let a = v4(24, 7);
     let mut v6 = vec![0x60, 0, 0, 0, 0, 4];
     v6.resize(44, 9);
-    let payload = [v4.clone(), v6.clone()].concat();
-    assert_eq!(data_packets(&payload).unwrap(), vec![&v4[..], &v6[..]]);
-    assert!(
-        data_packets(&[0x45, 0, 0, 99, 1]).is_err(),
-        "longer than the rest"
-    );
-    assert!(data_packets(&[0x45, 0, 0, 0]).is_err(), "zero length");
-    assert!(data_packets(&[0x12]).is_err());
-    assert!(data_packets(&[]).unwrap().is_empty());
-    let record = data_record(&v4).unwrap();
-    let mut reader = RecordReader::default();
-    let mut stream = Vec::new();
-    reader.feed(&record, &mut stream).unwrap();
-    let message = next_message(&mut stream).unwrap();
-    assert_eq!((message.kind, message.payload), (KMP_DATA, v4));
+    let payload = [a.clone(), v6.clone()].concat();
+    let split: Result<Vec<_>, _> = data_packets(&payload).collect();
+    assert_eq!(split.unwrap(), vec![&a[..], &v6[..]]);
+    let bad = |p: &[u8]| data_packets(p).any(|r| r.is_err());
+    assert!(bad(&[0x45, 0, 0, 99, 1]), "longer than the rest");
+    assert!(bad(&[0x45, 0, 0, 0]), "zero length");
+    assert!(bad(&[0x12]));
+    assert_eq!(data_packets(&[]).count(), 0);
 }
 
 #[test]
-fn the_clients_messages_read_back() {
-    let hello = hostname_packet("laptop");
-    assert_eq!(&hello[..2], &(hello.len() as u16 - 2).to_le_bytes());
-    assert!(hello.windows(6).any(|w| w == b"laptop"));
-    let secrets = [0x11; ESP_SECRETS_LEN];
-    let settings = client_settings(1380, Some((0xabcd, &secrets))).unwrap();
-    let mut stream = Vec::new();
-    RecordReader::default()
-        .feed(&settings, &mut stream)
-        .unwrap();
-    let mtu = next_message(&mut stream).unwrap();
-    assert_eq!(mtu.kind, KMP_CLIENT);
+fn packets_are_framed_in_place() {
+    let packet = v4(100, 4);
+    let mut buf = vec![0xee; DATA_HEADROOM];
+    buf.extend_from_slice(&packet);
+    let frame = frame_in_place(&mut buf).unwrap().to_vec();
+    assert_eq!(frame, data_record(&packet).unwrap());
+    let header = KmpHeader::parse(&frame[RECORD_HEADER_LEN..]).unwrap();
+    assert_eq!((header.kind, header.len), (KMP_DATA, 100));
+    let mut huge = vec![0; DATA_HEADROOM + MAX_DATA_PACKET + 1];
     assert_eq!(
-        NcConfig::parse(KMP_CLIENT, &mtu.payload).unwrap().ip.mtu,
-        1380
+        frame_in_place(&mut huge),
+        Err(NcError::TooLong(MAX_DATA_PACKET + 1))
     );
-    let keys = next_message(&mut stream).unwrap();
-    assert_eq!(keys.kind, KMP_ESP_KEYS);
-    let parsed = NcConfig::parse(KMP_ESP_KEYS, &keys.payload).unwrap();
-    assert_eq!(parsed.outbound, Some((0xabcd, secrets.to_vec())));
-    let on = esp_control(true).unwrap();
-    assert_eq!(*on.last().unwrap(), 1);
-    assert!(is_config_header(&{
-        let mut h = KmpHeader::emit(KMP_CONFIG, 0).unwrap();
-        h[12] = 0;
-        h
-    }));
-    assert!(!is_config_header(&[1; 20]));
+    let mut most = vec![0; DATA_HEADROOM + MAX_DATA_PACKET];
+    assert!(frame_in_place(&mut most).is_ok());
+    assert!(frame_in_place(&mut [0; 3]).is_err());
+}
+
+#[test]
+fn the_stream_holds_at_most_one_message() {
+    let mut decoder = OncpDecoder::client();
+    let mut wire = status_record(0);
+    // A message that says 65535 bytes, sent 60000 at a time in records.
+    let mut head = KmpHeader::emit(KMP_CONFIG, u16::MAX.into())
+        .unwrap()
+        .to_vec();
+    head.resize(60000, 0);
+    wire.extend_from_slice(&record(&head));
+    let (got, _) = decode_in(&mut decoder, &wire, wire.len());
+    assert_eq!(got, vec![Got::Status(0)]);
+    assert!(decoder.stream.len() <= KMP_HEADER_LEN + usize::from(u16::MAX));
+    let rest = vec![0; KMP_HEADER_LEN + usize::from(u16::MAX) - 60000];
+    let (got, _) = decode_in(&mut decoder, &record(&rest), 4096);
+    assert!(matches!(&got[..], [Got::Message(KMP_CONFIG, p)] if p.len() == 65535));
+    assert!(decoder.stream.is_empty());
 }
