@@ -59,6 +59,8 @@ pub enum ClientError {
     Gp(oc_proto::gp::GpError),
     #[error(transparent)]
     GpFrame(#[from] oc_proto::gp::frame::FrameError),
+    #[error(transparent)]
+    Nc(#[from] oc_proto::nc::NcError),
 }
 
 impl ClientError {

@@ -13,8 +13,32 @@ use oc_proto::esp::{DropSeverity, EspAction, EspProber, EspSession, Incoming};
 use oc_tls::esp::OpenSslEspCipher;
 use tracing::{debug, error, info, warn};
 
+use crate::cli::Options;
+use crate::ppp_link::TLS_OVERHEAD;
 use crate::shell::Stats;
+use crate::transport::HttpsConnection;
 use crate::udp_channel::connected_socket;
+
+/// ESP's header, the largest IV and ICV upstream allows for.
+const ESP_OVERHEAD: u16 = 8 + 16 + 16;
+/// ESP's two trailer bytes.
+const ESP_FOOTER: u16 = 2;
+const AES_BLOCK: u16 = 16;
+
+/// The tunnel's MTU from the link's (`--base-mtu`, the TCP connection's path, or 1406):
+/// less the outer IP and UDP or TCP headers and ESP's overhead rounded to AES blocks, or
+/// TLS's (upstream's `calculate_mtu`).
+pub(crate) fn tunnel_mtu(opts: &Options, conn: &HttpsConnection, esp: bool) -> u16 {
+    let base = opts.base_mtu.unwrap_or_else(|| conn.link_mtu()).max(1280);
+    let ip = if conn.addr.is_ipv6() { 40 } else { 20 };
+    if esp {
+        let room = base.saturating_sub(ip + 8 + ESP_OVERHEAD);
+        (room - room % AES_BLOCK).saturating_sub(ESP_FOOTER)
+    } else {
+        base.saturating_sub(ip + 20 + TLS_OVERHEAD)
+    }
+}
+
 
 /// What the tunnel must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +83,11 @@ impl<P: EspProber> EspChannel<P> {
 
     pub(crate) fn status(&self) -> &'static str {
         self.session.status()
+    }
+
+    /// The session, for a rekey.
+    pub(crate) fn session_mut(&mut self) -> &mut EspSession<OpenSslEspCipher, P> {
+        &mut self.session
     }
 
     /// Starts probing.

@@ -22,7 +22,7 @@ pub enum Vendor {
     F5,
     /// GlobalProtect (`gp_gateway`): no PPP, ESP for its UDP channel.
     Gp,
-    /// Juniper Network Connect (`nc_gateway`): its web login so far.
+    /// Juniper Network Connect (`nc_gateway`): no PPP, ESP for its UDP channel.
     Nc,
 }
 

@@ -10,6 +10,9 @@
 
 use ferroconnect_interop::gateway_lab::{GatewayLab, Vendor, PASSWORD};
 use ferroconnect_interop::output_text;
+use std::time::Duration;
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
 
 const CODE: &str = "246810";
 
@@ -199,27 +202,52 @@ fn debian_openconnect_exits_2_when_the_cookie_is_refused() {
     refused_cookie("nc-refused", true);
 }
 
-/// Ours as openconnect for a refused cookie; with the cookie of a login (`--authenticate`),
-/// the tunnel request is accepted and our client says it does not speak oNCP yet (exit 1).
 #[test]
-fn our_client_exits_2_when_the_cookie_is_refused_and_says_what_it_cannot_do_yet() {
+fn our_client_exits_2_when_the_cookie_is_refused() {
     refused_cookie("nc-ours-refused", false);
-    let nc = start("nc-ours-tunnel", &[], false);
-    let cookie = nc.authenticate();
-    assert!(cookie.starts_with("DSID="), "{cookie}");
-    let out = with_cookie(&nc, &cookie);
-    let text = output_text(&out);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+}
+
+/// What the gateway logs when a client logs out.
+const LOGGED_OUT: &str = "logout: session forgotten";
+
+/// The tunnel is up over ESP: the client says the ESP session is established, the gateway
+/// answered its probe and was told to send on ESP; 20 pings come back as UDP datagrams.
+fn assert_esp_tunnel_up(nc: &GatewayLab) {
+    nc.assert_tunnel_up();
+    nc.lab
+        .wait_for_log("gateway.log", "the client turned ESP on", SECS(10));
+    let client = nc.lab.log("client.log");
     assert!(
-        text.contains("does not speak Network Connect's oNCP"),
-        "{text}"
-    );
-    assert!(
-        nc.gateway_log()
-            .contains("tunnel request for a known session"),
+        client.contains("ESP session established with server"),
         "{}",
         nc.logs()
     );
+    let gateway = nc.gateway_log();
+    assert!(gateway.contains("ESP probe answered"), "{gateway}");
+    nc.lab.assert_pings_over_udp(20);
+}
+
+/// oNCP's setup, then ESP: ping and iperf3 both ways as UDP datagrams; SIGINT logs out.
+fn tunnels_over_esp(test: &str, real_client: bool) {
+    let mut nc = start(test, &[], real_client);
+    let pid = nc.spawn_client(&[]);
+    assert_esp_tunnel_up(&nc);
+    for direction in ["", "-R"] {
+        nc.assert_iperf_moves_a_megabyte_over_udp(direction);
+    }
+    let gateway = nc.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("oNCP hello from host"), "{gateway}");
+    assert!(gateway.contains("GET /dana-na/auth/logout.cgi"), "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_tunnels_over_esp() {
+    tunnels_over_esp("nc-esp", true);
+}
+
+#[test]
+fn our_client_tunnels_over_esp() {
+    tunnels_over_esp("nc-ours-esp", false);
 }
 
 /// `--dump-http-traffic` logs each request and response head; `--no-http-keepalive` opens

@@ -101,6 +101,12 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
         self.link.status()
     }
 
+    /// The channel failed outside the session's sight (the socket): down now, tried again
+    /// after the pause.
+    pub fn lost(&mut self, now: Instant) {
+        self.link.failed(now);
+    }
+
     /// No ESP for the rest of these keys' life (a TLS tunnel made them void).
     pub fn disable(&mut self) {
         self.link.disable();

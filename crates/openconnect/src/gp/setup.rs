@@ -14,17 +14,13 @@ use tracing::{debug, info, warn};
 
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::ppp_link::TLS_OVERHEAD;
+use crate::esp_channel::tunnel_mtu;
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::web::{exchange, CookieJar};
 
 /// The answer to the tunnel request is at most this long before `START_TUNNEL` or a
 /// refusal's status line shows.
 const MAX_TUNNEL_ANSWER: usize = 4096;
-/// ESP's header, the largest IV and ICV upstream allows for, and its two trailer bytes.
-const ESP_OVERHEAD: u16 = 8 + 16 + 16;
-const ESP_FOOTER: u16 = 2;
-const AES_BLOCK: u16 = 16;
 
 /// A GlobalProtect error as the client's: refusals end the session (exit 2).
 pub(super) fn gp_error(e: GpError) -> ClientError {
@@ -81,7 +77,7 @@ pub(super) async fn get_config(
         config.ip.mtu = mtu;
     } else if config.ip.mtu == 0 {
         let esp = config.esp_magic().is_some();
-        config.ip.mtu = computed_mtu(opts, &conn, esp);
+        config.ip.mtu = tunnel_mtu(opts, &conn, esp);
         let over = if esp {
             "ESP tunnel".to_string()
         } else if opts.no_dtls {
@@ -92,20 +88,6 @@ pub(super) async fn get_config(
         warn!("No MTU received. Calculated {} for {over}", config.ip.mtu);
     }
     Ok(config)
-}
-
-/// The tunnel's MTU from the link's (`--base-mtu`, the TCP connection's path, or 1406):
-/// less the outer IP and UDP or TCP headers and ESP's overhead rounded to AES blocks, or
-/// TLS's (upstream's `calculate_mtu`).
-fn computed_mtu(opts: &Options, conn: &HttpsConnection, esp: bool) -> u16 {
-    let base = opts.base_mtu.unwrap_or_else(|| conn.link_mtu()).max(1280);
-    let ip = if conn.addr.is_ipv6() { 40 } else { 20 };
-    if esp {
-        let room = base.saturating_sub(ip + 8 + ESP_OVERHEAD);
-        (room - room % AES_BLOCK).saturating_sub(ESP_FOOTER)
-    } else {
-        base.saturating_sub(ip + 20 + TLS_OVERHEAD)
-    }
 }
 
 /// Connects the TLS tunnel: the request, then `START_TUNNEL`; the connection and what

@@ -5,6 +5,8 @@ use std::fmt::Display;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
+use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
+
 /// An option's name and its value (`None` for a flag).
 pub type OptionArg = (String, Option<String>);
 
@@ -231,4 +233,23 @@ pub fn parse_command_line(
         }
     }
     common.finish(default_tun).map(Some)
+}
+
+/// `--esp-suite ENC/MAC`: `aes-128-cbc` or `aes-256-cbc`, and `md5`, `sha1` or `sha256`.
+pub fn parse_esp_suite(value: &str) -> Result<EspSuite, String> {
+    let (enc, mac) = value
+        .split_once('/')
+        .ok_or_else(|| format!("--esp-suite {value:?}: ENC/MAC"))?;
+    let encryption = match enc {
+        "aes-128-cbc" => EspEncryption::Aes128Cbc,
+        "aes-256-cbc" => EspEncryption::Aes256Cbc,
+        other => return Err(format!("--esp-suite: unknown encryption {other:?}")),
+    };
+    let integrity = match mac {
+        "sha1" => EspIntegrity::HmacSha1_96,
+        "md5" => EspIntegrity::HmacMd5_96,
+        "sha256" => EspIntegrity::HmacSha256_128,
+        other => return Err(format!("--esp-suite: unknown MAC {other:?}")),
+    };
+    Ok(EspSuite::new(encryption, integrity))
 }

@@ -91,8 +91,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use ferroconnect_interop::gateway::{
-    self, lock, parse_command_line, parse_value, random_hex, remember, text, Answer, Common, Site,
-    TunLink, Upgraded,
+    self, lock, parse_command_line, parse_esp_suite, parse_value, random_hex, remember, text,
+    Answer, Common, Site, TunLink, Upgraded,
 };
 use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
 use oc_proto::gp::config::EspConfig;
@@ -229,24 +229,6 @@ impl AsRef<Common> for Config {
     }
 }
 
-fn parse_suite(value: &str) -> Result<EspSuite, String> {
-    let (enc, mac) = value
-        .split_once('/')
-        .ok_or_else(|| format!("--esp-suite {value:?}: ENC/MAC"))?;
-    let encryption = match enc {
-        "aes-128-cbc" => EspEncryption::Aes128Cbc,
-        "aes-256-cbc" => EspEncryption::Aes256Cbc,
-        other => return Err(format!("--esp-suite: unknown encryption {other:?}")),
-    };
-    let integrity = match mac {
-        "sha1" => EspIntegrity::HmacSha1_96,
-        "md5" => EspIntegrity::HmacMd5_96,
-        "sha256" => EspIntegrity::HmacSha256_128,
-        other => return Err(format!("--esp-suite: unknown MAC {other:?}")),
-    };
-    Ok(EspSuite::new(encryption, integrity))
-}
-
 /// The configuration, or `None` when `--help` was asked for.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
     let mut own: Vec<(String, Option<String>)> = Vec::new();
@@ -340,7 +322,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             }
             "--region" => config.region = value,
             "--esp-port" => config.esp_port = parse_value(&name, &value)?,
-            "--esp-suite" => config.suite = parse_suite(&value)?,
+            "--esp-suite" => config.suite = parse_esp_suite(&value)?,
             "--esp-magic" => config.magic = parse_value(&name, &value)?,
             "--mtu" => config.mtu = parse_value(&name, &value)?,
             "--rekey" => config.rekey = parse_value(&name, &value)?,

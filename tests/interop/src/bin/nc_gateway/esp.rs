@@ -1,0 +1,288 @@
+//! ESP over UDP: the dispatcher that hands each datagram to the tunnel whose keys its SPI
+//! names, and a tunnel's ESP side: its associations, the probes answered, packets sealed
+//! to the client's address and opened from it, the rekeys.
+//!
+//! Whatever arrives, the worst it gets is a (throttled) log line and the datagram dropped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferroconnect_interop::gateway::{lock, random_bytes, Throttle};
+use oc_proto::esp::packet::EspHeader;
+use oc_proto::esp::{
+    is_juniper_probe, EspInbound, EspKeys, EspOutbound, EspSuite, NextHeader, JUNIPER_PROBE,
+    MAX_ESP_PACKET_LEN,
+};
+use oc_proto::nc::config::{split_secrets, ESP_SECRETS_LEN};
+use oc_tls::esp::OpenSslEspCipher;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use super::{EspMode, Gateway};
+
+/// A datagram and where it came from.
+pub type Datagram = (Vec<u8>, SocketAddr);
+
+/// Datagrams waiting for a tunnel; more are dropped.
+const QUEUE: usize = 512;
+/// SPIs below this are reserved.
+const MIN_SPI: u32 = 256;
+
+/// Serves ESP until the runtime ends (nothing to do when ESP is off).
+pub async fn serve(gw: Arc<Gateway>) -> Result<(), String> {
+    let Some(socket) = lock(&gw.esp_socket).take() else {
+        return Ok(());
+    };
+    socket
+        .set_nonblocking(true)
+        .map_err(|e| format!("ESP socket: {e}"))?;
+    let socket = Arc::new(UdpSocket::from_std(socket).map_err(|e| format!("ESP socket: {e}"))?);
+    log!(
+        "ESP on udp://{}",
+        socket.local_addr().map_err(|e| e.to_string())?
+    );
+    let _ = gw.esp_out.set(Arc::clone(&socket));
+    let mut strays = Throttle::default();
+    let mut buf = vec![0u8; MAX_ESP_PACKET_LEN];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(received) => received,
+            Err(e) => {
+                log!("ESP receive: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let datagram = buf.get(..n).unwrap_or_default();
+        let Some(header) = EspHeader::parse(datagram) else {
+            strays.log(format_args!(
+                "{from}: ESP datagram of {n} bytes is too short for a header; dropped"
+            ));
+            continue;
+        };
+        let tunnel = lock(&gw.state).esp.get(&header.spi).cloned();
+        let queued = match tunnel {
+            Some(tunnel) => tunnel.try_send((datagram.to_vec(), from)).is_ok(),
+            None => false,
+        };
+        if !queued {
+            strays.log(format_args!(
+                "{from}: ESP datagram for SPI {:#010x} ({n} bytes) has no tunnel to take it; \
+                 dropped",
+                header.spi
+            ));
+        }
+    }
+}
+
+/// Fresh keys for one direction: the SPI, the secrets block as oNCP sends it, the keys.
+fn new_keys(suite: EspSuite) -> Result<(u32, [u8; ESP_SECRETS_LEN], EspKeys), String> {
+    let spi = u32::from_be_bytes(random_bytes::<4>()).max(MIN_SPI);
+    let secrets = random_bytes::<ESP_SECRETS_LEN>();
+    let keys = split_secrets(spi, suite, &secrets).map_err(|e| e.to_string())?;
+    Ok((spi, secrets, keys))
+}
+
+fn cipher(keys: &EspKeys) -> Result<OpenSslEspCipher, String> {
+    OpenSslEspCipher::new(keys).map_err(|e| format!("ESP cipher: {e}"))
+}
+
+/// What an opened datagram held.
+pub enum Opened {
+    /// A probe (answered unless `--refuse-esp`).
+    Probe,
+    /// A packet for the tun device, at this range of the datagram.
+    Packet(std::ops::Range<usize>),
+    Dropped,
+}
+
+/// A tunnel's ESP as it starts.
+pub struct Opening<'g> {
+    pub side: EspSide<'g>,
+    pub datagrams: mpsc::Receiver<Datagram>,
+    /// What the client is to send with (the configuration's group 7).
+    pub spi: u32,
+    pub secrets: [u8; ESP_SECRETS_LEN],
+}
+
+/// One tunnel's ESP.
+pub struct EspSide<'g> {
+    gw: &'g Gateway,
+    socket: Arc<UdpSocket>,
+    suite: EspSuite,
+    /// What the client sends with (the keys of our configuration, then of our rekeys).
+    inbound: EspInbound<OpenSslEspCipher>,
+    /// What we send with: the client's keys, once its KMP 302 came.
+    outbound: Option<EspOutbound<OpenSslEspCipher>>,
+    /// The SPIs routed to this tunnel (unrouted when it ends).
+    spis: Vec<u32>,
+    sender: mpsc::Sender<Datagram>,
+    /// Where the client's ESP comes from (its latest probe or packet).
+    pub client: Option<SocketAddr>,
+    /// The client turned ESP on (KMP 303): packets for it go here.
+    pub on: bool,
+    /// A probe came before the client's keys (they race on different paths): it is
+    /// answered when they come.
+    probe_waiting: bool,
+    pub rekeys: u32,
+    drops: Throttle,
+    probes: Throttle,
+    /// Sealing room: headroom, the longest packet, tailroom.
+    out: Vec<u8>,
+}
+
+impl<'g> EspSide<'g> {
+    /// New keys for the client to send with, routed to this tunnel: the side, the queue of
+    /// its datagrams, and the SPI and secrets for the configuration. `None` when ESP is not
+    /// served.
+    pub fn open(gw: &'g Gateway) -> Result<Option<Opening<'g>>, String> {
+        let Some(socket) = gw.esp_out.get().cloned() else {
+            return Ok(None);
+        };
+        let suite = gw.config.suite;
+        let (spi, secrets, keys) = new_keys(suite)?;
+        let (sender, datagrams) = mpsc::channel(QUEUE);
+        let mut side = Self {
+            gw,
+            socket,
+            suite,
+            inbound: EspInbound::new(spi, cipher(&keys)?, true),
+            outbound: None,
+            spis: Vec::new(),
+            sender,
+            client: None,
+            on: false,
+            probe_waiting: false,
+            rekeys: 0,
+            drops: Throttle::default(),
+            probes: Throttle::default(),
+            out: vec![0; MAX_ESP_PACKET_LEN + 128],
+        };
+        side.route(spi);
+        Ok(Some(Opening {
+            side,
+            datagrams,
+            spi,
+            secrets,
+        }))
+    }
+
+    fn route(&mut self, spi: u32) {
+        lock(&self.gw.state).esp.insert(spi, self.sender.clone());
+        self.spis.push(spi);
+        // The current SPI and the previous one (late packets) are enough.
+        while self.spis.len() > 2 {
+            let old = self.spis.remove(0);
+            lock(&self.gw.state).esp.remove(&old);
+        }
+    }
+
+    /// The client's KMP 302: the keys we send with from now on (a probe that came first
+    /// is answered now).
+    pub async fn client_keys(&mut self, spi: u32, secrets: &[u8]) -> Result<(), String> {
+        let keys = split_secrets(spi, self.suite, secrets).map_err(|e| e.to_string())?;
+        let cipher = cipher(&keys)?;
+        match self.outbound.as_mut() {
+            Some(outbound) => outbound.rekey(spi, cipher),
+            None => self.outbound = Some(EspOutbound::new(spi, cipher)),
+        }
+        if let Some(client) = self.client.filter(|_| std::mem::take(&mut self.probe_waiting)) {
+            self.answer_probe(client).await;
+        }
+        Ok(())
+    }
+
+    /// A rekey: new keys for the client to send with (the old ones keep working for late
+    /// packets); the SPI and secrets for the KMP 302.
+    pub fn rekey(&mut self) -> Result<(u32, [u8; ESP_SECRETS_LEN]), String> {
+        let (spi, secrets, keys) = new_keys(self.suite)?;
+        self.inbound.rekey(spi, cipher(&keys)?);
+        self.route(spi);
+        self.rekeys += 1;
+        Ok((spi, secrets))
+    }
+
+    /// Opens a datagram in place; answers a probe (unless `--refuse-esp`).
+    pub async fn open_datagram(&mut self, datagram: &mut [u8], from: SocketAddr) -> Opened {
+        let opened = match self.inbound.open(datagram) {
+            Ok(opened) => opened,
+            Err(drop) => {
+                self.drops
+                    .log(format_args!("{from}: ESP packet dropped: {drop}"));
+                return Opened::Dropped;
+            }
+        };
+        let payload = datagram.get(opened.payload.clone()).unwrap_or_default();
+        if !is_juniper_probe(payload) {
+            self.client = Some(from);
+            return Opened::Packet(opened.payload);
+        }
+        if self.gw.config.esp == EspMode::Refuse {
+            self.probes.log(format_args!(
+                "{from}: ESP probe left unanswered (--refuse-esp)"
+            ));
+            return Opened::Dropped;
+        }
+        self.client = Some(from);
+        if self.outbound.is_none() {
+            self.probe_waiting = true;
+            log!("{from}: ESP probe before the client's keys; answered when they come");
+            return Opened::Dropped;
+        }
+        self.answer_probe(from).await;
+        Opened::Probe
+    }
+
+    async fn answer_probe(&mut self, from: SocketAddr) {
+        let next = NextHeader::for_family(from.is_ipv6());
+        match self.send(&JUNIPER_PROBE, next).await {
+            Ok(()) => self
+                .probes
+                .log(format_args!("{from}: ESP probe answered")),
+            Err(e) => log!("{from}: answering an ESP probe: {e}"),
+        }
+    }
+
+    /// Seals `packet` and sends it to the client.
+    pub async fn send(&mut self, packet: &[u8], next: NextHeader) -> Result<(), String> {
+        let (Some(outbound), Some(to)) = (self.outbound.as_mut(), self.client) else {
+            return Err("no keys or address for the client yet".into());
+        };
+        let head = outbound.headroom();
+        let end = head + packet.len();
+        let room = self
+            .out
+            .get_mut(head..end)
+            .ok_or_else(|| format!("a packet of {} bytes is too long", packet.len()))?;
+        room.copy_from_slice(packet);
+        let sealed = outbound
+            .seal(&mut self.out, head..end, next)
+            .map_err(|e| e.to_string())?;
+        let datagram = self.out.get(sealed).unwrap_or_default();
+        self.socket
+            .send_to(datagram, to)
+            .await
+            .map(drop)
+            .map_err(|e| format!("sending ESP: {e}"))
+    }
+
+    /// Whether packets for the client go here.
+    pub fn carries(&self) -> bool {
+        self.on && self.outbound.is_some() && self.client.is_some()
+    }
+
+    pub fn counters(&self) -> String {
+        let c = self.inbound.counters();
+        format!("{} accepted, {} dropped", c.accepted, c.dropped())
+    }
+}
+
+impl Drop for EspSide<'_> {
+    fn drop(&mut self) {
+        let mut state = lock(&self.gw.state);
+        for spi in &self.spis {
+            state.esp.remove(spi);
+        }
+    }
+}

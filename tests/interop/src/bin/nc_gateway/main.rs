@@ -1,0 +1,376 @@
+//! `nc_gateway`: a test gateway speaking Juniper Network Connect: its `dana-na` web login
+//! (the pages that end with the `DSID` cookie) and the oNCP tunnel over TLS and ESP, enough
+//! for openconnect's `--protocol=nc` to log in and pass traffic. It is test code: one user,
+//! one tunnel at a time, no persistence. oNCP is `oc_proto::nc`'s (the gateway's side of
+//! the same framing and TLVs the client reads) and ESP is `oc_proto::esp` with OpenSSL's
+//! cipher.
+//!
+//! ```text
+//! nc_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
+//!            --tunnel-addr IPV4 --client-addr IPV4 [--otp CODE [--token-form NAME]]
+//!            [--realm NAME]... [--role NAME]... [--confirm] [--notice TEXT]
+//!            [--host-checker] [--no-esp | --refuse-esp] [--esp-port N]
+//!            [--esp-suite ENC/MAC] [--esp-rekey SECONDS] [--mtu N] [--split-writes]
+//!            [--expire SECONDS] [--dns IPV4]... [--route NET/PREFIX]... [--tun NAME]
+//!            [--log FILE]
+//! ```
+//!
+//! The pages, as Pulse/Juniper gateways and upstream's fake server lay them out:
+//! - `GET /` redirects to `/dana-na/auth/url_default/welcome.cgi`. With `--host-checker`
+//!   that page first sets a `DSPREAUTH` cookie and shows no form (the client's host
+//!   checker, `--csd-wrapper`, must answer it: the cookie that comes back must be
+//!   `checked-` and the one set), then redirects to the login once it is checked;
+//! - the login page: form `frmLogin` (`username`, `password`, a `realm` select with
+//!   `--realm` choices, button `btnSubmit`), posted to `login.cgi`. With `--notice` it has
+//!   the `sn-postauth-text` text area and the `sn-postauth-proceed` button;
+//! - after the password: with `--otp`, a token form (`--token-form`: `frmDefender`, the
+//!   default, `frmNextToken` or `frmTotpToken`, field `token_code`); with `--confirm`,
+//!   `frmConfirmation` (`btnContinue`); with `--role`s, `frmSelectRoles`, one link per
+//!   role. Then `DSID` is set and the client is sent to the webtop
+//!   (`/dana/home/starter0.cgi`);
+//! - `POST /dana/js?prot=1&svc=4` (the tunnel request): 401 for an unknown `DSID`; else
+//!   200 and oNCP on the connection ([`tunnel`]): the client's hello, the status byte, the
+//!   configuration (the addresses, `--dns`, `--route`s, `--mtu`, and unless `--no-esp` the
+//!   ESP suite, `--esp-port` and keys), the client's settings, then packets both ways. With
+//!   ESP the client's probes are answered on UDP (not with `--refuse-esp`) and, once the
+//!   client turns ESP on, packets for it go there ([`esp`]); `--esp-rekey` sends new keys
+//!   every so many seconds, `--expire` ends the session with reason 1 (expired) after so
+//!   many, `--split-writes` cuts every record into two TLS writes;
+//! - `GET /dana-na/auth/logout.cgi` forgets the session and ends its tunnel.
+//!
+//! Every step is logged, wrong answers too; nothing a client sends panics it.
+
+macro_rules! log {
+    ($($arg:tt)*) => { ::ferroconnect_interop::gateway::log_line(format_args!($($arg)*)) };
+}
+
+mod esp;
+mod login;
+mod tunnel;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use ferroconnect_interop::gateway::{
+    self, lock, parse_command_line, parse_esp_suite, parse_value, redirect, text, Answer, Common,
+    Site, TunLink, Upgraded,
+};
+use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
+use oc_proto::http::server::{Method, RequestLimits, ServerRequest};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use self::login::html;
+
+const USAGE: &str = "\
+usage: nc_gateway --listen ADDR:PORT --cert PEM --key PEM --user NAME --password PASS
+                  --tunnel-addr IPV4 --client-addr IPV4 [options]
+
+A Juniper Network Connect test gateway: its dana-na web login, ending with the DSID
+cookie, and the oNCP tunnel over TLS and ESP, for openconnect --protocol=nc.
+
+  --listen ADDR:PORT     where to accept HTTPS (e.g. 198.18.10.1:443)
+  --cert PEM, --key PEM  the server certificate (chain) and its private key
+  --user NAME            the one user that may log in
+  --password PASS        its password
+  --otp CODE             after the password, a token form asks for this code
+  --token-form NAME      frmDefender (default), frmNextToken or frmTotpToken
+  --realm NAME           a realm of the login form's select (repeatable)
+  --role NAME            after the login, choose among these roles (repeatable)
+  --confirm              after the login, a confirmation form
+  --notice TEXT          a sign-in notice on the login form (sn-postauth-text)
+  --host-checker         the host checker must pass (DSPREAUTH) before the login
+  --no-esp               no ESP in the configuration: the tunnel is TLS only
+  --refuse-esp           ESP keys handed out, but the client's probes go unanswered
+  --esp-port N           ESP's UDP port (default 4500)
+  --esp-suite ENC/MAC    aes-128-cbc|aes-256-cbc / md5|sha1|sha256 (default
+                         aes-128-cbc/sha1)
+  --esp-rekey SECONDS    new ESP keys every so many seconds
+  --mtu N                the MTU in the configuration (default 1400)
+  --split-writes         every record the gateway sends goes out in two TLS writes
+  --expire SECONDS       end each tunnel with reason 1 (session expired) after so long
+  --tunnel-addr, --client-addr, --dns, --route, --tun, --log: as every test gateway
+
+It prints `listening on https://ADDR:PORT` once ready.";
+
+const LOGIN_PAGE: &str = "/dana-na/auth/url_default/welcome.cgi";
+const LOGIN_POST: &str = "/dana-na/auth/url_default/login.cgi";
+const ROLE_PAGE: &str = "/dana-na/auth/url_default/select_role.cgi";
+const WEBTOP: &str = "/dana/home/starter0.cgi";
+const TUNNEL: &str = "/dana/js";
+const LOGOUT: &str = "/dana-na/auth/logout.cgi";
+
+/// What the host checker must answer: this prefix and the cookie it was given.
+const CHECKED: &str = "checked-";
+
+/// Whether and how ESP is offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EspMode {
+    Off,
+    /// Keys handed out, probes left unanswered.
+    Refuse,
+    On,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    common: Common,
+    token_form: String,
+    realms: Vec<String>,
+    roles: Vec<String>,
+    confirm: bool,
+    notice: Option<String>,
+    host_checker: bool,
+    esp: EspMode,
+    esp_port: u16,
+    suite: EspSuite,
+    esp_rekey: Option<Duration>,
+    mtu: u16,
+    split_writes: bool,
+    expire: Option<Duration>,
+}
+
+impl AsRef<Common> for Config {
+    fn as_ref(&self) -> &Common {
+        &self.common
+    }
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
+    let mut own: Vec<(String, Option<String>)> = Vec::new();
+    let flags = [
+        "--confirm",
+        "--host-checker",
+        "--no-esp",
+        "--refuse-esp",
+        "--split-writes",
+    ];
+    let known = [
+        "--token-form",
+        "--realm",
+        "--role",
+        "--notice",
+        "--esp-port",
+        "--esp-suite",
+        "--esp-rekey",
+        "--mtu",
+        "--expire",
+    ];
+    let common = parse_command_line(args, &flags, "ncgw0", |name, value| {
+        let ok = match value {
+            None => flags.contains(&name),
+            Some(_) => known.contains(&name),
+        };
+        if ok {
+            own.push((name.to_string(), value.map(str::to_string)));
+        }
+        ok
+    })?;
+    let Some(mut common) = common else {
+        return Ok(None);
+    };
+    // Network Connect has no DTLS: its UDP is ESP.
+    common.dtls = None;
+    let mut config = Config {
+        esp_port: 4500,
+        common,
+        token_form: "frmDefender".into(),
+        realms: Vec::new(),
+        roles: Vec::new(),
+        confirm: false,
+        notice: None,
+        host_checker: false,
+        esp: EspMode::On,
+        suite: EspSuite::new(EspEncryption::Aes128Cbc, EspIntegrity::HmacSha1_96),
+        esp_rekey: None,
+        mtu: 1400,
+        split_writes: false,
+        expire: None,
+    };
+    let seconds = |name: &str, value: &str| -> Result<Option<Duration>, String> {
+        let secs: u64 = parse_value(name, value)?;
+        Ok(Some(Duration::from_secs(secs.max(1))))
+    };
+    for (name, value) in own {
+        let value = value.unwrap_or_default();
+        match name.as_str() {
+            "--confirm" => config.confirm = true,
+            "--host-checker" => config.host_checker = true,
+            "--no-esp" => config.esp = EspMode::Off,
+            "--refuse-esp" => config.esp = EspMode::Refuse,
+            "--split-writes" => config.split_writes = true,
+            "--token-form" => match value.as_str() {
+                "frmDefender" | "frmNextToken" | "frmTotpToken" => config.token_form = value,
+                other => return Err(format!("--token-form {other:?}: a token form's name")),
+            },
+            "--realm" => config.realms.push(value),
+            "--role" => config.roles.push(value),
+            "--notice" => config.notice = Some(value),
+            "--esp-port" => config.esp_port = parse_value(&name, &value)?,
+            "--esp-suite" => config.suite = parse_esp_suite(&value)?,
+            "--esp-rekey" => config.esp_rekey = seconds(&name, &value)?,
+            "--expire" => config.expire = seconds(&name, &value)?,
+            "--mtu" => config.mtu = parse_value(&name, &value)?,
+            _ => return Err(format!("unknown option {name}")),
+        }
+    }
+    Ok(Some(config))
+}
+
+fn main() -> ExitCode {
+    gateway::main_with("nc_gateway", USAGE, parse_args, Gateway::new, |gw, _| {
+        esp::serve(gw)
+    })
+}
+
+/// A login between its steps: the password was right; what is still to come.
+#[derive(Debug, Clone)]
+struct Pending {
+    key: String,
+    token_done: bool,
+    confirmed: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    pending: VecDeque<Pending>,
+    /// `DSPREAUTH` values set and not yet checked.
+    preauth: VecDeque<String>,
+    sessions: VecDeque<String>,
+    /// The running tunnel's queue of ESP datagrams, by the SPIs the client sends with.
+    esp: HashMap<u32, mpsc::Sender<esp::Datagram>>,
+    /// The session whose tunnel runs now, and its generation.
+    tunnel: Option<(String, u64)>,
+}
+
+struct Gateway {
+    config: Config,
+    link: TunLink,
+    state: Mutex<State>,
+    /// The ESP socket, bound before the gateway says it listens; the UDP side takes it.
+    esp_socket: Mutex<Option<std::net::UdpSocket>>,
+    /// The ESP socket once served: tunnels send on it.
+    esp_out: OnceLock<Arc<UdpSocket>>,
+}
+
+impl Gateway {
+    fn new(config: Config, link: TunLink) -> Self {
+        let esp_socket = match config.esp {
+            EspMode::Off => None,
+            EspMode::On | EspMode::Refuse => {
+                let addr = SocketAddr::new(config.common.listen.ip(), config.esp_port);
+                match std::net::UdpSocket::bind(addr) {
+                    Ok(socket) => Some(socket),
+                    Err(e) => {
+                        log!("cannot bind ESP on udp://{addr}: {e}; no ESP");
+                        None
+                    }
+                }
+            }
+        };
+        log!(
+            "listening on https://{} (tun {}, user {}, realms {:?}, roles {:?}, token form {}, \
+             confirmation {}, host checker {}, ESP {})",
+            config.common.listen,
+            link.name(),
+            config.common.user,
+            config.realms,
+            config.roles,
+            if config.common.otp.is_some() {
+                config.token_form.as_str()
+            } else {
+                "none"
+            },
+            config.confirm,
+            config.host_checker,
+            match (config.esp, &esp_socket) {
+                (EspMode::Off, _) | (_, None) => "off".to_string(),
+                (EspMode::Refuse, Some(_)) =>
+                    format!("keys only, probes unanswered (port {})", config.esp_port),
+                (EspMode::On, Some(_)) =>
+                    format!("{} on udp port {}", config.suite, config.esp_port),
+            }
+        );
+        Self {
+            config,
+            link,
+            state: Mutex::new(State::default()),
+            esp_socket: Mutex::new(esp_socket),
+            esp_out: OnceLock::new(),
+        }
+    }
+
+    /// Whether ESP is offered (and its socket could be bound).
+    fn offers_esp(&self) -> bool {
+        self.config.esp != EspMode::Off
+            && (lock(&self.esp_socket).is_some() || self.esp_out.get().is_some())
+    }
+
+    /// The session's tunnel becomes the running one: its generation.
+    fn claim_tunnel(&self, dsid: &str) -> u64 {
+        let mut state = lock(&self.state);
+        let generation = self.link.claim();
+        state.tunnel = Some((dsid.to_string(), generation));
+        generation
+    }
+
+    /// The tunnel `generation` ended on its own.
+    fn tunnel_ended(&self, generation: u64) {
+        let mut state = lock(&self.state);
+        if state.tunnel.as_ref().is_some_and(|(_, g)| *g == generation) {
+            state.tunnel = None;
+        }
+    }
+
+    /// Forgets the session: its tunnel ends.
+    fn forget(&self, dsid: &str) {
+        let mut state = lock(&self.state);
+        state.sessions.retain(|s| s != dsid);
+        if state.tunnel.as_ref().is_some_and(|(d, _)| d == dsid) {
+            state.tunnel = None;
+            self.link.end_current();
+        }
+    }
+}
+
+impl Site for Gateway {
+    type Upgrade = tunnel::TunnelStart;
+
+    fn limits(&self) -> RequestLimits {
+        RequestLimits {
+            max_body_bytes: 16 * 1024,
+            max_target_bytes: 1024,
+            ..RequestLimits::default()
+        }
+    }
+
+    fn streams_after_head(&self, request_line: &str) -> bool {
+        request_line.starts_with("POST /dana/js")
+    }
+
+    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<tunnel::TunnelStart> {
+        let get = request.method == Method::Get;
+        let post = request.method == Method::Post;
+        let reply = match request.path() {
+            "/" if get => redirect(LOGIN_PAGE),
+            LOGIN_PAGE if get => self.login_page(peer, request),
+            LOGIN_POST if post => self.login_post(peer, request),
+            ROLE_PAGE if get => self.role_chosen(peer, request),
+            WEBTOP if get => html("<html><body>the webtop</body></html>"),
+            TUNNEL if post => return tunnel::request(self, peer, request),
+            LOGOUT if get => self.logout(peer, request),
+            other => {
+                log!("{peer}: no such page: {}", other.escape_debug());
+                text(404, "Not Found", "text/plain", "not found")
+            }
+        };
+        Answer::Reply(reply)
+    }
+
+    async fn tunnel(&self, tunnel: Upgraded<tunnel::TunnelStart>) -> Result<String, String> {
+        tunnel::run(self, tunnel).await
+    }
+}

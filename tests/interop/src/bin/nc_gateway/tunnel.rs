@@ -1,0 +1,473 @@
+//! The oNCP tunnel: `POST /dana/js?prot=1&svc=4` answered 200, then on the connection the
+//! client's hello, our status byte and configuration (KMP 301), and packets both ways: in
+//! records of KMP 300 over TLS, or over ESP once the client's probes were answered and it
+//! turned ESP on (KMP 303). The client's KMP 302s give the keys we send with; with
+//! `--esp-rekey` ours give it new ones to send with.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use ferroconnect_interop::gateway::{
+    field, flush_tun, parse_query, text, Answer, Throttle, Tls, TunHold, Upgraded,
+};
+use ipnet::Ipv4Net;
+use oc_net::{Coalescer, TunReader, TunWriter};
+use oc_proto::esp::NextHeader;
+use oc_proto::http::server::ServerRequest;
+use oc_proto::ip::source;
+use oc_proto::ip_config::IpConfig;
+use oc_proto::nc::config::{config_record, esp_keys_record, EspParams, NcConfig};
+use oc_proto::nc::oncp::{
+    frame_in_place, parse_hostname_packet, status_record, termination, OncpDecoder, OncpEvent,
+    DATA_HEADROOM, KMP_CLIENT, KMP_ESP_KEYS, STATUS_OK,
+};
+use oc_proto::nc::NcError;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+use super::esp::{Datagram, EspSide, Opened};
+use super::Gateway;
+
+/// The answer that starts oNCP (its body is the tunnel).
+const STARTED: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n";
+/// How long the client may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Room before a packet read from tun: ESP's header and IV, or oNCP's 22 bytes.
+const HEADROOM: usize = 24;
+/// Datagrams handled before the tun device gets what they carried.
+const BATCH: usize = 64;
+/// Seconds without ESP after which the client falls back to TLS (its DPD).
+const SSL_FALLBACK: u32 = 10;
+
+/// What the tunnel request decided.
+#[derive(Debug)]
+pub struct TunnelStart {
+    dsid: String,
+    generation: u64,
+}
+
+/// The tunnel request: 401 for an unknown session, else the connection becomes its tunnel.
+pub fn request(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Answer<TunnelStart> {
+    let query = parse_query(&request.target);
+    if field(&query, "prot") != Some("1") || field(&query, "svc") != Some("4") {
+        log!("{peer}: tunnel request with {:?}; refused", request.target);
+        return Answer::Final(text(400, "Bad Request", "text/plain", "bad request"));
+    }
+    let Some(dsid) = gw.session_of(request) else {
+        log!("{peer}: tunnel request with an unknown DSID; refused");
+        return Answer::Final(text(401, "Unauthorized", "text/plain", "unknown session"));
+    };
+    log!(
+        "{peer}: tunnel request (NCP-Version {:?}, Connection {:?})",
+        request.header("NCP-Version"),
+        request.header("Connection")
+    );
+    let generation = gw.claim_tunnel(&dsid);
+    Answer::Upgrade(TunnelStart { dsid, generation })
+}
+
+/// Runs the tunnel until the client goes, the session is logged out or expires, or
+/// another tunnel replaces this one.
+pub async fn run(gw: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<String, String> {
+    let Upgraded {
+        mut tls,
+        peer,
+        upgrade: start,
+        early,
+    } = tunnel;
+    tls.write_all(STARTED)
+        .await
+        .map_err(|e| format!("answering the tunnel request: {e}"))?;
+    let result = match gw.link.hold(start.generation).await {
+        Some(hold) => Oncp::new(gw, peer).run(hold, &mut tls, &early).await,
+        None => Ok("replaced before it started".to_string()),
+    };
+    gw.tunnel_ended(start.generation);
+    let _ = tls.shutdown().await;
+    let end = result?;
+    log!(
+        "{peer}: oNCP tunnel {} of session {}... ended: {end}",
+        start.generation,
+        start.dsid.get(..6).unwrap_or_default()
+    );
+    Ok(format!("oNCP tunnel ended: {end}"))
+}
+
+/// One tunnel's state.
+struct Oncp<'g> {
+    gw: &'g Gateway,
+    peer: SocketAddr,
+    decoder: OncpDecoder,
+    client: IpAddr,
+    esp: Option<EspSide<'g>>,
+    to_tun: TunWriter,
+    coalescer: Box<Coalescer>,
+    spoofed: Throttle,
+    /// The client's settings and controls of the last read, to act on.
+    messages: Vec<(u16, Vec<u8>)>,
+    /// Which half goes first when `--split-writes` cuts a record.
+    cut: usize,
+}
+
+impl<'g> Oncp<'g> {
+    fn new(gw: &'g Gateway, peer: SocketAddr) -> Self {
+        Self {
+            gw,
+            peer,
+            decoder: OncpDecoder::server(),
+            client: IpAddr::V4(gw.config.common.client_addr),
+            esp: None,
+            to_tun: TunWriter::new(),
+            coalescer: Box::default(),
+            spoofed: Throttle::default(),
+            messages: Vec::new(),
+            cut: 1,
+        }
+    }
+
+    async fn run(
+        mut self,
+        mut hold: TunHold<'_>,
+        tls: &mut Tls,
+        early: &[u8],
+    ) -> Result<String, String> {
+        let hostname = tokio::time::timeout(HELLO_TIMEOUT, self.hello(tls, early))
+            .await
+            .map_err(|_| format!("no hello in {HELLO_TIMEOUT:?}"))??;
+        log!("{}: oNCP hello from host {hostname:?}", self.peer);
+        let mut datagrams = self.configure(tls).await?;
+        let common = &self.gw.config.common;
+        hold.configure(
+            common.tunnel_addr,
+            common.client_addr,
+            self.gw.config.mtu,
+            None,
+        )
+        .await?;
+        log!(
+            "{}: oNCP tunnel for client {}, gateway {}, ESP {}",
+            self.peer,
+            common.client_addr,
+            common.tunnel_addr,
+            if self.esp.is_some() { "offered" } else { "off" }
+        );
+        let end = self.carry(&mut hold, tls, &mut datagrams).await;
+        if let Some(esp) = &self.esp {
+            log!(
+                "{}: ESP: {}, {} rekeys",
+                self.peer,
+                esp.counters(),
+                esp.rekeys
+            );
+        }
+        end
+    }
+
+    /// Reads until the client's hello: its host name.
+    async fn hello(&mut self, tls: &mut Tls, early: &[u8]) -> Result<String, String> {
+        let mut hello = None;
+        let mut buf = vec![0u8; 4096];
+        let mut input = early.to_vec();
+        loop {
+            let peer = self.peer;
+            self.decoder
+                .decode(&input, |event| {
+                    match event {
+                        OncpEvent::Hello(body) => hello = Some(parse_hostname_packet(body)),
+                        other => log!("{peer}: {other:?} before the hello; ignored"),
+                    }
+                    Ok::<_, NcError>(())
+                })
+                .map_err(|e| e.to_string())?;
+            match hello.take() {
+                Some(Some(name)) => return Ok(name),
+                Some(None) => return Err("the first record is not a hello".into()),
+                None => {}
+            }
+            let n = tls
+                .read(&mut buf)
+                .await
+                .map_err(|e| format!("reading the hello: {e}"))?;
+            if n == 0 {
+                return Err("closed before the hello".into());
+            }
+            input = buf.get(..n).unwrap_or_default().to_vec();
+        }
+    }
+
+    /// The status byte and the configuration; ESP's side when it is offered.
+    async fn configure(&mut self, tls: &mut Tls) -> Result<mpsc::Receiver<Datagram>, String> {
+        let config = &self.gw.config;
+        let common = &config.common;
+        let mut nc = NcConfig {
+            ip: IpConfig {
+                mtu: config.mtu,
+                ipv4: Some(common.client_addr),
+                ipv4_netmask: Some(Ipv4Addr::BROADCAST),
+                dns: common.dns.iter().copied().map(IpAddr::V4).collect(),
+                split_include4: common
+                    .routes
+                    .iter()
+                    .filter_map(|(net, prefix)| Ipv4Net::new(*net, *prefix).ok())
+                    .collect(),
+                ..IpConfig::default()
+            },
+            ..NcConfig::default()
+        };
+        let (_, datagrams) = mpsc::channel(1);
+        let mut datagrams = datagrams;
+        if self.gw.offers_esp() {
+            if let Some(opening) = EspSide::open(self.gw)? {
+                nc.esp = EspParams {
+                    encryption: Some(config.suite.encryption),
+                    integrity: Some(config.suite.integrity),
+                    compression: false,
+                    port: Some(config.esp_port),
+                    lifetime_bytes: None,
+                    lifetime_seconds: Some(
+                        config
+                            .esp_rekey
+                            .and_then(|r| u32::try_from(r.as_secs()).ok())
+                            .unwrap_or(3600),
+                    ),
+                    ssl_fallback: Some(SSL_FALLBACK),
+                    replay_protection: Some(true),
+                };
+                nc.outbound = Some((opening.spi, opening.secrets.to_vec()));
+                log!(
+                    "{}: ESP keys for the client: SPI {:#010x}",
+                    self.peer,
+                    opening.spi
+                );
+                self.esp = Some(opening.side);
+                datagrams = opening.datagrams;
+            }
+        }
+        self.write_record(tls, &status_record(STATUS_OK)).await?;
+        let record = config_record(&nc).map_err(|e| e.to_string())?;
+        self.write_record(tls, &record).await?;
+        Ok(datagrams)
+    }
+
+    /// One record, in one TLS write (or two with `--split-writes`).
+    async fn write_record(&mut self, tls: &mut Tls, record: &[u8]) -> Result<(), String> {
+        let sent = if self.gw.config.split_writes && record.len() > 1 {
+            // A different cut each time: within the length prefix, the KMP header, the
+            // packet.
+            self.cut = self.cut % 29 + 1;
+            let (first, second) = record.split_at(self.cut.min(record.len() - 1));
+            match tls.write_all(first).await {
+                Ok(()) => tls.write_all(second).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            tls.write_all(record).await
+        };
+        sent.map_err(|e| format!("sending to the client: {e}"))
+    }
+
+    /// The packet loop.
+    async fn carry(
+        &mut self,
+        hold: &mut TunHold<'_>,
+        tls: &mut Tls,
+        datagrams: &mut mpsc::Receiver<Datagram>,
+    ) -> Result<String, String> {
+        let device = hold.device();
+        let mut from_tun = TunReader::new(HEADROOM);
+        let mut buf = vec![0u8; 64 * 1024];
+        let never = Duration::from_secs(365 * 24 * 3600);
+        let expire = tokio::time::sleep(self.gw.config.expire.unwrap_or(never));
+        tokio::pin!(expire);
+        let rekey_every = self.gw.config.esp_rekey.unwrap_or(never);
+        let mut rekey = tokio::time::interval_at(tokio::time::Instant::now() + rekey_every, rekey_every);
+        loop {
+            tokio::select! {
+                () = hold.replaced() => return Ok("replaced by a newer tunnel or logged out".into()),
+                () = &mut expire => {
+                    tls.write_all(&termination(1)).await.map_err(|e| format!("ending: {e}"))?;
+                    return Ok("expired (--expire): reason 1 sent".into());
+                }
+                _ = rekey.tick() => self.rekey(tls).await?,
+                read = tls.read(&mut buf) => {
+                    let n = match read {
+                        Err(e) => return Err(format!("reading from the client: {e}")),
+                        Ok(0) => return Ok("closed by the client".into()),
+                        Ok(n) => n,
+                    };
+                    self.tls_input(buf.get(..n).unwrap_or_default(), device)?;
+                    self.act_on_messages().await?;
+                }
+                next = datagrams.recv() => {
+                    let Some(first) = next else { continue };
+                    self.esp_input(first, datagrams, device).await;
+                }
+                read = from_tun.recv(device) => {
+                    let count = read.map_err(|e| format!("reading tun: {e}"))?;
+                    self.to_client(&mut from_tun, count, tls).await?;
+                }
+            }
+        }
+    }
+
+    /// Records from the client: packets to the tun device, messages kept for
+    /// [`Oncp::act_on_messages`].
+    fn tls_input(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) -> Result<(), String> {
+        let Self {
+            decoder,
+            to_tun,
+            coalescer,
+            spoofed,
+            messages,
+            client,
+            peer,
+            ..
+        } = self;
+        let decoded = decoder.decode(bytes, |event| {
+            match event {
+                OncpEvent::Packet(packet) => {
+                    deliver(packet, *client, *peer, to_tun, coalescer, spoofed, device);
+                }
+                OncpEvent::Message { kind, payload } => messages.push((kind, payload.to_vec())),
+                other => log!("{peer}: unexpected {other:?}; ignored"),
+            }
+            Ok::<_, NcError>(())
+        });
+        flush_tun(to_tun, device, coalescer);
+        decoded.map_err(|e| format!("bad oNCP from the client: {e}"))
+    }
+
+    /// The client's settings (MTU, ESP on or off) and keys.
+    async fn act_on_messages(&mut self) -> Result<(), String> {
+        for (kind, payload) in std::mem::take(&mut self.messages) {
+            let peer = self.peer;
+            let read = NcConfig::parse(kind, &payload).map_err(|e| e.to_string());
+            match (kind, read) {
+                (KMP_CLIENT, Ok(settings)) => {
+                    if settings.ip.mtu != 0 {
+                        log!("{peer}: client's MTU {}", settings.ip.mtu);
+                    }
+                    if let (Some(on), Some(esp)) = (settings.esp_enable, self.esp.as_mut()) {
+                        esp.on = on;
+                        log!("{peer}: the client turned ESP {}", if on { "on" } else { "off" });
+                    }
+                }
+                (KMP_ESP_KEYS, Ok(keys)) => match (keys.outbound, self.esp.as_mut()) {
+                    (Some((spi, secrets)), Some(esp)) => {
+                        esp.client_keys(spi, &secrets).await?;
+                        log!("{peer}: the client's ESP keys: SPI {spi:#010x}");
+                    }
+                    _ => log!("{peer}: ESP keys without ESP; ignored"),
+                },
+                (kind, Ok(_)) => log!("{peer}: KMP {kind} from the client; ignored"),
+                (kind, Err(e)) => {
+                    return Err(format!("bad KMP {kind} from the client: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `--esp-rekey`: new keys for the client to send with.
+    async fn rekey(&mut self, tls: &mut Tls) -> Result<(), String> {
+        let Some(esp) = self.esp.as_mut() else {
+            return Ok(());
+        };
+        let (spi, secrets) = esp.rekey()?;
+        log!("{}: ESP rekey {}: new SPI {spi:#010x} for the client", self.peer, esp.rekeys);
+        let record = esp_keys_record(spi, &secrets).map_err(|e| e.to_string())?;
+        self.write_record(tls, &record).await
+    }
+
+    /// Datagrams from the client (this one and those queued behind it), then one write to
+    /// the tun device.
+    async fn esp_input(
+        &mut self,
+        mut next: Datagram,
+        datagrams: &mut mpsc::Receiver<Datagram>,
+        device: &tun_rs::AsyncDevice,
+    ) {
+        let Some(esp) = self.esp.as_mut() else {
+            return;
+        };
+        for _ in 0..BATCH {
+            let (datagram, from) = &mut next;
+            if let Opened::Packet(range) = esp.open_datagram(datagram, *from).await {
+                let packet = datagram.get(range).unwrap_or_default();
+                deliver(
+                    packet,
+                    self.client,
+                    *from,
+                    &mut self.to_tun,
+                    &mut self.coalescer,
+                    &mut self.spoofed,
+                    device,
+                );
+            }
+            match datagrams.try_recv() {
+                Ok(more) => next = more,
+                Err(_) => break,
+            }
+        }
+        flush_tun(&mut self.to_tun, device, &mut self.coalescer);
+    }
+
+    /// Packets from the tun device: over ESP when the client turned it on, else in
+    /// records, one TLS write each (upstream reads a record at a time).
+    async fn to_client(
+        &mut self,
+        from_tun: &mut TunReader,
+        count: usize,
+        tls: &mut Tls,
+    ) -> Result<(), String> {
+        for i in 0..count {
+            let Some(framed) = from_tun.framed_mut(i) else {
+                continue;
+            };
+            // oNCP is Legacy IP only: the kernel's IPv6 chatter stays here.
+            if framed.get(HEADROOM).is_some_and(|b| b >> 4 == 6) {
+                continue;
+            }
+            if let Some(esp) = self.esp.as_mut().filter(|e| e.carries()) {
+                let packet = framed.get(HEADROOM..).unwrap_or_default();
+                if let Err(e) = esp.send(packet, NextHeader::Ipv4).await {
+                    self.spoofed.log(format_args!("{}: ESP: {e}", self.peer));
+                }
+                continue;
+            }
+            let Some(room) = framed.get_mut(HEADROOM - DATA_HEADROOM..) else {
+                continue;
+            };
+            let Ok(frame) = frame_in_place(room) else {
+                continue;
+            };
+            self.write_record(tls, frame).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A packet from the client to the tun device, if it comes from the client's address.
+fn deliver(
+    packet: &[u8],
+    client: IpAddr,
+    from: SocketAddr,
+    to_tun: &mut TunWriter,
+    coalescer: &mut Coalescer,
+    spoofed: &mut Throttle,
+    device: &tun_rs::AsyncDevice,
+) {
+    let sender = source(packet);
+    if sender != Some(client) {
+        spoofed.log(format_args!(
+            "{from}: packet from {} (not the client's address); dropped",
+            sender.map_or("nowhere".to_string(), |a| a.to_string())
+        ));
+        return;
+    }
+    if to_tun.is_full() {
+        flush_tun(to_tun, device, coalescer);
+    }
+    to_tun.push(packet);
+}
