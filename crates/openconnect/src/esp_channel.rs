@@ -39,7 +39,6 @@ pub(crate) fn tunnel_mtu(opts: &Options, conn: &HttpsConnection, esp: bool) -> u
     }
 }
 
-
 /// What the tunnel must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum EspEvent {

@@ -178,8 +178,7 @@ fn our_client_runs_the_host_checker() {
 fn with_cookie(nc: &GatewayLab, cookie: &str) -> std::process::Output {
     let url = format!("https://{}/", nc.lab.server_ip);
     let args = ["--protocol=nc", "--servercert", &nc.pin, "-C", cookie, &url];
-    nc.lab
-        .run_client(&args, "", std::time::Duration::from_secs(20))
+    nc.lab.run_client(&args, "", SECS(20))
 }
 
 /// A cookie the gateway does not know: the tunnel request gets 401, exit status 2.
@@ -237,7 +236,10 @@ fn tunnels_over_esp(test: &str, real_client: bool) {
     }
     let gateway = nc.disconnect(pid, LOGGED_OUT);
     assert!(gateway.contains("oNCP hello from host"), "{gateway}");
-    assert!(gateway.contains("GET /dana-na/auth/logout.cgi"), "{gateway}");
+    assert!(
+        gateway.contains("GET /dana-na/auth/logout.cgi"),
+        "{gateway}"
+    );
 }
 
 #[test]
@@ -248,6 +250,224 @@ fn debian_openconnect_tunnels_over_esp() {
 #[test]
 fn our_client_tunnels_over_esp() {
     tunnels_over_esp("nc-ours-esp", false);
+}
+
+/// The tunnel is up with TLS carrying the packets: ping, and iperf3 both ways; the
+/// gateway never heard that ESP should carry them.
+fn assert_tls_tunnel_passes_traffic(nc: &GatewayLab) {
+    nc.assert_tunnel_up();
+    for direction in ["", "-R"] {
+        nc.assert_iperf_moves_a_megabyte(direction);
+    }
+    let gateway = nc.gateway_log();
+    assert!(!gateway.contains("the client turned ESP on"), "{gateway}");
+}
+
+/// `--no-esp`: no ESP in the configuration; the tunnel is TLS only from the start.
+fn tunnels_over_tls_without_esp(test: &str, real_client: bool) {
+    let mut nc = start(test, &["--no-esp"], real_client);
+    let pid = nc.spawn_client(&[]);
+    assert_tls_tunnel_passes_traffic(&nc);
+    let configured = format!(
+        "Configured as {}, with SSL connected and ESP disabled",
+        nc.client_addr
+    );
+    assert!(
+        nc.lab.log("client.log").contains(&configured),
+        "{}",
+        nc.logs()
+    );
+    nc.disconnect(pid, LOGGED_OUT);
+}
+
+#[test]
+fn without_esp_debian_openconnect_tunnels_over_tls() {
+    tunnels_over_tls_without_esp("nc-no-esp", true);
+}
+
+#[test]
+fn without_esp_our_client_tunnels_over_tls() {
+    tunnels_over_tls_without_esp("nc-ours-no-esp", false);
+}
+
+/// UDP blocked, or the probes left unanswered (`--refuse-esp`): TLS carries the packets
+/// while ESP stays in progress.
+fn tunnels_over_tls_when_esp_fails(test: &str, refuse: bool, real_client: bool) {
+    let extra: &[&str] = if refuse { &["--refuse-esp"] } else { &[] };
+    let mut nc = start(test, extra, real_client);
+    if !refuse {
+        nc.lab.block_udp();
+    }
+    let pid = nc.spawn_client(&[]);
+    assert_tls_tunnel_passes_traffic(&nc);
+    let gateway = nc.gateway_log();
+    if refuse {
+        assert!(
+            gateway.contains("left unanswered (--refuse-esp)"),
+            "{gateway}"
+        );
+    }
+    assert!(
+        !nc.lab.log("client.log").contains("ESP session established"),
+        "{}",
+        nc.logs()
+    );
+    nc.disconnect(pid, LOGGED_OUT);
+}
+
+#[test]
+fn with_udp_blocked_debian_openconnect_tunnels_over_tls() {
+    tunnels_over_tls_when_esp_fails("nc-udp-blocked", false, true);
+}
+
+#[test]
+fn with_udp_blocked_our_client_tunnels_over_tls() {
+    tunnels_over_tls_when_esp_fails("nc-ours-udp-blocked", false, false);
+}
+
+#[test]
+fn debian_openconnect_tunnels_over_tls_when_the_probes_go_unanswered() {
+    tunnels_over_tls_when_esp_fails("nc-esp-refused", true, true);
+}
+
+#[test]
+fn our_client_tunnels_over_tls_when_the_probes_go_unanswered() {
+    tunnels_over_tls_when_esp_fails("nc-ours-esp-refused", true, false);
+}
+
+/// `--esp-rekey 2`: every two seconds the gateway sends new keys for the client to send
+/// with; the client answers each with its own new keys, and pings keep coming back over
+/// ESP.
+fn rekeys_esp(test: &str, real_client: bool) {
+    let mut nc = start(test, &["--esp-rekey", "2"], real_client);
+    let pid = nc.spawn_client(&[]);
+    assert_esp_tunnel_up(&nc);
+    nc.lab
+        .wait_for_log_count("gateway.log", "the client's ESP keys", 3, SECS(10));
+    nc.lab.assert_pings_over_udp(10);
+    let gateway = nc.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("ESP rekey 2: new SPI"), "{gateway}");
+    assert!(gateway.contains(" 0 dropped,"), "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_takes_new_esp_keys() {
+    rekeys_esp("nc-rekey", true);
+}
+
+#[test]
+fn our_client_takes_new_esp_keys() {
+    rekeys_esp("nc-ours-rekey", false);
+}
+
+/// `--authenticate`, then the cookie on stdin: the tunnel comes up without a second
+/// login; SIGUSR2 reconnects with the same cookie (a new tunnel request, the same
+/// address). Ours probes ESP again at once and ESP carries the pings again; 9.01 turns ESP
+/// off on the new connection and waits a minute before it probes (upstream reworked that
+/// in 9.10), so TLS carries them meanwhile.
+fn reconnects_with_the_cookie(test: &str, esp: bool, real_client: bool) {
+    let extra: &[&str] = if esp { &[] } else { &["--no-esp"] };
+    let mut nc = start(test, extra, real_client);
+    let cookie = nc.authenticate();
+    let pid = nc.spawn_with_cookie(&cookie);
+    if esp {
+        assert_esp_tunnel_up(&nc);
+    } else {
+        nc.assert_tunnel_up();
+    }
+    nc.assert_reconnects(pid, "POST /dana/js?prot=1&svc=4");
+    if esp && !real_client {
+        nc.lab
+            .wait_for_log_count("gateway.log", "the client turned ESP on", 2, SECS(15));
+        nc.lab.assert_pings_over_udp(10);
+    }
+    let gateway = nc.gateway_log();
+    assert_eq!(gateway.matches("password accepted").count(), 1, "{gateway}");
+    nc.lab.signal_client(pid, "INT");
+    assert_eq!(nc.lab.wait_client(SECS(10)), Some(0), "{}", nc.logs());
+    nc.lab.wait_for_log("gateway.log", LOGGED_OUT, SECS(5));
+}
+
+#[test]
+fn debian_openconnect_reconnects_with_the_cookie() {
+    reconnects_with_the_cookie("nc-cookie", true, true);
+}
+
+#[test]
+fn our_client_reconnects_with_the_cookie() {
+    reconnects_with_the_cookie("nc-ours-cookie", true, false);
+}
+
+#[test]
+fn our_client_reconnects_with_the_cookie_over_tls() {
+    reconnects_with_the_cookie("nc-ours-cookie-tls", false, false);
+}
+
+/// UDP dropped on the way once ESP is up: ESP's dead-peer detection (the gateway's
+/// fallback time) gives it up, the gateway is told to stop, TLS carries the pings.
+#[test]
+fn our_client_moves_to_tls_when_udp_drops() {
+    let mut nc = start("nc-ours-udp-drop", &[], false);
+    let pid = nc.spawn_client(&["--force-dpd", "2"]);
+    assert_esp_tunnel_up(&nc);
+    nc.lab.black_hole_large_udp(0);
+    let client = nc
+        .lab
+        .wait_for_log("client.log", "using HTTPS instead", SECS(15));
+    assert!(client.contains("ESP detected dead peer"), "{}", nc.logs());
+    nc.lab
+        .wait_for_log("gateway.log", "the client turned ESP off", SECS(5));
+    assert!(
+        nc.lab.ping_behind(SECS(10)),
+        "no tunnel over TLS:\n{}",
+        nc.logs()
+    );
+    nc.assert_iperf_moves_a_megabyte("-R");
+    nc.disconnect(pid, LOGGED_OUT);
+}
+
+/// `--split-writes`: every record the gateway sends comes in two TLS records, cut at a
+/// different place each time (in the length, the KMP header, the packet): the status, the
+/// configuration and every packet still read whole.
+#[test]
+fn our_client_reads_records_split_across_tls_records() {
+    let mut nc = start("nc-ours-split", &["--split-writes", "--no-esp"], false);
+    let pid = nc.spawn_client(&[]);
+    assert_tls_tunnel_passes_traffic(&nc);
+    nc.disconnect(pid, LOGGED_OUT);
+}
+
+/// `--expire 3`: the gateway ends the session (a zero-length record, reason 1); the
+/// client says the session expired and exits 1 without reconnecting.
+fn the_session_expires(test: &str, real_client: bool) -> String {
+    let mut nc = start(test, &["--expire", "3", "--no-esp"], real_client);
+    nc.spawn_client(&[]);
+    nc.assert_tunnel_up();
+    let code = nc.lab.wait_client(SECS(15));
+    let client = nc.lab.log("client.log");
+    assert_eq!(code, Some(1), "{}", nc.logs());
+    assert!(
+        client.contains("Server terminated connection (session expired)"),
+        "{}",
+        nc.logs()
+    );
+    assert_eq!(
+        nc.gateway_log().matches("POST /dana/js").count(),
+        1,
+        "no reconnect:\n{}",
+        nc.logs()
+    );
+    client
+}
+
+#[test]
+fn debian_openconnect_stops_when_the_session_expires() {
+    the_session_expires("nc-expire", true);
+}
+
+#[test]
+fn our_client_stops_when_the_session_expires() {
+    the_session_expires("nc-ours-expire", false);
 }
 
 /// `--dump-http-traffic` logs each request and response head; `--no-http-keepalive` opens

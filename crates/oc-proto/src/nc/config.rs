@@ -273,17 +273,17 @@ pub fn esp_control(enable: bool) -> Result<Vec<u8>, NcError> {
 
 /// A gateway's KMP 301 as one record: `config`'s addresses, name servers, routes and MTU,
 /// its ESP parameters and the keys the client is to send with (`outbound`).
+///
+/// Upstream (9.01 to 9.21) stops reading groups 20 bytes before the payload's end (it
+/// takes the payload's length for the message's), so a short group last would be lost:
+/// the MTU's group goes first and the addresses' (26 bytes) last, where only its tail
+/// falls in those 20 bytes.
 pub fn config_record(config: &NcConfig) -> Result<Vec<u8>, NcError> {
     let ip = &config.ip;
     let mut payload = Vec::new();
     let mut group = Vec::new();
-    if let Some(addr) = ip.ipv4 {
-        push_tlv(&mut group, 1, &addr.octets());
-    }
-    if let Some(mask) = ip.ipv4_netmask {
-        push_tlv(&mut group, 2, &mask.octets());
-    }
-    push_tlv(&mut payload, 1, &group);
+    push_tlv(&mut group, 2, &u32::from(ip.mtu).to_be_bytes());
+    push_tlv(&mut payload, 6, &group);
     group.clear();
     for server in ip.dns.iter().filter_map(|a| match a {
         std::net::IpAddr::V4(v4) => Some(v4),
@@ -303,9 +303,6 @@ pub fn config_record(config: &NcConfig) -> Result<Vec<u8>, NcError> {
         }
     }
     push_tlv(&mut payload, 3, &group);
-    group.clear();
-    push_tlv(&mut group, 2, &u32::from(ip.mtu).to_be_bytes());
-    push_tlv(&mut payload, 6, &group);
     if let Some(suite) = config.esp.suite() {
         push_tlv(&mut payload, 8, &esp_params(&config.esp, suite));
     }
@@ -315,6 +312,14 @@ pub fn config_record(config: &NcConfig) -> Result<Vec<u8>, NcError> {
         push_tlv(&mut group, 2, secrets);
         push_tlv(&mut payload, 7, &group);
     }
+    group.clear();
+    if let Some(addr) = ip.ipv4 {
+        push_tlv(&mut group, 1, &addr.octets());
+    }
+    if let Some(mask) = ip.ipv4_netmask {
+        push_tlv(&mut group, 2, &mask.octets());
+    }
+    push_tlv(&mut payload, 1, &group);
     let mut body = message(KMP_CONFIG, &payload)?;
     // What a gateway has after the type (the client's own messages differ).
     if let Some(tail) = body.get_mut(8..18) {

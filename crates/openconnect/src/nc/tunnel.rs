@@ -317,7 +317,8 @@ impl NcTunnel<'_> {
             .and_then(|out| cipher(&out))
             .and_then(|out| {
                 let (new_spi, new_secrets) = new_inbound_secrets()?;
-                let keys = split_secrets(new_spi, suite, &new_secrets).map_err(|e| e.to_string())?;
+                let keys =
+                    split_secrets(new_spi, suite, &new_secrets).map_err(|e| e.to_string())?;
                 Ok((out, new_spi, new_secrets, cipher(&keys)?))
             });
         let (out, new_spi, new_secrets, inbound) = match made {
@@ -554,7 +555,11 @@ impl TunnelProtocol for NcTunnel<'_> {
             Err(e) => {
                 esp.session_mut().lost(Instant::now());
                 let why = format!("ESP receive error: {e}");
-                return Ok(self.esp_down(&why).await.err().map(|e| Stop::Lost(e.to_string())));
+                return Ok(self
+                    .esp_down(&why)
+                    .await
+                    .err()
+                    .map(|e| Stop::Lost(e.to_string())));
             }
         };
         let host = &mut self.host;

@@ -60,8 +60,8 @@ pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
 pub use logging::{init_log, log_line, Throttle};
 pub use options::{
-    netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, split_options,
-    Common, DtlsOptions, OptionArg,
+    netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, split_options, Common,
+    DtlsOptions, OptionArg,
 };
 pub use program::{listen, main, main_with, runtime, Listening};
 pub use serve::{

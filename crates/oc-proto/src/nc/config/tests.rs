@@ -100,6 +100,20 @@ fn a_gateways_configuration_reads_back_whole() {
     assert_eq!(NcConfig::parse(KMP_CONFIG, &read[0].1).unwrap(), config);
     // The header is the one a gateway sends, which upstream checks.
     assert_eq!(&wire[2 + 8..2 + 18], &crate::nc::oncp::KMP_TAIL_IN[..]);
+    // What upstream reads: groups starting before the payload's last 20 bytes. The MTU,
+    // the routes and the address are all among them.
+    let payload = &read[0].1;
+    let mut at = 0;
+    let mut seen = Vec::new();
+    while at < payload.len() - 20 {
+        let group = u16::from_be_bytes([payload[at], payload[at + 1]]);
+        let len = u32::from_be_bytes(payload[at + 2..at + 6].try_into().unwrap()) as usize;
+        seen.push(group);
+        at += 6 + len;
+    }
+    for group in [1, 2, 3, 6, 7, 8] {
+        assert!(seen.contains(&group), "group {group} not read: {seen:?}");
+    }
     // Without ESP there is no group 7 or 8.
     let plain = NcConfig {
         ip: config.ip.clone(),

@@ -187,7 +187,10 @@ impl<'g> EspSide<'g> {
             Some(outbound) => outbound.rekey(spi, cipher),
             None => self.outbound = Some(EspOutbound::new(spi, cipher)),
         }
-        if let Some(client) = self.client.filter(|_| std::mem::take(&mut self.probe_waiting)) {
+        if let Some(client) = self
+            .client
+            .filter(|_| std::mem::take(&mut self.probe_waiting))
+        {
             self.answer_probe(client).await;
         }
         Ok(())
@@ -237,9 +240,7 @@ impl<'g> EspSide<'g> {
     async fn answer_probe(&mut self, from: SocketAddr) {
         let next = NextHeader::for_family(from.is_ipv6());
         match self.send(&JUNIPER_PROBE, next).await {
-            Ok(()) => self
-                .probes
-                .log(format_args!("{from}: ESP probe answered")),
+            Ok(()) => self.probes.log(format_args!("{from}: ESP probe answered")),
             Err(e) => log!("{from}: answering an ESP probe: {e}"),
         }
     }

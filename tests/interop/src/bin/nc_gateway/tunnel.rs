@@ -281,7 +281,8 @@ impl<'g> Oncp<'g> {
         let expire = tokio::time::sleep(self.gw.config.expire.unwrap_or(never));
         tokio::pin!(expire);
         let rekey_every = self.gw.config.esp_rekey.unwrap_or(never);
-        let mut rekey = tokio::time::interval_at(tokio::time::Instant::now() + rekey_every, rekey_every);
+        let mut rekey =
+            tokio::time::interval_at(tokio::time::Instant::now() + rekey_every, rekey_every);
         loop {
             tokio::select! {
                 () = hold.replaced() => return Ok("replaced by a newer tunnel or logged out".into()),
@@ -305,7 +306,7 @@ impl<'g> Oncp<'g> {
                 }
                 read = from_tun.recv(device) => {
                     let count = read.map_err(|e| format!("reading tun: {e}"))?;
-                    self.to_client(&mut from_tun, count, tls).await?;
+                    self.send_to_client(&mut from_tun, count, tls).await?;
                 }
             }
         }
@@ -350,7 +351,10 @@ impl<'g> Oncp<'g> {
                     }
                     if let (Some(on), Some(esp)) = (settings.esp_enable, self.esp.as_mut()) {
                         esp.on = on;
-                        log!("{peer}: the client turned ESP {}", if on { "on" } else { "off" });
+                        log!(
+                            "{peer}: the client turned ESP {}",
+                            if on { "on" } else { "off" }
+                        );
                     }
                 }
                 (KMP_ESP_KEYS, Ok(keys)) => match (keys.outbound, self.esp.as_mut()) {
@@ -375,7 +379,11 @@ impl<'g> Oncp<'g> {
             return Ok(());
         };
         let (spi, secrets) = esp.rekey()?;
-        log!("{}: ESP rekey {}: new SPI {spi:#010x} for the client", self.peer, esp.rekeys);
+        log!(
+            "{}: ESP rekey {}: new SPI {spi:#010x} for the client",
+            self.peer,
+            esp.rekeys
+        );
         let record = esp_keys_record(spi, &secrets).map_err(|e| e.to_string())?;
         self.write_record(tls, &record).await
     }
@@ -415,7 +423,7 @@ impl<'g> Oncp<'g> {
 
     /// Packets from the tun device: over ESP when the client turned it on, else in
     /// records, one TLS write each (upstream reads a record at a time).
-    async fn to_client(
+    async fn send_to_client(
         &mut self,
         from_tun: &mut TunReader,
         count: usize,
