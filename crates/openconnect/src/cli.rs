@@ -112,8 +112,8 @@ BASH COMPLETION
 NOT YET SUPPORTED
     Protocols pulse and array, proxies, and host checks other than GlobalProtect's HIP
     report and Network Connect's TNCC (--csd-wrapper with another protocol) are refused
-    with an error naming them. --protocol=nc logs in (forms, TNCC, the DSID cookie) but
-    does not speak its oNCP tunnel yet, and says so.";
+    with an error naming them. Network Connect's LZO-compressed ESP is not read: such a
+    server's tunnel stays on TLS.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

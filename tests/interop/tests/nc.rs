@@ -1,8 +1,11 @@
-//! `--protocol=nc` logins against our Network Connect test gateway
-//! (`src/bin/nc_gateway.rs`): Debian's openconnect 9.01 proves each page flow — the login
-//! form with realms, token forms, the confirmation, roles, the sign-in notice, the host
-//! checker through `--csd-wrapper` — then our client runs the same flows. The tunnel
-//! request with a refused cookie ends with exit status 2. (What upstream's fake Juniper
+//! `--protocol=nc` against our Network Connect test gateway (`src/bin/nc_gateway/`):
+//! Debian's openconnect 9.01 proves each page flow — the login form with realms, token
+//! forms, the confirmation, roles, the sign-in notice, the host checker through
+//! `--csd-wrapper` — and each tunnel feature — oNCP over TLS, ESP (ping and iperf3 both
+//! ways), UDP blocked or probes refused, rekeys, reconnects by cookie, the session's
+//! expiry, another suite and MTU, hostile oNCP and ESP — then our client runs the same,
+//! and what 9.01 cannot: ESP again at once after a reconnect, ESP dropped on the way,
+//! records split across TLS records. A refused cookie exits 2. (What upstream's fake Juniper
 //! servers check, `juniper-auth`, `juniper-sso-auth` and `oath-token`, is here too: the
 //! ADFS and SAML pages are `oc_proto::nc`'s unit tests, the token secrets `oc-otp`'s.)
 
@@ -468,6 +471,125 @@ fn debian_openconnect_stops_when_the_session_expires() {
 #[test]
 fn our_client_stops_when_the_session_expires() {
     the_session_expires("nc-ours-expire", false);
+}
+
+fn octal(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
+/// `body` as one oNCP record.
+fn record(body: &[u8]) -> Vec<u8> {
+    let mut r = (body.len() as u16).to_le_bytes().to_vec();
+    r.extend_from_slice(body);
+    r
+}
+
+/// `packet` in a KMP 300 message of one record.
+fn data_record(packet: &[u8]) -> Vec<u8> {
+    let mut kmp = vec![0, 0, 0, 0, 0, 0, 0x01, 0x2c, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0];
+    kmp.extend_from_slice(&(packet.len() as u16).to_be_bytes());
+    kmp.extend_from_slice(packet);
+    record(&kmp)
+}
+
+/// Hostile oNCP on the tunnel of a real session (from `--authenticate`), through
+/// `openssl s_client`: a first record that is not a hello ends that tunnel; on another, a
+/// packet from an address not the client's is dropped and a KMP 300 whose packet runs past
+/// its end ends it. Hostile ESP (too short, an SPI nobody has) is logged and dropped.
+/// Then openconnect 9.01 still connects over ESP.
+#[test]
+fn hostile_oncp_and_esp_are_logged_and_dropped() {
+    let mut nc = start("nc-hostile", &[], true);
+    let ip = nc.lab.server_ip.clone();
+    let cookie = nc.authenticate();
+    let request = format!(
+        "POST /dana/js?prot=1&svc=4 HTTP/1.1\\r\\nHost: {ip}\\r\\nCookie: {cookie}\\r\\n\
+         Connection: close\\r\\nContent-Length: 256\\r\\n\\r\\n"
+    );
+    let tunnel = |records: &[Vec<u8>]| {
+        let sends: String = records
+            .iter()
+            .map(|r| format!("printf '{}'; sleep 0.3; ", octal(r)))
+            .collect();
+        nc.lab.in_client(&format!(
+            "(printf '{request}'; sleep 0.3; {sends} sleep 1) | \
+             timeout 10 openssl s_client -quiet -connect {ip}:443 2>/dev/null"
+        ))
+    };
+    let out = tunnel(&[record(b"not a hello")]);
+    assert!(
+        out.stdout.starts_with(b"HTTP/1.1 200 OK"),
+        "{}",
+        output_text(&out)
+    );
+    nc.lab
+        .wait_for_log("gateway.log", "the first record is not a hello", SECS(5));
+    let hello = record(&[
+        0, 4, 0, 0, 0, 4, 0, b'h', b'o', b's', b't', 0xbb, 1, 0, 0, 0, 0,
+    ]);
+    let mut spoofed = vec![0x45, 0, 0, 20, 0, 0, 0, 0, 64, 17, 0, 0, 10, 9, 9, 9];
+    spoofed.extend_from_slice(&[198, 19, 0, 1]);
+    let mut lying = spoofed.clone();
+    lying[3] = 200;
+    let out = tunnel(&[hello, data_record(&spoofed), data_record(&lying)]);
+    // The status byte and the configuration came before the end.
+    assert!(out.stdout.len() > 100, "{}", output_text(&out));
+    let gateway = nc
+        .lab
+        .wait_for_log("gateway.log", "bad oNCP from the client", SECS(5));
+    for line in [
+        "oNCP hello from host \"host\"",
+        "packet from 10.9.9.9 (not the client's address); dropped",
+        "Unrecognised data packet",
+    ] {
+        assert!(gateway.contains(line), "no {line:?}:\n{gateway}");
+    }
+    let mut stranger = 0xdead_beef_u32.to_be_bytes().to_vec();
+    stranger.extend_from_slice(&[0; 60]);
+    // One throttled line a second: a batch each.
+    nc.send_datagrams_to(4500, &[&[], &[1, 2, 3]]);
+    std::thread::sleep(SECS(1) + Duration::from_millis(100));
+    nc.send_datagrams_to(4500, &[&stranger]);
+    let gateway = nc.lab.wait_for_log(
+        "gateway.log",
+        "ESP datagram for SPI 0xdeadbeef (64 bytes) has no tunnel",
+        SECS(5),
+    );
+    assert!(
+        gateway.contains("is too short for a header; dropped"),
+        "{gateway}"
+    );
+    let pid = nc.spawn_client(&[]);
+    assert_esp_tunnel_up(&nc);
+    nc.disconnect(pid, LOGGED_OUT);
+}
+
+/// Another ESP suite and port, and another MTU: AES-256-CBC with HMAC-MD5 (9.01; upstream
+/// reads no other HMAC for Network Connect) or HMAC-SHA-256 (ours) on UDP 4600, MTU 1300
+/// (the script is given it).
+fn another_suite_port_and_mtu(test: &str, suite: &str, real_client: bool) {
+    let args = ["--esp-suite", suite, "--esp-port", "4600", "--mtu", "1300"];
+    let mut nc = start(test, &args, real_client);
+    let pid = nc.spawn_client(&[]);
+    assert_esp_tunnel_up(&nc);
+    let env = nc.lab.env_file("connect");
+    assert_eq!(
+        env.get("INTERNAL_IP4_MTU").map(String::as_str),
+        Some("1300")
+    );
+    nc.assert_iperf_moves_a_megabyte_over_udp("-R");
+    let gateway = nc.disconnect(pid, LOGGED_OUT);
+    assert!(gateway.contains("client's MTU 1300"), "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_takes_another_esp_suite_port_and_mtu() {
+    another_suite_port_and_mtu("nc-variants", "aes-256-cbc/md5", true);
+}
+
+#[test]
+fn our_client_takes_another_esp_suite_port_and_mtu() {
+    another_suite_port_and_mtu("nc-ours-variants", "aes-256-cbc/sha256", false);
 }
 
 /// `--dump-http-traffic` logs each request and response head; `--no-http-keepalive` opens
