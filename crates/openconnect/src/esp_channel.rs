@@ -14,6 +14,7 @@ use oc_tls::esp::OpenSslEspCipher;
 use tracing::{debug, error, info, warn};
 
 use crate::cli::Options;
+use crate::host::TunnelHost;
 use crate::ppp_link::TLS_OVERHEAD;
 use crate::shell::Stats;
 use crate::transport::HttpsConnection;
@@ -166,8 +167,29 @@ impl<P: EspProber> EspChannel<P> {
             .map_err(|e| format!("sending on UDP: {e}"))
     }
 
+    /// A receive on the channel: the runs received into `batch` opened, their packets
+    /// delivered to `host`; a failed read gives the channel up for now.
+    pub(crate) fn receive(
+        &mut self,
+        batch: &mut RecvBatch,
+        read: std::io::Result<usize>,
+        host: &mut TunnelHost<'_>,
+    ) -> Option<EspEvent> {
+        let now = Instant::now();
+        let count = match read {
+            Ok(n) => n,
+            Err(e) => {
+                self.session.lost(now);
+                return Some(EspEvent::Abandoned(format!("ESP receive error: {e}")));
+            }
+        };
+        let event = self.on_received(batch, count, now, &mut |packet| host.deliver(packet));
+        host.flush();
+        event
+    }
+
     /// Opens the `count` runs received into `batch`; each IP packet goes to `deliver`.
-    pub(crate) fn on_received(
+    fn on_received(
         &mut self,
         batch: &mut RecvBatch,
         count: usize,

@@ -442,16 +442,7 @@ impl TunnelProtocol for GpTunnel<'_> {
         let Some(esp) = self.esp.as_mut() else {
             return Ok(None);
         };
-        let count = match read {
-            Ok(n) => n,
-            Err(e) => return self.esp_abandoned(&format!("ESP receive error: {e}")).await,
-        };
-        let host = &mut self.host;
-        let event = esp.on_received(batch, count, Instant::now(), &mut |packet| {
-            host.deliver(packet);
-        });
-        self.host.flush();
-        match event {
+        match esp.receive(batch, read, &mut self.host) {
             Some(event) => self.esp_event(event).await,
             None => Ok(None),
         }

@@ -550,24 +550,7 @@ impl TunnelProtocol for NcTunnel<'_> {
         let Some(esp) = self.esp.as_mut() else {
             return Ok(None);
         };
-        let count = match read {
-            Ok(n) => n,
-            Err(e) => {
-                esp.session_mut().lost(Instant::now());
-                let why = format!("ESP receive error: {e}");
-                return Ok(self
-                    .esp_down(&why)
-                    .await
-                    .err()
-                    .map(|e| Stop::Lost(e.to_string())));
-            }
-        };
-        let host = &mut self.host;
-        let event = esp.on_received(batch, count, Instant::now(), &mut |packet| {
-            host.deliver(packet);
-        });
-        self.host.flush();
-        match event {
+        match esp.receive(batch, read, &mut self.host) {
             Some(event) => self.esp_event(event).await,
             None => Ok(None),
         }

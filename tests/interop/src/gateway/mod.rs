@@ -19,6 +19,7 @@
 //!   tunnel, and bounded request reading;
 //! - `form`: form and query decoding, HTML escaping;
 //! - `dtls`: the UDP socket, its dispatch to associations, their handshake and greeting;
+//! - `esp`: the ESP socket of the gateways whose UDP is ESP, its datagrams routed by SPI;
 //! - `carrier`: a tunnel's channel, TLS or DTLS ([`Carrier`]): reading, writing, closing;
 //! - `session`: the PPP session between a client's channel and the tun device
 //!   ([`TunLink`]).
@@ -45,6 +46,7 @@ macro_rules! log {
 
 mod carrier;
 mod dtls;
+mod esp;
 mod form;
 mod logging;
 mod options;
@@ -57,11 +59,12 @@ mod tests;
 
 pub use carrier::{Carrier, DtlsCarrier};
 pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
+pub use esp::{open_logged, serve_esp, EspMode, Sealer};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
 pub use logging::{init_log, log_line, Throttle};
 pub use options::{
-    netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, split_options, Common,
-    DtlsOptions, OptionArg,
+    netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, parse_with_own,
+    split_options, Common, DtlsOptions, OptionArg, OwnOptions,
 };
 pub use program::{listen, main, main_with, runtime, Listening};
 pub use serve::{

@@ -208,6 +208,33 @@ fn parse_route6(value: &str) -> Result<(Ipv6Addr, u8), String> {
     Ok((net, prefix))
 }
 
+/// The gateway's own options of a command line, in order: each name with its value
+/// (empty for a flag).
+pub type OwnOptions = Vec<(String, String)>;
+
+/// [`parse_command_line`] for a gateway whose own options are `flags` and `valued`: the
+/// common options, and its own in order, for it to apply. `None` when `--help` was asked
+/// for.
+pub fn parse_with_own(
+    args: impl Iterator<Item = String>,
+    flags: &[&str],
+    valued: &[&str],
+    default_tun: &str,
+) -> Result<Option<(Common, OwnOptions)>, String> {
+    let mut own = Vec::new();
+    let common = parse_command_line(args, flags, default_tun, |name, value| {
+        let known = match value {
+            None => flags.contains(&name),
+            Some(_) => valued.contains(&name),
+        };
+        if known {
+            own.push((name.to_string(), value.unwrap_or_default().to_string()));
+        }
+        known
+    })?;
+    Ok(common.map(|common| (common, own)))
+}
+
 /// Parses a gateway's command line ([`split_options`]): the common options (`--no-dtls` and
 /// `--dtls-refuse` among them), and the gateway's own through `own` (the name, and the value
 /// unless the name is one of `flags`), which says whether it knew the name. The tun device is `default_tun` unless `--tun` names

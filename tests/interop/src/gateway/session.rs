@@ -12,7 +12,7 @@ use oc_proto::ppp::{Assignment, Encapsulation, Ppp, PppConfig, PppEvent, PppNetw
 use tokio::sync::watch;
 use tun_rs::AsyncDevice;
 
-use super::{random_bytes, Carrier, Common, PPP_MTU};
+use super::{lock, random_bytes, Carrier, Common, PPP_MTU};
 
 /// On DTLS, where a vanished client leaves no connection to close, the gateway's PPP asks
 /// for an LCP echo after this long without a word (and gives up after twice that).
@@ -28,6 +28,8 @@ pub struct TunLink {
     /// reading once the old one has let go.
     owner: tokio::sync::Mutex<()>,
     generation: watch::Sender<u64>,
+    /// The session whose tunnel runs now, and its generation ([`TunLink::claim_for`]).
+    session: std::sync::Mutex<Option<(String, u64)>>,
 }
 
 impl fmt::Debug for TunLink {
@@ -79,6 +81,7 @@ impl TunLink {
             name,
             owner: tokio::sync::Mutex::new(()),
             generation,
+            session: std::sync::Mutex::new(None),
         })
     }
 
@@ -95,6 +98,32 @@ impl TunLink {
     /// Ends the running tunnel, if any (a logout).
     pub fn end_current(&self) {
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// [`TunLink::claim`] for a tunnel of `session` (a cookie), which
+    /// [`TunLink::end_session`] ends.
+    pub fn claim_for(&self, session: &str) -> u64 {
+        let mut current = lock(&self.session);
+        let generation = self.claim();
+        *current = Some((session.to_string(), generation));
+        generation
+    }
+
+    /// The tunnel `generation` ended on its own.
+    pub fn released(&self, generation: u64) {
+        let mut current = lock(&self.session);
+        if current.as_ref().is_some_and(|(_, g)| *g == generation) {
+            *current = None;
+        }
+    }
+
+    /// A logout of `session`: its tunnel, if it runs, ends.
+    pub fn end_session(&self, session: &str) {
+        let mut current = lock(&self.session);
+        if current.as_ref().is_some_and(|(s, _)| s == session) {
+            *current = None;
+            self.end_current();
+        }
     }
 
     /// Runs PPP with `config` on the client's channel until the link closes, the client

@@ -8,10 +8,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferroconnect_interop::gateway::{flush_tun, lock, Throttle, TunHold};
+use ferroconnect_interop::gateway::{
+    flush_tun, lock, open_logged, serve_esp, Sealer, Throttle, TunHold,
+};
 use oc_net::{Coalescer, TunReader, TunWriter};
-use oc_proto::esp::packet::EspHeader;
-use oc_proto::esp::{EspInbound, EspOutbound, NextHeader, MAX_ESP_PACKET_LEN};
+use oc_proto::esp::{EspInbound, EspOutbound, NextHeader};
 use oc_proto::gp::config::EspConfig;
 use oc_proto::gp::probe::reply_to_probe;
 use oc_proto::ip::source;
@@ -36,47 +37,20 @@ pub async fn serve(gw: Arc<Gateway>) -> Result<(), String> {
     let Some(socket) = lock(&gw.esp_socket).take() else {
         return Ok(());
     };
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| format!("ESP socket: {e}"))?;
-    let socket = Arc::new(UdpSocket::from_std(socket).map_err(|e| format!("ESP socket: {e}"))?);
-    log!(
-        "ESP on udp://{}",
-        socket.local_addr().map_err(|e| e.to_string())?
-    );
-    let mut strays = Throttle::default();
-    let mut buf = vec![0u8; MAX_ESP_PACKET_LEN];
-    loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
-            Err(e) => {
-                log!("ESP receive: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let datagram = buf.get(..n).unwrap_or_default();
-        let Some(header) = EspHeader::parse(datagram) else {
-            strays.log(format_args!(
-                "{from}: ESP datagram of {n} bytes is too short for a header; dropped"
-            ));
-            continue;
-        };
-        match task_for(&gw, &socket, header.spi) {
-            Some(task) => {
-                if task.try_send((datagram.to_vec(), from)).is_err() {
-                    strays.log(format_args!(
-                        "{from}: ESP datagram for SPI {:#010x} dropped: its session is busy",
-                        header.spi
-                    ));
-                }
-            }
-            None => strays.log(format_args!(
-                "{from}: ESP datagram with unknown SPI {:#010x} ({n} bytes); dropped",
-                header.spi
+    serve_esp(
+        socket,
+        |_| {},
+        |socket, spi, datagram, from| match task_for(&gw, socket, spi) {
+            Some(task) => task.try_send((datagram.to_vec(), from)).map_err(|_| {
+                format!("ESP datagram for SPI {spi:#010x} dropped: its session is busy")
+            }),
+            None => Err(format!(
+                "ESP datagram with unknown SPI {spi:#010x} ({} bytes)",
+                datagram.len()
             )),
-        }
-    }
+        },
+    )
+    .await
 }
 
 /// The queue of the task running `spi`'s keys (started if it is not running).
@@ -114,8 +88,7 @@ struct Esp<'a> {
     client: IpAddr,
     drops: Throttle,
     probes: Throttle,
-    /// Sealing room: headroom, the longest packet, tailroom.
-    out: Vec<u8>,
+    sealer: Sealer,
 }
 
 /// What an opened datagram held.
@@ -143,7 +116,6 @@ async fn session(
         (Err(e), _) | (_, Err(e)) => return e,
     };
     let outbound = EspOutbound::new(keys.server_to_client.spi(), s2c);
-    let room = outbound.headroom() + MAX_ESP_PACKET_LEN + outbound.tailroom();
     let mut esp = Esp {
         gw,
         socket,
@@ -153,7 +125,7 @@ async fn session(
         client: IpAddr::V4(gw.config.common.client_addr),
         drops: Throttle::default(),
         probes: Throttle::default(),
-        out: vec![0; room],
+        sealer: Sealer::default(),
     };
     // Until the first probe: nothing is the tunnel yet.
     let peer = loop {
@@ -174,7 +146,7 @@ async fn session(
     let Some(session) = gw.session(Some(authcookie)) else {
         return "the session was logged out".into();
     };
-    let generation = gw.claim_tunnel(authcookie);
+    let generation = gw.link.claim_for(authcookie);
     let Some(hold) = gw.link.hold(generation).await else {
         return "replaced before it started".into();
     };
@@ -188,7 +160,7 @@ async fn session(
         )
         .await
     {
-        gw.tunnel_ended(generation);
+        gw.link.released(generation);
         return e;
     }
     log!(
@@ -201,7 +173,7 @@ async fn session(
         esp.send_junk(peer).await;
     }
     let end = esp.carry(hold, peer, &mut datagrams).await;
-    gw.tunnel_ended(generation);
+    gw.link.released(generation);
     let counters = esp.inbound.counters();
     format!(
         "{end} ({} packets accepted, {} dropped)",
@@ -213,17 +185,12 @@ async fn session(
 impl Esp<'_> {
     /// Opens a datagram; answers a probe (unless `--refuse-esp`).
     async fn open(&mut self, datagram: &mut [u8], from: SocketAddr) -> Opened {
-        let opened = match self.inbound.open(datagram) {
-            Ok(opened) => opened,
-            Err(drop) => {
-                self.drops
-                    .log(format_args!("{from}: ESP packet dropped: {drop}"));
-                return Opened::Dropped;
-            }
+        let Some(range) = open_logged(&mut self.inbound, datagram, from, &mut self.drops) else {
+            return Opened::Dropped;
         };
-        let payload = datagram.get(opened.payload.clone()).unwrap_or_default();
+        let payload = datagram.get(range.clone()).unwrap_or_default();
         let Some((echo, reply)) = reply_to_probe(payload, self.magic) else {
-            return Opened::Packet(opened.payload);
+            return Opened::Packet(range);
         };
         if self.gw.config.esp == EspMode::Refuse {
             self.probes.log(format_args!(
@@ -254,18 +221,7 @@ impl Esp<'_> {
         next: NextHeader,
         to: SocketAddr,
     ) -> Result<(), String> {
-        let head = self.outbound.headroom();
-        let end = head + packet.len();
-        let room = self
-            .out
-            .get_mut(head..end)
-            .ok_or_else(|| format!("a packet of {} bytes is too long", packet.len()))?;
-        room.copy_from_slice(packet);
-        let sealed = self
-            .outbound
-            .seal(&mut self.out, head..end, next)
-            .map_err(|e| e.to_string())?;
-        let datagram = self.out.get(sealed).unwrap_or_default();
+        let datagram = self.sealer.seal(&mut self.outbound, packet, next)?;
         self.socket
             .send_to(datagram, to)
             .await
@@ -301,19 +257,10 @@ impl Esp<'_> {
 
     /// `packet` sealed under the session's keys, as bytes of its own.
     fn seal_copy(&mut self, packet: &[u8]) -> Vec<u8> {
-        let head = self.outbound.headroom();
-        let end = head + packet.len();
-        let Some(room) = self.out.get_mut(head..end) else {
-            return Vec::new();
-        };
-        room.copy_from_slice(packet);
-        match self
-            .outbound
-            .seal(&mut self.out, head..end, NextHeader::Ipv4)
-        {
-            Ok(sealed) => self.out.get(sealed).unwrap_or_default().to_vec(),
-            Err(_) => Vec::new(),
-        }
+        self.sealer
+            .seal(&mut self.outbound, packet, NextHeader::Ipv4)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// The tunnel: datagrams to the tun device, the tun device's packets sealed to the

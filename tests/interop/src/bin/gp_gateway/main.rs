@@ -91,8 +91,8 @@ use std::process::ExitCode;
 use std::sync::Mutex;
 
 use ferroconnect_interop::gateway::{
-    self, lock, parse_command_line, parse_esp_suite, parse_value, random_hex, remember, text,
-    Answer, Common, Site, TunLink, Upgraded,
+    self, lock, parse_esp_suite, parse_value, parse_with_own, random_hex, remember, text, Answer,
+    Common, EspMode, Site, TunLink, Upgraded,
 };
 use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
 use oc_proto::gp::config::EspConfig;
@@ -171,14 +171,6 @@ enum ChallengeStyle {
     Html,
 }
 
-/// Whether and how ESP is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EspMode {
-    Off,
-    Refuse,
-    On,
-}
-
 #[derive(Debug, Clone)]
 struct Config {
     common: Common,
@@ -231,7 +223,6 @@ impl AsRef<Common> for Config {
 
 /// The configuration, or `None` when `--help` was asked for.
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
-    let mut own: Vec<(String, Option<String>)> = Vec::new();
     let flags = [
         "--portal-cookie",
         "--no-esp",
@@ -252,17 +243,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--rekey",
         "--saml",
     ];
-    let common = parse_command_line(args, &flags, "gpgw0", |name, value| {
-        let ok = match value {
-            None => flags.contains(&name),
-            Some(_) => known.contains(&name),
-        };
-        if ok {
-            own.push((name.to_string(), value.map(str::to_string)));
-        }
-        ok
-    })?;
-    let Some(mut common) = common else {
+    let Some((mut common, own)) = parse_with_own(args, &flags, &known, "gpgw0")? else {
         return Ok(None);
     };
     if common.dtls.is_some_and(|d| d.refuse) {
@@ -294,7 +275,6 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         common,
     };
     for (name, value) in own {
-        let value = value.unwrap_or_default();
         match name.as_str() {
             "--portal-cookie" => config.portal_cookie = true,
             "--no-esp" => config.esp = EspMode::Off,
@@ -385,8 +365,6 @@ struct State {
     portal_cookies: VecDeque<(String, String)>,
     sessions: VecDeque<Session>,
     esp: HashMap<u32, EspEntry>,
-    /// The session whose tunnel runs now, and its generation.
-    tunnel: Option<(String, u64)>,
     /// `--web-cookie` values handed out.
     web_cookies: VecDeque<String>,
     /// Sessions (their authcookies) that submitted a HIP report: no more is needed.
@@ -403,19 +381,7 @@ struct Gateway {
 
 impl Gateway {
     fn new(config: Config, link: TunLink) -> Self {
-        let esp_socket = match config.esp {
-            EspMode::Off => None,
-            _ => {
-                let addr = SocketAddr::new(config.common.listen.ip(), config.esp_port);
-                match std::net::UdpSocket::bind(addr) {
-                    Ok(socket) => Some(socket),
-                    Err(e) => {
-                        log!("cannot bind ESP on udp://{addr}: {e}; no ESP");
-                        None
-                    }
-                }
-            }
-        };
+        let esp_socket = config.esp.bind(config.common.listen.ip(), config.esp_port);
         log!(
             "listening on https://{} (tun {}, user {}, second factor {}, gateways {:?}, ESP {})",
             config.common.listen,
@@ -428,13 +394,9 @@ impl Gateway {
                 (Some(_), ChallengeStyle::Html) => "JavaScript-in-HTML challenge",
             },
             config.gateways,
-            match (config.esp, &esp_socket) {
-                (EspMode::Off, _) | (_, None) => "off".to_string(),
-                (EspMode::Refuse, Some(_)) =>
-                    format!("keys only, probes unanswered (port {})", config.esp_port),
-                (EspMode::On, Some(_)) =>
-                    format!("{} on udp port {}", config.suite, config.esp_port),
-            }
+            config
+                .esp
+                .describe(esp_socket.is_some(), config.suite, config.esp_port)
         );
         Self {
             config,
@@ -478,31 +440,12 @@ impl Gateway {
         state.esp.remove(&spi).map(|_| spi)
     }
 
-    /// The session's tunnel (TLS or ESP) becomes the running one: its generation.
-    fn claim_tunnel(&self, authcookie: &str) -> u64 {
-        let mut state = lock(&self.state);
-        let generation = self.link.claim();
-        state.tunnel = Some((authcookie.to_string(), generation));
-        generation
-    }
-
-    /// The tunnel `generation` ended on its own.
-    fn tunnel_ended(&self, generation: u64) {
-        let mut state = lock(&self.state);
-        if state.tunnel.as_ref().is_some_and(|(_, g)| *g == generation) {
-            state.tunnel = None;
-        }
-    }
-
     /// Forgets the session: its keys and its tunnel end.
     fn forget(&self, authcookie: &str) {
         let mut state = lock(&self.state);
         Self::drop_esp(&mut state, authcookie);
         state.sessions.retain(|s| s.authcookie != authcookie);
-        if state.tunnel.as_ref().is_some_and(|(a, _)| a == authcookie) {
-            state.tunnel = None;
-            self.link.end_current();
-        }
+        self.link.end_session(authcookie);
     }
 }
 

@@ -56,7 +56,7 @@ pub fn request(
     if let Some(spi) = Gateway::drop_esp(&mut lock(&gw.state), &session.authcookie) {
         log!("{peer}: the TLS tunnel ends the session's ESP keys (SPI {spi:#010x})");
     }
-    let generation = gw.claim_tunnel(&session.authcookie);
+    let generation = gw.link.claim_for(&session.authcookie);
     Some(Answer::Upgrade(TunnelStart {
         authcookie: session.authcookie,
         user: session.user,
@@ -98,7 +98,7 @@ pub async fn run(gw: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<String, 
         }
         None => Ok("replaced before it started".to_string()),
     };
-    gw.tunnel_ended(start.generation);
+    gw.link.released(start.generation);
     let _ = tls.shutdown().await;
     let end = result?;
     log!(

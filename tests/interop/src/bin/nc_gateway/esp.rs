@@ -6,13 +6,10 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use ferroconnect_interop::gateway::{lock, random_bytes, Throttle};
-use oc_proto::esp::packet::EspHeader;
+use ferroconnect_interop::gateway::{lock, open_logged, random_bytes, serve_esp, Sealer, Throttle};
 use oc_proto::esp::{
     is_juniper_probe, EspInbound, EspKeys, EspOutbound, EspSuite, NextHeader, JUNIPER_PROBE,
-    MAX_ESP_PACKET_LEN,
 };
 use oc_proto::nc::config::{split_secrets, ESP_SECRETS_LEN};
 use oc_tls::esp::OpenSslEspCipher;
@@ -34,46 +31,20 @@ pub async fn serve(gw: Arc<Gateway>) -> Result<(), String> {
     let Some(socket) = lock(&gw.esp_socket).take() else {
         return Ok(());
     };
-    socket
-        .set_nonblocking(true)
-        .map_err(|e| format!("ESP socket: {e}"))?;
-    let socket = Arc::new(UdpSocket::from_std(socket).map_err(|e| format!("ESP socket: {e}"))?);
-    log!(
-        "ESP on udp://{}",
-        socket.local_addr().map_err(|e| e.to_string())?
-    );
-    let _ = gw.esp_out.set(Arc::clone(&socket));
-    let mut strays = Throttle::default();
-    let mut buf = vec![0u8; MAX_ESP_PACKET_LEN];
-    loop {
-        let (n, from) = match socket.recv_from(&mut buf).await {
-            Ok(received) => received,
-            Err(e) => {
-                log!("ESP receive: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let datagram = buf.get(..n).unwrap_or_default();
-        let Some(header) = EspHeader::parse(datagram) else {
-            strays.log(format_args!(
-                "{from}: ESP datagram of {n} bytes is too short for a header; dropped"
-            ));
-            continue;
-        };
-        let tunnel = lock(&gw.state).esp.get(&header.spi).cloned();
-        let queued = match tunnel {
-            Some(tunnel) => tunnel.try_send((datagram.to_vec(), from)).is_ok(),
-            None => false,
-        };
-        if !queued {
-            strays.log(format_args!(
-                "{from}: ESP datagram for SPI {:#010x} ({n} bytes) has no tunnel to take it; \
-                 dropped",
-                header.spi
-            ));
+    let ready = |socket: &Arc<UdpSocket>| {
+        let _ = gw.esp_out.set(Arc::clone(socket));
+    };
+    serve_esp(socket, ready, |_, spi, datagram, from| {
+        let tunnel = lock(&gw.state).esp.get(&spi).cloned();
+        match tunnel {
+            Some(tunnel) if tunnel.try_send((datagram.to_vec(), from)).is_ok() => Ok(()),
+            _ => Err(format!(
+                "ESP datagram for SPI {spi:#010x} ({} bytes) has no tunnel to take it",
+                datagram.len()
+            )),
         }
-    }
+    })
+    .await
 }
 
 /// Fresh keys for one direction: the SPI, the secrets block as oNCP sends it, the keys.
@@ -128,8 +99,7 @@ pub struct EspSide<'g> {
     pub rekeys: u32,
     drops: Throttle,
     probes: Throttle,
-    /// Sealing room: headroom, the longest packet, tailroom.
-    out: Vec<u8>,
+    sealer: Sealer,
 }
 
 impl<'g> EspSide<'g> {
@@ -157,7 +127,7 @@ impl<'g> EspSide<'g> {
             rekeys: 0,
             drops: Throttle::default(),
             probes: Throttle::default(),
-            out: vec![0; MAX_ESP_PACKET_LEN + 128],
+            sealer: Sealer::default(),
         };
         side.route(spi);
         Ok(Some(Opening {
@@ -208,18 +178,13 @@ impl<'g> EspSide<'g> {
 
     /// Opens a datagram in place; answers a probe (unless `--refuse-esp`).
     pub async fn open_datagram(&mut self, datagram: &mut [u8], from: SocketAddr) -> Opened {
-        let opened = match self.inbound.open(datagram) {
-            Ok(opened) => opened,
-            Err(drop) => {
-                self.drops
-                    .log(format_args!("{from}: ESP packet dropped: {drop}"));
-                return Opened::Dropped;
-            }
+        let Some(range) = open_logged(&mut self.inbound, datagram, from, &mut self.drops) else {
+            return Opened::Dropped;
         };
-        let payload = datagram.get(opened.payload.clone()).unwrap_or_default();
+        let payload = datagram.get(range.clone()).unwrap_or_default();
         if !is_juniper_probe(payload) {
             self.client = Some(from);
-            return Opened::Packet(opened.payload);
+            return Opened::Packet(range);
         }
         if self.gw.config.esp == EspMode::Refuse {
             self.probes.log(format_args!(
@@ -250,17 +215,7 @@ impl<'g> EspSide<'g> {
         let (Some(outbound), Some(to)) = (self.outbound.as_mut(), self.client) else {
             return Err("no keys or address for the client yet".into());
         };
-        let head = outbound.headroom();
-        let end = head + packet.len();
-        let room = self
-            .out
-            .get_mut(head..end)
-            .ok_or_else(|| format!("a packet of {} bytes is too long", packet.len()))?;
-        room.copy_from_slice(packet);
-        let sealed = outbound
-            .seal(&mut self.out, head..end, next)
-            .map_err(|e| e.to_string())?;
-        let datagram = self.out.get(sealed).unwrap_or_default();
+        let datagram = self.sealer.seal(outbound, packet, next)?;
         self.socket
             .send_to(datagram, to)
             .await

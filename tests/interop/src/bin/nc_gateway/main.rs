@@ -55,8 +55,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
-    self, lock, parse_command_line, parse_esp_suite, parse_value, redirect, text, Answer, Common,
-    Site, TunLink, Upgraded,
+    self, lock, parse_esp_suite, parse_value, parse_with_own, redirect, text, Answer, Common,
+    EspMode, Site, TunLink, Upgraded,
 };
 use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
 use oc_proto::http::server::{Method, RequestLimits, ServerRequest};
@@ -106,15 +106,6 @@ const LOGOUT: &str = "/dana-na/auth/logout.cgi";
 /// What the host checker must answer: this prefix and the cookie it was given.
 const CHECKED: &str = "checked-";
 
-/// Whether and how ESP is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum EspMode {
-    Off,
-    /// Keys handed out, probes left unanswered.
-    Refuse,
-    On,
-}
-
 #[derive(Debug, Clone)]
 struct Config {
     common: Common,
@@ -140,7 +131,6 @@ impl AsRef<Common> for Config {
 }
 
 fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, String> {
-    let mut own: Vec<(String, Option<String>)> = Vec::new();
     let flags = [
         "--confirm",
         "--host-checker",
@@ -159,17 +149,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--mtu",
         "--expire",
     ];
-    let common = parse_command_line(args, &flags, "ncgw0", |name, value| {
-        let ok = match value {
-            None => flags.contains(&name),
-            Some(_) => known.contains(&name),
-        };
-        if ok {
-            own.push((name.to_string(), value.map(str::to_string)));
-        }
-        ok
-    })?;
-    let Some(mut common) = common else {
+    let Some((mut common, own)) = parse_with_own(args, &flags, &known, "ncgw0")? else {
         return Ok(None);
     };
     // Network Connect has no DTLS: its UDP is ESP.
@@ -195,7 +175,6 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         Ok(Some(Duration::from_secs(secs.max(1))))
     };
     for (name, value) in own {
-        let value = value.unwrap_or_default();
         match name.as_str() {
             "--confirm" => config.confirm = true,
             "--host-checker" => config.host_checker = true,
@@ -242,8 +221,6 @@ struct State {
     sessions: VecDeque<String>,
     /// The running tunnel's queue of ESP datagrams, by the SPIs the client sends with.
     esp: HashMap<u32, mpsc::Sender<esp::Datagram>>,
-    /// The session whose tunnel runs now, and its generation.
-    tunnel: Option<(String, u64)>,
 }
 
 struct Gateway {
@@ -258,19 +235,7 @@ struct Gateway {
 
 impl Gateway {
     fn new(config: Config, link: TunLink) -> Self {
-        let esp_socket = match config.esp {
-            EspMode::Off => None,
-            EspMode::On | EspMode::Refuse => {
-                let addr = SocketAddr::new(config.common.listen.ip(), config.esp_port);
-                match std::net::UdpSocket::bind(addr) {
-                    Ok(socket) => Some(socket),
-                    Err(e) => {
-                        log!("cannot bind ESP on udp://{addr}: {e}; no ESP");
-                        None
-                    }
-                }
-            }
-        };
+        let esp_socket = config.esp.bind(config.common.listen.ip(), config.esp_port);
         log!(
             "listening on https://{} (tun {}, user {}, realms {:?}, roles {:?}, token form {}, \
              confirmation {}, host checker {}, ESP {})",
@@ -286,13 +251,9 @@ impl Gateway {
             },
             config.confirm,
             config.host_checker,
-            match (config.esp, &esp_socket) {
-                (EspMode::Off, _) | (_, None) => "off".to_string(),
-                (EspMode::Refuse, Some(_)) =>
-                    format!("keys only, probes unanswered (port {})", config.esp_port),
-                (EspMode::On, Some(_)) =>
-                    format!("{} on udp port {}", config.suite, config.esp_port),
-            }
+            config
+                .esp
+                .describe(esp_socket.is_some(), config.suite, config.esp_port)
         );
         Self {
             config,
@@ -309,30 +270,10 @@ impl Gateway {
             && (lock(&self.esp_socket).is_some() || self.esp_out.get().is_some())
     }
 
-    /// The session's tunnel becomes the running one: its generation.
-    fn claim_tunnel(&self, dsid: &str) -> u64 {
-        let mut state = lock(&self.state);
-        let generation = self.link.claim();
-        state.tunnel = Some((dsid.to_string(), generation));
-        generation
-    }
-
-    /// The tunnel `generation` ended on its own.
-    fn tunnel_ended(&self, generation: u64) {
-        let mut state = lock(&self.state);
-        if state.tunnel.as_ref().is_some_and(|(_, g)| *g == generation) {
-            state.tunnel = None;
-        }
-    }
-
     /// Forgets the session: its tunnel ends.
     fn forget(&self, dsid: &str) {
-        let mut state = lock(&self.state);
-        state.sessions.retain(|s| s != dsid);
-        if state.tunnel.as_ref().is_some_and(|(d, _)| d == dsid) {
-            state.tunnel = None;
-            self.link.end_current();
-        }
+        lock(&self.state).sessions.retain(|s| s != dsid);
+        self.link.end_session(dsid);
     }
 }
 

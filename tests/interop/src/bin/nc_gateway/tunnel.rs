@@ -63,7 +63,7 @@ pub fn request(gw: &Gateway, peer: SocketAddr, request: &ServerRequest) -> Answe
         request.header("NCP-Version"),
         request.header("Connection")
     );
-    let generation = gw.claim_tunnel(&dsid);
+    let generation = gw.link.claim_for(&dsid);
     Answer::Upgrade(TunnelStart { dsid, generation })
 }
 
@@ -83,7 +83,7 @@ pub async fn run(gw: &Gateway, tunnel: Upgraded<TunnelStart>) -> Result<String, 
         Some(hold) => Oncp::new(gw, peer).run(hold, &mut tls, &early).await,
         None => Ok("replaced before it started".to_string()),
     };
-    gw.tunnel_ended(start.generation);
+    gw.link.released(start.generation);
     let _ = tls.shutdown().await;
     let end = result?;
     log!(
