@@ -21,6 +21,7 @@ pub mod nc;
 pub mod port_filter;
 pub mod ppp;
 pub mod proxy_proto;
+pub mod pulse;
 pub mod rate_limit;
 pub mod udp_link;
 pub mod url;

@@ -31,7 +31,7 @@ pub use packet::{EspHeader, NextHeader, ESP_HEADER_LEN, MAX_ESP_PACKET_LEN};
 pub use replay::{Arrival, ReplayWindow};
 pub use sa::{EspInbound, EspOutbound, InboundCounters, Opened};
 pub use session::{EspAction, EspProber, EspSession, Incoming};
-pub use suite::{EspEncryption, EspIntegrity, EspKeys, EspSuite};
+pub use suite::{EspEncryption, EspIntegrity, EspKeys, EspParams, EspSuite};
 
 /// The probe Pulse and Juniper NC send and their gateways echo (upstream's
 /// `oncp_esp_send_probes`): one zero byte of payload, with the next header of the

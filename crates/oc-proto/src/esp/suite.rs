@@ -267,6 +267,27 @@ impl KeyBytes {
     }
 }
 
+/// The ESP parameters a Network Connect or Pulse gateway sends with its configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EspParams {
+    pub encryption: Option<EspEncryption>,
+    pub integrity: Option<EspIntegrity>,
+    /// LZO compression of ESP payloads (next header 5).
+    pub compression: bool,
+    pub port: Option<u16>,
+    pub lifetime_bytes: Option<u32>,
+    pub lifetime_seconds: Option<u32>,
+    /// Seconds without ESP before falling back to TLS.
+    pub ssl_fallback: Option<u32>,
+    pub replay_protection: Option<bool>,
+}
+
+impl EspParams {
+    pub fn suite(&self) -> Option<EspSuite> {
+        Some(EspSuite::new(self.encryption?, self.integrity?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@ use ipnet::Ipv4Net;
 
 use super::oncp::{message, record, KMP_CLIENT, KMP_CONFIG, KMP_ESP_KEYS};
 use super::NcError;
-use crate::esp::{EspEncryption, EspIntegrity, EspKeys, EspSuite};
+use crate::esp::{EspEncryption, EspIntegrity, EspKeys, EspParams, EspSuite};
 use crate::ip_config::IpConfig;
 
 /// ESP secrets come as one block: the encryption key, then the HMAC key.
@@ -28,27 +28,6 @@ const MAX_NAME_SERVERS: usize = 3;
 const MAX_ROUTES: usize = 1024;
 /// Unknown attributes remembered for the log.
 const MAX_UNKNOWN: usize = 64;
-
-/// The ESP parameters of a configuration (group 8).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EspParams {
-    pub encryption: Option<EspEncryption>,
-    pub integrity: Option<EspIntegrity>,
-    /// LZO compression of ESP payloads (next header 5).
-    pub compression: bool,
-    pub port: Option<u16>,
-    pub lifetime_bytes: Option<u32>,
-    pub lifetime_seconds: Option<u32>,
-    /// Seconds without ESP before falling back to TLS.
-    pub ssl_fallback: Option<u32>,
-    pub replay_protection: Option<bool>,
-}
-
-impl EspParams {
-    pub fn suite(&self) -> Option<EspSuite> {
-        Some(EspSuite::new(self.encryption?, self.integrity?))
-    }
-}
 
 /// What a KMP 301 (or 302) says.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

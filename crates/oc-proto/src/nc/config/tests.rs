@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 
 use super::*;
+use crate::esp::EspParams;
 use crate::nc::oncp::{OncpDecoder, OncpEvent};
 
 fn config_payload() -> Vec<u8> {

@@ -12,11 +12,11 @@ use ferroconnect_interop::gateway::{
 };
 use ipnet::Ipv4Net;
 use oc_net::{Coalescer, TunReader, TunWriter};
-use oc_proto::esp::NextHeader;
+use oc_proto::esp::{EspParams, NextHeader};
 use oc_proto::http::server::ServerRequest;
 use oc_proto::ip::source;
 use oc_proto::ip_config::IpConfig;
-use oc_proto::nc::config::{config_record, esp_keys_record, EspParams, NcConfig};
+use oc_proto::nc::config::{config_record, esp_keys_record, NcConfig};
 use oc_proto::nc::oncp::{
     frame_in_place, parse_hostname_packet, status_record, termination, OncpDecoder, OncpEvent,
     DATA_HEADROOM, KMP_CLIENT, KMP_ESP_KEYS, STATUS_OK,

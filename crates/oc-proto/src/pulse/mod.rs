@@ -1,0 +1,34 @@
+//! Pulse Connect Secure / Ivanti Connect Secure (`--protocol=pulse`), as openconnect speaks
+//! it, without I/O. One TLS connection carries everything: an HTTP upgrade to IF-T/TLS
+//! ([`ift`]), then EAP inside IF-T for the login ([`eap`], [`auth`]), the configuration
+//! and ESP keys ([`config`]), and the packets (Juniper/4) while ESP does not carry them.
+
+pub mod auth;
+pub mod config;
+pub mod eap;
+pub mod ift;
+
+use thiserror::Error;
+
+/// What cannot be read from, or done with, a Pulse server's messages.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PulseError {
+    #[error("an IF-T/TLS message of impossible length {0}")]
+    BadLength(usize),
+    #[error("a message of {0} bytes is too long to send")]
+    TooLong(usize),
+    #[error("bad EAP packet: {0}")]
+    BadEap(&'static str),
+    #[error("Failed to parse AVP ({0} bytes left)")]
+    BadAvp(usize),
+    #[error("Unexpected Pulse config packet: {0}")]
+    BadConfig(&'static str),
+    #[error("Unexpected IF-T/TLS authentication challenge: {0}")]
+    Unexpected(String),
+    #[error("Authentication failure: {0}")]
+    Refused(String),
+    #[error("Pulse authentication cookie not accepted")]
+    CookieRejected,
+    #[error("{0}")]
+    Unsupported(String),
+}
