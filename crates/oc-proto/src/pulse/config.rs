@@ -60,10 +60,14 @@ pub fn sub_type(payload: &[u8]) -> Result<u32, PulseError> {
             .get(at..at + 4)
             .map(|w| u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
     };
-    let zeros = payload.get(..0x10).is_some_and(|z| z.iter().all(|b| *b == 0));
+    let zeros = payload
+        .get(..0x10)
+        .is_some_and(|z| z.iter().all(|b| *b == 0));
     let len_ok = word(0x18).and_then(|l| usize::try_from(l).ok()) == Some(payload.len());
     if payload.len() < CONTENT || !zeros || word(0x14) != Some(0) || !len_ok {
-        return Err(PulseError::BadConfig("not a configuration message's layout"));
+        return Err(PulseError::BadConfig(
+            "not a configuration message's layout",
+        ));
     }
     word(0x10).ok_or(PulseError::BadConfig("no sub-type"))
 }
@@ -161,7 +165,9 @@ impl PulseConfig {
         while !rest.is_empty() {
             let kind = be16(rest, 0).ok_or(bad("a truncated attribute"))?;
             let len = be16(rest, 2).ok_or(bad("a truncated attribute"))?;
-            let value = rest.get(4..4 + len).ok_or(bad("an attribute past the end"))?;
+            let value = rest
+                .get(4..4 + len)
+                .ok_or(bad("an attribute past the end"))?;
             self.attribute(u16::try_from(kind).unwrap_or(0), value);
             rest = rest.get(4 + len..).unwrap_or_default();
         }
@@ -170,8 +176,13 @@ impl PulseConfig {
 
     /// One attribute; one of an unexpected length is noted and skipped, as upstream does.
     fn attribute(&mut self, kind: u16, v: &[u8]) {
-        let v4 = || v.first_chunk::<4>().filter(|_| v.len() == 4).map(|a| Ipv4Addr::from(*a));
-        let num = |n: usize| (v.len() == n).then(|| v.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)));
+        let v4 = || {
+            v.first_chunk::<4>()
+                .filter(|_| v.len() == 4)
+                .map(|a| Ipv4Addr::from(*a))
+        };
+        let num =
+            |n: usize| (v.len() == n).then(|| v.iter().fold(0u32, |a, b| a << 8 | u32::from(*b)));
         let v6 = |n: usize| {
             (v.len() == n)
                 .then(|| v.first_chunk::<16>().map(|a| Ipv6Addr::from(*a)))
@@ -267,7 +278,12 @@ fn esp_config_payload(spi: u32, secrets: &[u8; ESP_SECRETS_LEN], copied: Option<
 
 /// A server's ESP configuration (or rekey): what the client is to send with.
 pub fn esp_config(seq: u32, spi: u32, secrets: &[u8; ESP_SECRETS_LEN]) -> Vec<u8> {
-    packet(VENDOR_JUNIPER, JUNIPER_CONFIG, seq, &esp_config_payload(spi, secrets, None))
+    packet(
+        VENDOR_JUNIPER,
+        JUNIPER_CONFIG,
+        seq,
+        &esp_config_payload(spi, secrets, None),
+    )
 }
 
 /// The client's answer to an ESP configuration `payload`: the SPI and secrets it
@@ -333,7 +349,10 @@ pub fn main_config(seq: u32, config: &PulseConfig) -> Vec<u8> {
         }
     }
     if let Some(net) = ip.ipv6 {
-        attr(0x0008, &[&net.addr().octets()[..], &[net.prefix_len()]].concat());
+        attr(
+            0x0008,
+            &[&net.addr().octets()[..], &[net.prefix_len()]].concat(),
+        );
     }
     attr(0x4005, &u32::from(ip.mtu).to_be_bytes());
     if let Some(domain) = &ip.default_domain {

@@ -156,7 +156,10 @@ impl Avp<'_> {
 
     /// A 4-byte big-endian value.
     pub fn be32(&self) -> Option<u32> {
-        let v = self.data.first_chunk::<4>().filter(|_| self.data.len() == 4)?;
+        let v = self
+            .data
+            .first_chunk::<4>()
+            .filter(|_| self.data.len() == 4)?;
         Some(u32::from_be_bytes(*v))
     }
 
@@ -261,13 +264,19 @@ mod tests {
         assert!(read[0].is_juniper(AVP_USERNAME) && read[0].data == b"test");
         assert_eq!((read[1].code, read[1].vendor), (AVP_EAP_MESSAGE, None));
         let eap = Eap::parse(read[1].data).unwrap();
-        assert_eq!((eap.code, eap.expanded, eap.data), (EAP_RESPONSE, Some(JUNIPER_2), &password[..]));
+        assert_eq!(
+            (eap.code, eap.expanded, eap.data),
+            (EAP_RESPONSE, Some(JUNIPER_2), &password[..])
+        );
     }
 
     #[test]
     fn bad_avps_and_eap_are_errors() {
         assert!(avps(&[0, 0, 0, 1, 0x80, 0, 0, 0x40, 0, 0, 5, 0x83]).any(|a| a.is_err()));
-        assert!(avps(&[0, 0, 0, 1, 0x80, 0, 0, 4]).any(|a| a.is_err()), "shorter than its header");
+        assert!(
+            avps(&[0, 0, 0, 1, 0x80, 0, 0, 4]).any(|a| a.is_err()),
+            "shorter than its header"
+        );
         assert!(avps(&[1, 2, 3]).any(|a| a.is_err()));
         assert_eq!(avps(&[]).count(), 0);
         assert!(Eap::parse(&[1, 0, 0, 9, 1]).is_err());

@@ -55,7 +55,11 @@ pub fn packet(vendor: u32, kind: u32, seq: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.extend_from_slice(&vendor.to_be_bytes());
     out.extend_from_slice(&kind.to_be_bytes());
-    out.extend_from_slice(&u32::try_from(HEADER_LEN + payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+    out.extend_from_slice(
+        &u32::try_from(HEADER_LEN + payload.len())
+            .unwrap_or(u32::MAX)
+            .to_be_bytes(),
+    );
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(payload);
     out
@@ -169,11 +173,21 @@ mod tests {
 
     #[test]
     fn messages_read_the_same_however_the_stream_is_cut() {
-        let a = packet(VENDOR_TCG, TCG_AUTH_SUCCESS, 0, &[0, 0x0a, 0x4c, 1, 3, 0, 0, 4]);
+        let a = packet(
+            VENDOR_TCG,
+            TCG_AUTH_SUCCESS,
+            0,
+            &[0, 0x0a, 0x4c, 1, 3, 0, 0, 4],
+        );
         let mut data = vec![0xee; HEADER_LEN];
         data.extend_from_slice(&[0x45; 84]);
         let b = frame_in_place(&mut data, 9).unwrap().to_vec();
-        let c = packet(VENDOR_JUNIPER | 0x0100_0000, JUNIPER_END_OF_CONFIG, 2, &[0; 4]);
+        let c = packet(
+            VENDOR_JUNIPER | 0x0100_0000,
+            JUNIPER_END_OF_CONFIG,
+            2,
+            &[0; 4],
+        );
         let wire = [a.clone(), b.clone(), c.clone()].concat();
         for cut in [1, 2, 3, 5, 16, 17, 50, wire.len()] {
             let mut decoder = IftDecoder::default();

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod config;
 pub mod eap;
 pub mod ift;
+pub mod server;
 
 use thiserror::Error;
 

@@ -57,13 +57,24 @@ fn upstreams_example_reads_as_upstream_reads_it() {
     assert_eq!(ip.ipv4, Some(Ipv4Addr::new(10, 20, 3, 1)));
     assert_eq!(ip.ipv4_netmask, Some(Ipv4Addr::BROADCAST));
     assert_eq!(ip.mtu, 1400);
-    assert_eq!(ip.dns, vec![IpAddr::from([8, 8, 8, 8]), IpAddr::from([8, 8, 4, 4])]);
+    assert_eq!(
+        ip.dns,
+        vec![IpAddr::from([8, 8, 8, 8]), IpAddr::from([8, 8, 4, 4])]
+    );
     assert_eq!(ip.default_domain.as_deref(), Some("psecure.net"));
     let nets = |l: &[Ipv4Net]| l.iter().map(ToString::to_string).collect::<Vec<_>>();
-    assert_eq!(nets(&ip.split_include4), ["5.5.0.0/16", "7.0.0.0/24", "8.8.8.8/32"]);
+    assert_eq!(
+        nets(&ip.split_include4),
+        ["5.5.0.0/16", "7.0.0.0/24", "8.8.8.8/32"]
+    );
     assert_eq!(
         nets(&ip.split_exclude4),
-        ["6.6.6.6/31", "9.9.9.9/32", "10.10.10.10/32", "11.11.11.11/32"]
+        [
+            "6.6.6.6/31",
+            "9.9.9.9/32",
+            "10.10.10.10/32",
+            "11.11.11.11/32"
+        ]
     );
     let esp = &config.esp;
     assert_eq!(esp.encryption, Some(EspEncryption::Aes256Cbc));
@@ -102,7 +113,11 @@ fn esp_configuration_and_the_clients_reply() {
     let server_secrets = [0x65; ESP_SECRETS_LEN];
     let config = esp_config(0, 0x1234_5678, &server_secrets);
     assert_eq!(config.len(), 0x80, "what real servers send");
-    assert_eq!(&config[0x34..0x38], &[0x78, 0x56, 0x34, 0x12], "the SPI little-endian");
+    assert_eq!(
+        &config[0x34..0x38],
+        &[0x78, 0x56, 0x34, 0x12],
+        "the SPI little-endian"
+    );
     let payload = payload_of(&config);
     let (spi, secrets) = parse_esp_config(&payload).unwrap();
     assert_eq!((spi, secrets), (0x1234_5678, &server_secrets[..]));
@@ -110,12 +125,22 @@ fn esp_configuration_and_the_clients_reply() {
     let reply = esp_reply(7, &payload, 0xabcd_ef01, &ours).unwrap();
     assert_eq!(reply.len(), 0xc0);
     assert_eq!(&reply[0x28..0x30], &[0, 0, 0, 0xb0, 0, 0, 0, 0x94]);
-    assert_eq!(&reply[0x7a..0xc0], &config[0x34..0x7a], "the server's copied");
+    assert_eq!(
+        &reply[0x7a..0xc0],
+        &config[0x34..0x7a],
+        "the server's copied"
+    );
     let reply_payload = payload_of(&reply);
     let (spi, secrets) = parse_esp_config(&reply_payload).unwrap();
     assert_eq!((spi, secrets), (0xabcd_ef01, &ours[..]));
-    assert_eq!(parse_esp_control(&esp_control(1, true)[HEADER_LEN..]), Some(true));
-    assert_eq!(parse_esp_control(&esp_control(1, false)[HEADER_LEN..]), Some(false));
+    assert_eq!(
+        parse_esp_control(&esp_control(1, true)[HEADER_LEN..]),
+        Some(true)
+    );
+    assert_eq!(
+        parse_esp_control(&esp_control(1, false)[HEADER_LEN..]),
+        Some(false)
+    );
     assert_eq!(parse_esp_control(b"ncmo=2\n\0"), None);
 }
 
@@ -134,7 +159,10 @@ fn bad_configurations_are_errors_not_panics() {
     assert!(PulseConfig::parse(&lying).is_err());
     let mut routes = good.clone();
     routes[0x2d] = 3;
-    assert!(PulseConfig::parse(&routes).is_err(), "a count its length does not hold");
+    assert!(
+        PulseConfig::parse(&routes).is_err(),
+        "a count its length does not hold"
+    );
     assert!(parse_esp_config(&good).is_err());
     assert!(parse_esp_config(&[]).is_err());
     // An attribute of an unexpected length is skipped, as upstream does.
