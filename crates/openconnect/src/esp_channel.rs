@@ -5,11 +5,14 @@
 //! up and when it is dead are the session's decisions.
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use oc_net::udp::{datagrams_mut, BatchSocket, RecvBatch, SendBatch};
 use oc_net::TunReader;
-use oc_proto::esp::{DropSeverity, EspAction, EspProber, EspSession, Incoming};
+use oc_proto::esp::{
+    DropSeverity, EspAction, EspInbound, EspKeys, EspOutbound, EspParams, EspProber, EspSession,
+    EspSuite, Incoming, JuniperProber, SECRETS_BLOCK_LEN,
+};
 use oc_tls::esp::OpenSslEspCipher;
 use tracing::{debug, error, info, warn};
 
@@ -37,6 +40,84 @@ pub(crate) fn tunnel_mtu(opts: &Options, conn: &HttpsConnection, esp: bool) -> u
         (room - room % AES_BLOCK).saturating_sub(ESP_FOOTER)
     } else {
         base.saturating_sub(ip + 20 + TLS_OVERHEAD)
+    }
+}
+
+/// SPIs below this are reserved (RFC 4303).
+const MIN_SPI: u32 = 256;
+/// Pulse's and NC's ESP dead-peer interval when neither `--force-dpd` nor the gateway's
+/// fallback time says (upstream's `dtls_attempt_period`).
+const DEFAULT_JUNIPER_DPD: u64 = 60;
+
+/// Fresh keys for what we receive from a Pulse or NC gateway: the SPI, the secrets block
+/// it is told, and the keys split from it.
+pub(crate) fn new_inbound_keys(
+    suite: EspSuite,
+) -> Result<(u32, [u8; SECRETS_BLOCK_LEN], EspKeys), String> {
+    let mut secrets = [0u8; SECRETS_BLOCK_LEN];
+    let mut spi = [0u8; 4];
+    openssl::rand::rand_bytes(&mut secrets)
+        .and_then(|()| openssl::rand::rand_bytes(&mut spi))
+        .map_err(|e| format!("no random bytes for ESP keys: {e}"))?;
+    let spi = u32::from_be_bytes(spi).max(MIN_SPI);
+    let keys = EspKeys::from_block(spi, suite, &secrets).map_err(|e| e.to_string())?;
+    Ok((spi, secrets, keys))
+}
+
+fn cipher(keys: &EspKeys) -> Result<OpenSslEspCipher, String> {
+    OpenSslEspCipher::new(keys).map_err(|e| format!("Failed to setup ESP keys: {e}"))
+}
+
+/// ESP's dead-peer interval for Pulse and NC: `--force-dpd`, else the gateway's fallback
+/// time, else a minute.
+pub(crate) fn juniper_dpd(opts: &Options, fallback: Option<u32>) -> Duration {
+    let secs = opts
+        .force_dpd
+        .filter(|s| *s > 0)
+        .or(fallback.map(u64::from).filter(|s| *s > 0))
+        .unwrap_or(DEFAULT_JUNIPER_DPD);
+    Duration::from_secs(secs)
+}
+
+impl EspChannel<JuniperProber> {
+    /// A Pulse or NC channel to `server`: `outbound` the gateway's keys, `inbound` ours.
+    pub(crate) async fn juniper(
+        opts: &Options,
+        server: SocketAddr,
+        outbound: &EspKeys,
+        inbound: &EspKeys,
+        params: &EspParams,
+        now: Instant,
+    ) -> Result<Self, String> {
+        let session = EspSession::new(
+            EspOutbound::new(outbound.spi(), cipher(outbound)?),
+            EspInbound::new(
+                inbound.spi(),
+                cipher(inbound)?,
+                params.replay_protection.unwrap_or(true),
+            ),
+            JuniperProber {
+                gateway_is_ipv6: server.is_ipv6(),
+            },
+            Some(juniper_dpd(opts, params.ssl_fallback)),
+            now,
+        );
+        Self::open(server, opts.dtls_local_port, session).await
+    }
+}
+
+impl<P: EspProber> EspChannel<P> {
+    /// New keys both ways (the gateway's rekey); our previous ones stay for late packets.
+    pub(crate) fn rekey(&mut self, outbound: &EspKeys, inbound: &EspKeys) -> Result<(), String> {
+        let (out, inb) = (cipher(outbound)?, cipher(inbound)?);
+        self.session.rekey_outbound(outbound.spi(), out);
+        self.session.rekey_inbound(inbound.spi(), inb);
+        Ok(())
+    }
+
+    /// The channel failed outside the session's sight: down now, retried later.
+    pub(crate) fn lost(&mut self, now: Instant) {
+        self.session.lost(now);
     }
 }
 
@@ -83,11 +164,6 @@ impl<P: EspProber> EspChannel<P> {
 
     pub(crate) fn status(&self) -> &'static str {
         self.session.status()
-    }
-
-    /// The session, for a rekey.
-    pub(crate) fn session_mut(&mut self) -> &mut EspSession<OpenSslEspCipher, P> {
-        &mut self.session
     }
 
     /// Starts probing.
@@ -179,7 +255,7 @@ impl<P: EspProber> EspChannel<P> {
         let count = match read {
             Ok(n) => n,
             Err(e) => {
-                self.session.lost(now);
+                self.lost(now);
                 return Some(EspEvent::Abandoned(format!("ESP receive error: {e}")));
             }
         };

@@ -31,7 +31,7 @@ pub use packet::{EspHeader, NextHeader, ESP_HEADER_LEN, MAX_ESP_PACKET_LEN};
 pub use replay::{Arrival, ReplayWindow};
 pub use sa::{EspInbound, EspOutbound, InboundCounters, Opened};
 pub use session::{EspAction, EspProber, EspSession, Incoming};
-pub use suite::{EspEncryption, EspIntegrity, EspKeys, EspParams, EspSuite};
+pub use suite::{EspEncryption, EspIntegrity, EspKeys, EspParams, EspSuite, SECRETS_BLOCK_LEN};
 
 /// The probe Pulse and Juniper NC send and their gateways echo (upstream's
 /// `oncp_esp_send_probes`): one zero byte of payload, with the next header of the
@@ -76,6 +76,8 @@ pub enum EspError {
     },
     #[error("ESP integrity key of {got} bytes (1 to 64 are usable)")]
     IntegrityKeyLength { got: usize },
+    #[error("ESP secrets of {got} bytes (the suite's keys take {wanted})")]
+    ShortSecrets { got: usize, wanted: usize },
     #[error("payload {start}..{end} is not inside the {buffer}-byte buffer")]
     PayloadOutsideBuffer {
         start: usize,

@@ -177,6 +177,9 @@ impl fmt::Display for EspSuite {
     }
 }
 
+/// The secrets block in which Pulse and Network Connect hand over one direction's keys.
+pub const SECRETS_BLOCK_LEN: usize = 0x40;
+
 /// One direction of a security association: its SPI, suite and keys. What a vendor's
 /// configuration hands over (or, for the direction the client chooses, what the shell
 /// generated); the cipher is built from it.
@@ -216,6 +219,20 @@ impl EspKeys {
             encryption_key: KeyBytes::copy(encryption_key),
             integrity_key: KeyBytes::copy(integrity_key),
         })
+    }
+
+    /// One direction's keys from a secrets block as Pulse and Network Connect send them:
+    /// the encryption key, then the integrity key of the hash's own length.
+    pub fn from_block(spi: u32, suite: EspSuite, block: &[u8]) -> Result<Self, EspError> {
+        let enc_len = suite.encryption.key_len();
+        let mac_len = suite.integrity.standard_key_len();
+        let short = || EspError::ShortSecrets {
+            got: block.len(),
+            wanted: enc_len + mac_len,
+        };
+        let enc = block.get(..enc_len).ok_or_else(short)?;
+        let mac = block.get(enc_len..enc_len + mac_len).ok_or_else(short)?;
+        Self::new(spi, suite, enc, mac)
     }
 
     /// The SPI as a number (it travels big-endian).

@@ -21,7 +21,7 @@ use crate::esp::{EspEncryption, EspIntegrity, EspKeys, EspParams, EspSuite};
 use crate::ip_config::IpConfig;
 
 /// ESP secrets come as one block: the encryption key, then the HMAC key.
-pub const ESP_SECRETS_LEN: usize = 0x40;
+pub const ESP_SECRETS_LEN: usize = crate::esp::SECRETS_BLOCK_LEN;
 /// Name servers and WINS servers kept from one configuration.
 const MAX_NAME_SERVERS: usize = 3;
 /// Routes read from one configuration at most.
@@ -178,13 +178,10 @@ impl NcConfig {
 
 /// One direction's keys from a 64-byte secrets block.
 pub fn split_secrets(spi: u32, suite: EspSuite, secrets: &[u8]) -> Result<EspKeys, NcError> {
-    let enc_len = suite.encryption.key_len();
-    let mac_len = suite.integrity.standard_key_len();
-    let enc = secrets.get(..enc_len).ok_or(NcError::ShortSecrets)?;
-    let mac = secrets
-        .get(enc_len..enc_len + mac_len)
-        .ok_or(NcError::ShortSecrets)?;
-    EspKeys::new(spi, suite, enc, mac).map_err(|e| NcError::Keys(e.to_string()))
+    EspKeys::from_block(spi, suite, secrets).map_err(|e| match e {
+        crate::esp::EspError::ShortSecrets { .. } => NcError::ShortSecrets,
+        other => NcError::Keys(other.to_string()),
+    })
 }
 
 /// A TLV: its id, value and what follows it.

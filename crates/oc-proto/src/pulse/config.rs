@@ -30,7 +30,7 @@ pub const ESP_CONFIG: u32 = 0x2120_2400;
 /// Where the configuration's own content starts in the payload.
 const CONTENT: usize = 0x1c;
 /// ESP secrets come as one block: the encryption key, then the HMAC key.
-pub const ESP_SECRETS_LEN: usize = 0x40;
+pub const ESP_SECRETS_LEN: usize = crate::esp::SECRETS_BLOCK_LEN;
 /// An ESP configuration's payload (upstream's `len >= 0x6a`, less the header).
 const ESP_CONFIG_MIN: usize = 0x5a;
 const ROUTE_INCLUDE: u32 = 0x0700_0010;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use oc_net::udp::RecvBatch;
 use oc_net::TunReader;
-use oc_proto::esp::{EspInbound, EspKeys, EspOutbound, EspSession, JuniperProber};
+use oc_proto::esp::JuniperProber;
 use oc_proto::nc::config::{
     client_settings, esp_control, esp_keys_record, split_secrets, NcConfig, ESP_SECRETS_LEN,
 };
@@ -20,14 +20,13 @@ use oc_proto::nc::oncp::{
     KMP_ESP_KEYS, STATUS_OK, STATUS_ONCP_DISABLED,
 };
 use oc_proto::nc::{self, NcError};
-use oc_tls::esp::OpenSslEspCipher;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, error, info, warn};
 
 use super::request;
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::esp_channel::{tunnel_mtu, EspChannel, EspEvent};
+use crate::esp_channel::{new_inbound_keys, tunnel_mtu, EspChannel, EspEvent};
 use crate::host::TunnelHost;
 use crate::shell::{Backoff, Signals};
 use crate::transport::{Endpoint, HttpsConnection};
@@ -42,11 +41,6 @@ const TAILROOM: usize = 64;
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where ESP goes when the configuration does not say (NAT-T's port, as Juniper's).
 const DEFAULT_ESP_PORT: u16 = 4500;
-/// ESP's dead-peer interval when neither `--force-dpd` nor the gateway's fallback time
-/// says (upstream's `dtls_attempt_period`).
-const DEFAULT_ESP_DPD: u64 = 60;
-/// SPIs below this are reserved (RFC 4303).
-const MIN_SPI: u32 = 256;
 /// The logout page.
 const LOGOUT: &str = "/dana-na/auth/logout.cgi";
 
@@ -127,20 +121,6 @@ async fn connect(
     }
 }
 
-/// A new SPI and secrets block for what we receive.
-fn new_inbound_secrets() -> Result<(u32, [u8; ESP_SECRETS_LEN]), String> {
-    let mut secrets = [0u8; ESP_SECRETS_LEN];
-    let mut spi = [0u8; 4];
-    openssl::rand::rand_bytes(&mut secrets)
-        .and_then(|()| openssl::rand::rand_bytes(&mut spi))
-        .map_err(|e| format!("no random bytes for ESP keys: {e}"))?;
-    Ok((u32::from_be_bytes(spi).max(MIN_SPI), secrets))
-}
-
-fn cipher(keys: &EspKeys) -> Result<OpenSslEspCipher, String> {
-    OpenSslEspCipher::new(keys).map_err(|e| format!("Failed to setup ESP keys: {e}"))
-}
-
 impl NcTunnel<'_> {
     /// oNCP on a connection the tunnel request was accepted on: the hello, the
     /// configuration, our settings; then the network and ESP's probes.
@@ -211,41 +191,17 @@ impl NcTunnel<'_> {
             warn!("The server asks for LZO-compressed ESP, which is not supported; TLS only");
             return None;
         }
-        let made = new_inbound_secrets().and_then(|(spi, secrets)| {
-            let keys = split_secrets(spi, outbound.suite(), &secrets).map_err(|e| e.to_string())?;
-            Ok((spi, secrets, cipher(&keys)?, cipher(&outbound)?))
-        });
-        let (spi, secrets, inbound, outbound_cipher) = match made {
-            Ok(made) => made,
-            Err(e) => {
-                warn!("{e}");
-                return None;
-            }
-        };
-        let dpd = self
-            .opts
-            .force_dpd
-            .filter(|s| *s > 0)
-            .or(config.esp.ssl_fallback.map(u64::from).filter(|s| *s > 0))
-            .unwrap_or(DEFAULT_ESP_DPD);
-        let session = EspSession::new(
-            EspOutbound::new(outbound.spi(), outbound_cipher),
-            EspInbound::new(spi, inbound, config.esp.replay_protection.unwrap_or(true)),
-            JuniperProber {
-                gateway_is_ipv6: self.gateway.is_ipv6(),
-            },
-            Some(Duration::from_secs(dpd)),
-            now,
-        );
         let port = config.esp.port.unwrap_or(DEFAULT_ESP_PORT);
         let server = SocketAddr::new(self.gateway, port);
-        match EspChannel::open(server, self.opts.dtls_local_port, session).await {
-            Ok(esp) => Some((esp, spi, secrets)),
-            Err(e) => {
-                warn!("ESP: {e}");
-                None
+        let opened = match new_inbound_keys(outbound.suite()) {
+            Ok((spi, secrets, inbound)) => {
+                Esp::juniper(self.opts, server, &outbound, &inbound, &config.esp, now)
+                    .await
+                    .map(|esp| (esp, spi, secrets))
             }
-        }
+            Err(e) => Err(e),
+        };
+        opened.map_err(|e| warn!("ESP: {e}")).ok()
     }
 
     /// openconnect's words for the links in `Configured as ...`.
@@ -314,23 +270,18 @@ impl NcTunnel<'_> {
         };
         let made = split_secrets(*spi, suite, secrets)
             .map_err(|e| e.to_string())
-            .and_then(|out| cipher(&out))
             .and_then(|out| {
-                let (new_spi, new_secrets) = new_inbound_secrets()?;
-                let keys =
-                    split_secrets(new_spi, suite, &new_secrets).map_err(|e| e.to_string())?;
-                Ok((out, new_spi, new_secrets, cipher(&keys)?))
+                let (new_spi, new_secrets, inbound) = new_inbound_keys(suite)?;
+                esp.rekey(&out, &inbound)?;
+                Ok((new_spi, new_secrets))
             });
-        let (out, new_spi, new_secrets, inbound) = match made {
+        let (new_spi, new_secrets) = match made {
             Ok(made) => made,
             Err(e) => {
                 error!("Failed to set up ESP: {e}");
                 return Ok(());
             }
         };
-        let session = esp.session_mut();
-        session.rekey_outbound(*spi, out);
-        session.rekey_inbound(new_spi, inbound);
         info!("ESP rekeyed: outgoing SPI {spi:#010x}, incoming SPI {new_spi:#010x}");
         self.send_control(&esp_keys_record(new_spi, &new_secrets)?)
             .await
@@ -530,7 +481,7 @@ impl TunnelProtocol for NcTunnel<'_> {
                 .await;
             if let Err(why) = sent {
                 // These packets are lost; the next go over TLS.
-                esp.session_mut().lost(Instant::now());
+                esp.lost(Instant::now());
                 self.esp_down(&why).await?;
             }
             return Ok(());
