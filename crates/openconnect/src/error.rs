@@ -61,6 +61,8 @@ pub enum ClientError {
     GpFrame(#[from] oc_proto::gp::frame::FrameError),
     #[error(transparent)]
     Nc(#[from] oc_proto::nc::NcError),
+    #[error(transparent)]
+    Pulse(oc_proto::pulse::PulseError),
 }
 
 impl ClientError {

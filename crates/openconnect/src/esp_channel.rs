@@ -212,12 +212,14 @@ impl<P: EspProber> EspChannel<P> {
     }
 
     /// Seals the `count` packets of the last tun read (each at `headroom` in its buffer)
-    /// and sends them.
+    /// and sends them; with `only` an IP version, packets of the other stay (Pulse sends
+    /// them over TLS).
     pub(crate) async fn send_packets(
         &mut self,
         up: &mut TunReader,
         count: usize,
         headroom: usize,
+        only: Option<u8>,
         stats: &mut Stats,
     ) -> Result<(), String> {
         let now = Instant::now();
@@ -226,6 +228,10 @@ impl<P: EspProber> EspChannel<P> {
             let Some((buf, len)) = up.framed_with_tail_mut(i) else {
                 continue;
             };
+            let version = buf.get(headroom).map(|b| b >> 4);
+            if only.is_some_and(|v| version != Some(v)) {
+                continue;
+            }
             match self.session.seal(buf, headroom..headroom + len, now) {
                 Ok(sealed) => {
                     stats.sent(len);

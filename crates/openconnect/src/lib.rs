@@ -19,6 +19,7 @@ mod ppp_link;
 mod ppp_tunnel;
 mod ppp_udp;
 pub mod protocol;
+mod pulse;
 mod shell;
 pub mod token;
 pub mod transport;
@@ -121,6 +122,10 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         Protocol::Gp => {
             let filler = || form_filler(&opts, stdin_password);
             return gp::run(&opts, &endpoint, given_cookie, filler).await;
+        }
+        Protocol::Pulse => {
+            let filler = || form_filler(&opts, stdin_password);
+            return pulse::run(&opts, &endpoint, given_cookie, filler).await;
         }
         _ => {}
     }

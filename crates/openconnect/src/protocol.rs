@@ -68,7 +68,7 @@ pub const PROTOCOLS: &[ProtocolInfo] = &[
         description: "Compatible with Pulse Connect Secure SSL VPN",
         udp: Some("ESP"),
         hidden: false,
-        supported: false,
+        supported: true,
     },
     ProtocolInfo {
         protocol: Protocol::F5,
@@ -165,10 +165,10 @@ mod tests {
         assert_eq!(lookup(Some("NullPPP")).unwrap().protocol, Protocol::NullPpp);
         let unknown = lookup(Some("ipsec")).unwrap_err().to_string();
         assert_eq!(unknown, "Unknown VPN protocol 'ipsec'");
-        let later = lookup(Some("pulse")).unwrap_err().to_string();
+        let later = lookup(Some("array")).unwrap_err().to_string();
         assert!(
-            later.contains("Pulse Connect Secure")
-                && later.contains("anyconnect, nc, gp, f5, fortinet, nullppp"),
+            later.contains("Array")
+                && later.contains("anyconnect, nc, gp, pulse, f5, fortinet, nullppp"),
             "{later}"
         );
     }
@@ -177,7 +177,7 @@ mod tests {
     fn the_version_line_lists_what_works_without_hidden_ones() {
         assert_eq!(
             version_line(),
-            "Supported protocols: anyconnect (default), nc, gp, f5, fortinet"
+            "Supported protocols: anyconnect (default), nc, gp, pulse, f5, fortinet"
         );
         assert_eq!(PROTOCOLS.len(), 8);
     }

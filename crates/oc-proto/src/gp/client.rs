@@ -61,16 +61,21 @@ impl ClientInfo {
         }
     }
 
-    /// `clientos`: what GlobalProtect's own clients call the platform (upstream's
-    /// `gpst_os_name`; 9.01 says `Mac` for `apple-ios` and `Linux` for `android`).
+    /// `clientos`: what GlobalProtect's own clients call the platform.
     pub fn clientos(&self) -> &'static str {
-        match self.os.as_str() {
-            "mac-intel" => "Mac",
-            "apple-ios" => "iOS",
-            "linux" | "linux-64" => "Linux",
-            "android" => "Android",
-            _ => "Windows",
-        }
+        platform_name(&self.os)
+    }
+}
+
+/// What GlobalProtect's and Pulse's own clients call the platform `--os` names (upstream's
+/// `gpst_os_name`; 9.01 says `Mac` for `apple-ios` and `Linux` for `android`).
+pub fn platform_name(os: &str) -> &'static str {
+    match os {
+        "mac-intel" => "Mac",
+        "apple-ios" => "iOS",
+        "linux" | "linux-64" => "Linux",
+        "android" => "Android",
+        _ => "Windows",
     }
 }
 

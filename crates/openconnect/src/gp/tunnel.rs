@@ -419,7 +419,7 @@ impl TunnelProtocol for GpTunnel<'_> {
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
         if let Some(esp) = self.esp.as_mut().filter(|e| e.is_up()) {
             if let Err(why) = esp
-                .send_packets(up, count, HEADROOM, &mut self.host.stats)
+                .send_packets(up, count, HEADROOM, None, &mut self.host.stats)
                 .await
             {
                 self.esp_failed = Some(why);

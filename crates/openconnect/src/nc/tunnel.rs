@@ -477,7 +477,7 @@ impl TunnelProtocol for NcTunnel<'_> {
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
         if let Some(esp) = self.esp.as_mut().filter(|e| self.esp_on && e.is_up()) {
             let sent = esp
-                .send_packets(up, count, HEADROOM, &mut self.host.stats)
+                .send_packets(up, count, HEADROOM, None, &mut self.host.stats)
                 .await;
             if let Err(why) = sent {
                 // These packets are lost; the next go over TLS.

@@ -1,0 +1,348 @@
+//! A Pulse connection up to the tunnel: the upgrade to IF-T/TLS, the login (a form for
+//! each request, or a cookie presented), then the configuration: the main configuration,
+//! the ESP configuration answered at once with our keys and `ncmo`, until its end.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use oc_proto::esp::{EspKeys, JuniperProber};
+use oc_proto::gp::client::platform_name;
+use oc_proto::http::Request;
+use oc_proto::pulse::auth::{AuthStep, ClientInfo, PulseAuth};
+use oc_proto::pulse::config::{
+    esp_control, esp_reply, parse_esp_config, sub_type, PulseConfig, ESP_CONFIG, MAIN_CONFIG,
+    MAIN_CONFIG_R14,
+};
+use oc_proto::pulse::ift::{
+    packet, IftDecoder, IftPacket, JUNIPER_CONFIG, JUNIPER_END_OF_CONFIG, JUNIPER_FATAL,
+    JUNIPER_SESSION_INFO, JUNIPER_SESSION_INFO_ACK, VENDOR_JUNIPER,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use super::pulse_error;
+use crate::auth_ui::FormFiller;
+use crate::cli::Options;
+use crate::error::ClientError;
+use crate::esp_channel::{new_inbound_keys, EspChannel};
+use crate::transport::{Endpoint, HttpsConnection};
+use crate::user_agent;
+
+/// How long the server may take over one message of the login or configuration.
+const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
+/// What the user agent claims when it is not Pulse's own (newer servers refuse older
+/// claims, and enable IPv6 only for Pulse clients).
+const PULSE_VERSION: &str = "Pulse-Secure/22.8.5.41063";
+/// The acknowledgement newer servers want for their session information (0x96).
+const SESSION_INFO_ACK: [u8; 2] = [0x0a, 0x00];
+
+pub(super) type Esp = EspChannel<JuniperProber>;
+
+/// A message read whole, owned.
+#[derive(Debug, Clone)]
+pub(super) struct Message {
+    pub vendor: u32,
+    pub kind: u32,
+    pub seq: u32,
+    pub payload: Vec<u8>,
+}
+
+impl Message {
+    pub(super) fn packet(&self) -> IftPacket<'_> {
+        IftPacket {
+            vendor: self.vendor,
+            kind: self.kind,
+            seq: self.seq,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// A logged-in connection.
+pub(super) struct Session {
+    pub conn: HttpsConnection,
+    pub cookie: String,
+    pub decoder: IftDecoder,
+    /// Messages read and not yet handled.
+    pub queue: VecDeque<Message>,
+    /// Our next sequence number.
+    pub seq: u32,
+}
+
+/// What the configuration gave.
+pub(super) struct Configured {
+    pub config: PulseConfig,
+    pub esp: Option<Esp>,
+}
+
+/// `Pulse-Secure/...` around the user agent, unless it is one already (or IPv6 is off,
+/// as upstream leaves it then).
+fn pulse_user_agent(opts: &Options) -> String {
+    let agent = user_agent(opts);
+    if agent.starts_with("Pulse-Secure/") || opts.disable_ipv6 {
+        agent
+    } else {
+        format!("{PULSE_VERSION} ({agent})")
+    }
+}
+
+impl Session {
+    /// Connects, upgrades to IF-T/TLS and logs in: with `cookie` presented (no forms: a
+    /// question means it is dead), or by `filler`'s answers.
+    pub(super) async fn login(
+        opts: &Options,
+        endpoint: &Endpoint,
+        cookie: Option<&str>,
+        filler: Option<&mut FormFiller>,
+    ) -> Result<Self, ClientError> {
+        let mut conn = endpoint.connect().await?;
+        let mut req = Request::new("GET", endpoint.url.request_path())
+            .header("Host", endpoint.url.host_header())
+            .header("User-Agent", user_agent(opts));
+        if let Some(cookie) = cookie {
+            req = req.header("Cookie", format!("DSID={cookie}"));
+        }
+        let req = req
+            .header("Content-Type", "EAP")
+            .header("Upgrade", "IF-T/TLS 1.0")
+            .header("Content-Length", "0");
+        let (resp, early) = conn.exchange(&req, true).await?;
+        if resp.head.status != 101 {
+            return Err(ClientError::AuthAborted(format!(
+                "Unexpected {} result from server",
+                resp.head.status
+            )));
+        }
+        let mut session = Self {
+            conn,
+            cookie: String::new(),
+            decoder: IftDecoder::default(),
+            queue: VecDeque::new(),
+            seq: 0,
+        };
+        session.take(&early)?;
+        session.cookie = session.authenticate(opts, cookie, filler).await?;
+        Ok(session)
+    }
+
+    async fn authenticate(
+        &mut self,
+        opts: &Options,
+        cookie: Option<&str>,
+        mut filler: Option<&mut FormFiller>,
+    ) -> Result<String, ClientError> {
+        let info = ClientInfo {
+            hostname: opts.hostname(),
+            local_ip: self.conn.tls.get_ref().local_addr().ok().map(|a| a.ip()),
+            os: platform_name(opts.os.as_deref().unwrap_or("linux-64")).to_string(),
+            user_agent: pulse_user_agent(opts),
+        };
+        let (mut auth, first) = PulseAuth::new(info, cookie.map(str::to_string));
+        self.write(&first).await?;
+        loop {
+            let message = self.next().await?;
+            let step = auth.on_message(message.packet()).map_err(pulse_error)?;
+            match step {
+                AuthStep::Send(bytes) => self.write(&bytes).await?,
+                AuthStep::Ask(form) => {
+                    let Some(filler) = filler.as_deref_mut() else {
+                        return Err(pulse_error(oc_proto::pulse::PulseError::CookieRejected));
+                    };
+                    let answers = filler.fill(&form)?;
+                    let reply = auth.answer(&answers).map_err(pulse_error)?;
+                    self.write(&reply).await?;
+                }
+                AuthStep::Done { cookie } => {
+                    self.seq = auth.next_seq();
+                    info!("Pulse authentication succeeded");
+                    return Ok(cookie);
+                }
+            }
+        }
+    }
+
+    /// Bytes read from the connection into the queue of whole messages.
+    fn take(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        let queue = &mut self.queue;
+        self.decoder
+            .decode(bytes, |p| {
+                queue.push_back(Message {
+                    vendor: p.vendor,
+                    kind: p.kind,
+                    seq: p.seq,
+                    payload: p.payload.to_vec(),
+                });
+                Ok::<_, oc_proto::pulse::PulseError>(())
+            })
+            .map_err(pulse_error)
+    }
+
+    /// The next whole message.
+    pub(super) async fn next(&mut self) -> Result<Message, ClientError> {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            if let Some(message) = self.queue.pop_front() {
+                return Ok(message);
+            }
+            let read = tokio::time::timeout(MESSAGE_TIMEOUT, self.conn.tls.read(&mut buf));
+            let n = read
+                .await
+                .map_err(|_| ClientError::Timeout("the Pulse server's next message"))?
+                .map_err(ClientError::io("reading from the Pulse server"))?;
+            if n == 0 {
+                return Err(ClientError::Io {
+                    what: "reading from the Pulse server",
+                    source: std::io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            self.take(buf.get(..n).unwrap_or_default())?;
+        }
+    }
+
+    pub(super) async fn write(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
+        self.conn
+            .tls
+            .write_all(bytes)
+            .await
+            .map_err(ClientError::io("sending to the Pulse server"))
+    }
+
+    /// A Juniper message of ours, numbered.
+    pub(super) fn message(&mut self, kind: u32, payload: &[u8]) -> Vec<u8> {
+        let out = packet(VENDOR_JUNIPER, kind, self.seq, payload);
+        self.seq = self.seq.wrapping_add(1);
+        out
+    }
+
+    /// The configuration messages, until their end.
+    pub(super) async fn configure(&mut self, opts: &Options) -> Result<Configured, ClientError> {
+        let mut config: Option<PulseConfig> = None;
+        let mut esp = None;
+        loop {
+            let message = self.next().await?;
+            match (message.vendor, message.kind) {
+                (VENDOR_JUNIPER, JUNIPER_END_OF_CONFIG) => break,
+                (VENDOR_JUNIPER, JUNIPER_CONFIG) => {
+                    let payload = &message.payload;
+                    match sub_type(payload).map_err(pulse_error)? {
+                        MAIN_CONFIG | MAIN_CONFIG_R14 => {
+                            let main = PulseConfig::parse(payload).map_err(pulse_error)?;
+                            for (kind, len) in &main.unknown {
+                                debug!("Unknown attr {kind:#06x} len {len}");
+                            }
+                            config = Some(main);
+                        }
+                        ESP_CONFIG => {
+                            let main = config.as_ref().ok_or_else(|| {
+                                ClientError::System(
+                                    "the Pulse server sent ESP keys before its configuration"
+                                        .into(),
+                                )
+                            })?;
+                            esp = self.esp_config(opts, main, payload).await?;
+                        }
+                        other => info!("Skipping Pulse configuration message {other:#010x}"),
+                    }
+                }
+                (VENDOR_JUNIPER, JUNIPER_SESSION_INFO) => self.acknowledge_session_info().await?,
+                (VENDOR_JUNIPER, JUNIPER_FATAL) => {
+                    return Err(ClientError::ServerTerminated(fatal_text(&message.payload)))
+                }
+                (vendor, kind) => {
+                    debug!("Skipping Pulse message (vendor {vendor:#x}, type {kind:#x})")
+                }
+            }
+        }
+        let config = config.ok_or_else(|| {
+            ClientError::System("Insufficient configuration found: no main configuration".into())
+        })?;
+        if config.ip.mtu == 0 || config.ip.addresses().is_empty() {
+            return Err(ClientError::System(
+                "Insufficient configuration found: no MTU or no address".into(),
+            ));
+        }
+        Ok(Configured { config, esp })
+    }
+
+    pub(super) async fn acknowledge_session_info(&mut self) -> Result<(), ClientError> {
+        let ack = self.message(JUNIPER_SESSION_INFO_ACK, &SESSION_INFO_ACK);
+        self.write(&ack).await
+    }
+
+    /// An ESP configuration, answered at once: our keys and `ncmo=1` (`ncmo=0` when UDP is
+    /// off or ESP cannot be set up); the channel, probing, when it can.
+    async fn esp_config(
+        &mut self,
+        opts: &Options,
+        main: &PulseConfig,
+        payload: &[u8],
+    ) -> Result<Option<Esp>, ClientError> {
+        let (spi, secrets) = parse_esp_config(payload).map_err(pulse_error)?;
+        let suite = main.esp.suite();
+        let keys = suite.map(|s| (EspKeys::from_block(spi, s, secrets), new_inbound_keys(s)));
+        let (outbound, (in_spi, in_secrets, inbound)) = match keys {
+            Some((Ok(out), Ok(inb))) => (out, inb),
+            Some((Err(e), _)) => return self.no_esp(payload, &format!("ESP keys: {e}")).await,
+            Some((_, Err(e))) => return self.no_esp(payload, &e).await,
+            None => {
+                return self
+                    .no_esp(payload, "no ESP suite in the configuration")
+                    .await
+            }
+        };
+        let reply = esp_reply(self.seq, payload, in_spi, &in_secrets).map_err(pulse_error)?;
+        self.seq = self.seq.wrapping_add(1);
+        self.write(&reply).await?;
+        let port = main.esp.port;
+        let channel = match (opts.no_dtls, port) {
+            (true, _) => Err("UDP is off (--no-dtls)".to_string()),
+            (false, None) => Err("no ESP port in the configuration".to_string()),
+            (false, Some(port)) => {
+                let server = SocketAddr::new(self.conn.addr.ip(), port);
+                Esp::juniper(opts, server, &outbound, &inbound, &main.esp, Instant::now()).await
+            }
+        };
+        let on = channel.is_ok();
+        let control = esp_control(self.seq, on);
+        self.seq = self.seq.wrapping_add(1);
+        self.write(&control).await?;
+        match channel {
+            Ok(esp) => Ok(Some(esp)),
+            Err(why) => {
+                warn!("ESP: {why}; the tunnel is TLS only");
+                Ok(None)
+            }
+        }
+    }
+
+    /// ESP configuration that cannot be used: answered with fresh keys and `ncmo=0`, so
+    /// the server keeps to TLS.
+    async fn no_esp(&mut self, payload: &[u8], why: &str) -> Result<Option<Esp>, ClientError> {
+        warn!("Cannot set up ESP ({why}); the tunnel is TLS only");
+        let secrets = [0u8; oc_proto::pulse::config::ESP_SECRETS_LEN];
+        if let Ok(reply) = esp_reply(self.seq, payload, 0x100, &secrets) {
+            self.seq = self.seq.wrapping_add(1);
+            self.write(&reply).await?;
+        }
+        let control = esp_control(self.seq, false);
+        self.seq = self.seq.wrapping_add(1);
+        self.write(&control).await?;
+        Ok(None)
+    }
+}
+
+/// A fatal error's text: `errorType=N errorString=URL-encoded text`, as upstream says it.
+pub(super) fn fatal_text(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    let text = text.trim_end_matches(['\0', '\n']);
+    let reason = text
+        .strip_prefix("errorType=")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("?");
+    let message = text
+        .split_once(" errorString=")
+        .map(|(_, m)| oc_proto::url::percent_decode(m, false))
+        .unwrap_or_default();
+    format!("Pulse fatal error (reason: {reason}): {message}")
+}
