@@ -20,6 +20,7 @@
 //! - `form`: form and query decoding, HTML escaping;
 //! - `dtls`: the UDP socket, its dispatch to associations, their handshake and greeting;
 //! - `esp`: the ESP socket of the gateways whose UDP is ESP, its datagrams routed by SPI;
+//! - `juniper_esp`: Pulse's and Network Connect's ESP (keys, probes, rekeys) on it;
 //! - `carrier`: a tunnel's channel, TLS or DTLS ([`Carrier`]): reading, writing, closing;
 //! - `session`: the PPP session between a client's channel and the tun device
 //!   ([`TunLink`]).
@@ -48,6 +49,7 @@ mod carrier;
 mod dtls;
 mod esp;
 mod form;
+mod juniper_esp;
 mod logging;
 mod options;
 mod program;
@@ -61,6 +63,7 @@ pub use carrier::{Carrier, DtlsCarrier};
 pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
 pub use esp::{open_logged, serve_esp, EspMode, Sealer};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
+pub use juniper_esp::{Datagram, JuniperEsp, JuniperEspServer, Opened, Opening};
 pub use logging::{init_log, log_line, Throttle};
 pub use options::{
     netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, parse_with_own,

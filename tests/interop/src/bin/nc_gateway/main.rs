@@ -44,24 +44,21 @@ macro_rules! log {
     ($($arg:tt)*) => { ::ferroconnect_interop::gateway::log_line(format_args!($($arg)*)) };
 }
 
-mod esp;
 mod login;
 mod tunnel;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
     self, lock, parse_esp_suite, parse_value, parse_with_own, redirect, text, Answer, Common,
-    EspMode, Site, TunLink, Upgraded,
+    EspMode, JuniperEspServer, Site, TunLink, Upgraded,
 };
 use oc_proto::esp::{EspEncryption, EspIntegrity, EspSuite};
 use oc_proto::http::server::{Method, RequestLimits, ServerRequest};
-use tokio::net::UdpSocket;
-use tokio::sync::mpsc;
 
 use self::login::html;
 
@@ -200,9 +197,13 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
 }
 
 fn main() -> ExitCode {
-    gateway::main_with("nc_gateway", USAGE, parse_args, Gateway::new, |gw, _| {
-        esp::serve(gw)
-    })
+    gateway::main_with(
+        "nc_gateway",
+        USAGE,
+        parse_args,
+        Gateway::new,
+        |gw, _| async move { gw.esp.serve().await },
+    )
 }
 
 /// A login between its steps: the password was right; what is still to come.
@@ -219,23 +220,23 @@ struct State {
     /// `DSPREAUTH` values set and not yet checked.
     preauth: VecDeque<String>,
     sessions: VecDeque<String>,
-    /// The running tunnel's queue of ESP datagrams, by the SPIs the client sends with.
-    esp: HashMap<u32, mpsc::Sender<esp::Datagram>>,
 }
 
 struct Gateway {
     config: Config,
     link: TunLink,
     state: Mutex<State>,
-    /// The ESP socket, bound before the gateway says it listens; the UDP side takes it.
-    esp_socket: Mutex<Option<std::net::UdpSocket>>,
-    /// The ESP socket once served: tunnels send on it.
-    esp_out: OnceLock<Arc<UdpSocket>>,
+    esp: JuniperEspServer,
 }
 
 impl Gateway {
     fn new(config: Config, link: TunLink) -> Self {
-        let esp_socket = config.esp.bind(config.common.listen.ip(), config.esp_port);
+        let esp = JuniperEspServer::new(
+            config.esp,
+            config.common.listen.ip(),
+            config.esp_port,
+            config.suite,
+        );
         log!(
             "listening on https://{} (tun {}, user {}, realms {:?}, roles {:?}, token form {}, \
              confirmation {}, host checker {}, ESP {})",
@@ -251,23 +252,14 @@ impl Gateway {
             },
             config.confirm,
             config.host_checker,
-            config
-                .esp
-                .describe(esp_socket.is_some(), config.suite, config.esp_port)
+            esp.describe()
         );
         Self {
             config,
             link,
             state: Mutex::new(State::default()),
-            esp_socket: Mutex::new(esp_socket),
-            esp_out: OnceLock::new(),
+            esp,
         }
-    }
-
-    /// Whether ESP is offered (and its socket could be bound).
-    fn offers_esp(&self) -> bool {
-        self.config.esp != EspMode::Off
-            && (lock(&self.esp_socket).is_some() || self.esp_out.get().is_some())
     }
 
     /// Forgets the session: its tunnel ends.

@@ -8,7 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
-    field, flush_tun, parse_query, text, Answer, Throttle, Tls, TunHold, Upgraded,
+    field, flush_tun, parse_query, text, Answer, Datagram, JuniperEsp, Opened, Throttle, Tls,
+    TunHold, Upgraded,
 };
 use ipnet::Ipv4Net;
 use oc_net::{Coalescer, TunReader, TunWriter};
@@ -25,7 +26,6 @@ use oc_proto::nc::NcError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-use super::esp::{Datagram, EspSide, Opened};
 use super::Gateway;
 
 /// The answer that starts oNCP (its body is the tunnel).
@@ -100,7 +100,7 @@ struct Oncp<'g> {
     peer: SocketAddr,
     decoder: OncpDecoder,
     client: IpAddr,
-    esp: Option<EspSide<'g>>,
+    esp: Option<JuniperEsp<'g>>,
     to_tun: TunWriter,
     coalescer: Box<Coalescer>,
     spoofed: Throttle,
@@ -217,8 +217,8 @@ impl<'g> Oncp<'g> {
         };
         let (_, datagrams) = mpsc::channel(1);
         let mut datagrams = datagrams;
-        if self.gw.offers_esp() {
-            if let Some(opening) = EspSide::open(self.gw)? {
+        {
+            if let Some(opening) = JuniperEsp::open(&self.gw.esp)? {
                 nc.esp = EspParams {
                     encryption: Some(config.suite.encryption),
                     integrity: Some(config.suite.integrity),

@@ -1,22 +1,24 @@
-//! ESP over UDP: the dispatcher that hands each datagram to the tunnel whose keys its SPI
-//! names, and a tunnel's ESP side: its associations, the probes answered, packets sealed
-//! to the client's address and opened from it, the rekeys.
+//! ESP as Pulse and Network Connect gateways serve it: [`JuniperEspServer`] owns the UDP
+//! socket and hands each datagram to the tunnel whose keys its SPI names; a tunnel's
+//! [`JuniperEsp`] holds its associations, answers the probes (the single zero byte, echoed),
+//! seals packets to the client's address and opens them from it, and makes new keys for a
+//! rekey.
 //!
 //! Whatever arrives, the worst it gets is a (throttled) log line and the datagram dropped.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use ferroconnect_interop::gateway::{lock, open_logged, random_bytes, serve_esp, Sealer, Throttle};
 use oc_proto::esp::{
     is_juniper_probe, EspInbound, EspKeys, EspOutbound, EspSuite, NextHeader, JUNIPER_PROBE,
+    SECRETS_BLOCK_LEN as ESP_SECRETS_LEN,
 };
-use oc_proto::nc::config::{split_secrets, ESP_SECRETS_LEN};
 use oc_tls::esp::OpenSslEspCipher;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{EspMode, Gateway};
+use super::{lock, open_logged, random_bytes, serve_esp, EspMode, Sealer, Throttle};
 
 /// A datagram and where it came from.
 pub type Datagram = (Vec<u8>, SocketAddr);
@@ -26,32 +28,65 @@ const QUEUE: usize = 512;
 /// SPIs below this are reserved.
 const MIN_SPI: u32 = 256;
 
-/// Serves ESP until the runtime ends (nothing to do when ESP is off).
-pub async fn serve(gw: Arc<Gateway>) -> Result<(), String> {
-    let Some(socket) = lock(&gw.esp_socket).take() else {
-        return Ok(());
-    };
-    let ready = |socket: &Arc<UdpSocket>| {
-        let _ = gw.esp_out.set(Arc::clone(socket));
-    };
-    serve_esp(socket, ready, |_, spi, datagram, from| {
-        let tunnel = lock(&gw.state).esp.get(&spi).cloned();
-        match tunnel {
-            Some(tunnel) if tunnel.try_send((datagram.to_vec(), from)).is_ok() => Ok(()),
-            _ => Err(format!(
-                "ESP datagram for SPI {spi:#010x} ({} bytes) has no tunnel to take it",
-                datagram.len()
-            )),
-        }
-    })
-    .await
+/// A gateway's ESP: its socket and which tunnel each SPI belongs to.
+#[derive(Debug)]
+pub struct JuniperEspServer {
+    pub mode: EspMode,
+    pub suite: EspSuite,
+    pub port: u16,
+    /// Bound before the gateway says it listens; [`JuniperEspServer::serve`] takes it.
+    bound: Mutex<Option<std::net::UdpSocket>>,
+    socket: OnceLock<Arc<UdpSocket>>,
+    routes: Mutex<HashMap<u32, mpsc::Sender<Datagram>>>,
 }
 
-/// Fresh keys for one direction: the SPI, the secrets block as oNCP sends it, the keys.
+impl JuniperEspServer {
+    /// Binds ESP's socket on `ip`:`port` unless `mode` is off.
+    pub fn new(mode: EspMode, ip: IpAddr, port: u16, suite: EspSuite) -> Self {
+        Self {
+            mode,
+            suite,
+            port,
+            bound: Mutex::new(mode.bind(ip, port)),
+            socket: OnceLock::new(),
+            routes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// For the gateway's first log line.
+    pub fn describe(&self) -> String {
+        let bound = lock(&self.bound).is_some() || self.socket.get().is_some();
+        self.mode.describe(bound, self.suite, self.port)
+    }
+
+    /// Serves the socket until the runtime ends (at once, when ESP is off).
+    pub async fn serve(&self) -> Result<(), String> {
+        let Some(socket) = lock(&self.bound).take() else {
+            return Ok(());
+        };
+        let ready = |socket: &Arc<UdpSocket>| {
+            let _ = self.socket.set(Arc::clone(socket));
+        };
+        serve_esp(socket, ready, |_, spi, datagram, from| {
+            let tunnel = lock(&self.routes).get(&spi).cloned();
+            match tunnel {
+                Some(tunnel) if tunnel.try_send((datagram.to_vec(), from)).is_ok() => Ok(()),
+                _ => Err(format!(
+                    "ESP datagram for SPI {spi:#010x} ({} bytes) has no tunnel to take it",
+                    datagram.len()
+                )),
+            }
+        })
+        .await
+    }
+}
+
+/// Fresh keys for one direction: the SPI, the secrets block as the vendors send it, the
+/// keys.
 fn new_keys(suite: EspSuite) -> Result<(u32, [u8; ESP_SECRETS_LEN], EspKeys), String> {
     let spi = u32::from_be_bytes(random_bytes::<4>()).max(MIN_SPI);
     let secrets = random_bytes::<ESP_SECRETS_LEN>();
-    let keys = split_secrets(spi, suite, &secrets).map_err(|e| e.to_string())?;
+    let keys = EspKeys::from_block(spi, suite, &secrets).map_err(|e| e.to_string())?;
     Ok((spi, secrets, keys))
 }
 
@@ -60,6 +95,7 @@ fn cipher(keys: &EspKeys) -> Result<OpenSslEspCipher, String> {
 }
 
 /// What an opened datagram held.
+#[derive(Debug)]
 pub enum Opened {
     /// A probe (answered unless `--refuse-esp`).
     Probe,
@@ -69,29 +105,31 @@ pub enum Opened {
 }
 
 /// A tunnel's ESP as it starts.
+#[derive(Debug)]
 pub struct Opening<'g> {
-    pub side: EspSide<'g>,
+    pub side: JuniperEsp<'g>,
     pub datagrams: mpsc::Receiver<Datagram>,
-    /// What the client is to send with (the configuration's group 7).
+    /// What the client is to send with (in the configuration).
     pub spi: u32,
     pub secrets: [u8; ESP_SECRETS_LEN],
 }
 
 /// One tunnel's ESP.
-pub struct EspSide<'g> {
-    gw: &'g Gateway,
+#[derive(Debug)]
+pub struct JuniperEsp<'g> {
+    server: &'g JuniperEspServer,
     socket: Arc<UdpSocket>,
     suite: EspSuite,
     /// What the client sends with (the keys of our configuration, then of our rekeys).
     inbound: EspInbound<OpenSslEspCipher>,
-    /// What we send with: the client's keys, once its KMP 302 came.
+    /// What we send with: the client's keys, once they came.
     outbound: Option<EspOutbound<OpenSslEspCipher>>,
     /// The SPIs routed to this tunnel (unrouted when it ends).
     spis: Vec<u32>,
     sender: mpsc::Sender<Datagram>,
     /// Where the client's ESP comes from (its latest probe or packet).
     pub client: Option<SocketAddr>,
-    /// The client turned ESP on (KMP 303): packets for it go here.
+    /// The client turned ESP on: packets for it go here.
     pub on: bool,
     /// A probe came before the client's keys (they race on different paths): it is
     /// answered when they come.
@@ -102,19 +140,19 @@ pub struct EspSide<'g> {
     sealer: Sealer,
 }
 
-impl<'g> EspSide<'g> {
+impl<'g> JuniperEsp<'g> {
     /// New keys for the client to send with, routed to this tunnel: the side, the queue of
     /// its datagrams, and the SPI and secrets for the configuration. `None` when ESP is not
     /// served.
-    pub fn open(gw: &'g Gateway) -> Result<Option<Opening<'g>>, String> {
-        let Some(socket) = gw.esp_out.get().cloned() else {
+    pub fn open(server: &'g JuniperEspServer) -> Result<Option<Opening<'g>>, String> {
+        let Some(socket) = server.socket.get().cloned() else {
             return Ok(None);
         };
-        let suite = gw.config.suite;
+        let suite = server.suite;
         let (spi, secrets, keys) = new_keys(suite)?;
         let (sender, datagrams) = mpsc::channel(QUEUE);
         let mut side = Self {
-            gw,
+            server,
             socket,
             suite,
             inbound: EspInbound::new(spi, cipher(&keys)?, true),
@@ -139,19 +177,19 @@ impl<'g> EspSide<'g> {
     }
 
     fn route(&mut self, spi: u32) {
-        lock(&self.gw.state).esp.insert(spi, self.sender.clone());
+        lock(&self.server.routes).insert(spi, self.sender.clone());
         self.spis.push(spi);
         // The current SPI and the previous one (late packets) are enough.
         while self.spis.len() > 2 {
             let old = self.spis.remove(0);
-            lock(&self.gw.state).esp.remove(&old);
+            lock(&self.server.routes).remove(&old);
         }
     }
 
-    /// The client's KMP 302: the keys we send with from now on (a probe that came first
-    /// is answered now).
+    /// The client's keys: what we send with from now on (a probe that came first is
+    /// answered now).
     pub async fn client_keys(&mut self, spi: u32, secrets: &[u8]) -> Result<(), String> {
-        let keys = split_secrets(spi, self.suite, secrets).map_err(|e| e.to_string())?;
+        let keys = EspKeys::from_block(spi, self.suite, secrets).map_err(|e| e.to_string())?;
         let cipher = cipher(&keys)?;
         match self.outbound.as_mut() {
             Some(outbound) => outbound.rekey(spi, cipher),
@@ -167,7 +205,7 @@ impl<'g> EspSide<'g> {
     }
 
     /// A rekey: new keys for the client to send with (the old ones keep working for late
-    /// packets); the SPI and secrets for the KMP 302.
+    /// packets); the SPI and secrets to send the client.
     pub fn rekey(&mut self) -> Result<(u32, [u8; ESP_SECRETS_LEN]), String> {
         let (spi, secrets, keys) = new_keys(self.suite)?;
         self.inbound.rekey(spi, cipher(&keys)?);
@@ -186,7 +224,7 @@ impl<'g> EspSide<'g> {
             self.client = Some(from);
             return Opened::Packet(range);
         }
-        if self.gw.config.esp == EspMode::Refuse {
+        if self.server.mode == EspMode::Refuse {
             self.probes.log(format_args!(
                 "{from}: ESP probe left unanswered (--refuse-esp)"
             ));
@@ -234,11 +272,11 @@ impl<'g> EspSide<'g> {
     }
 }
 
-impl Drop for EspSide<'_> {
+impl Drop for JuniperEsp<'_> {
     fn drop(&mut self) {
-        let mut state = lock(&self.gw.state);
+        let mut routes = lock(&self.server.routes);
         for spi in &self.spis {
-            state.esp.remove(spi);
+            routes.remove(spi);
         }
     }
 }
