@@ -9,10 +9,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use oc_proto::esp::{
-    is_juniper_probe, EspInbound, EspKeys, EspOutbound, EspSuite, NextHeader, JUNIPER_PROBE,
-    SECRETS_BLOCK_LEN as ESP_SECRETS_LEN,
+    is_juniper_probe, EspInbound, EspKeys, EspOutbound, EspParams, EspSuite, NextHeader,
+    JUNIPER_PROBE, SECRETS_BLOCK_LEN as ESP_SECRETS_LEN,
 };
 use oc_tls::esp::OpenSslEspCipher;
 use tokio::net::UdpSocket;
@@ -57,6 +58,26 @@ impl JuniperEspServer {
     pub fn describe(&self) -> String {
         let bound = lock(&self.bound).is_some() || self.socket.get().is_some();
         self.mode.describe(bound, self.suite, self.port)
+    }
+
+    /// The ESP parameters a configuration offers: the suite, the port, the keys' lifetime
+    /// (`rekey`, else an hour), `fallback` seconds without ESP before TLS, replay
+    /// protection.
+    pub fn params(&self, rekey: Option<Duration>, fallback: u32) -> EspParams {
+        EspParams {
+            encryption: Some(self.suite.encryption),
+            integrity: Some(self.suite.integrity),
+            compression: false,
+            port: Some(self.port),
+            lifetime_bytes: None,
+            lifetime_seconds: Some(
+                rekey
+                    .and_then(|r| u32::try_from(r.as_secs()).ok())
+                    .unwrap_or(3600),
+            ),
+            ssl_fallback: Some(fallback),
+            replay_protection: Some(true),
+        }
     }
 
     /// Serves the socket until the runtime ends (at once, when ESP is off).

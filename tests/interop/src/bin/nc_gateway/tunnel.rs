@@ -13,7 +13,7 @@ use ferroconnect_interop::gateway::{
 };
 use ipnet::Ipv4Net;
 use oc_net::{Coalescer, TunReader, TunWriter};
-use oc_proto::esp::{EspParams, NextHeader};
+use oc_proto::esp::NextHeader;
 use oc_proto::http::server::ServerRequest;
 use oc_proto::ip::source;
 use oc_proto::ip_config::IpConfig;
@@ -215,34 +215,17 @@ impl<'g> Oncp<'g> {
             },
             ..NcConfig::default()
         };
-        let (_, datagrams) = mpsc::channel(1);
-        let mut datagrams = datagrams;
-        {
-            if let Some(opening) = JuniperEsp::open(&self.gw.esp)? {
-                nc.esp = EspParams {
-                    encryption: Some(config.suite.encryption),
-                    integrity: Some(config.suite.integrity),
-                    compression: false,
-                    port: Some(config.esp_port),
-                    lifetime_bytes: None,
-                    lifetime_seconds: Some(
-                        config
-                            .esp_rekey
-                            .and_then(|r| u32::try_from(r.as_secs()).ok())
-                            .unwrap_or(3600),
-                    ),
-                    ssl_fallback: Some(SSL_FALLBACK),
-                    replay_protection: Some(true),
-                };
-                nc.outbound = Some((opening.spi, opening.secrets.to_vec()));
-                log!(
-                    "{}: ESP keys for the client: SPI {:#010x}",
-                    self.peer,
-                    opening.spi
-                );
-                self.esp = Some(opening.side);
-                datagrams = opening.datagrams;
-            }
+        let (_, mut datagrams) = mpsc::channel(1);
+        if let Some(opening) = JuniperEsp::open(&self.gw.esp)? {
+            nc.esp = self.gw.esp.params(config.esp_rekey, SSL_FALLBACK);
+            nc.outbound = Some((opening.spi, opening.secrets.to_vec()));
+            log!(
+                "{}: ESP keys for the client: SPI {:#010x}",
+                self.peer,
+                opening.spi
+            );
+            self.esp = Some(opening.side);
+            datagrams = opening.datagrams;
         }
         self.write_record(tls, &status_record(STATUS_OK)).await?;
         let record = config_record(&nc).map_err(|e| e.to_string())?;
