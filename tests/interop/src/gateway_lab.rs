@@ -24,6 +24,8 @@ pub enum Vendor {
     Gp,
     /// Juniper Network Connect (`nc_gateway`): no PPP, ESP for its UDP channel.
     Nc,
+    /// Pulse Connect Secure (`pulse_gateway`): no PPP, ESP for its UDP channel.
+    Pulse,
 }
 
 impl Vendor {
@@ -34,6 +36,7 @@ impl Vendor {
             Self::F5 => "f5_gateway",
             Self::Gp => "gp_gateway",
             Self::Nc => "nc_gateway",
+            Self::Pulse => "pulse_gateway",
         }
     }
 
@@ -44,12 +47,13 @@ impl Vendor {
             Self::F5 => "f5",
             Self::Gp => "gp",
             Self::Nc => "nc",
+            Self::Pulse => "pulse",
         }
     }
 
     /// Whether its tunnel runs PPP (and the gateway logs PPP's end).
     pub fn carries_ppp(self) -> bool {
-        !matches!(self, Self::Gp | Self::Nc)
+        !matches!(self, Self::Gp | Self::Nc | Self::Pulse)
     }
 }
 
@@ -416,9 +420,9 @@ impl GatewayLab {
             "no tunnel after the reconnect:\n{}",
             self.logs()
         );
-        // 9.01 says nothing after a Network Connect reconnect.
-        let real_nc =
-            self.vendor == Vendor::Nc && self.lab.client_bin.ends_with("sbin/openconnect");
+        // 9.01 says nothing after a Network Connect or Pulse reconnect.
+        let real_nc = matches!(self.vendor, Vendor::Nc | Vendor::Pulse)
+            && self.lab.client_bin.ends_with("sbin/openconnect");
         assert!(
             real_nc || self.lab.log("client.log").contains("Reconnected"),
             "{}",

@@ -283,7 +283,8 @@ impl<'g> Oncp<'g> {
                     self.tls_input(buf.get(..n).unwrap_or_default(), device)?;
                     self.act_on_messages().await?;
                 }
-                next = datagrams.recv() => {
+                // Without ESP the queue is closed from the start: not waited on.
+                next = datagrams.recv(), if !datagrams.is_closed() || !datagrams.is_empty() => {
                     let Some(first) = next else { continue };
                     self.esp_input(first, datagrams, device).await;
                 }
