@@ -355,3 +355,49 @@ fn our_client_retries_a_wrong_password_then_gives_up_when_refused() {
     );
     pulse.assert_script_did_not_run();
 }
+
+fn octal(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
+/// Hostile IF-T through `openssl s_client` after the upgrade: a message whose length is
+/// shorter than its header ends that connection, as does one that is not the version
+/// request; an unknown page gets 404. Then openconnect 9.01 still logs in.
+#[test]
+fn hostile_if_t_is_logged_and_dropped() {
+    let mut pulse = start("pulse-hostile", &[], true);
+    let ip = pulse.lab.server_ip.clone();
+    let upgrade = "GET / HTTP/1.1\\r\\nHost: x\\r\\nUpgrade: IF-T/TLS 1.0\\r\\n\
+                   Content-Length: 0\\r\\n\\r\\n";
+    let send = |bytes: &[u8]| {
+        pulse.lab.in_client(&format!(
+            "(printf '{upgrade}'; sleep 0.3; printf '{}'; sleep 1) | \
+             timeout 10 openssl s_client -quiet -connect {ip}:443 2>/dev/null",
+            octal(bytes)
+        ))
+    };
+    let mut short = vec![0, 0, 0x55, 0x97, 0, 0, 0, 1, 0, 0, 0, 5, 0, 0, 0, 0];
+    let out = send(&short);
+    assert!(
+        out.stdout.starts_with(b"HTTP/1.1 101 Switching Protocols"),
+        "{}",
+        output_text(&out)
+    );
+    short[7] = 9;
+    short[11] = 16;
+    send(&short);
+    let gateway = pulse
+        .lab
+        .wait_for_log("gateway.log", "expected the version request", SECS(5));
+    assert!(
+        gateway.contains("an IF-T/TLS message of impossible length 5"),
+        "{gateway}"
+    );
+    let out = pulse.lab.in_client(&format!(
+        "curl -sk -o /dev/null -w '%{{http_code}}' https://{ip}/nowhere"
+    ));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+    let pid = pulse.spawn_client(&[]);
+    assert_esp_tunnel_up(&pulse);
+    says_goodbye(&mut pulse, pid);
+}
