@@ -96,6 +96,32 @@ impl ServerUrl {
         }
     }
 
+    /// Where a link, form action or redirect `target` on `page` (a path on this server)
+    /// leads, as a path on this server: an absolute path, a URL of this server, or a path
+    /// relative to the page's. `Err` with why, when it leads to another server.
+    pub fn path_on_server(&self, page: &str, target: &str) -> Result<String, String> {
+        if target.starts_with('/') {
+            return Ok(target.to_string());
+        }
+        if let Some(rest) = target.strip_prefix("https://") {
+            let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            let ours = authority.eq_ignore_ascii_case(&self.host_header())
+                || (self.port == 443
+                    && authority.eq_ignore_ascii_case(&format!("{}:443", self.host_for_url())));
+            return if ours {
+                Ok(if path.is_empty() { "/" } else { path }.to_string())
+            } else {
+                Err(format!("{target} is another server"))
+            };
+        }
+        if target.contains("://") {
+            return Err(format!("{target} is not this server's HTTPS"));
+        }
+        let base = page.split('?').next().unwrap_or(page);
+        let dir = base.rsplit_once('/').map_or("", |(dir, _)| dir);
+        Ok(format!("{dir}/{target}"))
+    }
+
     /// `https://host[:port]/` with no path, as openconnect prints `CONNECT_URL`.
     pub fn base_url(&self) -> String {
         format!("https://{}/", self.host_header())
@@ -142,6 +168,31 @@ pub fn percent_decode(text: &str, plus_is_space: bool) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn targets_resolve_on_this_server_only() {
+        let url = ServerUrl::parse("https://vpn.example.com/dana-na/").unwrap();
+        let page = "/dana-na/auth/url_default/welcome.cgi?p=1";
+        for (target, path) in [
+            ("/x", "/x"),
+            ("login.cgi", "/dana-na/auth/url_default/login.cgi"),
+            ("https://vpn.example.com/y?z", "/y?z"),
+            ("https://VPN.example.com:443", "/"),
+        ] {
+            assert_eq!(
+                url.path_on_server(page, target).as_deref(),
+                Ok(path),
+                "{target}"
+            );
+        }
+        for elsewhere in [
+            "https://idp.example.net/sso",
+            "http://vpn.example.com/",
+            "ftp://x",
+        ] {
+            assert!(url.path_on_server(page, elsewhere).is_err(), "{elsewhere}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -127,7 +127,7 @@ async fn login_page(
             .header("Host", host)
             .header("User-Agent", fortinet::USER_AGENT);
         let resp = exchange(endpoint, conn, jar, &req).await?;
-        let next = redirect_target(&resp);
+        let next = redirect_target(endpoint, &path, &resp);
         if let Some(r) = path
             .split_once("realm=")
             .map(|(_, r)| r.split('&').next().unwrap_or(r))

@@ -108,8 +108,9 @@ pub(crate) async fn exchange(
     Ok(resp)
 }
 
-/// A same-server redirect: `Location`, or FortiOS 7.4's `top.location="..."` page.
-pub(crate) fn redirect_target(resp: &Response) -> Option<String> {
+/// A same-server redirect from `page`: `Location`, or FortiOS 7.4's `top.location="..."`
+/// page; one to another server is not followed.
+pub(crate) fn redirect_target(endpoint: &Endpoint, page: &str, resp: &Response) -> Option<String> {
     let location = match resp.head.status {
         301..=303 | 307 | 308 => resp.head.header("Location").map(str::to_string),
         _ => {
@@ -119,8 +120,7 @@ pub(crate) fn redirect_target(resp: &Response) -> Option<String> {
                 .map(|(l, _)| l.to_string())
         }
     }?;
-    // Only paths on this server; a redirect elsewhere is not followed.
-    location.starts_with('/').then_some(location)
+    endpoint.url.path_on_server(page, &location).ok()
 }
 
 impl CookieJar {
@@ -173,7 +173,7 @@ pub(crate) async fn follow(
     let mut path = request.path.clone();
     let mut resp = exchange(endpoint, conn, jar, &request).await?;
     for _ in 0..limit {
-        let Some(target) = redirect_target(&resp) else {
+        let Some(target) = redirect_target(endpoint, &path, &resp) else {
             break;
         };
         path = target;

@@ -112,31 +112,11 @@ async fn login(
     )))
 }
 
-/// Where a form posts or a link leads, as a path on this server: an absolute path, a URL
-/// of this server, or a path relative to the page's.
+/// Where a form posts or a link leads, as a path on this server.
 fn same_server(endpoint: &Endpoint, page: &str, target: &str) -> Result<String, ClientError> {
-    if target.starts_with('/') {
-        return Ok(target.to_string());
-    }
-    if let Some(rest) = target.strip_prefix("https://") {
-        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        let url = &endpoint.url;
-        let ours = authority.eq_ignore_ascii_case(&url.host_header())
-            || (url.port == 443 && authority.eq_ignore_ascii_case(&format!("{}:443", url.host)));
-        if ours {
-            return Ok(if path.is_empty() { "/" } else { path }.to_string());
-        }
-        return Err(ClientError::AuthAborted(format!(
-            "the login goes on at another server ({target}); only this server's pages are \
-             followed"
-        )));
-    }
-    if target.contains("://") {
-        return Err(ClientError::AuthAborted(format!(
-            "the login goes on at {target}; only this server's HTTPS pages are followed"
-        )));
-    }
-    let base = page.split('?').next().unwrap_or(page);
-    let dir = base.rsplit_once('/').map_or("", |(dir, _)| dir);
-    Ok(format!("{dir}/{target}"))
+    endpoint.url.path_on_server(page, target).map_err(|why| {
+        ClientError::AuthAborted(format!(
+            "the login goes on at {why}; only this server's pages are followed"
+        ))
+    })
 }
