@@ -143,7 +143,7 @@ pub fn parse_html_form(
 ) -> Option<HtmlForm> {
     let mut found: Option<HtmlForm> = None;
     let mut in_wanted = false;
-    let mut select: Option<FormField> = None;
+    let mut selects = SelectReader::default();
     let mut capture_message = false;
     let mut message = String::new();
     for (tag, text_after) in tags(html).take(MAX_TAGS) {
@@ -162,38 +162,21 @@ pub fn parse_html_form(
                     });
                 }
             }
-            "/form" => in_wanted = false,
+            "/form" if in_wanted => {
+                in_wanted = false;
+                if let (Some(f), Some(s)) = (found.as_mut(), selects.finish()) {
+                    push_field(&mut f.form.fields, s);
+                }
+            }
             "input" if in_wanted => {
                 if let (Some(f), Some(field)) = (found.as_mut(), input_field(&attrs)) {
-                    if f.form.fields.len() < 64 {
-                        f.form.fields.push(field);
-                    }
+                    push_field(&mut f.form.fields, field);
                 }
             }
-            "select" if in_wanted => {
-                select = attr_of(&attrs, "name").map(|n| FormField {
-                    label: n.clone(),
-                    name: n,
-                    kind: FieldKind::Select(Vec::new()),
-                    value: None,
-                    token: false,
-                });
-            }
-            "option" => {
-                if let (Some(s), Some(v)) = (select.as_mut(), attr_of(&attrs, "value")) {
-                    if let FieldKind::Select(options) = &mut s.kind {
-                        if options.len() < 1024 {
-                            options.push(SelectOption {
-                                label: text_after.trim().to_string(),
-                                value: v,
-                            });
-                        }
-                    }
-                }
-            }
-            "/select" => {
-                if let (Some(f), Some(s)) = (found.as_mut(), select.take()) {
-                    f.form.fields.push(s);
+            "select" | "option" | "/select" if in_wanted => {
+                let fields = found.as_mut().map(|f| &mut f.form.fields);
+                if let Some(fields) = fields {
+                    selects.tag(&name, &attrs, &text_after, &mut |s| push_field(fields, s));
                 }
             }
             _ => {}
@@ -208,11 +191,85 @@ pub fn parse_html_form(
         }
     }
     let mut found = found?;
+    if let Some(s) = selects.finish() {
+        push_field(&mut found.form.fields, s);
+    }
     let message = message.trim();
     if !message.is_empty() {
         found.form.message = Some(message.to_string());
     }
     Some(found)
+}
+
+/// Choices read from one select at most.
+const MAX_CHOICES: usize = 1024;
+
+/// A `<select>` being read from a page's tags: its options, until `</select>` or (pages
+/// leave them open) the next `<select>` or the end.
+#[derive(Debug, Default)]
+pub(crate) struct SelectReader {
+    open: Option<FormField>,
+}
+
+impl SelectReader {
+    /// Takes a `select`, `option` or `/select` tag (`text` what follows it); a select
+    /// complete by it comes back. Other tags are not its business (`false`).
+    pub(crate) fn tag(
+        &mut self,
+        name: &str,
+        attrs: &[(String, String)],
+        text: &str,
+        done: &mut dyn FnMut(FormField),
+    ) -> bool {
+        match name {
+            "select" => {
+                if let Some(select) = self.open.take() {
+                    done(select);
+                }
+                self.open = attr_of(attrs, "name").map(|n| FormField {
+                    label: n.clone(),
+                    name: n,
+                    kind: FieldKind::Select(Vec::new()),
+                    value: None,
+                    token: false,
+                });
+            }
+            "option" => {
+                let open = self.open.as_mut().map(|s| &mut s.kind);
+                if let (Some(FieldKind::Select(options)), Some(value)) =
+                    (open, attr_of(attrs, "value"))
+                {
+                    if options.len() < MAX_CHOICES {
+                        options.push(SelectOption {
+                            value,
+                            label: text.trim().to_string(),
+                        });
+                    }
+                }
+            }
+            "/select" => {
+                if let Some(select) = self.open.take() {
+                    done(select);
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// A select still open at the end of the form.
+    pub(crate) fn finish(&mut self) -> Option<FormField> {
+        self.open.take()
+    }
+}
+
+/// Fields read from one form at most.
+const MAX_FIELDS: usize = 64;
+
+fn push_field(fields: &mut Vec<FormField>, field: FormField) {
+    if fields.len() < MAX_FIELDS {
+        fields.push(field);
+    }
 }
 
 fn input_field(attrs: &[(String, String)]) -> Option<FormField> {
@@ -445,5 +502,15 @@ mod html_tests {
         );
         // Digits only: a sign is no number.
         assert_eq!(decode_entities("&#+65;&#x+42;"), "&#+65;&#x+42;");
+        // Selects left open end at the next select and at the form's end.
+        let f = parse_html_form(
+            "<form><select name=a><option value=1>One<select name=b><option value=2>Two\
+             </form>",
+            None,
+            None,
+        )
+        .unwrap();
+        let names: Vec<&str> = f.form.fields.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
     }
 }

@@ -15,7 +15,7 @@
 //! user would press; checkboxes go with their value; `realm` (or the roles list) is what
 //! `--authgroup` chooses; a `sn-postauth-text` or `sn-preauth-text` text area is the banner.
 
-use crate::form::{attr_of, tags, AuthForm, FieldKind, FormField, SelectOption};
+use crate::form::{attr_of, tags, AuthForm, FieldKind, FormField, SelectOption, SelectReader};
 
 use super::NcError;
 
@@ -129,8 +129,11 @@ pub fn read_page(html: &str) -> Result<NcPage, NcError> {
 
 /// The form's fields up to its end.
 fn read_fields(form: &mut AuthForm, tags: impl Iterator<Item = (Tag, String)>, button: &str) {
-    let mut select: Option<FormField> = None;
+    let mut selects = SelectReader::default();
     for ((tag, attrs), text) in tags {
+        if selects.tag(&tag, &attrs, &text, &mut |s| add_select(form, s)) {
+            continue;
+        }
         match tag.as_str() {
             "/form" => break,
             "input" => {
@@ -138,26 +141,6 @@ fn read_fields(form: &mut AuthForm, tags: impl Iterator<Item = (Tag, String)>, b
                     add(form, field);
                 }
             }
-            "select" => {
-                // A select left open ends where the next one starts.
-                add_select(form, select.take());
-                select = attr_of(&attrs, "name")
-                    .map(|name| field(&name, FieldKind::Select(Vec::new()), None));
-            }
-            "option" => {
-                if let (Some(FieldKind::Select(options)), Some(value)) = (
-                    select.as_mut().map(|s| &mut s.kind),
-                    attr_of(&attrs, "value"),
-                ) {
-                    if options.len() < MAX_CHOICES {
-                        options.push(SelectOption {
-                            value,
-                            label: text.trim().to_string(),
-                        });
-                    }
-                }
-            }
-            "/select" => add_select(form, select.take()),
             "textarea" => {
                 let name = attr_of(&attrs, "name")
                     .unwrap_or_default()
@@ -169,14 +152,13 @@ fn read_fields(form: &mut AuthForm, tags: impl Iterator<Item = (Tag, String)>, b
             _ => {}
         }
     }
-    add_select(form, select);
+    if let Some(select) = selects.finish() {
+        add_select(form, select);
+    }
 }
 
 /// A select once read; `realm` is the group `--authgroup` chooses.
-fn add_select(form: &mut AuthForm, select: Option<FormField>) {
-    let Some(select) = select else {
-        return;
-    };
+fn add_select(form: &mut AuthForm, select: FormField) {
     let name = select.name.clone();
     add(form, select);
     if name == "realm" && form.fields.iter().any(|f| f.name == name) {
