@@ -5,6 +5,7 @@
 //! protocol decision testable with a simulated clock and an in-memory link.
 
 pub mod anyconnect;
+pub mod array;
 pub mod compress;
 pub mod esp;
 pub mod f5;
