@@ -339,6 +339,26 @@ pub fn dtls_answer(port: u16) -> Vec<u8> {
     out
 }
 
+/// How the gateway answered our DTLS greeting: `200 OK`, or any well-formed IP packet
+/// (the answer may be lost; data proves the channel as well).
+pub fn read_dtls_answer(record: &[u8]) -> crate::udp_link::ProbeAnswer {
+    let packet = matches!(ip_length(record), Some(Ok(len)) if len == record.len());
+    if record.starts_with(DTLS_ACCEPTED) || packet {
+        crate::udp_link::ProbeAnswer::Accepted {
+            ipv4: None,
+            ipv6: None,
+        }
+    } else {
+        crate::udp_link::ProbeAnswer::Unrecognised
+    }
+}
+
+/// The client's first DTLS record: its id and `13` (without which the server's worker
+/// fails once it has data to send, as upstream notes).
+pub fn dtls_greeting(id: &str) -> Vec<u8> {
+    format!("{id}{DTLS_GREETING_SUFFIX}").into_bytes()
+}
+
 /// The type of a control packet (an IPv4 header of protocol 0xff as long as it says), or
 /// `None` for an ordinary packet.
 pub fn control_type(packet: &[u8]) -> Option<u16> {

@@ -110,7 +110,7 @@ BASH COMPLETION
     openconnect does.
 
 NOT YET SUPPORTED
-    Protocol array, proxies, and host checks other than GlobalProtect's HIP
+    Proxies, and host checks other than GlobalProtect's HIP
     report and Network Connect's TNCC (--csd-wrapper with another protocol) are refused
     with an error naming them. Network Connect's LZO-compressed ESP is not read: such a
     server's tunnel stays on TLS.";
@@ -827,8 +827,6 @@ mod tests {
     fn unsupported_options_are_named() {
         let err = Options::from_args(args(&["openconnect", "--proxy=p:1", "vpn"])).unwrap_err();
         assert!(err.to_string().contains("--proxy"), "{err}");
-        let o = Options::from_args(args(&["openconnect", "--protocol=array", "vpn"])).unwrap();
-        assert!(o.validate().unwrap_err().to_string().contains("array"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
         let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];

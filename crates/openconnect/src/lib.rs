@@ -4,6 +4,7 @@
 //! crate moves bytes between the TLS connection, the tun device, the terminal and the
 //! vpnc-script, and maps outcomes to openconnect's messages and exit codes.
 
+mod array;
 pub mod auth_ui;
 pub mod cli;
 pub mod complete;
@@ -126,6 +127,10 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         Protocol::Pulse => {
             let filler = || form_filler(&opts, stdin_password);
             return pulse::run(&opts, &endpoint, given_cookie, filler).await;
+        }
+        Protocol::Array => {
+            let filler = || form_filler(&opts, stdin_password);
+            return array::run(&opts, &endpoint, given_cookie, filler).await;
         }
         _ => {}
     }

@@ -66,6 +66,15 @@ fn the_answers_read_back() {
     assert!(unknown.is_empty(), "{unknown:?}");
     assert_eq!(parse_dtls_answer(&dtls_answer(4433)), Some(4433));
     assert_eq!(parse_dtls_answer(b"no UDP for you"), None);
+    use crate::udp_link::ProbeAnswer;
+    let accepted = |r: &[u8]| matches!(read_dtls_answer(r), ProbeAnswer::Accepted { .. });
+    assert!(accepted(b"200 OK"));
+    assert!(
+        accepted(&control(CONTROL_DPD, &[])),
+        "a DPD echo proves the channel too"
+    );
+    assert!(!accepted(b"500 no"));
+    assert_eq!(dtls_greeting("AB"), b"AB13");
 }
 
 #[test]
