@@ -26,6 +26,8 @@ pub enum Vendor {
     Nc,
     /// Pulse Connect Secure (`pulse_gateway`): no PPP, ESP for its UDP channel.
     Pulse,
+    /// Array Networks (`array_gateway`): no PPP, raw IP over TLS and DTLS.
+    Array,
 }
 
 impl Vendor {
@@ -37,6 +39,7 @@ impl Vendor {
             Self::Gp => "gp_gateway",
             Self::Nc => "nc_gateway",
             Self::Pulse => "pulse_gateway",
+            Self::Array => "array_gateway",
         }
     }
 
@@ -48,14 +51,20 @@ impl Vendor {
             Self::Gp => "gp",
             Self::Nc => "nc",
             Self::Pulse => "pulse",
+            Self::Array => "array",
         }
     }
 
     /// Whether its tunnel runs PPP (and the gateway logs PPP's end).
     pub fn carries_ppp(self) -> bool {
-        !matches!(self, Self::Gp | Self::Nc | Self::Pulse)
+        !matches!(self, Self::Gp | Self::Nc | Self::Pulse | Self::Array)
     }
 }
+
+/// The method Array test gateways are started with (`--method`), as the client's `-F`
+/// gives it.
+pub const ARRAY_METHOD: &str = "local";
+const ARRAY_METHOD_ENTRY: &str = "form:method=local";
 
 /// A lab for a vendor gateway and the client that logs in to it.
 #[derive(Debug)]
@@ -150,7 +159,14 @@ impl GatewayLab {
     /// The client's arguments: the vendor's protocol, [`USER`] with the password on stdin,
     /// the pinned certificate, the recording vpnc-script, then `rest` and the gateway's URL.
     pub fn client_args(&self, rest: &[&str]) -> Vec<String> {
-        self.args(&["-u", USER, "--passwd-on-stdin"], rest)
+        match self.vendor {
+            // Array's login asks for its method too (not an authgroup: a form field).
+            Vendor::Array => self.args(
+                &["-u", USER, "--passwd-on-stdin", "-F", ARRAY_METHOD_ENTRY],
+                rest,
+            ),
+            _ => self.args(&["-u", USER, "--passwd-on-stdin"], rest),
+        }
     }
 
     /// The vendor's protocol, `login`, the pinned certificate, the recording vpnc-script,
@@ -421,7 +437,7 @@ impl GatewayLab {
             self.logs()
         );
         // 9.01 says nothing after a Network Connect or Pulse reconnect.
-        let real_nc = matches!(self.vendor, Vendor::Nc | Vendor::Pulse)
+        let real_nc = matches!(self.vendor, Vendor::Nc | Vendor::Pulse | Vendor::Array)
             && self.lab.client_bin.ends_with("sbin/openconnect");
         assert!(
             real_nc || self.lab.log("client.log").contains("Reconnected"),

@@ -73,6 +73,13 @@ pub enum Greeting {
     },
     /// Send `answer` and drop the association.
     Refuse { answer: Vec<u8>, why: String },
+    /// Send `answer`, then hand the association to the session's tunnel (which carries its
+    /// packets next to its TLS connection: Array's).
+    HandOver {
+        answer: Vec<u8>,
+        session: String,
+        tunnel: mpsc::Sender<DtlsCarrier>,
+    },
 }
 
 /// The UDP socket and DTLS server context, opened before serving.
@@ -256,6 +263,23 @@ async fn associate<S: DtlsSite>(
                 .map_err(|e| format!("DTLS: {e}"))?;
             dtls.transmit_now();
             Ok(format!("greeting refused ({why})"))
+        }
+        Greeting::HandOver {
+            answer,
+            session,
+            tunnel,
+        } => {
+            dtls.channel
+                .send(&answer)
+                .map_err(|e| format!("DTLS: {e}"))?;
+            dtls.transmit_now();
+            dtls.answer = answer;
+            log!("DTLS association of session {session} handed to its tunnel ({peer})");
+            tunnel
+                .send(dtls)
+                .await
+                .map_err(|_| "the session's tunnel ended".to_string())?;
+            Ok("handed to the session's tunnel".into())
         }
         Greeting::Accept {
             answer,
