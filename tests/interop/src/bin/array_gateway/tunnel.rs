@@ -159,7 +159,7 @@ async fn serve(
                     Ok(n) => n,
                 };
                 let bytes = buf.get(..n).unwrap_or_default().to_vec();
-                let controls = link.from_tls(&bytes, device);
+                let controls = link.tls_input(&bytes, device);
                 for kind in controls {
                     link.tls_control(gw, kind, &bytes, tls, &mut registered).await?;
                 }
@@ -174,7 +174,7 @@ async fn serve(
                 match read {
                     Ok(n) => {
                         let bytes = dtls_buf.get(..n).unwrap_or_default().to_vec();
-                        link.from_dtls(&bytes, device).await;
+                        link.dtls_input(&bytes, device).await;
                     }
                     Err(e) => {
                         log!("{peer}: DTLS ended: {e}; TLS carries the tunnel");
@@ -184,7 +184,7 @@ async fn serve(
             }
             read = from_tun.recv(device) => {
                 let count = read.map_err(|e| format!("reading tun: {e}"))?;
-                link.to_client(&mut from_tun, count, tls).await?;
+                link.send_to_client(&mut from_tun, count, tls).await?;
             }
         }
     }
@@ -225,7 +225,7 @@ struct Link {
 
 impl Link {
     /// Packets from TLS to the tun device; the control packets' types, in order.
-    fn from_tls(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) -> Vec<u16> {
+    fn tls_input(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) -> Vec<u16> {
         let mut controls = Vec::new();
         let Self {
             stream,
@@ -291,7 +291,7 @@ impl Link {
     }
 
     /// Records from the DTLS association: packets to the tun device, DPDs echoed there.
-    async fn from_dtls(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) {
+    async fn dtls_input(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) {
         let mut dpds = 0;
         let mut stream = PacketStream::new(MAX_PACKET);
         let Self {
@@ -319,7 +319,7 @@ impl Link {
     }
 
     /// Packets from the tun device: on DTLS while the client has it, else on TLS.
-    async fn to_client(
+    async fn send_to_client(
         &mut self,
         from_tun: &mut TunReader,
         count: usize,
