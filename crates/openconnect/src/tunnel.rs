@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::cli::Options;
 use crate::dtls::{DtlsLink, DtlsSettings};
 use crate::error::ClientError;
-use crate::shell::{run_script_logged, settle_in, Backoff, Signals, Stats, TunSink};
+use crate::shell::{run_script_logged, settle_in, Stats, TunSink};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::udp_channel::UdpChannel;
@@ -360,62 +360,37 @@ impl Tunnel<'_> {
 
     /// Reconnects with the cookie, keeping the tun device. Returns `Some` when a signal
     /// ended the wait instead.
-    async fn reconnect_cstp(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        warn!("{why}; reconnecting");
-        run_script_logged(
-            &self.script,
-            Reason::AttemptReconnect,
-            &self.script_context(),
-        );
-        let mut backoff = Backoff::new(self.opts);
-        loop {
-            let previous = self.previous_addresses();
-            let offer = self.dtls.offer();
-            match connect_tunnel(
-                self.opts,
-                self.endpoint,
-                &self.cookie,
-                &previous,
-                offer,
-                None,
-            )
-            .await
-            {
-                Ok((conn, config, pending)) => {
-                    if config.ip.ipv4 != self.config.ip.ipv4
-                        || config.ip.ipv6 != self.config.ip.ipv6
-                    {
-                        return Err(ClientError::AddressChanged(format!(
-                            "had {:?}/{:?}, got {:?}/{:?}",
-                            self.config.ip.ipv4,
-                            self.config.ip.ipv6,
-                            config.ip.ipv4,
-                            config.ip.ipv6
-                        )));
-                    }
-                    self.conn = conn;
-                    self.session = new_session(&config);
-                    self.config = config;
-                    self.pending = pending;
-                    let gateway = self.conn.addr.ip();
-                    self.dtls
-                        .begin(self.conn.tls.ssl(), gateway, &self.config)
-                        .await;
-                    info!("Reconnected");
-                    run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
-                    return Ok(None);
-                }
-                Err(e) => {
-                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
-                        return Ok(Some(done));
-                    }
-                }
-            }
+    /// One reconnect: CONNECT again with the cookie; the same addresses, or the cookie
+    /// counts as rejected.
+    async fn reconnect_cstp(&mut self) -> Result<(), ClientError> {
+        let previous = self.previous_addresses();
+        let offer = self.dtls.offer();
+        let (conn, config, pending) = connect_tunnel(
+            self.opts,
+            self.endpoint,
+            &self.cookie,
+            &previous,
+            offer,
+            None,
+        )
+        .await?;
+        if config.ip.ipv4 != self.config.ip.ipv4 || config.ip.ipv6 != self.config.ip.ipv6 {
+            return Err(ClientError::AddressChanged(format!(
+                "had {:?}/{:?}, got {:?}/{:?}",
+                self.config.ip.ipv4, self.config.ip.ipv6, config.ip.ipv4, config.ip.ipv6
+            )));
         }
+        self.conn = conn;
+        self.session = new_session(&config);
+        self.config = config;
+        self.pending = pending;
+        let gateway = self.conn.addr.ip();
+        self.dtls
+            .begin(self.conn.tls.ssl(), gateway, &self.config)
+            .await;
+        info!("Reconnected");
+        run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
+        Ok(())
     }
 }
 
@@ -498,11 +473,19 @@ impl TunnelProtocol for Tunnel<'_> {
         let _ = self.conn.tls.shutdown().await;
     }
 
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        self.reconnect_cstp(why, signals).await
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    async fn prepare_reconnect(&mut self, _why: &str) {
+        run_script_logged(
+            &self.script,
+            Reason::AttemptReconnect,
+            &self.script_context(),
+        );
+    }
+
+    async fn reconnect_once(&mut self) -> Result<(), ClientError> {
+        self.reconnect_cstp().await
     }
 }

@@ -12,11 +12,12 @@ use oc_net::udp::{BatchSocket, RecvBatch};
 use oc_net::TunReader;
 use oc_tls::TlsStream;
 use tokio::io::AsyncReadExt;
-use tracing::info;
+use tracing::{info, warn};
 use tun_rs::AsyncDevice;
 
+use crate::cli::Options;
 use crate::error::ClientError;
-use crate::shell::{Sig, Signals, CANCELLED, DETACHED};
+use crate::shell::{Backoff, Sig, Signals, CANCELLED, DETACHED};
 use crate::Finished;
 
 /// Why the packet loop stopped.
@@ -91,12 +92,16 @@ pub(crate) trait TunnelProtocol {
         None
     }
 
-    /// Reconnects after a loss; `Some` when a signal ended the wait instead.
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError>;
+    /// The options (for the reconnect's time limit).
+    fn options(&self) -> &Options;
+
+    /// After a loss, before the attempts: the old connection closed, the script's
+    /// `attempt-reconnect`.
+    async fn prepare_reconnect(&mut self, why: &str);
+
+    /// One attempt to reconnect (the loop around it, its waits and its time limit are
+    /// [`run`]'s).
+    async fn reconnect_once(&mut self) -> Result<(), ClientError>;
 }
 
 /// Runs `protocol`'s tunnel until it ends.
@@ -118,8 +123,33 @@ pub(crate) async fn run<P: TunnelProtocol>(protocol: &mut P) -> Result<Finished,
                 if let Some(e) = protocol.give_up(&why) {
                     return Err(e);
                 }
-                if let Some(done) = protocol.reconnect(&why, &mut signals).await? {
+                if let Some(done) = reconnect(protocol, &why, &mut signals).await? {
                     return Ok(done);
+                }
+            }
+        }
+    }
+}
+
+/// Reconnects after a loss, attempt after attempt with openconnect's growing waits, until
+/// one works, the error lasts, time is up or a signal ends the wait (`Some`).
+async fn reconnect<P: TunnelProtocol>(
+    protocol: &mut P,
+    why: &str,
+    signals: &mut Signals,
+) -> Result<Option<Finished>, ClientError> {
+    warn!("{why}; reconnecting");
+    protocol.prepare_reconnect(why).await;
+    let mut backoff = Backoff::new(protocol.options());
+    loop {
+        match protocol.reconnect_once().await {
+            Ok(()) => return Ok(None),
+            Err(e) => {
+                if let Some(done) = backoff
+                    .failed(e, signals, &|| protocol.print_stats())
+                    .await?
+                {
+                    return Ok(Some(done));
                 }
             }
         }

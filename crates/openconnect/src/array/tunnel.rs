@@ -27,7 +27,7 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::host::TunnelHost;
 use crate::ppp_udp::{PppUdp, UdpEvent, UdpGrant};
-use crate::shell::{Backoff, Signals};
+
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::{user_agent, Finished};
@@ -489,29 +489,17 @@ impl TunnelProtocol for ArrayTunnel<'_> {
             .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
     }
 
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        warn!("{why}; reconnecting");
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    async fn prepare_reconnect(&mut self, _why: &str) {
         self.close().await;
         self.host.attempt_reconnect();
-        let mut backoff = Backoff::new(self.opts);
-        loop {
-            let attempt = async {
-                let (conn, setup) =
-                    connect(self.opts, self.endpoint, self.cookie, &self.id).await?;
-                self.start(conn, setup).await
-            };
-            match attempt.await {
-                Ok(()) => return Ok(None),
-                Err(e) => {
-                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
-                        return Ok(Some(done));
-                    }
-                }
-            }
-        }
+    }
+
+    async fn reconnect_once(&mut self) -> Result<(), ClientError> {
+        let (conn, setup) = connect(self.opts, self.endpoint, self.cookie, &self.id).await?;
+        self.start(conn, setup).await
     }
 }

@@ -25,7 +25,7 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::esp_channel::{EspChannel, EspEvent};
 use crate::host::TunnelHost;
-use crate::shell::{Backoff, Signals};
+
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::web::CookieJar;
@@ -503,23 +503,15 @@ impl TunnelProtocol for GpTunnel<'_> {
             .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
     }
 
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        warn!("{why}; reconnecting");
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    async fn prepare_reconnect(&mut self, _why: &str) {
         self.host.attempt_reconnect();
-        let mut backoff = Backoff::new(self.opts);
-        loop {
-            match self.setup().await {
-                Ok(()) => return Ok(None),
-                Err(e) => {
-                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
-                        return Ok(Some(done));
-                    }
-                }
-            }
-        }
+    }
+
+    async fn reconnect_once(&mut self) -> Result<(), ClientError> {
+        self.setup().await
     }
 }

@@ -28,7 +28,7 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::esp_channel::{new_inbound_keys, tunnel_mtu, EspChannel, EspEvent};
 use crate::host::TunnelHost;
-use crate::shell::{Backoff, Signals};
+
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::{user_agent, Finished};
@@ -535,28 +535,17 @@ impl TunnelProtocol for NcTunnel<'_> {
             .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
     }
 
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        warn!("{why}; reconnecting");
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    async fn prepare_reconnect(&mut self, _why: &str) {
         self.close_tls().await;
         self.host.attempt_reconnect();
-        let mut backoff = Backoff::new(self.opts);
-        loop {
-            let attempt = async {
-                let (conn, early) = connect(self.opts, self.endpoint, self.cookie).await?;
-                self.start(conn, &early).await
-            };
-            match attempt.await {
-                Ok(()) => return Ok(None),
-                Err(e) => {
-                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
-                        return Ok(Some(done));
-                    }
-                }
-            }
-        }
+    }
+
+    async fn reconnect_once(&mut self) -> Result<(), ClientError> {
+        let (conn, early) = connect(self.opts, self.endpoint, self.cookie).await?;
+        self.start(conn, &early).await
     }
 }

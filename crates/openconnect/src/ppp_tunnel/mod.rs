@@ -20,7 +20,7 @@ use crate::error::ClientError;
 use crate::host::TunnelHost;
 use crate::ppp_link::{ip_config, open_link, ppp_config, PppLink, Proposed, TunnelAnswer};
 use crate::ppp_udp::{PppUdp, UdpEvent};
-use crate::shell::{Backoff, Signals, CANCELLED};
+use crate::shell::CANCELLED;
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::Finished;
@@ -381,31 +381,21 @@ impl PppTunnel<'_> {
 
     /// Reconnects TLS and negotiates PPP again, keeping the tun device. Returns `Some` when
     /// a signal ended the wait instead.
-    async fn reconnect_tls(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        warn!("{why}; reconnecting");
+    /// Before the reconnect attempts: the script's `attempt-reconnect`, DTLS and TLS
+    /// dropped.
+    async fn prepare_reconnect_tls(&mut self, why: &str) {
         self.attempt_reconnect();
         if let Some(udp) = self.udp.as_mut() {
             udp.lost(why, Instant::now()).await;
         }
         self.conn = None;
-        let mut backoff = Backoff::new(self.opts);
-        loop {
-            match open_link(self.endpoint, &self.link).await {
-                Ok((conn, pending, proposed)) => {
-                    self.use_tls(conn, pending, proposed);
-                    return Ok(None);
-                }
-                Err(e) => {
-                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
-                        return Ok(Some(done));
-                    }
-                }
-            }
-        }
+    }
+
+    /// One attempt: the tunnel request again, PPP afresh on TLS.
+    async fn reconnect_tls(&mut self) -> Result<(), ClientError> {
+        let (conn, pending, proposed) = open_link(self.endpoint, &self.link).await?;
+        self.use_tls(conn, pending, proposed);
+        Ok(())
     }
 }
 
@@ -498,11 +488,15 @@ impl TunnelProtocol for PppTunnel<'_> {
         (!self.host.is_up()).then(|| ClientError::PppNotEstablished(why.to_string()))
     }
 
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        self.reconnect_tls(why, signals).await
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    async fn prepare_reconnect(&mut self, why: &str) {
+        self.prepare_reconnect_tls(why).await;
+    }
+
+    async fn reconnect_once(&mut self) -> Result<(), ClientError> {
+        self.reconnect_tls().await
     }
 }

@@ -30,7 +30,7 @@ use crate::cli::Options;
 use crate::error::ClientError;
 use crate::esp_channel::{new_inbound_keys, EspEvent};
 use crate::host::TunnelHost;
-use crate::shell::{Backoff, Signals};
+
 use crate::transport::Endpoint;
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::{user_agent, Finished};
@@ -410,30 +410,18 @@ impl TunnelProtocol for PulseTunnel<'_> {
             .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
     }
 
-    async fn reconnect(
-        &mut self,
-        why: &str,
-        signals: &mut Signals,
-    ) -> Result<Option<Finished>, ClientError> {
-        warn!("{why}; reconnecting");
+    fn options(&self) -> &Options {
+        self.opts
+    }
+
+    async fn prepare_reconnect(&mut self, _why: &str) {
         self.close().await;
         self.host.attempt_reconnect();
-        let mut backoff = Backoff::new(self.opts);
-        loop {
-            let cookie = self.session.cookie.clone();
-            let attempt = async {
-                self.session =
-                    Session::login(self.opts, self.endpoint, Some(&cookie), None).await?;
-                self.start().await
-            };
-            match attempt.await {
-                Ok(()) => return Ok(None),
-                Err(e) => {
-                    if let Some(done) = backoff.failed(e, signals, &|| self.log_stats()).await? {
-                        return Ok(Some(done));
-                    }
-                }
-            }
-        }
+    }
+
+    async fn reconnect_once(&mut self) -> Result<(), ClientError> {
+        let cookie = self.session.cookie.clone();
+        self.session = Session::login(self.opts, self.endpoint, Some(&cookie), None).await?;
+        self.start().await
     }
 }
