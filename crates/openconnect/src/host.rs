@@ -101,6 +101,12 @@ impl<'a> TunnelHost<'a> {
         Ok(())
     }
 
+    /// A loss before the tunnel ever came up is not worth a reconnect: the error that ends
+    /// the run instead.
+    pub(crate) fn give_up(&self, why: &str) -> Option<ClientError> {
+        (!self.is_up()).then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
+    }
+
     /// The script's `attempt-reconnect`, once per loss, when the tunnel exists.
     pub(crate) fn attempt_reconnect(&mut self) {
         if self.tun.is_some() && !self.reconnecting {

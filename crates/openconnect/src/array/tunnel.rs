@@ -485,8 +485,7 @@ impl TunnelProtocol for ArrayTunnel<'_> {
     }
 
     fn give_up(&self, why: &str) -> Option<ClientError> {
-        (!self.host.is_up())
-            .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
+        self.host.give_up(why)
     }
 
     fn options(&self) -> &Options {

@@ -497,10 +497,8 @@ impl TunnelProtocol for GpTunnel<'_> {
         }
     }
 
-    /// A tunnel that never came up is not worth reconnecting.
     fn give_up(&self, why: &str) -> Option<ClientError> {
-        (!self.host.is_up())
-            .then(|| ClientError::System(format!("the tunnel did not come up: {why}")))
+        self.host.give_up(why)
     }
 
     fn options(&self) -> &Options {
