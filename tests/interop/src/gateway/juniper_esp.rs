@@ -19,7 +19,7 @@ use oc_tls::esp::OpenSslEspCipher;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use super::{lock, open_logged, random_bytes, serve_esp, EspMode, Sealer, Throttle};
+use super::{lock, open_logged, random_bytes, serve_esp, EspMode, Sealer, Throttle, TunSink};
 
 /// A datagram and where it came from.
 pub type Datagram = (Vec<u8>, SocketAddr);
@@ -291,6 +291,32 @@ impl<'g> JuniperEsp<'g> {
         let c = self.inbound.counters();
         format!("{} accepted, {} dropped", c.accepted, c.dropped())
     }
+}
+
+/// Datagrams handled before the tun device gets what they carried.
+const BATCH: usize = 64;
+
+/// Datagrams from the client (`next` and those queued behind it, up to a batch) opened by
+/// `esp`, their packets to `sink`, then one write to the tun device.
+pub async fn esp_input(
+    esp: &mut JuniperEsp<'_>,
+    sink: &mut TunSink,
+    mut next: Datagram,
+    datagrams: &mut mpsc::Receiver<Datagram>,
+    device: &tun_rs::AsyncDevice,
+) {
+    for _ in 0..BATCH {
+        let (datagram, from) = &mut next;
+        if let Opened::Packet(range) = esp.open_datagram(datagram, *from).await {
+            let packet = datagram.get(range).unwrap_or_default();
+            sink.deliver(packet, *from, device);
+        }
+        match datagrams.try_recv() {
+            Ok(more) => next = more,
+            Err(_) => break,
+        }
+    }
+    sink.flush(device);
 }
 
 impl Drop for JuniperEsp<'_> {

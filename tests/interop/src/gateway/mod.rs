@@ -23,7 +23,8 @@
 //! - `juniper_esp`: Pulse's and Network Connect's ESP (keys, probes, rekeys) on it;
 //! - `carrier`: a tunnel's channel, TLS or DTLS ([`Carrier`]): reading, writing, closing;
 //! - `session`: the PPP session between a client's channel and the tun device
-//!   ([`TunLink`]).
+//!   ([`TunLink`]);
+//! - `sink`: a tunnel's packets from its client to the tun device ([`TunSink`]).
 
 use std::time::Duration;
 
@@ -55,6 +56,7 @@ mod options;
 mod program;
 mod serve;
 mod session;
+mod sink;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -63,7 +65,7 @@ pub use carrier::{Carrier, DtlsCarrier};
 pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
 pub use esp::{open_logged, serve_esp, EspMode, Sealer};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
-pub use juniper_esp::{Datagram, JuniperEsp, JuniperEspServer, Opened, Opening};
+pub use juniper_esp::{esp_input, Datagram, JuniperEsp, JuniperEspServer, Opened, Opening};
 pub use logging::{init_log, log_line, Throttle};
 pub use options::{
     netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, parse_with_own,
@@ -75,4 +77,5 @@ pub use serve::{
     text, tls_acceptor, Answer, Framing, ReadError, Served, Site, Tls, Upgraded,
 };
 pub use session::{flush_tun, gateway_ppp, TunHold, TunLink};
+pub use sink::TunSink;
 pub use state::{lock, random_bytes, random_hex, remember};

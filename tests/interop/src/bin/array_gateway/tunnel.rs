@@ -7,16 +7,15 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use ferroconnect_interop::gateway::{
-    flush_tun, lock, Answer, Carrier, DtlsCarrier, Throttle, Tls, TunHold, Upgraded,
+    lock, Answer, Carrier, DtlsCarrier, Tls, TunHold, TunSink, Upgraded,
 };
 use ipnet::Ipv4Net;
-use oc_net::{Coalescer, TunReader, TunWriter};
+use oc_net::TunReader;
 use oc_proto::array::{
     control_type, dtls_answer, interface_answer, json_answer, PacketStream, CONTROL_DPD,
     CONTROL_DTLS, CONTROL_DTLS_OFF, INTERFACE_REQUEST, SPEED_TUNNEL_REQUEST,
 };
 use oc_proto::http::server::ServerRequest;
-use oc_proto::ip::source;
 use oc_proto::ip_config::IpConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -136,11 +135,8 @@ async fn serve(
     );
     let mut link = Link {
         peer,
-        client: IpAddr::V4(common.client_addr),
+        sink: TunSink::new(IpAddr::V4(common.client_addr)),
         stream: PacketStream::new(MAX_PACKET),
-        to_tun: TunWriter::new(),
-        coalescer: Box::default(),
-        spoofed: Throttle::default(),
         dtls: None,
         dpds: 0,
     };
@@ -213,11 +209,8 @@ async fn dtls_read(dtls: &mut Option<Carrier>, buf: &mut [u8]) -> Result<usize, 
 /// A tunnel's packets.
 struct Link {
     peer: SocketAddr,
-    client: IpAddr,
+    sink: TunSink,
     stream: PacketStream,
-    to_tun: TunWriter,
-    coalescer: Box<Coalescer>,
-    spoofed: Throttle,
     /// The client's DTLS association, once handed over (and until it says DTLS is off).
     dtls: Option<Carrier>,
     dpds: u64,
@@ -228,19 +221,13 @@ impl Link {
     fn tls_input(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) -> Vec<u16> {
         let mut controls = Vec::new();
         let Self {
-            stream,
-            to_tun,
-            coalescer,
-            spoofed,
-            client,
-            peer,
-            ..
+            stream, sink, peer, ..
         } = self;
         let dropped = stream.decode(bytes, |packet| match control_type(packet) {
             Some(kind) => controls.push(kind),
-            None => deliver(packet, *client, *peer, to_tun, coalescer, spoofed, device),
+            None => sink.deliver(packet, *peer, device),
         });
-        flush_tun(to_tun, device, coalescer);
+        sink.flush(device);
         if dropped > 0 {
             log!("{peer}: {dropped} bytes from the client are not IP; dropped");
         }
@@ -294,20 +281,13 @@ impl Link {
     async fn dtls_input(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) {
         let mut dpds = 0;
         let mut stream = PacketStream::new(MAX_PACKET);
-        let Self {
-            to_tun,
-            coalescer,
-            spoofed,
-            client,
-            peer,
-            ..
-        } = self;
+        let Self { sink, peer, .. } = self;
         stream.decode(bytes, |packet| match control_type(packet) {
             Some(CONTROL_DPD) => dpds += 1,
             Some(_) => {}
-            None => deliver(packet, *client, *peer, to_tun, coalescer, spoofed, device),
+            None => sink.deliver(packet, *peer, device),
         });
-        flush_tun(to_tun, device, coalescer);
+        sink.flush(device);
         for _ in 0..dpds {
             self.dpds += 1;
             if let Some(dtls) = self.dtls.as_mut() {
@@ -346,28 +326,4 @@ impl Link {
         }
         Ok(())
     }
-}
-
-/// A packet from the client to the tun device, if it comes from the client's address.
-fn deliver(
-    packet: &[u8],
-    client: IpAddr,
-    from: SocketAddr,
-    to_tun: &mut TunWriter,
-    coalescer: &mut Coalescer,
-    spoofed: &mut Throttle,
-    device: &tun_rs::AsyncDevice,
-) {
-    let sender = source(packet);
-    if sender != Some(client) {
-        spoofed.log(format_args!(
-            "{from}: packet from {} (not the client's address); dropped",
-            sender.map_or("nowhere".to_string(), |a| a.to_string())
-        ));
-        return;
-    }
-    if to_tun.is_full() {
-        flush_tun(to_tun, device, coalescer);
-    }
-    to_tun.push(packet);
 }

@@ -8,14 +8,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
-    field, flush_tun, parse_query, text, Answer, Datagram, JuniperEsp, Opened, Throttle, Tls,
-    TunHold, Upgraded,
+    esp_input, field, parse_query, text, Answer, Datagram, JuniperEsp, Tls, TunHold, TunSink,
+    Upgraded,
 };
 use ipnet::Ipv4Net;
-use oc_net::{Coalescer, TunReader, TunWriter};
+use oc_net::TunReader;
 use oc_proto::esp::NextHeader;
 use oc_proto::http::server::ServerRequest;
-use oc_proto::ip::source;
 use oc_proto::ip_config::IpConfig;
 use oc_proto::nc::config::{config_record, esp_keys_record, NcConfig};
 use oc_proto::nc::oncp::{
@@ -35,8 +34,6 @@ const STARTED: &[u8] =
 const HELLO_TIMEOUT: Duration = Duration::from_secs(30);
 /// Room before a packet read from tun: ESP's header and IV, or oNCP's 22 bytes.
 const HEADROOM: usize = 24;
-/// Datagrams handled before the tun device gets what they carried.
-const BATCH: usize = 64;
 /// Seconds without ESP after which the client falls back to TLS (its DPD).
 const SSL_FALLBACK: u32 = 10;
 
@@ -99,11 +96,8 @@ struct Oncp<'g> {
     gw: &'g Gateway,
     peer: SocketAddr,
     decoder: OncpDecoder,
-    client: IpAddr,
     esp: Option<JuniperEsp<'g>>,
-    to_tun: TunWriter,
-    coalescer: Box<Coalescer>,
-    spoofed: Throttle,
+    sink: TunSink,
     /// The client's settings and controls of the last read, to act on.
     messages: Vec<(u16, Vec<u8>)>,
     /// Which half goes first when `--split-writes` cuts a record.
@@ -116,11 +110,8 @@ impl<'g> Oncp<'g> {
             gw,
             peer,
             decoder: OncpDecoder::server(),
-            client: IpAddr::V4(gw.config.common.client_addr),
             esp: None,
-            to_tun: TunWriter::new(),
-            coalescer: Box::default(),
-            spoofed: Throttle::default(),
+            sink: TunSink::new(IpAddr::V4(gw.config.common.client_addr)),
             messages: Vec::new(),
             cut: 1,
         }
@@ -286,7 +277,9 @@ impl<'g> Oncp<'g> {
                 // Without ESP the queue is closed from the start: not waited on.
                 next = datagrams.recv(), if !datagrams.is_closed() || !datagrams.is_empty() => {
                     let Some(first) = next else { continue };
-                    self.esp_input(first, datagrams, device).await;
+                    if let Some(esp) = self.esp.as_mut() {
+                        esp_input(esp, &mut self.sink, first, datagrams, device).await;
+                    }
                 }
                 read = from_tun.recv(device) => {
                     let count = read.map_err(|e| format!("reading tun: {e}"))?;
@@ -301,25 +294,20 @@ impl<'g> Oncp<'g> {
     fn tls_input(&mut self, bytes: &[u8], device: &tun_rs::AsyncDevice) -> Result<(), String> {
         let Self {
             decoder,
-            to_tun,
-            coalescer,
-            spoofed,
+            sink,
             messages,
-            client,
             peer,
             ..
         } = self;
         let decoded = decoder.decode(bytes, |event| {
             match event {
-                OncpEvent::Packet(packet) => {
-                    deliver(packet, *client, *peer, to_tun, coalescer, spoofed, device);
-                }
+                OncpEvent::Packet(packet) => sink.deliver(packet, *peer, device),
                 OncpEvent::Message { kind, payload } => messages.push((kind, payload.to_vec())),
                 other => log!("{peer}: unexpected {other:?}; ignored"),
             }
             Ok::<_, NcError>(())
         });
-        flush_tun(to_tun, device, coalescer);
+        sink.flush(device);
         decoded.map_err(|e| format!("bad oNCP from the client: {e}"))
     }
 
@@ -372,39 +360,6 @@ impl<'g> Oncp<'g> {
         self.write_record(tls, &record).await
     }
 
-    /// Datagrams from the client (this one and those queued behind it), then one write to
-    /// the tun device.
-    async fn esp_input(
-        &mut self,
-        mut next: Datagram,
-        datagrams: &mut mpsc::Receiver<Datagram>,
-        device: &tun_rs::AsyncDevice,
-    ) {
-        let Some(esp) = self.esp.as_mut() else {
-            return;
-        };
-        for _ in 0..BATCH {
-            let (datagram, from) = &mut next;
-            if let Opened::Packet(range) = esp.open_datagram(datagram, *from).await {
-                let packet = datagram.get(range).unwrap_or_default();
-                deliver(
-                    packet,
-                    self.client,
-                    *from,
-                    &mut self.to_tun,
-                    &mut self.coalescer,
-                    &mut self.spoofed,
-                    device,
-                );
-            }
-            match datagrams.try_recv() {
-                Ok(more) => next = more,
-                Err(_) => break,
-            }
-        }
-        flush_tun(&mut self.to_tun, device, &mut self.coalescer);
-    }
-
     /// Packets from the tun device: over ESP when the client turned it on, else in
     /// records, one TLS write each (upstream reads a record at a time).
     async fn send_to_client(
@@ -424,7 +379,7 @@ impl<'g> Oncp<'g> {
             if let Some(esp) = self.esp.as_mut().filter(|e| e.carries()) {
                 let packet = framed.get(HEADROOM..).unwrap_or_default();
                 if let Err(e) = esp.send(packet, NextHeader::Ipv4).await {
-                    self.spoofed.log(format_args!("{}: ESP: {e}", self.peer));
+                    self.sink.note(format_args!("{}: ESP: {e}", self.peer));
                 }
                 continue;
             }
@@ -438,28 +393,4 @@ impl<'g> Oncp<'g> {
         }
         Ok(())
     }
-}
-
-/// A packet from the client to the tun device, if it comes from the client's address.
-fn deliver(
-    packet: &[u8],
-    client: IpAddr,
-    from: SocketAddr,
-    to_tun: &mut TunWriter,
-    coalescer: &mut Coalescer,
-    spoofed: &mut Throttle,
-    device: &tun_rs::AsyncDevice,
-) {
-    let sender = source(packet);
-    if sender != Some(client) {
-        spoofed.log(format_args!(
-            "{from}: packet from {} (not the client's address); dropped",
-            sender.map_or("nowhere".to_string(), |a| a.to_string())
-        ));
-        return;
-    }
-    if to_tun.is_full() {
-        flush_tun(to_tun, device, coalescer);
-    }
-    to_tun.push(packet);
 }

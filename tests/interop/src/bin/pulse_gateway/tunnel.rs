@@ -7,12 +7,11 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
-    flush_tun, Datagram, JuniperEsp, Opened, Throttle, Tls, TunHold, Upgraded,
+    esp_input, Datagram, JuniperEsp, Tls, TunHold, TunSink, Upgraded,
 };
 use ipnet::Ipv4Net;
-use oc_net::{Coalescer, TunReader, TunWriter};
+use oc_net::TunReader;
 use oc_proto::esp::NextHeader;
-use oc_proto::ip::source;
 use oc_proto::ip_config::IpConfig;
 use oc_proto::pulse::config::{
     esp_config, main_config, parse_esp_config, parse_esp_control, sub_type, PulseConfig, ESP_CONFIG,
@@ -34,8 +33,6 @@ const SWITCHING: &[u8] = b"HTTP/1.1 101 Switching Protocols\r\n\r\n";
 const MESSAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Room before a packet read from tun: ESP's header and IV, or IF-T's 16 bytes.
 const HEADROOM: usize = 24;
-/// Datagrams handled before the tun device gets what they carried.
-const BATCH: usize = 64;
 /// Seconds without ESP after which the client falls back to TLS (its DPD).
 const SSL_FALLBACK: u32 = 10;
 /// The largest piece `--split-writes` sends a data message in.
@@ -191,11 +188,8 @@ impl<'g> Link<'g> {
             if esp.is_some() { "offered" } else { "off" }
         );
         let mut carrier = Carrier {
-            client: IpAddr::V4(common.client_addr),
             esp,
-            to_tun: TunWriter::new(),
-            coalescer: Box::default(),
-            spoofed: Throttle::default(),
+            sink: TunSink::new(IpAddr::V4(common.client_addr)),
         };
         let end = self.carry(&mut carrier, &mut hold, &mut datagrams).await;
         if let Some(esp) = &carrier.esp {
@@ -309,12 +303,14 @@ impl<'g> Link<'g> {
                             return Ok(end);
                         }
                     }
-                    flush_tun(&mut carrier.to_tun, device, &mut carrier.coalescer);
+                    carrier.sink.flush(device);
                 }
                 // Without ESP the queue is closed from the start: not waited on.
                 next = datagrams.recv(), if !datagrams.is_closed() || !datagrams.is_empty() => {
                     let Some(first) = next else { continue };
-                    carrier.esp_input(first, datagrams, device).await;
+                    if let Some(esp) = carrier.esp.as_mut() {
+                        esp_input(esp, &mut carrier.sink, first, datagrams, device).await;
+                    }
                 }
                 read = from_tun.recv(device) => {
                     let count = read.map_err(|e| format!("reading tun: {e}"))?;
@@ -360,7 +356,7 @@ impl<'g> Link<'g> {
     ) -> Result<Option<String>, String> {
         let peer = self.peer;
         match (msg.vendor, msg.kind) {
-            (VENDOR_JUNIPER, JUNIPER_DATA) => carrier.deliver(msg.payload, peer, device),
+            (VENDOR_JUNIPER, JUNIPER_DATA) => carrier.sink.deliver(msg.payload, peer, device),
             (VENDOR_JUNIPER, JUNIPER_LOGOUT) => {
                 return Ok(Some("the client said goodbye".into()));
             }
@@ -427,7 +423,7 @@ impl<'g> Link<'g> {
             if let Some(esp) = carrier.esp.as_mut().filter(|e| e.carries()) {
                 let packet = framed.get(HEADROOM..).unwrap_or_default();
                 if let Err(e) = esp.send(packet, NextHeader::Ipv4).await {
-                    carrier.spoofed.log(format_args!("{}: ESP: {e}", self.peer));
+                    carrier.sink.note(format_args!("{}: ESP: {e}", self.peer));
                 }
                 continue;
             }
@@ -459,53 +455,6 @@ impl<'g> Link<'g> {
 
 /// The packets' side of a tunnel.
 struct Carrier<'g> {
-    client: IpAddr,
     esp: Option<JuniperEsp<'g>>,
-    to_tun: TunWriter,
-    coalescer: Box<Coalescer>,
-    spoofed: Throttle,
-}
-
-impl Carrier<'_> {
-    /// A packet from the client to the tun device, if it comes from the client's address.
-    fn deliver(&mut self, packet: &[u8], from: SocketAddr, device: &tun_rs::AsyncDevice) {
-        let sender = source(packet);
-        if sender != Some(self.client) {
-            self.spoofed.log(format_args!(
-                "{from}: packet from {} (not the client's address); dropped",
-                sender.map_or("nowhere".to_string(), |a| a.to_string())
-            ));
-            return;
-        }
-        if self.to_tun.is_full() {
-            flush_tun(&mut self.to_tun, device, &mut self.coalescer);
-        }
-        self.to_tun.push(packet);
-    }
-
-    /// Datagrams from the client (this one and those queued behind it), then one write to
-    /// the tun device.
-    async fn esp_input(
-        &mut self,
-        mut next: Datagram,
-        datagrams: &mut mpsc::Receiver<Datagram>,
-        device: &tun_rs::AsyncDevice,
-    ) {
-        for _ in 0..BATCH {
-            let (datagram, from) = &mut next;
-            let opened = match self.esp.as_mut() {
-                Some(esp) => esp.open_datagram(datagram, *from).await,
-                None => Opened::Dropped,
-            };
-            if let Opened::Packet(range) = opened {
-                let packet = datagram.get(range).unwrap_or_default();
-                self.deliver(packet, *from, device);
-            }
-            match datagrams.try_recv() {
-                Ok(more) => next = more,
-                Err(_) => break,
-            }
-        }
-        flush_tun(&mut self.to_tun, device, &mut self.coalescer);
-    }
+    sink: TunSink,
 }
