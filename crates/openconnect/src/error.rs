@@ -41,6 +41,9 @@ pub enum ClientError {
     Session(#[from] SessionError),
     #[error("session terminated by server ({0}); exiting")]
     ServerTerminated(String),
+    /// The server could not serve the request now (HTTP 5xx): worth another try.
+    #[error("the server is unavailable: {0}")]
+    Unavailable(String),
     #[error("reconnect failed for {secs}s ({last}); exiting")]
     ReconnectTimeout { secs: u64, last: String },
     #[error(transparent)]
@@ -80,6 +83,7 @@ impl ClientError {
         matches!(
             self,
             Self::Connect { .. }
+                | Self::Unavailable(_)
                 | Self::Timeout(_)
                 | Self::Io { .. }
                 | Self::Http(_)

@@ -193,14 +193,27 @@ async fn packet_loop<P: TunnelProtocol>(
                 }
             }
             Wake::Tls(Ok(0)) => protocol.tls_ended("server closed the connection".into()),
-            Wake::Tls(Ok(n)) => protocol.on_tls(down.get(..n).unwrap_or_default()).await?,
+            Wake::Tls(Ok(n)) => {
+                lost_if_transient(protocol.on_tls(down.get(..n).unwrap_or_default()).await)?
+            }
             Wake::Tls(Err(e)) => protocol.tls_ended(format!("read error on TLS connection: {e}")),
-            Wake::Udp(read) => protocol.on_udp(&mut received, read).await?,
-            Wake::Deadline => protocol.on_deadline(Instant::now()).await?,
+            Wake::Udp(read) => lost_if_transient(protocol.on_udp(&mut received, read).await)?,
+            Wake::Deadline => lost_if_transient(protocol.on_deadline(Instant::now()).await)?,
         };
         if let Some(stop) = stop {
             return Ok(stop);
         }
+    }
+}
+
+/// A handler's error that a reconnect may cure (a write that failed on a connection gone
+/// bad) is a loss, not the end.
+fn lost_if_transient(
+    handled: Result<Option<Stop>, ClientError>,
+) -> Result<Option<Stop>, ClientError> {
+    match handled {
+        Err(e) if e.is_transient() => Ok(Some(Stop::Lost(e.to_string()))),
+        other => other,
     }
 }
 

@@ -37,6 +37,9 @@ fn assert_esp_tunnel_up(pulse: &GatewayLab) {
         assert!(gateway.contains(line), "no {line:?}:\n{gateway}");
     }
     pulse.lab.assert_pings_over_udp(20);
+    // Nothing ESP carried came over TLS as well (sealed bytes are no IP packet).
+    let gateway = pulse.gateway_log();
+    assert!(!gateway.contains("packet from nowhere"), "{gateway}");
 }
 
 /// The tunnel is up with TLS carrying the packets both ways.

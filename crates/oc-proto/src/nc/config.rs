@@ -107,6 +107,11 @@ impl NcConfig {
                     .filter(|_| v.len() == 8)
                     .ok_or_else(bad)?;
                 let mask: [u8; 4] = mask.try_into().map_err(|_| bad())?;
+                // Upstream skips a route without a mask: 0.0.0.0/0 would turn a split
+                // tunnel into a full one (or, excluded, take everything off the VPN).
+                if mask == [0; 4] {
+                    return Ok(());
+                }
                 let prefix = u32::from_be_bytes(mask).leading_ones();
                 let route = Ipv4Net::new(Ipv4Addr::from(*net), u8::try_from(prefix).unwrap_or(32))
                     .map_err(|_| bad())?

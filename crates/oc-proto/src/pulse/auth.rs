@@ -254,7 +254,12 @@ impl PulseAuth {
         }
         let mut seen = Seen::default();
         for avp in avps(request.data) {
-            self.read_avp(&avp?, &mut seen)?;
+            let read = self.read_avp(&avp?, &mut seen);
+            // A refusal of a cookie we presented is the cookie's end (upstream's -EPERM).
+            if let (Err(PulseError::Refused(_)), Some(_)) = (&read, &self.held_cookie) {
+                return Err(PulseError::CookieRejected);
+            }
+            read?;
         }
         if let Some(cookie) = seen.cookie {
             self.cookie = Some(cookie);

@@ -227,6 +227,14 @@ impl PulseConfig {
     }
 }
 
+impl PulseConfig {
+    /// The IP version ESP may carry alone (that of its transport, the gateway's address),
+    /// unless the server takes both on it (`None`); the other family goes over TLS.
+    pub fn esp_only_family(&self, gateway_is_ipv6: bool) -> Option<u8> {
+        (!self.esp_any_family).then_some(if gateway_is_ipv6 { 6 } else { 4 })
+    }
+}
+
 fn push_server(list: &mut Vec<IpAddr>, addr: IpAddr) {
     if list.len() < MAX_NAME_SERVERS {
         list.push(addr);

@@ -117,6 +117,7 @@ async fn connect(
                 "Unexpected {status} result from server"
             )))
         }
+        status @ 500..=599 => return Err(ClientError::Unavailable(format!("HTTP {status}"))),
         status => {
             return Err(ClientError::AuthAborted(format!(
                 "Unexpected {status} result from server"
@@ -377,20 +378,21 @@ impl TunnelProtocol for ArrayTunnel<'_> {
 
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
         let now = Instant::now();
+        // Packets before `next` went out on DTLS; from it on they go on TLS.
+        let mut next = 0;
         if let Some(udp) = self.udp.as_mut().filter(|u| u.is_up()) {
             let mut failed = None;
-            for i in 0..count {
-                let Some(packet) = up.framed_mut(i) else {
-                    continue;
-                };
-                self.host.stats.sent(packet.len());
-                if let Err(e) = udp.queue_frame(packet).await {
-                    failed = Some(e);
-                    break;
+            while next < count {
+                if let Some(packet) = up.framed_mut(next) {
+                    if let Err(e) = udp.queue_frame(packet).await {
+                        failed = Some(e);
+                        break;
+                    }
+                    self.host.stats.sent(packet.len());
                 }
+                next += 1;
             }
-            let flushed = udp.flush().await;
-            match failed.or(flushed.err()) {
+            match failed.or(udp.flush().await.err()) {
                 None => {
                     self.udp_liveness.on_send(now);
                     return Ok(());
@@ -401,18 +403,17 @@ impl TunnelProtocol for ArrayTunnel<'_> {
                 }
             }
         }
-        for i in 0..count {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        for i in next..count {
             if let Some(packet) = up.framed_mut(i) {
-                let len = packet.len();
                 // One packet a record: 9.01's gateways read a record as one packet.
-                let Some(conn) = self.conn.as_mut() else {
-                    return Ok(());
-                };
                 conn.tls
                     .write_all(packet)
                     .await
                     .map_err(ClientError::io("sending on the TLS connection"))?;
-                self.host.stats.sent(len);
+                self.host.stats.sent(packet.len());
             }
         }
         self.tls_liveness.on_send(now);

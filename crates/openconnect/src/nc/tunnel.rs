@@ -115,6 +115,7 @@ async fn connect(
         status @ (302 | 400..=499) => Err(ClientError::CookieRejected(format!(
             "Unexpected {status} result from server"
         ))),
+        status @ 500..=599 => Err(ClientError::Unavailable(format!("HTTP {status}"))),
         other => Err(ClientError::AuthAborted(format!(
             "Unexpected {other} result from server"
         ))),

@@ -108,11 +108,14 @@ impl Session {
             .header("Upgrade", "IF-T/TLS 1.0")
             .header("Content-Length", "0");
         let (resp, early) = conn.exchange(&req, true).await?;
-        if resp.head.status != 101 {
-            return Err(ClientError::AuthAborted(format!(
-                "Unexpected {} result from server",
-                resp.head.status
-            )));
+        match resp.head.status {
+            101 => {}
+            status @ 500..=599 => return Err(ClientError::Unavailable(format!("HTTP {status}"))),
+            status => {
+                return Err(ClientError::AuthAborted(format!(
+                    "Unexpected {status} result from server"
+                )))
+            }
         }
         let mut session = Self {
             conn,
@@ -320,8 +323,14 @@ impl Session {
     /// the server keeps to TLS.
     async fn no_esp(&mut self, payload: &[u8], why: &str) -> Result<Option<Esp>, ClientError> {
         warn!("Cannot set up ESP ({why}); the tunnel is TLS only");
-        let secrets = [0u8; oc_proto::pulse::config::ESP_SECRETS_LEN];
-        if let Ok(reply) = esp_reply(self.seq, payload, 0x100, &secrets) {
+        // Keys nobody will use, but nobody can guess either.
+        let mut secrets = [0u8; oc_proto::pulse::config::ESP_SECRETS_LEN];
+        let mut spi = [0u8; 4];
+        openssl::rand::rand_bytes(&mut secrets)
+            .and_then(|()| openssl::rand::rand_bytes(&mut spi))
+            .map_err(|e| ClientError::System(format!("no random bytes: {e}")))?;
+        let spi = u32::from_be_bytes(spi).max(0x100);
+        if let Ok(reply) = esp_reply(self.seq, payload, spi, &secrets) {
             self.seq = self.seq.wrapping_add(1);
             self.write(&reply).await?;
         }

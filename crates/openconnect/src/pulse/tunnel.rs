@@ -96,6 +96,8 @@ impl PulseTunnel<'_> {
     /// The configuration, the network, ESP's probes, then what came after the
     /// configuration.
     async fn start(&mut self) -> Result<(), ClientError> {
+        // What the lost connection asked for is void on the new one.
+        self.control.clear();
         let configured = self.session.configure(self.opts).await?;
         self.connected = true;
         self.config = configured.config;
@@ -201,12 +203,6 @@ impl PulseTunnel<'_> {
             }
         };
         Ok(told.err().map(|e| Stop::Lost(e.to_string())))
-    }
-
-    /// The IP version ESP carries alone, unless the server takes both on it.
-    fn esp_family(&self) -> Option<u8> {
-        let v6 = self.session.conn.addr.is_ipv6();
-        (!self.config.esp_any_family).then_some(if v6 { 6 } else { 4 })
     }
 
     /// Packets over TLS: all of them, or (`skip`) those not of the ESP family.
@@ -331,22 +327,30 @@ impl TunnelProtocol for PulseTunnel<'_> {
     }
 
     async fn send_packets(&mut self, up: &mut TunReader, count: usize) -> Result<(), ClientError> {
-        let family = self.esp_family();
-        if let Some(esp) = self.esp.as_mut().filter(|e| e.is_up()) {
-            let sent = esp
-                .send_packets(up, count, HEADROOM, family, &mut self.host.stats)
-                .await;
-            if let Err(why) = sent {
-                esp.lost(Instant::now());
-                error!("ESP failed ({why}); using HTTPS instead.");
-                self.tell_esp(false).await?;
-            }
-            return match family {
-                Some(v) => self.send_tls(up, count, Some(v)).await,
-                None => Ok(()),
-            };
+        let esp_up = self.esp.as_ref().is_some_and(|e| e.is_up());
+        if !esp_up {
+            return self.send_tls(up, count, None).await;
         }
-        self.send_tls(up, count, None).await
+        let family = self
+            .config
+            .esp_only_family(self.session.conn.addr.is_ipv6());
+        // The other family first, before ESP seals its packets in place.
+        if let Some(v) = family {
+            self.send_tls(up, count, Some(v)).await?;
+        }
+        let Some(esp) = self.esp.as_mut() else {
+            return Ok(());
+        };
+        let sent = esp
+            .send_packets(up, count, HEADROOM, family, &mut self.host.stats)
+            .await;
+        if let Err(why) = sent {
+            // These packets are lost; the next go over TLS.
+            esp.lost(Instant::now());
+            error!("ESP failed ({why}); using HTTPS instead.");
+            self.tell_esp(false).await?;
+        }
+        Ok(())
     }
 
     async fn on_tls(&mut self, bytes: &[u8]) -> Result<Option<Stop>, ClientError> {

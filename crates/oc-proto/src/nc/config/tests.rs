@@ -156,6 +156,15 @@ fn bad_configurations_are_errors_not_panics() {
         NcConfig::parse(KMP_CONFIG, &[]).unwrap(),
         NcConfig::default()
     );
+    // A route without a mask is skipped, as upstream: 0.0.0.0/0 would take over routing.
+    let mut routes = Vec::new();
+    push_tlv(&mut routes, 3, &[10, 9, 0, 0, 0, 0, 0, 0]);
+    push_tlv(&mut routes, 4, &[10, 8, 0, 0, 255, 255, 0, 0]);
+    let mut payload = Vec::new();
+    push_tlv(&mut payload, 3, &routes);
+    let config = NcConfig::parse(KMP_CONFIG, &payload).unwrap();
+    assert!(config.ip.split_include4.is_empty());
+    assert_eq!(config.ip.split_exclude4.len(), 1);
     // Secrets of the wrong size.
     let mut keys = Vec::new();
     push_tlv(&mut keys, 2, &[1; 63]);

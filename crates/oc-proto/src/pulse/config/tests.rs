@@ -145,6 +145,15 @@ fn esp_configuration_and_the_clients_reply() {
 }
 
 #[test]
+fn esp_carries_one_family_unless_the_server_takes_both() {
+    let mut config = PulseConfig::default();
+    assert_eq!(config.esp_only_family(false), Some(4));
+    assert_eq!(config.esp_only_family(true), Some(6));
+    config.attribute(0x4024, &[1]);
+    assert_eq!(config.esp_only_family(false), None);
+}
+
+#[test]
 fn bad_configurations_are_errors_not_panics() {
     let good = payload_of(&unhex(FAKE_SERVER));
     for cut in [0, 0x10, 0x1c, 0x30, good.len() - 1] {
