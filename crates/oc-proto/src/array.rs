@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::form::{AuthForm, FieldKind, FormField};
-use crate::http::Request;
+use crate::http::{Request, TunnelVerdict};
 use crate::ip_config::IpConfig;
 
 /// Where the login form posts.
@@ -127,6 +127,19 @@ pub fn tunnel_request(
         .header("hostname", hostname)
         .header("payload-ip-version", "6")
         .header("x-devtype", "6")
+}
+
+/// The tunnel request's answer: 200 or 201 start the tunnel; a redirect (to the cookie
+/// test page) means the cookie is dead, as upstream reads it since 9.10.
+pub fn tunnel_verdict(status: u16, has_location: bool) -> TunnelVerdict {
+    TunnelVerdict::or_unavailable(
+        status,
+        match status {
+            200 | 201 => TunnelVerdict::Accepted,
+            _ if status == 302 || has_location => TunnelVerdict::CookieRejected,
+            _ => TunnelVerdict::Unexpected,
+        },
+    )
 }
 
 /// The JSON object of an answer (after its 16 bytes).

@@ -99,6 +99,21 @@ impl ClientError {
     }
 }
 
+impl ClientError {
+    /// A tunnel request's verdict (the protocol's rule) as the run goes on (`Ok`), or the
+    /// error that ends or retries it.
+    pub fn from_verdict(verdict: oc_proto::http::TunnelVerdict, status: u16) -> Result<(), Self> {
+        use oc_proto::http::TunnelVerdict;
+        let unexpected = format!("Unexpected {status} result from server");
+        match verdict {
+            TunnelVerdict::Accepted => Ok(()),
+            TunnelVerdict::CookieRejected => Err(Self::CookieRejected(unexpected)),
+            TunnelVerdict::Unavailable => Err(Self::Unavailable(format!("HTTP {status}"))),
+            TunnelVerdict::Unexpected => Err(Self::AuthAborted(unexpected)),
+        }
+    }
+}
+
 impl From<ConnectError> for ClientError {
     fn from(e: ConnectError) -> Self {
         match e {

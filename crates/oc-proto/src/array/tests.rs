@@ -36,6 +36,27 @@ fn the_id_and_the_requests_as_upstream_sends_them() {
 }
 
 #[test]
+fn tunnel_answers_as_upstream_reads_them() {
+    use crate::http::TunnelVerdict::*;
+    assert_eq!(tunnel_verdict(200, false), Accepted);
+    assert_eq!(tunnel_verdict(201, false), Accepted);
+    assert_eq!(tunnel_verdict(302, true), CookieRejected);
+    assert_eq!(tunnel_verdict(303, true), CookieRejected);
+    assert_eq!(tunnel_verdict(503, false), Unavailable);
+    assert_eq!(tunnel_verdict(404, false), Unexpected);
+    use crate::pulse::upgrade_verdict;
+    assert_eq!(upgrade_verdict(101), Accepted);
+    assert_eq!(upgrade_verdict(502), Unavailable);
+    assert_eq!(upgrade_verdict(200), Unexpected);
+    use crate::nc::tunnel_verdict as nc;
+    assert_eq!(nc(200), Accepted);
+    assert_eq!(nc(401), CookieRejected);
+    assert_eq!(nc(302), CookieRejected);
+    assert_eq!(nc(500), Unavailable);
+    assert_eq!(nc(301), Unexpected);
+}
+
+#[test]
 fn the_answers_read_back() {
     let speed = json_answer(&serde_json::json!({
         "allow_speed_tunnel": 1, "speed_tunnel_encryption": 1, "keepalive_interval": 30

@@ -9,6 +9,31 @@ pub mod server;
 
 use thiserror::Error;
 
+/// What a vendor's answer to its tunnel request means (each protocol's rule reads the
+/// status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelVerdict {
+    /// The connection now carries the tunnel.
+    Accepted,
+    /// The session is gone: the cookie is dead (openconnect exits 2).
+    CookieRejected,
+    /// The server cannot serve now (5xx): worth another try.
+    Unavailable,
+    /// Anything else: the run ends.
+    Unexpected,
+}
+
+impl TunnelVerdict {
+    /// `verdict`, unless `status` is a server error, which is always worth another try.
+    pub fn or_unavailable(status: u16, verdict: Self) -> Self {
+        if (500..=599).contains(&status) {
+            Self::Unavailable
+        } else {
+            verdict
+        }
+    }
+}
+
 /// Hard bounds on what a peer may make us buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {

@@ -10,7 +10,7 @@ pub use login::{read_page, session_cookie, NcForm, NcFormKind, NcPage, DSID, ROL
 
 use thiserror::Error;
 
-use crate::http::Request;
+use crate::http::{Request, TunnelVerdict};
 
 /// The tunnel's request (upstream's `oncp_connect`): a POST to `/dana/js` with the
 /// session's cookie, which the server answers with 200 and the oNCP stream, or refuses.
@@ -21,6 +21,19 @@ pub fn tunnel_request(host: &str, cookie: &str, user_agent: &str) -> Request {
         .header("Cookie", cookie)
         .header("Connection", "close")
         .header("Content-Length", "256")
+}
+
+/// The tunnel request's answer (upstream's `oncp_connect`): 200 starts oNCP; a redirect or
+/// a 4xx means the cookie is dead.
+pub fn tunnel_verdict(status: u16) -> TunnelVerdict {
+    TunnelVerdict::or_unavailable(
+        status,
+        match status {
+            200 => TunnelVerdict::Accepted,
+            302 | 400..=499 => TunnelVerdict::CookieRejected,
+            _ => TunnelVerdict::Unexpected,
+        },
+    )
 }
 
 /// What cannot be read from, or done with, a Network Connect login.

@@ -11,6 +11,20 @@ pub mod server;
 
 use thiserror::Error;
 
+/// The answer to the upgrade: 101 switches to IF-T/TLS (a dead cookie shows only later,
+/// in the login).
+pub fn upgrade_verdict(status: u16) -> crate::http::TunnelVerdict {
+    use crate::http::TunnelVerdict;
+    TunnelVerdict::or_unavailable(
+        status,
+        if status == 101 {
+            TunnelVerdict::Accepted
+        } else {
+            TunnelVerdict::Unexpected
+        },
+    )
+}
+
 /// What cannot be read from, or done with, a Pulse server's messages.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PulseError {

@@ -13,8 +13,8 @@ use oc_net::udp::RecvBatch;
 use oc_net::TunReader;
 use oc_proto::array::{
     client_id, control, control_type, dtls_greeting, dtls_request, parse_dtls_answer,
-    parse_interface, read_dtls_answer, tunnel_request, PacketStream, SpeedTunnel, CONTROL_DPD,
-    CONTROL_DTLS_OFF, INTERFACE_REQUEST, LOGOUT_PATH, SPEED_TUNNEL_REQUEST,
+    parse_interface, read_dtls_answer, tunnel_request, tunnel_verdict, PacketStream, SpeedTunnel,
+    CONTROL_DPD, CONTROL_DTLS_OFF, INTERFACE_REQUEST, LOGOUT_PATH, SPEED_TUNNEL_REQUEST,
 };
 use oc_proto::http::Request;
 use oc_proto::ip_config::IpConfig;
@@ -110,20 +110,9 @@ async fn connect(
         &opts.hostname(),
     );
     let (resp, _) = conn.exchange(&req, true).await?;
-    match resp.head.status {
-        200 | 201 => {}
-        status if status == 302 || resp.head.header("Location").is_some() => {
-            return Err(ClientError::CookieRejected(format!(
-                "Unexpected {status} result from server"
-            )))
-        }
-        status @ 500..=599 => return Err(ClientError::Unavailable(format!("HTTP {status}"))),
-        status => {
-            return Err(ClientError::AuthAborted(format!(
-                "Unexpected {status} result from server"
-            )))
-        }
-    }
+    let status = resp.head.status;
+    let location = resp.head.header("Location").is_some();
+    ClientError::from_verdict(tunnel_verdict(status, location), status)?;
     let speed = SpeedTunnel::parse(&ask(&mut conn, &SPEED_TUNNEL_REQUEST).await?)
         .map_err(|e| ClientError::System(e.to_string()))?;
     info!(

@@ -110,16 +110,9 @@ async fn connect(
     let mut conn = endpoint.connect().await?;
     let req = nc::tunnel_request(&endpoint.url.host_header(), cookie, &user_agent(opts));
     let (resp, early) = conn.exchange(&req, true).await?;
-    match resp.head.status {
-        200 => Ok((conn, early)),
-        status @ (302 | 400..=499) => Err(ClientError::CookieRejected(format!(
-            "Unexpected {status} result from server"
-        ))),
-        status @ 500..=599 => Err(ClientError::Unavailable(format!("HTTP {status}"))),
-        other => Err(ClientError::AuthAborted(format!(
-            "Unexpected {other} result from server"
-        ))),
-    }
+    let status = resp.head.status;
+    ClientError::from_verdict(nc::tunnel_verdict(status), status)?;
+    Ok((conn, early))
 }
 
 impl NcTunnel<'_> {

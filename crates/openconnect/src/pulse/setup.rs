@@ -108,15 +108,8 @@ impl Session {
             .header("Upgrade", "IF-T/TLS 1.0")
             .header("Content-Length", "0");
         let (resp, early) = conn.exchange(&req, true).await?;
-        match resp.head.status {
-            101 => {}
-            status @ 500..=599 => return Err(ClientError::Unavailable(format!("HTTP {status}"))),
-            status => {
-                return Err(ClientError::AuthAborted(format!(
-                    "Unexpected {status} result from server"
-                )))
-            }
-        }
+        let status = resp.head.status;
+        ClientError::from_verdict(oc_proto::pulse::upgrade_verdict(status), status)?;
         let mut session = Self {
             conn,
             cookie: String::new(),
