@@ -25,6 +25,22 @@ pub fn upgrade_verdict(status: u16) -> crate::http::TunnelVerdict {
     )
 }
 
+/// A fatal error's (0x93) text: `errorType=N errorString=URL-encoded text`, as upstream
+/// says it.
+pub fn fatal_text(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    let text = text.trim_end_matches(['\0', '\n']);
+    let reason = text
+        .strip_prefix("errorType=")
+        .and_then(|rest| rest.split(' ').next())
+        .unwrap_or("?");
+    let message = text
+        .split_once(" errorString=")
+        .map(|(_, m)| crate::url::percent_decode(m, false))
+        .unwrap_or_default();
+    format!("Pulse fatal error (reason: {reason}): {message}")
+}
+
 /// What cannot be read from, or done with, a Pulse server's messages.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum PulseError {

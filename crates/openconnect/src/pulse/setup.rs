@@ -243,7 +243,9 @@ impl Session {
                 }
                 (VENDOR_JUNIPER, JUNIPER_SESSION_INFO) => self.acknowledge_session_info().await?,
                 (VENDOR_JUNIPER, JUNIPER_FATAL) => {
-                    return Err(ClientError::ServerTerminated(fatal_text(&message.payload)))
+                    return Err(ClientError::ServerTerminated(oc_proto::pulse::fatal_text(
+                        &message.payload,
+                    )))
                 }
                 (vendor, kind) => {
                     debug!("Skipping Pulse message (vendor {vendor:#x}, type {kind:#x})")
@@ -332,19 +334,4 @@ impl Session {
         self.write(&control).await?;
         Ok(None)
     }
-}
-
-/// A fatal error's text: `errorType=N errorString=URL-encoded text`, as upstream says it.
-pub(super) fn fatal_text(payload: &[u8]) -> String {
-    let text = String::from_utf8_lossy(payload);
-    let text = text.trim_end_matches(['\0', '\n']);
-    let reason = text
-        .strip_prefix("errorType=")
-        .and_then(|rest| rest.split(' ').next())
-        .unwrap_or("?");
-    let message = text
-        .split_once(" errorString=")
-        .map(|(_, m)| oc_proto::url::percent_decode(m, false))
-        .unwrap_or_default();
-    format!("Pulse fatal error (reason: {reason}): {message}")
 }

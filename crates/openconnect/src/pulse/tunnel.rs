@@ -25,7 +25,7 @@ use tokio::io::AsyncWriteExt;
 use tracing::{debug, error, info, warn};
 
 use super::pulse_error;
-use super::setup::{fatal_text, Esp, Session};
+use super::setup::{Esp, Session};
 use crate::cli::Options;
 use crate::error::ClientError;
 use crate::esp_channel::{new_inbound_keys, EspEvent};
@@ -301,7 +301,9 @@ fn dispatch(msg: IftPacket<'_>, host: &mut TunnelHost<'_>, control: &mut Vec<Con
             control.push(Control::Rekey(msg.payload.to_vec()));
         }
         (VENDOR_JUNIPER, JUNIPER_SESSION_INFO) => control.push(Control::SessionInfo),
-        (VENDOR_JUNIPER, JUNIPER_FATAL) => control.push(Control::Fatal(fatal_text(msg.payload))),
+        (VENDOR_JUNIPER, JUNIPER_FATAL) => {
+            control.push(Control::Fatal(oc_proto::pulse::fatal_text(msg.payload)))
+        }
         (vendor, kind) => debug!(
             "Unknown Pulse packet of {} bytes (vendor {vendor:#05x}, type {kind:#04x})",
             msg.payload.len() + HEADER_LEN
