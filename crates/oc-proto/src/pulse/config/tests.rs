@@ -145,6 +145,18 @@ fn esp_configuration_and_the_clients_reply() {
 }
 
 #[test]
+fn fatal_errors_read_as_upstream_says_them() {
+    assert_eq!(
+        crate::pulse::fatal_text(b"errorType=7 errorString=Session%20expired\n\0"),
+        "Pulse fatal error (reason: 7): Session expired"
+    );
+    assert_eq!(
+        crate::pulse::fatal_text(b""),
+        "Pulse fatal error (reason: ?): "
+    );
+}
+
+#[test]
 fn esp_carries_one_family_unless_the_server_takes_both() {
     let mut config = PulseConfig::default();
     assert_eq!(config.esp_only_family(false), Some(4));
