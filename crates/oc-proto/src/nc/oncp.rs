@@ -147,12 +147,14 @@ pub fn data_record(packet: &[u8]) -> Result<Vec<u8>, NcError> {
     Ok(buf)
 }
 
-/// The length of the IP packet at the front of `bytes`, by its own header.
+/// The length of the IP packet at the front of `bytes`, by its own header (an IPv4 one
+/// shorter than its header is none).
 fn ip_length(bytes: &[u8]) -> Option<usize> {
     match bytes.first()? >> 4 {
         4 => bytes
             .get(2..4)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]]))),
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+            .filter(|l| *l >= 20),
         6 => bytes
             .get(4..6)
             .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])) + 40),

@@ -127,6 +127,7 @@ fn data_packets_split_by_their_ip_lengths() {
     let bad = |p: &[u8]| data_packets(p).any(|r| r.is_err());
     assert!(bad(&[0x45, 0, 0, 99, 1]), "longer than the rest");
     assert!(bad(&[0x45, 0, 0, 0]), "zero length");
+    assert!(bad(&[0x45, 0, 0, 1]), "shorter than its own header");
     assert!(bad(&[0x12]));
     assert_eq!(data_packets(&[]).count(), 0);
 }
