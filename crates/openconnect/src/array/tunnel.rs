@@ -63,14 +63,15 @@ pub(super) async fn run(
     let mut random = [0u8; 16];
     openssl::rand::rand_bytes(&mut random)
         .map_err(|e| ClientError::System(format!("no random bytes for the client id: {e}")))?;
-    let (conn, setup) = connect(opts, endpoint, cookie, &client_id(random)).await?;
+    let id = client_id(random);
+    let (conn, setup) = connect(opts, endpoint, cookie, &id).await?;
     let gateway = conn.addr.ip();
     let now = Instant::now();
     let mut tunnel = ArrayTunnel {
         opts,
         endpoint,
         cookie,
-        id: client_id(random),
+        id,
         conn: None,
         stream: PacketStream::new(MAX_PACKET),
         tls_liveness: Liveness::new(Timers::default(), now),
