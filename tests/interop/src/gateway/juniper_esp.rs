@@ -293,6 +293,15 @@ impl<'g> JuniperEsp<'g> {
     }
 }
 
+/// The next datagram of a tunnel's ESP queue; a tunnel without ESP (no queue) waits for
+/// ever.
+pub async fn next_datagram(queue: &mut Option<mpsc::Receiver<Datagram>>) -> Option<Datagram> {
+    match queue {
+        Some(queue) => queue.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Datagrams handled before the tun device gets what they carried.
 const BATCH: usize = 64;
 

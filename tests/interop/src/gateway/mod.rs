@@ -65,7 +65,9 @@ pub use carrier::{Carrier, DtlsCarrier};
 pub use dtls::{open_dtls, serve_dtls, DtlsSite, Greeting, MAX_ASSOCIATIONS};
 pub use esp::{open_logged, serve_esp, EspMode, Sealer};
 pub use form::{describe_form, field, form_decode, html_escape, parse_form, parse_query};
-pub use juniper_esp::{esp_input, Datagram, JuniperEsp, JuniperEspServer, Opened, Opening};
+pub use juniper_esp::{
+    esp_input, next_datagram, Datagram, JuniperEsp, JuniperEspServer, Opened, Opening,
+};
 pub use logging::{init_log, log_line, Throttle};
 pub use options::{
     netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, parse_with_own,

@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
-    esp_input, field, parse_query, text, Answer, Datagram, JuniperEsp, Tls, TunHold, TunSink,
-    Upgraded,
+    esp_input, field, next_datagram, parse_query, text, Answer, Datagram, JuniperEsp, Tls, TunHold,
+    TunSink, Upgraded,
 };
 use ipnet::Ipv4Net;
 use oc_net::TunReader;
@@ -188,7 +188,10 @@ impl<'g> Oncp<'g> {
     }
 
     /// The status byte and the configuration; ESP's side when it is offered.
-    async fn configure(&mut self, tls: &mut Tls) -> Result<mpsc::Receiver<Datagram>, String> {
+    async fn configure(
+        &mut self,
+        tls: &mut Tls,
+    ) -> Result<Option<mpsc::Receiver<Datagram>>, String> {
         let config = &self.gw.config;
         let common = &config.common;
         let mut nc = NcConfig {
@@ -206,7 +209,7 @@ impl<'g> Oncp<'g> {
             },
             ..NcConfig::default()
         };
-        let (_, mut datagrams) = mpsc::channel(1);
+        let mut datagrams = None;
         if let Some(opening) = JuniperEsp::open(&self.gw.esp)? {
             nc.esp = self.gw.esp.params(config.esp_rekey, SSL_FALLBACK);
             nc.outbound = Some((opening.spi, opening.secrets.to_vec()));
@@ -216,7 +219,7 @@ impl<'g> Oncp<'g> {
                 opening.spi
             );
             self.esp = Some(opening.side);
-            datagrams = opening.datagrams;
+            datagrams = Some(opening.datagrams);
         }
         self.write_record(tls, &status_record(STATUS_OK)).await?;
         let record = config_record(&nc).map_err(|e| e.to_string())?;
@@ -246,7 +249,7 @@ impl<'g> Oncp<'g> {
         &mut self,
         hold: &mut TunHold<'_>,
         tls: &mut Tls,
-        datagrams: &mut mpsc::Receiver<Datagram>,
+        datagrams: &mut Option<mpsc::Receiver<Datagram>>,
     ) -> Result<String, String> {
         let device = hold.device();
         let mut from_tun = TunReader::new(HEADROOM);
@@ -274,11 +277,9 @@ impl<'g> Oncp<'g> {
                     self.tls_input(buf.get(..n).unwrap_or_default(), device)?;
                     self.act_on_messages().await?;
                 }
-                // Without ESP the queue is closed from the start: not waited on.
-                next = datagrams.recv(), if !datagrams.is_closed() || !datagrams.is_empty() => {
-                    let Some(first) = next else { continue };
-                    if let Some(esp) = self.esp.as_mut() {
-                        esp_input(esp, &mut self.sink, first, datagrams, device).await;
+                next = next_datagram(datagrams) => {
+                    if let (Some(first), Some(esp), Some(queue)) = (next, self.esp.as_mut(), datagrams.as_mut()) {
+                        esp_input(esp, &mut self.sink, first, queue, device).await;
                     }
                 }
                 read = from_tun.recv(device) => {

@@ -7,7 +7,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use ferroconnect_interop::gateway::{
-    esp_input, Datagram, JuniperEsp, Tls, TunHold, TunSink, Upgraded,
+    esp_input, next_datagram, Datagram, JuniperEsp, Tls, TunHold, TunSink, Upgraded,
 };
 use ipnet::Ipv4Net;
 use oc_net::TunReader;
@@ -206,7 +206,7 @@ impl<'g> Link<'g> {
     /// The main configuration, ESP's keys, the end of the configuration.
     async fn configure(
         &mut self,
-    ) -> Result<(Option<JuniperEsp<'g>>, mpsc::Receiver<Datagram>), String> {
+    ) -> Result<(Option<JuniperEsp<'g>>, Option<mpsc::Receiver<Datagram>>), String> {
         let gw = self.gw;
         let config = &gw.config;
         let common = &config.common;
@@ -230,7 +230,7 @@ impl<'g> Link<'g> {
             pulse.esp = gw.esp.params(config.esp_rekey, SSL_FALLBACK);
         }
         self.send(&main_config(0, &pulse)).await?;
-        let (_, mut datagrams) = mpsc::channel(1);
+        let mut datagrams = None;
         let mut esp = None;
         if let Some(opening) = opening {
             log!(
@@ -241,7 +241,7 @@ impl<'g> Link<'g> {
             self.send(&esp_config(0, opening.spi, &opening.secrets))
                 .await?;
             esp = Some(opening.side);
-            datagrams = opening.datagrams;
+            datagrams = Some(opening.datagrams);
         }
         self.send(&packet(VENDOR_JUNIPER, JUNIPER_END_OF_CONFIG, 0, &[0; 4]))
             .await?;
@@ -258,7 +258,7 @@ impl<'g> Link<'g> {
         &mut self,
         carrier: &mut Carrier<'_>,
         hold: &mut TunHold<'_>,
-        datagrams: &mut mpsc::Receiver<Datagram>,
+        datagrams: &mut Option<mpsc::Receiver<Datagram>>,
     ) -> Result<String, String> {
         let device = hold.device();
         let mut from_tun = TunReader::new(HEADROOM);
@@ -305,11 +305,9 @@ impl<'g> Link<'g> {
                     }
                     carrier.sink.flush(device);
                 }
-                // Without ESP the queue is closed from the start: not waited on.
-                next = datagrams.recv(), if !datagrams.is_closed() || !datagrams.is_empty() => {
-                    let Some(first) = next else { continue };
-                    if let Some(esp) = carrier.esp.as_mut() {
-                        esp_input(esp, &mut carrier.sink, first, datagrams, device).await;
+                next = next_datagram(datagrams) => {
+                    if let (Some(first), Some(esp), Some(queue)) = (next, carrier.esp.as_mut(), datagrams.as_mut()) {
+                        esp_input(esp, &mut carrier.sink, first, queue, device).await;
                     }
                 }
                 read = from_tun.recv(device) => {
