@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::form::{AuthForm, FieldKind, FormField};
 use crate::http::{Request, TunnelVerdict};
+use crate::ip::{packet_len, PacketLen};
 use crate::ip_config::IpConfig;
 
 /// Where the login form posts.
@@ -355,7 +356,7 @@ pub fn dtls_answer(port: u16) -> Vec<u8> {
 /// How the gateway answered our DTLS greeting: `200 OK`, or any well-formed IP packet
 /// (the answer may be lost; data proves the channel as well).
 pub fn read_dtls_answer(record: &[u8]) -> crate::udp_link::ProbeAnswer {
-    let packet = matches!(ip_length(record), Some(Ok(len)) if len == record.len());
+    let packet = packet_len(record) == PacketLen::Len(record.len());
     if record.starts_with(DTLS_ACCEPTED) || packet {
         crate::udp_link::ProbeAnswer::Accepted {
             ipv4: None,
@@ -383,18 +384,6 @@ pub fn control_type(packet: &[u8]) -> Option<u16> {
         .flatten()
 }
 
-/// The length of the IP packet at the front of `bytes`, by its own header, once enough of
-/// it is there.
-fn ip_length(bytes: &[u8]) -> Option<Result<usize, ()>> {
-    let version = bytes.first()? >> 4;
-    let len = match version {
-        4 => usize::from(u16::from_be_bytes([*bytes.get(2)?, *bytes.get(3)?])),
-        6 => usize::from(u16::from_be_bytes([*bytes.get(4)?, *bytes.get(5)?])) + 40,
-        _ => return Some(Err(())),
-    };
-    Some(if len < 20 { Err(()) } else { Ok(len) })
-}
-
 /// Reads the raw IP packets of a TLS stream, however it is cut; a packet that is not IP
 /// (or claims more than `max` bytes) loses what is buffered, as upstream drops it.
 #[derive(Debug)]
@@ -419,16 +408,16 @@ impl PacketStream {
         let mut at = 0;
         loop {
             let rest = self.partial.get(at..).unwrap_or_default();
-            match ip_length(rest) {
-                None => break,
-                Some(Ok(len)) if len <= self.max => match rest.get(..len) {
+            match packet_len(rest) {
+                PacketLen::Incomplete => break,
+                PacketLen::Len(len) if len <= self.max => match rest.get(..len) {
                     Some(packet) => {
                         each(packet);
                         at += len;
                     }
                     None => break,
                 },
-                Some(_) => {
+                PacketLen::Len(_) | PacketLen::NotIp => {
                     dropped += rest.len();
                     at = self.partial.len();
                     break;

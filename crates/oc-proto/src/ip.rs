@@ -12,6 +12,33 @@ pub fn destination(packet: &[u8]) -> Option<IpAddr> {
     address(packet, 16, 24)
 }
 
+/// What the header at the front of a byte stream says of the packet there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacketLen {
+    /// Not enough bytes yet to read the length.
+    Incomplete,
+    /// The whole packet's length (IPv4's total length, IPv6's payload length and header).
+    Len(usize),
+    /// Not IPv4 or IPv6, or an IPv4 length shorter than its header.
+    NotIp,
+}
+
+/// The length of the packet at the front of `bytes`, by its own header (protocols that
+/// send packets back to back with no framing of their own: oNCP's KMP 300, Array).
+pub fn packet_len(bytes: &[u8]) -> PacketLen {
+    let field = |at: usize| {
+        bytes
+            .get(at..at + 2)
+            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
+    };
+    match (bytes.first().map(|b| b >> 4), field(2), field(4)) {
+        (None, ..) | (Some(4), None, _) | (Some(6), _, None) => PacketLen::Incomplete,
+        (Some(4), Some(len), _) if len >= 20 => PacketLen::Len(len),
+        (Some(6), _, Some(payload)) => PacketLen::Len(payload + 40),
+        _ => PacketLen::NotIp,
+    }
+}
+
 /// The address at `v4_at` (IPv4) or `v6_at` (IPv6).
 fn address(packet: &[u8], v4_at: usize, v6_at: usize) -> Option<IpAddr> {
     match packet.first()? >> 4 {
@@ -31,6 +58,16 @@ fn address(packet: &[u8], v4_at: usize, v6_at: usize) -> Option<IpAddr> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lengths_by_the_header() {
+        assert_eq!(packet_len(&[]), PacketLen::Incomplete);
+        assert_eq!(packet_len(&[0x45, 0, 0]), PacketLen::Incomplete);
+        assert_eq!(packet_len(&[0x45, 0, 0, 84]), PacketLen::Len(84));
+        assert_eq!(packet_len(&[0x45, 0, 0, 19]), PacketLen::NotIp);
+        assert_eq!(packet_len(&[0x60, 0, 0, 0, 0, 8]), PacketLen::Len(48));
+        assert_eq!(packet_len(&[0x12, 0, 0, 0]), PacketLen::NotIp);
+    }
 
     #[test]
     fn addresses_of_both_families_and_nothing_of_garbage() {

@@ -17,6 +17,7 @@
 //! record and the records after it carry the KMP stream, the configuration first.
 
 use super::NcError;
+use crate::ip::{packet_len, PacketLen};
 
 /// KMP message types.
 pub const KMP_DATA: u16 = 300;
@@ -147,21 +148,6 @@ pub fn data_record(packet: &[u8]) -> Result<Vec<u8>, NcError> {
     Ok(buf)
 }
 
-/// The length of the IP packet at the front of `bytes`, by its own header (an IPv4 one
-/// shorter than its header is none).
-fn ip_length(bytes: &[u8]) -> Option<usize> {
-    match bytes.first()? >> 4 {
-        4 => bytes
-            .get(2..4)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])))
-            .filter(|l| *l >= 20),
-        6 => bytes
-            .get(4..6)
-            .map(|l| usize::from(u16::from_be_bytes([l[0], l[1]])) + 40),
-        _ => None,
-    }
-}
-
 /// Splits a KMP 300 payload into its IP packets.
 pub fn data_packets(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], NcError>> {
     let mut rest = payload;
@@ -169,7 +155,11 @@ pub fn data_packets(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], NcErro
         if rest.is_empty() {
             return None;
         }
-        let Some(len) = ip_length(rest).filter(|l| *l > 0 && *l <= rest.len()) else {
+        let len = match packet_len(rest) {
+            PacketLen::Len(len) => Some(len),
+            PacketLen::Incomplete | PacketLen::NotIp => None,
+        };
+        let Some(len) = len.filter(|l| *l <= rest.len()) else {
             let left = rest.len();
             rest = &[];
             return Some(Err(NcError::BadDataPacket(left)));
