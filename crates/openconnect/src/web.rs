@@ -108,6 +108,20 @@ pub(crate) async fn exchange(
     Ok(resp)
 }
 
+/// Ends a session with the vendor's logout `request` on a new connection, saying how it
+/// went as openconnect does.
+pub(crate) async fn logout(endpoint: &Endpoint, request: &Request) {
+    let result = match endpoint.connect().await {
+        Ok(mut conn) => conn.exchange(request, false).await.map(|(resp, _)| resp),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(resp) if resp.head.status < 400 => tracing::info!("Logout successful."),
+        Ok(resp) => tracing::warn!("Logout failed (HTTP {}).", resp.head.status),
+        Err(e) => tracing::warn!("Logout failed. ({e})"),
+    }
+}
+
 /// A same-server redirect from `page`: `Location`, or FortiOS 7.4's `top.location="..."`
 /// page; one to another server is not followed.
 pub(crate) fn redirect_target(endpoint: &Endpoint, page: &str, resp: &Response) -> Option<String> {

@@ -282,15 +282,7 @@ impl ArrayTunnel<'_> {
             .header("Host", self.endpoint.url.host_header())
             .header("User-Agent", user_agent(self.opts))
             .header("Cookie", self.cookie);
-        let result = match self.endpoint.connect().await {
-            Ok(mut conn) => conn.exchange(&req, false).await.map(|(resp, _)| resp),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(resp) if resp.head.status < 400 => info!("Logout successful."),
-            Ok(resp) => warn!("Logout failed (HTTP {}).", resp.head.status),
-            Err(e) => warn!("Logout failed. ({e})"),
-        }
+        crate::web::logout(self.endpoint, &req).await;
     }
 
     fn log_stats(&self) {

@@ -369,15 +369,7 @@ impl NcTunnel<'_> {
     /// `logout.cgi` on a new connection, so that the cookie dies with the session.
     async fn logout(&self) {
         let req = request(self.opts, self.endpoint, "GET", LOGOUT).header("Cookie", self.cookie);
-        let result = match self.endpoint.connect().await {
-            Ok(mut conn) => conn.exchange(&req, false).await.map(|(resp, _)| resp),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(resp) if resp.head.status < 400 => info!("Logout successful."),
-            Ok(resp) => warn!("Logout failed (HTTP {}).", resp.head.status),
-            Err(e) => warn!("Logout failed. ({e})"),
-        }
+        crate::web::logout(self.endpoint, &req).await;
     }
 }
 

@@ -22,7 +22,7 @@ use oc_proto::pulse::ift::{
 };
 use oc_proto::pulse::PulseError;
 use tokio::io::AsyncWriteExt;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use super::pulse_error;
 use super::setup::{Esp, Session};
@@ -239,10 +239,7 @@ impl PulseTunnel<'_> {
         if self.out.is_empty() {
             return Ok(());
         }
-        let out = std::mem::take(&mut self.out);
-        let written = self.session.write(&out).await;
-        self.out = out;
-        written
+        self.session.write(&self.out).await
     }
 
     async fn close(&mut self) {
@@ -267,15 +264,7 @@ impl PulseTunnel<'_> {
             .header("Host", self.endpoint.url.host_header())
             .header("User-Agent", user_agent(self.opts))
             .header("Cookie", format!("DSID={}", self.session.cookie));
-        let result = match self.endpoint.connect().await {
-            Ok(mut conn) => conn.exchange(&req, false).await.map(|(resp, _)| resp),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(resp) if resp.head.status < 400 => info!("Logout successful."),
-            Ok(resp) => warn!("Logout failed (HTTP {}).", resp.head.status),
-            Err(e) => warn!("Logout failed. ({e})"),
-        }
+        crate::web::logout(self.endpoint, &req).await;
     }
 
     fn log_stats(&self) {
