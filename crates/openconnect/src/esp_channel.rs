@@ -49,17 +49,22 @@ const MIN_SPI: u32 = 256;
 /// fallback time says (upstream's `dtls_attempt_period`).
 const DEFAULT_JUNIPER_DPD: u64 = 60;
 
-/// Fresh keys for what we receive from a Pulse or NC gateway: the SPI, the secrets block
-/// it is told, and the keys split from it.
-pub(crate) fn new_inbound_keys(
-    suite: EspSuite,
-) -> Result<(u32, [u8; SECRETS_BLOCK_LEN], EspKeys), String> {
+/// A random SPI (not a reserved one) and secrets block.
+pub(crate) fn random_spi_and_secrets() -> Result<(u32, [u8; SECRETS_BLOCK_LEN]), String> {
     let mut secrets = [0u8; SECRETS_BLOCK_LEN];
     let mut spi = [0u8; 4];
     openssl::rand::rand_bytes(&mut secrets)
         .and_then(|()| openssl::rand::rand_bytes(&mut spi))
         .map_err(|e| format!("no random bytes for ESP keys: {e}"))?;
-    let spi = u32::from_be_bytes(spi).max(MIN_SPI);
+    Ok((u32::from_be_bytes(spi).max(MIN_SPI), secrets))
+}
+
+/// Fresh keys for what we receive from a Pulse or NC gateway: the SPI, the secrets block
+/// it is told, and the keys split from it.
+pub(crate) fn new_inbound_keys(
+    suite: EspSuite,
+) -> Result<(u32, [u8; SECRETS_BLOCK_LEN], EspKeys), String> {
+    let (spi, secrets) = random_spi_and_secrets()?;
     let keys = EspKeys::from_block(spi, suite, &secrets).map_err(|e| e.to_string())?;
     Ok((spi, secrets, keys))
 }
@@ -107,12 +112,22 @@ impl EspChannel<JuniperProber> {
 }
 
 impl<P: EspProber> EspChannel<P> {
-    /// New keys both ways (the gateway's rekey); our previous ones stay for late packets.
-    pub(crate) fn rekey(&mut self, outbound: &EspKeys, inbound: &EspKeys) -> Result<(), String> {
-        let (out, inb) = (cipher(outbound)?, cipher(inbound)?);
-        self.session.rekey_outbound(outbound.spi(), out);
-        self.session.rekey_inbound(inbound.spi(), inb);
-        Ok(())
+    /// A Pulse or NC gateway's rekey: its new keys (`spi`, `block`) for what we send, and
+    /// new ones of ours for what we receive (our previous ones stay for late packets);
+    /// the SPI and secrets to tell it.
+    pub(crate) fn rekey(
+        &mut self,
+        suite: EspSuite,
+        spi: u32,
+        block: &[u8],
+    ) -> Result<(u32, [u8; SECRETS_BLOCK_LEN]), String> {
+        let outbound = EspKeys::from_block(spi, suite, block).map_err(|e| e.to_string())?;
+        let (in_spi, in_secrets, inbound) = new_inbound_keys(suite)?;
+        let (out, inb) = (cipher(&outbound)?, cipher(&inbound)?);
+        self.session.rekey_outbound(spi, out);
+        self.session.rekey_inbound(in_spi, inb);
+        info!("ESP rekeyed: outgoing SPI {spi:#010x}, incoming SPI {in_spi:#010x}");
+        Ok((in_spi, in_secrets))
     }
 
     /// The channel failed outside the session's sight: down now, retried later.

@@ -339,6 +339,25 @@ mod tests {
     }
 
     #[test]
+    fn a_secrets_block_splits_by_the_suites_key_lengths() {
+        let mut secrets = [0u8; SECRETS_BLOCK_LEN];
+        for (i, b) in secrets.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let suite = EspSuite::new(EspEncryption::Aes256Cbc, EspIntegrity::HmacSha256_128);
+        let keys = EspKeys::from_block(9, suite, &secrets).unwrap();
+        assert_eq!(keys.encryption_key(), &secrets[..32]);
+        assert_eq!(keys.integrity_key(), &secrets[32..64]);
+        assert_eq!(
+            EspKeys::from_block(9, suite, &secrets[..40]),
+            Err(EspError::ShortSecrets {
+                got: 40,
+                wanted: 64
+            })
+        );
+    }
+
+    #[test]
     fn juniper_codes() {
         assert_eq!(
             EspEncryption::from_juniper_code(5),

@@ -177,16 +177,10 @@ impl NcConfig {
         let (Some((spi, secrets)), Some(suite)) = (&self.outbound, self.esp.suite()) else {
             return Ok(None);
         };
-        split_secrets(*spi, suite, secrets).map(Some)
+        EspKeys::from_block(*spi, suite, secrets)
+            .map(Some)
+            .map_err(|e| NcError::Keys(e.to_string()))
     }
-}
-
-/// One direction's keys from a 64-byte secrets block.
-pub fn split_secrets(spi: u32, suite: EspSuite, secrets: &[u8]) -> Result<EspKeys, NcError> {
-    EspKeys::from_block(spi, suite, secrets).map_err(|e| match e {
-        crate::esp::EspError::ShortSecrets { .. } => NcError::ShortSecrets,
-        other => NcError::Keys(other.to_string()),
-    })
 }
 
 /// A TLV: its id, value and what follows it.

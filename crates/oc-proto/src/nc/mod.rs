@@ -66,8 +66,6 @@ pub enum NcError {
     BadAttribute { group: u16, attr: u16, len: usize },
     #[error("Failed to parse KMP message: a TLV runs past its end ({0} bytes left)")]
     Truncated(usize),
-    #[error("the ESP secrets are shorter than the suite's keys")]
-    ShortSecrets,
     #[error("unusable ESP keys: {0}")]
     Keys(String),
 }

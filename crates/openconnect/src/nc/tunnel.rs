@@ -13,7 +13,7 @@ use oc_net::udp::RecvBatch;
 use oc_net::TunReader;
 use oc_proto::esp::JuniperProber;
 use oc_proto::nc::config::{
-    client_settings, esp_control, esp_keys_record, split_secrets, NcConfig, ESP_SECRETS_LEN,
+    client_settings, esp_control, esp_keys_record, NcConfig, ESP_SECRETS_LEN,
 };
 use oc_proto::nc::oncp::{
     frame_in_place, hostname_packet, OncpDecoder, OncpEvent, DATA_HEADROOM, KMP_CONFIG,
@@ -262,21 +262,13 @@ impl NcTunnel<'_> {
             warn!("ESP rekey without keys or suite; ignored");
             return Ok(());
         };
-        let made = split_secrets(*spi, suite, secrets)
-            .map_err(|e| e.to_string())
-            .and_then(|out| {
-                let (new_spi, new_secrets, inbound) = new_inbound_keys(suite)?;
-                esp.rekey(&out, &inbound)?;
-                Ok((new_spi, new_secrets))
-            });
-        let (new_spi, new_secrets) = match made {
+        let (new_spi, new_secrets) = match esp.rekey(suite, *spi, secrets) {
             Ok(made) => made,
             Err(e) => {
                 error!("Failed to set up ESP: {e}");
                 return Ok(());
             }
         };
-        info!("ESP rekeyed: outgoing SPI {spi:#010x}, incoming SPI {new_spi:#010x}");
         self.send_control(&esp_keys_record(new_spi, &new_secrets)?)
             .await
     }

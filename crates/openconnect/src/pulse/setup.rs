@@ -25,7 +25,7 @@ use super::pulse_error;
 use crate::auth_ui::FormFiller;
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::esp_channel::{new_inbound_keys, EspChannel};
+use crate::esp_channel::{new_inbound_keys, random_spi_and_secrets, EspChannel};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::user_agent;
 
@@ -319,12 +319,7 @@ impl Session {
     async fn no_esp(&mut self, payload: &[u8], why: &str) -> Result<Option<Esp>, ClientError> {
         warn!("Cannot set up ESP ({why}); the tunnel is TLS only");
         // Keys nobody will use, but nobody can guess either.
-        let mut secrets = [0u8; oc_proto::pulse::config::ESP_SECRETS_LEN];
-        let mut spi = [0u8; 4];
-        openssl::rand::rand_bytes(&mut secrets)
-            .and_then(|()| openssl::rand::rand_bytes(&mut spi))
-            .map_err(|e| ClientError::System(format!("no random bytes: {e}")))?;
-        let spi = u32::from_be_bytes(spi).max(0x100);
+        let (spi, secrets) = random_spi_and_secrets().map_err(ClientError::System)?;
         if let Ok(reply) = esp_reply(self.seq, payload, spi, &secrets) {
             self.seq = self.seq.wrapping_add(1);
             self.write(&reply).await?;

@@ -11,7 +11,6 @@ use std::time::Instant;
 
 use oc_net::udp::RecvBatch;
 use oc_net::TunReader;
-use oc_proto::esp::EspKeys;
 use oc_proto::http::Request;
 use oc_proto::pulse::config::{
     esp_control, esp_reply, parse_esp_config, sub_type, PulseConfig, ESP_CONFIG,
@@ -28,7 +27,7 @@ use super::pulse_error;
 use super::setup::{Esp, Session};
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::esp_channel::{new_inbound_keys, EspEvent};
+use crate::esp_channel::EspEvent;
 use crate::host::TunnelHost;
 
 use crate::transport::Endpoint;
@@ -157,21 +156,13 @@ impl PulseTunnel<'_> {
             return Ok(());
         };
         let (spi, secrets) = parse_esp_config(payload).map_err(pulse_error)?;
-        let made = EspKeys::from_block(spi, suite, secrets)
-            .map_err(|e| e.to_string())
-            .and_then(|out| {
-                let (in_spi, in_secrets, inbound) = new_inbound_keys(suite)?;
-                esp.rekey(&out, &inbound)?;
-                Ok((in_spi, in_secrets))
-            });
-        let (in_spi, in_secrets) = match made {
+        let (in_spi, in_secrets) = match esp.rekey(suite, spi, secrets) {
             Ok(made) => made,
             Err(e) => {
                 error!("ESP rekey failed: {e}");
                 return Ok(());
             }
         };
-        info!("ESP rekeyed: outgoing SPI {spi:#010x}, incoming SPI {in_spi:#010x}");
         let reply =
             esp_reply(self.session.seq, payload, in_spi, &in_secrets).map_err(pulse_error)?;
         self.session.seq = self.session.seq.wrapping_add(1);

@@ -197,19 +197,3 @@ fn the_clients_messages_read_back() {
     let read = messages(&client_settings(1400, None).unwrap());
     assert_eq!(read.len(), 1, "no keys without ESP");
 }
-
-#[test]
-fn secrets_split_by_the_suites_key_lengths() {
-    let mut secrets = [0u8; ESP_SECRETS_LEN];
-    for (i, b) in secrets.iter_mut().enumerate() {
-        *b = i as u8;
-    }
-    let suite = EspSuite::new(EspEncryption::Aes256Cbc, EspIntegrity::HmacSha256_128);
-    let keys = split_secrets(9, suite, &secrets).unwrap();
-    assert_eq!(keys.encryption_key(), &secrets[..32]);
-    assert_eq!(keys.integrity_key(), &secrets[32..64]);
-    assert_eq!(
-        split_secrets(9, suite, &secrets[..40]),
-        Err(NcError::ShortSecrets)
-    );
-}
