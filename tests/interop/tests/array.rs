@@ -80,11 +80,18 @@ fn tunnels_over_tls(test: &str, how: &str, real_client: bool) {
     for direction in ["", "-R"] {
         array.assert_iperf_moves_a_megabyte(direction);
     }
-    assert!(
-        !array.gateway_log().contains("DTLS carries the tunnel"),
-        "{}",
-        array.logs()
+    let gateway = array.gateway_log();
+    assert!(!gateway.contains("DTLS carries the tunnel"), "{gateway}");
+    // Each case for its own reason.
+    let (granted, refused) = (
+        gateway.contains("port 443 granted"),
+        gateway.contains("DTLS request refused"),
     );
+    match how {
+        "no-dtls" => assert!(!granted && !refused, "no DTLS request at all:\n{gateway}"),
+        "refuse" => assert!(refused && !granted, "{gateway}"),
+        _ => assert!(granted, "granted, but the handshake never came:\n{gateway}"),
+    }
     array.disconnect(pid, LOGGED_OUT);
 }
 

@@ -6,9 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use ferroconnect_interop::gateway::{
-    lock, Answer, Carrier, DtlsCarrier, Tls, TunHold, TunSink, Upgraded,
-};
+use ferroconnect_interop::gateway::{lock, Answer, Carrier, Tls, TunHold, TunSink, Upgraded};
 use ipnet::Ipv4Net;
 use oc_net::TunReader;
 use oc_proto::array::{
@@ -138,10 +136,12 @@ async fn serve(
         sink: TunSink::new(IpAddr::V4(common.client_addr)),
         stream: PacketStream::new(MAX_PACKET),
         dtls: None,
-        dpds: 0,
     };
+    // The DTLS associations of this client (by its id) come to this tunnel.
     let (sender, mut handed) = mpsc::channel(1);
-    let mut registered = Some((start, sender));
+    lock(&gw.state)
+        .dtls_waiting
+        .insert(start.id.clone(), (start.cookie.clone(), sender));
     let device = hold.device();
     let mut from_tun = TunReader::new(0);
     let mut dtls_buf = vec![0u8; 64 * 1024];
@@ -154,13 +154,12 @@ async fn serve(
                     Ok(0) => return Ok("closed by the client".into()),
                     Ok(n) => n,
                 };
-                let bytes = buf.get(..n).unwrap_or_default().to_vec();
-                let controls = link.tls_input(&bytes, device);
+                let controls = link.tls_input(buf.get(..n).unwrap_or_default(), device);
                 for kind in controls {
-                    link.tls_control(gw, kind, &bytes, tls, &mut registered).await?;
+                    link.tls_control(gw, kind, tls).await?;
                 }
             }
-            carrier = handed.recv(), if link.dtls.is_none() && !handed.is_closed() => {
+            carrier = handed.recv(), if link.dtls.is_none() => {
                 if let Some(carrier) = carrier {
                     log!("{peer}: DTLS carries the tunnel");
                     link.dtls = Some(Carrier::from(carrier));
@@ -213,7 +212,6 @@ struct Link {
     stream: PacketStream,
     /// The client's DTLS association, once handed over (and until it says DTLS is off).
     dtls: Option<Carrier>,
-    dpds: u64,
 }
 
 impl Link {
@@ -235,39 +233,25 @@ impl Link {
     }
 
     /// A control packet on TLS: DPD echoed, the DTLS request answered, DTLS off noted.
-    async fn tls_control(
-        &mut self,
-        gw: &Gateway,
-        kind: u16,
-        bytes: &[u8],
-        tls: &mut Tls,
-        registered: &mut Option<(&TunnelStart, mpsc::Sender<DtlsCarrier>)>,
-    ) -> Result<(), String> {
+    async fn tls_control(&mut self, gw: &Gateway, kind: u16, tls: &mut Tls) -> Result<(), String> {
         let peer = self.peer;
         let write = |e: std::io::Error| format!("sending to the client: {e}");
         match kind {
             CONTROL_DPD => {
-                self.dpds += 1;
                 tls.write_all(&oc_proto::array::control(CONTROL_DPD, &[]))
                     .await
                     .map_err(write)?;
             }
-            CONTROL_DTLS => {
-                let dtls = gw.config.common.dtls;
-                match (dtls, registered.take()) {
-                    (Some(d), Some((start, sender))) if !d.refuse => {
-                        lock(&gw.state)
-                            .dtls_waiting
-                            .insert(start.id.clone(), (start.cookie.clone(), sender));
-                        log!("{peer}: DTLS request: port {} granted", d.port);
-                        tls.write_all(&dtls_answer(d.port)).await.map_err(write)?;
-                    }
-                    _ => {
-                        log!("{peer}: DTLS request refused ({} bytes)", bytes.len());
-                        tls.write_all(b"no DTLS here").await.map_err(write)?;
-                    }
+            CONTROL_DTLS => match gw.config.common.dtls.filter(|d| !d.refuse) {
+                Some(d) => {
+                    log!("{peer}: DTLS request: port {} granted", d.port);
+                    tls.write_all(&dtls_answer(d.port)).await.map_err(write)?;
                 }
-            }
+                None => {
+                    log!("{peer}: DTLS request refused");
+                    tls.write_all(b"no DTLS here").await.map_err(write)?;
+                }
+            },
             CONTROL_DTLS_OFF => {
                 log!("{peer}: the client turned DTLS off");
                 self.dtls = None;
@@ -289,7 +273,6 @@ impl Link {
         });
         sink.flush(device);
         for _ in 0..dpds {
-            self.dpds += 1;
             if let Some(dtls) = self.dtls.as_mut() {
                 let _ = dtls
                     .write_frame(&oc_proto::array::control(CONTROL_DPD, &[]))
