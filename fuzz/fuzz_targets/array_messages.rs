@@ -1,8 +1,8 @@
 //! Array from a hostile server, through `oc_proto::array`: the input is read as each of its
 //! answers (speed tunnel, interface, DTLS) and, after its first byte, as a TLS stream of raw
-//! packets cut into pieces (the first byte picks the cut). Nothing panics; the stream gives
-//! the same packets and the same count of dropped bytes however it is cut, and each packet
-//! is as long as its own header says.
+//! packets cut into pieces (the first byte picks the cut). Nothing panics; a stream with
+//! nothing to drop gives the same packets however it is cut (a drop loses what is buffered,
+//! so after one the cut matters), and each packet is as long as its own header says.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

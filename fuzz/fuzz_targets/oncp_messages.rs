@@ -34,7 +34,19 @@ fn read(wire: &[u8], cut: usize, server: bool) -> (Vec<Got>, Option<NcError>) {
                 OncpEvent::Status(s) => Got::Status(s),
                 OncpEvent::Packet(p) => Got::Packet(p.to_vec()),
                 OncpEvent::Message { kind, payload } => {
-                    let _ = NcConfig::parse(kind, payload);
+                    // Keys from a configuration have the suite's lengths.
+                    if let Ok(Some(keys)) = NcConfig::parse(kind, payload)
+                        .as_ref()
+                        .map(NcConfig::outbound_keys)
+                        .unwrap_or(Ok(None))
+                    {
+                        let suite = keys.suite();
+                        assert_eq!(keys.encryption_key().len(), suite.encryption.key_len());
+                        assert_eq!(
+                            keys.integrity_key().len(),
+                            suite.integrity.standard_key_len()
+                        );
+                    }
                     Got::Message(kind, payload.to_vec())
                 }
                 OncpEvent::Terminated(r) => Got::Terminated(r),

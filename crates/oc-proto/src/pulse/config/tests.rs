@@ -6,10 +6,7 @@ use crate::pulse::ift::{IftDecoder, HEADER_LEN};
 
 fn unhex(text: &str) -> Vec<u8> {
     let digits: String = text.split_whitespace().collect();
-    (0..digits.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&digits[i..i + 2], 16).unwrap())
-        .collect()
+    crate::hex::decode(&digits).unwrap()
 }
 
 /// The example in upstream's pulse.c (a 9.1 server, the older form with routes).

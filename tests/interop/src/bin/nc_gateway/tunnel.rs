@@ -322,11 +322,18 @@ impl<'g> Oncp<'g> {
                     if settings.ip.mtu != 0 {
                         log!("{peer}: client's MTU {}", settings.ip.mtu);
                     }
-                    if let (Some(on), Some(esp)) = (settings.esp_enable, self.esp.as_mut()) {
-                        esp.on = on;
+                    if let Some(on) = settings.esp_enable {
+                        if let Some(esp) = self.esp.as_mut() {
+                            esp.on = on;
+                        }
                         log!(
-                            "{peer}: the client turned ESP {}",
-                            if on { "on" } else { "off" }
+                            "{peer}: the client turned ESP {}{}",
+                            if on { "on" } else { "off" },
+                            if self.esp.is_some() {
+                                ""
+                            } else {
+                                " (none offered)"
+                            }
                         );
                     }
                 }

@@ -151,7 +151,8 @@ impl Link<'_> {
                 &password
             };
             if answer.username.as_deref() == Some(&user) && given == Some(expected) {
-                log!("{}: password accepted for {user:?}", self.peer);
+                let kind = if juniper5 { "Juniper/5" } else { "Juniper/2" };
+                log!("{}: password accepted for {user:?} ({kind})", self.peer);
                 return Ok(());
             }
             log!(
