@@ -134,12 +134,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_option_enables_the_legacy_provider_and_says_what_is_missing() {
-        let info = enable_insecure_crypto().unwrap();
-        // DES (single) comes only with the legacy provider.
+    fn the_option_enables_the_legacy_provider() {
+        enable_insecure_crypto().unwrap();
+        // DES (single) comes only with the legacy provider. (Whether 3DES or RC4 suites
+        // exist depends on the OpenSSL build; `weak_suites` reports the build's answer.)
         openssl::cipher::Cipher::fetch(None, "DES-CBC", None).unwrap();
-        // (Whether 3DES or RC4 suites exist depends on the OpenSSL build: no assertion.)
-        let _ = info;
     }
 
     #[test]
