@@ -285,11 +285,12 @@ impl NcTunnel<'_> {
 
     /// ESP's news; a TLS connection that fails to take the message is lost.
     async fn esp_event(&mut self, event: EspEvent) -> Result<Option<Stop>, ClientError> {
-        let told = match event {
-            EspEvent::Established => self.esp_up().await,
-            EspEvent::Abandoned(why) => self.esp_down(&why).await,
-        };
-        Ok(told.err().map(|e| Stop::Lost(e.to_string())))
+        // A message the TLS connection fails to take is a loss (the loop's rule).
+        match event {
+            EspEvent::Established => self.esp_up().await?,
+            EspEvent::Abandoned(why) => self.esp_down(&why).await?,
+        }
+        Ok(None)
     }
 
     /// The probes were answered: the gateway is told to send on ESP, and we do once the

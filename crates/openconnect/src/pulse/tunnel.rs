@@ -182,18 +182,19 @@ impl PulseTunnel<'_> {
     }
 
     async fn esp_event(&mut self, event: EspEvent) -> Result<Option<Stop>, ClientError> {
-        let told = match event {
-            EspEvent::Established => self.tell_esp(true).await,
+        // A message the TLS connection fails to take is a loss (the loop's rule).
+        match event {
+            EspEvent::Established => self.tell_esp(true).await?,
             EspEvent::Abandoned(why) => {
                 if self.esp_on {
                     error!("ESP failed ({why}); using HTTPS instead.");
                 } else {
                     debug!("ESP: {why}");
                 }
-                self.tell_esp(false).await
+                self.tell_esp(false).await?;
             }
-        };
-        Ok(told.err().map(|e| Stop::Lost(e.to_string())))
+        }
+        Ok(None)
     }
 
     /// Packets over TLS: all of them, or (`skip`) those not of the ESP family.
