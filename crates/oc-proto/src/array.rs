@@ -401,30 +401,46 @@ impl PacketStream {
     }
 
     /// Calls `each` with every packet complete after `input`; the count of bytes thrown
-    /// away as not IP.
-    pub fn decode(&mut self, input: &[u8], mut each: impl FnMut(&[u8])) -> usize {
+    /// away as not IP. Whole packets are handed out where they lie in `input`; only a
+    /// packet cut by the read is copied, to be finished by the next.
+    pub fn decode(&mut self, mut input: &[u8], mut each: impl FnMut(&[u8])) -> usize {
         let mut dropped = 0;
-        self.partial.extend_from_slice(input);
-        let mut at = 0;
+        while !self.partial.is_empty() && !input.is_empty() {
+            let wanted = match packet_len(&self.partial) {
+                // Six bytes hold either family's length.
+                PacketLen::Incomplete => 6,
+                PacketLen::Len(len) if len <= self.max => len,
+                PacketLen::Len(_) | PacketLen::NotIp => {
+                    dropped += self.partial.len() + input.len();
+                    self.partial.clear();
+                    return dropped;
+                }
+            };
+            let take = wanted.saturating_sub(self.partial.len()).min(input.len());
+            let (now, rest) = input.split_at(take);
+            self.partial.extend_from_slice(now);
+            input = rest;
+            if packet_len(&self.partial) == PacketLen::Len(self.partial.len()) {
+                each(&self.partial);
+                self.partial.clear();
+            }
+        }
         loop {
-            let rest = self.partial.get(at..).unwrap_or_default();
-            match packet_len(rest) {
-                PacketLen::Incomplete => break,
-                PacketLen::Len(len) if len <= self.max => match rest.get(..len) {
-                    Some(packet) => {
+            match packet_len(input) {
+                PacketLen::Len(len) if len <= self.max => match input.split_at_checked(len) {
+                    Some((packet, rest)) => {
                         each(packet);
-                        at += len;
+                        input = rest;
                     }
                     None => break,
                 },
+                PacketLen::Incomplete => break,
                 PacketLen::Len(_) | PacketLen::NotIp => {
-                    dropped += rest.len();
-                    at = self.partial.len();
-                    break;
+                    return dropped + input.len();
                 }
             }
         }
-        self.partial.drain(..at);
+        self.partial.extend_from_slice(input);
         dropped
     }
 }
