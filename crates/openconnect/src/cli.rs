@@ -451,6 +451,13 @@ pub enum CompressionMode {
 }
 
 impl Options {
+    /// `--force-dpd` as an interval; zero, like no option, leaves the server's.
+    pub fn forced_dpd(&self) -> Option<std::time::Duration> {
+        self.force_dpd
+            .filter(|s| *s > 0)
+            .map(std::time::Duration::from_secs)
+    }
+
     /// Parses the process arguments, expanding `--config` files in place.
     pub fn from_args(args: Vec<OsString>) -> Result<Self, clap::Error> {
         let expanded = match expand_config_files(args) {

@@ -76,12 +76,10 @@ fn cipher(keys: &EspKeys) -> Result<OpenSslEspCipher, String> {
 /// ESP's dead-peer interval for Pulse and NC: `--force-dpd`, else the gateway's fallback
 /// time, else a minute.
 pub(crate) fn juniper_dpd(opts: &Options, fallback: Option<u32>) -> Duration {
-    let secs = opts
-        .force_dpd
-        .filter(|s| *s > 0)
-        .or(fallback.map(u64::from).filter(|s| *s > 0))
-        .unwrap_or(DEFAULT_JUNIPER_DPD);
-    Duration::from_secs(secs)
+    let offered = fallback.filter(|s| *s > 0).map(u64::from);
+    opts.forced_dpd()
+        .or(offered.map(Duration::from_secs))
+        .unwrap_or(Duration::from_secs(DEFAULT_JUNIPER_DPD))
 }
 
 impl EspChannel<JuniperProber> {

@@ -120,11 +120,7 @@ pub(crate) fn ppp_config(
         ipv6: link.base.ipv6.map(|n| n.addr()),
         ask_name_servers: link.base.dns.is_empty(),
         reliable: true,
-        dpd: opts
-            .force_dpd
-            .filter(|s| *s > 0)
-            .map(Duration::from_secs)
-            .or(link.dpd),
+        dpd: opts.forced_dpd().or(link.dpd),
         keepalive: None,
     }
 }

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use oc_net::udp::{datagrams, RecvBatch};
 use oc_net::{open_tun, Reason, ScriptContext, TunReader};
@@ -149,8 +149,7 @@ async fn connect_tunnel(
         }
         Err(e) => return Err(e),
     };
-    let forced_dpd = opts.force_dpd.filter(|s| *s > 0).map(Duration::from_secs);
-    let config = TunnelConfig::from_response(&response.head, forced_dpd)?;
+    let config = TunnelConfig::from_response(&response.head, opts.forced_dpd())?;
     for w in &config.warnings {
         warn!("{w}");
     }

@@ -167,12 +167,8 @@ impl ArrayTunnel<'_> {
     /// The network on a connection set up, DTLS started when granted.
     async fn start(&mut self, conn: HttpsConnection, setup: Setup) -> Result<(), ClientError> {
         let now = Instant::now();
-        self.dpd = self
-            .opts
-            .force_dpd
-            .filter(|s| *s > 0)
-            .or(Some(setup.speed.keepalive).filter(|s| *s > 0))
-            .map(Duration::from_secs);
+        let offered = Some(setup.speed.keepalive).filter(|s| *s > 0);
+        self.dpd = self.opts.forced_dpd().or(offered.map(Duration::from_secs));
         let timers = Timers {
             dpd: self.dpd,
             ..Timers::default()

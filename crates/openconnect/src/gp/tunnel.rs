@@ -104,12 +104,9 @@ pub(super) async fn run(
 
 impl GpTunnel<'_> {
     fn dpd(&self) -> Duration {
-        Duration::from_secs(
-            self.opts
-                .force_dpd
-                .filter(|s| *s > 0)
-                .unwrap_or(DPD_SECONDS),
-        )
+        self.opts
+            .forced_dpd()
+            .unwrap_or(Duration::from_secs(DPD_SECONDS))
     }
 
     /// The configuration (the tunnel's addresses asked for again after the first), the
