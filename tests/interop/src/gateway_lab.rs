@@ -7,7 +7,10 @@ use std::collections::HashMap;
 use std::process::Output;
 use std::time::Duration;
 
-use crate::{authenticate_values, bin, output_text, pin_sha256, ping_counts, wait_until, Lab, Pki};
+use crate::{
+    authenticate_values, bin, output_text, pin_sha256, ping_counts, poll_until, wait_until, Lab,
+    Pki,
+};
 
 /// The one user every gateway is started with, and its password.
 pub const USER: &str = "alice";
@@ -393,6 +396,7 @@ impl GatewayLab {
     /// gateway logs `logged_out`) and exits 0, and the script ran for its three reasons.
     /// The gateway's log.
     pub fn disconnect(&mut self, pid: u32, logged_out: &str) -> String {
+        self.wait_until_tunnel_is_quiet();
         self.lab.signal_client(pid, "INT");
         assert_eq!(self.lab.wait_client(SECS(10)), Some(0), "{}", self.logs());
         let gateway = self.lab.wait_for_log("gateway.log", logged_out, SECS(5));
@@ -401,6 +405,25 @@ impl GatewayLab {
         }
         assert_eq!(self.lab.log("reasons"), "pre-init\nconnect\ndisconnect\n");
         gateway
+    }
+
+    /// Waits until the gateway's tun device has sent nothing for 300 ms (at most 5 s).
+    /// openconnect 9.01 closes its socket without reading what is left: a packet for it
+    /// still unread turns the close into a reset, which drops its goodbye when that is
+    /// still queued behind an unacknowledged segment. A quiet tunnel leaves nothing unread.
+    fn wait_until_tunnel_is_quiet(&self) {
+        let counter = format!("/sys/class/net/{}g/statistics/tx_packets", self.lab.name);
+        let sent = || {
+            let out = self.lab.in_server(&format!("cat {counter}"));
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let mut last = sent();
+        poll_until(SECS(5), Duration::from_millis(300), || {
+            let now = sent();
+            let quiet = now == last;
+            last = now;
+            quiet.then_some(())
+        });
     }
 
     /// SIGUSR2 to the client `pid`: it drops the tunnel connection, opens a new one with

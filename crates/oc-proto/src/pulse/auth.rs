@@ -6,6 +6,12 @@
 //! empty answer, success. [`PulseAuth`] turns each server message into bytes to send or a
 //! form for the user ([`AuthStep`]); [`PulseAuth::answer`] turns the filled form into bytes.
 //!
+//! When the server answers the identity with EAP-TTLS (a realm that wants a client
+//! certificate), the same requests and answers travel inside a TLS connection carried in
+//! EAP-TTLS packets ([`super::ttls`]): [`AuthStep::StartTls`] asks the caller for that
+//! connection (with the HTTPS connection's trust and client certificate), and
+//! [`PulseAuth::start_tls`] goes on. Success comes outside it, as without.
+//!
 //! The forms and fields are upstream's, so that `-F form:field=value` works the same:
 //! `pulse_realm_entry:realm`, `pulse_realm_choice:realm_choice` (also `--authgroup`),
 //! `pulse_region_choice:region_choice`, `pulse_user`/`pulse_secondary`:`username`,
@@ -19,6 +25,7 @@ use super::ift::{
     packet, IftPacket, JUNIPER_CLIENT_INFO, TCG_AUTH_CHALLENGE, TCG_AUTH_RESPONSE,
     TCG_AUTH_SUCCESS, TCG_VERSION_REQUEST, TCG_VERSION_RESPONSE, VENDOR_JUNIPER, VENDOR_TCG,
 };
+use super::ttls::{ttls_packet, Fragment, InnerTls, TtlsLink, MAX_FRAGMENT};
 use super::PulseError;
 use crate::form::{AuthForm, FieldKind, FormField, SelectOption};
 
@@ -28,6 +35,9 @@ const VERSIONS: [u8; 4] = [0, 1, 2, 2];
 const MAX_ROUNDS: usize = 32;
 /// The longest password or token upstream sends.
 const MAX_SECRET: usize = 253;
+/// EAP-TTLS packets taken in one login before giving up (fragments of 256 KiB of
+/// certificates and the login's questions fit many times over).
+const MAX_TTLS_PACKETS: usize = 512;
 
 /// What the client says of itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -48,6 +58,9 @@ pub enum AuthStep {
     Send(Vec<u8>),
     /// Ask the user (then [`PulseAuth::answer`]).
     Ask(AuthForm),
+    /// The server wants EAP-TTLS: give [`PulseAuth::start_tls`] a TLS client with the
+    /// HTTPS connection's trust and client certificate.
+    StartTls,
     /// Logged in: the configuration follows on this connection.
     Done { cookie: String },
 }
@@ -95,6 +108,13 @@ pub struct PulseAuth {
     cookie: Option<String>,
     rounds: usize,
     gtc_asked: bool,
+    /// The EAP-TTLS connection, once the server asked for it.
+    ttls: Option<TtlsLink>,
+    /// The id of the server's last EAP-TTLS request (our EAP-TTLS answers carry it).
+    ttls_id: u8,
+    ttls_packets: usize,
+    /// Whether our identity went inside the TLS connection yet.
+    identity_inside: bool,
 }
 
 impl PulseAuth {
@@ -114,6 +134,10 @@ impl PulseAuth {
             cookie: None,
             rounds: 0,
             gtc_asked: false,
+            ttls: None,
+            ttls_id: 0,
+            ttls_packets: 0,
+            identity_inside: false,
         };
         let first = auth.send(VENDOR_TCG, TCG_VERSION_REQUEST, &VERSIONS);
         (auth, first)
@@ -136,9 +160,20 @@ impl PulseAuth {
         self.send(VENDOR_TCG, TCG_AUTH_RESPONSE, &payload)
     }
 
-    /// A Juniper/1 response with `avps`.
-    fn respond_j1(&mut self, avps: &[u8]) -> Vec<u8> {
+    /// A Juniper/1 response with `avps`: in IF-T, or inside EAP-TTLS once it runs.
+    fn respond_j1(&mut self, avps: &[u8]) -> Result<Vec<u8>, PulseError> {
         let eap = expanded(EAP_RESPONSE, self.outer_id, JUNIPER_1, avps);
+        let Some(link) = self.ttls.as_mut() else {
+            return Ok(self.respond(&eap));
+        };
+        link.send_eap(&eap)?;
+        let body = link.flush();
+        Ok(self.respond_ttls(&body))
+    }
+
+    /// An EAP-TTLS response with `body` (flags and data).
+    fn respond_ttls(&mut self, body: &[u8]) -> Vec<u8> {
+        let eap = ttls_packet(EAP_RESPONSE, self.ttls_id, body);
         self.respond(&eap)
     }
 
@@ -168,29 +203,22 @@ impl PulseAuth {
                 let identity = eap(EAP_RESPONSE, 1, EAP_TYPE_IDENTITY, b"anonymous");
                 Ok(AuthStep::Send(self.respond(&identity)))
             }
+            Stage::ServerInfo | Stage::Requests if self.ttls.is_some() => self.on_ttls(&msg),
             Stage::ServerInfo => {
                 let request = self.request(&msg)?;
                 if request.kind == Some(EAP_TYPE_TTLS) {
-                    return Err(PulseError::Unsupported(
-                        "the server wants EAP-TTLS (a certificate login inside Pulse's EAP), \
-                         which this version does not speak"
-                            .into(),
-                    ));
+                    if !Fragment::parse(request.data)?.is_start() {
+                        return Err(unexpected("EAP-TTLS without its start"));
+                    }
+                    self.ttls_id = request.id;
+                    return Ok(AuthStep::StartTls);
                 }
-                if request.expanded != Some(JUNIPER_1) {
-                    return Err(unexpected("not a Juniper/1 request"));
-                }
-                avps(request.data).try_for_each(|a| a.map(drop))?;
-                self.stage = Stage::Requests;
-                let mut avps = Vec::new();
-                push_avp(&mut avps, AVP_OS, self.info.os.as_bytes());
-                push_avp(&mut avps, AVP_USER_AGENT, self.info.user_agent.as_bytes());
-                if let Some(cookie) = self.held_cookie.clone() {
-                    push_avp(&mut avps, AVP_COOKIE, cookie.as_bytes());
-                }
-                Ok(AuthStep::Send(self.respond_j1(&avps)))
+                self.server_info(&request)
             }
-            Stage::Requests => self.on_request(&msg),
+            Stage::Requests => {
+                let request = self.request(&msg)?;
+                self.on_request(&request)
+            }
             Stage::Success => {
                 let success = msg.is(VENDOR_TCG, TCG_AUTH_SUCCESS)
                     && msg.payload.get(..4) == Some(&AUTH_JUNIPER_1[..])
@@ -213,6 +241,82 @@ impl PulseAuth {
         }
     }
 
+    /// The server's first Juniper/1 request (its licensing and the like): our OS, user
+    /// agent and the cookie we hold.
+    fn server_info(&mut self, request: &Eap<'_>) -> Result<AuthStep, PulseError> {
+        if request.expanded != Some(JUNIPER_1) {
+            return Err(PulseError::Unexpected(
+                "not a Juniper/1 request for our client information".into(),
+            ));
+        }
+        self.outer_id = request.id;
+        avps(request.data).try_for_each(|a| a.map(drop))?;
+        self.stage = Stage::Requests;
+        let mut avps = Vec::new();
+        push_avp(&mut avps, AVP_OS, self.info.os.as_bytes());
+        push_avp(&mut avps, AVP_USER_AGENT, self.info.user_agent.as_bytes());
+        if let Some(cookie) = self.held_cookie.clone() {
+            push_avp(&mut avps, AVP_COOKIE, cookie.as_bytes());
+        }
+        Ok(AuthStep::Send(self.respond_j1(&avps)?))
+    }
+
+    /// After [`AuthStep::StartTls`]: the TLS connection inside EAP-TTLS, whose
+    /// ClientHello goes out now.
+    pub fn start_tls(&mut self, tls: Box<dyn InnerTls>) -> Result<AuthStep, PulseError> {
+        if self.stage != Stage::ServerInfo || self.ttls.is_some() {
+            return Err(PulseError::Unexpected("EAP-TTLS started twice".into()));
+        }
+        // Upstream's client sends its AVPs with no flags; servers take that.
+        let mut link = TtlsLink::new(tls, MAX_FRAGMENT, 0);
+        link.start()?;
+        let body = link.flush();
+        self.ttls = Some(link);
+        Ok(AuthStep::Send(self.respond_ttls(&body)))
+    }
+
+    /// An EAP-TTLS request: a fragment to acknowledge or answer with ours, the handshake,
+    /// or the Juniper/1 request inside.
+    fn on_ttls(&mut self, msg: &IftPacket<'_>) -> Result<AuthStep, PulseError> {
+        self.ttls_packets += 1;
+        if self.ttls_packets > MAX_TTLS_PACKETS {
+            return Err(PulseError::Refused(format!(
+                "the server sent {MAX_TTLS_PACKETS} EAP-TTLS packets without letting us in"
+            )));
+        }
+        let request = self.request(msg)?;
+        if request.kind != Some(EAP_TYPE_TTLS) {
+            return Err(PulseError::Unexpected(
+                "not an EAP-TTLS request inside an EAP-TTLS login".into(),
+            ));
+        }
+        self.ttls_id = request.id;
+        let Some(link) = self.ttls.as_mut() else {
+            return Err(PulseError::Unexpected("EAP-TTLS before its start".into()));
+        };
+        if let Some(body) = link.on_packet(request.data)? {
+            return Ok(AuthStep::Send(self.respond_ttls(&body)));
+        }
+        if link.is_established() && !self.identity_inside {
+            self.identity_inside = true;
+            link.send_eap(&eap(EAP_RESPONSE, 1, EAP_TYPE_IDENTITY, b"anonymous"))?;
+        }
+        let Some(inner) = link.next_eap()? else {
+            let body = link.flush();
+            return Ok(AuthStep::Send(self.respond_ttls(&body)));
+        };
+        let inner = Eap::parse(&inner)?;
+        if inner.code != EAP_REQUEST {
+            return Err(PulseError::BadEap(
+                "an EAP packet inside EAP-TTLS that is not a request",
+            ));
+        }
+        match self.stage {
+            Stage::ServerInfo => self.server_info(&inner),
+            _ => self.on_request(&inner),
+        }
+    }
+
     fn client_info(&mut self) -> Vec<u8> {
         let mut text = format!("clientHostName={}", self.info.hostname);
         if let Some(ip) = self.info.local_ip {
@@ -222,8 +326,8 @@ impl PulseAuth {
         self.send(VENDOR_JUNIPER, JUNIPER_CLIENT_INFO, text.as_bytes())
     }
 
-    /// A TCG/5 request's EAP packet (its id kept for our answer).
-    fn request<'m>(&mut self, msg: &IftPacket<'m>) -> Result<Eap<'m>, PulseError> {
+    /// A TCG/5 request's EAP packet.
+    fn request<'m>(&self, msg: &IftPacket<'m>) -> Result<Eap<'m>, PulseError> {
         let eap = (msg.is(VENDOR_TCG, TCG_AUTH_CHALLENGE))
             .then(|| msg.payload.strip_prefix(&AUTH_JUNIPER_1[..]))
             .flatten()
@@ -236,22 +340,21 @@ impl PulseAuth {
                     msg.vendor, msg.kind
                 ))
             })?;
-        self.outer_id = eap.id;
         Ok(eap)
     }
 
     /// One of the server's requests in the login.
-    fn on_request(&mut self, msg: &IftPacket<'_>) -> Result<AuthStep, PulseError> {
+    fn on_request(&mut self, request: &Eap<'_>) -> Result<AuthStep, PulseError> {
         self.rounds += 1;
         if self.rounds > MAX_ROUNDS {
             return Err(PulseError::Refused(format!(
                 "the server asked {MAX_ROUNDS} questions without letting us in"
             )));
         }
-        let request = self.request(msg)?;
         if request.expanded != Some(JUNIPER_1) {
             return Err(PulseError::Unexpected("not a Juniper/1 request".into()));
         }
+        self.outer_id = request.id;
         let mut seen = Seen::default();
         for avp in avps(request.data) {
             let read = self.read_avp(&avp?, &mut seen);
@@ -264,7 +367,7 @@ impl PulseAuth {
         if let Some(cookie) = seen.cookie {
             self.cookie = Some(cookie);
             self.stage = Stage::Success;
-            return Ok(AuthStep::Send(self.respond_j1(&[])));
+            return Ok(AuthStep::Send(self.respond_j1(&[])?));
         }
         if self.held_cookie.is_some() {
             return Err(PulseError::CookieRejected);
@@ -559,7 +662,7 @@ impl PulseAuth {
                 push_eap_message(&mut avps, &eap(EAP_RESPONSE, inner_id, EAP_TYPE_GTC, token));
             }
         }
-        Ok(self.respond_j1(&avps))
+        self.respond_j1(&avps)
     }
 }
 
@@ -657,6 +760,14 @@ impl Inner {
                 juniper5: true,
                 retry: false,
             }),
+            (Some(EAP_TYPE_TLS), _, _) => Err(PulseError::Unsupported(
+                "Pulse server is trying to authenticate via EAP-TLS over EAP-TTLS, which we do \
+                 not know how to handle. This can happen when the server OPTIONALLY accepts TLS \
+                 client certificates, but your authentication does not require one. You may be \
+                 able to work around it by spoofing a very old Pulse client with: \
+                 --useragent=\"Pulse-Secure/3.0.0\""
+                    .into(),
+            )),
             (_, Some(JUNIPER_HOST_CHECKER), _) => Err(PulseError::Unsupported(
                 "Pulse server requested Host Checker; not yet supported. Try Juniper mode \
                  (--protocol=nc)"

@@ -8,6 +8,7 @@ pub mod config;
 pub mod eap;
 pub mod ift;
 pub mod server;
+pub mod ttls;
 
 use thiserror::Error;
 
@@ -62,4 +63,8 @@ pub enum PulseError {
     CookieRejected,
     #[error("{0}")]
     Unsupported(String),
+    #[error("bad EAP-TTLS packet: {0}")]
+    BadTtls(&'static str),
+    #[error("EAP-TTLS: {0}")]
+    Ttls(String),
 }

@@ -1,7 +1,8 @@
 //! A Pulse gateway's side of the login, for test gateways: the messages it sends (the
 //! version it picks, the start of Juniper/1 authentication, requests with AVPs, the
 //! password, token and realm requests, success) and what it reads from a client's
-//! answers (its AVPs, the password in its Juniper/2 or /5 message, its token).
+//! answers (its AVPs, the password in its Juniper/2 or /5 message, its token). With
+//! EAP-TTLS the same requests go inside [`super::ttls::TtlsLink`], in [`ttls_request`]s.
 
 use super::eap::*;
 use super::ift::{
@@ -22,12 +23,22 @@ pub fn auth_start() -> Vec<u8> {
 
 /// A Juniper/1 request `id` with `avps`.
 pub fn request(id: u8, avps: &[u8]) -> Vec<u8> {
-    let eap = expanded(EAP_REQUEST, id, JUNIPER_1, avps);
+    challenge(&expanded(EAP_REQUEST, id, JUNIPER_1, avps))
+}
+
+/// An EAP-TTLS request `id` with `body` (flags and data; [`super::ttls::FLAG_START`]
+/// alone starts it).
+pub fn ttls_request(id: u8, body: &[u8]) -> Vec<u8> {
+    challenge(&super::ttls::ttls_packet(EAP_REQUEST, id, body))
+}
+
+/// A TCG/5 around the EAP packet `eap`.
+pub fn challenge(eap: &[u8]) -> Vec<u8> {
     packet(
         VENDOR_TCG,
         TCG_AUTH_CHALLENGE,
         0,
-        &[&AUTH_JUNIPER_1[..], &eap].concat(),
+        &[&AUTH_JUNIPER_1[..], eap].concat(),
     )
 }
 

@@ -118,13 +118,14 @@ impl Session {
             seq: 0,
         };
         session.take(&early)?;
-        session.cookie = session.authenticate(opts, cookie, filler).await?;
+        session.cookie = session.authenticate(opts, endpoint, cookie, filler).await?;
         Ok(session)
     }
 
     async fn authenticate(
         &mut self,
         opts: &Options,
+        endpoint: &Endpoint,
         cookie: Option<&str>,
         mut filler: Option<&mut FormFiller>,
     ) -> Result<String, ClientError> {
@@ -138,9 +139,19 @@ impl Session {
         self.write(&first).await?;
         loop {
             let message = self.next().await?;
-            let step = auth.on_message(message.packet()).map_err(pulse_error)?;
+            let mut step = auth.on_message(message.packet()).map_err(pulse_error)?;
+            if step == AuthStep::StartTls {
+                info!("EAP-TTLS negotiation with {}", endpoint.url.host);
+                let tls = endpoint.tls.memory_client(&endpoint.url.host)?;
+                step = auth.start_tls(Box::new(tls)).map_err(pulse_error)?;
+            }
             match step {
                 AuthStep::Send(bytes) => self.write(&bytes).await?,
+                AuthStep::StartTls => {
+                    return Err(pulse_error(oc_proto::pulse::PulseError::Unexpected(
+                        "EAP-TTLS started twice".into(),
+                    )))
+                }
                 AuthStep::Ask(form) => {
                     let Some(filler) = filler.as_deref_mut() else {
                         return Err(pulse_error(oc_proto::pulse::PulseError::CookieRejected));

@@ -4,6 +4,7 @@
 use super::*;
 use crate::pulse::ift::IftDecoder;
 use crate::pulse::server::{self, Answer};
+use crate::pulse::ttls::{PlainTls, TtlsLink};
 
 fn info() -> ClientInfo {
     ClientInfo {
@@ -287,4 +288,198 @@ fn refusals_and_what_is_not_spoken_are_errors() {
     let (mut auth, _) = PulseAuth::new(info(), None);
     assert!(feed(&mut auth, &server::auth_start()).is_err());
     assert!(auth.answer(&[]).is_err(), "no question was asked");
+}
+
+/// The gateway's end of EAP-TTLS in these tests: [`PlainTls`], its messages cut into
+/// pieces of `max` bytes.
+struct TtlsGateway {
+    link: TtlsLink,
+    id: u8,
+}
+
+impl TtlsGateway {
+    fn new(max: usize) -> Self {
+        Self {
+            link: TtlsLink::new(Box::new(PlainTls::server()), max, 0x40),
+            id: 10,
+        }
+    }
+
+    fn request(&mut self, body: &[u8]) -> Vec<u8> {
+        self.id = self.id.wrapping_add(1);
+        server::ttls_request(self.id, body)
+    }
+
+    /// The client's steps until its whole message is in (`None`) or it does something
+    /// other than send (`Some`); fragments and acknowledgements go back and forth.
+    fn pump(
+        &mut self,
+        auth: &mut PulseAuth,
+        mut step: Result<AuthStep, PulseError>,
+    ) -> Result<Option<AuthStep>, PulseError> {
+        loop {
+            let bytes = match step? {
+                AuthStep::Send(bytes) => bytes,
+                other => return Ok(Some(other)),
+            };
+            let (vendor, kind, seq, payload) = one(&bytes);
+            let msg = IftPacket {
+                vendor,
+                kind,
+                seq,
+                payload: &payload,
+            };
+            let eap = server::response(&msg)?;
+            assert_eq!(eap.kind, Some(EAP_TYPE_TTLS));
+            assert_eq!(eap.id, self.id, "the answer carries the request's id");
+            match self.link.on_packet(eap.data)? {
+                Some(reply) => {
+                    let request = self.request(&reply);
+                    step = feed(auth, &request);
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// `eap` (if any) and what the TLS connection has to send, to the client.
+    fn say(
+        &mut self,
+        auth: &mut PulseAuth,
+        eap: Option<&[u8]>,
+    ) -> Result<Option<AuthStep>, PulseError> {
+        if let Some(eap) = eap {
+            self.link.send_eap(eap)?;
+        }
+        let body = self.link.flush();
+        let request = self.request(&body);
+        let step = feed(auth, &request);
+        self.pump(auth, step)
+    }
+
+    /// The client's next EAP packet inside, as the gateway reads a Juniper/1 answer.
+    fn heard(&mut self) -> Answer {
+        let eap = self.link.next_eap().unwrap().expect("an EAP packet inside");
+        let eap = Eap::parse(&eap).unwrap();
+        assert_eq!(eap.expanded, Some(JUNIPER_1));
+        Answer::parse(eap.data).unwrap()
+    }
+}
+
+/// Up to the server's EAP-TTLS start: the client asks for its TLS connection.
+fn start_ttls(held: Option<&str>, gateway: &mut TtlsGateway) -> PulseAuth {
+    let (mut auth, _) = PulseAuth::new(info(), held.map(str::to_string));
+    sent(feed(&mut auth, &server::version_response()));
+    sent(feed(&mut auth, &server::auth_start()));
+    let start = gateway.request(&[crate::pulse::ttls::FLAG_START]);
+    assert_eq!(feed(&mut auth, &start), Ok(AuthStep::StartTls));
+    let hello = auth.start_tls(Box::new(PlainTls::default()));
+    assert_eq!(gateway.pump(&mut auth, hello), Ok(None));
+    // The handshake's answer: the client is in, and says who it is inside.
+    assert_eq!(gateway.say(&mut auth, None), Ok(None));
+    let identity = gateway.link.next_eap().unwrap().unwrap();
+    assert_eq!(
+        identity,
+        eap(EAP_RESPONSE, 1, EAP_TYPE_IDENTITY, b"anonymous")
+    );
+    auth
+}
+
+fn j1_request(id: u8, avps: &[u8]) -> Vec<u8> {
+    expanded(EAP_REQUEST, id, JUNIPER_1, avps)
+}
+
+#[test]
+fn a_password_login_inside_eap_ttls_with_the_servers_messages_in_pieces() {
+    // Pieces of 7 bytes: every message of the gateway's comes in fragments.
+    let mut gateway = TtlsGateway::new(7);
+    let mut auth = start_ttls(None, &mut gateway);
+    assert_eq!(gateway.say(&mut auth, Some(&j1_request(3, &[]))), Ok(None));
+    assert_eq!(gateway.heard().text(AVP_OS).as_deref(), Some("Linux"));
+    let password = j1_request(4, &server::password_request(1, J2_PASSWORD, false));
+    let Ok(Some(AuthStep::Ask(form))) = gateway.say(&mut auth, Some(&password)) else {
+        panic!("no form");
+    };
+    assert_eq!(form.id, "pulse_user");
+    let reply = auth.answer(&[
+        ("username".into(), "alice".into()),
+        ("password".into(), "secret".into()),
+    ]);
+    assert_eq!(gateway.pump(&mut auth, reply.map(AuthStep::Send)), Ok(None));
+    let answer = gateway.heard();
+    assert_eq!(answer.username.as_deref(), Some("alice"));
+    assert_eq!(answer.password, Some(("secret".into(), false)));
+    let mut cookie = Vec::new();
+    push_avp(&mut cookie, AVP_COOKIE, b"0123456789abcdef");
+    assert_eq!(
+        gateway.say(&mut auth, Some(&j1_request(5, &cookie))),
+        Ok(None)
+    );
+    assert_eq!(gateway.heard(), Answer::default());
+    // Success comes outside EAP-TTLS.
+    assert_eq!(
+        feed(&mut auth, &server::success(5)),
+        Ok(AuthStep::Done {
+            cookie: "0123456789abcdef".into()
+        })
+    );
+}
+
+#[test]
+fn a_long_answer_goes_in_fragments_each_acknowledged() {
+    // A held cookie longer than a fragment: the client's answer is cut, and each piece
+    // waits for the gateway's acknowledgement.
+    let held = "c".repeat(20_000);
+    let mut gateway = TtlsGateway::new(MAX_FRAGMENT);
+    let mut auth = start_ttls(Some(&held), &mut gateway);
+    assert_eq!(gateway.say(&mut auth, Some(&j1_request(3, &[]))), Ok(None));
+    assert_eq!(gateway.heard().text(AVP_COOKIE), Some(held));
+}
+
+#[test]
+fn eap_ttls_that_goes_wrong_is_an_error_never_a_loop() {
+    // A request that is not the start.
+    let mut gateway = TtlsGateway::new(MAX_FRAGMENT);
+    let (mut auth, _) = PulseAuth::new(info(), None);
+    sent(feed(&mut auth, &server::version_response()));
+    sent(feed(&mut auth, &server::auth_start()));
+    assert!(feed(&mut auth, &gateway.request(&[0, 1, 2])).is_err());
+    // A handshake answer the TLS connection refuses.
+    let mut auth = start_ttls(None, &mut TtlsGateway::new(MAX_FRAGMENT));
+    let (mut fresh, _) = PulseAuth::new(info(), None);
+    sent(feed(&mut fresh, &server::version_response()));
+    sent(feed(&mut fresh, &server::auth_start()));
+    feed(
+        &mut fresh,
+        &gateway.request(&[crate::pulse::ttls::FLAG_START]),
+    )
+    .unwrap();
+    sent(fresh.start_tls(Box::new(PlainTls::default())));
+    assert!(matches!(
+        feed(&mut fresh, &gateway.request(&[0, b'?'])),
+        Err(PulseError::Ttls(_))
+    ));
+    // Something other than an acknowledgement while our fragments wait.
+    let held = "c".repeat(20_000);
+    let mut long = TtlsGateway::new(MAX_FRAGMENT);
+    let mut waiting = start_ttls(Some(&held), &mut long);
+    long.link.send_eap(&j1_request(3, &[])).unwrap();
+    let body = long.link.flush();
+    sent(feed(&mut waiting, &long.request(&body)));
+    assert!(matches!(
+        feed(&mut waiting, &long.request(&[0, 1])),
+        Err(PulseError::BadTtls(_))
+    ));
+    // A server that sends empty packets for ever.
+    let mut refused = None;
+    for _ in 0..=MAX_TTLS_PACKETS {
+        if let Err(e) = feed(&mut auth, &gateway.request(&[0])) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(refused, Some(PulseError::Refused(_))),
+        "{refused:?}"
+    );
 }

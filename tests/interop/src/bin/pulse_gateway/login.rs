@@ -4,8 +4,9 @@
 
 use ferroconnect_interop::gateway::random_hex;
 use oc_proto::pulse::eap::{
-    push_avp, AVP_BANNER, AVP_BANNER_ACK, AVP_COOKIE, AVP_FAILURE, AVP_OS, AVP_REALM,
-    AVP_REALM_CHOICE, AVP_USER_AGENT, EAP_TYPE_IDENTITY, J2_PASSWORD, J2_RETRY,
+    expanded, push_avp, Eap, AVP_BANNER, AVP_BANNER_ACK, AVP_COOKIE, AVP_FAILURE, AVP_OS,
+    AVP_REALM, AVP_REALM_CHOICE, AVP_USER_AGENT, EAP_REQUEST, EAP_RESPONSE, EAP_TYPE_IDENTITY,
+    J2_PASSWORD, J2_RETRY, JUNIPER_1,
 };
 use oc_proto::pulse::ift::{JUNIPER_CLIENT_INFO, TCG_VERSION_REQUEST, VENDOR_JUNIPER, VENDOR_TCG};
 use oc_proto::pulse::server::{self, Answer};
@@ -40,6 +41,10 @@ impl Link<'_> {
         if eap.kind != Some(EAP_TYPE_IDENTITY) {
             return Err("the first answer is not an EAP identity".into());
         }
+        let certificate = match self.gw.config.ttls.clone() {
+            Some(options) => Some(self.start_ttls(&options).await?),
+            None => None,
+        };
         let first = self.ask(&[]).await?;
         log!(
             "{}: client OS {:?}, user agent {:?}",
@@ -52,7 +57,8 @@ impl Link<'_> {
         }
         self.choose_realm().await?;
         self.show_banner().await?;
-        self.check_password().await?;
+        self.check_certificate_or_password(certificate.as_deref())
+            .await?;
         self.check_token().await?;
         let cookie = random_hex::<16>();
         self.gw.add_session(&cookie);
@@ -64,6 +70,15 @@ impl Link<'_> {
     /// A Juniper/1 request with `avps`; the client's answer.
     async fn ask(&mut self, avps: &[u8]) -> Result<Answer, String> {
         self.eap_id = self.eap_id.wrapping_add(1);
+        if self.ttls.is_some() {
+            let request = expanded(EAP_REQUEST, self.eap_id, JUNIPER_1, avps);
+            let inside = self.ask_inside(&request).await?;
+            let eap = Eap::parse(&inside).map_err(|e| e.to_string())?;
+            if eap.code != EAP_RESPONSE || eap.expanded != Some(JUNIPER_1) {
+                return Err("the answer inside EAP-TTLS is no Juniper/1 response".into());
+            }
+            return Answer::parse(eap.data).map_err(|e| e.to_string());
+        }
         self.send(&server::request(self.eap_id, avps)).await?;
         let reply = self.next().await?;
         let eap = server::response(&reply.packet()).map_err(|e| e.to_string())?;
@@ -135,6 +150,31 @@ impl Link<'_> {
         }
     }
 
+    /// With `--ttls-client-ca` the certificate (its CN the user) logs in; else the
+    /// password.
+    async fn check_certificate_or_password(
+        &mut self,
+        certificate: Option<&str>,
+    ) -> Result<(), String> {
+        let requires_one = self
+            .gw
+            .config
+            .ttls
+            .as_ref()
+            .is_some_and(|t| t.client_ca.is_some());
+        let Some(summary) = certificate.filter(|_| requires_one) else {
+            return self.check_password().await;
+        };
+        let cn = summary
+            .strip_prefix("client certificate CN=")
+            .unwrap_or_default();
+        if cn != self.gw.config.common.user {
+            return self.refuse(&format!("a certificate for {cn:?}")).await;
+        }
+        log!("{}: certificate login for {cn:?}", self.peer);
+        Ok(())
+    }
+
     async fn check_password(&mut self) -> Result<(), String> {
         let common = &self.gw.config.common;
         let (user, password) = (common.user.clone(), common.password.clone());
@@ -186,7 +226,15 @@ impl Link<'_> {
         let mut avps = Vec::new();
         push_avp(&mut avps, AVP_FAILURE, &REFUSED.to_be_bytes());
         self.eap_id = self.eap_id.wrapping_add(1);
-        self.send(&server::request(self.eap_id, &avps)).await?;
+        let request = expanded(EAP_REQUEST, self.eap_id, JUNIPER_1, &avps);
+        let message = match self.ttls.as_mut() {
+            Some(link) => {
+                link.send_eap(&request).map_err(|e| e.to_string())?;
+                server::ttls_request(self.eap_id, &link.flush())
+            }
+            None => server::challenge(&request),
+        };
+        self.send(&message).await?;
         Err(format!("login refused: {why}"))
     }
 }

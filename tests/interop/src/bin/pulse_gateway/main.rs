@@ -41,10 +41,12 @@ macro_rules! log {
 }
 
 mod login;
+mod ttls;
 mod tunnel;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -71,6 +73,12 @@ the tunnel over TLS and ESP, for openconnect --protocol=pulse.
   --juniper5             ask for the password the newer way (Juniper/5, 18 bytes)
   --realm NAME           a realm to choose from (repeatable)
   --banner TEXT          a sign-in notice the client must acknowledge
+  --ttls                 the login's requests go inside EAP-TTLS (a TLS connection
+                         carried in EAP, with this gateway's certificate)
+  --ttls-client-ca PEM   EAP-TTLS that requires a client certificate from this CA; the
+                         certificate (CN the user) replaces the password
+  --ttls-fragment N      cut our EAP-TTLS messages into pieces of N bytes (default 8192)
+  --ttls-tls13           TLS 1.3 inside EAP-TTLS (default: TLS 1.2 at most)
   --no-esp               no ESP in the configuration: the tunnel is TLS only
   --refuse-esp           ESP keys handed out, but the client's probes go unanswered
   --esp-port N           ESP's UDP port (default 4500)
@@ -101,6 +109,25 @@ struct Config {
     split_writes: bool,
     expire: Option<Duration>,
     session_info: bool,
+    ttls: Option<TtlsOptions>,
+}
+
+/// `--ttls`, `--ttls-client-ca`, `--ttls-fragment`, `--ttls-tls13`.
+#[derive(Debug, Clone)]
+struct TtlsOptions {
+    client_ca: Option<PathBuf>,
+    fragment: usize,
+    tls13: bool,
+}
+
+impl Default for TtlsOptions {
+    fn default() -> Self {
+        Self {
+            client_ca: None,
+            fragment: oc_proto::pulse::ttls::MAX_FRAGMENT,
+            tls13: false,
+        }
+    }
 }
 
 impl AsRef<Common> for Config {
@@ -116,6 +143,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--refuse-esp",
         "--split-writes",
         "--session-info",
+        "--ttls",
+        "--ttls-tls13",
     ];
     let known = [
         "--realm",
@@ -125,6 +154,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--esp-rekey",
         "--mtu",
         "--expire",
+        "--ttls-client-ca",
+        "--ttls-fragment",
     ];
     let Some((mut common, own)) = parse_with_own(args, &flags, &known, "pulsegw0")? else {
         return Ok(None);
@@ -144,6 +175,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         split_writes: false,
         expire: None,
         session_info: false,
+        ttls: None,
     };
     let seconds = |name: &str, value: &str| -> Result<Option<Duration>, String> {
         let secs: u64 = parse_value(name, value)?;
@@ -156,6 +188,23 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--refuse-esp" => config.esp = EspMode::Refuse,
             "--split-writes" => config.split_writes = true,
             "--session-info" => config.session_info = true,
+            "--ttls" => {
+                config.ttls.get_or_insert_with(TtlsOptions::default);
+            }
+            "--ttls-tls13" => config.ttls.get_or_insert_with(TtlsOptions::default).tls13 = true,
+            "--ttls-client-ca" => {
+                config
+                    .ttls
+                    .get_or_insert_with(TtlsOptions::default)
+                    .client_ca = Some(PathBuf::from(value));
+            }
+            "--ttls-fragment" => {
+                let size: usize = parse_value(&name, &value)?;
+                config
+                    .ttls
+                    .get_or_insert_with(TtlsOptions::default)
+                    .fragment = size.max(1);
+            }
             "--realm" => config.realms.push(value),
             "--banner" => config.banner = Some(value),
             "--esp-port" => config.esp_port = parse_value(&name, &value)?,
@@ -197,7 +246,7 @@ impl Gateway {
         );
         log!(
             "listening on https://{} (tun {}, user {}, realms {:?}, password {}, token {}, \
-             ESP {})",
+             ESP {}, EAP-TTLS {})",
             config.common.listen,
             link.name(),
             config.common.user,
@@ -212,7 +261,14 @@ impl Gateway {
             } else {
                 "none"
             },
-            esp.describe()
+            esp.describe(),
+            match &config.ttls {
+                None => "off".to_string(),
+                Some(TtlsOptions {
+                    client_ca: Some(_), ..
+                }) => "with a client certificate".into(),
+                Some(_) => "on".into(),
+            }
         );
         Self {
             config,

@@ -21,6 +21,7 @@ use oc_proto::pulse::ift::{
     JUNIPER_DATA, JUNIPER_END_OF_CONFIG, JUNIPER_FATAL, JUNIPER_LOGOUT, JUNIPER_SESSION_INFO,
     JUNIPER_SESSION_INFO_ACK, VENDOR_JUNIPER,
 };
+use oc_proto::pulse::ttls::TtlsLink;
 use oc_proto::pulse::PulseError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -73,6 +74,8 @@ pub struct Link<'g> {
     pub eap_id: u8,
     /// Data messages of one tun read, sent in one write.
     out: Vec<u8>,
+    /// EAP-TTLS, once `--ttls` started it.
+    pub ttls: Option<TtlsLink>,
 }
 
 /// Runs the login, then the tunnel, on an upgraded connection.
@@ -94,6 +97,7 @@ pub async fn run(gw: &Gateway, upgraded: Upgraded<()>) -> Result<String, String>
         queue: VecDeque::new(),
         eap_id: 0,
         out: Vec::new(),
+        ttls: None,
     };
     link.take(&early)?;
     let cookie = tokio::time::timeout(4 * MESSAGE_TIMEOUT, link.login())

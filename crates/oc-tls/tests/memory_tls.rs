@@ -1,0 +1,192 @@
+//! TLS over memory (Pulse's EAP-TTLS): the client judges the server as it judges the
+//! HTTPS connection and presents its client certificate; plaintext written before the
+//! handshake is done goes after it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+
+use oc_proto::pulse::ttls::InnerTls;
+use oc_tls::memory::MemoryTls;
+use oc_tls::{fingerprint, CertPin, ClientCertSpec, TlsClient, TlsClientConfig};
+use openssl::asn1::Asn1Time;
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Private};
+use openssl::ssl::{SslAcceptor, SslContext, SslMethod, SslVerifyMode};
+use openssl::x509::store::X509StoreBuilder;
+use openssl::x509::{X509Builder, X509NameBuilder, X509};
+
+fn key() -> PKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+/// A self-signed certificate for `cn`.
+fn cert(cn: &str, key: &PKey<Private>) -> X509 {
+    let mut name = X509NameBuilder::new().unwrap();
+    name.append_entry_by_text("CN", cn).unwrap();
+    let name = name.build();
+    let mut b = X509Builder::new().unwrap();
+    b.set_version(2).unwrap();
+    let serial = BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap();
+    b.set_serial_number(&serial).unwrap();
+    b.set_subject_name(&name).unwrap();
+    b.set_issuer_name(&name).unwrap();
+    b.set_pubkey(key).unwrap();
+    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
+        .unwrap();
+    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
+        .unwrap();
+    b.sign(key, MessageDigest::sha256()).unwrap();
+    b.build()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+struct Pair {
+    server_cert: X509,
+    server_ctx: SslContext,
+    client_spec: ClientCertSpec,
+    _dir: tempdir::Dir,
+}
+
+mod tempdir {
+    /// A directory removed when dropped.
+    pub struct Dir(pub std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// A server asking for a client certificate (`require`: refusing to go on without one)
+/// from the one client certificate made here.
+fn pair(require: bool) -> Pair {
+    let dir = std::env::temp_dir().join(format!(
+        "memory-tls-{}-{}",
+        std::process::id(),
+        u8::from(require)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (server_key, client_key) = (key(), key());
+    let server_cert = cert("gateway.test", &server_key);
+    let client_cert = cert("alice", &client_key);
+    let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
+    acceptor.set_certificate(&server_cert).unwrap();
+    acceptor.set_private_key(&server_key).unwrap();
+    let mut store = X509StoreBuilder::new().unwrap();
+    store.add_cert(client_cert.clone()).unwrap();
+    acceptor.set_verify_cert_store(store.build()).unwrap();
+    let mut mode = SslVerifyMode::PEER;
+    if require {
+        mode |= SslVerifyMode::FAIL_IF_NO_PEER_CERT;
+    }
+    acceptor.set_verify(mode);
+    let client_spec = ClientCertSpec {
+        cert: write(&dir, "alice.pem", &client_cert.to_pem().unwrap()),
+        key: Some(write(
+            &dir,
+            "alice.key",
+            &client_key.private_key_to_pem_pkcs8().unwrap(),
+        )),
+        password: None,
+    };
+    Pair {
+        server_cert,
+        server_ctx: acceptor.build().into_context(),
+        client_spec,
+        _dir: tempdir::Dir(dir),
+    }
+}
+
+fn client(pin: &X509, cert: Option<ClientCertSpec>) -> MemoryTls {
+    let config = TlsClientConfig {
+        pins: vec![CertPin::parse(&fingerprint(pin).unwrap()).unwrap()],
+        client_cert: cert,
+        ..TlsClientConfig::default()
+    };
+    TlsClient::new(config)
+        .unwrap()
+        .memory_client("gateway.test")
+        .unwrap()
+}
+
+/// Moves ciphertext both ways until neither side has any to send; the first error.
+fn run(client: &mut MemoryTls, server: &mut MemoryTls) -> Result<(), String> {
+    client.receive(&[])?;
+    loop {
+        let to_server = client.take_ciphertext();
+        if !to_server.is_empty() {
+            server.receive(&to_server)?;
+        }
+        let to_client = server.take_ciphertext();
+        if !to_client.is_empty() {
+            client.receive(&to_client)?;
+        }
+        if to_server.is_empty() && to_client.is_empty() {
+            return Ok(());
+        }
+    }
+}
+
+#[test]
+fn a_pinned_server_and_a_client_certificate_carry_plaintext_both_ways() {
+    let pair = pair(true);
+    let mut server = MemoryTls::server(&pair.server_ctx).unwrap();
+    let mut client = client(&pair.server_cert, Some(pair.client_spec.clone()));
+    // Written before the handshake: it leaves after it.
+    client.send(b"anonymous").unwrap();
+    run(&mut client, &mut server).unwrap();
+    assert!(client.is_established() && server.is_established());
+    assert_eq!(server.take_plaintext(), b"anonymous");
+    assert!(
+        server.peer_summary().contains("alice"),
+        "{}",
+        server.peer_summary()
+    );
+    assert!(client.peer_summary().starts_with("pin-sha256:"));
+    server.send(&[9u8; 40_000]).unwrap();
+    run(&mut client, &mut server).unwrap();
+    assert_eq!(client.take_plaintext(), vec![9u8; 40_000]);
+}
+
+#[test]
+fn a_server_that_is_not_the_pinned_one_is_refused_by_its_pin() {
+    let pair = pair(false);
+    let other = cert("impostor", &key());
+    let mut server = MemoryTls::server(&pair.server_ctx).unwrap();
+    let mut client = client(&other, None);
+    let err = run(&mut client, &mut server).unwrap_err();
+    assert!(
+        err.contains(&fingerprint(&pair.server_cert).unwrap()),
+        "{err}"
+    );
+    assert!(!client.is_established());
+}
+
+#[test]
+fn a_server_that_requires_a_certificate_refuses_a_client_without() {
+    let pair = pair(true);
+    let mut server = MemoryTls::server(&pair.server_ctx).unwrap();
+    let mut client = client(&pair.server_cert, None);
+    assert!(run(&mut client, &mut server).is_err());
+    assert!(!server.is_established());
+}
+
+#[test]
+fn garbage_is_an_error_not_a_panic() {
+    let pair = pair(false);
+    let mut server = MemoryTls::server(&pair.server_ctx).unwrap();
+    assert!(server.receive(&[0x16, 3, 1, 0, 4, 1, 2, 3, 4]).is_err());
+    let mut client = client(&pair.server_cert, None);
+    client.receive(&[]).unwrap();
+    assert!(client.receive(&[0xff; 300]).is_err());
+}
