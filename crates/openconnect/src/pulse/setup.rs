@@ -1,5 +1,7 @@
 //! A Pulse connection up to the tunnel: the upgrade to IF-T/TLS, the login (a form for
-//! each request, or a cookie presented), then the configuration: the main configuration,
+//! each request, or a cookie presented; inside EAP-TTLS on a TLS connection over memory
+//! with the HTTPS connection's trust and certificate when the server starts it), then the
+//! configuration: the main configuration,
 //! the ESP configuration answered at once with our keys and `ncmo`, until its end.
 
 use std::collections::VecDeque;
