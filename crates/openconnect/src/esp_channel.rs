@@ -303,6 +303,7 @@ impl<P: EspProber> EspChannel<P> {
                             deliver(packet);
                         }
                     }
+                    Ok(Incoming::Inflated) => deliver(self.session.inflated()),
                     Ok(Incoming::Established) => {
                         info!("ESP session established with server");
                         event = Some(EspEvent::Established);
@@ -323,14 +324,15 @@ impl<P: EspProber> EspChannel<P> {
         let c = self.session.counters();
         format!(
             "ESP dropped {} (malformed {}, unknown SPI {}, replayed {}, too old {}, bad ICV {}, \
-             bad trailer {})",
+             bad trailer {}, bad LZO {})",
             c.dropped(),
             c.malformed,
             c.unknown_spi,
             c.replayed,
             c.too_old,
             c.integrity_failed,
-            c.bad_trailer
+            c.bad_trailer,
+            c.decompression_failed
         )
     }
 }

@@ -230,8 +230,9 @@ fn assert_esp_tunnel_up(nc: &GatewayLab) {
 }
 
 /// oNCP's setup, then ESP: ping and iperf3 both ways as UDP datagrams; SIGINT logs out.
-fn tunnels_over_esp(test: &str, real_client: bool) {
-    let mut nc = start(test, &[], real_client);
+/// `extra` options for the gateway; its log.
+fn tunnels_over_esp(test: &str, real_client: bool, extra: &[&str]) -> String {
+    let mut nc = start(test, extra, real_client);
     let pid = nc.spawn_client(&[]);
     assert_esp_tunnel_up(&nc);
     for direction in ["", "-R"] {
@@ -243,16 +244,41 @@ fn tunnels_over_esp(test: &str, real_client: bool) {
         gateway.contains("GET /dana-na/auth/logout.cgi"),
         "{gateway}"
     );
+    gateway
 }
 
 #[test]
 fn debian_openconnect_tunnels_over_esp() {
-    tunnels_over_esp("nc-esp", true);
+    tunnels_over_esp("nc-esp", true, &[]);
 }
 
 #[test]
 fn our_client_tunnels_over_esp() {
-    tunnels_over_esp("nc-ours-esp", false);
+    tunnels_over_esp("nc-ours-esp", false, &[]);
+}
+
+/// `--esp-lzo`: the configuration says LZO and the gateway's Legacy IP packets come
+/// LZO-compressed (next header 5); the client inflates them (ping and iperf3's download
+/// pass), and ESP stays up.
+fn reads_lzo_compressed_esp(test: &str, real_client: bool) {
+    let gateway = tunnels_over_esp(test, real_client, &["--esp-lzo"]);
+    let sent: u64 = gateway
+        .split(" sent LZO-compressed")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_default();
+    assert!(sent > 100, "{gateway}");
+}
+
+#[test]
+fn debian_openconnect_reads_lzo_compressed_esp() {
+    reads_lzo_compressed_esp("nc-esp-lzo", true);
+}
+
+#[test]
+fn our_client_reads_lzo_compressed_esp() {
+    reads_lzo_compressed_esp("nc-ours-esp-lzo", false);
 }
 
 /// The tunnel is up with TLS carrying the packets: ping, and iperf3 both ways; the

@@ -133,6 +133,9 @@ pub enum EspDrop {
     BadPadding,
     #[error("Failed to decrypt ESP packet: {0}")]
     Cipher(String),
+    /// Juniper's LZO-compressed Legacy IP packet (next header 5) that does not inflate.
+    #[error("LZO decompression of ESP packet failed ({len} bytes)")]
+    Decompression { len: usize },
 }
 
 /// How loudly a drop deserves reporting.
@@ -151,7 +154,8 @@ impl EspDrop {
             Self::UnknownNextHeader { .. }
             | Self::BadPadLength { .. }
             | Self::BadPadding
-            | Self::Cipher(_) => DropSeverity::Fault,
+            | Self::Cipher(_)
+            | Self::Decompression { .. } => DropSeverity::Fault,
             _ => DropSeverity::Routine,
         }
     }

@@ -189,6 +189,8 @@ pub struct InboundCounters {
     /// Authentic but with an unknown next header or wrong padding.
     pub bad_trailer: u64,
     pub cipher_failed: u64,
+    /// Authentic LZO-compressed packets that did not inflate.
+    pub decompression_failed: u64,
 }
 
 impl InboundCounters {
@@ -205,6 +207,7 @@ impl InboundCounters {
             | EspDrop::BadPadLength { .. }
             | EspDrop::BadPadding => &mut self.bad_trailer,
             EspDrop::Cipher(_) => &mut self.cipher_failed,
+            EspDrop::Decompression { .. } => &mut self.decompression_failed,
         };
         *counter += 1;
     }
@@ -218,6 +221,7 @@ impl InboundCounters {
             + self.integrity_failed
             + self.bad_trailer
             + self.cipher_failed
+            + self.decompression_failed
     }
 }
 
@@ -283,6 +287,11 @@ impl<C: EspCipher> EspInbound<C> {
 
     pub fn previous_spi(&self) -> Option<u32> {
         self.previous.as_ref().map(|sa| sa.spi)
+    }
+
+    /// A drop decided after the packet was opened (its payload would not inflate).
+    pub fn note_drop(&mut self, drop: &EspDrop) {
+        self.counters.count(drop);
     }
 
     pub fn counters(&self) -> &InboundCounters {

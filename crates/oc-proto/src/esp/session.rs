@@ -44,7 +44,13 @@ pub enum Incoming {
     Established,
     /// The answer to a probe (a keepalive's, or a late one).
     ProbeAnswer,
+    /// Juniper's LZO-compressed Legacy IP packet (next header 5), inflated into
+    /// [`EspSession::inflated`] (the receive side only, as upstream: nothing sends it).
+    Inflated,
 }
+
+/// The largest packet an LZO payload may inflate to.
+const MAX_INFLATED: usize = super::MAX_ESP_PACKET_LEN;
 
 /// One ESP channel: its state, its liveness and its associations.
 #[derive(Debug)]
@@ -55,6 +61,10 @@ pub struct EspSession<C, P> {
     prober: P,
     outbound: EspOutbound<C>,
     inbound: EspInbound<C>,
+    /// The last inflated packet: the buffer (allocated on the first LZO packet) and the
+    /// length used.
+    inflated: Vec<u8>,
+    inflated_len: usize,
 }
 
 impl<C: EspCipher, P: EspProber> EspSession<C, P> {
@@ -78,6 +88,8 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
             prober,
             outbound,
             inbound,
+            inflated: Vec::new(),
+            inflated_len: 0,
         }
     }
 
@@ -195,6 +207,9 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
         self.liveness.on_receive(now);
         let payload = datagram.get(opened.payload.clone()).unwrap_or_default();
         if !self.prober.is_answer(payload) {
+            if opened.next_header == NextHeader::LzoIpv4 {
+                return self.inflate(opened.payload, datagram);
+            }
             return Ok(Incoming::Packet(opened.payload));
         }
         if self.link.is_connecting() {
@@ -207,6 +222,33 @@ impl<C: EspCipher, P: EspProber> EspSession<C, P> {
             return Ok(Incoming::Established);
         }
         Ok(Incoming::ProbeAnswer)
+    }
+
+    /// The IP packet of the last [`Incoming::Inflated`].
+    pub fn inflated(&self) -> &[u8] {
+        self.inflated.get(..self.inflated_len).unwrap_or_default()
+    }
+
+    /// Inflates the LZO payload at `datagram[payload]` (a drop when it does not).
+    fn inflate(&mut self, payload: Range<usize>, datagram: &[u8]) -> Result<Incoming, EspDrop> {
+        let compressed = datagram.get(payload).unwrap_or_default();
+        if self.inflated.len() < MAX_INFLATED {
+            self.inflated.resize(MAX_INFLATED, 0);
+        }
+        match lzo::decompress_into(compressed, &mut self.inflated) {
+            Ok(len) => {
+                self.inflated_len = len;
+                Ok(Incoming::Inflated)
+            }
+            Err(_) => {
+                self.inflated_len = 0;
+                let drop = EspDrop::Decompression {
+                    len: compressed.len(),
+                };
+                self.inbound.note_drop(&drop);
+                Err(drop)
+            }
+        }
     }
 }
 
@@ -244,14 +286,49 @@ mod tests {
 
     /// What the gateway sends: `payload` sealed under our inbound SPI.
     fn from_gateway(gateway: &mut EspOutbound<FakeCipher>, payload: &[u8]) -> Vec<u8> {
+        sealed_as(gateway, payload, NextHeader::Ipv4)
+    }
+
+    fn sealed_as(
+        gateway: &mut EspOutbound<FakeCipher>,
+        payload: &[u8],
+        next_header: NextHeader,
+    ) -> Vec<u8> {
         let h = gateway.headroom();
         let mut buf = vec![0; h];
         buf.extend_from_slice(payload);
         buf.resize(h + payload.len() + gateway.tailroom(), 0);
         let range = gateway
-            .seal(&mut buf, h..h + payload.len(), NextHeader::Ipv4)
+            .seal(&mut buf, h..h + payload.len(), next_header)
             .unwrap();
         buf[range].to_vec()
+    }
+
+    #[test]
+    fn juniper_lzo_packets_inflate_and_bad_ones_are_counted_drops() {
+        let t0 = Instant::now();
+        let mut esp = session(t0);
+        let mut gateway = EspOutbound::new(SPI_IN, FakeCipher::new(TEST_SUITE, 7));
+        let packet: Vec<u8> = [0x45u8, 0, 5, 0xdc]
+            .into_iter()
+            .chain((0..1496u32).map(|i| (i % 23) as u8))
+            .collect();
+        let compressed = lzo1x::compress(&packet, lzo1x::CompressLevel::default());
+        assert!(compressed.len() < packet.len() / 4);
+        let mut datagram = sealed_as(&mut gateway, &compressed, NextHeader::LzoIpv4);
+        assert_eq!(esp.open(&mut datagram, t0), Ok(Incoming::Inflated));
+        assert_eq!(esp.inflated(), packet);
+        // Truncated and garbage blocks are drops of their own kind.
+        for bad in [&compressed[..compressed.len() - 3], &[0xff, 1, 2][..]] {
+            let mut datagram = sealed_as(&mut gateway, bad, NextHeader::LzoIpv4);
+            assert_eq!(
+                esp.open(&mut datagram, t0),
+                Err(EspDrop::Decompression { len: bad.len() })
+            );
+            assert!(esp.inflated().is_empty());
+        }
+        assert_eq!(esp.counters().decompression_failed, 2);
+        assert_eq!(esp.counters().dropped(), 2);
     }
 
     #[test]

@@ -182,8 +182,7 @@ impl NcTunnel<'_> {
             }
         };
         if config.esp.compression {
-            warn!("The server asks for LZO-compressed ESP, which is not supported; TLS only");
-            return None;
+            debug!("ESP compression: LZO (the server's Legacy IP packets may come compressed)");
         }
         let port = config.esp.port.unwrap_or(DEFAULT_ESP_PORT);
         let server = SocketAddr::new(self.gateway, port);

@@ -35,6 +35,9 @@ pub struct JuniperEspServer {
     pub mode: EspMode,
     pub suite: EspSuite,
     pub port: u16,
+    /// `--esp-lzo`: the configuration says LZO, and the Legacy IP packets for clients go
+    /// LZO-compressed (next header 5), as Juniper gateways do.
+    pub lzo: bool,
     /// Bound before the gateway says it listens; [`JuniperEspServer::serve`] takes it.
     bound: Mutex<Option<std::net::UdpSocket>>,
     socket: OnceLock<Arc<UdpSocket>>,
@@ -48,6 +51,7 @@ impl JuniperEspServer {
             mode,
             suite,
             port,
+            lzo: false,
             bound: Mutex::new(mode.bind(ip, port)),
             socket: OnceLock::new(),
             routes: Mutex::new(HashMap::new()),
@@ -67,7 +71,7 @@ impl JuniperEspServer {
         EspParams {
             encryption: Some(self.suite.encryption),
             integrity: Some(self.suite.integrity),
-            compression: false,
+            compression: self.lzo,
             port: Some(self.port),
             lifetime_bytes: None,
             lifetime_seconds: Some(
@@ -156,6 +160,8 @@ pub struct JuniperEsp<'g> {
     /// answered when they come.
     probe_waiting: bool,
     pub rekeys: u32,
+    /// Packets sent LZO-compressed.
+    lzo_sent: u64,
     drops: Throttle,
     probes: Throttle,
     sealer: Sealer,
@@ -184,6 +190,7 @@ impl<'g> JuniperEsp<'g> {
             on: false,
             probe_waiting: false,
             rekeys: 0,
+            lzo_sent: 0,
             drops: Throttle::default(),
             probes: Throttle::default(),
             sealer: Sealer::default(),
@@ -274,7 +281,15 @@ impl<'g> JuniperEsp<'g> {
         let (Some(outbound), Some(to)) = (self.outbound.as_mut(), self.client) else {
             return Err("no keys or address for the client yet".into());
         };
-        let datagram = self.sealer.seal(outbound, packet, next)?;
+        // Never a probe's answer: clients tell those apart before they inflate.
+        let datagram = if self.server.lzo && next == NextHeader::Ipv4 && packet != JUNIPER_PROBE {
+            self.lzo_sent += 1;
+            let compressed = lzo1x::compress(packet, lzo1x::CompressLevel::default());
+            self.sealer
+                .seal(outbound, &compressed, NextHeader::LzoIpv4)?
+        } else {
+            self.sealer.seal(outbound, packet, next)?
+        };
         self.socket
             .send_to(datagram, to)
             .await
@@ -289,7 +304,12 @@ impl<'g> JuniperEsp<'g> {
 
     pub fn counters(&self) -> String {
         let c = self.inbound.counters();
-        format!("{} accepted, {} dropped", c.accepted, c.dropped())
+        format!(
+            "{} accepted, {} dropped, {} sent LZO-compressed",
+            c.accepted,
+            c.dropped(),
+            self.lzo_sent
+        )
     }
 }
 

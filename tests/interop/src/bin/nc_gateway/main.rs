@@ -86,6 +86,8 @@ cookie, and the oNCP tunnel over TLS and ESP, for openconnect --protocol=nc.
   --esp-suite ENC/MAC    aes-128-cbc|aes-256-cbc / md5|sha1|sha256 (default
                          aes-128-cbc/sha1)
   --esp-rekey SECONDS    new ESP keys every so many seconds
+  --esp-lzo              LZO in the ESP configuration, and Legacy IP packets for the
+                         client LZO-compressed (next header 5), as Juniper gateways send
   --mtu N                the MTU in the configuration (default 1400)
   --split-writes         every record the gateway sends goes out in two TLS writes
   --expire SECONDS       end each tunnel with reason 1 (session expired) after so long
@@ -114,6 +116,7 @@ struct Config {
     host_checker: bool,
     esp: EspMode,
     esp_port: u16,
+    esp_lzo: bool,
     suite: EspSuite,
     esp_rekey: Option<Duration>,
     mtu: u16,
@@ -134,6 +137,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--no-esp",
         "--refuse-esp",
         "--split-writes",
+        "--esp-lzo",
     ];
     let known = [
         "--token-form",
@@ -153,6 +157,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
     common.dtls = None;
     let mut config = Config {
         esp_port: 4500,
+        esp_lzo: false,
         common,
         token_form: "frmDefender".into(),
         realms: Vec::new(),
@@ -178,6 +183,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--no-esp" => config.esp = EspMode::Off,
             "--refuse-esp" => config.esp = EspMode::Refuse,
             "--split-writes" => config.split_writes = true,
+            "--esp-lzo" => config.esp_lzo = true,
             "--token-form" => match value.as_str() {
                 "frmDefender" | "frmNextToken" | "frmTotpToken" => config.token_form = value,
                 other => return Err(format!("--token-form {other:?}: a token form's name")),
@@ -231,12 +237,13 @@ struct Gateway {
 
 impl Gateway {
     fn new(config: Config, link: TunLink) -> Self {
-        let esp = JuniperEspServer::new(
+        let mut esp = JuniperEspServer::new(
             config.esp,
             config.common.listen.ip(),
             config.esp_port,
             config.suite,
         );
+        esp.lzo = config.esp_lzo;
         log!(
             "listening on https://{} (tun {}, user {}, realms {:?}, roles {:?}, token form {}, \
              confirmation {}, host checker {}, ESP {})",
