@@ -466,6 +466,25 @@ fn our_client_reads_records_split_across_tls_records() {
     nc.disconnect(pid, LOGGED_OUT);
 }
 
+/// `--packet-mid-config` (with `--split-writes`): a record holding an IP packet comes
+/// between the configuration's two records, as some servers send; the client sets the
+/// packet aside (it comes before the configuration) and reads the configuration whole.
+/// (openconnect 9.01 predates upstream's handling of this and fails.)
+#[test]
+fn our_client_sets_aside_a_packet_in_the_middle_of_the_configuration() {
+    let args = ["--packet-mid-config", "--split-writes", "--no-esp"];
+    let mut nc = start("nc-ours-midconfig", &args, false);
+    let pid = nc.spawn_client(&[]);
+    assert_tls_tunnel_passes_traffic(&nc);
+    let client = nc.lab.log("client.log");
+    assert!(
+        client.contains("Discarding an IP packet sent before the configuration"),
+        "{}",
+        nc.logs()
+    );
+    nc.disconnect(pid, LOGGED_OUT);
+}
+
 /// `--expire 3`: the gateway ends the session (a zero-length record, reason 1); the
 /// client says the session expired and exits 1 without reconnecting.
 fn the_session_expires(test: &str, real_client: bool) -> String {

@@ -11,6 +11,10 @@
 //!    302 ESP keys, 303 the client's settings (their TLVs are [`super::config`]'s).
 //! 3. **IP packets** in a KMP 300, one after another, each as long as its header says.
 //!
+//! Servers sometimes put a record holding a whole KMP 300 with a Legacy IP packet in the
+//! middle of a message spread over records (the configuration): upstream skips such a
+//! record; [`OncpDecoder`] hands its packet out on its own and joins the message around it.
+//!
 //! The session starts (after `POST /dana/js` got 200) with the client's hostname packet
 //! ([`hostname_packet`]), one record that is not KMP. The server answers with a record
 //! whose first byte is a status (0: go on; 8: oNCP disabled, Pulse only); the rest of that
@@ -170,6 +174,21 @@ pub fn data_packets(payload: &[u8]) -> impl Iterator<Item = Result<&[u8], NcErro
     })
 }
 
+/// The Legacy IP packet of `record` when the whole record is one KMP 300 as servers put
+/// them in the middle of another message (upstream's test: zeros around the type, the
+/// length the record's, a Legacy IP packet).
+fn interjected_packet(record: &[u8]) -> Option<&[u8]> {
+    let header = record.first_chunk::<KMP_HEADER_LEN>()?;
+    let kmp = KmpHeader::parse(header)?;
+    let zeros = header.get(..6)?.iter().chain(header.get(8..18)?);
+    let packet = record.get(KMP_HEADER_LEN..)?;
+    (kmp.kind == KMP_DATA
+        && zeros.into_iter().all(|b| *b == 0)
+        && kmp.len == packet.len()
+        && packet.first() == Some(&0x45))
+    .then_some(packet)
+}
+
 /// What the stream carried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OncpEvent<'a> {
@@ -207,6 +226,9 @@ pub struct OncpDecoder {
     prefix: Vec<u8>,
     /// The KMP stream not yet handed out.
     stream: Vec<u8>,
+    /// A record collected whole because it began in the middle of a message: it may be
+    /// a packet the server put there ([`interjected_packet`]).
+    record: Option<Vec<u8>>,
     ended: bool,
 }
 
@@ -227,6 +249,7 @@ impl OncpDecoder {
             remaining: 0,
             prefix: Vec::with_capacity(3),
             stream: Vec::new(),
+            record: None,
             ended: false,
         }
     }
@@ -250,6 +273,12 @@ impl OncpDecoder {
                     self.hand_out(&mut each)?;
                     return each(OncpEvent::Terminated(reason));
                 }
+                if self.remaining > 0 && matches!(self.opening, Opening::Done) {
+                    self.hand_out(&mut each)?;
+                    if !self.stream.is_empty() {
+                        self.record = Some(Vec::with_capacity(self.remaining));
+                    }
+                }
                 continue;
             }
             let take = self.remaining.min(input.len());
@@ -257,7 +286,21 @@ impl OncpDecoder {
             self.remaining -= take;
             input = rest;
             match &mut self.opening {
-                Opening::Done => self.stream.extend_from_slice(now),
+                Opening::Done => {
+                    let Some(record) = self.record.as_mut() else {
+                        self.stream.extend_from_slice(now);
+                        continue;
+                    };
+                    record.extend_from_slice(now);
+                    if self.remaining > 0 {
+                        continue;
+                    }
+                    let record = self.record.take().unwrap_or_default();
+                    match interjected_packet(&record) {
+                        Some(packet) => self.guard(each(OncpEvent::Packet(packet)))?,
+                        None => self.stream.extend_from_slice(&record),
+                    }
+                }
                 Opening::Status => {
                     if let Some((status, more)) = now.split_first() {
                         self.opening = Opening::Done;

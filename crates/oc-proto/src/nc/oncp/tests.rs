@@ -169,3 +169,28 @@ fn the_stream_holds_at_most_one_message() {
     assert!(matches!(&got[..], [Got::Message(KMP_CONFIG, p)] if p.len() == 65535));
     assert!(decoder.stream.is_empty());
 }
+
+#[test]
+fn a_packet_put_in_the_middle_of_the_configuration_comes_out_on_its_own() {
+    // The configuration spans two records; between them the server sends a record that
+    // is a whole KMP 300 (its tail all zeros, as servers write it) with a Legacy IP packet.
+    let config = message(KMP_CONFIG, &[7; 600]).unwrap();
+    let packet = v4(60, 9);
+    let mut interjected = vec![0u8; KMP_HEADER_LEN];
+    interjected[6..8].copy_from_slice(&KMP_DATA.to_be_bytes());
+    interjected[18..20].copy_from_slice(&60u16.to_be_bytes());
+    interjected.extend_from_slice(&packet);
+    let (first, second) = config.split_at(300);
+    let mut wire = record(&[&[STATUS_OK][..], first].concat());
+    wire.extend_from_slice(&record(&interjected));
+    wire.extend_from_slice(&record(second));
+    let expected = vec![
+        Got::Status(STATUS_OK),
+        Got::Packet(packet),
+        Got::Message(KMP_CONFIG, vec![7; 600]),
+    ];
+    for cut in [1, 2, 5, 77, 301, wire.len()] {
+        let (got, error) = decode_in(&mut OncpDecoder::client(), &wire, cut);
+        assert_eq!((got, error), (expected.clone(), None), "cut {cut}");
+    }
+}

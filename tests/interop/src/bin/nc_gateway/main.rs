@@ -89,6 +89,7 @@ cookie, and the oNCP tunnel over TLS and ESP, for openconnect --protocol=nc.
   --esp-lzo              LZO in the ESP configuration, and Legacy IP packets for the
                          client LZO-compressed (next header 5), as Juniper gateways send
   --mtu N                the MTU in the configuration (default 1400)
+  --packet-mid-config    a record with an IP packet between the configuration's halves
   --split-writes         every record the gateway sends goes out in two TLS writes
   --expire SECONDS       end each tunnel with reason 1 (session expired) after so long
   --tunnel-addr, --client-addr, --dns, --route, --tun, --log: as every test gateway
@@ -122,6 +123,7 @@ struct Config {
     mtu: u16,
     split_writes: bool,
     expire: Option<Duration>,
+    packet_mid_config: bool,
 }
 
 impl AsRef<Common> for Config {
@@ -138,6 +140,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         "--refuse-esp",
         "--split-writes",
         "--esp-lzo",
+        "--packet-mid-config",
     ];
     let known = [
         "--token-form",
@@ -171,6 +174,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
         mtu: 1400,
         split_writes: false,
         expire: None,
+        packet_mid_config: false,
     };
     let seconds = |name: &str, value: &str| -> Result<Option<Duration>, String> {
         let secs: u64 = parse_value(name, value)?;
@@ -184,6 +188,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Config>, Stri
             "--refuse-esp" => config.esp = EspMode::Refuse,
             "--split-writes" => config.split_writes = true,
             "--esp-lzo" => config.esp_lzo = true,
+            "--packet-mid-config" => config.packet_mid_config = true,
             "--token-form" => match value.as_str() {
                 "frmDefender" | "frmNextToken" | "frmTotpToken" => config.token_form = value,
                 other => return Err(format!("--token-form {other:?}: a token form's name")),

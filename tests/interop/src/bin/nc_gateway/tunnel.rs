@@ -223,8 +223,45 @@ impl<'g> Oncp<'g> {
         }
         self.write_record(tls, &status_record(STATUS_OK)).await?;
         let record = config_record(&nc).map_err(|e| e.to_string())?;
-        self.write_record(tls, &record).await?;
+        if config.packet_mid_config {
+            self.write_config_around_a_packet(tls, &record).await?;
+        } else {
+            self.write_record(tls, &record).await?;
+        }
         Ok(datagrams)
+    }
+
+    /// `--packet-mid-config`: the configuration's record cut in two, and between the
+    /// halves a record holding a whole KMP 300 with a Legacy IP packet, as some servers
+    /// send (upstream skips it).
+    async fn write_config_around_a_packet(
+        &mut self,
+        tls: &mut Tls,
+        record: &[u8],
+    ) -> Result<(), String> {
+        let as_record = |body: &[u8]| -> Vec<u8> {
+            let len = u16::try_from(body.len()).unwrap_or(u16::MAX);
+            [&len.to_le_bytes()[..], body].concat()
+        };
+        let body = record.get(2..).unwrap_or_default();
+        let (first, second) = body.split_at(body.len() / 2);
+        // An ICMP echo reply's header fields with nothing behind them: 28 bytes of IPv4.
+        let mut packet = vec![0x45, 0, 0, 28, 0, 0, 0x40, 0, 64, 1, 0, 0];
+        packet.extend_from_slice(&self.gw.config.common.tunnel_addr.octets());
+        packet.extend_from_slice(&self.gw.config.common.client_addr.octets());
+        packet.extend_from_slice(&[0; 8]);
+        let mut kmp = vec![0u8; 20];
+        kmp[6..8].copy_from_slice(&300u16.to_be_bytes());
+        kmp[18..20].copy_from_slice(&28u16.to_be_bytes());
+        kmp.extend_from_slice(&packet);
+        for part in [first, &kmp[..], second] {
+            self.write_record(tls, &as_record(part)).await?;
+        }
+        log!(
+            "{}: a packet put in the middle of the configuration (--packet-mid-config)",
+            self.peer
+        );
+        Ok(())
     }
 
     /// One record, in one TLS write (or two with `--split-writes`).
