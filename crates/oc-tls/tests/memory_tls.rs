@@ -6,42 +6,20 @@
 
 use std::path::{Path, PathBuf};
 
+mod common;
+
+use common::{ec_key, self_signed};
 use oc_proto::pulse::ttls::InnerTls;
 use oc_tls::memory::MemoryTls;
 use oc_tls::{fingerprint, CertPin, ClientCertSpec, TlsClient, TlsClientConfig};
-use openssl::asn1::Asn1Time;
-use openssl::bn::BigNum;
-use openssl::ec::{EcGroup, EcKey};
-use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
 use openssl::pkey::{PKey, Private};
 use openssl::ssl::{SslAcceptor, SslContext, SslMethod, SslVerifyMode};
 use openssl::x509::store::X509StoreBuilder;
-use openssl::x509::{X509Builder, X509NameBuilder, X509};
+use openssl::x509::X509;
 
 fn key() -> PKey<Private> {
-    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
-    PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
-}
-
-/// A self-signed certificate for `cn`.
-fn cert(cn: &str, key: &PKey<Private>) -> X509 {
-    let mut name = X509NameBuilder::new().unwrap();
-    name.append_entry_by_text("CN", cn).unwrap();
-    let name = name.build();
-    let mut b = X509Builder::new().unwrap();
-    b.set_version(2).unwrap();
-    let serial = BigNum::from_u32(7).unwrap().to_asn1_integer().unwrap();
-    b.set_serial_number(&serial).unwrap();
-    b.set_subject_name(&name).unwrap();
-    b.set_issuer_name(&name).unwrap();
-    b.set_pubkey(key).unwrap();
-    b.set_not_before(&Asn1Time::days_from_now(0).unwrap())
-        .unwrap();
-    b.set_not_after(&Asn1Time::days_from_now(2).unwrap())
-        .unwrap();
-    b.sign(key, MessageDigest::sha256()).unwrap();
-    b.build()
+    ec_key(Nid::X9_62_PRIME256V1)
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
@@ -77,8 +55,8 @@ fn pair(require: bool) -> Pair {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let (server_key, client_key) = (key(), key());
-    let server_cert = cert("gateway.test", &server_key);
-    let client_cert = cert("alice", &client_key);
+    let server_cert = self_signed(&server_key, "gateway.test");
+    let client_cert = self_signed(&client_key, "alice");
     let mut acceptor = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls()).unwrap();
     acceptor.set_certificate(&server_cert).unwrap();
     acceptor.set_private_key(&server_key).unwrap();
@@ -161,7 +139,7 @@ fn a_pinned_server_and_a_client_certificate_carry_plaintext_both_ways() {
 #[test]
 fn a_server_that_is_not_the_pinned_one_is_refused_by_its_pin() {
     let pair = pair(false);
-    let other = cert("impostor", &key());
+    let other = self_signed(&key(), "impostor");
     let mut server = MemoryTls::server(&pair.server_ctx).unwrap();
     let mut client = client(&other, None);
     let err = run(&mut client, &mut server).unwrap_err();
