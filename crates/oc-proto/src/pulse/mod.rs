@@ -4,6 +4,7 @@
 //! and ESP keys ([`config`]), and the packets (Juniper/4) while ESP does not carry them.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod eap;
 pub mod ift;
@@ -67,4 +68,7 @@ pub enum PulseError {
     BadTtls(&'static str),
     #[error("EAP-TTLS: {0}")]
     Ttls(String),
+    /// The server ended the session (its fatal error, in upstream's words).
+    #[error("{0}")]
+    Terminated(String),
 }

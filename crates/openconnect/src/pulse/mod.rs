@@ -51,6 +51,7 @@ fn pulse_error(e: PulseError) -> ClientError {
     match e {
         PulseError::CookieRejected => ClientError::CookieRejected(e.to_string()),
         PulseError::Refused(_) => ClientError::AuthAborted(e.to_string()),
+        PulseError::Terminated(reason) => ClientError::ServerTerminated(reason),
         other => ClientError::Pulse(other),
     }
 }

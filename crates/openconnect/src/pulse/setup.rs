@@ -8,18 +8,13 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use oc_proto::esp::{EspKeys, JuniperProber};
+use oc_proto::esp::{EspKeys, EspParams, JuniperProber, SECRETS_BLOCK_LEN};
 use oc_proto::gp::client::platform_name;
 use oc_proto::http::Request;
 use oc_proto::pulse::auth::{AuthStep, ClientInfo, PulseAuth};
-use oc_proto::pulse::config::{
-    esp_control, esp_reply, parse_esp_config, sub_type, PulseConfig, ESP_CONFIG, MAIN_CONFIG,
-    MAIN_CONFIG_R14,
-};
-use oc_proto::pulse::ift::{
-    packet, IftDecoder, IftPacket, JUNIPER_CONFIG, JUNIPER_END_OF_CONFIG, JUNIPER_FATAL,
-    JUNIPER_SESSION_INFO, JUNIPER_SESSION_INFO_ACK, VENDOR_JUNIPER,
-};
+use oc_proto::pulse::client::{ConfigPhase, ConfigStep, Outgoing};
+use oc_proto::pulse::config::PulseConfig;
+use oc_proto::pulse::ift::{IftDecoder, IftPacket};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tracing::{debug, info, warn};
 
@@ -36,8 +31,6 @@ const MESSAGE_TIMEOUT: Duration = Duration::from_secs(60);
 /// What the user agent claims when it is not Pulse's own (newer servers refuse older
 /// claims, and enable IPv6 only for Pulse clients).
 const PULSE_VERSION: &str = "Pulse-Secure/22.8.5.41063";
-/// The acknowledgement newer servers want for their session information (0x96).
-const SESSION_INFO_ACK: [u8; 2] = [0x0a, 0x00];
 
 pub(super) type Esp = EspChannel<JuniperProber>;
 
@@ -68,8 +61,8 @@ pub(super) struct Session {
     pub decoder: IftDecoder,
     /// Messages read and not yet handled.
     pub queue: VecDeque<Message>,
-    /// Our next sequence number.
-    pub seq: u32,
+    /// Our messages' numbering.
+    pub out: Outgoing,
 }
 
 /// What the configuration gave.
@@ -117,7 +110,7 @@ impl Session {
             cookie: String::new(),
             decoder: IftDecoder::default(),
             queue: VecDeque::new(),
-            seq: 0,
+            out: Outgoing::new(0),
         };
         session.take(&early)?;
         session.cookie = session.authenticate(opts, endpoint, cookie, filler).await?;
@@ -163,7 +156,7 @@ impl Session {
                     self.write(&reply).await?;
                 }
                 AuthStep::Done { cookie } => {
-                    self.seq = auth.next_seq();
+                    self.out = Outgoing::new(auth.next_seq());
                     info!("Pulse authentication succeeded");
                     return Ok(cookie);
                 }
@@ -217,129 +210,83 @@ impl Session {
             .map_err(ClientError::io("sending to the Pulse server"))
     }
 
-    /// A Juniper message of ours, numbered.
-    pub(super) fn message(&mut self, kind: u32, payload: &[u8]) -> Vec<u8> {
-        let out = packet(VENDOR_JUNIPER, kind, self.seq, payload);
-        self.seq = self.seq.wrapping_add(1);
-        out
-    }
-
-    /// The configuration messages, until their end.
+    /// The configuration messages, until their end ([`ConfigPhase`] says what each is).
     pub(super) async fn configure(&mut self, opts: &Options) -> Result<Configured, ClientError> {
-        let mut config: Option<PulseConfig> = None;
+        let mut phase = ConfigPhase::default();
         let mut esp = None;
         loop {
             let message = self.next().await?;
-            match (message.vendor, message.kind) {
-                (VENDOR_JUNIPER, JUNIPER_END_OF_CONFIG) => break,
-                (VENDOR_JUNIPER, JUNIPER_CONFIG) => {
-                    let payload = &message.payload;
-                    match sub_type(payload).map_err(pulse_error)? {
-                        MAIN_CONFIG | MAIN_CONFIG_R14 => {
-                            let main = PulseConfig::parse(payload).map_err(pulse_error)?;
-                            for (kind, len) in &main.unknown {
-                                debug!("Unknown attr {kind:#06x} len {len}");
-                            }
-                            config = Some(main);
-                        }
-                        ESP_CONFIG => {
-                            let main = config.as_ref().ok_or_else(|| {
-                                ClientError::System(
-                                    "the Pulse server sent ESP keys before its configuration"
-                                        .into(),
-                                )
-                            })?;
-                            esp = self.esp_config(opts, main, payload).await?;
-                        }
-                        other => info!("Skipping Pulse configuration message {other:#010x}"),
+            match phase.on_message(message.packet()).map_err(pulse_error)? {
+                ConfigStep::Continue(line) => {
+                    if let Some(line) = line {
+                        debug!("{line}");
                     }
                 }
-                (VENDOR_JUNIPER, JUNIPER_SESSION_INFO) => self.acknowledge_session_info().await?,
-                (VENDOR_JUNIPER, JUNIPER_FATAL) => {
-                    return Err(ClientError::ServerTerminated(oc_proto::pulse::fatal_text(
-                        &message.payload,
-                    )))
-                }
-                (vendor, kind) => {
-                    debug!("Skipping Pulse message (vendor {vendor:#x}, type {kind:#x})")
+                ConfigStep::AcknowledgeSessionInfo => self.acknowledge_session_info().await?,
+                ConfigStep::EspKeys {
+                    outbound,
+                    params,
+                    payload,
+                } => esp = self.esp_keys(opts, outbound, &params, payload).await?,
+                ConfigStep::Done(config) => {
+                    return Ok(Configured {
+                        config: *config,
+                        esp,
+                    })
                 }
             }
         }
-        let config = config.ok_or_else(|| {
-            ClientError::System("Insufficient configuration found: no main configuration".into())
-        })?;
-        if config.ip.mtu == 0 || config.ip.addresses().is_empty() {
-            return Err(ClientError::System(
-                "Insufficient configuration found: no MTU or no address".into(),
-            ));
-        }
-        Ok(Configured { config, esp })
     }
 
     pub(super) async fn acknowledge_session_info(&mut self) -> Result<(), ClientError> {
-        let ack = self.message(JUNIPER_SESSION_INFO_ACK, &SESSION_INFO_ACK);
+        let ack = self.out.session_info_ack();
         self.write(&ack).await
     }
 
-    /// An ESP configuration, answered at once: our keys and `ncmo=1` (`ncmo=0` when UDP is
-    /// off or ESP cannot be set up); the channel, probing, when it can.
-    async fn esp_config(
+    /// ESP's keys, answered at once with ours and whether ESP will be tried; the channel,
+    /// probing, when it can be opened.
+    async fn esp_keys(
         &mut self,
         opts: &Options,
-        main: &PulseConfig,
+        outbound: Result<EspKeys, String>,
+        params: &EspParams,
         payload: &[u8],
     ) -> Result<Option<Esp>, ClientError> {
-        let (spi, secrets) = parse_esp_config(payload).map_err(pulse_error)?;
-        let suite = main.esp.suite();
-        let keys = suite.map(|s| (EspKeys::from_block(spi, s, secrets), new_inbound_keys(s)));
-        let (outbound, (in_spi, in_secrets, inbound)) = match keys {
-            Some((Ok(out), Ok(inb))) => (out, inb),
-            Some((Err(e), _)) => return self.no_esp(payload, &format!("ESP keys: {e}")).await,
-            Some((_, Err(e))) => return self.no_esp(payload, &e).await,
-            None => {
-                return self
-                    .no_esp(payload, "no ESP suite in the configuration")
-                    .await
-            }
+        let opened = match outbound {
+            Ok(outbound) => self.open_esp(opts, &outbound, params).await,
+            Err(why) => Err(why),
         };
-        let reply = esp_reply(self.seq, payload, in_spi, &in_secrets).map_err(pulse_error)?;
-        self.seq = self.seq.wrapping_add(1);
-        self.write(&reply).await?;
-        let port = main.esp.port;
-        let channel = match (opts.no_dtls, port) {
-            (true, _) => Err("UDP is off (--no-dtls)".to_string()),
-            (false, None) => Err("no ESP port in the configuration".to_string()),
-            (false, Some(port)) => {
-                let server = SocketAddr::new(self.conn.addr.ip(), port);
-                Esp::juniper(opts, server, &outbound, &inbound, &main.esp, Instant::now()).await
-            }
-        };
-        let on = channel.is_ok();
-        let control = esp_control(self.seq, on);
-        self.seq = self.seq.wrapping_add(1);
-        self.write(&control).await?;
-        match channel {
-            Ok(esp) => Ok(Some(esp)),
+        let (channel, spi, secrets) = match opened {
+            Ok(opened) => opened,
             Err(why) => {
-                warn!("ESP: {why}; the tunnel is TLS only");
-                Ok(None)
+                warn!("Cannot set up ESP ({why}); the tunnel is TLS only");
+                // Keys nobody will use, but nobody can guess either.
+                let (spi, secrets) = random_spi_and_secrets().map_err(ClientError::System)?;
+                let answer = self.out.esp_answer(payload, spi, &secrets, false);
+                self.write(&answer.map_err(pulse_error)?).await?;
+                return Ok(None);
             }
-        }
+        };
+        let answer = self.out.esp_answer(payload, spi, &secrets, true);
+        self.write(&answer.map_err(pulse_error)?).await?;
+        Ok(Some(channel))
     }
 
-    /// ESP configuration that cannot be used: answered with fresh keys and `ncmo=0`, so
-    /// the server keeps to TLS.
-    async fn no_esp(&mut self, payload: &[u8], why: &str) -> Result<Option<Esp>, ClientError> {
-        warn!("Cannot set up ESP ({why}); the tunnel is TLS only");
-        // Keys nobody will use, but nobody can guess either.
-        let (spi, secrets) = random_spi_and_secrets().map_err(ClientError::System)?;
-        if let Ok(reply) = esp_reply(self.seq, payload, spi, &secrets) {
-            self.seq = self.seq.wrapping_add(1);
-            self.write(&reply).await?;
-        }
-        let control = esp_control(self.seq, false);
-        self.seq = self.seq.wrapping_add(1);
-        self.write(&control).await?;
-        Ok(None)
+    /// Our keys for what we receive and the channel to the configuration's port.
+    async fn open_esp(
+        &mut self,
+        opts: &Options,
+        outbound: &EspKeys,
+        params: &EspParams,
+    ) -> Result<(Esp, u32, [u8; SECRETS_BLOCK_LEN]), String> {
+        let (spi, secrets, inbound) = new_inbound_keys(outbound.suite())?;
+        let port = match (opts.no_dtls, params.port) {
+            (true, _) => return Err("UDP is off (--no-dtls)".into()),
+            (false, None) => return Err("no ESP port in the configuration".into()),
+            (false, Some(port)) => port,
+        };
+        let server = SocketAddr::new(self.conn.addr.ip(), port);
+        let esp = Esp::juniper(opts, server, outbound, &inbound, params, Instant::now()).await?;
+        Ok((esp, spi, secrets))
     }
 }

@@ -12,13 +12,9 @@ use std::time::Instant;
 use oc_net::udp::RecvBatch;
 use oc_net::TunReader;
 use oc_proto::http::Request;
-use oc_proto::pulse::config::{
-    esp_control, esp_reply, parse_esp_config, sub_type, PulseConfig, ESP_CONFIG,
-};
-use oc_proto::pulse::ift::{
-    frame_in_place, IftPacket, HEADER_LEN, JUNIPER_CONFIG, JUNIPER_DATA, JUNIPER_FATAL,
-    JUNIPER_LOGOUT, JUNIPER_SESSION_INFO, VENDOR_JUNIPER,
-};
+use oc_proto::pulse::client::ServerMessage;
+use oc_proto::pulse::config::{parse_esp_config, PulseConfig};
+use oc_proto::pulse::ift::{frame_in_place, IftPacket, HEADER_LEN, JUNIPER_LOGOUT};
 use oc_proto::pulse::PulseError;
 use tokio::io::AsyncWriteExt;
 use tracing::{debug, error, info};
@@ -163,10 +159,8 @@ impl PulseTunnel<'_> {
                 return Ok(());
             }
         };
-        let reply =
-            esp_reply(self.session.seq, payload, in_spi, &in_secrets).map_err(pulse_error)?;
-        self.session.seq = self.session.seq.wrapping_add(1);
-        self.session.write(&reply).await
+        let reply = self.session.out.esp_reply(payload, in_spi, &in_secrets);
+        self.session.write(&reply.map_err(pulse_error)?).await
     }
 
     /// Tells the server where to send: ESP (`ncmo=1`) or TLS.
@@ -174,8 +168,7 @@ impl PulseTunnel<'_> {
         if self.esp_on == on {
             return Ok(());
         }
-        let control = esp_control(self.session.seq, on);
-        self.session.seq = self.session.seq.wrapping_add(1);
+        let control = self.session.out.esp_control(on);
         self.session.write(&control).await?;
         self.esp_on = on;
         Ok(())
@@ -219,10 +212,10 @@ impl PulseTunnel<'_> {
             let Some(room) = framed.get_mut(HEADROOM - HEADER_LEN..) else {
                 continue;
             };
-            match frame_in_place(room, self.session.seq) {
+            let seq = self.session.out.take_seq();
+            match frame_in_place(room, seq) {
                 Ok(frame) => {
                     self.out.extend_from_slice(frame);
-                    self.session.seq = self.session.seq.wrapping_add(1);
                     self.host.stats.sent(len);
                 }
                 Err(e) => debug!("packet dropped: {e}"),
@@ -244,7 +237,7 @@ impl PulseTunnel<'_> {
     /// The end of the session: goodbye on the tunnel, or the logout page without one.
     async fn logout(&mut self) {
         if self.connected {
-            let bye = self.session.message(JUNIPER_LOGOUT, &[]);
+            let bye = self.session.out.message(JUNIPER_LOGOUT, &[]);
             if self.session.write(&bye).await.is_ok() {
                 info!("Logout successful.");
                 self.close().await;
@@ -276,19 +269,18 @@ impl PulseTunnel<'_> {
 /// One message of the tunnel: packets to `host`; rekeys, session information and fatal
 /// errors to `control`.
 fn dispatch(msg: IftPacket<'_>, host: &mut TunnelHost<'_>, control: &mut Vec<Control>) {
-    match (msg.vendor, msg.kind) {
-        (VENDOR_JUNIPER, JUNIPER_DATA) => host.deliver(msg.payload),
-        (VENDOR_JUNIPER, JUNIPER_CONFIG) if sub_type(msg.payload) == Ok(ESP_CONFIG) => {
-            control.push(Control::Rekey(msg.payload.to_vec()));
+    match ServerMessage::read(msg) {
+        Ok(ServerMessage::Packet(packet)) => host.deliver(packet),
+        Ok(ServerMessage::EspKeys { payload, .. }) => {
+            control.push(Control::Rekey(payload.to_vec()));
         }
-        (VENDOR_JUNIPER, JUNIPER_SESSION_INFO) => control.push(Control::SessionInfo),
-        (VENDOR_JUNIPER, JUNIPER_FATAL) => {
-            control.push(Control::Fatal(oc_proto::pulse::fatal_text(msg.payload)))
+        Ok(ServerMessage::SessionInfo) => control.push(Control::SessionInfo),
+        Ok(ServerMessage::Fatal(text)) => control.push(Control::Fatal(text)),
+        Ok(ServerMessage::Config(_) | ServerMessage::EndOfConfig) => {
+            debug!("Configuration message in the tunnel; ignored")
         }
-        (vendor, kind) => debug!(
-            "Unknown Pulse packet of {} bytes (vendor {vendor:#05x}, type {kind:#04x})",
-            msg.payload.len() + HEADER_LEN
-        ),
+        Ok(ServerMessage::Other(line)) => debug!("{line}"),
+        Err(e) => debug!("Unreadable Pulse message in the tunnel: {e}"),
     }
 }
 
