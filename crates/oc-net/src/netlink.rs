@@ -20,6 +20,7 @@ use thiserror::Error;
 /// rtnetlink.h / netlink.h / if_addr.h / if_link.h constants.
 const RTM_NEWLINK: u16 = 16;
 const RTM_NEWADDR: u16 = 20;
+const RTM_DELADDR: u16 = 21;
 const NLMSG_ERROR: u16 = 2;
 const NLM_F_REQUEST: u16 = 0x1;
 const NLM_F_ACK: u16 = 0x4;
@@ -83,14 +84,32 @@ fn finish(mut buf: Vec<u8>) -> Vec<u8> {
 /// `ip address replace ADDR/PREFIX dev INDEX` (IPv6 without duplicate detection: the
 /// address is the server's own on a device only it uses).
 pub fn address_request(seq: u32, index: u32, addr: IpAddr, prefix: u8) -> Vec<u8> {
+    let no_dad = if addr.is_ipv6() { IFA_F_NODAD } else { 0 };
+    let flags = NLM_F_CREATE | NLM_F_REPLACE;
+    address_message(RTM_NEWADDR, flags, no_dad, seq, index, (addr, prefix))
+}
+
+/// `ip address del ADDR/PREFIX dev INDEX`.
+pub fn address_delete_request(seq: u32, index: u32, addr: IpAddr, prefix: u8) -> Vec<u8> {
+    address_message(RTM_DELADDR, 0, 0, seq, index, (addr, prefix))
+}
+
+fn address_message(
+    kind: u16,
+    flags: u16,
+    address_flags: u8,
+    seq: u32,
+    index: u32,
+    (addr, prefix): (IpAddr, u8),
+) -> Vec<u8> {
     let mut buf = Vec::with_capacity(64);
-    header(&mut buf, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, seq);
-    let (family, flags, bytes) = match addr {
-        IpAddr::V4(a) => (AF_INET, 0, a.octets().to_vec()),
-        IpAddr::V6(a) => (AF_INET6, IFA_F_NODAD, a.octets().to_vec()),
+    header(&mut buf, kind, flags, seq);
+    let (family, bytes) = match addr {
+        IpAddr::V4(a) => (AF_INET, a.octets().to_vec()),
+        IpAddr::V6(a) => (AF_INET6, a.octets().to_vec()),
     };
     // struct ifaddrmsg: family, prefix length, flags, scope (universe), index.
-    buf.extend_from_slice(&[family, prefix, flags, 0]);
+    buf.extend_from_slice(&[family, prefix, address_flags, 0]);
     buf.extend_from_slice(&index.to_ne_bytes());
     attribute(&mut buf, IFA_LOCAL, &bytes);
     attribute(&mut buf, IFA_ADDRESS, &bytes);
@@ -133,15 +152,7 @@ pub fn parse_ack(answer: &[u8], seq: u32) -> Result<Option<i32>, NetlinkError> {
 
 /// Sets `settings` on the interface `name` and brings it up.
 pub fn configure(name: &str, settings: &InterfaceSettings) -> Result<(), NetlinkError> {
-    let index = nix::net::if_::if_nametoindex(name)
-        .map_err(|_| NetlinkError::NoInterface(name.to_string()))?;
-    let sock = socket(
-        AddressFamily::Netlink,
-        SockType::Raw,
-        SockFlag::SOCK_CLOEXEC,
-        SockProtocol::NetlinkRoute,
-    )?;
-    bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
+    let index = interface_index(name)?;
     let mut requests: Vec<(String, Vec<u8>)> = settings
         .addresses
         .iter()
@@ -158,6 +169,52 @@ pub fn configure(name: &str, settings: &InterfaceSettings) -> Result<(), Netlink
         format!("setting MTU {} and link up", settings.mtu),
         link_request(seq, index, settings.mtu),
     ));
+    send_all(name, requests, &[])
+}
+
+/// Puts `addresses` on the interface `name` (`present`) or takes them off it; an
+/// address already so is no error.
+pub fn set_addresses(
+    name: &str,
+    addresses: &[(IpAddr, u8)],
+    present: bool,
+) -> Result<(), NetlinkError> {
+    let index = interface_index(name)?;
+    let requests = addresses
+        .iter()
+        .zip(1u32..)
+        .map(|((addr, prefix), seq)| {
+            if present {
+                let what = format!("setting address {addr}/{prefix}");
+                (what, address_request(seq, index, *addr, *prefix))
+            } else {
+                let what = format!("removing address {addr}/{prefix}");
+                (what, address_delete_request(seq, index, *addr, *prefix))
+            }
+        })
+        .collect();
+    // EADDRNOTAVAIL: the address was not there.
+    send_all(name, requests, &[99])
+}
+
+fn interface_index(name: &str) -> Result<u32, NetlinkError> {
+    nix::net::if_::if_nametoindex(name).map_err(|_| NetlinkError::NoInterface(name.to_string()))
+}
+
+/// Sends each request (numbered from 1) and waits for its acknowledgement; an errno in
+/// `harmless` counts as done.
+fn send_all(
+    name: &str,
+    requests: Vec<(String, Vec<u8>)>,
+    harmless: &[i32],
+) -> Result<(), NetlinkError> {
+    let sock = socket(
+        AddressFamily::Netlink,
+        SockType::Raw,
+        SockFlag::SOCK_CLOEXEC,
+        SockProtocol::NetlinkRoute,
+    )?;
+    bind(sock.as_raw_fd(), &NetlinkAddr::new(0, 0))?;
     for ((what, request), seq) in requests.into_iter().zip(1u32..) {
         sendto(
             sock.as_raw_fd(),
@@ -166,7 +223,7 @@ pub fn configure(name: &str, settings: &InterfaceSettings) -> Result<(), Netlink
             MsgFlags::empty(),
         )?;
         let errno = wait_ack(&sock, seq)?;
-        if errno != 0 {
+        if errno != 0 && !harmless.contains(&errno) {
             return Err(NetlinkError::Refused {
                 what,
                 interface: name.to_string(),
@@ -222,6 +279,16 @@ mod tests {
         assert_eq!(&v6[16..20], &[AF_INET6, 64, IFA_F_NODAD, 0]);
         assert_eq!(v6.len(), 24 + 20 + 20);
         assert_eq!(u32_at(&v6, 0) as usize, v6.len());
+    }
+
+    #[test]
+    fn delete_requests_name_the_same_address() {
+        let del = address_delete_request(9, 42, "10.11.0.1".parse().unwrap(), 16);
+        let add = address_request(9, 42, "10.11.0.1".parse().unwrap(), 16);
+        assert_eq!(u16_at(&del, 4), RTM_DELADDR);
+        assert_eq!(u16_at(&del, 6), NLM_F_REQUEST | NLM_F_ACK);
+        // The same address message after the header.
+        assert_eq!(del[16..], add[16..]);
     }
 
     #[test]

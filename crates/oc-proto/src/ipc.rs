@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// Version of the message set; processes of one binary always agree, a mismatch means a
 /// stale process or garbage.
-pub const IPC_VERSION: u8 = 2;
+pub const IPC_VERSION: u8 = 3;
 /// Bytes of a frame's length prefix and version.
 pub const FRAME_HEADER_LEN: usize = 5;
 /// Largest frame (version byte and payload): a configuration with its certificate chains
@@ -474,6 +474,11 @@ pub enum MainRequest {
     AddRoute { net: IpNet, iroute: bool },
     /// `ping-leases`: does this address answer a ping (in use elsewhere)?
     AddressInUse { addr: Ipv4Addr },
+    /// The server's address in each pool on the tun device (`present`) or off it: as on
+    /// ocserv's per-client devices, it exists only while a tunnel is up. Requests can
+    /// overtake one another on the channels: one whose `seq` is not newer than the last
+    /// applied is stale and ignored.
+    ServerAddresses { seq: u64, present: bool },
     /// The per-group and per-user settings files that apply to a session
     /// (`config-per-group`/`config-per-user`, else the default files): the network process
     /// may run chrooted and unprivileged, so the main process reads them. The directories

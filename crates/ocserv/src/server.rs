@@ -27,6 +27,7 @@ use ipnet::{IpNet, Ipv4Net};
 use oc_ctl::model::{Event, UserInfo};
 use oc_net::udp::BatchSocket;
 use oc_net::Coalescer;
+use oc_proto::ipc::MainRequest;
 use oc_tls::server::TlsServer;
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -54,7 +55,7 @@ mod tun_io;
 mod tunnel;
 
 use packet_loop::ClosedAs;
-pub use tun_io::create_tun;
+pub use tun_io::{create_tun, server_addresses};
 
 /// Connections allowed at once before login (each may hold up to 16 KiB of header, a
 /// 256 KiB body and TLS state for `auth-timeout`).
@@ -150,6 +151,21 @@ struct State {
     routed: Vec<(IpNet, bool)>,
     /// Connections logging in, per client address.
     prelogin_by_ip: HashMap<IpAddr, usize>,
+    /// The number of the last `ServerAddresses` request (the main process applies only
+    /// newer ones).
+    address_seq: u64,
+}
+
+impl State {
+    /// The request that puts the server's addresses on the tun device (`present`) or takes
+    /// them off, numbered.
+    fn server_addresses(&mut self, present: bool) -> MainRequest {
+        self.address_seq += 1;
+        MainRequest::ServerAddresses {
+            seq: self.address_seq,
+            present,
+        }
+    }
 }
 
 pub struct Server {
@@ -253,6 +269,7 @@ impl Server {
                 .map(|net| (net, false))
                 .collect(),
             prelogin_by_ip: HashMap::new(),
+            address_seq: 0,
         };
         let (shutdown, _) = watch::channel(false);
         let (accepting, _) = watch::channel(true);

@@ -86,6 +86,9 @@ struct Shared {
     config: RwLock<Config>,
     /// The network process's tun device.
     device: RwLock<String>,
+    /// The last `ServerAddresses` request applied (0 for a new network process). The
+    /// lock also keeps two requests from applying at once.
+    address_seq: std::sync::Mutex<u64>,
     /// occtl's reload and stop, for the main loop.
     admin: mpsc::UnboundedSender<MainRequest>,
 }
@@ -277,6 +280,7 @@ impl Supervisor {
         let shared = Arc::new(Shared {
             config: RwLock::new(config),
             device: RwLock::new(String::new()),
+            address_seq: std::sync::Mutex::new(0),
             admin: admin_tx,
         });
         let worker = start_worker(&launch, &mut secmod, &shared, setup)?;
@@ -499,6 +503,7 @@ fn start_worker(
     };
     if let CommandReply::Started { device } = command(&mut worker, &start, &borrowed)? {
         *write_lock(&shared.device) = device;
+        *crate::server::lock(&shared.address_seq) = 0;
     }
     worker.control.set_timeout(None)?;
     Ok(worker)
@@ -530,6 +535,24 @@ fn settings_file(
 }
 
 /// Answers one request of the network process.
+/// Puts the server's addresses on the tun device or takes them off, unless a newer
+/// request came first.
+fn server_addresses(shared: &Shared, seq: u64, present: bool) -> MainReply {
+    let mut applied = crate::server::lock(&shared.address_seq);
+    if seq <= *applied {
+        return MainReply::Done;
+    }
+    let device = read_lock(&shared.device).clone();
+    let addresses = crate::server::server_addresses(&read_lock(&shared.config));
+    match oc_net::netlink::set_addresses(&device, &addresses, present) {
+        Ok(()) => {
+            *applied = seq;
+            MainReply::Done
+        }
+        Err(e) => MainReply::Failed(e.to_string()),
+    }
+}
+
 fn handle(shared: &Shared, request: MainRequest) -> MainReply {
     match request {
         MainRequest::RunScript { kind, env } => {
@@ -565,6 +588,7 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
             }
         }
         MainRequest::AddressInUse { addr } => MainReply::Answer(script::answers_ping(addr)),
+        MainRequest::ServerAddresses { seq, present } => server_addresses(shared, seq, present),
         MainRequest::UserFiles { user, group, vhost } => {
             let all = read_lock(&shared.config);
             let Some((_, config)) = all.hosts().find(|(name, _)| *name == vhost.as_deref()) else {

@@ -728,6 +728,22 @@ impl Lab {
         .is_some()
     }
 
+    /// Whether the server's address in the pool (`.1`) answers a ping from the client
+    /// namespace sent to the server's link address rather than through a tunnel: as on
+    /// ocserv, it exists only while a tunnel is up. (The route is there for this ping
+    /// only: a tunnel's routes must not meet it.)
+    pub fn server_pool_address_answers(&self) -> bool {
+        let base = self.pool.trim_end_matches(".0");
+        let out = self.in_client(&format!(
+            "ip route replace {}/24 via {server} && ping -c 1 -W 1 {base}.1; status=$?; \
+             ip route del {}/24 via {server}; exit $status",
+            self.pool,
+            self.pool,
+            server = self.server_ip,
+        ));
+        out.status.success()
+    }
+
     /// Asserts that the host behind the server answers pings through the tunnel within 20 s,
     /// showing both logs otherwise; `what` says which tunnel.
     pub fn assert_tunnel(&self, what: &str) {

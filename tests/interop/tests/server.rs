@@ -970,6 +970,9 @@ fn session_timeout_ends_the_session(client: Client) {
     let ca = pki.ca_pem.display().to_string();
     let u = url(&lab);
     let cookie = authenticate(&lab, &ca, &u);
+    // Before any tunnel, and after the last, the server's pool address is not there (as
+    // ocserv's per-client devices): upstream's timeout tests ping it to tell.
+    assert!(!lab.server_pool_address_answers(), "before the tunnel");
     let with_cookie = ["--cafile", ca.as_str(), "--cookie-on-stdin", u.as_str()];
     lab.spawn_client(&with_cookie, &format!("{cookie}\n"));
     assert!(lab.ping_behind(SECS(10)), "{}", lab.log("client.log"));
@@ -984,6 +987,7 @@ fn session_timeout_ends_the_session(client: Client) {
     );
     assert!(lab.log("ocserv.log").contains("session timeout"));
     assert_eq!(lab.log("ocserv.log").matches("tunnel up").count(), 1);
+    assert!(!lab.server_pool_address_answers(), "after the tunnel");
     // openconnect's "cookie rejected" (exit 2), and no new tunnel.
     let again = lab.run_client(&with_cookie, &format!("{cookie}\n"), SECS(30));
     assert_eq!(

@@ -116,6 +116,8 @@ pub(super) struct Opened {
     /// Networks that need a kernel route to the tun device (first use), each with whether
     /// it is an iroute.
     pub(super) new_routes: Vec<(IpNet, bool)>,
+    /// The first tunnel: the server's addresses go on the tun device.
+    pub(super) addresses: Option<MainRequest>,
     pub(super) kick_rx: watch::Receiver<Option<Kick>>,
     pub(super) session: SessionFacts,
 }
@@ -227,11 +229,26 @@ impl Server {
         let mut state = lock(&self.state);
         let kick_rx = attach_tunnel(&mut state, replaced, conn);
         let new_routes = unrouted(&mut state, &settings);
+        let addresses = (state.tunnels.len() == 1).then(|| state.server_addresses(true));
         Ok(Opened {
             new_routes,
+            addresses,
             kick_rx,
             session: facts(cookie, view, settings, reused),
         })
+    }
+
+    /// Asks the main process to put the server's addresses on the tun device or take them
+    /// off (`request`, when the first tunnel opens or the last one closes).
+    pub(super) async fn set_server_addresses(&self, request: Option<MainRequest>) {
+        if let Some(request) = request {
+            if let MainReply::Failed(e) = self.links.main(request).await {
+                warn!(
+                    "could not set the server's addresses on {}: {e}",
+                    self.tun_name
+                );
+            }
+        }
     }
 
     /// Asks the main process for kernel routes to the tun device (`iroute`: a user's
@@ -282,7 +299,15 @@ impl Server {
         keep: bool,
         bytes: (u64, u64),
     ) -> (bool, (u64, u64)) {
-        lock(&self.state).tunnels.remove(&conn);
+        let addresses = {
+            let mut state = lock(&self.state);
+            state.tunnels.remove(&conn);
+            state
+                .tunnels
+                .is_empty()
+                .then(|| state.server_addresses(false))
+        };
+        self.set_server_addresses(addresses).await;
         let detach = SessionRequest::Detach {
             cookie: cookie.to_string(),
             conn,

@@ -17,11 +17,25 @@ use crate::config::Config;
 use crate::packets::PacketBatch;
 use crate::pool::{server_address_v4, server_address_v6};
 
-/// Creates the shared tun device with the server's address in each global pool.
+/// Creates the shared tun device, up, without addresses: the server's address in each
+/// global pool ([`server_addresses`]) goes on it while a tunnel is up
+/// (`MainRequest::ServerAddresses`), as on ocserv's per-client devices.
 pub fn create_tun(config: &Config) -> Result<(tun_rs::SyncDevice, String), ServerError> {
     let pattern = format!("{}%d", config.device);
     let (device, name) =
         oc_net::open_tun_sync(Some(&pattern)).map_err(|e| ServerError::Tun(e.to_string()))?;
+    let settings = InterfaceSettings {
+        addresses: Vec::new(),
+        mtu: config.net.mtu.unwrap_or(1500).clamp(576, 65535),
+    };
+    // Over netlink rather than ioctls on an AF_INET socket, which socket emulators
+    // (socket_wrapper in upstream's test suite) replace.
+    oc_net::netlink::configure(&name, &settings).map_err(|e| ServerError::Tun(e.to_string()))?;
+    Ok((device, name))
+}
+
+/// The server's address in each global pool, with the pool's prefix length.
+pub fn server_addresses(config: &Config) -> Vec<(IpAddr, u8)> {
     let mut addresses = Vec::new();
     if let Some(net) = config.net.ipv4_network {
         addresses.push((IpAddr::V4(server_address_v4(net)), net.prefix_len()));
@@ -29,14 +43,7 @@ pub fn create_tun(config: &Config) -> Result<(tun_rs::SyncDevice, String), Serve
     if let Some(net) = config.net.ipv6_network {
         addresses.push((IpAddr::V6(server_address_v6(net)), net.prefix_len()));
     }
-    let settings = InterfaceSettings {
-        addresses,
-        mtu: config.net.mtu.unwrap_or(1500).clamp(576, 65535),
-    };
-    // Over netlink rather than ioctls on an AF_INET socket, which socket emulators
-    // (socket_wrapper in upstream's test suite) replace.
-    oc_net::netlink::configure(&name, &settings).map_err(|e| ServerError::Tun(e.to_string()))?;
-    Ok((device, name))
+    addresses
 }
 
 impl Server {

@@ -90,6 +90,7 @@ impl Server {
         let _task = TaskGuard::new(&self.tunnel_tasks);
         let Opened {
             new_routes,
+            addresses,
             kick_rx,
             session,
         } = match self
@@ -113,6 +114,7 @@ impl Server {
         let span = tracing::Span::current();
         span.record("user", session.user.as_str());
         span.record("session", session.id);
+        self.set_server_addresses(addresses).await;
         self.route_networks(new_routes).await;
         let mut t = Attached {
             conn,
