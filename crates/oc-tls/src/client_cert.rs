@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use openssl::error::ErrorStack;
 use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
@@ -65,12 +66,8 @@ pub(crate) fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsE
         .next()
         .ok_or_else(|| load_err("certificate", &spec.cert, "no PEM certificate found".into()))?;
     let key_path = spec.key.as_deref().unwrap_or(&spec.cert);
-    let key_pem = read(key_path, "private key")?;
-    let key = match &spec.password {
-        Some(p) => PKey::private_key_from_pem_passphrase(&key_pem, p.as_bytes()),
-        None => PKey::private_key_from_pem(&key_pem),
-    }
-    .map_err(|e| {
+    let key_data = read(key_path, "private key")?;
+    let key = private_key(&key_data, spec.password.as_deref()).map_err(|e| {
         load_err(
             "private key",
             key_path,
@@ -82,6 +79,19 @@ pub(crate) fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsE
         chain: certs.collect(),
         key,
     })
+}
+
+/// A private key in PEM, or in DER as openconnect also takes it: PKCS#8 (encrypted with
+/// `password`, or not) or the key type's own form (PKCS#1 RSA, SEC1 EC, DSA).
+fn private_key(data: &[u8], password: Option<&str>) -> Result<PKey<Private>, ErrorStack> {
+    let pem = data.windows(5).any(|w| w == b"-----");
+    match (pem, password) {
+        (true, Some(p)) => PKey::private_key_from_pem_passphrase(data, p.as_bytes()),
+        (true, None) => PKey::private_key_from_pem(data),
+        (false, Some(p)) => PKey::private_key_from_pkcs8_passphrase(data, p.as_bytes())
+            .or_else(|_| PKey::private_key_from_der(data)),
+        (false, None) => PKey::private_key_from_der(data),
+    }
 }
 
 /// The certificate's end of validity: seconds from now (negative once past) and as
