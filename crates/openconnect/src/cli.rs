@@ -475,7 +475,26 @@ impl Options {
                 format!("{msg}\n"),
             ));
         }
-        Self::try_parse_from(expanded)
+        let mut opts = Self::try_parse_from(expanded)?;
+        opts.paths_to_locale();
+        Ok(opts)
+    }
+
+    /// File names back in the locale's bytes (the command line went to UTF-8).
+    fn paths_to_locale(&mut self) {
+        let charset = crate::locale::legacy_charset();
+        for path in [
+            &mut self.pid_file,
+            &mut self.certificate,
+            &mut self.sslkey,
+            &mut self.cafile,
+            &mut self.csd_wrapper,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *path = crate::locale::path_to_locale(std::mem::take(path), charset);
+        }
     }
 
     /// The compression offer; the last of --compression, -d and -D wins.
@@ -643,6 +662,7 @@ fn find_unsupported(args: &[OsString]) -> Option<String> {
 
 /// Replaces `--config FILE` / `--config=FILE` with the options in FILE, where it stands.
 fn expand_config_files(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let charset = crate::locale::legacy_charset();
     let mut out = Vec::with_capacity(args.len());
     let mut iter = args.into_iter();
     while let Some(arg) = iter.next() {
@@ -661,7 +681,8 @@ fn expand_config_files(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
                     .map_err(|e| format!("cannot read config file {}: {e}", p.display()))?;
                 out.extend(parse_config_file(&text, &p.display().to_string())?);
             }
-            None => out.push(arg),
+            // The command line's text is the locale's; a config file's is UTF-8.
+            None => out.push(crate::locale::arg_to_utf8(arg, charset)),
         }
     }
     Ok(out)

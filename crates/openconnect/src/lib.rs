@@ -15,6 +15,7 @@ mod f5;
 mod fortinet;
 mod gp;
 mod host;
+mod locale;
 mod nc;
 mod ppp_link;
 mod ppp_tunnel;
