@@ -270,7 +270,13 @@ pub struct TlsClientConfig {
     /// has, security level 0, legacy renegotiation, OpenSSL's legacy provider (old key and
     /// PKCS#12 encryptions).
     pub allow_insecure_crypto: bool,
+    /// `--pfs`: only key exchanges with forward secrecy (upstream's OpenSSL build's list,
+    /// `HIGH:!aNULL:!eNULL:-RSA`, which takes the place of the insecure one too).
+    pub pfs: bool,
 }
+
+/// `--pfs`'s cipher list for TLS 1.2 and older.
+const PFS_CIPHERS: &str = "HIGH:!aNULL:!eNULL:-kRSA:!PSK:!SRP";
 
 /// A reusable client context (a clone shares OpenSSL's context).
 #[derive(Clone)]
@@ -411,6 +417,9 @@ impl TlsClient {
             // Before the keys are read: the legacy provider decrypts old key formats.
             enable_insecure_crypto()?;
             insecure::relax(&mut builder, false)?;
+        }
+        if config.pfs {
+            builder.set_cipher_list(PFS_CIPHERS)?;
         }
         let client_cert_expiry = add_trust_and_identity(&mut builder, &config)?;
         Ok(Self {

@@ -146,7 +146,6 @@ pub const UNSUPPORTED: &[Unsupported] = &[
     refused("mca-certificate", None, true),
     refused("mca-key", None, true),
     refused("mca-key-password", None, true),
-    refused("pfs", None, false),
     refused("multicert", None, false),
     refused("server-bundle", None, false),
     refused("trojan-interval", None, true),
@@ -314,6 +313,10 @@ pub struct Options {
     /// small keys, legacy renegotiation, old key encryptions (see SERVER CERTIFICATES)
     #[arg(long, help_heading = "Server validation")]
     pub allow_insecure_crypto: bool,
+    /// Require perfect forward secrecy: no key exchange by the server's RSA key in TLS 1.2
+    /// and older (TLS 1.3 has none)
+    #[arg(long, help_heading = "Server validation")]
+    pub pfs: bool,
     /// Send NAME as TLS server name indication
     #[arg(long, value_name = "NAME", help_heading = "Server validation")]
     pub sni: Option<String>,

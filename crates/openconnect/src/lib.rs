@@ -204,6 +204,7 @@ fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
         }),
         sni: opts.sni.clone(),
         allow_insecure_crypto: opts.allow_insecure_crypto,
+        pfs: opts.pfs,
     })
 }
 

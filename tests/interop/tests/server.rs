@@ -207,57 +207,6 @@ fn certificate_login(client: Client) {
 
 with_both_clients!(certificate_login: debian_client_certificate_login, our_client_certificate_login);
 
-/// A PKCS#12 password typed in a legacy locale (upstream's `auth-nonascii`): the bytes
-/// `c3 af` are "ĂŻ" in ISO-8859-2, the file's password, so our client converts them to
-/// UTF-8 under `cs_CZ.ISO8859-2` and logs in; in a UTF-8 locale they are "ï", the wrong
-/// password.
-#[test]
-fn our_client_reads_a_pkcs12_password_in_the_locales_charset() {
-    let mut lab = Lab::new("srv-latin2");
-    let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let extra = format!(
-        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
-        pki.ca_pem.display()
-    );
-    lab.start_server(
-        ferroconnect_interop::ServerKind::Ours,
-        &pki,
-        "certificate",
-        &extra,
-    );
-    let (_, _, p12) = pki.client_cert(&lab.dir, "carol", "ĂŻ");
-    let (ca, p12, u) = (
-        pki.ca_pem.display().to_string(),
-        p12.display().to_string(),
-        url(&lab),
-    );
-    let client = lab.client_bin.display().to_string();
-    let run = |locale: &str| {
-        let argv = [
-            "env",
-            locale,
-            &client,
-            "--authenticate",
-            "--non-inter",
-            "--cafile",
-            &ca,
-            "-c",
-            &p12,
-            "-p",
-            "\u{ef}",
-            &u,
-        ];
-        lab.run_in(&lab.client_ns, &argv, "", SECS(30))
-    };
-    let latin2 = run("LC_ALL=cs_CZ.ISO8859-2");
-    assert_eq!(latin2.status.code(), Some(0), "{}", output_text(&latin2));
-    assert!(String::from_utf8_lossy(&latin2.stdout).contains("COOKIE="));
-    let utf8 = run("LC_ALL=C.UTF-8");
-    let text = output_text(&utf8);
-    assert_eq!(utf8.status.code(), Some(1), "{text}");
-    assert!(text.contains("PKCS#12"), "{text}");
-}
-
 fn two_clients_get_different_addresses(client: Client) {
     let (mut lab, pki) = lab("srv-two", client, "");
     let ca = pki.ca_pem.display().to_string();
