@@ -19,7 +19,7 @@ use openssl::error::ErrorStack;
 use openssl::hash::{hash, MessageDigest};
 use openssl::ssl::{
     Ssl, SslContext, SslContextBuilder, SslFiletype, SslMethod, SslMode, SslOptions, SslRef,
-    SslVerifyMode,
+    SslVerifyMode, SslVersion,
 };
 use openssl::x509::store::{X509Lookup, X509Store, X509StoreBuilder};
 use openssl::x509::verify::X509CheckFlags;
@@ -50,7 +50,7 @@ pub type TlsStream = SslStream<TcpSocket>;
 /// KeyUpdate, sent with the next write. False when the session is older than TLS 1.3
 /// (renegotiation is not offered; the caller opens a new tunnel instead).
 pub fn rekey_in_place(ssl: &SslRef) -> bool {
-    ssl.version2() == Some(openssl::ssl::SslVersion::TLS1_3) && ffi::request_key_update(ssl)
+    ssl.version2() == Some(SslVersion::TLS1_3) && ffi::request_key_update(ssl)
 }
 
 /// The server side of a TLS 1.2 "ssl" rekey: the client renegotiates. Allowed once the
@@ -128,6 +128,8 @@ pub enum TlsError {
     PinMismatch { pin: String },
     #[error("server sent no certificate")]
     NoPeerCertificate,
+    #[error("cipher list {list:?} selects no cipher OpenSSL has ({why})")]
+    Ciphers { list: String, why: String },
     #[error("DTLS set-up failed: {0}")]
     Dtls(String),
     /// A certificate whose key cannot be held by another process (privilege separation).
@@ -273,6 +275,10 @@ pub struct TlsClientConfig {
     /// `--pfs`: only key exchanges with forward secrecy (upstream's OpenSSL build's list,
     /// `HIGH:!aNULL:!eNULL:-RSA`, which takes the place of the insecure one too).
     pub pfs: bool,
+    /// `--openssl-ciphers` (or `--gnutls-priority`'s mapping): the TLS 1.2 cipher list.
+    pub cipher_list: Option<String>,
+    /// `--gnutls-priority`'s protocol versions: the lowest and (when bounded) the highest.
+    pub versions: Option<(SslVersion, Option<SslVersion>)>,
 }
 
 /// `--pfs`'s cipher list for TLS 1.2 and older.
@@ -420,6 +426,18 @@ impl TlsClient {
         }
         if config.pfs {
             builder.set_cipher_list(PFS_CIPHERS)?;
+        }
+        if let Some(list) = &config.cipher_list {
+            builder
+                .set_cipher_list(list)
+                .map_err(|e| TlsError::Ciphers {
+                    list: list.clone(),
+                    why: e.to_string(),
+                })?;
+        }
+        if let Some((min, max)) = config.versions {
+            builder.set_min_proto_version(Some(min))?;
+            builder.set_max_proto_version(max)?;
         }
         let client_cert_expiry = add_trust_and_identity(&mut builder, &config)?;
         Ok(Self {

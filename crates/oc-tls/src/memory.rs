@@ -55,7 +55,7 @@ impl Write for Pipe {
 /// Who checks the peer once the handshake is done.
 enum Judge {
     /// The client: the server's certificate, as for the HTTPS connection.
-    Client(TlsClient),
+    Client(Box<TlsClient>),
     /// The server: OpenSSL's own verification of a client certificate, if it asked.
     Server,
 }
@@ -86,7 +86,7 @@ impl TlsClient {
     pub fn memory_client(&self, host: &str) -> Result<MemoryTls, TlsError> {
         let mut ssl = self.new_ssl(&self.ctx, host)?;
         ssl.set_connect_state();
-        MemoryTls::new(ssl, Judge::Client(self.clone()))
+        MemoryTls::new(ssl, Judge::Client(Box::new(self.clone())))
     }
 }
 

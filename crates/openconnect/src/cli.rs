@@ -177,6 +177,11 @@ pub struct Options {
     #[arg(value_name = "SERVER")]
     pub server: Option<String>,
 
+    /// VPN server, as an option (`server=...` in a --config file); the SERVER argument
+    /// wins over it
+    #[arg(long = "server", value_name = "SERVER", value_hint = ValueHint::Hostname, help_heading = "General")]
+    pub server_option: Option<String>,
+
     /// Read further options from FILE (one long option per line, without dashes)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
     pub config: Option<PathBuf>,
@@ -273,6 +278,10 @@ pub struct Options {
         help_heading = "Authentication"
     )]
     pub key_password: Option<String>,
+    /// The key's password is the ID of the file system holding the key file (in hex, as
+    /// `stat -f -c %i` prints it)
+    #[arg(long, help_heading = "Authentication")]
+    pub key_password_from_fsid: bool,
     /// Use this webvpn cookie instead of logging in
     #[arg(
         short = 'C',
@@ -317,6 +326,13 @@ pub struct Options {
     /// and older (TLS 1.3 has none)
     #[arg(long, help_heading = "Server validation")]
     pub pfs: bool,
+    /// OpenSSL cipher list for TLS 1.2 and older, in place of the default
+    #[arg(long, value_name = "LIST", help_heading = "Server validation")]
+    pub openssl_ciphers: Option<String>,
+    /// A GnuTLS priority string (as openconnect's GnuTLS build takes it), mapped to
+    /// OpenSSL's versions and ciphers as the server maps tls-priorities
+    #[arg(long, value_name = "STRING", help_heading = "Server validation")]
+    pub gnutls_priority: Option<String>,
     /// Send NAME as TLS server name indication
     #[arg(long, value_name = "NAME", help_heading = "Server validation")]
     pub sni: Option<String>,
@@ -377,6 +393,17 @@ pub struct Options {
     /// that mishandle reused connections)
     #[arg(long, help_heading = "Networking")]
     pub no_http_keepalive: bool,
+    /// TCP keepalive on the TLS connection, its first probe after SECONDS of silence (the
+    /// system's default without a value)
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "0",
+        help_heading = "Networking"
+    )]
+    pub tcp_keepalive: Option<u32>,
     /// Log every HTTP request and response of the login, header lines and bodies
     #[arg(long, help_heading = "General")]
     pub dump_http_traffic: bool,
@@ -830,6 +857,36 @@ mod tests {
         let o = Options::from_args(args(&["openconnect", "--queue-len=32", "vpn"])).unwrap();
         assert_eq!(o.queue_len, Some(32));
         assert!(Options::from_args(args(&["openconnect", "-Q0", "vpn"])).is_err());
+    }
+
+    #[test]
+    fn server_keepalive_and_cipher_options_parse_as_openconnects() {
+        let o = Options::from_args(args(&["openconnect", "--server", "vpn.example.com"])).unwrap();
+        assert_eq!(o.server_option.as_deref(), Some("vpn.example.com"));
+        assert_eq!(o.server, None);
+        // Without a value (openconnect's optional argument takes `=`), then with one.
+        let o = Options::from_args(args(&["openconnect", "--tcp-keepalive", "vpn"])).unwrap();
+        assert_eq!(
+            (o.tcp_keepalive, o.server.as_deref()),
+            (Some(0), Some("vpn"))
+        );
+        let o = Options::from_args(args(&["openconnect", "--tcp-keepalive=30", "vpn"])).unwrap();
+        assert_eq!(o.tcp_keepalive, Some(30));
+        let o = Options::from_args(args(&[
+            "openconnect",
+            "--openssl-ciphers",
+            "ECDHE+AESGCM",
+            "--gnutls-priority",
+            "NORMAL:-VERS-TLS1.3",
+            "--key-password-from-fsid",
+            "--pfs",
+            "vpn",
+        ]))
+        .unwrap();
+        assert_eq!(o.openssl_ciphers.as_deref(), Some("ECDHE+AESGCM"));
+        assert_eq!(o.gnutls_priority.as_deref(), Some("NORMAL:-VERS-TLS1.3"));
+        assert!(o.key_password_from_fsid && o.pfs);
+        assert_eq!(o.tcp_keepalive, None);
     }
 
     #[test]

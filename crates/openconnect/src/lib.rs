@@ -72,6 +72,7 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
     let server = opts
         .server
         .as_deref()
+        .or(opts.server_option.as_deref())
         .ok_or_else(|| ClientError::Usage("no server specified".into()))?;
     let mut url = ServerUrl::parse(server).map_err(|e| ClientError::Usage(e.to_string()))?;
     if let Some(g) = &opts.usergroup {
@@ -105,6 +106,7 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         http: HttpOptions {
             no_keepalive: opts.no_http_keepalive,
             dump: opts.dump_http_traffic,
+            tcp_keepalive: opts.tcp_keepalive,
         },
     };
     match protocol::lookup(opts.protocol_name())?.protocol {
@@ -193,19 +195,46 @@ fn tls_config(opts: &Options) -> Result<TlsClientConfig, ClientError> {
         .iter()
         .map(|p| CertPin::parse(p))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(TlsClientConfig {
+    let password = match &opts.certificate {
+        Some(cert) if opts.key_password_from_fsid => {
+            Some(fsid_password(opts.sslkey.as_ref().unwrap_or(cert))?)
+        }
+        _ => opts.key_password.clone(),
+    };
+    let mut config = TlsClientConfig {
         ca_file: opts.cafile.clone(),
         system_trust: !opts.no_system_trust,
         pins,
         client_cert: opts.certificate.as_ref().map(|c| ClientCertSpec {
             cert: c.clone(),
             key: opts.sslkey.clone(),
-            password: opts.key_password.clone(),
+            password,
         }),
         sni: opts.sni.clone(),
         allow_insecure_crypto: opts.allow_insecure_crypto,
         pfs: opts.pfs,
-    })
+        cipher_list: opts.openssl_ciphers.clone(),
+        ..TlsClientConfig::default()
+    };
+    if let Some(priorities) = &opts.gnutls_priority {
+        let policy = oc_tls::server::map_priorities(priorities);
+        for token in &policy.ignored {
+            tracing::warn!("--gnutls-priority: {token:?} has no OpenSSL equivalent; ignored");
+        }
+        config.cipher_list = policy.cipher_list.map(str::to_string);
+        config.versions = Some((policy.min_version, policy.max_version));
+    }
+    Ok(config)
+}
+
+/// `--key-password-from-fsid`: the ID of the file system holding `key`, as upstream
+/// formats it (its two 32-bit halves swapped from statvfs's, in hex: `stat -f -c %i`).
+fn fsid_password(key: &std::path::Path) -> Result<String, ClientError> {
+    let stat = nix::sys::statvfs::statvfs(key)
+        .map_err(|e| ClientError::Usage(format!("statvfs {}: {e}", key.display())))?;
+    // A u64 on 64-bit Linux, the only target.
+    let fsid: u64 = stat.filesystem_id();
+    Ok(format!("{:x}", fsid.rotate_right(32)))
 }
 
 /// AnyConnect's cookie from what `-C`/`--cookie-on-stdin` gave. Accepts the bare

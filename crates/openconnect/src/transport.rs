@@ -12,7 +12,7 @@ use oc_proto::url::ServerUrl;
 use oc_tls::{PeerInfo, TlsClient, TlsStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::error::ClientError;
 
@@ -36,6 +36,9 @@ pub struct HttpOptions {
     pub no_keepalive: bool,
     /// `--dump-http-traffic`: every request and response head to the log.
     pub dump: bool,
+    /// `--tcp-keepalive`: keepalive on the TLS connection, with this idle time in seconds
+    /// (0: the system's).
+    pub tcp_keepalive: Option<u32>,
 }
 
 impl Endpoint {
@@ -104,6 +107,9 @@ impl Endpoint {
                 }
             };
             let _ = tcp.set_nodelay(true);
+            if let Some(idle) = self.http.tcp_keepalive {
+                set_tcp_keepalive(&tcp, idle);
+            }
             info!("Connected to {addr}");
             let (tls, peer) =
                 tokio::time::timeout(RESPONSE_TIMEOUT, self.tls.connect(tcp, &self.url.host))
@@ -211,5 +217,20 @@ impl HttpsConnection {
 fn dump(direction: char, bytes: &[u8]) {
     for line in String::from_utf8_lossy(bytes).lines() {
         info!("{direction} {}", line.escape_debug());
+    }
+}
+
+/// `--tcp-keepalive`: SO_KEEPALIVE, and the idle time before the first probe unless 0.
+/// A failure is reported and the connection goes on without (as upstream).
+fn set_tcp_keepalive(tcp: &TcpStream, idle: u32) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    if let Err(e) = setsockopt(tcp, sockopt::KeepAlive, &true) {
+        warn!("Failed setsockopt(SO_KEEPALIVE) on TLS socket: {e}");
+        return;
+    }
+    if idle > 0 {
+        if let Err(e) = setsockopt(tcp, sockopt::TcpKeepIdle, &idle) {
+            warn!("Failed setsockopt(TCP_KEEPIDLE) on TLS socket: {e}");
+        }
     }
 }

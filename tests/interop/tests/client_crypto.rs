@@ -96,3 +96,112 @@ fn pfs_refuses_a_server_without_forward_secrecy() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("TLS handshake with"), "{text}");
 }
+
+/// Options scripts pass, against our server: `--server` in place of the argument,
+/// `--gnutls-priority` (mapped: TLS 1.2 at most) with `--openssl-ciphers` choosing the
+/// suite, and a cipher list that selects nothing refused with a clear error.
+#[test]
+fn server_option_and_cipher_choices_as_openconnect_takes_them() {
+    let mut lab = Lab::new("cli-ciphers");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(&pki, &[("alice", "secret")], "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let login = |rest: &[&str]| {
+        let out = lab.run_client(&login_args(&ca, rest), "secret\n", SECS(30));
+        (out.status.code(), output_text(&out))
+    };
+    let (code, text) = login(&["--server", &u, "--authenticate"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("COOKIE="), "{text}");
+    let suite = "ECDHE-RSA-AES256-GCM-SHA384";
+    let chosen = [
+        "--gnutls-priority",
+        "NORMAL:%SERVER_PRECEDENCE:-VERS-TLS1.3",
+        "--openssl-ciphers",
+        suite,
+        "--authenticate",
+        &u,
+    ];
+    let (code, text) = login(&chosen);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("(TLSv1.2, {suite})")), "{text}");
+    let (code, text) = login(&["--openssl-ciphers", "NO-SUCH-CIPHER", "--authenticate", &u]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("cipher list \"NO-SUCH-CIPHER\" selects no cipher"),
+        "{text}"
+    );
+}
+
+/// `--tcp-keepalive=7`: the tunnel's TLS connection carries TCP keepalive with a 7 s idle
+/// time, as `ss` shows it in the client's namespace.
+#[test]
+fn tcp_keepalive_is_set_on_the_tls_connection() {
+    let mut lab = Lab::new("cli-keepalive");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    lab.start_our_server(&pki, &[("alice", "secret")], "");
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let script = lab.recording_script();
+    let args = login_args(&ca, &["--tcp-keepalive=7", "-s", &script, &u]);
+    lab.spawn_client(&args, "secret\n");
+    assert!(lab.ping_behind(SECS(20)), "{}", lab.log("client.log"));
+    let out = lab.in_client(&format!("ss -tno state established dst {}", lab.server_ip));
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(shown.contains("timer:(keepalive,"), "{shown}");
+}
+
+/// `--key-password-from-fsid`: a client key encrypted with the ID of the file system it
+/// lies on (as `stat -f -c %i` prints it) opens without `-p`, and the certificate logs in.
+#[test]
+fn key_password_from_the_file_systems_id() {
+    let mut lab = Lab::new("cli-fsid");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let extra = format!(
+        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
+        pki.ca_pem.display()
+    );
+    lab.start_server(ServerKind::Ours, &pki, "certificate", &extra);
+    let (cert, key, _) = pki.client_cert(&lab.dir, "carol", "unused");
+    let encrypted = lab.dir.join("carol-fsid.key");
+    let made = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl pkcs8 -topk8 -v2 aes-256-cbc -in {key} -out {out} \
+             -passout pass:$(stat -f -c %i {dir})",
+            key = key.display(),
+            out = encrypted.display(),
+            dir = lab.dir.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (ca, cert, encrypted, u) = (
+        pki.ca_pem.display().to_string(),
+        cert.display().to_string(),
+        encrypted.display().to_string(),
+        url(&lab),
+    );
+    let login = |extra: &[&str]| {
+        let mut args = vec![
+            "--non-inter",
+            "--cafile",
+            &ca,
+            "-c",
+            &cert,
+            "-k",
+            &encrypted,
+        ];
+        args.extend_from_slice(extra);
+        args.extend(["--authenticate", u.as_str()]);
+        let out = lab.run_client(&args, "", SECS(30));
+        (out.status.code(), output_text(&out))
+    };
+    let (code, text) = login(&["--key-password-from-fsid"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("COOKIE="), "{text}");
+    let (code, text) = login(&[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("give its password with -p"), "{text}");
+}
