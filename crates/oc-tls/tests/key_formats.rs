@@ -5,21 +5,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+mod common;
+
+use common::openssl;
 use oc_tls::{ClientCertSpec, TlsClient, TlsClientConfig};
-
-fn openssl(args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("the openssl command (Debian's openssl package)");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 fn client(cert: &Path, key: &Path, password: Option<&str>) -> Result<TlsClient, String> {
     TlsClient::new(TlsClientConfig {

@@ -166,6 +166,21 @@ fn split(message: &[u8]) -> IftPacket<'_> {
     }
 }
 
+/// Every message in `bytes`, owned: (vendor, type, sequence number, payload). For the
+/// tests of the login and configuration.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) fn decode_all(bytes: &[u8]) -> Vec<(u32, u32, u32, Vec<u8>)> {
+    let mut got = Vec::new();
+    IftDecoder::default()
+        .decode(bytes, |p| {
+            got.push((p.vendor, p.kind, p.seq, p.payload.to_vec()));
+            Ok::<_, PulseError>(())
+        })
+        .unwrap();
+    got
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {

@@ -1,4 +1,7 @@
-//! Certificates and keys the integration tests make.
+//! Certificates and keys the integration tests make. (Each test binary uses some.)
+#![allow(dead_code)]
+
+use std::process::Command;
 
 use openssl::asn1::Asn1Time;
 use openssl::bn::BigNum;
@@ -36,4 +39,17 @@ pub fn self_signed(key: &PKey<Private>, cn: &str) -> X509 {
 pub fn ec_key(curve: Nid) -> PKey<Private> {
     let group = EcGroup::from_curve_name(curve).unwrap();
     PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap()
+}
+
+/// Runs Debian's `openssl` command with `args`; it must succeed.
+pub fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("the openssl command (Debian's openssl package)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -2,7 +2,7 @@
 //! upstream's fake server sends.
 
 use super::*;
-use crate::pulse::ift::IftDecoder;
+use crate::pulse::ift::decode_all;
 use crate::pulse::server::{self, Answer};
 use crate::pulse::ttls::{PlainTls, TtlsLink};
 
@@ -17,13 +17,7 @@ fn info() -> ClientInfo {
 
 /// The one message in `bytes`, owned.
 fn one(bytes: &[u8]) -> (u32, u32, u32, Vec<u8>) {
-    let mut got = Vec::new();
-    IftDecoder::default()
-        .decode(bytes, |p| {
-            got.push((p.vendor, p.kind, p.seq, p.payload.to_vec()));
-            Ok::<_, PulseError>(())
-        })
-        .unwrap();
+    let mut got = decode_all(bytes);
     assert_eq!(got.len(), 1, "{bytes:02x?}");
     got.pop().unwrap()
 }

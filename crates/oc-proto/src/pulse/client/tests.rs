@@ -6,19 +6,7 @@ use super::*;
 use crate::esp::{EspEncryption, EspIntegrity};
 use crate::ip_config::IpConfig;
 use crate::pulse::config::{esp_config, main_config, parse_esp_control};
-use crate::pulse::ift::IftDecoder;
-
-/// The messages in `bytes`, owned: (vendor, kind, seq, payload).
-fn messages(bytes: &[u8]) -> Vec<(u32, u32, u32, Vec<u8>)> {
-    let mut got = Vec::new();
-    IftDecoder::default()
-        .decode(bytes, |p| {
-            got.push((p.vendor, p.kind, p.seq, p.payload.to_vec()));
-            Ok::<_, PulseError>(())
-        })
-        .unwrap();
-    got
-}
+use crate::pulse::ift::decode_all;
 
 fn feed<'a>(phase: &mut ConfigPhase, bytes: &'a [u8]) -> Result<ConfigStep<'a>, PulseError> {
     // The IF-T header is 16 bytes; the payload follows.
@@ -81,12 +69,12 @@ fn a_configuration_with_esp_keys_and_session_information() {
     let answer = out
         .esp_answer(payload, 0x0bad_cafe, &[9; ESP_SECRETS_LEN], true)
         .unwrap();
-    let sent = messages(&answer);
+    let sent = decode_all(&answer);
     assert_eq!(sent.len(), 2);
     assert_eq!((sent[0].1, sent[0].2), (JUNIPER_CONFIG, 7));
     assert_eq!(parse_esp_config(&sent[0].3).unwrap().0, 0x0bad_cafe);
     assert_eq!((sent[1].2, parse_esp_control(&sent[1].3)), (8, Some(true)));
-    assert_eq!(messages(&out.session_info_ack())[0].2, 9);
+    assert_eq!(decode_all(&out.session_info_ack())[0].2, 9);
     let end = packet(VENDOR_JUNIPER, JUNIPER_END_OF_CONFIG, 0, &[0; 4]);
     let Ok(ConfigStep::Done(done)) = feed(&mut phase, &end) else {
         panic!("not done");
@@ -107,7 +95,7 @@ fn esp_keys_without_a_suite_say_why_esp_cannot_be() {
     let answer = Outgoing::new(0)
         .esp_answer(&keys[HEADER_LEN..], 1, &[0; ESP_SECRETS_LEN], false)
         .unwrap();
-    assert_eq!(parse_esp_control(&messages(&answer)[1].3), Some(false));
+    assert_eq!(parse_esp_control(&decode_all(&answer)[1].3), Some(false));
 }
 
 #[test]
