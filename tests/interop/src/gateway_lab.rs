@@ -418,7 +418,9 @@ impl GatewayLab {
             String::from_utf8_lossy(&out.stdout).trim().to_string()
         };
         let mut last = sent();
-        poll_until(SECS(5), Duration::from_millis(300), || {
+        poll_until(SECS(5), Duration::ZERO, || {
+            // A whole quiet period between the two readings.
+            std::thread::sleep(Duration::from_millis(300));
             let now = sent();
             let quiet = now == last;
             last = now;
