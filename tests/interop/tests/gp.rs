@@ -944,7 +944,7 @@ fn survives_hostile_esp(test: &str, real_client: bool) {
         assert!(
             client.contains(
                 "ESP dropped 4 (malformed 1, unknown SPI 1, replayed 1, too old 0, bad ICV 1, \
-                 bad trailer 0)"
+                 bad trailer 0, bad LZO 0)"
             ),
             "{client}"
         );
