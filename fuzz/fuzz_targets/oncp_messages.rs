@@ -34,18 +34,15 @@ fn read(wire: &[u8], cut: usize, server: bool) -> (Vec<Got>, Option<NcError>) {
                 OncpEvent::Status(s) => Got::Status(s),
                 OncpEvent::Packet(p) => Got::Packet(p.to_vec()),
                 OncpEvent::Message { kind, payload } => {
-                    // Keys from a configuration have the suite's lengths.
-                    if let Ok(Some(keys)) = NcConfig::parse(kind, payload)
-                        .as_ref()
-                        .map(NcConfig::outbound_keys)
-                        .unwrap_or(Ok(None))
-                    {
-                        let suite = keys.suite();
-                        assert_eq!(keys.encryption_key().len(), suite.encryption.key_len());
-                        assert_eq!(
-                            keys.integrity_key().len(),
-                            suite.integrity.standard_key_len()
-                        );
+                    // Keys from a configuration are its secrets block: the encryption key,
+                    // then the HMAC key.
+                    if let Ok(config) = NcConfig::parse(kind, payload) {
+                        if let (Ok(Some(keys)), Some((_, secrets))) =
+                            (config.outbound_keys(), &config.outbound)
+                        {
+                            let both = [keys.encryption_key(), keys.integrity_key()].concat();
+                            assert_eq!(secrets.get(..both.len()), Some(&both[..]));
+                        }
                     }
                     Got::Message(kind, payload.to_vec())
                 }

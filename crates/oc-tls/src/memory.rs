@@ -7,7 +7,7 @@
 use std::io::{self, Read, Write};
 
 use oc_proto::pulse::ttls::InnerTls;
-use openssl::ssl::{ErrorCode, Ssl, SslContext, SslRef, SslStream};
+use openssl::ssl::{ErrorCode, Ssl, SslContext, SslStream};
 
 use crate::{describe_ssl_error, TlsClient, TlsError};
 
@@ -68,8 +68,6 @@ pub struct MemoryTls {
     /// Plaintext written before the handshake finished.
     held: Vec<u8>,
     plaintext: Vec<u8>,
-    /// What the established connection learnt of its peer.
-    summary: String,
 }
 
 impl std::fmt::Debug for MemoryTls {
@@ -106,7 +104,6 @@ impl MemoryTls {
             established: false,
             held: Vec::new(),
             plaintext: Vec::new(),
-            summary: String::new(),
         })
     }
 
@@ -116,10 +113,6 @@ impl MemoryTls {
             Judge::Client(_) => "the server inside EAP-TTLS",
             Judge::Server => "the client inside EAP-TTLS",
         }
-    }
-
-    pub fn ssl(&self) -> &SslRef {
-        self.stream.ssl()
     }
 
     /// Moves the handshake on; true once it is done (and the peer judged).
@@ -143,19 +136,9 @@ impl MemoryTls {
                 });
             }
         }
-        self.summary = match &self.judge {
-            Judge::Client(client) => {
-                let info = client.check_peer(self.stream.ssl())?;
-                format!("{}, {} {}", info.fingerprint, info.version, info.cipher)
-            }
-            Judge::Server => match self.stream.ssl().peer_certificate() {
-                Some(cert) => format!(
-                    "client certificate CN={}",
-                    crate::server::cert_field(&cert, "2.5.4.3").join(",")
-                ),
-                None => "no client certificate".into(),
-            },
-        };
+        if let Judge::Client(client) = &self.judge {
+            client.check_peer(self.stream.ssl())?;
+        }
         self.established = true;
         let held = std::mem::take(&mut self.held);
         self.write_all(&held)?;
@@ -234,7 +217,10 @@ impl InnerTls for MemoryTls {
         self.established
     }
 
-    fn peer_summary(&self) -> String {
-        self.summary.clone()
+    fn peer_name(&self) -> Option<String> {
+        let cert = self.stream.ssl().peer_certificate()?;
+        crate::server::cert_field(&cert, "2.5.4.3")
+            .into_iter()
+            .next()
     }
 }

@@ -234,6 +234,15 @@ impl Pki {
         response
     }
 
+    /// ocserv.conf lines for certificate logins: client certificates from this CA, the
+    /// user named by their common name.
+    pub fn certificate_login_config(&self) -> String {
+        format!(
+            "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
+            self.ca_pem.display()
+        )
+    }
+
     /// A client certificate for `cn`, as PEM certificate + key and as PKCS#12 protected by
     /// `p12_password`: (cert, key, p12).
     pub fn client_cert(

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{login_args, output_text, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{login_args, output_text, sh, wait_until, Lab, Pki, ServerKind};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -24,10 +24,7 @@ fn url(lab: &Lab) -> String {
 fn our_client_reads_a_pkcs12_password_in_the_locales_charset() {
     let mut lab = Lab::new("srv-latin2");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let extra = format!(
-        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
-        pki.ca_pem.display()
-    );
+    let extra = pki.certificate_login_config();
     lab.start_server(ServerKind::Ours, &pki, "certificate", &extra);
     let (_, _, p12) = pki.client_cert(&lab.dir, "carol", "ĂŻ");
     let (ca, p12, u) = (
@@ -158,25 +155,17 @@ fn tcp_keepalive_is_set_on_the_tls_connection() {
 fn key_password_from_the_file_systems_id() {
     let mut lab = Lab::new("cli-fsid");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let extra = format!(
-        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
-        pki.ca_pem.display()
-    );
+    let extra = pki.certificate_login_config();
     lab.start_server(ServerKind::Ours, &pki, "certificate", &extra);
     let (cert, key, _) = pki.client_cert(&lab.dir, "carol", "unused");
     let encrypted = lab.dir.join("carol-fsid.key");
-    let made = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "openssl pkcs8 -topk8 -v2 aes-256-cbc -in {key} -out {out} \
-             -passout pass:$(stat -f -c %i {dir})",
-            key = key.display(),
-            out = encrypted.display(),
-            dir = lab.dir.display()
-        ))
-        .status()
-        .unwrap();
-    assert!(made.success());
+    sh(&format!(
+        "openssl pkcs8 -topk8 -v2 aes-256-cbc -in {key} -out {out} \
+         -passout pass:$(stat -f -c %i {dir})",
+        key = key.display(),
+        out = encrypted.display(),
+        dir = lab.dir.display()
+    ));
     let (ca, cert, encrypted, u) = (
         pki.ca_pem.display().to_string(),
         cert.display().to_string(),

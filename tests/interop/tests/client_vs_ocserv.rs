@@ -362,10 +362,7 @@ fn background_pidfile_sigusr2_and_sighup_keeps_cookie() {
 fn client_certificate_login_pem_and_pkcs12() {
     let mut lab = Lab::new("clientcert");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let extra = format!(
-        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
-        pki.ca_pem.display()
-    );
+    let extra = pki.certificate_login_config();
     lab.start_ocserv_with_auth(&pki, "certificate", &extra);
     let (cert, key, p12) = pki.client_cert(&lab.dir, "alice", "p12pass");
     let ca = pki.ca_pem.display().to_string();

@@ -159,10 +159,7 @@ fn certificate_login(client: Client) {
         lab.use_real_client();
     }
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    let extra = format!(
-        "ca-cert = {}\ncert-user-oid = 2.5.4.3\n",
-        pki.ca_pem.display()
-    );
+    let extra = pki.certificate_login_config();
     lab.start_server(
         ferroconnect_interop::ServerKind::Ours,
         &pki,

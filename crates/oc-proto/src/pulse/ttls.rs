@@ -41,9 +41,10 @@ pub trait InnerTls: Send {
     /// The plaintext received, taken.
     fn take_plaintext(&mut self) -> Vec<u8>;
     fn is_established(&self) -> bool;
-    /// What the peer's certificate was, for the log (empty when none).
-    fn peer_summary(&self) -> String {
-        String::new()
+    /// The common name of the peer's certificate, once established (a server that asked
+    /// for a client certificate: the client's).
+    fn peer_name(&self) -> Option<String> {
+        None
     }
 }
 
@@ -141,11 +142,6 @@ pub struct Reassembly {
 }
 
 impl Reassembly {
-    /// True while a message is part-way in.
-    pub fn in_progress(&self) -> bool {
-        self.expected.is_some()
-    }
-
     /// The next fragment: the whole message when it is complete, `None` when more must
     /// come (after our acknowledgement).
     pub fn push(&mut self, fragment: Fragment<'_>) -> Result<Option<Vec<u8>>, PulseError> {
@@ -214,7 +210,8 @@ impl AvpStream {
     }
 
     /// True when nothing is buffered.
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 

@@ -42,7 +42,7 @@ impl Link<'_> {
             return Err("the first answer is not an EAP identity".into());
         }
         let certificate = match self.gw.config.ttls.clone() {
-            Some(options) => Some(self.start_ttls(&options).await?),
+            Some(options) => self.start_ttls(&options).await?,
             None => None,
         };
         let first = self.ask(&[]).await?;
@@ -150,24 +150,12 @@ impl Link<'_> {
         }
     }
 
-    /// With `--ttls-client-ca` the certificate (its CN the user) logs in; else the
-    /// password.
-    async fn check_certificate_or_password(
-        &mut self,
-        certificate: Option<&str>,
-    ) -> Result<(), String> {
-        let requires_one = self
-            .gw
-            .config
-            .ttls
-            .as_ref()
-            .is_some_and(|t| t.client_ca.is_some());
-        let Some(summary) = certificate.filter(|_| requires_one) else {
+    /// A client certificate (asked for with `--ttls-client-ca`; `cn` its common name) logs
+    /// in when it names the user; without one, the password.
+    async fn check_certificate_or_password(&mut self, cn: Option<&str>) -> Result<(), String> {
+        let Some(cn) = cn else {
             return self.check_password().await;
         };
-        let cn = summary
-            .strip_prefix("client certificate CN=")
-            .unwrap_or_default();
         if cn != self.gw.config.common.user {
             return self.refuse(&format!("a certificate for {cn:?}")).await;
         }

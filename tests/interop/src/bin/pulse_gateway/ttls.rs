@@ -44,8 +44,8 @@ fn context(
 
 impl Link<'_> {
     /// Starts EAP-TTLS and runs its handshake until the client's identity comes inside;
-    /// what the connection learnt of the client (its certificate).
-    pub async fn start_ttls(&mut self, options: &TtlsOptions) -> Result<String, String> {
+    /// the common name of the client's certificate, when the gateway asked for one.
+    pub async fn start_ttls(&mut self, options: &TtlsOptions) -> Result<Option<String>, String> {
         let common = &self.gw.config.common;
         let ctx = context(&common.cert, &common.key, options)?;
         let tls = MemoryTls::server(&ctx).map_err(|e| e.to_string())?;
@@ -63,9 +63,13 @@ impl Link<'_> {
                 if eap.code != EAP_RESPONSE || eap.kind != Some(EAP_TYPE_IDENTITY) {
                     return Err("the first EAP packet inside EAP-TTLS is no identity".into());
                 }
-                let summary = link.tls().peer_summary();
-                log!("{}: EAP-TTLS established ({summary})", self.peer);
-                return Ok(summary);
+                let cn = link.tls().peer_name();
+                let certificate = match &cn {
+                    Some(cn) => format!("client certificate CN={cn}"),
+                    None => "no client certificate".into(),
+                };
+                log!("{}: EAP-TTLS established ({certificate})", self.peer);
+                return Ok(cn);
             }
             body = link.flush();
         }
