@@ -10,7 +10,7 @@ fi
 
 packages=(ocserv openconnect vpnc-scripts iperf3 libssl-dev pkg-config iproute2 iputils-ping gnutls-bin nftables
           stoken oathtool libpcsclite-dev python3-prometheus-client libsocket-wrapper
-          haproxy slirp socat)
+          haproxy slirp socat squid tinyproxy dante-server)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -18,8 +18,17 @@ done
 if [ ${#missing[@]} -gt 0 ]; then
     echo "Installing: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
+    # The proxies' packages would start system-wide daemons where an init system runs;
+    # the tests start their own in namespaces.
+    no_start=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        no_start=1
+    fi
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$no_start" ] || rm -f /usr/sbin/policy-rc.d
 fi
 # The package may start a system ocserv on hosts with an init system; ours use their own
 # namespaces and ports, so it does no harm, but it is not needed either.

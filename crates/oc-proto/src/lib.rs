@@ -6,6 +6,7 @@
 
 pub mod anyconnect;
 pub mod array;
+pub mod client_proxy;
 pub mod compress;
 pub mod esp;
 pub mod f5;

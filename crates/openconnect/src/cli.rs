@@ -13,9 +13,10 @@ pub const PROTOCOL_VERSION: &str = "v9.21";
 
 const ABOUT: &str = "\
 Connect to an SSL VPN (Cisco ASA/FTD or ocserv with --protocol=anyconnect, the default; \
-Palo Alto GlobalProtect with --protocol=gp; FortiGate with --protocol=fortinet; F5 BIG-IP \
-with --protocol=f5) and bring up a tun device \
-configured by a vpnc-compatible script. Command line, script environment, cookie output and \
+Palo Alto GlobalProtect with --protocol=gp; Juniper Network Connect with --protocol=nc; \
+Pulse Connect Secure / Ivanti with --protocol=pulse; FortiGate with --protocol=fortinet; \
+F5 BIG-IP with --protocol=f5; Array Networks with --protocol=array) and bring up a tun \
+device configured by a vpnc-compatible script. Command line, script environment, cookie output and \
 exit codes follow openconnect 9.x, so NetworkManager and existing scripts can use this client.";
 
 const AFTER: &str = "\
@@ -109,11 +110,25 @@ BASH COMPLETION
     or ''), EXECUTABLE, HOSTNAME or USERNAME, then the prefix to keep (--opt=, -s), as
     openconnect does.
 
+PROXIES
+    -P sends every HTTPS connection through a proxy: http:// (or no scheme) asks an HTTP
+    proxy to CONNECT, socks:// and socks5:// ask a SOCKS5 proxy. A user name and password
+    may precede the host, %-escaped. HTTP proxies get Digest (MD5, SHA-256, -sess forms),
+    or Basic when --proxy-auth names it (it sends the password in the clear); a proxy
+    that answers with Connection: close is reconnected for each try. NTLM and GSSAPI are
+    not spoken yet: a proxy that offers only those is an error naming them. SOCKS5 gets
+    the user name and password when the URL has them, unless --proxy-auth leaves out
+    basic. Without -P, the https_proxy variable names the proxy (--libproxy also reads
+    HTTPS_PROXY, http_proxy, HTTP_PROXY); a server named in no_proxy (names, parent
+    domains, networks, *) is reached directly. --no-proxy ignores both. Through a proxy
+    there is no DTLS or ESP (as openconnect): everything goes over the proxied TLS.
+
 NOT YET SUPPORTED
-    Proxies, and host checks other than GlobalProtect's HIP
-    report and Network Connect's TNCC (--csd-wrapper with another protocol) are refused
-    with an error naming them. Network Connect's LZO-compressed ESP is not read: such a
-    server's tunnel stays on TLS.";
+    Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
+    (--csd-wrapper with another protocol) are refused with an error naming them, as are
+    these openconnect options: -x/--xmlconfig, --no-xmlpost, -S/--script-tun,
+    --http-auth, --external-browser, --mca-certificate, --mca-key, --mca-key-password,
+    --multicert, --server-bundle, --trojan-interval, --gnutls-debug.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,10 +149,6 @@ const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> 
 
 /// openconnect 9.x options this version refuses with a clear message.
 pub const UNSUPPORTED: &[Unsupported] = &[
-    refused("proxy", Some('P'), true),
-    refused("proxy-auth", None, true),
-    refused("no-proxy", None, false),
-    refused("libproxy", None, false),
     refused("xmlconfig", Some('x'), true),
     refused("no-xmlpost", None, false),
     refused("script-tun", Some('S'), false),
@@ -165,7 +176,7 @@ pub const OS_NAMES: &[&str] = &[
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "openconnect",
-    about = "SSL VPN client for AnyConnect/ocserv, GlobalProtect, FortiGate and F5 BIG-IP (ferroconnect)",
+    about = "SSL VPN client for AnyConnect/ocserv, GlobalProtect, Network Connect, Pulse, FortiGate, F5 BIG-IP and Array (ferroconnect)",
     long_about = ABOUT,
     after_long_help = AFTER,
     disable_help_flag = true,
@@ -186,8 +197,9 @@ pub struct Options {
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
     pub config: Option<PathBuf>,
     /// VPN protocol: anyconnect (the default; Cisco AnyConnect, ocserv), gp (Palo Alto
-    /// GlobalProtect), fortinet (FortiGate SSL VPN), f5 (F5 BIG-IP), nullppp (PPP over
-    /// TLS, for testing)
+    /// GlobalProtect), nc (Juniper Network Connect), pulse (Pulse Connect Secure, Ivanti),
+    /// fortinet (FortiGate SSL VPN), f5 (F5 BIG-IP), array (Array Networks), nullppp (PPP
+    /// over TLS, for testing)
     #[arg(long, value_name = "PROTO", help_heading = "General")]
     pub protocol: Option<String>,
     /// More output (repeat for more)
@@ -339,6 +351,22 @@ pub struct Options {
     /// Use IP for HOST instead of looking it up: HOST:IP
     #[arg(long, value_name = "HOST:IP", help_heading = "Server validation")]
     pub resolve: Vec<String>,
+
+    /// Connect through this proxy: [http|socks|socks5]://[USER:PASSWORD@]HOST[:PORT]
+    /// (see PROXIES)
+    #[arg(short = 'P', long, value_name = "URL", help_heading = "Proxy", overrides_with_all = ["no_proxy", "libproxy"])]
+    pub proxy: Option<String>,
+    /// Proxy authentication methods to allow, comma-separated: basic, digest, ntlm,
+    /// gssapi (default: all but basic)
+    #[arg(long, value_name = "METHODS", help_heading = "Proxy")]
+    pub proxy_auth: Option<String>,
+    /// Connect directly, ignoring -P and the https_proxy variable
+    #[arg(long, help_heading = "Proxy", overrides_with_all = ["proxy", "libproxy"])]
+    pub no_proxy: bool,
+    /// Take the proxy from the environment as libproxy does: https_proxy, HTTPS_PROXY,
+    /// http_proxy, HTTP_PROXY, with no_proxy's exemptions
+    #[arg(long, help_heading = "Proxy", overrides_with_all = ["proxy", "no_proxy"])]
+    pub libproxy: bool,
 
     /// Replace the whole HTTP User-Agent
     #[arg(long, value_name = "STRING", help_heading = "Identity")]
@@ -913,8 +941,8 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_named() {
-        let err = Options::from_args(args(&["openconnect", "--proxy=p:1", "vpn"])).unwrap_err();
-        assert!(err.to_string().contains("--proxy"), "{err}");
+        let err = Options::from_args(args(&["openconnect", "--xmlconfig=p.xml", "vpn"]));
+        assert!(err.unwrap_err().to_string().contains("--xmlconfig"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
         let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];

@@ -18,6 +18,13 @@ pub enum ClientError {
     Connect { addr: SocketAddr, why: String },
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    #[error("failed to connect to proxy {proxy}: {why}")]
+    ProxyConnect { proxy: String, why: String },
+    #[error("proxy {proxy}: {source}")]
+    Proxy {
+        proxy: String,
+        source: oc_proto::client_proxy::ProxyError,
+    },
     #[error(transparent)]
     Tls(#[from] oc_tls::TlsError),
     #[error("bad HTTP response from server: {0}")]
@@ -83,6 +90,7 @@ impl ClientError {
         matches!(
             self,
             Self::Connect { .. }
+                | Self::ProxyConnect { .. }
                 | Self::Unavailable(_)
                 | Self::Timeout(_)
                 | Self::Io { .. }
@@ -92,6 +100,7 @@ impl ClientError {
             self,
             Self::Tls(oc_tls::TlsError::Handshake { .. } | oc_tls::TlsError::ObsoleteCrypto { .. })
         ) || matches!(self, Self::Tunnel(ConnectError::Refused { .. }))
+            || matches!(self, Self::Proxy { source, .. } if proxy_hiccup(source))
     }
 
     pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
@@ -112,6 +121,14 @@ impl ClientError {
             TunnelVerdict::Unexpected => Err(Self::AuthAborted(unexpected)),
         }
     }
+}
+
+/// A proxy that cannot reach the server now (a 5xx answer, a SOCKS failure to connect) may
+/// manage later; refused credentials will not get better.
+fn proxy_hiccup(e: &oc_proto::client_proxy::ProxyError) -> bool {
+    use oc_proto::client_proxy::ProxyError;
+    matches!(e, ProxyError::SocksReply { .. } | ProxyError::Http(_))
+        || matches!(e, ProxyError::Refused { status, .. } if *status >= 500)
 }
 
 impl From<ConnectError> for ClientError {

@@ -21,6 +21,7 @@ mod ppp_link;
 mod ppp_tunnel;
 mod ppp_udp;
 pub mod protocol;
+pub mod proxy;
 mod pulse;
 mod shell;
 pub mod token;
@@ -44,6 +45,7 @@ use crate::cli::{Options, PROTOCOL_VERSION};
 use crate::error::ClientError;
 use crate::ppp_link::PppLink;
 use crate::protocol::Protocol;
+use crate::proxy::ProxySettings;
 use crate::token::SoftToken;
 use crate::transport::{Endpoint, HttpOptions, HttpsConnection};
 
@@ -55,7 +57,7 @@ pub const DEFAULT_SCRIPT: &str = "/usr/share/vpnc-scripts/vpnc-script";
 pub struct Finished(pub String);
 
 /// Runs the client as the command line asks.
-pub async fn run(opts: Options) -> Result<Finished, ClientError> {
+pub async fn run(mut opts: Options) -> Result<Finished, ClientError> {
     opts.validate()?;
     // Standard input's first line is read before anything else, as openconnect reads it
     // while parsing its options.
@@ -99,7 +101,16 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
     if let Some(warning) = tls.client_cert_warning(warn_within) {
         tracing::warn!("{warning}");
     }
+    let proxy = proxy_settings(&opts, &url.host)?;
+    if let Some(p) = &proxy {
+        info!("Using proxy {}", p.url);
+        if !opts.no_dtls {
+            info!("No DTLS when connected via proxy");
+            opts.no_dtls = true;
+        }
+    }
     let endpoint = Endpoint {
+        proxy,
         resolve: opts.resolve_entries()?,
         tls,
         url,
@@ -166,6 +177,36 @@ pub async fn run(opts: Options) -> Result<Finished, ClientError> {
         println!("{printable}");
     }
     tunnel::run(&opts, &endpoint, cookie, conn).await
+}
+
+/// The proxy to go through: `-P`, else the environment's (see PROXIES in `--help`).
+fn proxy_settings(opts: &Options, host: &str) -> Result<Option<ProxySettings>, ClientError> {
+    use oc_proto::client_proxy::{auth::AllowedMethods, environment, ProxyUrl};
+    let methods = match &opts.proxy_auth {
+        Some(list) => AllowedMethods::parse(list).map_err(|e| ClientError::Usage(e.to_string()))?,
+        None => AllowedMethods::default(),
+    };
+    let url = match (&opts.proxy, opts.no_proxy) {
+        (_, true) => None,
+        (Some(given), false) => Some(given.clone()),
+        (None, false) => {
+            let lookup = match opts.libproxy {
+                true => environment::Lookup::Libproxy,
+                false => environment::Lookup::Openconnect,
+            };
+            environment::proxy_for(|name| std::env::var(name).ok(), host, lookup)
+        }
+    };
+    let Some(url) = url else {
+        return Ok(None);
+    };
+    let url = ProxyUrl::parse(&url).map_err(|e| ClientError::Usage(e.to_string()))?;
+    Ok(Some(ProxySettings {
+        url,
+        methods,
+        user_agent: user_agent(opts),
+        dump: opts.dump_http_traffic,
+    }))
 }
 
 /// nullppp has no login: its "cookie" carries the link's options (`hdlc`, `noipv4`,
@@ -358,6 +399,9 @@ pub(crate) fn print_authenticate(
     addr: Option<IpAddr>,
     fingerprint: Option<&str>,
 ) {
+    // Through a proxy the peer is the proxy, not an address of the server (openconnect
+    // prints no RESOLVE then).
+    let addr = addr.filter(|_| endpoint.proxy.is_none());
     let host = match addr {
         Some(IpAddr::V6(a)) => format!("[{a}]"),
         Some(a) => a.to_string(),

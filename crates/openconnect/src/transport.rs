@@ -15,6 +15,7 @@ use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use crate::error::ClientError;
+use crate::proxy::ProxySettings;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -27,6 +28,8 @@ pub struct Endpoint {
     pub resolve: Vec<(String, IpAddr)>,
     pub tls: TlsClient,
     pub http: HttpOptions,
+    /// `-P` or the environment's proxy: every TCP connection goes through it.
+    pub proxy: Option<ProxySettings>,
 }
 
 /// How HTTP exchanges are made.
@@ -84,48 +87,63 @@ impl Endpoint {
         Ok(found)
     }
 
-    /// Opens TCP and TLS to the first address that answers.
+    /// Where packets to the server leave towards (the host route the script keeps out of
+    /// the tunnel): the proxy with one, else the server.
+    pub fn first_hop(&self) -> Result<SocketAddr, ClientError> {
+        let addresses = match &self.proxy {
+            Some(proxy) => proxy.addresses()?,
+            None => self.addresses()?,
+        };
+        addresses
+            .first()
+            .copied()
+            .ok_or_else(|| ClientError::Resolve {
+                host: self.url.host.clone(),
+                why: "no addresses".into(),
+            })
+    }
+
+    /// Opens TCP (through the proxy, if any) and TLS.
     pub async fn connect(&self) -> Result<HttpsConnection, ClientError> {
+        let (tcp, addr) = match &self.proxy {
+            Some(proxy) => proxy.open(&self.url.host, self.url.port).await?,
+            None => self.direct_tcp().await?,
+        };
+        if let Some(idle) = self.http.tcp_keepalive {
+            set_tcp_keepalive(&tcp, idle);
+        }
+        let (tls, peer) =
+            tokio::time::timeout(RESPONSE_TIMEOUT, self.tls.connect(tcp, &self.url.host))
+                .await
+                .map_err(|_| ClientError::Timeout("the TLS handshake"))??;
+        info!(
+            "SSL negotiation with {} ({}, {})",
+            self.url.host, peer.version, peer.cipher
+        );
+        Ok(HttpsConnection {
+            tls,
+            peer,
+            addr,
+            closed: false,
+            http: self.http,
+        })
+    }
+
+    /// TCP to the first of the server's addresses that answers.
+    async fn direct_tcp(&self) -> Result<(TcpStream, SocketAddr), ClientError> {
         let mut last_err = None;
         for addr in self.addresses()? {
             debug!("Attempting to connect to server {addr}");
-            let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => tcp,
-                Ok(Err(e)) => {
-                    last_err = Some(ClientError::Connect {
-                        addr,
-                        why: e.to_string(),
-                    });
-                    continue;
+            let why = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+                Ok(Ok(tcp)) => {
+                    let _ = tcp.set_nodelay(true);
+                    info!("Connected to {addr}");
+                    return Ok((tcp, addr));
                 }
-                Err(_) => {
-                    last_err = Some(ClientError::Connect {
-                        addr,
-                        why: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-                    });
-                    continue;
-                }
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
             };
-            let _ = tcp.set_nodelay(true);
-            if let Some(idle) = self.http.tcp_keepalive {
-                set_tcp_keepalive(&tcp, idle);
-            }
-            info!("Connected to {addr}");
-            let (tls, peer) =
-                tokio::time::timeout(RESPONSE_TIMEOUT, self.tls.connect(tcp, &self.url.host))
-                    .await
-                    .map_err(|_| ClientError::Timeout("the TLS handshake"))??;
-            info!(
-                "SSL negotiation with {} ({}, {})",
-                self.url.host, peer.version, peer.cipher
-            );
-            return Ok(HttpsConnection {
-                tls,
-                peer,
-                addr,
-                closed: false,
-                http: self.http,
-            });
+            last_err = Some(ClientError::Connect { addr, why });
         }
         Err(last_err.unwrap_or(ClientError::Resolve {
             host: self.url.host.clone(),
@@ -214,7 +232,7 @@ impl HttpsConnection {
 
 /// Logs HTTP bytes a line each, behind `>` (sent) or `<` (received), as openconnect's
 /// `--dump-http-traffic`; what is not text shows escaped.
-fn dump(direction: char, bytes: &[u8]) {
+pub(crate) fn dump(direction: char, bytes: &[u8]) {
     for line in String::from_utf8_lossy(bytes).lines() {
         info!("{direction} {}", line.escape_debug());
     }

@@ -606,6 +606,11 @@ impl Lab {
         cmd.args(["netns", "exec", ns])
             .arg(&self.client_bin)
             .args(args);
+        // Both clients take a proxy from the environment; a lab has none unless a test
+        // sets one.
+        for name in ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy"] {
+            cmd.env_remove(name);
+        }
         cmd
     }
 
@@ -687,7 +692,7 @@ impl Lab {
 
     /// Starts `cmd` in the background with `stdin`, its output going to `log` in the lab
     /// directory; it is stopped with the lab.
-    fn spawn_logged(&mut self, cmd: Command, stdin: &str, log: &str) -> u32 {
+    pub fn spawn_logged(&mut self, cmd: Command, stdin: &str, log: &str) -> u32 {
         let log = fs::File::create(self.dir.join(log)).unwrap();
         let child = start(cmd, stdin, log.try_clone().unwrap().into(), log.into());
         let pid = child.id();
@@ -995,7 +1000,7 @@ fn start(mut cmd: Command, stdin: &str, stdout: Stdio, stderr: Stdio) -> Child {
 }
 
 /// Runs `cmd` with `stdin` to completion; a run past `limit` is killed and fails the test.
-fn run_to_end(cmd: Command, stdin: &str, limit: Duration) -> Output {
+pub fn run_to_end(cmd: Command, stdin: &str, limit: Duration) -> Output {
     let mut child = start(cmd, stdin, Stdio::piped(), Stdio::piped());
     let started = Instant::now();
     loop {

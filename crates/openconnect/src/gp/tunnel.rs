@@ -74,10 +74,7 @@ pub(super) async fn run(
     jar: CookieJar,
     hip: Hip,
 ) -> Result<Finished, ClientError> {
-    let gateway = *endpoint
-        .addresses()?
-        .first()
-        .ok_or(ClientError::Timeout("the server's address"))?;
+    let gateway = endpoint.first_hop()?;
     let mut tunnel = GpTunnel {
         opts,
         endpoint,

@@ -1,0 +1,381 @@
+//! Proxy authentication: the `Proxy-Authenticate` challenges, which methods `--proxy-auth`
+//! allows, and the `Proxy-Authorization` answer, tried in openconnect's order (GSSAPI,
+//! NTLM, Digest, Basic), each method at most once.
+
+use base64::Engine;
+
+use super::digest::digest_authorization;
+use super::{Credentials, ProxyError};
+
+/// An HTTP authentication method openconnect knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    Negotiate,
+    Ntlm,
+    Digest,
+    Basic,
+}
+
+/// openconnect's order of preference.
+const PREFERENCE: [AuthMethod; 4] = [
+    AuthMethod::Negotiate,
+    AuthMethod::Ntlm,
+    AuthMethod::Digest,
+    AuthMethod::Basic,
+];
+
+impl AuthMethod {
+    /// The scheme name in challenges and answers.
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Self::Negotiate => "Negotiate",
+            Self::Ntlm => "NTLM",
+            Self::Digest => "Digest",
+            Self::Basic => "Basic",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        match self {
+            Self::Negotiate => 1,
+            Self::Ntlm => 2,
+            Self::Digest => 4,
+            Self::Basic => 8,
+        }
+    }
+}
+
+/// The methods `--proxy-auth` allows. By default every method but Basic, which must be
+/// named because it sends the password in the clear (as openconnect).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AllowedMethods {
+    bits: u8,
+    explicit: bool,
+}
+
+impl Default for AllowedMethods {
+    fn default() -> Self {
+        Self {
+            bits: 1 | 2 | 4,
+            explicit: false,
+        }
+    }
+}
+
+impl AllowedMethods {
+    /// Parses `--proxy-auth`'s comma-separated list (`basic`, `digest`, `ntlm`, `gssapi`
+    /// or `negotiate`; any case).
+    pub fn parse(list: &str) -> Result<Self, ProxyError> {
+        let mut bits = 0;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let method = match name.to_ascii_lowercase().as_str() {
+                "basic" => AuthMethod::Basic,
+                "digest" => AuthMethod::Digest,
+                "ntlm" => AuthMethod::Ntlm,
+                "gssapi" | "negotiate" => AuthMethod::Negotiate,
+                _ => return Err(ProxyError::UnknownMethod(name.to_string())),
+            };
+            bits |= method.bit();
+        }
+        Ok(Self {
+            bits,
+            explicit: true,
+        })
+    }
+
+    pub fn allows(self, method: AuthMethod) -> bool {
+        self.bits & method.bit() != 0
+    }
+
+    /// SOCKS's user name and password are sent as Basic is, but a password given in the
+    /// URL is enough to allow it unless `--proxy-auth` lists methods without Basic.
+    pub fn allows_socks_password(self) -> bool {
+        !self.explicit || self.allows(AuthMethod::Basic)
+    }
+
+    fn names(self) -> String {
+        let names: Vec<&str> = PREFERENCE
+            .iter()
+            .filter(|m| self.allows(**m))
+            .map(|m| m.scheme())
+            .collect();
+        match names.is_empty() {
+            true => "none".into(),
+            false => names.join(", "),
+        }
+    }
+}
+
+/// One challenge of a `Proxy-Authenticate` header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Challenge {
+    pub scheme: String,
+    /// `name=value` parameters, names in lower case, values unquoted.
+    pub params: Vec<(String, String)>,
+    /// A bare token after the scheme (NTLM's and Negotiate's data).
+    pub token68: Option<String>,
+}
+
+impl Challenge {
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is(&self, method: AuthMethod) -> bool {
+        self.scheme.eq_ignore_ascii_case(method.scheme())
+    }
+}
+
+/// The challenges of one header value (RFC 7235: several may share a header).
+pub fn parse_challenges(value: &str) -> Vec<Challenge> {
+    let b = value.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    loop {
+        i = skip(b, i, b" \t,");
+        let (scheme, next) = token(b, i);
+        if scheme.is_empty() {
+            return out;
+        }
+        i = next;
+        let mut challenge = Challenge {
+            scheme,
+            params: Vec::new(),
+            token68: None,
+        };
+        i = skip(b, i, b" \t");
+        let (t68, after) = token68(b, i);
+        if !t68.is_empty() && matches!(b.get(skip(b, after, b" \t")), None | Some(b',')) {
+            challenge.token68 = Some(t68);
+            i = after;
+        } else {
+            i = parse_params(b, i, &mut challenge.params);
+        }
+        out.push(challenge);
+    }
+}
+
+/// `name=value` pairs separated by commas; stops before a word that starts a new
+/// challenge.
+fn parse_params(b: &[u8], mut i: usize, params: &mut Vec<(String, String)>) -> usize {
+    loop {
+        let start = i;
+        let (name, after_name) = token(b, skip(b, i, b" \t"));
+        let eq = skip(b, after_name, b" \t");
+        if name.is_empty() || b.get(eq) != Some(&b'=') {
+            return start;
+        }
+        let value_at = skip(b, eq + 1, b" \t");
+        let (value, after_value) = match b.get(value_at) {
+            Some(b'"') => quoted(b, value_at + 1),
+            _ => token(b, value_at),
+        };
+        params.push((name.to_ascii_lowercase(), value));
+        i = skip(b, after_value, b" \t");
+        match b.get(i) {
+            Some(b',') => i += 1,
+            _ => return i,
+        }
+    }
+}
+
+fn skip(b: &[u8], mut i: usize, set: &[u8]) -> usize {
+    while b.get(i).is_some_and(|c| set.contains(c)) {
+        i += 1;
+    }
+    i
+}
+
+fn take_while(b: &[u8], start: usize, keep: impl Fn(u8) -> bool) -> (String, usize) {
+    let mut i = start;
+    while b.get(i).is_some_and(|c| keep(*c)) {
+        i += 1;
+    }
+    let text = b.get(start..i).unwrap_or_default();
+    (String::from_utf8_lossy(text).into_owned(), i)
+}
+
+fn token(b: &[u8], start: usize) -> (String, usize) {
+    take_while(b, start, |c| {
+        c.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&c)
+    })
+}
+
+fn token68(b: &[u8], start: usize) -> (String, usize) {
+    let (body, i) = take_while(b, start, |c| {
+        c.is_ascii_alphanumeric() || b"-._~+/".contains(&c)
+    });
+    if body.is_empty() {
+        return (body, start);
+    }
+    let (pad, end) = take_while(b, i, |c| c == b'=');
+    (body + &pad, end)
+}
+
+/// A quoted string starting after its opening quote, with `\` escapes; an unterminated
+/// one runs to the end.
+fn quoted(b: &[u8], start: usize) -> (String, usize) {
+    let mut out = Vec::new();
+    let mut i = start;
+    while let Some(&c) = b.get(i) {
+        i += 1;
+        match c {
+            b'"' => break,
+            b'\\' => {
+                if let Some(&escaped) = b.get(i) {
+                    out.push(escaped);
+                    i += 1;
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    (String::from_utf8_lossy(&out).into_owned(), i)
+}
+
+/// What the request being authenticated is, for Digest.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLine<'a> {
+    pub method: &'a str,
+    pub uri: &'a str,
+}
+
+/// The state of authenticating to one proxy.
+#[derive(Debug, Clone)]
+pub struct ProxyAuth {
+    allowed: AllowedMethods,
+    credentials: Option<Credentials>,
+    in_progress: Option<AuthMethod>,
+    failed: Vec<AuthMethod>,
+    digest_nonce: String,
+    digest_count: u32,
+}
+
+impl ProxyAuth {
+    pub fn new(allowed: AllowedMethods, credentials: Option<Credentials>) -> Self {
+        Self {
+            allowed,
+            credentials,
+            in_progress: None,
+            failed: Vec::new(),
+            digest_nonce: String::new(),
+            digest_count: 0,
+        }
+    }
+
+    /// The method whose answer was sent last, until the proxy replies.
+    pub fn in_progress(&self) -> Option<AuthMethod> {
+        self.in_progress
+    }
+
+    /// The `Proxy-Authorization` value to send after a 407 with these challenges, or why
+    /// there is none. `cnonce` is fresh randomness for Digest.
+    pub fn answer(
+        &mut self,
+        challenges: &[Challenge],
+        request: RequestLine<'_>,
+        cnonce: &str,
+    ) -> Result<String, ProxyError> {
+        let just_failed = self.in_progress.take();
+        if let Some(method) = just_failed {
+            if !is_stale_digest(method, challenges) {
+                self.failed.push(method);
+            }
+        }
+        let offered: Vec<AuthMethod> = PREFERENCE
+            .into_iter()
+            .filter(|m| challenges.iter().any(|c| c.is(*m)))
+            .collect();
+        for &method in &offered {
+            if self.failed.contains(&method) || !self.allowed.allows(method) {
+                continue;
+            }
+            let Some(challenge) = challenges.iter().find(|c| c.is(method)) else {
+                continue;
+            };
+            if let Some(value) = self.authorization(method, challenge, request, cnonce)? {
+                self.in_progress = Some(method);
+                return Ok(value);
+            }
+        }
+        Err(self.nothing_left(&offered, just_failed))
+    }
+
+    /// The header value for one method, `None` when this method cannot be answered (not
+    /// implemented, or a challenge we cannot meet).
+    fn authorization(
+        &mut self,
+        method: AuthMethod,
+        challenge: &Challenge,
+        request: RequestLine<'_>,
+        cnonce: &str,
+    ) -> Result<Option<String>, ProxyError> {
+        let needs_credentials = || ProxyError::NoCredentials {
+            method: method.scheme(),
+        };
+        match method {
+            AuthMethod::Negotiate | AuthMethod::Ntlm => Ok(None),
+            AuthMethod::Basic => {
+                let c = self.credentials.as_ref().ok_or_else(needs_credentials)?;
+                let raw = format!("{}:{}", c.user, c.password);
+                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                Ok(Some(format!("Basic {encoded}")))
+            }
+            AuthMethod::Digest => {
+                let c = self.credentials.clone().ok_or_else(needs_credentials)?;
+                let nonce = challenge.param("nonce").unwrap_or_default();
+                if nonce != self.digest_nonce {
+                    self.digest_nonce = nonce.to_string();
+                    self.digest_count = 0;
+                }
+                self.digest_count = self.digest_count.wrapping_add(1);
+                Ok(digest_authorization(
+                    challenge,
+                    &c,
+                    request,
+                    cnonce,
+                    self.digest_count,
+                ))
+            }
+        }
+    }
+
+    fn nothing_left(&self, offered: &[AuthMethod], just_failed: Option<AuthMethod>) -> ProxyError {
+        if let Some(method) = just_failed {
+            return ProxyError::Rejected {
+                method: method.scheme(),
+            };
+        }
+        if offered.contains(&AuthMethod::Basic) && !self.allowed.explicit {
+            return ProxyError::BasicDisabled;
+        }
+        let offered = match offered.is_empty() {
+            true => "nothing we know".to_string(),
+            false => offered
+                .iter()
+                .map(|m| m.scheme())
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        ProxyError::NoUsableMethod {
+            offered,
+            allowed: self.allowed.names(),
+        }
+    }
+}
+
+/// A Digest answer refused only because its nonce expired (`stale=true`) is tried again.
+fn is_stale_digest(method: AuthMethod, challenges: &[Challenge]) -> bool {
+    method == AuthMethod::Digest
+        && challenges.iter().any(|c| {
+            c.is(AuthMethod::Digest)
+                && c.param("stale")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        })
+}
+
+#[cfg(test)]
+mod tests;
