@@ -8,9 +8,11 @@
 pub mod log;
 pub mod netlink;
 pub mod script;
+pub mod script_tun;
 pub mod tun;
 pub mod udp;
 
 pub use script::{run_script, Reason, ScriptContext, ScriptError};
-pub use tun::{open_tun, open_tun_sync, Coalescer, TunError, TunReader, TunWriter};
+pub use script_tun::ScriptTun;
+pub use tun::{open_tun, open_tun_sync, Coalescer, PacketDevice, TunError, TunReader, TunWriter};
 pub use udp::{BatchSocket, RecvBatch, SendBatch};

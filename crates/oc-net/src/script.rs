@@ -193,6 +193,17 @@ pub fn run_script(
     reason: Reason,
     ctx: &ScriptContext<'_>,
 ) -> Result<ExitStatus, ScriptError> {
+    script_command(script, script_env(reason, ctx))
+        .status()
+        .map_err(|source| ScriptError::Spawn {
+            script: script.to_string(),
+            source,
+        })
+}
+
+/// `/bin/sh -c script` with exactly these tunnel variables: ours from an earlier run or
+/// the caller's environment are removed first.
+pub(crate) fn script_command(script: &str, env: Vec<(String, String)>) -> Command {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c").arg(script);
     for name in MANAGED {
@@ -203,11 +214,8 @@ pub fn run_script(
             cmd.env_remove(name);
         }
     }
-    cmd.envs(script_env(reason, ctx));
-    cmd.status().map_err(|source| ScriptError::Spawn {
-        script: script.to_string(),
-        source,
-    })
+    cmd.envs(env);
+    cmd
 }
 
 fn is_numbered_route_var(name: &str) -> bool {

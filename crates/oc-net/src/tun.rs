@@ -25,6 +25,21 @@ pub enum TunError {
     BadName(String),
 }
 
+/// Where a client's tunnel packets go: a tun device, or (`-S`) a script.
+pub enum PacketDevice {
+    Tun(AsyncDevice),
+    Script(crate::ScriptTun),
+}
+
+impl std::fmt::Debug for PacketDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tun(_) => f.write_str("PacketDevice::Tun"),
+            Self::Script(s) => f.debug_tuple("PacketDevice::Script").field(s).finish(),
+        }
+    }
+}
+
 /// Largest IP packet a tun device hands over (a super-packet with offload).
 const MAX_PACKET: usize = 65535;
 
@@ -129,6 +144,25 @@ impl TunReader {
         Ok(self.count)
     }
 
+    /// Waits for the next read from either kind of device. A script's device gives one
+    /// packet per read.
+    pub async fn recv_from(&mut self, device: &PacketDevice) -> io::Result<usize> {
+        let tun = match device {
+            PacketDevice::Tun(tun) => return self.recv(tun).await,
+            PacketDevice::Script(script) => script,
+        };
+        self.count = 0;
+        let (Some(slot), Some(size)) = (self.packets.get_mut(0), self.sizes.get_mut(0)) else {
+            return Ok(0);
+        };
+        let room = slot
+            .get_mut(self.headroom..self.headroom + MAX_PACKET)
+            .unwrap_or_default();
+        *size = tun.recv(room).await?;
+        self.count = usize::from(*size > 0);
+        Ok(self.count)
+    }
+
     /// Packet `i` of the last read, with the headroom in front: `headroom + length` bytes.
     pub fn framed_mut(&mut self, i: usize) -> Option<&mut [u8]> {
         if i >= self.count {
@@ -191,6 +225,20 @@ impl TunWriter {
     /// True when the batch should be written before more packets are queued.
     pub fn is_full(&self) -> bool {
         self.count >= IDEAL_BATCH_SIZE
+    }
+
+    /// [`TunWriter::flush`] to either kind of device: a script gets one datagram per
+    /// packet (a failure ends the batch: the script is gone).
+    pub fn flush_to(&mut self, device: &PacketDevice, coalescer: &mut Coalescer) -> io::Result<()> {
+        let script = match device {
+            PacketDevice::Tun(tun) => return self.flush(tun, coalescer),
+            PacketDevice::Script(script) => script,
+        };
+        let count = std::mem::take(&mut self.count);
+        let batch = self.packets.get(..count).unwrap_or_default();
+        batch
+            .iter()
+            .try_for_each(|slot| script.send(slot.get(VIRTIO_NET_HDR_LEN..).unwrap_or_default()))
     }
 
     /// Writes the queued packets, without waiting: a tun device takes writes at once, and

@@ -126,9 +126,8 @@ PROXIES
 NOT YET SUPPORTED
     Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
     (--csd-wrapper with another protocol) are refused with an error naming them, as are
-    these openconnect options: -x/--xmlconfig, --no-xmlpost, -S/--script-tun,
-    --http-auth, --external-browser, --mca-certificate, --mca-key, --mca-key-password,
-    --multicert, --server-bundle, --trojan-interval, --gnutls-debug.";
+    these openconnect options: -x/--xmlconfig, --no-xmlpost, --http-auth,
+    --external-browser, --mca-certificate, --mca-key, --mca-key-password.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,16 +150,11 @@ const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> 
 pub const UNSUPPORTED: &[Unsupported] = &[
     refused("xmlconfig", Some('x'), true),
     refused("no-xmlpost", None, false),
-    refused("script-tun", Some('S'), false),
     refused("http-auth", None, true),
     refused("external-browser", None, true),
     refused("mca-certificate", None, true),
     refused("mca-key", None, true),
     refused("mca-key-password", None, true),
-    refused("multicert", None, false),
-    refused("server-bundle", None, false),
-    refused("trojan-interval", None, true),
-    refused("gnutls-debug", None, true),
 ];
 
 /// `--os` identities, in openconnect's order.
@@ -341,6 +335,10 @@ pub struct Options {
     /// OpenSSL cipher list for TLS 1.2 and older, in place of the default
     #[arg(long, value_name = "LIST", help_heading = "Server validation")]
     pub openssl_ciphers: Option<String>,
+    /// GnuTLS's debug level in openconnect's GnuTLS builds; accepted, with a warning, as
+    /// this client's TLS is OpenSSL's (-vvv traces the handshakes instead)
+    #[arg(long, value_name = "LEVEL", help_heading = "Server validation")]
+    pub gnutls_debug: Option<u32>,
     /// A GnuTLS priority string (as openconnect's GnuTLS build takes it), mapped to
     /// OpenSSL's versions and ciphers as the server maps tls-priorities
     #[arg(long, value_name = "STRING", help_heading = "Server validation")]
@@ -387,6 +385,11 @@ pub struct Options {
     /// vpnc-compatible script, run with /bin/sh -c
     #[arg(short, long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Networking")]
     pub script: Option<String>,
+    /// No tun device: start the script (-s) once with the tunnel's variables and VPNFD,
+    /// its end of a socket pair carrying one IP packet per datagram (ocproxy, tunsocks);
+    /// no root needed
+    #[arg(short = 'S', long, help_heading = "Networking")]
+    pub script_tun: bool,
     /// Request tunnel MTU
     #[arg(short, long, value_name = "MTU", help_heading = "Networking")]
     pub mtu: Option<u16>,

@@ -6,18 +6,17 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use oc_net::{open_tun, Reason, ScriptContext};
+use oc_net::{Reason, ScriptContext};
 use oc_proto::ip_config::IpConfig;
 use tracing::{debug, info};
 
 use crate::cli::Options;
 use crate::error::ClientError;
-use crate::shell::{run_script_logged, settle_in, Stats, TunSink};
-use crate::DEFAULT_SCRIPT;
+use crate::shell::{settle_in, Stats, TunSink, VpncScript};
 
 pub(crate) struct TunnelHost<'a> {
     opts: &'a Options,
-    script: String,
+    script: VpncScript,
     /// The gateway's address (the script's VPNGATEWAY).
     gateway: IpAddr,
     /// Made when the network first comes up, with its name.
@@ -37,10 +36,7 @@ impl<'a> TunnelHost<'a> {
     pub(crate) fn new(opts: &'a Options, gateway: IpAddr) -> Self {
         Self {
             opts,
-            script: opts
-                .script
-                .clone()
-                .unwrap_or_else(|| DEFAULT_SCRIPT.to_string()),
+            script: VpncScript::new(opts),
             gateway,
             tun: None,
             ip: IpConfig::default(),
@@ -90,10 +86,10 @@ impl<'a> TunnelHost<'a> {
             return Ok(());
         }
         self.ip = ip;
-        self.run_script(Reason::PreInit);
-        let (tun, name) = open_tun(self.opts.interface.as_deref())?;
-        self.tun = Some((TunSink::new(tun), name));
-        self.run_script(Reason::Connect);
+        let opened = self
+            .script
+            .open_device(self.opts.interface.as_deref(), &self.script_context())?;
+        self.tun = Some(opened);
         let addrs: Vec<String> = self.ip.addresses().iter().map(IpAddr::to_string).collect();
         info!("Configured as {}, with {links}", addrs.join(" + "));
         debug!("Tunnel MTU {}", self.ip.mtu);
@@ -140,6 +136,6 @@ impl<'a> TunnelHost<'a> {
     }
 
     fn run_script(&self, reason: Reason) {
-        run_script_logged(&self.script, reason, &self.script_context());
+        self.script.run(reason, &self.script_context());
     }
 }

@@ -90,6 +90,12 @@ pub async fn run(mut opts: Options) -> Result<Finished, ClientError> {
             );
         }
     }
+    if opts.gnutls_debug.is_some_and(|level| level > 0) {
+        tracing::warn!(
+            "--gnutls-debug ignored: this client's TLS library is OpenSSL; -vvv traces the \
+             handshakes"
+        );
+    }
     if opts.no_http_keepalive {
         tracing::warn!(
             "Disabling all HTTP connection reuse due to --no-http-keepalive option.\nIf this \

@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use oc_net::{run_script, Coalescer, Reason, ScriptContext, TunWriter};
+use oc_net::{run_script, Coalescer, PacketDevice, Reason, ScriptContext, ScriptTun, TunWriter};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tracing::{debug, error, info, warn};
-use tun_rs::AsyncDevice;
 
 use crate::cli::Options;
 use crate::error::ClientError;
@@ -89,16 +88,76 @@ impl Stats {
     }
 }
 
-pub(crate) fn run_script_logged(script: &str, reason: Reason, ctx: &ScriptContext<'_>) {
-    match run_script(script, reason, ctx) {
-        Ok(status) if !status.success() => {
-            error!(
-                "Script '{script}' returned error {}",
-                status.code().unwrap_or(-1)
-            );
+/// The vpnc-script as a tunnel uses it: run at each reason, or with `-S` started once as
+/// the tunnel's packet device (then no reason runs, as in openconnect).
+#[derive(Debug, Clone)]
+pub(crate) struct VpncScript {
+    command: String,
+    is_device: bool,
+}
+
+impl VpncScript {
+    pub(crate) fn new(opts: &Options) -> Self {
+        Self {
+            command: opts
+                .script
+                .clone()
+                .unwrap_or_else(|| crate::DEFAULT_SCRIPT.to_string()),
+            is_device: opts.script_tun,
         }
-        Ok(_) => {}
-        Err(e) => error!("{e}"),
+    }
+
+    /// Runs the script for `reason`; a failure is logged, as openconnect does.
+    pub(crate) fn run(&self, reason: Reason, ctx: &ScriptContext<'_>) {
+        if self.is_device {
+            return;
+        }
+        let script = &self.command;
+        match run_script(script, reason, ctx) {
+            Ok(status) if !status.success() => {
+                error!(
+                    "Script '{script}' returned error {}",
+                    status.code().unwrap_or(-1)
+                );
+            }
+            Ok(_) => {}
+            Err(e) => error!("{e}"),
+        }
+    }
+
+    /// The tunnel's packet device and its name: a tun device between the script's
+    /// `pre-init` and `connect` runs, or the `-S` script itself (named `(script)`), given
+    /// `ctx`'s variables and `VPNFD`.
+    pub(crate) fn open_device(
+        &self,
+        interface: Option<&str>,
+        ctx: &ScriptContext<'_>,
+    ) -> Result<(TunSink, String), ClientError> {
+        if self.is_device {
+            let mut env = oc_net::script::script_env(Reason::Connect, ctx);
+            env.retain(|(name, _)| name != "reason" && name != "TUNDEV");
+            let script = ScriptTun::spawn(&self.command, env)?;
+            return Ok((
+                TunSink::new(PacketDevice::Script(script)),
+                "(script)".into(),
+            ));
+        }
+        self.run(
+            Reason::PreInit,
+            &ScriptContext {
+                tundev: interface,
+                ..*ctx
+            },
+        );
+        let (tun, name) = oc_net::open_tun(interface)?;
+        self.run(
+            Reason::Connect,
+            &ScriptContext {
+                tundev: Some(&name),
+                ..*ctx
+            },
+        );
+        Ok((TunSink::new(PacketDevice::Tun(tun)), name))
     }
 }
 
@@ -137,14 +196,14 @@ pub(crate) fn settle_in(opts: &Options) -> Result<Option<PathBuf>, ClientError> 
 
 /// Packets for the tun device, written a batch at a time.
 pub(crate) struct TunSink {
-    pub tun: AsyncDevice,
+    pub tun: PacketDevice,
     out: TunWriter,
     /// Made on the first write (about a megabyte of flow tables).
     coalescer: Option<Box<Coalescer>>,
 }
 
 impl TunSink {
-    pub(crate) fn new(tun: AsyncDevice) -> Self {
+    pub(crate) fn new(tun: PacketDevice) -> Self {
         Self {
             tun,
             out: TunWriter::new(),
@@ -167,7 +226,7 @@ impl TunSink {
             return;
         }
         let coalescer = self.coalescer.get_or_insert_with(Box::default);
-        if let Err(e) = self.out.flush(&self.tun, coalescer) {
+        if let Err(e) = self.out.flush_to(&self.tun, coalescer) {
             debug!("writing to the tun device: {e}");
             stats.tun_drops += 1;
         }

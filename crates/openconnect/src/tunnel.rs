@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use oc_net::udp::{datagrams, RecvBatch};
-use oc_net::{open_tun, Reason, ScriptContext, TunReader};
+use oc_net::{Reason, ScriptContext, TunReader};
 use oc_proto::anyconnect::connect::{default_tunnel_mtu, ConnectRequest, DtlsOffer, TunnelConfig};
 use oc_proto::anyconnect::frame::CSTP_HEADER_LEN;
 use oc_proto::anyconnect::session::SessionError;
@@ -18,17 +18,17 @@ use tracing::{debug, info, warn};
 use crate::cli::Options;
 use crate::dtls::{DtlsLink, DtlsSettings};
 use crate::error::ClientError;
-use crate::shell::{run_script_logged, settle_in, Stats, TunSink};
+use crate::shell::{settle_in, Stats, TunSink, VpncScript};
 use crate::transport::{Endpoint, HttpsConnection};
 use crate::tunnel_loop::{self, Stop, TunnelProtocol, Waits};
 use crate::udp_channel::UdpChannel;
-use crate::{user_agent, Finished, DEFAULT_SCRIPT};
+use crate::{user_agent, Finished};
 
 struct Tunnel<'a> {
     opts: &'a Options,
     endpoint: &'a Endpoint,
     cookie: String,
-    script: String,
+    script: VpncScript,
     tun: TunSink,
     tundev: String,
     config: TunnelConfig,
@@ -51,10 +51,7 @@ pub(crate) async fn run(
     cookie: String,
     login: Option<HttpsConnection>,
 ) -> Result<Finished, ClientError> {
-    let script = opts
-        .script
-        .clone()
-        .unwrap_or_else(|| DEFAULT_SCRIPT.to_string());
+    let script = VpncScript::new(opts);
     let mut dtls = DtlsLink::new(DtlsSettings {
         enabled: !opts.no_dtls,
         local_port: opts.dtls_local_port,
@@ -66,18 +63,14 @@ pub(crate) async fn run(
     let gateway = conn.addr.ip();
 
     let script_pid = std::process::id();
-    let mut ctx = ScriptContext {
+    let ctx = ScriptContext {
         tundev: opts.interface.as_deref(),
         gateway: Some(gateway),
         pid: script_pid,
         log_level: opts.log_level(),
-        tunnel: None,
+        tunnel: Some(&config.ip),
     };
-    run_script_logged(&script, Reason::PreInit, &ctx);
-    let (tun, tundev) = open_tun(opts.interface.as_deref())?;
-    ctx.tundev = Some(&tundev);
-    ctx.tunnel = Some(&config.ip);
-    run_script_logged(&script, Reason::Connect, &ctx);
+    let (tun, tundev) = script.open_device(opts.interface.as_deref(), &ctx)?;
     dtls.begin(conn.tls.ssl(), gateway, &config).await;
     announce(&config, &tundev, dtls.status());
 
@@ -89,7 +82,7 @@ pub(crate) async fn run(
         endpoint,
         cookie,
         script,
-        tun: TunSink::new(tun),
+        tun,
         tundev,
         config,
         conn,
@@ -205,7 +198,7 @@ impl Tunnel<'_> {
     }
 
     fn finish(&mut self) {
-        run_script_logged(&self.script, Reason::Disconnect, &self.script_context());
+        self.script.run(Reason::Disconnect, &self.script_context());
         if let Some(p) = &self.pid_file {
             let _ = std::fs::remove_file(p);
         }
@@ -388,7 +381,7 @@ impl Tunnel<'_> {
             .begin(self.conn.tls.ssl(), gateway, &self.config)
             .await;
         info!("Reconnected");
-        run_script_logged(&self.script, Reason::Reconnect, &self.script_context());
+        self.script.run(Reason::Reconnect, &self.script_context());
         Ok(())
     }
 }
@@ -477,11 +470,8 @@ impl TunnelProtocol for Tunnel<'_> {
     }
 
     async fn prepare_reconnect(&mut self, _why: &str) {
-        run_script_logged(
-            &self.script,
-            Reason::AttemptReconnect,
-            &self.script_context(),
-        );
+        self.script
+            .run(Reason::AttemptReconnect, &self.script_context());
     }
 
     async fn reconnect_once(&mut self) -> Result<(), ClientError> {

@@ -9,11 +9,10 @@ use std::io;
 use std::time::Instant;
 
 use oc_net::udp::{BatchSocket, RecvBatch};
-use oc_net::TunReader;
+use oc_net::{PacketDevice, TunReader};
 use oc_tls::TlsStream;
 use tokio::io::AsyncReadExt;
 use tracing::{info, warn};
-use tun_rs::AsyncDevice;
 
 use crate::cli::Options;
 use crate::error::ClientError;
@@ -30,12 +29,15 @@ pub(crate) enum Stop {
     Lost(String),
     /// The tunnel ended (a log-off completed).
     Done(Finished),
+    /// The `-S` script is gone: log off, then end with this reason (exit 1, as
+    /// openconnect's "Client connection terminated").
+    Terminated(String),
 }
 
 /// What the loop waits on, lent by the protocol for one wait.
 pub(crate) struct Waits<'a> {
     /// The tun device, once it exists.
-    pub tun: Option<&'a AsyncDevice>,
+    pub tun: Option<&'a PacketDevice>,
     /// The TLS connection, while one carries the tunnel.
     pub tls: Option<&'a mut TlsStream>,
     /// The UDP channel's socket, while there is one.
@@ -119,6 +121,13 @@ pub(crate) async fn run<P: TunnelProtocol>(protocol: &mut P) -> Result<Finished,
                 protocol.log_off().await;
                 return Ok(Finished(CANCELLED.into()));
             }
+            Stop::Terminated(why) => {
+                info!("Client connection terminated ({why}), sending logoff");
+                protocol.log_off().await;
+                return Err(ClientError::System(format!(
+                    "Client connection terminated ({why}); exiting"
+                )));
+            }
             Stop::Lost(why) => {
                 if let Some(e) = protocol.give_up(&why) {
                     return Err(e);
@@ -185,6 +194,9 @@ async fn packet_loop<P: TunnelProtocol>(
                 protocol.print_stats();
                 None
             }
+            Wake::Tun(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                Some(Stop::Terminated(e.to_string()))
+            }
             Wake::Tun(read) => {
                 let n = read.map_err(ClientError::io("reading from the tun device"))?;
                 match protocol.send_packets(&mut up, n).await {
@@ -234,7 +246,7 @@ async fn wait(
         sig = signals.recv() => Wake::Signal(sig),
         read = async {
             match tun {
-                Some(tun) => up.recv(tun).await,
+                Some(tun) => up.recv_from(tun).await,
                 None => std::future::pending().await,
             }
         } => Wake::Tun(read),

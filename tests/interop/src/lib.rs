@@ -608,7 +608,13 @@ impl Lab {
             .args(args);
         // Both clients take a proxy from the environment; a lab has none unless a test
         // sets one.
-        for name in ["https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY", "no_proxy"] {
+        for name in [
+            "https_proxy",
+            "HTTPS_PROXY",
+            "http_proxy",
+            "HTTP_PROXY",
+            "no_proxy",
+        ] {
             cmd.env_remove(name);
         }
         cmd
