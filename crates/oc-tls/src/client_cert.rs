@@ -1,5 +1,5 @@
-//! Client certificates (`-c`, `-k`, `-p`): a PEM certificate with its chain and a PEM key,
-//! or a PKCS#12 file.
+//! Client certificates (`-c`, `-k`, `-p`): a PEM certificate with its chain and a PEM or
+//! DER key, a PKCS#12 file, or objects on a PKCS#11 token (`pkcs11:` URIs, either or both).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +8,7 @@ use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::{read, TlsError};
+use crate::{pkcs11, read, TlsError};
 
 /// A client certificate and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,56 +28,97 @@ pub(crate) struct LoadedCert {
 }
 
 pub(crate) fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsError> {
+    let key_source = spec.key.as_deref().unwrap_or(&spec.cert);
+    if token_uri(&spec.cert).is_some() || token_uri(key_source).is_some() {
+        return load_with_token(spec, key_source);
+    }
     let data = read(&spec.cert, "certificate")?;
-    let load_err = |what, path: &Path, why: String| TlsError::Load {
+    if !data.starts_with(b"-----") && !data.windows(5).any(|w| w == b"-----") {
+        return pkcs12(&spec.cert, &data, spec.password.as_deref().unwrap_or(""));
+    }
+    let (cert, chain) = pem_chain(&spec.cert, &data)?;
+    let key = file_key(key_source, spec.password.as_deref())?;
+    Ok(LoadedCert { cert, chain, key })
+}
+
+/// A certificate and key of which one or both are on a PKCS#11 token.
+fn load_with_token(spec: &ClientCertSpec, key_source: &Path) -> Result<LoadedCert, TlsError> {
+    let pin = spec.password.as_deref();
+    let (cert, chain, cert_id) = match token_uri(&spec.cert) {
+        Some(uri) => {
+            let found = pkcs11::certificate(&uri, pin)?;
+            (found.cert, Vec::new(), Some(found.id))
+        }
+        None => {
+            let (cert, chain) = pem_chain(&spec.cert, &read(&spec.cert, "certificate")?)?;
+            (cert, chain, None)
+        }
+    };
+    let key = match token_uri(key_source) {
+        Some(uri) => pkcs11::private_key(&uri, pin, &cert, cert_id.as_deref())?,
+        None => file_key(key_source, pin)?,
+    };
+    Ok(LoadedCert { cert, chain, key })
+}
+
+/// The PKCS#11 URI a `-c`/`-k` value is, if it is one.
+fn token_uri(path: &Path) -> Option<String> {
+    pkcs11::is_uri(path).then(|| path.to_string_lossy().into_owned())
+}
+
+fn load_err(what: &'static str, path: &Path, why: String) -> TlsError {
+    TlsError::Load {
         what,
         path: path.to_path_buf(),
         why,
-    };
-    let password = spec.password.as_deref().unwrap_or("");
-    if !data.starts_with(b"-----") && !data.windows(5).any(|w| w == b"-----") {
-        // Binary: PKCS#12.
-        let parsed = Pkcs12::from_der(&data)
-            .and_then(|p| p.parse2(password))
-            .map_err(|e| {
-                load_err(
-                    "PKCS#12 certificate",
-                    &spec.cert,
-                    format!("{e} (wrong or missing -p password?)"),
-                )
-            })?;
-        let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
-            return Err(load_err(
-                "PKCS#12 certificate",
-                &spec.cert,
-                "the file has no certificate or no key".into(),
-            ));
-        };
-        let chain = parsed
-            .ca
-            .map(|s| s.into_iter().collect())
-            .unwrap_or_default();
-        return Ok(LoadedCert { cert, chain, key });
     }
-    let mut certs = X509::stack_from_pem(&data)
-        .map_err(|e| load_err("certificate", &spec.cert, e.to_string()))?
+}
+
+/// A PKCS#12 file's certificate, chain and key.
+fn pkcs12(path: &Path, data: &[u8], password: &str) -> Result<LoadedCert, TlsError> {
+    let parsed = Pkcs12::from_der(data)
+        .and_then(|p| p.parse2(password))
+        .map_err(|e| {
+            load_err(
+                "PKCS#12 certificate",
+                path,
+                format!("{e} (wrong or missing -p password?)"),
+            )
+        })?;
+    let (Some(cert), Some(key)) = (parsed.cert, parsed.pkey) else {
+        return Err(load_err(
+            "PKCS#12 certificate",
+            path,
+            "the file has no certificate or no key".into(),
+        ));
+    };
+    let chain = parsed
+        .ca
+        .map(|s| s.into_iter().collect())
+        .unwrap_or_default();
+    Ok(LoadedCert { cert, chain, key })
+}
+
+/// The first PEM certificate in `data` and the chain after it.
+fn pem_chain(path: &Path, data: &[u8]) -> Result<(X509, Vec<X509>), TlsError> {
+    let mut certs = X509::stack_from_pem(data)
+        .map_err(|e| load_err("certificate", path, e.to_string()))?
         .into_iter();
     let cert = certs
         .next()
-        .ok_or_else(|| load_err("certificate", &spec.cert, "no PEM certificate found".into()))?;
-    let key_path = spec.key.as_deref().unwrap_or(&spec.cert);
-    let key_data = read(key_path, "private key")?;
-    let key = private_key(&key_data, spec.password.as_deref()).map_err(|e| {
+        .ok_or_else(|| load_err("certificate", path, "no PEM certificate found".into()))?;
+    Ok((cert, certs.collect()))
+}
+
+/// The private key in the file at `path`.
+fn file_key(path: &Path, password: Option<&str>) -> Result<PKey<Private>, TlsError> {
+    let data = read(path, "private key")?;
+    private_key(&data, password).map_err(|e| {
         load_err(
             "private key",
-            key_path,
+            path,
             format!("{e} (is it encrypted? give its password with -p)"),
         )
-    })?;
-    Ok(LoadedCert {
-        cert,
-        chain: certs.collect(),
-        key,
     })
 }
 

@@ -34,6 +34,7 @@ mod ffi;
 mod insecure;
 pub mod memory;
 pub mod os;
+pub mod pkcs11;
 pub mod remote_key;
 pub mod server;
 pub mod socket;

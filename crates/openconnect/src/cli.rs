@@ -56,6 +56,15 @@ SERVER CERTIFICATES
     (Debian's OpenSSL 3 has no 3DES or RC4 ones), legacy renegotiation, and OpenSSL's legacy
     provider for keys and PKCS#12 files under old encryptions (DES, RC2).
 
+CERTIFICATES ON TOKENS
+    -c and -k take RFC 7512 PKCS#11 URIs for smart cards and HSMs: token=, manufacturer=,
+    serial=, model= choose the token; object= (the label), id= (%-escaped bytes) and
+    type= the object; pin-value= in the URI, or -p, is the PIN. With only -c, the key is
+    the one the same URI names, else the one sharing the certificate's id. Tokens are
+    reached through p11-kit's proxy (every module registered with p11-kit, as openconnect's
+    GnuTLS build), or the module-path= of the URI's query. The key signs on the token;
+    RSA and EC keys are supported (DSA is not, as in openconnect).
+
 DTLS
     Data goes over DTLS (UDP) once it is up; TLS carries it until then, whenever DTLS fails
     (retried every 60 s) and for packets too large for a DTLS record. The client offers
@@ -264,7 +273,8 @@ pub struct Options {
     /// answer fails the login
     #[arg(long, help_heading = "Authentication")]
     pub non_inter: bool,
-    /// Client certificate: PEM (with chain) or PKCS#12
+    /// Client certificate: PEM (with chain), PKCS#12, or a PKCS#11 URI (pkcs11:token=...;
+    /// object=...; see CERTIFICATES ON TOKENS)
     #[arg(
         short = 'c',
         long,
@@ -273,7 +283,7 @@ pub struct Options {
         help_heading = "Authentication"
     )]
     pub certificate: Option<PathBuf>,
-    /// Private key for the certificate (PEM); defaults to CERT
+    /// Private key for the certificate (PEM, DER or a PKCS#11 URI); defaults to CERT
     #[arg(short = 'k', long, value_name = "KEY", value_hint = ValueHint::FilePath, help_heading = "Authentication")]
     pub sslkey: Option<PathBuf>,
     /// Password for the key or PKCS#12 file

@@ -271,6 +271,24 @@ impl Pki {
     }
 }
 
+impl Pki {
+    /// A client certificate for `cn` on a P-256 key, as PEM certificate + PKCS#8 key:
+    /// (cert, key).
+    pub fn client_cert_ec(&self, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
+        let group =
+            openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
+        let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
+        let cert = cert(cn, &key, Some((&self.ca, &self.ca_key)), None);
+        let paths = (
+            dir.join(format!("{cn}-ec.pem")),
+            dir.join(format!("{cn}-ec.key")),
+        );
+        fs::write(&paths.0, cert.to_pem().unwrap()).unwrap();
+        fs::write(&paths.1, key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+        paths
+    }
+}
+
 /// The `--servercert` pin of the certificate in the PEM file `cert`: `pin-sha256:` and the
 /// base64 SHA-256 of its DER SubjectPublicKeyInfo.
 pub fn pin_sha256(cert: &Path) -> String {
