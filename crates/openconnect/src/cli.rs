@@ -135,7 +135,7 @@ PROXIES
 NOT YET SUPPORTED
     Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
     (--csd-wrapper with another protocol) are refused with an error naming them, as are
-    these openconnect options: -x/--xmlconfig, --no-xmlpost, --http-auth,
+    these openconnect options: --no-xmlpost, --http-auth,
     --external-browser, --mca-certificate, --mca-key, --mca-key-password.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
@@ -157,7 +157,6 @@ const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> 
 
 /// openconnect 9.x options this version refuses with a clear message.
 pub const UNSUPPORTED: &[Unsupported] = &[
-    refused("xmlconfig", Some('x'), true),
     refused("no-xmlpost", None, false),
     refused("http-auth", None, true),
     refused("external-browser", None, true),
@@ -195,6 +194,12 @@ pub struct Options {
     /// wins over it
     #[arg(long = "server", value_name = "SERVER", value_hint = ValueHint::Hostname, help_heading = "General")]
     pub server_option: Option<String>,
+
+    /// AnyConnect XML profile: a HostName of its server list, given as SERVER, means that
+    /// host's HostAddress and UserGroup; a newer profile the server offers after the login
+    /// is downloaded into FILE
+    #[arg(short = 'x', long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
+    pub xmlconfig: Option<PathBuf>,
 
     /// Read further options from FILE (one long option per line, without dashes)
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath, help_heading = "General")]
@@ -954,8 +959,8 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_named() {
-        let err = Options::from_args(args(&["openconnect", "--xmlconfig=p.xml", "vpn"]));
-        assert!(err.unwrap_err().to_string().contains("--xmlconfig"));
+        let err = Options::from_args(args(&["openconnect", "--no-xmlpost", "vpn"]));
+        assert!(err.unwrap_err().to_string().contains("--no-xmlpost"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
         let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];

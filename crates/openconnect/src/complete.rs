@@ -63,6 +63,8 @@ struct OptionSpec {
 const CERT_FILES: &str = "!*.@(pem|der|p12|crt)";
 /// CA files.
 const CA_FILES: &str = "!*.@(pem|der|crt)";
+/// `-x`: XML profiles.
+const XML_FILES: &str = "!*.xml";
 
 /// The option table: ours from clap, in definition order, then the refused ones.
 fn option_table() -> Vec<OptionSpec> {
@@ -110,6 +112,7 @@ fn values_of(arg: &clap::Arg) -> Values {
             let (filter, pkcs11) = match id {
                 "certificate" | "sslkey" => (Some(CERT_FILES), true),
                 "cafile" => (Some(CA_FILES), false),
+                "xmlconfig" => (Some(XML_FILES), false),
                 _ => (None, false),
             };
             return Values::File { filter, pkcs11 };

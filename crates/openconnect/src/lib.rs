@@ -20,6 +20,7 @@ mod nc;
 mod ppp_link;
 mod ppp_tunnel;
 mod ppp_udp;
+mod profile;
 pub mod protocol;
 pub mod proxy;
 mod pulse;
@@ -76,7 +77,17 @@ pub async fn run(mut opts: Options) -> Result<Finished, ClientError> {
         .as_deref()
         .or(opts.server_option.as_deref())
         .ok_or_else(|| ClientError::Usage("no server specified".into()))?;
-    let mut url = ServerUrl::parse(server).map_err(|e| ClientError::Usage(e.to_string()))?;
+    let (server, profile_group, local_profile) = match &opts.xmlconfig {
+        Some(path) => {
+            let (server, group, local) = profile::resolve(path, server);
+            (server, group, Some(local))
+        }
+        None => (server.to_string(), None, None),
+    };
+    let mut url = ServerUrl::parse(&server).map_err(|e| ClientError::Usage(e.to_string()))?;
+    if let Some(g) = &profile_group {
+        url.path = g.trim_start_matches('/').to_string();
+    }
     if let Some(g) = &opts.usergroup {
         url.path = g.trim_start_matches('/').to_string();
     }
@@ -158,7 +169,19 @@ pub async fn run(mut opts: Options) -> Result<Finished, ClientError> {
     let (cookie, peer_addr, fingerprint, conn) = match webvpn_cookie(given_cookie)? {
         Some(c) => (c, None, None, None),
         None => {
-            let login = authenticate(&opts, &endpoint, stdin_password).await?;
+            let mut login = authenticate(&opts, &endpoint, stdin_password).await?;
+            if let (Some(local), Some(offered)) = (&local_profile, &login.profile) {
+                let ua = user_agent(&opts);
+                profile::update(
+                    local,
+                    offered,
+                    &endpoint,
+                    &mut login.conn,
+                    &login.cookie,
+                    &ua,
+                )
+                .await;
+            }
             (
                 login.cookie,
                 Some(login.addr),
@@ -328,6 +351,8 @@ struct Login {
     /// The login's connection when the server keeps it open: CONNECT goes over it, as
     /// openconnect does, which saves a TCP and TLS handshake.
     conn: Option<HttpsConnection>,
+    /// The XML profile the server offers (for `-x`).
+    profile: Option<oc_proto::anyconnect::profile::ProfileManifest>,
 }
 
 /// The form filler from the options: `-u`, the `--passwd-on-stdin` line (`password`),
@@ -391,6 +416,7 @@ async fn authenticate(
                     addr: conn.addr.ip(),
                     fingerprint: conn.peer.fingerprint.clone(),
                     conn: (!conn.closed).then_some(conn),
+                    profile: done.profile,
                 });
             }
         }

@@ -10,6 +10,7 @@ use quick_xml::name::QName;
 use quick_xml::Reader;
 use thiserror::Error;
 
+use super::profile::ProfileManifest;
 use crate::form::xml_attr as attr;
 use crate::http::{Request, Response};
 use crate::url::ServerUrl;
@@ -25,6 +26,8 @@ pub struct AuthDocument {
     pub opaque: Option<String>,
     pub session_token: Option<String>,
     pub authentication_complete: bool,
+    /// `<vpn-profile-manifest>`: the profile the server offers.
+    pub profile: Option<ProfileManifest>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -66,6 +69,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
     let mut text = String::new();
     let mut option_value: Option<String> = None;
     let mut message_params: Vec<String> = Vec::new();
+    let (mut profile_uri, mut profile_sha1) = (None, None);
     let bad = |e: &dyn std::fmt::Display| AuthError::BadXml(e.to_string());
     loop {
         let event = reader.read_event().map_err(|e| bad(&e))?;
@@ -124,6 +128,8 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                     "error" if in_auth => doc.form.error = Some(value),
                     "title" if in_auth => doc.form.title = Some(value),
                     "session-token" => doc.session_token = Some(value),
+                    "uri" if in_profile_manifest(&stack, parent) => profile_uri = Some(value),
+                    "hash" if in_profile_manifest(&stack, parent) => profile_sha1 = Some(value),
                     "option" => close_option(&mut doc, &mut option_value, &value)?,
                     _ => {}
                 }
@@ -137,6 +143,9 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
     if !seen_auth {
         return Err(AuthError::NotXml);
     }
+    doc.profile = profile_uri
+        .zip(profile_sha1)
+        .map(|(uri, sha1)| ProfileManifest { uri, sha1 });
     Ok(doc)
 }
 
@@ -227,7 +236,13 @@ fn close_option(
     Ok(())
 }
 
-fn push_reference(text: &mut String, r: &BytesRef<'_>) {
+/// Inside `<vpn-profile-manifest><vpn><file>` (where ocserv and ASAs put the profile's
+/// `uri` and `hash`).
+fn in_profile_manifest(stack: &[String], parent: Option<&String>) -> bool {
+    parent.is_some_and(|p| p == "file") && stack.iter().any(|e| e == "vpn-profile-manifest")
+}
+
+pub(crate) fn push_reference(text: &mut String, r: &BytesRef<'_>) {
     if let Ok(Some(c)) = r.resolve_char_ref() {
         text.push(c);
         return;
@@ -374,6 +389,8 @@ pub struct AuthSuccess {
     pub cookie: String,
     pub banner: Option<String>,
     pub message: Option<String>,
+    /// A profile the server offers (for `-x`).
+    pub profile: Option<ProfileManifest>,
 }
 
 /// The client side of the aggregate-auth exchange.
@@ -482,6 +499,7 @@ impl AuthExchange {
                 cookie,
                 banner: doc.form.banner,
                 message: doc.form.message,
+                profile: doc.profile,
             }));
         }
         if doc.opaque.is_some() {
@@ -722,7 +740,7 @@ mod tests {
             .contains(&("Cookie".into(), "webvpncontext=ctx".into())));
         let body = String::from_utf8(req.body).unwrap();
         assert!(body.contains("<auth><username>alice&lt;</username><password>pw</password></auth><group-select>eng</group-select>"));
-        let done = r#"<config-auth type="complete"><auth id="success"><banner>Hi</banner></auth></config-auth>"#;
+        let done = r#"<config-auth type="complete"><auth id="success"><banner>Hi</banner></auth><config client="vpn" type="private"><vpn-profile-manifest><vpn rev="1.0"><file type="profile" service-type="user"><uri>/profiles/p.xml</uri><hash type="sha1">AB12</hash></file></vpn></vpn-profile-manifest></config></config-auth>"#;
         let step = ex
             .handle_response(&response(
                 200,
@@ -735,7 +753,11 @@ mod tests {
             AuthStep::Success(AuthSuccess {
                 cookie: "COOKIE==".into(),
                 banner: Some("Hi".into()),
-                message: None
+                message: None,
+                profile: Some(ProfileManifest {
+                    uri: "/profiles/p.xml".into(),
+                    sha1: "AB12".into()
+                })
             })
         );
     }
