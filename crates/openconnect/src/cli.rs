@@ -135,7 +135,7 @@ PROXIES
 NOT YET SUPPORTED
     Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
     (--csd-wrapper with another protocol) are refused with an error naming them, as are
-    these openconnect options: --no-xmlpost, --http-auth,
+    these openconnect options: --http-auth,
     --external-browser, --mca-certificate, --mca-key, --mca-key-password.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
@@ -157,7 +157,6 @@ const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> 
 
 /// openconnect 9.x options this version refuses with a clear message.
 pub const UNSUPPORTED: &[Unsupported] = &[
-    refused("no-xmlpost", None, false),
     refused("http-auth", None, true),
     refused("external-browser", None, true),
     refused("mca-certificate", None, true),
@@ -472,6 +471,10 @@ pub struct Options {
         help_heading = "Authentication"
     )]
     pub cert_expire_warning: u64,
+    /// Log in the legacy way: GET the login page, answer forms with url-encoded posts
+    /// (servers that mishandle AnyConnect's XML posts)
+    #[arg(long, help_heading = "Authentication")]
+    pub no_xmlpost: bool,
     /// Never answer a login form (certificate logins only): a form is an error
     #[arg(long, help_heading = "Authentication")]
     pub no_passwd: bool,
@@ -959,8 +962,8 @@ mod tests {
 
     #[test]
     fn unsupported_options_are_named() {
-        let err = Options::from_args(args(&["openconnect", "--no-xmlpost", "vpn"]));
-        assert!(err.unwrap_err().to_string().contains("--no-xmlpost"));
+        let err = Options::from_args(args(&["openconnect", "--http-auth=basic", "vpn"]));
+        assert!(err.unwrap_err().to_string().contains("--http-auth"));
         let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
         assert!(o.validate().is_err());
         let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];

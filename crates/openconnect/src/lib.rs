@@ -396,6 +396,7 @@ async fn authenticate(
             device_id: opts.os.clone().unwrap_or_else(|| "linux-64".to_string()),
         },
         group: opts.authgroup.clone(),
+        xmlpost: !opts.no_xmlpost,
     });
     let mut conn = endpoint.connect().await?;
     let mut request = exchange.init_request();

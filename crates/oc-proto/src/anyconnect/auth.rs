@@ -371,6 +371,9 @@ pub struct AuthSettings {
     pub identity: ClientIdentity,
     /// `--authgroup`: the group to ask for up front.
     pub group: Option<String>,
+    /// XML POSTs (the default); `--no-xmlpost` starts with a GET and answers forms with
+    /// `application/x-www-form-urlencoded` posts, the legacy way.
+    pub xmlpost: bool,
 }
 
 /// What to do after a response.
@@ -420,9 +423,13 @@ impl AuthExchange {
         }
     }
 
-    /// The first request: the XML `init` POST to the URL's path.
+    /// The first request: the XML `init` POST to the URL's path (a GET of it without
+    /// XML POSTs).
     pub fn init_request(&mut self) -> Request {
         self.opaque = None;
+        if !self.settings.xmlpost {
+            return self.request("GET", Vec::new(), None);
+        }
         let body = init_xml(
             &self.settings.identity,
             &self.settings.url.to_string(),
@@ -432,8 +439,13 @@ impl AuthExchange {
     }
 
     fn post(&self, body: String) -> Request {
+        let content_type = "application/xml; charset=utf-8";
+        self.request("POST", body.into_bytes(), Some(content_type))
+    }
+
+    fn request(&self, method: &'static str, body: Vec<u8>, content_type: Option<&str>) -> Request {
         let pad = 64 * (1 + body.len() / 64) - body.len();
-        let mut req = Request::new("POST", &self.path)
+        let mut req = Request::new(method, &self.path)
             .header("Host", self.settings.url.host_header())
             .header("User-Agent", &self.settings.user_agent);
         if !self.cookies.is_empty() {
@@ -449,9 +461,11 @@ impl AuthExchange {
             .header("Accept-Encoding", "identity")
             .header("X-Transcend-Version", "1")
             .header("X-Aggregate-Auth", "1")
-            .header("X-Pad", "0".repeat(pad))
-            .header("Content-Type", "application/xml; charset=utf-8");
-        req.body = body.into_bytes();
+            .header("X-Pad", "0".repeat(pad));
+        if let Some(content_type) = content_type {
+            req = req.header("Content-Type", content_type);
+        }
+        req.body = body;
         req
     }
 
@@ -546,6 +560,10 @@ impl AuthExchange {
                 return self.init_request();
             }
         }
+        if !self.settings.xmlpost {
+            let body = crate::form::urlencode(answers).into_bytes();
+            return self.request("POST", body, Some("application/x-www-form-urlencoded"));
+        }
         let body = reply_xml(&self.settings.identity, self.opaque.as_deref(), answers);
         self.post(body)
     }
@@ -631,7 +649,33 @@ mod tests {
             user_agent: "UA".into(),
             identity: identity(),
             group: Some("eng".into()),
+            xmlpost: true,
         })
+    }
+
+    #[test]
+    fn without_xml_posts_the_login_is_a_get_and_form_posts() {
+        let mut ex = AuthExchange::new(AuthSettings {
+            xmlpost: false,
+            ..exchange().settings
+        });
+        let first = ex.init_request();
+        assert_eq!((first.method, first.path.as_str()), ("GET", "/eng"));
+        assert!(first.body.is_empty());
+        assert!(!first.headers.iter().any(|(n, _)| n == "Content-Type"));
+        ex.handle_response(&response(200, &[], OCSERV_FORM))
+            .unwrap();
+        let answers = [("username".to_string(), "al ice&".to_string())];
+        let reply = ex.reply(&answers);
+        assert_eq!(reply.method, "POST");
+        assert_eq!(
+            String::from_utf8(reply.body.clone()).unwrap(),
+            "username=al+ice%26"
+        );
+        assert!(reply.headers.contains(&(
+            "Content-Type".into(),
+            "application/x-www-form-urlencoded".into()
+        )));
     }
 
     #[test]
@@ -777,6 +821,7 @@ mod tests {
     fn group_asked_by_label_does_not_restart() {
         let mut ex = AuthExchange::new(AuthSettings {
             group: Some("Engineering".into()),
+            xmlpost: true,
             ..exchange().settings
         });
         ex.handle_response(&response(200, &[], OCSERV_FORM))

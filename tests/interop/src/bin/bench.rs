@@ -2333,6 +2333,7 @@ async fn open_session(
             device_id: "linux-64".to_string(),
         },
         group: None,
+        xmlpost: true,
     });
     let mut stream = tls_connect(connector, source, addr).await?;
     let mut request = exchange.init_request();
