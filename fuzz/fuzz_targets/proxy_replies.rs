@@ -1,11 +1,11 @@
-//! What a hostile proxy can send the client: HTTP CONNECT replies (authentication rounds
-//! included) and SOCKS5 replies, cut into pieces at arbitrary points; and the text of a
-//! proxy URL or challenge. Nothing may panic; the HTTP exchange must end within its round
+//! What a hostile proxy can send the client: HTTP CONNECT replies (authentication rounds,
+//! NTLM challenges included) and SOCKS5 replies, cut into pieces at arbitrary points; and
+//! the text of a proxy URL or challenge. Nothing may panic; the HTTP exchange must end within its round
 //! limit, and a connected SOCKS handshake must have consumed every byte it was given.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use oc_proto::client_proxy::auth::{parse_challenges, AllowedMethods, ProxyAuth};
+use oc_proto::client_proxy::auth::{parse_challenges, AllowedMethods, Fresh, ProxyAuth};
 use oc_proto::client_proxy::http_connect::{HttpConnect, HttpStep};
 use oc_proto::client_proxy::socks5::{Socks5Connect, SocksStep};
 use oc_proto::client_proxy::{Credentials, ProxyUrl};
@@ -24,12 +24,16 @@ fuzz_target!(|data: &[u8]| {
     let piece = usize::from(selector >> 2).max(1);
     match selector & 3 {
         0 => {
-            let allowed = AllowedMethods::parse("basic,digest").unwrap();
+            let allowed = AllowedMethods::parse("basic,digest,ntlm").unwrap();
+            let fresh = Fresh {
+                random: [7; 16],
+                unix_time: 1_700_000_000,
+            };
             let auth = ProxyAuth::new(allowed, credentials());
             let mut connect = HttpConnect::new("vpn.example", 443, "fuzz", auth);
             let mut retries = 0;
             for chunk in rest.chunks(piece) {
-                match connect.feed(chunk, "cnonce") {
+                match connect.feed(chunk, &fresh) {
                     Err(_) | Ok(HttpStep::Connected) => return,
                     Ok(HttpStep::Retry { .. }) => {
                         retries += 1;
@@ -39,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
                     Ok(HttpStep::NeedMore) => {}
                 }
             }
-            let _ = connect.eof("cnonce");
+            let _ = connect.eof(&fresh);
         }
         1 => {
             let Ok(mut socks) = Socks5Connect::new("vpn.example", 443, credentials()) else {

@@ -122,10 +122,11 @@ BASH COMPLETION
 PROXIES
     -P sends every HTTPS connection through a proxy: http:// (or no scheme) asks an HTTP
     proxy to CONNECT, socks:// and socks5:// ask a SOCKS5 proxy. A user name and password
-    may precede the host, %-escaped. HTTP proxies get Digest (MD5, SHA-256, -sess forms),
-    or Basic when --proxy-auth names it (it sends the password in the clear); a proxy
-    that answers with Connection: close is reconnected for each try. NTLM and GSSAPI are
-    not spoken yet: a proxy that offers only those is an error naming them. SOCKS5 gets
+    may precede the host, %-escaped (DOMAIN\\user as DOMAIN%5Cuser). HTTP proxies get
+    NTLM (NTLMv2), Digest (MD5, SHA-256, -sess forms), or Basic when --proxy-auth names it
+    (it sends the password in the clear), in that order; a proxy that answers with
+    Connection: close is reconnected for each try. GSSAPI (Negotiate) is not spoken yet:
+    a proxy that offers only that is an error naming it. SOCKS5 gets
     the user name and password when the URL has them, unless --proxy-auth leaves out
     basic. Without -P, the https_proxy variable names the proxy (--libproxy also reads
     HTTPS_PROXY, http_proxy, HTTP_PROXY); a server named in no_proxy (names, parent

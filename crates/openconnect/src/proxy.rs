@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use oc_proto::client_proxy::auth::{AllowedMethods, ProxyAuth};
+use oc_proto::client_proxy::auth::{AllowedMethods, Fresh, ProxyAuth};
 use oc_proto::client_proxy::http_connect::{HttpConnect, HttpStep};
 use oc_proto::client_proxy::socks5::{Socks5Connect, SocksStep};
 use oc_proto::client_proxy::{ProxyError, ProxyKind, ProxyUrl};
@@ -86,8 +86,8 @@ impl ProxySettings {
                 crate::transport::dump('<', received);
             }
             let step = match n {
-                0 => handshake.eof(&cnonce()),
-                _ => handshake.feed(received, &cnonce()),
+                0 => handshake.eof(&fresh()),
+                _ => handshake.feed(received, &fresh()),
             };
             match step.map_err(|e| self.error(e))? {
                 HttpStep::NeedMore if n == 0 => return Err(self.error(ProxyError::Closed)),
@@ -184,16 +184,20 @@ impl ProxySettings {
     }
 }
 
-/// A fresh Digest client nonce.
-fn cnonce() -> String {
-    let mut bytes = [0u8; 16];
-    if openssl::rand::rand_bytes(&mut bytes).is_err() {
-        // Digest stays sound with a predictable cnonce (the server's nonce protects it);
-        // the time keeps it unique.
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        return format!("{:032x}", now.as_nanos());
+/// Randomness and the time for an authentication answer (Digest's client nonce,
+/// NTLM's client challenge and timestamp).
+fn fresh() -> Fresh {
+    let mut random = [0u8; 16];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    if openssl::rand::rand_bytes(&mut random).is_err() {
+        // Never in practice; the time keeps the nonce unique, and the server's own
+        // challenge protects both methods.
+        random = now.as_nanos().to_le_bytes();
     }
-    oc_proto::hex::encode(&bytes)
+    Fresh {
+        random,
+        unix_time: now.as_secs(),
+    }
 }

@@ -1,5 +1,6 @@
 //! Our client through real proxies started in the server's namespace: tinyproxy (HTTP
-//! CONNECT, Basic), squid (Digest) and dante (SOCKS5 with a user name and password). The
+//! CONNECT, Basic), squid (Digest; NTLM through its fake helper) and dante (SOCKS5 with a
+//! user name and password). The
 //! server refuses TCP from the client's address, so only a proxied connection logs in;
 //! the tunnel then carries pings with no UDP at all (no DTLS through a proxy).
 
@@ -76,16 +77,32 @@ fn start_tinyproxy(lab: &mut Lab) -> String {
     format!("{}:8888", lab.server_ip)
 }
 
-/// squid on the server's address, port 3128, with Digest authentication only.
-fn start_squid(lab: &mut Lab) -> String {
+/// How squid authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SquidAuth {
+    /// Digest, alice/proxypw.
+    Digest,
+    /// NTLM through squid's fake helper, which takes any user's AUTHENTICATE message.
+    Ntlm,
+}
+
+/// squid on the server's address, port 3128, with one authentication scheme.
+fn start_squid(lab: &mut Lab, auth: SquidAuth) -> String {
     let dir = proxy_dir(lab, "squid");
     fs::write(format!("{dir}/digest.pw"), "alice:proxypw\n").unwrap();
+    let scheme = match auth {
+        SquidAuth::Digest => format!(
+            "auth_param digest program /usr/lib/squid/digest_file_auth {dir}/digest.pw\n\
+             auth_param digest children 2\nauth_param digest realm ferroconnect\n"
+        ),
+        SquidAuth::Ntlm => "auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\n\
+                            auth_param ntlm children 2\n"
+            .to_string(),
+    };
     let conf = format!(
         "http_port {ip}:3128\nvisible_hostname proxy.test\npid_filename {dir}/squid.pid\n\
          cache_log {dir}/cache.log\naccess_log stdio:{dir}/access.log\ncache deny all\n\
-         coredump_dir {dir}\nshutdown_lifetime 1 seconds\n\
-         auth_param digest program /usr/lib/squid/digest_file_auth {dir}/digest.pw\n\
-         auth_param digest children 2\nauth_param digest realm ferroconnect\n\
+         coredump_dir {dir}\nshutdown_lifetime 1 seconds\n{scheme}\
          acl authed proxy_auth REQUIRED\nacl SSL_ports port 443\nacl CONNECT method CONNECT\n\
          http_access deny CONNECT !SSL_ports\nhttp_access allow authed\nhttp_access deny all\n",
         ip = lab.server_ip
@@ -203,7 +220,7 @@ fn http_proxy_with_basic_auth_carries_the_tunnel() {
 #[test]
 fn https_proxy_variable_with_digest_auth_carries_the_tunnel() {
     let (mut lab, pki) = lab("proxy-digest");
-    let proxy = start_squid(&mut lab);
+    let proxy = start_squid(&mut lab, SquidAuth::Digest);
     let variable = format!("http://alice:proxypw@{proxy}/");
     // Debian's openconnect proves the proxy's set-up with the same variable.
     let ca = pki.ca_pem.display().to_string();
@@ -241,6 +258,20 @@ fn https_proxy_variable_with_digest_auth_carries_the_tunnel() {
     let access = fs::read_to_string(lab.dir.join("squid/access.log")).unwrap();
     assert!(
         access.contains("CONNECT") && access.contains("alice"),
+        "{access}"
+    );
+}
+
+/// NTLM (NEGOTIATE, CHALLENGE, AUTHENTICATE on one connection) with a domain user.
+#[test]
+fn http_proxy_with_ntlm_auth_carries_the_tunnel() {
+    let (mut lab, pki) = lab("proxy-ntlm");
+    let proxy = start_squid(&mut lab, SquidAuth::Ntlm);
+    let url = format!("http://CORP%5Calice:proxypw@{proxy}");
+    tunnel_through(&mut lab, &pki, &["-P", &url, "--proxy-auth=ntlm"], &[]);
+    let access = fs::read_to_string(lab.dir.join("squid/access.log")).unwrap();
+    assert!(
+        access.contains("CONNECT") && access.to_lowercase().contains("alice"),
         "{access}"
     );
 }

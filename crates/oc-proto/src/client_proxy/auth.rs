@@ -2,10 +2,11 @@
 //! allows, and the `Proxy-Authorization` answer, tried in openconnect's order (GSSAPI,
 //! NTLM, Digest, Basic), each method at most once.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 use super::digest::digest_authorization;
-use super::{Credentials, ProxyError};
+use super::{ntlm, Credentials, ProxyError};
 
 /// An HTTP authentication method openconnect knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,6 +237,14 @@ fn quoted(b: &[u8], start: usize) -> (String, usize) {
     (String::from_utf8_lossy(&out).into_owned(), i)
 }
 
+/// What an answer needs from outside: fresh randomness (Digest's client nonce, NTLM's
+/// client challenge) and the time (NTLMv2's timestamp).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fresh {
+    pub random: [u8; 16],
+    pub unix_time: u64,
+}
+
 /// What the request being authenticated is, for Digest.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestLine<'a> {
@@ -252,6 +261,8 @@ pub struct ProxyAuth {
     failed: Vec<AuthMethod>,
     digest_nonce: String,
     digest_count: u32,
+    /// NTLM's NEGOTIATE went out: the next 407 carries its CHALLENGE.
+    ntlm_negotiating: bool,
 }
 
 impl ProxyAuth {
@@ -263,6 +274,7 @@ impl ProxyAuth {
             failed: Vec::new(),
             digest_nonce: String::new(),
             digest_count: 0,
+            ntlm_negotiating: false,
         }
     }
 
@@ -272,14 +284,20 @@ impl ProxyAuth {
     }
 
     /// The `Proxy-Authorization` value to send after a 407 with these challenges, or why
-    /// there is none. `cnonce` is fresh randomness for Digest.
+    /// there is none.
     pub fn answer(
         &mut self,
         challenges: &[Challenge],
         request: RequestLine<'_>,
-        cnonce: &str,
+        fresh: &Fresh,
     ) -> Result<String, ProxyError> {
         let just_failed = self.in_progress.take();
+        if just_failed == Some(AuthMethod::Ntlm) && std::mem::take(&mut self.ntlm_negotiating) {
+            if let Some(value) = self.ntlm_authenticate(challenges, fresh) {
+                self.in_progress = Some(AuthMethod::Ntlm);
+                return Ok(value);
+            }
+        }
         if let Some(method) = just_failed {
             if !is_stale_digest(method, challenges) {
                 self.failed.push(method);
@@ -296,7 +314,7 @@ impl ProxyAuth {
             let Some(challenge) = challenges.iter().find(|c| c.is(method)) else {
                 continue;
             };
-            if let Some(value) = self.authorization(method, challenge, request, cnonce)? {
+            if let Some(value) = self.authorization(method, challenge, request, fresh)? {
                 self.in_progress = Some(method);
                 return Ok(value);
             }
@@ -311,17 +329,22 @@ impl ProxyAuth {
         method: AuthMethod,
         challenge: &Challenge,
         request: RequestLine<'_>,
-        cnonce: &str,
+        fresh: &Fresh,
     ) -> Result<Option<String>, ProxyError> {
         let needs_credentials = || ProxyError::NoCredentials {
             method: method.scheme(),
         };
         match method {
-            AuthMethod::Negotiate | AuthMethod::Ntlm => Ok(None),
+            AuthMethod::Negotiate => Ok(None),
+            AuthMethod::Ntlm => {
+                self.credentials.as_ref().ok_or_else(needs_credentials)?;
+                self.ntlm_negotiating = true;
+                Ok(Some(format!("NTLM {}", BASE64.encode(ntlm::negotiate()))))
+            }
             AuthMethod::Basic => {
                 let c = self.credentials.as_ref().ok_or_else(needs_credentials)?;
                 let raw = format!("{}:{}", c.user, c.password);
-                let encoded = base64::engine::general_purpose::STANDARD.encode(raw);
+                let encoded = BASE64.encode(raw);
                 Ok(Some(format!("Basic {encoded}")))
             }
             AuthMethod::Digest => {
@@ -332,15 +355,36 @@ impl ProxyAuth {
                     self.digest_count = 0;
                 }
                 self.digest_count = self.digest_count.wrapping_add(1);
+                let cnonce = crate::hex::encode(&fresh.random);
                 Ok(digest_authorization(
                     challenge,
                     &c,
                     request,
-                    cnonce,
+                    &cnonce,
                     self.digest_count,
                 ))
             }
         }
+    }
+
+    /// NTLM's AUTHENTICATE, answering the CHALLENGE in the proxy's `NTLM` header.
+    fn ntlm_authenticate(&self, challenges: &[Challenge], fresh: &Fresh) -> Option<String> {
+        let credentials = self.credentials.as_ref()?;
+        let data = challenges
+            .iter()
+            .filter(|c| c.is(AuthMethod::Ntlm))
+            .find_map(|c| c.token68.as_deref())?;
+        let message = BASE64.decode(data).ok()?;
+        let challenge = ntlm::parse_challenge(&message)?;
+        let client_nonce: [u8; 8] = fresh.random.get(..8)?.try_into().ok()?;
+        let answer = ntlm::authenticate(
+            &challenge,
+            &credentials.user,
+            &credentials.password,
+            client_nonce,
+            fresh.unix_time,
+        );
+        Some(format!("NTLM {}", BASE64.encode(answer)))
     }
 
     fn nothing_left(&self, offered: &[AuthMethod], just_failed: Option<AuthMethod>) -> ProxyError {

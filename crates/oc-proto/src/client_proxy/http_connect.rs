@@ -1,6 +1,6 @@
 //! HTTP `CONNECT` through a proxy, with its authentication rounds.
 
-use super::auth::{parse_challenges, ProxyAuth, RequestLine};
+use super::auth::{parse_challenges, Fresh, ProxyAuth, RequestLine};
 use super::{authority, ProxyError};
 use crate::http::{Limits, Response, ResponseReader};
 
@@ -73,26 +73,25 @@ impl HttpConnect {
         out.into_bytes()
     }
 
-    /// Bytes from the proxy. `cnonce` is fresh randomness, used if the proxy asks for
-    /// Digest.
-    pub fn feed(&mut self, bytes: &[u8], cnonce: &str) -> Result<HttpStep, ProxyError> {
+    /// Bytes from the proxy; `fresh` serves an authentication answer, if one is due.
+    pub fn feed(&mut self, bytes: &[u8], fresh: &Fresh) -> Result<HttpStep, ProxyError> {
         self.reader.feed(bytes)?;
         match self.reader.poll()? {
             None => Ok(HttpStep::NeedMore),
-            Some(response) => self.on_response(response, cnonce),
+            Some(response) => self.on_response(response, fresh),
         }
     }
 
     /// The proxy closed the connection.
-    pub fn eof(&mut self, cnonce: &str) -> Result<HttpStep, ProxyError> {
+    pub fn eof(&mut self, fresh: &Fresh) -> Result<HttpStep, ProxyError> {
         let response = self.reader.finish_eof()?;
-        match self.on_response(response, cnonce)? {
+        match self.on_response(response, fresh)? {
             HttpStep::Retry { .. } => Ok(HttpStep::Retry { reconnect: true }),
             other => Ok(other),
         }
     }
 
-    fn on_response(&mut self, response: Response, cnonce: &str) -> Result<HttpStep, ProxyError> {
+    fn on_response(&mut self, response: Response, fresh: &Fresh) -> Result<HttpStep, ProxyError> {
         let head = response.head;
         if (200..300).contains(&head.status) {
             let rest = self.reader.take_rest();
@@ -127,7 +126,7 @@ impl HttpConnect {
             method: "CONNECT",
             uri: &self.target,
         };
-        self.authorization = Some(self.auth.answer(&challenges, request, cnonce)?);
+        self.authorization = Some(self.auth.answer(&challenges, request, fresh)?);
         // A body with no length runs to the close (HTTP/1.0 proxies such as tinyproxy):
         // the next try needs a new connection, as when the proxy says it closes.
         let unframed =

@@ -1,14 +1,15 @@
 //! Reaching the VPN server through a proxy (`-P`, `https_proxy`): the proxy URL, HTTP
-//! `CONNECT` with the proxy's authentication (Basic, Digest), and SOCKS5 (no auth or user
-//! name and password), as openconnect 9.x speaks them.
+//! `CONNECT` with the proxy's authentication (NTLMv2, Digest, Basic), and SOCKS5 (no
+//! authentication, or a user name and password), as openconnect 9.x speaks them.
 //!
 //! Sans-IO: the shell opens TCP connections, moves the bytes each state machine asks for,
-//! and supplies the random client nonces Digest needs.
+//! and supplies the randomness and time that Digest and NTLM answers need.
 
 pub mod auth;
 mod digest;
 pub mod environment;
 pub mod http_connect;
+mod ntlm;
 pub mod socks5;
 mod url;
 

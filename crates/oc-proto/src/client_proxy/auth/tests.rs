@@ -1,6 +1,11 @@
 use super::*;
 use crate::client_proxy::http_connect::{HttpConnect, HttpStep};
 
+const FRESH: Fresh = Fresh {
+    random: [0x5a; 16],
+    unix_time: 1_700_000_000,
+};
+
 fn alice() -> Option<Credentials> {
     Some(Credentials {
         user: "alice".into(),
@@ -129,29 +134,29 @@ fn basic_must_be_named() {
     let offered = parse_challenges(r#"Basic realm="p""#);
     let mut auth = ProxyAuth::new(AllowedMethods::default(), alice());
     assert_eq!(
-        auth.answer(&offered, CONNECT, "c"),
+        auth.answer(&offered, CONNECT, &FRESH),
         Err(ProxyError::BasicDisabled)
     );
     let allowed = AllowedMethods::parse("basic").unwrap();
     let mut auth = ProxyAuth::new(allowed, alice());
     assert_eq!(
-        auth.answer(&offered, CONNECT, "c").unwrap(),
+        auth.answer(&offered, CONNECT, &FRESH).unwrap(),
         "Basic YWxpY2U6czNjcmV0"
     );
     // The same challenge again: the credentials were wrong, and Basic is not retried.
     assert_eq!(
-        auth.answer(&offered, CONNECT, "c"),
+        auth.answer(&offered, CONNECT, &FRESH),
         Err(ProxyError::Rejected { method: "Basic" })
     );
     let mut auth = ProxyAuth::new(allowed, None);
     assert_eq!(
-        auth.answer(&offered, CONNECT, "c"),
+        auth.answer(&offered, CONNECT, &FRESH),
         Err(ProxyError::NoCredentials { method: "Basic" })
     );
 }
 
 #[test]
-fn digest_preferred_then_basic_then_nothing() {
+fn ntlm_then_digest_then_basic_then_nothing() {
     let offered = [
         parse_challenges(r#"Basic realm="p""#),
         parse_challenges(r#"Digest realm="p", nonce="n1", qop="auth""#),
@@ -160,24 +165,27 @@ fn digest_preferred_then_basic_then_nothing() {
     .concat();
     let allowed = AllowedMethods::parse("Basic,DIGEST,ntlm").unwrap();
     let mut auth = ProxyAuth::new(allowed, alice());
+    // NTLM's NEGOTIATE, answered by a bare NTLM challenge again: NTLM failed.
     assert!(auth
-        .answer(&offered, CONNECT, "c")
+        .answer(&offered, CONNECT, &FRESH)
         .unwrap()
-        .starts_with("Digest "));
-    assert!(auth
-        .answer(&offered, CONNECT, "c")
-        .unwrap()
-        .starts_with("Basic "));
+        .starts_with("NTLM TlRMTVNTUAAB"));
+    for next in ["Digest ", "Basic "] {
+        assert!(auth
+            .answer(&offered, CONNECT, &FRESH)
+            .unwrap()
+            .starts_with(next));
+    }
     assert_eq!(
-        auth.answer(&offered, CONNECT, "c"),
+        auth.answer(&offered, CONNECT, &FRESH),
         Err(ProxyError::Rejected { method: "Basic" })
     );
-    let only_ntlm = parse_challenges("NTLM");
+    let only_negotiate = parse_challenges("Negotiate");
     let mut auth = ProxyAuth::new(AllowedMethods::default(), alice());
-    let e = auth.answer(&only_ntlm, CONNECT, "c").unwrap_err();
+    let e = auth.answer(&only_negotiate, CONNECT, &FRESH).unwrap_err();
     assert_eq!(
         e.to_string(),
-        "proxy requires authentication and offers no method we may use (offered: NTLM; \
+        "proxy requires authentication and offers no method we may use (offered: Negotiate; \
          allowed by --proxy-auth: Negotiate, NTLM, Digest)"
     );
     assert!(matches!(
@@ -186,17 +194,51 @@ fn digest_preferred_then_basic_then_nothing() {
     ));
 }
 
+/// NEGOTIATE, then the proxy's CHALLENGE answered with AUTHENTICATE; a third 407 means
+/// the credentials were refused.
+#[test]
+fn ntlm_handshake() {
+    use base64::Engine;
+    let mut type2 = b"NTLMSSP\0\x02\0\0\0".to_vec();
+    type2.extend_from_slice(&[0; 8]);
+    type2.extend_from_slice(&0x0000_8201u32.to_le_bytes());
+    type2.extend_from_slice(&[0x11; 8]);
+    type2.extend_from_slice(&[0; 16]);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&type2);
+    let challenge = parse_challenges(&format!("NTLM {encoded}"));
+    let bare = parse_challenges("NTLM");
+    let mut auth = ProxyAuth::new(AllowedMethods::default(), alice());
+    assert!(auth
+        .answer(&bare, CONNECT, &FRESH)
+        .unwrap()
+        .starts_with("NTLM "));
+    let answer = auth.answer(&challenge, CONNECT, &FRESH).unwrap();
+    let message = base64::engine::general_purpose::STANDARD
+        .decode(answer.strip_prefix("NTLM ").unwrap())
+        .unwrap();
+    assert_eq!(&message[..12], b"NTLMSSP\0\x03\0\0\0");
+    assert_eq!(
+        auth.answer(&bare, CONNECT, &FRESH),
+        Err(ProxyError::Rejected { method: "NTLM" })
+    );
+    let mut auth = ProxyAuth::new(AllowedMethods::default(), None);
+    assert_eq!(
+        auth.answer(&bare, CONNECT, &FRESH),
+        Err(ProxyError::NoCredentials { method: "NTLM" })
+    );
+}
+
 #[test]
 fn stale_digest_nonce_is_retried_with_a_new_count() {
     let first = parse_challenges(r#"Digest realm="p", nonce="n1", qop="auth""#);
     let stale = parse_challenges(r#"Digest realm="p", nonce="n2", qop="auth", stale=TRUE"#);
     let mut auth = ProxyAuth::new(AllowedMethods::default(), alice());
-    let a = auth.answer(&first, CONNECT, "c1").unwrap();
-    let b = auth.answer(&stale, CONNECT, "c2").unwrap();
+    let a = auth.answer(&first, CONNECT, &FRESH).unwrap();
+    let b = auth.answer(&stale, CONNECT, &FRESH).unwrap();
     assert!(a.contains("nonce=\"n1\"") && b.contains("nonce=\"n2\""));
     assert!(b.contains("nc=00000001"), "{b}");
     assert_eq!(
-        auth.answer(&first, CONNECT, "c3"),
+        auth.answer(&first, CONNECT, &FRESH),
         Err(ProxyError::Rejected { method: "Digest" })
     );
 }
@@ -216,9 +258,9 @@ fn connect_request_and_digest_round_on_the_same_connection() {
         "HTTP/1.1 407 Proxy Authentication Required\nProxy-Authenticate: Digest realm=\"p\", nonce=\"xyz\", qop=\"auth\"\nContent-Length: 5\n\nabcde",
     );
     let (head, body) = challenge.split_at(challenge.len() - 3);
-    assert_eq!(c.feed(head, "cn").unwrap(), HttpStep::NeedMore);
+    assert_eq!(c.feed(head, &FRESH).unwrap(), HttpStep::NeedMore);
     assert_eq!(
-        c.feed(body, "cn").unwrap(),
+        c.feed(body, &FRESH).unwrap(),
         HttpStep::Retry { reconnect: false }
     );
     let second = String::from_utf8(c.request()).unwrap();
@@ -228,7 +270,7 @@ fn connect_request_and_digest_round_on_the_same_connection() {
     );
     assert!(second.contains("uri=\"[fd00::5]:8443\""), "{second}");
     let ok = reply("HTTP/1.1 200 Connection established\n\n");
-    assert_eq!(c.feed(&ok, "cn").unwrap(), HttpStep::Connected);
+    assert_eq!(c.feed(&ok, &FRESH).unwrap(), HttpStep::Connected);
 }
 
 #[test]
@@ -241,7 +283,10 @@ fn connect_refusals_and_hostile_replies() {
     assert!(String::from_utf8(c.request())
         .unwrap()
         .contains("Host: vpn.example\r\n"));
-    let e = c.feed(&reply("HTTP/1.1 403 Forbidden\nContent-Length: 0\n\n"), "n");
+    let e = c.feed(
+        &reply("HTTP/1.1 403 Forbidden\nContent-Length: 0\n\n"),
+        &FRESH,
+    );
     assert_eq!(
         e.unwrap_err().to_string(),
         "Proxy CONNECT request failed: 403 Forbidden"
@@ -251,11 +296,11 @@ fn connect_refusals_and_hostile_replies() {
         "HTTP/1.0 407 Auth\nProxy-Authenticate: Basic realm=x\nProxy-Connection: close\nContent-Length: 0\n\n",
     );
     assert_eq!(
-        c.feed(&closing, "n").unwrap(),
+        c.feed(&closing, &FRESH).unwrap(),
         HttpStep::Retry { reconnect: true }
     );
     assert_eq!(
-        c.feed(&closing, "n"),
+        c.feed(&closing, &FRESH),
         Err(ProxyError::Rejected { method: "Basic" })
     );
     // A 401 answering credentials: tinyproxy's way of rejecting them. Its 407 has a body
@@ -263,36 +308,36 @@ fn connect_refusals_and_hostile_replies() {
     let mut c = new();
     let tinyproxy = reply("HTTP/1.0 407 Auth\nProxy-Authenticate: Basic realm=x\n\n<html>");
     assert_eq!(
-        c.feed(&tinyproxy, "n").unwrap(),
+        c.feed(&tinyproxy, &FRESH).unwrap(),
         HttpStep::Retry { reconnect: true }
     );
-    let e = c.feed(&reply("HTTP/1.0 401 Unauthorized\n\n"), "n");
+    let e = c.feed(&reply("HTTP/1.0 401 Unauthorized\n\n"), &FRESH);
     assert_eq!(e, Err(ProxyError::Rejected { method: "Basic" }));
     let mut c = new();
     let e = c.feed(
         &reply("HTTP/1.1 401 Unauthorized\nContent-Length: 0\n\n"),
-        "n",
+        &FRESH,
     );
     assert!(
         matches!(e, Err(ProxyError::Refused { status: 401, .. })),
         "{e:?}"
     );
     let mut c = new();
-    let e = c.feed(&reply("HTTP/1.1 200 OK\n\n\x16\x03\x01"), "n");
+    let e = c.feed(&reply("HTTP/1.1 200 OK\n\n\x16\x03\x01"), &FRESH);
     assert_eq!(e, Err(ProxyError::TrailingData(3)));
     let mut c = new();
     assert!(matches!(
-        c.feed(b"SSH-2.0-OpenSSH\r\n\r\n", "n"),
+        c.feed(b"SSH-2.0-OpenSSH\r\n\r\n", &FRESH),
         Err(ProxyError::Http(_))
     ));
     let mut c = new();
-    assert!(c.feed(&vec![b'a'; 64 * 1024], "n").is_err());
+    assert!(c.feed(&vec![b'a'; 64 * 1024], &FRESH).is_err());
     let mut c = new();
-    assert_eq!(c.feed(b"", "n").unwrap(), HttpStep::NeedMore);
-    assert!(matches!(c.eof("n"), Err(ProxyError::Http(_))));
+    assert_eq!(c.feed(b"", &FRESH).unwrap(), HttpStep::NeedMore);
+    assert!(matches!(c.eof(&FRESH), Err(ProxyError::Http(_))));
     let mut c = new();
     let e = c
-        .feed(&reply("HTTP/1.1 407 x\nContent-Length: 0\n\n"), "n")
+        .feed(&reply("HTTP/1.1 407 x\nContent-Length: 0\n\n"), &FRESH)
         .unwrap_err();
     assert!(matches!(e, ProxyError::NoUsableMethod { .. }), "{e}");
 }
@@ -310,7 +355,7 @@ fn a_proxy_that_keeps_asking_is_stopped() {
     );
     let mut last = Ok(HttpStep::NeedMore);
     for _ in 0..20 {
-        last = c.feed(&stale, "n");
+        last = c.feed(&stale, &FRESH);
         if last.is_err() {
             break;
         }
