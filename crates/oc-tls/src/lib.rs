@@ -32,6 +32,7 @@ pub mod dtls;
 pub mod esp;
 mod ffi;
 mod insecure;
+pub mod mca;
 pub mod memory;
 pub mod os;
 pub mod pkcs11;

@@ -136,8 +136,7 @@ PROXIES
 NOT YET SUPPORTED
     Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
     (--csd-wrapper with another protocol) are refused with an error naming them, as are
-    these openconnect options: --http-auth,
-    --external-browser, --mca-certificate, --mca-key, --mca-key-password.";
+    these openconnect options: --http-auth, --external-browser.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,9 +159,6 @@ const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> 
 pub const UNSUPPORTED: &[Unsupported] = &[
     refused("http-auth", None, true),
     refused("external-browser", None, true),
-    refused("mca-certificate", None, true),
-    refused("mca-key", None, true),
-    refused("mca-key-password", None, true),
 ];
 
 /// `--os` identities, in openconnect's order.
@@ -291,6 +287,16 @@ pub struct Options {
     /// Private key for the certificate (PEM, DER or a PKCS#11 URI); defaults to CERT
     #[arg(short = 'k', long, value_name = "KEY", value_hint = ValueHint::FilePath, help_heading = "Authentication")]
     pub sslkey: Option<PathBuf>,
+    /// Multiple-certificate authentication: the second ("user") certificate, sent after
+    /// the TLS one when the server asks (PEM, PKCS#12 or a PKCS#11 URI)
+    #[arg(long, value_name = "CERT", value_hint = ValueHint::FilePath, help_heading = "Authentication")]
+    pub mca_certificate: Option<PathBuf>,
+    /// The second certificate's private key; defaults to its CERT
+    #[arg(long, value_name = "KEY", value_hint = ValueHint::FilePath, help_heading = "Authentication")]
+    pub mca_key: Option<PathBuf>,
+    /// Password for the second certificate's key or PKCS#12 file
+    #[arg(long, value_name = "PASS", help_heading = "Authentication")]
+    pub mca_key_password: Option<String>,
     /// Password for the key or PKCS#12 file
     #[arg(
         short = 'p',

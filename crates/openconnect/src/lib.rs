@@ -355,6 +355,37 @@ struct Login {
     profile: Option<oc_proto::anyconnect::profile::ProfileManifest>,
 }
 
+/// `--mca-certificate` (with `--mca-key`, `--mca-key-password`), loaded before the login.
+fn second_certificate(
+    opts: &Options,
+) -> Result<Option<oc_tls::mca::SecondCertificate>, ClientError> {
+    let Some(cert) = &opts.mca_certificate else {
+        return Ok(None);
+    };
+    let spec = ClientCertSpec {
+        cert: cert.clone(),
+        key: opts.mca_key.clone(),
+        password: opts.mca_key_password.clone(),
+    };
+    Ok(Some(oc_tls::mca::SecondCertificate::load(&spec)?))
+}
+
+/// The reply carrying the second certificate: its chain, and its signature over the
+/// server's request with the strongest hash the server takes.
+fn answer_second_certificate(
+    exchange: &mut AuthExchange,
+    second: &oc_tls::mca::SecondCertificate,
+    asked: &oc_proto::anyconnect::multicert::MultiCertRequest,
+) -> Result<oc_proto::http::Request, ClientError> {
+    use base64::Engine;
+    let hash = oc_proto::anyconnect::multicert::choose_hash(&asked.hashes).unwrap_or("sha256");
+    info!("Signing the server's request with the MCA certificate ({hash})");
+    let encode = |bytes: Vec<u8>| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let signature = encode(second.sign(hash, &asked.challenge)?);
+    let pkcs7 = encode(second.pkcs7()?);
+    Ok(exchange.reply_multicert(&pkcs7, hash, &signature))
+}
+
 /// The form filler from the options: `-u`, the `--passwd-on-stdin` line (`password`),
 /// `--authgroup`, `-F`, `--non-inter` and the software token.
 fn form_filler(opts: &Options, password: Option<String>) -> Result<FormFiller, ClientError> {
@@ -385,6 +416,7 @@ async fn authenticate(
     password: Option<String>,
 ) -> Result<Login, ClientError> {
     let mut filler = form_filler(opts, password)?;
+    let second_certificate = second_certificate(opts)?;
     let mut exchange = AuthExchange::new(AuthSettings {
         url: endpoint.url.clone(),
         user_agent: user_agent(opts),
@@ -397,6 +429,7 @@ async fn authenticate(
         },
         group: opts.authgroup.clone(),
         xmlpost: !opts.no_xmlpost,
+        multicert: second_certificate.is_some(),
     });
     let mut conn = endpoint.connect().await?;
     let mut request = exchange.init_request();
@@ -408,6 +441,14 @@ async fn authenticate(
         match exchange.handle_response(&response)? {
             AuthStep::Form(form) => request = exchange.reply(&filler.fill(&form)?),
             AuthStep::Send(next) => request = next,
+            AuthStep::SecondCertificate(asked) => {
+                let Some(second) = &second_certificate else {
+                    return Err(ClientError::Auth(
+                        oc_proto::anyconnect::auth::AuthError::SecondCertificateNeeded,
+                    ));
+                };
+                request = answer_second_certificate(&mut exchange, second, &asked)?;
+            }
             AuthStep::Success(done) => {
                 if let Some(b) = &done.banner {
                     info!("{b}");

@@ -10,6 +10,7 @@ use quick_xml::name::QName;
 use quick_xml::Reader;
 use thiserror::Error;
 
+use super::multicert::{self, choose_hash, MultiCertRequest};
 use super::profile::ProfileManifest;
 use crate::form::xml_attr as attr;
 use crate::http::{Request, Response};
@@ -28,6 +29,9 @@ pub struct AuthDocument {
     pub authentication_complete: bool,
     /// `<vpn-profile-manifest>`: the profile the server offers.
     pub profile: Option<ProfileManifest>,
+    /// `<multiple-client-cert-request>`'s hash algorithms: the server asks for a second
+    /// certificate.
+    pub multicert_hashes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -48,6 +52,13 @@ pub enum AuthError {
     Server(String),
     #[error("authentication finished but the server sent no webvpn cookie")]
     NoCookie,
+    #[error(
+        "server requires multiple-certificate authentication: give the second certificate \
+         with --mca-certificate (and --mca-key)"
+    )]
+    SecondCertificateNeeded,
+    #[error("server asked for a second certificate with none of the hashes SHA-256/384/512 ({0})")]
+    SecondCertificateHashes(String),
     #[error("gave up after {0} authentication rounds without success")]
     TooManyRounds(u32),
     #[error("form has too many {0} (limit {1})")]
@@ -128,6 +139,14 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                     "error" if in_auth => doc.form.error = Some(value),
                     "title" if in_auth => doc.form.title = Some(value),
                     "session-token" => doc.session_token = Some(value),
+                    "hash-algorithm"
+                        if parent.is_some_and(|p| p == "multiple-client-cert-request") =>
+                    {
+                        if let Some(hashes) = doc.multicert_hashes.as_mut().filter(|h| h.len() < 16)
+                        {
+                            hashes.push(value);
+                        }
+                    }
                     "uri" if in_profile_manifest(&stack, parent) => profile_uri = Some(value),
                     "hash" if in_profile_manifest(&stack, parent) => profile_sha1 = Some(value),
                     "option" => close_option(&mut doc, &mut option_value, &value)?,
@@ -140,7 +159,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
             _ => {}
         }
     }
-    if !seen_auth {
+    if !seen_auth && doc.multicert_hashes.is_none() {
         return Err(AuthError::NotXml);
     }
     doc.profile = profile_uri
@@ -166,6 +185,7 @@ fn open_element(
         "config-auth" => doc.doc_type = attr(start, "type"),
         "auth" => form.id = attr(start, "id").unwrap_or_default(),
         "authentication-complete" => doc.authentication_complete = true,
+        "multiple-client-cert-request" => doc.multicert_hashes = Some(Vec::new()),
         "form" => {
             form.method = attr(start, "method");
             form.action = attr(start, "action");
@@ -258,7 +278,7 @@ pub(crate) fn push_reference(text: &mut String, r: &BytesRef<'_>) {
     }
 }
 
-fn escape(text: &str) -> Cow<'_, str> {
+pub(crate) fn escape(text: &str) -> Cow<'_, str> {
     quick_xml::escape::escape(text)
 }
 
@@ -271,7 +291,7 @@ pub struct ClientIdentity {
     pub device_id: String,
 }
 
-fn xml_header(out: &mut String, id: &ClientIdentity, kind: &str) {
+pub(crate) fn xml_header(out: &mut String, id: &ClientIdentity, kind: &str) {
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     out.push_str(&format!(
         "<config-auth client=\"vpn\" type=\"{kind}\" aggregate-auth-version=\"2\">"
@@ -374,6 +394,9 @@ pub struct AuthSettings {
     /// XML POSTs (the default); `--no-xmlpost` starts with a GET and answers forms with
     /// `application/x-www-form-urlencoded` posts, the legacy way.
     pub xmlpost: bool,
+    /// A second certificate is at hand (`--mca-certificate`): `init` offers
+    /// `multiple-cert`.
+    pub multicert: bool,
 }
 
 /// What to do after a response.
@@ -383,6 +406,9 @@ pub enum AuthStep {
     Form(AuthForm),
     /// Send this request next (redirect, restart).
     Send(Request),
+    /// The server asks for the second certificate: answer with
+    /// [`AuthExchange::reply_multicert`].
+    SecondCertificate(MultiCertRequest),
     Success(AuthSuccess),
 }
 
@@ -430,11 +456,19 @@ impl AuthExchange {
         if !self.settings.xmlpost {
             return self.request("GET", Vec::new(), None);
         }
-        let body = init_xml(
+        let mut body = init_xml(
             &self.settings.identity,
             &self.settings.url.to_string(),
             self.settings.group.as_deref(),
         );
+        if self.settings.multicert {
+            // openconnect's place for it: after the header, before group-access.
+            let capability =
+                "<capabilities><auth-method>multiple-cert</auth-method></capabilities>";
+            if let Some(at) = body.find("<group-access>") {
+                body.insert_str(at, capability);
+            }
+        }
         self.post(body)
     }
 
@@ -502,6 +536,9 @@ impl AuthExchange {
         }
         let body = String::from_utf8_lossy(&resp.body);
         let doc = parse_auth_document(&body)?;
+        if let Some(hashes) = doc.multicert_hashes.clone() {
+            return self.second_certificate(doc, hashes, &resp.body);
+        }
         if doc.form.id == "success" || doc.authentication_complete {
             let cookie = doc
                 .session_token
@@ -535,6 +572,40 @@ impl AuthExchange {
             _ => Vec::new(),
         };
         Ok(AuthStep::Form(doc.form))
+    }
+
+    fn second_certificate(
+        &mut self,
+        doc: AuthDocument,
+        hashes: Vec<String>,
+        body: &[u8],
+    ) -> Result<AuthStep, AuthError> {
+        if !self.settings.multicert {
+            return Err(AuthError::SecondCertificateNeeded);
+        }
+        if choose_hash(&hashes).is_none() {
+            return Err(AuthError::SecondCertificateHashes(hashes.join(", ")));
+        }
+        if doc.opaque.is_some() {
+            self.opaque = doc.opaque;
+        }
+        Ok(AuthStep::SecondCertificate(MultiCertRequest {
+            hashes,
+            challenge: body.to_vec(),
+        }))
+    }
+
+    /// Answers the request for the second certificate: its PKCS#7 chain and the signature
+    /// over the request (both base64), made with `hash`.
+    pub fn reply_multicert(&mut self, pkcs7: &str, hash: &str, signature: &str) -> Request {
+        let body = multicert::reply_xml(
+            &self.settings.identity,
+            self.opaque.as_deref(),
+            pkcs7,
+            hash,
+            signature,
+        );
+        self.post(body)
     }
 
     /// Builds the reply to `form`. Choosing a group other than the one asked for restarts
@@ -650,7 +721,50 @@ mod tests {
             identity: identity(),
             group: Some("eng".into()),
             xmlpost: true,
+            multicert: false,
         })
+    }
+
+    #[test]
+    fn a_second_certificate_is_asked_for_and_answered() {
+        const ASK: &str =
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+            type=\"auth-request\" aggregate-auth-version=\"2\"><multiple-client-cert-request>\
+            <hash-algorithm>sha256</hash-algorithm><hash-algorithm>sha384</hash-algorithm>\
+            </multiple-client-cert-request><cert-authenticated></cert-authenticated></config-auth>";
+        let mut ex = AuthExchange::new(AuthSettings {
+            multicert: true,
+            ..exchange().settings
+        });
+        let init = String::from_utf8(ex.init_request().body).unwrap();
+        assert!(init.contains(
+            "<capabilities><auth-method>multiple-cert</auth-method></capabilities><group-access>"
+        ));
+        let step = ex.handle_response(&response(200, &[], ASK)).unwrap();
+        let AuthStep::SecondCertificate(request) = step else {
+            panic!("{step:?}")
+        };
+        assert_eq!(request.challenge, ASK.as_bytes());
+        assert_eq!(request.hashes, ["sha256", "sha384"]);
+        let reply = String::from_utf8(ex.reply_multicert("UEs3", "sha384", "c2ln").body).unwrap();
+        assert!(
+            reply.contains("<client-cert-chain cert-store=\"1U\">"),
+            "{reply}"
+        );
+        // Without a second certificate, or with no usable hash: errors that say so.
+        let mut ex = exchange();
+        let refused = ex.handle_response(&response(200, &[], ASK));
+        assert_eq!(refused, Err(AuthError::SecondCertificateNeeded));
+        let mut ex = AuthExchange::new(AuthSettings {
+            multicert: true,
+            ..exchange().settings
+        });
+        let md5 = ASK.replace("sha256", "md5").replace("sha384", "sha1");
+        let refused = ex.handle_response(&response(200, &[], &md5));
+        assert_eq!(
+            refused,
+            Err(AuthError::SecondCertificateHashes("md5, sha1".into()))
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod dtls_cipher;
 pub mod dtls_hello;
 pub mod frame;
 pub mod mtu_probe;
+pub mod multicert;
 pub mod profile;
 pub mod server_auth;
 pub mod server_connect;

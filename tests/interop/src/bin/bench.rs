@@ -2334,6 +2334,7 @@ async fn open_session(
         },
         group: None,
         xmlpost: true,
+        multicert: false,
     });
     let mut stream = tls_connect(connector, source, addr).await?;
     let mut request = exchange.init_request();
@@ -2378,6 +2379,9 @@ async fn open_session(
                 request = exchange.reply(&answers);
             }
             AuthStep::Send(next) => request = next,
+            AuthStep::SecondCertificate(_) => {
+                return Err("the server asks for a second certificate".into())
+            }
             AuthStep::Success(done) => break (done.cookie, close),
         }
         if close {
