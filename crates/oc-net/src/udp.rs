@@ -12,6 +12,7 @@
 
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, Ordering};
 
 use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
 use tokio::io::Interest;
@@ -30,7 +31,11 @@ pub struct BatchSocket {
     /// None when the socket refuses the options batching needs (an emulated socket, such
     /// as socket_wrapper's): then one datagram per call.
     state: Option<UdpSocketState>,
+    /// The traffic class sends carry (`--passtos`); `NO_CLASS` until one is set.
+    class: AtomicU16,
 }
+
+const NO_CLASS: u16 = u16::MAX;
 
 impl std::fmt::Debug for BatchSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,7 +60,60 @@ impl BatchSocket {
             }
             Err(e) => return Err(e),
         };
-        Ok(Self { socket, state })
+        Ok(Self {
+            socket,
+            state,
+            class: AtomicU16::new(NO_CLASS),
+        })
+    }
+
+    /// Marks what the socket sends from now on with this IPv4 TOS or IPv6 traffic class
+    /// (openconnect's `--passtos`): the socket option for single sends, and a control
+    /// message on batched ones (quinn-udp's own would carry only the ECN bits).
+    pub fn set_traffic_class(&self, class: u8) -> io::Result<()> {
+        use nix::sys::socket::{setsockopt, sockopt};
+        let value = i32::from(class);
+        let set = match self.socket.local_addr()?.is_ipv6() {
+            true => setsockopt(&self.socket, sockopt::Ipv6TClass, &value),
+            false => setsockopt(&self.socket, sockopt::Ipv4Tos, &value),
+        };
+        set.map_err(io::Error::from)?;
+        self.class.store(u16::from(class), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// One `sendmsg` of `contents` to `to` (cut into `segment`-sized datagrams when given)
+    /// with the traffic class in a control message.
+    async fn send_marked(
+        &self,
+        to: SocketAddr,
+        contents: &[u8],
+        segment: Option<usize>,
+        class: u8,
+    ) -> io::Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
+        use std::os::fd::AsRawFd;
+        let (tos, tclass) = (class, i32::from(class));
+        let segment = segment.and_then(|s| u16::try_from(s).ok());
+        let address = SockaddrStorage::from(to);
+        let v6 = to.is_ipv6();
+        self.socket
+            .async_io(Interest::WRITABLE, || {
+                let mut cmsgs = Vec::with_capacity(2);
+                cmsgs.push(match v6 {
+                    true => ControlMessage::Ipv6TClass(&tclass),
+                    false => ControlMessage::Ipv4Tos(&tos),
+                });
+                if let Some(size) = &segment {
+                    cmsgs.push(ControlMessage::UdpGsoSegments(size));
+                }
+                let iov = [io::IoSlice::new(contents)];
+                let fd = self.socket.as_raw_fd();
+                sendmsg(fd, &iov, &cmsgs, MsgFlags::empty(), Some(&address))
+                    .map(drop)
+                    .map_err(io::Error::from)
+            })
+            .await
     }
 
     /// Most datagrams one send may carry (1 without GSO).
@@ -83,6 +141,9 @@ impl BatchSocket {
         let Some(state) = &self.state else {
             return self.send_each(to, contents, segment).await;
         };
+        if let Ok(class) = u8::try_from(self.class.load(Ordering::Relaxed)) {
+            return self.send_marked(to, contents, segment, class).await;
+        }
         self.socket
             .async_io(Interest::WRITABLE, || {
                 state.try_send((&self.socket).into(), &transmit)

@@ -12,6 +12,18 @@ pub fn destination(packet: &[u8]) -> Option<IpAddr> {
     address(packet, 16, 24)
 }
 
+/// The packet's IPv4 TOS or IPv6 traffic class byte (`--passtos` copies it outside).
+pub fn traffic_class(packet: &[u8]) -> Option<u8> {
+    match packet.first()? >> 4 {
+        4 => packet.get(1).copied(),
+        6 => {
+            let (high, low) = (*packet.first()?, *packet.get(1)?);
+            Some((high << 4) | (low >> 4))
+        }
+        _ => None,
+    }
+}
+
 /// What the header at the front of a byte stream says of the packet there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PacketLen {
@@ -58,6 +70,16 @@ fn address(packet: &[u8], v4_at: usize, v6_at: usize) -> Option<IpAddr> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn traffic_classes() {
+        assert_eq!(traffic_class(&[0x45, 0x28, 0, 20]), Some(0x28));
+        // IPv6: version 6, traffic class 0xab across the first two bytes.
+        assert_eq!(traffic_class(&[0x6a, 0xb0, 0, 0]), Some(0xab));
+        assert_eq!(traffic_class(&[0x45]), None);
+        assert_eq!(traffic_class(&[0x15, 0]), None);
+        assert_eq!(traffic_class(&[]), None);
+    }
 
     #[test]
     fn lengths_by_the_header() {

@@ -420,6 +420,10 @@ pub struct Options {
     /// Do not ask for IPv6
     #[arg(long, help_heading = "Networking")]
     pub disable_ipv6: bool,
+    /// Copy each packet's IPv4 TOS / IPv6 traffic class onto the DTLS or ESP datagram
+    /// that carries it (AnyConnect DTLS, GlobalProtect ESP)
+    #[arg(long, help_heading = "Networking")]
+    pub passtos: bool,
     /// Do not use DTLS; all data goes over TLS
     #[arg(long, help_heading = "Networking")]
     pub no_dtls: bool,

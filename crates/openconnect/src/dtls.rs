@@ -361,6 +361,12 @@ impl DtlsLink {
         udp.queue_record(record).await
     }
 
+    /// Marks the records queued from now on with `class` (`--passtos`).
+    pub(crate) async fn mark(&mut self, class: u8) -> Result<(), String> {
+        let udp = self.udp.as_mut().ok_or("DTLS is not up")?;
+        udp.mark(class).await
+    }
+
     /// Sends every datagram the channel has ready.
     pub(crate) async fn flush(&mut self) -> std::io::Result<()> {
         match self.udp.as_mut() {

@@ -149,6 +149,10 @@ pub(crate) struct EspChannel<P> {
     session: EspSession<OpenSslEspCipher, P>,
     outbox: SendBatch,
     probe: Vec<u8>,
+    /// `--passtos`: each packet's traffic class goes on its ESP datagram; the one the
+    /// socket marks with now.
+    pass_tos: bool,
+    marked: Option<u8>,
 }
 
 impl<P: EspProber> EspChannel<P> {
@@ -164,7 +168,16 @@ impl<P: EspProber> EspChannel<P> {
             session,
             outbox: SendBatch::new(),
             probe: Vec::new(),
+            pass_tos: false,
+            marked: None,
         })
+    }
+
+    /// Copies each packet's IPv4 TOS / IPv6 traffic class onto its datagram
+    /// (`--passtos`).
+    pub(crate) fn pass_tos(mut self, on: bool) -> Self {
+        self.pass_tos = on;
+        self
     }
 
     pub(crate) fn socket(&self) -> &BatchSocket {
@@ -245,6 +258,12 @@ impl<P: EspProber> EspChannel<P> {
             if only.is_some_and(|v| version != Some(v)) {
                 continue;
             }
+            if self.pass_tos {
+                let class = buf.get(headroom..).and_then(oc_proto::ip::traffic_class);
+                if let Some(class) = class.filter(|c| self.marked != Some(*c)) {
+                    self.remark(class).await?;
+                }
+            }
             match self.session.seal(buf, headroom..headroom + len, now) {
                 Ok(sealed) => {
                     stats.sent(len);
@@ -260,6 +279,21 @@ impl<P: EspProber> EspChannel<P> {
             .send(&self.socket, self.server)
             .await
             .map_err(|e| format!("sending on UDP: {e}"))
+    }
+
+    /// Sends what is queued under the old mark, then marks with `class`.
+    async fn remark(&mut self, class: u8) -> Result<(), String> {
+        if !self.outbox.is_empty() {
+            self.outbox
+                .send(&self.socket, self.server)
+                .await
+                .map_err(|e| format!("sending on UDP: {e}"))?;
+        }
+        self.socket
+            .set_traffic_class(class)
+            .map_err(|e| format!("setting the ESP socket's TOS: {e}"))?;
+        self.marked = Some(class);
+        Ok(())
     }
 
     /// A receive on the channel: the runs received into `batch` opened, their packets

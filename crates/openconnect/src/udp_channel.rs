@@ -15,6 +15,8 @@ pub(crate) struct UdpChannel {
     pub(crate) dtls: DtlsChannel,
     /// Datagrams on their way out, packed for one send per run of equal sizes.
     outbox: SendBatch,
+    /// The traffic class the socket marks datagrams with (`--passtos`), once set.
+    marked: Option<u8>,
 }
 
 impl UdpChannel {
@@ -31,6 +33,7 @@ impl UdpChannel {
             server,
             dtls,
             outbox: SendBatch::new(),
+            marked: None,
         };
         channel
             .flush()
@@ -61,6 +64,20 @@ impl UdpChannel {
         if self.dtls.transmit_due() {
             self.flush().await.map_err(|e| e.to_string())?;
         }
+        Ok(())
+    }
+
+    /// Marks the records queued from now on with `class` (`--passtos`): those queued
+    /// before leave first, under the old mark.
+    pub(crate) async fn mark(&mut self, class: u8) -> Result<(), String> {
+        if self.marked == Some(class) {
+            return Ok(());
+        }
+        self.flush().await.map_err(|e| e.to_string())?;
+        self.socket
+            .set_traffic_class(class)
+            .map_err(|e| format!("setting the DTLS socket's TOS: {e}"))?;
+        self.marked = Some(class);
         Ok(())
     }
 

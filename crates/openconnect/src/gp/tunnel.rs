@@ -188,7 +188,8 @@ impl GpTunnel<'_> {
             now,
         );
         let server = SocketAddr::new(self.gateway.ip(), keys.port.unwrap_or(ESP_PORT));
-        match EspChannel::open(server, self.opts.dtls_local_port, session).await {
+        let opened = EspChannel::open(server, self.opts.dtls_local_port, session).await;
+        match opened.map(|channel| channel.pass_tos(self.opts.passtos)) {
             Ok(esp) => Some(esp),
             Err(e) => {
                 warn!("ESP: {e}");
