@@ -139,6 +139,24 @@ impl fmt::Display for ServerUrl {
     }
 }
 
+/// Strict %-decoding to bytes: `None` for a `%` not followed by two hex digits (the
+/// proxy URL's user name and password, PKCS#11 URIs).
+pub fn percent_decode_strict(text: &str) -> Option<Vec<u8>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            out.push(crate::hex::byte(bytes.get(i + 1..i + 3)?)?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
 /// Decodes `%XX` escapes; malformed escapes stay as they are. With `plus_is_space`
 /// (form-encoded bodies) `+` becomes a space.
 pub fn percent_decode(text: &str, plus_is_space: bool) -> String {

@@ -89,26 +89,27 @@ pub(crate) async fn update(
         debug!("Not downloading XML profile because SHA1 already matches");
         return;
     }
-    match download(local, offered, endpoint, conn, cookie, user_agent).await {
+    let downloaded = fetch(&offered.uri, endpoint, conn, cookie, user_agent).await;
+    match downloaded.and_then(|body| store(local, offered, &body)) {
         Ok(()) => info!("Downloaded new XML profile {}", local.path.display()),
         Err(e) => warn!("Failed to download the XML profile {}: {e}", offered.uri),
     }
 }
 
-async fn download(
-    local: &LocalProfile,
-    offered: &ProfileManifest,
+/// GETs `uri` on the login's connection (or a new one), with the session cookie.
+async fn fetch(
+    uri: &str,
     endpoint: &Endpoint,
     conn: &mut Option<HttpsConnection>,
     cookie: &str,
     user_agent: &str,
-) -> Result<(), ClientError> {
+) -> Result<Vec<u8>, ClientError> {
     let live = match conn.take() {
         Some(c) if !c.closed => c,
         _ => endpoint.connect().await?,
     };
     let connection = conn.insert(live);
-    let request = Request::new("GET", offered.uri.clone())
+    let request = Request::new("GET", uri.to_string())
         .header("Host", endpoint.url.host_header())
         .header("User-Agent", user_agent)
         .header("Cookie", format!("webvpn={cookie}"));
@@ -116,26 +117,29 @@ async fn download(
     if connection.closed {
         *conn = None;
     }
-    if response.head.status != 200 {
-        return Err(ClientError::System(format!(
-            "the server answered HTTP {}",
-            response.head.status
-        )));
+    match response.head.status {
+        200 => Ok(response.body),
+        status => Err(ClientError::System(format!(
+            "the server answered HTTP {status}"
+        ))),
     }
-    let body = response.body;
+}
+
+/// Writes the downloaded profile into the `-x` file once its size and SHA-1 are right.
+fn store(local: &LocalProfile, offered: &ProfileManifest, body: &[u8]) -> Result<(), ClientError> {
     if body.len() > oc_proto::anyconnect::profile::MAX_PROFILE_BYTES {
         return Err(ClientError::System(
             "the profile is larger than 1 MiB".into(),
         ));
     }
-    let got = oc_proto::hex::encode(&openssl::sha::sha1(&body));
+    let got = oc_proto::hex::encode(&openssl::sha::sha1(body));
     if !got.eq_ignore_ascii_case(&offered.sha1) {
         return Err(ClientError::System(format!(
             "Downloaded config file did not match intended SHA1 ({got}, not {})",
             offered.sha1
         )));
     }
-    write_atomically(&local.path, &body)
+    write_atomically(&local.path, body)
 }
 
 /// Writes `data` to a temporary file beside `path`, then renames it over `path`.

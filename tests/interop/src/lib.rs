@@ -739,6 +739,15 @@ impl Lab {
         status.code()
     }
 
+    /// SIGINT to the client `pid` (the last spawned): it logs off and exits 0, and the
+    /// server (ours or Debian's, logging to `ocserv.log`) logs the user's disconnect.
+    pub fn log_off(&mut self, pid: u32) {
+        self.signal_client(pid, "INT");
+        let code = self.wait_client(Duration::from_secs(10));
+        assert_eq!(code, Some(0), "{}", self.log("client.log"));
+        self.wait_for_log("ocserv.log", "user disconnected", Duration::from_secs(10));
+    }
+
     /// Sends a signal to our client (the `ip netns exec` wrapper execs it, so the pid is the
     /// client's own).
     pub fn signal_client(&self, pid: u32, sig: &str) {

@@ -172,14 +172,7 @@ fn tunnel_through(lab: &mut Lab, pki: &Pki, proxy_args: &[&str], env: &[(&str, &
         Some(&lab.server_ip),
         "{connect:?}"
     );
-    lab.signal_client(pid, "INT");
-    assert_eq!(
-        lab.wait_client(SECS(10)),
-        Some(0),
-        "{}",
-        lab.log("client.log")
-    );
-    lab.wait_for_log("ocserv.log", "user disconnected", SECS(10));
+    lab.log_off(pid);
 }
 
 /// `--authenticate` through `proxy_args`: the exit status and everything printed.

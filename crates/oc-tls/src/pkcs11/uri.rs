@@ -73,7 +73,8 @@ impl Pkcs11Uri {
     }
 
     fn set(&mut self, name: &str, raw: &str) -> Result<(), UriError> {
-        let bytes = decode(raw).ok_or_else(|| UriError::Escape(name.to_string()))?;
+        let bytes = oc_proto::url::percent_decode_strict(raw)
+            .ok_or_else(|| UriError::Escape(name.to_string()))?;
         if name == "id" {
             return put(&mut self.id, bytes, name);
         }
@@ -110,23 +111,6 @@ fn put<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), UriError> {
             Ok(())
         }
     }
-}
-
-fn decode(raw: &str) -> Option<Vec<u8>> {
-    let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    Some(out)
 }
 
 /// `uri` with any `pin-value` hidden, for messages.
