@@ -1,0 +1,344 @@
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use super::*;
+use crate::http::{Header, ResponseHead};
+
+const OCSERV_FORM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<config-auth client="vpn" type="auth-request">
+<version who="sg">0.1(1)</version>
+<auth id="main">
+<banner>Pre &amp; login</banner>
+<message>Please enter your username and password.</message>
+<form method="post" action="/auth">
+<input type="text" name="username" label="Username:" />
+<input type="password" name="password" label="Password:" />
+<select name="group_list" label="Group:">
+<option value="eng">Engineering</option>
+<option>sales</option>
+</select>
+</form></auth>
+</config-auth>"#;
+
+fn identity() -> ClientIdentity {
+    ClientIdentity {
+        version: "v9.01".into(),
+        device_id: "linux-64".into(),
+    }
+}
+
+fn response(status: u16, cookies: &[&str], body: &str) -> Response {
+    Response {
+        head: ResponseHead {
+            status,
+            reason: "R".into(),
+            headers: cookies
+                .iter()
+                .map(|c| Header {
+                    name: "Set-Cookie".into(),
+                    value: c.to_string(),
+                })
+                .collect(),
+        },
+        body: body.as_bytes().to_vec(),
+    }
+}
+
+fn exchange() -> AuthExchange {
+    AuthExchange::new(AuthSettings {
+        url: ServerUrl::parse("vpn.example:4443/eng").unwrap(),
+        user_agent: "UA".into(),
+        identity: identity(),
+        group: Some("eng".into()),
+        xmlpost: true,
+        multicert: false,
+    })
+}
+
+#[test]
+fn a_second_certificate_is_asked_for_and_answered() {
+    const ASK: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+        type=\"auth-request\" aggregate-auth-version=\"2\"><multiple-client-cert-request>\
+        <hash-algorithm>sha256</hash-algorithm><hash-algorithm>sha384</hash-algorithm>\
+        </multiple-client-cert-request><cert-authenticated></cert-authenticated></config-auth>";
+    let mut ex = AuthExchange::new(AuthSettings {
+        multicert: true,
+        ..exchange().settings
+    });
+    let init = String::from_utf8(ex.init_request().body).unwrap();
+    assert!(init.contains(
+        "<capabilities><auth-method>multiple-cert</auth-method></capabilities><group-access>"
+    ));
+    let step = ex.handle_response(&response(200, &[], ASK)).unwrap();
+    let AuthStep::SecondCertificate(request) = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(request.challenge, ASK.as_bytes());
+    assert_eq!(request.hashes, ["sha256", "sha384"]);
+    let reply = String::from_utf8(ex.reply_multicert("UEs3", "sha384", "c2ln").body).unwrap();
+    assert!(
+        reply.contains("<client-cert-chain cert-store=\"1U\">"),
+        "{reply}"
+    );
+    // Without a second certificate, or with no usable hash: errors that say so.
+    let mut ex = exchange();
+    let refused = ex.handle_response(&response(200, &[], ASK));
+    assert_eq!(refused, Err(AuthError::SecondCertificateNeeded));
+    let mut ex = AuthExchange::new(AuthSettings {
+        multicert: true,
+        ..exchange().settings
+    });
+    let md5 = ASK.replace("sha256", "md5").replace("sha384", "sha1");
+    let refused = ex.handle_response(&response(200, &[], &md5));
+    assert_eq!(
+        refused,
+        Err(AuthError::SecondCertificateHashes("md5, sha1".into()))
+    );
+}
+
+#[test]
+fn without_xml_posts_the_login_is_a_get_and_form_posts() {
+    let mut ex = AuthExchange::new(AuthSettings {
+        xmlpost: false,
+        ..exchange().settings
+    });
+    let first = ex.init_request();
+    assert_eq!((first.method, first.path.as_str()), ("GET", "/eng"));
+    assert!(first.body.is_empty());
+    assert!(!first.headers.iter().any(|(n, _)| n == "Content-Type"));
+    ex.handle_response(&response(200, &[], OCSERV_FORM))
+        .unwrap();
+    let answers = [("username".to_string(), "al ice&".to_string())];
+    let reply = ex.reply(&answers);
+    assert_eq!(reply.method, "POST");
+    assert_eq!(
+        String::from_utf8(reply.body.clone()).unwrap(),
+        "username=al+ice%26"
+    );
+    assert!(reply.headers.contains(&(
+        "Content-Type".into(),
+        "application/x-www-form-urlencoded".into()
+    )));
+}
+
+#[test]
+fn parses_ocserv_form() {
+    let doc = parse_auth_document(OCSERV_FORM).unwrap();
+    assert_eq!(doc.doc_type.as_deref(), Some("auth-request"));
+    let f = &doc.form;
+    assert_eq!(f.id, "main");
+    assert_eq!(f.banner.as_deref(), Some("Pre & login"));
+    assert_eq!(f.action.as_deref(), Some("/auth"));
+    assert_eq!(f.fields.len(), 3);
+    assert_eq!(f.fields[1].kind, FieldKind::Password);
+    let FieldKind::Select(opts) = &f.group_field().unwrap().kind else {
+        panic!("not a select")
+    };
+    assert_eq!(
+        opts[0],
+        SelectOption {
+            value: "eng".into(),
+            label: "Engineering".into()
+        }
+    );
+    assert_eq!(
+        opts[1],
+        SelectOption {
+            value: "sales".into(),
+            label: "sales".into()
+        }
+    );
+}
+
+#[test]
+fn opaque_is_kept_verbatim_and_params_fill() {
+    let xml = r#"<config-auth type="auth-request"><opaque is-for="sg"><tunnel-group>g</tunnel-group><x a="1"/></opaque>
+<auth id="challenge"><message param1="SMS">Enter the %s code</message>
+<form><input type="password" name="answer" label="Code:"/><input type="hidden" name="h" value="v"/><input type="submit" name="s"/></form></auth></config-auth>"#;
+    let doc = parse_auth_document(xml).unwrap();
+    assert_eq!(
+        doc.opaque.as_deref(),
+        Some(r#"<opaque is-for="sg"><tunnel-group>g</tunnel-group><x a="1"/></opaque>"#)
+    );
+    assert_eq!(doc.form.message.as_deref(), Some("Enter the SMS code"));
+    assert_eq!(doc.form.fields.len(), 2);
+    assert_eq!(doc.form.fields[1].value.as_deref(), Some("v"));
+}
+
+#[test]
+fn malformed_and_foreign_documents() {
+    assert!(matches!(
+        parse_auth_document("<auth><a></b></auth>"),
+        Err(AuthError::BadXml(_))
+    ));
+    assert_eq!(
+        parse_auth_document("<html>login</html>"),
+        Err(AuthError::NotXml)
+    );
+    let many: String = (0..100)
+        .map(|i| format!("<input type=\"text\" name=\"f{i}\"/>"))
+        .collect();
+    let xml = format!("<auth id=\"main\"><form>{many}</form></auth>");
+    assert_eq!(
+        parse_auth_document(&xml),
+        Err(AuthError::TooLarge("fields", 64))
+    );
+}
+
+#[test]
+fn init_request_shape() {
+    let mut ex = exchange();
+    let req = ex.init_request();
+    assert_eq!(req.path, "/eng");
+    let body = String::from_utf8(req.body.clone()).unwrap();
+    assert!(body.contains(r#"type="init""#));
+    assert!(body.contains("<group-access>https://vpn.example:4443/eng</group-access>"));
+    assert!(body.contains("<group-select>eng</group-select>"));
+    let pad = req
+        .headers
+        .iter()
+        .find(|(n, _)| n == "X-Pad")
+        .unwrap()
+        .1
+        .len();
+    assert_eq!((body.len() + pad) % 64, 0);
+    assert!(pad >= 1);
+}
+
+#[test]
+fn full_exchange_to_cookie() {
+    let mut ex = exchange();
+    ex.init_request();
+    let step = ex
+        .handle_response(&response(200, &["webvpncontext=ctx; Secure"], OCSERV_FORM))
+        .unwrap();
+    let AuthStep::Form(form) = step else {
+        panic!("expected a form")
+    };
+    assert_eq!(form.fields[0].name, "username");
+    let req = ex.reply(&[
+        ("username".into(), "alice<".into()),
+        ("password".into(), "pw".into()),
+        (GROUP_FIELD.into(), "eng".into()),
+    ]);
+    assert_eq!(req.path, "/auth");
+    assert!(req
+        .headers
+        .contains(&("Cookie".into(), "webvpncontext=ctx".into())));
+    let body = String::from_utf8(req.body).unwrap();
+    assert!(body.contains("<auth><username>alice&lt;</username><password>pw</password></auth><group-select>eng</group-select>"));
+    let done = r#"<config-auth type="complete"><auth id="success"><banner>Hi</banner></auth><config client="vpn" type="private"><vpn-profile-manifest><vpn rev="1.0"><file type="profile" service-type="user"><uri>/profiles/p.xml</uri><hash type="sha1">AB12</hash></file></vpn></vpn-profile-manifest></config></config-auth>"#;
+    let step = ex
+        .handle_response(&response(
+            200,
+            &["webvpn=COOKIE==; Secure", "webvpnc=; expires=Thu"],
+            done,
+        ))
+        .unwrap();
+    assert_eq!(
+        step,
+        AuthStep::Success(AuthSuccess {
+            cookie: "COOKIE==".into(),
+            banner: Some("Hi".into()),
+            message: None,
+            profile: Some(ProfileManifest {
+                uri: "/profiles/p.xml".into(),
+                sha1: "AB12".into()
+            })
+        })
+    );
+}
+
+#[test]
+fn choosing_another_group_restarts() {
+    let mut ex = exchange();
+    ex.handle_response(&response(200, &[], OCSERV_FORM))
+        .unwrap();
+    let req = ex.reply(&[(GROUP_FIELD.into(), "sales".into())]);
+    let body = String::from_utf8(req.body).unwrap();
+    assert!(body.contains(r#"type="init""#));
+    assert!(body.contains("<group-select>sales</group-select>"));
+}
+
+#[test]
+fn group_asked_by_label_does_not_restart() {
+    let mut ex = AuthExchange::new(AuthSettings {
+        group: Some("Engineering".into()),
+        xmlpost: true,
+        ..exchange().settings
+    });
+    ex.handle_response(&response(200, &[], OCSERV_FORM))
+        .unwrap();
+    let req = ex.reply(&[(GROUP_FIELD.into(), "eng".into())]);
+    let body = String::from_utf8(req.body).unwrap();
+    assert!(body.contains(r#"type="auth-reply""#), "{body}");
+}
+
+#[test]
+fn failures() {
+    let mut ex = exchange();
+    assert!(matches!(
+        ex.handle_response(&response(401, &[], "")),
+        Err(AuthError::Rejected { status: 401, .. })
+    ));
+    let no_cookie = r#"<auth id="success"/>"#;
+    assert_eq!(
+        ex.handle_response(&response(200, &[], no_cookie)),
+        Err(AuthError::NoCookie)
+    );
+    let err_form = r#"<auth id="main"><error>Certificate Validation Failure</error></auth>"#;
+    assert_eq!(
+        ex.handle_response(&response(200, &[], err_form)),
+        Err(AuthError::Server("Certificate Validation Failure".into()))
+    );
+    let mut redirect = response(302, &[], "");
+    redirect.head.headers.push(Header {
+        name: "Location".into(),
+        value: "https://evil.example/".into(),
+    });
+    assert!(matches!(
+        ex.handle_response(&redirect),
+        Err(AuthError::ForeignRedirect(_))
+    ));
+    for _ in 0..20 {
+        let _ = ex.handle_response(&response(200, &[], OCSERV_FORM));
+    }
+    assert_eq!(
+        ex.handle_response(&response(200, &[], OCSERV_FORM)),
+        Err(AuthError::TooManyRounds(16))
+    );
+}
+
+#[test]
+fn same_host_redirect_is_followed() {
+    let mut ex = exchange();
+    let mut redirect = response(302, &[], "");
+    redirect.head.headers.push(Header {
+        name: "Location".into(),
+        value: "/+webvpn+/index.html".into(),
+    });
+    let AuthStep::Send(req) = ex.handle_response(&redirect).unwrap() else {
+        panic!()
+    };
+    assert_eq!(req.path, "/+webvpn+/index.html");
+}
+
+#[test]
+fn reply_drops_hostile_names() {
+    let body = reply_xml(
+        &identity(),
+        None,
+        &[
+            ("a><b".into(), "x".into()),
+            ("verify_pin".into(), "1".into()),
+            ("answer".into(), "42".into()),
+        ],
+    );
+    assert!(body.contains("<auth><password>42</password></auth>"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn parser_never_panics(s in ".{0,400}") {
+        let _ = parse_auth_document(&s);
+    }
+}
