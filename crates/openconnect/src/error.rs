@@ -131,6 +131,21 @@ fn proxy_hiccup(e: &oc_proto::client_proxy::ProxyError) -> bool {
         || matches!(e, ProxyError::Refused { status, .. } if *status >= 500)
 }
 
+impl ClientError {
+    /// A session page's status (`oc_proto::http::session_page_verdict`), with `what` the
+    /// page in the message.
+    pub fn from_session_page(status: u16, what: &str) -> Result<(), Self> {
+        use oc_proto::http::TunnelVerdict;
+        let text = format!("HTTP {status} for {what}");
+        match oc_proto::http::session_page_verdict(status) {
+            TunnelVerdict::Accepted => Ok(()),
+            TunnelVerdict::CookieRejected => Err(Self::CookieRejected(text)),
+            TunnelVerdict::Unavailable => Err(Self::Unavailable(text)),
+            TunnelVerdict::Unexpected => Err(Self::AuthAborted(text)),
+        }
+    }
+}
+
 impl From<ConnectError> for ClientError {
     fn from(e: ConnectError) -> Self {
         match e {

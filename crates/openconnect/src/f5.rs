@@ -152,23 +152,12 @@ async fn fetch_config(
     // `exchange` adds the jar's cookies (and keeps what the gateway sets on the way).
     let list = plain(f5::RESOURCES_PATH.to_string());
     let resp = exchange(endpoint, &mut conn, &mut jar, &list).await?;
-    refused_session(resp.head.status, "the VPN resource list")?;
+    ClientError::from_session_page(resp.head.status, "the VPN resource list")?;
     let params = vpn_resource(&String::from_utf8_lossy(&resp.body))
         .map_err(|e| ClientError::AuthAborted(e.to_string()))?;
     let get = plain(config_path(&params));
     let resp = exchange(endpoint, &mut conn, &mut jar, &get).await?;
-    refused_session(resp.head.status, "the VPN configuration")?;
+    ClientError::from_session_page(resp.head.status, "the VPN configuration")?;
     parse_config(&String::from_utf8_lossy(&resp.body))
         .map_err(|e| ClientError::AuthAborted(e.to_string()))
-}
-
-/// A redirect (back to the login) or a refusal means the session is not valid.
-fn refused_session(status: u16, what: &str) -> Result<(), ClientError> {
-    match status {
-        200 => Ok(()),
-        301..=303 | 307 | 308 | 401 | 403 => Err(ClientError::CookieRejected(format!(
-            "HTTP {status} for {what}"
-        ))),
-        other => Err(ClientError::AuthAborted(format!("HTTP {other} for {what}"))),
-    }
 }

@@ -157,20 +157,7 @@ async fn fetch_config(
     let mut jar = CookieJar::default();
     let request = with_cookie("GET", path, host, cookie);
     let resp = exchange(endpoint, &mut conn, &mut jar, &request).await?;
-    match resp.head.status {
-        200 => {}
-        301..=303 | 307 | 308 | 401 | 403 => {
-            return Err(ClientError::CookieRejected(format!(
-                "HTTP {} for the configuration",
-                resp.head.status
-            )))
-        }
-        other => {
-            return Err(ClientError::AuthAborted(format!(
-                "HTTP {other} for the Fortinet configuration"
-            )))
-        }
-    }
+    ClientError::from_session_page(resp.head.status, "the Fortinet configuration")?;
     let xml = String::from_utf8_lossy(&resp.body);
     parse_config(&xml).map_err(|e| ClientError::AuthAborted(e.to_string()))
 }

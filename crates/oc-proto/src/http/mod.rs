@@ -34,6 +34,20 @@ impl TunnelVerdict {
     }
 }
 
+/// The verdict on a page a session needs before its tunnel (F5's resource list and
+/// configuration, Fortinet's configuration): a redirect (back to the login) or a refusal
+/// means the session is gone; a server error is worth another try.
+pub fn session_page_verdict(status: u16) -> TunnelVerdict {
+    TunnelVerdict::or_unavailable(
+        status,
+        match status {
+            200 => TunnelVerdict::Accepted,
+            301..=303 | 307 | 308 | 401 | 403 => TunnelVerdict::CookieRejected,
+            _ => TunnelVerdict::Unexpected,
+        },
+    )
+}
+
 /// Hard bounds on what a peer may make us buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -473,6 +487,23 @@ fn find_crlf(data: &[u8]) -> Option<usize> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_pages() {
+        use TunnelVerdict::*;
+        for (status, verdict) in [
+            (200, Accepted),
+            (302, CookieRejected),
+            (401, CookieRejected),
+            (403, CookieRejected),
+            (503, Unavailable),
+            (500, Unavailable),
+            (404, Unexpected),
+            (204, Unexpected),
+        ] {
+            assert_eq!(session_page_verdict(status), verdict, "{status}");
+        }
+    }
 
     fn read_all(input: &[u8], head_only: bool) -> Result<Option<Response>, HttpError> {
         let mut r = ResponseReader::new(Limits::default(), head_only);
