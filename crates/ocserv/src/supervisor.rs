@@ -538,18 +538,31 @@ fn settings_file(
 /// Puts the server's addresses on the tun device or takes them off, unless a newer
 /// request came first.
 fn server_addresses(shared: &Shared, seq: u64, present: bool) -> MainReply {
-    let mut applied = crate::server::lock(&shared.address_seq);
+    apply_in_order(&shared.address_seq, seq, || {
+        let device = read_lock(&shared.device).clone();
+        let addresses = crate::server::server_addresses(&read_lock(&shared.config));
+        oc_net::netlink::set_addresses(&device, &addresses, present).map_err(|e| e.to_string())
+    })
+}
+
+/// Runs request `seq` with `apply` unless a request as new or newer was applied already
+/// (requests may arrive out of order); `applied` moves on only when `apply` succeeds, and
+/// its lock keeps two from applying at once.
+fn apply_in_order(
+    applied: &std::sync::Mutex<u64>,
+    seq: u64,
+    apply: impl FnOnce() -> Result<(), String>,
+) -> MainReply {
+    let mut applied = crate::server::lock(applied);
     if seq <= *applied {
         return MainReply::Done;
     }
-    let device = read_lock(&shared.device).clone();
-    let addresses = crate::server::server_addresses(&read_lock(&shared.config));
-    match oc_net::netlink::set_addresses(&device, &addresses, present) {
+    match apply() {
         Ok(()) => {
             *applied = seq;
             MainReply::Done
         }
-        Err(e) => MainReply::Failed(e.to_string()),
+        Err(e) => MainReply::Failed(e),
     }
 }
 
@@ -625,6 +638,32 @@ fn handle(shared: &Shared, request: MainRequest) -> MainReply {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    /// A late, older `ServerAddresses` request never undoes a newer one; a failed one can
+    /// be tried again.
+    #[test]
+    fn server_address_requests_apply_in_order() {
+        let applied = std::sync::Mutex::new(0);
+        let mut runs = Vec::new();
+        let mut run = |seq: u64, ok: bool| {
+            let reply = apply_in_order(&applied, seq, || {
+                runs.push(seq);
+                if ok {
+                    Ok(())
+                } else {
+                    Err("netlink refused".to_string())
+                }
+            });
+            matches!(reply, MainReply::Done)
+        };
+        assert!(run(2, true));
+        assert!(run(1, true), "a stale request is answered, not applied");
+        assert!(run(2, true));
+        assert!(!run(3, false));
+        assert!(run(3, true));
+        assert_eq!(runs, [2, 3, 3]);
+        assert_eq!(*applied.lock().unwrap(), 3);
+    }
 
     /// `expose-iroutes` is a host's setting: each host's users' iroutes, read from its own
     /// `config-per-user`.
