@@ -25,7 +25,11 @@ fn lab(test: &str) -> (Lab, Pki) {
 fn spawn_unprivileged(lab: &mut Lab, pki: &Pki, script: &str) -> u32 {
     let ca = pki.ca_pem.display().to_string();
     let u = format!("https://{}/", lab.server_ip);
-    let client = lab.client_bin.display().to_string();
+    // A copy in the lab directory: `nobody` may not reach the build tree (a checkout under
+    // a private home directory).
+    let copy = lab.dir.join("openconnect");
+    std::fs::copy(&lab.client_bin, &copy).unwrap();
+    let client = copy.display().to_string();
     let mut argv = vec![
         "setpriv",
         "--reuid=65534",
