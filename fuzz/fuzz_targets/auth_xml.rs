@@ -75,6 +75,8 @@ fn server_document(text: &str) {
         user_agent: "Open AnyConnect VPN Agent v9.12".into(),
         identity: identity("v9.12", "linux-64"),
         group: Some("staff".into()),
+        xmlpost: true,
+        multicert: true,
     };
     let mut exchange = AuthExchange::new(settings);
     let _ = exchange.init_request();
@@ -89,7 +91,15 @@ fn server_document(text: &str) {
         },
         body: text.as_bytes().to_vec(),
     };
-    if let Ok(AuthStep::Form(form)) = exchange.handle_response(&response) {
+    let step = exchange.handle_response(&response);
+    if let Ok(AuthStep::SecondCertificate(request)) = &step {
+        // The whole response is what gets signed; a hash we take was offered.
+        assert_eq!(request.challenge, response.body);
+        assert!(oc_proto::anyconnect::multicert::choose_hash(&request.hashes).is_some());
+        let mut out = Vec::new();
+        exchange.reply_multicert("UEs3", "sha256", "c2ln").emit(&mut out);
+    }
+    if let Ok(AuthStep::Form(form)) = step {
         let answers: Vec<(String, String)> = form
             .fields
             .iter()
