@@ -28,7 +28,7 @@ fn spawn_unprivileged(lab: &mut Lab, pki: &Pki, script: &str) -> u32 {
     // A copy in the lab directory: `nobody` may not reach the build tree (a checkout under
     // a private home directory).
     let copy = lab.dir.join("openconnect");
-    std::fs::copy(&lab.client_bin, &copy).unwrap();
+    fs::copy(&lab.client_bin, &copy).unwrap();
     let client = copy.display().to_string();
     let mut argv = vec![
         "setpriv",
