@@ -99,17 +99,21 @@ impl BatchSocket {
         let v6 = to.is_ipv6();
         self.socket
             .async_io(Interest::WRITABLE, || {
-                let mut cmsgs = Vec::with_capacity(2);
-                cmsgs.push(match v6 {
+                let class = match v6 {
                     true => ControlMessage::Ipv6TClass(&tclass),
                     false => ControlMessage::Ipv4Tos(&tos),
-                });
-                if let Some(size) = &segment {
-                    cmsgs.push(ControlMessage::UdpGsoSegments(size));
-                }
+                };
+                let both;
+                let cmsgs: &[ControlMessage<'_>] = match &segment {
+                    Some(size) => {
+                        both = [class, ControlMessage::UdpGsoSegments(size)];
+                        &both
+                    }
+                    None => std::slice::from_ref(&class),
+                };
                 let iov = [io::IoSlice::new(contents)];
                 let fd = self.socket.as_raw_fd();
-                sendmsg(fd, &iov, &cmsgs, MsgFlags::empty(), Some(&address))
+                sendmsg(fd, &iov, cmsgs, MsgFlags::empty(), Some(&address))
                     .map(drop)
                     .map_err(io::Error::from)
             })

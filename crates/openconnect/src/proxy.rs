@@ -14,7 +14,6 @@ use tracing::{debug, info};
 
 use crate::error::ClientError;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// The whole handshake with the proxy, authentication rounds included.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -142,19 +141,16 @@ impl ProxySettings {
 
     /// A TCP connection to the first of the proxy's addresses that answers.
     async fn tcp(&self) -> Result<(TcpStream, SocketAddr), ClientError> {
-        let mut last = String::new();
-        for addr in self.addresses()? {
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    let _ = tcp.set_nodelay(true);
-                    info!("Connected to proxy {addr}");
-                    return Ok((tcp, addr));
-                }
-                Ok(Err(e)) => last = format!("{addr}: {e}"),
-                Err(_) => last = format!("{addr}: no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        match crate::transport::first_answering(&self.addresses()?).await {
+            Ok((tcp, addr)) => {
+                info!("Connected to proxy {addr}");
+                Ok((tcp, addr))
+            }
+            Err(last) => {
+                let why = last.map_or_else(String::new, |(addr, why)| format!("{addr}: {why}"));
+                Err(self.unreachable(why))
             }
         }
-        Err(self.unreachable(last))
     }
 
     fn unreachable(&self, why: String) -> ClientError {

@@ -131,25 +131,40 @@ impl Endpoint {
 
     /// TCP to the first of the server's addresses that answers.
     async fn direct_tcp(&self) -> Result<(TcpStream, SocketAddr), ClientError> {
-        let mut last_err = None;
-        for addr in self.addresses()? {
-            debug!("Attempting to connect to server {addr}");
-            let why = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-                Ok(Ok(tcp)) => {
-                    let _ = tcp.set_nodelay(true);
-                    info!("Connected to {addr}");
-                    return Ok((tcp, addr));
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
-            };
-            last_err = Some(ClientError::Connect { addr, why });
+        match first_answering(&self.addresses()?).await {
+            Ok((tcp, addr)) => {
+                info!("Connected to {addr}");
+                Ok((tcp, addr))
+            }
+            Err(Some((addr, why))) => Err(ClientError::Connect { addr, why }),
+            Err(None) => Err(ClientError::Resolve {
+                host: self.url.host.clone(),
+                why: "no addresses".into(),
+            }),
         }
-        Err(last_err.unwrap_or(ClientError::Resolve {
-            host: self.url.host.clone(),
-            why: "no addresses".into(),
-        }))
     }
+}
+
+/// TCP (no Nagle) to the first of `addrs` that answers within the connect timeout; else
+/// the last address tried and why it failed (`None` for no addresses). The server's and
+/// a proxy's connections both start here.
+pub(crate) async fn first_answering(
+    addrs: &[SocketAddr],
+) -> Result<(TcpStream, SocketAddr), Option<(SocketAddr, String)>> {
+    let mut last = None;
+    for &addr in addrs {
+        debug!("Attempting to connect to {addr}");
+        let why = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(tcp)) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok((tcp, addr));
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+        };
+        last = Some((addr, why));
+    }
+    Err(last)
 }
 
 /// A TLS connection speaking HTTP/1.1.

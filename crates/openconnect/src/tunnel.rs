@@ -281,10 +281,13 @@ impl Tunnel<'_> {
     async fn send_packet(&mut self, buf: &mut [u8]) -> Result<(), ClientError> {
         let len = buf.len().saturating_sub(CSTP_HEADER_LEN);
         if self.dtls.carries(len) {
-            let class = buf
-                .get(CSTP_HEADER_LEN..)
-                .and_then(oc_proto::ip::traffic_class);
-            if let Some(class) = class.filter(|_| self.opts.passtos) {
+            let class = match self.opts.passtos {
+                true => buf
+                    .get(CSTP_HEADER_LEN..)
+                    .and_then(oc_proto::ip::traffic_class),
+                false => None,
+            };
+            if let Some(class) = class {
                 if let Err(e) = self.dtls.mark(class).await {
                     self.dtls.lost(&mut self.session, &e);
                 }

@@ -323,6 +323,16 @@ fn no_proxy_and_refused_proxies() {
         text.contains("failed to connect to proxy http://"),
         "{text}"
     );
+    // The upper-case variable counts only with --libproxy (libproxy's environment module).
+    let upper = [("HTTPS_PROXY", dead.as_str())];
+    let (code, text) = run(&["--libproxy"], &upper);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("failed to connect to proxy http://"),
+        "{text}"
+    );
+    let (code, text) = run(&[], &upper);
+    assert!(code == Some(1) && !text.contains("proxy"), "{text}");
     for (args, needle) in [
         (
             vec!["-P", "https://proxy:3128"],
