@@ -77,6 +77,7 @@ fn server_document(text: &str) {
         group: Some("staff".into()),
         xmlpost: true,
         multicert: true,
+        external_auth: None,
     };
     let mut exchange = AuthExchange::new(settings);
     let _ = exchange.init_request();

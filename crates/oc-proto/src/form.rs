@@ -78,7 +78,8 @@ pub fn urlencode(pairs: &[(String, String)]) -> String {
     out
 }
 
-fn push_encoded(out: &mut String, text: &str) {
+/// Appends `text` %-encoded as a form value (unreserved characters kept, space as `+`).
+pub(crate) fn push_encoded(out: &mut String, text: &str) {
     for b in text.bytes() {
         match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

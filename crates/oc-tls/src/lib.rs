@@ -39,6 +39,7 @@ pub mod pkcs11;
 pub mod remote_key;
 pub mod server;
 pub mod socket;
+pub mod sso;
 
 pub use client_cert::ClientCertSpec;
 pub use insecure::{enable_insecure_crypto, InsecureCrypto};
@@ -143,6 +144,9 @@ pub enum TlsError {
     /// The key holder refused a private-key operation.
     #[error("refused to sign: {0}")]
     SignRefused(#[from] remote_key::SignRefusal),
+    /// The external browser's single-sign-on token cannot be opened.
+    #[error("cannot open the single-sign-on token from the browser: {0}")]
+    SsoToken(String),
     /// A private-key operation failed inside OpenSSL.
     #[error("private-key operation failed: {0}")]
     KeyOperation(ErrorStack),

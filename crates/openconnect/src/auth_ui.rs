@@ -166,6 +166,19 @@ fn input_required(label: &str, why: &str) -> ClientError {
     ))
 }
 
+/// The form's banner, message and error, as openconnect shows them before its fields.
+pub fn show_texts(form: &AuthForm) {
+    if let Some(b) = &form.banner {
+        info!("{b}");
+    }
+    if let Some(m) = &form.message {
+        info!("{m}");
+    }
+    if let Some(e) = &form.error {
+        error!("{e}");
+    }
+}
+
 /// What the user gave us up front.
 #[derive(Debug, Default)]
 pub struct FormFiller {
@@ -192,15 +205,7 @@ impl FormFiller {
                 "Asked for password but '--no-passwd' set".into(),
             ));
         }
-        if let Some(b) = &form.banner {
-            info!("{b}");
-        }
-        if let Some(m) = &form.message {
-            info!("{m}");
-        }
-        if let Some(e) = &form.error {
-            error!("{e}");
-        }
+        show_texts(form);
         let group = match form.group_field() {
             Some(
                 field @ FormField {

@@ -133,10 +133,21 @@ PROXIES
     domains, networks, *) is reached directly. --no-proxy ignores both. Through a proxy
     there is no DTLS or ESP (as openconnect): everything goes over the proxied TLS.
 
+SINGLE SIGN-ON
+    When an AnyConnect server logs in through an identity provider (single-sign-on-v2,
+    offered unless --no-external-auth), the login URL is printed and opened with
+    --external-browser (default xdg-open). In its external-browser mode the server sends
+    the browser back to http://localhost:29786/ with the token sealed to this client's
+    key; the client listens there until it comes. A server that expects an embedded
+    browser gets the token asked for instead: the value of its token cookie (named in
+    the prompt) when the browser reaches the final page. In both modes
+    -F main:sso-token=TOKEN (the form and field the server names) gives it up front, for
+    helpers that log in by themselves.
+
 NOT YET SUPPORTED
     Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
     (--csd-wrapper with another protocol) are refused with an error naming them, as are
-    these openconnect options: --http-auth, --external-browser.";
+    this openconnect option: --http-auth.";
 
 /// An openconnect 9.x option this version refuses with a clear message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -156,10 +167,7 @@ const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> 
 }
 
 /// openconnect 9.x options this version refuses with a clear message.
-pub const UNSUPPORTED: &[Unsupported] = &[
-    refused("http-auth", None, true),
-    refused("external-browser", None, true),
-];
+pub const UNSUPPORTED: &[Unsupported] = &[refused("http-auth", None, true)];
 
 /// `--os` identities, in openconnect's order.
 pub const OS_NAMES: &[&str] = &[
@@ -489,10 +497,14 @@ pub struct Options {
     /// Never answer a login form (certificate logins only): a form is an error
     #[arg(long, help_heading = "Authentication")]
     pub no_passwd: bool,
-    /// Do not tell the server that external-browser (SAML) logins are possible
-    /// (GlobalProtect's cas-support)
+    /// Do not tell the server that single sign-on through a browser is possible
+    /// (AnyConnect's single-sign-on-v2, GlobalProtect's cas-support)
     #[arg(long, help_heading = "Authentication")]
     pub no_external_auth: bool,
+    /// The browser for single-sign-on logins, started with the login URL (default:
+    /// xdg-open when in PATH; the URL is printed either way)
+    #[arg(long, value_name = "BROWSER", value_hint = ValueHint::ExecutablePath, help_heading = "Authentication")]
+    pub external_browser: Option<PathBuf>,
     /// Run the host check script as USER (a name or a uid)
     #[arg(long, value_name = "USER", help_heading = "Host check")]
     pub csd_user: Option<String>,

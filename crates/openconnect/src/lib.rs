@@ -25,6 +25,7 @@ pub mod protocol;
 pub mod proxy;
 mod pulse;
 mod shell;
+mod sso;
 pub mod token;
 pub mod transport;
 mod tunnel;
@@ -417,6 +418,11 @@ async fn authenticate(
 ) -> Result<Login, ClientError> {
     let mut filler = form_filler(opts, password)?;
     let second_certificate = second_certificate(opts)?;
+    let strap_keys = match opts.no_external_auth {
+        true => None,
+        false => Some(oc_tls::sso::StrapKeys::generate()?),
+    };
+    let external_auth = strap_keys.as_ref().map(|k| k.public_keys()).transpose()?;
     let mut exchange = AuthExchange::new(AuthSettings {
         url: endpoint.url.clone(),
         user_agent: user_agent(opts),
@@ -430,6 +436,7 @@ async fn authenticate(
         group: opts.authgroup.clone(),
         xmlpost: !opts.no_xmlpost,
         multicert: second_certificate.is_some(),
+        external_auth,
     });
     let mut conn = endpoint.connect().await?;
     let mut request = exchange.init_request();
@@ -441,6 +448,23 @@ async fn authenticate(
         match exchange.handle_response(&response)? {
             AuthStep::Form(form) => request = exchange.reply(&filler.fill(&form)?),
             AuthStep::Send(next) => request = next,
+            AuthStep::SingleSignOn { form, login } => {
+                let mut answers = match form.fields.is_empty() {
+                    true => {
+                        auth_ui::show_texts(&form);
+                        Vec::new()
+                    }
+                    false => filler.fill(&form)?,
+                };
+                let browser = opts.external_browser.as_deref();
+                let token =
+                    sso::obtain_token(&form, &login, strap_keys.as_ref(), browser, &mut filler)
+                        .await?;
+                answers.push((login.token_field.clone(), token));
+                // The browser took its time: the login connection may be gone.
+                conn.closed = true;
+                request = exchange.reply(&answers);
+            }
             AuthStep::SecondCertificate(asked) => {
                 let Some(second) = &second_certificate else {
                     return Err(ClientError::Auth(

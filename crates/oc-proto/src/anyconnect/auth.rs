@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use super::multicert::{self, choose_hash, MultiCertRequest};
 use super::profile::ProfileManifest;
+use super::sso::SsoLogin;
 use crate::form::xml_attr as attr;
 use crate::http::{Request, Response};
 use crate::url::ServerUrl;
@@ -32,6 +33,8 @@ pub struct AuthDocument {
     /// `<multiple-client-cert-request>`'s hash algorithms: the server asks for a second
     /// certificate.
     pub multicert_hashes: Option<Vec<String>>,
+    /// A single-sign-on login: the `sso-v2-*` elements and the `<input type="sso">`.
+    pub sso: Option<SsoLogin>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -81,6 +84,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
     let mut option_value: Option<String> = None;
     let mut message_params: Vec<String> = Vec::new();
     let (mut profile_uri, mut profile_sha1) = (None, None);
+    let mut sso = SsoLogin::default();
     let bad = |e: &dyn std::fmt::Display| AuthError::BadXml(e.to_string());
     loop {
         let event = reader.read_event().map_err(|e| bad(&e))?;
@@ -106,7 +110,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                         .filter_map(|p| attr(&start, p))
                         .collect();
                 }
-                open_element(&mut doc, &start, &mut option_value)?;
+                open_element(&mut doc, &start, &mut option_value, &mut sso)?;
                 stack.push(name);
                 text.clear();
             }
@@ -118,7 +122,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                 if start.name().0 == "auth" {
                     seen_auth = true;
                 }
-                open_element(&mut doc, &start, &mut option_value)?;
+                open_element(&mut doc, &start, &mut option_value, &mut sso)?;
                 if start.name().0 == "option" {
                     close_option(&mut doc, &mut option_value, "")?;
                 }
@@ -147,6 +151,13 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                             hashes.push(value);
                         }
                     }
+                    "sso-v2-login" if in_auth => sso.login_url = value,
+                    "sso-v2-login-final" if in_auth => sso.final_url = Some(value),
+                    "sso-v2-token-cookie-name" if in_auth => sso.token_cookie = Some(value),
+                    "sso-v2-error-cookie-name" if in_auth => sso.error_cookie = Some(value),
+                    "sso-v2-browser-mode" if in_auth => {
+                        sso.external_browser = value.eq_ignore_ascii_case("external")
+                    }
                     "uri" if in_profile_manifest(&stack, parent) => profile_uri = Some(value),
                     "hash" if in_profile_manifest(&stack, parent) => profile_sha1 = Some(value),
                     "option" => close_option(&mut doc, &mut option_value, &value)?,
@@ -165,6 +176,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
     doc.profile = profile_uri
         .zip(profile_sha1)
         .map(|(uri, sha1)| ProfileManifest { uri, sha1 });
+    doc.sso = (!sso.login_url.is_empty() && !sso.token_field.is_empty()).then_some(sso);
     Ok(doc)
 }
 
@@ -179,6 +191,7 @@ fn open_element(
     doc: &mut AuthDocument,
     start: &BytesStart<'_>,
     option_value: &mut Option<String>,
+    sso: &mut SsoLogin,
 ) -> Result<(), AuthError> {
     let form = &mut doc.form;
     match start.name().0 {
@@ -195,7 +208,12 @@ fn open_element(
                 Some("text") => FieldKind::Text,
                 Some("password") => FieldKind::Password,
                 Some("hidden") => FieldKind::Hidden,
-                // submit, reset, sso and unknown types are not ours to fill.
+                // The browser fills this one (see `sso`).
+                Some("sso") => {
+                    sso.token_field = attr(start, "name").unwrap_or_default();
+                    return Ok(());
+                }
+                // submit, reset and unknown types are not ours to fill.
                 _ => return Ok(()),
             };
             push_field(form, start, kind)?;
@@ -397,6 +415,17 @@ pub struct AuthSettings {
     /// A second certificate is at hand (`--mca-certificate`): `init` offers
     /// `multiple-cert`.
     pub multicert: bool,
+    /// Single sign-on is offered (not `--no-external-auth`): `init` names the
+    /// `single-sign-on-v2` methods and every request carries these STRAP public keys.
+    pub external_auth: Option<StrapPublicKeys>,
+}
+
+/// The client's STRAP public keys, base64 DER SubjectPublicKeyInfo (P-256): the signing
+/// key and the ECDH key the external browser's token is sealed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrapPublicKeys {
+    pub signing: String,
+    pub dh: String,
 }
 
 /// What to do after a response.
@@ -409,6 +438,12 @@ pub enum AuthStep {
     /// The server asks for the second certificate: answer with
     /// [`AuthExchange::reply_multicert`].
     SecondCertificate(MultiCertRequest),
+    /// Log in through a web browser; answer `form` with the token in `login.token_field`
+    /// (its other fields filled as usual) through [`AuthExchange::reply`].
+    SingleSignOn {
+        form: AuthForm,
+        login: SsoLogin,
+    },
     Success(AuthSuccess),
 }
 
@@ -461,12 +496,21 @@ impl AuthExchange {
             &self.settings.url.to_string(),
             self.settings.group.as_deref(),
         );
+        // openconnect's place for them: after the header, before group-access.
+        let mut methods = Vec::new();
+        if self.settings.external_auth.is_some() {
+            methods.extend(["single-sign-on-v2", "single-sign-on-external-browser"]);
+        }
         if self.settings.multicert {
-            // openconnect's place for it: after the header, before group-access.
-            let capability =
-                "<capabilities><auth-method>multiple-cert</auth-method></capabilities>";
+            methods.push("multiple-cert");
+        }
+        if !methods.is_empty() {
+            let capability: String = methods
+                .iter()
+                .map(|m| format!("<auth-method>{m}</auth-method>"))
+                .collect();
             if let Some(at) = body.find("<group-access>") {
-                body.insert_str(at, capability);
+                body.insert_str(at, &format!("<capabilities>{capability}</capabilities>"));
             }
         }
         self.post(body)
@@ -494,8 +538,13 @@ impl AuthExchange {
             .header("Accept", "*/*")
             .header("Accept-Encoding", "identity")
             .header("X-Transcend-Version", "1")
-            .header("X-Aggregate-Auth", "1")
-            .header("X-Pad", "0".repeat(pad));
+            .header("X-Aggregate-Auth", "1");
+        if let Some(keys) = &self.settings.external_auth {
+            req = req
+                .header("X-AnyConnect-STRAP-Pubkey", &keys.signing)
+                .header("X-AnyConnect-STRAP-DH-Pubkey", &keys.dh);
+        }
+        req = req.header("X-Pad", "0".repeat(pad));
         if let Some(content_type) = content_type {
             req = req.header("Content-Type", content_type);
         }
@@ -558,6 +607,12 @@ impl AuthExchange {
         }
         if let Some(action) = &doc.form.action {
             self.path = self.resolve_path(action)?;
+        }
+        if let Some(login) = doc.sso {
+            return Ok(AuthStep::SingleSignOn {
+                form: doc.form,
+                login,
+            });
         }
         if doc.form.fields.is_empty() {
             let text = doc

@@ -12,6 +12,8 @@
 //!   tunnel, driven by a caller-supplied clock;
 //! - [`server_auth`], [`server_connect`], [`server_session`]: the same exchange from the
 //!   server's side;
+//! - [`sso`]: single sign-on through a web browser (`single-sign-on-v2`) and the sealed
+//!   token of its external-browser mode;
 //! - [`tunnel_plan`]: the server's decisions for one CONNECT (grant, timers, routes, MTU,
 //!   compression, rekey), without I/O or a clock.
 
@@ -28,4 +30,5 @@ pub mod server_auth;
 pub mod server_connect;
 pub mod server_session;
 pub mod session;
+pub mod sso;
 pub mod tunnel_plan;

@@ -2335,6 +2335,7 @@ async fn open_session(
         group: None,
         xmlpost: true,
         multicert: false,
+        external_auth: None,
     });
     let mut stream = tls_connect(connector, source, addr).await?;
     let mut request = exchange.init_request();
@@ -2381,6 +2382,9 @@ async fn open_session(
             AuthStep::Send(next) => request = next,
             AuthStep::SecondCertificate(_) => {
                 return Err("the server asks for a second certificate".into())
+            }
+            AuthStep::SingleSignOn { .. } => {
+                return Err("the server asks for a single-sign-on login".into())
             }
             AuthStep::Success(done) => break (done.cookie, close),
         }

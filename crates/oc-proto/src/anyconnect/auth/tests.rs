@@ -51,6 +51,7 @@ fn exchange() -> AuthExchange {
         group: Some("eng".into()),
         xmlpost: true,
         multicert: false,
+        external_auth: None,
     })
 }
 
@@ -62,6 +63,7 @@ fn a_second_certificate_is_asked_for_and_answered() {
         </multiple-client-cert-request><cert-authenticated></cert-authenticated></config-auth>";
     let mut ex = AuthExchange::new(AuthSettings {
         multicert: true,
+        external_auth: None,
         ..exchange().settings
     });
     let init = String::from_utf8(ex.init_request().body).unwrap();
@@ -85,6 +87,7 @@ fn a_second_certificate_is_asked_for_and_answered() {
     assert_eq!(refused, Err(AuthError::SecondCertificateNeeded));
     let mut ex = AuthExchange::new(AuthSettings {
         multicert: true,
+        external_auth: None,
         ..exchange().settings
     });
     let md5 = ASK.replace("sha256", "md5").replace("sha384", "sha1");
@@ -93,6 +96,81 @@ fn a_second_certificate_is_asked_for_and_answered() {
         refused,
         Err(AuthError::SecondCertificateHashes("md5, sha1".into()))
     );
+}
+
+/// An ASA's single-sign-on form (external-browser mode), as openconnect's parser reads it.
+const SSO_FORM: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<config-auth client="vpn" type="auth-request" aggregate-auth-version="2">
+<opaque is-for="sg"><tunnel-group>sso</tunnel-group></opaque>
+<auth id="main"><title>Login</title>
+<message>Complete the authentication in your browser.</message>
+<sso-v2-login>https://vpn.example:4443/+CSCOE+/saml/sp/login?ctx=42&amp;acsamlcap=v2</sso-v2-login>
+<sso-v2-login-final>https://vpn.example:4443/+CSCOE+/saml_ac_login.html</sso-v2-login-final>
+<sso-v2-token-cookie-name>acSamlv2Token</sso-v2-token-cookie-name>
+<sso-v2-error-cookie-name>acSamlv2Error</sso-v2-error-cookie-name>
+<sso-v2-browser-mode>external</sso-v2-browser-mode>
+<form><input type="sso" name="sso-token"></input></form>
+</auth></config-auth>"#;
+
+#[test]
+fn single_sign_on_is_offered_and_its_token_posted() {
+    let mut ex = AuthExchange::new(AuthSettings {
+        multicert: true,
+        external_auth: Some(StrapPublicKeys {
+            signing: "U0lHTg==".into(),
+            dh: "REg=".into(),
+        }),
+        ..exchange().settings
+    });
+    let init = ex.init_request();
+    let body = String::from_utf8(init.body.clone()).unwrap();
+    assert!(body.contains(
+        "<capabilities><auth-method>single-sign-on-v2</auth-method><auth-method>\
+         single-sign-on-external-browser</auth-method><auth-method>multiple-cert\
+         </auth-method></capabilities><group-access>"
+    ));
+    for (name, value) in [
+        ("X-AnyConnect-STRAP-Pubkey", "U0lHTg=="),
+        ("X-AnyConnect-STRAP-DH-Pubkey", "REg="),
+    ] {
+        assert!(
+            init.headers.contains(&(name.into(), value.into())),
+            "{name}"
+        );
+    }
+    let step = ex.handle_response(&response(200, &[], SSO_FORM)).unwrap();
+    let AuthStep::SingleSignOn { form, login } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(form.id, "main");
+    assert!(form.fields.is_empty());
+    assert_eq!(
+        login.login_url,
+        "https://vpn.example:4443/+CSCOE+/saml/sp/login?ctx=42&acsamlcap=v2"
+    );
+    assert_eq!(login.token_cookie.as_deref(), Some("acSamlv2Token"));
+    assert_eq!(login.error_cookie.as_deref(), Some("acSamlv2Error"));
+    assert!(login.external_browser);
+    assert_eq!(login.token_field, "sso-token");
+    let reply = ex.reply(&[("sso-token".into(), "T0K3N".into())]);
+    let reply = String::from_utf8(reply.body).unwrap();
+    assert!(reply.contains("<opaque is-for=\"sg\">"), "{reply}");
+    assert!(
+        reply.contains("<auth><sso-token>T0K3N</sso-token></auth>"),
+        "{reply}"
+    );
+    // Without the browser mode: the embedded (cookie) mode; without the input: no SSO.
+    let embedded = SSO_FORM.replace("<sso-v2-browser-mode>external</sso-v2-browser-mode>", "");
+    let doc = parse_auth_document(&embedded).unwrap();
+    assert!(!doc.sso.unwrap().external_browser);
+    let no_input = SSO_FORM.replace("<input type=\"sso\" name=\"sso-token\"></input>", "");
+    assert_eq!(parse_auth_document(&no_input).unwrap().sso, None);
+    // Not offered: no capabilities, no keys.
+    let init = exchange().init_request();
+    assert!(!String::from_utf8(init.body)
+        .unwrap()
+        .contains("capabilities"));
+    assert!(!init.headers.iter().any(|(n, _)| n.contains("STRAP")));
 }
 
 #[test]
