@@ -78,6 +78,7 @@ fn server_document(text: &str) {
         xmlpost: true,
         multicert: true,
         external_auth: None,
+        bearer_token: None,
     };
     let mut exchange = AuthExchange::new(settings);
     let _ = exchange.init_request();

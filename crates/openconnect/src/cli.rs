@@ -101,6 +101,11 @@ SOFTWARE TOKENS
     yubioath: --token-secret names the credential on the YubiKey (default: the first one),
       reached through PC/SC (pcscd); a protected key asks for its PIN (or takes
       -F yubikey_oath_pin:yubikey_pin=...).
+    oidc: --token-secret is an OpenID Connect bearer token (or @FILE, /FILE holding it),
+      sent as the Authorization: Bearer header when an AnyConnect server (ocserv's oidc back end)
+      answers 401 with a Bearer challenge; a second 401 means it was refused. This client
+      then also sends X-Support-HTTP-Auth (openconnect sends it always; we speak no
+      GSSAPI, and ocserv turns to GSSAPI on that header).
     Token secrets are never logged.
 
 COMPRESSION
@@ -144,30 +149,17 @@ SINGLE SIGN-ON
     -F main:sso-token=TOKEN (the form and field the server names) gives it up front, for
     helpers that log in by themselves.
 
+HTTP AUTHENTICATION
+    A server that answers 401 gets the methods --http-auth allows (default: all but
+    basic; names basic, digest, ntlm, gssapi, bearer) that this client speaks: Bearer,
+    with --token-mode=oidc's token (openconnect 9.x needs --http-auth=bearer for that;
+    here it is the default). openconnect answers Basic and Digest to a server never, and
+    Negotiate and NTLM with the desktop's Kerberos or winbind credentials, which this
+    version does not speak yet: such a challenge is an error naming it.
+
 NOT YET SUPPORTED
     Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
-    (--csd-wrapper with another protocol) are refused with an error naming them, as are
-    this openconnect option: --http-auth.";
-
-/// An openconnect 9.x option this version refuses with a clear message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Unsupported {
-    pub long: &'static str,
-    pub short: Option<char>,
-    /// Whether openconnect takes a value after it (`--autocomplete` walks past it).
-    pub takes_value: bool,
-}
-
-const fn refused(long: &'static str, short: Option<char>, takes_value: bool) -> Unsupported {
-    Unsupported {
-        long,
-        short,
-        takes_value,
-    }
-}
-
-/// openconnect 9.x options this version refuses with a clear message.
-pub const UNSUPPORTED: &[Unsupported] = &[refused("http-auth", None, true)];
+    (--csd-wrapper with another protocol) are refused with an error naming them.";
 
 /// `--os` identities, in openconnect's order.
 pub const OS_NAMES: &[&str] = &[
@@ -337,10 +329,11 @@ pub struct Options {
     /// Log in, print COOKIE, HOST, CONNECT_URL, FINGERPRINT and RESOLVE for a shell, exit
     #[arg(long, help_heading = "Authentication")]
     pub authenticate: bool,
-    /// Software token type: rsa, totp, hotp or yubioath (see SOFTWARE TOKENS)
+    /// Software token type: rsa, totp, hotp, yubioath, or oidc (a bearer token; see
+    /// SOFTWARE TOKENS)
     #[arg(long, value_name = "MODE", help_heading = "Authentication")]
     pub token_mode: Option<String>,
-    /// Token secret, SECRET[,COUNTER], @FILE or /FILE (see SOFTWARE TOKENS)
+    /// Token secret, SECRET[,COUNTER], @FILE or /FILE; the token itself for oidc
     #[arg(long, value_name = "SECRET", help_heading = "Authentication")]
     pub token_secret: Option<String>,
 
@@ -387,6 +380,10 @@ pub struct Options {
     /// gssapi (default: all but basic)
     #[arg(long, value_name = "METHODS", help_heading = "Proxy")]
     pub proxy_auth: Option<String>,
+    /// HTTP authentication methods to allow with the server, comma-separated: basic,
+    /// digest, ntlm, gssapi, bearer (default: all but basic; see HTTP AUTHENTICATION)
+    #[arg(long, value_name = "METHODS", help_heading = "Authentication")]
+    pub http_auth: Option<String>,
     /// Connect directly, ignoring -P and the https_proxy variable
     #[arg(long, help_heading = "Proxy", overrides_with_all = ["proxy", "libproxy"])]
     pub no_proxy: bool,
@@ -571,12 +568,6 @@ impl Options {
                 ));
             }
         };
-        if let Some(msg) = find_unsupported(&expanded) {
-            return Err(clap::Error::raw(
-                clap::error::ErrorKind::ArgumentConflict,
-                format!("{msg}\n"),
-            ));
-        }
         let mut opts = Self::try_parse_from(expanded)?;
         opts.paths_to_locale();
         Ok(opts)
@@ -645,7 +636,35 @@ impl Options {
         }
     }
 
+    /// Whether `--http-auth` lets a Bearer challenge be answered (it does by default).
+    pub fn bearer_allowed(&self) -> Result<bool, ClientError> {
+        let Some(list) = &self.http_auth else {
+            return Ok(true);
+        };
+        let mut bearer = false;
+        for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "bearer" => bearer = true,
+                "basic" | "digest" | "ntlm" | "gssapi" | "negotiate" => {}
+                _ => {
+                    return Err(ClientError::Usage(format!(
+                        "--http-auth: unknown method {name:?} (use a comma-separated list of \
+                         basic, digest, ntlm, gssapi, bearer)"
+                    )))
+                }
+            }
+        }
+        Ok(bearer)
+    }
+
     pub fn validate(&self) -> Result<(), ClientError> {
+        if !self.bearer_allowed()? && self.token_mode.as_deref() == Some("oidc") {
+            return Err(ClientError::Usage(
+                "--token-mode=oidc sends a bearer token, which --http-auth leaves out: add \
+                 bearer to it"
+                    .into(),
+            ));
+        }
         if self.juniper {
             tracing::warn!("WARNING: --juniper is deprecated, use --protocol=nc instead.");
         }
@@ -731,35 +750,6 @@ impl Options {
             })
             .collect()
     }
-}
-
-/// Names an openconnect option this version does not implement yet, if present.
-fn find_unsupported(args: &[OsString]) -> Option<String> {
-    for arg in args.iter().skip(1).filter_map(|a| a.to_str()) {
-        if arg == "--" {
-            break;
-        }
-        if let Some(long) = arg.strip_prefix("--") {
-            let name = long.split('=').next().unwrap_or_default();
-            if UNSUPPORTED.iter().any(|u| u.long == name) {
-                return Some(format!(
-                    "openconnect option --{name} is not supported by this version yet"
-                ));
-            }
-        } else if let Some(shorts) = arg.strip_prefix('-') {
-            // Only the first letter of a cluster is a flag for sure; later letters may be a
-            // value (-uNAME).
-            if let Some(c) = shorts.chars().next() {
-                if let Some(u) = UNSUPPORTED.iter().find(|u| u.short == Some(c)) {
-                    return Some(format!(
-                        "openconnect option -{c} (--{}) is not supported by this version yet",
-                        u.long
-                    ));
-                }
-            }
-        }
-    }
-    None
 }
 
 /// Replaces `--config FILE` / `--config=FILE` with the options in FILE, where it stands.

@@ -7,8 +7,7 @@
 //! one.
 //!
 //! The options, their short letters, whether they take a value and what kind of value
-//! come from the clap definitions ([`Options`]), with the options this version refuses
-//! ([`crate::cli::UNSUPPORTED`]) known for how they take values but never offered.
+//! come from the clap definitions ([`Options`]).
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -17,7 +16,7 @@ use clap::builder::ValueHint;
 use clap::CommandFactory;
 use thiserror::Error;
 
-use crate::cli::{Options, OS_NAMES, UNSUPPORTED};
+use crate::cli::{Options, OS_NAMES};
 use crate::protocol::PROTOCOLS;
 use crate::token::TokenMode;
 
@@ -54,8 +53,6 @@ struct OptionSpec {
     long: String,
     short: Option<char>,
     takes_value: bool,
-    /// Offered when option names are completed (the unsupported ones are not).
-    offered: bool,
     values: Values,
 }
 
@@ -66,10 +63,9 @@ const CA_FILES: &str = "!*.@(pem|der|crt)";
 /// `-x`: XML profiles.
 const XML_FILES: &str = "!*.xml";
 
-/// The option table: ours from clap, in definition order, then the refused ones.
+/// The option table, from clap, in definition order.
 fn option_table() -> Vec<OptionSpec> {
-    let cmd = Options::command();
-    let mut table: Vec<OptionSpec> = cmd
+    Options::command()
         .get_arguments()
         .filter(|a| !a.is_hide_set())
         .flat_map(|arg| {
@@ -87,20 +83,11 @@ fn option_table() -> Vec<OptionSpec> {
                     long: long.to_string(),
                     short,
                     takes_value,
-                    offered: true,
                     values: values.clone(),
                 })
                 .collect::<Vec<_>>()
         })
-        .collect();
-    table.extend(UNSUPPORTED.iter().map(|u| OptionSpec {
-        long: u.long.to_string(),
-        short: u.short,
-        takes_value: u.takes_value,
-        offered: false,
-        values: Values::Nothing,
-    }));
-    table
+        .collect()
 }
 
 /// The completion of `arg`'s values: its value hint, its possible values, or what the
@@ -331,7 +318,7 @@ impl Completion {
         let names: Vec<String> = self
             .table
             .iter()
-            .filter(|s| s.offered && s.long.as_bytes().starts_with(typed))
+            .filter(|s| s.long.as_bytes().starts_with(typed))
             .map(|s| s.long.clone())
             .collect();
         for name in names {

@@ -393,12 +393,12 @@ fn form_filler(opts: &Options, password: Option<String>) -> Result<FormFiller, C
     let entries = opts.form_entries()?;
     let mut prompter = Prompter::new(opts.non_inter, opts.passwd_on_stdin);
     let token = match opts.token_mode.as_deref() {
+        Some("oidc") | None => None,
         Some(mode) => Some(SoftToken::from_options(
             mode,
             opts.token_secret.as_deref(),
             &mut |form, field, label| answer_secret(&entries, &mut prompter, form, field, label),
         )?),
-        None => None,
     };
     Ok(FormFiller {
         no_passwd: opts.no_passwd,
@@ -437,6 +437,10 @@ async fn authenticate(
         xmlpost: !opts.no_xmlpost,
         multicert: second_certificate.is_some(),
         external_auth,
+        bearer_token: match opts.token_mode.as_deref() {
+            Some("oidc") => Some(token::bearer_token(opts.token_secret.as_deref())?),
+            _ => None,
+        },
     });
     let mut conn = endpoint.connect().await?;
     let mut request = exchange.init_request();

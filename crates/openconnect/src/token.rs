@@ -36,7 +36,7 @@ pub enum TokenMode {
 
 impl TokenMode {
     /// The `--token-mode` names, in openconnect's order (`stoken` is another name of `rsa`).
-    pub const NAMES: &'static [&'static str] = &["totp", "hotp", "rsa", "yubioath"];
+    pub const NAMES: &'static [&'static str] = &["totp", "hotp", "oidc", "rsa", "yubioath"];
 
     pub fn parse(text: &str) -> Result<Self, ClientError> {
         match text {
@@ -44,8 +44,11 @@ impl TokenMode {
             "totp" => Ok(Self::Totp),
             "hotp" => Ok(Self::Hotp),
             "yubioath" => Ok(Self::YubiOath),
+            "oidc" => Err(ClientError::Usage(
+                "--token-mode=oidc is a bearer token, not a code generator".into(),
+            )),
             other => Err(ClientError::Usage(format!(
-                "invalid software token mode {other:?} (use rsa, totp, hotp or yubioath)"
+                "invalid software token mode {other:?} (use rsa, totp, hotp, yubioath or oidc)"
             ))),
         }
     }
@@ -212,6 +215,29 @@ fn attempt_time(first: &mut Option<u64>, now: u64, step: u64) -> u64 {
 }
 
 /// `@FILE` or `/FILE` name a file; anything else is the secret itself.
+/// `--token-mode=oidc`'s bearer token: `--token-secret` itself, or the file it names
+/// (`@FILE`, `/FILE`), its trailing white space dropped. It goes into an HTTP header, so it
+/// must be printable ASCII without spaces.
+pub fn bearer_token(secret: Option<&str>) -> Result<String, ClientError> {
+    let secret = secret.ok_or_else(|| {
+        ClientError::Usage(
+            "--token-mode=oidc needs --token-secret (the token, @FILE or /FILE)".into(),
+        )
+    })?;
+    let token = match file_reference(secret) {
+        Some(path) => read_token_file(&path)?.trim_end().to_string(),
+        None => secret.to_string(),
+    };
+    if token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ClientError::Usage(
+            "--token-secret for --token-mode=oidc: the token must be non-empty printable \
+             ASCII without spaces (a JWT or opaque access token)"
+                .into(),
+        ));
+    }
+    Ok(token)
+}
+
 fn file_reference(secret: &str) -> Option<PathBuf> {
     if let Some(path) = secret.strip_prefix('@') {
         Some(PathBuf::from(path))
@@ -565,8 +591,18 @@ mod tests {
     #[test]
     fn modes() {
         assert_eq!(TokenMode::parse("yubioath").unwrap(), TokenMode::YubiOath);
-        let err = TokenMode::parse("oidc").unwrap_err().to_string();
-        assert!(err.contains("oidc") && err.contains("rsa, totp"), "{err}");
+        let err = TokenMode::parse("sms").unwrap_err().to_string();
+        assert!(err.contains("sms") && err.contains("rsa, totp"), "{err}");
+        assert!(bearer_token(None).is_err());
+        assert_eq!(bearer_token(Some("eyJ.x-y_z.s")).unwrap(), "eyJ.x-y_z.s");
+        for bad in ["two words", "line\nbreak", ""] {
+            assert!(bearer_token(Some(bad)).is_err(), "{bad:?}");
+        }
+        let file = std::env::temp_dir().join(format!("oidc-token-{}", std::process::id()));
+        fs::write(&file, "from.file.token\n").unwrap();
+        let at = format!("@{}", file.display());
+        assert_eq!(bearer_token(Some(&at)).unwrap(), "from.file.token");
+        let _ = fs::remove_file(&file);
         let err = SoftToken::from_options("totp", None, &mut no_ask)
             .unwrap_err()
             .to_string();

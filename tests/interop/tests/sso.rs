@@ -3,7 +3,8 @@
 //! proves the gateway's external-browser mode first; then ours logs in with a browser
 //! (a curl script, as `--external-browser`), without one (the URL opened by hand, while
 //! stray and broken requests hit the callback port), with a forged token (an error), and
-//! in the embedded-browser mode with the token cookie's value on stdin.
+//! in the embedded-browser mode with the token cookie's value on stdin. The same gateway
+//! as an OpenID Connect resource server takes `--token-mode=oidc`'s bearer token.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -24,6 +25,10 @@ struct Sso {
 }
 
 fn setup(name: &str, mode: &str) -> Sso {
+    setup_with(name, &["--mode", mode])
+}
+
+fn setup_with(name: &str, options: &[&str]) -> Sso {
     let mut lab = Lab::new(name);
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let listen = format!("{}:443", lab.server_ip);
@@ -33,7 +38,7 @@ fn setup(name: &str, mode: &str) -> Sso {
     );
     let gateway = bin("sso_gateway").display().to_string();
     let ns = lab.server_ns.clone();
-    let argv = [
+    let mut argv = vec![
         gateway.as_str(),
         "--listen",
         &listen,
@@ -41,9 +46,8 @@ fn setup(name: &str, mode: &str) -> Sso {
         &cert,
         "--key",
         &key,
-        "--mode",
-        mode,
     ];
+    argv.extend_from_slice(options);
     lab.spawn_in(&ns, &argv, "gateway.log");
     let up = wait_until(SECS(10), || {
         lab.log("gateway.log")
@@ -238,4 +242,43 @@ fn embedded_browser_token_on_stdin() {
         .lab
         .log("client.log")
         .contains("COOKIE='webvpn=SSO-SESSION-1'"));
+}
+
+#[test]
+fn oidc_bearer_tokens() {
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl";
+    let sso = setup_with("sso-oidc", &["--bearer", TOKEN]);
+    let inline = format!("--token-secret={TOKEN}");
+    // openconnect needs Bearer named: Basic, disabled by default, comes first in its list.
+    let openconnect = ["--token-mode=oidc", &inline, "--http-auth=Bearer"];
+    let (code, text) = sso.authenticate("/usr/sbin/openconnect", &openconnect);
+    assert_eq!(
+        code,
+        Some(0),
+        "openconnect 9.01: {text}\n{}",
+        sso.lab.log("gateway.log")
+    );
+    assert!(text.contains("webvpn=OIDC-SESSION-1'"), "{text}");
+    let file = sso.lab.dir.join("oidc-token");
+    std::fs::write(&file, format!("{TOKEN}\n")).unwrap();
+    let from_file = format!("--token-secret=@{}", file.display());
+    let ours = sso.lab.client_bin.display().to_string();
+    let (code, text) = sso.authenticate(&ours, &["--token-mode=oidc", &from_file]);
+    assert_eq!(code, Some(0), "{text}\n{}", sso.lab.log("gateway.log"));
+    assert!(text.contains("COOKIE='webvpn=OIDC-SESSION-2'"), "{text}");
+    let (code, text) =
+        sso.authenticate(&ours, &["--token-mode=oidc", "--token-secret=expired.jwt"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("server rejected the bearer token"), "{text}");
+    let (code, text) = sso.authenticate(&ours, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("--token-mode=oidc --token-secret=TOKEN"),
+        "{text}"
+    );
+    let gssapi_only = ["--token-mode=oidc", &inline, "--http-auth=gssapi"];
+    let (code, text) = sso.authenticate(&ours, &gssapi_only);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("add bearer to it"), "{text}");
+    assert!(sso.lab.log("gateway.log").contains("bearer token refused"));
 }

@@ -62,6 +62,18 @@ pub enum AuthError {
     SecondCertificateNeeded,
     #[error("server asked for a second certificate with none of the hashes SHA-256/384/512 ({0})")]
     SecondCertificateHashes(String),
+    #[error("server rejected the bearer token (--token-mode=oidc): it may have expired")]
+    BearerRejected,
+    #[error(
+        "server asks for a bearer token (OpenID Connect): give it with --token-mode=oidc \
+         --token-secret=TOKEN (or @FILE)"
+    )]
+    BearerNeeded,
+    #[error(
+        "server asks for HTTP authentication by {0}, which this client does not speak yet \
+         (it answers Bearer challenges, with --token-mode=oidc)"
+    )]
+    HttpAuthMethods(String),
     #[error("gave up after {0} authentication rounds without success")]
     TooManyRounds(u32),
     #[error("form has too many {0} (limit {1})")]
@@ -418,6 +430,8 @@ pub struct AuthSettings {
     /// Single sign-on is offered (not `--no-external-auth`): `init` names the
     /// `single-sign-on-v2` methods and every request carries these STRAP public keys.
     pub external_auth: Option<StrapPublicKeys>,
+    /// `--token-mode=oidc`'s token: the answer to a `401` with `WWW-Authenticate: Bearer`.
+    pub bearer_token: Option<String>,
 }
 
 /// The client's STRAP public keys, base64 DER SubjectPublicKeyInfo (P-256): the signing
@@ -468,6 +482,10 @@ pub struct AuthExchange {
     group_restarts: u8,
     /// Options of the last form's group list, to tell a label from a different group.
     group_options: Vec<SelectOption>,
+    /// The last request, to send again with an `Authorization` header after a `401`.
+    last_request: Option<Request>,
+    /// That request went with the bearer token.
+    bearer_sent: bool,
 }
 
 impl AuthExchange {
@@ -481,6 +499,8 @@ impl AuthExchange {
             rounds: 0,
             group_restarts: 0,
             group_options: Vec::new(),
+            last_request: None,
+            bearer_sent: false,
         }
     }
 
@@ -516,12 +536,17 @@ impl AuthExchange {
         self.post(body)
     }
 
-    fn post(&self, body: String) -> Request {
+    fn post(&mut self, body: String) -> Request {
         let content_type = "application/xml; charset=utf-8";
         self.request("POST", body.into_bytes(), Some(content_type))
     }
 
-    fn request(&self, method: &'static str, body: Vec<u8>, content_type: Option<&str>) -> Request {
+    fn request(
+        &mut self,
+        method: &'static str,
+        body: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Request {
         let pad = 64 * (1 + body.len() / 64) - body.len();
         let mut req = Request::new(method, &self.path)
             .header("Host", self.settings.url.host_header())
@@ -545,11 +570,50 @@ impl AuthExchange {
                 .header("X-AnyConnect-STRAP-DH-Pubkey", &keys.dh);
         }
         req = req.header("X-Pad", "0".repeat(pad));
+        if self.settings.bearer_token.is_some() {
+            // Only with a method to answer: ocserv turns to GSSAPI when it sees this.
+            req = req.header("X-Support-HTTP-Auth", "true");
+        }
         if let Some(content_type) = content_type {
             req = req.header("Content-Type", content_type);
         }
         req.body = body;
+        self.last_request = Some(req.clone());
+        self.bearer_sent = false;
         req
+    }
+
+    /// After a `401`: the last request again with the bearer token, when the server asks
+    /// for one and it was not just refused (as openconnect, each token is tried once).
+    fn http_authentication(&mut self, resp: &Response) -> Result<AuthStep, AuthError> {
+        let challenges: Vec<_> = resp
+            .head
+            .headers_named("WWW-Authenticate")
+            .flat_map(crate::client_proxy::auth::parse_challenges)
+            .collect();
+        let wants_bearer = challenges
+            .iter()
+            .any(|c| c.scheme.eq_ignore_ascii_case("Bearer"));
+        let rejected = || AuthError::Rejected {
+            status: resp.head.status,
+            reason: resp.head.reason.clone(),
+        };
+        match (&self.settings.bearer_token, wants_bearer) {
+            (Some(_), true) if self.bearer_sent => Err(AuthError::BearerRejected),
+            (Some(token), true) => {
+                let request = self.last_request.take().ok_or_else(rejected)?;
+                let retry = request.header("Authorization", format!("Bearer {token}"));
+                self.last_request = Some(retry.clone());
+                self.bearer_sent = true;
+                Ok(AuthStep::Send(retry))
+            }
+            (None, true) => Err(AuthError::BearerNeeded),
+            _ if challenges.is_empty() => Err(rejected()),
+            _ => {
+                let schemes: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
+                Err(AuthError::HttpAuthMethods(schemes.join(", ")))
+            }
+        }
     }
 
     fn store_cookies(&mut self, resp: &Response) {
@@ -580,7 +644,8 @@ impl AuthExchange {
         match status {
             200 => {}
             301 | 302 | 303 | 307 | 308 => return self.follow_redirect(resp),
-            401 | 403 => return Err(AuthError::Rejected { status, reason }),
+            401 => return self.http_authentication(resp),
+            403 => return Err(AuthError::Rejected { status, reason }),
             _ => return Err(AuthError::Http { status, reason }),
         }
         let body = String::from_utf8_lossy(&resp.body);

@@ -152,8 +152,14 @@ fn juniper_is_network_connect_and_login_switches_parse() {
 
 #[test]
 fn unsupported_options_are_named() {
-    let err = Options::from_args(args(&["openconnect", "--http-auth=basic", "vpn"]));
-    assert!(err.unwrap_err().to_string().contains("--http-auth"));
+    let o = Options::from_args(args(&["openconnect", "--http-auth=Bearer,gssapi", "vpn"]));
+    assert!(o.unwrap().validate().is_ok());
+    let o = Options::from_args(args(&["openconnect", "--http-auth=kerberos", "vpn"])).unwrap();
+    let err = o.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("--http-auth") && err.contains("kerberos"),
+        "{err}"
+    );
     let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
     assert!(o.validate().is_err());
     let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];

@@ -2336,6 +2336,7 @@ async fn open_session(
         xmlpost: true,
         multicert: false,
         external_auth: None,
+        bearer_token: None,
     });
     let mut stream = tls_connect(connector, source, addr).await?;
     let mut request = exchange.init_request();

@@ -3,8 +3,14 @@
 //! code: enough for a client to get a cookie, no tunnel.
 //!
 //! ```text
-//! sso_gateway --listen ADDR:PORT --cert PEM --key PEM [--mode external|embedded] [--log FILE]
+//! sso_gateway --listen ADDR:PORT --cert PEM --key PEM [--mode external|embedded]
+//!             [--bearer TOKEN] [--log FILE]
 //! ```
+//!
+//! With `--bearer`, the gateway is an OpenID Connect resource server instead, as ocserv's
+//! `oidc` back end: every XML request without `Authorization: Bearer TOKEN` gets `401` with
+//! `WWW-Authenticate: Bearer`, and the `init` that carries it completes the login
+//! (`OIDC-SESSION-<n>`).
 //!
 //! The `init` must offer `single-sign-on-v2`. In the external mode (the default, when the
 //! client also offers `single-sign-on-external-browser` and sends its
@@ -52,6 +58,7 @@ struct Login {
 
 struct Gateway {
     host: String,
+    bearer: Option<String>,
     embedded_only: bool,
     secret: Vec<u8>,
     logins: Mutex<HashMap<u64, Login>>,
@@ -67,6 +74,7 @@ impl Site for Gateway {
 
     fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<()> {
         let outcome = match (&request.method, request.path()) {
+            (Method::Post, _) if self.bearer.is_some() => self.resource_server(request),
             (Method::Post, _) => self.xml(request),
             (Method::Get, "/+CSCOE+/saml/sp/login") => self.start_login(request),
             (Method::Get, "/idp/authorize") => self.identity_provider(request),
@@ -102,6 +110,37 @@ fn xml_reply(document: String) -> ServerResponse {
 }
 
 impl Gateway {
+    fn resource_server(&self, request: &ServerRequest) -> Result<ServerResponse, String> {
+        let given = request
+            .header("Authorization")
+            .and_then(|a| a.strip_prefix("Bearer "));
+        if given.is_none() || given != self.bearer.as_deref() {
+            log!(
+                "bearer token {}",
+                if given.is_some() {
+                    "refused"
+                } else {
+                    "asked for"
+                }
+            );
+            return Ok(
+                text(401, "Unauthorized", "text/plain", "").header("WWW-Authenticate", "Bearer")
+            );
+        }
+        let ctx = {
+            let mut next = self.next_ctx.lock().map_err(|_| "lock")?;
+            *next += 1;
+            *next
+        };
+        log!("login {ctx}: the bearer token matched");
+        Ok(xml_reply(format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<config-auth client=\"vpn\" \
+             type=\"complete\" aggregate-auth-version=\"2\"><session-id>{ctx}</session-id>\
+             <session-token>OIDC-SESSION-{ctx}</session-token><auth id=\"success\"/>\
+             </config-auth>"
+        )))
+    }
+
     fn xml(&self, request: &ServerRequest) -> Result<ServerResponse, String> {
         let body = String::from_utf8_lossy(&request.body);
         if body.contains("type=\"init\"") {
@@ -270,6 +309,7 @@ struct Options {
     cert: PathBuf,
     key: PathBuf,
     embedded_only: bool,
+    bearer: Option<String>,
     log: Option<PathBuf>,
 }
 
@@ -277,6 +317,7 @@ fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     let (mut listen, mut cert, mut key, mut log, mut embedded_only) =
         (None, None, None, None, false);
+    let mut bearer = None;
     while let Some(name) = args.next() {
         let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
         match name.as_str() {
@@ -290,6 +331,7 @@ fn parse_args() -> Result<Options, String> {
             "--cert" => cert = Some(PathBuf::from(value)),
             "--key" => key = Some(PathBuf::from(value)),
             "--log" => log = Some(PathBuf::from(value)),
+            "--bearer" => bearer = Some(value),
             "--mode" => {
                 embedded_only = match value.as_str() {
                     "embedded" => true,
@@ -306,6 +348,7 @@ fn parse_args() -> Result<Options, String> {
         cert: cert.ok_or_else(|| need("--cert"))?,
         key: key.ok_or_else(|| need("--key"))?,
         embedded_only,
+        bearer,
         log,
     })
 }
@@ -319,6 +362,7 @@ fn main() -> ExitCode {
         openssl::rand::rand_bytes(&mut secret).map_err(|e| e.to_string())?;
         let site = Gateway {
             host: options.listen.to_string(),
+            bearer: options.bearer,
             embedded_only: options.embedded_only,
             secret,
             logins: Mutex::default(),
@@ -338,7 +382,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "sso_gateway: {e}\nusage: sso_gateway --listen ADDR:PORT --cert PEM --key PEM \
-                 [--mode external|embedded] [--log FILE]"
+                 [--mode external|embedded] [--bearer TOKEN] [--log FILE]"
             );
             ExitCode::from(2)
         }

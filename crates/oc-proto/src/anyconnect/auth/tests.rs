@@ -52,6 +52,7 @@ fn exchange() -> AuthExchange {
         xmlpost: true,
         multicert: false,
         external_auth: None,
+        bearer_token: None,
     })
 }
 
@@ -64,6 +65,7 @@ fn a_second_certificate_is_asked_for_and_answered() {
     let mut ex = AuthExchange::new(AuthSettings {
         multicert: true,
         external_auth: None,
+        bearer_token: None,
         ..exchange().settings
     });
     let init = String::from_utf8(ex.init_request().body).unwrap();
@@ -88,6 +90,7 @@ fn a_second_certificate_is_asked_for_and_answered() {
     let mut ex = AuthExchange::new(AuthSettings {
         multicert: true,
         external_auth: None,
+        bearer_token: None,
         ..exchange().settings
     });
     let md5 = ASK.replace("sha256", "md5").replace("sha384", "sha1");
@@ -171,6 +174,74 @@ fn single_sign_on_is_offered_and_its_token_posted() {
         .unwrap()
         .contains("capabilities"));
     assert!(!init.headers.iter().any(|(n, _)| n.contains("STRAP")));
+}
+
+fn challenge(status: u16, www_authenticate: &[&str]) -> Response {
+    let mut resp = response(status, &[], "");
+    resp.head.headers = www_authenticate
+        .iter()
+        .map(|v| Header {
+            name: "WWW-Authenticate".into(),
+            value: v.to_string(),
+        })
+        .collect();
+    resp
+}
+
+#[test]
+fn a_bearer_challenge_gets_the_oidc_token_once() {
+    let mut ex = AuthExchange::new(AuthSettings {
+        bearer_token: Some("eyJhbGciOi.eyJzdWIi.c2ln".into()),
+        ..exchange().settings
+    });
+    let init = ex.init_request();
+    assert!(init
+        .headers
+        .contains(&("X-Support-HTTP-Auth".into(), "true".into())));
+    let step = ex.handle_response(&challenge(401, &["Bearer"])).unwrap();
+    let AuthStep::Send(retry) = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!(retry.body, init.body);
+    assert!(retry.headers.contains(&(
+        "Authorization".into(),
+        "Bearer eyJhbGciOi.eyJzdWIi.c2ln".into()
+    )));
+    // The same token refused: an error that says so, not a loop.
+    assert_eq!(
+        ex.handle_response(&challenge(401, &["Bearer realm=\"vpn\""])),
+        Err(AuthError::BearerRejected)
+    );
+    // A form in between: its reply may take the token again.
+    let mut ex = AuthExchange::new(AuthSettings {
+        bearer_token: Some("t".into()),
+        ..exchange().settings
+    });
+    ex.init_request();
+    assert!(ex.handle_response(&challenge(401, &["Bearer"])).is_ok());
+    ex.handle_response(&response(200, &[], OCSERV_FORM))
+        .unwrap();
+    ex.reply(&[("username".into(), "u".into())]);
+    assert!(matches!(
+        ex.handle_response(&challenge(401, &["Bearer"])),
+        Ok(AuthStep::Send(_))
+    ));
+    // Without a token, or for methods we do not speak: errors naming them.
+    let mut ex = exchange();
+    ex.init_request();
+    assert!(!ex
+        .init_request()
+        .headers
+        .iter()
+        .any(|(n, _)| n == "X-Support-HTTP-Auth"));
+    assert_eq!(
+        ex.handle_response(&challenge(401, &["Negotiate", "NTLM"])),
+        Err(AuthError::HttpAuthMethods("Negotiate, NTLM".into()))
+    );
+    assert_eq!(
+        exchange().handle_response(&challenge(401, &["Bearer"])),
+        Err(AuthError::BearerNeeded)
+    );
 }
 
 #[test]
