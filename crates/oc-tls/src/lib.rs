@@ -315,6 +315,9 @@ pub struct PeerInfo {
     pub fingerprint: String,
     pub version: String,
     pub cipher: String,
+    /// MD5 of the server certificate and of ours (empty without one), upper-case hex:
+    /// the `-certhash` AnyConnect's host scan is given.
+    pub cert_md5: (String, String),
 }
 
 /// A TLS client context with the `openssl` crate's `SslConnector` defaults (no SSLv2/3, no
@@ -556,8 +559,14 @@ impl TlsClient {
                 });
             }
         }
+        let md5 = |cert: &X509Ref| -> Result<String, TlsError> {
+            let digest = cert.digest(MessageDigest::md5())?;
+            Ok(digest.iter().map(|b| format!("{b:02X}")).collect())
+        };
+        let ours = ssl.certificate().map(md5).transpose()?.unwrap_or_default();
         Ok(PeerInfo {
             fingerprint,
+            cert_md5: (md5(&cert)?, ours),
             version: ssl.version_str().to_string(),
             cipher: ssl
                 .current_cipher()

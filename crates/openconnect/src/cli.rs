@@ -157,9 +157,15 @@ HTTP AUTHENTICATION
     Negotiate and NTLM with the desktop's Kerberos or winbind credentials, which this
     version does not speak yet: such a challenge is an error naming it.
 
-NOT YET SUPPORTED
-    Host checks other than GlobalProtect's HIP report and Network Connect's TNCC
-    (--csd-wrapper with another protocol) are refused with an error naming them.";
+HOST CHECKS
+    --csd-wrapper runs the script a gateway's host check needs, never a program the
+    gateway sends. AnyConnect (CSD host scan): the script gets openconnect's arguments
+    (an empty stub name, -ticket, -stub, -group, -certhash, -url, -langselen) and
+    CSD_TOKEN, CSD_HOSTNAME (with :PORT when not 443), CSD_SHA256 (for curl's
+    --pinnedpubkey); Debian's /usr/libexec/openconnect/csd-post.sh is one. Then the
+    gateway's wait page is polled each second and the login starts again. GlobalProtect:
+    the HIP report script (hipreport.sh). Network Connect: the TNCC helper. --csd-user
+    runs it as that user (with its HOME).";
 
 /// `--os` identities, in openconnect's order.
 pub const OS_NAMES: &[&str] = &[
@@ -474,8 +480,8 @@ pub struct Options {
     /// Use this DPD interval instead of the server's
     #[arg(long, value_name = "SECONDS", help_heading = "Networking")]
     pub force_dpd: Option<u64>,
-    /// Run SCRIPT for the host check: GlobalProtect's HIP report (openconnect's
-    /// hipreport.sh takes the arguments this client passes), Network Connect's TNCC
+    /// Run SCRIPT for the host check: AnyConnect's CSD host scan (csd-post.sh),
+    /// GlobalProtect's HIP report (hipreport.sh), Network Connect's TNCC (see HOST CHECKS)
     #[arg(long, value_name = "SCRIPT", value_hint = ValueHint::ExecutablePath, help_heading = "Host check")]
     pub csd_wrapper: Option<PathBuf>,
     /// Warn when the client certificate expires within DAYS days (or has expired)
@@ -680,13 +686,15 @@ impl Options {
         let protocol = crate::protocol::lookup(self.protocol_name())?.protocol;
         let host_check = matches!(
             protocol,
-            crate::protocol::Protocol::Gp | crate::protocol::Protocol::Nc
+            crate::protocol::Protocol::AnyConnect
+                | crate::protocol::Protocol::Gp
+                | crate::protocol::Protocol::Nc
         );
         if self.csd_wrapper.is_some() && !host_check {
             return Err(ClientError::Usage(
-                "--csd-wrapper: GlobalProtect's HIP report (--protocol=gp) and Network \
-                 Connect's TNCC (--protocol=nc) are supported; AnyConnect's CSD and the \
-                 other protocols' host checks are not yet"
+                "--csd-wrapper: host checks are AnyConnect's CSD, GlobalProtect's HIP report \
+                 (--protocol=gp) and Network Connect's TNCC (--protocol=nc); this protocol \
+                 has none"
                     .into(),
             ));
         }

@@ -15,6 +15,7 @@ mod f5;
 mod fortinet;
 mod gp;
 mod host;
+mod host_scan;
 mod locale;
 mod nc;
 mod ppp_link;
@@ -452,6 +453,10 @@ async fn authenticate(
         match exchange.handle_response(&response)? {
             AuthStep::Form(form) => request = exchange.reply(&filler.fill(&form)?),
             AuthStep::Send(next) => request = next,
+            AuthStep::HostScan(scan) => {
+                request = host_scan::scan_and_wait(opts, endpoint, &mut conn, &mut exchange, &scan)
+                    .await?;
+            }
             AuthStep::SingleSignOn { form, login } => {
                 let mut answers = match form.fields.is_empty() {
                     true => {

@@ -10,6 +10,7 @@ use quick_xml::name::QName;
 use quick_xml::Reader;
 use thiserror::Error;
 
+use super::host_scan::{read_wait_page, HostScan, WaitPage};
 use super::multicert::{self, choose_hash, MultiCertRequest};
 use super::profile::ProfileManifest;
 use super::sso::SsoLogin;
@@ -35,6 +36,8 @@ pub struct AuthDocument {
     pub multicert_hashes: Option<Vec<String>>,
     /// A single-sign-on login: the `sso-v2-*` elements and the `<input type="sso">`.
     pub sso: Option<SsoLogin>,
+    /// `<host-scan>`: the gateway wants the host scanned first.
+    pub host_scan: Option<HostScan>,
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -74,6 +77,8 @@ pub enum AuthError {
          (it answers Bearer challenges, with --token-mode=oidc)"
     )]
     HttpAuthMethods(String),
+    #[error("host scan: {0}")]
+    HostScan(String),
     #[error("gave up after {0} authentication rounds without success")]
     TooManyRounds(u32),
     #[error("form has too many {0} (limit {1})")]
@@ -163,6 +168,18 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
                             hashes.push(value);
                         }
                     }
+                    "host-scan-ticket" | "host-scan-token" | "host-scan-base-uri"
+                    | "host-scan-wait-uri"
+                        if parent.is_some_and(|p| p == "host-scan") =>
+                    {
+                        let scan = doc.host_scan.get_or_insert_with(HostScan::default);
+                        match name.as_str() {
+                            "host-scan-ticket" => scan.ticket = value,
+                            "host-scan-token" => scan.token = value,
+                            "host-scan-base-uri" => scan.base_uri = value,
+                            _ => scan.wait_uri = value,
+                        }
+                    }
                     "sso-v2-login" if in_auth => sso.login_url = value,
                     "sso-v2-login-final" if in_auth => sso.final_url = Some(value),
                     "sso-v2-token-cookie-name" if in_auth => sso.token_cookie = Some(value),
@@ -189,6 +206,7 @@ pub fn parse_auth_document(xml: &str) -> Result<AuthDocument, AuthError> {
         .zip(profile_sha1)
         .map(|(uri, sha1)| ProfileManifest { uri, sha1 });
     doc.sso = (!sso.login_url.is_empty() && !sso.token_field.is_empty()).then_some(sso);
+    doc.host_scan = doc.host_scan.filter(HostScan::is_complete);
     Ok(doc)
 }
 
@@ -458,6 +476,9 @@ pub enum AuthStep {
         form: AuthForm,
         login: SsoLogin,
     },
+    /// Run the host scan (`--csd-wrapper`), then poll [`AuthExchange::wait_request`] until
+    /// [`AuthExchange::wait_response`] says it is done.
+    HostScan(HostScan),
     Success(AuthSuccess),
 }
 
@@ -486,6 +507,10 @@ pub struct AuthExchange {
     last_request: Option<Request>,
     /// That request went with the bearer token.
     bearer_sent: bool,
+    /// The host scan's token, once it was asked for; later replies carry it.
+    host_scan_token: Option<String>,
+    /// Where the login was when the host scan was asked for: it starts again there.
+    host_scan_return: String,
 }
 
 impl AuthExchange {
@@ -501,6 +526,8 @@ impl AuthExchange {
             group_options: Vec::new(),
             last_request: None,
             bearer_sent: false,
+            host_scan_token: None,
+            host_scan_return: String::new(),
         }
     }
 
@@ -673,6 +700,9 @@ impl AuthExchange {
         if let Some(action) = &doc.form.action {
             self.path = self.resolve_path(action)?;
         }
+        if let Some(scan) = doc.host_scan.filter(|_| self.host_scan_token.is_none()) {
+            return Ok(self.start_host_scan(scan));
+        }
         if let Some(login) = doc.sso {
             return Ok(AuthStep::SingleSignOn {
                 form: doc.form,
@@ -692,6 +722,36 @@ impl AuthExchange {
             _ => Vec::new(),
         };
         Ok(AuthStep::Form(doc.form))
+    }
+
+    fn start_host_scan(&mut self, scan: HostScan) -> AuthStep {
+        self.host_scan_token = Some(scan.token.clone());
+        self.host_scan_return = self.path.clone();
+        AuthStep::HostScan(scan)
+    }
+
+    /// The wait page's request, with the `sdesktop` cookie the scan earned.
+    pub fn wait_request(&mut self, scan: &HostScan) -> Request {
+        self.cookies.retain(|(n, _)| n != "sdesktop");
+        self.cookies.push(("sdesktop".into(), scan.token.clone()));
+        self.path = match scan.wait_uri.starts_with('/') {
+            true => scan.wait_uri.clone(),
+            false => format!("/{}", scan.wait_uri),
+        };
+        self.request("GET", Vec::new(), None)
+    }
+
+    /// Reads the wait page: `None` to ask again in a second, else the request that logs
+    /// in again (the first request, where the login was).
+    pub fn wait_response(&mut self, resp: &Response) -> Result<Option<Request>, AuthError> {
+        self.store_cookies(resp);
+        match read_wait_page(resp).map_err(AuthError::HostScan)? {
+            WaitPage::Refresh => Ok(None),
+            WaitPage::Ready => {
+                self.path = self.host_scan_return.clone();
+                Ok(Some(self.init_request()))
+            }
+        }
     }
 
     fn second_certificate(
@@ -755,7 +815,11 @@ impl AuthExchange {
             let body = crate::form::urlencode(answers).into_bytes();
             return self.request("POST", body, Some("application/x-www-form-urlencoded"));
         }
-        let body = reply_xml(&self.settings.identity, self.opaque.as_deref(), answers);
+        let mut body = reply_xml(&self.settings.identity, self.opaque.as_deref(), answers);
+        if let Some(token) = &self.host_scan_token {
+            let element = format!("<host-scan-token>{}</host-scan-token>", escape(token));
+            body.insert_str(body.len() - "</config-auth>".len(), &element);
+        }
         self.post(body)
     }
 

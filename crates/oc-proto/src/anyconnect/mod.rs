@@ -7,6 +7,7 @@
 //! - [`dtls_cipher`]: DTLS suite offers and ocserv's choice among them;
 //! - [`dtls_hello`]: the tunnel id in a DTLS ClientHello (server-side dispatch);
 //! - [`mtu_probe`]: path-MTU detection over DTLS with echoed DPD probes;
+//! - [`host_scan`]: the host scan (CSD) a gateway asks for, run by `--csd-wrapper`;
 //! - [`frame`]: packet framing on the CSTP (TLS) and DTLS channels;
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
 //!   tunnel, driven by a caller-supplied clock;
@@ -23,6 +24,7 @@ pub mod connect;
 pub mod dtls_cipher;
 pub mod dtls_hello;
 pub mod frame;
+pub mod host_scan;
 pub mod mtu_probe;
 pub mod multicert;
 pub mod profile;

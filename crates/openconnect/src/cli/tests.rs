@@ -163,12 +163,19 @@ fn unsupported_options_are_named() {
     let o = Options::from_args(args(&["openconnect", "--os=beos", "vpn"])).unwrap();
     assert!(o.validate().is_err());
     let wrapper = ["openconnect", "--csd-wrapper=/bin/true", "vpn"];
-    let o = Options::from_args(args(&wrapper)).unwrap();
+    assert!(Options::from_args(args(&wrapper))
+        .unwrap()
+        .validate()
+        .is_ok());
+    let fortinet = [
+        "openconnect",
+        "--protocol=fortinet",
+        "--csd-wrapper=/bin/true",
+        "vpn",
+    ];
+    let o = Options::from_args(args(&fortinet)).unwrap();
     let err = o.validate().unwrap_err().to_string();
-    assert!(
-        err.contains("--protocol=gp") && err.contains("CSD"),
-        "{err}"
-    );
+    assert!(err.contains("this protocol has none"), "{err}");
     let gp = [
         "openconnect",
         "--protocol=gp",

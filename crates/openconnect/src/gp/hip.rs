@@ -154,8 +154,8 @@ impl Hip {
             command.env("APP_VERSION", &client.app_version);
         }
         if let Some(user) = &self.csd_user {
-            let (uid, gid) = user_ids(user)?;
-            command.uid(uid).gid(gid);
+            let (uid, gid, home) = crate::host_scan::csd_user_ids(user)?;
+            command.uid(uid).gid(gid).env("HOME", home);
         }
         let failed = |why: String| ClientError::System(format!("HIP script '{shown}' {why}"));
         let mut child = command
@@ -186,15 +186,4 @@ impl Hip {
         );
         String::from_utf8(report).map_err(|_| failed("wrote a report that is not UTF-8".into()))
     }
-}
-
-/// `--csd-user`'s user and group ids.
-fn user_ids(name: &str) -> Result<(u32, u32), ClientError> {
-    let user = match name.parse::<u32>() {
-        Ok(uid) => nix::unistd::User::from_uid(uid.into()),
-        Err(_) => nix::unistd::User::from_name(name),
-    }
-    .map_err(|e| ClientError::System(format!("--csd-user {name}: {e}")))?
-    .ok_or_else(|| ClientError::Usage(format!("--csd-user {name}: no such user")))?;
-    Ok((user.uid.as_raw(), user.gid.as_raw()))
 }

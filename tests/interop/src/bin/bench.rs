@@ -2384,8 +2384,8 @@ async fn open_session(
             AuthStep::SecondCertificate(_) => {
                 return Err("the server asks for a second certificate".into())
             }
-            AuthStep::SingleSignOn { .. } => {
-                return Err("the server asks for a single-sign-on login".into())
+            AuthStep::SingleSignOn { .. } | AuthStep::HostScan(_) => {
+                return Err("the server asks for a browser login or a host scan".into())
             }
             AuthStep::Success(done) => break (done.cookie, close),
         }

@@ -176,6 +176,59 @@ fn single_sign_on_is_offered_and_its_token_posted() {
     assert!(!init.headers.iter().any(|(n, _)| n.contains("STRAP")));
 }
 
+#[test]
+fn a_host_scan_comes_first_and_its_token_follows_the_login() {
+    const SCAN: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<config-auth client="vpn" type="auth-request"><auth id="main"><message>Scan</message></auth>
+<host-scan><host-scan-ticket>T1</host-scan-ticket><host-scan-token>TOK</host-scan-token>
+<host-scan-base-uri>/+CSCOE+/sdesktop/</host-scan-base-uri>
+<host-scan-wait-uri>/+CSCOE+/sdesktop/wait.html</host-scan-wait-uri></host-scan></config-auth>"#;
+    let mut ex = exchange();
+    let init = ex.init_request();
+    let step = ex.handle_response(&response(200, &[], SCAN)).unwrap();
+    let AuthStep::HostScan(scan) = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!((scan.ticket.as_str(), scan.token.as_str()), ("T1", "TOK"));
+    let wait = ex.wait_request(&scan);
+    assert_eq!(
+        (wait.method, wait.path.as_str()),
+        ("GET", "/+CSCOE+/sdesktop/wait.html")
+    );
+    assert!(wait
+        .headers
+        .contains(&("Cookie".into(), "sdesktop=TOK".into())));
+    let refresh = response(
+        200,
+        &[],
+        "<html><meta http-equiv=\"refresh\" content=\"1\">",
+    );
+    assert_eq!(ex.wait_response(&refresh), Ok(None));
+    let again = ex
+        .wait_response(&response(200, &[], "<?xml version=\"1.0\"?><x/>"))
+        .unwrap()
+        .unwrap();
+    assert_eq!((again.path.as_str(), &again.body), ("/eng", &init.body));
+    // A second <host-scan> is not run again; the form's reply carries the token.
+    let form = OCSERV_FORM.replace("</config-auth>", "<host-scan><host-scan-ticket>T2</host-scan-ticket><host-scan-token>X</host-scan-token><host-scan-base-uri>/b</host-scan-base-uri><host-scan-wait-uri>/w</host-scan-wait-uri></host-scan></config-auth>");
+    assert!(matches!(
+        ex.handle_response(&response(200, &[], &form)),
+        Ok(AuthStep::Form(_))
+    ));
+    let reply = String::from_utf8(ex.reply(&[("username".into(), "u".into())]).body).unwrap();
+    assert!(
+        reply.ends_with("</auth><host-scan-token>TOK</host-scan-token></config-auth>"),
+        "{reply}"
+    );
+    // An incomplete <host-scan> is no host scan; a broken wait page is an error.
+    let partial = SCAN.replace("<host-scan-ticket>T1</host-scan-ticket>", "");
+    assert_eq!(parse_auth_document(&partial).unwrap().host_scan, None);
+    assert!(matches!(
+        ex.wait_response(&response(200, &[], "plain text")),
+        Err(AuthError::HostScan(_))
+    ));
+}
+
 fn challenge(status: u16, www_authenticate: &[&str]) -> Response {
     let mut resp = response(status, &[], "");
     resp.head.headers = www_authenticate
