@@ -128,7 +128,7 @@ pub async fn run(mut opts: Options) -> Result<Finished, ClientError> {
             opts.no_dtls = true;
         }
     }
-    let endpoint = Endpoint {
+    let mut endpoint = Endpoint {
         proxy,
         resolve: opts.resolve_entries()?,
         tls,
@@ -171,7 +171,7 @@ pub async fn run(mut opts: Options) -> Result<Finished, ClientError> {
     let (cookie, peer_addr, fingerprint, conn) = match webvpn_cookie(given_cookie)? {
         Some(c) => (c, None, None, None),
         None => {
-            let mut login = authenticate(&opts, &endpoint, stdin_password).await?;
+            let mut login = authenticate(&opts, &mut endpoint, stdin_password).await?;
             if let (Some(local), Some(offered)) = (&local_profile, &login.profile) {
                 let ua = user_agent(&opts);
                 profile::update(
@@ -414,7 +414,7 @@ fn form_filler(opts: &Options, password: Option<String>) -> Result<FormFiller, C
 
 async fn authenticate(
     opts: &Options,
-    endpoint: &Endpoint,
+    endpoint: &mut Endpoint,
     password: Option<String>,
 ) -> Result<Login, ClientError> {
     let mut filler = form_filler(opts, password)?;
@@ -453,6 +453,13 @@ async fn authenticate(
         match exchange.handle_response(&response)? {
             AuthStep::Form(form) => request = exchange.reply(&filler.fill(&form)?),
             AuthStep::Send(next) => request = next,
+            AuthStep::NewServer { url, request: next } => {
+                info!("The server moved the login to {url}");
+                endpoint.proxy = proxy_settings(opts, &url.host)?;
+                endpoint.url = url;
+                conn = endpoint.connect().await?;
+                request = next;
+            }
             AuthStep::HostScan(scan) => {
                 request = host_scan::scan_and_wait(opts, endpoint, &mut conn, &mut exchange, &scan)
                     .await?;

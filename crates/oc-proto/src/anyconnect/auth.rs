@@ -50,10 +50,14 @@ pub enum AuthError {
     Rejected { status: u16, reason: String },
     #[error("unexpected HTTP {status} {reason} during authentication")]
     Http { status: u16, reason: String },
-    #[error("server redirected to {0}, another host; cross-host redirects are not supported yet")]
+    #[error(
+        "the login form posts to {0}, another server; this client follows only redirects there"
+    )]
     ForeignRedirect(String),
     #[error("redirect without a usable Location header")]
     BadRedirect,
+    #[error("server redirected to a URL this client does not follow: {0}")]
+    RedirectRefused(String),
     #[error("server reported: {0}")]
     Server(String),
     #[error("authentication finished but the server sent no webvpn cookie")]
@@ -476,6 +480,12 @@ pub enum AuthStep {
         form: AuthForm,
         login: SsoLogin,
     },
+    /// The login moved to another server (a redirect to another host or port): connect
+    /// there (and tunnel there afterwards), and send `request`.
+    NewServer {
+        url: ServerUrl,
+        request: Request,
+    },
     /// Run the host scan (`--csd-wrapper`), then poll [`AuthExchange::wait_request`] until
     /// [`AuthExchange::wait_response`] says it is done.
     HostScan(HostScan),
@@ -847,8 +857,29 @@ impl AuthExchange {
 
     fn follow_redirect(&mut self, resp: &Response) -> Result<AuthStep, AuthError> {
         let location = resp.head.header("Location").ok_or(AuthError::BadRedirect)?;
+        if location.contains("://") {
+            let target = ServerUrl::parse(location)
+                .map_err(|e| AuthError::RedirectRefused(format!("{location}: {e}")))?;
+            let same_server = target.host.eq_ignore_ascii_case(&self.settings.url.host)
+                && target.port == self.settings.url.port;
+            if !same_server {
+                return Ok(self.move_to(target));
+            }
+        }
         self.path = self.resolve_path(location)?;
         Ok(AuthStep::Send(self.init_request()))
+    }
+
+    /// Another server takes over the login (an ASA's load balancing): the login starts
+    /// again there, without the first server's cookies.
+    fn move_to(&mut self, target: ServerUrl) -> AuthStep {
+        self.path = target.request_path();
+        self.settings.url = target;
+        self.cookies.clear();
+        AuthStep::NewServer {
+            url: self.settings.url.clone(),
+            request: self.init_request(),
+        }
     }
 }
 

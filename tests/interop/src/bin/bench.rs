@@ -2384,8 +2384,10 @@ async fn open_session(
             AuthStep::SecondCertificate(_) => {
                 return Err("the server asks for a second certificate".into())
             }
-            AuthStep::SingleSignOn { .. } | AuthStep::HostScan(_) => {
-                return Err("the server asks for a browser login or a host scan".into())
+            AuthStep::SingleSignOn { .. } | AuthStep::HostScan(_) | AuthStep::NewServer { .. } => {
+                return Err(
+                    "the server asks for a browser login, a host scan or another server".into(),
+                )
             }
             AuthStep::Success(done) => break (done.cookie, close),
         }

@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! sso_gateway --listen ADDR:PORT --cert PEM --key PEM [--mode external|embedded]
-//!             [--bearer TOKEN] [--log FILE]
+//!             [--bearer TOKEN] [--redirect-to URL] [--log FILE]
 //! ```
+//!
+//! With `--redirect-to`, it is an ASA that balances its load: every login POST is
+//! redirected (302) to URL, another server that takes the login over.
 //!
 //! With `--bearer`, the gateway is an OpenID Connect resource server instead, as ocserv's
 //! `oidc` back end: every XML request without `Authorization: Bearer TOKEN` gets `401` with
@@ -59,6 +62,7 @@ struct Login {
 struct Gateway {
     host: String,
     bearer: Option<String>,
+    redirect_to: Option<String>,
     embedded_only: bool,
     secret: Vec<u8>,
     logins: Mutex<HashMap<u64, Login>>,
@@ -74,6 +78,11 @@ impl Site for Gateway {
 
     fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<()> {
         let outcome = match (&request.method, request.path()) {
+            (Method::Post, _) if self.redirect_to.is_some() => {
+                let to = self.redirect_to.as_deref().unwrap_or_default();
+                log!("sent the login to {to}");
+                Ok(redirect(to))
+            }
             (Method::Post, _) if self.bearer.is_some() => self.resource_server(request),
             (Method::Post, _) => self.xml(request),
             (Method::Get, "/+CSCOE+/saml/sp/login") => self.start_login(request),
@@ -310,6 +319,7 @@ struct Options {
     key: PathBuf,
     embedded_only: bool,
     bearer: Option<String>,
+    redirect_to: Option<String>,
     log: Option<PathBuf>,
 }
 
@@ -317,7 +327,7 @@ fn parse_args() -> Result<Options, String> {
     let mut args = std::env::args().skip(1);
     let (mut listen, mut cert, mut key, mut log, mut embedded_only) =
         (None, None, None, None, false);
-    let mut bearer = None;
+    let (mut bearer, mut redirect_to) = (None, None);
     while let Some(name) = args.next() {
         let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
         match name.as_str() {
@@ -332,6 +342,7 @@ fn parse_args() -> Result<Options, String> {
             "--key" => key = Some(PathBuf::from(value)),
             "--log" => log = Some(PathBuf::from(value)),
             "--bearer" => bearer = Some(value),
+            "--redirect-to" => redirect_to = Some(value),
             "--mode" => {
                 embedded_only = match value.as_str() {
                     "embedded" => true,
@@ -349,6 +360,7 @@ fn parse_args() -> Result<Options, String> {
         key: key.ok_or_else(|| need("--key"))?,
         embedded_only,
         bearer,
+        redirect_to,
         log,
     })
 }
@@ -363,6 +375,7 @@ fn main() -> ExitCode {
         let site = Gateway {
             host: options.listen.to_string(),
             bearer: options.bearer,
+            redirect_to: options.redirect_to,
             embedded_only: options.embedded_only,
             secret,
             logins: Mutex::default(),
@@ -382,7 +395,7 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!(
                 "sso_gateway: {e}\nusage: sso_gateway --listen ADDR:PORT --cert PEM --key PEM \
-                 [--mode external|embedded] [--bearer TOKEN] [--log FILE]"
+                 [--mode external|embedded] [--bearer TOKEN] [--redirect-to URL] [--log FILE]"
             );
             ExitCode::from(2)
         }

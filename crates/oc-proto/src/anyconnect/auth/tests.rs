@@ -495,10 +495,15 @@ fn failures() {
     let mut redirect = response(302, &[], "");
     redirect.head.headers.push(Header {
         name: "Location".into(),
-        value: "https://evil.example/".into(),
+        value: "http://plain.example/".into(),
     });
     assert!(matches!(
         ex.handle_response(&redirect),
+        Err(AuthError::RedirectRefused(_))
+    ));
+    let action = OCSERV_FORM.replace("action=\"/auth\"", "action=\"https://other.example/auth\"");
+    assert!(matches!(
+        ex.handle_response(&response(200, &[], &action)),
         Err(AuthError::ForeignRedirect(_))
     ));
     for _ in 0..20 {
@@ -508,6 +513,38 @@ fn failures() {
         ex.handle_response(&response(200, &[], OCSERV_FORM)),
         Err(AuthError::TooManyRounds(16))
     );
+}
+
+#[test]
+fn another_server_takes_the_login_over() {
+    let mut ex = exchange();
+    let init = ex.init_request();
+    ex.handle_response(&response(200, &["webvpnlogin=1"], OCSERV_FORM))
+        .unwrap();
+    let mut redirect = response(302, &[], "");
+    redirect.head.headers.push(Header {
+        name: "Location".into(),
+        value: "https://vpn2.example:4443/eng?lb=1".into(),
+    });
+    let step = ex.handle_response(&redirect).unwrap();
+    let AuthStep::NewServer { url, request } = step else {
+        panic!("{step:?}")
+    };
+    assert_eq!((url.host.as_str(), url.port), ("vpn2.example", 4443));
+    assert_eq!(request.path, "/eng?lb=1");
+    let body = String::from_utf8(request.body).unwrap();
+    assert!(String::from_utf8(init.body)
+        .unwrap()
+        .contains("type=\"init\""));
+    assert!(body.contains("type=\"init\""), "{body}");
+    assert!(
+        body.contains("<group-access>https://vpn2.example:4443/eng?lb=1</group-access>"),
+        "{body}"
+    );
+    assert!(request
+        .headers
+        .contains(&("Host".into(), "vpn2.example:4443".into())));
+    assert!(!request.headers.iter().any(|(n, _)| n == "Cookie"));
 }
 
 #[test]
