@@ -1,5 +1,6 @@
 //! Client certificates (`-c`, `-k`, `-p`): a PEM certificate with its chain and a PEM or
-//! DER key, a PKCS#12 file, or objects on a PKCS#11 token (`pkcs11:` URIs, either or both).
+//! DER key, a PKCS#12 file, objects on a PKCS#11 token (`pkcs11:` URIs, either or both), or
+//! a key in the TPM (a `TSS2 PRIVATE KEY` file).
 
 use std::path::{Path, PathBuf};
 
@@ -8,7 +9,7 @@ use openssl::pkcs12::Pkcs12;
 use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 
-use crate::{pkcs11, read, TlsError};
+use crate::{pkcs11, read, tpm2, TlsError};
 
 /// A client certificate and its key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub(crate) struct LoadedCert {
     pub(crate) cert: X509,
     pub(crate) chain: Vec<X509>,
     pub(crate) key: PKey<Private>,
+    /// The key signs only with PKCS#1 v1.5 (an RSA key in a TPM): TLS 1.2 at most.
+    pub(crate) pkcs1_tls12: bool,
 }
 
 pub(crate) fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsError> {
@@ -37,8 +40,30 @@ pub(crate) fn load_client_cert(spec: &ClientCertSpec) -> Result<LoadedCert, TlsE
         return pkcs12(&spec.cert, &data, spec.password.as_deref().unwrap_or(""));
     }
     let (cert, chain) = pem_chain(&spec.cert, &data)?;
-    let key = file_key(key_source, spec.password.as_deref())?;
-    Ok(LoadedCert { cert, chain, key })
+    let key_data = read(key_source, "private key")?;
+    if tpm2::is_tpm_key(&key_data) {
+        let key = tpm2::private_key(key_source, &key_data, &cert)?;
+        let pkcs1_tls12 = tpm2::needs_pkcs1_tls12(&cert);
+        return Ok(LoadedCert {
+            cert,
+            chain,
+            key,
+            pkcs1_tls12,
+        });
+    }
+    let key = file_key(key_source, &key_data, spec.password.as_deref())?;
+    Ok(LoadedCert::new(cert, chain, key))
+}
+
+impl LoadedCert {
+    fn new(cert: X509, chain: Vec<X509>, key: PKey<Private>) -> Self {
+        Self {
+            cert,
+            chain,
+            key,
+            pkcs1_tls12: false,
+        }
+    }
 }
 
 /// A certificate and key of which one or both are on a PKCS#11 token.
@@ -56,9 +81,9 @@ fn load_with_token(spec: &ClientCertSpec, key_source: &Path) -> Result<LoadedCer
     };
     let key = match token_uri(key_source) {
         Some(uri) => pkcs11::private_key(&uri, pin, &cert, cert_id.as_deref())?,
-        None => file_key(key_source, pin)?,
+        None => file_key(key_source, &read(key_source, "private key")?, pin)?,
     };
-    Ok(LoadedCert { cert, chain, key })
+    Ok(LoadedCert::new(cert, chain, key))
 }
 
 /// The PKCS#11 URI a `-c`/`-k` value is, if it is one.
@@ -96,7 +121,7 @@ fn pkcs12(path: &Path, data: &[u8], password: &str) -> Result<LoadedCert, TlsErr
         .ca
         .map(|s| s.into_iter().collect())
         .unwrap_or_default();
-    Ok(LoadedCert { cert, chain, key })
+    Ok(LoadedCert::new(cert, chain, key))
 }
 
 /// The first PEM certificate in `data` and the chain after it.
@@ -110,10 +135,9 @@ fn pem_chain(path: &Path, data: &[u8]) -> Result<(X509, Vec<X509>), TlsError> {
     Ok((cert, certs.collect()))
 }
 
-/// The private key in the file at `path`.
-fn file_key(path: &Path, password: Option<&str>) -> Result<PKey<Private>, TlsError> {
-    let data = read(path, "private key")?;
-    private_key(&data, password).map_err(|e| {
+/// The private key `data` read from the file at `path`.
+fn file_key(path: &Path, data: &[u8], password: Option<&str>) -> Result<PKey<Private>, TlsError> {
+    private_key(data, password).map_err(|e| {
         load_err(
             "private key",
             path,

@@ -40,6 +40,7 @@ pub mod remote_key;
 pub mod server;
 pub mod socket;
 pub mod sso;
+pub mod tpm2;
 
 pub use client_cert::ClientCertSpec;
 pub use insecure::{enable_insecure_crypto, InsecureCrypto};
@@ -416,6 +417,9 @@ fn add_trust_and_identity(
             builder.add_extra_chain_cert(extra)?;
         }
         builder.set_private_key(&loaded.key)?;
+        if loaded.pkcs1_tls12 {
+            tpm2::pkcs1_tls12_only(builder)?;
+        }
         builder.check_private_key().map_err(|e| TlsError::Load {
             what: "private key",
             path: spec.key.clone().unwrap_or_else(|| spec.cert.clone()),

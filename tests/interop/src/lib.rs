@@ -83,10 +83,13 @@ fn key() -> PKey<Private> {
     PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
 }
 
-fn cert(
+/// A certificate for `cn` and `pubkey`, signed by `signer`: self-signed as a CA without
+/// an `issuer`, else issued by that CA.
+fn cert<T: openssl::pkey::HasPublic>(
     cn: &str,
-    pubkey: &PKey<Private>,
-    issuer: Option<(&X509, &PKey<Private>)>,
+    pubkey: &openssl::pkey::PKeyRef<T>,
+    issuer: Option<&X509>,
+    signer: &PKey<Private>,
     san: Option<&str>,
 ) -> X509 {
     let mut name = X509NameBuilder::new().unwrap();
@@ -110,9 +113,9 @@ fn cert(
             b.set_issuer_name(&name).unwrap();
             b.append_extension(BasicConstraints::new().critical().ca().build().unwrap())
                 .unwrap();
-            b.sign(pubkey, MessageDigest::sha256()).unwrap();
+            b.sign(signer, MessageDigest::sha256()).unwrap();
         }
-        Some((ca, ca_key)) => {
+        Some(ca) => {
             b.set_issuer_name(ca.subject_name()).unwrap();
             if let Some(ip) = san {
                 let ext = SubjectAlternativeName::new()
@@ -122,7 +125,7 @@ fn cert(
                     .unwrap();
                 b.append_extension(ext).unwrap();
             }
-            b.sign(ca_key, MessageDigest::sha256()).unwrap();
+            b.sign(signer, MessageDigest::sha256()).unwrap();
         }
     }
     b.build()
@@ -137,9 +140,9 @@ fn rand_u32() -> u32 {
 impl Pki {
     pub fn create(dir: &Path, server_ip: &str) -> Self {
         let ca_key = key();
-        let ca = cert("ferroconnect test CA", &ca_key, None, None);
+        let ca = cert("ferroconnect test CA", &ca_key, None, &ca_key, None);
         let srv_key = key();
-        let srv = cert("vpn.test", &srv_key, Some((&ca, &ca_key)), Some(server_ip));
+        let srv = cert("vpn.test", &srv_key, Some(&ca), &ca_key, Some(server_ip));
         let pki = Self {
             ca_pem: dir.join("ca.pem"),
             server_cert: dir.join("server.pem"),
@@ -165,7 +168,8 @@ impl Pki {
         let srv = cert(
             "vpn.test",
             key,
-            Some((&self.ca, &self.ca_key)),
+            Some(&self.ca),
+            &self.ca_key,
             Some(server_ip),
         );
         let paths = (
@@ -183,7 +187,8 @@ impl Pki {
         let srv = cert(
             "vpn.test",
             &srv_key,
-            Some((&self.ca, &self.ca_key)),
+            Some(&self.ca),
+            &self.ca_key,
             Some(server_ip),
         );
         fs::write(&self.server_cert, srv.to_pem().unwrap()).unwrap();
@@ -252,7 +257,7 @@ impl Pki {
         p12_password: &str,
     ) -> (PathBuf, PathBuf, PathBuf) {
         let key = key();
-        let cert = cert(cn, &key, Some((&self.ca, &self.ca_key)), None);
+        let cert = cert(cn, &key, Some(&self.ca), &self.ca_key, None);
         let paths = (
             dir.join(format!("{cn}.pem")),
             dir.join(format!("{cn}.key")),
@@ -272,13 +277,23 @@ impl Pki {
 }
 
 impl Pki {
+    /// A client certificate for `cn` on the public key in the PEM file `public` (a key
+    /// kept elsewhere: a TPM, a token), written to `dir/CN.pem`.
+    pub fn client_cert_for_public_key(&self, dir: &Path, cn: &str, public: &Path) -> PathBuf {
+        let public = PKey::public_key_from_pem(&fs::read(public).unwrap()).unwrap();
+        let cert = cert(cn, &public, Some(&self.ca), &self.ca_key, None);
+        let path = dir.join(format!("{cn}.pem"));
+        fs::write(&path, cert.to_pem().unwrap()).unwrap();
+        path
+    }
+
     /// A client certificate for `cn` on a P-256 key, as PEM certificate + PKCS#8 key:
     /// (cert, key).
     pub fn client_cert_ec(&self, dir: &Path, cn: &str) -> (PathBuf, PathBuf) {
         let group =
             openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap();
         let key = PKey::from_ec_key(openssl::ec::EcKey::generate(&group).unwrap()).unwrap();
-        let cert = cert(cn, &key, Some((&self.ca, &self.ca_key)), None);
+        let cert = cert(cn, &key, Some(&self.ca), &self.ca_key, None);
         let paths = (
             dir.join(format!("{cn}-ec.pem")),
             dir.join(format!("{cn}-ec.key")),

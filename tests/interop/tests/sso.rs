@@ -159,8 +159,11 @@ fn headless_login_survives_stray_requests() {
     assert_eq!(status("/api/sso/!!!not-base64"), "404");
     assert_eq!(status(&format!("/{}", "x".repeat(5000))), "404");
     // An empty connection, then one that says nothing and goes.
-    sso.in_client("exec 3<>/dev/tcp/127.0.0.1/29786; exec 3>&-");
-    sso.in_client("printf '\\r\\n\\r\\n' > /dev/tcp/127.0.0.1/29786");
+    let empty = "timeout 3 bash -c 'exec 3<>/dev/tcp/127.0.0.1/29786' && echo open";
+    assert_eq!(sso.in_client(empty).trim(), "open");
+    let blank =
+        "timeout 3 bash -c \"printf '\\r\\n\\r\\n' >/dev/tcp/127.0.0.1/29786\" && echo sent";
+    assert_eq!(sso.in_client(blank).trim(), "sent");
     let browsed = sso.in_client(&format!("{} '{url}'", sso.browser.display()));
     assert_eq!(
         sso.lab.wait_client(SECS(15)),
