@@ -432,7 +432,7 @@ pub struct Options {
     #[arg(long, help_heading = "Networking")]
     pub disable_ipv6: bool,
     /// Copy each packet's IPv4 TOS / IPv6 traffic class onto the DTLS or ESP datagram
-    /// that carries it (AnyConnect DTLS, GlobalProtect ESP)
+    /// that carries it (every protocol's DTLS and ESP)
     #[arg(long, help_heading = "Networking")]
     pub passtos: bool,
     /// Do not use DTLS; all data goes over TLS

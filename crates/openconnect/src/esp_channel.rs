@@ -105,7 +105,8 @@ impl EspChannel<JuniperProber> {
             Some(juniper_dpd(opts, params.ssl_fallback)),
             now,
         );
-        Self::open(server, opts.dtls_local_port, session).await
+        let channel = Self::open(server, opts.dtls_local_port, session).await?;
+        Ok(channel.pass_tos(opts.passtos))
     }
 }
 

@@ -293,9 +293,17 @@ impl PppUdp {
         channel.send_record(frame).await
     }
 
-    /// Queues one PPP frame as one record; [`PppUdp::flush`] sends the batch.
-    pub(crate) async fn queue_frame(&mut self, frame: &[u8]) -> Result<(), String> {
+    /// Queues one PPP frame as one record; [`PppUdp::flush`] sends the batch. With a
+    /// traffic class (`--passtos`: the carried packet's), the datagram is marked with it.
+    pub(crate) async fn queue_frame(
+        &mut self,
+        frame: &[u8],
+        class: Option<u8>,
+    ) -> Result<(), String> {
         let channel = self.channel.as_mut().ok_or("DTLS is not up")?;
+        if let Some(class) = class {
+            channel.mark(class).await?;
+        }
         channel.queue_record(frame).await
     }
 

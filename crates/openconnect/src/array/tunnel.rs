@@ -362,7 +362,11 @@ impl TunnelProtocol for ArrayTunnel<'_> {
             let mut failed = None;
             while next < count {
                 if let Some(packet) = up.framed_mut(next) {
-                    if let Err(e) = udp.queue_frame(packet).await {
+                    let class = match self.opts.passtos {
+                        true => oc_proto::ip::traffic_class(packet),
+                        false => None,
+                    };
+                    if let Err(e) = udp.queue_frame(packet, class).await {
                         failed = Some(e);
                         break;
                     }

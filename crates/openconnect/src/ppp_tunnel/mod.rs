@@ -235,7 +235,11 @@ impl PppTunnel<'_> {
                 continue;
             }
             self.host.stats.sent(packet.len());
-            result = udp.queue_frame(&self.out).await;
+            let class = match self.opts.passtos {
+                true => oc_proto::ip::traffic_class(packet),
+                false => None,
+            };
+            result = udp.queue_frame(&self.out, class).await;
             if result.is_err() {
                 break;
             }
