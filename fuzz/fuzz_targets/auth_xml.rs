@@ -79,6 +79,7 @@ fn server_document(text: &str) {
         multicert: true,
         external_auth: None,
         bearer_token: None,
+        negotiator: None,
     };
     let mut exchange = AuthExchange::new(settings);
     let _ = exchange.init_request();

@@ -31,6 +31,7 @@ mod client_cert;
 pub mod dtls;
 pub mod esp;
 mod ffi;
+pub mod gssapi;
 mod insecure;
 pub mod mca;
 pub mod memory;

@@ -103,9 +103,8 @@ SOFTWARE TOKENS
       -F yubikey_oath_pin:yubikey_pin=...).
     oidc: --token-secret is an OpenID Connect bearer token (or @FILE, /FILE holding it),
       sent as the Authorization: Bearer header when an AnyConnect server (ocserv's oidc back end)
-      answers 401 with a Bearer challenge; a second 401 means it was refused. This client
-      then also sends X-Support-HTTP-Auth (openconnect sends it always; we speak no
-      GSSAPI, and ocserv turns to GSSAPI on that header).
+      answers 401 with a Bearer challenge; a second 401 means it was refused (see HTTP
+      AUTHENTICATION).
     Token secrets are never logged.
 
 COMPRESSION
@@ -128,10 +127,10 @@ PROXIES
     -P sends every HTTPS connection through a proxy: http:// (or no scheme) asks an HTTP
     proxy to CONNECT, socks:// and socks5:// ask a SOCKS5 proxy. A user name and password
     may precede the host, %-escaped (DOMAIN\\user as DOMAIN%5Cuser). HTTP proxies get
-    NTLM (NTLMv2), Digest (MD5, SHA-256, -sess forms), or Basic when --proxy-auth names it
-    (it sends the password in the clear), in that order; a proxy that answers with
-    Connection: close is reconnected for each try. GSSAPI (Negotiate) is not spoken yet:
-    a proxy that offers only that is an error naming it. SOCKS5 gets
+    GSSAPI (Negotiate, with the desktop's Kerberos ticket), NTLM (NTLMv2), Digest (MD5,
+    SHA-256, -sess forms), or Basic when --proxy-auth names it (it sends the password in
+    the clear), in that order; a proxy that answers with Connection: close is reconnected
+    for each try. SOCKS5 gets
     the user name and password when the URL has them, unless --proxy-auth leaves out
     basic. Without -P, the https_proxy variable names the proxy (--libproxy also reads
     HTTPS_PROXY, http_proxy, HTTP_PROXY); a server named in no_proxy (names, parent
@@ -150,12 +149,16 @@ SINGLE SIGN-ON
     helpers that log in by themselves.
 
 HTTP AUTHENTICATION
-    A server that answers 401 gets the methods --http-auth allows (default: all but
-    basic; names basic, digest, ntlm, gssapi, bearer) that this client speaks: Bearer,
-    with --token-mode=oidc's token (openconnect 9.x needs --http-auth=bearer for that;
-    here it is the default). openconnect answers Basic and Digest to a server never, and
-    Negotiate and NTLM with the desktop's Kerberos or winbind credentials, which this
-    version does not speak yet: such a challenge is an error naming it.
+    Logins offer HTTP authentication (X-Support-HTTP-Auth) as openconnect does; a server
+    that answers 401 gets the methods --http-auth allows (default: all but basic; names
+    basic, digest, ntlm, gssapi, bearer) that this client speaks: Negotiate (GSSAPI) with
+    the desktop's Kerberos ticket (kinit; KRB5CCNAME, KRB5_CONFIG), as ocserv's gssapi
+    back end asks, then Bearer with --token-mode=oidc's token (openconnect 9.x needs
+    --http-auth=bearer for that; here it is the default). When neither works and the
+    server allows it (X-HTTP-Auth-Support: fallback), the login goes on with its forms.
+    Like openconnect, Basic and Digest are never sent to a server; NTLM single sign-on
+    (winbind's helper) is not spoken: such a challenge is an error naming it. Proxies
+    get Negotiate the same way (first, when --proxy-auth allows gssapi).
 
 HOST CHECKS
     --csd-wrapper runs the script a gateway's host check needs, never a program the
@@ -642,16 +645,18 @@ impl Options {
         }
     }
 
-    /// Whether `--http-auth` lets a Bearer challenge be answered (it does by default).
-    pub fn bearer_allowed(&self) -> Result<bool, ClientError> {
+    /// Which of the server's challenges `--http-auth` lets us answer: (Bearer, GSSAPI);
+    /// both by default.
+    pub fn http_auth_methods(&self) -> Result<(bool, bool), ClientError> {
         let Some(list) = &self.http_auth else {
-            return Ok(true);
+            return Ok((true, true));
         };
-        let mut bearer = false;
+        let (mut bearer, mut gssapi) = (false, false);
         for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             match name.to_ascii_lowercase().as_str() {
                 "bearer" => bearer = true,
-                "basic" | "digest" | "ntlm" | "gssapi" | "negotiate" => {}
+                "gssapi" | "negotiate" => gssapi = true,
+                "basic" | "digest" | "ntlm" => {}
                 _ => {
                     return Err(ClientError::Usage(format!(
                         "--http-auth: unknown method {name:?} (use a comma-separated list of \
@@ -660,11 +665,11 @@ impl Options {
                 }
             }
         }
-        Ok(bearer)
+        Ok((bearer, gssapi))
     }
 
     pub fn validate(&self) -> Result<(), ClientError> {
-        if !self.bearer_allowed()? && self.token_mode.as_deref() == Some("oidc") {
+        if !self.http_auth_methods()?.0 && self.token_mode.as_deref() == Some("oidc") {
             return Err(ClientError::Usage(
                 "--token-mode=oidc sends a bearer token, which --http-auth leaves out: add \
                  bearer to it"

@@ -442,6 +442,11 @@ async fn authenticate(
             Some("oidc") => Some(token::bearer_token(opts.token_secret.as_deref())?),
             _ => None,
         },
+        negotiator: opts.http_auth_methods()?.1.then(|| {
+            oc_proto::client_proxy::auth::NegotiatorHandle(std::sync::Arc::new(
+                oc_tls::gssapi::Kerberos,
+            ))
+        }),
     });
     let mut conn = endpoint.connect().await?;
     let mut request = exchange.init_request();

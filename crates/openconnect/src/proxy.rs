@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use oc_proto::client_proxy::auth::{AllowedMethods, Fresh, ProxyAuth};
+use oc_proto::client_proxy::auth::{AllowedMethods, Fresh, NegotiatorHandle, ProxyAuth};
 use oc_proto::client_proxy::http_connect::{HttpConnect, HttpStep};
 use oc_proto::client_proxy::socks5::{Socks5Connect, SocksStep};
 use oc_proto::client_proxy::{ProxyError, ProxyKind, ProxyUrl};
@@ -51,7 +51,9 @@ impl ProxySettings {
         host: &str,
         port: u16,
     ) -> Result<(TcpStream, SocketAddr), ClientError> {
-        let auth = ProxyAuth::new(self.methods, self.url.credentials.clone());
+        let kerberos = NegotiatorHandle(std::sync::Arc::new(oc_tls::gssapi::Kerberos));
+        let auth = ProxyAuth::new(self.methods, self.url.credentials.clone())
+            .with_negotiator(kerberos, &self.url.host);
         let mut handshake = HttpConnect::new(host, port, &self.user_agent, auth);
         let (mut tcp, mut addr) = self.tcp().await?;
         info!("Requesting HTTP proxy connection to {}", handshake.target());

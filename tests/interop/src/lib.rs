@@ -10,6 +10,7 @@
 
 pub mod gateway;
 pub mod gateway_lab;
+pub mod kdc;
 
 use std::collections::HashMap;
 use std::fs;

@@ -1,6 +1,6 @@
 //! Our client through real proxies started in the server's namespace: tinyproxy (HTTP
-//! CONNECT, Basic), squid (Digest; NTLM through its fake helper) and dante (SOCKS5 with a
-//! user name and password). The
+//! CONNECT, Basic), squid (Digest; NTLM through its fake helper; Negotiate with a
+//! Kerberos realm of the lab's own) and dante (SOCKS5 with a user name and password). The
 //! server refuses TCP from the client's address, so only a proxied connection logs in;
 //! the tunnel then carries pings with no UDP at all (no DTLS through a proxy).
 
@@ -9,6 +9,7 @@
 use std::fs;
 use std::time::Duration;
 
+use ferroconnect_interop::kdc::{Kdc, REALM};
 use ferroconnect_interop::{login_args, output_text, sh, wait_until, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -78,12 +79,14 @@ fn start_tinyproxy(lab: &mut Lab) -> String {
 }
 
 /// How squid authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum SquidAuth {
     /// Digest, alice/proxypw.
     Digest,
     /// NTLM through squid's fake helper, which takes any user's AUTHENTICATE message.
     Ntlm,
+    /// Negotiate (Kerberos) with this keytab for `HTTP/<server address>`.
+    Negotiate(String),
 }
 
 /// squid on the server's address, port 3128, with one authentication scheme.
@@ -98,6 +101,11 @@ fn start_squid(lab: &mut Lab, auth: SquidAuth) -> String {
         SquidAuth::Ntlm => "auth_param ntlm program /usr/lib/squid/ntlm_fake_auth\n\
                             auth_param ntlm children 2\n"
             .to_string(),
+        SquidAuth::Negotiate(keytab) => format!(
+            "auth_param negotiate program /usr/lib/squid/negotiate_kerberos_auth -k {keytab} \
+             -s HTTP/{ip}@{REALM}\nauth_param negotiate children 2\n",
+            ip = lab.server_ip
+        ),
     };
     let conf = format!(
         "http_port {ip}:3128\nvisible_hostname proxy.test\npid_filename {dir}/squid.pid\n\
@@ -266,6 +274,40 @@ fn http_proxy_with_ntlm_auth_carries_the_tunnel() {
     assert!(
         access.contains("CONNECT") && access.to_lowercase().contains("alice"),
         "{access}"
+    );
+}
+
+/// Negotiate with the client's Kerberos ticket (no user name or password given).
+#[test]
+fn http_proxy_with_kerberos_carries_the_tunnel() {
+    let (mut lab, pki) = lab("proxy-krb5");
+    let kdc = Kdc::start(&mut lab);
+    kdc.add_user("alice", "alice-krb-pw");
+    let principal = format!("HTTP/{}", lab.server_ip);
+    let keytab = kdc.service_keytab(&principal, "proxy.keytab");
+    let proxy = start_squid(&mut lab, SquidAuth::Negotiate(keytab.display().to_string()));
+    let cache = kdc.kinit(&lab, "alice", "alice-krb-pw");
+    let config = kdc.config.display().to_string();
+    let env = [
+        ("KRB5_CONFIG", config.as_str()),
+        ("KRB5CCNAME", cache.as_str()),
+    ];
+    let proxy_url = format!("http://{proxy}");
+    tunnel_through(&mut lab, &pki, &["-P", &proxy_url], &env);
+    let access = fs::read_to_string(lab.dir.join("squid/access.log")).unwrap();
+    assert!(access.contains(&format!("alice@{REALM}")), "{access}");
+    // Without a ticket: GSSAPI's reason, and what to do.
+    let empty = format!("FILE:{}/no-ticket", lab.dir.display());
+    let ca = pki.ca_pem.display().to_string();
+    let u = url(&lab);
+    let mut cmd = lab.client_command(&login_args(&ca, &["-P", &proxy_url, "--authenticate", &u]));
+    cmd.env("KRB5_CONFIG", &config).env("KRB5CCNAME", &empty);
+    let out = ferroconnect_interop::run_to_end(cmd, "secret\n", SECS(30));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no Kerberos token could be made") && text.contains("kinit"),
+        "{text}"
     );
 }
 

@@ -11,9 +11,11 @@ use quick_xml::Reader;
 use thiserror::Error;
 
 use super::host_scan::{read_wait_page, HostScan, WaitPage};
+use super::http_auth::{HttpAuthAnswer, ServerHttpAuth};
 use super::multicert::{self, choose_hash, MultiCertRequest};
 use super::profile::ProfileManifest;
 use super::sso::SsoLogin;
+use crate::client_proxy::auth::NegotiatorHandle;
 use crate::form::xml_attr as attr;
 use crate::http::{Request, Response};
 use crate::url::ServerUrl;
@@ -69,6 +71,13 @@ pub enum AuthError {
     SecondCertificateNeeded,
     #[error("server asked for a second certificate with none of the hashes SHA-256/384/512 ({0})")]
     SecondCertificateHashes(String),
+    #[error("server rejected the Kerberos ticket (GSSAPI): check the realm and the service principal HTTP/<server>")]
+    NegotiateRejected,
+    #[error(
+        "server asks for GSSAPI (Negotiate) and no Kerberos token could be made: {0} (kinit \
+         first, or leave gssapi out of --http-auth)"
+    )]
+    Negotiate(String),
     #[error("server rejected the bearer token (--token-mode=oidc): it may have expired")]
     BearerRejected,
     #[error(
@@ -454,6 +463,9 @@ pub struct AuthSettings {
     pub external_auth: Option<StrapPublicKeys>,
     /// `--token-mode=oidc`'s token: the answer to a `401` with `WWW-Authenticate: Bearer`.
     pub bearer_token: Option<String>,
+    /// GSSAPI for a `401` with `WWW-Authenticate: Negotiate` (unless `--http-auth` leaves
+    /// it out).
+    pub negotiator: Option<NegotiatorHandle>,
 }
 
 /// The client's STRAP public keys, base64 DER SubjectPublicKeyInfo (P-256): the signing
@@ -515,8 +527,8 @@ pub struct AuthExchange {
     group_options: Vec<SelectOption>,
     /// The last request, to send again with an `Authorization` header after a `401`.
     last_request: Option<Request>,
-    /// That request went with the bearer token.
-    bearer_sent: bool,
+    /// HTTP authentication (`401`) with the server.
+    http_auth: ServerHttpAuth,
     /// The host scan's token, once it was asked for; later replies carry it.
     host_scan_token: Option<String>,
     /// Where the login was when the host scan was asked for: it starts again there.
@@ -526,6 +538,8 @@ pub struct AuthExchange {
 impl AuthExchange {
     pub fn new(settings: AuthSettings) -> Self {
         let path = settings.url.request_path();
+        let http_auth =
+            ServerHttpAuth::new(settings.bearer_token.clone(), settings.negotiator.clone());
         Self {
             settings,
             cookies: Vec::new(),
@@ -535,7 +549,7 @@ impl AuthExchange {
             group_restarts: 0,
             group_options: Vec::new(),
             last_request: None,
-            bearer_sent: false,
+            http_auth,
             host_scan_token: None,
             host_scan_return: String::new(),
         }
@@ -607,8 +621,7 @@ impl AuthExchange {
                 .header("X-AnyConnect-STRAP-DH-Pubkey", &keys.dh);
         }
         req = req.header("X-Pad", "0".repeat(pad));
-        if self.settings.bearer_token.is_some() {
-            // Only with a method to answer: ocserv turns to GSSAPI when it sees this.
+        if self.http_auth.offered() {
             req = req.header("X-Support-HTTP-Auth", "true");
         }
         if let Some(content_type) = content_type {
@@ -616,40 +629,25 @@ impl AuthExchange {
         }
         req.body = body;
         self.last_request = Some(req.clone());
-        self.bearer_sent = false;
+        self.http_auth.new_request();
         req
     }
 
-    /// After a `401`: the last request again with the bearer token, when the server asks
-    /// for one and it was not just refused (as openconnect, each token is tried once).
+    /// After a `401`: the last request again with an `Authorization` header, or the
+    /// login again without offering HTTP authentication (see [`ServerHttpAuth`]).
     fn http_authentication(&mut self, resp: &Response) -> Result<AuthStep, AuthError> {
-        let challenges: Vec<_> = resp
-            .head
-            .headers_named("WWW-Authenticate")
-            .flat_map(crate::client_proxy::auth::parse_challenges)
-            .collect();
-        let wants_bearer = challenges
-            .iter()
-            .any(|c| c.scheme.eq_ignore_ascii_case("Bearer"));
         let rejected = || AuthError::Rejected {
             status: resp.head.status,
             reason: resp.head.reason.clone(),
         };
-        match (&self.settings.bearer_token, wants_bearer) {
-            (Some(_), true) if self.bearer_sent => Err(AuthError::BearerRejected),
-            (Some(token), true) => {
+        match self.http_auth.answer(resp, &self.settings.url.host)? {
+            HttpAuthAnswer::Retry(value) => {
                 let request = self.last_request.take().ok_or_else(rejected)?;
-                let retry = request.header("Authorization", format!("Bearer {token}"));
+                let retry = request.header("Authorization", value);
                 self.last_request = Some(retry.clone());
-                self.bearer_sent = true;
                 Ok(AuthStep::Send(retry))
             }
-            (None, true) => Err(AuthError::BearerNeeded),
-            _ if challenges.is_empty() => Err(rejected()),
-            _ => {
-                let schemes: Vec<&str> = challenges.iter().map(|c| c.scheme.as_str()).collect();
-                Err(AuthError::HttpAuthMethods(schemes.join(", ")))
-            }
+            HttpAuthAnswer::Fallback => Ok(AuthStep::Send(self.init_request())),
         }
     }
 

@@ -8,6 +8,7 @@
 //! - [`dtls_hello`]: the tunnel id in a DTLS ClientHello (server-side dispatch);
 //! - [`mtu_probe`]: path-MTU detection over DTLS with echoed DPD probes;
 //! - [`host_scan`]: the host scan (CSD) a gateway asks for, run by `--csd-wrapper`;
+//! - [`http_auth`]: Negotiate and Bearer answers to a login's `401`;
 //! - [`frame`]: packet framing on the CSTP (TLS) and DTLS channels;
 //! - [`session`]: liveness (DPD, keepalive), control frames and disconnects of a running
 //!   tunnel, driven by a caller-supplied clock;
@@ -25,6 +26,7 @@ pub mod dtls_cipher;
 pub mod dtls_hello;
 pub mod frame;
 pub mod host_scan;
+pub mod http_auth;
 pub mod mtu_probe;
 pub mod multicert;
 pub mod profile;

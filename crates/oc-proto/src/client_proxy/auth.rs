@@ -8,6 +8,39 @@ use base64::Engine;
 use super::digest::digest_authorization;
 use super::{ntlm, Credentials, ProxyError};
 
+/// Makes Negotiate (SPNEGO) tokens: the desktop's Kerberos credentials through GSSAPI,
+/// provided by the shell. A token is for `HTTP@host`; Kerberos needs one round, so each
+/// call starts afresh.
+pub trait Negotiator: Send + Sync {
+    fn token(&self, host: &str) -> Result<Vec<u8>, String>;
+}
+
+/// A shared [`Negotiator`], for settings that are compared and printed.
+#[derive(Clone)]
+pub struct NegotiatorHandle(pub std::sync::Arc<dyn Negotiator>);
+
+impl std::fmt::Debug for NegotiatorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Negotiator")
+    }
+}
+
+impl PartialEq for NegotiatorHandle {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for NegotiatorHandle {}
+
+/// The `Negotiate` header value for `host`, or why there is none.
+pub fn negotiate_header(negotiator: &NegotiatorHandle, host: &str) -> Result<String, String> {
+    negotiator
+        .0
+        .token(host)
+        .map(|token| format!("Negotiate {}", BASE64.encode(token)))
+}
+
 /// An HTTP authentication method openconnect knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthMethod {
@@ -263,6 +296,10 @@ pub struct ProxyAuth {
     digest_count: u32,
     /// NTLM's NEGOTIATE went out: the next 407 carries its CHALLENGE.
     ntlm_negotiating: bool,
+    /// GSSAPI for Negotiate, and the proxy's host name its tokens are for.
+    negotiator: Option<(NegotiatorHandle, String)>,
+    /// Why no Negotiate token could be made, for the error when nothing else is left.
+    negotiate_failure: Option<String>,
 }
 
 impl ProxyAuth {
@@ -275,7 +312,15 @@ impl ProxyAuth {
             digest_nonce: String::new(),
             digest_count: 0,
             ntlm_negotiating: false,
+            negotiator: None,
+            negotiate_failure: None,
         }
+    }
+
+    /// Answers Negotiate challenges with tokens for `HTTP@proxy_host`.
+    pub fn with_negotiator(mut self, negotiator: NegotiatorHandle, proxy_host: &str) -> Self {
+        self.negotiator = Some((negotiator, proxy_host.to_string()));
+        self
     }
 
     /// The method whose answer was sent last, until the proxy replies.
@@ -335,7 +380,18 @@ impl ProxyAuth {
             method: method.scheme(),
         };
         match method {
-            AuthMethod::Negotiate => Ok(None),
+            AuthMethod::Negotiate => {
+                let Some((negotiator, host)) = &self.negotiator else {
+                    return Ok(None);
+                };
+                match negotiate_header(negotiator, host) {
+                    Ok(value) => Ok(Some(value)),
+                    Err(why) => {
+                        self.negotiate_failure = Some(why);
+                        Ok(None)
+                    }
+                }
+            }
             AuthMethod::Ntlm => {
                 self.credentials.as_ref().ok_or_else(needs_credentials)?;
                 self.ntlm_negotiating = true;
@@ -395,6 +451,9 @@ impl ProxyAuth {
         }
         if offered.contains(&AuthMethod::Basic) && !self.allowed.explicit {
             return ProxyError::BasicDisabled;
+        }
+        if let Some(why) = &self.negotiate_failure {
+            return ProxyError::Negotiate(why.clone());
         }
         let offered = match offered.is_empty() {
             true => "nothing we know".to_string(),

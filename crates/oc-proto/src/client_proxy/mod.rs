@@ -62,6 +62,11 @@ pub enum ProxyError {
          in the proxy URL (http://USER:PASSWORD@host:port)"
     )]
     NoCredentials { method: &'static str },
+    #[error(
+        "proxy asks for GSSAPI (Negotiate) and no Kerberos token could be made: {0} (kinit \
+         first?)"
+    )]
+    Negotiate(String),
     #[error("proxy rejected the {method} credentials (check the user name and password)")]
     Rejected { method: &'static str },
     #[error(

@@ -2337,6 +2337,7 @@ async fn open_session(
         multicert: false,
         external_auth: None,
         bearer_token: None,
+        negotiator: None,
     });
     let mut stream = tls_connect(connector, source, addr).await?;
     let mut request = exchange.init_request();

@@ -53,6 +53,7 @@ fn exchange() -> AuthExchange {
         multicert: false,
         external_auth: None,
         bearer_token: None,
+        negotiator: None,
     })
 }
 
@@ -66,6 +67,7 @@ fn a_second_certificate_is_asked_for_and_answered() {
         multicert: true,
         external_auth: None,
         bearer_token: None,
+        negotiator: None,
         ..exchange().settings
     });
     let init = String::from_utf8(ex.init_request().body).unwrap();
@@ -91,6 +93,7 @@ fn a_second_certificate_is_asked_for_and_answered() {
         multicert: true,
         external_auth: None,
         bearer_token: None,
+        negotiator: None,
         ..exchange().settings
     });
     let md5 = ASK.replace("sha256", "md5").replace("sha384", "sha1");

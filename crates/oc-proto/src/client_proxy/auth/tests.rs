@@ -194,6 +194,62 @@ fn ntlm_then_digest_then_basic_then_nothing() {
     ));
 }
 
+/// A stand-in for GSSAPI: a token naming the host, or no ticket.
+struct FakeKerberos(bool);
+
+impl Negotiator for FakeKerberos {
+    fn token(&self, host: &str) -> Result<Vec<u8>, String> {
+        match self.0 {
+            true => Ok(format!("ticket for HTTP@{host}").into_bytes()),
+            false => Err("No Kerberos credentials available".into()),
+        }
+    }
+}
+
+#[test]
+fn negotiate_comes_first_and_falls_back() {
+    let handle = |ok| NegotiatorHandle(std::sync::Arc::new(FakeKerberos(ok)));
+    let offered = parse_challenges("Negotiate, Digest realm=\"r\", nonce=\"n\"");
+    let mut auth = ProxyAuth::new(AllowedMethods::default(), alice())
+        .with_negotiator(handle(true), "proxy.example");
+    let value = auth.answer(&offered, CONNECT, &FRESH).unwrap();
+    assert_eq!(
+        value,
+        format!(
+            "Negotiate {}",
+            BASE64.encode("ticket for HTTP@proxy.example")
+        )
+    );
+    // Refused: the next method.
+    assert!(auth
+        .answer(&offered, CONNECT, &FRESH)
+        .unwrap()
+        .starts_with("Digest "));
+    // No ticket: the next method at once; with nothing else, the reason.
+    let mut auth = ProxyAuth::new(AllowedMethods::default(), alice())
+        .with_negotiator(handle(false), "proxy.example");
+    assert!(auth
+        .answer(&offered, CONNECT, &FRESH)
+        .unwrap()
+        .starts_with("Digest "));
+    let mut auth = ProxyAuth::new(AllowedMethods::default(), None)
+        .with_negotiator(handle(false), "proxy.example");
+    let e = auth
+        .answer(&parse_challenges("Negotiate"), CONNECT, &FRESH)
+        .unwrap_err();
+    assert_eq!(
+        e,
+        ProxyError::Negotiate("No Kerberos credentials available".into())
+    );
+    // Not allowed by --proxy-auth: not asked for.
+    let mut auth = ProxyAuth::new(AllowedMethods::parse("digest").unwrap(), alice())
+        .with_negotiator(handle(true), "proxy.example");
+    assert!(auth
+        .answer(&offered, CONNECT, &FRESH)
+        .unwrap()
+        .starts_with("Digest "));
+}
+
 /// NEGOTIATE, then the proxy's CHALLENGE answered with AUTHENTICATE; a third 407 means
 /// the credentials were refused.
 #[test]

@@ -1,0 +1,141 @@
+//! GSSAPI (Kerberos) logins: a realm with MIT's KDC in the lab, a ticket from `kinit` in
+//! the client's namespace, and Debian's ocserv with `auth = "gssapi[...]"`, which answers
+//! `X-Support-HTTP-Auth` with a Negotiate challenge. Debian's openconnect 9.01 logs in with
+//! the ticket first; then ours, through a tunnel that pings; without a ticket, ours names
+//! what is missing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::time::Duration;
+
+use ferroconnect_interop::kdc::{Kdc, REALM};
+use ferroconnect_interop::{output_text, run_to_end, Lab, Pki, ServerKind};
+
+const SECS: fn(u64) -> Duration = Duration::from_secs;
+
+#[test]
+fn a_kerberos_ticket_logs_in_to_ocserv() {
+    let mut lab = Lab::new("krb5");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let kdc = Kdc::start(&mut lab);
+    kdc.add_user("alice", "alice-krb-pw");
+    let keytab = kdc.service_keytab(&format!("HTTP/{}", lab.server_ip), "http.keytab");
+    lab.server_env
+        .push(("KRB5_CONFIG".into(), kdc.config.display().to_string()));
+    let auth = format!(
+        "gssapi[keytab={},require-local-user-map=false]",
+        keytab.display()
+    );
+    lab.start_server(ServerKind::Debian, &pki, &auth, "");
+    let cache = kdc.kinit(&lab, "alice", "alice-krb-pw");
+    let ca = pki.ca_pem.display().to_string();
+    let u = format!("https://{}/", lab.server_ip);
+    let client_ns = lab.client_ns.clone();
+    let client = |bin: &str, cache: &str, rest: &[&str]| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args([
+            "netns",
+            "exec",
+            &client_ns,
+            bin,
+            "--non-inter",
+            "--cafile",
+            &ca,
+        ])
+        .args(rest)
+        .arg(&u)
+        .env("KRB5_CONFIG", &kdc.config)
+        .env("KRB5CCNAME", cache);
+        cmd
+    };
+    for bin in [
+        "/usr/sbin/openconnect",
+        &lab.client_bin.display().to_string(),
+    ] {
+        let out = run_to_end(client(bin, &cache, &["--authenticate"]), "", SECS(30));
+        let text = output_text(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{bin}: {text}\n{}",
+            lab.log("ocserv.log")
+        );
+        assert!(text.contains("COOKIE='"), "{bin}: {text}");
+    }
+    let log = lab.log("ocserv.log");
+    let authenticated = format!("authenticated GSSAPI user: alice@{REALM}");
+    assert_eq!(log.matches(&authenticated).count(), 2, "{log}");
+    let ours = lab.client_bin.display().to_string();
+    let cmd = client(&ours, &cache, &[]);
+    lab.spawn_logged(cmd, "", "client.log");
+    lab.assert_tunnel("logged in with a Kerberos ticket");
+    // No ticket: GSSAPI's reason, and what to do.
+    let empty = format!("FILE:{}/no-ticket", lab.dir.display());
+    let out = run_to_end(client(&ours, &empty, &["--authenticate"]), "", SECS(30));
+    let text = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no Kerberos token could be made") && text.contains("kinit"),
+        "{text}"
+    );
+}
+
+/// ocserv with passwords first and GSSAPI enabled beside them (`enable-auth`): offered
+/// HTTP authentication, it asks for Negotiate and allows the fallback. With a ticket the
+/// login is Kerberos; without one, the password form, for Debian's openconnect and ours.
+#[test]
+fn without_a_ticket_the_login_falls_back_to_the_password() {
+    let mut lab = Lab::new("krb5-fallback");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let kdc = Kdc::start(&mut lab);
+    kdc.add_user("alice", "alice-krb-pw");
+    let keytab = kdc.service_keytab(&format!("HTTP/{}", lab.server_ip), "http.keytab");
+    lab.server_env
+        .push(("KRB5_CONFIG".into(), kdc.config.display().to_string()));
+    let passwd = lab.make_passwd(
+        std::path::Path::new("ocpasswd"),
+        &[("alice", "secret")],
+        None,
+    );
+    let extra = format!(
+        "enable-auth = \"gssapi[keytab={},require-local-user-map=false]\"\n",
+        keytab.display()
+    );
+    lab.start_server(ServerKind::Debian, &pki, &passwd, &extra);
+    let cache = kdc.kinit(&lab, "alice", "alice-krb-pw");
+    let empty = format!("FILE:{}/no-ticket", lab.dir.display());
+    let ca = pki.ca_pem.display().to_string();
+    let u = format!("https://{}/", lab.server_ip);
+    let authenticate = |bin: &str, cache: &str| {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &lab.client_ns, bin])
+            .args([
+                "--authenticate",
+                "-u",
+                "alice",
+                "--passwd-on-stdin",
+                "--cafile",
+                &ca,
+                &u,
+            ])
+            .env("KRB5_CONFIG", &kdc.config)
+            .env("KRB5CCNAME", cache);
+        let out = run_to_end(cmd, "secret\n", SECS(30));
+        (out.status.code(), output_text(&out))
+    };
+    let ours = lab.client_bin.display().to_string();
+    for bin in ["/usr/sbin/openconnect", ours.as_str()] {
+        let (code, text) = authenticate(bin, &empty);
+        assert_eq!(
+            code,
+            Some(0),
+            "{bin} without a ticket: {text}\n{}",
+            lab.log("ocserv.log")
+        );
+    }
+    let (code, text) = authenticate(&ours, &cache);
+    assert_eq!(code, Some(0), "with a ticket: {text}");
+    let log = lab.log("ocserv.log");
+    let authenticated = format!("authenticated GSSAPI user: alice@{REALM}");
+    assert_eq!(log.matches(&authenticated).count(), 1, "{log}");
+}
