@@ -146,7 +146,11 @@ fn malformed_auth_replies_fail_cleanly() {
         (http("500 Internal Server Error", "", ""), "HTTP 500"),
         (
             http("302 Found", "Location: https://elsewhere.example/\r\n", ""),
-            "another host",
+            "failed to resolve host \"elsewhere.example\"",
+        ),
+        (
+            http("302 Found", "Location: http://elsewhere.example/\r\n", ""),
+            "redirected to a URL this client does not follow",
         ),
     ];
     for (reply, expect) in cases {
