@@ -5,11 +5,14 @@
 
 use std::fs;
 use std::path::PathBuf;
+use std::process::Output;
 use std::time::Duration;
 
 use crate::{output_text, sh, wait_until, Lab};
 
 pub const REALM: &str = "FERRO.TEST";
+/// The password of the realm's user `alice`.
+pub const ALICE_PASSWORD: &str = "alice-krb-pw";
 
 #[derive(Debug)]
 pub struct Kdc {
@@ -67,6 +70,20 @@ impl Kdc {
         kdc
     }
 
+    /// The realm with the user `alice` and the key of `HTTP/<server address>` in the keytab
+    /// `keytab_name`: the KDC and the keytab.
+    pub fn start_with_alice(lab: &mut Lab, keytab_name: &str) -> (Self, PathBuf) {
+        let kdc = Self::start(lab);
+        kdc.add_user("alice", ALICE_PASSWORD);
+        let keytab = kdc.service_keytab(&format!("HTTP/{}", lab.server_ip), keytab_name);
+        (kdc, keytab)
+    }
+
+    /// A `KRB5CCNAME` with no ticket in it.
+    pub fn no_ticket(&self) -> String {
+        format!("FILE:{}/no-ticket", self.dir.display())
+    }
+
     fn env(&self) -> [String; 2] {
         [
             format!("KRB5_CONFIG={}", self.config.display()),
@@ -112,4 +129,14 @@ impl Kdc {
         assert!(out.status.success(), "kinit {user}: {}", output_text(&out));
         cache
     }
+}
+
+/// A client run without a ticket failed, and said why and what to do.
+pub fn assert_no_ticket_error(out: &Output) {
+    let text = output_text(out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("no Kerberos token could be made") && text.contains("kinit"),
+        "{text}"
+    );
 }

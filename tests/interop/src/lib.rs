@@ -699,6 +699,30 @@ impl Lab {
             .unwrap()
     }
 
+    /// Starts one of our login-only test gateways (`src/bin/NAME.rs`) in the server's
+    /// namespace on `listen`, with the lab's server certificate and `extra` options,
+    /// logging to `gateway.log`; returns once it listens.
+    pub fn start_login_gateway(&mut self, pki: &Pki, name: &str, listen: &str, extra: &[&str]) {
+        let gateway = bin(name).display().to_string();
+        let (cert, key) = (
+            pki.server_cert.display().to_string(),
+            pki.server_key.display().to_string(),
+        );
+        let mut argv = vec![
+            gateway.as_str(),
+            "--listen",
+            listen,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+        ];
+        argv.extend_from_slice(extra);
+        let ns = self.server_ns.clone();
+        self.spawn_in(&ns, &argv, "gateway.log");
+        self.wait_for_log("gateway.log", "listening on", Duration::from_secs(10));
+    }
+
     /// Starts `argv` in namespace `ns` in the background, its output going to `log` in the
     /// lab directory; it is stopped with the lab.
     pub fn spawn_in(&mut self, ns: &str, argv: &[&str], log: &str) -> u32 {

@@ -9,42 +9,17 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, output_text, sh, wait_until, Lab, Pki};
+use ferroconnect_interop::{output_text, sh, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 const CSD_POST: &str = "/usr/libexec/openconnect/csd-post.sh";
-
-fn start_gateway(lab: &mut Lab, pki: &Pki) {
-    let gateway = bin("csd_gateway").display().to_string();
-    let listen = format!("{}:443", lab.server_ip);
-    let (cert, key) = (
-        pki.server_cert.display().to_string(),
-        pki.server_key.display().to_string(),
-    );
-    let ns = lab.server_ns.clone();
-    let argv = [
-        gateway.as_str(),
-        "--listen",
-        &listen,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-    ];
-    lab.spawn_in(&ns, &argv, "gateway.log");
-    let up = wait_until(SECS(10), || {
-        lab.log("gateway.log")
-            .contains("listening on")
-            .then_some(())
-    });
-    assert!(up.is_some(), "{}", lab.log("gateway.log"));
-}
 
 #[test]
 fn csd_post_scans_the_host_before_the_login() {
     let mut lab = Lab::new("csd");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    start_gateway(&mut lab, &pki);
+    let listen = format!("{}:443", lab.server_ip);
+    lab.start_login_gateway(&pki, "csd_gateway", &listen, &[]);
     sh(&format!("chmod o+rx {}", lab.dir.display()));
     let ca = pki.ca_pem.display().to_string();
     let u = format!("https://{}/", lab.server_ip);

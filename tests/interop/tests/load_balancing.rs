@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{authenticate_values, bin, login_args, wait_until, Lab, Pki};
+use ferroconnect_interop::{authenticate_values, login_args, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -18,30 +18,7 @@ fn a_redirect_to_another_server_moves_the_session_there() {
     lab.start_our_server(&pki, &[("alice", "secret")], "");
     let target = format!("https://{}:443/", lab.server_ip);
     let listen = format!("{}:4443", lab.server_ip);
-    let gateway = bin("sso_gateway").display().to_string();
-    let (cert, key) = (
-        pki.server_cert.display().to_string(),
-        pki.server_key.display().to_string(),
-    );
-    let argv = [
-        gateway.as_str(),
-        "--listen",
-        &listen,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--redirect-to",
-        &target,
-    ];
-    let ns = lab.server_ns.clone();
-    lab.spawn_in(&ns, &argv, "gateway.log");
-    let up = wait_until(SECS(10), || {
-        lab.log("gateway.log")
-            .contains("listening on")
-            .then_some(())
-    });
-    assert!(up.is_some(), "{}", lab.log("gateway.log"));
+    lab.start_login_gateway(&pki, "sso_gateway", &listen, &["--redirect-to", &target]);
     let ca = pki.ca_pem.display().to_string();
     let first = format!("https://{listen}/");
     for client in [

@@ -8,44 +8,17 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, output_text, wait_until, Lab, Pki};
+use ferroconnect_interop::{output_text, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn start_gateway(lab: &mut Lab, pki: &Pki) {
-    let gateway = bin("mca_gateway").display().to_string();
-    let listen = format!("{}:443", lab.server_ip);
-    let (cert, key, ca) = (
-        pki.server_cert.display().to_string(),
-        pki.server_key.display().to_string(),
-        pki.ca_pem.display().to_string(),
-    );
-    let ns = lab.server_ns.clone();
-    let argv = [
-        gateway.as_str(),
-        "--listen",
-        &listen,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-        "--ca",
-        &ca,
-    ];
-    lab.spawn_in(&ns, &argv, "gateway.log");
-    let up = wait_until(SECS(10), || {
-        lab.log("gateway.log")
-            .contains("listening on")
-            .then_some(())
-    });
-    assert!(up.is_some(), "{}", lab.log("gateway.log"));
-}
 
 #[test]
 fn second_certificates_sign_the_request() {
     let mut lab = Lab::new("mca");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
-    start_gateway(&mut lab, &pki);
+    let listen = format!("{}:443", lab.server_ip);
+    let ca = pki.ca_pem.display().to_string();
+    lab.start_login_gateway(&pki, "mca_gateway", &listen, &["--ca", &ca]);
     let (rsa_cert, rsa_key, _) = pki.client_cert(&lab.dir, "machine-user", "unused");
     let (ec_cert, ec_key) = pki.client_cert_ec(&lab.dir, "machine-user");
     let ca = pki.ca_pem.display().to_string();

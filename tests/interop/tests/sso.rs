@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use base64::Engine;
-use ferroconnect_interop::{bin, output_text, wait_until, Lab, Pki};
+use ferroconnect_interop::{output_text, Lab, Pki};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -32,29 +32,7 @@ fn setup_with(name: &str, options: &[&str]) -> Sso {
     let mut lab = Lab::new(name);
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let listen = format!("{}:443", lab.server_ip);
-    let (cert, key) = (
-        pki.server_cert.display().to_string(),
-        pki.server_key.display().to_string(),
-    );
-    let gateway = bin("sso_gateway").display().to_string();
-    let ns = lab.server_ns.clone();
-    let mut argv = vec![
-        gateway.as_str(),
-        "--listen",
-        &listen,
-        "--cert",
-        &cert,
-        "--key",
-        &key,
-    ];
-    argv.extend_from_slice(options);
-    lab.spawn_in(&ns, &argv, "gateway.log");
-    let up = wait_until(SECS(10), || {
-        lab.log("gateway.log")
-            .contains("listening on")
-            .then_some(())
-    });
-    assert!(up.is_some(), "{}", lab.log("gateway.log"));
+    lab.start_login_gateway(&pki, "sso_gateway", &listen, options);
     let ca = pki.ca_pem.display().to_string();
     let browser = lab.script(
         "browser.sh",
@@ -105,6 +83,14 @@ impl Sso {
         self.lab
             .wait_for_log(log, "waits for it on http://localhost:29786/", SECS(15));
         login_url(&self.lab.log(log))
+    }
+
+    /// The client started in the background got the gateway's first session.
+    fn assert_first_login(&mut self) {
+        let code = self.lab.wait_client(SECS(15));
+        let log = self.lab.log("client.log");
+        assert_eq!(code, Some(0), "{log}\n{}", self.lab.log("gateway.log"));
+        assert!(log.contains("COOKIE='webvpn=SSO-SESSION-1'"), "{log}");
     }
 
     fn in_client(&self, cmd: &str) -> String {
@@ -164,17 +150,8 @@ fn headless_login_survives_stray_requests() {
     let blank =
         "timeout 3 bash -c \"printf '\\r\\n\\r\\n' >/dev/tcp/127.0.0.1/29786\" && echo sent";
     assert_eq!(sso.in_client(blank).trim(), "sent");
-    let browsed = sso.in_client(&format!("{} '{url}'", sso.browser.display()));
-    assert_eq!(
-        sso.lab.wait_client(SECS(15)),
-        Some(0),
-        "{browsed}\n{}",
-        sso.lab.log("client.log")
-    );
-    assert!(sso
-        .lab
-        .log("client.log")
-        .contains("COOKIE='webvpn=SSO-SESSION-1'"));
+    sso.in_client(&format!("{} '{url}'", sso.browser.display()));
+    sso.assert_first_login();
 }
 
 #[test]
@@ -235,16 +212,7 @@ fn embedded_browser_token_on_stdin() {
         })
         .unwrap_or_else(|| panic!("no token cookie in {jar}"));
     std::fs::write(&token_file, format!("{token}\n")).unwrap();
-    assert_eq!(
-        sso.lab.wait_client(SECS(15)),
-        Some(0),
-        "{}",
-        sso.lab.log("client.log")
-    );
-    assert!(sso
-        .lab
-        .log("client.log")
-        .contains("COOKIE='webvpn=SSO-SESSION-1'"));
+    sso.assert_first_login();
 }
 
 #[test]

@@ -15,15 +15,11 @@
 //! refused with a log line saying why.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use ferroconnect_interop::gateway::{
-    self, field, log_line, parse_query, serve_site, text, Answer, Site, Upgraded,
-};
-use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
+use ferroconnect_interop::gateway::{self, field, log_line, parse_query, text, LoginPages};
+use oc_proto::http::server::{Method, ServerRequest, ServerResponse};
 
 macro_rules! log {
     ($($arg:tt)*) => { log_line(format_args!($($arg)*)) };
@@ -46,32 +42,15 @@ struct Gateway {
     next: Mutex<u64>,
 }
 
-impl Site for Gateway {
-    type Upgrade = ();
-
-    fn limits(&self) -> RequestLimits {
-        RequestLimits::default()
-    }
-
-    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<()> {
-        let outcome = match (&request.method, request.path()) {
+impl LoginPages for Gateway {
+    fn page(&self, request: &ServerRequest) -> Result<ServerResponse, String> {
+        match (&request.method, request.path()) {
             (Method::Get, "/+CSCOE+/sdesktop/token.xml") => self.token(request),
             (Method::Post, "/+CSCOE+/sdesktop/scan.xml") => self.report(request),
             (Method::Get, WAIT_PAGE) => self.wait(request),
             (Method::Post, _) => self.login(request),
             (_, path) => Err(format!("no such page: {path}")),
-        };
-        match outcome {
-            Ok(response) => Answer::Reply(response),
-            Err(why) => {
-                log!("{peer}: refused: {why}");
-                Answer::Final(text(403, "Forbidden", "text/plain", "refused\n"))
-            }
         }
-    }
-
-    async fn tunnel(&self, _: Upgraded<()>) -> Result<String, String> {
-        Err("this gateway has no tunnel".into())
     }
 }
 
@@ -225,49 +204,9 @@ impl Gateway {
 }
 
 fn main() -> ExitCode {
-    let run = || -> Result<(), String> {
-        let mut args = std::env::args().skip(1);
-        let (mut listen, mut cert, mut key, mut log) = (None, None, None, None);
-        while let Some(name) = args.next() {
-            let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
-            match name.as_str() {
-                "--listen" => {
-                    let addr: SocketAddr = value
-                        .parse()
-                        .map_err(|e| format!("--listen {value}: {e}"))?;
-                    listen = Some(addr)
-                }
-                "--cert" => cert = Some(PathBuf::from(value)),
-                "--key" => key = Some(PathBuf::from(value)),
-                "--log" => log = Some(PathBuf::from(value)),
-                other => return Err(format!("unknown option {other}")),
-            }
-        }
-        let need = |what: &str| format!("{what} is required");
-        let listen = listen.ok_or_else(|| need("--listen"))?;
-        let (cert, key) = (
-            cert.ok_or_else(|| need("--cert"))?,
-            key.ok_or_else(|| need("--key"))?,
-        );
-        gateway::init_log("csd_gateway", log.as_deref())?;
-        let acceptor = gateway::tls_acceptor(&cert, &key)?;
-        gateway::runtime()?.block_on(async {
-            let listener = tokio::net::TcpListener::bind(listen)
-                .await
-                .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-            println!("listening on https://{listen}");
-            serve_site(&listener, acceptor, Arc::new(Gateway::default())).await;
-            Ok(())
-        })
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "csd_gateway: {e}\nusage: csd_gateway --listen ADDR:PORT --cert PEM --key PEM \
-                 [--log FILE]"
-            );
-            ExitCode::from(2)
-        }
-    }
+    let usage = "usage: csd_gateway --listen ADDR:PORT --cert PEM --key PEM [--log FILE]";
+    gateway::login_only_main("csd_gateway", usage, |options| match options.own.first() {
+        Some((name, _)) => Err(gateway::unknown_option(name)),
+        None => Ok(Gateway::default()),
+    })
 }

@@ -14,13 +14,11 @@
 //! body the gateway sent. Then it answers the `complete` document with a session token;
 //! anything else gets `403` and a log line saying what was wrong.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use ferroconnect_interop::gateway::{self, log_line, serve_site, text, Answer, Site, Upgraded};
-use oc_proto::http::server::{RequestLimits, ServerRequest};
+use ferroconnect_interop::gateway::{self, log_line, text, LoginPages};
+use oc_proto::http::server::{RequestLimits, ServerRequest, ServerResponse};
 use openssl::hash::MessageDigest;
 use openssl::pkcs7::Pkcs7;
 use openssl::sign::Verifier;
@@ -45,9 +43,7 @@ struct Gateway {
     ca: X509,
 }
 
-impl Site for Gateway {
-    type Upgrade = ();
-
+impl LoginPages for Gateway {
     fn limits(&self) -> RequestLimits {
         RequestLimits {
             max_body_bytes: 64 * 1024,
@@ -55,37 +51,20 @@ impl Site for Gateway {
         }
     }
 
-    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<()> {
+    fn page(&self, request: &ServerRequest) -> Result<ServerResponse, String> {
         let body = String::from_utf8_lossy(&request.body);
-        let outcome = if body.contains("type=\"init\"") {
+        let document = if body.contains("type=\"init\"") {
             if !body.contains("<auth-method>multiple-cert</auth-method>") {
-                log!("{peer}: the init does not offer multiple-cert");
+                log!("the init does not offer multiple-cert");
             }
-            Ok(REQUEST)
+            log!("asked for the second certificate");
+            REQUEST
         } else {
-            self.check_reply(&body).map(|()| COMPLETE)
+            self.check_reply(&body)?;
+            log!("login complete");
+            COMPLETE
         };
-        match outcome {
-            Ok(document) => {
-                log!(
-                    "{peer}: {}",
-                    if document == REQUEST {
-                        "asked for the second certificate"
-                    } else {
-                        "login complete"
-                    }
-                );
-                Answer::Reply(text(200, "OK", "text/xml", document))
-            }
-            Err(why) => {
-                log!("{peer}: refused: {why}");
-                Answer::Final(text(403, "Forbidden", "text/plain", "refused\n"))
-            }
-        }
-    }
-
-    async fn tunnel(&self, _: Upgraded<()>) -> Result<String, String> {
-        Err("this gateway has no tunnel".into())
+        Ok(text(200, "OK", "text/xml", document))
     }
 }
 
@@ -155,66 +134,21 @@ fn element(body: &str, open: &str, close: &str) -> Result<String, String> {
     Ok(body.get(start..start + len).unwrap_or_default().to_string())
 }
 
-struct Options {
-    listen: SocketAddr,
-    cert: PathBuf,
-    key: PathBuf,
-    ca: PathBuf,
-    log: Option<PathBuf>,
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut args = std::env::args().skip(1);
-    let (mut listen, mut cert, mut key, mut ca, mut log) = (None, None, None, None, None);
-    while let Some(name) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
-        match name.as_str() {
-            "--listen" => {
-                listen = Some(
-                    value
-                        .parse()
-                        .map_err(|e| format!("--listen {value}: {e}"))?,
-                )
-            }
-            "--cert" => cert = Some(PathBuf::from(value)),
-            "--key" => key = Some(PathBuf::from(value)),
-            "--ca" => ca = Some(PathBuf::from(value)),
-            "--log" => log = Some(PathBuf::from(value)),
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    let need = |what: &str| format!("{what} is required");
-    Ok(Options {
-        listen: listen.ok_or_else(|| need("--listen"))?,
-        cert: cert.ok_or_else(|| need("--cert"))?,
-        key: key.ok_or_else(|| need("--key"))?,
-        ca: ca.ok_or_else(|| need("--ca"))?,
-        log,
-    })
-}
+const USAGE: &str =
+    "usage: mca_gateway --listen ADDR:PORT --cert PEM --key PEM --ca PEM [--log FILE]";
 
 fn main() -> ExitCode {
-    let run = || -> Result<(), String> {
-        let options = parse_args()?;
-        gateway::init_log("mca_gateway", options.log.as_deref())?;
-        let ca =
-            std::fs::read(&options.ca).map_err(|e| format!("{}: {e}", options.ca.display()))?;
-        let ca = X509::from_pem(&ca).map_err(|e| format!("{}: {e}", options.ca.display()))?;
-        let acceptor = gateway::tls_acceptor(&options.cert, &options.key)?;
-        gateway::runtime()?.block_on(async {
-            let listener = tokio::net::TcpListener::bind(options.listen)
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-            println!("listening on https://{}", options.listen);
-            serve_site(&listener, acceptor, Arc::new(Gateway { ca })).await;
-            Ok(())
-        })
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mca_gateway: {e}\nusage: mca_gateway --listen ADDR:PORT --cert PEM --key PEM --ca PEM [--log FILE]");
-            ExitCode::from(2)
+    gateway::login_only_main("mca_gateway", USAGE, |options| {
+        let mut ca = None;
+        for (name, value) in &options.own {
+            match name.as_str() {
+                "--ca" => ca = value.as_deref().map(PathBuf::from),
+                other => return Err(gateway::unknown_option(other)),
+            }
         }
-    }
+        let ca = ca.ok_or("--ca is required")?;
+        let pem = std::fs::read(&ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        let ca = X509::from_pem(&pem).map_err(|e| format!("{}: {e}", ca.display()))?;
+        Ok(Gateway { ca })
+    })
 }

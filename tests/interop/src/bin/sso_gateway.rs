@@ -28,16 +28,12 @@
 //! anything else is refused with a log line saying why.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use ferroconnect_interop::gateway::{
-    self, log_line, parse_query, redirect, serve_site, text, Answer, Site, Upgraded,
-};
+use ferroconnect_interop::gateway::{self, log_line, parse_query, redirect, text, LoginPages};
 use oc_proto::anyconnect::sso::EncryptedToken;
-use oc_proto::http::server::{Method, RequestLimits, ServerRequest, ServerResponse};
+use oc_proto::http::server::{Method, ServerRequest, ServerResponse};
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::sign::Signer;
@@ -69,15 +65,9 @@ struct Gateway {
     next_ctx: Mutex<u64>,
 }
 
-impl Site for Gateway {
-    type Upgrade = ();
-
-    fn limits(&self) -> RequestLimits {
-        RequestLimits::default()
-    }
-
-    fn answer(&self, peer: SocketAddr, request: &ServerRequest) -> Answer<()> {
-        let outcome = match (&request.method, request.path()) {
+impl LoginPages for Gateway {
+    fn page(&self, request: &ServerRequest) -> Result<ServerResponse, String> {
+        match (&request.method, request.path()) {
             (Method::Post, _) if self.redirect_to.is_some() => {
                 let to = self.redirect_to.as_deref().unwrap_or_default();
                 log!("sent the login to {to}");
@@ -90,18 +80,7 @@ impl Site for Gateway {
             (Method::Get, "/+CSCOE+/saml/sp/acs") => self.assertion(request),
             (Method::Get, FINAL_PAGE) => Ok(page("You are logged in; return to the VPN client.")),
             (_, path) => Err(format!("no such page: {path}")),
-        };
-        match outcome {
-            Ok(response) => Answer::Reply(response),
-            Err(why) => {
-                log!("{peer}: refused: {why}");
-                Answer::Final(text(403, "Forbidden", "text/plain", "refused\n"))
-            }
         }
-    }
-
-    async fn tunnel(&self, _: Upgraded<()>) -> Result<String, String> {
-        Err("this gateway has no tunnel".into())
     }
 }
 
@@ -313,91 +292,33 @@ fn between<'a>(body: &'a str, open: &str, close: &str) -> Option<&'a str> {
     body.get(start..start + len)
 }
 
-struct Options {
-    listen: SocketAddr,
-    cert: PathBuf,
-    key: PathBuf,
-    embedded_only: bool,
-    bearer: Option<String>,
-    redirect_to: Option<String>,
-    log: Option<PathBuf>,
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut args = std::env::args().skip(1);
-    let (mut listen, mut cert, mut key, mut log, mut embedded_only) =
-        (None, None, None, None, false);
-    let (mut bearer, mut redirect_to) = (None, None);
-    while let Some(name) = args.next() {
-        let value = args.next().ok_or_else(|| format!("{name} needs a value"))?;
-        match name.as_str() {
-            "--listen" => {
-                listen = Some(
-                    value
-                        .parse()
-                        .map_err(|e| format!("--listen {value}: {e}"))?,
-                )
-            }
-            "--cert" => cert = Some(PathBuf::from(value)),
-            "--key" => key = Some(PathBuf::from(value)),
-            "--log" => log = Some(PathBuf::from(value)),
-            "--bearer" => bearer = Some(value),
-            "--redirect-to" => redirect_to = Some(value),
-            "--mode" => {
-                embedded_only = match value.as_str() {
-                    "embedded" => true,
-                    "external" => false,
-                    other => return Err(format!("--mode {other}: external or embedded")),
-                }
-            }
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
-    let need = |what: &str| format!("{what} is required");
-    Ok(Options {
-        listen: listen.ok_or_else(|| need("--listen"))?,
-        cert: cert.ok_or_else(|| need("--cert"))?,
-        key: key.ok_or_else(|| need("--key"))?,
-        embedded_only,
-        bearer,
-        redirect_to,
-        log,
-    })
-}
+const USAGE: &str = "usage: sso_gateway --listen ADDR:PORT --cert PEM --key PEM \
+    [--mode external|embedded] [--bearer TOKEN] [--redirect-to URL] [--log FILE]";
 
 fn main() -> ExitCode {
-    let run = || -> Result<(), String> {
-        let options = parse_args()?;
-        gateway::init_log("sso_gateway", options.log.as_deref())?;
-        let acceptor = gateway::tls_acceptor(&options.cert, &options.key)?;
+    gateway::login_only_main("sso_gateway", USAGE, |options| {
+        let (mut embedded_only, mut bearer, mut redirect_to) = (false, None, None);
+        for (name, value) in &options.own {
+            let value = value.clone().unwrap_or_default();
+            match name.as_str() {
+                "--mode" if value == "embedded" => embedded_only = true,
+                "--mode" if value == "external" => embedded_only = false,
+                "--mode" => return Err(format!("--mode {value}: external or embedded")),
+                "--bearer" => bearer = Some(value),
+                "--redirect-to" => redirect_to = Some(value),
+                other => return Err(gateway::unknown_option(other)),
+            }
+        }
         let mut secret = vec![0; 32];
         openssl::rand::rand_bytes(&mut secret).map_err(|e| e.to_string())?;
-        let site = Gateway {
+        Ok(Gateway {
             host: options.listen.to_string(),
-            bearer: options.bearer,
-            redirect_to: options.redirect_to,
-            embedded_only: options.embedded_only,
+            bearer,
+            redirect_to,
+            embedded_only,
             secret,
             logins: Mutex::default(),
             next_ctx: Mutex::default(),
-        };
-        gateway::runtime()?.block_on(async {
-            let listener = tokio::net::TcpListener::bind(options.listen)
-                .await
-                .map_err(|e| format!("cannot listen on {}: {e}", options.listen))?;
-            println!("listening on https://{}", options.listen);
-            serve_site(&listener, acceptor, Arc::new(site)).await;
-            Ok(())
         })
-    };
-    match run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "sso_gateway: {e}\nusage: sso_gateway --listen ADDR:PORT --cert PEM --key PEM \
-                 [--mode external|embedded] [--bearer TOKEN] [--redirect-to URL] [--log FILE]"
-            );
-            ExitCode::from(2)
-        }
-    }
+    })
 }

@@ -52,6 +52,7 @@ mod esp;
 mod form;
 mod juniper_esp;
 mod logging;
+mod login_only;
 mod options;
 mod program;
 mod serve;
@@ -69,6 +70,7 @@ pub use juniper_esp::{
     esp_input, next_datagram, Datagram, JuniperEsp, JuniperEspServer, Opened, Opening,
 };
 pub use logging::{init_log, log_line, Throttle};
+pub use login_only::{login_only_main, unknown_option, LoginOnly, LoginPages};
 pub use options::{
     netmask, parse_command_line, parse_esp_suite, parse_route, parse_value, parse_with_own,
     split_options, Common, DtlsOptions, OptionArg, OwnOptions,
