@@ -1,6 +1,8 @@
-//! Kerberos tokens for HTTP Negotiate (SPNEGO) through the system's GSSAPI library (MIT
-//! krb5's `libgssapi_krb5`): the desktop's credentials (`kinit`, `KRB5CCNAME`) for
-//! `HTTP@host`, as openconnect makes them for proxies and servers.
+//! Single sign-on tokens through the system's GSSAPI library (MIT krb5's
+//! `libgssapi_krb5`) for `HTTP@host`, as openconnect makes them for proxies and servers:
+//! SPNEGO (Negotiate) with the desktop's Kerberos ticket (`kinit`, `KRB5CCNAME`), and raw
+//! NTLMSSP with the mechanism gss-ntlmssp plugs in (`NTLM_USER_FILE`, `NTLMUSER`, or
+//! winbind).
 
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -8,7 +10,7 @@
 use std::ffi::{c_int, c_void};
 use std::ptr;
 
-use oc_proto::client_proxy::auth::Negotiator;
+use oc_proto::client_proxy::auth::{Mechanism, Negotiator, SecurityContext};
 
 type OmUint32 = u32;
 
@@ -81,18 +83,20 @@ extern "C" {
 const HOSTBASED_SERVICE: [u8; 10] = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x12, 0x01, 0x02, 0x01, 0x04];
 /// SPNEGO, 1.3.6.1.5.5.2.
 const SPNEGO: [u8; 6] = [0x2b, 0x06, 0x01, 0x05, 0x05, 0x02];
+/// NTLMSSP, 1.3.6.1.4.1.311.2.2.10 (gss-ntlmssp's).
+const NTLMSSP: [u8; 10] = [0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x02, 0x0a];
 const GSS_C_MUTUAL_FLAG: OmUint32 = 2;
 const GSS_C_GSS_CODE: c_int = 1;
 const GSS_C_MECH_CODE: c_int = 2;
 /// GSS_ERROR(): the calling and routine error bits.
 const GSS_ERROR_MASK: OmUint32 = 0xffff_0000;
 
-/// Negotiate tokens from the user's Kerberos credentials.
+/// Security contexts with the user's own credentials.
 #[derive(Debug, Default)]
-pub struct Kerberos;
+pub struct DesktopCredentials;
 
-impl Negotiator for Kerberos {
-    fn token(&self, host: &str) -> Result<Vec<u8>, String> {
+impl Negotiator for DesktopCredentials {
+    fn start(&self, mechanism: Mechanism, host: &str) -> Result<Box<dyn SecurityContext>, String> {
         let mut service = format!("HTTP@{host}").into_bytes();
         let mut name_buffer = GssBufferDesc {
             length: service.len(),
@@ -102,67 +106,96 @@ impl Negotiator for Kerberos {
         let mut minor = 0;
         let mut target: GssName = ptr::null_mut();
         // SAFETY: the buffer and OID point into live locals for the call; `target`
-        // receives a name we release below.
+        // receives a name the context releases.
         let major =
             unsafe { gss_import_name(&mut minor, &mut name_buffer, &mut name_type, &mut target) };
         if major & GSS_ERROR_MASK != 0 {
             return Err(describe(major, minor));
         }
-        let token = first_token(target);
-        // SAFETY: `target` was made by gss_import_name and is released once.
-        unsafe { gss_release_name(&mut minor, &mut target) };
-        token
+        let mechanism = match mechanism {
+            Mechanism::Spnego => &SPNEGO[..],
+            Mechanism::Ntlm => &NTLMSSP[..],
+        };
+        Ok(Box::new(Context {
+            target,
+            context: ptr::null_mut(),
+            mechanism,
+        }))
     }
 }
 
-/// The first (for Kerberos, the only) SPNEGO token for `target`.
-fn first_token(target: GssName) -> Result<Vec<u8>, String> {
-    let mut mech = oid(&SPNEGO);
-    let mut context: GssCtx = ptr::null_mut();
-    let mut input = GssBufferDesc::empty();
-    let mut output = GssBufferDesc::empty();
-    let mut minor = 0;
-    // SAFETY: every pointer is to a live local or NULL as GSSAPI allows (default
-    // credentials, no channel bindings, no outputs we do not want); `context` and
-    // `output` are released below.
-    let major = unsafe {
-        gss_init_sec_context(
-            &mut minor,
-            ptr::null_mut(),
-            &mut context,
-            target,
-            &mut mech,
-            GSS_C_MUTUAL_FLAG,
-            0,
-            ptr::null_mut(),
-            &mut input,
-            ptr::null_mut(),
-            &mut output,
-            ptr::null_mut(),
-            ptr::null_mut(),
-        )
-    };
-    let result = match major & GSS_ERROR_MASK {
-        0 if !output.value.is_null() => {
-            // SAFETY: GSSAPI wrote `length` bytes at `value`.
-            Ok(
-                unsafe { std::slice::from_raw_parts(output.value.cast::<u8>(), output.length) }
-                    .to_vec(),
+/// One GSSAPI security context and its target name.
+struct Context {
+    target: GssName,
+    context: GssCtx,
+    mechanism: &'static [u8],
+}
+
+// SAFETY: the handles are used by one thread at a time (through `&mut self`), which
+// GSSAPI allows for a context moved between threads.
+unsafe impl Send for Context {}
+
+impl SecurityContext for Context {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
+        let mut mech = oid(self.mechanism);
+        let mut input = match input {
+            Some(bytes) => GssBufferDesc {
+                length: bytes.len(),
+                // GSSAPI only reads the input token.
+                value: bytes.as_ptr().cast_mut().cast(),
+            },
+            None => GssBufferDesc::empty(),
+        };
+        let mut output = GssBufferDesc::empty();
+        let mut minor = 0;
+        // SAFETY: every pointer is to a live local, a handle this context owns, or NULL as
+        // GSSAPI allows (default credentials, no channel bindings, no outputs we do not
+        // want); `output` is released below.
+        let major = unsafe {
+            gss_init_sec_context(
+                &mut minor,
+                ptr::null_mut(),
+                &mut self.context,
+                self.target,
+                &mut mech,
+                GSS_C_MUTUAL_FLAG,
+                0,
+                ptr::null_mut(),
+                &mut input,
+                ptr::null_mut(),
+                &mut output,
+                ptr::null_mut(),
+                ptr::null_mut(),
             )
-        }
-        0 => Err("GSSAPI made no token".into()),
-        _ => Err(describe(major, minor)),
-    };
-    let mut release_minor = 0;
-    // SAFETY: `output` holds a buffer GSSAPI allocated (or none) and `context` a context
-    // it made (or NULL); each is released once.
-    unsafe {
-        gss_release_buffer(&mut release_minor, &mut output);
-        if !context.is_null() {
-            gss_delete_sec_context(&mut release_minor, &mut context, ptr::null_mut());
+        };
+        let result = match major & GSS_ERROR_MASK {
+            0 if !output.value.is_null() => {
+                // SAFETY: GSSAPI wrote `length` bytes at `value`.
+                Ok(
+                    unsafe { std::slice::from_raw_parts(output.value.cast::<u8>(), output.length) }
+                        .to_vec(),
+                )
+            }
+            0 => Err("GSSAPI made no token".into()),
+            _ => Err(describe(major, minor)),
+        };
+        // SAFETY: `output` holds a buffer GSSAPI allocated (or none).
+        unsafe { gss_release_buffer(&mut minor, &mut output) };
+        result
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        let mut minor = 0;
+        // SAFETY: the handles were made by GSSAPI (or are NULL) and are released once.
+        unsafe {
+            if !self.context.is_null() {
+                gss_delete_sec_context(&mut minor, &mut self.context, ptr::null_mut());
+            }
+            gss_release_name(&mut minor, &mut self.target);
         }
     }
-    result
 }
 
 fn oid(bytes: &'static [u8]) -> GssOidDesc {
@@ -224,7 +257,10 @@ mod tests {
     /// Without a ticket (the test runs with no `kinit`), the error is GSSAPI's own.
     #[test]
     fn no_credentials_is_a_clear_error() {
-        let err = Kerberos.token("vpn.example.invalid").unwrap_err();
+        let mut context = DesktopCredentials
+            .start(Mechanism::Spnego, "vpn.example.invalid")
+            .unwrap();
+        let err = context.step(None).unwrap_err();
         assert!(!err.is_empty());
         assert!(
             err.to_ascii_lowercase().contains("credential") || err.contains("No Kerberos"),

@@ -156,9 +156,11 @@ HTTP AUTHENTICATION
     back end asks, then Bearer with --token-mode=oidc's token (openconnect 9.x needs
     --http-auth=bearer for that; here it is the default). When neither works and the
     server allows it (X-HTTP-Auth-Support: fallback), the login goes on with its forms.
-    Like openconnect, Basic and Digest are never sent to a server; NTLM single sign-on
-    (winbind's helper) is not spoken: such a challenge is an error naming it. Proxies
-    get Negotiate the same way (first, when --proxy-auth allows gssapi).
+    NTLM challenges get the desktop's NTLM credentials through GSSAPI's NTLMSSP mechanism
+    (gss-ntlmssp: NTLM_USER_FILE and NTLMUSER, or winbind) where openconnect runs
+    winbind's ntlm_auth. Like openconnect, Basic and Digest are never sent to a server.
+    Proxies get Negotiate the same way (first, when --proxy-auth allows gssapi), and NTLM
+    with the desktop's credentials when the proxy URL has no password.
 
 HOST CHECKS
     --csd-wrapper runs the script a gateway's host check needs, never a program the

@@ -444,7 +444,7 @@ async fn authenticate(
         },
         negotiator: opts.http_auth_methods()?.1.then(|| {
             oc_proto::client_proxy::auth::NegotiatorHandle(std::sync::Arc::new(
-                oc_tls::gssapi::Kerberos,
+                oc_tls::gssapi::DesktopCredentials,
             ))
         }),
     });

@@ -51,9 +51,9 @@ impl ProxySettings {
         host: &str,
         port: u16,
     ) -> Result<(TcpStream, SocketAddr), ClientError> {
-        let kerberos = NegotiatorHandle(std::sync::Arc::new(oc_tls::gssapi::Kerberos));
+        let desktop = NegotiatorHandle(std::sync::Arc::new(oc_tls::gssapi::DesktopCredentials));
         let auth = ProxyAuth::new(self.methods, self.url.credentials.clone())
-            .with_negotiator(kerberos, &self.url.host);
+            .with_negotiator(desktop, &self.url.host);
         let mut handshake = HttpConnect::new(host, port, &self.user_agent, auth);
         let (mut tcp, mut addr) = self.tcp().await?;
         info!("Requesting HTTP proxy connection to {}", handshake.target());

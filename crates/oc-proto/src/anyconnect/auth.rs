@@ -73,6 +73,13 @@ pub enum AuthError {
     SecondCertificateHashes(String),
     #[error("server rejected the Kerberos ticket (GSSAPI): check the realm and the service principal HTTP/<server>")]
     NegotiateRejected,
+    #[error("server rejected the NTLM single sign-on (the desktop's NTLM credentials)")]
+    NtlmRejected,
+    #[error(
+        "server asks for NTLM and the desktop's credentials could not answer: {0} \
+         (gss-ntlmssp with NTLM_USER_FILE, or winbind)"
+    )]
+    NtlmSso(String),
     #[error(
         "server asks for GSSAPI (Negotiate) and no Kerberos token could be made: {0} (kinit \
          first, or leave gssapi out of --http-auth)"
@@ -515,7 +522,7 @@ pub struct AuthSuccess {
 }
 
 /// The client side of the aggregate-auth exchange.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AuthExchange {
     settings: AuthSettings,
     cookies: Vec<(String, String)>,

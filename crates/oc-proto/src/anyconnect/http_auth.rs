@@ -1,22 +1,28 @@
 //! HTTP authentication with an AnyConnect server (a `401` to a login request), as
 //! openconnect answers it: Negotiate with the desktop's Kerberos credentials (ocserv's
-//! `gssapi` back end), then Bearer with `--token-mode=oidc`'s token (ocserv's `oidc`),
-//! each once per request. When neither works and the server says
+//! `gssapi` back end), NTLM with the desktop's credentials (gss-ntlmssp: NEGOTIATE, then
+//! AUTHENTICATE for the server's CHALLENGE), then Bearer with `--token-mode=oidc`'s token
+//! (ocserv's `oidc`), each once per request. When neither works and the server says
 //! `X-HTTP-Auth-Support: fallback`, the login starts again without offering HTTP
 //! authentication, so the server asks with its forms instead.
 
-use crate::client_proxy::auth::{negotiate_header, parse_challenges, NegotiatorHandle};
+use crate::client_proxy::auth::{
+    negotiate_header, parse_challenges, Challenge, NegotiatorHandle, NtlmSso,
+};
 use crate::http::Response;
 
 use super::auth::AuthError;
 
 /// What the client can answer, and what it already tried for the current request.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct ServerHttpAuth {
     bearer_token: Option<String>,
     negotiator: Option<NegotiatorHandle>,
     bearer_sent: bool,
     negotiate_sent: bool,
+    /// NTLM's NEGOTIATE went out; AUTHENTICATE answers the server's CHALLENGE.
+    ntlm: Option<NtlmSso>,
+    ntlm_sent: bool,
     /// The server fell back to its forms: HTTP authentication is no longer offered.
     fallen_back: bool,
 }
@@ -49,6 +55,8 @@ impl ServerHttpAuth {
     pub fn new_request(&mut self) {
         self.bearer_sent = false;
         self.negotiate_sent = false;
+        self.ntlm = None;
+        self.ntlm_sent = false;
     }
 
     /// The answer to a `401` from `host`.
@@ -75,6 +83,9 @@ impl ServerHttpAuth {
                 }
             }
         }
+        if let Some(answer) = self.ntlm(&challenges, host, &mut failure) {
+            return Ok(HttpAuthAnswer::Retry(answer));
+        }
         if wants("Bearer") && !self.bearer_sent {
             if let Some(token) = &self.bearer_token {
                 self.bearer_sent = true;
@@ -92,9 +103,41 @@ impl ServerHttpAuth {
         Err(self.why_not(&challenges, failure, resp))
     }
 
+    /// NTLM's next header: NEGOTIATE for a bare `NTLM` challenge, AUTHENTICATE for the
+    /// CHALLENGE after ours; `None` when NTLM is not offered, done, or fails (`failure`).
+    fn ntlm(
+        &mut self,
+        challenges: &[Challenge],
+        host: &str,
+        failure: &mut Option<AuthError>,
+    ) -> Option<String> {
+        let offered = challenges
+            .iter()
+            .find(|c| c.scheme.eq_ignore_ascii_case("NTLM"))?;
+        if self.ntlm_sent {
+            return None;
+        }
+        let step = match (self.ntlm.as_mut(), &offered.token68) {
+            (Some(sso), Some(_)) => {
+                self.ntlm_sent = true;
+                sso.authenticate(challenges)
+            }
+            (None, None) => {
+                let negotiator = self.negotiator.as_ref()?;
+                NtlmSso::start(negotiator, host).map(|(sso, header)| {
+                    self.ntlm = Some(sso);
+                    header
+                })
+            }
+            _ => return None,
+        };
+        step.map_err(|why| *failure = Some(AuthError::NtlmSso(why)))
+            .ok()
+    }
+
     fn why_not(
         &self,
-        challenges: &[crate::client_proxy::auth::Challenge],
+        challenges: &[Challenge],
         failure: Option<AuthError>,
         resp: &Response,
     ) -> AuthError {
@@ -105,6 +148,9 @@ impl ServerHttpAuth {
         };
         if self.negotiate_sent {
             return AuthError::NegotiateRejected;
+        }
+        if self.ntlm_sent {
+            return AuthError::NtlmRejected;
         }
         if let Some(failure) = failure {
             return failure;
@@ -132,19 +178,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::client_proxy::auth::Negotiator;
+    use crate::client_proxy::auth::tests::FakeGss;
     use crate::http::{Header, ResponseHead};
-
-    struct Kerberos(bool);
-
-    impl Negotiator for Kerberos {
-        fn token(&self, host: &str) -> Result<Vec<u8>, String> {
-            match self.0 {
-                true => Ok(host.as_bytes().to_vec()),
-                false => Err("no credentials cache".into()),
-            }
-        }
-    }
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
 
     fn unauthorized(headers: &[(&str, &str)]) -> Response {
         Response {
@@ -164,7 +201,7 @@ mod tests {
     }
 
     fn kerberos(ok: bool) -> Option<NegotiatorHandle> {
-        Some(NegotiatorHandle(Arc::new(Kerberos(ok))))
+        Some(NegotiatorHandle(Arc::new(FakeGss(ok))))
     }
 
     #[test]
@@ -176,10 +213,10 @@ mod tests {
         ]);
         let mut auth = ServerHttpAuth::new(Some("jwt".into()), kerberos(true));
         assert!(auth.offered());
-        // base64("vpn.example")
+        let spnego = format!("Negotiate {}", BASE64.encode("ticket for HTTP@vpn.example"));
         assert_eq!(
             auth.answer(&negotiate, "vpn.example"),
-            Ok(HttpAuthAnswer::Retry("Negotiate dnBuLmV4YW1wbGU=".into()))
+            Ok(HttpAuthAnswer::Retry(spnego.clone()))
         );
         assert_eq!(
             auth.answer(&negotiate, "vpn.example"),
@@ -198,7 +235,40 @@ mod tests {
         auth.new_request();
         assert_eq!(
             auth.answer(&negotiate, "vpn.example"),
-            Ok(HttpAuthAnswer::Retry("Negotiate dnBuLmV4YW1wbGU=".into()))
+            Ok(HttpAuthAnswer::Retry(spnego))
+        );
+    }
+
+    #[test]
+    fn ntlm_takes_two_rounds_with_the_desktops_credentials() {
+        let mut auth = ServerHttpAuth::new(None, kerberos(true));
+        let bare = unauthorized(&[("WWW-Authenticate", "NTLM")]);
+        assert_eq!(
+            auth.answer(&bare, "vpn.example"),
+            Ok(HttpAuthAnswer::Retry(format!(
+                "NTLM {}",
+                BASE64.encode("NEGOTIATE")
+            )))
+        );
+        let challenge = format!("NTLM {}", BASE64.encode("CHALLENGE"));
+        let challenged = unauthorized(&[("WWW-Authenticate", &challenge)]);
+        assert_eq!(
+            auth.answer(&challenged, "vpn.example"),
+            Ok(HttpAuthAnswer::Retry(format!(
+                "NTLM {}",
+                BASE64.encode("AUTHENTICATE:CHALLENGE")
+            )))
+        );
+        assert_eq!(
+            auth.answer(&bare, "vpn.example"),
+            Err(AuthError::NtlmRejected)
+        );
+        let mut without = ServerHttpAuth::new(None, kerberos(false));
+        assert_eq!(
+            without.answer(&bare, "vpn.example"),
+            Err(AuthError::NtlmSso(
+                "No Kerberos credentials available".into()
+            ))
         );
     }
 
@@ -208,7 +278,9 @@ mod tests {
         let mut auth = ServerHttpAuth::new(None, kerberos(false));
         assert_eq!(
             auth.answer(&negotiate, "h"),
-            Err(AuthError::Negotiate("no credentials cache".into()))
+            Err(AuthError::Negotiate(
+                "No Kerberos credentials available".into()
+            ))
         );
         let mut auth = ServerHttpAuth::new(None, kerberos(true));
         assert!(auth.answer(&negotiate, "h").is_ok());

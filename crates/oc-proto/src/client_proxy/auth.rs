@@ -8,11 +8,26 @@ use base64::Engine;
 use super::digest::digest_authorization;
 use super::{ntlm, Credentials, ProxyError};
 
-/// Makes Negotiate (SPNEGO) tokens: the desktop's Kerberos credentials through GSSAPI,
-/// provided by the shell. A token is for `HTTP@host`; Kerberos needs one round, so each
-/// call starts afresh.
+/// The GSSAPI mechanisms HTTP authentication uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// `Negotiate`: SPNEGO, with Kerberos in practice (one round).
+    Spnego,
+    /// `NTLM` with the desktop's credentials (gss-ntlmssp or winbind): NEGOTIATE, then
+    /// AUTHENTICATE for the peer's CHALLENGE.
+    Ntlm,
+}
+
+/// Single sign-on with the desktop's credentials through GSSAPI, provided by the shell:
+/// security contexts for `HTTP@host`.
 pub trait Negotiator: Send + Sync {
-    fn token(&self, host: &str) -> Result<Vec<u8>, String>;
+    fn start(&self, mechanism: Mechanism, host: &str) -> Result<Box<dyn SecurityContext>, String>;
+}
+
+/// One GSSAPI security context: each step takes the peer's last token (none at first)
+/// and makes ours.
+pub trait SecurityContext: Send {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, String>;
 }
 
 /// A shared [`Negotiator`], for settings that are compared and printed.
@@ -35,10 +50,40 @@ impl Eq for NegotiatorHandle {}
 
 /// The `Negotiate` header value for `host`, or why there is none.
 pub fn negotiate_header(negotiator: &NegotiatorHandle, host: &str) -> Result<String, String> {
-    negotiator
-        .0
-        .token(host)
-        .map(|token| format!("Negotiate {}", BASE64.encode(token)))
+    let token = negotiator.0.start(Mechanism::Spnego, host)?.step(None)?;
+    Ok(format!("Negotiate {}", BASE64.encode(token)))
+}
+
+/// An NTLM exchange with the desktop's credentials, between NEGOTIATE and AUTHENTICATE.
+pub struct NtlmSso(Box<dyn SecurityContext>);
+
+impl std::fmt::Debug for NtlmSso {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NtlmSso")
+    }
+}
+
+impl NtlmSso {
+    /// Starts one for `host`: the `NTLM` header with the NEGOTIATE message.
+    pub fn start(negotiator: &NegotiatorHandle, host: &str) -> Result<(Self, String), String> {
+        let mut context = negotiator.0.start(Mechanism::Ntlm, host)?;
+        let negotiate = context.step(None)?;
+        Ok((Self(context), format!("NTLM {}", BASE64.encode(negotiate))))
+    }
+
+    /// The `NTLM` header with AUTHENTICATE for the CHALLENGE in the peer's challenges.
+    pub fn authenticate(&mut self, challenges: &[Challenge]) -> Result<String, String> {
+        let data = challenges
+            .iter()
+            .filter(|c| c.is(AuthMethod::Ntlm))
+            .find_map(|c| c.token68.as_deref())
+            .ok_or("the NTLM answer has no CHALLENGE")?;
+        let challenge = BASE64
+            .decode(data)
+            .map_err(|e| format!("the NTLM CHALLENGE is not base64: {e}"))?;
+        let answer = self.0.step(Some(&challenge))?;
+        Ok(format!("NTLM {}", BASE64.encode(answer)))
+    }
 }
 
 /// An HTTP authentication method openconnect knows.
@@ -158,7 +203,7 @@ impl Challenge {
             .map(|(_, v)| v.as_str())
     }
 
-    fn is(&self, method: AuthMethod) -> bool {
+    pub(crate) fn is(&self, method: AuthMethod) -> bool {
         self.scheme.eq_ignore_ascii_case(method.scheme())
     }
 }
@@ -286,7 +331,7 @@ pub struct RequestLine<'a> {
 }
 
 /// The state of authenticating to one proxy.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct ProxyAuth {
     allowed: AllowedMethods,
     credentials: Option<Credentials>,
@@ -300,6 +345,8 @@ pub struct ProxyAuth {
     negotiator: Option<(NegotiatorHandle, String)>,
     /// Why no Negotiate token could be made, for the error when nothing else is left.
     negotiate_failure: Option<String>,
+    /// NTLM with the desktop's credentials (no password in the proxy URL), under way.
+    ntlm_sso: Option<NtlmSso>,
 }
 
 impl ProxyAuth {
@@ -314,6 +361,7 @@ impl ProxyAuth {
             ntlm_negotiating: false,
             negotiator: None,
             negotiate_failure: None,
+            ntlm_sso: None,
         }
     }
 
@@ -393,9 +441,19 @@ impl ProxyAuth {
                 }
             }
             AuthMethod::Ntlm => {
-                self.credentials.as_ref().ok_or_else(needs_credentials)?;
+                let negotiate = match (&self.credentials, &self.negotiator) {
+                    (Some(_), _) => format!("NTLM {}", BASE64.encode(ntlm::negotiate())),
+                    (None, Some((negotiator, host))) => match NtlmSso::start(negotiator, host) {
+                        Ok((sso, header)) => {
+                            self.ntlm_sso = Some(sso);
+                            header
+                        }
+                        Err(_) => return Err(needs_credentials()),
+                    },
+                    (None, None) => return Err(needs_credentials()),
+                };
                 self.ntlm_negotiating = true;
-                Ok(Some(format!("NTLM {}", BASE64.encode(ntlm::negotiate()))))
+                Ok(Some(negotiate))
             }
             AuthMethod::Basic => {
                 let c = self.credentials.as_ref().ok_or_else(needs_credentials)?;
@@ -424,7 +482,10 @@ impl ProxyAuth {
     }
 
     /// NTLM's AUTHENTICATE, answering the CHALLENGE in the proxy's `NTLM` header.
-    fn ntlm_authenticate(&self, challenges: &[Challenge], fresh: &Fresh) -> Option<String> {
+    fn ntlm_authenticate(&mut self, challenges: &[Challenge], fresh: &Fresh) -> Option<String> {
+        if let Some(sso) = self.ntlm_sso.as_mut() {
+            return sso.authenticate(challenges).ok();
+        }
         let credentials = self.credentials.as_ref()?;
         let data = challenges
             .iter()
@@ -481,4 +542,4 @@ fn is_stale_digest(method: AuthMethod, challenges: &[Challenge]) -> bool {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -194,21 +194,61 @@ fn ntlm_then_digest_then_basic_then_nothing() {
     ));
 }
 
-/// A stand-in for GSSAPI: a token naming the host, or no ticket.
-struct FakeKerberos(bool);
+/// A stand-in for GSSAPI: SPNEGO tokens naming the host, NTLM's NEGOTIATE and an
+/// AUTHENTICATE that echoes the CHALLENGE; or no credentials at all.
+pub(crate) struct FakeGss(pub bool);
 
-impl Negotiator for FakeKerberos {
-    fn token(&self, host: &str) -> Result<Vec<u8>, String> {
+struct FakeContext {
+    mechanism: Mechanism,
+    host: String,
+}
+
+impl Negotiator for FakeGss {
+    fn start(&self, mechanism: Mechanism, host: &str) -> Result<Box<dyn SecurityContext>, String> {
         match self.0 {
-            true => Ok(format!("ticket for HTTP@{host}").into_bytes()),
+            true => Ok(Box::new(FakeContext {
+                mechanism,
+                host: host.to_string(),
+            })),
             false => Err("No Kerberos credentials available".into()),
         }
     }
 }
 
+impl SecurityContext for FakeContext {
+    fn step(&mut self, input: Option<&[u8]>) -> Result<Vec<u8>, String> {
+        Ok(match (self.mechanism, input) {
+            (Mechanism::Spnego, _) => format!("ticket for HTTP@{}", self.host).into_bytes(),
+            (Mechanism::Ntlm, None) => b"NEGOTIATE".to_vec(),
+            (Mechanism::Ntlm, Some(challenge)) => [b"AUTHENTICATE:", challenge].concat(),
+        })
+    }
+}
+
+/// NTLM with no password in the URL: the desktop's credentials, through two rounds.
+#[test]
+fn ntlm_single_sign_on() {
+    let handle = NegotiatorHandle(std::sync::Arc::new(FakeGss(true)));
+    let mut auth =
+        ProxyAuth::new(AllowedMethods::default(), None).with_negotiator(handle, "proxy.example");
+    let offered = parse_challenges("NTLM");
+    let negotiate = auth.answer(&offered, CONNECT, &FRESH).unwrap();
+    assert_eq!(negotiate, format!("NTLM {}", BASE64.encode("NEGOTIATE")));
+    let challenge = parse_challenges(&format!("NTLM {}", BASE64.encode("CHALLENGE")));
+    let authenticate = auth.answer(&challenge, CONNECT, &FRESH).unwrap();
+    assert_eq!(
+        authenticate,
+        format!("NTLM {}", BASE64.encode("AUTHENTICATE:CHALLENGE"))
+    );
+    assert_eq!(
+        auth.answer(&offered, CONNECT, &FRESH),
+        Err(ProxyError::Rejected { method: "NTLM" })
+    );
+}
+
 #[test]
 fn negotiate_comes_first_and_falls_back() {
-    let handle = |ok| NegotiatorHandle(std::sync::Arc::new(FakeKerberos(ok)));
+    let handle = |ok| NegotiatorHandle(std::sync::Arc::new(FakeGss(ok)));
     let offered = parse_challenges("Negotiate, Digest realm=\"r\", nonce=\"n\"");
     let mut auth = ProxyAuth::new(AllowedMethods::default(), alice())
         .with_negotiator(handle(true), "proxy.example");
