@@ -98,9 +98,14 @@ fn gss_ntlmssp_accepts_our_ntlm_and_refuses_an_altered_one() {
     std::env::set_var("NTLMDOMAIN", "CORP");
 
     let run = |alter: bool| {
-        let mut ours = DesktopCredentials.start(Mechanism::Ntlm, "proxy.example").unwrap();
+        let mut ours = DesktopCredentials
+            .start(Mechanism::Ntlm, "proxy.example")
+            .unwrap();
         let negotiate = ours.step(None).unwrap();
-        assert!(negotiate.starts_with(b"NTLMSSP\0\x01\0\0\0"), "{negotiate:?}");
+        assert!(
+            negotiate.starts_with(b"NTLMSSP\0\x01\0\0\0"),
+            "{negotiate:?}"
+        );
         let mut theirs = ptr::null_mut();
         let (major, challenge, _) = accept(&mut theirs, &negotiate);
         assert_eq!(major, 1, "the acceptor continues with a CHALLENGE");

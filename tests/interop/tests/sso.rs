@@ -183,6 +183,25 @@ fn a_forged_token_ends_the_login() {
     assert!(!log.contains("COOKIE="), "{log}");
 }
 
+/// A callback that carries no token ends the login too, as openconnect's does.
+#[test]
+fn a_missing_token_ends_the_login() {
+    let mut sso = setup("sso-missing", "external");
+    sso.spawn_headless("client.log");
+    let status = sso.in_client(
+        "curl -s -o /dev/null -w '%{http_code}' 'http://localhost:29786/api/sso/?return=x'",
+    );
+    assert_eq!(status, "404");
+    assert_eq!(
+        sso.lab.wait_client(SECS(15)),
+        Some(1),
+        "{}",
+        sso.lab.log("client.log")
+    );
+    let log = sso.lab.log("client.log");
+    assert!(log.contains("Failed to decode SSO token"), "{log}");
+}
+
 #[test]
 fn embedded_browser_token_on_stdin() {
     let mut sso = setup("sso-embedded", "embedded");
