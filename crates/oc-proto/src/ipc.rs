@@ -167,6 +167,8 @@ pub enum SecModRequest {
         key: KeyRef,
         op: SignOp,
     },
+    /// A step of a PAM login (`auth = pam`).
+    Pam(PamRequest),
     /// The session store: cookies and address leases outlive the network process.
     Session(SessionRequest),
 }
@@ -251,6 +253,45 @@ pub enum SessionRequest {
     },
 }
 
+/// A PAM conversation runs in the security module while the network process shows its
+/// prompts as forms; each answer goes back until PAM decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PamRequest {
+    /// Starts PAM service `service` (one the configuration names for virtual host
+    /// `vhost`) for `user`, logging in from `rhost`.
+    Start {
+        service: String,
+        user: String,
+        rhost: Option<String>,
+        vhost: Option<String>,
+    },
+    /// The answer to the prompt of conversation `id`.
+    Answer { id: u64, answer: String },
+    /// The client went away: conversation `id` ends.
+    Abort { id: u64 },
+}
+
+/// Where a PAM conversation stands after a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PamEvent {
+    /// PAM asks: `message` (its information and error lines, then the prompt); `echo`
+    /// when the answer may be shown as it is typed.
+    Prompt {
+        id: u64,
+        message: String,
+        echo: bool,
+    },
+    /// Authenticated and the account allowed: the user PAM settled on, their Unix groups
+    /// (primary first; `None`: no such Unix user), and the ticket for the session.
+    Accepted {
+        user: String,
+        groups: Option<Vec<String>>,
+        ticket: AuthTicket,
+    },
+    /// PAM refused; `reason` is for the log.
+    Rejected { reason: String },
+}
+
 /// Longest user name, password or code the security module looks at.
 pub const MAX_CREDENTIAL: usize = 1024;
 
@@ -268,6 +309,12 @@ impl Message for SecModRequest {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
             }
             Self::CheckOtp { otp, user, code } if long(otp) || long(user) || long(code) => {
+                Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
+            }
+            Self::Pam(PamRequest::Start { service, user, .. }) if long(service) || long(user) => {
+                Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
+            }
+            Self::Pam(PamRequest::Answer { answer, .. }) if long(answer) => {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
             }
             Self::Sign { op, .. } => {
@@ -322,6 +369,7 @@ pub enum SecModReply {
         ticket: Option<AuthTicket>,
     },
     Signature(Vec<u8>),
+    Pam(PamEvent),
     Session(SessionReply),
     /// The request was refused; the reason is for the log.
     Refused(String),
@@ -374,6 +422,8 @@ pub enum CookieRefusal {
     OtherHost {
         issued_by: Option<String>,
     },
+    /// The account may not be used now (`acct = pam`: PAM's account check refused it).
+    Account(String),
     /// The session store could not be asked (the reason is for the log).
     Unavailable(String),
 }

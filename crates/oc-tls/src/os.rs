@@ -1,5 +1,6 @@
-//! The one socket option neither std nor nix reads: Linux's `TCP_INFO`, for the path MTU
-//! openconnect bases its tunnel MTU on.
+//! What neither std nor nix offers: Linux's `TCP_INFO` socket option, for the path MTU
+//! openconnect bases its tunnel MTU on, and the system's group list through NSS
+//! (`getgrent`), which ocserv's `auto-select-group` offers for PAM logins.
 
 #![allow(unsafe_code)]
 
@@ -35,6 +36,36 @@ pub fn tcp_path_info(socket: BorrowedFd<'_>) -> Option<TcpPathInfo> {
         rcv_mss: info.tcpi_rcv_mss,
         snd_mss: info.tcpi_snd_mss,
     })
+}
+
+/// `getgrent` walks one process-wide cursor: one walk at a time.
+static GROUP_WALK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The names of the system's groups (files, LDAP, whatever NSS is set to) whose id is at
+/// least `gid_min`, at most `limit` of them, in NSS order.
+pub fn group_names(gid_min: u32, limit: usize) -> Vec<String> {
+    let _walk = GROUP_WALK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut names = Vec::new();
+    // SAFETY: setgrent/getgrent/endgrent are called under GROUP_WALK, so no other walk in
+    // this process moves the cursor; each entry is read (name copied) before the next call
+    // overwrites the static buffer it lives in.
+    unsafe {
+        libc::setgrent();
+        while names.len() < limit {
+            let entry = libc::getgrent();
+            if entry.is_null() {
+                break;
+            }
+            if (*entry).gr_gid >= gid_min && !(*entry).gr_name.is_null() {
+                let name = std::ffi::CStr::from_ptr((*entry).gr_name);
+                names.push(name.to_string_lossy().into_owned());
+            }
+        }
+        libc::endgrent();
+    }
+    names
 }
 
 #[cfg(test)]

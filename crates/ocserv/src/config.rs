@@ -149,6 +149,35 @@ pub enum AuthMethod {
     },
     /// `certificate`: a client certificate signed by `ca-cert`.
     Certificate,
+    /// `pam[service=NAME,gid-min=N]`: the system's PAM stack, its prompts as forms.
+    Pam(PamMethod),
+}
+
+impl AuthMethod {
+    /// The method asks for the password (only one such method may be required at once).
+    pub fn asks_password(&self) -> bool {
+        matches!(self, Self::Plain { .. } | Self::Pam(_))
+    }
+}
+
+/// The options of `auth = pam[...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PamMethod {
+    /// `service`: the PAM service (`/etc/pam.d/NAME`), `ocserv` unless set.
+    pub service: String,
+    /// `gid-min`: the lowest group id `auto-select-group` offers.
+    pub gid_min: u32,
+}
+
+/// The PAM service ocserv uses when `service` is not given.
+pub const DEFAULT_PAM_SERVICE: &str = "ocserv";
+
+/// `acct`: what is told of sessions, or asked before one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AcctMethod {
+    /// `pam`: the PAM account check (`pam_acct_mgmt` of service `ocserv`) before a
+    /// session's tunnel starts; a refusal ends the CONNECT with 401.
+    Pam,
 }
 
 /// Where the user (or group) name is taken from in a client certificate.
@@ -307,6 +336,9 @@ pub struct Config {
     pub auth: Vec<AuthMethod>,
     /// `enable-auth` lines: any one of these is enough on its own.
     pub enable_auth: Vec<AuthMethod>,
+    /// `acct`: `pam` checks the account before each tunnel (RADIUS accounting is not
+    /// sent yet: a warning).
+    pub acct: Option<AcctMethod>,
     /// `tcp-port` (required).
     pub tcp_port: Option<u16>,
     /// `udp-port`; unset = no DTLS.

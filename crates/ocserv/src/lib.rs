@@ -17,6 +17,7 @@ pub mod listen;
 pub mod metrics;
 pub mod otp;
 pub mod packets;
+pub mod pam;
 pub mod passwd;
 pub mod pool;
 pub mod routes;

@@ -15,16 +15,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
-    AuthTicket, CommandReply, CookieRefusal, KeyRef, PasswordVerdict, SecModCommand, SecModReply,
-    SecModRequest, SessionReply, SessionRequest, SignOp,
+    AuthTicket, CommandReply, CookieRefusal, KeyRef, PamRequest, PasswordVerdict, SecModCommand,
+    SecModReply, SecModRequest, SessionReply, SessionRequest, SignOp,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
 use tracing::{error, info, warn};
 
 use crate::channel::{Channel, Received};
-use crate::config::{self, AuthMethod, Config};
+use crate::config::{self, AcctMethod, AuthMethod, Config};
 use crate::otp::{self, OtpOutcome};
+use crate::pam::{self, PamLogins};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::server::{lock, read_lock, write_lock};
 use crate::session_service::{Now, SessionService};
@@ -42,6 +43,12 @@ type PlainFiles = (Option<String>, Option<PathBuf>, Option<PathBuf>);
 struct Loaded {
     /// The `plain` methods' password and users files: the only ones a request may use.
     methods: Vec<PlainFiles>,
+    /// The `pam` methods' services, by host (`None`: the default one).
+    pam_services: Vec<(Option<String>, String)>,
+    /// `auth-timeout`: how long a PAM prompt waits for the client.
+    auth_timeout: Duration,
+    /// `acct = pam`: the account is checked before each tunnel.
+    pam_acct: bool,
     /// A certificate method is configured: its logins are checked by the network process
     /// (the TLS handshake), so sessions may be created without a ticket.
     certificate: bool,
@@ -101,6 +108,7 @@ pub struct SecMod {
     config_path: PathBuf,
     loaded: RwLock<Option<Loaded>>,
     grants: Mutex<Grants>,
+    pam: PamLogins,
     /// Cookies and leases: they outlive a network process.
     sessions: Mutex<SessionService>,
 }
@@ -154,7 +162,7 @@ fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
     let plain = all()
         .filter_map(|(name, m)| match m {
             AuthMethod::Plain { passwd, otp } => Some((name, passwd.clone(), otp.clone())),
-            AuthMethod::Certificate => None,
+            AuthMethod::Certificate | AuthMethod::Pam(_) => None,
         })
         .collect();
     (
@@ -163,12 +171,27 @@ fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
     )
 }
 
+/// The PAM services of every host's `pam` methods.
+fn pam_services(config: &Config) -> Vec<(Option<String>, String)> {
+    config
+        .hosts()
+        .flat_map(|(name, host)| {
+            let methods = host.auth.iter().chain(host.enable_auth.iter());
+            methods.filter_map(move |m| match m {
+                AuthMethod::Pam(pam) => Some((name.map(str::to_owned), pam.service.clone())),
+                _ => None,
+            })
+        })
+        .collect()
+}
+
 impl SecMod {
     pub fn new(config_path: PathBuf) -> Arc<Self> {
         Arc::new(Self {
             config_path,
             loaded: RwLock::new(None),
             grants: Mutex::new(Grants::default()),
+            pam: PamLogins::new(),
             sessions: Mutex::new(SessionService::new(Duration::from_secs(u64::from(
                 config::defaults::COOKIE_TIMEOUT,
             )))),
@@ -180,12 +203,18 @@ impl SecMod {
         let loaded = config::load(&self.config_path, false).map_err(|e| e.to_string())?;
         let keys = load_keys(&loaded.config)?;
         let (methods, certificate) = auth_methods(&loaded.config);
+        let pam_services = pam_services(&loaded.config);
+        let auth_timeout = Duration::from_secs(u64::from(loaded.config.auth_timeout.max(1)));
+        let pam_acct = loaded.config.acct == Some(AcctMethod::Pam);
         lock(&self.sessions)
             .set_cookie_timeout(Duration::from_secs(u64::from(loaded.config.cookie_timeout)));
         let mut slot = write_lock(&self.loaded);
         let previous = slot.take().map(|l| l.current);
         *slot = Some(Loaded {
             methods,
+            pam_services,
+            auth_timeout,
+            pam_acct,
             certificate,
             current: KeySet { generation, keys },
             previous,
@@ -291,12 +320,68 @@ impl SecMod {
                     SecModReply::Refused(e)
                 }
             },
-            SecModRequest::Session(request) => {
-                let certificate = loaded.certificate;
+            SecModRequest::Pam(request) => {
+                let (services, wait) = (loaded.pam_services.clone(), loaded.auth_timeout);
                 drop(guard);
+                self.pam_step(request, &services, wait)
+            }
+            SecModRequest::Session(request) => {
+                let (certificate, pam_acct) = (loaded.certificate, loaded.pam_acct);
+                drop(guard);
+                if pam_acct {
+                    if let Some(refused) = self.pam_account_refused(&request) {
+                        return refused;
+                    }
+                }
                 self.session(request, certificate)
             }
         }
+    }
+
+    /// A step of a PAM login: only a service the host's configuration names may run.
+    fn pam_step(
+        &self,
+        request: PamRequest,
+        services: &[(Option<String>, String)],
+        answer_wait: Duration,
+    ) -> SecModReply {
+        let outcome = match request {
+            PamRequest::Start {
+                service,
+                user,
+                rhost,
+                vhost,
+            } => {
+                if !services.iter().any(|(h, s)| *h == vhost && *s == service) {
+                    return refuse("a PAM service", &service);
+                }
+                let new_id = || {
+                    let mut id = [0u8; 8];
+                    fill_random(&mut id);
+                    u64::from_le_bytes(id)
+                };
+                self.pam
+                    .start(&service, &user, rhost.as_deref(), answer_wait, new_id)
+            }
+            PamRequest::Answer { id, answer } => self.pam.answer(id, answer),
+            PamRequest::Abort { id } => {
+                self.pam.abort(id);
+                pam::Outcome::Rejected("aborted".into())
+            }
+        };
+        SecModReply::Pam(outcome.into_event(|user| self.grant(user)))
+    }
+
+    /// `acct = pam`: a CONNECT's session whose account PAM refuses is not attached.
+    fn pam_account_refused(&self, request: &SessionRequest) -> Option<SecModReply> {
+        let SessionRequest::Attach { cookie, .. } = request else {
+            return None;
+        };
+        let user = lock(&self.sessions).user_of(cookie)?;
+        let why = pam::account_allowed(&user).err()?;
+        Some(SecModReply::Session(SessionReply::Refused(
+            CookieRefusal::Account(why),
+        )))
     }
 
     fn grant(&self, user: &str) -> AuthTicket {

@@ -112,6 +112,12 @@ impl SessionService {
         }
     }
 
+    /// The user holding this cookie.
+    pub fn user_of(&self, cookie: &str) -> Option<String> {
+        let raw = decode_cookie(cookie).ok()?;
+        self.store.get(&raw).map(|r| r.user.clone())
+    }
+
     /// Leased IPv4 addresses and IPv6 prefixes.
     pub fn leased(&self) -> (usize, usize) {
         self.pool.leased()

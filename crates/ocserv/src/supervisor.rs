@@ -221,7 +221,8 @@ fn known_iroutes(config: &Config) -> Vec<ipnet::IpNet> {
 }
 
 /// The login form's group list: `select-group` lines, and with `auto-select-group` every
-/// group in the password files (which only root can read).
+/// group in the password files (which only root can read) and, for `pam[gid-min=N]`, the
+/// system's groups from N up.
 fn form_groups(config: &Config) -> Vec<(String, String)> {
     let mut groups: Vec<(String, String)> = config
         .select_groups
@@ -230,20 +231,23 @@ fn form_groups(config: &Config) -> Vec<(String, String)> {
         .collect();
     if config.auto_select_group {
         for method in config.auth.iter().chain(config.enable_auth.iter()) {
-            if let AuthMethod::Plain {
-                passwd: Some(passwd),
-                ..
-            } = method
-            {
-                match PasswdFile::load(passwd) {
-                    Ok(file) => {
-                        for group in file.all_groups() {
-                            if !groups.iter().any(|(g, _)| *g == group) {
-                                groups.push((group.clone(), group));
-                            }
-                        }
+            let found = match method {
+                AuthMethod::Plain {
+                    passwd: Some(passwd),
+                    ..
+                } => match PasswdFile::load(passwd) {
+                    Ok(file) => file.all_groups(),
+                    Err(e) => {
+                        warn!("auto-select-group: {e}");
+                        continue;
                     }
-                    Err(e) => warn!("auto-select-group: {e}"),
+                },
+                AuthMethod::Pam(pam) => crate::pam::unix_group_list(pam.gid_min),
+                _ => continue,
+            };
+            for group in found {
+                if !groups.iter().any(|(g, _)| *g == group) {
+                    groups.push((group.clone(), group));
                 }
             }
         }

@@ -132,6 +132,8 @@ pub enum FormInputs {
     UsernamePassword,
     /// A further secret (retry, second factor): one password input.
     Password { name: String, label: String },
+    /// A further answer shown as it is typed (a PAM prompt with echo on).
+    Text { name: String, label: String },
     /// Only a group choice (certificate logins with several eligible groups).
     None,
 }
@@ -169,11 +171,17 @@ impl LoginForm {
             FormInputs::UsernamePassword => out.push_str(
                 "<input type=\"text\" name=\"username\" label=\"Username:\" />\n<input type=\"password\" name=\"password\" label=\"Password:\" />\n",
             ),
-            FormInputs::Password { name, label } => out.push_str(&format!(
-                "<input type=\"password\" name=\"{}\" label=\"{}\" />\n",
-                escape(name),
-                escape(label)
-            )),
+            FormInputs::Password { name, label } | FormInputs::Text { name, label } => {
+                let kind = match &self.inputs {
+                    FormInputs::Text { .. } => "text",
+                    _ => "password",
+                };
+                out.push_str(&format!(
+                    "<input type=\"{kind}\" name=\"{}\" label=\"{}\" />\n",
+                    escape(name),
+                    escape(label)
+                ));
+            }
             FormInputs::None => {}
         }
         if !self.groups.is_empty() {

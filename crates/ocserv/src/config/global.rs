@@ -12,8 +12,8 @@ use super::file_checks::{
 use super::lexer::{self, Entry};
 use super::net::{self, boolean, checked, num, secs, set, NetBuilder, Scope};
 use super::{
-    defaults, value, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded, NetSettings,
-    RekeyMethod,
+    defaults, value, AcctMethod, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded,
+    NetSettings, RekeyMethod,
 };
 
 /// Main-config keys that may be given several times (each line adds a value); the
@@ -78,6 +78,7 @@ const GLOBAL_KEYS: &[&str] = &[
     "select-group",
     "auto-select-group",
     "default-select-group",
+    "acct",
     "select-group-by-url",
     "config-per-user",
     "config-per-group",
@@ -145,8 +146,6 @@ const fn switch(key: &'static str) -> Unsupported {
 /// [`net::GLOBAL_NET_KEYS`]; `isolate-workers`, `udp-listen-host` and the ban, MTU, stats
 /// and Cisco settings that parse but are not (fully) applied are handled in [`Draft`].
 pub(super) const UNSUPPORTED: &[Unsupported] = &[
-    // Accounting only records; nothing is enforced through it.
-    plain("acct"),
     plain("dh-params"),
     // TPM keys are not supported: a TPM key fails to load, which fails closed.
     plain("srk-pin-file"),
@@ -277,6 +276,7 @@ pub(super) fn parse_entries(
 struct Draft {
     auth: Vec<(AuthMethod, usize)>,
     enable_auth: Vec<(AuthMethod, usize)>,
+    acct: Option<AcctMethod>,
     tcp_port: Option<u16>,
     udp_port: Option<u16>,
     listen_host: Option<String>,
@@ -551,6 +551,14 @@ impl Draft {
                 Err(m) => d.error(line, format!("select-group: {m}")),
             },
             "auto-select-group" => set(&mut self.auto_select_group, boolean(e, d)),
+            "acct" => match value::parse_acct(v) {
+                Ok(Some(method)) => self.acct = Some(method),
+                Ok(None) => d.warn(
+                    e.line,
+                    format!("acct: {v} accounting is not supported yet; no records are sent"),
+                ),
+                Err(why) => d.error(e.line, format!("acct: {why}")),
+            },
             "default-select-group" => {
                 set(&mut self.default_select_group, word(e, d, "a group name"));
             }
@@ -771,24 +779,15 @@ impl Draft {
         }
 
         // Two password methods cannot both ask for the password (ocserv rejects this too).
-        let plain_auth = self
-            .auth
-            .iter()
-            .filter(|(m, _)| matches!(m, AuthMethod::Plain { .. }))
-            .count();
+        let plain_auth = self.auth.iter().filter(|(m, _)| m.asks_password()).count();
         if plain_auth > 1 {
-            if let Some((_, line)) = self
-                .auth
-                .iter()
-                .filter(|(m, _)| matches!(m, AuthMethod::Plain { .. }))
-                .nth(1)
-            {
+            if let Some((_, line)) = self.auth.iter().filter(|(m, _)| m.asks_password()).nth(1) {
                 d.error(*line, "auth: only one password method can be required");
             }
         }
         if plain_auth > 0 {
             for (m, line) in &self.enable_auth {
-                if matches!(m, AuthMethod::Plain { .. }) {
+                if m.asks_password() {
                     d.error(
                         *line,
                         "enable-auth: a password method cannot be added as an alternative to \
@@ -887,6 +886,7 @@ impl Draft {
             path: d.file.clone(),
             auth: self.auth.into_iter().map(|(m, _)| m).collect(),
             enable_auth: self.enable_auth.into_iter().map(|(m, _)| m).collect(),
+            acct: self.acct,
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
             listen_host: self.listen_host,

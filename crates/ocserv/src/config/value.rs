@@ -12,7 +12,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use super::net::Family;
-use super::{AuthMethod, CertOid};
+use super::{AcctMethod, AuthMethod, CertOid, PamMethod, DEFAULT_PAM_SERVICE};
 
 /// `true`/`yes` or `false`/`no`, any case (ocserv's spellings of true; it reads anything else
 /// as false, we refuse it).
@@ -203,10 +203,11 @@ pub(super) fn parse_select_group(v: &str) -> Result<(String, Option<String>), St
 }
 
 /// Auth methods ocserv has that we cannot perform.
-const UNSUPPORTED_AUTH: &[&str] = &["pam", "radius", "gssapi", "oidc"];
+const UNSUPPORTED_AUTH: &[&str] = &["radius", "gssapi", "oidc"];
+const SUPPORTED_AUTH: &str = "plain, certificate, pam";
 
 /// `auth` / `enable-auth`: `plain[passwd=FILE,otp=FILE]`, legacy `plain[FILE]`,
-/// `certificate`.
+/// `certificate`, `pam[service=NAME,gid-min=N]`.
 pub(super) fn parse_auth(v: &str) -> Result<AuthMethod, String> {
     let (name, options) = split_brackets(v)?;
     let lower = name.to_ascii_lowercase();
@@ -216,11 +217,57 @@ pub(super) fn parse_auth(v: &str) -> Result<AuthMethod, String> {
             Some(o) if !o.is_empty() => Err(format!("certificate takes no options, got [{o}]")),
             _ => Ok(AuthMethod::Certificate),
         },
+        "pam" => parse_pam(options.unwrap_or_default()),
         m if UNSUPPORTED_AUTH.contains(&m) => Err(format!(
-            "auth method {m} is not supported yet (supported: plain, certificate)"
+            "auth method {m} is not supported yet (supported: {SUPPORTED_AUTH})"
         )),
         _ => Err(format!(
-            "unknown auth method {name:?} (supported: plain, certificate)"
+            "unknown auth method {name:?} (supported: {SUPPORTED_AUTH})"
+        )),
+    }
+}
+
+/// `pam[service=NAME,gid-min=N]`, both optional.
+fn parse_pam(options: &str) -> Result<AuthMethod, String> {
+    let mut method = PamMethod {
+        service: DEFAULT_PAM_SERVICE.to_owned(),
+        gid_min: 0,
+    };
+    for opt in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let Some((k, val)) = opt.split_once('=') else {
+            return Err(format!("expected name=value in pam[...], got {opt:?}"));
+        };
+        let (k, val) = (k.trim(), val.trim());
+        if k.eq_ignore_ascii_case("gid-min") {
+            method.gid_min = parse_uint(val, "pam gid-min")?;
+        } else if k.eq_ignore_ascii_case("service") {
+            // The name becomes a path under /etc/pam.d.
+            if val.is_empty() || val.contains(['/', '\0']) || val.starts_with('.') {
+                return Err(format!(
+                    "pam service {val:?} is not a file name in /etc/pam.d"
+                ));
+            }
+            method.service = val.to_owned();
+        } else {
+            return Err(format!(
+                "unknown pam option {k:?} (known: service, gid-min)"
+            ));
+        }
+    }
+    Ok(AuthMethod::Pam(method))
+}
+
+/// `acct`: `pam`, or `radius[...]` (`None`: known but not performed).
+pub(super) fn parse_acct(v: &str) -> Result<Option<AcctMethod>, String> {
+    let (name, options) = split_brackets(v)?;
+    match name.to_ascii_lowercase().as_str() {
+        "pam" => match options {
+            Some(o) if !o.is_empty() => Err(format!("pam takes no options, got [{o}]")),
+            _ => Ok(Some(AcctMethod::Pam)),
+        },
+        "radius" => Ok(None),
+        _ => Err(format!(
+            "unknown accounting method {name:?} (known: pam, radius)"
         )),
     }
 }

@@ -83,6 +83,7 @@ fn refusal(why: CookieRefusal, host: &Runtime) -> Refusal {
             "Server configuration error",
             "no address family in common with the client".into(),
         ),
+        CookieRefusal::Account(why) => Refusal::cookie(format!("account refused: {why}")),
         CookieRefusal::Unavailable(e) => {
             Refusal::unavailable("Server error", format!("session store: {e}"))
         }

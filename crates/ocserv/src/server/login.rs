@@ -15,7 +15,8 @@ use oc_proto::anyconnect::server_auth::{
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
 use oc_proto::ipc::{
-    AuthTicket, PasswordVerdict, SecModReply, SecModRequest, SessionReply, SessionRequest,
+    AuthTicket, PamEvent, PamRequest, PasswordVerdict, SecModReply, SecModRequest, SessionReply,
+    SessionRequest,
 };
 use oc_proto::proxy_proto::{self, Parse, ProxyHeader};
 use oc_tls::server::{cert_field, verified_client_cert};
@@ -78,6 +79,26 @@ impl Drop for PreloginSlot<'_> {
 pub(super) struct LoginOutcome {
     pub(super) request: ServerRequest,
     pub(super) showed_secret: bool,
+}
+
+/// A connection's login conversation; a PAM login waiting for this client's answer ends
+/// with it (whichever way the connection ends: CONNECT, close, auth-timeout).
+struct LoginConversation {
+    conversation: Conversation,
+    links: Arc<crate::worker::Links>,
+}
+
+impl Drop for LoginConversation {
+    fn drop(&mut self) {
+        if let Some(id) = self.conversation.pam_waiting() {
+            let links = self.links.clone();
+            tokio::spawn(async move {
+                links
+                    .secmod(SecModRequest::Pam(PamRequest::Abort { id }))
+                    .await;
+            });
+        }
+    }
 }
 
 /// What answering a login request needs besides the request: who asks, the settings the
@@ -263,7 +284,11 @@ impl Server {
         cert: CertStatus,
         accepted: Instant,
     ) -> Option<(TlsStream, LoginOutcome)> {
-        let mut conversation = Conversation::new(&rt.config.auth, &rt.config.enable_auth, cert);
+        let mut conversation = LoginConversation {
+            conversation: Conversation::new(&rt.config.auth, &rt.config.enable_auth, cert),
+            links: self.links.clone(),
+        };
+        let conversation = &mut conversation.conversation;
         let mut reader = RequestReader::new(RequestLimits::default());
         let mut buf = vec![0u8; 16 * 1024];
         let context_cookie = random_cookie_text();
@@ -310,7 +335,7 @@ impl Server {
                     send(&mut stream, &svc_login_prompt()).await.is_ok()
                 }
                 Method::Post if path == "/svc" => {
-                    self.svc_login(&mut stream, &mut conversation, &request, &login)
+                    self.svc_login(&mut stream, conversation, &request, &login)
                         .await
                 }
                 Method::Get | Method::Post
@@ -318,7 +343,7 @@ impl Server {
                         || request.method == Method::Post
                         || group_in_url(&path, &rt.config).is_some() =>
                 {
-                    self.auth_request(&mut stream, &mut conversation, &request, &login)
+                    self.auth_request(&mut stream, conversation, &request, &login)
                         .await
                 }
                 _ => {
@@ -472,6 +497,27 @@ impl Server {
             }
             step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
         }
+        while let Some(request) = pam_request(&step, login) {
+            let event = {
+                let _slot = self.password_checks.acquire().await;
+                match self.links.secmod(SecModRequest::Pam(request)).await {
+                    SecModReply::Pam(event) => event,
+                    other => PamEvent::Rejected {
+                        reason: format!("the security module answered {other:?}"),
+                    },
+                }
+            };
+            match &event {
+                PamEvent::Accepted { ticket: t, .. } => ticket = Some(*t),
+                PamEvent::Rejected { reason } => {
+                    self.metrics.auth_failed(AuthFailure::Password);
+                    self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
+                    info!("{peer}: PAM refused the login: {reason}");
+                }
+                PamEvent::Prompt { .. } => {}
+            }
+            step = conversation.pam_event(&event, &login.rt.forms);
+        }
         (step, ticket)
     }
 
@@ -489,7 +535,7 @@ impl Server {
                 // As ocserv: the context exists once credentials are under way; the first
                 // form (and a certificate's group choice) clears any old one.
                 let context = match form.inputs {
-                    FormInputs::Password { .. } => {
+                    FormInputs::Password { .. } | FormInputs::Text { .. } => {
                         format!("webvpncontext={}; Secure; HttpOnly", login.context_cookie)
                     }
                     FormInputs::UsernamePassword | FormInputs::None => {
@@ -511,7 +557,10 @@ impl Server {
                 answer_and_close(stream, &ServerResponse::new(401, reason)).await;
                 false
             }
-            AuthStep::CheckPassword { .. } | AuthStep::CheckOtp { .. } => false,
+            AuthStep::CheckPassword { .. }
+            | AuthStep::CheckOtp { .. }
+            | AuthStep::PamStart { .. }
+            | AuthStep::PamAnswer { .. } => false,
         }
     }
 
@@ -640,6 +689,23 @@ impl Server {
                 None,
             ),
         }
+    }
+}
+
+/// The security module request a PAM step asks for.
+fn pam_request(step: &AuthStep, login: &Login<'_>) -> Option<PamRequest> {
+    match step {
+        AuthStep::PamStart { service, user } => Some(PamRequest::Start {
+            service: service.clone(),
+            user: user.clone(),
+            rhost: Some(login.peer.ip().to_string()),
+            vhost: login.rt.name.clone(),
+        }),
+        AuthStep::PamAnswer { id, answer } => Some(PamRequest::Answer {
+            id: *id,
+            answer: answer.clone(),
+        }),
+        _ => None,
     }
 }
 

@@ -106,6 +106,7 @@ const GOOD: &[(&str, Check)] = &[
         c.select_groups == vec![("group1".into(), None)]
     }),
     ("auto-select-group = true", |c| c.auto_select_group),
+    ("acct = \"pam\"", |c| c.acct == Some(AcctMethod::Pam)),
     ("default-select-group = DEFAULT", |c| {
         c.default_select_group.as_deref() == Some("DEFAULT")
     }),
@@ -292,8 +293,13 @@ fn every_key_parses_a_good_value() {
 // Every key: a bad value is an error at its line, naming the key
 
 const BAD: &[(&str, &str)] = &[
-    ("auth = pam", "auth: auth method pam is not supported yet"),
-    ("auth = \"pam[gid-min=1000]\"", "pam is not supported yet"),
+    ("auth = \"pam[gid-min=x]\"", "pam gid-min"),
+    ("auth = \"pam[service=../x]\"", "not a file name in /etc/pam.d"),
+    ("auth = \"pam[service=a/b]\"", "not a file name in /etc/pam.d"),
+    ("auth = \"pam[group=1]\"", "unknown pam option"),
+    ("auth = \"pam[gid-min]\"", "expected name=value in pam[...]"),
+    ("acct = \"pam[x=1]\"", "acct: pam takes no options"),
+    ("acct = ldap", "acct: unknown accounting method"),
     (
         "auth = \"radius[config=/etc/radiusclient/radiusclient.conf]\"",
         "radius",
@@ -681,4 +687,25 @@ fn bad_value_keeps_the_default() {
     // good value for the same key is still taken (and reported as a repeat).
     let p = errs("dpd = x\ndpd = 10\n");
     assert_eq!(p.len(), 1);
+}
+
+#[test]
+fn pam_methods_take_a_service_and_a_lowest_gid() {
+    let cases = [
+        ("auth = pam", "ocserv", 0),
+        ("auth = \"pam[gid-min=1000]\"", "ocserv", 1000),
+        ("auth = \"pam[service=ocserv-vhost1, gid-min=5]\"", "ocserv-vhost1", 5),
+    ];
+    let rest = BASE.split_once('\n').map(|(_, r)| r).unwrap();
+    for (line, service, gid_min) in cases {
+        let loaded = parse(&format!("{line}\n{rest}"), file(), false)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let want = AuthMethod::Pam(PamMethod {
+            service: service.into(),
+            gid_min,
+        });
+        assert_eq!(loaded.config.auth, vec![want], "{line}");
+    }
+    // PAM asks for the password: it cannot be required next to a password file.
+    assert_has(&errs("auth = pam\n"), L, "only one password method");
 }
