@@ -694,7 +694,11 @@ fn pam_methods_take_a_service_and_a_lowest_gid() {
     let cases = [
         ("auth = pam", "ocserv", 0),
         ("auth = \"pam[gid-min=1000]\"", "ocserv", 1000),
-        ("auth = \"pam[service=ocserv-vhost1, gid-min=5]\"", "ocserv-vhost1", 5),
+        (
+            "auth = \"pam[service=ocserv-vhost1, gid-min=5]\"",
+            "ocserv-vhost1",
+            5,
+        ),
     ];
     let rest = BASE.split_once('\n').map(|(_, r)| r).unwrap();
     for (line, service, gid_min) in cases {
