@@ -24,6 +24,7 @@ pub mod port_filter;
 pub mod ppp;
 pub mod proxy_proto;
 pub mod pulse;
+pub mod radius;
 pub mod rate_limit;
 pub mod udp_link;
 pub mod url;
