@@ -20,7 +20,8 @@ const NAS_PORT_ASYNC: u32 = 0;
 const VENDOR_MICROSOFT: u32 = 311;
 const MS_PRIMARY_DNS: u8 = 28;
 const MS_SECONDARY_DNS: u8 = 29;
-/// Roaring Penguin's speed limits (kbit/s), which ocserv applies as rx/tx-data-per-sec.
+/// Roaring Penguin's speed limits, which ocserv applies as rx/tx-data-per-sec in its own
+/// unit, kilobytes per second.
 const VENDOR_ROARING_PENGUIN: u32 = 10055;
 const RP_UPSTREAM_SPEED_LIMIT: u8 = 1;
 const RP_DOWNSTREAM_SPEED_LIMIT: u8 = 2;
@@ -126,10 +127,11 @@ pub struct Grants {
     pub class: Vec<Vec<u8>>,
     pub ipv4: Option<Ipv4Addr>,
     pub ipv4_netmask: Option<Ipv4Addr>,
-    pub ipv6: Option<Ipv6Addr>,
-    /// Framed-IPv6-Prefix and Delegated-IPv6-Prefix.
-    pub ipv6_prefixes: Vec<Ipv6Net>,
-    /// Framed-Route and Framed-IPv6-Route (their first word, the network).
+    /// Framed-IPv6-Address (the client's /64) or Delegated-IPv6-Prefix (the client's
+    /// prefix), as ocserv reads them.
+    pub ipv6: Option<Ipv6Net>,
+    /// Framed-Route, Framed-IPv6-Route (their first word, the network) and
+    /// Framed-IPv6-Prefix.
     pub routes: Vec<IpNet>,
     pub dns: Vec<IpAddr>,
     pub session_timeout: Option<u32>,
@@ -253,12 +255,23 @@ fn grants(packet: &Packet) -> Result<Grants, RadiusError> {
                 g.class.push(v.to_vec());
                 true
             }
-            attr::FRAMED_IP_ADDRESS => ipv4_of(v).map(|a| g.ipv4 = Some(a)).is_some(),
+            // All ones and all ones but one ask for an address from the pool.
+            attr::FRAMED_IP_ADDRESS => ipv4_of(v)
+                .map(|a| {
+                    if u32::from(a) < 0xffff_fffe {
+                        g.ipv4 = Some(a);
+                    }
+                })
+                .is_some(),
             attr::FRAMED_IP_NETMASK => ipv4_of(v).map(|a| g.ipv4_netmask = Some(a)).is_some(),
-            attr::FRAMED_IPV6_ADDRESS => ipv6_of(v).map(|a| g.ipv6 = Some(a)).is_some(),
-            attr::FRAMED_IPV6_PREFIX | attr::DELEGATED_IPV6_PREFIX => {
-                ipv6_prefix_of(v).map(|p| g.ipv6_prefixes.push(p)).is_some()
-            }
+            attr::FRAMED_IPV6_ADDRESS => ipv6_of(v)
+                .and_then(|a| Ipv6Net::new(a, 64).ok())
+                .map(|n| g.ipv6 = Some(n))
+                .is_some(),
+            attr::DELEGATED_IPV6_PREFIX => ipv6_prefix_of(v).map(|p| g.ipv6 = Some(p)).is_some(),
+            attr::FRAMED_IPV6_PREFIX => ipv6_prefix_of(v)
+                .map(|p| g.routes.push(IpNet::V6(p)))
+                .is_some(),
             attr::FRAMED_ROUTE | attr::FRAMED_IPV6_ROUTE => {
                 route_of(v).map(|r| g.routes.push(r)).is_some()
             }
@@ -287,7 +300,7 @@ fn grants(packet: &Packet) -> Result<Grants, RadiusError> {
         }
     }
     for (kind, value) in packet.vendor(VENDOR_ROARING_PENGUIN) {
-        let bytes_per_sec = u32_of(value).map(|kbps| u64::from(kbps) * 1000 / 8);
+        let bytes_per_sec = u32_of(value).map(|kilobytes| u64::from(kilobytes) * 1000);
         match kind {
             RP_UPSTREAM_SPEED_LIMIT => g.rx_per_sec = bytes_per_sec,
             RP_DOWNSTREAM_SPEED_LIMIT => g.tx_per_sec = bytes_per_sec,

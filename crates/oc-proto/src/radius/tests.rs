@@ -173,8 +173,11 @@ fn an_accept_gives_addresses_routes_dns_groups_and_timers() {
     };
     assert_eq!(g.ipv4, Some(Ipv4Addr::new(192, 168, 7, 2)));
     assert_eq!(g.ipv4_netmask, Some(Ipv4Addr::new(255, 255, 255, 0)));
-    assert_eq!(g.routes, vec!["192.168.100.0/24".parse().unwrap()]);
-    assert_eq!(g.ipv6_prefixes, vec!["2001:db8:1::/64".parse().unwrap()]);
+    let routes: Vec<ipnet::IpNet> = vec![
+        "192.168.100.0/24".parse().unwrap(),
+        "2001:db8:1::/64".parse().unwrap(),
+    ];
+    assert_eq!(g.routes, routes);
     assert_eq!(g.dns, vec![IpAddr::V4(Ipv4Addr::new(10, 0, 0, 53))]);
     assert_eq!(g.groups(';'), vec!["admins", "ops"]);
     assert_eq!(g.session_timeout, Some(3600));
