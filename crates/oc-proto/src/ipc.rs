@@ -169,6 +169,8 @@ pub enum SecModRequest {
     },
     /// A step of a PAM login (`auth = pam`).
     Pam(PamRequest),
+    /// An Access-Request for a RADIUS login (`auth = radius`).
+    Radius(RadiusCheck),
     /// The session store: cookies and address leases outlive the network process.
     Session(SessionRequest),
 }
@@ -206,6 +208,9 @@ pub enum SessionRequest {
         login_ip: Option<IpAddr>,
         /// The virtual host logged in to (`None`: the default one).
         vhost: Option<String>,
+        /// What the back end granted: set by the security module from the ticket (the
+        /// network process's value is ignored).
+        granted: Option<Granted>,
     },
     /// Who holds this cookie (before the per-user settings are read), on a connection to
     /// virtual host `vhost` (`None`: the default host).
@@ -241,8 +246,13 @@ pub enum SessionRequest {
         keep: bool,
         bytes: (u64, u64),
     },
-    /// The bytes of the session's ended connections (interim accounting).
-    Carried { cookie: String },
+    /// The interim report of a tunnel that moved `current` bytes (in, out) so far: the
+    /// reply has the bytes of the session's ended connections; the security module sends
+    /// the session's interim accounting.
+    Interim {
+        cookie: String,
+        current: (u64, u64),
+    },
     /// occtl: every session.
     List,
     /// occtl: end the sessions whose public id starts with `sid`, or all of `user`'s; the
@@ -292,6 +302,55 @@ pub enum PamEvent {
     Rejected { reason: String },
 }
 
+/// A RADIUS login step: the user's answer (password, or the response to challenge
+/// `challenge`) for the method whose radcli file is `config` (one the configuration names
+/// for virtual host `vhost`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RadiusCheck {
+    pub config: String,
+    pub vhost: Option<String>,
+    pub user: String,
+    pub answer: String,
+    pub challenge: Option<u64>,
+    /// The client's address (Calling-Station-Id) and the one it reached (NAS address).
+    pub calling_station: String,
+    pub nas_address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+/// The RADIUS server's verdict.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RadiusVerdict {
+    /// With the groups of its Class attributes and the ticket for the session (which
+    /// carries what the Access-Accept granted).
+    Accepted {
+        groups: Vec<String>,
+        ticket: AuthTicket,
+    },
+    /// Ask the user `message`; the answer goes back with `challenge: Some(id)`.
+    Challenge { id: u64, message: String },
+    /// `retry`: a wrong password that may be tried again (no challenge was under way).
+    Rejected { reason: String, retry: bool },
+}
+
+/// What a back end granted with the login (RADIUS's Access-Accept with `groupconfig`):
+/// it overrides the user's configured settings for the session.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Granted {
+    pub ipv4: Option<Ipv4Addr>,
+    pub ipv4_netmask: Option<Ipv4Addr>,
+    pub ipv6: Option<ipnet::Ipv6Net>,
+    pub routes: Vec<IpNet>,
+    pub dns: Vec<IpAddr>,
+    pub session_timeout: Option<u32>,
+    pub idle_timeout: Option<u32>,
+    /// Seconds between interim accounting reports.
+    pub interim_interval: Option<u32>,
+    /// Bytes per second from the client, and to it.
+    pub rx_per_sec: Option<u64>,
+    pub tx_per_sec: Option<u64>,
+}
+
 /// Longest user name, password or code the security module looks at.
 pub const MAX_CREDENTIAL: usize = 1024;
 
@@ -315,6 +374,21 @@ impl Message for SecModRequest {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
             }
             Self::Pam(PamRequest::Answer { answer, .. }) if long(answer) => {
+                Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
+            }
+            Self::Radius(RadiusCheck {
+                config,
+                user,
+                answer,
+                user_agent,
+                calling_station,
+                ..
+            }) if long(config)
+                || long(user)
+                || long(answer)
+                || long(calling_station)
+                || user_agent.as_ref().is_some_and(long) =>
+            {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
             }
             Self::Sign { op, .. } => {
@@ -370,6 +444,7 @@ pub enum SecModReply {
     },
     Signature(Vec<u8>),
     Pam(PamEvent),
+    Radius(RadiusVerdict),
     Session(SessionReply),
     /// The request was refused; the reason is for the log.
     Refused(String),
@@ -398,6 +473,8 @@ pub struct SessionView {
     pub login_ip: Option<IpAddr>,
     /// The virtual host the user logged in to (`None`: the default one).
     pub vhost: Option<String>,
+    /// What the login's back end granted (RADIUS), over the configured settings.
+    pub granted: Option<Granted>,
 }
 
 /// Why a cookie opens no tunnel.

@@ -151,12 +151,29 @@ pub enum AuthMethod {
     Certificate,
     /// `pam[service=NAME,gid-min=N]`: the system's PAM stack, its prompts as forms.
     Pam(PamMethod),
+    /// `radius[config=FILE,groupconfig=true,nas-identifier=NAME]`: a RADIUS server
+    /// through radcli's configuration file.
+    Radius(RadiusMethod),
+}
+
+/// The options of `auth = radius[...]` and `acct = radius[...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RadiusMethod {
+    /// `config`: radcli's `radiusclient.conf`.
+    pub config: PathBuf,
+    /// `groupconfig`: the Access-Accept's addresses, routes, DNS and limits apply to the
+    /// session (ocserv's "sup-config").
+    pub groupconfig: bool,
+    /// `nas-identifier`: sent as NAS-Identifier.
+    pub nas_identifier: Option<String>,
+    /// `group-separator`: between the groups of a Class `OU=a;b` (`;` or `,`).
+    pub group_separator: char,
 }
 
 impl AuthMethod {
     /// The method asks for the password (only one such method may be required at once).
     pub fn asks_password(&self) -> bool {
-        matches!(self, Self::Plain { .. } | Self::Pam(_))
+        matches!(self, Self::Plain { .. } | Self::Pam(_) | Self::Radius(_))
     }
 }
 
@@ -178,6 +195,8 @@ pub enum AcctMethod {
     /// `pam`: the PAM account check (`pam_acct_mgmt` of service `ocserv`) before a
     /// session's tunnel starts; a refusal ends the CONNECT with 401.
     Pam,
+    /// `radius[config=FILE,...]`: Accounting-Request Start, Interim-Update and Stop.
+    Radius(RadiusMethod),
 }
 
 /// Where the user (or group) name is taken from in a client certificate.
@@ -336,8 +355,7 @@ pub struct Config {
     pub auth: Vec<AuthMethod>,
     /// `enable-auth` lines: any one of these is enough on its own.
     pub enable_auth: Vec<AuthMethod>,
-    /// `acct`: `pam` checks the account before each tunnel (RADIUS accounting is not
-    /// sent yet: a warning).
+    /// `acct`: `pam` checks the account before each tunnel; `radius[...]` reports sessions.
     pub acct: Option<AcctMethod>,
     /// `tcp-port` (required).
     pub tcp_port: Option<u16>,
@@ -528,6 +546,15 @@ pub struct VirtualHost {
 }
 
 impl Config {
+    /// A certificate method is among `auth`/`enable-auth`: clients are asked for a
+    /// certificate and `ca-cert` verifies it (ocserv loads the CA only then).
+    pub fn uses_certificate_auth(&self) -> bool {
+        self.auth
+            .iter()
+            .chain(self.enable_auth.iter())
+            .any(|m| matches!(m, AuthMethod::Certificate))
+    }
+
     /// Every host's settings: the default (`None`) first, then each virtual host's.
     pub fn hosts(&self) -> impl Iterator<Item = (Option<&str>, &Config)> {
         std::iter::once((None, self)).chain(

@@ -301,7 +301,9 @@ fn run_secmod(cli: &Cli) -> anyhow::Result<()> {
         .name("signals".into())
         .spawn(move || signals.block_on(secmod_signals()))
         .context("security module: signal thread")?;
-    SecMod::new(cli.config.clone()).serve_main(control)
+    SecMod::new(cli.config.clone())
+        .context("security module: cannot start its accounting thread")?
+        .serve_main(control)
 }
 
 /// As ocserv's sec-mod: SIGTERM or SIGINT ends the security module (the main process then

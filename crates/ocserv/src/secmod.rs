@@ -15,17 +15,21 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
-    AuthTicket, CommandReply, CookieRefusal, KeyRef, PamRequest, PasswordVerdict, SecModCommand,
-    SecModReply, SecModRequest, SessionReply, SessionRequest, SignOp,
+    AuthTicket, CommandReply, CookieRefusal, KeyRef, PamRequest, PasswordVerdict, RadiusCheck,
+    RadiusVerdict, SecModCommand, SecModReply, SecModRequest, SessionReply, SessionRequest,
+    SignOp,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
 use tracing::{error, info, warn};
 
 use crate::channel::{Channel, Received};
-use crate::config::{self, AcctMethod, AuthMethod, Config};
+use crate::config::{self, AcctMethod, AuthMethod, Config, RadiusMethod};
 use crate::otp::{self, OtpOutcome};
 use crate::pam::{self, PamLogins};
+use crate::radius::RadiusClient;
+use crate::radius_acct::Accounting;
+use crate::radius_login::{Checked, LoginExtras, RadiusLogins};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::server::{lock, read_lock, write_lock};
 use crate::session_service::{Now, SessionService};
@@ -49,6 +53,8 @@ struct Loaded {
     auth_timeout: Duration,
     /// `acct = pam`: the account is checked before each tunnel.
     pam_acct: bool,
+    /// The `radius` methods, by host, with their servers.
+    radius: Vec<(Option<String>, RadiusMethod, Arc<RadiusClient>)>,
     /// A certificate method is configured: its logins are checked by the network process
     /// (the TLS handshake), so sessions may be created without a ticket.
     certificate: bool,
@@ -63,21 +69,29 @@ const GRANT_LIFETIME: Duration = Duration::from_secs(600);
 const MAX_GRANTS: usize = 4096;
 
 /// Tickets for checked credentials, until a session is created with one: the network
-/// process cannot create a session for a user whose password nobody checked.
+/// process cannot create a session for a user whose password nobody checked. A ticket
+/// also carries what the login's back end granted the session.
 #[derive(Debug, Default)]
 struct Grants {
-    issued: HashMap<AuthTicket, (String, Instant)>,
+    issued: HashMap<AuthTicket, Issued>,
+}
+
+#[derive(Debug)]
+struct Issued {
+    user: String,
+    at: Instant,
+    extras: LoginExtras,
 }
 
 impl Grants {
-    fn issue(&mut self, user: &str, now: Instant) -> AuthTicket {
+    fn issue(&mut self, user: &str, extras: LoginExtras, now: Instant) -> AuthTicket {
         self.issued
-            .retain(|_, (_, at)| now.duration_since(*at) < GRANT_LIFETIME);
+            .retain(|_, i| now.duration_since(i.at) < GRANT_LIFETIME);
         if self.issued.len() >= MAX_GRANTS {
             let oldest = self
                 .issued
                 .iter()
-                .min_by_key(|(_, (_, at))| *at)
+                .min_by_key(|(_, i)| i.at)
                 .map(|(t, _)| *t);
             if let Some(t) = oldest {
                 self.issued.remove(&t);
@@ -85,19 +99,24 @@ impl Grants {
         }
         let mut ticket = [0u8; 16];
         fill_random(&mut ticket);
-        self.issued.insert(ticket, (user.to_string(), now));
+        let issued = Issued {
+            user: user.to_string(),
+            at: now,
+            extras,
+        };
+        self.issued.insert(ticket, issued);
         ticket
     }
 
-    fn redeem(&mut self, ticket: &AuthTicket, user: &str, now: Instant) -> bool {
-        match self.issued.remove(ticket) {
-            Some((owner, at)) => owner == user && now.duration_since(at) < GRANT_LIFETIME,
-            None => false,
-        }
+    /// The login's extras when the ticket is `user`'s and fresh.
+    fn redeem(&mut self, ticket: &AuthTicket, user: &str, now: Instant) -> Option<LoginExtras> {
+        let issued = self.issued.remove(ticket)?;
+        (issued.user == user && now.duration_since(issued.at) < GRANT_LIFETIME)
+            .then_some(issued.extras)
     }
 }
 
-fn fill_random(buf: &mut [u8]) {
+pub(crate) fn fill_random(buf: &mut [u8]) {
     if let Err(e) = openssl::rand::rand_bytes(buf) {
         error!("security module: no randomness: {e}");
         std::process::abort();
@@ -109,6 +128,8 @@ pub struct SecMod {
     loaded: RwLock<Option<Loaded>>,
     grants: Mutex<Grants>,
     pam: PamLogins,
+    radius: RadiusLogins,
+    accounting: Accounting,
     /// Cookies and leases: they outlive a network process.
     sessions: Mutex<SessionService>,
 }
@@ -162,13 +183,30 @@ fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
     let plain = all()
         .filter_map(|(name, m)| match m {
             AuthMethod::Plain { passwd, otp } => Some((name, passwd.clone(), otp.clone())),
-            AuthMethod::Certificate | AuthMethod::Pam(_) => None,
+            AuthMethod::Certificate | AuthMethod::Pam(_) | AuthMethod::Radius(_) => None,
         })
         .collect();
     (
         plain,
         all().any(|(_, m)| matches!(m, AuthMethod::Certificate)),
     )
+}
+
+/// Every host's `radius` methods with their servers (radcli's files are read here, as
+/// root: their secrets are not the network process's to see).
+fn radius_methods(
+    config: &Config,
+) -> Result<Vec<(Option<String>, RadiusMethod, Arc<RadiusClient>)>, String> {
+    let mut out = Vec::new();
+    for (name, host) in config.hosts() {
+        for method in host.auth.iter().chain(host.enable_auth.iter()) {
+            if let AuthMethod::Radius(radius) = method {
+                let client = Arc::new(RadiusClient::load(&radius.config)?);
+                out.push((name.map(str::to_owned), radius.clone(), client));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The PAM services of every host's `pam` methods.
@@ -186,16 +224,18 @@ fn pam_services(config: &Config) -> Vec<(Option<String>, String)> {
 }
 
 impl SecMod {
-    pub fn new(config_path: PathBuf) -> Arc<Self> {
-        Arc::new(Self {
+    pub fn new(config_path: PathBuf) -> std::io::Result<Arc<Self>> {
+        Ok(Arc::new(Self {
             config_path,
             loaded: RwLock::new(None),
             grants: Mutex::new(Grants::default()),
             pam: PamLogins::new(),
+            radius: RadiusLogins::default(),
+            accounting: Accounting::start()?,
             sessions: Mutex::new(SessionService::new(Duration::from_secs(u64::from(
                 config::defaults::COOKIE_TIMEOUT,
             )))),
-        })
+        }))
     }
 
     /// Reads the configuration and keys as `generation`; on failure the running set stays.
@@ -206,6 +246,14 @@ impl SecMod {
         let pam_services = pam_services(&loaded.config);
         let auth_timeout = Duration::from_secs(u64::from(loaded.config.auth_timeout.max(1)));
         let pam_acct = loaded.config.acct == Some(AcctMethod::Pam);
+        let radius = radius_methods(&loaded.config)?;
+        let acct_target = match &loaded.config.acct {
+            Some(AcctMethod::Radius(method)) => {
+                Some((method.clone(), Arc::new(RadiusClient::load(&method.config)?)))
+            }
+            _ => None,
+        };
+        self.accounting.configure(acct_target);
         lock(&self.sessions)
             .set_cookie_timeout(Duration::from_secs(u64::from(loaded.config.cookie_timeout)));
         let mut slot = write_lock(&self.loaded);
@@ -215,6 +263,7 @@ impl SecMod {
             pam_services,
             auth_timeout,
             pam_acct,
+            radius,
             certificate,
             current: KeySet { generation, keys },
             previous,
@@ -320,6 +369,18 @@ impl SecMod {
                     SecModReply::Refused(e)
                 }
             },
+            SecModRequest::Radius(check) => {
+                let Some((method, client)) = loaded
+                    .radius
+                    .iter()
+                    .find(|(h, m, _)| *h == check.vhost && m.config.as_os_str() == check.config.as_str())
+                    .map(|(_, m, c)| (m.clone(), c.clone()))
+                else {
+                    return refuse("a RADIUS configuration", &check.config);
+                };
+                drop(guard);
+                self.radius_step(&check, &method, &client)
+            }
             SecModRequest::Pam(request) => {
                 let (services, wait) = (loaded.pam_services.clone(), loaded.auth_timeout);
                 drop(guard);
@@ -372,6 +433,33 @@ impl SecMod {
         SecModReply::Pam(outcome.into_event(|user| self.grant(user)))
     }
 
+    /// A RADIUS login step: the verdict, with a ticket when accepted.
+    fn radius_step(
+        &self,
+        check: &RadiusCheck,
+        method: &RadiusMethod,
+        client: &RadiusClient,
+    ) -> SecModReply {
+        let new_id = || {
+            let mut id = [0u8; 8];
+            fill_random(&mut id);
+            u64::from_le_bytes(id)
+        };
+        let verdict = match self.radius.check(client, method, check, new_id) {
+            Checked::Accepted { groups, extras } => {
+                info!("RADIUS: user '{}' accepted", check.user);
+                let ticket = lock(&self.grants).issue(&check.user, extras, Instant::now());
+                RadiusVerdict::Accepted { groups, ticket }
+            }
+            Checked::Challenge { id, message } => RadiusVerdict::Challenge { id, message },
+            Checked::Rejected { reason, retry } => {
+                info!("RADIUS: user '{}' refused: {reason}", check.user);
+                RadiusVerdict::Rejected { reason, retry }
+            }
+        };
+        SecModReply::Radius(verdict)
+    }
+
     /// `acct = pam`: a CONNECT's session whose account PAM refuses is not attached.
     fn pam_account_refused(&self, request: &SessionRequest) -> Option<SecModReply> {
         let SessionRequest::Attach { cookie, .. } = request else {
@@ -385,28 +473,68 @@ impl SecMod {
     }
 
     fn grant(&self, user: &str) -> AuthTicket {
-        lock(&self.grants).issue(user, Instant::now())
+        lock(&self.grants).issue(user, LoginExtras::default(), Instant::now())
     }
 
     /// A session request; a new session needs the ticket of a completed credential check
     /// (unless certificate logins, which only the network process sees, are configured).
-    fn session(&self, request: SessionRequest, certificate: bool) -> SecModReply {
+    /// Accounting hears of sessions created, tunnels up, interim reports and ends.
+    fn session(&self, mut request: SessionRequest, certificate: bool) -> SecModReply {
         let now = Now {
             mono: Instant::now(),
             wall: SystemTime::now(),
         };
-        if let SessionRequest::Create { user, ticket, .. } = &request {
-            let redeemed = ticket
+        let mut login_extras = LoginExtras::default();
+        if let SessionRequest::Create {
+            user,
+            ticket,
+            granted,
+            timeout,
+            ..
+        } = &mut request
+        {
+            let extras = ticket
                 .as_ref()
-                .is_some_and(|t| lock(&self.grants).redeem(t, user, now.mono));
-            if !redeemed && !certificate {
+                .and_then(|t| lock(&self.grants).redeem(t, user, now.mono));
+            if extras.is_none() && !certificate {
                 warn!("security module: refused a session for '{user}': no credentials were checked for it");
                 return SecModReply::Session(SessionReply::Refused(CookieRefusal::Unavailable(
                     "no checked credentials for this user".into(),
                 )));
             }
+            // Only what the security module granted counts, never the network process's.
+            let extras = extras.unwrap_or_default();
+            granted.clone_from(&extras.granted);
+            if let Some(t) = granted.as_ref().and_then(|g| g.session_timeout) {
+                *timeout = Some(t);
+            }
+            login_extras = extras;
         }
-        let reply = lock(&self.sessions).handle(request, now, &mut fill_random);
+        let mut sessions = lock(&self.sessions);
+        let reply = sessions.handle(request.clone(), now, &mut fill_random);
+        let ended = sessions.take_ended();
+        let sid_of = |cookie: &str| sessions.sid_of(cookie);
+        match (&request, &reply) {
+            (SessionRequest::Create { user, login_ip, .. }, SessionReply::Created { cookie }) => {
+                if let Some(sid) = sid_of(cookie) {
+                    self.accounting.created(&sid, user, *login_ip, login_extras);
+                }
+            }
+            (SessionRequest::Attach { .. }, SessionReply::Attached { session, .. }) => {
+                self.accounting.attached(&session.sid, session.lease.as_ref());
+            }
+            (SessionRequest::Interim { cookie, current }, SessionReply::Carried(carried)) => {
+                if let Some(sid) = sid_of(cookie) {
+                    let total = (carried.0 + current.0, carried.1 + current.1);
+                    self.accounting.interim(&sid, total);
+                }
+            }
+            _ => {}
+        }
+        drop(sessions);
+        for e in ended {
+            self.accounting.ended(&e.sid, e.bytes, e.cause);
+        }
         SecModReply::Session(reply)
     }
 }

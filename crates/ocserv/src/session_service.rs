@@ -28,6 +28,30 @@ pub struct Now {
 pub struct SessionService {
     store: SessionStore,
     pool: AddressPool,
+    /// Sessions that ended since [`SessionService::take_ended`] was last called.
+    ended: Vec<EndedSession>,
+}
+
+/// Why a session ended (accounting's Acct-Terminate-Cause).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCause {
+    /// The client logged out (or its tunnel closed for good).
+    Logout,
+    /// occtl ended it.
+    Admin,
+    /// `session-timeout` was reached.
+    SessionTimeout,
+    /// No connection came back within `cookie-timeout`.
+    Expired,
+}
+
+/// A session that ended, with its totals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedSession {
+    pub sid: String,
+    pub user: String,
+    pub bytes: (u64, u64),
+    pub cause: EndCause,
 }
 
 /// What a CONNECT asks of its session (the fields of `SessionRequest::Attach`).
@@ -60,6 +84,7 @@ fn view(record: &SessionRecord, now: Instant) -> SessionView {
         carried: record.carried,
         login_ip: record.login_ip,
         vhost: record.vhost.clone(),
+        granted: record.granted.clone(),
     }
 }
 
@@ -92,6 +117,7 @@ impl SessionService {
         Self {
             store: SessionStore::new(cookie_timeout),
             pool: AddressPool::new(),
+            ended: Vec::new(),
         }
     }
 
@@ -112,6 +138,12 @@ impl SessionService {
         }
     }
 
+    /// The public id (occtl's, accounting's Acct-Session-Id) of this cookie's session.
+    pub fn sid_of(&self, cookie: &str) -> Option<String> {
+        let raw = decode_cookie(cookie).ok()?;
+        self.store.get(&raw).map(|r| r.sid.clone())
+    }
+
     /// The user holding this cookie.
     pub fn user_of(&self, cookie: &str) -> Option<String> {
         let raw = decode_cookie(cookie).ok()?;
@@ -123,11 +155,32 @@ impl SessionService {
         self.pool.leased()
     }
 
+    /// The sessions that ended since the last call.
+    pub fn take_ended(&mut self) -> Vec<EndedSession> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// A session is over: its addresses go back, and it is noted for accounting.
+    fn release(&mut self, record: SessionRecord, cause: EndCause) {
+        if let Some(lease) = record.lease {
+            self.pool.release(&lease);
+        }
+        self.ended.push(EndedSession {
+            sid: record.sid,
+            user: record.user,
+            bytes: record.carried,
+            cause,
+        });
+    }
+
     fn expire(&mut self, now: Instant) {
         for ended in self.store.expire(now) {
-            if let Some(lease) = ended.lease {
-                self.pool.release(&lease);
-            }
+            let cause = if ended.deadline.is_some_and(|d| now >= d) {
+                EndCause::SessionTimeout
+            } else {
+                EndCause::Expired
+            };
+            self.release(ended, cause);
         }
     }
 
@@ -146,6 +199,7 @@ impl SessionService {
                 timeout,
                 login_ip,
                 vhost,
+                granted,
                 ..
             } => {
                 let mut raw = [0u8; COOKIE_BYTES];
@@ -158,6 +212,7 @@ impl SessionService {
                     group,
                     login_ip,
                     vhost,
+                    granted,
                 };
                 let cookie = self.store.create(raw, owner, timeout, now.mono, now.wall);
                 SessionReply::Created { cookie }
@@ -203,7 +258,7 @@ impl SessionService {
                 keep,
                 bytes,
             } => self.detach(&cookie, conn, keep, bytes, now.mono),
-            SessionRequest::Carried { cookie } => {
+            SessionRequest::Interim { cookie, .. } => {
                 let carried = decode_cookie(&cookie)
                     .ok()
                     .and_then(|raw| self.store.get(&raw).map(|r| r.carried))
@@ -335,12 +390,11 @@ impl SessionService {
         };
         match self.store.detach(&raw, conn, keep, now, bytes) {
             Some(ended) => {
-                if let Some(lease) = ended.lease {
-                    self.pool.release(&lease);
-                }
+                let carried = ended.carried;
+                self.release(ended, EndCause::Logout);
                 SessionReply::Detached {
                     ended: true,
-                    carried: ended.carried,
+                    carried,
                 }
             }
             None => SessionReply::Detached {
@@ -368,8 +422,8 @@ impl SessionService {
             match attached {
                 Some(conn) => conns.push(*conn),
                 None => {
-                    if let Some(lease) = self.store.remove(raw).and_then(|r| r.lease) {
-                        self.pool.release(&lease);
+                    if let Some(record) = self.store.remove(raw) {
+                        self.release(record, EndCause::Admin);
                     }
                 }
             }
@@ -439,6 +493,7 @@ mod tests {
             ticket: None,
             login_ip: None,
             vhost: Some("pass2.example.com".into()),
+            granted: None,
         };
         let SessionReply::Created { cookie } = s.handle(create, now(t0, 0), &mut rnd) else {
             panic!("not created")

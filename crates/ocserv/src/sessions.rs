@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine;
+use oc_proto::ipc::Granted;
 use thiserror::Error;
 
 use crate::pool::Lease;
@@ -54,6 +55,8 @@ pub struct SessionRecord {
     /// Bytes (from the client, to the client) moved by this session's earlier connections,
     /// so accounting survives reconnects.
     pub carried: (u64, u64),
+    /// What the login's back end granted (RADIUS).
+    pub granted: Option<Granted>,
 }
 
 /// Who a new session is for.
@@ -63,6 +66,7 @@ pub struct Owner {
     pub group: Option<String>,
     pub login_ip: Option<IpAddr>,
     pub vhost: Option<String>,
+    pub granted: Option<Granted>,
 }
 
 #[cfg(test)]
@@ -73,6 +77,7 @@ impl Owner {
             group: group.map(str::to_owned),
             login_ip: None,
             vhost: None,
+            granted: None,
         }
     }
 }
@@ -150,6 +155,7 @@ impl SessionStore {
                 deadline: session_timeout.map(|t| now + t),
                 lease: None,
                 carried: (0, 0),
+                granted: owner.granted,
             },
         );
         encode_cookie(&raw)

@@ -173,7 +173,14 @@ fn worker_setup(
                         .iter()
                         .map(|(cert, _)| read(cert))
                         .collect::<Result<_, _>>()?,
-                    ca_pem: host.ca_cert.as_deref().map(read).transpose()?,
+                    // Without a certificate method ocserv never reads ca-cert; a missing
+                    // file must not stop a password-only server.
+                    ca_pem: host
+                        .ca_cert
+                        .as_deref()
+                        .filter(|_| host.uses_certificate_auth())
+                        .map(read)
+                        .transpose()?,
                     crl_pem: host.crl.as_deref().map(read).transpose()?,
                     ocsp_der: host.ocsp_response.as_deref().map(read).transpose()?,
                     groups: form_groups(host),

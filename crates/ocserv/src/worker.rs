@@ -23,7 +23,7 @@ use tracing::{error, info, warn};
 
 use crate::auth::FormSettings;
 use crate::channel::{AsyncChannelPool, Channel, ChannelError, ChannelPool, Received};
-use crate::config::{self, AuthMethod};
+use crate::config;
 use crate::listen::{bind_all, Sockets};
 use crate::sandbox::{self, Identity};
 use crate::server::{create_tun, describe_pools, AdminRequest, Runtime, Server};
@@ -219,11 +219,7 @@ fn host_tls(
     first_key: &mut u32,
     signer: &Arc<dyn RemoteSigner>,
 ) -> Result<TlsServer, WorkerError> {
-    let uses_cert = host
-        .auth
-        .iter()
-        .chain(host.enable_auth.iter())
-        .any(|m| matches!(m, AuthMethod::Certificate));
+    let uses_cert = host.uses_certificate_auth();
     let certs: Vec<RemoteCert> = files
         .cert_chains
         .iter()
@@ -247,7 +243,7 @@ fn host_tls(
                 .map(|(c, _)| c.clone())
                 .unwrap_or_default(),
             key: PathBuf::new(),
-            ca: host.ca_cert.clone(),
+            ca: host.ca_cert.clone().filter(|_| uses_cert),
             ca_pem: files.ca_pem.clone(),
             request_client_cert: uses_cert,
             priorities: host.tls_priorities.clone(),

@@ -10,10 +10,11 @@ use std::path::PathBuf;
 
 use oc_proto::anyconnect::server_auth::{ClientAuth, FormInputs, LoginForm};
 
-use crate::config::{AuthMethod, PamMethod};
+use crate::config::{AuthMethod, PamMethod, RadiusMethod};
 use crate::passwd::PlainAuth;
 
 mod pam_login;
+mod radius_steps;
 use pam_login::PamProgress;
 
 /// Password attempts per connection before the final 401 (ocserv's plain module allows 3).
@@ -87,6 +88,14 @@ pub enum AuthStep {
         id: u64,
         answer: String,
     },
+    /// Send the user's answer to the RADIUS server of radcli file `config` (answering
+    /// `challenge`), then call [`Conversation::radius_verdict`].
+    RadiusCheck {
+        config: PathBuf,
+        user: String,
+        answer: String,
+        challenge: Option<u64>,
+    },
     Success {
         user: String,
         group: Option<String>,
@@ -128,6 +137,10 @@ pub struct Conversation {
     pam_progress: PamProgress,
     /// PAM's last prompt and its number among the distinct ones.
     pam_last_prompt: Option<(String, u32)>,
+    /// `auth = radius`: the RADIUS server checks the answers.
+    radius: Option<RadiusMethod>,
+    /// The RADIUS challenge the next answer is for: its id, message and number.
+    radius_challenge: Option<(u64, String, u32)>,
     /// The password while it is being checked: when the user's entry has no password, the
     /// same answer is their one-time password (ocserv's OTP-only users).
     pending_secret: Option<String>,
@@ -189,17 +202,21 @@ impl Conversation {
             unusable = None;
             break;
         }
-        let (plain, pam, cert) = match chosen {
+        let (plain, pam, radius, cert) = match chosen {
             Some((wants_cert, set)) => (
                 set.iter().find_map(|m| match m {
                     AuthMethod::Plain { passwd, otp } => Some(Plain {
                         passwd: passwd.clone(),
                         otp: otp.clone(),
                     }),
-                    AuthMethod::Certificate | AuthMethod::Pam(_) => None,
+                    AuthMethod::Certificate | AuthMethod::Pam(_) | AuthMethod::Radius(_) => None,
                 }),
                 set.iter().find_map(|m| match m {
                     AuthMethod::Pam(pam) => Some(pam.clone()),
+                    _ => None,
+                }),
+                set.iter().find_map(|m| match m {
+                    AuthMethod::Radius(radius) => Some(radius.clone()),
                     _ => None,
                 }),
                 match (&cert, wants_cert) {
@@ -207,13 +224,15 @@ impl Conversation {
                     _ => None,
                 },
             ),
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         Self {
             plain,
             pam,
             pam_progress: PamProgress::default(),
             pam_last_prompt: None,
+            radius,
+            radius_challenge: None,
             pending_secret: None,
             otp_due: None,
             cert,
@@ -252,7 +271,7 @@ impl Conversation {
             self.group = (!is_default).then(|| canonical_group(group, forms));
             self.group_answered = true;
         }
-        if self.plain.is_none() && self.pam.is_none() {
+        if !self.asks_password() {
             // Certificate only: no form, unless the certificate offers several groups and
             // the client chose none (then the choice is asked for, as ocserv does).
             return match self.certificate_group_choice(forms) {
@@ -277,6 +296,9 @@ impl Conversation {
         };
         if let Some(pam) = self.pam.clone() {
             return self.pam_post(&pam, user, msg, forms);
+        }
+        if let Some(radius) = self.radius.clone() {
+            return self.radius_post(&radius, user, msg, forms);
         }
         let Some(plain) = self.plain.clone() else {
             return AuthStep::Failed {
@@ -327,6 +349,11 @@ impl Conversation {
                 reason: "Authentication failed",
             },
         }
+    }
+
+    /// A password method takes part (else the certificate alone decides).
+    fn asks_password(&self) -> bool {
+        self.plain.is_some() || self.pam.is_some() || self.radius.is_some()
     }
 
     /// The user this login is for: the certificate's, else the one the client names (it
@@ -408,8 +435,7 @@ impl Conversation {
         };
         // The password method's groups when it takes part (as ocserv's security module
         // checks them), else the certificate's.
-        let password_method = self.plain.is_some() || self.pam.is_some();
-        let allowed = match (password_method, &self.cert) {
+        let allowed = match (self.asks_password(), &self.cert) {
             (false, Some(cert)) => cert.groups.clone(),
             _ => password_groups,
         };
@@ -445,6 +471,35 @@ impl Conversation {
         // Several, or none on the select-group list: asked for, with every group the login
         // form offers (the certificate's included, as ocserv lists them).
         Some(self.form(forms, GROUP_MESSAGE, FormInputs::None))
+    }
+
+    /// A back end's prompt (PAM's, a RADIUS challenge's) as a form: a bare "Password:"
+    /// gets ocserv's sentence, anything else is shown as written. The second and later
+    /// distinct prompts are `secondary_password`, as ocserv names them.
+    fn prompt_form(
+        &self,
+        forms: &FormSettings,
+        message: &str,
+        echo: bool,
+        distinct: u32,
+    ) -> LoginForm {
+        let trimmed = message.trim();
+        let shown = if trimmed.is_empty() || starts_with_ignore_case(trimmed, "password:") {
+            PASSWORD_MESSAGE
+        } else {
+            trimmed
+        };
+        let (name, label) = if distinct == 0 {
+            ("password".to_owned(), "Password:".to_owned())
+        } else {
+            ("secondary_password".to_owned(), format!("Password{distinct}:"))
+        };
+        let inputs = if echo {
+            FormInputs::Text { name, label }
+        } else {
+            FormInputs::Password { name, label }
+        };
+        self.form(forms, shown, inputs)
     }
 
     fn form(&self, forms: &FormSettings, message: &str, inputs: FormInputs) -> LoginForm {
@@ -492,6 +547,11 @@ impl Conversation {
         }
         groups
     }
+}
+
+fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
+    text.get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }
 
 fn password_input() -> FormInputs {

@@ -3,10 +3,10 @@
 //! first form (user name and password together) answers PAM's first prompt, so a plain
 //! password login takes one round trip as with password files.
 
-use oc_proto::anyconnect::server_auth::{ClientAuth, FormInputs};
+use oc_proto::anyconnect::server_auth::ClientAuth;
 use oc_proto::ipc::PamEvent;
 
-use super::{AuthStep, Conversation, FormSettings, PASSWORD_MESSAGE};
+use super::{AuthStep, Conversation, FormSettings};
 use crate::config::PamMethod;
 
 /// How far the PAM conversation is.
@@ -62,7 +62,7 @@ impl Conversation {
                 }
                 // A post without the answer: the same question again.
                 None => {
-                    let form = self.pam_form(forms, &message, echo, distinct);
+                    let form = self.prompt_form(forms, &message, echo, distinct);
                     self.pam_progress = PamProgress::Asked {
                         id,
                         message,
@@ -109,7 +109,7 @@ impl Conversation {
                     self.pam_progress = PamProgress::Pending { first_answer: None };
                     return AuthStep::PamAnswer { id: *id, answer };
                 }
-                let form = self.pam_form(forms, message, *echo, distinct);
+                let form = self.prompt_form(forms, message, *echo, distinct);
                 self.pam_progress = PamProgress::Asked {
                     id: *id,
                     message: message.clone(),
@@ -135,40 +135,4 @@ impl Conversation {
             },
         }
     }
-
-    /// A prompt as a form: a bare "Password:" gets ocserv's sentence, anything else
-    /// (a code, a new password, the module's notes) is shown as PAM wrote it.
-    fn pam_form(
-        &self,
-        forms: &FormSettings,
-        message: &str,
-        echo: bool,
-        distinct: u32,
-    ) -> oc_proto::anyconnect::server_auth::LoginForm {
-        let trimmed = message.trim();
-        let shown = if trimmed.is_empty() || starts_with_ignore_case(trimmed, "password:") {
-            PASSWORD_MESSAGE
-        } else {
-            trimmed
-        };
-        let (name, label) = if distinct == 0 {
-            ("password".to_owned(), "Password:".to_owned())
-        } else {
-            (
-                "secondary_password".to_owned(),
-                format!("Password{distinct}:"),
-            )
-        };
-        let inputs = if echo {
-            FormInputs::Text { name, label }
-        } else {
-            FormInputs::Password { name, label }
-        };
-        self.form(forms, shown, inputs)
-    }
-}
-
-fn starts_with_ignore_case(text: &str, prefix: &str) -> bool {
-    text.get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
 }

@@ -108,3 +108,35 @@ pub(super) fn check_override_file(d: &mut Diag, line: usize, key: &str, file: &P
         Err(e) => d.error(line, format!("{key}: cannot read {}: {e}", file.display())),
     }
 }
+
+/// `-t`: a RADIUS method's radcli file exists and parses, and each server has a secret
+/// (inline or in its `servers` file).
+pub(super) fn check_radius(d: &mut Diag, line: usize, method: &super::RadiusMethod) {
+    use oc_proto::radius::{parse_client_conf, parse_servers_file, ClientConf};
+    check_path(d, line, "radius config", &method.config, Kind::File);
+    let Ok(text) = std::fs::read_to_string(&method.config) else {
+        return;
+    };
+    let file = method.config.display().to_string();
+    let conf = match parse_client_conf(&text, &file) {
+        Ok(conf) => conf,
+        Err(e) => return d.error(line, format!("radius: {e}")),
+    };
+    let servers = match &conf.servers_file {
+        Some(path) => match std::fs::read_to_string(path) {
+            Ok(text) => parse_servers_file(&text),
+            Err(e) => {
+                return d.error(line, format!("radius: servers file {}: {e}", path.display()))
+            }
+        },
+        None => Vec::new(),
+    };
+    for server in conf.auth_servers.iter().chain(&conf.acct_servers) {
+        if ClientConf::secret_for(server, &servers).is_none() {
+            d.error(
+                line,
+                format!("radius: {file}: no shared secret for server {}", server.host),
+            );
+        }
+    }
+}

@@ -7,7 +7,8 @@ use oc_proto::anyconnect::camouflage::Camouflage;
 use oc_proto::compress::Priorities;
 
 use super::file_checks::{
-    check_account, check_override_dir, check_override_file, check_path, check_users_file, Kind,
+    check_account, check_override_dir, check_override_file, check_path, check_radius,
+    check_users_file, Kind,
 };
 use super::lexer::{self, Entry};
 use super::net::{self, boolean, checked, num, secs, set, NetBuilder, Scope};
@@ -276,7 +277,7 @@ pub(super) fn parse_entries(
 struct Draft {
     auth: Vec<(AuthMethod, usize)>,
     enable_auth: Vec<(AuthMethod, usize)>,
-    acct: Option<AcctMethod>,
+    acct: Option<(AcctMethod, usize)>,
     tcp_port: Option<u16>,
     udp_port: Option<u16>,
     listen_host: Option<String>,
@@ -552,11 +553,7 @@ impl Draft {
             },
             "auto-select-group" => set(&mut self.auto_select_group, boolean(e, d)),
             "acct" => match value::parse_acct(v) {
-                Ok(Some(method)) => self.acct = Some(method),
-                Ok(None) => d.warn(
-                    e.line,
-                    format!("acct: {v} accounting is not supported yet; no records are sent"),
-                ),
+                Ok(method) => self.acct = Some((method, e.line)),
                 Err(why) => d.error(e.line, format!("acct: {why}")),
             },
             "default-select-group" => {
@@ -886,7 +883,7 @@ impl Draft {
             path: d.file.clone(),
             auth: self.auth.into_iter().map(|(m, _)| m).collect(),
             enable_auth: self.enable_auth.into_iter().map(|(m, _)| m).collect(),
-            acct: self.acct,
+            acct: self.acct.map(|(m, _)| m),
             tcp_port: self.tcp_port,
             udp_port: self.udp_port,
             listen_host: self.listen_host,
@@ -1040,15 +1037,22 @@ impl Draft {
             check_path(d, *line, "server-key", p, Kind::File);
         }
         for (m, line) in self.auth.iter().chain(&self.enable_auth) {
-            if let AuthMethod::Plain { passwd, otp } = m {
-                if let Some(passwd) = passwd {
-                    check_path(d, *line, "passwd", passwd, Kind::File);
+            match m {
+                AuthMethod::Plain { passwd, otp } => {
+                    if let Some(passwd) = passwd {
+                        check_path(d, *line, "passwd", passwd, Kind::File);
+                    }
+                    if let Some(otp) = otp {
+                        check_path(d, *line, "otp", otp, Kind::File);
+                        check_users_file(d, *line, otp);
+                    }
                 }
-                if let Some(otp) = otp {
-                    check_path(d, *line, "otp", otp, Kind::File);
-                    check_users_file(d, *line, otp);
-                }
+                AuthMethod::Radius(radius) => check_radius(d, *line, radius),
+                AuthMethod::Certificate | AuthMethod::Pam(_) => {}
             }
+        }
+        if let Some((AcctMethod::Radius(radius), line)) = &self.acct {
+            check_radius(d, *line, radius);
         }
         let files = [
             ("ca-cert", &self.ca_cert, Kind::File),

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use super::net::Family;
-use super::{AcctMethod, AuthMethod, CertOid, PamMethod, DEFAULT_PAM_SERVICE};
+use super::{AcctMethod, AuthMethod, CertOid, PamMethod, RadiusMethod, DEFAULT_PAM_SERVICE};
 
 /// `true`/`yes` or `false`/`no`, any case (ocserv's spellings of true; it reads anything else
 /// as false, we refuse it).
@@ -203,8 +203,8 @@ pub(super) fn parse_select_group(v: &str) -> Result<(String, Option<String>), St
 }
 
 /// Auth methods ocserv has that we cannot perform.
-const UNSUPPORTED_AUTH: &[&str] = &["radius", "gssapi", "oidc"];
-const SUPPORTED_AUTH: &str = "plain, certificate, pam";
+const UNSUPPORTED_AUTH: &[&str] = &["gssapi", "oidc"];
+const SUPPORTED_AUTH: &str = "plain, certificate, pam, radius";
 
 /// `auth` / `enable-auth`: `plain[passwd=FILE,otp=FILE]`, legacy `plain[FILE]`,
 /// `certificate`, `pam[service=NAME,gid-min=N]`.
@@ -218,6 +218,7 @@ pub(super) fn parse_auth(v: &str) -> Result<AuthMethod, String> {
             _ => Ok(AuthMethod::Certificate),
         },
         "pam" => parse_pam(options.unwrap_or_default()),
+        "radius" => parse_radius(options.unwrap_or_default()).map(AuthMethod::Radius),
         m if UNSUPPORTED_AUTH.contains(&m) => Err(format!(
             "auth method {m} is not supported yet (supported: {SUPPORTED_AUTH})"
         )),
@@ -257,15 +258,71 @@ fn parse_pam(options: &str) -> Result<AuthMethod, String> {
     Ok(AuthMethod::Pam(method))
 }
 
-/// `acct`: `pam`, or `radius[...]` (`None`: known but not performed).
-pub(super) fn parse_acct(v: &str) -> Result<Option<AcctMethod>, String> {
+/// `radius[config=FILE,groupconfig=true,nas-identifier=NAME,group-separator=comma]`, or
+/// the legacy `radius[FILE]` and `radius[FILE,groupconfig]`.
+fn parse_radius(options: &str) -> Result<RadiusMethod, String> {
+    let mut method = RadiusMethod {
+        config: PathBuf::new(),
+        groupconfig: false,
+        nas_identifier: None,
+        group_separator: ';',
+    };
+    let legacy = options.starts_with('/') || options.starts_with('.');
+    for (i, opt) in options.split(',').map(str::trim).enumerate() {
+        if opt.is_empty() {
+            continue;
+        }
+        if legacy && i == 0 {
+            method.config = PathBuf::from(opt);
+            continue;
+        }
+        if legacy && opt.eq_ignore_ascii_case("groupconfig") {
+            method.groupconfig = true;
+            continue;
+        }
+        let Some((k, val)) = opt.split_once('=') else {
+            return Err(format!("expected name=value in radius[...], got {opt:?}"));
+        };
+        let (k, val) = (k.trim().to_ascii_lowercase(), val.trim());
+        match k.as_str() {
+            "config" => method.config = PathBuf::from(val),
+            "groupconfig" => method.groupconfig = parse_bool(val)?,
+            "nas-identifier" if !val.is_empty() => method.nas_identifier = Some(val.to_owned()),
+            "group-separator" => {
+                method.group_separator = match val.to_ascii_lowercase().as_str() {
+                    "comma" => ',',
+                    "semicolon" => ';',
+                    _ => {
+                        return Err(format!(
+                            "unknown group-separator {val:?}; use semicolon or comma"
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(format!(
+                    "unknown radius option {k:?} (known: config, groupconfig, nas-identifier, \
+                     group-separator)"
+                ))
+            }
+        }
+    }
+    if method.config.as_os_str().is_empty() {
+        return Err("radius needs its radcli file: radius[config=/etc/radcli/radiusclient.conf]"
+            .into());
+    }
+    Ok(method)
+}
+
+/// `acct`: `pam` or `radius[...]`.
+pub(super) fn parse_acct(v: &str) -> Result<AcctMethod, String> {
     let (name, options) = split_brackets(v)?;
     match name.to_ascii_lowercase().as_str() {
         "pam" => match options {
             Some(o) if !o.is_empty() => Err(format!("pam takes no options, got [{o}]")),
-            _ => Ok(Some(AcctMethod::Pam)),
+            _ => Ok(AcctMethod::Pam),
         },
-        "radius" => Ok(None),
+        "radius" => parse_radius(options.unwrap_or_default()).map(AcctMethod::Radius),
         _ => Err(format!(
             "unknown accounting method {name:?} (known: pam, radius)"
         )),

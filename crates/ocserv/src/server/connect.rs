@@ -203,10 +203,13 @@ impl Server {
             other => return Err(unexpected(&other)),
         };
         check_connect_certificate(cert, &found.user, config)?;
-        let settings = self
+        let mut settings = self
             .user_settings(host, &found.user, found.group.as_deref())
             .await
             .map_err(|e| Refusal::unavailable("Server configuration error", e))?;
+        if let Some(granted) = &found.granted {
+            settings = settings.overlay(&super::settings::granted_settings(granted));
+        }
         let server_full = config.max_clients > 0
             && lock(&self.state).tunnels.len() >= config.max_clients as usize;
         let attach = SessionRequest::Attach {

@@ -15,8 +15,8 @@ use oc_proto::anyconnect::server_auth::{
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
 use oc_proto::ipc::{
-    AuthTicket, PamEvent, PamRequest, PasswordVerdict, SecModReply, SecModRequest, SessionReply,
-    SessionRequest,
+    AuthTicket, PamEvent, PamRequest, PasswordVerdict, RadiusCheck, RadiusVerdict, SecModReply,
+    SecModRequest, SessionReply, SessionRequest,
 };
 use oc_proto::proxy_proto::{self, Parse, ProxyHeader};
 use oc_tls::server::{cert_field, verified_client_cert};
@@ -518,6 +518,28 @@ impl Server {
             }
             step = conversation.pam_event(&event, &login.rt.forms);
         }
+        while let Some(check) = radius_check(&step, login) {
+            let verdict = {
+                let _slot = self.password_checks.acquire().await;
+                match self.links.secmod(SecModRequest::Radius(check)).await {
+                    SecModReply::Radius(verdict) => verdict,
+                    other => RadiusVerdict::Rejected {
+                        reason: format!("the security module answered {other:?}"),
+                        retry: false,
+                    },
+                }
+            };
+            match &verdict {
+                RadiusVerdict::Accepted { ticket: t, .. } => ticket = Some(*t),
+                RadiusVerdict::Rejected { reason, .. } => {
+                    self.metrics.auth_failed(AuthFailure::Password);
+                    self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
+                    info!("{peer}: RADIUS refused the login: {reason}");
+                }
+                RadiusVerdict::Challenge { .. } => {}
+            }
+            step = conversation.radius_verdict(&verdict, &login.rt.forms);
+        }
         (step, ticket)
     }
 
@@ -560,7 +582,8 @@ impl Server {
             AuthStep::CheckPassword { .. }
             | AuthStep::CheckOtp { .. }
             | AuthStep::PamStart { .. }
-            | AuthStep::PamAnswer { .. } => false,
+            | AuthStep::PamAnswer { .. }
+            | AuthStep::RadiusCheck { .. } => false,
         }
     }
 
@@ -625,6 +648,7 @@ impl Server {
                 ticket,
                 login_ip: Some(login.peer.ip()),
                 vhost: login.rt.name.clone(),
+                granted: None,
             };
             match self.links.session(create).await {
                 SessionReply::Created { cookie } => Ok(cookie),
@@ -690,6 +714,29 @@ impl Server {
             ),
         }
     }
+}
+
+/// The RADIUS check a step asks for.
+fn radius_check(step: &AuthStep, login: &Login<'_>) -> Option<RadiusCheck> {
+    let AuthStep::RadiusCheck {
+        config,
+        user,
+        answer,
+        challenge,
+    } = step
+    else {
+        return None;
+    };
+    Some(RadiusCheck {
+        config: config.display().to_string(),
+        vhost: login.rt.name.clone(),
+        user: user.clone(),
+        answer: answer.clone(),
+        challenge: *challenge,
+        calling_station: login.peer.ip().to_string(),
+        nas_address: None,
+        user_agent: None,
+    })
 }
 
 /// The security module request a PAM step asks for.

@@ -513,8 +513,9 @@ impl PacketLoop<'_> {
     fn report(&self, cookie: &str) {
         let (rx, tx) = (self.traffic.meters.rx(), self.traffic.meters.tx());
         let links = self.server.links.clone();
-        let request = SessionRequest::Carried {
+        let request = SessionRequest::Interim {
             cookie: cookie.to_string(),
+            current: (rx, tx),
         };
         let span = tracing::Span::current();
         tokio::spawn(

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net};
 use oc_proto::anyconnect::server_connect::ClientConnect;
 use oc_proto::anyconnect::tunnel_plan::PlanSettings;
-use oc_proto::ipc::{LeaseAsk, MainReply, MainRequest, SettingsFile};
+use oc_proto::ipc::{Granted, LeaseAsk, MainReply, MainRequest, SettingsFile};
 use tracing::warn;
 
 use super::{Runtime, Server};
@@ -201,5 +201,30 @@ mod tests {
         // No user routes: the global ones, once.
         let none = settings_from_files(&appending, None, None, &[]).unwrap();
         assert_eq!(none.routes.unwrap(), nets(&["10.1.0.0/16"]));
+    }
+}
+
+/// What a login's back end granted (RADIUS with `groupconfig`), as settings over the
+/// user's: an explicit address (in the network its netmask gives), the IPv6 address or
+/// prefix, routes and DNS servers (replacing the configured lists), timers and limits.
+pub(super) fn granted_settings(g: &Granted) -> NetSettings {
+    let ipv4_network = match (g.ipv4, g.ipv4_netmask) {
+        (Some(ip), Some(mask)) => Ipv4Net::with_netmask(ip, mask).ok().map(|n| n.trunc()),
+        _ => None,
+    };
+    NetSettings {
+        explicit_ipv4: g.ipv4,
+        ipv4_network,
+        explicit_ipv6: g.ipv6.map(|n| n.addr()),
+        ipv6_network: g.ipv6.map(|n| n.trunc()),
+        ipv6_subnet_prefix: g.ipv6.map(|n| n.prefix_len()),
+        routes: (!g.routes.is_empty()).then(|| g.routes.clone()),
+        dns: (!g.dns.is_empty()).then(|| g.dns.clone()),
+        session_timeout: g.session_timeout,
+        idle_timeout: g.idle_timeout,
+        stats_report_time: g.interim_interval,
+        rx_data_per_sec: g.rx_per_sec,
+        tx_data_per_sec: g.tx_per_sec,
+        ..NetSettings::default()
     }
 }
