@@ -210,7 +210,7 @@ pub enum SessionRequest {
         vhost: Option<String>,
         /// What the back end granted: set by the security module from the ticket (the
         /// network process's value is ignored).
-        granted: Option<Granted>,
+        granted: Option<Box<Granted>>,
     },
     /// Who holds this cookie (before the per-user settings are read), on a connection to
     /// virtual host `vhost` (`None`: the default host).
@@ -249,10 +249,7 @@ pub enum SessionRequest {
     /// The interim report of a tunnel that moved `current` bytes (in, out) so far: the
     /// reply has the bytes of the session's ended connections; the security module sends
     /// the session's interim accounting.
-    Interim {
-        cookie: String,
-        current: (u64, u64),
-    },
+    Interim { cookie: String, current: (u64, u64) },
     /// occtl: every session.
     List,
     /// occtl: end the sessions whose public id starts with `sid`, or all of `user`'s; the
@@ -474,7 +471,7 @@ pub struct SessionView {
     /// The virtual host the user logged in to (`None`: the default one).
     pub vhost: Option<String>,
     /// What the login's back end granted (RADIUS), over the configured settings.
-    pub granted: Option<Granted>,
+    pub granted: Option<Box<Granted>>,
 }
 
 /// Why a cookie opens no tunnel.

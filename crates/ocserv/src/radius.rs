@@ -46,7 +46,11 @@ pub struct RadiusClient {
     bind: Option<IpAddr>,
 }
 
-fn resolve(server: &ServerAddr, secrets: &[(String, String)], file: &Path) -> Result<Server, String> {
+fn resolve(
+    server: &ServerAddr,
+    secrets: &[(String, String)],
+    file: &Path,
+) -> Result<Server, String> {
     let secret = ClientConf::secret_for(server, secrets).ok_or_else(|| {
         format!(
             "{}: no shared secret for RADIUS server {} (inline or in the servers file)",
@@ -58,7 +62,13 @@ fn resolve(server: &ServerAddr, secrets: &[(String, String)], file: &Path) -> Re
         .to_socket_addrs()
         .map_err(|e| format!("{}: RADIUS server {}: {e}", file.display(), server.host))?
         .next()
-        .ok_or_else(|| format!("{}: RADIUS server {} has no address", file.display(), server.host))?;
+        .ok_or_else(|| {
+            format!(
+                "{}: RADIUS server {} has no address",
+                file.display(),
+                server.host
+            )
+        })?;
     Ok(Server {
         name: format!("{}:{}", server.host, server.port),
         addr,
@@ -71,10 +81,13 @@ impl RadiusClient {
     pub fn load(config: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(config)
             .map_err(|e| format!("radius config {}: {e}", config.display()))?;
-        let conf = parse_client_conf(&text, &config.display().to_string())
-            .map_err(|e| e.to_string())?;
+        let conf =
+            parse_client_conf(&text, &config.display().to_string()).map_err(|e| e.to_string())?;
         for (line, key) in &conf.ignored {
-            warn!("{}:{line}: radcli key {key:?} is not used", config.display());
+            warn!(
+                "{}:{line}: radcli key {key:?} is not used",
+                config.display()
+            );
         }
         let secrets = match &conf.servers_file {
             Some(path) => parse_servers_file(
@@ -131,14 +144,22 @@ impl RadiusClient {
         read: impl Fn(&Server, &[u8], &[u8]) -> Result<T, RadiusError>,
     ) -> Result<T, String> {
         if servers.is_empty() {
-            return Err(format!("{}: no RADIUS server for this", self.config.display()));
+            return Err(format!(
+                "{}: no RADIUS server for this",
+                self.config.display()
+            ));
         }
         let started = Instant::now();
         let mut schedule = Exchange::new(servers.len(), self.retries, self.timeout);
         let mut current: Option<(UdpSocket, Vec<u8>)> = None;
         let mut last_problem = String::from("no answer");
         loop {
-            let Attempt::Send { server, first, wait } = schedule.next_attempt() else {
+            let Attempt::Send {
+                server,
+                first,
+                wait,
+            } = schedule.next_attempt()
+            else {
                 return Err(format!("RADIUS: {last_problem} from any server"));
             };
             let left = EXCHANGE_LIMIT.saturating_sub(started.elapsed());
@@ -151,7 +172,9 @@ impl RadiusClient {
             let target = &servers[server];
             if first || current.is_none() {
                 let bytes = encode(target).map_err(|e| e.to_string())?;
-                let socket = self.socket_for(target).map_err(|e| format!("RADIUS: {e}"))?;
+                let socket = self
+                    .socket_for(target)
+                    .map_err(|e| format!("RADIUS: {e}"))?;
                 current = Some((socket, bytes));
             }
             let Some((socket, bytes)) = &current else {

@@ -93,9 +93,10 @@ impl RadiusLogins {
             },
             None => None,
         };
-        let acct_session_id = answered
-            .as_ref()
-            .map_or_else(|| format!("{:016x}", new_id()), |p| p.acct_session_id.clone());
+        let acct_session_id = answered.as_ref().map_or_else(
+            || format!("{:016x}", new_id()),
+            |p| p.acct_session_id.clone(),
+        );
         let nas = NasIdentity {
             identifier: method.nas_identifier.clone(),
             address: check.nas_address,
@@ -121,7 +122,10 @@ impl RadiusLogins {
         match reply {
             AccessReply::Accept(grants) => {
                 for (kind, why) in &grants.skipped {
-                    warn!("RADIUS: attribute {kind} for '{}' skipped: {why}", check.user);
+                    warn!(
+                        "RADIUS: attribute {kind} for '{}' skipped: {why}",
+                        check.user
+                    );
                 }
                 Checked::Accepted {
                     groups: grants.groups(method.group_separator),
@@ -177,7 +181,10 @@ impl RadiusLogins {
         pending.retain(|_, p| p.since.elapsed() < CHALLENGE_LIFETIME);
         if pending.len() >= MAX_PENDING {
             warn!("RADIUS: {MAX_PENDING} challenges waiting; the oldest is dropped");
-            let oldest = pending.iter().min_by_key(|(_, p)| p.since).map(|(id, _)| *id);
+            let oldest = pending
+                .iter()
+                .min_by_key(|(_, p)| p.since)
+                .map(|(id, _)| *id);
             if let Some(oldest) = oldest {
                 pending.remove(&oldest);
             }

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
     AuthTicket, CommandReply, CookieRefusal, KeyRef, PamRequest, PasswordVerdict, RadiusCheck,
-    RadiusVerdict, SecModCommand, SecModReply, SecModRequest, SessionReply, SessionRequest,
-    SignOp,
+    RadiusVerdict, SecModCommand, SecModReply, SecModRequest, SessionReply, SessionRequest, SignOp,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
@@ -27,10 +26,10 @@ use crate::channel::{Channel, Received};
 use crate::config::{self, AcctMethod, AuthMethod, Config, RadiusMethod};
 use crate::otp::{self, OtpOutcome};
 use crate::pam::{self, PamLogins};
+use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::radius::RadiusClient;
 use crate::radius_acct::Accounting;
 use crate::radius_login::{Checked, LoginExtras, RadiusLogins};
-use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::server::{lock, read_lock, write_lock};
 use crate::session_service::{Now, SessionService};
 
@@ -39,6 +38,9 @@ struct KeySet {
     generation: u32,
     keys: Vec<PKey<Private>>,
 }
+
+/// A `radius` method's host (`None`: the default one), options and servers.
+type RadiusHost = (Option<String>, RadiusMethod, Arc<RadiusClient>);
 
 /// A `plain` method's host (`None`: the default one), password file and OTP users file.
 type PlainFiles = (Option<String>, Option<PathBuf>, Option<PathBuf>);
@@ -54,7 +56,7 @@ struct Loaded {
     /// `acct = pam`: the account is checked before each tunnel.
     pam_acct: bool,
     /// The `radius` methods, by host, with their servers.
-    radius: Vec<(Option<String>, RadiusMethod, Arc<RadiusClient>)>,
+    radius: Vec<RadiusHost>,
     /// A certificate method is configured: its logins are checked by the network process
     /// (the TLS handshake), so sessions may be created without a ticket.
     certificate: bool,
@@ -194,9 +196,7 @@ fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
 
 /// Every host's `radius` methods with their servers (radcli's files are read here, as
 /// root: their secrets are not the network process's to see).
-fn radius_methods(
-    config: &Config,
-) -> Result<Vec<(Option<String>, RadiusMethod, Arc<RadiusClient>)>, String> {
+fn radius_methods(config: &Config) -> Result<Vec<RadiusHost>, String> {
     let mut out = Vec::new();
     for (name, host) in config.hosts() {
         for method in host.auth.iter().chain(host.enable_auth.iter()) {
@@ -248,9 +248,10 @@ impl SecMod {
         let pam_acct = loaded.config.acct == Some(AcctMethod::Pam);
         let radius = radius_methods(&loaded.config)?;
         let acct_target = match &loaded.config.acct {
-            Some(AcctMethod::Radius(method)) => {
-                Some((method.clone(), Arc::new(RadiusClient::load(&method.config)?)))
-            }
+            Some(AcctMethod::Radius(method)) => Some((
+                method.clone(),
+                Arc::new(RadiusClient::load(&method.config)?),
+            )),
             _ => None,
         };
         self.accounting.configure(acct_target);
@@ -373,7 +374,9 @@ impl SecMod {
                 let Some((method, client)) = loaded
                     .radius
                     .iter()
-                    .find(|(h, m, _)| *h == check.vhost && m.config.as_os_str() == check.config.as_str())
+                    .find(|(h, m, _)| {
+                        *h == check.vhost && m.config.as_os_str() == check.config.as_str()
+                    })
                     .map(|(_, m, c)| (m.clone(), c.clone()))
                 else {
                     return refuse("a RADIUS configuration", &check.config);
@@ -504,7 +507,7 @@ impl SecMod {
             }
             // Only what the security module granted counts, never the network process's.
             let extras = extras.unwrap_or_default();
-            granted.clone_from(&extras.granted);
+            *granted = extras.granted.clone().map(Box::new);
             if let Some(t) = granted.as_ref().and_then(|g| g.session_timeout) {
                 *timeout = Some(t);
             }
@@ -521,7 +524,8 @@ impl SecMod {
                 }
             }
             (SessionRequest::Attach { .. }, SessionReply::Attached { session, .. }) => {
-                self.accounting.attached(&session.sid, session.lease.as_ref());
+                self.accounting
+                    .attached(&session.sid, session.lease.as_ref());
             }
             (SessionRequest::Interim { cookie, current }, SessionReply::Carried(carried)) => {
                 if let Some(sid) = sid_of(cookie) {

@@ -391,7 +391,16 @@ impl SessionService {
         match self.store.detach(&raw, conn, keep, now, bytes) {
             Some(ended) => {
                 let carried = ended.carried;
-                self.release(ended, EndCause::Logout);
+                // The tunnel ends itself at the deadline, counted in whole seconds.
+                let timed_out = ended
+                    .deadline
+                    .is_some_and(|d| now + Duration::from_secs(2) >= d);
+                let cause = if timed_out {
+                    EndCause::SessionTimeout
+                } else {
+                    EndCause::Logout
+                };
+                self.release(ended, cause);
                 SessionReply::Detached {
                     ended: true,
                     carried,
@@ -527,11 +536,79 @@ mod tests {
             ticket: None,
             login_ip: None,
             vhost: None,
+            granted: None,
         };
         match s.handle(request, t, rnd) {
             SessionReply::Created { cookie } => cookie,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn detach(s: &mut SessionService, cookie: &str, keep: bool, t: Now) -> SessionReply {
+        let request = SessionRequest::Detach {
+            cookie: cookie.into(),
+            conn: 1,
+            keep,
+            bytes: (100, 200),
+        };
+        s.handle(request, t, &mut counter())
+    }
+
+    /// Accounting hears how each session ended and what it moved.
+    #[test]
+    fn ended_sessions_are_reported_with_their_cause_and_bytes() {
+        let t0 = Instant::now();
+        let mut rnd = counter();
+        let mut s = SessionService::new(Duration::from_secs(300));
+        // Logged out.
+        let a = create(&mut s, now(t0, 0), &mut rnd);
+        attach(&mut s, &a, 1, now(t0, 1), &mut rnd);
+        assert!(s.take_ended().is_empty());
+        detach(&mut s, &a, false, now(t0, 2));
+        let ended = s.take_ended();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(
+            (ended[0].cause, ended[0].bytes),
+            (EndCause::Logout, (100, 200))
+        );
+        assert_eq!(Some(ended[0].user.as_str()), Some("alice"));
+        // Ended by occtl while no tunnel held it.
+        let b = create(&mut s, now(t0, 3), &mut rnd);
+        let end = SessionRequest::End {
+            sid: None,
+            user: Some("alice".into()),
+        };
+        s.handle(end, now(t0, 4), &mut rnd);
+        let ended = s.take_ended();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].cause, EndCause::Admin);
+        assert!(s.sid_of(&b).is_none(), "the ended session still answers");
+        // Never came back within cookie-timeout.
+        let c = create(&mut s, now(t0, 5), &mut rnd);
+        attach(&mut s, &c, 1, now(t0, 6), &mut rnd);
+        detach(&mut s, &c, true, now(t0, 7));
+        assert!(s.take_ended().is_empty());
+        s.handle(lookup(&c, None), now(t0, 400), &mut rnd);
+        let ended = s.take_ended();
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0].cause, EndCause::Expired);
+        // Its session-timeout reached: the tunnel closes and detaches for good.
+        let create_timed = SessionRequest::Create {
+            user: "bob".into(),
+            group: None,
+            timeout: Some(60),
+            ticket: None,
+            login_ip: None,
+            vhost: None,
+            granted: None,
+        };
+        let SessionReply::Created { cookie: d } = s.handle(create_timed, now(t0, 500), &mut rnd)
+        else {
+            panic!("not created")
+        };
+        attach(&mut s, &d, 1, now(t0, 501), &mut rnd);
+        detach(&mut s, &d, false, now(t0, 559));
+        assert_eq!(s.take_ended()[0].cause, EndCause::SessionTimeout);
     }
 
     fn attach(
@@ -566,6 +643,7 @@ mod tests {
             ticket: None,
             login_ip: Some(login),
             vhost: None,
+            granted: None,
         };
         let SessionReply::Created { cookie } = s.handle(create, now(t0, 0), &mut rnd) else {
             panic!("not created")

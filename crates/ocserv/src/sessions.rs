@@ -56,7 +56,7 @@ pub struct SessionRecord {
     /// so accounting survives reconnects.
     pub carried: (u64, u64),
     /// What the login's back end granted (RADIUS).
-    pub granted: Option<Granted>,
+    pub granted: Option<Box<Granted>>,
 }
 
 /// Who a new session is for.
@@ -66,7 +66,7 @@ pub struct Owner {
     pub group: Option<String>,
     pub login_ip: Option<IpAddr>,
     pub vhost: Option<String>,
-    pub granted: Option<Granted>,
+    pub granted: Option<Box<Granted>>,
 }
 
 #[cfg(test)]

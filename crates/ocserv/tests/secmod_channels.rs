@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use oc_proto::ipc::{
-    CommandReply, CookieRefusal, KeyRef, PasswordVerdict, SecModCommand, SecModReply,
+    CommandReply, CookieRefusal, Granted, KeyRef, PasswordVerdict, SecModCommand, SecModReply,
     SecModRequest, SessionReply, SessionRequest, SignOp, MAX_FRAME,
 };
 use ocserv::channel::Channel;
@@ -171,6 +171,11 @@ fn hostile_frames_close_only_their_channel() {
         }
     );
     // A session only with the ticket of a completed check, once, for its user.
+    // What the network process claims was granted is never taken.
+    let forged = Granted {
+        ipv4: Some(std::net::Ipv4Addr::new(10, 9, 9, 9)),
+        ..Granted::default()
+    };
     let create = |user: &str, ticket| {
         SecModRequest::Session(SessionRequest::Create {
             user: user.into(),
@@ -179,6 +184,7 @@ fn hostile_frames_close_only_their_channel() {
             ticket,
             login_ip: None,
             vhost: None,
+            granted: Some(Box::new(forged.clone())),
         })
     };
     let refused = |reply: SecModReply| {
@@ -196,10 +202,21 @@ fn hostile_frames_close_only_their_channel() {
     else {
         panic!("no ticket");
     };
-    assert!(matches!(
-        ask(create("alice", Some(ticket))),
-        SecModReply::Session(SessionReply::Created { .. })
-    ));
+    let SecModReply::Session(SessionReply::Created { cookie }) = ask(create("alice", Some(ticket)))
+    else {
+        panic!("no session");
+    };
+    let lookup = SecModRequest::Session(SessionRequest::Lookup {
+        cookie,
+        vhost: None,
+    });
+    let SecModReply::Session(SessionReply::Found(view)) = ask(lookup) else {
+        panic!("the session is not found");
+    };
+    assert_eq!(
+        view.granted, None,
+        "a grant the network process made up was kept"
+    );
     assert!(refused(ask(create("alice", Some(ticket)))));
     assert!(matches!(
         ask(check(Path::new("/etc/shadow"), "x")),

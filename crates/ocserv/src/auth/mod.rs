@@ -141,6 +141,8 @@ pub struct Conversation {
     radius: Option<RadiusMethod>,
     /// The RADIUS challenge the next answer is for: its id, message and number.
     radius_challenge: Option<(u64, String, u32)>,
+    /// A back end asked the same question again: the last answer was wrong.
+    answer_refused: bool,
     /// The password while it is being checked: when the user's entry has no password, the
     /// same answer is their one-time password (ocserv's OTP-only users).
     pending_secret: Option<String>,
@@ -233,6 +235,7 @@ impl Conversation {
             pam_last_prompt: None,
             radius,
             radius_challenge: None,
+            answer_refused: false,
             pending_secret: None,
             otp_due: None,
             cert,
@@ -349,6 +352,12 @@ impl Conversation {
                 reason: "Authentication failed",
             },
         }
+    }
+
+    /// Whether the back end just asked the same question again (a wrong answer, for ban
+    /// points); cleared by asking.
+    pub fn take_answer_refused(&mut self) -> bool {
+        std::mem::take(&mut self.answer_refused)
     }
 
     /// A password method takes part (else the certificate alone decides).
@@ -492,7 +501,10 @@ impl Conversation {
         let (name, label) = if distinct == 0 {
             ("password".to_owned(), "Password:".to_owned())
         } else {
-            ("secondary_password".to_owned(), format!("Password{distinct}:"))
+            (
+                "secondary_password".to_owned(),
+                format!("Password{distinct}:"),
+            )
         };
         let inputs = if echo {
             FormInputs::Text { name, label }
@@ -584,3 +596,5 @@ fn canonical_group(requested: &str, forms: &FormSettings) -> String {
 mod tests;
 #[cfg(test)]
 mod tests_pam;
+#[cfg(test)]
+mod tests_radius;

@@ -100,7 +100,10 @@ impl Conversation {
         match event {
             PamEvent::Prompt { id, message, echo } => {
                 let distinct = match &self.pam_last_prompt {
-                    Some((last, n)) if last == message => *n,
+                    Some((last, n)) if last == message => {
+                        self.answer_refused = true;
+                        *n
+                    }
                     Some((_, n)) => n + 1,
                     None => 0,
                 };

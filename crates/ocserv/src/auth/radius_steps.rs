@@ -48,7 +48,15 @@ impl Conversation {
                 self.finish(groups.clone())
             }
             RadiusVerdict::Challenge { id, message } => {
-                let n = answered.map_or(1, |(_, _, n)| n + 1);
+                // The same question again: the answer was wrong (ocserv counts it so).
+                let n = match answered {
+                    Some((_, last, n)) if last == *message => {
+                        self.answer_refused = true;
+                        n
+                    }
+                    Some((_, _, n)) => n + 1,
+                    None => 1,
+                };
                 let form = self.prompt_form(forms, message, false, n);
                 self.radius_challenge = Some((*id, message.clone(), n));
                 AuthStep::Form(form)

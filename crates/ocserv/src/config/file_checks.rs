@@ -126,7 +126,10 @@ pub(super) fn check_radius(d: &mut Diag, line: usize, method: &super::RadiusMeth
         Some(path) => match std::fs::read_to_string(path) {
             Ok(text) => parse_servers_file(&text),
             Err(e) => {
-                return d.error(line, format!("radius: servers file {}: {e}", path.display()))
+                return d.error(
+                    line,
+                    format!("radius: servers file {}: {e}", path.display()),
+                )
             }
         },
         None => Vec::new(),
@@ -135,7 +138,10 @@ pub(super) fn check_radius(d: &mut Diag, line: usize, method: &super::RadiusMeth
         if ClientConf::secret_for(server, &servers).is_none() {
             d.error(
                 line,
-                format!("radius: {file}: no shared secret for server {}", server.host),
+                format!(
+                    "radius: {file}: no shared secret for server {}",
+                    server.host
+                ),
             );
         }
     }

@@ -308,8 +308,9 @@ fn parse_radius(options: &str) -> Result<RadiusMethod, String> {
         }
     }
     if method.config.as_os_str().is_empty() {
-        return Err("radius needs its radcli file: radius[config=/etc/radcli/radiusclient.conf]"
-            .into());
+        return Err(
+            "radius needs its radcli file: radius[config=/etc/radcli/radiusclient.conf]".into(),
+        );
     }
     Ok(method)
 }

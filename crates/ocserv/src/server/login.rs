@@ -517,6 +517,7 @@ impl Server {
                 PamEvent::Prompt { .. } => {}
             }
             step = conversation.pam_event(&event, &login.rt.forms);
+            self.count_refused_answer(conversation, login);
         }
         while let Some(check) = radius_check(&step, login) {
             let verdict = {
@@ -539,8 +540,21 @@ impl Server {
                 RadiusVerdict::Challenge { .. } => {}
             }
             step = conversation.radius_verdict(&verdict, &login.rt.forms);
+            self.count_refused_answer(conversation, login);
         }
         (step, ticket)
+    }
+
+    /// A back end asked the same question again: a wrong answer, with ban points as a
+    /// wrong password earns (ocserv counts same-stage retries so).
+    fn count_refused_answer(&self, conversation: &mut Conversation, login: &Login<'_>) {
+        if conversation.take_answer_refused() {
+            let peer = login.peer;
+            self.metrics.auth_failed(AuthFailure::Password);
+            let points = login.rt.config.ban_points_wrong_password;
+            self.add_ban_points(peer, points, "failed logins");
+            info!("{peer}: wrong answer; the same question is asked again");
+        }
     }
 
     /// Answers a step of the conversation; false when the connection is done.

@@ -136,6 +136,31 @@ pub(super) fn plan_settings(settings: &NetSettings, config: &Config) -> PlanSett
     }
 }
 
+/// What a login's back end granted (RADIUS with `groupconfig`), as settings over the
+/// user's: an explicit address (in the network its netmask gives), the IPv6 address or
+/// prefix, routes and DNS servers (replacing the configured lists), timers and limits.
+pub(super) fn granted_settings(g: &Granted) -> NetSettings {
+    let ipv4_network = match (g.ipv4, g.ipv4_netmask) {
+        (Some(ip), Some(mask)) => Ipv4Net::with_netmask(ip, mask).ok().map(|n| n.trunc()),
+        _ => None,
+    };
+    NetSettings {
+        explicit_ipv4: g.ipv4,
+        ipv4_network,
+        explicit_ipv6: g.ipv6.map(|n| n.addr()),
+        ipv6_network: g.ipv6.map(|n| n.trunc()),
+        ipv6_subnet_prefix: g.ipv6.map(|n| n.prefix_len()),
+        routes: (!g.routes.is_empty()).then(|| g.routes.clone()),
+        dns: (!g.dns.is_empty()).then(|| g.dns.clone()),
+        session_timeout: g.session_timeout,
+        idle_timeout: g.idle_timeout,
+        stats_report_time: g.interim_interval,
+        rx_data_per_sec: g.rx_per_sec,
+        tx_data_per_sec: g.tx_per_sec,
+        ..NetSettings::default()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -202,29 +227,38 @@ mod tests {
         let none = settings_from_files(&appending, None, None, &[]).unwrap();
         assert_eq!(none.routes.unwrap(), nets(&["10.1.0.0/16"]));
     }
-}
 
-/// What a login's back end granted (RADIUS with `groupconfig`), as settings over the
-/// user's: an explicit address (in the network its netmask gives), the IPv6 address or
-/// prefix, routes and DNS servers (replacing the configured lists), timers and limits.
-pub(super) fn granted_settings(g: &Granted) -> NetSettings {
-    let ipv4_network = match (g.ipv4, g.ipv4_netmask) {
-        (Some(ip), Some(mask)) => Ipv4Net::with_netmask(ip, mask).ok().map(|n| n.trunc()),
-        _ => None,
-    };
-    NetSettings {
-        explicit_ipv4: g.ipv4,
-        ipv4_network,
-        explicit_ipv6: g.ipv6.map(|n| n.addr()),
-        ipv6_network: g.ipv6.map(|n| n.trunc()),
-        ipv6_subnet_prefix: g.ipv6.map(|n| n.prefix_len()),
-        routes: (!g.routes.is_empty()).then(|| g.routes.clone()),
-        dns: (!g.dns.is_empty()).then(|| g.dns.clone()),
-        session_timeout: g.session_timeout,
-        idle_timeout: g.idle_timeout,
-        stats_report_time: g.interim_interval,
-        rx_data_per_sec: g.rx_per_sec,
-        tx_data_per_sec: g.tx_per_sec,
-        ..NetSettings::default()
+    #[test]
+    fn a_radius_grant_sets_the_address_network_lists_and_timers() {
+        let granted = Granted {
+            ipv4: Some("192.168.7.2".parse().unwrap()),
+            ipv4_netmask: Some("255.255.255.0".parse().unwrap()),
+            ipv6: Some("2001:db8:5::7/64".parse().unwrap()),
+            routes: vec!["192.168.100.0/24".parse().unwrap()],
+            dns: vec!["10.0.0.53".parse().unwrap()],
+            session_timeout: Some(60),
+            interim_interval: Some(20),
+            rx_per_sec: Some(16_000),
+            ..Granted::default()
+        };
+        let s = granted_settings(&granted);
+        assert_eq!(s.explicit_ipv4, granted.ipv4);
+        assert_eq!(s.ipv4_network, Some("192.168.7.0/24".parse().unwrap()));
+        assert_eq!(s.explicit_ipv6, Some("2001:db8:5::7".parse().unwrap()));
+        assert_eq!(s.ipv6_network, Some("2001:db8:5::/64".parse().unwrap()));
+        assert_eq!(s.ipv6_subnet_prefix, Some(64));
+        assert_eq!(s.routes, Some(granted.routes.clone()));
+        assert_eq!(s.dns, Some(granted.dns.clone()));
+        assert_eq!(
+            (s.session_timeout, s.stats_report_time),
+            (Some(60), Some(20))
+        );
+        assert_eq!((s.rx_data_per_sec, s.tx_data_per_sec), (Some(16_000), None));
+        // Nothing granted leaves the configured lists alone.
+        let none = granted_settings(&Granted::default());
+        assert_eq!(
+            (none.routes, none.dns, none.explicit_ipv4),
+            (None, None, None)
+        );
     }
 }

@@ -435,6 +435,8 @@ impl Server {
             no_routes: nets(settings.no_routes.as_deref().unwrap_or_default()),
             iroutes: nets(settings.iroutes.as_deref().unwrap_or_default()),
             restricted_to_routes: settings.restrict_user_to_routes.unwrap_or(false),
+            rx_limit_per_sec: settings.rx_data_per_sec.unwrap_or(0),
+            tx_limit_per_sec: settings.tx_data_per_sec.unwrap_or(0),
             ..UserInfo::default()
         }
     }

@@ -236,10 +236,10 @@ fn problem_display() {
 
 #[test]
 fn every_problem_is_reported() {
-    let p = errs("dpd = soon\nroute = nowhere\nauth = radius\nmtu = 5\n");
+    let p = errs("dpd = soon\nroute = nowhere\nauth = oidc\nmtu = 5\n");
     assert_has(&p, L, "dpd: expected a number of seconds, got \"soon\"");
     assert_has(&p, L + 1, "route:");
-    assert_has(&p, L + 2, "radius is not supported yet");
+    assert_has(&p, L + 2, "oidc is not supported yet");
     assert_has(&p, L + 3, "mtu");
     assert_eq!(p.len(), 4, "{p:#?}");
 }

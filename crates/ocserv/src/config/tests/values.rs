@@ -300,10 +300,11 @@ const BAD: &[(&str, &str)] = &[
     ("auth = \"pam[gid-min]\"", "expected name=value in pam[...]"),
     ("acct = \"pam[x=1]\"", "acct: pam takes no options"),
     ("acct = ldap", "acct: unknown accounting method"),
-    (
-        "auth = \"radius[config=/etc/radiusclient/radiusclient.conf]\"",
-        "radius",
-    ),
+    ("auth = radius", "radius needs its radcli file"),
+    ("auth = \"radius[config=/r,groupconfig=maybe]\"", "expected true or false"),
+    ("auth = \"radius[config=/r,group-separator=pipe]\"", "use semicolon or comma"),
+    ("auth = \"radius[config=/r,realm=x]\"", "unknown radius option"),
+    ("acct = \"radius[groupconfig=true]\"", "acct: radius needs its radcli file"),
     ("auth = gssapi", "gssapi is not supported yet"),
     ("auth = oidc[config=/x]", "oidc is not supported yet"),
     ("auth = password", "unknown auth method"),
@@ -313,8 +314,8 @@ const BAD: &[(&str, &str)] = &[
     ("auth = \"plain[passwd=/x\"", "missing ']'"),
     ("auth = certificate[x=1]", "certificate takes no options"),
     (
-        "enable-auth = radius",
-        "enable-auth: auth method radius is not supported yet",
+        "enable-auth = gssapi",
+        "enable-auth: auth method gssapi is not supported yet",
     ),
     ("tcp-port = 0", "tcp-port: expected a port number"),
     ("udp-port = https", "udp-port: expected a port number"),
@@ -712,4 +713,41 @@ fn pam_methods_take_a_service_and_a_lowest_gid() {
     }
     // PAM asks for the password: it cannot be required next to a password file.
     assert_has(&errs("auth = pam\n"), L, "only one password method");
+}
+
+#[test]
+fn radius_methods_read_ocservs_options_and_the_legacy_form() {
+    let rest = BASE.split_once('\n').map(|(_, r)| r).unwrap();
+    let cases = [
+        (
+            "auth = \"radius[config=/etc/radcli/radiusclient.conf,groupconfig=true,\
+             nas-identifier=ocserv1,group-separator=comma]\"",
+            RadiusMethod {
+                config: "/etc/radcli/radiusclient.conf".into(),
+                groupconfig: true,
+                nas_identifier: Some("ocserv1".into()),
+                group_separator: ',',
+            },
+        ),
+        (
+            "auth = \"radius[/etc/radiusclient/radiusclient.conf,groupconfig]\"",
+            RadiusMethod {
+                config: "/etc/radiusclient/radiusclient.conf".into(),
+                groupconfig: true,
+                nas_identifier: None,
+                group_separator: ';',
+            },
+        ),
+    ];
+    for (line, want) in cases {
+        let loaded = parse(&format!("{line}\n{rest}"), file(), false)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(
+            loaded.config.auth,
+            vec![AuthMethod::Radius(want.clone())],
+            "{line}"
+        );
+    }
+    let acct = cfg("acct = \"radius[config=/etc/radcli/radiusclient.conf]\"\n");
+    assert!(matches!(acct.acct, Some(AcctMethod::Radius(ref m)) if !m.groupconfig));
 }
