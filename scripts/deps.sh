@@ -13,7 +13,7 @@ packages=(ocserv openconnect vpnc-scripts iperf3 libssl-dev pkg-config iproute2 
           haproxy slirp socat squid tinyproxy dante-server ocproxy python3 softhsm2
           p11-kit-modules swtpm swtpm-tools tpm2-openssl libtss2-tcti-swtpm0
           libkrb5-dev krb5-kdc krb5-admin-server krb5-user gss-ntlmssp
-          libpam0g-dev libpam-wrapper libnss-wrapper libpam-oath)
+          libpam0g-dev libpam-wrapper libnss-wrapper libpam-oath freeradius)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
