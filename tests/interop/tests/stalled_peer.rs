@@ -1,6 +1,7 @@
 //! A client that freezes mid-tunnel (upstream's test-cstp-send-hang, issue #638): while the
 //! server floods it over TLS its socket fills up, and the server must give the tunnel up
-//! within ocserv's 10 s write limit, not hang on it.
+//! within 20 s as upstream's test asks: a small unsent queue (TCP_NOTSENT_LOWAT) makes
+//! the write wait soon, then ocserv's 10 s write limit ends it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -54,7 +55,8 @@ fn a_frozen_client_is_dropped_while_the_server_floods_it() {
     let frozen = Instant::now();
     let flood = format!("timeout 30 ping -f -s 1400 -c 100000 {vpn_ip} >/dev/null 2>&1 &");
     lab.in_server(&flood);
-    let gone = wait_until(Duration::from_secs(60), || {
+    // Upstream's test gives the server 20 s from the flood's start.
+    let gone = wait_until(Duration::from_secs(20), || {
         (!online(&lab).iter().any(|u| u == "alice")).then_some(())
     });
     sh(&format!("kill -CONT {pid}"));

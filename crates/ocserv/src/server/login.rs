@@ -41,6 +41,8 @@ const HANDSHAKE_LIMIT: Duration = Duration::from_secs(10);
 /// A request must arrive whole within this of its first byte: trickling senders
 /// (slowloris) are cut off.
 const REQUEST_LIMIT: Duration = Duration::from_secs(10);
+/// Unsent bytes a TLS connection's socket queues (`TCP_NOTSENT_LOWAT`).
+const NOTSENT_LOWAT: u32 = 128 * 1024;
 /// Connections from one address still logging in; more are closed at once.
 const MAX_PRELOGIN_PER_IP: usize = 32;
 
@@ -208,6 +210,10 @@ impl Server {
             return;
         };
         let _ = tcp.set_nodelay(true);
+        // Unsent data beyond this makes writes wait: a client that stops reading is seen
+        // within a second or two of traffic (then WRITE_LIMIT ends it), not after the
+        // kernel's megabytes of send buffer, and queued packets stay fresh.
+        let _ = socket2::SockRef::from(&tcp).set_tcp_notsent_lowat(NOTSENT_LOWAT);
         let auth_deadline = tokio::time::Instant::now()
             + Duration::from_secs(u64::from(config.auth_timeout.max(1)));
         let Some(stream) = self.handshake(tcp, peer, &rt, auth_deadline).await else {
