@@ -12,6 +12,9 @@ use std::ptr;
 
 use oc_proto::client_proxy::auth::{Mechanism, Negotiator, SecurityContext};
 
+mod acceptor;
+pub use acceptor::{AcceptStep, AcceptedPeer, Acceptor};
+
 type OmUint32 = u32;
 
 #[repr(C)]
