@@ -171,6 +171,12 @@ pub enum SecModRequest {
     Pam(PamRequest),
     /// An Access-Request for a RADIUS login (`auth = radius`).
     Radius(RadiusCheck),
+    /// A client's SPNEGO token (`auth = gssapi`): `id` names the context it continues.
+    Gssapi {
+        id: Option<u64>,
+        token: Vec<u8>,
+        vhost: Option<String>,
+    },
     /// The session store: cookies and address leases outlive the network process.
     Session(SessionRequest),
 }
@@ -330,6 +336,31 @@ pub enum RadiusVerdict {
     Rejected { reason: String, retry: bool },
 }
 
+/// Where a GSSAPI login stands after a token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GssapiVerdict {
+    /// Send `token` back (`WWW-Authenticate: Negotiate`); the next one continues `id`.
+    Continue {
+        id: u64,
+        token: Vec<u8>,
+    },
+    /// The user (the local name, or the principal), their Unix groups, the last token
+    /// and the ticket for the session.
+    Accepted {
+        user: String,
+        groups: Vec<String>,
+        token: Vec<u8>,
+        ticket: AuthTicket,
+    },
+    Rejected {
+        reason: String,
+    },
+}
+
+/// Longest SPNEGO token the security module takes (Kerberos tickets with a large PAC
+/// are tens of kilobytes).
+pub const MAX_GSSAPI_TOKEN: usize = 64 * 1024;
+
 /// What a back end granted with the login (RADIUS's Access-Accept with `groupconfig`):
 /// it overrides the user's configured settings for the session.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -369,6 +400,12 @@ impl Message for SecModRequest {
             }
             Self::Pam(PamRequest::Start { service, user, .. }) if long(service) || long(user) => {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
+            }
+            Self::Gssapi { token, .. } if token.is_empty() || token.len() > MAX_GSSAPI_TOKEN => {
+                Err(invalid(
+                    Self::NAME,
+                    format!("a {}-byte SPNEGO token", token.len()),
+                ))
             }
             Self::Pam(PamRequest::Answer { answer, .. }) if long(answer) => {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
@@ -442,6 +479,7 @@ pub enum SecModReply {
     Signature(Vec<u8>),
     Pam(PamEvent),
     Radius(RadiusVerdict),
+    Gssapi(GssapiVerdict),
     Session(SessionReply),
     /// The request was refused; the reason is for the log.
     Refused(String),

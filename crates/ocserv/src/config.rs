@@ -154,6 +154,21 @@ pub enum AuthMethod {
     /// `radius[config=FILE,groupconfig=true,nas-identifier=NAME]`: a RADIUS server
     /// through radcli's configuration file.
     Radius(RadiusMethod),
+    /// `gssapi[keytab=FILE,require-local-user-map=BOOL,tgt-freshness-time=SECS]`:
+    /// SPNEGO (Kerberos, NTLM) over `Authorization: Negotiate`.
+    Gssapi(GssapiMethod),
+}
+
+/// The options of `auth = gssapi[...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GssapiMethod {
+    /// `keytab`: the service keys (else the system's default keytab).
+    pub keytab: Option<PathBuf>,
+    /// `require-local-user-map` (default true): the principal must map to a local account
+    /// name, which becomes the user name.
+    pub require_local_user_map: bool,
+    /// `tgt-freshness-time`: a Kerberos ticket-granting ticket older than this is refused.
+    pub tgt_freshness_time: Option<u32>,
 }
 
 /// The options of `auth = radius[...]` and `acct = radius[...]`.

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod ban;
 pub mod channel;
 pub mod config;
+pub mod gssapi_login;
 pub mod listen;
 pub mod metrics;
 pub mod otp;

@@ -15,15 +15,17 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
-    AuthTicket, CommandReply, CookieRefusal, KeyRef, PamRequest, PasswordVerdict, RadiusCheck,
-    RadiusVerdict, SecModCommand, SecModReply, SecModRequest, SessionReply, SessionRequest, SignOp,
+    AuthTicket, CommandReply, CookieRefusal, GssapiVerdict, KeyRef, PamRequest, PasswordVerdict,
+    RadiusCheck, RadiusVerdict, SecModCommand, SecModReply, SecModRequest, SessionReply,
+    SessionRequest, SignOp,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
 use tracing::{error, info, warn};
 
 use crate::channel::{Channel, Received};
-use crate::config::{self, AcctMethod, AuthMethod, Config, RadiusMethod};
+use crate::config::{self, AcctMethod, AuthMethod, Config, GssapiMethod, RadiusMethod};
+use crate::gssapi_login::{Accepted, GssapiLogins};
 use crate::otp::{self, OtpOutcome};
 use crate::pam::{self, PamLogins};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
@@ -57,6 +59,8 @@ struct Loaded {
     pam_acct: bool,
     /// The `radius` methods, by host, with their servers.
     radius: Vec<RadiusHost>,
+    /// The `gssapi` method of each host that has one.
+    gssapi: Vec<(Option<String>, GssapiMethod)>,
     /// A certificate method is configured: its logins are checked by the network process
     /// (the TLS handshake), so sessions may be created without a ticket.
     certificate: bool,
@@ -131,6 +135,7 @@ pub struct SecMod {
     grants: Mutex<Grants>,
     pam: PamLogins,
     radius: RadiusLogins,
+    gssapi: GssapiLogins,
     accounting: Accounting,
     /// Cookies and leases: they outlive a network process.
     sessions: Mutex<SessionService>,
@@ -185,7 +190,10 @@ fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
     let plain = all()
         .filter_map(|(name, m)| match m {
             AuthMethod::Plain { passwd, otp } => Some((name, passwd.clone(), otp.clone())),
-            AuthMethod::Certificate | AuthMethod::Pam(_) | AuthMethod::Radius(_) => None,
+            AuthMethod::Certificate
+            | AuthMethod::Pam(_)
+            | AuthMethod::Radius(_)
+            | AuthMethod::Gssapi(_) => None,
         })
         .collect();
     (
@@ -207,6 +215,22 @@ fn radius_methods(config: &Config) -> Result<Vec<RadiusHost>, String> {
         }
     }
     Ok(out)
+}
+
+/// The first `gssapi` method of every host.
+fn gssapi_methods(config: &Config) -> Vec<(Option<String>, GssapiMethod)> {
+    config
+        .hosts()
+        .filter_map(|(name, host)| {
+            host.auth
+                .iter()
+                .chain(host.enable_auth.iter())
+                .find_map(|m| match m {
+                    AuthMethod::Gssapi(g) => Some((name.map(str::to_owned), g.clone())),
+                    _ => None,
+                })
+        })
+        .collect()
 }
 
 /// The PAM services of every host's `pam` methods.
@@ -231,6 +255,7 @@ impl SecMod {
             grants: Mutex::new(Grants::default()),
             pam: PamLogins::new(),
             radius: RadiusLogins::default(),
+            gssapi: GssapiLogins::default(),
             accounting: Accounting::start()?,
             sessions: Mutex::new(SessionService::new(Duration::from_secs(u64::from(
                 config::defaults::COOKIE_TIMEOUT,
@@ -247,6 +272,7 @@ impl SecMod {
         let auth_timeout = Duration::from_secs(u64::from(loaded.config.auth_timeout.max(1)));
         let pam_acct = loaded.config.acct == Some(AcctMethod::Pam);
         let radius = radius_methods(&loaded.config)?;
+        let gssapi = gssapi_methods(&loaded.config);
         let acct_target = match &loaded.config.acct {
             Some(AcctMethod::Radius(method)) => Some((
                 method.clone(),
@@ -265,6 +291,7 @@ impl SecMod {
             auth_timeout,
             pam_acct,
             radius,
+            gssapi,
             certificate,
             current: KeySet { generation, keys },
             previous,
@@ -384,6 +411,18 @@ impl SecMod {
                 drop(guard);
                 self.radius_step(&check, &method, &client)
             }
+            SecModRequest::Gssapi { id, token, vhost } => {
+                let Some(method) = loaded
+                    .gssapi
+                    .iter()
+                    .find(|(h, _)| *h == vhost)
+                    .map(|(_, m)| m.clone())
+                else {
+                    return refuse("a host with gssapi", vhost.as_deref().unwrap_or("default"));
+                };
+                drop(guard);
+                self.gssapi_step(&method, id, &token)
+            }
             SecModRequest::Pam(request) => {
                 let (services, wait) = (loaded.pam_services.clone(), loaded.auth_timeout);
                 drop(guard);
@@ -461,6 +500,26 @@ impl SecMod {
             }
         };
         SecModReply::Radius(verdict)
+    }
+
+    /// A GSSAPI token: the next token, or the user with their Unix groups and a ticket.
+    fn gssapi_step(&self, method: &GssapiMethod, id: Option<u64>, token: &[u8]) -> SecModReply {
+        let new_id = || {
+            let mut id = [0u8; 8];
+            fill_random(&mut id);
+            u64::from_le_bytes(id)
+        };
+        let verdict = match self.gssapi.step(method, id, token, new_id) {
+            Accepted::Continue { id, token } => GssapiVerdict::Continue { id, token },
+            Accepted::Done { user, token } => GssapiVerdict::Accepted {
+                groups: pam::unix_groups(&user).unwrap_or_default(),
+                ticket: self.grant(&user),
+                user,
+                token,
+            },
+            Accepted::Refused(reason) => GssapiVerdict::Rejected { reason },
+        };
+        SecModReply::Gssapi(verdict)
     }
 
     /// `acct = pam`: a CONNECT's session whose account PAM refuses is not attached.

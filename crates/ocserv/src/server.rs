@@ -48,6 +48,7 @@ mod admin;
 mod connect;
 mod dtls_offer;
 mod login;
+mod login_checks;
 mod packet_loop;
 mod reply;
 mod settings;

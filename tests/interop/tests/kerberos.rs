@@ -21,8 +21,25 @@ fn realm(lab: &mut Lab) -> (Kdc, std::path::PathBuf) {
     (kdc, keytab)
 }
 
+/// The line each server logs for alice's Kerberos login.
+fn gssapi_login_line(kind: ServerKind) -> String {
+    match kind {
+        ServerKind::Debian => format!("authenticated GSSAPI user: alice@{REALM}"),
+        ServerKind::Ours => format!("GSSAPI: principal alice@{REALM} authenticated"),
+    }
+}
+
 #[test]
 fn a_kerberos_ticket_logs_in_to_ocserv() {
+    a_kerberos_ticket_logs_in(ServerKind::Debian);
+}
+
+#[test]
+fn a_kerberos_ticket_logs_in_to_our_server() {
+    a_kerberos_ticket_logs_in(ServerKind::Ours);
+}
+
+fn a_kerberos_ticket_logs_in(kind: ServerKind) {
     let mut lab = Lab::new("krb5");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let (kdc, keytab) = realm(&mut lab);
@@ -30,7 +47,7 @@ fn a_kerberos_ticket_logs_in_to_ocserv() {
         "gssapi[keytab={},require-local-user-map=false]",
         keytab.display()
     );
-    lab.start_server(ServerKind::Debian, &pki, &auth, "");
+    lab.start_server(kind, &pki, &auth, "");
     let cache = kdc.kinit(&lab, "alice", ALICE_PASSWORD);
     let ca = pki.ca_pem.display().to_string();
     let u = format!("https://{}/", lab.server_ip);
@@ -67,8 +84,7 @@ fn a_kerberos_ticket_logs_in_to_ocserv() {
         assert!(text.contains("COOKIE='"), "{bin}: {text}");
     }
     let log = lab.log("ocserv.log");
-    let authenticated = format!("authenticated GSSAPI user: alice@{REALM}");
-    assert_eq!(log.matches(&authenticated).count(), 2, "{log}");
+    assert_eq!(log.matches(&gssapi_login_line(kind)).count(), 2, "{log}");
     let ours = lab.client_bin.display().to_string();
     let cmd = client(&ours, &cache, &[]);
     lab.spawn_logged(cmd, "", "client.log");
@@ -87,19 +103,28 @@ fn a_kerberos_ticket_logs_in_to_ocserv() {
 /// login is Kerberos; without one, the password form, for Debian's openconnect and ours.
 #[test]
 fn without_a_ticket_the_login_falls_back_to_the_password() {
+    falls_back_without_a_ticket(ServerKind::Debian);
+}
+
+#[test]
+fn without_a_ticket_our_server_falls_back_to_the_password() {
+    falls_back_without_a_ticket(ServerKind::Ours);
+}
+
+fn falls_back_without_a_ticket(kind: ServerKind) {
     let mut lab = Lab::new("krb5-fallback");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let (kdc, keytab) = realm(&mut lab);
-    let passwd = lab.make_passwd(
-        std::path::Path::new("ocpasswd"),
-        &[("alice", "secret")],
-        None,
-    );
+    let tool = match kind {
+        ServerKind::Debian => std::path::PathBuf::from("ocpasswd"),
+        ServerKind::Ours => ferroconnect_interop::bin("ocpasswd"),
+    };
+    let passwd = lab.make_passwd(&tool, &[("alice", "secret")], None);
     let extra = format!(
         "enable-auth = \"gssapi[keytab={},require-local-user-map=false]\"\n",
         keytab.display()
     );
-    lab.start_server(ServerKind::Debian, &pki, &passwd, &extra);
+    lab.start_server(kind, &pki, &passwd, &extra);
     let cache = kdc.kinit(&lab, "alice", ALICE_PASSWORD);
     let empty = kdc.no_ticket();
     let ca = pki.ca_pem.display().to_string();
@@ -134,6 +159,5 @@ fn without_a_ticket_the_login_falls_back_to_the_password() {
     let (code, text) = authenticate(&ours, &cache);
     assert_eq!(code, Some(0), "with a ticket: {text}");
     let log = lab.log("ocserv.log");
-    let authenticated = format!("authenticated GSSAPI user: alice@{REALM}");
-    assert_eq!(log.matches(&authenticated).count(), 1, "{log}");
+    assert_eq!(log.matches(&gssapi_login_line(kind)).count(), 1, "{log}");
 }

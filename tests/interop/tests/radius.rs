@@ -198,7 +198,7 @@ fn our_client_answers_the_challenge_from_stdin() {
         "vpn.example.com",
         &pin,
         "carol",
-        &["--passwd-on-stdin", "--non-inter"],
+        &["--passwd-on-stdin", "--non-inter", "--authgroup", "staff"],
         "secret\n123456\n",
     );
     assert!(

@@ -1,8 +1,9 @@
-//! Single sign-on tokens through the system's GSSAPI library (MIT krb5's
-//! `libgssapi_krb5`) for `HTTP@host`, as openconnect makes them for proxies and servers:
+//! Single sign-on through the system's GSSAPI library (MIT krb5's `libgssapi_krb5`).
+//! Client side (here): tokens for `HTTP@host`, as openconnect makes them for proxies and
+//! servers:
 //! SPNEGO (Negotiate) with the desktop's Kerberos ticket (`kinit`, `KRB5CCNAME`), and raw
 //! NTLMSSP with the mechanism gss-ntlmssp plugs in (`NTLM_USER_FILE`, `NTLMUSER`, or
-//! winbind).
+//! winbind). Server side: [`Acceptor`], for `auth = gssapi`.
 
 #![allow(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]

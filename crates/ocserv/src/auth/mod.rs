@@ -10,10 +10,13 @@ use std::path::PathBuf;
 
 use oc_proto::anyconnect::server_auth::{ClientAuth, FormInputs, LoginForm};
 
-use crate::config::{AuthMethod, PamMethod, RadiusMethod};
+use crate::config::{AuthMethod, GssapiMethod, PamMethod, RadiusMethod};
 use crate::passwd::PlainAuth;
 
+mod gssapi_steps;
 mod pam_login;
+use gssapi_steps::gssapi_switches;
+pub use gssapi_steps::HttpAuth;
 mod radius_steps;
 use pam_login::PamProgress;
 
@@ -88,6 +91,18 @@ pub enum AuthStep {
         id: u64,
         answer: String,
     },
+    /// Answer `401` with `WWW-Authenticate: Negotiate` (and this token, when there is
+    /// one); `fallback`: other methods follow if the client cannot (`X-HTTP-Auth-Support`).
+    Negotiate {
+        token: Option<Vec<u8>>,
+        fallback: bool,
+    },
+    /// Give the client's Negotiate token to the security module (continuing context `id`),
+    /// then call [`Conversation::gssapi_verdict`].
+    GssapiAccept {
+        id: Option<u64>,
+        token: Vec<u8>,
+    },
     /// Send the user's answer to the RADIUS server of radcli file `config` (answering
     /// `challenge`), then call [`Conversation::radius_verdict`].
     RadiusCheck {
@@ -122,6 +137,7 @@ impl std::fmt::Debug for Conversation {
         f.debug_struct("Conversation")
             .field("plain", &self.plain)
             .field("pam", &self.pam)
+            .field("gssapi", &self.gssapi)
             .field("otp_due", &self.otp_due.is_some())
             .field("username", &self.username)
             .field("group", &self.group)
@@ -141,6 +157,16 @@ pub struct Conversation {
     radius: Option<RadiusMethod>,
     /// The RADIUS challenge the next answer is for: its id, message and number.
     radius_challenge: Option<(u64, String, u32)>,
+    /// `auth = gssapi`: the client logs in with `Authorization: Negotiate`.
+    gssapi: Option<GssapiMethod>,
+    /// The security module's context this login continues.
+    gss_context: Option<u64>,
+    /// With GSSAPI chosen: the login the remaining methods make, for a client that cannot
+    /// (or failed to) do GSSAPI.
+    fallback: Option<Box<Conversation>>,
+    /// Without GSSAPI chosen but with `enable-auth = gssapi`: the login a client offering
+    /// HTTP authentication switches to.
+    upgrade: Option<Box<Conversation>>,
     /// A back end asked the same question again: the last answer was wrong.
     answer_refused: bool,
     /// The password while it is being checked: when the user's entry has no password, the
@@ -204,30 +230,34 @@ impl Conversation {
             unusable = None;
             break;
         }
-        let (plain, pam, radius, cert) = match chosen {
-            Some((wants_cert, set)) => (
-                set.iter().find_map(|m| match m {
-                    AuthMethod::Plain { passwd, otp } => Some(Plain {
-                        passwd: passwd.clone(),
-                        otp: otp.clone(),
-                    }),
-                    AuthMethod::Certificate | AuthMethod::Pam(_) | AuthMethod::Radius(_) => None,
-                }),
-                set.iter().find_map(|m| match m {
-                    AuthMethod::Pam(pam) => Some(pam.clone()),
-                    _ => None,
-                }),
-                set.iter().find_map(|m| match m {
-                    AuthMethod::Radius(radius) => Some(radius.clone()),
-                    _ => None,
-                }),
-                match (&cert, wants_cert) {
-                    (CertStatus::Valid(id), true) => Some(id.clone()),
-                    _ => None,
-                },
-            ),
-            None => (None, None, None, None),
+        let find = |f: fn(&AuthMethod) -> bool| {
+            chosen
+                .as_ref()
+                .and_then(|(_, set)| set.iter().find(|m| f(m)).map(|m| (*m).clone()))
         };
+        let plain = find(|m| matches!(m, AuthMethod::Plain { .. })).and_then(|m| match m {
+            AuthMethod::Plain { passwd, otp } => Some(Plain { passwd, otp }),
+            _ => None,
+        });
+        let pam = match find(|m| matches!(m, AuthMethod::Pam(_))) {
+            Some(AuthMethod::Pam(p)) => Some(p),
+            _ => None,
+        };
+        let radius = match find(|m| matches!(m, AuthMethod::Radius(_))) {
+            Some(AuthMethod::Radius(r)) => Some(r),
+            _ => None,
+        };
+        let gssapi = match find(|m| matches!(m, AuthMethod::Gssapi(_))) {
+            Some(AuthMethod::Gssapi(g)) => Some(g),
+            _ => None,
+        };
+        let wants_cert = chosen.as_ref().is_some_and(|(w, _)| *w);
+        let cert_identity = match (&cert, wants_cert) {
+            (CertStatus::Valid(id), true) => Some(id.clone()),
+            _ => None,
+        };
+        let (fallback, upgrade) =
+            gssapi_switches(gssapi.is_some(), wants_cert, alternatives, &cert);
         Self {
             plain,
             pam,
@@ -235,10 +265,14 @@ impl Conversation {
             pam_last_prompt: None,
             radius,
             radius_challenge: None,
+            gssapi,
+            gss_context: None,
+            fallback,
+            upgrade,
             answer_refused: false,
             pending_secret: None,
             otp_due: None,
-            cert,
+            cert: cert_identity,
             unusable,
             username: None,
             group: None,
@@ -259,6 +293,12 @@ impl Conversation {
     pub fn on_post(&mut self, msg: &ClientAuth, forms: &FormSettings) -> AuthStep {
         if let Some(reason) = self.unusable {
             return AuthStep::Failed { reason };
+        }
+        if self.gssapi.is_some() {
+            // GSSAPI logins happen in the HTTP headers (on_http_auth), never in forms.
+            return AuthStep::Failed {
+                reason: "Authentication failed",
+            };
         }
         if let Some(group) = msg
             .group
@@ -285,11 +325,7 @@ impl Conversation {
         let user = match self.settle_user(msg) {
             Ok(Some(user)) => user,
             Ok(None) => {
-                let message = match &self.plain {
-                    Some(Plain { passwd: None, .. }) => FIRST_OTP_MESSAGE,
-                    _ => FIRST_MESSAGE,
-                };
-                return AuthStep::Form(self.form(forms, message, FormInputs::UsernamePassword));
+                return AuthStep::Form(self.first_form(forms));
             }
             Err(NameRefused) => {
                 return AuthStep::Failed {
@@ -482,6 +518,21 @@ impl Conversation {
         Some(self.form(forms, GROUP_MESSAGE, FormInputs::None))
     }
 
+    /// The login's first form: user name and password for a password method, else only
+    /// the group choice (a certificate login).
+    fn first_form(&self, forms: &FormSettings) -> LoginForm {
+        let message = match &self.plain {
+            Some(Plain { passwd: None, .. }) => FIRST_OTP_MESSAGE,
+            _ => FIRST_MESSAGE,
+        };
+        let inputs = if self.asks_password() {
+            FormInputs::UsernamePassword
+        } else {
+            FormInputs::None
+        };
+        self.form(forms, message, inputs)
+    }
+
     /// A back end's prompt (PAM's, a RADIUS challenge's) as a form: a bare "Password:"
     /// gets ocserv's sentence, anything else is shown as written. The second and later
     /// distinct prompts are `secondary_password`, as ocserv names them.
@@ -594,6 +645,8 @@ fn canonical_group(requested: &str, forms: &FormSettings) -> String {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_gssapi;
 #[cfg(test)]
 mod tests_pam;
 #[cfg(test)]

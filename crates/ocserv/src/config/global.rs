@@ -13,8 +13,8 @@ use super::file_checks::{
 use super::lexer::{self, Entry};
 use super::net::{self, boolean, checked, num, secs, set, NetBuilder, Scope};
 use super::{
-    defaults, value, AcctMethod, AuthMethod, CertOid, Config, ConfigError, Diag, Loaded,
-    NetSettings, RekeyMethod,
+    defaults, value, AcctMethod, AuthMethod, CertOid, Config, ConfigError, Diag, GssapiMethod,
+    Loaded, NetSettings, RekeyMethod,
 };
 
 /// Main-config keys that may be given several times (each line adds a value); the
@@ -1048,7 +1048,11 @@ impl Draft {
                     }
                 }
                 AuthMethod::Radius(radius) => check_radius(d, *line, radius),
-                AuthMethod::Certificate | AuthMethod::Pam(_) => {}
+                AuthMethod::Gssapi(GssapiMethod {
+                    keytab: Some(keytab),
+                    ..
+                }) => check_path(d, *line, "keytab", keytab, Kind::File),
+                AuthMethod::Certificate | AuthMethod::Pam(_) | AuthMethod::Gssapi(_) => {}
             }
         }
         if let Some((AcctMethod::Radius(radius), line)) = &self.acct {

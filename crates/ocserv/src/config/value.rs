@@ -12,7 +12,9 @@ use std::str::FromStr;
 use ipnet::IpNet;
 
 use super::net::Family;
-use super::{AcctMethod, AuthMethod, CertOid, PamMethod, RadiusMethod, DEFAULT_PAM_SERVICE};
+use super::{
+    AcctMethod, AuthMethod, CertOid, GssapiMethod, PamMethod, RadiusMethod, DEFAULT_PAM_SERVICE,
+};
 
 /// `true`/`yes` or `false`/`no`, any case (ocserv's spellings of true; it reads anything else
 /// as false, we refuse it).
@@ -203,8 +205,8 @@ pub(super) fn parse_select_group(v: &str) -> Result<(String, Option<String>), St
 }
 
 /// Auth methods ocserv has that we cannot perform.
-const UNSUPPORTED_AUTH: &[&str] = &["gssapi", "oidc"];
-const SUPPORTED_AUTH: &str = "plain, certificate, pam, radius";
+const UNSUPPORTED_AUTH: &[&str] = &["oidc"];
+const SUPPORTED_AUTH: &str = "plain, certificate, pam, radius, gssapi";
 
 /// `auth` / `enable-auth`: `plain[passwd=FILE,otp=FILE]`, legacy `plain[FILE]`,
 /// `certificate`, `pam[service=NAME,gid-min=N]`.
@@ -219,6 +221,7 @@ pub(super) fn parse_auth(v: &str) -> Result<AuthMethod, String> {
         },
         "pam" => parse_pam(options.unwrap_or_default()),
         "radius" => parse_radius(options.unwrap_or_default()).map(AuthMethod::Radius),
+        "gssapi" => parse_gssapi(options.unwrap_or_default()).map(AuthMethod::Gssapi),
         m if UNSUPPORTED_AUTH.contains(&m) => Err(format!(
             "auth method {m} is not supported yet (supported: {SUPPORTED_AUTH})"
         )),
@@ -311,6 +314,39 @@ fn parse_radius(options: &str) -> Result<RadiusMethod, String> {
         return Err(
             "radius needs its radcli file: radius[config=/etc/radcli/radiusclient.conf]".into(),
         );
+    }
+    Ok(method)
+}
+
+/// `gssapi[keytab=FILE,require-local-user-map=BOOL,tgt-freshness-time=SECS]`.
+fn parse_gssapi(options: &str) -> Result<GssapiMethod, String> {
+    let mut method = GssapiMethod {
+        keytab: None,
+        require_local_user_map: true,
+        tgt_freshness_time: None,
+    };
+    for opt in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let Some((k, val)) = opt.split_once('=') else {
+            return Err(format!("expected name=value in gssapi[...], got {opt:?}"));
+        };
+        let (k, val) = (k.trim().to_ascii_lowercase(), val.trim());
+        match k.as_str() {
+            "keytab" if !val.is_empty() => method.keytab = Some(PathBuf::from(val)),
+            "require-local-user-map" => method.require_local_user_map = parse_bool(val)?,
+            "tgt-freshness-time" => {
+                let secs: u32 = parse_uint(val, "gssapi tgt-freshness-time")?;
+                if secs == 0 {
+                    return Err("gssapi tgt-freshness-time must be more than 0 seconds".into());
+                }
+                method.tgt_freshness_time = Some(secs);
+            }
+            _ => {
+                return Err(format!(
+                    "unknown gssapi option {k:?} (known: keytab, require-local-user-map, \
+                     tgt-freshness-time)"
+                ))
+            }
+        }
     }
     Ok(method)
 }

@@ -3,10 +3,11 @@
 //! session cookie) up to the CONNECT request.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
 use oc_proto::anyconnect::camouflage::Gate;
 use oc_proto::anyconnect::server_auth::{
     complete_xml, parse_client_auth, svc_logged_in, svc_login_prompt, svc_refused, ClientAuth,
@@ -14,10 +15,7 @@ use oc_proto::anyconnect::server_auth::{
 };
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
-use oc_proto::ipc::{
-    AuthTicket, PamEvent, PamRequest, PasswordVerdict, RadiusCheck, RadiusVerdict, SecModReply,
-    SecModRequest, SessionReply, SessionRequest,
-};
+use oc_proto::ipc::{AuthTicket, PamRequest, SecModRequest, SessionReply, SessionRequest};
 use oc_proto::proxy_proto::{self, Parse, ProxyHeader};
 use oc_tls::server::{cert_field, verified_client_cert};
 use oc_tls::TlsStream;
@@ -25,13 +23,12 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tracing::{debug, info, warn, Instrument};
 
+use super::login_checks::http_auth;
 use super::reply::{answer_and_close, refuse, send, INCLUDED_HEADERS};
 use super::{lock, random_fill, Runtime, Server, MAX_PRELOGIN};
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation};
 use crate::config::{CertOid, Config};
 use crate::metrics::AuthFailure;
-use crate::otp::OtpOutcome;
-use crate::passwd::PlainAuth;
 use crate::sessions::{decode_cookie, COOKIE_BYTES};
 
 /// HTTP requests allowed on one connection before CONNECT (ocserv allows 16).
@@ -105,11 +102,11 @@ impl Drop for LoginConversation {
 
 /// What answering a login request needs besides the request: who asks, the settings the
 /// connection started with, its `webvpncontext` cookie and when it was accepted.
-struct Login<'a> {
-    peer: SocketAddr,
-    rt: &'a Runtime,
-    context_cookie: &'a str,
-    accepted: Instant,
+pub(super) struct Login<'a> {
+    pub(super) peer: SocketAddr,
+    pub(super) rt: &'a Runtime,
+    pub(super) context_cookie: &'a str,
+    pub(super) accepted: Instant,
 }
 
 impl Server {
@@ -387,7 +384,10 @@ impl Server {
         if let Some(group) = group_in_url(request.path(), &login.rt.config) {
             conversation.force_group(group);
         }
-        let step = conversation.on_post(&msg, &login.rt.forms);
+        let step = match conversation.on_http_auth(&http_auth(request)) {
+            Some(step) => step,
+            None => conversation.on_post(&msg, &login.rt.forms),
+        };
         let (step, ticket) = self.run_checks(step, conversation, login).await;
         self.answer_step(stream, step, ticket, login).await
     }
@@ -457,112 +457,6 @@ impl Server {
         }
     }
 
-    /// The password and OTP checks a step asks for, the step they lead to, and the
-    /// security module's ticket when they completed the credentials.
-    async fn run_checks(
-        &self,
-        mut step: AuthStep,
-        conversation: &mut Conversation,
-        login: &Login<'_>,
-    ) -> (AuthStep, Option<AuthTicket>) {
-        let mut ticket = None;
-        let (peer, config) = (login.peer, &login.rt.config);
-        if let AuthStep::CheckPassword {
-            passwd,
-            user,
-            password,
-        } = step
-        {
-            let result = {
-                let _slot = self.password_checks.acquire().await;
-                let host = login.rt.name.clone();
-                let (result, issued) = self
-                    .check_password(passwd, user.clone(), password, host)
-                    .await;
-                ticket = issued;
-                result
-            };
-            if result == PlainAuth::Rejected {
-                self.metrics.auth_failed(AuthFailure::Password);
-                self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
-                info!("{peer}: wrong password for user '{user}'");
-            }
-            step = conversation.password_checked(result, &login.rt.forms);
-        }
-        if let AuthStep::CheckOtp { otp, user, code } = step {
-            let outcome = {
-                let _slot = self.password_checks.acquire().await;
-                let (outcome, issued) = self.check_otp(otp, user.clone(), code).await;
-                ticket = issued;
-                outcome
-            };
-            if let OtpOutcome::Refused(why) = &outcome {
-                self.metrics.auth_failed(AuthFailure::Otp);
-                self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
-                info!("{peer}: OTP auth failed for '{user}': {why}");
-            }
-            step = conversation.otp_checked(outcome == OtpOutcome::Accepted);
-        }
-        while let Some(request) = pam_request(&step, login) {
-            let event = {
-                let _slot = self.password_checks.acquire().await;
-                match self.links.secmod(SecModRequest::Pam(request)).await {
-                    SecModReply::Pam(event) => event,
-                    other => PamEvent::Rejected {
-                        reason: format!("the security module answered {other:?}"),
-                    },
-                }
-            };
-            match &event {
-                PamEvent::Accepted { ticket: t, .. } => ticket = Some(*t),
-                PamEvent::Rejected { reason } => {
-                    self.metrics.auth_failed(AuthFailure::Password);
-                    self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
-                    info!("{peer}: PAM refused the login: {reason}");
-                }
-                PamEvent::Prompt { .. } => {}
-            }
-            step = conversation.pam_event(&event, &login.rt.forms);
-            self.count_refused_answer(conversation, login);
-        }
-        while let Some(check) = radius_check(&step, login) {
-            let verdict = {
-                let _slot = self.password_checks.acquire().await;
-                match self.links.secmod(SecModRequest::Radius(check)).await {
-                    SecModReply::Radius(verdict) => verdict,
-                    other => RadiusVerdict::Rejected {
-                        reason: format!("the security module answered {other:?}"),
-                        retry: false,
-                    },
-                }
-            };
-            match &verdict {
-                RadiusVerdict::Accepted { ticket: t, .. } => ticket = Some(*t),
-                RadiusVerdict::Rejected { reason, .. } => {
-                    self.metrics.auth_failed(AuthFailure::Password);
-                    self.add_ban_points(peer, config.ban_points_wrong_password, "failed logins");
-                    info!("{peer}: RADIUS refused the login: {reason}");
-                }
-                RadiusVerdict::Challenge { .. } => {}
-            }
-            step = conversation.radius_verdict(&verdict, &login.rt.forms);
-            self.count_refused_answer(conversation, login);
-        }
-        (step, ticket)
-    }
-
-    /// A back end asked the same question again: a wrong answer, with ban points as a
-    /// wrong password earns (ocserv counts same-stage retries so).
-    fn count_refused_answer(&self, conversation: &mut Conversation, login: &Login<'_>) {
-        if conversation.take_answer_refused() {
-            let peer = login.peer;
-            self.metrics.auth_failed(AuthFailure::Password);
-            let points = login.rt.config.ban_points_wrong_password;
-            self.add_ban_points(peer, points, "failed logins");
-            info!("{peer}: wrong answer; the same question is asked again");
-        }
-    }
-
     /// Answers a step of the conversation; false when the connection is done.
     async fn answer_step(
         &self,
@@ -599,7 +493,20 @@ impl Server {
                 answer_and_close(stream, &ServerResponse::new(401, reason)).await;
                 false
             }
+            AuthStep::Negotiate { token, fallback } => {
+                let challenge = match token {
+                    Some(t) if !t.is_empty() => format!("Negotiate {}", B64.encode(t)),
+                    _ => "Negotiate".to_owned(),
+                };
+                let mut resp =
+                    ServerResponse::new(401, "Unauthorized").header("WWW-Authenticate", challenge);
+                if fallback {
+                    resp = resp.header("X-HTTP-Auth-Support", "fallback");
+                }
+                send(stream, &resp).await.is_ok()
+            }
             AuthStep::CheckPassword { .. }
+            | AuthStep::GssapiAccept { .. }
             | AuthStep::CheckOtp { .. }
             | AuthStep::PamStart { .. }
             | AuthStep::PamAnswer { .. }
@@ -641,7 +548,7 @@ impl Server {
 
     /// Ban points for a connection or a refused password or one-time password; `for_what`
     /// names what earned them, for the log.
-    fn add_ban_points(&self, peer: SocketAddr, points: u32, for_what: &str) {
+    pub(super) fn add_ban_points(&self, peer: SocketAddr, points: u32, for_what: &str) {
         let now = Instant::now();
         if lock(&self.state).bans.add(peer.ip(), points, now) {
             self.metrics.bans.inc();
@@ -679,100 +586,6 @@ impl Server {
             .await
             .inspect_err(|e| warn!("{}: user '{user}' refused: {e}", login.peer))
             .ok()
-    }
-
-    /// A password check in the security module, with its ticket when it completed the
-    /// credentials.
-    async fn check_password(
-        &self,
-        passwd: PathBuf,
-        user: String,
-        password: String,
-        vhost: Option<String>,
-    ) -> (PlainAuth, Option<AuthTicket>) {
-        let request = SecModRequest::CheckPassword {
-            passwd: passwd.display().to_string(),
-            user,
-            password,
-            vhost,
-        };
-        let SecModReply::Password { verdict, ticket } = self.links.secmod(request).await else {
-            return (PlainAuth::Rejected, None);
-        };
-        let result = match verdict {
-            PasswordVerdict::Accepted { groups } => PlainAuth::Accepted { groups },
-            PasswordVerdict::NoPasswordSet { groups } => PlainAuth::NoPasswordSet { groups },
-            PasswordVerdict::Rejected => PlainAuth::Rejected,
-        };
-        (result, ticket)
-    }
-
-    /// An OTP check (and its use recorded) in the security module, with its ticket.
-    async fn check_otp(
-        &self,
-        otp: PathBuf,
-        user: String,
-        code: String,
-    ) -> (OtpOutcome, Option<AuthTicket>) {
-        let request = SecModRequest::CheckOtp {
-            otp: otp.display().to_string(),
-            user,
-            code,
-        };
-        match self.links.secmod(request).await {
-            SecModReply::Otp {
-                refused: None,
-                ticket,
-            } => (OtpOutcome::Accepted, ticket),
-            SecModReply::Otp {
-                refused: Some(why), ..
-            }
-            | SecModReply::Refused(why) => (OtpOutcome::Refused(why), None),
-            other => (
-                OtpOutcome::Refused(format!("unexpected answer {other:?}")),
-                None,
-            ),
-        }
-    }
-}
-
-/// The RADIUS check a step asks for.
-fn radius_check(step: &AuthStep, login: &Login<'_>) -> Option<RadiusCheck> {
-    let AuthStep::RadiusCheck {
-        config,
-        user,
-        answer,
-        challenge,
-    } = step
-    else {
-        return None;
-    };
-    Some(RadiusCheck {
-        config: config.display().to_string(),
-        vhost: login.rt.name.clone(),
-        user: user.clone(),
-        answer: answer.clone(),
-        challenge: *challenge,
-        calling_station: login.peer.ip().to_string(),
-        nas_address: None,
-        user_agent: None,
-    })
-}
-
-/// The security module request a PAM step asks for.
-fn pam_request(step: &AuthStep, login: &Login<'_>) -> Option<PamRequest> {
-    match step {
-        AuthStep::PamStart { service, user } => Some(PamRequest::Start {
-            service: service.clone(),
-            user: user.clone(),
-            rhost: Some(login.peer.ip().to_string()),
-            vhost: login.rt.name.clone(),
-        }),
-        AuthStep::PamAnswer { id, answer } => Some(PamRequest::Answer {
-            id: *id,
-            answer: answer.clone(),
-        }),
-        _ => None,
     }
 }
 

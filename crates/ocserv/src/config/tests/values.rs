@@ -305,7 +305,9 @@ const BAD: &[(&str, &str)] = &[
     ("auth = \"radius[config=/r,group-separator=pipe]\"", "use semicolon or comma"),
     ("auth = \"radius[config=/r,realm=x]\"", "unknown radius option"),
     ("acct = \"radius[groupconfig=true]\"", "acct: radius needs its radcli file"),
-    ("auth = gssapi", "gssapi is not supported yet"),
+    ("auth = \"gssapi[tgt-freshness-time=0]\"", "more than 0 seconds"),
+    ("auth = \"gssapi[realm=X]\"", "unknown gssapi option"),
+    ("auth = \"gssapi[require-local-user-map=perhaps]\"", "expected true or false"),
     ("auth = oidc[config=/x]", "oidc is not supported yet"),
     ("auth = password", "unknown auth method"),
     ("auth = plain", "plain needs a password file"),
@@ -314,8 +316,8 @@ const BAD: &[(&str, &str)] = &[
     ("auth = \"plain[passwd=/x\"", "missing ']'"),
     ("auth = certificate[x=1]", "certificate takes no options"),
     (
-        "enable-auth = gssapi",
-        "enable-auth: auth method gssapi is not supported yet",
+        "enable-auth = oidc",
+        "enable-auth: auth method oidc is not supported yet",
     ),
     ("tcp-port = 0", "tcp-port: expected a port number"),
     ("udp-port = https", "udp-port: expected a port number"),
@@ -750,4 +752,32 @@ fn radius_methods_read_ocservs_options_and_the_legacy_form() {
     }
     let acct = cfg("acct = \"radius[config=/etc/radcli/radiusclient.conf]\"\n");
     assert!(matches!(acct.acct, Some(AcctMethod::Radius(ref m)) if !m.groupconfig));
+}
+
+#[test]
+fn gssapi_methods_take_a_keytab_a_local_map_and_a_ticket_age() {
+    let rest = BASE.split_once('\n').map(|(_, r)| r).unwrap();
+    let cases = [
+        ("auth = gssapi", None, true, None),
+        (
+            "auth = \"gssapi[keytab=/etc/krb5.keytab,require-local-user-map=false,\
+             tgt-freshness-time=900]\"",
+            Some("/etc/krb5.keytab"),
+            false,
+            Some(900),
+        ),
+    ];
+    for (line, keytab, map, fresh) in cases {
+        let loaded = parse(&format!("{line}\n{rest}"), file(), false)
+            .unwrap_or_else(|e| panic!("{line}: {e}"));
+        let want = AuthMethod::Gssapi(GssapiMethod {
+            keytab: keytab.map(PathBuf::from),
+            require_local_user_map: map,
+            tgt_freshness_time: fresh,
+        });
+        assert_eq!(loaded.config.auth, vec![want], "{line}");
+    }
+    // GSSAPI next to the password files, as an alternative.
+    let c = cfg("enable-auth = \"gssapi[require-local-user-map=false]\"\n");
+    assert!(matches!(c.enable_auth[..], [AuthMethod::Gssapi(_)]));
 }
