@@ -63,6 +63,9 @@ pub use tun_io::{create_tun, server_addresses};
 const MAX_PRELOGIN: usize = 1024;
 /// Password checks running at once.
 const MAX_PASSWORD_CHECKS: usize = 4;
+/// Steps of external back ends (PAM, RADIUS, GSSAPI) running at once: a RADIUS server
+/// that does not answer holds these, not the password files' checks or the session store.
+const MAX_BACKEND_CHECKS: usize = 4;
 /// How long shutdown waits for sessions to say goodbye.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 /// Connect/disconnect events kept for a slow `occtl show events` reader.
@@ -190,6 +193,7 @@ pub struct Server {
     /// cannot take every CPU, nor every channel to the security module, so handshakes and
     /// CONNECTs still get answers.
     password_checks: Arc<tokio::sync::Semaphore>,
+    backend_checks: Arc<tokio::sync::Semaphore>,
     /// Tunnel tasks not finished yet, disconnect scripts included (shutdown waits).
     tunnel_tasks: AtomicU64,
     shutdown: watch::Sender<bool>,
@@ -291,6 +295,7 @@ impl Server {
             next_conn: AtomicU64::new(1),
             prelogin: Arc::new(tokio::sync::Semaphore::new(MAX_PRELOGIN)),
             password_checks: Arc::new(tokio::sync::Semaphore::new(MAX_PASSWORD_CHECKS)),
+            backend_checks: Arc::new(tokio::sync::Semaphore::new(MAX_BACKEND_CHECKS)),
             tunnel_tasks: AtomicU64::new(0),
             shutdown,
             accepting,

@@ -34,7 +34,9 @@ use crate::server::{read_lock, write_lock};
 
 /// Channels from the network process to each of the others: its concurrent requests
 /// (credential checks, session store; scripts and routes) each take one for an exchange.
-const CHANNELS: usize = 8;
+/// Password checks and external back ends (PAM, RADIUS, GSSAPI) take at most four each,
+/// so slow back ends leave channels for the session store.
+const CHANNELS: usize = 12;
 /// The security module also gets the network process's signing channels.
 const SECMOD_CHANNELS: usize = CHANNELS + crate::worker::SIGNING_CHANNELS;
 /// A network process that dies this often within [`RESTART_WINDOW`] is not started again.

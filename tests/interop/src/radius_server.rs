@@ -162,7 +162,7 @@ impl RadiusServer {
 
     /// A radcli configuration for our server: this server for both, `timeout` seconds
     /// and one try, the secret in a servers file (or `secret` inline when given).
-    pub fn radcli_conf(&self, name: &str, secret: Option<&str>) -> PathBuf {
+    pub fn radcli_conf(&self, name: &str, secret: Option<&str>, timeout: u32) -> PathBuf {
         let d = self.dir.display();
         let servers = self.dir.join(format!("{name}.servers"));
         std::fs::write(
@@ -180,7 +180,7 @@ impl RadiusServer {
             format!(
                 "# radcli\nauth_order radius\nauthserver {host}\nacctserver localhost\n\
                  servers {}\ndictionary /etc/radcli/dictionary\nseqfile {d}/seq\n\
-                 radius_timeout 1\nradius_retries 1\nbindaddr *\n",
+                 radius_timeout {timeout}\nradius_retries 1\nbindaddr *\n",
                 servers.display()
             ),
         )

@@ -53,6 +53,11 @@ fn pam_world(lab: &mut Lab) {
              account required {matrix_otp}\n"
         ),
     );
+    // A module that never returns (a dead directory server behind PAM).
+    write(
+        "ocserv-hang",
+        format!("auth required {SYSTEM_MODULES}/pam_exec.so /bin/sleep 60\n"),
+    );
     // alice is a Unix user in staff (primary) and ops; carol is known only to PAM.
     write(
         "passwd",
@@ -106,7 +111,9 @@ fn pam_lab(test: &str, real_client: bool) -> (Lab, String) {
     pam_world(&mut lab);
     let extra = "auto-select-group = true\n\
                  [vhost:otp.example.com]\n\
-                 auth = \"pam[service=ocserv-otp]\"\n";
+                 auth = \"pam[service=ocserv-otp]\"\n\
+                 [vhost:hang.example.com]\n\
+                 auth = \"pam[service=ocserv-hang]\"\n";
     lab.start_server(ServerKind::Ours, &pki, "pam[gid-min=5000]", extra);
     (lab, pin_sha256(&pki.server_cert))
 }
@@ -265,4 +272,36 @@ fn acct_pam_refuses_the_tunnel_of_an_account_pam_does_not_allow() {
         "secret\n",
     );
     lab.assert_tunnel("alice, whose account PAM allows");
+}
+
+#[test]
+fn a_hanging_pam_module_is_cut_off_and_holds_up_nobody() {
+    let (mut lab, pin) = pam_lab("pam-hang", true);
+    let resolve = format!("--resolve=hang.example.com:{}", lab.server_ip);
+    let servercert = format!("--servercert={pin}");
+    lab.spawn_client(
+        &[
+            "--authenticate",
+            &resolve,
+            &servercert,
+            "-u",
+            "alice",
+            "--authgroup",
+            "staff",
+            "hang.example.com",
+        ],
+        "secret\n",
+    );
+    std::thread::sleep(SECS(1));
+    // Meanwhile alice logs in on the default host through PAM at once.
+    let (ok, out) = authenticate(&lab, "vpn.example.com", &pin, "alice", STAFF, "secret\n");
+    assert!(ok, "alice waited for the hanging module:\n{out}");
+    let log = lab.log("ocserv.log");
+    assert!(!log.contains("gave no prompt or verdict"), "{log}");
+    // The hanging one is refused once PAM's step limit passes, with the reason logged.
+    lab.wait_for_log(
+        "ocserv.log",
+        "PAM refused the login: the PAM stack gave no prompt or verdict within 20 s",
+        SECS(40),
+    );
 }

@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use ferroconnect_interop::radius_server::RadiusServer;
-use ferroconnect_interop::{output_text, pin_sha256, wait_until, Lab, Pki, ServerKind};
+use ferroconnect_interop::{bin, output_text, pin_sha256, wait_until, Lab, Pki, ServerKind};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 
@@ -44,8 +44,10 @@ fn radius_lab(test: &str, real_client: bool) -> (Lab, RadiusServer, String) {
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let users = users(&lab);
     let radius = RadiusServer::start(&mut lab, &users);
-    let good = radius.radcli_conf("radiusclient", None);
-    let bad = radius.radcli_conf("wrong-secret", Some("not-the-secret"));
+    let good = radius.radcli_conf("radiusclient", None, 1);
+    // Never answered: each login waits the whole 6 s.
+    let bad = radius.radcli_conf("wrong-secret", Some("not-the-secret"), 6);
+    let files = lab.make_passwd(&bin("ocpasswd"), &[("dave", "secret")], Some("ops"));
     let auth = format!(
         "radius[config={},groupconfig=true,nas-identifier=lab-vpn]",
         good.display()
@@ -55,7 +57,9 @@ fn radius_lab(test: &str, real_client: bool) -> (Lab, RadiusServer, String) {
          select-group = staff\n\
          select-group = ops\n\
          [vhost:bad.example.com]\n\
-         auth = \"radius[config={}]\"\n",
+         auth = \"radius[config={}]\"\n\
+         [vhost:files.example.com]\n\
+         auth = \"{files}\"\n",
         good.display(),
         bad.display()
     );
@@ -188,6 +192,40 @@ fn the_real_openconnect_gets_what_radius_grants_and_is_accounted() {
     let (ok, _) = authenticate(&lab, "bad.example.com", &pin, "alice", &ops, "secret\n");
     assert!(!ok, "logged in through a server that never answered");
     lab.wait_for_log("ocserv.log", "no answer", SECS(5));
+
+    // Six logins wait on it at once; a password-file user of another host is not held up.
+    let resolve = format!("--resolve=bad.example.com:{}", lab.server_ip);
+    for _ in 0..6 {
+        lab.spawn_client(
+            &[
+                "--authenticate",
+                &resolve,
+                &servercert,
+                "-u",
+                "alice",
+                "--authgroup",
+                "ops",
+                "bad.example.com",
+            ],
+            "secret\n",
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (ok, out) = authenticate(&lab, "files.example.com", &pin, "dave", &ops, "secret\n");
+    assert!(ok, "dave was refused:\n{out}");
+    // When dave is in, the silent server's logins are still waiting (each takes 6 s, four
+    // at a time): he did not queue behind them.
+    let log = lab.log("ocserv.log");
+    let given_up = log
+        .matches("RADIUS refused the login: RADIUS: no answer")
+        .count();
+    assert!(given_up < 7, "dave waited for all six:\n{log}");
+    lab.wait_for_log_count(
+        "ocserv.log",
+        "RADIUS refused the login: RADIUS: no answer",
+        7,
+        SECS(30),
+    );
 }
 
 #[test]

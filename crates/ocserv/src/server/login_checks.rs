@@ -105,7 +105,7 @@ impl Server {
             return (step.clone(), None);
         };
         let event = {
-            let _slot = self.password_checks.acquire().await;
+            let _slot = self.backend_checks.acquire().await;
             match self.links.secmod(SecModRequest::Pam(request)).await {
                 SecModReply::Pam(event) => event,
                 other => PamEvent::Rejected {
@@ -142,11 +142,14 @@ impl Server {
             token,
             vhost: login.rt.name.clone(),
         };
-        let verdict = match self.links.secmod(request).await {
-            SecModReply::Gssapi(verdict) => verdict,
-            other => GssapiVerdict::Rejected {
-                reason: format!("the security module answered {other:?}"),
-            },
+        let verdict = {
+            let _slot = self.backend_checks.acquire().await;
+            match self.links.secmod(request).await {
+                SecModReply::Gssapi(verdict) => verdict,
+                other => GssapiVerdict::Rejected {
+                    reason: format!("the security module answered {other:?}"),
+                },
+            }
         };
         let ticket = match &verdict {
             GssapiVerdict::Accepted { ticket, user, .. } => {
@@ -179,7 +182,7 @@ impl Server {
             return (step.clone(), None);
         };
         let verdict = {
-            let _slot = self.password_checks.acquire().await;
+            let _slot = self.backend_checks.acquire().await;
             match self.links.secmod(SecModRequest::Radius(check)).await {
                 SecModReply::Radius(verdict) => verdict,
                 other => RadiusVerdict::Rejected {
