@@ -732,6 +732,27 @@ impl Lab {
         self.spawn_logged(cmd, "", log)
     }
 
+    /// The lab's client with `--authenticate` as `user` to `host` (resolved to the lab
+    /// server, its key pinned with `pin`), every prompt answered from `stdin`: whether a
+    /// cookie came, and the output.
+    pub fn authenticate_as(
+        &self,
+        host: &str,
+        pin: &str,
+        user: &str,
+        extra: &[&str],
+        stdin: &str,
+    ) -> (bool, String) {
+        let resolve = format!("--resolve={host}:{}", self.server_ip);
+        let servercert = format!("--servercert={pin}");
+        let mut args = vec!["--authenticate", &resolve, &servercert, "-u", user];
+        args.extend_from_slice(extra);
+        args.push(host);
+        let out = self.run_client(&args, stdin, Duration::from_secs(40));
+        let text = output_text(&out);
+        (out.status.success() && text.contains("COOKIE="), text)
+    }
+
     /// Runs our client to completion with `stdin` and a time limit.
     pub fn run_client(&self, args: &[&str], stdin: &str, limit: Duration) -> Output {
         run_to_end(self.client_command(args), stdin, limit)

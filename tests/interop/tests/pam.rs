@@ -82,26 +82,6 @@ fn pam_world(lab: &mut Lab) {
     );
 }
 
-/// `openconnect --authenticate` as `user` to `host` (resolved to the lab server), every
-/// prompt answered from `stdin`: whether a cookie came, and the output.
-fn authenticate(
-    lab: &Lab,
-    host: &str,
-    pin: &str,
-    user: &str,
-    extra: &[&str],
-    stdin: &str,
-) -> (bool, String) {
-    let resolve = format!("--resolve={host}:{}", lab.server_ip);
-    let servercert = format!("--servercert={pin}");
-    let mut args = vec!["--authenticate", &resolve, &servercert, "-u", user];
-    args.extend_from_slice(extra);
-    args.push(host);
-    let out = lab.run_client(&args, stdin, SECS(40));
-    let text = output_text(&out);
-    (out.status.success() && text.contains("COOKIE="), text)
-}
-
 fn pam_lab(test: &str, real_client: bool) -> (Lab, String) {
     let mut lab = Lab::new(test);
     if real_client {
@@ -125,7 +105,7 @@ fn the_real_openconnect_logs_in_through_pam() {
 
     // The group list is the system's groups from gid-min up; alice may pick hers.
     let extra = ["--authgroup", "ops", "--dump-http-traffic"];
-    let (ok, out) = authenticate(&lab, host, &pin, "alice", &extra, "secret\n");
+    let (ok, out) = lab.authenticate_as(host, &pin, "alice", &extra, "secret\n");
     assert!(ok, "alice was refused:\n{out}\n{}", lab.log("ocserv.log"));
     for group in ["staff", "ops", "sales"] {
         let option = format!("<option value=\"{group}\">");
@@ -134,44 +114,31 @@ fn the_real_openconnect_logs_in_through_pam() {
     let root = "<option value=\"root\">";
     assert!(!out.contains(root), "a group under gid-min offered:\n{out}");
     // A group she is not in is refused: its settings are not hers.
-    let (ok, out) = authenticate(
-        &lab,
-        host,
-        &pin,
-        "alice",
-        &["--authgroup", "sales"],
-        "secret\n",
-    );
+    let (ok, out) = lab.authenticate_as(host, &pin, "alice", &["--authgroup", "sales"], "secret\n");
     assert!(!ok, "alice got group sales:\n{out}");
 
     // Wrong password, unknown user, locked account: refused, and the log names PAM's word.
-    let (ok, out) = authenticate(&lab, host, &pin, "alice", STAFF, "wrong\n");
+    let (ok, out) = lab.authenticate_as(host, &pin, "alice", STAFF, "wrong\n");
     assert!(!ok, "a wrong password was accepted:\n{out}");
     lab.wait_for_log(
         "ocserv.log",
         "PAM refused the login: authentication:",
         SECS(5),
     );
-    let (ok, _) = authenticate(&lab, host, &pin, "nobody", STAFF, "secret\n");
+    let (ok, _) = lab.authenticate_as(host, &pin, "nobody", STAFF, "secret\n");
     assert!(!ok, "an unknown user was accepted");
-    let (ok, out) = authenticate(&lab, host, &pin, "mallory", STAFF, "secret\n");
+    let (ok, out) = lab.authenticate_as(host, &pin, "mallory", STAFF, "secret\n");
     assert!(!ok, "a locked account was accepted:\n{out}");
     lab.wait_for_log("ocserv.log", "PAM refused the login: account:", SECS(5));
 
     // A user PAM knows but the system does not: logged in, with no group (the one asked
     // for cannot be checked, so it is not given).
-    let (ok, out) = authenticate(&lab, host, &pin, "carol", STAFF, "secret\n");
+    let (ok, out) = lab.authenticate_as(host, &pin, "carol", STAFF, "secret\n");
     assert!(ok, "carol was refused:\n{out}");
 
     // Password and one-time password: two prompts, the second with pam_oath's words.
-    let (ok, out) = authenticate(
-        &lab,
-        "otp.example.com",
-        &pin,
-        "alice",
-        STAFF,
-        "secret\n755224\n",
-    );
+    let (ok, out) =
+        lab.authenticate_as("otp.example.com", &pin, "alice", STAFF, "secret\n755224\n");
     assert!(
         ok,
         "password + OTP refused:\n{out}\n{}",
@@ -182,14 +149,7 @@ fn the_real_openconnect_logs_in_through_pam() {
         "pam_oath's prompt not shown:\n{out}"
     );
     // The same code again is a replay: pam_oath refuses it.
-    let (ok, _) = authenticate(
-        &lab,
-        "otp.example.com",
-        &pin,
-        "alice",
-        STAFF,
-        "secret\n755224\n",
-    );
+    let (ok, _) = lab.authenticate_as("otp.example.com", &pin, "alice", STAFF, "secret\n755224\n");
     assert!(!ok, "a used OTP was accepted again");
 
     // A whole tunnel with the group PAM's account gave.
@@ -218,8 +178,7 @@ fn the_real_openconnect_logs_in_through_pam() {
 #[test]
 fn our_client_answers_each_pam_prompt_from_stdin() {
     let (lab, pin) = pam_lab("pam-ours", false);
-    let (ok, out) = authenticate(
-        &lab,
+    let (ok, out) = lab.authenticate_as(
         "otp.example.com",
         &pin,
         "alice",
@@ -294,7 +253,7 @@ fn a_hanging_pam_module_is_cut_off_and_holds_up_nobody() {
     );
     std::thread::sleep(SECS(1));
     // Meanwhile alice logs in on the default host through PAM at once.
-    let (ok, out) = authenticate(&lab, "vpn.example.com", &pin, "alice", STAFF, "secret\n");
+    let (ok, out) = lab.authenticate_as("vpn.example.com", &pin, "alice", STAFF, "secret\n");
     assert!(ok, "alice waited for the hanging module:\n{out}");
     let log = lab.log("ocserv.log");
     assert!(!log.contains("gave no prompt or verdict"), "{log}");

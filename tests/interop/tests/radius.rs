@@ -67,24 +67,6 @@ fn radius_lab(test: &str, real_client: bool) -> (Lab, RadiusServer, String) {
     (lab, radius, pin_sha256(&pki.server_cert))
 }
 
-fn authenticate(
-    lab: &Lab,
-    host: &str,
-    pin: &str,
-    user: &str,
-    extra: &[&str],
-    stdin: &str,
-) -> (bool, String) {
-    let resolve = format!("--resolve={host}:{}", lab.server_ip);
-    let servercert = format!("--servercert={pin}");
-    let mut args = vec!["--authenticate", &resolve, &servercert, "-u", user];
-    args.extend_from_slice(extra);
-    args.push(host);
-    let out = lab.run_client(&args, stdin, SECS(40));
-    let text = output_text(&out);
-    (out.status.success() && text.contains("COOKIE="), text)
-}
-
 /// The detail file's records of `status` (Start, Interim-Update, Stop).
 fn records<'a>(detail: &'a str, status: &str) -> Vec<&'a str> {
     detail
@@ -105,7 +87,7 @@ fn the_real_openconnect_gets_what_radius_grants_and_is_accounted() {
     let (mut lab, radius, pin) = radius_lab("radius-real", true);
     let host = "vpn.example.com";
     let ops = ["--authgroup", "ops"];
-    let (ok, out) = authenticate(&lab, host, &pin, "alice", &ops, "wrong\n");
+    let (ok, out) = lab.authenticate_as(host, &pin, "alice", &ops, "wrong\n");
     assert!(!ok, "a wrong password was accepted:\n{out}");
     lab.wait_for_log(
         "ocserv.log",
@@ -178,18 +160,18 @@ fn the_real_openconnect_gets_what_radius_grants_and_is_accounted() {
     );
 
     // Password, then the code the Access-Challenge asks for.
-    let (ok, out) = authenticate(&lab, host, &pin, "carol", &ops, "secret\n123456\n");
+    let (ok, out) = lab.authenticate_as(host, &pin, "carol", &ops, "secret\n123456\n");
     assert!(
         ok,
         "carol's two-step login failed:\n{out}\n{}",
         lab.log("ocserv.log")
     );
     assert!(out.contains("Enter the code from your token"), "{out}");
-    let (ok, _) = authenticate(&lab, host, &pin, "carol", &ops, "secret\n999999\n");
+    let (ok, _) = lab.authenticate_as(host, &pin, "carol", &ops, "secret\n999999\n");
     assert!(!ok, "a wrong code was accepted");
 
     // A RADIUS server that never answers (the wrong secret): refused, and the log says why.
-    let (ok, _) = authenticate(&lab, "bad.example.com", &pin, "alice", &ops, "secret\n");
+    let (ok, _) = lab.authenticate_as("bad.example.com", &pin, "alice", &ops, "secret\n");
     assert!(!ok, "logged in through a server that never answered");
     lab.wait_for_log("ocserv.log", "no answer", SECS(5));
 
@@ -211,7 +193,7 @@ fn the_real_openconnect_gets_what_radius_grants_and_is_accounted() {
         );
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (ok, out) = authenticate(&lab, "files.example.com", &pin, "dave", &ops, "secret\n");
+    let (ok, out) = lab.authenticate_as("files.example.com", &pin, "dave", &ops, "secret\n");
     assert!(ok, "dave was refused:\n{out}");
     // When dave is in, the silent server's logins are still waiting (each takes 6 s, four
     // at a time): he did not queue behind them.
@@ -231,8 +213,7 @@ fn the_real_openconnect_gets_what_radius_grants_and_is_accounted() {
 #[test]
 fn our_client_answers_the_challenge_from_stdin() {
     let (lab, _radius, pin) = radius_lab("radius-ours", false);
-    let (ok, out) = authenticate(
-        &lab,
+    let (ok, out) = lab.authenticate_as(
         "vpn.example.com",
         &pin,
         "carol",

@@ -7,7 +7,10 @@ use std::ffi::{c_char, c_void, CString};
 use std::path::Path;
 use std::ptr;
 
-use super::{describe, GssBufferDesc, GssCtx, GssName, GssOidDesc, OmUint32, GSS_ERROR_MASK};
+use super::{
+    describe, gss_delete_sec_context, gss_release_name, take_buffer, GssBufferDesc, GssCtx,
+    GssName, GssOidDesc, OmUint32, GSS_ERROR_MASK,
+};
 
 #[repr(C)]
 struct KeyValueElement {
@@ -67,13 +70,6 @@ extern "C" {
         authtime: *mut i32,
     ) -> OmUint32;
     fn gss_release_cred(minor: *mut OmUint32, cred: *mut GssCred) -> OmUint32;
-    fn gss_release_buffer(minor: *mut OmUint32, buffer: *mut GssBufferDesc) -> OmUint32;
-    fn gss_release_name(minor: *mut OmUint32, name: *mut GssName) -> OmUint32;
-    fn gss_delete_sec_context(
-        minor: *mut OmUint32,
-        context: *mut GssCtx,
-        output: *mut GssBufferDesc,
-    ) -> OmUint32;
 }
 
 const GSS_C_ACCEPT: i32 = 2;
@@ -235,20 +231,6 @@ impl Acceptor {
             auth_time: (major & GSS_ERROR_MASK == 0).then_some(i64::from(auth_time)),
         })
     }
-}
-
-/// The bytes of a buffer GSSAPI allocated, which is then released.
-fn take_buffer(buffer: &mut GssBufferDesc) -> Vec<u8> {
-    let bytes = if buffer.value.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: GSSAPI wrote `length` bytes at `value`.
-        unsafe { std::slice::from_raw_parts(buffer.value.cast::<u8>(), buffer.length) }.to_vec()
-    };
-    let mut minor = 0;
-    // SAFETY: the buffer was allocated by GSSAPI (or is empty) and is released once.
-    unsafe { gss_release_buffer(&mut minor, buffer) };
-    bytes
 }
 
 impl Drop for Acceptor {

@@ -172,20 +172,13 @@ impl SecurityContext for Context {
                 ptr::null_mut(),
             )
         };
-        let result = match major & GSS_ERROR_MASK {
-            0 if !output.value.is_null() => {
-                // SAFETY: GSSAPI wrote `length` bytes at `value`.
-                Ok(
-                    unsafe { std::slice::from_raw_parts(output.value.cast::<u8>(), output.length) }
-                        .to_vec(),
-                )
-            }
+        let made = !output.value.is_null();
+        let token = take_buffer(&mut output);
+        match major & GSS_ERROR_MASK {
+            0 if made => Ok(token),
             0 => Err("GSSAPI made no token".into()),
             _ => Err(describe(major, minor)),
-        };
-        // SAFETY: `output` holds a buffer GSSAPI allocated (or none).
-        unsafe { gss_release_buffer(&mut minor, &mut output) };
-        result
+        }
     }
 }
 
@@ -200,6 +193,20 @@ impl Drop for Context {
             gss_release_name(&mut minor, &mut self.target);
         }
     }
+}
+
+/// The bytes of a buffer GSSAPI allocated, which is then released.
+fn take_buffer(buffer: &mut GssBufferDesc) -> Vec<u8> {
+    let bytes = if buffer.value.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: GSSAPI wrote `length` bytes at `value`.
+        unsafe { std::slice::from_raw_parts(buffer.value.cast::<u8>(), buffer.length) }.to_vec()
+    };
+    let mut minor = 0;
+    // SAFETY: the buffer was allocated by GSSAPI (or is empty) and is released once.
+    unsafe { gss_release_buffer(&mut minor, buffer) };
+    bytes
 }
 
 fn oid(bytes: &'static [u8]) -> GssOidDesc {
