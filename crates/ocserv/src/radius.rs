@@ -160,12 +160,15 @@ impl RadiusClient {
                 wait,
             } = schedule.next_attempt()
             else {
-                return Err(format!("RADIUS: {last_problem} from any server"));
+                return Err(format!(
+                    "no valid answer from any RADIUS server of {} (last: {last_problem})",
+                    self.config.display()
+                ));
             };
             let left = EXCHANGE_LIMIT.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(format!(
-                    "RADIUS: {last_problem} within {} s",
+                    "no valid RADIUS answer within {} s (last: {last_problem})",
                     EXCHANGE_LIMIT.as_secs()
                 ));
             }
