@@ -14,8 +14,8 @@
 //! Input layout: all of it is the document / body. For the round trips it is also read as
 //! UTF-8 (lossily, CRs dropped) and split at U+001F into parts: banner, message, action,
 //! then (name, label) / (value, label) / (name, value) pairs. Byte 0 picks what is built:
-//! bit 0 a banner, bits 1-2 the inputs (user and password, one password, none), bit 3 a
-//! group in the init request.
+//! bit 0 a banner, bits 1-2 the inputs (user and password, one password, none, one text
+//! answer), bit 3 a group in the init request.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -162,6 +162,10 @@ fn login_form_round_trip(
             label: label.into(),
         },
         2 => FormInputs::None,
+        3 => FormInputs::Text {
+            name: name.into(),
+            label: label.into(),
+        },
         _ => FormInputs::UsernamePassword,
     };
     let form = LoginForm {
@@ -205,6 +209,9 @@ fn login_form_round_trip(
         ],
         FormInputs::Password { name, label } => {
             vec![field(&attr(name), &attr(label), FieldKind::Password)]
+        }
+        FormInputs::Text { name, label } => {
+            vec![field(&attr(name), &attr(label), FieldKind::Text)]
         }
         FormInputs::None => Vec::new(),
     };
