@@ -453,15 +453,20 @@ impl Conversation {
                 }
             }
             (PlainAuth::Rejected | PlainAuth::NoPasswordSet { .. }, _) => {
-                self.attempts += 1;
-                if self.attempts >= MAX_PASSWORD_ATTEMPTS {
-                    AuthStep::Failed {
-                        reason: "Authentication failed",
-                    }
-                } else {
-                    AuthStep::Form(self.form(forms, RETRY_MESSAGE, password_input()))
-                }
+                self.wrong_password(forms)
             }
+        }
+    }
+
+    /// A refused password: the retry form, or the end after ocserv's three attempts.
+    fn wrong_password(&mut self, forms: &FormSettings) -> AuthStep {
+        self.attempts += 1;
+        if self.attempts >= MAX_PASSWORD_ATTEMPTS {
+            AuthStep::Failed {
+                reason: "Authentication failed",
+            }
+        } else {
+            AuthStep::Form(self.form(forms, RETRY_MESSAGE, password_input()))
         }
     }
 

@@ -5,10 +5,7 @@
 use oc_proto::anyconnect::server_auth::ClientAuth;
 use oc_proto::ipc::RadiusVerdict;
 
-use super::{
-    password_input, AuthStep, Conversation, FormSettings, MAX_PASSWORD_ATTEMPTS, PASSWORD_MESSAGE,
-    RETRY_MESSAGE,
-};
+use super::{password_input, AuthStep, Conversation, FormSettings, PASSWORD_MESSAGE};
 use crate::config::RadiusMethod;
 
 impl Conversation {
@@ -61,16 +58,7 @@ impl Conversation {
                 self.radius_challenge = Some((*id, message.clone(), n));
                 AuthStep::Form(form)
             }
-            RadiusVerdict::Rejected { retry: true, .. } => {
-                self.attempts += 1;
-                if self.attempts >= MAX_PASSWORD_ATTEMPTS {
-                    AuthStep::Failed {
-                        reason: "Authentication failed",
-                    }
-                } else {
-                    AuthStep::Form(self.form(forms, RETRY_MESSAGE, password_input()))
-                }
-            }
+            RadiusVerdict::Rejected { retry: true, .. } => self.wrong_password(forms),
             RadiusVerdict::Rejected { retry: false, .. } => AuthStep::Failed {
                 reason: "Authentication failed",
             },
