@@ -336,7 +336,7 @@ impl Supervisor {
                         break;
                     }
                     // Logged by the caller, with the exit status 1 it leads to.
-                    self.stop_worker();
+                    self.stop_worker().await;
                     return Err(SupervisorError::SecModDied(status));
                 }
                 status = self.worker.process.wait() => {
@@ -353,7 +353,7 @@ impl Supervisor {
                 },
             }
         }
-        self.stop_worker();
+        self.stop_worker().await;
         let _ = self.secmod.process.start_kill();
         let _ = self.secmod.process.wait().await;
         Ok(())
@@ -427,13 +427,16 @@ impl Supervisor {
         }
     }
 
-    fn stop_worker(&mut self) {
+    /// Asks the network process to stop (its disconnect scripts run), kills what is left and
+    /// reaps it, so no network process outlives the server.
+    async fn stop_worker(&mut self) {
         let _ = self.worker.control.set_timeout(Some(STOP_LIMIT));
         match command(&mut self.worker, &WorkerCommand::Stop, &[]) {
             Ok(_) => {}
             Err(e) => warn!("stopping the network process: {e}"),
         }
         let _ = self.worker.process.start_kill();
+        let _ = self.worker.process.wait().await;
     }
 }
 
