@@ -177,6 +177,11 @@ pub enum SecModRequest {
         token: Vec<u8>,
         vhost: Option<String>,
     },
+    /// A client's OpenID Connect bearer token (`auth = oidc`).
+    Oidc {
+        token: String,
+        vhost: Option<String>,
+    },
     /// The session store: cookies and address leases outlive the network process.
     Session(SessionRequest),
 }
@@ -357,6 +362,14 @@ pub enum GssapiVerdict {
     },
 }
 
+/// The security module's verdict on a bearer token: the user its claims name, with the
+/// ticket for the session, or why not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OidcVerdict {
+    Accepted { user: String, ticket: AuthTicket },
+    Rejected { reason: String },
+}
+
 /// Longest SPNEGO token the security module takes (Kerberos tickets with a large PAC
 /// are tens of kilobytes).
 pub const MAX_GSSAPI_TOKEN: usize = 64 * 1024;
@@ -405,6 +418,14 @@ impl Message for SecModRequest {
                 Err(invalid(
                     Self::NAME,
                     format!("a {}-byte SPNEGO token", token.len()),
+                ))
+            }
+            Self::Oidc { token, .. }
+                if token.is_empty() || token.len() > crate::oidc::MAX_TOKEN =>
+            {
+                Err(invalid(
+                    Self::NAME,
+                    format!("a {}-byte bearer token", token.len()),
                 ))
             }
             Self::Pam(PamRequest::Answer { answer, .. }) if long(answer) => {
@@ -480,6 +501,7 @@ pub enum SecModReply {
     Pam(PamEvent),
     Radius(RadiusVerdict),
     Gssapi(GssapiVerdict),
+    Oidc(OidcVerdict),
     Session(SessionReply),
     /// The request was refused; the reason is for the log.
     Refused(String),

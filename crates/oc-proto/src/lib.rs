@@ -20,6 +20,7 @@ pub mod ip_config;
 pub mod ipc;
 pub mod liveness;
 pub mod nc;
+pub mod oidc;
 pub mod port_filter;
 pub mod ppp;
 pub mod proxy_proto;

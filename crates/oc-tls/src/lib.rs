@@ -33,6 +33,7 @@ pub mod esp;
 mod ffi;
 pub mod gssapi;
 mod insecure;
+pub mod jose;
 pub mod mca;
 pub mod memory;
 pub mod os;

@@ -157,6 +157,9 @@ pub enum AuthMethod {
     /// `gssapi[keytab=FILE,require-local-user-map=BOOL,tgt-freshness-time=SECS]`:
     /// SPNEGO (Kerberos, NTLM) over `Authorization: Negotiate`.
     Gssapi(GssapiMethod),
+    /// `oidc[config=FILE]`: an OpenID Connect bearer token in `Authorization: Bearer`,
+    /// checked against the provider's keys and the claims FILE (JSON) requires.
+    Oidc { config: PathBuf },
 }
 
 /// The options of `auth = gssapi[...]`.

@@ -16,6 +16,7 @@ pub mod config;
 pub mod gssapi_login;
 pub mod listen;
 pub mod metrics;
+pub mod oidc_login;
 pub mod otp;
 pub mod packets;
 pub mod pam;

@@ -252,7 +252,7 @@ fn parse_facility(name: &str) -> Result<String, String> {
 fn print_version() {
     println!("ocserv {} (ferroconnect)", env!("CARGO_PKG_VERSION"));
     println!();
-    println!("Compiled with: seccomp, oath, radius, gssapi, PAM, AnyConnect");
+    println!("Compiled with: seccomp, oath, radius, gssapi, PAM, oidc_auth, AnyConnect");
     println!("TLS library: {}", openssl::version::version());
 }
 

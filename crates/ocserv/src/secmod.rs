@@ -15,9 +15,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::ipc::{
-    AuthTicket, CommandReply, CookieRefusal, GssapiVerdict, KeyRef, PamRequest, PasswordVerdict,
-    RadiusCheck, RadiusVerdict, SecModCommand, SecModReply, SecModRequest, SessionReply,
-    SessionRequest, SignOp,
+    AuthTicket, CommandReply, CookieRefusal, GssapiVerdict, KeyRef, OidcVerdict, PamRequest,
+    PasswordVerdict, RadiusCheck, RadiusVerdict, SecModCommand, SecModReply, SecModRequest,
+    SessionReply, SessionRequest, SignOp,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 use crate::channel::{Channel, Received};
 use crate::config::{self, AcctMethod, AuthMethod, Config, GssapiMethod, RadiusMethod};
 use crate::gssapi_login::{Accepted, GssapiLogins};
+use crate::oidc_login::OidcProvider;
 use crate::otp::{self, OtpOutcome};
 use crate::pam::{self, PamLogins};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
@@ -44,6 +45,9 @@ struct KeySet {
 /// A `radius` method's host (`None`: the default one), options and servers.
 type RadiusHost = (Option<String>, RadiusMethod, Arc<RadiusClient>);
 
+/// An `oidc` method's host (`None`: the default one) and provider.
+type OidcHost = (Option<String>, Arc<OidcProvider>);
+
 /// A `plain` method's host (`None`: the default one), password file and OTP users file.
 type PlainFiles = (Option<String>, Option<PathBuf>, Option<PathBuf>);
 
@@ -61,6 +65,8 @@ struct Loaded {
     radius: Vec<RadiusHost>,
     /// The `gssapi` method of each host that has one.
     gssapi: Vec<(Option<String>, GssapiMethod)>,
+    /// The `oidc` method of each host that has one, with its provider's keys.
+    oidc: Vec<OidcHost>,
     /// A certificate method is configured: its logins are checked by the network process
     /// (the TLS handshake), so sessions may be created without a ticket.
     certificate: bool,
@@ -193,7 +199,8 @@ fn auth_methods(config: &Config) -> (Vec<PlainFiles>, bool) {
             AuthMethod::Certificate
             | AuthMethod::Pam(_)
             | AuthMethod::Radius(_)
-            | AuthMethod::Gssapi(_) => None,
+            | AuthMethod::Gssapi(_)
+            | AuthMethod::Oidc { .. } => None,
         })
         .collect();
     (
@@ -231,6 +238,32 @@ fn gssapi_methods(config: &Config) -> Vec<(Option<String>, GssapiMethod)> {
                 })
         })
         .collect()
+}
+
+/// Every host's `oidc` method with its provider's keys (fetched here, at start and reload;
+/// a provider whose keys cannot be fetched stops the start, as in ocserv). A reload keeps
+/// the running providers' keys when their settings file is the same.
+fn oidc_providers(config: &Config, running: &[OidcHost]) -> Result<Vec<OidcHost>, String> {
+    let mut out = Vec::new();
+    for (name, host) in config.hosts() {
+        let Some(AuthMethod::Oidc { config: file }) = host
+            .auth
+            .iter()
+            .find(|m| matches!(m, AuthMethod::Oidc { .. }))
+        else {
+            continue;
+        };
+        let name = name.map(str::to_owned);
+        let provider = match running
+            .iter()
+            .find(|(h, p)| *h == name && p.config() == file)
+        {
+            Some((_, p)) => p.clone(),
+            None => Arc::new(OidcProvider::load(file)?),
+        };
+        out.push((name, provider));
+    }
+    Ok(out)
 }
 
 /// The PAM services of every host's `pam` methods.
@@ -273,6 +306,11 @@ impl SecMod {
         let pam_acct = loaded.config.acct == Some(AcctMethod::Pam);
         let radius = radius_methods(&loaded.config)?;
         let gssapi = gssapi_methods(&loaded.config);
+        let running_oidc = read_lock(&self.loaded)
+            .as_ref()
+            .map(|l| l.oidc.clone())
+            .unwrap_or_default();
+        let oidc = oidc_providers(&loaded.config, &running_oidc)?;
         let acct_target = match &loaded.config.acct {
             Some(AcctMethod::Radius(method)) => Some((
                 method.clone(),
@@ -292,6 +330,7 @@ impl SecMod {
             pam_acct,
             radius,
             gssapi,
+            oidc,
             certificate,
             current: KeySet { generation, keys },
             previous,
@@ -423,6 +462,18 @@ impl SecMod {
                 drop(guard);
                 self.gssapi_step(&method, id, &token)
             }
+            SecModRequest::Oidc { token, vhost } => {
+                let Some(provider) = loaded
+                    .oidc
+                    .iter()
+                    .find(|(h, _)| *h == vhost)
+                    .map(|(_, p)| p.clone())
+                else {
+                    return refuse("a host with oidc", vhost.as_deref().unwrap_or("default"));
+                };
+                drop(guard);
+                self.oidc_check(&provider, &token)
+            }
             SecModRequest::Pam(request) => {
                 let (services, wait) = (loaded.pam_services.clone(), loaded.auth_timeout);
                 drop(guard);
@@ -520,6 +571,24 @@ impl SecMod {
             Accepted::Refused(reason) => GssapiVerdict::Rejected { reason },
         };
         SecModReply::Gssapi(verdict)
+    }
+
+    /// A bearer token: the user its claims name, with a ticket.
+    fn oidc_check(&self, provider: &OidcProvider, token: &str) -> SecModReply {
+        let verdict = match provider.verify(token) {
+            Ok(user) => {
+                info!("oidc: token accepted for user '{user}'");
+                OidcVerdict::Accepted {
+                    ticket: self.grant(&user),
+                    user,
+                }
+            }
+            Err(reason) => {
+                info!("oidc: token refused: {reason}");
+                OidcVerdict::Rejected { reason }
+            }
+        };
+        SecModReply::Oidc(verdict)
     }
 
     /// `acct = pam`: a CONNECT's session whose account PAM refuses is not attached.

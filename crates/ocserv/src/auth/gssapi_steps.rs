@@ -8,7 +8,7 @@
 
 use oc_proto::ipc::GssapiVerdict;
 
-use super::{AuthStep, CertStatus, Conversation, FormSettings};
+use super::{AuthStep, Bearer, CertStatus, Conversation, FormSettings};
 use crate::config::AuthMethod;
 
 /// What a request says about HTTP authentication.
@@ -18,6 +18,8 @@ pub struct HttpAuth {
     pub offered: bool,
     /// The decoded token of `Authorization: Negotiate <base64>`.
     pub negotiate: Option<Vec<u8>>,
+    /// `Authorization: Bearer <token>`.
+    pub bearer: Option<Bearer>,
 }
 
 /// The logins a GSSAPI choice switches between: with GSSAPI chosen, the remaining
@@ -63,9 +65,12 @@ impl Conversation {
             && self.pam_waiting().is_none()
     }
 
-    /// Looks at a request's HTTP authentication before its body: a step when GSSAPI
-    /// answers it, `None` when the forms do.
+    /// Looks at a request's HTTP authentication before its body: a step when GSSAPI or
+    /// OIDC answers it, `None` when the forms do.
     pub fn on_http_auth(&mut self, http: &HttpAuth) -> Option<AuthStep> {
+        if self.oidc {
+            return Some(self.oidc_http_auth(http.bearer.as_ref()));
+        }
         if self.gssapi.is_none() {
             if !(http.offered && self.untouched()) {
                 return None;

@@ -14,9 +14,11 @@ use crate::config::{AuthMethod, GssapiMethod, PamMethod, RadiusMethod};
 use crate::passwd::PlainAuth;
 
 mod gssapi_steps;
+mod oidc_steps;
 mod pam_login;
 use gssapi_steps::gssapi_switches;
 pub use gssapi_steps::HttpAuth;
+pub use oidc_steps::Bearer;
 mod radius_steps;
 use pam_login::PamProgress;
 
@@ -103,6 +105,14 @@ pub enum AuthStep {
         id: Option<u64>,
         token: Vec<u8>,
     },
+    /// Answer `401` with `WWW-Authenticate: Bearer`: the client must send its OpenID
+    /// Connect token.
+    BearerChallenge,
+    /// Give the client's bearer token to the security module, then call
+    /// [`Conversation::oidc_verdict`].
+    OidcCheck {
+        token: String,
+    },
     /// Send the user's answer to the RADIUS server of radcli file `config` (answering
     /// `challenge`), then call [`Conversation::radius_verdict`].
     RadiusCheck {
@@ -161,6 +171,8 @@ pub struct Conversation {
     gssapi: Option<GssapiMethod>,
     /// The security module's context this login continues.
     gss_context: Option<u64>,
+    /// `auth = oidc`: the client logs in with `Authorization: Bearer`.
+    oidc: bool,
     /// With GSSAPI chosen: the login the remaining methods make, for a client that cannot
     /// (or failed to) do GSSAPI.
     fallback: Option<Box<Conversation>>,
@@ -251,6 +263,7 @@ impl Conversation {
             Some(AuthMethod::Gssapi(g)) => Some(g),
             _ => None,
         };
+        let oidc = find(|m| matches!(m, AuthMethod::Oidc { .. })).is_some();
         let wants_cert = chosen.as_ref().is_some_and(|(w, _)| *w);
         let cert_identity = match (&cert, wants_cert) {
             (CertStatus::Valid(id), true) => Some(id.clone()),
@@ -267,6 +280,7 @@ impl Conversation {
             radius_challenge: None,
             gssapi,
             gss_context: None,
+            oidc,
             fallback,
             upgrade,
             answer_refused: false,
@@ -294,8 +308,9 @@ impl Conversation {
         if let Some(reason) = self.unusable {
             return AuthStep::Failed { reason };
         }
-        if self.gssapi.is_some() {
-            // GSSAPI logins happen in the HTTP headers (on_http_auth), never in forms.
+        if self.gssapi.is_some() || self.oidc {
+            // GSSAPI and OIDC logins happen in the HTTP headers (on_http_auth), never in
+            // forms.
             return AuthStep::Failed {
                 reason: "Authentication failed",
             };
@@ -652,6 +667,8 @@ fn canonical_group(requested: &str, forms: &FormSettings) -> String {
 mod tests;
 #[cfg(test)]
 mod tests_gssapi;
+#[cfg(test)]
+mod tests_oidc;
 #[cfg(test)]
 mod tests_pam;
 #[cfg(test)]

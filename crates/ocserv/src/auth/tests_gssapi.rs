@@ -27,6 +27,7 @@ fn offered(token: Option<&[u8]>) -> HttpAuth {
     HttpAuth {
         offered: true,
         negotiate: token.map(<[u8]>::to_vec),
+        bearer: None,
     }
 }
 

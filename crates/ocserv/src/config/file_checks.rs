@@ -146,3 +146,14 @@ pub(super) fn check_radius(d: &mut Diag, line: usize, method: &super::RadiusMeth
         }
     }
 }
+
+/// An `oidc` method's JSON file exists and reads as ocserv's OIDC settings.
+pub(super) fn check_oidc(d: &mut Diag, line: usize, config: &Path) {
+    check_path(d, line, "oidc config", config, Kind::File);
+    let Ok(text) = std::fs::read(config) else {
+        return;
+    };
+    if let Err(e) = oc_proto::oidc::OidcSettings::parse(&text, &config.display().to_string()) {
+        d.error(line, format!("oidc: {e}"));
+    }
+}

@@ -7,7 +7,7 @@ use oc_proto::anyconnect::camouflage::Camouflage;
 use oc_proto::compress::Priorities;
 
 use super::file_checks::{
-    check_account, check_override_dir, check_override_file, check_path, check_radius,
+    check_account, check_oidc, check_override_dir, check_override_file, check_path, check_radius,
     check_users_file, Kind,
 };
 use super::lexer::{self, Entry};
@@ -794,6 +794,36 @@ impl Draft {
             }
         }
 
+        // The token alone decides an OIDC login: a password or GSSAPI method beside it in
+        // `auth` would never be asked, so the combination is refused.
+        if let Some((_, line)) = self
+            .auth
+            .iter()
+            .find(|(m, _)| matches!(m, AuthMethod::Oidc { .. }))
+        {
+            let others = self
+                .auth
+                .iter()
+                .any(|(m, _)| m.asks_password() || matches!(m, AuthMethod::Gssapi(_)));
+            if others {
+                d.error(
+                    *line,
+                    "auth: oidc cannot be combined with password or gssapi methods (only with \
+                     certificate)",
+                );
+            }
+        }
+
+        // A bearer token is sent with the first request, before any method is chosen.
+        for (m, line) in &self.enable_auth {
+            if matches!(m, AuthMethod::Oidc { .. }) {
+                d.error(
+                    *line,
+                    "enable-auth: oidc can only be the main method (auth = oidc[config=FILE])",
+                );
+            }
+        }
+
         // Certificate authentication needs a CA to verify against and a field to name the user.
         let cert_line = self
             .auth
@@ -1052,6 +1082,7 @@ impl Draft {
                     keytab: Some(keytab),
                     ..
                 }) => check_path(d, *line, "keytab", keytab, Kind::File),
+                AuthMethod::Oidc { config } => check_oidc(d, *line, config),
                 AuthMethod::Certificate | AuthMethod::Pam(_) | AuthMethod::Gssapi(_) => {}
             }
         }

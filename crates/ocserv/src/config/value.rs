@@ -204,9 +204,7 @@ pub(super) fn parse_select_group(v: &str) -> Result<(String, Option<String>), St
     Ok((name.to_owned(), friendly))
 }
 
-/// Auth methods ocserv has that we cannot perform.
-const UNSUPPORTED_AUTH: &[&str] = &["oidc"];
-const SUPPORTED_AUTH: &str = "plain, certificate, pam, radius, gssapi";
+const SUPPORTED_AUTH: &str = "plain, certificate, pam, radius, gssapi, oidc";
 
 /// `auth` / `enable-auth`: `plain[passwd=FILE,otp=FILE]`, legacy `plain[FILE]`,
 /// `certificate`, `pam[service=NAME,gid-min=N]`.
@@ -222,9 +220,7 @@ pub(super) fn parse_auth(v: &str) -> Result<AuthMethod, String> {
         "pam" => parse_pam(options.unwrap_or_default()),
         "radius" => parse_radius(options.unwrap_or_default()).map(AuthMethod::Radius),
         "gssapi" => parse_gssapi(options.unwrap_or_default()).map(AuthMethod::Gssapi),
-        m if UNSUPPORTED_AUTH.contains(&m) => Err(format!(
-            "auth method {m} is not supported yet (supported: {SUPPORTED_AUTH})"
-        )),
+        "oidc" => parse_oidc(options.unwrap_or_default()),
         _ => Err(format!(
             "unknown auth method {name:?} (supported: {SUPPORTED_AUTH})"
         )),
@@ -349,6 +345,22 @@ fn parse_gssapi(options: &str) -> Result<GssapiMethod, String> {
         }
     }
     Ok(method)
+}
+
+/// `oidc[config=FILE]`.
+fn parse_oidc(options: &str) -> Result<AuthMethod, String> {
+    let mut config = None;
+    for opt in options.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        match opt.split_once('=') {
+            Some((k, val)) if k.trim().eq_ignore_ascii_case("config") && !val.trim().is_empty() => {
+                config = Some(PathBuf::from(val.trim()));
+            }
+            _ => return Err(format!("unknown oidc option {opt:?} (known: config=FILE)")),
+        }
+    }
+    config
+        .map(|config| AuthMethod::Oidc { config })
+        .ok_or_else(|| "oidc needs its JSON file: oidc[config=/etc/ocserv/oidc.json]".into())
 }
 
 /// `acct`: `pam` or `radius[...]`.

@@ -505,7 +505,13 @@ impl Server {
                 }
                 send(stream, &resp).await.is_ok()
             }
+            AuthStep::BearerChallenge => {
+                let resp =
+                    ServerResponse::new(401, "Unauthorized").header("WWW-Authenticate", "Bearer");
+                send(stream, &resp).await.is_ok()
+            }
             AuthStep::CheckPassword { .. }
+            | AuthStep::OidcCheck { .. }
             | AuthStep::GssapiAccept { .. }
             | AuthStep::CheckOtp { .. }
             | AuthStep::PamStart { .. }

@@ -6,15 +6,15 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use oc_proto::http::server::ServerRequest;
 use oc_proto::ipc::{
-    AuthTicket, GssapiVerdict, PamEvent, PamRequest, PasswordVerdict, RadiusCheck, RadiusVerdict,
-    SecModReply, SecModRequest, MAX_GSSAPI_TOKEN,
+    AuthTicket, GssapiVerdict, OidcVerdict, PamEvent, PamRequest, PasswordVerdict, RadiusCheck,
+    RadiusVerdict, SecModReply, SecModRequest, MAX_GSSAPI_TOKEN,
 };
 use std::path::PathBuf;
 use tracing::info;
 
 use super::login::Login;
 use super::Server;
-use crate::auth::{AuthStep, Conversation, HttpAuth};
+use crate::auth::{AuthStep, Bearer, Conversation, HttpAuth};
 use crate::metrics::AuthFailure;
 use crate::otp::OtpOutcome;
 use crate::passwd::PlainAuth;
@@ -77,6 +77,7 @@ impl Server {
                     self.gssapi_step(id, token, conversation, login).await
                 }
                 AuthStep::RadiusCheck { .. } => self.radius_step(&step, conversation, login).await,
+                AuthStep::OidcCheck { token } => self.oidc_step(token, conversation, login).await,
                 other => return (other, ticket),
             };
             step = next;
@@ -170,6 +171,42 @@ impl Server {
             conversation.gssapi_verdict(&verdict, &login.rt.forms),
             ticket,
         )
+    }
+
+    async fn oidc_step(
+        &self,
+        token: String,
+        conversation: &mut Conversation,
+        login: &Login<'_>,
+    ) -> (AuthStep, Option<AuthTicket>) {
+        let request = SecModRequest::Oidc {
+            token,
+            vhost: login.rt.name.clone(),
+        };
+        let verdict = {
+            let _slot = self.backend_checks.acquire().await;
+            match self.links.secmod(request).await {
+                SecModReply::Oidc(verdict) => verdict,
+                other => OidcVerdict::Rejected {
+                    reason: format!("the security module answered {other:?}"),
+                },
+            }
+        };
+        let ticket = match &verdict {
+            OidcVerdict::Accepted { ticket, user } => {
+                info!("{}: OIDC login of '{user}'", login.peer);
+                Some(*ticket)
+            }
+            OidcVerdict::Rejected { reason } => {
+                self.refused(
+                    login,
+                    AuthFailure::Password,
+                    &format!("OIDC token refused: {reason}"),
+                );
+                None
+            }
+        };
+        (conversation.oidc_verdict(&verdict), ticket)
     }
 
     async fn radius_step(
@@ -287,7 +324,32 @@ pub(super) fn http_auth(request: &ServerRequest) -> HttpAuth {
     HttpAuth {
         offered: request.header("X-Support-HTTP-Auth").is_some(),
         negotiate,
+        bearer: request.header("Authorization").and_then(bearer_token),
     }
+}
+
+/// `Bearer <token>`, or ocserv's `Bearer=<token>` (it skips one character after the
+/// scheme): the token, which must be printable ASCII of a bounded length.
+fn bearer_token(value: &str) -> Option<Bearer> {
+    let value = value.trim();
+    let scheme = value.get(..6)?;
+    if !scheme.eq_ignore_ascii_case("Bearer") {
+        return None;
+    }
+    let rest = value.get(6..).unwrap_or_default();
+    let token = match rest.chars().next() {
+        Some(' ' | '=') => rest.get(1..).unwrap_or_default().trim(),
+        Some(_) => return None,
+        None => "",
+    };
+    let usable = !token.is_empty()
+        && token.len() <= oc_proto::oidc::MAX_TOKEN
+        && token.bytes().all(|b| b.is_ascii_graphic());
+    Some(if usable {
+        Bearer::Token(token.to_owned())
+    } else {
+        Bearer::Malformed
+    })
 }
 
 /// The RADIUS check a step asks for.
@@ -327,5 +389,32 @@ fn pam_request(step: &AuthStep, login: &Login<'_>) -> Option<PamRequest> {
             answer: answer.clone(),
         }),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bearer_tokens_as_openconnect_and_ocserv_send_them() {
+        let token = |t: &str| Some(Bearer::Token(t.to_owned()));
+        assert_eq!(bearer_token("Bearer abc.def.ghi"), token("abc.def.ghi"));
+        assert_eq!(bearer_token("bearer=abc.def.ghi"), token("abc.def.ghi"));
+        assert_eq!(bearer_token("  BEARER  abc  "), token("abc"));
+        for malformed in ["Bearer", "Bearer ", "Bearer a b", "Bearer a\u{7f}"] {
+            assert_eq!(
+                bearer_token(malformed),
+                Some(Bearer::Malformed),
+                "{malformed:?}"
+            );
+        }
+        let longest = "a".repeat(oc_proto::oidc::MAX_TOKEN);
+        assert_eq!(bearer_token(&format!("Bearer {longest}")), token(&longest));
+        let over = format!("Bearer {longest}a");
+        assert_eq!(bearer_token(&over), Some(Bearer::Malformed));
+        for other in ["Negotiate abc", "Basic YTpi", "Bearerx abc", ""] {
+            assert_eq!(bearer_token(other), None, "{other:?}");
+        }
     }
 }

@@ -239,7 +239,7 @@ fn every_problem_is_reported() {
     let p = errs("dpd = soon\nroute = nowhere\nauth = oidc\nmtu = 5\n");
     assert_has(&p, L, "dpd: expected a number of seconds, got \"soon\"");
     assert_has(&p, L + 1, "route:");
-    assert_has(&p, L + 2, "oidc is not supported yet");
+    assert_has(&p, L + 2, "oidc needs its JSON file");
     assert_has(&p, L + 3, "mtu");
     assert_eq!(p.len(), 4, "{p:#?}");
 }

@@ -308,7 +308,8 @@ const BAD: &[(&str, &str)] = &[
     ("auth = \"gssapi[tgt-freshness-time=0]\"", "more than 0 seconds"),
     ("auth = \"gssapi[realm=X]\"", "unknown gssapi option"),
     ("auth = \"gssapi[require-local-user-map=perhaps]\"", "expected true or false"),
-    ("auth = oidc[config=/x]", "oidc is not supported yet"),
+    ("auth = oidc", "oidc needs its JSON file"),
+    ("auth = \"oidc[file=/x]\"", "unknown oidc option"),
     ("auth = password", "unknown auth method"),
     ("auth = plain", "plain needs a password file"),
     ("auth = \"plain[passwd=/x,foo=1]\"", "unknown plain option"),
@@ -317,7 +318,7 @@ const BAD: &[(&str, &str)] = &[
     ("auth = certificate[x=1]", "certificate takes no options"),
     (
         "enable-auth = oidc",
-        "enable-auth: auth method oidc is not supported yet",
+        "enable-auth: oidc needs its JSON file",
     ),
     ("tcp-port = 0", "tcp-port: expected a port number"),
     ("udp-port = https", "udp-port: expected a port number"),
@@ -780,4 +781,43 @@ fn gssapi_methods_take_a_keytab_a_local_map_and_a_ticket_age() {
     // GSSAPI next to the password files, as an alternative.
     let c = cfg("enable-auth = \"gssapi[require-local-user-map=false]\"\n");
     assert!(matches!(c.enable_auth[..], [AuthMethod::Gssapi(_)]));
+}
+
+#[test]
+fn oidc_is_a_main_method_with_its_json_file_checked_by_t() {
+    let rest = BASE.split_once('\n').map(|(_, r)| r).unwrap();
+    let text = format!("auth = \"oidc[config=/etc/ocserv/oidc.json]\"\n{rest}");
+    let loaded = parse(&text, file(), false).unwrap();
+    assert_eq!(
+        loaded.config.auth,
+        vec![AuthMethod::Oidc {
+            config: PathBuf::from("/etc/ocserv/oidc.json")
+        }]
+    );
+    // The token alone decides: a password beside it would never be asked.
+    let p = errs("auth = \"oidc[config=/x]\"\n");
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("oidc cannot be combined")),
+        "{p:?}"
+    );
+    let p = errs("enable-auth = \"oidc[config=/x]\"\n");
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("oidc can only be the main method")),
+        "{p:?}"
+    );
+    // `-t` reads the file: a broken one is named with what is wrong in it.
+    let dir = std::env::temp_dir().join(format!("oidc-conf-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("oidc.json");
+    std::fs::write(&json, r#"{"openid_configuration_url": "file:///k"}"#).unwrap();
+    let text = format!("auth = \"oidc[config={}]\"\n{rest}", json.display());
+    let p = errors_of(parse(&text, file(), true), "oidc -t");
+    assert!(
+        p.iter()
+            .any(|p| p.message.contains("oidc:") && p.message.contains("missing user_name_claim")),
+        "{p:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
