@@ -11,6 +11,7 @@
 pub mod gateway;
 pub mod gateway_lab;
 pub mod kdc;
+pub mod oidc_provider;
 pub mod radius_server;
 
 use std::collections::HashMap;

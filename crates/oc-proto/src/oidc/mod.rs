@@ -15,8 +15,9 @@ pub use jwk::{Jwk, JwkError, KeyMaterial, KeySet};
 pub use settings::{jwks_uri_of, DocumentUrl, OidcSettings};
 pub use token::{verify_token, Alg, Jwt, SignatureCheck, Verified};
 
-/// Longest bearer token taken (provider tokens with many group claims reach a few KiB).
-pub const MAX_TOKEN: usize = 16 * 1024;
+/// Longest bearer token taken (provider tokens with many group claims reach a few KiB);
+/// it fits in the server's 16 KiB request head with room for the other headers.
+pub const MAX_TOKEN: usize = 12 * 1024;
 /// Largest discovery document or key set read.
 pub const MAX_DOCUMENT: usize = 1024 * 1024;
 /// ocserv's default for `minimum_jwk_refresh_time`, in seconds.
