@@ -239,8 +239,7 @@ fn every_bad_token_of_upstreams_test_gets_401() {
         let log = lab.log("ocserv.log");
         let last = log
             .lines()
-            .filter(|l| l.contains("OIDC token refused"))
-            .last()
+            .rfind(|l| l.contains("OIDC token refused"))
             .unwrap_or_default();
         assert!(last.contains(logged), "{what}: {last}");
     }
