@@ -24,7 +24,7 @@ use oc_proto::anyconnect::auth::{
     AuthSettings, AuthStep, ClientIdentity, FieldKind, FormField, SelectOption, GROUP_FIELD,
 };
 use oc_proto::anyconnect::server_auth::{
-    complete_xml, parse_client_auth, ClientAuth, FormInputs, LoginForm,
+    complete_xml, parse_client_auth, ClientAuth, FormInputs, LoginForm, SsoForm,
 };
 use oc_proto::http::{Header, Response, ResponseHead};
 use oc_proto::url::ServerUrl;
@@ -156,7 +156,14 @@ fn login_form_round_trip(
         .first()
         .map(|(n, l)| (n.as_str(), l.as_str()))
         .unwrap_or(("secondary_password", "Token:"));
+    let sso = SsoForm {
+        login_url: format!("https://idp/{name}"),
+        final_url: format!("https://vpn/{label}"),
+        token_cookie: name.into(),
+        external: selector & 16 != 0,
+    };
     let inputs = match (selector >> 1) & 3 {
+        _ if selector & 8 != 0 => FormInputs::Sso(sso),
         1 => FormInputs::Password {
             name: name.into(),
             label: label.into(),
@@ -213,8 +220,16 @@ fn login_form_round_trip(
         FormInputs::Text { name, label } => {
             vec![field(&attr(name), &attr(label), FieldKind::Text)]
         }
-        FormInputs::None => Vec::new(),
+        FormInputs::None | FormInputs::Sso(_) => Vec::new(),
     };
+    if let FormInputs::Sso(sso) = &inputs {
+        let got = doc.sso.as_ref().unwrap_or_else(|| panic!("no sso login in\n{xml}"));
+        assert_eq!(got.login_url, sso.login_url.trim(), "{xml}");
+        assert_eq!(got.final_url.as_deref(), Some(sso.final_url.trim()), "{xml}");
+        assert_eq!(got.token_cookie.as_deref(), Some(sso.token_cookie.trim()), "{xml}");
+        assert_eq!(got.external_browser, sso.external, "{xml}");
+        assert_eq!(got.token_field, "sso-token");
+    }
     if !form.groups.is_empty() {
         let options = form
             .groups
@@ -260,6 +275,7 @@ fn init_round_trip(selector: u8, version: &str, group: &str, access: &str, devic
         username: None,
         password: None,
         group: group.map(bounded),
+        ..ClientAuth::default()
     };
     assert_eq!(got, want, "{xml}");
 }
@@ -274,11 +290,19 @@ fn reply_round_trip(version: &str, device: &str, answers: &[(String, String)]) {
             .find(|(tag, _)| pick(tag))
             .map(|(_, v)| bounded(v))
     };
+    let offers = |method: &str| {
+        elements
+            .iter()
+            .any(|(tag, v)| *tag == "auth-method" && bounded(v).trim() == method)
+    };
     let want = ClientAuth {
         is_init: false,
         username: first(&|t| t == "username"),
         password: first(&|t| t.starts_with("password") || t.ends_with("_password")),
         group: first(&|t| t == "group-select"),
+        offers_sso: offers("single-sign-on-v2"),
+        offers_external_browser: offers("single-sign-on-external-browser"),
+        sso_token: first(&|t| t == "sso-token"),
     };
     assert_eq!(got, want, "{xml}");
 }

@@ -6,7 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use oc_proto::oidc::{
-    jwks_uri_of, verify_token, Alg, DocumentUrl, Jwk, Jwt, KeySet, OidcSettings, SignatureCheck,
+    parse_callback, token_request_body, verify_token, Alg, Discovery, DocumentUrl, Jwk, Jwt,
+    KeySet, OidcSettings, SignatureCheck,
 };
 
 struct Always(bool);
@@ -28,11 +29,24 @@ const KEYS: &[u8] = br#"{"keys": [{"kty": "EC", "crv": "P-256", "kid": "k", "x":
 
 fuzz_target!(|data: &[u8]| {
     let _ = OidcSettings::parse(data, "fuzz.json");
-    let _ = jwks_uri_of(data, "fuzz");
+    let _ = Discovery::parse(data, "fuzz");
+    let _ = oc_proto::oidc::id_token_of(data);
     let _ = KeySet::parse(data, "fuzz", 0);
     let text = String::from_utf8_lossy(data);
     let _ = DocumentUrl::parse(&text, "fuzz");
     let _ = Jwt::parse(&text);
+    let _ = parse_callback(&text);
+    if let Ok(sso_settings) = OidcSettings::parse(data, "fuzz.json") {
+        if let Some(client) = sso_settings.sso {
+            // Whatever the code holds, it comes back whole from the form body.
+            let (body, _) = token_request_body(&text, "https://vpn/cb", &client, "v");
+            let code = body
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("code="))
+                .map(|v| oc_proto::url::percent_decode(v, true));
+            assert_eq!(code.as_deref(), Some(text.as_ref()));
+        }
+    }
     let settings = OidcSettings::parse(SETTINGS, "s").unwrap();
     let (keys, _) = KeySet::parse(KEYS, "k", 0).unwrap();
     assert!(verify_token(&text, &settings, &keys, 1_800_000_000, &Always(false)).is_err());

@@ -182,6 +182,22 @@ pub enum SecModRequest {
         token: String,
         vhost: Option<String>,
     },
+    /// A browser login (`auth = oidc` with `sso`): the provider's login page for these
+    /// parameters (`OidcSsoLogin(None)` when browser logins are not configured).
+    OidcSsoStart {
+        vhost: Option<String>,
+        login: SsoLogin,
+        state: String,
+        challenge: String,
+    },
+    /// The browser came back with `code`: trade it (with the PKCE `verifier`) for an ID
+    /// token and check it against this login's nonce.
+    OidcSsoCode {
+        vhost: Option<String>,
+        login: SsoLogin,
+        code: String,
+        verifier: String,
+    },
     /// The session store: cookies and address leases outlive the network process.
     Session(SessionRequest),
 }
@@ -362,6 +378,14 @@ pub enum GssapiVerdict {
     },
 }
 
+/// What a browser login was started with: where the provider sends the browser back, and
+/// the nonce its ID token must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SsoLogin {
+    pub redirect_uri: String,
+    pub nonce: String,
+}
+
 /// The security module's verdict on a bearer token: the user its claims name, with the
 /// ticket for the session, or why not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -427,6 +451,33 @@ impl Message for SecModRequest {
                     Self::NAME,
                     format!("a {}-byte bearer token", token.len()),
                 ))
+            }
+            Self::OidcSsoStart {
+                login,
+                state,
+                challenge,
+                ..
+            } if long(&login.redirect_uri)
+                || long(&login.nonce)
+                || long(state)
+                || long(challenge) =>
+            {
+                Err(invalid(
+                    Self::NAME,
+                    "browser login field longer than 1024 bytes",
+                ))
+            }
+            Self::OidcSsoCode {
+                login,
+                code,
+                verifier,
+                ..
+            } if long(&login.redirect_uri)
+                || long(&login.nonce)
+                || code.len() > crate::oidc::MAX_SSO_FIELD
+                || long(verifier) =>
+            {
+                Err(invalid(Self::NAME, "browser login field too long"))
             }
             Self::Pam(PamRequest::Answer { answer, .. }) if long(answer) => {
                 Err(invalid(Self::NAME, "credential longer than 1024 bytes"))
@@ -502,6 +553,8 @@ pub enum SecModReply {
     Radius(RadiusVerdict),
     Gssapi(GssapiVerdict),
     Oidc(OidcVerdict),
+    /// The provider's login page for a browser login, if they are configured.
+    OidcSsoLogin(Option<String>),
     Session(SessionReply),
     /// The request was refused; the reason is for the log.
     Refused(String),

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use oc_proto::http::{Limits, Request, ResponseReader};
 use oc_proto::oidc::{
-    jwks_uri_of, verify_token, DocumentUrl, KeySet as JwkSet, OidcError, OidcSettings, MAX_DOCUMENT,
+    authorization_url, check_id_token, id_token_of, token_request_body, verify_token, Discovery,
+    DocumentUrl, KeySet as JwkSet, OidcError, OidcSettings, MAX_DOCUMENT,
 };
 use oc_tls::jose::OpensslJose;
 use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
@@ -25,12 +26,20 @@ use crate::server::lock;
 /// How long one document may take to arrive, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One `oidc` method: its settings and the provider's current keys.
+/// One `oidc` method: its settings, the provider's endpoints and current keys.
 #[derive(Debug)]
 pub struct OidcProvider {
     config: PathBuf,
     settings: OidcSettings,
+    discovery: Discovery,
     keys: Mutex<JwkSet>,
+}
+
+/// One browser login's parameters, as the network process made them.
+#[derive(Debug, Clone, Copy)]
+pub struct SsoParams<'a> {
+    pub redirect_uri: &'a str,
+    pub nonce: &'a str,
 }
 
 impl OidcProvider {
@@ -39,12 +48,73 @@ impl OidcProvider {
         let name = config.display().to_string();
         let text = read_limited(config).map_err(|e| format!("oidc config {name}: {e}"))?;
         let settings = OidcSettings::parse(&text, &name).map_err(|e| e.to_string())?;
-        let keys = fetch_keys(&settings).map_err(|e| format!("oidc ({name}): {e}"))?;
+        let failed = |e: String| format!("oidc ({name}): {e}");
+        let discovery = fetch_discovery(&settings).map_err(failed)?;
+        if settings.sso.is_some()
+            && (discovery.authorization_endpoint.is_none() || discovery.token_endpoint.is_none())
+        {
+            return Err(failed(
+                "sso is set, but the discovery document names no authorization_endpoint and \
+                 token_endpoint"
+                    .into(),
+            ));
+        }
+        let keys = fetch_keys(&settings, &discovery).map_err(failed)?;
         Ok(Self {
             config: config.to_owned(),
             settings,
+            discovery,
             keys: Mutex::new(keys),
         })
+    }
+
+    /// The provider's login page for a browser login, when `sso` is configured.
+    pub fn sso_login_url(
+        &self,
+        params: SsoParams<'_>,
+        state: &str,
+        challenge: &str,
+    ) -> Option<String> {
+        let client = self.settings.sso.as_ref()?;
+        let endpoint = self.discovery.authorization_endpoint.as_deref()?;
+        Some(authorization_url(
+            endpoint,
+            client,
+            params.redirect_uri,
+            state,
+            params.nonce,
+            challenge,
+        ))
+    }
+
+    /// Trades a browser login's code for an ID token at the token endpoint and checks it:
+    /// the user it names.
+    pub fn redeem_code(
+        &self,
+        params: SsoParams<'_>,
+        code: &str,
+        verifier: &str,
+    ) -> Result<String, String> {
+        let (Some(client), Some(endpoint)) = (
+            self.settings.sso.as_ref(),
+            self.discovery.token_endpoint.as_ref(),
+        ) else {
+            return Err("browser logins are not configured (no sso in the oidc settings)".into());
+        };
+        let (body, authorization) = token_request_body(code, params.redirect_uri, client, verifier);
+        let mut request = Request::new("POST", "")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Accept", "application/json");
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        request.body = body.into_bytes();
+        let answer = send(endpoint, request, self.settings.ca_file.as_deref())
+            .map_err(|e| format!("token_endpoint: {e}"))?;
+        let id_token = id_token_of(&answer).map_err(|e| e.to_string())?;
+        let verified = self.verify_checked(&id_token)?;
+        check_id_token(&verified, params.nonce, &client.client_id).map_err(|e| e.to_string())?;
+        Ok(verified.user)
     }
 
     /// The settings file this provider was loaded from.
@@ -56,13 +126,17 @@ impl OidcProvider {
     /// is refused too (ocserv's behaviour: the client tries again), after fetching the
     /// keys anew when the refresh interval allows.
     pub fn verify(&self, token: &str) -> Result<String, String> {
+        self.verify_checked(token).map(|v| v.user)
+    }
+
+    fn verify_checked(&self, token: &str) -> Result<oc_proto::oidc::Verified, String> {
         let now = unix_now();
         let outcome = {
             let keys = lock(&self.keys);
             verify_token(token, &self.settings, &keys, now, &OpensslJose)
         };
         match outcome {
-            Ok(verified) => Ok(verified.user),
+            Ok(verified) => Ok(verified),
             Err(e @ OidcError::UnknownKey { .. }) => {
                 self.refresh(now);
                 Err(e.to_string())
@@ -77,7 +151,7 @@ impl OidcProvider {
             info!("oidc: key set fetched less than {interval} s ago; not fetching it again");
             return;
         }
-        match fetch_keys(&self.settings) {
+        match fetch_keys(&self.settings, &self.discovery) {
             Ok(keys) => *lock(&self.keys) = keys,
             Err(e) => {
                 warn!("oidc: fetching the provider's keys again failed: {e}");
@@ -94,14 +168,17 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The discovery document, then the key set it points to.
-fn fetch_keys(settings: &OidcSettings) -> Result<JwkSet, String> {
+/// The provider's discovery document.
+fn fetch_discovery(settings: &OidcSettings) -> Result<Discovery, String> {
+    let document = fetch(&settings.discovery, settings.ca_file.as_deref())
+        .map_err(|e| format!("openid_configuration_url: {e}"))?;
+    Discovery::parse(&document, "openid_configuration_url").map_err(|e| e.to_string())
+}
+
+/// The key set the discovery document points to.
+fn fetch_keys(settings: &OidcSettings, discovery: &Discovery) -> Result<JwkSet, String> {
     let ca = settings.ca_file.as_deref();
-    let discovery =
-        fetch(&settings.discovery, ca).map_err(|e| format!("openid_configuration_url: {e}"))?;
-    let jwks_url =
-        jwks_uri_of(&discovery, "openid_configuration_url").map_err(|e| e.to_string())?;
-    let document = fetch(&jwks_url, ca).map_err(|e| format!("jwks_uri: {e}"))?;
+    let document = fetch(&discovery.jwks_uri, ca).map_err(|e| format!("jwks_uri: {e}"))?;
     let (keys, skipped) =
         JwkSet::parse(&document, "jwks_uri", unix_now()).map_err(|e| e.to_string())?;
     for s in skipped {
@@ -129,15 +206,30 @@ fn fetch(url: &DocumentUrl, ca_file: Option<&str>) -> Result<Vec<u8>, String> {
         DocumentUrl::File(path) => {
             read_limited(Path::new(path)).map_err(|e| format!("{path}: {e}"))
         }
+        _ => send(
+            url,
+            Request::new("GET", "").header("Accept", "application/json"),
+            ca_file,
+        ),
+    }
+}
+
+/// `request` (its path and Host filled in from `url`) over HTTPS or loopback HTTP: the
+/// body of a 200 answer.
+fn send(url: &DocumentUrl, mut request: Request, ca_file: Option<&str>) -> Result<Vec<u8>, String> {
+    match url {
+        DocumentUrl::File(path) => Err(format!("{path}: a file cannot take a request")),
         DocumentUrl::Https { host, port, path } => {
             let tcp = connect(host, *port)?;
             let tls = tls_connector(ca_file)?
                 .connect(host, tcp)
                 .map_err(|e| format!("TLS with {host}:{port}: {e}"))?;
-            http_get(tls, host, *port, path)
+            request.path.clone_from(path);
+            exchange(tls, host, *port, request)
         }
         DocumentUrl::HttpLoopback { host, port, path } => {
-            http_get(connect(host, *port)?, host, *port, path)
+            request.path.clone_from(path);
+            exchange(connect(host, *port)?, host, *port, request)
         }
     }
 }
@@ -188,12 +280,12 @@ fn tls_connector(ca_file: Option<&str>) -> Result<SslConnector, String> {
     Ok(builder.build())
 }
 
-/// A GET over `stream`: the body of a 200 answer, within the time and size limits.
-fn http_get(
+/// One request over `stream`: the body of a 200 answer, within the time and size limits.
+fn exchange(
     mut stream: impl Read + Write,
     host: &str,
     port: u16,
-    path: &str,
+    request: Request,
 ) -> Result<Vec<u8>, String> {
     let started = Instant::now();
     let host_header = if host.contains(':') {
@@ -201,14 +293,13 @@ fn http_get(
     } else {
         format!("{host}:{port}")
     };
-    let mut request = Vec::new();
-    Request::new("GET", path)
+    let mut bytes = Vec::new();
+    request
         .header("Host", host_header)
-        .header("Accept", "application/json")
         .header("Connection", "close")
-        .emit(&mut request);
+        .emit(&mut bytes);
     stream
-        .write_all(&request)
+        .write_all(&bytes)
         .map_err(|e| format!("sending the request: {e}"))?;
     let limits = Limits {
         max_body_bytes: MAX_DOCUMENT,

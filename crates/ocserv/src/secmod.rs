@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use oc_proto::ipc::{
     AuthTicket, CommandReply, CookieRefusal, GssapiVerdict, KeyRef, OidcVerdict, PamRequest,
     PasswordVerdict, RadiusCheck, RadiusVerdict, SecModCommand, SecModReply, SecModRequest,
-    SessionReply, SessionRequest, SignOp,
+    SessionReply, SessionRequest, SignOp, SsoLogin,
 };
 use oc_tls::remote_key::{load_key_for_cert, perform, SignRequest};
 use openssl::pkey::{PKey, Private};
@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 use crate::channel::{Channel, Received};
 use crate::config::{self, AcctMethod, AuthMethod, Config, GssapiMethod, RadiusMethod};
 use crate::gssapi_login::{Accepted, GssapiLogins};
-use crate::oidc_login::OidcProvider;
+use crate::oidc_login::{OidcProvider, SsoParams};
 use crate::otp::{self, OtpOutcome};
 use crate::pam::{self, PamLogins};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
@@ -266,6 +266,21 @@ fn oidc_providers(config: &Config, running: &[OidcHost]) -> Result<Vec<OidcHost>
     Ok(out)
 }
 
+fn oidc_provider(loaded: &Loaded, vhost: Option<&str>) -> Option<Arc<OidcProvider>> {
+    loaded
+        .oidc
+        .iter()
+        .find(|(h, _)| h.as_deref() == vhost)
+        .map(|(_, p)| p.clone())
+}
+
+fn sso_params(login: &SsoLogin) -> SsoParams<'_> {
+    SsoParams {
+        redirect_uri: &login.redirect_uri,
+        nonce: &login.nonce,
+    }
+}
+
 /// The PAM services of every host's `pam` methods.
 fn pam_services(config: &Config) -> Vec<(Option<String>, String)> {
     config
@@ -463,16 +478,34 @@ impl SecMod {
                 self.gssapi_step(&method, id, &token)
             }
             SecModRequest::Oidc { token, vhost } => {
-                let Some(provider) = loaded
-                    .oidc
-                    .iter()
-                    .find(|(h, _)| *h == vhost)
-                    .map(|(_, p)| p.clone())
-                else {
+                let Some(provider) = oidc_provider(loaded, vhost.as_deref()) else {
                     return refuse("a host with oidc", vhost.as_deref().unwrap_or("default"));
                 };
                 drop(guard);
                 self.oidc_check(&provider, &token)
+            }
+            SecModRequest::OidcSsoStart {
+                vhost,
+                login,
+                state,
+                challenge,
+            } => {
+                let url = oidc_provider(loaded, vhost.as_deref())
+                    .and_then(|p| p.sso_login_url(sso_params(&login), &state, &challenge));
+                SecModReply::OidcSsoLogin(url)
+            }
+            SecModRequest::OidcSsoCode {
+                vhost,
+                login,
+                code,
+                verifier,
+            } => {
+                let Some(provider) = oidc_provider(loaded, vhost.as_deref()) else {
+                    return refuse("a host with oidc", vhost.as_deref().unwrap_or("default"));
+                };
+                drop(guard);
+                let outcome = provider.redeem_code(sso_params(&login), &code, &verifier);
+                self.oidc_verdict(outcome, "browser login")
             }
             SecModRequest::Pam(request) => {
                 let (services, wait) = (loaded.pam_services.clone(), loaded.auth_timeout);
@@ -575,16 +608,20 @@ impl SecMod {
 
     /// A bearer token: the user its claims name, with a ticket.
     fn oidc_check(&self, provider: &OidcProvider, token: &str) -> SecModReply {
-        let verdict = match provider.verify(token) {
+        self.oidc_verdict(provider.verify(token), "token")
+    }
+
+    fn oidc_verdict(&self, outcome: Result<String, String>, what: &str) -> SecModReply {
+        let verdict = match outcome {
             Ok(user) => {
-                info!("oidc: token accepted for user '{user}'");
+                info!("oidc: {what} accepted for user '{user}'");
                 OidcVerdict::Accepted {
                     ticket: self.grant(&user),
                     user,
                 }
             }
             Err(reason) => {
-                info!("oidc: token refused: {reason}");
+                info!("oidc: {what} refused: {reason}");
                 OidcVerdict::Rejected { reason }
             }
         };

@@ -52,6 +52,7 @@ mod login_checks;
 mod packet_loop;
 mod reply;
 mod settings;
+mod sso;
 mod tun_io;
 mod tunnel;
 
@@ -208,6 +209,8 @@ pub struct Server {
     totals: Mutex<Totals>,
     /// The security module (credentials) and the main process (scripts, routes).
     links: Arc<Links>,
+    /// Browser logins under way (`auth = oidc` with `sso`).
+    sso: Mutex<sso::SsoLogins>,
 }
 
 /// What occtl asks of the process as a whole.
@@ -305,6 +308,7 @@ impl Server {
             started: SystemTime::now(),
             totals: Mutex::new(Totals::default()),
             links,
+            sso: Mutex::default(),
         }))
     }
 

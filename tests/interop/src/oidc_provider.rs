@@ -88,10 +88,13 @@ impl Provider {
             .iter()
             .map(|(kid, alg, key)| public_jwk(key, kid, Some(*alg)).unwrap().to_json())
             .collect();
-        let discovery = json!({
-            "issuer": ISSUER,
-            "jwks_uri": format!("{}/keys.json", self.base_url),
-        });
+        let base = &self.base_url;
+        let mut discovery = json!({"issuer": ISSUER, "jwks_uri": format!("{base}/keys.json")});
+        if base.starts_with("https://") {
+            // The browser-login endpoints of `src/bin/oidc_idp.rs`.
+            discovery["authorization_endpoint"] = json!(format!("{base}/authorize"));
+            discovery["token_endpoint"] = json!(format!("{base}/token"));
+        }
         fs::write(self.dir.join("discovery.json"), discovery.to_string()).unwrap();
         fs::write(
             self.dir.join("keys.json"),

@@ -26,6 +26,13 @@ pub struct ClientAuth {
     pub password: Option<String>,
     /// `<group-select>` or `group_list=`.
     pub group: Option<String>,
+    /// `<capabilities><auth-method>single-sign-on-v2</auth-method>`: a browser login can
+    /// be offered.
+    pub offers_sso: bool,
+    /// `<auth-method>single-sign-on-external-browser</auth-method>`.
+    pub offers_external_browser: bool,
+    /// `<sso-token>`: the one-time token a browser login handed out.
+    pub sso_token: Option<String>,
 }
 
 /// Parses an auth POST body, XML or form-encoded. Unparseable input yields an empty result,
@@ -85,6 +92,14 @@ fn parse_xml(text: &str) -> ClientAuth {
                     match name.as_str() {
                         "username" if out.username.is_none() => out.username = Some(v),
                         "group-select" if out.group.is_none() => out.group = Some(v),
+                        "sso-token" if out.sso_token.is_none() => out.sso_token = Some(v),
+                        "auth-method" => match v.trim() {
+                            "single-sign-on-v2" => out.offers_sso = true,
+                            "single-sign-on-external-browser" => {
+                                out.offers_external_browser = true;
+                            }
+                            _ => {}
+                        },
                         n if is_password_name(n) && out.password.is_none() => {
                             out.password = Some(v);
                         }
@@ -136,6 +151,21 @@ pub enum FormInputs {
     Text { name: String, label: String },
     /// Only a group choice (certificate logins with several eligible groups).
     None,
+    /// A browser login (`single-sign-on-v2`); the token comes back in `sso-token`.
+    Sso(SsoForm),
+}
+
+/// The browser login's addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SsoForm {
+    /// Where the browser starts (`sso-v2-login`).
+    pub login_url: String,
+    /// The page that ends an embedded-browser login (`sso-v2-login-final`).
+    pub final_url: String,
+    /// The cookie holding the token at the final page.
+    pub token_cookie: String,
+    /// The token comes back through the client's localhost callback (external browser).
+    pub external: bool,
 }
 
 /// A `config-auth type="auth-request"` document.
@@ -163,6 +193,18 @@ impl LoginForm {
             out.push_str(&format!("<banner>{}</banner>\n", escape(banner)));
         }
         out.push_str(&format!("<message>{}</message>\n", escape(&self.message)));
+        if let FormInputs::Sso(sso) = &self.inputs {
+            out.push_str(&format!(
+                "<sso-v2-login>{}</sso-v2-login>\n<sso-v2-login-final>{}</sso-v2-login-final>\n\
+                 <sso-v2-token-cookie-name>{}</sso-v2-token-cookie-name>\n",
+                escape(&sso.login_url),
+                escape(&sso.final_url),
+                escape(&sso.token_cookie)
+            ));
+            if sso.external {
+                out.push_str("<sso-v2-browser-mode>external</sso-v2-browser-mode>\n");
+            }
+        }
         out.push_str(&format!(
             "<form method=\"post\" action=\"{}\">\n",
             escape(&self.action)
@@ -182,6 +224,7 @@ impl LoginForm {
                     escape(label)
                 ));
             }
+            FormInputs::Sso(_) => out.push_str("<input type=\"sso\" name=\"sso-token\" />\n"),
             FormInputs::None => {}
         }
         if !self.groups.is_empty() {
@@ -295,6 +338,45 @@ mod tests {
         assert_eq!(options[0].label, "Staff & friends");
         let done = parse_auth_document(&complete_xml(Some("hi"))).unwrap();
         assert_eq!(done.form.id, "success");
+    }
+
+    #[test]
+    fn browser_login_capabilities_token_and_form() {
+        let init = br#"<config-auth client="vpn" type="init"><capabilities>
+            <auth-method>multiple-cert</auth-method><auth-method>single-sign-on-v2</auth-method>
+            <auth-method>single-sign-on-external-browser</auth-method></capabilities></config-auth>"#;
+        let got = parse_client_auth(init);
+        assert!(got.offers_sso && got.offers_external_browser);
+        let reply = br#"<config-auth client="vpn" type="auth-reply"><auth>
+            <sso-token>abc123</sso-token></auth></config-auth>"#;
+        let got = parse_client_auth(reply);
+        assert_eq!(got.sso_token.as_deref(), Some("abc123"));
+        assert!(!got.offers_sso);
+        for external in [false, true] {
+            let form = LoginForm {
+                banner: None,
+                message: "Please complete the authentication process in the browser.".into(),
+                inputs: FormInputs::Sso(SsoForm {
+                    login_url: "https://idp/authorize?a=1&b=2".into(),
+                    final_url: "https://vpn/+CSCOE+/oidc/done".into(),
+                    token_cookie: "ferroconnect-sso-token".into(),
+                    external,
+                }),
+                groups: vec![],
+                action: "/auth".into(),
+            };
+            let doc = parse_auth_document(&form.to_xml()).unwrap();
+            let sso = doc.sso.unwrap();
+            assert_eq!(sso.login_url, "https://idp/authorize?a=1&b=2");
+            assert_eq!(
+                sso.final_url.as_deref(),
+                Some("https://vpn/+CSCOE+/oidc/done")
+            );
+            assert_eq!(sso.token_cookie.as_deref(), Some("ferroconnect-sso-token"));
+            assert_eq!(sso.token_field, "sso-token");
+            assert_eq!(sso.external_browser, external);
+            assert!(doc.form.fields.is_empty());
+        }
     }
 
     proptest! {

@@ -31,7 +31,9 @@ impl Default for RequestLimits {
             max_head_bytes: 16 * 1024,
             max_headers: 64,
             max_body_bytes: 256 * 1024,
-            max_target_bytes: 256,
+            // An identity provider's return to the browser-login callback carries its code
+            // and state in the query (some providers' codes are over a kilobyte).
+            max_target_bytes: 8 * 1024,
             max_cookie_bytes: 4096,
         }
     }
@@ -489,7 +491,7 @@ mod tests {
 
     #[test]
     fn limits_give_their_status() {
-        let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(300));
+        let long_target = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(8 * 1024));
         let err = parse(long_target.as_bytes()).unwrap_err();
         assert_eq!(err.status().0, 414);
         let big_cookie = format!(

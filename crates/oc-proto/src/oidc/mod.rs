@@ -9,10 +9,15 @@
 
 mod jwk;
 mod settings;
+mod sso;
 mod token;
 
 pub use jwk::{Jwk, JwkError, KeyMaterial, KeySet};
-pub use settings::{jwks_uri_of, DocumentUrl, OidcSettings};
+pub use settings::{Discovery, DocumentUrl, OidcSettings, SsoClient};
+pub use sso::{
+    authorization_url, check_id_token, id_token_of, parse_callback, pkce_challenge,
+    token_request_body, SsoCallback, CALLBACK_PATH, DONE_PATH, MAX_SSO_FIELD, TOKEN_COOKIE,
+};
 pub use token::{verify_token, Alg, Jwt, SignatureCheck, Verified};
 
 /// Longest bearer token taken (provider tokens with many group claims reach a few KiB);
@@ -46,6 +51,8 @@ pub enum OidcError {
     Claim { claim: String, expected: String },
     #[error("token has no string claim {0:?} for the user name")]
     UserName(String),
+    #[error("browser login: {0}")]
+    Sso(String),
 }
 
 #[cfg(test)]

@@ -20,6 +20,42 @@ pub struct OidcSettings {
     /// `ca_file` (ours): the CA certificates that sign the provider's HTTPS certificate,
     /// instead of the system's.
     pub ca_file: Option<String>,
+    /// `sso` (ours): the server's client registration at the provider, for AnyConnect's
+    /// browser login (`single-sign-on-v2`).
+    pub sso: Option<SsoClient>,
+}
+
+/// `"sso": {"client_id": ..., "client_secret": ..., "scope": ...}`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SsoClient {
+    pub client_id: String,
+    /// A confidential client's secret (sent with HTTP Basic); none for a public client,
+    /// which PKCE alone protects.
+    pub client_secret: Option<String>,
+    /// `openid` and whatever else the user-name claim needs (default `openid profile`).
+    pub scope: String,
+}
+
+impl std::fmt::Debug for SsoClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SsoClient")
+            .field("client_id", &self.client_id)
+            .field(
+                "client_secret",
+                &self.client_secret.as_ref().map(|_| "(set)"),
+            )
+            .field("scope", &self.scope)
+            .finish()
+    }
+}
+
+/// What the provider's discovery document says: its key set, and for browser logins its
+/// authorization and token endpoints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovery {
+    pub jwks_uri: DocumentUrl,
+    pub authorization_endpoint: Option<String>,
+    pub token_endpoint: Option<DocumentUrl>,
 }
 
 /// Where a document comes from: HTTPS, plain HTTP to this host only (a provider on
@@ -146,6 +182,11 @@ impl OidcSettings {
         let user_name_claim =
             string("user_name_claim")?.ok_or_else(|| bad("missing user_name_claim".into()))?;
         let ca_file = string("ca_file")?;
+        let sso = match object.remove("sso") {
+            None => None,
+            Some(Value::Object(sso)) => Some(parse_sso(sso).map_err(bad)?),
+            Some(_) => return Err(bad("sso must be a JSON object".into())),
+        };
         let discovery =
             DocumentUrl::parse(&url, "openid_configuration_url").map_err(|e| bad(e.to_string()))?;
         let required_claims = match object.remove("required_claims") {
@@ -165,20 +206,63 @@ impl OidcSettings {
             required_claims,
             refresh_interval,
             ca_file,
+            sso,
         })
     }
 }
 
-/// The key set's address in a discovery document (`jwks_uri`).
-pub fn jwks_uri_of(document: &[u8], what: &str) -> Result<DocumentUrl, OidcError> {
-    let bad = |message: String| OidcError::Document {
-        what: what.to_owned(),
-        message,
+fn parse_sso(mut sso: Map<String, Value>) -> Result<SsoClient, String> {
+    let mut string = |key: &str| match sso.remove(key) {
+        Some(Value::String(s)) if !s.is_empty() && !s.chars().any(char::is_control) => Ok(Some(s)),
+        None => Ok(None),
+        Some(_) => Err(format!("sso.{key} must be a non-empty string")),
     };
-    let value: Value =
-        serde_json::from_slice(document).map_err(|e| bad(format!("not valid JSON: {e}")))?;
-    match value.get("jwks_uri") {
-        Some(Value::String(uri)) => DocumentUrl::parse(uri, &format!("{what}'s jwks_uri")),
-        _ => Err(bad("no jwks_uri string in it".into())),
+    let client_id = string("client_id")?.ok_or("sso needs client_id")?;
+    let client_secret = string("client_secret")?;
+    let scope = string("scope")?.unwrap_or_else(|| "openid profile".to_owned());
+    if !scope.split(' ').any(|s| s == "openid") {
+        return Err(format!("sso.scope {scope:?} must include openid"));
+    }
+    Ok(SsoClient {
+        client_id,
+        client_secret,
+        scope,
+    })
+}
+
+impl Discovery {
+    /// Reads a discovery document; `what` names it in errors.
+    pub fn parse(document: &[u8], what: &str) -> Result<Self, OidcError> {
+        let bad = |message: String| OidcError::Document {
+            what: what.to_owned(),
+            message,
+        };
+        let value: Value =
+            serde_json::from_slice(document).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+        let text = |key: &str| value.get(key).and_then(Value::as_str);
+        let jwks_uri = match text("jwks_uri") {
+            Some(uri) => DocumentUrl::parse(uri, &format!("{what}'s jwks_uri"))?,
+            None => return Err(bad("no jwks_uri string in it".into())),
+        };
+        let authorization_endpoint = match text("authorization_endpoint") {
+            Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+                DocumentUrl::parse(url, &format!("{what}'s authorization_endpoint"))?;
+                Some(url.to_owned())
+            }
+            Some(url) => {
+                return Err(bad(format!(
+                    "authorization_endpoint {url:?} is not an http(s) URL"
+                )))
+            }
+            None => None,
+        };
+        let token_endpoint = text("token_endpoint")
+            .map(|url| DocumentUrl::parse(url, &format!("{what}'s token_endpoint")))
+            .transpose()?;
+        Ok(Self {
+            jwks_uri,
+            authorization_endpoint,
+            token_endpoint,
+        })
     }
 }

@@ -1,6 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
+use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -347,12 +347,160 @@ fn document_urls_and_the_discovery_document() {
         assert!(DocumentUrl::parse(bad, "x").is_err(), "{bad}");
     }
     let doc = br#"{"issuer": "i", "jwks_uri": "https://idp.example/keys"}"#;
-    assert!(matches!(
-        jwks_uri_of(doc, "discovery").unwrap(),
-        DocumentUrl::Https { path, .. } if path == "/keys"
-    ));
-    let err = jwks_uri_of(br#"{"jwks_uri": 5}"#, "discovery").unwrap_err();
+    let discovery = Discovery::parse(doc, "discovery").unwrap();
+    assert!(matches!(discovery.jwks_uri, DocumentUrl::Https { path, .. } if path == "/keys"));
+    assert_eq!(discovery.authorization_endpoint, None);
+    let err = Discovery::parse(br#"{"jwks_uri": 5}"#, "discovery").unwrap_err();
     assert!(err.to_string().contains("no jwks_uri"), "{err}");
+    let full = br#"{"jwks_uri": "file:///k", "authorization_endpoint": "https://idp/auth?x=1",
+                    "token_endpoint": "https://idp:8443/token"}"#;
+    let discovery = Discovery::parse(full, "d").unwrap();
+    assert_eq!(
+        discovery.authorization_endpoint.as_deref(),
+        Some("https://idp/auth?x=1")
+    );
+    assert!(matches!(
+        discovery.token_endpoint,
+        Some(DocumentUrl::Https { port: 8443, .. })
+    ));
+    let bad = br#"{"jwks_uri": "file:///k", "authorization_endpoint": "javascript:alert(1)"}"#;
+    assert!(Discovery::parse(bad, "d").is_err());
     assert!(KeySet::parse(b"{}", "keys", 0).is_err());
     assert!(KeySet::parse(b"", "keys", 0).is_err());
+}
+
+fn sso_client(secret: Option<&str>) -> SsoClient {
+    SsoClient {
+        client_id: "vpn client".into(),
+        client_secret: secret.map(str::to_owned),
+        scope: "openid profile".into(),
+    }
+}
+
+#[test]
+fn the_sso_settings_and_the_authorization_url() {
+    let text = br#"{"openid_configuration_url": "file:///d", "user_name_claim": "sub",
+                    "required_claims": {}, "sso": {"client_id": "vpn", "client_secret": "s3"}}"#;
+    let s = OidcSettings::parse(text, "f").unwrap();
+    let sso = s.sso.unwrap();
+    assert_eq!(sso.scope, "openid profile");
+    assert!(
+        !format!("{sso:?}").contains("s3"),
+        "the secret stays out of logs"
+    );
+    for (sso, says) in [
+        (r#"{}"#, "needs client_id"),
+        (
+            r#"{"client_id": "x", "scope": "profile"}"#,
+            "must include openid",
+        ),
+        (r#"{"client_id": 1}"#, "non-empty string"),
+        (r#"[]"#, "must be a JSON object"),
+    ] {
+        let text = format!(
+            r#"{{"openid_configuration_url": "file:///d", "user_name_claim": "sub",
+                 "required_claims": {{}}, "sso": {sso}}}"#
+        );
+        let err = OidcSettings::parse(text.as_bytes(), "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(says), "{sso}: {err}");
+    }
+    let url = authorization_url(
+        "https://idp/auth?tenant=a",
+        &sso_client(None),
+        "https://vpn/+CSCOE+/oidc/callback",
+        "st&ate",
+        "n",
+        &pkce_challenge("verifier"),
+    );
+    assert!(
+        url.starts_with("https://idp/auth?tenant=a&response_type=code&"),
+        "{url}"
+    );
+    for part in [
+        "client_id=vpn+client",
+        "redirect_uri=https%3A%2F%2Fvpn%2F%2BCSCOE%2B%2Foidc%2Fcallback",
+        "state=st%26ate",
+        "code_challenge_method=S256",
+        "scope=openid+profile",
+    ] {
+        assert!(url.contains(part), "{part} in {url}");
+    }
+    // RFC 7636 appendix B's example.
+    assert_eq!(
+        pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+        "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    );
+}
+
+#[test]
+fn the_token_request_and_its_answer() {
+    let (body, auth) = token_request_body("c/1", "https://vpn/cb", &sso_client(Some("p:w")), "v");
+    assert_eq!(
+        body,
+        "grant_type=authorization_code&code=c%2F1&redirect_uri=https%3A%2F%2Fvpn%2Fcb&\
+         client_id=vpn+client&code_verifier=v"
+    );
+    let decoded = B64
+        .decode(auth.unwrap().strip_prefix("Basic ").unwrap())
+        .unwrap();
+    assert_eq!(decoded, b"vpn+client:p%3Aw");
+    assert_eq!(token_request_body("c", "r", &sso_client(None), "v").1, None);
+    assert_eq!(
+        id_token_of(br#"{"id_token": "a.b.c", "access_token": "x"}"#).unwrap(),
+        "a.b.c"
+    );
+    let err = id_token_of(br#"{"error": "invalid_grant", "error_description": "used"}"#);
+    assert!(err.unwrap_err().to_string().contains("invalid_grant used"));
+    assert!(id_token_of(b"{}").is_err());
+    assert!(id_token_of(b"").is_err());
+}
+
+#[test]
+fn an_id_token_must_carry_this_logins_nonce_and_our_client() {
+    let verified = |claims: serde_json::Value| Verified {
+        user: "u".into(),
+        expires: 0,
+        claims: claims.as_object().unwrap().clone(),
+    };
+    let ok = verified(json!({"nonce": "n1", "aud": ["other", "vpn"]}));
+    assert!(check_id_token(&ok, "n1", "vpn").is_ok());
+    assert!(check_id_token(&ok, "n2", "vpn").is_err());
+    assert!(check_id_token(&ok, "n1", "vpn2").is_err());
+    assert!(check_id_token(&verified(json!({"aud": "vpn"})), "n1", "vpn").is_err());
+    assert!(check_id_token(&verified(json!({"nonce": "n1"})), "n1", "vpn").is_err());
+}
+
+#[test]
+fn the_browsers_callback() {
+    let cb = parse_callback("/+CSCOE+/oidc/callback?code=a%2Bb&state=s1&session_state=x").unwrap();
+    assert_eq!(
+        cb,
+        SsoCallback {
+            state: "s1".into(),
+            code: Ok("a+b".into())
+        }
+    );
+    let cb = parse_callback(
+        "/+CSCOE+/oidc/callback?state=s1&error=access_denied&error_description=no+way",
+    )
+    .unwrap();
+    assert_eq!(cb.code, Err("access_denied no way".into()));
+    let long = format!(
+        "/+CSCOE+/oidc/callback?state=s&code={}",
+        "a".repeat(MAX_SSO_FIELD + 1)
+    );
+    for bad in [
+        "/other?code=a&state=s",
+        "/+CSCOE+/oidc/callback",
+        "/+CSCOE+/oidc/callback?code=a",
+        "/+CSCOE+/oidc/callback?state=s",
+        "/+CSCOE+/oidc/callback?state=s&code=a&code=b",
+        "/+CSCOE+/oidc/callback?state=s&code=a%0a",
+        "/+CSCOE+/oidc/callback?state=s&code=a&error=e",
+        long.as_str(),
+    ] {
+        assert!(parse_callback(bad).is_err(), "{bad:.60}");
+    }
 }

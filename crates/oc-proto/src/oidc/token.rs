@@ -141,6 +141,8 @@ pub struct Verified {
     pub user: String,
     /// The `exp` claim: when the token (not the session) expires.
     pub expires: u64,
+    /// All the claims, for the checks a browser login adds (`nonce`, `aud`).
+    pub claims: Map<String, Value>,
 }
 
 /// Checks `token` as ocserv does, in its order: form, `typ`, signing key, signature,
@@ -188,7 +190,11 @@ pub fn verify_token(
         Some(Value::String(user)) if !user.is_empty() => user.clone(),
         _ => return Err(OidcError::UserName(settings.user_name_claim.clone())),
     };
-    Ok(Verified { user, expires })
+    Ok(Verified {
+        user,
+        expires,
+        claims: jwt.claims,
+    })
 }
 
 /// `nbf`, `iat` and `exp` must be there (ocserv's rule); `now` must be within

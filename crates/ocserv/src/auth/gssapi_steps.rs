@@ -69,7 +69,7 @@ impl Conversation {
     /// OIDC answers it, `None` when the forms do.
     pub fn on_http_auth(&mut self, http: &HttpAuth) -> Option<AuthStep> {
         if self.oidc {
-            return Some(self.oidc_http_auth(http.bearer.as_ref()));
+            return self.oidc_http_auth(http.bearer.as_ref());
         }
         if self.gssapi.is_none() {
             if !(http.offered && self.untouched()) {

@@ -113,6 +113,17 @@ pub enum AuthStep {
     OidcCheck {
         token: String,
     },
+    /// Start a browser login (`single-sign-on-v2`) and send its form, or call
+    /// [`Conversation::sso_unavailable`] when the host has none; `external`: the client
+    /// takes the token through its localhost callback.
+    SsoStart {
+        external: bool,
+    },
+    /// Look up the one-time token a browser login handed out, then call
+    /// [`Conversation::oidc_verdict`] with its user.
+    SsoRedeem {
+        token: String,
+    },
     /// Send the user's answer to the RADIUS server of radcli file `config` (answering
     /// `challenge`), then call [`Conversation::radius_verdict`].
     RadiusCheck {
@@ -173,6 +184,8 @@ pub struct Conversation {
     gss_context: Option<u64>,
     /// `auth = oidc`: the client logs in with `Authorization: Bearer`.
     oidc: bool,
+    /// The security module said this host has no browser login.
+    sso_unavailable: bool,
     /// With GSSAPI chosen: the login the remaining methods make, for a client that cannot
     /// (or failed to) do GSSAPI.
     fallback: Option<Box<Conversation>>,
@@ -281,6 +294,7 @@ impl Conversation {
             gssapi,
             gss_context: None,
             oidc,
+            sso_unavailable: false,
             fallback,
             upgrade,
             answer_refused: false,
@@ -308,9 +322,11 @@ impl Conversation {
         if let Some(reason) = self.unusable {
             return AuthStep::Failed { reason };
         }
-        if self.gssapi.is_some() || self.oidc {
-            // GSSAPI and OIDC logins happen in the HTTP headers (on_http_auth), never in
-            // forms.
+        if self.oidc {
+            return self.oidc_post(msg);
+        }
+        if self.gssapi.is_some() {
+            // GSSAPI logins happen in the HTTP headers (on_http_auth), never in forms.
             return AuthStep::Failed {
                 reason: "Authentication failed",
             };

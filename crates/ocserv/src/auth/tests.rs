@@ -15,6 +15,7 @@ pub(super) fn post(user: Option<&str>, password: Option<&str>, group: Option<&st
         username: user.map(str::to_string),
         password: password.map(str::to_string),
         group: group.map(str::to_string),
+        ..ClientAuth::default()
     }
 }
 

@@ -16,6 +16,7 @@ use oc_proto::anyconnect::server_auth::{
 use oc_proto::anyconnect::server_connect::is_tunnel_target;
 use oc_proto::http::server::{Method, RequestLimits, RequestReader, ServerRequest, ServerResponse};
 use oc_proto::ipc::{AuthTicket, PamRequest, SecModRequest, SessionReply, SessionRequest};
+use oc_proto::oidc::{CALLBACK_PATH, DONE_PATH};
 use oc_proto::proxy_proto::{self, Parse, ProxyHeader};
 use oc_tls::server::{cert_field, verified_client_cert};
 use oc_tls::TlsStream;
@@ -25,6 +26,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use super::login_checks::http_auth;
 use super::reply::{answer_and_close, refuse, send, INCLUDED_HEADERS};
+use super::sso::page;
 use super::{lock, random_fill, Runtime, Server, MAX_PRELOGIN};
 use crate::auth::{valid_name, AuthStep, CertIdentity, CertStatus, Conversation};
 use crate::config::{CertOid, Config};
@@ -334,6 +336,13 @@ impl Server {
                         .body("<html></html>");
                     send(&mut stream, &resp).await.is_ok()
                 }
+                Method::Get if path == CALLBACK_PATH => {
+                    self.sso_callback(&mut stream, &request, &login).await
+                }
+                Method::Get if path == DONE_PATH => {
+                    let done = "You are logged in; return to the VPN client.";
+                    send(&mut stream, &page(200, "OK", done)).await.is_ok()
+                }
                 Method::Get if path == "/svc" => {
                     send(&mut stream, &svc_login_prompt()).await.is_ok()
                 }
@@ -384,10 +393,13 @@ impl Server {
         if let Some(group) = group_in_url(request.path(), &login.rt.config) {
             conversation.force_group(group);
         }
-        let step = match conversation.on_http_auth(&http_auth(request)) {
+        let mut step = match conversation.on_http_auth(&http_auth(request)) {
             Some(step) => step,
             None => conversation.on_post(&msg, &login.rt.forms),
         };
+        if let AuthStep::SsoStart { external } = step {
+            step = self.sso_start(request, external, conversation, login).await;
+        }
         let (step, ticket) = self.run_checks(step, conversation, login).await;
         self.answer_step(stream, step, ticket, login).await
     }
@@ -471,7 +483,7 @@ impl Server {
                 // As ocserv: the context exists once credentials are under way; the first
                 // form (and a certificate's group choice) clears any old one.
                 let context = match form.inputs {
-                    FormInputs::Password { .. } | FormInputs::Text { .. } => {
+                    FormInputs::Password { .. } | FormInputs::Text { .. } | FormInputs::Sso(_) => {
                         format!("webvpncontext={}; Secure; HttpOnly", login.context_cookie)
                     }
                     FormInputs::UsernamePassword | FormInputs::None => {
@@ -512,6 +524,8 @@ impl Server {
             }
             AuthStep::CheckPassword { .. }
             | AuthStep::OidcCheck { .. }
+            | AuthStep::SsoStart { .. }
+            | AuthStep::SsoRedeem { .. }
             | AuthStep::GssapiAccept { .. }
             | AuthStep::CheckOtp { .. }
             | AuthStep::PamStart { .. }

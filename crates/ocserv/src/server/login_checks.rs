@@ -78,6 +78,7 @@ impl Server {
                 }
                 AuthStep::RadiusCheck { .. } => self.radius_step(&step, conversation, login).await,
                 AuthStep::OidcCheck { token } => self.oidc_step(token, conversation, login).await,
+                AuthStep::SsoRedeem { token } => self.sso_redeem(&token, conversation, login),
                 other => return (other, ticket),
             };
             step = next;
@@ -88,7 +89,7 @@ impl Server {
     }
 
     /// A refused credential: counted, ban points as for a wrong password, logged.
-    fn refused(&self, login: &Login<'_>, kind: AuthFailure, why: &str) {
+    pub(super) fn refused(&self, login: &Login<'_>, kind: AuthFailure, why: &str) {
         let peer = login.peer;
         self.metrics.auth_failed(kind);
         let points = login.rt.config.ban_points_wrong_password;
