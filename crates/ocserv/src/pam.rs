@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use nix::unistd::{Group, User};
 use oc_proto::ipc::PamEvent;
 use pam_client2::conv_null::Conversation as NullConversation;
-use pam_client2::{Context, ConversationHandler, ErrorCode, Flag};
-use tracing::{debug, info, warn};
+use pam_client2::{Context, ConversationHandler, ErrorCode, Flag, SessionToken};
+use tracing::{debug, error, info, warn};
 
 use crate::server::lock;
 
@@ -40,6 +40,14 @@ enum Step {
 pub struct Authenticated {
     pub user: String,
     pub groups: Option<Vec<String>>,
+    pub origin: PamOrigin,
+}
+
+/// Where a PAM login came from: the service and the client's address, for its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PamOrigin {
+    pub service: String,
+    pub rhost: Option<String>,
 }
 
 /// A login waiting for the client's answer.
@@ -69,11 +77,11 @@ pub enum Outcome {
 
 impl Outcome {
     /// As the network process gets it; `ticket` makes a session possible.
-    pub fn into_event(self, ticket: impl FnOnce(&str) -> [u8; 16]) -> PamEvent {
+    pub fn into_event(self, ticket: impl FnOnce(&Authenticated) -> [u8; 16]) -> PamEvent {
         match self {
             Self::Prompt { id, message, echo } => PamEvent::Prompt { id, message, echo },
             Self::Accepted(a) => PamEvent::Accepted {
-                ticket: ticket(&a.user),
+                ticket: ticket(&a),
                 user: a.user,
                 groups: a.groups,
             },
@@ -237,7 +245,15 @@ impl LoginThread {
         // A module may map the name (e.g. to its canonical case).
         let user = context.user().unwrap_or_else(|_| self.user.clone());
         let groups = unix_groups(&user);
-        Ok(Authenticated { user, groups })
+        let origin = PamOrigin {
+            service: self.service.clone(),
+            rhost: self.rhost.clone(),
+        };
+        Ok(Authenticated {
+            user,
+            groups,
+            origin,
+        })
     }
 }
 
@@ -331,4 +347,110 @@ pub fn account_allowed(user: &str) -> Result<(), String> {
         warn!("PAM account check of '{user}' refused: {e}");
         format!("PAM account check: {e}")
     })
+}
+
+/// Open PAM sessions at most; past it, new ones are not opened (logged).
+const MAX_SESSIONS: usize = 65_536;
+
+/// What the session thread is asked to do.
+enum SessionCommand {
+    Open {
+        sid: String,
+        user: String,
+        origin: PamOrigin,
+    },
+    Close {
+        sid: String,
+    },
+}
+
+/// The PAM sessions of VPN sessions that began with a PAM login: opened
+/// (`pam_open_session`) when the VPN session is created and closed when it ends, each on
+/// the PAM handle kept meanwhile. One thread makes the calls in order, so a slow session
+/// module holds up only other sessions' opening and closing, never a login.
+#[derive(Debug)]
+pub struct PamSessions {
+    commands: Mutex<mpsc::Sender<SessionCommand>>,
+}
+
+impl PamSessions {
+    pub fn start() -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("sec-mod-pam-sessions".into())
+            .spawn(move || serve_sessions(&rx))?;
+        Ok(Self {
+            commands: Mutex::new(tx),
+        })
+    }
+
+    pub fn open(&self, sid: &str, user: &str, origin: PamOrigin) {
+        self.send(SessionCommand::Open {
+            sid: sid.to_owned(),
+            user: user.to_owned(),
+            origin,
+        });
+    }
+
+    /// Closes `sid`'s PAM session, if it has one.
+    pub fn close(&self, sid: &str) {
+        self.send(SessionCommand::Close {
+            sid: sid.to_owned(),
+        });
+    }
+
+    fn send(&self, command: SessionCommand) {
+        if lock(&self.commands).send(command).is_err() {
+            // The thread only ends when this sender is gone; a panic in a PAM module
+            // would end it: say so loudly, as the sessions it held are lost.
+            error!("PAM session thread is gone: PAM sessions are no longer opened or closed");
+        }
+    }
+}
+
+fn serve_sessions(commands: &Receiver<SessionCommand>) {
+    let mut open: HashMap<String, (Context<NullConversation>, SessionToken, String)> =
+        HashMap::new();
+    for command in commands {
+        match command {
+            SessionCommand::Open { sid, user, origin } => {
+                if open.len() >= MAX_SESSIONS {
+                    warn!("PAM: {MAX_SESSIONS} sessions open; not opening one for '{user}'");
+                    continue;
+                }
+                match open_session(&user, &origin) {
+                    Ok((context, token)) => {
+                        info!("PAM: session opened for '{user}' ({})", origin.service);
+                        open.insert(sid, (context, token, user));
+                    }
+                    Err(e) => warn!("PAM: no session for '{user}' ({}): {e}", origin.service),
+                }
+            }
+            SessionCommand::Close { sid } => {
+                let Some((mut context, token, user)) = open.remove(&sid) else {
+                    continue;
+                };
+                let closed = context
+                    .unleak_session(token)
+                    .close(Flag::NONE)
+                    .map_err(|e| e.to_string());
+                match closed {
+                    Ok(()) => info!("PAM: session closed for '{user}'"),
+                    Err(e) => warn!("PAM: closing the session of '{user}': {e}"),
+                }
+            }
+        }
+    }
+}
+
+fn open_session(
+    user: &str,
+    origin: &PamOrigin,
+) -> Result<(Context<NullConversation>, SessionToken), pam_client2::Error> {
+    let mut context = Context::new(&origin.service, Some(user), NullConversation::new())?;
+    if let Some(rhost) = &origin.rhost {
+        context.set_rhost(Some(rhost))?;
+    }
+    let token = context.open_session(Flag::NONE)?.leak();
+    Ok((context, token))
 }

@@ -31,9 +31,11 @@ struct Pending {
 }
 
 /// What a successful login brings besides the user and groups: the settings the server
-/// granted (with `groupconfig`) and its Class values, which accounting echoes.
+/// granted (with `groupconfig`) and its Class values, which accounting echoes; for a PAM
+/// login, the service whose session the VPN session opens.
 #[derive(Debug, Clone, Default)]
 pub struct LoginExtras {
+    pub pam: Option<crate::pam::PamOrigin>,
     pub granted: Option<Granted>,
     pub class: Vec<Vec<u8>>,
     /// The Acct-Session-Id the Access-Requests carried, for the session's accounting
@@ -133,6 +135,7 @@ impl RadiusLogins {
                         granted: method.groupconfig.then(|| granted_of(&grants)),
                         class: grants.class,
                         acct_session_id: Some(acct_session_id),
+                        pam: None,
                     },
                 }
             }

@@ -28,7 +28,7 @@ use crate::config::{self, AcctMethod, AuthMethod, Config, GssapiMethod, RadiusMe
 use crate::gssapi_login::{Accepted, GssapiLogins};
 use crate::oidc_login::{OidcProvider, SsoParams};
 use crate::otp::{self, OtpOutcome};
-use crate::pam::{self, PamLogins};
+use crate::pam::{self, PamLogins, PamSessions};
 use crate::passwd::{check_plain, PasswdFile, PlainAuth};
 use crate::radius::RadiusClient;
 use crate::radius_acct::Accounting;
@@ -142,6 +142,8 @@ pub struct SecMod {
     pam: PamLogins,
     radius: RadiusLogins,
     gssapi: GssapiLogins,
+    /// The PAM sessions of sessions that began with a PAM login.
+    pam_sessions: PamSessions,
     accounting: Accounting,
     /// Cookies and leases: they outlive a network process.
     sessions: Mutex<SessionService>,
@@ -304,6 +306,7 @@ impl SecMod {
             pam: PamLogins::new(),
             radius: RadiusLogins::default(),
             gssapi: GssapiLogins::default(),
+            pam_sessions: PamSessions::start()?,
             accounting: Accounting::start()?,
             sessions: Mutex::new(SessionService::new(Duration::from_secs(u64::from(
                 config::defaults::COOKIE_TIMEOUT,
@@ -556,7 +559,13 @@ impl SecMod {
                 pam::Outcome::Rejected("aborted".into())
             }
         };
-        SecModReply::Pam(outcome.into_event(|user| self.grant(user)))
+        SecModReply::Pam(outcome.into_event(|a| {
+            let extras = LoginExtras {
+                pam: Some(a.origin.clone()),
+                ..LoginExtras::default()
+            };
+            lock(&self.grants).issue(&a.user, extras, Instant::now())
+        }))
     }
 
     /// A RADIUS login step: the verdict, with a ticket when accepted.
@@ -685,6 +694,9 @@ impl SecMod {
         match (&request, &reply) {
             (SessionRequest::Create { user, login_ip, .. }, SessionReply::Created { cookie }) => {
                 if let Some(sid) = sid_of(cookie) {
+                    if let Some(origin) = login_extras.pam.clone() {
+                        self.pam_sessions.open(&sid, user, origin);
+                    }
                     self.accounting.created(&sid, user, *login_ip, login_extras);
                 }
             }
@@ -702,6 +714,7 @@ impl SecMod {
         }
         drop(sessions);
         for e in ended {
+            self.pam_sessions.close(&e.sid);
             self.accounting.ended(&e.sid, e.bytes, e.cause);
         }
         SecModReply::Session(reply)

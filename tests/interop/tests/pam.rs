@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use ferroconnect_interop::{bin, output_text, pin_sha256, Lab, Pki, ServerKind};
+use ferroconnect_interop::{bin, output_text, pin_sha256, sh, wait_until, Lab, Pki, ServerKind};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
 /// With several groups offered, openconnect asks which unless told.
@@ -36,13 +36,20 @@ fn pam_world(lab: &mut Lab) {
     write("passdb-otp", "alice:secret:ocserv-otp\n".into());
     write("locked", "mallory\n".into());
     write("users.oath", format!("HOTP alice - {OATH_KEY_HEX}\n"));
+    // Sessions are recorded by a script (pam_exec gives it PAM_TYPE, PAM_USER, PAM_RHOST).
+    write(
+        "session.sh",
+        format!("#!/bin/sh\necho \"$PAM_TYPE $PAM_USER $PAM_RHOST\" >> {d}/sessions\n"),
+    );
+    sh(&format!("chmod +x {d}/session.sh"));
     write(
         "ocserv",
         format!(
             "auth required {matrix}\n\
              account requisite {SYSTEM_MODULES}/pam_listfile.so item=user sense=deny \
              file={d}/locked onerr=succeed\n\
-             account required {matrix}\n"
+             account required {matrix}\n\
+             session required {SYSTEM_MODULES}/pam_exec.so {d}/session.sh\n"
         ),
     );
     write(
@@ -263,4 +270,47 @@ fn a_hanging_pam_module_is_cut_off_and_holds_up_nobody() {
         "PAM refused the login: the PAM stack gave no prompt or verdict within 20 s",
         SECS(40),
     );
+}
+
+/// A PAM login's VPN session opens a PAM session (pam_open_session, with the client's
+/// address as PAM_RHOST) and closes it when the user logs off.
+#[test]
+fn a_pam_session_lasts_as_long_as_the_vpn_session() {
+    let (mut lab, pin) = pam_lab("pam-session", false);
+    let sessions = lab.dir.join("pam/sessions");
+    let resolve = format!("--resolve=vpn.example.com:{}", lab.server_ip);
+    let servercert = format!("--servercert={pin}");
+    let pid = lab.spawn_client(
+        &[
+            &resolve,
+            &servercert,
+            "-u",
+            "alice",
+            "--authgroup",
+            "staff",
+            "vpn.example.com",
+        ],
+        "secret\n",
+    );
+    lab.assert_tunnel("a PAM login with a session");
+    let read = || std::fs::read_to_string(&sessions).unwrap_or_default();
+    let opened = format!("open_session alice {}", lab.client_ip);
+    assert!(
+        wait_until(SECS(10), || read().contains(&opened).then_some(())).is_some(),
+        "no session opened: {:?}\n{}",
+        read(),
+        lab.log("ocserv.log")
+    );
+    assert!(!read().contains("close_session"), "{}", read());
+    lab.log_off(pid);
+    assert!(
+        wait_until(SECS(10), || read()
+            .contains("close_session alice")
+            .then_some(()))
+        .is_some(),
+        "no session closed: {:?}\n{}",
+        read(),
+        lab.log("ocserv.log")
+    );
+    lab.wait_for_log("ocserv.log", "PAM: session closed for 'alice'", SECS(5));
 }
