@@ -48,7 +48,7 @@ pub struct LoginExtras {
 pub enum Checked {
     Accepted {
         groups: Vec<String>,
-        extras: LoginExtras,
+        extras: Box<LoginExtras>,
     },
     Challenge {
         id: u64,
@@ -131,12 +131,12 @@ impl RadiusLogins {
                 }
                 Checked::Accepted {
                     groups: grants.groups(method.group_separator),
-                    extras: LoginExtras {
+                    extras: Box::new(LoginExtras {
                         granted: method.groupconfig.then(|| granted_of(&grants)),
                         class: grants.class,
                         acct_session_id: Some(acct_session_id),
                         pam: None,
-                    },
+                    }),
                 }
             }
             AccessReply::Reject { message } => Checked::Rejected {

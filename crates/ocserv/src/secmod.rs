@@ -583,7 +583,7 @@ impl SecMod {
         let verdict = match self.radius.check(client, method, check, new_id) {
             Checked::Accepted { groups, extras } => {
                 info!("RADIUS: user '{}' accepted", check.user);
-                let ticket = lock(&self.grants).issue(&check.user, extras, Instant::now());
+                let ticket = lock(&self.grants).issue(&check.user, *extras, Instant::now());
                 RadiusVerdict::Accepted { groups, ticket }
             }
             Checked::Challenge { id, message } => RadiusVerdict::Challenge { id, message },
