@@ -176,6 +176,16 @@ fn every_bad_token_of_upstreams_test_gets_401() {
             "expired",
         ),
         (
+            "from the future",
+            with(&|c| c["nbf"] = json!(now + 600)),
+            "not valid before",
+        ),
+        (
+            "signed by another key under a known kid",
+            Provider::create(&lab.dir.join("other-idp"), None).token("SomeUser"),
+            "does not verify",
+        ),
+        (
             "bad typ",
             provider.mint(0, &json!({"typ": "FOO"}), &Provider::claims("u")),
             "typ",
