@@ -12,7 +12,7 @@ packages=(ocserv openconnect vpnc-scripts iperf3 libssl-dev pkg-config iproute2 
           stoken oathtool libpcsclite-dev python3-prometheus-client libsocket-wrapper
           haproxy slirp socat squid tinyproxy dante-server ocproxy python3 softhsm2
           p11-kit-modules swtpm swtpm-tools tpm2-openssl libtss2-tcti-swtpm0
-          libkrb5-dev krb5-kdc krb5-admin-server krb5-user gss-ntlmssp
+          libkrb5-dev krb5-kdc krb5-admin-server krb5-user krb5-k5tls gss-ntlmssp
           libpam0g-dev libpam-wrapper libnss-wrapper libpam-oath freeradius)
 missing=()
 for p in "${packages[@]}"; do

@@ -18,6 +18,7 @@ pub mod http;
 pub mod ip;
 pub mod ip_config;
 pub mod ipc;
+pub mod kkdcp;
 pub mod liveness;
 pub mod nc;
 pub mod oidc;

@@ -65,6 +65,8 @@ pub mod defaults {
     pub const BAN_POINTS_WRONG_PASSWORD: u32 = 10;
     /// `ban-points-connection`.
     pub const BAN_POINTS_CONNECTION: u32 = 1;
+    /// `ban-points-kkdcp`.
+    pub const BAN_POINTS_KKDCP: u32 = 1;
     /// `rekey-time`, seconds.
     pub const REKEY_TIME: u32 = 172_800;
     /// `switch-to-tcp-timeout`, seconds.
@@ -537,6 +539,10 @@ pub struct Config {
     pub custom_headers: Vec<String>,
     /// `included-http-headers`: sent with every HTTP answer before the tunnel.
     pub included_http_headers: Vec<(String, String)>,
+    /// `kkdcp`: Kerberos KDC proxy endpoints (MS-KKDCP), by path and realm.
+    pub kkdcp: Vec<oc_proto::kkdcp::KdcRoute>,
+    /// `ban-points-kkdcp`: points for each KDC proxy request.
+    pub ban_points_kkdcp: u32,
     /// `user-profile` XML file.
     pub user_profile: Option<PathBuf>,
     /// The line each key was last set on, so later failures (a certificate that does not

@@ -47,6 +47,7 @@ use crate::worker::Links;
 mod admin;
 mod connect;
 mod dtls_offer;
+mod kkdcp;
 mod login;
 mod login_checks;
 mod packet_loop;

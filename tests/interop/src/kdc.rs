@@ -122,12 +122,42 @@ impl Kdc {
     /// Logs `user` in in the client namespace: the `KRB5CCNAME` holding the ticket.
     pub fn kinit(&self, lab: &Lab, user: &str, password: &str) -> String {
         let cache = format!("FILE:{}/ccache-{user}", self.dir.display());
-        let out = lab.in_client(&format!(
-            "echo '{password}' | KRB5_CONFIG={} KRB5CCNAME={cache} kinit {user}",
-            self.config.display()
-        ));
+        let out = self.kinit_with(lab, &self.config, &cache, user, password);
         assert!(out.status.success(), "kinit {user}: {}", output_text(&out));
         cache
+    }
+
+    /// `kinit` in the client namespace with the client configuration `config` (another
+    /// way to the KDC), the ticket going to `cache`.
+    pub fn kinit_with(
+        &self,
+        lab: &Lab,
+        config: &std::path::Path,
+        cache: &str,
+        user: &str,
+        password: &str,
+    ) -> Output {
+        lab.in_client(&format!(
+            "echo '{password}' | KRB5_CONFIG={} KRB5CCNAME={cache} kinit {user}",
+            config.display()
+        ))
+    }
+
+    /// A client configuration that reaches the realm's KDC through `proxy_url` (MS-KKDCP
+    /// over HTTPS, its certificate signed by `ca`).
+    pub fn proxy_config(&self, name: &str, proxy_url: &str, ca: &std::path::Path) -> PathBuf {
+        let path = self.dir.join(name);
+        fs::write(
+            &path,
+            format!(
+                "[libdefaults]\n default_realm = {REALM}\n dns_lookup_kdc = false\n \
+                 dns_lookup_realm = false\n[realms]\n {REALM} = {{\n  kdc = {proxy_url}\n  \
+                 http_anchors = FILE:{}\n }}\n",
+                ca.display()
+            ),
+        )
+        .unwrap();
+        path
     }
 }
 

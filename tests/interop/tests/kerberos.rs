@@ -161,3 +161,79 @@ fn falls_back_without_a_ticket(kind: ServerKind) {
     let log = lab.log("ocserv.log");
     assert_eq!(log.matches(&gssapi_login_line(kind)).count(), 1, "{log}");
 }
+
+#[test]
+fn kinit_through_ocservs_kdc_proxy() {
+    kinit_through_the_kdc_proxy(ServerKind::Debian);
+}
+
+#[test]
+fn kinit_through_our_kdc_proxy() {
+    kinit_through_the_kdc_proxy(ServerKind::Ours);
+}
+
+/// `kkdcp`: MIT's kinit in the client namespace gets a ticket through the server's HTTPS
+/// port (MS-KKDCP) from the realm's KDC, which the client cannot reach itself; over TCP
+/// for both servers, over UDP too for ours (ocserv 1.1.6 sends the framed message as the
+/// datagram, which a KDC ignores). A wrong password is the KDC's refusal, relayed; a body
+/// that is no KDC-PROXY-MESSAGE gets 502.
+fn kinit_through_the_kdc_proxy(kind: ServerKind) {
+    let mut lab = Lab::new("krb5-kkdcp");
+    let pki = Pki::create(&lab.dir, &lab.server_ip);
+    let (kdc, keytab) = realm(&mut lab);
+    // The client reaches only the VPN's HTTPS port on the server.
+    lab.in_client(&format!(
+        "iptables -A OUTPUT -d {} -p tcp --dport 88 -j REJECT && \
+         iptables -A OUTPUT -d {} -p udp --dport 88 -j REJECT",
+        lab.server_ip, lab.server_ip
+    ));
+    let auth = format!(
+        "gssapi[keytab={},require-local-user-map=false]",
+        keytab.display()
+    );
+    let ip = lab.server_ip.clone();
+    let extra = format!(
+        "kkdcp = \"/KdcProxy {REALM} tcp@{ip}:88\"\n\
+         kkdcp = \"/KdcProxyUdp {REALM} udp@{ip}:88\"\n"
+    );
+    lab.start_server(kind, &pki, &auth, &extra);
+    let mut paths = vec!["KdcProxy"];
+    if kind == ServerKind::Ours {
+        paths.push("KdcProxyUdp");
+    }
+    for path in paths {
+        let config = kdc.proxy_config(
+            &format!("{path}.conf"),
+            &format!("https://{ip}/{path}"),
+            &pki.ca_pem,
+        );
+        let cache = format!("FILE:{}/ccache-{path}", lab.dir.display());
+        let out = kdc.kinit_with(&lab, &config, &cache, "alice", ALICE_PASSWORD);
+        assert!(
+            out.status.success(),
+            "kinit through /{path}: {}\n{}",
+            output_text(&out),
+            lab.log("ocserv.log")
+        );
+        let out = kdc.kinit_with(&lab, &config, &cache, "alice", "wrong");
+        let text = output_text(&out);
+        assert!(
+            !out.status.success(),
+            "a wrong password got a ticket: {text}"
+        );
+        assert!(text.contains("Password incorrect"), "{text}");
+    }
+    if kind == ServerKind::Ours {
+        let out = lab.in_client(&format!(
+            "curl -sS -o /dev/null -w '%{{http_code}}' --cacert {} --data-binary 'garbage' \
+             https://{ip}/KdcProxy",
+            pki.ca_pem.display()
+        ));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "502");
+        lab.wait_for_log(
+            "ocserv.log",
+            "KDC proxy request failed: KDC-PROXY-MESSAGE malformed",
+            SECS(5),
+        );
+    }
+}

@@ -93,6 +93,9 @@ pub struct ServerRequest {
     pub target: String,
     pub headers: Vec<Header>,
     pub body: Vec<u8>,
+    /// An HTTP/1.0 request (MIT Kerberos's KDC proxy client sends them): the connection
+    /// ends after the answer.
+    pub http10: bool,
 }
 
 impl ServerRequest {
@@ -198,11 +201,15 @@ impl RequestReader {
             }
             Err(e) => return Err(RequestError::Malformed(e.to_string())),
         };
-        if parsed.version != Some(1) {
-            return Err(RequestError::Malformed(
-                "only HTTP/1.1 is spoken here".into(),
-            ));
-        }
+        let http10 = match parsed.version {
+            Some(1) => false,
+            Some(0) => true,
+            _ => {
+                return Err(RequestError::Malformed(
+                    "only HTTP/1.1 and 1.0 are spoken here".into(),
+                ))
+            }
+        };
         let target = parsed.path.unwrap_or_default();
         if target.len() > self.limits.max_target_bytes {
             return Err(RequestError::TargetTooLong {
@@ -235,6 +242,7 @@ impl RequestReader {
             target: target.to_string(),
             headers,
             body: Vec::new(),
+            http10,
         };
         let body_len = self.body_length(&request)?;
         self.head = Some((request, head_len, body_len));
@@ -483,10 +491,8 @@ mod tests {
             parse(b"GET / HTTP/1.1\r\nX-A: 1\r\n folded\r\n\r\n"),
             Err(RequestError::Malformed(_))
         ));
-        assert!(matches!(
-            parse(b"GET / HTTP/1.0\r\n\r\n"),
-            Err(RequestError::Malformed(_))
-        ));
+        assert!(parse(b"GET / HTTP/1.0\r\n\r\n").unwrap().unwrap().http10);
+        assert!(!parse(b"GET / HTTP/1.1\r\n\r\n").unwrap().unwrap().http10);
     }
 
     #[test]

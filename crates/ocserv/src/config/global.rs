@@ -118,6 +118,8 @@ const GLOBAL_KEYS: &[&str] = &[
     "custom-header",
     "included-http-headers",
     "user-profile",
+    "kkdcp",
+    "ban-points-kkdcp",
 ];
 
 const FALSE: &[&str] = &["false", "no"];
@@ -156,14 +158,12 @@ pub(super) const UNSUPPORTED: &[Unsupported] = &[
     // Sandboxing of ocserv's own worker processes, like isolate-workers: a hardening of the
     // server, not a promise to clients.
     switch("limit-worker-memory"),
-    plain("kkdcp"),
     switch("use-utmp"),
     plain("net-priority"),
     plain("output-buffer"),
     plain("cgroup"),
     plain("proxy-url"),
     plain("route-del-cmd"),
-    plain("ban-points-kkdcp"),
     // Would weaken tls-priorities for old IP phones; without it we are stricter.
     switch("cisco-svc-client-compat"),
     // Advice to browsers (HSTS, framing); it restricts nothing the server allows.
@@ -356,6 +356,8 @@ struct Draft {
     server_stats_reset_time: Option<u32>,
     custom_headers: Vec<String>,
     included_http_headers: Vec<(String, String)>,
+    kkdcp: Vec<oc_proto::kkdcp::KdcRoute>,
+    ban_points_kkdcp: Option<u32>,
     user_profile: Option<PathBuf>,
 }
 
@@ -684,6 +686,11 @@ impl Draft {
                     );
                 }
             }
+            "kkdcp" => match oc_proto::kkdcp::parse_route(v) {
+                Ok(route) => self.kkdcp.push(route),
+                Err(e) => d.error(line, format!("kkdcp: {e}")),
+            },
+            "ban-points-kkdcp" => set(&mut self.ban_points_kkdcp, num(e, d, "a number of points")),
             "included-http-headers" => match header_line(v) {
                 Some(header) => self.included_http_headers.push(header),
                 None => d.error(
@@ -998,6 +1005,8 @@ impl Draft {
                 .unwrap_or(defaults::SERVER_STATS_RESET_TIME),
             custom_headers: self.custom_headers,
             included_http_headers: self.included_http_headers,
+            kkdcp: self.kkdcp,
+            ban_points_kkdcp: self.ban_points_kkdcp.unwrap_or(defaults::BAN_POINTS_KKDCP),
             user_profile: self.user_profile,
             key_lines: lines,
             vhosts: Vec::new(),

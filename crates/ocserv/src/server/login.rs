@@ -346,6 +346,12 @@ impl Server {
                 Method::Get if path == "/svc" => {
                     send(&mut stream, &svc_login_prompt()).await.is_ok()
                 }
+                Method::Post if rt.config.kkdcp.iter().any(|r| r.path == path) => {
+                    let routes: Vec<_> =
+                        rt.config.kkdcp.iter().filter(|r| r.path == path).collect();
+                    self.kkdcp_request(&mut stream, &request, &routes, &login)
+                        .await
+                }
                 Method::Post if path == "/svc" => {
                     self.svc_login(&mut stream, conversation, &request, &login)
                         .await

@@ -373,6 +373,7 @@ mod tests {
                 value: host.into(),
             }],
             body: Vec::new(),
+            http10: false,
         };
         assert_eq!(
             our_origin(&request("vpn.example.com:8443")).as_deref(),

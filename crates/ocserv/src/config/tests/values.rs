@@ -821,3 +821,19 @@ fn oidc_is_a_main_method_with_its_json_file_checked_by_t() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn kkdcp_routes_by_path_and_realm() {
+    let c = cfg("kkdcp = \"/KdcProxy R1 udp@127.0.0.1:88\"\n\
+                 kkdcp = \"/KdcProxy R2 tcp@[::1]:88\"\nban-points-kkdcp = 3\n");
+    assert_eq!(c.kkdcp.len(), 2);
+    assert_eq!(c.kkdcp[1].realm, "R2");
+    assert_eq!(c.ban_points_kkdcp, 3);
+    assert_eq!(cfg("").ban_points_kkdcp, 1);
+    let p = errs("kkdcp = \"/KdcProxy R udp@kdc.example.com:88\"\n");
+    assert!(
+        p.iter()
+            .any(|p| p.message.starts_with("kkdcp:") && p.message.contains("IP address")),
+        "{p:?}"
+    );
+}
