@@ -145,3 +145,17 @@ fn a_vhost_cannot_ask_for_other_tls_priorities() {
     let c = cfg("tls-priorities = NORMAL\n[vhost:a.example.com]\ntls-priorities = NORMAL\n");
     assert_eq!(c.vhosts[0].config.tls_priorities.as_deref(), Some("NORMAL"));
 }
+
+#[test]
+fn a_vhost_adds_its_own_kdc_proxy() {
+    let c = cfg("kkdcp = \"/KdcProxy A udp@127.0.0.1:88\"\n\
+                 [vhost:b.example.com]\n\
+                 kkdcp = \"/KdcProxy B tcp@127.0.0.2:88\"\n");
+    assert_eq!(c.kkdcp.len(), 1);
+    let realms: Vec<&str> = vhost(&c, "b.example.com")
+        .kkdcp
+        .iter()
+        .map(|r| r.realm.as_str())
+        .collect();
+    assert_eq!(realms, ["A", "B"]);
+}
