@@ -39,8 +39,27 @@ impl std::fmt::Debug for GssapiLogins {
 }
 
 impl GssapiLogins {
-    /// Takes one token: a new context (`id` None) or the one it continues.
+    /// Takes one token: a new context (`id` None) or the one it continues. A refused
+    /// login's context is dropped at once and the log says so in ocserv's words (its
+    /// test-gssapi-opt-pass counts them: a failed attempt must not linger).
     pub fn step(
+        &self,
+        method: &GssapiMethod,
+        id: Option<u64>,
+        token: &[u8],
+        new_id: impl FnOnce() -> u64,
+    ) -> Accepted {
+        let accepted = self.take_token(method, id, token, new_id);
+        if let Accepted::Refused(why) = &accepted {
+            info!(
+                "GSSAPI: permanently closing session of login {}: {why}",
+                id.map_or_else(|| "(first token)".to_owned(), |id| id.to_string())
+            );
+        }
+        accepted
+    }
+
+    fn take_token(
         &self,
         method: &GssapiMethod,
         id: Option<u64>,
