@@ -243,21 +243,10 @@ fn acct_pam_refuses_the_tunnel_of_an_account_pam_does_not_allow() {
 #[test]
 fn a_hanging_pam_module_is_cut_off_and_holds_up_nobody() {
     let (mut lab, pin) = pam_lab("pam-hang", true);
-    let resolve = format!("--resolve=hang.example.com:{}", lab.server_ip);
-    let servercert = format!("--servercert={pin}");
-    lab.spawn_client(
-        &[
-            "--authenticate",
-            &resolve,
-            &servercert,
-            "-u",
-            "alice",
-            "--authgroup",
-            "staff",
-            "hang.example.com",
-        ],
-        "secret\n",
-    );
+    let mut args = alice_at(&lab, &pin, "hang.example.com");
+    args.insert(0, "--authenticate".into());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    lab.spawn_client(&args, "secret\n");
     std::thread::sleep(SECS(1));
     // Meanwhile alice logs in on the default host through PAM at once.
     let (ok, out) = lab.authenticate_as("vpn.example.com", &pin, "alice", STAFF, "secret\n");
@@ -278,20 +267,9 @@ fn a_hanging_pam_module_is_cut_off_and_holds_up_nobody() {
 fn a_pam_session_lasts_as_long_as_the_vpn_session() {
     let (mut lab, pin) = pam_lab("pam-session", false);
     let sessions = lab.dir.join("pam/sessions");
-    let resolve = format!("--resolve=vpn.example.com:{}", lab.server_ip);
-    let servercert = format!("--servercert={pin}");
-    let pid = lab.spawn_client(
-        &[
-            &resolve,
-            &servercert,
-            "-u",
-            "alice",
-            "--authgroup",
-            "staff",
-            "vpn.example.com",
-        ],
-        "secret\n",
-    );
+    let args = alice_at(&lab, &pin, "vpn.example.com");
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let pid = lab.spawn_client(&args, "secret\n");
     lab.assert_tunnel("a PAM login with a session");
     let read = || std::fs::read_to_string(&sessions).unwrap_or_default();
     let opened = format!("open_session alice {}", lab.client_ip);
@@ -313,4 +291,19 @@ fn a_pam_session_lasts_as_long_as_the_vpn_session() {
         lab.log("ocserv.log")
     );
     lab.wait_for_log("ocserv.log", "PAM: session closed for 'alice'", SECS(5));
+}
+
+/// The client's arguments for alice in group staff at `host` (the lab server).
+fn alice_at(lab: &Lab, pin: &str, host: &str) -> Vec<String> {
+    [
+        &format!("--resolve={host}:{}", lab.server_ip),
+        &format!("--servercert={pin}"),
+        "-u",
+        "alice",
+        "--authgroup",
+        "staff",
+        host,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
