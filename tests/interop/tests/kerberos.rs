@@ -206,7 +206,8 @@ fn kinit_through_the_kdc_proxy(kind: ServerKind) {
     let ip = lab.server_ip.clone();
     let extra = format!(
         "kkdcp = \"/KdcProxy {REALM} tcp@{ip}:88\"\n\
-         kkdcp = \"/KdcProxyUdp {REALM} udp@{ip}:88\"\n"
+         kkdcp = \"/KdcProxyUdp {REALM} udp@{ip}:88\"\n\
+         run-as-user = nobody\nrun-as-group = nogroup\n"
     );
     lab.start_server(kind, &pki, &auth, &extra);
     let mut paths = vec!["KdcProxy"];

@@ -79,7 +79,14 @@ fn bearer_tokens_log_in_the_real_openconnect_and_ours() {
     let mut lab = Lab::new("oidc-clients");
     let pki = Pki::create(&lab.dir, &lab.server_ip);
     let (provider, settings) = https_provider(&mut lab, &pki);
-    lab.start_server(ServerKind::Ours, &pki, &auth_line(&settings), "");
+    // As deployed: a root-only settings file, the network process as nobody.
+    std::fs::set_permissions(
+        &settings,
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
+    let extra = "run-as-user = nobody\nrun-as-group = nogroup\n";
+    lab.start_server(ServerKind::Ours, &pki, &auth_line(&settings), extra);
     lab.wait_for_log("ocserv.log", "oidc: fetched 2 signing keys", SECS(5));
     let idp = lab.log("idp.log");
     for document in ["GET /discovery.json", "GET /keys.json"] {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ferroconnect_interop::oidc_provider::ISSUER;
-use ferroconnect_interop::{bin, output_text, pin_sha256, Lab, Pki, ServerKind};
+use ferroconnect_interop::{bin, output_text, pin_sha256, sh, Lab, Pki, ServerKind};
 use serde_json::json;
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
@@ -59,7 +59,11 @@ fn sso_lab(name: &str) -> Sso {
     });
     std::fs::write(&settings, json.to_string()).unwrap();
     let auth = format!("oidc[config={}]", settings.display());
-    lab.start_server(ServerKind::Ours, &pki, &auth, "max-ban-score = 0\n");
+    // As deployed: the network process runs as nobody, the settings file (with the client
+    // secret) is root's alone.
+    sh(&format!("chmod 600 {}", settings.display()));
+    let extra = "max-ban-score = 0\nrun-as-user = nobody\nrun-as-group = nogroup\n";
+    lab.start_server(ServerKind::Ours, &pki, &auth, extra);
     let url = format!("https://{}/", lab.server_ip);
     let pin = pin_sha256(&pki.server_cert);
     Sso { lab, pki, url, pin }
