@@ -109,6 +109,13 @@ impl Conversation {
                 }
             }
             GssapiVerdict::Accepted { user, groups, .. } => {
+                // As ocserv: a certificate that also takes part must be the same user's.
+                let cert_user = self.cert.as_ref().and_then(|c| c.user.as_deref());
+                if cert_user.is_some_and(|c| c != user) {
+                    return AuthStep::Failed {
+                        reason: "Authentication failed",
+                    };
+                }
                 self.username = Some(user.clone());
                 if groups.is_empty() {
                     // Not a Unix user: no groups to check a requested one against.

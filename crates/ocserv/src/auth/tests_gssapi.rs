@@ -167,3 +167,30 @@ fn a_certificate_login_is_not_switched_to_gssapi() {
         }
     );
 }
+
+#[test]
+fn with_a_certificate_too_the_principal_must_be_its_user() {
+    let cert = |user: &str| {
+        CertStatus::Valid(CertIdentity {
+            user: Some(user.into()),
+            groups: vec![],
+        })
+    };
+    let accepted = GssapiVerdict::Accepted {
+        user: "alice".into(),
+        groups: vec![],
+        token: vec![],
+        ticket: [0; 16],
+    };
+    let both = [AuthMethod::Certificate, gssapi()];
+    let mut c = Conversation::new(&both, &[], cert("alice"));
+    assert!(matches!(
+        c.gssapi_verdict(&accepted, &forms()),
+        AuthStep::Success { .. }
+    ));
+    let mut c = Conversation::new(&both, &[], cert("bob"));
+    assert!(matches!(
+        c.gssapi_verdict(&accepted, &forms()),
+        AuthStep::Failed { .. }
+    ));
+}
