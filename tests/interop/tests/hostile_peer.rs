@@ -132,7 +132,7 @@ def http_attacks(out):
         ("oversized_header", "GET / HTTP/1.1\r\n" + host + "X-Big: " + big + "\r\n\r\n"),
         ("oversized_webvpn_cookie", "GET / HTTP/1.1\r\n" + host + "Cookie: webvpn=" + "c" * 5000 + "\r\n\r\n"),
         ("oversized_context_cookie", "GET / HTTP/1.1\r\n" + host + "Cookie: webvpncontext=" + "c" * 5000 + "\r\n\r\n"),
-        ("long_url", "GET /" + "u" * 299 + " HTTP/1.1\r\n" + host + "\r\n"),
+        ("long_url", "GET /" + "u" * 8192 + " HTTP/1.1\r\n" + host + "\r\n"),
         ("cl_and_te", "POST / HTTP/1.1\r\n" + host + "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc"),
         ("two_content_lengths", "POST / HTTP/1.1\r\n" + host + "Content-Length: 3\r\nContent-Length: 0\r\n\r\nabc"),
         ("obs_fold", "GET / HTTP/1.1\r\n" + host + "X-Folded: a\r\n b\r\n\r\n"),
