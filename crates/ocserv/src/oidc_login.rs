@@ -163,9 +163,7 @@ impl OidcProvider {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    crate::server::unix_seconds(SystemTime::now())
 }
 
 /// The provider's discovery document.

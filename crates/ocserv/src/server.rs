@@ -454,7 +454,7 @@ fn random_fill(buf: &mut [u8]) {
 }
 
 /// Seconds since the epoch (0 for times before it).
-fn unix_seconds(t: SystemTime) -> u64 {
+pub(crate) fn unix_seconds(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 

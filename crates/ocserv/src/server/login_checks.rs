@@ -184,15 +184,7 @@ impl Server {
             token,
             vhost: login.rt.name.clone(),
         };
-        let verdict = {
-            let _slot = self.backend_checks.acquire().await;
-            match self.links.secmod(request).await {
-                SecModReply::Oidc(verdict) => verdict,
-                other => OidcVerdict::Rejected {
-                    reason: format!("the security module answered {other:?}"),
-                },
-            }
-        };
+        let verdict = self.oidc_check(request).await;
         let ticket = match &verdict {
             OidcVerdict::Accepted { ticket, user } => {
                 info!("{}: OIDC login of '{user}'", login.peer);
@@ -208,6 +200,18 @@ impl Server {
             }
         };
         (conversation.oidc_verdict(&verdict), ticket)
+    }
+
+    /// An OIDC request to the security module (a bearer token, or a browser login's code),
+    /// in one of the external back ends' slots: its verdict.
+    pub(super) async fn oidc_check(&self, request: SecModRequest) -> OidcVerdict {
+        let _slot = self.backend_checks.acquire().await;
+        match self.links.secmod(request).await {
+            SecModReply::Oidc(verdict) => verdict,
+            other => OidcVerdict::Rejected {
+                reason: format!("the security module answered {other:?}"),
+            },
+        }
     }
 
     async fn radius_step(

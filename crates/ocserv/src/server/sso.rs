@@ -101,7 +101,7 @@ impl SsoLogins {
 fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     random_fill(&mut raw);
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    oc_proto::hex::encode(&raw)
 }
 
 /// `https://HOST` as the client reached us (the `Host` header; the provider only sends
@@ -249,16 +249,7 @@ impl Server {
             code,
             verifier,
         };
-        let verdict = {
-            let _slot = self.backend_checks.acquire().await;
-            match self.links.secmod(ask).await {
-                SecModReply::Oidc(verdict) => verdict,
-                other => OidcVerdict::Rejected {
-                    reason: format!("the security module answered {other:?}"),
-                },
-            }
-        };
-        let (user, ticket) = match verdict {
+        let (user, ticket) = match self.oidc_check(ask).await {
             OidcVerdict::Accepted { user, ticket } => (user, ticket),
             OidcVerdict::Rejected { reason } => {
                 self.refused(

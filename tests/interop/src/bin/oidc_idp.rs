@@ -153,7 +153,7 @@ fn token_error(error: &str, description: &str) -> ServerResponse {
 fn hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     openssl::rand::rand_bytes(&mut raw).unwrap_or_default();
-    raw.iter().map(|b| format!("{b:02x}")).collect()
+    oc_proto::hex::encode(&raw)
 }
 
 const USAGE: &str = "usage: oidc_idp --listen ADDR:PORT --cert PEM --key PEM --dir DIR \
